@@ -1,0 +1,14 @@
+/* The fuzz entry points, shared by the libFuzzer programs (fuzz_*.c) and the corpus
+ * replay in the ordinary test run. Each must accept any bytes without crashing. */
+#ifndef FEDREC_FUZZ_TARGETS_H
+#define FEDREC_FUZZ_TARGETS_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fr_fuzz_target {
+    const char *name; /* corpus folder name */
+    int (*run)(const uint8_t *data, size_t n);
+} fr_fuzz_target;
+
+extern const fr_fuzz_target fr_fuzz_targets[]; /* ends with {NULL, NULL} */
+#endif

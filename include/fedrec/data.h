@@ -1,0 +1,214 @@
+/* fedrec data: ratings files, id maps, the per-user CSR dataset, splits, negatives,
+ * partitions into clients, and a synthetic generator.
+ *
+ * A dataset holds interactions (user, item, rating, timestamp) in compressed rows by
+ * user, each user's items ordered by (timestamp, item). Users and items have dense ids
+ * 0..n-1; the raw ids of the source file are kept in id maps (fr_idmap), shared by all
+ * datasets made from one load (train and test of a split use one id space).
+ * Datasets are immutable once built, so they may be read from many threads at once. */
+#ifndef FEDREC_DATA_H
+#define FEDREC_DATA_H
+
+#include "fedrec/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ id maps */
+
+/* Raw id <-> dense id. Raw ids are integers in [0, 2^31). Dense ids are assigned in
+ * increasing raw-id order, so a file whose ids are 1..n maps them to 0..n-1.
+ * Reference counted: fr_idmap_retain / fr_idmap_release. Read-only once built. */
+typedef struct fr_idmap fr_idmap;
+uint32_t fr_idmap_size(const fr_idmap *m);
+/* Raw id of dense id d (d < size). */
+int64_t fr_idmap_raw(const fr_idmap *m, uint32_t dense);
+/* Dense id of a raw id, or -1 if the raw id is unknown. */
+int64_t fr_idmap_find(const fr_idmap *m, int64_t raw);
+fr_idmap *fr_idmap_retain(fr_idmap *m);
+void fr_idmap_release(fr_idmap *m);
+
+/* ------------------------------------------------------------------ metadata */
+
+/* Optional side information: item titles and genres, user attributes. */
+typedef struct fr_meta fr_meta;
+/* Title of a dense item id, or NULL if unknown. */
+const char *fr_meta_item_title(const fr_meta *m, uint32_t item);
+/* Genres of a dense item id as "Action|Comedy", or NULL. */
+const char *fr_meta_item_genres(const fr_meta *m, uint32_t item);
+/* A user attribute by name ("age", "gender", "occupation", "zip"), or NULL. */
+const char *fr_meta_user_attr(const fr_meta *m, uint32_t user, const char *name);
+
+/* ------------------------------------------------------------------ datasets */
+
+typedef struct fr_dataset fr_dataset;
+
+typedef enum fr_format {
+    FR_FORMAT_AUTO = 0,  /* detect from the content */
+    FR_FORMAT_ML100K,    /* u.data: user \t item \t rating \t timestamp */
+    FR_FORMAT_ML1M,      /* ratings.dat: user::item::rating::timestamp */
+    FR_FORMAT_CSV,       /* ratings.csv with header userId,movieId,rating,timestamp */
+    FR_FORMAT_NCF,       /* NCF .rating: user \t item \t rating \t timestamp, ids already dense */
+    FR_FORMAT_DELIMITED, /* generic delimited text with named or numbered columns */
+} fr_format;
+
+typedef struct fr_load_opts {
+    fr_format format;      /* FR_FORMAT_AUTO by default */
+    bool skip_bad_lines;   /* skip and count malformed lines instead of failing */
+    /* FR_FORMAT_DELIMITED: the delimiter (0 = detect among tab , ; | and "::") and the
+     * columns. Column names refer to a header line; "1".."n" to positions. NULL rating
+     * means implicit data (rating 1); NULL timestamp means none (0). */
+    const char *delimiter;
+    bool has_header;
+    const char *col_user, *col_item, *col_rating, *col_time;
+    double rating_min, rating_max; /* allowed range; default [0, 10] */
+    /* Implicit view: keep only rows with rating >= threshold (NaN = keep all), and set
+     * every kept rating to 1. */
+    double implicit_threshold;
+    bool implicit;
+} fr_load_opts;
+
+void fr_load_opts_default(fr_load_opts *o);
+FR_NODISCARD fr_err fr_load_opts_check(const fr_load_opts *o);
+
+/* Load statistics, filled by the loaders when non-NULL. */
+typedef struct fr_load_stats {
+    fr_format format;       /* the format actually used */
+    uint64_t lines;         /* data lines read */
+    uint64_t skipped;       /* bad lines skipped (skip_bad_lines) */
+    uint64_t first_bad_line;/* line number of the first skipped line, 0 if none */
+    uint64_t bytes;         /* bytes read */
+} fr_load_stats;
+
+/* Loads one ratings file. Errors name the file and line: FR_ERR_IO (cannot open, is a
+ * directory), FR_ERR_PARSE (wrong field count, non-numeric, id >= 2^31, truncated
+ * last line, binary data), FR_ERR_RANGE (rating outside [rating_min, rating_max]),
+ * FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o,
+                                    fr_load_stats *stats);
+
+/* Loads a training file and a test file into one id space (ml-100k's u1.base/u1.test,
+ * NCF's train.rating/test.rating). Items or users seen only in the test file get ids
+ * too, so every test interaction can be scored. */
+FR_NODISCARD fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *train_path,
+                                         const char *test_path, const fr_load_opts *o);
+
+/* Builds a dataset from arrays of raw ids (copied). ratings may be NULL (all 1),
+ * times may be NULL (all 0). */
+FR_NODISCARD fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users,
+                                           const int64_t *items, const float *ratings,
+                                           const int64_t *times);
+
+void fr_dataset_free(fr_dataset *d);
+
+uint32_t fr_dataset_n_users(const fr_dataset *d);
+uint32_t fr_dataset_n_items(const fr_dataset *d);
+uint64_t fr_dataset_n_interactions(const fr_dataset *d);
+bool fr_dataset_has_time(const fr_dataset *d);
+/* One user's interactions, ordered by (timestamp, item). Returns the count; any of the
+ * out pointers may be NULL. The arrays belong to the dataset. */
+size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **items, const float **ratings,
+                       const int64_t **times);
+/* Whether the user interacted with the item (binary search in the user's sorted item set). */
+bool fr_dataset_has(const fr_dataset *d, uint32_t user, uint32_t item);
+const fr_idmap *fr_dataset_users(const fr_dataset *d);
+const fr_idmap *fr_dataset_items(const fr_dataset *d);
+const fr_meta *fr_dataset_meta(const fr_dataset *d);
+/* Attaches item/user metadata found beside the ratings file (u.item + u.user,
+ * movies.dat + users.dat, movies.csv). Missing files are not an error. */
+FR_NODISCARD fr_err fr_dataset_load_meta(fr_dataset *d, const char *dir);
+
+/* Summary statistics for `fedrec data info`. */
+typedef struct fr_dataset_info {
+    uint32_t users, items;
+    uint64_t interactions;
+    double density;              /* interactions / (users * items) */
+    double rating_min, rating_max, rating_mean;
+    uint64_t hist[10];           /* ratings in [0.5,1), [1,1.5) ... [5,5.5): bins of 0.5 from 0.5 */
+    uint64_t hist_other;         /* ratings outside those bins */
+    double per_user_q[5];        /* interactions per user: min, 25%, median, 75%, max */
+    double per_item_q[5];
+    int64_t time_min, time_max;  /* 0, 0 when there are no timestamps */
+} fr_dataset_info;
+void fr_dataset_info_compute(const fr_dataset *d, fr_dataset_info *info);
+
+/* ------------------------------------------------------------------ splits */
+
+typedef enum fr_split_kind {
+    FR_SPLIT_LOO = 1,      /* each user's latest interaction (ties: larger raw item id) */
+    FR_SPLIT_TEMPORAL = 2, /* global cut: the earliest `ratio` of all interactions train */
+    FR_SPLIT_RATIO = 3,    /* each interaction to train with probability `ratio`, seeded */
+} fr_split_kind;
+
+/* Splits d into train and test over the same id space. Users with a single interaction
+ * keep it in train for LOO. */
+FR_NODISCARD fr_err fr_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed,
+                             fr_dataset **train, fr_dataset **test);
+
+/* Evaluation negatives: for each user, `per_user` items. */
+typedef struct fr_negatives fr_negatives;
+/* Samples per_user distinct items per user uniformly from those the user never touched
+ * in `all` (train + test), seeded. Users with too few such items get all of them. */
+FR_NODISCARD fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_dataset *test,
+                                        uint32_t per_user, uint64_t seed);
+/* Reads an NCF test.negative file ("(user,item)\tneg1\tneg2..."), ids through `items`
+ * and `users` maps (NULL: ids are already dense). */
+FR_NODISCARD fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset *like);
+void fr_negatives_free(fr_negatives *n);
+/* The user's negatives; returns the count. */
+size_t fr_negatives_user(const fr_negatives *n, uint32_t user, const uint32_t **items);
+uint32_t fr_negatives_n_users(const fr_negatives *n);
+
+/* Writes NCF layout into dir: train.rating, test.rating and (if negs) test.negative. */
+FR_NODISCARD fr_err fr_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test,
+                                 const fr_negatives *negs);
+/* Writes a dataset as a u.data-style tab file (raw ids). */
+FR_NODISCARD fr_err fr_dataset_write_tsv(const fr_dataset *d, const char *path);
+
+/* ------------------------------------------------------------------ partitions */
+
+/* Which users each client holds. One user per client is the default. */
+typedef enum fr_partition_kind {
+    FR_PARTITION_USER = 0,      /* client k holds user k */
+    FR_PARTITION_IID = 1,       /* K silos, users dealt at random */
+    FR_PARTITION_DIRICHLET = 2, /* K silos, non-IID: silo shares per user group ~ Dir(alpha) */
+    FR_PARTITION_ATTRIBUTE = 3, /* one silo per value of a user attribute */
+} fr_partition_kind;
+
+typedef struct fr_partition {
+    uint32_t n_clients;
+    uint64_t *ptr;   /* [n_clients+1] offsets into users */
+    uint32_t *users; /* [n_users] dense user ids, ascending within a client */
+} fr_partition;
+
+/* k: number of silos (IID, Dirichlet); alpha: Dirichlet concentration; attr: user
+ * attribute name (needs metadata). */
+FR_NODISCARD fr_err fr_partition_make(fr_partition **out, const fr_dataset *d, fr_partition_kind kind,
+                                      uint32_t k, double alpha, const char *attr, uint64_t seed);
+void fr_partition_free(fr_partition *p);
+
+/* ------------------------------------------------------------------ synthetic data */
+
+typedef struct fr_gen_opts {
+    uint32_t users, items;
+    uint64_t interactions;   /* target total; each (user,item) pair appears at most once */
+    double item_zipf;        /* item popularity exponent (default 1.0) */
+    double user_zipf;        /* user activity exponent (default 0.8) */
+    uint32_t dim;            /* latent factors behind ratings (default 8) */
+    double noise;            /* rating noise std (default 0.5) */
+    uint64_t seed;
+    int64_t time_start;      /* first timestamp (default 2000-01-01) */
+    int64_t time_span;       /* seconds (default 3 years) */
+} fr_gen_opts;
+void fr_gen_opts_default(fr_gen_opts *o);
+FR_NODISCARD fr_err fr_gen_opts_check(const fr_gen_opts *o);
+/* Generates a dataset: power-law item popularity and user activity (each user at least
+ * min(5, items) interactions), latent-factor preferences decide which popular items a
+ * user picks and their 1-5 ratings, timestamps increasing per user. Deterministic. */
+FR_NODISCARD fr_err fr_generate(fr_dataset **out, const fr_gen_opts *o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of fedrec from Debian 12's packages.
+# Idempotent: packages already present are skipped, and the script is quiet then.
+# Usage: scripts/install-deps.sh [--bench]   (--bench adds python3-pandas for benchmarks)
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake pkg-config
+  libsodium-dev libgfshare-dev
+  libnng-dev libmbedtls-dev
+  libopenblas-dev
+  libcriterion-dev
+  libcjson-dev
+  clang-14 libclang-rt-14-dev
+  libopenmpi-dev openmpi-bin
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  pkgs+=(python3-pandas python3-numpy)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

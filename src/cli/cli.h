@@ -1,0 +1,11 @@
+/* Subcommands of the fedrec program. Each takes argv starting at its own name and
+ * returns the process exit status: 0 success, 1 failure, 2 usage error. */
+#ifndef FEDREC_SRC_CLI_CLI_H
+#define FEDREC_SRC_CLI_CLI_H
+#include "fedrec/fedrec.h"
+
+int cli_data(int argc, char **argv);
+
+/* Prints "fedrec: <what>: <detailed message or strerror>" to stderr and returns 1. */
+int cli_fail(fr_err e, const char *what);
+#endif

@@ -1,0 +1,29 @@
+/* The fedrec program: subcommand dispatch. The only code that prints or exits. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "fedrec %s: federated learning for recommender systems\n\n"
+            "usage: fedrec <command> [options]\n\n"
+            "commands:\n"
+            "  data info FILE                  counts, sparsity, rating histogram\n"
+            "  data split FILE --loo ...       NCF-format train/test/negative files\n"
+            "  data generate --users N ...     a synthetic ratings file\n"
+            "  version                         print the version\n\n"
+            "Run 'fedrec <command> --help' for a command's options.\n",
+            FR_VERSION_STRING);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("fedrec %s\n", FR_VERSION_STRING); return 0; }
+    if (!strcmp(cmd, "data")) return cli_data(argc - 1, argv + 1);
+    fprintf(stderr, "fedrec: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,212 @@
+/* Counter-based random streams: Philox4x32-10 (Salmon et al., SC'11).
+ * A stream is the sequence of blocks Philox_key(seed)(ctr) where the counter carries
+ * (block index, purpose, round, client), so any draw is a pure function of its name
+ * and position: no state is shared between streams or threads. */
+#include <math.h>
+
+#include "core/core.h"
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+void fr_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)PHILOX_M0 * c0, p1 = (uint64_t)PHILOX_M1 * c2;
+        uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
+        uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+void fr_rng_init(fr_rng *r, uint64_t seed, uint32_t round, uint32_t client, uint32_t purpose) {
+    r->key[0] = (uint32_t)seed;
+    r->key[1] = (uint32_t)(seed >> 32);
+    r->ctr[0] = 0;
+    r->ctr[1] = (purpose & 0xffffu) << 16; /* low 16 bits: block index bits 32..47 */
+    r->ctr[2] = round;
+    r->ctr[3] = client;
+    r->pos = 4;
+    r->has_normal = 0;
+    r->normal = 0.0;
+}
+
+static void refill(fr_rng *r) {
+    fr_philox4x32_10(r->ctr, r->key, r->buf);
+    if (++r->ctr[0] == 0) r->ctr[1] = (r->ctr[1] & 0xffff0000u) | ((r->ctr[1] + 1) & 0xffffu);
+    r->pos = 0;
+}
+
+uint32_t fr_rng_u32(fr_rng *r) {
+    if (r->pos >= 4) refill(r);
+    return r->buf[r->pos++];
+}
+
+uint64_t fr_rng_u64(fr_rng *r) {
+    uint64_t lo = fr_rng_u32(r);
+    return lo | ((uint64_t)fr_rng_u32(r) << 32);
+}
+
+uint32_t fr_rng_below(fr_rng *r, uint32_t n) {
+    /* Lemire (2019): multiply, reject the biased low region. */
+    uint64_t m = (uint64_t)fr_rng_u32(r) * n;
+    uint32_t l = (uint32_t)m;
+    if (l < n) {
+        uint32_t t = (0u - n) % n;
+        while (l < t) {
+            m = (uint64_t)fr_rng_u32(r) * n;
+            l = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+
+uint64_t fr_rng_below64(fr_rng *r, uint64_t n) {
+    if (n <= UINT32_MAX) return fr_rng_below(r, (uint32_t)n);
+    /* Rejection on the smallest covering power of two: unbiased, expected < 2 draws. */
+    uint64_t mask = n - 1;
+    mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4;
+    mask |= mask >> 8; mask |= mask >> 16; mask |= mask >> 32;
+    uint64_t x;
+    do x = fr_rng_u64(r) & mask; while (x >= n);
+    return x;
+}
+
+double fr_rng_double(fr_rng *r) { return (double)(fr_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+float fr_rng_float(fr_rng *r) { return (float)(fr_rng_u32(r) >> 8) * 0x1.0p-24f; }
+
+double fr_rng_normal(fr_rng *r) {
+    if (r->has_normal) {
+        r->has_normal = 0;
+        return r->normal;
+    }
+    double u1 = 1.0 - fr_rng_double(r); /* (0, 1]: log is finite */
+    double u2 = fr_rng_double(r);
+    double rad = sqrt(-2.0 * log(u1));
+    double th = 6.283185307179586476925 * u2;
+    r->normal = rad * sin(th);
+    r->has_normal = 1;
+    return rad * cos(th);
+}
+
+void fr_rng_shuffle_u32(fr_rng *r, uint32_t *a, size_t n) {
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)fr_rng_below64(r, i);
+        uint32_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+/* Floyd's algorithm with an open-addressing set of size >= 2k, then a shuffle so the
+ * order is uniform too. */
+fr_err fr_rng_sample(fr_rng *r, uint32_t n, uint32_t k, uint32_t *out) {
+    if (k > n) return fri_fail(FR_ERR_INVALID, "cannot sample %u distinct values from %u", k, n);
+    if (k == 0) return FR_OK;
+    size_t cap = 16;
+    while (cap < 2 * (size_t)k) cap <<= 1;
+    uint32_t *set = fri_malloc(cap * sizeof *set);
+    if (!set) return FR_ERR_NOMEM;
+    memset(set, 0xff, cap * sizeof *set); /* UINT32_MAX = empty; values are < n <= UINT32_MAX */
+    size_t mask = cap - 1, m = 0;
+    for (uint64_t j = (uint64_t)n - k; j < n; j++) {
+        uint32_t t = fr_rng_below(r, (uint32_t)j + 1);
+        for (int pass = 0; pass < 2; pass++) {
+            size_t h = ((uint64_t)t * 0x9E3779B97F4A7C15ull) >> 20 & mask;
+            while (set[h] != UINT32_MAX && set[h] != t) h = (h + 1) & mask;
+            if (set[h] == UINT32_MAX) {
+                set[h] = t;
+                out[m++] = t;
+                break;
+            }
+            t = (uint32_t)j; /* t was taken: j is certainly not */
+        }
+    }
+    fri_free(set);
+    fr_rng_shuffle_u32(r, out, k);
+    return FR_OK;
+}
+
+/* ------------------------------------------------------------ alias sampler */
+
+struct fr_zipf {
+    uint32_t n;
+    float *prob;    /* [n] acceptance probability of column i */
+    uint32_t *alias; /* [n] the other outcome of column i */
+};
+
+fr_err fr_zipf_create_weights(fr_zipf **out, const double *w, uint32_t n) {
+    *out = NULL;
+    if (n == 0) return fri_fail(FR_ERR_INVALID, "discrete sampler over an empty set");
+    double sum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(w[i] >= 0) || !isfinite(w[i]))
+            return fri_fail(FR_ERR_INVALID, "sampler weight %u is %g; expected a finite value >= 0", i, w[i]);
+        sum += w[i];
+    }
+    if (!(sum > 0)) return fri_fail(FR_ERR_INVALID, "sampler weights sum to 0");
+    fr_zipf *z = fri_calloc(1, sizeof *z);
+    double *scaled = fri_malloc((size_t)n * sizeof *scaled);
+    uint32_t *small = fri_malloc((size_t)n * sizeof *small), *large = fri_malloc((size_t)n * sizeof *large);
+    if (z) {
+        z->n = n;
+        z->prob = fri_malloc((size_t)n * sizeof *z->prob);
+        z->alias = fri_malloc((size_t)n * sizeof *z->alias);
+    }
+    if (!z || !z->prob || !z->alias || !scaled || !small || !large) {
+        fri_free(scaled); fri_free(small); fri_free(large);
+        fr_zipf_free(z);
+        return FR_ERR_NOMEM;
+    }
+    size_t ns = 0, nl = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        scaled[i] = w[i] * n / sum;
+        if (scaled[i] < 1.0) small[ns++] = i; else large[nl++] = i;
+    }
+    while (ns && nl) {
+        uint32_t s = small[--ns], l = large[nl - 1];
+        z->prob[s] = (float)scaled[s];
+        z->alias[s] = l;
+        scaled[l] -= 1.0 - scaled[s];
+        if (scaled[l] < 1.0) { nl--; small[ns++] = l; }
+    }
+    while (nl) { uint32_t l = large[--nl]; z->prob[l] = 1.0f; z->alias[l] = l; }
+    while (ns) { uint32_t s = small[--ns]; z->prob[s] = 1.0f; z->alias[s] = s; }
+    fri_free(scaled); fri_free(small); fri_free(large);
+    *out = z;
+    return FR_OK;
+}
+
+fr_err fr_zipf_create(fr_zipf **out, uint32_t n, double s) {
+    *out = NULL;
+    if (n == 0 || !(s >= 0) || !isfinite(s))
+        return fri_fail(FR_ERR_INVALID, "zipf over %u values with exponent %g; expected n > 0 and s >= 0", n, s);
+    double *w = fri_malloc((size_t)n * sizeof *w);
+    if (!w) return FR_ERR_NOMEM;
+    for (uint32_t i = 0; i < n; i++) w[i] = pow((double)i + 1.0, -s);
+    fr_err e = fr_zipf_create_weights(out, w, n);
+    fri_free(w);
+    return e;
+}
+
+uint32_t fr_zipf_draw(const fr_zipf *z, fr_rng *r) {
+    uint32_t i = fr_rng_below(r, z->n);
+    return fr_rng_float(r) < z->prob[i] ? i : z->alias[i];
+}
+
+void fr_zipf_free(fr_zipf *z) {
+    if (!z) return;
+    fri_free(z->prob);
+    fri_free(z->alias);
+    fri_free(z);
+}

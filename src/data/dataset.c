@@ -1,0 +1,429 @@
+/* Datasets: id maps and the per-user CSR build.
+ * The build permutes the reader's arrays in place (American-flag counting sort by user)
+ * so peak memory stays near the size of the rows themselves, then orders each user's
+ * interactions by (time, item, rating) and keeps a second, item-sorted copy of the ids
+ * for O(log n) membership tests. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "data/dataset.h"
+
+/* ------------------------------------------------------------ rows */
+
+fr_err fri_rows_push(fri_rows *r, uint32_t user, uint32_t item, float rating, int64_t time) {
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap + r->cap / 2 : 4096;
+        uint32_t *u = fri_realloc(r->user, cap * sizeof *u);
+        if (!u) return FR_ERR_NOMEM;
+        r->user = u;
+        uint32_t *i = fri_realloc(r->item, cap * sizeof *i);
+        if (!i) return FR_ERR_NOMEM;
+        r->item = i;
+        float *ra = fri_realloc(r->rating, cap * sizeof *ra);
+        if (!ra) return FR_ERR_NOMEM;
+        r->rating = ra;
+        int64_t *t = fri_realloc(r->time, cap * sizeof *t);
+        if (!t) return FR_ERR_NOMEM;
+        r->time = t;
+        r->cap = cap;
+    }
+    r->user[r->n] = user;
+    r->item[r->n] = item;
+    r->rating[r->n] = rating;
+    r->time[r->n] = time;
+    r->n++;
+    return FR_OK;
+}
+
+void fri_rows_free(fri_rows *r) {
+    fri_free(r->user);
+    fri_free(r->item);
+    fri_free(r->rating);
+    fri_free(r->time);
+    memset(r, 0, sizeof *r);
+}
+
+/* ------------------------------------------------------------ id maps */
+
+static inline uint32_t hash_id(int64_t k, uint32_t mask) {
+    return (uint32_t)(((uint64_t)k * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static fr_idmap *idmap_alloc(uint32_t n) {
+    fr_idmap *m = fri_calloc(1, sizeof *m);
+    if (!m) return NULL;
+    atomic_init(&m->refs, 1);
+    m->n = n;
+    m->raw = fri_malloc((size_t)(n ? n : 1) * sizeof *m->raw);
+    if (!m->raw) { fri_free(m); return NULL; }
+    return m;
+}
+
+fr_err fri_idmap_identity(fr_idmap **out, uint32_t n) {
+    *out = idmap_alloc(n);
+    if (!*out) return FR_ERR_NOMEM;
+    for (uint32_t i = 0; i < n; i++) (*out)->raw[i] = i;
+    return FR_OK;
+}
+
+fr_err fri_idmap_build(fr_idmap **out, const uint32_t *const *lists, const size_t *n, int k) {
+    *out = NULL;
+    /* Distinct values through a growing open-addressing set. */
+    uint32_t cap = 1024, count = 0;
+    int64_t *set = fri_malloc(cap * sizeof *set);
+    if (!set) return FR_ERR_NOMEM;
+    memset(set, 0xff, cap * sizeof *set);
+    for (int j = 0; j < k; j++) {
+        for (size_t x = 0; x < n[j]; x++) {
+            int64_t v = lists[j][x];
+            uint32_t h = hash_id(v, cap - 1);
+            while (set[h] != -1 && set[h] != v) h = (h + 1) & (cap - 1);
+            if (set[h] == v) continue;
+            set[h] = v;
+            if (++count * 2 > cap) {
+                if (cap >= (1u << 31)) { fri_free(set); return fri_fail(FR_ERR_RANGE, "more than 2^30 distinct ids"); }
+                uint32_t ncap = cap * 2;
+                int64_t *ns = fri_malloc(ncap * sizeof *ns);
+                if (!ns) { fri_free(set); return FR_ERR_NOMEM; }
+                memset(ns, 0xff, ncap * sizeof *ns);
+                for (uint32_t y = 0; y < cap; y++) {
+                    if (set[y] == -1) continue;
+                    uint32_t g = hash_id(set[y], ncap - 1);
+                    while (ns[g] != -1) g = (g + 1) & (ncap - 1);
+                    ns[g] = set[y];
+                }
+                fri_free(set);
+                set = ns;
+                cap = ncap;
+            }
+        }
+    }
+    fr_idmap *m = idmap_alloc(count);
+    uint32_t *vals = fri_malloc(cap * sizeof *vals);
+    if (!m || !vals) { fri_free(set); fri_free(vals); fr_idmap_release(m); return FR_ERR_NOMEM; }
+    uint32_t c = 0;
+    for (uint32_t y = 0; y < cap; y++)
+        if (set[y] != -1) m->raw[c++] = set[y];
+    qsort(m->raw, count, sizeof *m->raw, cmp_i64);
+    for (uint32_t d = 0; d < count; d++) {
+        uint32_t h = hash_id(m->raw[d], cap - 1);
+        while (set[h] != m->raw[d]) h = (h + 1) & (cap - 1);
+        vals[h] = d;
+    }
+    m->cap = cap;
+    m->keys = set;
+    m->vals = vals;
+    *out = m;
+    return FR_OK;
+}
+
+uint32_t fr_idmap_size(const fr_idmap *m) { return m ? m->n : 0; }
+
+int64_t fr_idmap_raw(const fr_idmap *m, uint32_t dense) { return dense < m->n ? m->raw[dense] : -1; }
+
+int64_t fr_idmap_find(const fr_idmap *m, int64_t raw) {
+    if (m->cap == 0) return raw >= 0 && raw < m->n ? raw : -1;
+    uint32_t h = hash_id(raw, m->cap - 1);
+    while (m->keys[h] != -1) {
+        if (m->keys[h] == raw) return m->vals[h];
+        h = (h + 1) & (m->cap - 1);
+    }
+    return -1;
+}
+
+fr_idmap *fr_idmap_retain(fr_idmap *m) {
+    if (m) atomic_fetch_add(&m->refs, 1);
+    return m;
+}
+
+void fr_idmap_release(fr_idmap *m) {
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
+    fri_free(m->raw);
+    fri_free(m->keys);
+    fri_free(m->vals);
+    fri_free(m);
+}
+
+/* ------------------------------------------------------------ build */
+
+typedef struct { int64_t t; uint32_t item; float r; } row_key;
+
+static int cmp_row(const void *a, const void *b) {
+    const row_key *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    if (x->item != y->item) return x->item < y->item ? -1 : 1;
+    return (x->r > y->r) - (x->r < y->r);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_idmap *items) {
+    *out = NULL;
+    fr_err err = FR_OK;
+    size_t n = rows->n;
+    uint32_t nu = users->n, ni = items->n;
+    fr_dataset *d = fri_calloc(1, sizeof *d);
+    uint64_t *cursor = fri_calloc((size_t)nu + 1, sizeof *cursor);
+    if (!d || !cursor) { err = FR_ERR_NOMEM; goto fail; }
+    d->ptr = fri_calloc((size_t)nu + 1, sizeof *d->ptr);
+    if (!d->ptr) { err = FR_ERR_NOMEM; goto fail; }
+
+    /* Raw -> dense, in place. */
+    for (size_t k = 0; k < n; k++) {
+        int64_t u = fr_idmap_find(users, rows->user[k]), i = fr_idmap_find(items, rows->item[k]);
+        if (u < 0 || i < 0) { err = fri_fail(FR_ERR_INTERNAL, "id missing from id map"); goto fail; }
+        rows->user[k] = (uint32_t)u;
+        rows->item[k] = (uint32_t)i;
+        d->ptr[u + 1]++;
+    }
+    for (uint32_t u = 0; u < nu; u++) d->ptr[u + 1] += d->ptr[u];
+    memcpy(cursor, d->ptr, ((size_t)nu + 1) * sizeof *cursor);
+
+    /* In-place bucket permutation by user. */
+    for (uint32_t b = 0; b < nu; b++) {
+        while (cursor[b] < d->ptr[b + 1]) {
+            size_t k = cursor[b];
+            uint32_t t = rows->user[k];
+            if (t == b) { cursor[b]++; continue; }
+            size_t dst = cursor[t]++;
+            uint32_t tu = rows->user[dst]; rows->user[dst] = rows->user[k]; rows->user[k] = tu;
+            uint32_t ti = rows->item[dst]; rows->item[dst] = rows->item[k]; rows->item[k] = ti;
+            float tr = rows->rating[dst]; rows->rating[dst] = rows->rating[k]; rows->rating[k] = tr;
+            int64_t tt = rows->time[dst]; rows->time[dst] = rows->time[k]; rows->time[k] = tt;
+        }
+    }
+
+    /* Per user: order by (time, item, rating); then the item-sorted copy, reusing the
+     * user array's memory (its values are no longer needed). */
+    uint64_t maxdeg = 0;
+    for (uint32_t u = 0; u < nu; u++)
+        if (d->ptr[u + 1] - d->ptr[u] > maxdeg) maxdeg = d->ptr[u + 1] - d->ptr[u];
+    row_key *tmp = fri_malloc((size_t)(maxdeg ? maxdeg : 1) * sizeof *tmp);
+    if (!tmp) { err = FR_ERR_NOMEM; goto fail; }
+    for (uint32_t u = 0; u < nu; u++) {
+        size_t lo = d->ptr[u], m = d->ptr[u + 1] - lo;
+        for (size_t x = 0; x < m; x++) {
+            tmp[x].t = rows->time[lo + x];
+            tmp[x].item = rows->item[lo + x];
+            tmp[x].r = rows->rating[lo + x];
+        }
+        qsort(tmp, m, sizeof *tmp, cmp_row);
+        for (size_t x = 0; x < m; x++) {
+            rows->time[lo + x] = tmp[x].t;
+            rows->item[lo + x] = tmp[x].item;
+            rows->rating[lo + x] = tmp[x].r;
+            rows->user[lo + x] = tmp[x].item;
+        }
+        qsort(rows->user + lo, m, sizeof *rows->user, cmp_u32);
+    }
+    fri_free(tmp);
+
+    d->n_users = nu;
+    d->n_items = ni;
+    d->n = n;
+    d->has_time = rows->has_time;
+    /* Shrink to fit (a failed shrink keeps the larger block). */
+    d->item = n ? fri_realloc(rows->item, n * sizeof *d->item) : NULL;
+    if (!d->item) d->item = rows->item; else if (!n) fri_free(rows->item);
+    d->rating = n ? fri_realloc(rows->rating, n * sizeof *d->rating) : NULL;
+    if (!d->rating) d->rating = rows->rating; else if (!n) fri_free(rows->rating);
+    d->time = n ? fri_realloc(rows->time, n * sizeof *d->time) : NULL;
+    if (!d->time) d->time = rows->time; else if (!n) fri_free(rows->time);
+    d->sorted = n ? fri_realloc(rows->user, n * sizeof *d->sorted) : NULL;
+    if (!d->sorted) d->sorted = rows->user; else if (!n) fri_free(rows->user);
+    memset(rows, 0, sizeof *rows);
+    fr_errmsg_clear(); /* a failed shrink is not an error */
+    d->users = fr_idmap_retain(users);
+    d->items = fr_idmap_retain(items);
+    fri_free(cursor);
+    *out = d;
+    return FR_OK;
+fail:
+    fri_free(cursor);
+    if (d) fri_free(d->ptr);
+    fri_free(d);
+    fri_rows_free(rows);
+    return err;
+}
+
+fr_err fri_dataset_build_own(fr_dataset **out, fri_rows *rows) {
+    *out = NULL;
+    fr_idmap *um = NULL, *im = NULL;
+    const uint32_t *ul[1] = {rows->user}, *il[1] = {rows->item};
+    size_t nn[1] = {rows->n};
+    fr_err e = fri_idmap_build(&um, ul, nn, 1);
+    if (!e) e = fri_idmap_build(&im, il, nn, 1);
+    if (!e) e = fri_dataset_build(out, rows, um, im);
+    else fri_rows_free(rows);
+    fr_idmap_release(um);
+    fr_idmap_release(im);
+    return e;
+}
+
+fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users, const int64_t *items,
+                              const float *ratings, const int64_t *times) {
+    *out = NULL;
+    fri_rows rows = {0};
+    rows.has_time = times != NULL;
+    for (size_t k = 0; k < n; k++) {
+        if (users[k] < 0 || users[k] > INT32_MAX || items[k] < 0 || items[k] > INT32_MAX) {
+            fri_rows_free(&rows);
+            return fri_fail(FR_ERR_RANGE, "row %zu: ids (%lld, %lld); expected 0..2^31-1", k,
+                            (long long)users[k], (long long)items[k]);
+        }
+        fr_err e = fri_rows_push(&rows, (uint32_t)users[k], (uint32_t)items[k], ratings ? ratings[k] : 1.0f,
+                                 times ? times[k] : 0);
+        if (e) { fri_rows_free(&rows); return e; }
+    }
+    return fri_dataset_build_own(out, &rows);
+}
+
+void fr_dataset_free(fr_dataset *d) {
+    if (!d) return;
+    fri_free(d->ptr);
+    fri_free(d->item);
+    fri_free(d->rating);
+    fri_free(d->time);
+    fri_free(d->sorted);
+    fr_idmap_release(d->users);
+    fr_idmap_release(d->items);
+    fri_meta_free(d->meta);
+    fri_free(d);
+}
+
+uint32_t fr_dataset_n_users(const fr_dataset *d) { return d->n_users; }
+uint32_t fr_dataset_n_items(const fr_dataset *d) { return d->n_items; }
+uint64_t fr_dataset_n_interactions(const fr_dataset *d) { return d->n; }
+bool fr_dataset_has_time(const fr_dataset *d) { return d->has_time; }
+const fr_idmap *fr_dataset_users(const fr_dataset *d) { return d->users; }
+const fr_idmap *fr_dataset_items(const fr_dataset *d) { return d->items; }
+const fr_meta *fr_dataset_meta(const fr_dataset *d) { return d->meta; }
+
+size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **items, const float **ratings,
+                       const int64_t **times) {
+    if (user >= d->n_users) {
+        if (items) *items = NULL;
+        if (ratings) *ratings = NULL;
+        if (times) *times = NULL;
+        return 0;
+    }
+    uint64_t lo = d->ptr[user];
+    if (items) *items = d->item + lo;
+    if (ratings) *ratings = d->rating + lo;
+    if (times) *times = d->time + lo;
+    return (size_t)(d->ptr[user + 1] - lo);
+}
+
+bool fr_dataset_has(const fr_dataset *d, uint32_t user, uint32_t item) {
+    if (user >= d->n_users) return false;
+    const uint32_t *a = d->sorted + d->ptr[user];
+    size_t lo = 0, hi = (size_t)(d->ptr[user + 1] - d->ptr[user]);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < item) lo = mid + 1; else hi = mid;
+    }
+    return lo < (size_t)(d->ptr[user + 1] - d->ptr[user]) && a[lo] == item;
+}
+
+/* ------------------------------------------------------------ info */
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void quantiles(double *v, size_t n, double q[5]) {
+    if (n == 0) { memset(q, 0, 5 * sizeof *q); return; }
+    qsort(v, n, sizeof *v, cmp_dbl);
+    static const double at[5] = {0, 0.25, 0.5, 0.75, 1};
+    for (int k = 0; k < 5; k++) {
+        double pos = at[k] * (double)(n - 1);
+        size_t i = (size_t)pos;
+        double f = pos - (double)i;
+        q[k] = i + 1 < n ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+    }
+}
+
+void fr_dataset_info_compute(const fr_dataset *d, fr_dataset_info *info) {
+    memset(info, 0, sizeof *info);
+    info->users = d->n_users;
+    info->items = d->n_items;
+    info->interactions = d->n;
+    info->density = d->n_users && d->n_items ? (double)d->n / ((double)d->n_users * d->n_items) : 0;
+    double sum = 0;
+    info->rating_min = d->n ? INFINITY : 0;
+    info->rating_max = d->n ? -INFINITY : 0;
+    info->time_min = d->n && d->has_time ? INT64_MAX : 0;
+    info->time_max = d->n && d->has_time ? INT64_MIN : 0;
+    for (uint64_t k = 0; k < d->n; k++) {
+        double r = d->rating[k];
+        sum += r;
+        if (r < info->rating_min) info->rating_min = r;
+        if (r > info->rating_max) info->rating_max = r;
+        double b = floor(r * 2) - 1; /* [0.5,1) -> 0 ... [5,5.5) -> 9 */
+        if (b >= 0 && b < 10) info->hist[(int)b]++; else info->hist_other++;
+        if (d->has_time) {
+            if (d->time[k] < info->time_min) info->time_min = d->time[k];
+            if (d->time[k] > info->time_max) info->time_max = d->time[k];
+        }
+    }
+    info->rating_mean = d->n ? sum / (double)d->n : 0;
+    size_t m = d->n_users > d->n_items ? d->n_users : d->n_items;
+    double *v = fri_malloc((m ? m : 1) * sizeof *v); /* best effort: quantiles stay 0 on OOM */
+    uint64_t *cnt = fri_calloc(d->n_items ? d->n_items : 1, sizeof *cnt);
+    if (v && cnt) {
+        for (uint32_t u = 0; u < d->n_users; u++) v[u] = (double)(d->ptr[u + 1] - d->ptr[u]);
+        quantiles(v, d->n_users, info->per_user_q);
+        for (uint64_t k = 0; k < d->n; k++) cnt[d->item[k]]++;
+        for (uint32_t i = 0; i < d->n_items; i++) v[i] = (double)cnt[i];
+        quantiles(v, d->n_items, info->per_item_q);
+    }
+    fri_free(v);
+    fri_free(cnt);
+    fr_errmsg_clear();
+}
+
+/* ------------------------------------------------------------ metadata accessors */
+
+void fri_meta_free(fr_meta *m) {
+    if (!m) return;
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        if (m->title) fri_free(m->title[i]);
+        if (m->genres) fri_free(m->genres[i]);
+    }
+    fri_free(m->title);
+    fri_free(m->genres);
+    for (uint32_t a = 0; a < m->n_attrs; a++) {
+        fri_free(m->attr_names[a]);
+        if (m->attrs && m->attrs[a]) {
+            for (uint32_t u = 0; u < m->n_users; u++) fri_free(m->attrs[a][u]);
+            fri_free(m->attrs[a]);
+        }
+    }
+    fri_free(m->attr_names);
+    fri_free(m->attrs);
+    fri_free(m);
+}
+
+const char *fr_meta_item_title(const fr_meta *m, uint32_t item) {
+    return m && m->title && item < m->n_items ? m->title[item] : NULL;
+}
+
+const char *fr_meta_item_genres(const fr_meta *m, uint32_t item) {
+    return m && m->genres && item < m->n_items ? m->genres[item] : NULL;
+}
+
+const char *fr_meta_user_attr(const fr_meta *m, uint32_t user, const char *name) {
+    if (!m || user >= m->n_users) return NULL;
+    for (uint32_t a = 0; a < m->n_attrs; a++)
+        if (strcmp(m->attr_names[a], name) == 0) return m->attrs[a][user];
+    return NULL;
+}

@@ -1,0 +1,68 @@
+/* Internal view of datasets and id maps, shared by the data layer and by the layers
+ * above it that walk the CSR arrays in hot loops (training, evaluation). */
+#ifndef FEDREC_SRC_DATA_DATASET_H
+#define FEDREC_SRC_DATA_DATASET_H
+
+#include <stdatomic.h>
+
+#include "core/core.h"
+#include "fedrec/data.h"
+
+struct fr_idmap {
+    atomic_int refs;
+    uint32_t n;
+    int64_t *raw;      /* [n] dense -> raw, ascending */
+    uint32_t cap;      /* hash table size, power of two (0: raw == dense identity) */
+    int64_t *keys;     /* [cap] raw ids, -1 = empty */
+    uint32_t *vals;    /* [cap] dense ids */
+};
+
+struct fr_meta {
+    uint32_t n_items, n_users;
+    char **title;      /* [n_items] or NULL entries */
+    char **genres;     /* [n_items] "A|B" or NULL entries */
+    uint32_t n_attrs;
+    char **attr_names; /* [n_attrs] */
+    char ***attrs;     /* [n_attrs][n_users] */
+};
+
+struct fr_dataset {
+    uint32_t n_users, n_items;
+    uint64_t n;
+    uint64_t *ptr;       /* [n_users+1] CSR offsets */
+    uint32_t *item;      /* [n] per user ordered by (time, item) */
+    float *rating;       /* [n] */
+    int64_t *time;       /* [n] */
+    uint32_t *sorted;    /* [n] per user: the same items ascending by id (for lookups) */
+    bool has_time;
+    fr_idmap *users, *items;
+    fr_meta *meta;
+};
+
+/* Rows accumulated by a reader before the dataset is built. Raw ids in [0, 2^31). */
+typedef struct fri_rows {
+    size_t n, cap;
+    uint32_t *user, *item; /* raw ids while reading, dense ids after fri_rows_map */
+    float *rating;
+    int64_t *time;
+    bool has_time;
+} fri_rows;
+
+FR_NODISCARD fr_err fri_rows_push(fri_rows *r, uint32_t user, uint32_t item, float rating, int64_t time);
+void fri_rows_free(fri_rows *r);
+
+/* Id map over the union of the raw ids in lists[0..k) (each of n[j] values). */
+FR_NODISCARD fr_err fri_idmap_build(fr_idmap **out, const uint32_t *const *lists, const size_t *n, int k);
+/* Identity map over 0..n-1 (NCF files whose ids are already dense). */
+FR_NODISCARD fr_err fri_idmap_identity(fr_idmap **out, uint32_t n);
+
+/* Consumes rows (arrays are taken over or freed, rows left empty): maps raw ids through
+ * the maps (every raw id must be in them), sorts into CSR and builds the dataset,
+ * retaining both maps. */
+FR_NODISCARD fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_idmap *items);
+void fri_meta_free(fr_meta *m);
+
+/* Builds from rows with maps made from the rows' own ids. */
+FR_NODISCARD fr_err fri_dataset_build_own(fr_dataset **out, fri_rows *rows);
+
+#endif

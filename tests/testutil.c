@@ -1,0 +1,56 @@
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *tu_tmpdir(void) {
+    const char *base = getenv("TMPDIR");
+    char *t = NULL;
+    if (asprintf(&t, "%s/fedrec-test-XXXXXX", base && *base ? base : "/tmp") < 0) abort();
+    if (!mkdtemp(t)) abort();
+    return t;
+}
+
+static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) {
+    (void)s; (void)f; (void)w;
+    return remove(p);
+}
+
+void tu_rmtree(const char *dir) {
+    if (dir) nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_write(const char *dir, const char *name, const char *text) {
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", dir, name) < 0) abort();
+    FILE *f = fopen(p, "wb");
+    if (!f) abort();
+    fwrite(text, 1, strlen(text), f);
+    fclose(f);
+    return p;
+}
+
+char *tu_shared(const char *rel) {
+    char *p = NULL;
+    if (asprintf(&p, "%s/data/%s", FR_SHARED_DIR, rel) < 0) abort();
+    if (access(p, R_OK) != 0) { free(p); return NULL; }
+    return p;
+}
+
+char *tu_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    if (b) b[n] = 0;
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return b;
+}
