@@ -39,6 +39,12 @@ struct fr_dataset {
     fr_meta *meta;
 };
 
+struct fr_negatives {
+    uint32_t n_users;
+    uint64_t *ptr;     /* [n_users+1] offsets into items */
+    uint32_t *items;   /* dense item ids */
+};
+
 /* Rows accumulated by a reader before the dataset is built. Raw ids in [0, 2^31). */
 typedef struct fri_rows {
     size_t n, cap;
