@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency of fedrec from Debian 12's packages.
 # Idempotent: packages already present are skipped, and the script is quiet then.
-# Usage: scripts/install-deps.sh [--bench]   (--bench adds python3-pandas for benchmarks)
+# Usage: scripts/install-deps.sh [--bench]   (--bench adds pandas and PyTorch for the reference benchmarks)
 set -euo pipefail
 
 pkgs=(
@@ -15,7 +15,7 @@ pkgs=(
   libopenmpi-dev openmpi-bin
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-pandas python3-numpy)
+  pkgs+=(python3-pandas python3-numpy python3-torch)
 fi
 
 missing=()

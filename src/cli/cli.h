@@ -6,6 +6,10 @@
 
 int cli_data(int argc, char **argv);
 
+/* --format names. Returns 0, or 2 after printing a usage error. */
+int cli_parse_format(const char *s, fr_format *out);
+const char *cli_format_name(fr_format f);
+
 /* Prints "fedrec: <what>: <detailed message or strerror>" to stderr and returns 1. */
 int cli_fail(fr_err e, const char *what);
 #endif

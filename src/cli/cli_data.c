@@ -1,6 +1,11 @@
-/* fedrec data info | split | generate (placeholder until the data commands land). */
+/* fedrec data info | split | generate. */
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 
 int cli_fail(fr_err e, const char *what) {
@@ -9,8 +14,211 @@ int cli_fail(fr_err e, const char *what) {
     return 1;
 }
 
+int cli_parse_format(const char *s, fr_format *out) {
+    static const struct { const char *name; fr_format f; } names[] = {
+        {"auto", FR_FORMAT_AUTO}, {"ml100k", FR_FORMAT_ML100K}, {"ml1m", FR_FORMAT_ML1M},
+        {"csv", FR_FORMAT_CSV},   {"ncf", FR_FORMAT_NCF},       {"delimited", FR_FORMAT_DELIMITED},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(s, names[i].name)) { *out = names[i].f; return 0; }
+    fprintf(stderr, "fedrec: --format: expected auto, ml100k, ml1m, csv, ncf or delimited, got '%s'\n", s);
+    return 2;
+}
+
+const char *cli_format_name(fr_format f) {
+    switch (f) {
+    case FR_FORMAT_AUTO: return "auto";
+    case FR_FORMAT_ML100K: return "ml100k";
+    case FR_FORMAT_ML1M: return "ml1m";
+    case FR_FORMAT_CSV: return "csv";
+    case FR_FORMAT_NCF: return "ncf";
+    case FR_FORMAT_DELIMITED: return "delimited";
+    }
+    return "?";
+}
+
+static void fmt_time(int64_t t, char *buf, size_t n) {
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm)) strftime(buf, n, "%Y-%m-%d", &tm);
+    else snprintf(buf, n, "%" PRId64, t);
+}
+
+static int data_info(int argc, char **argv) {
+    const char *format = "auto";
+    bool skip = false, json = false;
+    arg_spec specs[] = {
+        {"format", ARG_STR, &format, "F  auto|ml100k|ml1m|csv|ncf|delimited (default auto)", false},
+        {"skip-bad-lines", ARG_FLAG, &skip, "   skip and count malformed lines", false},
+        {"json", ARG_FLAG, &json, "   print one JSON object", false},
+        {NULL, 0, NULL, NULL, false},
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec data info FILE [--format F] [--skip-bad-lines] [--json]";
+    int rc = args_parse(argc, argv, specs, pos, 1, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (npos != 1) { fprintf(stderr, "usage: %s\n", usage); return 2; }
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.skip_bad_lines = skip;
+    if (cli_parse_format(format, &o.format)) return 2;
+    fr_load_stats st;
+    fr_dataset *d = NULL;
+    fr_err e = fr_dataset_load(&d, pos[0], &o, &st);
+    if (e) return cli_fail(e, "data info");
+    fr_dataset_info in;
+    fr_dataset_info_compute(d, &in);
+    char t0[32], t1[32];
+    fmt_time(in.time_min, t0, sizeof t0);
+    fmt_time(in.time_max, t1, sizeof t1);
+    if (json) {
+        printf("{\"file\":\"%s\",\"format\":\"%s\",\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
+               ",\"density\":%.6g,\"rating_min\":%g,\"rating_max\":%g,\"rating_mean\":%.6g,\"skipped_lines\":%" PRIu64
+               ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],\"time_min\":%" PRId64
+               ",\"time_max\":%" PRId64 ",\"histogram\":{",
+               pos[0], cli_format_name(st.format), in.users, in.items, in.interactions, in.density, in.rating_min,
+               in.rating_max, in.rating_mean, st.skipped, in.per_user_q[0], in.per_user_q[1], in.per_user_q[2],
+               in.per_user_q[3], in.per_user_q[4], in.per_item_q[0], in.per_item_q[1], in.per_item_q[2],
+               in.per_item_q[3], in.per_item_q[4], in.time_min, in.time_max);
+        int first = 1;
+        for (int b = 0; b < 10; b++) {
+            if (!in.hist[b]) continue;
+            printf("%s\"%g\":%" PRIu64, first ? "" : ",", 0.5 * (b + 1), in.hist[b]);
+            first = 0;
+        }
+        if (in.hist_other) printf("%s\"other\":%" PRIu64, first ? "" : ",", in.hist_other);
+        printf("}}\n");
+    } else {
+        printf("file          %s (%s)\n", pos[0], cli_format_name(st.format));
+        printf("users         %u\nitems         %u\ninteractions  %" PRIu64 "\n", in.users, in.items,
+               in.interactions);
+        printf("density       %.4f%%\n", 100 * in.density);
+        if (st.skipped) printf("skipped       %" PRIu64 " bad lines (first at line %" PRIu64 ")\n", st.skipped, st.first_bad_line);
+        printf("ratings       min %g, max %g, mean %.4f\n", in.rating_min, in.rating_max, in.rating_mean);
+        printf("per user      min %g, q25 %g, median %g, q75 %g, max %g\n", in.per_user_q[0], in.per_user_q[1],
+               in.per_user_q[2], in.per_user_q[3], in.per_user_q[4]);
+        printf("per item      min %g, q25 %g, median %g, q75 %g, max %g\n", in.per_item_q[0], in.per_item_q[1],
+               in.per_item_q[2], in.per_item_q[3], in.per_item_q[4]);
+        if (fr_dataset_has_time(d)) printf("time span     %s .. %s\n", t0, t1);
+        printf("rating histogram:\n");
+        uint64_t mx = 1;
+        for (int b = 0; b < 10; b++) if (in.hist[b] > mx) mx = in.hist[b];
+        for (int b = 0; b < 10; b++) {
+            if (!in.hist[b]) continue;
+            int bar = (int)(40.0 * (double)in.hist[b] / (double)mx + 0.5);
+            printf("  %-4g %10" PRIu64 "  %.*s\n", 0.5 * (b + 1), in.hist[b], bar,
+                   "########################################");
+        }
+        if (in.hist_other) printf("  other %9" PRIu64 "\n", in.hist_other);
+    }
+    fr_dataset_free(d);
+    return 0;
+}
+
+static int data_split(int argc, char **argv) {
+    bool loo = false, skip = false;
+    double temporal = NAN, ratio = NAN;
+    uint64_t negatives = 99, seed = 1;
+    const char *out = NULL, *format = "auto";
+    arg_spec specs[] = {
+        {"loo", ARG_FLAG, &loo, "   leave-one-out: each user's latest interaction is test", false},
+        {"temporal", ARG_DBL, &temporal, "R  global time cut: earliest fraction R is train", false},
+        {"ratio", ARG_DBL, &ratio, "R  random split, fraction R of each user's rows to train", false},
+        {"negatives", ARG_U64, &negatives, "N  evaluation negatives per user (default 99; 0: none)", false},
+        {"seed", ARG_U64, &seed, "S  random seed (default 1)", false},
+        {"out", ARG_STR, &out, "DIR  output directory (NCF layout)", false},
+        {"format", ARG_STR, &format, "F  input format (default auto)", false},
+        {"skip-bad-lines", ARG_FLAG, &skip, "   skip and count malformed lines", false},
+        {NULL, 0, NULL, NULL, false},
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec data split FILE (--loo | --temporal R | --ratio R) [--negatives N] [--seed S] --out DIR";
+    int rc = args_parse(argc, argv, specs, pos, 1, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    int kinds = loo + !isnan(temporal) + !isnan(ratio);
+    if (npos != 1 || !out || kinds > 1) { fprintf(stderr, "usage: %s\n", usage); return 2; }
+    fr_split_kind kind = FR_SPLIT_LOO;
+    double r = 0;
+    if (!isnan(temporal)) { kind = FR_SPLIT_TEMPORAL; r = temporal; }
+    if (!isnan(ratio)) { kind = FR_SPLIT_RATIO; r = ratio; }
+    if (negatives > UINT32_MAX) { fprintf(stderr, "fedrec data split: --negatives too large\n"); return 2; }
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.skip_bad_lines = skip;
+    if (cli_parse_format(format, &o.format)) return 2;
+    fr_dataset *d = NULL, *train = NULL, *test = NULL;
+    fr_negatives *negs = NULL;
+    fr_err e = fr_dataset_load(&d, pos[0], &o, NULL);
+    if (e) return cli_fail(e, "data split");
+    e = fr_split(d, kind, r, seed, &train, &test);
+    if (!e && negatives) e = fr_negatives_sample(&negs, d, test, (uint32_t)negatives, seed);
+    if (!e) e = fr_write_ncf(out, train, test, negs);
+    if (!e)
+        printf("wrote %s/train.rating (%" PRIu64 "), test.rating (%" PRIu64 ")%s\n", out,
+               fr_dataset_n_interactions(train), fr_dataset_n_interactions(test), negs ? ", test.negative" : "");
+    fr_negatives_free(negs);
+    fr_dataset_free(train);
+    fr_dataset_free(test);
+    fr_dataset_free(d);
+    return e ? cli_fail(e, "data split") : 0;
+}
+
+static int data_generate(int argc, char **argv) {
+    fr_gen_opts g;
+    fr_gen_opts_default(&g);
+    uint64_t users = g.users, items = g.items, inter = g.interactions, seed = g.seed, dim = g.dim;
+    const char *out = NULL;
+    arg_spec specs[] = {
+        {"users", ARG_U64, &users, "N  users", false},
+        {"items", ARG_U64, &items, "M  items", false},
+        {"interactions", ARG_U64, &inter, "K  interactions in all", false},
+        {"item-zipf", ARG_DBL, &g.item_zipf, "S  item popularity exponent", false},
+        {"user-zipf", ARG_DBL, &g.user_zipf, "S  user activity exponent", false},
+        {"dim", ARG_U64, &dim, "D  latent factors behind the ratings", false},
+        {"noise", ARG_DBL, &g.noise, "X  rating noise", false},
+        {"seed", ARG_U64, &seed, "S  random seed", false},
+        {"out", ARG_STR, &out, "FILE  output ratings file (u.data format: user item rating time)", false},
+        {NULL, 0, NULL, NULL, false},
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec data generate --users N --items M --interactions K [--seed S] --out FILE";
+    int rc = args_parse(argc, argv, specs, pos, 0, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!out) { fprintf(stderr, "usage: %s\n", usage); return 2; }
+    if (users > UINT32_MAX || items > UINT32_MAX || dim > 4096) {
+        fprintf(stderr, "fedrec data generate: --users and --items must be < 2^32, --dim <= 4096\n");
+        return 2;
+    }
+    g.users = (uint32_t)users;
+    g.items = (uint32_t)items;
+    g.interactions = inter;
+    g.seed = seed;
+    g.dim = (uint32_t)dim;
+    fr_dataset *d = NULL;
+    fr_err e = fr_gen_opts_check(&g);
+    if (!e) e = fr_generate(&d, &g);
+    if (!e) e = fr_dataset_write_tsv(d, out);
+    if (!e)
+        printf("wrote %s: %u users, %u items, %" PRIu64 " interactions\n", out, fr_dataset_n_users(d),
+               fr_dataset_n_items(d), fr_dataset_n_interactions(d));
+    fr_dataset_free(d);
+    return e ? cli_fail(e, "data generate") : 0;
+}
+
 int cli_data(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "fedrec data: not built yet\n");
-    return 1;
+    const char *usage =
+        "usage: fedrec data <info|split|generate> ...\n"
+        "  fedrec data info FILE                                  counts, sparsity, rating histogram\n"
+        "  fedrec data split FILE --loo --negatives 99 --out DIR  NCF-format train/test/negative\n"
+        "  fedrec data generate --users N --items M --interactions K --out FILE\n";
+    if (argc < 2) { fputs(usage, stderr); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { fputs(usage, stdout); return 0; }
+    if (!strcmp(argv[1], "info")) return data_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "split")) return data_split(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "generate")) return data_generate(argc - 1, argv + 1);
+    fprintf(stderr, "fedrec data: unknown subcommand '%s'\n%s", argv[1], usage);
+    return 2;
 }
