@@ -3,6 +3,7 @@
  * the body parser is reached), and an allocation-failure sweep. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/core.h"
@@ -308,4 +309,33 @@ Test(update, allocation_failure_sweep) {
     cr_assert(done);
     fr_update_bytes_free(b);
     fr_update_free(u);
+}
+
+/* The named seeds of the fuzz corpus (written by an independent Python encoder) decode
+ * or fail as their names say. */
+Test(update, fuzz_seeds_decode_as_named) {
+    const char *valid[] = {"valid_sample", "valid_empty_tables", "valid_full_table0"};
+    const char *bad[] = {"bad_truncated", "bad_crc", "bad_version", "bad_unsorted_ids", "bad_width", "bad_short"};
+    const fr_err bad_err[] = {FR_ERR_FORMAT, FR_ERR_CHECKSUM, FR_ERR_VERSION, FR_ERR_FORMAT, FR_ERR_FORMAT,
+                              FR_ERR_FORMAT};
+    for (int k = 0; k < 9; k++) {
+        const char *name = k < 3 ? valid[k] : bad[k - 3];
+        char path[4096];
+        snprintf(path, sizeof path, "%s/fuzz/corpus/update/%s", FR_SOURCE_DIR, name);
+        uint8_t *b = NULL;
+        size_t n = 0;
+        cr_assert_eq(fri_read_file(path, &b, &n), FR_OK, "%s", fr_errmsg());
+        fr_err e = decode_err(b, n);
+        cr_assert_eq(e, k < 3 ? FR_OK : bad_err[k - 3], "%s: %s", name, fr_errmsg());
+        if (k == 0) {
+            fr_update *d = NULL;
+            cr_assert_eq(fr_update_decode(&d, b, n, &SHAPE), FR_OK);
+            cr_assert_eq(d->weight, 100);
+            cr_assert_eq(d->client, 3);
+            cr_assert_eq(d->tables[1].ids[2], 999);
+            cr_assert_eq(d->tables[0].values[11], 2.75f);
+            fr_update_free(d);
+        }
+        fri_free(b);
+    }
 }
