@@ -28,8 +28,10 @@ static float hash_score(uint32_t u, uint32_t i) {
     fr_philox4x32_10(ctr, key, out);
     return (float)(out[0] % 64) / 8.0f;
 }
+static _Atomic int bad_worker; /* set when a callback sees a worker outside [0, 3) */
 static void hash_model(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
-    (void)ctx; (void)worker;
+    (void)ctx;
+    if (worker < 0 || worker >= 3) bad_worker = 1;
     for (size_t i = 0; i < n; i++) out[i] = hash_score(user, items[i]);
 }
 
@@ -422,6 +424,7 @@ Test(eval, bit_identical_for_1_and_3_threads) {
     cr_assert(a.users_full > 100);
     cr_assert(a.hr_full[2] > 0 && a.hr_full[2] < 1);
     cr_assert_eq(memcmp(&a, &b, sizeof a), 0, "results differ between 1 and 3 threads");
+    cr_assert_eq(bad_worker, 0, "a callback got a worker index outside the pool");
     free(counts); free(items);
     free_negs(ng);
     fr_dataset_free(train); fr_dataset_free(test);
