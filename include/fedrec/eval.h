@@ -1,0 +1,122 @@
+/* fedrec eval: rating error, ranking on sampled candidates and on the full catalogue,
+ * AUC, and top-K recommendation.
+ *
+ * Metrics see a model only through a scoring callback, so this layer knows no model
+ * type. Definitions (they match the reference PyTorch scripts in shared/anchors):
+ *   - RMSE / MAE over every interaction of a test set; predictions optionally clipped
+ *     to [lo, hi] first (the anchors clip to [1, 5]); the raw (unclipped) figures too.
+ *   - Sampled ranking (leave-one-out with evaluation negatives): for a test item, rank =
+ *     the number of the user's negatives scored STRICTLY higher. HR@K = [rank < K],
+ *     NDCG@K = 1/log2(rank+2) if rank < K else 0, MRR@K = 1/(rank+1) if rank < K.
+ *     A user with several test items has each ranked against the same negatives on its
+ *     own; the user's figure is the mean over those test items, and the reported figure
+ *     is the mean over users. Users without test items or without negatives are skipped.
+ *   - Full-catalogue ranking: the candidates are all items the user did not train on
+ *     (a test item is always a candidate, even if it also appears in train); the user's
+ *     distinct test items are the relevant set. Items are ordered by score, ties broken
+ *     by the smaller item id first. HR@K = any relevant in the top K; NDCG@K with binary
+ *     gains and ideal DCG over min(|rel|, K) positions; MRR@K = 1/(position+1) of the
+ *     first relevant item in the top K; Precision@K = hits/K (K even when fewer than K
+ *     candidates exist); Recall@K = hits/|rel|.
+ *   - AUC per user = the fraction of (relevant, non-relevant candidate) pairs with the
+ *     relevant item scored higher, ties counting 1/2; averaged over users that have at
+ *     least one such pair. `auc` uses the sampled negatives, `auc_full` the catalogue.
+ * Every sum is taken in double, over users in fixed blocks reduced in user order, so the
+ * figures are bit-identical for any thread count. */
+#ifndef FEDREC_EVAL_H
+#define FEDREC_EVAL_H
+
+#include "fedrec/core.h"
+#include "fedrec/data.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Scores items[0..n) for user into scores_out[0..n). Called concurrently with distinct
+ * worker values (worker in [0, fr_pool_size(pool)), 0 without a pool); calls with the
+ * same worker never overlap, so ctx may keep per-worker scratch indexed by worker. */
+typedef void (*fr_score_fn)(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *scores_out,
+                            int worker);
+
+#define FR_EVAL_MAX_K 8
+
+typedef struct fr_eval_opts {
+    uint32_t ks[FR_EVAL_MAX_K]; /* cut-offs, each >= 1 (default 5, 10, 20) */
+    size_t n_ks;                /* how many of ks are used, 1..FR_EVAL_MAX_K */
+    bool clip;                  /* clip rating predictions to [clip_lo, clip_hi] (default on) */
+    float clip_lo, clip_hi;     /* default 1 and 5 */
+    size_t block;               /* items scored per callback in full-catalogue ranking (default 4096) */
+} fr_eval_opts;
+
+void fr_eval_opts_default(fr_eval_opts *o);
+FR_NODISCARD fr_err fr_eval_opts_check(const fr_eval_opts *o);
+
+typedef struct fr_eval_result {
+    size_t n_ks;                      /* copied from the options */
+    uint32_t ks[FR_EVAL_MAX_K];
+    /* sampled candidates (fr_eval_sampled) */
+    bool has_sampled;
+    double hr[FR_EVAL_MAX_K];         /* hr@K */
+    double ndcg[FR_EVAL_MAX_K];       /* ndcg@K */
+    double mrr[FR_EVAL_MAX_K];        /* mrr@K */
+    double auc;                       /* auc */
+    uint32_t users_sampled;           /* users ranked */
+    uint64_t tests_sampled;           /* test items ranked */
+    /* full catalogue (fr_eval_full) */
+    bool has_full;
+    double hr_full[FR_EVAL_MAX_K];        /* hr@K_full */
+    double ndcg_full[FR_EVAL_MAX_K];      /* ndcg@K_full */
+    double mrr_full[FR_EVAL_MAX_K];       /* mrr@K_full */
+    double precision_full[FR_EVAL_MAX_K]; /* precision@K_full */
+    double recall_full[FR_EVAL_MAX_K];    /* recall@K_full */
+    double auc_full;                      /* auc_full */
+    uint32_t users_full;                  /* users ranked */
+    /* ratings (fr_eval_ratings) */
+    bool has_rating;
+    double rmse, mae;                 /* on clipped predictions (raw when clipping is off) */
+    double rmse_raw, mae_raw;         /* on raw predictions */
+    uint64_t ratings;                 /* test interactions scored */
+} fr_eval_result;
+
+/* Empties r and copies the cut-offs of o. */
+void fr_eval_result_init(fr_eval_result *r, const fr_eval_opts *o);
+
+/* RMSE/MAE over every interaction of test. Fills the rating part of r. pool may be NULL
+ * (the caller's thread, worker 0). FR_ERR_EMPTY if test has no interaction,
+ * FR_ERR_INVALID for bad options, FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_eval_ratings(fr_score_fn score, void *ctx, const fr_dataset *test, const fr_eval_opts *o,
+                                    fr_pool *pool, fr_eval_result *r);
+
+/* Ranking of each user's test items against that user's negatives. Fills the sampled
+ * part of r. FR_ERR_EMPTY if no user could be ranked. */
+FR_NODISCARD fr_err fr_eval_sampled(fr_score_fn score, void *ctx, const fr_dataset *test,
+                                    const fr_negatives *negs, const fr_eval_opts *o, fr_pool *pool,
+                                    fr_eval_result *r);
+
+/* Ranking of each user's test items against every item the user did not train on. Scores
+ * in blocks of o->block items: memory O(block + K + test items) per worker, and a partial
+ * selection (a bounded heap), not a sort. train and test share one id space (train gives
+ * the catalogue size). FR_ERR_EMPTY if no user has a test item. */
+FR_NODISCARD fr_err fr_eval_full(fr_score_fn score, void *ctx, const fr_dataset *train, const fr_dataset *test,
+                                 const fr_eval_opts *o, fr_pool *pool, fr_eval_result *r);
+
+/* The k best items for user among the n_items of train's catalogue, highest score first,
+ * ties by smaller item id; with exclude_seen, the user's training items are left out.
+ * Writes *out_n <= k items (fewer when fewer candidates exist); out_scores may be NULL.
+ * Calls score with worker 0. FR_ERR_INVALID (k == 0), FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_topk(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t user, size_t k,
+                            bool exclude_seen, uint32_t *out_items, float *out_scores, size_t *out_n);
+
+/* Writes the filled parts of r as JSON object members, without braces:
+ *   "hr@10":0.5,"ndcg@10":0.3,"mrr@10":...,"auc":...,"hr@10_full":...,"precision@10_full":...,
+ *   "recall@10_full":...,"auc_full":...,"rmse":...,"mae":...,"rmse_raw":...,"mae_raw":...
+ * plus counts "eval_users", "eval_users_full", "eval_ratings". Non-finite values are
+ * written as null. NUL-terminates; *len (may be NULL) gets the length without the NUL.
+ * FR_ERR_RANGE if cap is too small (buf then holds a truncated, NUL-terminated prefix). */
+FR_NODISCARD fr_err fr_eval_result_json(const fr_eval_result *r, char *buf, size_t cap, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
