@@ -98,30 +98,41 @@ static fr_err user_counts(uint32_t *cnt, const fr_gen_opts *o) {
     return FR_OK;
 }
 
-/* Per-call scratch for one user (sized for the largest user once). */
+/* Per-worker scratch (sized for the largest user once). */
 typedef struct {
     float *uf;       /* [dim] user factors */
     uint32_t *set;   /* open-addressing set of chosen items, UINT32_MAX = empty */
-    uint32_t mask;   /* set size - 1 */
-    double *gap;     /* [max count + 1] exponential spacings for timestamps */
 } scratch;
 
-static bool set_add(uint32_t *set, uint32_t mask, uint32_t v) {
+/* Slot of v in the set: where it is, or the empty slot where it would go. */
+static uint32_t set_slot(const uint32_t *set, uint32_t mask, uint32_t v) {
     uint32_t h = (v * 0x9E3779B1u) & mask;
-    while (set[h] != UINT32_MAX) {
-        if (set[h] == v) return false;
-        h = (h + 1) & mask;
-    }
+    while (set[h] != UINT32_MAX && set[h] != v) h = (h + 1) & mask;
+    return h;
+}
+
+static bool set_add(uint32_t *set, uint32_t mask, uint32_t v) {
+    uint32_t h = set_slot(set, mask, v);
+    if (set[h] == v) return false;
     set[h] = v;
     return true;
 }
 
-/* Generates user u's c interactions into rows[at .. at+c). */
+static double dot_f(const float *a, const float *b, uint32_t n) {
+    double s = 0;
+    for (uint32_t k = 0; k < n; k++) s += (double)a[k] * b[k];
+    return s;
+}
+
+/* Generates user u's c interactions into rows[at .. at+c). Works in popularity ranks
+ * (item factors and biases are stored by rank, so the popular head stays in cache) and
+ * maps ranks to item ids at the end. */
 static void gen_user(const fr_gen_opts *o, uint32_t u, uint32_t c, const fr_zipf *pop, const uint32_t *item_of,
                      const float *vf, const float *ib, double scale, scratch *s, fri_rows *rows, size_t at) {
     fr_rng r;
     fr_rng_init(&r, o->seed, 0, u, FR_PURPOSE_GENERATE);
-    uint32_t dim = o->dim;
+    uint32_t dim = o->dim, ni = o->items;
+    uint32_t *rank = rows->item + at; /* ranks first, item ids at the end */
     double fs = pow((double)dim, -0.25); /* u.v then has variance 1 */
     for (uint32_t k = 0; k < dim; k++) s->uf[k] = (float)(fr_rng_normal(&r) * fs);
     double ub = fr_rng_normal(&r) * BIAS_SD;
@@ -129,44 +140,67 @@ static void gen_user(const fr_gen_opts *o, uint32_t u, uint32_t c, const fr_zipf
     while (mask + 1 < 2 * (uint64_t)c + 2) mask = mask * 2 + 1;
     memset(s->set, 0xff, ((size_t)mask + 1) * sizeof *s->set);
 
-    /* Items: popularity candidates, kept with probability 0.2 + 0.8 sigmoid(2 u.v). After
-     * too many tries (a user asking for most of the catalogue), take the remaining items
-     * in popularity order from a random start rank. */
+    /* Items: popularity candidates, kept with probability 0.6 + 0.4 softsign(2 u.v). A very
+     * active user exhausts the popular head, where candidates repeat: after a budget of
+     * tries the rest are drawn uniformly, and if that stalls too (a user asking for most
+     * of the catalogue) taken in popularity order from a random start rank. */
     uint32_t got = 0;
-    uint64_t tries = 0, limit = 20 * (uint64_t)c + 100;
+    uint64_t tries = 0, limit = 4 * (uint64_t)c + 64;
     while (got < c && tries < limit) {
         tries++;
-        uint32_t item = item_of[fr_zipf_draw(pop, &r)];
-        const float *v = vf + (size_t)item * dim;
-        double dot = 0;
-        for (uint32_t k = 0; k < dim; k++) dot += (double)s->uf[k] * v[k];
-        double p = 0.2 + 0.8 / (1 + exp(-2 * dot));
-        if (fr_rng_double(&r) >= p) continue;
-        if (!set_add(s->set, mask, item)) continue;
-        rows->item[at + got++] = item;
+        uint32_t k = fr_zipf_draw(pop, &r);
+        uint32_t h = set_slot(s->set, mask, k);
+        if (s->set[h] == k) continue;
+        double x = 2 * dot_f(s->uf, vf + (size_t)k * dim, dim);
+        double p = 0.6 + 0.4 * x / (1 + fabs(x)); /* a cheap sigmoid onto (0.2, 1) */
+        if (fr_rng_float(&r) >= p) continue;
+        s->set[h] = k;
+        rank[got++] = k;
     }
-    for (uint32_t x = fr_rng_below(&r, o->items); got < c; x = (x + 1) % o->items)
-        if (set_add(s->set, mask, item_of[x])) rows->item[at + got++] = item_of[x];
+    for (tries = 0; got < c && tries < limit && 2 * (uint64_t)c <= ni; tries++) {
+        uint32_t k = fr_rng_below(&r, ni);
+        if (set_add(s->set, mask, k)) rank[got++] = k;
+    }
+    for (uint32_t k = fr_rng_below(&r, ni); got < c; k = (k + 1) % ni)
+        if (set_add(s->set, mask, k)) rank[got++] = k;
 
-    /* Timestamps: sorted uniforms from normalised cumulative exponential spacings. */
-    double sum = 0;
-    for (uint32_t k = 0; k <= c; k++) {
-        double e = -log1p(-fr_rng_double(&r));
-        s->gap[k] = sum += e;
-    }
+    /* Timestamps: one jittered point in each of c equal strata of the span. */
     for (uint32_t k = 0; k < c; k++) {
-        uint32_t item = rows->item[at + k];
-        const float *v = vf + (size_t)item * dim;
-        double dot = 0;
-        for (uint32_t q = 0; q < dim; q++) dot += (double)s->uf[q] * v[q];
-        double z = (ub + ib[item] + dot + o->noise * fr_rng_normal(&r)) * scale;
+        uint32_t q = rank[k];
+        double z = (ub + ib[q] + dot_f(s->uf, vf + (size_t)q * dim, dim) + o->noise * fr_rng_normal(&r)) * scale;
         double rating = round(3 + 1.2 * z);
         rating = rating < 1 ? 1 : rating > 5 ? 5 : rating;
-        int64_t off = (int64_t)((double)o->time_span * (s->gap[k] / sum));
+        int64_t off = (int64_t)((double)o->time_span * ((k + (double)fr_rng_float(&r)) / c));
         if (off >= o->time_span) off = o->time_span - 1;
         rows->user[at + k] = u;
+        rows->item[at + k] = item_of[q];
         rows->rating[at + k] = (float)rating;
         rows->time[at + k] = o->time_start + off;
+    }
+}
+
+/* Users per pool task. */
+#define BLOCK 1024
+
+typedef struct {
+    const fr_gen_opts *o;
+    const uint32_t *cnt;     /* [users] interactions per user */
+    const uint64_t *at;      /* [blocks] first row of each block of users */
+    const fr_zipf *pop;
+    const uint32_t *item_of; /* [items] popularity rank -> item id */
+    const float *vf, *ib;    /* [items * dim], [items] by rank */
+    double scale;
+    scratch *s;              /* [workers] */
+    fri_rows *rows;
+} gen_ctx;
+
+static void gen_block(void *ctx, size_t b, int worker) {
+    gen_ctx *g = ctx;
+    uint64_t at = g->at[b];
+    uint32_t end = (uint32_t)((b + 1) * BLOCK < g->o->users ? (b + 1) * BLOCK : g->o->users);
+    for (uint32_t u = (uint32_t)(b * BLOCK); u < end; u++) {
+        gen_user(g->o, u, g->cnt[u], g->pop, g->item_of, g->vf, g->ib, g->scale, &g->s[worker], g->rows, at);
+        at += g->cnt[u];
     }
 }
 
@@ -176,24 +210,29 @@ fr_err fr_generate(fr_dataset **out, const fr_gen_opts *o) {
     fr_err err = fr_gen_opts_check(o);
     if (err) return err;
     uint32_t nu = o->users, ni = o->items, dim = o->dim;
+    size_t nblocks = ((size_t)nu + BLOCK - 1) / BLOCK;
     fri_rows rows = {0};
     fr_zipf *pop = NULL;
     fr_idmap *um = NULL, *im = NULL;
-    scratch s = {0};
+    fr_pool *pool = NULL;
+    scratch *s = NULL;
+    int workers = 0;
     uint32_t *cnt = fri_malloc((size_t)nu * sizeof *cnt);
+    uint64_t *at = fri_malloc(nblocks * sizeof *at);
     uint32_t *item_of = fri_malloc((size_t)ni * sizeof *item_of);
     float *vf = fri_malloc((size_t)ni * dim * sizeof *vf);
     float *ib = fri_malloc((size_t)ni * sizeof *ib);
-    if (!cnt || !item_of || !vf || !ib) { err = FR_ERR_NOMEM; goto done; }
+    if (!cnt || !at || !item_of || !vf || !ib) { err = FR_ERR_NOMEM; goto done; }
     if ((err = user_counts(cnt, o))) goto done;
     uint64_t total = 0;
     uint32_t maxc = 0;
     for (uint32_t u = 0; u < nu; u++) {
+        if (u % BLOCK == 0) at[u / BLOCK] = total;
         total += cnt[u];
         if (cnt[u] > maxc) maxc = cnt[u];
     }
 
-    /* Items: popularity ranks dealt to ids, factors and biases. */
+    /* Items: popularity ranks dealt to ids; factors and biases stored by rank. */
     fr_rng r;
     fr_rng_init(&r, o->seed, 1, 1, FR_PURPOSE_GENERATE);
     for (uint32_t i = 0; i < ni; i++) item_of[i] = i;
@@ -204,27 +243,29 @@ fr_err fr_generate(fr_dataset **out, const fr_gen_opts *o) {
     for (uint32_t i = 0; i < ni; i++) ib[i] = (float)(fr_rng_normal(&r) * BIAS_SD);
     if ((err = fr_zipf_create(&pop, ni, o->item_zipf))) goto done;
 
+    /* Threads only pay off on large outputs; the result is the same either way. */
+    if ((err = fr_pool_create(&pool, total >= 1000000 ? 0 : 1))) goto done;
+    workers = fr_pool_size(pool);
+    s = fri_calloc((size_t)workers, sizeof *s);
+    if (!s) { err = FR_ERR_NOMEM; goto done; }
     uint32_t setn = 16;
     while (setn < 2 * (uint64_t)maxc + 2) setn *= 2;
-    s.uf = fri_malloc((size_t)dim * sizeof *s.uf);
-    s.set = fri_malloc((size_t)setn * sizeof *s.set);
-    s.gap = fri_malloc(((size_t)maxc + 1) * sizeof *s.gap);
+    for (int w = 0; w < workers; w++) {
+        s[w].uf = fri_malloc((size_t)dim * sizeof *s[w].uf);
+        s[w].set = fri_malloc((size_t)setn * sizeof *s[w].set);
+        if (!s[w].uf || !s[w].set) { err = FR_ERR_NOMEM; goto done; }
+    }
     rows.user = fri_malloc((size_t)total * sizeof *rows.user);
     rows.item = fri_malloc((size_t)total * sizeof *rows.item);
     rows.rating = fri_malloc((size_t)total * sizeof *rows.rating);
     rows.time = fri_malloc((size_t)total * sizeof *rows.time);
-    if (!s.uf || !s.set || !s.gap || !rows.user || !rows.item || !rows.rating || !rows.time) {
-        err = FR_ERR_NOMEM;
-        goto done;
-    }
+    if (!rows.user || !rows.item || !rows.rating || !rows.time) { err = FR_ERR_NOMEM; goto done; }
     rows.cap = rows.n = (size_t)total;
     rows.has_time = true;
-    double scale = 1 / sqrt(2 * BIAS_SD * BIAS_SD + 1 + o->noise * o->noise);
-    size_t at = 0;
-    for (uint32_t u = 0; u < nu; u++) {
-        gen_user(o, u, cnt[u], pop, item_of, vf, ib, scale, &s, &rows, at);
-        at += cnt[u];
-    }
+    gen_ctx g = {o, cnt, at, pop, item_of, vf, ib, 1 / sqrt(2 * BIAS_SD * BIAS_SD + 1 + o->noise * o->noise),
+                 s, &rows};
+    fr_pool_for(pool, nblocks, 1, gen_block, &g);
+
     /* Free the generator's tables before the build to keep the peak low. */
     fr_zipf_free(pop);
     pop = NULL;
@@ -238,10 +279,14 @@ done:
     fr_idmap_release(um);
     fr_idmap_release(im);
     fr_zipf_free(pop);
-    fri_free(s.uf);
-    fri_free(s.set);
-    fri_free(s.gap);
+    for (int w = 0; s && w < workers; w++) {
+        fri_free(s[w].uf);
+        fri_free(s[w].set);
+    }
+    fri_free(s);
+    fr_pool_free(pool);
     fri_free(cnt);
+    fri_free(at);
     fri_free(item_of);
     fri_free(vf);
     fri_free(ib);
