@@ -160,6 +160,11 @@ Test(split, rejects_bad_arguments) {
     cr_assert(strstr(fr_errmsg(), "unknown kind 9"), "%s", fr_errmsg());
     cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, NULL, &te), FR_ERR_INVALID);
     fr_dataset_free(d);
+    int64_t u[] = {1, 2}, i[] = {3, 4};
+    cr_assert_eq(fr_dataset_from_arrays(&d, 2, u, i, NULL, NULL), FR_OK);
+    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, 0.5, 0, &tr, &te), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "timestamps"), "%s", fr_errmsg());
+    fr_dataset_free(d);
 }
 
 Test(split, allocation_failures_leak_nothing) {

@@ -99,6 +99,8 @@ fr_err fr_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t 
                         (int)kind);
     if (kind != FR_SPLIT_LOO && !(ratio > 0 && ratio < 1))
         return fri_fail(FR_ERR_RANGE, "split: train ratio %g; expected a value strictly between 0 and 1", ratio);
+    if (kind == FR_SPLIT_TEMPORAL && !d->has_time)
+        return fri_fail(FR_ERR_INVALID, "split: a temporal split needs timestamps and this dataset has none");
 
     fr_err err = FR_OK;
     fri_rows tr = {0}, te = {0};

@@ -2,7 +2,9 @@
  * ids) and u.data-style TSV with raw ids.
  * Every file is streamed to a temporary file beside its target, flushed to disk and
  * renamed into place, so a reader never sees a half-written file. Rows come out in
- * user order, each user's rows in CSR order (time, item); ratings print with %g. */
+ * user order, each user's rows in CSR order (time, item); ratings print with %g.
+ * test.negative has one line per user with a test interaction (users without one are
+ * left out), naming that user's last test interaction. */
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
