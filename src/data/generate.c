@@ -8,7 +8,8 @@
  * min(5, items) interactions; a user's timestamps are non-decreasing in draw order within
  * [time_start, time_start + time_span). Global draws (item factors, ranks) use streams
  * (seed, 1, *, FR_PURPOSE_GENERATE); everything about user u uses (seed, 0, u, ...), so
- * the output depends on the seed only. Memory: the rows (20 bytes per interaction) plus
+ * the output depends on the seed only, not on the threads that fill blocks of users into
+ * their precomputed row offsets. Memory: the rows (20 bytes per interaction) plus
  * O(users + items * dim). */
 #include <math.h>
 
