@@ -1,0 +1,156 @@
+/* Writers: the NCF layout (train.rating, test.rating, test.negative with dense 0-based
+ * ids) and u.data-style TSV with raw ids.
+ * Every file is streamed to a temporary file beside its target, flushed to disk and
+ * renamed into place, so a reader never sees a half-written file. Rows come out in
+ * user order, each user's rows in CSR order (time, item); ratings print with %g.
+ * test.negative has one line per user with a test interaction (users without one are
+ * left out), naming that user's last test interaction. */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "data/dataset.h"
+
+/* A file being written atomically. */
+typedef struct {
+    FILE *f;
+    char *tmp;        /* temporary path */
+    const char *path; /* final path */
+} afile;
+
+static fr_err afile_open(afile *a, const char *path) {
+    a->path = path;
+    a->f = NULL;
+    size_t n = strlen(path) + 32;
+    a->tmp = fri_malloc(n);
+    if (!a->tmp) return FR_ERR_NOMEM;
+    snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) {
+        fr_err e = fri_fail(FR_ERR_IO, "%s: cannot create: %s", a->tmp, strerror(errno));
+        fri_free(a->tmp);
+        a->tmp = NULL;
+        return e;
+    }
+    return FR_OK;
+}
+
+/* Drops a file that failed half way. */
+static void afile_abort(afile *a) {
+    if (a->f) fclose(a->f);
+    if (a->tmp) { unlink(a->tmp); fri_free(a->tmp); }
+    a->f = NULL;
+    a->tmp = NULL;
+}
+
+static fr_err afile_commit(afile *a) {
+    fr_err e = FR_OK;
+    if (ferror(a->f) || fflush(a->f) != 0 || fsync(fileno(a->f)) != 0)
+        e = fri_fail(FR_ERR_IO, "%s: write failed: %s", a->tmp, strerror(errno));
+    int rc = fclose(a->f);
+    a->f = NULL;
+    if (!e && rc != 0) e = fri_fail(FR_ERR_IO, "%s: write failed: %s", a->tmp, strerror(errno));
+    if (!e && rename(a->tmp, a->path) != 0)
+        e = fri_fail(FR_ERR_IO, "%s: cannot rename into place: %s", a->path, strerror(errno));
+    if (e) unlink(a->tmp);
+    fri_free(a->tmp);
+    a->tmp = NULL;
+    return e;
+}
+
+/* Creates dir and its missing parents. */
+static fr_err make_dirs(const char *dir) {
+    char *p = fri_strdup(dir);
+    if (!p) return FR_ERR_NOMEM;
+    size_t n = strlen(p);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            fr_err e = fri_fail(FR_ERR_IO, "%s: cannot create directory: %s", p, strerror(errno));
+            fri_free(p);
+            return e;
+        }
+        p[i] = c;
+    }
+    struct stat st;
+    fr_err e = FR_OK;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) e = fri_fail(FR_ERR_IO, "%s: not a directory", dir);
+    fri_free(p);
+    return e;
+}
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = fri_malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Rows of d; raw ids when `raw`, else dense. */
+static fr_err write_rows(const fr_dataset *d, const char *path, bool raw) {
+    afile a;
+    fr_err e = afile_open(&a, path);
+    if (e) return e;
+    for (uint32_t u = 0; u < d->n_users; u++) {
+        long long ou = raw ? (long long)fr_idmap_raw(d->users, u) : (long long)u;
+        for (uint64_t k = d->ptr[u]; k < d->ptr[u + 1]; k++) {
+            long long oi = raw ? (long long)fr_idmap_raw(d->items, d->item[k]) : (long long)d->item[k];
+            fprintf(a.f, "%lld\t%lld\t%g\t%lld\n", ou, oi, (double)d->rating[k], (long long)d->time[k]);
+        }
+    }
+    if (ferror(a.f)) {
+        e = fri_fail(FR_ERR_IO, "%s: write failed: %s", a.tmp, strerror(errno));
+        afile_abort(&a);
+        return e;
+    }
+    return afile_commit(&a);
+}
+
+static fr_err write_negatives(const fr_dataset *test, const fr_negatives *negs, const char *path) {
+    afile a;
+    fr_err e = afile_open(&a, path);
+    if (e) return e;
+    for (uint32_t u = 0; u < test->n_users; u++) {
+        if (test->ptr[u + 1] == test->ptr[u]) continue;
+        fprintf(a.f, "(%u,%u)", u, test->item[test->ptr[u + 1] - 1]);
+        for (uint64_t k = negs->ptr[u]; k < negs->ptr[u + 1]; k++) fprintf(a.f, "\t%u", negs->items[k]);
+        fputc('\n', a.f);
+    }
+    return afile_commit(&a);
+}
+
+fr_err fr_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test, const fr_negatives *negs) {
+    if (!dir || !train || !test) return fri_fail(FR_ERR_INVALID, "write ncf: directory, train and test are required");
+    if (train->n_users != test->n_users || train->n_items != test->n_items)
+        return fri_fail(FR_ERR_INVALID,
+                        "write ncf: train (%u users, %u items) and test (%u users, %u items) "
+                        "do not share one id space",
+                        train->n_users, train->n_items, test->n_users, test->n_items);
+    if (negs && negs->n_users != test->n_users)
+        return fri_fail(FR_ERR_INVALID, "write ncf: negatives cover %u users; expected %u", negs->n_users,
+                        test->n_users);
+    fr_err e = make_dirs(dir);
+    if (e) return e;
+    char *p = join(dir, "train.rating");
+    if (!p) return FR_ERR_NOMEM;
+    e = write_rows(train, p, false);
+    fri_free(p);
+    if (e) return e;
+    if (!(p = join(dir, "test.rating"))) return FR_ERR_NOMEM;
+    e = write_rows(test, p, false);
+    fri_free(p);
+    if (e || !negs) return e;
+    if (!(p = join(dir, "test.negative"))) return FR_ERR_NOMEM;
+    e = write_negatives(test, negs, p);
+    fri_free(p);
+    return e;
+}
+
+fr_err fr_dataset_write_tsv(const fr_dataset *d, const char *path) {
+    if (!d || !path) return fri_fail(FR_ERR_INVALID, "write tsv: dataset and path are required");
+    return write_rows(d, path, true);
+}

@@ -1,0 +1,368 @@
+/* Splits, evaluation negatives and the NCF/TSV writers. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/dataset.h"
+#include "testutil.h"
+
+/* Raw id of the item of interaction k of dense user u. */
+static int64_t raw_item(const fr_dataset *d, uint32_t u, size_t k) {
+    const uint32_t *it;
+    fr_dataset_user(d, u, &it, NULL, NULL);
+    return fr_idmap_raw(fr_dataset_items(d), it[k]);
+}
+
+/* users x items grid where user u rated items i with (u*7 + i*3) % 5 < 3, time (u*13+i*29)%97. */
+static fr_dataset *grid(uint32_t users, uint32_t items) {
+    size_t cap = (size_t)users * items, n = 0;
+    int64_t *u = malloc(cap * sizeof *u), *it = malloc(cap * sizeof *it), *t = malloc(cap * sizeof *t);
+    float *r = malloc(cap * sizeof *r);
+    for (uint32_t a = 0; a < users; a++)
+        for (uint32_t b = 0; b < items; b++) {
+            if ((a * 7 + b * 3) % 5 >= 3) continue;
+            u[n] = 1000 + a;
+            it[n] = 50 + 2 * b;
+            r[n] = (float)(1 + (a + b) % 5);
+            t[n] = (a * 13 + b * 29) % 97;
+            n++;
+        }
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, n, u, it, r, t), FR_OK);
+    free(u); free(it); free(t); free(r);
+    return d;
+}
+
+Test(split, loo_latest_with_ties_to_larger_raw_item) {
+    /* user 7: times 5, 9, 9 on items 300, 100, 200 -> test (9, 200)
+     * user 3: items 900 and 40 both at time 50, 40 listed last -> test 900
+     * user 5: a single interaction -> stays in train */
+    int64_t u[] = {7, 7, 3, 7, 5, 3, 3};
+    int64_t i[] = {300, 200, 900, 100, 40, 40, 100};
+    float r[] = {1, 2, 3, 4, 5, 4, 3};
+    int64_t t[] = {5, 9, 50, 9, 1, 50, 7};
+    fr_dataset *d = NULL, *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, 7, u, i, r, t), FR_OK);
+    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    /* dense users: 3 -> 0, 5 -> 1, 7 -> 2 */
+    cr_assert_eq(fr_dataset_n_interactions(tr), 5);
+    cr_assert_eq(fr_dataset_n_interactions(te), 2);
+    const uint32_t *it;
+    const float *rt;
+    const int64_t *tt;
+    cr_assert_eq(fr_dataset_user(te, 0, &it, &rt, &tt), 1);
+    cr_assert_eq(raw_item(te, 0, 0), 900);
+    cr_assert_eq(rt[0], 3);
+    cr_assert_eq(tt[0], 50);
+    cr_assert_eq(fr_dataset_user(te, 1, NULL, NULL, NULL), 0);
+    cr_assert_eq(fr_dataset_user(tr, 1, NULL, NULL, NULL), 1);
+    cr_assert_eq(fr_dataset_user(te, 2, &it, &rt, &tt), 1);
+    cr_assert_eq(raw_item(te, 2, 0), 200);
+    cr_assert_eq(rt[0], 2);
+    cr_assert_eq(fr_dataset_user(tr, 2, &it, NULL, &tt), 2);
+    cr_assert_eq(raw_item(tr, 2, 0), 300);
+    cr_assert_eq(raw_item(tr, 2, 1), 100);
+    cr_assert_eq(fr_dataset_user(tr, 0, &it, NULL, NULL), 2);
+    cr_assert_eq(raw_item(tr, 0, 0), 100);
+    cr_assert_eq(raw_item(tr, 0, 1), 40);
+    /* One id space: the same map objects as the source. */
+    cr_assert_eq(fr_dataset_users(tr), fr_dataset_users(d));
+    cr_assert_eq(fr_dataset_items(te), fr_dataset_items(d));
+    cr_assert_eq(fr_dataset_n_items(te), 5);
+    cr_assert_eq(fr_dataset_n_users(te), 3);
+    cr_assert(fr_dataset_has_time(te));
+    fr_dataset_free(d); /* the splits keep the maps alive */
+    cr_assert_eq(fr_idmap_raw(fr_dataset_users(te), 2), 7);
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+}
+
+Test(split, every_interaction_lands_once_with_same_ids) {
+    fr_dataset *d = grid(40, 30), *tr = NULL, *te = NULL;
+    fr_split_kind kinds[3] = {FR_SPLIT_LOO, FR_SPLIT_TEMPORAL, FR_SPLIT_RATIO};
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(fr_split(d, kinds[k], 0.6, 3, &tr, &te), FR_OK);
+        cr_assert_eq(fr_dataset_n_interactions(tr) + fr_dataset_n_interactions(te), fr_dataset_n_interactions(d));
+        for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+            const uint32_t *it;
+            const float *rt;
+            size_t n = fr_dataset_user(d, u, &it, &rt, NULL);
+            for (size_t x = 0; x < n; x++)
+                cr_assert(fr_dataset_has(tr, u, it[x]) != fr_dataset_has(te, u, it[x]));
+            const uint32_t *a;
+            size_t m = fr_dataset_user(te, u, &a, NULL, NULL);
+            for (size_t x = 0; x < m; x++) cr_assert(fr_dataset_has(d, u, a[x]));
+        }
+        fr_dataset_free(tr);
+        fr_dataset_free(te);
+    }
+    fr_dataset_free(d);
+}
+
+Test(split, temporal_cut_by_time_user_item) {
+    /* Times 1..10 over two users; 3 and 4 tie at time 6 (users 1 and 2). */
+    int64_t u[] = {1, 1, 1, 1, 1, 2, 2, 2, 2, 2};
+    int64_t i[] = {1, 2, 3, 4, 5, 1, 2, 3, 4, 5};
+    int64_t t[] = {1, 3, 6, 8, 10, 2, 4, 6, 7, 9};
+    fr_dataset *d = NULL, *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, 10, u, i, NULL, t), FR_OK);
+    /* ratio 0.5: train = times 1,2,3,4 and the (6, user 1) row */
+    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, 0.5, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_n_interactions(tr), 5);
+    cr_assert(fr_dataset_has(tr, 0, 2));  /* user 1 item 3 at time 6 */
+    cr_assert(fr_dataset_has(te, 1, 2));  /* user 2 item 3 at time 6 */
+    cr_assert(fr_dataset_has(te, 1, 3));
+    cr_assert(fr_dataset_has(tr, 1, 1));
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, 0.8, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_n_interactions(tr), 8);
+    cr_assert(fr_dataset_has(te, 0, 4)); /* times 9 and 10 are the latest */
+    cr_assert(fr_dataset_has(te, 1, 4));
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    fr_dataset_free(d);
+}
+
+Test(split, random_ratio_follows_the_user_streams) {
+    fr_dataset *d = grid(300, 40), *tr = NULL, *te = NULL, *tr2 = NULL, *te2 = NULL;
+    cr_assert_eq(fr_split(d, FR_SPLIT_RATIO, 0.8, 11, &tr, &te), FR_OK);
+    double frac = (double)fr_dataset_n_interactions(tr) / (double)fr_dataset_n_interactions(d);
+    cr_assert(frac > 0.78 && frac < 0.82, "train fraction %g", frac);
+    /* Naive reference: user u's k-th interaction in CSR order takes the k-th double. */
+    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+        fr_rng r;
+        fr_rng_init(&r, 11, 0, u, FR_PURPOSE_SPLIT);
+        const uint32_t *it;
+        size_t n = fr_dataset_user(d, u, &it, NULL, NULL);
+        for (size_t x = 0; x < n; x++) cr_assert_eq(fr_dataset_has(tr, u, it[x]), fr_rng_double(&r) < 0.8);
+    }
+    cr_assert_eq(fr_split(d, FR_SPLIT_RATIO, 0.8, 12, &tr2, &te2), FR_OK);
+    bool differ = false;
+    for (uint32_t u = 0; u < fr_dataset_n_users(d) && !differ; u++)
+        differ = fr_dataset_user(tr, u, NULL, NULL, NULL) != fr_dataset_user(tr2, u, NULL, NULL, NULL);
+    cr_assert(differ, "another seed gives another split");
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(tr2); fr_dataset_free(te2);
+    fr_dataset_free(d);
+}
+
+Test(split, rejects_bad_arguments) {
+    fr_dataset *d = grid(5, 5), *tr = (fr_dataset *)1, *te = (fr_dataset *)1;
+    cr_assert_eq(fr_split(d, FR_SPLIT_RATIO, 1.0, 0, &tr, &te), FR_ERR_RANGE);
+    cr_assert_null(tr);
+    cr_assert_null(te);
+    cr_assert(strstr(fr_errmsg(), "ratio 1"), "%s", fr_errmsg());
+    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, 0.0, 0, &tr, &te), FR_ERR_RANGE);
+    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, NAN, 0, &tr, &te), FR_ERR_RANGE);
+    cr_assert_eq(fr_split(d, (fr_split_kind)9, 0.5, 0, &tr, &te), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "unknown kind 9"), "%s", fr_errmsg());
+    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, NULL, &te), FR_ERR_INVALID);
+    fr_dataset_free(d);
+    int64_t u[] = {1, 2}, i[] = {3, 4};
+    cr_assert_eq(fr_dataset_from_arrays(&d, 2, u, i, NULL, NULL), FR_OK);
+    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, 0.5, 0, &tr, &te), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "timestamps"), "%s", fr_errmsg());
+    fr_dataset_free(d);
+}
+
+Test(split, allocation_failures_leak_nothing) {
+    fr_dataset *d = grid(20, 10);
+    fr_split_kind kinds[3] = {FR_SPLIT_LOO, FR_SPLIT_TEMPORAL, FR_SPLIT_RATIO};
+    for (int k = 0; k < 3; k++) {
+        for (long nth = 1;; nth++) {
+            fr_dataset *tr = (fr_dataset *)1, *te = (fr_dataset *)1;
+            fr_test_fail_alloc(nth, true);
+            fr_err e = fr_split(d, kinds[k], 0.5, 1, &tr, &te);
+            fr_test_fail_alloc(0, false);
+            if (e == FR_OK) {
+                cr_assert_gt(nth, 3);
+                fr_dataset_free(tr);
+                fr_dataset_free(te);
+                break;
+            }
+            cr_assert_eq(e, FR_ERR_NOMEM, "kind %d, allocation %ld", k, nth);
+            cr_assert_null(tr);
+            cr_assert_null(te);
+        }
+    }
+    fr_dataset_free(d);
+}
+
+/* ------------------------------------------------------------ negatives */
+
+static void check_negatives(const fr_negatives *ng, const fr_dataset *all, const fr_dataset *test, uint32_t per) {
+    cr_assert_eq(fr_negatives_n_users(ng), fr_dataset_n_users(test));
+    uint32_t ni = fr_dataset_n_items(all);
+    for (uint32_t u = 0; u < fr_dataset_n_users(test); u++) {
+        const uint32_t *it;
+        size_t n = fr_negatives_user(ng, u, &it);
+        if (fr_dataset_user(test, u, NULL, NULL, NULL) == 0) { cr_assert_eq(n, 0); continue; }
+        uint32_t comp = 0;
+        for (uint32_t i = 0; i < ni; i++) comp += !fr_dataset_has(all, u, i) && !fr_dataset_has(test, u, i);
+        cr_assert_eq(n, comp < per ? comp : per, "user %u: %zu negatives, complement %u", u, n, comp);
+        for (size_t x = 0; x < n; x++) {
+            cr_assert_lt(it[x], ni);
+            cr_assert_not(fr_dataset_has(all, u, it[x]));
+            cr_assert_not(fr_dataset_has(test, u, it[x]));
+            for (size_t y = 0; y < x; y++) cr_assert_neq(it[x], it[y]);
+        }
+    }
+}
+
+Test(negatives, distinct_untouched_and_seeded) {
+    fr_dataset *d = grid(60, 40), *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    fr_negatives *a = NULL, *b = NULL, *c = NULL, *e = NULL;
+    /* Each user touched ~24 of 40 items: the enumeration path (uniformity tests below cover
+     * both paths). */
+    cr_assert_eq(fr_negatives_sample(&a, d, te, 5, 1), FR_OK);
+    check_negatives(a, d, te, 5);
+    cr_assert_eq(fr_negatives_sample(&e, d, te, 20, 1), FR_OK);
+    check_negatives(e, d, te, 20);
+    /* The training set as `all`: test items are still excluded. */
+    cr_assert_eq(fr_negatives_sample(&b, tr, te, 5, 1), FR_OK);
+    check_negatives(b, d, te, 5);
+    for (uint32_t u = 0; u < fr_negatives_n_users(a); u++) {
+        const uint32_t *x, *y;
+        size_t n = fr_negatives_user(a, u, &x);
+        cr_assert_eq(fr_negatives_user(b, u, &y), n);
+        cr_assert(memcmp(x, y, n * sizeof *x) == 0, "same seed, same negatives");
+    }
+    cr_assert_eq(fr_negatives_sample(&c, d, te, 5, 2), FR_OK);
+    bool differ = false;
+    for (uint32_t u = 0; u < fr_negatives_n_users(a); u++) {
+        const uint32_t *x, *y;
+        size_t n = fr_negatives_user(a, u, &x);
+        fr_negatives_user(c, u, &y);
+        differ = differ || memcmp(x, y, n * sizeof *x) != 0;
+    }
+    cr_assert(differ);
+    const uint32_t *none;
+    cr_assert_eq(fr_negatives_user(a, 9999, &none), 0);
+    cr_assert_null(none);
+    fr_negatives_free(a); fr_negatives_free(b); fr_negatives_free(c); fr_negatives_free(e);
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
+}
+
+Test(negatives, small_complement_gives_all_of_it) {
+    /* 6 items; user 1 touched 4 of them, so asks for 99 and gets the other 2. */
+    int64_t u[] = {1, 1, 1, 1, 2, 2, 3};
+    int64_t i[] = {10, 11, 12, 13, 14, 15, 10};
+    int64_t t[] = {1, 2, 3, 4, 1, 2, 1};
+    fr_dataset *d = NULL, *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, 7, u, i, NULL, t), FR_OK);
+    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    fr_negatives *n = NULL;
+    cr_assert_eq(fr_negatives_sample(&n, d, te, 99, 3), FR_OK);
+    const uint32_t *it;
+    cr_assert_eq(fr_negatives_user(n, 0, &it), 2);
+    cr_assert((it[0] == 4 && it[1] == 5) || (it[0] == 5 && it[1] == 4));
+    cr_assert_eq(fr_negatives_user(n, 1, &it), 4);
+    cr_assert_eq(fr_negatives_user(n, 2, &it), 0); /* single interaction: no test item */
+    fr_negatives_free(n);
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
+}
+
+/* Each untouched item is equally likely under both strategies. */
+static void uniformity(uint32_t n_items, uint32_t touched, uint32_t per) {
+    fr_dataset *d = NULL, *tr = NULL, *te = NULL;
+    int64_t *ui = malloc((touched + n_items) * sizeof *ui), *ii = malloc((touched + n_items) * sizeof *ii);
+    int64_t *ti = malloc((touched + n_items) * sizeof *ti);
+    size_t n = 0;
+    for (uint32_t k = 0; k < touched; k++) { ui[n] = 0; ii[n] = 3 * k; ti[n] = k; n++; } /* user 0: items 0, 3, 6.. */
+    for (uint32_t k = 0; k < n_items; k++) { ui[n] = 1; ii[n] = k; ti[n] = 0; n++; } /* user 1: the catalogue */
+    cr_assert_eq(fr_dataset_from_arrays(&d, n, ui, ii, NULL, ti), FR_OK);
+    cr_assert_eq(fr_dataset_n_items(d), n_items);
+    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    unsigned *hits = calloc(n_items, sizeof *hits);
+    const int trials = 3000;
+    for (int s = 0; s < trials; s++) {
+        fr_negatives *ng = NULL;
+        cr_assert_eq(fr_negatives_sample(&ng, d, te, per, (uint64_t)s), FR_OK);
+        const uint32_t *x;
+        size_t m = fr_negatives_user(ng, 0, &x);
+        cr_assert_eq(m, per);
+        for (size_t k = 0; k < m; k++) hits[x[k]]++;
+        fr_negatives_free(ng);
+    }
+    double expect = (double)trials * per / (n_items - touched);
+    for (uint32_t k = 0; k < n_items; k++) {
+        if (k % 3 == 0 && k / 3 < touched) { cr_assert_eq(hits[k], 0); continue; }
+        cr_assert(fabs(hits[k] - expect) < 5 * sqrt(expect), "item %u: %u hits, expected %g", k, hits[k], expect);
+    }
+    free(hits); free(ui); free(ii); free(ti);
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
+}
+
+Test(negatives, uniform_by_rejection) { uniformity(60, 4, 3); }
+Test(negatives, uniform_by_enumeration) { uniformity(24, 8, 10); }
+
+Test(negatives, allocation_failures_leak_nothing) {
+    fr_dataset *d = grid(20, 10), *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    for (long nth = 1;; nth++) {
+        fr_negatives *n = (fr_negatives *)1;
+        fr_test_fail_alloc(nth, true);
+        fr_err e = fr_negatives_sample(&n, d, te, 3, 1);
+        fr_test_fail_alloc(0, false);
+        if (e == FR_OK) { fr_negatives_free(n); break; }
+        cr_assert_eq(e, FR_ERR_NOMEM);
+        cr_assert_null(n);
+    }
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
+}
+
+/* ------------------------------------------------------------ writers */
+
+Test(write, ncf_and_tsv_exact_bytes) {
+    /* raw users 10, 20; raw items 5, 7, 9 (dense 0, 1, 2) */
+    int64_t u[] = {20, 10, 10, 20, 10};
+    int64_t i[] = {9, 7, 5, 5, 9};
+    float r[] = {3.5f, 4, 5, 1, 2};
+    int64_t t[] = {100, 30, 10, 90, 30};
+    fr_dataset *d = NULL, *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, 5, u, i, r, t), FR_OK);
+    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    fr_negatives *ng = NULL;
+    cr_assert_eq(fr_negatives_sample(&ng, d, te, 5, 1), FR_OK);
+    char *dir = tu_tmpdir(), out[4096], p[4200];
+    snprintf(out, sizeof out, "%s/a/b", dir); /* parents are created */
+    cr_assert_eq(fr_write_ncf(out, tr, te, ng), FR_OK, "%s", fr_errmsg());
+    /* user 10: (10,5,5) (30,7,4) (30,9,2) -> test (30, 9); user 20: (90,5,1) (100,9,3.5) */
+    const char *want_train = "0\t0\t5\t10\n0\t1\t4\t30\n1\t0\t1\t90\n";
+    const char *want_test = "0\t2\t2\t30\n1\t2\t3.5\t100\n";
+    const char *want_neg = "(0,2)\n(1,2)\t1\n"; /* user 0 touched all; user 1 misses item 7 */
+    const char *names[3] = {"train.rating", "test.rating", "test.negative"};
+    const char *wants[3] = {want_train, want_test, want_neg};
+    for (int k = 0; k < 3; k++) {
+        snprintf(p, sizeof p, "%s/%s", out, names[k]);
+        char *s = tu_slurp(p, NULL);
+        cr_assert_not_null(s, "%s", names[k]);
+        cr_assert_str_eq(s, wants[k], "%s", names[k]);
+        free(s);
+    }
+    snprintf(p, sizeof p, "%s/u.tsv", dir);
+    cr_assert_eq(fr_dataset_write_tsv(d, p), FR_OK);
+    char *s = tu_slurp(p, NULL);
+    cr_assert_str_eq(s, "10\t5\t5\t10\n10\t7\t4\t30\n10\t9\t2\t30\n20\t5\t1\t90\n20\t9\t3.5\t100\n");
+    free(s);
+    /* No write without a usable directory, and a clear message. */
+    snprintf(p, sizeof p, "%s/u.tsv/x", dir);
+    cr_assert_eq(fr_write_ncf(p, tr, te, NULL), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), "u.tsv"), "%s", fr_errmsg());
+    tu_rmtree(dir);
+    free(dir);
+    fr_negatives_free(ng);
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
+}
+
+Test(write, rejects_mismatched_id_spaces) {
+    fr_dataset *a = grid(5, 5), *b = grid(6, 5);
+    cr_assert_eq(fr_write_ncf("/tmp/never-written", a, b, NULL), FR_ERR_INVALID);
+    fr_negatives *n = (fr_negatives *)1;
+    cr_assert_eq(fr_negatives_sample(&n, a, b, 3, 0), FR_ERR_INVALID);
+    cr_assert_null(n);
+    fr_dataset_free(a); fr_dataset_free(b);
+}
