@@ -78,7 +78,8 @@ static int bench_model(size_t B, int sparse, fr_model_kind kind) {
     return 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc == 3) return bench_model((size_t)atoi(argv[1]), atoi(argv[2]), FR_MODEL_NEUMF);
     size_t Bs[] = {32, 256};
     size_t shapes[][2] = {{64, 32}, {32, 16}, {16, 8}, {16, 1}};
     for (int i = 0; i < 2; i++)

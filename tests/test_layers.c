@@ -60,7 +60,7 @@ Test(linear, blas_loops_naive_agree) {
 
 /* ---- gradient checks: L = sum(out * r) so dout = r ---- */
 enum { B = 3, C = 4, OC = 5 };
-static float X[B * C], W[OC * C], BI[OC], A2[B * C], R[B * OC > B * C * 2 ? B * OC : B * C * 2], Y[B * C * 2];
+static float X[B * C], W[OC * C], BI[OC], A2[B * (C + 1)], R[B * OC > B * C * 2 ? B * OC : B * C * 2], Y[B * C * 2];
 static float TABLE[6 * C];
 static uint32_t IDX[B] = {4, 1, 4};
 
@@ -77,7 +77,7 @@ static double l_bpr(void *c) { (void)c; return fri_bpr_forward_backward(NULL, NU
 static double l_l2(void *c) { (void)c; return fri_l2_forward_backward(NULL, X, B, C, 0.7); }
 
 static void setup_gc(void) {
-    fill(X, B * C, 11, 2); fill(W, OC * C, 12, 1); fill(BI, OC, 13, 1); fill(A2, B * C, 14, 2);
+    fill(X, B * C, 11, 2); fill(W, OC * C, 12, 1); fill(BI, OC, 13, 1); fill(A2, B * (C + 1), 14, 2);
     fill(R, sizeof R / 4, 15, 1); fill(TABLE, 6 * C, 16, 1);
     for (size_t i = 0; i < B * C; i++) if (fabsf(X[i]) < 0.05f) X[i] = 0.3f; /* away from the ReLU kink */
 }
@@ -142,7 +142,7 @@ Test(gradcheck, losses) {
     cr_assert_eq(gc_check(l_mse, NULL, X, d1, B * C, "mse"), 0);
     fri_bce_forward_backward(d1, X, A2, B * C);
     cr_assert_eq(gc_check(l_bce, NULL, X, d1, B * C, "bce"), 0);
-    fill(A2, B * C, 14, 2);
+    fill(A2, B * (C + 1), 14, 2);
     fri_bpr_forward_backward(d1, d2, X, A2, B * C);
     cr_assert_eq(gc_check(l_bpr, NULL, X, d1, B * C, "bpr pos"), 0);
     cr_assert_eq(gc_check(l_bpr, NULL, A2, d2, B * C, "bpr neg"), 0);

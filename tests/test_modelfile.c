@@ -178,7 +178,7 @@ Test(modelfile, structural_checks_behind_the_crc) {
     fr_rng r;
     fr_rng_init(&r, 5, 0, 0, FR_PURPOSE_TEST);
     int ok = 0, fmt = 0;
-    for (size_t pos = 20; pos < n - 4; pos++) {
+    for (size_t pos = 20; pos < n - 4; pos += pos < 700 ? 1 : 97) { /* the header densely */
         for (int v = 0; v < 3; v++) {
             memcpy(c, bytes, n);
             c[pos] = v == 0 ? 0xff : v == 1 ? 0 : (uint8_t)fr_rng_u32(&r);
