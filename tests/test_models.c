@@ -191,6 +191,16 @@ static int run_gradcheck(fr_model_kind kind, void (*tweak)(fr_model_config *), i
         }
     }
     cr_assert_gt(checked, 10);
+    /* a client's running set of touched item rows */
+    int it0 = 0;
+    while (fr_model_tensor(m, it0)->kind != FR_TENSOR_ITEM_TABLE) it0++;
+    fr_rowset all;
+    cr_assert_eq(fr_rowset_init(&all, 7), FR_OK);
+    cr_assert_eq(fr_rowset_merge(&all, fr_grad_touched(g, it0)), FR_OK);
+    cr_assert_eq(fr_rowset_merge(&all, fr_grad_touched(g, it0)), FR_OK);
+    uint32_t want = fr_model_config_of(m)->loss == FR_LOSS_BPR ? 7 : 5; /* {2,5,6,0,3} (+ negatives {1,4}) */
+    cr_assert_eq(all.count, want, "%u rows", all.count);
+    fr_rowset_destroy(&all);
     fr_grad_zero(g);
     for (size_t i = 0; i < fr_model_n_params(m); i++) cr_assert_eq(gd[i], 0.0f);
     for (int t = 0; t < fr_model_n_tensors(m); t++)

@@ -143,6 +143,9 @@ static inline void fr_rowset_add(fr_rowset *s, uint32_t row) {
     if (!s->mark[row]) { s->mark[row] = 1; s->rows[s->count++] = row; }
 }
 void fr_rowset_clear(fr_rowset *s);
+/* dst |= src (same n_rows; FR_ERR_INVALID otherwise). For a client collecting the item
+ * rows it touched over all its local steps from fr_grad_touched after each step. */
+FR_NODISCARD fr_err fr_rowset_merge(fr_rowset *dst, const fr_rowset *src);
 
 /* ------------------------------------------------------------------ gradients */
 

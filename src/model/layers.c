@@ -136,11 +136,12 @@ void fri_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
 
 /* ---------------------------------------------------------------- elementwise */
 
-void fri_relu_forward(float *out, const float *inp, size_t N) {
+void fri_relu_forward(float *out, const float *inp, size_t N) { /* may be in place: no restrict */
     for (size_t i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
-void fri_relu_backward(float *dinp, const float *dout, const float *out, size_t N) {
+void fri_relu_backward(float *restrict dinp, const float *restrict dout, const float *restrict out,
+                       size_t N) {
     for (size_t i = 0; i < N; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
 }
 

@@ -40,7 +40,8 @@ void fri_linear_backward_blas(float *dinp, float *dw, float *db, const float *do
 /* out[N] = max(inp, 0) (in place allowed) */
 void fri_relu_forward(float *out, const float *inp, size_t N);
 /* dinp[N] += dout * (out > 0), using the forward's output */
-void fri_relu_backward(float *dinp, const float *dout, const float *out, size_t N);
+void fri_relu_backward(float *restrict dinp, const float *restrict dout, const float *restrict out,
+                       size_t N);
 /* out[N] = 1 / (1 + exp(-inp)) */
 void fri_sigmoid_forward(float *out, const float *inp, size_t N);
 /* dinp[N] += dout * out * (1 - out) */

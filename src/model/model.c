@@ -316,6 +316,13 @@ void fr_rowset_clear(fr_rowset *s) {
     s->count = 0;
 }
 
+fr_err fr_rowset_merge(fr_rowset *dst, const fr_rowset *src) {
+    if (dst->n_rows != src->n_rows)
+        return fri_fail(FR_ERR_INVALID, "merging a set over %u rows into one over %u", src->n_rows, dst->n_rows);
+    for (uint32_t i = 0; i < src->count; i++) fr_rowset_add(dst, src->rows[i]);
+    return FR_OK;
+}
+
 static int is_table(fr_tensor_kind k) { return k == FR_TENSOR_ITEM_TABLE || k == FR_TENSOR_USER_TABLE; }
 
 fr_err fr_grad_create(fr_grad **out, const fr_model *m) {
