@@ -329,3 +329,38 @@ Test(models, out_of_memory_leaks_nothing) {
         cr_assert_lt(n, 100);
     }
 }
+
+Test(models, split_batch_gradients_combine_to_the_whole) {
+    fr_model *m = make(FR_MODEL_NEUMF, 4, 9, tiny);
+    uint32_t u[7] = {0, 1, 2, 3, 0, 1, 2}, it[7] = {0, 8, 3, 3, 5, 1, 8};
+    float y[7] = {1, 0, 0, 1, 1, 0, 1};
+    fr_model_ws *ws;
+    fr_grad *whole, *g1, *g2;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 7), FR_OK);
+    cr_assert_eq(fr_grad_create(&whole, m), FR_OK);
+    cr_assert_eq(fr_grad_create(&g1, m), FR_OK);
+    cr_assert_eq(fr_grad_create(&g2, m), FR_OK);
+    double l, l1, l2;
+    fr_batch b = {u, it, y, NULL, 7}, b1 = {u, it, y, NULL, 3}, b2 = {u + 3, it + 3, y + 3, NULL, 4};
+    cr_assert_eq(fr_model_loss_grad(m, ws, &b, whole, &l), FR_OK);
+    cr_assert_eq(fr_model_loss_grad(m, ws, &b1, g1, &l1), FR_OK);
+    cr_assert_eq(fr_model_loss_grad(m, ws, &b2, g2, &l2), FR_OK);
+    cr_assert_float_eq(l, (3 * l1 + 4 * l2) / 7, 1e-6);
+    cr_assert_eq(fr_grad_combine(g1, 3.0f / 7, g2, 4.0f / 7), FR_OK);
+    for (size_t i = 0; i < fr_model_n_params(m); i++)
+        cr_assert_float_eq(fr_grad_data(g1)[i], fr_grad_data(whole)[i], 1e-6, "param %zu", i);
+    for (int t = 0; t < fr_model_n_tensors(m); t++)
+        if (fr_grad_touched(whole, t)) cr_assert_eq(fr_grad_touched(g1, t)->count, fr_grad_touched(whole, t)->count);
+    fr_grad_free(whole); fr_grad_free(g1); fr_grad_free(g2);
+    fr_model_ws_free(ws);
+    fr_model_free(m);
+}
+
+Test(models, a_server_model_may_hold_no_users) {
+    fr_model *m = make(FR_MODEL_NEUMF, 0, 9, NULL);
+    cr_assert_eq(fr_model_n_params(m), fr_model_n_shared(m));
+    fr_grad *g;
+    cr_assert_eq(fr_grad_create(&g, m), FR_OK);
+    fr_grad_free(g);
+    fr_model_free(m);
+}

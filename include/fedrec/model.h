@@ -163,6 +163,12 @@ float *fr_grad_data(fr_grad *g);
 const float *fr_grad_data_const(const fr_grad *g);
 /* Rows of table tensor t touched since the last zero (NULL for a dense tensor). */
 const fr_rowset *fr_grad_touched(const fr_grad *g, int t);
+/* dst = a * dst + b * src, over the dense tensors and the union of both touched sets
+ * (which dst then holds). For data-parallel steps: split a batch into parts of n_k
+ * examples, one fr_model_loss_grad per part into its own grad (own workspace, own
+ * thread), then combine with weights n_k / n to get the gradient of the whole batch's
+ * mean. FR_ERR_INVALID if the two differ in shape. */
+FR_NODISCARD fr_err fr_grad_combine(fr_grad *dst, float a, const fr_grad *src, float b);
 /* Marks a row as touched (for callers that write gradients themselves). */
 void fr_grad_touch(fr_grad *g, int t, uint32_t row);
 
@@ -180,7 +186,9 @@ typedef struct fr_batch {
 } fr_batch;
 
 /* Per-batch scratch (activations and their gradients) sized once for max_batch
- * examples. A workspace belongs to one thread at a time. */
+ * examples. A workspace belongs to one thread at a time. Creating the first workspace
+ * sets OpenBLAS to one thread for the process: at these small shapes its own threads
+ * make a NeuMF step 3x slower, and fedrec parallelises with its own pool. */
 typedef struct fr_model_ws fr_model_ws;
 
 FR_NODISCARD fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch);

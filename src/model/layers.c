@@ -5,7 +5,18 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
+
+/* OpenBLAS would start its own threads for a 256x64x32 product; at these shapes that is
+ * 3x slower than one thread (bench/bench_model.c: 1.56 s vs 0.47 s per NeuMF epoch), and
+ * fedrec parallelises over clients and batch parts with its own pool. So the first
+ * workspace switches OpenBLAS to one thread, once, for the process. */
+static void blas_one_thread(void) { openblas_set_num_threads(1); }
+void fri_blas_single_thread(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_one_thread);
+}
 
 void fri_embedding_forward(float *restrict out, const float *restrict table, const uint32_t *idx,
                            size_t B, size_t C) {

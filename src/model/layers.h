@@ -9,6 +9,9 @@
 
 #include "fedrec/model.h"
 
+/* Sets OpenBLAS to one thread, once per process (see layers.c). Thread-safe. */
+void fri_blas_single_thread(void);
+
 /* out[B,C] = table[idx[b], :] */
 void fri_embedding_forward(float *restrict out, const float *restrict table, const uint32_t *idx,
                            size_t B, size_t C);

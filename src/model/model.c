@@ -375,6 +375,37 @@ void fr_grad_touch(fr_grad *g, int t, uint32_t row) {
         fr_rowset_add(&g->rows[t], row);
 }
 
+fr_err fr_grad_combine(fr_grad *dst, float a, const fr_grad *src, float b) {
+    if (dst->n_params != src->n_params || dst->n_tensors != src->n_tensors)
+        return fri_fail(FR_ERR_INVALID, "combining gradients of %zu and %zu parameters", src->n_params,
+                        dst->n_params);
+    for (int i = 0; i < dst->n_tensors; i++) {
+        const fr_tensor *t = &dst->t[i];
+        if (t->rows != src->t[i].rows || t->cols != src->t[i].cols)
+            return fri_fail(FR_ERR_INVALID, "combining gradients: tensor %s differs in shape", t->name);
+    }
+    for (int i = 0; i < dst->n_tensors; i++) {
+        const fr_tensor *t = &dst->t[i];
+        float *restrict d = dst->g + t->offset;
+        const float *restrict s = src->g + t->offset;
+        if (!is_table(t->kind)) {
+            for (size_t k = 0; k < (size_t)t->rows * t->cols; k++) d[k] = a * d[k] + b * s[k];
+            continue;
+        }
+        fr_rowset *rd = &dst->rows[i];
+        const fr_rowset *rs = &src->rows[i];
+        if (a != 1.0f)
+            for (uint32_t r = 0; r < rd->count; r++)
+                for (uint32_t c = 0; c < t->cols; c++) d[(size_t)rd->rows[r] * t->cols + c] *= a;
+        for (uint32_t r = 0; r < rs->count; r++) {
+            size_t o = (size_t)rs->rows[r] * t->cols;
+            for (uint32_t c = 0; c < t->cols; c++) d[o + c] += b * s[o + c];
+            fr_rowset_add(rd, rs->rows[r]);
+        }
+    }
+    return FR_OK;
+}
+
 int fri_grad_matches(const fr_grad *g, const fr_model *m) {
     if (g->n_params != m->n_params || g->n_tensors != m->n_tensors) return 0;
     for (int i = 0; i < m->n_tensors; i++)
@@ -429,6 +460,7 @@ fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch
     if (max_batch == 0 || max_batch > ((size_t)1 << 24))
         return fri_fail(FR_ERR_INVALID, "workspace max_batch %zu: expected 1..%zu", max_batch,
                         (size_t)1 << 24);
+    fri_blas_single_thread();
     const fr_model_config *c = &m->cfg;
     size_t head, per = ws_floats_per_example(c, &head);
     /* each buffer is rounded up to 16 floats: at most 40 buffers */
