@@ -153,7 +153,13 @@ void fri_relu_forward(float *out, const float *inp, size_t N) { /* may be in pla
 
 void fri_relu_backward(float *restrict dinp, const float *restrict dout, const float *restrict out,
                        size_t N) {
-    for (size_t i = 0; i < N; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+    /* unconditional loads, then a select: gcc turns it into a vector blend. Written as
+       `cond ? dout[i] : 0` the load is conditional and the loop stays scalar with a
+       mispredicted branch per element (it was 10% of a NeuMF step). */
+    for (size_t i = 0; i < N; i++) {
+        float d = dout[i], o = out[i];
+        dinp[i] += o > 0.0f ? d : 0.0f;
+    }
 }
 
 void fri_sigmoid_forward(float *out, const float *inp, size_t N) {
