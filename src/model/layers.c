@@ -18,19 +18,29 @@ void fri_blas_single_thread(void) {
     pthread_once(&once, blas_one_thread);
 }
 
+void fri_embedding_forward_ld(float *restrict out, size_t ldo, const float *restrict table,
+                              const uint32_t *idx, size_t B, size_t C) {
+    for (size_t b = 0; b < B; b++) memcpy(out + b * ldo, table + (size_t)idx[b] * C, C * sizeof(float));
+}
+
 void fri_embedding_forward(float *restrict out, const float *restrict table, const uint32_t *idx,
                            size_t B, size_t C) {
-    for (size_t b = 0; b < B; b++) memcpy(out + b * C, table + (size_t)idx[b] * C, C * sizeof(float));
+    fri_embedding_forward_ld(out, C, table, idx, B, C);
+}
+
+void fri_embedding_backward_ld(float *restrict dtable, fr_rowset *rows, const float *restrict dout,
+                               size_t ldd, const uint32_t *idx, size_t B, size_t C) {
+    for (size_t b = 0; b < B; b++) {
+        float *restrict d = dtable + (size_t)idx[b] * C;
+        const float *restrict g = dout + b * ldd;
+        for (size_t c = 0; c < C; c++) d[c] += g[c];
+        if (rows) fr_rowset_add(rows, idx[b]);
+    }
 }
 
 void fri_embedding_backward(float *restrict dtable, fr_rowset *rows, const float *restrict dout,
                             const uint32_t *idx, size_t B, size_t C) {
-    for (size_t b = 0; b < B; b++) {
-        float *restrict d = dtable + (size_t)idx[b] * C;
-        const float *restrict g = dout + b * C;
-        for (size_t c = 0; c < C; c++) d[c] += g[c];
-        if (rows) fr_rowset_add(rows, idx[b]);
-    }
+    fri_embedding_backward_ld(dtable, rows, dout, C, idx, B, C);
 }
 
 /* ---------------------------------------------------------------- linear */

@@ -12,6 +12,13 @@
 /* Sets OpenBLAS to one thread, once per process (see layers.c). Thread-safe. */
 void fri_blas_single_thread(void);
 
+/* out[b * ldo + c] = table[idx[b], c]: gathers straight into a wider row, so a concat of
+ * two embeddings costs no extra copy. */
+void fri_embedding_forward_ld(float *restrict out, size_t ldo, const float *restrict table,
+                              const uint32_t *idx, size_t B, size_t C);
+/* dtable[idx[b], c] += dout[b * ldd + c]; touched rows go into rows (may be NULL). */
+void fri_embedding_backward_ld(float *restrict dtable, fr_rowset *rows, const float *restrict dout,
+                               size_t ldd, const uint32_t *idx, size_t B, size_t C);
 /* out[B,C] = table[idx[b], :] */
 void fri_embedding_forward(float *restrict out, const float *restrict table, const uint32_t *idx,
                            size_t B, size_t C);

@@ -429,8 +429,7 @@ struct fr_model_ws {
     float *s, *sn, *ds, *dsn;               /* [B] scores (pos, neg) and their gradients */
     float *gmf, *dgmf;                      /* [B,dim] p*q */
     /* mlp part */
-    float *um, *im, *dum, *dim_;            /* [B,mlp_dim] */
-    float *x0, *dx0;                        /* [B,2*mlp_dim] */
+    float *x0, *dx0;                        /* [B,2*mlp_dim] [user_mlp row, item_mlp row] */
     float *act[MAXL], *dact[MAXL];          /* [B,layers[l]] post-ReLU and its gradient */
     float *dpre;                            /* [B,max layer] gradient before ReLU */
     float *z, *dz;                          /* [B,head] output layer input */
@@ -442,7 +441,7 @@ static size_t ws_floats_per_example(const fr_model_config *c, size_t *head_out) 
     if (has_gmf(c)) head += d;
     if (has_mlp(c)) {
         size_t md = c->mlp_dim, mx = 0;
-        n += 4 * md + 4 * md;
+        n += 4 * md;
         for (uint32_t l = 0; l < c->n_layers; l++) {
             n += 2 * (size_t)c->layers[l];
             if (c->layers[l] > mx) mx = c->layers[l];
@@ -482,7 +481,6 @@ fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch
     CARVE(ws->s, B); CARVE(ws->sn, B); CARVE(ws->ds, B); CARVE(ws->dsn, B);
     if (has_mlp(c)) {
         size_t md = c->mlp_dim, mx = 0;
-        CARVE(ws->um, B * md); CARVE(ws->im, B * md); CARVE(ws->dum, B * md); CARVE(ws->dim_, B * md);
         CARVE(ws->x0, B * 2 * md); CARVE(ws->dx0, B * 2 * md);
         for (uint32_t l = 0; l < c->n_layers; l++) {
             CARVE(ws->act[l], B * c->layers[l]);
@@ -535,9 +533,9 @@ static size_t ncf_forward(const fr_model *m, fr_model_ws *ws, const uint32_t *us
     }
     if (has_mlp(c)) {
         size_t md = c->mlp_dim, in = 2 * md;
-        fri_embedding_forward(ws->um, P(m, m->user_m), users, B, md);   /* [B,md] */
-        fri_embedding_forward(ws->im, P(m, m->item_m), items, B, md);   /* [B,md] */
-        fri_concat_forward(ws->x0, ws->um, ws->im, B, md, md);          /* [B,2md] */
+        /* x0 = concat(user_mlp[u], item_mlp[i]), gathered in place: [B,2md] */
+        fri_embedding_forward_ld(ws->x0, 2 * md, P(m, m->user_m), users, B, md);
+        fri_embedding_forward_ld(ws->x0 + md, 2 * md, P(m, m->item_m), items, B, md);
         const float *x = ws->x0;
         for (uint32_t l = 0; l < c->n_layers; l++) {
             size_t oc = c->layers[l];
@@ -602,15 +600,10 @@ static void ncf_backward(const fr_model *m, fr_model_ws *ws, const uint32_t *use
             memset(dx, 0, B * in * sizeof(float));
             fri_linear_backward(dx, G(g, m, m->lw[l]), G(g, m, m->lb[l]), ws->dpre, x, P(m, m->lw[l]), B, in, oc);
         }
-        memset(ws->dum, 0, B * md * sizeof(float));
-        memset(ws->dim_, 0, B * md * sizeof(float));
-        fri_concat_backward(ws->dum, ws->dim_, ws->dx0, B, md, md);
-        if (l2s > 0) {
-            fri_l2_forward_backward(ws->dum, ws->um, B, md, l2s);
-            fri_l2_forward_backward(ws->dim_, ws->im, B, md, l2s);
-        }
-        fri_embedding_backward(G(g, m, m->user_m), &g->rows[m->user_m], ws->dum, users, B, md);
-        fri_embedding_backward(G(g, m, m->item_m), &g->rows[m->item_m], ws->dim_, items, B, md);
+        if (l2s > 0) fri_l2_forward_backward(ws->dx0, ws->x0, B, 2 * md, l2s);
+        /* the concat's backward is a strided scatter of dx0's halves */
+        fri_embedding_backward_ld(G(g, m, m->user_m), &g->rows[m->user_m], ws->dx0, 2 * md, users, B, md);
+        fri_embedding_backward_ld(G(g, m, m->item_m), &g->rows[m->item_m], ws->dx0 + md, 2 * md, items, B, md);
     }
 }
 
@@ -620,10 +613,7 @@ static double ncf_l2(const fr_model *m, const fr_model_ws *ws, size_t B, double 
         s += fri_l2_forward_backward(NULL, ws->p, B, m->cfg.dim, l2s);
         s += fri_l2_forward_backward(NULL, ws->q, B, m->cfg.dim, l2s);
     }
-    if (has_mlp(&m->cfg)) {
-        s += fri_l2_forward_backward(NULL, ws->um, B, m->cfg.mlp_dim, l2s);
-        s += fri_l2_forward_backward(NULL, ws->im, B, m->cfg.mlp_dim, l2s);
-    }
+    if (has_mlp(&m->cfg)) s += fri_l2_forward_backward(NULL, ws->x0, B, 2 * (size_t)m->cfg.mlp_dim, l2s);
     return s;
 }
 
