@@ -60,7 +60,8 @@ typedef struct fr_model_config {
     uint32_t layers[FR_MODEL_MAX_LAYERS]; /* their output widths (32, 16, 8) */
     fr_loss loss;         /* MSE for mf; BPR or BCE for bpr; BCE for the NCF models */
     float l2;             /* lambda: + l2 * mean over the batch of the squared norms of
-                             the embedding rows (and biases) each example uses */
+                             the embedding rows (and biases) each example uses; for mf
+                             exactly the anchor's reg term (default 0.1 mf, 0 others) */
     float mu;             /* mf: global mean rating added to every prediction */
     float init_std;       /* std of embedding init; 0 = default (0.1 mf/bpr, 0.01 ncf) */
     uint64_t seed;        /* init stream (seed, tensor, row/0, FR_PURPOSE_INIT) */
@@ -102,10 +103,12 @@ typedef struct fr_model fr_model;
  * model can give its rows the values the global model would (fr_model_init_user_row).
  * Errors: FR_ERR_INVALID (config), FR_ERR_NOMEM. *out is NULL on failure. */
 FR_NODISCARD fr_err fr_model_create(fr_model **out, const fr_model_config *cfg);
+/* Frees the model and its slab. Accepts NULL. */
 void fr_model_free(fr_model *m);
-/* A deep copy (same config, same parameters). */
+/* A deep copy (same config, same parameters). FR_ERR_NOMEM. */
 FR_NODISCARD fr_err fr_model_clone(fr_model **out, const fr_model *m);
 
+/* Accessors: never fail; pointers are owned by the model and live as long as it. */
 const fr_model_config *fr_model_config_of(const fr_model *m);
 size_t fr_model_n_params(const fr_model *m);
 /* Length of the shared prefix of the slab. */
@@ -119,7 +122,8 @@ const fr_tensor *fr_model_tensor(const fr_model *m, int i);
 /* Index of the tensor called name, or -1. */
 int fr_model_tensor_find(const fr_model *m, const char *name);
 
-/* Copies the shared prefix (n_shared floats) from src into the model. */
+/* Copies the shared prefix (n_shared floats) from src into the model: step (a) of a
+ * client. src may be another model's params with the same config but any n_users. */
 void fr_model_set_shared(fr_model *m, const float *src);
 /* delta[0 .. n_shared) = params - ref (the client's update). */
 void fr_model_shared_delta(const fr_model *m, const float *ref, float *delta);
@@ -137,11 +141,15 @@ typedef struct fr_rowset {
     uint8_t *mark;   /* [n_rows] 1 if in the set */
 } fr_rowset;
 
+/* Allocates an empty set over n_rows rows (FR_ERR_NOMEM; s is then zeroed). */
 FR_NODISCARD fr_err fr_rowset_init(fr_rowset *s, uint32_t n_rows);
+/* Frees the arrays and zeroes s. Accepts NULL and a zeroed set. */
 void fr_rowset_destroy(fr_rowset *s);
+/* Inserts row (< n_rows; not checked: this is the hot path). */
 static inline void fr_rowset_add(fr_rowset *s, uint32_t row) {
     if (!s->mark[row]) { s->mark[row] = 1; s->rows[s->count++] = row; }
 }
+/* Empties the set in O(count). */
 void fr_rowset_clear(fr_rowset *s);
 /* dst |= src (same n_rows; FR_ERR_INVALID otherwise). For a client collecting the item
  * rows it touched over all its local steps from fr_grad_touched after each step. */
@@ -153,6 +161,7 @@ FR_NODISCARD fr_err fr_rowset_merge(fr_rowset *dst, const fr_rowset *src);
  * added to since the last fr_grad_zero. */
 typedef struct fr_grad fr_grad;
 
+/* A zero gradient for models shaped like m. FR_ERR_NOMEM. Frees accept NULL. */
 FR_NODISCARD fr_err fr_grad_create(fr_grad **out, const fr_model *m);
 void fr_grad_free(fr_grad *g);
 /* Zeroes the gradient: the dense tensors and the touched rows only (untouched rows
@@ -191,6 +200,8 @@ typedef struct fr_batch {
  * make a NeuMF step 3x slower, and fedrec parallelises with its own pool. */
 typedef struct fr_model_ws fr_model_ws;
 
+/* FR_ERR_INVALID (max_batch 0 or > 2^24), FR_ERR_NOMEM. Usable with any model of the
+ * same kind and dimensions (n_users, n_items may differ). Free accepts NULL. */
 FR_NODISCARD fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch);
 void fr_model_ws_free(fr_model_ws *ws);
 size_t fr_model_ws_max_batch(const fr_model_ws *ws);
@@ -202,7 +213,7 @@ size_t fr_model_ws_max_batch(const fr_model_ws *ws);
  * range; nothing has been added to g then). */
 FR_NODISCARD fr_err fr_model_loss_grad(const fr_model *m, fr_model_ws *ws, const fr_batch *b,
                                        fr_grad *g, double *loss);
-/* Same loss without gradients. */
+/* Same loss without gradients (and without touching any grad). Same errors. */
 FR_NODISCARD fr_err fr_model_loss(const fr_model *m, fr_model_ws *ws, const fr_batch *b, double *loss);
 
 /* Scores n (user, item) pairs: the predicted rating (mf) or the logit (others; higher
@@ -234,17 +245,24 @@ typedef struct fr_optim_config {
 
 typedef struct fr_optim fr_optim;
 
+/* The defaults of kind (PyTorch's, with lr as above; dense mode). */
 void fr_optim_config_default(fr_optim_config *cfg, fr_optim_kind kind);
+/* FR_OK, or FR_ERR_INVALID naming the bad field and its allowed range. */
 FR_NODISCARD fr_err fr_optim_config_check(const fr_optim_config *cfg);
+/* "sgd", "adam", "adagrad"; parse gives FR_ERR_INVALID naming an unknown name. */
 const char *fr_optim_kind_name(fr_optim_kind kind);
 FR_NODISCARD fr_err fr_optim_kind_parse(const char *name, fr_optim_kind *out);
 
-/* Creates an optimizer for models shaped like m (state: moments in slab layout). */
+/* Creates an optimizer for models shaped like m (state: moments in slab layout, zero).
+ * FR_ERR_INVALID (config), FR_ERR_NOMEM. Free accepts NULL. One optimizer per thread. */
 FR_NODISCARD fr_err fr_optim_create(fr_optim **out, const fr_model *m, const fr_optim_config *cfg);
 void fr_optim_free(fr_optim *o);
 /* Zeroes the moments and the step count (a fresh optimizer, as a client each round). */
 void fr_optim_reset(fr_optim *o);
-/* One step on m with gradient g. Does not zero g. FR_ERR_INVALID if shapes differ. */
+/* One step on m with gradient g. Does not zero g. FR_ERR_INVALID if shapes differ.
+ * Dense mode costs O(n_params) per step (as PyTorch); sparse-row mode O(dense tensors
+ * + touched rows), which is what makes small client batches cheap. Results are
+ * bit-identical on every x86-64 (SSE, AVX and scalar paths do the same float ops). */
 FR_NODISCARD fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g);
 /* Steps taken since creation or the last reset. */
 uint64_t fr_optim_steps(const fr_optim *o);
@@ -265,8 +283,10 @@ typedef struct fr_model_meta {
 
 void fr_model_meta_destroy(fr_model_meta *meta);
 
-/* Encodes: magic "FRMODEL\0", version, config, tensor table, meta, ids, little-endian
- * slab, CRC-32C of all that. *bytes is allocated (fri_free / free via fr_model_bytes_free). */
+/* Encodes: magic "FRMODEL\0", version, length, config, tensor table, meta, ids, the
+ * little-endian slab, and a CRC-32C of all that (layout in src/model/modelfile.c).
+ * *bytes is allocated; release it with fr_model_bytes_free. FR_ERR_NOMEM, FR_ERR_INVALID
+ * (config_json longer than 1 MiB). Thread-safe for a model nobody writes. */
 FR_NODISCARD fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes,
                                     size_t *n);
 void fr_model_bytes_free(uint8_t *bytes);

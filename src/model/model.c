@@ -23,7 +23,7 @@ void fr_model_config_default(fr_model_config *cfg, fr_model_kind kind) {
     cfg->layers[1] = 16;
     cfg->layers[2] = 8;
     cfg->loss = kind == FR_MODEL_MF ? FR_LOSS_MSE : kind == FR_MODEL_BPR ? FR_LOSS_BPR : FR_LOSS_BCE;
-    cfg->l2 = kind == FR_MODEL_MF ? 0.02f : 0.0f;
+    cfg->l2 = kind == FR_MODEL_MF ? 0.1f : 0.0f; /* the MF anchor's --reg default */
     cfg->mu = 0.0f;
     cfg->init_std = 0.0f;
     cfg->seed = 1;
