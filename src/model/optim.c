@@ -194,7 +194,7 @@ static void adam_range(float *restrict p, const float *restrict g, float *restri
     for (; i < n; i++) {
         float gi = g[i] + wd * p[i];
         m1[i] = b1 * m1[i] + (1.0f - b1) * gi;
-        m2[i] = b2 * m2[i] + (1.0f - b2) * gi * gi;
+        m2[i] = b2 * m2[i] + (1.0f - b2) * (gi * gi); /* the vector paths' order */
         p[i] -= ss * m1[i] / (sqrtf(m2[i]) * ib + eps);
     }
 }
