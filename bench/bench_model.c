@@ -152,7 +152,54 @@ static int bench_parallel(size_t B, int T) {
     return 0;
 }
 
+/* One FedAvg round of the anchor's shape, kernels only (no sampling, no aggregation):
+ * 943 clients, each with a 1-user model, ~105 positives x (1 + 4) samples, batch 32,
+ * a fresh Adam (reset) per client: set shared prefix, local epoch, shared delta. */
+static int bench_fl_round(int sparse) {
+    fr_model_config cfg;
+    fr_model_config_default(&cfg, FR_MODEL_NEUMF);
+    cfg.n_users = 1;
+    cfg.n_items = 1682;
+    fr_model *global = NULL, *m = NULL;
+    fr_model_ws *ws = NULL;
+    fr_grad *g = NULL;
+    fr_optim *o = NULL;
+    fr_optim_config oc;
+    fr_optim_config_default(&oc, FR_OPTIM_ADAM);
+    oc.sparse_rows = sparse;
+    if (fr_model_create(&global, &cfg) || fr_model_create(&m, &cfg) || fr_model_ws_create(&ws, m, 32) ||
+        fr_grad_create(&g, m) || fr_optim_create(&o, m, &oc))
+        return 1;
+    size_t ns = fr_model_n_shared(m), per = 525;
+    float *delta = malloc(ns * 4);
+    uint32_t u[525] = {0}, it[525];
+    float y[525];
+    fr_rng r;
+    fr_rng_init(&r, 9, 0, 0, FR_PURPOSE_TEST);
+    double t0 = now(), tot = 0;
+    for (int client = 0; client < 943; client++) {
+        for (size_t i = 0; i < per; i++) { it[i] = fr_rng_below(&r, 1682); y[i] = (float)(i % 5 == 0); }
+        fr_model_set_shared(m, fr_model_params(global));
+        fr_optim_reset(o);
+        for (size_t at = 0; at < per; at += 32) {
+            size_t n = per - at < 32 ? per - at : 32;
+            fr_batch b = {u + at, it + at, y + at, NULL, n};
+            double loss;
+            fr_grad_zero(g);
+            if (fr_model_loss_grad(m, ws, &b, g, &loss) || fr_optim_step(o, m, g)) return 1;
+            tot += loss;
+        }
+        fr_model_shared_delta(m, fr_model_params(global), delta);
+    }
+    double dt = now() - t0;
+    printf("neumf FL round (943 clients x 525 samples, batch 32, adam %s): %.3f s\n", sparse ? "sparse" : "dense ", dt);
+    free(delta);
+    fr_optim_free(o); fr_grad_free(g); fr_model_ws_free(ws); fr_model_free(m); fr_model_free(global);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && argv[1][0] == 'f') return bench_fl_round(0) | bench_fl_round(1);
     if (argc == 2) return bench_parallel(256, atoi(argv[1]));
     if (argc == 3) return bench_model((size_t)atoi(argv[1]), atoi(argv[2]), FR_MODEL_NEUMF);
     size_t Bs[] = {32, 256};
@@ -164,5 +211,7 @@ int main(int argc, char **argv) {
         for (int sp = 0; sp < 2; sp++) rc |= bench_model(Bs[1 - i], sp, FR_MODEL_NEUMF);
     rc |= bench_model(256, 1, FR_MODEL_MF);
     rc |= bench_parallel(256, 2);
+    rc |= bench_fl_round(0);
+    rc |= bench_fl_round(1);
     return rc;
 }
