@@ -634,14 +634,13 @@ static void mf_scores(const fr_model *m, fr_model_ws *ws, const uint32_t *users,
 
 /* ---------------------------------------------------------------- entry points */
 
-static fr_err check_batch(const fr_model *m, const fr_model_ws *ws, const fr_batch *b, int need_grad) {
+static fr_err check_batch(const fr_model *m, const fr_model_ws *ws, const fr_batch *b) {
     if (!b || !b->users || !b->items) return fri_fail(FR_ERR_INVALID, "batch without users or items");
     if (b->n == 0) return fri_fail(FR_ERR_INVALID, "empty batch");
     if (b->n > ws->max_batch)
         return fri_fail(FR_ERR_INVALID, "batch of %zu examples: the workspace holds %zu", b->n,
                         ws->max_batch);
     if (!ws_matches(ws, m)) return fri_fail(FR_ERR_INVALID, "workspace made for another model shape");
-    (void)need_grad;
     int bpr = m->cfg.loss == FR_LOSS_BPR;
     if (bpr && !b->neg) return fri_fail(FR_ERR_INVALID, "bpr loss needs negative items (batch.neg)");
     if (!bpr && !b->label)
@@ -662,7 +661,7 @@ static fr_err check_batch(const fr_model *m, const fr_model_ws *ws, const fr_bat
 
 static fr_err loss_impl(const fr_model *m, fr_model_ws *ws, const fr_batch *b, fr_grad *g,
                         double *loss) {
-    fr_err e = check_batch(m, ws, b, g != NULL);
+    fr_err e = check_batch(m, ws, b);
     if (e) return e;
     if (g && !fri_grad_matches(g, m)) return fri_fail(FR_ERR_INVALID, "gradient made for another model shape");
     const fr_model_config *c = &m->cfg;
