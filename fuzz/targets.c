@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fedrec/fl.h"
+#include "fedrec/model.h"
 
 /* update: the wire decoder against a fixed shape (dense 3, tables of widths 4 and 1 with
  * 16 and 1000 rows), on the raw bytes and again with the header's length and CRC patched
@@ -38,7 +39,20 @@ static int run_update(const uint8_t *data, size_t n) {
     return 0;
 }
 
+/* The model-file decoder on arbitrary bytes (decoded in memory, as fr_model_load does
+ * after reading the file). */
+static int fuzz_modelfile(const uint8_t *data, size_t n) {
+    fr_model *m = NULL;
+    fr_model_meta meta;
+    if (fr_model_decode(&m, data, n, "<fuzz>", &meta) == FR_OK) {
+        fr_model_meta_destroy(&meta);
+        fr_model_free(m);
+    }
+    return 0;
+}
+
 const fr_fuzz_target fr_fuzz_targets[] = {
     {"update", run_update},
+    {"modelfile", fuzz_modelfile},
     {NULL, NULL},
 };

@@ -1,0 +1,307 @@
+/* fedrec models: the parameter slab, the recommendation models (biased MF, implicit MF
+ * with BPR or BCE, GMF, MLP, NeuMF), their losses and gradients, optimizers over the
+ * slab, and the model file.
+ *
+ * The parameter slab. A model's parameters are one 64-byte aligned float array with
+ * named views (the tensor table). SHARED tensors (item tables, MLP and output layers)
+ * come first, PRIVATE ones (user tables) last, so:
+ *   - the shared prefix is params[0 .. fr_model_n_shared(m)): FedAvg, clipping, masking
+ *     and deltas are one pass over it;
+ *   - gradients (fr_grad), optimizer moments (fr_optim) and deltas use the same layout;
+ *   - the model file is a header plus the slab.
+ * Embedding tables are row-major [rows x cols]; linear weights are PyTorch's
+ * [out x in] row-major, biases [out].
+ *
+ * A federated client typically:
+ *   (a) fr_model_set_shared(client, global_params)       copy the shared prefix in
+ *   (b) write its private rows (fr_model_tensor + fr_model_params, or
+ *       fr_model_init_user_row for a first-time user)
+ *   (c) loop: fr_grad_zero; fr_model_loss_grad; fr_optim_step  (local minibatch steps),
+ *       adding fr_grad_touched(g, t) rows of item tables into its own fr_rowset
+ *   (d) fr_model_shared_delta(client, global_params, delta) and its touched item rows.
+ *
+ * Thread-safety: a model is read-only for fr_model_score (any number of threads, each
+ * with its own workspace); every function that writes a model, grad, workspace or
+ * optimizer needs exclusive access to that object. Distinct objects are independent. */
+#ifndef FEDREC_MODEL_H
+#define FEDREC_MODEL_H
+
+#include "fedrec/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ configuration */
+
+typedef enum fr_model_kind {
+    FR_MODEL_MF = 1,    /* biased MF for explicit ratings: mu + b_u + b_i + p_u.q_i */
+    FR_MODEL_BPR = 2,   /* implicit MF: score p_u.q_i, BPR on (u, pos, neg) or BCE */
+    FR_MODEL_GMF = 3,   /* NCF GMF: logit = w.(p_u * q_i) + b */
+    FR_MODEL_MLP = 4,   /* NCF MLP: logit = w.MLP([p_u, q_i]) + b */
+    FR_MODEL_NEUMF = 5, /* NCF NeuMF: logit = w.[p_u*q_i, MLP([p'_u, q'_i])] + b */
+} fr_model_kind;
+
+typedef enum fr_loss {
+    FR_LOSS_MSE = 1, /* mean (r - r_hat)^2 (mf) */
+    FR_LOSS_BCE = 2, /* mean BCE-with-logits on 0/1 labels (bpr, gmf, mlp, neumf) */
+    FR_LOSS_BPR = 3, /* mean -log sigmoid(s_pos - s_neg) (bpr) */
+} fr_loss;
+
+#define FR_MODEL_MAX_LAYERS 8
+
+typedef struct fr_model_config {
+    fr_model_kind kind;
+    uint32_t n_users;     /* rows of the private user tables (1 on a device) */
+    uint32_t n_items;     /* rows of the shared item tables */
+    uint32_t dim;         /* factors: mf/bpr (default 32), gmf and NeuMF's GMF part (8) */
+    uint32_t mlp_dim;     /* mlp/neumf: embedding per side, MLP input is 2*mlp_dim (32) */
+    uint32_t n_layers;    /* mlp/neumf: number of hidden ReLU layers (3) */
+    uint32_t layers[FR_MODEL_MAX_LAYERS]; /* their output widths (32, 16, 8) */
+    fr_loss loss;         /* MSE for mf; BPR or BCE for bpr; BCE for the NCF models */
+    float l2;             /* lambda: + l2 * mean over the batch of the squared norms of
+                             the embedding rows (and biases) each example uses; for mf
+                             exactly the anchor's reg term (default 0.1 mf, 0 others) */
+    float mu;             /* mf: global mean rating added to every prediction */
+    float init_std;       /* std of embedding init; 0 = default (0.1 mf/bpr, 0.01 ncf) */
+    uint64_t seed;        /* init stream (seed, tensor, row/0, FR_PURPOSE_INIT) */
+} fr_model_config;
+
+/* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them). */
+void fr_model_config_default(fr_model_config *cfg, fr_model_kind kind);
+/* FR_OK, or FR_ERR_INVALID with a message saying which field is wrong and why. */
+FR_NODISCARD fr_err fr_model_config_check(const fr_model_config *cfg);
+/* "mf", "bpr", ... ; "?" for an unknown kind. */
+const char *fr_model_kind_name(fr_model_kind kind);
+/* Parses a name as above; FR_ERR_INVALID naming it if unknown. */
+FR_NODISCARD fr_err fr_model_kind_parse(const char *name, fr_model_kind *out);
+
+/* ------------------------------------------------------------------ the model */
+
+typedef enum fr_tensor_kind {
+    FR_TENSOR_DENSE = 0,      /* shared dense weights or biases */
+    FR_TENSOR_ITEM_TABLE = 1, /* shared embedding table, one row per item */
+    FR_TENSOR_USER_TABLE = 2, /* private embedding table, one row per user held */
+} fr_tensor_kind;
+
+#define FR_TENSOR_NAME_MAX 32
+#define FR_MODEL_MAX_TENSORS 32
+
+typedef struct fr_tensor {
+    char name[FR_TENSOR_NAME_MAX]; /* "item_gmf", "mlp.0.weight", ... */
+    size_t offset;                 /* first float in the slab */
+    uint32_t rows, cols;           /* row-major [rows x cols] */
+    fr_tensor_kind kind;
+} fr_tensor;
+
+typedef struct fr_model fr_model;
+
+/* Creates a model and initialises it like the PyTorch anchors: embeddings N(0, std),
+ * MLP weights xavier_uniform, output layer kaiming_uniform(a=1, sigmoid), biases 0.
+ * Item tables and dense tensors draw from (seed, tensor index, 0, FR_PURPOSE_INIT);
+ * row r of a user table from (seed, tensor index, r, FR_PURPOSE_INIT), so a client
+ * model can give its rows the values the global model would (fr_model_init_user_row).
+ * Errors: FR_ERR_INVALID (config), FR_ERR_NOMEM. *out is NULL on failure. */
+FR_NODISCARD fr_err fr_model_create(fr_model **out, const fr_model_config *cfg);
+/* Frees the model and its slab. Accepts NULL. */
+void fr_model_free(fr_model *m);
+/* A deep copy (same config, same parameters). FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_model_clone(fr_model **out, const fr_model *m);
+
+/* Accessors: never fail; pointers are owned by the model and live as long as it. */
+const fr_model_config *fr_model_config_of(const fr_model *m);
+size_t fr_model_n_params(const fr_model *m);
+/* Length of the shared prefix of the slab. */
+size_t fr_model_n_shared(const fr_model *m);
+/* The slab (n_params floats, 64-byte aligned). The caller may read and write it. */
+float *fr_model_params(fr_model *m);
+const float *fr_model_params_const(const fr_model *m);
+int fr_model_n_tensors(const fr_model *m);
+/* Tensor i in slab order (0 <= i < n_tensors), NULL otherwise. */
+const fr_tensor *fr_model_tensor(const fr_model *m, int i);
+/* Index of the tensor called name, or -1. */
+int fr_model_tensor_find(const fr_model *m, const char *name);
+
+/* Copies the shared prefix (n_shared floats) from src into the model: step (a) of a
+ * client. src may be another model's params with the same config but any n_users. */
+void fr_model_set_shared(fr_model *m, const float *src);
+/* delta[0 .. n_shared) = params - ref (the client's update). */
+void fr_model_shared_delta(const fr_model *m, const float *ref, float *delta);
+/* Re-initialises local user row `row` with the values the global model gives user
+ * `global_user` at creation (same seed and config). FR_ERR_RANGE if row >= n_users. */
+FR_NODISCARD fr_err fr_model_init_user_row(fr_model *m, uint32_t row, uint32_t global_user);
+
+/* ------------------------------------------------------------------ rows touched */
+
+/* A set of rows of one table, with O(1) insert and a list in first-insert order. */
+typedef struct fr_rowset {
+    uint32_t n_rows; /* rows of the table */
+    uint32_t count;  /* rows in the set */
+    uint32_t *rows;  /* [count] the rows, in first-insert order */
+    uint8_t *mark;   /* [n_rows] 1 if in the set */
+} fr_rowset;
+
+/* Allocates an empty set over n_rows rows (FR_ERR_NOMEM; s is then zeroed). */
+FR_NODISCARD fr_err fr_rowset_init(fr_rowset *s, uint32_t n_rows);
+/* Frees the arrays and zeroes s. Accepts NULL and a zeroed set. */
+void fr_rowset_destroy(fr_rowset *s);
+/* Inserts row (< n_rows; not checked: this is the hot path). */
+static inline void fr_rowset_add(fr_rowset *s, uint32_t row) {
+    if (!s->mark[row]) { s->mark[row] = 1; s->rows[s->count++] = row; }
+}
+/* Empties the set in O(count). */
+void fr_rowset_clear(fr_rowset *s);
+/* dst |= src (same n_rows; FR_ERR_INVALID otherwise). For a client collecting the item
+ * rows it touched over all its local steps from fr_grad_touched after each step. */
+FR_NODISCARD fr_err fr_rowset_merge(fr_rowset *dst, const fr_rowset *src);
+
+/* ------------------------------------------------------------------ gradients */
+
+/* A gradient in slab layout, plus the rows of each embedding table that the losses
+ * added to since the last fr_grad_zero. */
+typedef struct fr_grad fr_grad;
+
+/* A zero gradient for models shaped like m. FR_ERR_NOMEM. Frees accept NULL. */
+FR_NODISCARD fr_err fr_grad_create(fr_grad **out, const fr_model *m);
+void fr_grad_free(fr_grad *g);
+/* Zeroes the gradient: the dense tensors and the touched rows only (untouched rows
+ * are zero already), then empties the touched sets. */
+void fr_grad_zero(fr_grad *g);
+/* The gradient (n_params floats, slab layout). */
+float *fr_grad_data(fr_grad *g);
+const float *fr_grad_data_const(const fr_grad *g);
+/* Rows of table tensor t touched since the last zero (NULL for a dense tensor). */
+const fr_rowset *fr_grad_touched(const fr_grad *g, int t);
+/* dst = a * dst + b * src, over the dense tensors and the union of both touched sets
+ * (which dst then holds). For data-parallel steps: split a batch into parts of n_k
+ * examples, one fr_model_loss_grad per part into its own grad (own workspace, own
+ * thread), then combine with weights n_k / n to get the gradient of the whole batch's
+ * mean. FR_ERR_INVALID if the two differ in shape. */
+FR_NODISCARD fr_err fr_grad_combine(fr_grad *dst, float a, const fr_grad *src, float b);
+/* Marks a row as touched (for callers that write gradients themselves). */
+void fr_grad_touch(fr_grad *g, int t, uint32_t row);
+
+/* ------------------------------------------------------------------ training */
+
+/* A batch. users/items are dense indices into the model's tables (local user rows).
+ * label: the rating (mse) or 0/1 (bce); unused for bpr. neg: negative items (bpr
+ * loss only, else NULL). */
+typedef struct fr_batch {
+    const uint32_t *users; /* [n] */
+    const uint32_t *items; /* [n] */
+    const float *label;    /* [n] or NULL for the BPR loss */
+    const uint32_t *neg;   /* [n] BPR negatives, else NULL */
+    size_t n;
+} fr_batch;
+
+/* Per-batch scratch (activations and their gradients) sized once for max_batch
+ * examples. A workspace belongs to one thread at a time. Creating the first workspace
+ * sets OpenBLAS to one thread for the process: at these small shapes its own threads
+ * make a NeuMF step 3x slower, and fedrec parallelises with its own pool. */
+typedef struct fr_model_ws fr_model_ws;
+
+/* FR_ERR_INVALID (max_batch 0 or > 2^24), FR_ERR_NOMEM. Usable with any model of the
+ * same kind and dimensions (n_users, n_items may differ). Free accepts NULL. */
+FR_NODISCARD fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch);
+void fr_model_ws_free(fr_model_ws *ws);
+size_t fr_model_ws_max_batch(const fr_model_ws *ws);
+
+/* Computes the mean loss over the batch (+ the L2 term), stores it in *loss, and ADDS
+ * its gradient into g, marking the embedding rows used. No allocation.
+ * Errors: FR_ERR_INVALID (n = 0 or > ws max batch, missing label/neg for the loss,
+ * workspace or grad of another shape), FR_ERR_RANGE (a user or item index out of
+ * range; nothing has been added to g then). */
+FR_NODISCARD fr_err fr_model_loss_grad(const fr_model *m, fr_model_ws *ws, const fr_batch *b,
+                                       fr_grad *g, double *loss);
+/* Same loss without gradients (and without touching any grad). Same errors. */
+FR_NODISCARD fr_err fr_model_loss(const fr_model *m, fr_model_ws *ws, const fr_batch *b, double *loss);
+
+/* Scores n (user, item) pairs: the predicted rating (mf) or the logit (others; higher
+ * is better). Processes any n in chunks of the workspace's max batch. ws may be NULL:
+ * a temporary one is allocated (FR_ERR_NOMEM possible). Thread-safe with one ws per
+ * thread. FR_ERR_RANGE for an index out of range. */
+FR_NODISCARD fr_err fr_model_score(const fr_model *m, fr_model_ws *ws, const uint32_t *users,
+                                   const uint32_t *items, size_t n, float *out);
+
+/* ------------------------------------------------------------------ optimizers */
+
+typedef enum fr_optim_kind {
+    FR_OPTIM_SGD = 1,     /* p -= lr * (g [+ momentum buffer]) */
+    FR_OPTIM_ADAM = 2,    /* PyTorch Adam (bias-corrected, eps after sqrt) */
+    FR_OPTIM_ADAGRAD = 3, /* PyTorch Adagrad (sum of squares, eps after sqrt) */
+} fr_optim_kind;
+
+typedef struct fr_optim_config {
+    fr_optim_kind kind;
+    float lr;           /* default 0.001 adam, 0.1 sgd, 0.01 adagrad */
+    float momentum;     /* sgd: 0 = plain SGD */
+    float beta1, beta2; /* adam: 0.9, 0.999 */
+    float eps;          /* adam 1e-8, adagrad 1e-10 */
+    float weight_decay; /* L2 added to the gradient, g += wd * p (PyTorch) */
+    bool sparse_rows;   /* true: embedding tables update only the rows touched this
+                           step (lazy, like torch SparseAdam; weight decay only on those
+                           rows); false: every parameter, exactly PyTorch's dense step */
+} fr_optim_config;
+
+typedef struct fr_optim fr_optim;
+
+/* The defaults of kind (PyTorch's, with lr as above; dense mode). */
+void fr_optim_config_default(fr_optim_config *cfg, fr_optim_kind kind);
+/* FR_OK, or FR_ERR_INVALID naming the bad field and its allowed range. */
+FR_NODISCARD fr_err fr_optim_config_check(const fr_optim_config *cfg);
+/* "sgd", "adam", "adagrad"; parse gives FR_ERR_INVALID naming an unknown name. */
+const char *fr_optim_kind_name(fr_optim_kind kind);
+FR_NODISCARD fr_err fr_optim_kind_parse(const char *name, fr_optim_kind *out);
+
+/* Creates an optimizer for models shaped like m (state: moments in slab layout, zero).
+ * FR_ERR_INVALID (config), FR_ERR_NOMEM. Free accepts NULL. One optimizer per thread. */
+FR_NODISCARD fr_err fr_optim_create(fr_optim **out, const fr_model *m, const fr_optim_config *cfg);
+void fr_optim_free(fr_optim *o);
+/* Zeroes the moments and the step count (a fresh optimizer, as a client each round). */
+void fr_optim_reset(fr_optim *o);
+/* One step on m with gradient g. Does not zero g. FR_ERR_INVALID if shapes differ.
+ * Dense mode costs O(n_params) per step (as PyTorch); sparse-row mode O(dense tensors
+ * + touched rows), which is what makes small client batches cheap. Results are
+ * bit-identical on every x86-64 (SSE, AVX and scalar paths do the same float ops). */
+FR_NODISCARD fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g);
+/* Steps taken since creation or the last reset. */
+uint64_t fr_optim_steps(const fr_optim *o);
+
+/* ------------------------------------------------------------------ model file */
+
+#define FR_MODEL_FILE_VERSION 1
+
+/* Training information stored with a model. On save every pointer may be NULL. On
+ * load the pointers are allocated (free with fr_model_meta_destroy). */
+typedef struct fr_model_meta {
+    uint64_t round, epoch;  /* where training stopped */
+    uint64_t seed;          /* the run's seed */
+    char *config_json;      /* free-form training config (NUL-terminated), or NULL */
+    int64_t *user_ids;      /* [n_users] raw user id of each row, or NULL */
+    int64_t *item_ids;      /* [n_items] raw item id of each row, or NULL */
+} fr_model_meta;
+
+void fr_model_meta_destroy(fr_model_meta *meta);
+
+/* Encodes: magic "FRMODEL\0", version, length, config, tensor table, meta, ids, the
+ * little-endian slab, and a CRC-32C of all that (layout in src/model/modelfile.c).
+ * *bytes is allocated; release it with fr_model_bytes_free. FR_ERR_NOMEM, FR_ERR_INVALID
+ * (config_json longer than 1 MiB). Thread-safe for a model nobody writes. */
+FR_NODISCARD fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes,
+                                    size_t *n);
+void fr_model_bytes_free(uint8_t *bytes);
+/* Decodes bytes made by fr_model_encode; every length and count is checked before use.
+ * name is used in messages (a path, or "<memory>"). meta may be NULL. Errors:
+ * FR_ERR_FORMAT (magic, truncation, bad field), FR_ERR_VERSION, FR_ERR_CHECKSUM,
+ * FR_ERR_NOMEM. On failure *out is NULL and meta is zeroed. */
+FR_NODISCARD fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const char *name,
+                                    fr_model_meta *meta);
+/* Writes the model file atomically (temporary file, fsync, rename). FR_ERR_IO. */
+FR_NODISCARD fr_err fr_model_save(const fr_model *m, const char *path, const fr_model_meta *meta);
+/* Reads a model file; errors as fr_model_decode plus FR_ERR_IO, messages name path. */
+FR_NODISCARD fr_err fr_model_load(fr_model **out, const char *path, fr_model_meta *meta);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

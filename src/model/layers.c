@@ -1,0 +1,291 @@
+/* Layers as forward/backward pairs over plain float arrays (see layers.h).
+ * Invariants: backward functions only ever add into gradients; no function allocates;
+ * the BLAS and plain-loop linear layers compute the same thing (tests/test_layers.c). */
+#include "model/layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+/* OpenBLAS would start its own threads for a 256x64x32 product; at these shapes that is
+ * 3x slower than one thread (bench/bench_model.c: 1.56 s vs 0.47 s per NeuMF epoch), and
+ * fedrec parallelises over clients and batch parts with its own pool. So the first
+ * workspace switches OpenBLAS to one thread, once, for the process. */
+static void blas_one_thread(void) { openblas_set_num_threads(1); }
+void fri_blas_single_thread(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_one_thread);
+}
+
+void fri_embedding_forward_ld(float *restrict out, size_t ldo, const float *restrict table,
+                              const uint32_t *idx, size_t B, size_t C) {
+    for (size_t b = 0; b < B; b++) memcpy(out + b * ldo, table + (size_t)idx[b] * C, C * sizeof(float));
+}
+
+void fri_embedding_forward(float *restrict out, const float *restrict table, const uint32_t *idx,
+                           size_t B, size_t C) {
+    fri_embedding_forward_ld(out, C, table, idx, B, C);
+}
+
+void fri_embedding_backward_ld(float *restrict dtable, fr_rowset *rows, const float *restrict dout,
+                               size_t ldd, const uint32_t *idx, size_t B, size_t C) {
+    for (size_t b = 0; b < B; b++) {
+        float *restrict d = dtable + (size_t)idx[b] * C;
+        const float *restrict g = dout + b * ldd;
+        for (size_t c = 0; c < C; c++) d[c] += g[c];
+        if (rows) fr_rowset_add(rows, idx[b]);
+    }
+}
+
+void fri_embedding_backward(float *restrict dtable, fr_rowset *rows, const float *restrict dout,
+                            const uint32_t *idx, size_t B, size_t C) {
+    fri_embedding_backward_ld(dtable, rows, dout, C, idx, B, C);
+}
+
+/* ---------------------------------------------------------------- linear */
+
+void fri_linear_forward_naive(float *out, const float *inp, const float *w, const float *b,
+                              size_t B, size_t C, size_t OC) {
+    for (size_t i = 0; i < B; i++) {
+        for (size_t o = 0; o < OC; o++) {
+            float s = b ? b[o] : 0.0f;
+            for (size_t c = 0; c < C; c++) s += inp[i * C + c] * w[o * C + c];
+            out[i * OC + o] = s;
+        }
+    }
+}
+
+void fri_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, size_t B, size_t C, size_t OC) {
+    for (size_t i = 0; i < B; i++) {
+        for (size_t o = 0; o < OC; o++) {
+            float d = dout[i * OC + o];
+            if (db) db[o] += d;
+            for (size_t c = 0; c < C; c++) {
+                if (dinp) dinp[i * C + c] += d * w[o * C + c];
+                dw[o * C + c] += d * inp[i * C + c];
+            }
+        }
+    }
+}
+
+void fri_linear_forward_blas(float *out, const float *inp, const float *w, const float *b,
+                             size_t B, size_t C, size_t OC) {
+    float beta = 0.0f;
+    if (b) {
+        for (size_t i = 0; i < B; i++) memcpy(out + i * OC, b, OC * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)OC, (int)C, 1.0f, inp,
+                (int)C, w, (int)C, beta, out, (int)OC);
+}
+
+void fri_linear_backward_blas(float *dinp, float *dw, float *db, const float *dout,
+                              const float *inp, const float *w, size_t B, size_t C, size_t OC) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)C, (int)OC, 1.0f, dout,
+                    (int)OC, w, (int)C, 1.0f, dinp, (int)C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)C, (int)B, 1.0f, dout,
+                (int)OC, inp, (int)C, 1.0f, dw, (int)C);
+    if (db)
+        for (size_t i = 0; i < B; i++)
+            for (size_t o = 0; o < OC; o++) db[o] += dout[i * OC + o];
+}
+
+/* The loop versions used where BLAS loses: inner loops are contiguous and free of
+ * reductions, so gcc -O3 vectorises them without -ffast-math. */
+void fri_linear_forward_loops(float *restrict out, const float *restrict inp,
+                                 const float *restrict w, const float *restrict b, size_t B,
+                                 size_t C, size_t OC) {
+    for (size_t i = 0; i < B; i++) {
+        const float *restrict x = inp + i * C;
+        float *restrict y = out + i * OC;
+        for (size_t o = 0; o < OC; o++) {
+            const float *restrict wr = w + o * C;
+            float s = 0.0f;
+            for (size_t c = 0; c < C; c++) s += x[c] * wr[c];
+            y[o] = s + (b ? b[o] : 0.0f);
+        }
+    }
+}
+
+void fri_linear_backward_loops(float *restrict dinp, float *restrict dw, float *restrict db,
+                                  const float *restrict dout, const float *restrict inp,
+                                  const float *restrict w, size_t B, size_t C, size_t OC) {
+    for (size_t i = 0; i < B; i++) {
+        const float *restrict d = dout + i * OC;
+        const float *restrict x = inp + i * C;
+        float *restrict dx = dinp ? dinp + i * C : NULL;
+        for (size_t o = 0; o < OC; o++) {
+            float g = d[o];
+            const float *restrict wr = w + o * C;
+            float *restrict dwr = dw + o * C;
+            if (dx)
+                for (size_t c = 0; c < C; c++) dx[c] += g * wr[c];
+            for (size_t c = 0; c < C; c++) dwr[c] += g * x[c];
+        }
+        if (db)
+            for (size_t o = 0; o < OC; o++) db[o] += d[o];
+    }
+}
+
+/* Which is faster per shape, measured by bench/bench_model.c (forward + backward, one
+ * thread, OpenBLAS 0.3 on an AVX-512 core, gcc -O3 without -march):
+ *              B=32: BLAS     loops         B=256: BLAS     loops
+ *   64x32         7.4 us     92.2 us               48.9 us   699.3 us
+ *   32x16         2.8 us     23.4 us               17.2 us   181.4 us
+ *   16x8          1.7 us      6.3 us                9.1 us    58.6 us
+ *   16x1 (head)   1.1 us      1.0 us                7.1 us     8.1 us
+ * OpenBLAS wins by 4-14x wherever OC >= 8 (its AVX-512 kernels are picked at run time;
+ * our portable loops are SSE2 only, and the forward's dot products are reductions gcc
+ * will not vectorise without -ffast-math). For a one-output head the call overhead
+ * cancels the gain, so the loops stay there. */
+static int use_blas(size_t B, size_t C, size_t OC) { return OC >= 8 && B * C * OC >= 1024; }
+
+void fri_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t B,
+                        size_t C, size_t OC) {
+    if (use_blas(B, C, OC)) fri_linear_forward_blas(out, inp, w, b, B, C, OC);
+    else fri_linear_forward_loops(out, inp, w, b, B, C, OC);
+}
+
+void fri_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                         const float *w, size_t B, size_t C, size_t OC) {
+    if (use_blas(B, C, OC)) fri_linear_backward_blas(dinp, dw, db, dout, inp, w, B, C, OC);
+    else fri_linear_backward_loops(dinp, dw, db, dout, inp, w, B, C, OC);
+}
+
+/* ---------------------------------------------------------------- elementwise */
+
+void fri_relu_forward(float *out, const float *inp, size_t N) { /* may be in place: no restrict */
+    for (size_t i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void fri_relu_backward(float *restrict dinp, const float *restrict dout, const float *restrict out,
+                       size_t N) {
+    /* unconditional loads, then a select: gcc turns it into a vector blend. Written as
+       `cond ? dout[i] : 0` the load is conditional and the loop stays scalar with a
+       mispredicted branch per element (it was 10% of a NeuMF step). */
+    for (size_t i = 0; i < N; i++) {
+        float d = dout[i], o = out[i];
+        dinp[i] += o > 0.0f ? d : 0.0f;
+    }
+}
+
+void fri_sigmoid_forward(float *out, const float *inp, size_t N) {
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        /* stable in both tails */
+        if (x >= 0.0f) out[i] = 1.0f / (1.0f + expf(-x));
+        else { float e = expf(x); out[i] = e / (1.0f + e); }
+    }
+}
+
+void fri_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t N) {
+    for (size_t i = 0; i < N; i++) dinp[i] += dout[i] * out[i] * (1.0f - out[i]);
+}
+
+void fri_mul_forward(float *restrict out, const float *restrict a, const float *restrict b, size_t N) {
+    for (size_t i = 0; i < N; i++) out[i] = a[i] * b[i];
+}
+
+void fri_mul_backward(float *restrict da, float *restrict db, const float *restrict dout,
+                      const float *restrict a, const float *restrict b, size_t N) {
+    for (size_t i = 0; i < N; i++) {
+        da[i] += dout[i] * b[i];
+        db[i] += dout[i] * a[i];
+    }
+}
+
+void fri_dot_forward(float *restrict out, const float *restrict a, const float *restrict b, size_t B,
+                     size_t C) {
+    for (size_t i = 0; i < B; i++) {
+        float s = 0.0f;
+        for (size_t c = 0; c < C; c++) s += a[i * C + c] * b[i * C + c];
+        out[i] = s;
+    }
+}
+
+void fri_dot_backward(float *restrict da, float *restrict db, const float *restrict dout,
+                      const float *restrict a, const float *restrict b, size_t B, size_t C) {
+    for (size_t i = 0; i < B; i++) {
+        float d = dout[i];
+        for (size_t c = 0; c < C; c++) {
+            da[i * C + c] += d * b[i * C + c];
+            db[i * C + c] += d * a[i * C + c];
+        }
+    }
+}
+
+void fri_concat_forward(float *restrict out, const float *restrict a, const float *restrict b,
+                        size_t B, size_t CA, size_t CB) {
+    for (size_t i = 0; i < B; i++) {
+        memcpy(out + i * (CA + CB), a + i * CA, CA * sizeof(float));
+        memcpy(out + i * (CA + CB) + CA, b + i * CB, CB * sizeof(float));
+    }
+}
+
+void fri_concat_backward(float *restrict da, float *restrict db, const float *restrict dout,
+                         size_t B, size_t CA, size_t CB) {
+    for (size_t i = 0; i < B; i++) {
+        const float *restrict d = dout + i * (CA + CB);
+        if (da)
+            for (size_t c = 0; c < CA; c++) da[i * CA + c] += d[c];
+        if (db)
+            for (size_t c = 0; c < CB; c++) db[i * CB + c] += d[CA + c];
+    }
+}
+
+/* ---------------------------------------------------------------- losses */
+
+double fri_mse_forward_backward(float *dpred, const float *pred, const float *y, size_t B) {
+    double s = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        double e = (double)pred[i] - (double)y[i];
+        s += e * e;
+        if (dpred) dpred[i] = (float)(2.0 * e / (double)B);
+    }
+    return s / (double)B;
+}
+
+/* log(1 + exp(-|x|)) + max(x, 0): softplus without overflow */
+static double softplus(double x) { return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x))); }
+
+static double sigmoid_d(double x) {
+    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+
+double fri_bce_forward_backward(float *dlogit, const float *logit, const float *y, size_t B) {
+    double s = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        double x = logit[i], t = y[i];
+        s += softplus(x) - x * t;
+        if (dlogit) dlogit[i] = (float)((sigmoid_d(x) - t) / (double)B);
+    }
+    return s / (double)B;
+}
+
+double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, const float *neg,
+                                size_t B) {
+    double s = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        double d = (double)pos[i] - (double)neg[i];
+        s += softplus(-d);
+        double g = -sigmoid_d(-d) / (double)B;
+        if (dpos) dpos[i] = (float)g;
+        if (dneg) dneg[i] = (float)-g;
+    }
+    return s / (double)B;
+}
+
+double fri_l2_forward_backward(float *dx, const float *x, size_t B, size_t C, double scale) {
+    double s = 0.0;
+    float k = (float)(2.0 * scale);
+    for (size_t i = 0; i < B * C; i++) {
+        s += (double)x[i] * (double)x[i];
+        if (dx) dx[i] += k * x[i];
+    }
+    return scale * s;
+}

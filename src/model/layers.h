@@ -1,0 +1,89 @@
+/* Layers of the models as forward/backward pairs (llm.c style), internal to the library.
+ * Arguments: outputs first, then inputs, then sizes; every pointer carries its shape.
+ * Backward functions ADD (+=) into the gradients they are given. No allocation. */
+#ifndef FEDREC_SRC_MODEL_LAYERS_H
+#define FEDREC_SRC_MODEL_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/model.h"
+
+/* Sets OpenBLAS to one thread, once per process (see layers.c). Thread-safe. */
+void fri_blas_single_thread(void);
+
+/* out[b * ldo + c] = table[idx[b], c]: gathers straight into a wider row, so a concat of
+ * two embeddings costs no extra copy. */
+void fri_embedding_forward_ld(float *restrict out, size_t ldo, const float *restrict table,
+                              const uint32_t *idx, size_t B, size_t C);
+/* dtable[idx[b], c] += dout[b * ldd + c]; touched rows go into rows (may be NULL). */
+void fri_embedding_backward_ld(float *restrict dtable, fr_rowset *rows, const float *restrict dout,
+                               size_t ldd, const uint32_t *idx, size_t B, size_t C);
+/* out[B,C] = table[idx[b], :] */
+void fri_embedding_forward(float *restrict out, const float *restrict table, const uint32_t *idx,
+                           size_t B, size_t C);
+/* dtable[idx[b], :] += dout[b, :]; touched rows go into rows (may be NULL). */
+void fri_embedding_backward(float *restrict dtable, fr_rowset *rows, const float *restrict dout,
+                            const uint32_t *idx, size_t B, size_t C);
+
+/* out[B,OC] = inp[B,C] @ w[OC,C]^T + b[OC]  (b may be NULL). Picks BLAS or loops by shape. */
+void fri_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t B,
+                        size_t C, size_t OC);
+/* dinp[B,C] += dout @ w (dinp may be NULL); dw[OC,C] += dout^T @ inp; db[OC] += sum_b dout */
+void fri_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                         const float *w, size_t B, size_t C, size_t OC);
+/* The plain-loop references, and the BLAS versions, for tests and the benchmark. */
+void fri_linear_forward_naive(float *out, const float *inp, const float *w, const float *b,
+                              size_t B, size_t C, size_t OC);
+void fri_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, size_t B, size_t C, size_t OC);
+void fri_linear_forward_loops(float *restrict out, const float *restrict inp, const float *restrict w,
+                              const float *restrict b, size_t B, size_t C, size_t OC);
+void fri_linear_backward_loops(float *restrict dinp, float *restrict dw, float *restrict db,
+                               const float *restrict dout, const float *restrict inp,
+                               const float *restrict w, size_t B, size_t C, size_t OC);
+void fri_linear_forward_blas(float *out, const float *inp, const float *w, const float *b,
+                             size_t B, size_t C, size_t OC);
+void fri_linear_backward_blas(float *dinp, float *dw, float *db, const float *dout,
+                              const float *inp, const float *w, size_t B, size_t C, size_t OC);
+
+/* out[N] = max(inp, 0) (in place allowed) */
+void fri_relu_forward(float *out, const float *inp, size_t N);
+/* dinp[N] += dout * (out > 0), using the forward's output */
+void fri_relu_backward(float *restrict dinp, const float *restrict dout, const float *restrict out,
+                       size_t N);
+/* out[N] = 1 / (1 + exp(-inp)) */
+void fri_sigmoid_forward(float *out, const float *inp, size_t N);
+/* dinp[N] += dout * out * (1 - out) */
+void fri_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t N);
+/* out[N] = a * b */
+void fri_mul_forward(float *restrict out, const float *restrict a, const float *restrict b, size_t N);
+/* da[N] += dout * b; db[N] += dout * a */
+void fri_mul_backward(float *restrict da, float *restrict db, const float *restrict dout,
+                      const float *restrict a, const float *restrict b, size_t N);
+/* out[B] = sum_c a[B,C] * b[B,C] */
+void fri_dot_forward(float *restrict out, const float *restrict a, const float *restrict b, size_t B,
+                     size_t C);
+/* da[B,C] += dout[b] * b; db[B,C] += dout[b] * a */
+void fri_dot_backward(float *restrict da, float *restrict db, const float *restrict dout,
+                      const float *restrict a, const float *restrict b, size_t B, size_t C);
+/* out[B, CA+CB] = [a[B,CA], b[B,CB]] */
+void fri_concat_forward(float *restrict out, const float *restrict a, const float *restrict b,
+                        size_t B, size_t CA, size_t CB);
+/* da[B,CA] += dout[:, :CA]; db[B,CB] += dout[:, CA:] (either may be NULL) */
+void fri_concat_backward(float *restrict da, float *restrict db, const float *restrict dout,
+                         size_t B, size_t CA, size_t CB);
+
+/* Losses return the MEAN over B in double and write d(mean)/d(pred) into dpred[B]
+ * (dpred may be NULL: loss only). */
+/* mean (pred - y)^2 */
+double fri_mse_forward_backward(float *dpred, const float *pred, const float *y, size_t B);
+/* mean BCE with logits, stable: max(x,0) - x*y + log1p(exp(-|x|)); d = sigmoid(x) - y */
+double fri_bce_forward_backward(float *dlogit, const float *logit, const float *y, size_t B);
+/* mean -log sigmoid(pos - neg) = softplus(neg - pos); dpos = -sigmoid(neg - pos) = -dneg */
+double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, const float *neg,
+                                size_t B);
+/* returns scale * sum_b sum_c x[B,C]^2; dx[B,C] += 2 * scale * x (dx may be NULL) */
+double fri_l2_forward_backward(float *dx, const float *x, size_t B, size_t C, double scale);
+
+#endif

@@ -1,0 +1,45 @@
+/* Internal layout of models, gradients and workspaces, shared by the files of src/model. */
+#ifndef FEDREC_SRC_MODEL_MODEL_INTERNAL_H
+#define FEDREC_SRC_MODEL_MODEL_INTERNAL_H
+
+#include "fedrec/model.h"
+
+typedef enum fri_init {
+    FRI_INIT_ZERO = 0,    /* biases */
+    FRI_INIT_NORMAL = 1,  /* embeddings: N(0, init_std) */
+    FRI_INIT_XAVIER = 2,  /* MLP weights: U(-b, b), b = sqrt(6 / (fan_in + fan_out)) */
+    FRI_INIT_KAIMING = 3, /* output layer: kaiming_uniform(a=1, sigmoid): b = sqrt(3 / fan_in) */
+} fri_init;
+
+struct fr_model {
+    fr_model_config cfg;                     /* as created (defaults filled in) */
+    float *params;                           /* [n_params] the slab, 64-byte aligned */
+    size_t n_params;                         /* slab length */
+    size_t n_shared;                         /* shared prefix length */
+    int n_tensors;                           /* entries of t */
+    fr_tensor t[FR_MODEL_MAX_TENSORS];       /* tensor table in slab order */
+    fri_init init[FR_MODEL_MAX_TENSORS];     /* how each tensor is initialised */
+    /* tensor indices by role, -1 when the kind has none */
+    int item_f, item_b, user_f, user_b;      /* mf/bpr: factors and biases; gmf part too */
+    int item_m, user_m;                      /* mlp embeddings */
+    int lw[FR_MODEL_MAX_LAYERS], lb[FR_MODEL_MAX_LAYERS]; /* MLP layers */
+    int out_w, out_b;                        /* output layer */
+};
+
+struct fr_grad {
+    size_t n_params;                         /* slab length of the model it was made for */
+    int n_tensors;                           /* as the model */
+    fr_tensor t[FR_MODEL_MAX_TENSORS];       /* copy of the model's tensor table */
+    float *g;                                /* [n_params] gradient, 64-byte aligned */
+    fr_rowset rows[FR_MODEL_MAX_TENSORS];    /* touched rows per table (empty for dense) */
+};
+
+/* True if g was made for a model with m's layout. */
+int fri_grad_matches(const fr_grad *g, const fr_model *m);
+/* Builds the tensor table of cfg into m (no allocation). FR_ERR_INVALID on overflow. */
+fr_err fri_model_layout(fr_model *m, const fr_model_config *cfg);
+
+/* Allocates a model with an uninitialised slab (checks the config). */
+fr_err fri_model_alloc(fr_model **out, const fr_model_config *cfg);
+
+#endif

@@ -1,0 +1,273 @@
+/* The model file: a self-describing header, the raw user/item ids, the little-endian
+ * slab and a CRC-32C over everything before it.
+ *
+ *   "FRMODEL\0" | u32 version | u64 total length
+ *   config: u32 kind, loss, n_users, n_items, dim, mlp_dim, n_layers, layers[8];
+ *           f32 l2, mu, init_std; u64 seed
+ *   u32 n_tensors, then per tensor: name[32] (NUL padded), u32 kind, rows, cols, u64 offset
+ *   meta: u64 round, epoch, seed; u32 json length + bytes
+ *   u32 flags (1 = user ids, 2 = item ids), then i64[n_users], i64[n_items] as flagged
+ *   u64 n_params, f32[n_params]
+ *   u32 CRC-32C of all the bytes above
+ * Invariants: the decoder checks every length against the bytes left before reading or
+ * allocating, checks the CRC before trusting any content, and accepts a tensor table
+ * only if it is exactly the layout the stored config gives. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "model/model_internal.h"
+
+static const uint8_t MAGIC[8] = {'F', 'R', 'M', 'O', 'D', 'E', 'L', 0};
+#define JSON_MAX (1u << 20)
+
+void fr_model_meta_destroy(fr_model_meta *meta) {
+    if (!meta) return;
+    fri_free(meta->config_json);
+    fri_free(meta->user_ids);
+    fri_free(meta->item_ids);
+    memset(meta, 0, sizeof *meta);
+}
+
+void fr_model_bytes_free(uint8_t *bytes) { fri_free(bytes); }
+
+fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes, size_t *n) {
+    *bytes = NULL;
+    *n = 0;
+    const fr_model_config *c = &m->cfg;
+    fri_buf b = {0};
+    fri_buf_put(&b, MAGIC, 8);
+    fri_buf_u32(&b, FR_MODEL_FILE_VERSION);
+    fri_buf_u64(&b, 0); /* total length, patched below */
+    fri_buf_u32(&b, (uint32_t)c->kind);
+    fri_buf_u32(&b, (uint32_t)c->loss);
+    fri_buf_u32(&b, c->n_users);
+    fri_buf_u32(&b, c->n_items);
+    fri_buf_u32(&b, c->dim);
+    fri_buf_u32(&b, c->mlp_dim);
+    fri_buf_u32(&b, c->n_layers);
+    for (int l = 0; l < FR_MODEL_MAX_LAYERS; l++) fri_buf_u32(&b, c->layers[l]);
+    fri_buf_f32(&b, c->l2);
+    fri_buf_f32(&b, c->mu);
+    fri_buf_f32(&b, c->init_std);
+    fri_buf_u64(&b, c->seed);
+    fri_buf_u32(&b, (uint32_t)m->n_tensors);
+    for (int i = 0; i < m->n_tensors; i++) {
+        char name[FR_TENSOR_NAME_MAX] = {0};
+        memcpy(name, m->t[i].name, strnlen(m->t[i].name, FR_TENSOR_NAME_MAX - 1));
+        fri_buf_put(&b, name, sizeof name);
+        fri_buf_u32(&b, (uint32_t)m->t[i].kind);
+        fri_buf_u32(&b, m->t[i].rows);
+        fri_buf_u32(&b, m->t[i].cols);
+        fri_buf_u64(&b, m->t[i].offset);
+    }
+    const char *json = meta && meta->config_json ? meta->config_json : "";
+    size_t jl = strlen(json);
+    if (jl > JSON_MAX) {
+        fri_buf_free(&b);
+        return fri_fail(FR_ERR_INVALID, "model meta: config_json of %zu bytes: at most %u", jl, JSON_MAX);
+    }
+    fri_buf_u64(&b, meta ? meta->round : 0);
+    fri_buf_u64(&b, meta ? meta->epoch : 0);
+    fri_buf_u64(&b, meta ? meta->seed : 0);
+    fri_buf_u32(&b, (uint32_t)jl);
+    fri_buf_put(&b, json, jl);
+    int has_u = meta && meta->user_ids, has_i = meta && meta->item_ids;
+    fri_buf_u32(&b, (uint32_t)(has_u | (has_i << 1)));
+    if (has_u)
+        for (uint32_t u = 0; u < c->n_users; u++) fri_buf_u64(&b, (uint64_t)meta->user_ids[u]);
+    if (has_i)
+        for (uint32_t i = 0; i < c->n_items; i++) fri_buf_u64(&b, (uint64_t)meta->item_ids[i]);
+    fri_buf_u64(&b, m->n_params);
+    for (size_t i = 0; i < m->n_params; i++) fri_buf_f32(&b, m->params[i]);
+    fri_buf_u32(&b, 0); /* CRC placeholder */
+    if (b.err) {
+        fri_buf_free(&b);
+        return fri_fail(FR_ERR_NOMEM, "encoding model: out of memory");
+    }
+    fri_put_u64(b.data + 12, (uint64_t)b.len);
+    fri_put_u32(b.data + b.len - 4, fr_crc32c(0, b.data, b.len - 4));
+    *bytes = b.data;
+    *n = b.len;
+    return FR_OK;
+}
+
+/* A bounds-checked reader: every get fails cleanly past the end. */
+typedef struct rd {
+    const uint8_t *p;
+    size_t n, at;
+    const char *name;
+} rd;
+
+static fr_err need(rd *r, size_t k, const char *what) {
+    if (k > r->n - r->at)
+        return fri_fail(FR_ERR_FORMAT, "%s: truncated model file: %s needs %zu bytes at offset %zu, %zu left",
+                        r->name, what, k, r->at, r->n - r->at);
+    return FR_OK;
+}
+static fr_err get_u32(rd *r, uint32_t *v, const char *what) {
+    fr_err e = need(r, 4, what);
+    if (!e) { *v = fri_get_u32(r->p + r->at); r->at += 4; }
+    return e;
+}
+static fr_err get_u64(rd *r, uint64_t *v, const char *what) {
+    fr_err e = need(r, 8, what);
+    if (!e) { *v = fri_get_u64(r->p + r->at); r->at += 8; }
+    return e;
+}
+static fr_err get_f32(rd *r, float *v, const char *what) {
+    fr_err e = need(r, 4, what);
+    if (!e) { *v = fri_get_f32(r->p + r->at); r->at += 4; }
+    return e;
+}
+
+#define TRY(x) do { if ((e = (x)) != FR_OK) goto fail; } while (0)
+
+fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const char *name,
+                       fr_model_meta *meta) {
+    *out = NULL;
+    if (meta) memset(meta, 0, sizeof *meta);
+    if (!name) name = "<memory>";
+    fr_err e = FR_OK;
+    fr_model *m = NULL;
+    fr_model_meta mt = {0};
+    rd r = {bytes, n, 0, name};
+    if (n < 8 || memcmp(bytes, MAGIC, 8) != 0)
+        return fri_fail(FR_ERR_FORMAT, "%s: not a fedrec model file (bad magic)", name);
+    r.at = 8;
+    uint32_t version;
+    uint64_t total;
+    if ((e = get_u32(&r, &version, "version"))) return e;
+    if (version != FR_MODEL_FILE_VERSION)
+        return fri_fail(FR_ERR_VERSION, "%s: model file version %u: this build reads version %u", name,
+                        version, FR_MODEL_FILE_VERSION);
+    if ((e = get_u64(&r, &total, "file length"))) return e;
+    if (total != n)
+        return fri_fail(FR_ERR_FORMAT, "%s: %s model file: its header says %llu bytes, it has %zu", name,
+                        total > n ? "truncated" : "oversized", (unsigned long long)total, n);
+    if (n < r.at + 4) return fri_fail(FR_ERR_FORMAT, "%s: model file of %zu bytes is too short", name, n);
+    uint32_t crc = fr_crc32c(0, bytes, n - 4), want = fri_get_u32(bytes + n - 4);
+    if (crc != want)
+        return fri_fail(FR_ERR_CHECKSUM, "%s: model file is damaged: CRC-32C %08x, stored %08x", name, crc,
+                        want);
+    r.n = n - 4; /* the CRC is not content */
+
+    fr_model_config c;
+    memset(&c, 0, sizeof c);
+    uint32_t v[7];
+    static const char *fields[7] = {"kind", "loss", "n_users", "n_items", "dim", "mlp_dim", "n_layers"};
+    for (int i = 0; i < 7; i++)
+        if ((e = get_u32(&r, &v[i], fields[i]))) return e;
+    c.kind = (fr_model_kind)v[0];
+    c.loss = (fr_loss)v[1];
+    c.n_users = v[2];
+    c.n_items = v[3];
+    c.dim = v[4];
+    c.mlp_dim = v[5];
+    c.n_layers = v[6];
+    for (int l = 0; l < FR_MODEL_MAX_LAYERS; l++)
+        if ((e = get_u32(&r, &c.layers[l], "layers"))) return e;
+    if ((e = get_f32(&r, &c.l2, "l2")) || (e = get_f32(&r, &c.mu, "mu")) ||
+        (e = get_f32(&r, &c.init_std, "init_std")) || (e = get_u64(&r, &c.seed, "seed")))
+        return e;
+    if (fr_model_config_check(&c) != FR_OK)
+        return fri_fail_prefix(FR_ERR_FORMAT, "%s: bad model config", name);
+    /* the layout the config gives; allocation-free, so checked before allocating */
+    fr_model lay;
+    memset(&lay, 0, sizeof lay);
+    if (fri_model_layout(&lay, &c) != FR_OK) return fri_fail_prefix(FR_ERR_FORMAT, "%s: bad model config", name);
+    uint32_t nt;
+    if ((e = get_u32(&r, &nt, "tensor count"))) return e;
+    if (nt != (uint32_t)lay.n_tensors)
+        return fri_fail(FR_ERR_FORMAT, "%s: %u tensors, a %s model has %d", name, nt,
+                        fr_model_kind_name(c.kind), lay.n_tensors);
+    for (uint32_t i = 0; i < nt; i++) {
+        if ((e = need(&r, FR_TENSOR_NAME_MAX, "tensor name"))) return e;
+        const char *nm = (const char *)r.p + r.at;
+        r.at += FR_TENSOR_NAME_MAX;
+        uint32_t kind, rows, cols;
+        uint64_t off;
+        if ((e = get_u32(&r, &kind, "tensor kind")) || (e = get_u32(&r, &rows, "tensor rows")) ||
+            (e = get_u32(&r, &cols, "tensor cols")) || (e = get_u64(&r, &off, "tensor offset")))
+            return e;
+        const fr_tensor *t = &lay.t[i];
+        if (strnlen(nm, FR_TENSOR_NAME_MAX) == FR_TENSOR_NAME_MAX || strcmp(nm, t->name) != 0 ||
+            kind != (uint32_t)t->kind || rows != t->rows || cols != t->cols || off != t->offset)
+            return fri_fail(FR_ERR_FORMAT, "%s: tensor %u does not match the layout of its config "
+                            "(expected %s [%u x %u] at %zu)", name, i, t->name, t->rows, t->cols, t->offset);
+    }
+    uint32_t jl, flags;
+    if ((e = get_u64(&r, &mt.round, "round")) || (e = get_u64(&r, &mt.epoch, "epoch")) ||
+        (e = get_u64(&r, &mt.seed, "meta seed")) || (e = get_u32(&r, &jl, "json length")))
+        return e;
+    if (jl > JSON_MAX) return fri_fail(FR_ERR_FORMAT, "%s: config json of %u bytes: at most %u", name, jl, JSON_MAX);
+    if ((e = need(&r, jl, "config json"))) return e;
+    if (memchr(r.p + r.at, 0, jl)) return fri_fail(FR_ERR_FORMAT, "%s: config json contains a NUL byte", name);
+    if (meta) {
+        if (!(mt.config_json = fri_malloc((size_t)jl + 1))) return FR_ERR_NOMEM;
+        memcpy(mt.config_json, r.p + r.at, jl);
+        mt.config_json[jl] = 0;
+    }
+    r.at += jl;
+    TRY(get_u32(&r, &flags, "id flags"));
+    if (flags > 3) { e = fri_fail(FR_ERR_FORMAT, "%s: id flags %u: expected 0..3", name, flags); goto fail; }
+    for (int which = 0; which < 2; which++) {
+        if (!(flags & (1u << which))) continue;
+        uint32_t cnt = which ? c.n_items : c.n_users;
+        TRY(need(&r, (size_t)cnt * 8, which ? "item ids" : "user ids"));
+        if (meta) {
+            int64_t *ids = fri_malloc(((size_t)cnt ? cnt : 1) * sizeof *ids);
+            if (!ids) { e = FR_ERR_NOMEM; goto fail; }
+            for (uint32_t k = 0; k < cnt; k++) ids[k] = (int64_t)fri_get_u64(r.p + r.at + (size_t)k * 8);
+            if (which) mt.item_ids = ids; else mt.user_ids = ids;
+        }
+        r.at += (size_t)cnt * 8;
+    }
+    uint64_t np;
+    TRY(get_u64(&r, &np, "parameter count"));
+    if (np != lay.n_params) {
+        e = fri_fail(FR_ERR_FORMAT, "%s: %llu parameters, the config gives %zu", name, (unsigned long long)np,
+                     lay.n_params);
+        goto fail;
+    }
+    if (np > (r.n - r.at) / 4) {
+        e = fri_fail(FR_ERR_FORMAT, "%s: truncated model file: %llu parameters need %llu bytes, %zu left", name,
+                     (unsigned long long)np, (unsigned long long)np * 4, r.n - r.at);
+        goto fail;
+    }
+    if (r.n - r.at != np * 4) {
+        e = fri_fail(FR_ERR_FORMAT, "%s: %zu unexpected bytes after the parameters", name, r.n - r.at - (size_t)np * 4);
+        goto fail;
+    }
+    if ((e = fri_model_alloc(&m, &c)) != FR_OK) goto fail;
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] = fri_get_f32(r.p + r.at + i * 4);
+    *out = m;
+    if (meta) *meta = mt;
+    return FR_OK;
+fail:
+    fr_model_meta_destroy(&mt);
+    fr_model_free(m);
+    return e;
+}
+
+fr_err fr_model_save(const fr_model *m, const char *path, const fr_model_meta *meta) {
+    uint8_t *bytes;
+    size_t n;
+    fr_err e = fr_model_encode(m, meta, &bytes, &n);
+    if (e) return fri_fail_prefix(e, "saving %s", path);
+    e = fri_write_file_atomic(path, bytes, n);
+    fri_free(bytes);
+    return e;
+}
+
+fr_err fr_model_load(fr_model **out, const char *path, fr_model_meta *meta) {
+    *out = NULL;
+    if (meta) memset(meta, 0, sizeof *meta);
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    fr_err e = fri_read_file(path, &bytes, &n);
+    if (e) return e;
+    e = fr_model_decode(out, bytes, n, path, meta);
+    fri_free(bytes);
+    return e;
+}
