@@ -1,0 +1,54 @@
+/* Options of `fedrec train` (DESIGN.md's command line) and the data they load, shared by
+ * the centralized path (cli_train.c) and the federated path (cli_fed.c). */
+#ifndef FEDREC_SRC_CLI_TRAIN_OPTS_H
+#define FEDREC_SRC_CLI_TRAIN_OPTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fedrec/fedrec.h"
+#include "fedrec/model.h"
+
+typedef struct cli_train_opts {
+    const char *data;         /* --data PATH: ratings file or NCF directory; NULL = built-in synthetic */
+    const char *test;         /* --test PATH: given test file (PATH is then the training file) */
+    const char *negatives;    /* --negatives PATH: NCF .negative file */
+    const char *split;        /* --split loo|ratio:0.8|temporal:0.8 (default loo) */
+    const char *model;        /* --model mf|bpr|gmf|mlp|neumf */
+    uint64_t dim;             /* --dim D (0 = the model's default) */
+    uint64_t rounds;          /* --rounds R */
+    double clients_per_round; /* --clients-per-round C: a count (>= 1) or a fraction (< 1); 0 = all */
+    uint64_t local_epochs;    /* --local-epochs E */
+    uint64_t batch;           /* --batch B */
+    double lr;                /* --lr (NaN = default for the optimizer/model) */
+    const char *optimizer;    /* --optimizer sgd|adam|adagrad */
+    const char *strategy;     /* --strategy fedavg|fedavgm|fedprox|fedadam|fedyogi|fedadagrad */
+    bool centralized;         /* --centralized */
+    uint64_t epochs;          /* --epochs N (centralized) */
+    int64_t threads;          /* --threads T (0 = all cores) */
+    uint64_t seed;            /* --seed S */
+    uint64_t eval_every;      /* --eval-every N (0 = only at the end) */
+    const char *out;          /* --out model.fr */
+    const char *metrics_out;  /* --metrics-out metrics.jsonl */
+    bool resume;              /* --resume */
+    bool quiet;               /* --quiet: no progress lines */
+    /* strategy and federation knobs; NaN / 0 = default */
+    double server_lr, server_momentum, mu, tau, beta1, beta2, availability;
+    uint64_t negatives_per_pos; /* --neg K: sampled training negatives per positive */
+    double l2;                  /* --l2 */
+    uint64_t checkpoint_every;  /* --checkpoint-every N */
+} cli_train_opts;
+
+/* The data a training run works on, loaded from the options. */
+typedef struct cli_train_data {
+    fr_dataset *train;        /* training interactions */
+    fr_dataset *test;         /* test interactions (same id space) */
+    fr_negatives *negs;       /* evaluation negatives, or NULL (full-catalogue ranking) */
+    bool explicit_ratings;    /* rating metrics (rmse/mae) rather than ranking */
+    char source[512];         /* what was loaded, for messages and the model file */
+} cli_train_data;
+
+/* Federated training (src/cli/cli_fed.c). Returns the exit status. */
+int cli_train_federated(const cli_train_opts *o, cli_train_data *d);
+
+#endif
