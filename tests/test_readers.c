@@ -305,6 +305,23 @@ Test(readers, load_pair_union) {
     free(c);
 }
 
+Test(readers, load_pair_auto_delimited_header) {
+    char *a = tu_write(dir, "tr.txt", "item;user;score\n7;1;4.5\n8;2;3\n");
+    char *b = tu_write(dir, "te.txt", "item;user;score\n9;1;2.5\n");
+    fr_dataset *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_load_pair(&tr, &te, a, b, NULL), FR_OK, "%s", fr_errmsg());
+    float r;
+    cr_assert(find_row(te, 1, 9, &r, NULL));
+    cr_assert_eq(r, 2.5f);
+    cr_assert(find_row(tr, 2, 8, &r, NULL));
+    cr_assert_eq(r, 3.0f);
+    cr_assert_eq(fr_dataset_n_items(tr), 3);
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    free(a);
+    free(b);
+}
+
 Test(readers, implicit_threshold) {
     fr_load_opts o;
     fr_load_opts_default(&o);

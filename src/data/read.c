@@ -693,7 +693,9 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     fr_idmap *um = NULL, *im = NULL;
     fr_format used = o->format;
     e = read_rows(train_path, o, o->format, &a, &used, NULL);
-    if (!e) e = read_rows(test_path, o, used, &b, NULL, NULL);
+    /* The test file is read as the training file was; an auto-detected delimited file
+     * is detected again, since its columns came from its own first line. */
+    if (!e) e = read_rows(test_path, o, used == FR_FORMAT_DELIMITED ? o->format : used, &b, NULL, NULL);
     if (e) goto fail;
     b.has_time = a.has_time = a.has_time || b.has_time;
     if (used == FR_FORMAT_NCF) {
