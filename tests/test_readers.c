@@ -544,6 +544,13 @@ Test(readers, negatives_dense_without_dataset) {
     cr_assert_eq(ng->items[3], 4);
     negs_free(ng);
     free(n);
+    /* Lines without negatives (found by the fuzzer: memcpy from an empty array). */
+    n = tu_write(dir, "none.negative", "(0,5)\n(1,1)\n");
+    cr_assert_eq(fr_negatives_load(&ng, n, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(ng->n_users, 2);
+    cr_assert_eq(ng->ptr[2], 0);
+    negs_free(ng);
+    free(n);
 }
 
 /* ------------------------------------------------------------ allocation failures */

@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "data/dataset.h"
+#include "data/read.h"
 
 #define CHUNK ((size_t)1 << 20)   /* bytes per read(2) */
 #define MAX_LINE ((size_t)64 << 20) /* longest line accepted */
@@ -593,6 +593,12 @@ done:
     return e;
 }
 
+fr_err fri_read_rows(const char *path, const fr_load_opts *o, fri_rows *rows, fr_format *used,
+                     fr_load_stats *stats) {
+    fr_err e = fr_load_opts_check(o);
+    return e ? e : read_rows(path, o, o->format, rows, used, stats);
+}
+
 /* ------------------------------------------------------------ public */
 
 void fr_load_opts_default(fr_load_opts *o) {
@@ -874,7 +880,7 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
     /* Line l's items start at the running sum of earlier lines' counts. */
     size_t off = 0;
     for (size_t l = 0; l < nl; l++) {
-        memcpy(ng->items + ng->ptr[lu[l]], items + off, (size_t)lcount[l] * sizeof *items);
+        if (lcount[l]) memcpy(ng->items + ng->ptr[lu[l]], items + off, (size_t)lcount[l] * sizeof *items);
         off += lcount[l];
     }
     fri_free(lu);
