@@ -23,7 +23,8 @@ pandas() { # file sep header reps
     "$PY" - "$@" <<'PYEOF'
 import sys, time, resource, json, os
 import pandas as pd
-path, sep, header, reps = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+path, header, reps = sys.argv[1], sys.argv[3] == "1", int(sys.argv[4])
+sep = sys.argv[2].encode().decode("unicode_escape")  # "\\t" -> tab
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 best = 1e300
 for _ in range(reps):

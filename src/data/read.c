@@ -371,6 +371,43 @@ static fr_err parse_line(const rdctx *c, const char *s, size_t n, uint32_t *u, u
     return FR_OK;
 }
 
+/* The common case of the fixed formats in one pass: id D id D decimal D integer, where D
+ * is the delimiter (or "::"), s NUL-terminated at end. Returns false for anything else
+ * (fewer digits, signs, spaces, exponents, errors...), which parse_line then handles and
+ * explains. */
+static inline bool fast_line(const char *s, const char *end, char delim, bool dcolon, uint32_t *u, uint32_t *i,
+                             double *r, int64_t *t) {
+    uint32_t ids[2];
+    for (int k = 0; k < 2; k++) {
+        uint64_t v = 0;
+        const char *b = s;
+        while ((unsigned)(*s - '0') <= 9 && s - b < 10) v = v * 10 + (unsigned)(*s++ - '0');
+        if (s == b || v > ID_LIMIT || *s != delim) return false;
+        if (dcolon) { if (s[1] != ':') return false; s += 2; } else s++;
+        ids[k] = (uint32_t)v;
+    }
+    uint64_t ip = 0, fp = 0;
+    const char *b = s;
+    while ((unsigned)(*s - '0') <= 9 && s - b < 9) ip = ip * 10 + (unsigned)(*s++ - '0');
+    if (s == b) return false;
+    int fd = 0;
+    if (*s == '.') {
+        s++;
+        while ((unsigned)(*s - '0') <= 9 && fd < 9) { fp = fp * 10 + (unsigned)(*s++ - '0'); fd++; }
+    }
+    if (*s != delim) return false;
+    if (dcolon) { if (s[1] != ':') return false; s += 2; } else s++;
+    uint64_t tv = 0;
+    b = s;
+    while ((unsigned)(*s - '0') <= 9 && s - b < 18) tv = tv * 10 + (unsigned)(*s++ - '0');
+    if (s == b || s != end) return false;
+    *u = ids[0];
+    *i = ids[1];
+    *r = (double)ip + (fd ? (double)fp / p10[fd] : 0.0);
+    *t = (int64_t)tv;
+    return true;
+}
+
 /* Rewrites the message of a failed line: binary data first, then a truncated last line. */
 static fr_err explain_bad_line(const rdctx *c, fr_err e, const char *s, size_t n) {
     long k = control_byte(s, n);
@@ -530,7 +567,7 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
     fr_err e = lr_open(&lr, path);
     if (e) return e;
     rdctx c = {.path = path, .o = o};
-    bool have_spec = false;
+    bool have_spec = false, fast = false;
     uint64_t lines = 0, skipped = 0, first_bad = 0;
     size_t rows_before = rows->n;
     for (;;) {
@@ -548,6 +585,8 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
             if (e) goto done;
             have_spec = true;
             rows->has_time = rows->has_time || c.sp.ct >= 0;
+            fast = c.sp.fmt == FR_FORMAT_ML100K || c.sp.fmt == FR_FORMAT_ML1M || c.sp.fmt == FR_FORMAT_CSV ||
+                   c.sp.fmt == FR_FORMAT_NCF;
             if (c.sp.header || (c.sp.header_auto && !is_numeric_field(s, n))) {
                 long k = control_byte(s, n);
                 if (k >= 0) { e = explain_bad_line(&c, FR_ERR_PARSE, s, n); goto done; }
@@ -558,7 +597,11 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
         uint32_t u = 0, i = 0;
         double r = 0;
         int64_t t = 0;
-        e = parse_line(&c, s, n, &u, &i, &r, &t);
+        if (fast && fast_line(s, s + n, c.sp.delim, c.sp.dcolon, &u, &i, &r, &t) && r >= o->rating_min &&
+            r <= o->rating_max)
+            e = FR_OK;
+        else
+            e = parse_line(&c, s, n, &u, &i, &r, &t);
         if (e) {
             e = explain_bad_line(&c, e, s, n);
             if (!o->skip_bad_lines) goto done;
