@@ -427,7 +427,8 @@ Test(readers, directory_and_missing) {
     cr_assert_eq(fr_dataset_load(&d, sub, NULL, NULL), FR_ERR_IO);
     cr_assert(strstr(fr_errmsg(), "sub.csv: is a directory"), "%s", fr_errmsg());
     cr_assert_null(d);
-    strcat(sub, ".none");
+    free(sub);
+    if (asprintf(&sub, "%s/sub.csv.none", dir) < 0) abort();
     cr_assert_eq(fr_dataset_load(&d, sub, NULL, NULL), FR_ERR_IO);
     cr_assert(strstr(fr_errmsg(), "sub.csv.none: cannot open"), "%s", fr_errmsg());
     free(sub);

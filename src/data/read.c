@@ -4,7 +4,8 @@
  * Files are read with read(2) in 1 MiB chunks (never whole, never mmap'd, so the page
  * cache does not show up in RSS); a line may straddle two chunks, the tail is moved to the
  * front before the next read. Numbers are parsed by hand (strtod only for unusual
- * decimals such as "4e0"). Every malformed line is an error naming file, line, the value
+ * decimals such as "4e0"); the fixed formats first try a one-pass scanner of the usual
+ * line shape and fall back to the field-by-field parser, which also words the errors. Every malformed line is an error naming file, line, the value
  * and what was expected, unless skip_bad_lines counts it instead.
  *
  * Format detection (FR_FORMAT_AUTO), from the first non-blank line:
