@@ -221,11 +221,7 @@ static void update(const fr_optim *o, float *p, const float *g, size_t off, size
     }
 }
 
-fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
-    if (o->n_params != m->n_params || !fri_grad_matches(g, m))
-        return fri_fail(FR_ERR_INVALID, "optimizer step: optimizer (%zu params), model (%zu) and "
-                        "gradient (%zu) differ in shape", o->n_params, m->n_params, g->n_params);
-    o->step++;
+static step_consts consts_of(const fr_optim *o) {
     step_consts k = {o->cfg.lr, o->cfg.weight_decay, o->cfg.momentum, o->cfg.beta1, o->cfg.beta2,
                      o->cfg.eps, 0.0f, 0.0f};
     if (o->cfg.kind == FR_OPTIM_ADAM) {
@@ -234,6 +230,30 @@ fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
         k.step_size = (float)((double)o->cfg.lr / bc1);
         k.inv_bc2_sqrt = (float)(1.0 / sqrt(bc2));
     }
+    return k;
+}
+
+fr_err fri_optim_step_begin(fr_optim *o, const fr_model *m, const fr_grad *g) {
+    if (o->n_params != m->n_params || !fri_grad_matches(g, m))
+        return fri_fail(FR_ERR_INVALID, "optimizer step: optimizer (%zu params), model (%zu) and "
+                        "gradient (%zu) differ in shape", o->n_params, m->n_params, g->n_params);
+    o->step++;
+    return FR_OK;
+}
+
+void fri_optim_step_range(const fr_optim *o, fr_model *m, const fr_grad *g, size_t off, size_t n) {
+    step_consts k = consts_of(o);
+    update(o, m->params, g->g, off, n, &k);
+}
+
+bool fri_optim_is_dense(const fr_optim *o) { return !o->cfg.sparse_rows; }
+
+fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
+    if (o->n_params != m->n_params || !fri_grad_matches(g, m))
+        return fri_fail(FR_ERR_INVALID, "optimizer step: optimizer (%zu params), model (%zu) and "
+                        "gradient (%zu) differ in shape", o->n_params, m->n_params, g->n_params);
+    o->step++;
+    step_consts k = consts_of(o);
     float *p = m->params;
     if (!o->cfg.sparse_rows) {
         update(o, p, g->g, 0, o->n_params, &k);
