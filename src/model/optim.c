@@ -209,15 +209,16 @@ static void adagrad_range(float *restrict p, const float *restrict g, float *res
     }
 }
 
-static void update(const fr_optim *o, float *p, const float *g, size_t off, size_t n,
+/* One range: params[off, off+n) with gradient ga[0, n) (the gradient at off). */
+static void update(const fr_optim *o, float *p, const float *ga, size_t off, size_t n,
                    const step_consts *k) {
     switch (o->cfg.kind) {
     case FR_OPTIM_SGD:
-        if (o->m1) sgdm_range(p + off, g + off, o->m1 + off, n, k);
-        else sgd_range(p + off, g + off, n, k);
+        if (o->m1) sgdm_range(p + off, ga, o->m1 + off, n, k);
+        else sgd_range(p + off, ga, n, k);
         break;
-    case FR_OPTIM_ADAM: adam_range(p + off, g + off, o->m1 + off, o->m2 + off, n, k); break;
-    case FR_OPTIM_ADAGRAD: adagrad_range(p + off, g + off, o->m2 + off, n, k); break;
+    case FR_OPTIM_ADAM: adam_range(p + off, ga, o->m1 + off, o->m2 + off, n, k); break;
+    case FR_OPTIM_ADAGRAD: adagrad_range(p + off, ga, o->m2 + off, n, k); break;
     }
 }
 
@@ -241,9 +242,9 @@ fr_err fri_optim_step_begin(fr_optim *o, const fr_model *m, const fr_grad *g) {
     return FR_OK;
 }
 
-void fri_optim_step_range(const fr_optim *o, fr_model *m, const fr_grad *g, size_t off, size_t n) {
+void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t off, size_t n) {
     step_consts k = consts_of(o);
-    update(o, m->params, g->g, off, n, &k);
+    update(o, m->params, g, off, n, &k);
 }
 
 bool fri_optim_is_dense(const fr_optim *o) { return !o->cfg.sparse_rows; }
@@ -262,12 +263,14 @@ fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
     for (int i = 0; i < o->n_tensors; i++) {
         const fr_tensor *t = &o->t[i];
         if (t->kind == FR_TENSOR_DENSE) {
-            update(o, p, g->g, t->offset, (size_t)t->rows * t->cols, &k);
+            update(o, p, g->g + t->offset, t->offset, (size_t)t->rows * t->cols, &k);
             continue;
         }
         const fr_rowset *s = &g->rows[i];
-        for (uint32_t r = 0; r < s->count; r++)
-            update(o, p, g->g, t->offset + (size_t)s->rows[r] * t->cols, t->cols, &k);
+        for (uint32_t r = 0; r < s->count; r++) {
+            size_t off = t->offset + (size_t)s->rows[r] * t->cols;
+            update(o, p, g->g + off, off, t->cols, &k);
+        }
     }
     return FR_OK;
 }

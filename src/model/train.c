@@ -6,13 +6,16 @@
  *   - a minibatch is cut into cfg.shards shards (a fixed split of its examples); shard s
  *     always goes to grad g[s] and workspace ws[s], whichever thread computes it, and the
  *     shard gradients and losses are combined in shard order by one thread;
- *   - the dense optimizer update is elementwise, so splitting the slab into ranges (one
- *     per thread) gives the same floats as one call.
+ *   - dense optimizer (the default): each thread sums the shard gradients over its own
+ *     slab range, elementwise in shard order, and applies the update rule there; the
+ *     update is elementwise, so the split of the slab changes no float;
+ *   - sparse-row optimizer: one thread combines the shard gradients (fr_grad_combine, in
+ *     shard order) and takes the step.
  * The minibatch loop runs inside ONE fr_pool_for per epoch: each pool worker takes one
- * role and the roles meet at a spinning barrier three times per minibatch (a condvar
+ * role and the roles meet at a barrier twice per minibatch (three times in sparse mode) (a condvar
  * wake-up per phase would cost more than a NeuMF shard's compute). */
 #include <math.h>
-#include <sched.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdatomic.h>
 
@@ -44,24 +47,44 @@ fr_err fr_train_config_check(const fr_train_config *c) {
     return fr_optim_config_check(&c->optim);
 }
 
-/* A reusable spinning barrier for `n` parties. */
+/* A reusable barrier for `n` parties: spin briefly (a phase is a few microseconds of
+ * work), then sleep on a condition variable, so a machine with more runnable threads
+ * than cores does not burn the time slices the other parties need. */
 typedef struct spin_barrier {
-    atomic_uint count; /* parties arrived in this generation */
-    atomic_uint gen;   /* bumped when all have arrived */
-    unsigned n;        /* parties */
+    atomic_uint count;    /* parties arrived in this generation */
+    atomic_uint gen;      /* bumped when all have arrived */
+    atomic_uint sleepers; /* parties waiting on cv */
+    unsigned n;           /* parties */
+    pthread_mutex_t mu;   /* guards the sleep */
+    pthread_cond_t cv;    /* signalled on a new generation with sleepers */
 } spin_barrier;
+
+#define SPINS 20000
 
 static void barrier_wait(spin_barrier *b) {
     if (b->n <= 1) return;
-    unsigned g = atomic_load_explicit(&b->gen, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == b->n - 1) {
-        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
-        atomic_fetch_add_explicit(&b->gen, 1, memory_order_acq_rel);
+    unsigned g = atomic_load(&b->gen);
+    if (atomic_fetch_add(&b->count, 1) == b->n - 1) {
+        atomic_store(&b->count, 0);
+        atomic_fetch_add(&b->gen, 1);
+        if (atomic_load(&b->sleepers)) {
+            pthread_mutex_lock(&b->mu);
+            pthread_cond_broadcast(&b->cv);
+            pthread_mutex_unlock(&b->mu);
+        }
         return;
     }
-    unsigned spins = 0;
-    while (atomic_load_explicit(&b->gen, memory_order_acquire) == g)
-        if (++spins > 2000) sched_yield(); /* more threads than cores: let the others run */
+    for (unsigned spins = 0; spins < SPINS; spins++) {
+        if (atomic_load_explicit(&b->gen, memory_order_acquire) != g) return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    pthread_mutex_lock(&b->mu);
+    atomic_fetch_add(&b->sleepers, 1);
+    while (atomic_load(&b->gen) == g) pthread_cond_wait(&b->cv, &b->mu);
+    atomic_fetch_sub(&b->sleepers, 1);
+    pthread_mutex_unlock(&b->mu);
 }
 
 struct fr_trainer {
@@ -100,6 +123,8 @@ void fr_trainer_free(fr_trainer *t) {
     }
     fr_optim_free(t->o);
     fr_pool_free(t->pool);
+    pthread_mutex_destroy(&t->bar.mu);
+    pthread_cond_destroy(&t->bar.cv);
     fri_free(t);
 }
 
@@ -118,6 +143,8 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
     t->d = d;
     t->cfg = *cfg;
     t->loss = mc->loss;
+    pthread_mutex_init(&t->bar.mu, NULL);
+    pthread_cond_init(&t->bar.cv, NULL);
     uint32_t nu = fr_dataset_n_users(d);
     t->n_blocks = nu < N_BLOCKS ? (nu ? nu : 1) : N_BLOCKS;
     size_t shard_max = (cfg->batch + cfg->shards - 1) / cfg->shards;
@@ -189,11 +216,9 @@ static void set_error(fr_trainer *t, fr_err e) {
     atomic_store(&t->stop, 1);
 }
 
-/* Role 0, between the phases: combine the shard gradients into g[0] in shard order and
- * start the optimizer step (the whole step in sparse mode). */
+/* Sparse mode, role 0 between the phases: combine the shard gradients into g[0] in shard
+ * order and take the (serial) sparse-row optimizer step. */
 static void combine_and_begin(fr_trainer *t, size_t n) {
-    for (uint32_t s = 0; s < t->cfg.shards; s++)
-        if (t->shard_err[s]) { set_error(t, t->shard_err[s]); return; }
     double sum = 0;
     for (uint32_t s = 0; s < t->cfg.shards; s++) sum += t->shard_loss[s] * (double)t->shard_n[s];
     t->loss_sum += sum;
@@ -207,8 +232,37 @@ static void combine_and_begin(fr_trainer *t, size_t n) {
             first = false;
         }
     }
-    if (!e) e = fri_optim_is_dense(t->o) ? fri_optim_step_begin(t->o, t->m, t->g[0]) : fr_optim_step(t->o, t->m, t->g[0]);
+    if (!e) e = fr_optim_step(t->o, t->m, t->g[0]);
     if (e) set_error(t, e);
+}
+
+#define RANGE_CHUNK 2048 /* floats of gradient summed at a time before the update */
+
+/* Dense mode, one role's slab range: g = sum over shards (in shard order) of
+ * (n_s / n) * g_s, a chunk at a time into scratch, then the update rule on the chunk. */
+static void dense_step_range(fr_trainer *t, size_t lo, size_t hi, size_t n, float *tmp) {
+    const size_t S = t->cfg.shards;
+    float w[FR_TRAIN_MAX_SHARDS];
+    const float *gs[FR_TRAIN_MAX_SHARDS];
+    for (size_t s = 0; s < S; s++) {
+        w[s] = (float)((double)t->shard_n[s] / (double)n);
+        gs[s] = fr_grad_data_const(t->g[s]);
+    }
+    for (size_t at = lo; at < hi; at += RANGE_CHUNK) {
+        size_t c = hi - at < RANGE_CHUNK ? hi - at : RANGE_CHUNK;
+        if (S == 1) {
+            fri_optim_step_range(t->o, t->m, gs[0] + at, at, c);
+            continue;
+        }
+        for (size_t i = 0; i < c; i++) tmp[i] = w[0] * gs[0][at + i];
+        for (size_t s = 1; s < S; s++) {
+            if (!t->shard_n[s]) continue;
+            const float *g = gs[s] + at;
+            const float ws = w[s];
+            for (size_t i = 0; i < c; i++) tmp[i] += ws * g[i];
+        }
+        fri_optim_step_range(t->o, t->m, tmp, at, c);
+    }
 }
 
 static void fit_role(void *ctx, size_t role, int worker) {
@@ -218,9 +272,14 @@ static void fit_role(void *ctx, size_t role, int worker) {
     const size_t B = t->cfg.batch, S = t->cfg.shards, P = t->parties;
     const bool bpr = t->loss == FR_LOSS_BPR, dense = fri_optim_is_dense(t->o);
     const size_t np = fr_model_n_params(t->m);
+    float tmp[RANGE_CHUNK];
     for (size_t at = 0; at < ex->n; at += B) {
         size_t n = ex->n - at < B ? ex->n - at : B;
         /* phase A: shard gradients; shard s holds examples [at + lo_s, at + hi_s) */
+        if (dense && role == 0) {
+            fr_err e = fri_optim_step_begin(t->o, t->m, t->g[0]);
+            if (e) set_error(t, e);
+        }
         for (size_t s = role; s < S; s += P) {
             size_t lo = n * s / S, hi = n * (s + 1) / S;
             t->shard_n[s] = hi - lo;
@@ -233,16 +292,27 @@ static void fit_role(void *ctx, size_t role, int worker) {
             t->shard_err[s] = fr_model_loss_grad(t->m, t->ws[s], &b, t->g[s], &t->shard_loss[s]);
         }
         barrier_wait(&t->bar);
-        /* phase B: combine in shard order */
-        if (role == 0) combine_and_begin(t, n);
-        barrier_wait(&t->bar);
-        if (atomic_load(&t->stop)) return;
-        /* phase C: the dense optimizer update, one slab range per role */
+        bool failed = atomic_load(&t->stop) != 0;
+        for (size_t s = 0; s < S; s++) failed |= t->shard_err[s] != FR_OK;
+        if (failed) {
+            if (role == 0)
+                for (size_t s = 0; s < S; s++)
+                    if (t->shard_err[s]) { set_error(t, t->shard_err[s]); break; }
+            return;
+        }
         if (dense) {
+            /* phase B: each role sums the shard gradients over its slab range and updates it */
+            if (role == 0)
+                for (size_t s = 0; s < S; s++) t->loss_sum += t->shard_loss[s] * (double)t->shard_n[s];
             size_t lo = np * role / P, hi = np * (role + 1) / P;
             lo &= ~(size_t)15;
             hi = role + 1 == P ? np : hi & ~(size_t)15;
-            if (hi > lo) fri_optim_step_range(t->o, t->m, t->g[0], lo, hi - lo);
+            if (hi > lo) dense_step_range(t, lo, hi, n, tmp);
+        } else {
+            /* phase B: one role combines in shard order and takes the sparse step */
+            if (role == 0) combine_and_begin(t, n);
+            barrier_wait(&t->bar);
+            if (atomic_load(&t->stop)) return;
         }
         barrier_wait(&t->bar);
     }
