@@ -12,9 +12,11 @@ struct fr_idmap {
     atomic_int refs;
     uint32_t n;
     int64_t *raw;      /* [n] dense -> raw, ascending */
-    uint32_t cap;      /* hash table size, power of two (0: raw == dense identity) */
+    uint32_t cap;      /* hash table size, power of two (0: no hash table) */
     int64_t *keys;     /* [cap] raw ids, -1 = empty */
     uint32_t *vals;    /* [cap] dense ids */
+    uint32_t *direct;  /* [span] raw -> dense (UINT32_MAX: absent) when ids are dense-ish */
+    uint32_t span;     /* entries of direct; 0 with neither table: raw == dense identity */
 };
 
 struct fr_meta {
