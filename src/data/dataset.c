@@ -189,69 +189,47 @@ typedef struct { int64_t t; uint32_t item; float r; } row_key;
 
 /* Per-user sorts with inline comparisons (qsort's callback was most of the build):
  * insertion sort for short runs, quicksort with median-of-three above, recursing into
- * the smaller side so the stack stays O(log n). */
+ * the smaller side so the stack stays O(log n). One template, two element types. */
 static inline int row_less(const row_key *x, const row_key *y) {
     if (x->t != y->t) return x->t < y->t;
     if (x->item != y->item) return x->item < y->item;
     return x->r < y->r;
 }
+#define ROW_LESS(x, y) row_less(&(x), &(y))
+#define U32_LESS(x, y) ((x) < (y))
 
-static void sort_rows(row_key *a, size_t n) {
-    while (n > 16) {
-        size_t mid = n / 2;
-        row_key t;
-        if (row_less(&a[mid], &a[0])) { t = a[mid]; a[mid] = a[0]; a[0] = t; }
-        if (row_less(&a[n - 1], &a[0])) { t = a[n - 1]; a[n - 1] = a[0]; a[0] = t; }
-        if (row_less(&a[n - 1], &a[mid])) { t = a[n - 1]; a[n - 1] = a[mid]; a[mid] = t; }
-        row_key p = a[mid];
-        size_t i = 0, j = n - 1;
-        for (;;) {
-            while (row_less(&a[i], &p)) i++;
-            while (row_less(&p, &a[j])) j--;
-            if (i >= j) break;
-            t = a[i]; a[i] = a[j]; a[j] = t;
-            i++;
-            j--;
-        }
-        /* [0, j] <= p <= [j+1, n) */
-        if (j + 1 < n - j - 1) { sort_rows(a, j + 1); a += j + 1; n -= j + 1; }
-        else { sort_rows(a + j + 1, n - j - 1); n = j + 1; }
+#define DEFINE_SORT(name, T, LESS)                                                       \
+    static void name(T *a, size_t n) {                                                   \
+        while (n > 16) {                                                                 \
+            size_t mid = n / 2;                                                          \
+            T t;                                                                         \
+            if (LESS(a[mid], a[0])) { t = a[mid]; a[mid] = a[0]; a[0] = t; }             \
+            if (LESS(a[n - 1], a[0])) { t = a[n - 1]; a[n - 1] = a[0]; a[0] = t; }       \
+            if (LESS(a[n - 1], a[mid])) { t = a[n - 1]; a[n - 1] = a[mid]; a[mid] = t; } \
+            T p = a[mid];                                                                \
+            size_t i = 0, j = n - 1;                                                     \
+            for (;;) {                                                                   \
+                while (LESS(a[i], p)) i++;                                               \
+                while (LESS(p, a[j])) j--;                                               \
+                if (i >= j) break;                                                       \
+                t = a[i]; a[i] = a[j]; a[j] = t;                                         \
+                i++;                                                                     \
+                j--;                                                                     \
+            }                                                                            \
+            /* [0, j] <= p <= [j+1, n) */                                                \
+            if (j + 1 < n - j - 1) { name(a, j + 1); a += j + 1; n -= j + 1; }           \
+            else { name(a + j + 1, n - j - 1); n = j + 1; }                              \
+        }                                                                                \
+        for (size_t i = 1; i < n; i++) {                                                 \
+            T v = a[i];                                                                  \
+            size_t j = i;                                                                \
+            while (j > 0 && LESS(v, a[j - 1])) { a[j] = a[j - 1]; j--; }                 \
+            a[j] = v;                                                                    \
+        }                                                                                \
     }
-    for (size_t i = 1; i < n; i++) {
-        row_key v = a[i];
-        size_t j = i;
-        while (j > 0 && row_less(&v, &a[j - 1])) { a[j] = a[j - 1]; j--; }
-        a[j] = v;
-    }
-}
 
-static void sort_u32(uint32_t *a, size_t n) {
-    while (n > 16) {
-        size_t mid = n / 2;
-        uint32_t t;
-        if (a[mid] < a[0]) { t = a[mid]; a[mid] = a[0]; a[0] = t; }
-        if (a[n - 1] < a[0]) { t = a[n - 1]; a[n - 1] = a[0]; a[0] = t; }
-        if (a[n - 1] < a[mid]) { t = a[n - 1]; a[n - 1] = a[mid]; a[mid] = t; }
-        uint32_t p = a[mid];
-        size_t i = 0, j = n - 1;
-        for (;;) {
-            while (a[i] < p) i++;
-            while (p < a[j]) j--;
-            if (i >= j) break;
-            t = a[i]; a[i] = a[j]; a[j] = t;
-            i++;
-            j--;
-        }
-        if (j + 1 < n - j - 1) { sort_u32(a, j + 1); a += j + 1; n -= j + 1; }
-        else { sort_u32(a + j + 1, n - j - 1); n = j + 1; }
-    }
-    for (size_t i = 1; i < n; i++) {
-        uint32_t v = a[i];
-        size_t j = i;
-        while (j > 0 && v < a[j - 1]) { a[j] = a[j - 1]; j--; }
-        a[j] = v;
-    }
-}
+DEFINE_SORT(sort_rows, row_key, ROW_LESS)
+DEFINE_SORT(sort_u32, uint32_t, U32_LESS)
 
 typedef struct sort_ctx {
     const uint64_t *ptr; /* CSR offsets */
@@ -433,14 +411,9 @@ size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **item
 }
 
 bool fr_dataset_has(const fr_dataset *d, uint32_t user, uint32_t item) {
-    if (user >= d->n_users) return false;
-    const uint32_t *a = d->sorted + d->ptr[user];
-    size_t lo = 0, hi = (size_t)(d->ptr[user + 1] - d->ptr[user]);
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < item) lo = mid + 1; else hi = mid;
-    }
-    return lo < (size_t)(d->ptr[user + 1] - d->ptr[user]) && a[lo] == item;
+    const uint32_t *s;
+    size_t n = fri_dataset_user_sorted(d, user, &s);
+    return fri_sorted_has(s, n, item);
 }
 
 /* ------------------------------------------------------------ info */
