@@ -38,7 +38,7 @@ static fr_model *train(fr_model_kind kind, const fr_dataset *d, int threads, boo
     fr_train_config tc;
     fr_train_config_default(&tc);
     tc.threads = threads;
-    tc.batch = 64;
+    tc.batch = 128; /* smaller minibatches run the loop on one thread (train.c) */
     tc.optim.lr = kind == FR_MODEL_MF ? 0.01f : 0.005f;
     tc.optim.sparse_rows = sparse;
     fr_trainer *t = NULL;

@@ -158,7 +158,7 @@ typedef struct run_defaults {
 /* Defaults per model. mf: tuned on ml-100k u1.base/u1.test (docs/ARCHITECTURE.md). The
  * implicit models: the PyTorch anchor's NCF settings. */
 static run_defaults defaults_for(fr_model_kind k) {
-    if (k == FR_MODEL_MF) return (run_defaults){FR_OPTIM_ADAM, 0.002, 0.05, 256, 0, 30, 32};
+    if (k == FR_MODEL_MF) return (run_defaults){FR_OPTIM_ADAM, 0.0007, 0.1, 16, 0, 15, 32};
     return (run_defaults){FR_OPTIM_ADAM, 0.001, NAN, 256, 4, 20, 0};
 }
 

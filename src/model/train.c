@@ -23,6 +23,7 @@
 #include "model/examples.h"
 #include "model/model_internal.h"
 
+#define SMALL_BATCH 128 /* below this, the minibatch loop runs on one thread */
 #define N_BLOCKS 64 /* user blocks for example building (fixed: part of no result) */
 
 void fr_train_config_default(fr_train_config *c) {
@@ -157,6 +158,9 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
     if (e) { fr_trainer_free(t); return e; }
     t->parties = (unsigned)fr_pool_size(t->pool);
     if (t->parties > cfg->shards && !fri_optim_is_dense(t->o)) t->parties = cfg->shards;
+    /* small minibatches: two barriers per step cost more than the step; one party runs
+     * the same shards in the same order, so the result does not change */
+    if (cfg->batch < SMALL_BATCH) t->parties = 1;
     t->bar.n = t->parties;
     *out = t;
     return FR_OK;
