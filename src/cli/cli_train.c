@@ -216,9 +216,7 @@ static int save_model(const cli_train_opts *o, const fr_model *m, const cli_trai
     return e ? cli_fail(e, "saving the model") : 0;
 }
 
-static int train_centralized(const cli_train_opts *o, cli_train_data *d, fr_model_kind kind,
-                             const arg_spec *specs) {
-    (void)specs;
+static int train_centralized(const cli_train_opts *o, cli_train_data *d, fr_model_kind kind) {
     run_defaults def = defaults_for(kind);
     fr_model_config mc;
     fr_model_config_default(&mc, kind);
@@ -399,6 +397,10 @@ int cli_train(int argc, char **argv) {
         fprintf(stderr, "fedrec train: --neg: expected 0..1000, got %" PRIu64 "\n", o.negatives_per_pos);
         return 2;
     }
+    if (o.centralized && o.resume) {
+        fprintf(stderr, "fedrec train: --resume applies to federated training; centralized runs do not checkpoint\n");
+        return 2;
+    }
     if (o.test && !o.data) { fprintf(stderr, "fedrec train: --test needs --data (the training file)\n"); return 2; }
     if (o.clients_per_round < 0) {
         fprintf(stderr, "fedrec train: --clients-per-round: expected a count >= 1 or a fraction in (0, 1), got %g\n",
@@ -408,7 +410,7 @@ int cli_train(int argc, char **argv) {
     cli_train_data d;
     rc = cli_train_load(&o, kind, &d);
     if (rc) return rc;
-    if (o.centralized) rc = train_centralized(&o, &d, kind, specs);
+    if (o.centralized) rc = train_centralized(&o, &d, kind);
     else rc = cli_train_federated(&o, &d);
     cli_train_data_free(&d);
     return rc;
