@@ -16,6 +16,7 @@
  * wake-up per phase would cost more than a NeuMF shard's compute). */
 #include <math.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdatomic.h>
 
@@ -161,6 +162,9 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
     /* small minibatches: two barriers per step cost more than the step; one party runs
      * the same shards in the same order, so the result does not change */
     if (cfg->batch < SMALL_BATCH) t->parties = 1;
+    /* more parties than cores only wait on each other at the barriers */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores >= 1 && t->parties > (unsigned)cores) t->parties = (unsigned)cores;
     t->bar.n = t->parties;
     *out = t;
     return FR_OK;
