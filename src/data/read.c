@@ -71,6 +71,7 @@ static fr_err lr_open(lreader *r, const char *path) {
     }
     r->buf = fri_malloc(CHUNK + 1);
     if (!r->buf) { close(fd); return FR_ERR_NOMEM; }
+    r->buf[0] = '\0';
     r->cap = CHUNK;
     r->fd = fd;
     return FR_OK;
@@ -83,6 +84,7 @@ static fr_err lr_open_range(lreader *r, const char *path, int fd, uint64_t start
     r->path = path;
     r->buf = fri_malloc(CHUNK + 1);
     if (!r->buf) return FR_ERR_NOMEM;
+    r->buf[0] = '\0';
     r->cap = CHUNK;
     r->fd = fd;
     r->ranged = true;
@@ -128,6 +130,7 @@ static fr_err lr_fill(lreader *r) {
         if (k < 0) return fri_fail(FR_ERR_IO, "%s: read failed: %s", r->path, strerror(errno));
         if (k == 0) r->eof = true;
         r->end += (size_t)k;
+        r->buf[r->end] = '\0'; /* a sentinel for fast_row (buf has cap + 1 bytes) */
         r->bytes += (uint64_t)k;
         r->off += (uint64_t)k;
         return FR_OK;
@@ -402,37 +405,42 @@ static fr_err parse_line(const rdctx *c, const char *s, size_t n, uint32_t *u, u
  * is the delimiter (or "::"), s NUL-terminated at end. Returns false for anything else
  * (fewer digits, signs, spaces, exponents, errors...), which parse_line then handles and
  * explains. */
-static inline bool fast_line(const char *s, const char *end, char delim, bool dcolon, uint32_t *u, uint32_t *i,
-                             double *r, int64_t *t) {
+static inline const char *fast_fields(const char *s, char delim, bool dcolon, uint32_t *u, uint32_t *i, double *r,
+                                      int64_t *t) {
     uint32_t ids[2];
     for (int k = 0; k < 2; k++) {
         uint64_t v = 0;
         const char *b = s;
         while ((unsigned)(*s - '0') <= 9 && s - b < 10) v = v * 10 + (unsigned)(*s++ - '0');
-        if (s == b || v > ID_LIMIT || *s != delim) return false;
-        if (dcolon) { if (s[1] != ':') return false; s += 2; } else s++;
+        if (s == b || v > ID_LIMIT || *s != delim) return NULL;
+        if (dcolon) { if (s[1] != ':') return NULL; s += 2; } else s++;
         ids[k] = (uint32_t)v;
     }
     uint64_t ip = 0, fp = 0;
     const char *b = s;
     while ((unsigned)(*s - '0') <= 9 && s - b < 9) ip = ip * 10 + (unsigned)(*s++ - '0');
-    if (s == b) return false;
+    if (s == b) return NULL;
     int fd = 0;
     if (*s == '.') {
         s++;
         while ((unsigned)(*s - '0') <= 9 && fd < 9) { fp = fp * 10 + (unsigned)(*s++ - '0'); fd++; }
     }
-    if (*s != delim) return false;
-    if (dcolon) { if (s[1] != ':') return false; s += 2; } else s++;
+    if (*s != delim) return NULL;
+    if (dcolon) { if (s[1] != ':') return NULL; s += 2; } else s++;
     uint64_t tv = 0;
     b = s;
     while ((unsigned)(*s - '0') <= 9 && s - b < 18) tv = tv * 10 + (unsigned)(*s++ - '0');
-    if (s == b || s != end) return false;
+    if (s == b) return NULL;
     *u = ids[0];
     *i = ids[1];
     *r = (double)ip + (fd ? (double)fp / p10[fd] : 0.0);
     *t = (int64_t)tv;
-    return true;
+    return s;
+}
+
+static inline bool fast_line(const char *s, const char *end, char delim, bool dcolon, uint32_t *u, uint32_t *i,
+                             double *r, int64_t *t) {
+    return fast_fields(s, delim, dcolon, u, i, r, t) == end;
 }
 
 /* Rewrites the message of a failed line: binary data first, then a truncated last line. */
@@ -617,6 +625,35 @@ static inline int data_line(const rdctx *c, bool fast, const char *s, size_t n, 
     return *e ? -1 : 0;
 }
 
+/* The common line straight from the reader's buffer, without looking for its end first:
+ * when the next line is id D id D decimal D integer '\n' (or "\r\n") with an accepted
+ * rating and rows has room, pushes it (or drops it by the implicit threshold), consumes
+ * it and returns true; otherwise consumes nothing (lr_next and data_line take over). The
+ * buffer's sentinel NUL stops the scan at the end of the bytes read. */
+static inline bool fast_row(lreader *lr, const rdctx *c, fri_rows *rows) {
+    if (lr->scan != lr->pos || rows->n == rows->cap) return false;
+    const char *s = lr->buf + lr->pos;
+    uint32_t u, i;
+    double r;
+    int64_t t;
+    const char *e = fast_fields(s, c->sp.delim, c->sp.dcolon, &u, &i, &r, &t);
+    if (!e) return false;
+    if (*e == '\r') e++;
+    if (*e != '\n' || !(r >= c->o->rating_min && r <= c->o->rating_max)) return false;
+    lr->pos = lr->scan = (size_t)(e - lr->buf) + 1;
+    lr->line++;
+    if (c->o->implicit) {
+        if (!isnan(c->o->implicit_threshold) && !(r >= c->o->implicit_threshold)) return true;
+        r = 1.0;
+    }
+    rows->user[rows->n] = u;
+    rows->item[rows->n] = i;
+    rows->rating[rows->n] = (float)r;
+    rows->time[rows->n] = t;
+    rows->n++;
+    return true;
+}
+
 /* ------------------------------------------------------------ parallel parse
  * A large regular file is cut at line starts into one byte range per CPU after its first
  * non-blank line (format and header decided serially); each range is parsed on a pool
@@ -660,6 +697,10 @@ static void par_range(void *ctx, size_t k, int worker) {
     rdctx c = *p->c;
     c.line = 0; /* messages made here are thrown away */
     for (;;) {
+        if (p->fast && fast_row(&j->lr, &c, &j->rows)) {
+            j->lines++;
+            continue;
+        }
         char *s;
         size_t n;
         bool unterminated;
@@ -787,6 +828,7 @@ static fr_err read_parallel(const rdctx *c, bool fast, int fd, uint64_t start, u
             v->rating = rows->rating + base;
             v->time = rows->time + base;
             base += v->cap;
+            jobs[k].lr.buf[0] = '\0'; /* the sentinel (the buffers served as scratch so far) */
         }
         fr_pool_for(pool, (size_t)nr, 1, par_range, &p);
         for (int k = 0; k < nr && !e; k++) e = jobs[k].e;
@@ -844,6 +886,10 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
         }
     }
     for (;;) {
+        if (fast && fast_row(&lr, &c, rows)) {
+            lines++;
+            continue;
+        }
         char *s;
         size_t n;
         bool unterminated;
