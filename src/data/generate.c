@@ -1,15 +1,17 @@
 /* Synthetic ratings at any scale.
- * Item popularity and user activity follow power laws (fr_zipf over popularity ranks;
- * ranks are dealt to ids by a seeded shuffle). Users and items have latent factors; a
+ * Item popularity and user activity follow power laws (Zipf over popularity ranks, drawn
+ * from head and tail alias tables; ranks are dealt to ids by a seeded shuffle). Users and items have latent factors; a
  * user picks items by drawing candidates from the popularity distribution and keeping
  * each with a probability that grows with the user's affinity for it, and rates them
  * with clamp(round(3 + 1.2 z), 1, 5), z the standardised bias + u.v + noise.
  * Invariants: each (user, item) pair appears at most once; each user has at least
- * min(5, items) interactions; a user's timestamps are non-decreasing in draw order within
+ * min(5, items) interactions and at most user_cap (half the catalogue unless the target
+ * needs more); a user's timestamps are non-decreasing in draw order within
  * [time_start, time_start + time_span). Global draws (item factors, ranks) use streams
  * (seed, 1, *, FR_PURPOSE_GENERATE); everything about user u uses (seed, 0, u, ...), so
  * the output depends on the seed only, not on the threads that fill blocks of users into
- * their precomputed row offsets. Memory: the rows (20 bytes per interaction) plus
+ * their precomputed row offsets. Speed: candidates are drawn in prefetched batches so
+ * their cache misses overlap. Memory: the rows (20 bytes per interaction) plus
  * O(users + items * dim). */
 #include <math.h>
 

@@ -5,8 +5,12 @@
  * cache does not show up in RSS); a line may straddle two chunks, the tail is moved to the
  * front before the next read. Numbers are parsed by hand (strtod only for unusual
  * decimals such as "4e0"); the fixed formats first try a one-pass scanner of the usual
- * line shape and fall back to the field-by-field parser, which also words the errors. Every malformed line is an error naming file, line, the value
- * and what was expected, unless skip_bad_lines counts it instead.
+ * line shape straight from the buffer (a NUL sentinel after the bytes read ends every
+ * scan) and fall back to the field-by-field parser, which also words the errors. Every
+ * malformed line is an error naming file, line, the value and what was expected, unless
+ * skip_bad_lines counts it instead. Regular files of 64 MiB and more are parsed in
+ * parallel byte ranges (see "parallel parse" below) with the same rows, statistics and
+ * errors as the serial path.
  *
  * Format detection (FR_FORMAT_AUTO), from the first non-blank line:
  *   1. the file name ends in ".rating"                     -> NCF (dense ids)
