@@ -275,26 +275,29 @@ static void gen_user(const fr_gen_opts *o, uint32_t u, uint32_t c, const popdraw
         if (nb > limit - tries) nb = (uint32_t)(limit - tries);
         const acol *col[BATCH];
         uint32_t base[BATCH], cand[BATCH];
-        float coin[BATCH];
+        double coin[BATCH];
         for (uint32_t b = 0; b < nb; b++) {
-            /* One draw picks head or tail, and its position within the chosen side is a
-             * fresh uniform for the alias coin. */
+            /* One u32 picks head or tail; its position within the chosen side is a fresh
+             * uniform for the alias coin, and its position within the coin's outcome a
+             * fresh uniform again for keeping the candidate. */
             uint32_t x = fr_rng_u32(&r);
             if (x < pop->head_below) {
                 col[b] = &pop->head[fr_rng_below(&r, pop->nh)];
                 base[b] = 0;
-                coin[b] = (float)((double)x / pop->head_below);
+                coin[b] = (double)x / (double)pop->head_below;
             } else {
                 col[b] = &pop->tail[fr_rng_below(&r, pop->nt)];
                 base[b] = pop->nh;
-                coin[b] = (float)((double)(x - pop->head_below) / (4294967296.0 - pop->head_below));
+                coin[b] = (double)(x - pop->head_below) / (4294967296.0 - (double)pop->head_below);
             }
             __builtin_prefetch(col[b]);
         }
         for (uint32_t b = 0; b < nb; b++) {
             const acol *a = col[b];
             const acol *t0 = base[b] ? pop->tail : pop->head;
-            uint32_t k = base[b] + (coin[b] < a->p ? (uint32_t)(a - t0) : a->alias);
+            double q = coin[b], p = a->p;
+            uint32_t k = base[b] + (q < p ? (uint32_t)(a - t0) : a->alias);
+            coin[b] = q < p ? q / p : (q - p) / (1 - p); /* uniform again: the acceptance draw */
             cand[b] = k;
             const float *rec = REC(vf, k, stride);
             __builtin_prefetch(rec);
@@ -308,7 +311,7 @@ static void gen_user(const fr_gen_opts *o, uint32_t u, uint32_t c, const popdraw
             float uv = dot_f(s->uf, REC(vf, k, stride), dim);
             float x = 2 * uv;
             float p = 0.6f + 0.4f * x / (1 + fabsf(x)); /* a cheap sigmoid onto (0.2, 1) */
-            if (fr_rng_float(&r) >= p) continue;
+            if (coin[b] >= p) continue;
             s->set[h] = k;
             s->uv[got] = uv;
             rank[got++] = k;
