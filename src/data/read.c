@@ -38,6 +38,7 @@
 
 #define CHUNK ((size_t)1 << 20)   /* bytes per read(2) */
 #define MAX_LINE ((size_t)64 << 20) /* longest line accepted */
+#define PAD 8                      /* bytes after the sentinel that may be loaded (not used) */
 #define MAX_FIELDS 64              /* fields kept per line (more are counted only) */
 #define ID_LIMIT 2147483647ull     /* raw ids are in [0, 2^31) */
 
@@ -73,7 +74,7 @@ static fr_err lr_open(lreader *r, const char *path) {
         close(fd);
         return fri_fail(FR_ERR_IO, "%s: is a directory; expected a ratings file", path);
     }
-    r->buf = fri_malloc(CHUNK + 1);
+    r->buf = fri_malloc(CHUNK + 1 + PAD);
     if (!r->buf) { close(fd); return FR_ERR_NOMEM; }
     r->buf[0] = '\0';
     r->cap = CHUNK;
@@ -86,7 +87,7 @@ static fr_err lr_open_range(lreader *r, const char *path, int fd, uint64_t start
     memset(r, 0, sizeof *r);
     r->fd = -1;
     r->path = path;
-    r->buf = fri_malloc(CHUNK + 1);
+    r->buf = fri_malloc(CHUNK + 1 + PAD);
     if (!r->buf) return FR_ERR_NOMEM;
     r->buf[0] = '\0';
     r->cap = CHUNK;
@@ -116,7 +117,7 @@ static fr_err lr_fill(lreader *r) {
         if (r->cap >= MAX_LINE)
             return fri_fail(FR_ERR_PARSE, "%s:%llu: line longer than %zu MiB; expected a text file of short lines",
                             r->path, (unsigned long long)r->line + 1, MAX_LINE >> 20);
-        char *nb = fri_realloc(r->buf, r->cap * 2 + 1);
+        char *nb = fri_realloc(r->buf, r->cap * 2 + 1 + PAD);
         if (!nb) return FR_ERR_NOMEM;
         r->buf = nb;
         r->cap *= 2;
@@ -409,13 +410,35 @@ static fr_err parse_line(const rdctx *c, const char *s, size_t n, uint32_t *u, u
  * is the delimiter (or "::"), s NUL-terminated at end. Returns false for anything else
  * (fewer digits, signs, spaces, exponents, errors...), which parse_line then handles and
  * explains. */
+/* The run of leading decimal digits of s, at most maxd (>= 8) of them: their value in
+ * *v, the end of the run returned. Eight bytes at a time (SWAR): a digit byte minus '0' is
+ * 0..9 and stays below 16 plus 6; the first other byte (the lowest flagged one: borrows
+ * and carries only move upwards) ends the run. Reads up to 8 bytes past a NUL (PAD). */
+static inline const char *digit_run(const char *s, int maxd, uint64_t *v) {
+    uint64_t x;
+    memcpy(&x, s, 8);
+    uint64_t t = x - 0x3030303030303030ull;
+    uint64_t bad = (t | (t + 0x0606060606060606ull)) & 0xF0F0F0F0F0F0F0F0ull;
+    int n = bad ? __builtin_ctzll(bad) >> 3 : 8;
+    if (n == 0) { *v = 0; return s; }
+    t <<= 8 * (8 - n); /* the digits in the top n bytes, zeros below */
+    t = (t * 10 + (t >> 8)) & 0x00FF00FF00FF00FFull;
+    t = (t * 100 + (t >> 16)) & 0x0000FFFF0000FFFFull;
+    t = (t * 10000 + (t >> 32)) & 0xFFFFFFFFull;
+    s += n;
+    if (n == 8)
+        while ((unsigned)(*s - '0') <= 9 && n < maxd) { t = t * 10 + (unsigned)(*s++ - '0'); n++; }
+    *v = t;
+    return s;
+}
+
 static inline const char *fast_fields(const char *s, char delim, bool dcolon, uint32_t *u, uint32_t *i, double *r,
                                       int64_t *t) {
     uint32_t ids[2];
     for (int k = 0; k < 2; k++) {
-        uint64_t v = 0;
+        uint64_t v;
         const char *b = s;
-        while ((unsigned)(*s - '0') <= 9 && s - b < 10) v = v * 10 + (unsigned)(*s++ - '0');
+        s = digit_run(s, 10, &v);
         if (s == b || v > ID_LIMIT || *s != delim) return NULL;
         if (dcolon) { if (s[1] != ':') return NULL; s += 2; } else s++;
         ids[k] = (uint32_t)v;
@@ -431,9 +454,9 @@ static inline const char *fast_fields(const char *s, char delim, bool dcolon, ui
     }
     if (*s != delim) return NULL;
     if (dcolon) { if (s[1] != ':') return NULL; s += 2; } else s++;
-    uint64_t tv = 0;
+    uint64_t tv;
     b = s;
-    while ((unsigned)(*s - '0') <= 9 && s - b < 18) tv = tv * 10 + (unsigned)(*s++ - '0');
+    s = digit_run(s, 18, &tv);
     if (s == b) return NULL;
     *u = ids[0];
     *i = ids[1];
