@@ -216,3 +216,38 @@ Test(read_parallel, allocation_failures_leak_nothing) {
     free(path);
     free(t);
 }
+
+/* The fast path's digit runs (8 bytes at a time, then one by one) against values written
+ * with printf: every length of id (1..10 digits) and timestamp (1..18), leading zeros. */
+Test(read_parallel, digit_runs_of_every_length) {
+    char text[16384];
+    size_t n = (size_t)sprintf(text, "user,item,rating,timestamp\n");
+    uint64_t want_u[40], want_t[40];
+    int rows = 0;
+    uint64_t p10 = 1;
+    for (int d = 1; d <= 18; d++, p10 *= 10) {
+        uint64_t id = d <= 10 ? (p10 * 7 / 3 + (uint64_t)d) % 2147483648ull : 2147483647ull;
+        uint64_t ts = p10 * 9 - 1 - (uint64_t)d; /* d digits, mostly 8s and 9s */
+        if (d == 1) ts = 5;
+        want_u[rows] = id;
+        want_t[rows] = ts;
+        n += (size_t)sprintf(text + n, "%llu,%d,4.5,%llu\n", (unsigned long long)id, d, (unsigned long long)ts);
+        rows++;
+    }
+    want_u[rows] = 42;
+    want_t[rows] = 7;
+    n += (size_t)sprintf(text + n, "00000000042,0000000000019,3,000000000000000007\n"); /* leading zeros: slow path */
+    rows++;
+    (void)n;
+    char *path = tu_write(dir, "digits.csv", text);
+    outcome s;
+    read_with(&s, path, false, UINT64_MAX, 1);
+    cr_assert_eq(s.e, FR_OK, "%s", s.msg);
+    cr_assert_eq(s.rows.n, (size_t)rows);
+    for (int k = 0; k < rows; k++) {
+        cr_assert_eq(s.rows.user[k], want_u[k], "row %d: %u", k, s.rows.user[k]);
+        cr_assert_eq((uint64_t)s.rows.time[k], want_t[k], "row %d: %lld", k, (long long)s.rows.time[k]);
+    }
+    fri_rows_free(&s.rows);
+    free(path);
+}
