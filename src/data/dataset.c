@@ -229,6 +229,12 @@ static inline int row_less(const row_key *x, const row_key *y) {
     }
 
 DEFINE_SORT(sort_rows, row_key, ROW_LESS)
+
+/* The common case: a user's time span fits 32 bits, so (time - t0, item) packs into one
+ * 64-bit key and the sort compares integers (ties, i.e. duplicate pairs, by rating). */
+typedef struct { uint64_t key; float r; } packed_key;
+#define PACKED_LESS(x, y) ((x).key < (y).key || ((x).key == (y).key && (x).r < (y).r))
+DEFINE_SORT(sort_packed, packed_key, PACKED_LESS)
 DEFINE_SORT(sort_u32, uint32_t, U32_LESS)
 
 /* LSD radix sort of a[0..n) on `passes` 8-bit digits (values below 2^(8 passes)), with
@@ -262,19 +268,42 @@ static void sort_user(void *ctxp, size_t u, int worker) {
     fri_rows *rows = c->rows;
     row_key *tmp = c->tmp + (size_t)worker * c->stride;
     size_t lo = c->ptr[u], m = c->ptr[u + 1] - lo;
-    for (size_t x = 0; x < m; x++) {
-        tmp[x].t = rows->time[lo + x];
-        tmp[x].item = rows->item[lo + x];
-        tmp[x].r = rows->rating[lo + x];
+    int64_t t0 = m ? rows->time[lo] : 0, t1 = t0;
+    for (size_t x = 1; x < m; x++) {
+        int64_t t = rows->time[lo + x];
+        if (t < t0) t0 = t;
+        if (t > t1) t1 = t;
     }
-    size_t sorted = 1;
-    while (sorted < m && !row_less(&tmp[sorted], &tmp[sorted - 1])) sorted++;
-    if (sorted < m) sort_rows(tmp, m);
-    for (size_t x = 0; x < m; x++) {
-        rows->time[lo + x] = tmp[x].t;
-        rows->item[lo + x] = tmp[x].item;
-        rows->rating[lo + x] = tmp[x].r;
-        rows->user[lo + x] = tmp[x].item;
+    if ((uint64_t)t1 - (uint64_t)t0 <= UINT32_MAX) {
+        packed_key *pk = (packed_key *)tmp; /* 16 bytes a row fit in row_key's 24 */
+        int in_order = 1;
+        for (size_t x = 0; x < m; x++) {
+            pk[x].key = ((uint64_t)(rows->time[lo + x] - t0) << 32) | rows->item[lo + x];
+            pk[x].r = rows->rating[lo + x];
+            if (x && PACKED_LESS(pk[x], pk[x - 1])) in_order = 0;
+        }
+        if (!in_order) sort_packed(pk, m);
+        for (size_t x = 0; x < m; x++) {
+            rows->time[lo + x] = t0 + (int64_t)(pk[x].key >> 32);
+            rows->item[lo + x] = (uint32_t)pk[x].key;
+            rows->rating[lo + x] = pk[x].r;
+            rows->user[lo + x] = (uint32_t)pk[x].key;
+        }
+    } else {
+        for (size_t x = 0; x < m; x++) {
+            tmp[x].t = rows->time[lo + x];
+            tmp[x].item = rows->item[lo + x];
+            tmp[x].r = rows->rating[lo + x];
+        }
+        size_t sorted = 1;
+        while (sorted < m && !row_less(&tmp[sorted], &tmp[sorted - 1])) sorted++;
+        if (sorted < m) sort_rows(tmp, m);
+        for (size_t x = 0; x < m; x++) {
+            rows->time[lo + x] = tmp[x].t;
+            rows->item[lo + x] = tmp[x].item;
+            rows->rating[lo + x] = tmp[x].r;
+            rows->user[lo + x] = tmp[x].item;
+        }
     }
     /* tmp is copied out: its bytes (16 a row) serve as radix scratch. */
     if (m >= 64 * (size_t)c->item_passes && c->item_passes <= 3)
