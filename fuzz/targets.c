@@ -1,9 +1,12 @@
 /* Fuzz entry points (see targets.h). Each writes the input to a private temp file when
  * the code under test reads files, so readers are fuzzed through their real path. */
-#include "fuzz/targets.h"
-
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "data/dataset.h"
+#include "fuzz/targets.h"
 
 #include "fedrec/fl.h"
 #include "fedrec/model.h"
@@ -51,8 +54,172 @@ static int fuzz_modelfile(const uint8_t *data, size_t n) {
     return 0;
 }
 
+/* Writes bytes to dir/name (dir NULL: a fresh temp file named like name). Returns a
+ * malloc'd path or NULL. */
+static char *write_temp(const uint8_t *data, size_t n, const char *dir, const char *name) {
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    size_t cap = strlen(base) + strlen(name) + (dir ? strlen(dir) : 0) + 64;
+    char *p = malloc(cap);
+    if (!p) return NULL;
+    int fd;
+    if (dir) {
+        snprintf(p, cap, "%s/%s", dir, name);
+        FILE *f = fopen(p, "wb");
+        if (!f) { free(p); return NULL; }
+        if (n && fwrite(data, 1, n, f) != n) { fclose(f); free(p); return NULL; }
+        fclose(f);
+        return p;
+    }
+    /* The name's suffix matters for detection (".rating"), so it goes last. */
+    snprintf(p, cap, "%s/fedrec-fuzz-XXXXXX", base);
+    fd = mkstemp(p);
+    if (fd < 0) { free(p); return NULL; }
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, data + off, n - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    close(fd);
+    return p;
+}
+
+static int run_format(const uint8_t *data, size_t n, fr_format fmt, bool skip) {
+    char *p = write_temp(data, n, NULL, "r");
+    if (!p) return 0;
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.format = fmt;
+    o.skip_bad_lines = skip;
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    if (fr_dataset_load(&d, p, &o, &st) == FR_OK) {
+        /* Touch the result so a broken build shows. */
+        for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) (void)fr_dataset_user(d, u, NULL, NULL, NULL);
+        fr_dataset_free(d);
+    }
+    unlink(p);
+    free(p);
+    return 0;
+}
+
+/* The last input byte picks strict or skip_bad_lines, so both paths are fuzzed. */
+static bool skip_flag(const uint8_t *data, size_t n) { return n && (data[n - 1] & 0x80); }
+
+static int run_ml100k(const uint8_t *data, size_t n) { return run_format(data, n, FR_FORMAT_ML100K, skip_flag(data, n)); }
+static int run_ml1m(const uint8_t *data, size_t n) { return run_format(data, n, FR_FORMAT_ML1M, skip_flag(data, n)); }
+static int run_csv(const uint8_t *data, size_t n) { return run_format(data, n, FR_FORMAT_CSV, skip_flag(data, n)); }
+static int run_ncf(const uint8_t *data, size_t n) { return run_format(data, n, FR_FORMAT_NCF, skip_flag(data, n)); }
+
+/* Delimited: the first byte chooses the delimiter, header and columns; the rest is the file. */
+static int run_delimited(const uint8_t *data, size_t n) {
+    if (n == 0) return 0;
+    uint8_t c = data[0];
+    static const char *const delims[8] = {NULL, "\t", ",", ";", "|", "::", " ", NULL};
+    static const char *const named[4][4] = {
+        {"user", "item", "rating", "time"}, {"u", "i", NULL, NULL}, {"userId", "movieId", "rating", NULL},
+        {"item", "user", NULL, "ts"}};
+    static const char *const pos[4][4] = {{"1", "2", "3", "4"}, {"1", "2", NULL, NULL}, {"2", "1", "3", NULL},
+                                          {"3", "1", NULL, "2"}};
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.format = (c & 0x40) ? FR_FORMAT_AUTO : FR_FORMAT_DELIMITED;
+    o.delimiter = delims[c & 7];
+    o.has_header = (c >> 3) & 1;
+    const char *const *cols = o.has_header ? named[(c >> 4) & 3] : pos[(c >> 4) & 3];
+    o.col_user = cols[0];
+    o.col_item = cols[1];
+    o.col_rating = cols[2];
+    o.col_time = cols[3];
+    o.skip_bad_lines = c & 0x80;
+    o.implicit = (c & 0x30) == 0x30;
+    o.implicit_threshold = 3;
+    char *p = write_temp(data + 1, n - 1, NULL, "d");
+    if (!p) return 0;
+    fr_dataset *d = NULL;
+    if (fr_dataset_load(&d, p, &o, NULL) == FR_OK) fr_dataset_free(d);
+    unlink(p);
+    free(p);
+    return 0;
+}
+
+static fr_dataset *like_dataset(void) {
+    int64_t u[64], i[64];
+    for (int k = 0; k < 64; k++) { u[k] = k % 16; i[k] = (k * 5) % 40; }
+    fr_dataset *d = NULL;
+    if (fr_dataset_from_arrays(&d, 64, u, i, NULL, NULL) != FR_OK) return NULL;
+    return d;
+}
+
+/* Negatives: the first byte chooses dense ids (no dataset) or mapping through one. */
+static int run_negatives(const uint8_t *data, size_t n) {
+    if (n == 0) return 0;
+    fr_dataset *like = (data[0] & 1) ? like_dataset() : NULL;
+    char *p = write_temp(data + 1, n - 1, NULL, "n");
+    if (p) {
+        fr_negatives *ng = NULL;
+        if (fr_negatives_load(&ng, p, like) == FR_OK) {
+            uint64_t sum = 0;
+            for (uint32_t u = 0; u < ng->n_users; u++) sum += ng->ptr[u + 1] - ng->ptr[u];
+            if (sum != ng->ptr[ng->n_users]) abort();
+            fri_free(ng->ptr);
+            fri_free(ng->items);
+            fri_free(ng);
+        }
+        unlink(p);
+        free(p);
+    }
+    fr_dataset_free(like);
+    return 0;
+}
+
+/* Metadata: the first byte names the file written into a fresh directory. */
+static int run_meta(const uint8_t *data, size_t n) {
+    if (n == 0) return 0;
+    static const char *const names[6] = {"u.item", "u.user", "movies.dat", "users.dat", "movies.csv", "u.genre"};
+    const char *base = getenv("TMPDIR");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/fedrec-fuzz-meta-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(dir)) return 0;
+    const char *name = names[data[0] % 6];
+    char *p = write_temp(data + 1, n - 1, dir, name);
+    char *p2 = NULL;
+    if (data[0] % 6 == 5) { /* u.genre is only read with u.item: add a valid one */
+        static const char item[] = "1|T (1995)|||u|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n";
+        p2 = write_temp((const uint8_t *)item, sizeof item - 1, dir, "u.item");
+    }
+    fr_dataset *d = like_dataset();
+    if (d && p) {
+        if (fr_dataset_load_meta(d, dir) == FR_OK) {
+            const fr_meta *m = fr_dataset_meta(d);
+            for (uint32_t i = 0; i < fr_dataset_n_items(d); i++) {
+                const char *t = fr_meta_item_title(m, i), *g = fr_meta_item_genres(m, i);
+                if (t) (void)strlen(t);
+                if (g) (void)strlen(g);
+            }
+            for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+                const char *a = fr_meta_user_attr(m, u, "zip");
+                if (a) (void)strlen(a);
+            }
+        }
+    }
+    fr_dataset_free(d);
+    if (p) { unlink(p); free(p); }
+    if (p2) { unlink(p2); free(p2); }
+    rmdir(dir);
+    return 0;
+}
+
 const fr_fuzz_target fr_fuzz_targets[] = {
     {"update", run_update},
     {"modelfile", fuzz_modelfile},
+    {"ml100k", run_ml100k},
+    {"ml1m", run_ml1m},
+    {"csv", run_csv},
+    {"ncf", run_ncf},
+    {"delimited", run_delimited},
+    {"negatives", run_negatives},
+    {"meta", run_meta},
     {NULL, NULL},
 };
