@@ -7,8 +7,9 @@
  *   - O(its rows): the client trains a COMPACT model whose item tables hold only the
  *     rows it needs this round (its positives and every negative it sampled for all E
  *     epochs), sorted by global id; example item ids are remapped to local rows. The
- *     compact model, gradient, optimizer and example arrays live in the per-worker
- *     scratch and grow to the largest client served; after that nothing is allocated.
+ *     compact models (by size class: 64 << b item rows), gradients, optimizers and
+ *     example arrays live in the per-worker scratch; once each class a worker needs
+ *     exists, nothing is allocated.
  *     Item-table rows past the client's count are never read or sent.
  *   - Determinism: negatives come from (seed, round, client, NEGATIVES), minibatch order
  *     from (seed, round, client, SHUFFLE); nothing depends on the worker. */
@@ -19,15 +20,26 @@
 #include "fedrec/fl.h"
 #include "model/examples.h"
 
+/* A compact model of one size class. The optimizer's dense step costs O(rows of the
+ * model), so a client uses the smallest class that holds its rows (at most 2x them),
+ * never the largest one a worker has seen. */
+typedef struct compact {
+    uint32_t cap;           /* item rows */
+    fr_model *m;
+    fr_grad *g;
+    fr_optim *o;
+} compact;
+
 struct fr_client_ws {
     fr_model_config mcfg;   /* the global model's config (n_users = 1 here) */
     fr_fl_config cfg;       /* federation settings */
-    uint32_t cap_items;     /* item rows of the compact model */
-    fr_model *m;            /* compact model: n_users 1, n_items cap_items */
+    compact bk[32];         /* compact models by size class: 64 << b item rows */
+    fr_model *m;            /* the one in use this fit (n_users 1) */
     fr_grad *g;             /* its gradient */
     fr_optim *o;            /* its optimizer, reset each round */
     fr_model_ws *mws;       /* forward/backward scratch for batch B */
-    float *ref;             /* [n_params of m] the values received (Δ = params - ref) */
+    float *ref;             /* [ref_cap] the values received (Δ = params - ref) */
+    size_t ref_cap;
     fri_examples ex;        /* examples of all E epochs */
     uint32_t *sorted;       /* [cap_sorted] the client's items, sorted (negative test) */
     size_t cap_sorted;
@@ -43,25 +55,33 @@ static int cmp_u32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static fr_err make_compact(fr_client_ws *ws, uint32_t n_items) {
-    fr_model_config c = ws->mcfg;
-    c.n_users = 1;
-    c.n_items = n_items;
-    fr_model *m = NULL;
-    fr_grad *g = NULL;
-    fr_optim *o = NULL;
-    float *ref = NULL;
-    fr_err e = fr_model_create(&m, &c);
-    if (!e) e = fr_grad_create(&g, m);
-    if (!e) e = fr_optim_create(&o, m, &ws->cfg.local);
-    if (!e && !(ref = fri_malloc(fr_model_n_params(m) * sizeof *ref))) e = FR_ERR_NOMEM;
-    if (e) {
-        fr_model_free(m); fr_grad_free(g); fr_optim_free(o); fri_free(ref);
-        return e;
+/* Selects (creating on first use) the smallest size class holding n rows. */
+static fr_err use_compact(fr_client_ws *ws, uint32_t n) {
+    uint32_t b = 0;
+    while (b < 31 && ((uint64_t)64 << b) < n && ((uint64_t)64 << b) < ws->mcfg.n_items) b++;
+    compact *c = &ws->bk[b];
+    if (!c->m) {
+        fr_model_config mc = ws->mcfg;
+        mc.n_users = 1;
+        mc.n_items = ((uint64_t)64 << b) < ws->mcfg.n_items ? (uint32_t)64 << b : ws->mcfg.n_items;
+        fr_err e = fr_model_create(&c->m, &mc);
+        if (!e) e = fr_grad_create(&c->g, c->m);
+        if (!e) e = fr_optim_create(&c->o, c->m, &ws->cfg.local);
+        if (e) {
+            fr_model_free(c->m); fr_grad_free(c->g); fr_optim_free(c->o);
+            memset(c, 0, sizeof *c);
+            return e;
+        }
+        c->cap = mc.n_items;
     }
-    fr_model_free(ws->m); fr_grad_free(ws->g); fr_optim_free(ws->o); fri_free(ws->ref);
-    ws->m = m; ws->g = g; ws->o = o; ws->ref = ref;
-    ws->cap_items = n_items;
+    size_t np = fr_model_n_params(c->m);
+    if (np > ws->ref_cap) {
+        float *r = fri_realloc(ws->ref, np * sizeof *r);
+        if (!r) return FR_ERR_NOMEM;
+        ws->ref = r;
+        ws->ref_cap = np;
+    }
+    ws->m = c->m; ws->g = c->g; ws->o = c->o;
     return FR_OK;
 }
 
@@ -73,7 +93,7 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
     if (!ws) return FR_ERR_NOMEM;
     ws->mcfg = *mcfg;
     ws->cfg = *cfg;
-    e = make_compact(ws, mcfg->n_items < 64 ? mcfg->n_items : 64);
+    e = use_compact(ws, 1);
     if (!e) e = fr_model_ws_create(&ws->mws, ws->m, cfg->batch);
     if (e) { fr_client_ws_free(ws); return e; }
     for (int t = 0; t < fr_model_n_tensors(ws->m); t++) {
@@ -87,9 +107,11 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
 
 void fr_client_ws_free(fr_client_ws *ws) {
     if (!ws) return;
-    fr_model_free(ws->m);
-    fr_grad_free(ws->g);
-    fr_optim_free(ws->o);
+    for (int b = 0; b < 32; b++) {
+        fr_model_free(ws->bk[b].m);
+        fr_grad_free(ws->bk[b].g);
+        fr_optim_free(ws->bk[b].o);
+    }
     fr_model_ws_free(ws->mws);
     fri_free(ws->ref);
     fri_examples_free(&ws->ex);
@@ -264,13 +286,8 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
         ws->ex.item[i] = local_row(ws->local, L, ws->ex.item[i]);
         if (bpr) ws->ex.neg[i] = local_row(ws->local, L, ws->ex.neg[i]);
     }
-    if (L > ws->cap_items) {
-        size_t c = (size_t)ws->cap_items * 2;
-        if (c < L) c = L;
-        if (c > ws->mcfg.n_items) c = ws->mcfg.n_items;
-        e = make_compact(ws, (uint32_t)c);
-        if (e) return e;
-    }
+    e = use_compact(ws, (uint32_t)L);
+    if (e) return e;
 
     /* receive: gather the dense layers and the local rows, load the private rows */
     fr_model *m = ws->m;
