@@ -71,8 +71,40 @@ fr_err fri_idmap_identity(fr_idmap **out, uint32_t n) {
     return FR_OK;
 }
 
+/* Ids are "dense-ish" when a direct table of max+1 entries costs little more than
+ * the hash table would: then distinct ids come from a mark pass and lookups are one
+ * array read. Otherwise an open-addressing hash set collects them. */
+static fr_err idmap_build_direct(fr_idmap **out, const uint32_t *const *lists, const size_t *n, int k,
+                                 uint32_t span) {
+    uint32_t *direct = fri_malloc((size_t)span * sizeof *direct);
+    if (!direct) return FR_ERR_NOMEM;
+    memset(direct, 0xff, (size_t)span * sizeof *direct);
+    for (int j = 0; j < k; j++)
+        for (size_t x = 0; x < n[j]; x++) direct[lists[j][x]] = 0;
+    uint32_t count = 0;
+    for (uint32_t v = 0; v < span; v++)
+        if (direct[v] == 0) direct[v] = count++;
+    fr_idmap *m = idmap_alloc(count);
+    if (!m) { fri_free(direct); return FR_ERR_NOMEM; }
+    for (uint32_t v = 0; v < span; v++)
+        if (direct[v] != UINT32_MAX) m->raw[direct[v]] = v;
+    m->direct = direct;
+    m->span = span;
+    *out = m;
+    return FR_OK;
+}
+
 fr_err fri_idmap_build(fr_idmap **out, const uint32_t *const *lists, const size_t *n, int k) {
     *out = NULL;
+    size_t total = 0;
+    uint32_t maxv = 0;
+    for (int j = 0; j < k; j++) {
+        total += n[j];
+        for (size_t x = 0; x < n[j]; x++)
+            if (lists[j][x] > maxv) maxv = lists[j][x];
+    }
+    if ((uint64_t)maxv + 1 <= 4 * (uint64_t)total + (1u << 16))
+        return idmap_build_direct(out, lists, n, k, maxv + 1);
     /* Distinct values through a growing open-addressing set. */
     uint32_t cap = 1024, count = 0;
     int64_t *set = fri_malloc(cap * sizeof *set);
@@ -127,6 +159,7 @@ uint32_t fr_idmap_size(const fr_idmap *m) { return m ? m->n : 0; }
 int64_t fr_idmap_raw(const fr_idmap *m, uint32_t dense) { return dense < m->n ? m->raw[dense] : -1; }
 
 int64_t fr_idmap_find(const fr_idmap *m, int64_t raw) {
+    if (m->span) return raw >= 0 && raw < m->span && m->direct[raw] != UINT32_MAX ? (int64_t)m->direct[raw] : -1;
     if (m->cap == 0) return raw >= 0 && raw < m->n ? raw : -1;
     uint32_t h = hash_id(raw, m->cap - 1);
     while (m->keys[h] != -1) {
@@ -146,6 +179,7 @@ void fr_idmap_release(fr_idmap *m) {
     fri_free(m->raw);
     fri_free(m->keys);
     fri_free(m->vals);
+    fri_free(m->direct);
     fri_free(m);
 }
 
@@ -153,16 +187,79 @@ void fr_idmap_release(fr_idmap *m) {
 
 typedef struct { int64_t t; uint32_t item; float r; } row_key;
 
-static int cmp_row(const void *a, const void *b) {
-    const row_key *x = a, *y = b;
-    if (x->t != y->t) return x->t < y->t ? -1 : 1;
-    if (x->item != y->item) return x->item < y->item ? -1 : 1;
-    return (x->r > y->r) - (x->r < y->r);
+/* Per-user sorts with inline comparisons (qsort's callback was most of the build):
+ * insertion sort for short runs, quicksort with median-of-three above, recursing into
+ * the smaller side so the stack stays O(log n). One template, two element types. */
+static inline int row_less(const row_key *x, const row_key *y) {
+    if (x->t != y->t) return x->t < y->t;
+    if (x->item != y->item) return x->item < y->item;
+    return x->r < y->r;
 }
+#define ROW_LESS(x, y) row_less(&(x), &(y))
+#define U32_LESS(x, y) ((x) < (y))
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
+#define DEFINE_SORT(name, T, LESS)                                                       \
+    static void name(T *a, size_t n) {                                                   \
+        while (n > 16) {                                                                 \
+            size_t mid = n / 2;                                                          \
+            T t;                                                                         \
+            if (LESS(a[mid], a[0])) { t = a[mid]; a[mid] = a[0]; a[0] = t; }             \
+            if (LESS(a[n - 1], a[0])) { t = a[n - 1]; a[n - 1] = a[0]; a[0] = t; }       \
+            if (LESS(a[n - 1], a[mid])) { t = a[n - 1]; a[n - 1] = a[mid]; a[mid] = t; } \
+            T p = a[mid];                                                                \
+            size_t i = 0, j = n - 1;                                                     \
+            for (;;) {                                                                   \
+                while (LESS(a[i], p)) i++;                                               \
+                while (LESS(p, a[j])) j--;                                               \
+                if (i >= j) break;                                                       \
+                t = a[i]; a[i] = a[j]; a[j] = t;                                         \
+                i++;                                                                     \
+                j--;                                                                     \
+            }                                                                            \
+            /* [0, j] <= p <= [j+1, n) */                                                \
+            if (j + 1 < n - j - 1) { name(a, j + 1); a += j + 1; n -= j + 1; }           \
+            else { name(a + j + 1, n - j - 1); n = j + 1; }                              \
+        }                                                                                \
+        for (size_t i = 1; i < n; i++) {                                                 \
+            T v = a[i];                                                                  \
+            size_t j = i;                                                                \
+            while (j > 0 && LESS(v, a[j - 1])) { a[j] = a[j - 1]; j--; }                 \
+            a[j] = v;                                                                    \
+        }                                                                                \
+    }
+
+DEFINE_SORT(sort_rows, row_key, ROW_LESS)
+DEFINE_SORT(sort_u32, uint32_t, U32_LESS)
+
+typedef struct sort_ctx {
+    const uint64_t *ptr; /* CSR offsets */
+    fri_rows *rows;      /* bucketed by user */
+    size_t stride;       /* scratch rows per worker (max degree) */
+    row_key *tmp;        /* [workers * stride] */
+} sort_ctx;
+
+/* Orders one user's rows by (time, item, rating) and writes the item-sorted copy into
+ * the user array (its values are no longer needed). */
+static void sort_user(void *ctxp, size_t u, int worker) {
+    sort_ctx *c = ctxp;
+    fri_rows *rows = c->rows;
+    row_key *tmp = c->tmp + (size_t)worker * c->stride;
+    size_t lo = c->ptr[u], m = c->ptr[u + 1] - lo;
+    for (size_t x = 0; x < m; x++) {
+        tmp[x].t = rows->time[lo + x];
+        tmp[x].item = rows->item[lo + x];
+        tmp[x].r = rows->rating[lo + x];
+    }
+    size_t sorted = 1;
+    while (sorted < m && !row_less(&tmp[sorted], &tmp[sorted - 1])) sorted++;
+    if (sorted < m) sort_rows(tmp, m);
+    for (size_t x = 0; x < m; x++) {
+        rows->time[lo + x] = tmp[x].t;
+        rows->item[lo + x] = tmp[x].item;
+        rows->rating[lo + x] = tmp[x].r;
+        rows->user[lo + x] = tmp[x].item;
+    }
+    sort_u32(rows->user + lo, m);
 }
 
 fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_idmap *items) {
@@ -201,30 +298,21 @@ fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_i
         }
     }
 
-    /* Per user: order by (time, item, rating); then the item-sorted copy, reusing the
-     * user array's memory (its values are no longer needed). */
+    /* Per user: order by (time, item, rating), then the item-sorted copy. */
     uint64_t maxdeg = 0;
     for (uint32_t u = 0; u < nu; u++)
         if (d->ptr[u + 1] - d->ptr[u] > maxdeg) maxdeg = d->ptr[u + 1] - d->ptr[u];
-    row_key *tmp = fri_malloc((size_t)(maxdeg ? maxdeg : 1) * sizeof *tmp);
-    if (!tmp) { err = FR_ERR_NOMEM; goto fail; }
-    for (uint32_t u = 0; u < nu; u++) {
-        size_t lo = d->ptr[u], m = d->ptr[u + 1] - lo;
-        for (size_t x = 0; x < m; x++) {
-            tmp[x].t = rows->time[lo + x];
-            tmp[x].item = rows->item[lo + x];
-            tmp[x].r = rows->rating[lo + x];
-        }
-        qsort(tmp, m, sizeof *tmp, cmp_row);
-        for (size_t x = 0; x < m; x++) {
-            rows->time[lo + x] = tmp[x].t;
-            rows->item[lo + x] = tmp[x].item;
-            rows->rating[lo + x] = tmp[x].r;
-            rows->user[lo + x] = tmp[x].item;
-        }
-        qsort(rows->user + lo, m, sizeof *rows->user, cmp_u32);
-    }
-    fri_free(tmp);
+    /* Large builds sort users on a pool; each user's result is the same either way. */
+    fr_pool *pool = NULL;
+    if (n >= ((size_t)1 << 20) && fr_pool_create(&pool, 0) != FR_OK) pool = NULL;
+    int workers = fr_pool_size(pool);
+    sort_ctx sc = {d->ptr, rows, (size_t)(maxdeg ? maxdeg : 1), NULL};
+    sc.tmp = fri_malloc((size_t)workers * sc.stride * sizeof *sc.tmp);
+    if (!sc.tmp) { fr_pool_free(pool); err = FR_ERR_NOMEM; goto fail; }
+    fr_pool_for(pool, nu, 64, sort_user, &sc);
+    fr_pool_free(pool);
+    fri_free(sc.tmp);
+    fr_errmsg_clear(); /* a pool that could not start is not an error */
 
     d->n_users = nu;
     d->n_items = ni;
@@ -323,14 +411,9 @@ size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **item
 }
 
 bool fr_dataset_has(const fr_dataset *d, uint32_t user, uint32_t item) {
-    if (user >= d->n_users) return false;
-    const uint32_t *a = d->sorted + d->ptr[user];
-    size_t lo = 0, hi = (size_t)(d->ptr[user + 1] - d->ptr[user]);
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < item) lo = mid + 1; else hi = mid;
-    }
-    return lo < (size_t)(d->ptr[user + 1] - d->ptr[user]) && a[lo] == item;
+    const uint32_t *s;
+    size_t n = fri_dataset_user_sorted(d, user, &s);
+    return fri_sorted_has(s, n, item);
 }
 
 /* ------------------------------------------------------------ info */

@@ -12,9 +12,11 @@ struct fr_idmap {
     atomic_int refs;
     uint32_t n;
     int64_t *raw;      /* [n] dense -> raw, ascending */
-    uint32_t cap;      /* hash table size, power of two (0: raw == dense identity) */
+    uint32_t cap;      /* hash table size, power of two (0: no hash table) */
     int64_t *keys;     /* [cap] raw ids, -1 = empty */
     uint32_t *vals;    /* [cap] dense ids */
+    uint32_t *direct;  /* [span] raw -> dense (UINT32_MAX: absent) when ids are dense-ish */
+    uint32_t span;     /* entries of direct; 0 with neither table: raw == dense identity */
 };
 
 struct fr_meta {
@@ -44,6 +46,23 @@ struct fr_negatives {
     uint64_t *ptr;     /* [n_users+1] offsets into items */
     uint32_t *items;   /* dense item ids */
 };
+
+/* Whether x is in the ascending array a[0..n) (binary search). */
+static inline bool fri_sorted_has(const uint32_t *a, size_t n, uint32_t x) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x) lo = mid + 1; else hi = mid;
+    }
+    return lo < n && a[lo] == x;
+}
+
+/* User u's items in ascending id order (empty for an unknown user); returns the count. */
+static inline size_t fri_dataset_user_sorted(const fr_dataset *d, uint32_t u, const uint32_t **s) {
+    if (u >= d->n_users) { *s = NULL; return 0; }
+    *s = d->sorted + d->ptr[u];
+    return (size_t)(d->ptr[u + 1] - d->ptr[u]);
+}
 
 /* Rows accumulated by a reader before the dataset is built. Raw ids in [0, 2^31). */
 typedef struct fri_rows {

@@ -7,21 +7,7 @@
  * else a partial Fisher-Yates shuffle over the enumerated complement. */
 #include "data/dataset.h"
 
-/* Sorted item set of user u in d (may be empty). */
-static size_t user_sorted(const fr_dataset *d, uint32_t u, const uint32_t **s) {
-    if (u >= d->n_users) { *s = NULL; return 0; }
-    *s = d->sorted + d->ptr[u];
-    return (size_t)(d->ptr[u + 1] - d->ptr[u]);
-}
 
-static bool in_sorted(const uint32_t *a, size_t n, uint32_t x) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x) lo = mid + 1; else hi = mid;
-    }
-    return lo < n && a[lo] == x;
-}
 
 /* Distinct items in the union of two sorted arrays (each may repeat ids). */
 static uint64_t union_count(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) {
@@ -58,7 +44,7 @@ fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_d
         uint64_t k = 0;
         if (test->ptr[u + 1] > test->ptr[u]) {
             const uint32_t *a, *b;
-            size_t na = user_sorted(all, u, &a), nb = user_sorted(test, u, &b);
+            size_t na = fri_dataset_user_sorted(all, u, &a), nb = fri_dataset_user_sorted(test, u, &b);
             uint64_t comp = ni - union_count(a, na, b, nb);
             k = comp < per_user ? comp : per_user;
         }
@@ -78,7 +64,7 @@ fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_d
         if (k == 0) continue;
         uint32_t *dst = ng->items + ng->ptr[u];
         const uint32_t *a, *b;
-        size_t na = user_sorted(all, u, &a), nb = user_sorted(test, u, &b);
+        size_t na = fri_dataset_user_sorted(all, u, &a), nb = fri_dataset_user_sorted(test, u, &b);
         uint64_t touched = union_count(a, na, b, nb);
         fr_rng r;
         fr_rng_init(&r, seed, 0, u, FR_PURPOSE_EVAL_NEG);
@@ -91,7 +77,7 @@ fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_d
             uint32_t got = 0;
             while (got < k) {
                 uint32_t j = fr_rng_below(&r, ni);
-                if (in_sorted(a, na, j) || in_sorted(b, nb, j)) continue;
+                if (fri_sorted_has(a, na, j) || fri_sorted_has(b, nb, j)) continue;
                 uint32_t h = (j * 0x9E3779B1u) & mask;
                 while (slot[h] != UINT32_MAX && slot[h] != j) h = (h + 1) & mask;
                 if (slot[h] == j) continue;

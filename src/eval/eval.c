@@ -397,14 +397,6 @@ static size_t stream_catalogue(fr_score_fn score, void *ctx, int worker, const f
     return hn;
 }
 
-static bool in_sorted(const uint32_t *a, size_t n, uint32_t x) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x) lo = mid + 1; else hi = mid;
-    }
-    return lo < n && a[lo] == x;
-}
 
 /* ------------------------------------------------------------ full catalogue */
 
@@ -427,7 +419,7 @@ static void full_block(void *ctx, size_t b, int worker) {
             size_t K = o->ks[k], hits = 0, first = SIZE_MAX;
             double dcg = 0, idcg = 0;
             for (size_t i = 0; i < K && i < hn; i++) {
-                if (!in_sorted(w->rel, nr, w->heap[i].id)) continue;
+                if (!fri_sorted_has(w->rel, nr, w->heap[i].id)) continue;
                 hits++;
                 if (first == SIZE_MAX) first = i;
                 dcg += 1.0 / log2((double)i + 2.0);
