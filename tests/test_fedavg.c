@@ -457,3 +457,54 @@ Test(fedavg, client_sampling) {
     cr_assert_eq(st, FR_STRATEGY_FEDYOGI);
     cr_assert_eq(fr_strategy_parse("fedsgd", &st), FR_ERR_INVALID);
 }
+
+/* ------------------------------------------------------------------ allocation */
+
+Test(fedavg, rounds_reuse_their_scratch) {
+    fr_dataset *d = small_ratings();
+    fr_model_config mc;
+    fr_model_config_default(&mc, FR_MODEL_MF);
+    fr_fl_config cfg;
+    fr_fl_config_default(&cfg, FR_MODEL_MF);
+    fr_sim *s = NULL;
+    fr_round_stats st;
+    cr_assert_eq(fr_sim_create(&s, &mc, &cfg, d, NULL), FR_OK);
+    cr_assert_eq(fr_sim_round(s, &st), FR_OK);
+    fr_test_fail_alloc(0, false);
+    cr_assert_eq(fr_sim_round(s, &st), FR_OK);
+    cr_assert_eq(fr_test_alloc_count(), 0, "%ld allocations in a steady round", fr_test_alloc_count());
+    fr_sim_free(s);
+    fr_dataset_free(d);
+}
+
+Test(fedavg, allocation_failure_sweep) {
+    fr_dataset *d = small_ratings();
+    char *dir = tu_tmpdir();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/a.ckpt", dir);
+    fr_model_config mc;
+    fr_model_config_default(&mc, FR_MODEL_MF);
+    fr_fl_config cfg;
+    fr_fl_config_default(&cfg, FR_MODEL_MF);
+    cfg.strategy = FR_STRATEGY_FEDADAM;
+    cfg.clients_per_round = 2;
+    bool done = false;
+    for (long k = 1; k < 2000 && !done; k++) {
+        fr_test_fail_alloc(k, false);
+        fr_sim *s = NULL;
+        fr_round_stats st;
+        fr_err e = fr_sim_create(&s, &mc, &cfg, d, NULL);
+        if (!e) e = fr_sim_round(s, &st);
+        if (!e) e = fr_sim_round(s, &st);
+        if (!e) e = fr_sim_checkpoint_save(s, path);
+        if (!e) e = fr_sim_checkpoint_load(s, path);
+        fr_test_fail_alloc(0, false);
+        cr_assert(e == FR_OK || e == FR_ERR_NOMEM || e == FR_ERR_IO, "k=%ld: %s", k, fr_strerror(e));
+        if (e == FR_OK) done = true;
+        fr_sim_free(s);
+    }
+    cr_assert(done);
+    tu_rmtree(dir);
+    free(dir);
+    fr_dataset_free(d);
+}
