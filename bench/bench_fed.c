@@ -2,7 +2,8 @@
  * seconds, the training loss, the bytes and the test metric.
  *   bench_fed --ncf DIR [--model neumf] [--rounds R] [--threads T] ...    (HR@10 / NDCG@10)
  *   bench_fed --train u1.base --test u1.test --model mf ...               (RMSE / MAE)
- * Options: --strategy S[+rownorm] --server-lr X --optimizer sgd|adam|adagrad --lr X
+ *   bench_fed --synthetic USERS,ITEMS,INTERACTIONS --model mf ...         (time only)
+ * Options: --wire 0 (skip encode/decode) --strategy S[+rownorm] --server-lr X --optimizer sgd|adam|adagrad --lr X
  *          --local-epochs E --batch B --clients C --dim D --l2 X --seed S */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +43,8 @@ int main(int argc, char **argv) {
     int rounds = 3, threads = 0, E = 0, B = 0, dim = 0;
     double slr = NAN, lr = NAN, clients = 0, l2 = NAN;
     uint64_t seed = 1;
+    int wire = 1;             /* --wire 0: no encode/decode (bytes still counted) */
+    const char *synth = NULL; /* "USERS,ITEMS,INTERACTIONS": fr_generate, no evaluation */
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--ncf")) ncf = v;
@@ -60,6 +63,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--dim")) dim = atoi(v);
         else if (!strcmp(k, "--l2")) l2 = atof(v);
         else if (!strcmp(k, "--seed")) seed = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "--synthetic")) synth = v;
+        else if (!strcmp(k, "--wire")) wire = atoi(v);
         else { fprintf(stderr, "bench_fed: unknown option %s\n", k); return 2; }
     }
     char a[4096], b[4096], c[4096];
@@ -73,6 +78,16 @@ int main(int argc, char **argv) {
         snprintf(c, sizeof c, "%s/test.negative", ncf);
         if (fr_dataset_load_pair(&train, &test, a, b, &lo)) return die("load");
         if (fr_negatives_load(&negs, c, train)) return die("negatives");
+    } else if (synth) {
+        fr_gen_opts go;
+        fr_gen_opts_default(&go);
+        unsigned long long nu = 0, ni = 0, nx = 0;
+        if (sscanf(synth, "%llu,%llu,%llu", &nu, &ni, &nx) != 3) { fprintf(stderr, "bench_fed: --synthetic U,I,N\n"); return 2; }
+        go.users = (uint32_t)nu; go.items = (uint32_t)ni; go.interactions = nx;
+        double tg = now_s();
+        if (fr_generate(&train, &go)) return die("generate");
+        fprintf(stderr, "bench_fed: generated %llu interactions in %.1f s\n",
+                (unsigned long long)fr_dataset_n_interactions(train), now_s() - tg);
     } else if (trainp && testp) {
         if (fr_dataset_load_pair(&train, &test, trainp, testp, &lo)) return die("load");
     } else {
@@ -118,6 +133,7 @@ int main(int argc, char **argv) {
     fr_sim *sim = NULL;
     if (fr_pool_create(&pool, threads)) return die("pool");
     if (fr_sim_create(&sim, &mc, &fc, train, pool)) return die("sim");
+    fr_sim_set_wire(sim, wire != 0);
     int nw = fr_pool_size(pool);
     sc s = {fr_sim_model(sim), calloc((size_t)nw, sizeof(fr_model_ws *)), calloc((size_t)nw, sizeof(uint32_t *))};
     for (int i = 0; i < nw; i++) {
@@ -139,12 +155,17 @@ int main(int argc, char **argv) {
         fr_eval_result er;
         fr_eval_result_init(&er, &eo);
         s.m = fr_sim_model(sim);
-        fr_err e = negs ? fr_eval_sampled(score, &s, test, negs, &eo, pool, &er)
-                        : fr_eval_ratings(score, &s, test, &eo, pool, &er);
+        fr_err e = !test ? FR_OK
+                   : negs ? fr_eval_sampled(score, &s, test, negs, &eo, pool, &er)
+                          : fr_eval_ratings(score, &s, test, &eo, pool, &er);
         if (e) return die("eval");
         double t2 = now_s();
         total += t2 - t0;
-        if (negs)
+        if (!test)
+            printf("{\"round\":%d,\"loss\":%.5f,\"clients\":%u,\"bytes_up\":%llu,\"bytes_down\":%llu,"
+                   "\"seconds\":%.4f}\n", r, st.loss, st.clients, (unsigned long long)st.bytes_up,
+                   (unsigned long long)st.bytes_down, t1 - t0);
+        else if (negs)
             printf("{\"round\":%d,\"loss\":%.5f,\"hr@10\":%.4f,\"ndcg@10\":%.4f,\"clients\":%u,\"bytes_up\":%llu,"
                    "\"bytes_down\":%llu,\"train_s\":%.4f,\"seconds\":%.4f}\n",
                    r, st.loss, er.hr[1], er.ndcg[1], st.clients, (unsigned long long)st.bytes_up,

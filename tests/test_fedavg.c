@@ -268,7 +268,7 @@ static uint8_t *model_bytes(fr_sim *s, size_t *n) {
     return b;
 }
 
-static uint8_t *train(const fr_dataset *d, int threads, int rounds, size_t *n) {
+static uint8_t *train_w(const fr_dataset *d, int threads, int rounds, bool wire, size_t *n) {
     fr_model_config mc;
     fr_fl_config cfg;
     neumf_cfg(&mc, &cfg);
@@ -276,6 +276,7 @@ static uint8_t *train(const fr_dataset *d, int threads, int rounds, size_t *n) {
     cr_assert_eq(fr_pool_create(&pool, threads), FR_OK);
     fr_sim *s = NULL;
     cr_assert_eq(fr_sim_create(&s, &mc, &cfg, d, pool), FR_OK);
+    fr_sim_set_wire(s, wire);
     for (int r = 0; r < rounds; r++) {
         fr_round_stats st;
         cr_assert_eq(fr_sim_round(s, &st), FR_OK, "%s", fr_errmsg());
@@ -287,6 +288,19 @@ static uint8_t *train(const fr_dataset *d, int threads, int rounds, size_t *n) {
     fr_sim_free(s);
     fr_pool_free(pool);
     return b;
+}
+
+static uint8_t *train(const fr_dataset *d, int threads, int rounds, size_t *n) {
+    return train_w(d, threads, rounds, true, n);
+}
+
+Test(fedavg, same_bits_with_and_without_the_wire) {
+    fr_dataset *d = synthetic();
+    size_t n1, n2;
+    uint8_t *a = train_w(d, 2, 3, true, &n1), *b = train_w(d, 2, 3, false, &n2);
+    cr_assert(n1 == n2 && memcmp(a, b, n1) == 0);
+    fr_model_bytes_free(a); fr_model_bytes_free(b);
+    fr_dataset_free(d);
 }
 
 Test(fedavg, same_bits_for_1_2_4_threads) {

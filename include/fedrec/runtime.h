@@ -22,6 +22,10 @@ typedef struct fr_sim fr_sim;
 FR_NODISCARD fr_err fr_sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
                                   const fr_dataset *train, fr_pool *pool);
 void fr_sim_free(fr_sim *s);
+/* Whether updates go through the wire encoding (encode, then decode with the server's
+ * shape: default true). false hands the client's update to the server directly and
+ * counts fr_update_encoded_size as bytes up: the same model bits, less work at scale. */
+void fr_sim_set_wire(fr_sim *s, bool encode);
 /* Runs one round (sample, fit, encode, decode, aggregate in client-id order). */
 FR_NODISCARD fr_err fr_sim_round(fr_sim *s, fr_round_stats *st);
 /* The server inside the sim. */

@@ -7,7 +7,7 @@
  *   - O(its rows): the client trains a COMPACT model whose item tables hold only the
  *     rows it needs this round (its positives and every negative it sampled for all E
  *     epochs), sorted by global id; example item ids are remapped to local rows. The
- *     compact models (by size class: 64 << b item rows), gradients, optimizers and
+ *     compact models (by size class: 16 << b item rows), gradients, optimizers and
  *     example arrays live in the per-worker scratch; once each class a worker needs
  *     exists, nothing is allocated.
  *     Item-table rows past the client's count are never read or sent.
@@ -33,7 +33,7 @@ typedef struct compact {
 struct fr_client_ws {
     fr_model_config mcfg;   /* the global model's config (n_users = 1 here) */
     fr_fl_config cfg;       /* federation settings */
-    compact bk[32];         /* compact models by size class: 64 << b item rows */
+    compact bk[32];         /* compact models by size class: 16 << b item rows */
     fr_model *m;            /* the one in use this fit (n_users 1) */
     fr_grad *g;             /* its gradient */
     fr_optim *o;            /* its optimizer, reset each round */
@@ -58,15 +58,18 @@ static int cmp_u32(const void *a, const void *b) {
 /* Selects (creating on first use) the smallest size class holding n rows. */
 static fr_err use_compact(fr_client_ws *ws, uint32_t n) {
     uint32_t b = 0;
-    while (b < 31 && ((uint64_t)64 << b) < n && ((uint64_t)64 << b) < ws->mcfg.n_items) b++;
+    while (b < 31 && ((uint64_t)16 << b) < n && ((uint64_t)16 << b) < ws->mcfg.n_items) b++;
     compact *c = &ws->bk[b];
     if (!c->m) {
         fr_model_config mc = ws->mcfg;
         mc.n_users = 1;
-        mc.n_items = ((uint64_t)64 << b) < ws->mcfg.n_items ? (uint32_t)64 << b : ws->mcfg.n_items;
+        mc.n_items = ((uint64_t)16 << b) < ws->mcfg.n_items ? (uint32_t)16 << b : ws->mcfg.n_items;
+        /* plain SGD moves only rows with a gradient: the row step is the dense step */
+        fr_optim_config oc = ws->cfg.local;
+        if (oc.kind == FR_OPTIM_SGD && oc.momentum == 0 && oc.weight_decay == 0) oc.sparse_rows = true;
         fr_err e = fr_model_create(&c->m, &mc);
         if (!e) e = fr_grad_create(&c->g, c->m);
-        if (!e) e = fr_optim_create(&c->o, c->m, &ws->cfg.local);
+        if (!e) e = fr_optim_create(&c->o, c->m, &oc);
         if (e) {
             fr_model_free(c->m); fr_grad_free(c->g); fr_optim_free(c->o);
             memset(c, 0, sizeof *c);

@@ -219,7 +219,7 @@ static inline int64_t fixed(double x) {
     if (v > 4.6e18) v = 4.6e18;
     if (v < -4.6e18) v = -4.6e18;
     if (v != v) v = 0;
-    return (int64_t)llrint(v);
+    return (int64_t)(v >= 0 ? v + 0.5 : v - 0.5); /* half away from zero; no libm call */
 }
 
 fr_err fr_server_accept(fr_server *s, const fr_update *u, int worker) {

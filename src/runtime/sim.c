@@ -43,6 +43,7 @@ struct fr_sim {
     double *loss;           /* [n_clients] per position in ids */
     uint64_t *examples, *up, *down; /* [n_clients] */
     bool *done;             /* [n_clients] position trained (clients with data) */
+    bool wire;              /* encode + decode every update (default) */
     int user_t[FR_MODEL_MAX_TENSORS]; /* user tables of full, slab order */
     int n_user_t;
 };
@@ -82,6 +83,7 @@ fr_err fr_sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_conf
     s->mcfg.n_items = fr_dataset_n_items(train);
     s->mcfg.seed = cfg->seed;
     s->train = train;
+    s->wire = true;
     s->n_clients = s->mcfg.n_users;
     fr_err e = FR_OK;
     if (!pool) { e = fr_pool_create(&s->own_pool, 1); pool = s->own_pool; }
@@ -117,6 +119,7 @@ fail:
 }
 
 fr_server *fr_sim_server(fr_sim *s) { return s->server; }
+void fr_sim_set_wire(fr_sim *s, bool encode) { s->wire = encode; }
 
 fr_model *fr_sim_model(fr_sim *s) {
     fr_model_set_shared(s->full, fr_model_params_const(fr_server_model(s->server)));
@@ -142,7 +145,12 @@ static fr_err run_client(fr_sim *s, size_t pos, int worker) {
     uint32_t round = fr_server_round(s->server) + 1;
     fr_err e = fr_client_fit(w->ws, round, c, &d, fr_server_model(s->server), priv, w->up, &rep);
     if (e) return e;
-    size_t need = fr_update_encoded_size(w->up), len = 0;
+    size_t need = fr_update_encoded_size(w->up), len = need;
+    if (!s->wire) {
+        e = fr_server_accept(s->server, w->up, worker);
+        if (e) return e;
+        goto report;
+    }
     if (need > w->cap) {
         uint8_t *b = fri_realloc(w->buf, need);
         if (!b) return FR_ERR_NOMEM;
@@ -153,6 +161,7 @@ static fr_err run_client(fr_sim *s, size_t pos, int worker) {
     if (!e) e = fr_update_decode_into(w->in, w->buf, len, fr_server_shape(s->server));
     if (!e) e = fr_server_accept(s->server, w->in, worker);
     if (e) return e;
+report:
     s->loss[pos] = rep.loss_sum;
     s->examples[pos] = rep.examples;
     s->up[pos] = len;
