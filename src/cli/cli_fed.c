@@ -1,7 +1,9 @@
 /* fedrec train, federated path: builds the model and federation configs from the
  * options, runs rounds on the `sim` runtime, evaluates every N rounds, prints a progress
  * line per round on a terminal, writes --metrics-out (JSON Lines, one object per round),
- * checkpoints (<out>.ckpt, or fedrec-train.ckpt without --out) and saves the model.
+ * checkpoints every --checkpoint-every rounds and at the end (to <out>.ckpt, or
+ * fedrec-train.ckpt without --out; nothing is written without --out, --checkpoint-every
+ * or --resume), continues from that checkpoint with --resume, and saves the model.
  * Only this layer prints. */
 #include <inttypes.h>
 #include <math.h>
@@ -233,8 +235,10 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
             fflush(mf);
         }
     }
-    e = fr_sim_checkpoint_save(sim, ckpt);
-    if (e) { rc = cli_fail(e, "train: checkpoint"); goto done; }
+    if (o->out || o->checkpoint_every || o->resume) { /* no unasked-for file in the working directory */
+        e = fr_sim_checkpoint_save(sim, ckpt);
+        if (e) { rc = cli_fail(e, "train: checkpoint"); goto done; }
+    }
     if (o->out) {
         e = save_model(sim, o, d, &fc);
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
