@@ -164,9 +164,10 @@ typedef struct fr_client_report {
     uint64_t bytes_down;    /* wire size of the shared rows and dense part it received */
 } fr_client_report;
 
-/* Per-worker scratch of a client: the compact local model (only the item rows one client
- * needs), its gradient, optimizer and example arrays. Grows to the largest client it has
- * served and then allocates nothing. One per thread. */
+/* Per-worker scratch of a client: compact local models (only the item rows one client
+ * needs; one per size class of 16 << b rows, so a step costs O(the client's rows), not
+ * O(the largest client's)), their gradients and optimizers, and the example arrays.
+ * Once a worker has met each size class it needs, it allocates nothing. One per thread. */
 typedef struct fr_client_ws fr_client_ws;
 
 FR_NODISCARD fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, const fr_fl_config *cfg);
