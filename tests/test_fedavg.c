@@ -522,3 +522,56 @@ Test(fedavg, allocation_failure_sweep) {
     free(dir);
     fr_dataset_free(d);
 }
+
+/* ------------------------------------------------------------------ fedprox */
+
+static double fit_norm(fr_strategy strategy, float mu) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_model_config_default(&mc, FR_MODEL_GMF);
+    fr_fl_config cfg;
+    fr_fl_config_default(&cfg, FR_MODEL_GMF);
+    cfg.strategy = strategy;
+    cfg.mu = mu;
+    cfg.batch = 4;
+    cfg.local_epochs = 3;
+    fr_optim_config_default(&cfg.local, FR_OPTIM_SGD);
+    cfg.local.lr = 0.5f;
+    mc.n_users = 1;
+    mc.n_items = fr_dataset_n_items(d);
+    mc.seed = cfg.seed;
+    mc.init_std = 0.3f;
+    fr_model *global = NULL;
+    cr_assert_eq(fr_model_create(&global, &mc), FR_OK);
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    fr_update *u = NULL;
+    cr_assert_eq(fr_update_create(&u), FR_OK);
+    const uint32_t *items;
+    size_t n = fr_dataset_user(d, 3, &items, NULL, NULL);
+    fr_client_data cd = {3, items, NULL, n, mc.n_items};
+    float row[8];
+    memcpy(row, fr_model_params(global) + fr_model_tensor(global, fr_model_tensor_find(global, "user_gmf"))->offset,
+           sizeof row);
+    float *priv[1] = {row};
+    fr_client_report rep;
+    cr_assert_eq(fr_client_fit(ws, 1, 3, &cd, global, priv, u, &rep), FR_OK, "%s", fr_errmsg());
+    double s = 0;
+    for (uint32_t t = 0; t < u->n_tables; t++)
+        for (size_t i = 0; i < (size_t)u->tables[t].count * u->tables[t].width; i++)
+            s += (double)u->tables[t].values[i] * u->tables[t].values[i];
+    for (uint32_t i = 0; i < u->dense_len; i++) s += (double)u->dense[i] * u->dense[i];
+    fr_update_free(u);
+    fr_client_ws_free(ws);
+    fr_model_free(global);
+    fr_dataset_free(d);
+    return sqrt(s);
+}
+
+Test(fedavg, fedprox_pulls_the_client_towards_the_global_model) {
+    double plain = fit_norm(FR_STRATEGY_FEDAVG, 5.0f), prox0 = fit_norm(FR_STRATEGY_FEDPROX, 0.0f),
+           prox = fit_norm(FR_STRATEGY_FEDPROX, 1.0f);
+    cr_assert(plain > 0);
+    cr_assert_eq(plain, prox0, "mu = 0 is FedAvg's local fit");
+    cr_assert(prox < 0.9 * plain, "|delta| %g with mu 1 vs %g without", prox, plain);
+}
