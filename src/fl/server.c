@@ -7,7 +7,7 @@
  *     (units of 2^-32), into its own accumulator; the round sums the accumulators as
  *     integers (associative), then divides by the weights in double. So the new model is
  *     bit-identical for any thread count, arrival order or assignment of clients to
- *     workers. Values beyond +-2^62 units saturate.
+ *     workers. Values beyond +-4.6e18 units saturate; NaN counts as the lower bound.
  *   - Only the shared prefix of the slab is ever touched: updates carry no private rows.
  *   - A row no client touched has Δ = 0 (FedAvg); with row_norm, a touched row is
  *     averaged over the clients that touched it. */
@@ -214,12 +214,15 @@ void fr_server_begin_round(fr_server *s) {
     memset(s->wsum, 0, nw * sizeof *s->wsum);
 }
 
+/* n_k * Δ in units of 2^-32, rounded half away from zero, saturating (NaN gives the
+ * lower bound: fmax returns its non-NaN argument). Branch-free so the loops vectorise. */
 static inline int64_t fixed(double x) {
-    double v = x * FR_FL_FIXED_SCALE;
-    if (v > 4.6e18) v = 4.6e18;
-    if (v < -4.6e18) v = -4.6e18;
-    if (v != v) v = 0;
-    return (int64_t)(v >= 0 ? v + 0.5 : v - 0.5); /* half away from zero; no libm call */
+    double v = fmin(fmax(x * FR_FL_FIXED_SCALE, -4.6e18), 4.6e18);
+    return (int64_t)(v + copysign(0.5, v));
+}
+
+static void add_fixed(int64_t *restrict acc, const float *restrict val, size_t n, double w) {
+    for (size_t i = 0; i < n; i++) acc[i] += fixed(w * (double)val[i]);
 }
 
 fr_err fr_server_accept(fr_server *s, const fr_update *u, int worker) {
@@ -245,7 +248,7 @@ fr_err fr_server_accept(fr_server *s, const fr_update *u, int worker) {
     for (int i = 0; i < s->n_dense; i++) {
         const fr_tensor *tt = fr_model_tensor(s->g, s->dense_t[i]);
         size_t len = (size_t)tt->rows * tt->cols;
-        for (size_t j = 0; j < len; j++) acc[tt->offset + j] += fixed(n * (double)u->dense[pos + j]);
+        add_fixed(acc + tt->offset, u->dense + pos, len, n);
         pos += len;
     }
     for (uint32_t t = 0; t < u->n_tables; t++) {
@@ -254,9 +257,7 @@ fr_err fr_server_accept(fr_server *s, const fr_update *u, int worker) {
         size_t w = ut->width;
         for (uint32_t r = 0; r < ut->count; r++) {
             size_t row = ut->ids[r];
-            int64_t *a = acc + tt->offset + row * w;
-            const float *val = ut->values + (size_t)r * w;
-            for (size_t c = 0; c < w; c++) a[c] += fixed(n * (double)val[c]);
+            add_fixed(acc + tt->offset + row * w, ut->values + (size_t)r * w, w, n);
             rw[(size_t)t * s->n_items + row] += u->weight;
         }
     }
