@@ -510,3 +510,42 @@ Test(eval, allocation_failure_sweep) {
     fr_dataset_free(train);
     fr_dataset_free(test);
 }
+
+/* A diverged model: NaN scores must never look like hits (ties favour the test item
+ * under the rank rule, so a naive NaN comparison would give HR = 1). User 0 scores NaN
+ * everywhere (a miss); user 1 scores its test item 5 and negatives NaN (NaN ranks last:
+ * rank 0, a hit); user 2 scores its test item NaN and negatives 1 (a miss).
+ *   sampled HR@10 = 1/3; AUC = (1/2 all ties + 1 + 0) / 3 = 1/2 (a constant scorer's);
+ *   full: the same users and scores, HR@10_full = 1/3. */
+static void nan_score(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
+    (void)ctx; (void)worker;
+    for (size_t k = 0; k < n; k++) {
+        if (user == 0) out[k] = NAN;
+        else if (user == 1) out[k] = items[k] == 0 ? 5.0f : NAN;
+        else out[k] = items[k] == 0 ? NAN : 1.0f;
+    }
+}
+
+Test(eval_sampled, nan_scores_are_never_hits) {
+    enum { NU = 3, NI = 6 };
+    uint32_t tu[] = {0, 1, 2}, ti[] = {0, 0, 0};
+    fr_dataset *test = make_ds(NU, NI, 3, tu, ti, NULL);
+    uint32_t counts[NU] = {5, 5, 5}, items[15];
+    for (int k = 0; k < 15; k++) items[k] = (uint32_t)(k % 5 + 1);
+    fr_negatives *ng = make_negs(NU, counts, items);
+    fr_eval_opts o;
+    fr_eval_opts_default(&o);
+    fr_eval_result r;
+    fr_eval_result_init(&r, &o);
+    cr_assert_eq(fr_eval_sampled(nan_score, NULL, test, ng, &o, NULL, &r), FR_OK);
+    near(r.hr[1], 1.0 / 3);
+    near(r.auc, 0.5);
+    uint32_t nu[] = {0}, ni[] = {5};
+    fr_dataset *train = make_ds(NU, NI, 1, nu, ni, NULL);
+    fr_eval_result_init(&r, &o);
+    cr_assert_eq(fr_eval_full(nan_score, NULL, train, test, &o, NULL, &r), FR_OK);
+    near(r.hr_full[1], 1.0 / 3);
+    fr_dataset_free(train);
+    fr_dataset_free(test);
+    free_negs(ng);
+}

@@ -226,6 +226,11 @@ fr_err fr_eval_ratings(fr_score_fn score, void *ctx, const fr_dataset *test, con
 
 /* ------------------------------------------------------------ sampled candidates */
 
+/* A NaN score (a diverged model) is the lowest possible score, and an item scored NaN
+ * or -inf never counts as a hit: ties favour the test item under the anchors' rank
+ * rule, so without this a model that outputs NaN everywhere would score HR = 1. */
+static inline float clean_score(float s) { return isnan(s) ? -INFINITY : s; }
+
 static void sampled_block(void *ctx, size_t b, int worker) {
     job *j = ctx;
     scratch *w = &j->ws[worker];
@@ -241,6 +246,7 @@ static void sampled_block(void *ctx, size_t b, int worker) {
         /* one call, test items first then the negatives (the anchors' layout) */
         memcpy(w->items + nt, ng->items + ng->ptr[u], nn * sizeof *w->items);
         j->score(j->ctx, u, w->items, nt + nn, w->scores, worker);
+        for (size_t i = 0; i < nt + nn; i++) w->scores[i] = clean_score(w->scores[i]);
         const float *neg = w->scores + nt;
         double hr[FR_EVAL_MAX_K] = {0}, nd[FR_EVAL_MAX_K] = {0}, mr[FR_EVAL_MAX_K] = {0}, auc = 0;
         for (size_t t = 0; t < nt; t++) {
@@ -251,7 +257,7 @@ static void sampled_block(void *ctx, size_t b, int worker) {
                 else if (neg[i] < st) below++;
                 else if (neg[i] == st) tie++;
             }
-            for (size_t k = 0; k < o->n_ks; k++) {
+            for (size_t k = 0; k < o->n_ks && st > -INFINITY; k++) {
                 if (above < o->ks[k]) {
                     hr[k] += 1.0;
                     nd[k] += 1.0 / log2((double)above + 2.0);
@@ -381,7 +387,7 @@ static size_t stream_catalogue(fr_score_fn score, void *ctx, int worker, const f
         if (m == 0) break;
         score(ctx, u, w->items, m, w->scores, worker);
         for (size_t i = 0; i < m; i++) {
-            cand c = {w->scores[i], w->items[i]};
+            cand c = {clean_score(w->scores[i]), w->items[i]};
             heap_push(w->heap, &hn, kcap, c);
             if (!w->isrel[i] && less) {
                 nonrel++;
@@ -410,6 +416,7 @@ static void full_block(void *ctx, size_t b, int worker) {
         size_t nr = distinct_items(j->test, u, w->rel);
         if (nr == 0) continue;
         j->score(j->ctx, u, w->rel, nr, w->rel_s, worker);
+        for (size_t t = 0; t < nr; t++) w->rel_s[t] = clean_score(w->rel_s[t]);
         memset(w->less, 0, nr * sizeof *w->less);
         memset(w->eq, 0, nr * sizeof *w->eq);
         uint64_t nonrel = 0;
@@ -419,7 +426,7 @@ static void full_block(void *ctx, size_t b, int worker) {
             size_t K = o->ks[k], hits = 0, first = SIZE_MAX;
             double dcg = 0, idcg = 0;
             for (size_t i = 0; i < K && i < hn; i++) {
-                if (!fri_sorted_has(w->rel, nr, w->heap[i].id)) continue;
+                if (w->heap[i].s == -INFINITY || !fri_sorted_has(w->rel, nr, w->heap[i].id)) continue;
                 hits++;
                 if (first == SIZE_MAX) first = i;
                 dcg += 1.0 / log2((double)i + 2.0);
