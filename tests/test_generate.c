@@ -68,8 +68,9 @@ Test(generate, counts_ranges_and_order) {
     for (int s = 1; s <= 5; s++) cr_assert_gt(hist[s], 100, "rating %d: %u", s, hist[s]);
     cr_assert_gt(hist[3], hist[1]);
     cr_assert_gt(hist[3], hist[5]);
-    /* Activity is a power law: the busiest user far above the floor of 5. */
-    cr_assert_gt(maxdeg, 100);
+    /* Activity is a power law: the busiest user far above the floor of 5, up to the cap of
+     * half the catalogue (200 / 2; the target needs only 9000 / 300 = 30 a user). */
+    cr_assert_eq(maxdeg, 100);
     fr_dataset_free(d);
 }
 
@@ -157,4 +158,30 @@ Test(generate, allocation_failures_leak_nothing) {
         cr_assert_eq(e, FR_ERR_NOMEM, "allocation %ld", nth);
         cr_assert_null(d);
     }
+}
+
+/* Each user keeps at most half the catalogue unless the target needs more a user. */
+Test(generate, activity_capped_at_half_the_catalogue) {
+    fr_gen_opts o;
+    fr_gen_opts_default(&o);
+    o.users = 50;
+    o.items = 101;
+    o.interactions = 2000; /* 40 a user on average: a power law would give the top user more than 51 */
+    o.user_zipf = 2.0;
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_generate(&d, &o), FR_OK);
+    cr_assert_eq(fr_dataset_n_interactions(d), 2000);
+    size_t maxdeg = 0;
+    for (uint32_t u = 0; u < 50; u++) {
+        size_t n = fr_dataset_user(d, u, NULL, NULL, NULL);
+        maxdeg = n > maxdeg ? n : maxdeg;
+    }
+    cr_assert_eq(maxdeg, 51); /* ceil(101 / 2) */
+    fr_dataset_free(d);
+    /* 60 a user on average: the cap rises to what the target needs */
+    o.interactions = 3000;
+    cr_assert_eq(fr_generate(&d, &o), FR_OK);
+    cr_assert_eq(fr_dataset_n_interactions(d), 3000);
+    for (uint32_t u = 0; u < 50; u++) cr_assert_leq(fr_dataset_user(d, u, NULL, NULL, NULL), 60);
+    fr_dataset_free(d);
 }

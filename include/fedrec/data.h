@@ -204,8 +204,11 @@ typedef struct fr_gen_opts {
 void fr_gen_opts_default(fr_gen_opts *o);
 FR_NODISCARD fr_err fr_gen_opts_check(const fr_gen_opts *o);
 /* Generates a dataset: power-law item popularity and user activity (each user at least
- * min(5, items) interactions), latent-factor preferences decide which popular items a
- * user picks and their 1-5 ratings, timestamps increasing per user. Deterministic. */
+ * min(5, items) interactions and at most half the catalogue, ceil(items / 2), so that every
+ * user keeps unrated items, e.g. for leave-one-out negatives; the cap rises to
+ * ceil(interactions / users) when the target needs denser rows), latent-factor preferences
+ * decide which popular items a user picks and their 1-5 ratings, timestamps increasing per
+ * user. Deterministic: the same options give the same dataset for any thread count. */
 FR_NODISCARD fr_err fr_generate(fr_dataset **out, const fr_gen_opts *o);
 
 #ifdef __cplusplus

@@ -231,8 +231,25 @@ static inline int row_less(const row_key *x, const row_key *y) {
 DEFINE_SORT(sort_rows, row_key, ROW_LESS)
 DEFINE_SORT(sort_u32, uint32_t, U32_LESS)
 
+/* LSD radix sort of a[0..n) on `passes` 8-bit digits (values below 2^(8 passes)), with
+ * scratch tmp[n]; the result ends in a. */
+static void radix_u32(uint32_t *a, uint32_t *tmp, size_t n, int passes) {
+    uint32_t *src = a, *dst = tmp;
+    for (int p = 0; p < passes; p++) {
+        unsigned sh = 8u * (unsigned)p;
+        size_t cnt[256] = {0};
+        for (size_t k = 0; k < n; k++) cnt[(src[k] >> sh) & 255]++;
+        size_t at = 0;
+        for (int b = 0; b < 256; b++) { size_t c = cnt[b]; cnt[b] = at; at += c; }
+        for (size_t k = 0; k < n; k++) dst[cnt[(src[k] >> sh) & 255]++] = src[k];
+        uint32_t *t = src; src = dst; dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
 typedef struct sort_ctx {
     const uint64_t *ptr; /* CSR offsets */
+    int item_passes;     /* 8-bit digits of the largest item id */
     fri_rows *rows;      /* bucketed by user */
     size_t stride;       /* scratch rows per worker (max degree) */
     row_key *tmp;        /* [workers * stride] */
@@ -259,7 +276,11 @@ static void sort_user(void *ctxp, size_t u, int worker) {
         rows->rating[lo + x] = tmp[x].r;
         rows->user[lo + x] = tmp[x].item;
     }
-    sort_u32(rows->user + lo, m);
+    /* tmp is copied out: its bytes (16 a row) serve as radix scratch. */
+    if (m >= 64 * (size_t)c->item_passes && c->item_passes <= 3)
+        radix_u32(rows->user + lo, (uint32_t *)tmp, m, c->item_passes);
+    else
+        sort_u32(rows->user + lo, m);
 }
 
 fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_idmap *items) {
@@ -306,7 +327,7 @@ fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_i
     fr_pool *pool = NULL;
     if (n >= ((size_t)1 << 20) && fr_pool_create(&pool, 0) != FR_OK) pool = NULL;
     int workers = fr_pool_size(pool);
-    sort_ctx sc = {d->ptr, rows, (size_t)(maxdeg ? maxdeg : 1), NULL};
+    sort_ctx sc = {d->ptr, ni <= 256 ? 1 : ni <= 65536 ? 2 : ni <= (1u << 24) ? 3 : 4, rows, (size_t)(maxdeg ? maxdeg : 1), NULL};
     sc.tmp = fri_malloc((size_t)workers * sc.stride * sizeof *sc.tmp);
     if (!sc.tmp) { fr_pool_free(pool); err = FR_ERR_NOMEM; goto fail; }
     fr_pool_for(pool, nu, 64, sort_user, &sc);

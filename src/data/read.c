@@ -5,8 +5,12 @@
  * cache does not show up in RSS); a line may straddle two chunks, the tail is moved to the
  * front before the next read. Numbers are parsed by hand (strtod only for unusual
  * decimals such as "4e0"); the fixed formats first try a one-pass scanner of the usual
- * line shape and fall back to the field-by-field parser, which also words the errors. Every malformed line is an error naming file, line, the value
- * and what was expected, unless skip_bad_lines counts it instead.
+ * line shape straight from the buffer (a NUL sentinel after the bytes read ends every
+ * scan) and fall back to the field-by-field parser, which also words the errors. Every
+ * malformed line is an error naming file, line, the value and what was expected, unless
+ * skip_bad_lines counts it instead. Regular files of 64 MiB and more are parsed in
+ * parallel byte ranges (see "parallel parse" below) with the same rows, statistics and
+ * errors as the serial path.
  *
  * Format detection (FR_FORMAT_AUTO), from the first non-blank line:
  *   1. the file name ends in ".rating"                     -> NCF (dense ids)
@@ -34,6 +38,7 @@
 
 #define CHUNK ((size_t)1 << 20)   /* bytes per read(2) */
 #define MAX_LINE ((size_t)64 << 20) /* longest line accepted */
+#define PAD 8                      /* bytes after the sentinel that may be loaded (not used) */
 #define MAX_FIELDS 64              /* fields kept per line (more are counted only) */
 #define ID_LIMIT 2147483647ull     /* raw ids are in [0, 2^31) */
 
@@ -47,6 +52,9 @@ typedef struct lreader {
     size_t pos, end;  /* unconsumed bytes are buf[pos, end) */
     size_t scan;      /* bytes in [pos, scan) are known to hold no '\n' */
     bool eof;
+    bool ranged;      /* reads [off, stop) with pread on a borrowed fd */
+    uint64_t off;     /* file offset of buf[end] */
+    uint64_t stop;    /* end of the range when ranged */
     uint64_t line;    /* number of the last line returned (1-based) */
     uint64_t bytes;   /* bytes read so far */
 } lreader;
@@ -66,15 +74,32 @@ static fr_err lr_open(lreader *r, const char *path) {
         close(fd);
         return fri_fail(FR_ERR_IO, "%s: is a directory; expected a ratings file", path);
     }
-    r->buf = fri_malloc(CHUNK + 1);
+    r->buf = fri_malloc(CHUNK + 1 + PAD);
     if (!r->buf) { close(fd); return FR_ERR_NOMEM; }
+    r->buf[0] = '\0';
     r->cap = CHUNK;
     r->fd = fd;
     return FR_OK;
 }
 
+/* A reader of the byte range [start, stop) of the open file fd (not closed by lr_close). */
+static fr_err lr_open_range(lreader *r, const char *path, int fd, uint64_t start, uint64_t stop) {
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+    r->path = path;
+    r->buf = fri_malloc(CHUNK + 1 + PAD);
+    if (!r->buf) return FR_ERR_NOMEM;
+    r->buf[0] = '\0';
+    r->cap = CHUNK;
+    r->fd = fd;
+    r->ranged = true;
+    r->off = start;
+    r->stop = stop;
+    return FR_OK;
+}
+
 static void lr_close(lreader *r) {
-    if (r->fd >= 0) close(r->fd);
+    if (r->fd >= 0 && !r->ranged) close(r->fd);
     fri_free(r->buf);
     r->fd = -1;
     r->buf = NULL;
@@ -92,18 +117,27 @@ static fr_err lr_fill(lreader *r) {
         if (r->cap >= MAX_LINE)
             return fri_fail(FR_ERR_PARSE, "%s:%llu: line longer than %zu MiB; expected a text file of short lines",
                             r->path, (unsigned long long)r->line + 1, MAX_LINE >> 20);
-        char *nb = fri_realloc(r->buf, r->cap * 2 + 1);
+        char *nb = fri_realloc(r->buf, r->cap * 2 + 1 + PAD);
         if (!nb) return FR_ERR_NOMEM;
         r->buf = nb;
         r->cap *= 2;
     }
     for (;;) {
-        ssize_t k = read(r->fd, r->buf + r->end, r->cap - r->end);
+        size_t want = r->cap - r->end;
+        ssize_t k;
+        if (r->ranged) {
+            if (r->stop - r->off < want) want = (size_t)(r->stop - r->off);
+            k = want ? pread(r->fd, r->buf + r->end, want, (off_t)r->off) : 0;
+        } else {
+            k = read(r->fd, r->buf + r->end, want);
+        }
         if (k < 0 && errno == EINTR) continue;
         if (k < 0) return fri_fail(FR_ERR_IO, "%s: read failed: %s", r->path, strerror(errno));
         if (k == 0) r->eof = true;
         r->end += (size_t)k;
+        r->buf[r->end] = '\0'; /* a sentinel for fast_row (buf has cap + 1 bytes) */
         r->bytes += (uint64_t)k;
+        r->off += (uint64_t)k;
         return FR_OK;
     }
 }
@@ -376,37 +410,64 @@ static fr_err parse_line(const rdctx *c, const char *s, size_t n, uint32_t *u, u
  * is the delimiter (or "::"), s NUL-terminated at end. Returns false for anything else
  * (fewer digits, signs, spaces, exponents, errors...), which parse_line then handles and
  * explains. */
-static inline bool fast_line(const char *s, const char *end, char delim, bool dcolon, uint32_t *u, uint32_t *i,
-                             double *r, int64_t *t) {
+/* The run of leading decimal digits of s, at most maxd (>= 8) of them: their value in
+ * *v, the end of the run returned. Eight bytes at a time (SWAR): a digit byte minus '0' is
+ * 0..9 and stays below 16 plus 6; the first other byte (the lowest flagged one: borrows
+ * and carries only move upwards) ends the run. Reads up to 8 bytes past a NUL (PAD). */
+static inline const char *digit_run(const char *s, int maxd, uint64_t *v) {
+    uint64_t x;
+    memcpy(&x, s, 8);
+    uint64_t t = x - 0x3030303030303030ull;
+    uint64_t bad = (t | (t + 0x0606060606060606ull)) & 0xF0F0F0F0F0F0F0F0ull;
+    int n = bad ? __builtin_ctzll(bad) >> 3 : 8;
+    if (n == 0) { *v = 0; return s; }
+    t <<= 8 * (8 - n); /* the digits in the top n bytes, zeros below */
+    t = (t * 10 + (t >> 8)) & 0x00FF00FF00FF00FFull;
+    t = (t * 100 + (t >> 16)) & 0x0000FFFF0000FFFFull;
+    t = (t * 10000 + (t >> 32)) & 0xFFFFFFFFull;
+    s += n;
+    if (n == 8)
+        while ((unsigned)(*s - '0') <= 9 && n < maxd) { t = t * 10 + (unsigned)(*s++ - '0'); n++; }
+    *v = t;
+    return s;
+}
+
+static inline const char *fast_fields(const char *s, char delim, bool dcolon, uint32_t *u, uint32_t *i, double *r,
+                                      int64_t *t) {
     uint32_t ids[2];
     for (int k = 0; k < 2; k++) {
-        uint64_t v = 0;
+        uint64_t v;
         const char *b = s;
-        while ((unsigned)(*s - '0') <= 9 && s - b < 10) v = v * 10 + (unsigned)(*s++ - '0');
-        if (s == b || v > ID_LIMIT || *s != delim) return false;
-        if (dcolon) { if (s[1] != ':') return false; s += 2; } else s++;
+        s = digit_run(s, 10, &v);
+        if (s == b || v > ID_LIMIT || *s != delim) return NULL;
+        if (dcolon) { if (s[1] != ':') return NULL; s += 2; } else s++;
         ids[k] = (uint32_t)v;
     }
     uint64_t ip = 0, fp = 0;
     const char *b = s;
     while ((unsigned)(*s - '0') <= 9 && s - b < 9) ip = ip * 10 + (unsigned)(*s++ - '0');
-    if (s == b) return false;
+    if (s == b) return NULL;
     int fd = 0;
     if (*s == '.') {
         s++;
         while ((unsigned)(*s - '0') <= 9 && fd < 9) { fp = fp * 10 + (unsigned)(*s++ - '0'); fd++; }
     }
-    if (*s != delim) return false;
-    if (dcolon) { if (s[1] != ':') return false; s += 2; } else s++;
-    uint64_t tv = 0;
+    if (*s != delim) return NULL;
+    if (dcolon) { if (s[1] != ':') return NULL; s += 2; } else s++;
+    uint64_t tv;
     b = s;
-    while ((unsigned)(*s - '0') <= 9 && s - b < 18) tv = tv * 10 + (unsigned)(*s++ - '0');
-    if (s == b || s != end) return false;
+    s = digit_run(s, 18, &tv);
+    if (s == b) return NULL;
     *u = ids[0];
     *i = ids[1];
     *r = (double)ip + (fd ? (double)fp / p10[fd] : 0.0);
     *t = (int64_t)tv;
-    return true;
+    return s;
+}
+
+static inline bool fast_line(const char *s, const char *end, char delim, bool dcolon, uint32_t *u, uint32_t *i,
+                             double *r, int64_t *t) {
+    return fast_fields(s, delim, dcolon, u, i, r, t) == end;
 }
 
 /* Rewrites the message of a failed line: binary data first, then a truncated last line. */
@@ -560,6 +621,274 @@ static bool blank(const char *s, size_t n) {
     return true;
 }
 
+/* One data line into rows: 0 when pushed or filtered out, 1 for a bad line (*e holds the
+ * explained error), -1 on a fatal error (*e). */
+static inline int data_line(const rdctx *c, bool fast, const char *s, size_t n, fri_rows *rows, fr_err *e) {
+    const fr_load_opts *o = c->o;
+    uint32_t u = 0, i = 0;
+    double r = 0;
+    int64_t t = 0;
+    if (!(fast && fast_line(s, s + n, c->sp.delim, c->sp.dcolon, &u, &i, &r, &t) && r >= o->rating_min &&
+          r <= o->rating_max)) {
+        fr_err pe = parse_line(c, s, n, &u, &i, &r, &t);
+        if (pe) {
+            *e = explain_bad_line(c, pe, s, n);
+            return 1;
+        }
+    }
+    if (o->implicit) {
+        if (!isnan(o->implicit_threshold) && !(r >= o->implicit_threshold)) return 0;
+        r = 1.0;
+    }
+    if (rows->n < rows->cap) { /* inline push */
+        rows->user[rows->n] = u;
+        rows->item[rows->n] = i;
+        rows->rating[rows->n] = (float)r;
+        rows->time[rows->n] = t;
+        rows->n++;
+        return 0;
+    }
+    *e = fri_rows_push(rows, u, i, (float)r, t);
+    return *e ? -1 : 0;
+}
+
+/* The common line straight from the reader's buffer, without looking for its end first:
+ * when the next line is id D id D decimal D integer '\n' (or "\r\n") with an accepted
+ * rating and rows has room, pushes it (or drops it by the implicit threshold), consumes
+ * it and returns true; otherwise consumes nothing (lr_next and data_line take over). The
+ * buffer's sentinel NUL stops the scan at the end of the bytes read. */
+static inline bool fast_row(lreader *lr, const rdctx *c, fri_rows *rows) {
+    if (lr->scan != lr->pos || rows->n == rows->cap) return false;
+    const char *s = lr->buf + lr->pos;
+    uint32_t u, i;
+    double r;
+    int64_t t;
+    const char *e = fast_fields(s, c->sp.delim, c->sp.dcolon, &u, &i, &r, &t);
+    if (!e) return false;
+    if (*e == '\r') e++;
+    if (*e != '\n' || !(r >= c->o->rating_min && r <= c->o->rating_max)) return false;
+    lr->pos = lr->scan = (size_t)(e - lr->buf) + 1;
+    lr->line++;
+    if (c->o->implicit) {
+        if (!isnan(c->o->implicit_threshold) && !(r >= c->o->implicit_threshold)) return true;
+        r = 1.0;
+    }
+    rows->user[rows->n] = u;
+    rows->item[rows->n] = i;
+    rows->rating[rows->n] = (float)r;
+    rows->time[rows->n] = t;
+    rows->n++;
+    return true;
+}
+
+/* ------------------------------------------------------------ parallel parse
+ * A large regular file is cut at line starts into one byte range per CPU after its first
+ * non-blank line (format and header decided serially); each range is parsed on a pool
+ * worker into its own rows with pread, then the rows are appended in file order, array by
+ * array, freeing each range's array once copied (peak: the rows plus one array). A range
+ * that meets a bad line without skip_bad_lines stops; the caller then goes on serially,
+ * which reports the same error with its exact line number. With skip_bad_lines the line
+ * number of the first bad line is found by counting newlines up to its byte offset. */
+
+static _Atomic uint64_t g_par_min = (uint64_t)64 << 20; /* smallest file parsed in parallel */
+static _Atomic int g_par_ranges;                         /* ranges (0 = online CPUs) */
+
+static _Atomic uint64_t g_par_loads;                     /* files read in parallel so far */
+
+uint64_t fri_read_parallel_loads(void) { return g_par_loads; }
+
+void fri_read_set_parallel(uint64_t min_bytes, int ranges) {
+    g_par_min = min_bytes ? min_bytes : (uint64_t)64 << 20;
+    g_par_ranges = ranges > 0 ? ranges : 0;
+}
+
+typedef struct range_job {
+    lreader lr;
+    fri_rows rows;
+    uint64_t lines, skipped; /* data lines seen, bad lines skipped */
+    uint64_t first_bad;      /* byte offset of the first bad line (valid when skipped or bad) */
+    bool bad;                /* stopped at a bad line (skip_bad_lines off) */
+    fr_err e;                /* fatal error (not a bad line) */
+} range_job;
+
+typedef struct par_ctx {
+    const rdctx *c;
+    bool fast;
+    range_job *jobs;
+} par_ctx;
+
+static void par_range(void *ctx, size_t k, int worker) {
+    (void)worker;
+    par_ctx *p = ctx;
+    range_job *j = &p->jobs[k];
+    rdctx c = *p->c;
+    c.line = 0; /* messages made here are thrown away */
+    for (;;) {
+        if (p->fast && fast_row(&j->lr, &c, &j->rows)) {
+            j->lines++;
+            continue;
+        }
+        char *s;
+        size_t n;
+        bool unterminated;
+        int got = lr_next(&j->lr, &s, &n, &unterminated, &j->e);
+        if (got <= 0) return;
+        if (blank(s, n)) continue;
+        if (j->rows.n == j->rows.cap) { /* more lines than counted */
+            j->e = fri_fail(FR_ERR_IO, "%s: the file changed while it was read", c.path);
+            return;
+        }
+        c.unterminated = unterminated;
+        j->lines++;
+        fr_err e = FR_OK;
+        int rc = data_line(&c, p->fast, s, n, &j->rows, &e);
+        if (rc < 0) { j->e = e; return; }
+        if (rc > 0) {
+            uint64_t at = j->lr.off - j->lr.end + (uint64_t)(s - j->lr.buf);
+            if (!j->skipped && !j->bad) j->first_bad = at;
+            if (!c.o->skip_bad_lines) { j->bad = true; return; }
+            j->skipped++;
+        }
+    }
+}
+
+/* First line start at or after pos (stop if none before it). */
+static fr_err line_start_after(int fd, const char *path, uint64_t pos, uint64_t stop, char *buf, uint64_t *out) {
+    while (pos < stop) {
+        size_t want = stop - pos < CHUNK ? (size_t)(stop - pos) : CHUNK;
+        ssize_t k = pread(fd, buf, want, (off_t)pos);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return fri_fail(FR_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (k == 0) break;
+        char *nl = memchr(buf, '\n', (size_t)k);
+        if (nl) { *out = pos + (uint64_t)(nl - buf) + 1; return FR_OK; }
+        pos += (uint64_t)k;
+    }
+    *out = stop;
+    return FR_OK;
+}
+
+/* 1-based number of the line starting at byte off. */
+static fr_err line_number_at(int fd, const char *path, uint64_t off, char *buf, uint64_t *out) {
+    uint64_t nl = 0, pos = 0;
+    while (pos < off) {
+        size_t want = off - pos < CHUNK ? (size_t)(off - pos) : CHUNK;
+        ssize_t k = pread(fd, buf, want, (off_t)pos);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return fri_fail(FR_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (k == 0) break;
+        for (const char *q = buf, *qe = buf + k; (q = memchr(q, '\n', (size_t)(qe - q))) != NULL; q++) nl++;
+        pos += (uint64_t)k;
+    }
+    *out = nl + 1;
+    return FR_OK;
+}
+
+static void par_count(void *ctx, size_t k, int worker) {
+    (void)worker;
+    par_ctx *p = ctx;
+    range_job *j = &p->jobs[k];
+    uint64_t nl = 0, pos = j->lr.off;
+    while (pos < j->lr.stop) {
+        size_t want = j->lr.stop - pos < CHUNK ? (size_t)(j->lr.stop - pos) : CHUNK;
+        ssize_t got = pread(j->lr.fd, j->lr.buf, want, (off_t)pos);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) { j->e = fri_fail(FR_ERR_IO, "%s: read failed: %s", j->lr.path, strerror(errno)); return; }
+        if (got == 0) break;
+        const char *q = j->lr.buf, *qe = q + got;
+        while ((q = memchr(q, '\n', (size_t)(qe - q))) != NULL) { nl++; q++; }
+        pos += (uint64_t)got;
+    }
+    j->rows.cap = (size_t)nl + 1; /* lines in the range: an upper bound on its rows */
+}
+
+/* Parses [start, size) of the open file fd in parallel, appending to rows. Returns FR_OK
+ * with *done set when the file is read (counts in *lines, *skipped, *first_bad), FR_OK with
+ * *done false when a range met a bad line (rows->n untouched: the caller goes on
+ * serially), or a fatal error. The ranges' lines are counted first so that every range
+ * writes its rows straight into its slice of rows; the slices are then closed up. */
+static fr_err read_parallel(const rdctx *c, bool fast, int fd, uint64_t start, uint64_t size, int nr, fri_rows *rows,
+                            bool *done, uint64_t *lines, uint64_t *skipped, uint64_t *first_bad) {
+    *done = false;
+    fr_pool *pool = NULL;
+    range_job *jobs = fri_calloc((size_t)nr, sizeof *jobs);
+    if (!jobs) return FR_ERR_NOMEM;
+    for (int k = 0; k < nr; k++) jobs[k].lr.fd = -1;
+    fr_err e = FR_OK;
+    for (int k = 0; k < nr && !e; k++) e = lr_open_range(&jobs[k].lr, c->path, fd, 0, 0);
+    uint64_t prev = start;
+    for (int k = 0; k < nr && !e; k++) {
+        uint64_t b = size;
+        if (k + 1 < nr) { /* the first line start at or after the nominal cut */
+            uint64_t nominal = start + (size - start) * (uint64_t)(k + 1) / (uint64_t)nr;
+            if (nominal < prev) nominal = prev;
+            e = line_start_after(fd, c->path, nominal ? nominal - 1 : 0, size, jobs[0].lr.buf, &b);
+        }
+        jobs[k].lr.off = prev;
+        jobs[k].lr.stop = b;
+        prev = b;
+    }
+    if (!e) e = fr_pool_create(&pool, nr);
+    par_ctx p = {c, fast, jobs};
+    if (!e) {
+        fr_pool_for(pool, (size_t)nr, 1, par_count, &p);
+        for (int k = 0; k < nr && !e; k++) e = jobs[k].e;
+    }
+    size_t need = rows->n;
+    for (int k = 0; k < nr; k++) need += jobs[k].rows.cap;
+    if (!e && need > rows->cap) { /* arrays larger than rows->cap on failure are harmless */
+        void **arr[4] = {(void **)&rows->user, (void **)&rows->item, (void **)&rows->rating, (void **)&rows->time};
+        static const size_t sz[4] = {sizeof(uint32_t), sizeof(uint32_t), sizeof(float), sizeof(int64_t)};
+        for (int a = 0; a < 4 && !e; a++) {
+            void *q = fri_realloc(*arr[a], need * sz[a]);
+            if (!q) e = FR_ERR_NOMEM;
+            else *arr[a] = q;
+        }
+        if (!e) rows->cap = need;
+    }
+    if (!e) {
+        size_t base = rows->n;
+        for (int k = 0; k < nr; k++) { /* each range's view of its slice */
+            fri_rows *v = &jobs[k].rows;
+            v->user = rows->user + base;
+            v->item = rows->item + base;
+            v->rating = rows->rating + base;
+            v->time = rows->time + base;
+            base += v->cap;
+            jobs[k].lr.buf[0] = '\0'; /* the sentinel (the buffers served as scratch so far) */
+        }
+        fr_pool_for(pool, (size_t)nr, 1, par_range, &p);
+        for (int k = 0; k < nr && !e; k++) e = jobs[k].e;
+    }
+    bool bad = false;
+    for (int k = 0; k < nr; k++) bad = bad || jobs[k].bad;
+    if (!e && !bad) {
+        *lines = *skipped = *first_bad = 0;
+        size_t n = rows->n;
+        for (int k = 0; k < nr && !e; k++) {
+            fri_rows *v = &jobs[k].rows;
+            memmove(rows->user + n, v->user, v->n * sizeof *v->user);
+            memmove(rows->item + n, v->item, v->n * sizeof *v->item);
+            memmove(rows->rating + n, v->rating, v->n * sizeof *v->rating);
+            memmove(rows->time + n, v->time, v->n * sizeof *v->time);
+            n += v->n;
+            *lines += jobs[k].lines;
+            if (jobs[k].skipped && !*skipped)
+                e = line_number_at(fd, c->path, jobs[k].first_bad, jobs[0].lr.buf, first_bad);
+            *skipped += jobs[k].skipped;
+        }
+        if (!e) {
+            rows->n = n;
+            *done = true;
+            g_par_loads++;
+        }
+    }
+    for (int k = 0; k < nr; k++) lr_close(&jobs[k].lr); /* the views are not freed */
+    fri_free(jobs);
+    fr_pool_free(pool);
+    return e;
+}
+
 /* Reads one ratings file into rows (appending). fmt is the format to use (AUTO detects);
  * *used receives the format used. */
 static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, fri_rows *rows, fr_format *used,
@@ -568,10 +897,26 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
     fr_err e = lr_open(&lr, path);
     if (e) return e;
     rdctx c = {.path = path, .o = o};
-    bool have_spec = false, fast = false;
-    uint64_t lines = 0, skipped = 0, first_bad = 0;
+    bool have_spec = false, fast = false, par_done = false;
+    uint64_t lines = 0, skipped = 0, first_bad = 0, file_size = 0;
     size_t rows_before = rows->n;
+    int nr = 0;
+    {
+        struct stat st;
+        if (fstat(lr.fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= g_par_min) {
+            file_size = (uint64_t)st.st_size;
+            nr = g_par_ranges;
+            if (nr <= 0) {
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                nr = cpus > 0 ? (int)(cpus > 64 ? 64 : cpus) : 1;
+            }
+        }
+    }
     for (;;) {
+        if (fast && fast_row(&lr, &c, rows)) {
+            lines++;
+            continue;
+        }
         char *s;
         size_t n;
         bool unterminated;
@@ -588,35 +933,28 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
             rows->has_time = rows->has_time || c.sp.ct >= 0;
             fast = c.sp.fmt == FR_FORMAT_ML100K || c.sp.fmt == FR_FORMAT_ML1M || c.sp.fmt == FR_FORMAT_CSV ||
                    c.sp.fmt == FR_FORMAT_NCF;
-            if (c.sp.header || (c.sp.header_auto && !is_numeric_field(s, n))) {
+            bool header = c.sp.header || (c.sp.header_auto && !is_numeric_field(s, n));
+            if (header) {
                 long k = control_byte(s, n);
                 if (k >= 0) { e = explain_bad_line(&c, FR_ERR_PARSE, s, n); goto done; }
-                continue;
             }
+            if (nr > 1 && !unterminated) {
+                uint64_t at = lr.off - lr.end + (uint64_t)(header ? lr.pos : (size_t)(s - lr.buf));
+                e = read_parallel(&c, fast, lr.fd, at, file_size, nr, rows, &par_done, &lines, &skipped, &first_bad);
+                if (e) goto done;
+                if (par_done) break;
+            }
+            if (header) continue;
         }
         lines++;
-        uint32_t u = 0, i = 0;
-        double r = 0;
-        int64_t t = 0;
-        if (fast && fast_line(s, s + n, c.sp.delim, c.sp.dcolon, &u, &i, &r, &t) && r >= o->rating_min &&
-            r <= o->rating_max)
-            e = FR_OK;
-        else
-            e = parse_line(&c, s, n, &u, &i, &r, &t);
-        if (e) {
-            e = explain_bad_line(&c, e, s, n);
+        int rc = data_line(&c, fast, s, n, rows, &e);
+        if (rc < 0) goto done;
+        if (rc > 0) {
             if (!o->skip_bad_lines) goto done;
             if (!skipped) first_bad = c.line;
             skipped++;
             e = FR_OK;
-            continue;
         }
-        if (o->implicit) {
-            if (!isnan(o->implicit_threshold) && !(r >= o->implicit_threshold)) continue;
-            r = 1.0;
-        }
-        e = fri_rows_push(rows, u, i, (float)r, t);
-        if (e) goto done;
     }
     if (skipped) fr_errmsg_clear();
     if (!have_spec)
@@ -630,7 +968,7 @@ done:
         stats->lines += lines;
         stats->skipped += skipped;
         if (!stats->first_bad_line) stats->first_bad_line = first_bad;
-        stats->bytes += lr.bytes;
+        stats->bytes += par_done ? file_size : lr.bytes;
     }
     if (used) *used = have_spec ? c.sp.fmt : fmt;
     lr_close(&lr);

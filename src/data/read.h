@@ -11,4 +11,11 @@
 FR_NODISCARD fr_err fri_read_rows(const char *path, const fr_load_opts *o, fri_rows *rows, fr_format *used,
                                   fr_load_stats *stats);
 
+/* Files of at least min_bytes (0: the default, 64 MiB) that are regular are parsed in
+ * `ranges` byte ranges in parallel (0: one per online CPU). For tests; not thread-safe
+ * against concurrent loads. */
+void fri_read_set_parallel(uint64_t min_bytes, int ranges);
+/* Files read in parallel since the program started (tests check the path was taken). */
+uint64_t fri_read_parallel_loads(void);
+
 #endif
