@@ -177,7 +177,7 @@ int main(int argc, char **argv) {
                    (unsigned long long)st.bytes_down, t1 - t0, t2 - t0);
         fflush(stdout);
     }
-    fprintf(stderr, "bench_fed: mean %.4f s/round\n", total / rounds);
+    if (rounds > 0) fprintf(stderr, "bench_fed: mean %.4f s/round\n", total / rounds);
     for (int i = 0; i < nw; i++) { fr_model_ws_free(s.ws[i]); free(s.u[i]); }
     free(s.ws); free(s.u);
     fr_sim_free(sim);
