@@ -9,4 +9,41 @@ fail() { echo "cli_smoke: FAIL: $*" >&2; exit 1; }
 set +e; "$bin" nosuchcommand 2>"$tmp/err"; rc=$?; set -e
 [ $rc -eq 2 ] || fail "unknown command should exit 2, got $rc"
 grep -q "unknown command" "$tmp/err" || fail "unknown command message"
+# train / eval / recommend on small generated data
+"$bin" data generate --users 60 --items 40 --interactions 1500 --seed 3 --out "$tmp/r.tsv" >/dev/null || fail "data generate"
+"$bin" train --centralized --model mf --data "$tmp/r.tsv" --split ratio:0.8 --epochs 3 --threads 2 \
+    --out "$tmp/mf.fr" --metrics-out "$tmp/m.jsonl" >"$tmp/out" || fail "train mf"
+grep -q "^epoch   3/3 .*rmse" "$tmp/out" || fail "train progress line: $(cat "$tmp/out")"
+[ "$(wc -l <"$tmp/m.jsonl")" -eq 3 ] || fail "metrics-out should have 3 lines"
+grep -q '^{"epoch":3,"loss":[0-9.e+-]*,.*"rmse":[0-9.]*,.*"seconds":' "$tmp/m.jsonl" || fail "metrics-out keys: $(tail -1 "$tmp/m.jsonl")"
+"$bin" eval --model "$tmp/mf.fr" --json >"$tmp/ev" || fail "eval"
+grep -q '"rmse":' "$tmp/ev" || fail "eval --json: $(cat "$tmp/ev")"
+# eval reports the same RMSE as the last training epoch
+r1=$(sed 's/.*"rmse":\([0-9.]*\).*/\1/' "$tmp/ev"); r2=$(tail -1 "$tmp/m.jsonl" | sed 's/.*"rmse":\([0-9.]*\).*/\1/')
+[ "$r1" = "$r2" ] || fail "eval rmse $r1 differs from the last epoch's $r2"
+user=$(head -1 "$tmp/r.tsv" | cut -f1)
+"$bin" recommend --model "$tmp/mf.fr" --user "$user" -k 5 >"$tmp/rec" || fail "recommend"
+[ "$(grep -c '^ *[0-9]*\. item' "$tmp/rec")" -eq 5 ] || fail "recommend should list 5 items: $(cat "$tmp/rec")"
+"$bin" train --centralized --model neumf --data "$tmp/r.tsv" --epochs 2 --quiet --out "$tmp/nf.fr" || fail "train neumf"
+"$bin" eval --model "$tmp/nf.fr" | grep -q "^hr@10" || fail "eval neumf prints hr@10"
+# error cases: exit codes and messages
+set +e
+"$bin" train --centralized --data "$tmp/nosuch.tsv" 2>"$tmp/err"; rc=$?
+[ $rc -eq 1 ] || fail "missing data file should exit 1, got $rc"
+grep -q "nosuch.tsv" "$tmp/err" || fail "missing file message: $(cat "$tmp/err")"
+"$bin" train --centralized --split x 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] || fail "bad --split should exit 2, got $rc"
+grep -q "^fedrec train: --split: expected loo, ratio:R or temporal:R" "$tmp/err" || fail "bad split message: $(cat "$tmp/err")"
+"$bin" train --centralized --model xyz 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "got 'xyz'" "$tmp/err" || fail "bad --model: $rc $(cat "$tmp/err")"
+"$bin" train --centralized --epochs -3 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "epochs: expected a non-negative integer, got '-3'" "$tmp/err" || fail "bad --epochs: $(cat "$tmp/err")"
+"$bin" eval --model "$tmp/nosuch.fr" 2>"$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "nosuch.fr" "$tmp/err" || fail "eval of a missing model: $rc $(cat "$tmp/err")"
+"$bin" recommend --model "$tmp/mf.fr" --user 999999 2>"$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "user 999999 is not in the model" "$tmp/err" || fail "unknown user: $rc $(cat "$tmp/err")"
+printf '5001\t1\t4\t1\n5001\t2\t3\t2\n5002\t1\t5\t1\n5002\t3\t2\t2\n' >"$tmp/other.tsv"
+"$bin" eval --model "$tmp/mf.fr" --data "$tmp/other.tsv" 2>"$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "model/data mismatch" "$tmp/err" || fail "model/data mismatch: $rc $(cat "$tmp/err")"
+set -e
 echo "cli_smoke: passed"

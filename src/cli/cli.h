@@ -5,6 +5,9 @@
 #include "fedrec/fedrec.h"
 
 int cli_data(int argc, char **argv);
+int cli_train(int argc, char **argv);     /* cli_train.c */
+int cli_eval(int argc, char **argv);      /* cli_eval.c */
+int cli_recommend(int argc, char **argv); /* cli_eval.c */
 
 /* --format names. Returns 0, or 2 after printing a usage error. */
 int cli_parse_format(const char *s, fr_format *out);

@@ -12,6 +12,9 @@ static void usage(FILE *f) {
             "  data info FILE                  counts, sparsity, rating histogram\n"
             "  data split FILE --loo ...       NCF-format train/test/negative files\n"
             "  data generate --users N ...     a synthetic ratings file\n"
+            "  train [--data PATH] [--centralized] ...   train a model (federated by default)\n"
+            "  eval --model FILE [--json]      metrics of a saved model on its data\n"
+            "  recommend --model FILE --user ID   top-K unseen items for a user\n"
             "  version                         print the version\n\n"
             "Run 'fedrec <command> --help' for a command's options.\n",
             FR_VERSION_STRING);
@@ -23,6 +26,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("fedrec %s\n", FR_VERSION_STRING); return 0; }
     if (!strcmp(cmd, "data")) return cli_data(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "recommend")) return cli_recommend(argc - 1, argv + 1);
     fprintf(stderr, "fedrec: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -42,4 +42,14 @@ fr_err fri_model_layout(fr_model *m, const fr_model_config *cfg);
 /* Allocates a model with an uninitialised slab (checks the config). */
 fr_err fri_model_alloc(fr_model **out, const fr_model_config *cfg);
 
+/* A dense optimizer step split over parameter ranges (for data-parallel training):
+ * fri_optim_step_begin checks shapes and counts the step (once per step), then
+ * fri_optim_step_range applies the update rule to params[off, off+n) with the gradient
+ * g[0, n) of that range (any split gives the same floats as fr_optim_step; distinct
+ * ranges may run on distinct threads).
+ * Dense mode only: the caller checks fri_optim_is_dense. */
+fr_err fri_optim_step_begin(fr_optim *o, const fr_model *m, const fr_grad *g);
+void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t off, size_t n);
+bool fri_optim_is_dense(const fr_optim *o);
+
 #endif

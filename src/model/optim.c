@@ -209,23 +209,20 @@ static void adagrad_range(float *restrict p, const float *restrict g, float *res
     }
 }
 
-static void update(const fr_optim *o, float *p, const float *g, size_t off, size_t n,
+/* One range: params[off, off+n) with gradient ga[0, n) (the gradient at off). */
+static void update(const fr_optim *o, float *p, const float *ga, size_t off, size_t n,
                    const step_consts *k) {
     switch (o->cfg.kind) {
     case FR_OPTIM_SGD:
-        if (o->m1) sgdm_range(p + off, g + off, o->m1 + off, n, k);
-        else sgd_range(p + off, g + off, n, k);
+        if (o->m1) sgdm_range(p + off, ga, o->m1 + off, n, k);
+        else sgd_range(p + off, ga, n, k);
         break;
-    case FR_OPTIM_ADAM: adam_range(p + off, g + off, o->m1 + off, o->m2 + off, n, k); break;
-    case FR_OPTIM_ADAGRAD: adagrad_range(p + off, g + off, o->m2 + off, n, k); break;
+    case FR_OPTIM_ADAM: adam_range(p + off, ga, o->m1 + off, o->m2 + off, n, k); break;
+    case FR_OPTIM_ADAGRAD: adagrad_range(p + off, ga, o->m2 + off, n, k); break;
     }
 }
 
-fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
-    if (o->n_params != m->n_params || !fri_grad_matches(g, m))
-        return fri_fail(FR_ERR_INVALID, "optimizer step: optimizer (%zu params), model (%zu) and "
-                        "gradient (%zu) differ in shape", o->n_params, m->n_params, g->n_params);
-    o->step++;
+static step_consts consts_of(const fr_optim *o) {
     step_consts k = {o->cfg.lr, o->cfg.weight_decay, o->cfg.momentum, o->cfg.beta1, o->cfg.beta2,
                      o->cfg.eps, 0.0f, 0.0f};
     if (o->cfg.kind == FR_OPTIM_ADAM) {
@@ -234,6 +231,30 @@ fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
         k.step_size = (float)((double)o->cfg.lr / bc1);
         k.inv_bc2_sqrt = (float)(1.0 / sqrt(bc2));
     }
+    return k;
+}
+
+fr_err fri_optim_step_begin(fr_optim *o, const fr_model *m, const fr_grad *g) {
+    if (o->n_params != m->n_params || !fri_grad_matches(g, m))
+        return fri_fail(FR_ERR_INVALID, "optimizer step: optimizer (%zu params), model (%zu) and "
+                        "gradient (%zu) differ in shape", o->n_params, m->n_params, g->n_params);
+    o->step++;
+    return FR_OK;
+}
+
+void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t off, size_t n) {
+    step_consts k = consts_of(o);
+    update(o, m->params, g, off, n, &k);
+}
+
+bool fri_optim_is_dense(const fr_optim *o) { return !o->cfg.sparse_rows; }
+
+fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
+    if (o->n_params != m->n_params || !fri_grad_matches(g, m))
+        return fri_fail(FR_ERR_INVALID, "optimizer step: optimizer (%zu params), model (%zu) and "
+                        "gradient (%zu) differ in shape", o->n_params, m->n_params, g->n_params);
+    o->step++;
+    step_consts k = consts_of(o);
     float *p = m->params;
     if (!o->cfg.sparse_rows) {
         update(o, p, g->g, 0, o->n_params, &k);
@@ -242,12 +263,14 @@ fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
     for (int i = 0; i < o->n_tensors; i++) {
         const fr_tensor *t = &o->t[i];
         if (t->kind == FR_TENSOR_DENSE) {
-            update(o, p, g->g, t->offset, (size_t)t->rows * t->cols, &k);
+            update(o, p, g->g + t->offset, t->offset, (size_t)t->rows * t->cols, &k);
             continue;
         }
         const fr_rowset *s = &g->rows[i];
-        for (uint32_t r = 0; r < s->count; r++)
-            update(o, p, g->g, t->offset + (size_t)s->rows[r] * t->cols, t->cols, &k);
+        for (uint32_t r = 0; r < s->count; r++) {
+            size_t off = t->offset + (size_t)s->rows[r] * t->cols;
+            update(o, p, g->g + off, off, t->cols, &k);
+        }
     }
     return FR_OK;
 }

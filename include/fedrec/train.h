@@ -1,0 +1,58 @@
+/* fedrec centralized training: every user's interactions in one process, epoch by epoch.
+ *
+ * One epoch: build the examples of every user (NCF negatives drawn from the stream
+ * (seed, epoch, user, FR_PURPOSE_NEGATIVES)), shuffle them with (seed, epoch, 0,
+ * FR_PURPOSE_SHUFFLE), then walk the minibatches: each minibatch is cut into a FIXED
+ * number of shards whose gradients are computed in parallel and combined in shard
+ * order, then the optimizer steps over parameter ranges in parallel. Nothing depends on
+ * the thread count, so the model is bit-identical for any number of threads.
+ *
+ * Thread-safety: a trainer is used by one thread at a time (it drives its own pool). */
+#ifndef FEDREC_TRAIN_H
+#define FEDREC_TRAIN_H
+
+#include "fedrec/core.h"
+#include "fedrec/data.h"
+#include "fedrec/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FR_TRAIN_MAX_SHARDS 16
+
+typedef struct fr_train_config {
+    uint32_t batch;        /* examples per minibatch (default 256) */
+    uint32_t negatives;    /* sampled negatives per positive, bce/bpr losses (default 4) */
+    uint32_t shards;       /* gradient shards per minibatch, 1..FR_TRAIN_MAX_SHARDS (default 2);
+                              part of the result: change it and the model changes */
+    fr_optim_config optim; /* default: Adam, lr 0.001, dense */
+    uint64_t seed;         /* negatives and shuffle streams (default 1) */
+    int threads;           /* worker threads; <= 0 = one per CPU (default 0) */
+} fr_train_config;
+
+void fr_train_config_default(fr_train_config *c);
+/* FR_OK, or FR_ERR_INVALID naming the bad field and its allowed range. */
+FR_NODISCARD fr_err fr_train_config_check(const fr_train_config *c);
+
+typedef struct fr_trainer fr_trainer;
+
+/* A trainer for model m on dataset d (user u of d is row u of m; d's items are m's item
+ * rows). The trainer keeps m and d by reference: both must outlive it, and m is written
+ * by every epoch. Errors: FR_ERR_INVALID (config; d has more users or items than m has
+ * rows), FR_ERR_EMPTY (d has no interaction), FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d,
+                                      const fr_train_config *cfg);
+void fr_trainer_free(fr_trainer *t);
+/* Runs one epoch; *mean_loss (may be NULL) gets the mean training loss over its examples.
+ * Errors from the model or optimizer (the model may then be part-way through an epoch). */
+FR_NODISCARD fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss);
+/* Epochs completed. */
+uint64_t fr_trainer_epochs(const fr_trainer *t);
+/* The trainer's pool (for evaluating between epochs on the same threads). */
+fr_pool *fr_trainer_pool(fr_trainer *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

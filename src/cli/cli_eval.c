@@ -1,0 +1,301 @@
+/* fedrec eval and fedrec recommend: load a model file, load the data named in its
+ * config_json (or given on the command line), map the data's raw ids to model rows
+ * through the ids stored in the file, then print metrics or a user's top-K. */
+#include <inttypes.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "cli/cli_train.h"
+#include "fedrec/model_eval.h"
+
+/* ------------------------------------------------------------------ config_json */
+
+/* The value of "key" in a flat JSON object written by cli_train.c: a string (unescaped
+ * into a malloc'd copy), or NULL for null / absent. */
+static char *json_get_str(const char *json, const char *key) {
+    if (!json) return NULL;
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    if (!p) return NULL;
+    p += strlen(pat);
+    if (*p != '"') return NULL;
+    p++;
+    char *out = malloc(strlen(p) + 1), *w = out;
+    if (!out) return NULL;
+    for (; *p && *p != '"'; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            if (*p == 'u' && strlen(p) >= 5) { *w++ = (char)strtol((char[]){p[1], p[2], p[3], p[4], 0}, NULL, 16); p += 4; }
+            else *w++ = *p;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = 0;
+    return out;
+}
+
+static uint64_t json_get_u64(const char *json, const char *key, uint64_t def) {
+    if (!json) return def;
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    if (!p) return def;
+    return strtoull(p + strlen(pat), NULL, 10);
+}
+
+/* ------------------------------------------------------------------ shared loading */
+
+typedef struct loaded {
+    fr_model *m;
+    fr_model_meta meta;
+    cli_train_data d;
+    char *data, *test, *negatives, *split; /* from config_json, malloc'd */
+    uint32_t *user_map, *item_map;          /* data dense id -> model row (UINT32_MAX unknown) */
+    bool have_data;
+} loaded;
+
+static void loaded_free(loaded *l) {
+    fr_model_free(l->m);
+    fr_model_meta_destroy(&l->meta);
+    if (l->have_data) cli_train_data_free(&l->d);
+    free(l->data); free(l->test); free(l->negatives); free(l->split);
+    free(l->user_map); free(l->item_map);
+    memset(l, 0, sizeof *l);
+}
+
+typedef struct raw_row { int64_t raw; uint32_t row; } raw_row;
+static int cmp_raw(const void *a, const void *b) {
+    int64_t x = ((const raw_row *)a)->raw, y = ((const raw_row *)b)->raw;
+    return x < y ? -1 : x > y;
+}
+
+/* map[dense] = model row of the same raw id, UINT32_MAX if the model lacks it. */
+static uint32_t *build_map(const fr_idmap *im, const int64_t *model_ids, uint32_t model_rows) {
+    uint32_t n = fr_idmap_size(im);
+    uint32_t *map = malloc(((size_t)n + 1) * sizeof *map);
+    raw_row *rr = malloc(((size_t)model_rows + 1) * sizeof *rr);
+    if (!map || !rr) { free(map); free(rr); return NULL; }
+    for (uint32_t r = 0; r < model_rows; r++) rr[r] = (raw_row){model_ids ? model_ids[r] : (int64_t)r, r};
+    qsort(rr, model_rows, sizeof *rr, cmp_raw);
+    for (uint32_t i = 0; i < n; i++) {
+        raw_row key = {model_ids ? fr_idmap_raw(im, i) : (int64_t)i, 0};
+        raw_row *f = bsearch(&key, rr, model_rows, sizeof *rr, cmp_raw);
+        map[i] = f ? f->row : UINT32_MAX;
+    }
+    free(rr);
+    return map;
+}
+
+/* Loads the model and its data; returns 0 or the exit status after printing. */
+static int load_all(const char *cmd, const char *model_path, const char *data, const char *test,
+                    const char *negatives, loaded *l) {
+    memset(l, 0, sizeof *l);
+    fr_err e = fr_model_load(&l->m, model_path, &l->meta);
+    if (e) { fprintf(stderr, "fedrec %s: ", cmd); return cli_fail(e, "loading the model"); }
+    const fr_model_config *mc = fr_model_config_of(l->m);
+    const char *cj = l->meta.config_json;
+    l->data = json_get_str(cj, "data");
+    l->test = json_get_str(cj, "test");
+    l->negatives = json_get_str(cj, "negatives");
+    l->split = json_get_str(cj, "split");
+    cli_train_opts o;
+    memset(&o, 0, sizeof o);
+    o.seed = json_get_u64(cj, "seed", l->meta.seed);
+    o.split = l->split;
+    if (data) { o.data = data; o.test = test; o.negatives = negatives; }
+    else { o.data = l->data; o.test = test ? test : l->test; o.negatives = negatives ? negatives : l->negatives; }
+    if (!cj && !data) {
+        fprintf(stderr, "fedrec %s: %s records no data; give --data\n", cmd, model_path);
+        return 1;
+    }
+    int rc = cli_train_load(&o, mc->kind, &l->d);
+    if (rc) return rc;
+    l->have_data = true;
+    l->user_map = build_map(fr_dataset_users(l->d.train), l->meta.user_ids, mc->n_users);
+    l->item_map = build_map(fr_dataset_items(l->d.train), l->meta.item_ids, mc->n_items);
+    if (!l->user_map || !l->item_map) { fprintf(stderr, "fedrec %s: out of memory\n", cmd); return 1; }
+    return 0;
+}
+
+/* A test user or item the model does not know is a model/data mismatch. */
+static int check_test_known(const char *cmd, const loaded *l, const char *model_path) {
+    const fr_dataset *t = l->d.test;
+    for (uint32_t u = 0; u < fr_dataset_n_users(t); u++) {
+        const uint32_t *items;
+        size_t n = fr_dataset_user(t, u, &items, NULL, NULL);
+        if (!n) continue;
+        if (l->user_map[u] == UINT32_MAX) {
+            fprintf(stderr, "fedrec %s: model/data mismatch: user %" PRId64 " of the test data is not in %s (%s)\n", cmd,
+                    fr_idmap_raw(fr_dataset_users(t), u), model_path, l->d.source);
+            return 1;
+        }
+        for (size_t k = 0; k < n; k++)
+            if (l->item_map[items[k]] == UINT32_MAX) {
+                fprintf(stderr, "fedrec %s: model/data mismatch: item %" PRId64 " of the test data is not in %s (%s)\n",
+                        cmd, fr_idmap_raw(fr_dataset_items(t), items[k]), model_path, l->d.source);
+                return 1;
+            }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ eval */
+
+int cli_eval(int argc, char **argv) {
+    const char *model = NULL, *data = NULL, *test = NULL, *negatives = NULL;
+    bool json = false;
+    int64_t threads = 0;
+    arg_spec specs[] = {
+        {"model", ARG_STR, &model, "FILE  the model file (required)", false},
+        {"data", ARG_STR, &data, "PATH  evaluate on this data instead of the model's", false},
+        {"test", ARG_STR, &test, "PATH  given test file (PATH is then the training file)", false},
+        {"negatives", ARG_STR, &negatives, "PATH  NCF .negative file", false},
+        {"threads", ARG_I64, &threads, "T  worker threads (0 = all cores)", false},
+        {"json", ARG_FLAG, &json, "   print one JSON object", false},
+        {NULL, 0, NULL, NULL, false},
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec eval --model FILE [--data PATH --test PATH --negatives PATH] [--json]";
+    int rc = args_parse(argc, argv, specs, pos, 0, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!model) { fprintf(stderr, "fedrec eval: --model FILE is required\nusage: %s\n", usage); return 2; }
+    if (threads < 0 || threads > 1024) {
+        fprintf(stderr, "fedrec eval: --threads: expected 0..1024, got %" PRId64 "\n", threads);
+        return 2;
+    }
+    loaded l;
+    rc = load_all("eval", model, data, test, negatives, &l);
+    if (!rc) rc = check_test_known("eval", &l, model);
+    fr_pool *pool = NULL;
+    fr_model_scorer *sc = NULL;
+    if (!rc) {
+        fr_err e = fr_pool_create(&pool, (int)threads);
+        if (!e) e = fr_model_scorer_create(&sc, l.m, pool, l.user_map, l.item_map);
+        fr_eval_result r;
+        if (!e) e = fr_model_evaluate_with(sc, l.m, l.d.train, l.d.test, l.d.negs, NULL, pool, &r);
+        if (e) {
+            rc = cli_fail(e, "eval");
+        } else if (json) {
+            char buf[4096];
+            if (fr_eval_result_json(&r, buf, sizeof buf, NULL)) buf[0] = 0;
+            printf("{\"model\":");
+            cli_json_str(stdout, model);
+            printf(",\"kind\":\"%s\",\"epoch\":%" PRIu64 ",\"round\":%" PRIu64 "%s%s}\n",
+                   fr_model_kind_name(fr_model_config_of(l.m)->kind), l.meta.epoch, l.meta.round, buf[0] ? "," : "", buf);
+        } else {
+            printf("model         %s (%s, epoch %" PRIu64 ", round %" PRIu64 ")\n", model,
+                   fr_model_kind_name(fr_model_config_of(l.m)->kind), l.meta.epoch, l.meta.round);
+            printf("data          %s\n", l.d.source);
+            if (r.has_rating)
+                printf("rmse          %.4f\nmae           %.4f\nrmse_raw      %.4f\nratings       %" PRIu64 "\n", r.rmse,
+                       r.mae, r.rmse_raw, r.ratings);
+            if (r.has_sampled) {
+                for (size_t k = 0; k < r.n_ks; k++)
+                    printf("hr@%-2u %.4f  ndcg@%-2u %.4f  mrr@%-2u %.4f\n", r.ks[k], r.hr[k], r.ks[k], r.ndcg[k], r.ks[k],
+                           r.mrr[k]);
+                printf("auc           %.4f\nusers         %u (sampled candidates)\n", r.auc, r.users_sampled);
+            }
+            if (r.has_full) {
+                for (size_t k = 0; k < r.n_ks; k++)
+                    printf("hr@%-2u_full %.4f  ndcg@%-2u_full %.4f  recall@%-2u_full %.4f\n", r.ks[k], r.hr_full[k],
+                           r.ks[k], r.ndcg_full[k], r.ks[k], r.recall_full[k]);
+                printf("auc_full      %.4f\nusers         %u (full catalogue)\n", r.auc_full, r.users_full);
+            }
+        }
+    }
+    fr_model_scorer_free(sc);
+    fr_pool_free(pool);
+    loaded_free(&l);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ recommend */
+
+int cli_recommend(int argc, char **argv) {
+    const char *model = NULL, *data = NULL, *user_s = NULL;
+    uint64_t k = 10;
+    bool json = false;
+    arg_spec specs[] = {
+        {"model", ARG_STR, &model, "FILE  the model file (required)", false},
+        {"user", ARG_STR, &user_s, "ID  raw user id, as in the data (required)", false},
+        {"k", ARG_U64, &k, "K  how many items (default 10)", false},
+        {"data", ARG_STR, &data, "PATH  the training data, if not the model's", false},
+        {"json", ARG_FLAG, &json, "   print one JSON object", false},
+        {NULL, 0, NULL, NULL, false},
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec recommend --model FILE --user RAW_ID [-k 10] [--json]";
+    int rc = args_parse(argc, argv, specs, pos, 0, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!model || !user_s) { fprintf(stderr, "fedrec recommend: --model and --user are required\nusage: %s\n", usage); return 2; }
+    char *end = NULL;
+    long long raw = strtoll(user_s, &end, 10);
+    if (!*user_s || *end || raw < 0) {
+        fprintf(stderr, "fedrec recommend: --user: expected a raw user id (a non-negative integer), got '%s'\n", user_s);
+        return 2;
+    }
+    if (k == 0 || k > 100000) { fprintf(stderr, "fedrec recommend: -k: expected 1..100000, got %" PRIu64 "\n", k); return 2; }
+    loaded l;
+    rc = load_all("recommend", model, data, NULL, NULL, &l);
+    if (rc) { loaded_free(&l); return rc; }
+    const fr_dataset *tr = l.d.train;
+    int64_t du = fr_idmap_find(fr_dataset_users(tr), raw);
+    if (du < 0 || l.user_map[du] == UINT32_MAX) {
+        fprintf(stderr, "fedrec recommend: user %lld is not in the model's training data (%s)\n", raw, l.d.source);
+        loaded_free(&l);
+        return 1;
+    }
+    /* titles from the data's directory, when present */
+    const char *src = data ? data : l.data;
+    if (src) {
+        char *copy = strdup(src);
+        struct stat st;
+        const char *dir = copy && stat(src, &st) == 0 && S_ISDIR(st.st_mode) ? copy : copy ? dirname(copy) : NULL;
+        if (dir && fr_dataset_load_meta(l.d.train, dir)) { /* titles are optional */ }
+        free(copy);
+    }
+    uint32_t *items = malloc(k * sizeof *items);
+    float *scores = malloc(k * sizeof *scores);
+    size_t n = 0;
+    fr_model_scorer *sc = NULL;
+    fr_err e = items && scores ? FR_OK : FR_ERR_NOMEM;
+    if (!e) e = fr_model_scorer_create(&sc, l.m, NULL, l.user_map, l.item_map);
+    if (!e) e = fr_topk(fr_model_scorer_fn, sc, tr, (uint32_t)du, k, true, items, scores, &n);
+    if (!e) e = fr_model_scorer_status(sc);
+    if (e) {
+        rc = cli_fail(e, "recommend");
+    } else {
+        const fr_meta *meta = fr_dataset_meta(tr);
+        const fr_idmap *im = fr_dataset_items(tr);
+        if (json) printf("{\"user\":%lld,\"items\":[", raw);
+        else printf("top %zu for user %lld (%s):\n", n, raw, l.d.source);
+        for (size_t i = 0; i < n; i++) {
+            const char *title = meta ? fr_meta_item_title(meta, items[i]) : NULL;
+            if (json) {
+                printf("%s{\"item\":%" PRId64 ",\"score\":%.6g,\"title\":", i ? "," : "", fr_idmap_raw(im, items[i]),
+                       (double)scores[i]);
+                cli_json_str(stdout, title);
+                printf("}");
+            } else {
+                printf("%3zu. item %-8" PRId64 " score %8.4f%s%s\n", i + 1, fr_idmap_raw(im, items[i]), (double)scores[i],
+                       title ? "  " : "", title ? title : "");
+            }
+        }
+        if (json) printf("]}\n");
+    }
+    fr_model_scorer_free(sc);
+    free(items);
+    free(scores);
+    loaded_free(&l);
+    return rc;
+}

@@ -1,0 +1,417 @@
+/* fedrec train: option parsing, loading the data a run works on (shared with eval and
+ * recommend through cli_train_load), and the centralized path (epochs of fr_trainer with
+ * evaluation between them). The federated path is cli_train_federated (cli_fed.c).
+ * The model file's config_json records the data paths (absolute) and the options, so
+ * `fedrec eval` and `fedrec recommend` can load the same data again. */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "cli/cli_train.h"
+#include "fedrec/eval.h"
+#include "fedrec/model_eval.h"
+#include "fedrec/train.h"
+
+/* The built-in synthetic data set (fixed, so eval can make it again). */
+#define SYN_USERS 2000
+#define SYN_ITEMS 1000
+#define SYN_INTERACTIONS 100000
+#define SYN_SEED 1
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static bool is_dir(const char *p) {
+    struct stat st;
+    return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cli_parse_split(const char *s, fr_split_kind *kind, double *ratio) {
+    const char *v = NULL;
+    if (!strcmp(s, "loo")) { *kind = FR_SPLIT_LOO; *ratio = 0; return 0; }
+    if (!strncmp(s, "ratio:", 6)) { *kind = FR_SPLIT_RATIO; v = s + 6; }
+    else if (!strncmp(s, "temporal:", 9)) { *kind = FR_SPLIT_TEMPORAL; v = s + 9; }
+    if (v) {
+        char *end = NULL;
+        errno = 0;
+        double r = strtod(v, &end);
+        if (*v && !errno && !*end && r > 0 && r < 1) { *ratio = r; return 0; }
+    }
+    fprintf(stderr, "fedrec train: --split: expected loo, ratio:R or temporal:R with 0 < R < 1, got '%s'\n", s);
+    return 2;
+}
+
+void cli_train_data_free(cli_train_data *d) {
+    fr_dataset_free(d->train);
+    fr_dataset_free(d->test);
+    fr_negatives_free(d->negs);
+    memset(d, 0, sizeof *d);
+}
+
+/* Loads what o names (see DESIGN.md's PATH rules). Returns 0, or 1 after printing. */
+int cli_train_load(const cli_train_opts *o, fr_model_kind kind, cli_train_data *d) {
+    memset(d, 0, sizeof *d);
+    d->explicit_ratings = kind == FR_MODEL_MF;
+    fr_load_opts lo;
+    fr_load_opts_default(&lo);
+    fr_dataset *all = NULL;
+    fr_err e = FR_OK;
+    char what[1100];
+    bool need_split = false;
+    if (!o->data) {
+        fr_gen_opts g;
+        fr_gen_opts_default(&g);
+        g.users = SYN_USERS;
+        g.items = SYN_ITEMS;
+        g.interactions = SYN_INTERACTIONS;
+        g.seed = SYN_SEED;
+        snprintf(d->source, sizeof d->source, "synthetic data (%d users, %d items, %d interactions)", SYN_USERS,
+                 SYN_ITEMS, SYN_INTERACTIONS);
+        snprintf(what, sizeof what, "generating %s", d->source);
+        e = fr_generate(&all, &g);
+        need_split = true;
+    } else if (is_dir(o->data)) {
+        char tr[1024], te[1024], ng[1024];
+        snprintf(tr, sizeof tr, "%s/train.rating", o->data);
+        snprintf(te, sizeof te, "%s/test.rating", o->data);
+        snprintf(ng, sizeof ng, "%s/test.negative", o->data);
+        snprintf(d->source, sizeof d->source, "%s (NCF layout)", o->data);
+        snprintf(what, sizeof what, "loading %s", o->data);
+        e = fr_dataset_load_pair(&d->train, &d->test, tr, o->test ? o->test : te, &lo);
+        const char *negp = o->negatives ? o->negatives : ng;
+        struct stat st;
+        if (!e && !d->explicit_ratings && (o->negatives || stat(negp, &st) == 0)) {
+            snprintf(what, sizeof what, "loading %s", negp);
+            e = fr_negatives_load(&d->negs, negp, d->train);
+        }
+    } else if (o->test) {
+        snprintf(d->source, sizeof d->source, "%s + %s", o->data, o->test);
+        snprintf(what, sizeof what, "loading %s and %s", o->data, o->test);
+        e = fr_dataset_load_pair(&d->train, &d->test, o->data, o->test, &lo);
+    } else {
+        snprintf(d->source, sizeof d->source, "%s (split %s)", o->data, o->split ? o->split : "loo");
+        snprintf(what, sizeof what, "loading %s", o->data);
+        e = fr_dataset_load(&all, o->data, &lo, NULL);
+        need_split = true;
+    }
+    if (!e && need_split) {
+        fr_split_kind sk;
+        double ratio;
+        if (cli_parse_split(o->split ? o->split : "loo", &sk, &ratio)) { fr_dataset_free(all); cli_train_data_free(d); return 2; }
+        snprintf(what, sizeof what, "splitting %s", d->source);
+        e = fr_split(all, sk, ratio, o->seed, &d->train, &d->test);
+        if (!e && !d->explicit_ratings && !o->negatives) {
+            snprintf(what, sizeof what, "sampling evaluation negatives for %s", d->source);
+            e = fr_negatives_sample(&d->negs, all, d->test, 99, o->seed);
+        }
+    }
+    if (!e && o->negatives && !d->negs && !d->explicit_ratings) {
+        snprintf(what, sizeof what, "loading %s", o->negatives);
+        e = fr_negatives_load(&d->negs, o->negatives, d->train);
+    }
+    fr_dataset_free(all);
+    if (e) { cli_train_data_free(d); return cli_fail(e, what); }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ JSON helpers */
+
+void cli_json_str(FILE *f, const char *s) {
+    if (!s) { fputs("null", f); return; }
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* An absolute path for a relative one (the file must exist), else a copy. */
+static char *abs_path(const char *p) {
+    if (!p) return NULL;
+    char *r = realpath(p, NULL);
+    return r ? r : strdup(p);
+}
+
+/* ------------------------------------------------------------------ centralized */
+
+typedef struct run_defaults {
+    fr_optim_kind optim;
+    double lr, l2;
+    uint32_t batch, neg, epochs, dim;
+} run_defaults;
+
+/* Defaults per model. mf: tuned on ml-100k u1.base/u1.test (docs/ARCHITECTURE.md). The
+ * implicit models: the PyTorch anchor's NCF settings. */
+static run_defaults defaults_for(fr_model_kind k) {
+    if (k == FR_MODEL_MF) return (run_defaults){FR_OPTIM_ADAM, 0.0007, 0.1, 16, 0, 15, 32};
+    return (run_defaults){FR_OPTIM_ADAM, 0.001, NAN, 256, 4, 20, 0};
+}
+
+static void print_metrics(FILE *f, const fr_eval_result *r) {
+    if (r->has_rating) fprintf(f, "  rmse %.4f  mae %.4f", r->rmse, r->mae);
+    for (size_t k = 0; k < r->n_ks; k++)
+        if (r->ks[k] == 10) {
+            if (r->has_sampled) fprintf(f, "  hr@10 %.4f  ndcg@10 %.4f", r->hr[k], r->ndcg[k]);
+            if (r->has_full) fprintf(f, "  hr@10_full %.4f  ndcg@10_full %.4f", r->hr_full[k], r->ndcg_full[k]);
+        }
+}
+
+static int save_model(const cli_train_opts *o, const fr_model *m, const cli_train_data *d, uint64_t epoch,
+                      const fr_train_config *tc, uint32_t dim, float l2) {
+    uint32_t nu = fr_model_config_of(m)->n_users, ni = fr_model_config_of(m)->n_items;
+    fr_model_meta meta = {0};
+    meta.epoch = epoch;
+    meta.seed = o->seed;
+    meta.user_ids = malloc((size_t)nu * sizeof *meta.user_ids);
+    meta.item_ids = malloc((size_t)ni * sizeof *meta.item_ids);
+    char *json = NULL;
+    size_t jlen = 0;
+    FILE *f = open_memstream(&json, &jlen);
+    if (!meta.user_ids || !meta.item_ids || !f) {
+        free(meta.user_ids); free(meta.item_ids);
+        if (f) fclose(f);
+        free(json);
+        fprintf(stderr, "fedrec train: out of memory saving %s\n", o->out);
+        return 1;
+    }
+    const fr_idmap *um = fr_dataset_users(d->train), *im = fr_dataset_items(d->train);
+    for (uint32_t u = 0; u < nu; u++) meta.user_ids[u] = u < fr_idmap_size(um) ? fr_idmap_raw(um, u) : -1;
+    for (uint32_t i = 0; i < ni; i++) meta.item_ids[i] = i < fr_idmap_size(im) ? fr_idmap_raw(im, i) : -1;
+    char *dp = abs_path(o->data), *tp = abs_path(o->test), *np = abs_path(o->negatives);
+    fputs("{\"data\":", f); cli_json_str(f, dp);
+    fputs(",\"test\":", f); cli_json_str(f, tp);
+    fputs(",\"negatives\":", f); cli_json_str(f, np);
+    fputs(",\"split\":", f); cli_json_str(f, o->split ? o->split : "loo");
+    fprintf(f, ",\"synthetic\":%s,\"source\":", o->data ? "false" : "true");
+    cli_json_str(f, d->source);
+    fprintf(f, ",\"model\":\"%s\",\"centralized\":%s,\"seed\":%" PRIu64 ",\"epochs\":%" PRIu64 ",\"dim\":%u,\"l2\":%g",
+            fr_model_kind_name(fr_model_config_of(m)->kind), o->centralized ? "true" : "false", o->seed, epoch, dim,
+            (double)l2);
+    if (tc)
+        fprintf(f, ",\"batch\":%u,\"negatives_per_pos\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"shards\":%u", tc->batch,
+                tc->negatives, fr_optim_kind_name(tc->optim.kind), (double)tc->optim.lr, tc->shards);
+    fputs("}", f);
+    fclose(f);
+    free(dp); free(tp); free(np);
+    meta.config_json = json;
+    fr_err e = fr_model_save(m, o->out, &meta);
+    free(meta.user_ids);
+    free(meta.item_ids);
+    free(json);
+    return e ? cli_fail(e, "saving the model") : 0;
+}
+
+static int train_centralized(const cli_train_opts *o, cli_train_data *d, fr_model_kind kind) {
+    run_defaults def = defaults_for(kind);
+    fr_model_config mc;
+    fr_model_config_default(&mc, kind);
+    uint32_t nu = fr_dataset_n_users(d->train), ni = fr_dataset_n_items(d->train);
+    if (fr_dataset_n_users(d->test) > nu) nu = fr_dataset_n_users(d->test);
+    if (fr_dataset_n_items(d->test) > ni) ni = fr_dataset_n_items(d->test);
+    mc.n_users = nu;
+    mc.n_items = ni;
+    mc.seed = o->seed;
+    if (o->dim) {
+        if (o->dim > 4096) { fprintf(stderr, "fedrec train: --dim: expected 1..4096, got %" PRIu64 "\n", o->dim); return 2; }
+        mc.dim = (uint32_t)o->dim;
+    } else if (def.dim) {
+        mc.dim = def.dim;
+    }
+    if (!isnan(o->l2)) mc.l2 = (float)o->l2;
+    else if (!isnan(def.l2)) mc.l2 = (float)def.l2;
+    if (kind == FR_MODEL_MF) {
+        fr_dataset_info in;
+        fr_dataset_info_compute(d->train, &in);
+        mc.mu = (float)in.rating_mean;
+    }
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    fr_optim_kind ok = def.optim;
+    if (o->optimizer) {
+        fr_err pe = fr_optim_kind_parse(o->optimizer, &ok);
+        if (pe) { fprintf(stderr, "fedrec train: --optimizer: expected sgd, adam or adagrad, got '%s'\n", o->optimizer); return 2; }
+    }
+    fr_optim_config_default(&tc.optim, ok);
+    if (!o->optimizer || ok == def.optim) tc.optim.lr = (float)def.lr;
+    if (!isnan(o->lr)) tc.optim.lr = (float)o->lr;
+    tc.batch = o->batch ? (uint32_t)o->batch : def.batch;
+    if (o->batch > (1u << 24)) { fprintf(stderr, "fedrec train: --batch: expected 1..16777216, got %" PRIu64 "\n", o->batch); return 2; }
+    tc.negatives = o->negatives_per_pos ? (uint32_t)o->negatives_per_pos : def.neg;
+    tc.seed = o->seed;
+    tc.threads = (int)o->threads;
+    uint64_t epochs = o->epochs ? o->epochs : def.epochs;
+    fr_model *m = NULL;
+    fr_trainer *t = NULL;
+    fr_model_scorer *sc = NULL;
+    FILE *mf = NULL;
+    int rc = 0;
+    fr_err e = fr_train_config_check(&tc);
+    if (!e) e = fr_model_create(&m, &mc);
+    if (!e) e = fr_trainer_create(&t, m, d->train, &tc);
+    if (!e) e = fr_model_scorer_create(&sc, m, fr_trainer_pool(t), NULL, NULL);
+    if (e) { rc = cli_fail(e, "train"); goto done; }
+    if (o->metrics_out && !(mf = fopen(o->metrics_out, "w"))) {
+        fprintf(stderr, "fedrec train: --metrics-out: cannot write '%s': %s\n", o->metrics_out, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    if (!o->quiet)
+        printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
+               "batch %u, %u negatives per positive, %d threads\n",
+               fr_model_kind_name(kind), d->source, nu, ni, fr_dataset_n_interactions(d->train),
+               fr_optim_kind_name(tc.optim.kind), (double)tc.optim.lr, tc.batch, kind == FR_MODEL_MF ? 0 : tc.negatives,
+               fr_pool_size(fr_trainer_pool(t)));
+    for (uint64_t ep = 1; ep <= epochs; ep++) {
+        double loss = 0, t0 = now_s();
+        e = fr_trainer_epoch(t, &loss);
+        if (e) { rc = cli_fail(e, "train"); goto done; }
+        double secs = now_s() - t0;
+        bool do_eval = ep == epochs || (o->eval_every && ep % o->eval_every == 0);
+        fr_eval_result r;
+        double es = 0;
+        if (do_eval) {
+            double t1 = now_s();
+            e = fr_model_evaluate_with(sc, m, d->train, d->test, d->negs, NULL, fr_trainer_pool(t), &r);
+            if (e) { rc = cli_fail(e, "evaluating"); goto done; }
+            es = now_s() - t1;
+        }
+        if (!o->quiet) {
+            printf("epoch %3" PRIu64 "/%" PRIu64 "  loss %.5f", ep, epochs, loss);
+            if (do_eval) print_metrics(stdout, &r);
+            printf("  %.3f s\n", secs);
+            fflush(stdout);
+        }
+        if (mf) {
+            char buf[4096] = "";
+            if (do_eval && fr_eval_result_json(&r, buf, sizeof buf, NULL)) buf[0] = 0;
+            fprintf(mf, "{\"epoch\":%" PRIu64 ",\"loss\":%.6g%s%s,\"seconds\":%.4f,\"eval_seconds\":%.4f}\n", ep, loss,
+                    buf[0] ? "," : "", buf, secs, es);
+            fflush(mf);
+        }
+    }
+    if (o->out) rc = save_model(o, m, d, epochs, &tc, mc.dim, mc.l2);
+done:
+    if (mf && fclose(mf) && !rc) { fprintf(stderr, "fedrec train: writing '%s' failed\n", o->metrics_out); rc = 1; }
+    fr_model_scorer_free(sc);
+    fr_trainer_free(t);
+    fr_model_free(m);
+    return rc;
+}
+
+int cli_train(int argc, char **argv) {
+    cli_train_opts o;
+    memset(&o, 0, sizeof o);
+    o.lr = o.server_lr = o.server_momentum = o.mu = o.tau = o.beta1 = o.beta2 = o.availability = o.l2 = NAN;
+    o.seed = 1;
+    o.eval_every = 1;
+    arg_spec specs[] = {
+        {"data", ARG_STR, &o.data, "PATH  ratings file or NCF directory (default: built-in synthetic data)", false},
+        {"test", ARG_STR, &o.test, "PATH  given test file (PATH is then the training file)", false},
+        {"negatives", ARG_STR, &o.negatives, "PATH  NCF .negative file for evaluation", false},
+        {"split", ARG_STR, &o.split, "S  loo | ratio:R | temporal:R (default loo)", false},
+        {"model", ARG_STR, &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)", false},
+        {"dim", ARG_U64, &o.dim, "D  embedding size (default per model)", false},
+        {"rounds", ARG_U64, &o.rounds, "R  federated rounds", false},
+        {"clients-per-round", ARG_DBL, &o.clients_per_round, "C  clients per round: count or fraction (0 = all)", false},
+        {"local-epochs", ARG_U64, &o.local_epochs, "E  local epochs per round", false},
+        {"batch", ARG_U64, &o.batch, "B  minibatch size (default per model)", false},
+        {"lr", ARG_DBL, &o.lr, "η  learning rate (default per model and optimizer)", false},
+        {"optimizer", ARG_STR, &o.optimizer, "O  sgd | adam | adagrad", false},
+        {"strategy", ARG_STR, &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad", false},
+        {"centralized", ARG_FLAG, &o.centralized, "   train on all data in one process (no federation)", false},
+        {"epochs", ARG_U64, &o.epochs, "N  centralized epochs (default per model)", false},
+        {"threads", ARG_I64, &o.threads, "T  worker threads (0 = all cores)", false},
+        {"seed", ARG_U64, &o.seed, "S  random seed (default 1)", false},
+        {"eval-every", ARG_U64, &o.eval_every, "N  evaluate every N epochs/rounds (0 = at the end; default 1)", false},
+        {"out", ARG_STR, &o.out, "FILE  save the model here", false},
+        {"metrics-out", ARG_STR, &o.metrics_out, "FILE  JSON Lines metrics per epoch/round", false},
+        {"resume", ARG_FLAG, &o.resume, "   resume from the last checkpoint", false},
+        {"quiet", ARG_FLAG, &o.quiet, "   no progress lines", false},
+        {"server-lr", ARG_DBL, &o.server_lr, "η  server learning rate", false},
+        {"server-momentum", ARG_DBL, &o.server_momentum, "β  server momentum (fedavgm)", false},
+        {"mu", ARG_DBL, &o.mu, "μ  proximal term (fedprox)", false},
+        {"tau", ARG_DBL, &o.tau, "τ  adaptivity (fedadam, fedyogi, fedadagrad)", false},
+        {"beta1", ARG_DBL, &o.beta1, "β1  server optimizer", false},
+        {"beta2", ARG_DBL, &o.beta2, "β2  server optimizer", false},
+        {"availability", ARG_DBL, &o.availability, "P  probability a client is available", false},
+        {"neg", ARG_U64, &o.negatives_per_pos, "K  sampled training negatives per positive (default 4; 0 = default)", false},
+        {"l2", ARG_DBL, &o.l2, "λ  L2 regularisation (default per model)", false},
+        {"checkpoint-every", ARG_U64, &o.checkpoint_every, "N  checkpoint every N rounds", false},
+        {NULL, 0, NULL, NULL, false},
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf] [--centralized] ...";
+    int rc = args_parse(argc, argv, specs, pos, 0, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    fr_model_kind kind = FR_MODEL_MF;
+    if (o.model && fr_model_kind_parse(o.model, &kind)) {
+        fprintf(stderr, "fedrec train: --model: expected mf, bpr, gmf, mlp or neumf, got '%s'\n", o.model);
+        return 2;
+    }
+    if (!o.model) o.model = "mf";
+    if (o.split) {
+        fr_split_kind sk;
+        double ratio;
+        if (cli_parse_split(o.split, &sk, &ratio)) return 2;
+    }
+    if (o.optimizer) {
+        fr_optim_kind ok;
+        if (fr_optim_kind_parse(o.optimizer, &ok)) {
+            fprintf(stderr, "fedrec train: --optimizer: expected sgd, adam or adagrad, got '%s'\n", o.optimizer);
+            return 2;
+        }
+    }
+    if (o.strategy) {
+        static const char *const names[] = {"fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad"};
+        bool ok = false;
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) ok |= !strcmp(o.strategy, names[i]);
+        if (!ok) {
+            fprintf(stderr, "fedrec train: --strategy: expected fedavg, fedavgm, fedprox, fedadam, fedyogi or "
+                            "fedadagrad, got '%s'\n", o.strategy);
+            return 2;
+        }
+    }
+    if (o.threads < 0 || o.threads > 1024) {
+        fprintf(stderr, "fedrec train: --threads: expected 0..1024 (0 = all cores), got %" PRId64 "\n", o.threads);
+        return 2;
+    }
+    if (!isnan(o.lr) && !(o.lr > 0)) { fprintf(stderr, "fedrec train: --lr: expected a positive number, got %g\n", o.lr); return 2; }
+    if (!isnan(o.l2) && !(o.l2 >= 0)) { fprintf(stderr, "fedrec train: --l2: expected a number >= 0, got %g\n", o.l2); return 2; }
+    if (o.negatives_per_pos > 1000) {
+        fprintf(stderr, "fedrec train: --neg: expected 0..1000, got %" PRIu64 "\n", o.negatives_per_pos);
+        return 2;
+    }
+    if (o.centralized && o.resume) {
+        fprintf(stderr, "fedrec train: --resume applies to federated training; centralized runs do not checkpoint\n");
+        return 2;
+    }
+    if (o.test && !o.data) { fprintf(stderr, "fedrec train: --test needs --data (the training file)\n"); return 2; }
+    if (o.clients_per_round < 0) {
+        fprintf(stderr, "fedrec train: --clients-per-round: expected a count >= 1 or a fraction in (0, 1), got %g\n",
+                o.clients_per_round);
+        return 2;
+    }
+    cli_train_data d;
+    rc = cli_train_load(&o, kind, &d);
+    if (rc) return rc;
+    if (o.centralized) rc = train_centralized(&o, &d, kind);
+    else rc = cli_train_federated(&o, &d);
+    cli_train_data_free(&d);
+    return rc;
+}

@@ -1,0 +1,133 @@
+/* Metrics for an fr_model (see include/fedrec/model_eval.h). The scorer fills a per-worker
+ * users array once and scores items in chunks of its workspace, so a callback allocates
+ * nothing; errors inside a callback (which returns void) are latched for the caller. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "core/core.h"
+#include "fedrec/model_eval.h"
+
+#define CHUNK 1024 /* items per fr_model_score call */
+
+typedef struct worker_scratch {
+    fr_model_ws *ws;      /* model workspace */
+    uint32_t users[CHUNK];/* the user row, repeated */
+    uint32_t items[CHUNK];/* mapped items */
+} worker_scratch;
+
+struct fr_model_scorer {
+    const fr_model *m;          /* scored model (not owned) */
+    const uint32_t *user_map;   /* eval user -> model row, or NULL */
+    const uint32_t *item_map;   /* eval item -> model row, or NULL */
+    int n_workers;              /* entries of w */
+    worker_scratch *w;          /* [n_workers] */
+    atomic_int err;             /* first error met by a callback */
+    char errmsg[256];           /* its message */
+};
+
+void fr_model_scorer_free(fr_model_scorer *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n_workers; i++) fr_model_ws_free(s->w[i].ws);
+    fri_free(s->w);
+    fri_free(s);
+}
+
+fr_err fr_model_scorer_create(fr_model_scorer **out, const fr_model *m, fr_pool *pool, const uint32_t *user_map,
+                              const uint32_t *item_map) {
+    *out = NULL;
+    fr_model_scorer *s = fri_calloc(1, sizeof *s);
+    if (!s) return FR_ERR_NOMEM;
+    s->m = m;
+    s->user_map = user_map;
+    s->item_map = item_map;
+    int n = fr_pool_size(pool);
+    s->w = fri_calloc((size_t)n, sizeof *s->w);
+    if (!s->w) { fri_free(s); return FR_ERR_NOMEM; }
+    for (int i = 0; i < n; i++) {
+        fr_err e = fr_model_ws_create(&s->w[i].ws, m, 256);
+        s->n_workers = i + 1;
+        if (e) { fr_model_scorer_free(s); return e; }
+    }
+    *out = s;
+    return FR_OK;
+}
+
+static void latch(fr_model_scorer *s, fr_err e) {
+    int none = 0;
+    if (atomic_compare_exchange_strong(&s->err, &none, (int)e)) snprintf(s->errmsg, sizeof s->errmsg, "%s", fr_errmsg());
+}
+
+void fr_model_scorer_fn(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *scores_out, int worker) {
+    fr_model_scorer *s = ctx;
+    worker_scratch *w = &s->w[worker];
+    uint32_t row = s->user_map ? s->user_map[user] : user;
+    if (row == UINT32_MAX) {
+        for (size_t i = 0; i < n; i++) scores_out[i] = -INFINITY;
+        return;
+    }
+    for (size_t i = 0; i < CHUNK; i++) w->users[i] = row;
+    for (size_t at = 0; at < n; at += CHUNK) {
+        size_t k = n - at < CHUNK ? n - at : CHUNK;
+        const uint32_t *it = items + at;
+        bool unknown = false;
+        if (s->item_map) {
+            for (size_t i = 0; i < k; i++) {
+                uint32_t r = s->item_map[items[at + i]];
+                unknown |= r == UINT32_MAX;
+                w->items[i] = r == UINT32_MAX ? 0 : r;
+            }
+            it = w->items;
+        }
+        fr_err e = fr_model_score(s->m, w->ws, w->users, it, k, scores_out + at);
+        if (e) {
+            latch(s, e);
+            for (size_t i = 0; i < k; i++) scores_out[at + i] = NAN;
+            continue;
+        }
+        if (unknown)
+            for (size_t i = 0; i < k; i++)
+                if (s->item_map[items[at + i]] == UINT32_MAX) scores_out[at + i] = -INFINITY;
+    }
+}
+
+fr_err fr_model_scorer_status(const fr_model_scorer *s) {
+    int e = atomic_load(&((fr_model_scorer *)s)->err);
+    if (e) return fri_fail((fr_err)e, "%s", s->errmsg);
+    return FR_OK;
+}
+
+fr_err fr_model_evaluate_with(fr_model_scorer *s, const fr_model *m, const fr_dataset *train, const fr_dataset *test,
+                              const fr_negatives *negs, const fr_eval_opts *o, fr_pool *pool, fr_eval_result *r) {
+    fr_eval_opts opts;
+    if (o) opts = *o;
+    else fr_eval_opts_default(&opts);
+    fr_eval_result_init(r, &opts);
+    fr_err e;
+    if (fr_model_config_of(m)->kind == FR_MODEL_MF) {
+        fr_dataset_info in;
+        fr_dataset_info_compute(train, &in);
+        if (in.interactions && in.rating_max > in.rating_min) {
+            opts.clip = true;
+            opts.clip_lo = (float)in.rating_min;
+            opts.clip_hi = (float)in.rating_max;
+        }
+        e = fr_eval_ratings(fr_model_scorer_fn, s, test, &opts, pool, r);
+    } else if (negs) {
+        e = fr_eval_sampled(fr_model_scorer_fn, s, test, negs, &opts, pool, r);
+    } else {
+        e = fr_eval_full(fr_model_scorer_fn, s, train, test, &opts, pool, r);
+    }
+    if (e) return e;
+    return fr_model_scorer_status(s);
+}
+
+fr_err fr_model_evaluate(const fr_model *m, const fr_dataset *train, const fr_dataset *test, const fr_negatives *negs,
+                         const fr_eval_opts *o, fr_pool *pool, fr_eval_result *r) {
+    fr_model_scorer *s = NULL;
+    fr_err e = fr_model_scorer_create(&s, m, pool, NULL, NULL);
+    if (e) return e;
+    e = fr_model_evaluate_with(s, m, train, test, negs, o, pool, r);
+    fr_model_scorer_free(s);
+    return e;
+}

@@ -1,0 +1,340 @@
+/* Centralized training (see include/fedrec/train.h).
+ *
+ * Invariants that make the model independent of the thread count:
+ *   - examples are built per user from the user's own stream, in fixed user blocks that
+ *     are concatenated in block order;
+ *   - a minibatch is cut into cfg.shards shards (a fixed split of its examples); shard s
+ *     always goes to grad g[s] and workspace ws[s], whichever thread computes it, and the
+ *     shard gradients and losses are combined in shard order by one thread;
+ *   - dense optimizer (the default): each thread sums the shard gradients over its own
+ *     slab range, elementwise in shard order, and applies the update rule there; the
+ *     update is elementwise, so the split of the slab changes no float;
+ *   - sparse-row optimizer: one thread combines the shard gradients (fr_grad_combine, in
+ *     shard order) and takes the step.
+ * The minibatch loop runs inside ONE fr_pool_for per epoch: each pool worker takes one
+ * role and the roles meet at a barrier twice per minibatch (three times in sparse mode) (a condvar
+ * wake-up per phase would cost more than a NeuMF shard's compute). */
+#include <math.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdatomic.h>
+
+#include "fedrec/train.h"
+#include "model/examples.h"
+#include "model/model_internal.h"
+
+#define SMALL_BATCH 128 /* below this, the minibatch loop runs on one thread */
+#define N_BLOCKS 64 /* user blocks for example building (fixed: part of no result) */
+
+void fr_train_config_default(fr_train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->batch = 256;
+    c->negatives = 4;
+    c->shards = 2;
+    fr_optim_config_default(&c->optim, FR_OPTIM_ADAM);
+    c->seed = 1;
+    c->threads = 0;
+}
+
+fr_err fr_train_config_check(const fr_train_config *c) {
+    if (c->batch == 0 || c->batch > (1u << 24))
+        return fri_fail(FR_ERR_INVALID, "train config: batch %u: expected 1..16777216", c->batch);
+    if (c->negatives > 1000)
+        return fri_fail(FR_ERR_INVALID, "train config: negatives %u: expected 0..1000", c->negatives);
+    if (c->shards == 0 || c->shards > FR_TRAIN_MAX_SHARDS)
+        return fri_fail(FR_ERR_INVALID, "train config: shards %u: expected 1..%d", c->shards, FR_TRAIN_MAX_SHARDS);
+    if (c->threads > 1024)
+        return fri_fail(FR_ERR_INVALID, "train config: threads %d: expected <= 1024", c->threads);
+    return fr_optim_config_check(&c->optim);
+}
+
+/* A reusable barrier for `n` parties: spin briefly (a phase is a few microseconds of
+ * work), then sleep on a condition variable, so a machine with more runnable threads
+ * than cores does not burn the time slices the other parties need. */
+typedef struct spin_barrier {
+    atomic_uint count;    /* parties arrived in this generation */
+    atomic_uint gen;      /* bumped when all have arrived */
+    atomic_uint sleepers; /* parties waiting on cv */
+    unsigned n;           /* parties */
+    pthread_mutex_t mu;   /* guards the sleep */
+    pthread_cond_t cv;    /* signalled on a new generation with sleepers */
+} spin_barrier;
+
+#define SPINS 20000
+
+static void barrier_wait(spin_barrier *b) {
+    if (b->n <= 1) return;
+    unsigned g = atomic_load(&b->gen);
+    if (atomic_fetch_add(&b->count, 1) == b->n - 1) {
+        atomic_store(&b->count, 0);
+        atomic_fetch_add(&b->gen, 1);
+        if (atomic_load(&b->sleepers)) {
+            pthread_mutex_lock(&b->mu);
+            pthread_cond_broadcast(&b->cv);
+            pthread_mutex_unlock(&b->mu);
+        }
+        return;
+    }
+    for (unsigned spins = 0; spins < SPINS; spins++) {
+        if (atomic_load_explicit(&b->gen, memory_order_acquire) != g) return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    pthread_mutex_lock(&b->mu);
+    atomic_fetch_add(&b->sleepers, 1);
+    while (atomic_load(&b->gen) == g) pthread_cond_wait(&b->cv, &b->mu);
+    atomic_fetch_sub(&b->sleepers, 1);
+    pthread_mutex_unlock(&b->mu);
+}
+
+struct fr_trainer {
+    fr_model *m;                              /* trained in place (not owned) */
+    const fr_dataset *d;                      /* training data (not owned) */
+    fr_train_config cfg;                      /* as created */
+    fr_loss loss;                             /* the model's loss */
+    fr_pool *pool;                            /* owned */
+    unsigned parties;                         /* pool workers taking part in the fit loop */
+    fri_examples ex;                          /* this epoch's examples, shuffled */
+    fri_examples blk[N_BLOCKS];               /* per user block, concatenated into ex */
+    fr_err blk_err[N_BLOCKS];                 /* per block build status */
+    size_t n_blocks;                          /* used blocks (<= N_BLOCKS) */
+    fr_model_ws *ws[FR_TRAIN_MAX_SHARDS];     /* per shard */
+    fr_grad *g[FR_TRAIN_MAX_SHARDS];          /* per shard; g[0] receives the combination */
+    fr_optim *o;                              /* optimizer state */
+    uint64_t epoch;                           /* epochs done */
+    /* fit loop state, shared by the roles */
+    spin_barrier bar;
+    double shard_loss[FR_TRAIN_MAX_SHARDS];   /* mean loss of each shard this step */
+    size_t shard_n[FR_TRAIN_MAX_SHARDS];      /* examples of each shard this step */
+    fr_err shard_err[FR_TRAIN_MAX_SHARDS];    /* status of each shard this step */
+    atomic_int stop;                          /* set by role 0 on an error, read after a barrier */
+    fr_err err;                               /* the first error (role 0 writes) */
+    char errmsg[256];                         /* its message (messages are thread-local) */
+    double loss_sum;                          /* example-weighted loss sum of the epoch */
+};
+
+void fr_trainer_free(fr_trainer *t) {
+    if (!t) return;
+    fri_examples_free(&t->ex);
+    for (size_t b = 0; b < N_BLOCKS; b++) fri_examples_free(&t->blk[b]);
+    for (int s = 0; s < FR_TRAIN_MAX_SHARDS; s++) {
+        fr_model_ws_free(t->ws[s]);
+        fr_grad_free(t->g[s]);
+    }
+    fr_optim_free(t->o);
+    fr_pool_free(t->pool);
+    pthread_mutex_destroy(&t->bar.mu);
+    pthread_cond_destroy(&t->bar.cv);
+    fri_free(t);
+}
+
+fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, const fr_train_config *cfg) {
+    *out = NULL;
+    fr_err e = fr_train_config_check(cfg);
+    if (e) return e;
+    const fr_model_config *mc = fr_model_config_of(m);
+    if (fr_dataset_n_users(d) > mc->n_users || fr_dataset_n_items(d) > mc->n_items)
+        return fri_fail(FR_ERR_INVALID, "trainer: the data has %u users and %u items, the model rows for %u and %u",
+                        fr_dataset_n_users(d), fr_dataset_n_items(d), mc->n_users, mc->n_items);
+    if (fr_dataset_n_interactions(d) == 0) return fri_fail(FR_ERR_EMPTY, "trainer: no training interaction");
+    fr_trainer *t = fri_calloc(1, sizeof *t);
+    if (!t) return FR_ERR_NOMEM;
+    t->m = m;
+    t->d = d;
+    t->cfg = *cfg;
+    t->loss = mc->loss;
+    pthread_mutex_init(&t->bar.mu, NULL);
+    pthread_cond_init(&t->bar.cv, NULL);
+    uint32_t nu = fr_dataset_n_users(d);
+    t->n_blocks = nu < N_BLOCKS ? (nu ? nu : 1) : N_BLOCKS;
+    size_t shard_max = (cfg->batch + cfg->shards - 1) / cfg->shards;
+    e = fr_pool_create(&t->pool, cfg->threads);
+    for (uint32_t s = 0; !e && s < cfg->shards; s++) {
+        e = fr_model_ws_create(&t->ws[s], m, shard_max);
+        if (!e) e = fr_grad_create(&t->g[s], m);
+    }
+    if (!e) e = fr_optim_create(&t->o, m, &cfg->optim);
+    if (e) { fr_trainer_free(t); return e; }
+    t->parties = (unsigned)fr_pool_size(t->pool);
+    if (t->parties > cfg->shards && !fri_optim_is_dense(t->o)) t->parties = cfg->shards;
+    /* small minibatches: two barriers per step cost more than the step; one party runs
+     * the same shards in the same order, so the result does not change */
+    if (cfg->batch < SMALL_BATCH) t->parties = 1;
+    /* more parties than cores only wait on each other at the barriers */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores >= 1 && t->parties > (unsigned)cores) t->parties = (unsigned)cores;
+    t->bar.n = t->parties;
+    *out = t;
+    return FR_OK;
+}
+
+uint64_t fr_trainer_epochs(const fr_trainer *t) { return t->epoch; }
+fr_pool *fr_trainer_pool(fr_trainer *t) { return t->pool; }
+
+/* ------------------------------------------------------------------ examples */
+
+static void build_block(void *ctx, size_t b, int worker) {
+    (void)worker;
+    fr_trainer *t = ctx;
+    uint32_t nu = fr_dataset_n_users(t->d);
+    uint32_t u0 = (uint32_t)((uint64_t)nu * b / t->n_blocks), u1 = (uint32_t)((uint64_t)nu * (b + 1) / t->n_blocks);
+    fri_examples *ex = &t->blk[b];
+    fri_examples_clear(ex);
+    t->blk_err[b] = FR_OK;
+    for (uint32_t u = u0; u < u1; u++) {
+        fr_rng r;
+        fr_rng_init(&r, t->cfg.seed, (uint32_t)t->epoch, u, FR_PURPOSE_NEGATIVES);
+        fr_err e = fri_examples_add_user(ex, t->d, u, u, t->loss, t->cfg.negatives, &r);
+        if (e) { t->blk_err[b] = e; return; }
+    }
+}
+
+static fr_err build_examples(fr_trainer *t) {
+    fr_pool_for(t->pool, t->n_blocks, 1, build_block, t);
+    size_t total = 0;
+    for (size_t b = 0; b < t->n_blocks; b++) {
+        if (t->blk_err[b]) return fri_fail(FR_ERR_NOMEM, "trainer: out of memory building examples");
+        total += t->blk[b].n;
+    }
+    fr_err e = fri_examples_reserve(&t->ex, total);
+    if (e) return e;
+    size_t at = 0;
+    for (size_t b = 0; b < t->n_blocks; b++) {
+        const fri_examples *s = &t->blk[b];
+        memcpy(t->ex.user + at, s->user, s->n * sizeof *s->user);
+        memcpy(t->ex.item + at, s->item, s->n * sizeof *s->item);
+        memcpy(t->ex.neg + at, s->neg, s->n * sizeof *s->neg);
+        memcpy(t->ex.label + at, s->label, s->n * sizeof *s->label);
+        at += s->n;
+    }
+    t->ex.n = total;
+    fr_rng r;
+    fr_rng_init(&r, t->cfg.seed, (uint32_t)t->epoch, 0, FR_PURPOSE_SHUFFLE);
+    fri_examples_shuffle(&t->ex, &r);
+    return FR_OK;
+}
+
+/* ------------------------------------------------------------------ fit loop */
+
+static void set_error(fr_trainer *t, fr_err e) {
+    t->err = e;
+    snprintf(t->errmsg, sizeof t->errmsg, "%s", fr_errmsg());
+    atomic_store(&t->stop, 1);
+}
+
+/* Sparse mode, role 0 between the phases: combine the shard gradients into g[0] in shard
+ * order and take the (serial) sparse-row optimizer step. */
+static void combine_and_begin(fr_trainer *t, size_t n) {
+    double sum = 0;
+    for (uint32_t s = 0; s < t->cfg.shards; s++) sum += t->shard_loss[s] * (double)t->shard_n[s];
+    t->loss_sum += sum;
+    fr_err e = FR_OK;
+    if (t->cfg.shards > 1) {
+        float w0 = (float)((double)t->shard_n[0] / (double)n);
+        bool first = true;
+        for (uint32_t s = 1; !e && s < t->cfg.shards; s++) {
+            if (!t->shard_n[s]) continue;
+            e = fr_grad_combine(t->g[0], first ? w0 : 1.0f, t->g[s], (float)((double)t->shard_n[s] / (double)n));
+            first = false;
+        }
+    }
+    if (!e) e = fr_optim_step(t->o, t->m, t->g[0]);
+    if (e) set_error(t, e);
+}
+
+#define RANGE_CHUNK 2048 /* floats of gradient summed at a time before the update */
+
+/* Dense mode, one role's slab range: g = sum over shards (in shard order) of
+ * (n_s / n) * g_s, a chunk at a time into scratch, then the update rule on the chunk. */
+static void dense_step_range(fr_trainer *t, size_t lo, size_t hi, size_t n, float *tmp) {
+    const size_t S = t->cfg.shards;
+    float w[FR_TRAIN_MAX_SHARDS];
+    const float *gs[FR_TRAIN_MAX_SHARDS];
+    for (size_t s = 0; s < S; s++) {
+        w[s] = (float)((double)t->shard_n[s] / (double)n);
+        gs[s] = fr_grad_data_const(t->g[s]);
+    }
+    for (size_t at = lo; at < hi; at += RANGE_CHUNK) {
+        size_t c = hi - at < RANGE_CHUNK ? hi - at : RANGE_CHUNK;
+        if (S == 1) {
+            fri_optim_step_range(t->o, t->m, gs[0] + at, at, c);
+            continue;
+        }
+        for (size_t i = 0; i < c; i++) tmp[i] = w[0] * gs[0][at + i];
+        for (size_t s = 1; s < S; s++) {
+            if (!t->shard_n[s]) continue;
+            const float *g = gs[s] + at;
+            const float ws = w[s];
+            for (size_t i = 0; i < c; i++) tmp[i] += ws * g[i];
+        }
+        fri_optim_step_range(t->o, t->m, tmp, at, c);
+    }
+}
+
+static void fit_role(void *ctx, size_t role, int worker) {
+    (void)worker;
+    fr_trainer *t = ctx;
+    const fri_examples *ex = &t->ex;
+    const size_t B = t->cfg.batch, S = t->cfg.shards, P = t->parties;
+    const bool bpr = t->loss == FR_LOSS_BPR, dense = fri_optim_is_dense(t->o);
+    const size_t np = fr_model_n_params(t->m);
+    float tmp[RANGE_CHUNK];
+    for (size_t at = 0; at < ex->n; at += B) {
+        size_t n = ex->n - at < B ? ex->n - at : B;
+        /* phase A: shard gradients; shard s holds examples [at + lo_s, at + hi_s) */
+        if (dense && role == 0) {
+            fr_err e = fri_optim_step_begin(t->o, t->m, t->g[0]);
+            if (e) set_error(t, e);
+        }
+        for (size_t s = role; s < S; s += P) {
+            size_t lo = n * s / S, hi = n * (s + 1) / S;
+            t->shard_n[s] = hi - lo;
+            t->shard_loss[s] = 0;
+            t->shard_err[s] = FR_OK;
+            fr_grad_zero(t->g[s]);
+            if (hi == lo) continue;
+            size_t o = at + lo;
+            fr_batch b = {ex->user + o, ex->item + o, bpr ? NULL : ex->label + o, bpr ? ex->neg + o : NULL, hi - lo};
+            t->shard_err[s] = fr_model_loss_grad(t->m, t->ws[s], &b, t->g[s], &t->shard_loss[s]);
+        }
+        barrier_wait(&t->bar);
+        bool failed = atomic_load(&t->stop) != 0;
+        for (size_t s = 0; s < S; s++) failed |= t->shard_err[s] != FR_OK;
+        if (failed) {
+            if (role == 0)
+                for (size_t s = 0; s < S; s++)
+                    if (t->shard_err[s]) { set_error(t, t->shard_err[s]); break; }
+            return;
+        }
+        if (dense) {
+            /* phase B: each role sums the shard gradients over its slab range and updates it */
+            if (role == 0)
+                for (size_t s = 0; s < S; s++) t->loss_sum += t->shard_loss[s] * (double)t->shard_n[s];
+            size_t lo = np * role / P, hi = np * (role + 1) / P;
+            lo &= ~(size_t)15;
+            hi = role + 1 == P ? np : hi & ~(size_t)15;
+            if (hi > lo) dense_step_range(t, lo, hi, n, tmp);
+        } else {
+            /* phase B: one role combines in shard order and takes the sparse step */
+            if (role == 0) combine_and_begin(t, n);
+            barrier_wait(&t->bar);
+            if (atomic_load(&t->stop)) return;
+        }
+        barrier_wait(&t->bar);
+    }
+}
+
+fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
+    fr_err e = build_examples(t);
+    if (e) return e;
+    t->loss_sum = 0;
+    t->err = FR_OK;
+    atomic_store(&t->stop, 0);
+    fr_pool_for(t->pool, t->parties, 1, fit_role, t);
+    if (t->err) return fri_fail(t->err, "%s", t->errmsg);
+    t->epoch++;
+    if (mean_loss) *mean_loss = t->ex.n ? t->loss_sum / (double)t->ex.n : 0.0;
+    return FR_OK;
+}

@@ -1,0 +1,279 @@
+/* Centralized trainer, the shared example builder, and the model evaluation glue. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/fedrec.h"
+#include "fedrec/model_eval.h"
+#include "fedrec/train.h"
+#include "model/examples.h"
+
+static fr_dataset *gen(uint32_t users, uint32_t items, uint64_t n) {
+    fr_gen_opts g;
+    fr_gen_opts_default(&g);
+    g.users = users;
+    g.items = items;
+    g.interactions = n;
+    g.seed = 5;
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_generate(&d, &g), FR_OK, "%s", fr_errmsg());
+    return d;
+}
+
+static fr_model *make(fr_model_kind kind, const fr_dataset *d) {
+    fr_model_config c;
+    fr_model_config_default(&c, kind);
+    c.n_users = fr_dataset_n_users(d);
+    c.n_items = fr_dataset_n_items(d);
+    c.mu = 3.5f;
+    fr_model *m = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK, "%s", fr_errmsg());
+    return m;
+}
+
+/* Trains `epochs` epochs with `threads` threads; returns the model, losses in loss[]. */
+static fr_model *train(fr_model_kind kind, const fr_dataset *d, int threads, bool sparse, int epochs, double *loss) {
+    fr_model *m = make(kind, d);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    tc.threads = threads;
+    tc.batch = 128; /* smaller minibatches run the loop on one thread (train.c) */
+    tc.optim.lr = kind == FR_MODEL_MF ? 0.01f : 0.005f;
+    tc.optim.sparse_rows = sparse;
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, d, &tc), FR_OK, "%s", fr_errmsg());
+    for (int e = 0; e < epochs; e++) cr_assert_eq(fr_trainer_epoch(t, &loss[e]), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_trainer_epochs(t), (uint64_t)epochs);
+    fr_trainer_free(t);
+    return m;
+}
+
+Test(train, loss_falls_on_generated_data) {
+    fr_dataset *d = gen(150, 80, 3000);
+    fr_model_kind kinds[] = {FR_MODEL_MF, FR_MODEL_GMF, FR_MODEL_NEUMF};
+    for (int k = 0; k < 3; k++) {
+        double loss[6];
+        fr_model *m = train(kinds[k], d, 2, false, 6, loss);
+        cr_assert(isfinite(loss[0]) && isfinite(loss[5]));
+        cr_assert_lt(loss[5], 0.9 * loss[0], "%s: loss %g -> %g", fr_model_kind_name(kinds[k]), loss[0], loss[5]);
+        fr_model_free(m);
+    }
+    fr_dataset_free(d);
+}
+
+Test(train, identical_models_for_1_2_and_4_threads) {
+    fr_dataset *d = gen(120, 60, 2500);
+    fr_model_kind kinds[] = {FR_MODEL_MF, FR_MODEL_NEUMF, FR_MODEL_BPR};
+    for (int k = 0; k < 3; k++)
+        for (int sparse = 0; sparse < 2; sparse++) {
+            double l1[2], l2[2], l4[2];
+            fr_model *a = train(kinds[k], d, 1, sparse, 2, l1);
+            fr_model *b = train(kinds[k], d, 2, sparse, 2, l2);
+            fr_model *c = train(kinds[k], d, 4, sparse, 2, l4);
+            size_t n = fr_model_n_params(a) * sizeof(float);
+            cr_assert(!memcmp(fr_model_params(a), fr_model_params(b), n), "%s sparse=%d: 1 vs 2 threads",
+                      fr_model_kind_name(kinds[k]), sparse);
+            cr_assert(!memcmp(fr_model_params(a), fr_model_params(c), n), "%s sparse=%d: 1 vs 4 threads",
+                      fr_model_kind_name(kinds[k]), sparse);
+            cr_assert_eq(l1[1], l2[1]);
+            cr_assert_eq(l1[1], l4[1]);
+            fr_model_free(a);
+            fr_model_free(b);
+            fr_model_free(c);
+        }
+    fr_dataset_free(d);
+}
+
+Test(train, one_shard_equals_the_plain_minibatch_loop) {
+    /* shards = 1 must be exactly fri_examples_fit over the same examples */
+    fr_dataset *d = gen(60, 40, 900);
+    fr_model *m = make(FR_MODEL_GMF, d), *ref = make(FR_MODEL_GMF, d);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    tc.shards = 1;
+    tc.threads = 2;
+    tc.batch = 32;
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, d, &tc), FR_OK);
+    double loss;
+    cr_assert_eq(fr_trainer_epoch(t, &loss), FR_OK);
+    /* the reference: examples user by user with the same streams, then the same shuffle */
+    fri_examples ex = {0};
+    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+        fr_rng r;
+        fr_rng_init(&r, tc.seed, 0, u, FR_PURPOSE_NEGATIVES);
+        cr_assert_eq(fri_examples_add_user(&ex, d, u, u, FR_LOSS_BCE, tc.negatives, &r), FR_OK);
+    }
+    fr_rng r;
+    fr_rng_init(&r, tc.seed, 0, 0, FR_PURPOSE_SHUFFLE);
+    fri_examples_shuffle(&ex, &r);
+    fr_model_ws *ws = NULL;
+    fr_grad *g = NULL;
+    fr_optim *o = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, ref, tc.batch), FR_OK);
+    cr_assert_eq(fr_grad_create(&g, ref), FR_OK);
+    cr_assert_eq(fr_optim_create(&o, ref, &tc.optim), FR_OK);
+    double sum = 0;
+    cr_assert_eq(fri_examples_fit(&ex, tc.batch, ref, ws, g, o, &sum), FR_OK);
+    cr_assert(!memcmp(fr_model_params(m), fr_model_params(ref), fr_model_n_params(m) * sizeof(float)));
+    cr_assert_float_eq(loss, sum / (double)ex.n, 1e-12);
+    fri_examples_free(&ex);
+    fr_model_ws_free(ws);
+    fr_grad_free(g);
+    fr_optim_free(o);
+    fr_trainer_free(t);
+    fr_model_free(m);
+    fr_model_free(ref);
+    fr_dataset_free(d);
+}
+
+Test(train, examples_counts_and_negatives_outside_the_users_items) {
+    fr_dataset *d = gen(50, 30, 600);
+    fr_loss losses[] = {FR_LOSS_MSE, FR_LOSS_BCE, FR_LOSS_BPR};
+    for (int k = 0; k < 3; k++) {
+        fri_examples ex = {0};
+        size_t expect = 0;
+        for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+            fr_rng r;
+            fr_rng_init(&r, 3, 0, u, FR_PURPOSE_NEGATIVES);
+            size_t before = ex.n;
+            const float *ratings;
+            size_t deg = fr_dataset_user(d, u, NULL, &ratings, NULL);
+            cr_assert_eq(fri_examples_add_user(&ex, d, u, u, losses[k], 3, &r), FR_OK);
+            /* a user holding every item gets no negative (and no BPR example) */
+            bool full = deg >= fr_dataset_n_items(d);
+            size_t per = losses[k] == FR_LOSS_MSE ? 1 : losses[k] == FR_LOSS_BCE ? (full ? 1 : 4) : (full ? 0 : 3);
+            cr_assert_eq(ex.n - before, deg * per, "loss %d user %u: %zu examples for %zu interactions", k, u,
+                         ex.n - before, deg);
+            expect += deg * per;
+            for (size_t x = before; x < ex.n; x++) {
+                cr_assert_eq(ex.user[x], u);
+                if (losses[k] == FR_LOSS_BCE && ex.label[x] == 0.0f) cr_assert(!fr_dataset_has(d, u, ex.item[x]));
+                if (losses[k] == FR_LOSS_BCE && ex.label[x] == 1.0f) cr_assert(fr_dataset_has(d, u, ex.item[x]));
+                if (losses[k] == FR_LOSS_BPR) {
+                    cr_assert(fr_dataset_has(d, u, ex.item[x]));
+                    cr_assert(!fr_dataset_has(d, u, ex.neg[x]), "user %u negative %u is one of its items", u, ex.neg[x]);
+                }
+            }
+        }
+        cr_assert_eq(ex.n, expect);
+        fri_examples_free(&ex);
+    }
+    fr_dataset_free(d);
+}
+
+Test(train, config_errors_name_the_field) {
+    fr_train_config c;
+    fr_train_config_default(&c);
+    cr_assert_eq(fr_train_config_check(&c), FR_OK);
+    c.shards = 0;
+    cr_assert_eq(fr_train_config_check(&c), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "shards 0"), "%s", fr_errmsg());
+    fr_train_config_default(&c);
+    c.batch = 0;
+    cr_assert_eq(fr_train_config_check(&c), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "batch 0"), "%s", fr_errmsg());
+    /* a model too small for the data */
+    fr_dataset *d = gen(40, 20, 300);
+    fr_model_config mc;
+    fr_model_config_default(&mc, FR_MODEL_MF);
+    mc.n_users = 10;
+    mc.n_items = 20;
+    fr_model *m = NULL;
+    cr_assert_eq(fr_model_create(&m, &mc), FR_OK);
+    fr_train_config_default(&c);
+    fr_trainer *t = (fr_trainer *)1;
+    cr_assert_eq(fr_trainer_create(&t, m, d, &c), FR_ERR_INVALID);
+    cr_assert_null(t);
+    fr_model_free(m);
+    fr_dataset_free(d);
+}
+
+Test(train, out_of_memory_leaks_nothing) {
+    fr_dataset *d = gen(30, 20, 200);
+    fr_model *m = make(FR_MODEL_GMF, d);
+    for (long n = 1;; n++) {
+        fr_train_config c;
+        fr_train_config_default(&c);
+        c.threads = 2;
+        fr_trainer *t = NULL;
+        fr_test_fail_alloc(n, false);
+        fr_err e = fr_trainer_create(&t, m, d, &c);
+        double loss;
+        if (!e) e = fr_trainer_epoch(t, &loss);
+        fr_test_fail_alloc(0, false);
+        fr_trainer_free(t);
+        if (e == FR_OK) break;
+        cr_assert_eq(e, FR_ERR_NOMEM, "allocation %ld: %s", n, fr_errmsg());
+        cr_assert_lt(n, 1000);
+    }
+    fr_model_free(m);
+    fr_dataset_free(d);
+}
+
+/* The evaluation glue against a naive computation through fr_model_score. */
+Test(train, evaluate_mf_is_clipped_rmse_over_the_test_set) {
+    fr_dataset *all = gen(80, 40, 1500), *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_split(all, FR_SPLIT_RATIO, 0.8, 2, &tr, &te), FR_OK);
+    fr_model *m = make(FR_MODEL_MF, tr);
+    fr_dataset_info in;
+    fr_dataset_info_compute(tr, &in);
+    double se = 0, ae = 0;
+    uint64_t n = 0;
+    for (uint32_t u = 0; u < fr_dataset_n_users(te); u++) {
+        const uint32_t *items;
+        const float *r;
+        size_t k = fr_dataset_user(te, u, &items, &r, NULL);
+        for (size_t x = 0; x < k; x++) {
+            float p;
+            cr_assert_eq(fr_model_score(m, NULL, &u, &items[x], 1, &p), FR_OK);
+            double c = fmin(fmax(p, in.rating_min), in.rating_max);
+            se += (c - r[x]) * (c - r[x]);
+            ae += fabs(c - r[x]);
+            n++;
+        }
+    }
+    fr_pool *pool = NULL;
+    cr_assert_eq(fr_pool_create(&pool, 2), FR_OK);
+    fr_eval_result res;
+    cr_assert_eq(fr_model_evaluate(m, tr, te, NULL, NULL, pool, &res), FR_OK, "%s", fr_errmsg());
+    cr_assert(res.has_rating && !res.has_sampled && !res.has_full);
+    cr_assert_eq(res.ratings, n);
+    cr_assert_float_eq(res.rmse, sqrt(se / (double)n), 1e-6);
+    cr_assert_float_eq(res.mae, ae / (double)n, 1e-6);
+    fr_pool_free(pool);
+    fr_model_free(m);
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    fr_dataset_free(all);
+}
+
+Test(train, evaluate_implicit_uses_sampled_or_full_ranking) {
+    fr_dataset *all = gen(60, 50, 1200), *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_split(all, FR_SPLIT_LOO, 0, 2, &tr, &te), FR_OK);
+    fr_negatives *negs = NULL;
+    cr_assert_eq(fr_negatives_sample(&negs, all, te, 20, 3), FR_OK);
+    fr_model *m = make(FR_MODEL_GMF, tr);
+    fr_eval_result a, b;
+    cr_assert_eq(fr_model_evaluate(m, tr, te, negs, NULL, NULL, &a), FR_OK, "%s", fr_errmsg());
+    cr_assert(a.has_sampled && !a.has_full && !a.has_rating);
+    cr_assert_eq(fr_model_evaluate(m, tr, te, NULL, NULL, NULL, &b), FR_OK, "%s", fr_errmsg());
+    cr_assert(b.has_full && !b.has_sampled);
+    /* an identity user map gives the same figures as no map */
+    uint32_t *umap = malloc(fr_dataset_n_users(tr) * sizeof *umap);
+    for (uint32_t u = 0; u < fr_dataset_n_users(tr); u++) umap[u] = u;
+    fr_model_scorer *s = NULL;
+    cr_assert_eq(fr_model_scorer_create(&s, m, NULL, umap, NULL), FR_OK);
+    fr_eval_result c;
+    cr_assert_eq(fr_model_evaluate_with(s, m, tr, te, negs, NULL, NULL, &c), FR_OK);
+    cr_assert_eq(c.hr[1], a.hr[1]);
+    cr_assert_eq(c.ndcg[1], a.ndcg[1]);
+    fr_model_scorer_free(s);
+    free(umap);
+    fr_negatives_free(negs);
+    fr_model_free(m);
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    fr_dataset_free(all);
+}
