@@ -61,7 +61,7 @@ static int configs(const cli_train_opts *o, const cli_train_data *d, fr_model_co
     }
     fr_model_config_default(mc, kind);
     if (o->dim) mc->dim = (uint32_t)o->dim;
-    if (set(o->l2)) mc->l2 = (float)o->l2;
+    if (!isnan(o->l2)) mc->l2 = (float)o->l2; /* NaN = the model default; 0 is a real choice */
     mc->seed = o->seed;
     if (kind == FR_MODEL_MF) { /* global mean of the training ratings */
         double sum = 0;
