@@ -22,6 +22,8 @@
 #define FEDREC_FL_H
 
 #include "fedrec/core.h"
+#include "fedrec/data.h"
+#include "fedrec/model.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -100,6 +102,148 @@ FR_NODISCARD fr_err fr_update_decode(fr_update **out, const uint8_t *bytes, size
  * its contents are unspecified. */
 FR_NODISCARD fr_err fr_update_decode_into(fr_update *u, const uint8_t *bytes, size_t n,
                                           const fr_update_shape *shape);
+
+
+/* ------------------------------------------------------------------ federation config */
+
+typedef enum fr_strategy {
+    FR_STRATEGY_FEDAVG = 1,     /* w += eta_s * sum_k (n_k / sum_j n_j) * delta_k */
+    FR_STRATEGY_FEDAVGM = 2,    /* server momentum on the averaged delta */
+    FR_STRATEGY_FEDPROX = 3,    /* FedAvg on the server, + (mu/2)|w - w_t|^2 locally */
+    FR_STRATEGY_FEDADAM = 4,    /* Reddi et al. 2021, pseudo-gradient -delta */
+    FR_STRATEGY_FEDYOGI = 5,
+    FR_STRATEGY_FEDADAGRAD = 6,
+} fr_strategy;
+
+/* "fedavg", ...; "?" for an unknown value. Parse: FR_ERR_INVALID naming the bad name. */
+const char *fr_strategy_name(fr_strategy s);
+FR_NODISCARD fr_err fr_strategy_parse(const char *name, fr_strategy *out);
+
+#define FR_FL_MAX_LOCAL_EPOCHS 1000
+
+typedef struct fr_fl_config {
+    fr_strategy strategy;     /* server rule (fedavg) */
+    float server_lr;          /* eta_s (1 for fedavg/fedavgm/fedprox, 0.01 for adaptive ones) */
+    float server_momentum;    /* fedavgm beta (0.9) */
+    float beta1, beta2;       /* fedadam/fedyogi moments (0.9, 0.99) */
+    float tau;                /* adaptivity of fedadam/fedyogi/fedadagrad (1e-3) */
+    float mu;                 /* fedprox proximal weight (0.01; other strategies ignore it) */
+    bool row_norm;            /* average each item row over the clients that touched it only
+                                 (weights n_k / sum_{j touched row} n_j); off = exact FedAvg */
+    uint32_t local_epochs;    /* E (1), at most FR_FL_MAX_LOCAL_EPOCHS */
+    uint32_t batch;           /* B (32) */
+    uint32_t negatives;       /* training negatives per positive (4 bce, 1 bpr, 0 mse) */
+    fr_optim_config local;    /* the client's optimizer, fresh every round (adam 1e-3) */
+    double clients_per_round; /* 0: all; >= 1: that many; in (0, 1): that fraction (rounded
+                                 up, at least 1) of the available clients */
+    double availability;      /* probability a client is available in a round (1) */
+    uint64_t seed;            /* names every stream: (seed, round, client, purpose) */
+} fr_fl_config;
+
+/* Defaults for a model kind (the anchors' federated settings). */
+void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind);
+/* FR_OK, or FR_ERR_INVALID naming the field, its value and the allowed range. */
+FR_NODISCARD fr_err fr_fl_config_check(const fr_fl_config *c);
+
+/* ------------------------------------------------------------------ client */
+
+/* A client's own data: the only interactions its fit can see. items are global item ids
+ * (any order), ratings parallel (NULL for implicit data). */
+typedef struct fr_client_data {
+    uint32_t user;          /* the global user id of the client's one user (init streams) */
+    const uint32_t *items;  /* [n] */
+    const float *ratings;   /* [n] or NULL */
+    size_t n;               /* interactions */
+    uint32_t n_items;       /* catalogue size (negatives are drawn from [0, n_items)) */
+} fr_client_data;
+
+/* What a client reports besides its update. */
+typedef struct fr_client_report {
+    double loss_sum;        /* example-weighted training loss over all local steps */
+    uint64_t examples;      /* examples seen over all local epochs */
+    uint64_t bytes_down;    /* wire size of the shared rows and dense part it received */
+} fr_client_report;
+
+/* Per-worker scratch of a client: compact local models (only the item rows one client
+ * needs; one per size class of 16 << b rows, so a step costs O(the client's rows), not
+ * O(the largest client's)), their gradients and optimizers, and the example arrays.
+ * Once a worker has met each size class it needs, it allocates nothing. One per thread. */
+typedef struct fr_client_ws fr_client_ws;
+
+FR_NODISCARD fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, const fr_fl_config *cfg);
+void fr_client_ws_free(fr_client_ws *ws);
+
+/* One round of local training for client `client`:
+ *   gathers from global (a model of mcfg's shape, only its shared prefix is read) the
+ *   dense layers and the item rows of the client's positives and of the negatives it
+ *   samples for all E epochs (stream (seed, round, client, NEGATIVES)), loads its private
+ *   rows priv[t] (one pointer per user table, in slab order, cols floats each), runs E
+ *   shuffled epochs of minibatches with a fresh optimizer (+ the FedProx term), writes
+ *   the private rows back and fills upd: weight n_k = data->n, dense Δ of the dense
+ *   tensors (slab order), one table per item table with the Δ of its rows (ids
+ *   increasing). Nothing private enters upd. O(its rows), never O(catalogue).
+ * Errors: FR_ERR_INVALID (an item out of range, no interaction), FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
+                                  const fr_model *global, float *const *priv, fr_update *upd,
+                                  fr_client_report *rep);
+
+/* ------------------------------------------------------------------ server (round controller) */
+
+typedef struct fr_server fr_server;
+
+/* What one round did (filled by a runtime). */
+typedef struct fr_round_stats {
+    uint32_t round;         /* the round just finished (1-based) */
+    uint32_t clients;       /* updates aggregated */
+    double loss;            /* example-weighted mean training loss of those clients */
+    uint64_t examples;      /* their training examples (all local epochs) */
+    uint64_t bytes_up;      /* encoded updates */
+    uint64_t bytes_down;    /* shared rows and dense parts sent to clients */
+} fr_round_stats;
+
+/* Creates the server: the global model (mcfg with n_users = 1: only its shared prefix is
+ * used), strategy state, and n_workers fixed-point accumulators. Errors FR_ERR_INVALID,
+ * FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_server_create(fr_server **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
+                                     int n_workers);
+void fr_server_free(fr_server *s);
+/* The global model (shared prefix = the global parameters). Owned by the server. */
+fr_model *fr_server_model(fr_server *s);
+const fr_fl_config *fr_server_config(const fr_server *s);
+/* Rounds completed. */
+uint32_t fr_server_round(const fr_server *s);
+/* The shape a decoder must enforce on this server's updates (arrays owned by s). */
+const fr_update_shape *fr_server_shape(const fr_server *s);
+
+/* Clients for round `round` (1-based) out of n_clients, in increasing id order: the
+ * available ones (availability, stream (seed, round, client, AVAIL)) then a uniform
+ * sample without replacement of the configured count (stream (seed, round, 0, SAMPLE)).
+ * ids must hold n_clients entries. *k gets the count (may be 0). FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_server_sample(const fr_server *s, uint32_t round, uint32_t n_clients, uint32_t *ids,
+                                     uint32_t *k);
+
+/* Starts a round: zeroes the accumulators. */
+void fr_server_begin_round(fr_server *s);
+/* Adds n_k * Δ_k of one decoded update to worker's accumulator (64-bit fixed point,
+ * FR_FL_FIXED_SCALE). Calls with distinct workers may run concurrently. FR_ERR_INVALID
+ * if the update does not have the server's shape. */
+FR_NODISCARD fr_err fr_server_accept(fr_server *s, const fr_update *u, int worker);
+/* Sums the accumulators (integer: any order gives the same bits), divides by the weights
+ * in double and applies the strategy to the global model; the round count goes up.
+ * A round with no update leaves the model as it is (the count still goes up). */
+FR_NODISCARD fr_err fr_server_end_round(fr_server *s);
+
+#define FR_FL_FIXED_SCALE 4294967296.0 /* 2^32: n_k * Δ in units of 2^-32 */
+
+/* Server state for checkpoints: round, strategy moments (n_shared floats each, NULL when
+ * the strategy has none). */
+typedef struct fr_server_state {
+    uint32_t round;
+    float *m, *v;
+} fr_server_state;
+/* Pointers into the server's own state (read or overwrite; lengths n_shared). */
+void fr_server_state_get(fr_server *s, fr_server_state *st);
+void fr_server_set_round(fr_server *s, uint32_t round);
 
 #ifdef __cplusplus
 }

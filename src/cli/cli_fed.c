@@ -1,10 +1,264 @@
-/* fedrec train, federated path (placeholder until the federated runtime lands). */
+/* fedrec train, federated path: builds the model and federation configs from the
+ * options, runs rounds on the `sim` runtime, evaluates every N rounds, prints a progress
+ * line per round on a terminal, writes --metrics-out (JSON Lines, one object per round),
+ * checkpoints every --checkpoint-every rounds and at the end (to <out>.ckpt, or
+ * fedrec-train.ckpt without --out; nothing is written without --out, --checkpoint-every
+ * or --resume), continues from that checkpoint with --resume, and saves the model.
+ * Only this layer prints. */
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "cli/cli.h"
 #include "cli/train_opts.h"
+#include "fedrec/eval.h"
+#include "fedrec/runtime.h"
+
+typedef struct fed_score {
+    fr_model *m;            /* global shared params + every client's private rows */
+    fr_model_ws **ws;       /* [workers] scoring scratch */
+    uint32_t **users;       /* [workers][SCORE_CHUNK] */
+} fed_score;
+
+#define SCORE_CHUNK 4096
+
+/* Scores with user u's own private rows and the global shared parameters. */
+static void score(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
+    fed_score *s = ctx;
+    uint32_t *u = s->users[worker];
+    for (size_t at = 0; at < n; at += SCORE_CHUNK) {
+        size_t k = n - at < SCORE_CHUNK ? n - at : SCORE_CHUNK;
+        for (size_t i = 0; i < k; i++) u[i] = user;
+        if (fr_model_score(s->m, s->ws[worker], u, items + at, k, out + at) != FR_OK)
+            for (size_t i = 0; i < k; i++) out[at + i] = NAN;
+    }
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static bool set(double x) { return !isnan(x) && x != 0; }
+
+static int k10(const fr_eval_result *r) {
+    for (size_t i = 0; i < r->n_ks; i++)
+        if (r->ks[i] == 10) return (int)i;
+    return 0;
+}
+
+/* Builds the configs from the options; returns 0 or 2 after printing a usage error. */
+static int configs(const cli_train_opts *o, const cli_train_data *d, fr_model_config *mc, fr_fl_config *fc) {
+    fr_model_kind kind = d->explicit_ratings ? FR_MODEL_MF : FR_MODEL_NEUMF;
+    if (o->model && fr_model_kind_parse(o->model, &kind)) {
+        fprintf(stderr, "fedrec train: %s\n", fr_errmsg());
+        return 2;
+    }
+    fr_model_config_default(mc, kind);
+    if (o->dim) mc->dim = (uint32_t)o->dim;
+    if (!isnan(o->l2)) mc->l2 = (float)o->l2; /* NaN = the model default; 0 is a real choice */
+    mc->seed = o->seed;
+    if (kind == FR_MODEL_MF) { /* global mean of the training ratings */
+        double sum = 0;
+        uint64_t n = 0;
+        for (uint32_t u = 0; u < fr_dataset_n_users(d->train); u++) {
+            const float *r;
+            size_t k = fr_dataset_user(d->train, u, NULL, &r, NULL);
+            for (size_t i = 0; i < k; i++) sum += r[i];
+            n += k;
+        }
+        mc->mu = n ? (float)(sum / (double)n) : 0;
+    }
+    fr_fl_config_default(fc, kind);
+    fc->seed = o->seed;
+    if (o->strategy) {
+        char name[64];
+        snprintf(name, sizeof name, "%s", o->strategy);
+        char *plus = strstr(name, "+rownorm");
+        if (plus) { *plus = 0; fc->row_norm = true; }
+        if (fr_strategy_parse(name, &fc->strategy)) {
+            fprintf(stderr, "fedrec train: %s (append +rownorm to average item rows over the clients that "
+                            "touched them)\n", fr_errmsg());
+            return 2;
+        }
+        if (fc->strategy >= FR_STRATEGY_FEDADAM) fc->server_lr = 0.01f;
+    }
+    if (o->optimizer) {
+        fr_optim_kind ok;
+        if (fr_optim_kind_parse(o->optimizer, &ok)) {
+            fprintf(stderr, "fedrec train: %s\n", fr_errmsg());
+            return 2;
+        }
+        if (ok != fc->local.kind) fr_optim_config_default(&fc->local, ok); /* else keep the model's lr */
+    }
+    if (!isnan(o->lr) && o->lr > 0) fc->local.lr = (float)o->lr;
+    if (o->local_epochs) fc->local_epochs = (uint32_t)o->local_epochs;
+    if (o->batch) fc->batch = (uint32_t)o->batch;
+    fc->clients_per_round = o->clients_per_round > 0 ? o->clients_per_round : 0;
+    if (set(o->server_lr)) fc->server_lr = (float)o->server_lr;
+    if (set(o->server_momentum)) fc->server_momentum = (float)o->server_momentum;
+    if (set(o->mu)) fc->mu = (float)o->mu;
+    if (set(o->tau)) fc->tau = (float)o->tau;
+    if (set(o->beta1)) fc->beta1 = (float)o->beta1;
+    if (set(o->beta2)) fc->beta2 = (float)o->beta2;
+    if (set(o->availability)) fc->availability = o->availability;
+    if (o->negatives_per_pos) fc->negatives = (uint32_t)o->negatives_per_pos;
+    if (fr_fl_config_check(fc)) {
+        fprintf(stderr, "fedrec train: %s\n", fr_errmsg());
+        return 2;
+    }
+    return 0;
+}
+
+static fr_err evaluate(fr_sim *sim, const cli_train_data *d, fed_score *sc, fr_pool *pool, fr_eval_result *r) {
+    fr_eval_opts eo;
+    fr_eval_opts_default(&eo);
+    fr_eval_result_init(r, &eo);
+    sc->m = fr_sim_model(sim);
+    if (d->explicit_ratings) return fr_eval_ratings(score, sc, d->test, &eo, pool, r);
+    if (d->negs) return fr_eval_sampled(score, sc, d->test, d->negs, &eo, pool, r);
+    return fr_eval_full(score, sc, d->train, d->test, &eo, pool, r);
+}
+
+static fr_err save_model(fr_sim *sim, const cli_train_opts *o, const cli_train_data *d, const fr_fl_config *fc) {
+    fr_model *m = fr_sim_model(sim);
+    uint32_t nu = fr_model_config_of(m)->n_users, ni = fr_model_config_of(m)->n_items;
+    int64_t *uid = malloc((size_t)nu * sizeof *uid), *iid = malloc((size_t)ni * sizeof *iid);
+    if (!uid || !iid) { free(uid); free(iid); return FR_ERR_NOMEM; }
+    for (uint32_t u = 0; u < nu; u++) uid[u] = fr_idmap_raw(fr_dataset_users(d->train), u);
+    for (uint32_t i = 0; i < ni; i++) iid[i] = fr_idmap_raw(fr_dataset_items(d->train), i);
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"mode\":\"federated\",\"data\":\"%s\",\"strategy\":\"%s\",\"row_norm\":%s,\"server_lr\":%g,"
+             "\"local_epochs\":%u,\"batch\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"clients_per_round\":%g}",
+             d->source, fr_strategy_name(fc->strategy), fc->row_norm ? "true" : "false", (double)fc->server_lr,
+             fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr,
+             fc->clients_per_round);
+    for (char *c = json; *c; c++) if (*c == '\\') *c = '/';
+    fr_model_meta meta = {fr_server_round(fr_sim_server(sim)), 0, o->seed, json, uid, iid};
+    fr_err e = fr_model_save(m, o->out, &meta);
+    free(uid);
+    free(iid);
+    return e;
+}
 
 int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
-    (void)o; (void)d;
-    fprintf(stderr, "fedrec train: federated training is not built yet; use --centralized\n");
-    return 1;
+    fr_model_config mc;
+    fr_fl_config fc;
+    int rc = configs(o, d, &mc, &fc);
+    if (rc) return rc;
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", o->out ? o->out : "fedrec-train");
+    fr_pool *pool = NULL;
+    fr_sim *sim = NULL;
+    FILE *mf = NULL;
+    fed_score sc = {0};
+    int nw = 0;
+    fr_err e = fr_pool_create(&pool, (int)o->threads);
+    if (e) { rc = cli_fail(e, "train"); goto done; }
+    nw = fr_pool_size(pool);
+    e = fr_sim_create(&sim, &mc, &fc, d->train, pool);
+    if (e) { rc = cli_fail(e, "train"); goto done; }
+    sc.ws = calloc((size_t)nw, sizeof *sc.ws);
+    sc.users = calloc((size_t)nw, sizeof *sc.users);
+    if (!sc.ws || !sc.users) { rc = cli_fail(FR_ERR_NOMEM, "train"); goto done; }
+    for (int i = 0; i < nw; i++) {
+        e = fr_model_ws_create(&sc.ws[i], fr_sim_model(sim), 1024);
+        if (!e && !(sc.users[i] = malloc(SCORE_CHUNK * sizeof(uint32_t)))) e = FR_ERR_NOMEM;
+        if (e) { rc = cli_fail(e, "train"); goto done; }
+    }
+    if (o->resume) {
+        e = fr_sim_checkpoint_load(sim, ckpt);
+        if (e) { rc = cli_fail(e, "train --resume"); goto done; }
+    }
+    if (o->metrics_out) {
+        mf = fopen(o->metrics_out, o->resume ? "a" : "w");
+        if (!mf) { fprintf(stderr, "fedrec train: cannot open %s for writing\n", o->metrics_out); rc = 1; goto done; }
+    }
+    bool tty = isatty(2) && !o->quiet;
+    uint32_t start = fr_server_round(fr_sim_server(sim));
+    uint64_t rounds = o->rounds ? o->rounds : 20;
+    double t_begin = now_s();
+    fr_eval_result last = {0};
+    bool have_eval = false;
+    if (!o->quiet)
+        fprintf(stderr, "fedrec train: federated %s on %s: %u clients, %u items, strategy %s%s, E=%u B=%u %s lr %g%s\n",
+                fr_model_kind_name(mc.kind), d->source, fr_dataset_n_users(d->train), fr_dataset_n_items(d->train),
+                fr_strategy_name(fc.strategy), fc.row_norm ? "+rownorm" : "", fc.local_epochs, fc.batch,
+                fr_optim_kind_name(fc.local.kind), (double)fc.local.lr,
+                start ? " (resumed)" : "");
+    for (uint64_t r = start + 1; r <= rounds; r++) {
+        double t0 = now_s();
+        fr_round_stats st;
+        e = fr_sim_round(sim, &st);
+        if (e) { rc = cli_fail(e, "train"); goto done; }
+        bool ev = (o->eval_every && r % o->eval_every == 0) || r == rounds;
+        fr_eval_result er;
+        if (ev) {
+            e = evaluate(sim, d, &sc, pool, &er);
+            if (e) { rc = cli_fail(e, "train: evaluation"); goto done; }
+            last = er;
+            have_eval = true;
+        }
+        double secs = now_s() - t0;
+        if (o->checkpoint_every && r % o->checkpoint_every == 0) {
+            e = fr_sim_checkpoint_save(sim, ckpt);
+            if (e) { rc = cli_fail(e, "train: checkpoint"); goto done; }
+        }
+        char metric[96] = "";
+        if (ev && er.has_sampled)
+            snprintf(metric, sizeof metric, "  hr@10 %.4f  ndcg@10 %.4f", er.hr[k10(&er)], er.ndcg[k10(&er)]);
+        else if (ev && er.has_full)
+            snprintf(metric, sizeof metric, "  hr@10 %.4f  ndcg@10 %.4f", er.hr_full[k10(&er)], er.ndcg_full[k10(&er)]);
+        else if (ev && er.has_rating)
+            snprintf(metric, sizeof metric, "  rmse %.4f  mae %.4f", er.rmse, er.mae);
+        if (tty) {
+            double el = now_s() - t_begin;
+            double eta = el / (double)(r - start) * (double)(rounds - r);
+            fprintf(stderr, "round %" PRIu64 "/%" PRIu64 "  loss %.4f%s  clients %u  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s\n",
+                    r, rounds, st.loss, metric, st.clients, (double)st.bytes_up / 1e6, (double)st.bytes_down / 1e6,
+                    secs, eta);
+        }
+        if (mf) {
+            fprintf(mf, "{\"round\":%" PRIu64 ",\"loss\":%.6f", r, st.loss);
+            if (ev) {
+                char js[4096];
+                if (fr_eval_result_json(&er, js, sizeof js, NULL) == FR_OK && js[0]) fprintf(mf, ",%s", js);
+            }
+            fprintf(mf, ",\"clients\":%u,\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"seconds\":%.4f}\n",
+                    st.clients, st.bytes_up, st.bytes_down, secs);
+            fflush(mf);
+        }
+    }
+    if (o->out || o->checkpoint_every || o->resume) { /* no unasked-for file in the working directory */
+        e = fr_sim_checkpoint_save(sim, ckpt);
+        if (e) { rc = cli_fail(e, "train: checkpoint"); goto done; }
+    }
+    if (o->out) {
+        e = save_model(sim, o, d, &fc);
+        if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
+    }
+    if (have_eval && !o->quiet) {
+        if (last.has_sampled) printf("round %u: hr@10 %.4f ndcg@10 %.4f\n", fr_server_round(fr_sim_server(sim)),
+                                     last.hr[k10(&last)], last.ndcg[k10(&last)]);
+        else if (last.has_full) printf("round %u: hr@10_full %.4f ndcg@10_full %.4f\n", fr_server_round(fr_sim_server(sim)),
+                                       last.hr_full[k10(&last)], last.ndcg_full[k10(&last)]);
+        else if (last.has_rating) printf("round %u: rmse %.4f mae %.4f\n", fr_server_round(fr_sim_server(sim)), last.rmse,
+                                         last.mae);
+    }
+    rc = 0;
+done:
+    if (mf) fclose(mf);
+    if (sc.ws) for (int i = 0; i < nw; i++) fr_model_ws_free(sc.ws[i]);
+    if (sc.users) for (int i = 0; i < nw; i++) free(sc.users[i]);
+    free(sc.ws);
+    free(sc.users);
+    fr_sim_free(sim);
+    fr_pool_free(pool);
+    return rc;
 }

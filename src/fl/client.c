@@ -1,0 +1,360 @@
+/* The federated client: one round of local training on its own interactions.
+ *
+ * Invariants:
+ *   - Isolation: the fit sees the client's slice (fr_client_data), the global shared
+ *     parameters and its own private rows; the update it fills has room for the dense
+ *     layers and item rows only.
+ *   - O(its rows): the client trains a COMPACT model whose item tables hold only the
+ *     rows it needs this round (its positives and every negative it sampled for all E
+ *     epochs), sorted by global id; example item ids are remapped to local rows. The
+ *     compact models (by size class: 16 << b item rows), gradients, optimizers and
+ *     example arrays live in the per-worker scratch; once each class a worker needs
+ *     exists, nothing is allocated.
+ *     Item-table rows past the client's count are never read or sent.
+ *   - Determinism: negatives come from (seed, round, client, NEGATIVES), minibatch order
+ *     from (seed, round, client, SHUFFLE); nothing depends on the worker. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/core.h"
+#include "fedrec/fl.h"
+#include "model/examples.h"
+
+/* A compact model of one size class. The optimizer's dense step costs O(rows of the
+ * model), so a client uses the smallest class that holds its rows (at most 2x them),
+ * never the largest one a worker has seen. */
+typedef struct compact {
+    uint32_t cap;           /* item rows */
+    fr_model *m;
+    fr_grad *g;
+    fr_optim *o;
+} compact;
+
+struct fr_client_ws {
+    fr_model_config mcfg;   /* the global model's config (n_users = 1 here) */
+    fr_fl_config cfg;       /* federation settings */
+    compact bk[32];         /* compact models by size class: 16 << b item rows */
+    fr_model *m;            /* the one in use this fit (n_users 1) */
+    fr_grad *g;             /* its gradient */
+    fr_optim *o;            /* its optimizer, reset each round */
+    fr_model_ws *mws;       /* forward/backward scratch for batch B */
+    float *ref;             /* [ref_cap] the values received (Δ = params - ref) */
+    size_t ref_cap;
+    fri_examples ex;        /* examples of all E epochs */
+    uint32_t *sorted;       /* [cap_sorted] the client's items, sorted (negative test) */
+    size_t cap_sorted;
+    uint32_t *local;        /* [cap_local] global ids of the local item rows, increasing */
+    size_t cap_local;
+    uint32_t dense_len;     /* floats of the dense tensors */
+    uint32_t n_tables;      /* item tables */
+    uint32_t widths[FR_MODEL_MAX_TENSORS]; /* their widths */
+};
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Selects (creating on first use) the smallest size class holding n rows. */
+static fr_err use_compact(fr_client_ws *ws, uint32_t n) {
+    uint32_t b = 0;
+    while (b < 31 && ((uint64_t)16 << b) < n && ((uint64_t)16 << b) < ws->mcfg.n_items) b++;
+    compact *c = &ws->bk[b];
+    if (!c->m) {
+        fr_model_config mc = ws->mcfg;
+        mc.n_users = 1;
+        mc.n_items = ((uint64_t)16 << b) < ws->mcfg.n_items ? (uint32_t)16 << b : ws->mcfg.n_items;
+        /* plain SGD moves only rows with a gradient: the row step is the dense step */
+        fr_optim_config oc = ws->cfg.local;
+        if (oc.kind == FR_OPTIM_SGD && oc.momentum == 0 && oc.weight_decay == 0) oc.sparse_rows = true;
+        fr_err e = fr_model_create(&c->m, &mc);
+        if (!e) e = fr_grad_create(&c->g, c->m);
+        if (!e) e = fr_optim_create(&c->o, c->m, &oc);
+        if (e) {
+            fr_model_free(c->m); fr_grad_free(c->g); fr_optim_free(c->o);
+            memset(c, 0, sizeof *c);
+            return e;
+        }
+        c->cap = mc.n_items;
+    }
+    size_t np = fr_model_n_params(c->m);
+    if (np > ws->ref_cap) {
+        float *r = fri_realloc(ws->ref, np * sizeof *r);
+        if (!r) return FR_ERR_NOMEM;
+        ws->ref = r;
+        ws->ref_cap = np;
+    }
+    ws->m = c->m; ws->g = c->g; ws->o = c->o;
+    return FR_OK;
+}
+
+fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, const fr_fl_config *cfg) {
+    *out = NULL;
+    fr_err e = fr_fl_config_check(cfg);
+    if (e) return e;
+    fr_client_ws *ws = fri_calloc(1, sizeof *ws);
+    if (!ws) return FR_ERR_NOMEM;
+    ws->mcfg = *mcfg;
+    ws->cfg = *cfg;
+    e = use_compact(ws, 1);
+    if (!e) e = fr_model_ws_create(&ws->mws, ws->m, cfg->batch);
+    if (e) { fr_client_ws_free(ws); return e; }
+    for (int t = 0; t < fr_model_n_tensors(ws->m); t++) {
+        const fr_tensor *tt = fr_model_tensor(ws->m, t);
+        if (tt->kind == FR_TENSOR_DENSE) ws->dense_len += tt->rows * tt->cols;
+        else if (tt->kind == FR_TENSOR_ITEM_TABLE) ws->widths[ws->n_tables++] = tt->cols;
+    }
+    *out = ws;
+    return FR_OK;
+}
+
+void fr_client_ws_free(fr_client_ws *ws) {
+    if (!ws) return;
+    for (int b = 0; b < 32; b++) {
+        fr_model_free(ws->bk[b].m);
+        fr_grad_free(ws->bk[b].g);
+        fr_optim_free(ws->bk[b].o);
+    }
+    fr_model_ws_free(ws->mws);
+    fri_free(ws->ref);
+    fri_examples_free(&ws->ex);
+    fri_free(ws->sorted);
+    fri_free(ws->local);
+    fri_free(ws);
+}
+
+static fr_err grow_u32(uint32_t **a, size_t *cap, size_t n) {
+    if (n <= *cap) return FR_OK;
+    size_t c = *cap ? *cap : 64;
+    while (c < n) c *= 2;
+    uint32_t *p = fri_realloc(*a, c * sizeof *p);
+    if (!p) return FR_ERR_NOMEM;
+    *a = p;
+    *cap = c;
+    return FR_OK;
+}
+
+static bool in_sorted(const uint32_t *a, size_t n, uint32_t x) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x) lo = mid + 1; else hi = mid;
+    }
+    return lo < n && a[lo] == x;
+}
+
+static uint32_t local_row(const uint32_t *a, size_t n, uint32_t x) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x) lo = mid + 1; else hi = mid;
+    }
+    return (uint32_t)lo;
+}
+
+/* A uniform item the client never touched (the rule of fri_examples_add_user, on the
+ * slice: the same draws give the same negatives). UINT32_MAX if there is none. */
+static uint32_t draw_negative(const fr_client_ws *ws, size_t deg, uint32_t n_items, fr_rng *rng) {
+    if (deg >= n_items) return UINT32_MAX;
+    for (;;) {
+        uint32_t j = fr_rng_below(rng, n_items);
+        if (!in_sorted(ws->sorted, deg, j)) return j;
+    }
+}
+
+/* One pass over the slice as model row 0 (see fri_examples_add_user). */
+static fr_err add_pass(fr_client_ws *ws, const fr_client_data *d, fr_rng *rng) {
+    fri_examples *ex = &ws->ex;
+    fr_loss loss = ws->mcfg.loss;
+    uint32_t neg = ws->cfg.negatives;
+    size_t per = loss == FR_LOSS_MSE ? 1 : loss == FR_LOSS_BCE ? 1 + (size_t)neg : (neg ? neg : 1);
+    fr_err e = fri_examples_reserve(ex, ex->n + d->n * per);
+    if (e) return e;
+    size_t k = ex->n;
+    for (size_t x = 0; x < d->n; x++) {
+        uint32_t it = d->items[x];
+        switch (loss) {
+        case FR_LOSS_MSE:
+            ex->user[k] = 0; ex->item[k] = it; ex->label[k] = d->ratings ? d->ratings[x] : 1.0f; ex->neg[k] = 0;
+            k++;
+            break;
+        case FR_LOSS_BCE:
+            ex->user[k] = 0; ex->item[k] = it; ex->label[k] = 1.0f; ex->neg[k] = 0;
+            k++;
+            for (uint32_t q = 0; q < neg; q++) {
+                uint32_t j = draw_negative(ws, d->n, d->n_items, rng);
+                if (j == UINT32_MAX) break;
+                ex->user[k] = 0; ex->item[k] = j; ex->label[k] = 0.0f; ex->neg[k] = 0;
+                k++;
+            }
+            break;
+        case FR_LOSS_BPR:
+            for (size_t q = 0; q < per; q++) {
+                uint32_t j = draw_negative(ws, d->n, d->n_items, rng);
+                if (j == UINT32_MAX) break;
+                ex->user[k] = 0; ex->item[k] = it; ex->neg[k] = j; ex->label[k] = 1.0f;
+                k++;
+            }
+            break;
+        }
+    }
+    ex->n = k;
+    return FR_OK;
+}
+
+/* Minibatches with the FedProx term mu * (w - w_t) added to the gradient of every local
+ * shared parameter (the dense tensors and rows [0, L) of the item tables). */
+static fr_err fit_prox(fr_client_ws *ws, const fri_examples *ex, uint32_t L, double *loss_sum) {
+    fr_model *m = ws->m;
+    bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
+    float mu = ws->cfg.mu;
+    size_t batch = ws->cfg.batch;
+    for (size_t s = 0; s < ex->n; s += batch) {
+        size_t n = ex->n - s < batch ? ex->n - s : batch;
+        fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
+        double loss = 0;
+        fr_grad_zero(ws->g);
+        fr_err e = fr_model_loss_grad(m, ws->mws, &b, ws->g, &loss);
+        if (e) return e;
+        float *g = fr_grad_data(ws->g);
+        const float *w = fr_model_params_const(m);
+        for (int t = 0; t < fr_model_n_tensors(m); t++) {
+            const fr_tensor *tt = fr_model_tensor(m, t);
+            if (tt->kind == FR_TENSOR_USER_TABLE) continue;
+            size_t rows = tt->kind == FR_TENSOR_ITEM_TABLE ? L : tt->rows;
+            size_t len = rows * tt->cols;
+            for (size_t i = 0; i < len; i++) g[tt->offset + i] += mu * (w[tt->offset + i] - ws->ref[tt->offset + i]);
+            if (tt->kind == FR_TENSOR_ITEM_TABLE)
+                for (uint32_t r = 0; r < L; r++) fr_grad_touch(ws->g, t, r);
+        }
+        e = fr_optim_step(ws->o, m, ws->g);
+        if (e) return e;
+        *loss_sum += loss * (double)n;
+    }
+    return FR_OK;
+}
+
+fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
+                     const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    if (data->n == 0) return fri_fail(FR_ERR_INVALID, "client %u: no interaction to train on", client);
+    if (data->n_items != ws->mcfg.n_items || fr_model_config_of(global)->n_items != data->n_items)
+        return fri_fail(FR_ERR_INVALID, "client %u: catalogue of %u items, the model has %u", client, data->n_items,
+                        fr_model_config_of(global)->n_items);
+    /* the client's own items, sorted, for the negative test */
+    fr_err e = grow_u32(&ws->sorted, &ws->cap_sorted, data->n);
+    if (e) return e;
+    for (size_t i = 0; i < data->n; i++) {
+        if (data->items[i] >= data->n_items)
+            return fri_fail(FR_ERR_INVALID, "client %u: item %u out of range, catalogue has %u", client,
+                            data->items[i], data->n_items);
+        ws->sorted[i] = data->items[i];
+    }
+    qsort(ws->sorted, data->n, sizeof *ws->sorted, cmp_u32);
+
+    /* examples of all E epochs, each epoch shuffled on its own */
+    uint64_t seed = ws->cfg.seed;
+    fr_rng rneg, rshuf;
+    fr_rng_init(&rneg, seed, round, client, FR_PURPOSE_NEGATIVES);
+    fr_rng_init(&rshuf, seed, round, client, FR_PURPOSE_SHUFFLE);
+    uint32_t E = ws->cfg.local_epochs;
+    size_t starts[FR_FL_MAX_LOCAL_EPOCHS + 1];
+    fri_examples_clear(&ws->ex);
+    for (uint32_t ep = 0; ep < E; ep++) {
+        starts[ep] = ws->ex.n;
+        e = add_pass(ws, data, &rneg);
+        if (e) return e;
+        fri_examples ex = ws->ex;
+        ex.n -= starts[ep];
+        ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
+        fri_examples_shuffle(&ex, &rshuf);
+    }
+    starts[E] = ws->ex.n;
+
+    /* the local rows: every item the examples use, increasing global id */
+    bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
+    size_t nex = ws->ex.n;
+    e = grow_u32(&ws->local, &ws->cap_local, bpr ? 2 * nex : nex);
+    if (e) return e;
+    size_t nl = 0;
+    for (size_t i = 0; i < nex; i++) {
+        ws->local[nl++] = ws->ex.item[i];
+        if (bpr) ws->local[nl++] = ws->ex.neg[i];
+    }
+    qsort(ws->local, nl, sizeof *ws->local, cmp_u32);
+    size_t L = 0;
+    for (size_t i = 0; i < nl; i++)
+        if (L == 0 || ws->local[L - 1] != ws->local[i]) ws->local[L++] = ws->local[i];
+    for (size_t i = 0; i < nex; i++) {
+        ws->ex.item[i] = local_row(ws->local, L, ws->ex.item[i]);
+        if (bpr) ws->ex.neg[i] = local_row(ws->local, L, ws->ex.neg[i]);
+    }
+    e = use_compact(ws, (uint32_t)L);
+    if (e) return e;
+
+    /* receive: gather the dense layers and the local rows, load the private rows */
+    fr_model *m = ws->m;
+    float *w = fr_model_params(m);
+    const float *gw = fr_model_params_const(global);
+    int ut = 0;
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *lt = fr_model_tensor(m, t), *gt = fr_model_tensor(global, t);
+        size_t cols = lt->cols;
+        if (lt->kind == FR_TENSOR_DENSE) {
+            memcpy(w + lt->offset, gw + gt->offset, (size_t)lt->rows * cols * sizeof *w);
+        } else if (lt->kind == FR_TENSOR_ITEM_TABLE) {
+            for (size_t r = 0; r < L; r++)
+                memcpy(w + lt->offset + r * cols, gw + gt->offset + (size_t)ws->local[r] * cols, cols * sizeof *w);
+        } else {
+            memcpy(w + lt->offset, priv[ut++], cols * sizeof *w);
+        }
+    }
+    memcpy(ws->ref, w, fr_model_n_shared(m) * sizeof *w);
+    uint32_t counts[FR_MODEL_MAX_TENSORS];
+    for (uint32_t t = 0; t < ws->n_tables; t++) counts[t] = (uint32_t)L;
+    rep->bytes_down = fr_update_wire_size(ws->dense_len, ws->n_tables, ws->widths, counts);
+
+    /* local fit: E epochs of minibatches with a fresh optimizer */
+    fr_optim_reset(ws->o);
+    bool prox = ws->cfg.strategy == FR_STRATEGY_FEDPROX && ws->cfg.mu > 0;
+    double loss_sum = 0;
+    for (uint32_t ep = 0; ep < E; ep++) {
+        fri_examples ex = ws->ex;
+        ex.n = starts[ep + 1] - starts[ep];
+        ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
+        if (ex.n == 0) continue;
+        e = prox ? fit_prox(ws, &ex, (uint32_t)L, &loss_sum)
+                 : fri_examples_fit(&ex, ws->cfg.batch, m, ws->mws, ws->g, ws->o, &loss_sum);
+        if (e) return e;
+    }
+    rep->loss_sum = loss_sum;
+    rep->examples = nex;
+
+    /* private rows stay with the client; the update gets Δ of the shared part */
+    e = fr_update_reset(upd, ws->dense_len, ws->n_tables, ws->widths);
+    if (e) return e;
+    upd->weight = data->n;
+    upd->client = client;
+    upd->round = round;
+    size_t dpos = 0;
+    uint32_t tb = 0;
+    ut = 0;
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *lt = fr_model_tensor(m, t);
+        size_t cols = lt->cols;
+        if (lt->kind == FR_TENSOR_DENSE) {
+            size_t len = (size_t)lt->rows * cols;
+            for (size_t i = 0; i < len; i++) upd->dense[dpos + i] = w[lt->offset + i] - ws->ref[lt->offset + i];
+            dpos += len;
+        } else if (lt->kind == FR_TENSOR_ITEM_TABLE) {
+            e = fr_update_table_resize(upd, tb, (uint32_t)L);
+            if (e) return e;
+            fr_update_table *ut_ = &upd->tables[tb++];
+            memcpy(ut_->ids, ws->local, L * sizeof *ut_->ids);
+            for (size_t i = 0; i < L * cols; i++) ut_->values[i] = w[lt->offset + i] - ws->ref[lt->offset + i];
+        } else {
+            memcpy(priv[ut++], w + lt->offset, cols * sizeof *w);
+        }
+    }
+    return FR_OK;
+}
