@@ -98,6 +98,23 @@ Test(fedavg, toy_row_normalised) {
     for (int i = 0; i < 6; i++) cr_assert_float_eq(d[i], want[i], 2e-7, "param %d: %g vs %g", i, d[i], want[i]);
 }
 
+Test(fedavg, toy_item_sum) {
+    fr_fl_config cfg;
+    fr_fl_config_default(&cfg, FR_MODEL_MF);
+    cfg.item_sum = true;
+    double d[6];
+    toy_run(&cfg, 1, ONE_WORKER, 1, d);
+    /* K = 3 clients, N = 8: each item row gets sum_k (n_k / (N/K)) delta_k = 3/8 sum n_k delta_k,
+     * i.e. 3x the FedAvg values (0, 0.05, 0.4, 0.0625, -0.025, 0.1). */
+    const double want[6] = {0, 0.15, 1.2, 0.1875, -0.075, 0.3};
+    for (int i = 0; i < 6; i++) cr_assert_float_eq(d[i], want[i], 6e-7, "param %d: %g vs %g", i, d[i], want[i]);
+    cfg.row_norm = true;
+    fr_server *s = NULL;
+    fr_model_config m = toy_mcfg();
+    cr_assert_eq(fr_server_create(&s, &m, &cfg, 1), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "item_sum") != NULL, "%s", fr_errmsg());
+}
+
 Test(fedavg, workers_and_order_do_not_change_bits) {
     fr_fl_config cfg;
     fr_fl_config_default(&cfg, FR_MODEL_MF);

@@ -130,6 +130,10 @@ typedef struct fr_fl_config {
     float mu;                 /* fedprox proximal weight (0.01; other strategies ignore it) */
     bool row_norm;            /* average each item row over the clients that touched it only
                                  (weights n_k / sum_{j touched row} n_j); off = exact FedAvg */
+    bool item_sum;            /* item rows take the n_k-weighted SUM of the round's deltas,
+                                 sum_k (n_k / mean_j n_j) Δ_k, as if each client's change landed
+                                 on the row (FedAvg with eta_s = K on item tables; the sum of
+                                 item gradients of federated CF). Excludes row_norm. */
     uint32_t local_epochs;    /* E (1), at most FR_FL_MAX_LOCAL_EPOCHS */
     uint32_t batch;           /* B (32) */
     uint32_t negatives;       /* training negatives per positive (4 bce, 1 bpr, 0 mse) */

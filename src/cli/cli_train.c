@@ -342,6 +342,7 @@ int cli_train(int argc, char **argv) {
         {"metrics-out", ARG_STR, &o.metrics_out, "FILE  JSON Lines metrics per epoch/round", false},
         {"resume", ARG_FLAG, &o.resume, "   resume from the last checkpoint", false},
         {"quiet", ARG_FLAG, &o.quiet, "   no progress lines", false},
+        {"item-agg", ARG_STR, &o.item_agg, "A  item rows: mean (exact FedAvg) | rows (over clients that touched the row) | sum", false},
         {"server-lr", ARG_DBL, &o.server_lr, "η  server learning rate", false},
         {"server-momentum", ARG_DBL, &o.server_momentum, "β  server momentum (fedavgm)", false},
         {"mu", ARG_DBL, &o.mu, "μ  proximal term (fedprox)", false},
@@ -376,6 +377,10 @@ int cli_train(int argc, char **argv) {
             fprintf(stderr, "fedrec train: --optimizer: expected sgd, adam or adagrad, got '%s'\n", o.optimizer);
             return 2;
         }
+    }
+    if (o.item_agg && strcmp(o.item_agg, "mean") && strcmp(o.item_agg, "rows") && strcmp(o.item_agg, "sum")) {
+        fprintf(stderr, "fedrec train: --item-agg: expected mean, rows or sum, got '%s'\n", o.item_agg);
+        return 2;
     }
     if (o.strategy) {
         static const char *const names[] = {"fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad"};

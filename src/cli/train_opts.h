@@ -23,6 +23,7 @@ typedef struct cli_train_opts {
     double lr;                /* --lr (NaN = default for the optimizer/model) */
     const char *optimizer;    /* --optimizer sgd|adam|adagrad */
     const char *strategy;     /* --strategy fedavg|fedavgm|fedprox|fedadam|fedyogi|fedadagrad */
+    const char *item_agg;     /* --item-agg mean|rows|sum: how item rows are aggregated */
     bool centralized;         /* --centralized */
     uint64_t epochs;          /* --epochs N (centralized) */
     int64_t threads;          /* --threads T (0 = all cores) */

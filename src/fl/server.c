@@ -10,7 +10,8 @@
  *     workers. Values beyond +-4.6e18 units saturate; NaN counts as the lower bound.
  *   - Only the shared prefix of the slab is ever touched: updates carry no private rows.
  *   - A row no client touched has Δ = 0 (FedAvg); with row_norm, a touched row is
- *     averaged over the clients that touched it. */
+ *     averaged over the clients that touched it; with item_sum, item rows take the
+ *     n_k-weighted sum of the deltas (weights n_k / mean n), not their mean. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -64,6 +65,8 @@ fr_err fr_fl_config_check(const fr_fl_config *c) {
     if (!c) return fri_fail(FR_ERR_INVALID, "federation config is NULL");
     if (c->strategy < FR_STRATEGY_FEDAVG || c->strategy > FR_STRATEGY_FEDADAGRAD)
         return fri_fail(FR_ERR_INVALID, "strategy %d unknown", (int)c->strategy);
+    if (c->item_sum && c->row_norm)
+        return fri_fail(FR_ERR_INVALID, "item_sum and row_norm both set: choose one way to aggregate item rows");
     if (!(c->server_lr > 0) || !isfinite(c->server_lr))
         return fri_fail(FR_ERR_INVALID, "server lr %g: expected a finite value > 0", (double)c->server_lr);
     if (!(c->server_momentum >= 0 && c->server_momentum < 1))
@@ -97,6 +100,7 @@ struct fr_server {
     int64_t *acc;           /* [n_workers * n_shared] sum n_k * Δ_k in 2^-32 units */
     uint64_t *roww;         /* [n_workers * n_tables * n_items] sum n_k of clients touching a row */
     uint64_t *wsum;         /* [n_workers] sum n_k */
+    uint64_t *nacc;         /* [n_workers] updates accepted this round */
     float *m, *v;           /* [n_shared] strategy moments or NULL */
     int table_t[FR_MODEL_MAX_TENSORS];   /* tensor index of item table i */
     int dense_t[FR_MODEL_MAX_TENSORS];   /* tensor index of dense tensor i */
@@ -133,10 +137,11 @@ fr_err fr_server_create(fr_server **out, const fr_model_config *mcfg, const fr_f
     s->acc = fri_calloc(nw * s->n_shared, sizeof *s->acc);
     s->roww = fri_calloc(nw * (nt ? nt : 1) * (size_t)s->n_items, sizeof *s->roww);
     s->wsum = fri_calloc(nw, sizeof *s->wsum);
+    s->nacc = fri_calloc(nw, sizeof *s->nacc);
     bool mom = cfg->strategy == FR_STRATEGY_FEDAVGM || adaptive(cfg->strategy);
     if (mom) s->m = fri_calloc(s->n_shared, sizeof *s->m);
     if (adaptive(cfg->strategy)) s->v = fri_calloc(s->n_shared, sizeof *s->v);
-    if (!s->acc || !s->roww || !s->wsum || (mom && !s->m) || (adaptive(cfg->strategy) && !s->v)) {
+    if (!s->acc || !s->roww || !s->wsum || !s->nacc || (mom && !s->m) || (adaptive(cfg->strategy) && !s->v)) {
         fr_server_free(s);
         return FR_ERR_NOMEM;
     }
@@ -152,6 +157,7 @@ void fr_server_free(fr_server *s) {
     fri_free(s->acc);
     fri_free(s->roww);
     fri_free(s->wsum);
+    fri_free(s->nacc);
     fri_free(s->m);
     fri_free(s->v);
     fri_free(s);
@@ -212,6 +218,7 @@ void fr_server_begin_round(fr_server *s) {
     memset(s->acc, 0, nw * s->n_shared * sizeof *s->acc);
     memset(s->roww, 0, nw * (s->shape.n_tables ? s->shape.n_tables : 1) * (size_t)s->n_items * sizeof *s->roww);
     memset(s->wsum, 0, nw * sizeof *s->wsum);
+    memset(s->nacc, 0, nw * sizeof *s->nacc);
 }
 
 /* n_k * Δ in units of 2^-32, rounded half away from zero, saturating (NaN gives the
@@ -244,6 +251,7 @@ fr_err fr_server_accept(fr_server *s, const fr_update *u, int worker) {
     uint64_t *rw = s->roww + (size_t)worker * (s->shape.n_tables ? s->shape.n_tables : 1) * s->n_items;
     double n = (double)u->weight;
     s->wsum[worker] += u->weight;
+    s->nacc[worker]++;
     size_t pos = 0;
     for (int i = 0; i < s->n_dense; i++) {
         const fr_tensor *tt = fr_model_tensor(s->g, s->dense_t[i]);
@@ -295,8 +303,8 @@ static inline void apply(fr_server *s, float *w, size_t p, double d) {
 
 fr_err fr_server_end_round(fr_server *s) {
     s->round++;
-    uint64_t W = 0;
-    for (int k = 0; k < s->n_workers; k++) W += s->wsum[k];
+    uint64_t W = 0, K = 0;
+    for (int k = 0; k < s->n_workers; k++) { W += s->wsum[k]; K += s->nacc[k]; }
     if (W == 0) return FR_OK;
     float *w = fr_model_params(s->g);
     size_t nw = (size_t)s->n_workers, ns = s->n_shared;
@@ -308,6 +316,7 @@ fr_err fr_server_end_round(fr_server *s) {
         for (uint32_t i = 0; i < s->shape.n_tables; i++) if (s->table_t[i] == t) ti = (int)i;
         for (size_t r = 0; r < tt->rows; r++) {
             double denom = (double)W;
+            if (ti >= 0 && s->cfg.item_sum) denom = (double)W / (double)K;
             if (ti >= 0 && s->cfg.row_norm) {
                 uint64_t rw = 0;
                 for (size_t k = 0; k < nw; k++) rw += s->roww[k * tstride + (size_t)ti * s->n_items + r];
