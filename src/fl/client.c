@@ -19,6 +19,7 @@
 #include "core/core.h"
 #include "fedrec/fl.h"
 #include "model/examples.h"
+#include "model/model_internal.h"
 
 /* A compact model of one size class. The optimizer's dense step costs O(rows of the
  * model), so a client uses the smallest class that holds its rows (at most 2x them),
@@ -45,6 +46,8 @@ struct fr_client_ws {
     size_t cap_sorted;
     uint32_t *local;        /* [cap_local] global ids of the local item rows, increasing */
     size_t cap_local;
+    uint32_t *perm;         /* [cap_perm] compact row of local[j] (rows in order of first use) */
+    size_t cap_perm;
     uint32_t dense_len;     /* floats of the dense tensors */
     uint32_t n_tables;      /* item tables */
     uint32_t widths[FR_MODEL_MAX_TENSORS]; /* their widths */
@@ -120,6 +123,7 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fri_examples_free(&ws->ex);
     fri_free(ws->sorted);
     fri_free(ws->local);
+    fri_free(ws->perm);
     fri_free(ws);
 }
 
@@ -234,6 +238,61 @@ static fr_err fit_prox(fr_client_ws *ws, const fri_examples *ex, uint32_t L, dou
     return FR_OK;
 }
 
+/* Minibatches with a dense optimizer step over the used prefix of the item tables only.
+ * Compact rows are numbered in order of first use, so after a step the rows any example
+ * has used so far are [0, *T). A row past *T has a zero gradient and zero moments (a
+ * fresh optimizer), and with no weight decay and finite values the dense rule leaves it
+ * bit-for-bit unchanged (g = 0 + 0 * p = 0, m1 = m2 = 0, p -= lr * 0 / (0 + eps)), so
+ * skipping it gives the floats of the full dense step. `lazy` false steps rows [0, L)
+ * (rows past L are never read or sent either way). */
+static fr_err fit_dense_prefix(fr_client_ws *ws, const fri_examples *ex, uint32_t L, bool lazy, uint32_t *T,
+                               double *loss_sum) {
+    fr_model *m = ws->m;
+    bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
+    size_t batch = ws->cfg.batch;
+    int nt = fr_model_n_tensors(m);
+    for (size_t s = 0; s < ex->n; s += batch) {
+        size_t n = ex->n - s < batch ? ex->n - s : batch;
+        fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
+        double loss = 0;
+        fr_grad_zero(ws->g);
+        fr_err e = fr_model_loss_grad(m, ws->mws, &b, ws->g, &loss);
+        if (!e) e = fri_optim_step_begin(ws->o, m, ws->g);
+        if (e) return e;
+        if (lazy) {
+            uint32_t t = *T;
+            for (size_t i = 0; i < n; i++) {
+                if (b.items[i] >= t) t = b.items[i] + 1;
+                if (bpr && b.neg[i] >= t) t = b.neg[i] + 1;
+            }
+            *T = t;
+        } else {
+            *T = L;
+        }
+        const float *g = fr_grad_data_const(ws->g);
+        size_t off = 0, len = 0; /* the pending contiguous range */
+        for (int i = 0; i < nt; i++) {
+            const fr_tensor *tt = fr_model_tensor(m, i);
+            size_t rows = tt->kind == FR_TENSOR_ITEM_TABLE ? *T : tt->rows;
+            size_t o = tt->offset, k = rows * tt->cols;
+            if (len && off + len == o) {
+                len += k;
+            } else {
+                if (len) fri_optim_step_range(ws->o, m, g + off, off, len);
+                off = o;
+                len = k;
+            }
+            if (rows < tt->rows) { /* the rest of this table is skipped: flush */
+                if (len) fri_optim_step_range(ws->o, m, g + off, off, len);
+                len = 0;
+            }
+        }
+        if (len) fri_optim_step_range(ws->o, m, g + off, off, len);
+        *loss_sum += loss * (double)n;
+    }
+    return FR_OK;
+}
+
 fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
                      const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep) {
     memset(rep, 0, sizeof *rep);
@@ -285,9 +344,21 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
     size_t L = 0;
     for (size_t i = 0; i < nl; i++)
         if (L == 0 || ws->local[L - 1] != ws->local[i]) ws->local[L++] = ws->local[i];
+    /* compact rows in order of first use in the examples (see fit_dense_prefix) */
+    e = grow_u32(&ws->perm, &ws->cap_perm, L);
+    if (e) return e;
+    uint32_t *perm = ws->perm;
+    for (size_t j = 0; j < L; j++) perm[j] = UINT32_MAX;
+    uint32_t next = 0;
     for (size_t i = 0; i < nex; i++) {
-        ws->ex.item[i] = local_row(ws->local, L, ws->ex.item[i]);
-        if (bpr) ws->ex.neg[i] = local_row(ws->local, L, ws->ex.neg[i]);
+        uint32_t j = local_row(ws->local, L, ws->ex.item[i]);
+        if (perm[j] == UINT32_MAX) perm[j] = next++;
+        ws->ex.item[i] = perm[j];
+        if (bpr) {
+            j = local_row(ws->local, L, ws->ex.neg[i]);
+            if (perm[j] == UINT32_MAX) perm[j] = next++;
+            ws->ex.neg[i] = perm[j];
+        }
     }
     e = use_compact(ws, (uint32_t)L);
     if (e) return e;
@@ -304,7 +375,8 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
             memcpy(w + lt->offset, gw + gt->offset, (size_t)lt->rows * cols * sizeof *w);
         } else if (lt->kind == FR_TENSOR_ITEM_TABLE) {
             for (size_t r = 0; r < L; r++)
-                memcpy(w + lt->offset + r * cols, gw + gt->offset + (size_t)ws->local[r] * cols, cols * sizeof *w);
+                memcpy(w + lt->offset + (size_t)perm[r] * cols, gw + gt->offset + (size_t)ws->local[r] * cols,
+                       cols * sizeof *w);
         } else {
             memcpy(w + lt->offset, priv[ut++], cols * sizeof *w);
         }
@@ -317,14 +389,26 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
     /* local fit: E epochs of minibatches with a fresh optimizer */
     fr_optim_reset(ws->o);
     bool prox = ws->cfg.strategy == FR_STRATEGY_FEDPROX && ws->cfg.mu > 0;
+    bool dense = fri_optim_is_dense(ws->o);
+    /* skipping unused rows is exact only without weight decay and with finite values
+     * (0 * inf is NaN in the dense rule) */
+    bool lazy = dense && ws->cfg.local.weight_decay == 0;
+    if (lazy) {
+        size_t np = fr_model_n_params(m);
+        float acc = 0;
+        for (size_t i = 0; i < np; i++) acc += w[i] * 0.0f;
+        lazy = acc == 0; /* NaN if any value is inf or NaN */
+    }
+    uint32_t T = 0;
     double loss_sum = 0;
     for (uint32_t ep = 0; ep < E; ep++) {
         fri_examples ex = ws->ex;
         ex.n = starts[ep + 1] - starts[ep];
         ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
         if (ex.n == 0) continue;
-        e = prox ? fit_prox(ws, &ex, (uint32_t)L, &loss_sum)
-                 : fri_examples_fit(&ex, ws->cfg.batch, m, ws->mws, ws->g, ws->o, &loss_sum);
+        e = prox    ? fit_prox(ws, &ex, (uint32_t)L, &loss_sum)
+            : dense ? fit_dense_prefix(ws, &ex, (uint32_t)L, lazy, &T, &loss_sum)
+                    : fri_examples_fit(&ex, ws->cfg.batch, m, ws->mws, ws->g, ws->o, &loss_sum);
         if (e) return e;
     }
     rep->loss_sum = loss_sum;
@@ -351,7 +435,11 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
             if (e) return e;
             fr_update_table *ut_ = &upd->tables[tb++];
             memcpy(ut_->ids, ws->local, L * sizeof *ut_->ids);
-            for (size_t i = 0; i < L * cols; i++) ut_->values[i] = w[lt->offset + i] - ws->ref[lt->offset + i];
+            for (size_t j = 0; j < L; j++) {
+                size_t src = lt->offset + (size_t)perm[j] * cols;
+                float *dst = ut_->values + j * cols;
+                for (size_t i = 0; i < cols; i++) dst[i] = w[src + i] - ws->ref[src + i];
+            }
         } else {
             memcpy(priv[ut++], w + lt->offset, cols * sizeof *w);
         }
