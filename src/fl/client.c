@@ -64,6 +64,20 @@ static int cmp_u32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Sorts a[0, n) increasing: insertion sort for the few rows of a typical client. */
+static void sort_u32(uint32_t *a, size_t n) {
+    if (n > 48) {
+        qsort(a, n, sizeof *a, cmp_u32);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint32_t x = a[i];
+        size_t j = i;
+        for (; j > 0 && a[j - 1] > x; j--) a[j] = a[j - 1];
+        a[j] = x;
+    }
+}
+
 /* Selects (creating on first use) the smallest size class holding n rows. */
 static fr_err use_compact(fr_client_ws *ws, uint32_t n) {
     uint32_t b = 0;
@@ -379,7 +393,7 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
             if (ws->row_of[it]) { ws->local[k] = it; perm[k] = ws->row_of[it] - 1; k++; }
     } else {
         memcpy(ws->local, ws->byrow, L * sizeof *ws->local);
-        qsort(ws->local, L, sizeof *ws->local, cmp_u32);
+        sort_u32(ws->local, L);
         for (size_t k = 0; k < L; k++) perm[k] = ws->row_of[ws->local[k]] - 1;
     }
     e = use_compact(ws, (uint32_t)L);
