@@ -6,7 +6,10 @@
  *     layers and item rows only.
  *   - O(its rows): the client trains a COMPACT model whose item tables hold only the
  *     rows it needs this round (its positives and every negative it sampled for all E
- *     epochs), sorted by global id; example item ids are remapped to local rows. The
+ *     epochs), numbered in order of first use in the examples (so the rows used up to
+ *     any step are a prefix); example item ids are remapped to those rows, and the
+ *     update lists them by increasing global id. Per-worker marks over the catalogue
+ *     (own items, row of an item) are set by a fit and cleared before it returns. The
  *     compact models (by size class: 16 << b item rows), gradients, optimizers and
  *     example arrays live in the per-worker scratch; once each class a worker needs
  *     exists, nothing is allocated.
@@ -19,6 +22,7 @@
 #include "core/core.h"
 #include "fedrec/fl.h"
 #include "model/examples.h"
+#include "model/model_internal.h"
 
 /* A compact model of one size class. The optimizer's dense step costs O(rows of the
  * model), so a client uses the smallest class that holds its rows (at most 2x them),
@@ -41,10 +45,15 @@ struct fr_client_ws {
     float *ref;             /* [ref_cap] the values received (Δ = params - ref) */
     size_t ref_cap;
     fri_examples ex;        /* examples of all E epochs */
-    uint32_t *sorted;       /* [cap_sorted] the client's items, sorted (negative test) */
-    size_t cap_sorted;
+    uint8_t *own;           /* [n_items] 1 for the fitting client's items (negative test), else 0 */
+    uint32_t *row_of;       /* [n_items] compact row + 1 of a global item this fit, else 0 */
+    uint32_t *byrow;        /* [cap_byrow] global id of each compact row (order of first use) */
+    size_t cap_byrow;
+    size_t n_byrow;         /* rows assigned (row_of entries to clear) */
     uint32_t *local;        /* [cap_local] global ids of the local item rows, increasing */
     size_t cap_local;
+    uint32_t *perm;         /* [cap_perm] compact row of local[j] (rows in order of first use) */
+    size_t cap_perm;
     uint32_t dense_len;     /* floats of the dense tensors */
     uint32_t n_tables;      /* item tables */
     uint32_t widths[FR_MODEL_MAX_TENSORS]; /* their widths */
@@ -53,6 +62,20 @@ struct fr_client_ws {
 static int cmp_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
+}
+
+/* Sorts a[0, n) increasing: insertion sort for the few rows of a typical client. */
+static void sort_u32(uint32_t *a, size_t n) {
+    if (n > 48) {
+        qsort(a, n, sizeof *a, cmp_u32);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint32_t x = a[i];
+        size_t j = i;
+        for (; j > 0 && a[j - 1] > x; j--) a[j] = a[j - 1];
+        a[j] = x;
+    }
 }
 
 /* Selects (creating on first use) the smallest size class holding n rows. */
@@ -98,6 +121,11 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
     ws->cfg = *cfg;
     e = use_compact(ws, 1);
     if (!e) e = fr_model_ws_create(&ws->mws, ws->m, cfg->batch);
+    if (!e) {
+        ws->own = fri_calloc(mcfg->n_items ? mcfg->n_items : 1, sizeof *ws->own);
+        ws->row_of = fri_calloc(mcfg->n_items ? mcfg->n_items : 1, sizeof *ws->row_of);
+        if (!ws->own || !ws->row_of) e = FR_ERR_NOMEM;
+    }
     if (e) { fr_client_ws_free(ws); return e; }
     for (int t = 0; t < fr_model_n_tensors(ws->m); t++) {
         const fr_tensor *tt = fr_model_tensor(ws->m, t);
@@ -118,8 +146,11 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fr_model_ws_free(ws->mws);
     fri_free(ws->ref);
     fri_examples_free(&ws->ex);
-    fri_free(ws->sorted);
+    fri_free(ws->own);
+    fri_free(ws->row_of);
+    fri_free(ws->byrow);
     fri_free(ws->local);
+    fri_free(ws->perm);
     fri_free(ws);
 }
 
@@ -134,31 +165,13 @@ static fr_err grow_u32(uint32_t **a, size_t *cap, size_t n) {
     return FR_OK;
 }
 
-static bool in_sorted(const uint32_t *a, size_t n, uint32_t x) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x) lo = mid + 1; else hi = mid;
-    }
-    return lo < n && a[lo] == x;
-}
-
-static uint32_t local_row(const uint32_t *a, size_t n, uint32_t x) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x) lo = mid + 1; else hi = mid;
-    }
-    return (uint32_t)lo;
-}
-
 /* A uniform item the client never touched (the rule of fri_examples_add_user, on the
  * slice: the same draws give the same negatives). UINT32_MAX if there is none. */
 static uint32_t draw_negative(const fr_client_ws *ws, size_t deg, uint32_t n_items, fr_rng *rng) {
     if (deg >= n_items) return UINT32_MAX;
     for (;;) {
         uint32_t j = fr_rng_below(rng, n_items);
-        if (!in_sorted(ws->sorted, deg, j)) return j;
+        if (!ws->own[j]) return j;
     }
 }
 
@@ -234,6 +247,75 @@ static fr_err fit_prox(fr_client_ws *ws, const fri_examples *ex, uint32_t L, dou
     return FR_OK;
 }
 
+/* True if no value is inf or NaN (exponent bits all ones); vectorises. */
+static bool all_finite(const float *w, size_t n) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &w[i], 4);
+        bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+    }
+    return !bad;
+}
+
+/* Minibatches with a dense optimizer step over the used prefix of the item tables only.
+ * Compact rows are numbered in order of first use, so after a step the rows any example
+ * has used so far are [0, *T). A row past *T has a zero gradient and zero moments (a
+ * fresh optimizer), and with no weight decay and finite values the dense rule leaves it
+ * bit-for-bit unchanged (g = 0 + 0 * p = 0, m1 = m2 = 0, p -= lr * 0 / (0 + eps)), so
+ * skipping it gives the floats of the full dense step. `lazy` false steps rows [0, L)
+ * (rows past L are never read or sent either way). */
+static fr_err fit_dense_prefix(fr_client_ws *ws, const fri_examples *ex, uint32_t L, bool lazy, uint32_t *T,
+                               double *loss_sum) {
+    fr_model *m = ws->m;
+    bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
+    size_t batch = ws->cfg.batch;
+    int nt = fr_model_n_tensors(m);
+    for (size_t s = 0; s < ex->n; s += batch) {
+        size_t n = ex->n - s < batch ? ex->n - s : batch;
+        fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
+        double loss = 0;
+        fr_grad_zero(ws->g);
+        fr_err e = fr_model_loss_grad(m, ws->mws, &b, ws->g, &loss);
+        if (!e) e = fri_optim_step_begin(ws->o, m, ws->g);
+        if (e) return e;
+        if (lazy) {
+            uint32_t t = *T;
+            for (size_t i = 0; i < n; i++) {
+                if (b.items[i] >= t) t = b.items[i] + 1;
+                if (bpr && b.neg[i] >= t) t = b.neg[i] + 1;
+            }
+            *T = t;
+        } else {
+            *T = L;
+        }
+        const float *g = fr_grad_data_const(ws->g);
+        size_t off = 0, len = 0; /* the pending contiguous range */
+        for (int i = 0; i < nt; i++) {
+            const fr_tensor *tt = fr_model_tensor(m, i);
+            size_t rows = tt->kind == FR_TENSOR_ITEM_TABLE ? *T : tt->rows;
+            size_t o = tt->offset, k = rows * tt->cols;
+            if (len && off + len == o) {
+                len += k;
+            } else {
+                if (len) fri_optim_step_range(ws->o, m, g + off, off, len);
+                off = o;
+                len = k;
+            }
+            if (rows < tt->rows) { /* the rest of this table is skipped: flush */
+                if (len) fri_optim_step_range(ws->o, m, g + off, off, len);
+                len = 0;
+            }
+        }
+        if (len) fri_optim_step_range(ws->o, m, g + off, off, len);
+        *loss_sum += loss * (double)n;
+    }
+    return FR_OK;
+}
+
+static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
+                  const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep);
+
 fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
                      const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep) {
     memset(rep, 0, sizeof *rep);
@@ -241,18 +323,36 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
     if (data->n_items != ws->mcfg.n_items || fr_model_config_of(global)->n_items != data->n_items)
         return fri_fail(FR_ERR_INVALID, "client %u: catalogue of %u items, the model has %u", client, data->n_items,
                         fr_model_config_of(global)->n_items);
-    /* the client's own items, sorted, for the negative test */
-    fr_err e = grow_u32(&ws->sorted, &ws->cap_sorted, data->n);
-    if (e) return e;
-    for (size_t i = 0; i < data->n; i++) {
+    for (size_t i = 0; i < data->n; i++)
         if (data->items[i] >= data->n_items)
             return fri_fail(FR_ERR_INVALID, "client %u: item %u out of range, catalogue has %u", client,
                             data->items[i], data->n_items);
-        ws->sorted[i] = data->items[i];
+    /* the marks are set inside fit and cleared here on every path */
+    ws->n_byrow = 0;
+    fr_err e = fit(ws, round, client, data, global, priv, upd, rep);
+    for (size_t i = 0; i < data->n; i++) ws->own[data->items[i]] = 0;
+    for (size_t r = 0; r < ws->n_byrow; r++) ws->row_of[ws->byrow[r]] = 0;
+    ws->n_byrow = 0;
+    return e;
+}
+
+/* The compact row of global item `it`, assigned on first use. */
+static inline uint32_t row_for(fr_client_ws *ws, uint32_t it) {
+    uint32_t r = ws->row_of[it];
+    if (!r) {
+        ws->byrow[ws->n_byrow] = it;
+        r = ws->row_of[it] = (uint32_t)++ws->n_byrow;
     }
-    qsort(ws->sorted, data->n, sizeof *ws->sorted, cmp_u32);
+    return r - 1;
+}
+
+static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
+                  const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep) {
+    /* the client's own items, marked, for the negative test */
+    for (size_t i = 0; i < data->n; i++) ws->own[data->items[i]] = 1;
 
     /* examples of all E epochs, each epoch shuffled on its own */
+    fr_err e;
     uint64_t seed = ws->cfg.seed;
     fr_rng rneg, rshuf;
     fr_rng_init(&rneg, seed, round, client, FR_PURPOSE_NEGATIVES);
@@ -271,23 +371,30 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
     }
     starts[E] = ws->ex.n;
 
-    /* the local rows: every item the examples use, increasing global id */
+    /* compact rows in order of first use in the examples (see fit_dense_prefix); `local`
+     * lists their global ids increasing, perm[j] is the row of local[j] */
     bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
     size_t nex = ws->ex.n;
-    e = grow_u32(&ws->local, &ws->cap_local, bpr ? 2 * nex : nex);
+    size_t most = bpr ? 2 * nex : nex;
+    if (most > ws->mcfg.n_items) most = ws->mcfg.n_items;
+    e = grow_u32(&ws->byrow, &ws->cap_byrow, most);
+    if (!e) e = grow_u32(&ws->local, &ws->cap_local, most);
+    if (!e) e = grow_u32(&ws->perm, &ws->cap_perm, most);
     if (e) return e;
-    size_t nl = 0;
     for (size_t i = 0; i < nex; i++) {
-        ws->local[nl++] = ws->ex.item[i];
-        if (bpr) ws->local[nl++] = ws->ex.neg[i];
+        ws->ex.item[i] = row_for(ws, ws->ex.item[i]);
+        if (bpr) ws->ex.neg[i] = row_for(ws, ws->ex.neg[i]);
     }
-    qsort(ws->local, nl, sizeof *ws->local, cmp_u32);
-    size_t L = 0;
-    for (size_t i = 0; i < nl; i++)
-        if (L == 0 || ws->local[L - 1] != ws->local[i]) ws->local[L++] = ws->local[i];
-    for (size_t i = 0; i < nex; i++) {
-        ws->ex.item[i] = local_row(ws->local, L, ws->ex.item[i]);
-        if (bpr) ws->ex.neg[i] = local_row(ws->local, L, ws->ex.neg[i]);
+    size_t L = ws->n_byrow;
+    uint32_t *perm = ws->perm;
+    if ((size_t)ws->mcfg.n_items <= 16 * L) { /* a scan of the marks beats a sort */
+        size_t k = 0;
+        for (uint32_t it = 0; it < ws->mcfg.n_items; it++)
+            if (ws->row_of[it]) { ws->local[k] = it; perm[k] = ws->row_of[it] - 1; k++; }
+    } else {
+        memcpy(ws->local, ws->byrow, L * sizeof *ws->local);
+        sort_u32(ws->local, L);
+        for (size_t k = 0; k < L; k++) perm[k] = ws->row_of[ws->local[k]] - 1;
     }
     e = use_compact(ws, (uint32_t)L);
     if (e) return e;
@@ -304,7 +411,8 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
             memcpy(w + lt->offset, gw + gt->offset, (size_t)lt->rows * cols * sizeof *w);
         } else if (lt->kind == FR_TENSOR_ITEM_TABLE) {
             for (size_t r = 0; r < L; r++)
-                memcpy(w + lt->offset + r * cols, gw + gt->offset + (size_t)ws->local[r] * cols, cols * sizeof *w);
+                memcpy(w + lt->offset + (size_t)perm[r] * cols, gw + gt->offset + (size_t)ws->local[r] * cols,
+                       cols * sizeof *w);
         } else {
             memcpy(w + lt->offset, priv[ut++], cols * sizeof *w);
         }
@@ -317,14 +425,23 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
     /* local fit: E epochs of minibatches with a fresh optimizer */
     fr_optim_reset(ws->o);
     bool prox = ws->cfg.strategy == FR_STRATEGY_FEDPROX && ws->cfg.mu > 0;
+    bool dense = fri_optim_is_dense(ws->o);
+    /* skipping unused rows is exact only without weight decay and with finite values
+     * (0 * inf is NaN in the dense rule) */
+    bool lazy = dense && ws->cfg.local.weight_decay == 0;
+    if (lazy) {
+        lazy = all_finite(w, fr_model_n_params(m));
+    }
+    uint32_t T = 0;
     double loss_sum = 0;
     for (uint32_t ep = 0; ep < E; ep++) {
         fri_examples ex = ws->ex;
         ex.n = starts[ep + 1] - starts[ep];
         ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
         if (ex.n == 0) continue;
-        e = prox ? fit_prox(ws, &ex, (uint32_t)L, &loss_sum)
-                 : fri_examples_fit(&ex, ws->cfg.batch, m, ws->mws, ws->g, ws->o, &loss_sum);
+        e = prox    ? fit_prox(ws, &ex, (uint32_t)L, &loss_sum)
+            : dense ? fit_dense_prefix(ws, &ex, (uint32_t)L, lazy, &T, &loss_sum)
+                    : fri_examples_fit(&ex, ws->cfg.batch, m, ws->mws, ws->g, ws->o, &loss_sum);
         if (e) return e;
     }
     rep->loss_sum = loss_sum;
@@ -351,7 +468,11 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
             if (e) return e;
             fr_update_table *ut_ = &upd->tables[tb++];
             memcpy(ut_->ids, ws->local, L * sizeof *ut_->ids);
-            for (size_t i = 0; i < L * cols; i++) ut_->values[i] = w[lt->offset + i] - ws->ref[lt->offset + i];
+            for (size_t j = 0; j < L; j++) {
+                size_t src = lt->offset + (size_t)perm[j] * cols;
+                float *dst = ut_->values + j * cols;
+                for (size_t i = 0; i < cols; i++) dst[i] = w[src + i] - ws->ref[src + i];
+            }
         } else {
             memcpy(priv[ut++], w + lt->offset, cols * sizeof *w);
         }

@@ -1,0 +1,193 @@
+/* The fast paths of the federated client and the wire checksum against naive references:
+ *   - a client's fit (compact rows numbered by first use, dense optimizer step over the
+ *     used prefix only) gives the bits of a full-catalogue one-user model trained with
+ *     the plain dense step (PyTorch's Adam over every parameter) on the same examples;
+ *   - fr_crc32c (hardware path where available) equals a bitwise CRC-32C. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "fedrec/fl.h"
+#include "model/examples.h"
+#include "testutil.h"
+
+static fr_dataset *synthetic(void) {
+    fr_gen_opts go;
+    fr_gen_opts_default(&go);
+    go.users = 30;
+    go.items = 120;
+    go.interactions = 900;
+    go.seed = 5;
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_generate(&d, &go), FR_OK);
+    return d;
+}
+
+/* Fits client c once and checks the update and private rows against the reference.
+ * Returns how many item rows moved in the reference. */
+static size_t check_client(fr_model_kind kind, float wd, uint32_t E, uint32_t c) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_model_config_default(&mc, kind);
+    mc.n_users = fr_dataset_n_users(d);
+    mc.n_items = fr_dataset_n_items(d);
+    mc.seed = 3;
+    fr_fl_config cfg;
+    fr_fl_config_default(&cfg, kind);
+    cfg.seed = 17;
+    cfg.local_epochs = E;
+    cfg.batch = 8;
+    fr_optim_config_default(&cfg.local, FR_OPTIM_ADAM);
+    cfg.local.lr = 0.01f;
+    cfg.local.weight_decay = wd;
+    fr_model *global = NULL;
+    cr_assert_eq(fr_model_create(&global, &mc), FR_OK);
+
+    /* the client under test */
+    const uint32_t *items;
+    const float *ratings;
+    size_t n = fr_dataset_user(d, c, &items, &ratings, NULL);
+    cr_assert(n > 3);
+    fr_client_data cd = {c, items, ratings, n, mc.n_items};
+    float prow[FR_MODEL_MAX_TENSORS][64];
+    float *priv[FR_MODEL_MAX_TENSORS];
+    int nu = 0;
+    const float *gw = fr_model_params_const(global);
+    for (int t = 0; t < fr_model_n_tensors(global); t++) {
+        const fr_tensor *tt = fr_model_tensor(global, t);
+        if (tt->kind != FR_TENSOR_USER_TABLE) continue;
+        cr_assert(tt->cols <= 64);
+        memcpy(prow[nu], gw + tt->offset + (size_t)c * tt->cols, tt->cols * sizeof(float));
+        priv[nu] = prow[nu];
+        nu++;
+    }
+    fr_client_ws *ws = NULL;
+    fr_update *up = NULL;
+    fr_client_report rep;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    cr_assert_eq(fr_update_create(&up), FR_OK);
+    cr_assert_eq(fr_client_fit(ws, 1, c, &cd, global, priv, up, &rep), FR_OK, "%s", fr_errmsg());
+
+    /* the reference: one user, the whole catalogue, the plain dense step */
+    fr_model_config rc = mc;
+    rc.n_users = 1;
+    fr_model *r = NULL;
+    fr_grad *g = NULL;
+    fr_optim *o = NULL;
+    fr_model_ws *mws = NULL;
+    cr_assert_eq(fr_model_create(&r, &rc), FR_OK);
+    fr_model_set_shared(r, gw);
+    float *rw = fr_model_params(r);
+    /* the client moved prow: the reference starts from the global's rows */
+    for (int t = 0; t < fr_model_n_tensors(r); t++) {
+        const fr_tensor *tt = fr_model_tensor(r, t), *gt = fr_model_tensor(global, t);
+        if (tt->kind == FR_TENSOR_USER_TABLE)
+            memcpy(rw + tt->offset, gw + gt->offset + (size_t)c * tt->cols, tt->cols * sizeof(float));
+    }
+    fr_optim_config oc = cfg.local;
+    oc.sparse_rows = false;
+    cr_assert_eq(fr_grad_create(&g, r), FR_OK);
+    cr_assert_eq(fr_optim_create(&o, r, &oc), FR_OK);
+    cr_assert_eq(fr_model_ws_create(&mws, r, cfg.batch), FR_OK);
+    fri_examples ex = {0};
+    fr_rng rneg, rshuf;
+    fr_rng_init(&rneg, cfg.seed, 1, c, FR_PURPOSE_NEGATIVES);
+    fr_rng_init(&rshuf, cfg.seed, 1, c, FR_PURPOSE_SHUFFLE);
+    double loss = 0;
+    size_t total = 0;
+    for (uint32_t ep = 0; ep < E; ep++) {
+        fri_examples_clear(&ex);
+        cr_assert_eq(fri_examples_add_user(&ex, d, c, 0, mc.loss, cfg.negatives, &rneg), FR_OK);
+        fri_examples_shuffle(&ex, &rshuf);
+        total += ex.n;
+        cr_assert_eq(fri_examples_fit(&ex, cfg.batch, r, mws, g, o, &loss), FR_OK);
+    }
+    cr_assert_eq(rep.examples, total);
+    cr_assert(fabs(rep.loss_sum - loss) <= 1e-9 * fabs(loss), "loss %.17g vs %.17g", rep.loss_sum, loss);
+
+    /* dense Δ and the rows sent: same bits; rows not sent: the reference left them alone
+     * (no weight decay) */
+    size_t dpos = 0, moved = 0;
+    uint32_t tb = 0;
+    nu = 0;
+    for (int t = 0; t < fr_model_n_tensors(r); t++) {
+        const fr_tensor *tt = fr_model_tensor(r, t);
+        if (tt->kind == FR_TENSOR_DENSE) {
+            for (size_t i = 0; i < (size_t)tt->rows * tt->cols; i++) {
+                float want = rw[tt->offset + i] - gw[tt->offset + i];
+                cr_assert(memcmp(&want, &up->dense[dpos + i], 4) == 0, "dense %zu: %.9g vs %.9g", i, want,
+                          up->dense[dpos + i]);
+            }
+            dpos += (size_t)tt->rows * tt->cols;
+        } else if (tt->kind == FR_TENSOR_ITEM_TABLE) {
+            const fr_update_table *ut = &up->tables[tb++];
+            cr_assert_eq(ut->width, tt->cols);
+            size_t k = 0;
+            for (uint32_t row = 0; row < tt->rows; row++) {
+                const float *a = rw + tt->offset + (size_t)row * tt->cols, *b = gw + tt->offset + (size_t)row * tt->cols;
+                if (k < ut->count && ut->ids[k] == row) {
+                    for (uint32_t j = 0; j < tt->cols; j++) {
+                        float want = a[j] - b[j];
+                        cr_assert(memcmp(&want, &ut->values[k * tt->cols + j], 4) == 0, "table %d row %u col %u", t,
+                                  row, j);
+                    }
+                    k++;
+                    moved++;
+                } else if (wd == 0) {
+                    cr_assert(memcmp(a, b, tt->cols * sizeof(float)) == 0, "row %u not sent but moved", row);
+                }
+            }
+            cr_assert_eq(k, ut->count);
+        } else {
+            cr_assert(memcmp(rw + tt->offset, prow[nu++], tt->cols * sizeof(float)) == 0, "private row");
+        }
+    }
+    cr_assert_eq(dpos, up->dense_len);
+    fri_examples_free(&ex);
+    fr_model_ws_free(mws);
+    fr_optim_free(o);
+    fr_grad_free(g);
+    fr_model_free(r);
+    fr_update_free(up);
+    fr_client_ws_free(ws);
+    fr_model_free(global);
+    fr_dataset_free(d);
+    return moved;
+}
+
+Test(simspeed, client_fit_equals_full_dense_adam_neumf) {
+    size_t moved = check_client(FR_MODEL_NEUMF, 0.0f, 2, 4);
+    cr_assert(moved > 10, "rows sent %zu", moved);
+}
+
+Test(simspeed, client_fit_equals_full_dense_adam_with_weight_decay) {
+    cr_assert(check_client(FR_MODEL_NEUMF, 0.01f, 1, 7) > 10);
+}
+
+Test(simspeed, client_fit_equals_full_dense_adam_mf) {
+    cr_assert(check_client(FR_MODEL_MF, 0.0f, 1, 2) > 3);
+}
+
+static uint32_t crc_bitwise(const uint8_t *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+Test(simspeed, crc32c_equals_bitwise_for_every_length_and_alignment) {
+    uint8_t buf[512 + 8];
+    fr_rng r;
+    fr_rng_init(&r, 1, 0, 0, FR_PURPOSE_TEST);
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)fr_rng_below(&r, 256);
+    for (size_t off = 0; off < 8; off++)
+        for (size_t n = 0; n <= 512; n += (n < 40 ? 1 : 37)) {
+            uint32_t want = crc_bitwise(buf + off, n);
+            cr_assert_eq(fr_crc32c(0, buf + off, n), want, "offset %zu length %zu", off, n);
+            size_t h = n / 3; /* chained */
+            cr_assert_eq(fr_crc32c(fr_crc32c(0, buf + off, h), buf + off + h, n - h), want);
+        }
+}
