@@ -99,7 +99,11 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
                     const char *negatives, loaded *l) {
     memset(l, 0, sizeof *l);
     fr_err e = fr_model_load(&l->m, model_path, &l->meta);
-    if (e) { fprintf(stderr, "fedrec %s: ", cmd); return cli_fail(e, "loading the model"); }
+    if (e) {
+        char what[64];
+        snprintf(what, sizeof what, "%s: loading the model", cmd);
+        return cli_fail(e, what);
+    }
     const fr_model_config *mc = fr_model_config_of(l->m);
     const char *cj = l->meta.config_json;
     l->data = json_get_str(cj, "data");
