@@ -268,6 +268,9 @@ void fr_optim_reset(fr_optim *o);
 FR_NODISCARD fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g);
 /* Steps taken since creation or the last reset. */
 uint64_t fr_optim_steps(const fr_optim *o);
+/* Changes the learning rate of the following steps (a schedule); the moments are kept.
+ * FR_ERR_INVALID unless lr is finite and > 0. */
+FR_NODISCARD fr_err fr_optim_set_lr(fr_optim *o, float lr);
 
 /* ------------------------------------------------------------------ model file */
 

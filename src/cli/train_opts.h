@@ -38,6 +38,7 @@ typedef struct cli_train_opts {
     uint64_t negatives_per_pos; /* --neg K: sampled training negatives per positive */
     double l2;                  /* --l2 */
     double bias_l2;             /* --bias-l2 (mf, centralized) */
+    double lr_decay;            /* --lr-decay (centralized) */
     uint64_t checkpoint_every;  /* --checkpoint-every N */
 } cli_train_opts;
 
