@@ -290,7 +290,8 @@ static int train_centralized(const cli_train_opts *o, cli_train_data *d, fr_mode
     for (uint64_t ep = 1; ep <= epochs; ep++) {
         double loss = 0, t0 = now_s();
         float lr_ep = (float)((double)tc.optim.lr * pow(decay, (double)(ep - 1)));
-        if (decay != 1.0 && ep > 1 && lr_ep > 0) e = fr_trainer_set_lr(t, lr_ep); /* 0 once it underflows: keep the last */
+        /* lr_ep is 0 once the power underflows: the last rate then stays */
+        if (decay != 1.0 && ep > 1 && lr_ep > 0) e = fr_trainer_set_lr(t, lr_ep);
         if (!e) e = fr_trainer_epoch(t, &loss);
         if (e) { rc = cli_fail(e, "train"); goto done; }
         double secs = now_s() - t0;
@@ -329,7 +330,8 @@ done:
 int cli_train(int argc, char **argv) {
     cli_train_opts o;
     memset(&o, 0, sizeof o);
-    o.lr = o.server_lr = o.server_momentum = o.mu = o.tau = o.beta1 = o.beta2 = o.availability = o.l2 = o.bias_l2 = o.lr_decay = NAN;
+    o.lr = o.server_lr = o.server_momentum = o.mu = o.tau = o.beta1 = o.beta2 = o.availability = o.l2 = NAN;
+    o.bias_l2 = o.lr_decay = NAN;
     o.seed = 1;
     o.eval_every = 1;
     arg_spec specs[] = {
@@ -365,8 +367,10 @@ int cli_train(int argc, char **argv) {
         {"availability", ARG_DBL, &o.availability, "P  probability a client is available", false},
         {"neg", ARG_U64, &o.negatives_per_pos, "K  sampled training negatives per positive (default 4; 0 = default)", false},
         {"l2", ARG_DBL, &o.l2, "λ  L2 regularisation (default per model)", false},
-        {"lr-decay", ARG_DBL, &o.lr_decay, "γ  centralized: epoch e trains at lr * γ^(e-1) (default 1, mf 0.9)", false},
-        {"bias-l2", ARG_DBL, &o.bias_l2, "λ  mf, centralized: L2 of the biases alone (0 = --l2; default 0.01)", false},
+        {"lr-decay", ARG_DBL, &o.lr_decay, "γ  centralized: epoch e trains at lr * γ^(e-1) (default 1, mf 0.9)",
+         false},
+        {"bias-l2", ARG_DBL, &o.bias_l2, "λ  mf, centralized: L2 of the biases alone (0 = --l2; default 0.01)",
+         false},
         {"checkpoint-every", ARG_U64, &o.checkpoint_every, "N  checkpoint every N rounds", false},
         {NULL, 0, NULL, NULL, false},
     };

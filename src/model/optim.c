@@ -248,7 +248,8 @@ void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t
 }
 
 fr_err fr_optim_set_lr(fr_optim *o, float lr) {
-    if (!(lr > 0.0f) || !isfinite(lr)) return fri_fail(FR_ERR_INVALID, "optimizer: lr %g: expected a finite value > 0", (double)lr);
+    if (!(lr > 0.0f) || !isfinite(lr))
+        return fri_fail(FR_ERR_INVALID, "optimizer: lr %g: expected a finite value > 0", (double)lr);
     o->cfg.lr = lr;
     return FR_OK;
 }
