@@ -38,6 +38,10 @@ grep -q "^fedrec train: --split: expected loo, ratio:R or temporal:R" "$tmp/err"
 [ $rc -eq 2 ] && grep -q "got 'xyz'" "$tmp/err" || fail "bad --model: $rc $(cat "$tmp/err")"
 "$bin" train --centralized --epochs -3 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "epochs: expected a non-negative integer, got '-3'" "$tmp/err" || fail "bad --epochs: $(cat "$tmp/err")"
+"$bin" train --centralized --lr-decay 1.5 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "lr-decay: expected a number in (0, 1], got 1.5" "$tmp/err" || fail "bad --lr-decay: $(cat "$tmp/err")"
+"$bin" train --centralized --bias-l2 -1 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "bias-l2: expected a number >= 0 (0 = --l2), got -1" "$tmp/err" || fail "bad --bias-l2: $(cat "$tmp/err")"
 "$bin" eval --model "$tmp/nosuch.fr" 2>"$tmp/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "nosuch.fr" "$tmp/err" || fail "eval of a missing model: $rc $(cat "$tmp/err")"
 "$bin" recommend --model "$tmp/mf.fr" --user 999999 2>"$tmp/err"; rc=$?

@@ -102,6 +102,27 @@ Test(models, mf_prediction_and_loss_by_hand) {
     fr_model_free(m);
 }
 
+static void tiny_mf_bias_l2(fr_model_config *c) { tiny_mf(c); c->bias_l2 = 0.05f; }
+
+Test(models, mf_bias_l2_weighs_the_biases_alone) {
+    fr_model *m = make(FR_MODEL_MF, 2, 2, tiny_mf_bias_l2);
+    float *p = fr_model_params(m);
+    float q[4] = {1, 2, 0.5f, -1}, bi[2] = {0.1f, -0.2f}, pu[4] = {0.3f, 0.4f, -1, 0}, bu[2] = {0.2f, 0.5f};
+    memcpy(p, q, 16); memcpy(p + 4, bi, 8); memcpy(p + 6, pu, 16); memcpy(p + 10, bu, 8);
+    uint32_t users[2] = {0, 1}, items[2] = {1, 0};
+    float r[2] = {4, 2};
+    /* as above, mse 0.96125; factors: u0,i1 .09+.16+.25+1 = 1.5, u1,i0 1+0+1+4 = 6 -> 0.5*3.75
+       = 1.875; biases: u0,i1 .04+.04 = .08, u1,i0 .25+.01 = .26 -> 0.05*0.17 = 0.0085 */
+    fr_model_ws *ws;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 4), FR_OK);
+    fr_batch b = {users, items, r, NULL, 2};
+    double loss;
+    cr_assert_eq(fr_model_loss(m, ws, &b, &loss), FR_OK);
+    cr_assert_float_eq(loss, 0.96125 + 1.875 + 0.0085, 1e-6);
+    fr_model_ws_free(ws);
+    fr_model_free(m);
+}
+
 Test(models, gmf_score_by_hand) {
     fr_model *m = make(FR_MODEL_GMF, 1, 2, NULL);
     fr_model_config c = *fr_model_config_of(m);
@@ -143,6 +164,7 @@ static void tiny(fr_model_config *c) {
 }
 static void tiny_bce(fr_model_config *c) { tiny(c); c->loss = FR_LOSS_BCE; }
 static void tiny_mf2(fr_model_config *c) { tiny(c); c->mu = 3.5f; }
+static void tiny_mf3(fr_model_config *c) { tiny_mf2(c); c->bias_l2 = 0.7f; }
 
 static int run_gradcheck(fr_model_kind kind, void (*tweak)(fr_model_config *), int corrupt) {
     fr_model *m = make(kind, 4, 7, tweak);
@@ -212,6 +234,7 @@ static int run_gradcheck(fr_model_kind kind, void (*tweak)(fr_model_config *), i
 }
 
 Test(gradcheck, mf) { cr_assert_eq(run_gradcheck(FR_MODEL_MF, tiny_mf2, 0), 0); }
+Test(gradcheck, mf_with_bias_l2) { cr_assert_eq(run_gradcheck(FR_MODEL_MF, tiny_mf3, 0), 0); }
 Test(gradcheck, bpr_with_bpr_loss) { cr_assert_eq(run_gradcheck(FR_MODEL_BPR, tiny, 0), 0); }
 Test(gradcheck, bpr_with_bce_loss) { cr_assert_eq(run_gradcheck(FR_MODEL_BPR, tiny_bce, 0), 0); }
 Test(gradcheck, gmf) { cr_assert_eq(run_gradcheck(FR_MODEL_GMF, tiny, 0), 0); }
@@ -270,6 +293,10 @@ Test(models, errors_are_explained) {
     c.loss = FR_LOSS_BCE;
     cr_assert_eq(fr_model_config_check(&c), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "mse"), "%s", fr_errmsg());
+    c.loss = FR_LOSS_MSE;
+    c.bias_l2 = -0.5f;
+    cr_assert_eq(fr_model_config_check(&c), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "bias_l2 -0.5"), "%s", fr_errmsg());
     fr_model_config_default(&c, FR_MODEL_NEUMF);
     c.n_items = 4;
     c.n_layers = 0;

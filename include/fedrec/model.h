@@ -62,6 +62,8 @@ typedef struct fr_model_config {
     float l2;             /* lambda: + l2 * mean over the batch of the squared norms of
                              the embedding rows (and biases) each example uses; for mf
                              exactly the anchor's reg term (default 0.1 mf, 0 others) */
+    float bias_l2;        /* mf: lambda of the b_u^2 + b_i^2 term alone, same mean over the
+                             batch; 0 (default) = l2, as the anchor */
     float mu;             /* mf: global mean rating added to every prediction */
     float init_std;       /* std of embedding init; 0 = default (0.1 mf/bpr, 0.01 ncf) */
     uint64_t seed;        /* init stream (seed, tensor, row/0, FR_PURPOSE_INIT) */
@@ -266,6 +268,9 @@ void fr_optim_reset(fr_optim *o);
 FR_NODISCARD fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g);
 /* Steps taken since creation or the last reset. */
 uint64_t fr_optim_steps(const fr_optim *o);
+/* Changes the learning rate of the following steps (a schedule); the moments are kept.
+ * FR_ERR_INVALID unless lr is finite and > 0. */
+FR_NODISCARD fr_err fr_optim_set_lr(fr_optim *o, float lr);
 
 /* ------------------------------------------------------------------ model file */
 

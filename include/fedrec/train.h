@@ -47,6 +47,8 @@ void fr_trainer_free(fr_trainer *t);
 /* Runs one epoch; *mean_loss (may be NULL) gets the mean training loss over its examples.
  * Errors from the model or optimizer (the model may then be part-way through an epoch). */
 FR_NODISCARD fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss);
+/* Sets the optimizer's learning rate for the following epochs (fr_optim_set_lr). */
+FR_NODISCARD fr_err fr_trainer_set_lr(fr_trainer *t, float lr);
 /* Epochs completed. */
 uint64_t fr_trainer_epochs(const fr_trainer *t);
 /* The trainer's pool (for evaluating between epochs on the same threads). */

@@ -37,6 +37,8 @@ typedef struct cli_train_opts {
     double server_lr, server_momentum, mu, tau, beta1, beta2, availability;
     uint64_t negatives_per_pos; /* --neg K: sampled training negatives per positive */
     double l2;                  /* --l2 */
+    double bias_l2;             /* --bias-l2 (mf, centralized) */
+    double lr_decay;            /* --lr-decay (centralized) */
     uint64_t checkpoint_every;  /* --checkpoint-every N */
 } cli_train_opts;
 

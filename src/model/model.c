@@ -24,6 +24,7 @@ void fr_model_config_default(fr_model_config *cfg, fr_model_kind kind) {
     cfg->layers[2] = 8;
     cfg->loss = kind == FR_MODEL_MF ? FR_LOSS_MSE : kind == FR_MODEL_BPR ? FR_LOSS_BPR : FR_LOSS_BCE;
     cfg->l2 = kind == FR_MODEL_MF ? 0.1f : 0.0f; /* the MF anchor's --reg default */
+    cfg->bias_l2 = 0.0f;
     cfg->mu = 0.0f;
     cfg->init_std = 0.0f;
     cfg->seed = 1;
@@ -100,6 +101,9 @@ fr_err fr_model_config_check(const fr_model_config *c) {
     }
     if (!(c->l2 >= 0.0f) || !isfinite(c->l2))
         return fri_fail(FR_ERR_INVALID, "%s: l2 %g: expected a finite value >= 0", k, (double)c->l2);
+    if (!(c->bias_l2 >= 0.0f) || !isfinite(c->bias_l2))
+        return fri_fail(FR_ERR_INVALID, "%s: bias_l2 %g: expected a finite value >= 0 (0 = l2)", k,
+                        (double)c->bias_l2);
     if (!isfinite(c->mu)) return fri_fail(FR_ERR_INVALID, "%s: mu is not finite", k);
     if (!(c->init_std >= 0.0f) || !isfinite(c->init_std))
         return fri_fail(FR_ERR_INVALID, "%s: init_std %g: expected >= 0", k, (double)c->init_std);
@@ -694,9 +698,10 @@ static fr_err loss_impl(const fr_model *m, fr_model_ws *ws, const fr_batch *b, f
         }
         if (c->kind == FR_MODEL_MF) {
             if (g) { memset(ws->dbu, 0, B * sizeof(float)); memset(ws->dbi, 0, B * sizeof(float)); }
-            if (l2s > 0) {
-                L += fri_l2_forward_backward(g ? ws->dbu : NULL, ws->bu, B, 1, l2s);
-                L += fri_l2_forward_backward(g ? ws->dbi : NULL, ws->bi, B, 1, l2s);
+            double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / (double)B : l2s;
+            if (bl2s > 0) {
+                L += fri_l2_forward_backward(g ? ws->dbu : NULL, ws->bu, B, 1, bl2s);
+                L += fri_l2_forward_backward(g ? ws->dbi : NULL, ws->bi, B, 1, bl2s);
             }
         }
         if (g) {

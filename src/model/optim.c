@@ -247,6 +247,13 @@ void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t
     update(o, m->params, g, off, n, &k);
 }
 
+fr_err fr_optim_set_lr(fr_optim *o, float lr) {
+    if (!(lr > 0.0f) || !isfinite(lr))
+        return fri_fail(FR_ERR_INVALID, "optimizer: lr %g: expected a finite value > 0", (double)lr);
+    o->cfg.lr = lr;
+    return FR_OK;
+}
+
 bool fri_optim_is_dense(const fr_optim *o) { return !o->cfg.sparse_rows; }
 
 fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {

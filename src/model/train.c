@@ -338,3 +338,5 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
     if (mean_loss) *mean_loss = t->ex.n ? t->loss_sum / (double)t->ex.n : 0.0;
     return FR_OK;
 }
+
+fr_err fr_trainer_set_lr(fr_trainer *t, float lr) { return fr_optim_set_lr(t->o, lr); }
