@@ -417,7 +417,13 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
             memcpy(w + lt->offset, priv[ut++], cols * sizeof *w);
         }
     }
-    memcpy(ws->ref, w, fr_model_n_shared(m) * sizeof *w);
+    /* the reference of what is read later: the dense layers and rows [0, L) */
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *lt = fr_model_tensor(m, t);
+        if (lt->kind == FR_TENSOR_USER_TABLE) continue;
+        size_t rows = lt->kind == FR_TENSOR_ITEM_TABLE ? L : lt->rows;
+        memcpy(ws->ref + lt->offset, w + lt->offset, rows * lt->cols * sizeof *w);
+    }
     uint32_t counts[FR_MODEL_MAX_TENSORS];
     for (uint32_t t = 0; t < ws->n_tables; t++) counts[t] = (uint32_t)L;
     rep->bytes_down = fr_update_wire_size(ws->dense_len, ws->n_tables, ws->widths, counts);
@@ -429,8 +435,11 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     /* skipping unused rows is exact only without weight decay and with finite values
      * (0 * inf is NaN in the dense rule) */
     bool lazy = dense && ws->cfg.local.weight_decay == 0;
-    if (lazy) {
-        lazy = all_finite(w, fr_model_n_params(m));
+    /* only what a step can read: the dense layers, rows [0, L), the private rows */
+    for (int t = 0; lazy && t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *lt = fr_model_tensor(m, t);
+        size_t rows = lt->kind == FR_TENSOR_ITEM_TABLE ? L : lt->rows;
+        lazy = all_finite(w + lt->offset, rows * lt->cols);
     }
     uint32_t T = 0;
     double loss_sum = 0;
