@@ -42,6 +42,13 @@ grep -q "^fedrec train: --split: expected loo, ratio:R or temporal:R" "$tmp/err"
 [ $rc -eq 2 ] && grep -q "lr-decay: expected a number in (0, 1], got 1.5" "$tmp/err" || fail "bad --lr-decay: $(cat "$tmp/err")"
 "$bin" train --centralized --bias-l2 -1 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "bias-l2: expected a number >= 0 (0 = --l2), got -1" "$tmp/err" || fail "bad --bias-l2: $(cat "$tmp/err")"
+"$bin" train --item-optimizer rmsprop 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "item-optimizer: expected same, sgd, adam or adagrad, got 'rmsprop'" "$tmp/err" || fail "bad --item-optimizer: $(cat "$tmp/err")"
+"$bin" train --item-lr-decay 0 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "item-lr-decay: expected a number in (0, 1], got 0" "$tmp/err" || fail "bad --item-lr-decay: $(cat "$tmp/err")"
+"$bin" train --item-lr 0.5 --rounds 1 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "item-lr needs an item optimizer" "$tmp/err" || fail "--item-lr without item optimizer: $(cat "$tmp/err")"
+"$bin" train --item-optimizer sgd --item-lr 0.05 --item-lr-decay 0.9 --rounds 2 --quiet --threads 1 2>"$tmp/err" || fail "item optimizer run: $(cat "$tmp/err")"
 "$bin" eval --model "$tmp/nosuch.fr" 2>"$tmp/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "nosuch.fr" "$tmp/err" || fail "eval of a missing model: $rc $(cat "$tmp/err")"
 "$bin" recommend --model "$tmp/mf.fr" --user 999999 2>"$tmp/err"; rc=$?

@@ -104,9 +104,10 @@ Test(fedavg, toy_item_sum) {
     cfg.item_sum = true;
     double d[6];
     toy_run(&cfg, 1, ONE_WORKER, 1, d);
-    /* K = 3 clients, N = 8: each item row gets sum_k (n_k / (N/K)) delta_k = 3/8 sum n_k delta_k,
-     * i.e. 3x the FedAvg values (0, 0.05, 0.4, 0.0625, -0.025, 0.1). */
-    const double want[6] = {0, 0.15, 1.2, 0.1875, -0.075, 0.3};
+    /* each item row gets the plain sum of the deltas sent for it (no n_k weight):
+     * factors row0 0.8 - 0.16, row1 -0.4 + 0.4, row2 1.6; biases row0 0.1 + 0.08,
+     * row1 0.2 - 0.2, row2 0.4 */
+    const double want[6] = {0.64, 0, 1.6, 0.18, 0, 0.4};
     for (int i = 0; i < 6; i++) cr_assert_float_eq(d[i], want[i], 6e-7, "param %d: %g vs %g", i, d[i], want[i]);
     cfg.row_norm = true;
     fr_server *s = NULL;
@@ -487,6 +488,19 @@ Test(fedavg, client_sampling) {
     cr_assert_eq(fr_strategy_parse("fedyogi", &st), FR_OK);
     cr_assert_eq(st, FR_STRATEGY_FEDYOGI);
     cr_assert_eq(fr_strategy_parse("fedsgd", &st), FR_ERR_INVALID);
+
+    cfg.availability = 1;
+    cfg.item_lr_decay = 0;
+    cr_assert_eq(fr_fl_config_check(&cfg), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "item lr decay 0: expected (0, 1]") != NULL, "%s", fr_errmsg());
+    cfg.item_lr_decay = 1.5f;
+    cr_assert_eq(fr_fl_config_check(&cfg), FR_ERR_INVALID);
+    cfg.item_lr_decay = 0.9f;
+    cr_assert_eq(fr_fl_config_check(&cfg), FR_OK);
+    fr_optim_config_default(&cfg.item_local, FR_OPTIM_SGD);
+    cfg.item_local.lr = -1;
+    cr_assert_eq(fr_fl_config_check(&cfg), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "item optimizer: sgd: lr -1") != NULL, "%s", fr_errmsg());
 }
 
 /* ------------------------------------------------------------------ allocation */

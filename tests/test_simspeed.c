@@ -5,6 +5,7 @@
  *   - fr_crc32c (hardware path where available) equals a bitwise CRC-32C. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -24,9 +25,13 @@ static fr_dataset *synthetic(void) {
     return d;
 }
 
-/* Fits client c once and checks the update and private rows against the reference.
+/* Fits client c once (in round `round`) and checks the update and private rows against
+ * the reference. item_lr > 0: item rows use their own plain SGD at item_lr * decay^(round-1),
+ * the rest Adam; the reference then steps Adam over the model with the item gradients
+ * zeroed (their rows stay put) and moves item rows by hand.
  * Returns how many item rows moved in the reference. */
-static size_t check_client(fr_model_kind kind, float wd, uint32_t E, uint32_t c) {
+static size_t check_client_items(fr_model_kind kind, float wd, uint32_t E, uint32_t c, uint32_t round, float item_lr,
+                                 float decay) {
     fr_dataset *d = synthetic();
     fr_model_config mc;
     fr_model_config_default(&mc, kind);
@@ -41,6 +46,11 @@ static size_t check_client(fr_model_kind kind, float wd, uint32_t E, uint32_t c)
     fr_optim_config_default(&cfg.local, FR_OPTIM_ADAM);
     cfg.local.lr = 0.01f;
     cfg.local.weight_decay = wd;
+    if (item_lr > 0) {
+        fr_optim_config_default(&cfg.item_local, FR_OPTIM_SGD);
+        cfg.item_local.lr = item_lr;
+        cfg.item_lr_decay = decay;
+    }
     fr_model *global = NULL;
     cr_assert_eq(fr_model_create(&global, &mc), FR_OK);
 
@@ -67,7 +77,7 @@ static size_t check_client(fr_model_kind kind, float wd, uint32_t E, uint32_t c)
     fr_client_report rep;
     cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
     cr_assert_eq(fr_update_create(&up), FR_OK);
-    cr_assert_eq(fr_client_fit(ws, 1, c, &cd, global, priv, up, &rep), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_client_fit(ws, round, c, &cd, global, priv, up, &rep), FR_OK, "%s", fr_errmsg());
 
     /* the reference: one user, the whole catalogue, the plain dense step */
     fr_model_config rc = mc;
@@ -92,17 +102,47 @@ static size_t check_client(fr_model_kind kind, float wd, uint32_t E, uint32_t c)
     cr_assert_eq(fr_model_ws_create(&mws, r, cfg.batch), FR_OK);
     fri_examples ex = {0};
     fr_rng rneg, rshuf;
-    fr_rng_init(&rneg, cfg.seed, 1, c, FR_PURPOSE_NEGATIVES);
-    fr_rng_init(&rshuf, cfg.seed, 1, c, FR_PURPOSE_SHUFFLE);
+    fr_rng_init(&rneg, cfg.seed, round, c, FR_PURPOSE_NEGATIVES);
+    fr_rng_init(&rshuf, cfg.seed, round, c, FR_PURPOSE_SHUFFLE);
     double loss = 0;
     size_t total = 0;
+    float ilr = (float)((double)item_lr * pow((double)decay, (double)(round - 1)));
+    float *saved = calloc(fr_model_n_params(r), sizeof *saved);
+    cr_assert(saved);
     for (uint32_t ep = 0; ep < E; ep++) {
         fri_examples_clear(&ex);
         cr_assert_eq(fri_examples_add_user(&ex, d, c, 0, mc.loss, cfg.negatives, &rneg), FR_OK);
         fri_examples_shuffle(&ex, &rshuf);
         total += ex.n;
-        cr_assert_eq(fri_examples_fit(&ex, cfg.batch, r, mws, g, o, &loss), FR_OK);
+        if (item_lr <= 0) {
+            cr_assert_eq(fri_examples_fit(&ex, cfg.batch, r, mws, g, o, &loss), FR_OK);
+            continue;
+        }
+        for (size_t s0 = 0; s0 < ex.n; s0 += cfg.batch) {
+            size_t nb = ex.n - s0 < cfg.batch ? ex.n - s0 : cfg.batch;
+            fr_batch b = {ex.user + s0, ex.item + s0, ex.label + s0, NULL, nb};
+            double l = 0;
+            fr_grad_zero(g);
+            cr_assert_eq(fr_model_loss_grad(r, mws, &b, g, &l), FR_OK);
+            loss += l * (double)nb;
+            float *gg = fr_grad_data(g);
+            for (int t = 0; t < fr_model_n_tensors(r); t++) {
+                const fr_tensor *tt = fr_model_tensor(r, t);
+                if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
+                size_t len = (size_t)tt->rows * tt->cols;
+                memcpy(saved + tt->offset, gg + tt->offset, len * sizeof *gg);
+                memset(gg + tt->offset, 0, len * sizeof *gg);
+            }
+            cr_assert_eq(fr_optim_step(o, r, g), FR_OK);
+            for (int t = 0; t < fr_model_n_tensors(r); t++) {
+                const fr_tensor *tt = fr_model_tensor(r, t);
+                if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
+                for (size_t i = 0; i < (size_t)tt->rows * tt->cols; i++)
+                    rw[tt->offset + i] -= ilr * saved[tt->offset + i];
+            }
+        }
     }
+    free(saved);
     cr_assert_eq(rep.examples, total);
     cr_assert(fabs(rep.loss_sum - loss) <= 1e-9 * fabs(loss), "loss %.17g vs %.17g", rep.loss_sum, loss);
 
@@ -154,6 +194,16 @@ static size_t check_client(fr_model_kind kind, float wd, uint32_t E, uint32_t c)
     fr_model_free(global);
     fr_dataset_free(d);
     return moved;
+}
+
+static size_t check_client(fr_model_kind kind, float wd, uint32_t E, uint32_t c) {
+    return check_client_items(kind, wd, E, c, 1, 0.0f, 1.0f);
+}
+
+Test(simspeed, client_fit_with_item_sgd_equals_adam_plus_sgd_by_hand) {
+    cr_assert(check_client_items(FR_MODEL_NEUMF, 0.0f, 2, 4, 3, 0.5f, 0.9f) > 10);
+    cr_assert(check_client_items(FR_MODEL_NEUMF, 0.0f, 1, 7, 1, 0.2f, 1.0f) > 10);
+    cr_assert(check_client_items(FR_MODEL_MF, 0.0f, 1, 2, 5, 0.05f, 0.5f) > 3);
 }
 
 Test(simspeed, client_fit_equals_full_dense_adam_neumf) {

@@ -130,14 +130,18 @@ typedef struct fr_fl_config {
     float mu;                 /* fedprox proximal weight (0.01; other strategies ignore it) */
     bool row_norm;            /* average each item row over the clients that touched it only
                                  (weights n_k / sum_{j touched row} n_j); off = exact FedAvg */
-    bool item_sum;            /* item rows take the n_k-weighted SUM of the round's deltas,
-                                 sum_k (n_k / mean_j n_j) Δ_k, as if each client's change landed
-                                 on the row (FedAvg with eta_s = K on item tables; the sum of
-                                 item gradients of federated CF). Excludes row_norm. */
+    bool item_sum;            /* item rows take the plain SUM of the round's deltas, sum_k Δ_k,
+                                 as if each client's change landed on the row (a client's
+                                 Δ already grows with its examples, so no n_k weight; the
+                                 sum of item gradients of federated CF). Excludes row_norm. */
     uint32_t local_epochs;    /* E (1), at most FR_FL_MAX_LOCAL_EPOCHS */
     uint32_t batch;           /* B (32) */
     uint32_t negatives;       /* training negatives per positive (4 bce, 1 bpr, 0 mse) */
     fr_optim_config local;    /* the client's optimizer, fresh every round (adam 1e-3) */
+    fr_optim_config item_local; /* the client's optimizer for item-table rows, fresh every
+                                 round; kind 0 (the default): item rows follow `local` */
+    float item_lr_decay;      /* round r steps item rows at item lr * decay^(r-1) (1: none);
+                                 with `local` for items when item_local.kind is 0 */
     double clients_per_round; /* 0: all; >= 1: that many; in (0, 1): that fraction (rounded
                                  up, at least 1) of the available clients */
     double availability;      /* probability a client is available in a round (1) */

@@ -57,6 +57,16 @@ static int k10(const fr_eval_result *r) {
     return 0;
 }
 
+/* The client's rule for item rows, for messages and the model file. */
+static void item_rule(const fr_fl_config *fc, char *buf, size_t n) {
+    if (fc->item_local.kind == 0) snprintf(buf, n, "as the rest");
+    else snprintf(buf, n, "%s lr %g", fr_optim_kind_name(fc->item_local.kind), (double)fc->item_local.lr);
+    if (fc->item_lr_decay != 1.0f) {
+        size_t k = strlen(buf);
+        snprintf(buf + k, n - k, " decay %g/round", (double)fc->item_lr_decay);
+    }
+}
+
 /* Builds the configs from the options; returns 0 or 2 after printing a usage error. */
 static int configs(const cli_train_opts *o, const cli_train_data *d, fr_model_config *mc, fr_fl_config *fc) {
     fr_model_kind kind = d->explicit_ratings ? FR_MODEL_MF : FR_MODEL_NEUMF;
@@ -83,15 +93,22 @@ static int configs(const cli_train_opts *o, const cli_train_data *d, fr_model_co
     fc->seed = o->seed;
     /* fedrec's defaults where the library's (the textbook FedAvg of the PyTorch anchors)
      * crawl for recommendation; measured on ml-100k (docs/ARCHITECTURE.md, federated):
-     * implicit NCF models sum item-row deltas over the round's clients and take more,
-     * larger local steps; mf sums item-row deltas too, with small local steps (the
-     * anchor's server lr 300 reaches RMSE 0.926 on ml-100k u1 but diverges on data with
-     * heavier users, such as the built-in synthetic set). */
+     * implicit NCF models sum item-row deltas over the round's clients, step item rows
+     * with plain SGD (a fresh Adam turns each row's first gradient into a step of +-lr
+     * whatever its size, and the sum of those over hundreds of clients is noise) at an lr
+     * decayed by round, and keep Adam for the dense layers and the private rows, with a
+     * light L2; mf sums item-row deltas too, with small local steps (the anchor's server
+     * lr 300 reaches RMSE 0.926 on ml-100k u1 but diverges on data with heavier users,
+     * such as the built-in synthetic set). */
     if (kind == FR_MODEL_GMF || kind == FR_MODEL_MLP || kind == FR_MODEL_NEUMF) {
         fc->item_sum = true;
-        fc->local.lr = 0.003f;
-        fc->batch = 8;
-        if (!o->dim && kind != FR_MODEL_MLP) mc->dim = 32;
+        fc->local.lr = 0.006f;
+        fc->batch = 32;
+        fr_optim_config_default(&fc->item_local, FR_OPTIM_SGD);
+        fc->item_local.lr = 0.8f;
+        fc->item_lr_decay = 0.96f;
+        if (isnan(o->l2)) mc->l2 = 2e-4f;
+        if (!o->dim && kind != FR_MODEL_MLP) mc->dim = 64;
     } else if (kind == FR_MODEL_MF) {
         fc->item_sum = true;
         fc->local.lr = 0.01f;
@@ -123,6 +140,27 @@ static int configs(const cli_train_opts *o, const cli_train_data *d, fr_model_co
     if (set(o->beta2)) fc->beta2 = (float)o->beta2;
     if (set(o->availability)) fc->availability = o->availability;
     if (o->negatives_per_pos) fc->negatives = (uint32_t)o->negatives_per_pos;
+    if (o->item_optimizer) {
+        if (!strcmp(o->item_optimizer, "same")) {
+            fc->item_local.kind = 0;
+        } else {
+            fr_optim_kind ok;
+            if (fr_optim_kind_parse(o->item_optimizer, &ok)) {
+                fprintf(stderr, "fedrec train: %s\n", fr_errmsg());
+                return 2;
+            }
+            if (ok != fc->item_local.kind) fr_optim_config_default(&fc->item_local, ok);
+        }
+    }
+    if (!isnan(o->item_lr)) {
+        if (fc->item_local.kind == 0) {
+            fprintf(stderr, "fedrec train: --item-lr needs an item optimizer (--item-optimizer sgd|adam|adagrad); "
+                            "with 'same', item rows use --lr\n");
+            return 2;
+        }
+        fc->item_local.lr = (float)o->item_lr;
+    }
+    if (!isnan(o->item_lr_decay)) fc->item_lr_decay = (float)o->item_lr_decay;
     if (o->item_agg) {
         fc->row_norm = !strcmp(o->item_agg, "rows");
         fc->item_sum = !strcmp(o->item_agg, "sum");
@@ -151,13 +189,15 @@ static fr_err save_model(fr_sim *sim, const cli_train_opts *o, const cli_train_d
     if (!uid || !iid) { free(uid); free(iid); return FR_ERR_NOMEM; }
     for (uint32_t u = 0; u < nu; u++) uid[u] = fr_idmap_raw(fr_dataset_users(d->train), u);
     for (uint32_t i = 0; i < ni; i++) iid[i] = fr_idmap_raw(fr_dataset_items(d->train), i);
-    char json[1024];
+    char json[1280], rule[96];
+    item_rule(fc, rule, sizeof rule);
     snprintf(json, sizeof json,
              "{\"mode\":\"federated\",\"data\":\"%s\",\"strategy\":\"%s\",\"item_agg\":\"%s\",\"server_lr\":%g,"
-             "\"local_epochs\":%u,\"batch\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"clients_per_round\":%g}",
+             "\"local_epochs\":%u,\"batch\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"item_rows\":\"%s\","
+             "\"l2\":%g,\"negatives\":%u,\"clients_per_round\":%g}",
              d->source, fr_strategy_name(fc->strategy), item_agg_name(fc), (double)fc->server_lr,
-             fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr,
-             fc->clients_per_round);
+             fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr, rule,
+             (double)fr_model_config_of(m)->l2, fc->negatives, fc->clients_per_round);
     for (char *c = json; *c; c++) if (*c == '\\') *c = '/';
     fr_model_meta meta = {fr_server_round(fr_sim_server(sim)), 0, o->seed, json, uid, iid};
     fr_err e = fr_model_save(m, o->out, &meta);
@@ -201,15 +241,20 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
     }
     bool tty = isatty(2) && !o->quiet;
     uint32_t start = fr_server_round(fr_sim_server(sim));
-    uint64_t rounds = o->rounds ? o->rounds : 20;
+    bool ncf = mc.kind == FR_MODEL_GMF || mc.kind == FR_MODEL_MLP || mc.kind == FR_MODEL_NEUMF;
+    uint64_t rounds = o->rounds ? o->rounds : ncf ? 50 : 20;
+    char rule[96];
+    item_rule(&fc, rule, sizeof rule);
     double t_begin = now_s();
     fr_eval_result last = {0};
     bool have_eval = false;
     if (!o->quiet)
-        fprintf(stderr, "fedrec train: federated %s on %s: %u clients, %u items, strategy %s, item rows %s, E=%u B=%u %s lr %g%s\n",
+        fprintf(stderr,
+                "fedrec train: federated %s on %s: %u clients, %u items, strategy %s, E=%u B=%u %s lr %g,"
+                " item rows: %s of deltas, steps %s; %u rounds%s\n",
                 fr_model_kind_name(mc.kind), d->source, fr_dataset_n_users(d->train), fr_dataset_n_items(d->train),
-                fr_strategy_name(fc.strategy), item_agg_name(&fc), fc.local_epochs, fc.batch,
-                fr_optim_kind_name(fc.local.kind), (double)fc.local.lr,
+                fr_strategy_name(fc.strategy), fc.local_epochs, fc.batch, fr_optim_kind_name(fc.local.kind),
+                (double)fc.local.lr, item_agg_name(&fc), rule, (unsigned)rounds,
                 start ? " (resumed)" : "");
     for (uint64_t r = start + 1; r <= rounds; r++) {
         double t0 = now_s();

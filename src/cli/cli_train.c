@@ -331,7 +331,7 @@ int cli_train(int argc, char **argv) {
     cli_train_opts o;
     memset(&o, 0, sizeof o);
     o.lr = o.server_lr = o.server_momentum = o.mu = o.tau = o.beta1 = o.beta2 = o.availability = o.l2 = NAN;
-    o.bias_l2 = o.lr_decay = NAN;
+    o.bias_l2 = o.lr_decay = o.item_lr = o.item_lr_decay = NAN;
     o.seed = 1;
     o.eval_every = 1;
     arg_spec specs[] = {
@@ -358,6 +358,9 @@ int cli_train(int argc, char **argv) {
         {"resume", ARG_FLAG, &o.resume, "   resume from the last checkpoint", false},
         {"quiet", ARG_FLAG, &o.quiet, "   no progress lines", false},
         {"item-agg", ARG_STR, &o.item_agg, "A  item rows: mean (exact FedAvg) | rows (over clients that touched the row) | sum", false},
+        {"item-optimizer", ARG_STR, &o.item_optimizer, "O  the client's rule for item rows: same (as --optimizer) | sgd | adam | adagrad", false},
+        {"item-lr", ARG_DBL, &o.item_lr, "η  learning rate of item rows (with --item-optimizer)", false},
+        {"item-lr-decay", ARG_DBL, &o.item_lr_decay, "γ  round r steps item rows at item lr * γ^(r-1) (1 = constant)", false},
         {"server-lr", ARG_DBL, &o.server_lr, "η  server learning rate", false},
         {"server-momentum", ARG_DBL, &o.server_momentum, "β  server momentum (fedavgm)", false},
         {"mu", ARG_DBL, &o.mu, "μ  proximal term (fedprox)", false},
@@ -396,6 +399,22 @@ int cli_train(int argc, char **argv) {
             fprintf(stderr, "fedrec train: --optimizer: expected sgd, adam or adagrad, got '%s'\n", o.optimizer);
             return 2;
         }
+    }
+    if (o.item_optimizer && strcmp(o.item_optimizer, "same")) {
+        fr_optim_kind ok;
+        if (fr_optim_kind_parse(o.item_optimizer, &ok)) {
+            fprintf(stderr, "fedrec train: --item-optimizer: expected same, sgd, adam or adagrad, got '%s'\n",
+                    o.item_optimizer);
+            return 2;
+        }
+    }
+    if (!isnan(o.item_lr) && !(o.item_lr > 0 && o.item_lr < INFINITY)) {
+        fprintf(stderr, "fedrec train: --item-lr: expected a positive number, got %g\n", o.item_lr);
+        return 2;
+    }
+    if (!isnan(o.item_lr_decay) && !(o.item_lr_decay > 0 && o.item_lr_decay <= 1)) {
+        fprintf(stderr, "fedrec train: --item-lr-decay: expected a number in (0, 1], got %g\n", o.item_lr_decay);
+        return 2;
     }
     if (o.item_agg && strcmp(o.item_agg, "mean") && strcmp(o.item_agg, "rows") && strcmp(o.item_agg, "sum")) {
         fprintf(stderr, "fedrec train: --item-agg: expected mean, rows or sum, got '%s'\n", o.item_agg);

@@ -24,6 +24,9 @@ typedef struct cli_train_opts {
     const char *optimizer;    /* --optimizer sgd|adam|adagrad */
     const char *strategy;     /* --strategy fedavg|fedavgm|fedprox|fedadam|fedyogi|fedadagrad */
     const char *item_agg;     /* --item-agg mean|rows|sum: how item rows are aggregated */
+    const char *item_optimizer; /* --item-optimizer same|sgd|adam|adagrad: the client's rule for item rows */
+    double item_lr;           /* --item-lr (NaN = default) */
+    double item_lr_decay;     /* --item-lr-decay: round r steps item rows at item lr * γ^(r-1) (NaN = default) */
     bool centralized;         /* --centralized */
     uint64_t epochs;          /* --epochs N (centralized) */
     int64_t threads;          /* --threads T (0 = all cores) */

@@ -14,8 +14,12 @@
  *     example arrays live in the per-worker scratch; once each class a worker needs
  *     exists, nothing is allocated.
  *     Item-table rows past the client's count are never read or sent.
+ *   - One minibatch loop (fit_pass) for every local rule: the dense tensors and private
+ *     rows step with `local`, item rows with the item optimizer when one is configured
+ *     (its lr decayed by round), over the rows a step can change only.
  *   - Determinism: negatives come from (seed, round, client, NEGATIVES), minibatch order
  *     from (seed, round, client, SHUFFLE); nothing depends on the worker. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -31,7 +35,8 @@ typedef struct compact {
     uint32_t cap;           /* item rows */
     fr_model *m;
     fr_grad *g;
-    fr_optim *o;
+    fr_optim *o;            /* local: dense tensors, private rows (and item rows without oi) */
+    fr_optim *oi;           /* item rows, or NULL when they follow o */
 } compact;
 
 struct fr_client_ws {
@@ -41,6 +46,9 @@ struct fr_client_ws {
     fr_model *m;            /* the one in use this fit (n_users 1) */
     fr_grad *g;             /* its gradient */
     fr_optim *o;            /* its optimizer, reset each round */
+    fr_optim *oi;           /* its item-row optimizer (NULL: o), reset each round */
+    bool split;             /* item rows have their own optimizer (item_local or a decay) */
+    fr_optim_config item_cfg; /* its config (item lr before the decay) */
     fr_model_ws *mws;       /* forward/backward scratch for batch B */
     float *ref;             /* [ref_cap] the values received (Δ = params - ref) */
     size_t ref_cap;
@@ -87,14 +95,14 @@ static fr_err use_compact(fr_client_ws *ws, uint32_t n) {
         fr_model_config mc = ws->mcfg;
         mc.n_users = 1;
         mc.n_items = ((uint64_t)16 << b) < ws->mcfg.n_items ? (uint32_t)16 << b : ws->mcfg.n_items;
-        /* plain SGD moves only rows with a gradient: the row step is the dense step */
         fr_optim_config oc = ws->cfg.local;
-        if (oc.kind == FR_OPTIM_SGD && oc.momentum == 0 && oc.weight_decay == 0) oc.sparse_rows = true;
+        oc.sparse_rows = false; /* fit_pass steps ranges with the dense rule */
         fr_err e = fr_model_create(&c->m, &mc);
         if (!e) e = fr_grad_create(&c->g, c->m);
         if (!e) e = fr_optim_create(&c->o, c->m, &oc);
+        if (!e && ws->split) e = fr_optim_create(&c->oi, c->m, &ws->item_cfg);
         if (e) {
-            fr_model_free(c->m); fr_grad_free(c->g); fr_optim_free(c->o);
+            fr_model_free(c->m); fr_grad_free(c->g); fr_optim_free(c->o); fr_optim_free(c->oi);
             memset(c, 0, sizeof *c);
             return e;
         }
@@ -107,7 +115,7 @@ static fr_err use_compact(fr_client_ws *ws, uint32_t n) {
         ws->ref = r;
         ws->ref_cap = np;
     }
-    ws->m = c->m; ws->g = c->g; ws->o = c->o;
+    ws->m = c->m; ws->g = c->g; ws->o = c->o; ws->oi = c->oi;
     return FR_OK;
 }
 
@@ -119,6 +127,9 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
     if (!ws) return FR_ERR_NOMEM;
     ws->mcfg = *mcfg;
     ws->cfg = *cfg;
+    ws->split = cfg->item_local.kind != 0 || cfg->item_lr_decay != 1.0f;
+    ws->item_cfg = cfg->item_local.kind != 0 ? cfg->item_local : cfg->local;
+    ws->item_cfg.sparse_rows = false;
     e = use_compact(ws, 1);
     if (!e) e = fr_model_ws_create(&ws->mws, ws->m, cfg->batch);
     if (!e) {
@@ -142,6 +153,7 @@ void fr_client_ws_free(fr_client_ws *ws) {
         fr_model_free(ws->bk[b].m);
         fr_grad_free(ws->bk[b].g);
         fr_optim_free(ws->bk[b].o);
+        fr_optim_free(ws->bk[b].oi);
     }
     fr_model_ws_free(ws->mws);
     fri_free(ws->ref);
@@ -215,38 +227,6 @@ static fr_err add_pass(fr_client_ws *ws, const fr_client_data *d, fr_rng *rng) {
     return FR_OK;
 }
 
-/* Minibatches with the FedProx term mu * (w - w_t) added to the gradient of every local
- * shared parameter (the dense tensors and rows [0, L) of the item tables). */
-static fr_err fit_prox(fr_client_ws *ws, const fri_examples *ex, uint32_t L, double *loss_sum) {
-    fr_model *m = ws->m;
-    bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
-    float mu = ws->cfg.mu;
-    size_t batch = ws->cfg.batch;
-    for (size_t s = 0; s < ex->n; s += batch) {
-        size_t n = ex->n - s < batch ? ex->n - s : batch;
-        fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
-        double loss = 0;
-        fr_grad_zero(ws->g);
-        fr_err e = fr_model_loss_grad(m, ws->mws, &b, ws->g, &loss);
-        if (e) return e;
-        float *g = fr_grad_data(ws->g);
-        const float *w = fr_model_params_const(m);
-        for (int t = 0; t < fr_model_n_tensors(m); t++) {
-            const fr_tensor *tt = fr_model_tensor(m, t);
-            if (tt->kind == FR_TENSOR_USER_TABLE) continue;
-            size_t rows = tt->kind == FR_TENSOR_ITEM_TABLE ? L : tt->rows;
-            size_t len = rows * tt->cols;
-            for (size_t i = 0; i < len; i++) g[tt->offset + i] += mu * (w[tt->offset + i] - ws->ref[tt->offset + i]);
-            if (tt->kind == FR_TENSOR_ITEM_TABLE)
-                for (uint32_t r = 0; r < L; r++) fr_grad_touch(ws->g, t, r);
-        }
-        e = fr_optim_step(ws->o, m, ws->g);
-        if (e) return e;
-        *loss_sum += loss * (double)n;
-    }
-    return FR_OK;
-}
-
 /* True if no value is inf or NaN (exponent bits all ones); vectorises. */
 static bool all_finite(const float *w, size_t n) {
     uint32_t bad = 0;
@@ -258,26 +238,42 @@ static bool all_finite(const float *w, size_t n) {
     return !bad;
 }
 
-/* Minibatches with a dense optimizer step over the used prefix of the item tables only.
- * Compact rows are numbered in order of first use, so after a step the rows any example
+/* One epoch of minibatches: loss and gradient; with FedProx, mu * (w - w_t) added to the
+ * gradient of every local shared parameter (the dense tensors and item rows [0, L));
+ * then the step, by the dense rule, of the rows a step can change: every row of the dense
+ * and private tensors with ws->o, item rows [0, *T) with ws->oi (ws->o when NULL).
+ * Compact rows are numbered in order of first use, so with `lazy` the rows any example
  * has used so far are [0, *T). A row past *T has a zero gradient and zero moments (a
  * fresh optimizer), and with no weight decay and finite values the dense rule leaves it
  * bit-for-bit unchanged (g = 0 + 0 * p = 0, m1 = m2 = 0, p -= lr * 0 / (0 + eps)), so
- * skipping it gives the floats of the full dense step. `lazy` false steps rows [0, L)
- * (rows past L are never read or sent either way). */
-static fr_err fit_dense_prefix(fr_client_ws *ws, const fri_examples *ex, uint32_t L, bool lazy, uint32_t *T,
-                               double *loss_sum) {
+ * skipping it gives the floats of the full dense step. Without `lazy` (weight decay,
+ * FedProx, non-finite values), *T = L (rows past L are never read or sent either way). */
+static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, bool lazy, float mu, uint32_t *T,
+                       double *loss_sum) {
     fr_model *m = ws->m;
     bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
     size_t batch = ws->cfg.batch;
     int nt = fr_model_n_tensors(m);
+    fr_optim *oi = ws->oi ? ws->oi : ws->o;
     for (size_t s = 0; s < ex->n; s += batch) {
         size_t n = ex->n - s < batch ? ex->n - s : batch;
         fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
         double loss = 0;
         fr_grad_zero(ws->g);
         fr_err e = fr_model_loss_grad(m, ws->mws, &b, ws->g, &loss);
-        if (!e) e = fri_optim_step_begin(ws->o, m, ws->g);
+        if (e) return e;
+        if (mu > 0) {
+            float *g = fr_grad_data(ws->g);
+            const float *w = fr_model_params_const(m);
+            for (int t = 0; t < nt; t++) {
+                const fr_tensor *tt = fr_model_tensor(m, t);
+                if (tt->kind == FR_TENSOR_USER_TABLE) continue;
+                size_t len = (tt->kind == FR_TENSOR_ITEM_TABLE ? L : tt->rows) * (size_t)tt->cols;
+                for (size_t i = 0; i < len; i++) g[tt->offset + i] += mu * (w[tt->offset + i] - ws->ref[tt->offset + i]);
+            }
+        }
+        e = fri_optim_step_begin(ws->o, m, ws->g);
+        if (!e && ws->oi) e = fri_optim_step_begin(ws->oi, m, ws->g);
         if (e) return e;
         if (lazy) {
             uint32_t t = *T;
@@ -289,25 +285,29 @@ static fr_err fit_dense_prefix(fr_client_ws *ws, const fri_examples *ex, uint32_
         } else {
             *T = L;
         }
+        /* contiguous ranges of one optimizer are stepped together */
         const float *g = fr_grad_data_const(ws->g);
-        size_t off = 0, len = 0; /* the pending contiguous range */
+        const fr_optim *po = NULL; /* the pending range's optimizer */
+        size_t off = 0, len = 0;
         for (int i = 0; i < nt; i++) {
             const fr_tensor *tt = fr_model_tensor(m, i);
-            size_t rows = tt->kind == FR_TENSOR_ITEM_TABLE ? *T : tt->rows;
-            size_t o = tt->offset, k = rows * tt->cols;
-            if (len && off + len == o) {
+            bool item = tt->kind == FR_TENSOR_ITEM_TABLE;
+            const fr_optim *to = item ? oi : ws->o;
+            size_t o = tt->offset, k = (item ? *T : tt->rows) * (size_t)tt->cols;
+            if (len && po == to && off + len == o) {
                 len += k;
             } else {
-                if (len) fri_optim_step_range(ws->o, m, g + off, off, len);
+                if (len) fri_optim_step_range(po, m, g + off, off, len);
+                po = to;
                 off = o;
                 len = k;
             }
-            if (rows < tt->rows) { /* the rest of this table is skipped: flush */
-                if (len) fri_optim_step_range(ws->o, m, g + off, off, len);
+            if (item && *T < tt->rows) { /* the rest of this table is skipped: flush */
+                if (len) fri_optim_step_range(po, m, g + off, off, len);
                 len = 0;
             }
         }
-        if (len) fri_optim_step_range(ws->o, m, g + off, off, len);
+        if (len) fri_optim_step_range(po, m, g + off, off, len);
         *loss_sum += loss * (double)n;
     }
     return FR_OK;
@@ -428,13 +428,22 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     for (uint32_t t = 0; t < ws->n_tables; t++) counts[t] = (uint32_t)L;
     rep->bytes_down = fr_update_wire_size(ws->dense_len, ws->n_tables, ws->widths, counts);
 
-    /* local fit: E epochs of minibatches with a fresh optimizer */
-    fr_optim_reset(ws->o);
-    bool prox = ws->cfg.strategy == FR_STRATEGY_FEDPROX && ws->cfg.mu > 0;
-    bool dense = fri_optim_is_dense(ws->o);
-    /* skipping unused rows is exact only without weight decay and with finite values
-     * (0 * inf is NaN in the dense rule) */
-    bool lazy = dense && ws->cfg.local.weight_decay == 0;
+    /* local fit: E epochs of minibatches with fresh optimizers (moments zeroed over what
+     * a step can touch: the dense and private tensors, item rows [0, L)) */
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *lt = fr_model_tensor(m, t);
+        size_t len = (lt->kind == FR_TENSOR_ITEM_TABLE ? L : lt->rows) * (size_t)lt->cols;
+        fri_optim_reset_range(lt->kind == FR_TENSOR_ITEM_TABLE && ws->oi ? ws->oi : ws->o, lt->offset, len);
+    }
+    if (ws->oi) {
+        double lr = (double)ws->item_cfg.lr * pow((double)ws->cfg.item_lr_decay, (double)(round ? round - 1 : 0));
+        e = fr_optim_set_lr(ws->oi, (float)lr > 0 ? (float)lr : FLT_MIN);
+        if (e) return e;
+    }
+    float mu = ws->cfg.strategy == FR_STRATEGY_FEDPROX ? ws->cfg.mu : 0.0f;
+    /* skipping unused rows is exact only without weight decay or a proximal term and with
+     * finite values (0 * inf is NaN in the dense rule) */
+    bool lazy = ws->cfg.local.weight_decay == 0 && ws->item_cfg.weight_decay == 0 && !(mu > 0);
     /* only what a step can read: the dense layers, rows [0, L), the private rows */
     for (int t = 0; lazy && t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t);
@@ -448,9 +457,7 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         ex.n = starts[ep + 1] - starts[ep];
         ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
         if (ex.n == 0) continue;
-        e = prox    ? fit_prox(ws, &ex, (uint32_t)L, &loss_sum)
-            : dense ? fit_dense_prefix(ws, &ex, (uint32_t)L, lazy, &T, &loss_sum)
-                    : fri_examples_fit(&ex, ws->cfg.batch, m, ws->mws, ws->g, ws->o, &loss_sum);
+        e = fit_pass(ws, &ex, (uint32_t)L, lazy, mu, &T, &loss_sum);
         if (e) return e;
     }
     rep->loss_sum = loss_sum;

@@ -10,9 +10,10 @@
  *     workers. Values beyond +-4.6e18 units saturate; NaN counts as the lower bound.
  *   - Only the shared prefix of the slab is ever touched: updates carry no private rows.
  *   - A row no client touched has Δ = 0 (FedAvg); with row_norm, a touched row is
- *     averaged over the clients that touched it; with item_sum, item rows take the
- *     n_k-weighted sum of the deltas (weights n_k / mean n), not their mean. */
+ *     averaged over the clients that touched it; with item_sum, item rows take the plain
+ *     sum of the deltas (each client's Δ with weight 1), not their mean. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/core.h"
@@ -46,6 +47,7 @@ void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind) {
     c->beta2 = 0.99f;
     c->tau = 1e-3f;
     c->mu = 0.01f;
+    c->item_lr_decay = 1.0f;
     c->local_epochs = 1;
     c->batch = 32;
     c->negatives = kind == FR_MODEL_MF ? 0 : kind == FR_MODEL_BPR ? 1 : 4;
@@ -85,6 +87,16 @@ fr_err fr_fl_config_check(const fr_fl_config *c) {
                         c->clients_per_round);
     if (!(c->availability > 0 && c->availability <= 1))
         return fri_fail(FR_ERR_INVALID, "availability %g: expected (0, 1]", c->availability);
+    if (!(c->item_lr_decay > 0 && c->item_lr_decay <= 1))
+        return fri_fail(FR_ERR_INVALID, "item lr decay %g: expected (0, 1]", (double)c->item_lr_decay);
+    if (c->item_local.kind != 0) {
+        fr_err e = fr_optim_config_check(&c->item_local);
+        if (e) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", fr_errmsg()); /* fri_fail writes the same buffer */
+            return fri_fail(e, "item optimizer: %s", msg);
+        }
+    }
     return fr_optim_config_check(&c->local);
 }
 
@@ -259,13 +271,14 @@ fr_err fr_server_accept(fr_server *s, const fr_update *u, int worker) {
         add_fixed(acc + tt->offset, u->dense + pos, len, n);
         pos += len;
     }
+    double ni = s->cfg.item_sum ? 1.0 : n; /* item rows: the plain sum, or n_k-weighted */
     for (uint32_t t = 0; t < u->n_tables; t++) {
         const fr_tensor *tt = fr_model_tensor(s->g, s->table_t[t]);
         const fr_update_table *ut = &u->tables[t];
         size_t w = ut->width;
         for (uint32_t r = 0; r < ut->count; r++) {
             size_t row = ut->ids[r];
-            add_fixed(acc + tt->offset + row * w, ut->values + (size_t)r * w, w, n);
+            add_fixed(acc + tt->offset + row * w, ut->values + (size_t)r * w, w, ni);
             rw[(size_t)t * s->n_items + row] += u->weight;
         }
     }
@@ -305,7 +318,7 @@ fr_err fr_server_end_round(fr_server *s) {
     s->round++;
     uint64_t W = 0, K = 0;
     for (int k = 0; k < s->n_workers; k++) { W += s->wsum[k]; K += s->nacc[k]; }
-    if (W == 0) return FR_OK;
+    if (W == 0 || K == 0) return FR_OK;
     float *w = fr_model_params(s->g);
     size_t nw = (size_t)s->n_workers, ns = s->n_shared;
     size_t tstride = (s->shape.n_tables ? s->shape.n_tables : 1) * (size_t)s->n_items;
@@ -316,7 +329,7 @@ fr_err fr_server_end_round(fr_server *s) {
         for (uint32_t i = 0; i < s->shape.n_tables; i++) if (s->table_t[i] == t) ti = (int)i;
         for (size_t r = 0; r < tt->rows; r++) {
             double denom = (double)W;
-            if (ti >= 0 && s->cfg.item_sum) denom = (double)W / (double)K;
+            if (ti >= 0 && s->cfg.item_sum) denom = 1.0;
             if (ti >= 0 && s->cfg.row_norm) {
                 uint64_t rw = 0;
                 for (size_t k = 0; k < nw; k++) rw += s->roww[k * tstride + (size_t)ti * s->n_items + r];

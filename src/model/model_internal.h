@@ -51,5 +51,8 @@ fr_err fri_model_alloc(fr_model **out, const fr_model_config *cfg);
 fr_err fri_optim_step_begin(fr_optim *o, const fr_model *m, const fr_grad *g);
 void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t off, size_t n);
 bool fri_optim_is_dense(const fr_optim *o);
+/* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for
+ * a caller that will step only such ranges (O(n), not O(the model)). */
+void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);
 
 #endif

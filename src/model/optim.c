@@ -9,6 +9,13 @@
 #include "core/core.h"
 #include "model/model_internal.h"
 
+/* Scalars of the update rules, computed once per step. */
+typedef struct step_consts {
+    float lr, wd, mom, b1, b2, eps;
+    float step_size;   /* adam: lr / (1 - b1^t) */
+    float inv_bc2_sqrt;/* adam: 1 / sqrt(1 - b2^t) */
+} step_consts;
+
 struct fr_optim {
     fr_optim_config cfg;                /* as created */
     size_t n_params;                    /* slab length */
@@ -17,6 +24,7 @@ struct fr_optim {
     float *m1;                          /* [n_params] momentum / Adam first moment, or NULL */
     float *m2;                          /* [n_params] Adam second moment / Adagrad sum, or NULL */
     uint64_t step;                      /* steps since creation or reset */
+    step_consts k;                      /* of the current step (fri_optim_step_begin) */
 };
 
 void fr_optim_config_default(fr_optim_config *cfg, fr_optim_kind kind) {
@@ -123,12 +131,6 @@ uint64_t fr_optim_steps(const fr_optim *o) { return o->step; }
 #define FR_HAVE_AVX_DISPATCH 0
 #endif
 
-/* The update rules over one contiguous range. Scalars are precomputed per step. */
-typedef struct step_consts {
-    float lr, wd, mom, b1, b2, eps;
-    float step_size;   /* adam: lr / (1 - b1^t) */
-    float inv_bc2_sqrt;/* adam: 1 / sqrt(1 - b2^t) */
-} step_consts;
 
 static void sgd_range(float *restrict p, const float *restrict g, size_t n, const step_consts *k) {
     float lr = k->lr, wd = k->wd;
@@ -239,12 +241,18 @@ fr_err fri_optim_step_begin(fr_optim *o, const fr_model *m, const fr_grad *g) {
         return fri_fail(FR_ERR_INVALID, "optimizer step: optimizer (%zu params), model (%zu) and "
                         "gradient (%zu) differ in shape", o->n_params, m->n_params, g->n_params);
     o->step++;
+    o->k = consts_of(o);
     return FR_OK;
 }
 
 void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t off, size_t n) {
-    step_consts k = consts_of(o);
-    update(o, m->params, g, off, n, &k);
+    update(o, m->params, g, off, n, &o->k);
+}
+
+void fri_optim_reset_range(fr_optim *o, size_t off, size_t n) {
+    if (o->m1) memset(o->m1 + off, 0, n * sizeof(float));
+    if (o->m2) memset(o->m2 + off, 0, n * sizeof(float));
+    o->step = 0;
 }
 
 fr_err fr_optim_set_lr(fr_optim *o, float lr) {
