@@ -3,7 +3,7 @@
  *   bench_fed --ncf DIR [--model neumf] [--rounds R] [--threads T] ...    (HR@10 / NDCG@10)
  *   bench_fed --train u1.base --test u1.test --model mf ...               (RMSE / MAE)
  *   bench_fed --synthetic USERS,ITEMS,INTERACTIONS --model mf ...         (time only)
- * Options: --wire 0 (skip encode/decode) --strategy S[+rownorm] --server-lr X --optimizer sgd|adam|adagrad --lr X
+ * Options: --wire 0 (skip encode/decode) --strategy S --item-agg mean|rows|sum --server-lr X --optimizer sgd|adam|adagrad --lr X
  *          --local-epochs E --batch B --clients C --dim D --l2 X --seed S */
 #include <math.h>
 #include <stdio.h>
@@ -39,7 +39,7 @@ static int die(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    const char *ncf = NULL, *trainp = NULL, *testp = NULL, *model = "neumf", *strategy = "fedavg", *optim = NULL;
+    const char *ncf = NULL, *trainp = NULL, *testp = NULL, *model = "neumf", *strategy = "fedavg", *optim = NULL, *item_agg = "mean";
     int rounds = 3, threads = 0, E = 0, B = 0, dim = 0;
     double slr = NAN, lr = NAN, clients = 0, l2 = NAN;
     uint64_t seed = 1;
@@ -54,6 +54,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--rounds")) rounds = atoi(v);
         else if (!strcmp(k, "--threads")) threads = atoi(v);
         else if (!strcmp(k, "--strategy")) strategy = v;
+        else if (!strcmp(k, "--item-agg")) item_agg = v;
         else if (!strcmp(k, "--server-lr")) slr = atof(v);
         else if (!strcmp(k, "--optimizer")) optim = v;
         else if (!strcmp(k, "--lr")) lr = atof(v);
@@ -112,11 +113,13 @@ int main(int argc, char **argv) {
     fr_fl_config fc;
     fr_fl_config_default(&fc, kind);
     fc.seed = seed;
-    char sname[64];
-    snprintf(sname, sizeof sname, "%s", strategy);
-    char *plus = strstr(sname, "+rownorm");
-    if (plus) { *plus = 0; fc.row_norm = true; }
-    if (fr_strategy_parse(sname, &fc.strategy)) return die("strategy");
+    if (fr_strategy_parse(strategy, &fc.strategy)) return die("strategy");
+    if (strcmp(item_agg, "mean") && strcmp(item_agg, "rows") && strcmp(item_agg, "sum")) {
+        fprintf(stderr, "bench_fed: --item-agg: expected mean, rows or sum, got '%s'\n", item_agg);
+        return 2;
+    }
+    fc.row_norm = !strcmp(item_agg, "rows");
+    fc.item_sum = !strcmp(item_agg, "sum");
     if (fc.strategy >= FR_STRATEGY_FEDADAM) fc.server_lr = 0.01f;
     if (!isnan(slr)) fc.server_lr = (float)slr;
     if (optim) {
@@ -125,7 +128,6 @@ int main(int argc, char **argv) {
         if (ok != fc.local.kind) fr_optim_config_default(&fc.local, ok);
     }
     if (!isnan(lr)) fc.local.lr = (float)lr;
-    if (getenv("SPARSE")) fc.local.sparse_rows = atoi(getenv("SPARSE"));
     if (E) fc.local_epochs = (uint32_t)E;
     if (B) fc.batch = (uint32_t)B;
     fc.clients_per_round = clients;
@@ -140,9 +142,9 @@ int main(int argc, char **argv) {
         if (fr_model_ws_create(&s.ws[i], s.m, 1024)) return die("ws");
         s.u[i] = malloc(1024 * sizeof(uint32_t));
     }
-    fprintf(stderr, "bench_fed: %s, %u clients, %u items, %d threads, %s%s lr_s %g, %s lr %g, E=%u B=%u\n", model,
-            fr_dataset_n_users(train), fr_dataset_n_items(train), nw, fr_strategy_name(fc.strategy),
-            fc.row_norm ? "+rownorm" : "", (double)fc.server_lr, fr_optim_kind_name(fc.local.kind),
+    fprintf(stderr, "bench_fed: %s, %u clients, %u items, %d threads, %s (item rows %s) lr_s %g, %s lr %g, E=%u B=%u\n",
+            model, fr_dataset_n_users(train), fr_dataset_n_items(train), nw, fr_strategy_name(fc.strategy), item_agg,
+            (double)fc.server_lr, fr_optim_kind_name(fc.local.kind),
             (double)fc.local.lr, fc.local_epochs, fc.batch);
     fr_eval_opts eo;
     fr_eval_opts_default(&eo);

@@ -10,6 +10,7 @@
 
 #include "core/core.h"
 #include "fedrec/fl.h"
+#include "fl/fl_internal.h"
 #include "model/examples.h"
 #include "testutil.h"
 
@@ -217,6 +218,38 @@ Test(simspeed, client_fit_equals_full_dense_adam_with_weight_decay) {
 
 Test(simspeed, client_fit_equals_full_dense_adam_mf) {
     cr_assert(check_client(FR_MODEL_MF, 0.0f, 1, 2) > 3);
+}
+
+Test(simspeed, server_fixed_point_vector_path_equals_scalar) {
+    enum { N = 1003 };
+    static float val[N];
+    static int64_t a[N], b[N];
+    fr_rng r;
+    fr_rng_init(&r, 1, 2, 3, FR_PURPOSE_INIT);
+    for (int i = 0; i < N; i++) val[i] = (float)((fr_rng_double(&r) - 0.5) * 4.0);
+    /* edges: exact halves of a unit, NaN, infinities, saturation, signed zeros */
+    val[0] = 0.5f / 4294967296.0f; val[1] = -0.5f / 4294967296.0f; val[2] = 1.5f / 4294967296.0f;
+    val[3] = NAN; val[4] = INFINITY; val[5] = -INFINITY; val[6] = 3e38f; val[7] = -0.0f; val[9] = 2.5e9f;
+    static const double ws[] = {1, 3, 737, 0.25, 1e6};
+    for (size_t w = 0; w < sizeof ws / sizeof *ws; w++) {
+        for (int i = 0; i < N; i++) a[i] = b[i] = (int64_t)i * 977 - 400000;
+        for (size_t off = 0; off < 9; off++) { /* every alignment and tail */
+            fri_fl_add_fixed(a + off, val + off, N - off - (off & 3), ws[w], true);
+            fri_fl_add_fixed(b + off, val + off, N - off - (off & 3), ws[w], false);
+        }
+        cr_assert(memcmp(a, b, sizeof a) == 0, "weight %g", ws[w]);
+    }
+    /* the scalar rule itself on the edges, by hand (weight 1) */
+    int64_t c[10] = {0};
+    fri_fl_add_fixed(c, val, 10, 1.0, false);
+    cr_assert_eq(c[0], 1);          /* 0.5 unit rounds away from zero */
+    cr_assert_eq(c[1], -1);
+    cr_assert_eq(c[2], 2);
+    cr_assert_eq(c[3], (int64_t)-4.6e18); /* NaN: the lower bound */
+    cr_assert_eq(c[4], (int64_t)4.6e18);
+    cr_assert_eq(c[5], (int64_t)-4.6e18);
+    cr_assert_eq(c[6], (int64_t)4.6e18);
+    cr_assert_eq(c[7], 0);
 }
 
 static uint32_t crc_bitwise(const uint8_t *p, size_t n) {

@@ -18,6 +18,7 @@
 
 #include "core/core.h"
 #include "fedrec/fl.h"
+#include "fl/fl_internal.h"
 
 static const char *const strategy_names[] = {NULL, "fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi",
                                               "fedadagrad"};
@@ -240,8 +241,47 @@ static inline int64_t fixed(double x) {
     return (int64_t)(v + copysign(0.5, v));
 }
 
+/* The conversion needs AVX-512DQ to vectorise (vcvttpd2qq; AVX2 has no double -> int64),
+ * so on x86-64 with gcc or clang a copy doing the same double operations in the same
+ * order is chosen at run time: bit-identical to the scalar loop (max(v, lo) returns lo
+ * for a NaN v, as fmax does). */
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define FR_HAVE_AVX512_DISPATCH 1
+__attribute__((target("avx512f,avx512dq"))) static size_t add_fixed_avx512(int64_t *restrict acc,
+                                                                          const float *restrict val, size_t n,
+                                                                          double w) {
+    const __m512d vw = _mm512_set1_pd(w), vs = _mm512_set1_pd(FR_FL_FIXED_SCALE), lo = _mm512_set1_pd(-4.6e18),
+                  hi = _mm512_set1_pd(4.6e18), half = _mm512_set1_pd(0.5);
+    const __m512i sign = _mm512_set1_epi64((long long)0x8000000000000000ull);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d x = _mm512_mul_pd(_mm512_mul_pd(vw, _mm512_cvtps_pd(_mm256_loadu_ps(val + i))), vs);
+        x = _mm512_min_pd(_mm512_max_pd(x, lo), hi);
+        __m512d h = _mm512_castsi512_pd(_mm512_or_si512(_mm512_and_si512(_mm512_castpd_si512(x), sign),
+                                                        _mm512_castpd_si512(half)));
+        __m512i q = _mm512_cvttpd_epi64(_mm512_add_pd(x, h));
+        _mm512_storeu_si512(acc + i, _mm512_add_epi64(_mm512_loadu_si512(acc + i), q));
+    }
+    return i;
+}
+static int have_avx512(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"); }
+#else
+#define FR_HAVE_AVX512_DISPATCH 0
+#endif
+
+void fri_fl_add_fixed(int64_t *restrict acc, const float *restrict val, size_t n, double w, bool vector) {
+    size_t i = 0;
+#if FR_HAVE_AVX512_DISPATCH
+    if (vector && n >= 8 && have_avx512()) i = add_fixed_avx512(acc, val, n, w);
+#else
+    (void)vector;
+#endif
+    for (; i < n; i++) acc[i] += fixed(w * (double)val[i]);
+}
+
 static void add_fixed(int64_t *restrict acc, const float *restrict val, size_t n, double w) {
-    for (size_t i = 0; i < n; i++) acc[i] += fixed(w * (double)val[i]);
+    fri_fl_add_fixed(acc, val, n, w, true);
 }
 
 fr_err fr_server_accept(fr_server *s, const fr_update *u, int worker) {
