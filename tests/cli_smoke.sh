@@ -46,6 +46,8 @@ grep -q "^fedrec train: --split: expected loo, ratio:R or temporal:R" "$tmp/err"
 [ $rc -eq 2 ] && grep -q "item-optimizer: expected same, sgd, adam or adagrad, got 'rmsprop'" "$tmp/err" || fail "bad --item-optimizer: $(cat "$tmp/err")"
 "$bin" train --item-lr-decay 0 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "item-lr-decay: expected a number in (0, 1], got 0" "$tmp/err" || fail "bad --item-lr-decay: $(cat "$tmp/err")"
+"$bin" train --centralized --item-lr-decay 0.9 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "apply to federated training" "$tmp/err" || fail "--item-lr-decay with --centralized: $(cat "$tmp/err")"
 "$bin" train --item-lr 0.5 --rounds 1 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "item-lr needs an item optimizer" "$tmp/err" || fail "--item-lr without item optimizer: $(cat "$tmp/err")"
 "$bin" train --item-optimizer sgd --item-lr 0.05 --item-lr-decay 0.9 --rounds 2 --quiet --threads 1 2>"$tmp/err" || fail "item optimizer run: $(cat "$tmp/err")"

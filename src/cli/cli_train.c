@@ -448,6 +448,11 @@ int cli_train(int argc, char **argv) {
         fprintf(stderr, "fedrec train: --neg: expected 0..1000, got %" PRIu64 "\n", o.negatives_per_pos);
         return 2;
     }
+    if (o.centralized && (o.item_optimizer || !isnan(o.item_lr) || !isnan(o.item_lr_decay))) {
+        fprintf(stderr, "fedrec train: --item-optimizer, --item-lr and --item-lr-decay apply to federated training, "
+                        "not --centralized\n");
+        return 2;
+    }
     if (o.centralized && o.resume) {
         fprintf(stderr, "fedrec train: --resume applies to federated training; centralized runs do not checkpoint\n");
         return 2;
