@@ -31,8 +31,8 @@ static fr_dataset *synthetic(void) {
  * the rest Adam; the reference then steps Adam over the model with the item gradients
  * zeroed (their rows stay put) and moves item rows by hand.
  * Returns how many item rows moved in the reference. */
-static size_t check_client_items(fr_model_kind kind, float wd, uint32_t E, uint32_t c, uint32_t round, float item_lr,
-                                 float decay) {
+static size_t check_client_full(fr_model_kind kind, float wd, uint32_t E, uint32_t c, uint32_t round, float item_lr,
+                                float decay, float mu) {
     fr_dataset *d = synthetic();
     fr_model_config mc;
     fr_model_config_default(&mc, kind);
@@ -47,6 +47,10 @@ static size_t check_client_items(fr_model_kind kind, float wd, uint32_t E, uint3
     fr_optim_config_default(&cfg.local, FR_OPTIM_ADAM);
     cfg.local.lr = 0.01f;
     cfg.local.weight_decay = wd;
+    if (mu > 0) {
+        cfg.strategy = FR_STRATEGY_FEDPROX;
+        cfg.mu = mu;
+    }
     if (item_lr > 0) {
         fr_optim_config_default(&cfg.item_local, FR_OPTIM_SGD);
         cfg.item_local.lr = item_lr;
@@ -115,7 +119,7 @@ static size_t check_client_items(fr_model_kind kind, float wd, uint32_t E, uint3
         cr_assert_eq(fri_examples_add_user(&ex, d, c, 0, mc.loss, cfg.negatives, &rneg), FR_OK);
         fri_examples_shuffle(&ex, &rshuf);
         total += ex.n;
-        if (item_lr <= 0) {
+        if (item_lr <= 0 && mu <= 0) {
             cr_assert_eq(fri_examples_fit(&ex, cfg.batch, r, mws, g, o, &loss), FR_OK);
             continue;
         }
@@ -123,10 +127,17 @@ static size_t check_client_items(fr_model_kind kind, float wd, uint32_t E, uint3
             size_t nb = ex.n - s0 < cfg.batch ? ex.n - s0 : cfg.batch;
             fr_batch b = {ex.user + s0, ex.item + s0, ex.label + s0, NULL, nb};
             double l = 0;
+            memset(fr_grad_data(g), 0, fr_model_n_params(r) * sizeof(float)); /* the prox term writes every row */
             fr_grad_zero(g);
             cr_assert_eq(fr_model_loss_grad(r, mws, &b, g, &l), FR_OK);
             loss += l * (double)nb;
             float *gg = fr_grad_data(g);
+            if (mu > 0) /* FedProx: mu * (w - w_t) on every shared parameter */
+                for (size_t i = 0; i < fr_model_n_shared(r); i++) gg[i] += mu * (rw[i] - gw[i]);
+            if (item_lr <= 0) {
+                cr_assert_eq(fr_optim_step(o, r, g), FR_OK);
+                continue;
+            }
             for (int t = 0; t < fr_model_n_tensors(r); t++) {
                 const fr_tensor *tt = fr_model_tensor(r, t);
                 if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
@@ -197,8 +208,18 @@ static size_t check_client_items(fr_model_kind kind, float wd, uint32_t E, uint3
     return moved;
 }
 
+static size_t check_client_items(fr_model_kind kind, float wd, uint32_t E, uint32_t c, uint32_t round, float item_lr,
+                                 float decay) {
+    return check_client_full(kind, wd, E, c, round, item_lr, decay, 0.0f);
+}
+
 static size_t check_client(fr_model_kind kind, float wd, uint32_t E, uint32_t c) {
     return check_client_items(kind, wd, E, c, 1, 0.0f, 1.0f);
+}
+
+Test(simspeed, client_fedprox_equals_prox_term_by_hand) {
+    cr_assert(check_client_full(FR_MODEL_NEUMF, 0.0f, 2, 4, 2, 0.0f, 1.0f, 0.5f) > 10);
+    cr_assert(check_client_full(FR_MODEL_NEUMF, 0.0f, 1, 7, 1, 0.3f, 0.9f, 0.2f) > 10);
 }
 
 Test(simspeed, client_fit_with_item_sgd_equals_adam_plus_sgd_by_hand) {

@@ -270,6 +270,8 @@ static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, boo
                 if (tt->kind == FR_TENSOR_USER_TABLE) continue;
                 size_t len = (tt->kind == FR_TENSOR_ITEM_TABLE ? L : tt->rows) * (size_t)tt->cols;
                 for (size_t i = 0; i < len; i++) g[tt->offset + i] += mu * (w[tt->offset + i] - ws->ref[tt->offset + i]);
+                if (tt->kind == FR_TENSOR_ITEM_TABLE) /* so the next fr_grad_zero clears them */
+                    for (uint32_t r = 0; r < L; r++) fr_grad_touch(ws->g, t, r);
             }
         }
         e = fri_optim_step_begin(ws->o, m, ws->g);
