@@ -217,6 +217,56 @@ static size_t check_client(fr_model_kind kind, float wd, uint32_t E, uint32_t c)
     return check_client_items(kind, wd, E, c, 1, 0.0f, 1.0f);
 }
 
+Test(simspeed, client_score_equals_full_model_score) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_model_config_default(&mc, FR_MODEL_NEUMF);
+    mc.n_users = fr_dataset_n_users(d);
+    mc.n_items = fr_dataset_n_items(d);
+    mc.seed = 8;
+    mc.init_std = 0.3f; /* scores far from ties */
+    fr_fl_config cfg;
+    fr_fl_config_default(&cfg, FR_MODEL_NEUMF);
+    fr_model *global = NULL;
+    cr_assert_eq(fr_model_create(&global, &mc), FR_OK);
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    const uint32_t c = 5;
+    float prow[2][64];
+    float *priv[2];
+    int nu = 0;
+    const float *gw = fr_model_params_const(global);
+    for (int t = 0; t < fr_model_n_tensors(global); t++) {
+        const fr_tensor *tt = fr_model_tensor(global, t);
+        if (tt->kind != FR_TENSOR_USER_TABLE) continue;
+        memcpy(prow[nu], gw + tt->offset + (size_t)c * tt->cols, tt->cols * sizeof(float));
+        priv[nu] = prow[nu];
+        nu++;
+    }
+    cr_assert_eq(nu, 2);
+    uint32_t items[300], users[300];
+    for (int i = 0; i < 300; i++) { items[i] = (uint32_t)((i * 37 + 11) % mc.n_items); users[i] = c; }
+    items[7] = items[3]; /* a repeat */
+    float a[300], b[300];
+    cr_assert_eq(fr_client_score(ws, global, priv, items, 300, a), FR_OK, "%s", fr_errmsg());
+    /* the same chunks (the client scores in batches of B) give the same floats */
+    fr_model_ws *mws = NULL;
+    cr_assert_eq(fr_model_ws_create(&mws, global, cfg.batch), FR_OK);
+    cr_assert_eq(fr_model_score(global, mws, users, items, 300, b), FR_OK);
+    for (int i = 0; i < 300; i++) cr_assert(memcmp(&a[i], &b[i], 4) == 0, "item %d: %.9g vs %.9g", i, a[i], b[i]);
+    /* again (the marks were cleared), a short list */
+    cr_assert_eq(fr_client_score(ws, global, priv, items + 5, 3, a), FR_OK);
+    cr_assert_eq(fr_model_score(global, mws, users, items + 5, 3, b), FR_OK);
+    cr_assert(memcmp(a, b, 3 * sizeof(float)) == 0);
+    fr_model_ws_free(mws);
+    items[0] = mc.n_items;
+    cr_assert_eq(fr_client_score(ws, global, priv, items, 2, a), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "out of range") != NULL, "%s", fr_errmsg());
+    fr_client_ws_free(ws);
+    fr_model_free(global);
+    fr_dataset_free(d);
+}
+
 Test(simspeed, client_fedprox_equals_prox_term_by_hand) {
     cr_assert(check_client_full(FR_MODEL_NEUMF, 0.0f, 2, 4, 2, 0.0f, 1.0f, 0.5f) > 10);
     cr_assert(check_client_full(FR_MODEL_NEUMF, 0.0f, 1, 7, 1, 0.3f, 0.9f, 0.2f) > 10);

@@ -195,6 +195,16 @@ FR_NODISCARD fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t cli
                                   const fr_model *global, float *const *priv, fr_update *upd,
                                   fr_client_report *rep);
 
+/* Local evaluation and on-device recommendation: the client's scores for items[0, n)
+ * (global ids, any order, repeats allowed) with the global dense layers and item rows and
+ * its private rows priv (as for fr_client_fit), computed on its compact model in chunks
+ * of the batch B: the floats fr_model_score gives on a full model holding those private
+ * rows with a workspace of max batch B (BLAS may round otherwise per chunk size). Reads only
+ * the rows of the items asked for. Errors: FR_ERR_RANGE (an item out of range),
+ * FR_ERR_INVALID (another catalogue), FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *priv,
+                                    const uint32_t *items, size_t n, float *out);
+
 /* ------------------------------------------------------------------ server (round controller) */
 
 typedef struct fr_server fr_server;

@@ -62,6 +62,8 @@ struct fr_client_ws {
     size_t cap_local;
     uint32_t *perm;         /* [cap_perm] compact row of local[j] (rows in order of first use) */
     size_t cap_perm;
+    uint32_t *sc_user, *sc_item; /* [cap_sc] fr_client_score's user rows (0) and compact rows */
+    size_t cap_sc, cap_sc_item;
     uint32_t dense_len;     /* floats of the dense tensors */
     uint32_t n_tables;      /* item tables */
     uint32_t widths[FR_MODEL_MAX_TENSORS]; /* their widths */
@@ -163,6 +165,8 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fri_free(ws->byrow);
     fri_free(ws->local);
     fri_free(ws->perm);
+    fri_free(ws->sc_user);
+    fri_free(ws->sc_item);
     fri_free(ws);
 }
 
@@ -318,6 +322,63 @@ static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, boo
 static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
                   const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep);
 
+static inline uint32_t row_for(fr_client_ws *ws, uint32_t it);
+
+/* Receive: the compact model gets the global dense layers, global item rows byrow[0, L)
+ * as its rows [0, L), and the private rows. */
+static void load_model(fr_client_ws *ws, const fr_model *global, float *const *priv, size_t L) {
+    fr_model *m = ws->m;
+    float *w = fr_model_params(m);
+    const float *gw = fr_model_params_const(global);
+    int ut = 0;
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *lt = fr_model_tensor(m, t), *gt = fr_model_tensor(global, t);
+        size_t cols = lt->cols;
+        if (lt->kind == FR_TENSOR_DENSE) {
+            memcpy(w + lt->offset, gw + gt->offset, (size_t)lt->rows * cols * sizeof *w);
+        } else if (lt->kind == FR_TENSOR_ITEM_TABLE) {
+            for (size_t r = 0; r < L; r++)
+                memcpy(w + lt->offset + r * cols, gw + gt->offset + (size_t)ws->byrow[r] * cols, cols * sizeof *w);
+        } else {
+            memcpy(w + lt->offset, priv[ut++], cols * sizeof *w);
+        }
+    }
+}
+
+fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *priv, const uint32_t *items, size_t n,
+                       float *out) {
+    uint32_t ni = ws->mcfg.n_items;
+    if (fr_model_config_of(global)->n_items != ni)
+        return fri_fail(FR_ERR_INVALID, "client score: the model has %u items, the client %u",
+                        fr_model_config_of(global)->n_items, ni);
+    for (size_t i = 0; i < n; i++)
+        if (items[i] >= ni)
+            return fri_fail(FR_ERR_RANGE, "client score: item %u out of range, catalogue has %u", items[i], ni);
+    size_t most = n < ni ? n : ni;
+    fr_err e = grow_u32(&ws->byrow, &ws->cap_byrow, most);
+    if (!e) e = grow_u32(&ws->sc_user, &ws->cap_sc, n ? n : 1);
+    if (!e && ws->cap_sc_item < ws->cap_sc) {
+        size_t c = ws->cap_sc_item;
+        e = grow_u32(&ws->sc_item, &c, ws->cap_sc);
+        ws->cap_sc_item = c;
+    }
+    if (e) return e;
+    ws->n_byrow = 0;
+    for (size_t i = 0; i < n; i++) {
+        ws->sc_user[i] = 0;
+        ws->sc_item[i] = row_for(ws, items[i]);
+    }
+    size_t L = ws->n_byrow;
+    e = use_compact(ws, (uint32_t)(L ? L : 1));
+    if (!e) {
+        load_model(ws, global, priv, L);
+        e = fr_model_score(ws->m, ws->mws, ws->sc_user, ws->sc_item, n, out);
+    }
+    for (size_t r = 0; r < ws->n_byrow; r++) ws->row_of[ws->byrow[r]] = 0;
+    ws->n_byrow = 0;
+    return e;
+}
+
 fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
                      const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep) {
     memset(rep, 0, sizeof *rep);
@@ -404,21 +465,8 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     /* receive: gather the dense layers and the local rows, load the private rows */
     fr_model *m = ws->m;
     float *w = fr_model_params(m);
-    const float *gw = fr_model_params_const(global);
-    int ut = 0;
-    for (int t = 0; t < fr_model_n_tensors(m); t++) {
-        const fr_tensor *lt = fr_model_tensor(m, t), *gt = fr_model_tensor(global, t);
-        size_t cols = lt->cols;
-        if (lt->kind == FR_TENSOR_DENSE) {
-            memcpy(w + lt->offset, gw + gt->offset, (size_t)lt->rows * cols * sizeof *w);
-        } else if (lt->kind == FR_TENSOR_ITEM_TABLE) {
-            for (size_t r = 0; r < L; r++)
-                memcpy(w + lt->offset + (size_t)perm[r] * cols, gw + gt->offset + (size_t)ws->local[r] * cols,
-                       cols * sizeof *w);
-        } else {
-            memcpy(w + lt->offset, priv[ut++], cols * sizeof *w);
-        }
-    }
+    load_model(ws, global, priv, L);
+    int ut;
     /* the reference of what is read later: the dense layers and rows [0, L) */
     for (int t = 0; t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t);
