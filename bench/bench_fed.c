@@ -3,7 +3,7 @@
  *   bench_fed --ncf DIR [--model neumf] [--rounds R] [--threads T] ...    (HR@10 / NDCG@10)
  *   bench_fed --train u1.base --test u1.test --model mf ...               (RMSE / MAE)
  *   bench_fed --synthetic USERS,ITEMS,INTERACTIONS --model mf ...         (time only)
- * Options: --wire 0 (skip encode/decode) --strategy S --item-agg mean|rows|sum --server-lr X --optimizer sgd|adam|adagrad --lr X
+ * Options: --wire 0 (skip encode/decode) --dense-steps 1 (item rows step densely, bit for bit) --strategy S --item-agg mean|rows|sum --server-lr X --optimizer sgd|adam|adagrad --lr X
  *          --local-epochs E --batch B --clients C --dim D --l2 X --seed S */
 #include <math.h>
 #include <stdio.h>
@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
     double slr = NAN, lr = NAN, clients = 0, l2 = NAN;
     uint64_t seed = 1;
     int wire = 1;             /* --wire 0: no encode/decode (bytes still counted) */
+    int dense_steps = 0;      /* --dense-steps 1: the client's bit-exact dense item-row steps */
     const char *synth = NULL; /* "USERS,ITEMS,INTERACTIONS": fr_generate, no evaluation */
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -66,6 +67,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--seed")) seed = strtoull(v, NULL, 10);
         else if (!strcmp(k, "--synthetic")) synth = v;
         else if (!strcmp(k, "--wire")) wire = atoi(v);
+        else if (!strcmp(k, "--dense-steps")) dense_steps = atoi(v);
         else { fprintf(stderr, "bench_fed: unknown option %s\n", k); return 2; }
     }
     char a[4096], b[4096], c[4096];
@@ -131,6 +133,7 @@ int main(int argc, char **argv) {
     if (E) fc.local_epochs = (uint32_t)E;
     if (B) fc.batch = (uint32_t)B;
     fc.clients_per_round = clients;
+    fc.dense_steps = dense_steps != 0;
     fr_pool *pool = NULL;
     fr_sim *sim = NULL;
     if (fr_pool_create(&pool, threads)) return die("pool");

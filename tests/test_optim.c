@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "fedrec/model.h"
+#include "model/model_internal.h"
+#include <stdlib.h>
 
 /* An mf model with 2 users, 3 items, dim 1: item_factor [3], item_bias [3],
  * user_factor [2], user_bias [2] -> 10 parameters. */
@@ -196,4 +198,110 @@ Test(optim, adam_simd_paths_are_bit_identical_to_scalar) {
     fr_optim_free(o);
     fr_grad_free(g);
     fr_model_free(m);
+}
+
+/* Coasting (fri_optim_coast_*) against its reference: the same optimizer stepped densely
+ * with a zero gradient k times. Parameters first take a few steps with gradients of every
+ * magnitude (1e-12 .. 1, some exactly 0, so m = 0 and v tiny occur: the element-by-element
+ * fallback and the series both run), then the dense model takes k zero-gradient steps and
+ * the coasted copy one closed-form jump from step `warm` to `warm + k`. */
+static void check_coast(fr_optim_kind kind, float momentum, uint64_t warm, uint64_t k) {
+    fr_model_config c;
+    fr_model_config_default(&c, FR_MODEL_MF);
+    c.n_users = 1;
+    c.n_items = 40;
+    c.dim = 8;
+    fr_model *a, *b;
+    fr_grad *g;
+    fr_optim *oa, *ob;
+    fr_optim_config oc;
+    fr_optim_config_default(&oc, kind);
+    oc.momentum = momentum;
+    cr_assert_eq(fr_model_create(&a, &c), FR_OK);
+    cr_assert_eq(fr_model_create(&b, &c), FR_OK);
+    cr_assert_eq(fr_grad_create(&g, a), FR_OK);
+    cr_assert_eq(fr_optim_create(&oa, a, &oc), FR_OK);
+    cr_assert_eq(fr_optim_create(&ob, b, &oc), FR_OK);
+    fr_model *c1;
+    fr_optim *oc1;
+    cr_assert_eq(fr_model_create(&c1, &c), FR_OK);
+    cr_assert_eq(fr_optim_create(&oc1, c1, &oc), FR_OK);
+    size_t n = fr_model_n_params(a);
+    fr_rng r;
+    fr_rng_init(&r, 9, 0, 0, FR_PURPOSE_TEST);
+    for (uint64_t s = 0; s < warm; s++) {
+        float *gg = fr_grad_data(g);
+        for (size_t i = 0; i < n; i++) {
+            double mag = pow(10.0, -12.0 * fr_rng_double(&r)); /* 1e-12 .. 1 */
+            gg[i] = (i % 7 == 3) ? 0.0f : (float)((fr_rng_double(&r) - 0.5) * mag);
+            if (s > 0 && i % 11 == 5) gg[i] = 0.0f; /* touched once, then coasting already */
+        }
+        cr_assert_eq(fr_optim_step(oa, a, g), FR_OK);
+        cr_assert_eq(fr_optim_step(ob, b, g), FR_OK);
+        cr_assert_eq(fr_optim_step(oc1, c1, g), FR_OK);
+    }
+    float *pa = fr_model_params(a), *pb = fr_model_params(b);
+    cr_assert_eq(memcmp(pa, pb, n * 4), 0);
+    float *before = malloc(n * sizeof *before);
+    double *coasted = malloc(n * sizeof *coasted);
+    cr_assert(before && coasted);
+    memcpy(before, pa, n * 4);
+    memset(fr_grad_data(g), 0, n * 4);
+    for (uint64_t s = 0; s < k; s++) cr_assert_eq(fr_optim_step(oa, a, g), FR_OK);
+    /* the coasted copy: its step count moves on, then the jump */
+    for (uint64_t s = 0; s < k; s++) cr_assert_eq(fri_optim_step_begin(ob, b, g), FR_OK); /* counts only */
+    cr_assert_eq(fri_optim_coast_reserve(ob, warm + k), FR_OK);
+    fri_coast plan;
+    fri_optim_coast_plan(ob, warm, warm + k, &plan);
+    fri_optim_coast_range(ob, b, 0, n / 2, &plan); /* any split of the ranges */
+    fri_optim_coast_range(ob, b, n / 2, n - n / 2, &plan);
+    /* the vector path (ranges of 8 and more) gives the bits of the scalar one (ranges of 1) */
+    for (uint64_t s = 0; s < k; s++) cr_assert_eq(fri_optim_step_begin(oc1, c1, g), FR_OK);
+    cr_assert_eq(fri_optim_coast_reserve(oc1, warm + k), FR_OK);
+    for (size_t i = 0; i < n; i++) fri_optim_coast_range(oc1, c1, i, 1, &plan);
+    cr_assert_eq(memcmp(fr_model_params(c1), pb, n * 4), 0, "scalar and vector coasting differ");
+    size_t moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        double da = (double)pa[i] - before[i], db = (double)pb[i] - before[i];
+        if (da != 0) moved++;
+        /* the displacement to the series' bound (1.2e-5 of itself, + float rounding), plus
+         * the reference's own rounding: each of its k float steps rounds p by up to half
+         * an ulp (6e-8 relative) */
+        double tol = 1.3e-5 * fabs(da) + 6e-8 * (double)(k + 1) * fabs((double)pa[i]) + 1e-30;
+        coasted[i] = da;
+        cr_assert(fabs(da - db) <= tol, "%s k=%llu param %zu: dense moved %.9g, coast %.9g",
+                  fr_optim_kind_name(kind), (unsigned long long)k, i, da, db);
+    }
+    if ((kind == FR_OPTIM_ADAM || momentum > 0) && k > 0) cr_assert(moved > n / 2, "moved %zu of %zu", moved, n);
+    if (kind == FR_OPTIM_SGD && momentum == 0) cr_assert_eq(memcmp(pa, pb, n * 4), 0);
+    /* the moments too: a following real step gives (nearly) the same parameters */
+    for (size_t i = 0; i < n; i++) fr_grad_data(g)[i] = (float)(i % 5) * 0.01f - 0.02f;
+    cr_assert_eq(fr_optim_step(oa, a, g), FR_OK);
+    cr_assert_eq(fr_optim_step(ob, b, g), FR_OK);
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)pa[i] - pb[i]), s = fabs((double)pa[i] - before[i]);
+        cr_assert(d <= 1.3e-5 * (s + fabs(coasted[i])) + 6e-8 * (double)(k + 2) * fabs((double)pa[i]) + 1e-30, "%s warm %llu k %llu: after the next step, param %zu: %.9g vs %.9g (before %.9g)", fr_optim_kind_name(kind), (unsigned long long)warm, (unsigned long long)k,
+                  i, pa[i], pb[i], before[i]);
+    }
+    free(before);
+    free(coasted);
+    fr_optim_free(oc1);
+    fr_model_free(c1);
+    fr_optim_free(oa);
+    fr_optim_free(ob);
+    fr_grad_free(g);
+    fr_model_free(a);
+    fr_model_free(b);
+}
+
+Test(optim, coasting_equals_dense_zero_gradient_steps) {
+    const uint64_t ks[] = {0, 1, 2, 5, 37, 130, 900};
+    for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) {
+        check_coast(FR_OPTIM_ADAM, 0.0f, 3, ks[i]);
+        check_coast(FR_OPTIM_ADAM, 0.0f, 1, ks[i]);
+        check_coast(FR_OPTIM_ADAM, 0.0f, 60, ks[i]);
+        check_coast(FR_OPTIM_SGD, 0.9f, 4, ks[i]);
+        check_coast(FR_OPTIM_SGD, 0.0f, 4, ks[i]);
+        check_coast(FR_OPTIM_ADAGRAD, 0.0f, 4, ks[i]);
+    }
 }

@@ -142,6 +142,13 @@ typedef struct fr_fl_config {
                                  round; kind 0 (the default): item rows follow `local` */
     float item_lr_decay;      /* round r steps item rows at item lr * decay^(r-1) (1: none);
                                  with `local` for items when item_local.kind is 0 */
+    bool dense_steps;         /* true: the client's optimizer steps every item row it has
+                                 used at every step (PyTorch's dense rule, bit for bit,
+                                 O(rows) per step); false (default): only the rows a
+                                 minibatch touched, the others catching up in closed form
+                                 when next touched and at the end (the same rule up to
+                                 float rounding, O(rows touched) per step). Either way
+                                 weight decay or FedProx make every row step densely. */
     double clients_per_round; /* 0: all; >= 1: that many; in (0, 1): that fraction (rounded
                                  up, at least 1) of the available clients */
     double availability;      /* probability a client is available in a round (1) */

@@ -64,6 +64,12 @@ struct fr_client_ws {
     size_t cap_perm;
     uint32_t *sc_user, *sc_item; /* [cap_sc] fr_client_score's user rows (0) and compact rows */
     size_t cap_sc, cap_sc_item;
+    uint32_t *last;         /* [n_tables * cap_last] coasting: step after which an item row's
+                               moments are current (0: not touched yet, moments zero) */
+    size_t cap_last;        /* rows per table in last */
+    fri_coast *plans;       /* [cap_plans] coasting plans by `from` step, for the step in plan_to */
+    uint64_t *plan_to;      /* [cap_plans] the `to` each plan was made for (0: none) */
+    size_t cap_plans;
     uint32_t dense_len;     /* floats of the dense tensors */
     uint32_t n_tables;      /* item tables */
     uint32_t widths[FR_MODEL_MAX_TENSORS]; /* their widths */
@@ -167,6 +173,9 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fri_free(ws->perm);
     fri_free(ws->sc_user);
     fri_free(ws->sc_item);
+    fri_free(ws->last);
+    fri_free(ws->plans);
+    fri_free(ws->plan_to);
     fri_free(ws);
 }
 
@@ -242,18 +251,91 @@ static bool all_finite(const float *w, size_t n) {
     return !bad;
 }
 
+/* The coasting plan of the item optimizer from step `from` to `to`, made once per step
+ * for all the rows that share `from`. */
+static const fri_coast *plan_of(fr_client_ws *ws, const fr_optim *oi, uint64_t from, uint64_t to) {
+    if (ws->plan_to[from] != to) {
+        fri_optim_coast_plan(oi, from, to, &ws->plans[from]);
+        ws->plan_to[from] = to;
+    }
+    return &ws->plans[from];
+}
+
+/* Coasting, before a minibatch's forward pass: the item rows it reads first take, in
+ * closed form, the zero-gradient dense steps they missed since they were last stepped
+ * (fri_optim_coast_*), so the forward sees the parameters of the dense rule. */
+static void catch_up_rows(fr_client_ws *ws, const fr_optim *oi, const fr_batch *b) {
+    fr_model *m = ws->m;
+    uint64_t step = fr_optim_steps(oi); /* steps done; this minibatch is step + 1 */
+    uint32_t tb = 0;
+    for (int i = 0; i < fr_model_n_tensors(m); i++) {
+        const fr_tensor *tt = fr_model_tensor(m, i);
+        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
+        uint32_t *last = ws->last + (size_t)tb++ * ws->cap_last;
+        for (size_t x = 0; x < b->n; x++)
+            for (int side = 0; side < (b->neg ? 2 : 1); side++) {
+                uint32_t r = side ? b->neg[x] : b->items[x];
+                if (last[r] && last[r] < step) {
+                    fri_optim_coast_range(oi, m, tt->offset + (size_t)r * tt->cols, tt->cols,
+                                          plan_of(ws, oi, last[r], step));
+                    last[r] = (uint32_t)step;
+                }
+            }
+    }
+}
+
+/* Coasting, the step: only the item rows the minibatch touched take this step's rule;
+ * the others wait. Every row catches up at the end of the fit (coast_all), so the result
+ * is the dense rule's up to float rounding, in O(rows touched) per step instead of
+ * O(rows used so far). */
+static void step_item_rows(fr_client_ws *ws, const fr_optim *oi, const float *g) {
+    fr_model *m = ws->m;
+    uint64_t step = fr_optim_steps(oi);
+    uint32_t tb = 0;
+    for (int i = 0; i < fr_model_n_tensors(m); i++) {
+        const fr_tensor *tt = fr_model_tensor(m, i);
+        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
+        uint32_t *last = ws->last + (size_t)tb++ * ws->cap_last;
+        const fr_rowset *rs = fr_grad_touched(ws->g, i);
+        for (uint32_t k = 0; k < rs->count; k++) {
+            uint32_t r = rs->rows[k];
+            size_t off = tt->offset + (size_t)r * tt->cols;
+            fri_optim_step_range(oi, m, g + off, off, tt->cols);
+            last[r] = (uint32_t)step;
+        }
+    }
+}
+
+/* End of the fit: item rows [0, L) coast to the last step. */
+static void coast_all(fr_client_ws *ws, const fr_optim *oi, uint32_t L) {
+    fr_model *m = ws->m;
+    uint64_t step = fr_optim_steps(oi);
+    uint32_t tb = 0;
+    for (int i = 0; i < fr_model_n_tensors(m); i++) {
+        const fr_tensor *tt = fr_model_tensor(m, i);
+        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
+        const uint32_t *last = ws->last + (size_t)tb++ * ws->cap_last;
+        for (uint32_t r = 0; r < L; r++)
+            if (last[r] && last[r] < step)
+                fri_optim_coast_range(oi, m, tt->offset + (size_t)r * tt->cols, tt->cols,
+                                      plan_of(ws, oi, last[r], step));
+    }
+}
+
 /* One epoch of minibatches: loss and gradient; with FedProx, mu * (w - w_t) added to the
  * gradient of every local shared parameter (the dense tensors and item rows [0, L));
- * then the step, by the dense rule, of the rows a step can change: every row of the dense
- * and private tensors with ws->o, item rows [0, *T) with ws->oi (ws->o when NULL).
- * Compact rows are numbered in order of first use, so with `lazy` the rows any example
- * has used so far are [0, *T). A row past *T has a zero gradient and zero moments (a
- * fresh optimizer), and with no weight decay and finite values the dense rule leaves it
- * bit-for-bit unchanged (g = 0 + 0 * p = 0, m1 = m2 = 0, p -= lr * 0 / (0 + eps)), so
- * skipping it gives the floats of the full dense step. Without `lazy` (weight decay,
- * FedProx, non-finite values), *T = L (rows past L are never read or sent either way). */
-static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, bool lazy, float mu, uint32_t *T,
-                       double *loss_sum) {
+ * then the step. Every row of the dense and private tensors steps with ws->o; item rows
+ * with ws->oi (ws->o when NULL), in one of three ways:
+ *   - `coast`: the rows the minibatch touched, after coasting (step_item_rows);
+ *   - `lazy`: the dense rule over rows [0, *T), the rows used so far. Compact rows are
+ *     numbered in order of first use, so a row past *T has a zero gradient and zero
+ *     moments (a fresh optimizer), and with no weight decay and finite values the dense
+ *     rule leaves it bit-for-bit unchanged (g = 0 + 0 * p = 0, m1 = m2 = 0,
+ *     p -= lr * 0 / (0 + eps)): the floats of the full dense step;
+ *   - otherwise (weight decay, FedProx, non-finite values) rows [0, L): *T = L.
+ * Rows past L are never read or sent either way. */
+static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, bool lazy, bool coast, float mu,
+                       uint32_t *T, double *loss_sum) {
     fr_model *m = ws->m;
     bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
     size_t batch = ws->cfg.batch;
@@ -264,6 +346,7 @@ static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, boo
         fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
         double loss = 0;
         fr_grad_zero(ws->g);
+        if (coast) catch_up_rows(ws, oi, &b);
         fr_err e = fr_model_loss_grad(m, ws->mws, &b, ws->g, &loss);
         if (e) return e;
         if (mu > 0) {
@@ -281,7 +364,9 @@ static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, boo
         e = fri_optim_step_begin(ws->o, m, ws->g);
         if (!e && ws->oi) e = fri_optim_step_begin(ws->oi, m, ws->g);
         if (e) return e;
-        if (lazy) {
+        if (coast) {
+            *T = 0; /* no item row in the ranges below: step_item_rows steps them */
+        } else if (lazy) {
             uint32_t t = *T;
             for (size_t i = 0; i < n; i++) {
                 if (b.items[i] >= t) t = b.items[i] + 1;
@@ -314,6 +399,7 @@ static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, boo
             }
         }
         if (len) fri_optim_step_range(po, m, g + off, off, len);
+        if (coast) step_item_rows(ws, oi, g);
         *loss_sum += loss * (double)n;
     }
     return FR_OK;
@@ -500,6 +586,32 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         size_t rows = lt->kind == FR_TENSOR_ITEM_TABLE ? L : lt->rows;
         lazy = all_finite(w + lt->offset, rows * lt->cols);
     }
+    /* coasting: item rows step when touched and catch up in closed form (the dense rule
+     * up to rounding); off for the bit-exact dense steps, or where lazy is not exact */
+    bool coast = lazy && !ws->cfg.dense_steps;
+    fr_optim *oi = ws->oi ? ws->oi : ws->o;
+    if (coast) {
+        size_t steps = 0;
+        for (uint32_t ep = 0; ep < E; ep++) steps += (starts[ep + 1] - starts[ep] + ws->cfg.batch - 1) / ws->cfg.batch;
+        e = fri_optim_coast_reserve(oi, steps);
+        if (!e && ws->cap_plans < steps + 1) {
+            size_t c = steps + 1 > 2 * ws->cap_plans ? steps + 1 : 2 * ws->cap_plans;
+            fri_coast *pl = fri_realloc(ws->plans, c * sizeof *pl);
+            if (pl) ws->plans = pl;
+            uint64_t *pt = pl ? fri_realloc(ws->plan_to, c * sizeof *pt) : NULL;
+            if (pt) { ws->plan_to = pt; ws->cap_plans = c; }
+            else e = FR_ERR_NOMEM;
+        }
+        if (!e && (ws->cap_last < L || !ws->last)) {
+            size_t c = L > 2 * ws->cap_last ? L : 2 * ws->cap_last;
+            uint32_t *la = fri_malloc((ws->n_tables ? ws->n_tables : 1) * c * sizeof *la);
+            if (la) { fri_free(ws->last); ws->last = la; ws->cap_last = c; }
+            else e = FR_ERR_NOMEM;
+        }
+        if (e) return e;
+        for (uint32_t t = 0; t < ws->n_tables; t++) memset(ws->last + t * ws->cap_last, 0, L * sizeof *ws->last);
+        memset(ws->plan_to, 0, (steps + 1) * sizeof *ws->plan_to);
+    }
     uint32_t T = 0;
     double loss_sum = 0;
     for (uint32_t ep = 0; ep < E; ep++) {
@@ -507,9 +619,10 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         ex.n = starts[ep + 1] - starts[ep];
         ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
         if (ex.n == 0) continue;
-        e = fit_pass(ws, &ex, (uint32_t)L, lazy, mu, &T, &loss_sum);
+        e = fit_pass(ws, &ex, (uint32_t)L, lazy, coast, mu, &T, &loss_sum);
         if (e) return e;
     }
+    if (coast) coast_all(ws, oi, (uint32_t)L);
     rep->loss_sum = loss_sum;
     rep->examples = nex;
 

@@ -55,4 +55,35 @@ bool fri_optim_is_dense(const fr_optim *o);
  * a caller that will step only such ranges (O(n), not O(the model)). */
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);
 
+/* Coasting: the steps a dense optimizer takes on parameters whose gradient is zero, in
+ * closed form, so a caller that steps only the rows a minibatch touched still gets the
+ * dense rule's result. A row whose moments are those after step `from` is advanced to
+ * after step `to` (from < to <= the optimizer's step count):
+ *   plain SGD, Adagrad: nothing moves (a zero gradient is a zero step);
+ *   SGD with momentum:  p -= lr * buf * sum_{j=1..k} mom^j,  buf *= mom^k  (k = to - from);
+ *   Adam:               m *= b1^k, v *= b2^k, and p moves by the sum over j = 1..k of
+ *     lr/bc1(u) * b1^j m / (b2^(j/2) sqrt(v) / sqrt(bc2(u)) + eps),  u = from + j,
+ *     = (m / sqrt v) * sum_n (-y)^n S_n,  y = eps / sqrt(v),  n = 0..4:
+ *     the expansion of 1 / (1 + x_j) with x_j = y * sqrt(bc2(u)) / b2^(j/2); the series
+ *     S_n are shared by every element of every row with the same (from, to). Where
+ *     x_j <= 0.1 for every j (sqrt(v) >= 10 eps X, X the largest sqrt(bc2(u)) / b2^(j/2))
+ *     the relative error is <= 1.2e-5; an element with a smaller v (or v = 0 with m != 0)
+ *     takes the k dense steps one by one, bit for bit.
+ * The result equals the k dense steps up to that and float rounding (tested against them).
+ * Only without weight decay (a zero gradient is then not a zero step: the caller steps
+ * densely). fri_optim_coast_reserve sizes the step tables for `steps` steps
+ * (FR_ERR_NOMEM); plan needs them up to `to` and computes the series of (from, to) once
+ * for any number of ranges. */
+typedef struct fri_coast {
+    uint64_t from, to;      /* steps */
+    float s[5];             /* adam: S_0..S_4; sgd momentum: s[0] = lr * sum mom^j */
+    float m1_scale;         /* b1^k or mom^k */
+    float m2_scale;         /* b2^k */
+    float vmin;             /* adam: elements with v below it take the exact steps */
+    bool moves;             /* false: nothing to do (plain SGD, Adagrad, k = 0) */
+} fri_coast;
+FR_NODISCARD fr_err fri_optim_coast_reserve(fr_optim *o, uint64_t steps);
+void fri_optim_coast_plan(const fr_optim *o, uint64_t from, uint64_t to, fri_coast *c);
+void fri_optim_coast_range(const fr_optim *o, fr_model *m, size_t off, size_t n, const fri_coast *c);
+
 #endif

@@ -3,6 +3,7 @@
  * (embedding tables: only rows touched this step, lazily, as torch.optim.SparseAdam).
  * Invariants: the moments are in slab layout; the step count is one per fr_optim_step
  * (bias correction uses it in both modes, as SparseAdam does). */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -25,6 +26,11 @@ struct fr_optim {
     float *m2;                          /* [n_params] Adam second moment / Adagrad sum, or NULL */
     uint64_t step;                      /* steps since creation or reset */
     step_consts k;                      /* of the current step (fri_optim_step_begin) */
+    /* coasting tables, u = 1..tab_cap (index u; entry 0 unused), lr-free */
+    double *bc1;                        /* adam: 1 - b1^u, as consts_of computes it */
+    double *sbc2;                       /* adam: sqrt(1 - b2^u) */
+    float *ibf;                         /* adam: (float)(1 / sqrt(1 - b2^u)), the step's inv_bc2_sqrt */
+    uint64_t tab_cap;                   /* steps the tables cover */
 };
 
 void fr_optim_config_default(fr_optim_config *cfg, fr_optim_kind kind) {
@@ -98,6 +104,9 @@ fr_err fr_optim_create(fr_optim **out, const fr_model *m, const fr_optim_config 
 
 void fr_optim_free(fr_optim *o) {
     if (!o) return;
+    fri_free(o->bc1);
+    fri_free(o->sbc2);
+    fri_free(o->ibf);
     fri_free_aligned(o->m1);
     fri_free_aligned(o->m2);
     fri_free(o);
@@ -288,4 +297,157 @@ fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
         }
     }
     return FR_OK;
+}
+
+/* ------------------------------------------------------------------ coasting */
+
+#define COAST_TERMS 600       /* adam: series terms; b1^j / b2^(j/2) < 1e-27 beyond */
+#define COAST_MAX_X 0.1       /* adam: largest x_j = eps / (b2^(j/2) sqrt(v) / sqrt(bc2(u))) */
+#define COAST_ORDER 5         /* adam: series S_0..S_4, relative error <= x^5 / (1 - x) */
+
+fr_err fri_optim_coast_reserve(fr_optim *o, uint64_t steps) {
+    if (o->cfg.kind != FR_OPTIM_ADAM || steps <= o->tab_cap) return FR_OK;
+    uint64_t cap = o->tab_cap ? o->tab_cap : 256;
+    while (cap < steps) cap *= 2;
+    if (cap > SIZE_MAX / sizeof(double) - 1) return FR_ERR_NOMEM;
+    double *a = fri_realloc(o->bc1, (size_t)(cap + 1) * sizeof *a);
+    if (!a) return FR_ERR_NOMEM;
+    o->bc1 = a;
+    double *b = fri_realloc(o->sbc2, (size_t)(cap + 1) * sizeof *b);
+    if (!b) return FR_ERR_NOMEM;
+    o->sbc2 = b;
+    float *c = fri_realloc(o->ibf, (size_t)(cap + 1) * sizeof *c);
+    if (!c) return FR_ERR_NOMEM;
+    o->ibf = c;
+    for (uint64_t u = o->tab_cap + 1; u <= cap; u++) {
+        double bc2 = 1.0 - pow((double)o->cfg.beta2, (double)u);
+        o->bc1[u] = 1.0 - pow((double)o->cfg.beta1, (double)u);
+        o->sbc2[u] = sqrt(bc2);
+        o->ibf[u] = (float)(1.0 / sqrt(bc2));
+    }
+    o->bc1[0] = o->sbc2[0] = 0.0;
+    o->ibf[0] = 0.0f;
+    o->tab_cap = cap;
+    return FR_OK;
+}
+
+void fri_optim_coast_plan(const fr_optim *o, uint64_t from, uint64_t to, fri_coast *c) {
+    memset(c, 0, sizeof *c);
+    c->from = from;
+    c->to = to;
+    if (to <= from) return;
+    uint64_t k = to - from;
+    double lr = o->cfg.lr;
+    if (o->cfg.kind == FR_OPTIM_SGD && o->m1) {
+        double mom = o->cfg.momentum, mk = pow(mom, (double)k);
+        c->s[0] = (float)(lr * mom * (1.0 - mk) / (1.0 - mom));
+        c->m1_scale = (float)mk;
+        c->moves = true;
+        return;
+    }
+    if (o->cfg.kind != FR_OPTIM_ADAM) return;
+    /* term j of S_n: lr b1^j / bc1(u) * (sqrt(bc2(u)) / b2^(j/2))^(n+1) */
+    double b1 = o->cfg.beta1, sb2 = sqrt((double)o->cfg.beta2);
+    uint64_t J = k < COAST_TERMS ? k : COAST_TERMS;
+    double s[COAST_ORDER] = {0}, b1j = 1, ib2j = 1; /* b1^j, b2^(-j/2) */
+    for (uint64_t j = 1; j <= J; j++) {
+        uint64_t u = from + j;
+        b1j *= b1;
+        ib2j /= sb2;
+        double xu = o->sbc2[u] * ib2j, t = lr * b1j / o->bc1[u];
+        for (int n = 0; n < COAST_ORDER; n++) {
+            t *= xu;
+            s[n] += t;
+        }
+    }
+    for (int n = 0; n < COAST_ORDER; n++) c->s[n] = (float)s[n];
+    c->m1_scale = (float)pow(b1, (double)k);
+    c->m2_scale = (float)pow((double)o->cfg.beta2, (double)k);
+    /* x_j = y sqrt(bc2(u)) / b2^(j/2), largest at j = J: x <= COAST_MAX_X needs
+     * sqrt(v) >= eps X / COAST_MAX_X */
+    double X = o->sbc2[from + J] * ib2j;
+    double rv = (double)o->cfg.eps * X / COAST_MAX_X;
+    c->vmin = (float)(rv * rv);
+    if (!(c->vmin > 0)) c->vmin = FLT_MIN;
+    c->moves = true;
+}
+
+/* The k dense steps of one Adam element with a zero gradient, one by one (the floats of
+ * adam_range with g = 0 and no weight decay). */
+static void adam_exact_steps(const fr_optim *o, float *p, float *m1, float *m2, uint64_t from, uint64_t to) {
+    float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
+    float x = *p, a = *m1, v = *m2;
+    for (uint64_t u = from + 1; u <= to; u++) {
+        float ss = (float)((double)o->cfg.lr / o->bc1[u]);
+        a = b1 * a + (1.0f - b1) * 0.0f;
+        v = b2 * v + (1.0f - b2) * 0.0f;
+        x -= ss * a / (sqrtf(v) * o->ibf[u] + eps);
+    }
+    *p = x; *m1 = a; *m2 = v;
+}
+
+/* One element of the closed form (the vector path does the same float operations). */
+static inline void adam_coast1(const fr_optim *o, float *p, float *m1, float *m2, const fri_coast *c) {
+    float a = *m1, v = *m2;
+    if (a != 0.0f && !(v >= c->vmin)) { /* eps matters (or v underflowed): step by step */
+        adam_exact_steps(o, p, m1, m2, c->from, c->to);
+        return;
+    }
+    /* a = 0: p stays (r is finite: v >= vmin > 0 after the max) */
+    float r = 1.0f / sqrtf(v > c->vmin ? v : c->vmin), y = o->cfg.eps * r;
+    float poly = c->s[0] - y * (c->s[1] - y * (c->s[2] - y * (c->s[3] - y * c->s[4])));
+    *p = *p - (a * r) * poly;
+    *m1 = a * c->m1_scale;
+    *m2 = v * c->m2_scale;
+}
+
+#if FR_HAVE_AVX_DISPATCH
+/* Eight elements at a time where none needs the exact steps; returns how many were done. */
+__attribute__((target("avx"))) static size_t adam_coast_avx(const fr_optim *o, float *restrict p,
+                                                            float *restrict m1, float *restrict m2, size_t n,
+                                                            const fri_coast *c) {
+    const __m256 vmin = _mm256_set1_ps(c->vmin), one = _mm256_set1_ps(1.0f), eps = _mm256_set1_ps(o->cfg.eps),
+                 s0 = _mm256_set1_ps(c->s[0]), s1 = _mm256_set1_ps(c->s[1]), s2 = _mm256_set1_ps(c->s[2]),
+                 s3 = _mm256_set1_ps(c->s[3]), s4 = _mm256_set1_ps(c->s[4]),
+                 k1 = _mm256_set1_ps(c->m1_scale), k2 = _mm256_set1_ps(c->m2_scale), zero = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 a = _mm256_loadu_ps(m1 + i), v = _mm256_loadu_ps(m2 + i);
+        /* a != 0 and not v >= vmin: this chunk goes element by element */
+        __m256 bad = _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_NEQ_UQ), _mm256_cmp_ps(v, vmin, _CMP_NGE_UQ));
+        if (_mm256_movemask_ps(bad)) {
+            for (size_t q = i; q < i + 8; q++) adam_coast1(o, p + q, m1 + q, m2 + q, c);
+            continue;
+        }
+        __m256 r = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_max_ps(v, vmin)));
+        __m256 y = _mm256_mul_ps(eps, r);
+        __m256 poly = _mm256_sub_ps(s3, _mm256_mul_ps(y, s4));
+        poly = _mm256_sub_ps(s2, _mm256_mul_ps(y, poly));
+        poly = _mm256_sub_ps(s1, _mm256_mul_ps(y, poly));
+        poly = _mm256_sub_ps(s0, _mm256_mul_ps(y, poly));
+        __m256 vp = _mm256_loadu_ps(p + i);
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(vp, _mm256_mul_ps(_mm256_mul_ps(a, r), poly)));
+        _mm256_storeu_ps(m1 + i, _mm256_mul_ps(a, k1));
+        _mm256_storeu_ps(m2 + i, _mm256_mul_ps(v, k2));
+    }
+    return i;
+}
+#endif
+
+void fri_optim_coast_range(const fr_optim *o, fr_model *m, size_t off, size_t n, const fri_coast *c) {
+    if (!c->moves) return;
+    float *p = m->params + off, *m1 = o->m1 + off;
+    if (o->cfg.kind == FR_OPTIM_SGD) {
+        for (size_t i = 0; i < n; i++) {
+            p[i] -= m1[i] * c->s[0];
+            m1[i] *= c->m1_scale;
+        }
+        return;
+    }
+    float *m2 = o->m2 + off;
+    size_t i = 0;
+#if FR_HAVE_AVX_DISPATCH
+    if (n >= 8 && have_avx()) i = adam_coast_avx(o, p, m1, m2, n, c);
+#endif
+    for (; i < n; i++) adam_coast1(o, p + i, m1 + i, m2 + i, c);
 }
