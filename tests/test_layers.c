@@ -58,6 +58,47 @@ Test(linear, blas_loops_naive_agree) {
     }
 }
 
+/* The shared-prefix linear layer (one user per minibatch) against the naive layer on the
+ * same input: rows share their first P values. dinp: the shared part's gradient summed
+ * over rows must equal row 0 of the fast version's (which puts it all there); the rest
+ * of dinp elementwise. */
+Test(linear, shared_prefix_equals_naive) {
+    const size_t shapes[][4] = {{32, 64, 32, 32}, {8, 16, 8, 5}, {33, 20, 7, 19}, {256, 64, 32, 32}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        size_t B = shapes[k][0], C = shapes[k][1], OC = shapes[k][2], P = shapes[k][3];
+        float *x = malloc(B * C * 4), *w = malloc(OC * C * 4), *b = malloc(OC * 4), *d = malloc(B * OC * 4);
+        float *y0 = malloc(B * OC * 4), *y1 = malloc(B * OC * 4);
+        float *dx0 = calloc(B * C, 4), *dx1 = calloc(B * C, 4), *dw0 = calloc(OC * C, 4), *dw1 = calloc(OC * C, 4);
+        float *db0 = calloc(OC, 4), *db1 = calloc(OC, 4);
+        cr_assert(x && w && b && d && y0 && y1 && dx0 && dx1 && dw0 && dw1 && db0 && db1);
+        fill(x, B * C, 11 + (uint32_t)k, 1.0f);
+        for (size_t i = 1; i < B; i++) memcpy(x + i * C, x, P * 4); /* the shared prefix */
+        fill(w, OC * C, 12, 0.3f);
+        fill(b, OC, 13, 0.1f);
+        fill(d, B * OC, 14, 1.0f);
+        fri_linear_forward_naive(y0, x, w, b, B, C, OC);
+        fri_linear_backward_naive(dx0, dw0, db0, d, x, w, B, C, OC);
+        fri_linear_forward_shared(y1, x, w, b, B, C, OC, P);
+        fri_linear_backward_shared(dx1, dw1, db1, d, x, w, B, C, OC, P);
+        for (size_t i = 0; i < B * OC; i++) cr_assert_float_eq(y1[i], y0[i], 1e-5 * (1 + fabsf(y0[i])), "y %zu", i);
+        for (size_t i = 0; i < OC * C; i++) cr_assert_float_eq(dw1[i], dw0[i], 1e-4 * (1 + fabsf(dw0[i])), "dw %zu", i);
+        for (size_t i = 0; i < OC; i++) cr_assert_float_eq(db1[i], db0[i], 1e-4 * (1 + fabsf(db0[i])), "db %zu", i);
+        for (size_t c = 0; c < C; c++) {
+            if (c < P) {
+                double sum = 0;
+                for (size_t i = 0; i < B; i++) sum += dx0[i * C + c];
+                cr_assert_float_eq(dx1[c], sum, 1e-4 * (1 + fabs(sum)), "dinp shared col %zu", c);
+                for (size_t i = 1; i < B; i++) cr_assert_eq(dx1[i * C + c], 0.0f, "dinp row %zu col %zu", i, c);
+            } else {
+                for (size_t i = 0; i < B; i++)
+                    cr_assert_float_eq(dx1[i * C + c], dx0[i * C + c], 1e-5 * (1 + fabsf(dx0[i * C + c])));
+            }
+        }
+        free(x); free(w); free(b); free(d); free(y0); free(y1);
+        free(dx0); free(dx1); free(dw0); free(dw1); free(db0); free(db1);
+    }
+}
+
 /* ---- gradient checks: L = sum(out * r) so dout = r ---- */
 enum { B = 3, C = 4, OC = 5 };
 static float X[B * C], W[OC * C], BI[OC], A2[B * (C + 1)], R[B * OC > B * C * 2 ? B * OC : B * C * 2], Y[B * C * 2];

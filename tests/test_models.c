@@ -233,6 +233,55 @@ static int run_gradcheck(fr_model_kind kind, void (*tweak)(fr_model_config *), i
     return bad;
 }
 
+/* A minibatch of one user (a federated client's, >= 8 examples): the MLP's first layer
+ * then takes the shared-prefix path; its gradient must pass the same central differences. */
+static int run_gradcheck_one_user(fr_model_kind kind, int corrupt) {
+    fr_model *m = make(kind, 4, 7, tiny);
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *tt = fr_model_tensor(m, t);
+        if (tt->kind == FR_TENSOR_DENSE && strstr(tt->name, ".bias"))
+            for (uint32_t i = 0; i < tt->rows; i++) fr_model_params(m)[tt->offset + i] = 0.05f * (float)(i % 3) + 0.02f;
+    }
+    uint32_t users[10], items[10] = {2, 5, 2, 6, 0, 3, 1, 4, 6, 5};
+    float label[10];
+    for (int i = 0; i < 10; i++) { users[i] = 2; label[i] = (float)(i % 2); }
+    fr_batch b = {users, items, label, NULL, 10};
+    fr_model_ws *ws;
+    fr_grad *g;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 16), FR_OK);
+    cr_assert_eq(fr_grad_create(&g, m), FR_OK);
+    double loss;
+    cr_assert_eq(fr_model_loss_grad(m, ws, &b, g, &loss), FR_OK, "%s", fr_errmsg());
+    float *gd = fr_grad_data(g), *p = fr_model_params(m);
+    if (corrupt) { /* the user half of the first MLP layer's weights */
+        for (int t = 0; t < fr_model_n_tensors(m); t++)
+            if (strstr(fr_model_tensor(m, t)->name, "mlp.0.weight")) gd[fr_model_tensor(m, t)->offset] += 0.05f;
+    }
+    gc_ctx ctx = {m, ws, &b};
+    int bad = 0;
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *tt = fr_model_tensor(m, t);
+        if (tt->kind == FR_TENSOR_DENSE) {
+            bad += gc_check(model_loss, &ctx, p + tt->offset, gd + tt->offset, (size_t)tt->rows * tt->cols, tt->name);
+            continue;
+        }
+        const fr_rowset *s = fr_grad_touched(g, t);
+        for (uint32_t r = 0; r < tt->rows; r++)
+            if (s->mark[r]) bad += gc_check(model_loss, &ctx, p + tt->offset + (size_t)r * tt->cols,
+                                            gd + tt->offset + (size_t)r * tt->cols, tt->cols, tt->name);
+    }
+    fr_grad_free(g);
+    fr_model_ws_free(ws);
+    fr_model_free(m);
+    return bad;
+}
+
+Test(gradcheck, mlp_one_user_batch) { cr_assert_eq(run_gradcheck_one_user(FR_MODEL_MLP, 0), 0); }
+Test(gradcheck, neumf_one_user_batch) { cr_assert_eq(run_gradcheck_one_user(FR_MODEL_NEUMF, 0), 0); }
+Test(gradcheck, one_user_batch_fails_on_a_wrong_gradient) {
+    cr_assert_gt(run_gradcheck_one_user(FR_MODEL_NEUMF, 1), 0);
+}
+
 Test(gradcheck, mf) { cr_assert_eq(run_gradcheck(FR_MODEL_MF, tiny_mf2, 0), 0); }
 Test(gradcheck, mf_with_bias_l2) { cr_assert_eq(run_gradcheck(FR_MODEL_MF, tiny_mf3, 0), 0); }
 Test(gradcheck, bpr_with_bpr_loss) { cr_assert_eq(run_gradcheck(FR_MODEL_BPR, tiny, 0), 0); }

@@ -155,6 +155,38 @@ void fri_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
     else fri_linear_backward_loops(dinp, dw, db, dout, inp, w, B, C, OC);
 }
 
+void fri_linear_forward_shared(float *out, const float *inp, const float *w, const float *b, size_t B, size_t C,
+                               size_t OC, size_t P) {
+    /* row 0 of out: b + W[:, :P] inp[0, :P], copied to every row, then the rest added */
+    if (b) memcpy(out, b, OC * sizeof(float));
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)OC, (int)P, 1.0f, w, (int)C, inp, 1, b ? 1.0f : 0.0f, out, 1);
+    for (size_t i = 1; i < B; i++) memcpy(out + i * OC, out, OC * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)OC, (int)(C - P), 1.0f, inp + P, (int)C,
+                w + P, (int)C, 1.0f, out, (int)OC);
+}
+
+void fri_linear_backward_shared(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                                const float *w, size_t B, size_t C, size_t OC, size_t P) {
+    float sp[256]; /* sum_b dout_b */
+    if (OC > 256) { /* wider than fedrec's MLP layers: the general layer (same maths) */
+        fri_linear_backward(dinp, dw, db, dout, inp, w, B, C, OC);
+        return;
+    }
+    memcpy(sp, dout, OC * sizeof(float));
+    for (size_t i = 1; i < B; i++)
+        for (size_t o = 0; o < OC; o++) sp[o] += dout[i * OC + o];
+    if (db)
+        for (size_t o = 0; o < OC; o++) db[o] += sp[o];
+    cblas_sger(CblasRowMajor, (int)OC, (int)P, 1.0f, sp, 1, inp, 1, dw, (int)C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)(C - P), (int)B, 1.0f, dout, (int)OC, inp + P,
+                (int)C, 1.0f, dw + P, (int)C);
+    if (dinp) {
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)OC, (int)P, 1.0f, w, (int)C, sp, 1, 1.0f, dinp, 1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(C - P), (int)OC, 1.0f, dout, (int)OC,
+                    w + P, (int)C, 1.0f, dinp + P, (int)C);
+    }
+}
+
 /* ---------------------------------------------------------------- elementwise */
 
 void fri_relu_forward(float *out, const float *inp, size_t N) { /* may be in place: no restrict */

@@ -32,6 +32,18 @@ void fri_linear_forward(float *out, const float *inp, const float *w, const floa
 /* dinp[B,C] += dout @ w (dinp may be NULL); dw[OC,C] += dout^T @ inp; db[OC] += sum_b dout */
 void fri_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                          const float *w, size_t B, size_t C, size_t OC);
+/* The linear layer when every row of inp starts with the same P values (a federated
+ * client's minibatch: one user, so the user half of the MLP input is shared): that part
+ * of the product is one matrix-vector product instead of B, in the forward
+ * (out = b + W[:, :P] inp[0, :P] + inp[:, P:] W[:, P:]^T) and in the backward
+ * (dW[:, :P] += (sum_b dout_b) inp[0, :P]^T, db += sum_b dout_b,
+ * dinp[0, :P] += W[:, :P]^T sum_b dout_b: the whole gradient of the shared part lands on
+ * row 0; the rest of dinp[:, :P] is left as it is). The same maths as
+ * fri_linear_forward/backward up to float rounding (tests/test_layers.c). 0 < P < C. */
+void fri_linear_forward_shared(float *out, const float *inp, const float *w, const float *b, size_t B, size_t C,
+                               size_t OC, size_t P);
+void fri_linear_backward_shared(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                                const float *w, size_t B, size_t C, size_t OC, size_t P);
 /* The plain-loop references, and the BLAS versions, for tests and the benchmark. */
 void fri_linear_forward_naive(float *out, const float *inp, const float *w, const float *b,
                               size_t B, size_t C, size_t OC);

@@ -523,6 +523,16 @@ static int ws_matches(const fr_model_ws *ws, const fr_model *m) {
 static const float *P(const fr_model *m, int t) { return m->params + m->t[t].offset; }
 
 /* logits of (users, items) into ws->s; returns the output layer's input width */
+/* True if a minibatch has one user (a federated client's): the first MLP layer then
+ * computes that user's half once (fri_linear_forward_shared). Below 8 examples the
+ * general layer is as fast. */
+static bool one_user(const uint32_t *users, size_t B) {
+    if (B < 8) return false;
+    for (size_t i = 1; i < B; i++)
+        if (users[i] != users[0]) return false;
+    return true;
+}
+
 static size_t ncf_forward(const fr_model *m, fr_model_ws *ws, const uint32_t *users,
                           const uint32_t *items, size_t B) {
     const fr_model_config *c = &m->cfg;
@@ -541,9 +551,13 @@ static size_t ncf_forward(const fr_model *m, fr_model_ws *ws, const uint32_t *us
         fri_embedding_forward_ld(ws->x0, 2 * md, P(m, m->user_m), users, B, md);
         fri_embedding_forward_ld(ws->x0 + md, 2 * md, P(m, m->item_m), items, B, md);
         const float *x = ws->x0;
+        bool shared = one_user(users, B);
         for (uint32_t l = 0; l < c->n_layers; l++) {
             size_t oc = c->layers[l];
-            fri_linear_forward(ws->act[l], x, P(m, m->lw[l]), P(m, m->lb[l]), B, in, oc); /* [B,oc] */
+            if (l == 0 && shared) /* one user: its half of the first layer once */
+                fri_linear_forward_shared(ws->act[l], x, P(m, m->lw[l]), P(m, m->lb[l]), B, in, oc, md);
+            else
+                fri_linear_forward(ws->act[l], x, P(m, m->lw[l]), P(m, m->lb[l]), B, in, oc); /* [B,oc] */
             fri_relu_forward(ws->act[l], ws->act[l], B * oc);
             x = ws->act[l];
             in = oc;
@@ -602,7 +616,11 @@ static void ncf_backward(const fr_model *m, fr_model_ws *ws, const uint32_t *use
             memset(ws->dpre, 0, B * oc * sizeof(float));
             fri_relu_backward(ws->dpre, ws->dact[l], ws->act[l], B * oc);
             memset(dx, 0, B * in * sizeof(float));
-            fri_linear_backward(dx, G(g, m, m->lw[l]), G(g, m, m->lb[l]), ws->dpre, x, P(m, m->lw[l]), B, in, oc);
+            if (l == 0 && one_user(users, B)) /* the user half's gradient lands on row 0 of dx0 */
+                fri_linear_backward_shared(dx, G(g, m, m->lw[l]), G(g, m, m->lb[l]), ws->dpre, x, P(m, m->lw[l]), B,
+                                           in, oc, md);
+            else
+                fri_linear_backward(dx, G(g, m, m->lw[l]), G(g, m, m->lb[l]), ws->dpre, x, P(m, m->lw[l]), B, in, oc);
         }
         if (l2s > 0) fri_l2_forward_backward(ws->dx0, ws->x0, B, 2 * md, l2s);
         /* the concat's backward is a strided scatter of dx0's halves */
