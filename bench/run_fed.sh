@@ -11,13 +11,15 @@
 #   3. `fedrec train` with its own defaults for neumf, 50 rounds: HR@10 per round against
 #      the anchor's recorded curve (shared/anchors/runs-torch/ncf_fed_adam.jsonl; target:
 #      HR@10 >= 0.60 within 50 rounds, user embeddings private).
-# Usage: bench/run_fed.sh [ROUNDS_NCF=3] [ROUNDS_MF=100]   (from the project root, after a build)
+# Usage: bench/run_fed.sh [ROUNDS_NCF=5] [ROUNDS_MF=100]   (from the project root, after a build)
+# Seconds per round are given as the mean and the median over the rounds of each system
+# (round 1 carries both systems' warm-up: fedrec's first clients allocate their scratch).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${FEDREC_DATA:-$ROOT/../shared/data}
 ANCHORS=${FEDREC_ANCHORS:-$ROOT/../shared/anchors}
 BIN=${FEDREC_BENCH_FED:-$ROOT/build/bench_fed}
-RN=${1:-3}
+RN=${1:-5}
 RM=${2:-100}
 if [ ! -d "$DATA/ml-100k-loo" ] || [ ! -d "$DATA/ml-100k" ]; then
     echo "run_fed.sh: $DATA/ml-100k-loo or $DATA/ml-100k is absent: nothing to measure (skipped)"
@@ -39,14 +41,20 @@ import json, sys
 f = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"round"')]
 t = [json.loads(l) for l in open(sys.argv[2]) if l.startswith('{"round"') and json.loads(l)["round"] > 0]
 g = [json.loads(l) for l in open(sys.argv[3]) if l.startswith('{"round"')]
+import statistics
 fs = sum(r["seconds"] for r in f) / len(f)
 gs = sum(r["seconds"] for r in g) / len(g)
 ts = sum(r["round_s"] + r["eval_s"] for r in t) / len(t)
+fm = statistics.median(r["seconds"] for r in f)
+gm = statistics.median(r["seconds"] for r in g)
+tm = statistics.median(r["round_s"] + r["eval_s"] for r in t)
 print("round  fedrec: s  hr@10  ndcg@10 | torch: s  hr@10  ndcg@10")
 for a, b in zip(f, t):
     print(f'{a["round"]:5d}  {a["seconds"]:8.3f}  {a["hr@10"]:.4f}  {a["ndcg@10"]:.4f} | {b["round_s"] + b["eval_s"]:7.3f}  {b["hr10"]:.4f}  {b["ndcg10"]:.4f}')
 print(f"mean s/round: fedrec {fs:.3f}, torch {ts:.3f}: fedrec is {ts / fs:.1f}x faster (target >= 100x)")
-print(f"with the wire off: fedrec {gs:.3f} s/round, {ts / gs:.1f}x")
+print(f"median s/round: fedrec {fm:.3f}, torch {tm:.3f}: {tm / fm:.1f}x")
+print(f"with the wire off (no bytes made, as the anchor): fedrec mean {gs:.3f} s/round, {ts / gs:.1f}x; "
+      f"median {gm:.3f}, {tm / gm:.1f}x")
 PY
 else
     echo "(python3 or the anchor script is missing: no torch comparison)"
