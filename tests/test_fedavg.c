@@ -402,7 +402,7 @@ Test(fedavg, update_holds_only_shared_rows_and_private_rows_stay) {
     const uint32_t *items;
     const float *ratings;
     size_t n = fr_dataset_user(d, 7, &items, &ratings, NULL);
-    fr_client_data cd = {7, items, ratings, n, mc.n_items};
+    fr_client_data cd = {7, items, ratings, n, mc.n_items, 0, NULL};
     float gmf[8], mlp[32], gmf0[8];
     cr_assert_eq(fr_model_init_user_row(global, 0, 7), FR_OK);
     const fr_tensor *tg = fr_model_tensor(global, fr_model_tensor_find(global, "user_gmf"));
@@ -413,7 +413,7 @@ Test(fedavg, update_holds_only_shared_rows_and_private_rows_stay) {
     memcpy(gmf0, gmf, sizeof gmf);
     float *priv[2] = {gmf, mlp};
     fr_client_report rep;
-    cr_assert_eq(fr_client_fit(ws, 1, 7, &cd, global, priv, u, &rep), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_client_fit(ws, 1, 7, &cd, global, &(fr_client_private){priv, NULL, NULL, NULL}, u, &rep), FR_OK, "%s", fr_errmsg());
     cr_assert(memcmp(gmf, gmf0, sizeof gmf) != 0, "private rows trained and kept by the client");
     cr_assert_eq(u->weight, n);
     cr_assert_eq(rep.examples, n * 5 * 2); /* 4 negatives, 2 epochs */
@@ -437,8 +437,8 @@ Test(fedavg, update_holds_only_shared_rows_and_private_rows_stay) {
     }
     /* an item outside the catalogue is refused */
     uint32_t bad[1] = {mc.n_items};
-    fr_client_data cb = {7, bad, NULL, 1, mc.n_items};
-    cr_assert_eq(fr_client_fit(ws, 1, 7, &cb, global, priv, u, &rep), FR_ERR_INVALID);
+    fr_client_data cb = {7, bad, NULL, 1, mc.n_items, 0, NULL};
+    cr_assert_eq(fr_client_fit(ws, 1, 7, &cb, global, &(fr_client_private){priv, NULL, NULL, NULL}, u, &rep), FR_ERR_INVALID);
     fr_update_free(u);
     fr_client_ws_free(ws);
     fr_model_free(global);
@@ -580,13 +580,13 @@ static double fit_norm(fr_strategy strategy, float mu) {
     cr_assert_eq(fr_update_create(&u), FR_OK);
     const uint32_t *items;
     size_t n = fr_dataset_user(d, 3, &items, NULL, NULL);
-    fr_client_data cd = {3, items, NULL, n, mc.n_items};
+    fr_client_data cd = {3, items, NULL, n, mc.n_items, 0, NULL};
     float row[8];
     memcpy(row, fr_model_params(global) + fr_model_tensor(global, fr_model_tensor_find(global, "user_gmf"))->offset,
            sizeof row);
     float *priv[1] = {row};
     fr_client_report rep;
-    cr_assert_eq(fr_client_fit(ws, 1, 3, &cd, global, priv, u, &rep), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_client_fit(ws, 1, 3, &cd, global, &(fr_client_private){priv, NULL, NULL, NULL}, u, &rep), FR_OK, "%s", fr_errmsg());
     double s = 0;
     for (uint32_t t = 0; t < u->n_tables; t++)
         for (size_t i = 0; i < (size_t)u->tables[t].count * u->tables[t].width; i++)

@@ -85,7 +85,7 @@ static size_t check_client_run(fr_model_kind kind, float wd, uint32_t E, uint32_
     const float *ratings;
     size_t n = fr_dataset_user(d, c, &items, &ratings, NULL);
     cr_assert(n > 3);
-    fr_client_data cd = {c, items, ratings, n, mc.n_items};
+    fr_client_data cd = {c, items, ratings, n, mc.n_items, 0, NULL};
     float prow[FR_MODEL_MAX_TENSORS][64];
     float *priv[FR_MODEL_MAX_TENSORS];
     int nu = 0;
@@ -103,7 +103,7 @@ static size_t check_client_run(fr_model_kind kind, float wd, uint32_t E, uint32_
     fr_client_report rep;
     cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
     cr_assert_eq(fr_update_create(&up), FR_OK);
-    cr_assert_eq(fr_client_fit(ws, round, c, &cd, global, priv, up, &rep), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_client_fit(ws, round, c, &cd, global, &(fr_client_private){priv, NULL, NULL, NULL}, up, &rep), FR_OK, "%s", fr_errmsg());
 
     /* the reference: one user, the whole catalogue, the plain dense step */
     fr_model_config rc = mc;

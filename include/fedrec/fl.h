@@ -142,6 +142,11 @@ typedef struct fr_fl_config {
                                  round; kind 0 (the default): item rows follow `local` */
     float item_lr_decay;      /* round r steps item rows at item lr * decay^(r-1) (1: none);
                                  with `local` for items when item_local.kind is 0 */
+    bool keep_private_optim;  /* the local optimizer's state for the private rows (moments,
+                                 step count) is kept client-side from round to round
+                                 (fr_client_private); off: fresh every round, as the
+                                 shared parameters' state always is (it would cost each
+                                 client a copy of the shared model) */
     bool dense_steps;         /* true: the client's optimizer steps every item row it has
                                  used at every step (PyTorch's dense rule, bit for bit,
                                  O(rows) per step); false (default): only the rows a
@@ -162,15 +167,41 @@ FR_NODISCARD fr_err fr_fl_config_check(const fr_fl_config *c);
 
 /* ------------------------------------------------------------------ client */
 
-/* A client's own data: the only interactions its fit can see. items are global item ids
- * (any order), ratings parallel (NULL for implicit data). */
+/* One user's interactions inside a client. */
+typedef struct fr_client_user {
+    uint32_t user;          /* global user id (names its private rows' init stream) */
+    const uint32_t *items;  /* [n] global item ids, any order */
+    const float *ratings;   /* [n] or NULL for implicit data */
+    size_t n;               /* interactions (0: the user sits this fit out) */
+} fr_client_user;
+
+/* A client's own data: the only interactions its fit can see. A device holds one user
+ * (n_users = 0: the first four fields); a silo (a shop, a hospital) holds several
+ * (n_users > 0: users[], the first four fields are then ignored). Each user is row j of
+ * the client's private tables (fr_client_private). */
 typedef struct fr_client_data {
-    uint32_t user;          /* the global user id of the client's one user (init streams) */
-    const uint32_t *items;  /* [n] */
-    const float *ratings;   /* [n] or NULL */
+    uint32_t user;          /* one user: its global user id */
+    const uint32_t *items;  /* [n] global item ids (any order) */
+    const float *ratings;   /* [n] or NULL (implicit data) */
     size_t n;               /* interactions */
     uint32_t n_items;       /* catalogue size (negatives are drawn from [0, n_items)) */
+    uint32_t n_users;       /* 0: one user, above; > 0: a silo of users[n_users] */
+    const fr_client_user *users; /* [n_users] */
 } fr_client_data;
+
+/* A client's private state, kept client-side across rounds and never sent. With U users
+ * (1 for a device) and T user tables (slab order; NeuMF has two), rows[t * U + j] is
+ * user j's row of table t (its cols floats), read before the fit and written after it.
+ * With fr_fl_config.keep_private_optim, m1 and m2 (same layout) hold the local
+ * optimizer's moments of those rows and *steps its step count, carried from fit to fit
+ * (both moments are given; a rule with one ignores the other); otherwise all three are
+ * NULL and the optimizer starts fresh every round. */
+typedef struct fr_client_private {
+    float *const *rows;
+    float *const *m1;
+    float *const *m2;
+    uint64_t *steps;
+} fr_client_private;
 
 /* What a client reports besides its update. */
 typedef struct fr_client_report {
@@ -190,21 +221,22 @@ void fr_client_ws_free(fr_client_ws *ws);
 
 /* One round of local training for client `client`:
  *   gathers from global (a model of mcfg's shape, only its shared prefix is read) the
- *   dense layers and the item rows of the client's positives and of the negatives it
- *   samples for all E epochs (stream (seed, round, client, NEGATIVES)), loads its private
- *   rows priv[t] (one pointer per user table, in slab order, cols floats each), runs E
- *   shuffled epochs of minibatches with a fresh optimizer (+ the FedProx term), writes
- *   the private rows back and fills upd: weight n_k = data->n, dense Δ of the dense
- *   tensors (slab order), one table per item table with the Δ of its rows (ids
- *   increasing). Nothing private enters upd. O(its rows), never O(catalogue).
- * Errors: FR_ERR_INVALID (an item out of range, no interaction), FR_ERR_NOMEM. */
+ *   dense layers and the item rows of its users' positives and of the negatives it
+ *   samples for all E epochs (stream (seed, round, client, NEGATIVES); a user's negatives
+ *   avoid that user's items), loads its private rows (and kept optimizer state), runs E
+ *   shuffled epochs of minibatches with a fresh optimizer for the shared parameters
+ *   (+ the FedProx term), writes the private state back and fills upd: weight n_k = its
+ *   interactions, dense Δ of the dense tensors (slab order), one table per item table
+ *   with the Δ of its rows (ids increasing). Nothing private enters upd. O(its rows),
+ *   never O(catalogue). Errors: FR_ERR_INVALID (an item out of range, no interaction,
+ *   kept state missing or given when not configured), FR_ERR_NOMEM. */
 FR_NODISCARD fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
-                                  const fr_model *global, float *const *priv, fr_update *upd,
+                                  const fr_model *global, const fr_client_private *priv, fr_update *upd,
                                   fr_client_report *rep);
 
 /* Local evaluation and on-device recommendation: the client's scores for items[0, n)
  * (global ids, any order, repeats allowed) with the global dense layers and item rows and
- * its private rows priv (as for fr_client_fit), computed on its compact model in chunks
+ * one user's private rows priv[t] (one pointer per user table), computed on its compact model in chunks
  * of the batch B: the floats fr_model_score gives on a full model holding those private
  * rows with a workspace of max batch B (BLAS may round otherwise per chunk size). Reads only
  * the rows of the items asked for. Errors: FR_ERR_RANGE (an item out of range),

@@ -1,24 +1,29 @@
-/* The federated client: one round of local training on its own interactions.
+/* The federated client: one round of local training on its own interactions, for a
+ * device (one user) or a silo (several users, each with its private rows).
  *
  * Invariants:
- *   - Isolation: the fit sees the client's slice (fr_client_data), the global shared
- *     parameters and its own private rows; the update it fills has room for the dense
+ *   - Isolation: the fit sees the client's data (fr_client_data), the global shared
+ *     parameters and its own private state; the update it fills has room for the dense
  *     layers and item rows only.
  *   - O(its rows): the client trains a COMPACT model whose item tables hold only the
  *     rows it needs this round (its positives and every negative it sampled for all E
  *     epochs), numbered in order of first use in the examples (so the rows used up to
- *     any step are a prefix); example item ids are remapped to those rows, and the
- *     update lists them by increasing global id. Per-worker marks over the catalogue
- *     (own items, row of an item) are set by a fit and cleared before it returns. The
- *     compact models (by size class: 16 << b item rows), gradients, optimizers and
- *     example arrays live in the per-worker scratch; once each class a worker needs
- *     exists, nothing is allocated.
- *     Item-table rows past the client's count are never read or sent.
- *   - One minibatch loop (fit_pass) for every local rule: the dense tensors and private
- *     rows step with `local`, item rows with the item optimizer when one is configured
- *     (its lr decayed by round), over the rows a step can change only.
- *   - Determinism: negatives come from (seed, round, client, NEGATIVES), minibatch order
- *     from (seed, round, client, SHUFFLE); nothing depends on the worker. */
+ *     any step are a prefix), and whose user tables hold its U users; example item ids
+ *     are remapped to those rows, and the update lists them by increasing global id.
+ *     Per-worker marks over the catalogue (own items, row of an item) are set by a fit
+ *     and cleared before it returns. The compact models (by size class: 16 << b item
+ *     rows, all with the worker's largest U so far), gradients, optimizers and example
+ *     arrays live in the per-worker scratch; once each class a worker needs exists,
+ *     nothing is allocated. Rows past the client's L items and U users are never read,
+ *     stepped or sent.
+ *   - One minibatch loop (fit_pass) for every local rule: the dense tensors step with
+ *     `local`, item rows with the item optimizer when one is configured (its lr decayed
+ *     by round), user rows with `local` (a kept optimizer of their own with
+ *     keep_private_optim), over the rows a step can change only: with coasting, the
+ *     rows a minibatch touched (the others catch up in closed form), else a prefix.
+ *   - Determinism: negatives come from (seed, round, client, NEGATIVES), drawn user by
+ *     user in the order of the data, minibatch order from (seed, round, client, SHUFFLE);
+ *     nothing depends on the worker. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -35,25 +40,40 @@ typedef struct compact {
     uint32_t cap;           /* item rows */
     fr_model *m;
     fr_grad *g;
-    fr_optim *o;            /* local: dense tensors, private rows (and item rows without oi) */
+    fr_optim *o;            /* local: dense tensors (and item rows without oi, user rows without op) */
     fr_optim *oi;           /* item rows, or NULL when they follow o */
+    fr_optim *op;           /* user rows with a kept state, or NULL when they follow o */
 } compact;
 
+/* Coasting bookkeeping of one kind of table (item or user tables) with one optimizer. */
+typedef struct coast_side {
+    uint32_t *last;         /* [n_tables * cap] step after which a row's moments are current
+                               (0: not stepped yet, moments zero) */
+    size_t cap;             /* rows per table in last */
+    uint64_t base;          /* the smallest `from` this fit (a kept state's step count) */
+    fri_coast *plans;       /* [cap_plans] plans by `from` - base */
+    uint64_t *plan_to;      /* [cap_plans] the `to` of each plan */
+    uint64_t *plan_fit;     /* [cap_plans] the fit it was made in (lr changes between fits) */
+    size_t cap_plans;
+} coast_side;
+
 struct fr_client_ws {
-    fr_model_config mcfg;   /* the global model's config (n_users = 1 here) */
+    fr_model_config mcfg;   /* the global model's config */
     fr_fl_config cfg;       /* federation settings */
     compact bk[32];         /* compact models by size class: 16 << b item rows */
-    fr_model *m;            /* the one in use this fit (n_users 1) */
+    uint32_t ucap;          /* user rows of every compact model (grows with the silos met) */
+    fr_model *m;            /* the one in use this fit */
     fr_grad *g;             /* its gradient */
     fr_optim *o;            /* its optimizer, reset each round */
     fr_optim *oi;           /* its item-row optimizer (NULL: o), reset each round */
+    fr_optim *op;           /* its user-row optimizer with a kept state (NULL: o) */
     bool split;             /* item rows have their own optimizer (item_local or a decay) */
     fr_optim_config item_cfg; /* its config (item lr before the decay) */
     fr_model_ws *mws;       /* forward/backward scratch for batch B */
     float *ref;             /* [ref_cap] the values received (Δ = params - ref) */
     size_t ref_cap;
     fri_examples ex;        /* examples of all E epochs */
-    uint8_t *own;           /* [n_items] 1 for the fitting client's items (negative test), else 0 */
+    uint8_t *own;           /* [n_items] 1 for the items of the user whose negatives are drawn */
     uint32_t *row_of;       /* [n_items] compact row + 1 of a global item this fit, else 0 */
     uint32_t *byrow;        /* [cap_byrow] global id of each compact row (order of first use) */
     size_t cap_byrow;
@@ -64,15 +84,12 @@ struct fr_client_ws {
     size_t cap_perm;
     uint32_t *sc_user, *sc_item; /* [cap_sc] fr_client_score's user rows (0) and compact rows */
     size_t cap_sc, cap_sc_item;
-    uint32_t *last;         /* [n_tables * cap_last] coasting: step after which an item row's
-                               moments are current (0: not touched yet, moments zero) */
-    size_t cap_last;        /* rows per table in last */
-    fri_coast *plans;       /* [cap_plans] coasting plans by `from` step, for the step in plan_to */
-    uint64_t *plan_to;      /* [cap_plans] the `to` each plan was made for (0: none) */
-    size_t cap_plans;
+    coast_side ci, cu;      /* coasting of item rows and of user rows */
+    uint64_t fits;          /* fits run (names the plans of a fit) */
     uint32_t dense_len;     /* floats of the dense tensors */
     uint32_t n_tables;      /* item tables */
-    uint32_t widths[FR_MODEL_MAX_TENSORS]; /* their widths */
+    uint32_t n_utables;     /* user tables */
+    uint32_t widths[FR_MODEL_MAX_TENSORS]; /* item tables' widths */
 };
 
 static int cmp_u32(const void *a, const void *b) {
@@ -94,14 +111,28 @@ static void sort_u32(uint32_t *a, size_t n) {
     }
 }
 
-/* Selects (creating on first use) the smallest size class holding n rows. */
-static fr_err use_compact(fr_client_ws *ws, uint32_t n) {
+static void compact_free(compact *c) {
+    fr_model_free(c->m);
+    fr_grad_free(c->g);
+    fr_optim_free(c->o);
+    fr_optim_free(c->oi);
+    fr_optim_free(c->op);
+    memset(c, 0, sizeof *c);
+}
+
+/* Selects (creating on first use) the smallest size class holding n item rows, with
+ * room for u users (a larger silo than any before rebuilds the classes, once). */
+static fr_err use_compact(fr_client_ws *ws, uint32_t n, uint32_t u) {
+    if (u > ws->ucap) {
+        for (int b = 0; b < 32; b++) compact_free(&ws->bk[b]);
+        ws->ucap = u;
+    }
     uint32_t b = 0;
     while (b < 31 && ((uint64_t)16 << b) < n && ((uint64_t)16 << b) < ws->mcfg.n_items) b++;
     compact *c = &ws->bk[b];
     if (!c->m) {
         fr_model_config mc = ws->mcfg;
-        mc.n_users = 1;
+        mc.n_users = ws->ucap;
         mc.n_items = ((uint64_t)16 << b) < ws->mcfg.n_items ? (uint32_t)16 << b : ws->mcfg.n_items;
         fr_optim_config oc = ws->cfg.local;
         oc.sparse_rows = false; /* fit_pass steps ranges with the dense rule */
@@ -109,9 +140,9 @@ static fr_err use_compact(fr_client_ws *ws, uint32_t n) {
         if (!e) e = fr_grad_create(&c->g, c->m);
         if (!e) e = fr_optim_create(&c->o, c->m, &oc);
         if (!e && ws->split) e = fr_optim_create(&c->oi, c->m, &ws->item_cfg);
+        if (!e && ws->cfg.keep_private_optim) e = fr_optim_create(&c->op, c->m, &oc);
         if (e) {
-            fr_model_free(c->m); fr_grad_free(c->g); fr_optim_free(c->o); fr_optim_free(c->oi);
-            memset(c, 0, sizeof *c);
+            compact_free(c);
             return e;
         }
         c->cap = mc.n_items;
@@ -123,7 +154,7 @@ static fr_err use_compact(fr_client_ws *ws, uint32_t n) {
         ws->ref = r;
         ws->ref_cap = np;
     }
-    ws->m = c->m; ws->g = c->g; ws->o = c->o; ws->oi = c->oi;
+    ws->m = c->m; ws->g = c->g; ws->o = c->o; ws->oi = c->oi; ws->op = c->op;
     return FR_OK;
 }
 
@@ -135,10 +166,11 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
     if (!ws) return FR_ERR_NOMEM;
     ws->mcfg = *mcfg;
     ws->cfg = *cfg;
+    ws->ucap = 1;
     ws->split = cfg->item_local.kind != 0 || cfg->item_lr_decay != 1.0f;
     ws->item_cfg = cfg->item_local.kind != 0 ? cfg->item_local : cfg->local;
     ws->item_cfg.sparse_rows = false;
-    e = use_compact(ws, 1);
+    e = use_compact(ws, 1, 1);
     if (!e) e = fr_model_ws_create(&ws->mws, ws->m, cfg->batch);
     if (!e) {
         ws->own = fri_calloc(mcfg->n_items ? mcfg->n_items : 1, sizeof *ws->own);
@@ -150,19 +182,22 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
         const fr_tensor *tt = fr_model_tensor(ws->m, t);
         if (tt->kind == FR_TENSOR_DENSE) ws->dense_len += tt->rows * tt->cols;
         else if (tt->kind == FR_TENSOR_ITEM_TABLE) ws->widths[ws->n_tables++] = tt->cols;
+        else ws->n_utables++;
     }
     *out = ws;
     return FR_OK;
 }
 
+static void side_free(coast_side *s) {
+    fri_free(s->last);
+    fri_free(s->plans);
+    fri_free(s->plan_to);
+    fri_free(s->plan_fit);
+}
+
 void fr_client_ws_free(fr_client_ws *ws) {
     if (!ws) return;
-    for (int b = 0; b < 32; b++) {
-        fr_model_free(ws->bk[b].m);
-        fr_grad_free(ws->bk[b].g);
-        fr_optim_free(ws->bk[b].o);
-        fr_optim_free(ws->bk[b].oi);
-    }
+    for (int b = 0; b < 32; b++) compact_free(&ws->bk[b]);
     fr_model_ws_free(ws->mws);
     fri_free(ws->ref);
     fri_examples_free(&ws->ex);
@@ -173,9 +208,8 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fri_free(ws->perm);
     fri_free(ws->sc_user);
     fri_free(ws->sc_item);
-    fri_free(ws->last);
-    fri_free(ws->plans);
-    fri_free(ws->plan_to);
+    side_free(&ws->ci);
+    side_free(&ws->cu);
     fri_free(ws);
 }
 
@@ -190,8 +224,36 @@ static fr_err grow_u32(uint32_t **a, size_t *cap, size_t n) {
     return FR_OK;
 }
 
-/* A uniform item the client never touched (the rule of fri_examples_add_user, on the
- * slice: the same draws give the same negatives). UINT32_MAX if there is none. */
+/* Room for `rows` rows per table of n_tables and plans up to step `steps`. */
+static fr_err side_reserve(coast_side *s, uint32_t n_tables, size_t rows, uint64_t steps) {
+    if (s->cap < rows || !s->last) {
+        size_t c = rows > 2 * s->cap ? rows : 2 * s->cap;
+        uint32_t *la = fri_malloc((n_tables ? n_tables : 1) * (c ? c : 1) * sizeof *la);
+        if (!la) return FR_ERR_NOMEM;
+        fri_free(s->last);
+        s->last = la;
+        s->cap = c;
+    }
+    if (s->cap_plans < steps + 1) {
+        size_t c = steps + 1 > 2 * s->cap_plans ? steps + 1 : 2 * s->cap_plans;
+        fri_coast *pl = fri_realloc(s->plans, c * sizeof *pl);
+        if (!pl) return FR_ERR_NOMEM;
+        s->plans = pl;
+        uint64_t *pt = fri_realloc(s->plan_to, c * sizeof *pt);
+        if (!pt) return FR_ERR_NOMEM;
+        s->plan_to = pt;
+        uint64_t *pf = fri_realloc(s->plan_fit, c * sizeof *pf);
+        if (!pf) return FR_ERR_NOMEM;
+        s->plan_fit = pf;
+        memset(pf + s->cap_plans, 0, (c - s->cap_plans) * sizeof *pf); /* fit numbers start at 1 */
+        s->cap_plans = c;
+    }
+    return FR_OK;
+}
+
+/* A uniform item the user never touched (the rule of fri_examples_add_user, on the
+ * user's own items, marked in ws->own: the same draws give the same negatives).
+ * UINT32_MAX if there is none. */
 static uint32_t draw_negative(const fr_client_ws *ws, size_t deg, uint32_t n_items, fr_rng *rng) {
     if (deg >= n_items) return UINT32_MAX;
     for (;;) {
@@ -200,42 +262,45 @@ static uint32_t draw_negative(const fr_client_ws *ws, size_t deg, uint32_t n_ite
     }
 }
 
-/* One pass over the slice as model row 0 (see fri_examples_add_user). */
-static fr_err add_pass(fr_client_ws *ws, const fr_client_data *d, fr_rng *rng) {
+/* One pass over one user's interactions as compact user row `row` (see
+ * fri_examples_add_user). */
+static fr_err add_pass(fr_client_ws *ws, const fr_client_user *d, uint32_t row, uint32_t n_items, fr_rng *rng) {
     fri_examples *ex = &ws->ex;
     fr_loss loss = ws->mcfg.loss;
     uint32_t neg = ws->cfg.negatives;
     size_t per = loss == FR_LOSS_MSE ? 1 : loss == FR_LOSS_BCE ? 1 + (size_t)neg : (neg ? neg : 1);
     fr_err e = fri_examples_reserve(ex, ex->n + d->n * per);
     if (e) return e;
+    for (size_t x = 0; x < d->n; x++) ws->own[d->items[x]] = 1;
     size_t k = ex->n;
     for (size_t x = 0; x < d->n; x++) {
         uint32_t it = d->items[x];
         switch (loss) {
         case FR_LOSS_MSE:
-            ex->user[k] = 0; ex->item[k] = it; ex->label[k] = d->ratings ? d->ratings[x] : 1.0f; ex->neg[k] = 0;
+            ex->user[k] = row; ex->item[k] = it; ex->label[k] = d->ratings ? d->ratings[x] : 1.0f; ex->neg[k] = 0;
             k++;
             break;
         case FR_LOSS_BCE:
-            ex->user[k] = 0; ex->item[k] = it; ex->label[k] = 1.0f; ex->neg[k] = 0;
+            ex->user[k] = row; ex->item[k] = it; ex->label[k] = 1.0f; ex->neg[k] = 0;
             k++;
             for (uint32_t q = 0; q < neg; q++) {
-                uint32_t j = draw_negative(ws, d->n, d->n_items, rng);
+                uint32_t j = draw_negative(ws, d->n, n_items, rng);
                 if (j == UINT32_MAX) break;
-                ex->user[k] = 0; ex->item[k] = j; ex->label[k] = 0.0f; ex->neg[k] = 0;
+                ex->user[k] = row; ex->item[k] = j; ex->label[k] = 0.0f; ex->neg[k] = 0;
                 k++;
             }
             break;
         case FR_LOSS_BPR:
             for (size_t q = 0; q < per; q++) {
-                uint32_t j = draw_negative(ws, d->n, d->n_items, rng);
+                uint32_t j = draw_negative(ws, d->n, n_items, rng);
                 if (j == UINT32_MAX) break;
-                ex->user[k] = 0; ex->item[k] = it; ex->neg[k] = j; ex->label[k] = 1.0f;
+                ex->user[k] = row; ex->item[k] = it; ex->neg[k] = j; ex->label[k] = 1.0f;
                 k++;
             }
             break;
         }
     }
+    for (size_t x = 0; x < d->n; x++) ws->own[d->items[x]] = 0;
     ex->n = k;
     return FR_OK;
 }
@@ -251,122 +316,144 @@ static bool all_finite(const float *w, size_t n) {
     return !bad;
 }
 
-/* The coasting plan of the item optimizer from step `from` to `to`, made once per step
- * for all the rows that share `from`. */
-static const fri_coast *plan_of(fr_client_ws *ws, const fr_optim *oi, uint64_t from, uint64_t to) {
-    if (ws->plan_to[from] != to) {
-        fri_optim_coast_plan(oi, from, to, &ws->plans[from]);
-        ws->plan_to[from] = to;
+/* The coasting plan of optimizer o from step `from` to `to`, made once per fit for all
+ * the rows that share them. */
+static const fri_coast *plan_of(fr_client_ws *ws, coast_side *s, const fr_optim *o, uint64_t from, uint64_t to) {
+    size_t k = (size_t)(from - s->base);
+    if (s->plan_fit[k] != ws->fits || s->plan_to[k] != to) {
+        fri_optim_coast_plan(o, from, to, &s->plans[k]);
+        s->plan_to[k] = to;
+        s->plan_fit[k] = ws->fits;
     }
-    return &ws->plans[from];
+    return &s->plans[k];
 }
 
-/* Coasting, before a minibatch's forward pass: the item rows it reads first take, in
- * closed form, the zero-gradient dense steps they missed since they were last stepped
- * (fri_optim_coast_*), so the forward sees the parameters of the dense rule. */
-static void catch_up_rows(fr_client_ws *ws, const fr_optim *oi, const fr_batch *b) {
+/* The rows of one table kind a minibatch reads: items (and BPR negatives) or users. */
+static inline uint32_t batch_row(const fr_batch *b, bool user, int side, size_t x) {
+    return user ? b->users[x] : side ? b->neg[x] : b->items[x];
+}
+
+/* Coasting, before a minibatch's forward pass: the rows of tables of kind `kind` it
+ * reads first take, in closed form, the zero-gradient dense steps they missed since
+ * they were last stepped (fri_optim_coast_*), so the forward sees the parameters of the
+ * dense rule. */
+static void catch_up_rows(fr_client_ws *ws, coast_side *s, fr_tensor_kind kind, const fr_optim *o,
+                          const fr_batch *b) {
     fr_model *m = ws->m;
-    uint64_t step = fr_optim_steps(oi); /* steps done; this minibatch is step + 1 */
+    uint64_t step = fr_optim_steps(o); /* steps done; this minibatch is step + 1 */
+    bool user = kind == FR_TENSOR_USER_TABLE;
     uint32_t tb = 0;
     for (int i = 0; i < fr_model_n_tensors(m); i++) {
         const fr_tensor *tt = fr_model_tensor(m, i);
-        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
-        uint32_t *last = ws->last + (size_t)tb++ * ws->cap_last;
-        for (size_t x = 0; x < b->n; x++)
-            for (int side = 0; side < (b->neg ? 2 : 1); side++) {
-                uint32_t r = side ? b->neg[x] : b->items[x];
+        if (tt->kind != kind) continue;
+        uint32_t *last = s->last + (size_t)tb++ * s->cap;
+        for (int side = 0; side < (!user && b->neg ? 2 : 1); side++)
+            for (size_t x = 0; x < b->n; x++) {
+                uint32_t r = batch_row(b, user, side, x);
                 if (last[r] && last[r] < step) {
-                    fri_optim_coast_range(oi, m, tt->offset + (size_t)r * tt->cols, tt->cols,
-                                          plan_of(ws, oi, last[r], step));
+                    fri_optim_coast_range(o, m, tt->offset + (size_t)r * tt->cols, tt->cols,
+                                          plan_of(ws, s, o, last[r], step));
                     last[r] = (uint32_t)step;
                 }
             }
     }
 }
 
-/* Coasting, the step: only the item rows the minibatch touched take this step's rule;
- * the others wait. Every row catches up at the end of the fit (coast_all), so the result
- * is the dense rule's up to float rounding, in O(rows touched) per step instead of
- * O(rows used so far). */
-static void step_item_rows(fr_client_ws *ws, const fr_optim *oi, const float *g) {
+/* Coasting, the step: only the rows the minibatch touched take this step's rule; the
+ * others wait. Every row catches up at the end of the fit (coast_all), so the result is
+ * the dense rule's up to float rounding, in O(rows touched) per step instead of O(rows
+ * used so far). */
+static void step_rows(fr_client_ws *ws, coast_side *s, fr_tensor_kind kind, const fr_optim *o, const float *g) {
     fr_model *m = ws->m;
-    uint64_t step = fr_optim_steps(oi);
+    uint64_t step = fr_optim_steps(o);
     uint32_t tb = 0;
     for (int i = 0; i < fr_model_n_tensors(m); i++) {
         const fr_tensor *tt = fr_model_tensor(m, i);
-        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
-        uint32_t *last = ws->last + (size_t)tb++ * ws->cap_last;
+        if (tt->kind != kind) continue;
+        uint32_t *last = s->last + (size_t)tb++ * s->cap;
         const fr_rowset *rs = fr_grad_touched(ws->g, i);
         for (uint32_t k = 0; k < rs->count; k++) {
             uint32_t r = rs->rows[k];
             size_t off = tt->offset + (size_t)r * tt->cols;
-            fri_optim_step_range(oi, m, g + off, off, tt->cols);
+            fri_optim_step_range(o, m, g + off, off, tt->cols);
             last[r] = (uint32_t)step;
         }
     }
 }
 
-/* End of the fit: item rows [0, L) coast to the last step. */
-static void coast_all(fr_client_ws *ws, const fr_optim *oi, uint32_t L) {
+/* End of the fit: rows [0, n) of the tables of `kind` coast to the last step. */
+static void coast_all(fr_client_ws *ws, coast_side *s, fr_tensor_kind kind, const fr_optim *o, uint32_t n) {
     fr_model *m = ws->m;
-    uint64_t step = fr_optim_steps(oi);
+    uint64_t step = fr_optim_steps(o);
     uint32_t tb = 0;
     for (int i = 0; i < fr_model_n_tensors(m); i++) {
         const fr_tensor *tt = fr_model_tensor(m, i);
-        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
-        const uint32_t *last = ws->last + (size_t)tb++ * ws->cap_last;
-        for (uint32_t r = 0; r < L; r++)
+        if (tt->kind != kind) continue;
+        const uint32_t *last = s->last + (size_t)tb++ * s->cap;
+        for (uint32_t r = 0; r < n; r++)
             if (last[r] && last[r] < step)
-                fri_optim_coast_range(oi, m, tt->offset + (size_t)r * tt->cols, tt->cols,
-                                      plan_of(ws, oi, last[r], step));
+                fri_optim_coast_range(o, m, tt->offset + (size_t)r * tt->cols, tt->cols,
+                                      plan_of(ws, s, o, last[r], step));
     }
 }
 
+/* What one fit steps, and how. */
+typedef struct pass_ctx {
+    uint32_t L, U;          /* item rows and user rows in use */
+    bool lazy;              /* item rows: the dense rule over the prefix used so far */
+    bool coast;             /* item rows (and user rows of a silo) step when touched */
+    bool coast_users;       /* user rows step when touched (a silo with coasting) */
+    float mu;               /* FedProx */
+    fr_optim *oi, *op;      /* item and user rows' optimizers (ws->o when they follow it) */
+} pass_ctx;
+
 /* One epoch of minibatches: loss and gradient; with FedProx, mu * (w - w_t) added to the
  * gradient of every local shared parameter (the dense tensors and item rows [0, L));
- * then the step. Every row of the dense and private tensors steps with ws->o; item rows
- * with ws->oi (ws->o when NULL), in one of three ways:
- *   - `coast`: the rows the minibatch touched, after coasting (step_item_rows);
- *   - `lazy`: the dense rule over rows [0, *T), the rows used so far. Compact rows are
- *     numbered in order of first use, so a row past *T has a zero gradient and zero
+ * then the step. Every row of the dense tensors steps with ws->o; item rows with
+ * c->oi, user rows [0, U) with c->op, in one of three ways:
+ *   - `coast`: the rows the minibatch touched, after coasting (step_rows); user rows too
+ *     with `coast_users` (for one user its row is touched at every step anyway);
+ *   - `lazy`: the dense rule over item rows [0, *T), the rows used so far. Compact rows
+ *     are numbered in order of first use, so a row past *T has a zero gradient and zero
  *     moments (a fresh optimizer), and with no weight decay and finite values the dense
  *     rule leaves it bit-for-bit unchanged (g = 0 + 0 * p = 0, m1 = m2 = 0,
  *     p -= lr * 0 / (0 + eps)): the floats of the full dense step;
- *   - otherwise (weight decay, FedProx, non-finite values) rows [0, L): *T = L.
- * Rows past L are never read or sent either way. */
-static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, bool lazy, bool coast, float mu,
-                       uint32_t *T, double *loss_sum) {
+ *   - otherwise (weight decay, FedProx, non-finite values) item rows [0, L): *T = L.
+ * Rows past L items and U users are never read or sent either way. */
+static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, const pass_ctx *c, uint32_t *T, double *loss_sum) {
     fr_model *m = ws->m;
     bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
     size_t batch = ws->cfg.batch;
     int nt = fr_model_n_tensors(m);
-    fr_optim *oi = ws->oi ? ws->oi : ws->o;
     for (size_t s = 0; s < ex->n; s += batch) {
         size_t n = ex->n - s < batch ? ex->n - s : batch;
         fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
         double loss = 0;
         fr_grad_zero(ws->g);
-        if (coast) catch_up_rows(ws, oi, &b);
+        if (c->coast) catch_up_rows(ws, &ws->ci, FR_TENSOR_ITEM_TABLE, c->oi, &b);
+        if (c->coast_users) catch_up_rows(ws, &ws->cu, FR_TENSOR_USER_TABLE, c->op, &b);
         fr_err e = fr_model_loss_grad(m, ws->mws, &b, ws->g, &loss);
         if (e) return e;
-        if (mu > 0) {
+        if (c->mu > 0) {
             float *g = fr_grad_data(ws->g);
             const float *w = fr_model_params_const(m);
             for (int t = 0; t < nt; t++) {
                 const fr_tensor *tt = fr_model_tensor(m, t);
                 if (tt->kind == FR_TENSOR_USER_TABLE) continue;
-                size_t len = (tt->kind == FR_TENSOR_ITEM_TABLE ? L : tt->rows) * (size_t)tt->cols;
-                for (size_t i = 0; i < len; i++) g[tt->offset + i] += mu * (w[tt->offset + i] - ws->ref[tt->offset + i]);
+                size_t len = (tt->kind == FR_TENSOR_ITEM_TABLE ? c->L : tt->rows) * (size_t)tt->cols;
+                for (size_t i = 0; i < len; i++)
+                    g[tt->offset + i] += c->mu * (w[tt->offset + i] - ws->ref[tt->offset + i]);
                 if (tt->kind == FR_TENSOR_ITEM_TABLE) /* so the next fr_grad_zero clears them */
-                    for (uint32_t r = 0; r < L; r++) fr_grad_touch(ws->g, t, r);
+                    for (uint32_t r = 0; r < c->L; r++) fr_grad_touch(ws->g, t, r);
             }
         }
         e = fri_optim_step_begin(ws->o, m, ws->g);
-        if (!e && ws->oi) e = fri_optim_step_begin(ws->oi, m, ws->g);
+        if (!e && c->oi != ws->o) e = fri_optim_step_begin(c->oi, m, ws->g);
+        if (!e && c->op != ws->o) e = fri_optim_step_begin(c->op, m, ws->g);
         if (e) return e;
-        if (coast) {
-            *T = 0; /* no item row in the ranges below: step_item_rows steps them */
-        } else if (lazy) {
+        if (c->coast) {
+            *T = 0; /* no item row in the ranges below: step_rows steps them */
+        } else if (c->lazy) {
             uint32_t t = *T;
             for (size_t i = 0; i < n; i++) {
                 if (b.items[i] >= t) t = b.items[i] + 1;
@@ -374,7 +461,7 @@ static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, boo
             }
             *T = t;
         } else {
-            *T = L;
+            *T = c->L;
         }
         /* contiguous ranges of one optimizer are stepped together */
         const float *g = fr_grad_data_const(ws->g);
@@ -382,9 +469,10 @@ static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, boo
         size_t off = 0, len = 0;
         for (int i = 0; i < nt; i++) {
             const fr_tensor *tt = fr_model_tensor(m, i);
-            bool item = tt->kind == FR_TENSOR_ITEM_TABLE;
-            const fr_optim *to = item ? oi : ws->o;
-            size_t o = tt->offset, k = (item ? *T : tt->rows) * (size_t)tt->cols;
+            bool item = tt->kind == FR_TENSOR_ITEM_TABLE, user = tt->kind == FR_TENSOR_USER_TABLE;
+            const fr_optim *to = item ? c->oi : user ? c->op : ws->o;
+            uint32_t rows = item ? *T : user ? (c->coast_users ? 0 : c->U) : tt->rows;
+            size_t o = tt->offset, k = rows * (size_t)tt->cols;
             if (len && po == to && off + len == o) {
                 len += k;
             } else {
@@ -393,40 +481,46 @@ static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, uint32_t L, boo
                 off = o;
                 len = k;
             }
-            if (item && *T < tt->rows) { /* the rest of this table is skipped: flush */
+            if (rows < tt->rows) { /* the rest of this table is skipped: flush */
                 if (len) fri_optim_step_range(po, m, g + off, off, len);
                 len = 0;
             }
         }
         if (len) fri_optim_step_range(po, m, g + off, off, len);
-        if (coast) step_item_rows(ws, oi, g);
+        if (c->coast) step_rows(ws, &ws->ci, FR_TENSOR_ITEM_TABLE, c->oi, g);
+        if (c->coast_users) step_rows(ws, &ws->cu, FR_TENSOR_USER_TABLE, c->op, g);
         *loss_sum += loss * (double)n;
     }
     return FR_OK;
 }
 
-static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
-                  const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep);
+static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data, uint32_t U,
+                  const fr_model *global, const fr_client_private *priv, fr_update *upd, fr_client_report *rep);
 
 static inline uint32_t row_for(fr_client_ws *ws, uint32_t it);
 
 /* Receive: the compact model gets the global dense layers, global item rows byrow[0, L)
- * as its rows [0, L), and the private rows. */
-static void load_model(fr_client_ws *ws, const fr_model *global, float *const *priv, size_t L) {
+ * as its rows [0, L), and the private rows of its U users (rows[t * U + j]). */
+static void load_model(fr_client_ws *ws, const fr_model *global, float *const *rows, size_t L, uint32_t U) {
     fr_model *m = ws->m;
     float *w = fr_model_params(m);
     const float *gw = fr_model_params_const(global);
-    int ut = 0;
+    uint32_t ut = 0;
     for (int t = 0; t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t), *gt = fr_model_tensor(global, t);
         size_t cols = lt->cols;
         if (lt->kind == FR_TENSOR_DENSE) {
             memcpy(w + lt->offset, gw + gt->offset, (size_t)lt->rows * cols * sizeof *w);
         } else if (lt->kind == FR_TENSOR_ITEM_TABLE) {
-            for (size_t r = 0; r < L; r++)
-                memcpy(w + lt->offset + r * cols, gw + gt->offset + (size_t)ws->byrow[r] * cols, cols * sizeof *w);
+            float *dst = w + lt->offset;
+            const float *src = gw + gt->offset;
+            for (size_t r = 0; r < L; r++) {
+                const float *a = src + (size_t)ws->byrow[r] * cols;
+                for (size_t i = 0; i < cols; i++) dst[r * cols + i] = a[i];
+            }
         } else {
-            memcpy(w + lt->offset, priv[ut++], cols * sizeof *w);
+            for (uint32_t j = 0; j < U; j++) memcpy(w + lt->offset + j * cols, rows[ut * U + j], cols * sizeof *w);
+            ut++;
         }
     }
 }
@@ -455,9 +549,9 @@ fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *p
         ws->sc_item[i] = row_for(ws, items[i]);
     }
     size_t L = ws->n_byrow;
-    e = use_compact(ws, (uint32_t)(L ? L : 1));
+    e = use_compact(ws, (uint32_t)(L ? L : 1), 1);
     if (!e) {
-        load_model(ws, global, priv, L);
+        load_model(ws, global, priv, L, 1);
         e = fr_model_score(ws->m, ws->mws, ws->sc_user, ws->sc_item, n, out);
     }
     for (size_t r = 0; r < ws->n_byrow; r++) ws->row_of[ws->byrow[r]] = 0;
@@ -465,21 +559,43 @@ fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *p
     return e;
 }
 
+/* User j of a client (a device is its own one user). */
+static fr_client_user user_of(const fr_client_data *d, uint32_t j) {
+    if (d->n_users) return d->users[j];
+    fr_client_user u = {d->user, d->items, d->ratings, d->n};
+    return u;
+}
+
 fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
-                     const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep) {
+                     const fr_model *global, const fr_client_private *priv, fr_update *upd, fr_client_report *rep) {
     memset(rep, 0, sizeof *rep);
-    if (data->n == 0) return fri_fail(FR_ERR_INVALID, "client %u: no interaction to train on", client);
     if (data->n_items != ws->mcfg.n_items || fr_model_config_of(global)->n_items != data->n_items)
         return fri_fail(FR_ERR_INVALID, "client %u: catalogue of %u items, the model has %u", client, data->n_items,
                         fr_model_config_of(global)->n_items);
-    for (size_t i = 0; i < data->n; i++)
-        if (data->items[i] >= data->n_items)
-            return fri_fail(FR_ERR_INVALID, "client %u: item %u out of range, catalogue has %u", client,
-                            data->items[i], data->n_items);
+    if (data->n_users && !data->users)
+        return fri_fail(FR_ERR_INVALID, "client %u: %u users but no user list", client, data->n_users);
+    uint32_t U = data->n_users ? data->n_users : 1;
+    size_t total = 0;
+    for (uint32_t j = 0; j < U; j++) {
+        fr_client_user u = user_of(data, j);
+        if (u.n && !u.items) return fri_fail(FR_ERR_INVALID, "client %u: user %u has no item array", client, u.user);
+        for (size_t i = 0; i < u.n; i++)
+            if (u.items[i] >= data->n_items)
+                return fri_fail(FR_ERR_INVALID, "client %u: user %u: item %u out of range, catalogue has %u", client,
+                                u.user, u.items[i], data->n_items);
+        total += u.n;
+    }
+    if (total == 0) return fri_fail(FR_ERR_INVALID, "client %u: no interaction to train on", client);
+    if (!priv || !priv->rows) return fri_fail(FR_ERR_INVALID, "client %u: no private rows", client);
+    bool kept = priv->m1 || priv->m2 || priv->steps;
+    if (ws->cfg.keep_private_optim && !(priv->m1 && priv->m2 && priv->steps))
+        return fri_fail(FR_ERR_INVALID, "client %u: keep_private_optim is set but its kept state is missing", client);
+    if (!ws->cfg.keep_private_optim && kept)
+        return fri_fail(FR_ERR_INVALID, "client %u: kept optimizer state given, but keep_private_optim is off",
+                        client);
     /* the marks are set inside fit and cleared here on every path */
     ws->n_byrow = 0;
-    fr_err e = fit(ws, round, client, data, global, priv, upd, rep);
-    for (size_t i = 0; i < data->n; i++) ws->own[data->items[i]] = 0;
+    fr_err e = fit(ws, round, client, data, U, global, priv, upd, rep);
     for (size_t r = 0; r < ws->n_byrow; r++) ws->row_of[ws->byrow[r]] = 0;
     ws->n_byrow = 0;
     return e;
@@ -495,12 +611,30 @@ static inline uint32_t row_for(fr_client_ws *ws, uint32_t it) {
     return r - 1;
 }
 
-static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
-                  const fr_model *global, float *const *priv, fr_update *upd, fr_client_report *rep) {
-    /* the client's own items, marked, for the negative test */
-    for (size_t i = 0; i < data->n; i++) ws->own[data->items[i]] = 1;
+/* Copies the kept moments of the private rows into (to_opt) or out of the user-row
+ * optimizer. */
+static void kept_state(fr_client_ws *ws, const fr_client_private *priv, uint32_t U, bool to_opt) {
+    float *om[2];
+    fri_optim_moments(ws->op, &om[0], &om[1]);
+    float *const *pm[2] = {priv->m1, priv->m2};
+    uint32_t ut = 0;
+    for (int t = 0; t < fr_model_n_tensors(ws->m); t++) {
+        const fr_tensor *lt = fr_model_tensor(ws->m, t);
+        if (lt->kind != FR_TENSOR_USER_TABLE) continue;
+        for (int k = 0; k < 2; k++) {
+            if (!om[k]) continue;
+            for (uint32_t j = 0; j < U; j++) {
+                float *o = om[k] + lt->offset + (size_t)j * lt->cols, *p = pm[k][ut * U + j];
+                memcpy(to_opt ? o : p, to_opt ? p : o, lt->cols * sizeof(float));
+            }
+        }
+        ut++;
+    }
+}
 
-    /* examples of all E epochs, each epoch shuffled on its own */
+static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data, uint32_t U,
+                  const fr_model *global, const fr_client_private *priv, fr_update *upd, fr_client_report *rep) {
+    /* examples of all E epochs, each epoch (all the client's users) shuffled on its own */
     fr_err e;
     uint64_t seed = ws->cfg.seed;
     fr_rng rneg, rshuf;
@@ -508,11 +642,16 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     fr_rng_init(&rshuf, seed, round, client, FR_PURPOSE_SHUFFLE);
     uint32_t E = ws->cfg.local_epochs;
     size_t starts[FR_FL_MAX_LOCAL_EPOCHS + 1];
+    size_t n_inter = 0;
     fri_examples_clear(&ws->ex);
     for (uint32_t ep = 0; ep < E; ep++) {
         starts[ep] = ws->ex.n;
-        e = add_pass(ws, data, &rneg);
-        if (e) return e;
+        for (uint32_t j = 0; j < U; j++) {
+            fr_client_user u = user_of(data, j);
+            if (ep == 0) n_inter += u.n;
+            e = add_pass(ws, &u, j, data->n_items, &rneg);
+            if (e) return e;
+        }
         fri_examples ex = ws->ex;
         ex.n -= starts[ep];
         ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
@@ -520,8 +659,8 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     }
     starts[E] = ws->ex.n;
 
-    /* compact rows in order of first use in the examples (see fit_dense_prefix); `local`
-     * lists their global ids increasing, perm[j] is the row of local[j] */
+    /* compact rows in order of first use in the examples (see fit_pass); `local` lists
+     * their global ids increasing, perm[j] is the row of local[j] */
     bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
     size_t nex = ws->ex.n;
     size_t most = bpr ? 2 * nex : nex;
@@ -545,14 +684,14 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         sort_u32(ws->local, L);
         for (size_t k = 0; k < L; k++) perm[k] = ws->row_of[ws->local[k]] - 1;
     }
-    e = use_compact(ws, (uint32_t)L);
+    e = use_compact(ws, (uint32_t)L, U);
     if (e) return e;
+    ws->fits++;
 
     /* receive: gather the dense layers and the local rows, load the private rows */
     fr_model *m = ws->m;
     float *w = fr_model_params(m);
-    load_model(ws, global, priv, L);
-    int ut;
+    load_model(ws, global, priv->rows, L, U);
     /* the reference of what is read later: the dense layers and rows [0, L) */
     for (int t = 0; t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t);
@@ -564,53 +703,55 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     for (uint32_t t = 0; t < ws->n_tables; t++) counts[t] = (uint32_t)L;
     rep->bytes_down = fr_update_wire_size(ws->dense_len, ws->n_tables, ws->widths, counts);
 
-    /* local fit: E epochs of minibatches with fresh optimizers (moments zeroed over what
-     * a step can touch: the dense and private tensors, item rows [0, L)) */
+    /* local fit: E epochs of minibatches with fresh optimizers for the shared part
+     * (moments zeroed over what a step can touch: the dense tensors, item rows [0, L)),
+     * and for the user rows [0, U) too unless their state is kept */
+    pass_ctx c = {(uint32_t)L, U, false, false, false, 0.0f, ws->oi ? ws->oi : ws->o, ws->op ? ws->op : ws->o};
     for (int t = 0; t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t);
-        size_t len = (lt->kind == FR_TENSOR_ITEM_TABLE ? L : lt->rows) * (size_t)lt->cols;
-        fri_optim_reset_range(lt->kind == FR_TENSOR_ITEM_TABLE && ws->oi ? ws->oi : ws->o, lt->offset, len);
+        if (lt->kind == FR_TENSOR_USER_TABLE && ws->op) continue;
+        uint32_t rows = lt->kind == FR_TENSOR_ITEM_TABLE ? (uint32_t)L : lt->kind == FR_TENSOR_USER_TABLE ? U : lt->rows;
+        fri_optim_reset_range(lt->kind == FR_TENSOR_ITEM_TABLE ? c.oi : ws->o, lt->offset, rows * (size_t)lt->cols);
+    }
+    uint64_t kept_steps = ws->op ? *priv->steps : 0;
+    if (ws->op) {
+        kept_state(ws, priv, U, true);
+        fri_optim_set_steps(ws->op, kept_steps);
     }
     if (ws->oi) {
         double lr = (double)ws->item_cfg.lr * pow((double)ws->cfg.item_lr_decay, (double)(round ? round - 1 : 0));
         e = fr_optim_set_lr(ws->oi, (float)lr > 0 ? (float)lr : FLT_MIN);
         if (e) return e;
     }
-    float mu = ws->cfg.strategy == FR_STRATEGY_FEDPROX ? ws->cfg.mu : 0.0f;
+    c.mu = ws->cfg.strategy == FR_STRATEGY_FEDPROX ? ws->cfg.mu : 0.0f;
     /* skipping unused rows is exact only without weight decay or a proximal term and with
      * finite values (0 * inf is NaN in the dense rule) */
-    bool lazy = ws->cfg.local.weight_decay == 0 && ws->item_cfg.weight_decay == 0 && !(mu > 0);
-    /* only what a step can read: the dense layers, rows [0, L), the private rows */
-    for (int t = 0; lazy && t < fr_model_n_tensors(m); t++) {
+    c.lazy = ws->cfg.local.weight_decay == 0 && ws->item_cfg.weight_decay == 0 && !(c.mu > 0);
+    /* only what a step can read: the dense layers, rows [0, L), the private rows [0, U) */
+    for (int t = 0; c.lazy && t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t);
-        size_t rows = lt->kind == FR_TENSOR_ITEM_TABLE ? L : lt->rows;
-        lazy = all_finite(w + lt->offset, rows * lt->cols);
+        size_t rows = lt->kind == FR_TENSOR_ITEM_TABLE ? L : lt->kind == FR_TENSOR_USER_TABLE ? U : lt->rows;
+        c.lazy = all_finite(w + lt->offset, rows * lt->cols);
     }
-    /* coasting: item rows step when touched and catch up in closed form (the dense rule
-     * up to rounding); off for the bit-exact dense steps, or where lazy is not exact */
-    bool coast = lazy && !ws->cfg.dense_steps;
-    fr_optim *oi = ws->oi ? ws->oi : ws->o;
-    if (coast) {
+    /* coasting: rows step when touched and catch up in closed form (the dense rule up to
+     * rounding); off for the bit-exact dense steps, or where lazy is not exact. A
+     * silo's user rows coast too. */
+    c.coast = c.lazy && !ws->cfg.dense_steps;
+    c.coast_users = c.coast && U > 1;
+    if (c.coast) {
         size_t steps = 0;
         for (uint32_t ep = 0; ep < E; ep++) steps += (starts[ep + 1] - starts[ep] + ws->cfg.batch - 1) / ws->cfg.batch;
-        e = fri_optim_coast_reserve(oi, steps);
-        if (!e && ws->cap_plans < steps + 1) {
-            size_t c = steps + 1 > 2 * ws->cap_plans ? steps + 1 : 2 * ws->cap_plans;
-            fri_coast *pl = fri_realloc(ws->plans, c * sizeof *pl);
-            if (pl) ws->plans = pl;
-            uint64_t *pt = pl ? fri_realloc(ws->plan_to, c * sizeof *pt) : NULL;
-            if (pt) { ws->plan_to = pt; ws->cap_plans = c; }
-            else e = FR_ERR_NOMEM;
-        }
-        if (!e && (ws->cap_last < L || !ws->last)) {
-            size_t c = L > 2 * ws->cap_last ? L : 2 * ws->cap_last;
-            uint32_t *la = fri_malloc((ws->n_tables ? ws->n_tables : 1) * c * sizeof *la);
-            if (la) { fri_free(ws->last); ws->last = la; ws->cap_last = c; }
-            else e = FR_ERR_NOMEM;
-        }
+        e = fri_optim_coast_reserve(c.oi, steps);
+        if (!e) e = side_reserve(&ws->ci, ws->n_tables, L, steps);
+        if (!e && c.coast_users) e = fri_optim_coast_reserve(c.op, kept_steps + steps);
+        if (!e && c.coast_users) e = side_reserve(&ws->cu, ws->n_utables, U, steps);
         if (e) return e;
-        for (uint32_t t = 0; t < ws->n_tables; t++) memset(ws->last + t * ws->cap_last, 0, L * sizeof *ws->last);
-        memset(ws->plan_to, 0, (steps + 1) * sizeof *ws->plan_to);
+        for (uint32_t t = 0; t < ws->n_tables; t++) memset(ws->ci.last + t * ws->ci.cap, 0, L * sizeof *ws->ci.last);
+        ws->ci.base = 0;
+        ws->cu.base = kept_steps;
+        /* user rows: a kept state is current as of its step count */
+        for (uint32_t t = 0; c.coast_users && t < ws->n_utables; t++)
+            for (uint32_t j = 0; j < U; j++) ws->cu.last[t * ws->cu.cap + j] = (uint32_t)kept_steps;
     }
     uint32_t T = 0;
     double loss_sum = 0;
@@ -619,22 +760,22 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         ex.n = starts[ep + 1] - starts[ep];
         ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
         if (ex.n == 0) continue;
-        e = fit_pass(ws, &ex, (uint32_t)L, lazy, coast, mu, &T, &loss_sum);
+        e = fit_pass(ws, &ex, &c, &T, &loss_sum);
         if (e) return e;
     }
-    if (coast) coast_all(ws, oi, (uint32_t)L);
+    if (c.coast) coast_all(ws, &ws->ci, FR_TENSOR_ITEM_TABLE, c.oi, (uint32_t)L);
+    if (c.coast_users) coast_all(ws, &ws->cu, FR_TENSOR_USER_TABLE, c.op, U);
     rep->loss_sum = loss_sum;
     rep->examples = nex;
 
-    /* private rows stay with the client; the update gets Δ of the shared part */
+    /* private state stays with the client; the update gets Δ of the shared part */
     e = fr_update_reset(upd, ws->dense_len, ws->n_tables, ws->widths);
     if (e) return e;
-    upd->weight = data->n;
+    upd->weight = n_inter;
     upd->client = client;
     upd->round = round;
     size_t dpos = 0;
-    uint32_t tb = 0;
-    ut = 0;
+    uint32_t tb = 0, ut = 0;
     for (int t = 0; t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t);
         size_t cols = lt->cols;
@@ -653,8 +794,13 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
                 for (size_t i = 0; i < cols; i++) dst[i] = w[src + i] - ws->ref[src + i];
             }
         } else {
-            memcpy(priv[ut++], w + lt->offset, cols * sizeof *w);
+            for (uint32_t j = 0; j < U; j++) memcpy(priv->rows[ut * U + j], w + lt->offset + j * cols, cols * sizeof *w);
+            ut++;
         }
+    }
+    if (ws->op) {
+        kept_state(ws, priv, U, false);
+        *priv->steps = fr_optim_steps(ws->op);
     }
     return FR_OK;
 }

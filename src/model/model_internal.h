@@ -54,6 +54,11 @@ bool fri_optim_is_dense(const fr_optim *o);
 /* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for
  * a caller that will step only such ranges (O(n), not O(the model)). */
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);
+/* The moment arrays (slab layout; NULL where the rule has none: m1 for SGD with momentum
+ * and Adam, m2 for Adam and Adagrad), for a caller that keeps part of the state across
+ * resets; and setting the step count such a kept state carries (bias correction). */
+void fri_optim_moments(fr_optim *o, float **m1, float **m2);
+void fri_optim_set_steps(fr_optim *o, uint64_t steps);
 
 /* Coasting: the steps a dense optimizer takes on parameters whose gradient is zero, in
  * closed form, so a caller that steps only the rows a minibatch touched still gets the
@@ -71,9 +76,9 @@ void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);
  *     takes the k dense steps one by one, bit for bit.
  * The result equals the k dense steps up to that and float rounding (tested against them).
  * Only without weight decay (a zero gradient is then not a zero step: the caller steps
- * densely). fri_optim_coast_reserve sizes the step tables for `steps` steps
- * (FR_ERR_NOMEM); plan needs them up to `to` and computes the series of (from, to) once
- * for any number of ranges. */
+ * densely). fri_optim_coast_reserve tabulates the bias corrections of `steps` steps (up
+ * to 65536; later ones are computed; FR_ERR_NOMEM); plan computes the series of
+ * (from, to) once for any number of ranges. */
 typedef struct fri_coast {
     uint64_t from, to;      /* steps */
     float s[5];             /* adam: S_0..S_4; sgd momentum: s[0] = lr * sum mom^j */

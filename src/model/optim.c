@@ -264,6 +264,13 @@ void fri_optim_reset_range(fr_optim *o, size_t off, size_t n) {
     o->step = 0;
 }
 
+void fri_optim_moments(fr_optim *o, float **m1, float **m2) {
+    *m1 = o->m1;
+    *m2 = o->m2;
+}
+
+void fri_optim_set_steps(fr_optim *o, uint64_t steps) { o->step = steps; }
+
 fr_err fr_optim_set_lr(fr_optim *o, float lr) {
     if (!(lr > 0.0f) || !isfinite(lr))
         return fri_fail(FR_ERR_INVALID, "optimizer: lr %g: expected a finite value > 0", (double)lr);
@@ -301,11 +308,25 @@ fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g) {
 
 /* ------------------------------------------------------------------ coasting */
 
+#define COAST_TAB_MAX 65536  /* adam: steps whose bias corrections are tabulated */
 #define COAST_TERMS 600       /* adam: series terms; b1^j / b2^(j/2) < 1e-27 beyond */
 #define COAST_MAX_X 0.1       /* adam: largest x_j = eps / (b2^(j/2) sqrt(v) / sqrt(bc2(u))) */
 #define COAST_ORDER 5         /* adam: series S_0..S_4, relative error <= x^5 / (1 - x) */
 
+/* Bias corrections of step u: from the tables, or computed past them (a kept state's
+ * step count can grow without bound; the tables stop at COAST_TAB_MAX). */
+static double bc1_at(const fr_optim *o, uint64_t u) {
+    return u <= o->tab_cap ? o->bc1[u] : 1.0 - pow((double)o->cfg.beta1, (double)u);
+}
+static double sbc2_at(const fr_optim *o, uint64_t u) {
+    return u <= o->tab_cap ? o->sbc2[u] : sqrt(1.0 - pow((double)o->cfg.beta2, (double)u));
+}
+static float ibf_at(const fr_optim *o, uint64_t u) {
+    return u <= o->tab_cap ? o->ibf[u] : (float)(1.0 / sqrt(1.0 - pow((double)o->cfg.beta2, (double)u)));
+}
+
 fr_err fri_optim_coast_reserve(fr_optim *o, uint64_t steps) {
+    if (steps > COAST_TAB_MAX) steps = COAST_TAB_MAX;
     if (o->cfg.kind != FR_OPTIM_ADAM || steps <= o->tab_cap) return FR_OK;
     uint64_t cap = o->tab_cap ? o->tab_cap : 256;
     while (cap < steps) cap *= 2;
@@ -354,7 +375,7 @@ void fri_optim_coast_plan(const fr_optim *o, uint64_t from, uint64_t to, fri_coa
         uint64_t u = from + j;
         b1j *= b1;
         ib2j /= sb2;
-        double xu = o->sbc2[u] * ib2j, t = lr * b1j / o->bc1[u];
+        double xu = sbc2_at(o, u) * ib2j, t = lr * b1j / bc1_at(o, u);
         for (int n = 0; n < COAST_ORDER; n++) {
             t *= xu;
             s[n] += t;
@@ -365,7 +386,7 @@ void fri_optim_coast_plan(const fr_optim *o, uint64_t from, uint64_t to, fri_coa
     c->m2_scale = (float)pow((double)o->cfg.beta2, (double)k);
     /* x_j = y sqrt(bc2(u)) / b2^(j/2), largest at j = J: x <= COAST_MAX_X needs
      * sqrt(v) >= eps X / COAST_MAX_X */
-    double X = o->sbc2[from + J] * ib2j;
+    double X = sbc2_at(o, from + J) * ib2j;
     double rv = (double)o->cfg.eps * X / COAST_MAX_X;
     c->vmin = (float)(rv * rv);
     if (!(c->vmin > 0)) c->vmin = FLT_MIN;
@@ -378,10 +399,10 @@ static void adam_exact_steps(const fr_optim *o, float *p, float *m1, float *m2, 
     float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     float x = *p, a = *m1, v = *m2;
     for (uint64_t u = from + 1; u <= to; u++) {
-        float ss = (float)((double)o->cfg.lr / o->bc1[u]);
+        float ss = (float)((double)o->cfg.lr / bc1_at(o, u));
         a = b1 * a + (1.0f - b1) * 0.0f;
         v = b2 * v + (1.0f - b2) * 0.0f;
-        x -= ss * a / (sqrtf(v) * o->ibf[u] + eps);
+        x -= ss * a / (sqrtf(v) * ibf_at(o, u) + eps);
     }
     *p = x; *m1 = a; *m2 = v;
 }
