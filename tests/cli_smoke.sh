@@ -58,5 +58,30 @@ grep -q "^fedrec train: --split: expected loo, ratio:R or temporal:R" "$tmp/err"
 printf '5001\t1\t4\t1\n5001\t2\t3\t2\n5002\t1\t5\t1\n5002\t3\t2\t2\n' >"$tmp/other.tsv"
 "$bin" eval --model "$tmp/mf.fr" --data "$tmp/other.tsv" 2>"$tmp/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "model/data mismatch" "$tmp/err" || fail "model/data mismatch: $rc $(cat "$tmp/err")"
+"$bin" train --partition iid:0 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "partition: expected user, iid:K or dirichlet:K\[:ALPHA\]" "$tmp/err" || fail "bad --partition: $(cat "$tmp/err")"
+"$bin" train --centralized --keep-private-optim 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "apply to federated training" "$tmp/err" || fail "--keep-private-optim with --centralized: $(cat "$tmp/err")"
+"$bin" train --data "$tmp/r.tsv" --partition iid:100 --rounds 1 2>"$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "100 silos for 60 users" "$tmp/err" || fail "too many silos: $rc $(cat "$tmp/err")"
 set -e
+# silos with kept optimizer state: train, checkpoint, resume
+"$bin" train --data "$tmp/r.tsv" --model neumf --partition dirichlet:6:0.5 --keep-private-optim --rounds 2 \
+    --threads 2 --quiet --out "$tmp/silo.fr" 2>"$tmp/err" || fail "silo training: $(cat "$tmp/err")"
+"$bin" train --data "$tmp/r.tsv" --model neumf --partition dirichlet:6:0.5 --keep-private-optim --rounds 3 \
+    --threads 2 --quiet --out "$tmp/silo.fr" --resume 2>"$tmp/err" || fail "silo resume: $(cat "$tmp/err")"
+set +e
+"$bin" train --data "$tmp/r.tsv" --model neumf --partition iid:6 --keep-private-optim --rounds 4 \
+    --quiet --out "$tmp/silo.fr" --resume 2>"$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "another partition" "$tmp/err" || fail "resume with another partition: $rc $(cat "$tmp/err")"
+set -e
+"$bin" eval --model "$tmp/silo.fr" | grep -q "^hr@10" || fail "eval of a silo model"
+# a federated model reloads its data: eval gives the last round's HR@10
+"$bin" train --data "$tmp/r.tsv" --model gmf --rounds 2 --threads 2 --quiet --out "$tmp/fed.fr" \
+    --metrics-out "$tmp/fm.jsonl" 2>"$tmp/err" || fail "federated training: $(cat "$tmp/err")"
+"$bin" eval --model "$tmp/fed.fr" --json >"$tmp/fev" 2>"$tmp/err" || fail "eval of a federated model: $(cat "$tmp/err")"
+h1=$(sed 's/.*"hr@10":\([0-9.]*\).*/\1/' "$tmp/fev"); h2=$(tail -1 "$tmp/fm.jsonl" | sed 's/.*"hr@10":\([0-9.]*\).*/\1/')
+[ -n "$h1" ] && [ "$h1" = "$h2" ] || fail "eval hr@10 '$h1' differs from the last round's '$h2'"
+"$bin" recommend --model "$tmp/fed.fr" --user "$user" -k 3 | grep -c '^ *[0-9]*\. item' | grep -q '^3$' \
+    || fail "recommend from a federated model"
 echo "cli_smoke: passed"

@@ -27,6 +27,31 @@ typedef struct fed_score {
 #define SCORE_CHUNK 4096
 
 /* Scores with user u's own private rows and the global shared parameters. */
+int cli_parse_partition(const char *s, fr_partition_kind *kind, uint32_t *k, double *alpha) {
+    fr_partition_kind kk = FR_PARTITION_USER;
+    unsigned long long n = 0;
+    double a = 0.5;
+    char tail;
+    if (!strcmp(s, "user")) {
+        kk = FR_PARTITION_USER;
+    } else if (!strncmp(s, "iid:", 4) && sscanf(s + 4, "%llu%c", &n, &tail) == 1 && n >= 1 && n <= UINT32_MAX) {
+        kk = FR_PARTITION_IID;
+    } else if (!strncmp(s, "dirichlet:", 10) &&
+               (sscanf(s + 10, "%llu%c", &n, &tail) == 1 ||
+                (sscanf(s + 10, "%llu:%lf%c", &n, &a, &tail) == 2 && a > 0 && isfinite(a))) &&
+               n >= 1 && n <= UINT32_MAX) {
+        kk = FR_PARTITION_DIRICHLET;
+    } else {
+        fprintf(stderr, "fedrec train: --partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, "
+                        "ALPHA > 0), got '%s'\n", s);
+        return 2;
+    }
+    if (kind) *kind = kk;
+    if (k) *k = (uint32_t)n;
+    if (alpha) *alpha = a;
+    return 0;
+}
+
 /* --item-agg name of a config: how item-table rows are aggregated. */
 static const char *item_agg_name(const fr_fl_config *fc) {
     return fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean";
@@ -161,6 +186,7 @@ static int configs(const cli_train_opts *o, const cli_train_data *d, fr_model_co
         fc->item_local.lr = (float)o->item_lr;
     }
     if (!isnan(o->item_lr_decay)) fc->item_lr_decay = (float)o->item_lr_decay;
+    fc->keep_private_optim = o->keep_private_optim;
     if (o->item_agg) {
         fc->row_norm = !strcmp(o->item_agg, "rows");
         fc->item_sum = !strcmp(o->item_agg, "sum");
@@ -189,18 +215,27 @@ static fr_err save_model(fr_sim *sim, const cli_train_opts *o, const cli_train_d
     if (!uid || !iid) { free(uid); free(iid); return FR_ERR_NOMEM; }
     for (uint32_t u = 0; u < nu; u++) uid[u] = fr_idmap_raw(fr_dataset_users(d->train), u);
     for (uint32_t i = 0; i < ni; i++) iid[i] = fr_idmap_raw(fr_dataset_items(d->train), i);
-    char json[1280], rule[96];
+    char rule[96];
     item_rule(fc, rule, sizeof rule);
-    snprintf(json, sizeof json,
-             "{\"mode\":\"federated\",\"data\":\"%s\",\"strategy\":\"%s\",\"item_agg\":\"%s\",\"server_lr\":%g,"
-             "\"local_epochs\":%u,\"batch\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"item_rows\":\"%s\","
-             "\"l2\":%g,\"negatives\":%u,\"clients_per_round\":%g}",
-             d->source, fr_strategy_name(fc->strategy), item_agg_name(fc), (double)fc->server_lr,
-             fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr, rule,
-             (double)fr_model_config_of(m)->l2, fc->negatives, fc->clients_per_round);
-    for (char *c = json; *c; c++) if (*c == '\\') *c = '/';
+    char *json = NULL;
+    size_t jlen = 0;
+    FILE *f = open_memstream(&json, &jlen);
+    if (!f) { free(uid); free(iid); return FR_ERR_NOMEM; }
+    fputc('{', f);
+    cli_train_data_json(f, o, d);
+    fprintf(f,
+            ",\"mode\":\"federated\",\"model\":\"%s\",\"seed\":%" PRIu64 ",\"strategy\":\"%s\",\"item_agg\":\"%s\","
+            "\"server_lr\":%g,\"local_epochs\":%u,\"batch\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"item_rows\":\"%s\","
+            "\"l2\":%g,\"negatives_per_pos\":%u,\"clients_per_round\":%g,\"partition\":\"%s\","
+            "\"keep_private_optim\":%s}",
+            fr_model_kind_name(fr_model_config_of(m)->kind), o->seed, fr_strategy_name(fc->strategy),
+            item_agg_name(fc), (double)fc->server_lr, fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind),
+            (double)fc->local.lr, rule, (double)fr_model_config_of(m)->l2, fc->negatives, fc->clients_per_round,
+            o->partition ? o->partition : "user", fc->keep_private_optim ? "true" : "false");
+    if (fclose(f) || !json) { free(json); free(uid); free(iid); return FR_ERR_NOMEM; }
     fr_model_meta meta = {fr_server_round(fr_sim_server(sim)), 0, o->seed, json, uid, iid};
     fr_err e = fr_model_save(m, o->out, &meta);
+    free(json);
     free(uid);
     free(iid);
     return e;
@@ -215,13 +250,24 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", o->out ? o->out : "fedrec-train");
     fr_pool *pool = NULL;
     fr_sim *sim = NULL;
+    fr_partition *part = NULL;
     FILE *mf = NULL;
     fed_score sc = {0};
     int nw = 0;
     fr_err e = fr_pool_create(&pool, (int)o->threads);
     if (e) { rc = cli_fail(e, "train"); goto done; }
     nw = fr_pool_size(pool);
-    e = fr_sim_create(&sim, &mc, &fc, d->train, pool);
+    uint32_t n_clients = fr_dataset_n_users(d->train);
+    if (o->partition && strcmp(o->partition, "user")) {
+        fr_partition_kind pk;
+        uint32_t pkn;
+        double pa;
+        cli_parse_partition(o->partition, &pk, &pkn, &pa); /* checked by cli_train */
+        e = fr_partition_make(&part, d->train, pk, pkn, pa, NULL, o->seed);
+        if (e) { rc = cli_fail(e, "train --partition"); goto done; }
+        n_clients = part->n_clients;
+    }
+    e = fr_sim_create_silos(&sim, &mc, &fc, d->train, part, pool);
     if (e) { rc = cli_fail(e, "train"); goto done; }
     sc.ws = calloc((size_t)nw, sizeof *sc.ws);
     sc.users = calloc((size_t)nw, sizeof *sc.users);
@@ -250,9 +296,10 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
     bool have_eval = false;
     if (!o->quiet)
         fprintf(stderr,
-                "fedrec train: federated %s on %s: %u clients, %u items, strategy %s, E=%u B=%u %s lr %g,"
+                "fedrec train: federated %s on %s: %u clients (%s), %u items, strategy %s, E=%u B=%u %s lr %g,"
                 " item rows: %s of deltas, steps %s; %u rounds%s\n",
-                fr_model_kind_name(mc.kind), d->source, fr_dataset_n_users(d->train), fr_dataset_n_items(d->train),
+                fr_model_kind_name(mc.kind), d->source, n_clients,
+                part ? o->partition : "a user each", fr_dataset_n_items(d->train),
                 fr_strategy_name(fc.strategy), fc.local_epochs, fc.batch, fr_optim_kind_name(fc.local.kind),
                 (double)fc.local.lr, item_agg_name(&fc), rule, (unsigned)rounds,
                 start ? " (resumed)" : "");
@@ -323,6 +370,7 @@ done:
     free(sc.ws);
     free(sc.users);
     fr_sim_free(sim);
+    fr_partition_free(part);
     fr_pool_free(pool);
     return rc;
 }

@@ -176,6 +176,17 @@ static void print_metrics(FILE *f, const fr_eval_result *r) {
         }
 }
 
+void cli_train_data_json(FILE *f, const cli_train_opts *o, const cli_train_data *d) {
+    char *dp = abs_path(o->data), *tp = abs_path(o->test), *np = abs_path(o->negatives);
+    fputs("\"data\":", f); cli_json_str(f, dp);
+    fputs(",\"test\":", f); cli_json_str(f, tp);
+    fputs(",\"negatives\":", f); cli_json_str(f, np);
+    fputs(",\"split\":", f); cli_json_str(f, o->split ? o->split : "loo");
+    fprintf(f, ",\"synthetic\":%s,\"source\":", o->data ? "false" : "true");
+    cli_json_str(f, d->source);
+    free(dp); free(tp); free(np);
+}
+
 static int save_model(const cli_train_opts *o, const fr_model *m, const cli_train_data *d, uint64_t epoch,
                       const fr_train_config *tc, uint32_t dim, float l2) {
     uint32_t nu = fr_model_config_of(m)->n_users, ni = fr_model_config_of(m)->n_items;
@@ -197,13 +208,8 @@ static int save_model(const cli_train_opts *o, const fr_model *m, const cli_trai
     const fr_idmap *um = fr_dataset_users(d->train), *im = fr_dataset_items(d->train);
     for (uint32_t u = 0; u < nu; u++) meta.user_ids[u] = u < fr_idmap_size(um) ? fr_idmap_raw(um, u) : -1;
     for (uint32_t i = 0; i < ni; i++) meta.item_ids[i] = i < fr_idmap_size(im) ? fr_idmap_raw(im, i) : -1;
-    char *dp = abs_path(o->data), *tp = abs_path(o->test), *np = abs_path(o->negatives);
-    fputs("{\"data\":", f); cli_json_str(f, dp);
-    fputs(",\"test\":", f); cli_json_str(f, tp);
-    fputs(",\"negatives\":", f); cli_json_str(f, np);
-    fputs(",\"split\":", f); cli_json_str(f, o->split ? o->split : "loo");
-    fprintf(f, ",\"synthetic\":%s,\"source\":", o->data ? "false" : "true");
-    cli_json_str(f, d->source);
+    fputc('{', f);
+    cli_train_data_json(f, o, d);
     fprintf(f, ",\"model\":\"%s\",\"centralized\":%s,\"seed\":%" PRIu64 ",\"epochs\":%" PRIu64 ",\"dim\":%u,\"l2\":%g",
             fr_model_kind_name(fr_model_config_of(m)->kind), o->centralized ? "true" : "false", o->seed, epoch, dim,
             (double)l2);
@@ -215,7 +221,6 @@ static int save_model(const cli_train_opts *o, const fr_model *m, const cli_trai
                 tc->negatives, fr_optim_kind_name(tc->optim.kind), (double)tc->optim.lr, tc->shards);
     fputs("}", f);
     fclose(f);
-    free(dp); free(tp); free(np);
     meta.config_json = json;
     fr_err e = fr_model_save(m, o->out, &meta);
     free(meta.user_ids);
@@ -375,6 +380,11 @@ int cli_train(int argc, char **argv) {
         {"bias-l2", ARG_DBL, &o.bias_l2, "λ  mf, centralized: L2 of the biases alone (0 = --l2; default 0.01)",
          false},
         {"checkpoint-every", ARG_U64, &o.checkpoint_every, "N  checkpoint every N rounds", false},
+        {"partition", ARG_STR, &o.partition,
+         "P  who holds which users: user (a client each, default) | iid:K (K silos) | dirichlet:K[:ALPHA] "
+         "(K non-IID silos, ALPHA 0.5)", false},
+        {"keep-private-optim", ARG_FLAG, &o.keep_private_optim,
+         "   clients keep their optimizer state for their private rows from round to round", false},
         {NULL, 0, NULL, NULL, false},
     };
     const char *pos[1];
@@ -451,6 +461,12 @@ int cli_train(int argc, char **argv) {
     if (o.centralized && (o.item_optimizer || !isnan(o.item_lr) || !isnan(o.item_lr_decay))) {
         fprintf(stderr, "fedrec train: --item-optimizer, --item-lr and --item-lr-decay apply to federated training, "
                         "not --centralized\n");
+        return 2;
+    }
+    if (o.partition && cli_parse_partition(o.partition, NULL, NULL, NULL)) return 2;
+    if (o.centralized && (o.partition || o.keep_private_optim)) {
+        fprintf(stderr, "fedrec train: --partition and --keep-private-optim apply to federated training, not "
+                        "--centralized\n");
         return 2;
     }
     if (o.centralized && o.resume) {

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "fedrec/fedrec.h"
 #include "fedrec/model.h"
@@ -43,6 +44,8 @@ typedef struct cli_train_opts {
     double bias_l2;             /* --bias-l2 (mf, centralized) */
     double lr_decay;            /* --lr-decay (centralized) */
     uint64_t checkpoint_every;  /* --checkpoint-every N */
+    const char *partition;      /* --partition user|iid:K|dirichlet:K[:ALPHA] (default user) */
+    bool keep_private_optim;    /* --keep-private-optim */
 } cli_train_opts;
 
 /* The data a training run works on, loaded from the options. */
@@ -53,6 +56,15 @@ typedef struct cli_train_data {
     bool explicit_ratings;    /* rating metrics (rmse/mae) rather than ranking */
     char source[512];         /* what was loaded, for messages and the model file */
 } cli_train_data;
+
+/* Writes the data fields of a model file's config_json (no braces): "data", "test",
+ * "negatives" (absolute paths or null), "split", "synthetic", "source" — what
+ * `fedrec eval` and `fedrec recommend` reload the data from. */
+void cli_train_data_json(FILE *f, const cli_train_opts *o, const cli_train_data *d);
+
+/* Parses --partition (user | iid:K | dirichlet:K[:ALPHA]); any out-parameter may be NULL.
+ * Returns 0, or 2 after printing a usage error. */
+int cli_parse_partition(const char *s, fr_partition_kind *kind, uint32_t *k, double *alpha);
 
 /* Federated training (src/cli/cli_fed.c). Returns the exit status. */
 int cli_train_federated(const cli_train_opts *o, cli_train_data *d);
