@@ -382,6 +382,27 @@ static uint32_t crc_bitwise(const uint8_t *p, size_t n) {
     return ~c;
 }
 
+/* Long buffers take the three-stream path (3 blocks of 4096 bytes at a time, joined by
+ * GF(2) multiplication): against the bitwise CRC around every block boundary. */
+Test(simspeed, crc32c_three_streams_equal_bitwise) {
+    enum { N = 3 * 4096 * 3 + 100 };
+    uint8_t *buf = malloc(N + 8);
+    cr_assert(buf);
+    fr_rng r;
+    fr_rng_init(&r, 2, 0, 0, FR_PURPOSE_TEST);
+    for (size_t i = 0; i < N + 8; i++) buf[i] = (uint8_t)fr_rng_below(&r, 256);
+    const size_t lens[] = {3 * 4096 - 1, 3 * 4096, 3 * 4096 + 1, 3 * 4096 + 7, 2 * 3 * 4096, 2 * 3 * 4096 + 13,
+                           3 * 3 * 4096 + 99, N};
+    for (size_t off = 0; off < 8; off += 3)
+        for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
+            size_t n = lens[k];
+            uint32_t want = crc_bitwise(buf + off, n);
+            cr_assert_eq(fr_crc32c(0, buf + off, n), want, "offset %zu length %zu", off, n);
+            cr_assert_eq(fr_crc32c(fr_crc32c(0, buf + off, 5), buf + off + 5, n - 5), want, "chained, length %zu", n);
+        }
+    free(buf);
+}
+
 Test(simspeed, crc32c_equals_bitwise_for_every_length_and_alignment) {
     uint8_t buf[512 + 8];
     fr_rng r;
