@@ -257,7 +257,9 @@ Test(update, body_checks_behind_a_valid_crc) {
                   cases[c].msg);
         free(m);
     }
-    /* a claim of 2^32-1 rows allocates nothing beyond the empty update */
+    /* a claim of 2^32-1 rows is refused before anything is sized for it: the decoder
+     * allocates the empty update and the parts before the bad table (dense part, table
+     * array, table 0's ids and values), nothing for the claim */
     const uint32_t big_rows[2] = {UINT32_MAX, UINT32_MAX};
     fr_update_shape big = {3, 2, W, big_rows};
     fri_put_u32(b + 132, UINT32_MAX);
@@ -265,7 +267,8 @@ Test(update, body_checks_behind_a_valid_crc) {
     fr_test_fail_alloc(0, false);
     fr_update *d = NULL;
     cr_assert_eq(fr_update_decode(&d, b, n, &big), FR_ERR_FORMAT);
-    cr_assert_eq(fr_test_alloc_count(), 1);
+    cr_assert(fr_test_alloc_count() <= 5, "%ld allocations", fr_test_alloc_count());
+    cr_assert_null(d);
     fr_update_shape bad = {3, FR_UPDATE_MAX_TABLES + 1, W, ROWS};
     cr_assert_eq(fr_update_decode(&d, b, n, &bad), FR_ERR_INVALID);
     cr_assert_eq(fr_update_decode(&d, b, n, NULL), FR_ERR_INVALID);

@@ -204,18 +204,30 @@ static fr_err check_shape(const fr_update_shape *s) {
     return FR_OK;
 }
 
-/* Reads n floats at p into out (may be NULL: check only); FR_ERR_FORMAT on a non-finite one. */
+/* Reads n little-endian floats at p into out; FR_ERR_FORMAT on a non-finite one. On a
+ * little-endian host one copy, then a branch-free scan of the exponent bits (both
+ * vectorise); the index of a bad value is looked for only when there is one. */
 static fr_err get_floats(const uint8_t *p, size_t n, float *out, const char *what, uint32_t t) {
-    for (size_t i = 0; i < n; i++, p += 4) {
-        float f = fri_get_f32(p);
-        if (!isfinite(f))
-            return fri_fail(FR_ERR_FORMAT, "update: %s %u: value %zu is not finite (%g)", what, t, i, (double)f);
-        if (out) out[i] = f;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(out, p, n * sizeof *out);
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &out[i], 4);
+        bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
     }
+    if (!bad) return FR_OK;
+#else
+    for (size_t i = 0; i < n; i++) out[i] = fri_get_f32(p + 4 * i);
+#endif
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(out[i]))
+            return fri_fail(FR_ERR_FORMAT, "update: %s %u: value %zu is not finite (%g)", what, t, i, (double)out[i]);
     return FR_OK;
 }
 
-/* Pass 1 (u == NULL) checks everything; pass 2 (u sized and checked) copies. */
+/* One pass: checks every field against the bytes that remain and the shape before it
+ * sizes anything in u, then copies it. */
 static fr_err parse(fr_update *u, const uint8_t *b, size_t n, const fr_update_shape *s) {
     if (n < FR_UPDATE_HEADER_BYTES)
         return fri_fail(FR_ERR_FORMAT, "update: %zu bytes, shorter than the %d-byte header", n, FR_UPDATE_HEADER_BYTES);
@@ -250,16 +262,16 @@ static fr_err parse(fr_update *u, const uint8_t *b, size_t n, const fr_update_sh
         return fri_fail(FR_ERR_FORMAT, "update: dense length %u, expected %u", dense_len, s->dense_len);
     if (n_tables != s->n_tables)
         return fri_fail(FR_ERR_FORMAT, "update: %u tables, expected %u", n_tables, s->n_tables);
-    if (u) {
-        u->weight = fri_get_u64(p);
-        u->client = fri_get_u32(p + 8);
-        u->round = fri_get_u32(p + 12);
-    }
+    fr_err e = fr_update_reset(u, s->dense_len, s->n_tables, s->widths);
+    if (e) return e;
+    u->weight = fri_get_u64(p);
+    u->client = fri_get_u32(p + 8);
+    u->round = fri_get_u32(p + 12);
     p += BODY_FIXED;
     rem -= BODY_FIXED;
     if (rem / 4 < dense_len)
         return fri_fail(FR_ERR_FORMAT, "update: dense part of %u floats, only %zu bytes left", dense_len, rem);
-    fr_err e = get_floats(p, dense_len, u ? u->dense : NULL, "dense part", 0);
+    e = get_floats(p, dense_len, u->dense, "dense part", 0);
     if (e) return e;
     p += (size_t)dense_len * 4;
     rem -= (size_t)dense_len * 4;
@@ -278,6 +290,8 @@ static fr_err parse(fr_update *u, const uint8_t *b, size_t n, const fr_update_sh
         if (fri_mul_size(count, width, &nv) || rem / 4 - count < nv)
             return fri_fail(FR_ERR_FORMAT, "update: table %u: %u rows of width %u, only %zu bytes left", t, count,
                             width, rem);
+        e = fr_update_table_resize(u, t, count); /* count and its bytes checked above */
+        if (e) return e;
         uint32_t prev = 0;
         for (uint32_t i = 0; i < count; i++) {
             uint32_t id = fri_get_u32(p + (size_t)i * 4);
@@ -288,18 +302,14 @@ static fr_err parse(fr_update *u, const uint8_t *b, size_t n, const fr_update_sh
                 return fri_fail(FR_ERR_FORMAT, "update: table %u: row id %u at %u follows %u, expected increasing ids",
                                 t, id, i, prev);
             prev = id;
-            if (u) u->tables[t].ids[i] = id;
+            u->tables[t].ids[i] = id;
         }
         p += (size_t)count * 4;
         rem -= (size_t)count * 4;
-        e = get_floats(p, nv, u ? u->tables[t].values : NULL, "table", t);
+        e = get_floats(p, nv, u->tables[t].values, "table", t);
         if (e) return e;
         p += nv * 4;
         rem -= nv * 4;
-        if (u) {
-            /* pass 2 sized the table from the count read here in pass 1 */
-            if (u->tables[t].count != count) return fri_fail(FR_ERR_INTERNAL, "update: table %u resized wrongly", t);
-        }
     }
     if (rem != 0)
         return fri_fail(FR_ERR_FORMAT, "update: %zu bytes left after the last table, expected none", rem);
@@ -310,18 +320,6 @@ fr_err fr_update_decode_into(fr_update *u, const uint8_t *bytes, size_t n, const
     if (!u || (!bytes && n)) return fri_fail(FR_ERR_INVALID, "fr_update_decode_into: NULL argument");
     fr_err e = check_shape(shape);
     if (e) return e;
-    e = parse(NULL, bytes, n, shape);
-    if (e) return e;
-    /* The message is valid: size the update from its (checked) counts, then copy. */
-    e = fr_update_reset(u, shape->dense_len, shape->n_tables, shape->widths);
-    if (e) return e;
-    const uint8_t *p = bytes + FR_UPDATE_HEADER_BYTES + BODY_FIXED + (size_t)shape->dense_len * 4;
-    for (uint32_t t = 0; t < shape->n_tables; t++) {
-        uint32_t count = fri_get_u32(p + 4);
-        e = fr_update_table_resize(u, t, count);
-        if (e) return e;
-        p += 8 + (size_t)count * 4 + (size_t)count * shape->widths[t] * 4;
-    }
     return parse(u, bytes, n, shape);
 }
 
