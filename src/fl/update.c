@@ -208,6 +208,7 @@ static fr_err check_shape(const fr_update_shape *s) {
  * little-endian host one copy, then a branch-free scan of the exponent bits (both
  * vectorise); the index of a bad value is looked for only when there is one. */
 static fr_err get_floats(const uint8_t *p, size_t n, float *out, const char *what, uint32_t t) {
+    if (n == 0) return FR_OK; /* out may be NULL then (no dense part) */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(out, p, n * sizeof *out);
     uint32_t bad = 0;

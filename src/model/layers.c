@@ -11,8 +11,18 @@
 /* OpenBLAS would start its own threads for a 256x64x32 product; at these shapes that is
  * 3x slower than one thread (bench/bench_model.c: 1.56 s vs 0.47 s per NeuMF epoch), and
  * fedrec parallelises over clients and batch parts with its own pool. So the first
- * workspace switches OpenBLAS to one thread, once, for the process. */
-static void blas_one_thread(void) { openblas_set_num_threads(1); }
+ * workspace switches OpenBLAS to one thread, once, for the process, and stops the
+ * threads the pthread build started at load time: they spin for their first ~0.1 s
+ * waiting for work that never comes, which cost a 2-core federated run a third of its
+ * first round. (Debian's serial OpenBLAS has no threads but is not safe to call from
+ * several threads at once: the same run gave other bits on 2 threads than on 1.)
+ * blas_thread_shutdown_ is OpenBLAS's own (it exports it for fork handlers); a weak
+ * reference leaves other BLAS builds alone. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+static void blas_one_thread(void) {
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
 void fri_blas_single_thread(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, blas_one_thread);
