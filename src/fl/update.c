@@ -137,6 +137,22 @@ static fr_err check_update(const fr_update *u) {
     return FR_OK;
 }
 
+/* n u32 / f32 values to little-endian bytes: one copy on a little-endian host. */
+static void put_u32s(uint8_t *p, const uint32_t *v, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n) memcpy(p, v, n * 4);
+#else
+    for (size_t i = 0; i < n; i++) fri_put_u32(p + 4 * i, v[i]);
+#endif
+}
+static void put_f32s(uint8_t *p, const float *v, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n) memcpy(p, v, n * 4);
+#else
+    for (size_t i = 0; i < n; i++) fri_put_f32(p + 4 * i, v[i]);
+#endif
+}
+
 fr_err fr_update_encode_to(const fr_update *u, uint8_t *buf, size_t cap, size_t *n) {
     if (n) *n = 0;
     if (!u || !n) return fri_fail(FR_ERR_INVALID, "fr_update_encode_to: NULL argument");
@@ -152,15 +168,18 @@ fr_err fr_update_encode_to(const fr_update *u, uint8_t *buf, size_t cap, size_t 
     fri_put_u32(p + 16, u->dense_len);
     fri_put_u32(p + 20, u->n_tables);
     p += BODY_FIXED;
-    for (uint32_t i = 0; i < u->dense_len; i++, p += 4) fri_put_f32(p, u->dense[i]);
+    put_f32s(p, u->dense, u->dense_len);
+    p += (size_t)u->dense_len * 4;
     for (uint32_t t = 0; t < u->n_tables; t++) {
         const fr_update_table *tb = &u->tables[t];
         fri_put_u32(p, tb->width);
         fri_put_u32(p + 4, tb->count);
         p += 8;
-        for (uint32_t i = 0; i < tb->count; i++, p += 4) fri_put_u32(p, tb->ids[i]);
+        put_u32s(p, tb->ids, tb->count);
+        p += (size_t)tb->count * 4;
         size_t nv = (size_t)tb->count * tb->width; /* fits: encoded size did not overflow */
-        for (size_t i = 0; i < nv; i++, p += 4) fri_put_f32(p, tb->values[i]);
+        put_f32s(p, tb->values, nv);
+        p += nv * 4;
     }
     fri_put_u32(buf, FR_UPDATE_MAGIC);
     fri_put_u16(buf + 4, FR_UPDATE_VERSION);

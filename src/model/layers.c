@@ -28,9 +28,14 @@ void fri_blas_single_thread(void) {
     pthread_once(&once, blas_one_thread);
 }
 
+/* Rows are short (8 to 64 floats): a copy loop beats a memcpy call per row. */
 void fri_embedding_forward_ld(float *restrict out, size_t ldo, const float *restrict table,
                               const uint32_t *idx, size_t B, size_t C) {
-    for (size_t b = 0; b < B; b++) memcpy(out + b * ldo, table + (size_t)idx[b] * C, C * sizeof(float));
+    for (size_t b = 0; b < B; b++) {
+        const float *restrict src = table + (size_t)idx[b] * C;
+        float *restrict dst = out + b * ldo;
+        for (size_t c = 0; c < C; c++) dst[c] = src[c];
+    }
 }
 
 void fri_embedding_forward(float *restrict out, const float *restrict table, const uint32_t *idx,
@@ -84,7 +89,8 @@ void fri_linear_forward_blas(float *out, const float *inp, const float *w, const
                              size_t B, size_t C, size_t OC) {
     float beta = 0.0f;
     if (b) {
-        for (size_t i = 0; i < B; i++) memcpy(out + i * OC, b, OC * sizeof(float));
+        for (size_t i = 0; i < B; i++)
+            for (size_t o = 0; o < OC; o++) out[i * OC + o] = b[o];
         beta = 1.0f;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)OC, (int)C, 1.0f, inp,
@@ -170,7 +176,8 @@ void fri_linear_forward_shared(float *out, const float *inp, const float *w, con
     /* row 0 of out: b + W[:, :P] inp[0, :P], copied to every row, then the rest added */
     if (b) memcpy(out, b, OC * sizeof(float));
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)OC, (int)P, 1.0f, w, (int)C, inp, 1, b ? 1.0f : 0.0f, out, 1);
-    for (size_t i = 1; i < B; i++) memcpy(out + i * OC, out, OC * sizeof(float));
+    for (size_t i = 1; i < B; i++)
+        for (size_t o = 0; o < OC; o++) out[i * OC + o] = out[o];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)OC, (int)(C - P), 1.0f, inp + P, (int)C,
                 w + P, (int)C, 1.0f, out, (int)OC);
 }
@@ -262,8 +269,9 @@ void fri_dot_backward(float *restrict da, float *restrict db, const float *restr
 void fri_concat_forward(float *restrict out, const float *restrict a, const float *restrict b,
                         size_t B, size_t CA, size_t CB) {
     for (size_t i = 0; i < B; i++) {
-        memcpy(out + i * (CA + CB), a + i * CA, CA * sizeof(float));
-        memcpy(out + i * (CA + CB) + CA, b + i * CB, CB * sizeof(float));
+        float *restrict o = out + i * (CA + CB);
+        for (size_t c = 0; c < CA; c++) o[c] = a[i * CA + c];
+        for (size_t c = 0; c < CB; c++) o[CA + c] = b[i * CB + c];
     }
 }
 

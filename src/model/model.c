@@ -364,7 +364,10 @@ void fr_grad_zero(fr_grad *g) {
             continue;
         }
         fr_rowset *s = &g->rows[i];
-        for (uint32_t k = 0; k < s->count; k++) memset(p + (size_t)s->rows[k] * t->cols, 0, t->cols * sizeof(float));
+        for (uint32_t k = 0; k < s->count; k++) { /* short rows: a loop, not a memset call each */
+            float *r = p + (size_t)s->rows[k] * t->cols;
+            for (uint32_t c = 0; c < t->cols; c++) r[c] = 0.0f;
+        }
         fr_rowset_clear(s);
     }
 }
