@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "fedrec/eval.h"
@@ -31,6 +32,13 @@ static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Peak resident memory of the process so far, in MB. */
+static double peak_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
 }
 
 static int die(const char *what) {
@@ -168,8 +176,9 @@ int main(int argc, char **argv) {
         total += t2 - t0;
         if (!test)
             printf("{\"round\":%d,\"loss\":%.5f,\"clients\":%u,\"bytes_up\":%llu,\"bytes_down\":%llu,"
-                   "\"seconds\":%.4f}\n", r, st.loss, st.clients, (unsigned long long)st.bytes_up,
-                   (unsigned long long)st.bytes_down, t1 - t0);
+                   "\"seconds\":%.4f,\"updates_per_s\":%.0f,\"peak_rss_mb\":%.1f}\n", r, st.loss, st.clients,
+                   (unsigned long long)st.bytes_up, (unsigned long long)st.bytes_down, t1 - t0,
+                   (double)st.clients / (t1 - t0), peak_mb());
         else if (negs)
             printf("{\"round\":%d,\"loss\":%.5f,\"hr@10\":%.4f,\"ndcg@10\":%.4f,\"clients\":%u,\"bytes_up\":%llu,"
                    "\"bytes_down\":%llu,\"train_s\":%.4f,\"seconds\":%.4f}\n",
