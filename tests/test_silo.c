@@ -470,3 +470,40 @@ Test(silo, a_user_held_twice_is_an_error) {
     cr_assert(strstr(fr_errmsg(), "out of range") != NULL, "%s", fr_errmsg());
     fr_dataset_free(d);
 }
+
+/* Every allocation of a silo run with kept state may fail: a clear FR_ERR_NOMEM, nothing
+ * leaked (the sanitizer build checks), and the first allocation count that is not failed
+ * gives a working run. */
+Test(silo, allocation_failure_sweep) {
+    fr_dataset *d = synthetic(12, 20, 120);
+    fr_partition *p = NULL;
+    cr_assert_eq(fr_partition_make(&p, d, FR_PARTITION_IID, 3, 0, NULL, 1), FR_OK);
+    char *dir = tu_tmpdir();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/s.ckpt", dir);
+    fr_model_config mc;
+    fr_fl_config cfg;
+    sim_cfg(&mc, &cfg, true);
+    cfg.local_epochs = 1;
+    bool done = false;
+    for (long k = 1; k < 4000 && !done; k++) {
+        fr_test_fail_alloc(k, false);
+        fr_sim *s = NULL;
+        fr_round_stats st;
+        fr_err e = fr_sim_create_silos(&s, &mc, &cfg, d, p, NULL);
+        if (!e) e = fr_sim_round(s, &st);
+        if (!e) e = fr_sim_round(s, &st);
+        if (!e) e = fr_sim_checkpoint_save(s, path);
+        if (!e) e = fr_sim_checkpoint_load(s, path);
+        fr_test_fail_alloc(0, false);
+        cr_assert(e == FR_OK || e == FR_ERR_NOMEM || e == FR_ERR_IO, "k=%ld: %s: %s", k, fr_strerror(e),
+                  fr_errmsg());
+        if (e == FR_OK) done = true;
+        fr_sim_free(s);
+    }
+    cr_assert(done);
+    tu_rmtree(dir);
+    free(dir);
+    fr_partition_free(p);
+    fr_dataset_free(d);
+}
