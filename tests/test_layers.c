@@ -62,6 +62,22 @@ Test(linear, blas_loops_naive_agree) {
  * same input: rows share their first P values. dinp: the shared part's gradient summed
  * over rows must equal row 0 of the fast version's (which puts it all there); the rest
  * of dinp elementwise. */
+/* The transpose against its definition, on block (4x4 SSE) and odd shapes, with a row
+ * stride larger than the block. */
+Test(linear, transpose_by_definition) {
+    const size_t shapes[][3] = {{32, 32, 64}, {16, 8, 8}, {5, 7, 9}, {8, 12, 12}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        size_t R = shapes[k][0], Cc = shapes[k][1], ld = shapes[k][2];
+        float *w = malloc(R * ld * 4), *t = malloc(R * Cc * 4);
+        cr_assert(w && t);
+        fill(w, R * ld, 21, 1.0f);
+        fri_transpose(t, w, R, Cc, ld);
+        for (size_t r = 0; r < R; r++)
+            for (size_t c = 0; c < Cc; c++) cr_assert_eq(t[c * R + r], w[r * ld + c], "(%zu, %zu) of %zux%zu", r, c, R, Cc);
+        free(w); free(t);
+    }
+}
+
 Test(linear, shared_prefix_equals_naive) {
     const size_t shapes[][4] = {{32, 64, 32, 32}, {8, 16, 8, 5}, {33, 20, 7, 19}, {256, 64, 32, 32}};
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
@@ -69,8 +85,8 @@ Test(linear, shared_prefix_equals_naive) {
         float *x = malloc(B * C * 4), *w = malloc(OC * C * 4), *b = malloc(OC * 4), *d = malloc(B * OC * 4);
         float *y0 = malloc(B * OC * 4), *y1 = malloc(B * OC * 4);
         float *dx0 = calloc(B * C, 4), *dx1 = calloc(B * C, 4), *dw0 = calloc(OC * C, 4), *dw1 = calloc(OC * C, 4);
-        float *db0 = calloc(OC, 4), *db1 = calloc(OC, 4);
-        cr_assert(x && w && b && d && y0 && y1 && dx0 && dx1 && dw0 && dw1 && db0 && db1);
+        float *db0 = calloc(OC, 4), *db1 = calloc(OC, 4), *wt = malloc(OC * C * 4), *y2 = malloc(B * OC * 4);
+        cr_assert(x && w && b && d && y0 && y1 && dx0 && dx1 && dw0 && dw1 && db0 && db1 && wt && y2);
         fill(x, B * C, 11 + (uint32_t)k, 1.0f);
         for (size_t i = 1; i < B; i++) memcpy(x + i * C, x, P * 4); /* the shared prefix */
         fill(w, OC * C, 12, 0.3f);
@@ -78,9 +94,12 @@ Test(linear, shared_prefix_equals_naive) {
         fill(d, B * OC, 14, 1.0f);
         fri_linear_forward_naive(y0, x, w, b, B, C, OC);
         fri_linear_backward_naive(dx0, dw0, db0, d, x, w, B, C, OC);
-        fri_linear_forward_shared(y1, x, w, b, B, C, OC, P);
+        fri_linear_forward_shared(y1, x, w, b, B, C, OC, P, wt);
         fri_linear_backward_shared(dx1, dw1, db1, d, x, w, B, C, OC, P);
         for (size_t i = 0; i < B * OC; i++) cr_assert_float_eq(y1[i], y0[i], 1e-5 * (1 + fabsf(y0[i])), "y %zu", i);
+        /* the transposed-weights forward on the whole layer */
+        fri_linear_forward_ws(y2, x, w, b, B, C, OC, wt);
+        for (size_t i = 0; i < B * OC; i++) cr_assert_float_eq(y2[i], y0[i], 1e-5 * (1 + fabsf(y0[i])), "y ws %zu", i);
         for (size_t i = 0; i < OC * C; i++) cr_assert_float_eq(dw1[i], dw0[i], 1e-4 * (1 + fabsf(dw0[i])), "dw %zu", i);
         for (size_t i = 0; i < OC; i++) cr_assert_float_eq(db1[i], db0[i], 1e-4 * (1 + fabsf(db0[i])), "db %zu", i);
         for (size_t c = 0; c < C; c++) {
@@ -95,7 +114,7 @@ Test(linear, shared_prefix_equals_naive) {
             }
         }
         free(x); free(w); free(b); free(d); free(y0); free(y1);
-        free(dx0); free(dx1); free(dw0); free(dw1); free(db0); free(db1);
+        free(dx0); free(dx1); free(dw0); free(dw1); free(db0); free(db1); free(wt); free(y2);
     }
 }
 

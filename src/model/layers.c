@@ -171,15 +171,65 @@ void fri_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
     else fri_linear_backward_loops(dinp, dw, db, dout, inp, w, B, C, OC);
 }
 
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define FR_HAVE_SSE_T 1
+#else
+#define FR_HAVE_SSE_T 0
+#endif
+
+void fri_transpose(float *restrict wt, const float *restrict w, size_t rows, size_t cols, size_t ldw) {
+#if FR_HAVE_SSE_T
+    if (rows % 4 == 0 && cols % 4 == 0) {
+        for (size_t r = 0; r < rows; r += 4)
+            for (size_t c = 0; c < cols; c += 4) {
+                __m128 a = _mm_loadu_ps(w + r * ldw + c), b = _mm_loadu_ps(w + (r + 1) * ldw + c),
+                       d = _mm_loadu_ps(w + (r + 2) * ldw + c), e = _mm_loadu_ps(w + (r + 3) * ldw + c);
+                _MM_TRANSPOSE4_PS(a, b, d, e);
+                _mm_storeu_ps(wt + c * rows + r, a);
+                _mm_storeu_ps(wt + (c + 1) * rows + r, b);
+                _mm_storeu_ps(wt + (c + 2) * rows + r, d);
+                _mm_storeu_ps(wt + (c + 3) * rows + r, e);
+            }
+        return;
+    }
+#endif
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) wt[c * rows + r] = w[r * ldw + c];
+}
+
+/* out[B, OC] (+)= inp[B, C] (row stride ldi) @ wt[C, OC] */
+static void gemm_nn(float *out, const float *inp, size_t ldi, const float *wt, size_t B, size_t C, size_t OC,
+                    float beta) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)OC, (int)C, 1.0f, inp, (int)ldi, wt, (int)OC,
+                beta, out, (int)OC);
+}
+
+void fri_linear_forward_ws(float *out, const float *inp, const float *w, const float *b, size_t B, size_t C,
+                           size_t OC, float *wt) {
+    if (!use_blas(B, C, OC)) {
+        fri_linear_forward_loops(out, inp, w, b, B, C, OC);
+        return;
+    }
+    float beta = 0.0f;
+    if (b) {
+        for (size_t i = 0; i < B; i++)
+            for (size_t o = 0; o < OC; o++) out[i * OC + o] = b[o];
+        beta = 1.0f;
+    }
+    fri_transpose(wt, w, OC, C, C);
+    gemm_nn(out, inp, C, wt, B, C, OC, beta);
+}
+
 void fri_linear_forward_shared(float *out, const float *inp, const float *w, const float *b, size_t B, size_t C,
-                               size_t OC, size_t P) {
+                               size_t OC, size_t P, float *wt) {
     /* row 0 of out: b + W[:, :P] inp[0, :P], copied to every row, then the rest added */
     if (b) memcpy(out, b, OC * sizeof(float));
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)OC, (int)P, 1.0f, w, (int)C, inp, 1, b ? 1.0f : 0.0f, out, 1);
     for (size_t i = 1; i < B; i++)
         for (size_t o = 0; o < OC; o++) out[i * OC + o] = out[o];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)OC, (int)(C - P), 1.0f, inp + P, (int)C,
-                w + P, (int)C, 1.0f, out, (int)OC);
+    fri_transpose(wt, w + P, OC, C - P, C);
+    gemm_nn(out, inp + P, C, wt, B, C - P, OC, 1.0f);
 }
 
 void fri_linear_backward_shared(float *dinp, float *dw, float *db, const float *dout, const float *inp,

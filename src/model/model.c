@@ -440,6 +440,7 @@ struct fr_model_ws {
     float *act[MAXL], *dact[MAXL];          /* [B,layers[l]] post-ReLU and its gradient */
     float *dpre;                            /* [B,max layer] gradient before ReLU */
     float *z, *dz;                          /* [B,head] output layer input */
+    float *wt;                              /* [max layers[l] * in_l] a layer's weights transposed */
 };
 
 static size_t ws_floats_per_example(const fr_model_config *c, size_t *head_out) {
@@ -461,6 +462,18 @@ static size_t ws_floats_per_example(const fr_model_config *c, size_t *head_out) 
     return n + 16; /* slack for alignment rounding of each buffer */
 }
 
+/* Floats of the transposed-weights scratch: the largest MLP layer. */
+static size_t ws_wt_floats(const fr_model_config *c) {
+    size_t mx = 0, in = 2 * (size_t)c->mlp_dim;
+    if (!has_mlp(c)) return 0;
+    for (uint32_t l = 0; l < c->n_layers; l++) {
+        size_t k = (size_t)c->layers[l] * in;
+        if (k > mx) mx = k;
+        in = c->layers[l];
+    }
+    return mx;
+}
+
 fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch) {
     *out = NULL;
     if (max_batch == 0 || max_batch > ((size_t)1 << 24))
@@ -470,7 +483,7 @@ fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch
     const fr_model_config *c = &m->cfg;
     size_t head, per = ws_floats_per_example(c, &head);
     /* each buffer is rounded up to 16 floats: at most 40 buffers */
-    size_t total = per * max_batch + 64 * 16;
+    size_t total = per * max_batch + ws_wt_floats(c) + 64 * 16;
     fr_model_ws *ws = fri_calloc(1, sizeof *ws);
     if (!ws) return FR_ERR_NOMEM;
     ws->arena = fri_aligned_alloc(total * sizeof(float));
@@ -497,6 +510,7 @@ fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch
         CARVE(ws->dpre, B * mx);
     }
     CARVE(ws->z, B * head); CARVE(ws->dz, B * head);
+    CARVE(ws->wt, ws_wt_floats(c));
 #undef CARVE
     *out = ws;
     return FR_OK;
@@ -558,9 +572,9 @@ static size_t ncf_forward(const fr_model *m, fr_model_ws *ws, const uint32_t *us
         for (uint32_t l = 0; l < c->n_layers; l++) {
             size_t oc = c->layers[l];
             if (l == 0 && shared) /* one user: its half of the first layer once */
-                fri_linear_forward_shared(ws->act[l], x, P(m, m->lw[l]), P(m, m->lb[l]), B, in, oc, md);
+                fri_linear_forward_shared(ws->act[l], x, P(m, m->lw[l]), P(m, m->lb[l]), B, in, oc, md, ws->wt);
             else
-                fri_linear_forward(ws->act[l], x, P(m, m->lw[l]), P(m, m->lb[l]), B, in, oc); /* [B,oc] */
+                fri_linear_forward_ws(ws->act[l], x, P(m, m->lw[l]), P(m, m->lb[l]), B, in, oc, ws->wt); /* [B,oc] */
             fri_relu_forward(ws->act[l], ws->act[l], B * oc);
             x = ws->act[l];
             in = oc;
