@@ -178,7 +178,46 @@ void fri_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
 #define FR_HAVE_SSE_T 0
 #endif
 
+#if FR_HAVE_SSE_T && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* 8x8 blocks with AVX (a data move: the same bits on every path). */
+__attribute__((target("avx"))) static void transpose_avx(float *restrict wt, const float *restrict w, size_t rows,
+                                                          size_t cols, size_t ldw) {
+    for (size_t r = 0; r < rows; r += 8)
+        for (size_t c = 0; c < cols; c += 8) {
+            __m256 a[8], t[8];
+            for (int i = 0; i < 8; i++) a[i] = _mm256_loadu_ps(w + (r + (size_t)i) * ldw + c);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                a[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                a[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+                a[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                a[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+            }
+            for (int i = 0; i < 4; i++) {
+                t[i] = _mm256_permute2f128_ps(a[i], a[i + 4], 0x20);
+                t[i + 4] = _mm256_permute2f128_ps(a[i], a[i + 4], 0x31);
+            }
+            /* t[i] is column c + i of the block, rows r..r+7 */
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(wt + (c + (size_t)i) * rows + r, t[i]);
+        }
+}
+static int have_avx_t(void) { return __builtin_cpu_supports("avx"); }
+#define FR_HAVE_AVX_T 1
+#else
+#define FR_HAVE_AVX_T 0
+#endif
+
 void fri_transpose(float *restrict wt, const float *restrict w, size_t rows, size_t cols, size_t ldw) {
+#if FR_HAVE_AVX_T
+    if (rows % 8 == 0 && cols % 8 == 0 && have_avx_t()) {
+        transpose_avx(wt, w, rows, cols, ldw);
+        return;
+    }
+#endif
 #if FR_HAVE_SSE_T
     if (rows % 4 == 0 && cols % 4 == 0) {
         for (size_t r = 0; r < rows; r += 4)
@@ -209,6 +248,10 @@ void fri_linear_forward_ws(float *out, const float *inp, const float *w, const f
                            size_t OC, float *wt) {
     if (!use_blas(B, C, OC)) {
         fri_linear_forward_loops(out, inp, w, b, B, C, OC);
+        return;
+    }
+    if (C * OC < 512) { /* 16x8: the transpose costs more than it saves */
+        fri_linear_forward_blas(out, inp, w, b, B, C, OC);
         return;
     }
     float beta = 0.0f;
