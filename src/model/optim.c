@@ -382,8 +382,9 @@ void fri_optim_coast_plan(const fr_optim *o, uint64_t from, uint64_t to, fri_coa
         }
     }
     for (int n = 0; n < COAST_ORDER; n++) c->s[n] = (float)s[n];
-    c->m1_scale = (float)pow(b1, (double)k);
-    c->m2_scale = (float)pow((double)o->cfg.beta2, (double)k);
+    /* b1^k and b2^k: the loop's running powers when it ran all k terms */
+    c->m1_scale = (float)(J == k ? b1j : pow(b1, (double)k));
+    c->m2_scale = (float)(J == k ? 1.0 / (ib2j * ib2j) : pow((double)o->cfg.beta2, (double)k));
     /* x_j = y sqrt(bc2(u)) / b2^(j/2), largest at j = J: x <= COAST_MAX_X needs
      * sqrt(v) >= eps X / COAST_MAX_X */
     double X = sbc2_at(o, from + J) * ib2j;
