@@ -85,14 +85,18 @@ void fri_linear_backward_naive(float *dinp, float *dw, float *db, const float *d
     }
 }
 
+/* Every row of out[B, OC] starts as the bias; returns the beta a product added on top
+ * needs (0 without a bias: the product overwrites). */
+static float bias_rows(float *out, const float *b, size_t B, size_t OC) {
+    if (!b) return 0.0f;
+    for (size_t i = 0; i < B; i++)
+        for (size_t o = 0; o < OC; o++) out[i * OC + o] = b[o];
+    return 1.0f;
+}
+
 void fri_linear_forward_blas(float *out, const float *inp, const float *w, const float *b,
                              size_t B, size_t C, size_t OC) {
-    float beta = 0.0f;
-    if (b) {
-        for (size_t i = 0; i < B; i++)
-            for (size_t o = 0; o < OC; o++) out[i * OC + o] = b[o];
-        beta = 1.0f;
-    }
+    float beta = bias_rows(out, b, B, OC);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)OC, (int)C, 1.0f, inp,
                 (int)C, w, (int)C, beta, out, (int)OC);
 }
@@ -254,12 +258,7 @@ void fri_linear_forward_ws(float *out, const float *inp, const float *w, const f
         fri_linear_forward_blas(out, inp, w, b, B, C, OC);
         return;
     }
-    float beta = 0.0f;
-    if (b) {
-        for (size_t i = 0; i < B; i++)
-            for (size_t o = 0; o < OC; o++) out[i * OC + o] = b[o];
-        beta = 1.0f;
-    }
+    float beta = bias_rows(out, b, B, OC);
     fri_transpose(wt, w, OC, C, C);
     gemm_nn(out, inp, C, wt, B, C, OC, beta);
 }

@@ -441,6 +441,7 @@ struct fr_model_ws {
     float *dpre;                            /* [B,max layer] gradient before ReLU */
     float *z, *dz;                          /* [B,head] output layer input */
     float *wt;                              /* [max layers[l] * in_l] a layer's weights transposed */
+    bool one_user;                          /* the last forward's batch had one user (backward reads it) */
 };
 
 static size_t ws_floats_per_example(const fr_model_config *c, size_t *head_out) {
@@ -568,10 +569,10 @@ static size_t ncf_forward(const fr_model *m, fr_model_ws *ws, const uint32_t *us
         fri_embedding_forward_ld(ws->x0, 2 * md, P(m, m->user_m), users, B, md);
         fri_embedding_forward_ld(ws->x0 + md, 2 * md, P(m, m->item_m), items, B, md);
         const float *x = ws->x0;
-        bool shared = one_user(users, B);
+        ws->one_user = one_user(users, B);
         for (uint32_t l = 0; l < c->n_layers; l++) {
             size_t oc = c->layers[l];
-            if (l == 0 && shared) /* one user: its half of the first layer once */
+            if (l == 0 && ws->one_user) /* one user: its half of the first layer once */
                 fri_linear_forward_shared(ws->act[l], x, P(m, m->lw[l]), P(m, m->lb[l]), B, in, oc, md, ws->wt);
             else
                 fri_linear_forward_ws(ws->act[l], x, P(m, m->lw[l]), P(m, m->lb[l]), B, in, oc, ws->wt); /* [B,oc] */
@@ -633,7 +634,7 @@ static void ncf_backward(const fr_model *m, fr_model_ws *ws, const uint32_t *use
             memset(ws->dpre, 0, B * oc * sizeof(float));
             fri_relu_backward(ws->dpre, ws->dact[l], ws->act[l], B * oc);
             memset(dx, 0, B * in * sizeof(float));
-            if (l == 0 && one_user(users, B)) /* the user half's gradient lands on row 0 of dx0 */
+            if (l == 0 && ws->one_user) /* the user half's gradient lands on row 0 of dx0 */
                 fri_linear_backward_shared(dx, G(g, m, m->lw[l]), G(g, m, m->lb[l]), ws->dpre, x, P(m, m->lw[l]), B,
                                            in, oc, md);
             else
