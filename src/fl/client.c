@@ -495,7 +495,8 @@ static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, const pass_ctx 
 }
 
 static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data, uint32_t U,
-                  const fr_model *global, const fr_client_private *priv, fr_update *upd, fr_client_report *rep);
+                  size_t n_inter, const fr_model *global, const fr_client_private *priv, fr_update *upd,
+                  fr_client_report *rep);
 
 static inline uint32_t row_for(fr_client_ws *ws, uint32_t it);
 
@@ -595,7 +596,7 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
                         client);
     /* the marks are set inside fit and cleared here on every path */
     ws->n_byrow = 0;
-    fr_err e = fit(ws, round, client, data, U, global, priv, upd, rep);
+    fr_err e = fit(ws, round, client, data, U, total, global, priv, upd, rep);
     for (size_t r = 0; r < ws->n_byrow; r++) ws->row_of[ws->byrow[r]] = 0;
     ws->n_byrow = 0;
     return e;
@@ -632,8 +633,10 @@ static void kept_state(fr_client_ws *ws, const fr_client_private *priv, uint32_t
     }
 }
 
+/* n_inter: the interactions of the client's U users (its weight n_k), checked > 0. */
 static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data, uint32_t U,
-                  const fr_model *global, const fr_client_private *priv, fr_update *upd, fr_client_report *rep) {
+                  size_t n_inter, const fr_model *global, const fr_client_private *priv, fr_update *upd,
+                  fr_client_report *rep) {
     /* examples of all E epochs, each epoch (all the client's users) shuffled on its own */
     fr_err e;
     uint64_t seed = ws->cfg.seed;
@@ -642,13 +645,11 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     fr_rng_init(&rshuf, seed, round, client, FR_PURPOSE_SHUFFLE);
     uint32_t E = ws->cfg.local_epochs;
     size_t starts[FR_FL_MAX_LOCAL_EPOCHS + 1];
-    size_t n_inter = 0;
     fri_examples_clear(&ws->ex);
     for (uint32_t ep = 0; ep < E; ep++) {
         starts[ep] = ws->ex.n;
         for (uint32_t j = 0; j < U; j++) {
             fr_client_user u = user_of(data, j);
-            if (ep == 0) n_inter += u.n;
             e = add_pass(ws, &u, j, data->n_items, &rneg);
             if (e) return e;
         }
