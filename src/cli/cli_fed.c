@@ -26,7 +26,6 @@ typedef struct fed_score {
 
 #define SCORE_CHUNK 4096
 
-/* Scores with user u's own private rows and the global shared parameters. */
 int cli_parse_partition(const char *s, fr_partition_kind *kind, uint32_t *k, double *alpha) {
     fr_partition_kind kk = FR_PARTITION_USER;
     unsigned long long n = 0;
@@ -57,6 +56,7 @@ static const char *item_agg_name(const fr_fl_config *fc) {
     return fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean";
 }
 
+/* Scores with user u's own private rows and the global shared parameters. */
 static void score(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
     fed_score *s = ctx;
     uint32_t *u = s->users[worker];
