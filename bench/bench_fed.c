@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
     uint64_t seed = 1;
     int wire = 1;             /* --wire 0: no encode/decode (bytes still counted) */
     int dense_steps = 0;      /* --dense-steps 1: the client's bit-exact dense item-row steps */
-    const char *synth = NULL; /* "USERS,ITEMS,INTERACTIONS": fr_generate, no evaluation */
+    const char *synth = NULL; /* "USERS,ITEMS,INTERACTIONS": fr_dataset_generate, no evaluation */
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--ncf")) ncf = v;
@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
         if (sscanf(synth, "%llu,%llu,%llu", &nu, &ni, &nx) != 3) { fprintf(stderr, "bench_fed: --synthetic U,I,N\n"); return 2; }
         go.users = (uint32_t)nu; go.items = (uint32_t)ni; go.interactions = nx;
         double tg = now_s();
-        if (fr_generate(&train, &go)) return die("generate");
+        if (fr_dataset_generate(&train, &go)) return die("generate");
         fprintf(stderr, "bench_fed: generated %llu interactions in %.1f s\n",
                 (unsigned long long)fr_dataset_n_interactions(train), now_s() - tg);
     } else if (trainp && testp) {

@@ -263,17 +263,17 @@ Test(eval_topk, order_ties_and_exclusion) {
     uint32_t it[16];
     float sc[16];
     size_t n = 0;
-    cr_assert_eq(fr_topk(table_score, &m, train, 0, 3, true, it, sc, &n), FR_OK);
+    cr_assert_eq(fr_eval_topk(table_score, &m, train, 0, 3, true, it, sc, &n), FR_OK);
     cr_assert_eq(n, 3);
     cr_assert_eq(it[0], 0); cr_assert_eq(it[1], 5); cr_assert_eq(it[2], 4);
     cr_assert_eq(sc[0], 0.9f); cr_assert_eq(sc[2], 0.7f);
-    cr_assert_eq(fr_topk(table_score, &m, train, 0, 3, false, it, NULL, &n), FR_OK);
+    cr_assert_eq(fr_eval_topk(table_score, &m, train, 0, 3, false, it, NULL, &n), FR_OK);
     cr_assert_eq(it[0], 1); cr_assert_eq(it[1], 3); cr_assert_eq(it[2], 0);
-    cr_assert_eq(fr_topk(table_score, &m, train, 0, 16, true, it, sc, &n), FR_OK);
+    cr_assert_eq(fr_eval_topk(table_score, &m, train, 0, 16, true, it, sc, &n), FR_OK);
     cr_assert_eq(n, 6); /* only 6 candidates */
     uint32_t want[6] = {0, 5, 4, 2, 7, 6};
     for (int i = 0; i < 6; i++) cr_assert_eq(it[i], want[i], "position %d: %u, expected %u", i, it[i], want[i]);
-    cr_assert_eq(fr_topk(table_score, &m, train, 0, 0, true, it, sc, &n), FR_ERR_INVALID);
+    cr_assert_eq(fr_eval_topk(table_score, &m, train, 0, 0, true, it, sc, &n), FR_ERR_INVALID);
     fr_dataset_free(train);
 }
 
@@ -369,7 +369,7 @@ Test(eval_full, heap_matches_full_sort_reference) {
     qsort(c, nc, sizeof *c, ref_cmp);
     uint32_t it[60];
     size_t n = 0;
-    cr_assert_eq(fr_topk(hash_model, NULL, train, 5, 60, true, it, NULL, &n), FR_OK);
+    cr_assert_eq(fr_eval_topk(hash_model, NULL, train, 5, 60, true, it, NULL, &n), FR_OK);
     cr_assert_eq(n, 60);
     for (size_t i = 0; i < 60; i++) cr_assert_eq(it[i], c[i].id, "top-K position %zu", i);
     free(c); free(au); free(ai); free(bu); free(bi);
@@ -494,7 +494,7 @@ Test(eval, allocation_failure_sweep) {
             fr_err e = which == 0   ? fr_eval_full(table_score, &m, train, test, &o, p, &r)
                        : which == 1 ? fr_eval_sampled(table_score, &m, test, ng, &o, p, &r)
                        : which == 2 ? fr_eval_ratings(table_score, &m, test, &o, p, &r)
-                                    : fr_topk(table_score, &m, train, 0, 4, true, it, NULL, &nt);
+                                    : fr_eval_topk(table_score, &m, train, 0, 4, true, it, NULL, &nt);
             fr_test_fail_alloc(0, false);
             cr_assert(e == FR_OK || e == FR_ERR_NOMEM, "case %d, failing allocation %ld: %s", which, n,
                       fr_strerror(e));

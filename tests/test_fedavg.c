@@ -262,7 +262,7 @@ static fr_dataset *synthetic(void) {
     go.interactions = 1500;
     go.seed = 3;
     fr_dataset *d = NULL;
-    cr_assert_eq(fr_generate(&d, &go), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&d, &go), FR_OK);
     return d;
 }
 

@@ -26,11 +26,11 @@ static bool same(const fr_dataset *a, const fr_dataset *b) {
 Test(generate, deterministic_by_seed) {
     fr_gen_opts o = small(7);
     fr_dataset *a = NULL, *b = NULL, *c = NULL;
-    cr_assert_eq(fr_generate(&a, &o), FR_OK);
-    cr_assert_eq(fr_generate(&b, &o), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&a, &o), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&b, &o), FR_OK);
     cr_assert(same(a, b));
     o.seed = 8;
-    cr_assert_eq(fr_generate(&c, &o), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&c, &o), FR_OK);
     cr_assert_not(same(a, c));
     fr_dataset_free(a); fr_dataset_free(b); fr_dataset_free(c);
 }
@@ -38,7 +38,7 @@ Test(generate, deterministic_by_seed) {
 Test(generate, counts_ranges_and_order) {
     fr_gen_opts o = small(1);
     fr_dataset *d = NULL;
-    cr_assert_eq(fr_generate(&d, &o), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&d, &o), FR_OK);
     cr_assert_eq(fr_dataset_n_users(d), 300);
     cr_assert_eq(fr_dataset_n_items(d), 200);
     cr_assert_eq(fr_dataset_n_interactions(d), 9000);
@@ -86,7 +86,7 @@ Test(generate, item_popularity_is_heavy_tailed) {
     o.items = 1000;
     o.interactions = 40000;
     fr_dataset *d = NULL;
-    cr_assert_eq(fr_generate(&d, &o), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&d, &o), FR_OK);
     unsigned *cnt = calloc(1000, sizeof *cnt);
     for (uint64_t k = 0; k < d->n; k++) cnt[d->item[k]]++;
     qsort(cnt, 1000, sizeof *cnt, cmp_desc);
@@ -104,7 +104,7 @@ Test(generate, dense_and_tiny_catalogues) {
     o.items = 30;
     o.interactions = 600;
     fr_dataset *d = NULL;
-    cr_assert_eq(fr_generate(&d, &o), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&d, &o), FR_OK);
     for (uint32_t u = 0; u < 20; u++) {
         cr_assert_eq(fr_dataset_user(d, u, NULL, NULL, NULL), 30);
         for (uint32_t i = 0; i < 30; i++) cr_assert(fr_dataset_has(d, u, i));
@@ -113,7 +113,7 @@ Test(generate, dense_and_tiny_catalogues) {
     /* 3 items: min(5, items) = 3 each, even for a smaller target. */
     o.items = 3;
     o.interactions = 10;
-    cr_assert_eq(fr_generate(&d, &o), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&d, &o), FR_OK);
     cr_assert_eq(fr_dataset_n_interactions(d), 60);
     fr_dataset_free(d);
 }
@@ -140,7 +140,7 @@ Test(generate, options_explain_what_is_wrong) {
     fr_dataset *d = (fr_dataset *)1;
     o = small(1);
     o.items = 0;
-    cr_assert_eq(fr_generate(&d, &o), FR_ERR_RANGE);
+    cr_assert_eq(fr_dataset_generate(&d, &o), FR_ERR_RANGE);
     cr_assert_null(d);
 }
 
@@ -152,7 +152,7 @@ Test(generate, allocation_failures_leak_nothing) {
     for (long nth = 1;; nth++) {
         fr_dataset *d = (fr_dataset *)1;
         fr_test_fail_alloc(nth, true);
-        fr_err e = fr_generate(&d, &o);
+        fr_err e = fr_dataset_generate(&d, &o);
         fr_test_fail_alloc(0, false);
         if (e == FR_OK) { cr_assert_gt(nth, 5); fr_dataset_free(d); break; }
         cr_assert_eq(e, FR_ERR_NOMEM, "allocation %ld", nth);
@@ -169,7 +169,7 @@ Test(generate, activity_capped_at_half_the_catalogue) {
     o.interactions = 2000; /* 40 a user on average: a power law would give the top user more than 51 */
     o.user_zipf = 2.0;
     fr_dataset *d = NULL;
-    cr_assert_eq(fr_generate(&d, &o), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&d, &o), FR_OK);
     cr_assert_eq(fr_dataset_n_interactions(d), 2000);
     size_t maxdeg = 0;
     for (uint32_t u = 0; u < 50; u++) {
@@ -180,7 +180,7 @@ Test(generate, activity_capped_at_half_the_catalogue) {
     fr_dataset_free(d);
     /* 60 a user on average: the cap rises to what the target needs */
     o.interactions = 3000;
-    cr_assert_eq(fr_generate(&d, &o), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&d, &o), FR_OK);
     cr_assert_eq(fr_dataset_n_interactions(d), 3000);
     for (uint32_t u = 0; u < 50; u++) cr_assert_leq(fr_dataset_user(d, u, NULL, NULL, NULL), 60);
     fr_dataset_free(d);

@@ -31,7 +31,7 @@ static fr_dataset *synthetic(uint32_t users, uint32_t items, uint64_t inter) {
     go.interactions = inter;
     go.seed = 5;
     fr_dataset *d = NULL;
-    cr_assert_eq(fr_generate(&d, &go), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&d, &go), FR_OK);
     return d;
 }
 

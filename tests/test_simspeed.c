@@ -22,7 +22,7 @@ static fr_dataset *synthetic(void) {
     go.interactions = 900;
     go.seed = 5;
     fr_dataset *d = NULL;
-    cr_assert_eq(fr_generate(&d, &go), FR_OK);
+    cr_assert_eq(fr_dataset_generate(&d, &go), FR_OK);
     return d;
 }
 

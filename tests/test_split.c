@@ -45,7 +45,7 @@ Test(split, loo_latest_with_ties_to_larger_raw_item) {
     int64_t t[] = {5, 9, 50, 9, 1, 50, 7};
     fr_dataset *d = NULL, *tr = NULL, *te = NULL;
     cr_assert_eq(fr_dataset_from_arrays(&d, 7, u, i, r, t), FR_OK);
-    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
     /* dense users: 3 -> 0, 5 -> 1, 7 -> 2 */
     cr_assert_eq(fr_dataset_n_interactions(tr), 5);
     cr_assert_eq(fr_dataset_n_interactions(te), 2);
@@ -83,7 +83,7 @@ Test(split, every_interaction_lands_once_with_same_ids) {
     fr_dataset *d = grid(40, 30), *tr = NULL, *te = NULL;
     fr_split_kind kinds[3] = {FR_SPLIT_LOO, FR_SPLIT_TEMPORAL, FR_SPLIT_RATIO};
     for (int k = 0; k < 3; k++) {
-        cr_assert_eq(fr_split(d, kinds[k], 0.6, 3, &tr, &te), FR_OK);
+        cr_assert_eq(fr_dataset_split(d, kinds[k], 0.6, 3, &tr, &te), FR_OK);
         cr_assert_eq(fr_dataset_n_interactions(tr) + fr_dataset_n_interactions(te), fr_dataset_n_interactions(d));
         for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
             const uint32_t *it;
@@ -109,7 +109,7 @@ Test(split, temporal_cut_by_time_user_item) {
     fr_dataset *d = NULL, *tr = NULL, *te = NULL;
     cr_assert_eq(fr_dataset_from_arrays(&d, 10, u, i, NULL, t), FR_OK);
     /* ratio 0.5: train = times 1,2,3,4 and the (6, user 1) row */
-    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, 0.5, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_TEMPORAL, 0.5, 0, &tr, &te), FR_OK);
     cr_assert_eq(fr_dataset_n_interactions(tr), 5);
     cr_assert(fr_dataset_has(tr, 0, 2));  /* user 1 item 3 at time 6 */
     cr_assert(fr_dataset_has(te, 1, 2));  /* user 2 item 3 at time 6 */
@@ -117,7 +117,7 @@ Test(split, temporal_cut_by_time_user_item) {
     cr_assert(fr_dataset_has(tr, 1, 1));
     fr_dataset_free(tr);
     fr_dataset_free(te);
-    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, 0.8, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_TEMPORAL, 0.8, 0, &tr, &te), FR_OK);
     cr_assert_eq(fr_dataset_n_interactions(tr), 8);
     cr_assert(fr_dataset_has(te, 0, 4)); /* times 9 and 10 are the latest */
     cr_assert(fr_dataset_has(te, 1, 4));
@@ -128,7 +128,7 @@ Test(split, temporal_cut_by_time_user_item) {
 
 Test(split, random_ratio_follows_the_user_streams) {
     fr_dataset *d = grid(300, 40), *tr = NULL, *te = NULL, *tr2 = NULL, *te2 = NULL;
-    cr_assert_eq(fr_split(d, FR_SPLIT_RATIO, 0.8, 11, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_RATIO, 0.8, 11, &tr, &te), FR_OK);
     double frac = (double)fr_dataset_n_interactions(tr) / (double)fr_dataset_n_interactions(d);
     cr_assert(frac > 0.78 && frac < 0.82, "train fraction %g", frac);
     /* Naive reference: user u's k-th interaction in CSR order takes the k-th double. */
@@ -139,7 +139,7 @@ Test(split, random_ratio_follows_the_user_streams) {
         size_t n = fr_dataset_user(d, u, &it, NULL, NULL);
         for (size_t x = 0; x < n; x++) cr_assert_eq(fr_dataset_has(tr, u, it[x]), fr_rng_double(&r) < 0.8);
     }
-    cr_assert_eq(fr_split(d, FR_SPLIT_RATIO, 0.8, 12, &tr2, &te2), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_RATIO, 0.8, 12, &tr2, &te2), FR_OK);
     bool differ = false;
     for (uint32_t u = 0; u < fr_dataset_n_users(d) && !differ; u++)
         differ = fr_dataset_user(tr, u, NULL, NULL, NULL) != fr_dataset_user(tr2, u, NULL, NULL, NULL);
@@ -150,19 +150,19 @@ Test(split, random_ratio_follows_the_user_streams) {
 
 Test(split, rejects_bad_arguments) {
     fr_dataset *d = grid(5, 5), *tr = (fr_dataset *)1, *te = (fr_dataset *)1;
-    cr_assert_eq(fr_split(d, FR_SPLIT_RATIO, 1.0, 0, &tr, &te), FR_ERR_RANGE);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_RATIO, 1.0, 0, &tr, &te), FR_ERR_RANGE);
     cr_assert_null(tr);
     cr_assert_null(te);
     cr_assert(strstr(fr_errmsg(), "ratio 1"), "%s", fr_errmsg());
-    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, 0.0, 0, &tr, &te), FR_ERR_RANGE);
-    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, NAN, 0, &tr, &te), FR_ERR_RANGE);
-    cr_assert_eq(fr_split(d, (fr_split_kind)9, 0.5, 0, &tr, &te), FR_ERR_INVALID);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_TEMPORAL, 0.0, 0, &tr, &te), FR_ERR_RANGE);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_TEMPORAL, NAN, 0, &tr, &te), FR_ERR_RANGE);
+    cr_assert_eq(fr_dataset_split(d, (fr_split_kind)9, 0.5, 0, &tr, &te), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "unknown kind 9"), "%s", fr_errmsg());
-    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, NULL, &te), FR_ERR_INVALID);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, NULL, &te), FR_ERR_INVALID);
     fr_dataset_free(d);
     int64_t u[] = {1, 2}, i[] = {3, 4};
     cr_assert_eq(fr_dataset_from_arrays(&d, 2, u, i, NULL, NULL), FR_OK);
-    cr_assert_eq(fr_split(d, FR_SPLIT_TEMPORAL, 0.5, 0, &tr, &te), FR_ERR_INVALID);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_TEMPORAL, 0.5, 0, &tr, &te), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "timestamps"), "%s", fr_errmsg());
     fr_dataset_free(d);
 }
@@ -174,7 +174,7 @@ Test(split, allocation_failures_leak_nothing) {
         for (long nth = 1;; nth++) {
             fr_dataset *tr = (fr_dataset *)1, *te = (fr_dataset *)1;
             fr_test_fail_alloc(nth, true);
-            fr_err e = fr_split(d, kinds[k], 0.5, 1, &tr, &te);
+            fr_err e = fr_dataset_split(d, kinds[k], 0.5, 1, &tr, &te);
             fr_test_fail_alloc(0, false);
             if (e == FR_OK) {
                 cr_assert_gt(nth, 3);
@@ -213,7 +213,7 @@ static void check_negatives(const fr_negatives *ng, const fr_dataset *all, const
 
 Test(negatives, distinct_untouched_and_seeded) {
     fr_dataset *d = grid(60, 40), *tr = NULL, *te = NULL;
-    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
     fr_negatives *a = NULL, *b = NULL, *c = NULL, *e = NULL;
     /* Each user touched ~24 of 40 items: the enumeration path (uniformity tests below cover
      * both paths). */
@@ -253,7 +253,7 @@ Test(negatives, small_complement_gives_all_of_it) {
     int64_t t[] = {1, 2, 3, 4, 1, 2, 1};
     fr_dataset *d = NULL, *tr = NULL, *te = NULL;
     cr_assert_eq(fr_dataset_from_arrays(&d, 7, u, i, NULL, t), FR_OK);
-    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
     fr_negatives *n = NULL;
     cr_assert_eq(fr_negatives_sample(&n, d, te, 99, 3), FR_OK);
     const uint32_t *it;
@@ -275,7 +275,7 @@ static void uniformity(uint32_t n_items, uint32_t touched, uint32_t per) {
     for (uint32_t k = 0; k < n_items; k++) { ui[n] = 1; ii[n] = k; ti[n] = 0; n++; } /* user 1: the catalogue */
     cr_assert_eq(fr_dataset_from_arrays(&d, n, ui, ii, NULL, ti), FR_OK);
     cr_assert_eq(fr_dataset_n_items(d), n_items);
-    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
     unsigned *hits = calloc(n_items, sizeof *hits);
     const int trials = 3000;
     for (int s = 0; s < trials; s++) {
@@ -301,7 +301,7 @@ Test(negatives, uniform_by_enumeration) { uniformity(24, 8, 10); }
 
 Test(negatives, allocation_failures_leak_nothing) {
     fr_dataset *d = grid(20, 10), *tr = NULL, *te = NULL;
-    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
     for (long nth = 1;; nth++) {
         fr_negatives *n = (fr_negatives *)1;
         fr_test_fail_alloc(nth, true);
@@ -324,12 +324,12 @@ Test(write, ncf_and_tsv_exact_bytes) {
     int64_t t[] = {100, 30, 10, 90, 30};
     fr_dataset *d = NULL, *tr = NULL, *te = NULL;
     cr_assert_eq(fr_dataset_from_arrays(&d, 5, u, i, r, t), FR_OK);
-    cr_assert_eq(fr_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
     fr_negatives *ng = NULL;
     cr_assert_eq(fr_negatives_sample(&ng, d, te, 5, 1), FR_OK);
     char *dir = tu_tmpdir(), out[4096], p[4200];
     snprintf(out, sizeof out, "%s/a/b", dir); /* parents are created */
-    cr_assert_eq(fr_write_ncf(out, tr, te, ng), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_write_ncf(out, tr, te, ng), FR_OK, "%s", fr_errmsg());
     /* user 10: (10,5,5) (30,7,4) (30,9,2) -> test (30, 9); user 20: (90,5,1) (100,9,3.5) */
     const char *want_train = "0\t0\t5\t10\n0\t1\t4\t30\n1\t0\t1\t90\n";
     const char *want_test = "0\t2\t2\t30\n1\t2\t3.5\t100\n";
@@ -350,7 +350,7 @@ Test(write, ncf_and_tsv_exact_bytes) {
     free(s);
     /* No write without a usable directory, and a clear message. */
     snprintf(p, sizeof p, "%s/u.tsv/x", dir);
-    cr_assert_eq(fr_write_ncf(p, tr, te, NULL), FR_ERR_IO);
+    cr_assert_eq(fr_dataset_write_ncf(p, tr, te, NULL), FR_ERR_IO);
     cr_assert(strstr(fr_errmsg(), "u.tsv"), "%s", fr_errmsg());
     tu_rmtree(dir);
     free(dir);
@@ -360,7 +360,7 @@ Test(write, ncf_and_tsv_exact_bytes) {
 
 Test(write, rejects_mismatched_id_spaces) {
     fr_dataset *a = grid(5, 5), *b = grid(6, 5);
-    cr_assert_eq(fr_write_ncf("/tmp/never-written", a, b, NULL), FR_ERR_INVALID);
+    cr_assert_eq(fr_dataset_write_ncf("/tmp/never-written", a, b, NULL), FR_ERR_INVALID);
     fr_negatives *n = (fr_negatives *)1;
     cr_assert_eq(fr_negatives_sample(&n, a, b, 3, 0), FR_ERR_INVALID);
     cr_assert_null(n);

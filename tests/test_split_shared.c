@@ -36,14 +36,14 @@ Test(split_shared, ml100k_loo_matches_shared_files) {
     fr_dataset *all = NULL, *train = NULL, *test = NULL;
     fr_negatives *negs = NULL;
     cr_assert_eq(fr_dataset_from_arrays(&all, n, u, it, r, t), FR_OK);
-    cr_assert_eq(fr_split(all, FR_SPLIT_LOO, 0, 0, &train, &test), FR_OK);
+    cr_assert_eq(fr_dataset_split(all, FR_SPLIT_LOO, 0, 0, &train, &test), FR_OK);
     cr_assert_eq(fr_dataset_n_interactions(train), 99057);
     cr_assert_eq(fr_dataset_n_interactions(test), 943);
     cr_assert_eq(fr_negatives_sample(&negs, all, test, 99, 7), FR_OK);
     char *dir = tu_tmpdir();
     char out[4096];
     snprintf(out, sizeof out, "%s/ncf", dir);
-    cr_assert_eq(fr_write_ncf(out, train, test, negs), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_write_ncf(out, train, test, negs), FR_OK, "%s", fr_errmsg());
 
     const char *names[2] = {"train.rating", "test.rating"};
     const char *refs[2] = {ref_train, ref_test};

@@ -17,7 +17,7 @@ static fr_dataset *gen(uint32_t users, uint32_t items, uint64_t n) {
     g.interactions = n;
     g.seed = 5;
     fr_dataset *d = NULL;
-    cr_assert_eq(fr_generate(&d, &g), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_generate(&d, &g), FR_OK, "%s", fr_errmsg());
     return d;
 }
 
@@ -215,7 +215,7 @@ Test(train, out_of_memory_leaks_nothing) {
 /* The evaluation glue against a naive computation through fr_model_score. */
 Test(train, evaluate_mf_is_clipped_rmse_over_the_test_set) {
     fr_dataset *all = gen(80, 40, 1500), *tr = NULL, *te = NULL;
-    cr_assert_eq(fr_split(all, FR_SPLIT_RATIO, 0.8, 2, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(all, FR_SPLIT_RATIO, 0.8, 2, &tr, &te), FR_OK);
     fr_model *m = make(FR_MODEL_MF, tr);
     fr_dataset_info in;
     fr_dataset_info_compute(tr, &in);
@@ -251,7 +251,7 @@ Test(train, evaluate_mf_is_clipped_rmse_over_the_test_set) {
 
 Test(train, evaluate_implicit_uses_sampled_or_full_ranking) {
     fr_dataset *all = gen(60, 50, 1200), *tr = NULL, *te = NULL;
-    cr_assert_eq(fr_split(all, FR_SPLIT_LOO, 0, 2, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_split(all, FR_SPLIT_LOO, 0, 2, &tr, &te), FR_OK);
     fr_negatives *negs = NULL;
     cr_assert_eq(fr_negatives_sample(&negs, all, te, 20, 3), FR_OK);
     fr_model *m = make(FR_MODEL_GMF, tr);

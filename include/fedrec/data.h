@@ -143,7 +143,7 @@ typedef enum fr_split_kind {
 
 /* Splits d into train and test over the same id space. Users with a single interaction
  * keep it in train for LOO. */
-FR_NODISCARD fr_err fr_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed,
+FR_NODISCARD fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed,
                              fr_dataset **train, fr_dataset **test);
 
 /* Evaluation negatives: for each user, `per_user` items. */
@@ -161,7 +161,7 @@ size_t fr_negatives_user(const fr_negatives *n, uint32_t user, const uint32_t **
 uint32_t fr_negatives_n_users(const fr_negatives *n);
 
 /* Writes NCF layout into dir: train.rating, test.rating and (if negs) test.negative. */
-FR_NODISCARD fr_err fr_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test,
+FR_NODISCARD fr_err fr_dataset_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test,
                                  const fr_negatives *negs);
 /* Writes a dataset as a u.data-style tab file (raw ids). */
 FR_NODISCARD fr_err fr_dataset_write_tsv(const fr_dataset *d, const char *path);
@@ -209,7 +209,7 @@ FR_NODISCARD fr_err fr_gen_opts_check(const fr_gen_opts *o);
  * ceil(interactions / users) when the target needs denser rows), latent-factor preferences
  * decide which popular items a user picks and their 1-5 ratings, timestamps increasing per
  * user. Deterministic: the same options give the same dataset for any thread count. */
-FR_NODISCARD fr_err fr_generate(fr_dataset **out, const fr_gen_opts *o);
+FR_NODISCARD fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_opts *o);
 
 #ifdef __cplusplus
 }

@@ -105,7 +105,7 @@ FR_NODISCARD fr_err fr_eval_full(fr_score_fn score, void *ctx, const fr_dataset 
  * ties by smaller item id; with exclude_seen, the user's training items are left out.
  * Writes *out_n <= k items (fewer when fewer candidates exist); out_scores may be NULL.
  * Calls score with worker 0. FR_ERR_INVALID (k == 0), FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_topk(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t user, size_t k,
+FR_NODISCARD fr_err fr_eval_topk(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t user, size_t k,
                             bool exclude_seen, uint32_t *out_items, float *out_scores, size_t *out_n);
 
 /* Writes the filled parts of r as JSON object members, without braces:

@@ -77,6 +77,9 @@ FR_NODISCARD fr_err fr_model_config_check(const fr_model_config *cfg);
 const char *fr_model_kind_name(fr_model_kind kind);
 /* Parses a name as above; FR_ERR_INVALID naming it if unknown. */
 FR_NODISCARD fr_err fr_model_kind_parse(const char *name, fr_model_kind *out);
+/* True if the kind predicts ratings (evaluated by RMSE/MAE on explicit ratings), false if
+ * it ranks items (implicit feedback: HR, NDCG, AUC). */
+bool fr_model_kind_is_explicit(fr_model_kind kind);
 
 /* ------------------------------------------------------------------ the model */
 

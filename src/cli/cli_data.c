@@ -152,9 +152,9 @@ static int data_split(int argc, char **argv) {
     fr_negatives *negs = NULL;
     fr_err e = fr_dataset_load(&d, pos[0], &o, NULL);
     if (e) return cli_fail(e, "data split");
-    e = fr_split(d, kind, r, seed, &train, &test);
+    e = fr_dataset_split(d, kind, r, seed, &train, &test);
     if (!e && negatives) e = fr_negatives_sample(&negs, d, test, (uint32_t)negatives, seed);
-    if (!e) e = fr_write_ncf(out, train, test, negs);
+    if (!e) e = fr_dataset_write_ncf(out, train, test, negs);
     if (!e)
         printf("wrote %s/train.rating (%" PRIu64 "), test.rating (%" PRIu64 ")%s\n", out,
                fr_dataset_n_interactions(train), fr_dataset_n_interactions(test), negs ? ", test.negative" : "");
@@ -199,7 +199,7 @@ static int data_generate(int argc, char **argv) {
     g.dim = (uint32_t)dim;
     fr_dataset *d = NULL;
     fr_err e = fr_gen_opts_check(&g);
-    if (!e) e = fr_generate(&d, &g);
+    if (!e) e = fr_dataset_generate(&d, &g);
     if (!e) e = fr_dataset_write_tsv(d, out);
     if (!e)
         printf("wrote %s: %u users, %u items, %" PRIu64 " interactions\n", out, fr_dataset_n_users(d),

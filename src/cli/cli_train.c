@@ -80,7 +80,7 @@ int cli_train_load(const cli_train_opts *o, fr_model_kind kind, cli_train_data *
         snprintf(d->source, sizeof d->source, "synthetic data (%d users, %d items, %d interactions)", SYN_USERS,
                  SYN_ITEMS, SYN_INTERACTIONS);
         snprintf(what, sizeof what, "generating %s", d->source);
-        e = fr_generate(&all, &g);
+        e = fr_dataset_generate(&all, &g);
         need_split = true;
     } else if (is_dir(o->data)) {
         char tr[1024], te[1024], ng[1024];
@@ -111,7 +111,7 @@ int cli_train_load(const cli_train_opts *o, fr_model_kind kind, cli_train_data *
         double ratio;
         if (cli_parse_split(o->split ? o->split : "loo", &sk, &ratio)) { fr_dataset_free(all); cli_train_data_free(d); return 2; }
         snprintf(what, sizeof what, "splitting %s", d->source);
-        e = fr_split(all, sk, ratio, o->seed, &d->train, &d->test);
+        e = fr_dataset_split(all, sk, ratio, o->seed, &d->train, &d->test);
         if (!e && !d->explicit_ratings && !o->negatives) {
             snprintf(what, sizeof what, "sampling evaluation negatives for %s", d->source);
             e = fr_negatives_sample(&d->negs, all, d->test, 99, o->seed);

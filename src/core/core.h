@@ -4,6 +4,8 @@
 #define FEDREC_SRC_CORE_CORE_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -68,5 +70,55 @@ void fri_buf_free(fri_buf *b);
 FR_NODISCARD fr_err fri_write_file_atomic(const char *path, const void *data, size_t n);
 /* Reads a whole file (regular files only; a directory is an error naming it). */
 FR_NODISCARD fr_err fri_read_file(const char *path, uint8_t **data, size_t *n);
+
+/* A bounded reader over bytes: every decoder of the library (model file, checkpoint,
+ * round state, TASK and RESULT messages) reads through one, so a length or count taken
+ * from the bytes is checked against what remains before it is used, without overflow
+ * (`k > left`, never `at + k > n`). Failures are FR_ERR_FORMAT with a message naming the
+ * input (`name`), what it is (`kind`: "model file", "TASK message"), the field, the
+ * offset and the bytes left. */
+typedef struct fri_rd {
+    const uint8_t *p;   /* the bytes */
+    size_t n;           /* readable length (a trailing CRC may be excluded) */
+    size_t at;          /* next byte */
+    const char *name;   /* the input in messages (a path, "<memory>") */
+    const char *kind;   /* what it is, in messages */
+} fri_rd;
+void fri_rd_init(fri_rd *r, const void *p, size_t n, const char *name, const char *kind);
+static inline size_t fri_rd_left(const fri_rd *r) { return r->n - r->at; }
+/* FR_OK if k more bytes can be read, else FR_ERR_FORMAT naming `what`. */
+FR_NODISCARD fr_err fri_rd_need(fri_rd *r, size_t k, const char *what);
+/* count elements of elem bytes each (count from the input: any value is checked). */
+FR_NODISCARD fr_err fri_rd_need_n(fri_rd *r, uint64_t count, size_t elem, const char *what);
+FR_NODISCARD fr_err fri_rd_u16(fri_rd *r, uint16_t *v, const char *what);
+FR_NODISCARD fr_err fri_rd_u32(fri_rd *r, uint32_t *v, const char *what);
+FR_NODISCARD fr_err fri_rd_u64(fri_rd *r, uint64_t *v, const char *what);
+FR_NODISCARD fr_err fri_rd_f32(fri_rd *r, float *v, const char *what);
+FR_NODISCARD fr_err fri_rd_f64(fri_rd *r, double *v, const char *what);
+/* A view of the next k bytes (not copied), then skips them. */
+FR_NODISCARD fr_err fri_rd_bytes(fri_rd *r, const uint8_t **p, size_t k, const char *what);
+/* FR_ERR_FORMAT unless every byte has been read ("N unexpected bytes after what"). */
+FR_NODISCARD fr_err fri_rd_end(const fri_rd *r, const char *what);
+
+/* The first error of a parallel loop: workers call fri_latch_set (the first code and its
+ * thread-local message win; later ones are dropped), the caller reads it after the loop
+ * with fri_latch_get, which re-raises the message on the caller's thread. A latch is
+ * reset before each loop. Lock-free; safe from any number of threads. */
+typedef struct fri_latch {
+    atomic_int err;     /* FR_OK or the first error */
+    atomic_int ready;   /* the message of err is written */
+    char msg[512];      /* its message, with the prefix given to fri_latch_set */
+} fri_latch;
+void fri_latch_reset(fri_latch *l);
+/* Records e (if it is the first) with "prefix: <this thread's message>" (prefix may be
+ * NULL). Returns e. */
+fr_err fri_latch_set(fri_latch *l, fr_err e, const char *prefix);
+/* True once an error is recorded (a cheap check for workers to stop early). */
+static inline bool fri_latch_failed(fri_latch *l) { return atomic_load_explicit(&l->err, memory_order_relaxed) != 0; }
+/* FR_OK, or the recorded error with its message set on this thread. */
+fr_err fri_latch_get(fri_latch *l);
+
+/* True if no value of w[0, n) is an infinity or NaN (exponent bits all ones); vectorises. */
+bool fri_all_finite(const float *w, size_t n);
 
 #endif

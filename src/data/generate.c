@@ -366,7 +366,7 @@ static void gen_block(void *ctx, size_t b, int worker) {
     }
 }
 
-fr_err fr_generate(fr_dataset **out, const fr_gen_opts *o) {
+fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_opts *o) {
     if (out) *out = NULL;
     if (!out) return fri_fail(FR_ERR_INVALID, "generate: output is required");
     fr_err err = fr_gen_opts_check(o);

@@ -89,7 +89,7 @@ static fr_err mark(const fr_dataset *d, fr_split_kind kind, double ratio, uint64
     return FR_OK;
 }
 
-fr_err fr_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed, fr_dataset **train,
+fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed, fr_dataset **train,
                 fr_dataset **test) {
     if (train) *train = NULL;
     if (test) *test = NULL;

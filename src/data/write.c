@@ -123,7 +123,7 @@ static fr_err write_negatives(const fr_dataset *test, const fr_negatives *negs, 
     return afile_commit(&a);
 }
 
-fr_err fr_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test, const fr_negatives *negs) {
+fr_err fr_dataset_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test, const fr_negatives *negs) {
     if (!dir || !train || !test) return fri_fail(FR_ERR_INVALID, "write ncf: directory, train and test are required");
     if (train->n_users != test->n_users || train->n_items != test->n_items)
         return fri_fail(FR_ERR_INVALID,

@@ -481,11 +481,11 @@ fr_err fr_eval_full(fr_score_fn score, void *ctx, const fr_dataset *train, const
 
 /* ------------------------------------------------------------ top-K */
 
-fr_err fr_topk(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t user, size_t k, bool exclude_seen,
+fr_err fr_eval_topk(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t user, size_t k, bool exclude_seen,
                uint32_t *out_items, float *out_scores, size_t *out_n) {
     if (out_n) *out_n = 0;
-    if (!score || !train || !out_items || !out_n) return fri_fail(FR_ERR_INVALID, "fr_topk: NULL argument");
-    if (k == 0) return fri_fail(FR_ERR_INVALID, "fr_topk: k = 0, expected >= 1");
+    if (!score || !train || !out_items || !out_n) return fri_fail(FR_ERR_INVALID, "fr_eval_topk: NULL argument");
+    if (k == 0) return fri_fail(FR_ERR_INVALID, "fr_eval_topk: k = 0, expected >= 1");
     uint32_t n_items = train->n_items;
     if (n_items == 0) return FR_OK;
     size_t kcap = k < n_items ? k : n_items, block = n_items < 4096 ? n_items : 4096;

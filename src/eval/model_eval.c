@@ -2,7 +2,6 @@
  * users array once and scores items in chunks of its workspace, so a callback allocates
  * nothing; errors inside a callback (which returns void) are latched for the caller. */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 
 #include "core/core.h"
@@ -22,8 +21,7 @@ struct fr_model_scorer {
     const uint32_t *item_map;   /* eval item -> model row, or NULL */
     int n_workers;              /* entries of w */
     worker_scratch *w;          /* [n_workers] */
-    atomic_int err;             /* first error met by a callback */
-    char errmsg[256];           /* its message */
+    fri_latch err;              /* first error met by a callback */
 };
 
 void fr_model_scorer_free(fr_model_scorer *s) {
@@ -38,6 +36,7 @@ fr_err fr_model_scorer_create(fr_model_scorer **out, const fr_model *m, fr_pool 
     *out = NULL;
     fr_model_scorer *s = fri_calloc(1, sizeof *s);
     if (!s) return FR_ERR_NOMEM;
+    fri_latch_reset(&s->err);
     s->m = m;
     s->user_map = user_map;
     s->item_map = item_map;
@@ -51,11 +50,6 @@ fr_err fr_model_scorer_create(fr_model_scorer **out, const fr_model *m, fr_pool 
     }
     *out = s;
     return FR_OK;
-}
-
-static void latch(fr_model_scorer *s, fr_err e) {
-    int none = 0;
-    if (atomic_compare_exchange_strong(&s->err, &none, (int)e)) snprintf(s->errmsg, sizeof s->errmsg, "%s", fr_errmsg());
 }
 
 void fr_model_scorer_fn(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *scores_out, int worker) {
@@ -81,7 +75,7 @@ void fr_model_scorer_fn(void *ctx, uint32_t user, const uint32_t *items, size_t 
         }
         fr_err e = fr_model_score(s->m, w->ws, w->users, it, k, scores_out + at);
         if (e) {
-            latch(s, e);
+            fri_latch_set(&s->err, e, NULL);
             for (size_t i = 0; i < k; i++) scores_out[at + i] = NAN;
             continue;
         }
@@ -91,11 +85,7 @@ void fr_model_scorer_fn(void *ctx, uint32_t user, const uint32_t *items, size_t 
     }
 }
 
-fr_err fr_model_scorer_status(const fr_model_scorer *s) {
-    int e = atomic_load(&((fr_model_scorer *)s)->err);
-    if (e) return fri_fail((fr_err)e, "%s", s->errmsg);
-    return FR_OK;
-}
+fr_err fr_model_scorer_status(const fr_model_scorer *s) { return fri_latch_get(&((fr_model_scorer *)s)->err); }
 
 fr_err fr_model_evaluate_with(fr_model_scorer *s, const fr_model *m, const fr_dataset *train, const fr_dataset *test,
                               const fr_negatives *negs, const fr_eval_opts *o, fr_pool *pool, fr_eval_result *r) {
@@ -104,7 +94,7 @@ fr_err fr_model_evaluate_with(fr_model_scorer *s, const fr_model *m, const fr_da
     else fr_eval_opts_default(&opts);
     fr_eval_result_init(r, &opts);
     fr_err e;
-    if (fr_model_config_of(m)->kind == FR_MODEL_MF) {
+    if (fr_model_kind_is_explicit(fr_model_config_of(m)->kind)) {
         fr_dataset_info in;
         fr_dataset_info_compute(train, &in);
         if (in.interactions && in.rating_max > in.rating_min) {

@@ -305,17 +305,6 @@ static fr_err add_pass(fr_client_ws *ws, const fr_client_user *d, uint32_t row, 
     return FR_OK;
 }
 
-/* True if no value is inf or NaN (exponent bits all ones); vectorises. */
-static bool all_finite(const float *w, size_t n) {
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, &w[i], 4);
-        bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
-    }
-    return !bad;
-}
-
 /* The coasting plan of optimizer o from step `from` to `to`, made once per fit for all
  * the rows that share them. */
 static const fri_coast *plan_of(fr_client_ws *ws, coast_side *s, const fr_optim *o, uint64_t from, uint64_t to) {
@@ -732,7 +721,7 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     for (int t = 0; c.lazy && t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t);
         size_t rows = lt->kind == FR_TENSOR_ITEM_TABLE ? L : lt->kind == FR_TENSOR_USER_TABLE ? U : lt->rows;
-        c.lazy = all_finite(w + lt->offset, rows * lt->cols);
+        c.lazy = fri_all_finite(w + lt->offset, rows * lt->cols);
     }
     /* coasting: rows step when touched and catch up in closed form (the dense rule up to
      * rounding); off for the bit-exact dense steps, or where lazy is not exact. A

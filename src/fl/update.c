@@ -230,13 +230,7 @@ static fr_err get_floats(const uint8_t *p, size_t n, float *out, const char *wha
     if (n == 0) return FR_OK; /* out may be NULL then (no dense part) */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(out, p, n * sizeof *out);
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, &out[i], 4);
-        bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
-    }
-    if (!bad) return FR_OK;
+    if (fri_all_finite(out, n)) return FR_OK;
 #else
     for (size_t i = 0; i < n; i++) out[i] = fri_get_f32(p + 4 * i);
 #endif

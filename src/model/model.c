@@ -51,6 +51,8 @@ fr_err fr_model_kind_parse(const char *name, fr_model_kind *out) {
                     name ? name : "(null)");
 }
 
+bool fr_model_kind_is_explicit(fr_model_kind kind) { return kind == FR_MODEL_MF; }
+
 static const char *loss_name(fr_loss l) {
     return l == FR_LOSS_MSE ? "mse" : l == FR_LOSS_BCE ? "bce" : l == FR_LOSS_BPR ? "bpr" : "?";
 }

@@ -2,6 +2,7 @@
 #ifndef FEDREC_SRC_MODEL_MODEL_INTERNAL_H
 #define FEDREC_SRC_MODEL_MODEL_INTERNAL_H
 
+#include "core/core.h"
 #include "fedrec/model.h"
 
 typedef enum fri_init {
@@ -91,4 +92,9 @@ FR_NODISCARD fr_err fri_optim_coast_reserve(fr_optim *o, uint64_t steps);
 void fri_optim_coast_plan(const fr_optim *o, uint64_t from, uint64_t to, fri_coast *c);
 void fri_optim_coast_range(const fr_optim *o, fr_model *m, size_t off, size_t n, const fri_coast *c);
 
+/* The model config as bytes (the model file's config section, and the model part of a
+ * federation's TASK): put appends it, get reads it back through a bounded reader and
+ * checks it (FR_ERR_FORMAT naming the field). */
+void fri_model_config_put(fri_buf *b, const fr_model_config *c);
+FR_NODISCARD fr_err fri_model_config_get(fri_rd *r, fr_model_config *c);
 #endif

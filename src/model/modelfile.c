@@ -31,6 +31,44 @@ void fr_model_meta_destroy(fr_model_meta *meta) {
 
 void fr_model_bytes_free(uint8_t *bytes) { fri_free(bytes); }
 
+void fri_model_config_put(fri_buf *b, const fr_model_config *c) {
+    fri_buf_u32(b, (uint32_t)c->kind);
+    fri_buf_u32(b, (uint32_t)c->loss);
+    fri_buf_u32(b, c->n_users);
+    fri_buf_u32(b, c->n_items);
+    fri_buf_u32(b, c->dim);
+    fri_buf_u32(b, c->mlp_dim);
+    fri_buf_u32(b, c->n_layers);
+    for (int l = 0; l < FR_MODEL_MAX_LAYERS; l++) fri_buf_u32(b, c->layers[l]);
+    fri_buf_f32(b, c->l2);
+    fri_buf_f32(b, c->mu);
+    fri_buf_f32(b, c->init_std);
+    fri_buf_u64(b, c->seed);
+}
+
+fr_err fri_model_config_get(fri_rd *r, fr_model_config *c) {
+    memset(c, 0, sizeof *c);
+    uint32_t v[7];
+    static const char *fields[7] = {"kind", "loss", "n_users", "n_items", "dim", "mlp_dim", "n_layers"};
+    fr_err e;
+    for (int i = 0; i < 7; i++)
+        if ((e = fri_rd_u32(r, &v[i], fields[i]))) return e;
+    c->kind = (fr_model_kind)v[0];
+    c->loss = (fr_loss)v[1];
+    c->n_users = v[2];
+    c->n_items = v[3];
+    c->dim = v[4];
+    c->mlp_dim = v[5];
+    c->n_layers = v[6];
+    for (int l = 0; l < FR_MODEL_MAX_LAYERS; l++)
+        if ((e = fri_rd_u32(r, &c->layers[l], "layers"))) return e;
+    if ((e = fri_rd_f32(r, &c->l2, "l2")) || (e = fri_rd_f32(r, &c->mu, "mu")) ||
+        (e = fri_rd_f32(r, &c->init_std, "init_std")) || (e = fri_rd_u64(r, &c->seed, "seed")))
+        return e;
+    if (fr_model_config_check(c) != FR_OK) return fri_fail_prefix(FR_ERR_FORMAT, "%s: bad model config", r->name);
+    return FR_OK;
+}
+
 fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes, size_t *n) {
     *bytes = NULL;
     *n = 0;
@@ -39,18 +77,7 @@ fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **b
     fri_buf_put(&b, MAGIC, 8);
     fri_buf_u32(&b, FR_MODEL_FILE_VERSION);
     fri_buf_u64(&b, 0); /* total length, patched below */
-    fri_buf_u32(&b, (uint32_t)c->kind);
-    fri_buf_u32(&b, (uint32_t)c->loss);
-    fri_buf_u32(&b, c->n_users);
-    fri_buf_u32(&b, c->n_items);
-    fri_buf_u32(&b, c->dim);
-    fri_buf_u32(&b, c->mlp_dim);
-    fri_buf_u32(&b, c->n_layers);
-    for (int l = 0; l < FR_MODEL_MAX_LAYERS; l++) fri_buf_u32(&b, c->layers[l]);
-    fri_buf_f32(&b, c->l2);
-    fri_buf_f32(&b, c->mu);
-    fri_buf_f32(&b, c->init_std);
-    fri_buf_u64(&b, c->seed);
+    fri_model_config_put(&b, c);
     fri_buf_u32(&b, (uint32_t)m->n_tensors);
     for (int i = 0; i < m->n_tensors; i++) {
         char name[FR_TENSOR_NAME_MAX] = {0};
@@ -92,35 +119,6 @@ fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **b
     return FR_OK;
 }
 
-/* A bounds-checked reader: every get fails cleanly past the end. */
-typedef struct rd {
-    const uint8_t *p;
-    size_t n, at;
-    const char *name;
-} rd;
-
-static fr_err need(rd *r, size_t k, const char *what) {
-    if (k > r->n - r->at)
-        return fri_fail(FR_ERR_FORMAT, "%s: truncated model file: %s needs %zu bytes at offset %zu, %zu left",
-                        r->name, what, k, r->at, r->n - r->at);
-    return FR_OK;
-}
-static fr_err get_u32(rd *r, uint32_t *v, const char *what) {
-    fr_err e = need(r, 4, what);
-    if (!e) { *v = fri_get_u32(r->p + r->at); r->at += 4; }
-    return e;
-}
-static fr_err get_u64(rd *r, uint64_t *v, const char *what) {
-    fr_err e = need(r, 8, what);
-    if (!e) { *v = fri_get_u64(r->p + r->at); r->at += 8; }
-    return e;
-}
-static fr_err get_f32(rd *r, float *v, const char *what) {
-    fr_err e = need(r, 4, what);
-    if (!e) { *v = fri_get_f32(r->p + r->at); r->at += 4; }
-    return e;
-}
-
 #define TRY(x) do { if ((e = (x)) != FR_OK) goto fail; } while (0)
 
 fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const char *name,
@@ -131,17 +129,18 @@ fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const cha
     fr_err e = FR_OK;
     fr_model *m = NULL;
     fr_model_meta mt = {0};
-    rd r = {bytes, n, 0, name};
+    fri_rd r;
+    fri_rd_init(&r, bytes, n, name, "model file");
     if (n < 8 || memcmp(bytes, MAGIC, 8) != 0)
         return fri_fail(FR_ERR_FORMAT, "%s: not a fedrec model file (bad magic)", name);
     r.at = 8;
     uint32_t version;
     uint64_t total;
-    if ((e = get_u32(&r, &version, "version"))) return e;
+    if ((e = fri_rd_u32(&r, &version, "version"))) return e;
     if (version != FR_MODEL_FILE_VERSION)
         return fri_fail(FR_ERR_VERSION, "%s: model file version %u: this build reads version %u", name,
                         version, FR_MODEL_FILE_VERSION);
-    if ((e = get_u64(&r, &total, "file length"))) return e;
+    if ((e = fri_rd_u64(&r, &total, "file length"))) return e;
     if (total != n)
         return fri_fail(FR_ERR_FORMAT, "%s: %s model file: its header says %llu bytes, it has %zu", name,
                         total > n ? "truncated" : "oversized", (unsigned long long)total, n);
@@ -153,42 +152,24 @@ fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const cha
     r.n = n - 4; /* the CRC is not content */
 
     fr_model_config c;
-    memset(&c, 0, sizeof c);
-    uint32_t v[7];
-    static const char *fields[7] = {"kind", "loss", "n_users", "n_items", "dim", "mlp_dim", "n_layers"};
-    for (int i = 0; i < 7; i++)
-        if ((e = get_u32(&r, &v[i], fields[i]))) return e;
-    c.kind = (fr_model_kind)v[0];
-    c.loss = (fr_loss)v[1];
-    c.n_users = v[2];
-    c.n_items = v[3];
-    c.dim = v[4];
-    c.mlp_dim = v[5];
-    c.n_layers = v[6];
-    for (int l = 0; l < FR_MODEL_MAX_LAYERS; l++)
-        if ((e = get_u32(&r, &c.layers[l], "layers"))) return e;
-    if ((e = get_f32(&r, &c.l2, "l2")) || (e = get_f32(&r, &c.mu, "mu")) ||
-        (e = get_f32(&r, &c.init_std, "init_std")) || (e = get_u64(&r, &c.seed, "seed")))
-        return e;
-    if (fr_model_config_check(&c) != FR_OK)
-        return fri_fail_prefix(FR_ERR_FORMAT, "%s: bad model config", name);
+    if ((e = fri_model_config_get(&r, &c))) return e;
     /* the layout the config gives; allocation-free, so checked before allocating */
     fr_model lay;
     memset(&lay, 0, sizeof lay);
     if (fri_model_layout(&lay, &c) != FR_OK) return fri_fail_prefix(FR_ERR_FORMAT, "%s: bad model config", name);
     uint32_t nt;
-    if ((e = get_u32(&r, &nt, "tensor count"))) return e;
+    if ((e = fri_rd_u32(&r, &nt, "tensor count"))) return e;
     if (nt != (uint32_t)lay.n_tensors)
         return fri_fail(FR_ERR_FORMAT, "%s: %u tensors, a %s model has %d", name, nt,
                         fr_model_kind_name(c.kind), lay.n_tensors);
     for (uint32_t i = 0; i < nt; i++) {
-        if ((e = need(&r, FR_TENSOR_NAME_MAX, "tensor name"))) return e;
+        if ((e = fri_rd_need(&r, FR_TENSOR_NAME_MAX, "tensor name"))) return e;
         const char *nm = (const char *)r.p + r.at;
         r.at += FR_TENSOR_NAME_MAX;
         uint32_t kind, rows, cols;
         uint64_t off;
-        if ((e = get_u32(&r, &kind, "tensor kind")) || (e = get_u32(&r, &rows, "tensor rows")) ||
-            (e = get_u32(&r, &cols, "tensor cols")) || (e = get_u64(&r, &off, "tensor offset")))
+        if ((e = fri_rd_u32(&r, &kind, "tensor kind")) || (e = fri_rd_u32(&r, &rows, "tensor rows")) ||
+            (e = fri_rd_u32(&r, &cols, "tensor cols")) || (e = fri_rd_u64(&r, &off, "tensor offset")))
             return e;
         const fr_tensor *t = &lay.t[i];
         if (strnlen(nm, FR_TENSOR_NAME_MAX) == FR_TENSOR_NAME_MAX || strcmp(nm, t->name) != 0 ||
@@ -197,11 +178,11 @@ fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const cha
                             "(expected %s [%u x %u] at %zu)", name, i, t->name, t->rows, t->cols, t->offset);
     }
     uint32_t jl, flags;
-    if ((e = get_u64(&r, &mt.round, "round")) || (e = get_u64(&r, &mt.epoch, "epoch")) ||
-        (e = get_u64(&r, &mt.seed, "meta seed")) || (e = get_u32(&r, &jl, "json length")))
+    if ((e = fri_rd_u64(&r, &mt.round, "round")) || (e = fri_rd_u64(&r, &mt.epoch, "epoch")) ||
+        (e = fri_rd_u64(&r, &mt.seed, "meta seed")) || (e = fri_rd_u32(&r, &jl, "json length")))
         return e;
     if (jl > JSON_MAX) return fri_fail(FR_ERR_FORMAT, "%s: config json of %u bytes: at most %u", name, jl, JSON_MAX);
-    if ((e = need(&r, jl, "config json"))) return e;
+    if ((e = fri_rd_need(&r, jl, "config json"))) return e;
     if (memchr(r.p + r.at, 0, jl)) return fri_fail(FR_ERR_FORMAT, "%s: config json contains a NUL byte", name);
     if (meta) {
         if (!(mt.config_json = fri_malloc((size_t)jl + 1))) return FR_ERR_NOMEM;
@@ -209,12 +190,12 @@ fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const cha
         mt.config_json[jl] = 0;
     }
     r.at += jl;
-    TRY(get_u32(&r, &flags, "id flags"));
+    TRY(fri_rd_u32(&r, &flags, "id flags"));
     if (flags > 3) { e = fri_fail(FR_ERR_FORMAT, "%s: id flags %u: expected 0..3", name, flags); goto fail; }
     for (int which = 0; which < 2; which++) {
         if (!(flags & (1u << which))) continue;
         uint32_t cnt = which ? c.n_items : c.n_users;
-        TRY(need(&r, (size_t)cnt * 8, which ? "item ids" : "user ids"));
+        TRY(fri_rd_need_n(&r, cnt, 8, which ? "item ids" : "user ids"));
         if (meta) {
             int64_t *ids = fri_malloc(((size_t)cnt ? cnt : 1) * sizeof *ids);
             if (!ids) { e = FR_ERR_NOMEM; goto fail; }
@@ -224,7 +205,7 @@ fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const cha
         r.at += (size_t)cnt * 8;
     }
     uint64_t np;
-    TRY(get_u64(&r, &np, "parameter count"));
+    TRY(fri_rd_u64(&r, &np, "parameter count"));
     if (np != lay.n_params) {
         e = fri_fail(FR_ERR_FORMAT, "%s: %llu parameters, the config gives %zu", name, (unsigned long long)np,
                      lay.n_params);
