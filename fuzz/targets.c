@@ -9,35 +9,68 @@
 #include "fuzz/targets.h"
 
 #include "fedrec/fl.h"
+#include "fl/fl_internal.h"
 #include "fedrec/model.h"
 
-/* update: the wire decoder against a fixed shape (dense 3, tables of widths 4 and 1 with
- * 16 and 1000 rows), on the raw bytes and again with the header's length and CRC patched
- * so that mutations reach the body parser. Whatever decodes must re-encode to the same
- * bytes (the encoding is canonical). */
-static int run_update(const uint8_t *data, size_t n) {
+/* Rewrites the header's length and CRC of a message of n bytes, so that mutations reach
+ * the body parser. */
+static void reseal(uint8_t *m, size_t n) {
+    uint64_t len = n;
+    uint32_t crc = fr_crc32c(0, m + FR_MSG_HEADER_BYTES, n - FR_MSG_HEADER_BYTES);
+    for (int i = 0; i < 8; i++) m[8 + i] = (uint8_t)(len >> (8 * i));
+    for (int i = 0; i < 4; i++) m[16 + i] = (uint8_t)(crc >> (8 * i));
+}
+
+/* result: the RESULT decoder against a fixed shape (dense 3, tables of widths 4 and 1 with
+ * 16 and 1000 rows), on the raw bytes and again resealed. Whatever decodes must re-encode
+ * to the same bytes (the encoding is canonical). */
+static int run_result(const uint8_t *data, size_t n) {
     static const uint32_t widths[2] = {4, 1}, rows[2] = {16, 1000};
     const fr_update_shape shape = {3, 2, widths, rows};
     uint8_t *m = malloc(n ? n : 1);
-    if (!m) return 0;
+    fr_result *r = NULL;
+    if (!m || fr_result_create(&r) != FR_OK) { free(m); return 0; }
     if (n) memcpy(m, data, n);
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
-            if (n < FR_UPDATE_HEADER_BYTES) break;
-            uint64_t len = n;
-            uint32_t crc = fr_crc32c(0, m + FR_UPDATE_HEADER_BYTES, n - FR_UPDATE_HEADER_BYTES);
-            for (int i = 0; i < 8; i++) m[8 + i] = (uint8_t)(len >> (8 * i));
-            for (int i = 0; i < 4; i++) m[16 + i] = (uint8_t)(crc >> (8 * i));
+            if (n < FR_MSG_HEADER_BYTES) break;
+            reseal(m, n);
         }
-        fr_update *u = NULL;
-        if (fr_update_decode(&u, m, n, &shape) != FR_OK) continue;
+        if (fr_result_decode(r, m, n, &shape) != FR_OK) continue;
         uint8_t *b = NULL;
         size_t bn = 0;
-        if (fr_update_encoded_size(u) != n) abort();
-        if (fr_update_encode(u, &b, &bn) != FR_OK || bn != n || memcmp(b, m, n) != 0) abort();
-        fr_update_bytes_free(b);
-        fr_update_free(u);
+        if (fr_result_encoded_size(r) != n) abort();
+        if (fr_result_encode(r, &b, &bn) != FR_OK || bn != n || memcmp(b, m, n) != 0) abort();
+        fr_msg_free(b);
     }
+    fr_result_free(r);
+    free(m);
+    return 0;
+}
+
+/* task: the TASK decoder on the raw bytes and resealed. A task that decodes must
+ * re-encode to the same bytes from its decoded parts (round, configs, parameters). */
+static int run_task(const uint8_t *data, size_t n) {
+    uint8_t *m = malloc(n ? n : 1);
+    fr_task *t = NULL;
+    if (!m || fr_task_create(&t) != FR_OK) { free(m); return 0; }
+    if (n) memcpy(m, data, n);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            if (n < FR_MSG_HEADER_BYTES) break;
+            reseal(m, n);
+        }
+        if (fr_task_decode(t, m, n) != FR_OK) continue;
+        fri_buf cb = {0}, tb = {0};
+        if (fri_fl_config_block(&cb, fr_task_model_config(t), fr_task_fl_config(t)) != FR_OK) abort();
+        if (fr_crc32c(0, cb.data, cb.len) != fr_task_config_crc(t)) abort();
+        if (fri_task_encode(&tb, fr_task_round(t), cb.data, cb.len, fr_task_config_crc(t), fr_task_model(t)) != FR_OK)
+            abort();
+        if (tb.len != n || memcmp(tb.data, m, n) != 0) abort();
+        fri_buf_free(&cb);
+        fri_buf_free(&tb);
+    }
+    fr_task_free(t);
     free(m);
     return 0;
 }
@@ -212,7 +245,8 @@ static int run_meta(const uint8_t *data, size_t n) {
 }
 
 const fr_fuzz_target fr_fuzz_targets[] = {
-    {"update", run_update},
+    {"result", run_result},
+    {"task", run_task},
     {"modelfile", fuzz_modelfile},
     {"ml100k", run_ml100k},
     {"ml1m", run_ml1m},

@@ -44,30 +44,43 @@ static void toy_update(fr_update *u, int k) {
     }
 }
 
+/* What the client sends for update u in round `round` of controller s: u weighted and
+ * quantized by the client (fr_result_quantize), answering s's federation. */
+static fr_err toy_result(fr_result *res, fr_update *u, const fr_round *s, int round) {
+    u->round = (uint32_t)round;
+    fr_err e = fr_result_quantize(res, u, fr_round_fl_config(s));
+    res->config_crc = fr_round_config_crc(s);
+    return e;
+}
+
 /* Runs `rounds` rounds of the toy (clients spread over workers as given) and returns the
  * shared parameters after minus before (6 floats: factors then biases). */
 static void toy_run(fr_fl_config *cfg, int n_workers, const int *worker_of, int rounds, double out[6]) {
     fr_model_config m = toy_mcfg();
-    fr_server *s = NULL;
-    cr_assert_eq(fr_server_create(&s, &m, cfg, n_workers), FR_OK);
-    cr_assert_eq(fr_model_n_shared(fr_server_model(s)), 6);
+    fr_round *s = NULL;
+    cr_assert_eq(fr_round_create(&s, &m, cfg, 3, n_workers), FR_OK);
+    cr_assert_eq(fr_model_n_shared(fr_round_model(s)), 6);
     float w0[6];
-    memcpy(w0, fr_model_params(fr_server_model(s)), sizeof w0);
+    memcpy(w0, fr_model_params_const(fr_round_model(s)), sizeof w0);
     fr_update *u = NULL;
     cr_assert_eq(fr_update_create(&u), FR_OK);
+    fr_result *res = NULL;
+    cr_assert_eq(fr_result_create(&res), FR_OK);
     for (int r = 0; r < rounds; r++) {
-        fr_server_begin_round(s);
+        cr_assert_eq(fr_round_begin(s, NULL, NULL), FR_OK);
         for (int k = 2; k >= 0; k--) { /* any order */
             toy_update(u, k);
-            cr_assert_eq(fr_server_accept(s, u, worker_of[k]), FR_OK);
+            cr_assert_eq(toy_result(res, u, s, r + 1), FR_OK);
+            cr_assert_eq(fr_round_accept(s, res, worker_of[k]), FR_OK);
         }
-        cr_assert_eq(fr_server_end_round(s), FR_OK);
+        cr_assert_eq(fr_round_end(s, NULL), FR_OK);
     }
-    cr_assert_eq(fr_server_round(s), (uint32_t)rounds);
-    const float *w = fr_model_params(fr_server_model(s));
+    cr_assert_eq(fr_round_completed(s), (uint32_t)rounds);
+    const float *w = fr_model_params_const(fr_round_model(s));
     for (int i = 0; i < 6; i++) out[i] = (double)w[i] - (double)w0[i];
+    fr_result_free(res);
     fr_update_free(u);
-    fr_server_free(s);
+    fr_round_free(s);
 }
 
 static const int ONE_WORKER[3] = {0, 0, 0};
@@ -110,9 +123,9 @@ Test(fedavg, toy_item_sum) {
     const double want[6] = {0.64, 0, 1.6, 0.18, 0, 0.4};
     for (int i = 0; i < 6; i++) cr_assert_float_eq(d[i], want[i], 6e-7, "param %d: %g vs %g", i, d[i], want[i]);
     cfg.row_norm = true;
-    fr_server *s = NULL;
+    fr_round *s = NULL;
     fr_model_config m = toy_mcfg();
-    cr_assert_eq(fr_server_create(&s, &m, &cfg, 1), FR_ERR_INVALID);
+    cr_assert_eq(fr_round_create(&s, &m, &cfg, 3, 1), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "item_sum") != NULL, "%s", fr_errmsg());
 }
 
@@ -160,21 +173,26 @@ Test(fedavg, rejects_updates_of_another_shape) {
     fr_fl_config cfg;
     fr_fl_config_default(&cfg, FR_MODEL_MF);
     fr_model_config m = toy_mcfg();
-    fr_server *s = NULL;
-    cr_assert_eq(fr_server_create(&s, &m, &cfg, 1), FR_OK);
+    fr_round *s = NULL;
+    cr_assert_eq(fr_round_create(&s, &m, &cfg, 3, 1), FR_OK);
     fr_update *u = NULL;
     cr_assert_eq(fr_update_create(&u), FR_OK);
+    fr_result *res = NULL;
+    cr_assert_eq(fr_result_create(&res), FR_OK);
     uint32_t w[1] = {1};
     cr_assert_eq(fr_update_reset(u, 0, 1, w), FR_OK);
-    fr_server_begin_round(s);
-    cr_assert_eq(fr_server_accept(s, u, 0), FR_ERR_INVALID);
+    cr_assert_eq(fr_round_begin(s, NULL, NULL), FR_OK);
+    cr_assert_eq(toy_result(res, u, s, 1), FR_OK);
+    cr_assert_eq(fr_round_accept(s, res, 0), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "expected") != NULL, "%s", fr_errmsg());
     toy_update(u, 0);
     u->tables[0].ids[1] = 3;
-    cr_assert_eq(fr_server_accept(s, u, 0), FR_ERR_INVALID);
+    cr_assert_eq(toy_result(res, u, s, 1), FR_OK);
+    cr_assert_eq(fr_round_accept(s, res, 0), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "row 3 out of range") != NULL, "%s", fr_errmsg());
+    fr_result_free(res);
     fr_update_free(u);
-    fr_server_free(s);
+    fr_round_free(s);
 }
 
 /* ------------------------------------------------------------------ equivalence */
@@ -351,7 +369,7 @@ Test(fedavg, resume_equals_uninterrupted) {
     s = NULL;
     cr_assert_eq(fr_sim_create(&s, &mc, &cfg, d, NULL), FR_OK);
     cr_assert_eq(fr_sim_checkpoint_load(s, path), FR_OK, "%s", fr_errmsg());
-    cr_assert_eq(fr_server_round(fr_sim_server(s)), 5);
+    cr_assert_eq(fr_round_completed(fr_sim_controller(s)), 5);
     for (int r = 0; r < 5; r++) cr_assert_eq(fr_sim_round(s, &st), FR_OK);
     cr_assert_eq(st.round, 10);
     uint8_t *b = model_bytes(s, &n55);
@@ -450,36 +468,28 @@ Test(fedavg, update_holds_only_shared_rows_and_private_rows_stay) {
 Test(fedavg, client_sampling) {
     fr_fl_config cfg;
     fr_fl_config_default(&cfg, FR_MODEL_MF);
-    fr_model_config m = toy_mcfg();
     uint32_t ids[100], ids2[100], k, k2;
-    fr_server *s = NULL;
     cfg.clients_per_round = 10;
-    cr_assert_eq(fr_server_create(&s, &m, &cfg, 1), FR_OK);
-    cr_assert_eq(fr_server_sample(s, 3, 100, ids, &k), FR_OK);
+    cr_assert_eq(fr_fl_sample(&cfg, 3, 100, ids, &k), FR_OK);
     cr_assert_eq(k, 10);
     for (uint32_t i = 1; i < k; i++) cr_assert(ids[i - 1] < ids[i], "increasing, distinct");
-    cr_assert_eq(fr_server_sample(s, 3, 100, ids2, &k2), FR_OK);
+    cr_assert_eq(fr_fl_sample(&cfg, 3, 100, ids2, &k2), FR_OK);
     cr_assert(k2 == k && memcmp(ids, ids2, k * sizeof *ids) == 0, "seeded by round");
-    cr_assert_eq(fr_server_sample(s, 4, 100, ids2, &k2), FR_OK);
+    cr_assert_eq(fr_fl_sample(&cfg, 4, 100, ids2, &k2), FR_OK);
     cr_assert(memcmp(ids, ids2, k * sizeof *ids) != 0, "another round, another sample");
-    fr_server_free(s);
 
     cfg.clients_per_round = 0.25;
-    cr_assert_eq(fr_server_create(&s, &m, &cfg, 1), FR_OK);
-    cr_assert_eq(fr_server_sample(s, 1, 10, ids, &k), FR_OK);
+    cr_assert_eq(fr_fl_sample(&cfg, 1, 10, ids, &k), FR_OK);
     cr_assert_eq(k, 3); /* ceil(2.5) */
-    fr_server_free(s);
 
     cfg.clients_per_round = 0;
     cfg.availability = 0.5;
-    cr_assert_eq(fr_server_create(&s, &m, &cfg, 1), FR_OK);
     uint64_t total = 0;
     for (uint32_t r = 1; r <= 20; r++) {
-        cr_assert_eq(fr_server_sample(s, r, 100, ids, &k), FR_OK);
+        cr_assert_eq(fr_fl_sample(&cfg, r, 100, ids, &k), FR_OK);
         total += k;
     }
     cr_assert(total > 850 && total < 1150, "about half available: %llu of 2000", (unsigned long long)total);
-    fr_server_free(s);
 
     cfg.availability = 1.5;
     cr_assert_eq(fr_fl_config_check(&cfg), FR_ERR_INVALID);

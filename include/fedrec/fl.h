@@ -1,23 +1,21 @@
-/* fedrec fl: federated learning. This part: the update a client sends, and its bytes.
+/* fedrec fl: federated learning, the same code in every runtime.
  *
- * An update carries the client's weight n_k (its training examples), its id, the round,
- * a dense part (the small shared layers, as one float vector) and, for each embedding
- * table, the rows the client touched: a row width w_t, a count c_t, strictly increasing
- * row ids[c_t] and values[c_t * w_t] (row-major). Rows absent from an update mean Δ = 0.
- *
- * Wire format (little-endian), version 1:
- *   header, FR_UPDATE_HEADER_BYTES = 24:
- *     u32 magic "FRUP" (bytes 46 52 55 50) | u16 version = 1 | u16 type = 1 (update)
- *     u64 total length of the message in bytes, header included
- *     u32 CRC-32C of the body (every byte after the header) | u32 reserved = 0
- *   body:
- *     u64 weight | u32 client | u32 round | u32 dense length D | u32 number of tables T
- *     f32 dense[D]
- *     T times: u32 width | u32 count | u32 ids[count] | f32 values[count * width]
- * The decoder trusts nothing in the bytes: it checks every length and count against the
- * bytes that remain and against the shape the server expects before allocating, so a
- * message can never make the receiver allocate more than its own size (plus the shape's
- * fixed table array). */
+ *   - fr_update: a client's change of the shared parameters after its local fit, in
+ *     floats (Δ = w_k - w_t): a dense part (the small shared layers) and, per embedding
+ *     table, the rows the client touched. Rows absent from an update mean Δ = 0.
+ *   - Messages (the only bytes a runtime carries): the TASK the server sends down (round,
+ *     the federation's config, the global shared parameters) and the RESULT a client
+ *     sends up (its update weighted and in 64-bit fixed point, n_k, its training
+ *     metrics). Every message has a 24-byte header:
+ *       u32 magic "FRMS" (bytes 46 52 4d 53) | u16 version = 1 | u16 type (1 TASK, 2 RESULT)
+ *       u64 total length of the message, header included
+ *       u32 CRC-32C of the body (every byte after the header) | u32 reserved = 0
+ *     Decoders trust nothing: every length and count is checked against the bytes that
+ *     remain (and a RESULT against the shape the server expects) before anything is
+ *     sized, so a message never makes its receiver allocate more than its own size.
+ *   - The client step: TASK + the client's own data + its private state -> RESULT.
+ *   - The round controller (fr_round): the server, as a state machine over bytes.
+ * Body layouts are in src/fl/msg.c. */
 #ifndef FEDREC_FL_H
 #define FEDREC_FL_H
 
@@ -29,14 +27,9 @@
 extern "C" {
 #endif
 
-/* ------------------------------------------------------------------ updates */
+/* ------------------------------------------------------------------ updates (in memory) */
 
-#define FR_UPDATE_MAGIC 0x50555246u /* "FRUP" read as a little-endian u32 */
-#define FR_UPDATE_VERSION 1
-#define FR_MSG_UPDATE 1
-#define FR_UPDATE_HEADER_BYTES 24
 #define FR_UPDATE_MAX_TABLES 64
-size_t fr_update_header_bytes(void);
 
 typedef struct fr_update_table {
     uint32_t width;     /* w_t: floats per row */
@@ -47,7 +40,7 @@ typedef struct fr_update_table {
 } fr_update_table;
 
 typedef struct fr_update {
-    uint64_t weight;          /* n_k: the client's training examples */
+    uint64_t weight;          /* n_k: the client's training interactions */
     uint32_t client;          /* client id */
     uint32_t round;           /* round the update answers */
     uint32_t dense_len;       /* floats in dense */
@@ -58,7 +51,7 @@ typedef struct fr_update {
     uint32_t tables_cap;      /* tables allocated */
 } fr_update;
 
-/* What a receiver expects: the decoder rejects anything else. */
+/* What a receiver expects of an update or a RESULT: anything else is refused. */
 typedef struct fr_update_shape {
     uint32_t dense_len;        /* exact dense length */
     uint32_t n_tables;         /* exact number of tables, <= FR_UPDATE_MAX_TABLES */
@@ -79,31 +72,70 @@ FR_NODISCARD fr_err fr_update_reset(fr_update *u, uint32_t dense_len, uint32_t n
  * caller's to fill (contents of rows beyond the old count are unspecified). */
 FR_NODISCARD fr_err fr_update_table_resize(fr_update *u, uint32_t t, uint32_t count);
 
-/* Exact size of the encoding of u, or 0 if it does not fit in size_t. */
-size_t fr_update_encoded_size(const fr_update *u);
-/* The same from the layout alone (byte counting in simulation): counts[t] rows of widths[t]. */
-size_t fr_update_wire_size(uint32_t dense_len, uint32_t n_tables, const uint32_t *widths, const uint32_t *counts);
+/* ------------------------------------------------------------------ messages */
 
-/* Encodes u into a new buffer (*bytes, freed with fr_update_bytes_free). FR_ERR_INVALID if
- * u breaks the format (row ids not strictly increasing, zero width, too many tables),
- * FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_update_encode(const fr_update *u, uint8_t **bytes, size_t *n);
-/* Encodes into buf[0..cap); *n gets the size. FR_ERR_RANGE if cap is too small. */
-FR_NODISCARD fr_err fr_update_encode_to(const fr_update *u, uint8_t *buf, size_t cap, size_t *n);
-void fr_update_bytes_free(uint8_t *bytes);
+#define FR_MSG_MAGIC 0x534d5246u /* "FRMS" read as a little-endian u32 */
+#define FR_MSG_VERSION 1
+#define FR_MSG_TASK 1
+#define FR_MSG_RESULT 2
+#define FR_MSG_HEADER_BYTES 24
+size_t fr_msg_header_bytes(void);
 
-/* Decodes a message into a new update. Errors (with a message naming the field, the value
- * and what was expected): FR_ERR_FORMAT (bad magic or type, truncated, trailing bytes,
- * counts or widths not matching the shape, row ids not strictly increasing or out of
- * range), FR_ERR_VERSION (another format version), FR_ERR_CHECKSUM (body damaged),
- * FR_ERR_INVALID (bad shape), FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_update_decode(fr_update **out, const uint8_t *bytes, size_t n, const fr_update_shape *shape);
-/* Decodes into an existing update, reusing its arrays. On failure u is left valid but
- * its contents are unspecified. */
-FR_NODISCARD fr_err fr_update_decode_into(fr_update *u, const uint8_t *bytes, size_t n,
-                                          const fr_update_shape *shape);
+/* The type of a message whose header is intact (magic, version, length = n; the body's
+ * CRC is not checked here). FR_ERR_FORMAT / FR_ERR_VERSION otherwise. For a receiver
+ * that dispatches on the type. */
+FR_NODISCARD fr_err fr_msg_type(const uint8_t *bytes, size_t n, uint16_t *type);
 
+/* 64-bit fixed point: a RESULT carries round(w * Δ * 2^32), w the value's weight, as a
+ * two's-complement integer, saturating at +-4.6e18 units. The server only adds integers
+ * (modulo 2^64: any order, any split over workers or machines gives the same sum, which
+ * is also what pairwise masks of secure aggregation need) and divides once at the end. */
+#define FR_FL_FIXED_SCALE 4294967296.0 /* 2^32 */
 
+typedef struct fr_result_table {
+    uint32_t width;     /* floats per row of the table */
+    uint32_t count;     /* rows present */
+    uint32_t *ids;      /* [count] strictly increasing row ids */
+    int64_t *values;    /* [count * width] fixed point, row-major */
+    size_t cap_rows;    /* rows allocated */
+} fr_result_table;
+
+/* What a client sends up: its update, weighted and in fixed point, and its metrics. */
+typedef struct fr_result {
+    uint32_t client;          /* client id */
+    uint32_t round;           /* round it answers */
+    uint32_t config_crc;      /* the federation it answers (from the TASK) */
+    uint64_t weight;          /* n_k: the client's training interactions */
+    uint64_t examples;        /* training examples over all local epochs */
+    double loss_sum;          /* example-weighted training loss over them */
+    uint32_t dense_len;       /* values in dense */
+    int64_t *dense;           /* [dense_len] n_k * Δ of the dense tensors, fixed point */
+    size_t dense_cap;
+    uint32_t n_tables;
+    fr_result_table *tables;  /* [n_tables] per item table: w * Δ of its rows, w = n_k
+                                 (or 1 when the federation sums item rows, item_sum) */
+    uint32_t tables_cap;
+} fr_result;
+
+FR_NODISCARD fr_err fr_result_create(fr_result **out);
+void fr_result_free(fr_result *r);
+/* Exact size of the encoding of r, or 0 if it does not fit in size_t. */
+size_t fr_result_encoded_size(const fr_result *r);
+/* Encodes r into buf[0..cap); *n gets the size. FR_ERR_RANGE if cap is too small,
+ * FR_ERR_INVALID if r breaks the format (ids not strictly increasing, a zero width, too
+ * many tables). */
+FR_NODISCARD fr_err fr_result_encode_to(const fr_result *r, uint8_t *buf, size_t cap, size_t *n);
+/* The same into a new buffer, freed with fr_msg_free. */
+FR_NODISCARD fr_err fr_result_encode(const fr_result *r, uint8_t **bytes, size_t *n);
+void fr_msg_free(uint8_t *bytes);
+/* Decodes a RESULT into r, reusing its arrays (on failure r is valid, its contents
+ * unspecified). Errors with a message naming the field, its value and what was expected:
+ * FR_ERR_FORMAT (bad magic or type, truncated, trailing bytes, counts or widths not
+ * matching the shape, ids not strictly increasing or out of range), FR_ERR_VERSION,
+ * FR_ERR_CHECKSUM (damaged body), FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_update_shape *shape);
+
+/* ------------------------------------------------------------------ federation config */
 /* ------------------------------------------------------------------ federation config */
 
 typedef enum fr_strategy {
@@ -157,6 +189,8 @@ typedef struct fr_fl_config {
     double clients_per_round; /* 0: all; >= 1: that many; in (0, 1): that fraction (rounded
                                  up, at least 1) of the available clients */
     double availability;      /* probability a client is available in a round (1) */
+    uint32_t min_results;     /* quorum: a round with fewer results applies nothing and is
+                                 retried (0, the default: any number, none included) */
     uint64_t seed;            /* names every stream: (seed, round, client, purpose) */
 } fr_fl_config;
 
@@ -164,6 +198,13 @@ typedef struct fr_fl_config {
 void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind);
 /* FR_OK, or FR_ERR_INVALID naming the field, its value and the allowed range. */
 FR_NODISCARD fr_err fr_fl_config_check(const fr_fl_config *c);
+
+/* Clients for round `round` (1-based) out of n_clients, in increasing id order: the
+ * available ones (availability, stream (seed, round, client, AVAIL)) then a uniform
+ * sample without replacement of the configured count (stream (seed, round, 0, SAMPLE)).
+ * ids must hold n_clients entries. *k gets the count (may be 0). FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, uint32_t *ids,
+                                 uint32_t *k);
 
 /* ------------------------------------------------------------------ client */
 
@@ -207,7 +248,10 @@ typedef struct fr_client_private {
 typedef struct fr_client_report {
     double loss_sum;        /* example-weighted training loss over all local steps */
     uint64_t examples;      /* examples seen over all local epochs */
-    uint64_t bytes_down;    /* wire size of the shared rows and dense part it received */
+    uint64_t bytes_down;    /* what the rows this fit read would weigh on the wire (dense
+                               part + its item rows): the downlink if a client fetched only
+                               its rows, which would tell the server its items; the TASK
+                               sends the whole shared prefix instead (docs/ARCHITECTURE.md) */
 } fr_client_report;
 
 /* Per-worker scratch of a client: compact local models (only the item rows one client
@@ -244,63 +288,143 @@ FR_NODISCARD fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t cli
 FR_NODISCARD fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *priv,
                                     const uint32_t *items, size_t n, float *out);
 
-/* ------------------------------------------------------------------ server (round controller) */
+/* ------------------------------------------------------------------ TASK and client step */
 
-typedef struct fr_server fr_server;
+/* A decoded TASK: the round to compute, the federation's configs, and the global model
+ * (its shared prefix is the global parameters; its one user row is unused). */
+typedef struct fr_task fr_task;
 
-/* What one round did (filled by a runtime). */
+FR_NODISCARD fr_err fr_task_create(fr_task **out);
+void fr_task_free(fr_task *t);
+/* Decodes a TASK message into t, reusing its model when the shape is unchanged (a client
+ * receiving every round allocates nothing). Errors: FR_ERR_FORMAT (bad magic or type,
+ * truncated, trailing bytes, a config that does not check, a parameter count that is not
+ * the config's shared prefix), FR_ERR_VERSION, FR_ERR_CHECKSUM, FR_ERR_NOMEM; t is then
+ * empty (fr_task_model returns NULL). */
+FR_NODISCARD fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n);
+uint32_t fr_task_round(const fr_task *t);
+/* CRC-32C of the task's config block: names the federation a RESULT answers. */
+uint32_t fr_task_config_crc(const fr_task *t);
+const fr_model_config *fr_task_model_config(const fr_task *t); /* n_users = 1 */
+const fr_fl_config *fr_task_fl_config(const fr_task *t);
+const fr_model *fr_task_model(const fr_task *t);
+
+/* The client step, one round of one client: local fit on the task's global parameters
+ * (fr_client_fit with the task's round), then its update weighted and quantized into res
+ * (n_k * Δ; item rows with weight 1 when the federation sums them), with the client's id,
+ * the round, the task's config CRC, n_k and its training metrics. ws must have been made
+ * with the task's configs (fr_client_ws_create(&ws, fr_task_model_config(t),
+ * fr_task_fl_config(t))): a task of another federation is FR_ERR_INVALID. A non-finite
+ * update (a diverged fit) is FR_ERR_RANGE and sends nothing. Errors of fr_client_fit. */
+FR_NODISCARD fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client,
+                                   const fr_client_data *data, const fr_client_private *priv, fr_result *res);
+/* The same from bytes to bytes, as a networked client runs it: decodes the TASK (into
+ * the workspace's own fr_task), steps, and encodes the RESULT into a buffer the workspace
+ * owns (*out, valid until the next call with ws). Errors of fr_task_decode and
+ * fr_client_step. */
+FR_NODISCARD fr_err fr_client_step_bytes(fr_client_ws *ws, const uint8_t *task, size_t task_n, uint32_t client,
+                                         const fr_client_data *data, const fr_client_private *priv,
+                                         const uint8_t **out, size_t *out_n);
+/* Quantizes an update into a result: n_k * Δ for the dense part, w * Δ for item rows
+ * (w = n_k, or 1 with cfg->item_sum), in fixed point; copies weight, client and round;
+ * leaves config_crc, examples and loss_sum to the caller. FR_ERR_RANGE naming the first
+ * non-finite value, FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg);
+
+/* ------------------------------------------------------------------ round controller */
+
+/* The server, as a transport-agnostic state machine over bytes. It owns the global model,
+ * the strategy's state and the round's integer accumulators; a runtime (in-process
+ * simulation, network, MPI) only moves its messages and schedules clients:
+ *
+ *   begin   samples the round's clients (fr_fl_sample) and makes the round's TASK;
+ *   task    gives a sampled client the TASK (the same bytes for every client: the whole
+ *           shared prefix, so the server never learns which items a client uses);
+ *   submit  decodes a RESULT and accepts it: one for the open round, of this federation
+ *           (config CRC), from a sampled client that has not answered yet. Anything else
+ *           (late, foreign, unknown, duplicate, damaged, misshapen) is refused with a
+ *           message saying which, and changes nothing;
+ *   end     with at least min_results results, sums the lanes' integers, divides by the
+ *           weights, applies the strategy and advances the round; below the quorum it
+ *           applies nothing, closes the round and leaves the round number as it was (the
+ *           next begin retries it);
+ *   merge   adds another controller's results of the same round (an MPI reduction);
+ *   save / load  the whole server state between rounds, so any runtime resumes.
+ *
+ * Thread-safety: task, submit and accept may be called concurrently, each caller with
+ * its own lane (0 <= lane < n_lanes); everything else needs exclusive access. Sums are
+ * integer, so the model is bit-identical for any lane, order or split of the results. */
+typedef struct fr_round fr_round;
+
+/* What one round did. */
 typedef struct fr_round_stats {
     uint32_t round;         /* the round just finished (1-based) */
-    uint32_t clients;       /* updates aggregated */
+    uint32_t clients;       /* results aggregated */
+    uint32_t sampled;       /* clients sampled */
     double loss;            /* example-weighted mean training loss of those clients */
     uint64_t examples;      /* their training examples (all local epochs) */
-    uint64_t bytes_up;      /* encoded updates */
-    uint64_t bytes_down;    /* shared rows and dense parts sent to clients */
+    uint64_t bytes_up;      /* RESULT messages accepted */
+    uint64_t bytes_down;    /* TASK messages given to clients */
 } fr_round_stats;
 
-/* Creates the server: the global model (mcfg with n_users = 1: only its shared prefix is
- * used), strategy state, and n_workers fixed-point accumulators. Errors FR_ERR_INVALID,
- * FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_server_create(fr_server **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
-                                     int n_workers);
-void fr_server_free(fr_server *s);
-/* The global model (shared prefix = the global parameters). Owned by the server. */
-fr_model *fr_server_model(fr_server *s);
-const fr_fl_config *fr_server_config(const fr_server *s);
-/* Rounds completed. */
-uint32_t fr_server_round(const fr_server *s);
-/* The shape a decoder must enforce on this server's updates (arrays owned by s). */
-const fr_update_shape *fr_server_shape(const fr_server *s);
+/* A controller for n_clients clients (ids 0..n_clients-1) with n_lanes accumulators.
+ * mcfg's n_users is ignored (the global model holds the shared part only). Errors
+ * FR_ERR_INVALID (configs, n_lanes < 1), FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
+                                    uint32_t n_clients, int n_lanes);
+void fr_round_free(fr_round *r);
+/* Rounds completed (applied). */
+uint32_t fr_round_completed(const fr_round *r);
+bool fr_round_is_open(const fr_round *r);
+uint32_t fr_round_n_clients(const fr_round *r);
+/* The global model: its shared prefix is the global parameters. Owned by r. */
+const fr_model *fr_round_model(const fr_round *r);
+const fr_model_config *fr_round_model_config(const fr_round *r);
+const fr_fl_config *fr_round_fl_config(const fr_round *r);
+/* The shape a RESULT must have. */
+const fr_update_shape *fr_round_shape(const fr_round *r);
+uint32_t fr_round_config_crc(const fr_round *r);
 
-/* Clients for round `round` (1-based) out of n_clients, in increasing id order: the
- * available ones (availability, stream (seed, round, client, AVAIL)) then a uniform
- * sample without replacement of the configured count (stream (seed, round, 0, SAMPLE)).
- * ids must hold n_clients entries. *k gets the count (may be 0). FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_server_sample(const fr_server *s, uint32_t round, uint32_t n_clients, uint32_t *ids,
-                                     uint32_t *k);
-
-/* Starts a round: zeroes the accumulators. */
-void fr_server_begin_round(fr_server *s);
-/* Adds n_k * Δ_k of one decoded update to worker's accumulator (64-bit fixed point,
- * FR_FL_FIXED_SCALE). Calls with distinct workers may run concurrently. FR_ERR_INVALID
- * if the update does not have the server's shape. */
-FR_NODISCARD fr_err fr_server_accept(fr_server *s, const fr_update *u, int worker);
-/* Sums the accumulators (integer: any order gives the same bits), divides by the weights
- * in double and applies the strategy to the global model; the round count goes up.
- * A round with no update leaves the model as it is (the count still goes up). */
-FR_NODISCARD fr_err fr_server_end_round(fr_server *s);
-
-#define FR_FL_FIXED_SCALE 4294967296.0 /* 2^32: n_k * Δ in units of 2^-32 */
-
-/* Server state for checkpoints: round, strategy moments (n_shared floats each, NULL when
- * the strategy has none). */
-typedef struct fr_server_state {
-    uint32_t round;
-    float *m, *v;
-} fr_server_state;
-/* Pointers into the server's own state (read or overwrite; lengths n_shared). */
-void fr_server_state_get(fr_server *s, fr_server_state *st);
-void fr_server_set_round(fr_server *s, uint32_t round);
+/* Opens round fr_round_completed(r) + 1: samples its clients (*clients, *k: increasing
+ * ids, owned by r, valid until the round closes; either may be NULL), zeroes the
+ * accumulators and encodes the TASK. FR_ERR_STATE if a round is open, FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fr_round_begin(fr_round *r, const uint32_t **clients, uint32_t *k);
+/* The TASK for `client` (*bytes owned by r, valid until the round closes; the same bytes
+ * for every client of the round). Counted in bytes_down once per client.
+ * FR_ERR_STATE (no open round), FR_ERR_INVALID (client not sampled this round). */
+FR_NODISCARD fr_err fr_round_task(fr_round *r, uint32_t client, const uint8_t **bytes, size_t *n);
+/* Decodes a RESULT (with lane's scratch) and accepts it. Errors of fr_result_decode, then
+ * as fr_round_accept. */
+FR_NODISCARD fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane);
+/* Accepts a decoded result into lane's accumulator (a runtime that passes results in
+ * memory; counts fr_result_encoded_size as bytes up). Refused, with nothing changed:
+ * FR_ERR_STATE (no open round, or a result of another round: late), FR_ERR_INVALID
+ * (another federation's config CRC, a client not sampled this round, a second result of
+ * one client, a shape that is not the model's, a lane out of range). */
+FR_NODISCARD fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane);
+/* Results accepted in the open round. */
+uint32_t fr_round_results(const fr_round *r);
+/* Closes the open round. With at least min_results results: aggregates, applies the
+ * strategy, advances the round, fills st (may be NULL) and returns FR_OK. Below the quorum:
+ * applies nothing, does not advance, fills st with what arrived and returns
+ * FR_ERR_EMPTY saying how many results came of how many needed. FR_ERR_STATE if no
+ * round is open. */
+FR_NODISCARD fr_err fr_round_end(fr_round *r, fr_round_stats *st);
+/* Closes the open round (if any) applying nothing. */
+void fr_round_abort(fr_round *r);
+/* Adds src's results of the open round into dst: same federation, same open round, no
+ * client answered in both (FR_ERR_INVALID naming it; nothing changes then). src is not
+ * modified. */
+FR_NODISCARD fr_err fr_round_merge(fr_round *dst, const fr_round *src);
+/* The server's whole state between rounds (magic "FRROUND\0", version, config, round,
+ * strategy moments, global shared parameters, CRC-32C): a new buffer freed with
+ * fr_msg_free. FR_ERR_STATE while a round is open. */
+FR_NODISCARD fr_err fr_round_save(const fr_round *r, uint8_t **bytes, size_t *n);
+/* Restores a state saved by a controller of the same federation (FR_ERR_INVALID naming
+ * the seed, strategy and sizes that differ; FR_ERR_FORMAT, FR_ERR_VERSION,
+ * FR_ERR_CHECKSUM for damaged bytes; name is used in messages). FR_ERR_STATE while a round
+ * is open. On failure r is unchanged. */
+FR_NODISCARD fr_err fr_round_load(fr_round *r, const uint8_t *bytes, size_t n, const char *name);
 
 #ifdef __cplusplus
 }

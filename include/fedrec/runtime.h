@@ -12,10 +12,12 @@ extern "C" {
 /* ------------------------------------------------------------------ simulation runtime */
 
 /* The `sim` runtime (src/runtime/sim.c): every user of a dataset is a client (or silos
- * of users are, fr_sim_create_silos); clients run
- * on a pool; updates are encoded to bytes and decoded by the server as in a networked
- * federation. It also holds the client-state store: each client's private rows, kept
- * across rounds (the private suffix of a model with one user row per client). */
+ * of users are, fr_sim_create_silos). A round is the round controller's (fr_round): it
+ * samples the clients and makes the TASK; the clients run fr_client_step on a pool; each
+ * RESULT is encoded to bytes and submitted as in a networked federation, so the bytes
+ * counted are the real ones. The sim also holds the client-state store: each client's
+ * private rows, kept across rounds (the private suffix of a model with one user row per
+ * user). */
 typedef struct fr_sim fr_sim;
 
 /* mcfg: n_users and n_items are set from train. pool may be NULL (one thread). train
@@ -29,20 +31,26 @@ FR_NODISCARD fr_err fr_sim_create(fr_sim **out, const fr_model_config *mcfg, con
 FR_NODISCARD fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
                                         const fr_dataset *train, const fr_partition *part, fr_pool *pool);
 void fr_sim_free(fr_sim *s);
-/* Whether updates go through the wire encoding (encode, then decode with the server's
- * shape: default true). false hands the client's update to the server directly and
- * counts fr_update_encoded_size as bytes up: the same model bits, less work at scale. */
+/* Whether results go through the wire encoding (encode, then the controller decodes them:
+ * default true). false hands each client's result to the controller in memory
+ * (fr_round_accept, which counts fr_result_encoded_size as bytes up): the same model
+ * bits, less work at scale. */
 void fr_sim_set_wire(fr_sim *s, bool encode);
-/* Runs one round (sample, fit, encode, decode, aggregate in client-id order). */
+/* Runs one round: begin, every sampled client with data steps on the pool, end. A
+ * client's error fails the round ("round R: client C: ..."), which then applies nothing.
+ * Errors of fr_round_end (a round below the quorum: FR_ERR_EMPTY). */
 FR_NODISCARD fr_err fr_sim_round(fr_sim *s, fr_round_stats *st);
-/* The server inside the sim. */
-fr_server *fr_sim_server(fr_sim *s);
+/* The round controller inside the sim (the server: its model, config, rounds completed). */
+fr_round *fr_sim_controller(fr_sim *s);
+/* Clients of the federation (users, or silos). */
+uint32_t fr_sim_n_clients(const fr_sim *s);
 /* A model with the global shared parameters and every client's private rows (synced on
  * each call; valid until the next round). For evaluation and the model file. */
 fr_model *fr_sim_model(fr_sim *s);
-/* Checkpoint: magic "FRCKPT\0\0", version, round, the config, the partition's CRC, the
- * server moments, the model (shared + every client's private rows), the clients' kept
- * optimizer state (keep_private_optim), CRC-32C; written atomically. */
+/* Checkpoint: magic "FRCKPT\0\0", version, the controller's state (fr_round_save: config,
+ * round, strategy moments, global parameters), the partition's CRC, every client's
+ * private rows and kept optimizer state (keep_private_optim), CRC-32C; written atomically
+ * (temporary file, fsync, rename). */
 FR_NODISCARD fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path);
 /* Loads a checkpoint into a sim created with the same config and data. Errors FR_ERR_IO,
  * FR_ERR_FORMAT, FR_ERR_CHECKSUM (damaged), FR_ERR_INVALID (another config or data). */

@@ -233,7 +233,7 @@ static fr_err save_model(fr_sim *sim, const cli_train_opts *o, const cli_train_d
             (double)fc->local.lr, rule, (double)fr_model_config_of(m)->l2, fc->negatives, fc->clients_per_round,
             o->partition ? o->partition : "user", fc->keep_private_optim ? "true" : "false");
     if (fclose(f) || !json) { free(json); free(uid); free(iid); return FR_ERR_NOMEM; }
-    fr_model_meta meta = {fr_server_round(fr_sim_server(sim)), 0, o->seed, json, uid, iid};
+    fr_model_meta meta = {fr_round_completed(fr_sim_controller(sim)), 0, o->seed, json, uid, iid};
     fr_err e = fr_model_save(m, o->out, &meta);
     free(json);
     free(uid);
@@ -286,7 +286,7 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
         if (!mf) { fprintf(stderr, "fedrec train: cannot open %s for writing\n", o->metrics_out); rc = 1; goto done; }
     }
     bool tty = isatty(2) && !o->quiet;
-    uint32_t start = fr_server_round(fr_sim_server(sim));
+    uint32_t start = fr_round_completed(fr_sim_controller(sim));
     bool ncf = mc.kind == FR_MODEL_GMF || mc.kind == FR_MODEL_MLP || mc.kind == FR_MODEL_NEUMF;
     uint64_t rounds = o->rounds ? o->rounds : ncf ? 50 : 20;
     char rule[96];
@@ -355,11 +355,11 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
     }
     if (have_eval && !o->quiet) {
-        if (last.has_sampled) printf("round %u: hr@10 %.4f ndcg@10 %.4f\n", fr_server_round(fr_sim_server(sim)),
+        if (last.has_sampled) printf("round %u: hr@10 %.4f ndcg@10 %.4f\n", fr_round_completed(fr_sim_controller(sim)),
                                      last.hr[k10(&last)], last.ndcg[k10(&last)]);
-        else if (last.has_full) printf("round %u: hr@10_full %.4f ndcg@10_full %.4f\n", fr_server_round(fr_sim_server(sim)),
+        else if (last.has_full) printf("round %u: hr@10_full %.4f ndcg@10_full %.4f\n", fr_round_completed(fr_sim_controller(sim)),
                                        last.hr_full[k10(&last)], last.ndcg_full[k10(&last)]);
-        else if (last.has_rating) printf("round %u: rmse %.4f mae %.4f\n", fr_server_round(fr_sim_server(sim)), last.rmse,
+        else if (last.has_rating) printf("round %u: rmse %.4f mae %.4f\n", fr_round_completed(fr_sim_controller(sim)), last.rmse,
                                          last.mae);
     }
     rc = 0;

@@ -30,6 +30,7 @@
 
 #include "core/core.h"
 #include "fedrec/fl.h"
+#include "fl/fl_internal.h"
 #include "model/examples.h"
 #include "model/model_internal.h"
 
@@ -90,6 +91,12 @@ struct fr_client_ws {
     uint32_t n_tables;      /* item tables */
     uint32_t n_utables;     /* user tables */
     uint32_t widths[FR_MODEL_MAX_TENSORS]; /* item tables' widths */
+    uint32_t config_crc;    /* the federation this workspace is for (its TASKs carry it) */
+    fr_update *step_upd;    /* the step's float update (made on first use) */
+    fr_task *step_task;     /* fr_client_step_bytes: the decoded TASK */
+    fr_result *step_res;    /* fr_client_step_bytes: the RESULT */
+    uint8_t *step_buf;      /* fr_client_step_bytes: its bytes */
+    size_t step_cap;
 };
 
 static int cmp_u32(const void *a, const void *b) {
@@ -177,6 +184,12 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
         ws->row_of = fri_calloc(mcfg->n_items ? mcfg->n_items : 1, sizeof *ws->row_of);
         if (!ws->own || !ws->row_of) e = FR_ERR_NOMEM;
     }
+    if (!e) {
+        fri_buf cb = {0};
+        e = fri_fl_config_block(&cb, mcfg, cfg);
+        ws->config_crc = fr_crc32c(0, cb.data, cb.len);
+        fri_buf_free(&cb);
+    }
     if (e) { fr_client_ws_free(ws); return e; }
     for (int t = 0; t < fr_model_n_tensors(ws->m); t++) {
         const fr_tensor *tt = fr_model_tensor(ws->m, t);
@@ -210,6 +223,10 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fri_free(ws->sc_item);
     side_free(&ws->ci);
     side_free(&ws->cu);
+    fr_update_free(ws->step_upd);
+    fr_task_free(ws->step_task);
+    fr_result_free(ws->step_res);
+    fri_free(ws->step_buf);
     fri_free(ws);
 }
 
@@ -689,9 +706,11 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         size_t rows = lt->kind == FR_TENSOR_ITEM_TABLE ? L : lt->rows;
         memcpy(ws->ref + lt->offset, w + lt->offset, rows * lt->cols * sizeof *w);
     }
-    uint32_t counts[FR_MODEL_MAX_TENSORS];
-    for (uint32_t t = 0; t < ws->n_tables; t++) counts[t] = (uint32_t)L;
-    rep->bytes_down = fr_update_wire_size(ws->dense_len, ws->n_tables, ws->widths, counts);
+    /* what a rows-on-request downlink would carry: the dense part, and per item table its
+     * L row ids and rows */
+    uint64_t down = 4 * (uint64_t)ws->dense_len;
+    for (uint32_t t = 0; t < ws->n_tables; t++) down += (uint64_t)L * (4 + 4 * (uint64_t)ws->widths[t]);
+    rep->bytes_down = down;
 
     /* local fit: E epochs of minibatches with fresh optimizers for the shared part
      * (moments zeroed over what a step can touch: the dense tensors, item rows [0, L)),
@@ -792,5 +811,53 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         kept_state(ws, priv, U, false);
         *priv->steps = fr_optim_steps(ws->op);
     }
+    return FR_OK;
+}
+
+/* ------------------------------------------------------------------ the client step */
+
+fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
+                      const fr_client_private *priv, fr_result *res) {
+    const fr_model *g = fr_task_model(task);
+    if (!g) return fri_fail(FR_ERR_INVALID, "client %u: the TASK is empty (not decoded)", client);
+    if (fr_task_config_crc(task) != ws->config_crc)
+        return fri_fail(FR_ERR_INVALID,
+                        "client %u: the TASK is of another federation (config CRC 0x%08x, this client's 0x%08x)",
+                        client, fr_task_config_crc(task), ws->config_crc);
+    if (!ws->step_upd) {
+        fr_err e = fr_update_create(&ws->step_upd);
+        if (e) return e;
+    }
+    fr_client_report rep;
+    fr_err e = fr_client_fit(ws, fr_task_round(task), client, data, g, priv, ws->step_upd, &rep);
+    if (!e) e = fr_result_quantize(res, ws->step_upd, &ws->cfg);
+    if (e) return e;
+    res->config_crc = ws->config_crc;
+    res->examples = rep.examples;
+    res->loss_sum = rep.loss_sum;
+    return FR_OK;
+}
+
+fr_err fr_client_step_bytes(fr_client_ws *ws, const uint8_t *task, size_t task_n, uint32_t client,
+                            const fr_client_data *data, const fr_client_private *priv, const uint8_t **out,
+                            size_t *out_n) {
+    *out = NULL;
+    *out_n = 0;
+    fr_err e = FR_OK;
+    if (!ws->step_task) e = fr_task_create(&ws->step_task);
+    if (!e && !ws->step_res) e = fr_result_create(&ws->step_res);
+    if (!e) e = fr_task_decode(ws->step_task, task, task_n);
+    if (!e) e = fr_client_step(ws, ws->step_task, client, data, priv, ws->step_res);
+    if (e) return e;
+    size_t need = fr_result_encoded_size(ws->step_res);
+    if (need > ws->step_cap) {
+        uint8_t *b = fri_realloc(ws->step_buf, need);
+        if (!b) return FR_ERR_NOMEM;
+        ws->step_buf = b;
+        ws->step_cap = need;
+    }
+    e = fr_result_encode_to(ws->step_res, ws->step_buf, ws->step_cap, out_n);
+    if (e) return e;
+    *out = ws->step_buf;
     return FR_OK;
 }

@@ -1,22 +1,16 @@
-/* Client updates and their wire encoding (format in include/fedrec/fl.h).
+/* Updates and results in memory: the float update a client's fit makes (fr_update), the
+ * weighted fixed-point result it sends (fr_result), and the quantization between them.
  *
  * Invariants:
- *   - An fr_update owns its arrays; capacities only grow, so one update reused across
- *     rounds stops allocating once it has seen its largest round.
- *   - Decoding is two passes: the first reads the whole message and checks every length,
- *     count, id and value against the bytes that remain and against the expected shape,
- *     allocating nothing; the second sizes the update and copies. So no size computed
- *     from the bytes is used before it is checked, and a message can never make the
- *     receiver allocate more than it sent.
- *   - The encoding is canonical: a message that decodes re-encodes to the same bytes. */
+ *   - Both own their arrays and only grow them, so one kept across rounds stops
+ *     allocating once it has seen its largest round.
+ *   - Quantization is the server's old accumulation moved to the client: each value is
+ *     round(w * Δ * 2^32) computed in double from the float, saturating; the server then
+ *     only adds integers modulo 2^64, so the sum is the same whatever the order, the
+ *     split over workers, or whether masks are added and cancelled on the way. */
 #include <math.h>
 
-#include "core/core.h"
-#include "fedrec/fl.h"
-
-#define BODY_FIXED 24 /* weight, client, round, dense length, table count */
-
-size_t fr_update_header_bytes(void) { return FR_UPDATE_HEADER_BYTES; }
+#include "fl/fl_internal.h"
 
 fr_err fr_update_create(fr_update **out) {
     *out = fri_calloc(1, sizeof **out);
@@ -92,259 +86,171 @@ fr_err fr_update_table_resize(fr_update *u, uint32_t t, uint32_t count) {
     return FR_OK;
 }
 
-/* ------------------------------------------------------------ sizes */
+/* ------------------------------------------------------------ fixed point */
 
-/* a += b * c * 4 with overflow checks. */
-static int add_floats(size_t *a, size_t b, size_t c) {
-    size_t x;
-    if (fri_mul_size(b, c, &x) || fri_mul_size(x, 4, &x) || x > SIZE_MAX - *a) return -1;
-    *a += x;
-    return 0;
+/* n_k * Δ in units of 2^-32, rounded half away from zero, saturating (NaN gives the
+ * lower bound: fmax returns its non-NaN argument). Branch-free so the loops vectorise. */
+static inline int64_t fixed(double x) {
+    double v = fmin(fmax(x * FR_FL_FIXED_SCALE, -4.6e18), 4.6e18);
+    return (int64_t)(v + copysign(0.5, v));
 }
 
-size_t fr_update_wire_size(uint32_t dense_len, uint32_t n_tables, const uint32_t *widths, const uint32_t *counts) {
-    size_t n = FR_UPDATE_HEADER_BYTES + BODY_FIXED;
-    if (add_floats(&n, dense_len, 1)) return 0;
+/* The conversion needs AVX-512DQ to vectorise (vcvttpd2qq; AVX2 has no double -> int64),
+ * so on x86-64 with gcc or clang a copy doing the same double operations in the same
+ * order is chosen at run time: bit-identical to the scalar loop (max(v, lo) returns lo
+ * for a NaN v, as fmax does). */
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define FR_HAVE_AVX512_DISPATCH 1
+__attribute__((target("avx512f,avx512dq"))) static size_t add_fixed_avx512(int64_t *restrict acc,
+                                                                          const float *restrict val, size_t n,
+                                                                          double w) {
+    const __m512d vw = _mm512_set1_pd(w), vs = _mm512_set1_pd(FR_FL_FIXED_SCALE), lo = _mm512_set1_pd(-4.6e18),
+                  hi = _mm512_set1_pd(4.6e18), half = _mm512_set1_pd(0.5);
+    const __m512i sign = _mm512_set1_epi64((long long)0x8000000000000000ull);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d x = _mm512_mul_pd(_mm512_mul_pd(vw, _mm512_cvtps_pd(_mm256_loadu_ps(val + i))), vs);
+        x = _mm512_min_pd(_mm512_max_pd(x, lo), hi);
+        __m512d h = _mm512_castsi512_pd(_mm512_or_si512(_mm512_and_si512(_mm512_castpd_si512(x), sign),
+                                                        _mm512_castpd_si512(half)));
+        __m512i q = _mm512_cvttpd_epi64(_mm512_add_pd(x, h));
+        _mm512_storeu_si512(acc + i, _mm512_add_epi64(_mm512_loadu_si512(acc + i), q));
+    }
+    return i;
+}
+static int have_avx512(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"); }
+#else
+#define FR_HAVE_AVX512_DISPATCH 0
+#endif
+
+void fri_fl_add_fixed(int64_t *restrict acc, const float *restrict val, size_t n, double w, bool vector) {
+    size_t i = 0;
+#if FR_HAVE_AVX512_DISPATCH
+    if (vector && n >= 8 && have_avx512()) i = add_fixed_avx512(acc, val, n, w);
+#else
+    (void)vector;
+#endif
+    for (; i < n; i++) acc[i] += fixed(w * (double)val[i]);
+}
+
+void fri_fl_add_ints(int64_t *restrict acc, const int64_t *restrict val, size_t n) {
+    /* unsigned: wrapping is defined, and is what masked sums need */
+    uint64_t *restrict a = (uint64_t *)acc;
+    const uint64_t *restrict v = (const uint64_t *)val;
+    for (size_t i = 0; i < n; i++) a[i] += v[i];
+}
+
+/* ------------------------------------------------------------ results */
+
+fr_err fr_result_create(fr_result **out) {
+    *out = fri_calloc(1, sizeof **out);
+    return *out ? FR_OK : FR_ERR_NOMEM;
+}
+
+void fr_result_free(fr_result *r) {
+    if (!r) return;
+    for (uint32_t t = 0; t < r->tables_cap; t++) {
+        fri_free(r->tables[t].ids);
+        fri_free(r->tables[t].values);
+    }
+    fri_free(r->tables);
+    fri_free(r->dense);
+    fri_free(r);
+}
+
+fr_err fri_result_reset(fr_result *r, uint32_t dense_len, uint32_t n_tables, const uint32_t *widths) {
+    if (n_tables > FR_UPDATE_MAX_TABLES)
+        return fri_fail(FR_ERR_INVALID, "result: %u tables, at most %d supported", n_tables, FR_UPDATE_MAX_TABLES);
+    if (dense_len > r->dense_cap) {
+        int64_t *d = fri_realloc(r->dense, (size_t)dense_len * sizeof *d);
+        if (!d) return FR_ERR_NOMEM;
+        r->dense = d;
+        r->dense_cap = dense_len;
+    }
+    if (n_tables > r->tables_cap) {
+        fr_result_table *tb = fri_realloc(r->tables, (size_t)n_tables * sizeof *tb);
+        if (!tb) return FR_ERR_NOMEM;
+        memset(tb + r->tables_cap, 0, (size_t)(n_tables - r->tables_cap) * sizeof *tb);
+        r->tables = tb;
+        r->tables_cap = n_tables;
+    }
+    r->dense_len = dense_len;
     for (uint32_t t = 0; t < n_tables; t++) {
-        if (add_floats(&n, 1, 2) || add_floats(&n, counts[t], 1) || add_floats(&n, counts[t], widths[t])) return 0;
-    }
-    return n;
-}
-
-size_t fr_update_encoded_size(const fr_update *u) {
-    size_t n = FR_UPDATE_HEADER_BYTES + BODY_FIXED;
-    if (add_floats(&n, u->dense_len, 1)) return 0;
-    for (uint32_t t = 0; t < u->n_tables; t++) {
-        const fr_update_table *tb = &u->tables[t];
-        if (add_floats(&n, 1, 2) || add_floats(&n, tb->count, 1) || add_floats(&n, tb->count, tb->width)) return 0;
-    }
-    return n;
-}
-
-/* ------------------------------------------------------------ encode */
-
-static fr_err check_update(const fr_update *u) {
-    if (u->n_tables > FR_UPDATE_MAX_TABLES)
-        return fri_fail(FR_ERR_INVALID, "update: %u tables, at most %d supported", u->n_tables, FR_UPDATE_MAX_TABLES);
-    for (uint32_t t = 0; t < u->n_tables; t++) {
-        const fr_update_table *tb = &u->tables[t];
-        if (tb->width == 0) return fri_fail(FR_ERR_INVALID, "update: table %u has width 0, expected >= 1", t);
-        for (uint32_t i = 1; i < tb->count; i++)
-            if (tb->ids[i] <= tb->ids[i - 1])
-                return fri_fail(FR_ERR_INVALID, "update: table %u: row id %u at %u follows %u, expected increasing ids",
-                                t, tb->ids[i], i, tb->ids[i - 1]);
-    }
-    return FR_OK;
-}
-
-/* n u32 / f32 values to little-endian bytes: one copy on a little-endian host. */
-static void put_u32s(uint8_t *p, const uint32_t *v, size_t n) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (n) memcpy(p, v, n * 4);
-#else
-    for (size_t i = 0; i < n; i++) fri_put_u32(p + 4 * i, v[i]);
-#endif
-}
-static void put_f32s(uint8_t *p, const float *v, size_t n) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (n) memcpy(p, v, n * 4);
-#else
-    for (size_t i = 0; i < n; i++) fri_put_f32(p + 4 * i, v[i]);
-#endif
-}
-
-fr_err fr_update_encode_to(const fr_update *u, uint8_t *buf, size_t cap, size_t *n) {
-    if (n) *n = 0;
-    if (!u || !n) return fri_fail(FR_ERR_INVALID, "fr_update_encode_to: NULL argument");
-    fr_err e = check_update(u);
-    if (e) return e;
-    size_t total = fr_update_encoded_size(u);
-    if (total == 0) return fri_fail(FR_ERR_INVALID, "update: encoded size overflows size_t");
-    if (!buf || cap < total) return fri_fail(FR_ERR_RANGE, "update: needs %zu bytes, buffer has %zu", total, cap);
-    uint8_t *p = buf + FR_UPDATE_HEADER_BYTES;
-    fri_put_u64(p, u->weight);
-    fri_put_u32(p + 8, u->client);
-    fri_put_u32(p + 12, u->round);
-    fri_put_u32(p + 16, u->dense_len);
-    fri_put_u32(p + 20, u->n_tables);
-    p += BODY_FIXED;
-    put_f32s(p, u->dense, u->dense_len);
-    p += (size_t)u->dense_len * 4;
-    for (uint32_t t = 0; t < u->n_tables; t++) {
-        const fr_update_table *tb = &u->tables[t];
-        fri_put_u32(p, tb->width);
-        fri_put_u32(p + 4, tb->count);
-        p += 8;
-        put_u32s(p, tb->ids, tb->count);
-        p += (size_t)tb->count * 4;
-        size_t nv = (size_t)tb->count * tb->width; /* fits: encoded size did not overflow */
-        put_f32s(p, tb->values, nv);
-        p += nv * 4;
-    }
-    fri_put_u32(buf, FR_UPDATE_MAGIC);
-    fri_put_u16(buf + 4, FR_UPDATE_VERSION);
-    fri_put_u16(buf + 6, FR_MSG_UPDATE);
-    fri_put_u64(buf + 8, (uint64_t)total);
-    fri_put_u32(buf + 16, fr_crc32c(0, buf + FR_UPDATE_HEADER_BYTES, total - FR_UPDATE_HEADER_BYTES));
-    fri_put_u32(buf + 20, 0);
-    *n = total;
-    return FR_OK;
-}
-
-fr_err fr_update_encode(const fr_update *u, uint8_t **bytes, size_t *n) {
-    if (bytes) *bytes = NULL;
-    if (n) *n = 0;
-    if (!u || !bytes || !n) return fri_fail(FR_ERR_INVALID, "fr_update_encode: NULL argument");
-    fr_err e = check_update(u);
-    if (e) return e;
-    size_t total = fr_update_encoded_size(u);
-    if (total == 0) return fri_fail(FR_ERR_INVALID, "update: encoded size overflows size_t");
-    uint8_t *b = fri_malloc(total);
-    if (!b) return FR_ERR_NOMEM;
-    e = fr_update_encode_to(u, b, total, n);
-    if (e) { fri_free(b); return e; }
-    *bytes = b;
-    return FR_OK;
-}
-
-void fr_update_bytes_free(uint8_t *bytes) { fri_free(bytes); }
-
-/* ------------------------------------------------------------ decode */
-
-static fr_err check_shape(const fr_update_shape *s) {
-    if (!s) return fri_fail(FR_ERR_INVALID, "update decode: NULL shape");
-    if (s->n_tables > FR_UPDATE_MAX_TABLES)
-        return fri_fail(FR_ERR_INVALID, "update shape: %u tables, at most %d supported", s->n_tables,
-                        FR_UPDATE_MAX_TABLES);
-    if (s->n_tables > 0 && (!s->widths || !s->n_rows))
-        return fri_fail(FR_ERR_INVALID, "update shape: NULL widths or n_rows");
-    for (uint32_t t = 0; t < s->n_tables; t++)
-        if (s->widths[t] == 0) return fri_fail(FR_ERR_INVALID, "update shape: table %u has width 0", t);
-    return FR_OK;
-}
-
-/* Reads n little-endian floats at p into out; FR_ERR_FORMAT on a non-finite one. On a
- * little-endian host one copy, then a branch-free scan of the exponent bits (both
- * vectorise); the index of a bad value is looked for only when there is one. */
-static fr_err get_floats(const uint8_t *p, size_t n, float *out, const char *what, uint32_t t) {
-    if (n == 0) return FR_OK; /* out may be NULL then (no dense part) */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(out, p, n * sizeof *out);
-    if (fri_all_finite(out, n)) return FR_OK;
-#else
-    for (size_t i = 0; i < n; i++) out[i] = fri_get_f32(p + 4 * i);
-#endif
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(out[i]))
-            return fri_fail(FR_ERR_FORMAT, "update: %s %u: value %zu is not finite (%g)", what, t, i, (double)out[i]);
-    return FR_OK;
-}
-
-/* One pass: checks every field against the bytes that remain and the shape before it
- * sizes anything in u, then copies it. */
-static fr_err parse(fr_update *u, const uint8_t *b, size_t n, const fr_update_shape *s) {
-    if (n < FR_UPDATE_HEADER_BYTES)
-        return fri_fail(FR_ERR_FORMAT, "update: %zu bytes, shorter than the %d-byte header", n, FR_UPDATE_HEADER_BYTES);
-    uint32_t magic = fri_get_u32(b);
-    if (magic != FR_UPDATE_MAGIC)
-        return fri_fail(FR_ERR_FORMAT, "update: bad magic 0x%08x, expected 0x%08x (\"FRUP\")", magic, FR_UPDATE_MAGIC);
-    unsigned version = fri_get_u16(b + 4), type = fri_get_u16(b + 6);
-    if (version != FR_UPDATE_VERSION)
-        return fri_fail(FR_ERR_VERSION, "update: format version %u, this build reads version %d", version,
-                        FR_UPDATE_VERSION);
-    if (type != FR_MSG_UPDATE)
-        return fri_fail(FR_ERR_FORMAT, "update: message type %u, expected %d (update)", type, FR_MSG_UPDATE);
-    uint64_t total = fri_get_u64(b + 8);
-    if (total > n)
-        return fri_fail(FR_ERR_FORMAT, "update: truncated: %zu bytes, the header says %llu", n,
-                        (unsigned long long)total);
-    if (total < n)
-        return fri_fail(FR_ERR_FORMAT, "update: %zu trailing bytes after the %llu the header announces",
-                        n - (size_t)total, (unsigned long long)total);
-    if (fri_get_u32(b + 20) != 0)
-        return fri_fail(FR_ERR_FORMAT, "update: reserved header field is 0x%08x, expected 0", fri_get_u32(b + 20));
-    uint32_t crc = fr_crc32c(0, b + FR_UPDATE_HEADER_BYTES, n - FR_UPDATE_HEADER_BYTES), want = fri_get_u32(b + 16);
-    if (crc != want)
-        return fri_fail(FR_ERR_CHECKSUM, "update: body CRC-32C is 0x%08x, the header says 0x%08x", crc, want);
-
-    const uint8_t *p = b + FR_UPDATE_HEADER_BYTES;
-    size_t rem = n - FR_UPDATE_HEADER_BYTES;
-    if (rem < BODY_FIXED)
-        return fri_fail(FR_ERR_FORMAT, "update: body of %zu bytes, shorter than its %d fixed bytes", rem, BODY_FIXED);
-    uint32_t dense_len = fri_get_u32(p + 16), n_tables = fri_get_u32(p + 20);
-    if (dense_len != s->dense_len)
-        return fri_fail(FR_ERR_FORMAT, "update: dense length %u, expected %u", dense_len, s->dense_len);
-    if (n_tables != s->n_tables)
-        return fri_fail(FR_ERR_FORMAT, "update: %u tables, expected %u", n_tables, s->n_tables);
-    fr_err e = fr_update_reset(u, s->dense_len, s->n_tables, s->widths);
-    if (e) return e;
-    u->weight = fri_get_u64(p);
-    u->client = fri_get_u32(p + 8);
-    u->round = fri_get_u32(p + 12);
-    p += BODY_FIXED;
-    rem -= BODY_FIXED;
-    if (rem / 4 < dense_len)
-        return fri_fail(FR_ERR_FORMAT, "update: dense part of %u floats, only %zu bytes left", dense_len, rem);
-    e = get_floats(p, dense_len, u->dense, "dense part", 0);
-    if (e) return e;
-    p += (size_t)dense_len * 4;
-    rem -= (size_t)dense_len * 4;
-    for (uint32_t t = 0; t < n_tables; t++) {
-        if (rem < 8) return fri_fail(FR_ERR_FORMAT, "update: table %u: header truncated (%zu bytes left)", t, rem);
-        uint32_t width = fri_get_u32(p), count = fri_get_u32(p + 4);
-        p += 8;
-        rem -= 8;
-        if (width != s->widths[t])
-            return fri_fail(FR_ERR_FORMAT, "update: table %u: row width %u, expected %u", t, width, s->widths[t]);
-        if (count > s->n_rows[t])
-            return fri_fail(FR_ERR_FORMAT, "update: table %u: %u rows, the table has %u", t, count, s->n_rows[t]);
-        if (rem / 4 < count)
-            return fri_fail(FR_ERR_FORMAT, "update: table %u: %u row ids, only %zu bytes left", t, count, rem);
-        size_t nv;
-        if (fri_mul_size(count, width, &nv) || rem / 4 - count < nv)
-            return fri_fail(FR_ERR_FORMAT, "update: table %u: %u rows of width %u, only %zu bytes left", t, count,
-                            width, rem);
-        e = fr_update_table_resize(u, t, count); /* count and its bytes checked above */
-        if (e) return e;
-        uint32_t prev = 0;
-        for (uint32_t i = 0; i < count; i++) {
-            uint32_t id = fri_get_u32(p + (size_t)i * 4);
-            if (id >= s->n_rows[t])
-                return fri_fail(FR_ERR_FORMAT, "update: table %u: row id %u out of range (the table has %u rows)", t,
-                                id, s->n_rows[t]);
-            if (i > 0 && id <= prev)
-                return fri_fail(FR_ERR_FORMAT, "update: table %u: row id %u at %u follows %u, expected increasing ids",
-                                t, id, i, prev);
-            prev = id;
-            u->tables[t].ids[i] = id;
+        fr_result_table *tb = &r->tables[t];
+        if (tb->width != widths[t]) {
+            size_t vals = tb->cap_rows * tb->width, rows = widths[t] ? vals / widths[t] : 0;
+            if (rows < tb->cap_rows) tb->cap_rows = rows;
+            tb->width = widths[t];
         }
-        p += (size_t)count * 4;
-        rem -= (size_t)count * 4;
-        e = get_floats(p, nv, u->tables[t].values, "table", t);
-        if (e) return e;
-        p += nv * 4;
-        rem -= nv * 4;
+        tb->count = 0;
     }
-    if (rem != 0)
-        return fri_fail(FR_ERR_FORMAT, "update: %zu bytes left after the last table, expected none", rem);
+    r->n_tables = n_tables;
     return FR_OK;
 }
 
-fr_err fr_update_decode_into(fr_update *u, const uint8_t *bytes, size_t n, const fr_update_shape *shape) {
-    if (!u || (!bytes && n)) return fri_fail(FR_ERR_INVALID, "fr_update_decode_into: NULL argument");
-    fr_err e = check_shape(shape);
-    if (e) return e;
-    return parse(u, bytes, n, shape);
+fr_err fri_result_table_resize(fr_result *r, uint32_t t, uint32_t count) {
+    fr_result_table *tb = &r->tables[t];
+    if (count > tb->cap_rows) {
+        size_t nv, bv, bi;
+        if (fri_mul_size(count, tb->width, &nv) || fri_mul_size(nv, sizeof(int64_t), &bv) ||
+            fri_mul_size(count, sizeof(uint32_t), &bi))
+            return fri_fail(FR_ERR_NOMEM, "result: table %u: %u rows of width %u overflow memory", t, count, tb->width);
+        uint32_t *ids = fri_realloc(tb->ids, bi);
+        if (!ids) return FR_ERR_NOMEM;
+        tb->ids = ids;
+        int64_t *v = fri_realloc(tb->values, bv);
+        if (!v) return FR_ERR_NOMEM;
+        tb->values = v;
+        tb->cap_rows = count;
+    }
+    tb->count = count;
+    return FR_OK;
 }
 
-fr_err fr_update_decode(fr_update **out, const uint8_t *bytes, size_t n, const fr_update_shape *shape) {
-    if (!out) return fri_fail(FR_ERR_INVALID, "fr_update_decode: NULL out");
-    *out = NULL;
-    fr_update *u = NULL;
-    fr_err e = fr_update_create(&u);
+/* The first non-finite value of v[0, n), for the message. */
+static size_t first_bad(const float *v, size_t n) {
+    size_t i = 0;
+    while (i < n && isfinite(v[i])) i++;
+    return i;
+}
+
+fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg) {
+    if (!res || !u || !cfg) return fri_fail(FR_ERR_INVALID, "fr_result_quantize: NULL argument");
+    if (u->dense_len && !fri_all_finite(u->dense, u->dense_len)) {
+        size_t i = first_bad(u->dense, u->dense_len);
+        return fri_fail(FR_ERR_RANGE, "client %u: round %u: its update is not finite (dense value %zu is %g): "
+                        "the local fit diverged", u->client, u->round, i, (double)u->dense[i]);
+    }
+    for (uint32_t t = 0; t < u->n_tables; t++) {
+        const fr_update_table *tb = &u->tables[t];
+        size_t nv = (size_t)tb->count * tb->width;
+        if (!fri_all_finite(tb->values, nv)) {
+            size_t i = first_bad(tb->values, nv);
+            return fri_fail(FR_ERR_RANGE, "client %u: round %u: its update is not finite (table %u, row %u is %g): "
+                            "the local fit diverged", u->client, u->round, t, tb->ids[i / tb->width],
+                            (double)tb->values[i]);
+        }
+    }
+    uint32_t widths[FR_UPDATE_MAX_TABLES];
+    for (uint32_t t = 0; t < u->n_tables && t < FR_UPDATE_MAX_TABLES; t++) widths[t] = u->tables[t].width;
+    fr_err e = fri_result_reset(res, u->dense_len, u->n_tables, widths);
     if (e) return e;
-    e = fr_update_decode_into(u, bytes, n, shape);
-    if (e) { fr_update_free(u); return e; }
-    *out = u;
+    res->weight = u->weight;
+    res->client = u->client;
+    res->round = u->round;
+    double n = (double)u->weight, ni = cfg->item_sum ? 1.0 : n; /* item rows: the plain sum, or n_k-weighted */
+    if (u->dense_len) memset(res->dense, 0, (size_t)u->dense_len * sizeof *res->dense);
+    fri_fl_add_fixed(res->dense, u->dense, u->dense_len, n, true);
+    for (uint32_t t = 0; t < u->n_tables; t++) {
+        const fr_update_table *tb = &u->tables[t];
+        e = fri_result_table_resize(res, t, tb->count);
+        if (e) return e;
+        fr_result_table *rt = &res->tables[t];
+        size_t nv = (size_t)tb->count * tb->width;
+        if (tb->count) memcpy(rt->ids, tb->ids, (size_t)tb->count * sizeof *rt->ids);
+        if (nv) memset(rt->values, 0, nv * sizeof *rt->values);
+        fri_fl_add_fixed(rt->values, tb->values, nv, ni, true);
+    }
     return FR_OK;
 }

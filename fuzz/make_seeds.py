@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Named seeds of the message fuzz corpora (fuzz/corpus/result, fuzz/corpus/task), written
+by an encoder independent of the C code, from the layouts in include/fedrec/fl.h and
+src/fl/msg.c. tests/test_msg.c checks that each decodes (or fails) as its name says.
+
+    python3 fuzz/make_seeds.py        # rewrites the named seeds
+
+RESULT seeds use the shape of the fuzz target and tests: dense 3, tables of widths 4 and 1
+over 16 and 1000 rows. TASK seeds carry a small mf model: 10 items, dim 2 (bias_l2 etc.
+as the C defaults); only its config block and parameters matter here."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def seal(body, mtype=2, version=1):
+    n = 24 + len(body)
+    return struct.pack("<IHHQII", 0x534D5246, version, mtype, n, crc32c(body), 0) + body
+
+
+def result(client=3, rnd=2, cfg_crc=0x1234, weight=100, examples=500, loss=12.5,
+           dense=(1, -2, 3), tables=(((1, 4, 15), 4), ((0, 7, 999), 1)), values=None):
+    body = struct.pack("<IIIIQQdII", client, rnd, cfg_crc, 0, weight, examples, loss, len(dense), len(tables))
+    body += struct.pack("<%dq" % len(dense), *dense)
+    for t, (ids, width) in enumerate(tables):
+        body += struct.pack("<II", width, len(ids)) + struct.pack("<%dI" % len(ids), *ids)
+        vals = values[t] if values else [((t + 1) * 1000 + i) * (1 << 32) // 4 for i in range(len(ids) * width)]
+        body += struct.pack("<%dq" % len(vals), *vals)
+    return body
+
+
+def write(folder, name, data):
+    with open(os.path.join(HERE, "corpus", folder, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    b = result()
+    write("result", "valid_sample", seal(b))
+    write("result", "valid_empty_tables", seal(result(tables=(((), 4), ((), 1)))))
+    write("result", "valid_full_table0", seal(result(tables=((tuple(range(16)), 4), ((5,), 1)))))
+    write("result", "bad_truncated", seal(b)[:-5])
+    bad = bytearray(seal(b))
+    bad[-1] ^= 0x40
+    write("result", "bad_crc", bytes(bad))
+    write("result", "bad_version", seal(b, version=2))
+    write("result", "bad_unsorted_ids", seal(result(tables=(((4, 1, 15), 4), ((0, 7, 999), 1)))))
+    write("result", "bad_width", seal(result(tables=(((1, 4, 15), 5), ((0, 7, 999), 1)))))
+    write("result", "bad_short", seal(b)[:20])
+    write("result", "bad_type_task", seal(b, mtype=1))
+
+    # TASK: round 1, a config block of arbitrary bytes is refused (its CRC is right, the
+    # config is not); a well-formed one comes from the C encoder (tests/test_msg.c writes
+    # valid_task). Here: damaged forms only.
+    cfg = bytes(range(40))
+    body = struct.pack("<IIII", 1, crc32c(cfg), len(cfg), 0) + cfg
+    pad = (-(24 + len(body))) % 8
+    body += b"\0" * pad + struct.pack("<Q", 2) + struct.pack("<2f", 0.5, -1.0)
+    write("task", "bad_config", seal(body, mtype=1))
+    write("task", "bad_short", seal(body, mtype=1)[:30])
+    write("task", "bad_type_result", seal(body, mtype=2))
+
+
+if __name__ == "__main__":
+    main()

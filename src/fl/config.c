@@ -1,0 +1,224 @@
+/* The federation config: defaults, checks, strategy names, its encoding (the TASK's
+ * config block and the round state carry it), and client sampling, which depends on the
+ * config alone (so every runtime samples the same clients). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fl/fl_internal.h"
+#include "model/model_internal.h"
+
+static const char *const strategy_names[] = {NULL, "fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi",
+                                              "fedadagrad"};
+
+const char *fr_strategy_name(fr_strategy s) {
+    return s >= FR_STRATEGY_FEDAVG && s <= FR_STRATEGY_FEDADAGRAD ? strategy_names[s] : "?";
+}
+
+fr_err fr_strategy_parse(const char *name, fr_strategy *out) {
+    for (int i = FR_STRATEGY_FEDAVG; i <= FR_STRATEGY_FEDADAGRAD; i++)
+        if (name && strcmp(name, strategy_names[i]) == 0) { *out = (fr_strategy)i; return FR_OK; }
+    return fri_fail(FR_ERR_INVALID,
+                    "unknown strategy '%s': expected fedavg, fedavgm, fedprox, fedadam, fedyogi or fedadagrad",
+                    name ? name : "(null)");
+}
+
+void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind) {
+    memset(c, 0, sizeof *c);
+    c->strategy = FR_STRATEGY_FEDAVG;
+    c->server_lr = 1.0f;
+    c->server_momentum = 0.9f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.99f;
+    c->tau = 1e-3f;
+    c->mu = 0.01f;
+    c->item_lr_decay = 1.0f;
+    c->local_epochs = 1;
+    c->batch = 32;
+    /* by what the kind is trained on, never by which kind it is */
+    fr_model_config m;
+    fr_model_config_default(&m, kind);
+    c->negatives = m.loss == FR_LOSS_MSE ? 0 : m.loss == FR_LOSS_BPR ? 1 : 4;
+    if (fr_model_kind_is_explicit(kind)) {
+        fr_optim_config_default(&c->local, FR_OPTIM_SGD);
+        c->local.lr = 0.1f;
+    } else {
+        fr_optim_config_default(&c->local, FR_OPTIM_ADAM);
+        c->local.lr = 0.001f;
+    }
+    c->clients_per_round = 0;
+    c->availability = 1.0;
+    c->min_results = 0;
+    c->seed = 1;
+}
+
+fr_err fr_fl_config_check(const fr_fl_config *c) {
+    if (!c) return fri_fail(FR_ERR_INVALID, "federation config is NULL");
+    if (c->strategy < FR_STRATEGY_FEDAVG || c->strategy > FR_STRATEGY_FEDADAGRAD)
+        return fri_fail(FR_ERR_INVALID, "strategy %d unknown", (int)c->strategy);
+    if (c->item_sum && c->row_norm)
+        return fri_fail(FR_ERR_INVALID, "item_sum and row_norm both set: choose one way to aggregate item rows");
+    if (!(c->server_lr > 0) || !isfinite(c->server_lr))
+        return fri_fail(FR_ERR_INVALID, "server lr %g: expected a finite value > 0", (double)c->server_lr);
+    if (!(c->server_momentum >= 0 && c->server_momentum < 1))
+        return fri_fail(FR_ERR_INVALID, "server momentum %g: expected [0, 1)", (double)c->server_momentum);
+    if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
+        return fri_fail(FR_ERR_INVALID, "server betas %g, %g: expected [0, 1)", (double)c->beta1, (double)c->beta2);
+    if (!(c->tau > 0) || !isfinite(c->tau)) return fri_fail(FR_ERR_INVALID, "tau %g: expected > 0", (double)c->tau);
+    if (!(c->mu >= 0) || !isfinite(c->mu)) return fri_fail(FR_ERR_INVALID, "mu %g: expected >= 0", (double)c->mu);
+    if (c->local_epochs < 1 || c->local_epochs > FR_FL_MAX_LOCAL_EPOCHS)
+        return fri_fail(FR_ERR_INVALID, "local epochs %u: expected 1..%d", c->local_epochs, FR_FL_MAX_LOCAL_EPOCHS);
+    if (c->batch < 1 || c->batch > (1u << 24))
+        return fri_fail(FR_ERR_INVALID, "batch %u: expected 1..16777216", c->batch);
+    if (c->negatives > 1000) return fri_fail(FR_ERR_INVALID, "negatives %u: expected 0..1000", c->negatives);
+    if (!(c->clients_per_round >= 0) || !isfinite(c->clients_per_round))
+        return fri_fail(FR_ERR_INVALID, "clients per round %g: expected 0 (all), a fraction < 1 or a count",
+                        c->clients_per_round);
+    if (!(c->availability > 0 && c->availability <= 1))
+        return fri_fail(FR_ERR_INVALID, "availability %g: expected (0, 1]", c->availability);
+    if (!(c->item_lr_decay > 0 && c->item_lr_decay <= 1))
+        return fri_fail(FR_ERR_INVALID, "item lr decay %g: expected (0, 1]", (double)c->item_lr_decay);
+    if (c->item_local.kind != 0) {
+        fr_err e = fr_optim_config_check(&c->item_local);
+        if (e) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", fr_errmsg()); /* fri_fail writes the same buffer */
+            return fri_fail(e, "item optimizer: %s", msg);
+        }
+    }
+    return fr_optim_config_check(&c->local);
+}
+
+/* ------------------------------------------------------------------ sampling */
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, uint32_t *ids, uint32_t *k) {
+    *k = 0;
+    uint32_t na = 0;
+    for (uint32_t i = 0; i < n_clients; i++) {
+        if (c->availability < 1) {
+            fr_rng r;
+            fr_rng_init(&r, c->seed, round, i, FR_PURPOSE_AVAIL);
+            if (!(fr_rng_double(&r) < c->availability)) continue;
+        }
+        ids[na++] = i;
+    }
+    double cpr = c->clients_per_round;
+    uint32_t want = na;
+    if (cpr >= 1) want = cpr < (double)na ? (uint32_t)cpr : na;
+    else if (cpr > 0) {
+        double f = ceil(cpr * (double)na);
+        want = f < 1 ? 1 : f > na ? na : (uint32_t)f;
+        if (na == 0) want = 0;
+    }
+    if (want < na) {
+        uint32_t *pick = fri_malloc((size_t)want * sizeof *pick + 1);
+        if (!pick) return FR_ERR_NOMEM;
+        fr_rng r;
+        fr_rng_init(&r, c->seed, round, 0, FR_PURPOSE_SAMPLE);
+        fr_err e = fr_rng_sample(&r, na, want, pick);
+        if (e) { fri_free(pick); return e; }
+        qsort(pick, want, sizeof *pick, cmp_u32);
+        for (uint32_t i = 0; i < want; i++) ids[i] = ids[pick[i]]; /* pick increasing: in place is safe */
+        fri_free(pick);
+    }
+    *k = want;
+    return FR_OK;
+}
+
+/* ------------------------------------------------------------------ encoding */
+
+static void put_optim(fri_buf *b, const fr_optim_config *o) {
+    fri_buf_u32(b, (uint32_t)o->kind);
+    fri_buf_f32(b, o->lr);
+    fri_buf_f32(b, o->momentum);
+    fri_buf_f32(b, o->beta1);
+    fri_buf_f32(b, o->beta2);
+    fri_buf_f32(b, o->eps);
+    fri_buf_f32(b, o->weight_decay);
+    fri_buf_u32(b, o->sparse_rows ? 1 : 0);
+}
+
+static fr_err get_optim(fri_rd *r, fr_optim_config *o, const char *what) {
+    uint32_t kind, sparse;
+    fr_err e;
+    if ((e = fri_rd_u32(r, &kind, what)) || (e = fri_rd_f32(r, &o->lr, what)) ||
+        (e = fri_rd_f32(r, &o->momentum, what)) || (e = fri_rd_f32(r, &o->beta1, what)) ||
+        (e = fri_rd_f32(r, &o->beta2, what)) || (e = fri_rd_f32(r, &o->eps, what)) ||
+        (e = fri_rd_f32(r, &o->weight_decay, what)) || (e = fri_rd_u32(r, &sparse, what)))
+        return e;
+    if (sparse > 1) return fri_fail(FR_ERR_FORMAT, "%s: %s: sparse flag %u, expected 0 or 1", r->name, what, sparse);
+    o->kind = (fr_optim_kind)kind;
+    o->sparse_rows = sparse != 0;
+    return FR_OK;
+}
+
+void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
+    fri_buf_u32(b, (uint32_t)c->strategy);
+    fri_buf_f32(b, c->server_lr);
+    fri_buf_f32(b, c->server_momentum);
+    fri_buf_f32(b, c->beta1);
+    fri_buf_f32(b, c->beta2);
+    fri_buf_f32(b, c->tau);
+    fri_buf_f32(b, c->mu);
+    fri_buf_u32(b, (c->row_norm ? 1u : 0u) | (c->item_sum ? 2u : 0u) | (c->keep_private_optim ? 4u : 0u) |
+                       (c->dense_steps ? 8u : 0u));
+    fri_buf_u32(b, c->local_epochs);
+    fri_buf_u32(b, c->batch);
+    fri_buf_u32(b, c->negatives);
+    put_optim(b, &c->local);
+    put_optim(b, &c->item_local);
+    fri_buf_f32(b, c->item_lr_decay);
+    uint8_t d[8];
+    fri_put_f64(d, c->clients_per_round);
+    fri_buf_put(b, d, 8);
+    fri_put_f64(d, c->availability);
+    fri_buf_put(b, d, 8);
+    fri_buf_u32(b, c->min_results);
+    fri_buf_u64(b, c->seed);
+}
+
+fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
+    memset(c, 0, sizeof *c);
+    uint32_t strategy, flags;
+    fr_err e;
+    if ((e = fri_rd_u32(r, &strategy, "strategy")) || (e = fri_rd_f32(r, &c->server_lr, "server lr")) ||
+        (e = fri_rd_f32(r, &c->server_momentum, "server momentum")) || (e = fri_rd_f32(r, &c->beta1, "beta1")) ||
+        (e = fri_rd_f32(r, &c->beta2, "beta2")) || (e = fri_rd_f32(r, &c->tau, "tau")) ||
+        (e = fri_rd_f32(r, &c->mu, "mu")) || (e = fri_rd_u32(r, &flags, "flags")) ||
+        (e = fri_rd_u32(r, &c->local_epochs, "local epochs")) || (e = fri_rd_u32(r, &c->batch, "batch")) ||
+        (e = fri_rd_u32(r, &c->negatives, "negatives")) || (e = get_optim(r, &c->local, "local optimizer")) ||
+        (e = get_optim(r, &c->item_local, "item optimizer")) ||
+        (e = fri_rd_f32(r, &c->item_lr_decay, "item lr decay")) ||
+        (e = fri_rd_f64(r, &c->clients_per_round, "clients per round")) ||
+        (e = fri_rd_f64(r, &c->availability, "availability")) ||
+        (e = fri_rd_u32(r, &c->min_results, "min results")) || (e = fri_rd_u64(r, &c->seed, "seed")))
+        return e;
+    if (flags > 15) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0xf", r->name, flags);
+    c->strategy = (fr_strategy)strategy;
+    c->row_norm = flags & 1;
+    c->item_sum = (flags >> 1) & 1;
+    c->keep_private_optim = (flags >> 2) & 1;
+    c->dense_steps = (flags >> 3) & 1;
+    if (fr_fl_config_check(c)) return fri_fail_prefix(FR_ERR_FORMAT, "%s: bad federation config", r->name);
+    return FR_OK;
+}
+
+fr_err fri_fl_config_block(fri_buf *b, const fr_model_config *mcfg, const fr_fl_config *cfg) {
+    fr_model_config m = *mcfg;
+    m.n_users = 1;
+    fri_model_config_put(b, &m);
+    fri_fl_config_put(b, cfg);
+    return b->err;
+}
+
+fr_err fri_fl_config_block_get(fri_rd *r, fr_model_config *mcfg, fr_fl_config *cfg) {
+    fr_err e = fri_model_config_get(r, mcfg);
+    if (!e) e = fri_fl_config_get(r, cfg);
+    if (!e) e = fri_rd_end(r, "the config block");
+    return e;
+}

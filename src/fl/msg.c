@@ -1,0 +1,409 @@
+/* The federation's messages: the common header, the RESULT codec and the TASK codec
+ * with its decoded form (fr_task). Layouts (little-endian; the header is in fl.h):
+ *
+ *   TASK (type 1) body:
+ *     u32 round | u32 config CRC-32C | u32 config length C | u32 reserved = 0
+ *     config block[C]: the model config (n_users 1) then the federation config
+ *     zero padding to a multiple of 4 bytes from the start of the message
+ *     u64 number of shared parameters P | f32 shared[P]
+ *   RESULT (type 2) body:
+ *     u32 client | u32 round | u32 config CRC-32C | u32 reserved = 0
+ *     u64 weight n_k | u64 examples | f64 loss sum
+ *     u32 dense length D | u32 number of tables T | i64 dense[D]
+ *     T times: u32 width | u32 count | u32 ids[count] | i64 values[count * width]
+ *
+ * Invariants: decoders check the header (magic, version, type, length, reserved, CRC)
+ * before reading the body, then every count against the bytes that remain (fri_rd) and,
+ * for a RESULT, against the shape the server expects, before anything is sized; so a
+ * message never makes its receiver allocate more than its own size. Encodings are
+ * canonical: what decodes re-encodes to the same bytes. */
+#include <math.h>
+#include <stdio.h>
+
+#include "fl/fl_internal.h"
+#include "model/model_internal.h"
+
+size_t fr_msg_header_bytes(void) { return FR_MSG_HEADER_BYTES; }
+void fr_msg_free(uint8_t *bytes) { fri_free(bytes); }
+
+void fri_msg_seal(uint8_t *buf, size_t n, uint16_t type) {
+    fri_put_u32(buf, FR_MSG_MAGIC);
+    fri_put_u16(buf + 4, FR_MSG_VERSION);
+    fri_put_u16(buf + 6, type);
+    fri_put_u64(buf + 8, (uint64_t)n);
+    fri_put_u32(buf + 16, fr_crc32c(0, buf + FR_MSG_HEADER_BYTES, n - FR_MSG_HEADER_BYTES));
+    fri_put_u32(buf + 20, 0);
+}
+
+static fr_err header(const uint8_t *b, size_t n, const char *what, uint16_t *type) {
+    *type = 0;
+    if (!b && n) return fri_fail(FR_ERR_INVALID, "%s: NULL bytes", what);
+    if (n < FR_MSG_HEADER_BYTES)
+        return fri_fail(FR_ERR_FORMAT, "%s: %zu bytes, shorter than the %d-byte header", what, n, FR_MSG_HEADER_BYTES);
+    uint32_t magic = fri_get_u32(b);
+    if (magic != FR_MSG_MAGIC)
+        return fri_fail(FR_ERR_FORMAT, "%s: bad magic 0x%08x, expected 0x%08x (\"FRMS\")", what, magic, FR_MSG_MAGIC);
+    unsigned version = fri_get_u16(b + 4);
+    if (version != FR_MSG_VERSION)
+        return fri_fail(FR_ERR_VERSION, "%s: message format version %u, this build reads version %d", what, version,
+                        FR_MSG_VERSION);
+    uint64_t total = fri_get_u64(b + 8);
+    if (total > n)
+        return fri_fail(FR_ERR_FORMAT, "%s: truncated: %zu bytes, the header says %llu", what, n,
+                        (unsigned long long)total);
+    if (total < n)
+        return fri_fail(FR_ERR_FORMAT, "%s: %zu trailing bytes after the %llu the header announces", what,
+                        n - (size_t)total, (unsigned long long)total);
+    if (fri_get_u32(b + 20) != 0)
+        return fri_fail(FR_ERR_FORMAT, "%s: reserved header field is 0x%08x, expected 0", what, fri_get_u32(b + 20));
+    *type = fri_get_u16(b + 6);
+    return FR_OK;
+}
+
+fr_err fr_msg_type(const uint8_t *bytes, size_t n, uint16_t *type) { return header(bytes, n, "message", type); }
+
+fr_err fri_msg_open(const uint8_t *b, size_t n, uint16_t type, const char *what) {
+    uint16_t t;
+    fr_err e = header(b, n, what, &t);
+    if (e) return e;
+    if (t != type)
+        return fri_fail(FR_ERR_FORMAT, "%s: message type %u, expected %u (%s)", what, t, type, what);
+    uint32_t crc = fr_crc32c(0, b + FR_MSG_HEADER_BYTES, n - FR_MSG_HEADER_BYTES), want = fri_get_u32(b + 16);
+    if (crc != want)
+        return fri_fail(FR_ERR_CHECKSUM, "%s: damaged: body CRC-32C is 0x%08x, the header says 0x%08x", what, crc, want);
+    return FR_OK;
+}
+
+/* Little-endian arrays: one copy on a little-endian host. */
+static void put_u32s(uint8_t *p, const uint32_t *v, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n) memcpy(p, v, n * 4);
+#else
+    for (size_t i = 0; i < n; i++) fri_put_u32(p + 4 * i, v[i]);
+#endif
+}
+static void put_i64s(uint8_t *p, const int64_t *v, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n) memcpy(p, v, n * 8);
+#else
+    for (size_t i = 0; i < n; i++) fri_put_u64(p + 8 * i, (uint64_t)v[i]);
+#endif
+}
+static void get_i64s(int64_t *v, const uint8_t *p, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n) memcpy(v, p, n * 8);
+#else
+    for (size_t i = 0; i < n; i++) v[i] = (int64_t)fri_get_u64(p + 8 * i);
+#endif
+}
+static void put_f32s(uint8_t *p, const float *v, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n) memcpy(p, v, n * 4);
+#else
+    for (size_t i = 0; i < n; i++) fri_put_f32(p + 4 * i, v[i]);
+#endif
+}
+static void get_f32s(float *v, const uint8_t *p, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n) memcpy(v, p, n * 4);
+#else
+    for (size_t i = 0; i < n; i++) v[i] = fri_get_f32(p + 4 * i);
+#endif
+}
+
+/* ------------------------------------------------------------------ RESULT */
+
+#define RESULT_FIXED 48 /* client, round, config CRC, reserved, weight, examples, loss, D, T */
+
+/* a += b * c * k with overflow checks. */
+static int add_bytes(size_t *a, size_t b, size_t c, size_t k) {
+    size_t x;
+    if (fri_mul_size(b, c, &x) || fri_mul_size(x, k, &x) || x > SIZE_MAX - *a) return -1;
+    *a += x;
+    return 0;
+}
+
+size_t fr_result_encoded_size(const fr_result *r) {
+    size_t n = FR_MSG_HEADER_BYTES + RESULT_FIXED;
+    if (add_bytes(&n, r->dense_len, 1, 8)) return 0;
+    for (uint32_t t = 0; t < r->n_tables; t++) {
+        const fr_result_table *tb = &r->tables[t];
+        if (add_bytes(&n, 1, 1, 8) || add_bytes(&n, tb->count, 1, 4) || add_bytes(&n, tb->count, tb->width, 8))
+            return 0;
+    }
+    return n;
+}
+
+static fr_err check_result(const fr_result *r) {
+    if (r->n_tables > FR_UPDATE_MAX_TABLES)
+        return fri_fail(FR_ERR_INVALID, "RESULT: %u tables, at most %d supported", r->n_tables, FR_UPDATE_MAX_TABLES);
+    for (uint32_t t = 0; t < r->n_tables; t++) {
+        const fr_result_table *tb = &r->tables[t];
+        if (tb->width == 0) return fri_fail(FR_ERR_INVALID, "RESULT: table %u has width 0, expected >= 1", t);
+        for (uint32_t i = 1; i < tb->count; i++)
+            if (tb->ids[i] <= tb->ids[i - 1])
+                return fri_fail(FR_ERR_INVALID, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids",
+                                t, tb->ids[i], i, tb->ids[i - 1]);
+    }
+    return FR_OK;
+}
+
+fr_err fr_result_encode_to(const fr_result *r, uint8_t *buf, size_t cap, size_t *n) {
+    if (n) *n = 0;
+    if (!r || !n) return fri_fail(FR_ERR_INVALID, "fr_result_encode_to: NULL argument");
+    fr_err e = check_result(r);
+    if (e) return e;
+    size_t total = fr_result_encoded_size(r);
+    if (total == 0) return fri_fail(FR_ERR_INVALID, "RESULT: encoded size overflows size_t");
+    if (!buf || cap < total) return fri_fail(FR_ERR_RANGE, "RESULT: needs %zu bytes, buffer has %zu", total, cap);
+    uint8_t *p = buf + FR_MSG_HEADER_BYTES;
+    fri_put_u32(p, r->client);
+    fri_put_u32(p + 4, r->round);
+    fri_put_u32(p + 8, r->config_crc);
+    fri_put_u32(p + 12, 0);
+    fri_put_u64(p + 16, r->weight);
+    fri_put_u64(p + 24, r->examples);
+    fri_put_f64(p + 32, r->loss_sum);
+    fri_put_u32(p + 40, r->dense_len);
+    fri_put_u32(p + 44, r->n_tables);
+    p += RESULT_FIXED;
+    put_i64s(p, r->dense, r->dense_len);
+    p += (size_t)r->dense_len * 8;
+    for (uint32_t t = 0; t < r->n_tables; t++) {
+        const fr_result_table *tb = &r->tables[t];
+        fri_put_u32(p, tb->width);
+        fri_put_u32(p + 4, tb->count);
+        p += 8;
+        put_u32s(p, tb->ids, tb->count);
+        p += (size_t)tb->count * 4;
+        size_t nv = (size_t)tb->count * tb->width; /* fits: the encoded size did not overflow */
+        put_i64s(p, tb->values, nv);
+        p += nv * 8;
+    }
+    fri_msg_seal(buf, total, FR_MSG_RESULT);
+    *n = total;
+    return FR_OK;
+}
+
+fr_err fr_result_encode(const fr_result *r, uint8_t **bytes, size_t *n) {
+    if (bytes) *bytes = NULL;
+    if (n) *n = 0;
+    if (!r || !bytes || !n) return fri_fail(FR_ERR_INVALID, "fr_result_encode: NULL argument");
+    fr_err e = check_result(r);
+    if (e) return e;
+    size_t total = fr_result_encoded_size(r);
+    if (total == 0) return fri_fail(FR_ERR_INVALID, "RESULT: encoded size overflows size_t");
+    uint8_t *b = fri_malloc(total);
+    if (!b) return FR_ERR_NOMEM;
+    e = fr_result_encode_to(r, b, total, n);
+    if (e) { fri_free(b); return e; }
+    *bytes = b;
+    return FR_OK;
+}
+
+static fr_err check_shape(const fr_update_shape *s) {
+    if (!s) return fri_fail(FR_ERR_INVALID, "RESULT decode: NULL shape");
+    if (s->n_tables > FR_UPDATE_MAX_TABLES)
+        return fri_fail(FR_ERR_INVALID, "RESULT shape: %u tables, at most %d supported", s->n_tables,
+                        FR_UPDATE_MAX_TABLES);
+    if (s->n_tables > 0 && (!s->widths || !s->n_rows))
+        return fri_fail(FR_ERR_INVALID, "RESULT shape: NULL widths or n_rows");
+    for (uint32_t t = 0; t < s->n_tables; t++)
+        if (s->widths[t] == 0) return fri_fail(FR_ERR_INVALID, "RESULT shape: table %u has width 0", t);
+    return FR_OK;
+}
+
+fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_update_shape *s) {
+    if (!r) return fri_fail(FR_ERR_INVALID, "fr_result_decode: NULL result");
+    fr_err e = check_shape(s);
+    if (!e) e = fri_msg_open(bytes, n, FR_MSG_RESULT, "RESULT");
+    if (e) return e;
+    fri_rd rd;
+    fri_rd_init(&rd, bytes + FR_MSG_HEADER_BYTES, n - FR_MSG_HEADER_BYTES, "RESULT", "message");
+    uint32_t client, round, crc, reserved, dense_len, n_tables;
+    uint64_t weight, examples;
+    double loss;
+    if ((e = fri_rd_u32(&rd, &client, "client")) || (e = fri_rd_u32(&rd, &round, "round")) ||
+        (e = fri_rd_u32(&rd, &crc, "config CRC")) || (e = fri_rd_u32(&rd, &reserved, "reserved")) ||
+        (e = fri_rd_u64(&rd, &weight, "weight")) || (e = fri_rd_u64(&rd, &examples, "examples")) ||
+        (e = fri_rd_f64(&rd, &loss, "loss")) || (e = fri_rd_u32(&rd, &dense_len, "dense length")) ||
+        (e = fri_rd_u32(&rd, &n_tables, "table count")))
+        return e;
+    if (reserved != 0) return fri_fail(FR_ERR_FORMAT, "RESULT: reserved field is %u, expected 0", reserved);
+    if (!(loss >= 0) || !isfinite(loss))
+        return fri_fail(FR_ERR_FORMAT, "RESULT: loss sum %g, expected a finite value >= 0", loss);
+    if (dense_len != s->dense_len)
+        return fri_fail(FR_ERR_FORMAT, "RESULT: dense length %u, expected %u", dense_len, s->dense_len);
+    if (n_tables != s->n_tables)
+        return fri_fail(FR_ERR_FORMAT, "RESULT: %u tables, expected %u", n_tables, s->n_tables);
+    if ((e = fri_rd_need_n(&rd, dense_len, 8, "dense part"))) return e;
+    if ((e = fri_result_reset(r, s->dense_len, s->n_tables, s->widths))) return e;
+    r->client = client;
+    r->round = round;
+    r->config_crc = crc;
+    r->weight = weight;
+    r->examples = examples;
+    r->loss_sum = loss;
+    const uint8_t *p;
+    if ((e = fri_rd_bytes(&rd, &p, (size_t)dense_len * 8, "dense part"))) return e;
+    get_i64s(r->dense, p, dense_len);
+    for (uint32_t t = 0; t < n_tables; t++) {
+        uint32_t width, count;
+        if ((e = fri_rd_u32(&rd, &width, "table width")) || (e = fri_rd_u32(&rd, &count, "table row count")))
+            return e;
+        if (width != s->widths[t])
+            return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row width %u, expected %u", t, width, s->widths[t]);
+        if (count > s->n_rows[t])
+            return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: %u rows, the table has %u", t, count, s->n_rows[t]);
+        /* ids and values together, before sizing: count * (4 + 8 * width) bytes */
+        if ((e = fri_rd_need_n(&rd, count, 4 + 8 * (size_t)width, "table rows"))) return e;
+        if ((e = fri_result_table_resize(r, t, count))) return e;
+        fr_result_table *tb = &r->tables[t];
+        if ((e = fri_rd_bytes(&rd, &p, (size_t)count * 4, "row ids"))) return e;
+        uint32_t prev = 0;
+        for (uint32_t i = 0; i < count; i++) {
+            uint32_t id = fri_get_u32(p + (size_t)i * 4);
+            if (id >= s->n_rows[t])
+                return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row id %u out of range (the table has %u rows)", t,
+                                id, s->n_rows[t]);
+            if (i > 0 && id <= prev)
+                return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids",
+                                t, id, i, prev);
+            prev = id;
+            tb->ids[i] = id;
+        }
+        size_t nv = (size_t)count * width;
+        if ((e = fri_rd_bytes(&rd, &p, nv * 8, "row values"))) return e;
+        get_i64s(tb->values, p, nv);
+    }
+    return fri_rd_end(&rd, "the last table");
+}
+
+/* ------------------------------------------------------------------ TASK */
+
+#define TASK_FIXED 16 /* round, config CRC, config length, reserved */
+
+struct fr_task {
+    uint32_t round;         /* the round to compute */
+    uint32_t config_crc;    /* CRC-32C of the config block */
+    fr_model_config mcfg;   /* n_users 1 */
+    fr_fl_config cfg;
+    fr_model *g;            /* the global parameters (shared prefix), or NULL when empty */
+};
+
+fr_err fr_task_create(fr_task **out) {
+    *out = fri_calloc(1, sizeof **out);
+    return *out ? FR_OK : FR_ERR_NOMEM;
+}
+
+void fr_task_free(fr_task *t) {
+    if (!t) return;
+    fr_model_free(t->g);
+    fri_free(t);
+}
+
+uint32_t fr_task_round(const fr_task *t) { return t->round; }
+uint32_t fr_task_config_crc(const fr_task *t) { return t->config_crc; }
+const fr_model_config *fr_task_model_config(const fr_task *t) { return &t->mcfg; }
+const fr_fl_config *fr_task_fl_config(const fr_task *t) { return &t->cfg; }
+const fr_model *fr_task_model(const fr_task *t) { return t->g; }
+
+/* Offset of the parameter count: after the header, the fixed fields and the config,
+ * padded so the floats start 4-aligned in the message (and 8-aligned count). */
+static size_t params_at(size_t config_n) {
+    size_t at = FR_MSG_HEADER_BYTES + TASK_FIXED + config_n;
+    return (at + 7) & ~(size_t)7;
+}
+
+fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
+                       const fr_model *g) {
+    size_t ns = fr_model_n_shared(g), at = params_at(config_n), total;
+    if (fri_mul_size(ns, 4, &total) || total > SIZE_MAX - at - 8)
+        return fri_fail(FR_ERR_NOMEM, "TASK: %zu shared parameters do not fit in memory", ns);
+    total += at + 8;
+    b->len = 0;
+    uint8_t hdr[FR_MSG_HEADER_BYTES + TASK_FIXED] = {0};
+    fri_put_u32(hdr + FR_MSG_HEADER_BYTES, round);
+    fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 4, config_crc);
+    fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 8, (uint32_t)config_n);
+    fri_buf_put(b, hdr, sizeof hdr);
+    fri_buf_put(b, config, config_n);
+    static const uint8_t zero[8] = {0};
+    fri_buf_put(b, zero, at - b->len);
+    fri_buf_u64(b, ns);
+    if (b->err) return b->err;
+    if (b->cap < total) { /* the floats are copied in place below */
+        uint8_t *d = fri_realloc(b->data, total);
+        if (!d) return FR_ERR_NOMEM;
+        b->data = d;
+        b->cap = total;
+    }
+    put_f32s(b->data + b->len, fr_model_params_const(g), ns);
+    b->len = total;
+    fri_msg_seal(b->data, total, FR_MSG_TASK);
+    return FR_OK;
+}
+
+fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
+    if (!t) return fri_fail(FR_ERR_INVALID, "fr_task_decode: NULL task");
+    fr_err e = fri_msg_open(bytes, n, FR_MSG_TASK, "TASK");
+    if (e) goto fail;
+    fri_rd rd;
+    fri_rd_init(&rd, bytes, n, "TASK", "message");
+    rd.at = FR_MSG_HEADER_BYTES;
+    uint32_t round, crc, config_n, reserved;
+    if ((e = fri_rd_u32(&rd, &round, "round")) || (e = fri_rd_u32(&rd, &crc, "config CRC")) ||
+        (e = fri_rd_u32(&rd, &config_n, "config length")) || (e = fri_rd_u32(&rd, &reserved, "reserved")))
+        goto fail;
+    if (reserved != 0) { e = fri_fail(FR_ERR_FORMAT, "TASK: reserved field is %u, expected 0", reserved); goto fail; }
+    if (round == 0) { e = fri_fail(FR_ERR_FORMAT, "TASK: round 0, expected >= 1"); goto fail; }
+    const uint8_t *cb;
+    if ((e = fri_rd_bytes(&rd, &cb, config_n, "config block"))) goto fail;
+    if (fr_crc32c(0, cb, config_n) != crc) {
+        e = fri_fail(FR_ERR_FORMAT, "TASK: the config block's CRC-32C is 0x%08x, the task says 0x%08x",
+                     fr_crc32c(0, cb, config_n), crc);
+        goto fail;
+    }
+    fri_rd cr;
+    fri_rd_init(&cr, cb, config_n, "TASK config", "config block");
+    fr_model_config mc;
+    fr_fl_config fc;
+    if ((e = fri_fl_config_block_get(&cr, &mc, &fc))) goto fail;
+    size_t at = params_at(config_n);
+    if ((e = fri_rd_need(&rd, at - rd.at, "padding"))) goto fail;
+    for (size_t i = rd.at; i < at; i++)
+        if (bytes[i]) { e = fri_fail(FR_ERR_FORMAT, "TASK: padding byte %zu is %u, expected 0", i, bytes[i]); goto fail; }
+    rd.at = at;
+    uint64_t np;
+    if ((e = fri_rd_u64(&rd, &np, "parameter count")) || (e = fri_rd_need_n(&rd, np, 4, "shared parameters")))
+        goto fail;
+    /* the model the config gives: its shared prefix must be exactly what was sent */
+    bool same = t->g && memcmp(&t->mcfg, &mc, sizeof mc) == 0;
+    if (!same) {
+        fr_model_free(t->g);
+        t->g = NULL;
+        fr_model *g = NULL;
+        if ((e = fri_model_alloc(&g, &mc))) goto fail;
+        memset(fr_model_params(g), 0, fr_model_n_params(g) * sizeof(float));
+        t->g = g;
+    }
+    if (np != fr_model_n_shared(t->g)) {
+        e = fri_fail(FR_ERR_FORMAT, "TASK: %llu shared parameters, its model config gives %zu",
+                     (unsigned long long)np, fr_model_n_shared(t->g));
+        goto fail;
+    }
+    const uint8_t *p;
+    if ((e = fri_rd_bytes(&rd, &p, (size_t)np * 4, "shared parameters")) || (e = fri_rd_end(&rd, "the parameters")))
+        goto fail;
+    get_f32s(fr_model_params(t->g), p, (size_t)np);
+    t->round = round;
+    t->config_crc = crc;
+    t->mcfg = mc;
+    t->cfg = fc;
+    return FR_OK;
+fail:
+    fr_model_free(t->g);
+    t->g = NULL;
+    t->round = 0;
+    return e;
+}

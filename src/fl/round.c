@@ -1,0 +1,545 @@
+/* The round controller: the server of a federation as a state machine over bytes (see
+ * fr_round in fedrec/fl.h). It owns the global model, the strategy's moments, and per
+ * lane the round's integer accumulators; the strategies (FedAvg, FedAvgM, FedProx,
+ * FedAdam, FedYogi, FedAdagrad) are applied once per round, at end.
+ *
+ * Invariants:
+ *   - Order independence: clients send n_k * Δ already in 64-bit fixed point
+ *     (fr_result_quantize); a lane adds them as integers modulo 2^64 and end sums the
+ *     lanes the same way, then divides by the weights in double. So the new model is
+ *     bit-identical for any number of lanes, arrival order, assignment of clients to
+ *     lanes, or merge of controllers.
+ *   - A result is checked whole (round, federation, sampled client, shape) before its
+ *     client is marked answered and before anything is added, so a refused result
+ *     changes nothing; the answered mark is one atomic operation, so two copies of one
+ *     result in two lanes cannot both count.
+ *   - Only the shared prefix of the slab is ever touched: results carry no private rows.
+ *     A row no client touched has Δ = 0 (FedAvg); with row_norm a touched row is averaged
+ *     over the clients that touched it (their n_k, summed per row from the results' row
+ *     ids); with item_sum item rows take the plain sum of the clients' Δ.
+ *   - Per-client figures (loss, examples, bytes) are kept by position in the sampled list
+ *     and summed in client-id order at end, so they too do not depend on arrival order. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fl/fl_internal.h"
+#include "model/model_internal.h"
+
+enum { SENT = 1, DONE = 2 }; /* bits of a position's status */
+
+struct fr_round {
+    fr_model_config mcfg;   /* the global model's config (n_users 1) */
+    fr_fl_config cfg;       /* federation settings */
+    uint32_t n_clients;     /* client ids 0..n_clients-1 */
+    int n_lanes;            /* accumulators */
+    fr_model *g;            /* global model: its shared prefix is w_t */
+    size_t n_shared;        /* shared floats */
+    uint32_t n_items;       /* item rows */
+    uint32_t completed;     /* rounds applied */
+    bool open;              /* a round is between begin and end */
+    float *m, *v;           /* [n_shared] strategy moments or NULL */
+    int table_t[FR_MODEL_MAX_TENSORS];   /* tensor index of item table i */
+    int dense_t[FR_MODEL_MAX_TENSORS];   /* tensor index of dense tensor i */
+    int n_dense;
+    uint32_t widths[FR_MODEL_MAX_TENSORS], nrows[FR_MODEL_MAX_TENSORS];
+    fr_update_shape shape;  /* what results must look like */
+    uint8_t *config;        /* the config block (TASK, state) */
+    size_t config_n;
+    uint32_t config_crc;    /* its CRC-32C: names the federation */
+    /* accumulators, per lane */
+    int64_t *acc;           /* [n_lanes * n_shared] sum of w * Δ, 2^-32 units, modulo 2^64 */
+    uint64_t *roww;         /* row_norm: [n_lanes * n_tables * n_items] sum n_k of clients touching a row */
+    uint64_t *wsum;         /* [n_lanes] sum n_k */
+    /* the open round */
+    uint32_t *ids;          /* [n_clients] its sampled clients, increasing; k of them */
+    uint32_t k;
+    atomic_uchar *status;   /* [n_clients] per position: SENT | DONE bits */
+    double *loss;           /* [n_clients] per position: a result's loss sum */
+    uint64_t *examples, *up;/* [n_clients] per position: its examples, its bytes */
+    fri_buf task;           /* the open round's TASK message */
+    fr_result **in;         /* [n_lanes] decode scratch */
+};
+
+static bool adaptive(fr_strategy s) {
+    return s == FR_STRATEGY_FEDADAM || s == FR_STRATEGY_FEDYOGI || s == FR_STRATEGY_FEDADAGRAD;
+}
+
+void fr_round_free(fr_round *r) {
+    if (!r) return;
+    fr_model_free(r->g);
+    fri_free(r->m);
+    fri_free(r->v);
+    fri_free(r->config);
+    fri_free(r->acc);
+    fri_free(r->roww);
+    fri_free(r->wsum);
+    fri_free(r->ids);
+    fri_free((void *)r->status);
+    fri_free(r->loss);
+    fri_free(r->examples);
+    fri_free(r->up);
+    fri_buf_free(&r->task);
+    if (r->in)
+        for (int i = 0; i < r->n_lanes; i++) fr_result_free(r->in[i]);
+    fri_free(r->in);
+    fri_free(r);
+}
+
+fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_config *cfg, uint32_t n_clients,
+                       int n_lanes) {
+    *out = NULL;
+    fr_err e = fr_fl_config_check(cfg);
+    if (e) return e;
+    if (n_lanes < 1) return fri_fail(FR_ERR_INVALID, "round controller: %d lanes, expected >= 1", n_lanes);
+    fr_round *r = fri_calloc(1, sizeof *r);
+    if (!r) return FR_ERR_NOMEM;
+    r->cfg = *cfg;
+    r->n_lanes = n_lanes;
+    r->n_clients = n_clients;
+    r->mcfg = *mcfg;
+    r->mcfg.n_users = 1;
+    e = fr_model_create(&r->g, &r->mcfg);
+    if (e) goto fail;
+    r->n_shared = fr_model_n_shared(r->g);
+    r->n_items = r->mcfg.n_items;
+    uint32_t dense_len = 0, nt = 0;
+    for (int t = 0; t < fr_model_n_tensors(r->g); t++) {
+        const fr_tensor *tt = fr_model_tensor(r->g, t);
+        if (tt->kind == FR_TENSOR_DENSE) { r->dense_t[r->n_dense++] = t; dense_len += tt->rows * tt->cols; }
+        else if (tt->kind == FR_TENSOR_ITEM_TABLE) {
+            r->table_t[nt] = t; r->widths[nt] = tt->cols; r->nrows[nt] = tt->rows; nt++;
+        }
+    }
+    r->shape = (fr_update_shape){dense_len, nt, r->widths, r->nrows};
+    fri_buf cb = {0};
+    e = fri_fl_config_block(&cb, &r->mcfg, cfg);
+    if (e) { fri_buf_free(&cb); goto fail; }
+    r->config = cb.data;
+    r->config_n = cb.len;
+    r->config_crc = fr_crc32c(0, r->config, r->config_n);
+    size_t nl = (size_t)n_lanes, nc = n_clients ? n_clients : 1;
+    e = FR_ERR_NOMEM;
+    r->acc = fri_calloc(nl * (r->n_shared ? r->n_shared : 1), sizeof *r->acc);
+    if (cfg->row_norm) r->roww = fri_calloc(nl * (nt ? nt : 1) * (size_t)r->n_items, sizeof *r->roww);
+    r->wsum = fri_calloc(nl, sizeof *r->wsum);
+    r->ids = fri_malloc(nc * sizeof *r->ids);
+    r->status = fri_calloc(nc, sizeof *r->status);
+    r->loss = fri_malloc(nc * sizeof *r->loss);
+    r->examples = fri_malloc(nc * sizeof *r->examples);
+    r->up = fri_malloc(nc * sizeof *r->up);
+    r->in = fri_calloc(nl, sizeof *r->in);
+    if (!r->acc || (cfg->row_norm && !r->roww) || !r->wsum || !r->ids || !r->status || !r->loss || !r->examples ||
+        !r->up || !r->in)
+        goto fail;
+    for (int i = 0; i < n_lanes; i++)
+        if ((e = fr_result_create(&r->in[i]))) goto fail;
+    bool mom = cfg->strategy == FR_STRATEGY_FEDAVGM || adaptive(cfg->strategy);
+    e = FR_ERR_NOMEM;
+    if (mom && !(r->m = fri_calloc(r->n_shared ? r->n_shared : 1, sizeof *r->m))) goto fail;
+    if (adaptive(cfg->strategy) && !(r->v = fri_calloc(r->n_shared ? r->n_shared : 1, sizeof *r->v))) goto fail;
+    if (r->v && cfg->strategy != FR_STRATEGY_FEDADAGRAD) /* Reddi et al.: v_{-1} = tau^2 */
+        for (size_t i = 0; i < r->n_shared; i++) r->v[i] = cfg->tau * cfg->tau;
+    *out = r;
+    return FR_OK;
+fail:
+    fr_round_free(r);
+    return e;
+}
+
+uint32_t fr_round_completed(const fr_round *r) { return r->completed; }
+bool fr_round_is_open(const fr_round *r) { return r->open; }
+uint32_t fr_round_n_clients(const fr_round *r) { return r->n_clients; }
+const fr_model *fr_round_model(const fr_round *r) { return r->g; }
+const fr_model_config *fr_round_model_config(const fr_round *r) { return &r->mcfg; }
+const fr_fl_config *fr_round_fl_config(const fr_round *r) { return &r->cfg; }
+const fr_update_shape *fr_round_shape(const fr_round *r) { return &r->shape; }
+uint32_t fr_round_config_crc(const fr_round *r) { return r->config_crc; }
+
+static void zero_accumulators(fr_round *r) {
+    size_t nl = (size_t)r->n_lanes;
+    memset(r->acc, 0, nl * r->n_shared * sizeof *r->acc);
+    if (r->roww) memset(r->roww, 0, nl * (r->shape.n_tables ? r->shape.n_tables : 1) * (size_t)r->n_items * sizeof *r->roww);
+    memset(r->wsum, 0, nl * sizeof *r->wsum);
+}
+
+fr_err fr_round_begin(fr_round *r, const uint32_t **clients, uint32_t *k) {
+    if (clients) *clients = NULL;
+    if (k) *k = 0;
+    if (r->open) return fri_fail(FR_ERR_STATE, "round %u is open: end or abort it before beginning another", r->completed + 1);
+    uint32_t round = r->completed + 1;
+    fr_err e = fr_fl_sample(&r->cfg, round, r->n_clients, r->ids, &r->k);
+    if (!e) e = fri_task_encode(&r->task, round, r->config, r->config_n, r->config_crc, r->g);
+    if (e) return e;
+    zero_accumulators(r);
+    for (uint32_t i = 0; i < r->k; i++) atomic_store_explicit(&r->status[i], 0, memory_order_relaxed);
+    r->open = true;
+    if (clients) *clients = r->ids;
+    if (k) *k = r->k;
+    return FR_OK;
+}
+
+/* Position of client c in the sampled list, or -1. */
+static int64_t position(const fr_round *r, uint32_t c) {
+    uint32_t lo = 0, hi = r->k;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (r->ids[mid] < c) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < r->k && r->ids[lo] == c ? (int64_t)lo : -1;
+}
+
+fr_err fr_round_task(fr_round *r, uint32_t client, const uint8_t **bytes, size_t *n) {
+    if (bytes) *bytes = NULL;
+    if (n) *n = 0;
+    if (!r->open) return fri_fail(FR_ERR_STATE, "TASK for client %u: no round is open", client);
+    int64_t pos = position(r, client);
+    if (pos < 0)
+        return fri_fail(FR_ERR_INVALID, "TASK for client %u: not sampled in round %u", client, r->completed + 1);
+    atomic_fetch_or(&r->status[pos], (unsigned char)SENT);
+    if (bytes) *bytes = r->task.data;
+    if (n) *n = r->task.len;
+    return FR_OK;
+}
+
+fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane) {
+    if (lane < 0 || lane >= r->n_lanes)
+        return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
+    fr_err e = fr_result_decode(r->in[lane], bytes, n, &r->shape);
+    if (e) return e;
+    return fr_round_accept(r, r->in[lane], lane);
+}
+
+/* The shape checks of a result given in memory (a decoded one has passed them). */
+static fr_err check_shape(const fr_round *r, const fr_result *res) {
+    const fr_update_shape *s = &r->shape;
+    if (res->dense_len != s->dense_len || res->n_tables != s->n_tables)
+        return fri_fail(FR_ERR_INVALID, "RESULT of client %u: dense %u and %u tables, expected %u and %u", res->client,
+                        res->dense_len, res->n_tables, s->dense_len, s->n_tables);
+    for (uint32_t t = 0; t < res->n_tables; t++) {
+        const fr_result_table *tb = &res->tables[t];
+        if (tb->width != s->widths[t])
+            return fri_fail(FR_ERR_INVALID, "RESULT of client %u: table %u width %u, expected %u", res->client, t,
+                            tb->width, s->widths[t]);
+        for (uint32_t i = 0; i < tb->count; i++) {
+            if (tb->ids[i] >= s->n_rows[t])
+                return fri_fail(FR_ERR_INVALID, "RESULT of client %u: row %u out of range, table has %u", res->client,
+                                tb->ids[i], s->n_rows[t]);
+            if (i && tb->ids[i] <= tb->ids[i - 1])
+                return fri_fail(FR_ERR_INVALID, "RESULT of client %u: table %u: row %u follows %u, expected increasing",
+                                res->client, t, tb->ids[i], tb->ids[i - 1]);
+        }
+    }
+    return FR_OK;
+}
+
+fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane) {
+    if (lane < 0 || lane >= r->n_lanes)
+        return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
+    uint32_t round = r->completed + 1;
+    if (!r->open) return fri_fail(FR_ERR_STATE, "RESULT of client %u: no round is open", res->client);
+    if (res->round != round)
+        return fri_fail(FR_ERR_STATE, "RESULT of client %u for round %u refused: the open round is %u (%s)",
+                        res->client, res->round, round, res->round < round ? "late" : "from the future");
+    if (res->config_crc != r->config_crc)
+        return fri_fail(FR_ERR_INVALID,
+                        "RESULT of client %u refused: it answers another federation (config CRC 0x%08x, this one 0x%08x)",
+                        res->client, res->config_crc, r->config_crc);
+    int64_t pos = position(r, res->client);
+    if (pos < 0)
+        return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: the client was not sampled in round %u",
+                        res->client, round);
+    fr_err e = check_shape(r, res);
+    if (e) return e;
+    unsigned char old = atomic_fetch_or(&r->status[pos], (unsigned char)DONE);
+    if (old & DONE)
+        return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: a duplicate (the client already answered round %u)",
+                        res->client, round);
+    int64_t *acc = r->acc + (size_t)lane * r->n_shared;
+    size_t pos_d = 0;
+    for (int i = 0; i < r->n_dense; i++) {
+        const fr_tensor *tt = fr_model_tensor(r->g, r->dense_t[i]);
+        size_t len = (size_t)tt->rows * tt->cols;
+        fri_fl_add_ints(acc + tt->offset, res->dense + pos_d, len);
+        pos_d += len;
+    }
+    uint64_t *rw = r->roww ? r->roww + (size_t)lane * (r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : NULL;
+    for (uint32_t t = 0; t < res->n_tables; t++) {
+        const fr_tensor *tt = fr_model_tensor(r->g, r->table_t[t]);
+        const fr_result_table *tb = &res->tables[t];
+        size_t w = tb->width;
+        for (uint32_t i = 0; i < tb->count; i++) {
+            size_t row = tb->ids[i];
+            fri_fl_add_ints(acc + tt->offset + row * w, tb->values + (size_t)i * w, w);
+            if (rw) rw[(size_t)t * r->n_items + row] += res->weight;
+        }
+    }
+    r->wsum[lane] += res->weight;
+    r->loss[pos] = res->loss_sum;
+    r->examples[pos] = res->examples;
+    r->up[pos] = fr_result_encoded_size(res);
+    return FR_OK;
+}
+
+uint32_t fr_round_results(const fr_round *r) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; r->open && i < r->k; i++) n += (atomic_load(&r->status[i]) & DONE) != 0;
+    return n;
+}
+
+/* The strategy's step on parameter p with averaged delta d. */
+static inline void apply(fr_round *r, float *w, size_t p, double d) {
+    const fr_fl_config *c = &r->cfg;
+    double lr = c->server_lr;
+    switch (c->strategy) {
+    case FR_STRATEGY_FEDAVG:
+    case FR_STRATEGY_FEDPROX:
+        w[p] = (float)((double)w[p] + lr * d);
+        break;
+    case FR_STRATEGY_FEDAVGM: {
+        double m = (double)c->server_momentum * r->m[p] + d;
+        r->m[p] = (float)m;
+        w[p] = (float)((double)w[p] + lr * m);
+        break;
+    }
+    default: {
+        double m = (double)c->beta1 * r->m[p] + (1.0 - c->beta1) * d;
+        double v = r->v[p], d2 = d * d;
+        if (c->strategy == FR_STRATEGY_FEDADAM) v = (double)c->beta2 * v + (1.0 - c->beta2) * d2;
+        else if (c->strategy == FR_STRATEGY_FEDYOGI) v = v - (1.0 - c->beta2) * d2 * (v - d2 > 0 ? 1 : v - d2 < 0 ? -1 : 0);
+        else v = v + d2;
+        r->m[p] = (float)m;
+        r->v[p] = (float)v;
+        w[p] = (float)((double)w[p] + lr * m / (sqrt(v) + c->tau));
+        break;
+    }
+    }
+}
+
+/* Sums the lanes and applies the strategy to the global model. */
+static void aggregate(fr_round *r) {
+    uint64_t W = 0;
+    for (int k = 0; k < r->n_lanes; k++) W += r->wsum[k];
+    if (W == 0) return;
+    float *w = fr_model_params(r->g);
+    size_t nl = (size_t)r->n_lanes, ns = r->n_shared;
+    size_t tstride = (r->shape.n_tables ? r->shape.n_tables : 1) * (size_t)r->n_items;
+    for (int t = 0; t < fr_model_n_tensors(r->g); t++) {
+        const fr_tensor *tt = fr_model_tensor(r->g, t);
+        if (tt->kind == FR_TENSOR_USER_TABLE) continue;
+        int ti = -1;
+        for (uint32_t i = 0; i < r->shape.n_tables; i++) if (r->table_t[i] == t) ti = (int)i;
+        for (size_t row = 0; row < tt->rows; row++) {
+            double denom = (double)W;
+            if (ti >= 0 && r->cfg.item_sum) denom = 1.0;
+            if (ti >= 0 && r->cfg.row_norm) {
+                uint64_t rw = 0;
+                for (size_t k = 0; k < nl; k++) rw += r->roww[k * tstride + (size_t)ti * r->n_items + row];
+                denom = rw ? (double)rw : 0;
+            }
+            for (size_t c = 0; c < tt->cols; c++) {
+                size_t p = tt->offset + row * tt->cols + c;
+                uint64_t sum = 0; /* modulo 2^64, then read as two's complement */
+                for (size_t k = 0; k < nl; k++) sum += (uint64_t)r->acc[k * ns + p];
+                double d = denom > 0 ? (double)(int64_t)sum / FR_FL_FIXED_SCALE / denom : 0.0;
+                apply(r, w, p, d);
+            }
+        }
+    }
+}
+
+fr_err fr_round_end(fr_round *r, fr_round_stats *st) {
+    fr_round_stats s = {0};
+    if (st) *st = s;
+    if (!r->open) return fri_fail(FR_ERR_STATE, "no round is open to end");
+    uint32_t round = r->completed + 1;
+    double loss = 0;
+    uint32_t sent = 0;
+    for (uint32_t i = 0; i < r->k; i++) {
+        unsigned char b = atomic_load(&r->status[i]);
+        sent += (b & SENT) != 0;
+        if (!(b & DONE)) continue;
+        s.clients++;
+        loss += r->loss[i];
+        s.examples += r->examples[i];
+        s.bytes_up += r->up[i];
+    }
+    s.round = round;
+    s.sampled = r->k;
+    s.loss = s.examples ? loss / (double)s.examples : NAN;
+    s.bytes_down = (uint64_t)sent * r->task.len;
+    r->open = false;
+    if (st) *st = s;
+    if (s.clients < r->cfg.min_results)
+        return fri_fail(FR_ERR_EMPTY, "round %u: %u results of %u sampled clients, the quorum is %u: nothing applied",
+                        round, s.clients, r->k, r->cfg.min_results);
+    if (s.clients) aggregate(r);
+    r->completed = round;
+    return FR_OK;
+}
+
+void fr_round_abort(fr_round *r) { r->open = false; }
+
+fr_err fr_round_merge(fr_round *dst, const fr_round *src) {
+    if (!dst->open || !src->open)
+        return fri_fail(FR_ERR_STATE, "merge: both controllers need an open round");
+    if (dst->config_crc != src->config_crc || dst->completed != src->completed || dst->k != src->k ||
+        dst->n_shared != src->n_shared || dst->n_clients != src->n_clients)
+        return fri_fail(FR_ERR_INVALID, "merge: another federation or round (round %u vs %u, config 0x%08x vs 0x%08x)",
+                        dst->completed + 1, src->completed + 1, dst->config_crc, src->config_crc);
+    for (uint32_t i = 0; i < src->k; i++) {
+        if (dst->ids[i] != src->ids[i])
+            return fri_fail(FR_ERR_INVALID, "merge: the rounds sampled different clients");
+        if ((atomic_load(&dst->status[i]) & DONE) && (atomic_load(&((fr_round *)src)->status[i]) & DONE))
+            return fri_fail(FR_ERR_INVALID, "merge: client %u answered in both controllers", src->ids[i]);
+    }
+    for (int k = 0; k < src->n_lanes; k++) {
+        fri_fl_add_ints(dst->acc, src->acc + (size_t)k * src->n_shared, dst->n_shared);
+        if (dst->roww && src->roww) {
+            size_t n = (dst->shape.n_tables ? dst->shape.n_tables : 1) * (size_t)dst->n_items;
+            for (size_t i = 0; i < n; i++) dst->roww[i] += src->roww[(size_t)k * n + i];
+        }
+        dst->wsum[0] += src->wsum[k];
+    }
+    for (uint32_t i = 0; i < src->k; i++) {
+        unsigned char b = atomic_load(&((fr_round *)src)->status[i]);
+        if (b & DONE) {
+            dst->loss[i] = src->loss[i];
+            dst->examples[i] = src->examples[i];
+            dst->up[i] = src->up[i];
+        }
+        atomic_fetch_or(&dst->status[i], b);
+    }
+    return FR_OK;
+}
+
+/* ------------------------------------------------------------------ state */
+
+/* Layout (little-endian), version 1:
+ *   "FRROUND\0" | u32 version | u32 config CRC | u32 config length C | config block[C]
+ *   | u32 clients | u32 rounds completed | u64 shared parameters P | u32 has m | u32 has v
+ *   | f32 m[P] if has m | f32 v[P] if has v | f32 shared[P] | u32 CRC-32C of all before */
+#define STATE_MAGIC "FRROUND\0"
+#define STATE_VERSION 1
+
+fr_err fr_round_save(const fr_round *r, uint8_t **bytes, size_t *n) {
+    *bytes = NULL;
+    *n = 0;
+    if (r->open) return fri_fail(FR_ERR_STATE, "saving the server state: round %u is open", r->completed + 1);
+    fri_buf b = {0};
+    fri_buf_put(&b, STATE_MAGIC, 8);
+    fri_buf_u32(&b, STATE_VERSION);
+    fri_buf_u32(&b, r->config_crc);
+    fri_buf_u32(&b, (uint32_t)r->config_n);
+    fri_buf_put(&b, r->config, r->config_n);
+    fri_buf_u32(&b, r->n_clients);
+    fri_buf_u32(&b, r->completed);
+    fri_buf_u64(&b, r->n_shared);
+    fri_buf_u32(&b, r->m ? 1 : 0);
+    fri_buf_u32(&b, r->v ? 1 : 0);
+    for (size_t i = 0; r->m && i < r->n_shared; i++) fri_buf_f32(&b, r->m[i]);
+    for (size_t i = 0; r->v && i < r->n_shared; i++) fri_buf_f32(&b, r->v[i]);
+    const float *w = fr_model_params_const(r->g);
+    for (size_t i = 0; i < r->n_shared; i++) fri_buf_f32(&b, w[i]);
+    if (!b.err) fri_buf_u32(&b, fr_crc32c(0, b.data, b.len));
+    if (b.err) { fri_buf_free(&b); return FR_ERR_NOMEM; }
+    *bytes = b.data;
+    *n = b.len;
+    return FR_OK;
+}
+
+/* The names of the settings in which a stored config differs from r's, for messages. */
+static void differing(char *buf, size_t cap, const fr_model_config *mc, const fr_fl_config *fc, const fr_round *r) {
+    const fr_fl_config *c = &r->cfg;
+    size_t at = 0;
+    buf[0] = 0;
+#define DIFF(cond, name) \
+    do { if ((cond) && at < cap) at += (size_t)snprintf(buf + at, cap - at, "%s%s", at ? ", " : "", name); } while (0)
+    DIFF(memcmp(mc, &r->mcfg, sizeof *mc) != 0, "the model config");
+    DIFF(fc->seed != c->seed, "seed");
+    DIFF(fc->strategy != c->strategy, "strategy");
+    DIFF(fc->server_lr != c->server_lr || fc->server_momentum != c->server_momentum || fc->beta1 != c->beta1 ||
+             fc->beta2 != c->beta2 || fc->tau != c->tau,
+         "the server optimizer");
+    DIFF(fc->mu != c->mu, "mu");
+    DIFF(fc->row_norm != c->row_norm || fc->item_sum != c->item_sum, "item aggregation");
+    DIFF(fc->keep_private_optim != c->keep_private_optim, "keep_private_optim");
+    DIFF(fc->dense_steps != c->dense_steps, "dense_steps");
+    DIFF(fc->local_epochs != c->local_epochs || fc->batch != c->batch || fc->negatives != c->negatives,
+         "local epochs, batch or negatives");
+    DIFF(memcmp(&fc->local, &c->local, sizeof fc->local) != 0, "the local optimizer");
+    DIFF(memcmp(&fc->item_local, &c->item_local, sizeof fc->item_local) != 0 || fc->item_lr_decay != c->item_lr_decay,
+         "the item optimizer");
+    DIFF(fc->clients_per_round != c->clients_per_round || fc->availability != c->availability ||
+             fc->min_results != c->min_results,
+         "client sampling");
+#undef DIFF
+    if (!at) snprintf(buf, cap, "nothing (another fedrec version?)");
+}
+
+fr_err fr_round_load(fr_round *r, const uint8_t *bytes, size_t n, const char *name) {
+    if (!name) name = "<memory>";
+    if (r->open) return fri_fail(FR_ERR_STATE, "%s: loading the server state: round %u is open", name, r->completed + 1);
+    if (n < 8 + 4 || memcmp(bytes, STATE_MAGIC, 8) != 0)
+        return fri_fail(FR_ERR_FORMAT, "%s: not a fedrec server state (bad magic or %zu bytes)", name, n);
+    if (fri_get_u32(bytes + n - 4) != fr_crc32c(0, bytes, n - 4))
+        return fri_fail(FR_ERR_CHECKSUM, "%s: server state is damaged (CRC-32C mismatch)", name);
+    fri_rd rd;
+    fri_rd_init(&rd, bytes, n - 4, name, "server state");
+    rd.at = 8;
+    uint32_t ver, crc, cn, nc, done, has_m, has_v;
+    uint64_t ns;
+    const uint8_t *cb;
+    fr_err e;
+    if ((e = fri_rd_u32(&rd, &ver, "version"))) return e;
+    if (ver != STATE_VERSION)
+        return fri_fail(FR_ERR_VERSION, "%s: server state version %u, this build reads version %d", name, ver,
+                        STATE_VERSION);
+    if ((e = fri_rd_u32(&rd, &crc, "config CRC")) || (e = fri_rd_u32(&rd, &cn, "config length")) ||
+        (e = fri_rd_bytes(&rd, &cb, cn, "config block")))
+        return e;
+    if (fr_crc32c(0, cb, cn) != crc) return fri_fail(FR_ERR_FORMAT, "%s: the config block's CRC does not match", name);
+    if (crc != r->config_crc) {
+        fri_rd cr;
+        fri_rd_init(&cr, cb, cn, name, "config block");
+        fr_model_config mc;
+        fr_fl_config fc;
+        if ((e = fri_fl_config_block_get(&cr, &mc, &fc))) return e;
+        fr_model sized;
+        memset(&sized, 0, sizeof sized);
+        size_t their = fri_model_layout(&sized, &mc) == FR_OK ? sized.n_shared : 0;
+        char diff[256];
+        differing(diff, sizeof diff, &mc, &fc, r);
+        return fri_fail(FR_ERR_INVALID,
+                        "%s: the state of another run (seed %llu, strategy %s, %s, %zu shared parameters; this run: "
+                        "seed %llu, strategy %s, %s, %zu; differing: %s)",
+                        name, (unsigned long long)fc.seed, fr_strategy_name(fc.strategy), fr_model_kind_name(mc.kind),
+                        their, (unsigned long long)r->cfg.seed, fr_strategy_name(r->cfg.strategy),
+                        fr_model_kind_name(r->mcfg.kind), r->n_shared, diff);
+    }
+    if ((e = fri_rd_u32(&rd, &nc, "client count")) || (e = fri_rd_u32(&rd, &done, "rounds")) ||
+        (e = fri_rd_u64(&rd, &ns, "parameter count")) || (e = fri_rd_u32(&rd, &has_m, "moment flag")) ||
+        (e = fri_rd_u32(&rd, &has_v, "moment flag")))
+        return e;
+    if (nc != r->n_clients)
+        return fri_fail(FR_ERR_INVALID, "%s: the state of a federation of %u clients, this one has %u", name, nc,
+                        r->n_clients);
+    if (ns != r->n_shared || has_m > 1 || has_v > 1 || (has_m != 0) != (r->m != NULL) || (has_v != 0) != (r->v != NULL))
+        return fri_fail(FR_ERR_FORMAT, "%s: %llu parameters and moments %u/%u do not match the config", name,
+                        (unsigned long long)ns, has_m, has_v);
+    uint64_t arrays = 1 + (uint64_t)has_m + has_v;
+    if ((e = fri_rd_need_n(&rd, arrays * ns, 4, "parameters"))) return e;
+    if (rd.n - rd.at != arrays * ns * 4)
+        return fri_fail(FR_ERR_FORMAT, "%s: %zu unexpected bytes after the parameters", name,
+                        (size_t)(rd.n - rd.at - arrays * ns * 4));
+    const uint8_t *p = rd.p + rd.at;
+    for (size_t i = 0; has_m && i < ns; i++) r->m[i] = fri_get_f32(p + 4 * i);
+    p += has_m ? 4 * ns : 0;
+    for (size_t i = 0; has_v && i < ns; i++) r->v[i] = fri_get_f32(p + 4 * i);
+    p += has_v ? 4 * ns : 0;
+    float *w = fr_model_params(r->g);
+    for (size_t i = 0; i < ns; i++) w[i] = fri_get_f32(p + 4 * i);
+    r->completed = done;
+    return FR_OK;
+}

@@ -1,0 +1,637 @@
+/* The round controller and the client step, driven by hand as a network server or an
+ * MPI rank would drive them:
+ *   - a plain loop over begin / task / step (bytes to bytes) / submit / end gives a model
+ *     file bit-identical to the simulator's;
+ *   - a late, duplicate, foreign, unknown or damaged RESULT is refused with a message
+ *     saying which and leaves the round as if it never came;
+ *   - a round below the quorum applies nothing and is retried with the same clients;
+ *   - lanes, arrival order and merging controllers do not change a bit;
+ *   - save / load between rounds resumes exactly; damaged or foreign state is refused;
+ *   - TASK decoding: truncations, byte flips and body checks;
+ *   - an allocation-failure sweep over a whole round. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/core.h"
+#include "fedrec/fl.h"
+#include "fedrec/runtime.h"
+#include "fl/fl_internal.h"
+
+static fr_dataset *synthetic(void) {
+    fr_gen_opts go;
+    fr_gen_opts_default(&go);
+    go.users = 50;
+    go.items = 70;
+    go.interactions = 1200;
+    go.seed = 5;
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_dataset_generate(&d, &go), FR_OK);
+    return d;
+}
+
+static void configs(fr_model_config *mc, fr_fl_config *cfg, const fr_dataset *d) {
+    fr_model_config_default(mc, FR_MODEL_NEUMF);
+    fr_fl_config_default(cfg, FR_MODEL_NEUMF);
+    cfg->seed = 7;
+    cfg->strategy = FR_STRATEGY_FEDADAM;
+    cfg->server_lr = 0.01f;
+    cfg->clients_per_round = 0.5;
+    cfg->availability = 0.9;
+    cfg->local_epochs = 2;
+    cfg->batch = 16;
+    cfg->row_norm = true;
+    mc->n_users = fr_dataset_n_users(d);
+    mc->n_items = fr_dataset_n_items(d);
+    mc->seed = cfg->seed; /* as the sim does */
+}
+
+/* The client-state store by hand: a model with every user's private rows. */
+typedef struct store {
+    fr_model *full;
+    float *rows[2];
+    const fr_dataset *d;
+} store;
+
+/* Client c's data and private rows (a client per user). Returns its interactions. */
+static size_t client_of(store *s, uint32_t c, fr_client_data *cd, fr_client_private *priv) {
+    const uint32_t *items;
+    const float *ratings;
+    size_t n = fr_dataset_user(s->d, c, &items, &ratings, NULL);
+    *cd = (fr_client_data){c, items, ratings, n, fr_dataset_n_items(s->d), 0, NULL};
+    int k = 0;
+    for (int t = 0; t < fr_model_n_tensors(s->full); t++) {
+        const fr_tensor *tt = fr_model_tensor(s->full, t);
+        if (tt->kind == FR_TENSOR_USER_TABLE) s->rows[k++] = fr_model_params(s->full) + tt->offset + (size_t)c * tt->cols;
+    }
+    *priv = (fr_client_private){s->rows, NULL, NULL, NULL};
+    return n;
+}
+
+/* One round by hand: every sampled client with data gets the TASK bytes, steps bytes to
+ * bytes, and its RESULT bytes are submitted (in reverse id order, to lanes by parity). */
+static void round_by_hand(fr_round *r, fr_client_ws *ws, store *s, fr_round_stats *st) {
+    const uint32_t *ids;
+    uint32_t k;
+    cr_assert_eq(fr_round_begin(r, &ids, &k), FR_OK, "%s", fr_errmsg());
+    for (uint32_t i = k; i-- > 0;) {
+        fr_client_data cd;
+        fr_client_private priv;
+        if (!client_of(s, ids[i], &cd, &priv)) continue;
+        const uint8_t *task, *out;
+        size_t tn, on;
+        cr_assert_eq(fr_round_task(r, ids[i], &task, &tn), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(fr_client_step_bytes(ws, task, tn, ids[i], &cd, &priv, &out, &on), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(fr_round_submit(r, out, on, (int)(ids[i] % 2)), FR_OK, "%s", fr_errmsg());
+    }
+    cr_assert_eq(fr_round_end(r, st), FR_OK, "%s", fr_errmsg());
+}
+
+static uint8_t *model_bytes(fr_model *m, size_t *n) {
+    uint8_t *b = NULL;
+    fr_model_meta meta = {0};
+    cr_assert_eq(fr_model_encode(m, &meta, &b, n), FR_OK);
+    return b;
+}
+
+static uint8_t *sim_bytes(const fr_dataset *d, int rounds, size_t *n) {
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    fr_pool *pool = NULL;
+    cr_assert_eq(fr_pool_create(&pool, 2), FR_OK);
+    fr_sim *s = NULL;
+    cr_assert_eq(fr_sim_create(&s, &mc, &cfg, d, pool), FR_OK);
+    for (int i = 0; i < rounds; i++) {
+        fr_round_stats st;
+        cr_assert_eq(fr_sim_round(s, &st), FR_OK, "%s", fr_errmsg());
+    }
+    uint8_t *b = model_bytes(fr_sim_model(s), n);
+    fr_sim_free(s);
+    fr_pool_free(pool);
+    return b;
+}
+
+Test(round, by_hand_equals_the_simulator_bit_for_bit) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    store s = {NULL, {NULL, NULL}, d};
+    cr_assert_eq(fr_model_create(&s.full, &mc), FR_OK);
+    fr_round *r = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, fr_dataset_n_users(d), 2), FR_OK);
+    /* a client makes its workspace from the first TASK it receives */
+    cr_assert_eq(fr_round_begin(r, NULL, NULL), FR_OK);
+    fr_task *t = NULL;
+    const uint8_t *tb;
+    size_t tn;
+    const uint32_t *ids;
+    uint32_t k;
+    fr_round_abort(r);
+    cr_assert_eq(fr_round_begin(r, &ids, &k), FR_OK);
+    cr_assert_eq(fr_round_task(r, ids[0], &tb, &tn), FR_OK);
+    cr_assert_eq(fr_task_create(&t), FR_OK);
+    cr_assert_eq(fr_task_decode(t, tb, tn), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_task_round(t), 1);
+    cr_assert_eq(fr_task_config_crc(t), fr_round_config_crc(r));
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, fr_task_model_config(t), fr_task_fl_config(t)), FR_OK);
+    fr_round_abort(r);
+    uint64_t down = 0, up = 0;
+    for (int i = 0; i < 4; i++) {
+        fr_round_stats st;
+        round_by_hand(r, ws, &s, &st);
+        cr_assert_eq(st.round, (uint32_t)i + 1);
+        cr_assert(st.clients > 0 && st.clients <= st.sampled && isfinite(st.loss));
+        cr_assert_eq(st.bytes_down, (uint64_t)st.clients * tn, "every client that stepped got the whole TASK");
+        down += st.bytes_down;
+        up += st.bytes_up;
+    }
+    cr_assert(up > 0 && down > 0);
+    cr_assert_eq(fr_round_completed(r), 4);
+    fr_model_set_shared(s.full, fr_model_params_const(fr_round_model(r)));
+    size_t n1, n2;
+    uint8_t *a = model_bytes(s.full, &n1), *b = sim_bytes(d, 4, &n2);
+    cr_assert(n1 == n2 && memcmp(a, b, n1) == 0, "by hand vs fr_sim");
+    fr_model_bytes_free(a);
+    fr_model_bytes_free(b);
+    fr_task_free(t);
+    fr_client_ws_free(ws);
+    fr_round_free(r);
+    fr_model_free(s.full);
+    fr_dataset_free(d);
+}
+
+/* ------------------------------------------------------------------ refusals */
+
+/* A result of client c for the open round of r (stepped on its TASK), as bytes. */
+static uint8_t *result_of(fr_round *r, fr_client_ws *ws, store *s, uint32_t c, size_t *n) {
+    fr_client_data cd;
+    fr_client_private priv;
+    float keep[2][64];
+    cr_assert(client_of(s, c, &cd, &priv) > 0);
+    /* the private rows are restored: the refusal tests step clients more than once */
+    memcpy(keep[0], priv.rows[0], 8 * 4);
+    memcpy(keep[1], priv.rows[1], 32 * 4);
+    const uint8_t *task, *out;
+    size_t tn, on;
+    cr_assert_eq(fr_round_task(r, c, &task, &tn), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_client_step_bytes(ws, task, tn, c, &cd, &priv, &out, &on), FR_OK, "%s", fr_errmsg());
+    memcpy(priv.rows[0], keep[0], 8 * 4);
+    memcpy(priv.rows[1], keep[1], 32 * 4);
+    uint8_t *b = malloc(on);
+    memcpy(b, out, on);
+    *n = on;
+    return b;
+}
+
+static uint8_t *global_bytes(const fr_round *r, size_t *n) {
+    *n = fr_model_n_shared(fr_round_model(r)) * sizeof(float);
+    uint8_t *b = malloc(*n);
+    memcpy(b, fr_model_params_const(fr_round_model(r)), *n);
+    return b;
+}
+
+Test(round, refused_results_change_nothing) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    cfg.clients_per_round = 0;
+    cfg.availability = 1;
+    store s = {NULL, {NULL, NULL}, d};
+    cr_assert_eq(fr_model_create(&s.full, &mc), FR_OK);
+    fr_round *r = NULL, *ref = NULL, *other = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, 3, 1), FR_OK);   /* clients 0, 1, 2 */
+    cr_assert_eq(fr_round_create(&ref, &mc, &cfg, 3, 1), FR_OK);
+    fr_fl_config oc = cfg;
+    oc.batch = 8; /* another federation */
+    cr_assert_eq(fr_round_create(&other, &mc, &oc, 3, 1), FR_OK);
+    fr_client_ws *ws = NULL, *wo = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    cr_assert_eq(fr_client_ws_create(&wo, &mc, &oc), FR_OK);
+    /* round 1 in both: r also gets a stale result kept for later */
+    cr_assert_eq(fr_round_begin(r, NULL, NULL), FR_OK);
+    cr_assert_eq(fr_round_begin(ref, NULL, NULL), FR_OK);
+    size_t n0, n1, stale_n;
+    uint8_t *r0 = result_of(r, ws, &s, 0, &n0), *stale = result_of(r, ws, &s, 1, &stale_n);
+    cr_assert_eq(fr_round_submit(r, r0, n0, 0), FR_OK);
+    cr_assert_eq(fr_round_submit(ref, r0, n0, 0), FR_OK);
+    free(r0);
+    cr_assert_eq(fr_round_end(r, NULL), FR_OK);
+    cr_assert_eq(fr_round_end(ref, NULL), FR_OK);
+    /* round 2: the good results, and every kind of bad one into r only */
+    cr_assert_eq(fr_round_begin(r, NULL, NULL), FR_OK);
+    cr_assert_eq(fr_round_begin(ref, NULL, NULL), FR_OK);
+    uint8_t *g0 = result_of(r, ws, &s, 0, &n0), *g1 = result_of(r, ws, &s, 2, &n1);
+    cr_assert_eq(fr_round_submit(r, g0, n0, 0), FR_OK);
+    cr_assert_eq(fr_round_submit(ref, g0, n0, 0), FR_OK);
+    /* late: client 1's result of round 1 */
+    cr_assert_eq(fr_round_submit(r, stale, stale_n, 0), FR_ERR_STATE);
+    cr_assert(strstr(fr_errmsg(), "client 1 for round 1 refused: the open round is 2 (late)") != NULL, "%s", fr_errmsg());
+    /* duplicate */
+    cr_assert_eq(fr_round_submit(r, g0, n0, 0), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "a duplicate") != NULL, "%s", fr_errmsg());
+    /* foreign: another federation's result for the same round and client */
+    cr_assert_eq(fr_round_begin(other, NULL, NULL), FR_OK);
+    cr_assert_eq(fr_round_end(other, NULL), FR_OK);
+    cr_assert_eq(fr_round_begin(other, NULL, NULL), FR_OK);
+    size_t fn;
+    uint8_t *foreign = result_of(other, wo, &s, 1, &fn);
+    cr_assert_eq(fr_round_submit(r, foreign, fn, 0), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "another federation") != NULL, "%s", fr_errmsg());
+    /* a TASK of another federation is refused by the client too */
+    const uint8_t *otask;
+    size_t otn;
+    cr_assert_eq(fr_round_task(other, 1, &otask, &otn), FR_OK);
+    fr_client_data cd;
+    fr_client_private priv;
+    client_of(&s, 1, &cd, &priv);
+    const uint8_t *out;
+    size_t on;
+    cr_assert_eq(fr_client_step_bytes(ws, otask, otn, 1, &cd, &priv, &out, &on), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "the TASK is of another federation") != NULL, "%s", fr_errmsg());
+    /* unknown: a client the round did not sample (re-labelled: resealed so only that differs) */
+    uint8_t *unknown = malloc(n1);
+    memcpy(unknown, g1, n1);
+    fri_put_u32(unknown + 24, 7);
+    fri_put_u32(unknown + 16, fr_crc32c(0, unknown + 24, n1 - 24));
+    cr_assert_eq(fr_round_submit(r, unknown, n1, 0), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "client 7 refused: the client was not sampled in round 2") != NULL, "%s",
+              fr_errmsg());
+    /* damaged */
+    uint8_t *damaged = malloc(n1);
+    memcpy(damaged, g1, n1);
+    damaged[n1 / 2] ^= 0x20;
+    cr_assert_eq(fr_round_submit(r, damaged, n1, 0), FR_ERR_CHECKSUM);
+    cr_assert(strstr(fr_errmsg(), "RESULT: damaged") != NULL, "%s", fr_errmsg());
+    /* a TASK for an unsampled client, a lane out of range */
+    cr_assert_eq(fr_round_task(r, 9, &otask, &otn), FR_ERR_INVALID);
+    cr_assert_eq(fr_round_submit(r, g1, n1, 1), FR_ERR_INVALID);
+    cr_assert_eq(fr_round_results(r), 1);
+    /* then the good one; r and ref must now agree to the bit */
+    cr_assert_eq(fr_round_submit(r, g1, n1, 0), FR_OK);
+    cr_assert_eq(fr_round_submit(ref, g1, n1, 0), FR_OK);
+    fr_round_stats sr, sf;
+    cr_assert_eq(fr_round_end(r, &sr), FR_OK);
+    cr_assert_eq(fr_round_end(ref, &sf), FR_OK);
+    cr_assert_eq(sr.clients, 2);
+    cr_assert(sr.loss == sf.loss && sr.bytes_up == sf.bytes_up && sr.examples == sf.examples);
+    size_t na, nb;
+    uint8_t *a = global_bytes(r, &na), *b = global_bytes(ref, &nb);
+    cr_assert(na == nb && memcmp(a, b, na) == 0, "a refused result changed the model");
+    /* no round open: nothing is taken */
+    cr_assert_eq(fr_round_submit(r, g1, n1, 0), FR_ERR_STATE);
+    cr_assert_eq(fr_round_end(r, NULL), FR_ERR_STATE);
+    cr_assert_eq(fr_round_task(r, 0, &otask, &otn), FR_ERR_STATE);
+    free(a); free(b); free(g0); free(g1); free(stale); free(foreign); free(unknown); free(damaged);
+    fr_client_ws_free(ws);
+    fr_client_ws_free(wo);
+    fr_round_free(r);
+    fr_round_free(ref);
+    fr_round_free(other);
+    fr_model_free(s.full);
+    fr_dataset_free(d);
+}
+
+Test(round, below_quorum_applies_nothing_and_retries) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    cfg.clients_per_round = 4;
+    cfg.availability = 1;
+    cfg.min_results = 3;
+    store s = {NULL, {NULL, NULL}, d};
+    cr_assert_eq(fr_model_create(&s.full, &mc), FR_OK);
+    fr_round *r = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, fr_dataset_n_users(d), 1), FR_OK);
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    const uint32_t *ids;
+    uint32_t k, first[4];
+    cr_assert_eq(fr_round_begin(r, &ids, &k), FR_OK);
+    cr_assert_eq(k, 4);
+    memcpy(first, ids, sizeof first);
+    cr_assert_eq(fr_round_begin(r, NULL, NULL), FR_ERR_STATE);
+    size_t n0, n1;
+    uint8_t *a0 = result_of(r, ws, &s, ids[0], &n0), *a1 = result_of(r, ws, &s, ids[1], &n1);
+    cr_assert_eq(fr_round_submit(r, a0, n0, 0), FR_OK);
+    cr_assert_eq(fr_round_submit(r, a1, n1, 0), FR_OK);
+    size_t nw;
+    uint8_t *before = global_bytes(r, &nw);
+    fr_round_stats st;
+    cr_assert_eq(fr_round_end(r, &st), FR_ERR_EMPTY);
+    cr_assert(strstr(fr_errmsg(), "round 1: 2 results of 4 sampled clients, the quorum is 3: nothing applied") != NULL,
+              "%s", fr_errmsg());
+    cr_assert_eq(st.clients, 2);
+    cr_assert_eq(fr_round_completed(r), 0);
+    cr_assert(!fr_round_is_open(r));
+    size_t nw2;
+    uint8_t *after = global_bytes(r, &nw2);
+    cr_assert(memcmp(before, after, nw) == 0, "a round below quorum changed the model");
+    /* the retry samples the same clients; with enough results it applies */
+    cr_assert_eq(fr_round_begin(r, &ids, &k), FR_OK);
+    cr_assert(k == 4 && memcmp(ids, first, sizeof first) == 0);
+    for (int i = 0; i < 3; i++) {
+        size_t n;
+        uint8_t *b = result_of(r, ws, &s, ids[i], &n);
+        cr_assert_eq(fr_round_submit(r, b, n, 0), FR_OK, "%s", fr_errmsg());
+        free(b);
+    }
+    cr_assert_eq(fr_round_end(r, &st), FR_OK);
+    cr_assert_eq(fr_round_completed(r), 1);
+    free(a0); free(a1); free(before); free(after);
+    fr_client_ws_free(ws);
+    fr_round_free(r);
+    fr_model_free(s.full);
+    fr_dataset_free(d);
+}
+
+/* ------------------------------------------------------------------ lanes, order, merge */
+
+Test(round, merging_controllers_equals_one) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    store s = {NULL, {NULL, NULL}, d};
+    cr_assert_eq(fr_model_create(&s.full, &mc), FR_OK);
+    uint32_t nc = fr_dataset_n_users(d);
+    fr_round *one = NULL, *a = NULL, *b = NULL;
+    cr_assert_eq(fr_round_create(&one, &mc, &cfg, nc, 1), FR_OK);
+    cr_assert_eq(fr_round_create(&a, &mc, &cfg, nc, 3), FR_OK); /* lane counts do not matter either */
+    cr_assert_eq(fr_round_create(&b, &mc, &cfg, nc, 2), FR_OK);
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    for (int round = 0; round < 3; round++) {
+        const uint32_t *ids;
+        uint32_t k;
+        cr_assert_eq(fr_round_begin(one, &ids, &k), FR_OK);
+        cr_assert_eq(fr_round_begin(a, NULL, NULL), FR_OK);
+        cr_assert_eq(fr_round_begin(b, NULL, NULL), FR_OK);
+        /* results in id order into `one`; the same bytes split by parity into a and b,
+         * in reverse order, over their lanes */
+        uint8_t *msg[64];
+        size_t len[64];
+        cr_assert(k <= 64);
+        for (uint32_t i = 0; i < k; i++) {
+            fr_client_data cd;
+            fr_client_private priv;
+            msg[i] = NULL;
+            if (!client_of(&s, ids[i], &cd, &priv)) continue;
+            msg[i] = result_of(one, ws, &s, ids[i], &len[i]);
+            cr_assert_eq(fr_round_submit(one, msg[i], len[i], 0), FR_OK);
+        }
+        for (uint32_t i = k; i-- > 0;) {
+            if (!msg[i]) continue;
+            fr_round *to = i % 2 ? a : b;
+            cr_assert_eq(fr_round_submit(to, msg[i], len[i], (int)(i % (i % 2 ? 3 : 2))), FR_OK, "%s", fr_errmsg());
+        }
+        cr_assert_eq(fr_round_merge(a, b), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(fr_round_merge(a, b), FR_ERR_INVALID, "merging twice counts clients twice");
+        fr_round_stats s1, s2;
+        cr_assert_eq(fr_round_end(one, &s1), FR_OK);
+        cr_assert_eq(fr_round_end(a, &s2), FR_OK);
+        fr_round_abort(b);
+        cr_assert(s1.clients == s2.clients && s1.loss == s2.loss && s1.bytes_up == s2.bytes_up);
+        /* b follows a's model for the next round (a merge is within one round) */
+        uint8_t *st = NULL;
+        size_t sn;
+        cr_assert_eq(fr_round_save(a, &st, &sn), FR_OK);
+        cr_assert_eq(fr_round_load(b, st, sn, "a"), FR_OK);
+        fr_msg_free(st);
+        size_t n1, n2;
+        uint8_t *w1 = global_bytes(one, &n1), *w2 = global_bytes(a, &n2);
+        cr_assert(memcmp(w1, w2, n1) == 0, "round %d: merged controllers differ from one", round + 1);
+        free(w1); free(w2);
+        for (uint32_t i = 0; i < k; i++) free(msg[i]);
+    }
+    fr_client_ws_free(ws);
+    fr_round_free(one);
+    fr_round_free(a);
+    fr_round_free(b);
+    fr_model_free(s.full);
+    fr_dataset_free(d);
+}
+
+/* ------------------------------------------------------------------ state */
+
+Test(round, save_load_resumes_exactly_and_refuses_bad_state) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    uint32_t nc = fr_dataset_n_users(d);
+    store s1 = {NULL, {NULL, NULL}, d}, s2 = {NULL, {NULL, NULL}, d};
+    cr_assert_eq(fr_model_create(&s1.full, &mc), FR_OK);
+    cr_assert_eq(fr_model_create(&s2.full, &mc), FR_OK);
+    fr_round *r = NULL, *q = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, nc, 2), FR_OK);
+    cr_assert_eq(fr_round_create(&q, &mc, &cfg, nc, 2), FR_OK);
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    fr_round_stats st;
+    for (int i = 0; i < 4; i++) round_by_hand(r, ws, &s1, &st);
+    for (int i = 0; i < 2; i++) round_by_hand(q, ws, &s2, &st);
+    uint8_t *b = NULL;
+    size_t n;
+    cr_assert_eq(fr_round_save(q, &b, &n), FR_OK);
+    fr_round_free(q);
+    q = NULL;
+    cr_assert_eq(fr_round_create(&q, &mc, &cfg, nc, 2), FR_OK);
+    cr_assert_eq(fr_round_load(q, b, n, "q.state"), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_round_completed(q), 2);
+    for (int i = 0; i < 2; i++) round_by_hand(q, ws, &s2, &st);
+    size_t na, nb;
+    uint8_t *wa = global_bytes(r, &na), *wb = global_bytes(q, &nb);
+    cr_assert(memcmp(wa, wb, na) == 0, "4 rounds vs 2 + save/load + 2");
+    free(wa); free(wb);
+    /* while a round is open */
+    cr_assert_eq(fr_round_begin(q, NULL, NULL), FR_OK);
+    uint8_t *x = NULL;
+    size_t xn;
+    cr_assert_eq(fr_round_save(q, &x, &xn), FR_ERR_STATE);
+    cr_assert_eq(fr_round_load(q, b, n, "q.state"), FR_ERR_STATE);
+    fr_round_abort(q);
+    /* damaged, truncated, another run */
+    for (size_t k = 0; k < n; k += 7) {
+        b[k] ^= 0x10;
+        fr_err e = fr_round_load(q, b, n, "q.state");
+        cr_assert(e == FR_ERR_CHECKSUM || e == FR_ERR_FORMAT, "byte %zu: %s", k, fr_errmsg());
+        b[k] ^= 0x10;
+    }
+    for (size_t k = 0; k < n; k += 5) cr_assert_neq(fr_round_load(q, b, k, "q.state"), FR_OK);
+    cr_assert_eq(fr_round_completed(q), 4, "a refused load changed nothing");
+    fr_fl_config oc = cfg;
+    oc.seed = 99;
+    fr_round *o = NULL;
+    cr_assert_eq(fr_round_create(&o, &mc, &oc, nc, 1), FR_OK);
+    cr_assert_eq(fr_round_load(o, b, n, "q.state"), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "q.state: the state of another run (seed 7,") != NULL, "%s", fr_errmsg());
+    cr_assert(strstr(fr_errmsg(), "differing: seed)") != NULL, "%s", fr_errmsg());
+    fr_round_free(o);
+    cr_assert_eq(fr_round_create(&o, &mc, &cfg, nc + 1, 1), FR_OK);
+    cr_assert_eq(fr_round_load(o, b, n, "q.state"), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "of 50 clients, this one has 51") != NULL, "%s", fr_errmsg());
+    fr_round_free(o);
+    fr_msg_free(b);
+    fr_client_ws_free(ws);
+    fr_round_free(r);
+    fr_round_free(q);
+    fr_model_free(s1.full);
+    fr_model_free(s2.full);
+    fr_dataset_free(d);
+}
+
+/* ------------------------------------------------------------------ TASK decoding */
+
+Test(round, task_decoding_refuses_every_damage) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    cfg.clients_per_round = 0;
+    cfg.availability = 1;
+    fr_round *r = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, 3, 1), FR_OK);
+    cr_assert_eq(fr_round_begin(r, NULL, NULL), FR_OK);
+    const uint8_t *tb;
+    size_t n;
+    cr_assert_eq(fr_round_task(r, 2, &tb, &n), FR_OK);
+    uint8_t *b = malloc(n + 1);
+    memcpy(b, tb, n);
+    fr_task *t = NULL;
+    cr_assert_eq(fr_task_create(&t), FR_OK);
+    cr_assert_eq(fr_task_decode(t, b, n), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(memcmp(fr_model_params_const(fr_task_model(t)), fr_model_params_const(fr_round_model(r)),
+                        fr_model_n_shared(fr_round_model(r)) * 4), 0, "the TASK carries the global parameters");
+    cr_assert_eq(fr_task_fl_config(t)->batch, cfg.batch);
+    cr_assert_eq(fr_task_model_config(t)->n_items, mc.n_items);
+    /* a steady client decodes every round without allocating */
+    fr_test_fail_alloc(0, false);
+    cr_assert_eq(fr_task_decode(t, b, n), FR_OK);
+    cr_assert_eq(fr_test_alloc_count(), 0);
+    for (size_t k = 0; k < n; k += (k < 400 ? 1 : 97)) {
+        fr_err e = fr_task_decode(t, b, k);
+        cr_assert_eq(e, FR_ERR_FORMAT, "truncated to %zu: %s", k, fr_errmsg());
+        cr_assert_null(fr_task_model(t), "a failed decode leaves the task empty");
+    }
+    b[n] = 0;
+    cr_assert_eq(fr_task_decode(t, b, n + 1), FR_ERR_FORMAT);
+    for (size_t k = 24; k < n; k += (k < 400 ? 1 : 97)) {
+        b[k] ^= 0x04;
+        cr_assert_eq(fr_task_decode(t, b, n), FR_ERR_CHECKSUM, "byte %zu", k);
+        b[k] ^= 0x04;
+    }
+    /* behind a valid CRC: reserved, round 0, config CRC, a config that does not check,
+     * padding, parameter count */
+    struct { size_t off; uint32_t v; const char *msg; } cases[] = {
+        {36, 1, "reserved field is 1"},
+        {24, 0, "round 0"},
+        {28, 0x12345678, "config block's CRC-32C"},
+        {32, 5, "config"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        uint8_t *m = malloc(n);
+        memcpy(m, b, n);
+        fri_put_u32(m + cases[c].off, cases[c].v);
+        fri_put_u32(m + 16, fr_crc32c(0, m + 24, n - 24));
+        cr_assert_eq(fr_task_decode(t, m, n), FR_ERR_FORMAT, "case %zu", c);
+        cr_assert(strstr(fr_errmsg(), cases[c].msg) != NULL, "case %zu: %s", c, fr_errmsg());
+        free(m);
+    }
+    /* a config that fails its check (batch 0), with every CRC right */
+    uint32_t cn = fri_get_u32(b + 32);
+    fri_buf cb = {0};
+    fr_fl_config bad = cfg;
+    bad.batch = 0;
+    cr_assert_eq(fri_fl_config_block(&cb, &mc, &bad), FR_OK);
+    cr_assert_eq(cb.len, cn);
+    uint8_t *m = malloc(n);
+    memcpy(m, b, n);
+    memcpy(m + 40, cb.data, cn);
+    fri_put_u32(m + 28, fr_crc32c(0, cb.data, cn));
+    fri_put_u32(m + 16, fr_crc32c(0, m + 24, n - 24));
+    cr_assert_eq(fr_task_decode(t, m, n), FR_ERR_FORMAT);
+    cr_assert(strstr(fr_errmsg(), "batch 0") != NULL, "%s", fr_errmsg());
+    free(m);
+    fri_buf_free(&cb);
+    /* the parameter count must be the config's shared prefix */
+    size_t at = (24 + 16 + cn + 7) & ~(size_t)7;
+    m = malloc(n);
+    memcpy(m, b, n);
+    fri_put_u64(m + at, fri_get_u64(b + at) - 1);
+    fri_put_u32(m + 16, fr_crc32c(0, m + 24, n - 24));
+    cr_assert_eq(fr_task_decode(t, m, n), FR_ERR_FORMAT);
+    free(m);
+    if (at > 40 + cn) {
+        m = malloc(n);
+        memcpy(m, b, n);
+        m[40 + cn] = 1;
+        fri_put_u32(m + 16, fr_crc32c(0, m + 24, n - 24));
+        cr_assert_eq(fr_task_decode(t, m, n), FR_ERR_FORMAT);
+        cr_assert(strstr(fr_errmsg(), "padding") != NULL, "%s", fr_errmsg());
+        free(m);
+    }
+    uint16_t type;
+    cr_assert_eq(fr_msg_type(b, n, &type), FR_OK);
+    cr_assert_eq(type, FR_MSG_TASK);
+    fr_result *res = NULL;
+    cr_assert_eq(fr_result_create(&res), FR_OK);
+    cr_assert_eq(fr_result_decode(res, b, n, fr_round_shape(r)), FR_ERR_FORMAT, "a TASK is not a RESULT");
+    fr_result_free(res);
+    free(b);
+    fr_task_free(t);
+    fr_round_free(r);
+    fr_dataset_free(d);
+}
+
+/* ------------------------------------------------------------------ allocation */
+
+Test(round, allocation_failure_sweep) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    cfg.clients_per_round = 3;
+    store s = {NULL, {NULL, NULL}, d};
+    cr_assert_eq(fr_model_create(&s.full, &mc), FR_OK);
+    bool done = false;
+    for (long k = 1; k < 3000 && !done; k++) {
+        fr_test_fail_alloc(k, false);
+        fr_round *r = NULL;
+        fr_client_ws *ws = NULL;
+        uint8_t *st = NULL;
+        size_t sn = 0;
+        fr_err e = fr_round_create(&r, &mc, &cfg, fr_dataset_n_users(d), 2);
+        if (!e) e = fr_client_ws_create(&ws, &mc, &cfg);
+        const uint32_t *ids = NULL;
+        uint32_t kk = 0;
+        if (!e) e = fr_round_begin(r, &ids, &kk);
+        for (uint32_t i = 0; !e && i < kk; i++) {
+            fr_client_data cd;
+            fr_client_private priv;
+            if (!client_of(&s, ids[i], &cd, &priv)) continue;
+            const uint8_t *tb, *out;
+            size_t tn, on;
+            e = fr_round_task(r, ids[i], &tb, &tn);
+            if (!e) e = fr_client_step_bytes(ws, tb, tn, ids[i], &cd, &priv, &out, &on);
+            if (!e) e = fr_round_submit(r, out, on, 1);
+        }
+        if (!e) e = fr_round_end(r, NULL);
+        if (!e) e = fr_round_save(r, &st, &sn);
+        if (!e) e = fr_round_load(r, st, sn, "s");
+        fr_test_fail_alloc(0, false);
+        cr_assert(e == FR_OK || e == FR_ERR_NOMEM, "k=%ld: %s: %s", k, fr_strerror(e), fr_errmsg());
+        if (e == FR_OK) done = true;
+        fr_msg_free(st);
+        fr_client_ws_free(ws);
+        fr_round_free(r);
+    }
+    cr_assert(done);
+    fr_model_free(s.full);
+    fr_dataset_free(d);
+}
