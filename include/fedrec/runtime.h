@@ -4,6 +4,7 @@
 #define FEDREC_RUNTIME_H
 
 #include "fedrec/fl.h"
+#include "fedrec/loop.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,6 +56,24 @@ FR_NODISCARD fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path);
 /* Loads a checkpoint into a sim created with the same config and data. Errors FR_ERR_IO,
  * FR_ERR_FORMAT, FR_ERR_CHECKSUM (damaged), FR_ERR_INVALID (another config or data). */
 FR_NODISCARD fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path);
+
+/* The sim as a training-loop driver (fr_loop_run with ctx = the sim): a step is
+ * fr_sim_round, the model is fr_sim_model, save/load are the checkpoint functions. */
+void fr_sim_driver(fr_loop_driver *d);
+
+/* ------------------------------------------------------------------ a whole run */
+
+/* Runs a training run of c on (train, test, negs) — the one call the CLI and Python
+ * make: federated on the `sim` runtime (clients as c->partition says) or centralized
+ * (fr_trainer), through fr_loop_run with c->loop (evaluation, checkpoints, resume, the
+ * callback cb with user, stop conditions). The model's n_users and n_items come from the
+ * data (centralized: train and test together). *model (may be NULL) gets the final model
+ * (the global shared parameters and every user's private rows; free it with
+ * fr_model_free); summary (may be NULL) what the loop did. Errors of the configs
+ * (FR_ERR_INVALID), the partition, the loop and its driver. */
+FR_NODISCARD fr_err fr_run(const fr_run_config *c, const fr_dataset *train, const fr_dataset *test,
+                           const fr_negatives *negs, fr_loop_callback cb, void *user, fr_loop_summary *summary,
+                           fr_model **model);
 
 #ifdef __cplusplus
 }

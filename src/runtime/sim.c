@@ -21,6 +21,7 @@
 
 #include "core/core.h"
 #include "fedrec/runtime.h"
+#include "runtime/runtime_internal.h"
 
 typedef struct sim_worker {
     fr_client_ws *ws;       /* client scratch */
@@ -180,6 +181,7 @@ fail:
 fr_round *fr_sim_controller(fr_sim *s) { return s->ctl; }
 void fr_sim_set_wire(fr_sim *s, bool encode) { s->wire = encode; }
 uint32_t fr_sim_n_clients(const fr_sim *s) { return s->n_clients; }
+fr_pool *fri_sim_pool(void *s) { return ((fr_sim *)s)->pool; }
 
 fr_model *fr_sim_model(fr_sim *s) {
     fr_model_set_shared(s->full, fr_model_params_const(fr_round_model(s->ctl)));

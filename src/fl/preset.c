@@ -1,0 +1,135 @@
+/* Run configurations and their presets (see include/fedrec/loop.h). A preset is data: a
+ * table of tuned values per model kind name, applied over the library's defaults, so the
+ * CLI and Python start from the same place and a kind without tuned values still runs.
+ * How the "fedrec" values were found is in docs/ARCHITECTURE.md (federated defaults, mf
+ * defaults). */
+#include <math.h>
+#include <stdio.h>
+
+#include "core/core.h"
+#include "fedrec/loop.h"
+
+static const char *const presets[] = {"fedrec", "textbook", NULL};
+
+const char *const *fr_run_presets(void) { return presets; }
+
+/* The global mean of the training ratings (a rating model's mu). */
+static float mean_rating(const fr_dataset *d) {
+    double sum = 0;
+    uint64_t n = 0;
+    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+        const float *r;
+        size_t k = fr_dataset_user(d, u, NULL, &r, NULL);
+        for (size_t i = 0; i < k; i++) sum += r[i];
+        n += k;
+    }
+    return n ? (float)(sum / (double)n) : 0.0f;
+}
+
+static bool is(const char *kind, const char *a, const char *b, const char *c) {
+    return !strcmp(kind, a) || (b && !strcmp(kind, b)) || (c && !strcmp(kind, c));
+}
+
+/* fedrec's tuned federated settings (measured on ml-100k, docs/ARCHITECTURE.md). */
+static void fedrec_federated(fr_run_config *c, const char *k) {
+    if (is(k, "gmf", "mlp", "neumf")) {
+        /* item rows take the sum of the round's deltas and step with plain SGD at an lr
+         * decayed by round (a fresh Adam turns each row's first gradient into a step of
+         * +-lr whatever its size); Adam for the dense layers and the private rows */
+        c->fl.item_sum = true;
+        c->fl.local.lr = 0.006f;
+        c->fl.batch = 32;
+        fr_optim_config_default(&c->fl.item_local, FR_OPTIM_SGD);
+        c->fl.item_local.lr = 0.8f;
+        c->fl.item_lr_decay = 0.96f;
+        c->model.l2 = 2e-4f;
+        if (strcmp(k, "mlp")) c->model.dim = 64;
+        c->loop.steps = 50;
+    } else if (is(k, "mf", NULL, NULL)) {
+        /* item rows summed with small local steps (the anchor's server lr 300 with averaged
+         * rows diverges where users are heavier, as on the built-in synthetic set) */
+        c->fl.item_sum = true;
+        c->fl.local.lr = 0.01f;
+    }
+}
+
+/* fedrec's centralized settings: mf tuned on ml-100k u1 (docs/ARCHITECTURE.md, mf
+ * defaults), the ranking models the anchors' NCF settings. */
+static void fedrec_centralized(fr_run_config *c, const char *k) {
+    fr_train_config_default(&c->train);
+    if (fr_model_kind_is_explicit(c->model.kind)) {
+        fr_optim_config_default(&c->train.optim, FR_OPTIM_ADAM);
+        c->train.optim.lr = 0.0007f;
+        c->train.batch = 16;
+        c->train.negatives = 0;
+        c->model.l2 = 0.07f;
+        c->model.bias_l2 = 0.01f;
+        c->model.init_std = 0.02f;
+        c->model.dim = 32;
+        c->lr_decay = 0.9;
+        c->loop.steps = 15;
+    }
+    (void)k;
+}
+
+static void textbook(fr_run_config *c, bool centralized) {
+    if (!centralized) {
+        c->loop.steps = 100;
+        return;
+    }
+    fr_train_config_default(&c->train); /* Adam 0.001, batch 256, 4 negatives */
+    if (fr_model_kind_is_explicit(c->model.kind)) {
+        fr_optim_config_default(&c->train.optim, FR_OPTIM_SGD);
+        c->train.optim.lr = 0.1f;
+        c->train.batch = 32;
+        c->train.negatives = 0;
+        c->loop.steps = 150;
+    }
+}
+
+fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,
+                            const fr_dataset *train) {
+    if (!preset) preset = "fedrec";
+    bool fedrec = !strcmp(preset, "fedrec"), text = !strcmp(preset, "textbook");
+    if (!fedrec && !text) return fri_fail(FR_ERR_INVALID, "unknown preset '%s': expected fedrec or textbook", preset);
+    memset(c, 0, sizeof *c);
+    fr_model_config_default(&c->model, kind);
+    if (!strcmp(fr_model_kind_name(kind), "?"))
+        return fri_fail(FR_ERR_INVALID, "preset %s: model kind %d is unknown", preset, (int)kind);
+    fr_fl_config_default(&c->fl, kind);
+    fr_train_config_default(&c->train);
+    fr_loop_config_default(&c->loop);
+    c->centralized = centralized;
+    c->lr_decay = 1.0;
+    c->partition = FR_PARTITION_USER;
+    c->partition_alpha = 0.5;
+    c->wire = true;
+    snprintf(c->preset, sizeof c->preset, "%s", preset);
+    const char *k = fr_model_kind_name(kind);
+    if (fedrec && centralized) fedrec_centralized(c, k);
+    else if (fedrec) fedrec_federated(c, k);
+    else textbook(c, centralized);
+    if (train && fr_model_kind_is_explicit(kind)) c->model.mu = mean_rating(train);
+    return FR_OK;
+}
+
+fr_err fr_run_config_check(const fr_run_config *c) {
+    if (!c) return fri_fail(FR_ERR_INVALID, "run config is NULL");
+    fr_err e = c->centralized ? fr_train_config_check(&c->train) : fr_fl_config_check(&c->fl);
+    if (!e) e = fr_loop_config_check(&c->loop);
+    if (e) return e;
+    if (c->centralized && (c->loop.resume || c->loop.checkpoint_every))
+        return fri_fail(FR_ERR_INVALID, "centralized training does not checkpoint: resume and checkpoint_every apply "
+                                        "to federated training");
+    if (c->centralized && c->partition != FR_PARTITION_USER)
+        return fri_fail(FR_ERR_INVALID, "a partition into silos applies to federated training");
+    if (!(c->lr_decay > 0 && c->lr_decay <= 1))
+        return fri_fail(FR_ERR_INVALID, "lr decay %g: expected a number in (0, 1]", c->lr_decay);
+    if ((c->partition == FR_PARTITION_IID || c->partition == FR_PARTITION_DIRICHLET) && c->partition_k == 0)
+        return fri_fail(FR_ERR_INVALID, "a partition into silos needs at least 1 silo");
+    if (c->partition == FR_PARTITION_DIRICHLET && !(c->partition_alpha > 0 && isfinite(c->partition_alpha)))
+        return fri_fail(FR_ERR_INVALID, "dirichlet alpha %g: expected a finite value > 0", c->partition_alpha);
+    if (c->threads < 0 || c->threads > 1024)
+        return fri_fail(FR_ERR_INVALID, "threads %d: expected 0..1024 (0 = one per core)", c->threads);
+    return FR_OK;
+}
