@@ -1,6 +1,7 @@
-/* fedrec eval and fedrec recommend: load a model file, load the data named in its
- * config_json (or given on the command line), map the data's raw ids to model rows
- * through the ids stored in the file, then print metrics or a user's top-K. */
+/* fedrec eval and fedrec recommend: load a model file, load the data source its
+ * provenance records (fedrec/run.h; or the one given on the command line), map the data's
+ * raw ids to model rows through the ids stored in the file, then print metrics or a
+ * user's top-K. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,51 +12,15 @@
 #include "cli/cli.h"
 #include "cli/cli_train.h"
 #include "fedrec/model_eval.h"
-
-/* ------------------------------------------------------------------ config_json */
-
-/* The value of "key" in a flat JSON object written by cli_train.c: a string (unescaped
- * into a malloc'd copy), or NULL for null / absent. */
-static char *json_get_str(const char *json, const char *key) {
-    if (!json) return NULL;
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    if (!p) return NULL;
-    p += strlen(pat);
-    if (*p != '"') return NULL;
-    p++;
-    char *out = malloc(strlen(p) + 1), *w = out;
-    if (!out) return NULL;
-    for (; *p && *p != '"'; p++) {
-        if (*p == '\\' && p[1]) {
-            p++;
-            if (*p == 'u' && strlen(p) >= 5) { *w++ = (char)strtol((char[]){p[1], p[2], p[3], p[4], 0}, NULL, 16); p += 4; }
-            else *w++ = *p;
-        } else {
-            *w++ = *p;
-        }
-    }
-    *w = 0;
-    return out;
-}
-
-static uint64_t json_get_u64(const char *json, const char *key, uint64_t def) {
-    if (!json) return def;
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    if (!p) return def;
-    return strtoull(p + strlen(pat), NULL, 10);
-}
+#include "fedrec/run.h"
 
 /* ------------------------------------------------------------------ shared loading */
 
 typedef struct loaded {
     fr_model *m;
     fr_model_meta meta;
+    fr_provenance prov;                     /* from the model file's config_json */
     fr_data *d;                             /* the data, reloaded */
-    char *data, *test, *negatives, *split; /* from config_json, malloc'd */
     uint32_t *user_map, *item_map;          /* data dense id -> model row (UINT32_MAX unknown) */
 } loaded;
 
@@ -63,7 +28,7 @@ static void loaded_free(loaded *l) {
     fr_model_free(l->m);
     fr_model_meta_destroy(&l->meta);
     fr_data_free(l->d);
-    free(l->data); free(l->test); free(l->negatives); free(l->split);
+    fr_provenance_destroy(&l->prov);
     free(l->user_map); free(l->item_map);
     memset(l, 0, sizeof *l);
 }
@@ -103,21 +68,22 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
     }
     const fr_model_config *mc = fr_model_config_of(l->m);
     const char *cj = l->meta.config_json;
-    l->data = json_get_str(cj, "data");
-    l->test = json_get_str(cj, "test");
-    l->negatives = json_get_str(cj, "negatives");
-    l->split = json_get_str(cj, "split");
-    fr_source src;
-    fr_source_default(&src);
-    src.seed = json_get_u64(cj, "seed", l->meta.seed);
-    src.explicit_ratings = fr_model_kind_is_explicit(mc->kind);
-    if (data) { src.data = data; src.test = test; src.negatives = negatives; }
-    else { src.data = l->data; src.test = test ? test : l->test; src.negatives = negatives ? negatives : l->negatives; }
+    fr_provenance_init(&l->prov);
     if (!cj && !data) {
         fprintf(stderr, "fedrec %s: %s records no data; give --data\n", cmd, model_path);
         return 1;
     }
-    if (l->split && (e = fr_source_parse_split(l->split, &src.split, &src.split_ratio))) return cli_fail(e, cmd);
+    l->prov.seed = l->prov.source.seed = l->meta.seed;
+    if (cj && (e = fr_provenance_decode(&l->prov, cj))) {
+        char what[4200];
+        snprintf(what, sizeof what, "%s: %s", cmd, model_path);
+        return cli_fail(e, what);
+    }
+    /* The data source the model records, or the one given on the command line. */
+    fr_source src = l->prov.source;
+    src.explicit_ratings = fr_model_kind_is_explicit(mc->kind);
+    if (data) { src.data = data; src.test = test; src.negatives = negatives; }
+    else { if (test) src.test = test; if (negatives) src.negatives = negatives; }
     if ((e = fr_data_load(&l->d, &src))) return cli_fail(e, cmd);
     const fr_dataset *tr = fr_data_train(l->d);
     l->user_map = build_map(fr_dataset_users(tr), l->meta.user_ids, mc->n_users);

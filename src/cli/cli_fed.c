@@ -17,6 +17,7 @@
 #include "cli/train_opts.h"
 #include "fedrec/eval.h"
 #include "fedrec/model_eval.h"
+#include "fedrec/run.h"
 #include "fedrec/runtime.h"
 
 int cli_parse_partition(const char *s, fr_partition_kind *kind, uint32_t *k, double *alpha) {
@@ -185,36 +186,19 @@ static fr_err evaluate(fr_sim *sim, const cli_train_data *d, fr_model_scorer *sc
     return fr_model_evaluate_with(sc, fr_sim_model(sim), d->train, d->test, d->negs, NULL, pool, r);
 }
 
+/* Saves the sim's model (shared + every client's private rows) with its provenance. */
 static fr_err save_model(fr_sim *sim, const cli_train_opts *o, const cli_train_data *d, const fr_fl_config *fc) {
-    fr_model *m = fr_sim_model(sim);
-    uint32_t nu = fr_model_config_of(m)->n_users, ni = fr_model_config_of(m)->n_items;
-    int64_t *uid = malloc((size_t)nu * sizeof *uid), *iid = malloc((size_t)ni * sizeof *iid);
-    if (!uid || !iid) { free(uid); free(iid); return FR_ERR_NOMEM; }
-    for (uint32_t u = 0; u < nu; u++) uid[u] = fr_idmap_raw(fr_dataset_users(d->train), u);
-    for (uint32_t i = 0; i < ni; i++) iid[i] = fr_idmap_raw(fr_dataset_items(d->train), i);
-    char rule[96];
-    item_rule(fc, rule, sizeof rule);
-    char *json = NULL;
-    size_t jlen = 0;
-    FILE *f = open_memstream(&json, &jlen);
-    if (!f) { free(uid); free(iid); return FR_ERR_NOMEM; }
-    fputc('{', f);
-    cli_train_data_json(f, o, d);
-    fprintf(f,
-            ",\"mode\":\"federated\",\"model\":\"%s\",\"seed\":%" PRIu64 ",\"strategy\":\"%s\",\"item_agg\":\"%s\","
-            "\"server_lr\":%g,\"local_epochs\":%u,\"batch\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"item_rows\":\"%s\","
-            "\"l2\":%g,\"negatives_per_pos\":%u,\"clients_per_round\":%g,\"partition\":\"%s\","
-            "\"keep_private_optim\":%s}",
-            fr_model_kind_name(fr_model_config_of(m)->kind), o->seed, fr_strategy_name(fc->strategy),
-            item_agg_name(fc), (double)fc->server_lr, fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind),
-            (double)fc->local.lr, rule, (double)fr_model_config_of(m)->l2, fc->negatives, fc->clients_per_round,
-            o->partition ? o->partition : "user", fc->keep_private_optim ? "true" : "false");
-    if (fclose(f) || !json) { free(json); free(uid); free(iid); return FR_ERR_NOMEM; }
-    fr_model_meta meta = {fr_server_round(fr_sim_server(sim)), 0, o->seed, json, uid, iid};
-    fr_err e = fr_model_save(m, o->out, &meta);
-    free(json);
-    free(uid);
-    free(iid);
+    fr_provenance p;
+    fr_provenance_init(&p);
+    p.mode = FR_RUN_FEDERATED;
+    p.seed = o->seed;
+    p.model = *fr_model_config_of(fr_sim_model(sim));
+    p.fl = *fc;
+    p.rounds = fr_server_round(fr_sim_server(sim));
+    p.partition = o->partition ? o->partition : "user";
+    fr_err e = fr_provenance_set_data(&p, d->src, d->data);
+    if (!e) e = fr_provenance_save_model(fr_sim_model(sim), o->out, &p, d->data);
+    fr_provenance_destroy(&p);
     return e;
 }
 

@@ -1,9 +1,9 @@
 /* fedrec train: option parsing, loading the data a run works on (the library's data
  * source rules, fr_data_load), and the centralized path (epochs of fr_trainer with
  * evaluation between them). The federated path is cli_train_federated (cli_fed.c).
- * The model file's config_json records the data paths (absolute) and the options, so
- * `fedrec eval` and `fedrec recommend` can load the same data again. */
-#define _XOPEN_SOURCE 700 /* realpath */
+ * The model file records the run's provenance (fedrec/run.h: the data source with absolute
+ * paths, every config field), so `fedrec eval` and `fedrec recommend` load the same data
+ * again. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -18,6 +18,7 @@
 #include "cli/cli_train.h"
 #include "fedrec/eval.h"
 #include "fedrec/model_eval.h"
+#include "fedrec/run.h"
 #include "fedrec/train.h"
 
 static double now_s(void) {
@@ -53,13 +54,6 @@ void cli_json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-/* An absolute path for a relative one (the file must exist), else a copy. */
-static char *abs_path(const char *p) {
-    if (!p) return NULL;
-    char *r = realpath(p, NULL);
-    return r ? r : strdup(p);
-}
-
 /* ------------------------------------------------------------------ centralized */
 
 typedef struct run_defaults {
@@ -89,56 +83,21 @@ static void print_metrics(FILE *f, const fr_eval_result *r) {
         }
 }
 
-void cli_train_data_json(FILE *f, const cli_train_opts *o, const cli_train_data *d) {
-    char *dp = abs_path(o->data), *tp = abs_path(o->test), *np = abs_path(o->negatives);
-    fputs("\"data\":", f); cli_json_str(f, dp);
-    fputs(",\"test\":", f); cli_json_str(f, tp);
-    fputs(",\"negatives\":", f); cli_json_str(f, np);
-    fputs(",\"split\":", f); cli_json_str(f, o->split ? o->split : "loo");
-    fprintf(f, ",\"synthetic\":%s,\"source\":", o->data ? "false" : "true");
-    cli_json_str(f, d->source);
-    free(dp); free(tp); free(np);
-}
-
-static int save_model(const cli_train_opts *o, const fr_model *m, const cli_train_data *d, uint64_t epoch,
-                      const fr_train_config *tc, uint32_t dim, float l2) {
-    uint32_t nu = fr_model_config_of(m)->n_users, ni = fr_model_config_of(m)->n_items;
-    fr_model_meta meta = {0};
-    meta.epoch = epoch;
-    meta.seed = o->seed;
-    meta.user_ids = malloc((size_t)nu * sizeof *meta.user_ids);
-    meta.item_ids = malloc((size_t)ni * sizeof *meta.item_ids);
-    char *json = NULL;
-    size_t jlen = 0;
-    FILE *f = open_memstream(&json, &jlen);
-    if (!meta.user_ids || !meta.item_ids || !f) {
-        free(meta.user_ids); free(meta.item_ids);
-        if (f) fclose(f);
-        free(json);
-        fprintf(stderr, "fedrec train: out of memory saving %s\n", o->out);
-        return 1;
-    }
-    const fr_idmap *um = fr_dataset_users(d->train), *im = fr_dataset_items(d->train);
-    for (uint32_t u = 0; u < nu; u++) meta.user_ids[u] = u < fr_idmap_size(um) ? fr_idmap_raw(um, u) : -1;
-    for (uint32_t i = 0; i < ni; i++) meta.item_ids[i] = i < fr_idmap_size(im) ? fr_idmap_raw(im, i) : -1;
-    fputc('{', f);
-    cli_train_data_json(f, o, d);
-    fprintf(f, ",\"model\":\"%s\",\"centralized\":%s,\"seed\":%" PRIu64 ",\"epochs\":%" PRIu64 ",\"dim\":%u,\"l2\":%g",
-            fr_model_kind_name(fr_model_config_of(m)->kind), o->centralized ? "true" : "false", o->seed, epoch, dim,
-            (double)l2);
-    const fr_model_config *mc = fr_model_config_of(m);
-    if (mc->kind == FR_MODEL_MF) /* the effective bias lambda (0 in the config means l2) */
-        fprintf(f, ",\"bias_l2\":%g", (double)(mc->bias_l2 > 0 ? mc->bias_l2 : l2));
-    if (tc)
-        fprintf(f, ",\"batch\":%u,\"negatives_per_pos\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"shards\":%u", tc->batch,
-                tc->negatives, fr_optim_kind_name(tc->optim.kind), (double)tc->optim.lr, tc->shards);
-    fputs("}", f);
-    fclose(f);
-    meta.config_json = json;
-    fr_err e = fr_model_save(m, o->out, &meta);
-    free(meta.user_ids);
-    free(meta.item_ids);
-    free(json);
+/* Saves the model with its provenance (fedrec/run.h): the data source, the model and
+ * training configs, the epochs. */
+static int save_model(const cli_train_opts *o, const fr_model *m, const cli_train_data *d, uint64_t epochs,
+                      const fr_train_config *tc, double lr_decay) {
+    fr_provenance p;
+    fr_provenance_init(&p);
+    p.mode = FR_RUN_CENTRALIZED;
+    p.seed = o->seed;
+    p.model = *fr_model_config_of(m);
+    p.train = *tc;
+    p.epochs = epochs;
+    p.lr_decay = lr_decay;
+    fr_err e = fr_provenance_set_data(&p, d->src, d->data);
+    if (!e) e = fr_provenance_save_model(m, o->out, &p, d->data);
+    fr_provenance_destroy(&p);
     return e ? cli_fail(e, "saving the model") : 0;
 }
 
@@ -236,7 +195,7 @@ static int train_centralized(const cli_train_opts *o, const cli_train_data *d, f
             fflush(mf);
         }
     }
-    if (o->out) rc = save_model(o, m, d, epochs, &tc, mc.dim, mc.l2);
+    if (o->out) rc = save_model(o, m, d, epochs, &tc, decay);
 done:
     if (mf && fclose(mf) && !rc) { fprintf(stderr, "fedrec train: writing '%s' failed\n", o->metrics_out); rc = 1; }
     fr_model_scorer_free(sc);

@@ -63,11 +63,6 @@ typedef struct cli_train_data {
 /* The view of data loaded from src. */
 cli_train_data cli_train_view(const fr_data *data, const fr_source *src);
 
-/* Writes the data fields of a model file's config_json (no braces): "data", "test",
- * "negatives" (absolute paths or null), "split", "synthetic", "source" — what
- * `fedrec eval` and `fedrec recommend` reload the data from. */
-void cli_train_data_json(FILE *f, const cli_train_opts *o, const cli_train_data *d);
-
 /* Parses --partition (user | iid:K | dirichlet:K[:ALPHA]); any out-parameter may be NULL.
  * Returns 0, or 2 after printing a usage error. */
 int cli_parse_partition(const char *s, fr_partition_kind *kind, uint32_t *k, double *alpha);
