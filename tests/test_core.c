@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/alias.h"
 #include "core/core.h"
 #include "testutil.h"
 
@@ -133,6 +134,33 @@ Test(zipf, frequencies_follow_power_law) {
     double w[3] = {1, -1, 2};
     cr_assert_eq(fr_zipf_create_weights(&z, w, 3), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "weight 1") != NULL);
+}
+
+/* The alias table of fr_zipf and of the generator's popularity draws: column i keeps i
+ * with probability p and gives its alias otherwise, so outcome k has probability
+ * (p_k + sum of (1 - p_j) over the columns j aliased to k) / n, which must be w_k / sum w. */
+Test(alias, columns_give_the_weights_exactly) {
+    static const double w[9] = {5, 0, 1, 1, 0.25, 3, 7, 0.5, 2};
+    double sum = 0;
+    for (int k = 0; k < 9; k++) sum += w[k];
+    fri_alias_col t[9];
+    double scaled[9];
+    uint32_t small[9], large[9];
+    fri_alias_build(t, w, 9, scaled, small, large);
+    double got[9] = {0};
+    for (int j = 0; j < 9; j++) {
+        cr_assert(t[j].p >= 0 && t[j].p <= 1, "column %d: p %g", j, (double)t[j].p);
+        cr_assert_lt(t[j].alias, 9u);
+        got[j] += t[j].p;
+        got[t[j].alias] += 1.0 - t[j].p;
+    }
+    for (int k = 0; k < 9; k++)
+        cr_assert_lt(fabs(got[k] / 9 - w[k] / sum), 1e-6, "outcome %d: %g vs %g", k, got[k] / 9, w[k] / sum);
+    /* One outcome: the table keeps it. */
+    double one = 3;
+    fri_alias_build(t, &one, 1, scaled, small, large);
+    cr_assert_eq(t[0].p, 1.0f);
+    cr_assert_eq(t[0].alias, 0u);
 }
 
 Test(crc32c, known_answers) {

@@ -211,6 +211,76 @@ FR_NODISCARD fr_err fr_gen_opts_check(const fr_gen_opts *o);
  * user. Deterministic: the same options give the same dataset for any thread count. */
 FR_NODISCARD fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_opts *o);
 
+/* ------------------------------------------------------------------ data sources */
+
+/* The built-in synthetic data set a run uses when it names no data: fixed, so a model
+ * trained on it can be evaluated again (fr_dataset_generate with these sizes and seed). */
+#define FR_SOURCE_SYNTHETIC_USERS 2000
+#define FR_SOURCE_SYNTHETIC_ITEMS 1000
+#define FR_SOURCE_SYNTHETIC_INTERACTIONS 100000
+#define FR_SOURCE_SYNTHETIC_SEED 1
+
+/* Where a run's data comes from (DESIGN.md's PATH rules), as `fedrec train`, `eval` and
+ * `recommend` take it. The strings are borrowed: they must outlive fr_data_load.
+ *   data NULL            the built-in synthetic set, split by `split`;
+ *   data a directory     NCF layout: train.rating and test.rating (or `test`), and for a
+ *                        ranking model test.negative when present (or `negatives`);
+ *   data + test          data is the training file, test the test file (one id space);
+ *   data alone           a ratings file split by `split`.
+ * When the data is split, a ranking model gets eval_negatives sampled negatives per test
+ * user unless `negatives` names a file. A rating model (explicit_ratings) gets none. */
+typedef struct fr_source {
+    const char *data;         /* ratings file, NCF directory, or NULL: the synthetic set */
+    const char *test;         /* a given test file (needs data) */
+    const char *negatives;    /* an NCF .negative file for evaluation */
+    fr_split_kind split;      /* how data is split when no test is given (FR_SPLIT_LOO) */
+    double split_ratio;       /* train share for ratio and temporal splits, in (0, 1) */
+    uint32_t eval_negatives;  /* negatives sampled per test user (99); 0: none (a ranking
+                                 model is then evaluated on the full catalogue) */
+    uint64_t seed;            /* split and sampled negatives (1) */
+    bool explicit_ratings;    /* the model predicts ratings: no evaluation negatives */
+    fr_load_opts load;        /* reader options for every file (fr_load_opts_default) */
+} fr_source;
+
+/* Defaults: synthetic data, leave-one-out, 99 negatives, seed 1, default reader options. */
+void fr_source_default(fr_source *s);
+/* FR_OK, or FR_ERR_INVALID saying which field is wrong (a test file without data, a split
+ * kind or ratio out of range, bad reader options). */
+FR_NODISCARD fr_err fr_source_check(const fr_source *s);
+/* Parses "loo", "ratio:R" or "temporal:R" (0 < R < 1; ratio 0 for loo). FR_ERR_INVALID
+ * naming the text otherwise; *kind and *ratio are then untouched. */
+FR_NODISCARD fr_err fr_source_parse_split(const char *text, fr_split_kind *kind, double *ratio);
+/* Writes the split as fr_source_parse_split reads it ("loo", "ratio:0.8": the shortest
+ * decimal that reads back as the same double) into buf. FR_ERR_INVALID for an unknown
+ * kind, FR_ERR_RANGE if cap is too small (buf of 40 bytes always suffices). */
+FR_NODISCARD fr_err fr_source_format_split(fr_split_kind kind, double ratio, char *buf, size_t cap);
+
+/* The data of a run: train and test over one id space, evaluation negatives or none,
+ * and a one-line description of what was loaded. Immutable once loaded, except for
+ * fr_data_load_meta. */
+typedef struct fr_data fr_data;
+
+/* Loads what s names. Errors name the file and what was expected, as the readers do
+ * (FR_ERR_IO, FR_ERR_PARSE, FR_ERR_RANGE, FR_ERR_EMPTY); a split or sampling failure is
+ * prefixed with what was being split; FR_ERR_INVALID (fr_source_check), FR_ERR_NOMEM.
+ * *out is NULL on failure. Thread-safe for distinct outputs. */
+FR_NODISCARD fr_err fr_data_load(fr_data **out, const fr_source *s);
+void fr_data_free(fr_data *d);
+/* The parts (owned by d): training and test interactions, the evaluation negatives
+ * (NULL: none, so a ranking model is evaluated on the full catalogue). */
+const fr_dataset *fr_data_train(const fr_data *d);
+const fr_dataset *fr_data_test(const fr_data *d);
+const fr_negatives *fr_data_negatives(const fr_data *d);
+/* What was loaded, for messages and provenance: "ml-100k-loo (NCF layout)",
+ * "u1.base + u1.test", "u.data (split loo)", "synthetic data (2000 users, ...)". */
+const char *fr_data_describe(const fr_data *d);
+/* Whether the data is the built-in synthetic set. */
+bool fr_data_is_synthetic(const fr_data *d);
+/* Attaches item titles and user attributes found beside the data (the NCF directory, or
+ * the directory of the ratings file) to the training set, as fr_dataset_load_meta. The
+ * synthetic set has none; missing files are not an error. */
+FR_NODISCARD fr_err fr_data_load_meta(fr_data *d);
+
 #ifdef __cplusplus
 }
 #endif

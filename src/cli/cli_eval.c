@@ -1,72 +1,34 @@
-/* fedrec eval and fedrec recommend: load a model file, load the data named in its
- * config_json (or given on the command line), map the data's raw ids to model rows
- * through the ids stored in the file, then print metrics or a user's top-K. */
+/* fedrec eval and fedrec recommend: load a model file, load the data source its
+ * provenance records (fedrec/run.h; or the one given on the command line), map the data's
+ * raw ids to model rows through the ids stored in the file, then print metrics or a
+ * user's top-K. */
 #include <inttypes.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cli_train.h"
 #include "fedrec/model_eval.h"
-
-/* ------------------------------------------------------------------ config_json */
-
-/* The value of "key" in a flat JSON object written by cli_train.c: a string (unescaped
- * into a malloc'd copy), or NULL for null / absent. */
-static char *json_get_str(const char *json, const char *key) {
-    if (!json) return NULL;
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    if (!p) return NULL;
-    p += strlen(pat);
-    if (*p != '"') return NULL;
-    p++;
-    char *out = malloc(strlen(p) + 1), *w = out;
-    if (!out) return NULL;
-    for (; *p && *p != '"'; p++) {
-        if (*p == '\\' && p[1]) {
-            p++;
-            if (*p == 'u' && strlen(p) >= 5) { *w++ = (char)strtol((char[]){p[1], p[2], p[3], p[4], 0}, NULL, 16); p += 4; }
-            else *w++ = *p;
-        } else {
-            *w++ = *p;
-        }
-    }
-    *w = 0;
-    return out;
-}
-
-static uint64_t json_get_u64(const char *json, const char *key, uint64_t def) {
-    if (!json) return def;
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    if (!p) return def;
-    return strtoull(p + strlen(pat), NULL, 10);
-}
+#include "fedrec/run.h"
 
 /* ------------------------------------------------------------------ shared loading */
 
 typedef struct loaded {
     fr_model *m;
     fr_model_meta meta;
-    cli_train_data d;
-    char *data, *test, *negatives, *split; /* from config_json, malloc'd */
+    fr_provenance prov;                     /* from the model file's config_json */
+    fr_data *d;                             /* the data, reloaded */
     uint32_t *user_map, *item_map;          /* data dense id -> model row (UINT32_MAX unknown) */
-    bool have_data;
 } loaded;
 
 static void loaded_free(loaded *l) {
     fr_model_free(l->m);
     fr_model_meta_destroy(&l->meta);
-    if (l->have_data) cli_train_data_free(&l->d);
-    free(l->data); free(l->test); free(l->negatives); free(l->split);
+    fr_data_free(l->d);
+    fr_provenance_destroy(&l->prov);
     free(l->user_map); free(l->item_map);
     memset(l, 0, sizeof *l);
 }
@@ -106,45 +68,46 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
     }
     const fr_model_config *mc = fr_model_config_of(l->m);
     const char *cj = l->meta.config_json;
-    l->data = json_get_str(cj, "data");
-    l->test = json_get_str(cj, "test");
-    l->negatives = json_get_str(cj, "negatives");
-    l->split = json_get_str(cj, "split");
-    cli_train_opts o;
-    memset(&o, 0, sizeof o);
-    o.seed = json_get_u64(cj, "seed", l->meta.seed);
-    o.split = l->split;
-    if (data) { o.data = data; o.test = test; o.negatives = negatives; }
-    else { o.data = l->data; o.test = test ? test : l->test; o.negatives = negatives ? negatives : l->negatives; }
+    fr_provenance_init(&l->prov);
     if (!cj && !data) {
         fprintf(stderr, "fedrec %s: %s records no data; give --data\n", cmd, model_path);
         return 1;
     }
-    int rc = cli_train_load(&o, mc->kind, &l->d);
-    if (rc) return rc;
-    l->have_data = true;
-    l->user_map = build_map(fr_dataset_users(l->d.train), l->meta.user_ids, mc->n_users);
-    l->item_map = build_map(fr_dataset_items(l->d.train), l->meta.item_ids, mc->n_items);
+    l->prov.seed = l->prov.source.seed = l->meta.seed;
+    if (cj && (e = fr_provenance_decode(&l->prov, cj))) {
+        char what[4200];
+        snprintf(what, sizeof what, "%s: %s", cmd, model_path);
+        return cli_fail(e, what);
+    }
+    /* The data source the model records, or the one given on the command line. */
+    fr_source src = l->prov.source;
+    src.explicit_ratings = fr_model_kind_is_explicit(mc->kind);
+    if (data) { src.data = data; src.test = test; src.negatives = negatives; }
+    else { if (test) src.test = test; if (negatives) src.negatives = negatives; }
+    if ((e = fr_data_load(&l->d, &src))) return cli_fail(e, cmd);
+    const fr_dataset *tr = fr_data_train(l->d);
+    l->user_map = build_map(fr_dataset_users(tr), l->meta.user_ids, mc->n_users);
+    l->item_map = build_map(fr_dataset_items(tr), l->meta.item_ids, mc->n_items);
     if (!l->user_map || !l->item_map) { fprintf(stderr, "fedrec %s: out of memory\n", cmd); return 1; }
     return 0;
 }
 
 /* A test user or item the model does not know is a model/data mismatch. */
 static int check_test_known(const char *cmd, const loaded *l, const char *model_path) {
-    const fr_dataset *t = l->d.test;
+    const fr_dataset *t = fr_data_test(l->d);
     for (uint32_t u = 0; u < fr_dataset_n_users(t); u++) {
         const uint32_t *items;
         size_t n = fr_dataset_user(t, u, &items, NULL, NULL);
         if (!n) continue;
         if (l->user_map[u] == UINT32_MAX) {
             fprintf(stderr, "fedrec %s: model/data mismatch: user %" PRId64 " of the test data is not in %s (%s)\n", cmd,
-                    fr_idmap_raw(fr_dataset_users(t), u), model_path, l->d.source);
+                    fr_idmap_raw(fr_dataset_users(t), u), model_path, fr_data_describe(l->d));
             return 1;
         }
         for (size_t k = 0; k < n; k++)
             if (l->item_map[items[k]] == UINT32_MAX) {
                 fprintf(stderr, "fedrec %s: model/data mismatch: item %" PRId64 " of the test data is not in %s (%s)\n",
-                        cmd, fr_idmap_raw(fr_dataset_items(t), items[k]), model_path, l->d.source);
+                        cmd, fr_idmap_raw(fr_dataset_items(t), items[k]), model_path, fr_data_describe(l->d));
                 return 1;
             }
     }
@@ -185,7 +148,7 @@ int cli_eval(int argc, char **argv) {
         fr_err e = fr_pool_create(&pool, (int)threads);
         if (!e) e = fr_model_scorer_create(&sc, l.m, pool, l.user_map, l.item_map);
         fr_eval_result r;
-        if (!e) e = fr_model_evaluate_with(sc, l.m, l.d.train, l.d.test, l.d.negs, NULL, pool, &r);
+        if (!e) e = fr_model_evaluate_with(sc, l.m, fr_data_train(l.d), fr_data_test(l.d), fr_data_negatives(l.d), NULL, pool, &r);
         if (e) {
             rc = cli_fail(e, "eval");
         } else if (json) {
@@ -198,7 +161,7 @@ int cli_eval(int argc, char **argv) {
         } else {
             printf("model         %s (%s, epoch %" PRIu64 ", round %" PRIu64 ")\n", model,
                    fr_model_kind_name(fr_model_config_of(l.m)->kind), l.meta.epoch, l.meta.round);
-            printf("data          %s\n", l.d.source);
+            printf("data          %s\n", fr_data_describe(l.d));
             if (r.has_rating)
                 printf("rmse          %.4f\nmae           %.4f\nrmse_raw      %.4f\nratings       %" PRIu64 "\n", r.rmse,
                        r.mae, r.rmse_raw, r.ratings);
@@ -252,22 +215,15 @@ int cli_recommend(int argc, char **argv) {
     loaded l;
     rc = load_all("recommend", model, data, NULL, NULL, &l);
     if (rc) { loaded_free(&l); return rc; }
-    const fr_dataset *tr = l.d.train;
+    const fr_dataset *tr = fr_data_train(l.d);
     int64_t du = fr_idmap_find(fr_dataset_users(tr), raw);
     if (du < 0 || l.user_map[du] == UINT32_MAX) {
-        fprintf(stderr, "fedrec recommend: user %lld is not in the model's training data (%s)\n", raw, l.d.source);
+        fprintf(stderr, "fedrec recommend: user %lld is not in the model's training data (%s)\n", raw,
+                fr_data_describe(l.d));
         loaded_free(&l);
         return 1;
     }
-    /* titles from the data's directory, when present */
-    const char *src = data ? data : l.data;
-    if (src) {
-        char *copy = strdup(src);
-        struct stat st;
-        const char *dir = copy && stat(src, &st) == 0 && S_ISDIR(st.st_mode) ? copy : copy ? dirname(copy) : NULL;
-        if (dir && fr_dataset_load_meta(l.d.train, dir)) { /* titles are optional */ }
-        free(copy);
-    }
+    if (fr_data_load_meta(l.d)) { /* titles (from the data's directory) are optional */ }
     uint32_t *items = malloc(k * sizeof *items);
     float *scores = malloc(k * sizeof *scores);
     size_t n = 0;
@@ -282,7 +238,7 @@ int cli_recommend(int argc, char **argv) {
         const fr_meta *meta = fr_dataset_meta(tr);
         const fr_idmap *im = fr_dataset_items(tr);
         if (json) printf("{\"user\":%lld,\"items\":[", raw);
-        else printf("top %zu for user %lld (%s):\n", n, raw, l.d.source);
+        else printf("top %zu for user %lld (%s):\n", n, raw, fr_data_describe(l.d));
         for (size_t i = 0; i < n; i++) {
             const char *title = meta ? fr_meta_item_title(meta, items[i]) : NULL;
             if (json) {

@@ -16,15 +16,9 @@
 #include "cli/cli.h"
 #include "cli/train_opts.h"
 #include "fedrec/eval.h"
+#include "fedrec/model_eval.h"
+#include "fedrec/run.h"
 #include "fedrec/runtime.h"
-
-typedef struct fed_score {
-    fr_model *m;            /* global shared params + every client's private rows */
-    fr_model_ws **ws;       /* [workers] scoring scratch */
-    uint32_t **users;       /* [workers][SCORE_CHUNK] */
-} fed_score;
-
-#define SCORE_CHUNK 4096
 
 int cli_parse_partition(const char *s, fr_partition_kind *kind, uint32_t *k, double *alpha) {
     fr_partition_kind kk = FR_PARTITION_USER;
@@ -54,18 +48,6 @@ int cli_parse_partition(const char *s, fr_partition_kind *kind, uint32_t *k, dou
 /* --item-agg name of a config: how item-table rows are aggregated. */
 static const char *item_agg_name(const fr_fl_config *fc) {
     return fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean";
-}
-
-/* Scores with user u's own private rows and the global shared parameters. */
-static void score(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
-    fed_score *s = ctx;
-    uint32_t *u = s->users[worker];
-    for (size_t at = 0; at < n; at += SCORE_CHUNK) {
-        size_t k = n - at < SCORE_CHUNK ? n - at : SCORE_CHUNK;
-        for (size_t i = 0; i < k; i++) u[i] = user;
-        if (fr_model_score(s->m, s->ws[worker], u, items + at, k, out + at) != FR_OK)
-            for (size_t i = 0; i < k; i++) out[at + i] = NAN;
-    }
 }
 
 static double now_s(void) {
@@ -198,46 +180,25 @@ static int configs(const cli_train_opts *o, const cli_train_data *d, fr_model_co
     return 0;
 }
 
-static fr_err evaluate(fr_sim *sim, const cli_train_data *d, fed_score *sc, fr_pool *pool, fr_eval_result *r) {
-    fr_eval_opts eo;
-    fr_eval_opts_default(&eo);
-    fr_eval_result_init(r, &eo);
-    sc->m = fr_sim_model(sim);
-    if (d->explicit_ratings) return fr_eval_ratings(score, sc, d->test, &eo, pool, r);
-    if (d->negs) return fr_eval_sampled(score, sc, d->test, d->negs, &eo, pool, r);
-    return fr_eval_full(score, sc, d->train, d->test, &eo, pool, r);
+/* The library's scorer and metric dispatch, as `fedrec eval` uses them: the sim's model
+ * holds the global shared parameters and every client's private rows. */
+static fr_err evaluate(fr_sim *sim, const cli_train_data *d, fr_model_scorer *sc, fr_pool *pool, fr_eval_result *r) {
+    return fr_model_evaluate_with(sc, fr_sim_model(sim), d->train, d->test, d->negs, NULL, pool, r);
 }
 
+/* Saves the sim's model (shared + every client's private rows) with its provenance. */
 static fr_err save_model(fr_sim *sim, const cli_train_opts *o, const cli_train_data *d, const fr_fl_config *fc) {
-    fr_model *m = fr_sim_model(sim);
-    uint32_t nu = fr_model_config_of(m)->n_users, ni = fr_model_config_of(m)->n_items;
-    int64_t *uid = malloc((size_t)nu * sizeof *uid), *iid = malloc((size_t)ni * sizeof *iid);
-    if (!uid || !iid) { free(uid); free(iid); return FR_ERR_NOMEM; }
-    for (uint32_t u = 0; u < nu; u++) uid[u] = fr_idmap_raw(fr_dataset_users(d->train), u);
-    for (uint32_t i = 0; i < ni; i++) iid[i] = fr_idmap_raw(fr_dataset_items(d->train), i);
-    char rule[96];
-    item_rule(fc, rule, sizeof rule);
-    char *json = NULL;
-    size_t jlen = 0;
-    FILE *f = open_memstream(&json, &jlen);
-    if (!f) { free(uid); free(iid); return FR_ERR_NOMEM; }
-    fputc('{', f);
-    cli_train_data_json(f, o, d);
-    fprintf(f,
-            ",\"mode\":\"federated\",\"model\":\"%s\",\"seed\":%" PRIu64 ",\"strategy\":\"%s\",\"item_agg\":\"%s\","
-            "\"server_lr\":%g,\"local_epochs\":%u,\"batch\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"item_rows\":\"%s\","
-            "\"l2\":%g,\"negatives_per_pos\":%u,\"clients_per_round\":%g,\"partition\":\"%s\","
-            "\"keep_private_optim\":%s}",
-            fr_model_kind_name(fr_model_config_of(m)->kind), o->seed, fr_strategy_name(fc->strategy),
-            item_agg_name(fc), (double)fc->server_lr, fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind),
-            (double)fc->local.lr, rule, (double)fr_model_config_of(m)->l2, fc->negatives, fc->clients_per_round,
-            o->partition ? o->partition : "user", fc->keep_private_optim ? "true" : "false");
-    if (fclose(f) || !json) { free(json); free(uid); free(iid); return FR_ERR_NOMEM; }
-    fr_model_meta meta = {fr_round_completed(fr_sim_controller(sim)), 0, o->seed, json, uid, iid};
-    fr_err e = fr_model_save(m, o->out, &meta);
-    free(json);
-    free(uid);
-    free(iid);
+    fr_provenance p;
+    fr_provenance_init(&p);
+    p.mode = FR_RUN_FEDERATED;
+    p.seed = o->seed;
+    p.model = *fr_model_config_of(fr_sim_model(sim));
+    p.fl = *fc;
+    p.rounds = fr_round_completed(fr_sim_controller(sim));
+    p.partition = o->partition ? o->partition : "user";
+    fr_err e = fr_provenance_set_data(&p, d->src, d->data);
+    if (!e) e = fr_provenance_save_model(fr_sim_model(sim), o->out, &p, d->data);
+    fr_provenance_destroy(&p);
     return e;
 }
 
@@ -252,11 +213,9 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
     fr_sim *sim = NULL;
     fr_partition *part = NULL;
     FILE *mf = NULL;
-    fed_score sc = {0};
-    int nw = 0;
+    fr_model_scorer *sc = NULL;
     fr_err e = fr_pool_create(&pool, (int)o->threads);
     if (e) { rc = cli_fail(e, "train"); goto done; }
-    nw = fr_pool_size(pool);
     uint32_t n_clients = fr_dataset_n_users(d->train);
     if (o->partition && strcmp(o->partition, "user")) {
         fr_partition_kind pk;
@@ -269,14 +228,8 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
     }
     e = fr_sim_create_silos(&sim, &mc, &fc, d->train, part, pool);
     if (e) { rc = cli_fail(e, "train"); goto done; }
-    sc.ws = calloc((size_t)nw, sizeof *sc.ws);
-    sc.users = calloc((size_t)nw, sizeof *sc.users);
-    if (!sc.ws || !sc.users) { rc = cli_fail(FR_ERR_NOMEM, "train"); goto done; }
-    for (int i = 0; i < nw; i++) {
-        e = fr_model_ws_create(&sc.ws[i], fr_sim_model(sim), 1024);
-        if (!e && !(sc.users[i] = malloc(SCORE_CHUNK * sizeof(uint32_t)))) e = FR_ERR_NOMEM;
-        if (e) { rc = cli_fail(e, "train"); goto done; }
-    }
+    e = fr_model_scorer_create(&sc, fr_sim_model(sim), pool, NULL, NULL);
+    if (e) { rc = cli_fail(e, "train"); goto done; }
     if (o->resume) {
         e = fr_sim_checkpoint_load(sim, ckpt);
         if (e) { rc = cli_fail(e, "train --resume"); goto done; }
@@ -311,7 +264,7 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
         bool ev = (o->eval_every && r % o->eval_every == 0) || r == rounds;
         fr_eval_result er;
         if (ev) {
-            e = evaluate(sim, d, &sc, pool, &er);
+            e = evaluate(sim, d, sc, pool, &er);
             if (e) { rc = cli_fail(e, "train: evaluation"); goto done; }
             last = er;
             have_eval = true;
@@ -365,10 +318,7 @@ int cli_train_federated(const cli_train_opts *o, cli_train_data *d) {
     rc = 0;
 done:
     if (mf) fclose(mf);
-    if (sc.ws) for (int i = 0; i < nw; i++) fr_model_ws_free(sc.ws[i]);
-    if (sc.users) for (int i = 0; i < nw; i++) free(sc.users[i]);
-    free(sc.ws);
-    free(sc.users);
+    fr_model_scorer_free(sc);
     fr_sim_free(sim);
     fr_partition_free(part);
     fr_pool_free(pool);

@@ -1,9 +1,9 @@
-/* fedrec train: option parsing, loading the data a run works on (shared with eval and
- * recommend through cli_train_load), and the centralized path (epochs of fr_trainer with
+/* fedrec train: option parsing, loading the data a run works on (the library's data
+ * source rules, fr_data_load), and the centralized path (epochs of fr_trainer with
  * evaluation between them). The federated path is cli_train_federated (cli_fed.c).
- * The model file's config_json records the data paths (absolute) and the options, so
- * `fedrec eval` and `fedrec recommend` can load the same data again. */
-#define _XOPEN_SOURCE 700 /* realpath */
+ * The model file records the run's provenance (fedrec/run.h: the data source with absolute
+ * paths, every config field), so `fedrec eval` and `fedrec recommend` load the same data
+ * again. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "cli/args.h"
@@ -19,13 +18,8 @@
 #include "cli/cli_train.h"
 #include "fedrec/eval.h"
 #include "fedrec/model_eval.h"
+#include "fedrec/run.h"
 #include "fedrec/train.h"
-
-/* The built-in synthetic data set (fixed, so eval can make it again). */
-#define SYN_USERS 2000
-#define SYN_ITEMS 1000
-#define SYN_INTERACTIONS 100000
-#define SYN_SEED 1
 
 static double now_s(void) {
     struct timespec t;
@@ -33,97 +27,17 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static bool is_dir(const char *p) {
-    struct stat st;
-    return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-int cli_parse_split(const char *s, fr_split_kind *kind, double *ratio) {
-    const char *v = NULL;
-    if (!strcmp(s, "loo")) { *kind = FR_SPLIT_LOO; *ratio = 0; return 0; }
-    if (!strncmp(s, "ratio:", 6)) { *kind = FR_SPLIT_RATIO; v = s + 6; }
-    else if (!strncmp(s, "temporal:", 9)) { *kind = FR_SPLIT_TEMPORAL; v = s + 9; }
-    if (v) {
-        char *end = NULL;
-        errno = 0;
-        double r = strtod(v, &end);
-        if (*v && !errno && !*end && r > 0 && r < 1) { *ratio = r; return 0; }
-    }
+/* --split: the library's syntax, with the command line's message. Returns 0, or 2 after
+ * printing a usage error. */
+static int parse_split(const char *s, fr_split_kind *kind, double *ratio) {
+    if (fr_source_parse_split(s, kind, ratio) == FR_OK) return 0;
     fprintf(stderr, "fedrec train: --split: expected loo, ratio:R or temporal:R with 0 < R < 1, got '%s'\n", s);
     return 2;
 }
 
-void cli_train_data_free(cli_train_data *d) {
-    fr_dataset_free(d->train);
-    fr_dataset_free(d->test);
-    fr_negatives_free(d->negs);
-    memset(d, 0, sizeof *d);
-}
-
-/* Loads what o names (see DESIGN.md's PATH rules). Returns 0, or 1 after printing. */
-int cli_train_load(const cli_train_opts *o, fr_model_kind kind, cli_train_data *d) {
-    memset(d, 0, sizeof *d);
-    d->explicit_ratings = kind == FR_MODEL_MF;
-    fr_load_opts lo;
-    fr_load_opts_default(&lo);
-    fr_dataset *all = NULL;
-    fr_err e = FR_OK;
-    char what[1100];
-    bool need_split = false;
-    if (!o->data) {
-        fr_gen_opts g;
-        fr_gen_opts_default(&g);
-        g.users = SYN_USERS;
-        g.items = SYN_ITEMS;
-        g.interactions = SYN_INTERACTIONS;
-        g.seed = SYN_SEED;
-        snprintf(d->source, sizeof d->source, "synthetic data (%d users, %d items, %d interactions)", SYN_USERS,
-                 SYN_ITEMS, SYN_INTERACTIONS);
-        snprintf(what, sizeof what, "generating %s", d->source);
-        e = fr_dataset_generate(&all, &g);
-        need_split = true;
-    } else if (is_dir(o->data)) {
-        char tr[1024], te[1024], ng[1024];
-        snprintf(tr, sizeof tr, "%s/train.rating", o->data);
-        snprintf(te, sizeof te, "%s/test.rating", o->data);
-        snprintf(ng, sizeof ng, "%s/test.negative", o->data);
-        snprintf(d->source, sizeof d->source, "%s (NCF layout)", o->data);
-        snprintf(what, sizeof what, "loading %s", o->data);
-        e = fr_dataset_load_pair(&d->train, &d->test, tr, o->test ? o->test : te, &lo);
-        const char *negp = o->negatives ? o->negatives : ng;
-        struct stat st;
-        if (!e && !d->explicit_ratings && (o->negatives || stat(negp, &st) == 0)) {
-            snprintf(what, sizeof what, "loading %s", negp);
-            e = fr_negatives_load(&d->negs, negp, d->train);
-        }
-    } else if (o->test) {
-        snprintf(d->source, sizeof d->source, "%s + %s", o->data, o->test);
-        snprintf(what, sizeof what, "loading %s and %s", o->data, o->test);
-        e = fr_dataset_load_pair(&d->train, &d->test, o->data, o->test, &lo);
-    } else {
-        snprintf(d->source, sizeof d->source, "%s (split %s)", o->data, o->split ? o->split : "loo");
-        snprintf(what, sizeof what, "loading %s", o->data);
-        e = fr_dataset_load(&all, o->data, &lo, NULL);
-        need_split = true;
-    }
-    if (!e && need_split) {
-        fr_split_kind sk;
-        double ratio;
-        if (cli_parse_split(o->split ? o->split : "loo", &sk, &ratio)) { fr_dataset_free(all); cli_train_data_free(d); return 2; }
-        snprintf(what, sizeof what, "splitting %s", d->source);
-        e = fr_dataset_split(all, sk, ratio, o->seed, &d->train, &d->test);
-        if (!e && !d->explicit_ratings && !o->negatives) {
-            snprintf(what, sizeof what, "sampling evaluation negatives for %s", d->source);
-            e = fr_negatives_sample(&d->negs, all, d->test, 99, o->seed);
-        }
-    }
-    if (!e && o->negatives && !d->negs && !d->explicit_ratings) {
-        snprintf(what, sizeof what, "loading %s", o->negatives);
-        e = fr_negatives_load(&d->negs, o->negatives, d->train);
-    }
-    fr_dataset_free(all);
-    if (e) { cli_train_data_free(d); return cli_fail(e, what); }
-    return 0;
+cli_train_data cli_train_view(const fr_data *data, const fr_source *src) {
+    return (cli_train_data){fr_data_train(data), fr_data_test(data), fr_data_negatives(data), src->explicit_ratings,
+                            fr_data_describe(data), data, src};
 }
 
 /* ------------------------------------------------------------------ JSON helpers */
@@ -138,13 +52,6 @@ void cli_json_str(FILE *f, const char *s) {
         else fputc(c, f);
     }
     fputc('"', f);
-}
-
-/* An absolute path for a relative one (the file must exist), else a copy. */
-static char *abs_path(const char *p) {
-    if (!p) return NULL;
-    char *r = realpath(p, NULL);
-    return r ? r : strdup(p);
 }
 
 /* ------------------------------------------------------------------ centralized */
@@ -176,60 +83,25 @@ static void print_metrics(FILE *f, const fr_eval_result *r) {
         }
 }
 
-void cli_train_data_json(FILE *f, const cli_train_opts *o, const cli_train_data *d) {
-    char *dp = abs_path(o->data), *tp = abs_path(o->test), *np = abs_path(o->negatives);
-    fputs("\"data\":", f); cli_json_str(f, dp);
-    fputs(",\"test\":", f); cli_json_str(f, tp);
-    fputs(",\"negatives\":", f); cli_json_str(f, np);
-    fputs(",\"split\":", f); cli_json_str(f, o->split ? o->split : "loo");
-    fprintf(f, ",\"synthetic\":%s,\"source\":", o->data ? "false" : "true");
-    cli_json_str(f, d->source);
-    free(dp); free(tp); free(np);
-}
-
-static int save_model(const cli_train_opts *o, const fr_model *m, const cli_train_data *d, uint64_t epoch,
-                      const fr_train_config *tc, uint32_t dim, float l2) {
-    uint32_t nu = fr_model_config_of(m)->n_users, ni = fr_model_config_of(m)->n_items;
-    fr_model_meta meta = {0};
-    meta.epoch = epoch;
-    meta.seed = o->seed;
-    meta.user_ids = malloc((size_t)nu * sizeof *meta.user_ids);
-    meta.item_ids = malloc((size_t)ni * sizeof *meta.item_ids);
-    char *json = NULL;
-    size_t jlen = 0;
-    FILE *f = open_memstream(&json, &jlen);
-    if (!meta.user_ids || !meta.item_ids || !f) {
-        free(meta.user_ids); free(meta.item_ids);
-        if (f) fclose(f);
-        free(json);
-        fprintf(stderr, "fedrec train: out of memory saving %s\n", o->out);
-        return 1;
-    }
-    const fr_idmap *um = fr_dataset_users(d->train), *im = fr_dataset_items(d->train);
-    for (uint32_t u = 0; u < nu; u++) meta.user_ids[u] = u < fr_idmap_size(um) ? fr_idmap_raw(um, u) : -1;
-    for (uint32_t i = 0; i < ni; i++) meta.item_ids[i] = i < fr_idmap_size(im) ? fr_idmap_raw(im, i) : -1;
-    fputc('{', f);
-    cli_train_data_json(f, o, d);
-    fprintf(f, ",\"model\":\"%s\",\"centralized\":%s,\"seed\":%" PRIu64 ",\"epochs\":%" PRIu64 ",\"dim\":%u,\"l2\":%g",
-            fr_model_kind_name(fr_model_config_of(m)->kind), o->centralized ? "true" : "false", o->seed, epoch, dim,
-            (double)l2);
-    const fr_model_config *mc = fr_model_config_of(m);
-    if (mc->kind == FR_MODEL_MF) /* the effective bias lambda (0 in the config means l2) */
-        fprintf(f, ",\"bias_l2\":%g", (double)(mc->bias_l2 > 0 ? mc->bias_l2 : l2));
-    if (tc)
-        fprintf(f, ",\"batch\":%u,\"negatives_per_pos\":%u,\"optimizer\":\"%s\",\"lr\":%g,\"shards\":%u", tc->batch,
-                tc->negatives, fr_optim_kind_name(tc->optim.kind), (double)tc->optim.lr, tc->shards);
-    fputs("}", f);
-    fclose(f);
-    meta.config_json = json;
-    fr_err e = fr_model_save(m, o->out, &meta);
-    free(meta.user_ids);
-    free(meta.item_ids);
-    free(json);
+/* Saves the model with its provenance (fedrec/run.h): the data source, the model and
+ * training configs, the epochs. */
+static int save_model(const cli_train_opts *o, const fr_model *m, const cli_train_data *d, uint64_t epochs,
+                      const fr_train_config *tc, double lr_decay) {
+    fr_provenance p;
+    fr_provenance_init(&p);
+    p.mode = FR_RUN_CENTRALIZED;
+    p.seed = o->seed;
+    p.model = *fr_model_config_of(m);
+    p.train = *tc;
+    p.epochs = epochs;
+    p.lr_decay = lr_decay;
+    fr_err e = fr_provenance_set_data(&p, d->src, d->data);
+    if (!e) e = fr_provenance_save_model(m, o->out, &p, d->data);
+    fr_provenance_destroy(&p);
     return e ? cli_fail(e, "saving the model") : 0;
 }
 
-static int train_centralized(const cli_train_opts *o, cli_train_data *d, fr_model_kind kind) {
+static int train_centralized(const cli_train_opts *o, const cli_train_data *d, fr_model_kind kind) {
     run_defaults def = defaults_for(kind);
     fr_model_config mc;
     fr_model_config_default(&mc, kind);
@@ -323,7 +195,7 @@ static int train_centralized(const cli_train_opts *o, cli_train_data *d, fr_mode
             fflush(mf);
         }
     }
-    if (o->out) rc = save_model(o, m, d, epochs, &tc, mc.dim, mc.l2);
+    if (o->out) rc = save_model(o, m, d, epochs, &tc, decay);
 done:
     if (mf && fclose(mf) && !rc) { fprintf(stderr, "fedrec train: writing '%s' failed\n", o->metrics_out); rc = 1; }
     fr_model_scorer_free(sc);
@@ -398,11 +270,9 @@ int cli_train(int argc, char **argv) {
         return 2;
     }
     if (!o.model) o.model = "mf";
-    if (o.split) {
-        fr_split_kind sk;
-        double ratio;
-        if (cli_parse_split(o.split, &sk, &ratio)) return 2;
-    }
+    fr_source src;
+    fr_source_default(&src);
+    if (o.split && parse_split(o.split, &src.split, &src.split_ratio)) return 2;
     if (o.optimizer) {
         fr_optim_kind ok;
         if (fr_optim_kind_parse(o.optimizer, &ok)) {
@@ -479,11 +349,17 @@ int cli_train(int argc, char **argv) {
                 o.clients_per_round);
         return 2;
     }
-    cli_train_data d;
-    rc = cli_train_load(&o, kind, &d);
-    if (rc) return rc;
+    src.data = o.data;
+    src.test = o.test;
+    src.negatives = o.negatives;
+    src.seed = o.seed;
+    src.explicit_ratings = fr_model_kind_is_explicit(kind);
+    fr_data *data = NULL;
+    fr_err e = fr_data_load(&data, &src);
+    if (e) return cli_fail(e, "train");
+    cli_train_data d = cli_train_view(data, &src);
     if (o.centralized) rc = train_centralized(&o, &d, kind);
     else rc = cli_train_federated(&o, &d);
-    cli_train_data_free(&d);
+    fr_data_free(data);
     return rc;
 }

@@ -48,19 +48,20 @@ typedef struct cli_train_opts {
     bool keep_private_optim;    /* --keep-private-optim */
 } cli_train_opts;
 
-/* The data a training run works on, loaded from the options. */
+/* The data a training run works on: views into the fr_data the library loaded from the
+ * options (fr_data_load), owned by cli_train. */
 typedef struct cli_train_data {
-    fr_dataset *train;        /* training interactions */
-    fr_dataset *test;         /* test interactions (same id space) */
-    fr_negatives *negs;       /* evaluation negatives, or NULL (full-catalogue ranking) */
+    const fr_dataset *train;  /* training interactions */
+    const fr_dataset *test;   /* test interactions (same id space) */
+    const fr_negatives *negs; /* evaluation negatives, or NULL (full-catalogue ranking) */
     bool explicit_ratings;    /* rating metrics (rmse/mae) rather than ranking */
-    char source[512];         /* what was loaded, for messages and the model file */
+    const char *source;       /* what was loaded (fr_data_describe), for messages */
+    const fr_data *data;      /* the whole */
+    const fr_source *src;     /* where it came from */
 } cli_train_data;
 
-/* Writes the data fields of a model file's config_json (no braces): "data", "test",
- * "negatives" (absolute paths or null), "split", "synthetic", "source" — what
- * `fedrec eval` and `fedrec recommend` reload the data from. */
-void cli_train_data_json(FILE *f, const cli_train_opts *o, const cli_train_data *d);
+/* The view of data loaded from src. */
+cli_train_data cli_train_view(const fr_data *data, const fr_source *src);
 
 /* Parses --partition (user | iid:K | dirichlet:K[:ALPHA]); any out-parameter may be NULL.
  * Returns 0, or 2 after printing a usage error. */

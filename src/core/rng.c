@@ -4,6 +4,7 @@
  * and position: no state is shared between streams or threads. */
 #include <math.h>
 
+#include "core/alias.h"
 #include "core/core.h"
 
 #define PHILOX_M0 0xD2511F53u
@@ -139,10 +140,29 @@ fr_err fr_rng_sample(fr_rng *r, uint32_t n, uint32_t k, uint32_t *out) {
 
 /* ------------------------------------------------------------ alias sampler */
 
+void fri_alias_build(fri_alias_col *t, const double *w, uint32_t n, double *scaled, uint32_t *small, uint32_t *large) {
+    double sum = 0;
+    for (uint32_t i = 0; i < n; i++) sum += w[i];
+    size_t ns = 0, nl = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        scaled[i] = w[i] * n / sum;
+        if (scaled[i] < 1.0) small[ns++] = i; else large[nl++] = i;
+    }
+    while (ns && nl) {
+        uint32_t sm = small[--ns], l = large[nl - 1];
+        t[sm].p = (float)scaled[sm];
+        t[sm].alias = l;
+        scaled[l] -= 1.0 - scaled[sm];
+        if (scaled[l] < 1.0) { nl--; small[ns++] = l; }
+    }
+    /* Leftovers (rounding) keep their own outcome. */
+    while (nl) { uint32_t l = large[--nl]; t[l].p = 1.0f; t[l].alias = l; }
+    while (ns) { uint32_t sm = small[--ns]; t[sm].p = 1.0f; t[sm].alias = sm; }
+}
+
 struct fr_zipf {
     uint32_t n;
-    float *prob;    /* [n] acceptance probability of column i */
-    uint32_t *alias; /* [n] the other outcome of column i */
+    fri_alias_col *col; /* [n] */
 };
 
 fr_err fr_zipf_create_weights(fr_zipf **out, const double *w, uint32_t n) {
@@ -160,28 +180,14 @@ fr_err fr_zipf_create_weights(fr_zipf **out, const double *w, uint32_t n) {
     uint32_t *small = fri_malloc((size_t)n * sizeof *small), *large = fri_malloc((size_t)n * sizeof *large);
     if (z) {
         z->n = n;
-        z->prob = fri_malloc((size_t)n * sizeof *z->prob);
-        z->alias = fri_malloc((size_t)n * sizeof *z->alias);
+        z->col = fri_malloc((size_t)n * sizeof *z->col);
     }
-    if (!z || !z->prob || !z->alias || !scaled || !small || !large) {
+    if (!z || !z->col || !scaled || !small || !large) {
         fri_free(scaled); fri_free(small); fri_free(large);
         fr_zipf_free(z);
         return FR_ERR_NOMEM;
     }
-    size_t ns = 0, nl = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        scaled[i] = w[i] * n / sum;
-        if (scaled[i] < 1.0) small[ns++] = i; else large[nl++] = i;
-    }
-    while (ns && nl) {
-        uint32_t s = small[--ns], l = large[nl - 1];
-        z->prob[s] = (float)scaled[s];
-        z->alias[s] = l;
-        scaled[l] -= 1.0 - scaled[s];
-        if (scaled[l] < 1.0) { nl--; small[ns++] = l; }
-    }
-    while (nl) { uint32_t l = large[--nl]; z->prob[l] = 1.0f; z->alias[l] = l; }
-    while (ns) { uint32_t s = small[--ns]; z->prob[s] = 1.0f; z->alias[s] = s; }
+    fri_alias_build(z->col, w, n, scaled, small, large);
     fri_free(scaled); fri_free(small); fri_free(large);
     *out = z;
     return FR_OK;
@@ -201,12 +207,11 @@ fr_err fr_zipf_create(fr_zipf **out, uint32_t n, double s) {
 
 uint32_t fr_zipf_draw(const fr_zipf *z, fr_rng *r) {
     uint32_t i = fr_rng_below(r, z->n);
-    return fr_rng_float(r) < z->prob[i] ? i : z->alias[i];
+    return fr_rng_float(r) < z->col[i].p ? i : z->col[i].alias;
 }
 
 void fr_zipf_free(fr_zipf *z) {
     if (!z) return;
-    fri_free(z->prob);
-    fri_free(z->alias);
+    fri_free(z->col);
     fri_free(z);
 }

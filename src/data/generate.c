@@ -15,6 +15,7 @@
  * O(users + items * dim). */
 #include <math.h>
 
+#include "core/alias.h"
 #include "data/dataset.h"
 
 #define BIAS_SD 0.5 /* user and item bias standard deviation */
@@ -113,43 +114,18 @@ static fr_err user_counts(uint32_t *cnt, const fr_gen_opts *o) {
 
 /* ------------------------------------------------------------ popularity draws
  * Zipf over ranks as a mixture of the head (the HEAD most popular ranks) and the tail,
- * each an alias table of 8-byte columns (probability and alias side by side): three
- * quarters of the draws then stay in a table and item records that live in cache, and a
- * tail draw costs one cache miss for the column instead of two. */
+ * each an alias table of 8-byte columns (core/alias.h: probability and alias side by
+ * side): three quarters of the draws then stay in a table and item records that live in
+ * cache, and a tail draw costs one cache miss for the column instead of two. */
 
 #define HEAD 4096 /* ranks in the head table */
 #define BATCH 32  /* candidates drawn and prefetched together */
 
-typedef struct acol {
-    float p;        /* keep the column's own outcome with this probability */
-    uint32_t alias; /* the other outcome */
-} acol;
-
 typedef struct popdraw {
-    acol *head, *tail; /* [nh], [nt] (tail outcomes are offset by nh) */
+    fri_alias_col *head, *tail; /* [nh], [nt] (tail outcomes are offset by nh) */
     uint32_t nh, nt;
     uint64_t head_below; /* a uniform u32 below this draws from the head (2^32: always) */
 } popdraw;
-
-/* Vose's alias method over w[0..n) (all > 0). scaled, small and large are scratch [n]. */
-static void alias_build(acol *t, const double *w, uint32_t n, double *scaled, uint32_t *small, uint32_t *large) {
-    double sum = 0;
-    for (uint32_t i = 0; i < n; i++) sum += w[i];
-    size_t ns = 0, nl = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        scaled[i] = w[i] * n / sum;
-        if (scaled[i] < 1.0) small[ns++] = i; else large[nl++] = i;
-    }
-    while (ns && nl) {
-        uint32_t sm = small[--ns], l = large[nl - 1];
-        t[sm].p = (float)scaled[sm];
-        t[sm].alias = l;
-        scaled[l] -= 1.0 - scaled[sm];
-        if (scaled[l] < 1.0) { nl--; small[ns++] = l; }
-    }
-    while (nl) { uint32_t l = large[--nl]; t[l].p = 1.0f; t[l].alias = l; }
-    while (ns) { uint32_t sm = small[--ns]; t[sm].p = 1.0f; t[sm].alias = sm; }
-}
 
 static fr_err popdraw_init(popdraw *pd, uint32_t n, double s) {
     memset(pd, 0, sizeof *pd);
@@ -168,8 +144,8 @@ static fr_err popdraw_init(popdraw *pd, uint32_t n, double s) {
             w[i] = pow((double)i + 1.0, -s);
             if (i < pd->nh) wh += w[i]; else wt += w[i];
         }
-        alias_build(pd->head, w, pd->nh, scaled, small, large);
-        if (pd->nt) alias_build(pd->tail, w + pd->nh, pd->nt, scaled, small, large);
+        fri_alias_build(pd->head, w, pd->nh, scaled, small, large);
+        if (pd->nt) fri_alias_build(pd->tail, w + pd->nh, pd->nt, scaled, small, large);
         double ph = wh / (wh + wt);
         pd->head_below = pd->nt ? (uint64_t)(ph * 4294967296.0) : (uint64_t)1 << 32;
         if (pd->nt && pd->head_below > UINT32_MAX) pd->head_below = UINT32_MAX;
@@ -273,7 +249,7 @@ static void gen_user(const fr_gen_opts *o, uint32_t u, uint32_t c, const popdraw
         uint32_t nb = BATCH, want = 2 * (c - got) + 2;
         if (nb > want) nb = want;
         if (nb > limit - tries) nb = (uint32_t)(limit - tries);
-        const acol *col[BATCH];
+        const fri_alias_col *col[BATCH];
         uint32_t base[BATCH], cand[BATCH];
         double coin[BATCH];
         for (uint32_t b = 0; b < nb; b++) {
@@ -293,8 +269,8 @@ static void gen_user(const fr_gen_opts *o, uint32_t u, uint32_t c, const popdraw
             __builtin_prefetch(col[b]);
         }
         for (uint32_t b = 0; b < nb; b++) {
-            const acol *a = col[b];
-            const acol *t0 = base[b] ? pop->tail : pop->head;
+            const fri_alias_col *a = col[b];
+            const fri_alias_col *t0 = base[b] ? pop->tail : pop->head;
             double q = coin[b], p = a->p;
             uint32_t k = base[b] + (q < p ? (uint32_t)(a - t0) : a->alias);
             coin[b] = q < p ? q / p : (q - p) / (1 - p); /* uniform again: the acceptance draw */

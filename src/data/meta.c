@@ -13,89 +13,15 @@
 #include <sys/stat.h>
 
 #include "data/dataset.h"
+#include "data/text.h"
 
-#define META_FIELDS 32 /* fields kept per line */
-
-typedef struct mfields {
-    int n;
-    const char *s[META_FIELDS];
-    size_t len[META_FIELDS];
-} mfields;
-
-/* Splits on one char, or on "::" when dcolon. */
-static void msplit(const char *s, size_t n, char delim, bool dcolon, mfields *f) {
-    const char *end = s + n, *p = s;
-    f->n = 0;
-    for (;;) {
-        const char *q = p;
-        while (q < end && !(dcolon ? (q[0] == ':' && q + 1 < end && q[1] == ':') : *q == delim)) q++;
-        if (f->n < META_FIELDS) { f->s[f->n] = p; f->len[f->n] = (size_t)(q - p); }
-        f->n++;
-        if (q == end) break;
-        p = q + (dcolon ? 2 : 1);
-    }
-}
-
-static bool valid_utf8(const unsigned char *s, size_t n) {
-    size_t k = 0;
-    while (k < n) {
-        unsigned char c = s[k];
-        size_t m;
-        if (c < 0x80) m = 0;
-        else if (c >= 0xC2 && c <= 0xDF) m = 1; /* 0xC0, 0xC1: overlong */
-        else if ((c >> 4) == 0xE) m = 2;
-        else if (c >= 0xF0 && c <= 0xF4) m = 3;
-        else return false;
-        if (m > n - k - 1) return false;
-        for (size_t j = 1; j <= m; j++)
-            if ((s[k + j] & 0xC0) != 0x80) return false;
-        k += m + 1;
-    }
-    return true;
-}
-
-/* A copy of s as UTF-8: Latin-1 bytes are converted unless s already is valid UTF-8. */
-static char *text_dup(const char *s, size_t n, bool latin1) {
-    const unsigned char *u = (const unsigned char *)s;
-    bool convert = latin1 && !valid_utf8(u, n);
-    size_t extra = 0;
-    if (convert)
-        for (size_t k = 0; k < n; k++) extra += u[k] >= 0x80;
-    char *d = fri_malloc(n + extra + 1);
-    if (!d) return NULL;
-    size_t o = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (convert && u[k] >= 0x80) {
-            d[o++] = (char)(0xC0 | (u[k] >> 6));
-            d[o++] = (char)(0x80 | (u[k] & 0x3F));
-        } else {
-            d[o++] = s[k];
-        }
-    }
-    d[o] = '\0';
-    return d;
-}
-
-static void mtrim(const char **s, size_t *n) {
-    while (*n && **s == ' ') { (*s)++; (*n)--; }
-    while (*n && (*s)[*n - 1] == ' ') (*n)--;
-}
-
-/* A raw id in [0, 2^31). */
+/* A raw id in [0, 2^31): unsigned digits only, at most 10 of them (stricter than the
+ * ratings readers' ids, which may carry a sign). */
 static bool mparse_id(const char *s, size_t n, uint32_t *out) {
-    mtrim(&s, &n);
-    if (n == 0 || n > 10) return false;
-    uint64_t v = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (s[k] < '0' || s[k] > '9') return false;
-        v = v * 10 + (uint64_t)(s[k] - '0');
-    }
-    if (v > INT32_MAX) return false;
-    *out = (uint32_t)v;
-    return true;
+    fri_text_trim(&s, &n);
+    if (n == 0 || n > 10 || (unsigned)(*s - '0') > 9) return false;
+    return fri_parse_id(s, n, out) == FRI_NUM_OK;
 }
-
-#define MV(s, n) (int)((n) > 40 ? 40 : (n)), (s)
 
 /* One file's text, split into lines by the caller. */
 typedef struct mfile {
@@ -127,9 +53,7 @@ static bool mfile_line(mfile *f, const char **s, size_t *n) {
         f->pos += len + (nl ? 1 : 0);
         f->line++;
         if (len && b[len - 1] == '\r') len--;
-        size_t k = 0;
-        while (k < len && (b[k] == ' ' || b[k] == '\t')) k++;
-        if (k == len) continue;
+        if (fri_text_blank(b, len)) continue;
         *s = b;
         *n = len;
         return true;
@@ -138,28 +62,26 @@ static bool mfile_line(mfile *f, const char **s, size_t *n) {
 }
 
 static fr_err check_text(const mfile *f, const char *s, size_t n) {
-    for (size_t k = 0; k < n; k++) {
-        unsigned char c = (unsigned char)s[k];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: binary data (byte 0x%02x at column %zu); expected a text file",
-                            f->path, f->line, c, k + 1);
-    }
+    long k = fri_text_control_byte(s, n);
+    if (k >= 0)
+        return fri_fail(FR_ERR_PARSE, "%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
+                        f->path, f->line, (unsigned char)s[k], k + 1);
     return FR_OK;
 }
 
 static fr_err bad_count(const mfile *f, int want, bool at_least, const char *delim, int got, const char *s, size_t n) {
     return fri_fail(FR_ERR_PARSE, "%s:%llu: expected %s%d fields separated by %s, got %d in \"%.*s\"", f->path, f->line,
-                    at_least ? "at least " : "", want, delim, got, MV(s, n));
+                    at_least ? "at least " : "", want, delim, got, FRI_VAL(s, n));
 }
 
 static fr_err bad_id(const mfile *f, const char *what, const char *s, size_t n) {
     return fri_fail(FR_ERR_PARSE, "%s:%llu: %s \"%.*s\" is not a valid id; expected an integer in [0, 2^31)", f->path,
-                    f->line, what, MV(s, n));
+                    f->line, what, FRI_VAL(s, n));
 }
 
 /* Sets a string slot (replacing what was there). */
 static fr_err set_str(char **slot, const char *s, size_t n, bool latin1) {
-    char *c = text_dup(s, n, latin1);
+    char *c = fri_text_dup(s, n, latin1);
     if (!c) return FR_ERR_NOMEM;
     fri_free(*slot);
     *slot = c;
@@ -179,13 +101,13 @@ static fr_err read_u_genre(mfile *f, const char *names[19], size_t lens[19]) {
     while (mfile_line(f, &s, &n)) {
         fr_err e = check_text(f, s, n);
         if (e) return e;
-        mfields fl;
-        msplit(s, n, '|', false, &fl);
+        fri_fields fl;
+        fri_text_split(s, n, '|', false, &fl);
         if (fl.n != 2) return bad_count(f, 2, false, "'|'", fl.n, s, n);
         uint32_t idx;
         if (!mparse_id(fl.s[1], fl.len[1], &idx) || idx >= 19)
             return fri_fail(FR_ERR_PARSE, "%s:%llu: genre index \"%.*s\"; expected 0..18", f->path, f->line,
-                            MV(fl.s[1], fl.len[1]));
+                            FRI_VAL(fl.s[1], fl.len[1]));
         names[idx] = fl.s[0];
         lens[idx] = fl.len[0];
     }
@@ -198,8 +120,8 @@ static fr_err read_u_item(mfile *f, const fr_dataset *d, fr_meta *m, const char 
     while (mfile_line(f, &s, &n)) {
         fr_err e = check_text(f, s, n);
         if (e) return e;
-        mfields fl;
-        msplit(s, n, '|', false, &fl);
+        fri_fields fl;
+        fri_text_split(s, n, '|', false, &fl);
         if (fl.n != 24) return bad_count(f, 24, false, "'|'", fl.n, s, n);
         uint32_t id;
         if (!mparse_id(fl.s[0], fl.len[0], &id)) return bad_id(f, "item id", fl.s[0], fl.len[0]);
@@ -208,10 +130,10 @@ static fr_err read_u_item(mfile *f, const fr_dataset *d, fr_meta *m, const char 
         for (int g = 0; g < 19; g++) {
             const char *v = fl.s[5 + g];
             size_t vn = fl.len[5 + g];
-            mtrim(&v, &vn);
+            fri_text_trim(&v, &vn);
             if (vn != 1 || (v[0] != '0' && v[0] != '1'))
                 return fri_fail(FR_ERR_PARSE, "%s:%llu: genre flag %d \"%.*s\"; expected 0 or 1", f->path, f->line,
-                                g + 1, MV(v, vn));
+                                g + 1, FRI_VAL(v, vn));
             if (v[0] == '1' && gn_len + gl[g] + 1 < sizeof gbuf) {
                 if (gn_len) gbuf[gn_len++] = '|';
                 memcpy(gbuf + gn_len, gn[g], gl[g]);
@@ -234,8 +156,8 @@ static fr_err read_movies_dat(mfile *f, const fr_dataset *d, fr_meta *m) {
     while (mfile_line(f, &s, &n)) {
         fr_err e = check_text(f, s, n);
         if (e) return e;
-        mfields fl;
-        msplit(s, n, ':', true, &fl);
+        fri_fields fl;
+        fri_text_split(s, n, ':', true, &fl);
         if (fl.n != 3) return bad_count(f, 3, false, "'::'", fl.n, s, n);
         uint32_t id;
         if (!mparse_id(fl.s[0], fl.len[0], &id)) return bad_id(f, "movie id", fl.s[0], fl.len[0]);
@@ -250,7 +172,7 @@ static fr_err read_movies_dat(mfile *f, const fr_dataset *d, fr_meta *m) {
 
 /* One RFC 4180 record from f (quoted fields may hold commas, "" and newlines), decoded
  * into out (cap bytes); fields point into out. Returns false at the end. */
-static fr_err csv_record(mfile *f, char *out, size_t cap, mfields *fl, bool *got) {
+static fr_err csv_record(mfile *f, char *out, size_t cap, fri_fields *fl, bool *got) {
     *got = false;
     fl->n = 0;
     const char *p = (const char *)f->data + f->pos, *end = (const char *)f->data + f->n;
@@ -283,7 +205,7 @@ static fr_err csv_record(mfile *f, char *out, size_t cap, mfields *fl, bool *got
         } else {
             while (p < end && *p != ',' && *p != '\n' && *p != '\r') { if (o < cap) out[o++] = *p; p++; }
         }
-        if (fl->n < META_FIELDS) { fl->s[fl->n] = out + fs; fl->len[fl->n] = o - fs; }
+        if (fl->n < FRI_MAX_FIELDS) { fl->s[fl->n] = out + fs; fl->len[fl->n] = o - fs; }
         fl->n++;
         if (p < end && *p == ',') { p++; continue; }
         while (p < end && *p == '\r') p++;
@@ -302,12 +224,12 @@ static fr_err read_movies_csv(mfile *f, const fr_dataset *d, fr_meta *m) {
     fr_err e = FR_OK;
     bool first = true;
     for (;;) {
-        mfields fl;
+        fri_fields fl;
         bool got;
         e = csv_record(f, rec, f->n, &fl, &got);
         if (e || !got) break;
         size_t total = 0;
-        for (int k = 0; k < fl.n && k < META_FIELDS; k++) total += fl.len[k];
+        for (int k = 0; k < fl.n && k < FRI_MAX_FIELDS; k++) total += fl.len[k];
         if (fl.n != 3) { e = bad_count(f, 3, false, "','", fl.n, fl.s[0], total); break; }
         if ((e = check_text(f, fl.s[0], fl.len[0])) || (e = check_text(f, fl.s[2], fl.len[2]))) break;
         for (size_t k = 0; k < fl.len[1]; k++) /* a title may hold a newline from quoting; others are binary */
@@ -364,8 +286,8 @@ static fr_err read_users(mfile *f, const fr_dataset *d, fr_meta *m, bool dat) {
     const int at[4] = {dat ? 2 : 1, dat ? 1 : 2, 3, 4};
     while (mfile_line(f, &s, &n)) {
         if ((e = check_text(f, s, n))) return e;
-        mfields fl;
-        msplit(s, n, '|', dat, &fl);
+        fri_fields fl;
+        fri_text_split(s, n, '|', dat, &fl);
         if (fl.n != 5) return bad_count(f, 5, false, dat ? "'::'" : "'|'", fl.n, s, n);
         uint32_t id;
         if (!mparse_id(fl.s[0], fl.len[0], &id)) return bad_id(f, "user id", fl.s[0], fl.len[0]);
@@ -374,7 +296,7 @@ static fr_err read_users(mfile *f, const fr_dataset *d, fr_meta *m, bool dat) {
         for (int a = 0; a < 4; a++) {
             const char *v = fl.s[at[a]];
             size_t vn = fl.len[at[a]];
-            mtrim(&v, &vn);
+            fri_text_trim(&v, &vn);
             if ((e = set_str(&m->attrs[a][du], v, vn, true))) return e;
         }
     }

@@ -1,0 +1,40 @@
+/* Format detection of the ratings readers (format.c): the load options' rules and the
+ * spec a file is read with (format, delimiter, accepted field counts, columns, header),
+ * chosen from its first non-blank line. Also the context a line is parsed in, shared by
+ * the line parser (line.h), the serial driver (read.c) and the parallel parse. */
+#ifndef FEDREC_SRC_DATA_FORMAT_H
+#define FEDREC_SRC_DATA_FORMAT_H
+
+#include "data/dataset.h"
+
+typedef struct fri_spec {
+    fr_format fmt;
+    char delim;         /* single-char delimiter */
+    bool dcolon;        /* "::" */
+    int nf_min, nf_max; /* accepted field counts (nf_max 0: no upper bound) */
+    int cu, ci, cr, ct; /* 0-based columns; -1 none */
+    bool header_auto;   /* skip the first line when its first field is not numeric */
+    bool header;        /* the first line is a header */
+} fri_spec;
+
+/* Where a line is parsed: the file, the options, its spec, the line's number (1-based;
+ * 0 inside a parallel range, whose messages are thrown away) and whether it is a final
+ * line without '\n'. */
+typedef struct fri_rdctx {
+    const char *path;
+    const fr_load_opts *o;
+    fri_spec sp;
+    uint64_t line;
+    bool unterminated;
+} fri_rdctx;
+
+/* Chooses c->sp from the first non-blank line (first[0, n), line c->line) for format fmt
+ * (FR_FORMAT_AUTO detects, see read.c's header). Errors name the file and line:
+ * FR_ERR_PARSE (undetectable, binary data, a header without user and item columns, an
+ * unknown column name), FR_ERR_INVALID (a column position beyond FRI_MAX_FIELDS or a name
+ * without a header). */
+FR_NODISCARD fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n);
+/* The delimiter in messages: "tab", "','", "'::'" ... */
+const char *fri_spec_delim_name(const fri_spec *sp);
+
+#endif

@@ -1,0 +1,89 @@
+/* Number parsing for the text readers (declared in data/text.h): raw ids, 64-bit
+ * integers and decimals, by hand for the usual shapes, with strtod only for unusual
+ * decimals ("4e0", long digit runs). Each parser trims spaces, reads only s[0, n) and
+ * tells a malformed value (FRI_NUM_BAD) from one out of range (FRI_NUM_RANGE), so the
+ * readers can word the two differently. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/text.h"
+
+const double fri_p10[19] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+                            1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
+
+int fri_parse_id(const char *s, size_t n, uint32_t *out) {
+    fri_text_trim(&s, &n);
+    if (n == 0) return FRI_NUM_BAD;
+    bool neg = false;
+    if (*s == '-' || *s == '+') { neg = *s == '-'; s++; n--; }
+    if (n == 0) return FRI_NUM_BAD;
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; k++) {
+        unsigned d = (unsigned char)s[k] - '0';
+        if (d > 9) return FRI_NUM_BAD;
+        if (v <= FRI_ID_LIMIT) v = v * 10 + d;
+    }
+    if (neg && v != 0) return FRI_NUM_RANGE;
+    if (v > FRI_ID_LIMIT) return FRI_NUM_RANGE;
+    *out = (uint32_t)v;
+    return FRI_NUM_OK;
+}
+
+int fri_parse_i64(const char *s, size_t n, int64_t *out) {
+    fri_text_trim(&s, &n);
+    if (n == 0) return FRI_NUM_BAD;
+    bool neg = false;
+    if (*s == '-' || *s == '+') { neg = *s == '-'; s++; n--; }
+    if (n == 0) return FRI_NUM_BAD;
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; k++) {
+        unsigned d = (unsigned char)s[k] - '0';
+        if (d > 9) return FRI_NUM_BAD;
+        if (v > (uint64_t)INT64_MAX / 10 - 1) return FRI_NUM_RANGE;
+        v = v * 10 + d;
+    }
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return FRI_NUM_OK;
+}
+
+int fri_parse_real(const char *s, size_t n, double *out) {
+    fri_text_trim(&s, &n);
+    if (n == 0) return FRI_NUM_BAD;
+    const char *p = s, *end = s + n;
+    bool neg = false;
+    if (*p == '-' || *p == '+') { neg = *p == '-'; p++; }
+    uint64_t ip = 0, fp = 0;
+    int id = 0, fd = 0;
+    while (p < end && (unsigned)(*p - '0') <= 9 && id < 18) { ip = ip * 10 + (unsigned)(*p - '0'); p++; id++; }
+    if (p < end && *p == '.') {
+        p++;
+        while (p < end && (unsigned)(*p - '0') <= 9 && fd < 18) { fp = fp * 10 + (unsigned)(*p - '0'); p++; fd++; }
+    }
+    if (p == end && id + fd > 0) {
+        double v = (double)ip + (fd ? (double)fp / fri_p10[fd] : 0.0);
+        *out = neg ? -v : v;
+        return FRI_NUM_OK;
+    }
+    /* Unusual: exponents, very long digit runs. */
+    char tmp[64];
+    if (n >= sizeof tmp) return FRI_NUM_BAD;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    for (size_t k = 0; k < n; k++) /* strtod would take "inf", "nan", hex: refuse letters other than e */
+        if (!strchr("0123456789+-.eE", tmp[k])) return FRI_NUM_BAD;
+    char *e = NULL;
+    errno = 0;
+    double v = strtod(tmp, &e);
+    if (e != tmp + n || e == tmp) return FRI_NUM_BAD;
+    if (!isfinite(v)) return FRI_NUM_RANGE;
+    *out = v;
+    return FRI_NUM_OK;
+}
+
+bool fri_text_is_numeric(const char *s, size_t n) {
+    fri_text_trim(&s, &n);
+    if (n && (*s == '-' || *s == '+')) { s++; n--; }
+    return n > 0 && (unsigned)(*s - '0') <= 9;
+}
