@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "core/core.h"
-#include "fedrec/loop.h"
+#include "fedrec/run.h"
 #include "fedrec/runtime.h"
 #include "testutil.h"
 

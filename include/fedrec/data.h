@@ -187,6 +187,13 @@ typedef struct fr_partition {
 FR_NODISCARD fr_err fr_partition_make(fr_partition **out, const fr_dataset *d, fr_partition_kind kind,
                                       uint32_t k, double alpha, const char *attr, uint64_t seed);
 void fr_partition_free(fr_partition *p);
+/* Parses a partition spec: "user" (a client each), "iid:K" or "dirichlet:K[:ALPHA]" (K >= 1
+ * silos, ALPHA > 0, default 0.5). FR_ERR_INVALID naming the text otherwise (the outputs
+ * are then untouched); any output may be NULL. */
+FR_NODISCARD fr_err fr_partition_parse(const char *text, fr_partition_kind *kind, uint32_t *k, double *alpha);
+/* Writes the spec fr_partition_parse reads ("user", "iid:20", "dirichlet:20:0.5"); buf of
+ * 48 bytes always suffices. FR_ERR_INVALID (a kind without a spec), FR_ERR_RANGE (cap). */
+FR_NODISCARD fr_err fr_partition_format(fr_partition_kind kind, uint32_t k, double alpha, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ synthetic data */
 

@@ -1,22 +1,176 @@
-/* fedrec runs: a training run as the library sees it, and what it records.
+/* fedrec runs: a training run as the library sees it — its configuration and presets,
+ * the training loop every front end calls, and what a model file records about it.
  *
  * Sections:
+ *   loop        the training loop (src/fl/loop.c): steps (federated rounds or centralized
+ *               epochs) with evaluation every N steps through the library's one
+ *               evaluation (fr_model_evaluate), checkpoints every N steps, resume, a
+ *               callback after each step and stop conditions. What a step is comes from a
+ *               driver (fr_loop_driver): the `sim` runtime's rounds, the centralized
+ *               trainer's epochs (fr_run in fedrec/runtime.h makes both), and later the
+ *               network and MPI runtimes. The loop holds no learning math and never
+ *               prints. One loop per driver at a time; the callback runs on the caller's
+ *               thread.
+ *   run config  everything a run is, and the presets it starts from (src/fl/preset.c).
  *   provenance  what a model file records about the run that made it: the fedrec
  *               version, federated or centralized, the data source, and every field of
- *               the model, federation and training configs (src/fl/provenance.c).
- * (The library training loop will join this header in its own section.) */
+ *               the model, federation and training configs (src/fl/provenance.c). */
 #ifndef FEDREC_RUN_H
 #define FEDREC_RUN_H
 
 #include "fedrec/core.h"
 #include "fedrec/data.h"
+#include "fedrec/eval.h"
 #include "fedrec/fl.h"
 #include "fedrec/model.h"
+#include "fedrec/model_eval.h"
 #include "fedrec/train.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ================================================================== loop */
+
+typedef enum fr_loop_unit {
+    FR_LOOP_ROUND = 1, /* a federated round */
+    FR_LOOP_EPOCH = 2, /* a centralized epoch */
+} fr_loop_unit;
+
+/* What one step did, handed to the callback. */
+typedef struct fr_loop_step {
+    fr_loop_unit unit;
+    uint32_t index;         /* 1-based step number (the round or epoch just done) */
+    uint32_t total;         /* the configured number of steps */
+    double loss;            /* mean training loss of the step */
+    fr_round_stats round;   /* FR_LOOP_ROUND: clients, bytes up and down, ... */
+    double seconds;         /* wall time of the step, evaluation excluded */
+    double elapsed;         /* wall time since the loop began (this process) */
+    bool evaluated;         /* eval holds the metrics of the model after this step */
+    fr_eval_result eval;
+    double eval_seconds;
+    bool checkpointed;      /* a checkpoint was written after this step */
+} fr_loop_step;
+
+/* Return 0 to go on, nonzero to stop after this step. */
+typedef int (*fr_loop_callback)(void *user, const fr_loop_step *step);
+
+/* What the loop drives. Every function gets the driver's ctx. */
+typedef struct fr_loop_driver {
+    fr_loop_unit unit;
+    /* Runs the next step, filling loss (and round for FR_LOOP_ROUND). */
+    fr_err (*step)(void *ctx, fr_loop_step *out);
+    /* Steps completed so far (after a resume: the checkpoint's). */
+    uint32_t (*completed)(void *ctx);
+    /* The model to evaluate now (global shared parameters and every user's private rows). */
+    fr_model *(*model)(void *ctx);
+    /* The pool evaluation may use (NULL: the caller's thread). */
+    fr_pool *(*pool)(void *ctx);
+    /* Checkpoint and resume (NULL: the driver cannot; asking for them is FR_ERR_UNSUPPORTED). */
+    fr_err (*save)(void *ctx, const char *path);
+    fr_err (*load)(void *ctx, const char *path);
+} fr_loop_driver;
+
+typedef struct fr_loop_config {
+    uint32_t steps;            /* rounds or epochs in all (a resumed run continues to it) */
+    uint32_t eval_every;       /* evaluate every N steps (0: only after the last) (1) */
+    fr_eval_opts eval;         /* cut-offs and options of the metrics (fr_eval_opts_default) */
+    const char *checkpoint;    /* checkpoint file, or NULL: none */
+    uint32_t checkpoint_every; /* also every N steps (0: only at the end) */
+    bool resume;               /* continue from `checkpoint` */
+    uint32_t patience;         /* stop after this many evaluations without a better main
+                                  metric (0: never) */
+    double max_seconds;        /* stop once this much wall time has passed (0: never) */
+} fr_loop_config;
+
+void fr_loop_config_default(fr_loop_config *c);
+/* FR_OK, or FR_ERR_INVALID naming the field (steps 0, resume or checkpoint_every without
+ * a checkpoint, a negative or non-finite time limit, bad eval options). */
+FR_NODISCARD fr_err fr_loop_config_check(const fr_loop_config *c);
+
+/* Why a loop stopped. */
+typedef enum fr_loop_stop {
+    FR_LOOP_DONE = 0,      /* all steps ran */
+    FR_LOOP_CALLBACK = 1,  /* the callback asked */
+    FR_LOOP_PATIENCE = 2,  /* no better main metric for `patience` evaluations */
+    FR_LOOP_TIME = 3,      /* max_seconds passed */
+} fr_loop_stop;
+const char *fr_loop_stop_name(fr_loop_stop s);
+
+typedef struct fr_loop_summary {
+    uint32_t completed;        /* steps completed (in all, a resumed run's included) */
+    uint32_t ran;              /* steps this call ran */
+    fr_loop_stop stop;
+    bool evaluated;            /* last holds the final model's metrics */
+    fr_eval_result last;       /* the final model's metrics (evaluated after the last step
+                                  if the schedule had not) */
+    uint32_t best_step;        /* the step with the best main metric (0: none evaluated) */
+    double best;               /* its value */
+} fr_loop_summary;
+
+/* The metric a loop compares steps by, and whether lower is better: rmse for rating
+ * models, else hr@K (K the second cut-off, 10 by default) on sampled candidates, else on
+ * the full catalogue. NaN if r has none. */
+double fr_loop_main_metric(const fr_eval_result *r, bool *lower_is_better, const char **name);
+
+/* Runs the loop: resumes first if asked, then steps until `steps` are done or a stop
+ * condition holds, evaluating the driver's model on (train, test, negs) — negs may be
+ * NULL (full-catalogue ranking for ranking models) — checkpointing as configured and at
+ * the end, and calling cb (may be NULL) after each step. summary may be NULL. Errors of
+ * the driver and the evaluation; a step that fails stops the loop with its error (the
+ * checkpoint then holds the last good step, if any). */
+FR_NODISCARD fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_driver *d, void *ctx,
+                                const fr_dataset *train, const fr_dataset *test, const fr_negatives *negs,
+                                fr_loop_callback cb, void *user, fr_loop_summary *summary);
+
+/* One JSON Lines record of a step, as --metrics-out writes it (no newline):
+ * {"round":R or "epoch":E,"loss":...,<the metrics, fr_eval_result_json>,"clients":...,
+ *  "bytes_up":...,"bytes_down":...,"seconds":...} (rounds) or without the federation keys
+ * (epochs), plus "eval_seconds" when evaluated. FR_ERR_RANGE if cap is too small. */
+FR_NODISCARD fr_err fr_loop_step_json(const fr_loop_step *s, char *buf, size_t cap, size_t *len);
+
+/* ================================================================== run config and presets */
+
+/* Everything a training run is: the model, federated or centralized training and its
+ * settings, the loop, and how clients are formed. fr_run (fedrec/runtime.h) runs one;
+ * a model file records it (its provenance). */
+typedef struct fr_run_config {
+    bool centralized;             /* train on all data in one process (no federation) */
+    fr_model_config model;        /* n_users, n_items: set by fr_run from the data */
+    fr_fl_config fl;              /* federated training */
+    fr_train_config train;        /* centralized training */
+    double lr_decay;              /* centralized: epoch e trains at lr * lr_decay^(e-1) (1) */
+    fr_loop_config loop;          /* steps: rounds (federated) or epochs (centralized) */
+    fr_partition_kind partition;  /* who holds which users (FR_PARTITION_USER: a client each) */
+    uint32_t partition_k;         /* silos (IID, Dirichlet) */
+    double partition_alpha;       /* Dirichlet concentration (0.5) */
+    int threads;                  /* workers (0: one per core) */
+    bool wire;                    /* the simulator encodes every RESULT (true) */
+    char preset[16];              /* the preset it started from (for provenance) */
+} fr_run_config;
+
+/* Presets: named starting points, filled per model kind.
+ *   "fedrec"    fedrec's tuned settings (the default; docs/ARCHITECTURE.md says how they
+ *               were found): NCF models sum item-row deltas, step item rows with SGD 0.8
+ *               decayed by 0.96 a round and the rest with Adam 0.006, L2 2e-4, GMF factor
+ *               64, 50 rounds; mf sums item rows with local SGD 0.01, 20 rounds; centralized
+ *               mf Adam 0.0007, batch 16, L2 0.07 (biases 0.01), init N(0, 0.02), lr x 0.9 an
+ *               epoch, 15 epochs; centralized ranking models the anchors' settings.
+ *   "textbook"  FedAvg as the PyTorch anchors run it (shared/anchors): item rows averaged,
+ *               one local optimizer (Adam 0.001 for NCF, SGD 0.1 for mf), E = 1, B = 32, the
+ *               models' own defaults (GMF factor 8), 100 rounds; centralized as the anchors
+ *               (NCF: Adam 0.001, batch 256, 4 negatives, 20 epochs; mf: SGD 0.1, batch 32,
+ *               L2 0.1, 150 epochs).
+ * train (may be NULL) gives the data-dependent values: the global mean rating of a
+ * rating model (model.mu). Kinds without tuned settings get the library's defaults.
+ * FR_ERR_INVALID naming an unknown preset (and listing the known ones). */
+FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,
+                                         const fr_dataset *train);
+/* FR_OK, or FR_ERR_INVALID naming what is wrong (model, federation, training or loop
+ * config; a partition without silos). */
+FR_NODISCARD fr_err fr_run_config_check(const fr_run_config *c);
+/* The preset names, NULL-terminated. */
+const char *const *fr_run_presets(void);
 
 /* ================================================================== provenance
  * A model file's config_json (fr_model_meta) is one JSON object:
@@ -80,6 +234,11 @@ const char *fr_run_mode_name(fr_run_mode mode);
  * whether it is the synthetic set and its description (d may be NULL). The strings are
  * owned by p. FR_ERR_NOMEM (p then keeps its previous source). */
 FR_NODISCARD fr_err fr_provenance_set_data(fr_provenance *p, const fr_source *s, const fr_data *d);
+
+/* Records a run: its mode, seed, model, federation and training configs, lr decay,
+ * partition spec, and `completed` as its rounds (federated) or epochs (centralized).
+ * FR_ERR_NOMEM, FR_ERR_INVALID (a partition kind without a spec). */
+FR_NODISCARD fr_err fr_provenance_set_run(fr_provenance *p, const fr_run_config *c, uint64_t completed);
 
 /* Encodes p as one line of JSON into *json (NUL-terminated; release it with
  * fr_provenance_json_free). Writes "fl", "rounds" and "partition" for a federated run,

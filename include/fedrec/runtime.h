@@ -4,7 +4,7 @@
 #define FEDREC_RUNTIME_H
 
 #include "fedrec/fl.h"
-#include "fedrec/loop.h"
+#include "fedrec/run.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,44 +1,26 @@
-/* fedrec train: option parsing, loading the data a run works on (the library's data
- * source rules, fr_data_load), and the centralized path (epochs of fr_trainer with
- * evaluation between them). The federated path is cli_train_federated (cli_fed.c).
- * The model file records the run's provenance (fedrec/run.h: the data source with absolute
- * paths, every config field), so `fedrec eval` and `fedrec recommend` load the same data
- * again. */
+/* fedrec train: parse the options, load the data (the library's data-source rules,
+ * fr_data_load), start from a preset (fr_run_config_preset) and apply the options over
+ * it, run (fr_run: the library's training loop, federated on the `sim` runtime or
+ * centralized), print progress from the loop's callback, write --metrics-out (one JSON
+ * object per round or epoch, fr_loop_step_json), and save the model with its provenance
+ * (fedrec/run.h), so `fedrec eval` and `fedrec recommend` load the same data again.
+ * A federated run checkpoints to <out>.ckpt (fedrec-train.ckpt without --out) every
+ * --checkpoint-every rounds and at the end, and --resume continues from it; nothing is
+ * written without --out, --checkpoint-every or --resume. Only this layer prints. */
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cli_train.h"
-#include "fedrec/eval.h"
-#include "fedrec/model_eval.h"
+#include "cli/train_opts.h"
 #include "fedrec/run.h"
-#include "fedrec/train.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* --split: the library's syntax, with the command line's message. Returns 0, or 2 after
- * printing a usage error. */
-static int parse_split(const char *s, fr_split_kind *kind, double *ratio) {
-    if (fr_source_parse_split(s, kind, ratio) == FR_OK) return 0;
-    fprintf(stderr, "fedrec train: --split: expected loo, ratio:R or temporal:R with 0 < R < 1, got '%s'\n", s);
-    return 2;
-}
-
-cli_train_data cli_train_view(const fr_data *data, const fr_source *src) {
-    return (cli_train_data){fr_data_train(data), fr_data_test(data), fr_data_negatives(data), src->explicit_ratings,
-                            fr_data_describe(data), data, src};
-}
+#include "fedrec/runtime.h"
 
 /* ------------------------------------------------------------------ JSON helpers */
 
@@ -54,153 +36,309 @@ void cli_json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-/* ------------------------------------------------------------------ centralized */
+/* ------------------------------------------------------------------ options -> run config */
 
-typedef struct run_defaults {
-    fr_optim_kind optim;
-    double lr, l2;
-    uint32_t batch, neg, epochs, dim;
-    double bias_l2, init_std; /* mf; 0 = the model's default */
-    double lr_decay;          /* lr of epoch e is lr * lr_decay^(e-1); 1 = constant */
-} run_defaults;
-
-/* Defaults per model. mf: tuned on ml-100k u1.base/u1.test (docs/ARCHITECTURE.md); the
- * biases are regularised less than the factors (bias_l2 0.01 vs l2 0.07), the factors
- * start at N(0, 0.02) and the lr decays by 0.9 an epoch, which together take the final
- * RMSE from 0.9209 (l2 0.1 on everything, N(0, 0.1), constant lr) to 0.9146. The
- * implicit models: the PyTorch anchor's NCF settings. */
-static run_defaults defaults_for(fr_model_kind k) {
-    if (k == FR_MODEL_MF) return (run_defaults){FR_OPTIM_ADAM, 0.0007, 0.07, 16, 0, 15, 32, 0.01, 0.02, 0.9};
-    return (run_defaults){FR_OPTIM_ADAM, 0.001, NAN, 256, 4, 20, 0, 0, 0, 1};
+static int usage_err(const char *fmt, const char *a) {
+    fprintf(stderr, "fedrec train: ");
+    fprintf(stderr, fmt, a);
+    fputc('\n', stderr);
+    return 2;
 }
 
-static void print_metrics(FILE *f, const fr_eval_result *r) {
-    if (r->has_rating) fprintf(f, "  rmse %.4f  mae %.4f", r->rmse, r->mae);
-    for (size_t k = 0; k < r->n_ks; k++)
-        if (r->ks[k] == 10) {
-            if (r->has_sampled) fprintf(f, "  hr@10 %.4f  ndcg@10 %.4f", r->hr[k], r->ndcg[k]);
-            if (r->has_full) fprintf(f, "  hr@10_full %.4f  ndcg@10_full %.4f", r->hr_full[k], r->ndcg_full[k]);
+/* The checks a value needs before it reaches a config, with the command line's wording.
+ * Returns 0, or 2 after printing. */
+static int check_opts(const cli_train_opts *o) {
+    fr_optim_kind ok;
+    if (o->optimizer && fr_optim_kind_parse(o->optimizer, &ok))
+        return usage_err("--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
+    if (o->item_optimizer && strcmp(o->item_optimizer, "same") && fr_optim_kind_parse(o->item_optimizer, &ok))
+        return usage_err("--item-optimizer: expected same, sgd, adam or adagrad, got '%s'", o->item_optimizer);
+    char v[64];
+#define BAD(cond, name, fmt, val, expect)                                                        \
+    do {                                                                                        \
+        if (cond) {                                                                             \
+            snprintf(v, sizeof v, fmt, val);                                                    \
+            fprintf(stderr, "fedrec train: --%s: expected %s, got %s\n", name, expect, v);     \
+            return 2;                                                                           \
+        }                                                                                       \
+    } while (0)
+    BAD(!isnan(o->item_lr) && !(o->item_lr > 0 && o->item_lr < INFINITY), "item-lr", "%g", o->item_lr,
+        "a positive number");
+    BAD(!isnan(o->item_lr_decay) && !(o->item_lr_decay > 0 && o->item_lr_decay <= 1), "item-lr-decay", "%g",
+        o->item_lr_decay, "a number in (0, 1]");
+    BAD(o->threads < 0 || o->threads > 1024, "threads", "%" PRId64, o->threads, "0..1024 (0 = all cores)");
+    BAD(!isnan(o->lr) && !(o->lr > 0 && o->lr < INFINITY), "lr", "%g", o->lr, "a positive number");
+    BAD(!isnan(o->lr_decay) && !(o->lr_decay > 0 && o->lr_decay <= 1), "lr-decay", "%g", o->lr_decay,
+        "a number in (0, 1]");
+    BAD(!isnan(o->bias_l2) && !(o->bias_l2 >= 0 && o->bias_l2 < INFINITY), "bias-l2", "%g", o->bias_l2,
+        "a number >= 0 (0 = --l2)");
+    BAD(!isnan(o->l2) && !(o->l2 >= 0 && o->l2 < INFINITY), "l2", "%g", o->l2, "a number >= 0");
+    BAD(o->negatives_per_pos > 1000, "neg", "%" PRIu64, o->negatives_per_pos, "0..1000");
+    BAD(o->dim > 4096, "dim", "%" PRIu64, o->dim, "1..4096");
+    BAD(o->batch > (1u << 24), "batch", "%" PRIu64, o->batch, "1..16777216");
+    BAD(o->local_epochs > 1000, "local-epochs", "%" PRIu64, o->local_epochs, "1..1000");
+    BAD(o->rounds > UINT32_MAX || o->epochs > UINT32_MAX, "rounds", "%" PRIu64, o->rounds > o->epochs ? o->rounds : o->epochs,
+        "at most 4294967295 rounds or epochs");
+    BAD(o->min_results > UINT32_MAX, "min-results", "%" PRIu64, o->min_results, "0..4294967295");
+    BAD(o->patience > UINT32_MAX, "patience", "%" PRIu64, o->patience, "0..4294967295");
+    BAD(o->eval_every > UINT32_MAX || o->checkpoint_every > UINT32_MAX, "eval-every", "%" PRIu64,
+        o->eval_every > o->checkpoint_every ? o->eval_every : o->checkpoint_every, "at most 4294967295");
+    BAD(!isnan(o->time_limit) && !(o->time_limit > 0 && o->time_limit < INFINITY), "time-limit", "%g", o->time_limit,
+        "a positive number of seconds");
+    BAD(o->clients_per_round < 0 || !isfinite(o->clients_per_round), "clients-per-round", "%g", o->clients_per_round,
+        "a count >= 1 or a fraction in (0, 1)");
+#undef BAD
+    if (o->item_agg && strcmp(o->item_agg, "mean") && strcmp(o->item_agg, "rows") && strcmp(o->item_agg, "sum"))
+        return usage_err("--item-agg: expected mean, rows or sum, got '%s'", o->item_agg);
+    fr_strategy st;
+    if (o->strategy && fr_strategy_parse(o->strategy, &st))
+        return usage_err("--strategy: expected fedavg, fedavgm, fedprox, fedadam, fedyogi or fedadagrad, got '%s'",
+                         o->strategy);
+    if (o->partition && fr_partition_parse(o->partition, NULL, NULL, NULL))
+        return usage_err("--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
+                         o->partition);
+    if (o->centralized) {
+        const char *fed = o->item_optimizer || !isnan(o->item_lr) || !isnan(o->item_lr_decay)
+                              ? "--item-optimizer, --item-lr and --item-lr-decay"
+                          : o->partition || o->keep_private_optim ? "--partition and --keep-private-optim"
+                          : o->rounds ? "--rounds"
+                          : o->min_results ? "--min-results"
+                                           : NULL;
+        if (fed) return usage_err("%s apply to federated training, not --centralized", fed);
+        if (o->resume || o->checkpoint_every)
+            return usage_err("%s applies to federated training; centralized runs do not checkpoint",
+                             o->resume ? "--resume" : "--checkpoint-every");
+    } else {
+        if (o->epochs) return usage_err("%s", "--epochs applies to --centralized training; federated training runs --rounds");
+        if (!isnan(o->lr_decay))
+            return usage_err("%s", "--lr-decay applies to --centralized training; federated item rows use --item-lr-decay");
+    }
+    if (o->test && !o->data) return usage_err("%s", "--test needs --data (the training file)");
+    return 0;
+}
+
+static bool set(double x) { return !isnan(x) && x != 0; }
+
+/* The options over the preset. Returns 0, or 2 after printing. */
+static int overrides(const cli_train_opts *o, fr_run_config *c) {
+    fr_model_config *mc = &c->model;
+    if (o->dim) mc->dim = (uint32_t)o->dim;
+    if (!isnan(o->l2)) mc->l2 = (float)o->l2;
+    if (!isnan(o->bias_l2)) mc->bias_l2 = (float)o->bias_l2;
+    mc->seed = c->fl.seed = c->train.seed = o->seed;
+    c->threads = (int)o->threads;
+    c->loop.eval_every = (uint32_t)o->eval_every;
+    c->loop.patience = (uint32_t)o->patience;
+    c->loop.max_seconds = isnan(o->time_limit) ? 0 : o->time_limit;
+    fr_optim_kind ok;
+    if (o->centralized) {
+        fr_train_config *tc = &c->train;
+        if (o->optimizer && !fr_optim_kind_parse(o->optimizer, &ok) && ok != tc->optim.kind)
+            fr_optim_config_default(&tc->optim, ok); /* the same kind keeps the preset's lr */
+        if (!isnan(o->lr)) tc->optim.lr = (float)o->lr;
+        if (o->batch) tc->batch = (uint32_t)o->batch;
+        if (o->negatives_per_pos) tc->negatives = (uint32_t)o->negatives_per_pos;
+        if (o->epochs) c->loop.steps = (uint32_t)o->epochs;
+        if (!isnan(o->lr_decay)) c->lr_decay = o->lr_decay;
+        return 0;
+    }
+    fr_fl_config *fc = &c->fl;
+    if (o->rounds) c->loop.steps = (uint32_t)o->rounds;
+    if (o->strategy && !fr_strategy_parse(o->strategy, &fc->strategy) && fc->strategy >= FR_STRATEGY_FEDADAM)
+        fc->server_lr = 0.01f;
+    if (o->optimizer && !fr_optim_kind_parse(o->optimizer, &ok) && ok != fc->local.kind)
+        fr_optim_config_default(&fc->local, ok); /* the same kind keeps the preset's lr */
+    if (!isnan(o->lr)) fc->local.lr = (float)o->lr;
+    if (o->local_epochs) fc->local_epochs = (uint32_t)o->local_epochs;
+    if (o->batch) fc->batch = (uint32_t)o->batch;
+    fc->clients_per_round = o->clients_per_round;
+    if (set(o->server_lr)) fc->server_lr = (float)o->server_lr;
+    if (set(o->server_momentum)) fc->server_momentum = (float)o->server_momentum;
+    if (set(o->mu)) fc->mu = (float)o->mu;
+    if (set(o->tau)) fc->tau = (float)o->tau;
+    if (set(o->beta1)) fc->beta1 = (float)o->beta1;
+    if (set(o->beta2)) fc->beta2 = (float)o->beta2;
+    if (set(o->availability)) fc->availability = o->availability;
+    if (o->negatives_per_pos) fc->negatives = (uint32_t)o->negatives_per_pos;
+    if (o->item_optimizer) {
+        if (!strcmp(o->item_optimizer, "same")) fc->item_local.kind = 0;
+        else if (!fr_optim_kind_parse(o->item_optimizer, &ok) && ok != fc->item_local.kind)
+            fr_optim_config_default(&fc->item_local, ok);
+    }
+    if (!isnan(o->item_lr)) {
+        if (fc->item_local.kind == 0)
+            return usage_err("%s", "--item-lr needs an item optimizer (--item-optimizer sgd|adam|adagrad); with "
+                                   "'same', item rows use --lr");
+        fc->item_local.lr = (float)o->item_lr;
+    }
+    if (!isnan(o->item_lr_decay)) fc->item_lr_decay = (float)o->item_lr_decay;
+    fc->keep_private_optim = o->keep_private_optim;
+    fc->min_results = (uint32_t)o->min_results;
+    if (o->item_agg) {
+        fc->row_norm = !strcmp(o->item_agg, "rows");
+        fc->item_sum = !strcmp(o->item_agg, "sum");
+    }
+    if (o->partition && fr_partition_parse(o->partition, &c->partition, &c->partition_k, &c->partition_alpha))
+        return 2; /* checked before */
+    return 0;
+}
+
+/* ------------------------------------------------------------------ progress */
+
+typedef struct progress {
+    const cli_train_opts *o;
+    FILE *mf;               /* --metrics-out */
+    bool tty;               /* federated round lines go to a terminal only */
+    fr_err err;             /* a metrics-out write failed */
+} progress;
+
+static int k10(const fr_eval_result *r) {
+    for (size_t i = 0; i < r->n_ks; i++)
+        if (r->ks[i] == 10) return (int)i;
+    return 0;
+}
+
+/* "  rmse 0.9  mae 0.7" / "  hr@10 0.6  ndcg@10 0.3" (+ "_full" on the full catalogue). */
+static void metrics_text(const fr_eval_result *r, char *buf, size_t n) {
+    int k = k10(r);
+    buf[0] = 0;
+    if (r->has_rating) snprintf(buf, n, "  rmse %.4f  mae %.4f", r->rmse, r->mae);
+    else if (r->has_sampled) snprintf(buf, n, "  hr@10 %.4f  ndcg@10 %.4f", r->hr[k], r->ndcg[k]);
+    else if (r->has_full) snprintf(buf, n, "  hr@10_full %.4f  ndcg@10_full %.4f", r->hr_full[k], r->ndcg_full[k]);
+}
+
+static int on_step(void *user, const fr_loop_step *s) {
+    progress *p = user;
+    char metric[96] = "";
+    if (s->evaluated) metrics_text(&s->eval, metric, sizeof metric);
+    if (s->unit == FR_LOOP_EPOCH && !p->o->quiet) {
+        printf("epoch %3u/%u  loss %.5f%s  %.3f s\n", s->index, s->total, s->loss, metric, s->seconds);
+        fflush(stdout);
+    } else if (s->unit == FR_LOOP_ROUND && p->tty) {
+        double eta = s->elapsed / (double)(s->index ? s->index : 1) * (double)(s->total - s->index);
+        fprintf(stderr, "round %u/%u  loss %.4f%s  clients %u  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s\n", s->index,
+                s->total, s->loss, metric, s->round.clients, (double)s->round.bytes_up / 1e6,
+                (double)s->round.bytes_down / 1e6, s->seconds + s->eval_seconds, eta);
+    }
+    if (p->mf) {
+        char buf[8192];
+        if (fr_loop_step_json(s, buf, sizeof buf, NULL) == FR_OK) {
+            fputs(buf, p->mf);
+            fputc('\n', p->mf);
         }
+        if (fflush(p->mf) != 0 || ferror(p->mf)) { p->err = FR_ERR_IO; return 1; }
+    }
+    return 0;
 }
 
-/* Saves the model with its provenance (fedrec/run.h): the data source, the model and
- * training configs, the epochs. */
-static int save_model(const cli_train_opts *o, const fr_model *m, const cli_train_data *d, uint64_t epochs,
-                      const fr_train_config *tc, double lr_decay) {
-    fr_provenance p;
-    fr_provenance_init(&p);
-    p.mode = FR_RUN_CENTRALIZED;
-    p.seed = o->seed;
-    p.model = *fr_model_config_of(m);
-    p.train = *tc;
-    p.epochs = epochs;
-    p.lr_decay = lr_decay;
-    fr_err e = fr_provenance_set_data(&p, d->src, d->data);
-    if (!e) e = fr_provenance_save_model(m, o->out, &p, d->data);
-    fr_provenance_destroy(&p);
-    return e ? cli_fail(e, "saving the model") : 0;
+/* The client's rule for item rows, for the header line. */
+static void item_rule(const fr_fl_config *fc, char *buf, size_t n) {
+    if (fc->item_local.kind == 0) snprintf(buf, n, "as the rest");
+    else snprintf(buf, n, "%s lr %g", fr_optim_kind_name(fc->item_local.kind), (double)fc->item_local.lr);
+    if (fc->item_lr_decay != 1.0f) {
+        size_t k = strlen(buf);
+        snprintf(buf + k, n - k, " decay %g/round", (double)fc->item_lr_decay);
+    }
 }
 
-static int train_centralized(const cli_train_opts *o, const cli_train_data *d, fr_model_kind kind) {
-    run_defaults def = defaults_for(kind);
-    fr_model_config mc;
-    fr_model_config_default(&mc, kind);
-    uint32_t nu = fr_dataset_n_users(d->train), ni = fr_dataset_n_items(d->train);
-    if (fr_dataset_n_users(d->test) > nu) nu = fr_dataset_n_users(d->test);
-    if (fr_dataset_n_items(d->test) > ni) ni = fr_dataset_n_items(d->test);
-    mc.n_users = nu;
-    mc.n_items = ni;
-    mc.seed = o->seed;
-    if (o->dim) {
-        if (o->dim > 4096) { fprintf(stderr, "fedrec train: --dim: expected 1..4096, got %" PRIu64 "\n", o->dim); return 2; }
-        mc.dim = (uint32_t)o->dim;
-    } else if (def.dim) {
-        mc.dim = def.dim;
+static void header(const fr_run_config *c, const fr_data *data) {
+    const fr_dataset *tr = fr_data_train(data);
+    const char *kind = fr_model_kind_name(c->model.kind);
+    if (c->centralized) {
+        printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
+               "batch %u, %u negatives per positive, %u epochs\n",
+               kind, fr_data_describe(data), fr_dataset_n_users(tr), fr_dataset_n_items(tr),
+               fr_dataset_n_interactions(tr), fr_optim_kind_name(c->train.optim.kind), (double)c->train.optim.lr,
+               c->train.batch, c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives, c->loop.steps);
+        fflush(stdout);
+        return;
     }
-    if (!isnan(o->l2)) mc.l2 = (float)o->l2;
-    else if (!isnan(def.l2)) mc.l2 = (float)def.l2;
-    mc.bias_l2 = (float)(isnan(o->bias_l2) ? def.bias_l2 : o->bias_l2);
-    mc.init_std = (float)def.init_std;
-    if (kind == FR_MODEL_MF) {
-        fr_dataset_info in;
-        fr_dataset_info_compute(d->train, &in);
-        mc.mu = (float)in.rating_mean;
-    }
-    fr_train_config tc;
-    fr_train_config_default(&tc);
-    fr_optim_kind ok = def.optim;
-    if (o->optimizer) {
-        fr_err pe = fr_optim_kind_parse(o->optimizer, &ok);
-        if (pe) { fprintf(stderr, "fedrec train: --optimizer: expected sgd, adam or adagrad, got '%s'\n", o->optimizer); return 2; }
-    }
-    fr_optim_config_default(&tc.optim, ok);
-    if (!o->optimizer || ok == def.optim) tc.optim.lr = (float)def.lr;
-    if (!isnan(o->lr)) tc.optim.lr = (float)o->lr;
-    tc.batch = o->batch ? (uint32_t)o->batch : def.batch;
-    if (o->batch > (1u << 24)) { fprintf(stderr, "fedrec train: --batch: expected 1..16777216, got %" PRIu64 "\n", o->batch); return 2; }
-    tc.negatives = o->negatives_per_pos ? (uint32_t)o->negatives_per_pos : def.neg;
-    tc.seed = o->seed;
-    tc.threads = (int)o->threads;
-    uint64_t epochs = o->epochs ? o->epochs : def.epochs;
-    double decay = isnan(o->lr_decay) ? def.lr_decay : o->lr_decay;
-    fr_model *m = NULL;
-    fr_trainer *t = NULL;
-    fr_model_scorer *sc = NULL;
-    FILE *mf = NULL;
+    const fr_fl_config *fc = &c->fl;
+    char rule[96], part[64];
+    item_rule(fc, rule, sizeof rule);
+    uint32_t clients = fr_dataset_n_users(tr);
+    if (c->partition == FR_PARTITION_USER) snprintf(part, sizeof part, "a user each");
+    else if (fr_partition_format(c->partition, c->partition_k, c->partition_alpha, part, sizeof part)) part[0] = 0;
+    if (c->partition != FR_PARTITION_USER) clients = c->partition_k;
+    fprintf(stderr,
+            "fedrec train: federated %s on %s: %u clients (%s), %u items, strategy %s, E=%u B=%u %s lr %g, item rows: "
+            "%s of deltas, steps %s; %u rounds (preset %s)\n",
+            kind, fr_data_describe(data), clients, part, fr_dataset_n_items(tr), fr_strategy_name(fc->strategy),
+            fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr,
+            fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, c->loop.steps, c->preset);
+}
+
+/* ------------------------------------------------------------------ the command */
+
+static int run(const cli_train_opts *o, fr_model_kind kind, const fr_source *src) {
+    fr_data *data = NULL;
+    fr_err e = fr_data_load(&data, src);
+    if (e) return cli_fail(e, "train");
+    fr_run_config c;
     int rc = 0;
-    fr_err e = fr_train_config_check(&tc);
-    if (!e) e = fr_model_create(&m, &mc);
-    if (!e) e = fr_trainer_create(&t, m, d->train, &tc);
-    if (!e) e = fr_model_scorer_create(&sc, m, fr_trainer_pool(t), NULL, NULL);
-    if (e) { rc = cli_fail(e, "train"); goto done; }
-    if (o->metrics_out && !(mf = fopen(o->metrics_out, "w"))) {
+    FILE *mf = NULL;
+    fr_model *m = NULL;
+    if (fr_run_config_preset(&c, o->preset, kind, o->centralized, fr_data_train(data))) {
+        fprintf(stderr, "fedrec train: --preset: %s\n", fr_errmsg());
+        rc = 2;
+        goto done;
+    }
+    if ((rc = overrides(o, &c))) goto done;
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", o->out ? o->out : "fedrec-train");
+    if (!o->centralized && (o->out || o->checkpoint_every || o->resume)) { /* no unasked-for file */
+        c.loop.checkpoint = ckpt;
+        c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
+        c.loop.resume = o->resume;
+    }
+    fr_model_config sized = c.model; /* the model's sizes come from the data: check the rest */
+    sized.n_users = sized.n_items = 1;
+    if (fr_run_config_check(&c) || fr_model_config_check(&sized)) {
+        fprintf(stderr, "fedrec train: %s\n", fr_errmsg());
+        rc = 2;
+        goto done;
+    }
+    if (o->metrics_out && !(mf = fopen(o->metrics_out, o->resume ? "a" : "w"))) {
         fprintf(stderr, "fedrec train: --metrics-out: cannot write '%s': %s\n", o->metrics_out, strerror(errno));
         rc = 1;
         goto done;
     }
-    if (!o->quiet)
-        printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
-               "batch %u, %u negatives per positive, %d threads\n",
-               fr_model_kind_name(kind), d->source, nu, ni, fr_dataset_n_interactions(d->train),
-               fr_optim_kind_name(tc.optim.kind), (double)tc.optim.lr, tc.batch, kind == FR_MODEL_MF ? 0 : tc.negatives,
-               fr_pool_size(fr_trainer_pool(t)));
-    for (uint64_t ep = 1; ep <= epochs; ep++) {
-        double loss = 0, t0 = now_s();
-        float lr_ep = (float)((double)tc.optim.lr * pow(decay, (double)(ep - 1)));
-        /* lr_ep is 0 once the power underflows: the last rate then stays */
-        if (decay != 1.0 && ep > 1 && lr_ep > 0) e = fr_trainer_set_lr(t, lr_ep);
-        if (!e) e = fr_trainer_epoch(t, &loss);
-        if (e) { rc = cli_fail(e, "train"); goto done; }
-        double secs = now_s() - t0;
-        bool do_eval = ep == epochs || (o->eval_every && ep % o->eval_every == 0);
-        fr_eval_result r;
-        double es = 0;
-        if (do_eval) {
-            double t1 = now_s();
-            e = fr_model_evaluate_with(sc, m, d->train, d->test, d->negs, NULL, fr_trainer_pool(t), &r);
-            if (e) { rc = cli_fail(e, "evaluating"); goto done; }
-            es = now_s() - t1;
-        }
-        if (!o->quiet) {
-            printf("epoch %3" PRIu64 "/%" PRIu64 "  loss %.5f", ep, epochs, loss);
-            if (do_eval) print_metrics(stdout, &r);
-            printf("  %.3f s\n", secs);
-            fflush(stdout);
-        }
-        if (mf) {
-            char buf[4096] = "";
-            if (do_eval && fr_eval_result_json(&r, buf, sizeof buf, NULL)) buf[0] = 0;
-            fprintf(mf, "{\"epoch\":%" PRIu64 ",\"loss\":%.6g%s%s,\"seconds\":%.4f,\"eval_seconds\":%.4f}\n", ep, loss,
-                    buf[0] ? "," : "", buf, secs, es);
-            fflush(mf);
-        }
+    if (!o->quiet) header(&c, data);
+    progress p = {o, mf, isatty(2) && !o->quiet, FR_OK};
+    fr_loop_summary sum;
+    e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
+    if (p.err) {
+        fprintf(stderr, "fedrec train: writing '%s' failed: %s\n", o->metrics_out, strerror(errno));
+        rc = 1;
+        goto done;
     }
-    if (o->out) rc = save_model(o, m, d, epochs, &tc, decay);
+    if (e) { rc = cli_fail(e, "train"); goto done; }
+    if (o->out) {
+        fr_provenance pv;
+        fr_provenance_init(&pv);
+        e = fr_provenance_set_data(&pv, src, data);
+        if (!e) e = fr_provenance_set_run(&pv, &c, sum.completed);
+        if (!e) e = fr_provenance_save_model(m, o->out, &pv, data);
+        fr_provenance_destroy(&pv);
+        if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
+    }
+    if (!o->quiet && !o->centralized && sum.evaluated) {
+        /* "round 50: hr@10 0.6140 ndcg@10 0.3316" */
+        char metric[96], line[96], *w = line;
+        metrics_text(&sum.last, metric, sizeof metric);
+        for (const char *r = metric; *r; r++)
+            if (*r != ' ' || (w > line && w[-1] != ' ')) *w++ = *r;
+        *w = 0;
+        printf("round %u: %s", sum.completed, line);
+        if (sum.stop != FR_LOOP_DONE) printf(" (stopped: %s)", fr_loop_stop_name(sum.stop));
+        printf("\n");
+    } else if (!o->quiet && o->centralized && sum.stop != FR_LOOP_DONE) {
+        printf("stopped after epoch %u: %s\n", sum.completed, fr_loop_stop_name(sum.stop));
+    }
 done:
     if (mf && fclose(mf) && !rc) { fprintf(stderr, "fedrec train: writing '%s' failed\n", o->metrics_out); rc = 1; }
-    fr_model_scorer_free(sc);
-    fr_trainer_free(t);
     fr_model_free(m);
+    fr_data_free(data);
     return rc;
 }
 
@@ -208,7 +346,7 @@ int cli_train(int argc, char **argv) {
     cli_train_opts o;
     memset(&o, 0, sizeof o);
     o.lr = o.server_lr = o.server_momentum = o.mu = o.tau = o.beta1 = o.beta2 = o.availability = o.l2 = NAN;
-    o.bias_l2 = o.lr_decay = o.item_lr = o.item_lr_decay = NAN;
+    o.bias_l2 = o.lr_decay = o.item_lr = o.item_lr_decay = o.time_limit = NAN;
     o.seed = 1;
     o.eval_every = 1;
     arg_spec specs[] = {
@@ -217,8 +355,9 @@ int cli_train(int argc, char **argv) {
         {"negatives", ARG_STR, &o.negatives, "PATH  NCF .negative file for evaluation", false},
         {"split", ARG_STR, &o.split, "S  loo | ratio:R | temporal:R (default loo)", false},
         {"model", ARG_STR, &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)", false},
+        {"preset", ARG_STR, &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)", false},
         {"dim", ARG_U64, &o.dim, "D  embedding size (default per model)", false},
-        {"rounds", ARG_U64, &o.rounds, "R  federated rounds", false},
+        {"rounds", ARG_U64, &o.rounds, "R  federated rounds (default per model)", false},
         {"clients-per-round", ARG_DBL, &o.clients_per_round, "C  clients per round: count or fraction (0 = all)", false},
         {"local-epochs", ARG_U64, &o.local_epochs, "E  local epochs per round", false},
         {"batch", ARG_U64, &o.batch, "B  minibatch size (default per model)", false},
@@ -232,8 +371,10 @@ int cli_train(int argc, char **argv) {
         {"eval-every", ARG_U64, &o.eval_every, "N  evaluate every N epochs/rounds (0 = at the end; default 1)", false},
         {"out", ARG_STR, &o.out, "FILE  save the model here", false},
         {"metrics-out", ARG_STR, &o.metrics_out, "FILE  JSON Lines metrics per epoch/round", false},
-        {"resume", ARG_FLAG, &o.resume, "   resume from the last checkpoint", false},
+        {"resume", ARG_FLAG, &o.resume, "   resume from the last checkpoint (<out>.ckpt)", false},
         {"quiet", ARG_FLAG, &o.quiet, "   no progress lines", false},
+        {"patience", ARG_U64, &o.patience, "N  stop after N evaluations without a better metric (0 = never)", false},
+        {"time-limit", ARG_DBL, &o.time_limit, "S  stop after S seconds", false},
         {"item-agg", ARG_STR, &o.item_agg, "A  item rows: mean (exact FedAvg) | rows (over clients that touched the row) | sum", false},
         {"item-optimizer", ARG_STR, &o.item_optimizer, "O  the client's rule for item rows: same (as --optimizer) | sgd | adam | adagrad", false},
         {"item-lr", ARG_DBL, &o.item_lr, "η  learning rate of item rows (with --item-optimizer)", false},
@@ -245,12 +386,12 @@ int cli_train(int argc, char **argv) {
         {"beta1", ARG_DBL, &o.beta1, "β1  server optimizer", false},
         {"beta2", ARG_DBL, &o.beta2, "β2  server optimizer", false},
         {"availability", ARG_DBL, &o.availability, "P  probability a client is available", false},
+        {"min-results", ARG_U64, &o.min_results, "N  a round's quorum: fewer results apply nothing (0 = any)", false},
         {"neg", ARG_U64, &o.negatives_per_pos, "K  sampled training negatives per positive (default 4; 0 = default)", false},
         {"l2", ARG_DBL, &o.l2, "λ  L2 regularisation (default per model)", false},
         {"lr-decay", ARG_DBL, &o.lr_decay, "γ  centralized: epoch e trains at lr * γ^(e-1) (default 1, mf 0.9)",
          false},
-        {"bias-l2", ARG_DBL, &o.bias_l2, "λ  mf, centralized: L2 of the biases alone (0 = --l2; default 0.01)",
-         false},
+        {"bias-l2", ARG_DBL, &o.bias_l2, "λ  mf: L2 of the biases alone (0 = --l2; centralized default 0.01)", false},
         {"checkpoint-every", ARG_U64, &o.checkpoint_every, "N  checkpoint every N rounds", false},
         {"partition", ARG_STR, &o.partition,
          "P  who holds which users: user (a client each, default) | iid:K (K silos) | dirichlet:K[:ALPHA] "
@@ -266,100 +407,23 @@ int cli_train(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     fr_model_kind kind = FR_MODEL_MF;
     if (o.model && fr_model_kind_parse(o.model, &kind)) {
-        fprintf(stderr, "fedrec train: --model: expected mf, bpr, gmf, mlp or neumf, got '%s'\n", o.model);
+        fprintf(stderr, "fedrec train: --model: %s, got '%s'\n", fr_errmsg(), o.model);
         return 2;
     }
-    if (!o.model) o.model = "mf";
     fr_source src;
     fr_source_default(&src);
-    if (o.split && parse_split(o.split, &src.split, &src.split_ratio)) return 2;
-    if (o.optimizer) {
-        fr_optim_kind ok;
-        if (fr_optim_kind_parse(o.optimizer, &ok)) {
-            fprintf(stderr, "fedrec train: --optimizer: expected sgd, adam or adagrad, got '%s'\n", o.optimizer);
-            return 2;
-        }
+    if (o.split && fr_source_parse_split(o.split, &src.split, &src.split_ratio))
+        return usage_err("--split: expected loo, ratio:R or temporal:R with 0 < R < 1, got '%s'", o.split);
+    if (o.preset) {
+        bool known = false;
+        for (const char *const *p = fr_run_presets(); *p; p++) known |= !strcmp(*p, o.preset);
+        if (!known) return usage_err("--preset: expected fedrec or textbook, got '%s'", o.preset);
     }
-    if (o.item_optimizer && strcmp(o.item_optimizer, "same")) {
-        fr_optim_kind ok;
-        if (fr_optim_kind_parse(o.item_optimizer, &ok)) {
-            fprintf(stderr, "fedrec train: --item-optimizer: expected same, sgd, adam or adagrad, got '%s'\n",
-                    o.item_optimizer);
-            return 2;
-        }
-    }
-    if (!isnan(o.item_lr) && !(o.item_lr > 0 && o.item_lr < INFINITY)) {
-        fprintf(stderr, "fedrec train: --item-lr: expected a positive number, got %g\n", o.item_lr);
-        return 2;
-    }
-    if (!isnan(o.item_lr_decay) && !(o.item_lr_decay > 0 && o.item_lr_decay <= 1)) {
-        fprintf(stderr, "fedrec train: --item-lr-decay: expected a number in (0, 1], got %g\n", o.item_lr_decay);
-        return 2;
-    }
-    if (o.item_agg && strcmp(o.item_agg, "mean") && strcmp(o.item_agg, "rows") && strcmp(o.item_agg, "sum")) {
-        fprintf(stderr, "fedrec train: --item-agg: expected mean, rows or sum, got '%s'\n", o.item_agg);
-        return 2;
-    }
-    if (o.strategy) {
-        static const char *const names[] = {"fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad"};
-        bool ok = false;
-        for (size_t i = 0; i < sizeof names / sizeof *names; i++) ok |= !strcmp(o.strategy, names[i]);
-        if (!ok) {
-            fprintf(stderr, "fedrec train: --strategy: expected fedavg, fedavgm, fedprox, fedadam, fedyogi or "
-                            "fedadagrad, got '%s'\n", o.strategy);
-            return 2;
-        }
-    }
-    if (o.threads < 0 || o.threads > 1024) {
-        fprintf(stderr, "fedrec train: --threads: expected 0..1024 (0 = all cores), got %" PRId64 "\n", o.threads);
-        return 2;
-    }
-    if (!isnan(o.lr) && !(o.lr > 0)) { fprintf(stderr, "fedrec train: --lr: expected a positive number, got %g\n", o.lr); return 2; }
-    if (!isnan(o.lr_decay) && !(o.lr_decay > 0 && o.lr_decay <= 1)) {
-        fprintf(stderr, "fedrec train: --lr-decay: expected a number in (0, 1], got %g\n", o.lr_decay);
-        return 2;
-    }
-    if (!isnan(o.bias_l2) && !(o.bias_l2 >= 0 && o.bias_l2 < INFINITY)) {
-        fprintf(stderr, "fedrec train: --bias-l2: expected a number >= 0 (0 = --l2), got %g\n", o.bias_l2);
-        return 2;
-    }
-    if (!isnan(o.l2) && !(o.l2 >= 0)) { fprintf(stderr, "fedrec train: --l2: expected a number >= 0, got %g\n", o.l2); return 2; }
-    if (o.negatives_per_pos > 1000) {
-        fprintf(stderr, "fedrec train: --neg: expected 0..1000, got %" PRIu64 "\n", o.negatives_per_pos);
-        return 2;
-    }
-    if (o.centralized && (o.item_optimizer || !isnan(o.item_lr) || !isnan(o.item_lr_decay))) {
-        fprintf(stderr, "fedrec train: --item-optimizer, --item-lr and --item-lr-decay apply to federated training, "
-                        "not --centralized\n");
-        return 2;
-    }
-    if (o.partition && cli_parse_partition(o.partition, NULL, NULL, NULL)) return 2;
-    if (o.centralized && (o.partition || o.keep_private_optim)) {
-        fprintf(stderr, "fedrec train: --partition and --keep-private-optim apply to federated training, not "
-                        "--centralized\n");
-        return 2;
-    }
-    if (o.centralized && o.resume) {
-        fprintf(stderr, "fedrec train: --resume applies to federated training; centralized runs do not checkpoint\n");
-        return 2;
-    }
-    if (o.test && !o.data) { fprintf(stderr, "fedrec train: --test needs --data (the training file)\n"); return 2; }
-    if (o.clients_per_round < 0) {
-        fprintf(stderr, "fedrec train: --clients-per-round: expected a count >= 1 or a fraction in (0, 1), got %g\n",
-                o.clients_per_round);
-        return 2;
-    }
+    if ((rc = check_opts(&o))) return rc;
     src.data = o.data;
     src.test = o.test;
     src.negatives = o.negatives;
     src.seed = o.seed;
     src.explicit_ratings = fr_model_kind_is_explicit(kind);
-    fr_data *data = NULL;
-    fr_err e = fr_data_load(&data, &src);
-    if (e) return cli_fail(e, "train");
-    cli_train_data d = cli_train_view(data, &src);
-    if (o.centralized) rc = train_centralized(&o, &d, kind);
-    else rc = cli_train_federated(&o, &d);
-    fr_data_free(data);
-    return rc;
+    return run(&o, kind, &src);
 }

@@ -3,8 +3,6 @@
 #define FEDREC_SRC_CLI_CLI_TRAIN_H
 #include <stdio.h>
 
-#include "cli/train_opts.h"
-
 /* Writes s as a JSON string (null for NULL). */
 void cli_json_str(FILE *f, const char *s);
 #endif

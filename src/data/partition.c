@@ -4,6 +4,7 @@
  * Invariants: every user belongs to exactly one client; users are ascending within a
  * client; silo randomness comes from (seed, 0, group, FR_PURPOSE_PARTITION) streams. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "data/dataset.h"
@@ -207,4 +208,50 @@ void fr_partition_free(fr_partition *p) {
     fri_free(p->ptr);
     fri_free(p->users);
     fri_free(p);
+}
+
+/* ------------------------------------------------------------------ specs */
+
+fr_err fr_partition_parse(const char *s, fr_partition_kind *kind, uint32_t *k, double *alpha) {
+    fr_partition_kind kk = FR_PARTITION_USER;
+    unsigned long long n = 0;
+    double a = 0.5;
+    char tail;
+    if (s && !strcmp(s, "user")) {
+        kk = FR_PARTITION_USER;
+    } else if (s && !strncmp(s, "iid:", 4) && s[4] >= '0' && s[4] <= '9' && sscanf(s + 4, "%llu%c", &n, &tail) == 1 &&
+               n >= 1 && n <= UINT32_MAX) {
+        kk = FR_PARTITION_IID;
+    } else if (s && !strncmp(s, "dirichlet:", 10) && s[10] >= '0' && s[10] <= '9' &&
+               (sscanf(s + 10, "%llu%c", &n, &tail) == 1 ||
+                (sscanf(s + 10, "%llu:%lf%c", &n, &a, &tail) == 2 && a > 0 && isfinite(a))) &&
+               n >= 1 && n <= UINT32_MAX) {
+        kk = FR_PARTITION_DIRICHLET;
+    } else {
+        return fri_fail(FR_ERR_INVALID, "partition '%s': expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, "
+                                        "ALPHA > 0)", s ? s : "(null)");
+    }
+    if (kind) *kind = kk;
+    if (k) *k = (uint32_t)n;
+    if (alpha) *alpha = a;
+    return FR_OK;
+}
+
+fr_err fr_partition_format(fr_partition_kind kind, uint32_t k, double alpha, char *buf, size_t cap) {
+    int n;
+    switch (kind) {
+    case FR_PARTITION_USER: n = snprintf(buf, cap, "user"); break;
+    case FR_PARTITION_IID: n = snprintf(buf, cap, "iid:%u", k); break;
+    case FR_PARTITION_DIRICHLET: n = snprintf(buf, cap, "dirichlet:%u:%.17g", k, alpha); break;
+    default: return fri_fail(FR_ERR_INVALID, "partition kind %d has no spec", (int)kind);
+    }
+    if (n < 0 || (size_t)n >= cap) return fri_fail(FR_ERR_RANGE, "partition spec: buffer of %zu bytes too small", cap);
+    /* the shortest decimal that reads back as alpha */
+    if (kind == FR_PARTITION_DIRICHLET)
+        for (int prec = 1; prec <= 17; prec++) {
+            char t[48];
+            snprintf(t, sizeof t, "%.*g", prec, alpha);
+            if (strtod(t, NULL) == alpha) { snprintf(buf, cap, "dirichlet:%u:%s", k, t); break; }
+        }
+    return FR_OK;
 }

@@ -1,4 +1,4 @@
-/* The training loop (see include/fedrec/loop.h): a driver's steps, the one evaluation,
+/* The training loop (see include/fedrec/run.h): a driver's steps, the one evaluation,
  * checkpoints, resume, a callback and stop conditions.
  * Invariants: the loop never prints and holds no learning math; every evaluation is
  * fr_model_evaluate on the driver's model, so `fedrec eval` on the saved model reproduces
@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "core/core.h"
-#include "fedrec/loop.h"
+#include "fedrec/run.h"
 
 void fr_loop_config_default(fr_loop_config *c) {
     memset(c, 0, sizeof *c);

@@ -1,4 +1,4 @@
-/* Run configurations and their presets (see include/fedrec/loop.h). A preset is data: a
+/* Run configurations and their presets (see include/fedrec/run.h). A preset is data: a
  * table of tuned values per model kind name, applied over the library's defaults, so the
  * CLI and Python start from the same place and a kind without tuned values still runs.
  * How the "fedrec" values were found is in docs/ARCHITECTURE.md (federated defaults, mf
@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #include "core/core.h"
-#include "fedrec/loop.h"
+#include "fedrec/run.h"
 
 static const char *const presets[] = {"fedrec", "textbook", NULL};
 

@@ -95,6 +95,28 @@ void fr_provenance_destroy(fr_provenance *p) {
     fr_provenance_init(p);
 }
 
+fr_err fr_provenance_set_run(fr_provenance *p, const fr_run_config *c, uint64_t completed) {
+    char spec[48];
+    fr_err e = fr_partition_format(c->partition, c->partition_k, c->partition_alpha, spec, sizeof spec);
+    if (e) return e;
+    strlist add = {0};
+    const char *part = own_dup(&add, spec);
+    if (!part || own_merge(&p->owned_, &add)) {
+        strlist_clear(&add);
+        return FR_ERR_NOMEM;
+    }
+    p->mode = c->centralized ? FR_RUN_CENTRALIZED : FR_RUN_FEDERATED;
+    p->seed = c->centralized ? c->train.seed : c->fl.seed;
+    p->model = c->model;
+    p->fl = c->fl;
+    p->train = c->train;
+    p->lr_decay = c->lr_decay;
+    p->rounds = c->centralized ? 0 : completed;
+    p->epochs = c->centralized ? completed : 0;
+    p->partition = part;
+    return FR_OK;
+}
+
 const char *fr_run_mode_name(fr_run_mode mode) {
     switch (mode) {
     case FR_RUN_FEDERATED: return "federated";
