@@ -51,8 +51,13 @@ void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind) {
     c->item_lr_decay = 1.0f;
     c->local_epochs = 1;
     c->batch = 32;
-    c->negatives = kind == FR_MODEL_MF ? 0 : kind == FR_MODEL_BPR ? 1 : 4;
-    if (kind == FR_MODEL_MF) {
+    /* by what the kind is, not which: ratings need no negatives; a pairwise loss one per
+     * positive; a pointwise ranking loss the NCF paper's 4 */
+    fr_model_config mc;
+    fr_model_config_default(&mc, kind);
+    bool expl = fr_model_kind_is_explicit(kind);
+    c->negatives = expl ? 0 : mc.loss == FR_LOSS_BPR ? 1 : 4;
+    if (expl) {
         fr_optim_config_default(&c->local, FR_OPTIM_SGD);
         c->local.lr = 0.1f;
     } else {
