@@ -1,8 +1,9 @@
 /* The model interface from outside the library: a family defined only here ("biasdot":
  * logit = b_u + b_i + p_u.q_i, BCE) and registered at run time must train centrally
- * (fr_trainer), train federated (fr_sim) and be evaluated (fr_model_evaluate) with no
- * change to the client, server, eval or CLI code; its gradient passes the central
- * differences of the built-in models. Also: the registry's names, values and refusals. */
+ * (fr_trainer), train federated (fr_sim), be evaluated (fr_model_evaluate) and round-trip
+ * through the model file (stored by name) with no change to the client, server, eval or
+ * CLI code; its gradient passes the central differences of the built-in models. Also:
+ * the registry's names, values and refusals. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -369,4 +370,34 @@ Test(family, trains_federated_and_is_evaluated) {
     cr_assert(after > before && after > 0.45, "hr@10 %g -> %g", before, after);
     free(first);
     data_free(&d);
+}
+
+Test(family, model_file_round_trip) {
+    fr_model_config c;
+    fr_model_config_default(&c, biasdot_kind());
+    c.n_users = 5;
+    c.n_items = 9;
+    c.dim = 6;
+    c.l2 = 0.25f;
+    c.seed = 77;
+    fr_model *m = NULL, *l = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+    uint8_t *bytes;
+    size_t n;
+    cr_assert_eq(fr_model_encode(m, NULL, &bytes, &n), FR_OK, "%s", fr_errmsg());
+    /* the kind travels by name */
+    bool named = false;
+    for (size_t i = 0; i + 7 <= n && !named; i++) named = memcmp(bytes + i, "biasdot", 7) == 0;
+    cr_assert(named);
+    cr_assert_eq(fr_model_decode(&l, bytes, n, "<mem>", NULL), FR_OK, "%s", fr_errmsg());
+    const fr_model_config *a = fr_model_config_of(l);
+    cr_assert_eq(a->kind, c.kind);
+    cr_assert_eq(a->dim, 6);
+    cr_assert_eq(a->l2, 0.25f);
+    cr_assert_eq(a->seed, 77);
+    cr_assert_eq(fr_model_n_params(l), fr_model_n_params(m));
+    cr_assert(!memcmp(fr_model_params(l), fr_model_params(m), fr_model_n_params(m) * sizeof(float)));
+    fr_model_free(l);
+    fr_model_bytes_free(bytes);
+    fr_model_free(m);
 }

@@ -277,7 +277,7 @@ FR_NODISCARD fr_err fr_optim_set_lr(fr_optim *o, float lr);
 
 /* ------------------------------------------------------------------ model file */
 
-#define FR_MODEL_FILE_VERSION 1
+#define FR_MODEL_FILE_VERSION 2
 
 /* Training information stored with a model. On save every pointer may be NULL. On
  * load the pointers are allocated (free with fr_model_meta_destroy). */
@@ -291,17 +291,22 @@ typedef struct fr_model_meta {
 
 void fr_model_meta_destroy(fr_model_meta *meta);
 
-/* Encodes: magic "FRMODEL\0", version, length, config, tensor table, meta, ids, the
- * little-endian slab, and a CRC-32C of all that (layout in src/model/modelfile.c).
+/* Encodes: magic "FRMODEL\0", version, length, config (the kind's NAME, the fields every
+ * kind has, and the kind's own parameter block with its length: every hyperparameter
+ * that scoring or further training needs, bias_l2 and mu included), tensor table, meta,
+ * ids, the little-endian slab, and a CRC-32C of all that (layout in
+ * src/model/modelfile.c). A new model kind needs no new version.
  * *bytes is allocated; release it with fr_model_bytes_free. FR_ERR_NOMEM, FR_ERR_INVALID
  * (config_json longer than 1 MiB). Thread-safe for a model nobody writes. */
 FR_NODISCARD fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes,
                                     size_t *n);
 void fr_model_bytes_free(uint8_t *bytes);
-/* Decodes bytes made by fr_model_encode; every length and count is checked before use.
- * name is used in messages (a path, or "<memory>"). meta may be NULL. Errors:
- * FR_ERR_FORMAT (magic, truncation, bad field), FR_ERR_VERSION, FR_ERR_CHECKSUM,
- * FR_ERR_NOMEM. On failure *out is NULL and meta is zeroed. */
+/* Decodes bytes made by fr_model_encode (version 2, or version 1 of earlier builds, which
+ * did not store bias_l2: those load with bias_l2 = 0, "as l2"); every length
+ * and count is checked before use. name is used in messages (a path, or "<memory>").
+ * meta may be NULL. Errors: FR_ERR_FORMAT (magic, truncation, bad field, a kind this
+ * build does not know), FR_ERR_VERSION, FR_ERR_CHECKSUM, FR_ERR_NOMEM. On failure *out
+ * is NULL and meta is zeroed. */
 FR_NODISCARD fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const char *name,
                                     fr_model_meta *meta);
 /* Writes the model file atomically (temporary file, fsync, rename). FR_ERR_IO. */
