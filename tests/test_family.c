@@ -6,6 +6,7 @@
  * the registry's names, values and refusals. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,6 +132,16 @@ static const fri_model_family biasdot = {
     .loss = bd_loss,
     .score = bd_score,
 };
+
+/* The same family, but its gradient fails on the fail_at-th call (counted over threads):
+ * for the error paths of the loops that call it. */
+static atomic_int grad_calls, fail_at;
+static fr_err bdf_loss_grad(const fr_model *m, void *w, const fr_batch *b, fr_grad *g, double *loss) {
+    if (atomic_fetch_add(&grad_calls, 1) + 1 == atomic_load(&fail_at))
+        return fri_fail(FR_ERR_RANGE, "biasdot-fail: call %d fails", atomic_load(&fail_at));
+    return bd_loss_grad(m, w, b, g, loss);
+}
+static const fri_model_kind_def bdf_kinds[] = {{"biasdot-fail", false}};
 
 static fr_model_kind biasdot_kind(void) {
     fr_model_kind k = 0;
@@ -400,4 +411,51 @@ Test(family, model_file_round_trip) {
     fr_model_free(l);
     fr_model_bytes_free(bytes);
     fr_model_free(m);
+}
+
+/* A gradient that fails mid-epoch on one shard: every thread of the trainer leaves the
+ * loop (no deadlock at the barriers) and the epoch returns that error and its message;
+ * a federated round returns it too. */
+Test(family, a_failing_gradient_stops_every_loop) {
+    fri_model_family f = biasdot;
+    f.kinds = bdf_kinds;
+    f.loss_grad = bdf_loss_grad;
+    static fri_model_family failing;
+    failing = f;
+    fr_model_kind k = 0;
+    cr_assert_eq(fri_model_register(&failing, &k), FR_OK, "%s", fr_errmsg());
+    data d = gen();
+    fr_model_config c = config(k, d.train);
+    for (int sparse = 0; sparse < 2; sparse++) {
+        fr_model *m = NULL;
+        cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+        fr_train_config tc;
+        fr_train_config_default(&tc);
+        tc.batch = 256; /* two threads take part from 128 on */
+        tc.threads = 2;
+        tc.optim.sparse_rows = sparse;
+        fr_trainer *t = NULL;
+        cr_assert_eq(fr_trainer_create(&t, m, d.train, &tc), FR_OK);
+        atomic_store(&grad_calls, 0);
+        atomic_store(&fail_at, 7);
+        double loss;
+        cr_assert_eq(fr_trainer_epoch(t, &loss), FR_ERR_RANGE);
+        cr_assert(strstr(fr_errmsg(), "call 7 fails"), "%s", fr_errmsg());
+        cr_assert_eq(fr_trainer_epochs(t), 0);
+        atomic_store(&fail_at, -1);
+        cr_assert_eq(fr_trainer_epoch(t, &loss), FR_OK, "%s", fr_errmsg()); /* and it recovers */
+        fr_trainer_free(t);
+        fr_model_free(m);
+    }
+    fr_fl_config fc;
+    fr_fl_config_default(&fc, k);
+    fr_sim *s = NULL;
+    cr_assert_eq(fr_sim_create(&s, &c, &fc, d.train, NULL), FR_OK);
+    atomic_store(&grad_calls, 0);
+    atomic_store(&fail_at, 30);
+    fr_round_stats st;
+    cr_assert_eq(fr_sim_round(s, &st), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "call 30 fails"), "%s", fr_errmsg());
+    fr_sim_free(s);
+    data_free(&d);
 }
