@@ -2,6 +2,14 @@
  * with BPR or BCE, GMF, MLP, NeuMF), their losses and gradients, optimizers over the
  * slab, and the model file.
  *
+ * Model kinds. Every function here works for any kind: a kind's family (mf and bpr in
+ * src/model/model_mf.c, gmf, mlp and neumf in model_ncf.c) supplies its defaults, checks,
+ * layout, workspace, loss, gradient and scoring through one internal ops table, and a
+ * registry maps kinds to families (src/model/family.h). The built-in kinds keep the
+ * values of fr_model_kind below; fr_model_kind_parse and fr_model_kind_name know every
+ * registered kind by name, and the model file stores a kind by name, so adding a family
+ * adds no number to any file format.
+ *
  * The parameter slab. A model's parameters are one 64-byte aligned float array with
  * named views (the tensor table). SHARED tensors (item tables, MLP and output layers)
  * come first, PRIVATE ones (user tables) last, so:
@@ -69,13 +77,14 @@ typedef struct fr_model_config {
     uint64_t seed;        /* init stream (seed, tensor, row/0, FR_PURPOSE_INIT) */
 } fr_model_config;
 
-/* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them). */
+/* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them).
+ * Fields the kind does not use are left 0 (mf) or at their defaults (the NCF kinds). */
 void fr_model_config_default(fr_model_config *cfg, fr_model_kind kind);
 /* FR_OK, or FR_ERR_INVALID with a message saying which field is wrong and why. */
 FR_NODISCARD fr_err fr_model_config_check(const fr_model_config *cfg);
-/* "mf", "bpr", ... ; "?" for an unknown kind. */
+/* "mf", "bpr", ... : the registered name of kind; "?" for a kind nobody registered. */
 const char *fr_model_kind_name(fr_model_kind kind);
-/* Parses a name as above; FR_ERR_INVALID naming it if unknown. */
+/* Parses a name as above; FR_ERR_INVALID naming it and listing the known names. */
 FR_NODISCARD fr_err fr_model_kind_parse(const char *name, fr_model_kind *out);
 /* True if the kind predicts ratings (evaluated by RMSE/MAE on explicit ratings), false if
  * it ranks items (implicit feedback: HR, NDCG, AUC). */
