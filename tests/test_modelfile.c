@@ -1,12 +1,16 @@
 /* The model file: round trip of config, slab, meta and ids; damaged, truncated,
  * wrong-magic and wrong-version files give the documented errors naming the file;
- * out-of-memory during decode leaks nothing. */
+ * out-of-memory during decode leaks nothing; version 2's config section (kind by name,
+ * a per-kind parameter block) round-trips every hyperparameter and is checked behind the
+ * CRC; version 1 files still load. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "fedrec/model.h"
+#include "model/model_internal.h"
 #include "testutil.h"
 
 static fr_model *make(fr_model_kind kind) {
@@ -192,6 +196,154 @@ Test(modelfile, structural_checks_behind_the_crc) {
     }
     cr_assert_gt(ok, 0);  /* parameter bytes may take any value */
     cr_assert_gt(fmt, 0); /* header fields may not */
+    free(c);
+    fr_model_bytes_free(bytes);
+    fr_model_free(m);
+}
+
+/* ------------------------------------------------------------------ version 2 */
+
+/* The config section alone (the model part of a federation's TASK too): every kind's
+ * config comes back field for field, and the reader stops exactly at its end. */
+Test(modelfile, config_section_round_trips_every_kind) {
+    for (int k = FR_MODEL_MF; k <= FR_MODEL_NEUMF; k++) {
+        fr_model_config c, got;
+        fr_model_config_default(&c, (fr_model_kind)k);
+        c.n_users = 11;
+        c.n_items = 13;
+        c.seed = 1234567890123ULL;
+        c.l2 = 0.07f;
+        c.init_std = 0.02f;
+        if (k == FR_MODEL_MF) { c.bias_l2 = 0.01f; c.mu = 3.5f; c.dim = 7; }
+        if (k == FR_MODEL_BPR) c.loss = FR_LOSS_BCE;
+        if (k == FR_MODEL_MLP || k == FR_MODEL_NEUMF) {
+            c.mlp_dim = 6;
+            c.n_layers = 4;
+            c.layers[0] = 12; c.layers[1] = 9; c.layers[2] = 5; c.layers[3] = 2;
+        }
+        if (k == FR_MODEL_GMF || k == FR_MODEL_NEUMF) c.dim = 5;
+        fri_buf b = {0};
+        fri_model_config_put(&b, &c);
+        fri_buf_u32(&b, 0xabcdef01u); /* what follows the section */
+        cr_assert_eq(b.err, FR_OK);
+        fri_rd r;
+        fri_rd_init(&r, b.data, b.len, "<mem>", "TASK message");
+        cr_assert_eq(fri_model_config_get(&r, &got), FR_OK, "%s: %s", fr_model_kind_name((fr_model_kind)k), fr_errmsg());
+        cr_assert_eq(memcmp(&c, &got, sizeof c), 0, "%s: the config differs", fr_model_kind_name((fr_model_kind)k));
+        cr_assert_eq(fri_rd_left(&r), 4);
+        /* the kind travels by name */
+        cr_assert_eq(fri_get_u32(b.data), strlen(fr_model_kind_name((fr_model_kind)k)));
+        cr_assert_eq(memcmp(b.data + 4, fr_model_kind_name((fr_model_kind)k), fri_get_u32(b.data)), 0);
+        /* cut anywhere inside, it is refused */
+        for (size_t cut = 0; cut < b.len - 4; cut++) {
+            fri_rd_init(&r, b.data, cut, "<mem>", "TASK message");
+            cr_assert_eq(fri_model_config_get(&r, &got), FR_ERR_FORMAT, "cut at %zu", cut);
+        }
+        fri_buf_free(&b);
+    }
+}
+
+Test(modelfile, every_hyperparameter_is_stored) {
+    fr_model_config c;
+    fr_model_config_default(&c, FR_MODEL_MF);
+    c.n_users = 3;
+    c.n_items = 4;
+    c.bias_l2 = 0.01f;
+    c.mu = 3.5f;
+    c.l2 = 0.07f;
+    c.init_std = 0.02f;
+    fr_model *m, *l;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+    uint8_t *bytes;
+    size_t n;
+    cr_assert_eq(fr_model_encode(m, NULL, &bytes, &n), FR_OK);
+    cr_assert_eq(fri_get_u32(bytes + 8), FR_MODEL_FILE_VERSION);
+    cr_assert_eq(FR_MODEL_FILE_VERSION, 2);
+    cr_assert_eq(fr_model_decode(&l, bytes, n, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(memcmp(fr_model_config_of(l), &c, sizeof c), 0);
+    /* so the loaded model scores and trains as the saved one */
+    uint32_t u[2] = {0, 2}, i[2] = {3, 1};
+    float r[2] = {4, 1}, s1[2], s2[2];
+    double l1, l2;
+    cr_assert_eq(fr_model_score(m, NULL, u, i, 2, s1), FR_OK);
+    cr_assert_eq(fr_model_score(l, NULL, u, i, 2, s2), FR_OK);
+    cr_assert_eq(memcmp(s1, s2, sizeof s1), 0);
+    fr_model_ws *ws;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 2), FR_OK);
+    fr_batch b = {u, i, r, NULL, 2};
+    cr_assert_eq(fr_model_loss(m, ws, &b, &l1), FR_OK);
+    cr_assert_eq(fr_model_loss(l, ws, &b, &l2), FR_OK);
+    cr_assert_eq(l1, l2);
+    fr_model_ws_free(ws);
+    fr_model_free(l);
+    fr_model_bytes_free(bytes);
+    fr_model_free(m);
+}
+
+/* Version 1 files (kind by number, no bias_l2) still load, with bias_l2 = 0 ("as l2"),
+ * and are written back as version 2 with the same parameters. */
+Test(modelfile, reads_version_1) {
+    const char *names[] = {"mf.fr", "gmf.fr", "neumf.fr"};
+    const fr_model_kind kinds[] = {FR_MODEL_MF, FR_MODEL_GMF, FR_MODEL_NEUMF};
+    for (int f = 0; f < 3; f++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/fuzz/corpus/modelfile/%s", FR_SOURCE_DIR, names[f]);
+        fr_model *m, *l;
+        fr_model_meta meta;
+        cr_assert_eq(fr_model_load(&m, path, &meta), FR_OK, "%s", fr_errmsg());
+        const fr_model_config *c = fr_model_config_of(m);
+        cr_assert_eq(c->kind, kinds[f]);
+        cr_assert_eq(c->bias_l2, 0.0f);
+        cr_assert_eq(c->n_users, 2);
+        cr_assert_eq(c->n_items, 3);
+        cr_assert_str_eq(meta.config_json, "{\"k\":1}");
+        if (kinds[f] == FR_MODEL_MF) cr_assert_eq(c->l2, 0.02f);
+        uint8_t *bytes;
+        size_t n;
+        cr_assert_eq(fr_model_encode(m, &meta, &bytes, &n), FR_OK);
+        cr_assert_eq(fri_get_u32(bytes + 8), 2);
+        cr_assert_eq(fr_model_decode(&l, bytes, n, NULL, NULL), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(fr_model_n_params(l), fr_model_n_params(m));
+        cr_assert_eq(memcmp(fr_model_params(l), fr_model_params(m), fr_model_n_params(m) * 4), 0);
+        fr_model_bytes_free(bytes);
+        fr_model_meta_destroy(&meta);
+        fr_model_free(l);
+        fr_model_free(m);
+    }
+}
+
+/* Behind a valid CRC: a kind name nobody registered, a name length out of range, a
+ * parameter block longer or shorter than its fields, all FR_ERR_FORMAT with a message. */
+Test(modelfile, kind_name_and_parameter_block_are_checked) {
+    fr_model *m = make(FR_MODEL_NEUMF), *l = NULL;
+    uint8_t *bytes;
+    size_t n;
+    cr_assert_eq(fr_model_encode(m, NULL, &bytes, &n), FR_OK);
+    uint8_t *c = malloc(n);
+    const size_t name_at = 20, block_len_at = name_at + 4 + 5 + 4 * 3 + 8 + 4 + 4;
+    cr_assert_eq(fri_get_u32(bytes + name_at), 5);
+    cr_assert_eq(memcmp(bytes + name_at + 4, "neumf", 5), 0);
+    cr_assert_eq(fri_get_u32(bytes + block_len_at), 4 * 6); /* dim, mlp_dim, n_layers, 3 layers */
+    struct { size_t at; uint32_t v; bool word; const char *msg; } cases[] = {
+        {name_at + 4 + 4, 'x', false, "'neumx' is unknown"},
+        {name_at, 0, true, "kind name of 0 bytes"},
+        {name_at, 32, true, "kind name of 32 bytes"},
+        {name_at, 4, true, "unknown"},                     /* "neum" */
+        {block_len_at, 4 * 6 + 1, true, "unexpected bytes in the neumf parameter block"},
+        {block_len_at, 4 * 6 - 4, true, "truncated"},
+        {block_len_at, 0xffffffffu, true, "truncated"},
+        {block_len_at + 4 + 8, 9, true, "n_layers 9"},     /* n_layers past FR_MODEL_MAX_LAYERS */
+        {block_len_at + 4 + 8, 2, true, "unexpected bytes"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memcpy(c, bytes, n);
+        if (cases[k].word) fri_put_u32(c + cases[k].at, cases[k].v);
+        else c[cases[k].at] = (uint8_t)cases[k].v;
+        fix_crc(c, n);
+        cr_assert_eq(fr_model_decode(&l, c, n, "<case>", NULL), FR_ERR_FORMAT, "case %zu", k);
+        cr_assert_null(l);
+        cr_assert(strstr(fr_errmsg(), cases[k].msg), "case %zu: %s", k, fr_errmsg());
+    }
     free(c);
     fr_model_bytes_free(bytes);
     fr_model_free(m);

@@ -128,6 +128,82 @@ Test(train, one_shard_equals_the_plain_minibatch_loop) {
     fr_dataset_free(d);
 }
 
+/* The one minibatch loop: minibatches in order (the last one short), the rule's callbacks
+ * in order for each, the loss kept as sum of mean x examples part by part, added to what
+ * the caller's sum held, and the first callback error ends the pass and is returned. */
+typedef struct rule_log {
+    char calls[64];          /* 'b'efore 'g'radient 'a'fter 's'tep, in order */
+    size_t at, sizes[8], n_batches;
+    const fri_examples *ex;
+    int fail_at;             /* fail the step of this minibatch (-1: never) */
+} rule_log;
+
+static void logc(rule_log *l, char c) { if (l->at < sizeof l->calls - 1) l->calls[l->at++] = c; }
+static fr_err r_before(void *p, const fr_batch *b) {
+    rule_log *l = p;
+    logc(l, 'b');
+    cr_assert_eq(b->users, l->ex->user + 4 * l->n_batches); /* a view of the examples */
+    cr_assert_null(b->neg);                                 /* BCE: labels, no negatives */
+    cr_assert_eq(b->label, l->ex->label + 4 * l->n_batches);
+    l->sizes[l->n_batches] = b->n;
+    return FR_OK;
+}
+static fr_err r_grad(void *p, const fr_batch *b, fri_step_loss *loss) {
+    logc(p, 'g');
+    loss->parts = 2; /* as a trainer's shards */
+    loss->mean[0] = 0.5;
+    loss->n[0] = 1;
+    loss->mean[1] = 0.25;
+    loss->n[1] = b->n - 1;
+    return FR_OK;
+}
+static fr_err r_after(void *p, const fr_batch *b) { (void)b; logc(p, 'a'); return FR_OK; }
+static fr_err r_step(void *p, const fr_batch *b) {
+    (void)b;
+    rule_log *l = p;
+    logc(l, 's');
+    if ((int)l->n_batches++ == l->fail_at) return fri_fail(FR_ERR_RANGE, "step %d refused", l->fail_at);
+    return FR_OK;
+}
+
+Test(train, one_minibatch_loop_calls_the_rule_in_order) {
+    fri_examples ex = {0};
+    cr_assert_eq(fri_examples_reserve(&ex, 10), FR_OK);
+    for (size_t i = 0; i < 10; i++) { ex.user[i] = (uint32_t)i; ex.item[i] = 0; ex.label[i] = 1; ex.neg[i] = 0; }
+    ex.n = 10;
+    rule_log l = {.ex = &ex, .fail_at = -1};
+    fri_step_rule rule = {&l, r_before, r_grad, r_after, r_step};
+    double sum = 1.0;
+    cr_assert_eq(fri_examples_run(&ex, 4, FR_LOSS_BCE, &rule, &sum), FR_OK);
+    cr_assert_str_eq(l.calls, "bgasbgasbgas");
+    cr_assert_eq(l.n_batches, 3);
+    cr_assert(l.sizes[0] == 4 && l.sizes[1] == 4 && l.sizes[2] == 2);
+    double want = 1.0;
+    for (int k = 0; k < 3; k++) {
+        want += 0.5 * 1.0;
+        want += 0.25 * (double)(l.sizes[k] - 1);
+    }
+    cr_assert_eq(sum, want);
+    /* optional callbacks may be NULL */
+    memset(l.calls, 0, sizeof l.calls);
+    l.at = l.n_batches = 0;
+    fri_step_rule bare = {&l, NULL, r_grad, NULL, r_step};
+    sum = 0;
+    cr_assert_eq(fri_examples_run(&ex, 4, FR_LOSS_BCE, &bare, &sum), FR_OK);
+    cr_assert_str_eq(l.calls, "gsgsgs");
+    /* an error ends the pass: nothing after it runs, and its loss is not counted */
+    memset(l.calls, 0, sizeof l.calls);
+    l.at = l.n_batches = 0;
+    l.fail_at = 1;
+    sum = 0;
+    cr_assert_eq(fri_examples_run(&ex, 4, FR_LOSS_BCE, &rule, &sum), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "step 1 refused"), "%s", fr_errmsg());
+    cr_assert_str_eq(l.calls, "bgasbgas");
+    cr_assert_eq(sum, 0.5 + 0.25 * 3);
+    cr_assert_eq(fri_examples_run(&ex, 0, FR_LOSS_BCE, &rule, &sum), FR_ERR_INVALID);
+    fri_examples_free(&ex);
+}
+
 Test(train, examples_counts_and_negatives_outside_the_users_items) {
     fr_dataset *d = gen(50, 30, 600);
     fr_loss losses[] = {FR_LOSS_MSE, FR_LOSS_BCE, FR_LOSS_BPR};

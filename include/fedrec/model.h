@@ -2,6 +2,14 @@
  * with BPR or BCE, GMF, MLP, NeuMF), their losses and gradients, optimizers over the
  * slab, and the model file.
  *
+ * Model kinds. Every function here works for any kind: a kind's family (mf and bpr in
+ * src/model/model_mf.c, gmf, mlp and neumf in model_ncf.c) supplies its defaults, checks,
+ * layout, workspace, loss, gradient and scoring through one internal ops table, and a
+ * registry maps kinds to families (src/model/family.h). The built-in kinds keep the
+ * values of fr_model_kind below; fr_model_kind_parse and fr_model_kind_name know every
+ * registered kind by name, and the model file stores a kind by name, so adding a family
+ * adds no number to any file format.
+ *
  * The parameter slab. A model's parameters are one 64-byte aligned float array with
  * named views (the tensor table). SHARED tensors (item tables, MLP and output layers)
  * come first, PRIVATE ones (user tables) last, so:
@@ -69,13 +77,14 @@ typedef struct fr_model_config {
     uint64_t seed;        /* init stream (seed, tensor, row/0, FR_PURPOSE_INIT) */
 } fr_model_config;
 
-/* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them). */
+/* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them).
+ * Fields the kind does not use are left 0 (mf) or at their defaults (the NCF kinds). */
 void fr_model_config_default(fr_model_config *cfg, fr_model_kind kind);
 /* FR_OK, or FR_ERR_INVALID with a message saying which field is wrong and why. */
 FR_NODISCARD fr_err fr_model_config_check(const fr_model_config *cfg);
-/* "mf", "bpr", ... ; "?" for an unknown kind. */
+/* "mf", "bpr", ... : the registered name of kind; "?" for a kind nobody registered. */
 const char *fr_model_kind_name(fr_model_kind kind);
-/* Parses a name as above; FR_ERR_INVALID naming it if unknown. */
+/* Parses a name as above; FR_ERR_INVALID naming it and listing the known names. */
 FR_NODISCARD fr_err fr_model_kind_parse(const char *name, fr_model_kind *out);
 /* True if the kind predicts ratings (evaluated by RMSE/MAE on explicit ratings), false if
  * it ranks items (implicit feedback: HR, NDCG, AUC). */
@@ -277,7 +286,7 @@ FR_NODISCARD fr_err fr_optim_set_lr(fr_optim *o, float lr);
 
 /* ------------------------------------------------------------------ model file */
 
-#define FR_MODEL_FILE_VERSION 1
+#define FR_MODEL_FILE_VERSION 2
 
 /* Training information stored with a model. On save every pointer may be NULL. On
  * load the pointers are allocated (free with fr_model_meta_destroy). */
@@ -291,17 +300,22 @@ typedef struct fr_model_meta {
 
 void fr_model_meta_destroy(fr_model_meta *meta);
 
-/* Encodes: magic "FRMODEL\0", version, length, config, tensor table, meta, ids, the
- * little-endian slab, and a CRC-32C of all that (layout in src/model/modelfile.c).
+/* Encodes: magic "FRMODEL\0", version, length, config (the kind's NAME, the fields every
+ * kind has, and the kind's own parameter block with its length: every hyperparameter
+ * that scoring or further training needs, bias_l2 and mu included), tensor table, meta,
+ * ids, the little-endian slab, and a CRC-32C of all that (layout in
+ * src/model/modelfile.c). A new model kind needs no new version.
  * *bytes is allocated; release it with fr_model_bytes_free. FR_ERR_NOMEM, FR_ERR_INVALID
  * (config_json longer than 1 MiB). Thread-safe for a model nobody writes. */
 FR_NODISCARD fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes,
                                     size_t *n);
 void fr_model_bytes_free(uint8_t *bytes);
-/* Decodes bytes made by fr_model_encode; every length and count is checked before use.
- * name is used in messages (a path, or "<memory>"). meta may be NULL. Errors:
- * FR_ERR_FORMAT (magic, truncation, bad field), FR_ERR_VERSION, FR_ERR_CHECKSUM,
- * FR_ERR_NOMEM. On failure *out is NULL and meta is zeroed. */
+/* Decodes bytes made by fr_model_encode (version 2, or version 1 of earlier builds, which
+ * did not store bias_l2: those load with bias_l2 = 0, "as l2"); every length
+ * and count is checked before use. name is used in messages (a path, or "<memory>").
+ * meta may be NULL. Errors: FR_ERR_FORMAT (magic, truncation, bad field, a kind this
+ * build does not know), FR_ERR_VERSION, FR_ERR_CHECKSUM, FR_ERR_NOMEM. On failure *out
+ * is NULL and meta is zeroed. */
 FR_NODISCARD fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const char *name,
                                     fr_model_meta *meta);
 /* Writes the model file atomically (temporary file, fsync, rename). FR_ERR_IO. */

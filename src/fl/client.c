@@ -16,11 +16,12 @@
  *     arrays live in the per-worker scratch; once each class a worker needs exists,
  *     nothing is allocated. Rows past the client's L items and U users are never read,
  *     stepped or sent.
- *   - One minibatch loop (fit_pass) for every local rule: the dense tensors step with
- *     `local`, item rows with the item optimizer when one is configured (its lr decayed
- *     by round), user rows with `local` (a kept optimizer of their own with
- *     keep_private_optim), over the rows a step can change only: with coasting, the
- *     rows a minibatch touched (the others catch up in closed form), else a prefix.
+ *   - One step rule (fit_pass, run by the library's minibatch loop fri_examples_run) for
+ *     every local rule: the dense tensors step with `local`, item rows with the item
+ *     optimizer when one is configured (its lr decayed by round), user rows with `local`
+ *     (a kept optimizer of their own with keep_private_optim), over the rows a step can
+ *     change only: with coasting, the rows a minibatch touched (the others catch up in
+ *     closed form), else a prefix.
  *   - Determinism: negatives come from (seed, round, client, NEGATIVES), drawn user by
  *     user in the order of the data, minibatch order from (seed, round, client, SHUFFLE);
  *     nothing depends on the worker. */
@@ -413,10 +414,12 @@ typedef struct pass_ctx {
     fr_optim *oi, *op;      /* item and user rows' optimizers (ws->o when they follow it) */
 } pass_ctx;
 
-/* One epoch of minibatches: loss and gradient; with FedProx, mu * (w - w_t) added to the
- * gradient of every local shared parameter (the dense tensors and item rows [0, L));
- * then the step. Every row of the dense tensors steps with ws->o; item rows with
- * c->oi, user rows [0, U) with c->op, in one of three ways:
+/* One epoch of minibatches through the one minibatch loop (fri_examples_run) with the
+ * client's step rule: before the gradient, coasting brings the rows the minibatch reads up
+ * to date; the gradient; after it, with FedProx, mu * (w - w_t) added to the gradient of
+ * every local shared parameter (the dense tensors and item rows [0, L)); then the step.
+ * Every row of the dense tensors steps with ws->o; item rows with c->oi, user rows
+ * [0, U) with c->op, in one of three ways:
  *   - `coast`: the rows the minibatch touched, after coasting (step_rows); user rows too
  *     with `coast_users` (for one user its row is touched at every step anyway);
  *   - `lazy`: the dense rule over item rows [0, *T), the rows used so far. Compact rows
@@ -426,78 +429,103 @@ typedef struct pass_ctx {
  *     p -= lr * 0 / (0 + eps)): the floats of the full dense step;
  *   - otherwise (weight decay, FedProx, non-finite values) item rows [0, L): *T = L.
  * Rows past L items and U users are never read or sent either way. */
-static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, const pass_ctx *c, uint32_t *T, double *loss_sum) {
-    fr_model *m = ws->m;
-    bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
-    size_t batch = ws->cfg.batch;
-    int nt = fr_model_n_tensors(m);
-    for (size_t s = 0; s < ex->n; s += batch) {
-        size_t n = ex->n - s < batch ? ex->n - s : batch;
-        fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
-        double loss = 0;
-        fr_grad_zero(ws->g);
-        if (c->coast) catch_up_rows(ws, &ws->ci, FR_TENSOR_ITEM_TABLE, c->oi, &b);
-        if (c->coast_users) catch_up_rows(ws, &ws->cu, FR_TENSOR_USER_TABLE, c->op, &b);
-        fr_err e = fr_model_loss_grad(m, ws->mws, &b, ws->g, &loss);
-        if (e) return e;
-        if (c->mu > 0) {
-            float *g = fr_grad_data(ws->g);
-            const float *w = fr_model_params_const(m);
-            for (int t = 0; t < nt; t++) {
-                const fr_tensor *tt = fr_model_tensor(m, t);
-                if (tt->kind == FR_TENSOR_USER_TABLE) continue;
-                size_t len = (tt->kind == FR_TENSOR_ITEM_TABLE ? c->L : tt->rows) * (size_t)tt->cols;
-                for (size_t i = 0; i < len; i++)
-                    g[tt->offset + i] += c->mu * (w[tt->offset + i] - ws->ref[tt->offset + i]);
-                if (tt->kind == FR_TENSOR_ITEM_TABLE) /* so the next fr_grad_zero clears them */
-                    for (uint32_t r = 0; r < c->L; r++) fr_grad_touch(ws->g, t, r);
-            }
-        }
-        e = fri_optim_step_begin(ws->o, m, ws->g);
-        if (!e && c->oi != ws->o) e = fri_optim_step_begin(c->oi, m, ws->g);
-        if (!e && c->op != ws->o) e = fri_optim_step_begin(c->op, m, ws->g);
-        if (e) return e;
-        if (c->coast) {
-            *T = 0; /* no item row in the ranges below: step_rows steps them */
-        } else if (c->lazy) {
-            uint32_t t = *T;
-            for (size_t i = 0; i < n; i++) {
-                if (b.items[i] >= t) t = b.items[i] + 1;
-                if (bpr && b.neg[i] >= t) t = b.neg[i] + 1;
-            }
-            *T = t;
-        } else {
-            *T = c->L;
-        }
-        /* contiguous ranges of one optimizer are stepped together */
-        const float *g = fr_grad_data_const(ws->g);
-        const fr_optim *po = NULL; /* the pending range's optimizer */
-        size_t off = 0, len = 0;
-        for (int i = 0; i < nt; i++) {
-            const fr_tensor *tt = fr_model_tensor(m, i);
-            bool item = tt->kind == FR_TENSOR_ITEM_TABLE, user = tt->kind == FR_TENSOR_USER_TABLE;
-            const fr_optim *to = item ? c->oi : user ? c->op : ws->o;
-            uint32_t rows = item ? *T : user ? (c->coast_users ? 0 : c->U) : tt->rows;
-            size_t o = tt->offset, k = rows * (size_t)tt->cols;
-            if (len && po == to && off + len == o) {
-                len += k;
-            } else {
-                if (len) fri_optim_step_range(po, m, g + off, off, len);
-                po = to;
-                off = o;
-                len = k;
-            }
-            if (rows < tt->rows) { /* the rest of this table is skipped: flush */
-                if (len) fri_optim_step_range(po, m, g + off, off, len);
-                len = 0;
-            }
-        }
-        if (len) fri_optim_step_range(po, m, g + off, off, len);
-        if (c->coast) step_rows(ws, &ws->ci, FR_TENSOR_ITEM_TABLE, c->oi, g);
-        if (c->coast_users) step_rows(ws, &ws->cu, FR_TENSOR_USER_TABLE, c->op, g);
-        *loss_sum += loss * (double)n;
+typedef struct pass_rule {
+    fr_client_ws *ws;
+    const pass_ctx *c;
+    uint32_t *T;            /* item rows [0, *T) step with the dense rule (lazy) */
+} pass_rule;
+
+static fr_err pass_before(void *ctx, const fr_batch *b) {
+    pass_rule *p = ctx;
+    if (p->c->coast) catch_up_rows(p->ws, &p->ws->ci, FR_TENSOR_ITEM_TABLE, p->c->oi, b);
+    if (p->c->coast_users) catch_up_rows(p->ws, &p->ws->cu, FR_TENSOR_USER_TABLE, p->c->op, b);
+    return FR_OK;
+}
+
+static fr_err pass_gradient(void *ctx, const fr_batch *b, fri_step_loss *l) {
+    pass_rule *p = ctx;
+    fr_grad_zero(p->ws->g);
+    l->parts = 1;
+    l->n[0] = b->n;
+    return fr_model_loss_grad(p->ws->m, p->ws->mws, b, p->ws->g, &l->mean[0]);
+}
+
+/* FedProx: the proximal term's gradient. */
+static fr_err pass_prox(void *ctx, const fr_batch *b) {
+    (void)b;
+    pass_rule *p = ctx;
+    fr_client_ws *ws = p->ws;
+    const fr_model *m = ws->m;
+    float *g = fr_grad_data(ws->g), mu = p->c->mu;
+    const float *w = fr_model_params_const(m);
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *tt = fr_model_tensor(m, t);
+        if (tt->kind == FR_TENSOR_USER_TABLE) continue;
+        size_t len = (tt->kind == FR_TENSOR_ITEM_TABLE ? p->c->L : tt->rows) * (size_t)tt->cols;
+        for (size_t i = 0; i < len; i++) g[tt->offset + i] += mu * (w[tt->offset + i] - ws->ref[tt->offset + i]);
+        if (tt->kind == FR_TENSOR_ITEM_TABLE) /* so the next fr_grad_zero clears them */
+            for (uint32_t r = 0; r < p->c->L; r++) fr_grad_touch(ws->g, t, r);
     }
     return FR_OK;
+}
+
+static fr_err pass_step(void *ctx, const fr_batch *b) {
+    pass_rule *p = ctx;
+    fr_client_ws *ws = p->ws;
+    const pass_ctx *c = p->c;
+    fr_model *m = ws->m;
+    int nt = fr_model_n_tensors(m);
+    fr_err e = fri_optim_step_begin(ws->o, m, ws->g);
+    if (!e && c->oi != ws->o) e = fri_optim_step_begin(c->oi, m, ws->g);
+    if (!e && c->op != ws->o) e = fri_optim_step_begin(c->op, m, ws->g);
+    if (e) return e;
+    uint32_t *T = p->T;
+    if (c->coast) {
+        *T = 0; /* no item row in the ranges below: step_rows steps them */
+    } else if (c->lazy) {
+        uint32_t t = *T;
+        for (size_t i = 0; i < b->n; i++) {
+            if (b->items[i] >= t) t = b->items[i] + 1;
+            if (b->neg && b->neg[i] >= t) t = b->neg[i] + 1;
+        }
+        *T = t;
+    } else {
+        *T = c->L;
+    }
+    /* contiguous ranges of one optimizer are stepped together */
+    const float *g = fr_grad_data_const(ws->g);
+    const fr_optim *po = NULL; /* the pending range's optimizer */
+    size_t off = 0, len = 0;
+    for (int i = 0; i < nt; i++) {
+        const fr_tensor *tt = fr_model_tensor(m, i);
+        bool item = tt->kind == FR_TENSOR_ITEM_TABLE, user = tt->kind == FR_TENSOR_USER_TABLE;
+        const fr_optim *to = item ? c->oi : user ? c->op : ws->o;
+        uint32_t rows = item ? *T : user ? (c->coast_users ? 0 : c->U) : tt->rows;
+        size_t o = tt->offset, k = rows * (size_t)tt->cols;
+        if (len && po == to && off + len == o) {
+            len += k;
+        } else {
+            if (len) fri_optim_step_range(po, m, g + off, off, len);
+            po = to;
+            off = o;
+            len = k;
+        }
+        if (rows < tt->rows) { /* the rest of this table is skipped: flush */
+            if (len) fri_optim_step_range(po, m, g + off, off, len);
+            len = 0;
+        }
+    }
+    if (len) fri_optim_step_range(po, m, g + off, off, len);
+    if (c->coast) step_rows(ws, &ws->ci, FR_TENSOR_ITEM_TABLE, c->oi, g);
+    if (c->coast_users) step_rows(ws, &ws->cu, FR_TENSOR_USER_TABLE, c->op, g);
+    return FR_OK;
+}
+
+static fr_err fit_pass(fr_client_ws *ws, const fri_examples *ex, const pass_ctx *c, uint32_t *T, double *loss_sum) {
+    pass_rule p = {ws, c, T};
+    fri_step_rule rule = {&p, c->coast || c->coast_users ? pass_before : NULL, pass_gradient,
+                          c->mu > 0 ? pass_prox : NULL, pass_step};
+    return fri_examples_run(ex, ws->cfg.batch, ws->mcfg.loss, &rule, loss_sum);
 }
 
 static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data, uint32_t U,

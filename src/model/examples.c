@@ -1,4 +1,4 @@
-/* Training examples and the minibatch loop (see examples.h). */
+/* Training examples, the one minibatch loop and its plain step rule (see examples.h). */
 #include "model/examples.h"
 
 void fri_examples_clear(fri_examples *ex) { ex->n = 0; }
@@ -91,19 +91,52 @@ void fri_examples_shuffle(fri_examples *ex, fr_rng *rng) {
     }
 }
 
-fr_err fri_examples_fit(const fri_examples *ex, size_t batch, fr_model *m, fr_model_ws *ws, fr_grad *g,
-                        fr_optim *o, double *loss_sum) {
+fr_err fri_examples_run(const fri_examples *ex, size_t batch, fr_loss loss, const fri_step_rule *rule,
+                        double *loss_sum) {
     if (batch == 0) return fri_fail(FR_ERR_INVALID, "batch size 0");
-    bool bpr = fr_model_config_of(m)->loss == FR_LOSS_BPR;
+    bool bpr = loss == FR_LOSS_BPR;
     for (size_t s = 0; s < ex->n; s += batch) {
         size_t n = ex->n - s < batch ? ex->n - s : batch;
         fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
-        double loss = 0;
-        fr_grad_zero(g);
-        fr_err e = fr_model_loss_grad(m, ws, &b, g, &loss);
-        if (!e) e = fr_optim_step(o, m, g);
+        fri_step_loss l;
+        l.parts = 0;
+        fr_err e = FR_OK;
+        if (rule->before) e = rule->before(rule->ctx, &b);
+        if (!e) e = rule->gradient(rule->ctx, &b, &l);
+        if (!e && rule->after) e = rule->after(rule->ctx, &b);
+        if (!e) e = rule->step(rule->ctx, &b);
         if (e) return e;
-        *loss_sum += loss * (double)n;
+        for (uint32_t p = 0; p < l.parts && p < FRI_STEP_MAX_PARTS; p++) *loss_sum += l.mean[p] * (double)l.n[p];
     }
     return FR_OK;
+}
+
+/* ------------------------------------------------------------------ the plain rule */
+
+typedef struct plain {
+    fr_model *m;
+    fr_model_ws *ws;
+    fr_grad *g;
+    fr_optim *o;
+} plain;
+
+static fr_err plain_gradient(void *ctx, const fr_batch *b, fri_step_loss *l) {
+    plain *p = ctx;
+    fr_grad_zero(p->g);
+    l->parts = 1;
+    l->n[0] = b->n;
+    return fr_model_loss_grad(p->m, p->ws, b, p->g, &l->mean[0]);
+}
+
+static fr_err plain_step(void *ctx, const fr_batch *b) {
+    (void)b;
+    plain *p = ctx;
+    return fr_optim_step(p->o, p->m, p->g);
+}
+
+fr_err fri_examples_fit(const fri_examples *ex, size_t batch, fr_model *m, fr_model_ws *ws, fr_grad *g,
+                        fr_optim *o, double *loss_sum) {
+    plain p = {m, ws, g, o};
+    fri_step_rule rule = {&p, NULL, plain_gradient, NULL, plain_step};
+    return fri_examples_run(ex, batch, fr_model_config_of(m)->loss, &rule, loss_sum);
 }

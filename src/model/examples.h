@@ -1,6 +1,6 @@
-/* Training examples for one pass over some users' interactions, and the minibatch loop
- * over them. Shared by centralized training and the federated client, so both sample
- * negatives and walk minibatches the same way.
+/* Training examples for one pass over some users' interactions, and the one minibatch
+ * loop over them (with a step rule per trainer). Shared by centralized training and the
+ * federated client, so both sample negatives and walk minibatches the same way.
  *
  * Examples hold GLOBAL item ids and the caller's user row indices; a federated client
  * that trains on a compact local item table remaps items itself (fri_examples_remap).
@@ -38,7 +38,47 @@ FR_NODISCARD fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d,
 /* Shuffles the examples (Fisher-Yates, all arrays together). */
 void fri_examples_shuffle(fri_examples *ex, fr_rng *rng);
 
-/* Runs the minibatches [0,b) [b,2b) ... in order: zero grad, loss_grad, optimizer step.
+/* ------------------------------------------------------------------ the minibatch loop
+ *
+ * One loop walks minibatches for every trainer: fri_examples_fit (plain steps), the
+ * centralized trainer (shards on several threads meeting at barriers) and the federated
+ * client (coasting rows, the FedProx term, several optimizers over slab ranges). What
+ * differs is the step rule; the slicing and the loss bookkeeping are here, once. */
+
+#define FRI_STEP_MAX_PARTS 16 /* parts of a minibatch's gradient (a trainer's shards) */
+
+/* The loss of one minibatch as its gradient computed it: the mean loss and examples of
+ * each part, in part order (one part unless the rule splits the batch; none on a thread
+ * that does not keep the books). */
+typedef struct fri_step_loss {
+    uint32_t parts;
+    double mean[FRI_STEP_MAX_PARTS];
+    size_t n[FRI_STEP_MAX_PARTS];
+} fri_step_loss;
+
+/* A step rule: what happens to each minibatch b, in this order. before and after may be
+ * NULL. A callback's error ends the pass and is returned; a rule run by several threads in
+ * lockstep must make every thread return the same way at the same point. */
+typedef struct fri_step_rule {
+    void *ctx;
+    /* before the gradient (coasting: bring the rows b reads up to date) */
+    fr_err (*before)(void *ctx, const fr_batch *b);
+    /* the gradient of b, from zero, and its loss */
+    fr_err (*gradient)(void *ctx, const fr_batch *b, fri_step_loss *loss);
+    /* changes to the gradient (FedProx's proximal term) */
+    fr_err (*after)(void *ctx, const fr_batch *b);
+    /* the update */
+    fr_err (*step)(void *ctx, const fr_batch *b);
+} fri_step_rule;
+
+/* Runs the minibatches [0,batch) [batch,2 batch) ... of ex in order through rule (the
+ * batches carry labels, or BPR negatives when loss is FR_LOSS_BPR). Adds mean x examples
+ * of each part of each stepped minibatch, in order, to *loss_sum (not zeroed first: a
+ * caller sums several passes). FR_ERR_INVALID for batch 0, else the rule's errors. */
+FR_NODISCARD fr_err fri_examples_run(const fri_examples *ex, size_t batch, fr_loss loss, const fri_step_rule *rule,
+                                     double *loss_sum);
+
+/* The plain rule: zero grad, loss_grad, optimizer step, through fri_examples_run.
  * Adds the example-weighted loss sum to *loss_sum (mean loss = loss_sum / ex->n). */
 FR_NODISCARD fr_err fri_examples_fit(const fri_examples *ex, size_t batch, fr_model *m, fr_model_ws *ws,
                                      fr_grad *g, fr_optim *o, double *loss_sum);

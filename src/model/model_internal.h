@@ -12,19 +12,21 @@ typedef enum fri_init {
     FRI_INIT_KAIMING = 3, /* output layer: kaiming_uniform(a=1, sigmoid): b = sqrt(3 / fan_in) */
 } fri_init;
 
+typedef struct fri_model_family fri_model_family;
+
+#define FRI_MODEL_MAX_SLOTS 32 /* tensor roles a family may record (model.slot) */
+
 struct fr_model {
     fr_model_config cfg;                     /* as created (defaults filled in) */
+    const fri_model_family *fam;             /* the ops of cfg.kind (family.h) */
     float *params;                           /* [n_params] the slab, 64-byte aligned */
     size_t n_params;                         /* slab length */
     size_t n_shared;                         /* shared prefix length */
     int n_tensors;                           /* entries of t */
     fr_tensor t[FR_MODEL_MAX_TENSORS];       /* tensor table in slab order */
     fri_init init[FR_MODEL_MAX_TENSORS];     /* how each tensor is initialised */
-    /* tensor indices by role, -1 when the kind has none */
-    int item_f, item_b, user_f, user_b;      /* mf/bpr: factors and biases; gmf part too */
-    int item_m, user_m;                      /* mlp embeddings */
-    int lw[FR_MODEL_MAX_LAYERS], lb[FR_MODEL_MAX_LAYERS]; /* MLP layers */
-    int out_w, out_b;                        /* output layer */
+    int slot[FRI_MODEL_MAX_SLOTS];           /* tensor index by role, as the family's layout
+                                                numbers roles (-1: none); only it reads them */
 };
 
 struct fr_grad {
@@ -37,7 +39,8 @@ struct fr_grad {
 
 /* True if g was made for a model with m's layout. */
 int fri_grad_matches(const fr_grad *g, const fr_model *m);
-/* Builds the tensor table of cfg into m (no allocation). FR_ERR_INVALID on overflow. */
+/* Builds the tensor table of cfg into m with its family's layout, sets m->fam and
+ * n_shared (no allocation). FR_ERR_INVALID for an unknown kind or an overflow. */
 fr_err fri_model_layout(fr_model *m, const fr_model_config *cfg);
 
 /* Allocates a model with an uninitialised slab (checks the config). */

@@ -1,14 +1,22 @@
 /* The model file: a self-describing header, the raw user/item ids, the little-endian
  * slab and a CRC-32C over everything before it.
  *
- *   "FRMODEL\0" | u32 version | u64 total length
- *   config: u32 kind, loss, n_users, n_items, dim, mlp_dim, n_layers, layers[8];
- *           f32 l2, mu, init_std; u64 seed
+ *   "FRMODEL\0" | u32 version (2) | u64 total length
+ *   config (fri_model_config_put; also the model part of a federation's TASK):
+ *       u32 name length (1..31) + the kind's name ("neumf", no NUL)
+ *       u32 loss, n_users, n_items; u64 seed; f32 l2, init_std
+ *       u32 block length + the kind's parameter block (written and read by its family:
+ *           dim, MLP widths, bias_l2, mu... see the family files)
  *   u32 n_tensors, then per tensor: name[32] (NUL padded), u32 kind, rows, cols, u64 offset
  *   meta: u64 round, epoch, seed; u32 json length + bytes
  *   u32 flags (1 = user ids, 2 = item ids), then i64[n_users], i64[n_items] as flagged
  *   u64 n_params, f32[n_params]
  *   u32 CRC-32C of all the bytes above
+ * A kind is stored by name and its parameters in a block of its own length, so a new
+ * model family needs no new format version. Version 1 (kind as a number 1..5 and a fixed
+ * config: u32 kind, loss, n_users, n_items, dim, mlp_dim, n_layers, layers[8]; f32 l2,
+ * mu, init_std; u64 seed) is still read, with bias_l2 = 0 (it did not store it: "as
+ * l2"), so older models and checkpoints stay usable; it is never written.
  * Invariants: the decoder checks every length against the bytes left before reading or
  * allocating, checks the CRC before trusting any content, and accepts a tensor table
  * only if it is exactly the layout the stored config gives. */
@@ -16,6 +24,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "model/family.h"
 #include "model/model_internal.h"
 
 static const uint8_t MAGIC[8] = {'F', 'R', 'M', 'O', 'D', 'E', 'L', 0};
@@ -32,27 +41,75 @@ void fr_model_meta_destroy(fr_model_meta *meta) {
 void fr_model_bytes_free(uint8_t *bytes) { fri_free(bytes); }
 
 void fri_model_config_put(fri_buf *b, const fr_model_config *c) {
-    fri_buf_u32(b, (uint32_t)c->kind);
+    const char *name = fr_model_kind_name(c->kind);
+    const fri_model_family *f = fri_model_family_of(c->kind);
+    size_t nl = strlen(name);
+    fri_buf_u32(b, (uint32_t)nl);
+    fri_buf_put(b, name, nl);
     fri_buf_u32(b, (uint32_t)c->loss);
     fri_buf_u32(b, c->n_users);
     fri_buf_u32(b, c->n_items);
-    fri_buf_u32(b, c->dim);
-    fri_buf_u32(b, c->mlp_dim);
-    fri_buf_u32(b, c->n_layers);
-    for (int l = 0; l < FR_MODEL_MAX_LAYERS; l++) fri_buf_u32(b, c->layers[l]);
-    fri_buf_f32(b, c->l2);
-    fri_buf_f32(b, c->mu);
-    fri_buf_f32(b, c->init_std);
     fri_buf_u64(b, c->seed);
+    fri_buf_f32(b, c->l2);
+    fri_buf_f32(b, c->init_std);
+    /* the block's length is patched once the family has written it */
+    size_t at = b->len;
+    fri_buf_u32(b, 0);
+    if (f) f->params_put(b, c);
+    if (!b->err) fri_put_u32(b->data + at, (uint32_t)(b->len - at - 4));
 }
 
 fr_err fri_model_config_get(fri_rd *r, fr_model_config *c) {
+    memset(c, 0, sizeof *c);
+    uint32_t nl;
+    const uint8_t *name;
+    fr_err e;
+    if ((e = fri_rd_u32(r, &nl, "kind name length"))) return e;
+    if (nl == 0 || nl >= FRI_MODEL_KIND_NAME_MAX)
+        return fri_fail(FR_ERR_FORMAT, "%s: %s: kind name of %u bytes: expected 1..%d", r->name, r->kind, nl,
+                        FRI_MODEL_KIND_NAME_MAX - 1);
+    if ((e = fri_rd_bytes(r, &name, nl, "kind name"))) return e;
+    fr_model_kind kind = fri_model_kind_find((const char *)name, nl);
+    if (!kind) {
+        char shown[FRI_MODEL_KIND_NAME_MAX], known[512];
+        for (uint32_t i = 0; i < nl; i++) shown[i] = name[i] >= 0x20 && name[i] < 0x7f ? (char)name[i] : '?';
+        shown[nl] = 0;
+        fri_model_kind_list(known, sizeof known);
+        return fri_fail(FR_ERR_FORMAT, "%s: %s: model kind '%s' is unknown to this build (it knows %s)", r->name,
+                        r->kind, shown, known);
+    }
+    /* the kind's defaults under what is stored: fields the kind does not use keep them */
+    fr_model_config_default(c, kind);
+    uint32_t loss, blen;
+    if ((e = fri_rd_u32(r, &loss, "loss")) || (e = fri_rd_u32(r, &c->n_users, "n_users")) ||
+        (e = fri_rd_u32(r, &c->n_items, "n_items")) || (e = fri_rd_u64(r, &c->seed, "seed")) ||
+        (e = fri_rd_f32(r, &c->l2, "l2")) || (e = fri_rd_f32(r, &c->init_std, "init_std")) ||
+        (e = fri_rd_u32(r, &blen, "parameter block length")) || (e = fri_rd_need(r, blen, "parameter block")))
+        return e;
+    c->loss = (fr_loss)loss;
+    /* the family reads its block through a reader that ends with it */
+    fri_rd blk = *r;
+    blk.n = r->at + blen;
+    if ((e = fri_model_family_of(kind)->params_get(&blk, c))) return e;
+    if (blk.at != blk.n)
+        return fri_fail(FR_ERR_FORMAT, "%s: %s: %zu unexpected bytes in the %s parameter block", r->name, r->kind,
+                        blk.n - blk.at, fr_model_kind_name(kind));
+    r->at = blk.n;
+    if (fr_model_config_check(c) != FR_OK) return fri_fail_prefix(FR_ERR_FORMAT, "%s: bad model config", r->name);
+    return FR_OK;
+}
+
+/* The config of a version 1 file: fixed fields, the kind as its number. */
+static fr_err config_get_v1(fri_rd *r, fr_model_config *c) {
     memset(c, 0, sizeof *c);
     uint32_t v[7];
     static const char *fields[7] = {"kind", "loss", "n_users", "n_items", "dim", "mlp_dim", "n_layers"};
     fr_err e;
     for (int i = 0; i < 7; i++)
         if ((e = fri_rd_u32(r, &v[i], fields[i]))) return e;
+    if (v[0] < 1 || v[0] > FRI_MODEL_V1_KINDS)
+        return fri_fail(FR_ERR_FORMAT, "%s: %s: model kind %u: version 1 files hold kinds 1..%d", r->name, r->kind,
+                        v[0], FRI_MODEL_V1_KINDS);
     c->kind = (fr_model_kind)v[0];
     c->loss = (fr_loss)v[1];
     c->n_users = v[2];
@@ -65,6 +122,7 @@ fr_err fri_model_config_get(fri_rd *r, fr_model_config *c) {
     if ((e = fri_rd_f32(r, &c->l2, "l2")) || (e = fri_rd_f32(r, &c->mu, "mu")) ||
         (e = fri_rd_f32(r, &c->init_std, "init_std")) || (e = fri_rd_u64(r, &c->seed, "seed")))
         return e;
+    c->bias_l2 = 0.0f; /* not stored by version 1: "as l2" */
     if (fr_model_config_check(c) != FR_OK) return fri_fail_prefix(FR_ERR_FORMAT, "%s: bad model config", r->name);
     return FR_OK;
 }
@@ -137,8 +195,8 @@ fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const cha
     uint32_t version;
     uint64_t total;
     if ((e = fri_rd_u32(&r, &version, "version"))) return e;
-    if (version != FR_MODEL_FILE_VERSION)
-        return fri_fail(FR_ERR_VERSION, "%s: model file version %u: this build reads version %u", name,
+    if (version != 1 && version != FR_MODEL_FILE_VERSION)
+        return fri_fail(FR_ERR_VERSION, "%s: model file version %u: this build reads versions 1 to %u", name,
                         version, FR_MODEL_FILE_VERSION);
     if ((e = fri_rd_u64(&r, &total, "file length"))) return e;
     if (total != n)
@@ -152,7 +210,7 @@ fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const cha
     r.n = n - 4; /* the CRC is not content */
 
     fr_model_config c;
-    if ((e = fri_model_config_get(&r, &c))) return e;
+    if ((e = version == 1 ? config_get_v1(&r, &c) : fri_model_config_get(&r, &c))) return e;
     /* the layout the config gives; allocation-free, so checked before allocating */
     fr_model lay;
     memset(&lay, 0, sizeof lay);

@@ -11,14 +11,15 @@
  *     update is elementwise, so the split of the slab changes no float;
  *   - sparse-row optimizer: one thread combines the shard gradients (fr_grad_combine, in
  *     shard order) and takes the step.
- * The minibatch loop runs inside ONE fr_pool_for per epoch: each pool worker takes one
- * role and the roles meet at a barrier twice per minibatch (three times in sparse mode) (a condvar
- * wake-up per phase would cost more than a NeuMF shard's compute). */
+ * The minibatch loop (fri_examples_run, with this file's step rule) runs inside ONE
+ * fr_pool_for per epoch: each pool worker takes one role, runs the loop over the same
+ * minibatches, and the roles meet at a barrier twice per minibatch (three times in sparse
+ * mode): a condvar wake-up per phase would cost more than a NeuMF shard's compute. The
+ * first error of any role is latched (fri_latch) and acted on after a barrier. */
 #include <math.h>
 #include <pthread.h>
-#include <unistd.h>
-#include <stdio.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "fedrec/train.h"
 #include "model/examples.h"
@@ -26,6 +27,7 @@
 
 #define SMALL_BATCH 128 /* below this, the minibatch loop runs on one thread */
 #define N_BLOCKS 64 /* user blocks for example building (fixed: part of no result) */
+#define RANGE_CHUNK 2048 /* floats of gradient summed at a time before the update */
 
 void fr_train_config_default(fr_train_config *c) {
     memset(c, 0, sizeof *c);
@@ -108,12 +110,11 @@ struct fr_trainer {
     spin_barrier bar;
     double shard_loss[FR_TRAIN_MAX_SHARDS];   /* mean loss of each shard this step */
     size_t shard_n[FR_TRAIN_MAX_SHARDS];      /* examples of each shard this step */
-    fr_err shard_err[FR_TRAIN_MAX_SHARDS];    /* status of each shard this step */
-    atomic_int stop;                          /* set by role 0 on an error, read after a barrier */
-    fr_err err;                               /* the first error (role 0 writes) */
-    char errmsg[256];                         /* its message (messages are thread-local) */
-    double loss_sum;                          /* example-weighted loss sum of the epoch */
+    fri_latch err;                            /* the first error of any role; read after a barrier */
+    double loss_sum;                          /* example-weighted loss sum of the epoch (role 0) */
 };
+
+_Static_assert(FR_TRAIN_MAX_SHARDS <= FRI_STEP_MAX_PARTS, "a minibatch's shards are its loss parts");
 
 void fr_trainer_free(fr_trainer *t) {
     if (!t) return;
@@ -218,18 +219,19 @@ static fr_err build_examples(fr_trainer *t) {
 
 /* ------------------------------------------------------------------ fit loop */
 
-static void set_error(fr_trainer *t, fr_err e) {
-    t->err = e;
-    snprintf(t->errmsg, sizeof t->errmsg, "%s", fr_errmsg());
-    atomic_store(&t->stop, 1);
-}
+/* One role's view of the step rule (fri_examples_run): every role runs the loop over the
+ * same minibatches in lockstep, computes its shards and its part of the update, and meets
+ * the others at the barriers. Errors are latched (t->err) and acted on only right after
+ * a barrier, where every role sees the same latch and leaves the loop together. */
+typedef struct role_rule {
+    fr_trainer *t;
+    size_t role;
+    float tmp[RANGE_CHUNK];   /* dense mode: a chunk of the combined gradient */
+} role_rule;
 
 /* Sparse mode, role 0 between the phases: combine the shard gradients into g[0] in shard
  * order and take the (serial) sparse-row optimizer step. */
-static void combine_and_begin(fr_trainer *t, size_t n) {
-    double sum = 0;
-    for (uint32_t s = 0; s < t->cfg.shards; s++) sum += t->shard_loss[s] * (double)t->shard_n[s];
-    t->loss_sum += sum;
+static void combine_and_step(fr_trainer *t, size_t n) {
     fr_err e = FR_OK;
     if (t->cfg.shards > 1) {
         float w0 = (float)((double)t->shard_n[0] / (double)n);
@@ -241,10 +243,8 @@ static void combine_and_begin(fr_trainer *t, size_t n) {
         }
     }
     if (!e) e = fr_optim_step(t->o, t->m, t->g[0]);
-    if (e) set_error(t, e);
+    fri_latch_set(&t->err, e, NULL);
 }
-
-#define RANGE_CHUNK 2048 /* floats of gradient summed at a time before the update */
 
 /* Dense mode, one role's slab range: g = sum over shards (in shard order) of
  * (n_s / n) * g_s, a chunk at a time into scratch, then the update rule on the chunk. */
@@ -273,67 +273,86 @@ static void dense_step_range(fr_trainer *t, size_t lo, size_t hi, size_t n, floa
     }
 }
 
+/* Whether some role latched an error: read right after a barrier, so every role sees the
+ * same answer and leaves the loop at the same point (the latch keeps the real error and
+ * its message; the code returned here only ends the loop). */
+static fr_err stopped(fr_trainer *t) { return fri_latch_failed(&t->err) ? FR_ERR_STATE : FR_OK; }
+
+/* Dense mode: role 0 counts the step before the shards' phase (fri_optim_step_begin). */
+static fr_err role_before(void *ctx, const fr_batch *b) {
+    (void)b;
+    role_rule *r = ctx;
+    if (r->role == 0) fri_latch_set(&r->t->err, fri_optim_step_begin(r->t->o, r->t->m, r->t->g[0]), NULL);
+    return FR_OK;
+}
+
+/* Phase A: this role's shards (shard s holds examples [n s / S, n (s+1) / S) of b), then
+ * the barrier; role 0 reports every shard's loss. */
+static fr_err role_gradient(void *ctx, const fr_batch *b, fri_step_loss *l) {
+    role_rule *r = ctx;
+    fr_trainer *t = r->t;
+    const size_t S = t->cfg.shards, P = t->parties, n = b->n;
+    for (size_t s = r->role; s < S; s += P) {
+        size_t lo = n * s / S, hi = n * (s + 1) / S;
+        t->shard_n[s] = hi - lo;
+        t->shard_loss[s] = 0;
+        fr_grad_zero(t->g[s]);
+        if (hi == lo) continue;
+        fr_batch sb = {b->users + lo, b->items + lo, b->label ? b->label + lo : NULL, b->neg ? b->neg + lo : NULL,
+                       hi - lo};
+        fri_latch_set(&t->err, fr_model_loss_grad(t->m, t->ws[s], &sb, t->g[s], &t->shard_loss[s]), NULL);
+    }
+    barrier_wait(&t->bar);
+    fr_err e = stopped(t);
+    if (e) return e;
+    l->parts = r->role == 0 ? (uint32_t)S : 0;
+    for (uint32_t s = 0; s < l->parts; s++) {
+        l->mean[s] = t->shard_loss[s];
+        l->n[s] = t->shard_n[s];
+    }
+    return FR_OK;
+}
+
+/* Phase B: dense, each role sums the shard gradients over its slab range and updates it;
+ * sparse, role 0 combines in shard order and steps while the others wait. */
+static fr_err role_step(void *ctx, const fr_batch *b) {
+    role_rule *r = ctx;
+    fr_trainer *t = r->t;
+    const size_t P = t->parties, role = r->role;
+    if (fri_optim_is_dense(t->o)) {
+        const size_t np = fr_model_n_params(t->m);
+        size_t lo = np * role / P, hi = np * (role + 1) / P;
+        lo &= ~(size_t)15;
+        hi = role + 1 == P ? np : hi & ~(size_t)15;
+        if (hi > lo) dense_step_range(t, lo, hi, b->n, r->tmp);
+    } else {
+        if (role == 0) combine_and_step(t, b->n);
+        barrier_wait(&t->bar);
+        fr_err e = stopped(t);
+        if (e) return e;
+    }
+    barrier_wait(&t->bar);
+    return FR_OK;
+}
+
 static void fit_role(void *ctx, size_t role, int worker) {
     (void)worker;
     fr_trainer *t = ctx;
-    const fri_examples *ex = &t->ex;
-    const size_t B = t->cfg.batch, S = t->cfg.shards, P = t->parties;
-    const bool bpr = t->loss == FR_LOSS_BPR, dense = fri_optim_is_dense(t->o);
-    const size_t np = fr_model_n_params(t->m);
-    float tmp[RANGE_CHUNK];
-    for (size_t at = 0; at < ex->n; at += B) {
-        size_t n = ex->n - at < B ? ex->n - at : B;
-        /* phase A: shard gradients; shard s holds examples [at + lo_s, at + hi_s) */
-        if (dense && role == 0) {
-            fr_err e = fri_optim_step_begin(t->o, t->m, t->g[0]);
-            if (e) set_error(t, e);
-        }
-        for (size_t s = role; s < S; s += P) {
-            size_t lo = n * s / S, hi = n * (s + 1) / S;
-            t->shard_n[s] = hi - lo;
-            t->shard_loss[s] = 0;
-            t->shard_err[s] = FR_OK;
-            fr_grad_zero(t->g[s]);
-            if (hi == lo) continue;
-            size_t o = at + lo;
-            fr_batch b = {ex->user + o, ex->item + o, bpr ? NULL : ex->label + o, bpr ? ex->neg + o : NULL, hi - lo};
-            t->shard_err[s] = fr_model_loss_grad(t->m, t->ws[s], &b, t->g[s], &t->shard_loss[s]);
-        }
-        barrier_wait(&t->bar);
-        bool failed = atomic_load(&t->stop) != 0;
-        for (size_t s = 0; s < S; s++) failed |= t->shard_err[s] != FR_OK;
-        if (failed) {
-            if (role == 0)
-                for (size_t s = 0; s < S; s++)
-                    if (t->shard_err[s]) { set_error(t, t->shard_err[s]); break; }
-            return;
-        }
-        if (dense) {
-            /* phase B: each role sums the shard gradients over its slab range and updates it */
-            if (role == 0)
-                for (size_t s = 0; s < S; s++) t->loss_sum += t->shard_loss[s] * (double)t->shard_n[s];
-            size_t lo = np * role / P, hi = np * (role + 1) / P;
-            lo &= ~(size_t)15;
-            hi = role + 1 == P ? np : hi & ~(size_t)15;
-            if (hi > lo) dense_step_range(t, lo, hi, n, tmp);
-        } else {
-            /* phase B: one role combines in shard order and takes the sparse step */
-            if (role == 0) combine_and_begin(t, n);
-            barrier_wait(&t->bar);
-            if (atomic_load(&t->stop)) return;
-        }
-        barrier_wait(&t->bar);
-    }
+    role_rule r = {.t = t, .role = role};
+    bool dense = fri_optim_is_dense(t->o);
+    fri_step_rule rule = {&r, dense ? role_before : NULL, role_gradient, NULL, role_step};
+    double ignored = 0; /* role 0 keeps the books */
+    fr_err e = fri_examples_run(&t->ex, t->cfg.batch, t->loss, &rule, role == 0 ? &t->loss_sum : &ignored);
+    fri_latch_set(&t->err, e, NULL);
 }
 
 fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
     fr_err e = build_examples(t);
     if (e) return e;
     t->loss_sum = 0;
-    t->err = FR_OK;
-    atomic_store(&t->stop, 0);
+    fri_latch_reset(&t->err);
     fr_pool_for(t->pool, t->parties, 1, fit_role, t);
-    if (t->err) return fri_fail(t->err, "%s", t->errmsg);
+    if ((e = fri_latch_get(&t->err))) return e;
     t->epoch++;
     if (mean_loss) *mean_loss = t->ex.n ? t->loss_sum / (double)t->ex.n : 0.0;
     return FR_OK;

@@ -1,0 +1,130 @@
+/* The model interface: one ops table per model family, and the registry of families.
+ *
+ * A family (src/model/model_<family>.c) is everything that differs between model kinds:
+ * the defaults and checks of its kinds' configs, the tensor layout and how each tensor
+ * is initialised, the per-batch workspace, the loss and its gradient, scoring, whether a
+ * kind predicts ratings, and the kind's parameter block in the model file. Everything
+ * else (the slab, tensors, gradients, rowsets, initialisation, batch checks, the model
+ * file around the block) is generic code in model.c and modelfile.c, and no code outside
+ * the family files and the registry (registry.c) tests which kind a model is.
+ *
+ * Kind values: the registry numbers the kinds of its families in order, from 1: the
+ * built-in list in registry.c gives mf, bpr (model_mf.c) and gmf, mlp, neumf
+ * (model_ncf.c) the values 1..5 of the public fr_model_kind enum (never reorder it:
+ * model files of version 1, checkpoints and tests rely on them). A family registered at
+ * run time (fri_model_register) gets the next free values. Model files of version 2
+ * store a kind by NAME, so a new kind needs no number in any file.
+ *
+ * Adding a family: one file defining a `const fri_model_family` and one line in the
+ * built-in list of registry.c (or fri_model_register, as tests/test_family.c does). */
+#ifndef FEDREC_SRC_MODEL_FAMILY_H
+#define FEDREC_SRC_MODEL_FAMILY_H
+
+#include "model/model_internal.h"
+
+#define FRI_MODEL_MAX_KINDS 32    /* kinds registered, built-ins included */
+#define FRI_MODEL_KIND_NAME_MAX 32 /* a kind's name is 1..31 bytes of [a-z0-9_-] */
+#define FRI_MODEL_V1_KINDS 5      /* version 1 model files number kinds 1..5 (the built-ins) */
+
+typedef struct fri_model_kind_def {
+    const char *name;       /* "mf": in model files, on the command line, in messages */
+    bool explicit_ratings;  /* predicts ratings (RMSE/MAE), else ranks items (HR, NDCG) */
+} fri_model_kind_def;
+
+typedef struct fri_model_family {
+    const char *name;                /* the family, for messages */
+    const fri_model_kind_def *kinds; /* [n_kinds], numbered in this order by the registry */
+    int n_kinds;
+    float init_std;                  /* N(0, std) of embeddings when the config's init_std is 0 */
+
+    /* --- config */
+    /* c is zeroed, with kind and seed (1) set: fill in the kind's defaults. */
+    void (*config_default)(fr_model_config *c);
+    /* The family's part of fr_model_config_check, called after the generic fields (n_items,
+     * sizes) pass: FR_ERR_INVALID (fri_fail) naming the field and the allowed values. */
+    fr_err (*config_check)(const fr_model_config *c);
+    /* The kind's parameter block of the config section (model file, TASK message): every
+     * field of c that scoring or training needs and that is not a common field (kind name,
+     * loss, n_users, n_items, seed, l2, init_std). get reads what put wrote, through r,
+     * which is bounded to the block (a short block is FR_ERR_FORMAT from the reader; bytes
+     * left over are refused by the caller), into c, which holds the kind's defaults and the
+     * common fields already. get checks counts before using them (c is checked after). */
+    void (*params_put)(fri_buf *b, const fr_model_config *c);
+    fr_err (*params_get)(fri_rd *r, fr_model_config *c);
+
+    /* --- layout */
+    /* Adds the tensors of c (fri_model_add_tensor) in slab order: shared tensors first,
+     * the private user tables last (fri_model_layout checks it), each with its init kind;
+     * records in m->slot[] the tensor indices its ops look up. No allocation. */
+    fr_err (*layout)(fr_model *m, const fr_model_config *c);
+
+    /* --- workspace */
+    size_t ws_size; /* bytes of the family's workspace struct (zeroed before ws_carve) */
+    /* The floats of the workspace arena for batches of up to max_batch examples. With ws
+     * NULL (and arena NULL), only counts them; else points ws's buffers into arena (zeroed,
+     * 64-byte aligned) and returns the same count. fri_carve keeps every buffer aligned. */
+    size_t (*ws_carve)(void *ws, float *arena, const fr_model_config *c, size_t max_batch);
+    /* True if a workspace carved for config a serves a model of config b (same kind; n_users
+     * and n_items may differ). */
+    bool (*ws_fits)(const fr_model_config *a, const fr_model_config *b);
+
+    /* --- math: the batch has been checked (1 <= n <= max batch, every index in range,
+     * label or neg present as the loss needs; g has m's layout) */
+    /* The mean loss over b plus the L2 term in *loss; ADDS the gradient into g and marks the
+     * embedding rows it adds to (fr_grad.rows). No allocation. */
+    fr_err (*loss_grad)(const fr_model *m, void *ws, const fr_batch *b, fr_grad *g, double *loss);
+    /* The same loss without the gradient. */
+    fr_err (*loss)(const fr_model *m, void *ws, const fr_batch *b, double *loss);
+    /* Scores of n <= max batch (user, item) pairs into out: the predicted rating for an
+     * explicit kind, else a logit (higher ranks first). */
+    void (*score)(const fr_model *m, void *ws, const uint32_t *users, const uint32_t *items, size_t n,
+                  float *out);
+} fri_model_family;
+
+/* The built-in families (model_mf.c, model_ncf.c). */
+extern const fri_model_family fri_model_family_mf;
+extern const fri_model_family fri_model_family_ncf;
+
+/* ------------------------------------------------------------------ registry */
+
+/* The family of kind, or NULL for a kind nobody registered. */
+const fri_model_family *fri_model_family_of(fr_model_kind kind);
+/* The kind called name[0, len) (not NUL-terminated), or 0 if none is. */
+fr_model_kind fri_model_kind_find(const char *name, size_t len);
+/* The registered kind names, ", "-separated, into buf (for messages; truncated to n). */
+void fri_model_kind_list(char *buf, size_t n);
+/* Registers a family: its kinds get the next free values, the first in *first, the
+ * others following. Registering the same table again gives the same values.
+ * FR_ERR_INVALID: a kind name taken or malformed, an op missing, no kinds, or more than
+ * FRI_MODEL_MAX_KINDS kinds in all. Thread-safe against other registrations; register
+ * before creating models of the family (lookups do not lock). */
+FR_NODISCARD fr_err fri_model_register(const fri_model_family *f, fr_model_kind *first);
+
+/* ------------------------------------------------------------------ helpers for families */
+
+/* Appends a tensor to m's table: rows x cols floats at the end of the slab, initialised
+ * as `init` says. *idx (may be NULL) gets its index. FR_ERR_INVALID if it would overflow
+ * the slab, FR_ERR_INTERNAL past FR_MODEL_MAX_TENSORS. */
+fr_err fri_model_add_tensor(fr_model *m, const char *name, uint32_t rows, uint32_t cols, fr_tensor_kind kind,
+                            fri_init init, int *idx);
+
+/* The values of tensor t, and its gradient in g. */
+static inline const float *fri_model_data(const fr_model *m, int t) { return m->params + m->t[t].offset; }
+static inline float *fri_grad_of(fr_grad *g, int t) { return g->g + g->t[t].offset; }
+
+/* Carving a workspace arena: each buffer starts on a 64-byte boundary. With base NULL it
+ * only counts (fri_model_family.ws_carve). */
+typedef struct fri_carver {
+    float *base; /* the arena, or NULL when counting */
+    size_t at;   /* floats used so far */
+} fri_carver;
+static inline float *fri_carve(fri_carver *c, size_t n) {
+    float *p = c->base ? c->base + c->at : NULL;
+    c->at += (n + 15) / 16 * 16;
+    return p;
+}
+
+/* "mse", "bce", "bpr", "?" */
+const char *fri_loss_name(fr_loss l);
+
+#endif

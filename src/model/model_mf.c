@@ -1,0 +1,194 @@
+/* The matrix-factorisation family (family.h): `mf`, biased MF for explicit ratings
+ * (mu + b_u + b_i + p_u.q_i, MSE, the anchor's L2 on the rows and biases an example
+ * uses), and `bpr`, implicit MF (p_u.q_i with the BPR loss on (u, pos, neg) or BCE).
+ * Layout: item_factor [n_items x dim] (+ item_bias [n_items x 1] for mf) shared, then
+ * user_factor [n_users x dim] (+ user_bias for mf) private.
+ * Parameter block in the config section: u32 dim; mf adds f32 bias_l2, f32 mu. */
+#include <math.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "model/family.h"
+#include "model/layers.h"
+
+/* roles in m->slot */
+enum { ITEM_F, ITEM_B, USER_F, USER_B };
+
+static void config_default(fr_model_config *c) {
+    c->dim = 32;
+    c->loss = c->kind == FR_MODEL_MF ? FR_LOSS_MSE : FR_LOSS_BPR;
+    c->l2 = c->kind == FR_MODEL_MF ? 0.1f : 0.0f; /* the MF anchor's --reg default */
+}
+
+static fr_err config_check(const fr_model_config *c) {
+    const char *k = fr_model_kind_name(c->kind);
+    if (c->dim == 0 || c->dim > 4096) return fri_fail(FR_ERR_INVALID, "%s: dim %u: expected 1..4096", k, c->dim);
+    if (c->kind == FR_MODEL_MF && c->loss != FR_LOSS_MSE)
+        return fri_fail(FR_ERR_INVALID, "mf: loss %s: mf is trained with mse", fri_loss_name(c->loss));
+    if (c->kind == FR_MODEL_BPR && c->loss != FR_LOSS_BPR && c->loss != FR_LOSS_BCE)
+        return fri_fail(FR_ERR_INVALID, "bpr: loss %s: expected bpr or bce", fri_loss_name(c->loss));
+    return FR_OK;
+}
+
+static void params_put(fri_buf *b, const fr_model_config *c) {
+    fri_buf_u32(b, c->dim);
+    if (c->kind == FR_MODEL_MF) {
+        fri_buf_f32(b, c->bias_l2);
+        fri_buf_f32(b, c->mu);
+    }
+}
+
+static fr_err params_get(fri_rd *r, fr_model_config *c) {
+    fr_err e = fri_rd_u32(r, &c->dim, "dim");
+    if (!e && c->kind == FR_MODEL_MF && !(e = fri_rd_f32(r, &c->bias_l2, "bias_l2"))) e = fri_rd_f32(r, &c->mu, "mu");
+    return e;
+}
+
+static fr_err layout(fr_model *m, const fr_model_config *c) {
+    bool mf = c->kind == FR_MODEL_MF;
+    fr_err e = fri_model_add_tensor(m, "item_factor", c->n_items, c->dim, FR_TENSOR_ITEM_TABLE, FRI_INIT_NORMAL,
+                                    &m->slot[ITEM_F]);
+    if (!e && mf)
+        e = fri_model_add_tensor(m, "item_bias", c->n_items, 1, FR_TENSOR_ITEM_TABLE, FRI_INIT_ZERO, &m->slot[ITEM_B]);
+    if (!e)
+        e = fri_model_add_tensor(m, "user_factor", c->n_users, c->dim, FR_TENSOR_USER_TABLE, FRI_INIT_NORMAL,
+                                 &m->slot[USER_F]);
+    if (!e && mf)
+        e = fri_model_add_tensor(m, "user_bias", c->n_users, 1, FR_TENSOR_USER_TABLE, FRI_INIT_ZERO, &m->slot[USER_B]);
+    return e;
+}
+
+/* ---------------------------------------------------------------- workspace */
+
+typedef struct mf_ws {
+    float *p, *q, *qn;      /* [B,dim] gathered user rows, item rows, BPR negative rows */
+    float *dp, *dq, *dqn;   /* [B,dim] their gradients */
+    float *bu, *bi;         /* [B] mf biases */
+    float *dbu, *dbi;       /* [B] their gradients */
+    float *s, *sn, *ds, *dsn; /* [B] scores (pos, neg) and their gradients */
+} mf_ws;
+
+static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
+    mf_ws tmp, *w = wsp ? wsp : &tmp;
+    fri_carver cv = {arena, 0};
+    size_t d = c->dim;
+    w->p = fri_carve(&cv, B * d); w->q = fri_carve(&cv, B * d); w->qn = fri_carve(&cv, B * d);
+    w->dp = fri_carve(&cv, B * d); w->dq = fri_carve(&cv, B * d); w->dqn = fri_carve(&cv, B * d);
+    w->bu = fri_carve(&cv, B); w->bi = fri_carve(&cv, B); w->dbu = fri_carve(&cv, B); w->dbi = fri_carve(&cv, B);
+    w->s = fri_carve(&cv, B); w->sn = fri_carve(&cv, B); w->ds = fri_carve(&cv, B); w->dsn = fri_carve(&cv, B);
+    return cv.at;
+}
+
+static bool ws_fits(const fr_model_config *a, const fr_model_config *b) { return a->dim == b->dim; }
+
+/* ---------------------------------------------------------------- math */
+
+/* scores of (users, items) into ws->s */
+static void mf_scores(const fr_model *m, mf_ws *ws, const uint32_t *users, const uint32_t *items, size_t B) {
+    size_t d = m->cfg.dim;
+    fri_embedding_forward(ws->p, fri_model_data(m, m->slot[USER_F]), users, B, d); /* [B,d] */
+    fri_embedding_forward(ws->q, fri_model_data(m, m->slot[ITEM_F]), items, B, d); /* [B,d] */
+    fri_dot_forward(ws->s, ws->p, ws->q, B, d);                                  /* [B] */
+    if (m->cfg.kind == FR_MODEL_MF) {
+        fri_embedding_forward(ws->bu, fri_model_data(m, m->slot[USER_B]), users, B, 1);
+        fri_embedding_forward(ws->bi, fri_model_data(m, m->slot[ITEM_B]), items, B, 1);
+        for (size_t i = 0; i < B; i++) ws->s[i] += m->cfg.mu + ws->bu[i] + ws->bi[i];
+    }
+}
+
+/* The loss, and with g its gradient. */
+static double loss_impl(const fr_model *m, mf_ws *ws, const fr_batch *b, fr_grad *g) {
+    const fr_model_config *c = &m->cfg;
+    size_t B = b->n, d = c->dim;
+    double l2s = (double)c->l2 / (double)B, L;
+    const int item_f = m->slot[ITEM_F], user_f = m->slot[USER_F];
+    mf_scores(m, ws, b->users, b->items, B);
+    int bpr = c->loss == FR_LOSS_BPR;
+    if (bpr) {
+        fri_embedding_forward(ws->qn, fri_model_data(m, item_f), b->neg, B, d);
+        fri_dot_forward(ws->sn, ws->p, ws->qn, B, d);
+        L = fri_bpr_forward_backward(g ? ws->ds : NULL, g ? ws->dsn : NULL, ws->s, ws->sn, B);
+    } else if (c->loss == FR_LOSS_MSE) {
+        L = fri_mse_forward_backward(g ? ws->ds : NULL, ws->s, b->label, B);
+    } else {
+        L = fri_bce_forward_backward(g ? ws->ds : NULL, ws->s, b->label, B);
+    }
+    float *dp = g ? ws->dp : NULL, *dq = g ? ws->dq : NULL;
+    if (g) {
+        memset(ws->dp, 0, B * d * sizeof(float));
+        memset(ws->dq, 0, B * d * sizeof(float));
+    }
+    if (l2s > 0) {
+        L += fri_l2_forward_backward(dp, ws->p, B, d, l2s);
+        L += fri_l2_forward_backward(dq, ws->q, B, d, l2s);
+        if (bpr) {
+            if (g) memset(ws->dqn, 0, B * d * sizeof(float));
+            L += fri_l2_forward_backward(g ? ws->dqn : NULL, ws->qn, B, d, l2s);
+        }
+    }
+    if (c->kind == FR_MODEL_MF) {
+        if (g) { memset(ws->dbu, 0, B * sizeof(float)); memset(ws->dbi, 0, B * sizeof(float)); }
+        /* bias_l2 = 0 means "as l2", the anchor's single lambda */
+        double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / (double)B : l2s;
+        if (bl2s > 0) {
+            L += fri_l2_forward_backward(g ? ws->dbu : NULL, ws->bu, B, 1, bl2s);
+            L += fri_l2_forward_backward(g ? ws->dbi : NULL, ws->bi, B, 1, bl2s);
+        }
+    }
+    if (g) {
+        fri_dot_backward(ws->dp, ws->dq, ws->ds, ws->p, ws->q, B, d);
+        if (bpr) {
+            if (!(l2s > 0)) memset(ws->dqn, 0, B * d * sizeof(float));
+            fri_dot_backward(ws->dp, ws->dqn, ws->dsn, ws->p, ws->qn, B, d);
+            fri_embedding_backward(fri_grad_of(g, item_f), &g->rows[item_f], ws->dqn, b->neg, B, d);
+        }
+        fri_embedding_backward(fri_grad_of(g, user_f), &g->rows[user_f], ws->dp, b->users, B, d);
+        fri_embedding_backward(fri_grad_of(g, item_f), &g->rows[item_f], ws->dq, b->items, B, d);
+        if (c->kind == FR_MODEL_MF) {
+            const int user_b = m->slot[USER_B], item_b = m->slot[ITEM_B];
+            for (size_t i = 0; i < B; i++) { ws->dbu[i] += ws->ds[i]; ws->dbi[i] += ws->ds[i]; }
+            fri_embedding_backward(fri_grad_of(g, user_b), &g->rows[user_b], ws->dbu, b->users, B, 1);
+            fri_embedding_backward(fri_grad_of(g, item_b), &g->rows[item_b], ws->dbi, b->items, B, 1);
+        }
+    }
+    return L;
+}
+
+static fr_err loss_grad(const fr_model *m, void *ws, const fr_batch *b, fr_grad *g, double *loss) {
+    *loss = loss_impl(m, ws, b, g);
+    return FR_OK;
+}
+
+static fr_err loss_only(const fr_model *m, void *ws, const fr_batch *b, double *loss) {
+    *loss = loss_impl(m, ws, b, NULL);
+    return FR_OK;
+}
+
+static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
+    mf_ws *ws = wsp;
+    mf_scores(m, ws, users, items, n);
+    memcpy(out, ws->s, n * sizeof(float));
+}
+
+static const fri_model_kind_def kinds[] = {
+    {"mf", true},   /* FR_MODEL_MF */
+    {"bpr", false}, /* FR_MODEL_BPR */
+};
+
+const fri_model_family fri_model_family_mf = {
+    .name = "matrix factorisation",
+    .kinds = kinds,
+    .n_kinds = 2,
+    .init_std = 0.1f,
+    .config_default = config_default,
+    .config_check = config_check,
+    .params_put = params_put,
+    .params_get = params_get,
+    .layout = layout,
+    .ws_size = sizeof(mf_ws),
+    .ws_carve = ws_carve,
+    .ws_fits = ws_fits,
+    .loss_grad = loss_grad,
+    .loss = loss_only,
+    .score = score,
+};
