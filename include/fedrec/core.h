@@ -21,10 +21,15 @@ extern "C" {
 
 #define FR_VERSION_STRING "0.1.0"
 
+/* FR_API marks what the shared library exports: the library is built with hidden
+ * visibility, so only the fr_ functions of these headers are its interface (internal
+ * fri_ functions stay inside it). */
 #if defined(__GNUC__) || defined(__clang__)
+#define FR_API __attribute__((visibility("default")))
 #define FR_NODISCARD __attribute__((warn_unused_result))
 #define FR_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
+#define FR_API
 #define FR_NODISCARD
 #define FR_PRINTF(a, b)
 #endif
@@ -48,14 +53,14 @@ typedef enum fr_err {
 } fr_err;
 
 /* A short fixed description of an error code ("out of memory"). Never NULL. */
-const char *fr_strerror(fr_err err);
+FR_API const char *fr_strerror(fr_err err);
 
 /* The detailed message of the last failing call on this thread, or "" if none.
  * Valid until the next fedrec call on this thread. Thread-safe (thread-local). */
-const char *fr_errmsg(void);
+FR_API const char *fr_errmsg(void);
 
 /* Forget the last message on this thread. */
-void fr_errmsg_clear(void);
+FR_API void fr_errmsg_clear(void);
 
 /* ------------------------------------------------------------------ allocation */
 
@@ -65,8 +70,8 @@ void fr_errmsg_clear(void);
  *                          sticky also every one after it; n = 0 turns it off.
  *   fr_test_alloc_count()  counts allocations since the last fr_test_fail_alloc call.
  * Thread-safe (atomics), but meant for single-threaded tests. */
-void fr_test_fail_alloc(long n, bool sticky);
-long fr_test_alloc_count(void);
+FR_API void fr_test_fail_alloc(long n, bool sticky);
+FR_API long fr_test_alloc_count(void);
 
 /* ------------------------------------------------------------------ random streams */
 
@@ -101,35 +106,35 @@ enum fr_purpose {
 };
 
 /* Positions the stream at its start. purpose < 65536. */
-void fr_rng_init(fr_rng *r, uint64_t seed, uint32_t round, uint32_t client, uint32_t purpose);
+FR_API void fr_rng_init(fr_rng *r, uint64_t seed, uint32_t round, uint32_t client, uint32_t purpose);
 
-uint32_t fr_rng_u32(fr_rng *r);
-uint64_t fr_rng_u64(fr_rng *r);
+FR_API uint32_t fr_rng_u32(fr_rng *r);
+FR_API uint64_t fr_rng_u64(fr_rng *r);
 /* Uniform in [0, n), without modulo bias (Lemire's method). n must be > 0. */
-uint32_t fr_rng_below(fr_rng *r, uint32_t n);
-uint64_t fr_rng_below64(fr_rng *r, uint64_t n);
+FR_API uint32_t fr_rng_below(fr_rng *r, uint32_t n);
+FR_API uint64_t fr_rng_below64(fr_rng *r, uint64_t n);
 /* Uniform in [0, 1): 53 random bits for double, 24 for float. */
-double fr_rng_double(fr_rng *r);
-float fr_rng_float(fr_rng *r);
+FR_API double fr_rng_double(fr_rng *r);
+FR_API float fr_rng_float(fr_rng *r);
 /* Standard normal N(0, 1) (Box-Muller on two doubles, caches the pair's second). */
-double fr_rng_normal(fr_rng *r);
+FR_API double fr_rng_normal(fr_rng *r);
 /* Fisher-Yates shuffle of a[0..n). */
-void fr_rng_shuffle_u32(fr_rng *r, uint32_t *a, size_t n);
+FR_API void fr_rng_shuffle_u32(fr_rng *r, uint32_t *a, size_t n);
 /* k distinct values from [0, n), k <= n, in random order. Uses O(k) memory it
  * allocates, so it can fail with FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_rng_sample(fr_rng *r, uint32_t n, uint32_t k, uint32_t *out);
+FR_API FR_NODISCARD fr_err fr_rng_sample(fr_rng *r, uint32_t n, uint32_t k, uint32_t *out);
 
 /* The raw Philox4x32-10 block function, for known-answer tests. */
-void fr_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+FR_API void fr_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
 /* Zipf / power-law sampler over {0..n-1}: P(k) proportional to 1/(k+1)^s, s >= 0.
  * Walker alias table: O(n) to build, O(1) per draw. */
 typedef struct fr_zipf fr_zipf;
-FR_NODISCARD fr_err fr_zipf_create(fr_zipf **out, uint32_t n, double s);
+FR_API FR_NODISCARD fr_err fr_zipf_create(fr_zipf **out, uint32_t n, double s);
 /* Any discrete distribution over {0..n-1} given by non-negative weights. */
-FR_NODISCARD fr_err fr_zipf_create_weights(fr_zipf **out, const double *w, uint32_t n);
-uint32_t fr_zipf_draw(const fr_zipf *z, fr_rng *r);
-void fr_zipf_free(fr_zipf *z);
+FR_API FR_NODISCARD fr_err fr_zipf_create_weights(fr_zipf **out, const double *w, uint32_t n);
+FR_API uint32_t fr_zipf_draw(const fr_zipf *z, fr_rng *r);
+FR_API void fr_zipf_free(fr_zipf *z);
 
 /* ------------------------------------------------------------------ thread pool */
 
@@ -138,18 +143,18 @@ typedef struct fr_pool fr_pool;
 typedef void (*fr_task_fn)(void *ctx, size_t index, int worker);
 
 /* nthreads <= 0 means one per online CPU. nthreads == 1 starts no thread. */
-FR_NODISCARD fr_err fr_pool_create(fr_pool **out, int nthreads);
-void fr_pool_free(fr_pool *p);
-int fr_pool_size(const fr_pool *p);
+FR_API FR_NODISCARD fr_err fr_pool_create(fr_pool **out, int nthreads);
+FR_API void fr_pool_free(fr_pool *p);
+FR_API int fr_pool_size(const fr_pool *p);
 /* Runs fn over [0, n) on the pool (the caller takes part as worker 0) and returns when
  * all are done. Indices are handed out in chunks of `grain` (0 = automatic).
  * Not reentrant: one fr_pool_for at a time per pool. */
-void fr_pool_for(fr_pool *p, size_t n, size_t grain, fr_task_fn fn, void *ctx);
+FR_API void fr_pool_for(fr_pool *p, size_t n, size_t grain, fr_task_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------ checksums */
 
 /* CRC-32C (Castagnoli). Start with crc = 0; chain calls by passing the last result. */
-uint32_t fr_crc32c(uint32_t crc, const void *data, size_t n);
+FR_API uint32_t fr_crc32c(uint32_t crc, const void *data, size_t n);
 
 /* ------------------------------------------------------------------ logging */
 
@@ -157,7 +162,7 @@ enum fr_log_level { FR_LOG_DEBUG = 0, FR_LOG_INFO = 1, FR_LOG_WARN = 2, FR_LOG_E
 typedef void (*fr_log_fn)(void *user, int level, const char *message);
 /* Installs the process-wide log handler (NULL: drop messages). Not thread-safe with
  * concurrent logging; set it once at start-up. */
-void fr_set_log_handler(fr_log_fn fn, void *user, int min_level);
+FR_API void fr_set_log_handler(fr_log_fn fn, void *user, int min_level);
 
 #ifdef __cplusplus
 }

@@ -21,24 +21,24 @@ extern "C" {
  * increasing raw-id order, so a file whose ids are 1..n maps them to 0..n-1.
  * Reference counted: fr_idmap_retain / fr_idmap_release. Read-only once built. */
 typedef struct fr_idmap fr_idmap;
-uint32_t fr_idmap_size(const fr_idmap *m);
+FR_API uint32_t fr_idmap_size(const fr_idmap *m);
 /* Raw id of dense id d (d < size). */
-int64_t fr_idmap_raw(const fr_idmap *m, uint32_t dense);
+FR_API int64_t fr_idmap_raw(const fr_idmap *m, uint32_t dense);
 /* Dense id of a raw id, or -1 if the raw id is unknown. */
-int64_t fr_idmap_find(const fr_idmap *m, int64_t raw);
-fr_idmap *fr_idmap_retain(fr_idmap *m);
-void fr_idmap_release(fr_idmap *m);
+FR_API int64_t fr_idmap_find(const fr_idmap *m, int64_t raw);
+FR_API fr_idmap *fr_idmap_retain(fr_idmap *m);
+FR_API void fr_idmap_release(fr_idmap *m);
 
 /* ------------------------------------------------------------------ metadata */
 
 /* Optional side information: item titles and genres, user attributes. */
 typedef struct fr_meta fr_meta;
 /* Title of a dense item id, or NULL if unknown. */
-const char *fr_meta_item_title(const fr_meta *m, uint32_t item);
+FR_API const char *fr_meta_item_title(const fr_meta *m, uint32_t item);
 /* Genres of a dense item id as "Action|Comedy", or NULL. */
-const char *fr_meta_item_genres(const fr_meta *m, uint32_t item);
+FR_API const char *fr_meta_item_genres(const fr_meta *m, uint32_t item);
 /* A user attribute by name ("age", "gender", "occupation", "zip"), or NULL. */
-const char *fr_meta_user_attr(const fr_meta *m, uint32_t user, const char *name);
+FR_API const char *fr_meta_user_attr(const fr_meta *m, uint32_t user, const char *name);
 
 /* ------------------------------------------------------------------ datasets */
 
@@ -69,8 +69,8 @@ typedef struct fr_load_opts {
     bool implicit;
 } fr_load_opts;
 
-void fr_load_opts_default(fr_load_opts *o);
-FR_NODISCARD fr_err fr_load_opts_check(const fr_load_opts *o);
+FR_API void fr_load_opts_default(fr_load_opts *o);
+FR_API FR_NODISCARD fr_err fr_load_opts_check(const fr_load_opts *o);
 
 /* Load statistics, filled by the loaders when non-NULL. */
 typedef struct fr_load_stats {
@@ -85,39 +85,39 @@ typedef struct fr_load_stats {
  * directory), FR_ERR_PARSE (wrong field count, non-numeric, id >= 2^31, truncated
  * last line, binary data), FR_ERR_RANGE (rating outside [rating_min, rating_max]),
  * FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o,
+FR_API FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o,
                                     fr_load_stats *stats);
 
 /* Loads a training file and a test file into one id space (ml-100k's u1.base/u1.test,
  * NCF's train.rating/test.rating). Items or users seen only in the test file get ids
  * too, so every test interaction can be scored. */
-FR_NODISCARD fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *train_path,
+FR_API FR_NODISCARD fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *train_path,
                                          const char *test_path, const fr_load_opts *o);
 
 /* Builds a dataset from arrays of raw ids (copied). ratings may be NULL (all 1),
  * times may be NULL (all 0). */
-FR_NODISCARD fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users,
+FR_API FR_NODISCARD fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users,
                                            const int64_t *items, const float *ratings,
                                            const int64_t *times);
 
-void fr_dataset_free(fr_dataset *d);
+FR_API void fr_dataset_free(fr_dataset *d);
 
-uint32_t fr_dataset_n_users(const fr_dataset *d);
-uint32_t fr_dataset_n_items(const fr_dataset *d);
-uint64_t fr_dataset_n_interactions(const fr_dataset *d);
-bool fr_dataset_has_time(const fr_dataset *d);
+FR_API uint32_t fr_dataset_n_users(const fr_dataset *d);
+FR_API uint32_t fr_dataset_n_items(const fr_dataset *d);
+FR_API uint64_t fr_dataset_n_interactions(const fr_dataset *d);
+FR_API bool fr_dataset_has_time(const fr_dataset *d);
 /* One user's interactions, ordered by (timestamp, item). Returns the count; any of the
  * out pointers may be NULL. The arrays belong to the dataset. */
-size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **items, const float **ratings,
+FR_API size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **items, const float **ratings,
                        const int64_t **times);
 /* Whether the user interacted with the item (binary search in the user's sorted item set). */
-bool fr_dataset_has(const fr_dataset *d, uint32_t user, uint32_t item);
-const fr_idmap *fr_dataset_users(const fr_dataset *d);
-const fr_idmap *fr_dataset_items(const fr_dataset *d);
-const fr_meta *fr_dataset_meta(const fr_dataset *d);
+FR_API bool fr_dataset_has(const fr_dataset *d, uint32_t user, uint32_t item);
+FR_API const fr_idmap *fr_dataset_users(const fr_dataset *d);
+FR_API const fr_idmap *fr_dataset_items(const fr_dataset *d);
+FR_API const fr_meta *fr_dataset_meta(const fr_dataset *d);
 /* Attaches item/user metadata found beside the ratings file (u.item + u.user,
  * movies.dat + users.dat, movies.csv). Missing files are not an error. */
-FR_NODISCARD fr_err fr_dataset_load_meta(fr_dataset *d, const char *dir);
+FR_API FR_NODISCARD fr_err fr_dataset_load_meta(fr_dataset *d, const char *dir);
 
 /* Summary statistics for `fedrec data info`. */
 typedef struct fr_dataset_info {
@@ -131,7 +131,7 @@ typedef struct fr_dataset_info {
     double per_item_q[5];
     int64_t time_min, time_max;  /* 0, 0 when there are no timestamps */
 } fr_dataset_info;
-void fr_dataset_info_compute(const fr_dataset *d, fr_dataset_info *info);
+FR_API void fr_dataset_info_compute(const fr_dataset *d, fr_dataset_info *info);
 
 /* ------------------------------------------------------------------ splits */
 
@@ -143,28 +143,30 @@ typedef enum fr_split_kind {
 
 /* Splits d into train and test over the same id space. Users with a single interaction
  * keep it in train for LOO. */
-FR_NODISCARD fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed,
+FR_API FR_NODISCARD fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed,
                              fr_dataset **train, fr_dataset **test);
 
 /* Evaluation negatives: for each user, `per_user` items. */
 typedef struct fr_negatives fr_negatives;
 /* Samples per_user distinct items per user uniformly from those the user never touched
  * in `all` (train + test), seeded. Users with too few such items get all of them. */
-FR_NODISCARD fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_dataset *test,
+FR_API FR_NODISCARD fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_dataset *test,
                                         uint32_t per_user, uint64_t seed);
-/* Reads an NCF test.negative file ("(user,item)\tneg1\tneg2..."), ids through `items`
- * and `users` maps (NULL: ids are already dense). */
-FR_NODISCARD fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset *like);
-void fr_negatives_free(fr_negatives *n);
+/* Reads an NCF test.negative file ("(user,item)\tneg1\tneg2..."). Raw ids are mapped to
+ * dense ids through the id maps of `like` (the training set the negatives go with; an id
+ * it does not know is FR_ERR_RANGE naming file and line); like NULL: the ids are dense
+ * already. FR_ERR_IO, FR_ERR_PARSE (file and line), FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset *like);
+FR_API void fr_negatives_free(fr_negatives *n);
 /* The user's negatives; returns the count. */
-size_t fr_negatives_user(const fr_negatives *n, uint32_t user, const uint32_t **items);
-uint32_t fr_negatives_n_users(const fr_negatives *n);
+FR_API size_t fr_negatives_user(const fr_negatives *n, uint32_t user, const uint32_t **items);
+FR_API uint32_t fr_negatives_n_users(const fr_negatives *n);
 
 /* Writes NCF layout into dir: train.rating, test.rating and (if negs) test.negative. */
-FR_NODISCARD fr_err fr_dataset_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test,
+FR_API FR_NODISCARD fr_err fr_dataset_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test,
                                  const fr_negatives *negs);
 /* Writes a dataset as a u.data-style tab file (raw ids). */
-FR_NODISCARD fr_err fr_dataset_write_tsv(const fr_dataset *d, const char *path);
+FR_API FR_NODISCARD fr_err fr_dataset_write_tsv(const fr_dataset *d, const char *path);
 
 /* ------------------------------------------------------------------ partitions */
 
@@ -184,16 +186,16 @@ typedef struct fr_partition {
 
 /* k: number of silos (IID, Dirichlet); alpha: Dirichlet concentration; attr: user
  * attribute name (needs metadata). */
-FR_NODISCARD fr_err fr_partition_make(fr_partition **out, const fr_dataset *d, fr_partition_kind kind,
+FR_API FR_NODISCARD fr_err fr_partition_make(fr_partition **out, const fr_dataset *d, fr_partition_kind kind,
                                       uint32_t k, double alpha, const char *attr, uint64_t seed);
-void fr_partition_free(fr_partition *p);
+FR_API void fr_partition_free(fr_partition *p);
 /* Parses a partition spec: "user" (a client each), "iid:K" or "dirichlet:K[:ALPHA]" (K >= 1
  * silos, ALPHA > 0, default 0.5). FR_ERR_INVALID naming the text otherwise (the outputs
  * are then untouched); any output may be NULL. */
-FR_NODISCARD fr_err fr_partition_parse(const char *text, fr_partition_kind *kind, uint32_t *k, double *alpha);
+FR_API FR_NODISCARD fr_err fr_partition_parse(const char *text, fr_partition_kind *kind, uint32_t *k, double *alpha);
 /* Writes the spec fr_partition_parse reads ("user", "iid:20", "dirichlet:20:0.5"); buf of
  * 48 bytes always suffices. FR_ERR_INVALID (a kind without a spec), FR_ERR_RANGE (cap). */
-FR_NODISCARD fr_err fr_partition_format(fr_partition_kind kind, uint32_t k, double alpha, char *buf, size_t cap);
+FR_API FR_NODISCARD fr_err fr_partition_format(fr_partition_kind kind, uint32_t k, double alpha, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ synthetic data */
 
@@ -208,15 +210,15 @@ typedef struct fr_gen_opts {
     int64_t time_start;      /* first timestamp (default 2000-01-01) */
     int64_t time_span;       /* seconds (default 3 years) */
 } fr_gen_opts;
-void fr_gen_opts_default(fr_gen_opts *o);
-FR_NODISCARD fr_err fr_gen_opts_check(const fr_gen_opts *o);
+FR_API void fr_gen_opts_default(fr_gen_opts *o);
+FR_API FR_NODISCARD fr_err fr_gen_opts_check(const fr_gen_opts *o);
 /* Generates a dataset: power-law item popularity and user activity (each user at least
  * min(5, items) interactions and at most half the catalogue, ceil(items / 2), so that every
  * user keeps unrated items, e.g. for leave-one-out negatives; the cap rises to
  * ceil(interactions / users) when the target needs denser rows), latent-factor preferences
  * decide which popular items a user picks and their 1-5 ratings, timestamps increasing per
  * user. Deterministic: the same options give the same dataset for any thread count. */
-FR_NODISCARD fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_opts *o);
+FR_API FR_NODISCARD fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_opts *o);
 
 /* ------------------------------------------------------------------ data sources */
 
@@ -250,17 +252,17 @@ typedef struct fr_source {
 } fr_source;
 
 /* Defaults: synthetic data, leave-one-out, 99 negatives, seed 1, default reader options. */
-void fr_source_default(fr_source *s);
+FR_API void fr_source_default(fr_source *s);
 /* FR_OK, or FR_ERR_INVALID saying which field is wrong (a test file without data, a split
  * kind or ratio out of range, bad reader options). */
-FR_NODISCARD fr_err fr_source_check(const fr_source *s);
+FR_API FR_NODISCARD fr_err fr_source_check(const fr_source *s);
 /* Parses "loo", "ratio:R" or "temporal:R" (0 < R < 1; ratio 0 for loo). FR_ERR_INVALID
  * naming the text otherwise; *kind and *ratio are then untouched. */
-FR_NODISCARD fr_err fr_source_parse_split(const char *text, fr_split_kind *kind, double *ratio);
+FR_API FR_NODISCARD fr_err fr_source_parse_split(const char *text, fr_split_kind *kind, double *ratio);
 /* Writes the split as fr_source_parse_split reads it ("loo", "ratio:0.8": the shortest
  * decimal that reads back as the same double) into buf. FR_ERR_INVALID for an unknown
  * kind, FR_ERR_RANGE if cap is too small (buf of 40 bytes always suffices). */
-FR_NODISCARD fr_err fr_source_format_split(fr_split_kind kind, double ratio, char *buf, size_t cap);
+FR_API FR_NODISCARD fr_err fr_source_format_split(fr_split_kind kind, double ratio, char *buf, size_t cap);
 
 /* The data of a run: train and test over one id space, evaluation negatives or none,
  * and a one-line description of what was loaded. Immutable once loaded, except for
@@ -271,22 +273,22 @@ typedef struct fr_data fr_data;
  * (FR_ERR_IO, FR_ERR_PARSE, FR_ERR_RANGE, FR_ERR_EMPTY); a split or sampling failure is
  * prefixed with what was being split; FR_ERR_INVALID (fr_source_check), FR_ERR_NOMEM.
  * *out is NULL on failure. Thread-safe for distinct outputs. */
-FR_NODISCARD fr_err fr_data_load(fr_data **out, const fr_source *s);
-void fr_data_free(fr_data *d);
+FR_API FR_NODISCARD fr_err fr_data_load(fr_data **out, const fr_source *s);
+FR_API void fr_data_free(fr_data *d);
 /* The parts (owned by d): training and test interactions, the evaluation negatives
  * (NULL: none, so a ranking model is evaluated on the full catalogue). */
-const fr_dataset *fr_data_train(const fr_data *d);
-const fr_dataset *fr_data_test(const fr_data *d);
-const fr_negatives *fr_data_negatives(const fr_data *d);
+FR_API const fr_dataset *fr_data_train(const fr_data *d);
+FR_API const fr_dataset *fr_data_test(const fr_data *d);
+FR_API const fr_negatives *fr_data_negatives(const fr_data *d);
 /* What was loaded, for messages and provenance: "ml-100k-loo (NCF layout)",
  * "u1.base + u1.test", "u.data (split loo)", "synthetic data (2000 users, ...)". */
-const char *fr_data_describe(const fr_data *d);
+FR_API const char *fr_data_describe(const fr_data *d);
 /* Whether the data is the built-in synthetic set. */
-bool fr_data_is_synthetic(const fr_data *d);
+FR_API bool fr_data_is_synthetic(const fr_data *d);
 /* Attaches item titles and user attributes found beside the data (the NCF directory, or
  * the directory of the ratings file) to the training set, as fr_dataset_load_meta. The
  * synthetic set has none; missing files are not an error. */
-FR_NODISCARD fr_err fr_data_load_meta(fr_data *d);
+FR_API FR_NODISCARD fr_err fr_data_load_meta(fr_data *d);
 
 #ifdef __cplusplus
 }

@@ -49,8 +49,8 @@ typedef struct fr_eval_opts {
     size_t block;               /* items scored per callback in full-catalogue ranking (default 4096) */
 } fr_eval_opts;
 
-void fr_eval_opts_default(fr_eval_opts *o);
-FR_NODISCARD fr_err fr_eval_opts_check(const fr_eval_opts *o);
+FR_API void fr_eval_opts_default(fr_eval_opts *o);
+FR_API FR_NODISCARD fr_err fr_eval_opts_check(const fr_eval_opts *o);
 
 typedef struct fr_eval_result {
     size_t n_ks;                      /* copied from the options */
@@ -80,17 +80,17 @@ typedef struct fr_eval_result {
 } fr_eval_result;
 
 /* Empties r and copies the cut-offs of o. */
-void fr_eval_result_init(fr_eval_result *r, const fr_eval_opts *o);
+FR_API void fr_eval_result_init(fr_eval_result *r, const fr_eval_opts *o);
 
 /* RMSE/MAE over every interaction of test. Fills the rating part of r. pool may be NULL
  * (the caller's thread, worker 0). FR_ERR_EMPTY if test has no interaction,
  * FR_ERR_INVALID for bad options, FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_eval_ratings(fr_score_fn score, void *ctx, const fr_dataset *test, const fr_eval_opts *o,
+FR_API FR_NODISCARD fr_err fr_eval_ratings(fr_score_fn score, void *ctx, const fr_dataset *test, const fr_eval_opts *o,
                                     fr_pool *pool, fr_eval_result *r);
 
 /* Ranking of each user's test items against that user's negatives. Fills the sampled
  * part of r. FR_ERR_EMPTY if no user could be ranked. */
-FR_NODISCARD fr_err fr_eval_sampled(fr_score_fn score, void *ctx, const fr_dataset *test,
+FR_API FR_NODISCARD fr_err fr_eval_sampled(fr_score_fn score, void *ctx, const fr_dataset *test,
                                     const fr_negatives *negs, const fr_eval_opts *o, fr_pool *pool,
                                     fr_eval_result *r);
 
@@ -98,14 +98,14 @@ FR_NODISCARD fr_err fr_eval_sampled(fr_score_fn score, void *ctx, const fr_datas
  * in blocks of o->block items: memory O(block + K + test items) per worker, and a partial
  * selection (a bounded heap), not a sort. train and test share one id space (train gives
  * the catalogue size). FR_ERR_EMPTY if no user has a test item. */
-FR_NODISCARD fr_err fr_eval_full(fr_score_fn score, void *ctx, const fr_dataset *train, const fr_dataset *test,
+FR_API FR_NODISCARD fr_err fr_eval_full(fr_score_fn score, void *ctx, const fr_dataset *train, const fr_dataset *test,
                                  const fr_eval_opts *o, fr_pool *pool, fr_eval_result *r);
 
 /* The k best items for user among the n_items of train's catalogue, highest score first,
  * ties by smaller item id; with exclude_seen, the user's training items are left out.
  * Writes *out_n <= k items (fewer when fewer candidates exist); out_scores may be NULL.
  * Calls score with worker 0. FR_ERR_INVALID (k == 0), FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_eval_topk(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t user, size_t k,
+FR_API FR_NODISCARD fr_err fr_eval_topk(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t user, size_t k,
                             bool exclude_seen, uint32_t *out_items, float *out_scores, size_t *out_n);
 
 /* Writes the filled parts of r as JSON object members, without braces:
@@ -114,7 +114,7 @@ FR_NODISCARD fr_err fr_eval_topk(fr_score_fn score, void *ctx, const fr_dataset 
  * plus counts "eval_users", "eval_users_full", "eval_ratings". Non-finite values are
  * written as null. NUL-terminates; *len (may be NULL) gets the length without the NUL.
  * FR_ERR_RANGE if cap is too small (buf then holds a truncated, NUL-terminated prefix). */
-FR_NODISCARD fr_err fr_eval_result_json(const fr_eval_result *r, char *buf, size_t cap, size_t *len);
+FR_API FR_NODISCARD fr_err fr_eval_result_json(const fr_eval_result *r, char *buf, size_t cap, size_t *len);
 
 #ifdef __cplusplus
 }

@@ -60,17 +60,17 @@ typedef struct fr_update_shape {
 } fr_update_shape;
 
 /* An empty update (no dense part, no table). */
-FR_NODISCARD fr_err fr_update_create(fr_update **out);
-void fr_update_free(fr_update *u);
+FR_API FR_NODISCARD fr_err fr_update_create(fr_update **out);
+FR_API void fr_update_free(fr_update *u);
 
 /* Sets the layout: dense length and the tables' widths (counts become 0). Reuses the
  * arrays it already has when they are large enough, so an update kept across rounds does
  * not reallocate. New dense values are zero. FR_ERR_INVALID (n_tables too large or a width
  * of 0), FR_ERR_NOMEM (the update keeps its previous layout). */
-FR_NODISCARD fr_err fr_update_reset(fr_update *u, uint32_t dense_len, uint32_t n_tables, const uint32_t *widths);
+FR_API FR_NODISCARD fr_err fr_update_reset(fr_update *u, uint32_t dense_len, uint32_t n_tables, const uint32_t *widths);
 /* Makes room for count rows in table t and sets its count; ids and values are then the
  * caller's to fill (contents of rows beyond the old count are unspecified). */
-FR_NODISCARD fr_err fr_update_table_resize(fr_update *u, uint32_t t, uint32_t count);
+FR_API FR_NODISCARD fr_err fr_update_table_resize(fr_update *u, uint32_t t, uint32_t count);
 
 /* ------------------------------------------------------------------ messages */
 
@@ -79,12 +79,12 @@ FR_NODISCARD fr_err fr_update_table_resize(fr_update *u, uint32_t t, uint32_t co
 #define FR_MSG_TASK 1
 #define FR_MSG_RESULT 2
 #define FR_MSG_HEADER_BYTES 24
-size_t fr_msg_header_bytes(void);
+FR_API size_t fr_msg_header_bytes(void);
 
 /* The type of a message whose header is intact (magic, version, length = n; the body's
  * CRC is not checked here). FR_ERR_FORMAT / FR_ERR_VERSION otherwise. For a receiver
  * that dispatches on the type. */
-FR_NODISCARD fr_err fr_msg_type(const uint8_t *bytes, size_t n, uint16_t *type);
+FR_API FR_NODISCARD fr_err fr_msg_type(const uint8_t *bytes, size_t n, uint16_t *type);
 
 /* 64-bit fixed point: a RESULT carries round(w * Δ * 2^32), w the value's weight, as a
  * two's-complement integer, saturating at +-4.6e18 units. The server only adds integers
@@ -117,23 +117,23 @@ typedef struct fr_result {
     uint32_t tables_cap;
 } fr_result;
 
-FR_NODISCARD fr_err fr_result_create(fr_result **out);
-void fr_result_free(fr_result *r);
+FR_API FR_NODISCARD fr_err fr_result_create(fr_result **out);
+FR_API void fr_result_free(fr_result *r);
 /* Exact size of the encoding of r, or 0 if it does not fit in size_t. */
-size_t fr_result_encoded_size(const fr_result *r);
+FR_API size_t fr_result_encoded_size(const fr_result *r);
 /* Encodes r into buf[0..cap); *n gets the size. FR_ERR_RANGE if cap is too small,
  * FR_ERR_INVALID if r breaks the format (ids not strictly increasing, a zero width, too
  * many tables). */
-FR_NODISCARD fr_err fr_result_encode_to(const fr_result *r, uint8_t *buf, size_t cap, size_t *n);
+FR_API FR_NODISCARD fr_err fr_result_encode_to(const fr_result *r, uint8_t *buf, size_t cap, size_t *n);
 /* The same into a new buffer, freed with fr_msg_free. */
-FR_NODISCARD fr_err fr_result_encode(const fr_result *r, uint8_t **bytes, size_t *n);
-void fr_msg_free(uint8_t *bytes);
+FR_API FR_NODISCARD fr_err fr_result_encode(const fr_result *r, uint8_t **bytes, size_t *n);
+FR_API void fr_msg_free(uint8_t *bytes);
 /* Decodes a RESULT into r, reusing its arrays (on failure r is valid, its contents
  * unspecified). Errors with a message naming the field, its value and what was expected:
  * FR_ERR_FORMAT (bad magic or type, truncated, trailing bytes, counts or widths not
  * matching the shape, ids not strictly increasing or out of range), FR_ERR_VERSION,
  * FR_ERR_CHECKSUM (damaged body), FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_update_shape *shape);
+FR_API FR_NODISCARD fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_update_shape *shape);
 
 /* ------------------------------------------------------------------ federation config */
 /* ------------------------------------------------------------------ federation config */
@@ -148,8 +148,8 @@ typedef enum fr_strategy {
 } fr_strategy;
 
 /* "fedavg", ...; "?" for an unknown value. Parse: FR_ERR_INVALID naming the bad name. */
-const char *fr_strategy_name(fr_strategy s);
-FR_NODISCARD fr_err fr_strategy_parse(const char *name, fr_strategy *out);
+FR_API const char *fr_strategy_name(fr_strategy s);
+FR_API FR_NODISCARD fr_err fr_strategy_parse(const char *name, fr_strategy *out);
 
 #define FR_FL_MAX_LOCAL_EPOCHS 1000
 
@@ -195,15 +195,15 @@ typedef struct fr_fl_config {
 } fr_fl_config;
 
 /* Defaults for a model kind (the anchors' federated settings). */
-void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind);
+FR_API void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind);
 /* FR_OK, or FR_ERR_INVALID naming the field, its value and the allowed range. */
-FR_NODISCARD fr_err fr_fl_config_check(const fr_fl_config *c);
+FR_API FR_NODISCARD fr_err fr_fl_config_check(const fr_fl_config *c);
 
 /* Clients for round `round` (1-based) out of n_clients, in increasing id order: the
  * available ones (availability, stream (seed, round, client, AVAIL)) then a uniform
  * sample without replacement of the configured count (stream (seed, round, 0, SAMPLE)).
  * ids must hold n_clients entries. *k gets the count (may be 0). FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, uint32_t *ids,
+FR_API FR_NODISCARD fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, uint32_t *ids,
                                  uint32_t *k);
 
 /* ------------------------------------------------------------------ client */
@@ -260,8 +260,8 @@ typedef struct fr_client_report {
  * Once a worker has met each size class it needs, it allocates nothing. One per thread. */
 typedef struct fr_client_ws fr_client_ws;
 
-FR_NODISCARD fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, const fr_fl_config *cfg);
-void fr_client_ws_free(fr_client_ws *ws);
+FR_API FR_NODISCARD fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, const fr_fl_config *cfg);
+FR_API void fr_client_ws_free(fr_client_ws *ws);
 
 /* One round of local training for client `client`:
  *   gathers from global (a model of mcfg's shape, only its shared prefix is read) the
@@ -274,7 +274,7 @@ void fr_client_ws_free(fr_client_ws *ws);
  *   with the Δ of its rows (ids increasing). Nothing private enters upd. O(its rows),
  *   never O(catalogue). Errors: FR_ERR_INVALID (an item out of range, no interaction,
  *   kept state missing or given when not configured), FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
+FR_API FR_NODISCARD fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
                                   const fr_model *global, const fr_client_private *priv, fr_update *upd,
                                   fr_client_report *rep);
 
@@ -285,7 +285,7 @@ FR_NODISCARD fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t cli
  * rows with a workspace of max batch B (BLAS may round otherwise per chunk size). Reads only
  * the rows of the items asked for. Errors: FR_ERR_RANGE (an item out of range),
  * FR_ERR_INVALID (another catalogue), FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *priv,
+FR_API FR_NODISCARD fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *priv,
                                     const uint32_t *items, size_t n, float *out);
 
 /* ------------------------------------------------------------------ TASK and client step */
@@ -294,20 +294,20 @@ FR_NODISCARD fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, fl
  * (its shared prefix is the global parameters; its one user row is unused). */
 typedef struct fr_task fr_task;
 
-FR_NODISCARD fr_err fr_task_create(fr_task **out);
-void fr_task_free(fr_task *t);
+FR_API FR_NODISCARD fr_err fr_task_create(fr_task **out);
+FR_API void fr_task_free(fr_task *t);
 /* Decodes a TASK message into t, reusing its model when the shape is unchanged (a client
  * receiving every round allocates nothing). Errors: FR_ERR_FORMAT (bad magic or type,
  * truncated, trailing bytes, a config that does not check, a parameter count that is not
  * the config's shared prefix), FR_ERR_VERSION, FR_ERR_CHECKSUM, FR_ERR_NOMEM; t is then
  * empty (fr_task_model returns NULL). */
-FR_NODISCARD fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n);
-uint32_t fr_task_round(const fr_task *t);
+FR_API FR_NODISCARD fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n);
+FR_API uint32_t fr_task_round(const fr_task *t);
 /* CRC-32C of the task's config block: names the federation a RESULT answers. */
-uint32_t fr_task_config_crc(const fr_task *t);
-const fr_model_config *fr_task_model_config(const fr_task *t); /* n_users = 1 */
-const fr_fl_config *fr_task_fl_config(const fr_task *t);
-const fr_model *fr_task_model(const fr_task *t);
+FR_API uint32_t fr_task_config_crc(const fr_task *t);
+FR_API const fr_model_config *fr_task_model_config(const fr_task *t); /* n_users = 1 */
+FR_API const fr_fl_config *fr_task_fl_config(const fr_task *t);
+FR_API const fr_model *fr_task_model(const fr_task *t);
 
 /* The client step, one round of one client: local fit on the task's global parameters
  * (fr_client_fit with the task's round), then its update weighted and quantized into res
@@ -316,20 +316,20 @@ const fr_model *fr_task_model(const fr_task *t);
  * with the task's configs (fr_client_ws_create(&ws, fr_task_model_config(t),
  * fr_task_fl_config(t))): a task of another federation is FR_ERR_INVALID. A non-finite
  * update (a diverged fit) is FR_ERR_RANGE and sends nothing. Errors of fr_client_fit. */
-FR_NODISCARD fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client,
+FR_API FR_NODISCARD fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client,
                                    const fr_client_data *data, const fr_client_private *priv, fr_result *res);
 /* The same from bytes to bytes, as a networked client runs it: decodes the TASK (into
  * the workspace's own fr_task), steps, and encodes the RESULT into a buffer the workspace
  * owns (*out, valid until the next call with ws). Errors of fr_task_decode and
  * fr_client_step. */
-FR_NODISCARD fr_err fr_client_step_bytes(fr_client_ws *ws, const uint8_t *task, size_t task_n, uint32_t client,
+FR_API FR_NODISCARD fr_err fr_client_step_bytes(fr_client_ws *ws, const uint8_t *task, size_t task_n, uint32_t client,
                                          const fr_client_data *data, const fr_client_private *priv,
                                          const uint8_t **out, size_t *out_n);
 /* Quantizes an update into a result: n_k * Δ for the dense part, w * Δ for item rows
  * (w = n_k, or 1 with cfg->item_sum), in fixed point; copies weight, client and round;
  * leaves config_crc, examples and loss_sum to the caller. FR_ERR_RANGE naming the first
  * non-finite value, FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg);
+FR_API FR_NODISCARD fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg);
 
 /* ------------------------------------------------------------------ round controller */
 
@@ -370,61 +370,61 @@ typedef struct fr_round_stats {
 /* A controller for n_clients clients (ids 0..n_clients-1) with n_lanes accumulators.
  * mcfg's n_users is ignored (the global model holds the shared part only). Errors
  * FR_ERR_INVALID (configs, n_lanes < 1), FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
+FR_API FR_NODISCARD fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
                                     uint32_t n_clients, int n_lanes);
-void fr_round_free(fr_round *r);
+FR_API void fr_round_free(fr_round *r);
 /* Rounds completed (applied). */
-uint32_t fr_round_completed(const fr_round *r);
-bool fr_round_is_open(const fr_round *r);
-uint32_t fr_round_n_clients(const fr_round *r);
+FR_API uint32_t fr_round_completed(const fr_round *r);
+FR_API bool fr_round_is_open(const fr_round *r);
+FR_API uint32_t fr_round_n_clients(const fr_round *r);
 /* The global model: its shared prefix is the global parameters. Owned by r. */
-const fr_model *fr_round_model(const fr_round *r);
-const fr_model_config *fr_round_model_config(const fr_round *r);
-const fr_fl_config *fr_round_fl_config(const fr_round *r);
+FR_API const fr_model *fr_round_model(const fr_round *r);
+FR_API const fr_model_config *fr_round_model_config(const fr_round *r);
+FR_API const fr_fl_config *fr_round_fl_config(const fr_round *r);
 /* The shape a RESULT must have. */
-const fr_update_shape *fr_round_shape(const fr_round *r);
-uint32_t fr_round_config_crc(const fr_round *r);
+FR_API const fr_update_shape *fr_round_shape(const fr_round *r);
+FR_API uint32_t fr_round_config_crc(const fr_round *r);
 
 /* Opens round fr_round_completed(r) + 1: samples its clients (*clients, *k: increasing
  * ids, owned by r, valid until the round closes; either may be NULL), zeroes the
  * accumulators and encodes the TASK. FR_ERR_STATE if a round is open, FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_round_begin(fr_round *r, const uint32_t **clients, uint32_t *k);
+FR_API FR_NODISCARD fr_err fr_round_begin(fr_round *r, const uint32_t **clients, uint32_t *k);
 /* The TASK for `client` (*bytes owned by r, valid until the round closes; the same bytes
  * for every client of the round). Counted in bytes_down once per client.
  * FR_ERR_STATE (no open round), FR_ERR_INVALID (client not sampled this round). */
-FR_NODISCARD fr_err fr_round_task(fr_round *r, uint32_t client, const uint8_t **bytes, size_t *n);
+FR_API FR_NODISCARD fr_err fr_round_task(fr_round *r, uint32_t client, const uint8_t **bytes, size_t *n);
 /* Decodes a RESULT (with lane's scratch) and accepts it. Errors of fr_result_decode, then
  * as fr_round_accept. */
-FR_NODISCARD fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane);
+FR_API FR_NODISCARD fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane);
 /* Accepts a decoded result into lane's accumulator (a runtime that passes results in
  * memory; counts fr_result_encoded_size as bytes up). Refused, with nothing changed:
  * FR_ERR_STATE (no open round, or a result of another round: late), FR_ERR_INVALID
  * (another federation's config CRC, a client not sampled this round, a second result of
  * one client, a shape that is not the model's, a lane out of range). */
-FR_NODISCARD fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane);
+FR_API FR_NODISCARD fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane);
 /* Results accepted in the open round. */
-uint32_t fr_round_results(const fr_round *r);
+FR_API uint32_t fr_round_results(const fr_round *r);
 /* Closes the open round. With at least min_results results: aggregates, applies the
  * strategy, advances the round, fills st (may be NULL) and returns FR_OK. Below the quorum:
  * applies nothing, does not advance, fills st with what arrived and returns
  * FR_ERR_EMPTY saying how many results came of how many needed. FR_ERR_STATE if no
  * round is open. */
-FR_NODISCARD fr_err fr_round_end(fr_round *r, fr_round_stats *st);
+FR_API FR_NODISCARD fr_err fr_round_end(fr_round *r, fr_round_stats *st);
 /* Closes the open round (if any) applying nothing. */
-void fr_round_abort(fr_round *r);
+FR_API void fr_round_abort(fr_round *r);
 /* Adds src's results of the open round into dst: same federation, same open round, no
  * client answered in both (FR_ERR_INVALID naming it; nothing changes then). src is not
  * modified. */
-FR_NODISCARD fr_err fr_round_merge(fr_round *dst, const fr_round *src);
+FR_API FR_NODISCARD fr_err fr_round_merge(fr_round *dst, const fr_round *src);
 /* The server's whole state between rounds (magic "FRROUND\0", version, config, round,
  * strategy moments, global shared parameters, CRC-32C): a new buffer freed with
  * fr_msg_free. FR_ERR_STATE while a round is open. */
-FR_NODISCARD fr_err fr_round_save(const fr_round *r, uint8_t **bytes, size_t *n);
+FR_API FR_NODISCARD fr_err fr_round_save(const fr_round *r, uint8_t **bytes, size_t *n);
 /* Restores a state saved by a controller of the same federation (FR_ERR_INVALID naming
  * the seed, strategy and sizes that differ; FR_ERR_FORMAT, FR_ERR_VERSION,
  * FR_ERR_CHECKSUM for damaged bytes; name is used in messages). FR_ERR_STATE while a round
  * is open. On failure r is unchanged. */
-FR_NODISCARD fr_err fr_round_load(fr_round *r, const uint8_t *bytes, size_t n, const char *name);
+FR_API FR_NODISCARD fr_err fr_round_load(fr_round *r, const uint8_t *bytes, size_t n, const char *name);
 
 #ifdef __cplusplus
 }

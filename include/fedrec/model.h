@@ -79,16 +79,16 @@ typedef struct fr_model_config {
 
 /* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them).
  * Fields the kind does not use are left 0 (mf) or at their defaults (the NCF kinds). */
-void fr_model_config_default(fr_model_config *cfg, fr_model_kind kind);
+FR_API void fr_model_config_default(fr_model_config *cfg, fr_model_kind kind);
 /* FR_OK, or FR_ERR_INVALID with a message saying which field is wrong and why. */
-FR_NODISCARD fr_err fr_model_config_check(const fr_model_config *cfg);
+FR_API FR_NODISCARD fr_err fr_model_config_check(const fr_model_config *cfg);
 /* "mf", "bpr", ... : the registered name of kind; "?" for a kind nobody registered. */
-const char *fr_model_kind_name(fr_model_kind kind);
+FR_API const char *fr_model_kind_name(fr_model_kind kind);
 /* Parses a name as above; FR_ERR_INVALID naming it and listing the known names. */
-FR_NODISCARD fr_err fr_model_kind_parse(const char *name, fr_model_kind *out);
+FR_API FR_NODISCARD fr_err fr_model_kind_parse(const char *name, fr_model_kind *out);
 /* True if the kind predicts ratings (evaluated by RMSE/MAE on explicit ratings), false if
  * it ranks items (implicit feedback: HR, NDCG, AUC). */
-bool fr_model_kind_is_explicit(fr_model_kind kind);
+FR_API bool fr_model_kind_is_explicit(fr_model_kind kind);
 
 /* ------------------------------------------------------------------ the model */
 
@@ -116,34 +116,34 @@ typedef struct fr_model fr_model;
  * row r of a user table from (seed, tensor index, r, FR_PURPOSE_INIT), so a client
  * model can give its rows the values the global model would (fr_model_init_user_row).
  * Errors: FR_ERR_INVALID (config), FR_ERR_NOMEM. *out is NULL on failure. */
-FR_NODISCARD fr_err fr_model_create(fr_model **out, const fr_model_config *cfg);
+FR_API FR_NODISCARD fr_err fr_model_create(fr_model **out, const fr_model_config *cfg);
 /* Frees the model and its slab. Accepts NULL. */
-void fr_model_free(fr_model *m);
+FR_API void fr_model_free(fr_model *m);
 /* A deep copy (same config, same parameters). FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_model_clone(fr_model **out, const fr_model *m);
+FR_API FR_NODISCARD fr_err fr_model_clone(fr_model **out, const fr_model *m);
 
 /* Accessors: never fail; pointers are owned by the model and live as long as it. */
-const fr_model_config *fr_model_config_of(const fr_model *m);
-size_t fr_model_n_params(const fr_model *m);
+FR_API const fr_model_config *fr_model_config_of(const fr_model *m);
+FR_API size_t fr_model_n_params(const fr_model *m);
 /* Length of the shared prefix of the slab. */
-size_t fr_model_n_shared(const fr_model *m);
+FR_API size_t fr_model_n_shared(const fr_model *m);
 /* The slab (n_params floats, 64-byte aligned). The caller may read and write it. */
-float *fr_model_params(fr_model *m);
-const float *fr_model_params_const(const fr_model *m);
-int fr_model_n_tensors(const fr_model *m);
+FR_API float *fr_model_params(fr_model *m);
+FR_API const float *fr_model_params_const(const fr_model *m);
+FR_API int fr_model_n_tensors(const fr_model *m);
 /* Tensor i in slab order (0 <= i < n_tensors), NULL otherwise. */
-const fr_tensor *fr_model_tensor(const fr_model *m, int i);
+FR_API const fr_tensor *fr_model_tensor(const fr_model *m, int i);
 /* Index of the tensor called name, or -1. */
-int fr_model_tensor_find(const fr_model *m, const char *name);
+FR_API int fr_model_tensor_find(const fr_model *m, const char *name);
 
 /* Copies the shared prefix (n_shared floats) from src into the model: step (a) of a
  * client. src may be another model's params with the same config but any n_users. */
-void fr_model_set_shared(fr_model *m, const float *src);
+FR_API void fr_model_set_shared(fr_model *m, const float *src);
 /* delta[0 .. n_shared) = params - ref (the client's update). */
-void fr_model_shared_delta(const fr_model *m, const float *ref, float *delta);
+FR_API void fr_model_shared_delta(const fr_model *m, const float *ref, float *delta);
 /* Re-initialises local user row `row` with the values the global model gives user
  * `global_user` at creation (same seed and config). FR_ERR_RANGE if row >= n_users. */
-FR_NODISCARD fr_err fr_model_init_user_row(fr_model *m, uint32_t row, uint32_t global_user);
+FR_API FR_NODISCARD fr_err fr_model_init_user_row(fr_model *m, uint32_t row, uint32_t global_user);
 
 /* ------------------------------------------------------------------ rows touched */
 
@@ -156,18 +156,18 @@ typedef struct fr_rowset {
 } fr_rowset;
 
 /* Allocates an empty set over n_rows rows (FR_ERR_NOMEM; s is then zeroed). */
-FR_NODISCARD fr_err fr_rowset_init(fr_rowset *s, uint32_t n_rows);
+FR_API FR_NODISCARD fr_err fr_rowset_init(fr_rowset *s, uint32_t n_rows);
 /* Frees the arrays and zeroes s. Accepts NULL and a zeroed set. */
-void fr_rowset_destroy(fr_rowset *s);
+FR_API void fr_rowset_destroy(fr_rowset *s);
 /* Inserts row (< n_rows; not checked: this is the hot path). */
 static inline void fr_rowset_add(fr_rowset *s, uint32_t row) {
     if (!s->mark[row]) { s->mark[row] = 1; s->rows[s->count++] = row; }
 }
 /* Empties the set in O(count). */
-void fr_rowset_clear(fr_rowset *s);
+FR_API void fr_rowset_clear(fr_rowset *s);
 /* dst |= src (same n_rows; FR_ERR_INVALID otherwise). For a client collecting the item
  * rows it touched over all its local steps from fr_grad_touched after each step. */
-FR_NODISCARD fr_err fr_rowset_merge(fr_rowset *dst, const fr_rowset *src);
+FR_API FR_NODISCARD fr_err fr_rowset_merge(fr_rowset *dst, const fr_rowset *src);
 
 /* ------------------------------------------------------------------ gradients */
 
@@ -176,24 +176,24 @@ FR_NODISCARD fr_err fr_rowset_merge(fr_rowset *dst, const fr_rowset *src);
 typedef struct fr_grad fr_grad;
 
 /* A zero gradient for models shaped like m. FR_ERR_NOMEM. Frees accept NULL. */
-FR_NODISCARD fr_err fr_grad_create(fr_grad **out, const fr_model *m);
-void fr_grad_free(fr_grad *g);
+FR_API FR_NODISCARD fr_err fr_grad_create(fr_grad **out, const fr_model *m);
+FR_API void fr_grad_free(fr_grad *g);
 /* Zeroes the gradient: the dense tensors and the touched rows only (untouched rows
  * are zero already), then empties the touched sets. */
-void fr_grad_zero(fr_grad *g);
+FR_API void fr_grad_zero(fr_grad *g);
 /* The gradient (n_params floats, slab layout). */
-float *fr_grad_data(fr_grad *g);
-const float *fr_grad_data_const(const fr_grad *g);
+FR_API float *fr_grad_data(fr_grad *g);
+FR_API const float *fr_grad_data_const(const fr_grad *g);
 /* Rows of table tensor t touched since the last zero (NULL for a dense tensor). */
-const fr_rowset *fr_grad_touched(const fr_grad *g, int t);
+FR_API const fr_rowset *fr_grad_touched(const fr_grad *g, int t);
 /* dst = a * dst + b * src, over the dense tensors and the union of both touched sets
  * (which dst then holds). For data-parallel steps: split a batch into parts of n_k
  * examples, one fr_model_loss_grad per part into its own grad (own workspace, own
  * thread), then combine with weights n_k / n to get the gradient of the whole batch's
  * mean. FR_ERR_INVALID if the two differ in shape. */
-FR_NODISCARD fr_err fr_grad_combine(fr_grad *dst, float a, const fr_grad *src, float b);
+FR_API FR_NODISCARD fr_err fr_grad_combine(fr_grad *dst, float a, const fr_grad *src, float b);
 /* Marks a row as touched (for callers that write gradients themselves). */
-void fr_grad_touch(fr_grad *g, int t, uint32_t row);
+FR_API void fr_grad_touch(fr_grad *g, int t, uint32_t row);
 
 /* ------------------------------------------------------------------ training */
 
@@ -216,25 +216,25 @@ typedef struct fr_model_ws fr_model_ws;
 
 /* FR_ERR_INVALID (max_batch 0 or > 2^24), FR_ERR_NOMEM. Usable with any model of the
  * same kind and dimensions (n_users, n_items may differ). Free accepts NULL. */
-FR_NODISCARD fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch);
-void fr_model_ws_free(fr_model_ws *ws);
-size_t fr_model_ws_max_batch(const fr_model_ws *ws);
+FR_API FR_NODISCARD fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch);
+FR_API void fr_model_ws_free(fr_model_ws *ws);
+FR_API size_t fr_model_ws_max_batch(const fr_model_ws *ws);
 
 /* Computes the mean loss over the batch (+ the L2 term), stores it in *loss, and ADDS
  * its gradient into g, marking the embedding rows used. No allocation.
  * Errors: FR_ERR_INVALID (n = 0 or > ws max batch, missing label/neg for the loss,
  * workspace or grad of another shape), FR_ERR_RANGE (a user or item index out of
  * range; nothing has been added to g then). */
-FR_NODISCARD fr_err fr_model_loss_grad(const fr_model *m, fr_model_ws *ws, const fr_batch *b,
+FR_API FR_NODISCARD fr_err fr_model_loss_grad(const fr_model *m, fr_model_ws *ws, const fr_batch *b,
                                        fr_grad *g, double *loss);
 /* Same loss without gradients (and without touching any grad). Same errors. */
-FR_NODISCARD fr_err fr_model_loss(const fr_model *m, fr_model_ws *ws, const fr_batch *b, double *loss);
+FR_API FR_NODISCARD fr_err fr_model_loss(const fr_model *m, fr_model_ws *ws, const fr_batch *b, double *loss);
 
 /* Scores n (user, item) pairs: the predicted rating (mf) or the logit (others; higher
  * is better). Processes any n in chunks of the workspace's max batch. ws may be NULL:
  * a temporary one is allocated (FR_ERR_NOMEM possible). Thread-safe with one ws per
  * thread. FR_ERR_RANGE for an index out of range. */
-FR_NODISCARD fr_err fr_model_score(const fr_model *m, fr_model_ws *ws, const uint32_t *users,
+FR_API FR_NODISCARD fr_err fr_model_score(const fr_model *m, fr_model_ws *ws, const uint32_t *users,
                                    const uint32_t *items, size_t n, float *out);
 
 /* ------------------------------------------------------------------ optimizers */
@@ -260,29 +260,29 @@ typedef struct fr_optim_config {
 typedef struct fr_optim fr_optim;
 
 /* The defaults of kind (PyTorch's, with lr as above; dense mode). */
-void fr_optim_config_default(fr_optim_config *cfg, fr_optim_kind kind);
+FR_API void fr_optim_config_default(fr_optim_config *cfg, fr_optim_kind kind);
 /* FR_OK, or FR_ERR_INVALID naming the bad field and its allowed range. */
-FR_NODISCARD fr_err fr_optim_config_check(const fr_optim_config *cfg);
+FR_API FR_NODISCARD fr_err fr_optim_config_check(const fr_optim_config *cfg);
 /* "sgd", "adam", "adagrad"; parse gives FR_ERR_INVALID naming an unknown name. */
-const char *fr_optim_kind_name(fr_optim_kind kind);
-FR_NODISCARD fr_err fr_optim_kind_parse(const char *name, fr_optim_kind *out);
+FR_API const char *fr_optim_kind_name(fr_optim_kind kind);
+FR_API FR_NODISCARD fr_err fr_optim_kind_parse(const char *name, fr_optim_kind *out);
 
 /* Creates an optimizer for models shaped like m (state: moments in slab layout, zero).
  * FR_ERR_INVALID (config), FR_ERR_NOMEM. Free accepts NULL. One optimizer per thread. */
-FR_NODISCARD fr_err fr_optim_create(fr_optim **out, const fr_model *m, const fr_optim_config *cfg);
-void fr_optim_free(fr_optim *o);
+FR_API FR_NODISCARD fr_err fr_optim_create(fr_optim **out, const fr_model *m, const fr_optim_config *cfg);
+FR_API void fr_optim_free(fr_optim *o);
 /* Zeroes the moments and the step count (a fresh optimizer, as a client each round). */
-void fr_optim_reset(fr_optim *o);
+FR_API void fr_optim_reset(fr_optim *o);
 /* One step on m with gradient g. Does not zero g. FR_ERR_INVALID if shapes differ.
  * Dense mode costs O(n_params) per step (as PyTorch); sparse-row mode O(dense tensors
  * + touched rows), which is what makes small client batches cheap. Results are
  * bit-identical on every x86-64 (SSE, AVX and scalar paths do the same float ops). */
-FR_NODISCARD fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g);
+FR_API FR_NODISCARD fr_err fr_optim_step(fr_optim *o, fr_model *m, const fr_grad *g);
 /* Steps taken since creation or the last reset. */
-uint64_t fr_optim_steps(const fr_optim *o);
+FR_API uint64_t fr_optim_steps(const fr_optim *o);
 /* Changes the learning rate of the following steps (a schedule); the moments are kept.
  * FR_ERR_INVALID unless lr is finite and > 0. */
-FR_NODISCARD fr_err fr_optim_set_lr(fr_optim *o, float lr);
+FR_API FR_NODISCARD fr_err fr_optim_set_lr(fr_optim *o, float lr);
 
 /* ------------------------------------------------------------------ model file */
 
@@ -298,7 +298,7 @@ typedef struct fr_model_meta {
     int64_t *item_ids;      /* [n_items] raw item id of each row, or NULL */
 } fr_model_meta;
 
-void fr_model_meta_destroy(fr_model_meta *meta);
+FR_API void fr_model_meta_destroy(fr_model_meta *meta);
 
 /* Encodes: magic "FRMODEL\0", version, length, config (the kind's NAME, the fields every
  * kind has, and the kind's own parameter block with its length: every hyperparameter
@@ -307,21 +307,21 @@ void fr_model_meta_destroy(fr_model_meta *meta);
  * src/model/modelfile.c). A new model kind needs no new version.
  * *bytes is allocated; release it with fr_model_bytes_free. FR_ERR_NOMEM, FR_ERR_INVALID
  * (config_json longer than 1 MiB). Thread-safe for a model nobody writes. */
-FR_NODISCARD fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes,
+FR_API FR_NODISCARD fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes,
                                     size_t *n);
-void fr_model_bytes_free(uint8_t *bytes);
+FR_API void fr_model_bytes_free(uint8_t *bytes);
 /* Decodes bytes made by fr_model_encode (version 2, or version 1 of earlier builds, which
  * did not store bias_l2: those load with bias_l2 = 0, "as l2"); every length
  * and count is checked before use. name is used in messages (a path, or "<memory>").
  * meta may be NULL. Errors: FR_ERR_FORMAT (magic, truncation, bad field, a kind this
  * build does not know), FR_ERR_VERSION, FR_ERR_CHECKSUM, FR_ERR_NOMEM. On failure *out
  * is NULL and meta is zeroed. */
-FR_NODISCARD fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const char *name,
+FR_API FR_NODISCARD fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const char *name,
                                     fr_model_meta *meta);
 /* Writes the model file atomically (temporary file, fsync, rename). FR_ERR_IO. */
-FR_NODISCARD fr_err fr_model_save(const fr_model *m, const char *path, const fr_model_meta *meta);
+FR_API FR_NODISCARD fr_err fr_model_save(const fr_model *m, const char *path, const fr_model_meta *meta);
 /* Reads a model file; errors as fr_model_decode plus FR_ERR_IO, messages name path. */
-FR_NODISCARD fr_err fr_model_load(fr_model **out, const char *path, fr_model_meta *meta);
+FR_API FR_NODISCARD fr_err fr_model_load(fr_model **out, const char *path, fr_model_meta *meta);
 
 #ifdef __cplusplus
 }

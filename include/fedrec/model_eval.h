@@ -19,23 +19,23 @@ typedef struct fr_model_scorer fr_model_scorer;
  * (the evaluation data's) into model rows; they are borrowed and must outlive the
  * scorer; UINT32_MAX marks an id the model does not know (scored -infinity, counted).
  * FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_model_scorer_create(fr_model_scorer **out, const fr_model *m, fr_pool *pool,
+FR_API FR_NODISCARD fr_err fr_model_scorer_create(fr_model_scorer **out, const fr_model *m, fr_pool *pool,
                                            const uint32_t *user_map, const uint32_t *item_map);
-void fr_model_scorer_free(fr_model_scorer *s);
+FR_API void fr_model_scorer_free(fr_model_scorer *s);
 /* The fr_score_fn; ctx is the scorer. */
-void fr_model_scorer_fn(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *scores_out, int worker);
+FR_API void fr_model_scorer_fn(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *scores_out, int worker);
 /* The first error a scoring call met since creation (FR_OK if none), with its message set. */
-FR_NODISCARD fr_err fr_model_scorer_status(const fr_model_scorer *s);
+FR_API FR_NODISCARD fr_err fr_model_scorer_status(const fr_model_scorer *s);
 
 /* Runs the metrics for m's kind: mf (explicit) gives RMSE/MAE with predictions clipped
  * to the rating range of train (fr_eval_ratings); the implicit models give sampled
  * ranking when negs is non-NULL (fr_eval_sampled), else full-catalogue ranking
  * (fr_eval_full). o may be NULL (defaults). Errors from the metrics and the scorer. */
-FR_NODISCARD fr_err fr_model_evaluate(const fr_model *m, const fr_dataset *train, const fr_dataset *test,
+FR_API FR_NODISCARD fr_err fr_model_evaluate(const fr_model *m, const fr_dataset *train, const fr_dataset *test,
                                       const fr_negatives *negs, const fr_eval_opts *o, fr_pool *pool,
                                       fr_eval_result *r);
 /* As fr_model_evaluate with a scorer made by the caller (for id maps). */
-FR_NODISCARD fr_err fr_model_evaluate_with(fr_model_scorer *s, const fr_model *m, const fr_dataset *train,
+FR_API FR_NODISCARD fr_err fr_model_evaluate_with(fr_model_scorer *s, const fr_model *m, const fr_dataset *train,
                                            const fr_dataset *test, const fr_negatives *negs,
                                            const fr_eval_opts *o, fr_pool *pool, fr_eval_result *r);
 

@@ -83,10 +83,10 @@ typedef struct fr_loop_config {
     double max_seconds;        /* stop once this much wall time has passed (0: never) */
 } fr_loop_config;
 
-void fr_loop_config_default(fr_loop_config *c);
+FR_API void fr_loop_config_default(fr_loop_config *c);
 /* FR_OK, or FR_ERR_INVALID naming the field (steps 0, resume or checkpoint_every without
  * a checkpoint, a negative or non-finite time limit, bad eval options). */
-FR_NODISCARD fr_err fr_loop_config_check(const fr_loop_config *c);
+FR_API FR_NODISCARD fr_err fr_loop_config_check(const fr_loop_config *c);
 
 /* Why a loop stopped. */
 typedef enum fr_loop_stop {
@@ -95,7 +95,7 @@ typedef enum fr_loop_stop {
     FR_LOOP_PATIENCE = 2,  /* no better main metric for `patience` evaluations */
     FR_LOOP_TIME = 3,      /* max_seconds passed */
 } fr_loop_stop;
-const char *fr_loop_stop_name(fr_loop_stop s);
+FR_API const char *fr_loop_stop_name(fr_loop_stop s);
 
 typedef struct fr_loop_summary {
     uint32_t completed;        /* steps completed (in all, a resumed run's included) */
@@ -111,7 +111,7 @@ typedef struct fr_loop_summary {
 /* The metric a loop compares steps by, and whether lower is better: rmse for rating
  * models, else hr@K (K the second cut-off, 10 by default) on sampled candidates, else on
  * the full catalogue. NaN if r has none. */
-double fr_loop_main_metric(const fr_eval_result *r, bool *lower_is_better, const char **name);
+FR_API double fr_loop_main_metric(const fr_eval_result *r, bool *lower_is_better, const char **name);
 
 /* Runs the loop: resumes first if asked, then steps until `steps` are done or a stop
  * condition holds, evaluating the driver's model on (train, test, negs) — negs may be
@@ -119,7 +119,7 @@ double fr_loop_main_metric(const fr_eval_result *r, bool *lower_is_better, const
  * the end, and calling cb (may be NULL) after each step. summary may be NULL. Errors of
  * the driver and the evaluation; a step that fails stops the loop with its error (the
  * checkpoint then holds the last good step, if any). */
-FR_NODISCARD fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_driver *d, void *ctx,
+FR_API FR_NODISCARD fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_driver *d, void *ctx,
                                 const fr_dataset *train, const fr_dataset *test, const fr_negatives *negs,
                                 fr_loop_callback cb, void *user, fr_loop_summary *summary);
 
@@ -127,7 +127,7 @@ FR_NODISCARD fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_driver *d
  * {"round":R or "epoch":E,"loss":...,<the metrics, fr_eval_result_json>,"clients":...,
  *  "bytes_up":...,"bytes_down":...,"seconds":...} (rounds) or without the federation keys
  * (epochs), plus "eval_seconds" when evaluated. FR_ERR_RANGE if cap is too small. */
-FR_NODISCARD fr_err fr_loop_step_json(const fr_loop_step *s, char *buf, size_t cap, size_t *len);
+FR_API FR_NODISCARD fr_err fr_loop_step_json(const fr_loop_step *s, char *buf, size_t cap, size_t *len);
 
 /* ================================================================== run config and presets */
 
@@ -164,13 +164,13 @@ typedef struct fr_run_config {
  * train (may be NULL) gives the data-dependent values: the global mean rating of a
  * rating model (model.mu). Kinds without tuned settings get the library's defaults.
  * FR_ERR_INVALID naming an unknown preset (and listing the known ones). */
-FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,
+FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,
                                          const fr_dataset *train);
 /* FR_OK, or FR_ERR_INVALID naming what is wrong (model, federation, training or loop
  * config; a partition without silos). */
-FR_NODISCARD fr_err fr_run_config_check(const fr_run_config *c);
+FR_API FR_NODISCARD fr_err fr_run_config_check(const fr_run_config *c);
 /* The preset names, NULL-terminated. */
-const char *const *fr_run_presets(void);
+FR_API const char *const *fr_run_presets(void);
 
 /* ================================================================== provenance
  * A model file's config_json (fr_model_meta) is one JSON object:
@@ -223,42 +223,42 @@ typedef struct fr_provenance {
 } fr_provenance;
 
 /* Defaults as listed above; owns nothing yet. */
-void fr_provenance_init(fr_provenance *p);
+FR_API void fr_provenance_init(fr_provenance *p);
 /* Frees the strings p owns and re-initialises it. Accepts NULL. */
-void fr_provenance_destroy(fr_provenance *p);
+FR_API void fr_provenance_destroy(fr_provenance *p);
 /* "federated", "centralized"; "?" for an unknown value. */
-const char *fr_run_mode_name(fr_run_mode mode);
+FR_API const char *fr_run_mode_name(fr_run_mode mode);
 
 /* Records the data source of a run: a copy of s whose data, test and negatives paths are
  * made absolute (realpath; a path that does not resolve is kept as given), and from d
  * whether it is the synthetic set and its description (d may be NULL). The strings are
  * owned by p. FR_ERR_NOMEM (p then keeps its previous source). */
-FR_NODISCARD fr_err fr_provenance_set_data(fr_provenance *p, const fr_source *s, const fr_data *d);
+FR_API FR_NODISCARD fr_err fr_provenance_set_data(fr_provenance *p, const fr_source *s, const fr_data *d);
 
 /* Records a run: its mode, seed, model, federation and training configs, lr decay,
  * partition spec, and `completed` as its rounds (federated) or epochs (centralized).
  * FR_ERR_NOMEM, FR_ERR_INVALID (a partition kind without a spec). */
-FR_NODISCARD fr_err fr_provenance_set_run(fr_provenance *p, const fr_run_config *c, uint64_t completed);
+FR_API FR_NODISCARD fr_err fr_provenance_set_run(fr_provenance *p, const fr_run_config *c, uint64_t completed);
 
 /* Encodes p as one line of JSON into *json (NUL-terminated; release it with
  * fr_provenance_json_free). Writes "fl", "rounds" and "partition" for a federated run,
  * "train", "epochs" and "lr_decay" for a centralized one. FR_ERR_INVALID (an unknown mode
  * or enum value), FR_ERR_NOMEM. *json is NULL on failure. */
-FR_NODISCARD fr_err fr_provenance_encode(const fr_provenance *p, char **json);
-void fr_provenance_json_free(char *json);
+FR_API FR_NODISCARD fr_err fr_provenance_encode(const fr_provenance *p, char **json);
+FR_API void fr_provenance_json_free(char *json);
 
 /* Decodes JSON text into p, over the values p holds (fr_provenance_init for the
  * defaults). Errors: FR_ERR_PARSE (not a JSON object; a key of the wrong type, an
  * integer out of its field's range, an unknown name: the message names the key, e.g.
  * "provenance: \"fl.batch\" is a string; expected an integer in [0, 4294967295]"),
  * FR_ERR_NOMEM. On failure p is unchanged. */
-FR_NODISCARD fr_err fr_provenance_decode(fr_provenance *p, const char *json);
+FR_API FR_NODISCARD fr_err fr_provenance_decode(fr_provenance *p, const char *json);
 
 /* Saves m to path (fr_model_save) with its provenance: config_json = fr_provenance_encode(p),
  * seed = p->seed, round = p->rounds (federated) or epoch = p->epochs (centralized), and the
  * raw id of every user and item row from d's training maps (-1 for a row beyond them; no
  * ids when d is NULL). Errors of fr_provenance_encode and fr_model_save. */
-FR_NODISCARD fr_err fr_provenance_save_model(const fr_model *m, const char *path, const fr_provenance *p,
+FR_API FR_NODISCARD fr_err fr_provenance_save_model(const fr_model *m, const char *path, const fr_provenance *p,
                                              const fr_data *d);
 
 #ifdef __cplusplus

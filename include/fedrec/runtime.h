@@ -23,43 +23,43 @@ typedef struct fr_sim fr_sim;
 
 /* mcfg: n_users and n_items are set from train. pool may be NULL (one thread). train
  * must outlive the sim. Errors FR_ERR_INVALID, FR_ERR_EMPTY, FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
+FR_API FR_NODISCARD fr_err fr_sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
                                   const fr_dataset *train, fr_pool *pool);
 /* The same with clients holding users as `part` says (fr_partition_make: IID or
  * Dirichlet silos, silos by attribute; NULL: one user per client). Client c holds the
  * users of part c and their private rows; a user no client holds never trains. part is
  * copied. FR_ERR_INVALID if a user is out of range or held by two clients. */
-FR_NODISCARD fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
+FR_API FR_NODISCARD fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
                                         const fr_dataset *train, const fr_partition *part, fr_pool *pool);
-void fr_sim_free(fr_sim *s);
+FR_API void fr_sim_free(fr_sim *s);
 /* Whether results go through the wire encoding (encode, then the controller decodes them:
  * default true). false hands each client's result to the controller in memory
  * (fr_round_accept, which counts fr_result_encoded_size as bytes up): the same model
  * bits, less work at scale. */
-void fr_sim_set_wire(fr_sim *s, bool encode);
+FR_API void fr_sim_set_wire(fr_sim *s, bool encode);
 /* Runs one round: begin, every sampled client with data steps on the pool, end. A
  * client's error fails the round ("round R: client C: ..."), which then applies nothing.
  * Errors of fr_round_end (a round below the quorum: FR_ERR_EMPTY). */
-FR_NODISCARD fr_err fr_sim_round(fr_sim *s, fr_round_stats *st);
+FR_API FR_NODISCARD fr_err fr_sim_round(fr_sim *s, fr_round_stats *st);
 /* The round controller inside the sim (the server: its model, config, rounds completed). */
-fr_round *fr_sim_controller(fr_sim *s);
+FR_API fr_round *fr_sim_controller(fr_sim *s);
 /* Clients of the federation (users, or silos). */
-uint32_t fr_sim_n_clients(const fr_sim *s);
+FR_API uint32_t fr_sim_n_clients(const fr_sim *s);
 /* A model with the global shared parameters and every client's private rows (synced on
  * each call; valid until the next round). For evaluation and the model file. */
-fr_model *fr_sim_model(fr_sim *s);
+FR_API fr_model *fr_sim_model(fr_sim *s);
 /* Checkpoint: magic "FRCKPT\0\0", version, the controller's state (fr_round_save: config,
  * round, strategy moments, global parameters), the partition's CRC, every client's
  * private rows and kept optimizer state (keep_private_optim), CRC-32C; written atomically
  * (temporary file, fsync, rename). */
-FR_NODISCARD fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path);
+FR_API FR_NODISCARD fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path);
 /* Loads a checkpoint into a sim created with the same config and data. Errors FR_ERR_IO,
  * FR_ERR_FORMAT, FR_ERR_CHECKSUM (damaged), FR_ERR_INVALID (another config or data). */
-FR_NODISCARD fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path);
+FR_API FR_NODISCARD fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path);
 
 /* The sim as a training-loop driver (fr_loop_run with ctx = the sim): a step is
  * fr_sim_round, the model is fr_sim_model, save/load are the checkpoint functions. */
-void fr_sim_driver(fr_loop_driver *d);
+FR_API void fr_sim_driver(fr_loop_driver *d);
 
 /* ------------------------------------------------------------------ a whole run */
 
@@ -71,7 +71,7 @@ void fr_sim_driver(fr_loop_driver *d);
  * (the global shared parameters and every user's private rows; free it with
  * fr_model_free); summary (may be NULL) what the loop did. Errors of the configs
  * (FR_ERR_INVALID), the partition, the loop and its driver. */
-FR_NODISCARD fr_err fr_run(const fr_run_config *c, const fr_dataset *train, const fr_dataset *test,
+FR_API FR_NODISCARD fr_err fr_run(const fr_run_config *c, const fr_dataset *train, const fr_dataset *test,
                            const fr_negatives *negs, fr_loop_callback cb, void *user, fr_loop_summary *summary,
                            fr_model **model);
 

@@ -31,9 +31,9 @@ typedef struct fr_train_config {
     int threads;           /* worker threads; <= 0 = one per CPU (default 0) */
 } fr_train_config;
 
-void fr_train_config_default(fr_train_config *c);
+FR_API void fr_train_config_default(fr_train_config *c);
 /* FR_OK, or FR_ERR_INVALID naming the bad field and its allowed range. */
-FR_NODISCARD fr_err fr_train_config_check(const fr_train_config *c);
+FR_API FR_NODISCARD fr_err fr_train_config_check(const fr_train_config *c);
 
 typedef struct fr_trainer fr_trainer;
 
@@ -41,18 +41,18 @@ typedef struct fr_trainer fr_trainer;
  * rows). The trainer keeps m and d by reference: both must outlive it, and m is written
  * by every epoch. Errors: FR_ERR_INVALID (config; d has more users or items than m has
  * rows), FR_ERR_EMPTY (d has no interaction), FR_ERR_NOMEM. */
-FR_NODISCARD fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d,
+FR_API FR_NODISCARD fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d,
                                       const fr_train_config *cfg);
-void fr_trainer_free(fr_trainer *t);
+FR_API void fr_trainer_free(fr_trainer *t);
 /* Runs one epoch; *mean_loss (may be NULL) gets the mean training loss over its examples.
  * Errors from the model or optimizer (the model may then be part-way through an epoch). */
-FR_NODISCARD fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss);
+FR_API FR_NODISCARD fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss);
 /* Sets the optimizer's learning rate for the following epochs (fr_optim_set_lr). */
-FR_NODISCARD fr_err fr_trainer_set_lr(fr_trainer *t, float lr);
+FR_API FR_NODISCARD fr_err fr_trainer_set_lr(fr_trainer *t, float lr);
 /* Epochs completed. */
-uint64_t fr_trainer_epochs(const fr_trainer *t);
+FR_API uint64_t fr_trainer_epochs(const fr_trainer *t);
 /* The trainer's pool (for evaluating between epochs on the same threads). */
-fr_pool *fr_trainer_pool(fr_trainer *t);
+FR_API fr_pool *fr_trainer_pool(fr_trainer *t);
 
 #ifdef __cplusplus
 }

@@ -407,7 +407,8 @@ int cli_train(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     fr_model_kind kind = FR_MODEL_MF;
     if (o.model && fr_model_kind_parse(o.model, &kind)) {
-        fprintf(stderr, "fedrec train: --model: %s, got '%s'\n", fr_errmsg(), o.model);
+        const char *exp = strstr(fr_errmsg(), "expected "); /* the library lists the registered kinds */
+        fprintf(stderr, "fedrec train: --model: %s, got '%s'\n", exp ? exp : fr_errmsg(), o.model);
         return 2;
     }
     fr_source src;
