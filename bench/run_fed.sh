@@ -12,6 +12,8 @@
 #      the anchor's recorded curve (shared/anchors/runs-torch/ncf_fed_adam.jsonl; target:
 #      HR@10 >= 0.60 within 50 rounds, user embeddings private).
 # Usage: bench/run_fed.sh [ROUNDS_NCF=5] [ROUNDS_MF=100]   (from the project root, after a build)
+# FEDREC_BASE_BENCH_FED=path/to/another/bench_fed also times that build in part 1, beside
+# this one in the same run (a before/after comparison: both ratios to the same torch run).
 # Seconds per round are given as the mean and the median over the rounds of each system
 # (round 1 carries both systems' warm-up: fedrec's first clients allocate their scratch).
 set -eu
@@ -31,13 +33,18 @@ trap 'rm -rf "$OUT"' EXIT
 echo "== $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== 1. neumf on ml-100k-loo, 943 clients/round, E=1 B=32 adam 1e-3, $RN rounds"
+BASE=${FEDREC_BASE_BENCH_FED:-}
 "$BIN" --ncf "$DATA/ml-100k-loo" --model neumf --rounds "$RN" --threads 2 | tee "$OUT/fedrec_ncf.jsonl"
+[ -z "$BASE" ] || "$BASE" --ncf "$DATA/ml-100k-loo" --model neumf --rounds "$RN" --threads 2 > "$OUT/base_ncf.jsonl"
 "$BIN" --ncf "$DATA/ml-100k-loo" --model neumf --rounds "$RN" --threads 2 --wire 0 | tee "$OUT/fedrec_ncf_nowire.jsonl"
+[ -z "$BASE" ] || "$BASE" --ncf "$DATA/ml-100k-loo" --model neumf --rounds "$RN" --threads 2 --wire 0 \
+    > "$OUT/base_ncf_nowire.jsonl"
 if [ -x /usr/bin/python3 ] && [ -f "$ANCHORS/torch_fedavg_ncf.py" ]; then
     /usr/bin/python3 "$ANCHORS/torch_fedavg_ncf.py" --data "$DATA/ml-100k-loo" --mode fed --rounds "$RN" \
         | tee "$OUT/torch_ncf.jsonl"
-    /usr/bin/python3 - "$OUT/fedrec_ncf.jsonl" "$OUT/torch_ncf.jsonl" "$OUT/fedrec_ncf_nowire.jsonl" <<'PY'
-import json, sys
+    /usr/bin/python3 - "$OUT/fedrec_ncf.jsonl" "$OUT/torch_ncf.jsonl" "$OUT/fedrec_ncf_nowire.jsonl" \
+        "$OUT/base_ncf.jsonl" "$OUT/base_ncf_nowire.jsonl" <<'PY'
+import json, os, sys
 f = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"round"')]
 t = [json.loads(l) for l in open(sys.argv[2]) if l.startswith('{"round"') and json.loads(l)["round"] > 0]
 g = [json.loads(l) for l in open(sys.argv[3]) if l.startswith('{"round"')]
@@ -55,6 +62,12 @@ print(f"mean s/round: fedrec {fs:.3f}, torch {ts:.3f}: fedrec is {ts / fs:.1f}x 
 print(f"median s/round: fedrec {fm:.3f}, torch {tm:.3f}: {tm / fm:.1f}x")
 print(f"with the wire off (no bytes made, as the anchor): fedrec mean {gs:.3f} s/round, {ts / gs:.1f}x; "
       f"median {gm:.3f}, {tm / gm:.1f}x")
+for label, path in (("wire on", sys.argv[4]), ("wire off", sys.argv[5])):
+    if os.path.exists(path) and os.path.getsize(path):
+        b = [json.loads(l) for l in open(path) if l.startswith('{"round"')]
+        bs = sum(r["seconds"] for r in b) / len(b)
+        bm = statistics.median(r["seconds"] for r in b)
+        print(f"base build ({label}): mean {bs:.3f} s/round, {ts / bs:.1f}x; median {bm:.3f}, {tm / bm:.1f}x")
 PY
 else
     echo "(python3 or the anchor script is missing: no torch comparison)"

@@ -103,11 +103,6 @@ static fr_err bd_loss_grad(const fr_model *m, void *w, const fr_batch *b, fr_gra
     return FR_OK;
 }
 
-static fr_err bd_loss(const fr_model *m, void *w, const fr_batch *b, double *loss) {
-    *loss = bd_impl(m, w, b, NULL);
-    return FR_OK;
-}
-
 static void bd_score(const fr_model *m, void *w, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
     bd_forward(m, w, users, items, n);
     memcpy(out, ((bd_ws *)w)->s, n * sizeof(float));
@@ -129,7 +124,6 @@ static const fri_model_family biasdot = {
     .ws_carve = bd_carve,
     .ws_fits = bd_fits,
     .loss_grad = bd_loss_grad,
-    .loss = bd_loss,
     .score = bd_score,
 };
 

@@ -12,6 +12,36 @@
 
 #include "fl/fl_internal.h"
 
+/* ------------------------------------------------------------ table rows (both kinds) */
+
+/* A table whose row width changes: its values hold cap_rows * old width elements and its
+ * ids cap_rows ids, so it keeps the row capacity both arrays can serve at the new width. */
+static void rewidth(size_t *cap_rows, uint32_t *width, uint32_t w) {
+    if (*width == w) return;
+    size_t vals = *cap_rows * *width, rows = vals / w;
+    if (rows < *cap_rows) *cap_rows = rows;
+    *width = w;
+}
+
+/* Room for count rows of width values of elem bytes each in (*ids, *values). */
+static fr_err grow_rows(uint32_t **ids, void **values, size_t elem, size_t *cap_rows, uint32_t width, uint32_t count,
+                        const char *what, uint32_t t) {
+    if (count <= *cap_rows) return FR_OK;
+    size_t nv, bv, bi;
+    if (fri_mul_size(count, width, &nv) || fri_mul_size(nv, elem, &bv) || fri_mul_size(count, sizeof(uint32_t), &bi))
+        return fri_fail(FR_ERR_NOMEM, "%s: table %u: %u rows of width %u overflow memory", what, t, count, width);
+    uint32_t *i = fri_realloc(*ids, bi);
+    if (!i) return FR_ERR_NOMEM;
+    *ids = i; /* larger than cap_rows says: harmless */
+    void *v = fri_realloc(*values, bv);
+    if (!v) return FR_ERR_NOMEM;
+    *values = v;
+    *cap_rows = count;
+    return FR_OK;
+}
+
+/* ------------------------------------------------------------ updates */
+
 fr_err fr_update_create(fr_update **out) {
     *out = fri_calloc(1, sizeof **out);
     return *out ? FR_OK : FR_ERR_NOMEM;
@@ -51,15 +81,8 @@ fr_err fr_update_reset(fr_update *u, uint32_t dense_len, uint32_t n_tables, cons
     if (dense_len) memset(u->dense, 0, (size_t)dense_len * sizeof *u->dense);
     u->dense_len = dense_len;
     for (uint32_t t = 0; t < n_tables; t++) {
-        fr_update_table *tb = &u->tables[t];
-        if (tb->width != widths[t]) {
-            /* values hold cap_rows * old width floats and ids cap_rows ids: keep the
-             * row capacity both arrays can serve at the new width */
-            size_t floats = tb->cap_rows * tb->width, rows = floats / widths[t];
-            if (rows < tb->cap_rows) tb->cap_rows = rows;
-            tb->width = widths[t];
-        }
-        tb->count = 0;
+        rewidth(&u->tables[t].cap_rows, &u->tables[t].width, widths[t]);
+        u->tables[t].count = 0;
     }
     u->n_tables = n_tables;
     return FR_OK;
@@ -69,21 +92,11 @@ fr_err fr_update_table_resize(fr_update *u, uint32_t t, uint32_t count) {
     if (!u || t >= u->n_tables)
         return fri_fail(FR_ERR_INVALID, "fr_update_table_resize: table %u, the update has %u", t, u ? u->n_tables : 0);
     fr_update_table *tb = &u->tables[t];
-    if (count > tb->cap_rows) {
-        size_t nv, bv, bi;
-        if (fri_mul_size(count, tb->width, &nv) || fri_mul_size(nv, sizeof(float), &bv) ||
-            fri_mul_size(count, sizeof(uint32_t), &bi))
-            return fri_fail(FR_ERR_NOMEM, "update: table %u: %u rows of width %u overflow memory", t, count, tb->width);
-        uint32_t *ids = fri_realloc(tb->ids, bi);
-        if (!ids) return FR_ERR_NOMEM;
-        tb->ids = ids; /* larger than cap_rows says: harmless */
-        float *v = fri_realloc(tb->values, bv);
-        if (!v) return FR_ERR_NOMEM;
-        tb->values = v;
-        tb->cap_rows = count;
-    }
-    tb->count = count;
-    return FR_OK;
+    void *v = tb->values;
+    fr_err e = grow_rows(&tb->ids, &v, sizeof(float), &tb->cap_rows, tb->width, count, "update", t);
+    tb->values = v;
+    if (!e) tb->count = count;
+    return e;
 }
 
 /* ------------------------------------------------------------ fixed point */
@@ -177,13 +190,9 @@ fr_err fri_result_reset(fr_result *r, uint32_t dense_len, uint32_t n_tables, con
     }
     r->dense_len = dense_len;
     for (uint32_t t = 0; t < n_tables; t++) {
-        fr_result_table *tb = &r->tables[t];
-        if (tb->width != widths[t]) {
-            size_t vals = tb->cap_rows * tb->width, rows = widths[t] ? vals / widths[t] : 0;
-            if (rows < tb->cap_rows) tb->cap_rows = rows;
-            tb->width = widths[t];
-        }
-        tb->count = 0;
+        if (widths[t] == 0) return fri_fail(FR_ERR_INVALID, "result: table %u has width 0, expected >= 1", t);
+        rewidth(&r->tables[t].cap_rows, &r->tables[t].width, widths[t]);
+        r->tables[t].count = 0;
     }
     r->n_tables = n_tables;
     return FR_OK;
@@ -191,21 +200,11 @@ fr_err fri_result_reset(fr_result *r, uint32_t dense_len, uint32_t n_tables, con
 
 fr_err fri_result_table_resize(fr_result *r, uint32_t t, uint32_t count) {
     fr_result_table *tb = &r->tables[t];
-    if (count > tb->cap_rows) {
-        size_t nv, bv, bi;
-        if (fri_mul_size(count, tb->width, &nv) || fri_mul_size(nv, sizeof(int64_t), &bv) ||
-            fri_mul_size(count, sizeof(uint32_t), &bi))
-            return fri_fail(FR_ERR_NOMEM, "result: table %u: %u rows of width %u overflow memory", t, count, tb->width);
-        uint32_t *ids = fri_realloc(tb->ids, bi);
-        if (!ids) return FR_ERR_NOMEM;
-        tb->ids = ids;
-        int64_t *v = fri_realloc(tb->values, bv);
-        if (!v) return FR_ERR_NOMEM;
-        tb->values = v;
-        tb->cap_rows = count;
-    }
-    tb->count = count;
-    return FR_OK;
+    void *v = tb->values;
+    fr_err e = grow_rows(&tb->ids, &v, sizeof(int64_t), &tb->cap_rows, tb->width, count, "result", t);
+    tb->values = v;
+    if (!e) tb->count = count;
+    return e;
 }
 
 /* The first non-finite value of v[0, n), for the message. */

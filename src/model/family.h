@@ -70,11 +70,10 @@ typedef struct fri_model_family {
 
     /* --- math: the batch has been checked (1 <= n <= max batch, every index in range,
      * label or neg present as the loss needs; g has m's layout) */
-    /* The mean loss over b plus the L2 term in *loss; ADDS the gradient into g and marks the
-     * embedding rows it adds to (fr_grad.rows). No allocation. */
+    /* The mean loss over b plus the L2 term in *loss; with g non-NULL, also ADDS the gradient
+     * into g and marks the embedding rows it adds to (fr_grad.rows); with g NULL the loss
+     * alone. No allocation. */
     fr_err (*loss_grad)(const fr_model *m, void *ws, const fr_batch *b, fr_grad *g, double *loss);
-    /* The same loss without the gradient. */
-    fr_err (*loss)(const fr_model *m, void *ws, const fr_batch *b, double *loss);
     /* Scores of n <= max batch (user, item) pairs into out: the predicted rating for an
      * explicit kind, else a logit (higher ranks first). */
     void (*score)(const fr_model *m, void *ws, const uint32_t *users, const uint32_t *items, size_t n,

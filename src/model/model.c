@@ -425,7 +425,7 @@ fr_err fr_model_loss_grad(const fr_model *m, fr_model_ws *ws, const fr_batch *b,
 fr_err fr_model_loss(const fr_model *m, fr_model_ws *ws, const fr_batch *b, double *loss) {
     fr_err e = check_batch(m, ws, b);
     if (e) return e;
-    return m->fam->loss(m, ws->fws, b, loss);
+    return m->fam->loss_grad(m, ws->fws, b, NULL, loss);
 }
 
 fr_err fr_model_score(const fr_model *m, fr_model_ws *ws, const uint32_t *users,

@@ -304,12 +304,7 @@ static double loss_impl(const fr_model *m, ncf_ws *ws, const fr_batch *b, fr_gra
 }
 
 static fr_err loss_grad(const fr_model *m, void *ws, const fr_batch *b, fr_grad *g, double *loss) {
-    *loss = loss_impl(m, ws, b, g);
-    return FR_OK;
-}
-
-static fr_err loss_only(const fr_model *m, void *ws, const fr_batch *b, double *loss) {
-    *loss = loss_impl(m, ws, b, NULL);
+    *loss = loss_impl(m, ws, b, g); /* g NULL: the loss alone */
     return FR_OK;
 }
 
@@ -339,6 +334,5 @@ const fri_model_family fri_model_family_ncf = {
     .ws_carve = ws_carve,
     .ws_fits = ws_fits,
     .loss_grad = loss_grad,
-    .loss = loss_only,
     .score = score,
 };

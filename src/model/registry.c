@@ -116,7 +116,7 @@ static int kinds_before(size_t upto) {
 
 fr_err fri_model_register(const fri_model_family *f, fr_model_kind *first) {
     if (!f || !f->kinds || f->n_kinds < 1 || !f->config_default || !f->config_check || !f->params_put ||
-        !f->params_get || !f->layout || !f->ws_carve || !f->ws_fits || !f->loss_grad || !f->loss || !f->score)
+        !f->params_get || !f->layout || !f->ws_carve || !f->ws_fits || !f->loss_grad || !f->score)
         return fri_fail(FR_ERR_INVALID, "model family %s: no kinds or an op missing", f && f->name ? f->name : "?");
     pthread_mutex_lock(&reg_mu);
     fr_err e = FR_OK;
