@@ -84,11 +84,11 @@ h1=$(sed 's/.*"hr@10":\([0-9.]*\).*/\1/' "$tmp/fev"); h2=$(tail -1 "$tmp/fm.json
 [ -n "$h1" ] && [ "$h1" = "$h2" ] || fail "eval hr@10 '$h1' differs from the last round's '$h2'"
 "$bin" recommend --model "$tmp/fed.fr" --user "$user" -k 3 | grep -c '^ *[0-9]*\. item' | grep -q '^3$' \
     || fail "recommend from a federated model"
-# eval reports the RMSE training reported last, whatever the rating scale (0-1, 0.5-5),
+# eval reports the RMSE training reported last, whatever the rating scale (1-5, 0-1, 0.5-5),
 # federated and centralized
 awk -F'\t' 'BEGIN { OFS = "\t" } { $3 = $3 / 5; print }' "$tmp/r.tsv" >"$tmp/r01.tsv"
 awk -F'\t' 'BEGIN { OFS = "\t" } { $3 = $3 - 0.5 * ($1 % 2); print }' "$tmp/r.tsv" >"$tmp/r05.tsv"
-for scale in r01 r05; do
+for scale in r r01 r05; do
     for mode in "--rounds 3" "--centralized --epochs 2"; do
         "$bin" train --data "$tmp/$scale.tsv" --model mf $mode --threads 2 --quiet --out "$tmp/s.fr" \
             --metrics-out "$tmp/s.jsonl" 2>"$tmp/err" || fail "train on $scale ($mode): $(cat "$tmp/err")"
