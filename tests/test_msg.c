@@ -377,3 +377,56 @@ Test(result, quantize_weights_and_rounds_as_fixed_point) {
     fr_result_free(r);
     fr_update_free(u);
 }
+
+/* The fast path (the client's update encoded straight into a RESULT) gives the bytes of
+ * the reference path (quantize into an fr_result, then encode), on updates of every
+ * length around the vector width, both item weightings, and refuses what quantize refuses. */
+Test(result, encoding_an_update_directly_equals_quantize_then_encode) {
+    fr_rng rng;
+    fr_rng_init(&rng, 7, 0, 0, FR_PURPOSE_TEST);
+    fr_update *u = NULL;
+    fr_result *r = NULL;
+    cr_assert_eq(fr_update_create(&u), FR_OK);
+    cr_assert_eq(fr_result_create(&r), FR_OK);
+    fr_fl_config cfg;
+    fr_fl_config_default(&cfg, FR_MODEL_NEUMF);
+    for (int trial = 0; trial < 60; trial++) {
+        uint32_t widths[3] = {1 + fr_rng_below(&rng, 17), 1 + fr_rng_below(&rng, 9), 8};
+        uint32_t dense = fr_rng_below(&rng, 40);
+        cr_assert_eq(fr_update_reset(u, dense, 3, widths), FR_OK);
+        u->weight = 1 + fr_rng_below(&rng, 500);
+        u->client = (uint32_t)trial;
+        u->round = 3;
+        for (uint32_t i = 0; i < dense; i++) u->dense[i] = (float)(fr_rng_normal(&rng) * 0.01);
+        for (uint32_t t = 0; t < 3; t++) {
+            uint32_t c = fr_rng_below(&rng, 20);
+            cr_assert_eq(fr_update_table_resize(u, t, c), FR_OK);
+            for (uint32_t i = 0; i < c; i++) u->tables[t].ids[i] = 3 * i + t;
+            for (size_t i = 0; i < (size_t)c * widths[t]; i++) u->tables[t].values[i] = (float)(fr_rng_normal(&rng) * 0.1);
+        }
+        cfg.item_sum = trial % 2;
+        cr_assert_eq(fr_result_quantize(r, u, &cfg), FR_OK);
+        r->config_crc = 0xabcdef01;
+        r->examples = 77;
+        r->loss_sum = 1.5;
+        size_t n1 = 0, n2 = 0;
+        uint8_t *a = encode(r, &n1);
+        cr_assert_eq(fri_result_update_size(u), n1);
+        uint8_t *b = malloc(n1 + 3), *bb = b + 3; /* an odd address: the values are unaligned */
+        cr_assert_eq(fri_result_encode_update(u, &cfg, 0xabcdef01, 77, 1.5, bb, n1, &n2), FR_OK, "%s", fr_errmsg());
+        cr_assert(n1 == n2 && memcmp(a, bb, n1) == 0, "trial %d: direct encoding differs", trial);
+        cr_assert_eq(fri_result_encode_update(u, &cfg, 0, 0, 0, bb, n1 - 1, &n2), FR_ERR_RANGE);
+        fr_msg_free(a);
+        free(b);
+    }
+    u->tables[2].count = 2;
+    u->tables[2].ids[0] = 0;
+    u->tables[2].ids[1] = 1;
+    u->tables[2].values[9] = INFINITY;
+    uint8_t buf[4096];
+    size_t n = 0;
+    cr_assert_eq(fri_result_encode_update(u, &cfg, 0, 0, 0, buf, sizeof buf, &n), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "table 2, row 1 is inf") != NULL, "%s", fr_errmsg());
+    fr_result_free(r);
+    fr_update_free(u);
+}

@@ -95,7 +95,6 @@ struct fr_client_ws {
     uint32_t config_crc;    /* the federation this workspace is for (its TASKs carry it) */
     fr_update *step_upd;    /* the step's float update (made on first use) */
     fr_task *step_task;     /* fr_client_step_bytes: the decoded TASK */
-    fr_result *step_res;    /* fr_client_step_bytes: the RESULT */
     uint8_t *step_buf;      /* fr_client_step_bytes: its bytes */
     size_t step_cap;
 };
@@ -226,7 +225,6 @@ void fr_client_ws_free(fr_client_ws *ws) {
     side_free(&ws->cu);
     fr_update_free(ws->step_upd);
     fr_task_free(ws->step_task);
-    fr_result_free(ws->step_res);
     fri_free(ws->step_buf);
     fri_free(ws);
 }
@@ -844,8 +842,9 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
 
 /* ------------------------------------------------------------------ the client step */
 
-fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
-                      const fr_client_private *priv, fr_result *res) {
+/* The fit of a step: the task's round and global parameters, into ws->step_upd. */
+static fr_err step_fit(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
+                       const fr_client_private *priv, fr_client_report *rep) {
     const fr_model *g = fr_task_model(task);
     if (!g) return fri_fail(FR_ERR_INVALID, "client %u: the TASK is empty (not decoded)", client);
     if (fr_task_config_crc(task) != ws->config_crc)
@@ -856,13 +855,40 @@ fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, co
         fr_err e = fr_update_create(&ws->step_upd);
         if (e) return e;
     }
+    return fr_client_fit(ws, fr_task_round(task), client, data, g, priv, ws->step_upd, rep);
+}
+
+fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
+                      const fr_client_private *priv, fr_result *res) {
     fr_client_report rep;
-    fr_err e = fr_client_fit(ws, fr_task_round(task), client, data, g, priv, ws->step_upd, &rep);
+    fr_err e = step_fit(ws, task, client, data, priv, &rep);
     if (!e) e = fr_result_quantize(res, ws->step_upd, &ws->cfg);
     if (e) return e;
     res->config_crc = ws->config_crc;
     res->examples = rep.examples;
     res->loss_sum = rep.loss_sum;
+    return FR_OK;
+}
+
+fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
+                              const fr_client_private *priv, const uint8_t **out, size_t *out_n) {
+    *out = NULL;
+    *out_n = 0;
+    fr_client_report rep;
+    fr_err e = step_fit(ws, task, client, data, priv, &rep);
+    if (e) return e;
+    size_t need = fri_result_update_size(ws->step_upd);
+    if (need == 0) return fri_fail(FR_ERR_INVALID, "client %u: its RESULT overflows size_t", client);
+    if (need > ws->step_cap) {
+        uint8_t *b = fri_realloc(ws->step_buf, need);
+        if (!b) return FR_ERR_NOMEM;
+        ws->step_buf = b;
+        ws->step_cap = need;
+    }
+    e = fri_result_encode_update(ws->step_upd, &ws->cfg, ws->config_crc, rep.examples, rep.loss_sum, ws->step_buf,
+                                 ws->step_cap, out_n);
+    if (e) return e;
+    *out = ws->step_buf;
     return FR_OK;
 }
 
@@ -873,19 +899,7 @@ fr_err fr_client_step_bytes(fr_client_ws *ws, const uint8_t *task, size_t task_n
     *out_n = 0;
     fr_err e = FR_OK;
     if (!ws->step_task) e = fr_task_create(&ws->step_task);
-    if (!e && !ws->step_res) e = fr_result_create(&ws->step_res);
     if (!e) e = fr_task_decode(ws->step_task, task, task_n);
-    if (!e) e = fr_client_step(ws, ws->step_task, client, data, priv, ws->step_res);
-    if (e) return e;
-    size_t need = fr_result_encoded_size(ws->step_res);
-    if (need > ws->step_cap) {
-        uint8_t *b = fri_realloc(ws->step_buf, need);
-        if (!b) return FR_ERR_NOMEM;
-        ws->step_buf = b;
-        ws->step_cap = need;
-    }
-    e = fr_result_encode_to(ws->step_res, ws->step_buf, ws->step_cap, out_n);
-    if (e) return e;
-    *out = ws->step_buf;
-    return FR_OK;
+    if (!e) e = fri_client_step_encode(ws, ws->step_task, client, data, priv, out, out_n);
+    return e;
 }

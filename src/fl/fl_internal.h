@@ -13,12 +13,57 @@
  * from zero, each term saturating at +-4.6e18 units, NaN as the lower bound. `vector`
  * false forces the scalar loop (the reference the vector path must match bit for bit). */
 void fri_fl_add_fixed(int64_t *acc, const float *val, size_t n, double w, bool vector);
-/* acc[i] += val[i] modulo 2^64 (the server's sum of fixed-point values). */
+/* out[i] = round(w * val[i] * 2^32), as above (a client's quantization), into an array or
+ * as little-endian bytes at any alignment (straight into a RESULT message). */
+void fri_fl_store_fixed(int64_t *out, const float *val, size_t n, double w);
+void fri_fl_store_fixed_le(uint8_t *out, const float *val, size_t n, double w);
+/* acc[i] += val[i] modulo 2^64 (the server's sum of fixed-point values); the _le form
+ * reads the values as little-endian bytes at any alignment (straight from a message). */
 void fri_fl_add_ints(int64_t *acc, const int64_t *val, size_t n);
+void fri_fl_add_ints_le(int64_t *acc, const uint8_t *p, size_t n);
 
 /* Sets a result's layout (counts 0; arrays reused) and sizes table t for count rows. */
 FR_NODISCARD fr_err fri_result_reset(fr_result *r, uint32_t dense_len, uint32_t n_tables, const uint32_t *widths);
 FR_NODISCARD fr_err fri_result_table_resize(fr_result *r, uint32_t t, uint32_t count);
+
+/* FR_ERR_RANGE naming the first non-finite value of an update (a diverged fit). */
+FR_NODISCARD fr_err fri_update_check_finite(const fr_update *u);
+/* The RESULT of update u encoded straight from its floats (what fr_result_quantize then
+ * fr_result_encode_to would write, without the fr_result in between): exact size first
+ * (fri_result_update_size, 0 on overflow), then the bytes. FR_ERR_RANGE (not finite, or
+ * cap too small), FR_ERR_INVALID (ids not strictly increasing). */
+size_t fri_result_update_size(const fr_update *u);
+FR_NODISCARD fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uint32_t config_crc,
+                                             uint64_t examples, double loss_sum, uint8_t *buf, size_t cap,
+                                             size_t *n);
+/* The client step straight to bytes: fit, then fri_result_encode_update into the
+ * workspace's buffer (*out valid until the next call with ws). */
+FR_NODISCARD fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task, uint32_t client,
+                                           const fr_client_data *data, const fr_client_private *priv,
+                                           const uint8_t **out, size_t *out_n);
+
+/* A RESULT seen in place: its fields and where its values are, either in host memory (an
+ * fr_result: `native`) or as little-endian bytes in a message (read at any alignment). */
+typedef struct fri_result_view {
+    uint32_t client, round, config_crc;
+    uint64_t weight, examples;
+    double loss_sum;
+    uint32_t dense_len, n_tables;
+    bool native;            /* int64/uint32 arrays in memory, else little-endian bytes */
+    const void *dense;      /* [dense_len] values */
+    struct {
+        uint32_t width, count;
+        const void *ids;    /* [count] row ids */
+        const void *values; /* [count * width] values */
+    } tables[FR_UPDATE_MAX_TABLES];
+    size_t bytes;           /* its encoded size */
+} fri_result_view;
+/* Checks a RESULT message whole against shape (every check of fr_result_decode, the same
+ * messages) and points v into it: nothing is copied or allocated. */
+FR_NODISCARD fr_err fri_result_view_bytes(fri_result_view *v, const uint8_t *bytes, size_t n,
+                                          const fr_update_shape *shape);
+/* A view of a result in memory (not checked: fr_round_accept checks its shape). */
+void fri_result_view_of(fri_result_view *v, const fr_result *r);
 
 /* The federation config as bytes (every field, little-endian), for the TASK's config
  * block and the round state. get checks the config (FR_ERR_FORMAT naming the field). */

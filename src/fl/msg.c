@@ -134,6 +134,65 @@ size_t fr_result_encoded_size(const fr_result *r) {
     return n;
 }
 
+size_t fri_result_update_size(const fr_update *u) {
+    size_t n = FR_MSG_HEADER_BYTES + RESULT_FIXED;
+    if (add_bytes(&n, u->dense_len, 1, 8)) return 0;
+    for (uint32_t t = 0; t < u->n_tables; t++) {
+        const fr_update_table *tb = &u->tables[t];
+        if (add_bytes(&n, 1, 1, 8) || add_bytes(&n, tb->count, 1, 4) || add_bytes(&n, tb->count, tb->width, 8))
+            return 0;
+    }
+    return n;
+}
+
+fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uint32_t config_crc, uint64_t examples,
+                                double loss_sum, uint8_t *buf, size_t cap, size_t *n) {
+    *n = 0;
+    if (u->n_tables > FR_UPDATE_MAX_TABLES)
+        return fri_fail(FR_ERR_INVALID, "RESULT: %u tables, at most %d supported", u->n_tables, FR_UPDATE_MAX_TABLES);
+    for (uint32_t t = 0; t < u->n_tables; t++) {
+        const fr_update_table *tb = &u->tables[t];
+        if (tb->width == 0) return fri_fail(FR_ERR_INVALID, "RESULT: table %u has width 0, expected >= 1", t);
+        for (uint32_t i = 1; i < tb->count; i++)
+            if (tb->ids[i] <= tb->ids[i - 1])
+                return fri_fail(FR_ERR_INVALID, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids",
+                                t, tb->ids[i], i, tb->ids[i - 1]);
+    }
+    fr_err e = fri_update_check_finite(u);
+    if (e) return e;
+    size_t total = fri_result_update_size(u);
+    if (total == 0) return fri_fail(FR_ERR_INVALID, "RESULT: encoded size overflows size_t");
+    if (!buf || cap < total) return fri_fail(FR_ERR_RANGE, "RESULT: needs %zu bytes, buffer has %zu", total, cap);
+    uint8_t *p = buf + FR_MSG_HEADER_BYTES;
+    fri_put_u32(p, u->client);
+    fri_put_u32(p + 4, u->round);
+    fri_put_u32(p + 8, config_crc);
+    fri_put_u32(p + 12, 0);
+    fri_put_u64(p + 16, u->weight);
+    fri_put_u64(p + 24, examples);
+    fri_put_f64(p + 32, loss_sum);
+    fri_put_u32(p + 40, u->dense_len);
+    fri_put_u32(p + 44, u->n_tables);
+    p += RESULT_FIXED;
+    double w = (double)u->weight, wi = cfg->item_sum ? 1.0 : w; /* as fr_result_quantize */
+    fri_fl_store_fixed_le(p, u->dense, u->dense_len, w);
+    p += (size_t)u->dense_len * 8;
+    for (uint32_t t = 0; t < u->n_tables; t++) {
+        const fr_update_table *tb = &u->tables[t];
+        fri_put_u32(p, tb->width);
+        fri_put_u32(p + 4, tb->count);
+        p += 8;
+        put_u32s(p, tb->ids, tb->count);
+        p += (size_t)tb->count * 4;
+        size_t nv = (size_t)tb->count * tb->width;
+        fri_fl_store_fixed_le(p, tb->values, nv, wi);
+        p += nv * 8;
+    }
+    fri_msg_seal(buf, total, FR_MSG_RESULT);
+    *n = total;
+    return FR_OK;
+}
+
 static fr_err check_result(const fr_result *r) {
     if (r->n_tables > FR_UPDATE_MAX_TABLES)
         return fri_fail(FR_ERR_INVALID, "RESULT: %u tables, at most %d supported", r->n_tables, FR_UPDATE_MAX_TABLES);
@@ -213,41 +272,34 @@ static fr_err check_shape(const fr_update_shape *s) {
     return FR_OK;
 }
 
-fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_update_shape *s) {
-    if (!r) return fri_fail(FR_ERR_INVALID, "fr_result_decode: NULL result");
+fr_err fri_result_view_bytes(fri_result_view *v, const uint8_t *bytes, size_t n, const fr_update_shape *s) {
     fr_err e = check_shape(s);
     if (!e) e = fri_msg_open(bytes, n, FR_MSG_RESULT, "RESULT");
     if (e) return e;
     fri_rd rd;
     fri_rd_init(&rd, bytes + FR_MSG_HEADER_BYTES, n - FR_MSG_HEADER_BYTES, "RESULT", "message");
-    uint32_t client, round, crc, reserved, dense_len, n_tables;
-    uint64_t weight, examples;
-    double loss;
-    if ((e = fri_rd_u32(&rd, &client, "client")) || (e = fri_rd_u32(&rd, &round, "round")) ||
-        (e = fri_rd_u32(&rd, &crc, "config CRC")) || (e = fri_rd_u32(&rd, &reserved, "reserved")) ||
-        (e = fri_rd_u64(&rd, &weight, "weight")) || (e = fri_rd_u64(&rd, &examples, "examples")) ||
-        (e = fri_rd_f64(&rd, &loss, "loss")) || (e = fri_rd_u32(&rd, &dense_len, "dense length")) ||
-        (e = fri_rd_u32(&rd, &n_tables, "table count")))
+    uint32_t reserved;
+    if ((e = fri_rd_u32(&rd, &v->client, "client")) || (e = fri_rd_u32(&rd, &v->round, "round")) ||
+        (e = fri_rd_u32(&rd, &v->config_crc, "config CRC")) || (e = fri_rd_u32(&rd, &reserved, "reserved")) ||
+        (e = fri_rd_u64(&rd, &v->weight, "weight")) || (e = fri_rd_u64(&rd, &v->examples, "examples")) ||
+        (e = fri_rd_f64(&rd, &v->loss_sum, "loss")) || (e = fri_rd_u32(&rd, &v->dense_len, "dense length")) ||
+        (e = fri_rd_u32(&rd, &v->n_tables, "table count")))
         return e;
     if (reserved != 0) return fri_fail(FR_ERR_FORMAT, "RESULT: reserved field is %u, expected 0", reserved);
-    if (!(loss >= 0) || !isfinite(loss))
-        return fri_fail(FR_ERR_FORMAT, "RESULT: loss sum %g, expected a finite value >= 0", loss);
-    if (dense_len != s->dense_len)
-        return fri_fail(FR_ERR_FORMAT, "RESULT: dense length %u, expected %u", dense_len, s->dense_len);
-    if (n_tables != s->n_tables)
-        return fri_fail(FR_ERR_FORMAT, "RESULT: %u tables, expected %u", n_tables, s->n_tables);
-    if ((e = fri_rd_need_n(&rd, dense_len, 8, "dense part"))) return e;
-    if ((e = fri_result_reset(r, s->dense_len, s->n_tables, s->widths))) return e;
-    r->client = client;
-    r->round = round;
-    r->config_crc = crc;
-    r->weight = weight;
-    r->examples = examples;
-    r->loss_sum = loss;
+    if (!(v->loss_sum >= 0) || !isfinite(v->loss_sum))
+        return fri_fail(FR_ERR_FORMAT, "RESULT: loss sum %g, expected a finite value >= 0", v->loss_sum);
+    if (v->dense_len != s->dense_len)
+        return fri_fail(FR_ERR_FORMAT, "RESULT: dense length %u, expected %u", v->dense_len, s->dense_len);
+    if (v->n_tables != s->n_tables)
+        return fri_fail(FR_ERR_FORMAT, "RESULT: %u tables, expected %u", v->n_tables, s->n_tables);
+    v->native = false;
+    v->bytes = n;
     const uint8_t *p;
-    if ((e = fri_rd_bytes(&rd, &p, (size_t)dense_len * 8, "dense part"))) return e;
-    get_i64s(r->dense, p, dense_len);
-    for (uint32_t t = 0; t < n_tables; t++) {
+    if ((e = fri_rd_need_n(&rd, v->dense_len, 8, "dense part")) ||
+        (e = fri_rd_bytes(&rd, &p, (size_t)v->dense_len * 8, "dense part")))
+        return e;
+    v->dense = p;
+    for (uint32_t t = 0; t < v->n_tables; t++) {
         uint32_t width, count;
         if ((e = fri_rd_u32(&rd, &width, "table width")) || (e = fri_rd_u32(&rd, &count, "table row count")))
             return e;
@@ -255,10 +307,8 @@ fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_u
             return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row width %u, expected %u", t, width, s->widths[t]);
         if (count > s->n_rows[t])
             return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: %u rows, the table has %u", t, count, s->n_rows[t]);
-        /* ids and values together, before sizing: count * (4 + 8 * width) bytes */
+        /* ids and values together: count * (4 + 8 * width) bytes */
         if ((e = fri_rd_need_n(&rd, count, 4 + 8 * (size_t)width, "table rows"))) return e;
-        if ((e = fri_result_table_resize(r, t, count))) return e;
-        fr_result_table *tb = &r->tables[t];
         if ((e = fri_rd_bytes(&rd, &p, (size_t)count * 4, "row ids"))) return e;
         uint32_t prev = 0;
         for (uint32_t i = 0; i < count; i++) {
@@ -270,13 +320,57 @@ fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_u
                 return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids",
                                 t, id, i, prev);
             prev = id;
-            tb->ids[i] = id;
         }
-        size_t nv = (size_t)count * width;
-        if ((e = fri_rd_bytes(&rd, &p, nv * 8, "row values"))) return e;
-        get_i64s(tb->values, p, nv);
+        v->tables[t].width = width;
+        v->tables[t].count = count;
+        v->tables[t].ids = p;
+        if ((e = fri_rd_bytes(&rd, &p, (size_t)count * width * 8, "row values"))) return e;
+        v->tables[t].values = p;
     }
     return fri_rd_end(&rd, "the last table");
+}
+
+void fri_result_view_of(fri_result_view *v, const fr_result *r) {
+    v->client = r->client;
+    v->round = r->round;
+    v->config_crc = r->config_crc;
+    v->weight = r->weight;
+    v->examples = r->examples;
+    v->loss_sum = r->loss_sum;
+    v->dense_len = r->dense_len;
+    v->n_tables = r->n_tables < FR_UPDATE_MAX_TABLES ? r->n_tables : FR_UPDATE_MAX_TABLES;
+    v->native = true;
+    v->bytes = fr_result_encoded_size(r);
+    v->dense = r->dense;
+    for (uint32_t t = 0; t < v->n_tables; t++) {
+        v->tables[t].width = r->tables[t].width;
+        v->tables[t].count = r->tables[t].count;
+        v->tables[t].ids = r->tables[t].ids;
+        v->tables[t].values = r->tables[t].values;
+    }
+}
+
+fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_update_shape *s) {
+    if (!r) return fri_fail(FR_ERR_INVALID, "fr_result_decode: NULL result");
+    fri_result_view v;
+    fr_err e = fri_result_view_bytes(&v, bytes, n, s); /* every check, nothing sized yet */
+    if (!e) e = fri_result_reset(r, s->dense_len, s->n_tables, s->widths);
+    if (e) return e;
+    r->client = v.client;
+    r->round = v.round;
+    r->config_crc = v.config_crc;
+    r->weight = v.weight;
+    r->examples = v.examples;
+    r->loss_sum = v.loss_sum;
+    get_i64s(r->dense, v.dense, v.dense_len);
+    for (uint32_t t = 0; t < v.n_tables; t++) {
+        if ((e = fri_result_table_resize(r, t, v.tables[t].count))) return e;
+        fr_result_table *tb = &r->tables[t];
+        const uint8_t *ids = v.tables[t].ids;
+        for (uint32_t i = 0; i < tb->count; i++) tb->ids[i] = fri_get_u32(ids + (size_t)i * 4);
+        get_i64s(tb->values, v.tables[t].values, (size_t)tb->count * tb->width);
+    }
+    return FR_OK;
 }
 
 /* ------------------------------------------------------------------ TASK */

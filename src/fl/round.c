@@ -58,7 +58,6 @@ struct fr_round {
     double *loss;           /* [n_clients] per position: a result's loss sum */
     uint64_t *examples, *up;/* [n_clients] per position: its examples, its bytes */
     fri_buf task;           /* the open round's TASK message */
-    fr_result **in;         /* [n_lanes] decode scratch */
 };
 
 static bool adaptive(fr_strategy s) {
@@ -80,9 +79,6 @@ void fr_round_free(fr_round *r) {
     fri_free(r->examples);
     fri_free(r->up);
     fri_buf_free(&r->task);
-    if (r->in)
-        for (int i = 0; i < r->n_lanes; i++) fr_result_free(r->in[i]);
-    fri_free(r->in);
     fri_free(r);
 }
 
@@ -128,12 +124,9 @@ fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_
     r->loss = fri_malloc(nc * sizeof *r->loss);
     r->examples = fri_malloc(nc * sizeof *r->examples);
     r->up = fri_malloc(nc * sizeof *r->up);
-    r->in = fri_calloc(nl, sizeof *r->in);
     if (!r->acc || (cfg->row_norm && !r->roww) || !r->wsum || !r->ids || !r->status || !r->loss || !r->examples ||
-        !r->up || !r->in)
+        !r->up)
         goto fail;
-    for (int i = 0; i < n_lanes; i++)
-        if ((e = fr_result_create(&r->in[i]))) goto fail;
     bool mom = cfg->strategy == FR_STRATEGY_FEDAVGM || adaptive(cfg->strategy);
     e = FR_ERR_NOMEM;
     if (mom && !(r->m = fri_calloc(r->n_shared ? r->n_shared : 1, sizeof *r->m))) goto fail;
@@ -203,15 +196,7 @@ fr_err fr_round_task(fr_round *r, uint32_t client, const uint8_t **bytes, size_t
     return FR_OK;
 }
 
-fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane) {
-    if (lane < 0 || lane >= r->n_lanes)
-        return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
-    fr_err e = fr_result_decode(r->in[lane], bytes, n, &r->shape);
-    if (e) return e;
-    return fr_round_accept(r, r->in[lane], lane);
-}
-
-/* The shape checks of a result given in memory (a decoded one has passed them). */
+/* The shape checks of a result given in memory (a message's view has passed them). */
 static fr_err check_shape(const fr_round *r, const fr_result *res) {
     const fr_update_shape *s = &r->shape;
     if (res->dense_len != s->dense_len || res->n_tables != s->n_tables)
@@ -234,52 +219,75 @@ static fr_err check_shape(const fr_round *r, const fr_result *res) {
     return FR_OK;
 }
 
-fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane) {
+/* w * Δ values of a view into acc: int64 arrays, or little-endian bytes at any alignment. */
+static inline void add_values(int64_t *acc, const fri_result_view *v, const void *vals, size_t at, size_t n) {
+    if (v->native) fri_fl_add_ints(acc, (const int64_t *)vals + at, n);
+    else fri_fl_add_ints_le(acc, (const uint8_t *)vals + 8 * at, n);
+}
+static inline uint32_t id_at(const fri_result_view *v, const void *ids, uint32_t i) {
+    return v->native ? ((const uint32_t *)ids)[i] : fri_get_u32((const uint8_t *)ids + 4 * (size_t)i);
+}
+
+/* A result whose shape has been checked: the checks of the round, then its sums. */
+static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
     if (lane < 0 || lane >= r->n_lanes)
         return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
     uint32_t round = r->completed + 1;
-    if (!r->open) return fri_fail(FR_ERR_STATE, "RESULT of client %u: no round is open", res->client);
-    if (res->round != round)
+    if (!r->open) return fri_fail(FR_ERR_STATE, "RESULT of client %u: no round is open", v->client);
+    if (v->round != round)
         return fri_fail(FR_ERR_STATE, "RESULT of client %u for round %u refused: the open round is %u (%s)",
-                        res->client, res->round, round, res->round < round ? "late" : "from the future");
-    if (res->config_crc != r->config_crc)
+                        v->client, v->round, round, v->round < round ? "late" : "from the future");
+    if (v->config_crc != r->config_crc)
         return fri_fail(FR_ERR_INVALID,
                         "RESULT of client %u refused: it answers another federation (config CRC 0x%08x, this one 0x%08x)",
-                        res->client, res->config_crc, r->config_crc);
-    int64_t pos = position(r, res->client);
+                        v->client, v->config_crc, r->config_crc);
+    int64_t pos = position(r, v->client);
     if (pos < 0)
         return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: the client was not sampled in round %u",
-                        res->client, round);
-    fr_err e = check_shape(r, res);
-    if (e) return e;
+                        v->client, round);
     unsigned char old = atomic_fetch_or(&r->status[pos], (unsigned char)DONE);
     if (old & DONE)
         return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: a duplicate (the client already answered round %u)",
-                        res->client, round);
+                        v->client, round);
     int64_t *acc = r->acc + (size_t)lane * r->n_shared;
-    size_t pos_d = 0;
+    size_t at = 0;
     for (int i = 0; i < r->n_dense; i++) {
         const fr_tensor *tt = fr_model_tensor(r->g, r->dense_t[i]);
         size_t len = (size_t)tt->rows * tt->cols;
-        fri_fl_add_ints(acc + tt->offset, res->dense + pos_d, len);
-        pos_d += len;
+        add_values(acc + tt->offset, v, v->dense, at, len);
+        at += len;
     }
     uint64_t *rw = r->roww ? r->roww + (size_t)lane * (r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : NULL;
-    for (uint32_t t = 0; t < res->n_tables; t++) {
+    for (uint32_t t = 0; t < v->n_tables; t++) {
         const fr_tensor *tt = fr_model_tensor(r->g, r->table_t[t]);
-        const fr_result_table *tb = &res->tables[t];
-        size_t w = tb->width;
-        for (uint32_t i = 0; i < tb->count; i++) {
-            size_t row = tb->ids[i];
-            fri_fl_add_ints(acc + tt->offset + row * w, tb->values + (size_t)i * w, w);
-            if (rw) rw[(size_t)t * r->n_items + row] += res->weight;
+        size_t w = v->tables[t].width;
+        for (uint32_t i = 0; i < v->tables[t].count; i++) {
+            size_t row = id_at(v, v->tables[t].ids, i);
+            add_values(acc + tt->offset + row * w, v, v->tables[t].values, (size_t)i * w, w);
+            if (rw) rw[(size_t)t * r->n_items + row] += v->weight;
         }
     }
-    r->wsum[lane] += res->weight;
-    r->loss[pos] = res->loss_sum;
-    r->examples[pos] = res->examples;
-    r->up[pos] = fr_result_encoded_size(res);
+    r->wsum[lane] += v->weight;
+    r->loss[pos] = v->loss_sum;
+    r->examples[pos] = v->examples;
+    r->up[pos] = v->bytes;
     return FR_OK;
+}
+
+fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane) {
+    fri_result_view v;
+    fr_err e = fri_result_view_bytes(&v, bytes, n, &r->shape); /* checked whole, read in place */
+    return e ? e : accept_view(r, &v, lane);
+}
+
+fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane) {
+    fri_result_view v;
+    fri_result_view_of(&v, res);
+    if (r->open && res->round == r->completed + 1 && res->config_crc == r->config_crc) {
+        fr_err e = check_shape(r, res);
+        if (e) return e;
+    }
+    return accept_view(r, &v, lane);
 }
 
 uint32_t fr_round_results(const fr_round *r) {

@@ -115,12 +115,13 @@ static inline int64_t fixed(double x) {
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define FR_HAVE_AVX512_DISPATCH 1
-__attribute__((target("avx512f,avx512dq"))) static size_t add_fixed_avx512(int64_t *restrict acc,
-                                                                          const float *restrict val, size_t n,
-                                                                          double w) {
+/* dst: int64 values to add to (add) or to overwrite (little-endian, any alignment: x86). */
+__attribute__((target("avx512f,avx512dq"))) static size_t fixed_avx512(void *restrict dst, const float *restrict val,
+                                                                      size_t n, double w, bool add) {
     const __m512d vw = _mm512_set1_pd(w), vs = _mm512_set1_pd(FR_FL_FIXED_SCALE), lo = _mm512_set1_pd(-4.6e18),
                   hi = _mm512_set1_pd(4.6e18), half = _mm512_set1_pd(0.5);
     const __m512i sign = _mm512_set1_epi64((long long)0x8000000000000000ull);
+    uint8_t *out = dst;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m512d x = _mm512_mul_pd(_mm512_mul_pd(vw, _mm512_cvtps_pd(_mm256_loadu_ps(val + i))), vs);
@@ -128,7 +129,8 @@ __attribute__((target("avx512f,avx512dq"))) static size_t add_fixed_avx512(int64
         __m512d h = _mm512_castsi512_pd(_mm512_or_si512(_mm512_and_si512(_mm512_castpd_si512(x), sign),
                                                         _mm512_castpd_si512(half)));
         __m512i q = _mm512_cvttpd_epi64(_mm512_add_pd(x, h));
-        _mm512_storeu_si512(acc + i, _mm512_add_epi64(_mm512_loadu_si512(acc + i), q));
+        if (add) q = _mm512_add_epi64(_mm512_loadu_si512(out + 8 * i), q);
+        _mm512_storeu_si512(out + 8 * i, q);
     }
     return i;
 }
@@ -140,11 +142,27 @@ static int have_avx512(void) { return __builtin_cpu_supports("avx512f") && __bui
 void fri_fl_add_fixed(int64_t *restrict acc, const float *restrict val, size_t n, double w, bool vector) {
     size_t i = 0;
 #if FR_HAVE_AVX512_DISPATCH
-    if (vector && n >= 8 && have_avx512()) i = add_fixed_avx512(acc, val, n, w);
+    if (vector && n >= 8 && have_avx512()) i = fixed_avx512(acc, val, n, w, true);
 #else
     (void)vector;
 #endif
     for (; i < n; i++) acc[i] += fixed(w * (double)val[i]);
+}
+
+void fri_fl_store_fixed(int64_t *restrict out, const float *restrict val, size_t n, double w) {
+    size_t i = 0;
+#if FR_HAVE_AVX512_DISPATCH
+    if (n >= 8 && have_avx512()) i = fixed_avx512(out, val, n, w, false);
+#endif
+    for (; i < n; i++) out[i] = fixed(w * (double)val[i]);
+}
+
+void fri_fl_store_fixed_le(uint8_t *restrict out, const float *restrict val, size_t n, double w) {
+    size_t i = 0;
+#if FR_HAVE_AVX512_DISPATCH
+    if (n >= 8 && have_avx512()) i = fixed_avx512(out, val, n, w, false);
+#endif
+    for (; i < n; i++) fri_put_u64(out + 8 * i, (uint64_t)fixed(w * (double)val[i]));
 }
 
 void fri_fl_add_ints(int64_t *restrict acc, const int64_t *restrict val, size_t n) {
@@ -152,6 +170,19 @@ void fri_fl_add_ints(int64_t *restrict acc, const int64_t *restrict val, size_t 
     uint64_t *restrict a = (uint64_t *)acc;
     const uint64_t *restrict v = (const uint64_t *)val;
     for (size_t i = 0; i < n; i++) a[i] += v[i];
+}
+
+void fri_fl_add_ints_le(int64_t *restrict acc, const uint8_t *restrict p, size_t n) {
+    uint64_t *restrict a = (uint64_t *)acc;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, p + 8 * i, 8); /* unaligned load */
+        a[i] += v;
+    }
+#else
+    for (size_t i = 0; i < n; i++) a[i] += fri_get_u64(p + 8 * i);
+#endif
 }
 
 /* ------------------------------------------------------------ results */
@@ -214,8 +245,7 @@ static size_t first_bad(const float *v, size_t n) {
     return i;
 }
 
-fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg) {
-    if (!res || !u || !cfg) return fri_fail(FR_ERR_INVALID, "fr_result_quantize: NULL argument");
+fr_err fri_update_check_finite(const fr_update *u) {
     if (u->dense_len && !fri_all_finite(u->dense, u->dense_len)) {
         size_t i = first_bad(u->dense, u->dense_len);
         return fri_fail(FR_ERR_RANGE, "client %u: round %u: its update is not finite (dense value %zu is %g): "
@@ -231,6 +261,13 @@ fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config
                             (double)tb->values[i]);
         }
     }
+    return FR_OK;
+}
+
+fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg) {
+    if (!res || !u || !cfg) return fri_fail(FR_ERR_INVALID, "fr_result_quantize: NULL argument");
+    fr_err e0 = fri_update_check_finite(u);
+    if (e0) return e0;
     uint32_t widths[FR_UPDATE_MAX_TABLES];
     for (uint32_t t = 0; t < u->n_tables && t < FR_UPDATE_MAX_TABLES; t++) widths[t] = u->tables[t].width;
     fr_err e = fri_result_reset(res, u->dense_len, u->n_tables, widths);
@@ -239,8 +276,7 @@ fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config
     res->client = u->client;
     res->round = u->round;
     double n = (double)u->weight, ni = cfg->item_sum ? 1.0 : n; /* item rows: the plain sum, or n_k-weighted */
-    if (u->dense_len) memset(res->dense, 0, (size_t)u->dense_len * sizeof *res->dense);
-    fri_fl_add_fixed(res->dense, u->dense, u->dense_len, n, true);
+    fri_fl_store_fixed(res->dense, u->dense, u->dense_len, n);
     for (uint32_t t = 0; t < u->n_tables; t++) {
         const fr_update_table *tb = &u->tables[t];
         e = fri_result_table_resize(res, t, tb->count);
@@ -248,8 +284,7 @@ fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config
         fr_result_table *rt = &res->tables[t];
         size_t nv = (size_t)tb->count * tb->width;
         if (tb->count) memcpy(rt->ids, tb->ids, (size_t)tb->count * sizeof *rt->ids);
-        if (nv) memset(rt->values, 0, nv * sizeof *rt->values);
-        fri_fl_add_fixed(rt->values, tb->values, nv, ni, true);
+        fri_fl_store_fixed(rt->values, tb->values, nv, ni);
     }
     return FR_OK;
 }

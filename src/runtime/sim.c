@@ -21,15 +21,14 @@
 
 #include "core/core.h"
 #include "fedrec/runtime.h"
+#include "fl/fl_internal.h"
 #include "runtime/runtime_internal.h"
 
 typedef struct sim_worker {
     fr_client_ws *ws;       /* client scratch */
     fr_task *task;          /* the round's TASK, decoded by this worker */
     uint64_t task_epoch;    /* the sim epoch it was decoded in (0: none) */
-    fr_result *res;         /* what the client sends */
-    uint8_t *buf;           /* its wire bytes */
-    size_t cap;
+    fr_result *res;         /* what the client sends, in memory (wire off) */
     fr_client_user *users;  /* [cap_users] a silo's users */
     float **rows;           /* [3 * n_user_t * cap_users] rows, m1, m2 pointers of a step */
     uint32_t cap_users;
@@ -67,7 +66,6 @@ void fr_sim_free(fr_sim *s) {
             fr_client_ws_free(s->w[i].ws);
             fr_task_free(s->w[i].task);
             fr_result_free(s->w[i].res);
-            fri_free(s->w[i].buf);
             fri_free(s->w[i].users);
             fri_free(s->w[i].rows);
         }
@@ -241,19 +239,14 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
         }
     }
     fr_client_private priv = {rows, s->km1 ? m1 : NULL, s->km1 ? m2 : NULL, s->ksteps ? &s->ksteps[c] : NULL};
-    e = fr_client_step(w->ws, w->task, c, &d, &priv, w->res);
-    if (e) return e;
-    if (!s->wire) return fr_round_accept(s->ctl, w->res, worker);
-    size_t need = fr_result_encoded_size(w->res), len = 0;
-    if (need > w->cap) {
-        uint8_t *b = fri_realloc(w->buf, need);
-        if (!b) return FR_ERR_NOMEM;
-        w->buf = b;
-        w->cap = need;
+    if (!s->wire) {
+        e = fr_client_step(w->ws, w->task, c, &d, &priv, w->res);
+        return e ? e : fr_round_accept(s->ctl, w->res, worker);
     }
-    e = fr_result_encode_to(w->res, w->buf, w->cap, &len);
-    if (!e) e = fr_round_submit(s->ctl, w->buf, len, worker);
-    return e;
+    const uint8_t *msg;
+    size_t len;
+    e = fri_client_step_encode(w->ws, w->task, c, &d, &priv, &msg, &len); /* the RESULT's bytes */
+    return e ? e : fr_round_submit(s->ctl, msg, len, worker);
 }
 
 static void task(void *ctx, size_t index, int worker) {
