@@ -307,6 +307,9 @@ Test(round, below_quorum_applies_nothing_and_retries) {
     store s = {NULL, {NULL, NULL}, d};
     cr_assert_eq(fr_model_create(&s.full, &mc), FR_OK);
     fr_round *r = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, 2, 1), FR_ERR_INVALID, "a quorum no federation can reach");
+    cr_assert(strstr(fr_errmsg(), "a quorum of 3 results, but the federation has 2 clients") != NULL, "%s",
+              fr_errmsg());
     cr_assert_eq(fr_round_create(&r, &mc, &cfg, fr_dataset_n_users(d), 1), FR_OK);
     fr_client_ws *ws = NULL;
     cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);

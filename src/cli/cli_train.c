@@ -99,12 +99,12 @@ static int check_opts(const cli_train_opts *o) {
                          o->partition);
     if (o->centralized) {
         const char *fed = o->item_optimizer || !isnan(o->item_lr) || !isnan(o->item_lr_decay)
-                              ? "--item-optimizer, --item-lr and --item-lr-decay"
-                          : o->partition || o->keep_private_optim ? "--partition and --keep-private-optim"
-                          : o->rounds ? "--rounds"
-                          : o->min_results ? "--min-results"
+                              ? "--item-optimizer, --item-lr and --item-lr-decay apply"
+                          : o->partition || o->keep_private_optim ? "--partition and --keep-private-optim apply"
+                          : o->rounds ? "--rounds applies"
+                          : o->min_results ? "--min-results applies"
                                            : NULL;
-        if (fed) return usage_err("%s apply to federated training, not --centralized", fed);
+        if (fed) return usage_err("%s to federated training, not --centralized", fed);
         if (o->resume || o->checkpoint_every)
             return usage_err("%s applies to federated training; centralized runs do not checkpoint",
                              o->resume ? "--resume" : "--checkpoint-every");

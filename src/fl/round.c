@@ -88,6 +88,9 @@ fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_
     fr_err e = fr_fl_config_check(cfg);
     if (e) return e;
     if (n_lanes < 1) return fri_fail(FR_ERR_INVALID, "round controller: %d lanes, expected >= 1", n_lanes);
+    if (cfg->min_results > n_clients)
+        return fri_fail(FR_ERR_INVALID, "a quorum of %u results, but the federation has %u clients", cfg->min_results,
+                        n_clients);
     fr_round *r = fri_calloc(1, sizeof *r);
     if (!r) return FR_ERR_NOMEM;
     r->cfg = *cfg;
