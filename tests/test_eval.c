@@ -111,11 +111,11 @@ Test(eval_sampled, ranks_0_3_12_by_hand) {
     free_negs(ng);
 }
 
-/* Ties: a negative scored exactly like the test item does not count against it.
- * User 0's test item scored 18: 19 and 20 are strictly higher -> rank 2, tie with 18.
- *   HR@1 = 0, HR@5 = 1, NDCG@5 = 1/log2(4) = 0.5, MRR@5 = 1/3
+/* Ties: the test item takes the mean position of its tie group.
+ * User 0's test item scored 18: 19 and 20 are strictly higher, one negative ties (18)
+ *   -> position 2 + 1/2 = 2.5: HR@1 = 0, HR@5 = 1, NDCG@5 = 1/log2(4.5), MRR@5 = 1/3.5;
  *   AUC = (17 below + 0.5 tie) / 20 = 0.875 */
-Test(eval_sampled, ties_count_half_and_do_not_raise_rank) {
+Test(eval_sampled, ties_take_the_mean_position) {
     enum { NI = 21 };
     float s[NI];
     for (uint32_t i = 1; i < NI; i++) s[i] = (float)i;
@@ -134,8 +134,8 @@ Test(eval_sampled, ties_count_half_and_do_not_raise_rank) {
     cr_assert_eq(fr_eval_sampled(table_score, &m, test, ng, &o, NULL, &r), FR_OK);
     near(r.hr[0], 0.0);
     near(r.hr[1], 1.0);
-    near(r.ndcg[1], 0.5);
-    near(r.mrr[1], 1.0 / 3);
+    near(r.ndcg[1], 1.0 / log2(4.5));
+    near(r.mrr[1], 1.0 / 3.5);
     near(r.auc, 0.875);
     fr_dataset_free(test);
     free_negs(ng);
@@ -218,11 +218,12 @@ Test(eval_ratings, rmse_mae_clipped_and_raw) {
 
 /* 8 items; user 0 trained on 1 and 3 (excluded), test items 2 and 5.
  * scores: 0:.9 1:1.0 2:.5 3:.95 4:.7 5:.9 6:.1 7:.5
- * candidate order (ties by smaller id): 0(.9) 5(.9) 4(.7) 2(.5) 7(.5) 6(.1)
- * relevant at positions 1 and 3.
- *   K=1: all 0.
- *   K=2: HR 1, NDCG = (1/log2 3) / (1 + 1/log2 3), MRR 1/2, P 1/2, R 1/2
- *   K=5: NDCG = (1/log2 3 + 1/log2 5) / (1 + 1/log2 3), P 2/5, R 1
+ * candidates by score: 0(.9) 5(.9) 4(.7) 2(.5) 7(.5) 6(.1); a relevant item takes the
+ * mean position of its tie group: item 5 ties with 0 at positions 0-1 -> 0.5; item 2 ties
+ * with 7 at positions 3-4 -> 3.5.
+ *   K=1: HR 1, NDCG = 1/log2(2.5) (ideal 1), MRR 1/1.5, P 1, R 1/2
+ *   K=2: HR 1, NDCG = (1/log2 2.5) / (1 + 1/log2 3), MRR 1/1.5, P 1/2, R 1/2
+ *   K=5: NDCG = (1/log2 2.5 + 1/log2 5.5) / (1 + 1/log2 3), P 2/5, R 1
  *   K=10 (more than the 6 candidates): P = 2/10, R = 1
  *   AUC: non-relevant 0(.9) 4(.7) 7(.5) 6(.1); item 5 (.9): 3 below + tie with 0 = 3.5;
  *        item 2 (.5): 6 below + tie with 7 = 1.5; (3.5 + 1.5) / 8 = 0.625 */
@@ -240,12 +241,12 @@ static void check_full_by_hand(size_t block) {
     fr_eval_result_init(&r, &o);
     cr_assert_eq(fr_eval_full(table_score, &m, train, test, &o, NULL, &r), FR_OK);
     cr_assert_eq(r.users_full, 1);
-    double l3 = 1 / log2(3.0), l5 = 1 / log2(5.0);
-    near(r.hr_full[0], 0); near(r.ndcg_full[0], 0); near(r.mrr_full[0], 0);
-    near(r.precision_full[0], 0); near(r.recall_full[0], 0);
-    near(r.hr_full[1], 1); near(r.ndcg_full[1], l3 / (1 + l3)); near(r.mrr_full[1], 0.5);
+    double l3 = 1 / log2(3.0), a = 1 / log2(2.5), b = 1 / log2(5.5);
+    near(r.hr_full[0], 1); near(r.ndcg_full[0], a); near(r.mrr_full[0], 1 / 1.5);
+    near(r.precision_full[0], 1); near(r.recall_full[0], 0.5);
+    near(r.hr_full[1], 1); near(r.ndcg_full[1], a / (1 + l3)); near(r.mrr_full[1], 1 / 1.5);
     near(r.precision_full[1], 0.5); near(r.recall_full[1], 0.5);
-    near(r.hr_full[2], 1); near(r.ndcg_full[2], (l3 + l5) / (1 + l3)); near(r.mrr_full[2], 0.5);
+    near(r.hr_full[2], 1); near(r.ndcg_full[2], (a + b) / (1 + l3)); near(r.mrr_full[2], 1 / 1.5);
     near(r.precision_full[2], 0.4); near(r.recall_full[2], 1);
     near(r.precision_full[3], 0.2); near(r.recall_full[3], 1);
     near(r.auc_full, 0.625);
@@ -326,18 +327,23 @@ Test(eval_full, heap_matches_full_sort_reference) {
         }
         qsort(c, nc, sizeof *c, ref_cmp);
         for (size_t i = 0; i < nc; i++) top[i] = c[i].id;
+        (void)top;
+        /* each relevant item at the mean sorted position of its tie group */
         for (size_t k = 0; k < 4; k++) {
-            size_t K = o.ks[k], hits = 0;
-            double dcg = 0, idcg = 0, rr = 0;
-            for (size_t i = 0; i < K && i < nc; i++) {
-                if (!fr_dataset_has(test, u, top[i])) continue;
-                if (hits == 0) rr = 1.0 / (double)(i + 1);
-                hits++;
-                dcg += 1 / log2((double)i + 2);
+            size_t K = o.ks[k];
+            double hits = 0, dcg = 0, idcg = 0, best = INFINITY;
+            for (size_t i = 0; i < nc; i++) {
+                if (!fr_dataset_has(test, u, c[i].id)) continue;
+                size_t lo = i, hi = i;
+                while (lo > 0 && c[lo - 1].s == c[i].s) lo--;
+                while (hi + 1 < nc && c[hi + 1].s == c[i].s) hi++;
+                double pos = ((double)lo + (double)hi) / 2;
+                if (pos < best) best = pos;
+                if (pos < (double)K) { hits++; dcg += 1 / log2(pos + 2); }
             }
             for (size_t i = 0; i < K && i < nrel; i++) idcg += 1 / log2((double)i + 2);
-            hr[k] += hits > 0; nd[k] += dcg / idcg; mr[k] += rr;
-            pr[k] += (double)hits / (double)K; rc[k] += (double)hits / (double)nrel;
+            hr[k] += hits > 0; nd[k] += dcg / idcg; mr[k] += best < (double)K ? 1 / (best + 1) : 0;
+            pr[k] += hits / (double)K; rc[k] += hits / (double)nrel;
         }
         double good = 0, pairs = 0;
         for (size_t a = 0; a < nc; a++) {
@@ -511,12 +517,12 @@ Test(eval, allocation_failure_sweep) {
     fr_dataset_free(test);
 }
 
-/* A diverged model: NaN scores must never look like hits (ties favour the test item
- * under the rank rule, so a naive NaN comparison would give HR = 1). User 0 scores NaN
- * everywhere (a miss); user 1 scores its test item 5 and negatives NaN (NaN ranks last:
- * rank 0, a hit); user 2 scores its test item NaN and negatives 1 (a miss).
- *   sampled HR@10 = 1/3; AUC = (1/2 all ties + 1 + 0) / 3 = 1/2 (a constant scorer's);
- *   full: the same users and scores, HR@10_full = 1/3. */
+/* A diverged model: NaN ranks below every number and ties with -inf; ties take the mean
+ * position of their group. User 0 scores NaN everywhere (its test item ties with the 5
+ * negatives: position 2.5); user 1 scores its test item 5 and the negatives NaN
+ * (position 0); user 2 scores its test item NaN and the negatives 1 (position 5).
+ *   sampled HR@1 = HR@2 = 1/3; AUC = (1/2 all ties + 1 + 0) / 3 = 1/2;
+ *   full (user 0 trained on item 5: 5 candidates, position 2): HR@1 = HR@2 = 1/3. */
 static void nan_score(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
     (void)ctx; (void)worker;
     for (size_t k = 0; k < n; k++) {
@@ -526,7 +532,7 @@ static void nan_score(void *ctx, uint32_t user, const uint32_t *items, size_t n,
     }
 }
 
-Test(eval_sampled, nan_scores_are_never_hits) {
+Test(eval_sampled, nan_scores_rank_last_and_ties_take_the_mean) {
     enum { NU = 3, NI = 6 };
     uint32_t tu[] = {0, 1, 2}, ti[] = {0, 0, 0};
     fr_dataset *test = make_ds(NU, NI, 3, tu, ti, NULL);
@@ -535,16 +541,79 @@ Test(eval_sampled, nan_scores_are_never_hits) {
     fr_negatives *ng = make_negs(NU, counts, items);
     fr_eval_opts o;
     fr_eval_opts_default(&o);
+    o.ks[0] = 1; o.ks[1] = 2; o.n_ks = 2;
     fr_eval_result r;
     fr_eval_result_init(&r, &o);
     cr_assert_eq(fr_eval_sampled(nan_score, NULL, test, ng, &o, NULL, &r), FR_OK);
+    near(r.hr[0], 1.0 / 3);
     near(r.hr[1], 1.0 / 3);
     near(r.auc, 0.5);
     uint32_t nu[] = {0}, ni[] = {5};
     fr_dataset *train = make_ds(NU, NI, 1, nu, ni, NULL);
     fr_eval_result_init(&r, &o);
     cr_assert_eq(fr_eval_full(nan_score, NULL, train, test, &o, NULL, &r), FR_OK);
+    near(r.hr_full[0], 1.0 / 3);
     near(r.hr_full[1], 1.0 / 3);
+    fr_dataset_free(train);
+    fr_dataset_free(test);
+    free_negs(ng);
+}
+
+/* A collapsed model (every score the same: a finite constant, +inf or -inf) ranks like a
+ * coin, never first: with 99 negatives the test item sits at position 49.5, so HR@10 =
+ * NDCG@10 = 0 and AUC = 1/2, in sampled and full-catalogue ranking. Partly tied: with 3
+ * negatives at +inf, 96 at the test item's score and none below, the test item is at
+ * 3 + 96/2 = 51. */
+static float const_value;
+static void const_score(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
+    (void)ctx; (void)user; (void)worker; (void)items;
+    for (size_t k = 0; k < n; k++) out[k] = const_value;
+}
+static void partly_tied(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
+    (void)ctx; (void)user; (void)worker;
+    for (size_t k = 0; k < n; k++) out[k] = items[k] >= 1 && items[k] <= 3 ? INFINITY : 0.5f;
+}
+
+Test(eval_sampled, collapsed_models_rank_like_a_coin) {
+    enum { NI = 100 };
+    uint32_t tu[] = {0}, ti[] = {0};
+    fr_dataset *test = make_ds(1, NI, 1, tu, ti, NULL);
+    uint32_t counts[1] = {99}, items[99];
+    for (int k = 0; k < 99; k++) items[k] = (uint32_t)(k + 1);
+    fr_negatives *ng = make_negs(1, counts, items);
+    uint32_t nu[] = {0}, ni[] = {50};
+    fr_dataset *train = make_ds(1, NI, 1, nu, ni, NULL); /* excludes item 50: 98 non-relevant candidates */
+    fr_eval_opts o;
+    fr_eval_opts_default(&o);
+    const float values[3] = {0.25f, INFINITY, -INFINITY};
+    for (int v = 0; v < 3; v++) {
+        const_value = values[v];
+        fr_eval_result r;
+        fr_eval_result_init(&r, &o);
+        cr_assert_eq(fr_eval_sampled(const_score, NULL, test, ng, &o, NULL, &r), FR_OK);
+        for (size_t k = 0; k < 3; k++) {
+            near(r.hr[k], 0.0);
+            near(r.ndcg[k], 0.0);
+            near(r.mrr[k], 0.0);
+        }
+        near(r.auc, 0.5);
+        fr_eval_result_init(&r, &o);
+        cr_assert_eq(fr_eval_full(const_score, NULL, train, test, &o, NULL, &r), FR_OK);
+        for (size_t k = 0; k < 3; k++) {
+            near(r.hr_full[k], 0.0);
+            near(r.ndcg_full[k], 0.0);
+        }
+        near(r.auc_full, 0.5);
+    }
+    o.ks[0] = 51; o.ks[1] = 52; o.n_ks = 2;
+    fr_eval_result r;
+    fr_eval_result_init(&r, &o);
+    cr_assert_eq(fr_eval_sampled(partly_tied, NULL, test, ng, &o, NULL, &r), FR_OK);
+    near(r.hr[0], 0.0); /* position 51 is not < 51 */
+    near(r.hr[1], 1.0);
+    near(r.ndcg[1], 1 / log2(53.0));
+    near(r.mrr[1], 1 / 52.0);
+    near(r.auc, 0.5 * 96 / 99);
     fr_dataset_free(train);
     fr_dataset_free(test);
     free_negs(ng);

@@ -48,7 +48,7 @@ static void toy_update(fr_update *u, int k) {
  * quantized by the client (fr_result_quantize), answering s's federation. */
 static fr_err toy_result(fr_result *res, fr_update *u, const fr_round *s, int round) {
     u->round = (uint32_t)round;
-    fr_err e = fr_result_quantize(res, u, fr_round_fl_config(s));
+    fr_err e = fr_result_quantize(res, u, fr_round_fl_config(s), 0);
     res->config_crc = fr_round_config_crc(s);
     return e;
 }

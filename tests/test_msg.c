@@ -352,7 +352,7 @@ Test(result, quantize_weights_and_rounds_as_fixed_point) {
     fr_fl_config_default(&cfg, FR_MODEL_MF);
     fr_result *r = NULL;
     cr_assert_eq(fr_result_create(&r), FR_OK);
-    cr_assert_eq(fr_result_quantize(r, u, &cfg), FR_OK);
+    cr_assert_eq(fr_result_quantize(r, u, &cfg, 0), FR_OK);
     cr_assert(r->weight == 3 && r->client == 9 && r->round == 4);
     /* round(3 * v * 2^32) half away from zero, computed here in long double */
     const float vals[4] = {0.25f, -1.0f / 3.0f, 1e-10f, -2.5f};
@@ -364,16 +364,25 @@ Test(result, quantize_weights_and_rounds_as_fixed_point) {
     cr_assert_eq(r->tables[0].values[0], want[2]);
     cr_assert_eq(r->tables[0].values[1], want[3]);
     cfg.item_sum = true; /* item rows with weight 1, the dense part still with n_k */
-    cr_assert_eq(fr_result_quantize(r, u, &cfg), FR_OK);
+    cr_assert_eq(fr_result_quantize(r, u, &cfg, 0), FR_OK);
     cr_assert_eq(r->dense[0], want[0]);
     cr_assert_eq(r->tables[0].values[1], (int64_t)llroundl(-2.5L * 4294967296.0L));
     u->tables[0].values[1] = NAN; /* a diverged fit sends nothing */
-    cr_assert_eq(fr_result_quantize(r, u, &cfg), FR_ERR_RANGE);
-    cr_assert(strstr(fr_errmsg(), "client 9: round 4: its update is not finite (table 0, row 5") != NULL, "%s",
+    cr_assert_eq(fr_result_quantize(r, u, &cfg, 0), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "client 9: its update is not finite (table 0, row 5") != NULL, "%s",
               fr_errmsg());
-    u->tables[0].values[1] = 1e30f; /* saturates */
-    cr_assert_eq(fr_result_quantize(r, u, &cfg), FR_OK);
-    cr_assert_eq(r->tables[0].values[1], (int64_t)4.6e18);
+    /* a value beyond the round's bound is a diverged fit: refused, never saturated (a
+     * round of k clients sums at most k values of the bound: no overflow) */
+    u->tables[0].values[1] = 1e30f;
+    cr_assert_eq(fr_result_quantize(r, u, &cfg, 0), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "client 9: its update is beyond this round's fixed-point range") != NULL, "%s",
+              fr_errmsg());
+    u->tables[0].values[1] = 1e6f; /* 1e6 * 2^32 = 4.3e15: within the bound of 1 client, not of 10000 */
+    cr_assert_eq(fr_result_quantize(r, u, &cfg, fr_fl_fixed_bound(1)), FR_OK);
+    cr_assert_eq(r->tables[0].values[1], (int64_t)1e6 * 4294967296LL);
+    cr_assert_eq(fr_result_quantize(r, u, &cfg, fr_fl_fixed_bound(10000)), FR_ERR_RANGE);
+    cr_assert_eq(fr_fl_fixed_bound(1), (uint64_t)4.6e18);
+    cr_assert_eq(fr_fl_fixed_bound(10000), (uint64_t)INT64_MAX / 10000);
     fr_result_free(r);
     fr_update_free(u);
 }
@@ -405,7 +414,7 @@ Test(result, encoding_an_update_directly_equals_quantize_then_encode) {
             for (size_t i = 0; i < (size_t)c * widths[t]; i++) u->tables[t].values[i] = (float)(fr_rng_normal(&rng) * 0.1);
         }
         cfg.item_sum = trial % 2;
-        cr_assert_eq(fr_result_quantize(r, u, &cfg), FR_OK);
+        cr_assert_eq(fr_result_quantize(r, u, &cfg, 0), FR_OK);
         r->config_crc = 0xabcdef01;
         r->examples = 77;
         r->loss_sum = 1.5;
@@ -413,9 +422,9 @@ Test(result, encoding_an_update_directly_equals_quantize_then_encode) {
         uint8_t *a = encode(r, &n1);
         cr_assert_eq(fri_result_update_size(u), n1);
         uint8_t *b = malloc(n1 + 3), *bb = b + 3; /* an odd address: the values are unaligned */
-        cr_assert_eq(fri_result_encode_update(u, &cfg, 0xabcdef01, 77, 1.5, bb, n1, &n2), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(fri_result_encode_update(u, &cfg, 0, 0xabcdef01, 77, 1.5, bb, n1, &n2), FR_OK, "%s", fr_errmsg());
         cr_assert(n1 == n2 && memcmp(a, bb, n1) == 0, "trial %d: direct encoding differs", trial);
-        cr_assert_eq(fri_result_encode_update(u, &cfg, 0, 0, 0, bb, n1 - 1, &n2), FR_ERR_RANGE);
+        cr_assert_eq(fri_result_encode_update(u, &cfg, 0, 0, 0, 0, bb, n1 - 1, &n2), FR_ERR_RANGE);
         fr_msg_free(a);
         free(b);
     }
@@ -425,7 +434,7 @@ Test(result, encoding_an_update_directly_equals_quantize_then_encode) {
     u->tables[2].values[9] = INFINITY;
     uint8_t buf[4096];
     size_t n = 0;
-    cr_assert_eq(fri_result_encode_update(u, &cfg, 0, 0, 0, buf, sizeof buf, &n), FR_ERR_RANGE);
+    cr_assert_eq(fri_result_encode_update(u, &cfg, 0, 0, 0, 0, buf, sizeof buf, &n), FR_ERR_RANGE);
     cr_assert(strstr(fr_errmsg(), "table 2, row 1 is inf") != NULL, "%s", fr_errmsg());
     fr_result_free(r);
     fr_update_free(u);

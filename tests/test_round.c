@@ -512,6 +512,7 @@ Test(round, task_decoding_refuses_every_damage) {
     cr_assert_eq(memcmp(fr_model_params_const(fr_task_model(t)), fr_model_params_const(fr_round_model(r)),
                         fr_model_n_shared(fr_round_model(r)) * 4), 0, "the TASK carries the global parameters");
     cr_assert_eq(fr_task_fl_config(t)->batch, cfg.batch);
+    cr_assert_eq(fr_task_bound(t), INT64_MAX / 3, "the bound of a round of 3 clients");
     cr_assert_eq(fr_task_model_config(t)->n_items, mc.n_items);
     /* a steady client decodes every round without allocating */
     fr_test_fail_alloc(0, false);
@@ -530,12 +531,13 @@ Test(round, task_decoding_refuses_every_damage) {
         b[k] ^= 0x04;
     }
     /* behind a valid CRC: reserved, round 0, config CRC, a config that does not check,
-     * padding, parameter count */
+     * a bound of 0 or past the largest, padding, parameter count */
     struct { size_t off; uint32_t v; const char *msg; } cases[] = {
         {36, 1, "reserved field is 1"},
         {24, 0, "round 0"},
         {28, 0x12345678, "config block's CRC-32C"},
         {32, 5, "config"},
+        {44, 0x7fffffff, "TASK: bound"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         uint8_t *m = malloc(n);
@@ -555,7 +557,7 @@ Test(round, task_decoding_refuses_every_damage) {
     cr_assert_eq(cb.len, cn);
     uint8_t *m = malloc(n);
     memcpy(m, b, n);
-    memcpy(m + 40, cb.data, cn);
+    memcpy(m + 48, cb.data, cn);
     fri_put_u32(m + 28, fr_crc32c(0, cb.data, cn));
     fri_put_u32(m + 16, fr_crc32c(0, m + 24, n - 24));
     cr_assert_eq(fr_task_decode(t, m, n), FR_ERR_FORMAT);
@@ -563,17 +565,17 @@ Test(round, task_decoding_refuses_every_damage) {
     free(m);
     fri_buf_free(&cb);
     /* the parameter count must be the config's shared prefix */
-    size_t at = (24 + 16 + cn + 7) & ~(size_t)7;
+    size_t at = (24 + 24 + cn + 7) & ~(size_t)7;
     m = malloc(n);
     memcpy(m, b, n);
     fri_put_u64(m + at, fri_get_u64(b + at) - 1);
     fri_put_u32(m + 16, fr_crc32c(0, m + 24, n - 24));
     cr_assert_eq(fr_task_decode(t, m, n), FR_ERR_FORMAT);
     free(m);
-    if (at > 40 + cn) {
+    if (at > 48 + cn) {
         m = malloc(n);
         memcpy(m, b, n);
-        m[40 + cn] = 1;
+        m[48 + cn] = 1;
         fri_put_u32(m + 16, fr_crc32c(0, m + 24, n - 24));
         cr_assert_eq(fr_task_decode(t, m, n), FR_ERR_FORMAT);
         cr_assert(strstr(fr_errmsg(), "padding") != NULL, "%s", fr_errmsg());

@@ -2,22 +2,31 @@
  * AUC, and top-K recommendation.
  *
  * Metrics see a model only through a scoring callback, so this layer knows no model
- * type. Definitions (they match the reference PyTorch scripts in shared/anchors):
+ * type. Definitions (they match the reference PyTorch scripts in shared/anchors, except
+ * that those rank a tied test item first):
  *   - RMSE / MAE over every interaction of a test set; predictions optionally clipped
  *     to [lo, hi] first (the anchors clip to [1, 5]); the raw (unclipped) figures too.
- *   - Sampled ranking (leave-one-out with evaluation negatives): for a test item, rank =
- *     the number of the user's negatives scored STRICTLY higher. HR@K = [rank < K],
- *     NDCG@K = 1/log2(rank+2) if rank < K else 0, MRR@K = 1/(rank+1) if rank < K.
- *     A user with several test items has each ranked against the same negatives on its
- *     own; the user's figure is the mean over those test items, and the reported figure
- *     is the mean over users. Users without test items or without negatives are skipped.
+ *   - Ties take their expected position. A relevant item's rank (0-based) is the number
+ *     of candidates scored strictly higher plus half the number of the others scored
+ *     exactly as it is: the mean position of its tie group, so a model that scores
+ *     everything alike (a collapsed model: a constant, +inf, NaN) ranks like a coin and
+ *     never first. The rank may be fractional; HR@K = [rank < K], NDCG@K = 1/log2(rank+2)
+ *     and MRR@K = 1/(rank+1) when rank < K, else 0. A NaN score ranks below every number
+ *     and ties with -inf.
+ *   - Sampled ranking (leave-one-out with evaluation negatives): a test item is ranked
+ *     among the user's negatives by the rule above. A user with several test items has
+ *     each ranked against the same negatives on its own; the user's figure is the mean
+ *     over those test items, and the reported figure is the mean over users. Users
+ *     without test items or without negatives are skipped.
  *   - Full-catalogue ranking: the candidates are all items the user did not train on
  *     (a test item is always a candidate, even if it also appears in train); the user's
- *     distinct test items are the relevant set. Items are ordered by score, ties broken
- *     by the smaller item id first. HR@K = any relevant in the top K; NDCG@K with binary
- *     gains and ideal DCG over min(|rel|, K) positions; MRR@K = 1/(position+1) of the
- *     first relevant item in the top K; Precision@K = hits/K (K even when fewer than K
- *     candidates exist); Recall@K = hits/|rel|.
+ *     distinct test items are the relevant set, each ranked among all candidates by the
+ *     rule above. HR@K = any relevant item ranked < K; NDCG@K = the sum of 1/log2(rank+2)
+ *     over relevant items ranked < K over the ideal DCG of min(|rel|, K) positions;
+ *     MRR@K = 1/(rank+1) of the best-ranked relevant item if < K; Precision@K = hits/K (K
+ *     even when fewer than K candidates exist); Recall@K = hits/|rel|, hits = the
+ *     relevant items ranked < K. (fr_eval_topk, which lists items, breaks ties by the
+ *     smaller item id.)
  *   - AUC per user = the fraction of (relevant, non-relevant candidate) pairs with the
  *     relevant item scored higher, ties counting 1/2; averaged over users that have at
  *     least one such pair. `auc` uses the sampled negatives, `auc_full` the catalogue.

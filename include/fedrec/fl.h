@@ -91,6 +91,13 @@ FR_API FR_NODISCARD fr_err fr_msg_type(const uint8_t *bytes, size_t n, uint16_t 
  * (modulo 2^64: any order, any split over workers or machines gives the same sum, which
  * is also what pairwise masks of secure aggregation need) and divides once at the end. */
 #define FR_FL_FIXED_SCALE 4294967296.0 /* 2^32 */
+/* The largest |value| a RESULT may carry in a round of k sampled clients is
+ * FR_FL_FIXED_LIMIT / k (fr_fl_fixed_bound): the sum of the round, over any lanes or merged
+ * controllers, then stays below 2^63 and cannot overflow. A client whose update goes
+ * beyond it has diverged: the client step refuses to send it (FR_ERR_RANGE naming the
+ * round), and the controller refuses such a RESULT. */
+#define FR_FL_FIXED_LIMIT 9223372036854775807.0 /* 2^63 - 1 */
+FR_API uint64_t fr_fl_fixed_bound(uint32_t k);
 
 typedef struct fr_result_table {
     uint32_t width;     /* floats per row of the table */
@@ -271,7 +278,9 @@ FR_API void fr_client_ws_free(fr_client_ws *ws);
  *   shuffled epochs of minibatches with a fresh optimizer for the shared parameters
  *   (+ the FedProx term), writes the private state back and fills upd: weight n_k = its
  *   interactions, dense Δ of the dense tensors (slab order), one table per item table
- *   with the Δ of its rows (ids increasing). Nothing private enters upd. O(its rows),
+ *   with the Δ of its rows (ids increasing); a client for which no example can be made (a
+ *   pairwise loss and a user who has every item) trains nothing and sends weight 0 and no
+ *   rows. Nothing private enters upd. O(its rows),
  *   never O(catalogue). Errors: FR_ERR_INVALID (an item out of range, no interaction,
  *   kept state missing or given when not configured), FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
@@ -303,6 +312,8 @@ FR_API void fr_task_free(fr_task *t);
  * empty (fr_task_model returns NULL). */
 FR_API FR_NODISCARD fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n);
 FR_API uint32_t fr_task_round(const fr_task *t);
+/* The round's largest |value| of a RESULT (fr_fl_fixed_bound of its sampled clients). */
+FR_API uint64_t fr_task_bound(const fr_task *t);
 /* CRC-32C of the task's config block: names the federation a RESULT answers. */
 FR_API uint32_t fr_task_config_crc(const fr_task *t);
 FR_API const fr_model_config *fr_task_model_config(const fr_task *t); /* n_users = 1 */
@@ -327,9 +338,11 @@ FR_API FR_NODISCARD fr_err fr_client_step_bytes(fr_client_ws *ws, const uint8_t 
                                          const uint8_t **out, size_t *out_n);
 /* Quantizes an update into a result: n_k * Δ for the dense part, w * Δ for item rows
  * (w = n_k, or 1 with cfg->item_sum), in fixed point; copies weight, client and round;
- * leaves config_crc, examples and loss_sum to the caller. FR_ERR_RANGE naming the first
- * non-finite value, FR_ERR_NOMEM. */
-FR_API FR_NODISCARD fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg);
+ * leaves config_crc, examples and loss_sum to the caller. bound is the round's largest
+ * |value| (fr_task_bound; 0: fr_fl_fixed_bound(1)). FR_ERR_RANGE naming the first
+ * non-finite value or a value beyond the bound (a diverged fit), FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg,
+                                              uint64_t bound);
 
 /* ------------------------------------------------------------------ round controller */
 

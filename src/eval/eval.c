@@ -226,10 +226,21 @@ fr_err fr_eval_ratings(fr_score_fn score, void *ctx, const fr_dataset *test, con
 
 /* ------------------------------------------------------------ sampled candidates */
 
-/* A NaN score (a diverged model) is the lowest possible score, and an item scored NaN
- * or -inf never counts as a hit: ties favour the test item under the anchors' rank
- * rule, so without this a model that outputs NaN everywhere would score HR = 1. */
+/* A NaN score (a diverged model) is the lowest possible score: it ties with -inf and
+ * ranks below everything else. */
 static inline float clean_score(float s) { return isnan(s) ? -INFINITY : s; }
+
+/* The ranking metrics of one relevant item at (0-based, possibly fractional) position
+ * `pos`: an item tied with others takes the mean position of its tie group, so a model
+ * that scores everything alike ranks like a coin, never first. */
+static inline void rank_metrics(double pos, const fr_eval_opts *o, double *hr, double *nd, double *mr) {
+    for (size_t k = 0; k < o->n_ks; k++)
+        if (pos < (double)o->ks[k]) {
+            hr[k] += 1.0;
+            nd[k] += 1.0 / log2(pos + 2.0);
+            mr[k] += 1.0 / (pos + 1.0);
+        }
+}
 
 static void sampled_block(void *ctx, size_t b, int worker) {
     job *j = ctx;
@@ -257,13 +268,7 @@ static void sampled_block(void *ctx, size_t b, int worker) {
                 else if (neg[i] < st) below++;
                 else if (neg[i] == st) tie++;
             }
-            for (size_t k = 0; k < o->n_ks && st > -INFINITY; k++) {
-                if (above < o->ks[k]) {
-                    hr[k] += 1.0;
-                    nd[k] += 1.0 / log2((double)above + 2.0);
-                    mr[k] += 1.0 / ((double)above + 1.0);
-                }
-            }
+            rank_metrics((double)above + 0.5 * (double)tie, o, hr, nd, mr);
             auc += ((double)below + 0.5 * (double)tie) / (double)nn;
         }
         for (size_t k = 0; k < o->n_ks; k++) {
@@ -388,7 +393,7 @@ static size_t stream_catalogue(fr_score_fn score, void *ctx, int worker, const f
         score(ctx, u, w->items, m, w->scores, worker);
         for (size_t i = 0; i < m; i++) {
             cand c = {clean_score(w->scores[i]), w->items[i]};
-            heap_push(w->heap, &hn, kcap, c);
+            if (kcap) heap_push(w->heap, &hn, kcap, c);
             if (!w->isrel[i] && less) {
                 nonrel++;
                 for (size_t t = 0; t < nr; t++) {
@@ -420,23 +425,32 @@ static void full_block(void *ctx, size_t b, int worker) {
         memset(w->less, 0, nr * sizeof *w->less);
         memset(w->eq, 0, nr * sizeof *w->eq);
         uint64_t nonrel = 0;
-        size_t hn = stream_catalogue(j->score, j->ctx, worker, j->train, u, j->n_items, j->block, true, w->rel, nr,
-                                     w->rel_s, w->less, w->eq, w, j->kmax, &nonrel);
-        for (size_t k = 0; k < o->n_ks; k++) {
-            size_t K = o->ks[k], hits = 0, first = SIZE_MAX;
-            double dcg = 0, idcg = 0;
-            for (size_t i = 0; i < K && i < hn; i++) {
-                if (w->heap[i].s == -INFINITY || !fri_sorted_has(w->rel, nr, w->heap[i].id)) continue;
-                hits++;
-                if (first == SIZE_MAX) first = i;
-                dcg += 1.0 / log2((double)i + 2.0);
+        stream_catalogue(j->score, j->ctx, worker, j->train, u, j->n_items, j->block, true, w->rel, nr, w->rel_s,
+                         w->less, w->eq, w, 0, &nonrel);
+        /* each relevant item's position: the candidates scored above it, plus half of the
+         * others tied with it (its tie group's mean position) */
+        double hr[FR_EVAL_MAX_K] = {0}, nd[FR_EVAL_MAX_K] = {0}, mr[FR_EVAL_MAX_K] = {0};
+        double first = INFINITY;
+        for (size_t t = 0; t < nr; t++) {
+            uint64_t above = nonrel - w->less[t] - w->eq[t], tie = w->eq[t];
+            for (size_t q = 0; q < nr; q++) {
+                if (q == t) continue;
+                if (w->rel_s[q] > w->rel_s[t]) above++;
+                else if (w->rel_s[q] == w->rel_s[t]) tie++;
             }
+            double pos = (double)above + 0.5 * (double)tie;
+            rank_metrics(pos, o, hr, nd, mr);
+            if (pos < first) first = pos;
+        }
+        for (size_t k = 0; k < o->n_ks; k++) {
+            size_t K = o->ks[k];
+            double idcg = 0;
             for (size_t i = 0; i < K && i < nr; i++) idcg += 1.0 / log2((double)i + 2.0);
-            a->hr[k] += hits > 0 ? 1.0 : 0.0;
-            a->ndcg[k] += dcg / idcg;
-            a->mrr[k] += first == SIZE_MAX ? 0.0 : 1.0 / ((double)first + 1.0);
-            a->prec[k] += (double)hits / (double)K;
-            a->rec[k] += (double)hits / (double)nr;
+            a->hr[k] += hr[k] > 0 ? 1.0 : 0.0;
+            a->ndcg[k] += nd[k] / idcg;
+            a->mrr[k] += first < (double)K ? 1.0 / (first + 1.0) : 0.0;
+            a->prec[k] += hr[k] / (double)K;
+            a->rec[k] += hr[k] / (double)nr;
         }
         if (nonrel > 0) {
             double s = 0;

@@ -696,6 +696,17 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
      * their global ids increasing, perm[j] is the row of local[j] */
     bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
     size_t nex = ws->ex.n;
+    if (nex == 0) {
+        /* no example could be made (a pairwise loss for a user who has every item: no
+         * negative exists): nothing is trained, and the update weighs 0, so it changes no
+         * average; the private rows stay as they are */
+        e = fr_update_reset(upd, ws->dense_len, ws->n_tables, ws->widths);
+        if (e) return e;
+        upd->weight = 0;
+        upd->client = client;
+        upd->round = round;
+        return FR_OK;
+    }
     size_t most = bpr ? 2 * nex : nex;
     if (most > ws->mcfg.n_items) most = ws->mcfg.n_items;
     e = grow_u32(&ws->byrow, &ws->cap_byrow, most);
@@ -862,7 +873,7 @@ fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, co
                       const fr_client_private *priv, fr_result *res) {
     fr_client_report rep;
     fr_err e = step_fit(ws, task, client, data, priv, &rep);
-    if (!e) e = fr_result_quantize(res, ws->step_upd, &ws->cfg);
+    if (!e) e = fr_result_quantize(res, ws->step_upd, &ws->cfg, fr_task_bound(task));
     if (e) return e;
     res->config_crc = ws->config_crc;
     res->examples = rep.examples;
@@ -885,8 +896,8 @@ fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task, uint32_t cl
         ws->step_buf = b;
         ws->step_cap = need;
     }
-    e = fri_result_encode_update(ws->step_upd, &ws->cfg, ws->config_crc, rep.examples, rep.loss_sum, ws->step_buf,
-                                 ws->step_cap, out_n);
+    e = fri_result_encode_update(ws->step_upd, &ws->cfg, fr_task_bound(task), ws->config_crc, rep.examples,
+                                 rep.loss_sum, ws->step_buf, ws->step_cap, out_n);
     if (e) return e;
     *out = ws->step_buf;
     return FR_OK;

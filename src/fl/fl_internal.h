@@ -28,14 +28,20 @@ FR_NODISCARD fr_err fri_result_table_resize(fr_result *r, uint32_t t, uint32_t c
 
 /* FR_ERR_RANGE naming the first non-finite value of an update (a diverged fit). */
 FR_NODISCARD fr_err fri_update_check_finite(const fr_update *u);
+/* The same, and FR_ERR_RANGE naming the round if a quantized value would exceed bound
+ * (0: fr_fl_fixed_bound(1)). */
+FR_NODISCARD fr_err fri_update_check(const fr_update *u, const fr_fl_config *cfg, uint64_t bound);
+/* The largest |value| of n little-endian int64 at p (any alignment), or of an array. */
+uint64_t fri_fl_max_abs_le(const uint8_t *p, size_t n);
+uint64_t fri_fl_max_abs(const int64_t *v, size_t n);
 /* The RESULT of update u encoded straight from its floats (what fr_result_quantize then
  * fr_result_encode_to would write, without the fr_result in between): exact size first
  * (fri_result_update_size, 0 on overflow), then the bytes. FR_ERR_RANGE (not finite, or
  * cap too small), FR_ERR_INVALID (ids not strictly increasing). */
 size_t fri_result_update_size(const fr_update *u);
-FR_NODISCARD fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uint32_t config_crc,
-                                             uint64_t examples, double loss_sum, uint8_t *buf, size_t cap,
-                                             size_t *n);
+FR_NODISCARD fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uint64_t bound,
+                                             uint32_t config_crc, uint64_t examples, double loss_sum, uint8_t *buf,
+                                             size_t cap, size_t *n);
 /* The client step straight to bytes: fit, then fri_result_encode_update into the
  * workspace's buffer (*out valid until the next call with ws). */
 FR_NODISCARD fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task, uint32_t client,
@@ -75,9 +81,10 @@ FR_NODISCARD fr_err fri_fl_config_block(fri_buf *b, const fr_model_config *mcfg,
 /* Reads a config block (the whole of r). */
 FR_NODISCARD fr_err fri_fl_config_block_get(fri_rd *r, fr_model_config *mcfg, fr_fl_config *cfg);
 
-/* A TASK message: header, round, config CRC, config block, the shared prefix of g. */
+/* A TASK message: header, round, config CRC, config block, the round's bound, the shared
+ * prefix of g. */
 FR_NODISCARD fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n,
-                                    uint32_t config_crc, const fr_model *g);
+                                    uint32_t config_crc, uint64_t bound, const fr_model *g);
 
 /* Message header: writes it over buf[0, FR_MSG_HEADER_BYTES) for a message of n bytes
  * whose body follows; checks one (magic, version, type, length, reserved, CRC), naming

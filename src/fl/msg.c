@@ -3,6 +3,7 @@
  *
  *   TASK (type 1) body:
  *     u32 round | u32 config CRC-32C | u32 config length C | u32 reserved = 0
+ *     u64 bound: the largest |value| a RESULT of this round may carry (fr_fl_fixed_bound)
  *     config block[C]: the model config (n_users 1) then the federation config
  *     zero padding to a multiple of 4 bytes from the start of the message
  *     u64 number of shared parameters P | f32 shared[P]
@@ -145,8 +146,8 @@ size_t fri_result_update_size(const fr_update *u) {
     return n;
 }
 
-fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uint32_t config_crc, uint64_t examples,
-                                double loss_sum, uint8_t *buf, size_t cap, size_t *n) {
+fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uint64_t bound, uint32_t config_crc,
+                                uint64_t examples, double loss_sum, uint8_t *buf, size_t cap, size_t *n) {
     *n = 0;
     if (u->n_tables > FR_UPDATE_MAX_TABLES)
         return fri_fail(FR_ERR_INVALID, "RESULT: %u tables, at most %d supported", u->n_tables, FR_UPDATE_MAX_TABLES);
@@ -158,7 +159,7 @@ fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uin
                 return fri_fail(FR_ERR_INVALID, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids",
                                 t, tb->ids[i], i, tb->ids[i - 1]);
     }
-    fr_err e = fri_update_check_finite(u);
+    fr_err e = fri_update_check(u, cfg, bound);
     if (e) return e;
     size_t total = fri_result_update_size(u);
     if (total == 0) return fri_fail(FR_ERR_INVALID, "RESULT: encoded size overflows size_t");
@@ -375,11 +376,12 @@ fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_u
 
 /* ------------------------------------------------------------------ TASK */
 
-#define TASK_FIXED 16 /* round, config CRC, config length, reserved */
+#define TASK_FIXED 24 /* round, config CRC, config length, reserved, bound */
 
 struct fr_task {
     uint32_t round;         /* the round to compute */
     uint32_t config_crc;    /* CRC-32C of the config block */
+    uint64_t bound;         /* the largest |value| of a RESULT this round */
     fr_model_config mcfg;   /* n_users 1 */
     fr_fl_config cfg;
     fr_model *g;            /* the global parameters (shared prefix), or NULL when empty */
@@ -397,6 +399,7 @@ void fr_task_free(fr_task *t) {
 }
 
 uint32_t fr_task_round(const fr_task *t) { return t->round; }
+uint64_t fr_task_bound(const fr_task *t) { return t->bound; }
 uint32_t fr_task_config_crc(const fr_task *t) { return t->config_crc; }
 const fr_model_config *fr_task_model_config(const fr_task *t) { return &t->mcfg; }
 const fr_fl_config *fr_task_fl_config(const fr_task *t) { return &t->cfg; }
@@ -410,7 +413,7 @@ static size_t params_at(size_t config_n) {
 }
 
 fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
-                       const fr_model *g) {
+                       uint64_t bound, const fr_model *g) {
     size_t ns = fr_model_n_shared(g), at = params_at(config_n), total;
     if (fri_mul_size(ns, 4, &total) || total > SIZE_MAX - at - 8)
         return fri_fail(FR_ERR_NOMEM, "TASK: %zu shared parameters do not fit in memory", ns);
@@ -420,6 +423,7 @@ fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES, round);
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 4, config_crc);
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 8, (uint32_t)config_n);
+    fri_put_u64(hdr + FR_MSG_HEADER_BYTES + 16, bound);
     fri_buf_put(b, hdr, sizeof hdr);
     fri_buf_put(b, config, config_n);
     static const uint8_t zero[8] = {0};
@@ -446,10 +450,17 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
     fri_rd_init(&rd, bytes, n, "TASK", "message");
     rd.at = FR_MSG_HEADER_BYTES;
     uint32_t round, crc, config_n, reserved;
+    uint64_t bound;
     if ((e = fri_rd_u32(&rd, &round, "round")) || (e = fri_rd_u32(&rd, &crc, "config CRC")) ||
-        (e = fri_rd_u32(&rd, &config_n, "config length")) || (e = fri_rd_u32(&rd, &reserved, "reserved")))
+        (e = fri_rd_u32(&rd, &config_n, "config length")) || (e = fri_rd_u32(&rd, &reserved, "reserved")) ||
+        (e = fri_rd_u64(&rd, &bound, "bound")))
         goto fail;
     if (reserved != 0) { e = fri_fail(FR_ERR_FORMAT, "TASK: reserved field is %u, expected 0", reserved); goto fail; }
+    if (bound == 0 || bound > fr_fl_fixed_bound(1)) {
+        e = fri_fail(FR_ERR_FORMAT, "TASK: bound %llu, expected 1..%llu", (unsigned long long)bound,
+                     (unsigned long long)fr_fl_fixed_bound(1));
+        goto fail;
+    }
     if (round == 0) { e = fri_fail(FR_ERR_FORMAT, "TASK: round 0, expected >= 1"); goto fail; }
     const uint8_t *cb;
     if ((e = fri_rd_bytes(&rd, &cb, config_n, "config block"))) goto fail;
@@ -492,6 +503,7 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
     get_f32s(fr_model_params(t->g), p, (size_t)np);
     t->round = round;
     t->config_crc = crc;
+    t->bound = bound;
     t->mcfg = mc;
     t->cfg = fc;
     return FR_OK;

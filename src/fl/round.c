@@ -58,6 +58,7 @@ struct fr_round {
     double *loss;           /* [n_clients] per position: a result's loss sum */
     uint64_t *examples, *up;/* [n_clients] per position: its examples, its bytes */
     fri_buf task;           /* the open round's TASK message */
+    uint64_t bound;         /* the open round's largest |value| (fr_fl_fixed_bound(k)) */
 };
 
 static bool adaptive(fr_strategy s) {
@@ -165,7 +166,10 @@ fr_err fr_round_begin(fr_round *r, const uint32_t **clients, uint32_t *k) {
     if (r->open) return fri_fail(FR_ERR_STATE, "round %u is open: end or abort it before beginning another", r->completed + 1);
     uint32_t round = r->completed + 1;
     fr_err e = fr_fl_sample(&r->cfg, round, r->n_clients, r->ids, &r->k);
-    if (!e) e = fri_task_encode(&r->task, round, r->config, r->config_n, r->config_crc, r->g);
+    if (!e) {
+        r->bound = fr_fl_fixed_bound(r->k);
+        e = fri_task_encode(&r->task, round, r->config, r->config_n, r->config_crc, r->bound, r->g);
+    }
     if (e) return e;
     zero_accumulators(r);
     for (uint32_t i = 0; i < r->k; i++) atomic_store_explicit(&r->status[i], 0, memory_order_relaxed);
@@ -227,6 +231,9 @@ static inline void add_values(int64_t *acc, const fri_result_view *v, const void
     if (v->native) fri_fl_add_ints(acc, (const int64_t *)vals + at, n);
     else fri_fl_add_ints_le(acc, (const uint8_t *)vals + 8 * at, n);
 }
+static inline uint64_t max_abs(const fri_result_view *v, const void *vals, size_t n) {
+    return v->native ? fri_fl_max_abs(vals, n) : fri_fl_max_abs_le(vals, n);
+}
 static inline uint32_t id_at(const fri_result_view *v, const void *ids, uint32_t i) {
     return v->native ? ((const uint32_t *)ids)[i] : fri_get_u32((const uint8_t *)ids + 4 * (size_t)i);
 }
@@ -248,6 +255,16 @@ static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
     if (pos < 0)
         return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: the client was not sampled in round %u",
                         v->client, round);
+    /* values within the round's bound: the round's sum cannot overflow */
+    uint64_t worst = max_abs(v, v->dense, v->dense_len);
+    for (uint32_t t = 0; t < v->n_tables; t++) {
+        uint64_t m = max_abs(v, v->tables[t].values, (size_t)v->tables[t].count * v->tables[t].width);
+        worst = m > worst ? m : worst;
+    }
+    if (worst > r->bound)
+        return fri_fail(FR_ERR_RANGE, "RESULT of client %u refused: a value of %llu units is beyond round %u's bound "
+                        "of %llu (the client diverged)", v->client, (unsigned long long)worst, round,
+                        (unsigned long long)r->bound);
     unsigned char old = atomic_fetch_or(&r->status[pos], (unsigned char)DONE);
     if (old & DONE)
         return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: a duplicate (the client already answered round %u)",

@@ -9,6 +9,7 @@
  *     only adds integers modulo 2^64, so the sum is the same whatever the order, the
  *     split over workers, or whether masks are added and cancelled on the way. */
 #include <math.h>
+#include <stdio.h>
 
 #include "fl/fl_internal.h"
 
@@ -172,6 +173,25 @@ void fri_fl_add_ints(int64_t *restrict acc, const int64_t *restrict val, size_t 
     for (size_t i = 0; i < n; i++) a[i] += v[i];
 }
 
+uint64_t fri_fl_max_abs(const int64_t *v, size_t n) {
+    uint64_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = v[i] < 0 ? 0 - (uint64_t)v[i] : (uint64_t)v[i];
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+uint64_t fri_fl_max_abs_le(const uint8_t *p, size_t n) {
+    uint64_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u = fri_get_u64(p + 8 * i);
+        uint64_t a = (int64_t)u < 0 ? 0 - u : u;
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
 void fri_fl_add_ints_le(int64_t *restrict acc, const uint8_t *restrict p, size_t n) {
     uint64_t *restrict a = (uint64_t *)acc;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -245,28 +265,68 @@ static size_t first_bad(const float *v, size_t n) {
     return i;
 }
 
+uint64_t fr_fl_fixed_bound(uint32_t k) {
+    /* also never above the kernels' saturation (4.6e18), so a value within the bound is
+     * exactly what was quantized */
+    uint64_t b = (uint64_t)INT64_MAX / (k ? k : 1), sat = (uint64_t)4.6e18;
+    return b < sat ? b : sat;
+}
+
+/* The largest |v| of v[0, n). */
+static float max_abs(const float *v, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(v[i]));
+    return m;
+}
+
+fr_err fri_update_check(const fr_update *u, const fr_fl_config *cfg, uint64_t bound) {
+    fr_err e = fri_update_check_finite(u);
+    if (e) return e;
+    if (bound == 0) bound = fr_fl_fixed_bound(1);
+    /* |round(w * v * 2^32)| <= bound for every value: checked in double with a margin of a
+     * part in 10^9, so rounding can never carry a value past it */
+    double lim = (double)bound * (1.0 - 1e-9) / FR_FL_FIXED_SCALE, w = (double)u->weight;
+    double wi = cfg->item_sum ? 1.0 : w;
+    double worst = w * (double)max_abs(u->dense, u->dense_len);
+    const char *where = "the dense part";
+    uint32_t wt = 0;
+    for (uint32_t t = 0; t < u->n_tables; t++) {
+        double x = wi * (double)max_abs(u->tables[t].values, (size_t)u->tables[t].count * u->tables[t].width);
+        if (x > worst) { worst = x; where = "table"; wt = t; }
+    }
+    if (worst > lim) {
+        char at[32];
+        if (where[0] == 't') snprintf(at, sizeof at, "table %u", wt);
+        else snprintf(at, sizeof at, "%s", where);
+        return fri_fail(FR_ERR_RANGE,
+                        "client %u: its update is beyond this round's fixed-point range (weight x |delta| = %.4g in "
+                        "%s, at most %.4g): the local fit diverged (try a smaller learning rate)",
+                        u->client, worst, at, lim);
+    }
+    return FR_OK;
+}
+
 fr_err fri_update_check_finite(const fr_update *u) {
     if (u->dense_len && !fri_all_finite(u->dense, u->dense_len)) {
         size_t i = first_bad(u->dense, u->dense_len);
-        return fri_fail(FR_ERR_RANGE, "client %u: round %u: its update is not finite (dense value %zu is %g): "
-                        "the local fit diverged", u->client, u->round, i, (double)u->dense[i]);
+        return fri_fail(FR_ERR_RANGE, "client %u: its update is not finite (dense value %zu is %g): "
+                        "the local fit diverged", u->client, i, (double)u->dense[i]);
     }
     for (uint32_t t = 0; t < u->n_tables; t++) {
         const fr_update_table *tb = &u->tables[t];
         size_t nv = (size_t)tb->count * tb->width;
         if (!fri_all_finite(tb->values, nv)) {
             size_t i = first_bad(tb->values, nv);
-            return fri_fail(FR_ERR_RANGE, "client %u: round %u: its update is not finite (table %u, row %u is %g): "
-                            "the local fit diverged", u->client, u->round, t, tb->ids[i / tb->width],
-                            (double)tb->values[i]);
+            return fri_fail(FR_ERR_RANGE, "client %u: its update is not finite (table %u, row %u is %g): "
+                            "the local fit diverged", u->client, t, tb->ids[i / tb->width], (double)tb->values[i]);
         }
     }
     return FR_OK;
 }
 
-fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg) {
+fr_err fr_result_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg, uint64_t bound) {
     if (!res || !u || !cfg) return fri_fail(FR_ERR_INVALID, "fr_result_quantize: NULL argument");
-    fr_err e0 = fri_update_check_finite(u);
+    fr_err e0 = fri_update_check(u, cfg, bound);
     if (e0) return e0;
     uint32_t widths[FR_UPDATE_MAX_TABLES];
     for (uint32_t t = 0; t < u->n_tables && t < FR_UPDATE_MAX_TABLES; t++) widths[t] = u->tables[t].width;

@@ -257,7 +257,9 @@ static void task(void *ctx, size_t index, int worker) {
     if (e) {
         char what[64];
         snprintf(what, sizeof what, "client %u", c);
-        fri_latch_set(&s->err, e, what);
+        /* the client's own messages name it already */
+        bool named = !strncmp(fr_errmsg(), what, strlen(what)) && fr_errmsg()[strlen(what)] == ':';
+        fri_latch_set(&s->err, e, named ? NULL : what);
     }
 }
 
