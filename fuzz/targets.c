@@ -10,6 +10,8 @@
 
 #include "fedrec/fl.h"
 #include "fl/fl_internal.h"
+#include "fedrec/runtime.h"
+#include "runtime/runtime_internal.h"
 #include "fedrec/model.h"
 
 /* Rewrites the header's length and CRC of a message of n bytes, so that mutations reach
@@ -73,6 +75,15 @@ static int run_task(const uint8_t *data, size_t n) {
     fr_task_free(t);
     free(m);
     return 0;
+}
+
+/* Writes the CRC-32C of data[0, n-4) into its last 4 bytes (little-endian): the model
+ * file, the server state and the checkpoint all end with one, and a fuzzer almost never
+ * gets past it on its own. */
+static void fix_tail_crc(uint8_t *m, size_t n) {
+    if (n < 4) return;
+    uint32_t c = fr_crc32c(0, m, n - 4);
+    for (int i = 0; i < 4; i++) m[n - 4 + i] = (uint8_t)(c >> (8 * i));
 }
 
 /* The model-file decoder on arbitrary bytes (decoded in memory, as fr_model_load does
@@ -244,7 +255,100 @@ static int run_meta(const uint8_t *data, size_t n) {
     return 0;
 }
 
+/* modelfile_crc: the model-file decoder with the header's length and the CRC rewritten
+ * to match, so mutations reach the config, the tensor table, the ids and the weights. */
+static int run_modelfile_crc(const uint8_t *data, size_t n) {
+    uint8_t *m = malloc(n ? n : 1);
+    if (!m) return 0;
+    if (n) memcpy(m, data, n);
+    if (n >= 24) {
+        for (int i = 0; i < 8; i++) m[12 + i] = (uint8_t)((uint64_t)n >> (8 * i));
+        fix_tail_crc(m, n);
+    }
+    fuzz_modelfile(m, n);
+    free(m);
+    return 0;
+}
+
+/* The federation the state and checkpoint targets load into: a small mf federation over
+ * a fixed generated set (the seeds fuzz_seed_state_and_checkpoint writes are its). */
+static fr_dataset *g_data;
+static fr_sim *g_sim;
+static fr_round *g_round;
+static int fuzz_federation(void) {
+    if (g_sim) return 1;
+    fr_gen_opts go;
+    fr_gen_opts_default(&go);
+    go.users = 12;
+    go.items = 10;
+    go.interactions = 80;
+    go.seed = 3;
+    fr_model_config mc;
+    fr_fl_config fc;
+    fr_model_config_default(&mc, FR_MODEL_MF);
+    fr_fl_config_default(&fc, FR_MODEL_MF);
+    mc.dim = 2;
+    fc.strategy = FR_STRATEGY_FEDADAM; /* server moments in the state too */
+    fc.keep_private_optim = true;       /* and kept client state in the checkpoint */
+    if (fr_dataset_generate(&g_data, &go) || fr_sim_create(&g_sim, &mc, &fc, g_data, NULL)) return 0;
+    mc.n_items = fr_dataset_n_items(g_data);
+    mc.seed = fc.seed;
+    if (fr_round_create(&g_round, &mc, &fc, fr_dataset_n_users(g_data), 1)) return 0;
+    return 1;
+}
+
+/* state: the server state loader (fr_round_load) with the CRC rewritten. */
+static int run_state(const uint8_t *data, size_t n) {
+    if (!fuzz_federation()) return 0;
+    uint8_t *m = malloc(n ? n : 1);
+    if (!m) return 0;
+    if (n) memcpy(m, data, n);
+    fix_tail_crc(m, n);
+    if (fr_round_load(g_round, m, n, "<fuzz>") == FR_OK) (void)fr_round_completed(g_round);
+    free(m);
+    return 0;
+}
+
+/* checkpoint: the sim's checkpoint loader (controller state + client store) with the
+ * outer CRC rewritten (the inner state's CRC is the state target's). */
+static int run_checkpoint(const uint8_t *data, size_t n) {
+    if (!fuzz_federation()) return 0;
+    uint8_t *m = malloc(n ? n : 1);
+    if (!m) return 0;
+    if (n) memcpy(m, data, n);
+    fix_tail_crc(m, n);
+    if (fri_sim_checkpoint_decode(g_sim, m, n, "<fuzz>") == FR_OK) (void)fr_sim_model(g_sim);
+    free(m);
+    return 0;
+}
+
+int fuzz_seed_state_and_checkpoint(const char *dir) {
+    if (!fuzz_federation()) return 1;
+    fr_round_stats st;
+    for (int r = 0; r < 2; r++)
+        if (fr_sim_round(g_sim, &st)) return 1;
+    char p[4096];
+    snprintf(p, sizeof p, "%s/checkpoint/valid_two_rounds", dir);
+    if (fr_sim_checkpoint_save(g_sim, p)) return 1;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    if (fr_round_save(fr_sim_controller(g_sim), &b, &n)) return 1;
+    snprintf(p, sizeof p, "%s/state/valid_two_rounds", dir);
+    FILE *f = fopen(p, "wb");
+    if (!f || fwrite(b, 1, n, f) != n || fclose(f)) return 1;
+    /* the seeds must load into the targets' federation, or fuzzing them tests nothing */
+    fr_err e = fr_round_load(g_round, b, n, p);
+    fr_msg_free(b);
+    snprintf(p, sizeof p, "%s/checkpoint/valid_two_rounds", dir);
+    if (!e) e = fr_sim_checkpoint_load(g_sim, p);
+    if (e) fprintf(stderr, "fuzz seeds: %s\n", fr_errmsg());
+    return e ? 1 : 0;
+}
+
 const fr_fuzz_target fr_fuzz_targets[] = {
+    {"modelfile_crc", run_modelfile_crc},
+    {"state", run_state},
+    {"checkpoint", run_checkpoint},
     {"result", run_result},
     {"task", run_task},
     {"modelfile", fuzz_modelfile},

@@ -11,4 +11,8 @@ typedef struct fr_fuzz_target {
 } fr_fuzz_target;
 
 extern const fr_fuzz_target fr_fuzz_targets[]; /* ends with {NULL, NULL} */
+
+/* Writes valid seeds for the state and checkpoint targets (the federation they load
+ * into, after two rounds) under dir/state and dir/checkpoint. 0 on success. */
+int fuzz_seed_state_and_checkpoint(const char *dir);
 #endif

@@ -12,6 +12,7 @@
 
 #include "core/core.h"
 #include "fedrec/fl.h"
+#include "fedrec/run.h"
 #include "fedrec/runtime.h"
 #include "fl/fl_internal.h"
 #include "testutil.h"
@@ -150,4 +151,81 @@ Test(hardening, a_client_without_examples_sends_weight_zero) {
     fr_client_ws_free(ws);
     fr_model_free(g);
     fr_dataset_free(d);
+}
+
+/* ------------------------------------------------------------------ 5: other data */
+
+/* A checkpoint of one training set refuses to resume on another of the same shape (the
+ * model sizes agree, so nothing else would notice), naming both fingerprints; a model's
+ * provenance refuses other training data the same way. */
+Test(hardening, a_checkpoint_or_model_of_other_data_is_refused) {
+    fr_dataset *a = synthetic(30, 20, 300), *b = NULL;
+    fr_gen_opts go;
+    fr_gen_opts_default(&go);
+    go.users = 30;
+    go.items = 20;
+    go.interactions = 300;
+    go.seed = 10; /* the same shape, other interactions */
+    cr_assert_eq(fr_dataset_generate(&b, &go), FR_OK);
+    cr_assert(fr_dataset_n_users(a) == fr_dataset_n_users(b) && fr_dataset_n_items(a) == fr_dataset_n_items(b));
+    fr_model_config mc;
+    fr_fl_config fc;
+    fr_model_config_default(&mc, FR_MODEL_MF);
+    fr_fl_config_default(&fc, FR_MODEL_MF);
+    char *dir = tu_tmpdir(), path[1024];
+    snprintf(path, sizeof path, "%s/a.ckpt", dir);
+    fr_sim *s = NULL;
+    fr_round_stats st;
+    cr_assert_eq(fr_sim_create(&s, &mc, &fc, a, NULL), FR_OK);
+    cr_assert_eq(fr_sim_round(s, &st), FR_OK);
+    cr_assert_eq(fr_sim_checkpoint_save(s, path), FR_OK);
+    fr_sim_free(s);
+    cr_assert_eq(fr_sim_create(&s, &mc, &fc, b, NULL), FR_OK);
+    cr_assert_eq(fr_sim_checkpoint_load(s, path), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "checkpoint of other training data") != NULL, "%s", fr_errmsg());
+    cr_assert_eq(fr_round_completed(fr_sim_controller(s)), 0, "nothing loaded");
+    fr_sim_free(s);
+    cr_assert_eq(fr_sim_create(&s, &mc, &fc, a, NULL), FR_OK);
+    cr_assert_eq(fr_sim_checkpoint_load(s, path), FR_OK, "%s", fr_errmsg());
+    fr_sim_free(s);
+    tu_rmtree(dir);
+    free(dir);
+    fr_dataset_free(a);
+    fr_dataset_free(b);
+}
+
+Test(hardening, provenance_checks_the_training_data) {
+    char *dir = tu_tmpdir();
+    char *f1 = tu_write(dir, "a.tsv", "1\t1\t5\t1\n1\t2\t3\t2\n2\t1\t4\t1\n2\t3\t1\t2\n3\t2\t2\t1\n3\t3\t5\t2\n");
+    char *f2 = tu_write(dir, "b.tsv", "1\t1\t4\t1\n1\t2\t3\t2\n2\t1\t4\t1\n2\t3\t1\t2\n3\t2\t2\t1\n3\t3\t5\t2\n");
+    fr_source src;
+    fr_source_default(&src);
+    src.data = f1;
+    src.explicit_ratings = true;
+    fr_data *d1 = NULL, *d2 = NULL;
+    cr_assert_eq(fr_data_load(&d1, &src), FR_OK, "%s", fr_errmsg());
+    src.data = f2; /* one rating differs */
+    cr_assert_eq(fr_data_load(&d2, &src), FR_OK);
+    fr_provenance p, q;
+    fr_provenance_init(&p);
+    fr_provenance_init(&q);
+    cr_assert_eq(fr_provenance_set_data(&p, &src, d1), FR_OK);
+    char *json = NULL;
+    cr_assert_eq(fr_provenance_encode(&p, &json), FR_OK);
+    cr_assert(strstr(json, "\"train_fingerprint\"") != NULL, "%s", json);
+    cr_assert_eq(fr_provenance_decode(&q, json), FR_OK);
+    cr_assert(q.has_fingerprint && fr_fingerprint_equal(&q.fingerprint, &p.fingerprint));
+    cr_assert_eq(fr_provenance_check_data(&q, d1), FR_OK);
+    cr_assert_eq(fr_provenance_check_data(&q, d2), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "model/data mismatch: the model was trained on 3 users, 3 items") != NULL, "%s",
+              fr_errmsg());
+    fr_provenance_json_free(json);
+    fr_provenance_destroy(&p);
+    fr_provenance_destroy(&q);
+    fr_data_free(d1);
+    fr_data_free(d2);
+    free(f1);
+    free(f2);
+    tu_rmtree(dir);
+    free(dir);
 }

@@ -4,6 +4,7 @@
  * a per-kind parameter block) round-trips every hyperparameter and is checked behind the
  * CRC; version 1 files still load. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,7 +166,8 @@ Test(modelfile, out_of_memory_leaks_nothing) {
 }
 
 /* Mutations with a recomputed CRC reach the structural checks behind it: every one
- * must decode or fail with FR_ERR_FORMAT, never crash (ASan run) or allocate wildly. */
+ * must decode or fail with FR_ERR_FORMAT (FR_ERR_RANGE for a parameter made NaN or
+ * infinite), never crash (ASan run) or allocate wildly. */
 static void fix_crc(uint8_t *b, size_t n) {
     uint32_t c = fr_crc32c(0, b, n - 4);
     b[n - 4] = (uint8_t)c; b[n - 3] = (uint8_t)(c >> 8); b[n - 2] = (uint8_t)(c >> 16); b[n - 1] = (uint8_t)(c >> 24);
@@ -191,7 +193,9 @@ Test(modelfile, structural_checks_behind_the_crc) {
             fr_model_meta got;
             fr_err e = fr_model_decode(&l, c, n, "<mut>", &got);
             if (e == FR_OK) { ok++; fr_model_meta_destroy(&got); fr_model_free(l); }
-            else { cr_assert_eq(e, FR_ERR_FORMAT, "pos %zu: %s", pos, fr_errmsg()); fmt++; }
+            else if (e == FR_ERR_RANGE) { /* a parameter made NaN or infinite: refused too */
+                cr_assert(strstr(fr_errmsg(), "the model diverged") != NULL, "pos %zu: %s", pos, fr_errmsg());
+            } else { cr_assert_eq(e, FR_ERR_FORMAT, "pos %zu: %s", pos, fr_errmsg()); fmt++; }
         }
     }
     cr_assert_gt(ok, 0);  /* parameter bytes may take any value */
@@ -347,4 +351,29 @@ Test(modelfile, kind_name_and_parameter_block_are_checked) {
     free(c);
     fr_model_bytes_free(bytes);
     fr_model_free(m);
+}
+
+/* A model holding a NaN or an infinity (a diverged run) is refused on load, naming where. */
+Test(modelfile, non_finite_weights_are_refused) {
+    fr_model *m = make(FR_MODEL_MF);
+    int t = fr_model_tensor_find(m, "item_bias");
+    const fr_tensor *tt = fr_model_tensor(m, t);
+    fr_model_params(m)[tt->offset + 2] = INFINITY;
+    uint8_t *bytes;
+    size_t n;
+    cr_assert_eq(fr_model_encode(m, NULL, &bytes, &n), FR_OK);
+    fr_model *l = NULL;
+    cr_assert_eq(fr_model_decode(&l, bytes, n, "d.fr", NULL), FR_ERR_RANGE);
+    cr_assert_null(l);
+    cr_assert_str_eq(fr_errmsg(), "d.fr: tensor item_bias, row 2, column 0 holds inf: the model diverged, it is refused");
+    fr_model_bytes_free(bytes);
+    fr_model_free(m);
+}
+
+/* A model file is read from regular files only: a device never ends (/dev/zero). */
+Test(modelfile, only_regular_files_are_read) {
+    fr_model *l = NULL;
+    cr_assert_eq(fr_model_load(&l, "/dev/zero", NULL), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), "/dev/zero: is not a regular file") != NULL, "%s", fr_errmsg());
+    cr_assert_null(l);
 }

@@ -119,6 +119,19 @@ FR_API const fr_meta *fr_dataset_meta(const fr_dataset *d);
  * movies.dat + users.dat, movies.csv). Missing files are not an error. */
 FR_API FR_NODISCARD fr_err fr_dataset_load_meta(fr_dataset *d, const char *dir);
 
+/* What a checkpoint or a model file records of its training data, so a resume or an
+ * evaluation on other data is refused (src/data/fingerprint.c): the sizes and a CRC-32C
+ * of the content (raw ids, every interaction). Catches mistakes, not forgeries. */
+typedef struct fr_fingerprint {
+    uint32_t users, items;
+    uint64_t interactions;
+    uint32_t crc;
+} fr_fingerprint;
+FR_API void fr_dataset_fingerprint(const fr_dataset *d, fr_fingerprint *f);
+FR_API bool fr_fingerprint_equal(const fr_fingerprint *a, const fr_fingerprint *b);
+/* "943 users, 1682 items, 99057 interactions, CRC-32C 1a2b3c4d" (buf of 96 bytes suffices). */
+FR_API void fr_fingerprint_describe(const fr_fingerprint *f, char *buf, size_t cap);
+
 /* Summary statistics for `fedrec data info`. */
 typedef struct fr_dataset_info {
     uint32_t users, items;

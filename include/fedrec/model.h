@@ -314,8 +314,9 @@ FR_API void fr_model_bytes_free(uint8_t *bytes);
  * did not store bias_l2: those load with bias_l2 = 0, "as l2"); every length
  * and count is checked before use. name is used in messages (a path, or "<memory>").
  * meta may be NULL. Errors: FR_ERR_FORMAT (magic, truncation, bad field, a kind this
- * build does not know), FR_ERR_VERSION, FR_ERR_CHECKSUM, FR_ERR_NOMEM. On failure *out
- * is NULL and meta is zeroed. */
+ * build does not know), FR_ERR_VERSION, FR_ERR_CHECKSUM, FR_ERR_RANGE (a weight is NaN or
+ * infinite: a diverged model, refused naming the tensor, row and column), FR_ERR_NOMEM.
+ * On failure *out is NULL and meta is zeroed. */
 FR_API FR_NODISCARD fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const char *name,
                                     fr_model_meta *meta);
 /* Writes the model file atomically (temporary file, fsync, rename). FR_ERR_IO. */

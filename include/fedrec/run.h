@@ -180,7 +180,8 @@ FR_API const char *const *fr_run_presets(void);
  *   the data source:   "data", "test", "negatives" (absolute paths, or null), "split"
  *                      ("loo", "ratio:R", "temporal:R"), "split_seed", "eval_negatives",
  *                      "explicit_ratings", "load" {the reader options}, "synthetic",
- *                      "source" (what was loaded, fr_data_describe)
+ *                      "source" (what was loaded, fr_data_describe), "train_fingerprint"
+ *                      {"users", "items", "interactions", "crc"} of the training set
  *   "model"            {every field of fr_model_config; enums by name: "kind": "neumf"}
  *   federated runs:    "fl" {every field of fr_fl_config; optimizers as objects, an item
  *                      optimizer that follows the local one is "kind": "same"},
@@ -211,6 +212,9 @@ typedef struct fr_provenance {
                                 split, its seed, eval negatives, reader options */
     bool synthetic;          /* the built-in synthetic set */
     const char *describe;    /* what was loaded (fr_data_describe), or NULL */
+    bool has_fingerprint;    /* the training data's fingerprint is known (set_data, or a
+                                file written since it was recorded) */
+    fr_fingerprint fingerprint; /* of the training set the model was trained on */
     fr_model_config model;   /* every field (fr_model_config_default(FR_MODEL_MF) after init) */
     fr_fl_config fl;         /* federated runs (fr_fl_config_default of the model's kind) */
     fr_train_config train;   /* centralized runs (fr_train_config_default) */
@@ -239,6 +243,11 @@ FR_API FR_NODISCARD fr_err fr_provenance_set_data(fr_provenance *p, const fr_sou
  * partition spec, and `completed` as its rounds (federated) or epochs (centralized).
  * FR_ERR_NOMEM, FR_ERR_INVALID (a partition kind without a spec). */
 FR_API FR_NODISCARD fr_err fr_provenance_set_run(fr_provenance *p, const fr_run_config *c, uint64_t completed);
+
+/* FR_OK if d's training set is the one p's model was trained on (or p records no
+ * fingerprint: a file from before it was recorded), else FR_ERR_INVALID: "model/data
+ * mismatch: ..." naming both fingerprints. */
+FR_API FR_NODISCARD fr_err fr_provenance_check_data(const fr_provenance *p, const fr_data *d);
 
 /* Encodes p as one line of JSON into *json (NUL-terminated; release it with
  * fr_provenance_json_free). Writes "fl", "rounds" and "partition" for a federated run,

@@ -77,7 +77,17 @@ fr_err fri_read_file(const char *path, uint8_t **data, size_t *n) {
     struct stat st;
     if (fstat(fd, &st) != 0) { close(fd); return fri_fail(FR_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); }
     if (S_ISDIR(st.st_mode)) { close(fd); return fri_fail(FR_ERR_IO, "%s: is a directory, expected a file", path); }
-    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 65536, len = 0;
+    /* a device, FIFO or socket has no size to trust (/dev/zero never ends): only regular
+     * files, read up to the size they had when opened */
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return fri_fail(FR_ERR_IO, "%s: is not a regular file (a device, pipe or socket), expected a file", path);
+    }
+    if ((uint64_t)st.st_size >= (uint64_t)SIZE_MAX) {
+        close(fd);
+        return fri_fail(FR_ERR_IO, "%s: %lld bytes do not fit in memory", path, (long long)st.st_size);
+    }
+    size_t cap = st.st_size > 0 ? (size_t)st.st_size : 65536, len = 0;
     uint8_t *buf = fri_malloc(cap + 1);
     if (!buf) { close(fd); return FR_ERR_NOMEM; }
     for (;;) {

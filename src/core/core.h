@@ -68,7 +68,8 @@ void fri_buf_free(fri_buf *b);
 
 /* Writes data to path atomically: a temporary file beside it, fsync, rename. */
 FR_NODISCARD fr_err fri_write_file_atomic(const char *path, const void *data, size_t n);
-/* Reads a whole file (regular files only; a directory is an error naming it). */
+/* Reads a whole file: regular files only (a directory, device, pipe or socket is
+ * FR_ERR_IO naming it: /dev/zero would never end). */
 FR_NODISCARD fr_err fri_read_file(const char *path, uint8_t **data, size_t *n);
 
 /* A bounded reader over bytes: every decoder of the library (model file, checkpoint,

@@ -117,6 +117,18 @@ fr_err fr_provenance_set_run(fr_provenance *p, const fr_run_config *c, uint64_t 
     return FR_OK;
 }
 
+fr_err fr_provenance_check_data(const fr_provenance *p, const fr_data *d) {
+    if (!p->has_fingerprint) return FR_OK;
+    fr_fingerprint f;
+    fr_dataset_fingerprint(fr_data_train(d), &f);
+    if (fr_fingerprint_equal(&f, &p->fingerprint)) return FR_OK;
+    char a[96], b[96];
+    fr_fingerprint_describe(&p->fingerprint, a, sizeof a);
+    fr_fingerprint_describe(&f, b, sizeof b);
+    return fri_fail(FR_ERR_INVALID, "model/data mismatch: the model was trained on %s; this training data has %s "
+                    "(%s: another file, split or seed, or the file changed since)", a, b, fr_data_describe(d));
+}
+
 const char *fr_run_mode_name(fr_run_mode mode) {
     switch (mode) {
     case FR_RUN_FEDERATED: return "federated";
@@ -145,6 +157,8 @@ fr_err fr_provenance_set_data(fr_provenance *p, const fr_source *s, const fr_dat
     p->source = src;
     p->synthetic = d ? fr_data_is_synthetic(d) : !s->data;
     p->describe = describe;
+    p->has_fingerprint = d != NULL;
+    if (d) fr_dataset_fingerprint(fr_data_train(d), &p->fingerprint);
     return FR_OK;
 nomem:
     strlist_clear(&add);
@@ -215,6 +229,13 @@ static const field model_fields[] = {
     FIELD(fr_model_config, mu, T_F32),
     FIELD(fr_model_config, init_std, T_F32),
     FIELD(fr_model_config, seed, T_U64),
+};
+
+static const field fingerprint_fields[] = {
+    FIELD(fr_fingerprint, users, T_U32),
+    FIELD(fr_fingerprint, items, T_U32),
+    FIELD(fr_fingerprint, interactions, T_U64),
+    FIELD(fr_fingerprint, crc, T_U32),
 };
 
 static const field fl_fields[] = {
@@ -410,6 +431,9 @@ static fr_err encode_tree(const fr_provenance *p, cJSON *root) {
     if ((e = put_object(root, "load", &s->load, load_fields, N_OF(load_fields)))) return e;
     if (!add(root, "synthetic", cJSON_CreateBool(p->synthetic)) || !add(root, "source", json_str(p->describe)))
         return FR_ERR_NOMEM;
+    if (p->has_fingerprint &&
+        (e = put_object(root, "train_fingerprint", &p->fingerprint, fingerprint_fields, N_OF(fingerprint_fields))))
+        return e;
     if ((e = put_object(root, "model", &p->model, model_fields, N_OF(model_fields)))) return e;
     if (p->mode == FR_RUN_FEDERATED) {
         if ((e = put_object(root, "fl", &p->fl, fl_fields, N_OF(fl_fields)))) return e;
@@ -676,6 +700,12 @@ static fr_err decode_tree(const cJSON *root, fr_provenance *q, strlist *own) {
     if (KEY("source")) {
         field f = {"source", T_STR, offsetof(fr_provenance, describe)};
         if ((e = get_value(v, q, &f, "source", own))) return e;
+    }
+    if (KEY("train_fingerprint")) {
+        if ((e = get_fields(v, &q->fingerprint, fingerprint_fields, N_OF(fingerprint_fields), "train_fingerprint",
+                            own)))
+            return e;
+        q->has_fingerprint = true;
     }
     if (KEY("model") && (e = get_model(v, q, own))) return e;
     if (KEY("fl") && (e = get_fields(v, &q->fl, fl_fields, N_OF(fl_fields), "fl", own))) return e;

@@ -20,6 +20,7 @@
  * Invariants: the decoder checks every length against the bytes left before reading or
  * allocating, checks the CRC before trusting any content, and accepts a tensor table
  * only if it is exactly the layout the stored config gives. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -280,6 +281,16 @@ fr_err fr_model_decode(fr_model **out, const uint8_t *bytes, size_t n, const cha
     }
     if ((e = fri_model_alloc(&m, &c)) != FR_OK) goto fail;
     for (size_t i = 0; i < m->n_params; i++) m->params[i] = fri_get_f32(r.p + r.at + i * 4);
+    if (!fri_all_finite(m->params, m->n_params)) { /* a diverged model scores nothing */
+        size_t i = 0;
+        while (isfinite(m->params[i])) i++;
+        int t = m->n_tensors - 1;
+        while (t > 0 && m->t[t].offset > i) t--;
+        size_t within = i - m->t[t].offset;
+        e = fri_fail(FR_ERR_RANGE, "%s: tensor %s, row %zu, column %zu holds %g: the model diverged, it is refused",
+                     name, m->t[t].name, within / m->t[t].cols, within % m->t[t].cols, (double)m->params[i]);
+        goto fail;
+    }
     *out = m;
     if (meta) *meta = mt;
     return FR_OK;

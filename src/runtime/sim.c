@@ -46,6 +46,7 @@ struct fr_sim {
     uint64_t *part_ptr;     /* [n_clients + 1] silos: offsets into part_users, or NULL (a user each) */
     uint32_t *part_users;   /* silos: their users */
     uint32_t part_crc;      /* CRC-32C of the partition (checkpoints must match it) */
+    fr_fingerprint data_fp; /* the training data's (checkpoints must match it) */
     float *km1, *km2;       /* keep_private_optim: moments of the private suffix of full */
     uint64_t *ksteps;       /* [n_clients] their step counts */
     size_t n_priv;          /* floats of full's private suffix */
@@ -139,6 +140,7 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
     s->train = train;
     s->wire = true;
     s->n_clients = s->mcfg.n_users;
+    fr_dataset_fingerprint(train, &s->data_fp);
     fri_latch_reset(&s->err);
     fr_err e = FR_OK;
     if (part) e = take_partition(s, part);
@@ -283,7 +285,9 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
 
 /* Layout (little-endian), version 3:
  *   "FRCKPT\0\0" | u32 version | u64 state length S | the controller's state[S]
- *   | u32 n_clients | u32 partition CRC-32C (0: a user each) | u64 n_priv | f32 private rows[n_priv]
+ *   | u32 n_clients | u32 partition CRC-32C (0: a user each)
+ *   | the training data's fingerprint: u32 users | u32 items | u64 interactions | u32 CRC-32C
+ *   | u64 n_priv | f32 private rows[n_priv]
  *   | u32 has_kept | if has_kept: f32 m1[n_priv] | f32 m2[n_priv] | u64 steps[n_clients]
  *   | u32 CRC-32C of everything before it.
  * The controller's state (fr_round_save) holds the config, the round, the strategy's
@@ -306,6 +310,10 @@ fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path) {
     fr_msg_free(st);
     fri_buf_u32(&b, s->n_clients);
     fri_buf_u32(&b, s->part_ptr ? s->part_crc : 0);
+    fri_buf_u32(&b, s->data_fp.users);
+    fri_buf_u32(&b, s->data_fp.items);
+    fri_buf_u64(&b, s->data_fp.interactions);
+    fri_buf_u32(&b, s->data_fp.crc);
     fri_buf_u64(&b, s->n_priv);
     for (size_t i = 0; i < s->n_priv; i++) fri_buf_f32(&b, p[i]);
     fri_buf_u32(&b, s->km1 ? 1 : 0);
@@ -322,10 +330,18 @@ fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path) {
 }
 
 fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path) {
-    uint8_t *d = NULL, *backup = NULL;
-    size_t n = 0, bn = 0;
+    uint8_t *d = NULL;
+    size_t n = 0;
     fr_err e = fri_read_file(path, &d, &n);
-    if (e) return e;
+    if (!e) e = fri_sim_checkpoint_decode(s, d, n, path);
+    fri_free(d);
+    return e;
+}
+
+fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const char *path) {
+    uint8_t *backup = NULL;
+    size_t bn = 0;
+    fr_err e = FR_OK;
     if (n < 8 + 4 + 4 || memcmp(d, CKPT_MAGIC, 8) != 0) {
         e = fri_fail(FR_ERR_FORMAT, "%s: not a fedrec checkpoint (bad magic or too short: %zu bytes)", path, n);
         goto done;
@@ -339,6 +355,7 @@ fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path) {
     r.at = 8;
     uint32_t ver, nc, pcrc, has_kept;
     uint64_t sn, np;
+    fr_fingerprint fp = {0};
     const uint8_t *st, *rows, *kept = NULL;
     if ((e = fri_rd_u32(&r, &ver, "version"))) goto done;
     if (ver != CKPT_VERSION) {
@@ -348,7 +365,9 @@ fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path) {
     }
     if ((e = fri_rd_u64(&r, &sn, "server state length")) || (e = fri_rd_need_n(&r, sn, 1, "server state")) ||
         (e = fri_rd_bytes(&r, &st, (size_t)sn, "server state")) || (e = fri_rd_u32(&r, &nc, "client count")) ||
-        (e = fri_rd_u32(&r, &pcrc, "partition CRC")) || (e = fri_rd_u64(&r, &np, "private rows")) ||
+        (e = fri_rd_u32(&r, &pcrc, "partition CRC")) || (e = fri_rd_u32(&r, &fp.users, "data users")) ||
+        (e = fri_rd_u32(&r, &fp.items, "data items")) || (e = fri_rd_u64(&r, &fp.interactions, "data interactions")) ||
+        (e = fri_rd_u32(&r, &fp.crc, "data CRC")) || (e = fri_rd_u64(&r, &np, "private rows")) ||
         (e = fri_rd_need_n(&r, np, 4, "private rows")) || (e = fri_rd_bytes(&r, &rows, (size_t)np * 4, "private rows")) ||
         (e = fri_rd_u32(&r, &has_kept, "kept state flag")))
         goto done;
@@ -367,7 +386,13 @@ fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path) {
     if ((e = fr_round_save(s->ctl, &backup, &bn))) goto done;
     /* what is the sim's first (its partition, its store), then the controller's state,
      * which names another run's seed, strategy and what else differs */
-    if (nc != s->n_clients || pcrc != (s->part_ptr ? s->part_crc : 0)) {
+    if (!fr_fingerprint_equal(&fp, &s->data_fp)) {
+        char a[96], b[96];
+        fr_fingerprint_describe(&fp, a, sizeof a);
+        fr_fingerprint_describe(&s->data_fp, b, sizeof b);
+        e = fri_fail(FR_ERR_INVALID, "%s: checkpoint of other training data (%s; this run's: %s): another file, split "
+                     "or seed?", path, a, b);
+    } else if (nc != s->n_clients || pcrc != (s->part_ptr ? s->part_crc : 0)) {
         e = fri_fail(FR_ERR_INVALID, "%s: checkpoint of another partition (%u clients%s; this run: %u clients%s)",
                      path, nc, pcrc ? ", silos" : ", a user each", s->n_clients,
                      s->part_ptr ? ", silos" : ", a user each");
@@ -392,6 +417,5 @@ fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path) {
     fr_sim_model(s);
 done:
     fr_msg_free(backup);
-    fri_free(d);
     return e;
 }
