@@ -63,7 +63,7 @@ def main():
     # config is not); a well-formed one comes from the C encoder (tests/test_msg.c writes
     # valid_task). Here: damaged forms only.
     cfg = bytes(range(40))
-    body = struct.pack("<IIII", 1, crc32c(cfg), len(cfg), 0) + cfg
+    body = struct.pack("<IIIIQ", 1, crc32c(cfg), len(cfg), 0, (1 << 63) // 3) + cfg
     pad = (-(24 + len(body))) % 8
     body += b"\0" * pad + struct.pack("<Q", 2) + struct.pack("<2f", 0.5, -1.0)
     write("task", "bad_config", seal(body, mtype=1))

@@ -1,7 +1,8 @@
-/* libFuzzer program for the ratings and metadata readers.
+/* The libFuzzer program for every target of targets.c (readers, messages, model file,
+ * server state, checkpoint).
  * The target is chosen once at start-up: by $FEDREC_FUZZ_TARGET, else by the name of
  * the corpus folder given on the command line (fuzz/corpus/<name>), so
- *   ./fuzz_readers -max_total_time=120 fuzz/corpus/csv
+ *   ./fuzz_target -max_total_time=120 fuzz/corpus/csv
  * fuzzes the CSV reader with its own corpus. Without either, the first input byte
  * picks the target and the rest is its input. */
 #include <stdio.h>
@@ -33,7 +34,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         while (b > 0 && a[b - 1] != '/') b--;
         chosen = by_name(a + b, n - b);
     }
-    if (chosen) fprintf(stderr, "fuzz_readers: target %s\n", chosen->name);
+    if (chosen) fprintf(stderr, "fuzz_target: target %s\n", chosen->name);
     return 0;
 }
 
