@@ -18,15 +18,7 @@
 #include "testutil.h"
 
 static fr_dataset *synthetic(uint32_t users, uint32_t items, uint64_t inter) {
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = users;
-    go.items = items;
-    go.interactions = inter;
-    go.seed = 9;
-    fr_dataset *d = NULL;
-    cr_assert_eq(fr_dataset_generate(&d, &go), FR_OK);
-    return d;
+    return tu_generate(users, items, inter, 9);
 }
 
 /* ------------------------------------------------------------------ 3: overflow */
@@ -159,14 +151,7 @@ Test(hardening, a_client_without_examples_sends_weight_zero) {
  * model sizes agree, so nothing else would notice), naming both fingerprints; a model's
  * provenance refuses other training data the same way. */
 Test(hardening, a_checkpoint_or_model_of_other_data_is_refused) {
-    fr_dataset *a = synthetic(30, 20, 300), *b = NULL;
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = 30;
-    go.items = 20;
-    go.interactions = 300;
-    go.seed = 10; /* the same shape, other interactions */
-    cr_assert_eq(fr_dataset_generate(&b, &go), FR_OK);
+    fr_dataset *a = synthetic(30, 20, 300), *b = tu_generate(30, 20, 300, 10); /* same shape, other interactions */
     cr_assert(fr_dataset_n_users(a) == fr_dataset_n_users(b) && fr_dataset_n_items(a) == fr_dataset_n_items(b));
     fr_model_config mc;
     fr_fl_config fc;

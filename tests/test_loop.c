@@ -18,14 +18,8 @@ typedef struct data3 {
 } data3;
 
 static data3 load(bool negatives) {
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = 60;
-    go.items = 80;
-    go.interactions = 1500;
-    go.seed = 4;
     data3 d = {0};
-    cr_assert_eq(fr_dataset_generate(&d.all, &go), FR_OK);
+    d.all = tu_generate(60, 80, 1500, 4);
     cr_assert_eq(fr_dataset_split(d.all, FR_SPLIT_LOO, 0, 1, &d.train, &d.test), FR_OK);
     if (negatives) cr_assert_eq(fr_negatives_sample(&d.negs, d.all, d.test, 20, 1), FR_OK);
     return d;

@@ -18,18 +18,9 @@
 #include "fedrec/fl.h"
 #include "fedrec/runtime.h"
 #include "fl/fl_internal.h"
+#include "testutil.h"
 
-static fr_dataset *synthetic(void) {
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = 50;
-    go.items = 70;
-    go.interactions = 1200;
-    go.seed = 5;
-    fr_dataset *d = NULL;
-    cr_assert_eq(fr_dataset_generate(&d, &go), FR_OK);
-    return d;
-}
+static fr_dataset *synthetic(void) { return tu_generate(50, 70, 1200, 5); }
 
 static void configs(fr_model_config *mc, fr_fl_config *cfg, const fr_dataset *d) {
     fr_model_config_default(mc, FR_MODEL_NEUMF);

@@ -54,3 +54,18 @@ char *tu_slurp(const char *path, size_t *len) {
     if (len) *len = (size_t)n;
     return b;
 }
+
+fr_dataset *tu_generate(uint32_t users, uint32_t items, uint64_t interactions, uint64_t seed) {
+    fr_gen_opts go;
+    fr_gen_opts_default(&go);
+    go.users = users;
+    go.items = items;
+    go.interactions = interactions;
+    go.seed = seed;
+    fr_dataset *d = NULL;
+    if (fr_dataset_generate(&d, &go) != FR_OK) {
+        fprintf(stderr, "tu_generate: %s\n", fr_errmsg());
+        abort();
+    }
+    return d;
+}
