@@ -1,18 +1,27 @@
 /* Subcommands of the fedrec program. Each takes argv starting at its own name and
- * returns the process exit status: 0 success, 1 failure, 2 usage error. */
+ * returns the process exit status: 0 success, 1 failure, 2 usage error (an option's
+ * value, or a config the library refuses: it is what the user wrote). */
 #ifndef FEDREC_SRC_CLI_CLI_H
 #define FEDREC_SRC_CLI_CLI_H
+#include <stdint.h>
+#include <stdio.h>
+
 #include "fedrec/fedrec.h"
 
-int cli_data(int argc, char **argv);
+int cli_data(int argc, char **argv);      /* cli_data.c */
 int cli_train(int argc, char **argv);     /* cli_train.c */
 int cli_eval(int argc, char **argv);      /* cli_eval.c */
 int cli_recommend(int argc, char **argv); /* cli_eval.c */
 
 /* --format names. Returns 0, or 2 after printing a usage error. */
-int cli_parse_format(const char *s, fr_format *out);
+int cli_parse_format(const char *cmd, const char *s, fr_format *out);
 const char *cli_format_name(fr_format f);
 
+/* util.c */
 /* Prints "fedrec: <what>: <detailed message or strerror>" to stderr and returns 1. */
 int cli_fail(fr_err e, const char *what);
+/* Writes s as a JSON string (null for NULL). */
+void cli_json_str(FILE *f, const char *s);
+/* The largest --threads: 4 per online core, at most 1024. */
+uint64_t cli_max_threads(void);
 #endif
