@@ -138,4 +138,16 @@ expect 2 "^fedrec data generate: --noise: expected a number in \[0, 100\], got '
 expect 2 "^fedrec data generate: .*100 interactions but only 3 users x 3 items" \
     "$bin" data generate --users 3 --items 3 --interactions 100 --out "$tmp/g.tsv"
 "$bin" train --help | grep -q -- "--threads .*0\.\.[0-9]*, 0 = one per core; at most 4 per online core" || fail "--threads help states the cap"
+# every write is checked: a full device is a failure naming what could not be written
+nospace="writing to standard output failed: No space left on device$"
+expect 1 "^fedrec data info: $nospace" sh -c "\"\$0\" data info \"\$1\" >/dev/full" "$bin" "$tmp/r.tsv"
+expect 1 "^fedrec data info: $nospace" sh -c "\"\$0\" data info --json \"\$1\" >/dev/full" "$bin" "$tmp/r.tsv"
+expect 1 "^fedrec data split: $nospace" sh -c "\"\$0\" data split \"\$1\" --loo --out \"\$1.split\" >/dev/full" "$bin" "$tmp/r.tsv"
+expect 1 "^fedrec data generate: $nospace" sh -c "\"\$0\" data generate --users 9 --items 9 --interactions 20 --out \"\$1\" >/dev/full" "$bin" "$tmp/g.tsv"
+expect 1 "^fedrec eval: $nospace" sh -c "\"\$0\" eval --model \"\$1\" >/dev/full" "$bin" "$tmp/mf.fr"
+expect 1 "^fedrec eval: $nospace" sh -c "\"\$0\" eval --json --model \"\$1\" >/dev/full" "$bin" "$tmp/mf.fr"
+expect 1 "^fedrec recommend: $nospace" sh -c "\"\$0\" recommend --model \"\$1\" --user \"\$2\" >/dev/full" "$bin" "$tmp/mf.fr" "$user"
+expect 1 "^fedrec train: $nospace" sh -c "\"\$0\" train --centralized --data \"\$1\" --epochs 1 >/dev/full" "$bin" "$tmp/r.tsv"
+expect 1 "^fedrec train: --metrics-out: writing '/dev/full' failed: No space left on device$" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 1 --quiet --metrics-out /dev/full
 echo "cli_smoke: passed"

@@ -24,4 +24,9 @@ int cli_fail(fr_err e, const char *what);
 void cli_json_str(FILE *f, const char *s);
 /* The largest --threads: 4 per online core, at most 1024. */
 uint64_t cli_max_threads(void);
+/* Flushes standard output mid-command (progress lines), remembering why it failed. */
+void cli_flush_stdout(void);
+/* After a command: flushes standard output; if that or any earlier write to it failed,
+ * prints "fedrec CMD: writing to standard output failed: REASON" and returns rc or 1. */
+int cli_finish_stdout(const char *cmd, int rc);
 #endif

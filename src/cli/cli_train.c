@@ -141,7 +141,8 @@ typedef struct progress {
     const cli_train_opts *o;
     FILE *mf;               /* --metrics-out */
     bool tty;               /* federated round lines go to a terminal only */
-    fr_err err;             /* a metrics-out write failed */
+    int err;                /* errno of a failed --metrics-out write (stops the run) */
+    bool failed;            /* a --metrics-out write failed */
 } progress;
 
 static int k10(const fr_eval_result *r) {
@@ -165,7 +166,7 @@ static int on_step(void *user, const fr_loop_step *s) {
     if (s->evaluated) metrics_text(&s->eval, metric, sizeof metric);
     if (s->unit == FR_LOOP_EPOCH && !p->o->quiet) {
         printf("epoch %3u/%u  loss %.5f%s  %.3f s\n", s->index, s->total, s->loss, metric, s->seconds);
-        fflush(stdout);
+        cli_flush_stdout();
     } else if (s->unit == FR_LOOP_ROUND && p->tty) {
         double eta = s->elapsed / (double)(s->index ? s->index : 1) * (double)(s->total - s->index);
         fprintf(stderr, "round %u/%u  loss %.4f%s  clients %u  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s\n", s->index,
@@ -174,11 +175,13 @@ static int on_step(void *user, const fr_loop_step *s) {
     }
     if (p->mf) {
         char buf[8192];
-        if (fr_loop_step_json(s, buf, sizeof buf, NULL) == FR_OK) {
-            fputs(buf, p->mf);
-            fputc('\n', p->mf);
+        errno = 0;
+        if (fr_loop_step_json(s, buf, sizeof buf, NULL) != FR_OK || fputs(buf, p->mf) == EOF ||
+            fputc('\n', p->mf) == EOF || fflush(p->mf) != 0 || ferror(p->mf)) {
+            p->err = errno;
+            p->failed = true;
+            return 1;
         }
-        if (fflush(p->mf) != 0 || ferror(p->mf)) { p->err = FR_ERR_IO; return 1; }
     }
     return 0;
 }
@@ -202,7 +205,7 @@ static void header(const fr_run_config *c, const fr_data *data) {
                kind, fr_data_describe(data), fr_dataset_n_users(tr), fr_dataset_n_items(tr),
                fr_dataset_n_interactions(tr), fr_optim_kind_name(c->train.optim.kind), (double)c->train.optim.lr,
                c->train.batch, c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives, c->loop.steps);
-        fflush(stdout);
+        cli_flush_stdout();
         return;
     }
     const fr_fl_config *fc = &c->fl;
@@ -256,11 +259,12 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if (!o->quiet) header(&c, data);
-    progress p = {o, mf, isatty(2) && !o->quiet, FR_OK};
+    progress p = {o, mf, isatty(2) && !o->quiet, 0, false};
     fr_loop_summary sum;
     e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
-    if (p.err) {
-        fprintf(stderr, "fedrec train: writing '%s' failed: %s\n", o->metrics_out, strerror(errno));
+    if (p.failed) {
+        fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out,
+                p.err ? strerror(p.err) : "a write failed");
         rc = 1;
         goto done;
     }
@@ -288,7 +292,10 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         printf("stopped after epoch %u: %s\n", sum.completed, fr_loop_stop_name(sum.stop));
     }
 done:
-    if (mf && fclose(mf) && !rc) { fprintf(stderr, "fedrec train: writing '%s' failed\n", o->metrics_out); rc = 1; }
+    if (mf && fclose(mf) && !rc) {
+        fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(errno));
+        rc = 1;
+    }
     fr_model_free(m);
     fr_data_free(data);
     return rc;
