@@ -150,4 +150,14 @@ expect 1 "^fedrec recommend: $nospace" sh -c "\"\$0\" recommend --model \"\$1\" 
 expect 1 "^fedrec train: $nospace" sh -c "\"\$0\" train --centralized --data \"\$1\" --epochs 1 >/dev/full" "$bin" "$tmp/r.tsv"
 expect 1 "^fedrec train: --metrics-out: writing '/dev/full' failed: No space left on device$" \
     "$bin" train --data "$tmp/r.tsv" --rounds 1 --quiet --metrics-out /dev/full
+# strings in JSON are escaped: a file named with a quote and a backslash
+q="$tmp/a\"b\\c.tsv"
+cp "$tmp/r.tsv" "$q"
+"$bin" data info --json "$q" >"$tmp/info.json" || fail "data info --json of a file named with a quote"
+grep -qF '{"file":"'"$tmp"'/a\"b\\c.tsv","format":' "$tmp/info.json" || fail "data info --json escapes: $(cat "$tmp/info.json")"
+if command -v python3 >/dev/null; then python3 -m json.tool "$tmp/info.json" >/dev/null || fail "data info --json is not JSON"; fi
+l1="$tmp/$(printf 'caf\351')"                       # a Latin-1 name: not UTF-8
+cp "$tmp/r.tsv" "$l1"
+"$bin" data info --json "$l1" >"$tmp/info.json" || fail "data info --json of a Latin-1 file name"
+grep -qF '/caf\u00e9","format":' "$tmp/info.json" || fail "data info --json: a byte that is not UTF-8 is \u00XX: $(cat "$tmp/info.json")"
 echo "cli_smoke: passed"

@@ -20,7 +20,8 @@ const char *cli_format_name(fr_format f);
 /* util.c */
 /* Prints "fedrec: <what>: <detailed message or strerror>" to stderr and returns 1. */
 int cli_fail(fr_err e, const char *what);
-/* Writes s as a JSON string (null for NULL). */
+/* Writes s as a JSON string (null for NULL): quotes, backslashes and control characters
+ * escaped, valid UTF-8 kept, any other byte read as Latin-1 (\u00XX). */
 void cli_json_str(FILE *f, const char *s);
 /* The largest --threads: 4 per online core, at most 1024. */
 uint64_t cli_max_threads(void);

@@ -67,11 +67,13 @@ static int data_info(int argc, char **argv) {
     fmt_time(in.time_min, t0, sizeof t0);
     fmt_time(in.time_max, t1, sizeof t1);
     if (json) {
-        printf("{\"file\":\"%s\",\"format\":\"%s\",\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
+        printf("{\"file\":");
+        cli_json_str(stdout, pos[0]);
+        printf(",\"format\":\"%s\",\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
                ",\"density\":%.6g,\"rating_min\":%g,\"rating_max\":%g,\"rating_mean\":%.6g,\"skipped_lines\":%" PRIu64
                ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],\"time_min\":%" PRId64
                ",\"time_max\":%" PRId64 ",\"histogram\":{",
-               pos[0], cli_format_name(st.format), in.users, in.items, in.interactions, in.density, in.rating_min,
+               cli_format_name(st.format), in.users, in.items, in.interactions, in.density, in.rating_min,
                in.rating_max, in.rating_mean, st.skipped, in.per_user_q[0], in.per_user_q[1], in.per_user_q[2],
                in.per_user_q[3], in.per_user_q[4], in.per_item_q[0], in.per_item_q[1], in.per_item_q[2],
                in.per_item_q[3], in.per_item_q[4], in.time_min, in.time_max);

@@ -13,14 +13,37 @@ int cli_fail(fr_err e, const char *what) {
     return 1;
 }
 
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static size_t utf8_len(const unsigned char *s) {
+    unsigned c = s[0];
+    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4)) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (n == 3) {
+        unsigned cp = ((c & 0x0fu) << 12) | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu);
+        if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    }
+    if (n == 4) {
+        unsigned cp = ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12);
+        if (cp < 0x10000 || cp > 0x10ffff) return 0;
+    }
+    return n;
+}
+
 void cli_json_str(FILE *f, const char *s) {
     if (!s) { fputs("null", f); return; }
     fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        size_t n = utf8_len(p);
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+        else if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
+        else if (n > 1) fwrite(p, 1, n, f);
+        else if (n == 1) fputc((int)c, f);
+        else fprintf(f, "\\u%04x", c); /* not UTF-8: read the byte as Latin-1 (ml-100k's u.item) */
+        p += n ? n : 1;
     }
     fputc('"', f);
 }
