@@ -160,4 +160,26 @@ l1="$tmp/$(printf 'caf\351')"                       # a Latin-1 name: not UTF-8
 cp "$tmp/r.tsv" "$l1"
 "$bin" data info --json "$l1" >"$tmp/info.json" || fail "data info --json of a Latin-1 file name"
 grep -qF '/caf\u00e9","format":' "$tmp/info.json" || fail "data info --json: a byte that is not UTF-8 is \u00XX: $(cat "$tmp/info.json")"
+# outputs are checked before the data is loaded and training starts
+expect 1 "^fedrec train: --out: cannot write '$tmp/nodir/m\.fr': directory '$tmp/nodir': No such file or directory$" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 2000 --out "$tmp/nodir/m.fr"
+grep -q "federated" "$tmp/err" && fail "--out in a missing directory was found after training began"
+mkdir "$tmp/d.fr.ckpt"
+expect 1 "^fedrec train: the checkpoint: cannot write '$tmp/d\.fr\.ckpt': it is a directory$" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 2000 --out "$tmp/d.fr"
+expect 1 "^fedrec train: --metrics-out: cannot write '$tmp/nodir/m\.jsonl'" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 2000 --metrics-out "$tmp/nodir/m.jsonl"
+# paths of any length: nothing cut, the reason kept
+long="$tmp"; for i in 1 2 3 4 5 6; do long="$long/$(printf '%0200d' "$i")"; done
+mkdir -p "$long"
+expect 1 "^fedrec data info: FILE: cannot read '$long/x\.tsv': No such file or directory$" "$bin" data info "$long/x.tsv"
+expect 1 "^fedrec eval: --model: cannot read '$long/x\.fr': No such file or directory$" "$bin" eval --model "$long/x.fr"
+"$bin" train --data "$tmp/r.tsv" --rounds 1 --quiet --threads 2 --out "$long/m.fr" 2>"$tmp/err" || fail "train to a long path: $(cat "$tmp/err")"
+[ -f "$long/m.fr.ckpt" ] || fail "the checkpoint beside a long --out is not $long/m.fr.ckpt"
+# <out>.ckpt one byte past the system's limit (4095): refused before training, never cut to "<out>.ck"
+deep="$tmp"; while [ ${#deep} -lt 3700 ]; do deep="$deep/$(printf '%0200d' 0)"; done
+mkdir -p "$deep"
+name=$(printf '%0*d' $((4091 - ${#deep} - 1)) 0)
+expect 1 "^fedrec train: the checkpoint: cannot write '$deep/$name\.ckpt': File name too long$" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 2000 --quiet --out "$deep/$name"
 echo "cli_smoke: passed"

@@ -57,6 +57,7 @@ static int data_info(int argc, char **argv) {
     fr_load_opts_default(&o);
     o.skip_bad_lines = skip;
     if (cli_parse_format("data info", format, &o.format)) return 2;
+    if (cli_check_input("data info", "FILE", pos[0])) return 1;
     fr_load_stats st;
     fr_dataset *d = NULL;
     fr_err e = fr_dataset_load(&d, pos[0], &o, &st);
@@ -146,6 +147,7 @@ static int data_split(int argc, char **argv) {
     fr_load_opts_default(&o);
     o.skip_bad_lines = skip;
     if (cli_parse_format("data split", format, &o.format)) return 2;
+    if (cli_check_input("data split", "FILE", pos[0])) return 1;
     fr_dataset *d = NULL, *train = NULL, *test = NULL;
     fr_negatives *negs = NULL;
     fr_err e = fr_dataset_load(&d, pos[0], &o, NULL);
@@ -195,6 +197,7 @@ static int data_generate(int argc, char **argv) {
         fprintf(stderr, "fedrec data generate: %s\n", fr_errmsg());
         return 2;
     }
+    if (cli_check_output("data generate", "--out", out, false)) return 1;
     fr_dataset *d = NULL;
     fr_err e = fr_dataset_generate(&d, &g);
     if (!e) e = fr_dataset_write_tsv(d, out);

@@ -59,9 +59,12 @@ static uint32_t *build_map(const fr_idmap *im, const int64_t *model_ids, uint32_
 static int load_all(const char *cmd, const char *model_path, const char *data, const char *test,
                     const char *negatives, loaded *l) {
     memset(l, 0, sizeof *l);
+    if (cli_check_input(cmd, "--model", model_path) || cli_check_input(cmd, "--data", data) ||
+        cli_check_input(cmd, "--test", test) || cli_check_input(cmd, "--negatives", negatives))
+        return 1;
     fr_err e = fr_model_load(&l->m, model_path, &l->meta);
     if (e) {
-        char what[64];
+        char what[64]; /* cmd is "eval" or "recommend" */
         snprintf(what, sizeof what, "%s: loading the model", cmd);
         return cli_fail(e, what);
     }
@@ -74,9 +77,8 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
     }
     l->prov.seed = l->prov.source.seed = l->meta.seed;
     if (cj && (e = fr_provenance_decode(&l->prov, cj))) {
-        char what[4200];
-        snprintf(what, sizeof what, "%s: %s", cmd, model_path);
-        return cli_fail(e, what);
+        fprintf(stderr, "fedrec %s: %s: %s\n", cmd, model_path, fr_errmsg());
+        return 1;
     }
     /* The data source the model records, or the one given on the command line. */
     fr_source src = l->prov.source;

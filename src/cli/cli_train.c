@@ -225,7 +225,21 @@ static void header(const fr_run_config *c, const fr_data *data) {
 
 /* ------------------------------------------------------------------ the command */
 
-static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, const fr_source *src) {
+/* "<out>.ckpt" (fedrec-train.ckpt without --out) when a federated run checkpoints, else
+ * NULL; *err on out of memory. */
+static char *checkpoint_path(const cli_train_opts *o, const arg_spec *specs, bool *err) {
+    *err = false;
+    if (o->centralized || !(o->out || GIVEN(checkpoint_every) || o->resume)) return NULL; /* no unasked-for file */
+    const char *base = o->out ? o->out : "fedrec-train";
+    char *p = malloc(strlen(base) + sizeof ".ckpt");
+    if (!p) { *err = true; return NULL; }
+    strcpy(p, base);
+    strcat(p, ".ckpt");
+    return p;
+}
+
+static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, const fr_source *src,
+               const char *ckpt) {
     fr_data *data = NULL;
     fr_err e = fr_data_load(&data, src);
     if (e) return cli_fail(e, "train");
@@ -239,9 +253,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if ((rc = overrides(o, specs, &c))) goto done;
-    char ckpt[4096];
-    snprintf(ckpt, sizeof ckpt, "%s.ckpt", o->out ? o->out : "fedrec-train");
-    if (!o->centralized && (o->out || GIVEN(checkpoint_every) || o->resume)) { /* no unasked-for file */
+    if (ckpt) {
         c.loop.checkpoint = ckpt;
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
         c.loop.resume = o->resume;
@@ -390,10 +402,25 @@ int cli_train(int argc, char **argv) {
         if (!known) return usage_err("--preset: expected fedrec or textbook, got '%s'", o.preset);
     }
     if ((rc = check_opts(&o, specs))) return rc;
+    if (cli_check_input("train", "--data", o.data) || cli_check_input("train", "--test", o.test) ||
+        cli_check_input("train", "--negatives", o.negatives))
+        return 1;
+    /* Every file the run will write must be writable before the data is loaded. */
+    bool nomem;
+    char *ckpt = checkpoint_path(&o, specs, &nomem);
+    if (nomem) { fprintf(stderr, "fedrec train: out of memory\n"); return 1; }
+    if ((o.out && cli_check_output("train", "--out", o.out, false)) ||
+        (ckpt && cli_check_output("train", "the checkpoint", ckpt, false)) ||
+        (o.metrics_out && cli_check_output("train", "--metrics-out", o.metrics_out, true))) {
+        free(ckpt);
+        return 1;
+    }
     src.data = o.data;
     src.test = o.test;
     src.negatives = o.negatives;
     src.seed = o.seed;
     src.explicit_ratings = fr_model_kind_is_explicit(kind);
-    return run(&o, specs, kind, &src);
+    rc = run(&o, specs, kind, &src, ckpt);
+    free(ckpt);
+    return rc;
 }
