@@ -160,6 +160,10 @@ l1="$tmp/$(printf 'caf\351')"                       # a Latin-1 name: not UTF-8
 cp "$tmp/r.tsv" "$l1"
 "$bin" data info --json "$l1" >"$tmp/info.json" || fail "data info --json of a Latin-1 file name"
 grep -qF '/caf\u00e9","format":' "$tmp/info.json" || fail "data info --json: a byte that is not UTF-8 is \u00XX: $(cat "$tmp/info.json")"
+# resuming a finished run says so (and exits 0: the checkpoint holds what was asked)
+expect 0 "^fedrec train: the checkpoint is at round 3, --rounds 2 is already done; nothing was trained" \
+    "$bin" train --data "$tmp/r.tsv" --model neumf --partition dirichlet:6:0.5 --keep-private-optim --rounds 2 \
+    --quiet --out "$tmp/silo.fr" --resume
 # outputs are checked before the data is loaded and training starts
 expect 1 "^fedrec train: --out: cannot write '$tmp/nodir/m\.fr': directory '$tmp/nodir': No such file or directory$" \
     "$bin" train --data "$tmp/r.tsv" --rounds 2000 --out "$tmp/nodir/m.fr"

@@ -281,6 +281,11 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if (e) { rc = cli_fail(e, "train"); goto done; }
+    if (o->resume && sum.ran == 0) /* nothing left to do: say so (exit 0, README: resuming a finished run) */
+        fprintf(stderr, "fedrec train: the checkpoint is at round %u, %s %u %s already done; nothing was trained%s%s\n",
+                sum.completed, GIVEN(rounds) ? "--rounds" : "the preset's", c.loop.steps,
+                GIVEN(rounds) ? "is" : "rounds are", o->out ? ", the checkpoint's model is saved to " : "",
+                o->out ? o->out : "");
     if (o->out) {
         fr_provenance pv;
         fr_provenance_init(&pv);
