@@ -37,15 +37,15 @@ grep -q "^fedrec train: --split: expected loo, ratio:R or temporal:R" "$tmp/err"
 "$bin" train --centralized --model xyz 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "got 'xyz'" "$tmp/err" || fail "bad --model: $rc $(cat "$tmp/err")"
 "$bin" train --centralized --epochs -3 2>"$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "epochs: expected a non-negative integer, got '-3'" "$tmp/err" || fail "bad --epochs: $(cat "$tmp/err")"
+[ $rc -eq 2 ] && grep -q "^fedrec train: --epochs: expected an integer in 1..4294967295, got '-3' (out of range)$" "$tmp/err" || fail "bad --epochs: $(cat "$tmp/err")"
 "$bin" train --centralized --lr-decay 1.5 2>"$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "lr-decay: expected a number in (0, 1], got 1.5" "$tmp/err" || fail "bad --lr-decay: $(cat "$tmp/err")"
+[ $rc -eq 2 ] && grep -q "^fedrec train: --lr-decay: expected a number in (0, 1\], got '1.5' (out of range)$" "$tmp/err" || fail "bad --lr-decay: $(cat "$tmp/err")"
 "$bin" train --centralized --bias-l2 -1 2>"$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "bias-l2: expected a number >= 0 (0 = --l2), got -1" "$tmp/err" || fail "bad --bias-l2: $(cat "$tmp/err")"
+[ $rc -eq 2 ] && grep -q "^fedrec train: --bias-l2: expected a number in \[0, 1e30\] (0 = --l2), got '-1' (out of range)$" "$tmp/err" || fail "bad --bias-l2: $(cat "$tmp/err")"
 "$bin" train --item-optimizer rmsprop 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "item-optimizer: expected same, sgd, adam or adagrad, got 'rmsprop'" "$tmp/err" || fail "bad --item-optimizer: $(cat "$tmp/err")"
 "$bin" train --item-lr-decay 0 2>"$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "item-lr-decay: expected a number in (0, 1], got 0" "$tmp/err" || fail "bad --item-lr-decay: $(cat "$tmp/err")"
+[ $rc -eq 2 ] && grep -q "item-lr-decay: expected a number in (0, 1\] (1 = constant), got '0' (out of range)" "$tmp/err" || fail "bad --item-lr-decay: $(cat "$tmp/err")"
 "$bin" train --centralized --item-lr-decay 0.9 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "apply to federated training" "$tmp/err" || fail "--item-lr-decay with --centralized: $(cat "$tmp/err")"
 "$bin" train --item-lr 0.5 --rounds 1 2>"$tmp/err"; rc=$?
@@ -97,4 +97,93 @@ for scale in r r01 r05; do
         [ -n "$r1" ] && [ "$r1" = "$r2" ] || fail "$scale ($mode): eval rmse '$r1' differs from training's last '$r2'"
     done
 done
+# expect RC REGEX CMD...: CMD exits RC and its stderr matches REGEX (grep -E)
+expect() {
+    local want=$1 re=$2; shift 2
+    set +e; "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?; set -e
+    [ $rc -eq "$want" ] || fail "$* should exit $want, got $rc: $(cat "$tmp/err")"
+    grep -Eq -- "$re" "$tmp/err" || fail "$*: stderr should match '$re': $(cat "$tmp/err")"
+}
+# every numeric option is range-checked by the parser, one message form, exit 2:
+# nothing wraps (2^32 + 1 was dim 1), a 0 given is not "the default", no fraction is cut
+range="expected an integer in"
+expect 2 "^fedrec train: --dim: $range 1\.\.4096, got '4294967297' \(out of range\)$" "$bin" train --dim 4294967297
+expect 2 "^fedrec train: --batch: $range 1\.\.16777216, got '4294967297' \(out of range\)$" "$bin" train --batch 4294967297
+expect 2 "^fedrec train: --local-epochs: $range 1\.\.1000, got '4294967297'" "$bin" train --local-epochs 4294967297
+expect 2 "^fedrec train: --rounds: $range 1\.\.4294967295, got '0' \(out of range\)$" "$bin" train --rounds 0
+expect 2 "^fedrec train: --dim: $range 1\.\.4096, got '0'" "$bin" train --dim 0
+expect 2 "^fedrec train: --batch: $range 1\.\.16777216, got '0'" "$bin" train --centralized --batch 0
+expect 2 "^fedrec train: --epochs: $range 1\.\.4294967295, got '0'" "$bin" train --centralized --epochs 0
+expect 2 "^fedrec train: --neg: $range 1\.\.1000, got '0'" "$bin" train --neg 0
+expect 2 "^fedrec train: --clients-per-round: expected a fraction in \(0, 1\) or a whole count in 1\.\.4294967295 \(0 = all\), got '1\.5' \(not a whole count\)$" \
+    "$bin" train --clients-per-round 1.5
+expect 2 "^fedrec train: --threads: $range 0\.\.[0-9]+ \(0 = one per core; at most 4 per online core\), got '100000' \(out of range\)$" \
+    "$bin" train --threads 100000
+expect 2 "^fedrec eval: --threads: $range 0\.\.[0-9]+ .*got '100000'" "$bin" eval --model "$tmp/mf.fr" --threads 100000
+expect 2 "^fedrec train: --lr: expected a number in \(0, 1e30\], got '1e400' \(out of range\)$" "$bin" train --lr 1e400
+expect 2 "^fedrec train: --lr: expected a number in \(0, 1e30\], got 'abc'$" "$bin" train --lr abc
+expect 2 "^fedrec train: --seed: expected an integer >= 0, got '18446744073709551616' \(out of range\)$" \
+    "$bin" train --seed 18446744073709551616
+expect 2 "^fedrec train: --time-limit: expected a number > 0, got 'inf' \(out of range\)$" "$bin" train --time-limit inf
+expect 2 "^fedrec recommend: --user: $range 0\.\.2147483647 \(a raw user id, as in the data\), got '9223372036854775808' \(out of range\)$" \
+    "$bin" recommend --model "$tmp/mf.fr" --user 9223372036854775808
+expect 2 "^fedrec recommend: -k: $range 1\.\.100000, got '0'" "$bin" recommend --model "$tmp/mf.fr" --user "$user" -k 0
+expect 2 "^fedrec data split: --ratio: expected a number in \(0, 1\), got '0' \(out of range\)$" \
+    "$bin" data split "$tmp/r.tsv" --ratio 0 --out "$tmp/split"
+expect 2 "^fedrec data split: --temporal: expected a number in \(0, 1\), got '2'" "$bin" data split "$tmp/r.tsv" --temporal 2 --out "$tmp/split"
+expect 2 "^fedrec data generate: --users: $range 1\.\.2147483647, got '0'" "$bin" data generate --users 0 --out "$tmp/g.tsv"
+expect 2 "^fedrec data generate: --dim: $range 1\.\.1024, got '2000'" "$bin" data generate --dim 2000 --out "$tmp/g.tsv"
+expect 2 "^fedrec data generate: --noise: expected a number in \[0, 100\], got '-1'" "$bin" data generate --noise -1 --out "$tmp/g.tsv"
+# a config the library refuses is a usage error too, with the library's reason
+expect 2 "^fedrec data generate: .*100 interactions but only 3 users x 3 items" \
+    "$bin" data generate --users 3 --items 3 --interactions 100 --out "$tmp/g.tsv"
+"$bin" train --help | grep -q -- "--threads .*0\.\.[0-9]*, 0 = one per core; at most 4 per online core" || fail "--threads help states the cap"
+# every write is checked: a full device is a failure naming what could not be written
+nospace="writing to standard output failed: No space left on device$"
+expect 1 "^fedrec data info: $nospace" sh -c "\"\$0\" data info \"\$1\" >/dev/full" "$bin" "$tmp/r.tsv"
+expect 1 "^fedrec data info: $nospace" sh -c "\"\$0\" data info --json \"\$1\" >/dev/full" "$bin" "$tmp/r.tsv"
+expect 1 "^fedrec data split: $nospace" sh -c "\"\$0\" data split \"\$1\" --loo --out \"\$1.split\" >/dev/full" "$bin" "$tmp/r.tsv"
+expect 1 "^fedrec data generate: $nospace" sh -c "\"\$0\" data generate --users 9 --items 9 --interactions 20 --out \"\$1\" >/dev/full" "$bin" "$tmp/g.tsv"
+expect 1 "^fedrec eval: $nospace" sh -c "\"\$0\" eval --model \"\$1\" >/dev/full" "$bin" "$tmp/mf.fr"
+expect 1 "^fedrec eval: $nospace" sh -c "\"\$0\" eval --json --model \"\$1\" >/dev/full" "$bin" "$tmp/mf.fr"
+expect 1 "^fedrec recommend: $nospace" sh -c "\"\$0\" recommend --model \"\$1\" --user \"\$2\" >/dev/full" "$bin" "$tmp/mf.fr" "$user"
+expect 1 "^fedrec train: $nospace" sh -c "\"\$0\" train --centralized --data \"\$1\" --epochs 1 >/dev/full" "$bin" "$tmp/r.tsv"
+expect 1 "^fedrec train: --metrics-out: writing '/dev/full' failed: No space left on device$" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 1 --quiet --metrics-out /dev/full
+# strings in JSON are escaped: a file named with a quote and a backslash
+q="$tmp/a\"b\\c.tsv"
+cp "$tmp/r.tsv" "$q"
+"$bin" data info --json "$q" >"$tmp/info.json" || fail "data info --json of a file named with a quote"
+grep -qF '{"file":"'"$tmp"'/a\"b\\c.tsv","format":' "$tmp/info.json" || fail "data info --json escapes: $(cat "$tmp/info.json")"
+if command -v python3 >/dev/null; then python3 -m json.tool "$tmp/info.json" >/dev/null || fail "data info --json is not JSON"; fi
+l1="$tmp/$(printf 'caf\351')"                       # a Latin-1 name: not UTF-8
+cp "$tmp/r.tsv" "$l1"
+"$bin" data info --json "$l1" >"$tmp/info.json" || fail "data info --json of a Latin-1 file name"
+grep -qF '/caf\u00e9","format":' "$tmp/info.json" || fail "data info --json: a byte that is not UTF-8 is \u00XX: $(cat "$tmp/info.json")"
+# resuming a finished run says so (and exits 0: the checkpoint holds what was asked)
+expect 0 "^fedrec train: the checkpoint is at round 3, --rounds 2 is already done; nothing was trained" \
+    "$bin" train --data "$tmp/r.tsv" --model neumf --partition dirichlet:6:0.5 --keep-private-optim --rounds 2 \
+    --quiet --out "$tmp/silo.fr" --resume
+# outputs are checked before the data is loaded and training starts
+expect 1 "^fedrec train: --out: cannot write '$tmp/nodir/m\.fr': directory '$tmp/nodir': No such file or directory$" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 2000 --out "$tmp/nodir/m.fr"
+grep -q "federated" "$tmp/err" && fail "--out in a missing directory was found after training began"
+mkdir "$tmp/d.fr.ckpt"
+expect 1 "^fedrec train: the checkpoint: cannot write '$tmp/d\.fr\.ckpt': it is a directory$" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 2000 --out "$tmp/d.fr"
+expect 1 "^fedrec train: --metrics-out: cannot write '$tmp/nodir/m\.jsonl'" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 2000 --metrics-out "$tmp/nodir/m.jsonl"
+# paths of any length: nothing cut, the reason kept
+long="$tmp"; for i in 1 2 3 4 5 6; do long="$long/$(printf '%0200d' "$i")"; done
+mkdir -p "$long"
+expect 1 "^fedrec data info: FILE: cannot read '$long/x\.tsv': No such file or directory$" "$bin" data info "$long/x.tsv"
+expect 1 "^fedrec eval: --model: cannot read '$long/x\.fr': No such file or directory$" "$bin" eval --model "$long/x.fr"
+"$bin" train --data "$tmp/r.tsv" --rounds 1 --quiet --threads 2 --out "$long/m.fr" 2>"$tmp/err" || fail "train to a long path: $(cat "$tmp/err")"
+[ -f "$long/m.fr.ckpt" ] || fail "the checkpoint beside a long --out is not $long/m.fr.ckpt"
+# <out>.ckpt one byte past the system's limit (4095): refused before training, never cut to "<out>.ck"
+deep="$tmp"; while [ ${#deep} -lt 3700 ]; do deep="$deep/$(printf '%0200d' 0)"; done
+mkdir -p "$deep"
+name=$(printf '%0*d' $((4091 - ${#deep} - 1)) 0)
+expect 1 "^fedrec train: the checkpoint: cannot write '$deep/$name\.ckpt': File name too long$" \
+    "$bin" train --data "$tmp/r.tsv" --rounds 2000 --quiet --out "$deep/$name"
 echo "cli_smoke: passed"

@@ -1,6 +1,6 @@
-/* fedrec data info | split | generate. */
+/* fedrec data info | split | generate. Every value is range-checked by the parser
+ * (args.h); a config the library refuses (fr_gen_opts_check) is a usage error too. */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -8,20 +8,14 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 
-int cli_fail(fr_err e, const char *what) {
-    const char *m = fr_errmsg();
-    fprintf(stderr, "fedrec: %s: %s\n", what, m && *m ? m : fr_strerror(e));
-    return 1;
-}
-
-int cli_parse_format(const char *s, fr_format *out) {
+int cli_parse_format(const char *cmd, const char *s, fr_format *out) {
     static const struct { const char *name; fr_format f; } names[] = {
         {"auto", FR_FORMAT_AUTO}, {"ml100k", FR_FORMAT_ML100K}, {"ml1m", FR_FORMAT_ML1M},
         {"csv", FR_FORMAT_CSV},   {"ncf", FR_FORMAT_NCF},       {"delimited", FR_FORMAT_DELIMITED},
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (!strcmp(s, names[i].name)) { *out = names[i].f; return 0; }
-    fprintf(stderr, "fedrec: --format: expected auto, ml100k, ml1m, csv, ncf or delimited, got '%s'\n", s);
+    fprintf(stderr, "fedrec %s: --format: expected auto, ml100k, ml1m, csv, ncf or delimited, got '%s'\n", cmd, s);
     return 2;
 }
 
@@ -48,21 +42,22 @@ static int data_info(int argc, char **argv) {
     const char *format = "auto";
     bool skip = false, json = false;
     arg_spec specs[] = {
-        {"format", ARG_STR, &format, "F  auto|ml100k|ml1m|csv|ncf|delimited (default auto)", false},
-        {"skip-bad-lines", ARG_FLAG, &skip, "   skip and count malformed lines", false},
-        {"json", ARG_FLAG, &json, "   print one JSON object", false},
-        {NULL, 0, NULL, NULL, false},
+        ARG_SPEC_STR("format", &format, "F  auto|ml100k|ml1m|csv|ncf|delimited (default auto)"),
+        ARG_SPEC_FLAG("skip-bad-lines", &skip, "   skip and count malformed lines"),
+        ARG_SPEC_FLAG("json", &json, "   print one JSON object"),
+        ARG_SPEC_END,
     };
     const char *pos[1];
     int npos;
     const char *usage = "fedrec data info FILE [--format F] [--skip-bad-lines] [--json]";
-    int rc = args_parse(argc, argv, specs, pos, 1, &npos, usage);
+    int rc = args_parse("data info", argc, argv, specs, pos, 1, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos != 1) { fprintf(stderr, "usage: %s\n", usage); return 2; }
     fr_load_opts o;
     fr_load_opts_default(&o);
     o.skip_bad_lines = skip;
-    if (cli_parse_format(format, &o.format)) return 2;
+    if (cli_parse_format("data info", format, &o.format)) return 2;
+    if (cli_check_input("data info", "FILE", pos[0])) return 1;
     fr_load_stats st;
     fr_dataset *d = NULL;
     fr_err e = fr_dataset_load(&d, pos[0], &o, &st);
@@ -73,11 +68,13 @@ static int data_info(int argc, char **argv) {
     fmt_time(in.time_min, t0, sizeof t0);
     fmt_time(in.time_max, t1, sizeof t1);
     if (json) {
-        printf("{\"file\":\"%s\",\"format\":\"%s\",\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
+        printf("{\"file\":");
+        cli_json_str(stdout, pos[0]);
+        printf(",\"format\":\"%s\",\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
                ",\"density\":%.6g,\"rating_min\":%g,\"rating_max\":%g,\"rating_mean\":%.6g,\"skipped_lines\":%" PRIu64
                ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],\"time_min\":%" PRId64
                ",\"time_max\":%" PRId64 ",\"histogram\":{",
-               pos[0], cli_format_name(st.format), in.users, in.items, in.interactions, in.density, in.rating_min,
+               cli_format_name(st.format), in.users, in.items, in.interactions, in.density, in.rating_min,
                in.rating_max, in.rating_mean, st.skipped, in.per_user_q[0], in.per_user_q[1], in.per_user_q[2],
                in.per_user_q[3], in.per_user_q[4], in.per_item_q[0], in.per_item_q[1], in.per_item_q[2],
                in.per_item_q[3], in.per_item_q[4], in.time_min, in.time_max);
@@ -118,36 +115,39 @@ static int data_info(int argc, char **argv) {
 
 static int data_split(int argc, char **argv) {
     bool loo = false, skip = false;
-    double temporal = NAN, ratio = NAN;
+    double temporal = 0, ratio = 0;
     uint64_t negatives = 99, seed = 1;
     const char *out = NULL, *format = "auto";
     arg_spec specs[] = {
-        {"loo", ARG_FLAG, &loo, "   leave-one-out: each user's latest interaction is test", false},
-        {"temporal", ARG_DBL, &temporal, "R  global time cut: earliest fraction R is train", false},
-        {"ratio", ARG_DBL, &ratio, "R  random split, fraction R of each user's rows to train", false},
-        {"negatives", ARG_U64, &negatives, "N  evaluation negatives per user (default 99; 0: none)", false},
-        {"seed", ARG_U64, &seed, "S  random seed (default 1)", false},
-        {"out", ARG_STR, &out, "DIR  output directory (NCF layout)", false},
-        {"format", ARG_STR, &format, "F  input format (default auto)", false},
-        {"skip-bad-lines", ARG_FLAG, &skip, "   skip and count malformed lines", false},
-        {NULL, 0, NULL, NULL, false},
+        ARG_SPEC_FLAG("loo", &loo, "   leave-one-out: each user's latest interaction is test"),
+        ARG_SPEC_REAL("temporal", &temporal, 0, 1, ARG_MIN_OPEN | ARG_MAX_OPEN, NULL,
+                      "R  global time cut: earliest fraction R is train"),
+        ARG_SPEC_REAL("ratio", &ratio, 0, 1, ARG_MIN_OPEN | ARG_MAX_OPEN, NULL,
+                      "R  random split, fraction R of each user's rows to train"),
+        ARG_SPEC_INT("negatives", &negatives, 0, UINT32_MAX, "0 = none", "N  evaluation negatives per user (default 99)"),
+        ARG_SPEC_INT("seed", &seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
+        ARG_SPEC_STR("out", &out, "DIR  output directory (NCF layout)"),
+        ARG_SPEC_STR("format", &format, "F  input format (default auto)"),
+        ARG_SPEC_FLAG("skip-bad-lines", &skip, "   skip and count malformed lines"),
+        ARG_SPEC_END,
     };
     const char *pos[1];
     int npos;
     const char *usage = "fedrec data split FILE (--loo | --temporal R | --ratio R) [--negatives N] [--seed S] --out DIR";
-    int rc = args_parse(argc, argv, specs, pos, 1, &npos, usage);
+    int rc = args_parse("data split", argc, argv, specs, pos, 1, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
-    int kinds = loo + !isnan(temporal) + !isnan(ratio);
+    bool by_time = args_seen(specs, &temporal), by_ratio = args_seen(specs, &ratio);
+    int kinds = loo + by_time + by_ratio;
     if (npos != 1 || !out || kinds > 1) { fprintf(stderr, "usage: %s\n", usage); return 2; }
     fr_split_kind kind = FR_SPLIT_LOO;
     double r = 0;
-    if (!isnan(temporal)) { kind = FR_SPLIT_TEMPORAL; r = temporal; }
-    if (!isnan(ratio)) { kind = FR_SPLIT_RATIO; r = ratio; }
-    if (negatives > UINT32_MAX) { fprintf(stderr, "fedrec data split: --negatives too large\n"); return 2; }
+    if (by_time) { kind = FR_SPLIT_TEMPORAL; r = temporal; }
+    if (by_ratio) { kind = FR_SPLIT_RATIO; r = ratio; }
     fr_load_opts o;
     fr_load_opts_default(&o);
     o.skip_bad_lines = skip;
-    if (cli_parse_format(format, &o.format)) return 2;
+    if (cli_parse_format("data split", format, &o.format)) return 2;
+    if (cli_check_input("data split", "FILE", pos[0])) return 1;
     fr_dataset *d = NULL, *train = NULL, *test = NULL;
     fr_negatives *negs = NULL;
     fr_err e = fr_dataset_load(&d, pos[0], &o, NULL);
@@ -170,36 +170,36 @@ static int data_generate(int argc, char **argv) {
     fr_gen_opts_default(&g);
     uint64_t users = g.users, items = g.items, inter = g.interactions, seed = g.seed, dim = g.dim;
     const char *out = NULL;
-    arg_spec specs[] = {
-        {"users", ARG_U64, &users, "N  users", false},
-        {"items", ARG_U64, &items, "M  items", false},
-        {"interactions", ARG_U64, &inter, "K  interactions in all", false},
-        {"item-zipf", ARG_DBL, &g.item_zipf, "S  item popularity exponent", false},
-        {"user-zipf", ARG_DBL, &g.user_zipf, "S  user activity exponent", false},
-        {"dim", ARG_U64, &dim, "D  latent factors behind the ratings", false},
-        {"noise", ARG_DBL, &g.noise, "X  rating noise", false},
-        {"seed", ARG_U64, &seed, "S  random seed", false},
-        {"out", ARG_STR, &out, "FILE  output ratings file (u.data format: user item rating time)", false},
-        {NULL, 0, NULL, NULL, false},
+    arg_spec specs[] = { /* the ranges of fr_gen_opts_check */
+        ARG_SPEC_INT("users", &users, 1, INT32_MAX, NULL, "N  users"),
+        ARG_SPEC_INT("items", &items, 1, INT32_MAX, NULL, "M  items"),
+        ARG_SPEC_INT("interactions", &inter, 1, UINT64_MAX, NULL, "K  interactions in all (at most users x items)"),
+        ARG_SPEC_REAL("item-zipf", &g.item_zipf, 0, 10, 0, NULL, "S  item popularity exponent"),
+        ARG_SPEC_REAL("user-zipf", &g.user_zipf, 0, 10, 0, NULL, "S  user activity exponent"),
+        ARG_SPEC_INT("dim", &dim, 1, 1024, NULL, "D  latent factors behind the ratings"),
+        ARG_SPEC_REAL("noise", &g.noise, 0, 100, 0, NULL, "X  rating noise"),
+        ARG_SPEC_INT("seed", &seed, 0, UINT64_MAX, NULL, "S  random seed"),
+        ARG_SPEC_STR("out", &out, "FILE  output ratings file (u.data format: user item rating time)"),
+        ARG_SPEC_END,
     };
     const char *pos[1];
     int npos;
     const char *usage = "fedrec data generate --users N --items M --interactions K [--seed S] --out FILE";
-    int rc = args_parse(argc, argv, specs, pos, 0, &npos, usage);
+    int rc = args_parse("data generate", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (!out) { fprintf(stderr, "usage: %s\n", usage); return 2; }
-    if (users > UINT32_MAX || items > UINT32_MAX || dim > 4096) {
-        fprintf(stderr, "fedrec data generate: --users and --items must be < 2^32, --dim <= 4096\n");
-        return 2;
-    }
     g.users = (uint32_t)users;
     g.items = (uint32_t)items;
     g.interactions = inter;
     g.seed = seed;
     g.dim = (uint32_t)dim;
+    if (fr_gen_opts_check(&g)) { /* what the options ask for together (interactions > users x items) */
+        fprintf(stderr, "fedrec data generate: %s\n", fr_errmsg());
+        return 2;
+    }
+    if (cli_check_output("data generate", "--out", out, false)) return 1;
     fr_dataset *d = NULL;
-    fr_err e = fr_gen_opts_check(&g);
-    if (!e) e = fr_dataset_generate(&d, &g);
+    fr_err e = fr_dataset_generate(&d, &g);
     if (!e) e = fr_dataset_write_tsv(d, out);
     if (!e)
         printf("wrote %s: %u users, %u items, %" PRIu64 " interactions\n", out, fr_dataset_n_users(d),

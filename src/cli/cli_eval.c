@@ -10,7 +10,6 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
-#include "cli/cli_train.h"
 #include "fedrec/model_eval.h"
 #include "fedrec/run.h"
 
@@ -60,9 +59,12 @@ static uint32_t *build_map(const fr_idmap *im, const int64_t *model_ids, uint32_
 static int load_all(const char *cmd, const char *model_path, const char *data, const char *test,
                     const char *negatives, loaded *l) {
     memset(l, 0, sizeof *l);
+    if (cli_check_input(cmd, "--model", model_path) || cli_check_input(cmd, "--data", data) ||
+        cli_check_input(cmd, "--test", test) || cli_check_input(cmd, "--negatives", negatives))
+        return 1;
     fr_err e = fr_model_load(&l->m, model_path, &l->meta);
     if (e) {
-        char what[64];
+        char what[64]; /* cmd is "eval" or "recommend" */
         snprintf(what, sizeof what, "%s: loading the model", cmd);
         return cli_fail(e, what);
     }
@@ -75,9 +77,8 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
     }
     l->prov.seed = l->prov.source.seed = l->meta.seed;
     if (cj && (e = fr_provenance_decode(&l->prov, cj))) {
-        char what[4200];
-        snprintf(what, sizeof what, "%s: %s", cmd, model_path);
-        return cli_fail(e, what);
+        fprintf(stderr, "fedrec %s: %s: %s\n", cmd, model_path, fr_errmsg());
+        return 1;
     }
     /* The data source the model records, or the one given on the command line. */
     fr_source src = l->prov.source;
@@ -119,26 +120,23 @@ static int check_test_known(const char *cmd, const loaded *l, const char *model_
 int cli_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *test = NULL, *negatives = NULL;
     bool json = false;
-    int64_t threads = 0;
+    uint64_t threads = 0;
     arg_spec specs[] = {
-        {"model", ARG_STR, &model, "FILE  the model file (required)", false},
-        {"data", ARG_STR, &data, "PATH  evaluate on this data instead of the model's", false},
-        {"test", ARG_STR, &test, "PATH  given test file (PATH is then the training file)", false},
-        {"negatives", ARG_STR, &negatives, "PATH  NCF .negative file", false},
-        {"threads", ARG_I64, &threads, "T  worker threads (0 = all cores)", false},
-        {"json", ARG_FLAG, &json, "   print one JSON object", false},
-        {NULL, 0, NULL, NULL, false},
+        ARG_SPEC_STR("model", &model, "FILE  the model file (required)"),
+        ARG_SPEC_STR("data", &data, "PATH  evaluate on this data instead of the model's"),
+        ARG_SPEC_STR("test", &test, "PATH  given test file (PATH is then the training file)"),
+        ARG_SPEC_STR("negatives", &negatives, "PATH  NCF .negative file"),
+        ARG_SPEC_INT("threads", &threads, 0, cli_max_threads(), "0 = one per core; at most 4 per online core",
+                     "T  worker threads"),
+        ARG_SPEC_FLAG("json", &json, "   print one JSON object"),
+        ARG_SPEC_END,
     };
     const char *pos[1];
     int npos;
     const char *usage = "fedrec eval --model FILE [--data PATH --test PATH --negatives PATH] [--json]";
-    int rc = args_parse(argc, argv, specs, pos, 0, &npos, usage);
+    int rc = args_parse("eval", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model) { fprintf(stderr, "fedrec eval: --model FILE is required\nusage: %s\n", usage); return 2; }
-    if (threads < 0 || threads > 1024) {
-        fprintf(stderr, "fedrec eval: --threads: expected 0..1024, got %" PRId64 "\n", threads);
-        return 2;
-    }
     loaded l;
     rc = load_all("eval", model, data, test, negatives, &l);
     if (!rc) rc = check_test_known("eval", &l, model);
@@ -188,37 +186,34 @@ int cli_eval(int argc, char **argv) {
 /* ------------------------------------------------------------------ recommend */
 
 int cli_recommend(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *user_s = NULL;
-    uint64_t k = 10;
+    const char *model = NULL, *data = NULL;
+    uint64_t k = 10, user = 0;
     bool json = false;
     arg_spec specs[] = {
-        {"model", ARG_STR, &model, "FILE  the model file (required)", false},
-        {"user", ARG_STR, &user_s, "ID  raw user id, as in the data (required)", false},
-        {"k", ARG_U64, &k, "K  how many items (default 10)", false},
-        {"data", ARG_STR, &data, "PATH  the training data, if not the model's", false},
-        {"json", ARG_FLAG, &json, "   print one JSON object", false},
-        {NULL, 0, NULL, NULL, false},
+        ARG_SPEC_STR("model", &model, "FILE  the model file (required)"),
+        ARG_SPEC_INT("user", &user, 0, INT32_MAX, "a raw user id, as in the data", "ID  the user (required)"),
+        ARG_SPEC_INT("k", &k, 1, 100000, NULL, "K  how many items (default 10)"),
+        ARG_SPEC_STR("data", &data, "PATH  the training data, if not the model's"),
+        ARG_SPEC_FLAG("json", &json, "   print one JSON object"),
+        ARG_SPEC_END,
     };
     const char *pos[1];
     int npos;
     const char *usage = "fedrec recommend --model FILE --user RAW_ID [-k 10] [--json]";
-    int rc = args_parse(argc, argv, specs, pos, 0, &npos, usage);
+    int rc = args_parse("recommend", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!model || !user_s) { fprintf(stderr, "fedrec recommend: --model and --user are required\nusage: %s\n", usage); return 2; }
-    char *end = NULL;
-    long long raw = strtoll(user_s, &end, 10);
-    if (!*user_s || *end || raw < 0) {
-        fprintf(stderr, "fedrec recommend: --user: expected a raw user id (a non-negative integer), got '%s'\n", user_s);
+    if (!model || !args_seen(specs, &user)) {
+        fprintf(stderr, "fedrec recommend: --model and --user are required\nusage: %s\n", usage);
         return 2;
     }
-    if (k == 0 || k > 100000) { fprintf(stderr, "fedrec recommend: -k: expected 1..100000, got %" PRIu64 "\n", k); return 2; }
+    int64_t raw = (int64_t)user; /* raw ids are in [0, 2^31): the readers refuse others */
     loaded l;
     rc = load_all("recommend", model, data, NULL, NULL, &l);
     if (rc) { loaded_free(&l); return rc; }
     const fr_dataset *tr = fr_data_train(l.d);
     int64_t du = fr_idmap_find(fr_dataset_users(tr), raw);
     if (du < 0 || l.user_map[du] == UINT32_MAX) {
-        fprintf(stderr, "fedrec recommend: user %lld is not in the model's training data (%s)\n", raw,
+        fprintf(stderr, "fedrec recommend: user %" PRId64 " is not in the model's training data (%s)\n", raw,
                 fr_data_describe(l.d));
         loaded_free(&l);
         return 1;
@@ -237,8 +232,8 @@ int cli_recommend(int argc, char **argv) {
     } else {
         const fr_meta *meta = fr_dataset_meta(tr);
         const fr_idmap *im = fr_dataset_items(tr);
-        if (json) printf("{\"user\":%lld,\"items\":[", raw);
-        else printf("top %zu for user %lld (%s):\n", n, raw, fr_data_describe(l.d));
+        if (json) printf("{\"user\":%" PRId64 ",\"items\":[", raw);
+        else printf("top %zu for user %" PRId64 " (%s):\n", n, raw, fr_data_describe(l.d));
         for (size_t i = 0; i < n; i++) {
             const char *title = meta ? fr_meta_item_title(meta, items[i]) : NULL;
             if (json) {

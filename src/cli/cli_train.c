@@ -17,24 +17,9 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
-#include "cli/cli_train.h"
 #include "cli/train_opts.h"
 #include "fedrec/run.h"
 #include "fedrec/runtime.h"
-
-/* ------------------------------------------------------------------ JSON helpers */
-
-void cli_json_str(FILE *f, const char *s) {
-    if (!s) { fputs("null", f); return; }
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 /* ------------------------------------------------------------------ options -> run config */
 
@@ -45,49 +30,17 @@ static int usage_err(const char *fmt, const char *a) {
     return 2;
 }
 
-/* The checks a value needs before it reaches a config, with the command line's wording.
- * Returns 0, or 2 after printing. */
-static int check_opts(const cli_train_opts *o) {
+/* Whether the user gave the option of field f of o. */
+#define GIVEN(f) args_seen(specs, &o->f)
+
+/* The checks the parser cannot make (one value's range is the parser's): names, and
+ * options that belong to the other mode. Returns 0, or 2 after printing. */
+static int check_opts(const cli_train_opts *o, const arg_spec *specs) {
     fr_optim_kind ok;
     if (o->optimizer && fr_optim_kind_parse(o->optimizer, &ok))
         return usage_err("--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
     if (o->item_optimizer && strcmp(o->item_optimizer, "same") && fr_optim_kind_parse(o->item_optimizer, &ok))
         return usage_err("--item-optimizer: expected same, sgd, adam or adagrad, got '%s'", o->item_optimizer);
-    char v[64];
-#define BAD(cond, name, fmt, val, expect)                                                        \
-    do {                                                                                        \
-        if (cond) {                                                                             \
-            snprintf(v, sizeof v, fmt, val);                                                    \
-            fprintf(stderr, "fedrec train: --%s: expected %s, got %s\n", name, expect, v);     \
-            return 2;                                                                           \
-        }                                                                                       \
-    } while (0)
-    BAD(!isnan(o->item_lr) && !(o->item_lr > 0 && o->item_lr < INFINITY), "item-lr", "%g", o->item_lr,
-        "a positive number");
-    BAD(!isnan(o->item_lr_decay) && !(o->item_lr_decay > 0 && o->item_lr_decay <= 1), "item-lr-decay", "%g",
-        o->item_lr_decay, "a number in (0, 1]");
-    BAD(o->threads < 0 || o->threads > 1024, "threads", "%" PRId64, o->threads, "0..1024 (0 = all cores)");
-    BAD(!isnan(o->lr) && !(o->lr > 0 && o->lr < INFINITY), "lr", "%g", o->lr, "a positive number");
-    BAD(!isnan(o->lr_decay) && !(o->lr_decay > 0 && o->lr_decay <= 1), "lr-decay", "%g", o->lr_decay,
-        "a number in (0, 1]");
-    BAD(!isnan(o->bias_l2) && !(o->bias_l2 >= 0 && o->bias_l2 < INFINITY), "bias-l2", "%g", o->bias_l2,
-        "a number >= 0 (0 = --l2)");
-    BAD(!isnan(o->l2) && !(o->l2 >= 0 && o->l2 < INFINITY), "l2", "%g", o->l2, "a number >= 0");
-    BAD(o->negatives_per_pos > 1000, "neg", "%" PRIu64, o->negatives_per_pos, "0..1000");
-    BAD(o->dim > 4096, "dim", "%" PRIu64, o->dim, "1..4096");
-    BAD(o->batch > (1u << 24), "batch", "%" PRIu64, o->batch, "1..16777216");
-    BAD(o->local_epochs > 1000, "local-epochs", "%" PRIu64, o->local_epochs, "1..1000");
-    BAD(o->rounds > UINT32_MAX || o->epochs > UINT32_MAX, "rounds", "%" PRIu64, o->rounds > o->epochs ? o->rounds : o->epochs,
-        "at most 4294967295 rounds or epochs");
-    BAD(o->min_results > UINT32_MAX, "min-results", "%" PRIu64, o->min_results, "0..4294967295");
-    BAD(o->patience > UINT32_MAX, "patience", "%" PRIu64, o->patience, "0..4294967295");
-    BAD(o->eval_every > UINT32_MAX || o->checkpoint_every > UINT32_MAX, "eval-every", "%" PRIu64,
-        o->eval_every > o->checkpoint_every ? o->eval_every : o->checkpoint_every, "at most 4294967295");
-    BAD(!isnan(o->time_limit) && !(o->time_limit > 0 && o->time_limit < INFINITY), "time-limit", "%g", o->time_limit,
-        "a positive number of seconds");
-    BAD(o->clients_per_round < 0 || !isfinite(o->clients_per_round), "clients-per-round", "%g", o->clients_per_round,
-        "a count >= 1 or a fraction in (0, 1)");
-#undef BAD
     if (o->item_agg && strcmp(o->item_agg, "mean") && strcmp(o->item_agg, "rows") && strcmp(o->item_agg, "sum"))
         return usage_err("--item-agg: expected mean, rows or sum, got '%s'", o->item_agg);
     fr_strategy st;
@@ -98,82 +51,81 @@ static int check_opts(const cli_train_opts *o) {
         return usage_err("--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
                          o->partition);
     if (o->centralized) {
-        const char *fed = o->item_optimizer || !isnan(o->item_lr) || !isnan(o->item_lr_decay)
+        const char *fed = o->item_optimizer || GIVEN(item_lr) || GIVEN(item_lr_decay)
                               ? "--item-optimizer, --item-lr and --item-lr-decay apply"
                           : o->partition || o->keep_private_optim ? "--partition and --keep-private-optim apply"
-                          : o->rounds ? "--rounds applies"
-                          : o->min_results ? "--min-results applies"
-                                           : NULL;
+                          : GIVEN(rounds) ? "--rounds applies"
+                          : GIVEN(min_results) ? "--min-results applies"
+                                               : NULL;
         if (fed) return usage_err("%s to federated training, not --centralized", fed);
-        if (o->resume || o->checkpoint_every)
+        if (o->resume || GIVEN(checkpoint_every))
             return usage_err("%s applies to federated training; centralized runs do not checkpoint",
                              o->resume ? "--resume" : "--checkpoint-every");
     } else {
-        if (o->epochs) return usage_err("%s", "--epochs applies to --centralized training; federated training runs --rounds");
-        if (!isnan(o->lr_decay))
+        if (GIVEN(epochs))
+            return usage_err("%s", "--epochs applies to --centralized training; federated training runs --rounds");
+        if (GIVEN(lr_decay))
             return usage_err("%s", "--lr-decay applies to --centralized training; federated item rows use --item-lr-decay");
     }
     if (o->test && !o->data) return usage_err("%s", "--test needs --data (the training file)");
     return 0;
 }
 
-static bool set(double x) { return !isnan(x) && x != 0; }
-
-/* The options over the preset. Returns 0, or 2 after printing. */
-static int overrides(const cli_train_opts *o, fr_run_config *c) {
+/* The options given over the preset. Returns 0, or 2 after printing. */
+static int overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_config *c) {
     fr_model_config *mc = &c->model;
-    if (o->dim) mc->dim = (uint32_t)o->dim;
-    if (!isnan(o->l2)) mc->l2 = (float)o->l2;
-    if (!isnan(o->bias_l2)) mc->bias_l2 = (float)o->bias_l2;
+    if (GIVEN(dim)) mc->dim = (uint32_t)o->dim;
+    if (GIVEN(l2)) mc->l2 = (float)o->l2;
+    if (GIVEN(bias_l2)) mc->bias_l2 = (float)o->bias_l2;
     mc->seed = c->fl.seed = c->train.seed = o->seed;
     c->threads = (int)o->threads;
     c->loop.eval_every = (uint32_t)o->eval_every;
     c->loop.patience = (uint32_t)o->patience;
-    c->loop.max_seconds = isnan(o->time_limit) ? 0 : o->time_limit;
+    c->loop.max_seconds = GIVEN(time_limit) ? o->time_limit : 0;
     fr_optim_kind ok;
     if (o->centralized) {
         fr_train_config *tc = &c->train;
         if (o->optimizer && !fr_optim_kind_parse(o->optimizer, &ok) && ok != tc->optim.kind)
             fr_optim_config_default(&tc->optim, ok); /* the same kind keeps the preset's lr */
-        if (!isnan(o->lr)) tc->optim.lr = (float)o->lr;
-        if (o->batch) tc->batch = (uint32_t)o->batch;
-        if (o->negatives_per_pos) tc->negatives = (uint32_t)o->negatives_per_pos;
-        if (o->epochs) c->loop.steps = (uint32_t)o->epochs;
-        if (!isnan(o->lr_decay)) c->lr_decay = o->lr_decay;
+        if (GIVEN(lr)) tc->optim.lr = (float)o->lr;
+        if (GIVEN(batch)) tc->batch = (uint32_t)o->batch;
+        if (GIVEN(negatives_per_pos)) tc->negatives = (uint32_t)o->negatives_per_pos;
+        if (GIVEN(epochs)) c->loop.steps = (uint32_t)o->epochs;
+        if (GIVEN(lr_decay)) c->lr_decay = o->lr_decay;
         return 0;
     }
     fr_fl_config *fc = &c->fl;
-    if (o->rounds) c->loop.steps = (uint32_t)o->rounds;
+    if (GIVEN(rounds)) c->loop.steps = (uint32_t)o->rounds;
     if (o->strategy && !fr_strategy_parse(o->strategy, &fc->strategy) && fc->strategy >= FR_STRATEGY_FEDADAM)
         fc->server_lr = 0.01f;
     if (o->optimizer && !fr_optim_kind_parse(o->optimizer, &ok) && ok != fc->local.kind)
         fr_optim_config_default(&fc->local, ok); /* the same kind keeps the preset's lr */
-    if (!isnan(o->lr)) fc->local.lr = (float)o->lr;
-    if (o->local_epochs) fc->local_epochs = (uint32_t)o->local_epochs;
-    if (o->batch) fc->batch = (uint32_t)o->batch;
-    fc->clients_per_round = o->clients_per_round;
-    if (set(o->server_lr)) fc->server_lr = (float)o->server_lr;
-    if (set(o->server_momentum)) fc->server_momentum = (float)o->server_momentum;
-    if (set(o->mu)) fc->mu = (float)o->mu;
-    if (set(o->tau)) fc->tau = (float)o->tau;
-    if (set(o->beta1)) fc->beta1 = (float)o->beta1;
-    if (set(o->beta2)) fc->beta2 = (float)o->beta2;
-    if (set(o->availability)) fc->availability = o->availability;
-    if (o->negatives_per_pos) fc->negatives = (uint32_t)o->negatives_per_pos;
+    if (GIVEN(lr)) fc->local.lr = (float)o->lr;
+    if (GIVEN(local_epochs)) fc->local_epochs = (uint32_t)o->local_epochs;
+    if (GIVEN(batch)) fc->batch = (uint32_t)o->batch;
+    if (GIVEN(clients_per_round)) fc->clients_per_round = o->clients_per_round;
+    if (GIVEN(server_lr)) fc->server_lr = (float)o->server_lr;
+    if (GIVEN(server_momentum)) fc->server_momentum = (float)o->server_momentum;
+    if (GIVEN(mu)) fc->mu = (float)o->mu;
+    if (GIVEN(tau)) fc->tau = (float)o->tau;
+    if (GIVEN(beta1)) fc->beta1 = (float)o->beta1;
+    if (GIVEN(beta2)) fc->beta2 = (float)o->beta2;
+    if (GIVEN(availability)) fc->availability = o->availability;
+    if (GIVEN(negatives_per_pos)) fc->negatives = (uint32_t)o->negatives_per_pos;
     if (o->item_optimizer) {
         if (!strcmp(o->item_optimizer, "same")) fc->item_local.kind = 0;
         else if (!fr_optim_kind_parse(o->item_optimizer, &ok) && ok != fc->item_local.kind)
             fr_optim_config_default(&fc->item_local, ok);
     }
-    if (!isnan(o->item_lr)) {
+    if (GIVEN(item_lr)) {
         if (fc->item_local.kind == 0)
             return usage_err("%s", "--item-lr needs an item optimizer (--item-optimizer sgd|adam|adagrad); with "
                                    "'same', item rows use --lr");
         fc->item_local.lr = (float)o->item_lr;
     }
-    if (!isnan(o->item_lr_decay)) fc->item_lr_decay = (float)o->item_lr_decay;
-    fc->keep_private_optim = o->keep_private_optim;
-    fc->min_results = (uint32_t)o->min_results;
+    if (GIVEN(item_lr_decay)) fc->item_lr_decay = (float)o->item_lr_decay;
+    if (o->keep_private_optim) fc->keep_private_optim = true;
+    if (GIVEN(min_results)) fc->min_results = (uint32_t)o->min_results;
     if (o->item_agg) {
         fc->row_norm = !strcmp(o->item_agg, "rows");
         fc->item_sum = !strcmp(o->item_agg, "sum");
@@ -189,7 +141,8 @@ typedef struct progress {
     const cli_train_opts *o;
     FILE *mf;               /* --metrics-out */
     bool tty;               /* federated round lines go to a terminal only */
-    fr_err err;             /* a metrics-out write failed */
+    int err;                /* errno of a failed --metrics-out write (stops the run) */
+    bool failed;            /* a --metrics-out write failed */
 } progress;
 
 static int k10(const fr_eval_result *r) {
@@ -213,7 +166,7 @@ static int on_step(void *user, const fr_loop_step *s) {
     if (s->evaluated) metrics_text(&s->eval, metric, sizeof metric);
     if (s->unit == FR_LOOP_EPOCH && !p->o->quiet) {
         printf("epoch %3u/%u  loss %.5f%s  %.3f s\n", s->index, s->total, s->loss, metric, s->seconds);
-        fflush(stdout);
+        cli_flush_stdout();
     } else if (s->unit == FR_LOOP_ROUND && p->tty) {
         double eta = s->elapsed / (double)(s->index ? s->index : 1) * (double)(s->total - s->index);
         fprintf(stderr, "round %u/%u  loss %.4f%s  clients %u  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s\n", s->index,
@@ -222,11 +175,13 @@ static int on_step(void *user, const fr_loop_step *s) {
     }
     if (p->mf) {
         char buf[8192];
-        if (fr_loop_step_json(s, buf, sizeof buf, NULL) == FR_OK) {
-            fputs(buf, p->mf);
-            fputc('\n', p->mf);
+        errno = 0;
+        if (fr_loop_step_json(s, buf, sizeof buf, NULL) != FR_OK || fputs(buf, p->mf) == EOF ||
+            fputc('\n', p->mf) == EOF || fflush(p->mf) != 0 || ferror(p->mf)) {
+            p->err = errno;
+            p->failed = true;
+            return 1;
         }
-        if (fflush(p->mf) != 0 || ferror(p->mf)) { p->err = FR_ERR_IO; return 1; }
     }
     return 0;
 }
@@ -250,7 +205,7 @@ static void header(const fr_run_config *c, const fr_data *data) {
                kind, fr_data_describe(data), fr_dataset_n_users(tr), fr_dataset_n_items(tr),
                fr_dataset_n_interactions(tr), fr_optim_kind_name(c->train.optim.kind), (double)c->train.optim.lr,
                c->train.batch, c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives, c->loop.steps);
-        fflush(stdout);
+        cli_flush_stdout();
         return;
     }
     const fr_fl_config *fc = &c->fl;
@@ -270,7 +225,21 @@ static void header(const fr_run_config *c, const fr_data *data) {
 
 /* ------------------------------------------------------------------ the command */
 
-static int run(const cli_train_opts *o, fr_model_kind kind, const fr_source *src) {
+/* "<out>.ckpt" (fedrec-train.ckpt without --out) when a federated run checkpoints, else
+ * NULL; *err on out of memory. */
+static char *checkpoint_path(const cli_train_opts *o, const arg_spec *specs, bool *err) {
+    *err = false;
+    if (o->centralized || !(o->out || GIVEN(checkpoint_every) || o->resume)) return NULL; /* no unasked-for file */
+    const char *base = o->out ? o->out : "fedrec-train";
+    char *p = malloc(strlen(base) + sizeof ".ckpt");
+    if (!p) { *err = true; return NULL; }
+    strcpy(p, base);
+    strcat(p, ".ckpt");
+    return p;
+}
+
+static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, const fr_source *src,
+               const char *ckpt) {
     fr_data *data = NULL;
     fr_err e = fr_data_load(&data, src);
     if (e) return cli_fail(e, "train");
@@ -283,17 +252,15 @@ static int run(const cli_train_opts *o, fr_model_kind kind, const fr_source *src
         rc = 2;
         goto done;
     }
-    if ((rc = overrides(o, &c))) goto done;
-    char ckpt[4096];
-    snprintf(ckpt, sizeof ckpt, "%s.ckpt", o->out ? o->out : "fedrec-train");
-    if (!o->centralized && (o->out || o->checkpoint_every || o->resume)) { /* no unasked-for file */
+    if ((rc = overrides(o, specs, &c))) goto done;
+    if (ckpt) {
         c.loop.checkpoint = ckpt;
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
         c.loop.resume = o->resume;
     }
     fr_model_config sized = c.model; /* the model's sizes come from the data: check the rest */
     sized.n_users = sized.n_items = 1;
-    if (fr_run_config_check(&c) || fr_model_config_check(&sized)) {
+    if (fr_run_config_check(&c) || fr_model_config_check(&sized)) { /* what the options ask for together */
         fprintf(stderr, "fedrec train: %s\n", fr_errmsg());
         rc = 2;
         goto done;
@@ -304,15 +271,21 @@ static int run(const cli_train_opts *o, fr_model_kind kind, const fr_source *src
         goto done;
     }
     if (!o->quiet) header(&c, data);
-    progress p = {o, mf, isatty(2) && !o->quiet, FR_OK};
+    progress p = {o, mf, isatty(2) && !o->quiet, 0, false};
     fr_loop_summary sum;
     e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
-    if (p.err) {
-        fprintf(stderr, "fedrec train: writing '%s' failed: %s\n", o->metrics_out, strerror(errno));
+    if (p.failed) {
+        fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out,
+                p.err ? strerror(p.err) : "a write failed");
         rc = 1;
         goto done;
     }
     if (e) { rc = cli_fail(e, "train"); goto done; }
+    if (o->resume && sum.ran == 0) /* nothing left to do: say so (exit 0, README: resuming a finished run) */
+        fprintf(stderr, "fedrec train: the checkpoint is at round %u, %s %u %s already done; nothing was trained%s%s\n",
+                sum.completed, GIVEN(rounds) ? "--rounds" : "the preset's", c.loop.steps,
+                GIVEN(rounds) ? "is" : "rounds are", o->out ? ", the checkpoint's model is saved to " : "",
+                o->out ? o->out : "");
     if (o->out) {
         fr_provenance pv;
         fr_provenance_init(&pv);
@@ -336,7 +309,10 @@ static int run(const cli_train_opts *o, fr_model_kind kind, const fr_source *src
         printf("stopped after epoch %u: %s\n", sum.completed, fr_loop_stop_name(sum.stop));
     }
 done:
-    if (mf && fclose(mf) && !rc) { fprintf(stderr, "fedrec train: writing '%s' failed\n", o->metrics_out); rc = 1; }
+    if (mf && fclose(mf) && !rc) {
+        fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(errno));
+        rc = 1;
+    }
     fr_model_free(m);
     fr_data_free(data);
     return rc;
@@ -345,65 +321,75 @@ done:
 int cli_train(int argc, char **argv) {
     cli_train_opts o;
     memset(&o, 0, sizeof o);
-    o.lr = o.server_lr = o.server_momentum = o.mu = o.tau = o.beta1 = o.beta2 = o.availability = o.l2 = NAN;
-    o.bias_l2 = o.lr_decay = o.item_lr = o.item_lr_decay = o.time_limit = NAN;
     o.seed = 1;
     o.eval_every = 1;
+    const double F = ARG_FLOAT_MAX, INF = INFINITY;
+    const unsigned GT = ARG_MIN_OPEN;
+    const uint64_t U32 = UINT32_MAX;
     arg_spec specs[] = {
-        {"data", ARG_STR, &o.data, "PATH  ratings file or NCF directory (default: built-in synthetic data)", false},
-        {"test", ARG_STR, &o.test, "PATH  given test file (PATH is then the training file)", false},
-        {"negatives", ARG_STR, &o.negatives, "PATH  NCF .negative file for evaluation", false},
-        {"split", ARG_STR, &o.split, "S  loo | ratio:R | temporal:R (default loo)", false},
-        {"model", ARG_STR, &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)", false},
-        {"preset", ARG_STR, &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)", false},
-        {"dim", ARG_U64, &o.dim, "D  embedding size (default per model)", false},
-        {"rounds", ARG_U64, &o.rounds, "R  federated rounds (default per model)", false},
-        {"clients-per-round", ARG_DBL, &o.clients_per_round, "C  clients per round: count or fraction (0 = all)", false},
-        {"local-epochs", ARG_U64, &o.local_epochs, "E  local epochs per round", false},
-        {"batch", ARG_U64, &o.batch, "B  minibatch size (default per model)", false},
-        {"lr", ARG_DBL, &o.lr, "η  learning rate (default per model and optimizer)", false},
-        {"optimizer", ARG_STR, &o.optimizer, "O  sgd | adam | adagrad", false},
-        {"strategy", ARG_STR, &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad", false},
-        {"centralized", ARG_FLAG, &o.centralized, "   train on all data in one process (no federation)", false},
-        {"epochs", ARG_U64, &o.epochs, "N  centralized epochs (default per model)", false},
-        {"threads", ARG_I64, &o.threads, "T  worker threads (0 = all cores)", false},
-        {"seed", ARG_U64, &o.seed, "S  random seed (default 1)", false},
-        {"eval-every", ARG_U64, &o.eval_every, "N  evaluate every N epochs/rounds (0 = at the end; default 1)", false},
-        {"out", ARG_STR, &o.out, "FILE  save the model here", false},
-        {"metrics-out", ARG_STR, &o.metrics_out, "FILE  JSON Lines metrics per epoch/round", false},
-        {"resume", ARG_FLAG, &o.resume, "   resume from the last checkpoint (<out>.ckpt)", false},
-        {"quiet", ARG_FLAG, &o.quiet, "   no progress lines", false},
-        {"patience", ARG_U64, &o.patience, "N  stop after N evaluations without a better metric (0 = never)", false},
-        {"time-limit", ARG_DBL, &o.time_limit, "S  stop after S seconds", false},
-        {"item-agg", ARG_STR, &o.item_agg, "A  item rows: mean (exact FedAvg) | rows (over clients that touched the row) | sum", false},
-        {"item-optimizer", ARG_STR, &o.item_optimizer, "O  the client's rule for item rows: same (as --optimizer) | sgd | adam | adagrad", false},
-        {"item-lr", ARG_DBL, &o.item_lr, "η  learning rate of item rows (with --item-optimizer)", false},
-        {"item-lr-decay", ARG_DBL, &o.item_lr_decay, "γ  round r steps item rows at item lr * γ^(r-1) (1 = constant)", false},
-        {"server-lr", ARG_DBL, &o.server_lr, "η  server learning rate", false},
-        {"server-momentum", ARG_DBL, &o.server_momentum, "β  server momentum (fedavgm)", false},
-        {"mu", ARG_DBL, &o.mu, "μ  proximal term (fedprox)", false},
-        {"tau", ARG_DBL, &o.tau, "τ  adaptivity (fedadam, fedyogi, fedadagrad)", false},
-        {"beta1", ARG_DBL, &o.beta1, "β1  server optimizer", false},
-        {"beta2", ARG_DBL, &o.beta2, "β2  server optimizer", false},
-        {"availability", ARG_DBL, &o.availability, "P  probability a client is available", false},
-        {"min-results", ARG_U64, &o.min_results, "N  a round's quorum: fewer results apply nothing (0 = any)", false},
-        {"neg", ARG_U64, &o.negatives_per_pos, "K  sampled training negatives per positive (default 4; 0 = default)", false},
-        {"l2", ARG_DBL, &o.l2, "λ  L2 regularisation (default per model)", false},
-        {"lr-decay", ARG_DBL, &o.lr_decay, "γ  centralized: epoch e trains at lr * γ^(e-1) (default 1, mf 0.9)",
-         false},
-        {"bias-l2", ARG_DBL, &o.bias_l2, "λ  mf: L2 of the biases alone (0 = --l2; centralized default 0.01)", false},
-        {"checkpoint-every", ARG_U64, &o.checkpoint_every, "N  checkpoint every N rounds", false},
-        {"partition", ARG_STR, &o.partition,
-         "P  who holds which users: user (a client each, default) | iid:K (K silos) | dirichlet:K[:ALPHA] "
-         "(K non-IID silos, ALPHA 0.5)", false},
-        {"keep-private-optim", ARG_FLAG, &o.keep_private_optim,
-         "   clients keep their optimizer state for their private rows from round to round", false},
-        {NULL, 0, NULL, NULL, false},
+        ARG_SPEC_STR("data", &o.data, "PATH  ratings file or NCF directory (default: built-in synthetic data)"),
+        ARG_SPEC_STR("test", &o.test, "PATH  given test file (PATH is then the training file)"),
+        ARG_SPEC_STR("negatives", &o.negatives, "PATH  NCF .negative file for evaluation"),
+        ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R (default loo)"),
+        ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)"),
+        ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
+        ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default per model)"),
+        ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default per model)"),
+        ARG_SPEC_REAL("clients-per-round", &o.clients_per_round, 0, U32, ARG_WHOLE_COUNT, "0 = all",
+                      "C  clients per round (default all)"),
+        ARG_SPEC_INT("local-epochs", &o.local_epochs, 1, FR_FL_MAX_LOCAL_EPOCHS, NULL, "E  local epochs per round"),
+        ARG_SPEC_INT("batch", &o.batch, 1, 1u << 24, NULL, "B  minibatch size (default per model)"),
+        ARG_SPEC_REAL("lr", &o.lr, 0, F, GT, NULL, "η  learning rate (default per model and optimizer)"),
+        ARG_SPEC_STR("optimizer", &o.optimizer, "O  sgd | adam | adagrad"),
+        ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad"),
+        ARG_SPEC_FLAG("centralized", &o.centralized, "   train on all data in one process (no federation)"),
+        ARG_SPEC_INT("epochs", &o.epochs, 1, U32, NULL, "N  centralized epochs (default per model)"),
+        ARG_SPEC_INT("threads", &o.threads, 0, cli_max_threads(), "0 = one per core; at most 4 per online core",
+                     "T  worker threads (default 0)"),
+        ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
+        ARG_SPEC_INT("eval-every", &o.eval_every, 0, U32, "0 = at the end", "N  evaluate every N epochs/rounds (default 1)"),
+        ARG_SPEC_STR("out", &o.out, "FILE  save the model here"),
+        ARG_SPEC_STR("metrics-out", &o.metrics_out, "FILE  JSON Lines metrics per epoch/round"),
+        ARG_SPEC_FLAG("resume", &o.resume, "   resume from the last checkpoint (<out>.ckpt)"),
+        ARG_SPEC_FLAG("quiet", &o.quiet, "   no progress lines"),
+        ARG_SPEC_INT("patience", &o.patience, 0, U32, "0 = never",
+                     "N  stop after N evaluations without a better metric (default 0)"),
+        ARG_SPEC_REAL("time-limit", &o.time_limit, 0, INF, GT, NULL, "S  stop after S seconds"),
+        ARG_SPEC_STR("item-agg", &o.item_agg,
+                     "A  item rows: mean (exact FedAvg) | rows (over clients that touched the row) | sum"),
+        ARG_SPEC_STR("item-optimizer", &o.item_optimizer,
+                     "O  the client's rule for item rows: same (as --optimizer) | sgd | adam | adagrad"),
+        ARG_SPEC_REAL("item-lr", &o.item_lr, 0, F, GT, NULL, "η  learning rate of item rows (with --item-optimizer)"),
+        ARG_SPEC_REAL("item-lr-decay", &o.item_lr_decay, 0, 1, GT, "1 = constant",
+                      "γ  round r steps item rows at item lr * γ^(r-1)"),
+        ARG_SPEC_REAL("server-lr", &o.server_lr, 0, F, GT, NULL, "η  server learning rate"),
+        ARG_SPEC_REAL("server-momentum", &o.server_momentum, 0, 1, ARG_MAX_OPEN, NULL, "β  server momentum (fedavgm)"),
+        ARG_SPEC_REAL("mu", &o.mu, 0, F, 0, NULL, "μ  proximal term (fedprox)"),
+        ARG_SPEC_REAL("tau", &o.tau, 0, F, GT, NULL, "τ  adaptivity (fedadam, fedyogi, fedadagrad)"),
+        ARG_SPEC_REAL("beta1", &o.beta1, 0, 1, ARG_MAX_OPEN, NULL, "β1  server optimizer"),
+        ARG_SPEC_REAL("beta2", &o.beta2, 0, 1, ARG_MAX_OPEN, NULL, "β2  server optimizer"),
+        ARG_SPEC_REAL("availability", &o.availability, 0, 1, GT, NULL, "P  probability a client is available"),
+        ARG_SPEC_INT("min-results", &o.min_results, 0, U32, "0 = any",
+                     "N  a round's quorum: fewer results apply nothing (default 0)"),
+        ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL,
+                     "K  sampled training negatives per positive (default per model)"),
+        ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation (default per model)"),
+        ARG_SPEC_REAL("lr-decay", &o.lr_decay, 0, 1, GT, NULL,
+                      "γ  centralized: epoch e trains at lr * γ^(e-1) (default 1, mf 0.9)"),
+        ARG_SPEC_REAL("bias-l2", &o.bias_l2, 0, F, 0, "0 = --l2",
+                      "λ  mf: L2 of the biases alone (centralized default 0.01)"),
+        ARG_SPEC_INT("checkpoint-every", &o.checkpoint_every, 1, U32, NULL, "N  checkpoint every N rounds"),
+        ARG_SPEC_STR("partition", &o.partition,
+                     "P  who holds which users: user (a client each, default) | iid:K (K silos) | dirichlet:K[:ALPHA] "
+                     "(K non-IID silos, ALPHA 0.5)"),
+        ARG_SPEC_FLAG("keep-private-optim", &o.keep_private_optim,
+                      "   clients keep their optimizer state for their private rows from round to round"),
+        ARG_SPEC_END,
     };
     const char *pos[1];
     int npos;
     const char *usage = "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf] [--centralized] ...";
-    int rc = args_parse(argc, argv, specs, pos, 0, &npos, usage);
+    int rc = args_parse("train", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     fr_model_kind kind = FR_MODEL_MF;
     if (o.model && fr_model_kind_parse(o.model, &kind)) {
@@ -420,11 +406,26 @@ int cli_train(int argc, char **argv) {
         for (const char *const *p = fr_run_presets(); *p; p++) known |= !strcmp(*p, o.preset);
         if (!known) return usage_err("--preset: expected fedrec or textbook, got '%s'", o.preset);
     }
-    if ((rc = check_opts(&o))) return rc;
+    if ((rc = check_opts(&o, specs))) return rc;
+    if (cli_check_input("train", "--data", o.data) || cli_check_input("train", "--test", o.test) ||
+        cli_check_input("train", "--negatives", o.negatives))
+        return 1;
+    /* Every file the run will write must be writable before the data is loaded. */
+    bool nomem;
+    char *ckpt = checkpoint_path(&o, specs, &nomem);
+    if (nomem) { fprintf(stderr, "fedrec train: out of memory\n"); return 1; }
+    if ((o.out && cli_check_output("train", "--out", o.out, false)) ||
+        (ckpt && cli_check_output("train", "the checkpoint", ckpt, false)) ||
+        (o.metrics_out && cli_check_output("train", "--metrics-out", o.metrics_out, true))) {
+        free(ckpt);
+        return 1;
+    }
     src.data = o.data;
     src.test = o.test;
     src.negatives = o.negatives;
     src.seed = o.seed;
     src.explicit_ratings = fr_model_kind_is_explicit(kind);
-    return run(&o, kind, &src);
+    rc = run(&o, specs, kind, &src, ckpt);
+    free(ckpt);
+    return rc;
 }

@@ -20,15 +20,28 @@ static void usage(FILE *f) {
             FR_VERSION_STRING);
 }
 
+/* Runs the command; then standard output must have taken everything it printed. */
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("fedrec %s\n", FR_VERSION_STRING); return 0; }
-    if (!strcmp(cmd, "data")) return cli_data(argc - 1, argv + 1);
-    if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
-    if (!strcmp(cmd, "recommend")) return cli_recommend(argc - 1, argv + 1);
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return cli_finish_stdout("--help", 0);
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("fedrec %s\n", FR_VERSION_STRING);
+        return cli_finish_stdout("version", 0);
+    }
+    if (!strcmp(cmd, "data")) {
+        static const char *const sub[] = {"data info", "data split", "data generate"};
+        const char *name = "data";
+        for (size_t i = 0; argc > 2 && i < sizeof sub / sizeof *sub; i++)
+            if (!strcmp(argv[2], sub[i] + 5)) name = sub[i];
+        return cli_finish_stdout(name, cli_data(argc - 1, argv + 1));
+    }
+    if (!strcmp(cmd, "train")) return cli_finish_stdout(cmd, cli_train(argc - 1, argv + 1));
+    if (!strcmp(cmd, "eval")) return cli_finish_stdout(cmd, cli_eval(argc - 1, argv + 1));
+    if (!strcmp(cmd, "recommend")) return cli_finish_stdout(cmd, cli_recommend(argc - 1, argv + 1));
     fprintf(stderr, "fedrec: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

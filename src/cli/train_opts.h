@@ -1,4 +1,6 @@
-/* Options of `fedrec train` (DESIGN.md's command line). */
+/* Options of `fedrec train` (DESIGN.md's command line). Whether an option was given is
+ * its arg_spec's seen flag (args_seen), never its value: an option not given keeps the
+ * preset's value, one given is always taken (the parser has checked its range). */
 #ifndef FEDREC_SRC_CLI_TRAIN_OPTS_H
 #define FEDREC_SRC_CLI_TRAIN_OPTS_H
 
@@ -12,28 +14,28 @@ typedef struct cli_train_opts {
     const char *split;        /* --split loo|ratio:0.8|temporal:0.8 (default loo) */
     const char *model;        /* --model mf|bpr|gmf|mlp|neumf */
     const char *preset;       /* --preset fedrec|textbook */
-    uint64_t dim;             /* --dim D (0 = the preset's) */
-    uint64_t rounds;          /* --rounds R (0 = the preset's) */
-    double clients_per_round; /* --clients-per-round C: a count (>= 1) or a fraction (< 1); 0 = all */
+    uint64_t dim;             /* --dim D */
+    uint64_t rounds;          /* --rounds R */
+    double clients_per_round; /* --clients-per-round C: a whole count (>= 1) or a fraction (< 1); 0 = all */
     uint64_t local_epochs;    /* --local-epochs E */
     uint64_t batch;           /* --batch B */
-    double lr;                /* --lr (NaN = the preset's) */
+    double lr;                /* --lr */
     const char *optimizer;    /* --optimizer sgd|adam|adagrad */
     const char *strategy;     /* --strategy fedavg|fedavgm|fedprox|fedadam|fedyogi|fedadagrad */
     const char *item_agg;     /* --item-agg mean|rows|sum: how item rows are aggregated */
     const char *item_optimizer; /* --item-optimizer same|sgd|adam|adagrad: the client's rule for item rows */
-    double item_lr;           /* --item-lr (NaN = the preset's) */
-    double item_lr_decay;     /* --item-lr-decay: round r steps item rows at item lr * γ^(r-1) (NaN = the preset's) */
+    double item_lr;           /* --item-lr */
+    double item_lr_decay;     /* --item-lr-decay: round r steps item rows at item lr * γ^(r-1) */
     bool centralized;         /* --centralized */
     uint64_t epochs;          /* --epochs N (centralized) */
-    int64_t threads;          /* --threads T (0 = all cores) */
+    uint64_t threads;         /* --threads T (0 = one per core) */
     uint64_t seed;            /* --seed S */
     uint64_t eval_every;      /* --eval-every N (0 = only at the end) */
     const char *out;          /* --out model.fr */
     const char *metrics_out;  /* --metrics-out metrics.jsonl */
     bool resume;              /* --resume */
     bool quiet;               /* --quiet: no progress lines */
-    /* strategy and federation knobs; NaN / 0 = the preset's */
+    /* strategy and federation knobs */
     double server_lr, server_momentum, mu, tau, beta1, beta2, availability;
     uint64_t negatives_per_pos; /* --neg K: sampled training negatives per positive */
     double l2;                  /* --l2 */
