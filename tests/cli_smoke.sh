@@ -186,4 +186,15 @@ mkdir -p "$deep"
 name=$(printf '%0*d' $((4091 - ${#deep} - 1)) 0)
 expect 1 "^fedrec train: the checkpoint: cannot write '$deep/$name\.ckpt': File name too long$" \
     "$bin" train --data "$tmp/r.tsv" --rounds 2000 --quiet --out "$deep/$name"
+# a model refuses other training data: the file changed since, or another file of the same shape
+awk -F'\t' 'BEGIN { OFS = "\t" } NR == 1 { $3 = ($3 == 5 ? 4 : 5) } { print }' "$tmp/r.tsv" >"$tmp/r2.tsv"
+"$bin" train --data "$tmp/r2.tsv" --model mf --rounds 2 --quiet --out "$tmp/fp.fr" 2>"$tmp/err" || fail "train for the fingerprint: $(cat "$tmp/err")"
+"$bin" eval --model "$tmp/fp.fr" >/dev/null 2>"$tmp/err" || fail "eval on its own data: $(cat "$tmp/err")"
+cp "$tmp/r.tsv" "$tmp/r2.tsv" # one rating differs now
+set +e
+"$bin" eval --model "$tmp/fp.fr" >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "model/data mismatch: the model was trained on" "$tmp/err" || fail "eval after the data changed: $rc $(cat "$tmp/err")"
+"$bin" recommend --model "$tmp/fp.fr" --data "$tmp/r.tsv" --user "$user" >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "model/data mismatch" "$tmp/err" || fail "recommend --data OTHER: $rc $(cat "$tmp/err")"
+set -e
 echo "cli_smoke: passed"

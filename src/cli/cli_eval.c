@@ -80,12 +80,24 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
         fprintf(stderr, "fedrec %s: %s: %s\n", cmd, model_path, fr_errmsg());
         return 1;
     }
-    /* The data source the model records, or the one given on the command line. */
+    /* The data source the model records, or the one given on the command line. A model
+     * that names no data and does not say it was trained on the built-in synthetic set
+     * (an empty provenance) has no data to fall back on. */
     fr_source src = l->prov.source;
+    if (!data && !src.data && !l->prov.synthetic) {
+        fprintf(stderr, "fedrec %s: %s records no data source; give --data (and --test, --negatives)\n", cmd,
+                model_path);
+        return 1;
+    }
     src.explicit_ratings = fr_model_kind_is_explicit(mc->kind);
     if (data) { src.data = data; src.test = test; src.negatives = negatives; }
     else { if (test) src.test = test; if (negatives) src.negatives = negatives; }
     if ((e = fr_data_load(&l->d, &src))) return cli_fail(e, cmd);
+    /* the training data must be the model's (a fingerprint in its provenance) */
+    if ((e = fr_provenance_check_data(&l->prov, l->d))) {
+        fprintf(stderr, "fedrec %s: %s: %s\n", cmd, model_path, fr_errmsg());
+        return 1;
+    }
     const fr_dataset *tr = fr_data_train(l->d);
     l->user_map = build_map(fr_dataset_users(tr), l->meta.user_ids, mc->n_users);
     l->item_map = build_map(fr_dataset_items(tr), l->meta.item_ids, mc->n_items);

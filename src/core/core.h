@@ -108,7 +108,7 @@ FR_NODISCARD fr_err fri_rd_end(const fri_rd *r, const char *what);
 typedef struct fri_latch {
     atomic_int err;     /* FR_OK or the first error */
     atomic_int ready;   /* the message of err is written */
-    char msg[512];      /* its message, with the prefix given to fri_latch_set */
+    char msg[8192];     /* its message, with the prefix given to fri_latch_set */
 } fri_latch;
 void fri_latch_reset(fri_latch *l);
 /* Records e (if it is the first) with "prefix: <this thread's message>" (prefix may be

@@ -5,7 +5,7 @@
 
 #include "core/core.h"
 
-static _Thread_local char tl_msg[1024];
+static _Thread_local char tl_msg[8192]; /* room for a PATH_MAX path and its reason */
 
 const char *fr_strerror(fr_err err) {
     switch (err) {
