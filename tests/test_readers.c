@@ -455,6 +455,60 @@ Test(readers, skip_bad_lines_counts) {
     cr_assert_eq(st.skipped, 1);
 }
 
+/* A file that repeats (user, item) pairs: one interaction each, the latest (equal times:
+ * the last line), counted in the load statistics and the dataset's info; a density of
+ * 150% was reported before. */
+Test(readers, duplicate_pairs_counted_and_dropped) {
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    cr_assert_eq(load(&d, "u.data", "1\t1\t5\t10\n1\t1\t3\t20\n1\t2\t4\t5\n2\t1\t2\t7\n1\t2\t1\t5\n1\t1\t4\t15\n",
+                      NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(st.lines, 6);
+    cr_assert_eq(st.duplicates, 3);
+    static const double rows[][4] = {{1, 1, 3, 20}, {1, 2, 1, 5}, {2, 1, 2, 7}};
+    check_rows(d, 3, rows, 2, 2);
+    fr_dataset_info in;
+    fr_dataset_info_compute(d, &in);
+    cr_assert_eq(in.duplicates, 3);
+    cr_assert_float_eq(in.density, 0.75, 1e-12);
+    fr_dataset_free(d);
+    /* Every reader path: CSV with a header, NCF dense ids, implicit delimited without times. */
+    cr_assert_eq(load(&d, "r.csv", "userId,movieId,rating,timestamp\n3,4,2.5,9\n3,4,4.5,9\n", NULL, &st), FR_OK);
+    cr_assert_eq(st.duplicates, 1);
+    static const double csv_rows[][4] = {{3, 4, 4.5, 9}};
+    check_rows(d, 1, csv_rows, 1, 1);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "x.rating", "0\t0\t1\t3\n0\t1\t1\t3\n0\t0\t5\t3\n1\t1\t1\t1\n", NULL, &st), FR_OK);
+    cr_assert_eq(st.duplicates, 1);
+    cr_assert_eq(fr_idmap_raw(fr_dataset_items(d), 1), 1); /* dense ids as before */
+    static const double ncf_rows[][4] = {{0, 0, 5, 3}, {0, 1, 1, 3}, {1, 1, 1, 1}};
+    check_rows(d, 3, ncf_rows, 2, 2);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "pairs.txt", "7;8\n7;9\n7;8\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(st.duplicates, 1);
+    cr_assert_eq(fr_dataset_n_interactions(d), 2);
+    fr_dataset_free(d);
+    /* No repeats: nothing counted. */
+    cr_assert_eq(load(&d, "u.data", "1\t1\t5\t10\n1\t2\t3\t10\n", NULL, &st), FR_OK);
+    cr_assert_eq(st.duplicates, 0);
+    fr_dataset_free(d);
+    /* A pair: each file on its own; a pair in both files stays in both. */
+    fr_dataset *tr = NULL, *te = NULL;
+    char *a = tu_write(dir, "a.tsv", "1\t1\t5\t1\n1\t1\t4\t2\n1\t2\t3\t1\n");
+    char *b = tu_write(dir, "b.tsv", "1\t2\t2\t3\n1\t2\t1\t3\n");
+    cr_assert_eq(fr_dataset_load_pair(&tr, &te, a, b, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(tr), 2);
+    cr_assert_eq(fr_dataset_n_interactions(te), 1);
+    fr_dataset_info_compute(te, &in);
+    cr_assert_eq(in.duplicates, 1);
+    static const double te_rows[][4] = {{1, 2, 1, 3}};
+    check_rows(te, 1, te_rows, 1, 2);
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    free(a);
+    free(b);
+}
+
 Test(readers, long_file_crosses_chunks) {
     /* ~3 MiB: lines straddle the 1 MiB read boundaries; every value is checked. */
     char *p = NULL;

@@ -2,7 +2,8 @@
  * partitions into clients, and a synthetic generator.
  *
  * A dataset holds interactions (user, item, rating, timestamp) in compressed rows by
- * user, each user's items ordered by (timestamp, item). Users and items have dense ids
+ * user, each user's items ordered by (timestamp, item), at most one interaction per
+ * (user, item) pair (a repeated pair keeps its latest; see fr_dataset_load). Users and items have dense ids
  * 0..n-1; the raw ids of the source file are kept in id maps (fr_idmap), shared by all
  * datasets made from one load (train and test of a split use one id space).
  * Datasets are immutable once built, so they may be read from many threads at once. */
@@ -79,23 +80,31 @@ typedef struct fr_load_stats {
     uint64_t skipped;       /* bad lines skipped (skip_bad_lines) */
     uint64_t first_bad_line;/* line number of the first skipped line, 0 if none */
     uint64_t bytes;         /* bytes read */
+    uint64_t duplicates;    /* repeated (user, item) pairs dropped (see fr_dataset_load) */
 } fr_load_stats;
 
-/* Loads one ratings file. Errors name the file and line: FR_ERR_IO (cannot open, is a
- * directory), FR_ERR_PARSE (wrong field count, non-numeric, id >= 2^31, truncated
- * last line, binary data), FR_ERR_RANGE (rating outside [rating_min, rating_max]),
- * FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. */
+/* Loads one ratings file. A (user, item) pair that appears more than once keeps one
+ * interaction, the latest by timestamp (at equal timestamps, or without timestamps, the
+ * last in the file), and stats->duplicates counts the rows dropped; every dataset is built
+ * this way (fr_dataset_load_pair, fr_dataset_from_arrays: "in the file" is "in the
+ * arrays"), so a dataset never holds a pair twice. Errors name the file and line:
+ * FR_ERR_IO (cannot open, is a directory), FR_ERR_PARSE (wrong field count, non-numeric,
+ * id >= 2^31, truncated last line, binary data), FR_ERR_RANGE (rating outside
+ * [rating_min, rating_max]), FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o,
                                     fr_load_stats *stats);
 
 /* Loads a training file and a test file into one id space (ml-100k's u1.base/u1.test,
  * NCF's train.rating/test.rating). Items or users seen only in the test file get ids
- * too, so every test interaction can be scored. */
+ * too, so every test interaction can be scored. Repeated pairs are dropped within each
+ * file as fr_dataset_load does (fr_dataset_info_compute counts them); a pair in both
+ * files stays in both. */
 FR_API FR_NODISCARD fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *train_path,
                                          const char *test_path, const fr_load_opts *o);
 
 /* Builds a dataset from arrays of raw ids (copied). ratings may be NULL (all 1),
- * times may be NULL (all 0). */
+ * times may be NULL (all 0). A repeated (user, item) pair keeps its latest row (equal
+ * times: the last in the arrays), as fr_dataset_load. */
 FR_API FR_NODISCARD fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users,
                                            const int64_t *items, const float *ratings,
                                            const int64_t *times);
@@ -106,7 +115,7 @@ FR_API uint32_t fr_dataset_n_users(const fr_dataset *d);
 FR_API uint32_t fr_dataset_n_items(const fr_dataset *d);
 FR_API uint64_t fr_dataset_n_interactions(const fr_dataset *d);
 FR_API bool fr_dataset_has_time(const fr_dataset *d);
-/* One user's interactions, ordered by (timestamp, item). Returns the count; any of the
+/* One user's interactions, ordered by (timestamp, item), each item once. Returns the count; any of the
  * out pointers may be NULL. The arrays belong to the dataset. */
 FR_API size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **items, const float **ratings,
                        const int64_t **times);
@@ -130,6 +139,7 @@ typedef struct fr_dataset_info {
     double per_user_q[5];        /* interactions per user: min, 25%, median, 75%, max */
     double per_item_q[5];
     int64_t time_min, time_max;  /* 0, 0 when there are no timestamps */
+    uint64_t duplicates;         /* repeated (user, item) pairs dropped when d was built */
 } fr_dataset_info;
 FR_API void fr_dataset_info_compute(const fr_dataset *d, fr_dataset_info *info);
 
