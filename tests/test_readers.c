@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "data/dataset.h"
+#include "data/read.h"
 #include "testutil.h"
 
 static char *dir;
@@ -533,6 +534,110 @@ Test(readers, long_file_crosses_chunks) {
     }
     fr_dataset_free(d);
     free(p);
+}
+
+/* A UTF-8 byte-order mark (EF BB BF) at the start of a file is not data: every reader
+ * skips it (a tab file took it for part of the first user id; a header-less CSV dropped
+ * its first row as a header). Only at the start: one elsewhere is still an error. */
+Test(readers, utf8_bom_stripped) {
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    cr_assert_eq(load(&d, "u.data", "\xEF\xBB\xBF" "196\t242\t3\t881250949\n186\t302\t3\t891717742\n"
+                      "22\t377\t1\t878887116\n196\t377\t5\t881251000\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(st.format, FR_FORMAT_ML100K);
+    cr_assert_eq(st.bytes, 3 + 79); /* the mark is read, not parsed */
+    check_rows(d, 4, small_rows, 3, 3);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "r.csv", "\xEF\xBB\xBF" "196,242,3,881250949\n186,302,3,891717742\n22,377,1,878887116\n"
+                      "196,377,5,881251000\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    check_rows(d, 4, small_rows, 3, 3);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "h.csv", "\xEF\xBB\xBF" "userId,movieId,rating,timestamp\n196,242,3,881250949\n", NULL, &st),
+                 FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(d), 1);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "x.rating", "\xEF\xBB\xBF" "0\t1\t5\t9\n1\t0\t4\t9\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(d), 2);
+    fr_dataset_free(d);
+    /* Delimited with a named header column: the first name is "user", not BOM + "user". */
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.format = FR_FORMAT_DELIMITED;
+    o.has_header = true;
+    o.col_user = "user";
+    o.col_item = "item";
+    cr_assert_eq(load(&d, "n.txt", "\xEF\xBB\xBF" "user;item\n4;5\n", &o, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(d), 1);
+    fr_dataset_free(d);
+    /* A BOM alone is an empty file; one after the start is binary data as before. */
+    cr_assert_eq(load(&d, "e.data", "\xEF\xBB\xBF", NULL, &st), FR_ERR_EMPTY);
+    cr_assert_eq(load(&d, "m.data", "1\t2\t3\t4\n\xEF\xBB\xBF" "1\t3\t3\t4\n", NULL, &st), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "m.data:2:"), "%s", fr_errmsg());
+    /* Parallel ranges start after the first line: the same rows. */
+    char *p = tu_write(dir, "big.data", "\xEF\xBB\xBF" "1\t2\t3\t4\n5\t6\t7\t8\n9\t10\t1\t12\n13\t14\t5\t16\n");
+    uint64_t before = fri_read_parallel_loads();
+    fri_read_set_parallel(1, 3);
+    cr_assert_eq(fr_dataset_load(&d, p, NULL, &st), FR_OK, "%s", fr_errmsg());
+    fri_read_set_parallel(0, 0);
+    cr_assert_eq(fri_read_parallel_loads(), before + 1);
+    cr_assert_eq(fr_dataset_n_interactions(d), 4);
+    cr_assert(find_row(d, 1, 2, NULL, NULL));
+    fr_dataset_free(d);
+    free(p);
+    /* test.negative */
+    fr_negatives *ng = NULL;
+    p = tu_write(dir, "t.negative", "\xEF\xBB\xBF" "(0,1)\t2\t3\n(1,0)\t2\n");
+    cr_assert_eq(fr_negatives_load(&ng, p, NULL), FR_OK, "%s", fr_errmsg());
+    const uint32_t *it;
+    cr_assert_eq(fr_negatives_user(ng, 0, &it), 2);
+    negs_free(ng);
+    free(p);
+}
+
+/* dir + "/ddd.../ddd" (directories made) until the path is at least len bytes. */
+static char *deep_dir(const char *base, size_t len, bool make) {
+    char *p = malloc(len + 512);
+    cr_assert_not_null(p);
+    strcpy(p, base);
+    while (strlen(p) < len) {
+        strcat(p, "/");
+        size_t at = strlen(p);
+        memset(p + at, 'd', 200);
+        p[at + 200] = '\0';
+        if (make) cr_assert_eq(mkdir(p, 0700), 0);
+    }
+    return p;
+}
+
+/* A long path never pushes the line number and the reason out of the message (the
+ * message holds 1 KiB: a 1500-byte path used to leave nothing but the path). */
+Test(readers, long_paths_keep_the_reason) {
+    char *deep = deep_dir(dir, 1500, true);
+    char *p = tu_write(deep, "u.data", "1\t2\t3\t4\n1\tx\t3\t4\n");
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_dataset_load(&d, p, NULL, NULL), FR_ERR_PARSE);
+    const char *m = fr_errmsg();
+    cr_assert(strncmp(m, "...", 3) == 0, "%s", m);
+    cr_assert(strstr(m, "dd/u.data:2: item id \"x\" is not a number; expected an integer"), "%s", m);
+    cr_assert_lt(strlen(m), 400);
+    free(p);
+    if (asprintf(&p, "%s/none.data", deep) < 0) abort();
+    cr_assert_eq(fr_dataset_load(&d, p, NULL, NULL), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), "dd/none.data: cannot open: No such file or directory"), "%s", fr_errmsg());
+    free(p);
+    /* Past the system's limit: the reason says so, with the path's length. */
+    char *deeper = deep_dir(deep, 4300, false);
+    if (asprintf(&p, "%s/u.data", deeper) < 0) abort();
+    cr_assert_eq(fr_dataset_load(&d, p, NULL, NULL), FR_ERR_IO);
+    char want[96];
+    snprintf(want, sizeof want, "cannot open: File name too long (a path of %zu bytes)", strlen(p));
+    cr_assert(strstr(fr_errmsg(), want), "%s", fr_errmsg());
+    fr_negatives *ng = NULL;
+    cr_assert_eq(fr_negatives_load(&ng, p, NULL), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), want), "%s", fr_errmsg());
+    free(p);
+    free(deeper);
+    free(deep);
 }
 
 /* ------------------------------------------------------------ negatives */

@@ -358,6 +358,32 @@ Test(write, ncf_and_tsv_exact_bytes) {
     fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
 }
 
+/* Long output paths: written when the system takes them (no fixed buffer), and past its
+ * limit an error that keeps its reason and names the length. */
+Test(write, long_paths) {
+    fr_dataset *d = grid(6, 5), *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    char *dir = tu_tmpdir();
+    char *out = malloc(5000);
+    strcpy(out, dir);
+    while (strlen(out) < 3700) strcat(out, "/dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
+    cr_assert_eq(fr_dataset_write_ncf(out, tr, te, NULL), FR_OK, "%s", fr_errmsg());
+    char *p = malloc(strlen(out) + 32);
+    sprintf(p, "%s/train.rating", out);
+    char *txt = tu_slurp(p, NULL);
+    cr_assert_not_null(txt);
+    free(txt);
+    while (strlen(out) < 4300) strcat(out, "/dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
+    cr_assert_eq(fr_dataset_write_ncf(out, tr, te, NULL), FR_ERR_IO);
+    cr_assert(strncmp(fr_errmsg(), "...", 3) == 0, "%s", fr_errmsg());
+    cr_assert(strstr(fr_errmsg(), ": cannot create directory: File name too long (a path of "), "%s", fr_errmsg());
+    tu_rmtree(dir);
+    free(dir);
+    free(out);
+    free(p);
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
+}
+
 Test(write, rejects_mismatched_id_spaces) {
     fr_dataset *a = grid(5, 5), *b = grid(6, 5);
     cr_assert_eq(fr_dataset_write_ncf("/tmp/never-written", a, b, NULL), FR_ERR_INVALID);

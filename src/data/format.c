@@ -97,11 +97,11 @@ static fr_err resolve_col(const fri_rdctx *c, const char *want, const char *what
     int num = col_number(want);
     if (num > 0) {
         if (num > FRI_MAX_FIELDS)
-            return fri_fail(FR_ERR_INVALID, "%s: %s column %d; expected at most %d", c->path, what, num, FRI_MAX_FIELDS);
+            return fri_fail(FR_ERR_INVALID, "%s%s: %s column %d; expected at most %d", FRI_PATH(c->path), what, num, FRI_MAX_FIELDS);
         *out = num - 1;
         return FR_OK;
     }
-    if (!hdr) return fri_fail(FR_ERR_INVALID, "%s: %s column \"%s\" is a name but the file has no header", c->path, what, want);
+    if (!hdr) return fri_fail(FR_ERR_INVALID, "%s%s: %s column \"%s\" is a name but the file has no header", FRI_PATH(c->path), what, want);
     for (int k = 0; k < hdr->n && k < FRI_MAX_FIELDS; k++) {
         const char *s = hdr->s[k];
         size_t n = hdr->len[k];
@@ -109,7 +109,7 @@ static fr_err resolve_col(const fri_rdctx *c, const char *want, const char *what
         if (n >= 2 && s[0] == '"' && s[n - 1] == '"') { s++; n -= 2; }
         if (strlen(want) == n && strncmp(s, want, n) == 0) { *out = k; return FR_OK; }
     }
-    return fri_fail(FR_ERR_PARSE, "%s:1: no column named \"%s\" (the %s column) in the header", c->path, want, what);
+    return fri_fail(FR_ERR_PARSE, "%s%s:1: no column named \"%s\" (the %s column) in the header", FRI_PATH(c->path), want, what);
 }
 
 static int max4(int a, int b, int cc, int d) {
@@ -146,11 +146,11 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
         else {
             long k = fri_text_control_byte(first, n);
             if (k >= 0)
-                return fri_fail(FR_ERR_PARSE, "%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
-                                c->path, (unsigned long long)c->line, (unsigned char)first[k], k + 1);
+                return fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
+                                FRI_PATH(c->path), (unsigned long long)c->line, (unsigned char)first[k], k + 1);
             return fri_fail(FR_ERR_PARSE,
-                            "%s:%llu: cannot detect the format from \"%.*s\"; expected fields separated by tab, "
-                            "',', ';', '|' or '::'", c->path, (unsigned long long)c->line, FRI_VAL(first, n));
+                            "%s%s:%llu: cannot detect the format from \"%.*s\"; expected fields separated by tab, "
+                            "',', ';', '|' or '::'", FRI_PATH(c->path), (unsigned long long)c->line, FRI_VAL(first, n));
         }
         if (fmt == FR_FORMAT_DELIMITED) {
             /* Auto columns: header names or positions. */
@@ -174,9 +174,9 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
                     else if (sp->ct < 0 && name_in(s, ln, tn)) sp->ct = k;
                 }
                 if (sp->cu < 0 || sp->ci < 0)
-                    return fri_fail(FR_ERR_PARSE, "%s:%llu: header \"%.*s\" names no user and item columns; "
+                    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: header \"%.*s\" names no user and item columns; "
                                     "expected e.g. userId and movieId (or set the columns)",
-                                    c->path, (unsigned long long)c->line, FRI_VAL(first, n));
+                                    FRI_PATH(c->path), (unsigned long long)c->line, FRI_VAL(first, n));
             } else {
                 sp->cr = f.n >= 3 ? 2 : -1;
                 sp->ct = f.n >= 4 ? 3 : -1;

@@ -76,9 +76,9 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
     }
     if (skipped) fr_errmsg_clear();
     if (!have_spec)
-        e = fri_fail(FR_ERR_EMPTY, "%s: empty file; expected ratings", path);
+        e = fri_fail(FR_ERR_EMPTY, "%s%s: empty file; expected ratings", FRI_PATH(path));
     else if (rows->n == rows_before)
-        e = fri_fail(FR_ERR_EMPTY, "%s: no ratings (%llu lines, %llu skipped as bad)", path,
+        e = fri_fail(FR_ERR_EMPTY, "%s%s: no ratings (%llu lines, %llu skipped as bad)", FRI_PATH(path),
                      (unsigned long long)lines, (unsigned long long)skipped);
 done:
     if (stats) {
