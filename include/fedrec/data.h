@@ -3,10 +3,16 @@
  *
  * A dataset holds interactions (user, item, rating, timestamp) in compressed rows by
  * user, each user's items ordered by (timestamp, item), at most one interaction per
- * (user, item) pair (a repeated pair keeps its latest; see fr_dataset_load). Users and items have dense ids
- * 0..n-1; the raw ids of the source file are kept in id maps (fr_idmap), shared by all
- * datasets made from one load (train and test of a split use one id space).
- * Datasets are immutable once built, so they may be read from many threads at once. */
+ * (user, item) pair (a repeated pair keeps its latest; see fr_dataset_load). Users and
+ * items have dense ids 0..n-1; the raw ids of the source file are kept in id maps
+ * (fr_idmap), shared by all datasets made from one load (train and test of a split use
+ * one id space).
+ * Datasets are immutable once built, so they may be read from many threads at once.
+ *
+ * Text files: every reader here (ratings, NCF .negative, metadata) skips a UTF-8
+ * byte-order mark (EF BB BF) at the start of a file; one anywhere else is binary data.
+ * Error messages name the file, line, value and what was expected; a path longer than 200
+ * bytes appears as "..." and its last 200 bytes, so the reason always fits. */
 #ifndef FEDREC_DATA_H
 #define FEDREC_DATA_H
 
@@ -40,6 +46,10 @@ FR_API const char *fr_meta_item_title(const fr_meta *m, uint32_t item);
 FR_API const char *fr_meta_item_genres(const fr_meta *m, uint32_t item);
 /* A user attribute by name ("age", "gender", "occupation", "zip"), or NULL. */
 FR_API const char *fr_meta_user_attr(const fr_meta *m, uint32_t user, const char *name);
+/* Malformed metadata lines that were skipped (fr_dataset_load_meta: a bad line costs that
+ * line only), and in *first (may be NULL) the first one's message naming file, line,
+ * value and what was expected, or NULL when none; the string belongs to m. */
+FR_API uint64_t fr_meta_skipped(const fr_meta *m, const char **first);
 
 /* ------------------------------------------------------------------ datasets */
 
@@ -124,8 +134,14 @@ FR_API bool fr_dataset_has(const fr_dataset *d, uint32_t user, uint32_t item);
 FR_API const fr_idmap *fr_dataset_users(const fr_dataset *d);
 FR_API const fr_idmap *fr_dataset_items(const fr_dataset *d);
 FR_API const fr_meta *fr_dataset_meta(const fr_dataset *d);
-/* Attaches item/user metadata found beside the ratings file (u.item + u.user,
- * movies.dat + users.dat, movies.csv). Missing files are not an error. */
+/* Attaches item/user metadata found beside the ratings file (u.item + u.genre + u.user,
+ * movies.dat + users.dat, movies.csv), replacing what d had. Missing files are not an
+ * error. A malformed line (binary data, a wrong field count, a bad id, genre flag or
+ * genre index) is skipped: its item or user gets nothing from it, the rest of the file
+ * loads, and fr_meta_skipped counts it and keeps the first message. A file with bad lines
+ * and no usable line is FR_ERR_PARSE (the first bad line's message), as are FR_ERR_IO
+ * and FR_ERR_NOMEM errors; d's metadata is then unchanged. A UTF-8 byte-order mark at the
+ * start of a file is skipped. Paths have no length limit. */
 FR_API FR_NODISCARD fr_err fr_dataset_load_meta(fr_dataset *d, const char *dir);
 
 /* Summary statistics for `fedrec data info`. */

@@ -629,6 +629,7 @@ void fri_meta_free(fr_meta *m) {
     }
     fri_free(m->attr_names);
     fri_free(m->attrs);
+    fri_free(m->first_bad);
     fri_free(m);
 }
 
@@ -638,6 +639,11 @@ const char *fr_meta_item_title(const fr_meta *m, uint32_t item) {
 
 const char *fr_meta_item_genres(const fr_meta *m, uint32_t item) {
     return m && m->genres && item < m->n_items ? m->genres[item] : NULL;
+}
+
+uint64_t fr_meta_skipped(const fr_meta *m, const char **first) {
+    if (first) *first = m ? m->first_bad : NULL;
+    return m ? m->skipped : 0;
 }
 
 const char *fr_meta_user_attr(const fr_meta *m, uint32_t user, const char *name) {

@@ -26,6 +26,8 @@ struct fr_meta {
     uint32_t n_attrs;
     char **attr_names; /* [n_attrs] */
     char ***attrs;     /* [n_attrs][n_users] */
+    uint64_t skipped;  /* malformed lines skipped */
+    char *first_bad;   /* the first one's message, or NULL */
 };
 
 struct fr_dataset {
