@@ -158,6 +158,37 @@ Test(readers, detection) {
     cr_assert_null(d);
 }
 
+/* An NCF test.negative file given as ratings is named for what it is (it was called a
+ * header without user and item columns). */
+Test(readers, negative_file_is_not_ratings) {
+    static const char *const names[] = {"test.negative", "x.txt", "y.rating"};
+    static const char *const texts[] = {"(0,25)\t1064\t174\t2791\n(1,133)\t1072\t3154\n", "(3,4)\n", "\n(0,1) 7 8\n"};
+    for (int k = 0; k < 3; k++) {
+        fr_dataset *d = NULL;
+        cr_assert_eq(load(&d, names[k], texts[k], NULL, NULL), FR_ERR_PARSE, "%s", names[k]);
+        char want[128];
+        snprintf(want, sizeof want, "%s:%d: an NCF .negative file (evaluation negatives), not ratings", names[k],
+                 k == 2 ? 2 : 1);
+        cr_assert(strstr(fr_errmsg(), want), "%s", fr_errmsg());
+        cr_assert_null(d);
+    }
+    /* Also when a ratings format is named; not when a delimited file declares a header. */
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.format = FR_FORMAT_NCF;
+    fr_dataset *d = NULL;
+    cr_assert_eq(load(&d, "t.negative", "(0,25)\t1064\n", &o, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "an NCF .negative file"), "%s", fr_errmsg());
+    o.format = FR_FORMAT_DELIMITED;
+    o.has_header = true;
+    o.delimiter = "\t";
+    cr_assert_eq(load(&d, "h.txt", "(0,1)\tb\n3\t4\n", &o, NULL), FR_OK, "%s", fr_errmsg());
+    fr_dataset_free(d);
+    /* A value in parentheses that is not the pair shape is left to the usual messages. */
+    cr_assert_eq(load(&d, "p.txt", "(a,1)\t2\t3\t4\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert_null(strstr(fr_errmsg(), ".negative"), "%s", fr_errmsg());
+}
+
 Test(readers, delimited_auto_header_and_positions) {
     fr_dataset *d = NULL;
     cr_assert_eq(load(&d, "h.txt", "ts;score;item;user\n100;4.5;7;3\n200;2;8;3\n", NULL, NULL), FR_OK, "%s",

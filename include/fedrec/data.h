@@ -99,7 +99,7 @@ typedef struct fr_load_stats {
  * this way (fr_dataset_load_pair, fr_dataset_from_arrays: "in the file" is "in the
  * arrays"), so a dataset never holds a pair twice. Errors name the file and line:
  * FR_ERR_IO (cannot open, is a directory), FR_ERR_PARSE (wrong field count, non-numeric,
- * id >= 2^31, truncated last line, binary data), FR_ERR_RANGE (rating outside
+ * id >= 2^31, truncated last line, binary data, an NCF .negative file), FR_ERR_RANGE (rating outside
  * [rating_min, rating_max]), FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o,
                                     fr_load_stats *stats);

@@ -9,6 +9,8 @@
  *      else                                                -> DELIMITED (',')
  *   5. the line contains ';' or '|'                        -> DELIMITED (that char)
  *   otherwise the format cannot be detected (FR_ERR_PARSE).
+ * A first line "(user,item)" followed by tabs is an NCF test.negative file, not ratings:
+ * an error that says so, whatever the format (unless a delimited file declares a header).
  * An auto-detected DELIMITED file takes its columns from a header (user/userId/user_id,
  * item/itemId/movieId..., rating/score, timestamp/time) when the first line is not numeric,
  * else by position: user, item, [rating, [timestamp]]. FR_FORMAT_DELIMITED takes the
@@ -123,9 +125,27 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+/* Whether a line is an NCF test.negative line: "(digits,digits)" then the end, a tab or
+ * a space. */
+static bool negative_line(const char *s, size_t n) {
+    const char *p = s, *end = s + n;
+    while (p < end && *p == ' ') p++;
+    if (p == end || *p++ != '(') return false;
+    for (int k = 0; k < 2; k++) {
+        const char *q = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == q || p == end || *p++ != (k ? ')' : ',')) return false;
+    }
+    return p == end || *p == '\t' || *p == ' ';
+}
+
 fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
     fri_spec *sp = &c->sp;
     const fr_load_opts *o = c->o;
+    if (!(fmt == FR_FORMAT_DELIMITED && o->has_header) && negative_line(first, n))
+        return fri_fail(FR_ERR_PARSE, "%s%s:%llu: an NCF .negative file (evaluation negatives), not ratings: the line "
+                        "starts \"%.*s\"; expected a ratings file (user, item, rating, timestamp)", FRI_PATH(c->path),
+                        (unsigned long long)c->line, FRI_VAL(first, n));
     memset(sp, 0, sizeof *sp);
     sp->cu = 0; sp->ci = 1; sp->cr = 2; sp->ct = 3;
     sp->nf_min = sp->nf_max = 4;
