@@ -168,16 +168,29 @@ typedef enum fr_split_kind {
 } fr_split_kind;
 
 /* Splits d into train and test over the same id space. Users with a single interaction
- * keep it in train for LOO. */
+ * keep it in train for LOO. A split that would leave train or test empty is FR_ERR_EMPTY,
+ * naming what was asked and what the data gives ("split loo: each of the 3 users has a
+ * single interaction...", "split temporal:0.9: 3 interactions give 3 to train and 0 to
+ * test..."); FR_ERR_INVALID, FR_ERR_RANGE (bad arguments), FR_ERR_NOMEM. Both outputs are
+ * NULL on failure. */
 FR_API FR_NODISCARD fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed,
                              fr_dataset **train, fr_dataset **test);
 
 /* Evaluation negatives: for each user, `per_user` items. */
 typedef struct fr_negatives fr_negatives;
-/* Samples per_user distinct items per user uniformly from those the user never touched
- * in `all` (train + test), seeded. Users with too few such items get all of them. */
+/* Samples per_user distinct items for each user with a test interaction, uniformly from
+ * those the user never touched in `all` (train + test), seeded. A user with fewer such
+ * items gets all of them: a partial result, counted by fr_negatives_short for the caller
+ * to report. FR_ERR_EMPTY when per_user > 0 and nothing can be drawn (the test set has no
+ * interaction, or no test user has an untouched item), naming what was asked and the
+ * catalogue's size; FR_ERR_INVALID (NULL arguments, two id spaces), FR_ERR_NOMEM. *out is
+ * NULL on failure. */
 FR_API FR_NODISCARD fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_dataset *test,
                                         uint32_t per_user, uint64_t seed);
+/* Test users that got fewer negatives than fr_negatives_sample was asked for, and in
+ * *fewest (may be NULL) the fewest any test user got. 0 and 0 for NULL and for negatives
+ * read from a file (nothing was asked). */
+FR_API uint32_t fr_negatives_short(const fr_negatives *n, uint32_t *fewest);
 /* Reads an NCF test.negative file ("(user,item)\tneg1\tneg2..."). Raw ids are mapped to
  * dense ids through the id maps of `like` (the training set the negatives go with; an id
  * it does not know is FR_ERR_RANGE naming file and line); like NULL: the ids are dense

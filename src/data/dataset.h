@@ -48,6 +48,8 @@ struct fr_negatives {
     uint32_t n_users;
     uint64_t *ptr;     /* [n_users+1] offsets into items */
     uint32_t *items;   /* dense item ids */
+    uint32_t n_short;  /* sampled: test users given fewer than asked (0 when read) */
+    uint32_t fewest;   /* sampled: the fewest any test user got (0 when read) */
 };
 
 /* Whether x is in the ascending array a[0..n) (binary search). */
