@@ -191,6 +191,11 @@ Test(split, empty_side_is_an_error) {
     cr_assert_null(tr);
     cr_assert_null(te);
     fr_dataset_free(d);
+    int64_t u1[] = {1}, i1[] = {4};
+    cr_assert_eq(fr_dataset_from_arrays(&d, 1, u1, i1, NULL, t), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_ERR_EMPTY);
+    cr_assert(strstr(fr_errmsg(), "split loo: the one user has a single interaction"), "%s", fr_errmsg());
+    fr_dataset_free(d);
     /* One user with two interactions is enough for LOO. */
     int64_t u2[] = {1, 2, 2}, i2[] = {4, 5, 6};
     cr_assert_eq(fr_dataset_from_arrays(&d, 3, u2, i2, NULL, t), FR_OK);

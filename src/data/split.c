@@ -95,6 +95,9 @@ static fr_err mark(const fr_dataset *d, fr_split_kind kind, double ratio, uint64
 static fr_err empty_side(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed, uint64_t n_test) {
     unsigned long long n = (unsigned long long)d->n, nt = (unsigned long long)n_test;
     if (d->n == 0) return fri_fail(FR_ERR_EMPTY, "split: the dataset has no interaction");
+    if (kind == FR_SPLIT_LOO && d->n_users == 1)
+        return fri_fail(FR_ERR_EMPTY, "split loo: the one user has a single interaction, so none can be held out; "
+                        "expected a user with two or more");
     if (kind == FR_SPLIT_LOO)
         return fri_fail(FR_ERR_EMPTY, "split loo: each of the %u users has a single interaction, so none can be held "
                         "out; expected a user with two or more", d->n_users);
