@@ -262,38 +262,56 @@ typedef struct sort_ctx {
     const uint64_t *ptr; /* CSR offsets */
     int item_passes;     /* 8-bit digits of the largest item id */
     fri_rows *rows;      /* bucketed by user, each user's rows in input order */
-    size_t stride;       /* scratch rows per worker (max degree, at least 4) */
+    size_t stride;       /* scratch rows per worker (max degree) */
     row_key *tmp;        /* [workers * stride] */
     uint64_t *kept;      /* [users] rows each user keeps after dropping repeated pairs */
 } sort_ctx;
 
 /* Drops the repeats of a user's (time, item)-ordered rows [lo, lo + m): of each item's
- * rows the last one (the latest; at one time the last in input order) stays. Walks the
- * rows latest first through an open-addressing set of the items seen, in scratch of at
- * least 16 m bytes; then compacts the rows and the item-sorted copy s in place. Returns
- * the rows kept. Only users with a repeat come here. */
+ * rows the last one (the latest; at one time the last in input order) stays. The items
+ * that repeat are few: listed ascending from the item-sorted copy s, each row is looked up
+ * among them only (a 1024-bit hash filter, then a binary search over the short list),
+ * walking the rows latest first.
+ * scratch holds at least 5 m bytes. Compacts the rows and s in place; returns the rows
+ * kept. Only users with a repeat come here. */
 static size_t drop_repeats(fri_rows *rows, size_t lo, size_t m, uint32_t *s, void *scratch) {
-    size_t cap = 16;
-    while (cap < 2 * m) cap *= 2;
-    uint32_t *set = scratch, mask = (uint32_t)(cap - 1);
-    memset(set, 0xff, cap * sizeof *set);
+    uint32_t *rep = scratch; /* [nr] items seen more than once, ascending */
+    size_t nr = 0, first_rep = 0;
+    for (size_t x = 1; x < m; x++)
+        if (s[x] == s[x - 1] && (nr == 0 || rep[nr - 1] != s[x])) {
+            if (!nr) first_rep = x;
+            rep[nr++] = s[x];
+        }
+    uint8_t *seen = (uint8_t *)(rep + nr);
+    memset(seen, 0, nr);
+    uint64_t filter[16] = {0}; /* 1024 bits of a hash of the repeated items: most rows miss */
+#define REP_BIT(it) (((it) * 0x9E3779B1u) >> 22)
+    for (size_t j = 0; j < nr; j++) filter[REP_BIT(rep[j]) >> 6] |= 1ull << (REP_BIT(rep[j]) & 63);
+    size_t keep_to = m; /* rows before the earliest drop stay where they are */
     for (size_t x = m; x-- > 0;) {
-        uint32_t it = rows->item[lo + x], h = (it * 0x9E3779B1u) & mask;
-        while (set[h] != UINT32_MAX && set[h] != it) h = (h + 1) & mask;
-        if (set[h] == it) rows->item[lo + x] = UINT32_MAX; /* dense ids are < 2^31: a free mark */
-        else set[h] = it;
+        uint32_t it = rows->item[lo + x];
+        if (!(filter[REP_BIT(it) >> 6] >> (REP_BIT(it) & 63) & 1)) continue;
+        size_t a = 0, b = nr;
+        while (a < b) {
+            size_t mid = a + (b - a) / 2;
+            if (rep[mid] < it) a = mid + 1; else b = mid;
+        }
+        if (a == nr || rep[a] != it) continue;
+        if (seen[a]) { rows->item[lo + x] = UINT32_MAX; keep_to = x; } /* dense ids are < 2^31: a free mark */
+        seen[a] = 1;
     }
-    size_t k = 0;
-    for (size_t x = 0; x < m; x++) {
+#undef REP_BIT
+    size_t k = keep_to;
+    for (size_t x = keep_to; x < m; x++) {
         if (rows->item[lo + x] == UINT32_MAX) continue;
         rows->item[lo + k] = rows->item[lo + x];
         rows->rating[lo + k] = rows->rating[lo + x];
         rows->time[lo + k] = rows->time[lo + x];
         k++;
     }
-    size_t j = 0;
-    for (size_t x = 0; x < m; x++)
-        if (x == 0 || s[x] != s[x - 1]) s[j++] = s[x];
+    size_t j = first_rep; /* s[0, first_rep) holds no repeat */
+    for (size_t x = first_rep; x < m; x++)
+        if (s[x] != s[j - 1]) s[j++] = s[x];
     return k;
 }
 
@@ -343,7 +361,7 @@ static void sort_user(void *ctxp, size_t u, int worker) {
             rows->user[lo + x] = tmp[x].item;
         }
     }
-    /* tmp is copied out: its bytes (24 a row) serve as radix and set scratch. */
+    /* tmp is copied out: its bytes (24 a row) serve as radix and repeat-list scratch. */
     uint32_t *s = rows->user + lo;
     if (m >= 64 * (size_t)c->item_passes && c->item_passes <= 3)
         radix_u32(s, (uint32_t *)tmp, m, c->item_passes);
@@ -419,7 +437,7 @@ fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_i
     if (n >= ((size_t)1 << 20) && fr_pool_create(&pool, 0) != FR_OK) pool = NULL;
     int workers = fr_pool_size(pool);
     sort_ctx sc = {d->ptr, ni <= 256 ? 1 : ni <= 65536 ? 2 : ni <= (1u << 24) ? 3 : 4, rows,
-                   (size_t)(maxdeg > 4 ? maxdeg : 4), NULL, cursor}; /* >= 64 bytes: the set of 16 */
+                   (size_t)(maxdeg ? maxdeg : 1), NULL, cursor};
     sc.tmp = fri_malloc((size_t)workers * sc.stride * sizeof *sc.tmp);
     if (!sc.tmp) { fr_pool_free(pool); err = FR_ERR_NOMEM; goto fail; }
     fr_pool_for(pool, nu, 64, sort_user, &sc);
