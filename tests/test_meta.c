@@ -128,20 +128,92 @@ static void expect_bad(const char *name, const char *text, const char *sub) {
     fr_dataset_free(d);
 }
 
+/* A file with a bad line and a good one: the bad line is skipped and counted with its
+ * message, the good one loads. (These were errors for the whole file before.) */
+static void expect_skipped(const char *name, const char *text, const char *sub) {
+    char sub_dir[4096];
+    static int k;
+    snprintf(sub_dir, sizeof sub_dir, "%s/skip%d", dir, k++);
+    cr_assert_eq(mkdir(sub_dir, 0700), 0);
+    free(tu_write(sub_dir, name, text));
+    if (strcmp(name, "u.genre") == 0) { /* u.genre alone attaches nothing: give it a u.item */
+        char item[256];
+        snprintf(item, sizeof item, "1|T|||u|%s\n", flags("b"));
+        free(tu_write(sub_dir, "u.item", item));
+    }
+    fr_dataset *d = small();
+    fr_err e = fr_dataset_load_meta(d, sub_dir);
+    cr_assert_eq(e, FR_OK, "%s: %d %s", name, e, fr_errmsg());
+    cr_assert_str_eq(fr_errmsg(), "");
+    const char *first = NULL;
+    cr_assert_eq(fr_meta_skipped(fr_dataset_meta(d), &first), 1, "%s", name);
+    cr_assert_not_null(first);
+    cr_assert(strstr(first, sub), "missing \"%s\" in \"%s\"", sub, first);
+    fr_dataset_free(d);
+}
+
 Test(meta, bad_files) {
     expect_bad("u.item", "1|Toy Story|x\n", "u.item:1: expected 24 fields separated by '|', got 3");
     char line[512];
     snprintf(line, sizeof line, "1|T|||u|%s\nx1|T|||u|%s\n", flags(""), flags(""));
-    expect_bad("u.item", line, "u.item:2: item id \"x1\"");
+    expect_skipped("u.item", line, "u.item:2: item id \"x1\"");
     snprintf(line, sizeof line, "1|T|||u|%s\n", "0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|2");
     expect_bad("u.item", line, "u.item:1: genre flag 19 \"2\"");
     expect_bad("u.user", "1|24|M|technician\n", "u.user:1: expected 5 fields");
-    expect_bad("users.dat", "1::F::1::10::48067\n\x01\x02\x03\n", "users.dat:2: binary data");
+    expect_skipped("users.dat", "1::F::1::10::48067\n\x01\x02\x03\n", "users.dat:2: binary data");
     expect_bad("movies.dat", "1::Toy Story (1995)\n", "movies.dat:1: expected 3 fields separated by '::', got 2");
     expect_bad("movies.csv", "movieId,title,genres\n1,\"open,Drama\n", "movies.csv:2: quoted field never closed");
     expect_bad("movies.csv", "movieId,title,genres\n1,a,b,c\n", "movies.csv:2: expected 3 fields");
-    expect_bad("movies.csv", "movieId,title,genres\n1,a,b\nzz,a,b\n", "movies.csv:3: movie id \"zz\"");
-    expect_bad("u.genre", "Action|1\nBad|40\n", "u.genre:2: genre index \"40\"");
+    expect_skipped("movies.csv", "movieId,title,genres\n1,a,b\nzz,a,b\n", "movies.csv:3: movie id \"zz\"");
+    expect_skipped("u.genre", "Action|1\nBad|40\n", "u.genre:2: genre index \"40\"");
+    expect_skipped("movies.csv", "movieId,title,genres\n1,\"a\"x,b\n2,c,d\n", "movies.csv:2: 'x' after a closing quote");
+    /* A file of nothing but bad lines is not what its name says: an error for it. */
+    expect_bad("u.user", "x|1|M|a|1\ny|2|F|b|2\n", "u.user:1: user id \"x\"");
+    cr_assert(strstr(fr_errmsg(), "no line of the file was usable"), "%s", fr_errmsg());
+}
+
+/* One control byte in one title costs that item's title, not every title. */
+Test(meta, one_bad_line_costs_that_line) {
+    fr_dataset *d = small();
+    char item[1024];
+    int n = snprintf(item, sizeof item, "1|Toy Story (1995)|||u|%s\n", flags("d"));
+    n += snprintf(item + n, sizeof item - (size_t)n, "2|Bad\x01title|||u|%s\n", flags("e"));
+    snprintf(item + n, sizeof item - (size_t)n, "3|Third (1990)|||u|%s\n", flags("f"));
+    put("u.item", item);
+    put("u.user", "1|24|M|technician|85711\n2|x|F\n5|33|F|other|15213\n");
+    cr_assert_eq(fr_dataset_load_meta(d, dir), FR_OK, "%s", fr_errmsg());
+    const fr_meta *m = fr_dataset_meta(d);
+    cr_assert_str_eq(fr_meta_item_title(m, 0), "Toy Story (1995)");
+    cr_assert_null(fr_meta_item_title(m, 1));
+    cr_assert_null(fr_meta_item_genres(m, 1));
+    cr_assert_str_eq(fr_meta_item_title(m, 2), "Third (1990)");
+    cr_assert_str_eq(fr_meta_item_genres(m, 2), "Comedy");
+    cr_assert_str_eq(fr_meta_user_attr(m, 0, "age"), "24");
+    cr_assert_null(fr_meta_user_attr(m, 1, "age"));
+    cr_assert_str_eq(fr_meta_user_attr(m, 2, "zip"), "15213");
+    const char *first = NULL;
+    cr_assert_eq(fr_meta_skipped(m, &first), 2);
+    cr_assert(strstr(first, "u.item:2: binary data (byte 0x01 at column 6)"), "%s", first);
+    cr_assert_eq(fr_meta_skipped(NULL, &first), 0);
+    cr_assert_null(first);
+    fr_dataset_free(d);
+}
+
+/* A UTF-8 byte-order mark at the start of a metadata file is not part of the first id. */
+Test(meta, utf8_bom_stripped) {
+    fr_dataset *d = small();
+    char item[512];
+    snprintf(item, sizeof item, "\xEF\xBB\xBF" "1|Toy Story (1995)|||u|%s\n", flags("d"));
+    put("u.item", item);
+    put("movies.csv", "\xEF\xBB\xBF" "movieId,title,genres\n2,B,Drama\n");
+    put("users.dat", "\xEF\xBB\xBF" "1::F::1::10::48067\n");
+    cr_assert_eq(fr_dataset_load_meta(d, dir), FR_OK, "%s", fr_errmsg());
+    const fr_meta *m = fr_dataset_meta(d);
+    cr_assert_str_eq(fr_meta_item_title(m, 0), "Toy Story (1995)");
+    cr_assert_str_eq(fr_meta_item_title(m, 1), "B");
+    cr_assert_str_eq(fr_meta_user_attr(m, 0, "gender"), "F");
+    cr_assert_eq(fr_meta_skipped(m, NULL), 0);
+    fr_dataset_free(d);
 }
 
 Test(meta, alloc_failure_sweep) {
@@ -201,6 +273,39 @@ Test(meta, shared_ml100k) {
             t++;
         }
     }
+    fr_dataset_free(d);
+    free(p);
+}
+
+/* A directory path of ~4000 bytes (the system's limit is 4096): allocated, not built in a
+ * fixed buffer; past the system's limit, an error that names the path's length. */
+Test(meta, long_directory_path) {
+    size_t cap = strlen(dir) + 5000;
+    char *p = malloc(cap);
+    cr_assert_not_null(p);
+    strcpy(p, dir);
+    char part[201];
+    memset(part, 'd', 200);
+    part[200] = '\0';
+    while (strlen(p) < 3800) {
+        strcat(p, "/");
+        strcat(p, part);
+        cr_assert_eq(mkdir(p, 0700), 0, "%zu", strlen(p));
+    }
+    char item[512];
+    snprintf(item, sizeof item, "1|Toy Story (1995)|||u|%s\n", flags("d"));
+    free(tu_write(p, "u.item", item));
+    fr_dataset *d = small();
+    cr_assert_eq(fr_dataset_load_meta(d, p), FR_OK, "%s", fr_errmsg());
+    cr_assert_str_eq(fr_meta_item_title(fr_dataset_meta(d), 0), "Toy Story (1995)");
+    while (strlen(p) < 4200) { /* past 4096 bytes: the system refuses it */
+        strcat(p, "/");
+        strcat(p, part);
+    }
+    cr_assert_eq(fr_dataset_load_meta(d, p), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), "u.genre: cannot stat: File name too long (a path of "), "%s", fr_errmsg());
+    cr_assert_lt(strlen(fr_errmsg()), 1000);
+    cr_assert_str_eq(fr_meta_item_title(fr_dataset_meta(d), 0), "Toy Story (1995)"); /* unchanged */
     fr_dataset_free(d);
     free(p);
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "data/dataset.h"
+#include "data/read.h"
 #include "testutil.h"
 
 static char *dir;
@@ -155,6 +156,37 @@ Test(readers, detection) {
     cr_assert_eq(load(&d, "x.txt", "1 2 3 4\n", NULL, NULL), FR_ERR_PARSE);
     cr_assert(strstr(fr_errmsg(), "x.txt:1: cannot detect the format"), "%s", fr_errmsg());
     cr_assert_null(d);
+}
+
+/* An NCF test.negative file given as ratings is named for what it is (it was called a
+ * header without user and item columns). */
+Test(readers, negative_file_is_not_ratings) {
+    static const char *const names[] = {"test.negative", "x.txt", "y.rating"};
+    static const char *const texts[] = {"(0,25)\t1064\t174\t2791\n(1,133)\t1072\t3154\n", "(3,4)\n", "\n(0,1) 7 8\n"};
+    for (int k = 0; k < 3; k++) {
+        fr_dataset *d = NULL;
+        cr_assert_eq(load(&d, names[k], texts[k], NULL, NULL), FR_ERR_PARSE, "%s", names[k]);
+        char want[128];
+        snprintf(want, sizeof want, "%s:%d: an NCF .negative file (evaluation negatives), not ratings", names[k],
+                 k == 2 ? 2 : 1);
+        cr_assert(strstr(fr_errmsg(), want), "%s", fr_errmsg());
+        cr_assert_null(d);
+    }
+    /* Also when a ratings format is named; not when a delimited file declares a header. */
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.format = FR_FORMAT_NCF;
+    fr_dataset *d = NULL;
+    cr_assert_eq(load(&d, "t.negative", "(0,25)\t1064\n", &o, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "an NCF .negative file"), "%s", fr_errmsg());
+    o.format = FR_FORMAT_DELIMITED;
+    o.has_header = true;
+    o.delimiter = "\t";
+    cr_assert_eq(load(&d, "h.txt", "(0,1)\tb\n3\t4\n", &o, NULL), FR_OK, "%s", fr_errmsg());
+    fr_dataset_free(d);
+    /* A value in parentheses that is not the pair shape is left to the usual messages. */
+    cr_assert_eq(load(&d, "p.txt", "(a,1)\t2\t3\t4\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert_null(strstr(fr_errmsg(), ".negative"), "%s", fr_errmsg());
 }
 
 Test(readers, delimited_auto_header_and_positions) {
@@ -455,6 +487,60 @@ Test(readers, skip_bad_lines_counts) {
     cr_assert_eq(st.skipped, 1);
 }
 
+/* A file that repeats (user, item) pairs: one interaction each, the latest (equal times:
+ * the last line), counted in the load statistics and the dataset's info; a density of
+ * 150% was reported before. */
+Test(readers, duplicate_pairs_counted_and_dropped) {
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    cr_assert_eq(load(&d, "u.data", "1\t1\t5\t10\n1\t1\t3\t20\n1\t2\t4\t5\n2\t1\t2\t7\n1\t2\t1\t5\n1\t1\t4\t15\n",
+                      NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(st.lines, 6);
+    cr_assert_eq(st.duplicates, 3);
+    static const double rows[][4] = {{1, 1, 3, 20}, {1, 2, 1, 5}, {2, 1, 2, 7}};
+    check_rows(d, 3, rows, 2, 2);
+    fr_dataset_info in;
+    fr_dataset_info_compute(d, &in);
+    cr_assert_eq(in.duplicates, 3);
+    cr_assert_float_eq(in.density, 0.75, 1e-12);
+    fr_dataset_free(d);
+    /* Every reader path: CSV with a header, NCF dense ids, implicit delimited without times. */
+    cr_assert_eq(load(&d, "r.csv", "userId,movieId,rating,timestamp\n3,4,2.5,9\n3,4,4.5,9\n", NULL, &st), FR_OK);
+    cr_assert_eq(st.duplicates, 1);
+    static const double csv_rows[][4] = {{3, 4, 4.5, 9}};
+    check_rows(d, 1, csv_rows, 1, 1);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "x.rating", "0\t0\t1\t3\n0\t1\t1\t3\n0\t0\t5\t3\n1\t1\t1\t1\n", NULL, &st), FR_OK);
+    cr_assert_eq(st.duplicates, 1);
+    cr_assert_eq(fr_idmap_raw(fr_dataset_items(d), 1), 1); /* dense ids as before */
+    static const double ncf_rows[][4] = {{0, 0, 5, 3}, {0, 1, 1, 3}, {1, 1, 1, 1}};
+    check_rows(d, 3, ncf_rows, 2, 2);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "pairs.txt", "7;8\n7;9\n7;8\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(st.duplicates, 1);
+    cr_assert_eq(fr_dataset_n_interactions(d), 2);
+    fr_dataset_free(d);
+    /* No repeats: nothing counted. */
+    cr_assert_eq(load(&d, "u.data", "1\t1\t5\t10\n1\t2\t3\t10\n", NULL, &st), FR_OK);
+    cr_assert_eq(st.duplicates, 0);
+    fr_dataset_free(d);
+    /* A pair: each file on its own; a pair in both files stays in both. */
+    fr_dataset *tr = NULL, *te = NULL;
+    char *a = tu_write(dir, "a.tsv", "1\t1\t5\t1\n1\t1\t4\t2\n1\t2\t3\t1\n");
+    char *b = tu_write(dir, "b.tsv", "1\t2\t2\t3\n1\t2\t1\t3\n");
+    cr_assert_eq(fr_dataset_load_pair(&tr, &te, a, b, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(tr), 2);
+    cr_assert_eq(fr_dataset_n_interactions(te), 1);
+    fr_dataset_info_compute(te, &in);
+    cr_assert_eq(in.duplicates, 1);
+    static const double te_rows[][4] = {{1, 2, 1, 3}};
+    check_rows(te, 1, te_rows, 1, 2);
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    free(a);
+    free(b);
+}
+
 Test(readers, long_file_crosses_chunks) {
     /* ~3 MiB: lines straddle the 1 MiB read boundaries; every value is checked. */
     char *p = NULL;
@@ -479,6 +565,110 @@ Test(readers, long_file_crosses_chunks) {
     }
     fr_dataset_free(d);
     free(p);
+}
+
+/* A UTF-8 byte-order mark (EF BB BF) at the start of a file is not data: every reader
+ * skips it (a tab file took it for part of the first user id; a header-less CSV dropped
+ * its first row as a header). Only at the start: one elsewhere is still an error. */
+Test(readers, utf8_bom_stripped) {
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    cr_assert_eq(load(&d, "u.data", "\xEF\xBB\xBF" "196\t242\t3\t881250949\n186\t302\t3\t891717742\n"
+                      "22\t377\t1\t878887116\n196\t377\t5\t881251000\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(st.format, FR_FORMAT_ML100K);
+    cr_assert_eq(st.bytes, 3 + 79); /* the mark is read, not parsed */
+    check_rows(d, 4, small_rows, 3, 3);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "r.csv", "\xEF\xBB\xBF" "196,242,3,881250949\n186,302,3,891717742\n22,377,1,878887116\n"
+                      "196,377,5,881251000\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    check_rows(d, 4, small_rows, 3, 3);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "h.csv", "\xEF\xBB\xBF" "userId,movieId,rating,timestamp\n196,242,3,881250949\n", NULL, &st),
+                 FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(d), 1);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "x.rating", "\xEF\xBB\xBF" "0\t1\t5\t9\n1\t0\t4\t9\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(d), 2);
+    fr_dataset_free(d);
+    /* Delimited with a named header column: the first name is "user", not BOM + "user". */
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.format = FR_FORMAT_DELIMITED;
+    o.has_header = true;
+    o.col_user = "user";
+    o.col_item = "item";
+    cr_assert_eq(load(&d, "n.txt", "\xEF\xBB\xBF" "user;item\n4;5\n", &o, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(d), 1);
+    fr_dataset_free(d);
+    /* A BOM alone is an empty file; one after the start is binary data as before. */
+    cr_assert_eq(load(&d, "e.data", "\xEF\xBB\xBF", NULL, &st), FR_ERR_EMPTY);
+    cr_assert_eq(load(&d, "m.data", "1\t2\t3\t4\n\xEF\xBB\xBF" "1\t3\t3\t4\n", NULL, &st), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "m.data:2:"), "%s", fr_errmsg());
+    /* Parallel ranges start after the first line: the same rows. */
+    char *p = tu_write(dir, "big.data", "\xEF\xBB\xBF" "1\t2\t3\t4\n5\t6\t7\t8\n9\t10\t1\t12\n13\t14\t5\t16\n");
+    uint64_t before = fri_read_parallel_loads();
+    fri_read_set_parallel(1, 3);
+    cr_assert_eq(fr_dataset_load(&d, p, NULL, &st), FR_OK, "%s", fr_errmsg());
+    fri_read_set_parallel(0, 0);
+    cr_assert_eq(fri_read_parallel_loads(), before + 1);
+    cr_assert_eq(fr_dataset_n_interactions(d), 4);
+    cr_assert(find_row(d, 1, 2, NULL, NULL));
+    fr_dataset_free(d);
+    free(p);
+    /* test.negative */
+    fr_negatives *ng = NULL;
+    p = tu_write(dir, "t.negative", "\xEF\xBB\xBF" "(0,1)\t2\t3\n(1,0)\t2\n");
+    cr_assert_eq(fr_negatives_load(&ng, p, NULL), FR_OK, "%s", fr_errmsg());
+    const uint32_t *it;
+    cr_assert_eq(fr_negatives_user(ng, 0, &it), 2);
+    negs_free(ng);
+    free(p);
+}
+
+/* dir + "/ddd.../ddd" (directories made) until the path is at least len bytes. */
+static char *deep_dir(const char *base, size_t len, bool make) {
+    char *p = malloc(len + 512);
+    cr_assert_not_null(p);
+    strcpy(p, base);
+    while (strlen(p) < len) {
+        strcat(p, "/");
+        size_t at = strlen(p);
+        memset(p + at, 'd', 200);
+        p[at + 200] = '\0';
+        if (make) cr_assert_eq(mkdir(p, 0700), 0);
+    }
+    return p;
+}
+
+/* A long path never pushes the line number and the reason out of the message (the
+ * message holds 1 KiB: a 1500-byte path used to leave nothing but the path). */
+Test(readers, long_paths_keep_the_reason) {
+    char *deep = deep_dir(dir, 1500, true);
+    char *p = tu_write(deep, "u.data", "1\t2\t3\t4\n1\tx\t3\t4\n");
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_dataset_load(&d, p, NULL, NULL), FR_ERR_PARSE);
+    const char *m = fr_errmsg();
+    cr_assert(strncmp(m, "...", 3) == 0, "%s", m);
+    cr_assert(strstr(m, "dd/u.data:2: item id \"x\" is not a number; expected an integer"), "%s", m);
+    cr_assert_lt(strlen(m), 400);
+    free(p);
+    if (asprintf(&p, "%s/none.data", deep) < 0) abort();
+    cr_assert_eq(fr_dataset_load(&d, p, NULL, NULL), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), "dd/none.data: cannot open: No such file or directory"), "%s", fr_errmsg());
+    free(p);
+    /* Past the system's limit: the reason says so, with the path's length. */
+    char *deeper = deep_dir(deep, 4300, false);
+    if (asprintf(&p, "%s/u.data", deeper) < 0) abort();
+    cr_assert_eq(fr_dataset_load(&d, p, NULL, NULL), FR_ERR_IO);
+    char want[96];
+    snprintf(want, sizeof want, "cannot open: File name too long (a path of %zu bytes)", strlen(p));
+    cr_assert(strstr(fr_errmsg(), want), "%s", fr_errmsg());
+    fr_negatives *ng = NULL;
+    cr_assert_eq(fr_negatives_load(&ng, p, NULL), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), want), "%s", fr_errmsg());
+    free(p);
+    free(deeper);
+    free(deep);
 }
 
 /* ------------------------------------------------------------ negatives */

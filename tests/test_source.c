@@ -424,6 +424,23 @@ Test(source, bad_inputs_name_the_file) {
     s.split_ratio = 0.5;
     cr_assert_eq(load_fails(&s), FR_ERR_INVALID);
     assert_msg("splitting ", "notime.tsv (split temporal:0.5): split: a temporal split needs timestamps");
+    /* Every user with one interaction: LOO has nothing to hold out (it gave an empty test
+     * set); a catalogue the test users have seen whole gives no negatives. */
+    char *single = tu_write(dir, "single.tsv", "1\t2\t3\t4\n2\t3\t4\t5\n3\t2\t1\t1\n");
+    fr_source_default(&s);
+    s.data = single;
+    cr_assert_eq(load_fails(&s), FR_ERR_EMPTY);
+    assert_msg("splitting ", "single.tsv (split loo): split loo: each of the 3 users has a single interaction");
+    char *whole = tu_write(dir, "whole.tsv", "1\t2\t3\t4\n1\t3\t4\t5\n2\t2\t1\t1\n2\t3\t1\t2\n");
+    s.data = whole;
+    cr_assert_eq(load_fails(&s), FR_ERR_EMPTY);
+    assert_msg("sampling evaluation negatives for ", "whole.tsv (split loo): negatives: 99 per test user asked, but none");
+    s.explicit_ratings = true; /* a rating model needs no negatives */
+    fr_data *ok = NULL;
+    cr_assert_eq(fr_data_load(&ok, &s), FR_OK, "%s", fr_errmsg());
+    fr_data_free(ok);
+    free(single);
+    free(whole);
     tu_rmtree(dir);
     tu_rmtree(nc);
     free(dir);

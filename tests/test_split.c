@@ -167,6 +167,45 @@ Test(split, rejects_bad_arguments) {
     fr_dataset_free(d);
 }
 
+/* A split with an empty side is refused with what was asked and what the data allows (an
+ * all-singleton LOO wrote an empty test file with exit 0). */
+Test(split, empty_side_is_an_error) {
+    int64_t u[] = {1, 2, 3}, i[] = {4, 5, 6}, t[] = {10, 20, 30};
+    fr_dataset *d = NULL, *tr = (fr_dataset *)1, *te = (fr_dataset *)1;
+    cr_assert_eq(fr_dataset_from_arrays(&d, 3, u, i, NULL, t), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_ERR_EMPTY);
+    cr_assert_null(tr);
+    cr_assert_null(te);
+    cr_assert(strstr(fr_errmsg(), "split loo: each of the 3 users has a single interaction, so none can be held out"),
+              "%s", fr_errmsg());
+    /* temporal: 3 rows at 0.9 keep all 3 in train; at 0.1 none */
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_TEMPORAL, 0.9, 0, &tr, &te), FR_ERR_EMPTY);
+    cr_assert(strstr(fr_errmsg(), "split temporal:0.9: 3 interactions give 3 to train and 0 to test; expected at least "
+                                  "one in each"), "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_TEMPORAL, 0.1, 0, &tr, &te), FR_ERR_EMPTY);
+    cr_assert(strstr(fr_errmsg(), "give 0 to train and 3 to test"), "%s", fr_errmsg());
+    /* ratio: the draws of every seed put all three on one side at 0.999 */
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_RATIO, 0.999, 5, &tr, &te), FR_ERR_EMPTY);
+    cr_assert(strstr(fr_errmsg(), "split ratio:0.999 (seed 5): 3 interactions give 3 to train and 0 to test"), "%s",
+              fr_errmsg());
+    cr_assert_null(tr);
+    cr_assert_null(te);
+    fr_dataset_free(d);
+    int64_t u1[] = {1}, i1[] = {4};
+    cr_assert_eq(fr_dataset_from_arrays(&d, 1, u1, i1, NULL, t), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_ERR_EMPTY);
+    cr_assert(strstr(fr_errmsg(), "split loo: the one user has a single interaction"), "%s", fr_errmsg());
+    fr_dataset_free(d);
+    /* One user with two interactions is enough for LOO. */
+    int64_t u2[] = {1, 2, 2}, i2[] = {4, 5, 6};
+    cr_assert_eq(fr_dataset_from_arrays(&d, 3, u2, i2, NULL, t), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    cr_assert_eq(fr_dataset_n_interactions(te), 1);
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    fr_dataset_free(d);
+}
+
 Test(split, allocation_failures_leak_nothing) {
     fr_dataset *d = grid(20, 10);
     fr_split_kind kinds[3] = {FR_SPLIT_LOO, FR_SPLIT_TEMPORAL, FR_SPLIT_RATIO};
@@ -265,6 +304,41 @@ Test(negatives, small_complement_gives_all_of_it) {
     fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
 }
 
+/* Fewer untouched items than asked: every test user gets all it has and the shortfall is
+ * counted for the caller to report; none at all is an error (a 5-item catalogue with 99
+ * asked wrote an empty test.negative with exit 0). */
+Test(negatives, shortfall_counted_and_none_is_an_error) {
+    int64_t u[] = {1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 3};
+    int64_t i[] = {10, 11, 12, 13, 14, 15, 10, 11, 12, 13, 14};
+    int64_t t[] = {1, 2, 3, 4, 1, 2, 1, 2, 3, 4, 5};
+    fr_dataset *d = NULL, *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, 11, u, i, NULL, t), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    fr_negatives *n = NULL;
+    cr_assert_eq(fr_negatives_sample(&n, d, te, 3, 3), FR_OK);
+    uint32_t fewest = 99;
+    cr_assert_eq(fr_negatives_short(n, &fewest), 2); /* users 1 (2 untouched) and 3 (1) */
+    cr_assert_eq(fewest, 1);
+    cr_assert_eq(fr_negatives_user(n, 1, NULL), 3);
+    fr_negatives_free(n);
+    cr_assert_eq(fr_negatives_sample(&n, d, te, 1, 3), FR_OK);
+    cr_assert_eq(fr_negatives_short(n, &fewest), 0);
+    cr_assert_eq(fewest, 1);
+    fr_negatives_free(n);
+    cr_assert_eq(fr_negatives_short(NULL, NULL), 0);
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
+    /* Every test user touched the whole catalogue: nothing to draw. */
+    int64_t u2[] = {1, 1, 2, 2}, i2[] = {7, 8, 7, 8}, t2[] = {1, 2, 1, 2};
+    cr_assert_eq(fr_dataset_from_arrays(&d, 4, u2, i2, NULL, t2), FR_OK);
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    n = (fr_negatives *)1;
+    cr_assert_eq(fr_negatives_sample(&n, d, te, 99, 3), FR_ERR_EMPTY);
+    cr_assert_null(n);
+    cr_assert(strstr(fr_errmsg(), "negatives: 99 per test user asked, but none of the 2 test users has an item it never "
+                                  "touched (a catalogue of 2 items)"), "%s", fr_errmsg());
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
+}
+
 /* Each untouched item is equally likely under both strategies. */
 static void uniformity(uint32_t n_items, uint32_t touched, uint32_t per) {
     fr_dataset *d = NULL, *tr = NULL, *te = NULL;
@@ -355,6 +429,32 @@ Test(write, ncf_and_tsv_exact_bytes) {
     tu_rmtree(dir);
     free(dir);
     fr_negatives_free(ng);
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
+}
+
+/* Long output paths: written when the system takes them (no fixed buffer), and past its
+ * limit an error that keeps its reason and names the length. */
+Test(write, long_paths) {
+    fr_dataset *d = grid(6, 5), *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, 0, &tr, &te), FR_OK);
+    char *dir = tu_tmpdir();
+    char *out = malloc(5000);
+    strcpy(out, dir);
+    while (strlen(out) < 3700) strcat(out, "/dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
+    cr_assert_eq(fr_dataset_write_ncf(out, tr, te, NULL), FR_OK, "%s", fr_errmsg());
+    char *p = malloc(strlen(out) + 32);
+    sprintf(p, "%s/train.rating", out);
+    char *txt = tu_slurp(p, NULL);
+    cr_assert_not_null(txt);
+    free(txt);
+    while (strlen(out) < 4300) strcat(out, "/dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
+    cr_assert_eq(fr_dataset_write_ncf(out, tr, te, NULL), FR_ERR_IO);
+    cr_assert(strncmp(fr_errmsg(), "...", 3) == 0, "%s", fr_errmsg());
+    cr_assert(strstr(fr_errmsg(), ": cannot create directory: File name too long (a path of "), "%s", fr_errmsg());
+    tu_rmtree(dir);
+    free(dir);
+    free(out);
+    free(p);
     fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(d);
 }
 

@@ -2,10 +2,17 @@
  * partitions into clients, and a synthetic generator.
  *
  * A dataset holds interactions (user, item, rating, timestamp) in compressed rows by
- * user, each user's items ordered by (timestamp, item). Users and items have dense ids
- * 0..n-1; the raw ids of the source file are kept in id maps (fr_idmap), shared by all
- * datasets made from one load (train and test of a split use one id space).
- * Datasets are immutable once built, so they may be read from many threads at once. */
+ * user, each user's items ordered by (timestamp, item), at most one interaction per
+ * (user, item) pair (a repeated pair keeps its latest; see fr_dataset_load). Users and
+ * items have dense ids 0..n-1; the raw ids of the source file are kept in id maps
+ * (fr_idmap), shared by all datasets made from one load (train and test of a split use
+ * one id space).
+ * Datasets are immutable once built, so they may be read from many threads at once.
+ *
+ * Text files: every reader here (ratings, NCF .negative, metadata) skips a UTF-8
+ * byte-order mark (EF BB BF) at the start of a file; one anywhere else is binary data.
+ * Error messages name the file, line, value and what was expected; a path longer than 200
+ * bytes appears as "..." and its last 200 bytes, so the reason always fits. */
 #ifndef FEDREC_DATA_H
 #define FEDREC_DATA_H
 
@@ -39,6 +46,10 @@ FR_API const char *fr_meta_item_title(const fr_meta *m, uint32_t item);
 FR_API const char *fr_meta_item_genres(const fr_meta *m, uint32_t item);
 /* A user attribute by name ("age", "gender", "occupation", "zip"), or NULL. */
 FR_API const char *fr_meta_user_attr(const fr_meta *m, uint32_t user, const char *name);
+/* Malformed metadata lines that were skipped (fr_dataset_load_meta: a bad line costs that
+ * line only), and in *first (may be NULL) the first one's message naming file, line,
+ * value and what was expected, or NULL when none; the string belongs to m. */
+FR_API uint64_t fr_meta_skipped(const fr_meta *m, const char **first);
 
 /* ------------------------------------------------------------------ datasets */
 
@@ -79,23 +90,31 @@ typedef struct fr_load_stats {
     uint64_t skipped;       /* bad lines skipped (skip_bad_lines) */
     uint64_t first_bad_line;/* line number of the first skipped line, 0 if none */
     uint64_t bytes;         /* bytes read */
+    uint64_t duplicates;    /* repeated (user, item) pairs dropped (see fr_dataset_load) */
 } fr_load_stats;
 
-/* Loads one ratings file. Errors name the file and line: FR_ERR_IO (cannot open, is a
- * directory), FR_ERR_PARSE (wrong field count, non-numeric, id >= 2^31, truncated
- * last line, binary data), FR_ERR_RANGE (rating outside [rating_min, rating_max]),
- * FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. */
+/* Loads one ratings file. A (user, item) pair that appears more than once keeps one
+ * interaction, the latest by timestamp (at equal timestamps, or without timestamps, the
+ * last in the file), and stats->duplicates counts the rows dropped; every dataset is built
+ * this way (fr_dataset_load_pair, fr_dataset_from_arrays: "in the file" is "in the
+ * arrays"), so a dataset never holds a pair twice. Errors name the file and line:
+ * FR_ERR_IO (cannot open, is a directory), FR_ERR_PARSE (wrong field count, non-numeric,
+ * id >= 2^31, truncated last line, binary data, an NCF .negative file), FR_ERR_RANGE (rating outside
+ * [rating_min, rating_max]), FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o,
                                     fr_load_stats *stats);
 
 /* Loads a training file and a test file into one id space (ml-100k's u1.base/u1.test,
  * NCF's train.rating/test.rating). Items or users seen only in the test file get ids
- * too, so every test interaction can be scored. */
+ * too, so every test interaction can be scored. Repeated pairs are dropped within each
+ * file as fr_dataset_load does (fr_dataset_info_compute counts them); a pair in both
+ * files stays in both. */
 FR_API FR_NODISCARD fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *train_path,
                                          const char *test_path, const fr_load_opts *o);
 
 /* Builds a dataset from arrays of raw ids (copied). ratings may be NULL (all 1),
- * times may be NULL (all 0). */
+ * times may be NULL (all 0). A repeated (user, item) pair keeps its latest row (equal
+ * times: the last in the arrays), as fr_dataset_load. */
 FR_API FR_NODISCARD fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users,
                                            const int64_t *items, const float *ratings,
                                            const int64_t *times);
@@ -106,7 +125,7 @@ FR_API uint32_t fr_dataset_n_users(const fr_dataset *d);
 FR_API uint32_t fr_dataset_n_items(const fr_dataset *d);
 FR_API uint64_t fr_dataset_n_interactions(const fr_dataset *d);
 FR_API bool fr_dataset_has_time(const fr_dataset *d);
-/* One user's interactions, ordered by (timestamp, item). Returns the count; any of the
+/* One user's interactions, ordered by (timestamp, item), each item once. Returns the count; any of the
  * out pointers may be NULL. The arrays belong to the dataset. */
 FR_API size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **items, const float **ratings,
                        const int64_t **times);
@@ -115,8 +134,14 @@ FR_API bool fr_dataset_has(const fr_dataset *d, uint32_t user, uint32_t item);
 FR_API const fr_idmap *fr_dataset_users(const fr_dataset *d);
 FR_API const fr_idmap *fr_dataset_items(const fr_dataset *d);
 FR_API const fr_meta *fr_dataset_meta(const fr_dataset *d);
-/* Attaches item/user metadata found beside the ratings file (u.item + u.user,
- * movies.dat + users.dat, movies.csv). Missing files are not an error. */
+/* Attaches item/user metadata found beside the ratings file (u.item + u.genre + u.user,
+ * movies.dat + users.dat, movies.csv), replacing what d had. Missing files are not an
+ * error. A malformed line (binary data, a wrong field count, a bad id, genre flag or
+ * genre index) is skipped: its item or user gets nothing from it, the rest of the file
+ * loads, and fr_meta_skipped counts it and keeps the first message. A file with bad lines
+ * and no usable line is FR_ERR_PARSE (the first bad line's message), as are FR_ERR_IO
+ * and FR_ERR_NOMEM errors; d's metadata is then unchanged. A UTF-8 byte-order mark at the
+ * start of a file is skipped. Paths have no length limit. */
 FR_API FR_NODISCARD fr_err fr_dataset_load_meta(fr_dataset *d, const char *dir);
 
 /* What a checkpoint or a model file records of its training data, so a resume or an
@@ -143,6 +168,7 @@ typedef struct fr_dataset_info {
     double per_user_q[5];        /* interactions per user: min, 25%, median, 75%, max */
     double per_item_q[5];
     int64_t time_min, time_max;  /* 0, 0 when there are no timestamps */
+    uint64_t duplicates;         /* repeated (user, item) pairs dropped when d was built */
 } fr_dataset_info;
 FR_API void fr_dataset_info_compute(const fr_dataset *d, fr_dataset_info *info);
 
@@ -155,16 +181,29 @@ typedef enum fr_split_kind {
 } fr_split_kind;
 
 /* Splits d into train and test over the same id space. Users with a single interaction
- * keep it in train for LOO. */
+ * keep it in train for LOO. A split that would leave train or test empty is FR_ERR_EMPTY,
+ * naming what was asked and what the data gives ("split loo: each of the 3 users has a
+ * single interaction...", "split temporal:0.9: 3 interactions give 3 to train and 0 to
+ * test..."); FR_ERR_INVALID, FR_ERR_RANGE (bad arguments), FR_ERR_NOMEM. Both outputs are
+ * NULL on failure. */
 FR_API FR_NODISCARD fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed,
                              fr_dataset **train, fr_dataset **test);
 
 /* Evaluation negatives: for each user, `per_user` items. */
 typedef struct fr_negatives fr_negatives;
-/* Samples per_user distinct items per user uniformly from those the user never touched
- * in `all` (train + test), seeded. Users with too few such items get all of them. */
+/* Samples per_user distinct items for each user with a test interaction, uniformly from
+ * those the user never touched in `all` (train + test), seeded. A user with fewer such
+ * items gets all of them: a partial result, counted by fr_negatives_short for the caller
+ * to report. FR_ERR_EMPTY when per_user > 0 and nothing can be drawn (the test set has no
+ * interaction, or no test user has an untouched item), naming what was asked and the
+ * catalogue's size; FR_ERR_INVALID (NULL arguments, two id spaces), FR_ERR_NOMEM. *out is
+ * NULL on failure. */
 FR_API FR_NODISCARD fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_dataset *test,
                                         uint32_t per_user, uint64_t seed);
+/* Test users that got fewer negatives than fr_negatives_sample was asked for, and in
+ * *fewest (may be NULL) the fewest any test user got. 0 and 0 for NULL and for negatives
+ * read from a file (nothing was asked). */
+FR_API uint32_t fr_negatives_short(const fr_negatives *n, uint32_t *fewest);
 /* Reads an NCF test.negative file ("(user,item)\tneg1\tneg2..."). Raw ids are mapped to
  * dense ids through the id maps of `like` (the training set the negatives go with; an id
  * it does not know is FR_ERR_RANGE naming file and line); like NULL: the ids are dense

@@ -72,10 +72,11 @@ static int data_info(int argc, char **argv) {
         cli_json_str(stdout, pos[0]);
         printf(",\"format\":\"%s\",\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
                ",\"density\":%.6g,\"rating_min\":%g,\"rating_max\":%g,\"rating_mean\":%.6g,\"skipped_lines\":%" PRIu64
-               ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],\"time_min\":%" PRId64
+               ",\"duplicates\":%" PRIu64 ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],\"time_min\":%" PRId64
                ",\"time_max\":%" PRId64 ",\"histogram\":{",
                cli_format_name(st.format), in.users, in.items, in.interactions, in.density, in.rating_min,
-               in.rating_max, in.rating_mean, st.skipped, in.per_user_q[0], in.per_user_q[1], in.per_user_q[2],
+               in.rating_max, in.rating_mean, st.skipped, in.duplicates, in.per_user_q[0], in.per_user_q[1],
+               in.per_user_q[2],
                in.per_user_q[3], in.per_user_q[4], in.per_item_q[0], in.per_item_q[1], in.per_item_q[2],
                in.per_item_q[3], in.per_item_q[4], in.time_min, in.time_max);
         int first = 1;
@@ -92,6 +93,7 @@ static int data_info(int argc, char **argv) {
                in.interactions);
         printf("density       %.4f%%\n", 100 * in.density);
         if (st.skipped) printf("skipped       %" PRIu64 " bad lines (first at line %" PRIu64 ")\n", st.skipped, st.first_bad_line);
+        if (in.duplicates) printf("duplicates    %" PRIu64 " repeated (user, item) pairs dropped (kept the latest)\n", in.duplicates);
         printf("ratings       min %g, max %g, mean %.4f\n", in.rating_min, in.rating_max, in.rating_mean);
         printf("per user      min %g, q25 %g, median %g, q75 %g, max %g\n", in.per_user_q[0], in.per_user_q[1],
                in.per_user_q[2], in.per_user_q[3], in.per_user_q[4]);

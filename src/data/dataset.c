@@ -1,8 +1,9 @@
 /* Datasets: id maps and the per-user CSR build.
- * The build permutes the reader's arrays in place (American-flag counting sort by user)
- * so peak memory stays near the size of the rows themselves, then orders each user's
- * interactions by (time, item, rating) and keeps a second, item-sorted copy of the ids
- * for O(log n) membership tests. */
+ * The build permutes the reader's arrays in place (a stable counting sort by user whose
+ * destinations live in the user array) so peak memory stays near the size of the rows
+ * themselves, then orders each user's interactions by (time, item, input order), keeps
+ * one interaction per (user, item) (the latest; ties: the last in input order) and keeps a
+ * second, item-sorted copy of the ids for O(log n) membership tests. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -185,15 +186,18 @@ void fr_idmap_release(fr_idmap *m) {
 
 /* ------------------------------------------------------------ build */
 
-typedef struct { int64_t t; uint32_t item; float r; } row_key;
+/* A row while its user is sorted; pos is its input position within the user (the
+ * permutation by user is stable), the tie-break that makes "the last repeat in the input"
+ * well defined. */
+typedef struct { int64_t t; uint32_t item; float r; uint32_t pos; } row_key;
 
 /* Per-user sorts with inline comparisons (qsort's callback was most of the build):
  * insertion sort for short runs, quicksort with median-of-three above, recursing into
- * the smaller side so the stack stays O(log n). One template, two element types. */
+ * the smaller side so the stack stays O(log n). One template, three element types. */
 static inline int row_less(const row_key *x, const row_key *y) {
     if (x->t != y->t) return x->t < y->t;
     if (x->item != y->item) return x->item < y->item;
-    return x->r < y->r;
+    return x->pos < y->pos;
 }
 #define ROW_LESS(x, y) row_less(&(x), &(y))
 #define U32_LESS(x, y) ((x) < (y))
@@ -231,9 +235,10 @@ static inline int row_less(const row_key *x, const row_key *y) {
 DEFINE_SORT(sort_rows, row_key, ROW_LESS)
 
 /* The common case: a user's time span fits 32 bits, so (time - t0, item) packs into one
- * 64-bit key and the sort compares integers (ties, i.e. duplicate pairs, by rating). */
-typedef struct { uint64_t key; float r; } packed_key;
-#define PACKED_LESS(x, y) ((x).key < (y).key || ((x).key == (y).key && (x).r < (y).r))
+ * 64-bit key and the sort compares integers (ties, i.e. repeated pairs at one time, by
+ * input position, which sits in the struct's padding). */
+typedef struct { uint64_t key; float r; uint32_t pos; } packed_key;
+#define PACKED_LESS(x, y) ((x).key < (y).key || ((x).key == (y).key && (x).pos < (y).pos))
 DEFINE_SORT(sort_packed, packed_key, PACKED_LESS)
 DEFINE_SORT(sort_u32, uint32_t, U32_LESS)
 
@@ -256,13 +261,62 @@ static void radix_u32(uint32_t *a, uint32_t *tmp, size_t n, int passes) {
 typedef struct sort_ctx {
     const uint64_t *ptr; /* CSR offsets */
     int item_passes;     /* 8-bit digits of the largest item id */
-    fri_rows *rows;      /* bucketed by user */
+    fri_rows *rows;      /* bucketed by user, each user's rows in input order */
     size_t stride;       /* scratch rows per worker (max degree) */
     row_key *tmp;        /* [workers * stride] */
+    uint64_t *kept;      /* [users] rows each user keeps after dropping repeated pairs */
 } sort_ctx;
 
-/* Orders one user's rows by (time, item, rating) and writes the item-sorted copy into
- * the user array (its values are no longer needed). */
+/* Drops the repeats of a user's (time, item)-ordered rows [lo, lo + m): of each item's
+ * rows the last one (the latest; at one time the last in input order) stays. The items
+ * that repeat are few: listed ascending from the item-sorted copy s, each row is looked up
+ * among them only (a 1024-bit hash filter, then a binary search over the short list),
+ * walking the rows latest first.
+ * scratch holds at least 5 m bytes. Compacts the rows and s in place; returns the rows
+ * kept. Only users with a repeat come here. */
+static size_t drop_repeats(fri_rows *rows, size_t lo, size_t m, uint32_t *s, void *scratch) {
+    uint32_t *rep = scratch; /* [nr] items seen more than once, ascending */
+    size_t nr = 0, first_rep = 0;
+    for (size_t x = 1; x < m; x++)
+        if (s[x] == s[x - 1] && (nr == 0 || rep[nr - 1] != s[x])) {
+            if (!nr) first_rep = x;
+            rep[nr++] = s[x];
+        }
+    uint8_t *seen = (uint8_t *)(rep + nr);
+    memset(seen, 0, nr);
+    uint64_t filter[16] = {0}; /* 1024 bits of a hash of the repeated items: most rows miss */
+#define REP_BIT(it) (((it) * 0x9E3779B1u) >> 22)
+    for (size_t j = 0; j < nr; j++) filter[REP_BIT(rep[j]) >> 6] |= 1ull << (REP_BIT(rep[j]) & 63);
+    size_t keep_to = m; /* rows before the earliest drop stay where they are */
+    for (size_t x = m; x-- > 0;) {
+        uint32_t it = rows->item[lo + x];
+        if (!(filter[REP_BIT(it) >> 6] >> (REP_BIT(it) & 63) & 1)) continue;
+        size_t a = 0, b = nr;
+        while (a < b) {
+            size_t mid = a + (b - a) / 2;
+            if (rep[mid] < it) a = mid + 1; else b = mid;
+        }
+        if (a == nr || rep[a] != it) continue;
+        if (seen[a]) { rows->item[lo + x] = UINT32_MAX; keep_to = x; } /* dense ids are < 2^31: a free mark */
+        seen[a] = 1;
+    }
+#undef REP_BIT
+    size_t k = keep_to;
+    for (size_t x = keep_to; x < m; x++) {
+        if (rows->item[lo + x] == UINT32_MAX) continue;
+        rows->item[lo + k] = rows->item[lo + x];
+        rows->rating[lo + k] = rows->rating[lo + x];
+        rows->time[lo + k] = rows->time[lo + x];
+        k++;
+    }
+    size_t j = first_rep; /* s[0, first_rep) holds no repeat */
+    for (size_t x = first_rep; x < m; x++)
+        if (s[x] != s[j - 1]) s[j++] = s[x];
+    return k;
+}
+
+/* Orders one user's rows by (time, item, input position), writes the item-sorted copy
+ * into the user array (its values are no longer needed) and drops repeated pairs. */
 static void sort_user(void *ctxp, size_t u, int worker) {
     sort_ctx *c = ctxp;
     fri_rows *rows = c->rows;
@@ -280,6 +334,7 @@ static void sort_user(void *ctxp, size_t u, int worker) {
         for (size_t x = 0; x < m; x++) {
             pk[x].key = ((uint64_t)(rows->time[lo + x] - t0) << 32) | rows->item[lo + x];
             pk[x].r = rows->rating[lo + x];
+            pk[x].pos = (uint32_t)x;
             if (x && PACKED_LESS(pk[x], pk[x - 1])) in_order = 0;
         }
         if (!in_order) sort_packed(pk, m);
@@ -294,6 +349,7 @@ static void sort_user(void *ctxp, size_t u, int worker) {
             tmp[x].t = rows->time[lo + x];
             tmp[x].item = rows->item[lo + x];
             tmp[x].r = rows->rating[lo + x];
+            tmp[x].pos = (uint32_t)x; /* a user of 2^32 rows or more: ties wrap (not reached) */
         }
         size_t sorted = 1;
         while (sorted < m && !row_less(&tmp[sorted], &tmp[sorted - 1])) sorted++;
@@ -305,18 +361,42 @@ static void sort_user(void *ctxp, size_t u, int worker) {
             rows->user[lo + x] = tmp[x].item;
         }
     }
-    /* tmp is copied out: its bytes (16 a row) serve as radix scratch. */
+    /* tmp is copied out: its bytes (24 a row) serve as radix and repeat-list scratch. */
+    uint32_t *s = rows->user + lo;
     if (m >= 64 * (size_t)c->item_passes && c->item_passes <= 3)
-        radix_u32(rows->user + lo, (uint32_t *)tmp, m, c->item_passes);
+        radix_u32(s, (uint32_t *)tmp, m, c->item_passes);
     else
-        sort_u32(rows->user + lo, m);
+        sort_u32(s, m);
+    bool repeats = false;
+    for (size_t x = 1; x < m; x++) repeats |= s[x] == s[x - 1];
+    c->kept[u] = repeats ? drop_repeats(rows, lo, m, s, tmp) : m;
 }
+
+/* Destinations above this many rows take a separate 64-bit array (tests lower it). */
+static size_t wide_from = (size_t)UINT32_MAX + 1;
+
+void fri_dataset_set_wide(size_t rows) { wide_from = rows ? rows : (size_t)UINT32_MAX + 1; }
+
+/* Moves row k to dest[k] for every k, following each cycle of the permutation with swaps
+ * (dest is permuted along, so each swap puts one row in its place for good). */
+#define APPLY_PERMUTATION(rows, dest, n)                                                  \
+    for (size_t k = 0; k < (n); k++) {                                                   \
+        while ((size_t)(dest)[k] != k) {                                                 \
+            size_t j = (size_t)(dest)[k];                                                \
+            uint32_t ti = (rows)->item[j]; (rows)->item[j] = (rows)->item[k]; (rows)->item[k] = ti; \
+            float tr = (rows)->rating[j]; (rows)->rating[j] = (rows)->rating[k]; (rows)->rating[k] = tr; \
+            int64_t tt = (rows)->time[j]; (rows)->time[j] = (rows)->time[k]; (rows)->time[k] = tt; \
+            (dest)[k] = (dest)[j];                                                       \
+            (dest)[j] = j;                                                               \
+        }                                                                                \
+    }
 
 fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_idmap *items) {
     *out = NULL;
     fr_err err = FR_OK;
     size_t n = rows->n;
     uint32_t nu = users->n, ni = items->n;
+    uint64_t *wide = NULL;
     fr_dataset *d = fri_calloc(1, sizeof *d);
     uint64_t *cursor = fri_calloc((size_t)nu + 1, sizeof *cursor);
     if (!d || !cursor) { err = FR_ERR_NOMEM; goto fail; }
@@ -334,21 +414,21 @@ fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_i
     for (uint32_t u = 0; u < nu; u++) d->ptr[u + 1] += d->ptr[u];
     memcpy(cursor, d->ptr, ((size_t)nu + 1) * sizeof *cursor);
 
-    /* In-place bucket permutation by user. */
-    for (uint32_t b = 0; b < nu; b++) {
-        while (cursor[b] < d->ptr[b + 1]) {
-            size_t k = cursor[b];
-            uint32_t t = rows->user[k];
-            if (t == b) { cursor[b]++; continue; }
-            size_t dst = cursor[t]++;
-            uint32_t tu = rows->user[dst]; rows->user[dst] = rows->user[k]; rows->user[k] = tu;
-            uint32_t ti = rows->item[dst]; rows->item[dst] = rows->item[k]; rows->item[k] = ti;
-            float tr = rows->rating[dst]; rows->rating[dst] = rows->rating[k]; rows->rating[k] = tr;
-            int64_t tt = rows->time[dst]; rows->time[dst] = rows->time[k]; rows->time[k] = tt;
-        }
+    /* Stable in-place permutation by user: each row's destination (its user's next slot,
+     * in input order) replaces its user id, which the CSR offsets imply from now on. */
+    if (n < wide_from) {
+        for (size_t k = 0; k < n; k++) rows->user[k] = (uint32_t)cursor[rows->user[k]]++;
+        APPLY_PERMUTATION(rows, rows->user, n);
+    } else {
+        wide = fri_malloc(n * sizeof *wide);
+        if (!wide) { err = FR_ERR_NOMEM; goto fail; }
+        for (size_t k = 0; k < n; k++) wide[k] = cursor[rows->user[k]]++;
+        APPLY_PERMUTATION(rows, wide, n);
+        fri_free(wide);
+        wide = NULL;
     }
 
-    /* Per user: order by (time, item, rating), then the item-sorted copy. */
+    /* Per user: order by (time, item, input order), the item-sorted copy, repeats out. */
     uint64_t maxdeg = 0;
     for (uint32_t u = 0; u < nu; u++)
         if (d->ptr[u + 1] - d->ptr[u] > maxdeg) maxdeg = d->ptr[u + 1] - d->ptr[u];
@@ -356,13 +436,35 @@ fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_i
     fr_pool *pool = NULL;
     if (n >= ((size_t)1 << 20) && fr_pool_create(&pool, 0) != FR_OK) pool = NULL;
     int workers = fr_pool_size(pool);
-    sort_ctx sc = {d->ptr, ni <= 256 ? 1 : ni <= 65536 ? 2 : ni <= (1u << 24) ? 3 : 4, rows, (size_t)(maxdeg ? maxdeg : 1), NULL};
+    sort_ctx sc = {d->ptr, ni <= 256 ? 1 : ni <= 65536 ? 2 : ni <= (1u << 24) ? 3 : 4, rows,
+                   (size_t)(maxdeg ? maxdeg : 1), NULL, cursor};
     sc.tmp = fri_malloc((size_t)workers * sc.stride * sizeof *sc.tmp);
     if (!sc.tmp) { fr_pool_free(pool); err = FR_ERR_NOMEM; goto fail; }
     fr_pool_for(pool, nu, 64, sort_user, &sc);
     fr_pool_free(pool);
     fri_free(sc.tmp);
     fr_errmsg_clear(); /* a pool that could not start is not an error */
+
+    /* Close the gaps repeats left (users in order: every move is to a lower address). */
+    uint64_t kept = 0;
+    for (uint32_t u = 0; u < nu; u++) kept += cursor[u];
+    if (kept < n) {
+        uint64_t w = 0;
+        for (uint32_t u = 0; u < nu; u++) {
+            uint64_t lo = d->ptr[u], m = cursor[u];
+            d->ptr[u] = w;
+            if (lo != w) {
+                memmove(rows->item + w, rows->item + lo, (size_t)m * sizeof *rows->item);
+                memmove(rows->rating + w, rows->rating + lo, (size_t)m * sizeof *rows->rating);
+                memmove(rows->time + w, rows->time + lo, (size_t)m * sizeof *rows->time);
+                memmove(rows->user + w, rows->user + lo, (size_t)m * sizeof *rows->user);
+            }
+            w += m;
+        }
+        d->ptr[nu] = w;
+        d->duplicates = n - w;
+        n = (size_t)w;
+    }
 
     d->n_users = nu;
     d->n_items = ni;
@@ -385,6 +487,7 @@ fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_i
     *out = d;
     return FR_OK;
 fail:
+    fri_free(wide);
     fri_free(cursor);
     if (d) fri_free(d->ptr);
     fri_free(d);
@@ -490,6 +593,7 @@ void fr_dataset_info_compute(const fr_dataset *d, fr_dataset_info *info) {
     info->users = d->n_users;
     info->items = d->n_items;
     info->interactions = d->n;
+    info->duplicates = d->duplicates;
     info->density = d->n_users && d->n_items ? (double)d->n / ((double)d->n_users * d->n_items) : 0;
     double sum = 0;
     info->rating_min = d->n ? INFINITY : 0;
@@ -543,6 +647,7 @@ void fri_meta_free(fr_meta *m) {
     }
     fri_free(m->attr_names);
     fri_free(m->attrs);
+    fri_free(m->first_bad);
     fri_free(m);
 }
 
@@ -552,6 +657,11 @@ const char *fr_meta_item_title(const fr_meta *m, uint32_t item) {
 
 const char *fr_meta_item_genres(const fr_meta *m, uint32_t item) {
     return m && m->genres && item < m->n_items ? m->genres[item] : NULL;
+}
+
+uint64_t fr_meta_skipped(const fr_meta *m, const char **first) {
+    if (first) *first = m ? m->first_bad : NULL;
+    return m ? m->skipped : 0;
 }
 
 const char *fr_meta_user_attr(const fr_meta *m, uint32_t user, const char *name) {

@@ -26,6 +26,8 @@ struct fr_meta {
     uint32_t n_attrs;
     char **attr_names; /* [n_attrs] */
     char ***attrs;     /* [n_attrs][n_users] */
+    uint64_t skipped;  /* malformed lines skipped */
+    char *first_bad;   /* the first one's message, or NULL */
 };
 
 struct fr_dataset {
@@ -37,6 +39,7 @@ struct fr_dataset {
     int64_t *time;       /* [n] */
     uint32_t *sorted;    /* [n] per user: the same items ascending by id (for lookups) */
     bool has_time;
+    uint64_t duplicates; /* repeated (user, item) pairs dropped by the build */
     fr_idmap *users, *items;
     fr_meta *meta;
 };
@@ -45,6 +48,8 @@ struct fr_negatives {
     uint32_t n_users;
     uint64_t *ptr;     /* [n_users+1] offsets into items */
     uint32_t *items;   /* dense item ids */
+    uint32_t n_short;  /* sampled: test users given fewer than asked (0 when read) */
+    uint32_t fewest;   /* sampled: the fewest any test user got (0 when read) */
 };
 
 /* Whether x is in the ascending array a[0..n) (binary search). */
@@ -83,8 +88,14 @@ FR_NODISCARD fr_err fri_idmap_identity(fr_idmap **out, uint32_t n);
 
 /* Consumes rows (arrays are taken over or freed, rows left empty): maps raw ids through
  * the maps (every raw id must be in them), sorts into CSR and builds the dataset,
- * retaining both maps. */
+ * retaining both maps. A repeated (user, item) pair keeps one row: the latest by time,
+ * at equal times the last in the rows' order; the others are counted in d->duplicates.
+ * The maps stay as given (a pair's user and item keep a row, so no id is left unused). */
 FR_NODISCARD fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_idmap *items);
+/* Builds of at least `rows` rows keep the permutation's destinations in a separate 64-bit
+ * array (0: the default, above 2^32 rows, where they no longer fit the user array). For
+ * tests; not thread-safe against concurrent builds. */
+void fri_dataset_set_wide(size_t rows);
 void fri_meta_free(fr_meta *m);
 
 /* Builds from rows with maps made from the rows' own ids. */

@@ -9,6 +9,8 @@
  *      else                                                -> DELIMITED (',')
  *   5. the line contains ';' or '|'                        -> DELIMITED (that char)
  *   otherwise the format cannot be detected (FR_ERR_PARSE).
+ * A first line "(user,item)" followed by tabs is an NCF test.negative file, not ratings:
+ * an error that says so, whatever the format (unless a delimited file declares a header).
  * An auto-detected DELIMITED file takes its columns from a header (user/userId/user_id,
  * item/itemId/movieId..., rating/score, timestamp/time) when the first line is not numeric,
  * else by position: user, item, [rating, [timestamp]]. FR_FORMAT_DELIMITED takes the
@@ -97,11 +99,11 @@ static fr_err resolve_col(const fri_rdctx *c, const char *want, const char *what
     int num = col_number(want);
     if (num > 0) {
         if (num > FRI_MAX_FIELDS)
-            return fri_fail(FR_ERR_INVALID, "%s: %s column %d; expected at most %d", c->path, what, num, FRI_MAX_FIELDS);
+            return fri_fail(FR_ERR_INVALID, "%s%s: %s column %d; expected at most %d", FRI_PATH(c->path), what, num, FRI_MAX_FIELDS);
         *out = num - 1;
         return FR_OK;
     }
-    if (!hdr) return fri_fail(FR_ERR_INVALID, "%s: %s column \"%s\" is a name but the file has no header", c->path, what, want);
+    if (!hdr) return fri_fail(FR_ERR_INVALID, "%s%s: %s column \"%s\" is a name but the file has no header", FRI_PATH(c->path), what, want);
     for (int k = 0; k < hdr->n && k < FRI_MAX_FIELDS; k++) {
         const char *s = hdr->s[k];
         size_t n = hdr->len[k];
@@ -109,7 +111,7 @@ static fr_err resolve_col(const fri_rdctx *c, const char *want, const char *what
         if (n >= 2 && s[0] == '"' && s[n - 1] == '"') { s++; n -= 2; }
         if (strlen(want) == n && strncmp(s, want, n) == 0) { *out = k; return FR_OK; }
     }
-    return fri_fail(FR_ERR_PARSE, "%s:1: no column named \"%s\" (the %s column) in the header", c->path, want, what);
+    return fri_fail(FR_ERR_PARSE, "%s%s:1: no column named \"%s\" (the %s column) in the header", FRI_PATH(c->path), want, what);
 }
 
 static int max4(int a, int b, int cc, int d) {
@@ -123,9 +125,27 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+/* Whether a line is an NCF test.negative line: "(digits,digits)" then the end, a tab or
+ * a space. */
+static bool negative_line(const char *s, size_t n) {
+    const char *p = s, *end = s + n;
+    while (p < end && *p == ' ') p++;
+    if (p == end || *p++ != '(') return false;
+    for (int k = 0; k < 2; k++) {
+        const char *q = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == q || p == end || *p++ != (k ? ')' : ',')) return false;
+    }
+    return p == end || *p == '\t' || *p == ' ';
+}
+
 fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
     fri_spec *sp = &c->sp;
     const fr_load_opts *o = c->o;
+    if (!(fmt == FR_FORMAT_DELIMITED && o->has_header) && negative_line(first, n))
+        return fri_fail(FR_ERR_PARSE, "%s%s:%llu: an NCF .negative file (evaluation negatives), not ratings: the line "
+                        "starts \"%.*s\"; expected a ratings file (user, item, rating, timestamp)", FRI_PATH(c->path),
+                        (unsigned long long)c->line, FRI_VAL(first, n));
     memset(sp, 0, sizeof *sp);
     sp->cu = 0; sp->ci = 1; sp->cr = 2; sp->ct = 3;
     sp->nf_min = sp->nf_max = 4;
@@ -146,11 +166,11 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
         else {
             long k = fri_text_control_byte(first, n);
             if (k >= 0)
-                return fri_fail(FR_ERR_PARSE, "%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
-                                c->path, (unsigned long long)c->line, (unsigned char)first[k], k + 1);
+                return fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
+                                FRI_PATH(c->path), (unsigned long long)c->line, (unsigned char)first[k], k + 1);
             return fri_fail(FR_ERR_PARSE,
-                            "%s:%llu: cannot detect the format from \"%.*s\"; expected fields separated by tab, "
-                            "',', ';', '|' or '::'", c->path, (unsigned long long)c->line, FRI_VAL(first, n));
+                            "%s%s:%llu: cannot detect the format from \"%.*s\"; expected fields separated by tab, "
+                            "',', ';', '|' or '::'", FRI_PATH(c->path), (unsigned long long)c->line, FRI_VAL(first, n));
         }
         if (fmt == FR_FORMAT_DELIMITED) {
             /* Auto columns: header names or positions. */
@@ -174,9 +194,9 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
                     else if (sp->ct < 0 && name_in(s, ln, tn)) sp->ct = k;
                 }
                 if (sp->cu < 0 || sp->ci < 0)
-                    return fri_fail(FR_ERR_PARSE, "%s:%llu: header \"%.*s\" names no user and item columns; "
+                    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: header \"%.*s\" names no user and item columns; "
                                     "expected e.g. userId and movieId (or set the columns)",
-                                    c->path, (unsigned long long)c->line, FRI_VAL(first, n));
+                                    FRI_PATH(c->path), (unsigned long long)c->line, FRI_VAL(first, n));
             } else {
                 sp->cr = f.n >= 3 ? 2 : -1;
                 sp->ct = f.n >= 4 ? 3 : -1;

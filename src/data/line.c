@@ -11,13 +11,13 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
     if (f.n < sp->nf_min || (sp->nf_max && f.n > sp->nf_max)) {
         const char *dn = fri_spec_delim_name(sp);
         if (sp->nf_max == sp->nf_min)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: expected %d fields separated by %s, got %d in \"%.*s\"", c->path, ln,
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: expected %d fields separated by %s, got %d in \"%.*s\"", FRI_PATH(c->path), ln,
                             sp->nf_min, dn, f.n, FRI_VAL(s, n));
         if (sp->nf_max)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: expected %d to %d fields separated by %s, got %d in \"%.*s\"",
-                            c->path, ln, sp->nf_min, sp->nf_max, dn, f.n, FRI_VAL(s, n));
-        return fri_fail(FR_ERR_PARSE, "%s:%llu: expected at least %d fields separated by %s, got %d in \"%.*s\"",
-                        c->path, ln, sp->nf_min, dn, f.n, FRI_VAL(s, n));
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: expected %d to %d fields separated by %s, got %d in \"%.*s\"",
+                            FRI_PATH(c->path), ln, sp->nf_min, sp->nf_max, dn, f.n, FRI_VAL(s, n));
+        return fri_fail(FR_ERR_PARSE, "%s%s:%llu: expected at least %d fields separated by %s, got %d in \"%.*s\"",
+                        FRI_PATH(c->path), ln, sp->nf_min, dn, f.n, FRI_VAL(s, n));
     }
     static const char *const idname[2] = {"user id", "item id"};
     const int cols[2] = {sp->cu, sp->ci};
@@ -27,11 +27,11 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         size_t vn = f.len[cols[k]];
         int rc = fri_parse_id(v, vn, &ids[k]);
         if (rc == FRI_NUM_BAD)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: %s \"%.*s\" is not a number; expected an integer in [0, 2^31)",
-                            c->path, ln, idname[k], FRI_VAL(v, vn));
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is not a number; expected an integer in [0, 2^31)",
+                            FRI_PATH(c->path), ln, idname[k], FRI_VAL(v, vn));
         if (rc == FRI_NUM_RANGE)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: %s \"%.*s\" is out of range; expected an integer in [0, 2^31)",
-                            c->path, ln, idname[k], FRI_VAL(v, vn));
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is out of range; expected an integer in [0, 2^31)",
+                            FRI_PATH(c->path), ln, idname[k], FRI_VAL(v, vn));
     }
     *u = ids[0];
     *i = ids[1];
@@ -41,10 +41,10 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         size_t vn = f.len[sp->cr];
         int rc = fri_parse_real(v, vn, r);
         if (rc != FRI_NUM_OK)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: rating \"%.*s\" is not a number; expected a decimal in [%g, %g]",
-                            c->path, ln, FRI_VAL(v, vn), c->o->rating_min, c->o->rating_max);
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: rating \"%.*s\" is not a number; expected a decimal in [%g, %g]",
+                            FRI_PATH(c->path), ln, FRI_VAL(v, vn), c->o->rating_min, c->o->rating_max);
         if (!(*r >= c->o->rating_min && *r <= c->o->rating_max))
-            return fri_fail(FR_ERR_RANGE, "%s:%llu: rating %.*s is outside the allowed range [%g, %g]", c->path, ln,
+            return fri_fail(FR_ERR_RANGE, "%s%s:%llu: rating %.*s is outside the allowed range [%g, %g]", FRI_PATH(c->path), ln,
                             FRI_VAL(v, vn), c->o->rating_min, c->o->rating_max);
     }
     *t = 0;
@@ -53,11 +53,11 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         size_t vn = f.len[sp->ct];
         int rc = fri_parse_i64(v, vn, t);
         if (rc == FRI_NUM_BAD)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: timestamp \"%.*s\" is not a number; expected an integer",
-                            c->path, ln, FRI_VAL(v, vn));
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is not a number; expected an integer",
+                            FRI_PATH(c->path), ln, FRI_VAL(v, vn));
         if (rc == FRI_NUM_RANGE)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: timestamp \"%.*s\" is out of range; expected a 64-bit integer",
-                            c->path, ln, FRI_VAL(v, vn));
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is out of range; expected a 64-bit integer",
+                            FRI_PATH(c->path), ln, FRI_VAL(v, vn));
     }
     return FR_OK;
 }
@@ -66,9 +66,9 @@ fr_err fri_line_explain(const fri_rdctx *c, fr_err e, const char *s, size_t n) {
     long k = fri_text_control_byte(s, n);
     unsigned long long ln = (unsigned long long)c->line;
     if (k >= 0)
-        return fri_fail(FR_ERR_PARSE, "%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file", c->path,
+        return fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file", FRI_PATH(c->path),
                         ln, (unsigned char)s[k], k + 1);
     if (c->unterminated && e == FR_ERR_PARSE)
-        return fri_fail_prefix(FR_ERR_PARSE, "%s:%llu: truncated last line (no final newline)", c->path, ln);
+        return fri_fail_prefix(FR_ERR_PARSE, "%s%s:%llu: truncated last line (no final newline)", FRI_PATH(c->path), ln);
     return e;
 }

@@ -8,21 +8,27 @@
 #include <unistd.h>
 
 #include "data/lreader.h"
+#include "data/text.h"
 
 fr_err fri_lr_open(fri_lreader *r, const char *path) {
     memset(r, 0, sizeof *r);
     r->fd = -1;
     r->path = path;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fri_fail(FR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) {
+        int err = errno;
+        char note[48];
+        return fri_fail(FR_ERR_IO, "%s%s: cannot open: %s%s", FRI_PATH(path), strerror(err),
+                        fri_path_note(note, path, err));
+    }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);
-        return fri_fail(FR_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        return fri_fail(FR_ERR_IO, "%s%s: cannot stat: %s", FRI_PATH(path), strerror(errno));
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);
-        return fri_fail(FR_ERR_IO, "%s: is a directory; expected a ratings file", path);
+        return fri_fail(FR_ERR_IO, "%s%s: is a directory; expected a ratings file", FRI_PATH(path));
     }
     r->buf = fri_malloc(FRI_LR_CHUNK + 1 + FRI_LR_PAD);
     if (!r->buf) { close(fd); return FR_ERR_NOMEM; }
@@ -54,6 +60,19 @@ void fri_lr_close(fri_lreader *r) {
     r->buf = NULL;
 }
 
+/* Skips a UTF-8 byte-order mark at the start of the file once three bytes (or the end)
+ * are in, before any line was returned. */
+static void skip_bom(fri_lreader *r) {
+    size_t have = r->end - r->pos;
+    if (r->ranged || r->line > 0 || r->bytes != have) { r->bom_done = true; return; } /* not the start */
+    if (have < 3 && !r->eof) return;
+    if (have >= 3 && memcmp(r->buf + r->pos, "\xEF\xBB\xBF", 3) == 0) {
+        r->pos += 3;
+        if (r->scan < r->pos) r->scan = r->pos;
+    }
+    r->bom_done = true;
+}
+
 fr_err fri_lr_fill(fri_lreader *r) {
     if (r->pos > 0) {
         memmove(r->buf, r->buf + r->pos, r->end - r->pos);
@@ -63,8 +82,8 @@ fr_err fri_lr_fill(fri_lreader *r) {
     }
     if (r->end == r->cap) {
         if (r->cap >= FRI_LR_MAX_LINE)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: line longer than %zu MiB; expected a text file of short lines",
-                            r->path, (unsigned long long)r->line + 1, FRI_LR_MAX_LINE >> 20);
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: line longer than %zu MiB; expected a text file of short lines",
+                            FRI_PATH(r->path), (unsigned long long)r->line + 1, FRI_LR_MAX_LINE >> 20);
         char *nb = fri_realloc(r->buf, r->cap * 2 + 1 + FRI_LR_PAD);
         if (!nb) return FR_ERR_NOMEM;
         r->buf = nb;
@@ -80,12 +99,13 @@ fr_err fri_lr_fill(fri_lreader *r) {
             k = read(r->fd, r->buf + r->end, want);
         }
         if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return fri_fail(FR_ERR_IO, "%s: read failed: %s", r->path, strerror(errno));
+        if (k < 0) return fri_fail(FR_ERR_IO, "%s%s: read failed: %s", FRI_PATH(r->path), strerror(errno));
         if (k == 0) r->eof = true;
         r->end += (size_t)k;
         r->buf[r->end] = '\0'; /* the sentinel (buf has cap + 1 bytes) */
         r->bytes += (uint64_t)k;
         r->off += (uint64_t)k;
+        if (!r->bom_done) skip_bom(r);
         return FR_OK;
     }
 }

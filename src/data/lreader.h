@@ -3,6 +3,9 @@
  * never mmap'd, so the page cache does not show up in RSS. A line may straddle two
  * chunks: the unconsumed tail moves to the front before the next read.
  *
+ * A UTF-8 byte-order mark (EF BB BF) at the start of a file is skipped: it is not data
+ * (ranges, which never start a file, keep every byte).
+ *
  * Invariants: buf holds cap + 1 + FRI_LR_PAD bytes and buf[end] is always a NUL, a
  * sentinel that ends any scan of the bytes read (the one-pass row scanners rely on it and
  * may load up to FRI_LR_PAD bytes past it); bytes in [pos, scan) hold no '\n'. */
@@ -23,6 +26,7 @@ typedef struct fri_lreader {
     size_t pos, end;  /* unconsumed bytes are buf[pos, end) */
     size_t scan;      /* bytes in [pos, scan) are known to hold no '\n' */
     bool eof;
+    bool bom_done;    /* the file's start was checked for a byte-order mark */
     bool ranged;      /* reads [off, stop) with pread on a borrowed fd */
     uint64_t off;     /* file offset of buf[end] */
     uint64_t stop;    /* end of the range when ranged */

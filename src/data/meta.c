@@ -5,8 +5,12 @@
  * Invariants: strings in fr_meta are UTF-8 (u.item and movies.dat are Latin-1 and are
  * converted, unless a value already is valid UTF-8); entries are indexed by the dataset's
  * dense ids, and rows whose raw id the dataset does not know are ignored. A missing file
- * is not an error; a malformed one is, naming file, line, value and what was expected.
- * On any error the dataset's metadata is left as it was. */
+ * is not an error. A malformed line (binary data, a wrong field count, a bad id or flag)
+ * costs that line only: it is skipped and counted (fr_meta_skipped keeps the count and the
+ * first one's message, naming file, line, value and what was expected). A file with bad
+ * lines and no good one is not the file its name says: that is an error with the first
+ * bad line's message. A UTF-8 byte-order mark at the start of a file is skipped. On any
+ * error the dataset's metadata is left as it was. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,25 +27,61 @@ static bool mparse_id(const char *s, size_t n, uint32_t *out) {
     return fri_parse_id(s, n, out) == FRI_NUM_OK;
 }
 
-/* One file's text, split into lines by the caller. */
+/* One file's text, split into lines by the caller, and its bad-line books. */
 typedef struct mfile {
-    const char *path;
+    char *path;       /* dir/name, allocated (no length limit) */
     uint8_t *data;
     size_t n, pos;
     unsigned long long line;
+    uint64_t good, bad; /* lines used and lines skipped */
+    char *first_bad;  /* message of the first skipped line */
 } mfile;
 
-/* Reads path if it exists: *found false when it does not. */
-static fr_err mfile_open(mfile *f, const char *dir, const char *name, char *pathbuf, size_t cap, bool *found) {
+static void mfile_close(mfile *f) {
+    fri_free(f->path);
+    fri_free(f->data);
+    fri_free(f->first_bad);
+    memset(f, 0, sizeof *f);
+}
+
+/* Reads dir/name if it exists: *found false when it does not. */
+static fr_err mfile_open(mfile *f, const char *dir, const char *name, bool *found) {
     memset(f, 0, sizeof *f);
     *found = false;
-    int w = snprintf(pathbuf, cap, "%s/%s", dir, name);
-    if (w < 0 || (size_t)w >= cap) return fri_fail(FR_ERR_INVALID, "%s: directory path too long", dir);
+    size_t n = strlen(dir) + strlen(name) + 2;
+    f->path = fri_malloc(n);
+    if (!f->path) return FR_ERR_NOMEM;
+    snprintf(f->path, n, "%s/%s", dir, name);
     struct stat st;
-    if (stat(pathbuf, &st) != 0) return FR_OK;
+    if (stat(f->path, &st) != 0) {
+        int err = errno;
+        if (err == ENOENT || err == ENOTDIR) return FR_OK; /* not there */
+        char note[48];
+        return fri_fail(FR_ERR_IO, "%s%s: cannot stat: %s%s", FRI_PATH(f->path), strerror(err),
+                        fri_path_note(note, f->path, err));
+    }
     *found = true;
-    f->path = pathbuf;
-    return fri_read_file(pathbuf, &f->data, &f->n);
+    fr_err e = fri_read_file(f->path, &f->data, &f->n);
+    if (!e && f->n >= 3 && memcmp(f->data, "\xEF\xBB\xBF", 3) == 0) f->pos = 3; /* a byte-order mark */
+    return e;
+}
+
+/* A line's error e: out of memory stops the load; anything else skips the line, counted
+ * in the file and in m with the first message kept. */
+static fr_err skip_line(mfile *f, fr_meta *m, fr_err e) {
+    if (e == FR_ERR_NOMEM) return e;
+    f->bad++;
+    m->skipped++;
+    if (!f->first_bad && !(f->first_bad = fri_strdup(fr_errmsg()))) return FR_ERR_NOMEM;
+    if (!m->first_bad && !(m->first_bad = fri_strdup(fr_errmsg()))) return FR_ERR_NOMEM;
+    return FR_OK;
+}
+
+/* The end of a file: bad lines and no good one make it an error. */
+static fr_err mfile_done(const mfile *f) {
+    if (f->bad && !f->good)
+        return fri_fail(FR_ERR_PARSE, "%s (no line of the file was usable)", f->first_bad);
+    return FR_OK;
 }
 
 /* Next non-blank line (without "\r\n"); false at the end. */
@@ -64,18 +104,18 @@ static bool mfile_line(mfile *f, const char **s, size_t *n) {
 static fr_err check_text(const mfile *f, const char *s, size_t n) {
     long k = fri_text_control_byte(s, n);
     if (k >= 0)
-        return fri_fail(FR_ERR_PARSE, "%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
-                        f->path, f->line, (unsigned char)s[k], k + 1);
+        return fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
+                        FRI_PATH(f->path), f->line, (unsigned char)s[k], k + 1);
     return FR_OK;
 }
 
 static fr_err bad_count(const mfile *f, int want, bool at_least, const char *delim, int got, const char *s, size_t n) {
-    return fri_fail(FR_ERR_PARSE, "%s:%llu: expected %s%d fields separated by %s, got %d in \"%.*s\"", f->path, f->line,
+    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: expected %s%d fields separated by %s, got %d in \"%.*s\"", FRI_PATH(f->path), f->line,
                     at_least ? "at least " : "", want, delim, got, FRI_VAL(s, n));
 }
 
 static fr_err bad_id(const mfile *f, const char *what, const char *s, size_t n) {
-    return fri_fail(FR_ERR_PARSE, "%s:%llu: %s \"%.*s\" is not a valid id; expected an integer in [0, 2^31)", f->path,
+    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is not a valid id; expected an integer in [0, 2^31)", FRI_PATH(f->path),
                     f->line, what, FRI_VAL(s, n));
 }
 
@@ -94,84 +134,102 @@ static const char *const ml100k_genres[19] = {
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
     "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"};
 
+/* Runs one line parser over every line of f: a line it refuses is skipped and counted
+ * (skip_line), a line it takes counts as good. */
+#define EACH_LINE(f, m, parse)                                                           \
+    do {                                                                                 \
+        const char *s_;                                                                  \
+        size_t n_;                                                                       \
+        while (mfile_line((f), &s_, &n_)) {                                              \
+            fr_err e_ = parse;                                                           \
+            if (!e_) (f)->good += 1;                                                     \
+            else if ((e_ = skip_line((f), (m), e_))) return e_;                          \
+        }                                                                                \
+    } while (0)
+
 /* u.genre: "name|index"; names[] are pointers into the file's buffer (or the defaults). */
-static fr_err read_u_genre(mfile *f, const char *names[19], size_t lens[19]) {
-    const char *s;
-    size_t n;
-    while (mfile_line(f, &s, &n)) {
-        fr_err e = check_text(f, s, n);
-        if (e) return e;
-        fri_fields fl;
-        fri_text_split(s, n, '|', false, &fl);
-        if (fl.n != 2) return bad_count(f, 2, false, "'|'", fl.n, s, n);
-        uint32_t idx;
-        if (!mparse_id(fl.s[1], fl.len[1], &idx) || idx >= 19)
-            return fri_fail(FR_ERR_PARSE, "%s:%llu: genre index \"%.*s\"; expected 0..18", f->path, f->line,
-                            FRI_VAL(fl.s[1], fl.len[1]));
-        names[idx] = fl.s[0];
-        lens[idx] = fl.len[0];
-    }
+static fr_err genre_line(const mfile *f, const char *s, size_t n, const char *names[19], size_t lens[19]) {
+    fr_err e = check_text(f, s, n);
+    if (e) return e;
+    fri_fields fl;
+    fri_text_split(s, n, '|', false, &fl);
+    if (fl.n != 2) return bad_count(f, 2, false, "'|'", fl.n, s, n);
+    uint32_t idx;
+    if (!mparse_id(fl.s[1], fl.len[1], &idx) || idx >= 19)
+        return fri_fail(FR_ERR_PARSE, "%s%s:%llu: genre index \"%.*s\"; expected 0..18", FRI_PATH(f->path), f->line,
+                        FRI_VAL(fl.s[1], fl.len[1]));
+    names[idx] = fl.s[0];
+    lens[idx] = fl.len[0];
     return FR_OK;
+}
+
+static fr_err read_u_genre(mfile *f, fr_meta *m, const char *names[19], size_t lens[19]) {
+    EACH_LINE(f, m, genre_line(f, s_, n_, names, lens));
+    return mfile_done(f);
+}
+
+/* u.item: "id|title|date|video date|url|19 genre flags" in Latin-1. */
+static fr_err item_line(const mfile *f, const char *s, size_t n, const fr_dataset *d, fr_meta *m,
+                        const char *const gn[19], const size_t gl[19]) {
+    fr_err e = check_text(f, s, n);
+    if (e) return e;
+    fri_fields fl;
+    fri_text_split(s, n, '|', false, &fl);
+    if (fl.n != 24) return bad_count(f, 24, false, "'|'", fl.n, s, n);
+    uint32_t id;
+    if (!mparse_id(fl.s[0], fl.len[0], &id)) return bad_id(f, "item id", fl.s[0], fl.len[0]);
+    char gbuf[512];
+    size_t gn_len = 0;
+    for (int g = 0; g < 19; g++) {
+        const char *v = fl.s[5 + g];
+        size_t vn = fl.len[5 + g];
+        fri_text_trim(&v, &vn);
+        if (vn != 1 || (v[0] != '0' && v[0] != '1'))
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: genre flag %d \"%.*s\"; expected 0 or 1", FRI_PATH(f->path), f->line,
+                            g + 1, FRI_VAL(v, vn));
+        if (v[0] == '1' && gn_len + gl[g] + 1 < sizeof gbuf) {
+            if (gn_len) gbuf[gn_len++] = '|';
+            memcpy(gbuf + gn_len, gn[g], gl[g]);
+            gn_len += gl[g];
+        }
+    }
+    int64_t di = fr_idmap_find(d->items, id);
+    if (di < 0) return FR_OK;
+    e = set_str(&m->title[di], fl.s[1], fl.len[1], true);
+    if (!e && gn_len) e = set_str(&m->genres[di], gbuf, gn_len, true);
+    return e;
 }
 
 static fr_err read_u_item(mfile *f, const fr_dataset *d, fr_meta *m, const char *const gn[19], const size_t gl[19]) {
-    const char *s;
-    size_t n;
-    while (mfile_line(f, &s, &n)) {
-        fr_err e = check_text(f, s, n);
-        if (e) return e;
-        fri_fields fl;
-        fri_text_split(s, n, '|', false, &fl);
-        if (fl.n != 24) return bad_count(f, 24, false, "'|'", fl.n, s, n);
-        uint32_t id;
-        if (!mparse_id(fl.s[0], fl.len[0], &id)) return bad_id(f, "item id", fl.s[0], fl.len[0]);
-        char gbuf[512];
-        size_t gn_len = 0;
-        for (int g = 0; g < 19; g++) {
-            const char *v = fl.s[5 + g];
-            size_t vn = fl.len[5 + g];
-            fri_text_trim(&v, &vn);
-            if (vn != 1 || (v[0] != '0' && v[0] != '1'))
-                return fri_fail(FR_ERR_PARSE, "%s:%llu: genre flag %d \"%.*s\"; expected 0 or 1", f->path, f->line,
-                                g + 1, FRI_VAL(v, vn));
-            if (v[0] == '1' && gn_len + gl[g] + 1 < sizeof gbuf) {
-                if (gn_len) gbuf[gn_len++] = '|';
-                memcpy(gbuf + gn_len, gn[g], gl[g]);
-                gn_len += gl[g];
-            }
-        }
-        int64_t di = fr_idmap_find(d->items, id);
-        if (di < 0) continue;
-        e = set_str(&m->title[di], fl.s[1], fl.len[1], true);
-        if (!e && gn_len) e = set_str(&m->genres[di], gbuf, gn_len, true);
-        if (e) return e;
-    }
-    return FR_OK;
+    EACH_LINE(f, m, item_line(f, s_, n_, d, m, gn, gl));
+    return mfile_done(f);
 }
 
 /* movies.dat: "id::Title (Year)::Genre|Genre" in Latin-1. */
+static fr_err movie_dat_line(const mfile *f, const char *s, size_t n, const fr_dataset *d, fr_meta *m) {
+    fr_err e = check_text(f, s, n);
+    if (e) return e;
+    fri_fields fl;
+    fri_text_split(s, n, ':', true, &fl);
+    if (fl.n != 3) return bad_count(f, 3, false, "'::'", fl.n, s, n);
+    uint32_t id;
+    if (!mparse_id(fl.s[0], fl.len[0], &id)) return bad_id(f, "movie id", fl.s[0], fl.len[0]);
+    int64_t di = fr_idmap_find(d->items, id);
+    if (di < 0) return FR_OK;
+    e = set_str(&m->title[di], fl.s[1], fl.len[1], true);
+    if (!e && fl.len[2]) e = set_str(&m->genres[di], fl.s[2], fl.len[2], true);
+    return e;
+}
+
 static fr_err read_movies_dat(mfile *f, const fr_dataset *d, fr_meta *m) {
-    const char *s;
-    size_t n;
-    while (mfile_line(f, &s, &n)) {
-        fr_err e = check_text(f, s, n);
-        if (e) return e;
-        fri_fields fl;
-        fri_text_split(s, n, ':', true, &fl);
-        if (fl.n != 3) return bad_count(f, 3, false, "'::'", fl.n, s, n);
-        uint32_t id;
-        if (!mparse_id(fl.s[0], fl.len[0], &id)) return bad_id(f, "movie id", fl.s[0], fl.len[0]);
-        int64_t di = fr_idmap_find(d->items, id);
-        if (di < 0) continue;
-        e = set_str(&m->title[di], fl.s[1], fl.len[1], true);
-        if (!e && fl.len[2]) e = set_str(&m->genres[di], fl.s[2], fl.len[2], true);
-        if (e) return e;
-    }
-    return FR_OK;
+    EACH_LINE(f, m, movie_dat_line(f, s_, n_, d, m));
+    return mfile_done(f);
 }
 
 /* One RFC 4180 record from f (quoted fields may hold commas, "" and newlines), decoded
- * into out (cap bytes); fields point into out. Returns false at the end. */
+ * into out (cap bytes); fields point into out. *got false at the end. A malformed record
+ * is an error with f past it: past the end of its line after a stray character behind a
+ * closing quote, at the end of the file after a quote that never closes. */
 static fr_err csv_record(mfile *f, char *out, size_t cap, fri_fields *fl, bool *got) {
     *got = false;
     fl->n = 0;
@@ -179,6 +237,7 @@ static fr_err csv_record(mfile *f, char *out, size_t cap, fri_fields *fl, bool *
     /* Skip blank lines. */
     while (p < end && (*p == '\n' || *p == '\r')) { if (*p == '\n') f->line++; p++; }
     if (p >= end) { f->pos = f->n; return FR_OK; }
+    *got = true;
     f->line++;
     unsigned long long start_line = f->line;
     size_t o = 0;
@@ -187,9 +246,11 @@ static fr_err csv_record(mfile *f, char *out, size_t cap, fri_fields *fl, bool *
         if (p < end && *p == '"') {
             p++;
             for (;;) {
-                if (p >= end)
-                    return fri_fail(FR_ERR_PARSE, "%s:%llu: quoted field never closed; expected a closing '\"'", f->path,
+                if (p >= end) {
+                    f->pos = f->n;
+                    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: quoted field never closed; expected a closing '\"'", FRI_PATH(f->path),
                                     start_line);
+                }
                 if (*p == '"') {
                     if (p + 1 < end && p[1] == '"') { if (o < cap) out[o++] = '"'; p += 2; continue; }
                     p++;
@@ -199,9 +260,13 @@ static fr_err csv_record(mfile *f, char *out, size_t cap, fri_fields *fl, bool *
                 if (o < cap) out[o++] = *p;
                 p++;
             }
-            if (p < end && *p != ',' && *p != '\n' && *p != '\r')
-                return fri_fail(FR_ERR_PARSE, "%s:%llu: '%c' after a closing quote; expected ',' or end of line",
-                                f->path, f->line, *p);
+            if (p < end && *p != ',' && *p != '\n' && *p != '\r') {
+                char c = *p;
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                f->pos = nl ? (size_t)(nl + 1 - (const char *)f->data) : f->n;
+                return fri_fail(FR_ERR_PARSE, "%s%s:%llu: '%c' after a closing quote; expected ',' or end of line",
+                                FRI_PATH(f->path), f->line, c);
+            }
         } else {
             while (p < end && *p != ',' && *p != '\n' && *p != '\r') { if (o < cap) out[o++] = *p; p++; }
         }
@@ -213,8 +278,34 @@ static fr_err csv_record(mfile *f, char *out, size_t cap, fri_fields *fl, bool *
         break;
     }
     f->pos = (size_t)(p - (const char *)f->data);
-    *got = true;
     return FR_OK;
+}
+
+/* One movies.csv record; *header set when it is the header (the first record, its id not
+ * a number). */
+static fr_err movie_csv_record(const mfile *f, const fri_fields *fl, bool first, bool *header, const fr_dataset *d,
+                               fr_meta *m) {
+    *header = false;
+    size_t total = 0;
+    for (int k = 0; k < fl->n && k < FRI_MAX_FIELDS; k++) total += fl->len[k];
+    if (fl->n != 3) return bad_count(f, 3, false, "','", fl->n, fl->s[0], total);
+    fr_err e;
+    if ((e = check_text(f, fl->s[0], fl->len[0])) || (e = check_text(f, fl->s[2], fl->len[2]))) return e;
+    for (size_t k = 0; k < fl->len[1]; k++) /* a title may hold a newline from quoting; others are binary */
+        if ((unsigned char)fl->s[1][k] < 0x20 && fl->s[1][k] != '\n' && fl->s[1][k] != '\t')
+            return check_text(f, fl->s[1], fl->len[1]);
+    uint32_t id;
+    if (!mparse_id(fl->s[0], fl->len[0], &id)) {
+        if (first) { *header = true; return FR_OK; }
+        return bad_id(f, "movie id", fl->s[0], fl->len[0]);
+    }
+    int64_t di = fr_idmap_find(d->items, id);
+    if (di < 0) return FR_OK;
+    e = set_str(&m->title[di], fl->s[1], fl->len[1], false);
+    static const char none[] = "(no genres listed)";
+    if (!e && fl->len[2] && !(fl->len[2] == sizeof none - 1 && memcmp(fl->s[2], none, fl->len[2]) == 0))
+        e = set_str(&m->genres[di], fl->s[2], fl->len[2], false);
+    return e;
 }
 
 /* movies.csv: "movieId,title,genres" with RFC 4180 quoting, UTF-8. */
@@ -225,36 +316,16 @@ static fr_err read_movies_csv(mfile *f, const fr_dataset *d, fr_meta *m) {
     bool first = true;
     for (;;) {
         fri_fields fl;
-        bool got;
+        bool got, header = false;
         e = csv_record(f, rec, f->n, &fl, &got);
-        if (e || !got) break;
-        size_t total = 0;
-        for (int k = 0; k < fl.n && k < FRI_MAX_FIELDS; k++) total += fl.len[k];
-        if (fl.n != 3) { e = bad_count(f, 3, false, "','", fl.n, fl.s[0], total); break; }
-        if ((e = check_text(f, fl.s[0], fl.len[0])) || (e = check_text(f, fl.s[2], fl.len[2]))) break;
-        for (size_t k = 0; k < fl.len[1]; k++) /* a title may hold a newline from quoting; others are binary */
-            if ((unsigned char)fl.s[1][k] < 0x20 && fl.s[1][k] != '\n' && fl.s[1][k] != '\t') {
-                e = check_text(f, fl.s[1], fl.len[1]);
-                break;
-            }
-        if (e) break;
-        uint32_t id;
-        if (!mparse_id(fl.s[0], fl.len[0], &id)) {
-            if (first) { first = false; continue; } /* the header */
-            e = bad_id(f, "movie id", fl.s[0], fl.len[0]);
-            break;
-        }
+        if (!got) break;
+        if (!e) e = movie_csv_record(f, &fl, first, &header, d, m);
         first = false;
-        int64_t di = fr_idmap_find(d->items, id);
-        if (di < 0) continue;
-        e = set_str(&m->title[di], fl.s[1], fl.len[1], false);
-        static const char none[] = "(no genres listed)";
-        if (!e && fl.len[2] && !(fl.len[2] == sizeof none - 1 && memcmp(fl.s[2], none, fl.len[2]) == 0))
-            e = set_str(&m->genres[di], fl.s[2], fl.len[2], false);
-        if (e) break;
+        if (!e) f->good += !header;
+        else if ((e = skip_line(f, m, e))) break;
     }
     fri_free(rec);
-    return e;
+    return e ? e : mfile_done(f);
 }
 
 /* ------------------------------------------------------------ users */
@@ -277,30 +348,32 @@ static fr_err ensure_attrs(fr_meta *m) {
 
 /* u.user "id|age|gender|occupation|zip" (order: age gender occupation zip) or users.dat
  * "UserID::Gender::Age::Occupation::Zip". */
+static fr_err user_line(const mfile *f, const char *s, size_t n, const fr_dataset *d, fr_meta *m, bool dat) {
+    fr_err e = check_text(f, s, n);
+    if (e) return e;
+    /* Field index of age, gender, occupation, zip. */
+    const int at[4] = {dat ? 2 : 1, dat ? 1 : 2, 3, 4};
+    fri_fields fl;
+    fri_text_split(s, n, '|', dat, &fl);
+    if (fl.n != 5) return bad_count(f, 5, false, dat ? "'::'" : "'|'", fl.n, s, n);
+    uint32_t id;
+    if (!mparse_id(fl.s[0], fl.len[0], &id)) return bad_id(f, "user id", fl.s[0], fl.len[0]);
+    int64_t du = fr_idmap_find(d->users, id);
+    if (du < 0) return FR_OK;
+    for (int a = 0; a < 4; a++) {
+        const char *v = fl.s[at[a]];
+        size_t vn = fl.len[at[a]];
+        fri_text_trim(&v, &vn);
+        if ((e = set_str(&m->attrs[a][du], v, vn, true))) return e;
+    }
+    return FR_OK;
+}
+
 static fr_err read_users(mfile *f, const fr_dataset *d, fr_meta *m, bool dat) {
     fr_err e = ensure_attrs(m);
     if (e) return e;
-    const char *s;
-    size_t n;
-    /* Field index of age, gender, occupation, zip. */
-    const int at[4] = {dat ? 2 : 1, dat ? 1 : 2, 3, 4};
-    while (mfile_line(f, &s, &n)) {
-        if ((e = check_text(f, s, n))) return e;
-        fri_fields fl;
-        fri_text_split(s, n, '|', dat, &fl);
-        if (fl.n != 5) return bad_count(f, 5, false, dat ? "'::'" : "'|'", fl.n, s, n);
-        uint32_t id;
-        if (!mparse_id(fl.s[0], fl.len[0], &id)) return bad_id(f, "user id", fl.s[0], fl.len[0]);
-        int64_t du = fr_idmap_find(d->users, id);
-        if (du < 0) continue;
-        for (int a = 0; a < 4; a++) {
-            const char *v = fl.s[at[a]];
-            size_t vn = fl.len[at[a]];
-            fri_text_trim(&v, &vn);
-            if ((e = set_str(&m->attrs[a][du], v, vn, true))) return e;
-        }
-    }
-    return FR_OK;
+    EACH_LINE(f, m, user_line(f, s_, n_, d, m, dat));
+    return mfile_done(f);
 }
 
 /* ------------------------------------------------------------ public */
@@ -314,7 +387,6 @@ fr_err fr_dataset_load_meta(fr_dataset *d, const char *dir) {
     m->title = fri_calloc(d->n_items ? d->n_items : 1, sizeof *m->title);
     m->genres = fri_calloc(d->n_items ? d->n_items : 1, sizeof *m->genres);
     if (!m->title || !m->genres) { fri_meta_free(m); return FR_ERR_NOMEM; }
-    char path[4096], gpath[4096];
     mfile f = {0}, g = {0};
     bool found, any = false;
 
@@ -323,28 +395,29 @@ fr_err fr_dataset_load_meta(fr_dataset *d, const char *dir) {
     const char *gn[19];
     size_t gl[19];
     for (int k = 0; k < 19; k++) { gn[k] = ml100k_genres[k]; gl[k] = strlen(gn[k]); }
-    if ((e = mfile_open(&g, dir, "u.genre", gpath, sizeof gpath, &found))) goto done;
-    if (found && (e = read_u_genre(&g, gn, gl))) goto done;
-    if ((e = mfile_open(&f, dir, "u.item", path, sizeof path, &found))) goto done;
+    if ((e = mfile_open(&g, dir, "u.genre", &found))) goto done;
+    if (found && (e = read_u_genre(&g, m, gn, gl))) goto done;
+    if ((e = mfile_open(&f, dir, "u.item", &found))) goto done;
     if (found) { any = true; if ((e = read_u_item(&f, d, m, gn, gl))) goto done; }
-    fri_free(f.data); f.data = NULL;
-    fri_free(g.data); g.data = NULL;
-    if ((e = mfile_open(&f, dir, "movies.dat", path, sizeof path, &found))) goto done;
+    mfile_close(&f);
+    mfile_close(&g);
+    if ((e = mfile_open(&f, dir, "movies.dat", &found))) goto done;
     if (found) { any = true; if ((e = read_movies_dat(&f, d, m))) goto done; }
-    fri_free(f.data); f.data = NULL;
-    if ((e = mfile_open(&f, dir, "movies.csv", path, sizeof path, &found))) goto done;
+    mfile_close(&f);
+    if ((e = mfile_open(&f, dir, "movies.csv", &found))) goto done;
     if (found) { any = true; if ((e = read_movies_csv(&f, d, m))) goto done; }
-    fri_free(f.data); f.data = NULL;
+    mfile_close(&f);
     /* Users. */
-    if ((e = mfile_open(&f, dir, "u.user", path, sizeof path, &found))) goto done;
+    if ((e = mfile_open(&f, dir, "u.user", &found))) goto done;
     if (found) { any = true; if ((e = read_users(&f, d, m, false))) goto done; }
-    fri_free(f.data); f.data = NULL;
-    if ((e = mfile_open(&f, dir, "users.dat", path, sizeof path, &found))) goto done;
+    mfile_close(&f);
+    if ((e = mfile_open(&f, dir, "users.dat", &found))) goto done;
     if (found) { any = true; if ((e = read_users(&f, d, m, true))) goto done; }
 done:
-    fri_free(f.data);
-    fri_free(g.data);
+    mfile_close(&f);
+    mfile_close(&g);
     if (e || !any) { fri_meta_free(m); return e; }
+    if (m->skipped) fr_errmsg_clear();
     fri_meta_free(d->meta);
     d->meta = m;
     return FR_OK;

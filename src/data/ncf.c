@@ -22,8 +22,8 @@ fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, fr_idmap **um,
     }
     uint64_t limit = 16 * (uint64_t)total + 65536;
     if ((uint64_t)mu >= limit || (uint64_t)mi >= limit)
-        return fri_fail(FR_ERR_RANGE, "%s: NCF ids are dense 0..n-1, but the largest id is %u with only %zu ratings; "
-                        "expected ids below %llu (use the ml100k format for sparse ids)", path,
+        return fri_fail(FR_ERR_RANGE, "%s%s: NCF ids are dense 0..n-1, but the largest id is %u with only %zu ratings; "
+                        "expected ids below %llu (use the ml100k format for sparse ids)", FRI_PATH(path),
                         mu > mi ? mu : mi, total, (unsigned long long)limit);
     fr_err e = fri_idmap_identity(um, mu + 1);
     if (!e) e = fri_idmap_identity(im, mi + 1);
@@ -65,7 +65,7 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
         unsigned long long ln = (unsigned long long)lr.line;
         long cb = fri_text_control_byte(s, n);
         if (cb >= 0) {
-            e = fri_fail(FR_ERR_PARSE, "%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file", path,
+            e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file", FRI_PATH(path),
                          ln, (unsigned char)s[cb], cb + 1);
             goto fail;
         }
@@ -74,8 +74,8 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
         const char *close = memchr(p, ')', n);
         const char *comma = close ? memchr(p, ',', (size_t)(close - p)) : NULL;
         if (n < 5 || p[0] != '(' || !close || !comma) {
-            e = fri_fail(FR_ERR_PARSE, "%s:%llu: line starts \"%.*s\"; expected \"(user,item)\" then tab-separated "
-                         "negative items%s", path, ln, FRI_VAL(s, n), unterminated ? " (truncated last line?)" : "");
+            e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: line starts \"%.*s\"; expected \"(user,item)\" then tab-separated "
+                         "negative items%s", FRI_PATH(path), ln, FRI_VAL(s, n), unterminated ? " (truncated last line?)" : "");
             goto fail;
         }
         uint32_t ids[2];
@@ -85,7 +85,7 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
         for (int k = 0; k < 2; k++) {
             int rc = fri_parse_id(vs[k], vl[k], &ids[k]);
             if (rc != FRI_NUM_OK) {
-                e = fri_fail(FR_ERR_PARSE, "%s:%llu: %s \"%.*s\" %s; expected an integer in [0, 2^31)", path, ln,
+                e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" %s; expected an integer in [0, 2^31)", FRI_PATH(path), ln,
                              what[k], FRI_VAL(vs[k], vl[k]), rc == FRI_NUM_BAD ? "is not a number" : "is out of range");
                 goto fail;
             }
@@ -95,7 +95,7 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
             du = fr_idmap_find(like->users, ids[0]);
             int64_t di = fr_idmap_find(like->items, ids[1]);
             if (du < 0 || di < 0) {
-                e = fri_fail(FR_ERR_RANGE, "%s:%llu: %s %u is not in the dataset; expected a known id", path, ln,
+                e = fri_fail(FR_ERR_RANGE, "%s%s:%llu: %s %u is not in the dataset; expected a known id", FRI_PATH(path), ln,
                              du < 0 ? "user" : "item", du < 0 ? ids[0] : ids[1]);
                 goto fail;
             }
@@ -105,7 +105,7 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
         p = close + 1;
         while (p < end) {
             if (*p != '\t' && *p != ' ') {
-                e = fri_fail(FR_ERR_PARSE, "%s:%llu: \"%.*s\" after the (user,item) pair; expected a tab", path, ln,
+                e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: \"%.*s\" after the (user,item) pair; expected a tab", FRI_PATH(path), ln,
                              FRI_VAL(p, (size_t)(end - p)));
                 goto fail;
             }
@@ -116,16 +116,16 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
             uint32_t it;
             int rc = fri_parse_id(p, (size_t)(q - p), &it);
             if (rc != FRI_NUM_OK) {
-                e = fri_fail(FR_ERR_PARSE, "%s:%llu: negative item \"%.*s\" %s; expected an integer in [0, 2^31)%s",
-                             path, ln, FRI_VAL(p, (size_t)(q - p)), rc == FRI_NUM_BAD ? "is not a number" : "is out of range",
+                e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: negative item \"%.*s\" %s; expected an integer in [0, 2^31)%s",
+                             FRI_PATH(path), ln, FRI_VAL(p, (size_t)(q - p)), rc == FRI_NUM_BAD ? "is not a number" : "is out of range",
                              unterminated ? " (truncated last line?)" : "");
                 goto fail;
             }
             if (like) {
                 int64_t di = fr_idmap_find(like->items, it);
                 if (di < 0) {
-                    e = fri_fail(FR_ERR_RANGE, "%s:%llu: negative item %u is not in the dataset; expected a known id",
-                                 path, ln, it);
+                    e = fri_fail(FR_ERR_RANGE, "%s%s:%llu: negative item %u is not in the dataset; expected a known id",
+                                 FRI_PATH(path), ln, it);
                     goto fail;
                 }
                 it = (uint32_t)di;
@@ -140,12 +140,12 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
         nl++;
         if ((uint32_t)du > maxu) maxu = (uint32_t)du;
     }
-    if (nl == 0) { e = fri_fail(FR_ERR_EMPTY, "%s: empty file; expected lines \"(user,item)\\tneg...\"", path); goto fail; }
+    if (nl == 0) { e = fri_fail(FR_ERR_EMPTY, "%s%s: empty file; expected lines \"(user,item)\\tneg...\"", FRI_PATH(path)); goto fail; }
     uint32_t nu;
     if (like) nu = like->n_users;
     else {
         if ((uint64_t)maxu >= 16 * (uint64_t)nl + 65536) {
-            e = fri_fail(FR_ERR_RANGE, "%s: user id %u with only %zu lines; expected dense ids 0..n-1", path, maxu, nl);
+            e = fri_fail(FR_ERR_RANGE, "%s%s: user id %u with only %zu lines; expected dense ids 0..n-1", FRI_PATH(path), maxu, nl);
             goto fail;
         }
         nu = maxu + 1;
@@ -159,8 +159,8 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
     if (!ng->ptr || !ng->items) { e = FR_ERR_NOMEM; goto fail; }
     for (size_t l = 0; l < nl; l++) {
         if (seen[lu[l]]) {
-            e = fri_fail(FR_ERR_PARSE, "%s: user (dense %u) has two lines of negatives; expected one line per user",
-                         path, lu[l]);
+            e = fri_fail(FR_ERR_PARSE, "%s%s: user (dense %u) has two lines of negatives; expected one line per user",
+                         FRI_PATH(path), lu[l]);
             goto fail;
         }
         seen[lu[l]] = (uint32_t)l + 1;

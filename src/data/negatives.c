@@ -1,6 +1,7 @@
 /* Evaluation negatives: for each user with a test interaction, `per_user` distinct items
  * the user never touched (in `all`, and also in `test`, so passing the training set as
- * `all` is safe too), uniform without replacement, in draw order.
+ * `all` is safe too), uniform without replacement, in draw order. A user with fewer
+ * untouched items gets them all (counted in n_short); nothing at all to draw is an error.
  * Each user's draws come from its own stream (seed, 0, user, FR_PURPOSE_EVAL_NEG), so
  * the result does not depend on the order users are processed in. Two strategies, one
  * per user: rejection sampling when the user's items are few compared with the catalogue,
@@ -40,6 +41,8 @@ fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_d
     if (!ng->ptr) { err = FR_ERR_NOMEM; goto fail; }
 
     /* Pass 1: how many negatives each user gets. */
+    uint32_t test_users = 0;
+    ng->fewest = per_user;
     for (uint32_t u = 0; u < nu; u++) {
         uint64_t k = 0;
         if (test->ptr[u + 1] > test->ptr[u]) {
@@ -47,9 +50,20 @@ fr_err fr_negatives_sample(fr_negatives **out, const fr_dataset *all, const fr_d
             size_t na = fri_dataset_user_sorted(all, u, &a), nb = fri_dataset_user_sorted(test, u, &b);
             uint64_t comp = ni - union_count(a, na, b, nb);
             k = comp < per_user ? comp : per_user;
+            test_users++;
+            ng->n_short += k < per_user;
+            if (k < ng->fewest) ng->fewest = (uint32_t)k;
         }
         ng->ptr[u + 1] = ng->ptr[u] + k;
     }
+    if (per_user && !ng->ptr[nu]) {
+        err = test_users ? fri_fail(FR_ERR_EMPTY, "negatives: %u per test user asked, but none of the %u test users has "
+                                    "an item it never touched (a catalogue of %u items)", per_user, test_users, ni)
+                         : fri_fail(FR_ERR_EMPTY, "negatives: %u per test user asked, but the test set has no "
+                                    "interaction", per_user);
+        goto fail;
+    }
+    if (!test_users) ng->fewest = 0;
     ng->items = fri_malloc((size_t)ng->ptr[nu] * sizeof *ng->items);
     /* Scratch: the complement (enumeration) and an open-addressing set (rejection). */
     uint32_t cap = 16;
@@ -129,3 +143,8 @@ size_t fr_negatives_user(const fr_negatives *n, uint32_t user, const uint32_t **
 }
 
 uint32_t fr_negatives_n_users(const fr_negatives *n) { return n ? n->n_users : 0; }
+
+uint32_t fr_negatives_short(const fr_negatives *n, uint32_t *fewest) {
+    if (fewest) *fewest = n ? n->fewest : 0;
+    return n ? n->n_short : 0;
+}

@@ -59,7 +59,7 @@ static void par_range(void *ctx, size_t k, int worker) {
         if (got <= 0) return;
         if (fri_text_blank(s, n)) continue;
         if (j->rows.n == j->rows.cap) { /* more lines than counted */
-            j->e = fri_fail(FR_ERR_IO, "%s: the file changed while it was read", c.path);
+            j->e = fri_fail(FR_ERR_IO, "%s%s: the file changed while it was read", FRI_PATH(c.path));
             return;
         }
         c.unterminated = unterminated;
@@ -82,7 +82,7 @@ static fr_err line_start_after(int fd, const char *path, uint64_t pos, uint64_t 
         size_t want = stop - pos < FRI_LR_CHUNK ? (size_t)(stop - pos) : FRI_LR_CHUNK;
         ssize_t k = pread(fd, buf, want, (off_t)pos);
         if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return fri_fail(FR_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (k < 0) return fri_fail(FR_ERR_IO, "%s%s: read failed: %s", FRI_PATH(path), strerror(errno));
         if (k == 0) break;
         char *nl = memchr(buf, '\n', (size_t)k);
         if (nl) { *out = pos + (uint64_t)(nl - buf) + 1; return FR_OK; }
@@ -99,7 +99,7 @@ static fr_err line_number_at(int fd, const char *path, uint64_t off, char *buf, 
         size_t want = off - pos < FRI_LR_CHUNK ? (size_t)(off - pos) : FRI_LR_CHUNK;
         ssize_t k = pread(fd, buf, want, (off_t)pos);
         if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return fri_fail(FR_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (k < 0) return fri_fail(FR_ERR_IO, "%s%s: read failed: %s", FRI_PATH(path), strerror(errno));
         if (k == 0) break;
         for (const char *q = buf, *qe = buf + k; (q = memchr(q, '\n', (size_t)(qe - q))) != NULL; q++) nl++;
         pos += (uint64_t)k;
@@ -117,7 +117,7 @@ static void par_count(void *ctx, size_t k, int worker) {
         size_t want = j->lr.stop - pos < FRI_LR_CHUNK ? (size_t)(j->lr.stop - pos) : FRI_LR_CHUNK;
         ssize_t got = pread(j->lr.fd, j->lr.buf, want, (off_t)pos);
         if (got < 0 && errno == EINTR) continue;
-        if (got < 0) { j->e = fri_fail(FR_ERR_IO, "%s: read failed: %s", j->lr.path, strerror(errno)); return; }
+        if (got < 0) { j->e = fri_fail(FR_ERR_IO, "%s%s: read failed: %s", FRI_PATH(j->lr.path), strerror(errno)); return; }
         if (got == 0) break;
         const char *q = j->lr.buf, *qe = q + got;
         while ((q = memchr(q, '\n', (size_t)(qe - q))) != NULL) { nl++; q++; }

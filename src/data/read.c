@@ -76,9 +76,9 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
     }
     if (skipped) fr_errmsg_clear();
     if (!have_spec)
-        e = fri_fail(FR_ERR_EMPTY, "%s: empty file; expected ratings", path);
+        e = fri_fail(FR_ERR_EMPTY, "%s%s: empty file; expected ratings", FRI_PATH(path));
     else if (rows->n == rows_before)
-        e = fri_fail(FR_ERR_EMPTY, "%s: no ratings (%llu lines, %llu skipped as bad)", path,
+        e = fri_fail(FR_ERR_EMPTY, "%s%s: no ratings (%llu lines, %llu skipped as bad)", FRI_PATH(path),
                      (unsigned long long)lines, (unsigned long long)skipped);
 done:
     if (stats) {
@@ -112,14 +112,18 @@ fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o
     fr_format used = o->format;
     e = read_rows(path, o, o->format, &rows, &used, stats);
     if (e) { fri_rows_free(&rows); return e; }
-    if (used != FR_FORMAT_NCF) return fri_dataset_build_own(out, &rows);
-    fr_idmap *um, *im;
-    fri_rows *rs[1] = {&rows};
-    e = fri_ncf_maps(path, rs, 1, &um, &im);
-    if (e) { fri_rows_free(&rows); return e; }
-    e = fri_dataset_build(out, &rows, um, im);
-    fr_idmap_release(um);
-    fr_idmap_release(im);
+    if (used != FR_FORMAT_NCF) {
+        e = fri_dataset_build_own(out, &rows);
+    } else {
+        fr_idmap *um, *im;
+        fri_rows *rs[1] = {&rows};
+        e = fri_ncf_maps(path, rs, 1, &um, &im);
+        if (e) { fri_rows_free(&rows); return e; }
+        e = fri_dataset_build(out, &rows, um, im);
+        fr_idmap_release(um);
+        fr_idmap_release(im);
+    }
+    if (!e && stats) stats->duplicates = (*out)->duplicates;
     return e;
 }
 

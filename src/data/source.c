@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "data/dataset.h"
+#include "data/text.h"
 
 struct fr_data {
     fr_dataset *train, *test;
@@ -174,7 +175,7 @@ fr_err fr_data_load(fr_data **out, const fr_source *s) {
         g.items = FR_SOURCE_SYNTHETIC_ITEMS;
         g.interactions = FR_SOURCE_SYNTHETIC_INTERACTIONS;
         g.seed = FR_SOURCE_SYNTHETIC_SEED;
-        if ((e = fr_dataset_generate(&all, &g))) fri_fail_prefix(e, "generating %s", d->describe);
+        if ((e = fr_dataset_generate(&all, &g))) fri_fail_prefix(e, "generating %s%s", FRI_PATH(d->describe));
     } else if (is_dir(s->data)) {
         d->describe = dup_printf("%s (NCF layout)", s->data);
         d->meta_dir = fri_strdup(s->data);
@@ -190,10 +191,10 @@ fr_err fr_data_load(fr_data **out, const fr_source *s) {
     if (!e && all) {
         e = fr_dataset_split(all, s->split, s->split_ratio, s->seed, &d->train, &d->test);
         if (e) {
-            fri_fail_prefix(e, "splitting %s", d->describe);
+            fri_fail_prefix(e, "splitting %s%s", FRI_PATH(d->describe));
         } else if (!s->explicit_ratings && !s->negatives && s->eval_negatives) {
             e = fr_negatives_sample(&d->negs, all, d->test, s->eval_negatives, s->seed);
-            if (e) fri_fail_prefix(e, "sampling evaluation negatives for %s", d->describe);
+            if (e) fri_fail_prefix(e, "sampling evaluation negatives for %s%s", FRI_PATH(d->describe));
         }
     }
     if (!e && s->negatives && !d->negs && !s->explicit_ratings) e = fr_negatives_load(&d->negs, s->negatives, d->train);

@@ -2,8 +2,10 @@
  * seeded random ratio.
  * Invariants: train and test are built over the SAME id maps as the source (retained,
  * rows carry raw ids), so a dense id means the same user or item in d, train and test;
- * every source interaction lands in exactly one of train and test. */
+ * every source interaction lands in exactly one of train and test; neither is empty (a
+ * split that would leave one empty is FR_ERR_EMPTY, saying what the data gives). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "data/dataset.h"
@@ -89,6 +91,23 @@ static fr_err mark(const fr_dataset *d, fr_split_kind kind, double ratio, uint64
     return FR_OK;
 }
 
+/* The error for a split with an empty side: what was asked and what the data gives. */
+static fr_err empty_side(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed, uint64_t n_test) {
+    unsigned long long n = (unsigned long long)d->n, nt = (unsigned long long)n_test;
+    if (d->n == 0) return fri_fail(FR_ERR_EMPTY, "split: the dataset has no interaction");
+    if (kind == FR_SPLIT_LOO && d->n_users == 1)
+        return fri_fail(FR_ERR_EMPTY, "split loo: the one user has a single interaction, so none can be held out; "
+                        "expected a user with two or more");
+    if (kind == FR_SPLIT_LOO)
+        return fri_fail(FR_ERR_EMPTY, "split loo: each of the %u users has a single interaction, so none can be held "
+                        "out; expected a user with two or more", d->n_users);
+    char seed_note[40] = "";
+    if (kind == FR_SPLIT_RATIO) snprintf(seed_note, sizeof seed_note, " (seed %llu)", (unsigned long long)seed);
+    return fri_fail(FR_ERR_EMPTY, "split %s:%g%s: %llu interactions give %llu to train and %llu to test; expected at "
+                    "least one in each (another ratio or more data)", kind == FR_SPLIT_RATIO ? "ratio" : "temporal",
+                    ratio, seed_note, n, n - nt, nt);
+}
+
 fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed, fr_dataset **train,
                 fr_dataset **test) {
     if (train) *train = NULL;
@@ -109,6 +128,10 @@ fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, u
     uint8_t *is_test = fri_malloc((size_t)d->n);
     if (!is_test) return FR_ERR_NOMEM;
     if ((err = mark(d, kind, ratio, seed, is_test, &n_test))) goto done;
+    if (n_test == 0 || n_test == d->n) {
+        err = empty_side(d, kind, ratio, seed, n_test);
+        goto done;
+    }
     if ((err = rows_alloc(&tr, (size_t)(d->n - n_test), d->has_time))) goto done;
     if ((err = rows_alloc(&te, (size_t)n_test, d->has_time))) goto done;
     for (uint32_t u = 0; u < d->n_users; u++)

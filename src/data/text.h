@@ -7,15 +7,39 @@
 #ifndef FEDREC_SRC_DATA_TEXT_H
 #define FEDREC_SRC_DATA_TEXT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #define FRI_MAX_FIELDS 64             /* fields kept per line (more are counted only) */
 #define FRI_ID_LIMIT 2147483647ull    /* raw ids are in [0, 2^31) */
 
 /* Quotes a value in a message: "%.*s" with at most 40 bytes of it. */
 #define FRI_VAL(s, n) (int)((n) > 40 ? 40 : (n)), (s)
+
+/* A path in a message: "%s%s" with FRI_PATH(p) gives the whole path up to FRI_PATH_SHOW
+ * bytes, else "..." and its last FRI_PATH_SHOW bytes or fewer (from a UTF-8 character
+ * boundary), so that a long path never pushes the line number and the reason out of the
+ * 1 KiB message (fr_errmsg): they were cut off after ~1000 bytes of path. */
+#define FRI_PATH_SHOW 200
+static inline const char *fri_path_tail(const char *p) {
+    size_t n = strlen(p);
+    if (n <= FRI_PATH_SHOW) return p;
+    const char *t = p + n - FRI_PATH_SHOW;
+    while (((unsigned char)*t & 0xC0) == 0x80) t++;
+    return t;
+}
+#define FRI_PATH(p) (strlen(p) > FRI_PATH_SHOW ? "..." : ""), fri_path_tail(p)
+/* " (a path of N bytes)" in buf when the system refused path p for its length (err is
+ * ENAMETOOLONG), else "": the note for "cannot open" messages. */
+static inline const char *fri_path_note(char buf[48], const char *p, int err) {
+    buf[0] = '\0';
+    if (err == ENAMETOOLONG) snprintf(buf, 48, " (a path of %zu bytes)", strlen(p));
+    return buf;
+}
 
 /* The fields of one line: s[k], len[k] for k < min(n, FRI_MAX_FIELDS). */
 typedef struct fri_fields {

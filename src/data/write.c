@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "data/dataset.h"
+#include "data/text.h"
 
 /* A file being written atomically. */
 typedef struct {
@@ -29,7 +30,10 @@ static fr_err afile_open(afile *a, const char *path) {
     snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
     a->f = fopen(a->tmp, "wb");
     if (!a->f) {
-        fr_err e = fri_fail(FR_ERR_IO, "%s: cannot create: %s", a->tmp, strerror(errno));
+        int err = errno;
+        char note[48];
+        fr_err e = fri_fail(FR_ERR_IO, "%s%s: cannot create: %s%s", FRI_PATH(a->tmp), strerror(err),
+                            fri_path_note(note, a->tmp, err));
         fri_free(a->tmp);
         a->tmp = NULL;
         return e;
@@ -48,12 +52,12 @@ static void afile_abort(afile *a) {
 static fr_err afile_commit(afile *a) {
     fr_err e = FR_OK;
     if (ferror(a->f) || fflush(a->f) != 0 || fsync(fileno(a->f)) != 0)
-        e = fri_fail(FR_ERR_IO, "%s: write failed: %s", a->tmp, strerror(errno));
+        e = fri_fail(FR_ERR_IO, "%s%s: write failed: %s", FRI_PATH(a->tmp), strerror(errno));
     int rc = fclose(a->f);
     a->f = NULL;
-    if (!e && rc != 0) e = fri_fail(FR_ERR_IO, "%s: write failed: %s", a->tmp, strerror(errno));
+    if (!e && rc != 0) e = fri_fail(FR_ERR_IO, "%s%s: write failed: %s", FRI_PATH(a->tmp), strerror(errno));
     if (!e && rename(a->tmp, a->path) != 0)
-        e = fri_fail(FR_ERR_IO, "%s: cannot rename into place: %s", a->path, strerror(errno));
+        e = fri_fail(FR_ERR_IO, "%s%s: cannot rename into place: %s", FRI_PATH(a->path), strerror(errno));
     if (e) unlink(a->tmp);
     fri_free(a->tmp);
     a->tmp = NULL;
@@ -70,7 +74,10 @@ static fr_err make_dirs(const char *dir) {
         char c = p[i];
         p[i] = '\0';
         if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            fr_err e = fri_fail(FR_ERR_IO, "%s: cannot create directory: %s", p, strerror(errno));
+            int err = errno;
+            char note[48];
+            fr_err e = fri_fail(FR_ERR_IO, "%s%s: cannot create directory: %s%s", FRI_PATH(p), strerror(err),
+                                fri_path_note(note, p, err));
             fri_free(p);
             return e;
         }
@@ -78,7 +85,7 @@ static fr_err make_dirs(const char *dir) {
     }
     struct stat st;
     fr_err e = FR_OK;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) e = fri_fail(FR_ERR_IO, "%s: not a directory", dir);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) e = fri_fail(FR_ERR_IO, "%s%s: not a directory", FRI_PATH(dir));
     fri_free(p);
     return e;
 }
@@ -103,7 +110,7 @@ static fr_err write_rows(const fr_dataset *d, const char *path, bool raw) {
         }
     }
     if (ferror(a.f)) {
-        e = fri_fail(FR_ERR_IO, "%s: write failed: %s", a.tmp, strerror(errno));
+        e = fri_fail(FR_ERR_IO, "%s%s: write failed: %s", FRI_PATH(a.tmp), strerror(errno));
         afile_abort(&a);
         return e;
     }
