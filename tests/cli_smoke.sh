@@ -197,4 +197,11 @@ set +e
 "$bin" recommend --model "$tmp/fp.fr" --data "$tmp/r.tsv" --user "$user" >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "model/data mismatch" "$tmp/err" || fail "recommend --data OTHER: $rc $(cat "$tmp/err")"
 set -e
+# a split or a run whose users have fewer untouched items than the negatives asked says so
+printf '1\t1\t5\t1\n1\t2\t3\t2\n1\t3\t4\t3\n2\t1\t4\t1\n2\t2\t2\t2\n2\t4\t1\t3\n3\t5\t5\t1\n3\t2\t2\t2\n' >"$tmp/five.tsv"
+"$bin" data split "$tmp/five.tsv" --loo --negatives 99 --out "$tmp/five" >/dev/null 2>"$tmp/err" || fail "split of five items: $(cat "$tmp/err")"
+grep -q "note: 3 test users have fewer than 99 items they never touched; they got all of theirs, as few as 2" "$tmp/err" \
+    || fail "short negatives note of data split: $(cat "$tmp/err")"
+"$bin" train --data "$tmp/five.tsv" --model bpr --rounds 1 >/dev/null 2>"$tmp/err" || fail "train on five items: $(cat "$tmp/err")"
+grep -q "note: 3 test users have fewer than 99 items" "$tmp/err" || fail "short negatives note of train: $(cat "$tmp/err")"
 echo "cli_smoke: passed"

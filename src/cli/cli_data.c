@@ -160,6 +160,10 @@ static int data_split(int argc, char **argv) {
     if (!e)
         printf("wrote %s/train.rating (%" PRIu64 "), test.rating (%" PRIu64 ")%s\n", out,
                fr_dataset_n_interactions(train), fr_dataset_n_interactions(test), negs ? ", test.negative" : "");
+    uint32_t fewest = 0, shortn = !e && negs ? fr_negatives_short(negs, &fewest) : 0;
+    if (shortn)
+        fprintf(stderr, "fedrec data split: note: %u test users have fewer than %" PRIu64 " items they never "
+                "touched; they got all of theirs, as few as %u\n", shortn, negatives, fewest);
     fr_negatives_free(negs);
     fr_dataset_free(train);
     fr_dataset_free(test);

@@ -243,6 +243,10 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     fr_data *data = NULL;
     fr_err e = fr_data_load(&data, src);
     if (e) return cli_fail(e, "train");
+    uint32_t fewest = 0, shortn = fr_negatives_short(fr_data_negatives(data), &fewest);
+    if (shortn && !o->quiet)
+        fprintf(stderr, "fedrec train: note: %u test users have fewer than %u items they never touched; they are "
+                "ranked against all of theirs, as few as %u\n", shortn, src->eval_negatives, fewest);
     fr_run_config c;
     int rc = 0;
     FILE *mf = NULL;
