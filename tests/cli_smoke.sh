@@ -47,7 +47,7 @@ grep -q "^fedrec train: --split: expected loo, ratio:R or temporal:R" "$tmp/err"
 "$bin" train --item-lr-decay 0 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "item-lr-decay: expected a number in (0, 1\] (1 = constant), got '0' (out of range)" "$tmp/err" || fail "bad --item-lr-decay: $(cat "$tmp/err")"
 "$bin" train --centralized --item-lr-decay 0.9 2>"$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "apply to federated training" "$tmp/err" || fail "--item-lr-decay with --centralized: $(cat "$tmp/err")"
+[ $rc -eq 2 ] && grep -q "^fedrec train: --item-lr-decay applies to federated training, not --centralized$" "$tmp/err" || fail "--item-lr-decay with --centralized: $(cat "$tmp/err")"
 "$bin" train --item-lr 0.5 --rounds 1 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "item-lr needs an item optimizer" "$tmp/err" || fail "--item-lr without item optimizer: $(cat "$tmp/err")"
 "$bin" train --item-optimizer sgd --item-lr 0.05 --item-lr-decay 0.9 --rounds 2 --quiet --threads 1 2>"$tmp/err" || fail "item optimizer run: $(cat "$tmp/err")"
@@ -61,7 +61,7 @@ printf '5001\t1\t4\t1\n5001\t2\t3\t2\n5002\t1\t5\t1\n5002\t3\t2\t2\n' >"$tmp/oth
 "$bin" train --partition iid:0 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "partition: expected user, iid:K or dirichlet:K\[:ALPHA\]" "$tmp/err" || fail "bad --partition: $(cat "$tmp/err")"
 "$bin" train --centralized --keep-private-optim 2>"$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "apply to federated training" "$tmp/err" || fail "--keep-private-optim with --centralized: $(cat "$tmp/err")"
+[ $rc -eq 2 ] && grep -q "^fedrec train: --keep-private-optim applies to federated training, not --centralized$" "$tmp/err" || fail "--keep-private-optim with --centralized: $(cat "$tmp/err")"
 "$bin" train --data "$tmp/r.tsv" --partition iid:100 --rounds 1 2>"$tmp/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "100 silos for 60 users" "$tmp/err" || fail "too many silos: $rc $(cat "$tmp/err")"
 set -e
@@ -204,4 +204,39 @@ grep -q "note: 3 test users have fewer than 99 items they never touched; they go
     || fail "short negatives note of data split: $(cat "$tmp/err")"
 "$bin" train --data "$tmp/five.tsv" --model bpr --rounds 1 >/dev/null 2>"$tmp/err" || fail "train on five items: $(cat "$tmp/err")"
 grep -q "note: 3 test users have fewer than 99 items" "$tmp/err" || fail "short negatives note of train: $(cat "$tmp/err")"
+# progress: on a pipe the first and the last round (at most a line every 5 s between),
+# on a terminal every round, with --quiet none
+"$bin" train --data "$tmp/r.tsv" --model gmf --rounds 3 --threads 2 >/dev/null 2>"$tmp/err" || fail "progress run: $(cat "$tmp/err")"
+[ "$(grep -c '^round [0-9]/3 ' "$tmp/err")" -eq 2 ] && grep -q '^round 1/3 ' "$tmp/err" && grep -q '^round 3/3 ' "$tmp/err" \
+    || fail "progress on a pipe should show rounds 1 and 3: $(cat "$tmp/err")"
+FEDREC_PROGRESS_SECONDS=0 "$bin" train --data "$tmp/r.tsv" --model gmf --rounds 3 --threads 2 2>&1 >/dev/null \
+    | grep -c '^round [0-9]/3 ' | grep -q '^3$' || fail "progress with a 0 s interval should show every round"
+"$bin" train --data "$tmp/r.tsv" --model mf --centralized --epochs 4 --threads 2 >"$tmp/out" 2>/dev/null || fail "progress (epochs)"
+[ "$(grep -c '^epoch   [0-9]/4 ' "$tmp/out")" -eq 2 ] && grep -q '^epoch   4/4 ' "$tmp/out" || fail "epochs on a pipe: $(cat "$tmp/out")"
+if command -v script >/dev/null; then
+    script -qec "\"$bin\" train --data \"$tmp/r.tsv\" --model gmf --rounds 3 --threads 2" /dev/null >"$tmp/out" 2>&1 || fail "train under script"
+    [ "$(grep -c 'round [0-9]/3 ' "$tmp/out")" -eq 3 ] || fail "progress on a terminal should show every round: $(cat "$tmp/out")"
+fi
+"$bin" train --data "$tmp/r.tsv" --model gmf --rounds 3 --threads 2 --quiet >"$tmp/out" 2>&1 || fail "quiet run"
+grep -q '^round [0-9]/3 ' "$tmp/out" && fail "--quiet printed progress: $(cat "$tmp/out")"
+# an option that does not apply to the chosen mode, strategy or model is refused, saying so
+for o in "--rounds 3" "--clients-per-round 5" "--local-epochs 2" "--strategy fedprox" "--item-agg sum" \
+         "--server-lr 2" "--server-momentum 0.5" "--mu 0.1" "--tau 0.1" "--beta1 0.5" "--beta2 0.5" \
+         "--availability 0.5" "--min-results 2" "--partition iid:2"; do
+    expect 2 "^fedrec train: ${o%% *} applies to federated training, not --centralized$" "$bin" train --centralized $o
+done
+expect 2 "^fedrec train: --checkpoint-every applies to federated training; centralized runs do not checkpoint$" \
+    "$bin" train --centralized --checkpoint-every 2
+expect 2 "^fedrec train: --epochs applies to --centralized training" "$bin" train --epochs 3
+expect 2 "^fedrec train: --mu applies to --strategy fedprox, not fedavg$" "$bin" train --mu 0.1
+expect 2 "^fedrec train: --server-momentum applies to --strategy fedavgm, not fedadam$" "$bin" train --strategy fedadam --server-momentum 0.5
+expect 2 "^fedrec train: --tau and --beta1 apply to --strategy fedadam, fedyogi or fedadagrad, not fedprox$" "$bin" train --strategy fedprox --tau 0.1
+expect 2 "^fedrec train: --beta2 applies to --strategy fedadam or fedyogi, not fedadagrad$" "$bin" train --strategy fedadagrad --beta2 0.9
+expect 2 "^fedrec train: --neg applies to ranking models \(sampled negatives\); mf learns from the ratings alone$" "$bin" train --model mf --neg 3
+expect 2 "^fedrec train: --neg applies to ranking models" "$bin" train --model mf --centralized --neg 3
+expect 2 "^fedrec train: --negatives applies to ranking models; mf is evaluated by RMSE" "$bin" train --model mf --negatives "$tmp/r.tsv"
+expect 2 "^fedrec train: --split applies to one ratings file; with --test the test set is given$" \
+    "$bin" train --data "$tmp/r.tsv" --test "$tmp/r.tsv" --split loo
+expect 2 "^fedrec train: --split applies to one ratings file; .* is a directory in NCF layout" "$bin" train --data "$tmp/five" --split loo
+"$bin" train --data "$tmp/r.tsv" --model gmf --strategy fedprox --mu 0.1 --rounds 1 --quiet --threads 2 || fail "--mu with fedprox"
 echo "cli_smoke: passed"

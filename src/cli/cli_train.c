@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "cli/train_opts.h"
 #include "fedrec/run.h"
 #include "fedrec/runtime.h"
@@ -33,9 +35,24 @@ static int usage_err(const char *fmt, const char *a) {
 /* Whether the user gave the option of field f of o. */
 #define GIVEN(f) args_seen(specs, &o->f)
 
-/* The checks the parser cannot make (one value's range is the parser's): names, and
- * options that belong to the other mode. Returns 0, or 2 after printing. */
-static int check_opts(const cli_train_opts *o, const arg_spec *specs) {
+/* Options of one mode only (by their names in the specs). */
+static const char *const federated_only[] = {
+    "rounds", "clients-per-round", "local-epochs", "strategy", "item-agg", "item-optimizer", "item-lr",
+    "item-lr-decay", "server-lr", "server-momentum", "mu", "tau", "beta1", "beta2", "availability",
+    "min-results", "partition", "keep-private-optim", NULL};
+
+/* The first option of names the user gave, or NULL. */
+static const char *first_given(const arg_spec *specs, const char *const *names) {
+    for (const char *const *n = names; *n; n++)
+        for (const arg_spec *s = specs; s->name; s++)
+            if (s->seen && !strcmp(s->name, *n)) return *n;
+    return NULL;
+}
+
+/* The checks the parser cannot make (one value's range is the parser's): names, options
+ * that belong to the other mode, to another strategy or to another kind of model.
+ * Returns 0, or 2 after printing. */
+static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind) {
     fr_optim_kind ok;
     if (o->optimizer && fr_optim_kind_parse(o->optimizer, &ok))
         return usage_err("--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
@@ -51,22 +68,49 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs) {
         return usage_err("--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
                          o->partition);
     if (o->centralized) {
-        const char *fed = o->item_optimizer || GIVEN(item_lr) || GIVEN(item_lr_decay)
-                              ? "--item-optimizer, --item-lr and --item-lr-decay apply"
-                          : o->partition || o->keep_private_optim ? "--partition and --keep-private-optim apply"
-                          : GIVEN(rounds) ? "--rounds applies"
-                          : GIVEN(min_results) ? "--min-results applies"
-                                               : NULL;
-        if (fed) return usage_err("%s to federated training, not --centralized", fed);
         if (o->resume || GIVEN(checkpoint_every))
             return usage_err("%s applies to federated training; centralized runs do not checkpoint",
                              o->resume ? "--resume" : "--checkpoint-every");
+        const char *fed = first_given(specs, federated_only);
+        if (fed) return usage_err("--%s applies to federated training, not --centralized", fed);
     } else {
         if (GIVEN(epochs))
             return usage_err("%s", "--epochs applies to --centralized training; federated training runs --rounds");
         if (GIVEN(lr_decay))
             return usage_err("%s", "--lr-decay applies to --centralized training; federated item rows use --item-lr-decay");
+        /* the server's knobs belong to their strategies (the preset's when not given) */
+        fr_run_config pc;
+        if (fr_run_config_preset(&pc, o->preset, kind, false, NULL) == FR_OK) {
+            if (o->strategy && fr_strategy_parse(o->strategy, &pc.fl.strategy)) return 2; /* checked above */
+            const char *sn = fr_strategy_name(pc.fl.strategy);
+            bool adaptive = pc.fl.strategy == FR_STRATEGY_FEDADAM || pc.fl.strategy == FR_STRATEGY_FEDYOGI ||
+                            pc.fl.strategy == FR_STRATEGY_FEDADAGRAD;
+            const char *knob = GIVEN(server_momentum) && pc.fl.strategy != FR_STRATEGY_FEDAVGM ? "--server-momentum applies to --strategy fedavgm"
+                               : GIVEN(mu) && pc.fl.strategy != FR_STRATEGY_FEDPROX ? "--mu applies to --strategy fedprox"
+                               : (GIVEN(tau) || GIVEN(beta1)) && !adaptive
+                                   ? "--tau and --beta1 apply to --strategy fedadam, fedyogi or fedadagrad"
+                               : GIVEN(beta2) && pc.fl.strategy != FR_STRATEGY_FEDADAM && pc.fl.strategy != FR_STRATEGY_FEDYOGI
+                                   ? "--beta2 applies to --strategy fedadam or fedyogi"
+                                   : NULL;
+            if (knob) {
+                fprintf(stderr, "fedrec train: %s, not %s\n", knob, sn);
+                return 2;
+            }
+        }
     }
+    fr_run_config pc;
+    /* the model's own options, when --model is given (a default model may follow the data) */
+    if (o->model && GIVEN(negatives_per_pos) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        pc.model.loss == FR_LOSS_MSE)
+        return usage_err("--neg applies to ranking models (sampled negatives); %s learns from the ratings alone",
+                         fr_model_kind_name(kind));
+    if (o->model && o->negatives && fr_model_kind_is_explicit(kind))
+        return usage_err("--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
+                         fr_model_kind_name(kind));
+    if (o->split && o->test) return usage_err("%s", "--split applies to one ratings file; with --test the test set is given");
+    struct stat sb;
+    if (o->split && o->data && stat(o->data, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return usage_err("--split applies to one ratings file; %s is a directory in NCF layout (split already)", o->data);
     if (o->test && !o->data) return usage_err("%s", "--test needs --data (the training file)");
     return 0;
 }
@@ -140,7 +184,7 @@ static int overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_conf
 typedef struct progress {
     const cli_train_opts *o;
     FILE *mf;               /* --metrics-out */
-    bool tty;               /* federated round lines go to a terminal only */
+    cli_progress lines;     /* a line per step on a terminal, every few seconds on a pipe */
     int err;                /* errno of a failed --metrics-out write (stops the run) */
     bool failed;            /* a --metrics-out write failed */
 } progress;
@@ -164,15 +208,17 @@ static int on_step(void *user, const fr_loop_step *s) {
     progress *p = user;
     char metric[96] = "";
     if (s->evaluated) metrics_text(&s->eval, metric, sizeof metric);
-    if (s->unit == FR_LOOP_EPOCH && !p->o->quiet) {
-        printf("epoch %3u/%u  loss %.5f%s  %.3f s\n", s->index, s->total, s->loss, metric, s->seconds);
-        cli_flush_stdout();
-    } else if (s->unit == FR_LOOP_ROUND && p->tty) {
+    char line[512];
+    if (s->unit == FR_LOOP_EPOCH) {
+        snprintf(line, sizeof line, "epoch %3u/%u  loss %.5f%s  %.3f s", s->index, s->total, s->loss, metric,
+                 s->seconds);
+    } else {
         double eta = s->elapsed / (double)(s->index ? s->index : 1) * (double)(s->total - s->index);
-        fprintf(stderr, "round %u/%u  loss %.4f%s  clients %u  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s\n", s->index,
-                s->total, s->loss, metric, s->round.clients, (double)s->round.bytes_up / 1e6,
-                (double)s->round.bytes_down / 1e6, s->seconds + s->eval_seconds, eta);
+        snprintf(line, sizeof line, "round %u/%u  loss %.4f%s  clients %u  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s",
+                 s->index, s->total, s->loss, metric, s->round.clients, (double)s->round.bytes_up / 1e6,
+                 (double)s->round.bytes_down / 1e6, s->seconds + s->eval_seconds, eta);
     }
+    cli_progress_line(&p->lines, line);
     if (p->mf) {
         char buf[8192];
         errno = 0;
@@ -275,9 +321,12 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if (!o->quiet) header(&c, data);
-    progress p = {o, mf, isatty(2) && !o->quiet, 0, false};
+    progress p = {o, mf, {0}, 0, false};
+    /* epochs print on standard output, rounds on standard error (beside the header) */
+    cli_progress_init(&p.lines, o->quiet ? NULL : c.centralized ? stdout : stderr);
     fr_loop_summary sum;
     e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
+    cli_progress_finish(&p.lines); /* the last step's line, if it came too soon after the one before */
     if (p.failed) {
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out,
                 p.err ? strerror(p.err) : "a write failed");
@@ -410,7 +459,7 @@ int cli_train(int argc, char **argv) {
         for (const char *const *p = fr_run_presets(); *p; p++) known |= !strcmp(*p, o.preset);
         if (!known) return usage_err("--preset: expected fedrec or textbook, got '%s'", o.preset);
     }
-    if ((rc = check_opts(&o, specs))) return rc;
+    if ((rc = check_opts(&o, specs, kind))) return rc;
     if (cli_check_input("train", "--data", o.data) || cli_check_input("train", "--test", o.test) ||
         cli_check_input("train", "--negatives", o.negatives))
         return 1;
