@@ -137,7 +137,8 @@ expect 2 "^fedrec data generate: --noise: expected a number in \[0, 100\], got '
 # a config the library refuses is a usage error too, with the library's reason
 expect 2 "^fedrec data generate: .*100 interactions but only 3 users x 3 items" \
     "$bin" data generate --users 3 --items 3 --interactions 100 --out "$tmp/g.tsv"
-"$bin" train --help | grep -q -- "--threads .*0\.\.[0-9]*, 0 = one per core; at most 4 per online core" || fail "--threads help states the cap"
+"$bin" train --help >"$tmp/help" || fail "train --help"
+grep -q -- "--threads .*0\.\.[0-9]*, 0 = one per core; at most 4 per online core" "$tmp/help" || fail "--threads help states the cap"
 # every write is checked: a full device is a failure naming what could not be written
 nospace="writing to standard output failed: No space left on device$"
 expect 1 "^fedrec data info: $nospace" sh -c "\"\$0\" data info \"\$1\" >/dev/full" "$bin" "$tmp/r.tsv"
@@ -239,4 +240,21 @@ expect 2 "^fedrec train: --split applies to one ratings file; with --test the te
     "$bin" train --data "$tmp/r.tsv" --test "$tmp/r.tsv" --split loo
 expect 2 "^fedrec train: --split applies to one ratings file; .* is a directory in NCF layout" "$bin" train --data "$tmp/five" --split loo
 "$bin" train --data "$tmp/r.tsv" --model gmf --strategy fedprox --mu 0.1 --rounds 1 --quiet --threads 2 || fail "--mu with fedprox"
+# --help shows each model's defaults, as the runs use them (read from the presets)
+"$bin" train --help >"$tmp/help" || fail "train --help"
+grep -q "default per model" "$tmp/help" && fail "--help still says 'default per model'"
+for m in mf bpr gmf neumf; do
+    "$bin" train --centralized --model $m --data "$tmp/r.tsv" --threads 2 >"$tmp/out" 2>/dev/null || fail "centralized $m"
+    # "...; adam lr 0.001, batch 256, 4 negatives per positive, 20 epochs"
+    want=$(sed -n 's/^training .*; \([a-z]*\) lr \([0-9.e-]*\), batch \([0-9]*\), .* \([0-9]*\) epochs$/\4 \3 \1 \2/p' "$tmp/out")
+    got=$(awk -v m=$m '$1 == "centralized" { c = 1 } c && $1 == m { print $3, $4, $8, $9 }' "$tmp/help")
+    [ -n "$want" ] && [ "$want" = "$got" ] || fail "--help's centralized $m row '$got' is not what a run uses: '$want'"
+    "$bin" train --model $m --data "$tmp/r.tsv" --rounds 1 --threads 2 >/dev/null 2>"$tmp/err" || fail "federated $m"
+    # "..., E=1 B=32 adam lr 0.006, item rows: ..."
+    want=$(sed -n 's/^fedrec train: federated .* E=\([0-9]*\) B=\([0-9]*\) \([a-z]*\) lr \([0-9.e-]*\), .*/\1 \2 \3 \4/p' "$tmp/err")
+    got=$(awk -v m=$m '$1 == "federated" { f = 1 } $1 == "centralized" { f = 0 } f && $1 == m { print $4, $5, $9, $10 }' "$tmp/help")
+    [ -n "$want" ] && [ "$want" = "$got" ] || fail "--help's federated $m row '$got' is not what a run uses: '$want'"
+done
+"$bin" train --preset textbook --help >"$tmp/help" && grep -q "^defaults of the textbook preset" "$tmp/help" || fail "--preset textbook --help"
+expect 2 "^fedrec train: --dim does not size any part of mlp" "$bin" train --model mlp --dim 4
 echo "cli_smoke: passed"

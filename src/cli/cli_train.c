@@ -19,6 +19,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
+#include "cli/train_help.h"
 #include "cli/train_opts.h"
 #include "fedrec/run.h"
 #include "fedrec/runtime.h"
@@ -103,6 +104,10 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
     if (o->model && GIVEN(negatives_per_pos) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         pc.model.loss == FR_LOSS_MSE)
         return usage_err("--neg applies to ranking models (sampled negatives); %s learns from the ratings alone",
+                         fr_model_kind_name(kind));
+    if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        !cli_dim_applies(&pc.model))
+        return usage_err("--dim does not size any part of %s (its embeddings are set by its MLP layout)",
                          fr_model_kind_name(kind));
     if (o->model && o->negatives && fr_model_kind_is_explicit(kind))
         return usage_err("--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
@@ -386,17 +391,17 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R (default loo)"),
         ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
-        ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default per model)"),
-        ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default per model)"),
+        ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default: the table below)"),
+        ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default: the table below)"),
         ARG_SPEC_REAL("clients-per-round", &o.clients_per_round, 0, U32, ARG_WHOLE_COUNT, "0 = all",
                       "C  clients per round (default all)"),
-        ARG_SPEC_INT("local-epochs", &o.local_epochs, 1, FR_FL_MAX_LOCAL_EPOCHS, NULL, "E  local epochs per round"),
-        ARG_SPEC_INT("batch", &o.batch, 1, 1u << 24, NULL, "B  minibatch size (default per model)"),
-        ARG_SPEC_REAL("lr", &o.lr, 0, F, GT, NULL, "η  learning rate (default per model and optimizer)"),
-        ARG_SPEC_STR("optimizer", &o.optimizer, "O  sgd | adam | adagrad"),
-        ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad"),
+        ARG_SPEC_INT("local-epochs", &o.local_epochs, 1, FR_FL_MAX_LOCAL_EPOCHS, NULL, "E  local epochs per round (default: the table below)"),
+        ARG_SPEC_INT("batch", &o.batch, 1, 1u << 24, NULL, "B  minibatch size (default: the table below)"),
+        ARG_SPEC_REAL("lr", &o.lr, 0, F, GT, NULL, "η  learning rate (default: the table below; a new --optimizer starts from its own)"),
+        ARG_SPEC_STR("optimizer", &o.optimizer, "O  sgd | adam | adagrad (default: the table below)"),
+        ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad (default: the table below)"),
         ARG_SPEC_FLAG("centralized", &o.centralized, "   train on all data in one process (no federation)"),
-        ARG_SPEC_INT("epochs", &o.epochs, 1, U32, NULL, "N  centralized epochs (default per model)"),
+        ARG_SPEC_INT("epochs", &o.epochs, 1, U32, NULL, "N  centralized epochs (default: the table below)"),
         ARG_SPEC_INT("threads", &o.threads, 0, cli_max_threads(), "0 = one per core; at most 4 per online core",
                      "T  worker threads (default 0)"),
         ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
@@ -425,12 +430,12 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_INT("min-results", &o.min_results, 0, U32, "0 = any",
                      "N  a round's quorum: fewer results apply nothing (default 0)"),
         ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL,
-                     "K  sampled training negatives per positive (default per model)"),
-        ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation (default per model)"),
+                     "K  sampled training negatives per positive (default: the table below)"),
+        ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation (default: the table below)"),
         ARG_SPEC_REAL("lr-decay", &o.lr_decay, 0, 1, GT, NULL,
-                      "γ  centralized: epoch e trains at lr * γ^(e-1) (default 1, mf 0.9)"),
+                      "γ  centralized: epoch e trains at lr * γ^(e-1) (default: the table below)"),
         ARG_SPEC_REAL("bias-l2", &o.bias_l2, 0, F, 0, "0 = --l2",
-                      "λ  mf: L2 of the biases alone (centralized default 0.01)"),
+                      "λ  mf: L2 of the biases alone (default: the table below)"),
         ARG_SPEC_INT("checkpoint-every", &o.checkpoint_every, 1, U32, NULL, "N  checkpoint every N rounds"),
         ARG_SPEC_STR("partition", &o.partition,
                      "P  who holds which users: user (a client each, default) | iid:K (K silos) | dirichlet:K[:ALPHA] "
@@ -443,6 +448,7 @@ int cli_train(int argc, char **argv) {
     int npos;
     const char *usage = "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf] [--centralized] ...";
     int rc = args_parse("train", argc, argv, specs, pos, 0, &npos, usage);
+    if (rc < 0) cli_train_defaults_help(o.preset); /* --help: the table of every model's defaults */
     if (rc) return rc < 0 ? 0 : rc;
     fr_model_kind kind = FR_MODEL_MF;
     if (o.model && fr_model_kind_parse(o.model, &kind)) {
