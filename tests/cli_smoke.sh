@@ -257,4 +257,15 @@ for m in mf bpr gmf neumf; do
 done
 "$bin" train --preset textbook --help >"$tmp/help" && grep -q "^defaults of the textbook preset" "$tmp/help" || fail "--preset textbook --help"
 expect 2 "^fedrec train: --dim does not size any part of mlp" "$bin" train --model mlp --dim 4
+# eval warns when the test interactions were trained on (the model file records its
+# training pairs), and not on the held-out test set
+"$bin" data split "$tmp/r.tsv" --loo --negatives 20 --out "$tmp/sp" >/dev/null 2>&1 || fail "split for the leak check"
+"$bin" train --data "$tmp/sp" --model gmf --rounds 2 --threads 2 --quiet --out "$tmp/leak.fr" 2>"$tmp/err" || fail "train on a split: $(cat "$tmp/err")"
+expect 0 "^fedrec eval: warning: 100% of the test interactions \(1440 of 1440\) were in the model's training data: the metrics are not a held-out evaluation$" \
+    "$bin" eval --model "$tmp/leak.fr" --data "$tmp/sp/train.rating" --test "$tmp/sp/train.rating"
+"$bin" eval --model "$tmp/leak.fr" >/dev/null 2>"$tmp/err" || fail "eval on the held-out test: $(cat "$tmp/err")"
+[ -s "$tmp/err" ] && fail "eval on the held-out test set warned: $(cat "$tmp/err")"
+"$bin" eval --model "$tmp/leak.fr" --data "$tmp/sp/train.rating" --test "$tmp/sp/test.rating" --negatives "$tmp/sp/test.negative" \
+    >/dev/null 2>"$tmp/err" || fail "eval on the held-out test, given: $(cat "$tmp/err")"
+[ -s "$tmp/err" ] && fail "eval on the given held-out test set warned: $(cat "$tmp/err")"
 echo "cli_smoke: passed"
