@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/plot.h"
 #include "cli/progress.h"
 #include "cli/train_help.h"
 #include "cli/train_opts.h"
@@ -190,6 +191,8 @@ typedef struct progress {
     const cli_train_opts *o;
     FILE *mf;               /* --metrics-out */
     cli_progress lines;     /* a line per step on a terminal, every few seconds on a pipe */
+    plot_run *plot;         /* --plot: the steps of this run */
+    char plot_err[512];     /* why a step could not be added (out of memory) */
     int err;                /* errno of a failed --metrics-out write (stops the run) */
     bool failed;            /* a --metrics-out write failed */
 } progress;
@@ -224,6 +227,15 @@ static int on_step(void *user, const fr_loop_step *s) {
                  (double)s->round.bytes_down / 1e6, s->seconds + s->eval_seconds, eta);
     }
     cli_progress_line(&p->lines, line);
+    if (p->plot) {
+        char buf[8192];
+        if (fr_loop_step_json(s, buf, sizeof buf, NULL) != FR_OK ||
+            plot_run_add(p->plot, buf, "--plot", s->index, p->plot_err, sizeof p->plot_err)) {
+            if (!p->plot_err[0]) snprintf(p->plot_err, sizeof p->plot_err, "a step's record: %s", fr_errmsg());
+            plot_run_free(p->plot); /* the run goes on; the chart is reported missing at the end */
+            p->plot = NULL;
+        }
+    }
     if (p->mf) {
         char buf[8192];
         errno = 0;
@@ -276,6 +288,36 @@ static void header(const fr_run_config *c, const fr_data *data) {
 
 /* ------------------------------------------------------------------ the command */
 
+/* --plot: the chart of this run's steps, or of the whole --metrics-out file when the run
+ * resumed and appended to it (the rounds before the resume are there). 0, or 1 after
+ * printing. */
+static int write_plot(const cli_train_opts *o, const fr_run_config *c, const fr_data *data, plot_run *steps,
+                      const char *why) {
+    char err[1024], title[512];
+    snprintf(title, sizeof title, "fedrec train: %s %s on %s", c->centralized ? "centralized" : "federated",
+             fr_model_kind_name(c->model.kind), data ? fr_data_describe(data) : "?");
+    plot_run *whole = NULL;
+    if (o->resume && o->metrics_out) {
+        if (!(whole = plot_run_new(c->centralized ? "centralized" : "federated")) ||
+            plot_run_read(whole, o->metrics_out, err, sizeof err)) {
+            fprintf(stderr, "fedrec train: --plot: %s\n", whole ? err : "out of memory");
+            plot_run_free(whole);
+            return 1;
+        }
+        steps = whole;
+    }
+    int rc = 0;
+    if (!steps) {
+        fprintf(stderr, "fedrec train: --plot: no chart: %s\n", why[0] ? why : "out of memory");
+        rc = 1;
+    } else if (plot_write_svg(o->plot, &steps, 1, title, err, sizeof err)) {
+        fprintf(stderr, "fedrec train: --plot: %s\n", err);
+        rc = 1;
+    }
+    plot_run_free(whole);
+    return rc;
+}
+
 /* "<out>.ckpt" (fedrec-train.ckpt without --out) when a federated run checkpoints, else
  * NULL; *err on out of memory. */
 static char *checkpoint_path(const cli_train_opts *o, const arg_spec *specs, bool *err) {
@@ -302,6 +344,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     int rc = 0;
     FILE *mf = NULL;
     fr_model *m = NULL;
+    progress p = {o, NULL, {0}, NULL, "", 0, false};
     if (fr_run_config_preset(&c, o->preset, kind, o->centralized, fr_data_train(data))) {
         fprintf(stderr, "fedrec train: --preset: %s\n", fr_errmsg());
         rc = 2;
@@ -326,7 +369,12 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if (!o->quiet) header(&c, data);
-    progress p = {o, mf, {0}, 0, false};
+    p.mf = mf;
+    if (o->plot && !(p.plot = plot_run_new(c.centralized ? "centralized" : "federated"))) {
+        fprintf(stderr, "fedrec train: out of memory\n");
+        rc = 1;
+        goto done;
+    }
     /* epochs print on standard output, rounds on standard error (beside the header) */
     cli_progress_init(&p.lines, o->quiet ? NULL : c.centralized ? stdout : stderr);
     fr_loop_summary sum;
@@ -371,6 +419,8 @@ done:
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(errno));
         rc = 1;
     }
+    if (o->plot && !rc) rc = write_plot(o, &c, data, p.plot, p.plot_err);
+    plot_run_free(p.plot);
     fr_model_free(m);
     fr_data_free(data);
     return rc;
@@ -408,6 +458,7 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_INT("eval-every", &o.eval_every, 0, U32, "0 = at the end", "N  evaluate every N epochs/rounds (default 1)"),
         ARG_SPEC_STR("out", &o.out, "FILE  save the model here"),
         ARG_SPEC_STR("metrics-out", &o.metrics_out, "FILE  JSON Lines metrics per epoch/round"),
+        ARG_SPEC_STR("plot", &o.plot, "FILE.svg  a chart of the metrics and the loss per round/epoch"),
         ARG_SPEC_FLAG("resume", &o.resume, "   resume from the last checkpoint (<out>.ckpt)"),
         ARG_SPEC_FLAG("quiet", &o.quiet, "   no progress lines"),
         ARG_SPEC_INT("patience", &o.patience, 0, U32, "0 = never",
@@ -475,7 +526,8 @@ int cli_train(int argc, char **argv) {
     if (nomem) { fprintf(stderr, "fedrec train: out of memory\n"); return 1; }
     if ((o.out && cli_check_output("train", "--out", o.out, false)) ||
         (ckpt && cli_check_output("train", "the checkpoint", ckpt, false)) ||
-        (o.metrics_out && cli_check_output("train", "--metrics-out", o.metrics_out, true))) {
+        (o.metrics_out && cli_check_output("train", "--metrics-out", o.metrics_out, true)) ||
+        (o.plot && cli_check_output("train", "--plot", o.plot, true))) {
         free(ckpt);
         return 1;
     }
