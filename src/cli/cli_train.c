@@ -401,6 +401,9 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_provenance_destroy(&pv);
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
     }
+    /* The end of the run. Progress lines (p.lines) are done and flushed by now; --quiet
+     * silences them and the header only, so an end-of-run summary printed here is meant
+     * to be printed whatever o->quiet says. */
     if (!o->quiet && !o->centralized && sum.evaluated) {
         /* "round 50: hr@10 0.6140 ndcg@10 0.3316" */
         char metric[96], line[96], *w = line;
