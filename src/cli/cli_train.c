@@ -463,7 +463,7 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("metrics-out", &o.metrics_out, "FILE  JSON Lines metrics per epoch/round"),
         ARG_SPEC_STR("plot", &o.plot, "FILE.svg  a chart of the metrics and the loss per round/epoch"),
         ARG_SPEC_FLAG("resume", &o.resume, "   resume from the last checkpoint (<out>.ckpt)"),
-        ARG_SPEC_FLAG("quiet", &o.quiet, "   no progress lines"),
+        ARG_SPEC_FLAG("quiet", &o.quiet, "   no header and no progress lines"),
         ARG_SPEC_INT("patience", &o.patience, 0, U32, "0 = never",
                      "N  stop after N evaluations without a better metric (default 0)"),
         ARG_SPEC_REAL("time-limit", &o.time_limit, 0, INF, GT, NULL, "S  stop after S seconds"),
