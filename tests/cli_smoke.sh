@@ -257,6 +257,8 @@ for m in mf bpr gmf neumf; do
 done
 "$bin" train --preset textbook --help >"$tmp/help" && grep -q "^defaults of the textbook preset" "$tmp/help" || fail "--preset textbook --help"
 expect 2 "^fedrec train: --dim does not size any part of mlp" "$bin" train --model mlp --dim 4
+expect 2 "^fedrec train: --bias-l2 applies to models with user and item biases; neumf has none$" "$bin" train --model neumf --bias-l2 0.1
+expect 2 "^fedrec train: --bias-l2 applies to models with user and item biases; bpr has none$" "$bin" train --model bpr --centralized --bias-l2 0.1
 # eval warns when the test interactions were trained on (the model file records its
 # training pairs), and not on the held-out test set
 "$bin" data split "$tmp/r.tsv" --loo --negatives 20 --out "$tmp/sp" >/dev/null 2>&1 || fail "split for the leak check"

@@ -110,6 +110,9 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
         !cli_dim_applies(&pc.model))
         return usage_err("--dim does not size any part of %s (its embeddings are set by its MLP layout)",
                          fr_model_kind_name(kind));
+    if (o->model && GIVEN(bias_l2) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        !cli_has_bias_rows(&pc.model))
+        return usage_err("--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
     if (o->model && o->negatives && fr_model_kind_is_explicit(kind))
         return usage_err("--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
                          fr_model_kind_name(kind));

@@ -22,6 +22,21 @@ bool cli_dim_applies(const fr_model_config *cfg) {
     return applies;
 }
 
+bool cli_has_bias_rows(const fr_model_config *cfg) {
+    fr_model_config c = *cfg;
+    c.n_users = c.n_items = 1;
+    fr_model *m = NULL;
+    if (fr_model_create(&m, &c) != FR_OK) return true; /* when in doubt, allow it */
+    bool has = false;
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *x = fr_model_tensor(m, t);
+        has |= (x->kind == FR_TENSOR_USER_TABLE || x->kind == FR_TENSOR_ITEM_TABLE) && x->cols == 1 &&
+               strstr(x->name, "bias") != NULL;
+    }
+    fr_model_free(m);
+    return has;
+}
+
 /* "adam 0.006" */
 static const char *optim_text(const fr_optim_config *o, char *buf, size_t n) {
     snprintf(buf, n, "%s %g", fr_optim_kind_name(o->kind), (double)o->lr);
@@ -50,9 +65,9 @@ static const char *items_text(const fr_fl_config *fc, char *buf, size_t n) {
     return buf;
 }
 
-/* The biases' own L2 of a rating model ("= l2" when 0); "-" for the ranking models. */
+/* The biases' own L2 ("=l2" when 0); "-" for a model without user and item biases. */
 static const char *bias_text(const fr_model_config *mc, char *buf, size_t n) {
-    if (mc->loss != FR_LOSS_MSE) snprintf(buf, n, "-");
+    if (!cli_has_bias_rows(mc)) snprintf(buf, n, "-");
     else if (mc->bias_l2 == 0) snprintf(buf, n, "=l2");
     else snprintf(buf, n, "%g", (double)mc->bias_l2);
     return buf;

@@ -12,4 +12,6 @@
 void cli_train_defaults_help(const char *preset);
 /* Whether cfg's dim sizes any of its tensors (mlp's embeddings are mlp_dim wide). */
 bool cli_dim_applies(const fr_model_config *cfg);
+/* Whether cfg's model has user or item bias rows (what --bias-l2 regularises). */
+bool cli_has_bias_rows(const fr_model_config *cfg);
 #endif
