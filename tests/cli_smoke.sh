@@ -214,7 +214,7 @@ FEDREC_PROGRESS_SECONDS=0 "$bin" train --data "$tmp/r.tsv" --model gmf --rounds 
     | grep -c '^round [0-9]/3 ' | grep -q '^3$' || fail "progress with a 0 s interval should show every round"
 "$bin" train --data "$tmp/r.tsv" --model mf --centralized --epochs 4 --threads 2 >"$tmp/out" 2>/dev/null || fail "progress (epochs)"
 [ "$(grep -c '^epoch   [0-9]/4 ' "$tmp/out")" -eq 2 ] && grep -q '^epoch   4/4 ' "$tmp/out" || fail "epochs on a pipe: $(cat "$tmp/out")"
-if command -v script >/dev/null; then
+if command -v script >/dev/null && script -qec true /dev/null >/dev/null 2>&1; then # a pseudo-terminal
     script -qec "\"$bin\" train --data \"$tmp/r.tsv\" --model gmf --rounds 3 --threads 2" /dev/null >"$tmp/out" 2>&1 || fail "train under script"
     [ "$(grep -c 'round [0-9]/3 ' "$tmp/out")" -eq 3 ] || fail "progress on a terminal should show every round: $(cat "$tmp/out")"
 fi
