@@ -211,11 +211,9 @@ static void xml_text(FILE *f, const char *s) {
     }
 }
 
-/* A tick label: the shortest of %g that shows the step. */
+/* A tick label: "%.6g", with a value within rounding of 0 shown as 0 (not 1.2e-17). */
 static void tick_label(double v, double step, char *buf, size_t n) {
-    if (fabs(v) < step * 1e-9) v = 0;
-    snprintf(buf, n, "%.6g", v);
-    (void)step;
+    snprintf(buf, n, "%.6g", fabs(v) < step * 1e-9 ? 0.0 : v);
 }
 
 static double px(const axis *a, double v, double p0, double p1) { return p0 + (v - a->lo) / (a->hi - a->lo) * (p1 - p0); }
