@@ -13,6 +13,7 @@
 #include "fedrec/runtime.h"
 #include "runtime/runtime_internal.h"
 #include "fedrec/model.h"
+#include "fedrec/pairset.h"
 
 /* Rewrites the header's length and CRC of a message of n bytes, so that mutations reach
  * the body parser. */
@@ -345,6 +346,24 @@ int fuzz_seed_state_and_checkpoint(const char *dir) {
     return e ? 1 : 0;
 }
 
+/* pairset: the text form of a model's training pairs (provenance "train_pairs"), as
+ * fr_pairset_decode reads it from a model file; what decodes is queried and re-encoded. */
+static int run_pairset(const uint8_t *data, size_t n) {
+    char *t = malloc(n + 1);
+    if (!t) return 0;
+    if (n) memcpy(t, data, n);
+    t[n] = 0;
+    fr_pairset *s = NULL;
+    if (fr_pairset_decode(&s, t) == FR_OK) {
+        for (int64_t u = 0; u < 8; u++) (void)fr_pairset_has(s, u, 7 - u);
+        char *again = NULL;
+        if (fr_pairset_encode(s, &again) == FR_OK) fr_pairset_text_free(again);
+        fr_pairset_free(s);
+    }
+    free(t);
+    return 0;
+}
+
 const fr_fuzz_target fr_fuzz_targets[] = {
     {"modelfile_crc", run_modelfile_crc},
     {"state", run_state},
@@ -359,5 +378,6 @@ const fr_fuzz_target fr_fuzz_targets[] = {
     {"delimited", run_delimited},
     {"negatives", run_negatives},
     {"meta", run_meta},
+    {"pairset", run_pairset},
     {NULL, NULL},
 };

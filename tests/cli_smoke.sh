@@ -47,7 +47,7 @@ grep -q "^fedrec train: --split: expected loo, ratio:R or temporal:R" "$tmp/err"
 "$bin" train --item-lr-decay 0 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "item-lr-decay: expected a number in (0, 1\] (1 = constant), got '0' (out of range)" "$tmp/err" || fail "bad --item-lr-decay: $(cat "$tmp/err")"
 "$bin" train --centralized --item-lr-decay 0.9 2>"$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "apply to federated training" "$tmp/err" || fail "--item-lr-decay with --centralized: $(cat "$tmp/err")"
+[ $rc -eq 2 ] && grep -q "^fedrec train: --item-lr-decay applies to federated training, not --centralized$" "$tmp/err" || fail "--item-lr-decay with --centralized: $(cat "$tmp/err")"
 "$bin" train --item-lr 0.5 --rounds 1 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "item-lr needs an item optimizer" "$tmp/err" || fail "--item-lr without item optimizer: $(cat "$tmp/err")"
 "$bin" train --item-optimizer sgd --item-lr 0.05 --item-lr-decay 0.9 --rounds 2 --quiet --threads 1 2>"$tmp/err" || fail "item optimizer run: $(cat "$tmp/err")"
@@ -61,7 +61,7 @@ printf '5001\t1\t4\t1\n5001\t2\t3\t2\n5002\t1\t5\t1\n5002\t3\t2\t2\n' >"$tmp/oth
 "$bin" train --partition iid:0 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "partition: expected user, iid:K or dirichlet:K\[:ALPHA\]" "$tmp/err" || fail "bad --partition: $(cat "$tmp/err")"
 "$bin" train --centralized --keep-private-optim 2>"$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "apply to federated training" "$tmp/err" || fail "--keep-private-optim with --centralized: $(cat "$tmp/err")"
+[ $rc -eq 2 ] && grep -q "^fedrec train: --keep-private-optim applies to federated training, not --centralized$" "$tmp/err" || fail "--keep-private-optim with --centralized: $(cat "$tmp/err")"
 "$bin" train --data "$tmp/r.tsv" --partition iid:100 --rounds 1 2>"$tmp/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "100 silos for 60 users" "$tmp/err" || fail "too many silos: $rc $(cat "$tmp/err")"
 set -e
@@ -137,7 +137,8 @@ expect 2 "^fedrec data generate: --noise: expected a number in \[0, 100\], got '
 # a config the library refuses is a usage error too, with the library's reason
 expect 2 "^fedrec data generate: .*100 interactions but only 3 users x 3 items" \
     "$bin" data generate --users 3 --items 3 --interactions 100 --out "$tmp/g.tsv"
-"$bin" train --help | grep -q -- "--threads .*0\.\.[0-9]*, 0 = one per core; at most 4 per online core" || fail "--threads help states the cap"
+"$bin" train --help >"$tmp/help" || fail "train --help"
+grep -q -- "--threads .*0\.\.[0-9]*, 0 = one per core; at most 4 per online core" "$tmp/help" || fail "--threads help states the cap"
 # every write is checked: a full device is a failure naming what could not be written
 nospace="writing to standard output failed: No space left on device$"
 expect 1 "^fedrec data info: $nospace" sh -c "\"\$0\" data info \"\$1\" >/dev/full" "$bin" "$tmp/r.tsv"
@@ -204,4 +205,69 @@ grep -q "note: 3 test users have fewer than 99 items they never touched; they go
     || fail "short negatives note of data split: $(cat "$tmp/err")"
 "$bin" train --data "$tmp/five.tsv" --model bpr --rounds 1 >/dev/null 2>"$tmp/err" || fail "train on five items: $(cat "$tmp/err")"
 grep -q "note: 3 test users have fewer than 99 items" "$tmp/err" || fail "short negatives note of train: $(cat "$tmp/err")"
+# progress: on a pipe the first and the last round (at most a line every 5 s between),
+# on a terminal every round, with --quiet none
+"$bin" train --data "$tmp/r.tsv" --model gmf --rounds 3 --threads 2 >/dev/null 2>"$tmp/err" || fail "progress run: $(cat "$tmp/err")"
+[ "$(grep -c '^round [0-9]/3 ' "$tmp/err")" -eq 2 ] && grep -q '^round 1/3 ' "$tmp/err" && grep -q '^round 3/3 ' "$tmp/err" \
+    || fail "progress on a pipe should show rounds 1 and 3: $(cat "$tmp/err")"
+FEDREC_PROGRESS_SECONDS=0 "$bin" train --data "$tmp/r.tsv" --model gmf --rounds 3 --threads 2 2>&1 >/dev/null \
+    | grep -c '^round [0-9]/3 ' | grep -q '^3$' || fail "progress with a 0 s interval should show every round"
+"$bin" train --data "$tmp/r.tsv" --model mf --centralized --epochs 4 --threads 2 >"$tmp/out" 2>/dev/null || fail "progress (epochs)"
+[ "$(grep -c '^epoch   [0-9]/4 ' "$tmp/out")" -eq 2 ] && grep -q '^epoch   4/4 ' "$tmp/out" || fail "epochs on a pipe: $(cat "$tmp/out")"
+if command -v script >/dev/null && script -qec true /dev/null >/dev/null 2>&1; then # a pseudo-terminal
+    script -qec "\"$bin\" train --data \"$tmp/r.tsv\" --model gmf --rounds 3 --threads 2" /dev/null >"$tmp/out" 2>&1 || fail "train under script"
+    [ "$(grep -c 'round [0-9]/3 ' "$tmp/out")" -eq 3 ] || fail "progress on a terminal should show every round: $(cat "$tmp/out")"
+fi
+"$bin" train --data "$tmp/r.tsv" --model gmf --rounds 3 --threads 2 --quiet >"$tmp/out" 2>&1 || fail "quiet run"
+grep -q '^round [0-9]/3 ' "$tmp/out" && fail "--quiet printed progress: $(cat "$tmp/out")"
+# an option that does not apply to the chosen mode, strategy or model is refused, saying so
+for o in "--rounds 3" "--clients-per-round 5" "--local-epochs 2" "--strategy fedprox" "--item-agg sum" \
+         "--server-lr 2" "--server-momentum 0.5" "--mu 0.1" "--tau 0.1" "--beta1 0.5" "--beta2 0.5" \
+         "--availability 0.5" "--min-results 2" "--partition iid:2"; do
+    expect 2 "^fedrec train: ${o%% *} applies to federated training, not --centralized$" "$bin" train --centralized $o
+done
+expect 2 "^fedrec train: --checkpoint-every applies to federated training; centralized runs do not checkpoint$" \
+    "$bin" train --centralized --checkpoint-every 2
+expect 2 "^fedrec train: --epochs applies to --centralized training" "$bin" train --epochs 3
+expect 2 "^fedrec train: --mu applies to --strategy fedprox, not fedavg$" "$bin" train --mu 0.1
+expect 2 "^fedrec train: --server-momentum applies to --strategy fedavgm, not fedadam$" "$bin" train --strategy fedadam --server-momentum 0.5
+expect 2 "^fedrec train: --tau and --beta1 apply to --strategy fedadam, fedyogi or fedadagrad, not fedprox$" "$bin" train --strategy fedprox --tau 0.1
+expect 2 "^fedrec train: --beta2 applies to --strategy fedadam or fedyogi, not fedadagrad$" "$bin" train --strategy fedadagrad --beta2 0.9
+expect 2 "^fedrec train: --neg applies to ranking models \(sampled negatives\); mf learns from the ratings alone$" "$bin" train --model mf --neg 3
+expect 2 "^fedrec train: --neg applies to ranking models" "$bin" train --model mf --centralized --neg 3
+expect 2 "^fedrec train: --negatives applies to ranking models; mf is evaluated by RMSE" "$bin" train --model mf --negatives "$tmp/r.tsv"
+expect 2 "^fedrec train: --split applies to one ratings file; with --test the test set is given$" \
+    "$bin" train --data "$tmp/r.tsv" --test "$tmp/r.tsv" --split loo
+expect 2 "^fedrec train: --split applies to one ratings file; .* is a directory in NCF layout" "$bin" train --data "$tmp/five" --split loo
+"$bin" train --data "$tmp/r.tsv" --model gmf --strategy fedprox --mu 0.1 --rounds 1 --quiet --threads 2 || fail "--mu with fedprox"
+# --help shows each model's defaults, as the runs use them (read from the presets)
+"$bin" train --help >"$tmp/help" || fail "train --help"
+grep -q "default per model" "$tmp/help" && fail "--help still says 'default per model'"
+for m in mf bpr gmf neumf; do
+    "$bin" train --centralized --model $m --data "$tmp/r.tsv" --threads 2 >"$tmp/out" 2>/dev/null || fail "centralized $m"
+    # "...; adam lr 0.001, batch 256, 4 negatives per positive, 20 epochs"
+    want=$(sed -n 's/^training .*; \([a-z]*\) lr \([0-9.e-]*\), batch \([0-9]*\), .* \([0-9]*\) epochs$/\4 \3 \1 \2/p' "$tmp/out")
+    got=$(awk -v m=$m '$1 == "centralized" { c = 1 } c && $1 == m { print $3, $4, $8, $9 }' "$tmp/help")
+    [ -n "$want" ] && [ "$want" = "$got" ] || fail "--help's centralized $m row '$got' is not what a run uses: '$want'"
+    "$bin" train --model $m --data "$tmp/r.tsv" --rounds 1 --threads 2 >/dev/null 2>"$tmp/err" || fail "federated $m"
+    # "..., E=1 B=32 adam lr 0.006, item rows: ..."
+    want=$(sed -n 's/^fedrec train: federated .* E=\([0-9]*\) B=\([0-9]*\) \([a-z]*\) lr \([0-9.e-]*\), .*/\1 \2 \3 \4/p' "$tmp/err")
+    got=$(awk -v m=$m '$1 == "federated" { f = 1 } $1 == "centralized" { f = 0 } f && $1 == m { print $4, $5, $9, $10 }' "$tmp/help")
+    [ -n "$want" ] && [ "$want" = "$got" ] || fail "--help's federated $m row '$got' is not what a run uses: '$want'"
+done
+"$bin" train --preset textbook --help >"$tmp/help" && grep -q "^defaults of the textbook preset" "$tmp/help" || fail "--preset textbook --help"
+expect 2 "^fedrec train: --dim does not size any part of mlp" "$bin" train --model mlp --dim 4
+expect 2 "^fedrec train: --bias-l2 applies to models with user and item biases; neumf has none$" "$bin" train --model neumf --bias-l2 0.1
+expect 2 "^fedrec train: --bias-l2 applies to models with user and item biases; bpr has none$" "$bin" train --model bpr --centralized --bias-l2 0.1
+# eval warns when the test interactions were trained on (the model file records its
+# training pairs), and not on the held-out test set
+"$bin" data split "$tmp/r.tsv" --loo --negatives 20 --out "$tmp/sp" >/dev/null 2>&1 || fail "split for the leak check"
+"$bin" train --data "$tmp/sp" --model gmf --rounds 2 --threads 2 --quiet --out "$tmp/leak.fr" 2>"$tmp/err" || fail "train on a split: $(cat "$tmp/err")"
+expect 0 "^fedrec eval: warning: 100% of the test interactions \(1440 of 1440\) were in the model's training data: the metrics are not a held-out evaluation$" \
+    "$bin" eval --model "$tmp/leak.fr" --data "$tmp/sp/train.rating" --test "$tmp/sp/train.rating"
+"$bin" eval --model "$tmp/leak.fr" >/dev/null 2>"$tmp/err" || fail "eval on the held-out test: $(cat "$tmp/err")"
+[ -s "$tmp/err" ] && fail "eval on the held-out test set warned: $(cat "$tmp/err")"
+"$bin" eval --model "$tmp/leak.fr" --data "$tmp/sp/train.rating" --test "$tmp/sp/test.rating" --negatives "$tmp/sp/test.negative" \
+    >/dev/null 2>"$tmp/err" || fail "eval on the held-out test, given: $(cat "$tmp/err")"
+[ -s "$tmp/err" ] && fail "eval on the given held-out test set warned: $(cat "$tmp/err")"
 echo "cli_smoke: passed"

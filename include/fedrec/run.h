@@ -181,7 +181,9 @@ FR_API const char *const *fr_run_presets(void);
  *                      ("loo", "ratio:R", "temporal:R"), "split_seed", "eval_negatives",
  *                      "explicit_ratings", "load" {the reader options}, "synthetic",
  *                      "source" (what was loaded, fr_data_describe), "train_fingerprint"
- *                      {"users", "items", "interactions", "crc"} of the training set
+ *                      {"users", "items", "interactions", "crc"} of the training set,
+ *                      "train_pairs" (its pairs: fr_pairset_encode text, ~1% false
+ *                      positives, at most FR_PAIRSET_MAX_BYTES of bits)
  *   "model"            {every field of fr_model_config; enums by name: "kind": "neumf"}
  *   federated runs:    "fl" {every field of fr_fl_config; optimizers as objects, an item
  *                      optimizer that follows the local one is "kind": "same"},
@@ -215,6 +217,9 @@ typedef struct fr_provenance {
     bool has_fingerprint;    /* the training data's fingerprint is known (set_data, or a
                                 file written since it was recorded) */
     fr_fingerprint fingerprint; /* of the training set the model was trained on */
+    const char *train_pairs; /* the training set's (raw user, raw item) pairs as a pair set
+                                (fedrec/pairset.h, fr_pairset_encode text), or NULL: a file
+                                from before it was recorded */
     fr_model_config model;   /* every field (fr_model_config_default(FR_MODEL_MF) after init) */
     fr_fl_config fl;         /* federated runs (fr_fl_config_default of the model's kind) */
     fr_train_config train;   /* centralized runs (fr_train_config_default) */
@@ -235,7 +240,8 @@ FR_API const char *fr_run_mode_name(fr_run_mode mode);
 
 /* Records the data source of a run: a copy of s whose data, test and negatives paths are
  * made absolute (realpath; a path that does not resolve is kept as given), and from d
- * whether it is the synthetic set and its description (d may be NULL). The strings are
+ * whether it is the synthetic set, its description, its training set's fingerprint and
+ * its pairs (train_pairs; d may be NULL). The strings are
  * owned by p. FR_ERR_NOMEM (p then keeps its previous source). */
 FR_API FR_NODISCARD fr_err fr_provenance_set_data(fr_provenance *p, const fr_source *s, const fr_data *d);
 

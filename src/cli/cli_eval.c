@@ -129,6 +129,25 @@ static int check_test_known(const char *cmd, const loaded *l, const char *model_
 
 /* ------------------------------------------------------------------ eval */
 
+/* A warning when the test interactions were trained on: the model file's record of its
+ * training pairs (provenance train_pairs; files from before it have none) holds clearly
+ * more of them than its false-positive rate would find. Never fails the evaluation. */
+static void warn_trained_on_test(const loaded *l) {
+    if (!l->prov.train_pairs) return;
+    fr_pairset *ps = NULL;
+    if (fr_pairset_decode(&ps, l->prov.train_pairs)) {
+        fprintf(stderr, "fedrec eval: note: the model's record of its training pairs is unreadable (%s); the test set "
+                "was not checked against it\n", fr_errmsg());
+        return;
+    }
+    fr_pairset_overlap ov;
+    fr_pairset_overlap_of(ps, fr_data_test(l->d), &ov);
+    fr_pairset_free(ps);
+    if (ov.clear)
+        fprintf(stderr, "fedrec eval: warning: %.0f%% of the test interactions (%" PRIu64 " of %" PRIu64 ") were in the "
+                "model's training data: the metrics are not a held-out evaluation\n", 100 * ov.share, ov.found, ov.total);
+}
+
 int cli_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *test = NULL, *negatives = NULL;
     bool json = false;
@@ -152,6 +171,7 @@ int cli_eval(int argc, char **argv) {
     loaded l;
     rc = load_all("eval", model, data, test, negatives, &l);
     if (!rc) rc = check_test_known("eval", &l, model);
+    if (!rc) warn_trained_on_test(&l);
     fr_pool *pool = NULL;
     fr_model_scorer *sc = NULL;
     if (!rc) {

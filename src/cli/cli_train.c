@@ -13,10 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/plot.h"
+#include "cli/progress.h"
+#include "cli/train_help.h"
 #include "cli/train_opts.h"
 #include "fedrec/run.h"
 #include "fedrec/runtime.h"
@@ -33,9 +37,24 @@ static int usage_err(const char *fmt, const char *a) {
 /* Whether the user gave the option of field f of o. */
 #define GIVEN(f) args_seen(specs, &o->f)
 
-/* The checks the parser cannot make (one value's range is the parser's): names, and
- * options that belong to the other mode. Returns 0, or 2 after printing. */
-static int check_opts(const cli_train_opts *o, const arg_spec *specs) {
+/* Options of one mode only (by their names in the specs). */
+static const char *const federated_only[] = {
+    "rounds", "clients-per-round", "local-epochs", "strategy", "item-agg", "item-optimizer", "item-lr",
+    "item-lr-decay", "server-lr", "server-momentum", "mu", "tau", "beta1", "beta2", "availability",
+    "min-results", "partition", "keep-private-optim", NULL};
+
+/* The first option of names the user gave, or NULL. */
+static const char *first_given(const arg_spec *specs, const char *const *names) {
+    for (const char *const *n = names; *n; n++)
+        for (const arg_spec *s = specs; s->name; s++)
+            if (s->seen && !strcmp(s->name, *n)) return *n;
+    return NULL;
+}
+
+/* The checks the parser cannot make (one value's range is the parser's): names, options
+ * that belong to the other mode, to another strategy or to another kind of model.
+ * Returns 0, or 2 after printing. */
+static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind) {
     fr_optim_kind ok;
     if (o->optimizer && fr_optim_kind_parse(o->optimizer, &ok))
         return usage_err("--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
@@ -51,22 +70,56 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs) {
         return usage_err("--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
                          o->partition);
     if (o->centralized) {
-        const char *fed = o->item_optimizer || GIVEN(item_lr) || GIVEN(item_lr_decay)
-                              ? "--item-optimizer, --item-lr and --item-lr-decay apply"
-                          : o->partition || o->keep_private_optim ? "--partition and --keep-private-optim apply"
-                          : GIVEN(rounds) ? "--rounds applies"
-                          : GIVEN(min_results) ? "--min-results applies"
-                                               : NULL;
-        if (fed) return usage_err("%s to federated training, not --centralized", fed);
         if (o->resume || GIVEN(checkpoint_every))
             return usage_err("%s applies to federated training; centralized runs do not checkpoint",
                              o->resume ? "--resume" : "--checkpoint-every");
+        const char *fed = first_given(specs, federated_only);
+        if (fed) return usage_err("--%s applies to federated training, not --centralized", fed);
     } else {
         if (GIVEN(epochs))
             return usage_err("%s", "--epochs applies to --centralized training; federated training runs --rounds");
         if (GIVEN(lr_decay))
             return usage_err("%s", "--lr-decay applies to --centralized training; federated item rows use --item-lr-decay");
+        /* the server's knobs belong to their strategies (the preset's when not given) */
+        fr_run_config pc;
+        if (fr_run_config_preset(&pc, o->preset, kind, false, NULL) == FR_OK) {
+            if (o->strategy && fr_strategy_parse(o->strategy, &pc.fl.strategy)) return 2; /* checked above */
+            const char *sn = fr_strategy_name(pc.fl.strategy);
+            bool adaptive = pc.fl.strategy == FR_STRATEGY_FEDADAM || pc.fl.strategy == FR_STRATEGY_FEDYOGI ||
+                            pc.fl.strategy == FR_STRATEGY_FEDADAGRAD;
+            const char *knob = GIVEN(server_momentum) && pc.fl.strategy != FR_STRATEGY_FEDAVGM ? "--server-momentum applies to --strategy fedavgm"
+                               : GIVEN(mu) && pc.fl.strategy != FR_STRATEGY_FEDPROX ? "--mu applies to --strategy fedprox"
+                               : (GIVEN(tau) || GIVEN(beta1)) && !adaptive
+                                   ? "--tau and --beta1 apply to --strategy fedadam, fedyogi or fedadagrad"
+                               : GIVEN(beta2) && pc.fl.strategy != FR_STRATEGY_FEDADAM && pc.fl.strategy != FR_STRATEGY_FEDYOGI
+                                   ? "--beta2 applies to --strategy fedadam or fedyogi"
+                                   : NULL;
+            if (knob) {
+                fprintf(stderr, "fedrec train: %s, not %s\n", knob, sn);
+                return 2;
+            }
+        }
     }
+    fr_run_config pc;
+    /* the model's own options, when --model is given (a default model may follow the data) */
+    if (o->model && GIVEN(negatives_per_pos) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        pc.model.loss == FR_LOSS_MSE)
+        return usage_err("--neg applies to ranking models (sampled negatives); %s learns from the ratings alone",
+                         fr_model_kind_name(kind));
+    if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        !cli_dim_applies(&pc.model))
+        return usage_err("--dim does not size any part of %s (its embeddings are set by its MLP layout)",
+                         fr_model_kind_name(kind));
+    if (o->model && GIVEN(bias_l2) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        !cli_has_bias_rows(&pc.model))
+        return usage_err("--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
+    if (o->model && o->negatives && fr_model_kind_is_explicit(kind))
+        return usage_err("--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
+                         fr_model_kind_name(kind));
+    if (o->split && o->test) return usage_err("%s", "--split applies to one ratings file; with --test the test set is given");
+    struct stat sb;
+    if (o->split && o->data && stat(o->data, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return usage_err("--split applies to one ratings file; %s is a directory in NCF layout (split already)", o->data);
     if (o->test && !o->data) return usage_err("%s", "--test needs --data (the training file)");
     return 0;
 }
@@ -140,7 +193,9 @@ static int overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_conf
 typedef struct progress {
     const cli_train_opts *o;
     FILE *mf;               /* --metrics-out */
-    bool tty;               /* federated round lines go to a terminal only */
+    cli_progress lines;     /* a line per step on a terminal, every few seconds on a pipe */
+    plot_run *plot;         /* --plot: the steps of this run */
+    char plot_err[512];     /* why a step could not be added (out of memory) */
     int err;                /* errno of a failed --metrics-out write (stops the run) */
     bool failed;            /* a --metrics-out write failed */
 } progress;
@@ -164,14 +219,25 @@ static int on_step(void *user, const fr_loop_step *s) {
     progress *p = user;
     char metric[96] = "";
     if (s->evaluated) metrics_text(&s->eval, metric, sizeof metric);
-    if (s->unit == FR_LOOP_EPOCH && !p->o->quiet) {
-        printf("epoch %3u/%u  loss %.5f%s  %.3f s\n", s->index, s->total, s->loss, metric, s->seconds);
-        cli_flush_stdout();
-    } else if (s->unit == FR_LOOP_ROUND && p->tty) {
+    char line[512];
+    if (s->unit == FR_LOOP_EPOCH) {
+        snprintf(line, sizeof line, "epoch %3u/%u  loss %.5f%s  %.3f s", s->index, s->total, s->loss, metric,
+                 s->seconds);
+    } else {
         double eta = s->elapsed / (double)(s->index ? s->index : 1) * (double)(s->total - s->index);
-        fprintf(stderr, "round %u/%u  loss %.4f%s  clients %u  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s\n", s->index,
-                s->total, s->loss, metric, s->round.clients, (double)s->round.bytes_up / 1e6,
-                (double)s->round.bytes_down / 1e6, s->seconds + s->eval_seconds, eta);
+        snprintf(line, sizeof line, "round %u/%u  loss %.4f%s  clients %u  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s",
+                 s->index, s->total, s->loss, metric, s->round.clients, (double)s->round.bytes_up / 1e6,
+                 (double)s->round.bytes_down / 1e6, s->seconds + s->eval_seconds, eta);
+    }
+    cli_progress_line(&p->lines, line);
+    if (p->plot) {
+        char buf[8192];
+        if (fr_loop_step_json(s, buf, sizeof buf, NULL) != FR_OK ||
+            plot_run_add(p->plot, buf, "--plot", s->index, p->plot_err, sizeof p->plot_err)) {
+            if (!p->plot_err[0]) snprintf(p->plot_err, sizeof p->plot_err, "a step's record: %s", fr_errmsg());
+            plot_run_free(p->plot); /* the run goes on; the chart is reported missing at the end */
+            p->plot = NULL;
+        }
     }
     if (p->mf) {
         char buf[8192];
@@ -225,6 +291,36 @@ static void header(const fr_run_config *c, const fr_data *data) {
 
 /* ------------------------------------------------------------------ the command */
 
+/* --plot: the chart of this run's steps, or of the whole --metrics-out file when the run
+ * resumed and appended to it (the rounds before the resume are there). 0, or 1 after
+ * printing. */
+static int write_plot(const cli_train_opts *o, const fr_run_config *c, const fr_data *data, plot_run *steps,
+                      const char *why) {
+    char err[1024], title[512];
+    snprintf(title, sizeof title, "fedrec train: %s %s on %s", c->centralized ? "centralized" : "federated",
+             fr_model_kind_name(c->model.kind), data ? fr_data_describe(data) : "?");
+    plot_run *whole = NULL;
+    if (o->resume && o->metrics_out) {
+        if (!(whole = plot_run_new(c->centralized ? "centralized" : "federated")) ||
+            plot_run_read(whole, o->metrics_out, err, sizeof err)) {
+            fprintf(stderr, "fedrec train: --plot: %s\n", whole ? err : "out of memory");
+            plot_run_free(whole);
+            return 1;
+        }
+        steps = whole;
+    }
+    int rc = 0;
+    if (!steps) {
+        fprintf(stderr, "fedrec train: --plot: no chart: %s\n", why[0] ? why : "out of memory");
+        rc = 1;
+    } else if (plot_write_svg(o->plot, &steps, 1, title, err, sizeof err)) {
+        fprintf(stderr, "fedrec train: --plot: %s\n", err);
+        rc = 1;
+    }
+    plot_run_free(whole);
+    return rc;
+}
+
 /* "<out>.ckpt" (fedrec-train.ckpt without --out) when a federated run checkpoints, else
  * NULL; *err on out of memory. */
 static char *checkpoint_path(const cli_train_opts *o, const arg_spec *specs, bool *err) {
@@ -251,6 +347,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     int rc = 0;
     FILE *mf = NULL;
     fr_model *m = NULL;
+    progress p = {o, NULL, {0}, NULL, "", 0, false};
     if (fr_run_config_preset(&c, o->preset, kind, o->centralized, fr_data_train(data))) {
         fprintf(stderr, "fedrec train: --preset: %s\n", fr_errmsg());
         rc = 2;
@@ -275,9 +372,17 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if (!o->quiet) header(&c, data);
-    progress p = {o, mf, isatty(2) && !o->quiet, 0, false};
+    p.mf = mf;
+    if (o->plot && !(p.plot = plot_run_new(c.centralized ? "centralized" : "federated"))) {
+        fprintf(stderr, "fedrec train: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    /* epochs print on standard output, rounds on standard error (beside the header) */
+    cli_progress_init(&p.lines, o->quiet ? NULL : c.centralized ? stdout : stderr);
     fr_loop_summary sum;
     e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
+    cli_progress_finish(&p.lines); /* the last step's line, if it came too soon after the one before */
     if (p.failed) {
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out,
                 p.err ? strerror(p.err) : "a write failed");
@@ -299,6 +404,9 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_provenance_destroy(&pv);
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
     }
+    /* The end of the run. Progress lines (p.lines) are done and flushed by now; --quiet
+     * silences them and the header only, so an end-of-run summary printed here is meant
+     * to be printed whatever o->quiet says. */
     if (!o->quiet && !o->centralized && sum.evaluated) {
         /* "round 50: hr@10 0.6140 ndcg@10 0.3316" */
         char metric[96], line[96], *w = line;
@@ -317,6 +425,8 @@ done:
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(errno));
         rc = 1;
     }
+    if (o->plot && !rc) rc = write_plot(o, &c, data, p.plot, p.plot_err);
+    plot_run_free(p.plot);
     fr_model_free(m);
     fr_data_free(data);
     return rc;
@@ -337,25 +447,26 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R (default loo)"),
         ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
-        ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default per model)"),
-        ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default per model)"),
+        ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default: the table below)"),
+        ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default: the table below)"),
         ARG_SPEC_REAL("clients-per-round", &o.clients_per_round, 0, U32, ARG_WHOLE_COUNT, "0 = all",
                       "C  clients per round (default all)"),
-        ARG_SPEC_INT("local-epochs", &o.local_epochs, 1, FR_FL_MAX_LOCAL_EPOCHS, NULL, "E  local epochs per round"),
-        ARG_SPEC_INT("batch", &o.batch, 1, 1u << 24, NULL, "B  minibatch size (default per model)"),
-        ARG_SPEC_REAL("lr", &o.lr, 0, F, GT, NULL, "η  learning rate (default per model and optimizer)"),
-        ARG_SPEC_STR("optimizer", &o.optimizer, "O  sgd | adam | adagrad"),
-        ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad"),
+        ARG_SPEC_INT("local-epochs", &o.local_epochs, 1, FR_FL_MAX_LOCAL_EPOCHS, NULL, "E  local epochs per round (default: the table below)"),
+        ARG_SPEC_INT("batch", &o.batch, 1, 1u << 24, NULL, "B  minibatch size (default: the table below)"),
+        ARG_SPEC_REAL("lr", &o.lr, 0, F, GT, NULL, "η  learning rate (default: the table below; a new --optimizer starts from its own)"),
+        ARG_SPEC_STR("optimizer", &o.optimizer, "O  sgd | adam | adagrad (default: the table below)"),
+        ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad (default: the table below)"),
         ARG_SPEC_FLAG("centralized", &o.centralized, "   train on all data in one process (no federation)"),
-        ARG_SPEC_INT("epochs", &o.epochs, 1, U32, NULL, "N  centralized epochs (default per model)"),
+        ARG_SPEC_INT("epochs", &o.epochs, 1, U32, NULL, "N  centralized epochs (default: the table below)"),
         ARG_SPEC_INT("threads", &o.threads, 0, cli_max_threads(), "0 = one per core; at most 4 per online core",
                      "T  worker threads (default 0)"),
         ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
         ARG_SPEC_INT("eval-every", &o.eval_every, 0, U32, "0 = at the end", "N  evaluate every N epochs/rounds (default 1)"),
         ARG_SPEC_STR("out", &o.out, "FILE  save the model here"),
         ARG_SPEC_STR("metrics-out", &o.metrics_out, "FILE  JSON Lines metrics per epoch/round"),
+        ARG_SPEC_STR("plot", &o.plot, "FILE.svg  a chart of the metrics and the loss per round/epoch"),
         ARG_SPEC_FLAG("resume", &o.resume, "   resume from the last checkpoint (<out>.ckpt)"),
-        ARG_SPEC_FLAG("quiet", &o.quiet, "   no progress lines"),
+        ARG_SPEC_FLAG("quiet", &o.quiet, "   no header and no progress lines"),
         ARG_SPEC_INT("patience", &o.patience, 0, U32, "0 = never",
                      "N  stop after N evaluations without a better metric (default 0)"),
         ARG_SPEC_REAL("time-limit", &o.time_limit, 0, INF, GT, NULL, "S  stop after S seconds"),
@@ -376,12 +487,12 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_INT("min-results", &o.min_results, 0, U32, "0 = any",
                      "N  a round's quorum: fewer results apply nothing (default 0)"),
         ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL,
-                     "K  sampled training negatives per positive (default per model)"),
-        ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation (default per model)"),
+                     "K  sampled training negatives per positive (default: the table below)"),
+        ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation (default: the table below)"),
         ARG_SPEC_REAL("lr-decay", &o.lr_decay, 0, 1, GT, NULL,
-                      "γ  centralized: epoch e trains at lr * γ^(e-1) (default 1, mf 0.9)"),
+                      "γ  centralized: epoch e trains at lr * γ^(e-1) (default: the table below)"),
         ARG_SPEC_REAL("bias-l2", &o.bias_l2, 0, F, 0, "0 = --l2",
-                      "λ  mf: L2 of the biases alone (centralized default 0.01)"),
+                      "λ  mf: L2 of the biases alone (default: the table below)"),
         ARG_SPEC_INT("checkpoint-every", &o.checkpoint_every, 1, U32, NULL, "N  checkpoint every N rounds"),
         ARG_SPEC_STR("partition", &o.partition,
                      "P  who holds which users: user (a client each, default) | iid:K (K silos) | dirichlet:K[:ALPHA] "
@@ -394,6 +505,7 @@ int cli_train(int argc, char **argv) {
     int npos;
     const char *usage = "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf] [--centralized] ...";
     int rc = args_parse("train", argc, argv, specs, pos, 0, &npos, usage);
+    if (rc < 0) cli_train_defaults_help(o.preset); /* --help: the table of every model's defaults */
     if (rc) return rc < 0 ? 0 : rc;
     fr_model_kind kind = FR_MODEL_MF;
     if (o.model && fr_model_kind_parse(o.model, &kind)) {
@@ -410,7 +522,7 @@ int cli_train(int argc, char **argv) {
         for (const char *const *p = fr_run_presets(); *p; p++) known |= !strcmp(*p, o.preset);
         if (!known) return usage_err("--preset: expected fedrec or textbook, got '%s'", o.preset);
     }
-    if ((rc = check_opts(&o, specs))) return rc;
+    if ((rc = check_opts(&o, specs, kind))) return rc;
     if (cli_check_input("train", "--data", o.data) || cli_check_input("train", "--test", o.test) ||
         cli_check_input("train", "--negatives", o.negatives))
         return 1;
@@ -420,7 +532,8 @@ int cli_train(int argc, char **argv) {
     if (nomem) { fprintf(stderr, "fedrec train: out of memory\n"); return 1; }
     if ((o.out && cli_check_output("train", "--out", o.out, false)) ||
         (ckpt && cli_check_output("train", "the checkpoint", ckpt, false)) ||
-        (o.metrics_out && cli_check_output("train", "--metrics-out", o.metrics_out, true))) {
+        (o.metrics_out && cli_check_output("train", "--metrics-out", o.metrics_out, true)) ||
+        (o.plot && cli_check_output("train", "--plot", o.plot, true))) {
         free(ckpt);
         return 1;
     }

@@ -15,6 +15,7 @@ static void usage(FILE *f) {
             "  train [--data PATH] [--centralized] ...   train a model (federated by default)\n"
             "  eval --model FILE [--json]      metrics of a saved model on its data\n"
             "  recommend --model FILE --user ID   top-K unseen items for a user\n"
+            "  plot METRICS.jsonl ... --out F.svg  chart of --metrics-out files (SVG)\n"
             "  version                         print the version\n\n"
             "Run 'fedrec <command> --help' for a command's options.\n",
             FR_VERSION_STRING);
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "train")) return cli_finish_stdout(cmd, cli_train(argc - 1, argv + 1));
     if (!strcmp(cmd, "eval")) return cli_finish_stdout(cmd, cli_eval(argc - 1, argv + 1));
+    if (!strcmp(cmd, "plot")) return cli_finish_stdout(cmd, cli_plot(argc - 1, argv + 1));
     if (!strcmp(cmd, "recommend")) return cli_finish_stdout(cmd, cli_recommend(argc - 1, argv + 1));
     fprintf(stderr, "fedrec: unknown command '%s'\n\n", cmd);
     usage(stderr);

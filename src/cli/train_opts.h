@@ -33,6 +33,7 @@ typedef struct cli_train_opts {
     uint64_t eval_every;      /* --eval-every N (0 = only at the end) */
     const char *out;          /* --out model.fr */
     const char *metrics_out;  /* --metrics-out metrics.jsonl */
+    const char *plot;         /* --plot FILE.svg: a chart of the run's metrics and loss */
     bool resume;              /* --resume */
     bool quiet;               /* --quiet: no progress lines */
     /* strategy and federation knobs */

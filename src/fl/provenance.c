@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "core/core.h"
+#include "fedrec/pairset.h"
 #include "fedrec/run.h"
 
 /* ------------------------------------------------------------ owned strings */
@@ -153,12 +154,24 @@ fr_err fr_provenance_set_data(fr_provenance *p, const fr_source *s, const fr_dat
         if (*strs[k] && !(*strs[k] = own_dup(&add, *strs[k]))) goto nomem;
     const char *describe = NULL;
     if (d && !(describe = own_dup(&add, fr_data_describe(d)))) goto nomem;
+    const char *pairs = NULL;
+    if (d) { /* the training pairs, for an evaluation to tell a test set it trained on */
+        fr_pairset *ps = NULL;
+        char *text = NULL;
+        fr_err e = fr_pairset_build(&ps, fr_data_train(d), 0);
+        if (!e) e = fr_pairset_encode(ps, &text);
+        if (!e && !(pairs = own_dup(&add, text))) e = FR_ERR_NOMEM;
+        fr_pairset_free(ps);
+        fr_pairset_text_free(text);
+        if (e) goto nomem;
+    }
     if (own_merge(&p->owned_, &add)) goto nomem;
     p->source = src;
     p->synthetic = d ? fr_data_is_synthetic(d) : !s->data;
     p->describe = describe;
     p->has_fingerprint = d != NULL;
     if (d) fr_dataset_fingerprint(fr_data_train(d), &p->fingerprint);
+    p->train_pairs = pairs;
     return FR_OK;
 nomem:
     strlist_clear(&add);
@@ -434,6 +447,7 @@ static fr_err encode_tree(const fr_provenance *p, cJSON *root) {
     if (p->has_fingerprint &&
         (e = put_object(root, "train_fingerprint", &p->fingerprint, fingerprint_fields, N_OF(fingerprint_fields))))
         return e;
+    if (p->train_pairs && !add(root, "train_pairs", cJSON_CreateString(p->train_pairs))) return FR_ERR_NOMEM;
     if ((e = put_object(root, "model", &p->model, model_fields, N_OF(model_fields)))) return e;
     if (p->mode == FR_RUN_FEDERATED) {
         if ((e = put_object(root, "fl", &p->fl, fl_fields, N_OF(fl_fields)))) return e;
@@ -706,6 +720,10 @@ static fr_err decode_tree(const cJSON *root, fr_provenance *q, strlist *own) {
                             own)))
             return e;
         q->has_fingerprint = true;
+    }
+    if (KEY("train_pairs")) {
+        field f = {"train_pairs", T_STR, offsetof(fr_provenance, train_pairs)};
+        if ((e = get_value(v, q, &f, "train_pairs", own))) return e;
     }
     if (KEY("model") && (e = get_model(v, q, own))) return e;
     if (KEY("fl") && (e = get_fields(v, &q->fl, fl_fields, N_OF(fl_fields), "fl", own))) return e;

@@ -1,0 +1,114 @@
+/* The per-model defaults of `fedrec train --help` (see train_help.h). Every value comes
+ * from fr_run_config_preset at the time the help is printed; a model kind registered
+ * later gets its row without a change here. */
+#include "cli/train_help.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fedrec/run.h"
+
+bool cli_dim_applies(const fr_model_config *cfg) {
+    fr_model_config a = *cfg, b = *cfg;
+    a.n_users = b.n_users = a.n_items = b.n_items = 1;
+    a.dim = 2;
+    b.dim = 3;
+    fr_model *ma = NULL, *mb = NULL;
+    bool applies = true; /* when in doubt, show it */
+    if (fr_model_create(&ma, &a) == FR_OK && fr_model_create(&mb, &b) == FR_OK)
+        applies = fr_model_n_params(ma) != fr_model_n_params(mb);
+    fr_model_free(ma);
+    fr_model_free(mb);
+    return applies;
+}
+
+bool cli_has_bias_rows(const fr_model_config *cfg) {
+    fr_model_config c = *cfg;
+    c.n_users = c.n_items = 1;
+    fr_model *m = NULL;
+    if (fr_model_create(&m, &c) != FR_OK) return true; /* when in doubt, allow it */
+    bool has = false;
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *x = fr_model_tensor(m, t);
+        has |= (x->kind == FR_TENSOR_USER_TABLE || x->kind == FR_TENSOR_ITEM_TABLE) && x->cols == 1 &&
+               strstr(x->name, "bias") != NULL;
+    }
+    fr_model_free(m);
+    return has;
+}
+
+/* "adam 0.006" */
+static const char *optim_text(const fr_optim_config *o, char *buf, size_t n) {
+    snprintf(buf, n, "%s %g", fr_optim_kind_name(o->kind), (double)o->lr);
+    return buf;
+}
+
+static const char *dim_text(const fr_model_config *mc, char *buf, size_t n) {
+    if (cli_dim_applies(mc)) snprintf(buf, n, "%u", mc->dim);
+    else snprintf(buf, n, "-");
+    return buf;
+}
+
+static const char *neg_text(const fr_model_config *mc, uint32_t neg, char *buf, size_t n) {
+    if (mc->loss == FR_LOSS_MSE) snprintf(buf, n, "-");
+    else snprintf(buf, n, "%u", neg);
+    return buf;
+}
+
+/* "sum, sgd 0.8 x0.96/round" */
+static const char *items_text(const fr_fl_config *fc, char *buf, size_t n) {
+    char o[48];
+    int k = snprintf(buf, n, "%s, %s", fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean",
+                     fc->item_local.kind ? optim_text(&fc->item_local, o, sizeof o) : "as the rest");
+    if (fc->item_lr_decay != 1.0f && k > 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, " x%g/round", (double)fc->item_lr_decay);
+    return buf;
+}
+
+/* The biases' own L2 ("=l2" when 0); "-" for a model without user and item biases. */
+static const char *bias_text(const fr_model_config *mc, char *buf, size_t n) {
+    if (!cli_has_bias_rows(mc)) snprintf(buf, n, "-");
+    else if (mc->bias_l2 == 0) snprintf(buf, n, "=l2");
+    else snprintf(buf, n, "%g", (double)mc->bias_l2);
+    return buf;
+}
+
+static const char *clients_text(double c, char *buf, size_t n) {
+    if (c == 0) snprintf(buf, n, "all");
+    else snprintf(buf, n, "%g", c);
+    return buf;
+}
+
+void cli_train_defaults_help(const char *preset) {
+    if (!preset) preset = "fedrec";
+    printf("\ndefaults of the %s preset, per model (options given apply over them; 'fedrec train --preset %s "
+           "--help' shows the other preset's):\n",
+           preset, strcmp(preset, "fedrec") ? "fedrec" : "textbook");
+    printf("  %-12s %4s %6s %3s %5s %3s %-7s %-7s %-13s %-28s %-9s %s\n", "federated", "dim", "rounds", "E", "batch",
+           "neg", "l2", "bias-l2", "optimizer", "item rows: aggregate, step", "strategy", "clients/round");
+    for (int k = 1; k < 256; k++) {
+        const char *name = fr_model_kind_name((fr_model_kind)k);
+        if (!strcmp(name, "?")) break;
+        fr_run_config c;
+        if (fr_run_config_preset(&c, preset, (fr_model_kind)k, false, NULL)) continue;
+        char d[16], ng[16], o[48], it[64], cl[24], bl[16];
+        printf("  %-12s %4s %6u %3u %5u %3s %-7g %-7s %-13s %-28s %-9s %s\n", name, dim_text(&c.model, d, sizeof d),
+               c.loop.steps, c.fl.local_epochs, c.fl.batch, neg_text(&c.model, c.fl.negatives, ng, sizeof ng),
+               (double)c.model.l2, bias_text(&c.model, bl, sizeof bl), optim_text(&c.fl.local, o, sizeof o), items_text(&c.fl, it, sizeof it),
+               fr_strategy_name(c.fl.strategy), clients_text(c.fl.clients_per_round, cl, sizeof cl));
+    }
+    printf("  %-12s %4s %6s %5s %3s %-7s %-7s %-13s %s\n", "centralized", "dim", "epochs", "batch", "neg", "l2",
+           "bias-l2", "optimizer", "lr-decay");
+    for (int k = 1; k < 256; k++) {
+        const char *name = fr_model_kind_name((fr_model_kind)k);
+        if (!strcmp(name, "?")) break;
+        fr_run_config c;
+        if (fr_run_config_preset(&c, preset, (fr_model_kind)k, true, NULL)) continue;
+        char d[16], ng[16], o[48], bl[16];
+        bias_text(&c.model, bl, sizeof bl);
+        printf("  %-12s %4s %6u %5u %3s %-7g %-7s %-13s %g\n", name, dim_text(&c.model, d, sizeof d), c.loop.steps,
+               c.train.batch, neg_text(&c.model, c.train.negatives, ng, sizeof ng), (double)c.model.l2, bl,
+               optim_text(&c.train.optim, o, sizeof o), c.lr_decay);
+    }
+    printf("  (mf's global mean comes from the training data; '-': the option does not apply to the model)\n");
+}
