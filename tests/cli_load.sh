@@ -29,6 +29,10 @@ grep -q "^weights       min" "$tmp/info" || fail "data info names weights: $(cat
 "$bin" eval --model "$tmp/a.fr" | grep -q "^hr@10" || fail "eval of the artists model"
 "$bin" recommend --model "$tmp/a.fr" --user 2 -k 3 | grep -c '^ *[0-9]*\. item' | grep -q 3 || fail "recommend on the artists model"
 "$bin" data split "$tmp/user_artists.dat" --loo --negatives 5 --out "$tmp/split" >/dev/null || fail "data split of the artists file"
+# a rating model on implicit feedback would fit the counts as ratings: refused, with advice
+expect 1 "mf predicts ratings, but the training data was read as implicit feedback.*use a ranking model" \
+    "$bin" train --data "$tmp/user_artists.dat" --model mf --rounds 1 --quiet
+expect 1 "mf predicts ratings" "$bin" train --data "$tmp/user_artists.dat" --model mf --centralized --epochs 1 --implicit --quiet
 # an unplaceable column: which, the header's fields, and the flag that names it
 sed '1s/artistID/band/' "$tmp/user_artists.dat" >"$tmp/band.tsv"
 expect 1 'band.tsv:1: cannot place the item column of the header: its fields are "userID", "band", "weight".*name it: --item-col band' \
