@@ -149,8 +149,11 @@ typedef struct fr_load_stats {
  * this way (fr_dataset_load_pair, fr_dataset_from_arrays: "in the file" is "in the
  * arrays"), so a dataset never holds a pair twice. Errors name the file and line:
  * FR_ERR_IO (cannot open, is a directory), FR_ERR_PARSE (wrong field count, non-numeric,
- * id >= 2^31, truncated last line, binary data, an NCF .negative file), FR_ERR_RANGE (rating outside
- * [rating_min, rating_max]), FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. */
+ * id >= 2^31, truncated last line, binary data, an NCF .negative file, a header that
+ * leaves the user or item column unplaced, a column name the header lacks), FR_ERR_RANGE
+ * (rating outside [rating_min, rating_max], with advice when it looks like a count; a
+ * negative weight), FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. How the file is read:
+ * "Reading a ratings file" above. */
 FR_API FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o,
                                     fr_load_stats *stats);
 
@@ -158,7 +161,8 @@ FR_API FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, c
  * NCF's train.rating/test.rating). Items or users seen only in the test file get ids
  * too, so every test interaction can be scored. Repeated pairs are dropped within each
  * file as fr_dataset_load does (fr_dataset_info_compute counts them); a pair in both
- * files stays in both. */
+ * files stays in both. Both datasets are implicit (fr_dataset_implicit) when either file
+ * was read as implicit feedback. */
 FR_API FR_NODISCARD fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *train_path,
                                          const char *test_path, const fr_load_opts *o);
 
@@ -354,7 +358,8 @@ typedef struct fr_source {
                                  model is then evaluated on the full catalogue) */
     uint64_t seed;            /* split and sampled negatives (1) */
     bool explicit_ratings;    /* the model predicts ratings: no evaluation negatives */
-    fr_load_opts load;        /* reader options for every file (fr_load_opts_default) */
+    fr_load_opts load;        /* reader options for every file (fr_load_opts_default); a
+                                 model file's provenance records them */
 } fr_source;
 
 /* Defaults: synthetic data, leave-one-out, 99 negatives, seed 1, default reader options. */
