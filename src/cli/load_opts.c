@@ -40,6 +40,18 @@ int cli_load_opts_apply(const char *cmd, const cli_load_opts *lo, const arg_spec
         }
         o->delimiter = d;
     }
+    /* The fixed formats have fixed columns: a delimiter, header or column option would be ignored. */
+    bool fixed = o->format != FR_FORMAT_AUTO && o->format != FR_FORMAT_DELIMITED;
+    const void *shape[7] = {&lo->sep, &lo->header, &lo->no_header, &lo->user_col, &lo->item_col, &lo->rating_col,
+                            &lo->time_col};
+    static const char *const shape_name[7] = {"--sep", "--header", "--no-header", "--user-col", "--item-col",
+                                              "--rating-col", "--time-col"};
+    for (int k = 0; fixed && k < 7; k++)
+        if (args_seen(specs, shape[k])) {
+            fprintf(stderr, "fedrec %s: %s does not apply to --format %s, whose columns are fixed; use --format "
+                    "auto or delimited\n", cmd, shape_name[k], cli_format_name(o->format));
+            return 2;
+        }
     if (lo->header && lo->no_header) {
         fprintf(stderr, "fedrec %s: --header and --no-header contradict each other; give one\n", cmd);
         return 2;
