@@ -34,7 +34,12 @@ grep -q "^ratings       min 1, max 1" "$tmp/info" || fail "data info --implicit:
 grep -q "^hr@10" "$tmp/out" || fail "eval of the artists model prints hr@10: $(cat "$tmp/out")"
 "$bin" recommend --model "$tmp/a.fr" --user 2 -k 3 >"$tmp/out" || fail "recommend on the artists model"
 [ "$(grep -c '^ *[0-9]*\. item' "$tmp/out")" -eq 3 ] || fail "recommend lists 3 items: $(cat "$tmp/out")"
-"$bin" data split "$tmp/user_artists.dat" --loo --negatives 5 --out "$tmp/split" >/dev/null || fail "data split of the artists file"
+"$bin" data split "$tmp/user_artists.dat" --loo --negatives 5 --out "$tmp/split" >/dev/null 2>"$tmp/err" || fail "data split of the artists file"
+grep -q "note: the data is implicit feedback; the rating column of the .rating files holds its weights (counts): give --implicit-weight" "$tmp/err" \
+    || fail "data split notes the weights: $(cat "$tmp/err")"
+"$bin" train --data "$tmp/split" --implicit-weight --model bpr --rounds 1 --quiet --threads 1 --out "$tmp/sp.fr" 2>"$tmp/err" \
+    || fail "train on the split with --implicit-weight: $(cat "$tmp/err")"
+"$bin" eval --model "$tmp/sp.fr" >/dev/null 2>"$tmp/err" || fail "eval on the split: $(cat "$tmp/err")"
 # a rating model on implicit feedback would fit the counts as ratings: refused, with advice
 expect 1 "mf predicts ratings, but the training data was read as implicit feedback.*use a ranking model" \
     "$bin" train --data "$tmp/user_artists.dat" --model mf --rounds 1 --quiet

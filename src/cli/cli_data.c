@@ -156,7 +156,8 @@ static int data_split(int argc, char **argv) {
     if (cli_check_input("data split", "FILE", pos[0])) return 1;
     fr_dataset *d = NULL, *train = NULL, *test = NULL;
     fr_negatives *negs = NULL;
-    fr_err e = fr_dataset_load(&d, pos[0], &o, NULL);
+    fr_load_stats st;
+    fr_err e = fr_dataset_load(&d, pos[0], &o, &st);
     if (e) return cli_fail(e, "data split");
     e = fr_dataset_split(d, kind, r, seed, &train, &test);
     if (!e && negatives) e = fr_negatives_sample(&negs, d, test, (uint32_t)negatives, seed);
@@ -164,6 +165,10 @@ static int data_split(int argc, char **argv) {
     if (!e)
         printf("wrote %s/train.rating (%" PRIu64 "), test.rating (%" PRIu64 ")%s\n", out,
                fr_dataset_n_interactions(train), fr_dataset_n_interactions(test), negs ? ", test.negative" : "");
+    if (!e && st.implicit) /* NCF files have no room to say so */
+        fprintf(stderr, "fedrec data split: note: the data is implicit feedback; the rating column of the .rating "
+                "files holds %s: give --%s when you train on %s\n", st.weights ? "its weights (counts)" : "1s",
+                st.weights ? "implicit-weight" : "implicit", out);
     uint32_t fewest = 0, shortn = !e && negs ? fr_negatives_short(negs, &fewest) : 0;
     if (shortn)
         fprintf(stderr, "fedrec data split: note: %u test users have fewer than %" PRIu64 " items they never "
