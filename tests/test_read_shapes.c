@@ -232,6 +232,10 @@ Test(shapes, unplaceable_column_message) {
     cr_assert_eq(load(&d, "uc.tsv", "a\tb\tc\n1\t2\t3\n", NULL, NULL), FR_ERR_PARSE);
     cr_assert(strstr(fr_errmsg(), "cannot place the user and item columns"), "%s", fr_errmsg());
     cr_assert(strstr(fr_errmsg(), "--user-col NAME --item-col NAME"), "%s", fr_errmsg());
+    cr_assert_null(strstr(fr_errmsg(), "if this line is data"), "%s", fr_errmsg());
+    /* String ids look like a header of unknown names: the message says what ids must be. */
+    cr_assert_eq(load(&d, "amz.csv", "A2SUAM1J3GNN3B,0000013714,5.0\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "if this line is data, ids must be integers in [0, 2^31)"), "%s", fr_errmsg());
     /* What was refused reads once the column is named. */
     fr_load_opts o;
     fr_load_opts_default(&o);

@@ -176,11 +176,11 @@ static bool name_in(const char *s, size_t n, const char *const *names) {
     return false;
 }
 
-/* "the header's fields "a", "b", "c"" into buf (at most 12 fields of 40 bytes). */
+/* The header's fields as "a", "b", "c" into buf (at most 8 fields of 40 bytes). */
 static void list_fields(const fri_fields *h, char *buf, size_t cap) {
     size_t o = 0;
     buf[0] = 0;
-    for (int k = 0; k < h->n && k < FRI_MAX_FIELDS && k < 12 && o + 1 < cap; k++) {
+    for (int k = 0; k < h->n && k < FRI_MAX_FIELDS && k < 8 && o + 1 < cap; k++) {
         const char *s = h->s[k];
         size_t n = h->len[k];
         field_bare(&s, &n);
@@ -188,7 +188,7 @@ static void list_fields(const fri_fields *h, char *buf, size_t cap) {
         if (w < 0) break;
         o += (size_t)w;
     }
-    if (h->n > 12 && o + 1 < cap) snprintf(buf + o, cap - o, ", ... (%d fields)", h->n);
+    if (h->n > 8 && o + 1 < cap) snprintf(buf + o, cap - o, ", ... (%d fields)", h->n);
 }
 
 /* Column index of a spec ("3" or a header name: exact, else ignoring case), -1 if absent. */
@@ -210,7 +210,7 @@ static fr_err resolve_col(const fri_rdctx *c, const char *want, const char *what
             field_bare(&s, &n);
             if (strlen(want) == n && (pass ? strncasecmp(s, want, n) : strncmp(s, want, n)) == 0) { *out = k; return FR_OK; }
         }
-    char list[640];
+    char list[400];
     list_fields(hdr, list, sizeof list);
     return fri_fail(FR_ERR_PARSE, "%s%s:%llu: no column named \"%s\" (the %s column) in the header; its fields are %s",
                     FRI_PATH(c->path), (unsigned long long)c->line, want, what, list);
@@ -288,12 +288,21 @@ static fr_err place_by_name(const fri_rdctx *c, fri_spec *sp, const fri_fields *
         field_bare(&s, &ln);
         if (ln) { example = s; exn = ln; exk = k + 1; }
     }
-    char list[640], how[160];
+    char list[400], how[224];
     list_fields(h, list, sizeof list);
     bool both = sp->cu < 0 && sp->ci < 0;
     const char *which = both ? "user and item columns" : sp->cu < 0 ? "user column" : "item column";
     const char *flag = sp->cu < 0 ? "--user-col" : "--item-col";
-    if (both) snprintf(how, sizeof how, "name them: --user-col NAME --item-col NAME (load options col_user, col_item)");
+    bool numbers = false; /* a line of data with ids that are not numbers looks like this too */
+    for (int k = 0; k < h->n && k < FRI_MAX_FIELDS; k++) {
+        const char *s = h->s[k];
+        size_t ln = h->len[k];
+        field_bare(&s, &ln);
+        numbers |= fri_text_is_numeric(s, ln);
+    }
+    if (both)
+        snprintf(how, sizeof how, "name them: --user-col NAME --item-col NAME (load options col_user, col_item)%s",
+                 numbers ? "; if this line is data, ids must be integers in [0, 2^31)" : "");
     else if (example)
         snprintf(how, sizeof how, "name it: %s %.*s (or %s %d; load option %s)", flag, FRI_VAL(example, exn), flag,
                  exk, sp->cu < 0 ? "col_user" : "col_item");
