@@ -180,6 +180,9 @@ static int run_delimited(const uint8_t *data, size_t n) {
     o.skip_bad_lines = c & 0x80;
     o.implicit = (c & 0x30) == 0x30;
     o.implicit_threshold = 3;
+    /* AUTO: counts kept as weights, or a first line that is data whatever it holds. */
+    o.implicit_weight = (c & 0x70) == 0x60;
+    o.no_header = (c & 0x78) == 0x50;
     char *p = write_temp(data + 1, n - 1, NULL, "d");
     if (!p) return 0;
     fr_dataset *d = NULL;

@@ -44,6 +44,8 @@ static void assert_same_source(const fr_source *a, const fr_source *b) {
     cr_assert(x->implicit_threshold == y->implicit_threshold ||
               (isnan(x->implicit_threshold) && isnan(y->implicit_threshold)));
     cr_assert_eq(x->implicit, y->implicit);
+    cr_assert_eq(x->implicit_weight, y->implicit_weight);
+    cr_assert_eq(x->no_header, y->no_header);
 }
 
 /* Every field but the strings and the private pointer. */
@@ -119,6 +121,8 @@ Test(provenance, federated_round_trip_every_field) {
     p.source.load.rating_min = 0.5;
     p.source.load.rating_max = 5;
     p.source.load.implicit = true;
+    p.source.load.implicit_weight = true;
+    p.source.load.no_header = false;
     p.synthetic = false;
     p.describe = "ratings.csv (split ratio:0.3)\n\ttab";
     fr_model_config_default(&p.model, FR_MODEL_NEUMF);
@@ -257,6 +261,18 @@ Test(provenance, unknown_keys_missing_keys_and_new_kinds) {
     cr_assert_eq(fr_provenance_decode(&p, "{\"data\":null,\"load\":{\"implicit_threshold\":null}}"), FR_OK);
     cr_assert_null(p.source.data);
     cr_assert(isnan(p.source.load.implicit_threshold));
+    /* Load options newer than a file (implicit_weight, no_header) keep their defaults. */
+    fr_provenance_destroy(&p);
+    fr_provenance_init(&p);
+    cr_assert_eq(fr_provenance_decode(&p, "{\"data\":\"/x\",\"load\":{\"implicit\":true,\"has_header\":true}}"),
+                 FR_OK);
+    cr_assert(p.source.load.implicit);
+    cr_assert(p.source.load.has_header);
+    cr_assert_not(p.source.load.implicit_weight);
+    cr_assert_not(p.source.load.no_header);
+    cr_assert_eq(fr_provenance_decode(&p, "{\"load\":{\"implicit_weight\":true,\"no_header\":true}}"), FR_OK);
+    cr_assert(p.source.load.implicit_weight);
+    cr_assert(p.source.load.no_header);
     fr_provenance_destroy(&p);
 }
 

@@ -253,6 +253,7 @@ Test(readers, opts_check) {
     o.delimiter = "ab";
     cr_assert_eq(fr_load_opts_check(&o), FR_ERR_INVALID);
     fr_load_opts_default(&o);
+    o.format = FR_FORMAT_DELIMITED; /* with AUTO a name implies a header (test_read_shapes.c) */
     o.col_user = "name";
     cr_assert_eq(fr_load_opts_check(&o), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "has_header"), "%s", fr_errmsg());

@@ -56,28 +56,76 @@ FR_API uint64_t fr_meta_skipped(const fr_meta *m, const char **first);
 typedef struct fr_dataset fr_dataset;
 
 typedef enum fr_format {
-    FR_FORMAT_AUTO = 0,  /* detect from the content */
+    FR_FORMAT_AUTO = 0,  /* detect from the content (see "Reading a ratings file" below) */
     FR_FORMAT_ML100K,    /* u.data: user \t item \t rating \t timestamp */
     FR_FORMAT_ML1M,      /* ratings.dat: user::item::rating::timestamp */
     FR_FORMAT_CSV,       /* ratings.csv with header userId,movieId,rating,timestamp */
     FR_FORMAT_NCF,       /* NCF .rating: user \t item \t rating \t timestamp, ids already dense */
-    FR_FORMAT_DELIMITED, /* generic delimited text with named or numbered columns */
+    FR_FORMAT_DELIMITED, /* generic delimited text with named or numbered columns, strictly as
+                            the options say (no rating column unless col_rating names one) */
 } fr_format;
 
+/* Reading a ratings file (fr_dataset_load and everything that loads ratings).
+ *
+ * FR_FORMAT_AUTO looks at the first non-blank line. With none of delimiter, col_*,
+ * has_header, no_header set, a headerless line picks a fixed format: "::" ML1M; a tab and 4
+ * fields ML100K; ',' and 4 fields CSV; a name ending in ".rating" NCF; else delimited by
+ * tab, ',', ';' or '|' with columns user, item, [rating, [timestamp]] by position. A first
+ * line whose first field is not a number is a header (has_header/no_header decide when
+ * set), and its columns are placed by name, case-insensitively, ignoring '_', '-', ' ' and
+ * '.': user (user, userId, user_id, uid, customer, customer_id, client, member, visitor,
+ * reviewer, account, listener, ...), item (item, itemId, movie, movieId, artist, artistID,
+ * track, product, song, business, book, isbn, asin, game, recipe, ...), rating (rating,
+ * score, stars, value, grade, ...), a count (weight, count, plays, playcount, listens,
+ * clicks, views, quantity, frequency, ...) and timestamp (timestamp, time, date, datetime,
+ * ts, ...). A header that leaves the user or the item column unplaced is FR_ERR_PARSE
+ * naming that column, listing the header's fields and saying which option names it
+ * ("--item-col artistID": col_item). The MovieLens header userId,movieId,rating,timestamp
+ * stays CSV. Giving any of delimiter, col_*, has_header or no_header with AUTO reads the
+ * file as delimited text: the delimiter given (else detected), the columns given (a name of
+ * the header or a position "1".."n"), and the others placed by header name or, without a
+ * header, by position (user 1, item 2, rating 3, timestamp 4 when the line has them).
+ *
+ * Ratings, counts and implicit data. A rating column is explicit: each value must lie in
+ * [rating_min, rating_max] (default [0, 10]; half stars are fine) and a value out of range
+ * that looks like a count (a whole number above the range) is refused with advice to read
+ * it as implicit. Implicit data (every row a positive interaction) comes three ways:
+ *   - implicit: the rating column's value is not checked and each row gets rating 1 (the
+ *     column is ignored, except for implicit_threshold);
+ *   - implicit_weight (implies implicit): the column's value is kept in the rating field as
+ *     a confidence weight, which must be a finite number >= 0;
+ *   - with neither set, a rating column found in a header under a count name (weight,
+ *     count, plays ...) is read as implicit_weight. A column named by col_rating is taken
+ *     as the user names it: a rating, unless implicit is set.
+ * A file without a rating column is implicit with rating 1. fr_dataset_implicit says which
+ * datasets are implicit; fr_load_stats.implicit/.weights what a load did. No trainer uses
+ * the weights yet: the ranking models (bpr, gmf, mlp, neumf) train on every row as a
+ * positive whatever its rating field holds, so weights change nothing they compute; a
+ * rating model (mf) would fit the weights as ratings, which is why implicit data is marked.
+ *
+ * Fields. Spaces around a field are dropped; a field may be quoted ("...", with "" for a
+ * quote inside; a delimiter inside quotes is data; a quoted field cannot span lines). Line
+ * ends may be "\n" or "\r\n"; a UTF-8 byte-order mark at the start is skipped. Ids are
+ * integers in [0, 2^31). A timestamp is an integer (seconds) or an ISO-8601 date
+ * "YYYY-MM-DD", optionally with a time "THH:MM[:SS[.fff]]" (or a space for 'T') and a "Z",
+ * read as UTC seconds since 1970. */
 typedef struct fr_load_opts {
     fr_format format;      /* FR_FORMAT_AUTO by default */
     bool skip_bad_lines;   /* skip and count malformed lines instead of failing */
-    /* FR_FORMAT_DELIMITED: the delimiter (0 = detect among tab , ; | and "::") and the
-     * columns. Column names refer to a header line; "1".."n" to positions. NULL rating
-     * means implicit data (rating 1); NULL timestamp means none (0). */
+    /* The delimiter: one character or "::" (NULL or "" = detect among tab , ; | and "::").
+     * Columns: a name in the header line or a position "1".."n". FR_FORMAT_DELIMITED: user
+     * and item default to "1" and "2"; NULL rating means implicit data (rating 1); NULL
+     * timestamp means none (0). FR_FORMAT_AUTO: see above. */
     const char *delimiter;
-    bool has_header;
+    bool has_header;       /* the first line is a header */
+    bool no_header;        /* FR_FORMAT_AUTO: the first line is data, even if not numeric */
     const char *col_user, *col_item, *col_rating, *col_time;
-    double rating_min, rating_max; /* allowed range; default [0, 10] */
+    double rating_min, rating_max; /* allowed range of explicit ratings; default [0, 10] */
     /* Implicit view: keep only rows with rating >= threshold (NaN = keep all), and set
-     * every kept rating to 1. */
+     * every kept rating to 1 (or to the value, with implicit_weight). */
     double implicit_threshold;
     bool implicit;
+    bool implicit_weight;  /* implicit, with the rating column kept as a weight (>= 0) */
 } fr_load_opts;
 
 FR_API void fr_load_opts_default(fr_load_opts *o);
@@ -91,6 +139,8 @@ typedef struct fr_load_stats {
     uint64_t first_bad_line;/* line number of the first skipped line, 0 if none */
     uint64_t bytes;         /* bytes read */
     uint64_t duplicates;    /* repeated (user, item) pairs dropped (see fr_dataset_load) */
+    bool implicit;          /* rows were read as implicit positives (see fr_load_opts) */
+    bool weights;           /* and their rating field holds the weight column's values */
 } fr_load_stats;
 
 /* Loads one ratings file. A (user, item) pair that appears more than once keeps one
@@ -99,8 +149,11 @@ typedef struct fr_load_stats {
  * this way (fr_dataset_load_pair, fr_dataset_from_arrays: "in the file" is "in the
  * arrays"), so a dataset never holds a pair twice. Errors name the file and line:
  * FR_ERR_IO (cannot open, is a directory), FR_ERR_PARSE (wrong field count, non-numeric,
- * id >= 2^31, truncated last line, binary data, an NCF .negative file), FR_ERR_RANGE (rating outside
- * [rating_min, rating_max]), FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. */
+ * id >= 2^31, truncated last line, binary data, an NCF .negative file, a header that
+ * leaves the user or item column unplaced, a column name the header lacks), FR_ERR_RANGE
+ * (rating outside [rating_min, rating_max], with advice when it looks like a count; a
+ * negative weight), FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. How the file is read:
+ * "Reading a ratings file" above. */
 FR_API FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o,
                                     fr_load_stats *stats);
 
@@ -108,7 +161,8 @@ FR_API FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, c
  * NCF's train.rating/test.rating). Items or users seen only in the test file get ids
  * too, so every test interaction can be scored. Repeated pairs are dropped within each
  * file as fr_dataset_load does (fr_dataset_info_compute counts them); a pair in both
- * files stays in both. */
+ * files stays in both. Both datasets are implicit (fr_dataset_implicit) when either file
+ * was read as implicit feedback. */
 FR_API FR_NODISCARD fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *train_path,
                                          const char *test_path, const fr_load_opts *o);
 
@@ -125,6 +179,10 @@ FR_API uint32_t fr_dataset_n_users(const fr_dataset *d);
 FR_API uint32_t fr_dataset_n_items(const fr_dataset *d);
 FR_API uint64_t fr_dataset_n_interactions(const fr_dataset *d);
 FR_API bool fr_dataset_has_time(const fr_dataset *d);
+/* Whether d holds implicit feedback read as such (fr_load_opts: implicit, implicit_weight,
+ * a count column, or no rating column): every row is a positive and its rating is 1 or a
+ * weight, not a rating. Kept by splits. false for fr_dataset_from_arrays and the generator. */
+FR_API bool fr_dataset_implicit(const fr_dataset *d);
 /* One user's interactions, ordered by (timestamp, item), each item once. Returns the count; any of the
  * out pointers may be NULL. The arrays belong to the dataset. */
 FR_API size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **items, const float **ratings,
@@ -300,7 +358,8 @@ typedef struct fr_source {
                                  model is then evaluated on the full catalogue) */
     uint64_t seed;            /* split and sampled negatives (1) */
     bool explicit_ratings;    /* the model predicts ratings: no evaluation negatives */
-    fr_load_opts load;        /* reader options for every file (fr_load_opts_default) */
+    fr_load_opts load;        /* reader options for every file (fr_load_opts_default); a
+                                 model file's provenance records them */
 } fr_source;
 
 /* Defaults: synthetic data, leave-one-out, 99 negatives, seed 1, default reader options. */

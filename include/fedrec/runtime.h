@@ -70,7 +70,9 @@ FR_API void fr_sim_driver(fr_loop_driver *d);
  * data (centralized: train and test together). *model (may be NULL) gets the final model
  * (the global shared parameters and every user's private rows; free it with
  * fr_model_free); summary (may be NULL) what the loop did. Errors of the configs
- * (FR_ERR_INVALID), the partition, the loop and its driver. */
+ * (FR_ERR_INVALID), the partition, the loop and its driver; FR_ERR_INVALID for a rating
+ * model (mf) on implicit training data (fr_dataset_implicit: its ratings are 1s or
+ * weights, not ratings). */
 FR_API FR_NODISCARD fr_err fr_run(const fr_run_config *c, const fr_dataset *train, const fr_dataset *test,
                            const fr_negatives *negs, fr_loop_callback cb, void *user, fr_loop_summary *summary,
                            fr_model **model);

@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/load_opts.h"
 
 int cli_parse_format(const char *cmd, const char *s, fr_format *out) {
     static const struct { const char *name; fr_format f; } names[] = {
@@ -39,24 +40,24 @@ static void fmt_time(int64_t t, char *buf, size_t n) {
 }
 
 static int data_info(int argc, char **argv) {
-    const char *format = "auto";
-    bool skip = false, json = false;
+    cli_load_opts lo = {0};
+    bool json = false;
     arg_spec specs[] = {
-        ARG_SPEC_STR("format", &format, "F  auto|ml100k|ml1m|csv|ncf|delimited (default auto)"),
-        ARG_SPEC_FLAG("skip-bad-lines", &skip, "   skip and count malformed lines"),
+        CLI_LOAD_SPECS(&lo),
         ARG_SPEC_FLAG("json", &json, "   print one JSON object"),
         ARG_SPEC_END,
     };
     const char *pos[1];
     int npos;
-    const char *usage = "fedrec data info FILE [--format F] [--skip-bad-lines] [--json]";
+    const char *usage = "fedrec data info FILE [--format F] [--sep D] [--header|--no-header] [--user-col C] "
+                        "[--item-col C] [--rating-col C] [--time-col C] [--implicit|--implicit-weight] "
+                        "[--skip-bad-lines] [--json]";
     int rc = args_parse("data info", argc, argv, specs, pos, 1, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos != 1) { fprintf(stderr, "usage: %s\n", usage); return 2; }
     fr_load_opts o;
     fr_load_opts_default(&o);
-    o.skip_bad_lines = skip;
-    if (cli_parse_format("data info", format, &o.format)) return 2;
+    if ((rc = cli_load_opts_apply("data info", &lo, specs, &o))) return rc;
     if (cli_check_input("data info", "FILE", pos[0])) return 1;
     fr_load_stats st;
     fr_dataset *d = NULL;
@@ -70,11 +71,11 @@ static int data_info(int argc, char **argv) {
     if (json) {
         printf("{\"file\":");
         cli_json_str(stdout, pos[0]);
-        printf(",\"format\":\"%s\",\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
+        printf(",\"format\":\"%s\",\"implicit\":%s,\"weights\":%s,\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
                ",\"density\":%.6g,\"rating_min\":%g,\"rating_max\":%g,\"rating_mean\":%.6g,\"skipped_lines\":%" PRIu64
                ",\"duplicates\":%" PRIu64 ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],\"time_min\":%" PRId64
                ",\"time_max\":%" PRId64 ",\"histogram\":{",
-               cli_format_name(st.format), in.users, in.items, in.interactions, in.density, in.rating_min,
+               cli_format_name(st.format), st.implicit ? "true" : "false", st.weights ? "true" : "false", in.users, in.items, in.interactions, in.density, in.rating_min,
                in.rating_max, in.rating_mean, st.skipped, in.duplicates, in.per_user_q[0], in.per_user_q[1],
                in.per_user_q[2],
                in.per_user_q[3], in.per_user_q[4], in.per_item_q[0], in.per_item_q[1], in.per_item_q[2],
@@ -94,7 +95,11 @@ static int data_info(int argc, char **argv) {
         printf("density       %.4f%%\n", 100 * in.density);
         if (st.skipped) printf("skipped       %" PRIu64 " bad lines (first at line %" PRIu64 ")\n", st.skipped, st.first_bad_line);
         if (in.duplicates) printf("duplicates    %" PRIu64 " repeated (user, item) pairs dropped (kept the latest)\n", in.duplicates);
-        printf("ratings       min %g, max %g, mean %.4f\n", in.rating_min, in.rating_max, in.rating_mean);
+        if (st.implicit)
+            printf("feedback      implicit: each row a positive%s\n",
+                   st.weights ? "; the count/weight column is kept as the rating field" : ", rating 1");
+        printf("%s min %g, max %g, mean %.4f\n", st.weights ? "weights      " : "ratings      ", in.rating_min,
+               in.rating_max, in.rating_mean);
         printf("per user      min %g, q25 %g, median %g, q75 %g, max %g\n", in.per_user_q[0], in.per_user_q[1],
                in.per_user_q[2], in.per_user_q[3], in.per_user_q[4]);
         printf("per item      min %g, q25 %g, median %g, q75 %g, max %g\n", in.per_item_q[0], in.per_item_q[1],
@@ -116,10 +121,11 @@ static int data_info(int argc, char **argv) {
 }
 
 static int data_split(int argc, char **argv) {
-    bool loo = false, skip = false;
+    bool loo = false;
+    cli_load_opts lo = {0};
     double temporal = 0, ratio = 0;
     uint64_t negatives = 99, seed = 1;
-    const char *out = NULL, *format = "auto";
+    const char *out = NULL;
     arg_spec specs[] = {
         ARG_SPEC_FLAG("loo", &loo, "   leave-one-out: each user's latest interaction is test"),
         ARG_SPEC_REAL("temporal", &temporal, 0, 1, ARG_MIN_OPEN | ARG_MAX_OPEN, NULL,
@@ -129,8 +135,7 @@ static int data_split(int argc, char **argv) {
         ARG_SPEC_INT("negatives", &negatives, 0, UINT32_MAX, "0 = none", "N  evaluation negatives per user (default 99)"),
         ARG_SPEC_INT("seed", &seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
         ARG_SPEC_STR("out", &out, "DIR  output directory (NCF layout)"),
-        ARG_SPEC_STR("format", &format, "F  input format (default auto)"),
-        ARG_SPEC_FLAG("skip-bad-lines", &skip, "   skip and count malformed lines"),
+        CLI_LOAD_SPECS(&lo),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -147,12 +152,12 @@ static int data_split(int argc, char **argv) {
     if (by_ratio) { kind = FR_SPLIT_RATIO; r = ratio; }
     fr_load_opts o;
     fr_load_opts_default(&o);
-    o.skip_bad_lines = skip;
-    if (cli_parse_format("data split", format, &o.format)) return 2;
+    if ((rc = cli_load_opts_apply("data split", &lo, specs, &o))) return rc;
     if (cli_check_input("data split", "FILE", pos[0])) return 1;
     fr_dataset *d = NULL, *train = NULL, *test = NULL;
     fr_negatives *negs = NULL;
-    fr_err e = fr_dataset_load(&d, pos[0], &o, NULL);
+    fr_load_stats st;
+    fr_err e = fr_dataset_load(&d, pos[0], &o, &st);
     if (e) return cli_fail(e, "data split");
     e = fr_dataset_split(d, kind, r, seed, &train, &test);
     if (!e && negatives) e = fr_negatives_sample(&negs, d, test, (uint32_t)negatives, seed);
@@ -160,6 +165,10 @@ static int data_split(int argc, char **argv) {
     if (!e)
         printf("wrote %s/train.rating (%" PRIu64 "), test.rating (%" PRIu64 ")%s\n", out,
                fr_dataset_n_interactions(train), fr_dataset_n_interactions(test), negs ? ", test.negative" : "");
+    if (!e && st.implicit) /* NCF files have no room to say so */
+        fprintf(stderr, "fedrec data split: note: the data is implicit feedback; the rating column of the .rating "
+                "files holds %s: give --%s when you train on %s\n", st.weights ? "its weights (counts)" : "1s",
+                st.weights ? "implicit-weight" : "implicit", out);
     uint32_t fewest = 0, shortn = !e && negs ? fr_negatives_short(negs, &fewest) : 0;
     if (shortn)
         fprintf(stderr, "fedrec data split: note: %u test users have fewer than %" PRIu64 " items they never "

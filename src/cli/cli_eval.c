@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/load_opts.h"
 #include "fedrec/model_eval.h"
 #include "fedrec/run.h"
 
@@ -57,7 +58,7 @@ static uint32_t *build_map(const fr_idmap *im, const int64_t *model_ids, uint32_
 
 /* Loads the model and its data; returns 0 or the exit status after printing. */
 static int load_all(const char *cmd, const char *model_path, const char *data, const char *test,
-                    const char *negatives, loaded *l) {
+                    const char *negatives, const cli_load_opts *lo, const arg_spec *specs, loaded *l) {
     memset(l, 0, sizeof *l);
     if (cli_check_input(cmd, "--model", model_path) || cli_check_input(cmd, "--data", data) ||
         cli_check_input(cmd, "--test", test) || cli_check_input(cmd, "--negatives", negatives))
@@ -92,6 +93,9 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
     src.explicit_ratings = fr_model_kind_is_explicit(mc->kind);
     if (data) { src.data = data; src.test = test; src.negatives = negatives; }
     else { if (test) src.test = test; if (negatives) src.negatives = negatives; }
+    /* the loading options the model was trained with, overridden by those given */
+    int rc = cli_load_opts_apply(cmd, lo, specs, &src.load);
+    if (rc) return rc;
     if ((e = fr_data_load(&l->d, &src))) return cli_fail(e, cmd);
     /* the training data must be the model's (a fingerprint in its provenance) */
     if ((e = fr_provenance_check_data(&l->prov, l->d))) {
@@ -152,11 +156,13 @@ int cli_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *test = NULL, *negatives = NULL;
     bool json = false;
     uint64_t threads = 0;
+    cli_load_opts lo = {0};
     arg_spec specs[] = {
         ARG_SPEC_STR("model", &model, "FILE  the model file (required)"),
         ARG_SPEC_STR("data", &data, "PATH  evaluate on this data instead of the model's"),
         ARG_SPEC_STR("test", &test, "PATH  given test file (PATH is then the training file)"),
         ARG_SPEC_STR("negatives", &negatives, "PATH  NCF .negative file"),
+        CLI_LOAD_SPECS(&lo),
         ARG_SPEC_INT("threads", &threads, 0, cli_max_threads(), "0 = one per core; at most 4 per online core",
                      "T  worker threads"),
         ARG_SPEC_FLAG("json", &json, "   print one JSON object"),
@@ -169,7 +175,7 @@ int cli_eval(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (!model) { fprintf(stderr, "fedrec eval: --model FILE is required\nusage: %s\n", usage); return 2; }
     loaded l;
-    rc = load_all("eval", model, data, test, negatives, &l);
+    rc = load_all("eval", model, data, test, negatives, &lo, specs, &l);
     if (!rc) rc = check_test_known("eval", &l, model);
     if (!rc) warn_trained_on_test(&l);
     fr_pool *pool = NULL;
@@ -221,11 +227,13 @@ int cli_recommend(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
     uint64_t k = 10, user = 0;
     bool json = false;
+    cli_load_opts lo = {0};
     arg_spec specs[] = {
         ARG_SPEC_STR("model", &model, "FILE  the model file (required)"),
         ARG_SPEC_INT("user", &user, 0, INT32_MAX, "a raw user id, as in the data", "ID  the user (required)"),
         ARG_SPEC_INT("k", &k, 1, 100000, NULL, "K  how many items (default 10)"),
         ARG_SPEC_STR("data", &data, "PATH  the training data, if not the model's"),
+        CLI_LOAD_SPECS(&lo),
         ARG_SPEC_FLAG("json", &json, "   print one JSON object"),
         ARG_SPEC_END,
     };
@@ -240,7 +248,7 @@ int cli_recommend(int argc, char **argv) {
     }
     int64_t raw = (int64_t)user; /* raw ids are in [0, 2^31): the readers refuse others */
     loaded l;
-    rc = load_all("recommend", model, data, NULL, NULL, &l);
+    rc = load_all("recommend", model, data, NULL, NULL, &lo, specs, &l);
     if (rc) { loaded_free(&l); return rc; }
     const fr_dataset *tr = fr_data_train(l.d);
     int64_t du = fr_idmap_find(fr_dataset_users(tr), raw);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/load_opts.h"
 #include "cli/cli.h"
 #include "cli/plot.h"
 #include "cli/progress.h"
@@ -435,6 +436,7 @@ done:
 int cli_train(int argc, char **argv) {
     cli_train_opts o;
     memset(&o, 0, sizeof o);
+    cli_load_opts lo = {0};
     o.seed = 1;
     o.eval_every = 1;
     const double F = ARG_FLOAT_MAX, INF = INFINITY;
@@ -444,6 +446,7 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("data", &o.data, "PATH  ratings file or NCF directory (default: built-in synthetic data)"),
         ARG_SPEC_STR("test", &o.test, "PATH  given test file (PATH is then the training file)"),
         ARG_SPEC_STR("negatives", &o.negatives, "PATH  NCF .negative file for evaluation"),
+        CLI_LOAD_SPECS(&lo),
         ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R (default loo)"),
         ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
@@ -515,6 +518,7 @@ int cli_train(int argc, char **argv) {
     }
     fr_source src;
     fr_source_default(&src);
+    if ((rc = cli_load_opts_apply("train", &lo, specs, &src.load))) return rc;
     if (o.split && fr_source_parse_split(o.split, &src.split, &src.split_ratio))
         return usage_err("--split: expected loo, ratio:R or temporal:R with 0 < R < 1, got '%s'", o.split);
     if (o.preset) {

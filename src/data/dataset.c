@@ -470,6 +470,7 @@ fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_i
     d->n_items = ni;
     d->n = n;
     d->has_time = rows->has_time;
+    d->implicit = rows->implicit;
     /* Shrink to fit (a failed shrink keeps the larger block). */
     d->item = n ? fri_realloc(rows->item, n * sizeof *d->item) : NULL;
     if (!d->item) d->item = rows->item; else if (!n) fri_free(rows->item);
@@ -544,6 +545,7 @@ uint32_t fr_dataset_n_users(const fr_dataset *d) { return d->n_users; }
 uint32_t fr_dataset_n_items(const fr_dataset *d) { return d->n_items; }
 uint64_t fr_dataset_n_interactions(const fr_dataset *d) { return d->n; }
 bool fr_dataset_has_time(const fr_dataset *d) { return d->has_time; }
+bool fr_dataset_implicit(const fr_dataset *d) { return d->implicit; }
 const fr_idmap *fr_dataset_users(const fr_dataset *d) { return d->users; }
 const fr_idmap *fr_dataset_items(const fr_dataset *d) { return d->items; }
 const fr_meta *fr_dataset_meta(const fr_dataset *d) { return d->meta; }

@@ -1,20 +1,30 @@
 /* Format detection of the ratings readers (data/format.h): the load options (defaults and
  * checks) and the spec a file is read with, from its first non-blank line.
  *
- * FR_FORMAT_AUTO, from the first non-blank line:
- *   1. the file name ends in ".rating"                     -> NCF (dense ids)
- *   2. the line contains "::"                              -> ML1M
- *   3. the line contains a tab: 4 fields -> ML100K, else   -> DELIMITED (tab)
- *   4. the line contains ',': 4 fields -> CSV (a non-numeric first line is its header),
- *      else                                                -> DELIMITED (',')
- *   5. the line contains ';' or '|'                        -> DELIMITED (that char)
- *   otherwise the format cannot be detected (FR_ERR_PARSE).
- * A first line "(user,item)" followed by tabs is an NCF test.negative file, not ratings:
- * an error that says so, whatever the format (unless a delimited file declares a header).
- * An auto-detected DELIMITED file takes its columns from a header (user/userId/user_id,
- * item/itemId/movieId..., rating/score, timestamp/time) when the first line is not numeric,
- * else by position: user, item, [rating, [timestamp]]. FR_FORMAT_DELIMITED takes the
- * options' delimiter (or detects one) and columns ("1".."n" or header names). */
+ * FR_FORMAT_AUTO, from the first non-blank line (fedrec/data.h says it for users):
+ *   a first line "(user,item)" then tabs is an NCF test.negative file: an error that says
+ *   so, whatever the format (unless a delimited file declares a header);
+ *   with none of delimiter, col_*, has_header, no_header given and a numeric first field:
+ *     1. the file name ends in ".rating"                     -> NCF (dense ids)
+ *     2. the line contains "::"                              -> ML1M
+ *     3. a tab: 4 fields -> ML100K, else                     -> DELIMITED (tab)
+ *     4. ',': 4 fields -> CSV, else                          -> DELIMITED (',')
+ *     5. ';' or '|'                                          -> DELIMITED (that char)
+ *     otherwise the format cannot be detected (FR_ERR_PARSE);
+ *   a non-numeric first field is a header (has_header/no_header decide when given): its
+ *   columns are placed by name (the lists below), the MovieLens order user,item,rating,
+ *   timestamp with ',' staying CSV; a first line of 4 fields none of which is a known name
+ *   keeps the fixed format by position (as before names were placed: CSV skips it as a
+ *   header, ML100K and ML1M read it as data and explain why it is not);
+ *   any of delimiter, col_*, has_header, no_header given: DELIMITED with the columns given
+ *   and the others placed by header name or, without a header, by position.
+ *   A delimited spec with the usual column order (user, item, rating, timestamp) lets the
+ *   one-pass scanner read its lines (sp.fast).
+ * FR_FORMAT_DELIMITED takes the options' delimiter (or detects one) and columns ("1".."n"
+ * or header names) strictly: no rating column unless named.
+ * The rating column: explicit ratings in [rating_min, rating_max]; implicit (rating 1: any
+ * number) or implicit with weights (>= 0) when the options say so, or when the column was
+ * placed by a count name (weight, count, plays...). */
 #define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <strings.h>
@@ -52,6 +62,8 @@ fr_err fr_load_opts_check(const fr_load_opts *o) {
     if (isinf(o->implicit_threshold))
         return fri_fail(FR_ERR_INVALID, "load options: implicit threshold %g; expected a finite number or NaN",
                         o->implicit_threshold);
+    if (o->has_header && o->no_header)
+        return fri_fail(FR_ERR_INVALID, "load options: has_header and no_header both set; expected one of them");
     if (o->delimiter && *o->delimiter) {
         const char *d = o->delimiter;
         bool ok = strcmp(d, "::") == 0 || (strlen(d) == 1 && d[0] != '\n' && d[0] != '\r' && d[0] != '"' &&
@@ -68,7 +80,8 @@ fr_err fr_load_opts_check(const fr_load_opts *o) {
         if (digits && col_number(cols[k]) <= 0)
             return fri_fail(FR_ERR_INVALID, "load options: %s column \"%s\"; expected a position 1..%d or a name",
                             what[k], cols[k], FRI_MAX_FIELDS);
-        if (!digits && !o->has_header)
+        /* FR_FORMAT_AUTO: a name implies a header line. */
+        if (!digits && (o->format == FR_FORMAT_DELIMITED ? !o->has_header : o->no_header))
             return fri_fail(FR_ERR_INVALID, "load options: %s column \"%s\" is a name; set has_header", what[k],
                             cols[k]);
     }
@@ -86,13 +99,99 @@ const char *fri_spec_delim_name(const fri_spec *sp) {
     }
 }
 
+void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f) {
+    if (!memchr(s, '"', n)) { fri_text_split(s, n, sp->delim, sp->dcolon, f); return; }
+    const char *p = s, *end = s + n;
+    f->n = 0;
+    for (;;) {
+        const char *b = p, *q = p;
+        while (q < end && *q == ' ') q++;
+        const char *fs = b, *fe;
+        if (q < end && *q == '"') { /* quoted: up to the closing quote ("" is a quote inside) */
+            const char *c = q + 1;
+            while (c < end && !(*c == '"' && !(c + 1 < end && c[1] == '"'))) c += *c == '"' ? 2 : 1;
+            if (c < end) { fs = q + 1; fe = c; p = c + 1; }
+            else { fe = end; p = end; } /* unclosed: the field as it is, for the messages */
+        } else {
+            p = q;
+            fe = NULL;
+        }
+        /* the delimiter after the field (anything between a closing quote and it is dropped) */
+        const char *d = p;
+        for (; d < end; d++)
+            if (sp->dcolon ? (*d == ':' && d + 1 < end && d[1] == ':') : *d == sp->delim) break;
+        if (!fe) fe = d;
+        if (f->n < FRI_MAX_FIELDS) {
+            f->s[f->n] = fs;
+            f->len[f->n] = (size_t)(fe - fs);
+        }
+        f->n++;
+        if (d >= end) break;
+        p = d + (sp->dcolon ? 2 : 1);
+    }
+}
+
+/* Header names, compared after dropping case, '_', '-', ' ' and '.' ("User_ID" is
+ * "userid"). The count names make the rating column implicit weights. */
+static const char *const user_names[] = {
+    "user", "userid", "users", "uid", "usr", "userindex", "customer", "customerid", "custid", "client", "clientid",
+    "member", "memberid", "visitor", "visitorid", "reviewer", "reviewerid", "account", "accountid", "person",
+    "personid", "listener", "listenerid", "viewer", "viewerid", "player", "playerid", "reader", "readerid",
+    "subscriber", "subscriberid", "buyer", "buyerid", "profile", "profileid", NULL};
+static const char *const item_names[] = {
+    "item", "itemid", "items", "iid", "itemindex", "movie", "movieid", "film", "filmid", "artist", "artistid",
+    "track", "trackid", "product", "productid", "song", "songid", "business", "businessid", "book", "bookid", "isbn",
+    "asin", "game", "gameid", "anime", "animeid", "recipe", "recipeid", "article", "articleid", "video", "videoid",
+    "album", "albumid", "show", "showid", "news", "newsid", "app", "appid", "course", "courseid", "beer", "beerid",
+    "venue", "venueid", "restaurant", "restaurantid", "hotel", "hotelid", "place", "placeid", "poi", "poiid", "sku",
+    "doc", "docid", "document", "documentid", "page", "pageid", "post", "postid", "photo", "photoid", "episode",
+    "episodeid", "podcast", "podcastid", "station", "stationid", "jokeid", "joke", NULL};
+static const char *const rating_names[] = {"rating", "ratings", "score", "stars", "star", "value", "rate", "grade",
+                                           "overall", "preference", "ratingvalue", "userrating", NULL};
+static const char *const count_names[] = {
+    "weight", "weights", "count", "counts", "plays", "playcount", "plays", "listens", "listencount", "clicks",
+    "clickcount", "views", "viewcount", "quantity", "qty", "frequency", "freq", "times", "purchases", "visits",
+    "interactions", "confidence", "implicit", NULL};
+static const char *const time_names[] = {"timestamp", "time", "date", "datetime", "ts", "unixtime", "unixtimestamp",
+                                         "epoch", "created", "createdat", "utc", "when", NULL};
+
+/* The field without surrounding spaces and quotes. */
+static void field_bare(const char **s, size_t *n) {
+    fri_text_trim(s, n);
+    if (*n >= 2 && (*s)[0] == '"' && (*s)[*n - 1] == '"') { (*s)++; *n -= 2; }
+}
+
 static bool name_in(const char *s, size_t n, const char *const *names) {
+    char key[48];
+    size_t k = 0;
+    for (size_t j = 0; j < n; j++) {
+        char ch = s[j];
+        if (ch == '_' || ch == '-' || ch == ' ' || ch == '.') continue;
+        if (k + 1 >= sizeof key) return false;
+        key[k++] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+    }
+    key[k] = 0;
     for (; *names; names++)
-        if (strlen(*names) == n && strncasecmp(s, *names, n) == 0) return true;
+        if (!strcmp(key, *names)) return true;
     return false;
 }
 
-/* Column index of a spec ("3" or a header name), -1 if absent. */
+/* The header's fields as "a", "b", "c" into buf (at most 8 fields of 40 bytes). */
+static void list_fields(const fri_fields *h, char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (int k = 0; k < h->n && k < FRI_MAX_FIELDS && k < 8 && o + 1 < cap; k++) {
+        const char *s = h->s[k];
+        size_t n = h->len[k];
+        field_bare(&s, &n);
+        int w = snprintf(buf + o, cap - o, "%s\"%.*s\"", k ? ", " : "", FRI_VAL(s, n));
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+    if (h->n > 8 && o + 1 < cap) snprintf(buf + o, cap - o, ", ... (%d fields)", h->n);
+}
+
+/* Column index of a spec ("3" or a header name: exact, else ignoring case), -1 if absent. */
 static fr_err resolve_col(const fri_rdctx *c, const char *want, const char *what, const fri_fields *hdr, int *out) {
     *out = -1;
     if (!want) return FR_OK;
@@ -104,14 +203,17 @@ static fr_err resolve_col(const fri_rdctx *c, const char *want, const char *what
         return FR_OK;
     }
     if (!hdr) return fri_fail(FR_ERR_INVALID, "%s%s: %s column \"%s\" is a name but the file has no header", FRI_PATH(c->path), what, want);
-    for (int k = 0; k < hdr->n && k < FRI_MAX_FIELDS; k++) {
-        const char *s = hdr->s[k];
-        size_t n = hdr->len[k];
-        fri_text_trim(&s, &n);
-        if (n >= 2 && s[0] == '"' && s[n - 1] == '"') { s++; n -= 2; }
-        if (strlen(want) == n && strncmp(s, want, n) == 0) { *out = k; return FR_OK; }
-    }
-    return fri_fail(FR_ERR_PARSE, "%s%s:1: no column named \"%s\" (the %s column) in the header", FRI_PATH(c->path), want, what);
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < hdr->n && k < FRI_MAX_FIELDS; k++) {
+            const char *s = hdr->s[k];
+            size_t n = hdr->len[k];
+            field_bare(&s, &n);
+            if (strlen(want) == n && (pass ? strncasecmp(s, want, n) : strncmp(s, want, n)) == 0) { *out = k; return FR_OK; }
+        }
+    char list[400];
+    list_fields(hdr, list, sizeof list);
+    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: no column named \"%s\" (the %s column) in the header; its fields are %s",
+                    FRI_PATH(c->path), (unsigned long long)c->line, want, what, list);
 }
 
 static int max4(int a, int b, int cc, int d) {
@@ -139,6 +241,81 @@ static bool negative_line(const char *s, size_t n) {
     return p == end || *p == '\t' || *p == ' ';
 }
 
+/* The delimiter of a first line: "::", tab, ',', ';' or '|'; false if none. */
+static bool detect_delim(fri_spec *sp, const char *first, size_t n) {
+    if (memmem(first, n, "::", 2)) sp->dcolon = true;
+    else if (memchr(first, '\t', n)) sp->delim = '\t';
+    else if (memchr(first, ',', n)) sp->delim = ',';
+    else if (memchr(first, ';', n)) sp->delim = ';';
+    else if (memchr(first, '|', n)) sp->delim = '|';
+    else return false;
+    return true;
+}
+
+/* Places the columns of a header by name: those already placed (given) are kept and
+ * their fields not reused. *count: the rating column came from a count name. */
+static fr_err place_by_name(const fri_rdctx *c, fri_spec *sp, const fri_fields *h, const char *first, size_t n,
+                            bool *count) {
+    int *cols[4] = {&sp->cu, &sp->ci, &sp->cr, &sp->ct};
+    bool given[4];
+    for (int j = 0; j < 4; j++) given[j] = *cols[j] >= 0;
+    int rating_kind = 0; /* 1: a rating name, 2: a count name */
+    for (int k = 0; k < h->n && k < FRI_MAX_FIELDS; k++) {
+        bool taken = false;
+        for (int j = 0; j < 4; j++) taken |= *cols[j] == k;
+        if (taken) continue;
+        const char *s = h->s[k];
+        size_t ln = h->len[k];
+        field_bare(&s, &ln);
+        if (sp->cu < 0 && name_in(s, ln, user_names)) sp->cu = k;
+        else if (sp->ci < 0 && name_in(s, ln, item_names)) sp->ci = k;
+        else if (!given[2] && rating_kind != 1 && name_in(s, ln, rating_names)) { sp->cr = k; rating_kind = 1; }
+        else if (!given[2] && !rating_kind && name_in(s, ln, count_names)) { sp->cr = k; rating_kind = 2; }
+        else if (sp->ct < 0 && name_in(s, ln, time_names)) sp->ct = k;
+    }
+    *count = rating_kind == 2;
+    if (sp->cu >= 0 && sp->ci >= 0) return FR_OK;
+    /* Which column could not be placed, the header's fields, and how to name it. */
+    const char *example = NULL;
+    size_t exn = 0;
+    int exk = 0;
+    for (int k = 0; k < h->n && k < FRI_MAX_FIELDS && !example; k++) {
+        bool taken = false;
+        for (int j = 0; j < 4; j++) taken |= *cols[j] == k;
+        if (taken) continue;
+        const char *s = h->s[k];
+        size_t ln = h->len[k];
+        field_bare(&s, &ln);
+        if (ln) { example = s; exn = ln; exk = k + 1; }
+    }
+    char list[400], how[224];
+    list_fields(h, list, sizeof list);
+    bool both = sp->cu < 0 && sp->ci < 0;
+    const char *which = both ? "user and item columns" : sp->cu < 0 ? "user column" : "item column";
+    const char *flag = sp->cu < 0 ? "--user-col" : "--item-col";
+    bool numbers = false; /* a line of data with ids that are not numbers looks like this too */
+    for (int k = 0; k < h->n && k < FRI_MAX_FIELDS; k++) {
+        const char *s = h->s[k];
+        size_t ln = h->len[k];
+        field_bare(&s, &ln);
+        numbers |= fri_text_is_numeric(s, ln);
+    }
+    if (both)
+        snprintf(how, sizeof how, "name them: --user-col NAME --item-col NAME (load options col_user, col_item)%s",
+                 numbers ? "; if this line is data, ids must be integers in [0, 2^31)" : "");
+    else if (example)
+        snprintf(how, sizeof how, "name it: %s %.*s (or %s %d; load option %s)", flag, FRI_VAL(example, exn), flag,
+                 exk, sp->cu < 0 ? "col_user" : "col_item");
+    else snprintf(how, sizeof how, "name it: %s NAME (load option %s)", flag, sp->cu < 0 ? "col_user" : "col_item");
+    (void)first; (void)n;
+    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: cannot place the %s of the header: its fields are %s, and none is a "
+                    "known %s name (%s); %s", FRI_PATH(c->path), (unsigned long long)c->line, which, list,
+                    both ? "user or item" : sp->cu < 0 ? "user" : "item",
+                    sp->cu < 0 ? "user, userId, user_id, uid, customer, client, member, visitor, ..."
+                               : "item, itemId, movieId, artist, track, product, song, business, book, ...",
+                    how);
+}
+
 fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
     fri_spec *sp = &c->sp;
     const fr_load_opts *o = c->o;
@@ -150,73 +327,106 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
     sp->cu = 0; sp->ci = 1; sp->cr = 2; sp->ct = 3;
     sp->nf_min = sp->nf_max = 4;
     fri_fields f;
+    bool count = false; /* the rating column was placed by a count name */
+    bool named_cols = false;
+    const char *given[4] = {o->col_user, o->col_item, o->col_rating, o->col_time};
+    for (int k = 0; k < 4; k++) named_cols |= given[k] && !col_number(given[k]);
+    bool opts = (o->delimiter && *o->delimiter) || o->has_header || o->no_header || given[0] || given[1] ||
+                given[2] || given[3];
     if (fmt == FR_FORMAT_AUTO) {
-        if (ends_with(c->path, ".rating")) fmt = FR_FORMAT_NCF;
-        else if (memmem(first, n, "::", 2)) fmt = FR_FORMAT_ML1M;
-        else if (memchr(first, '\t', n)) {
-            fri_text_split(first, n, '\t', false, &f);
-            fmt = f.n == 4 ? FR_FORMAT_ML100K : FR_FORMAT_DELIMITED;
-            sp->delim = '\t';
-        } else if (memchr(first, ',', n)) {
-            fri_text_split(first, n, ',', false, &f);
-            fmt = f.n == 4 ? FR_FORMAT_CSV : FR_FORMAT_DELIMITED;
-            sp->delim = ',';
-        } else if (memchr(first, ';', n)) { fmt = FR_FORMAT_DELIMITED; sp->delim = ';'; }
-        else if (memchr(first, '|', n)) { fmt = FR_FORMAT_DELIMITED; sp->delim = '|'; }
-        else {
+        bool found = false;
+        if (o->delimiter && *o->delimiter) {
+            found = true;
+            if (!strcmp(o->delimiter, "::")) sp->dcolon = true;
+            else sp->delim = o->delimiter[0];
+        } else {
+            found = detect_delim(sp, first, n);
+        }
+        if (!found && !opts) {
             long k = fri_text_control_byte(first, n);
             if (k >= 0)
                 return fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
                                 FRI_PATH(c->path), (unsigned long long)c->line, (unsigned char)first[k], k + 1);
             return fri_fail(FR_ERR_PARSE,
                             "%s%s:%llu: cannot detect the format from \"%.*s\"; expected fields separated by tab, "
-                            "',', ';', '|' or '::'", FRI_PATH(c->path), (unsigned long long)c->line, FRI_VAL(first, n));
+                            "',', ';', '|' or '::' (or give the delimiter: --sep)", FRI_PATH(c->path),
+                            (unsigned long long)c->line, FRI_VAL(first, n));
+        }
+        if (!found) sp->delim = ','; /* a single column: the field count check explains */
+        fri_spec_split(sp, first, n, &f);
+        const char *f0 = f.s[0];
+        size_t f0n = f.len[0];
+        field_bare(&f0, &f0n);
+        bool header = o->has_header || named_cols || (!o->no_header && !fri_text_is_numeric(f0, f0n));
+        if (!opts && !header) {
+            if (ends_with(c->path, ".rating")) fmt = FR_FORMAT_NCF;
+            else if (sp->dcolon) fmt = FR_FORMAT_ML1M;
+            else if (sp->delim == '\t' && f.n == 4) fmt = FR_FORMAT_ML100K;
+            else if (sp->delim == ',' && f.n == 4) fmt = FR_FORMAT_CSV;
+            else fmt = FR_FORMAT_DELIMITED;
+        } else {
+            fmt = FR_FORMAT_DELIMITED;
         }
         if (fmt == FR_FORMAT_DELIMITED) {
-            /* Auto columns: header names or positions. */
-            fri_text_split(first, n, sp->delim, false, &f);
-            static const char *const un[] = {"user", "userid", "user_id", "uid", "users", NULL};
-            static const char *const in[] = {"item", "itemid", "item_id", "movieid", "movie_id", "iid", "movie", NULL};
-            static const char *const rn[] = {"rating", "ratings", "score", NULL};
-            static const char *const tn[] = {"timestamp", "time", "ts", NULL};
-            sp->nf_min = 2;
-            sp->nf_max = 0;
-            if (!fri_text_is_numeric(f.s[0], f.len[0])) {
-                sp->header = true;
-                sp->cu = sp->ci = sp->cr = sp->ct = -1;
-                for (int k = 0; k < f.n && k < FRI_MAX_FIELDS; k++) {
+            sp->header = header;
+            const fri_fields *hdr = header ? &f : NULL;
+            fr_err e = resolve_col(c, given[0], "user", hdr, &sp->cu);
+            if (!e) e = resolve_col(c, given[1], "item", hdr, &sp->ci);
+            if (!e) e = resolve_col(c, given[2], "rating", hdr, &sp->cr);
+            if (!e) e = resolve_col(c, given[3], "timestamp", hdr, &sp->ct);
+            if (e) return e;
+            if (header) {
+                /* A ',' header of 4 unknown names, nothing given: CSV by position, as before. */
+                bool known = false;
+                for (int k = 0; k < f.n && k < FRI_MAX_FIELDS && !known; k++) {
                     const char *s = f.s[k];
                     size_t ln = f.len[k];
-                    fri_text_trim(&s, &ln);
-                    if (sp->cu < 0 && name_in(s, ln, un)) sp->cu = k;
-                    else if (sp->ci < 0 && name_in(s, ln, in)) sp->ci = k;
-                    else if (sp->cr < 0 && name_in(s, ln, rn)) sp->cr = k;
-                    else if (sp->ct < 0 && name_in(s, ln, tn)) sp->ct = k;
+                    field_bare(&s, &ln);
+                    known = name_in(s, ln, user_names) || name_in(s, ln, item_names) ||
+                            name_in(s, ln, rating_names) || name_in(s, ln, count_names) || name_in(s, ln, time_names);
                 }
-                if (sp->cu < 0 || sp->ci < 0)
-                    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: header \"%.*s\" names no user and item columns; "
-                                    "expected e.g. userId and movieId (or set the columns)",
-                                    FRI_PATH(c->path), (unsigned long long)c->line, FRI_VAL(first, n));
+                if (!opts && !known && f.n == 4 && (sp->dcolon || sp->delim == ',' || sp->delim == '\t')) {
+                    /* 4 fields, no known name: the fixed format by position, as before names
+                     * were placed (CSV skips such a first line; the others read it as data) */
+                    fmt = sp->dcolon ? FR_FORMAT_ML1M : sp->delim == ',' ? FR_FORMAT_CSV : FR_FORMAT_ML100K;
+                    sp->cu = 0; sp->ci = 1; sp->cr = 2; sp->ct = 3;
+                    sp->header = false;
+                } else {
+                    e = place_by_name(c, sp, &f, first, n, &count);
+                    if (e) return e;
+                    /* The MovieLens header with ',' is the CSV format. */
+                    if (!opts && !count && sp->delim == ',' && f.n == 4 && sp->cu == 0 && sp->ci == 1 &&
+                        sp->cr == 2 && sp->ct == 3) {
+                        fmt = FR_FORMAT_CSV;
+                    }
+                }
             } else {
-                sp->cr = f.n >= 3 ? 2 : -1;
-                sp->ct = f.n >= 4 ? 3 : -1;
+                /* By position: user 1, item 2, then rating 3 and timestamp 4 when the line has them. */
+                int *cols[4] = {&sp->cu, &sp->ci, &sp->cr, &sp->ct};
+                int next = 0;
+                for (int j = 0; j < 4; j++) {
+                    if (*cols[j] >= 0) continue;
+                    for (;; next++) {
+                        bool taken = false;
+                        for (int q = 0; q < 4; q++) taken |= *cols[q] == next;
+                        if (!taken) break;
+                    }
+                    if (j < 2 || next < f.n) *cols[j] = next++;
+                    if (j == 2 && *cols[2] < 0) break; /* no rating column: no timestamp by position */
+                }
             }
             sp->nf_min = max4(sp->cu, sp->ci, sp->cr, sp->ct) + 1;
+            sp->nf_max = 0;
         }
     } else if (fmt == FR_FORMAT_DELIMITED) {
         const char *d = o->delimiter;
         if (!d || !*d) {
-            if (memmem(first, n, "::", 2)) sp->dcolon = true;
-            else if (memchr(first, '\t', n)) sp->delim = '\t';
-            else if (memchr(first, ',', n)) sp->delim = ',';
-            else if (memchr(first, ';', n)) sp->delim = ';';
-            else if (memchr(first, '|', n)) sp->delim = '|';
-            else sp->delim = ','; /* a single column: the field count check explains */
+            if (!detect_delim(sp, first, n)) sp->delim = ','; /* a single column: the field count check explains */
         } else if (strcmp(d, "::") == 0) sp->dcolon = true;
         else sp->delim = d[0];
         sp->header = o->has_header;
         const fri_fields *hdr = NULL;
-        if (sp->header) { fri_text_split(first, n, sp->delim, sp->dcolon, &f); hdr = &f; }
+        if (sp->header) { fri_spec_split(sp, first, n, &f); hdr = &f; }
         fr_err e = resolve_col(c, o->col_user ? o->col_user : "1", "user", hdr, &sp->cu);
         if (!e) e = resolve_col(c, o->col_item ? o->col_item : "2", "item", hdr, &sp->ci);
         if (!e) e = resolve_col(c, o->col_rating, "rating", hdr, &sp->cr);
@@ -226,12 +436,29 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
         sp->nf_max = 0;
     }
     sp->fmt = fmt;
+    if (fmt != FR_FORMAT_DELIMITED) { sp->nf_min = sp->nf_max = 4; }
     switch (fmt) {
     case FR_FORMAT_ML100K: sp->delim = '\t'; sp->dcolon = false; break;
     case FR_FORMAT_ML1M: sp->dcolon = true; break;
-    case FR_FORMAT_CSV: sp->delim = ','; sp->dcolon = false; sp->header_auto = true; break;
+    case FR_FORMAT_CSV: { /* a header when the first field is not a number */
+        sp->delim = ',';
+        sp->dcolon = false;
+        fri_spec_split(sp, first, n, &f);
+        const char *f0 = f.s[0];
+        size_t f0n = f.len[0];
+        field_bare(&f0, &f0n);
+        sp->header = !fri_text_is_numeric(f0, f0n);
+        break;
+    }
     case FR_FORMAT_NCF: sp->delim = '\t'; sp->dcolon = false; sp->nf_min = 3; break;
     default: break;
     }
+    sp->fast = fmt != FR_FORMAT_DELIMITED || (sp->cu == 0 && sp->ci == 1 && sp->cr == 2 && sp->ct == 3);
+    /* What the rating column holds. */
+    bool imp = o->implicit || o->implicit_weight;
+    sp->implicit = imp || count || sp->cr < 0;
+    sp->weight = sp->cr >= 0 && (imp ? o->implicit_weight : count);
+    sp->rmin = sp->weight ? 0 : imp ? -INFINITY : o->rating_min;
+    sp->rmax = imp || sp->weight ? INFINITY : o->rating_max;
     return FR_OK;
 }

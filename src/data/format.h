@@ -6,6 +6,7 @@
 #define FEDREC_SRC_DATA_FORMAT_H
 
 #include "data/dataset.h"
+#include "data/text.h"
 
 typedef struct fri_spec {
     fr_format fmt;
@@ -13,8 +14,11 @@ typedef struct fri_spec {
     bool dcolon;        /* "::" */
     int nf_min, nf_max; /* accepted field counts (nf_max 0: no upper bound) */
     int cu, ci, cr, ct; /* 0-based columns; -1 none */
-    bool header_auto;   /* skip the first line when its first field is not numeric */
     bool header;        /* the first line is a header */
+    bool implicit;      /* rows are implicit positives (rating 1, or the weight) */
+    bool weight;        /* implicit, and the rating column is kept as the weight */
+    bool fast;          /* the one-pass scanner may read lines (user, item, rating, time in order) */
+    double rmin, rmax;  /* accepted values of the rating column */
 } fri_spec;
 
 /* Where a line is parsed: the file, the options, its spec, the line's number (1-based;
@@ -30,10 +34,14 @@ typedef struct fri_rdctx {
 
 /* Chooses c->sp from the first non-blank line (first[0, n), line c->line) for format fmt
  * (FR_FORMAT_AUTO detects, see read.c's header). Errors name the file and line:
- * FR_ERR_PARSE (undetectable, binary data, a header without user and item columns, an
- * unknown column name), FR_ERR_INVALID (a column position beyond FRI_MAX_FIELDS or a name
+ * FR_ERR_PARSE (undetectable, binary data, a header that leaves the user or the item
+ * column unplaced, an unknown column name), FR_ERR_INVALID (a column position beyond FRI_MAX_FIELDS or a name
  * without a header). */
 FR_NODISCARD fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n);
+/* Splits a line into fields as the readers do: on the spec's delimiter, and when the line
+ * has a '"', quote-aware (a field "..." may hold the delimiter; its content is the field,
+ * without the quotes; "" inside stays as it is). */
+void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f);
 /* The delimiter in messages: "tab", "','", "'::'" ... */
 const char *fri_spec_delim_name(const fri_spec *sp);
 

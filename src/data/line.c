@@ -7,7 +7,7 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
     const fri_spec *sp = &c->sp;
     unsigned long long ln = (unsigned long long)c->line;
     fri_fields f;
-    fri_text_split(s, n, sp->delim, sp->dcolon, &f);
+    fri_spec_split(sp, s, n, &f);
     if (f.n < sp->nf_min || (sp->nf_max && f.n > sp->nf_max)) {
         const char *dn = fri_spec_delim_name(sp);
         if (sp->nf_max == sp->nf_min)
@@ -40,21 +40,38 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         const char *v = f.s[sp->cr];
         size_t vn = f.len[sp->cr];
         int rc = fri_parse_real(v, vn, r);
+        fri_text_trim(&v, &vn);
+        if (rc != FRI_NUM_OK && sp->weight)
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: weight \"%.*s\" is not a number; expected a count or weight >= 0",
+                            FRI_PATH(c->path), ln, FRI_VAL(v, vn));
+        if (rc != FRI_NUM_OK && sp->implicit)
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: rating \"%.*s\" is not a number; expected a number (implicit: "
+                            "every row is a positive)", FRI_PATH(c->path), ln, FRI_VAL(v, vn));
         if (rc != FRI_NUM_OK)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: rating \"%.*s\" is not a number; expected a decimal in [%g, %g]",
                             FRI_PATH(c->path), ln, FRI_VAL(v, vn), c->o->rating_min, c->o->rating_max);
-        if (!(*r >= c->o->rating_min && *r <= c->o->rating_max))
-            return fri_fail(FR_ERR_RANGE, "%s%s:%llu: rating %.*s is outside the allowed range [%g, %g]", FRI_PATH(c->path), ln,
-                            FRI_VAL(v, vn), c->o->rating_min, c->o->rating_max);
+        if (sp->weight && !(*r >= 0))
+            return fri_fail(FR_ERR_RANGE, "%s%s:%llu: weight %.*s is negative; expected a count or weight >= 0",
+                            FRI_PATH(c->path), ln, FRI_VAL(v, vn));
+        if (!(*r >= sp->rmin && *r <= sp->rmax)) {
+            /* A whole number above the range is most likely a count (plays, clicks). */
+            bool count = *r > sp->rmax && *r == floor(*r);
+            return fri_fail(FR_ERR_RANGE, "%s%s:%llu: rating %.*s is outside the allowed range [%g, %g]%s",
+                            FRI_PATH(c->path), ln, FRI_VAL(v, vn), sp->rmin, sp->rmax,
+                            count ? "; if the column holds counts (plays, clicks), read it as implicit feedback: "
+                                    "--implicit (each row a positive) or --implicit-weight (the count kept as a "
+                                    "weight); load options implicit, implicit_weight" : "");
+        }
     }
     *t = 0;
     if (sp->ct >= 0 && sp->ct < f.n) {
         const char *v = f.s[sp->ct];
         size_t vn = f.len[sp->ct];
         int rc = fri_parse_i64(v, vn, t);
+        if (rc == FRI_NUM_BAD) rc = fri_parse_datetime(v, vn, t);
         if (rc == FRI_NUM_BAD)
-            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is not a number; expected an integer",
-                            FRI_PATH(c->path), ln, FRI_VAL(v, vn));
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is not a number; expected an integer (seconds) "
+                            "or a date YYYY-MM-DD[THH:MM[:SS]]", FRI_PATH(c->path), ln, FRI_VAL(v, vn));
         if (rc == FRI_NUM_RANGE)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is out of range; expected a 64-bit integer",
                             FRI_PATH(c->path), ln, FRI_VAL(v, vn));

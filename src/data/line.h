@@ -89,17 +89,17 @@ static inline int fri_line_push(const fri_rdctx *c, bool fast, const char *s, si
     uint32_t u = 0, i = 0;
     double r = 0;
     int64_t t = 0;
-    if (!(fast && fri_fast_fields(s, c->sp.delim, c->sp.dcolon, &u, &i, &r, &t) == s + n && r >= o->rating_min &&
-          r <= o->rating_max)) {
+    if (!(fast && fri_fast_fields(s, c->sp.delim, c->sp.dcolon, &u, &i, &r, &t) == s + n && r >= c->sp.rmin &&
+          r <= c->sp.rmax)) {
         fr_err pe = fri_line_parse(c, s, n, &u, &i, &r, &t);
         if (pe) {
             *e = fri_line_explain(c, pe, s, n);
             return 1;
         }
     }
-    if (o->implicit) {
+    if (c->sp.implicit) {
         if (!isnan(o->implicit_threshold) && !(r >= o->implicit_threshold)) return 0;
-        r = 1.0;
+        if (!c->sp.weight) r = 1.0;
     }
     if (rows->n < rows->cap) { /* inline push */
         rows->user[rows->n] = u;
@@ -115,7 +115,8 @@ static inline int fri_line_push(const fri_rdctx *c, bool fast, const char *s, si
 
 /* The common line straight from the reader's buffer, without looking for its end first:
  * when the next line is id D id D decimal D integer '\n' (or "\r\n") with an accepted
- * rating and rows has room, pushes it (or drops it by the implicit threshold), consumes
+ * rating (the spec's range) and rows has room, pushes it (or drops it by the implicit
+ * threshold), consumes
  * it and returns true; otherwise consumes nothing (fri_lr_next and fri_line_push take
  * over). The buffer's sentinel NUL stops the scan at the end of the bytes read. */
 static inline bool fri_line_fast_row(fri_lreader *lr, const fri_rdctx *c, fri_rows *rows) {
@@ -127,12 +128,12 @@ static inline bool fri_line_fast_row(fri_lreader *lr, const fri_rdctx *c, fri_ro
     const char *e = fri_fast_fields(s, c->sp.delim, c->sp.dcolon, &u, &i, &r, &t);
     if (!e) return false;
     if (*e == '\r') e++;
-    if (*e != '\n' || !(r >= c->o->rating_min && r <= c->o->rating_max)) return false;
+    if (*e != '\n' || !(r >= c->sp.rmin && r <= c->sp.rmax)) return false;
     lr->pos = lr->scan = (size_t)(e - lr->buf) + 1;
     lr->line++;
-    if (c->o->implicit) {
+    if (c->sp.implicit) {
         if (!isnan(c->o->implicit_threshold) && !(r >= c->o->implicit_threshold)) return true;
-        r = 1.0;
+        if (!c->sp.weight) r = 1.0;
     }
     rows->user[rows->n] = u;
     rows->item[rows->n] = i;

@@ -87,3 +87,59 @@ bool fri_text_is_numeric(const char *s, size_t n) {
     if (n && (*s == '-' || *s == '+')) { s++; n--; }
     return n > 0 && (unsigned)(*s - '0') <= 9;
 }
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (civil-from-days
+ * inverted: years start in March so the leap day is last). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned mp = m > 2 ? m - 3 : m + 9;
+    unsigned doy = (153 * mp + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* n digits at s as a number; -1 if any is not a digit. */
+static int digits(const char *s, int n) {
+    int v = 0;
+    for (int k = 0; k < n; k++) {
+        if ((unsigned)(s[k] - '0') > 9) return -1;
+        v = v * 10 + (s[k] - '0');
+    }
+    return v;
+}
+
+int fri_parse_datetime(const char *s, size_t n, int64_t *out) {
+    fri_text_trim(&s, &n);
+    if (n < 10 || s[4] != '-' || s[7] != '-') return FRI_NUM_BAD;
+    int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) return FRI_NUM_BAD;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && d == 29 && !leap) return FRI_NUM_BAD;
+    int hh = 0, mm = 0, ss = 0;
+    size_t p = 10;
+    if (p < n && (s[p] == 'T' || s[p] == ' ')) {
+        if (n < p + 6 || s[p + 3] != ':') return FRI_NUM_BAD;
+        hh = digits(s + p + 1, 2);
+        mm = digits(s + p + 4, 2);
+        p += 6;
+        if (p < n && s[p] == ':') {
+            if (n < p + 3) return FRI_NUM_BAD;
+            ss = digits(s + p + 1, 2);
+            p += 3;
+            if (p < n && s[p] == '.') {
+                p++;
+                size_t q = p;
+                while (p < n && (unsigned)(s[p] - '0') <= 9) p++;
+                if (p == q) return FRI_NUM_BAD;
+            }
+        }
+        if (hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60) return FRI_NUM_BAD;
+    }
+    if (p < n && s[p] == 'Z') p++;
+    if (p != n) return FRI_NUM_BAD;
+    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + hh * 3600 + mm * 60 + ss;
+    return FRI_NUM_OK;
+}

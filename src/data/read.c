@@ -49,9 +49,9 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
             if (e) goto done;
             have_spec = true;
             rows->has_time = rows->has_time || c.sp.ct >= 0;
-            fast = c.sp.fmt == FR_FORMAT_ML100K || c.sp.fmt == FR_FORMAT_ML1M || c.sp.fmt == FR_FORMAT_CSV ||
-                   c.sp.fmt == FR_FORMAT_NCF;
-            bool header = c.sp.header || (c.sp.header_auto && !fri_text_is_numeric(s, n));
+            rows->implicit = rows->implicit || c.sp.implicit;
+            fast = c.sp.fast;
+            bool header = c.sp.header;
             if (header) {
                 long k = fri_text_control_byte(s, n);
                 if (k >= 0) { e = fri_line_explain(&c, FR_ERR_PARSE, s, n); goto done; }
@@ -83,6 +83,8 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
 done:
     if (stats) {
         stats->format = have_spec ? c.sp.fmt : fmt;
+        stats->implicit = stats->implicit || (have_spec && c.sp.implicit);
+        stats->weights = stats->weights || (have_spec && c.sp.weight);
         stats->lines += lines;
         stats->skipped += skipped;
         if (!stats->first_bad_line) stats->first_bad_line = first_bad;
@@ -143,6 +145,7 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     if (!e) e = read_rows(test_path, o, used == FR_FORMAT_DELIMITED ? o->format : used, &b, NULL, NULL);
     if (e) goto fail;
     b.has_time = a.has_time = a.has_time || b.has_time;
+    b.implicit = a.implicit = a.implicit || b.implicit;
     if (used == FR_FORMAT_NCF) {
         fri_rows *rs[2] = {&a, &b};
         e = fri_ncf_maps(train_path, rs, 2, &um, &im);

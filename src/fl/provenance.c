@@ -297,6 +297,8 @@ static const field load_fields[] = {
     FIELD(fr_load_opts, rating_max, T_F64),
     FIELD(fr_load_opts, implicit_threshold, T_F64),
     FIELD(fr_load_opts, implicit, T_BOOL),
+    FIELD(fr_load_opts, implicit_weight, T_BOOL),
+    FIELD(fr_load_opts, no_header, T_BOOL),
 };
 
 #define N_OF(a) (sizeof(a) / sizeof *(a))

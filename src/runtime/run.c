@@ -111,6 +111,12 @@ fr_err fr_run(const fr_run_config *c, const fr_dataset *train, const fr_dataset 
     fr_err e = fr_run_config_check(c);
     if (e) return e;
     if (!train || !test) return fri_fail(FR_ERR_INVALID, "fr_run: no training or test data");
+    /* A rating model would fit implicit feedback's 1s or weights (counts) as ratings. */
+    if (fr_model_kind_is_explicit(c->model.kind) && fr_dataset_implicit(train))
+        return fri_fail(FR_ERR_INVALID, "%s predicts ratings, but the training data was read as implicit feedback "
+                        "(every row a positive; a count or weight column is not a rating): use a ranking model "
+                        "(bpr, gmf, mlp, neumf), or name a column of ratings (--rating-col)",
+                        fr_model_kind_name(c->model.kind));
     return c->centralized ? run_central(c, train, test, negs, cb, user, summary, model)
                           : run_federated(c, train, test, negs, cb, user, summary, model);
 }

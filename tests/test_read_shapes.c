@@ -1,0 +1,308 @@
+/* Ratings files of the shapes users bring (issue 11): half-star ratings without
+ * timestamps, headers with other names (userID/artistID/weight), counts instead of
+ * ratings, CRLF and a byte-order mark, quoted CSV fields, ISO dates, columns given by
+ * number or by name, and the messages for a column the header does not place and for a
+ * count read as a rating. Generated files only. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/data.h"
+#include "testutil.h"
+
+static char *dir;
+
+static void setup(void) { dir = tu_tmpdir(); }
+static void teardown(void) {
+    tu_rmtree(dir);
+    free(dir);
+}
+
+TestSuite(shapes, .init = setup, .fini = teardown);
+
+static fr_err load(fr_dataset **d, const char *name, const char *text, const fr_load_opts *o, fr_load_stats *st) {
+    char *p = tu_write(dir, name, text);
+    fr_err e = fr_dataset_load(d, p, o, st);
+    free(p);
+    return e;
+}
+
+/* The rating and time of raw (user, item); false if absent. */
+static bool row(const fr_dataset *d, int64_t ru, int64_t ri, float *r, int64_t *t) {
+    int64_t u = fr_idmap_find(fr_dataset_users(d), ru), i = fr_idmap_find(fr_dataset_items(d), ri);
+    if (u < 0 || i < 0) return false;
+    const uint32_t *it;
+    const float *rt;
+    const int64_t *tt;
+    size_t n = fr_dataset_user(d, (uint32_t)u, &it, &rt, &tt);
+    for (size_t k = 0; k < n; k++)
+        if (it[k] == (uint32_t)i) {
+            if (r) *r = rt[k];
+            if (t) *t = tt[k];
+            return true;
+        }
+    return false;
+}
+
+static void expect(const fr_dataset *d, int64_t u, int64_t i, float r, int64_t t) {
+    float gr = -1;
+    int64_t gt = -1;
+    cr_assert(row(d, u, i, &gr, &gt), "(%lld, %lld) missing", (long long)u, (long long)i);
+    cr_assert_eq(gr, r, "(%lld, %lld): rating %g, expected %g", (long long)u, (long long)i, (double)gr, (double)r);
+    cr_assert_eq(gt, t, "(%lld, %lld): time %lld, expected %lld", (long long)u, (long long)i, (long long)gt,
+                 (long long)t);
+}
+
+Test(shapes, half_stars_without_timestamps) {
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    cr_assert_eq(load(&d, "r.tsv", "1\t10\t4.5\n1\t11\t0.5\n2\t10\t3\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 10, 4.5f, 0);
+    expect(d, 1, 11, 0.5f, 0);
+    expect(d, 2, 10, 3.0f, 0);
+    cr_assert_not(fr_dataset_has_time(d));
+    cr_assert_not(fr_dataset_implicit(d));
+    cr_assert_not(st.implicit);
+    fr_dataset_free(d);
+    /* With a header, CSV with half stars: the rating column by name. */
+    cr_assert_eq(load(&d, "r.csv", "movie,user,rating\n7,1,2.5\n8,1,5\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 7, 2.5f, 0);
+    expect(d, 1, 8, 5.0f, 0);
+    cr_assert_eq(st.format, FR_FORMAT_DELIMITED);
+    fr_dataset_free(d);
+}
+
+/* The issue's file: tab-separated, header userID artistID weight, play counts, no times. */
+Test(shapes, counts_under_a_header_are_implicit_weights) {
+    const char *text = "\xEF\xBB\xBFuserID\tartistID\tweight\r\n2\t51\t13883\r\n2\t52\t11690\r\n3\t51\t0\r\n";
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    cr_assert_eq(load(&d, "user_artists.dat", text, NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(d), 3);
+    cr_assert_eq(fr_dataset_n_users(d), 2);
+    cr_assert_eq(fr_dataset_n_items(d), 2);
+    expect(d, 2, 51, 13883.0f, 0);
+    expect(d, 2, 52, 11690.0f, 0);
+    expect(d, 3, 51, 0.0f, 0); /* a zero count is still a row */
+    cr_assert(fr_dataset_implicit(d));
+    cr_assert_not(fr_dataset_has_time(d));
+    cr_assert(st.implicit);
+    cr_assert(st.weights);
+    cr_assert_eq(st.format, FR_FORMAT_DELIMITED);
+    /* A split keeps the mark. */
+    fr_dataset *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_RATIO, 0.5, 3, &tr, &te), FR_OK, "%s", fr_errmsg());
+    cr_assert(fr_dataset_implicit(tr));
+    cr_assert(fr_dataset_implicit(te));
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    fr_dataset_free(d);
+    /* --implicit: every row a positive, the count ignored (rating 1). */
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.implicit = true;
+    cr_assert_eq(load(&d, "user_artists.dat", text, &o, &st), FR_OK, "%s", fr_errmsg());
+    expect(d, 2, 51, 1.0f, 0);
+    expect(d, 3, 51, 1.0f, 0);
+    cr_assert(fr_dataset_implicit(d));
+    cr_assert(st.implicit);
+    cr_assert_not(st.weights);
+    fr_dataset_free(d);
+    /* Other count names, any case and separators; a rating name wins over a count name. */
+    static const char *const hdrs[] = {"user_id,track_id,PlayCount\n", "Customer ID,Product ID,Quantity\n",
+                                       "uid,song,plays\n", "member,book,count\n", "visitor,item-id,clicks\n"};
+    for (int k = 0; k < 5; k++) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s5,6,250\n5,7,3\n", hdrs[k]);
+        cr_assert_eq(load(&d, "c.csv", buf, NULL, &st), FR_OK, "%s: %s", hdrs[k], fr_errmsg());
+        expect(d, 5, 6, 250.0f, 0);
+        cr_assert(st.weights, "%s", hdrs[k]);
+        fr_dataset_free(d);
+    }
+    cr_assert_eq(load(&d, "s.csv", "count,user,item,Score\n99,1,2,4.5\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 2, 4.5f, 0);
+    cr_assert_not(st.implicit);
+    fr_dataset_free(d);
+}
+
+Test(shapes, counts_without_a_header) {
+    const char *text = "2\t51\t13883\n2\t52\t7\n";
+    fr_dataset *d = NULL;
+    /* Read as ratings: refused, with the advice to read counts as implicit feedback. */
+    cr_assert_eq(load(&d, "plays.tsv", text, NULL, NULL), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "plays.tsv:1: rating 13883 is outside the allowed range [0, 10]"), "%s",
+              fr_errmsg());
+    cr_assert(strstr(fr_errmsg(), "--implicit"), "%s", fr_errmsg());
+    cr_assert_null(d);
+    /* A rating just out of range that is not a whole number gets no such advice. */
+    cr_assert_eq(load(&d, "r.tsv", "1\t2\t10.5\n", NULL, NULL), FR_ERR_RANGE);
+    cr_assert_null(strstr(fr_errmsg(), "--implicit"), "%s", fr_errmsg());
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.implicit = true;
+    cr_assert_eq(load(&d, "plays.tsv", text, &o, NULL), FR_OK, "%s", fr_errmsg());
+    expect(d, 2, 51, 1.0f, 0);
+    expect(d, 2, 52, 1.0f, 0);
+    fr_dataset_free(d);
+    fr_load_opts_default(&o);
+    o.implicit_weight = true; /* implies implicit */
+    cr_assert_eq(load(&d, "plays.tsv", text, &o, NULL), FR_OK, "%s", fr_errmsg());
+    expect(d, 2, 51, 13883.0f, 0);
+    expect(d, 2, 52, 7.0f, 0);
+    cr_assert(fr_dataset_implicit(d));
+    fr_dataset_free(d);
+    /* A weight must be >= 0. */
+    cr_assert_eq(load(&d, "neg.tsv", "2\t51\t3\n2\t52\t-1\n", &o, NULL), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "neg.tsv:2: weight -1 is negative; expected a count or weight >= 0"), "%s",
+              fr_errmsg());
+    /* The fixed formats take the options too: u.data-shaped counts. */
+    cr_assert_eq(load(&d, "u.data", "1\t2\t300\t5\n", &o, NULL), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 2, 300.0f, 5);
+    fr_dataset_free(d);
+}
+
+Test(shapes, column_numbers_and_names) {
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.col_user = "3";
+    o.col_item = "1";
+    o.col_rating = "2";
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    /* AUTO with columns: delimited; no header, the others by position (no timestamp: 3 fields). */
+    cr_assert_eq(load(&d, "n.txt", "10;4;1\n11;3.5;1\n", &o, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(st.format, FR_FORMAT_DELIMITED);
+    expect(d, 1, 10, 4.0f, 0);
+    expect(d, 1, 11, 3.5f, 0);
+    fr_dataset_free(d);
+    /* By name: a column the header names with no known word, the rest found by name. */
+    fr_load_opts_default(&o);
+    o.col_item = "band";
+    cr_assert_eq(load(&d, "b.tsv", "user\tband\tplays\n1\t7\t40\n", &o, &st), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 7, 40.0f, 0);
+    cr_assert(st.weights);
+    fr_dataset_free(d);
+    /* The same by number, header and all (a named count column still implicit). */
+    o.col_item = "2";
+    o.has_header = true;
+    cr_assert_eq(load(&d, "b.tsv", "user\tband\tplays\n1\t7\t40\n", &o, &st), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 7, 40.0f, 0);
+    fr_dataset_free(d);
+    /* A rating column the user names is a rating: counts then need implicit. */
+    fr_load_opts_default(&o);
+    o.col_rating = "plays";
+    cr_assert_eq(load(&d, "b.tsv", "user\titem\tplays\n1\t7\t40\n", &o, &st), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "--implicit"), "%s", fr_errmsg());
+    /* A delimiter given; "::" too. A name matches ignoring case when nothing matches exactly. */
+    fr_load_opts_default(&o);
+    o.delimiter = "::";
+    o.col_time = "WHEN";
+    cr_assert_eq(load(&d, "m.dat", "user::item::rating::when\n1::2::3::44\n", &o, &st), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 2, 3.0f, 44);
+    fr_dataset_free(d);
+    /* no_header: a first line that is not numeric is data, and says why it fails. */
+    fr_load_opts_default(&o);
+    o.no_header = true;
+    cr_assert_eq(load(&d, "h.csv", "user,item\n1,2\n", &o, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "h.csv:1: user id \"user\" is not a number"), "%s", fr_errmsg());
+    /* A name the header lacks: the message lists the header's fields. */
+    fr_load_opts_default(&o);
+    o.col_item = "artist";
+    cr_assert_eq(load(&d, "x.tsv", "userID\tband\tweight\n1\t2\t3\n", &o, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "x.tsv:1: no column named \"artist\" (the item column) in the header; its fields "
+                                  "are \"userID\", \"band\", \"weight\""), "%s", fr_errmsg());
+}
+
+Test(shapes, unplaceable_column_message) {
+    fr_dataset *d = NULL;
+    cr_assert_eq(load(&d, "ua.tsv", "userID\tfoo\tweight\n2\t51\t13883\n", NULL, NULL), FR_ERR_PARSE);
+    const char *m = fr_errmsg();
+    cr_assert(strstr(m, "ua.tsv:1: cannot place the item column of the header: its fields are \"userID\", \"foo\", "
+                        "\"weight\", and none is a known item name"), "%s", m);
+    cr_assert(strstr(m, "name it: --item-col foo (or --item-col 2"), "%s", m);
+    cr_assert_null(d);
+    /* The user column. */
+    cr_assert_eq(load(&d, "ub.csv", "who,movieId,rating\n1,2,3\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "cannot place the user column of the header: its fields are \"who\", \"movieId\", "
+                                  "\"rating\""), "%s", fr_errmsg());
+    cr_assert(strstr(fr_errmsg(), "--user-col who"), "%s", fr_errmsg());
+    /* Neither. */
+    cr_assert_eq(load(&d, "uc.tsv", "a\tb\tc\n1\t2\t3\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "cannot place the user and item columns"), "%s", fr_errmsg());
+    cr_assert(strstr(fr_errmsg(), "--user-col NAME --item-col NAME"), "%s", fr_errmsg());
+    cr_assert_null(strstr(fr_errmsg(), "if this line is data"), "%s", fr_errmsg());
+    /* String ids look like a header of unknown names: the message says what ids must be. */
+    cr_assert_eq(load(&d, "amz.csv", "A2SUAM1J3GNN3B,0000013714,5.0\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "if this line is data, ids must be integers in [0, 2^31)"), "%s", fr_errmsg());
+    /* What was refused reads once the column is named. */
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.col_item = "foo";
+    cr_assert_eq(load(&d, "ua.tsv", "userID\tfoo\tweight\n2\t51\t13883\n", &o, NULL), FR_OK, "%s", fr_errmsg());
+    expect(d, 2, 51, 13883.0f, 0);
+    fr_dataset_free(d);
+}
+
+Test(shapes, quoted_fields_and_dates) {
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    const char *text = "\"user_id\",\"business_id\",\"title\",\"stars\",\"date\"\r\n"
+                       "\"1\",\"20\",\"Heat, 1995\",\"4.5\",\"2020-01-02\"\r\n"
+                       "1,21,\"say \"\"hi\"\"\",3,2020-01-03T10:00:05Z\r\n"
+                       "2,20,plain,1.5,2020-02-29 00:00\r\n";
+    cr_assert_eq(load(&d, "reviews.csv", text, NULL, &st), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 20, 4.5f, 1577923200);
+    expect(d, 1, 21, 3.0f, 1578045605);
+    expect(d, 2, 20, 1.5f, 1582934400);
+    cr_assert(fr_dataset_has_time(d));
+    fr_dataset_free(d);
+    /* Quoted MovieLens CSV: the first line is data (its first field a quoted number). */
+    cr_assert_eq(load(&d, "q.csv", "\"1\",\"2\",\"3.5\",\"100\"\n\"1\",\"3\",\"4\",\"101\"\n", NULL, &st), FR_OK, "%s",
+                 fr_errmsg());
+    cr_assert_eq(st.format, FR_FORMAT_CSV);
+    cr_assert_eq(fr_dataset_n_interactions(d), 2);
+    expect(d, 1, 2, 3.5f, 100);
+    fr_dataset_free(d);
+    /* A bad date names the line, the value and what was expected. */
+    cr_assert_eq(load(&d, "bad.csv", "user,item,rating,date\n1,2,3,2020-02-30\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "bad.csv:2: timestamp \"2020-02-30\" is not a number; expected an integer "
+                                  "(seconds) or a date"), "%s", fr_errmsg());
+    /* A reversed MovieLens-like header is read by name, not by position. */
+    cr_assert_eq(load(&d, "rev.csv", "movieId,userId,timestamp,rating\n5,1,99,2.5\n", NULL, &st), FR_OK, "%s",
+                 fr_errmsg());
+    expect(d, 1, 5, 2.5f, 99);
+    fr_dataset_free(d);
+}
+
+Test(shapes, pair_with_count_headers) {
+    char *a = tu_write(dir, "train.tsv", "userID\tartistID\tweight\n1\t10\t500\n2\t10\t20\n");
+    char *b = tu_write(dir, "test.tsv", "userID\tartistID\tweight\n1\t11\t7\n");
+    fr_dataset *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_load_pair(&tr, &te, a, b, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert(fr_dataset_implicit(tr));
+    cr_assert(fr_dataset_implicit(te));
+    expect(te, 1, 11, 7.0f, 0);
+    fr_dataset_free(tr);
+    fr_dataset_free(te);
+    free(a);
+    free(b);
+}
+
+Test(shapes, opts_check_headers) {
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.has_header = o.no_header = true;
+    cr_assert_eq(fr_load_opts_check(&o), FR_ERR_INVALID);
+    fr_load_opts_default(&o);
+    o.col_user = "name"; /* AUTO: a name implies a header */
+    cr_assert_eq(fr_load_opts_check(&o), FR_OK, "%s", fr_errmsg());
+    o.no_header = true;
+    cr_assert_eq(fr_load_opts_check(&o), FR_ERR_INVALID);
+    fr_load_opts_default(&o);
+    o.format = FR_FORMAT_DELIMITED;
+    o.col_user = "name";
+    cr_assert_eq(fr_load_opts_check(&o), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "has_header"), "%s", fr_errmsg());
+}
