@@ -13,10 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/summary.h"
 #include "cli/train_opts.h"
 #include "fedrec/run.h"
 #include "fedrec/runtime.h"
@@ -199,6 +202,13 @@ static void item_rule(const fr_fl_config *fc, char *buf, size_t n) {
 static void header(const fr_run_config *c, const fr_data *data) {
     const fr_dataset *tr = fr_data_train(data);
     const char *kind = fr_model_kind_name(c->model.kind);
+    if (fr_model_kind_is_closed_form(c->model.kind)) {
+        printf("fitting %s (a baseline, in closed form) on %s: %u users, %u items, %" PRIu64 " training interactions\n",
+               kind, fr_data_describe(data), fr_dataset_n_users(tr), fr_dataset_n_items(tr),
+               fr_dataset_n_interactions(tr));
+        cli_flush_stdout();
+        return;
+    }
     if (c->centralized) {
         printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
                "batch %u, %u negatives per positive, %u epochs\n",
@@ -238,11 +248,76 @@ static char *checkpoint_path(const cli_train_opts *o, const arg_spec *specs, boo
     return p;
 }
 
-static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, const fr_source *src,
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The evaluation negatives the data comes with: --negatives, or an NCF directory's
+ * test.negative; NULL if none (a malloc'd path otherwise). */
+static char *given_negatives(const fr_source *src) {
+    const char *p = src->negatives;
+    char *path = NULL;
+    if (!p && src->data && !src->test) {
+        struct stat st;
+        if (stat(src->data, &st) == 0 && S_ISDIR(st.st_mode) && (path = malloc(strlen(src->data) + 32))) {
+            sprintf(path, "%s/test.negative", src->data);
+            if (stat(path, &st) != 0) { free(path); path = NULL; }
+        }
+        return path;
+    }
+    return p ? strdup(p) : NULL;
+}
+
+/* Without --model the data decides: mf for explicit ratings (fr_run_default_kind), neumf
+ * for implicit data or data that comes with evaluation negatives (ranking data, as an
+ * NCF directory), loaded again with its negatives; *why says why. With --model, a
+ * rating model on constant ratings is refused (2). Returns 0, 1 or 2. */
+static int choose_model(const cli_train_opts *o, fr_model_kind *kind, fr_source *src, fr_data **data,
+                        const char **why) {
+    const fr_dataset *tr = fr_data_train(*data), *te = fr_data_test(*data);
+    *why = NULL;
+    if (o->model) {
+        if (!fr_run_check_data(*kind, tr, te)) return 0;
+        fprintf(stderr, "fedrec train: --model %s: %s\n", o->model, fr_errmsg());
+        return 2;
+    }
+    float v = 0;
+    char *negs = given_negatives(src);
+    bool implicit = fr_run_data_implicit(tr, te, &v);
+    if (!implicit && !negs) {
+        *kind = FR_MODEL_MF;
+        *why = "the ratings differ (explicit feedback), so a rating model; --model bias is its baseline";
+        return 0;
+    }
+    static char because[1024];
+    if (implicit)
+        snprintf(because, sizeof because, "every rating is %g (implicit feedback), so a ranking model; --model bpr, "
+                 "gmf, mlp or pop for others", (double)v);
+    else
+        snprintf(because, sizeof because, "the data comes with evaluation negatives (%s), so a ranking model; "
+                 "--model mf predicts its ratings instead", negs);
+    free(negs);
+    *why = because;
+    *kind = FR_MODEL_NEUMF;
+    src->explicit_ratings = false; /* a ranking model is evaluated on negatives: load them */
+    fr_data_free(*data);
+    *data = NULL;
+    fr_err e = fr_data_load(data, src);
+    return e ? cli_fail(e, "train") : 0;
+}
+
+static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
+    double t_start = now_s();
     fr_data *data = NULL;
+    const char *why = NULL;
     fr_err e = fr_data_load(&data, src);
     if (e) return cli_fail(e, "train");
+    int rc0 = choose_model(o, &kind, src, &data, &why);
+    if (rc0) { fr_data_free(data); return rc0; }
+    if (why && !o->quiet) fprintf(stderr, "fedrec train: no --model: %s chosen: %s\n", fr_model_kind_name(kind), why);
     uint32_t fewest = 0, shortn = fr_negatives_short(fr_data_negatives(data), &fewest);
     if (shortn && !o->quiet)
         fprintf(stderr, "fedrec train: note: %u test users have fewer than %u items they never touched; they are "
@@ -277,6 +352,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     if (!o->quiet) header(&c, data);
     progress p = {o, mf, isatty(2) && !o->quiet, 0, false};
     fr_loop_summary sum;
+    double t_train = now_s();
     e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
     if (p.failed) {
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out,
@@ -284,6 +360,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         rc = 1;
         goto done;
     }
+    t_train = now_s() - t_train;
     if (e) { rc = cli_fail(e, "train"); goto done; }
     if (o->resume && sum.ran == 0) /* nothing left to do: say so (exit 0, README: resuming a finished run) */
         fprintf(stderr, "fedrec train: the checkpoint is at round %u, %s %u %s already done; nothing was trained%s%s\n",
@@ -299,18 +376,12 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_provenance_destroy(&pv);
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
     }
-    if (!o->quiet && !o->centralized && sum.evaluated) {
-        /* "round 50: hr@10 0.6140 ndcg@10 0.3316" */
-        char metric[96], line[96], *w = line;
-        metrics_text(&sum.last, metric, sizeof metric);
-        for (const char *r = metric; *r; r++)
-            if (*r != ' ' || (w > line && w[-1] != ' ')) *w++ = *r;
-        *w = 0;
-        printf("round %u: %s", sum.completed, line);
-        if (sum.stop != FR_LOOP_DONE) printf(" (stopped: %s)", fr_loop_stop_name(sum.stop));
-        printf("\n");
-    } else if (!o->quiet && o->centralized && sum.stop != FR_LOOP_DONE) {
-        printf("stopped after epoch %u: %s\n", sum.completed, fr_loop_stop_name(sum.stop));
+    /* the summary, --quiet or not: final and best metrics, the baseline, time, files */
+    cli_summary cs = {&c, &sum, data, why, now_s() - t_start, t_train, o->out, ckpt};
+    int werr = 0;
+    if (cli_summary_print(&cs, mf, &werr)) {
+        if (werr) fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(werr));
+        rc = 1;
     }
 done:
     if (mf && fclose(mf) && !rc) {
@@ -335,7 +406,9 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("test", &o.test, "PATH  given test file (PATH is then the training file)"),
         ARG_SPEC_STR("negatives", &o.negatives, "PATH  NCF .negative file for evaluation"),
         ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R (default loo)"),
-        ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)"),
+        ARG_SPEC_STR("model", &o.model,
+                     "M  mf | bpr | gmf | mlp | neumf | pop | bias (default: mf for explicit ratings, neumf when "
+                     "every rating is equal); pop and bias are baselines, --centralized"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
         ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default per model)"),
         ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default per model)"),
@@ -392,7 +465,8 @@ int cli_train(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    const char *usage = "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf] [--centralized] ...";
+    const char *usage =
+        "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf|pop|bias] [--centralized] ...";
     int rc = args_parse("train", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     fr_model_kind kind = FR_MODEL_MF;
@@ -401,6 +475,9 @@ int cli_train(int argc, char **argv) {
         fprintf(stderr, "fedrec train: --model: %s, got '%s'\n", exp ? exp : fr_errmsg(), o.model);
         return 2;
     }
+    if (fr_model_kind_is_closed_form(kind) && !o.centralized)
+        return usage_err("--model %s is a baseline fitted in closed form on all the training data: add --centralized "
+                         "(it is not trained federated)", o.model);
     fr_source src;
     fr_source_default(&src);
     if (o.split && fr_source_parse_split(o.split, &src.split, &src.split_ratio))
