@@ -329,3 +329,42 @@ Test(baseline, default_model_follows_the_data) {
     fr_dataset_free(imp);
     fr_dataset_free(exp);
 }
+
+/* ------------------------------------------------------------------ the loop's best step */
+
+typedef struct steps {
+    int n;
+    double rmse[16];
+} steps;
+
+static int on_step(void *user, const fr_loop_step *st) {
+    steps *s = user;
+    cr_assert(st->evaluated && s->n < 16);
+    s->rmse[s->n++] = st->eval.rmse;
+    return 0;
+}
+
+Test(baseline, loop_summary_keeps_the_best_steps_metrics) {
+    fr_dataset *all = tu_generate(40, 30, 500, 9), *train = NULL, *test = NULL;
+    cr_assert_eq(fr_dataset_split(all, FR_SPLIT_LOO, 0, 1, &train, &test), FR_OK);
+    fr_run_config c;
+    cr_assert_eq(fr_run_config_preset(&c, "textbook", FR_MODEL_MF, true, train), FR_OK);
+    c.loop.steps = 6;
+    c.train.optim.lr = 0.5f; /* large steps: the RMSE goes up and down, so the best is not the last */
+    c.threads = 1;
+    steps seen = {0};
+    fr_loop_summary s;
+    cr_assert_eq(fr_run(&c, train, test, NULL, on_step, &seen, &s, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(seen.n, 6);
+    int best = 0;
+    for (int k = 1; k < 6; k++)
+        if (seen.rmse[k] < seen.rmse[best]) best = k;
+    cr_assert(best < 5, "the schedule should make a step before the last the best");
+    cr_assert_eq(s.best_step, (uint32_t)best + 1);
+    cr_assert_eq(s.best_eval.rmse, seen.rmse[best], "the best step's metrics, not the last's");
+    cr_assert_eq(s.best, seen.rmse[best]);
+    cr_assert_eq(s.last.rmse, seen.rmse[5]);
+    fr_dataset_free(all);
+    fr_dataset_free(train);
+    fr_dataset_free(test);
+}

@@ -408,7 +408,8 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R (default loo)"),
         ARG_SPEC_STR("model", &o.model,
                      "M  mf | bpr | gmf | mlp | neumf | pop | bias (default: mf for explicit ratings, neumf when "
-                     "every rating is equal); pop and bias are baselines, --centralized"),
+                     "every rating is equal or the data has evaluation negatives); pop and bias are baselines, "
+                     "with --centralized"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
         ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default per model)"),
         ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default per model)"),
