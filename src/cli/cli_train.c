@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/choose.h"
 #include "cli/cli.h"
 #include "cli/summary.h"
 #include "cli/train_opts.h"
@@ -254,60 +254,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The evaluation negatives the data comes with: --negatives, or an NCF directory's
- * test.negative; NULL if none (a malloc'd path otherwise). */
-static char *given_negatives(const fr_source *src) {
-    const char *p = src->negatives;
-    char *path = NULL;
-    if (!p && src->data && !src->test) {
-        struct stat st;
-        if (stat(src->data, &st) == 0 && S_ISDIR(st.st_mode) && (path = malloc(strlen(src->data) + 32))) {
-            sprintf(path, "%s/test.negative", src->data);
-            if (stat(path, &st) != 0) { free(path); path = NULL; }
-        }
-        return path;
-    }
-    return p ? strdup(p) : NULL;
-}
-
-/* Without --model the data decides: mf for explicit ratings (fr_run_default_kind), neumf
- * for implicit data or data that comes with evaluation negatives (ranking data, as an
- * NCF directory), loaded again with its negatives; *why says why. With --model, a
- * rating model on constant ratings is refused (2). Returns 0, 1 or 2. */
-static int choose_model(const cli_train_opts *o, fr_model_kind *kind, fr_source *src, fr_data **data,
-                        const char **why) {
-    const fr_dataset *tr = fr_data_train(*data), *te = fr_data_test(*data);
-    *why = NULL;
-    if (o->model) {
-        if (!fr_run_check_data(*kind, tr, te)) return 0;
-        fprintf(stderr, "fedrec train: --model %s: %s\n", o->model, fr_errmsg());
-        return 2;
-    }
-    float v = 0;
-    char *negs = given_negatives(src);
-    bool implicit = fr_run_data_implicit(tr, te, &v);
-    if (!implicit && !negs) {
-        *kind = FR_MODEL_MF;
-        *why = "the ratings differ (explicit feedback), so a rating model; --model bias is its baseline";
-        return 0;
-    }
-    static char because[1024];
-    if (implicit)
-        snprintf(because, sizeof because, "every rating is %g (implicit feedback), so a ranking model; --model bpr, "
-                 "gmf, mlp or pop for others", (double)v);
-    else
-        snprintf(because, sizeof because, "the data comes with evaluation negatives (%s), so a ranking model; "
-                 "--model mf predicts its ratings instead", negs);
-    free(negs);
-    *why = because;
-    *kind = FR_MODEL_NEUMF;
-    src->explicit_ratings = false; /* a ranking model is evaluated on negatives: load them */
-    fr_data_free(*data);
-    *data = NULL;
-    fr_err e = fr_data_load(data, src);
-    return e ? cli_fail(e, "train") : 0;
-}
-
 static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
     double t_start = now_s();
@@ -315,7 +261,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     const char *why = NULL;
     fr_err e = fr_data_load(&data, src);
     if (e) return cli_fail(e, "train");
-    int rc0 = choose_model(o, &kind, src, &data, &why);
+    int rc0 = cli_choose_model(o->model, &kind, src, &data, &why);
     if (rc0) { fr_data_free(data); return rc0; }
     if (why && !o->quiet) fprintf(stderr, "fedrec train: no --model: %s chosen: %s\n", fr_model_kind_name(kind), why);
     uint32_t fewest = 0, shortn = fr_negatives_short(fr_data_negatives(data), &fewest);
