@@ -14,17 +14,53 @@ grep -q "unknown command" "$tmp/err" || fail "unknown command message"
 "$bin" train --centralized --model mf --data "$tmp/r.tsv" --split ratio:0.8 --epochs 3 --threads 2 \
     --out "$tmp/mf.fr" --metrics-out "$tmp/m.jsonl" >"$tmp/out" || fail "train mf"
 grep -q "^epoch   3/3 .*rmse" "$tmp/out" || fail "train progress line: $(cat "$tmp/out")"
-[ "$(wc -l <"$tmp/m.jsonl")" -eq 3 ] || fail "metrics-out should have 3 lines"
+[ "$(wc -l <"$tmp/m.jsonl")" -eq 4 ] || fail "metrics-out should have 3 epoch lines and the summary"
+# the summary: stdout, and the last line of --metrics-out
+grep -q '^summary: centralized mf on .*: 3 epochs in' "$tmp/out" || fail "summary line: $(cat "$tmp/out")"
+grep -q '^  baseline bias  *rmse [0-9.]*  mae [0-9.]*  (mean + user and item biases on the same split; final rmse' "$tmp/out" \
+    || fail "summary baseline: $(cat "$tmp/out")"
+grep -q "^  model: $tmp/mf.fr (for fedrec eval and fedrec recommend --model)$" "$tmp/out" || fail "summary names the model file: $(cat "$tmp/out")"
+tail -1 "$tmp/m.jsonl" | grep -q '^{"summary":true,"model":"mf","mode":"centralized","epochs":3,"stop":"done",.*"final":{"epoch":3,"rmse":.*"best":{"epoch":[123],"rmse":.*"baseline":{"model":"bias","rmse":.*"out":".*mf.fr","checkpoint":null}$' \
+    || fail "metrics-out summary record: $(tail -1 "$tmp/m.jsonl")"
 grep -q '^{"epoch":3,"loss":[0-9.e+-]*,.*"rmse":[0-9.]*,.*"seconds":' "$tmp/m.jsonl" || fail "metrics-out keys: $(tail -1 "$tmp/m.jsonl")"
 "$bin" eval --model "$tmp/mf.fr" --json >"$tmp/ev" || fail "eval"
 grep -q '"rmse":' "$tmp/ev" || fail "eval --json: $(cat "$tmp/ev")"
 # eval reports the same RMSE as the last training epoch
-r1=$(sed 's/.*"rmse":\([0-9.]*\).*/\1/' "$tmp/ev"); r2=$(tail -1 "$tmp/m.jsonl" | sed 's/.*"rmse":\([0-9.]*\).*/\1/')
+r1=$(sed 's/.*"rmse":\([0-9.]*\).*/\1/' "$tmp/ev"); r2=$(grep '^{"epoch"' "$tmp/m.jsonl" | tail -1 | sed 's/.*"rmse":\([0-9.]*\).*/\1/')
 [ "$r1" = "$r2" ] || fail "eval rmse $r1 differs from the last epoch's $r2"
 user=$(head -1 "$tmp/r.tsv" | cut -f1)
 "$bin" recommend --model "$tmp/mf.fr" --user "$user" -k 5 >"$tmp/rec" || fail "recommend"
 [ "$(grep -c '^ *[0-9]*\. item' "$tmp/rec")" -eq 5 ] || fail "recommend should list 5 items: $(cat "$tmp/rec")"
-"$bin" train --centralized --model neumf --data "$tmp/r.tsv" --epochs 2 --quiet --out "$tmp/nf.fr" || fail "train neumf"
+"$bin" train --centralized --model neumf --data "$tmp/r.tsv" --epochs 2 --quiet --out "$tmp/nf.fr" >"$tmp/out" || fail "train neumf"
+grep -q '^summary: centralized neumf' "$tmp/out" && grep -q '^  baseline pop  *hr@10 ' "$tmp/out" \
+    || fail "--quiet keeps the summary, a ranking model beside pop: $(cat "$tmp/out")"
+# the baselines: fitted centrally in one pass, refused federated, evaluated and recommended from
+"$bin" train --centralized --model bias --data "$tmp/r.tsv" --split ratio:0.8 --quiet --out "$tmp/bias.fr" \
+    --metrics-out "$tmp/b.jsonl" >"$tmp/out" || fail "train bias"
+grep -q '^  final (epoch 1) *rmse ' "$tmp/out" || fail "bias summary: $(cat "$tmp/out")"
+r1=$("$bin" eval --model "$tmp/bias.fr" --json | sed 's/.*"rmse":\([0-9.]*\).*/\1/'); r2=$(head -1 "$tmp/b.jsonl" | sed 's/.*"rmse":\([0-9.]*\).*/\1/')
+[ -n "$r1" ] && [ "$r1" = "$r2" ] || fail "eval of bias: rmse '$r1' vs training's '$r2'"
+"$bin" recommend --model "$tmp/bias.fr" --user "$(head -1 "$tmp/r.tsv" | cut -f1)" -k 2 | grep -c '^ *[0-9]*\. item' | grep -q '^2$' \
+    || fail "recommend from bias"
+"$bin" train --centralized --model pop --data "$tmp/r.tsv" --quiet --out "$tmp/pop.fr" >/dev/null || fail "train pop"
+"$bin" eval --model "$tmp/pop.fr" | grep -q "^hr@10" || fail "eval pop prints hr@10"
+set +e
+"$bin" train --model pop --data "$tmp/r.tsv" 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "^fedrec train: --model pop is a baseline fitted in closed form on all the training data: add --centralized" "$tmp/err" \
+    || fail "federated pop: $rc $(cat "$tmp/err")"
+set -e
+# the default model follows the data: implicit (all ones) -> neumf; mf there is refused with advice
+awk -F'\t' 'BEGIN { OFS = "\t" } { $3 = 1; print }' "$tmp/r.tsv" >"$tmp/ones.tsv"
+"$bin" train --centralized --data "$tmp/ones.tsv" --epochs 1 --quiet >"$tmp/out" 2>"$tmp/err" || fail "default model on implicit data: $(cat "$tmp/err")"
+grep -q '^summary: centralized neumf' "$tmp/out" && grep -q '^  model neumf chosen from the data: every rating is 1 (implicit feedback)' "$tmp/out" \
+    || fail "implicit data should default to neumf and say why: $(cat "$tmp/out")"
+"$bin" train --centralized --data "$tmp/r.tsv" --epochs 1 2>"$tmp/err" | grep -q '^summary: centralized mf' || fail "explicit data defaults to mf"
+grep -q "^fedrec train: no --model: mf chosen: the ratings differ" "$tmp/err" || fail "default mf note: $(cat "$tmp/err")"
+set +e
+"$bin" train --centralized --model mf --data "$tmp/ones.tsv" --epochs 1 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "^fedrec train: --model mf: mf predicts ratings, and every rating of this data is 1 (implicit feedback).*use a ranking model such as neumf, bpr" "$tmp/err" \
+    || fail "mf on constant ratings: $rc $(cat "$tmp/err")"
+set -e
 "$bin" eval --model "$tmp/nf.fr" | grep -q "^hr@10" || fail "eval neumf prints hr@10"
 # error cases: exit codes and messages
 set +e
@@ -80,7 +116,7 @@ set -e
 "$bin" train --data "$tmp/r.tsv" --model gmf --rounds 2 --threads 2 --quiet --out "$tmp/fed.fr" \
     --metrics-out "$tmp/fm.jsonl" 2>"$tmp/err" || fail "federated training: $(cat "$tmp/err")"
 "$bin" eval --model "$tmp/fed.fr" --json >"$tmp/fev" 2>"$tmp/err" || fail "eval of a federated model: $(cat "$tmp/err")"
-h1=$(sed 's/.*"hr@10":\([0-9.]*\).*/\1/' "$tmp/fev"); h2=$(tail -1 "$tmp/fm.jsonl" | sed 's/.*"hr@10":\([0-9.]*\).*/\1/')
+h1=$(sed 's/.*"hr@10":\([0-9.]*\).*/\1/' "$tmp/fev"); h2=$(grep '^{"round"' "$tmp/fm.jsonl" | tail -1 | sed 's/.*"hr@10":\([0-9.]*\).*/\1/')
 [ -n "$h1" ] && [ "$h1" = "$h2" ] || fail "eval hr@10 '$h1' differs from the last round's '$h2'"
 "$bin" recommend --model "$tmp/fed.fr" --user "$user" -k 3 | grep -c '^ *[0-9]*\. item' | grep -q '^3$' \
     || fail "recommend from a federated model"
@@ -93,7 +129,7 @@ for scale in r r01 r05; do
         "$bin" train --data "$tmp/$scale.tsv" --model mf $mode --threads 2 --quiet --out "$tmp/s.fr" \
             --metrics-out "$tmp/s.jsonl" 2>"$tmp/err" || fail "train on $scale ($mode): $(cat "$tmp/err")"
         "$bin" eval --model "$tmp/s.fr" --json >"$tmp/sev" 2>"$tmp/err" || fail "eval on $scale: $(cat "$tmp/err")"
-        r1=$(sed 's/.*"rmse":\([0-9.]*\).*/\1/' "$tmp/sev"); r2=$(tail -1 "$tmp/s.jsonl" | sed 's/.*"rmse":\([0-9.]*\).*/\1/')
+        r1=$(sed 's/.*"rmse":\([0-9.]*\).*/\1/' "$tmp/sev"); r2=$(grep -v '"summary"' "$tmp/s.jsonl" | tail -1 | sed 's/.*"rmse":\([0-9.]*\).*/\1/')
         [ -n "$r1" ] && [ "$r1" = "$r2" ] || fail "$scale ($mode): eval rmse '$r1' differs from training's last '$r2'"
     done
 done

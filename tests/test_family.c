@@ -108,7 +108,7 @@ static void bd_score(const fr_model *m, void *w, const uint32_t *users, const ui
     memcpy(out, ((bd_ws *)w)->s, n * sizeof(float));
 }
 
-static const fri_model_kind_def bd_kinds[] = {{"biasdot", false}};
+static const fri_model_kind_def bd_kinds[] = {{"biasdot", false, false}};
 
 static const fri_model_family biasdot = {
     .name = "biased dot product (tests)",
@@ -135,7 +135,7 @@ static fr_err bdf_loss_grad(const fr_model *m, void *w, const fr_batch *b, fr_gr
         return fri_fail(FR_ERR_RANGE, "biasdot-fail: call %d fails", atomic_load(&fail_at));
     return bd_loss_grad(m, w, b, g, loss);
 }
-static const fri_model_kind_def bdf_kinds[] = {{"biasdot-fail", false}};
+static const fri_model_kind_def bdf_kinds[] = {{"biasdot-fail", false, false}};
 
 static fr_model_kind biasdot_kind(void) {
     fr_model_kind k = 0;
@@ -209,7 +209,7 @@ Test(family, registry_names_values_and_refusals) {
     cr_assert_eq(fr_model_kind_parse("biasdot", &got), FR_ERR_INVALID);
 
     fr_model_kind k = biasdot_kind();
-    cr_assert_eq(k, (fr_model_kind)(FR_MODEL_NEUMF + 1));
+    cr_assert_eq(k, (fr_model_kind)(FR_MODEL_BIAS + 1));
     cr_assert_eq(biasdot_kind(), k, "registering again gives the same value");
     cr_assert_str_eq(fr_model_kind_name(k), "biasdot");
     cr_assert_eq(fr_model_kind_parse("biasdot", &got), FR_OK);
@@ -227,7 +227,7 @@ Test(family, registry_names_values_and_refusals) {
     cr_assert(strstr(fr_errmsg(), "biasdot"), "%s", fr_errmsg());
 
     /* a name already taken, a malformed one, a missing op */
-    static const fri_model_kind_def taken[] = {{"mf", false}}, bad[] = {{"Big Name", false}};
+    static const fri_model_kind_def taken[] = {{"mf", false, false}}, bad[] = {{"Big Name", false, false}};
     fri_model_family f = biasdot;
     fr_model_kind k2 = 0;
     f.kinds = taken;

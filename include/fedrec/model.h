@@ -1,9 +1,9 @@
 /* fedrec models: the parameter slab, the recommendation models (biased MF, implicit MF
- * with BPR or BCE, GMF, MLP, NeuMF), their losses and gradients, optimizers over the
+ * with BPR or BCE, GMF, MLP, NeuMF; the baselines pop and bias), their losses and gradients, optimizers over the
  * slab, and the model file.
  *
  * Model kinds. Every function here works for any kind: a kind's family (mf and bpr in
- * src/model/model_mf.c, gmf, mlp and neumf in model_ncf.c) supplies its defaults, checks,
+ * src/model/model_mf.c, gmf, mlp and neumf in model_ncf.c, pop and bias in model_base.c) supplies its defaults, checks,
  * layout, workspace, loss, gradient and scoring through one internal ops table, and a
  * registry maps kinds to families (src/model/family.h). The built-in kinds keep the
  * values of fr_model_kind below; fr_model_kind_parse and fr_model_kind_name know every
@@ -48,6 +48,8 @@ typedef enum fr_model_kind {
     FR_MODEL_GMF = 3,   /* NCF GMF: logit = w.(p_u * q_i) + b */
     FR_MODEL_MLP = 4,   /* NCF MLP: logit = w.MLP([p_u, q_i]) + b */
     FR_MODEL_NEUMF = 5, /* NCF NeuMF: logit = w.[p_u*q_i, MLP([p'_u, q'_i])] + b */
+    FR_MODEL_POP = 6,   /* baseline, most popular: score = the item's training users */
+    FR_MODEL_BIAS = 7,  /* baseline for ratings: mu + b_u + b_i, regularised, fitted by ALS */
 } fr_model_kind;
 
 typedef enum fr_loss {
@@ -75,6 +77,10 @@ typedef struct fr_model_config {
     float mu;             /* mf: global mean rating added to every prediction */
     float init_std;       /* std of embedding init; 0 = default (0.1 mf/bpr, 0.01 ncf) */
     uint64_t seed;        /* init stream (seed, tensor, row/0, FR_PURPOSE_INIT) */
+    float reg_user;       /* bias: lambda_u of reg_user * sum over users of b_u^2 (15) */
+    float reg_item;       /* bias: lambda_i of reg_item * sum over items of b_i^2 (10);
+                             the fit minimises sum (r - mu - b_u - b_i)^2 + both terms,
+                             as Surprise's BaselineOnly (its defaults) */
 } fr_model_config;
 
 /* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them).
@@ -89,6 +95,10 @@ FR_API FR_NODISCARD fr_err fr_model_kind_parse(const char *name, fr_model_kind *
 /* True if the kind predicts ratings (evaluated by RMSE/MAE on explicit ratings), false if
  * it ranks items (implicit feedback: HR, NDCG, AUC). */
 FR_API bool fr_model_kind_is_explicit(fr_model_kind kind);
+/* True for the baselines fitted in closed form (pop, bias): fr_model_fit (fedrec/train.h)
+ * trains them in one pass over the training data, and the centralized trainer's epoch is
+ * that fit. They are not trained by gradient steps, so not federated either. */
+FR_API bool fr_model_kind_is_closed_form(fr_model_kind kind);
 
 /* ------------------------------------------------------------------ the model */
 

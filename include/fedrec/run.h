@@ -106,6 +106,9 @@ typedef struct fr_loop_summary {
                                   if the schedule had not) */
     uint32_t best_step;        /* the step with the best main metric (0: none evaluated) */
     double best;               /* its value */
+    fr_eval_result best_eval;  /* every metric of that step (valid when best_step > 0, in
+                                  the steps this call ran; a resumed run's earlier best is
+                                  not known) */
 } fr_loop_summary;
 
 /* The metric a loop compares steps by, and whether lower is better: rmse for rating
@@ -171,6 +174,27 @@ FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *pr
 FR_API FR_NODISCARD fr_err fr_run_config_check(const fr_run_config *c);
 /* The preset names, NULL-terminated. */
 FR_API const char *const *fr_run_presets(void);
+
+/* True when every rating of train and test (either may be NULL) is the same value:
+ * implicit feedback (a file of interactions, or read with every row a positive). *value
+ * (may be NULL) gets that value (0 for no interactions). */
+FR_API bool fr_run_data_implicit(const fr_dataset *train, const fr_dataset *test, float *value);
+/* The model a run on this data defaults to: mf for explicit ratings, neumf for implicit
+ * data (fr_run_data_implicit). */
+FR_API fr_model_kind fr_run_default_kind(const fr_dataset *train, const fr_dataset *test);
+/* FR_OK, or FR_ERR_INVALID when kind predicts ratings (mf, bias) and the data's ratings
+ * are all equal: the message says so and names the ranking models to use instead. */
+FR_API FR_NODISCARD fr_err fr_run_check_data(fr_model_kind kind, const fr_dataset *train, const fr_dataset *test);
+
+/* The baseline a model of `kind` is held against, fitted on train (fr_model_fit) and
+ * evaluated on test and negs as fr_model_evaluate does (o may be NULL: defaults; pool may
+ * be NULL): bias for a rating kind, pop for a ranking kind. Its model has rows for the
+ * users and items of train and test, as a centralized run's. *baseline (may be NULL) gets
+ * the baseline's kind; r its metrics. Cheap: one pass to fit, one evaluation. Errors of
+ * the fit and the evaluation (FR_ERR_EMPTY: no training interaction), FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_run_baseline(fr_model_kind kind, const fr_dataset *train, const fr_dataset *test,
+                                           const fr_negatives *negs, const fr_eval_opts *o, fr_pool *pool,
+                                           fr_model_kind *baseline, fr_eval_result *r);
 
 /* ================================================================== provenance
  * A model file's config_json (fr_model_meta) is one JSON object:

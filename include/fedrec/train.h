@@ -32,6 +32,15 @@ typedef struct fr_train_config {
 } fr_train_config;
 
 FR_API void fr_train_config_default(fr_train_config *c);
+
+/* Fits a closed-form kind (fr_model_kind_is_closed_form: pop, bias) to d in one call:
+ * every parameter is replaced (bias also sets the config's mu to d's mean rating); user u
+ * of d is row u of m. *loss (may be NULL) gets the training loss (bias: the mean squared
+ * error on d; pop: 0, it minimises nothing). The centralized trainer's epoch calls it for
+ * these kinds. Errors: FR_ERR_UNSUPPORTED (a kind trained by gradients), FR_ERR_INVALID
+ * (d has more users or items than m has rows), FR_ERR_EMPTY (d has no interaction),
+ * FR_ERR_NOMEM. Not thread-safe for one m. */
+FR_API FR_NODISCARD fr_err fr_model_fit(fr_model *m, const fr_dataset *d, double *loss);
 /* FR_OK, or FR_ERR_INVALID naming the bad field and its allowed range. */
 FR_API FR_NODISCARD fr_err fr_train_config_check(const fr_train_config *c);
 

@@ -14,13 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/args.h"
-#include "cli/load_opts.h"
+#include "cli/choose.h"
 #include "cli/cli.h"
+#include "cli/load_opts.h"
 #include "cli/plot.h"
 #include "cli/progress.h"
+#include "cli/summary.h"
 #include "cli/train_help.h"
 #include "cli/train_opts.h"
 #include "fedrec/run.h"
@@ -266,6 +269,13 @@ static void item_rule(const fr_fl_config *fc, char *buf, size_t n) {
 static void header(const fr_run_config *c, const fr_data *data) {
     const fr_dataset *tr = fr_data_train(data);
     const char *kind = fr_model_kind_name(c->model.kind);
+    if (fr_model_kind_is_closed_form(c->model.kind)) {
+        printf("fitting %s (a baseline, in closed form) on %s: %u users, %u items, %" PRIu64 " training interactions\n",
+               kind, fr_data_describe(data), fr_dataset_n_users(tr), fr_dataset_n_items(tr),
+               fr_dataset_n_interactions(tr));
+        cli_flush_stdout();
+        return;
+    }
     if (c->centralized) {
         printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
                "batch %u, %u negatives per positive, %u epochs\n",
@@ -335,11 +345,22 @@ static char *checkpoint_path(const cli_train_opts *o, const arg_spec *specs, boo
     return p;
 }
 
-static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, const fr_source *src,
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
+    double t_start = now_s();
     fr_data *data = NULL;
+    const char *why = NULL;
     fr_err e = fr_data_load(&data, src);
     if (e) return cli_fail(e, "train");
+    int rc0 = cli_choose_model(o->model, &kind, src, &data, &why);
+    if (rc0) { fr_data_free(data); return rc0; }
+    if (why && !o->quiet) fprintf(stderr, "fedrec train: no --model: %s chosen: %s\n", fr_model_kind_name(kind), why);
     uint32_t fewest = 0, shortn = fr_negatives_short(fr_data_negatives(data), &fewest);
     if (shortn && !o->quiet)
         fprintf(stderr, "fedrec train: note: %u test users have fewer than %u items they never touched; they are "
@@ -382,6 +403,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     /* epochs print on standard output, rounds on standard error (beside the header) */
     cli_progress_init(&p.lines, o->quiet ? NULL : c.centralized ? stdout : stderr);
     fr_loop_summary sum;
+    double t_train = now_s();
     e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
     cli_progress_finish(&p.lines); /* the last step's line, if it came too soon after the one before */
     if (p.failed) {
@@ -390,6 +412,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         rc = 1;
         goto done;
     }
+    t_train = now_s() - t_train;
     if (e) { rc = cli_fail(e, "train"); goto done; }
     if (o->resume && sum.ran == 0) /* nothing left to do: say so (exit 0, README: resuming a finished run) */
         fprintf(stderr, "fedrec train: the checkpoint is at round %u, %s %u %s already done; nothing was trained%s%s\n",
@@ -405,21 +428,12 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_provenance_destroy(&pv);
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
     }
-    /* The end of the run. Progress lines (p.lines) are done and flushed by now; --quiet
-     * silences them and the header only, so an end-of-run summary printed here is meant
-     * to be printed whatever o->quiet says. */
-    if (!o->quiet && !o->centralized && sum.evaluated) {
-        /* "round 50: hr@10 0.6140 ndcg@10 0.3316" */
-        char metric[96], line[96], *w = line;
-        metrics_text(&sum.last, metric, sizeof metric);
-        for (const char *r = metric; *r; r++)
-            if (*r != ' ' || (w > line && w[-1] != ' ')) *w++ = *r;
-        *w = 0;
-        printf("round %u: %s", sum.completed, line);
-        if (sum.stop != FR_LOOP_DONE) printf(" (stopped: %s)", fr_loop_stop_name(sum.stop));
-        printf("\n");
-    } else if (!o->quiet && o->centralized && sum.stop != FR_LOOP_DONE) {
-        printf("stopped after epoch %u: %s\n", sum.completed, fr_loop_stop_name(sum.stop));
+    /* the summary, --quiet or not: final and best metrics, the baseline, time, files */
+    cli_summary cs = {&c, &sum, data, why, now_s() - t_start, t_train, o->out, ckpt};
+    int werr = 0;
+    if (cli_summary_print(&cs, mf, &werr)) {
+        if (werr) fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(werr));
+        rc = 1;
     }
 done:
     if (mf && fclose(mf) && !rc) {
@@ -448,7 +462,10 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("negatives", &o.negatives, "PATH  NCF .negative file for evaluation"),
         CLI_LOAD_SPECS(&lo),
         ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R (default loo)"),
-        ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)"),
+        ARG_SPEC_STR("model", &o.model,
+                     "M  mf | bpr | gmf | mlp | neumf | pop | bias (default: mf for explicit ratings, neumf when "
+                     "every rating is equal or the data has evaluation negatives); pop and bias are baselines, "
+                     "with --centralized"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
         ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default: the table below)"),
         ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default: the table below)"),
@@ -506,7 +523,8 @@ int cli_train(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    const char *usage = "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf] [--centralized] ...";
+    const char *usage =
+        "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf|pop|bias] [--centralized] ...";
     int rc = args_parse("train", argc, argv, specs, pos, 0, &npos, usage);
     if (rc < 0) cli_train_defaults_help(o.preset); /* --help: the table of every model's defaults */
     if (rc) return rc < 0 ? 0 : rc;
@@ -516,6 +534,9 @@ int cli_train(int argc, char **argv) {
         fprintf(stderr, "fedrec train: --model: %s, got '%s'\n", exp ? exp : fr_errmsg(), o.model);
         return 2;
     }
+    if (fr_model_kind_is_closed_form(kind) && !o.centralized)
+        return usage_err("--model %s is a baseline fitted in closed form on all the training data: add --centralized "
+                         "(it is not trained federated)", o.model);
     fr_source src;
     fr_source_default(&src);
     if ((rc = cli_load_opts_apply("train", &lo, specs, &src.load))) return rc;

@@ -106,6 +106,7 @@ fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_driver *d, void *ctx, 
             if (!isnan(v) && (isnan(sum.best) || (lower ? v < sum.best : v > sum.best))) {
                 sum.best = v;
                 sum.best_step = i;
+                sum.best_eval = st.eval;
                 since_best = 0;
             } else {
                 since_best++;

@@ -109,12 +109,16 @@ fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind 
     if (fedrec && centralized) fedrec_centralized(c, k);
     else if (fedrec) fedrec_federated(c, k);
     else textbook(c, centralized);
+    if (fr_model_kind_is_closed_form(kind)) c->loop.steps = 1; /* a baseline's fit is one pass, done at once */
     if (train && fr_model_kind_is_explicit(kind)) c->model.mu = mean_rating(train);
     return FR_OK;
 }
 
 fr_err fr_run_config_check(const fr_run_config *c) {
     if (!c) return fri_fail(FR_ERR_INVALID, "run config is NULL");
+    if (!c->centralized && fr_model_kind_is_closed_form(c->model.kind))
+        return fri_fail(FR_ERR_INVALID, "%s is a baseline fitted in closed form on the whole training set: it trains "
+                        "centralized (one pass), not federated", fr_model_kind_name(c->model.kind));
     fr_err e = c->centralized ? fr_train_config_check(&c->train) : fr_fl_config_check(&c->fl);
     if (!e) e = fr_loop_config_check(&c->loop);
     if (e) return e;
@@ -132,4 +136,40 @@ fr_err fr_run_config_check(const fr_run_config *c) {
     if (c->threads < 0 || c->threads > 1024)
         return fri_fail(FR_ERR_INVALID, "threads %d: expected 0..1024 (0 = one per core)", c->threads);
     return FR_OK;
+}
+
+/* ------------------------------------------------------------------ the model the data asks for */
+
+/* True when every rating of d is the same value (or d is empty). */
+static bool ratings_constant(const fr_dataset *d, bool *any, float *value) {
+    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+        const float *r;
+        size_t k = fr_dataset_user(d, u, NULL, &r, NULL);
+        for (size_t i = 0; i < k; i++) {
+            if (!*any) { *any = true; *value = r[i]; }
+            else if (r[i] != *value) return false;
+        }
+    }
+    return true;
+}
+
+bool fr_run_data_implicit(const fr_dataset *train, const fr_dataset *test, float *value) {
+    bool any = false;
+    float v = 0;
+    bool constant = (!train || ratings_constant(train, &any, &v)) && (!test || ratings_constant(test, &any, &v));
+    if (value) *value = any ? v : 0.0f;
+    return constant;
+}
+
+fr_model_kind fr_run_default_kind(const fr_dataset *train, const fr_dataset *test) {
+    return fr_run_data_implicit(train, test, NULL) ? FR_MODEL_NEUMF : FR_MODEL_MF;
+}
+
+fr_err fr_run_check_data(fr_model_kind kind, const fr_dataset *train, const fr_dataset *test) {
+    float v;
+    if (!fr_model_kind_is_explicit(kind) || !fr_run_data_implicit(train, test, &v)) return FR_OK;
+    return fri_fail(FR_ERR_INVALID, "%s predicts ratings, and every rating of this data is %g (implicit feedback): "
+                    "there is nothing to predict (RMSE would only measure how close to %g it stays); use a ranking "
+                    "model such as neumf, bpr or gmf (or pop, the most-popular baseline)",
+                    fr_model_kind_name(kind), (double)v, (double)v);
 }

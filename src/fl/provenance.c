@@ -242,6 +242,8 @@ static const field model_fields[] = {
     FIELD(fr_model_config, mu, T_F32),
     FIELD(fr_model_config, init_std, T_F32),
     FIELD(fr_model_config, seed, T_U64),
+    FIELD(fr_model_config, reg_user, T_F32),
+    FIELD(fr_model_config, reg_item, T_F32),
 };
 
 static const field fingerprint_fields[] = {

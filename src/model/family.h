@@ -9,8 +9,9 @@
  * the family files and the registry (registry.c) tests which kind a model is.
  *
  * Kind values: the registry numbers the kinds of its families in order, from 1: the
- * built-in list in registry.c gives mf, bpr (model_mf.c) and gmf, mlp, neumf
- * (model_ncf.c) the values 1..5 of the public fr_model_kind enum (never reorder it:
+ * built-in list in registry.c gives mf, bpr (model_mf.c), gmf, mlp, neumf
+ * (model_ncf.c) and the baselines pop, bias (model_base.c) the values 1..7 of the public
+ * fr_model_kind enum (never reorder it:
  * model files of version 1, checkpoints and tests rely on them). A family registered at
  * run time (fri_model_register) gets the next free values. Model files of version 2
  * store a kind by NAME, so a new kind needs no number in any file.
@@ -20,6 +21,7 @@
 #ifndef FEDREC_SRC_MODEL_FAMILY_H
 #define FEDREC_SRC_MODEL_FAMILY_H
 
+#include "fedrec/data.h"
 #include "model/model_internal.h"
 
 #define FRI_MODEL_MAX_KINDS 32    /* kinds registered, built-ins included */
@@ -29,6 +31,8 @@
 typedef struct fri_model_kind_def {
     const char *name;       /* "mf": in model files, on the command line, in messages */
     bool explicit_ratings;  /* predicts ratings (RMSE/MAE), else ranks items (HR, NDCG) */
+    bool closed_form;       /* trained only by the family's fit op (a baseline): never by
+                               gradient steps, so never federated */
 } fri_model_kind_def;
 
 typedef struct fri_model_family {
@@ -78,11 +82,19 @@ typedef struct fri_model_family {
      * explicit kind, else a logit (higher ranks first). */
     void (*score)(const fr_model *m, void *ws, const uint32_t *users, const uint32_t *items, size_t n,
                   float *out);
+
+    /* --- closed-form fit (optional; NULL for families trained by gradients) */
+    /* Fits m to d (user u of d is row u of m; d has no more users or items than m has rows)
+     * in closed form, replacing every parameter, and may set data-derived config fields
+     * (bias: mu); *loss gets the fit's training loss. FR_ERR_NOMEM. fr_model_fit and the
+     * centralized trainer's epoch call it. */
+    fr_err (*fit)(fr_model *m, const fr_dataset *d, double *loss);
 } fri_model_family;
 
-/* The built-in families (model_mf.c, model_ncf.c). */
+/* The built-in families (model_mf.c, model_ncf.c, model_base.c). */
 extern const fri_model_family fri_model_family_mf;
 extern const fri_model_family fri_model_family_ncf;
+extern const fri_model_family fri_model_family_base;
 
 /* ------------------------------------------------------------------ registry */
 

@@ -166,8 +166,8 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
 }
 
 static const fri_model_kind_def kinds[] = {
-    {"mf", true},   /* FR_MODEL_MF */
-    {"bpr", false}, /* FR_MODEL_BPR */
+    {"mf", true, false},   /* FR_MODEL_MF */
+    {"bpr", false, false}, /* FR_MODEL_BPR */
 };
 
 const fri_model_family fri_model_family_mf = {

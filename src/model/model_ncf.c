@@ -315,9 +315,9 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
 }
 
 static const fri_model_kind_def kinds[] = {
-    {"gmf", false},   /* FR_MODEL_GMF */
-    {"mlp", false},   /* FR_MODEL_MLP */
-    {"neumf", false}, /* FR_MODEL_NEUMF */
+    {"gmf", false, false},   /* FR_MODEL_GMF */
+    {"mlp", false, false},   /* FR_MODEL_MLP */
+    {"neumf", false, false}, /* FR_MODEL_NEUMF */
 };
 
 const fri_model_family fri_model_family_ncf = {

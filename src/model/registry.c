@@ -2,7 +2,7 @@
  * kinds' names and whether they predict ratings.
  *
  * Invariants: kind values are positions in the registry, from 1: the built-in families
- * first, in the order of `builtin` (mf, bpr, gmf, mlp, neumf = 1..5, the public enum),
+ * first, in the order of `builtin` (mf, bpr, gmf, mlp, neumf, pop, bias = 1..7, the public enum),
  * then the families registered at run time in registration order. Names are unique.
  * Registered families are only ever appended, so a lookup never sees a value change; the
  * count is published with release/acquire after the entry is written. */
@@ -18,6 +18,7 @@
 static const fri_model_family *const builtin[] = {
     &fri_model_family_mf,  /* mf = 1, bpr = 2 */
     &fri_model_family_ncf, /* gmf = 3, mlp = 4, neumf = 5 */
+    &fri_model_family_base, /* pop = 6, bias = 7 */
 };
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
@@ -65,6 +66,12 @@ bool fr_model_kind_is_explicit(fr_model_kind kind) {
     return f && f->kinds[i].explicit_ratings;
 }
 
+bool fr_model_kind_is_closed_form(fr_model_kind kind) {
+    int i;
+    const fri_model_family *f = find(kind, &i);
+    return f && f->kinds[i].closed_form && f->fit;
+}
+
 fr_model_kind fri_model_kind_find(const char *name, size_t len) {
     const fri_model_family *f;
     int value = 1;
@@ -98,6 +105,13 @@ fr_err fr_model_kind_parse(const char *name, fr_model_kind *out) {
     return fri_fail(FR_ERR_INVALID, "unknown model '%s': expected one of %s", name ? name : "(null)", known);
 }
 
+/* A kind marked closed_form in a family without a fit op could never be trained. */
+static bool closed_without_fit(const fri_model_family *f) {
+    for (int k = 0; k < f->n_kinds; k++)
+        if (f->kinds[k].closed_form) return true;
+    return false;
+}
+
 static bool good_name(const char *s) {
     size_t n = s ? strlen(s) : 0;
     if (n == 0 || n >= FRI_MODEL_KIND_NAME_MAX) return false;
@@ -116,7 +130,8 @@ static int kinds_before(size_t upto) {
 
 fr_err fri_model_register(const fri_model_family *f, fr_model_kind *first) {
     if (!f || !f->kinds || f->n_kinds < 1 || !f->config_default || !f->config_check || !f->params_put ||
-        !f->params_get || !f->layout || !f->ws_carve || !f->ws_fits || !f->loss_grad || !f->score)
+        !f->params_get || !f->layout || !f->ws_carve || !f->ws_fits || !f->loss_grad || !f->score ||
+        (!f->fit && f->kinds && f->n_kinds >= 1 && closed_without_fit(f)))
         return fri_fail(FR_ERR_INVALID, "model family %s: no kinds or an op missing", f && f->name ? f->name : "?");
     pthread_mutex_lock(&reg_mu);
     fr_err e = FR_OK;

@@ -23,6 +23,7 @@
 
 #include "fedrec/train.h"
 #include "model/examples.h"
+#include "model/family.h"
 #include "model/model_internal.h"
 
 #define SMALL_BATCH 128 /* below this, the minibatch loop runs on one thread */
@@ -346,7 +347,30 @@ static void fit_role(void *ctx, size_t role, int worker) {
     fri_latch_set(&t->err, e, NULL);
 }
 
+fr_err fr_model_fit(fr_model *m, const fr_dataset *d, double *loss) {
+    if (loss) *loss = NAN;
+    if (!m || !d) return fri_fail(FR_ERR_INVALID, "fr_model_fit: no model or no data");
+    if (!fr_model_kind_is_closed_form(m->cfg.kind))
+        return fri_fail(FR_ERR_UNSUPPORTED, "%s is trained by gradient steps (fr_trainer, fr_sim), not fitted in closed form",
+                        fr_model_kind_name(m->cfg.kind));
+    if (fr_dataset_n_users(d) > m->cfg.n_users || fr_dataset_n_items(d) > m->cfg.n_items)
+        return fri_fail(FR_ERR_INVALID, "%s: the data has %u users and %u items, the model rows for %u and %u",
+                        fr_model_kind_name(m->cfg.kind), fr_dataset_n_users(d), fr_dataset_n_items(d), m->cfg.n_users,
+                        m->cfg.n_items);
+    if (fr_dataset_n_interactions(d) == 0)
+        return fri_fail(FR_ERR_EMPTY, "%s: no training interaction to fit", fr_model_kind_name(m->cfg.kind));
+    double l = 0;
+    fr_err e = m->fam->fit(m, d, &l);
+    if (!e && loss) *loss = l;
+    return e;
+}
+
 fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
+    if (fr_model_kind_is_closed_form(fr_model_config_of(t->m)->kind)) { /* a baseline: its fit is the epoch */
+        fr_err e = fr_model_fit(t->m, t->d, mean_loss);
+        if (!e) t->epoch++;
+        return e;
+    }
     fr_err e = build_examples(t);
     if (e) return e;
     t->loss_sum = 0;

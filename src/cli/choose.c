@@ -1,0 +1,59 @@
+/* The model of `fedrec train` when --model is not given, and the check of one that is:
+ * the data decides (see choose.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/choose.h"
+#include "cli/cli.h"
+#include "fedrec/run.h"
+
+/* The evaluation negatives the data comes with: --negatives, or an NCF directory's
+ * test.negative; NULL if none (a malloc'd path otherwise). */
+static char *given_negatives(const fr_source *src) {
+    const char *p = src->negatives;
+    char *path = NULL;
+    if (!p && src->data && !src->test) {
+        struct stat st;
+        size_t n = strlen(src->data) + sizeof "/test.negative";
+        if (stat(src->data, &st) == 0 && S_ISDIR(st.st_mode) && (path = malloc(n))) {
+            snprintf(path, n, "%s/test.negative", src->data);
+            if (stat(path, &st) != 0) { free(path); path = NULL; }
+        }
+        return path;
+    }
+    return p ? strdup(p) : NULL;
+}
+
+int cli_choose_model(const char *model, fr_model_kind *kind, fr_source *src, fr_data **data, const char **why) {
+    const fr_dataset *tr = fr_data_train(*data), *te = fr_data_test(*data);
+    *why = NULL;
+    if (model) {
+        if (!fr_run_check_data(*kind, tr, te)) return 0;
+        fprintf(stderr, "fedrec train: --model %s: %s\n", model, fr_errmsg());
+        return 2;
+    }
+    float v = 0;
+    char *negs = given_negatives(src);
+    bool implicit = fr_run_data_implicit(tr, te, &v);
+    if (!implicit && !negs) {
+        *kind = FR_MODEL_MF;
+        *why = "the ratings differ (explicit feedback), so a rating model; --model bias is its baseline";
+        return 0;
+    }
+    static char because[1024];
+    if (implicit)
+        snprintf(because, sizeof because, "every rating is %g (implicit feedback), so a ranking model; --model bpr, "
+                 "gmf, mlp or pop for others", (double)v);
+    else
+        snprintf(because, sizeof because, "the data comes with evaluation negatives (%s), so a ranking model; "
+                 "--model mf predicts its ratings instead", negs);
+    free(negs);
+    *why = because;
+    *kind = FR_MODEL_NEUMF;
+    src->explicit_ratings = false; /* a ranking model is evaluated on negatives: load them */
+    fr_data_free(*data);
+    *data = NULL;
+    fr_err e = fr_data_load(data, src);
+    return e ? cli_fail(e, "train") : 0;
+}

@@ -1,0 +1,33 @@
+/* The end-of-run summary of `fedrec train` (summary.c): what the run reached, against the
+ * baseline on the same split, how long it took and what it wrote. */
+#ifndef FEDREC_SRC_CLI_SUMMARY_H
+#define FEDREC_SRC_CLI_SUMMARY_H
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "fedrec/run.h"
+
+typedef struct cli_summary {
+    const fr_run_config *run;     /* the run's config (model kind, mode, loop, threads) */
+    const fr_loop_summary *loop;  /* what the loop did */
+    const fr_data *data;          /* the run's data (the baseline is fitted on its train) */
+    const char *chosen;           /* why the model was chosen when --model was not given, or NULL */
+    double seconds;               /* the whole command, loading included */
+    double train_seconds;         /* fr_run alone */
+    const char *out;              /* --out, or NULL: no model file */
+    const char *checkpoint;       /* the checkpoint written, or NULL */
+} cli_summary;
+
+/* Computes the baseline (fr_run_baseline: bias for a rating model, pop for a ranking
+ * model; none when the model is a baseline itself), prints the summary to standard
+ * output, and appends it to metrics (may be NULL) as one JSON line:
+ *   {"summary":true,"model":"neumf","mode":"federated","rounds":50 | "epochs":15,
+ *    "stop":"done","seconds":..,"train_seconds":..,
+ *    "final":{"round"|"epoch":N,<metrics>},"best":{"round"|"epoch":N,<metrics>},
+ *    "baseline":{"model":"pop",<metrics>} | null,"out":PATH|null,"checkpoint":PATH|null}
+ * with <metrics> as fr_eval_result_json writes them ("best" is null when no step of this
+ * call was evaluated: a resumed run with nothing left to do). Returns 0, or 1 after
+ * printing why (a failed baseline, a failed --metrics-out write: errno in *err). */
+int cli_summary_print(const cli_summary *s, FILE *metrics, int *err);
+
+#endif
