@@ -43,7 +43,7 @@ grep -q "note: the data is implicit feedback; the rating column of the .rating f
 # a rating model on implicit feedback would fit the counts as ratings: refused, with advice
 expect 1 "mf predicts ratings, but the training data was read as implicit feedback.*use a ranking model" \
     "$bin" train --data "$tmp/user_artists.dat" --model mf --rounds 1 --quiet
-expect 1 "mf predicts ratings" "$bin" train --data "$tmp/user_artists.dat" --model mf --centralized --epochs 1 --implicit --quiet
+expect 2 "mf predicts ratings" "$bin" train --data "$tmp/user_artists.dat" --model mf --centralized --epochs 1 --implicit --quiet
 # an unplaceable column: which, the header's fields, and the flag that names it
 sed '1s/artistID/band/' "$tmp/user_artists.dat" >"$tmp/band.tsv"
 expect 1 'band.tsv:1: cannot place the item column of the header: its fields are "userID", "band", "weight".*name it: --item-col band' \

@@ -92,6 +92,10 @@ int plot_run_add(plot_run *r, const char *line, const char *file, unsigned long 
         snprintf(err, errn, "%s:%lu: %s; expected a JSON object (a --metrics-out record)", file, lineno, json_type(o));
         goto out;
     }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "summary"))) { /* the run's closing record */
+        rc = 0;
+        goto out;
+    }
     const cJSON *rd = cJSON_GetObjectItemCaseSensitive(o, "round"), *ep = cJSON_GetObjectItemCaseSensitive(o, "epoch");
     if (!rd == !ep) {
         snprintf(err, errn, "%s:%lu: %s; expected a --metrics-out record of a round or an epoch", file, lineno,
