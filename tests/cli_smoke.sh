@@ -265,7 +265,8 @@ done
 expect 2 "^fedrec train: --checkpoint-every applies to federated training; centralized runs do not checkpoint$" \
     "$bin" train --centralized --checkpoint-every 2
 expect 2 "^fedrec train: --epochs applies to --centralized training" "$bin" train --epochs 3
-expect 2 "^fedrec train: --mu applies to --strategy fedprox, not fedavg$" "$bin" train --mu 0.1
+expect 2 "^fedrec train: --mu applies to --strategy fedprox, not fedavg$" "$bin" train --model neumf --mu 0.1
+expect 2 "^fedrec train: --mu applies to --strategy fedprox, not fedadam$" "$bin" train --mu 0.1
 expect 2 "^fedrec train: --server-momentum applies to --strategy fedavgm, not fedadam$" "$bin" train --strategy fedadam --server-momentum 0.5
 expect 2 "^fedrec train: --tau and --beta1 apply to --strategy fedadam, fedyogi or fedadagrad, not fedprox$" "$bin" train --strategy fedprox --tau 0.1
 expect 2 "^fedrec train: --beta2 applies to --strategy fedadam or fedyogi, not fedadagrad$" "$bin" train --strategy fedadagrad --beta2 0.9

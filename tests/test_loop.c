@@ -154,7 +154,7 @@ Test(loop, centralized_equals_the_trainer_by_hand) {
     data3 d = load(false);
     fr_run_config c;
     cr_assert_eq(fr_run_config_preset(&c, "fedrec", FR_MODEL_MF, true, d.train), FR_OK);
-    cr_assert(c.lr_decay == 0.9 && c.train.batch == 16 && c.loop.steps == 15 && c.model.mu > 1);
+    cr_assert(c.lr_decay == 0.9 && c.train.batch == 64 && c.loop.steps == 20 && c.train.optim.sparse_rows && c.model.mu > 1);
     c.loop.steps = 3;
     c.threads = 2;
     fr_loop_summary s;

@@ -156,9 +156,12 @@ typedef struct fr_run_config {
  *   "fedrec"    fedrec's tuned settings (the default; docs/ARCHITECTURE.md says how they
  *               were found): NCF models sum item-row deltas, step item rows with SGD 0.8
  *               decayed by 0.96 a round and the rest with Adam 0.006, L2 2e-4, GMF factor
- *               64, 50 rounds; mf sums item rows with local SGD 0.01, 20 rounds; centralized
- *               mf Adam 0.0007, batch 16, L2 0.07 (biases 0.01), init N(0, 0.02), lr x 0.9 an
- *               epoch, 15 epochs; centralized ranking models the anchors' settings.
+ *               64, 50 rounds; bpr the same item rule with 4 negatives, 40 rounds; mf sums
+ *               item rows after 3 local epochs of SGD 0.03 and steps them with FedAdam
+ *               (server lr 0.005), factor 64, L2 0.12 (biases 0.01), 100 rounds;
+ *               centralized mf lazy Adam 0.003 (only the rows a batch touched), batch 64,
+ *               L2 0.12 (biases 0.01), init N(0, 0.02), lr x 0.9 an epoch, 20 epochs;
+ *               centralized bpr lazy Adam 0.002; the NCF models the anchors' settings.
  *   "textbook"  FedAvg as the PyTorch anchors run it (shared/anchors): item rows averaged,
  *               one local optimizer (Adam 0.001 for NCF, SGD 0.1 for mf), E = 1, B = 32, the
  *               models' own defaults (GMF factor 8), 100 rounds; centralized as the anchors
