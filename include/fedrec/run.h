@@ -159,9 +159,10 @@ typedef struct fr_run_config {
  *               64, 50 rounds; bpr the same item rule with 4 negatives, 40 rounds; mf sums
  *               item rows after 3 local epochs of SGD 0.03 and steps them with FedAdam
  *               (server lr 0.005), factor 64, L2 0.12 (biases 0.01), 100 rounds;
- *               centralized mf lazy Adam 0.003 (only the rows a batch touched), batch 64,
- *               L2 0.12 (biases 0.01), init N(0, 0.02), lr x 0.9 an epoch, 20 epochs;
- *               centralized bpr lazy Adam 0.002; the NCF models the anchors' settings.
+ *               centralized mf and bpr one SGD step per example (batch 1, the fused
+ *               loop): mf lr 0.02, L2 0.08 (biases 0.01), init N(0, 0.02), lr x 0.92 an
+ *               epoch, 40 epochs; bpr lr 0.05, L2 0.01, 4 negatives, lr x 0.92, 20
+ *               epochs; the NCF models the anchors' settings.
  *   "textbook"  FedAvg as the PyTorch anchors run it (shared/anchors): item rows averaged,
  *               one local optimizer (Adam 0.001 for NCF, SGD 0.1 for mf), E = 1, B = 32, the
  *               models' own defaults (GMF factor 8), 100 rounds; centralized as the anchors

@@ -75,27 +75,34 @@ static void fedrec_federated(fr_run_config *c, const char *k) {
     }
 }
 
-/* fedrec's centralized settings: mf and bpr step only the embedding rows a minibatch
- * touched (lazy Adam: O(batch) a step where PyTorch's dense Adam is O(table)), tuned on
- * validation splits cut from the training data (docs/ARCHITECTURE.md, mf defaults); the
- * NCF models keep the anchors' settings. */
+/* fedrec's centralized settings: mf and bpr take one SGD step per example (Funk's rule,
+ * the trainer's fused per-example loop: a few nanoseconds of bookkeeping a step where a
+ * minibatch optimizer spends microseconds), tuned on validation splits cut from the
+ * training data (docs/ARCHITECTURE.md, mf and bpr defaults); the NCF models keep the
+ * anchors' settings. */
 static void fedrec_centralized(fr_run_config *c, const char *k) {
     fr_train_config_default(&c->train);
-    if (is(k, "mf", NULL, NULL)) {
-        fr_optim_config_default(&c->train.optim, FR_OPTIM_ADAM);
-        c->train.optim.lr = 0.003f;
+    bool mf = is(k, "mf", NULL, NULL);
+    if (mf || is(k, "bpr", NULL, NULL)) {
+        fr_optim_config_default(&c->train.optim, FR_OPTIM_SGD);
         c->train.optim.sparse_rows = true;
-        c->train.batch = 64;
-        c->train.negatives = 0;
-        c->model.l2 = 0.12f;
-        c->model.bias_l2 = 0.01f;
-        c->model.init_std = 0.02f;
+        c->train.batch = 1;
+        c->model.init_std = mf ? 0.02f : 0.0f;
         c->model.dim = 32;
-        c->lr_decay = 0.9;
-        c->loop.steps = 20;
+    }
+    if (mf) {
+        c->train.optim.lr = 0.02f;
+        c->train.negatives = 0;
+        c->model.l2 = 0.08f;
+        c->model.bias_l2 = 0.01f;
+        c->lr_decay = 0.92;
+        c->loop.steps = 40;
     } else if (is(k, "bpr", NULL, NULL)) {
-        c->train.optim.lr = 0.002f;
-        c->train.optim.sparse_rows = true;
+        c->train.optim.lr = 0.05f;
+        c->train.negatives = 4;
+        c->model.l2 = 0.01f;
+        c->lr_decay = 0.92;
+        c->loop.steps = 20;
     }
 }
 

@@ -8,6 +8,7 @@ void fri_examples_free(fri_examples *ex) {
     fri_free(ex->item);
     fri_free(ex->neg);
     fri_free(ex->label);
+    fri_free(ex->mark);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -31,14 +32,31 @@ fr_err fri_examples_reserve(fri_examples *ex, size_t n) {
     return FR_OK;
 }
 
-/* A uniform item the user never touched; UINT32_MAX if there is none. */
-static uint32_t draw_negative(const fr_dataset *d, uint32_t user, size_t deg, fr_rng *rng) {
+/* A uniform item the user never touched; UINT32_MAX if there is none. Membership is a
+ * bit test when mark holds the user's items (set by the caller), else a binary search;
+ * the draws are the same either way. */
+static uint32_t draw_negative(const fr_dataset *d, uint32_t user, size_t deg, fr_rng *rng, const uint64_t *mark) {
     uint32_t n_items = fr_dataset_n_items(d);
     if (deg >= n_items) return UINT32_MAX;
     for (;;) {
         uint32_t j = fr_rng_below(rng, n_items);
-        if (!fr_dataset_has(d, user, j)) return j;
+        if (mark ? !(mark[j >> 6] >> (j & 63) & 1) : !fr_dataset_has(d, user, j)) return j;
     }
+}
+
+/* The user's items as bits of ex->mark (grown to the catalogue), or NULL when the scratch
+ * cannot be had (the binary search then answers: the same draws, more slowly). */
+static const uint64_t *mark_items(fri_examples *ex, uint32_t n_items, const uint32_t *items, size_t deg) {
+    if (ex->mark_bits < n_items) {
+        size_t words = ((size_t)n_items + 63) / 64;
+        uint64_t *m = fri_calloc(words, sizeof *m);
+        if (!m) return NULL;
+        fri_free(ex->mark);
+        ex->mark = m;
+        ex->mark_bits = words * 64;
+    }
+    for (size_t x = 0; x < deg; x++) ex->mark[items[x] >> 6] |= (uint64_t)1 << (items[x] & 63);
+    return ex->mark;
 }
 
 fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t user, uint32_t row, fr_loss loss,
@@ -50,6 +68,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
     fr_err e = fri_examples_reserve(ex, ex->n + deg * per);
     if (e) return e;
     size_t k = ex->n;
+    const uint64_t *mark = loss != FR_LOSS_MSE && deg >= 8 ? mark_items(ex, fr_dataset_n_items(d), items, deg) : NULL;
     for (size_t x = 0; x < deg; x++) {
         switch (loss) {
         case FR_LOSS_MSE:
@@ -60,7 +79,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             ex->user[k] = row; ex->item[k] = items[x]; ex->label[k] = 1.0f; ex->neg[k] = 0;
             k++;
             for (uint32_t q = 0; q < neg; q++) {
-                uint32_t j = draw_negative(d, user, deg, rng);
+                uint32_t j = draw_negative(d, user, deg, rng, mark);
                 if (j == UINT32_MAX) break;
                 ex->user[k] = row; ex->item[k] = j; ex->label[k] = 0.0f; ex->neg[k] = 0;
                 k++;
@@ -68,7 +87,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             break;
         case FR_LOSS_BPR:
             for (size_t q = 0; q < per; q++) {
-                uint32_t j = draw_negative(d, user, deg, rng);
+                uint32_t j = draw_negative(d, user, deg, rng, mark);
                 if (j == UINT32_MAX) break;
                 ex->user[k] = row; ex->item[k] = items[x]; ex->neg[k] = j; ex->label[k] = 1.0f;
                 k++;
@@ -76,6 +95,8 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             break;
         }
     }
+    if (mark)
+        for (size_t x = 0; x < deg; x++) ex->mark[items[x] >> 6] = 0; /* all clear for the next user */
     ex->n = k;
     return FR_OK;
 }

@@ -20,6 +20,9 @@ typedef struct fri_examples {
     uint32_t *item;    /* [n] item (global id until remapped) */
     uint32_t *neg;     /* [n] BPR negative item, else unused */
     float *label;      /* [n] rating (MSE), 1/0 (BCE); unused for BPR */
+    uint64_t *mark;    /* scratch: a bit per item, set for the user whose negatives are
+                          being drawn (all clear between users), or NULL */
+    size_t mark_bits;  /* items mark covers */
 } fri_examples;
 
 void fri_examples_clear(fri_examples *ex);

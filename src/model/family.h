@@ -35,6 +35,8 @@ typedef struct fri_model_kind_def {
                                gradient steps, so never federated */
 } fri_model_kind_def;
 
+struct fri_examples; /* model/examples.h */
+
 typedef struct fri_model_family {
     const char *name;                /* the family, for messages */
     const fri_model_kind_def *kinds; /* [n_kinds], numbered in this order by the registry */
@@ -89,6 +91,15 @@ typedef struct fri_model_family {
      * (bias: mu); *loss gets the fit's training loss. FR_ERR_NOMEM. fr_model_fit and the
      * centralized trainer's epoch call it. */
     fr_err (*fit)(fr_model *m, const fr_dataset *d, double *loss);
+
+    /* --- fused per-example SGD (optional; NULL: the generic minibatch loop) */
+    /* One pass over ex in order, each example its own step of plain SGD (p -= lr * grad,
+     * no momentum or weight decay): the same float operations in the same order as
+     * fri_examples_fit with batch 1 and that optimizer, so the same bits, without the
+     * loop's gather, gradient and row bookkeeping. Adds each example's loss to *loss_sum.
+     * FR_ERR_UNSUPPORTED (no message) for a loss or size it does not fuse (the caller then runs the generic
+     * loop); indices are in range (the trainer built the examples). */
+    fr_err (*sgd_pass)(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum);
 } fri_model_family;
 
 /* The built-in families (model_mf.c, model_ncf.c, model_base.c). */

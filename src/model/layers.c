@@ -340,11 +340,7 @@ void fri_mul_backward(float *restrict da, float *restrict db, const float *restr
 
 void fri_dot_forward(float *restrict out, const float *restrict a, const float *restrict b, size_t B,
                      size_t C) {
-    for (size_t i = 0; i < B; i++) {
-        float s = 0.0f;
-        for (size_t c = 0; c < C; c++) s += a[i * C + c] * b[i * C + c];
-        out[i] = s;
-    }
+    for (size_t i = 0; i < B; i++) out[i] = fri_dot(a + i * C, b + i * C, C);
 }
 
 void fri_dot_backward(float *restrict da, float *restrict db, const float *restrict dout,
@@ -391,9 +387,9 @@ double fri_mse_forward_backward(float *dpred, const float *pred, const float *y,
 }
 
 /* log(1 + exp(-|x|)) + max(x, 0): softplus without overflow */
-static double softplus(double x) { return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x))); }
+double fri_softplus(double x) { return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x))); }
 
-static double sigmoid_d(double x) {
+double fri_sigmoid(double x) {
     if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
     double e = exp(x);
     return e / (1.0 + e);
@@ -403,8 +399,8 @@ double fri_bce_forward_backward(float *dlogit, const float *logit, const float *
     double s = 0.0;
     for (size_t i = 0; i < B; i++) {
         double x = logit[i], t = y[i];
-        s += softplus(x) - x * t;
-        if (dlogit) dlogit[i] = (float)((sigmoid_d(x) - t) / (double)B);
+        s += fri_softplus(x) - x * t;
+        if (dlogit) dlogit[i] = (float)((fri_sigmoid(x) - t) / (double)B);
     }
     return s / (double)B;
 }
@@ -414,8 +410,8 @@ double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, cons
     double s = 0.0;
     for (size_t i = 0; i < B; i++) {
         double d = (double)pos[i] - (double)neg[i];
-        s += softplus(-d);
-        double g = -sigmoid_d(-d) / (double)B;
+        s += fri_softplus(-d);
+        double g = -fri_sigmoid(-d) / (double)B;
         if (dpos) dpos[i] = (float)g;
         if (dneg) dneg[i] = (float)-g;
     }
@@ -423,11 +419,8 @@ double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, cons
 }
 
 double fri_l2_forward_backward(float *dx, const float *x, size_t B, size_t C, double scale) {
-    double s = 0.0;
     float k = (float)(2.0 * scale);
-    for (size_t i = 0; i < B * C; i++) {
-        s += (double)x[i] * (double)x[i];
-        if (dx) dx[i] += k * x[i];
-    }
-    return scale * s;
+    if (dx)
+        for (size_t i = 0; i < B * C; i++) dx[i] += k * x[i];
+    return scale * fri_sumsq(x, B * C);
 }

@@ -82,7 +82,7 @@ void fri_mul_forward(float *restrict out, const float *restrict a, const float *
 /* da[N] += dout * b; db[N] += dout * a */
 void fri_mul_backward(float *restrict da, float *restrict db, const float *restrict dout,
                       const float *restrict a, const float *restrict b, size_t N);
-/* out[B] = sum_c a[B,C] * b[B,C] */
+/* out[B] = sum_c a[B,C] * b[B,C], each as fri_dot */
 void fri_dot_forward(float *restrict out, const float *restrict a, const float *restrict b, size_t B,
                      size_t C);
 /* da[B,C] += dout[b] * b; db[B,C] += dout[b] * a */
@@ -104,7 +104,31 @@ double fri_bce_forward_backward(float *dlogit, const float *logit, const float *
 /* mean -log sigmoid(pos - neg) = softplus(neg - pos); dpos = -sigmoid(neg - pos) = -dneg */
 double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, const float *neg,
                                 size_t B);
-/* returns scale * sum_b sum_c x[B,C]^2; dx[B,C] += 2 * scale * x (dx may be NULL) */
+/* returns scale * sum_b sum_c x[B,C]^2 (fri_sumsq); dx[B,C] += 2 * scale * x (dx may be NULL) */
 double fri_l2_forward_backward(float *dx, const float *x, size_t B, size_t C, double scale);
+/* sum_i x[i]^2 in double, in eight interleaved partial sums (lane i mod 8; a tail
+ * past the last multiple of 8 goes to lane 0) added pairwise: a fixed order, so every
+ * caller and every build gets the same bits, without one serial chain of additions
+ * (the compiler may keep the lanes in vector registers: each lane's order is its own). */
+static inline double fri_sumsq(const float *restrict x, size_t n) {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t j = 0; j < 8; j++) s[j] += (double)x[i + j] * (double)x[i + j];
+    for (; i < n; i++) s[0] += (double)x[i] * (double)x[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+/* sum_c a[c] * b[c] in float, in the same eight lanes and pairwise order as fri_sumsq */
+static inline float fri_dot(const float *restrict a, const float *restrict b, size_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    for (; i < n; i++) s[0] += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+/* log(1 + exp(x)) without overflow, and the logistic sigmoid, in double */
+double fri_softplus(double x);
+double fri_sigmoid(double x);
 
 #endif

@@ -63,6 +63,14 @@ void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);
  * resets; and setting the step count such a kept state carries (bias correction). */
 void fri_optim_moments(fr_optim *o, float **m1, float **m2);
 void fri_optim_set_steps(fr_optim *o, uint64_t steps);
+/* True, with the current lr in *lr, if o is plain SGD (no momentum, no weight decay): a
+ * step is then p -= lr * g on the rows g touched and nothing else, which a fused
+ * per-example loop can take itself (fri_model_family.sgd_pass). */
+bool fri_optim_plain_sgd(const fr_optim *o, float *lr);
+/* Tests: the trainer always runs the generic minibatch loop (the reference the fused
+ * per-example SGD loop is checked against). */
+struct fr_trainer;
+void fri_trainer_no_fused(struct fr_trainer *t);
 
 /* Coasting: the steps a dense optimizer takes on parameters whose gradient is zero, in
  * closed form, so a caller that steps only the rows a minibatch touched still gets the

@@ -9,7 +9,10 @@
 
 #include "core/core.h"
 #include "model/family.h"
+#include "model/examples.h"
 #include "model/layers.h"
+
+#define FRI_MF_FUSED_MAX_DIM 512 /* larger factors take the generic loop */
 
 /* roles in m->slot */
 enum { ITEM_F, ITEM_B, USER_F, USER_B };
@@ -165,6 +168,86 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
     memcpy(out, ws->s, n * sizeof(float));
 }
 
+/* ---------------------------------------------------------------- fused SGD */
+
+/* The operations of loss_impl and fri_examples_fit for one example (B = 1), in their
+ * order: the dot product as fri_dot, the loss and its derivative in
+ * double, the L2 gradient k * x added to a zero gradient, the dot's backward, then
+ * p -= lr * g on every row the example touched (rows are distinct: a BPR negative is
+ * never the user's positive, and user and item rows live in different tables). */
+static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum) {
+    const fr_model_config *c = &m->cfg;
+    if (c->loss != FR_LOSS_MSE && c->loss != FR_LOSS_BPR) return FR_ERR_UNSUPPORTED; /* no message: not an error */
+    const size_t d = c->dim;
+    float *P = m->params + m->t[m->slot[USER_F]].offset, *Q = m->params + m->t[m->slot[ITEM_F]].offset;
+    const double l2s = (double)c->l2 / 1.0;
+    const bool l2 = l2s > 0;
+    const float k = (float)(2.0 * l2s);
+    float dp[FRI_MF_FUSED_MAX_DIM], dq[FRI_MF_FUSED_MAX_DIM], dn[FRI_MF_FUSED_MAX_DIM];
+    if (d > FRI_MF_FUSED_MAX_DIM) return FR_ERR_UNSUPPORTED;
+    double sum = *loss_sum;
+    if (c->loss == FR_LOSS_MSE) {
+        float *BU = m->params + m->t[m->slot[USER_B]].offset, *BI = m->params + m->t[m->slot[ITEM_B]].offset;
+        const double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / 1.0 : l2s;
+        const float kb = (float)(2.0 * bl2s);
+        for (size_t x = 0; x < ex->n; x++) {
+            const uint32_t u = ex->user[x], i = ex->item[x];
+            float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d;
+            float s = fri_dot(p, q, d);
+            const float bu = BU[u], bi = BI[i];
+            s += c->mu + bu + bi;
+            const double e = (double)s - (double)ex->label[x];
+            double L = e * e / 1.0;
+            const float ds = (float)(2.0 * e / 1.0);
+            for (size_t j = 0; j < d; j++) { dp[j] = 0.0f; dq[j] = 0.0f; }
+            if (l2) {
+                for (size_t j = 0; j < d; j++) { dp[j] += k * p[j]; dq[j] += k * q[j]; }
+                L += l2s * fri_sumsq(p, d);
+                L += l2s * fri_sumsq(q, d);
+            }
+            float dbu = 0.0f, dbi = 0.0f;
+            if (bl2s > 0) {
+                dbu += kb * bu;
+                dbi += kb * bi;
+                L += bl2s * ((double)bu * (double)bu);
+                L += bl2s * ((double)bi * (double)bi);
+            }
+            for (size_t j = 0; j < d; j++) { dp[j] += ds * q[j]; dq[j] += ds * p[j]; }
+            dbu += ds;
+            dbi += ds;
+            for (size_t j = 0; j < d; j++) { p[j] -= lr * dp[j]; q[j] -= lr * dq[j]; }
+            BU[u] = bu - lr * dbu;
+            BI[i] = bi - lr * dbi;
+            sum += L * 1.0;
+        }
+    } else {
+        for (size_t x = 0; x < ex->n; x++) {
+            float *restrict p = P + (size_t)ex->user[x] * d, *restrict q = Q + (size_t)ex->item[x] * d,
+                            *restrict n = Q + (size_t)ex->neg[x] * d;
+            const float s = fri_dot(p, q, d), sn = fri_dot(p, n, d);
+            const double dd = (double)s - (double)sn;
+            /* fri_softplus(-dd) and fri_sigmoid(-dd), sharing their exp(-|dd|) */
+            const double ex1 = exp(-fabs(dd));
+            double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
+            const double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
+            const float ds = (float)g, dsn = (float)-g;
+            for (size_t j = 0; j < d; j++) { dp[j] = 0.0f; dq[j] = 0.0f; dn[j] = 0.0f; }
+            if (l2) {
+                for (size_t j = 0; j < d; j++) { dp[j] += k * p[j]; dq[j] += k * q[j]; dn[j] += k * n[j]; }
+                L += l2s * fri_sumsq(p, d);
+                L += l2s * fri_sumsq(q, d);
+                L += l2s * fri_sumsq(n, d);
+            }
+            for (size_t j = 0; j < d; j++) { dp[j] += ds * q[j]; dq[j] += ds * p[j]; }
+            for (size_t j = 0; j < d; j++) { dp[j] += dsn * n[j]; dn[j] += dsn * p[j]; }
+            for (size_t j = 0; j < d; j++) { p[j] -= lr * dp[j]; q[j] -= lr * dq[j]; n[j] -= lr * dn[j]; }
+            sum += L * 1.0;
+        }
+    }
+    *loss_sum = sum;
+    return FR_OK;
+}
+
 static const fri_model_kind_def kinds[] = {
     {"mf", true, false},   /* FR_MODEL_MF */
     {"bpr", false, false}, /* FR_MODEL_BPR */
@@ -185,4 +268,5 @@ const fri_model_family fri_model_family_mf = {
     .ws_fits = ws_fits,
     .loss_grad = loss_grad,
     .score = score,
+    .sgd_pass = sgd_pass,
 };

@@ -271,6 +271,12 @@ void fri_optim_moments(fr_optim *o, float **m1, float **m2) {
 
 void fri_optim_set_steps(fr_optim *o, uint64_t steps) { o->step = steps; }
 
+bool fri_optim_plain_sgd(const fr_optim *o, float *lr) {
+    if (o->cfg.kind != FR_OPTIM_SGD || o->cfg.momentum != 0.0f || o->cfg.weight_decay != 0.0f) return false;
+    *lr = o->cfg.lr;
+    return true;
+}
+
 fr_err fr_optim_set_lr(fr_optim *o, float lr) {
     if (!(lr > 0.0f) || !isfinite(lr))
         return fri_fail(FR_ERR_INVALID, "optimizer: lr %g: expected a finite value > 0", (double)lr);

@@ -113,6 +113,7 @@ struct fr_trainer {
     size_t shard_n[FR_TRAIN_MAX_SHARDS];      /* examples of each shard this step */
     fri_latch err;                            /* the first error of any role; read after a barrier */
     double loss_sum;                          /* example-weighted loss sum of the epoch (role 0) */
+    bool no_fused;                            /* tests: always the generic loop */
 };
 
 _Static_assert(FR_TRAIN_MAX_SHARDS <= FRI_STEP_MAX_PARTS, "a minibatch's shards are its loss parts");
@@ -173,6 +174,7 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
 }
 
 uint64_t fr_trainer_epochs(const fr_trainer *t) { return t->epoch; }
+void fri_trainer_no_fused(fr_trainer *t) { t->no_fused = true; }
 fr_pool *fr_trainer_pool(fr_trainer *t) { return t->pool; }
 
 /* ------------------------------------------------------------------ examples */
@@ -374,6 +376,22 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
     fr_err e = build_examples(t);
     if (e) return e;
     t->loss_sum = 0;
+    /* batch 1 with plain SGD: the family's fused loop, the same bits without the minibatch
+     * machinery (a minibatch of one is where that machinery costs most) */
+    const fri_model_family *fam = fri_model_family_of(fr_model_config_of(t->m)->kind);
+    float lr;
+    if (!t->no_fused && t->cfg.batch == 1 && fam && fam->sgd_pass && fri_optim_plain_sgd(t->o, &lr)) {
+        double sum = 0;
+        e = fam->sgd_pass(t->m, &t->ex, lr, &sum);
+        if (!e) {
+            fri_optim_set_steps(t->o, fr_optim_steps(t->o) + t->ex.n);
+            t->loss_sum = sum;
+            t->epoch++;
+            if (mean_loss) *mean_loss = t->ex.n ? t->loss_sum / (double)t->ex.n : 0.0;
+            return FR_OK;
+        }
+        if (e != FR_ERR_UNSUPPORTED) return e; /* UNSUPPORTED: not fused for this loss, the generic loop */
+    }
     fri_latch_reset(&t->err);
     fr_pool_for(t->pool, t->parties, 1, fit_role, t);
     if ((e = fri_latch_get(&t->err))) return e;
