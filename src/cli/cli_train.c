@@ -334,7 +334,7 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("data", &o.data, "PATH  ratings file or NCF directory (default: built-in synthetic data)"),
         ARG_SPEC_STR("test", &o.test, "PATH  given test file (PATH is then the training file)"),
         ARG_SPEC_STR("negatives", &o.negatives, "PATH  NCF .negative file for evaluation"),
-        ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R (default loo)"),
+        ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R | temporal-user:R (default loo)"),
         ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default mf)"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
         ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default per model)"),
@@ -404,7 +404,8 @@ int cli_train(int argc, char **argv) {
     fr_source src;
     fr_source_default(&src);
     if (o.split && fr_source_parse_split(o.split, &src.split, &src.split_ratio))
-        return usage_err("--split: expected loo, ratio:R or temporal:R with 0 < R < 1, got '%s'", o.split);
+        return usage_err("--split: expected loo, ratio:R, temporal:R or temporal-user:R with 0 < R < 1, got '%s'",
+                         o.split);
     if (o.preset) {
         bool known = false;
         for (const char *const *p = fr_run_presets(); *p; p++) known |= !strcmp(*p, o.preset);
