@@ -157,7 +157,7 @@ fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, u
         return fri_fail(FR_ERR_RANGE, "split: train ratio %g; expected a value strictly between 0 and 1", ratio);
     if ((kind == FR_SPLIT_TEMPORAL || kind == FR_SPLIT_TEMPORAL_USER) && !d->has_time)
         return fri_fail(FR_ERR_INVALID, "split: a temporal split needs timestamps and this dataset has none "
-                        "(ratio:R holds out a random share of each user's interactions instead)");
+                        "(a ratio split, ratio:R, needs none)");
 
     fr_err err = FR_OK;
     fri_rows tr = {0}, te = {0};
