@@ -205,7 +205,9 @@ typedef enum fr_split_kind {
  *                  round(ratio*n) train, the rest test (some users may have no test rows).
  *   RATIO          per user, round((1-ratio)*n_u) (half up) test interactions, the first
  *                  of a seeded shuffle of the user's interactions.
- *   TEMPORAL_USER  per user, the latest round((1-ratio)*n_u) (CSR order: time, then item).
+ *   TEMPORAL_USER  per user, the latest round((1-ratio)*n_u) in CSR order (time, then dense
+ *                  item id, which is raw-id order except under NCF id maps written out of
+ *                  order), so with one test row per user it is LOO.
  * In the per-user splits (LOO, RATIO, TEMPORAL_USER) a user with two or more interactions
  * keeps at least one in train and one in test, and a user with one keeps it in train.
  * Random choices draw from one stream per user, fr_rng(seed, 0, dense user, FR_PURPOSE_SPLIT):
