@@ -344,6 +344,27 @@ Test(split, loo_without_time_is_random_and_seeded) {
     cr_assert(same_test(te, te2));
     fr_dataset_free(tr2); fr_dataset_free(te2); fr_dataset_free(tr); fr_dataset_free(te);
     fr_dataset_free(g); fr_dataset_free(d);
+    /* Timestamps that are all equal (an NCF file written from data without them has 0 in
+     * every row) order nothing: random as without them, and no temporal split. */
+    int64_t uz[] = {1, 1, 1, 2, 2, 2}, iz[] = {5, 6, 7, 5, 6, 7}, tz[] = {0, 0, 0, 0, 0, 0};
+    cr_assert_eq(fr_dataset_from_arrays(&d, 6, uz, iz, NULL, tz), FR_OK);
+    cr_assert(fr_dataset_has_time(d));
+    cr_assert_not(fr_dataset_has_time_order(d));
+    bool differ = false;
+    for (uint64_t s = 0; s < 20 && !differ; s++) {
+        cr_assert_eq(fr_dataset_split(d, FR_SPLIT_LOO, 0, s, &tr, &te), FR_OK);
+        differ = !fr_dataset_has(te, 0, 2); /* the old rule: always the largest item, 7 */
+        fr_dataset_free(tr); fr_dataset_free(te);
+    }
+    cr_assert(differ, "equal timestamps: the largest item id held out for 20 seeds");
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_TEMPORAL_USER, 0.5, 1, &tr, &te), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "all 6 of this dataset's are 0"), "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_split(d, FR_SPLIT_TEMPORAL, 0.5, 1, &tr, &te), FR_ERR_INVALID);
+    fr_dataset_free(d);
+    tz[5] = 1;
+    cr_assert_eq(fr_dataset_from_arrays(&d, 6, uz, iz, NULL, tz), FR_OK);
+    cr_assert(fr_dataset_has_time_order(d));
+    fr_dataset_free(d);
     /* Uniform over a user's interactions: one user with 5, over 5000 seeds. */
     int64_t u[] = {1, 1, 1, 1, 1}, i[] = {10, 20, 30, 40, 50};
     cr_assert_eq(fr_dataset_from_arrays(&d, 5, u, i, NULL, NULL), FR_OK);

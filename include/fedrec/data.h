@@ -139,6 +139,11 @@ FR_API uint32_t fr_dataset_n_users(const fr_dataset *d);
 FR_API uint32_t fr_dataset_n_items(const fr_dataset *d);
 FR_API uint64_t fr_dataset_n_interactions(const fr_dataset *d);
 FR_API bool fr_dataset_has_time(const fr_dataset *d);
+/* Whether d's timestamps order its interactions: it has them and they are not all equal
+ * (an NCF file written from data without timestamps has 0 in every row). Without such an
+ * order leave-one-out holds out a random interaction and the temporal splits refuse d
+ * (fr_dataset_split). O(interactions). */
+FR_API bool fr_dataset_has_time_order(const fr_dataset *d);
 /* One user's interactions, ordered by (timestamp, item), each item once. Returns the count; any of the
  * out pointers may be NULL. The arrays belong to the dataset. */
 FR_API size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **items, const float **ratings,
@@ -198,9 +203,9 @@ typedef enum fr_split_kind {
 
 /* Splits d into train and test over the same id space.
  *   LOO            each user with two or more interactions gives one to test: the latest
- *                  by (timestamp, raw item id); when d has no timestamps
- *                  (fr_dataset_has_time false) a uniformly random one, seeded (callers
- *                  should say so: fr_data_describe does).
+ *                  by (timestamp, raw item id); when d has no timestamps, or all are
+ *                  equal (fr_dataset_has_time_order false), a uniformly random one,
+ *                  seeded (callers should say so: fr_data_describe does).
  *   TEMPORAL       all interactions ordered by (time, user, item); the first
  *                  round(ratio*n) train, the rest test (some users may have no test rows).
  *   RATIO          per user, round((1-ratio)*n_u) (half up) test interactions, the first
@@ -212,7 +217,7 @@ typedef enum fr_split_kind {
  * keeps at least one in train and one in test, and a user with one keeps it in train.
  * Random choices draw from one stream per user, fr_rng(seed, 0, dense user, FR_PURPOSE_SPLIT):
  * the same data and seed give the same split. TEMPORAL and TEMPORAL_USER need timestamps
- * (FR_ERR_INVALID otherwise). A split that would leave train or test empty is FR_ERR_EMPTY,
+ * that are not all equal (FR_ERR_INVALID otherwise). A split that would leave train or test empty is FR_ERR_EMPTY,
  * naming what was asked and what the data gives ("split loo: each of the 3 users has a
  * single interaction...", "split temporal:0.9: 3 interactions give 3 to train and 0 to
  * test..."); FR_ERR_INVALID, FR_ERR_RANGE (bad arguments), FR_ERR_NOMEM. Both outputs are

@@ -166,9 +166,10 @@ static int data_split(int argc, char **argv) {
     if (!e)
         printf("wrote %s/train.rating (%" PRIu64 "), test.rating (%" PRIu64 ")%s; raw ids in users.map, items.map\n",
                out, fr_dataset_n_interactions(train), fr_dataset_n_interactions(test), negs ? ", test.negative" : "");
-    if (!e && kind == FR_SPLIT_LOO && !fr_dataset_has_time(d))
-        fprintf(stderr, "fedrec data split: note: %s has no timestamps, so leave-one-out held out a random interaction "
-                "per user (seed %" PRIu64 "), not the latest\n", pos[0], seed);
+    if (!e && kind == FR_SPLIT_LOO && !fr_dataset_has_time_order(d))
+        fprintf(stderr, "fedrec data split: note: %s has no timestamps%s, so leave-one-out held out a random "
+                "interaction per user (seed %" PRIu64 "), not the latest\n", pos[0],
+                fr_dataset_has_time(d) ? " (all are equal)" : "", seed);
     uint32_t fewest = 0, shortn = !e && negs ? fr_negatives_short(negs, &fewest) : 0;
     if (shortn)
         fprintf(stderr, "fedrec data split: note: %u test users have fewer than %" PRIu64 " items they never "

@@ -597,6 +597,13 @@ uint32_t fr_dataset_n_users(const fr_dataset *d) { return d->n_users; }
 uint32_t fr_dataset_n_items(const fr_dataset *d) { return d->n_items; }
 uint64_t fr_dataset_n_interactions(const fr_dataset *d) { return d->n; }
 bool fr_dataset_has_time(const fr_dataset *d) { return d->has_time; }
+
+bool fr_dataset_has_time_order(const fr_dataset *d) {
+    if (!d->has_time) return false;
+    for (uint64_t k = 1; k < d->n; k++)
+        if (d->time[k] != d->time[0]) return true;
+    return false;
+}
 const fr_idmap *fr_dataset_users(const fr_dataset *d) { return d->users; }
 const fr_idmap *fr_dataset_items(const fr_dataset *d) { return d->items; }
 const fr_meta *fr_dataset_meta(const fr_dataset *d) { return d->meta; }

@@ -197,7 +197,7 @@ fr_err fr_data_load(fr_data **out, const fr_source *s) {
         if (s->test) e = fr_dataset_load_pair(&d->train, &d->test, s->data, s->test, &s->load);
         else e = fr_dataset_load(&all, s->data, &s->load, NULL);
     }
-    if (!e && all && s->split == FR_SPLIT_LOO && !fr_dataset_has_time(all)) {
+    if (!e && all && s->split == FR_SPLIT_LOO && !fr_dataset_has_time_order(all)) {
         /* say how the held-out interaction was chosen: there is no latest to take */
         char *x = dup_printf("%s (split loo, random: no timestamps)", s->data ? s->data : "synthetic data");
         if (!x) { e = FR_ERR_NOMEM; goto done; }

@@ -72,11 +72,12 @@ static fr_err mark(const fr_dataset *d, fr_split_kind kind, double ratio, uint64
                    uint64_t *n_test) {
     uint64_t nt = 0;
     memset(is_test, 0, d->n);
+    bool by_time = fr_dataset_has_time_order(d);
     if (kind == FR_SPLIT_LOO) {
         for (uint32_t u = 0; u < d->n_users; u++) {
             uint64_t n = d->ptr[u + 1] - d->ptr[u];
             if (n < 2) continue; /* a single interaction stays in train */
-            if (d->has_time) {
+            if (by_time) {
                 is_test[loo_pick(d, u)] = 1;
             } else { /* no order to follow: a seeded random one */
                 fr_rng r;
@@ -97,8 +98,9 @@ static fr_err mark(const fr_dataset *d, fr_split_kind kind, double ratio, uint64
         nt = d->n - n_train;
         fri_free(keys);
     } else if (kind == FR_SPLIT_TEMPORAL_USER) {
-        /* CSR order is (time, item): the last t rows are the latest, ties to the larger
-         * item id, as for leave-one-out (dense item order is raw-id order). */
+        /* CSR order is (time, dense item): the last t rows are the latest, ties to the
+         * larger item id, as for leave-one-out (dense order is raw-id order except under
+         * NCF id maps written out of order). */
         for (uint32_t u = 0; u < d->n_users; u++) {
             uint64_t t = user_test_count(d->ptr[u + 1] - d->ptr[u], ratio);
             memset(is_test + d->ptr[u + 1] - t, 1, (size_t)t);
@@ -158,6 +160,10 @@ fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, u
     if ((kind == FR_SPLIT_TEMPORAL || kind == FR_SPLIT_TEMPORAL_USER) && !d->has_time)
         return fri_fail(FR_ERR_INVALID, "split: a temporal split needs timestamps and this dataset has none "
                         "(a ratio split, ratio:R, needs none)");
+
+    if ((kind == FR_SPLIT_TEMPORAL || kind == FR_SPLIT_TEMPORAL_USER) && d->n > 1 && !fr_dataset_has_time_order(d))
+        return fri_fail(FR_ERR_INVALID, "split: a temporal split needs timestamps, and all %llu of this dataset's are "
+                        "%lld (a ratio split, ratio:R, needs none)", (unsigned long long)d->n, (long long)d->time[0]);
 
     fr_err err = FR_OK;
     fri_rows tr = {0}, te = {0};
