@@ -332,6 +332,8 @@ FR_API FR_NODISCARD fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_op
  *   data NULL            the built-in synthetic set, split by `split`;
  *   data a directory     NCF layout: train.rating and test.rating (or `test`), and for a
  *                        ranking model test.negative when present (or `negatives`);
+ *                        users.map and items.map, when present, give the raw ids
+ *                        (fr_dataset_write_ncf);
  *   data + test          data is the training file, test the test file (one id space);
  *   data alone           a ratings file split by `split`.
  * When the data is split, a ranking model gets eval_negatives sampled negatives per test
