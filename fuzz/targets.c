@@ -259,6 +259,45 @@ static int run_meta(const uint8_t *data, size_t n) {
     return 0;
 }
 
+/* NCF id maps: a fresh directory holds a small train.rating (users 0..3, items 0..5) and
+ * both maps; the first byte chooses which map the input replaces (users.map or
+ * items.map). A load that succeeds must give maps that find every raw id they hold. */
+static int run_ncfmap(const uint8_t *data, size_t n) {
+    if (n == 0) return 0;
+    static const char train[] = "0\t0\t5\t1\n0\t1\t4\t2\n1\t2\t3\t1\n2\t3\t2\t2\n3\t5\t1\t1\n";
+    static const char users[] = "# source: /nowhere/u.data\n0\t10\n1\t11\n2\t12\n3\t13\n";
+    static const char items[] = "0\t7\n1\t5\n2\t3\n3\t1\n4\t100000\n5\t2147483647\n";
+    const char *base = getenv("TMPDIR");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/fedrec-fuzz-ncfmap-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(dir)) return 0;
+    bool fuzz_users = !(data[0] & 1);
+    char *pt = write_temp((const uint8_t *)train, sizeof train - 1, dir, "train.rating");
+    char *pu = fuzz_users ? write_temp(data + 1, n - 1, dir, "users.map")
+                          : write_temp((const uint8_t *)users, sizeof users - 1, dir, "users.map");
+    char *pi = fuzz_users ? write_temp((const uint8_t *)items, sizeof items - 1, dir, "items.map")
+                          : write_temp(data + 1, n - 1, dir, "items.map");
+    if (pt && pu && pi) {
+        fr_load_opts o;
+        fr_load_opts_default(&o);
+        o.format = FR_FORMAT_NCF;
+        fr_dataset *d = NULL;
+        if (fr_dataset_load(&d, pt, &o, NULL) == FR_OK) {
+            const fr_idmap *maps[2] = {fr_dataset_users(d), fr_dataset_items(d)};
+            for (int k = 0; k < 2; k++)
+                for (uint32_t x = 0; x < fr_idmap_size(maps[k]); x++)
+                    if (fr_idmap_find(maps[k], fr_idmap_raw(maps[k], x)) != (int64_t)x) abort();
+            if (fr_dataset_source(d)) (void)strlen(fr_dataset_source(d));
+            fr_dataset_free(d);
+        }
+    }
+    if (pt) { unlink(pt); free(pt); }
+    if (pu) { unlink(pu); free(pu); }
+    if (pi) { unlink(pi); free(pi); }
+    rmdir(dir);
+    return 0;
+}
+
 /* modelfile_crc: the model-file decoder with the header's length and the CRC rewritten
  * to match, so mutations reach the config, the tensor table, the ids and the weights. */
 static int run_modelfile_crc(const uint8_t *data, size_t n) {
@@ -382,5 +421,6 @@ const fr_fuzz_target fr_fuzz_targets[] = {
     {"negatives", run_negatives},
     {"meta", run_meta},
     {"pairset", run_pairset},
+    {"ncfmap", run_ncfmap},
     {NULL, NULL},
 };

@@ -69,7 +69,7 @@ set +e
 grep -q "nosuch.tsv" "$tmp/err" || fail "missing file message: $(cat "$tmp/err")"
 "$bin" train --centralized --split x 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] || fail "bad --split should exit 2, got $rc"
-grep -q "^fedrec train: --split: expected loo, ratio:R or temporal:R" "$tmp/err" || fail "bad split message: $(cat "$tmp/err")"
+grep -q "^fedrec train: --split: expected loo, ratio:R, temporal:R or temporal-user:R" "$tmp/err" || fail "bad split message: $(cat "$tmp/err")"
 "$bin" train --centralized --model xyz 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "got 'xyz'" "$tmp/err" || fail "bad --model: $rc $(cat "$tmp/err")"
 "$bin" train --centralized --epochs -3 2>"$tmp/err"; rc=$?

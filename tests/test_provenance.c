@@ -194,7 +194,7 @@ Test(provenance, centralized_round_trip_every_field) {
     p.seed = 5;
     p.synthetic = true;
     p.describe = "synthetic data (2000 users, 1000 items, 100000 interactions)";
-    p.source.split = FR_SPLIT_TEMPORAL;
+    p.source.split = FR_SPLIT_TEMPORAL_USER; /* "temporal-user:0.8" in the JSON */
     p.source.split_ratio = 0.8;
     p.source.seed = 5;
     p.source.eval_negatives = 0;
@@ -296,7 +296,7 @@ Test(provenance, wrong_types_are_errors_and_change_nothing) {
         {"{\"fl\":{\"server_lr\":\"1\"}}", "\"fl.server_lr\"", "is a string; expected a number"},
         {"{\"fl\":[]}", "\"fl\"", "is an array; expected an object"},
         {"{\"data\":5}", "\"data\"", "is a number; expected a string or null"},
-        {"{\"split\":\"half\"}", "\"split\"", "expected loo, ratio:R or temporal:R"},
+        {"{\"split\":\"half\"}", "\"split\"", "expected loo, ratio:R, temporal:R or temporal-user:R"},
         {"{\"mode\":\"p2p\"}", "\"mode\"", "expected federated or centralized"},
         {"{\"load\":{\"format\":\"xml\"}}", "\"load.format\"", "\"xml\""},
         {"{\"eval_negatives\":true}", "\"eval_negatives\"", "is a boolean"},

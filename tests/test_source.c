@@ -3,6 +3,7 @@
  * given test file, a file split by loo, ratio and temporal (the same data as splitting
  * and sampling by hand), the built-in synthetic set, the split syntax, bad inputs and
  * their messages, and allocation failure at every step. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -99,8 +100,12 @@ Test(source, parse_and_format_split) {
     cr_assert_eq(fr_source_parse_split("temporal:0.25", &k, &r), FR_OK);
     cr_assert_eq(k, FR_SPLIT_TEMPORAL);
     cr_assert_eq(r, 0.25);
+    cr_assert_eq(fr_source_parse_split("temporal-user:0.8", &k, &r), FR_OK);
+    cr_assert_eq(k, FR_SPLIT_TEMPORAL_USER);
+    cr_assert_eq(r, 0.8);
     static const char *const bad[] = {"", "x", "LOO", "loo ", "ratio", "ratio:", "ratio:0", "ratio:1", "ratio:1.5",
-                                      "ratio:-0.5", "ratio:0.5x", "temporal:abc", "temporal:nan", "ratio:inf", NULL};
+                                      "ratio:-0.5", "ratio:0.5x", "temporal:abc", "temporal:nan", "ratio:inf",
+                                      "temporal-user", "temporal-user:1", "temporal_user:0.5", "temporal-user:0.5:", NULL};
     for (int i = 0; bad[i]; i++) {
         k = 77;
         r = 77;
@@ -109,7 +114,8 @@ Test(source, parse_and_format_split) {
         cr_assert_eq(r, 77);
         char want[64];
         snprintf(want, sizeof want, "\"%s\"", bad[i]);
-        cr_assert(strstr(fr_errmsg(), want) && strstr(fr_errmsg(), "expected loo, ratio:R or temporal:R"), "%s",
+        cr_assert(strstr(fr_errmsg(), want) && strstr(fr_errmsg(), "expected loo, ratio:R, temporal:R or temporal-user:R"),
+                  "%s",
                   fr_errmsg());
     }
     char buf[40];
@@ -120,6 +126,11 @@ Test(source, parse_and_format_split) {
     cr_assert_eq(fr_source_format_split(FR_SPLIT_TEMPORAL, 0.1 + 0.2, buf, sizeof buf), FR_OK);
     cr_assert_str_eq(buf, "temporal:0.30000000000000004"); /* exact: reads back as the same double */
     cr_assert_eq(fr_source_parse_split(buf, &k, &r), FR_OK);
+    cr_assert_eq(r, 0.1 + 0.2);
+    cr_assert_eq(fr_source_format_split(FR_SPLIT_TEMPORAL_USER, 0.1 + 0.2, buf, sizeof buf), FR_OK);
+    cr_assert_str_eq(buf, "temporal-user:0.30000000000000004");
+    cr_assert_eq(fr_source_parse_split(buf, &k, &r), FR_OK);
+    cr_assert_eq(k, FR_SPLIT_TEMPORAL_USER);
     cr_assert_eq(r, 0.1 + 0.2);
     cr_assert_eq(fr_source_format_split(FR_SPLIT_RATIO, 0.8, buf, 6), FR_ERR_RANGE);
     cr_assert_eq(fr_source_format_split((fr_split_kind)9, 0.8, buf, sizeof buf), FR_ERR_INVALID);
@@ -252,10 +263,10 @@ Test(source, file_and_given_test_share_one_id_space) {
 
 Test(source, file_split_as_by_hand) {
     char *dir = tu_tmpdir(), *path = write_ratings(dir, "r.tsv");
-    static const char *const splits[3] = {"loo", "ratio:0.5", "temporal:0.75"};
+    static const char *const splits[4] = {"loo", "ratio:0.5", "temporal:0.75", "temporal-user:0.7"};
     fr_dataset *all = NULL;
     cr_assert_eq(fr_dataset_load(&all, path, NULL, NULL), FR_OK);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         for (int expl = 0; expl < 2; expl++) {
             fr_source s;
             fr_source_default(&s);
@@ -307,6 +318,43 @@ Test(source, file_split_as_by_hand) {
     free(dir);
     free(path);
     free(neg);
+}
+
+/* Leave-one-out on a file without timestamps holds out a seeded random interaction per
+ * user, and the description says so (it goes into messages and the model's provenance). */
+Test(source, loo_without_timestamps_says_random) {
+    char *dir = tu_tmpdir();
+    char *text = malloc(1 << 16), *p = text;
+    for (int u = 0; u < 12; u++) /* ids in order of first appearance, no time column */
+        for (int k = 0; k < 6 + u % 4; k++) p += sprintf(p, "%d\t%d\t1\n", 1 + u, 1 + (u * 5 + k * 3) % 30);
+    char *path = tu_write(dir, "plays.tsv", text);
+    free(text);
+    fr_dataset *all = NULL, *tr = NULL, *te = NULL;
+    cr_assert_eq(fr_dataset_load(&all, path, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_not(fr_dataset_has_time(all));
+    fr_source s;
+    fr_source_default(&s);
+    s.data = path;
+    s.seed = 9;
+    fr_data *d = NULL;
+    cr_assert_eq(fr_data_load(&d, &s), FR_OK, "%s", fr_errmsg());
+    char want[4200];
+    snprintf(want, sizeof want, "%s (split loo, random: no timestamps)", path);
+    cr_assert_str_eq(fr_data_describe(d), want);
+    cr_assert_eq(fr_dataset_split(all, FR_SPLIT_LOO, 0, 9, &tr, &te), FR_OK);
+    assert_same_dataset(fr_data_test(d), te);
+    fr_data_free(d);
+    /* other splits and timestamped data are described as before */
+    s.split = FR_SPLIT_RATIO;
+    s.split_ratio = 0.8;
+    cr_assert_eq(fr_data_load(&d, &s), FR_OK, "%s", fr_errmsg());
+    snprintf(want, sizeof want, "%s (split ratio:0.8)", path);
+    cr_assert_str_eq(fr_data_describe(d), want);
+    fr_data_free(d);
+    fr_dataset_free(tr); fr_dataset_free(te); fr_dataset_free(all);
+    tu_rmtree(dir);
+    free(dir);
+    free(path);
 }
 
 Test(source, synthetic_set_is_fixed) {
@@ -361,6 +409,194 @@ Test(source, metadata_beside_the_data) {
     tu_rmtree(dir);
     free(dir);
     free(path);
+}
+
+/* ------------------------------------------------------------ raw ids through an NCF split */
+
+/* The same interactions under raw ids (dense ids may differ). */
+static void assert_same_raw(const fr_dataset *a, const fr_dataset *b) {
+    cr_assert_eq(fr_dataset_n_interactions(a), fr_dataset_n_interactions(b));
+    for (uint32_t u = 0; u < fr_dataset_n_users(a); u++) {
+        const uint32_t *ia;
+        const float *ra;
+        const int64_t *ta;
+        size_t na = fr_dataset_user(a, u, &ia, &ra, &ta);
+        if (!na) continue;
+        int64_t bu = fr_idmap_find(fr_dataset_users(b), fr_idmap_raw(fr_dataset_users(a), u));
+        cr_assert_geq(bu, 0, "raw user %lld", (long long)fr_idmap_raw(fr_dataset_users(a), u));
+        cr_assert_eq(fr_dataset_user(b, (uint32_t)bu, NULL, NULL, NULL), na);
+        for (size_t k = 0; k < na; k++) {
+            int64_t bi = fr_idmap_find(fr_dataset_items(b), fr_idmap_raw(fr_dataset_items(a), ia[k]));
+            cr_assert_geq(bi, 0);
+            cr_assert(fr_dataset_has(b, (uint32_t)bu, (uint32_t)bi));
+        }
+    }
+}
+
+/* A file split and written in NCF layout, loaded again: the users and items a person sees
+ * are the file's raw ids (users.map, items.map beside the .rating files), the interactions
+ * and negatives are the same, and the maps name the file that was split. */
+Test(source, ncf_split_keeps_raw_ids) {
+    char *dir = tu_tmpdir(), *path = write_ratings(dir, "r.tsv");
+    fr_source s;
+    fr_source_default(&s);
+    s.data = path;
+    s.split = FR_SPLIT_RATIO;
+    s.split_ratio = 0.7;
+    s.eval_negatives = 5;
+    fr_data *a = NULL, *b = NULL;
+    cr_assert_eq(fr_data_load(&a, &s), FR_OK, "%s", fr_errmsg());
+    char out[4200];
+    snprintf(out, sizeof out, "%s/split", dir);
+    cr_assert_eq(fr_dataset_write_ncf(out, fr_data_train(a), fr_data_test(a), fr_data_negatives(a)), FR_OK, "%s",
+                 fr_errmsg());
+    char *real = realpath(path, NULL);
+    cr_assert_str_eq(fr_dataset_source(fr_data_train(a)), real);
+    char mp[4300];
+    snprintf(mp, sizeof mp, "%s/users.map", out);
+    char *m = tu_slurp(mp, NULL), want[4400];
+    snprintf(want, sizeof want, "\n# source: %s\n0\t100\n1\t103\n", real);
+    cr_assert(strstr(m, want), "%s", m);
+    free(m);
+    fr_source_default(&s);
+    s.data = out;
+    cr_assert_eq(fr_data_load(&b, &s), FR_OK, "%s", fr_errmsg());
+    snprintf(want, sizeof want, "%s (NCF layout, raw ids from users.map, items.map)", out);
+    cr_assert_str_eq(fr_data_describe(b), want);
+    assert_same_dataset(fr_data_train(a), fr_data_train(b)); /* ids, raw ids, rows, times */
+    assert_same_dataset(fr_data_test(a), fr_data_test(b));
+    assert_same_negatives(fr_data_negatives(a), fr_data_negatives(b));
+    cr_assert_str_eq(fr_dataset_source(fr_data_train(b)), real);
+    cr_assert_eq(fr_idmap_find(fr_dataset_users(fr_data_train(b)), 103), 1);
+    cr_assert_eq(fr_idmap_find(fr_dataset_users(fr_data_train(b)), 1), -1); /* an index is not a raw id */
+    fr_data_free(b);
+    /* The .rating files alone, as a file and its test file, and one file by itself. */
+    char tr[4300], te[4300];
+    snprintf(tr, sizeof tr, "%s/train.rating", out);
+    snprintf(te, sizeof te, "%s/test.rating", out);
+    s.data = tr;
+    s.test = te;
+    s.explicit_ratings = true;
+    cr_assert_eq(fr_data_load(&b, &s), FR_OK, "%s", fr_errmsg());
+    assert_same_dataset(fr_data_train(a), fr_data_train(b));
+    fr_data_free(b);
+    fr_dataset *one = NULL;
+    cr_assert_eq(fr_dataset_load(&one, te, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    assert_same_raw(fr_data_test(a), one);
+    fr_dataset_free(one);
+    /* The data split again (a split of a split) keeps the raw ids and the first source. */
+    fr_source_default(&s);
+    s.data = tr;
+    cr_assert_eq(fr_data_load(&b, &s), FR_OK, "%s", fr_errmsg());
+    assert_same_raw(fr_data_train(b), fr_data_train(b));
+    char out2[4300];
+    snprintf(out2, sizeof out2, "%s/again", dir);
+    cr_assert_eq(fr_dataset_write_ncf(out2, fr_data_train(b), fr_data_test(b), NULL), FR_OK, "%s", fr_errmsg());
+    fr_data_free(b);
+    fr_source_default(&s);
+    s.data = out2;
+    cr_assert_eq(fr_data_load(&b, &s), FR_OK, "%s", fr_errmsg());
+    cr_assert_str_eq(fr_dataset_source(fr_data_train(b)), real);
+    cr_assert_eq(fr_idmap_raw(fr_dataset_users(fr_data_train(b)), 0), 100);
+    fr_data_free(b);
+    fr_data_free(a);
+    free(real);
+    tu_rmtree(dir);
+    free(dir);
+    free(path);
+}
+
+/* recommend's titles: none beside the NCF split, so those beside the file it came from. */
+Test(source, ncf_split_finds_metadata_of_its_source) {
+    char *dir = tu_tmpdir(), *path = write_ratings(dir, "r.tsv");
+    free(tu_write(dir, "u.item", "7|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"));
+    fr_source s;
+    fr_source_default(&s);
+    s.data = path;
+    fr_data *a = NULL, *b = NULL;
+    cr_assert_eq(fr_data_load(&a, &s), FR_OK, "%s", fr_errmsg());
+    char out[4200];
+    snprintf(out, sizeof out, "%s/elsewhere/split", dir);
+    cr_assert_eq(fr_dataset_write_ncf(out, fr_data_train(a), fr_data_test(a), fr_data_negatives(a)), FR_OK);
+    s.data = out;
+    cr_assert_eq(fr_data_load(&b, &s), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_data_load_meta(b), FR_OK, "%s", fr_errmsg());
+    const fr_dataset *tr = fr_data_train(b);
+    int64_t i7 = fr_idmap_find(fr_dataset_items(tr), 7);
+    cr_assert_geq(i7, 0);
+    cr_assert_not_null(fr_dataset_meta(tr));
+    cr_assert_str_eq(fr_meta_item_title(fr_dataset_meta(tr), (uint32_t)i7), "Toy Story (1995)");
+    fr_data_free(b);
+    /* the source moved away: no titles, and no error */
+    char moved[4300];
+    snprintf(moved, sizeof moved, "%s/u.item", dir);
+    cr_assert_eq(unlink(moved), 0);
+    cr_assert_eq(fr_data_load(&b, &s), FR_OK);
+    cr_assert_eq(fr_data_load_meta(b), FR_OK);
+    cr_assert_null(fr_dataset_meta(fr_data_train(b)));
+    fr_data_free(b);
+    fr_data_free(a);
+    tu_rmtree(dir);
+    free(dir);
+    free(path);
+}
+
+/* Broken id maps are errors naming the file (and line), never ids silently wrong. */
+Test(source, bad_id_maps) {
+    static const struct { const char *users, *items, *msg; fr_err e; } cases[] = {
+        {"0\t100\n1\t103\n2\t106\n3\t109\n", NULL, "items.map is missing; expected both id maps or neither", FR_ERR_IO},
+        {"0\t100\n2\t103\n", "", "users.map:2: index \"2\"; expected 1 (indices 0, 1, 2... in order", FR_ERR_PARSE},
+        {"0\t100\n1\tabc\n", "", "users.map:2: raw user id \"abc\" is not a number", FR_ERR_PARSE},
+        {"# x\n0\t100\n1\n", "", "users.map:3: \"1\"; expected \"index<TAB>raw user id\"", FR_ERR_PARSE},
+        {"0\t100\n1\t7\n2\t100\n3\t1\n", "", "users.map: index 2 repeats the raw user id of an earlier index", FR_ERR_PARSE},
+        {"0\t100\n1\t103\n", "", "user index 2, but ", FR_ERR_RANGE},
+        {"# only comments\n", "", "users.map: no ids", FR_ERR_EMPTY},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char *dir = ncf_dir(false);
+        free(tu_write(dir, "users.map", cases[c].users));
+        if (cases[c].items) {
+            char items[256] = "";
+            for (int i = 0; i < 6; i++) sprintf(items + strlen(items), "%d\t%d\n", i, 50 + i);
+            free(tu_write(dir, "items.map", cases[c].items[0] ? cases[c].items : items));
+        }
+        fr_source s;
+        fr_source_default(&s);
+        s.data = dir;
+        fr_data *d = (fr_data *)1;
+        cr_assert_eq(fr_data_load(&d, &s), cases[c].e, "case %zu: %s", c, fr_errmsg());
+        cr_assert_null(d);
+        cr_assert(strstr(fr_errmsg(), cases[c].msg), "case %zu: %s", c, fr_errmsg());
+        tu_rmtree(dir);
+        free(dir);
+    }
+    /* a good pair: raw ids, and test.negative still names indices */
+    char *dir = ncf_dir(true);
+    free(tu_write(dir, "users.map", "# fedrec id map\n0\t100\n1\t103\n2\t106\n3\t109\n"));
+    char items[256] = "";
+    for (int i = 0; i < 6; i++) sprintf(items + strlen(items), "%d\t%d\n", i, 50 - i);
+    free(tu_write(dir, "items.map", items));
+    fr_source s;
+    fr_source_default(&s);
+    s.data = dir;
+    fr_data *d = NULL;
+    cr_assert_eq(fr_data_load(&d, &s), FR_OK, "%s", fr_errmsg());
+    const fr_dataset *tr = fr_data_train(d);
+    cr_assert_eq(fr_idmap_raw(fr_dataset_users(tr), 3), 109);
+    cr_assert_eq(fr_idmap_raw(fr_dataset_items(tr), 5), 45); /* the maps' order, not raw-id order */
+    cr_assert_eq(fr_idmap_find(fr_dataset_items(tr), 45), 5);
+    char *rp = realpath(dir, NULL), want[4300];
+    snprintf(want, sizeof want, "%s/train.rating", rp);
+    cr_assert_str_eq(fr_dataset_source(tr), want); /* the maps name no source: the file read */
+    free(rp);
+    const uint32_t *it;
+    cr_assert_eq(fr_negatives_user(fr_data_negatives(d), 1, &it), 2); /* "(1,3)\t0\t4" */
+    cr_assert_eq(it[0], 0);
+    cr_assert_eq(it[1], 4);
+    cr_assert(fr_dataset_has(tr, 0, 1)); /* "0\t1\t4\t2": user index 0, item index 1 */
+    fr_data_free(d);
+    tu_rmtree(dir);
+    free(dir);
 }
 
 /* ------------------------------------------------------------ bad inputs */
@@ -477,6 +713,13 @@ Test(source, allocation_failure_sweep) {
     fr_source_default(&s);
     s.data = nc;
     sweep(&s, "NCF directory");
+    char *nm = ncf_dir(true);
+    free(tu_write(nm, "users.map", "# source: /nowhere/u.data\n0\t100\n1\t103\n2\t106\n3\t109\n"));
+    free(tu_write(nm, "items.map", "0\t9\n1\t8\n2\t7\n3\t6\n4\t5\n5\t4\n"));
+    s.data = nm;
+    sweep(&s, "NCF directory with id maps");
+    tu_rmtree(nm);
+    free(nm);
     fr_source_default(&s);
     s.data = path;
     s.split = FR_SPLIT_RATIO;

@@ -25,8 +25,11 @@ extern "C" {
 /* ------------------------------------------------------------------ id maps */
 
 /* Raw id <-> dense id. Raw ids are integers in [0, 2^31). Dense ids are assigned in
- * increasing raw-id order, so a file whose ids are 1..n maps them to 0..n-1.
- * Reference counted: fr_idmap_retain / fr_idmap_release. Read-only once built. */
+ * increasing raw-id order, so a file whose ids are 1..n maps them to 0..n-1; NCF files
+ * (whose ids are dense indices already) keep their indices, and when id-map files lie
+ * beside them (users.map, items.map: see fr_dataset_write_ncf) the raw ids are the ones
+ * those give, in the maps' order. Reference counted: fr_idmap_retain / fr_idmap_release.
+ * Read-only once built. */
 typedef struct fr_idmap fr_idmap;
 FR_API uint32_t fr_idmap_size(const fr_idmap *m);
 /* Raw id of dense id d (d < size). */
@@ -153,9 +156,20 @@ typedef struct fr_load_stats {
  * leaves the user or item column unplaced, a column name the header lacks), FR_ERR_RANGE
  * (rating outside [rating_min, rating_max], with advice when it looks like a count; a
  * negative weight), FR_ERR_EMPTY (no interaction), FR_ERR_NOMEM. How the file is read:
- * "Reading a ratings file" above. */
+ * "Reading a ratings file" above.
+ * An NCF file (P.train.rating, train.rating, X.rating) with id-map files beside it
+ * (P.users.map and P.items.map; users.map and items.map; X.users.map and X.items.map:
+ * fr_dataset_write_ncf) takes its raw ids from them; one map without the other, a
+ * malformed map (file and line) or an index a map lacks is an error. */
 FR_API FR_NODISCARD fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o,
                                     fr_load_stats *stats);
+
+/* The ratings file d was read from, as an absolute path (fr_dataset_load, the training
+ * or test file of fr_dataset_load_pair; a split inherits its source's). For NCF files with
+ * id maps it is the data the maps record ("# source:"), the file that was split (maps
+ * that name none: the .rating file). NULL when unknown (generated data,
+ * fr_dataset_from_arrays). The string belongs to d. */
+FR_API const char *fr_dataset_source(const fr_dataset *d);
 
 /* Loads a training file and a test file into one id space (ml-100k's u1.base/u1.test,
  * NCF's train.rating/test.rating). Items or users seen only in the test file get ids
@@ -183,6 +197,11 @@ FR_API bool fr_dataset_has_time(const fr_dataset *d);
  * a count column, or no rating column): every row is a positive and its rating is 1 or a
  * weight, not a rating. Kept by splits. false for fr_dataset_from_arrays and the generator. */
 FR_API bool fr_dataset_implicit(const fr_dataset *d);
+/* Whether d's timestamps order its interactions: it has them and they are not all equal
+ * (an NCF file written from data without timestamps has 0 in every row). Without such an
+ * order leave-one-out holds out a random interaction and the temporal splits refuse d
+ * (fr_dataset_split). O(interactions). */
+FR_API bool fr_dataset_has_time_order(const fr_dataset *d);
 /* One user's interactions, ordered by (timestamp, item), each item once. Returns the count; any of the
  * out pointers may be NULL. The arrays belong to the dataset. */
 FR_API size_t fr_dataset_user(const fr_dataset *d, uint32_t user, const uint32_t **items, const float **ratings,
@@ -233,13 +252,30 @@ FR_API void fr_dataset_info_compute(const fr_dataset *d, fr_dataset_info *info);
 /* ------------------------------------------------------------------ splits */
 
 typedef enum fr_split_kind {
-    FR_SPLIT_LOO = 1,      /* each user's latest interaction (ties: larger raw item id) */
+    FR_SPLIT_LOO = 1,      /* one interaction per user: the latest (ties: the larger raw item
+                              id); without timestamps a seeded random one */
     FR_SPLIT_TEMPORAL = 2, /* global cut: the earliest `ratio` of all interactions train */
-    FR_SPLIT_RATIO = 3,    /* each interaction to train with probability `ratio`, seeded */
+    FR_SPLIT_RATIO = 3,    /* per user: a seeded random round((1-ratio)*n_u) to test */
+    FR_SPLIT_TEMPORAL_USER = 4, /* per user: the latest round((1-ratio)*n_u) to test */
 } fr_split_kind;
 
-/* Splits d into train and test over the same id space. Users with a single interaction
- * keep it in train for LOO. A split that would leave train or test empty is FR_ERR_EMPTY,
+/* Splits d into train and test over the same id space.
+ *   LOO            each user with two or more interactions gives one to test: the latest
+ *                  by (timestamp, raw item id); when d has no timestamps, or all are
+ *                  equal (fr_dataset_has_time_order false), a uniformly random one,
+ *                  seeded (callers should say so: fr_data_describe does).
+ *   TEMPORAL       all interactions ordered by (time, user, item); the first
+ *                  round(ratio*n) train, the rest test (some users may have no test rows).
+ *   RATIO          per user, round((1-ratio)*n_u) (half up) test interactions, the first
+ *                  of a seeded shuffle of the user's interactions.
+ *   TEMPORAL_USER  per user, the latest round((1-ratio)*n_u) in CSR order (time, then dense
+ *                  item id, which is raw-id order except under NCF id maps written out of
+ *                  order), so with one test row per user it is LOO.
+ * In the per-user splits (LOO, RATIO, TEMPORAL_USER) a user with two or more interactions
+ * keeps at least one in train and one in test, and a user with one keeps it in train.
+ * Random choices draw from one stream per user, fr_rng(seed, 0, dense user, FR_PURPOSE_SPLIT):
+ * the same data and seed give the same split. TEMPORAL and TEMPORAL_USER need timestamps
+ * that are not all equal (FR_ERR_INVALID otherwise). A split that would leave train or test empty is FR_ERR_EMPTY,
  * naming what was asked and what the data gives ("split loo: each of the 3 users has a
  * single interaction...", "split temporal:0.9: 3 interactions give 3 to train and 0 to
  * test..."); FR_ERR_INVALID, FR_ERR_RANGE (bad arguments), FR_ERR_NOMEM. Both outputs are
@@ -265,14 +301,24 @@ FR_API uint32_t fr_negatives_short(const fr_negatives *n, uint32_t *fewest);
 /* Reads an NCF test.negative file ("(user,item)\tneg1\tneg2..."). Raw ids are mapped to
  * dense ids through the id maps of `like` (the training set the negatives go with; an id
  * it does not know is FR_ERR_RANGE naming file and line); like NULL: the ids are dense
- * already. FR_ERR_IO, FR_ERR_PARSE (file and line), FR_ERR_NOMEM. */
+ * already. When like was read from NCF files with id maps, the file's ids are indices as
+ * in those files (checked against like's sizes). FR_ERR_IO, FR_ERR_PARSE (file and line), FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset *like);
 FR_API void fr_negatives_free(fr_negatives *n);
 /* The user's negatives; returns the count. */
 FR_API size_t fr_negatives_user(const fr_negatives *n, uint32_t user, const uint32_t **items);
 FR_API uint32_t fr_negatives_n_users(const fr_negatives *n);
 
-/* Writes NCF layout into dir: train.rating, test.rating and (if negs) test.negative. */
+/* Writes NCF layout into dir: train.rating, test.rating and (if negs) test.negative, whose
+ * users and items are dense indices (0..n-1), and the id maps users.map and items.map:
+ * after '#' comment lines (the first says what the file is; "# source: PATH" names the
+ * data the ids came from, fr_dataset_source(train), when known), one line per index,
+ * "index<TAB>raw id", indices 0, 1, 2... in order. Loading the directory again (or its
+ * .rating files, in the NCF format) reads the maps back, so the dataset's id maps give
+ * the raw ids: raw ids survive a split end to end. Parent directories are created; every
+ * file is written to a temporary name, flushed and renamed into place. FR_ERR_INVALID
+ * (train and test of different id spaces, negatives of another size), FR_ERR_IO naming the
+ * path, FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_dataset_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test,
                                  const fr_negatives *negs);
 /* Writes a dataset as a u.data-style tab file (raw ids). */
@@ -344,6 +390,8 @@ FR_API FR_NODISCARD fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_op
  *   data NULL            the built-in synthetic set, split by `split`;
  *   data a directory     NCF layout: train.rating and test.rating (or `test`), and for a
  *                        ranking model test.negative when present (or `negatives`);
+ *                        users.map and items.map, when present, give the raw ids
+ *                        (fr_dataset_write_ncf);
  *   data + test          data is the training file, test the test file (one id space);
  *   data alone           a ratings file split by `split`.
  * When the data is split, a ranking model gets eval_negatives sampled negatives per test
@@ -367,7 +415,8 @@ FR_API void fr_source_default(fr_source *s);
 /* FR_OK, or FR_ERR_INVALID saying which field is wrong (a test file without data, a split
  * kind or ratio out of range, bad reader options). */
 FR_API FR_NODISCARD fr_err fr_source_check(const fr_source *s);
-/* Parses "loo", "ratio:R" or "temporal:R" (0 < R < 1; ratio 0 for loo). FR_ERR_INVALID
+/* Parses "loo", "ratio:R", "temporal:R" or "temporal-user:R" (0 < R < 1; ratio 0 for loo):
+ * FR_SPLIT_LOO, _RATIO, _TEMPORAL (a global time cut), _TEMPORAL_USER. FR_ERR_INVALID
  * naming the text otherwise; *kind and *ratio are then untouched. */
 FR_API FR_NODISCARD fr_err fr_source_parse_split(const char *text, fr_split_kind *kind, double *ratio);
 /* Writes the split as fr_source_parse_split reads it ("loo", "ratio:0.8": the shortest
@@ -392,13 +441,17 @@ FR_API const fr_dataset *fr_data_train(const fr_data *d);
 FR_API const fr_dataset *fr_data_test(const fr_data *d);
 FR_API const fr_negatives *fr_data_negatives(const fr_data *d);
 /* What was loaded, for messages and provenance: "ml-100k-loo (NCF layout)",
- * "u1.base + u1.test", "u.data (split loo)", "synthetic data (2000 users, ...)". */
+ * "u1.base + u1.test", "u.data (split loo)", "plays.tsv (split loo, random: no
+ * timestamps)" (leave-one-out on data without timestamps holds out a random interaction
+ * per user), "u.data (split temporal-user:0.8)", "synthetic data (2000 users, ...)". */
 FR_API const char *fr_data_describe(const fr_data *d);
 /* Whether the data is the built-in synthetic set. */
 FR_API bool fr_data_is_synthetic(const fr_data *d);
 /* Attaches item titles and user attributes found beside the data (the NCF directory, or
- * the directory of the ratings file) to the training set, as fr_dataset_load_meta. The
- * synthetic set has none; missing files are not an error. */
+ * the directory of the ratings file) to the training set, as fr_dataset_load_meta; when
+ * there are none, those beside fr_dataset_source(train) (for an NCF split with id maps,
+ * the file it was split from: ml-100k/u.item for a split of ml-100k/u.data). The synthetic
+ * set has none; missing files are not an error. */
 FR_API FR_NODISCARD fr_err fr_data_load_meta(fr_data *d);
 
 #ifdef __cplusplus

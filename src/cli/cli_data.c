@@ -123,15 +123,18 @@ static int data_info(int argc, char **argv) {
 static int data_split(int argc, char **argv) {
     bool loo = false;
     cli_load_opts lo = {0};
-    double temporal = 0, ratio = 0;
+    double temporal = 0, temporal_user = 0, ratio = 0;
     uint64_t negatives = 99, seed = 1;
     const char *out = NULL;
     arg_spec specs[] = {
-        ARG_SPEC_FLAG("loo", &loo, "   leave-one-out: each user's latest interaction is test"),
+        ARG_SPEC_FLAG("loo", &loo, "   leave-one-out: each user's latest interaction is test (without "
+                      "timestamps a random one)"),
         ARG_SPEC_REAL("temporal", &temporal, 0, 1, ARG_MIN_OPEN | ARG_MAX_OPEN, NULL,
                       "R  global time cut: earliest fraction R is train"),
+        ARG_SPEC_REAL("temporal-user", &temporal_user, 0, 1, ARG_MIN_OPEN | ARG_MAX_OPEN, NULL,
+                      "R  per user: the latest round((1-R)*n) of each user's rows are test"),
         ARG_SPEC_REAL("ratio", &ratio, 0, 1, ARG_MIN_OPEN | ARG_MAX_OPEN, NULL,
-                      "R  random split, fraction R of each user's rows to train"),
+                      "R  per user: a random round((1-R)*n) of each user's rows are test"),
         ARG_SPEC_INT("negatives", &negatives, 0, UINT32_MAX, "0 = none", "N  evaluation negatives per user (default 99)"),
         ARG_SPEC_INT("seed", &seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
         ARG_SPEC_STR("out", &out, "DIR  output directory (NCF layout)"),
@@ -140,16 +143,19 @@ static int data_split(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    const char *usage = "fedrec data split FILE (--loo | --temporal R | --ratio R) [--negatives N] [--seed S] --out DIR";
+    const char *usage = "fedrec data split FILE (--loo | --temporal R | --temporal-user R | --ratio R) [--negatives N] "
+                        "[--seed S] --out DIR";
     int rc = args_parse("data split", argc, argv, specs, pos, 1, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     bool by_time = args_seen(specs, &temporal), by_ratio = args_seen(specs, &ratio);
-    int kinds = loo + by_time + by_ratio;
+    bool by_user_time = args_seen(specs, &temporal_user);
+    int kinds = loo + by_time + by_ratio + by_user_time;
     if (npos != 1 || !out || kinds > 1) { fprintf(stderr, "usage: %s\n", usage); return 2; }
     fr_split_kind kind = FR_SPLIT_LOO;
     double r = 0;
     if (by_time) { kind = FR_SPLIT_TEMPORAL; r = temporal; }
     if (by_ratio) { kind = FR_SPLIT_RATIO; r = ratio; }
+    if (by_user_time) { kind = FR_SPLIT_TEMPORAL_USER; r = temporal_user; }
     fr_load_opts o;
     fr_load_opts_default(&o);
     if ((rc = cli_load_opts_apply("data split", &lo, specs, &o))) return rc;
@@ -163,12 +169,16 @@ static int data_split(int argc, char **argv) {
     if (!e && negatives) e = fr_negatives_sample(&negs, d, test, (uint32_t)negatives, seed);
     if (!e) e = fr_dataset_write_ncf(out, train, test, negs);
     if (!e)
-        printf("wrote %s/train.rating (%" PRIu64 "), test.rating (%" PRIu64 ")%s\n", out,
-               fr_dataset_n_interactions(train), fr_dataset_n_interactions(test), negs ? ", test.negative" : "");
+        printf("wrote %s/train.rating (%" PRIu64 "), test.rating (%" PRIu64 ")%s; raw ids in users.map, items.map\n",
+               out, fr_dataset_n_interactions(train), fr_dataset_n_interactions(test), negs ? ", test.negative" : "");
     if (!e && st.implicit) /* NCF files have no room to say so */
         fprintf(stderr, "fedrec data split: note: the data is implicit feedback; the rating column of the .rating "
                 "files holds %s: give --%s when you train on %s\n", st.weights ? "its weights (counts)" : "1s",
                 st.weights ? "implicit-weight" : "implicit", out);
+    if (!e && kind == FR_SPLIT_LOO && !fr_dataset_has_time_order(d))
+        fprintf(stderr, "fedrec data split: note: %s has no timestamps%s, so leave-one-out held out a random "
+                "interaction per user (seed %" PRIu64 "), not the latest\n", pos[0],
+                fr_dataset_has_time(d) ? " (all are equal)" : "", seed);
     uint32_t fewest = 0, shortn = !e && negs ? fr_negatives_short(negs, &fewest) : 0;
     if (shortn)
         fprintf(stderr, "fedrec data split: note: %u test users have fewer than %" PRIu64 " items they never "

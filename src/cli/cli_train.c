@@ -461,7 +461,7 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("test", &o.test, "PATH  given test file (PATH is then the training file)"),
         ARG_SPEC_STR("negatives", &o.negatives, "PATH  NCF .negative file for evaluation"),
         CLI_LOAD_SPECS(&lo),
-        ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R (default loo)"),
+        ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R | temporal-user:R (default loo)"),
         ARG_SPEC_STR("model", &o.model,
                      "M  mf | bpr | gmf | mlp | neumf | pop | bias (default: mf for explicit ratings, neumf when "
                      "every rating is equal or the data has evaluation negatives); pop and bias are baselines, "
@@ -541,7 +541,8 @@ int cli_train(int argc, char **argv) {
     fr_source_default(&src);
     if ((rc = cli_load_opts_apply("train", &lo, specs, &src.load))) return rc;
     if (o.split && fr_source_parse_split(o.split, &src.split, &src.split_ratio))
-        return usage_err("--split: expected loo, ratio:R or temporal:R with 0 < R < 1, got '%s'", o.split);
+        return usage_err("--split: expected loo, ratio:R, temporal:R or temporal-user:R with 0 < R < 1, got '%s'",
+                         o.split);
     if (o.preset) {
         bool known = false;
         for (const char *const *p = fr_run_presets(); *p; p++) known |= !strcmp(*p, o.preset);

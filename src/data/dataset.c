@@ -4,6 +4,7 @@
  * themselves, then orders each user's interactions by (time, item, input order), keeps
  * one interaction per (user, item) (the latest; ties: the last in input order) and keeps a
  * second, item-sorted copy of the ids for O(log n) membership tests. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <math.h>
 #include <stdlib.h>
 
@@ -151,6 +152,45 @@ fr_err fri_idmap_build(fr_idmap **out, const uint32_t *const *lists, const size_
     m->cap = cap;
     m->keys = set;
     m->vals = vals;
+    *out = m;
+    return FR_OK;
+}
+
+fr_err fri_idmap_from_raw(fr_idmap **out, int64_t *raw, uint32_t n, uint32_t *dup) {
+    *out = NULL;
+    fr_idmap *m = fri_calloc(1, sizeof *m);
+    if (!m) { fri_free(raw); return FR_ERR_NOMEM; }
+    atomic_init(&m->refs, 1);
+    m->n = n;
+    m->raw = raw;
+    int64_t maxv = -1;
+    for (uint32_t d = 0; d < n; d++)
+        if (raw[d] > maxv) maxv = raw[d];
+    if ((uint64_t)(maxv + 1) <= 4 * (uint64_t)n + (1u << 16)) { /* dense-ish: a direct table */
+        m->span = (uint32_t)(maxv + 1);
+        m->direct = fri_malloc((size_t)(m->span ? m->span : 1) * sizeof *m->direct);
+        if (!m->direct) { fr_idmap_release(m); return FR_ERR_NOMEM; }
+        memset(m->direct, 0xff, (size_t)m->span * sizeof *m->direct);
+        for (uint32_t d = 0; d < n; d++) {
+            if (m->direct[raw[d]] != UINT32_MAX) { *dup = d; fr_idmap_release(m); return FR_ERR_PARSE; }
+            m->direct[raw[d]] = d;
+        }
+    } else { /* open addressing, at most half full */
+        uint32_t cap = 1024;
+        while (cap < 2 * (uint64_t)n) cap *= 2;
+        m->cap = cap;
+        m->keys = fri_malloc(cap * sizeof *m->keys);
+        m->vals = fri_malloc(cap * sizeof *m->vals);
+        if (!m->keys || !m->vals) { fr_idmap_release(m); return FR_ERR_NOMEM; }
+        memset(m->keys, 0xff, cap * sizeof *m->keys);
+        for (uint32_t d = 0; d < n; d++) {
+            uint32_t h = hash_id(raw[d], cap - 1);
+            while (m->keys[h] != -1 && m->keys[h] != raw[d]) h = (h + 1) & (cap - 1);
+            if (m->keys[h] == raw[d]) { *dup = d; fr_idmap_release(m); return FR_ERR_PARSE; }
+            m->keys[h] = raw[d];
+            m->vals[h] = d;
+        }
+    }
     *out = m;
     return FR_OK;
 }
@@ -538,14 +578,34 @@ void fr_dataset_free(fr_dataset *d) {
     fr_idmap_release(d->users);
     fr_idmap_release(d->items);
     fri_meta_free(d->meta);
+    fri_free(d->source);
     fri_free(d);
 }
+
+fr_err fri_dataset_set_source(fr_dataset *d, const char *path, bool absolute) {
+    fri_free(d->source);
+    d->source = NULL;
+    if (!path) return FR_OK;
+    char *abs = absolute ? realpath(path, NULL) : NULL; /* malloc'd by libc */
+    d->source = fri_strdup(abs ? abs : path);
+    free(abs);
+    return d->source ? FR_OK : FR_ERR_NOMEM;
+}
+
+const char *fr_dataset_source(const fr_dataset *d) { return d->source; }
 
 uint32_t fr_dataset_n_users(const fr_dataset *d) { return d->n_users; }
 uint32_t fr_dataset_n_items(const fr_dataset *d) { return d->n_items; }
 uint64_t fr_dataset_n_interactions(const fr_dataset *d) { return d->n; }
 bool fr_dataset_has_time(const fr_dataset *d) { return d->has_time; }
 bool fr_dataset_implicit(const fr_dataset *d) { return d->implicit; }
+
+bool fr_dataset_has_time_order(const fr_dataset *d) {
+    if (!d->has_time) return false;
+    for (uint64_t k = 1; k < d->n; k++)
+        if (d->time[k] != d->time[0]) return true;
+    return false;
+}
 const fr_idmap *fr_dataset_users(const fr_dataset *d) { return d->users; }
 const fr_idmap *fr_dataset_items(const fr_dataset *d) { return d->items; }
 const fr_meta *fr_dataset_meta(const fr_dataset *d) { return d->meta; }

@@ -11,12 +11,15 @@
 struct fr_idmap {
     atomic_int refs;
     uint32_t n;
-    int64_t *raw;      /* [n] dense -> raw, ascending */
+    int64_t *raw;      /* [n] dense -> raw, ascending (a map read from an NCF id-map file
+                          keeps the file's order) */
     uint32_t cap;      /* hash table size, power of two (0: no hash table) */
     int64_t *keys;     /* [cap] raw ids, -1 = empty */
     uint32_t *vals;    /* [cap] dense ids */
     uint32_t *direct;  /* [span] raw -> dense (UINT32_MAX: absent) when ids are dense-ish */
     uint32_t span;     /* entries of direct; 0 with neither table: raw == dense identity */
+    bool indexed;      /* read from an NCF id-map file (users.map, items.map): the data's
+                          NCF files name these ids by dense index, not by raw id */
 };
 
 struct fr_meta {
@@ -43,6 +46,8 @@ struct fr_dataset {
     uint64_t duplicates; /* repeated (user, item) pairs dropped by the build */
     fr_idmap *users, *items;
     fr_meta *meta;
+    char *source;        /* the ratings file it came from, absolute (NCF files with id maps:
+                            the file the maps name); NULL when unknown (fr_dataset_source) */
 };
 
 struct fr_negatives {
@@ -87,6 +92,14 @@ void fri_rows_free(fri_rows *r);
 FR_NODISCARD fr_err fri_idmap_build(fr_idmap **out, const uint32_t *const *lists, const size_t *n, int k);
 /* Identity map over 0..n-1 (NCF files whose ids are already dense). */
 FR_NODISCARD fr_err fri_idmap_identity(fr_idmap **out, uint32_t n);
+/* Map whose dense id d has raw id raw[d] (any order; the array is taken over, also on
+ * failure). Raw ids must be distinct and in [0, 2^31): a repeat is FR_ERR_PARSE with the
+ * dense id of its second occurrence in *dup (no message: the caller names file and
+ * line); FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fri_idmap_from_raw(fr_idmap **out, int64_t *raw, uint32_t n, uint32_t *dup);
+/* Sets d->source to a copy of path made absolute (realpath; as given when that fails), or
+ * to NULL for NULL. FR_ERR_NOMEM leaves it NULL. */
+FR_NODISCARD fr_err fri_dataset_set_source(fr_dataset *d, const char *path, bool absolute);
 
 /* Consumes rows (arrays are taken over or freed, rows left empty): maps raw ids through
  * the maps (every raw id must be in them), sorts into CSR and builds the dataset,

@@ -3,14 +3,179 @@
  * rather than a giant identity map), and the reader of test.negative, one line per user:
  * "(user,item)" then tab-separated negative items. Every malformed line is an error naming
  * file, line, the value and what was expected. */
+#include <stdio.h>
+#include <sys/stat.h>
+
 #include "data/lreader.h"
 #include "data/read.h"
 #include "data/text.h"
 
-/* Dense NCF ids: the largest id must be plausible for the number of rows, so a stray
- * huge id is an error rather than a giant identity map. */
-fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, fr_idmap **um, fr_idmap **im) {
+/* ------------------------------------------------------------ id-map files */
+
+/* path of an id-map file of the NCF file `rating`: its name without "train.rating",
+ * "test.rating" or "rating" at the end (else the whole name and a '.'), then `which`
+ * ("users.map" or "items.map"): dir/train.rating -> dir/users.map, dir/ml.train.rating ->
+ * dir/ml.users.map. NULL when out of memory. */
+char *fri_ncf_map_path(const char *rating, const char *which) {
+    static const char *const ends[3] = {"train.rating", "test.rating", "rating"};
+    size_t n = strlen(rating), keep = n;
+    const char *slash = strrchr(rating, '/');
+    size_t name = slash ? (size_t)(slash - rating) + 1 : 0;
+    bool dot = true;
+    for (int k = 0; k < 3; k++) {
+        size_t m = strlen(ends[k]);
+        if (n - name >= m && !strcmp(rating + n - m, ends[k])) { keep = n - m; dot = false; break; }
+    }
+    size_t len = keep + 1 + strlen(which) + 1;
+    char *p = fri_malloc(len);
+    if (p) snprintf(p, len, "%.*s%s%s", (int)keep, rating, dot ? "." : "", which);
+    return p;
+}
+
+static bool file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Reads an id-map file: "index<TAB>raw id" lines with indices 0, 1, 2... in order; lines
+ * starting with '#' are comments, and the first "# source: PATH" names the data the ids
+ * came from (*source, allocated; NULL when absent). */
+static fr_err read_map(const char *path, const char *what, fr_idmap **out, char **source) {
+    *out = NULL;
+    fri_lreader lr;
+    fr_err e = fri_lr_open(&lr, path);
+    if (e) return e;
+    int64_t *raw = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        char *s;
+        size_t len;
+        bool unterminated;
+        int got = fri_lr_next(&lr, &s, &len, &unterminated, &e);
+        if (got < 0) goto fail;
+        if (got == 0) break;
+        if (fri_text_blank(s, len)) continue;
+        unsigned long long ln = (unsigned long long)lr.line;
+        long cb = fri_text_control_byte(s, len);
+        if (cb >= 0) {
+            e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
+                         FRI_PATH(path), ln, (unsigned char)s[cb], cb + 1);
+            goto fail;
+        }
+        if (s[0] == '#') {
+            static const char key[] = "# source: ";
+            if (source && !*source && len > sizeof key - 1 && !strncmp(s, key, sizeof key - 1) &&
+                !(*source = fri_strdup(s + sizeof key - 1))) { e = FR_ERR_NOMEM; goto fail; }
+            continue;
+        }
+        const char *a = s, *end = s + len, *sep = a;
+        while (sep < end && *sep != '\t' && *sep != ' ') sep++;
+        const char *b = sep;
+        while (b < end && (*b == '\t' || *b == ' ')) b++;
+        const char *bend = b;
+        while (bend < end && *bend != '\t' && *bend != ' ') bend++;
+        const char *rest = bend;
+        while (rest < end && (*rest == '\t' || *rest == ' ')) rest++;
+        if (sep == a || b == end || rest != end) {
+            e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: \"%.*s\"; expected \"index<TAB>raw %s id\"%s", FRI_PATH(path), ln,
+                         FRI_VAL(s, len), what, unterminated ? " (truncated last line?)" : "");
+            goto fail;
+        }
+        uint32_t idx, id;
+        int rc = fri_parse_id(a, (size_t)(sep - a), &idx);
+        if (rc != FRI_NUM_OK || idx != n) {
+            e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: index \"%.*s\"; expected %zu (indices 0, 1, 2... in order, one a line)",
+                         FRI_PATH(path), ln, FRI_VAL(a, (size_t)(sep - a)), n);
+            goto fail;
+        }
+        if ((rc = fri_parse_id(b, (size_t)(bend - b), &id)) != FRI_NUM_OK) {
+            e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: raw %s id \"%.*s\" %s; expected an integer in [0, 2^31)%s",
+                         FRI_PATH(path), ln, what, FRI_VAL(b, (size_t)(bend - b)),
+                         rc == FRI_NUM_BAD ? "is not a number" : "is out of range",
+                         unterminated ? " (truncated last line?)" : "");
+            goto fail;
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 1024;
+            int64_t *p = fri_realloc(raw, nc * sizeof *p);
+            if (!p) { e = FR_ERR_NOMEM; goto fail; }
+            raw = p;
+            cap = nc;
+        }
+        if (n >= INT32_MAX) {
+            e = fri_fail(FR_ERR_RANGE, "%s%s:%llu: more than 2^31 ids", FRI_PATH(path), ln);
+            goto fail;
+        }
+        raw[n++] = id;
+    }
+    fri_lr_close(&lr);
+    if (n == 0) {
+        fri_free(raw);
+        return fri_fail(FR_ERR_EMPTY, "%s%s: no ids; expected lines \"index<TAB>raw %s id\"", FRI_PATH(path), what);
+    }
+    uint32_t dup = 0;
+    e = fri_idmap_from_raw(out, raw, (uint32_t)n, &dup); /* raw is taken over */
+    if (e == FR_ERR_PARSE)
+        return fri_fail(FR_ERR_PARSE, "%s%s: index %u repeats the raw %s id of an earlier index; expected each raw id "
+                        "once", FRI_PATH(path), dup, what);
+    if (!e) (*out)->indexed = true;
+    return e;
+fail:
+    fri_free(raw);
+    fri_lr_close(&lr);
+    return e;
+}
+
+/* Translates the index ids of rows rs[0, k) of path through the maps (raw = map[index]);
+ * an index beyond a map is FR_ERR_RANGE naming both files. */
+static fr_err to_raw(const char *path, fri_rows *const *rs, int k, const fr_idmap *um, const fr_idmap *im,
+                     const char *up, const char *ip) {
+    for (int j = 0; j < k; j++) {
+        for (size_t x = 0; x < rs[j]->n; x++) {
+            uint32_t u = rs[j]->user[x], i = rs[j]->item[x];
+            if (u >= um->n || i >= im->n) {
+                bool user = u >= um->n;
+                return fri_fail(FR_ERR_RANGE, "%s%s: %s index %u, but %s%s has %u ids (indices 0..%u); expected the id "
+                                "map written with the file", FRI_PATH(path), user ? "user" : "item", user ? u : i,
+                                FRI_PATH(user ? up : ip), user ? um->n : im->n, (user ? um->n : im->n) - 1);
+            }
+            rs[j]->user[x] = (uint32_t)um->raw[u];
+            rs[j]->item[x] = (uint32_t)im->raw[i];
+        }
+    }
+    return FR_OK;
+}
+
+/* Dense NCF ids: with id-map files beside path (fri_ncf_map_path), the rows' indices
+ * become the raw ids the maps give and the maps are the dataset's; without them the
+ * largest id must be plausible for the number of rows, so a stray huge id is an error
+ * rather than a giant identity map. */
+fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, fr_idmap **um, fr_idmap **im, char **source) {
     *um = *im = NULL;
+    if (source) *source = NULL;
+    char *up = fri_ncf_map_path(path, "users.map"), *ip = fri_ncf_map_path(path, "items.map");
+    fr_err e = up && ip ? FR_OK : FR_ERR_NOMEM;
+    bool hu = !e && file_exists(up), hi = !e && file_exists(ip);
+    if (!e && hu != hi)
+        e = fri_fail(FR_ERR_IO, "%s%s: found beside %s%s, but %s%s is missing; expected both id maps or neither",
+                     FRI_PATH(hu ? up : ip), FRI_PATH(path), FRI_PATH(hu ? ip : up));
+    if (!e && hu) {
+        e = read_map(up, "user", um, source);
+        if (!e) e = read_map(ip, "item", im, NULL);
+        if (!e) e = to_raw(path, rs, k, *um, *im, up, ip);
+        fri_free(up);
+        fri_free(ip);
+        if (e) {
+            fr_idmap_release(*um);
+            fr_idmap_release(*im);
+            *um = *im = NULL;
+            if (source) { fri_free(*source); *source = NULL; }
+        }
+        return e;
+    }
+    fri_free(up);
+    fri_free(ip);
+    if (e) return e;
     uint32_t mu = 0, mi = 0;
     size_t total = 0;
     for (int j = 0; j < k; j++) {
@@ -25,10 +190,17 @@ fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, fr_idmap **um,
         return fri_fail(FR_ERR_RANGE, "%s%s: NCF ids are dense 0..n-1, but the largest id is %u with only %zu ratings; "
                         "expected ids below %llu (use the ml100k format for sparse ids)", FRI_PATH(path),
                         mu > mi ? mu : mi, total, (unsigned long long)limit);
-    fr_err e = fri_idmap_identity(um, mu + 1);
+    e = fri_idmap_identity(um, mu + 1);
     if (!e) e = fri_idmap_identity(im, mi + 1);
     if (e) { fr_idmap_release(*um); fr_idmap_release(*im); *um = *im = NULL; }
     return e;
+}
+
+/* The dense id of an id of a .negative file: an index when the data's NCF files name ids
+ * by index (maps read from id-map files), else a raw id. -1 when unknown. */
+static int64_t find_id(const fr_idmap *m, uint32_t id) {
+    if (m->indexed) return id < m->n ? (int64_t)id : -1;
+    return fr_idmap_find(m, id);
 }
 
 /* Grows a uint32 array to hold at least need values. */
@@ -92,8 +264,8 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
         }
         int64_t du = ids[0];
         if (like) {
-            du = fr_idmap_find(like->users, ids[0]);
-            int64_t di = fr_idmap_find(like->items, ids[1]);
+            du = find_id(like->users, ids[0]);
+            int64_t di = find_id(like->items, ids[1]);
             if (du < 0 || di < 0) {
                 e = fri_fail(FR_ERR_RANGE, "%s%s:%llu: %s %u is not in the dataset; expected a known id", FRI_PATH(path), ln,
                              du < 0 ? "user" : "item", du < 0 ? ids[0] : ids[1]);
@@ -122,7 +294,7 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
                 goto fail;
             }
             if (like) {
-                int64_t di = fr_idmap_find(like->items, it);
+                int64_t di = find_id(like->items, it);
                 if (di < 0) {
                     e = fri_fail(FR_ERR_RANGE, "%s%s:%llu: negative item %u is not in the dataset; expected a known id",
                                  FRI_PATH(path), ln, it);

@@ -114,18 +114,22 @@ fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o
     fr_format used = o->format;
     e = read_rows(path, o, o->format, &rows, &used, stats);
     if (e) { fri_rows_free(&rows); return e; }
+    char *source = NULL; /* what NCF id maps record as the data's origin */
     if (used != FR_FORMAT_NCF) {
         e = fri_dataset_build_own(out, &rows);
     } else {
         fr_idmap *um, *im;
         fri_rows *rs[1] = {&rows};
-        e = fri_ncf_maps(path, rs, 1, &um, &im);
+        e = fri_ncf_maps(path, rs, 1, &um, &im, &source);
         if (e) { fri_rows_free(&rows); return e; }
         e = fri_dataset_build(out, &rows, um, im);
         fr_idmap_release(um);
         fr_idmap_release(im);
     }
-    if (!e && stats) stats->duplicates = (*out)->duplicates;
+    if (!e) e = fri_dataset_set_source(*out, source ? source : path, !source);
+    fri_free(source);
+    if (e) { fr_dataset_free(*out); *out = NULL; return e; }
+    if (stats) stats->duplicates = (*out)->duplicates;
     return e;
 }
 
@@ -138,6 +142,7 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     if (e) return e;
     fri_rows a = {0}, b = {0};
     fr_idmap *um = NULL, *im = NULL;
+    char *source = NULL; /* what NCF id maps record as the data's origin */
     fr_format used = o->format;
     e = read_rows(train_path, o, o->format, &a, &used, NULL);
     /* The test file is read as the training file was; an auto-detected delimited file
@@ -148,7 +153,7 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     b.implicit = a.implicit = a.implicit || b.implicit;
     if (used == FR_FORMAT_NCF) {
         fri_rows *rs[2] = {&a, &b};
-        e = fri_ncf_maps(train_path, rs, 2, &um, &im);
+        e = fri_ncf_maps(train_path, rs, 2, &um, &im, &source);
     } else {
         const uint32_t *ul[2] = {a.user, b.user}, *il[2] = {a.item, b.item};
         size_t nn[2] = {a.n, b.n};
@@ -158,18 +163,23 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     if (e) goto fail;
     e = fri_dataset_build(train, &a, um, im);
     if (!e) e = fri_dataset_build(test, &b, um, im);
+    if (!e) e = fri_dataset_set_source(*train, source ? source : train_path, !source);
+    if (!e) e = fri_dataset_set_source(*test, source ? source : test_path, !source);
     if (e) {
         fr_dataset_free(*train);
-        *train = NULL;
+        fr_dataset_free(*test);
+        *train = *test = NULL;
         goto fail;
     }
     fr_idmap_release(um);
     fr_idmap_release(im);
+    fri_free(source);
     return FR_OK;
 fail:
     fri_rows_free(&a);
     fri_rows_free(&b);
     fr_idmap_release(um);
     fr_idmap_release(im);
+    fri_free(source);
     return e;
 }

@@ -35,9 +35,19 @@ FR_NODISCARD fr_err fri_read_parallel(const fri_rdctx *c, bool fast, int fd, uin
 
 /* ------------------------------------------------------------ NCF files (ncf.c) */
 
-/* Identity id maps for the NCF rows rs[0, k) of path, whose ids are dense 0..n-1: the
- * largest id must be plausible for the number of rows (FR_ERR_RANGE naming path
- * otherwise). *um and *im are NULL on failure. */
-FR_NODISCARD fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, fr_idmap **um, fr_idmap **im);
+/* The id maps of the NCF rows rs[0, k) of path, whose ids are dense indices. With id-map
+ * files beside path (fri_ncf_map_path: users.map and items.map, "index<TAB>raw id"), the
+ * rows' ids are translated to the raw ids the maps give, the maps (marked `indexed`) are
+ * returned and *source (when not NULL) receives the "# source: PATH" they record
+ * (allocated, or NULL). Without them: identity maps, the largest id plausible for the
+ * number of rows (FR_ERR_RANGE naming path otherwise). One map file without the other,
+ * a malformed map (file and line), an index a map lacks: errors. *um and *im are NULL on
+ * failure. */
+FR_NODISCARD fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, fr_idmap **um, fr_idmap **im,
+                                 char **source);
+/* The id-map file `which` ("users.map", "items.map") of the NCF file rating: its name
+ * without "train.rating", "test.rating" or "rating" at the end (else the name and "."),
+ * then which. Allocated; NULL when out of memory. */
+char *fri_ncf_map_path(const char *rating, const char *which);
 
 #endif

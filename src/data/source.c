@@ -41,9 +41,11 @@ fr_err fr_source_check(const fr_source *s) {
     if (!s) return fri_fail(FR_ERR_INVALID, "source: NULL");
     if (s->test && !s->data)
         return fri_fail(FR_ERR_INVALID, "source: test file \"%s\" needs a training file (data)", s->test);
-    if (s->split != FR_SPLIT_LOO && s->split != FR_SPLIT_RATIO && s->split != FR_SPLIT_TEMPORAL)
-        return fri_fail(FR_ERR_INVALID, "source: split kind %d; expected loo (%d), temporal (%d) or ratio (%d)",
-                        (int)s->split, FR_SPLIT_LOO, FR_SPLIT_TEMPORAL, FR_SPLIT_RATIO);
+    if (s->split != FR_SPLIT_LOO && s->split != FR_SPLIT_RATIO && s->split != FR_SPLIT_TEMPORAL &&
+        s->split != FR_SPLIT_TEMPORAL_USER)
+        return fri_fail(FR_ERR_INVALID, "source: split kind %d; expected loo (%d), temporal (%d), ratio (%d) or "
+                        "temporal-user (%d)", (int)s->split, FR_SPLIT_LOO, FR_SPLIT_TEMPORAL, FR_SPLIT_RATIO,
+                        FR_SPLIT_TEMPORAL_USER);
     if (s->split != FR_SPLIT_LOO && !(s->split_ratio > 0 && s->split_ratio < 1))
         return fri_fail(FR_ERR_INVALID, "source: split ratio %g; expected a value strictly between 0 and 1",
                         s->split_ratio);
@@ -60,6 +62,7 @@ fr_err fr_source_parse_split(const char *text, fr_split_kind *kind, double *rati
     }
     if (text && !strncmp(text, "ratio:", 6)) { k = FR_SPLIT_RATIO; v = text + 6; }
     else if (text && !strncmp(text, "temporal:", 9)) { k = FR_SPLIT_TEMPORAL; v = text + 9; }
+    else if (text && !strncmp(text, "temporal-user:", 14)) { k = FR_SPLIT_TEMPORAL_USER; v = text + 14; }
     if (v) {
         char *end = NULL;
         errno = 0;
@@ -70,14 +73,14 @@ fr_err fr_source_parse_split(const char *text, fr_split_kind *kind, double *rati
             return FR_OK;
         }
     }
-    return fri_fail(FR_ERR_INVALID, "split \"%s\"; expected loo, ratio:R or temporal:R with 0 < R < 1",
+    return fri_fail(FR_ERR_INVALID, "split \"%s\"; expected loo, ratio:R, temporal:R or temporal-user:R with 0 < R < 1",
                     text ? text : "(null)");
 }
 
 fr_err fr_source_format_split(fr_split_kind kind, double ratio, char *buf, size_t cap) {
     const char *name = kind == FR_SPLIT_LOO ? "loo" : kind == FR_SPLIT_RATIO ? "ratio" :
-                       kind == FR_SPLIT_TEMPORAL ? "temporal" : NULL;
-    if (!name) return fri_fail(FR_ERR_INVALID, "split kind %d; expected loo, ratio or temporal", (int)kind);
+                       kind == FR_SPLIT_TEMPORAL ? "temporal" : kind == FR_SPLIT_TEMPORAL_USER ? "temporal-user" : NULL;
+    if (!name) return fri_fail(FR_ERR_INVALID, "split kind %d; expected loo, ratio, temporal or temporal-user", (int)kind);
     int n;
     if (kind == FR_SPLIT_LOO) {
         n = snprintf(buf, cap, "%s", name);
@@ -181,12 +184,25 @@ fr_err fr_data_load(fr_data **out, const fr_source *s) {
         d->meta_dir = fri_strdup(s->data);
         if (!d->describe || !d->meta_dir) { e = FR_ERR_NOMEM; goto done; }
         e = load_ncf_dir(d, s);
+        if (!e && d->train->users->indexed) { /* say where the ids people see come from */
+            char *x = dup_printf("%s (NCF layout, raw ids from users.map, items.map)", s->data);
+            if (!x) { e = FR_ERR_NOMEM; goto done; }
+            fri_free(d->describe);
+            d->describe = x;
+        }
     } else {
         d->describe = s->test ? dup_printf("%s + %s", s->data, s->test) : dup_printf("%s (split %s)", s->data, split);
         d->meta_dir = dir_of(s->data);
         if (!d->describe || !d->meta_dir) { e = FR_ERR_NOMEM; goto done; }
         if (s->test) e = fr_dataset_load_pair(&d->train, &d->test, s->data, s->test, &s->load);
         else e = fr_dataset_load(&all, s->data, &s->load, NULL);
+    }
+    if (!e && all && s->split == FR_SPLIT_LOO && !fr_dataset_has_time_order(all)) {
+        /* say how the held-out interaction was chosen: there is no latest to take */
+        char *x = dup_printf("%s (split loo, random: no timestamps)", s->data ? s->data : "synthetic data");
+        if (!x) { e = FR_ERR_NOMEM; goto done; }
+        fri_free(d->describe);
+        d->describe = x;
     }
     if (!e && all) {
         e = fr_dataset_split(all, s->split, s->split_ratio, s->seed, &d->train, &d->test);
@@ -215,5 +231,14 @@ const char *fr_data_describe(const fr_data *d) { return d->describe; }
 bool fr_data_is_synthetic(const fr_data *d) { return d->synthetic; }
 
 fr_err fr_data_load_meta(fr_data *d) {
-    return d->meta_dir ? fr_dataset_load_meta(d->train, d->meta_dir) : FR_OK;
+    fr_err e = d->meta_dir ? fr_dataset_load_meta(d->train, d->meta_dir) : FR_OK;
+    const char *src = fr_dataset_source(d->train);
+    if (e || fr_dataset_meta(d->train) || !src || d->synthetic) return e;
+    /* none beside the data: an NCF split's id maps name the file it was split from, and
+     * its directory may hold the metadata (u.item beside u.data) */
+    char *dir = dir_of(src);
+    if (!dir) return FR_ERR_NOMEM;
+    if (!d->meta_dir || strcmp(dir, d->meta_dir)) e = fr_dataset_load_meta(d->train, dir);
+    fri_free(dir);
+    return e;
 }

@@ -1,5 +1,8 @@
-/* Train/test splits of a dataset: leave-one-out (latest), a global temporal cut and a
- * seeded random ratio.
+/* Train/test splits of a dataset: leave-one-out (each user's latest interaction, or a
+ * seeded random one when the data has no timestamps), a global temporal cut, and two
+ * per-user shares: each user's latest round((1-R)*n) (temporal-user) or a seeded random
+ * round((1-R)*n) (ratio), where a user with two or more interactions keeps at least one
+ * on each side and a user with one keeps it in train.
  * Invariants: train and test are built over the SAME id maps as the source (retained,
  * rows carry raw ids), so a dense id means the same user or item in d, train and test;
  * every source interaction lands in exactly one of train and test; neither is empty (a
@@ -55,15 +58,32 @@ static int cmp_tkey(const void *a, const void *b) {
     return (x->k > y->k) - (x->k < y->k);
 }
 
-/* Marks in is_test[k] (0/1) which interactions go to test; returns the test count. */
+/* Test interactions of a user with n of them under a per-user share: round((1-R)*n),
+ * half up, kept within [1, n-1] for n >= 2; 0 for n < 2 (a single interaction trains). */
+static uint64_t user_test_count(uint64_t n, double ratio) {
+    if (n < 2) return 0;
+    uint64_t t = (uint64_t)floor((1.0 - ratio) * (double)n + 0.5);
+    return t < 1 ? 1 : t > n - 1 ? n - 1 : t;
+}
+
+/* Marks in is_test[k] (0/1) which interactions go to test; returns the test count.
+ * Random choices use one stream per user, (seed, round 0, client = dense user, SPLIT). */
 static fr_err mark(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed, uint8_t *is_test,
                    uint64_t *n_test) {
     uint64_t nt = 0;
+    memset(is_test, 0, d->n);
+    bool by_time = fr_dataset_has_time_order(d);
     if (kind == FR_SPLIT_LOO) {
-        memset(is_test, 0, d->n);
         for (uint32_t u = 0; u < d->n_users; u++) {
-            if (d->ptr[u + 1] - d->ptr[u] < 2) continue; /* a single interaction stays in train */
-            is_test[loo_pick(d, u)] = 1;
+            uint64_t n = d->ptr[u + 1] - d->ptr[u];
+            if (n < 2) continue; /* a single interaction stays in train */
+            if (by_time) {
+                is_test[loo_pick(d, u)] = 1;
+            } else { /* no order to follow: a seeded random one */
+                fr_rng r;
+                fr_rng_init(&r, seed, 0, u, FR_PURPOSE_SPLIT);
+                is_test[d->ptr[u] + fr_rng_below64(&r, n)] = 1;
+            }
             nt++;
         }
     } else if (kind == FR_SPLIT_TEMPORAL) {
@@ -77,15 +97,32 @@ static fr_err mark(const fr_dataset *d, fr_split_kind kind, double ratio, uint64
         for (uint64_t j = 0; j < d->n; j++) is_test[keys[j].k] = j >= n_train;
         nt = d->n - n_train;
         fri_free(keys);
-    } else {
+    } else if (kind == FR_SPLIT_TEMPORAL_USER) {
+        /* CSR order is (time, dense item): the last t rows are the latest, ties to the
+         * larger item id, as for leave-one-out (dense order is raw-id order except under
+         * NCF id maps written out of order). */
         for (uint32_t u = 0; u < d->n_users; u++) {
+            uint64_t t = user_test_count(d->ptr[u + 1] - d->ptr[u], ratio);
+            memset(is_test + d->ptr[u + 1] - t, 1, (size_t)t);
+            nt += t;
+        }
+    } else { /* FR_SPLIT_RATIO: the first t positions of a seeded shuffle of the user's rows */
+        uint64_t maxdeg = 0;
+        for (uint32_t u = 0; u < d->n_users; u++)
+            if (d->ptr[u + 1] - d->ptr[u] > maxdeg) maxdeg = d->ptr[u + 1] - d->ptr[u];
+        uint32_t *pos = fri_malloc((size_t)(maxdeg ? maxdeg : 1) * sizeof *pos);
+        if (!pos) return FR_ERR_NOMEM;
+        for (uint32_t u = 0; u < d->n_users; u++) {
+            uint64_t n = d->ptr[u + 1] - d->ptr[u], t = user_test_count(n, ratio);
+            if (!t) continue;
+            for (uint64_t j = 0; j < n; j++) pos[j] = (uint32_t)j;
             fr_rng r;
             fr_rng_init(&r, seed, 0, u, FR_PURPOSE_SPLIT);
-            for (uint64_t k = d->ptr[u]; k < d->ptr[u + 1]; k++) {
-                is_test[k] = !(fr_rng_double(&r) < ratio);
-                nt += is_test[k];
-            }
+            fr_rng_shuffle_u32(&r, pos, (size_t)n);
+            for (uint64_t j = 0; j < t; j++) is_test[d->ptr[u] + pos[j]] = 1;
+            nt += t;
         }
+        fri_free(pos);
     }
     *n_test = nt;
     return FR_OK;
@@ -103,9 +140,11 @@ static fr_err empty_side(const fr_dataset *d, fr_split_kind kind, double ratio, 
                         "out; expected a user with two or more", d->n_users);
     char seed_note[40] = "";
     if (kind == FR_SPLIT_RATIO) snprintf(seed_note, sizeof seed_note, " (seed %llu)", (unsigned long long)seed);
+    const char *name = kind == FR_SPLIT_RATIO ? "ratio" : kind == FR_SPLIT_TEMPORAL ? "temporal" : "temporal-user";
     return fri_fail(FR_ERR_EMPTY, "split %s:%g%s: %llu interactions give %llu to train and %llu to test; expected at "
-                    "least one in each (another ratio or more data)", kind == FR_SPLIT_RATIO ? "ratio" : "temporal",
-                    ratio, seed_note, n, n - nt, nt);
+                    "least one in each (%s)", name, ratio, seed_note, n, n - nt, nt,
+                    kind == FR_SPLIT_TEMPORAL ? "another ratio or more data"
+                                              : "a user needs two or more interactions to give one to test");
 }
 
 fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed, fr_dataset **train,
@@ -113,13 +152,18 @@ fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, u
     if (train) *train = NULL;
     if (test) *test = NULL;
     if (!d || !train || !test) return fri_fail(FR_ERR_INVALID, "split: dataset and both outputs are required");
-    if (kind != FR_SPLIT_LOO && kind != FR_SPLIT_TEMPORAL && kind != FR_SPLIT_RATIO)
-        return fri_fail(FR_ERR_INVALID, "split: unknown kind %d; expected loo (1), temporal (2) or ratio (3)",
-                        (int)kind);
+    if (kind != FR_SPLIT_LOO && kind != FR_SPLIT_TEMPORAL && kind != FR_SPLIT_RATIO && kind != FR_SPLIT_TEMPORAL_USER)
+        return fri_fail(FR_ERR_INVALID, "split: unknown kind %d; expected loo (1), temporal (2), ratio (3) or "
+                        "temporal-user (4)", (int)kind);
     if (kind != FR_SPLIT_LOO && !(ratio > 0 && ratio < 1))
         return fri_fail(FR_ERR_RANGE, "split: train ratio %g; expected a value strictly between 0 and 1", ratio);
-    if (kind == FR_SPLIT_TEMPORAL && !d->has_time)
-        return fri_fail(FR_ERR_INVALID, "split: a temporal split needs timestamps and this dataset has none");
+    if ((kind == FR_SPLIT_TEMPORAL || kind == FR_SPLIT_TEMPORAL_USER) && !d->has_time)
+        return fri_fail(FR_ERR_INVALID, "split: a temporal split needs timestamps and this dataset has none "
+                        "(a ratio split, ratio:R, needs none)");
+
+    if ((kind == FR_SPLIT_TEMPORAL || kind == FR_SPLIT_TEMPORAL_USER) && d->n > 1 && !fr_dataset_has_time_order(d))
+        return fri_fail(FR_ERR_INVALID, "split: a temporal split needs timestamps, and all %llu of this dataset's are "
+                        "%lld (a ratio split, ratio:R, needs none)", (unsigned long long)d->n, (long long)d->time[0]);
 
     fr_err err = FR_OK;
     fri_rows tr = {0}, te = {0};
@@ -139,6 +183,8 @@ fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, u
     tr.implicit = te.implicit = d->implicit;
     if ((err = fri_dataset_build(&a, &tr, d->users, d->items))) goto done;
     if ((err = fri_dataset_build(&b, &te, d->users, d->items))) goto done;
+    if ((err = fri_dataset_set_source(a, d->source, false)) || (err = fri_dataset_set_source(b, d->source, false)))
+        goto done;
     *train = a;
     *test = b;
     a = b = NULL;

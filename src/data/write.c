@@ -1,5 +1,6 @@
 /* Writers: the NCF layout (train.rating, test.rating, test.negative with dense 0-based
- * ids) and u.data-style TSV with raw ids.
+ * ids, and users.map, items.map giving each index its raw id) and u.data-style TSV with
+ * raw ids.
  * Every file is streamed to a temporary file beside its target, flushed to disk and
  * renamed into place, so a reader never sees a half-written file. Rows come out in
  * user order, each user's rows in CSR order (time, item); ratings print with %g.
@@ -117,6 +118,20 @@ static fr_err write_rows(const fr_dataset *d, const char *path, bool raw) {
     return afile_commit(&a);
 }
 
+/* An id map as "index<TAB>raw id" lines under a comment header naming what the ids are
+ * and, when known, the data they came from ("# source: PATH", read back by the NCF
+ * reader). */
+static fr_err write_map(const fr_idmap *m, const char *what, const char *source, const char *path) {
+    afile a;
+    fr_err e = afile_open(&a, path);
+    if (e) return e;
+    fprintf(a.f, "# fedrec id map: the %s ids of train.rating, test.rating and test.negative (an index) and the "
+            "raw id of the data, tab-separated\n", what);
+    if (source && !strpbrk(source, "\r\n")) fprintf(a.f, "# source: %s\n", source);
+    for (uint32_t k = 0; k < m->n; k++) fprintf(a.f, "%u\t%lld\n", k, (long long)m->raw[k]);
+    return afile_commit(&a);
+}
+
 static fr_err write_negatives(const fr_dataset *test, const fr_negatives *negs, const char *path) {
     afile a;
     fr_err e = afile_open(&a, path);
@@ -150,10 +165,20 @@ fr_err fr_dataset_write_ncf(const char *dir, const fr_dataset *train, const fr_d
     if (!(p = join(dir, "test.rating"))) return FR_ERR_NOMEM;
     e = write_rows(test, p, false);
     fri_free(p);
-    if (e || !negs) return e;
-    if (!(p = join(dir, "test.negative"))) return FR_ERR_NOMEM;
-    e = write_negatives(test, negs, p);
-    fri_free(p);
+    if (e) return e;
+    if (negs) {
+        if (!(p = join(dir, "test.negative"))) return FR_ERR_NOMEM;
+        e = write_negatives(test, negs, p);
+        fri_free(p);
+        if (e) return e;
+    }
+    static const char *const names[2] = {"users.map", "items.map"}, *const what[2] = {"user", "item"};
+    const fr_idmap *maps[2] = {train->users, train->items};
+    for (int k = 0; k < 2 && !e; k++) {
+        if (!(p = join(dir, names[k]))) return FR_ERR_NOMEM;
+        e = write_map(maps[k], what[k], train->source, p);
+        fri_free(p);
+    }
     return e;
 }
 

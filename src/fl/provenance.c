@@ -705,7 +705,7 @@ static fr_err decode_tree(const cJSON *root, fr_provenance *q, strlist *own) {
         if (KEY(source_fields[k].key) && (e = get_value(v, &q->source, &source_fields[k], source_fields[k].key, own)))
             return e;
     if (KEY("split")) {
-        static const char want[] = "loo, ratio:R or temporal:R with 0 < R < 1";
+        static const char want[] = "loo, ratio:R, temporal:R or temporal-user:R with 0 < R < 1";
         if (!cJSON_IsString(v)) return wrong_type("split", v, want);
         if (fr_source_parse_split(v->valuestring, &q->source.split, &q->source.split_ratio))
             return bad_value("split", v, want);

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# fedrec's defaults on data of several shapes, against its own baselines and the
+# libraries users would pick instead, side by side in one run (issue 11's targets).
+# Every fedrec run below gives nothing but the data, the split and the model.
+#   A. explicit, ml-100k u1..u5 (given folds) and the ml-1m partial ratings
+#      (--split ratio:0.8, a per-user 80/20 split): federated mf, centralized mf and the
+#      bias baseline (the run summary's). Targets: federated RMSE within 1% of
+#      centralized; both at least 2% below bias (fold means on ml-100k).
+#   B. implicit, leave-one-out with 99 negatives, ml-100k-loo and the ml-1m partial
+#      ratings: federated bpr, centralized bpr and most-popular (pop); federated and
+#      centralized neumf (ml-100k-loo; with FULL=1 also ml-1m). Targets: federated bpr
+#      within 0.03 HR@10 of centralized and at least 0.05 above pop; federated neumf at
+#      least centralized.
+#   C. speed: centralized mf seconds per epoch against Surprise's SVD (its defaults) on u1,
+#      with both RMSEs (target >= 5x at equal or better RMSE); centralized bpr training
+#      time per sampled (user, positive, negative) triple against the `implicit` library's
+#      BPR on ml-100k-loo's train.rating, 1 and 2 threads (target: at least as fast).
+# Usage: bench/run_defaults.sh [A] [B] [C]   (default: all; from the root after a build)
+# The reference libraries live in a venv (FEDREC_BENCH_VENV, default
+# ~/.cache/fedrec-bench-venv) made on first use with `pip install scikit-surprise implicit`;
+# part C is skipped, saying so, when that fails.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DATA=${FEDREC_DATA:-$ROOT/../shared/data}
+BIN=${FEDREC_BIN:-$ROOT/build/fedrec}
+VENV=${FEDREC_BENCH_VENV:-$HOME/.cache/fedrec-bench-venv}
+parts=${*:-A B C}
+if [ ! -d "$DATA/ml-100k" ] || [ ! -d "$DATA/ml-100k-loo" ]; then
+    echo "run_defaults.sh: $DATA/ml-100k or ml-100k-loo is absent: nothing to measure (skipped)"
+    exit 0
+fi
+[ -x "$BIN" ] || { echo "run_defaults.sh: $BIN not built (scripts/test.sh builds it)" >&2; exit 1; }
+ML1M=$DATA/ml-1m/ratings.partial-users-0001-2999.dat
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "# $(date -u +%FT%TZ)  $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# run NAME ARGS...: fedrec train ARGS with its summary record in $tmp/NAME.jsonl
+run() {
+    local name=$1
+    shift
+    echo "+ fedrec train $*"
+    "$BIN" train "$@" --quiet --eval-every 0 --metrics-out "$tmp/$name.jsonl" >/dev/null
+}
+
+# summary NAME KEY: the final value of KEY (rmse, hr@10) in NAME's summary record, or of
+# the baseline with KEY=baseline:rmse
+summary() {
+    python3 - "$tmp/$1.jsonl" "$2" <<'PY'
+import json, sys
+rec = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]
+key = sys.argv[2]
+if key.startswith("baseline:"):
+    print(rec["baseline"][key.split(":")[1]])
+elif key == "train_seconds_per_step":
+    print(rec["train_seconds"] / max(1, rec.get("epochs", rec.get("rounds", 1))))
+else:
+    print(rec["final"][key])
+PY
+}
+
+if [[ $parts == *A* ]]; then
+    echo "## A. explicit ratings, mf with its defaults"
+    rows=()
+    for f in 1 2 3 4 5; do
+        tr=$DATA/ml-100k/u$f.base te=$DATA/ml-100k/u$f.test
+        run fed$f --data "$tr" --test "$te" --model mf
+        run cen$f --data "$tr" --test "$te" --model mf --centralized
+        rows+=("ml-100k u$f $(summary fed$f rmse) $(summary cen$f rmse) $(summary cen$f baseline:rmse)")
+    done
+    if [ -f "$ML1M" ]; then
+        run fed1m --data "$ML1M" --split ratio:0.8 --model mf
+        run cen1m --data "$ML1M" --split ratio:0.8 --model mf --centralized
+        rows+=("ml-1m-partial ratio:0.8 $(summary fed1m rmse) $(summary cen1m rmse) $(summary cen1m baseline:rmse)")
+    else
+        echo "(the ml-1m partial ratings are absent: skipped)"
+    fi
+    printf '%s\n' "${rows[@]}" | python3 -c '
+import sys
+rows = [l.split() for l in sys.stdin if l.strip()]
+print(f"{\"data\":14s} {\"split\":12s} {\"fed rmse\":>9s} {\"cen rmse\":>9s} {\"bias\":>9s} {\"fed/cen\":>8s} {\"fed/bias\":>9s} {\"cen/bias\":>9s}")
+def line(d, s, f, c, b):
+    print(f"{d:14s} {s:12s} {f:9.4f} {c:9.4f} {b:9.4f} {f/c:8.4f} {f/b:9.4f} {c/b:9.4f}")
+k = [r for r in rows if r[0] == "ml-100k"]
+for r in rows: line(r[0], r[1], *map(float, r[2:]))
+groups = []
+if k: groups.append(("ml-100k", [sum(float(r[i]) for r in k) / len(k) for i in (2, 3, 4)]))
+groups += [(r[0], list(map(float, r[2:]))) for r in rows if r[0] != "ml-100k"]
+for name, (f, c, b) in groups:
+    if name == "ml-100k": line("ml-100k", "mean u1-u5", f, c, b)
+    ok = f <= 1.01 * c and f <= 0.98 * b and c <= 0.98 * b
+    print(f"target {name}: federated within 1% of centralized and both >= 2% below bias: {\"MET\" if ok else \"NOT MET\"}")
+'
+fi
+
+if [[ $parts == *B* ]]; then
+    echo "## B. implicit, leave-one-out with 99 negatives, bpr and neumf with their defaults"
+    rows=()
+    run bprf100k --data "$DATA/ml-100k-loo" --model bpr
+    run bprc100k --data "$DATA/ml-100k-loo" --model bpr --centralized
+    run ncff100k --data "$DATA/ml-100k-loo" --model neumf
+    run ncfc100k --data "$DATA/ml-100k-loo" --model neumf --centralized
+    rows+=("ml-100k-loo $(summary bprf100k hr@10) $(summary bprc100k hr@10) $(summary bprc100k baseline:hr@10) $(summary ncff100k hr@10) $(summary ncfc100k hr@10)")
+    if [ -f "$ML1M" ]; then
+        run bprf1m --data "$ML1M" --implicit --model bpr
+        run bprc1m --data "$ML1M" --implicit --model bpr --centralized
+        if [ "${FULL:-0}" = 1 ]; then
+            run ncff1m --data "$ML1M" --implicit --model neumf
+            run ncfc1m --data "$ML1M" --implicit --model neumf --centralized
+            nf=$(summary ncff1m hr@10) nc=$(summary ncfc1m hr@10)
+        else
+            nf=nan nc=nan
+        fi
+        rows+=("ml-1m-partial $(summary bprf1m hr@10) $(summary bprc1m hr@10) $(summary bprc1m baseline:hr@10) $nf $nc")
+    fi
+    printf '%s\n' "${rows[@]}" | python3 -c '
+import sys, math
+print(f"{\"data\":14s} {\"bpr fed\":>8s} {\"bpr cen\":>8s} {\"pop\":>8s} {\"neumf fed\":>10s} {\"neumf cen\":>10s}   (HR@10)")
+for l in sys.stdin:
+    if not l.strip(): continue
+    d, *v = l.split(); bf, bc, p, nf, nc = map(float, v)
+    print(f"{d:14s} {bf:8.4f} {bc:8.4f} {p:8.4f} {nf:10.4f} {nc:10.4f}")
+    ok = bf >= bc - 0.03 and bf >= p + 0.05
+    print(f"target {d}: federated bpr within 0.03 of centralized and >= pop + 0.05: {\"MET\" if ok else \"NOT MET\"}")
+    if not math.isnan(nf):
+        print(f"target {d}: federated neumf >= centralized neumf: {\"MET\" if nf >= nc else \"NOT MET\"}")
+'
+fi
+
+if [[ $parts == *C* ]]; then
+    echo "## C. speed against Surprise's SVD and implicit's BPR"
+    if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import surprise, implicit' 2>/dev/null; then
+        echo "(making the reference venv $VENV: pip install scikit-surprise implicit)"
+        { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q "numpy<2" scikit-surprise implicit; } >"$tmp/pip.log" 2>&1 ||
+            { echo "(the venv could not be made: part C skipped; see pip's log below)"; tail -5 "$tmp/pip.log"; exit 0; }
+    fi
+    U1=$DATA/ml-100k/u1
+    run mfspeed --data "$U1.base" --test "$U1.test" --model mf --centralized --threads 1
+    echo "+ surprise SVD (its defaults: 100 factors, 20 epochs) on u1"
+    "$VENV/bin/python" - "$U1.base" "$U1.test" >"$tmp/svd.txt" <<'PY'
+import sys, time
+from surprise import SVD, Dataset, Reader, accuracy
+r = Reader(line_format="user item rating timestamp", sep="\t")
+tr = Dataset.load_from_file(sys.argv[1], reader=r).build_full_trainset()
+te = [l.split("\t")[:3] for l in open(sys.argv[2])]
+te = [(u, i, float(x)) for u, i, x in te]
+algo = SVD(random_state=1)
+t = time.perf_counter(); algo.fit(tr); s = time.perf_counter() - t
+print(s / algo.n_epochs, accuracy.rmse(algo.test(te), verbose=False))
+PY
+    read -r svd_s svd_rmse <"$tmp/svd.txt"
+    mf_s=$(summary mfspeed train_seconds_per_step) mf_rmse=$(summary mfspeed rmse)
+    python3 -c "
+mf_s, mf_r, sv_s, sv_r = $mf_s, $mf_rmse, $svd_s, $svd_rmse
+print(f'centralized mf on u1: fedrec {mf_s*1000:.1f} ms/epoch rmse {mf_r:.4f}; surprise SVD {sv_s*1000:.1f} ms/epoch rmse {sv_r:.4f}; fedrec {sv_s/mf_s:.1f}x faster per epoch')
+print('target: >= 5x faster per epoch at equal or better rmse:', 'MET' if sv_s / mf_s >= 5 and mf_r <= sv_r else 'NOT MET')"
+    L=$DATA/ml-100k-loo/train.rating
+    npos=$(wc -l <"$L")
+    for t in 1 2; do
+        run bprspeed$t --data "$L" --model bpr --centralized --threads $t --epochs 10
+    done
+    echo "+ implicit BPR (32 factors, 20 iterations) on $L"
+    "$VENV/bin/python" - "$L" >"$tmp/imp.txt" <<'PY'
+import sys, time, numpy as np, scipy.sparse as sp
+from implicit.cpu.bpr import BayesianPersonalizedRanking as BPR
+rows = [l.split("\t") for l in open(sys.argv[1])]
+u = np.array([int(r[0]) for r in rows]); i = np.array([int(r[1]) for r in rows])
+m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)))
+for th in (1, 2):
+    model = BPR(factors=32, iterations=20, num_threads=th, random_state=1)
+    t = time.perf_counter(); model.fit(m, show_progress=False); s = time.perf_counter() - t
+    print(th, s / 20 / m.nnz)
+PY
+    negs=4 # the centralized bpr preset's sampled negatives per positive
+    for t in 1 2; do
+        f=$(summary bprspeed$t train_seconds_per_step)
+        imp=$(awk -v t=$t '$1 == t {print $2}' "$tmp/imp.txt")
+        python3 -c "
+f, imp, n = $f / ($npos * $negs), $imp, $t
+print(f'centralized bpr, {n} thread(s): fedrec {f*1e9:.0f} ns per sampled triple; implicit {imp*1e9:.0f} ns; ratio {imp/f:.2f}')
+print('target: at least as fast:', 'MET' if f <= imp else 'NOT MET')"
+    done
+fi
