@@ -158,7 +158,7 @@ typedef struct fr_run_config {
  *               decayed by 0.96 a round and the rest with Adam 0.006, L2 2e-4, GMF factor
  *               64, 50 rounds; bpr the same item rule with 4 negatives, 40 rounds; mf sums
  *               item rows after 3 local epochs of SGD 0.03 and steps them with FedAdam
- *               (server lr 0.005), factor 64, L2 0.12 (biases 0.01), 100 rounds;
+ *               (server lr 0.01), factor 64, L2 0.12 (biases 0.01), 100 rounds;
  *               centralized mf and bpr one SGD step per example (batch 1, the fused
  *               loop): mf lr 0.02, L2 0.08 (biases 0.01), init N(0, 0.02), lr x 0.92 an
  *               epoch, 40 epochs; bpr lr 0.05, L2 0.01, 4 negatives, lr x 0.92, 20
