@@ -75,22 +75,25 @@ if [[ $parts == *A* ]]; then
     else
         echo "(the ml-1m partial ratings are absent: skipped)"
     fi
-    printf '%s\n' "${rows[@]}" | python3 -c '
+    printf '%s\n' "${rows[@]}" >"$tmp/rowsA"
+    python3 - "$tmp/rowsA" <<'PY'
 import sys
-rows = [l.split() for l in sys.stdin if l.strip()]
-print(f"{\"data\":14s} {\"split\":12s} {\"fed rmse\":>9s} {\"cen rmse\":>9s} {\"bias\":>9s} {\"fed/cen\":>8s} {\"fed/bias\":>9s} {\"cen/bias\":>9s}")
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+print("%-14s %-22s %9s %9s %9s %8s %9s %9s" % ("data", "split", "fed rmse", "cen rmse", "bias", "fed/cen", "fed/bias", "cen/bias"))
 def line(d, s, f, c, b):
-    print(f"{d:14s} {s:12s} {f:9.4f} {c:9.4f} {b:9.4f} {f/c:8.4f} {f/b:9.4f} {c/b:9.4f}")
-k = [r for r in rows if r[0] == "ml-100k"]
+    print("%-14s %-22s %9.4f %9.4f %9.4f %8.4f %9.4f %9.4f" % (d, s, f, c, b, f / c, f / b, c / b))
 for r in rows: line(r[0], r[1], *map(float, r[2:]))
+k = [r for r in rows if r[0] == "ml-100k"]
 groups = []
-if k: groups.append(("ml-100k", [sum(float(r[i]) for r in k) / len(k) for i in (2, 3, 4)]))
+if k:
+    mean = [sum(float(r[i]) for r in k) / len(k) for i in (2, 3, 4)]
+    line("ml-100k", "mean u1-u5", *mean)
+    groups.append(("ml-100k (mean)", mean))
 groups += [(r[0], list(map(float, r[2:]))) for r in rows if r[0] != "ml-100k"]
 for name, (f, c, b) in groups:
-    if name == "ml-100k": line("ml-100k", "mean u1-u5", f, c, b)
     ok = f <= 1.01 * c and f <= 0.98 * b and c <= 0.98 * b
-    print(f"target {name}: federated within 1% of centralized and both >= 2% below bias: {\"MET\" if ok else \"NOT MET\"}")
-'
+    print("target %s: federated within 1%% of centralized, both >= 2%% below bias: %s" % (name, "MET" if ok else "NOT MET"))
+PY
 fi
 
 if [[ $parts == *B* ]]; then
@@ -113,18 +116,19 @@ if [[ $parts == *B* ]]; then
         fi
         rows+=("ml-1m-partial $(summary bprf1m hr@10) $(summary bprc1m hr@10) $(summary bprc1m baseline:hr@10) $nf $nc")
     fi
-    printf '%s\n' "${rows[@]}" | python3 -c '
+    printf '%s\n' "${rows[@]}" >"$tmp/rowsB"
+    python3 - "$tmp/rowsB" <<'PY'
 import sys, math
-print(f"{\"data\":14s} {\"bpr fed\":>8s} {\"bpr cen\":>8s} {\"pop\":>8s} {\"neumf fed\":>10s} {\"neumf cen\":>10s}   (HR@10)")
-for l in sys.stdin:
+print("%-14s %8s %8s %8s %10s %10s   (HR@10)" % ("data", "bpr fed", "bpr cen", "pop", "neumf fed", "neumf cen"))
+for l in open(sys.argv[1]):
     if not l.strip(): continue
     d, *v = l.split(); bf, bc, p, nf, nc = map(float, v)
-    print(f"{d:14s} {bf:8.4f} {bc:8.4f} {p:8.4f} {nf:10.4f} {nc:10.4f}")
+    print("%-14s %8.4f %8.4f %8.4f %10.4f %10.4f" % (d, bf, bc, p, nf, nc))
     ok = bf >= bc - 0.03 and bf >= p + 0.05
-    print(f"target {d}: federated bpr within 0.03 of centralized and >= pop + 0.05: {\"MET\" if ok else \"NOT MET\"}")
+    print("target %s: federated bpr within 0.03 of centralized and >= pop + 0.05: %s" % (d, "MET" if ok else "NOT MET"))
     if not math.isnan(nf):
-        print(f"target {d}: federated neumf >= centralized neumf: {\"MET\" if nf >= nc else \"NOT MET\"}")
-'
+        print("target %s: federated neumf >= centralized neumf: %s" % (d, "MET" if nf >= nc else "NOT MET"))
+PY
 fi
 
 if [[ $parts == *C* ]]; then

@@ -267,6 +267,7 @@ expect 2 "^fedrec train: --checkpoint-every applies to federated training; centr
 expect 2 "^fedrec train: --epochs applies to --centralized training" "$bin" train --epochs 3
 expect 2 "^fedrec train: --mu applies to --strategy fedprox, not fedavg$" "$bin" train --model neumf --mu 0.1
 expect 2 "^fedrec train: --mu applies to --strategy fedprox, not fedadam$" "$bin" train --mu 0.1
+expect 2 "^fedrec train: --sep says how to read a --data file; without --data, train uses the built-in synthetic data$" "$bin" train --sep tab
 expect 2 "^fedrec train: --server-momentum applies to --strategy fedavgm, not fedadam$" "$bin" train --strategy fedadam --server-momentum 0.5
 expect 2 "^fedrec train: --tau and --beta1 apply to --strategy fedadam, fedyogi or fedadagrad, not fedprox$" "$bin" train --strategy fedprox --tau 0.1
 expect 2 "^fedrec train: --beta2 applies to --strategy fedadam or fedyogi, not fedadagrad$" "$bin" train --strategy fedadagrad --beta2 0.9

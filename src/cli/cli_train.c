@@ -540,6 +540,10 @@ int cli_train(int argc, char **argv) {
     fr_source src;
     fr_source_default(&src);
     if ((rc = cli_load_opts_apply("train", &lo, specs, &src.load))) return rc;
+    const char *load_opt = cli_load_opts_given(&lo, specs);
+    if (load_opt && !o.data)
+        return usage_err("%s says how to read a --data file; without --data, train uses the built-in synthetic data",
+                         load_opt);
     if (o.split && fr_source_parse_split(o.split, &src.split, &src.split_ratio))
         return usage_err("--split: expected loo, ratio:R, temporal:R or temporal-user:R with 0 < R < 1, got '%s'",
                          o.split);

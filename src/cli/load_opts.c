@@ -29,6 +29,18 @@ static bool column_number_ok(const char *s) {
     return v >= 1 && v <= 64;
 }
 
+const char *cli_load_opts_given(const cli_load_opts *lo, const arg_spec *specs) {
+    const struct { const void *field; const char *name; } opts[] = {
+        {&lo->format, "--format"},         {&lo->sep, "--sep"},           {&lo->header, "--header"},
+        {&lo->no_header, "--no-header"},   {&lo->user_col, "--user-col"}, {&lo->item_col, "--item-col"},
+        {&lo->rating_col, "--rating-col"}, {&lo->time_col, "--time-col"}, {&lo->implicit, "--implicit"},
+        {&lo->implicit_weight, "--implicit-weight"}, {&lo->skip_bad_lines, "--skip-bad-lines"},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        if (args_seen(specs, opts[i].field)) return opts[i].name;
+    return NULL;
+}
+
 int cli_load_opts_apply(const char *cmd, const cli_load_opts *lo, const arg_spec *specs, fr_load_opts *o) {
     if (args_seen(specs, &lo->format) && cli_parse_format(cmd, lo->format, &o->format)) return 2;
     if (args_seen(specs, &lo->sep)) {

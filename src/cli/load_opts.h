@@ -41,5 +41,8 @@ typedef struct cli_load_opts {
 /* Sets in *o the loading options the user gave (specs: the command's parsed array). Returns
  * 0, or 2 after printing "fedrec CMD: --OPT: ..." for a value or a combination refused. */
 int cli_load_opts_apply(const char *cmd, const cli_load_opts *lo, const arg_spec *specs, fr_load_opts *o);
+/* The first loading option the user gave ("--sep", ...), or NULL: a command without a file
+ * to read refuses them rather than ignoring them. */
+const char *cli_load_opts_given(const cli_load_opts *lo, const arg_spec *specs);
 
 #endif
