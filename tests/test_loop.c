@@ -202,7 +202,7 @@ Test(loop, presets) {
     cr_assert(c.model.dim == 8 && c.loop.steps == 100 && !strcmp(c.preset, "textbook"));
     cr_assert_eq(fr_run_config_preset(&c, "fedrec", FR_MODEL_NEUMF, false, NULL), FR_OK);
     cr_assert(c.fl.item_sum && c.fl.item_local.kind == FR_OPTIM_SGD && c.fl.item_local.lr == 0.8f);
-    cr_assert(c.fl.item_lr_decay == 0.96f && c.fl.local.lr == 0.006f && c.model.dim == 64 && c.loop.steps == 50);
+    cr_assert(c.fl.item_lr_decay == 0.96f && c.fl.local.lr == 0.006f && c.model.dim == 64 && c.loop.steps == 30);
     cr_assert(c.model.l2 == 2e-4f);
     cr_assert_eq(fr_run_config_preset(&c, "textbook", FR_MODEL_MF, true, NULL), FR_OK);
     cr_assert(c.train.optim.kind == FR_OPTIM_SGD && c.train.optim.lr == 0.1f && c.loop.steps == 150);

@@ -156,7 +156,7 @@ typedef struct fr_run_config {
  *   "fedrec"    fedrec's tuned settings (the default; docs/ARCHITECTURE.md says how they
  *               were found): NCF models sum item-row deltas, step item rows with SGD 0.8
  *               decayed by 0.96 a round and the rest with Adam 0.006, L2 2e-4, GMF factor
- *               64, 50 rounds; bpr the same item rule with 4 negatives, 40 rounds; mf sums
+ *               64, 50 rounds (neumf 30); bpr the same item rule with 4 negatives, 40 rounds; mf sums
  *               item rows after 3 local epochs of SGD 0.03 and steps them with FedAdam
  *               (server lr 0.01), factor 64, L2 0.12 (biases 0.01), 100 rounds;
  *               centralized mf and bpr one SGD step per example (batch 1, the fused
