@@ -360,9 +360,10 @@ Test(train, evaluate_implicit_uses_sampled_or_full_ranking) {
  * losses, for mf (with and without L2 and a bias L2 of its own) and bpr (one and four
  * negatives), over epochs with the lr changed between them. */
 static fr_model *train_sgd1(fr_model_kind kind, const fr_dataset *d, float l2, float bias_l2, uint32_t neg,
-                            bool fused, double *loss, uint64_t *steps) {
+                            uint32_t dim, bool fused, double *loss) {
     fr_model_config c;
     fr_model_config_default(&c, kind);
+    c.dim = dim;
     c.n_users = fr_dataset_n_users(d);
     c.n_items = fr_dataset_n_items(d);
     c.mu = 3.5f;
@@ -386,20 +387,21 @@ static fr_model *train_sgd1(fr_model_kind kind, const fr_dataset *d, float l2, f
         cr_assert_eq(fr_trainer_epoch(t, &loss[e]), FR_OK, "%s", fr_errmsg());
     }
     fr_trainer_free(t);
-    (void)steps;
     return m;
 }
 
 Test(train, fused_sgd_is_the_generic_loop_bit_for_bit) {
     fr_dataset *d = gen(120, 70, 2500);
-    struct { fr_model_kind kind; float l2, bias_l2; uint32_t neg; } cases[] = {
-        {FR_MODEL_MF, 0.05f, 0.01f, 0}, {FR_MODEL_MF, 0.05f, 0.0f, 0}, {FR_MODEL_MF, 0.0f, 0.0f, 0},
-        {FR_MODEL_BPR, 0.01f, 0.0f, 1}, {FR_MODEL_BPR, 0.0f, 0.0f, 4},
+    /* dims 32 and 64 with L2 take the two-pass kernels, the others the general fused loop */
+    struct { fr_model_kind kind; float l2, bias_l2; uint32_t neg, dim; } cases[] = {
+        {FR_MODEL_MF, 0.05f, 0.01f, 0, 32}, {FR_MODEL_MF, 0.05f, 0.0f, 0, 64}, {FR_MODEL_MF, 0.0f, 0.0f, 0, 32},
+        {FR_MODEL_MF, 0.05f, 0.01f, 0, 12}, {FR_MODEL_BPR, 0.01f, 0.0f, 1, 32}, {FR_MODEL_BPR, 0.0f, 0.0f, 4, 32},
+        {FR_MODEL_BPR, 0.01f, 0.0f, 4, 20},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         double la[3], lb[3];
-        fr_model *a = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, true, la, NULL);
-        fr_model *b = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, false, lb, NULL);
+        fr_model *a = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, true, la);
+        fr_model *b = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, false, lb);
         size_t np = fr_model_n_params(a);
         cr_assert(np == fr_model_n_params(b));
         cr_assert(!memcmp(fr_model_params(a), fr_model_params(b), np * sizeof(float)), "case %zu: models differ", k);

@@ -106,19 +106,25 @@ double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, cons
                                 size_t B);
 /* returns scale * sum_b sum_c x[B,C]^2 (fri_sumsq); dx[B,C] += 2 * scale * x (dx may be NULL) */
 double fri_l2_forward_backward(float *dx, const float *x, size_t B, size_t C, double scale);
-/* sum_i x[i]^2 in double, in eight interleaved partial sums (lane i mod 8; a tail
- * past the last multiple of 8 goes to lane 0) added pairwise: a fixed order, so every
- * caller and every build gets the same bits, without one serial chain of additions
- * (the compiler may keep the lanes in vector registers: each lane's order is its own). */
+/* sum_i x[i]^2: chunks of 64 summed in float in eight interleaved lanes (lane i mod 8;
+ * a tail past the last multiple of 8 goes to lane 0) added pairwise, the chunks added in
+ * double. A fixed order, so every caller and every build gets the same bits, with no
+ * serial chain of additions (the lanes fit vector registers) and at most 8 float
+ * additions per lane before the double sum. For loss values only, never a gradient. */
 static inline double fri_sumsq(const float *restrict x, size_t n) {
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t j = 0; j < 8; j++) s[j] += (double)x[i + j] * (double)x[i + j];
-    for (; i < n; i++) s[0] += (double)x[i] * (double)x[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    double total = 0.0;
+    for (size_t at = 0; at < n; at += 64) {
+        size_t m = n - at < 64 ? n - at : 64, i = 0;
+        const float *restrict y = x + at;
+        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (; i + 8 <= m; i += 8)
+            for (size_t j = 0; j < 8; j++) s[j] += y[i + j] * y[i + j];
+        for (; i < m; i++) s[0] += y[i] * y[i];
+        total += (double)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+    }
+    return total;
 }
-/* sum_c a[c] * b[c] in float, in the same eight lanes and pairwise order as fri_sumsq */
+/* sum_c a[c] * b[c] in float, in eight lanes added pairwise as one chunk of fri_sumsq */
 static inline float fri_dot(const float *restrict a, const float *restrict b, size_t n) {
     float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;

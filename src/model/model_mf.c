@@ -14,6 +14,16 @@
 
 #define FRI_MF_FUSED_MAX_DIM 512 /* larger factors take the generic loop */
 
+/* The two-pass kernels keep their eight lanes in two SSE registers where the target has
+ * them (every x86-64): the same IEEE operations on the same lanes as the scalar code
+ * beside them, so the same bits; the compiler kept the scalar lanes in memory. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define FRI_MF_SSE 1
+#else
+#define FRI_MF_SSE 0
+#endif
+
 /* roles in m->slot */
 enum { ITEM_F, ITEM_B, USER_F, USER_B };
 
@@ -175,6 +185,171 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
  * double, the L2 gradient k * x added to a zero gradient, the dot's backward, then
  * p -= lr * g on every row the example touched (rows are distinct: a BPR negative is
  * never the user's positive, and user and item rows live in different tables). */
+/* The pairwise sum of eight lanes, as fri_dot and one chunk of fri_sumsq add them. */
+static inline float lanes8(const float *s) { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
+
+/* sgd_pass for the common shape (dim a multiple of 8, at most 64, L2 > 0) with every
+ * per-example loop fused into two passes over the rows: one reads them (the dot products
+ * and the squared norms, each in its own eight lanes: the bits of fri_dot and fri_sumsq),
+ * one writes them (each element's gradient, (0 + k x) + ds y, as loss_impl builds it, and
+ * its step). Elementwise, so the same bits as the separate loops. */
+static double sgd_mse_lanes(const fr_model *m, float *P, float *Q, float *BU, float *BI, const struct fri_examples *ex,
+                            float lr, double sum) {
+    const fr_model_config *c = &m->cfg;
+    const size_t d = c->dim;
+    const double l2s = (double)c->l2 / 1.0, bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / 1.0 : l2s;
+    const float k = (float)(2.0 * l2s), kb = (float)(2.0 * bl2s), mu = c->mu;
+    for (size_t x = 0; x < ex->n; x++) {
+        const uint32_t u = ex->user[x], i = ex->item[x];
+        float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d;
+        float spq[8], spp[8], sqq[8];
+#if FRI_MF_SSE
+        {
+            __m128 pq0 = _mm_setzero_ps(), pq1 = pq0, pp0 = pq0, pp1 = pq0, qq0 = pq0, qq1 = pq0;
+            for (size_t a = 0; a < d; a += 8) {
+                const __m128 p0 = _mm_loadu_ps(p + a), p1 = _mm_loadu_ps(p + a + 4);
+                const __m128 q0 = _mm_loadu_ps(q + a), q1 = _mm_loadu_ps(q + a + 4);
+                pq0 = _mm_add_ps(pq0, _mm_mul_ps(p0, q0)); pq1 = _mm_add_ps(pq1, _mm_mul_ps(p1, q1));
+                pp0 = _mm_add_ps(pp0, _mm_mul_ps(p0, p0)); pp1 = _mm_add_ps(pp1, _mm_mul_ps(p1, p1));
+                qq0 = _mm_add_ps(qq0, _mm_mul_ps(q0, q0)); qq1 = _mm_add_ps(qq1, _mm_mul_ps(q1, q1));
+            }
+            _mm_storeu_ps(spq, pq0); _mm_storeu_ps(spq + 4, pq1);
+            _mm_storeu_ps(spp, pp0); _mm_storeu_ps(spp + 4, pp1);
+            _mm_storeu_ps(sqq, qq0); _mm_storeu_ps(sqq + 4, qq1);
+        }
+#else
+        for (size_t j = 0; j < 8; j++) spq[j] = spp[j] = sqq[j] = 0.0f;
+        for (size_t a = 0; a < d; a += 8)
+            for (size_t j = 0; j < 8; j++) {
+                const float pj = p[a + j], qj = q[a + j];
+                spq[j] += pj * qj;
+                spp[j] += pj * pj;
+                sqq[j] += qj * qj;
+            }
+#endif
+        float s = lanes8(spq);
+        const float bu = BU[u], bi = BI[i];
+        s += mu + bu + bi;
+        const double e = (double)s - (double)ex->label[x];
+        double L = e * e / 1.0;
+        const float ds = (float)(2.0 * e / 1.0);
+        L += l2s * (0.0 + (double)lanes8(spp));
+        L += l2s * (0.0 + (double)lanes8(sqq));
+        float dbu = 0.0f, dbi = 0.0f;
+        if (bl2s > 0) {
+            dbu += kb * bu;
+            dbi += kb * bi;
+            L += bl2s * fri_sumsq(&bu, 1);
+            L += bl2s * fri_sumsq(&bi, 1);
+        }
+        dbu += ds;
+        dbi += ds;
+#if FRI_MF_SSE
+        {
+            const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vlr = _mm_set1_ps(lr);
+            for (size_t j = 0; j < d; j += 4) {
+                const __m128 pj = _mm_loadu_ps(p + j), qj = _mm_loadu_ps(q + j);
+                const __m128 gp = _mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, pj)), _mm_mul_ps(vds, qj));
+                const __m128 gq = _mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, qj)), _mm_mul_ps(vds, pj));
+                _mm_storeu_ps(p + j, _mm_sub_ps(pj, _mm_mul_ps(vlr, gp)));
+                _mm_storeu_ps(q + j, _mm_sub_ps(qj, _mm_mul_ps(vlr, gq)));
+            }
+        }
+#else
+        for (size_t j = 0; j < d; j++) {
+            const float pj = p[j], qj = q[j];
+            const float gp = (0.0f + k * pj) + ds * qj, gq = (0.0f + k * qj) + ds * pj;
+            p[j] = pj - lr * gp;
+            q[j] = qj - lr * gq;
+        }
+#endif
+        BU[u] = bu - lr * dbu;
+        BI[i] = bi - lr * dbi;
+        sum += L * 1.0;
+    }
+    return sum;
+}
+
+static double sgd_bpr_lanes(const fr_model *m, float *P, float *Q, const struct fri_examples *ex, float lr,
+                            double sum) {
+    const fr_model_config *c = &m->cfg;
+    const size_t d = c->dim;
+    const double l2s = (double)c->l2 / 1.0;
+    const float k = (float)(2.0 * l2s);
+    for (size_t x = 0; x < ex->n; x++) {
+        float *restrict p = P + (size_t)ex->user[x] * d, *restrict q = Q + (size_t)ex->item[x] * d,
+                        *restrict n = Q + (size_t)ex->neg[x] * d;
+        float spq[8], spn[8], spp[8], sqq[8], snn[8];
+#if FRI_MF_SSE
+        {
+            __m128 pq0 = _mm_setzero_ps(), pq1 = pq0, pn0 = pq0, pn1 = pq0, pp0 = pq0, pp1 = pq0, qq0 = pq0, qq1 = pq0,
+                   nn0 = pq0, nn1 = pq0;
+            for (size_t a = 0; a < d; a += 8) {
+                const __m128 p0 = _mm_loadu_ps(p + a), p1 = _mm_loadu_ps(p + a + 4);
+                const __m128 q0 = _mm_loadu_ps(q + a), q1 = _mm_loadu_ps(q + a + 4);
+                const __m128 n0 = _mm_loadu_ps(n + a), n1 = _mm_loadu_ps(n + a + 4);
+                pq0 = _mm_add_ps(pq0, _mm_mul_ps(p0, q0)); pq1 = _mm_add_ps(pq1, _mm_mul_ps(p1, q1));
+                pn0 = _mm_add_ps(pn0, _mm_mul_ps(p0, n0)); pn1 = _mm_add_ps(pn1, _mm_mul_ps(p1, n1));
+                pp0 = _mm_add_ps(pp0, _mm_mul_ps(p0, p0)); pp1 = _mm_add_ps(pp1, _mm_mul_ps(p1, p1));
+                qq0 = _mm_add_ps(qq0, _mm_mul_ps(q0, q0)); qq1 = _mm_add_ps(qq1, _mm_mul_ps(q1, q1));
+                nn0 = _mm_add_ps(nn0, _mm_mul_ps(n0, n0)); nn1 = _mm_add_ps(nn1, _mm_mul_ps(n1, n1));
+            }
+            _mm_storeu_ps(spq, pq0); _mm_storeu_ps(spq + 4, pq1);
+            _mm_storeu_ps(spn, pn0); _mm_storeu_ps(spn + 4, pn1);
+            _mm_storeu_ps(spp, pp0); _mm_storeu_ps(spp + 4, pp1);
+            _mm_storeu_ps(sqq, qq0); _mm_storeu_ps(sqq + 4, qq1);
+            _mm_storeu_ps(snn, nn0); _mm_storeu_ps(snn + 4, nn1);
+        }
+#else
+        for (size_t j = 0; j < 8; j++) spq[j] = spn[j] = spp[j] = sqq[j] = snn[j] = 0.0f;
+        for (size_t a = 0; a < d; a += 8)
+            for (size_t j = 0; j < 8; j++) {
+                const float pj = p[a + j], qj = q[a + j], nj = n[a + j];
+                spq[j] += pj * qj;
+                spn[j] += pj * nj;
+                spp[j] += pj * pj;
+                sqq[j] += qj * qj;
+                snn[j] += nj * nj;
+            }
+#endif
+        const double dd = (double)lanes8(spq) - (double)lanes8(spn);
+        const double ex1 = exp(-fabs(dd));
+        double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
+        const double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
+        const float ds = (float)g, dsn = (float)-g;
+        L += l2s * (0.0 + (double)lanes8(spp));
+        L += l2s * (0.0 + (double)lanes8(sqq));
+        L += l2s * (0.0 + (double)lanes8(snn));
+#if FRI_MF_SSE
+        {
+            const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vdn = _mm_set1_ps(dsn),
+                         vlr = _mm_set1_ps(lr);
+            for (size_t j = 0; j < d; j += 4) {
+                const __m128 pj = _mm_loadu_ps(p + j), qj = _mm_loadu_ps(q + j), nj = _mm_loadu_ps(n + j);
+                const __m128 gp = _mm_add_ps(_mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, pj)), _mm_mul_ps(vds, qj)),
+                                             _mm_mul_ps(vdn, nj));
+                const __m128 gq = _mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, qj)), _mm_mul_ps(vds, pj));
+                const __m128 gn = _mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, nj)), _mm_mul_ps(vdn, pj));
+                _mm_storeu_ps(p + j, _mm_sub_ps(pj, _mm_mul_ps(vlr, gp)));
+                _mm_storeu_ps(q + j, _mm_sub_ps(qj, _mm_mul_ps(vlr, gq)));
+                _mm_storeu_ps(n + j, _mm_sub_ps(nj, _mm_mul_ps(vlr, gn)));
+            }
+        }
+#else
+        for (size_t j = 0; j < d; j++) {
+            const float pj = p[j], qj = q[j], nj = n[j];
+            const float gp = ((0.0f + k * pj) + ds * qj) + dsn * nj;
+            const float gq = (0.0f + k * qj) + ds * pj, gn = (0.0f + k * nj) + dsn * pj;
+            p[j] = pj - lr * gp;
+            q[j] = qj - lr * gq;
+            n[j] = nj - lr * gn;
+        }
+#endif
+        sum += L * 1.0;
+    }
+    return sum;
+}
+
 static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum) {
     const fr_model_config *c = &m->cfg;
     if (c->loss != FR_LOSS_MSE && c->loss != FR_LOSS_BPR) return FR_ERR_UNSUPPORTED; /* no message: not an error */
@@ -186,6 +361,14 @@ static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, dou
     float dp[FRI_MF_FUSED_MAX_DIM], dq[FRI_MF_FUSED_MAX_DIM], dn[FRI_MF_FUSED_MAX_DIM];
     if (d > FRI_MF_FUSED_MAX_DIM) return FR_ERR_UNSUPPORTED;
     double sum = *loss_sum;
+    if (l2 && d % 8 == 0 && d <= 64) { /* the common shape, in two passes over the rows */
+        if (c->loss == FR_LOSS_MSE)
+            *loss_sum = sgd_mse_lanes(m, P, Q, m->params + m->t[m->slot[USER_B]].offset,
+                                      m->params + m->t[m->slot[ITEM_B]].offset, ex, lr, sum);
+        else
+            *loss_sum = sgd_bpr_lanes(m, P, Q, ex, lr, sum);
+        return FR_OK;
+    }
     if (c->loss == FR_LOSS_MSE) {
         float *BU = m->params + m->t[m->slot[USER_B]].offset, *BI = m->params + m->t[m->slot[ITEM_B]].offset;
         const double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / 1.0 : l2s;
@@ -209,8 +392,8 @@ static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, dou
             if (bl2s > 0) {
                 dbu += kb * bu;
                 dbi += kb * bi;
-                L += bl2s * ((double)bu * (double)bu);
-                L += bl2s * ((double)bi * (double)bi);
+                L += bl2s * fri_sumsq(&bu, 1);
+                L += bl2s * fri_sumsq(&bi, 1);
             }
             for (size_t j = 0; j < d; j++) { dp[j] += ds * q[j]; dq[j] += ds * p[j]; }
             dbu += ds;
