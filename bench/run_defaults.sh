@@ -52,8 +52,9 @@ rec = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]
 key = sys.argv[2]
 if key.startswith("baseline:"):
     print(rec["baseline"][key.split(":")[1]])
-elif key == "train_seconds_per_step":
-    print(rec["train_seconds"] / max(1, rec.get("epochs", rec.get("rounds", 1))))
+elif key == "step_seconds":  # the mean training time of a round or epoch (evaluation excluded)
+    steps = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][:-1]
+    print(sum(r["seconds"] for r in steps) / len(steps))
 else:
     print(rec["final"][key])
 PY
@@ -153,7 +154,7 @@ t = time.perf_counter(); algo.fit(tr); s = time.perf_counter() - t
 print(s / algo.n_epochs, accuracy.rmse(algo.test(te), verbose=False))
 PY
     read -r svd_s svd_rmse <"$tmp/svd.txt"
-    mf_s=$(summary mfspeed train_seconds_per_step) mf_rmse=$(summary mfspeed rmse)
+    mf_s=$(summary mfspeed step_seconds) mf_rmse=$(summary mfspeed rmse)
     python3 -c "
 mf_s, mf_r, sv_s, sv_r = $mf_s, $mf_rmse, $svd_s, $svd_rmse
 print(f'centralized mf on u1: fedrec {mf_s*1000:.1f} ms/epoch rmse {mf_r:.4f}; surprise SVD {sv_s*1000:.1f} ms/epoch rmse {sv_r:.4f}; fedrec {sv_s/mf_s:.1f}x faster per epoch')
@@ -177,7 +178,7 @@ for th in (1, 2):
 PY
     negs=4 # the centralized bpr preset's sampled negatives per positive
     for t in 1 2; do
-        f=$(summary bprspeed$t train_seconds_per_step)
+        f=$(summary bprspeed$t step_seconds)
         imp=$(awk -v t=$t '$1 == t {print $2}' "$tmp/imp.txt")
         python3 -c "
 f, imp, n = $f / ($npos * $negs), $imp, $t

@@ -360,7 +360,7 @@ Test(train, evaluate_implicit_uses_sampled_or_full_ranking) {
  * losses, for mf (with and without L2 and a bias L2 of its own) and bpr (one and four
  * negatives), over epochs with the lr changed between them. */
 static fr_model *train_sgd1(fr_model_kind kind, const fr_dataset *d, float l2, float bias_l2, uint32_t neg,
-                            uint32_t dim, bool fused, double *loss) {
+                            uint32_t dim, bool fused, int threads, double *loss) {
     fr_model_config c;
     fr_model_config_default(&c, kind);
     c.dim = dim;
@@ -375,6 +375,7 @@ static fr_model *train_sgd1(fr_model_kind kind, const fr_dataset *d, float l2, f
     fr_train_config tc;
     fr_train_config_default(&tc);
     tc.batch = 1;
+    tc.threads = threads;
     tc.negatives = neg;
     fr_optim_config_default(&tc.optim, FR_OPTIM_SGD);
     tc.optim.lr = 0.01f;
@@ -399,9 +400,15 @@ Test(train, fused_sgd_is_the_generic_loop_bit_for_bit) {
         {FR_MODEL_BPR, 0.01f, 0.0f, 4, 20},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        double la[3], lb[3];
-        fr_model *a = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, true, la);
-        fr_model *b = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, false, lb);
+        double la[3], lb[3], lc[3];
+        fr_model *a = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, true, 1, la);
+        fr_model *b = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, false, 1, lb);
+        /* two threads: the next epoch's examples are built while this one steps */
+        fr_model *c2 = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, true, 2, lc);
+        cr_assert(!memcmp(fr_model_params(a), fr_model_params(c2), fr_model_n_params(a) * sizeof(float)),
+                  "case %zu: 1 and 2 threads differ", k);
+        for (int e = 0; e < 3; e++) cr_assert(la[e] == lc[e]);
+        fr_model_free(c2);
         size_t np = fr_model_n_params(a);
         cr_assert(np == fr_model_n_params(b));
         cr_assert(!memcmp(fr_model_params(a), fr_model_params(b), np * sizeof(float)), "case %zu: models differ", k);

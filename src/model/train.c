@@ -114,6 +114,14 @@ struct fr_trainer {
     fri_latch err;                            /* the first error of any role; read after a barrier */
     double loss_sum;                          /* example-weighted loss sum of the epoch (role 0) */
     bool no_fused;                            /* tests: always the generic loop */
+    /* fused SGD on two or more threads: while one thread steps through this epoch's
+     * examples, another builds the next epoch's (they depend only on the seed, the epoch
+     * and the data, so the bits are those of building them in turn) */
+    fri_examples ex_next;                     /* the next epoch's examples, shuffled */
+    bool next_ready;                          /* ex_next holds epoch `epoch`'s examples */
+    uint64_t build_epoch;                     /* the epoch build_block builds for */
+    double fused_sum;                         /* the fused pass's loss sum */
+    fr_err fused_err;                         /* the fused pass's result */
 };
 
 _Static_assert(FR_TRAIN_MAX_SHARDS <= FRI_STEP_MAX_PARTS, "a minibatch's shards are its loss parts");
@@ -121,6 +129,7 @@ _Static_assert(FR_TRAIN_MAX_SHARDS <= FRI_STEP_MAX_PARTS, "a minibatch's shards 
 void fr_trainer_free(fr_trainer *t) {
     if (!t) return;
     fri_examples_free(&t->ex);
+    fri_examples_free(&t->ex_next);
     for (size_t b = 0; b < N_BLOCKS; b++) fri_examples_free(&t->blk[b]);
     for (int s = 0; s < FR_TRAIN_MAX_SHARDS; s++) {
         fr_model_ws_free(t->ws[s]);
@@ -189,35 +198,57 @@ static void build_block(void *ctx, size_t b, int worker) {
     t->blk_err[b] = FR_OK;
     for (uint32_t u = u0; u < u1; u++) {
         fr_rng r;
-        fr_rng_init(&r, t->cfg.seed, (uint32_t)t->epoch, u, FR_PURPOSE_NEGATIVES);
+        fr_rng_init(&r, t->cfg.seed, (uint32_t)t->build_epoch, u, FR_PURPOSE_NEGATIVES);
         fr_err e = fri_examples_add_user(ex, t->d, u, u, t->loss, t->cfg.negatives, &r);
         if (e) { t->blk_err[b] = e; return; }
     }
 }
 
-static fr_err build_examples(fr_trainer *t) {
-    fr_pool_for(t->pool, t->n_blocks, 1, build_block, t);
+/* Builds epoch `epoch`'s examples into dst: every user block (on the pool, or in turn on
+ * this thread), concatenated in block order, shuffled. The same bits either way. */
+static fr_err build_examples_into(fr_trainer *t, uint64_t epoch, fri_examples *dst, bool on_pool) {
+    t->build_epoch = epoch;
+    if (on_pool) fr_pool_for(t->pool, t->n_blocks, 1, build_block, t);
+    else
+        for (size_t b = 0; b < t->n_blocks; b++) build_block(t, b, 0);
     size_t total = 0;
     for (size_t b = 0; b < t->n_blocks; b++) {
         if (t->blk_err[b]) return fri_fail(FR_ERR_NOMEM, "trainer: out of memory building examples");
         total += t->blk[b].n;
     }
-    fr_err e = fri_examples_reserve(&t->ex, total);
+    fr_err e = fri_examples_reserve(dst, total);
     if (e) return e;
     size_t at = 0;
     for (size_t b = 0; b < t->n_blocks; b++) {
         const fri_examples *s = &t->blk[b];
-        memcpy(t->ex.user + at, s->user, s->n * sizeof *s->user);
-        memcpy(t->ex.item + at, s->item, s->n * sizeof *s->item);
-        memcpy(t->ex.neg + at, s->neg, s->n * sizeof *s->neg);
-        memcpy(t->ex.label + at, s->label, s->n * sizeof *s->label);
+        memcpy(dst->user + at, s->user, s->n * sizeof *s->user);
+        memcpy(dst->item + at, s->item, s->n * sizeof *s->item);
+        memcpy(dst->neg + at, s->neg, s->n * sizeof *s->neg);
+        memcpy(dst->label + at, s->label, s->n * sizeof *s->label);
         at += s->n;
     }
-    t->ex.n = total;
+    dst->n = total;
     fr_rng r;
-    fr_rng_init(&r, t->cfg.seed, (uint32_t)t->epoch, 0, FR_PURPOSE_SHUFFLE);
-    fri_examples_shuffle(&t->ex, &r);
+    fr_rng_init(&r, t->cfg.seed, (uint32_t)epoch, 0, FR_PURPOSE_SHUFFLE);
+    fri_examples_shuffle(dst, &r);
     return FR_OK;
+}
+
+static fr_err build_examples(fr_trainer *t) { return build_examples_into(t, t->epoch, &t->ex, true); }
+
+/* The fused epoch on two threads: role 0 steps through t->ex, role 1 builds the next
+ * epoch's examples into t->ex_next (a failure there only means building them later). */
+static void fused_role(void *ctx, size_t role, int worker) {
+    (void)worker;
+    fr_trainer *t = ctx;
+    if (role == 0) {
+        float lr = 0;
+        (void)fri_optim_plain_sgd(t->o, &lr);
+        t->fused_sum = 0;
+        t->fused_err = fri_model_family_of(fr_model_config_of(t->m)->kind)->sgd_pass(t->m, &t->ex, lr, &t->fused_sum);
+    } else {
+        t->next_ready = build_examples_into(t, t->epoch + 1, &t->ex_next, false) == FR_OK;
+    }
 }
 
 /* ------------------------------------------------------------------ fit loop */
@@ -373,16 +404,30 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
         if (!e) t->epoch++;
         return e;
     }
-    fr_err e = build_examples(t);
-    if (e) return e;
-    t->loss_sum = 0;
     /* batch 1 with plain SGD: the family's fused loop, the same bits without the minibatch
-     * machinery (a minibatch of one is where that machinery costs most) */
+     * machinery (a minibatch of one is where that machinery costs most); with two threads
+     * or more the next epoch's examples are built meanwhile */
     const fri_model_family *fam = fri_model_family_of(fr_model_config_of(t->m)->kind);
     float lr;
+    fr_err e;
     if (!t->no_fused && t->cfg.batch == 1 && fam && fam->sgd_pass && fri_optim_plain_sgd(t->o, &lr)) {
+        if (t->next_ready) { /* built during the last epoch */
+            fri_examples tmp = t->ex;
+            t->ex = t->ex_next;
+            t->ex_next = tmp;
+            t->next_ready = false;
+        } else if ((e = build_examples(t))) {
+            return e;
+        }
         double sum = 0;
-        e = fam->sgd_pass(t->m, &t->ex, lr, &sum);
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        if (fr_pool_size(t->pool) >= 2 && cores >= 2) {
+            fr_pool_for(t->pool, 2, 1, fused_role, t);
+            e = t->fused_err;
+            sum = t->fused_sum;
+        } else {
+            e = fam->sgd_pass(t->m, &t->ex, lr, &sum);
+        }
         if (!e) {
             fri_optim_set_steps(t->o, fr_optim_steps(t->o) + t->ex.n);
             t->loss_sum = sum;
@@ -391,7 +436,11 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
             return FR_OK;
         }
         if (e != FR_ERR_UNSUPPORTED) return e; /* UNSUPPORTED: not fused for this loss, the generic loop */
+        t->next_ready = false;
+    } else if ((e = build_examples(t))) {
+        return e;
     }
+    t->loss_sum = 0;
     fri_latch_reset(&t->err);
     fr_pool_for(t->pool, t->parties, 1, fit_role, t);
     if ((e = fri_latch_get(&t->err))) return e;
