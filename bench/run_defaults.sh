@@ -52,6 +52,9 @@ rec = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]
 key = sys.argv[2]
 if key.startswith("baseline:"):
     print(rec["baseline"][key.split(":")[1]])
+elif key == "median_step_seconds":
+    steps = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][:-1]
+    print(sorted(r["seconds"] for r in steps)[len(steps) // 2])
 elif key == "step_seconds":  # the mean training time of a round or epoch (evaluation excluded)
     steps = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][:-1]
     print(sum(r["seconds"] for r in steps) / len(steps))
@@ -140,9 +143,10 @@ if [[ $parts == *C* ]]; then
             { echo "(the venv could not be made: part C skipped; see pip's log below)"; tail -5 "$tmp/pip.log"; exit 0; }
     fi
     U1=$DATA/ml-100k/u1
-    run mfspeed --data "$U1.base" --test "$U1.test" --model mf --centralized --threads 1
-    echo "+ surprise SVD (its defaults: 100 factors, 20 epochs) on u1"
-    "$VENV/bin/python" - "$U1.base" "$U1.test" >"$tmp/svd.txt" <<'PY'
+    # three rounds, each fedrec then Surprise back to back; the ratio of each round is
+    # fedrec's median epoch against Surprise's mean epoch, and the median ratio is the figure
+    # (the machines are shared: a neighbour's load moves single runs by 50%)
+    cat >"$tmp/svd.py" <<'PY'
 import sys, time
 from surprise import SVD, Dataset, Reader, accuracy
 r = Reader(line_format="user item rating timestamp", sep="\t")
@@ -153,36 +157,58 @@ algo = SVD(random_state=1)
 t = time.perf_counter(); algo.fit(tr); s = time.perf_counter() - t
 print(s / algo.n_epochs, accuracy.rmse(algo.test(te), verbose=False))
 PY
-    read -r svd_s svd_rmse <"$tmp/svd.txt"
-    mf_s=$(summary mfspeed step_seconds) mf_rmse=$(summary mfspeed rmse)
-    python3 -c "
-mf_s, mf_r, sv_s, sv_r = $mf_s, $mf_rmse, $svd_s, $svd_rmse
-print(f'centralized mf on u1: fedrec {mf_s*1000:.1f} ms/epoch rmse {mf_r:.4f}; surprise SVD {sv_s*1000:.1f} ms/epoch rmse {sv_r:.4f}; fedrec {sv_s/mf_s:.1f}x faster per epoch')
-print('target: >= 5x faster per epoch at equal or better rmse:', 'MET' if sv_s / mf_s >= 5 and mf_r <= sv_r else 'NOT MET')"
+    : >"$tmp/mfratios"
+    # fedrec on one thread, and on two (its default on this machine: the second builds the
+    # next epoch's examples); Surprise's SVD is single-threaded
+    for rep in 1 2 3; do
+        for t in 1 2; do run mfspeed$t --data "$U1.base" --test "$U1.test" --model mf --centralized --threads $t; done
+        echo "+ surprise SVD (its defaults: 100 factors, 20 epochs) on u1"
+        read -r svd_s svd_rmse < <("$VENV/bin/python" "$tmp/svd.py" "$U1.base" "$U1.test")
+        echo "$(summary mfspeed1 median_step_seconds) $(summary mfspeed2 median_step_seconds) $(summary mfspeed1 rmse) $svd_s $svd_rmse" >>"$tmp/mfratios"
+    done
+    python3 - "$tmp/mfratios" <<'PY'
+import sys, statistics
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+for k, (f1, f2, fr, s, sr) in enumerate(rows, 1):
+    print("centralized mf on u1, round %d: fedrec %.1f ms/epoch on 1 thread, %.1f on 2 (medians), rmse %.4f; surprise SVD %.1f ms/epoch rmse %.4f; %.1fx and %.1fx" % (k, f1 * 1000, f2 * 1000, fr, s * 1000, sr, s / f1, s / f2))
+for name, i in (("1 thread", 0), ("2 threads", 1)):
+    ratio = statistics.median(r[3] / r[i] for r in rows)
+    ok = ratio >= 5 and all(r[2] <= r[4] for r in rows)
+    print("fedrec on %s: median ratio %.1fx; target >= 5x faster per epoch at equal or better rmse: %s" % (name, ratio, "MET" if ok else "NOT MET"))
+PY
     L=$DATA/ml-100k-loo/train.rating
     npos=$(wc -l <"$L")
-    for t in 1 2; do
-        run bprspeed$t --data "$L" --model bpr --centralized --threads $t --epochs 10
-    done
-    echo "+ implicit BPR (32 factors, 20 iterations) on $L"
-    "$VENV/bin/python" - "$L" >"$tmp/imp.txt" <<'PY'
+    negs=4 # the centralized bpr preset's sampled negatives per positive
+    cat >"$tmp/imp.py" <<'PY'
 import sys, time, numpy as np, scipy.sparse as sp
 from implicit.cpu.bpr import BayesianPersonalizedRanking as BPR
 rows = [l.split("\t") for l in open(sys.argv[1])]
 u = np.array([int(r[0]) for r in rows]); i = np.array([int(r[1]) for r in rows])
 m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)))
+out = []
 for th in (1, 2):
     model = BPR(factors=32, iterations=20, num_threads=th, random_state=1)
     t = time.perf_counter(); model.fit(m, show_progress=False); s = time.perf_counter() - t
-    print(th, s / 20 / m.nnz)
+    out.append(s / 20 / m.nnz)
+print(*out)
 PY
-    negs=4 # the centralized bpr preset's sampled negatives per positive
-    for t in 1 2; do
-        f=$(summary bprspeed$t step_seconds)
-        imp=$(awk -v t=$t '$1 == t {print $2}' "$tmp/imp.txt")
-        python3 -c "
-f, imp, n = $f / ($npos * $negs), $imp, $t
-print(f'centralized bpr, {n} thread(s): fedrec {f*1e9:.0f} ns per sampled triple; implicit {imp*1e9:.0f} ns; ratio {imp/f:.2f}')
-print('target: at least as fast:', 'MET' if f <= imp else 'NOT MET')"
+    # three rounds as for mf: per sampled (user, positive, negative) triple, fedrec's median
+    # epoch (4 negatives a positive: 4 triples) against implicit's mean iteration (1 triple
+    # a positive), 32 factors both
+    : >"$tmp/bprratios"
+    for rep in 1 2 3; do
+        for t in 1 2; do run bprspeed$t --data "$L" --model bpr --centralized --threads $t --epochs 10; done
+        echo "+ implicit BPR (32 factors, 20 iterations, 1 and 2 threads) on $L"
+        echo "$(summary bprspeed1 median_step_seconds) $(summary bprspeed2 median_step_seconds) $("$VENV/bin/python" "$tmp/imp.py" "$L")" >>"$tmp/bprratios"
     done
+    python3 - "$tmp/bprratios" "$npos" "$negs" <<'PY'
+import sys, statistics
+n = int(sys.argv[2]) * int(sys.argv[3])
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+for k, (f1, f2, i1, i2) in enumerate(rows, 1):
+    print("centralized bpr, round %d: fedrec %.0f ns per sampled triple on 1 thread, %.0f on 2; implicit %.0f and %.0f" % (k, f1 / n * 1e9, f2 / n * 1e9, i1 * 1e9, i2 * 1e9))
+for name, fi, ii in (("1 thread", 0, 2), ("2 threads", 1, 3)):
+    ratio = statistics.median(r[ii] / (r[fi] / n) for r in rows)
+    print("%s: fedrec %.2fx implicit's speed (median); target at least as fast: %s" % (name, ratio, "MET" if ratio >= 1 else "NOT MET"))
+PY
 fi
