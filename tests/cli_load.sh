@@ -30,6 +30,11 @@ grep -q "^ratings       min 1, max 1" "$tmp/info" || fail "data info --implicit:
 # train with no loading flags, then eval and recommend without repeating anything
 "$bin" train --data "$tmp/user_artists.dat" --model bpr --rounds 2 --quiet --threads 1 --out "$tmp/a.fr" 2>"$tmp/err" \
     || fail "train on the artists file: $(cat "$tmp/err")"
+# with no --model either: the counts make it implicit feedback, so a ranking model (neumf)
+"$bin" train --data "$tmp/user_artists.dat" --rounds 1 --quiet --threads 1 >"$tmp/out" 2>"$tmp/err" \
+    || fail "train on the artists file without --model: $(cat "$tmp/err")"
+grep -q "model neumf chosen from the data: the file was read as implicit feedback" "$tmp/out" \
+    || fail "the default model of a count file is neumf: $(cat "$tmp/out")"
 "$bin" eval --model "$tmp/a.fr" >"$tmp/out" || fail "eval of the artists model"
 grep -q "^hr@10" "$tmp/out" || fail "eval of the artists model prints hr@10: $(cat "$tmp/out")"
 "$bin" recommend --model "$tmp/a.fr" --user 2 -k 3 >"$tmp/out" || fail "recommend on the artists model"

@@ -36,13 +36,17 @@ int cli_choose_model(const char *model, fr_model_kind *kind, fr_source *src, fr_
     float v = 0;
     char *negs = given_negatives(src);
     bool implicit = fr_run_data_implicit(tr, te, &v);
-    if (!implicit && !negs) {
+    bool read_implicit = fr_dataset_implicit(tr); /* --implicit, a count column, no rating column */
+    if (!implicit && !read_implicit && !negs) {
         *kind = FR_MODEL_MF;
         *why = "the ratings differ (explicit feedback), so a rating model; --model bias is its baseline";
         return 0;
     }
     static char because[1024];
-    if (implicit)
+    if (read_implicit)
+        snprintf(because, sizeof because, "the file was read as implicit feedback (every row a positive; a count "
+                 "or weight column is not a rating), so a ranking model; --model bpr, gmf, mlp or pop for others");
+    else if (implicit)
         snprintf(because, sizeof because, "every rating is %g (implicit feedback), so a ranking model; --model bpr, "
                  "gmf, mlp or pop for others", (double)v);
     else
