@@ -308,4 +308,12 @@ expect 0 "^fedrec eval: warning: 100% of the test interactions \(1440 of 1440\) 
 "$bin" eval --model "$tmp/leak.fr" --data "$tmp/sp/train.rating" --test "$tmp/sp/test.rating" --negatives "$tmp/sp/test.negative" \
     >/dev/null 2>"$tmp/err" || fail "eval on the held-out test, given: $(cat "$tmp/err")"
 [ -s "$tmp/err" ] && fail "eval on the given held-out test set warned: $(cat "$tmp/err")"
+# a split without evaluation negatives is ranked on the full catalogue; the labels read
+# "hr@5_full", not "hr@5 _full"
+"$bin" data split "$tmp/r.tsv" --loo --negatives 0 --out "$tmp/fullsp" >/dev/null 2>&1 || fail "split without negatives"
+"$bin" train --data "$tmp/fullsp" --model bpr --centralized --epochs 1 --threads 2 --quiet --out "$tmp/full.fr" >/dev/null 2>&1 \
+    || fail "train on the split without negatives"
+"$bin" eval --model "$tmp/full.fr" >"$tmp/out" 2>&1 || fail "eval on the full catalogue: $(cat "$tmp/out")"
+grep -q "^hr@5_full   [0-9.]*  ndcg@5_full   [0-9.]*  recall@5_full   [0-9.]*$" "$tmp/out" \
+    || fail "full-catalogue labels: $(cat "$tmp/out")"
 echo "cli_smoke: passed"

@@ -208,9 +208,14 @@ int cli_eval(int argc, char **argv) {
                 printf("auc           %.4f\nusers         %u (sampled candidates)\n", r.auc, r.users_sampled);
             }
             if (r.has_full) {
-                for (size_t k = 0; k < r.n_ks; k++)
-                    printf("hr@%-2u_full %.4f  ndcg@%-2u_full %.4f  recall@%-2u_full %.4f\n", r.ks[k], r.hr_full[k],
-                           r.ks[k], r.ndcg_full[k], r.ks[k], r.recall_full[k]);
+                for (size_t k = 0; k < r.n_ks; k++) {
+                    char h[24], n[24], c[24]; /* "hr@5_full" padded, not "hr@5 _full" */
+                    snprintf(h, sizeof h, "hr@%u_full", r.ks[k]);
+                    snprintf(n, sizeof n, "ndcg@%u_full", r.ks[k]);
+                    snprintf(c, sizeof c, "recall@%u_full", r.ks[k]);
+                    printf("%-11s %.4f  %-13s %.4f  %-15s %.4f\n", h, r.hr_full[k], n, r.ndcg_full[k], c,
+                           r.recall_full[k]);
+                }
                 printf("auc_full      %.4f\nusers         %u (full catalogue)\n", r.auc_full, r.users_full);
             }
         }
