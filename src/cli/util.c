@@ -16,6 +16,11 @@
 int cli_fail(fr_err e, const char *what) {
     const char *m = fr_errmsg();
     if (!m || !*m) m = fr_strerror(e);
+    /* "data split" and a library message "split: ..." would say "split: split:" */
+    const char *last = strrchr(what, ' ');
+    last = last ? last + 1 : what;
+    size_t n = strlen(last);
+    if (!strncmp(m, last, n) && m[n] == ':' && m[n + 1] == ' ') m += n + 2;
     if (strlen(m) >= LIB_MSG_MAX) /* a long path filled it: keep the reason */
         fprintf(stderr, "fedrec: %s: %s... (message cut; %s)\n", what, m, fr_strerror(e));
     else
