@@ -153,7 +153,7 @@ expect 2 "^fedrec train: --epochs: $range 1\.\.4294967295, got '0'" "$bin" train
 expect 2 "^fedrec train: --neg: $range 1\.\.1000, got '0'" "$bin" train --neg 0
 expect 2 "^fedrec train: --clients-per-round: expected a fraction in \(0, 1\) or a whole count in 1\.\.4294967295 \(0 = all\), got '1\.5' \(not a whole count\)$" \
     "$bin" train --clients-per-round 1.5
-expect 2 "^fedrec train: --threads: $range 0\.\.[0-9]+ \(0 = one per core; at most 4 per online core\), got '100000' \(out of range\)$" \
+expect 2 "^fedrec train: --threads: $range 0\.\.[0-9]+ \(0 = one per CPU it may use; at most 4 per online core\), got '100000' \(out of range\)$" \
     "$bin" train --threads 100000
 expect 2 "^fedrec eval: --threads: $range 0\.\.[0-9]+ .*got '100000'" "$bin" eval --model "$tmp/mf.fr" --threads 100000
 expect 2 "^fedrec train: --lr: expected a number in \(0, 1e30\], got '1e400' \(out of range\)$" "$bin" train --lr 1e400
@@ -174,7 +174,7 @@ expect 2 "^fedrec data generate: --noise: expected a number in \[0, 100\], got '
 expect 2 "^fedrec data generate: .*100 interactions but only 3 users x 3 items" \
     "$bin" data generate --users 3 --items 3 --interactions 100 --out "$tmp/g.tsv"
 "$bin" train --help >"$tmp/help" || fail "train --help" # a file: grep -q may close a pipe before the help is written
-grep -q -- "--threads .*0\.\.[0-9]*, 0 = one per core; at most 4 per online core" "$tmp/help" || fail "--threads help states the cap"
+grep -q -- "--threads .*0\.\.[0-9]*, 0 = one per CPU it may use; at most 4 per online core" "$tmp/help" || fail "--threads help states the cap"
 # every write is checked: a full device is a failure naming what could not be written
 nospace="writing to standard output failed: No space left on device$"
 expect 1 "^fedrec data info: $nospace" sh -c "\"\$0\" data info \"\$1\" >/dev/full" "$bin" "$tmp/r.tsv"

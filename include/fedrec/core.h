@@ -142,7 +142,13 @@ typedef struct fr_pool fr_pool;
 /* Called once for every index in [0, n); worker is in [0, fr_pool_size(p)). */
 typedef void (*fr_task_fn)(void *ctx, size_t index, int worker);
 
-/* nthreads <= 0 means one per online CPU. nthreads == 1 starts no thread. */
+/* The CPUs this process may use: the online CPUs, narrowed by its affinity mask (taskset,
+ * cpusets) and by a cgroup CPU quota (v2 cpu.max, v1 cpu.cfs_quota_us / cfs_period_us,
+ * rounded up: a container limited to 1.5 CPUs gets 2); at least 1, at most 1024. */
+FR_API int fr_cpu_count(void);
+
+/* nthreads <= 0 means one per CPU this process may use (fr_cpu_count). nthreads == 1
+ * starts no thread. */
 FR_API FR_NODISCARD fr_err fr_pool_create(fr_pool **out, int nthreads);
 FR_API void fr_pool_free(fr_pool *p);
 FR_API int fr_pool_size(const fr_pool *p);

@@ -163,7 +163,7 @@ int cli_eval(int argc, char **argv) {
         ARG_SPEC_STR("test", &test, "PATH  given test file (PATH is then the training file)"),
         ARG_SPEC_STR("negatives", &negatives, "PATH  NCF .negative file"),
         CLI_LOAD_SPECS(&lo),
-        ARG_SPEC_INT("threads", &threads, 0, cli_max_threads(), "0 = one per core; at most 4 per online core",
+        ARG_SPEC_INT("threads", &threads, 0, cli_max_threads(), "0 = one per CPU it may use; at most 4 per online core",
                      "T  worker threads"),
         ARG_SPEC_FLAG("json", &json, "   print one JSON object"),
         ARG_SPEC_END,

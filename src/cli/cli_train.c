@@ -478,7 +478,7 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad (default: the table below)"),
         ARG_SPEC_FLAG("centralized", &o.centralized, "   train on all data in one process (no federation)"),
         ARG_SPEC_INT("epochs", &o.epochs, 1, U32, NULL, "N  centralized epochs (default: the table below)"),
-        ARG_SPEC_INT("threads", &o.threads, 0, cli_max_threads(), "0 = one per core; at most 4 per online core",
+        ARG_SPEC_INT("threads", &o.threads, 0, cli_max_threads(), "0 = one per CPU it may use; at most 4 per online core",
                      "T  worker threads (default 0)"),
         ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
         ARG_SPEC_INT("eval-every", &o.eval_every, 0, U32, "0 = at the end", "N  evaluate every N epochs/rounds (default 1)"),

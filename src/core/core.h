@@ -122,4 +122,9 @@ fr_err fri_latch_get(fri_latch *l);
 /* True if no value of w[0, n) is an infinity or NaN (exponent bits all ones); vectorises. */
 bool fri_all_finite(const float *w, size_t n);
 
+/* The CPUs a cgroup quota allows (quota / period), from the text of v2's cpu.max ("max
+ * 100000" or "150000 100000") or, when that is NULL, of v1's cpu.cfs_quota_us and
+ * cpu.cfs_period_us; 0 when there is no limit or the text is not one (cpus.c). */
+double fri_cgroup_cpus(const char *v2_cpu_max, const char *v1_quota, const char *v1_period);
+
 #endif

@@ -55,8 +55,7 @@ static void *worker_main(void *argp) {
 fr_err fr_pool_create(fr_pool **out, int nthreads) {
     *out = NULL;
     if (nthreads <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        nthreads = c > 0 ? (int)c : 1;
+        nthreads = fr_cpu_count();
     }
     if (nthreads > 1024) return fri_fail(FR_ERR_INVALID, "thread count %d; expected 1..1024", nthreads);
     fr_pool *p = fri_calloc(1, sizeof *p);

@@ -217,8 +217,8 @@ int fri_read_parallel_ranges(int fd, uint64_t *size) {
     *size = (uint64_t)st.st_size;
     int nr = g_par_ranges;
     if (nr <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        nr = cpus > 0 ? (int)(cpus > 64 ? 64 : cpus) : 1;
+        int cpus = fr_cpu_count();
+        nr = cpus > 64 ? 64 : cpus;
     }
     return nr;
 }

@@ -114,6 +114,7 @@ struct fr_trainer {
     fri_latch err;                            /* the first error of any role; read after a barrier */
     double loss_sum;                          /* example-weighted loss sum of the epoch (role 0) */
     bool no_fused;                            /* tests: always the generic loop */
+    int cores;                                /* CPUs the process may use (fr_cpu_count) */
     /* fused SGD on two or more threads: while one thread steps through this epoch's
      * examples, another builds the next epoch's (they depend only on the seed, the epoch
      * and the data, so the bits are those of building them in turn) */
@@ -175,8 +176,8 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
      * the same shards in the same order, so the result does not change */
     if (cfg->batch < SMALL_BATCH) t->parties = 1;
     /* more parties than cores only wait on each other at the barriers */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cores >= 1 && t->parties > (unsigned)cores) t->parties = (unsigned)cores;
+    t->cores = fr_cpu_count();
+    if (t->parties > (unsigned)t->cores) t->parties = (unsigned)t->cores;
     t->bar.n = t->parties;
     *out = t;
     return FR_OK;
@@ -420,8 +421,7 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
             return e;
         }
         double sum = 0;
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        if (fr_pool_size(t->pool) >= 2 && cores >= 2) {
+        if (fr_pool_size(t->pool) >= 2 && t->cores >= 2) {
             fr_pool_for(t->pool, 2, 1, fused_role, t);
             e = t->fused_err;
             sum = t->fused_sum;
