@@ -204,25 +204,14 @@ typedef struct progress {
     bool failed;            /* a --metrics-out write failed */
 } progress;
 
-static int k10(const fr_eval_result *r) {
-    for (size_t i = 0; i < r->n_ks; i++)
-        if (r->ks[i] == 10) return (int)i;
-    return 0;
-}
-
-/* "  rmse 0.9  mae 0.7" / "  hr@10 0.6  ndcg@10 0.3" (+ "_full" on the full catalogue). */
-static void metrics_text(const fr_eval_result *r, char *buf, size_t n) {
-    int k = k10(r);
-    buf[0] = 0;
-    if (r->has_rating) snprintf(buf, n, "  rmse %.4f  mae %.4f", r->rmse, r->mae);
-    else if (r->has_sampled) snprintf(buf, n, "  hr@10 %.4f  ndcg@10 %.4f", r->hr[k], r->ndcg[k]);
-    else if (r->has_full) snprintf(buf, n, "  hr@10_full %.4f  ndcg@10_full %.4f", r->hr_full[k], r->ndcg_full[k]);
-}
-
 static int on_step(void *user, const fr_loop_step *s) {
     progress *p = user;
     char metric[96] = "";
-    if (s->evaluated) metrics_text(&s->eval, metric, sizeof metric);
+    if (s->evaluated) {
+        metric[0] = metric[1] = ' '; /* "  rmse 0.9123  mae 0.7201" after the loss */
+        cli_metrics_text(&s->eval, metric + 2, sizeof metric - 2);
+        if (!metric[2]) metric[0] = 0;
+    }
     char line[512];
     if (s->unit == FR_LOOP_EPOCH) {
         snprintf(line, sizeof line, "epoch %3u/%u  loss %.5f%s  %.3f s", s->index, s->total, s->loss, metric,

@@ -24,8 +24,7 @@ static int k10(const fr_eval_result *r) {
     return 0;
 }
 
-/* "rmse 0.9123  mae 0.7201" / "hr@10 0.6000  ndcg@10 0.3000" (+ "_full"). */
-static void metrics_text(const fr_eval_result *r, char *buf, size_t n) {
+void cli_metrics_text(const fr_eval_result *r, char *buf, size_t n) {
     int k = k10(r);
     buf[0] = 0;
     if (r->has_rating) snprintf(buf, n, "rmse %.4f  mae %.4f", r->rmse, r->mae);
@@ -107,20 +106,20 @@ int cli_summary_print(const cli_summary *s, FILE *metrics, int *err) {
            s->seconds, s->train_seconds);
     if (s->chosen) printf("  model %s chosen from the data: %s\n", fr_model_kind_name(kind), s->chosen);
     if (l->evaluated) {
-        metrics_text(&l->last, m, sizeof m);
+        cli_metrics_text(&l->last, m, sizeof m);
         char at[32];
         snprintf(at, sizeof at, "(%s %u)", unit, l->completed);
         if (l->stop != FR_LOOP_DONE) printf("  final %-13s %s  (stopped early: %s)\n", at, m, fr_loop_stop_name(l->stop));
         else printf("  final %-13s %s\n", at, m);
     }
     if (l->best_step && l->best_step != l->completed) {
-        metrics_text(&l->best_eval, m, sizeof m);
+        cli_metrics_text(&l->best_eval, m, sizeof m);
         char at[32];
         snprintf(at, sizeof at, "(%s %u)", unit, l->best_step);
         printf("  best  %-13s %s\n", at, m);
     }
     if (has_base) {
-        metrics_text(&base, m, sizeof m);
+        cli_metrics_text(&base, m, sizeof m);
         versus(&l->last, &base, v, sizeof v);
         printf("  baseline %-10s %s  (%s on the same split%s%s)\n", fr_model_kind_name(bk), m,
                fr_model_kind_is_explicit(bk) ? "mean + user and item biases" : "most popular", v[0] ? "; " : "", v);

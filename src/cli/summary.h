@@ -30,4 +30,9 @@ typedef struct cli_summary {
  * printing why (a failed baseline, a failed --metrics-out write: errno in *err). */
 int cli_summary_print(const cli_summary *s, FILE *metrics, int *err);
 
+/* The main metrics of r at the cut-off 10 (else the first): "rmse 0.9123  mae 0.7201",
+ * "hr@10 0.6000  ndcg@10 0.3000", "hr@10_full ..."; "" when r holds none. For the
+ * summary and the progress lines alike. */
+void cli_metrics_text(const fr_eval_result *r, char *buf, size_t n);
+
 #endif
