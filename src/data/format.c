@@ -252,6 +252,13 @@ static bool detect_delim(fri_spec *sp, const char *first, size_t n) {
     return true;
 }
 
+/* Whether field k of a header is one of the placed columns cols[0..3]. */
+static bool col_taken(int *const cols[4], int k) {
+    for (int j = 0; j < 4; j++)
+        if (*cols[j] == k) return true;
+    return false;
+}
+
 /* Places the columns of a header by name: those already placed (given) are kept and
  * their fields not reused. *count: the rating column came from a count name. */
 static fr_err place_by_name(const fri_rdctx *c, fri_spec *sp, const fri_fields *h, const char *first, size_t n,
@@ -261,9 +268,7 @@ static fr_err place_by_name(const fri_rdctx *c, fri_spec *sp, const fri_fields *
     for (int j = 0; j < 4; j++) given[j] = *cols[j] >= 0;
     int rating_kind = 0; /* 1: a rating name, 2: a count name */
     for (int k = 0; k < h->n && k < FRI_MAX_FIELDS; k++) {
-        bool taken = false;
-        for (int j = 0; j < 4; j++) taken |= *cols[j] == k;
-        if (taken) continue;
+        if (col_taken(cols, k)) continue;
         const char *s = h->s[k];
         size_t ln = h->len[k];
         field_bare(&s, &ln);
@@ -280,9 +285,7 @@ static fr_err place_by_name(const fri_rdctx *c, fri_spec *sp, const fri_fields *
     size_t exn = 0;
     int exk = 0;
     for (int k = 0; k < h->n && k < FRI_MAX_FIELDS && !example; k++) {
-        bool taken = false;
-        for (int j = 0; j < 4; j++) taken |= *cols[j] == k;
-        if (taken) continue;
+        if (col_taken(cols, k)) continue;
         const char *s = h->s[k];
         size_t ln = h->len[k];
         field_bare(&s, &ln);
