@@ -393,11 +393,11 @@ static fr_model *train_sgd1(fr_model_kind kind, const fr_dataset *d, float l2, f
 
 Test(train, fused_sgd_is_the_generic_loop_bit_for_bit) {
     fr_dataset *d = gen(120, 70, 2500);
-    /* dims 32 and 64 with L2 take the two-pass kernels, the others the general fused loop */
+    /* dims that are and are not multiples of 8, and one past fri_sumsq's chunk of 64 */
     struct { fr_model_kind kind; float l2, bias_l2; uint32_t neg, dim; } cases[] = {
         {FR_MODEL_MF, 0.05f, 0.01f, 0, 32}, {FR_MODEL_MF, 0.05f, 0.0f, 0, 64}, {FR_MODEL_MF, 0.0f, 0.0f, 0, 32},
         {FR_MODEL_MF, 0.05f, 0.01f, 0, 12}, {FR_MODEL_BPR, 0.01f, 0.0f, 1, 32}, {FR_MODEL_BPR, 0.0f, 0.0f, 4, 32},
-        {FR_MODEL_BPR, 0.01f, 0.0f, 4, 20},
+        {FR_MODEL_BPR, 0.01f, 0.0f, 4, 20}, {FR_MODEL_MF, 0.05f, 0.01f, 0, 72}, {FR_MODEL_BPR, 0.01f, 0.0f, 1, 70},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         double la[3], lb[3], lc[3];

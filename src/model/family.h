@@ -97,8 +97,8 @@ typedef struct fri_model_family {
      * no momentum or weight decay): the same float operations in the same order as
      * fri_examples_fit with batch 1 and that optimizer, so the same bits, without the
      * loop's gather, gradient and row bookkeeping. Adds each example's loss to *loss_sum.
-     * FR_ERR_UNSUPPORTED (no message) for a loss or size it does not fuse (the caller then runs the generic
-     * loop); indices are in range (the trainer built the examples). */
+     * FR_ERR_UNSUPPORTED (no message) for a loss it does not fuse (the caller then runs
+     * the generic loop); indices are in range (the trainer built the examples). */
     fr_err (*sgd_pass)(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum);
 } fri_model_family;
 

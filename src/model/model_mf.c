@@ -12,18 +12,6 @@
 #include "model/examples.h"
 #include "model/layers.h"
 
-#define FRI_MF_FUSED_MAX_DIM 512 /* larger factors take the generic loop */
-
-/* The two-pass kernels keep their eight lanes in two SSE registers where the target has
- * them (every x86-64): the same IEEE operations on the same lanes as the scalar code
- * beside them, so the same bits; the compiler kept the scalar lanes in memory. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#define FRI_MF_SSE 1
-#else
-#define FRI_MF_SSE 0
-#endif
-
 /* roles in m->slot */
 enum { ITEM_F, ITEM_B, USER_F, USER_B };
 
@@ -180,61 +168,177 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
 
 /* ---------------------------------------------------------------- fused SGD */
 
-/* The operations of loss_impl and fri_examples_fit for one example (B = 1), in their
- * order: the dot product as fri_dot, the loss and its derivative in
- * double, the L2 gradient k * x added to a zero gradient, the dot's backward, then
- * p -= lr * g on every row the example touched (rows are distinct: a BPR negative is
- * never the user's positive, and user and item rows live in different tables). */
+/* sgd_pass does the float operations of loss_impl and fri_examples_fit for one example
+ * (B = 1) in their order, in two passes over the example's rows. One reads them: the dot
+ * products and the squared norms, each in its own eight lanes with the tail past the last
+ * multiple of 8 in lane 0 (the bits of fri_dot, and of fri_sumsq up to its chunk of 64;
+ * longer rows take fri_sumsq itself). The other writes them: each element's gradient as
+ * loss_impl builds it from a zero gradient, ((0 + k x) with L2) + ds y, and its step
+ * p -= lr g. Elementwise, so the same bits as the separate loops; the rows an example
+ * touches are distinct (a BPR negative is never the user's positive, and user and item
+ * rows live in different tables). The lanes sit in SSE registers where the target has
+ * them (every x86-64): the same IEEE operations on the same lanes as the scalar code. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define FRI_MF_SSE 1
+#else
+#define FRI_MF_SSE 0
+#endif
+
 /* The pairwise sum of eight lanes, as fri_dot and one chunk of fri_sumsq add them. */
 static inline float lanes8(const float *s) { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
 
-/* sgd_pass for the common shape (dim a multiple of 8, at most 64, L2 > 0) with every
- * per-example loop fused into two passes over the rows: one reads them (the dot products
- * and the squared norms, each in its own eight lanes: the bits of fri_dot and fri_sumsq),
- * one writes them (each element's gradient, (0 + k x) + ds y, as loss_impl builds it, and
- * its step). Elementwise, so the same bits as the separate loops. */
-static double sgd_mse_lanes(const fr_model *m, float *P, float *Q, float *BU, float *BI, const struct fri_examples *ex,
-                            float lr, double sum) {
+/* sum x^2 of a row whose eight lanes hold it when it fits one fri_sumsq chunk. */
+static inline double sumsq_of(const float *x, size_t d, const float *lanes) {
+    return d <= 64 ? 0.0 + (double)lanes8(lanes) : fri_sumsq(x, d);
+}
+
+/* The lanes of a.b, a.a and b.b over rows of d floats. */
+static inline void read_pair(const float *restrict a, const float *restrict b, size_t d, float *ab, float *aa,
+                             float *bb) {
+    const size_t d8 = d & ~(size_t)7;
+#if FRI_MF_SSE
+    __m128 x0 = _mm_setzero_ps(), x1 = x0, y0 = x0, y1 = x0, z0 = x0, z1 = x0;
+    for (size_t i = 0; i < d8; i += 8) {
+        const __m128 a0 = _mm_loadu_ps(a + i), a1 = _mm_loadu_ps(a + i + 4);
+        const __m128 b0 = _mm_loadu_ps(b + i), b1 = _mm_loadu_ps(b + i + 4);
+        x0 = _mm_add_ps(x0, _mm_mul_ps(a0, b0)); x1 = _mm_add_ps(x1, _mm_mul_ps(a1, b1));
+        y0 = _mm_add_ps(y0, _mm_mul_ps(a0, a0)); y1 = _mm_add_ps(y1, _mm_mul_ps(a1, a1));
+        z0 = _mm_add_ps(z0, _mm_mul_ps(b0, b0)); z1 = _mm_add_ps(z1, _mm_mul_ps(b1, b1));
+    }
+    _mm_storeu_ps(ab, x0); _mm_storeu_ps(ab + 4, x1);
+    _mm_storeu_ps(aa, y0); _mm_storeu_ps(aa + 4, y1);
+    _mm_storeu_ps(bb, z0); _mm_storeu_ps(bb + 4, z1);
+#else
+    for (size_t j = 0; j < 8; j++) ab[j] = aa[j] = bb[j] = 0.0f;
+    for (size_t i = 0; i < d8; i += 8)
+        for (size_t j = 0; j < 8; j++) {
+            ab[j] += a[i + j] * b[i + j];
+            aa[j] += a[i + j] * a[i + j];
+            bb[j] += b[i + j] * b[i + j];
+        }
+#endif
+    for (size_t i = d8; i < d; i++) {
+        ab[0] += a[i] * b[i];
+        aa[0] += a[i] * a[i];
+        bb[0] += b[i] * b[i];
+    }
+}
+
+/* The lanes of p.q, p.n, p.p, q.q and n.n (a BPR triple) in one read of the rows. */
+static inline void read_triple(const float *restrict p, const float *restrict q, const float *restrict n, size_t d,
+                               float *pq, float *pn, float *pp, float *qq, float *nn) {
+    const size_t d8 = d & ~(size_t)7;
+#if FRI_MF_SSE
+    __m128 a0 = _mm_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0, f0 = a0, f1 = a0;
+    for (size_t i = 0; i < d8; i += 8) {
+        const __m128 p0 = _mm_loadu_ps(p + i), p1 = _mm_loadu_ps(p + i + 4);
+        const __m128 q0 = _mm_loadu_ps(q + i), q1 = _mm_loadu_ps(q + i + 4);
+        const __m128 n0 = _mm_loadu_ps(n + i), n1 = _mm_loadu_ps(n + i + 4);
+        a0 = _mm_add_ps(a0, _mm_mul_ps(p0, q0)); a1 = _mm_add_ps(a1, _mm_mul_ps(p1, q1));
+        b0 = _mm_add_ps(b0, _mm_mul_ps(p0, n0)); b1 = _mm_add_ps(b1, _mm_mul_ps(p1, n1));
+        c0 = _mm_add_ps(c0, _mm_mul_ps(p0, p0)); c1 = _mm_add_ps(c1, _mm_mul_ps(p1, p1));
+        e0 = _mm_add_ps(e0, _mm_mul_ps(q0, q0)); e1 = _mm_add_ps(e1, _mm_mul_ps(q1, q1));
+        f0 = _mm_add_ps(f0, _mm_mul_ps(n0, n0)); f1 = _mm_add_ps(f1, _mm_mul_ps(n1, n1));
+    }
+    _mm_storeu_ps(pq, a0); _mm_storeu_ps(pq + 4, a1);
+    _mm_storeu_ps(pn, b0); _mm_storeu_ps(pn + 4, b1);
+    _mm_storeu_ps(pp, c0); _mm_storeu_ps(pp + 4, c1);
+    _mm_storeu_ps(qq, e0); _mm_storeu_ps(qq + 4, e1);
+    _mm_storeu_ps(nn, f0); _mm_storeu_ps(nn + 4, f1);
+#else
+    for (size_t j = 0; j < 8; j++) pq[j] = pn[j] = pp[j] = qq[j] = nn[j] = 0.0f;
+    for (size_t i = 0; i < d8; i += 8)
+        for (size_t j = 0; j < 8; j++) {
+            pq[j] += p[i + j] * q[i + j];
+            pn[j] += p[i + j] * n[i + j];
+            pp[j] += p[i + j] * p[i + j];
+            qq[j] += q[i + j] * q[i + j];
+            nn[j] += n[i + j] * n[i + j];
+        }
+#endif
+    for (size_t i = d8; i < d; i++) {
+        pq[0] += p[i] * q[i];
+        pn[0] += p[i] * n[i];
+        pp[0] += p[i] * p[i];
+        qq[0] += q[i] * q[i];
+        nn[0] += n[i] * n[i];
+    }
+}
+
+/* a -= lr * ((0 + k a) + ds b) and b -= lr * ((0 + k b) + ds a) elementwise (without L2:
+ * 0 + ds b and 0 + ds a), from the values before the step. */
+static inline void step_pair(float *restrict a, float *restrict b, size_t d, bool l2, float k, float ds, float lr) {
+    size_t i = 0;
+#if FRI_MF_SSE
+    const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vlr = _mm_set1_ps(lr);
+    for (; i + 4 <= d; i += 4) {
+        const __m128 ai = _mm_loadu_ps(a + i), bi = _mm_loadu_ps(b + i);
+        const __m128 ga = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, ai)) : z, _mm_mul_ps(vds, bi));
+        const __m128 gb = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, bi)) : z, _mm_mul_ps(vds, ai));
+        _mm_storeu_ps(a + i, _mm_sub_ps(ai, _mm_mul_ps(vlr, ga)));
+        _mm_storeu_ps(b + i, _mm_sub_ps(bi, _mm_mul_ps(vlr, gb)));
+    }
+#endif
+    for (; i < d; i++) {
+        const float ai = a[i], bi = b[i];
+        const float ga = (l2 ? 0.0f + k * ai : 0.0f) + ds * bi, gb = (l2 ? 0.0f + k * bi : 0.0f) + ds * ai;
+        a[i] = ai - lr * ga;
+        b[i] = bi - lr * gb;
+    }
+}
+
+/* A BPR triple's step: p's gradient ((0 + k p) + ds q) + dsn n, q's (0 + k q) + ds p,
+ * n's (0 + k n) + dsn p (without L2 the k terms are 0), from the values before the step. */
+static inline void step_triple(float *restrict p, float *restrict q, float *restrict n, size_t d, bool l2, float k,
+                               float ds, float dsn, float lr) {
+    size_t i = 0;
+#if FRI_MF_SSE
+    const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vdn = _mm_set1_ps(dsn),
+                 vlr = _mm_set1_ps(lr);
+    for (; i + 4 <= d; i += 4) {
+        const __m128 pi = _mm_loadu_ps(p + i), qi = _mm_loadu_ps(q + i), ni = _mm_loadu_ps(n + i);
+        const __m128 gp = _mm_add_ps(_mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, pi)) : z, _mm_mul_ps(vds, qi)),
+                                     _mm_mul_ps(vdn, ni));
+        const __m128 gq = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, qi)) : z, _mm_mul_ps(vds, pi));
+        const __m128 gn = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, ni)) : z, _mm_mul_ps(vdn, pi));
+        _mm_storeu_ps(p + i, _mm_sub_ps(pi, _mm_mul_ps(vlr, gp)));
+        _mm_storeu_ps(q + i, _mm_sub_ps(qi, _mm_mul_ps(vlr, gq)));
+        _mm_storeu_ps(n + i, _mm_sub_ps(ni, _mm_mul_ps(vlr, gn)));
+    }
+#endif
+    for (; i < d; i++) {
+        const float pi = p[i], qi = q[i], ni = n[i];
+        const float gp = ((l2 ? 0.0f + k * pi : 0.0f) + ds * qi) + dsn * ni;
+        const float gq = (l2 ? 0.0f + k * qi : 0.0f) + ds * pi, gn = (l2 ? 0.0f + k * ni : 0.0f) + dsn * pi;
+        p[i] = pi - lr * gp;
+        q[i] = qi - lr * gq;
+        n[i] = ni - lr * gn;
+    }
+}
+
+static double sgd_mse(const fr_model *m, float *P, float *Q, float *BU, float *BI, const struct fri_examples *ex,
+                      float lr, double sum) {
     const fr_model_config *c = &m->cfg;
     const size_t d = c->dim;
     const double l2s = (double)c->l2 / 1.0, bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / 1.0 : l2s;
+    const bool l2 = l2s > 0;
     const float k = (float)(2.0 * l2s), kb = (float)(2.0 * bl2s), mu = c->mu;
     for (size_t x = 0; x < ex->n; x++) {
         const uint32_t u = ex->user[x], i = ex->item[x];
         float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d;
         float spq[8], spp[8], sqq[8];
-#if FRI_MF_SSE
-        {
-            __m128 pq0 = _mm_setzero_ps(), pq1 = pq0, pp0 = pq0, pp1 = pq0, qq0 = pq0, qq1 = pq0;
-            for (size_t a = 0; a < d; a += 8) {
-                const __m128 p0 = _mm_loadu_ps(p + a), p1 = _mm_loadu_ps(p + a + 4);
-                const __m128 q0 = _mm_loadu_ps(q + a), q1 = _mm_loadu_ps(q + a + 4);
-                pq0 = _mm_add_ps(pq0, _mm_mul_ps(p0, q0)); pq1 = _mm_add_ps(pq1, _mm_mul_ps(p1, q1));
-                pp0 = _mm_add_ps(pp0, _mm_mul_ps(p0, p0)); pp1 = _mm_add_ps(pp1, _mm_mul_ps(p1, p1));
-                qq0 = _mm_add_ps(qq0, _mm_mul_ps(q0, q0)); qq1 = _mm_add_ps(qq1, _mm_mul_ps(q1, q1));
-            }
-            _mm_storeu_ps(spq, pq0); _mm_storeu_ps(spq + 4, pq1);
-            _mm_storeu_ps(spp, pp0); _mm_storeu_ps(spp + 4, pp1);
-            _mm_storeu_ps(sqq, qq0); _mm_storeu_ps(sqq + 4, qq1);
-        }
-#else
-        for (size_t j = 0; j < 8; j++) spq[j] = spp[j] = sqq[j] = 0.0f;
-        for (size_t a = 0; a < d; a += 8)
-            for (size_t j = 0; j < 8; j++) {
-                const float pj = p[a + j], qj = q[a + j];
-                spq[j] += pj * qj;
-                spp[j] += pj * pj;
-                sqq[j] += qj * qj;
-            }
-#endif
+        read_pair(p, q, d, spq, spp, sqq);
         float s = lanes8(spq);
         const float bu = BU[u], bi = BI[i];
         s += mu + bu + bi;
         const double e = (double)s - (double)ex->label[x];
         double L = e * e / 1.0;
         const float ds = (float)(2.0 * e / 1.0);
-        L += l2s * (0.0 + (double)lanes8(spp));
-        L += l2s * (0.0 + (double)lanes8(sqq));
+        if (l2) {
+            L += l2s * sumsq_of(p, d, spp);
+            L += l2s * sumsq_of(q, d, sqq);
+        }
         float dbu = 0.0f, dbi = 0.0f;
         if (bl2s > 0) {
             dbu += kb * bu;
@@ -244,25 +348,7 @@ static double sgd_mse_lanes(const fr_model *m, float *P, float *Q, float *BU, fl
         }
         dbu += ds;
         dbi += ds;
-#if FRI_MF_SSE
-        {
-            const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vlr = _mm_set1_ps(lr);
-            for (size_t j = 0; j < d; j += 4) {
-                const __m128 pj = _mm_loadu_ps(p + j), qj = _mm_loadu_ps(q + j);
-                const __m128 gp = _mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, pj)), _mm_mul_ps(vds, qj));
-                const __m128 gq = _mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, qj)), _mm_mul_ps(vds, pj));
-                _mm_storeu_ps(p + j, _mm_sub_ps(pj, _mm_mul_ps(vlr, gp)));
-                _mm_storeu_ps(q + j, _mm_sub_ps(qj, _mm_mul_ps(vlr, gq)));
-            }
-        }
-#else
-        for (size_t j = 0; j < d; j++) {
-            const float pj = p[j], qj = q[j];
-            const float gp = (0.0f + k * pj) + ds * qj, gq = (0.0f + k * qj) + ds * pj;
-            p[j] = pj - lr * gp;
-            q[j] = qj - lr * gq;
-        }
-#endif
+        step_pair(p, q, d, l2, k, ds, lr);
         BU[u] = bu - lr * dbu;
         BI[i] = bi - lr * dbi;
         sum += L * 1.0;
@@ -270,81 +356,29 @@ static double sgd_mse_lanes(const fr_model *m, float *P, float *Q, float *BU, fl
     return sum;
 }
 
-static double sgd_bpr_lanes(const fr_model *m, float *P, float *Q, const struct fri_examples *ex, float lr,
-                            double sum) {
+static double sgd_bpr(const fr_model *m, float *P, float *Q, const struct fri_examples *ex, float lr, double sum) {
     const fr_model_config *c = &m->cfg;
     const size_t d = c->dim;
     const double l2s = (double)c->l2 / 1.0;
+    const bool l2 = l2s > 0;
     const float k = (float)(2.0 * l2s);
     for (size_t x = 0; x < ex->n; x++) {
         float *restrict p = P + (size_t)ex->user[x] * d, *restrict q = Q + (size_t)ex->item[x] * d,
                         *restrict n = Q + (size_t)ex->neg[x] * d;
         float spq[8], spn[8], spp[8], sqq[8], snn[8];
-#if FRI_MF_SSE
-        {
-            __m128 pq0 = _mm_setzero_ps(), pq1 = pq0, pn0 = pq0, pn1 = pq0, pp0 = pq0, pp1 = pq0, qq0 = pq0, qq1 = pq0,
-                   nn0 = pq0, nn1 = pq0;
-            for (size_t a = 0; a < d; a += 8) {
-                const __m128 p0 = _mm_loadu_ps(p + a), p1 = _mm_loadu_ps(p + a + 4);
-                const __m128 q0 = _mm_loadu_ps(q + a), q1 = _mm_loadu_ps(q + a + 4);
-                const __m128 n0 = _mm_loadu_ps(n + a), n1 = _mm_loadu_ps(n + a + 4);
-                pq0 = _mm_add_ps(pq0, _mm_mul_ps(p0, q0)); pq1 = _mm_add_ps(pq1, _mm_mul_ps(p1, q1));
-                pn0 = _mm_add_ps(pn0, _mm_mul_ps(p0, n0)); pn1 = _mm_add_ps(pn1, _mm_mul_ps(p1, n1));
-                pp0 = _mm_add_ps(pp0, _mm_mul_ps(p0, p0)); pp1 = _mm_add_ps(pp1, _mm_mul_ps(p1, p1));
-                qq0 = _mm_add_ps(qq0, _mm_mul_ps(q0, q0)); qq1 = _mm_add_ps(qq1, _mm_mul_ps(q1, q1));
-                nn0 = _mm_add_ps(nn0, _mm_mul_ps(n0, n0)); nn1 = _mm_add_ps(nn1, _mm_mul_ps(n1, n1));
-            }
-            _mm_storeu_ps(spq, pq0); _mm_storeu_ps(spq + 4, pq1);
-            _mm_storeu_ps(spn, pn0); _mm_storeu_ps(spn + 4, pn1);
-            _mm_storeu_ps(spp, pp0); _mm_storeu_ps(spp + 4, pp1);
-            _mm_storeu_ps(sqq, qq0); _mm_storeu_ps(sqq + 4, qq1);
-            _mm_storeu_ps(snn, nn0); _mm_storeu_ps(snn + 4, nn1);
-        }
-#else
-        for (size_t j = 0; j < 8; j++) spq[j] = spn[j] = spp[j] = sqq[j] = snn[j] = 0.0f;
-        for (size_t a = 0; a < d; a += 8)
-            for (size_t j = 0; j < 8; j++) {
-                const float pj = p[a + j], qj = q[a + j], nj = n[a + j];
-                spq[j] += pj * qj;
-                spn[j] += pj * nj;
-                spp[j] += pj * pj;
-                sqq[j] += qj * qj;
-                snn[j] += nj * nj;
-            }
-#endif
+        read_triple(p, q, n, d, spq, spn, spp, sqq, snn);
         const double dd = (double)lanes8(spq) - (double)lanes8(spn);
+        /* fri_softplus(-dd) and fri_sigmoid(-dd), sharing their exp(-|dd|) */
         const double ex1 = exp(-fabs(dd));
         double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
         const double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
         const float ds = (float)g, dsn = (float)-g;
-        L += l2s * (0.0 + (double)lanes8(spp));
-        L += l2s * (0.0 + (double)lanes8(sqq));
-        L += l2s * (0.0 + (double)lanes8(snn));
-#if FRI_MF_SSE
-        {
-            const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vdn = _mm_set1_ps(dsn),
-                         vlr = _mm_set1_ps(lr);
-            for (size_t j = 0; j < d; j += 4) {
-                const __m128 pj = _mm_loadu_ps(p + j), qj = _mm_loadu_ps(q + j), nj = _mm_loadu_ps(n + j);
-                const __m128 gp = _mm_add_ps(_mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, pj)), _mm_mul_ps(vds, qj)),
-                                             _mm_mul_ps(vdn, nj));
-                const __m128 gq = _mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, qj)), _mm_mul_ps(vds, pj));
-                const __m128 gn = _mm_add_ps(_mm_add_ps(z, _mm_mul_ps(vk, nj)), _mm_mul_ps(vdn, pj));
-                _mm_storeu_ps(p + j, _mm_sub_ps(pj, _mm_mul_ps(vlr, gp)));
-                _mm_storeu_ps(q + j, _mm_sub_ps(qj, _mm_mul_ps(vlr, gq)));
-                _mm_storeu_ps(n + j, _mm_sub_ps(nj, _mm_mul_ps(vlr, gn)));
-            }
+        if (l2) {
+            L += l2s * sumsq_of(p, d, spp);
+            L += l2s * sumsq_of(q, d, sqq);
+            L += l2s * sumsq_of(n, d, snn);
         }
-#else
-        for (size_t j = 0; j < d; j++) {
-            const float pj = p[j], qj = q[j], nj = n[j];
-            const float gp = ((0.0f + k * pj) + ds * qj) + dsn * nj;
-            const float gq = (0.0f + k * qj) + ds * pj, gn = (0.0f + k * nj) + dsn * pj;
-            p[j] = pj - lr * gp;
-            q[j] = qj - lr * gq;
-            n[j] = nj - lr * gn;
-        }
-#endif
+        step_triple(p, q, n, d, l2, k, ds, dsn, lr);
         sum += L * 1.0;
     }
     return sum;
@@ -352,82 +386,14 @@ static double sgd_bpr_lanes(const fr_model *m, float *P, float *Q, const struct 
 
 static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum) {
     const fr_model_config *c = &m->cfg;
-    if (c->loss != FR_LOSS_MSE && c->loss != FR_LOSS_BPR) return FR_ERR_UNSUPPORTED; /* no message: not an error */
-    const size_t d = c->dim;
     float *P = m->params + m->t[m->slot[USER_F]].offset, *Q = m->params + m->t[m->slot[ITEM_F]].offset;
-    const double l2s = (double)c->l2 / 1.0;
-    const bool l2 = l2s > 0;
-    const float k = (float)(2.0 * l2s);
-    float dp[FRI_MF_FUSED_MAX_DIM], dq[FRI_MF_FUSED_MAX_DIM], dn[FRI_MF_FUSED_MAX_DIM];
-    if (d > FRI_MF_FUSED_MAX_DIM) return FR_ERR_UNSUPPORTED;
-    double sum = *loss_sum;
-    if (l2 && d % 8 == 0 && d <= 64) { /* the common shape, in two passes over the rows */
-        if (c->loss == FR_LOSS_MSE)
-            *loss_sum = sgd_mse_lanes(m, P, Q, m->params + m->t[m->slot[USER_B]].offset,
-                                      m->params + m->t[m->slot[ITEM_B]].offset, ex, lr, sum);
-        else
-            *loss_sum = sgd_bpr_lanes(m, P, Q, ex, lr, sum);
-        return FR_OK;
-    }
-    if (c->loss == FR_LOSS_MSE) {
-        float *BU = m->params + m->t[m->slot[USER_B]].offset, *BI = m->params + m->t[m->slot[ITEM_B]].offset;
-        const double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / 1.0 : l2s;
-        const float kb = (float)(2.0 * bl2s);
-        for (size_t x = 0; x < ex->n; x++) {
-            const uint32_t u = ex->user[x], i = ex->item[x];
-            float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d;
-            float s = fri_dot(p, q, d);
-            const float bu = BU[u], bi = BI[i];
-            s += c->mu + bu + bi;
-            const double e = (double)s - (double)ex->label[x];
-            double L = e * e / 1.0;
-            const float ds = (float)(2.0 * e / 1.0);
-            for (size_t j = 0; j < d; j++) { dp[j] = 0.0f; dq[j] = 0.0f; }
-            if (l2) {
-                for (size_t j = 0; j < d; j++) { dp[j] += k * p[j]; dq[j] += k * q[j]; }
-                L += l2s * fri_sumsq(p, d);
-                L += l2s * fri_sumsq(q, d);
-            }
-            float dbu = 0.0f, dbi = 0.0f;
-            if (bl2s > 0) {
-                dbu += kb * bu;
-                dbi += kb * bi;
-                L += bl2s * fri_sumsq(&bu, 1);
-                L += bl2s * fri_sumsq(&bi, 1);
-            }
-            for (size_t j = 0; j < d; j++) { dp[j] += ds * q[j]; dq[j] += ds * p[j]; }
-            dbu += ds;
-            dbi += ds;
-            for (size_t j = 0; j < d; j++) { p[j] -= lr * dp[j]; q[j] -= lr * dq[j]; }
-            BU[u] = bu - lr * dbu;
-            BI[i] = bi - lr * dbi;
-            sum += L * 1.0;
-        }
-    } else {
-        for (size_t x = 0; x < ex->n; x++) {
-            float *restrict p = P + (size_t)ex->user[x] * d, *restrict q = Q + (size_t)ex->item[x] * d,
-                            *restrict n = Q + (size_t)ex->neg[x] * d;
-            const float s = fri_dot(p, q, d), sn = fri_dot(p, n, d);
-            const double dd = (double)s - (double)sn;
-            /* fri_softplus(-dd) and fri_sigmoid(-dd), sharing their exp(-|dd|) */
-            const double ex1 = exp(-fabs(dd));
-            double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
-            const double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
-            const float ds = (float)g, dsn = (float)-g;
-            for (size_t j = 0; j < d; j++) { dp[j] = 0.0f; dq[j] = 0.0f; dn[j] = 0.0f; }
-            if (l2) {
-                for (size_t j = 0; j < d; j++) { dp[j] += k * p[j]; dq[j] += k * q[j]; dn[j] += k * n[j]; }
-                L += l2s * fri_sumsq(p, d);
-                L += l2s * fri_sumsq(q, d);
-                L += l2s * fri_sumsq(n, d);
-            }
-            for (size_t j = 0; j < d; j++) { dp[j] += ds * q[j]; dq[j] += ds * p[j]; }
-            for (size_t j = 0; j < d; j++) { dp[j] += dsn * n[j]; dn[j] += dsn * p[j]; }
-            for (size_t j = 0; j < d; j++) { p[j] -= lr * dp[j]; q[j] -= lr * dq[j]; n[j] -= lr * dn[j]; }
-            sum += L * 1.0;
-        }
-    }
-    *loss_sum = sum;
+    if (c->loss == FR_LOSS_MSE)
+        *loss_sum = sgd_mse(m, P, Q, m->params + m->t[m->slot[USER_B]].offset, m->params + m->t[m->slot[ITEM_B]].offset,
+                            ex, lr, *loss_sum);
+    else if (c->loss == FR_LOSS_BPR)
+        *loss_sum = sgd_bpr(m, P, Q, ex, lr, *loss_sum);
+    else
+        return FR_ERR_UNSUPPORTED; /* no message: not an error */
     return FR_OK;
 }
 
