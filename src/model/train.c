@@ -121,6 +121,7 @@ struct fr_trainer {
     fri_examples ex_next;                     /* the next epoch's examples, shuffled */
     bool next_ready;                          /* ex_next holds epoch `epoch`'s examples */
     uint64_t build_epoch;                     /* the epoch build_block builds for */
+    float fused_lr;                           /* the fused pass's learning rate */
     double fused_sum;                         /* the fused pass's loss sum */
     fr_err fused_err;                         /* the fused pass's result */
 };
@@ -243,10 +244,8 @@ static void fused_role(void *ctx, size_t role, int worker) {
     (void)worker;
     fr_trainer *t = ctx;
     if (role == 0) {
-        float lr = 0;
-        (void)fri_optim_plain_sgd(t->o, &lr);
         t->fused_sum = 0;
-        t->fused_err = fri_model_family_of(fr_model_config_of(t->m)->kind)->sgd_pass(t->m, &t->ex, lr, &t->fused_sum);
+        t->fused_err = t->m->fam->sgd_pass(t->m, &t->ex, t->fused_lr, &t->fused_sum);
     } else {
         t->next_ready = build_examples_into(t, t->epoch + 1, &t->ex_next, false) == FR_OK;
     }
@@ -408,10 +407,8 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
     /* batch 1 with plain SGD: the family's fused loop, the same bits without the minibatch
      * machinery (a minibatch of one is where that machinery costs most); with two threads
      * or more the next epoch's examples are built meanwhile */
-    const fri_model_family *fam = fri_model_family_of(fr_model_config_of(t->m)->kind);
-    float lr;
     fr_err e;
-    if (!t->no_fused && t->cfg.batch == 1 && fam && fam->sgd_pass && fri_optim_plain_sgd(t->o, &lr)) {
+    if (!t->no_fused && t->cfg.batch == 1 && t->m->fam->sgd_pass && fri_optim_plain_sgd(t->o, &t->fused_lr)) {
         if (t->next_ready) { /* built during the last epoch */
             fri_examples tmp = t->ex;
             t->ex = t->ex_next;
@@ -426,14 +423,12 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
             e = t->fused_err;
             sum = t->fused_sum;
         } else {
-            e = fam->sgd_pass(t->m, &t->ex, lr, &sum);
+            e = t->m->fam->sgd_pass(t->m, &t->ex, t->fused_lr, &sum);
         }
         if (!e) {
             fri_optim_set_steps(t->o, fr_optim_steps(t->o) + t->ex.n);
             t->loss_sum = sum;
-            t->epoch++;
-            if (mean_loss) *mean_loss = t->ex.n ? t->loss_sum / (double)t->ex.n : 0.0;
-            return FR_OK;
+            goto done;
         }
         if (e != FR_ERR_UNSUPPORTED) return e; /* UNSUPPORTED: not fused for this loss, the generic loop */
         t->next_ready = false;
@@ -444,6 +439,7 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
     fri_latch_reset(&t->err);
     fr_pool_for(t->pool, t->parties, 1, fit_role, t);
     if ((e = fri_latch_get(&t->err))) return e;
+done:
     t->epoch++;
     if (mean_loss) *mean_loss = t->ex.n ? t->loss_sum / (double)t->ex.n : 0.0;
     return FR_OK;
