@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "data/dataset.h"
+#include "testutil.h"
 
 Test(dataset, from_arrays_builds_csr) {
     int64_t u[] = {10, 5, 10, 10, 5, 7};
@@ -152,19 +153,6 @@ Test(dataset, per_user_order_matches_reference_sort) {
 
 /* ------------------------------------------------------------ duplicate pairs */
 
-/* Raw (user, item) -> its rating and time in d; false if absent. */
-static bool row_of(const fr_dataset *d, int64_t ru, int64_t ri, float *r, int64_t *t) {
-    int64_t u = fr_idmap_find(fr_dataset_users(d), ru), i = fr_idmap_find(fr_dataset_items(d), ri);
-    if (u < 0 || i < 0) return false;
-    const uint32_t *it;
-    const float *rt;
-    const int64_t *tt;
-    size_t n = fr_dataset_user(d, (uint32_t)u, &it, &rt, &tt);
-    for (size_t k = 0; k < n; k++)
-        if (it[k] == (uint32_t)i) { *r = rt[k]; *t = tt[k]; return true; }
-    return false;
-}
-
 /* A repeated (user, item) pair keeps one interaction: the latest by time, ties to the last
  * in input order (not the largest rating); the ids, the (time, item) order, the sorted copy
  * and the counts follow the kept rows. */
@@ -182,11 +170,11 @@ Test(dataset, duplicate_pairs_keep_the_latest) {
     cr_assert_eq(fr_dataset_n_items(d), 4);
     float rr;
     int64_t tt;
-    cr_assert(row_of(d, 1, 10, &rr, &tt)); cr_assert_eq(rr, 4); cr_assert_eq(tt, 9);
-    cr_assert(row_of(d, 1, 20, &rr, &tt)); cr_assert_eq(rr, 1); cr_assert_eq(tt, 7);
-    cr_assert(row_of(d, 1, 40, &rr, &tt)); cr_assert_eq(rr, 2); cr_assert_eq(tt, 1);
-    cr_assert(row_of(d, 2, 30, &rr, &tt)); cr_assert_eq(rr, 4); cr_assert_eq(tt, 3);
-    cr_assert(row_of(d, 3, 10, &rr, &tt)); cr_assert_eq(rr, 5);
+    cr_assert(tu_find_row(d, 1, 10, &rr, &tt)); cr_assert_eq(rr, 4); cr_assert_eq(tt, 9);
+    cr_assert(tu_find_row(d, 1, 20, &rr, &tt)); cr_assert_eq(rr, 1); cr_assert_eq(tt, 7);
+    cr_assert(tu_find_row(d, 1, 40, &rr, &tt)); cr_assert_eq(rr, 2); cr_assert_eq(tt, 1);
+    cr_assert(tu_find_row(d, 2, 30, &rr, &tt)); cr_assert_eq(rr, 4); cr_assert_eq(tt, 3);
+    cr_assert(tu_find_row(d, 3, 10, &rr, &tt)); cr_assert_eq(rr, 5);
     const uint32_t *it;
     const int64_t *ts;
     cr_assert_eq(fr_dataset_user(d, 0, &it, NULL, &ts), 3); /* (1,40) (7,20) (9,10) */
@@ -223,8 +211,8 @@ Test(dataset, duplicate_pairs_keep_the_latest) {
     float r2[] = {5, 3, 2, 1};
     cr_assert_eq(fr_dataset_from_arrays(&d, 4, u2, i2, r2, NULL), FR_OK);
     cr_assert_eq(fr_dataset_n_interactions(d), 3);
-    cr_assert(row_of(d, 7, 1, &rr, &tt)); cr_assert_eq(rr, 1);
-    cr_assert(row_of(d, 7, 2, &rr, &tt)); cr_assert_eq(rr, 3);
+    cr_assert(tu_find_row(d, 7, 1, &rr, &tt)); cr_assert_eq(rr, 1);
+    cr_assert(tu_find_row(d, 7, 2, &rr, &tt)); cr_assert_eq(rr, 3);
     fr_dataset_info_compute(d, &info);
     cr_assert_eq(info.duplicates, 1);
     cr_assert_leq(info.density, 1.0);

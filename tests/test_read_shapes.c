@@ -23,33 +23,13 @@ static void teardown(void) {
 TestSuite(shapes, .init = setup, .fini = teardown);
 
 static fr_err load(fr_dataset **d, const char *name, const char *text, const fr_load_opts *o, fr_load_stats *st) {
-    char *p = tu_write(dir, name, text);
-    fr_err e = fr_dataset_load(d, p, o, st);
-    free(p);
-    return e;
-}
-
-/* The rating and time of raw (user, item); false if absent. */
-static bool row(const fr_dataset *d, int64_t ru, int64_t ri, float *r, int64_t *t) {
-    int64_t u = fr_idmap_find(fr_dataset_users(d), ru), i = fr_idmap_find(fr_dataset_items(d), ri);
-    if (u < 0 || i < 0) return false;
-    const uint32_t *it;
-    const float *rt;
-    const int64_t *tt;
-    size_t n = fr_dataset_user(d, (uint32_t)u, &it, &rt, &tt);
-    for (size_t k = 0; k < n; k++)
-        if (it[k] == (uint32_t)i) {
-            if (r) *r = rt[k];
-            if (t) *t = tt[k];
-            return true;
-        }
-    return false;
+    return tu_load_text(d, dir, name, text, o, st);
 }
 
 static void expect(const fr_dataset *d, int64_t u, int64_t i, float r, int64_t t) {
     float gr = -1;
     int64_t gt = -1;
-    cr_assert(row(d, u, i, &gr, &gt), "(%lld, %lld) missing", (long long)u, (long long)i);
+    cr_assert(tu_find_row(d, u, i, &gr, &gt), "(%lld, %lld) missing", (long long)u, (long long)i);
     cr_assert_eq(gr, r, "(%lld, %lld): rating %g, expected %g", (long long)u, (long long)i, (double)gr, (double)r);
     cr_assert_eq(gt, t, "(%lld, %lld): time %lld, expected %lld", (long long)u, (long long)i, (long long)gt,
                  (long long)t);

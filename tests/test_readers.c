@@ -32,27 +32,7 @@ static void negs_free(fr_negatives *n) {
 }
 
 static fr_err load(fr_dataset **d, const char *name, const char *text, const fr_load_opts *o, fr_load_stats *st) {
-    char *p = tu_write(dir, name, text);
-    fr_err e = fr_dataset_load(d, p, o, st);
-    free(p);
-    return e;
-}
-
-/* Interaction of raw (user, item): its rating and time; false if absent. */
-static bool find_row(const fr_dataset *d, int64_t ru, int64_t ri, float *r, int64_t *t) {
-    int64_t u = fr_idmap_find(fr_dataset_users(d), ru), i = fr_idmap_find(fr_dataset_items(d), ri);
-    if (u < 0 || i < 0) return false;
-    const uint32_t *it;
-    const float *rt;
-    const int64_t *tt;
-    size_t n = fr_dataset_user(d, (uint32_t)u, &it, &rt, &tt);
-    for (size_t k = 0; k < n; k++)
-        if (it[k] == (uint32_t)i) {
-            if (r) *r = rt[k];
-            if (t) *t = tt[k];
-            return true;
-        }
-    return false;
+    return tu_load_text(d, dir, name, text, o, st);
 }
 
 /* Checks rows (user, item, rating, time) exactly and the totals. */
@@ -63,7 +43,7 @@ static void check_rows(const fr_dataset *d, int n, const double rows[][4], uint3
     for (int k = 0; k < n; k++) {
         float r;
         int64_t t;
-        cr_assert(find_row(d, (int64_t)rows[k][0], (int64_t)rows[k][1], &r, &t), "row %d missing", k);
+        cr_assert(tu_find_row(d, (int64_t)rows[k][0], (int64_t)rows[k][1], &r, &t), "row %d missing", k);
         cr_assert_float_eq(r, rows[k][2], 1e-6, "row %d rating %g", k, (double)r);
         cr_assert_eq(t, (int64_t)rows[k][3], "row %d time %lld", k, (long long)t);
     }
@@ -306,12 +286,12 @@ Test(readers, load_pair_union) {
     cr_assert_eq(fr_dataset_n_interactions(te), 2);
     float r;
     int64_t t;
-    cr_assert(find_row(te, 1, 30, &r, &t));
+    cr_assert(tu_find_row(te, 1, 30, &r, &t));
     cr_assert_eq(r, 2);
     cr_assert_eq(t, 103);
-    cr_assert(find_row(tr, 2, 20, &r, NULL));
+    cr_assert(tu_find_row(tr, 2, 20, &r, NULL));
     cr_assert_eq(r, 5);
-    cr_assert_not(find_row(tr, 1, 30, NULL, NULL));
+    cr_assert_not(tu_find_row(tr, 1, 30, NULL, NULL));
     fr_dataset_free(tr);
     fr_dataset_free(te);
     free(a);
@@ -344,9 +324,9 @@ Test(readers, load_pair_auto_delimited_header) {
     fr_dataset *tr = NULL, *te = NULL;
     cr_assert_eq(fr_dataset_load_pair(&tr, &te, a, b, NULL), FR_OK, "%s", fr_errmsg());
     float r;
-    cr_assert(find_row(te, 1, 9, &r, NULL));
+    cr_assert(tu_find_row(te, 1, 9, &r, NULL));
     cr_assert_eq(r, 2.5f);
-    cr_assert(find_row(tr, 2, 8, &r, NULL));
+    cr_assert(tu_find_row(tr, 2, 8, &r, NULL));
     cr_assert_eq(r, 3.0f);
     cr_assert_eq(fr_dataset_n_items(tr), 3);
     fr_dataset_free(tr);
@@ -560,7 +540,7 @@ Test(readers, long_file_crosses_chunks) {
     for (int k = 0; k < n; k += 997) {
         float r;
         int64_t t;
-        cr_assert(find_row(d, k % 1000, k / 1000 * 7 + 3, &r, &t));
+        cr_assert(tu_find_row(d, k % 1000, k / 1000 * 7 + 3, &r, &t));
         cr_assert_eq(r, (float)(k % 5) + 0.5f);
         cr_assert_eq(t, 1000000 + k);
     }
@@ -613,7 +593,7 @@ Test(readers, utf8_bom_stripped) {
     fri_read_set_parallel(0, 0);
     cr_assert_eq(fri_read_parallel_loads(), before + 1);
     cr_assert_eq(fr_dataset_n_interactions(d), 4);
-    cr_assert(find_row(d, 1, 2, NULL, NULL));
+    cr_assert(tu_find_row(d, 1, 2, NULL, NULL));
     fr_dataset_free(d);
     free(p);
     /* test.negative */
@@ -825,7 +805,7 @@ Test(readers, shared_ml100k) {
     /* First line of u.data: 196 242 3 881250949. */
     float r;
     int64_t t;
-    cr_assert(find_row(d, 196, 242, &r, &t));
+    cr_assert(tu_find_row(d, 196, 242, &r, &t));
     cr_assert_eq(r, 3);
     cr_assert_eq(t, 881250949);
     fr_dataset_free(d);

@@ -69,3 +69,27 @@ fr_dataset *tu_generate(uint32_t users, uint32_t items, uint64_t interactions, u
     }
     return d;
 }
+
+fr_err tu_load_text(fr_dataset **d, const char *dir, const char *name, const char *text, const fr_load_opts *o,
+                    fr_load_stats *st) {
+    char *p = tu_write(dir, name, text);
+    fr_err e = fr_dataset_load(d, p, o, st);
+    free(p);
+    return e;
+}
+
+bool tu_find_row(const fr_dataset *d, int64_t ru, int64_t ri, float *r, int64_t *t) {
+    int64_t u = fr_idmap_find(fr_dataset_users(d), ru), i = fr_idmap_find(fr_dataset_items(d), ri);
+    if (u < 0 || i < 0) return false;
+    const uint32_t *it;
+    const float *rt;
+    const int64_t *tt;
+    size_t n = fr_dataset_user(d, (uint32_t)u, &it, &rt, &tt);
+    for (size_t k = 0; k < n; k++)
+        if (it[k] == (uint32_t)i) {
+            if (r) *r = rt[k];
+            if (t) *t = tt[k];
+            return true;
+        }
+    return false;
+}

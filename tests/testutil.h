@@ -12,6 +12,11 @@ char *tu_tmpdir(void);
 void tu_rmtree(const char *dir);
 /* Writes text to dir/name and returns the malloc'd path. */
 char *tu_write(const char *dir, const char *name, const char *text);
+/* Writes text to dir/name (tu_write) and loads it with fr_dataset_load. */
+fr_err tu_load_text(fr_dataset **d, const char *dir, const char *name, const char *text, const fr_load_opts *o,
+                    fr_load_stats *st);
+/* The rating and time of raw (user, item) in d (either pointer may be NULL); false if absent. */
+bool tu_find_row(const fr_dataset *d, int64_t ru, int64_t ri, float *r, int64_t *t);
 /* Path of a file under ../shared/data, or NULL if it is absent. */
 char *tu_shared(const char *rel);
 /* Whole file as a malloc'd string (NULL on failure). */
