@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   libsodium-dev libgfshare-dev
-  libnng-dev libmbedtls-dev
+  libnng-dev libmbedtls-dev openssl
   libopenblas-dev
   libcriterion-dev
   libcjson-dev
