@@ -321,6 +321,26 @@ FR_API uint32_t fr_negatives_n_users(const fr_negatives *n);
  * path, FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_dataset_write_ncf(const char *dir, const fr_dataset *train, const fr_dataset *test,
                                  const fr_negatives *negs);
+/* Shards for a networked federation (one per client, a client per user): dir/cU/ holds
+ * user U's train.rating, test.rating and (negs given) test.negative in the NCF layout
+ * with global dense ids — what `fedrec client --data dir/cU` trains on and nothing
+ * more; dir/items.map the raw item ids; dir/federation.txt what a server may know
+ * (fr_federation). Every file is written atomically. Errors as fr_dataset_write_ncf. */
+FR_API FR_NODISCARD fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const fr_dataset *test,
+                                                   const fr_negatives *negs, float mean_rating);
+/* A federation file (fr_dataset_write_shards), as a server reads it. */
+typedef struct fr_federation {
+    uint32_t clients;          /* one per user */
+    uint32_t items;
+    uint64_t interactions;     /* training interactions in all */
+    float mean_rating;         /* the training ratings' mean (a rating model's mu) */
+    bool implicit;             /* implicit feedback */
+    bool negatives;            /* clients hold evaluation negatives */
+    fr_fingerprint fingerprint;/* the training set's */
+} fr_federation;
+/* Reads path (a federation.txt, or the shard directory holding it). FR_ERR_IO,
+ * FR_ERR_PARSE naming file, line and value, FR_ERR_VERSION; *f zeroed on failure. */
+FR_API FR_NODISCARD fr_err fr_federation_load(const char *path, fr_federation *f);
 /* Writes a dataset as a u.data-style tab file (raw ids). */
 FR_API FR_NODISCARD fr_err fr_dataset_write_tsv(const fr_dataset *d, const char *path);
 

@@ -176,6 +176,8 @@ FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *pr
 /* FR_OK, or FR_ERR_INVALID naming what is wrong (model, federation, training or loop
  * config; a partition without silos). */
 FR_API FR_NODISCARD fr_err fr_run_config_check(const fr_run_config *c);
+/* The mean of train's ratings, as the presets set a rating model's mu (0 for no data). */
+FR_API float fr_run_mean_rating(const fr_dataset *train);
 /* The preset names, NULL-terminated. */
 FR_API const char *const *fr_run_presets(void);
 

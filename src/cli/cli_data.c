@@ -233,17 +233,75 @@ static int data_generate(int argc, char **argv) {
     return e ? cli_fail(e, "data generate") : 0;
 }
 
+/* fedrec data shard: the data a `fedrec train` run would load (same options), written as
+ * one directory per client for a networked federation (fr_dataset_write_shards). */
+static int data_shard(int argc, char **argv) {
+    cli_load_opts lo = {0};
+    const char *data = NULL, *test = NULL, *negatives = NULL, *split = NULL, *out = NULL;
+    uint64_t seed = 1;
+    arg_spec specs[] = {
+        ARG_SPEC_STR("data", &data, "PATH  ratings file or NCF directory (default: built-in synthetic data)"),
+        ARG_SPEC_STR("test", &test, "PATH  given test file (PATH is then the training file)"),
+        ARG_SPEC_STR("negatives", &negatives, "PATH  NCF .negative file for evaluation"),
+        ARG_SPEC_STR("split", &split, "S  loo | ratio:R | temporal:R | temporal-user:R (default loo)"),
+        ARG_SPEC_INT("seed", &seed, 0, UINT64_MAX, NULL, "S  random seed of the split and negatives (default 1)"),
+        ARG_SPEC_STR("out", &out, "DIR  output directory: DIR/cID/ per client, DIR/federation.txt for the server"),
+        CLI_LOAD_SPECS(&lo),
+        ARG_SPEC_END,
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec data shard [--data PATH] [--test PATH] [--split S] [--seed S] --out DIR";
+    int rc = args_parse("data shard", argc, argv, specs, pos, 0, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!out) { fprintf(stderr, "usage: %s\n", usage); return 2; }
+    fr_source src;
+    fr_source_default(&src);
+    if ((rc = cli_load_opts_apply("data shard", &lo, specs, &src.load))) return rc;
+    const char *load_opt = cli_load_opts_given(&lo, specs);
+    if (load_opt && !data) {
+        fprintf(stderr, "fedrec data shard: %s says how to read a --data file; without --data the built-in synthetic "
+                "data is sharded\n", load_opt);
+        return 2;
+    }
+    if (split && fr_source_parse_split(split, &src.split, &src.split_ratio)) {
+        fprintf(stderr, "fedrec data shard: --split: expected loo, ratio:R, temporal:R or temporal-user:R with 0 < R "
+                "< 1, got '%s'\n", split);
+        return 2;
+    }
+    if (cli_check_input("data shard", "--data", data) || cli_check_input("data shard", "--test", test) ||
+        cli_check_input("data shard", "--negatives", negatives))
+        return 1;
+    src.data = data;
+    src.test = test;
+    src.negatives = negatives;
+    src.seed = seed;
+    fr_data *d = NULL;
+    fr_err e = fr_data_load(&d, &src);
+    if (e) return cli_fail(e, "data shard");
+    const fr_dataset *train = fr_data_train(d);
+    float mean = fr_run_mean_rating(train);
+    e = fr_dataset_write_shards(out, train, fr_data_test(d), fr_data_negatives(d), mean);
+    if (!e)
+        printf("wrote %u client shards of %s under %s (c0 .. c%u), and %s/federation.txt for the server\n",
+               fr_dataset_n_users(train), fr_data_describe(d), out, fr_dataset_n_users(train) - 1, out);
+    fr_data_free(d);
+    return e ? cli_fail(e, "data shard") : 0;
+}
+
 int cli_data(int argc, char **argv) {
     const char *usage =
-        "usage: fedrec data <info|split|generate> ...\n"
+        "usage: fedrec data <info|split|generate|shard> ...\n"
         "  fedrec data info FILE                                  counts, sparsity, rating histogram\n"
         "  fedrec data split FILE --loo --negatives 99 --out DIR  NCF-format train/test/negative\n"
-        "  fedrec data generate --users N --items M --interactions K --out FILE\n";
+        "  fedrec data generate --users N --items M --interactions K --out FILE\n"
+        "  fedrec data shard [--data PATH] [--split S] --out DIR    a directory per client, for fedrec client\n";
     if (argc < 2) { fputs(usage, stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { fputs(usage, stdout); return 0; }
     if (!strcmp(argv[1], "info")) return data_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "split")) return data_split(argc - 1, argv + 1);
     if (!strcmp(argv[1], "generate")) return data_generate(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "shard")) return data_shard(argc - 1, argv + 1);
     fprintf(stderr, "fedrec data: unknown subcommand '%s'\n%s", argv[1], usage);
     return 2;
 }

@@ -186,3 +186,75 @@ fr_err fr_dataset_write_tsv(const fr_dataset *d, const char *path) {
     if (!d || !path) return fri_fail(FR_ERR_INVALID, "write tsv: dataset and path are required");
     return write_rows(d, path, true);
 }
+
+/* ------------------------------------------------------------------ shards */
+
+/* One user's rows of d (dense ids) into f. */
+static void user_rows(FILE *f, const fr_dataset *d, uint32_t u) {
+    if (u >= d->n_users) return;
+    for (uint64_t k = d->ptr[u]; k < d->ptr[u + 1]; k++)
+        fprintf(f, "%u\t%u\t%g\t%lld\n", u, d->item[k], (double)d->rating[k], (long long)d->time[k]);
+}
+
+/* dir/name, written atomically: user u's rows of d, or (negs given) its test.negative line. */
+static fr_err write_user_file(const char *dir, const char *name, const fr_dataset *d, const fr_dataset *test,
+                              const fr_negatives *negs, uint32_t u) {
+    char *p = join(dir, name);
+    if (!p) return FR_ERR_NOMEM;
+    afile a;
+    fr_err e = afile_open(&a, p);
+    if (!e) {
+        if (!negs) user_rows(a.f, d, u);
+        else if (u < test->n_users && test->ptr[u + 1] > test->ptr[u]) {
+            fprintf(a.f, "(%u,%u)", u, test->item[test->ptr[u + 1] - 1]);
+            for (uint64_t k = negs->ptr[u]; k < negs->ptr[u + 1]; k++) fprintf(a.f, "\t%u", negs->items[k]);
+            fputc('\n', a.f);
+        }
+        e = afile_commit(&a);
+    }
+    fri_free(p);
+    return e;
+}
+
+fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const fr_dataset *test,
+                               const fr_negatives *negs, float mean_rating) {
+    if (!dir || !train || !test) return fri_fail(FR_ERR_INVALID, "write shards: directory, train and test are required");
+    if (train->n_users != test->n_users || train->n_items != test->n_items)
+        return fri_fail(FR_ERR_INVALID, "write shards: train (%u users, %u items) and test (%u users, %u items) do "
+                        "not share one id space", train->n_users, train->n_items, test->n_users, test->n_items);
+    if (negs && negs->n_users != test->n_users)
+        return fri_fail(FR_ERR_INVALID, "write shards: negatives cover %u users; expected %u", negs->n_users,
+                        test->n_users);
+    fr_err e = make_dirs(dir);
+    char name[32];
+    for (uint32_t u = 0; !e && u < train->n_users; u++) {
+        snprintf(name, sizeof name, "c%u", u);
+        char *cd = join(dir, name);
+        if (!cd) return FR_ERR_NOMEM;
+        e = make_dirs(cd);
+        if (!e) e = write_user_file(cd, "train.rating", train, test, NULL, u);
+        if (!e) e = write_user_file(cd, "test.rating", test, test, NULL, u);
+        if (!e && negs) e = write_user_file(cd, "test.negative", train, test, negs, u);
+        fri_free(cd);
+    }
+    char *p = NULL;
+    if (!e && !(p = join(dir, "items.map"))) e = FR_ERR_NOMEM;
+    if (!e) e = write_map(train->items, "item", train->source, p);
+    fri_free(p);
+    p = NULL;
+    if (!e && !(p = join(dir, "federation.txt"))) e = FR_ERR_NOMEM;
+    afile a;
+    if (!e && !(e = afile_open(&a, p))) {
+        fr_fingerprint fp;
+        fr_dataset_fingerprint(train, &fp);
+        fprintf(a.f, "# fedrec federation (fedrec data shard): what a server knows of the data; client ID's own "
+                "interactions are in cID/, raw item ids in items.map\n");
+        fprintf(a.f, "version 1\nclients %u\nitems %u\ninteractions %llu\nmean_rating %.9g\nimplicit %d\n"
+                "negatives %d\nfingerprint %u %u %llu %u\n", train->n_users, train->n_items,
+                (unsigned long long)train->n, (double)mean_rating, train->implicit ? 1 : 0, negs ? 1 : 0, fp.users,
+                fp.items, (unsigned long long)fp.interactions, fp.crc);
+        e = afile_commit(&a);
+    }
+    fri_free(p);
+    return e;
+}

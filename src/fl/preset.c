@@ -14,7 +14,7 @@ static const char *const presets[] = {"fedrec", "textbook", NULL};
 const char *const *fr_run_presets(void) { return presets; }
 
 /* The global mean of the training ratings (a rating model's mu). */
-static float mean_rating(const fr_dataset *d) {
+float fr_run_mean_rating(const fr_dataset *d) {
     double sum = 0;
     uint64_t n = 0;
     for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
@@ -146,7 +146,7 @@ fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind 
     else if (fedrec) fedrec_federated(c, k);
     else textbook(c, centralized);
     if (fr_model_kind_is_closed_form(kind)) c->loop.steps = 1; /* a baseline's fit is one pass, done at once */
-    if (train && fr_model_kind_is_explicit(kind)) c->model.mu = mean_rating(train);
+    if (train && fr_model_kind_is_explicit(kind)) c->model.mu = fr_run_mean_rating(train);
     return FR_OK;
 }
 
