@@ -1,0 +1,148 @@
+/* fedrec's networked runtime (src/runtime/net): a server process and client processes,
+ * each client holding only its own data, over nng on tls+tcp:// (tcp:// only when asked
+ * for by name). The server is the round controller (fr_round) behind a socket: it
+ * samples among the clients connected, hands out the round's TASK, takes RESULTs until
+ * the round's target or its deadline, applies the round or retries it, and saves its
+ * state after every round. A client runs the same client step as the simulator
+ * (fr_netc). Neither holds learning math of its own, so with every client connected and
+ * the same seed the global model is bit-identical to the simulator's.
+ *
+ * Protocol (src/runtime/net/wire.h): clients start every exchange. HELLO (client id,
+ * token) -> WAIT (retry after), TASK (round, deadline, ticket, the controller's TASK
+ * bytes) or DONE (the final global model); RESULT (ticket, evaluation sums, the client
+ * step's RESULT bytes) -> ACK (accepted, late, refused). A RESULT is taken only with the
+ * ticket its TASK carried, so only the client the token named can answer.
+ *
+ * Nothing here prints or exits: what happens goes to a log callback as one line per
+ * event, without tokens or keys. */
+#ifndef FEDREC_NET_H
+#define FEDREC_NET_H
+
+#include "fedrec/core.h"
+#include "fedrec/fl.h"
+#include "fedrec/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A line for the operator's log (no newline). level 0: information, 1: warning. Called on
+ * any of the server's threads, one call at a time. */
+typedef void (*fr_net_log_fn)(void *user, int level, const char *line);
+
+typedef struct fr_net_server_config {
+    const char *listen;        /* "tls+tcp://HOST:PORT" (PORT 0: any free port) or
+                                  "tcp://HOST:PORT" with insecure */
+    bool insecure;             /* allow tcp:// */
+    const char *cert, *key;    /* the server's certificate and key (PEM), for tls+tcp */
+    const char *client_ca;     /* NULL, or clients must present a certificate of this CA */
+    const char *tokens;        /* the token hash file (fedrec tokens); required */
+    const char *state;         /* the server state, saved after every round (NULL: none) */
+    bool resume;               /* start from `state` */
+    uint32_t rounds;           /* rounds in all (a resumed server continues to it) */
+    uint32_t min_clients;      /* connected clients a round waits for (0: the round's
+                                  target, clients_per_round of all) */
+    double over_select;        /* sample this fraction more than the target (0) */
+    uint32_t deadline_ms;      /* a round's deadline (60000) */
+    uint32_t retry_ms;         /* how long a WAIT asks a client to wait (250) */
+    uint32_t presence_ms;      /* a client counts as connected this long after its last
+                                  message (15000) */
+    uint32_t linger_ms;        /* after the last round, answer DONE this long, or until
+                                  every client that took part has had it (10000) */
+    uint32_t max_attempts;     /* short rounds in a row before the server gives up (0:
+                                  never) */
+    int idle_ms;               /* a connection with no request for this long is closed
+                                  (30000) */
+    int contexts;              /* requests served at once (64) */
+} fr_net_server_config;
+
+FR_API void fr_net_server_config_default(fr_net_server_config *c);
+
+/* What a round did, for the status line and --metrics-out. */
+typedef struct fr_net_round_info {
+    fr_round_stats st;         /* round, results, sampled, loss, bytes (st.round is the
+                                  round tried; applied says whether it counted) */
+    bool applied;              /* false: short of the quorum, nothing applied, retried */
+    uint32_t attempt;          /* 1 on the first try of this round */
+    uint32_t connected;        /* clients connected when it began */
+    double seconds;            /* wall time from begin to end */
+    /* the clients' own evaluation, on the model of the round before (summed) */
+    uint32_t eval_users;
+    double hit_sum, ndcg_sum;
+    uint64_t rated;
+    double sq_err_sum;
+} fr_net_round_info;
+
+/* After every round (applied or not), on the thread that runs the server. Nonzero: stop. */
+typedef int (*fr_net_round_fn)(void *user, const fr_net_round_info *info);
+
+typedef struct fr_net_server fr_net_server;
+
+/* Makes the server of a federation of n_clients clients (ids 0..n_clients-1, each with
+ * a token in c->tokens) for the model and federation configs, loads its state when
+ * resuming, and starts listening (the port is known from then on). Errors name the file
+ * or option: FR_ERR_INVALID (configs), FR_ERR_IO, FR_ERR_PARSE (token file), the state's
+ * errors (fr_round_load), the transport's. */
+FR_API FR_NODISCARD fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c,
+                                                const fr_model_config *mcfg, const fr_fl_config *fcfg,
+                                                uint32_t n_clients, fr_net_log_fn log, void *log_user);
+/* The TCP port it listens on. */
+FR_API int fr_net_server_port(const fr_net_server *s);
+/* Runs rounds until c->rounds are done (then lingers to answer DONE), a callback asks to
+ * stop, fr_net_server_interrupt is called, or a round is short max_attempts times in a
+ * row (FR_ERR_EMPTY). */
+FR_API FR_NODISCARD fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user);
+/* Asks a running server to stop after the round in progress (which is abandoned:
+ * nothing of it is applied). Async-signal-safe. */
+FR_API void fr_net_server_interrupt(fr_net_server *s);
+/* Rounds applied so far. */
+FR_API uint32_t fr_net_server_completed(const fr_net_server *s);
+/* The global model (its shared prefix; user rows are the clients' and stay zero). */
+FR_API const fr_model *fr_net_server_model(const fr_net_server *s);
+FR_API void fr_net_server_free(fr_net_server *s);
+
+/* ------------------------------------------------------------------ clients */
+
+typedef struct fr_net_client_config {
+    const char *connect;       /* the server's URL */
+    bool insecure;             /* allow tcp:// */
+    const char *ca;            /* the CA that signed the server's certificate (tls+tcp) */
+    const char *server_name;   /* the name its certificate must carry (NULL: the URL's host) */
+    const char *cert, *key;    /* own certificate and key, for a server that asks (or NULL) */
+    uint32_t client;           /* this client's id (fr_net_client_run) */
+    const char *token;         /* its token (fr_net_client_run); a secret */
+    int timeout_ms;            /* one request's wait for its reply (30000) */
+    uint32_t give_up_ms;       /* stop after this long without any reply (300000; 0: never) */
+    bool evaluate;             /* report the client's own evaluation with each RESULT (true) */
+} fr_net_client_config;
+
+FR_API void fr_net_client_config_default(fr_net_client_config *c);
+
+/* What clients did (summed over the clients of a load generator). */
+typedef struct fr_net_client_stats {
+    uint64_t tasks;            /* TASKs trained on */
+    uint64_t results;          /* RESULTs accepted */
+    uint64_t late;             /* RESULTs ACKed late or refused */
+    uint64_t retries;          /* requests that got no reply and were tried again */
+    uint64_t bytes_up, bytes_down;
+    double compute_seconds;    /* time in the client step, evaluation and state saving */
+    uint32_t rounds_done;      /* the rounds the server had completed when it said DONE */
+} fr_net_client_stats;
+
+/* Runs one client until the server says DONE (FR_OK; the final model is kept in the
+ * client's state), refuses it (FR_ERR_INVALID with the server's reason), or gives no reply
+ * for give_up_ms (FR_ERR_IO). state is the client's own (fr_netc). */
+FR_API FR_NODISCARD fr_err fr_net_client_run(const fr_net_client_config *c, fr_netc *state, fr_net_log_fn log,
+                                             void *user, fr_net_client_stats *stats);
+/* The load generator: n clients (states[i] with id ids[i] and token tokens[i]) on
+ * `threads` threads in this process, each with its own connection, as fr_net_client_run
+ * runs one. Returns when every client has stopped: FR_OK if all ended with DONE, else the
+ * first failure (how many failed is in the message). */
+FR_API FR_NODISCARD fr_err fr_net_clients_run(const fr_net_client_config *c, fr_netc **states, const uint32_t *ids,
+                                              const char *const *tokens, uint32_t n, int threads,
+                                              fr_net_log_fn log, void *user, fr_net_client_stats *total);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,552 @@
+/* The networked server (fedrec/net.h): the round controller behind a socket.
+ *
+ * Threads: the caller's thread runs the rounds (fr_net_server_run); the transport calls
+ * handle() on nng's threads, several at once. One mutex guards everything below the
+ * transport (the controller, the presence table, the tickets, the round's evaluation
+ * sums); the round thread waits on a condition variable for enough clients, for the
+ * round's target, or for the deadline, releasing the mutex meanwhile.
+ *
+ * Invariants:
+ *   - A round is applied whole or not at all: fr_round_end below the quorum applies
+ *     nothing and the same round number is tried again; an interrupted round is aborted.
+ *   - A RESULT counts only with the ticket its TASK carried (16 random bytes per sampled
+ *     client and round, compared in constant time), for the round open now; anything
+ *     else is ACKed late or refused and changes nothing.
+ *   - The state file is written after every applied round (temporary file, fsync,
+ *     rename), so a killed server resumes from its last applied round.
+ *   - No token, ticket or key reaches the log. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "core/core.h"
+#include "fedrec/net.h"
+#include "fl/fl_internal.h"
+#include "runtime/net/token.h"
+#include "runtime/net/transport.h"
+#include "runtime/net/wire.h"
+
+struct fr_net_server {
+    fr_net_server_config c;
+    char *state_path;
+    fr_round *ctl;
+    fri_tokens *tokens;
+    fri_net_server *tx;
+    uint32_t n_clients;
+    fr_net_log_fn log;
+    void *log_user;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_mutex_t log_mu;
+    /* presence: the monotonic ms of each client's last message (0: never) */
+    uint64_t *seen;
+    uint8_t *joined;          /* [n_clients] said hello at least once */
+    uint8_t *done_sent;       /* [n_clients] had DONE */
+    uint32_t *avail;          /* scratch: connected ids */
+    /* the open round */
+    bool open;
+    uint32_t round;           /* its number */
+    const uint32_t *ids;      /* sampled, increasing (the controller's) */
+    uint32_t k, target;
+    uint8_t *tickets;         /* [k * 16] */
+    uint8_t *got;             /* [k] a result is in */
+    uint8_t *busy;            /* [k] a TASK is out (counts as present) */
+    uint64_t deadline;        /* monotonic ms */
+    fri_net_eval eval;        /* sums of the accepted results' evaluations */
+    /* the end */
+    bool finished;
+    uint8_t *done_msg;        /* the DONE message, once finished */
+    size_t done_n;
+    uint32_t done_want, done_count; /* clients that took part / had DONE */
+    atomic_bool stop;
+    fri_buf scratch;          /* the round thread's */
+};
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void logf_(fr_net_server *s, int level, const char *fmt, ...) {
+    if (!s->log) return;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&s->log_mu);
+    s->log(s->log_user, level, line);
+    pthread_mutex_unlock(&s->log_mu);
+}
+
+void fr_net_server_config_default(fr_net_server_config *c) {
+    memset(c, 0, sizeof *c);
+    c->rounds = 10;
+    c->deadline_ms = 60000;
+    c->retry_ms = 250;
+    c->presence_ms = 15000;
+    c->linger_ms = 10000;
+    c->idle_ms = 30000;
+    c->contexts = 64;
+}
+
+static fr_err config_check(const fr_net_server_config *c) {
+    if (!c->listen) return fri_fail(FR_ERR_INVALID, "server: no listen URL");
+    if (!c->tokens) return fri_fail(FR_ERR_INVALID, "server: no token file (make one with fedrec tokens)");
+    if (c->rounds == 0) return fri_fail(FR_ERR_INVALID, "server: rounds 0: expected at least 1");
+    if (c->resume && !c->state) return fri_fail(FR_ERR_INVALID, "server: resume needs a state file");
+    if (!(c->over_select >= 0) || !isfinite(c->over_select) || c->over_select > 10)
+        return fri_fail(FR_ERR_INVALID, "server: over-selection %g: expected 0..10", c->over_select);
+    if (c->deadline_ms < 10 || c->deadline_ms > FRI_NET_DEADLINE_MAX_MS)
+        return fri_fail(FR_ERR_INVALID, "server: deadline %u ms: expected 10..%u", c->deadline_ms,
+                        FRI_NET_DEADLINE_MAX_MS);
+    if (c->retry_ms < 1 || c->retry_ms > FRI_NET_RETRY_MAX_MS)
+        return fri_fail(FR_ERR_INVALID, "server: retry %u ms: expected 1..%u", c->retry_ms, FRI_NET_RETRY_MAX_MS);
+    if (c->presence_ms < c->retry_ms)
+        return fri_fail(FR_ERR_INVALID, "server: presence %u ms is shorter than the retry time %u ms: clients would "
+                        "never count as connected", c->presence_ms, c->retry_ms);
+    return FR_OK;
+}
+
+void fr_net_server_free(fr_net_server *s) {
+    if (!s) return;
+    fri_net_server_stop(s->tx); /* no handler runs after this */
+    if (s->open) fr_round_abort(s->ctl);
+    fr_round_free(s->ctl);
+    fri_tokens_free(s->tokens);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->log_mu);
+    fri_free(s->seen);
+    fri_free(s->joined);
+    fri_free(s->done_sent);
+    fri_free(s->avail);
+    fri_free(s->tickets);
+    fri_free(s->got);
+    fri_free(s->busy);
+    fri_free(s->done_msg);
+    fri_free(s->state_path);
+    fri_buf_free(&s->scratch);
+    fri_free(s);
+}
+
+/* ------------------------------------------------------------------ replies */
+
+/* m encoded into a fresh buffer the transport frees. */
+static int reply_msg(const fri_net_msg *m, uint8_t **out, size_t *n) {
+    fri_buf b = {0};
+    if (fri_net_encode(&b, m) || b.err) { fri_buf_free(&b); return 1; }
+    *out = b.data;
+    *n = b.len;
+    return 0;
+}
+
+static int reply_refuse(fri_net_refuse_code code, const char *text, uint8_t **out, size_t *n) {
+    fri_net_msg m = {.type = FRI_NET_REFUSE};
+    m.refuse.code = (uint8_t)code;
+    m.refuse.text = (const uint8_t *)text;
+    size_t tl = strlen(text);
+    m.refuse.text_len = (uint16_t)(tl > FRI_NET_TEXT_MAX ? FRI_NET_TEXT_MAX : tl);
+    return reply_msg(&m, out, n);
+}
+
+static int reply_wait(fr_net_server *s, fri_net_wait_reason why, uint8_t **out, size_t *n) {
+    fri_net_msg m = {.type = FRI_NET_WAIT};
+    m.wait.retry_ms = s->c.retry_ms;
+    m.wait.rounds_done = fr_round_completed(s->ctl);
+    m.wait.reason = (uint8_t)why;
+    return reply_msg(&m, out, n);
+}
+
+static int reply_ack(uint32_t round, fri_net_ack_status st, const char *text, uint8_t **out, size_t *n) {
+    fri_net_msg m = {.type = FRI_NET_ACK};
+    m.ack.round = round ? round : 1;
+    m.ack.status = (uint8_t)st;
+    /* texts have no control characters: keep the first line of a library message */
+    size_t tl = strcspn(text, "\r\n\t");
+    m.ack.text = (const uint8_t *)text;
+    m.ack.text_len = (uint16_t)(tl > FRI_NET_TEXT_MAX ? FRI_NET_TEXT_MAX : tl);
+    return reply_msg(&m, out, n);
+}
+
+/* Position of client c among the round's sampled ids, or -1. */
+static int64_t sampled_pos(const fr_net_server *s, uint32_t c) {
+    uint32_t lo = 0, hi = s->k;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->ids[mid] < c) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < s->k && s->ids[lo] == c ? (int64_t)lo : -1;
+}
+
+/* A HELLO, under the mutex. */
+static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *peer, uint8_t **out, size_t *n) {
+    uint32_t c = m->hello.client;
+    if (c >= s->n_clients) {
+        logf_(s, 1, "refused %s: unknown client %u (the federation has %u)", peer->addr, c, s->n_clients);
+        return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
+    }
+    fri_token_check tc = fri_tokens_check(s->tokens, c, m->hello.token, m->hello.token_len);
+    if (tc != FRI_TOKEN_OK) {
+        logf_(s, 1, "refused %s: client %u: %s", peer->addr, c,
+              tc == FRI_TOKEN_UNKNOWN ? "no token on file for this client" : "wrong token");
+        return reply_refuse(tc == FRI_TOKEN_UNKNOWN ? FRI_NET_REFUSE_UNKNOWN_CLIENT : FRI_NET_REFUSE_BAD_TOKEN,
+                            tc == FRI_TOKEN_UNKNOWN ? "no token on file for this client id" : "wrong token", out, n);
+    }
+    s->seen[c] = now_ms();
+    if (!s->joined[c]) {
+        s->joined[c] = 1;
+        logf_(s, 0, "client %u joined from %s", c, peer->addr);
+        pthread_cond_broadcast(&s->cv); /* a round may be waiting for clients */
+    }
+    if (s->finished) {
+        if (!s->done_sent[c]) {
+            s->done_sent[c] = 1;
+            s->done_count++;
+            pthread_cond_broadcast(&s->cv);
+        }
+        uint8_t *b = fri_malloc(s->done_n);
+        if (!b) return 1;
+        memcpy(b, s->done_msg, s->done_n);
+        *out = b;
+        *n = s->done_n;
+        return 0;
+    }
+    if (!s->open) return reply_wait(s, FRI_NET_WAIT_NO_ROUND, out, n);
+    int64_t pos = sampled_pos(s, c);
+    if (pos < 0) return reply_wait(s, FRI_NET_WAIT_NOT_SAMPLED, out, n);
+    if (s->got[pos]) return reply_wait(s, FRI_NET_WAIT_HAVE_RESULT, out, n);
+    if (fr_round_results(s->ctl) >= s->target) return reply_wait(s, FRI_NET_WAIT_ROUND_FULL, out, n);
+    const uint8_t *tb;
+    size_t tn;
+    if (fr_round_task(s->ctl, c, &tb, &tn)) return 1;
+    uint64_t now = now_ms();
+    fri_net_msg t = {.type = FRI_NET_TASK};
+    t.task.round = s->round;
+    t.task.deadline_ms = s->deadline > now ? (uint32_t)(s->deadline - now) : 1;
+    t.task.ticket = s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES;
+    t.task.body = tb;
+    t.task.body_len = tn;
+    s->busy[pos] = 1;
+    return reply_msg(&t, out, n);
+}
+
+static bool eval_ok(const fri_net_eval *e) {
+    return e->hit_sum <= e->users && e->ndcg_sum <= e->users; /* the decoder checked the rest */
+}
+
+/* A RESULT, under the mutex. */
+static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *peer, uint8_t **out, size_t *n) {
+    uint32_t c = m->result.client, r = m->result.round;
+    if (c >= s->n_clients) return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
+    if (!s->open || r != s->round) {
+        logf_(s, 0, "late result of client %u for round %u dropped", c, r);
+        return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
+    }
+    int64_t pos = sampled_pos(s, c);
+    if (pos < 0 || sodium_memcmp(s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES, m->result.ticket,
+                                 FRI_NET_TICKET_BYTES) != 0) {
+        logf_(s, 1, "refused a result from %s: client %u, round %u: %s", peer->addr, c, r,
+              pos < 0 ? "not sampled" : "the ticket does not match its TASK");
+        return reply_ack(r, FRI_NET_ACK_REFUSED, pos < 0 ? "not sampled this round" : "ticket does not match",
+                         out, n);
+    }
+    s->seen[c] = now_ms();
+    fr_err e = fr_round_submit(s->ctl, m->result.body, m->result.body_len, 0);
+    if (e == FR_ERR_STATE) return reply_ack(r, FRI_NET_ACK_LATE, fr_errmsg(), out, n);
+    if (e) {
+        logf_(s, 1, "refused the result of client %u, round %u: %s", c, r, fr_errmsg());
+        return reply_ack(r, FRI_NET_ACK_REFUSED, fr_errmsg(), out, n);
+    }
+    s->got[pos] = 1;
+    s->busy[pos] = 0;
+    if (eval_ok(&m->result.eval)) {
+        s->eval.users += m->result.eval.users;
+        s->eval.hit_sum += m->result.eval.hit_sum;
+        s->eval.ndcg_sum += m->result.eval.ndcg_sum;
+        s->eval.rated += m->result.eval.rated;
+        s->eval.sq_err_sum += m->result.eval.sq_err_sum;
+    }
+    if (fr_round_results(s->ctl) >= s->target) pthread_cond_broadcast(&s->cv);
+    return reply_ack(r, FRI_NET_ACK_ACCEPTED, "accepted", out, n);
+}
+
+static int handle(void *ctx, const uint8_t *req, size_t n, uint8_t **reply, size_t *reply_n,
+                  const fri_net_peer *peer) {
+    fr_net_server *s = ctx;
+    fri_net_msg m;
+    size_t max = SIZE_MAX; /* the transport enforced the byte limit already */
+    fr_err e = fri_net_decode(req, n, max, &m);
+    if (e) {
+        logf_(s, 1, "refused %s: %s", peer->addr, fr_errmsg());
+        return reply_refuse(fri_net_refuse_code_for(e), fr_errmsg(), reply, reply_n);
+    }
+    if (m.type != FRI_NET_HELLO && m.type != FRI_NET_RESULT) {
+        logf_(s, 1, "refused %s: a %s from a client (clients send HELLO and RESULT)", peer->addr,
+              fri_net_type_name(m.type));
+        return reply_refuse(FRI_NET_REFUSE_MALFORMED, "a client sends HELLO or RESULT", reply, reply_n);
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = m.type == FRI_NET_HELLO ? on_hello(s, &m, peer, reply, reply_n) : on_result(s, &m, peer, reply, reply_n);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void on_event(void *ctx, const fri_net_event *ev) {
+    fr_net_server *s = ctx;
+    int level = ev->kind == FRI_NET_EV_CONNECT || ev->kind == FRI_NET_EV_DISCONNECT ? -1 : 1;
+    if (level < 0) return; /* a client's joining is logged once, at its first HELLO */
+    logf_(s, level, "%s", ev->text);
+}
+
+/* ------------------------------------------------------------------ create */
+
+fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, const fr_model_config *mcfg,
+                            const fr_fl_config *fcfg, uint32_t n_clients, fr_net_log_fn log, void *log_user) {
+    *out = NULL;
+    fr_err e = config_check(c);
+    if (e) return e;
+    if (n_clients == 0) return fri_fail(FR_ERR_INVALID, "server: a federation of no client");
+    if (sodium_init() < 0) return fri_fail(FR_ERR_INVALID, "server: libsodium failed to initialise");
+    fr_net_server *s = fri_calloc(1, sizeof *s);
+    if (!s) return FR_ERR_NOMEM;
+    s->c = *c;
+    s->c.listen = s->c.cert = s->c.key = s->c.client_ca = s->c.tokens = NULL; /* not kept */
+    s->n_clients = n_clients;
+    s->log = log;
+    s->log_user = log_user;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->log_mu, NULL);
+    atomic_init(&s->stop, false);
+    s->seen = fri_calloc(n_clients, sizeof *s->seen);
+    s->joined = fri_calloc(n_clients, 1);
+    s->done_sent = fri_calloc(n_clients, 1);
+    s->avail = fri_calloc(n_clients, sizeof *s->avail);
+    s->state_path = c->state ? fri_strdup(c->state) : NULL;
+    if (!s->seen || !s->joined || !s->done_sent || !s->avail || (c->state && !s->state_path)) {
+        fr_net_server_free(s);
+        return FR_ERR_NOMEM;
+    }
+    s->c.state = s->state_path;
+    e = fr_round_create(&s->ctl, mcfg, fcfg, n_clients, 1);
+    if (!e) e = fri_tokens_load(&s->tokens, c->tokens);
+    if (!e && c->resume) {
+        uint8_t *d = NULL;
+        size_t dn = 0;
+        e = fri_read_file(c->state, &d, &dn);
+        if (!e) e = fr_round_load(s->ctl, d, dn, c->state);
+        fri_free(d);
+        if (!e) logf_(s, 0, "resumed from %s after round %u", c->state, fr_round_completed(s->ctl));
+    }
+    if (e) { fr_net_server_free(s); return e; }
+    fri_net_server_opts o;
+    fri_net_server_opts_default(&o);
+    o.url = c->listen;
+    o.insecure = c->insecure;
+    o.cert_file = c->cert;
+    o.key_file = c->key;
+    o.ca_file = c->client_ca;
+    o.idle_ms = c->idle_ms;
+    o.contexts = c->contexts;
+    /* the largest request: a RESULT of every shared parameter at 8 bytes plus its ids */
+    size_t ns = fr_model_n_shared(fr_round_model(s->ctl));
+    o.max_msg = 16 * ns + ((size_t)1 << 20);
+    o.handle = handle;
+    o.handle_ctx = s;
+    o.event = on_event;
+    o.event_ctx = s;
+    e = fri_net_server_start(&s->tx, &o);
+    if (e) { fr_net_server_free(s); return e; }
+    *out = s;
+    return FR_OK;
+}
+
+int fr_net_server_port(const fr_net_server *s) { return fri_net_server_port(s->tx); }
+uint32_t fr_net_server_completed(const fr_net_server *s) { return fr_round_completed(s->ctl); }
+const fr_model *fr_net_server_model(const fr_net_server *s) { return fr_round_model(s->ctl); }
+void fr_net_server_interrupt(fr_net_server *s) { atomic_store(&s->stop, true); }
+
+/* ------------------------------------------------------------------ rounds */
+
+/* Waits on the condition variable until `until` (monotonic ms) at the latest, in slices,
+ * so an interrupt is seen within 100 ms. */
+static void wait_until(fr_net_server *s, uint64_t until) {
+    uint64_t now = now_ms();
+    if (now >= until) return;
+    uint64_t ms = until - now;
+    if (ms > 100) ms = 100;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
+/* The clients connected now into s->avail (increasing); their count. */
+static uint32_t connected(fr_net_server *s) {
+    uint64_t now = now_ms();
+    uint32_t n = 0;
+    for (uint32_t c = 0; c < s->n_clients; c++)
+        if (s->seen[c] && now - s->seen[c] <= s->c.presence_ms) s->avail[n++] = c;
+    return n;
+}
+
+/* The target a round of n available clients would have (clients_per_round of them). */
+static uint32_t want_of(const fr_fl_config *f, uint32_t n) {
+    double cpr = f->clients_per_round;
+    if (cpr >= 1) return cpr < (double)n ? (uint32_t)cpr : n;
+    if (cpr > 0 && n) {
+        double x = ceil(cpr * (double)n);
+        return x < 1 ? 1 : x > n ? n : (uint32_t)x;
+    }
+    return n;
+}
+
+static fr_err save_state(fr_net_server *s) {
+    if (!s->state_path) return FR_OK;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    fr_err e = fr_round_save(s->ctl, &b, &n);
+    if (!e) e = fri_write_file_atomic(s->state_path, b, n);
+    fr_msg_free(b);
+    return e;
+}
+
+/* The DONE message: the final global model as a TASK-format block (fr_task_decode reads
+ * it), for clients to rank items with after the federation ends. */
+static fr_err make_done(fr_net_server *s) {
+    fri_buf cfgb = {0}, task = {0};
+    const fr_round *r = s->ctl;
+    fr_err e = fri_fl_config_block(&cfgb, fr_round_model_config(r), fr_round_fl_config(r));
+    if (!e) e = cfgb.err;
+    if (!e) e = fri_task_encode(&task, fr_round_completed(r) + 1, cfgb.data, cfgb.len, fr_round_config_crc(r),
+                                fr_fl_fixed_bound(1), fr_round_model(r));
+    if (!e) e = task.err;
+    fri_net_msg m = {.type = FRI_NET_DONE};
+    m.done.rounds_done = fr_round_completed(r);
+    m.done.model = task.data;
+    m.done.model_len = task.len;
+    fri_buf b = {0};
+    if (!e) e = fri_net_encode(&b, &m);
+    if (!e) e = b.err;
+    fri_buf_free(&cfgb);
+    fri_buf_free(&task);
+    if (e) { fri_buf_free(&b); return e; }
+    s->done_msg = b.data;
+    s->done_n = b.len;
+    return FR_OK;
+}
+
+/* Opens the next round among the connected clients, under the mutex. */
+static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
+    const uint32_t *ids;
+    uint32_t k;
+    fr_err e = fr_round_begin_among(s->ctl, s->avail, n_avail, s->c.over_select, &ids, &k);
+    if (e) return e;
+    uint8_t *t = fri_realloc(s->tickets, ((size_t)k ? k : 1) * FRI_NET_TICKET_BYTES);
+    if (!t) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
+    s->tickets = t;
+    fri_free(s->got);
+    fri_free(s->busy);
+    s->got = fri_calloc(k ? k : 1, 1);
+    s->busy = fri_calloc(k ? k : 1, 1);
+    if (!s->got || !s->busy) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
+    randombytes_buf(s->tickets, (size_t)k * FRI_NET_TICKET_BYTES);
+    s->ids = ids;
+    s->k = k;
+    s->target = fr_round_target(s->ctl);
+    s->round = fr_round_completed(s->ctl) + 1;
+    s->deadline = now_ms() + s->c.deadline_ms;
+    memset(&s->eval, 0, sizeof s->eval);
+    s->open = true;
+    return FR_OK;
+}
+
+fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user) {
+    fr_err e = FR_OK;
+    uint32_t attempt = 0, last_round = 0;
+    pthread_mutex_lock(&s->mu);
+    while (!e && fr_round_completed(s->ctl) < s->c.rounds && !atomic_load(&s->stop)) {
+        /* wait for enough clients */
+        uint32_t n = connected(s);
+        uint32_t need = s->c.min_clients ? s->c.min_clients : want_of(fr_round_fl_config(s->ctl), s->n_clients);
+        uint64_t next_note = now_ms() + 5000;
+        while (n < need && !atomic_load(&s->stop)) {
+            wait_until(s, now_ms() + 100);
+            n = connected(s);
+            if (now_ms() >= next_note) {
+                logf_(s, 0, "waiting for clients: %u of %u connected", n, need);
+                next_note = now_ms() + 5000;
+            }
+        }
+        if (atomic_load(&s->stop)) break;
+        if ((e = open_round(s, n))) break;
+        attempt = s->round == last_round ? attempt + 1 : 1;
+        last_round = s->round;
+        uint64_t t0 = now_ms();
+        logf_(s, 0, "round %u started%s: %u of %u connected clients sampled, %u results wanted", s->round,
+              attempt > 1 ? " again" : "", s->k, n, s->target);
+        while (fr_round_results(s->ctl) < s->target && now_ms() < s->deadline && !atomic_load(&s->stop))
+            wait_until(s, s->deadline);
+        if (atomic_load(&s->stop)) {
+            fr_round_abort(s->ctl);
+            s->open = false;
+            logf_(s, 1, "round %u abandoned: the server was asked to stop", s->round);
+            break;
+        }
+        fr_net_round_info info = {0};
+        e = fr_round_end(s->ctl, &info.st);
+        s->open = false;
+        info.applied = e == FR_OK;
+        info.attempt = attempt;
+        info.connected = n;
+        info.seconds = (double)(now_ms() - t0) / 1000.0;
+        info.eval_users = s->eval.users;
+        info.hit_sum = s->eval.hit_sum;
+        info.ndcg_sum = s->eval.ndcg_sum;
+        info.rated = s->eval.rated;
+        info.sq_err_sum = s->eval.sq_err_sum;
+        info.st.round = s->round;
+        if (e == FR_ERR_EMPTY) {
+            logf_(s, 1, "round %u short: %s; retrying", s->round, fr_errmsg());
+            e = FR_OK;
+            if (s->c.max_attempts && attempt >= s->c.max_attempts)
+                e = fri_fail(FR_ERR_EMPTY, "round %u fell short %u times in a row: giving up", s->round, attempt);
+        } else if (!e) {
+            e = save_state(s);
+            logf_(s, 0, "round %u closed: %u results of %u sampled in %.2f s, %llu bytes up, %llu down", s->round,
+                  info.st.clients, info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
+                  (unsigned long long)info.st.bytes_down);
+        }
+        if (!e && on_round) {
+            pthread_mutex_unlock(&s->mu);
+            int stop = on_round(user, &info);
+            pthread_mutex_lock(&s->mu);
+            if (stop) break;
+        }
+    }
+    /* the end: answer DONE to everyone who took part, for a while */
+    if (!e && fr_round_completed(s->ctl) >= s->c.rounds && (e = make_done(s)) == FR_OK) {
+        s->finished = true;
+        s->done_want = 0;
+        for (uint32_t c = 0; c < s->n_clients; c++) s->done_want += s->joined[c];
+        s->done_count = 0;
+        for (uint32_t c = 0; c < s->n_clients; c++) s->done_count += s->done_sent[c];
+        uint64_t until = now_ms() + s->c.linger_ms;
+        while (s->done_count < s->done_want && now_ms() < until && !atomic_load(&s->stop)) wait_until(s, until);
+        logf_(s, 0, "finished after round %u: %u of %u clients were told", fr_round_completed(s->ctl),
+              s->done_count, s->done_want);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
