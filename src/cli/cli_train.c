@@ -129,7 +129,7 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
 }
 
 /* The options given over the preset. Returns 0, or 2 after printing. */
-static int overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_config *c) {
+int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_config *c) {
     fr_model_config *mc = &c->model;
     if (GIVEN(dim)) mc->dim = (uint32_t)o->dim;
     if (GIVEN(l2)) mc->l2 = (float)o->l2;
@@ -364,7 +364,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         rc = 2;
         goto done;
     }
-    if ((rc = overrides(o, specs, &c))) goto done;
+    if ((rc = cli_train_overrides(o, specs, &c))) goto done;
     if (ckpt) {
         c.loop.checkpoint = ckpt;
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;

@@ -12,9 +12,13 @@ static void usage(FILE *f) {
             "  data info FILE                  counts, sparsity, rating histogram\n"
             "  data split FILE --loo ...       NCF-format train/test/negative files\n"
             "  data generate --users N ...     a synthetic ratings file\n"
+            "  data shard [--data PATH] --out DIR   a directory per client, for server and client\n"
             "  train [--data PATH] [--centralized] ...   train a model (federated by default)\n"
             "  eval --model FILE [--json]      metrics of a saved model on its data\n"
             "  recommend --model FILE --user ID   top-K unseen items for a user\n"
+            "  server --listen URL ...         a federation's server over TLS (networked runtime)\n"
+            "  client --connect URL ...        a client process (or many: --shards, the load generator)\n"
+            "  client recommend --data DIR     top-K items for a client's own user, offline\n"
             "  plot METRICS.jsonl ... --out F.svg  chart of --metrics-out files (SVG)\n"
             "  version                         print the version\n\n"
             "Run 'fedrec <command> --help' for a command's options.\n",
@@ -34,7 +38,7 @@ int main(int argc, char **argv) {
         return cli_finish_stdout("version", 0);
     }
     if (!strcmp(cmd, "data")) {
-        static const char *const sub[] = {"data info", "data split", "data generate"};
+        static const char *const sub[] = {"data info", "data split", "data generate", "data shard"};
         const char *name = "data";
         for (size_t i = 0; argc > 2 && i < sizeof sub / sizeof *sub; i++)
             if (!strcmp(argv[2], sub[i] + 5)) name = sub[i];
@@ -43,6 +47,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cli_finish_stdout(cmd, cli_train(argc - 1, argv + 1));
     if (!strcmp(cmd, "eval")) return cli_finish_stdout(cmd, cli_eval(argc - 1, argv + 1));
     if (!strcmp(cmd, "plot")) return cli_finish_stdout(cmd, cli_plot(argc - 1, argv + 1));
+    if (!strcmp(cmd, "server") || !strcmp(cmd, "client"))
+        return cli_finish_stdout(argc > 2 && !strcmp(argv[2], "recommend") ? "client recommend" : cmd,
+                                 cli_net(argc - 1, argv + 1));
     if (!strcmp(cmd, "recommend")) return cli_finish_stdout(cmd, cli_recommend(argc - 1, argv + 1));
     fprintf(stderr, "fedrec: unknown command '%s'\n\n", cmd);
     usage(stderr);

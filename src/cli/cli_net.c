@@ -1,0 +1,529 @@
+/* fedrec server and fedrec client: the networked runtime (fedrec/net.h) for people.
+ *
+ *   fedrec server --listen URL --federation DIR --tokens FILE [--cert F --key F] ...
+ *   fedrec client --connect URL --data DIR/cID --token-file FILE [--ca F] ...
+ *   fedrec client --connect URL --shards DIR --clients N ...   (the load generator)
+ *   fedrec client recommend --data DIR/cID [-k 10]
+ *
+ * The server learns what it may know of the data from the federation file `fedrec data
+ * shard` wrote (clients, items, the mean rating, implicit or not) and never reads a
+ * client's interactions. Model and federation settings are train's options, from the
+ * same presets, so a server and `fedrec train` with the same options and seed agree bit
+ * for bit. Logs go to standard error with a UTC time, one line per event; a status line
+ * per round to standard output (as train's progress); --metrics-out a JSON object per
+ * round. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "cli/progress.h"
+#include "cli/train_opts.h"
+#include "fedrec/net.h"
+#include "fedrec/run.h"
+
+/* ------------------------------------------------------------------ logging */
+
+static void log_line(void *user, int level, const char *line) {
+    const char *who = user;
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(stderr, "%s %s: %s%s\n", ts, who, level ? "warning: " : "", line);
+}
+
+/* ------------------------------------------------------------------ tokens */
+
+/* The token of client `id` from a file: one line "ID TOKEN" per client (fedrec tokens'
+ * secret file) or a single token alone. Returns a malloc'd string or NULL after printing. */
+static char *token_for(const char *cmd, const char *path, uint32_t id) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "fedrec %s: --token-file: cannot read '%s': %s\n", cmd, path, strerror(errno));
+        return NULL;
+    }
+    char line[1024];
+    char *found = NULL;
+    unsigned lines = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        lines++;
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0] || line[0] == '#') continue;
+        char *sp = strpbrk(line, " \t");
+        if (!sp) { /* a token alone */
+            if (lines == 1) found = strdup(line);
+            continue;
+        }
+        *sp = 0;
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(line, &end, 10);
+        if (*end || errno || v != id) continue;
+        char *tok = sp + 1;
+        tok += strspn(tok, " \t");
+        found = strdup(tok);
+    }
+    fclose(f);
+    if (!found) fprintf(stderr, "fedrec %s: --token-file %s holds no token for client %u\n", cmd, path, id);
+    return found;
+}
+
+/* ------------------------------------------------------------------ server */
+
+typedef struct server_run {
+    FILE *mf;
+    cli_progress lines;
+    uint32_t total;
+    bool rating;
+    double started;
+} server_run;
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static volatile sig_atomic_t got_signal;
+static fr_net_server *the_server;
+
+static void on_signal(int sig) {
+    got_signal = sig;
+    if (the_server) fr_net_server_interrupt(the_server);
+}
+
+static int on_round(void *user, const fr_net_round_info *in) {
+    server_run *r = user;
+    char metric[128] = "";
+    double hr = in->eval_users ? in->hit_sum / in->eval_users : NAN;
+    double ndcg = in->eval_users ? in->ndcg_sum / in->eval_users : NAN;
+    double rmse = in->rated ? sqrt(in->sq_err_sum / (double)in->rated) : NAN;
+    if (in->rated) snprintf(metric, sizeof metric, "  rmse %.4f", rmse);
+    else if (in->eval_users) snprintf(metric, sizeof metric, "  hr@10 %.4f  ndcg@10 %.4f", hr, ndcg);
+    char line[512];
+    snprintf(line, sizeof line, "round %u/%u%s  loss %.4f%s  clients %u/%u  up %.1f MB  down %.1f MB  %.2f s",
+             in->st.round, r->total, in->applied ? "" : " (short: retried)", in->st.loss, metric, in->st.clients,
+             in->st.sampled, (double)in->st.bytes_up / 1e6, (double)in->st.bytes_down / 1e6, in->seconds);
+    cli_progress_line(&r->lines, line);
+    if (r->mf) {
+        fprintf(r->mf, "{\"round\":%u,\"applied\":%s,\"attempt\":%u,\"loss\":%.9g", in->st.round,
+                in->applied ? "true" : "false", in->attempt, in->st.loss);
+        if (in->rated) fprintf(r->mf, ",\"rmse\":%.9g,\"eval_ratings\":%" PRIu64, rmse, in->rated);
+        if (in->eval_users) fprintf(r->mf, ",\"hr@10\":%.9g,\"ndcg@10\":%.9g,\"eval_users\":%u", hr, ndcg,
+                                    in->eval_users);
+        fprintf(r->mf, ",\"clients\":%u,\"sampled\":%u,\"connected\":%u,\"bytes_up\":%" PRIu64
+                ",\"bytes_down\":%" PRIu64 ",\"seconds\":%.4f,\"elapsed\":%.3f}\n", in->st.clients, in->st.sampled,
+                in->connected, in->st.bytes_up, in->st.bytes_down, in->seconds, mono_s() - r->started);
+        fflush(r->mf);
+    }
+    return 0;
+}
+
+/* train's model and federation options that a server takes (the rest are a data set's
+ * or the simulator's). */
+int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_config *c);
+
+static int cli_server(int argc, char **argv) {
+    cli_train_opts o = {0};
+    o.seed = 1;
+    o.eval_every = 1;
+    const char *listen = NULL, *fed_path = NULL, *tokens = NULL, *cert = NULL, *key = NULL, *client_ca = NULL;
+    const char *state = NULL, *out = NULL, *metrics_out = NULL;
+    bool insecure = false, resume = false, quiet = false;
+    fr_net_server_config nc;
+    fr_net_server_config_default(&nc);
+    uint64_t min_clients = 0, max_attempts = 0, contexts = (uint64_t)nc.contexts;
+    double over = 0, deadline = nc.deadline_ms / 1000.0, retry = nc.retry_ms / 1000.0, linger = nc.linger_ms / 1000.0;
+    double presence = nc.presence_ms / 1000.0, idle = nc.idle_ms / 1000.0;
+    const uint64_t U32 = UINT32_MAX;
+    const double F = 1e30;
+    arg_spec specs[] = {
+        ARG_SPEC_STR("listen", &listen, "URL  tls+tcp://HOST:PORT (or tcp://HOST:PORT with --insecure)"),
+        ARG_SPEC_STR("federation", &fed_path, "DIR  the shard directory of fedrec data shard (its federation.txt)"),
+        ARG_SPEC_STR("tokens", &tokens, "FILE  the clients' token hashes (fedrec tokens)"),
+        ARG_SPEC_STR("cert", &cert, "FILE  the server's certificate (PEM)"),
+        ARG_SPEC_STR("key", &key, "FILE  its private key (PEM)"),
+        ARG_SPEC_STR("client-ca", &client_ca, "FILE  require client certificates signed by this CA (mutual TLS)"),
+        ARG_SPEC_FLAG("insecure", &insecure, "   allow tcp:// (no encryption)"),
+        ARG_SPEC_STR("state", &state, "FILE  the server's state, saved after every round (default: <out>.state)"),
+        ARG_SPEC_FLAG("resume", &resume, "   continue from --state after a crash"),
+        ARG_SPEC_STR("out", &out, "FILE  save the global model here at the end"),
+        ARG_SPEC_STR("metrics-out", &metrics_out, "FILE  JSON Lines metrics per round"),
+        ARG_SPEC_FLAG("quiet", &quiet, "   no status lines"),
+        ARG_SPEC_INT("min-clients", &min_clients, 0, U32, "0 = the round's target",
+                     "N  connected clients a round waits for"),
+        ARG_SPEC_REAL("over-select", &over, 0, 10, 0, NULL, "X  sample this fraction more clients than a round needs"),
+        ARG_SPEC_REAL("deadline", &deadline, 0.01, 86400, 0, NULL, "S  a round's deadline in seconds (default 60)"),
+        ARG_SPEC_REAL("retry", &retry, 0.001, 3600, 0, NULL, "S  how long a waiting client sleeps (default 0.25)"),
+        ARG_SPEC_REAL("presence", &presence, 0.01, 86400, 0, NULL,
+                      "S  a client counts as connected this long after its last message (default 15)"),
+        ARG_SPEC_REAL("linger", &linger, 0, 86400, 0, NULL, "S  after the last round, tell clients DONE this long (default 10)"),
+        ARG_SPEC_REAL("idle", &idle, 0.01, 86400, 0, NULL, "S  close connections silent this long (default 30)"),
+        ARG_SPEC_INT("max-attempts", &max_attempts, 0, U32, "0 = never", "N  give up after N short rounds in a row"),
+        ARG_SPEC_INT("contexts", &contexts, 1, 4096, NULL, "N  requests served at once (default 64)"),
+        /* the model and federation, as train takes them */
+        ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default: mf for ratings, neumf for implicit data)"),
+        ARG_SPEC_STR("preset", &o.preset, "P  fedrec (default) | textbook"),
+        ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size"),
+        ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  rounds (default: the preset's)"),
+        ARG_SPEC_REAL("clients-per-round", &o.clients_per_round, 0, F, 0, "0 = all",
+                      "C  clients per round: a fraction in (0, 1) or a whole count"),
+        ARG_SPEC_INT("local-epochs", &o.local_epochs, 1, 1000, NULL, "E  local epochs per round"),
+        ARG_SPEC_INT("batch", &o.batch, 1, 16777216, NULL, "B  minibatch size"),
+        ARG_SPEC_REAL("lr", &o.lr, 0, F, ARG_MIN_OPEN, NULL, "η  learning rate"),
+        ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad"),
+        ARG_SPEC_REAL("server-lr", &o.server_lr, 0, F, ARG_MIN_OPEN, NULL, "η  server learning rate"),
+        ARG_SPEC_INT("min-results", &o.min_results, 0, U32, "0 = any", "N  a round's quorum"),
+        ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL, "K  sampled training negatives per positive"),
+        ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation"),
+        ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
+        ARG_SPEC_END,
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec server --listen URL --federation DIR --tokens FILE (--cert F --key F | --insecure) "
+                        "[--rounds R] [--out model.fr] ...";
+    int rc = args_parse("server", argc, argv, specs, pos, 0, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!listen || !fed_path || !tokens) {
+        fprintf(stderr, "fedrec server: --listen, --federation and --tokens are required\nusage: %s\n", usage);
+        return 2;
+    }
+    if (!insecure && (!cert || !key)) {
+        fprintf(stderr, "fedrec server: --cert and --key are required for tls+tcp:// (scripts/make-certs.sh makes "
+                "throw-away ones); plain tcp:// needs --insecure\n");
+        return 2;
+    }
+    if (cli_check_input("server", "--federation", fed_path) || cli_check_input("server", "--tokens", tokens) ||
+        (cert && cli_check_input("server", "--cert", cert)) || (key && cli_check_input("server", "--key", key)) ||
+        (client_ca && cli_check_input("server", "--client-ca", client_ca)))
+        return 1;
+    fr_federation fed;
+    fr_err e = fr_federation_load(fed_path, &fed);
+    if (e) return cli_fail(e, "server: --federation");
+    fr_model_kind kind = fed.implicit ? FR_MODEL_NEUMF : FR_MODEL_MF;
+    if (o.model && fr_model_kind_parse(o.model, &kind)) {
+        fprintf(stderr, "fedrec server: --model: %s\n", fr_errmsg());
+        return 2;
+    }
+    if (fr_model_kind_is_closed_form(kind)) {
+        fprintf(stderr, "fedrec server: --model %s is a baseline fitted centrally, not a federated model\n", o.model);
+        return 2;
+    }
+    if (fr_model_kind_is_explicit(kind) && fed.implicit) {
+        fprintf(stderr, "fedrec server: --model %s predicts ratings, but the federation's data is implicit feedback: "
+                "use bpr, gmf, mlp or neumf\n", fr_model_kind_name(kind));
+        return 2;
+    }
+    fr_run_config c;
+    if (fr_run_config_preset(&c, o.preset ? o.preset : "fedrec", kind, false, NULL)) {
+        fprintf(stderr, "fedrec server: --preset: %s\n", fr_errmsg());
+        return 2;
+    }
+    if (fr_model_kind_is_explicit(kind)) c.model.mu = fed.mean_rating;
+    if (o.strategy) {
+        fr_strategy st;
+        if (fr_strategy_parse(o.strategy, &st)) { fprintf(stderr, "fedrec server: --strategy: %s\n", fr_errmsg()); return 2; }
+    }
+    if ((rc = cli_train_overrides(&o, specs, &c))) return rc;
+    c.model.n_users = fed.clients;
+    c.model.n_items = fed.items;
+    if ((e = fr_run_config_check(&c))) {
+        fprintf(stderr, "fedrec server: %s\n", fr_errmsg());
+        return 2;
+    }
+    char *state_alloc = NULL;
+    if (!state && out) {
+        size_t n = strlen(out) + 8;
+        state_alloc = malloc(n);
+        if (state_alloc) snprintf(state_alloc, n, "%s.state", out);
+        state = state_alloc;
+    }
+    if (resume && !state) {
+        fprintf(stderr, "fedrec server: --resume needs --state (or --out, whose state is <out>.state)\n");
+        return 2;
+    }
+    if ((state && cli_check_output("server", "--state", state, false)) ||
+        (out && cli_check_output("server", "--out", out, false)) ||
+        (metrics_out && cli_check_output("server", "--metrics-out", metrics_out, true))) {
+        free(state_alloc);
+        return 1;
+    }
+    nc.listen = listen;
+    nc.insecure = insecure;
+    nc.cert = cert;
+    nc.key = key;
+    nc.client_ca = client_ca;
+    nc.tokens = tokens;
+    nc.state = state;
+    nc.resume = resume;
+    nc.rounds = c.loop.steps;
+    nc.min_clients = (uint32_t)min_clients;
+    nc.over_select = over;
+    nc.deadline_ms = (uint32_t)(deadline * 1000 + 0.5);
+    nc.retry_ms = (uint32_t)(retry * 1000 + 0.5);
+    nc.presence_ms = (uint32_t)(presence * 1000 + 0.5);
+    nc.linger_ms = (uint32_t)(linger * 1000 + 0.5);
+    nc.idle_ms = (int)(idle * 1000 + 0.5);
+    nc.max_attempts = (uint32_t)max_attempts;
+    nc.contexts = (int)contexts;
+    server_run r = {0};
+    r.total = nc.rounds;
+    r.started = mono_s();
+    cli_progress_init(&r.lines, quiet ? NULL : stdout);
+    if (metrics_out && !(r.mf = fopen(metrics_out, "w"))) {
+        fprintf(stderr, "fedrec server: --metrics-out: cannot write '%s': %s\n", metrics_out, strerror(errno));
+        free(state_alloc);
+        return 1;
+    }
+    fr_net_server *s = NULL;
+    e = fr_net_server_create(&s, &nc, &c.model, &c.fl, fed.clients, log_line, "server");
+    if (e) {
+        if (r.mf) fclose(r.mf);
+        free(state_alloc);
+        return cli_fail(e, "server");
+    }
+    char host[256];
+    snprintf(host, sizeof host, "%s", listen);
+    char *colon = strrchr(host, ':');
+    if (colon) *colon = 0;
+    if (!quiet)
+        printf("fedrec server: %s %s, %u clients, %u items, %u rounds; listening on %s:%d%s\n",
+               fed.implicit ? "implicit" : "explicit", fr_model_kind_name(kind), fed.clients, fed.items, nc.rounds,
+               host, fr_net_server_port(s), resume ? " (resumed)" : "");
+    cli_flush_stdout();
+    the_server = s;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    e = fr_net_server_run(s, on_round, &r);
+    cli_progress_finish(&r.lines);
+    if (!e && out) {
+        e = fr_model_save(fr_net_server_model(s), out, NULL);
+        if (!e && !quiet)
+            printf("model: %s (the global model; each user's own rows stay on its client: rank with fedrec client "
+                   "recommend)\n", out);
+    }
+    if (!quiet && state) printf("server state: %s (fedrec server --resume continues from it)\n", state);
+    uint32_t done = fr_net_server_completed(s);
+    the_server = NULL;
+    fr_net_server_free(s);
+    if (r.mf) fclose(r.mf);
+    free(state_alloc);
+    if (e) return cli_fail(e, "server");
+    if (got_signal) {
+        fprintf(stderr, "fedrec server: stopped by signal %d after round %u\n", (int)got_signal, done);
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ client */
+
+/* A client's data: an NCF directory of its own (fedrec data shard's DIR/cID). */
+static fr_err load_client(const char *dir, uint32_t id, const char *state, bool keep_state, fr_netc **out) {
+    fr_source src;
+    fr_source_default(&src);
+    src.data = dir;
+    fr_data *d = NULL;
+    fr_err e = fr_data_load(&d, &src);
+    if (e) return e;
+    e = fr_netc_create(out, fr_data_train(d), fr_data_test(d), fr_data_negatives(d), id, keep_state ? state : NULL);
+    fr_data_free(d);
+    return e;
+}
+
+/* The id of a shard directory named ".../cID". */
+static bool id_of_dir(const char *dir, uint32_t *id) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && dir[b - 1] != '/') b--;
+    if (n - b < 2 || dir[b] != 'c') return false;
+    uint64_t v = 0;
+    for (size_t i = b + 1; i < n; i++) {
+        if (dir[i] < '0' || dir[i] > '9' || v > UINT32_MAX / 10) return false;
+        v = v * 10 + (uint64_t)(dir[i] - '0');
+    }
+    if (v > UINT32_MAX) return false;
+    *id = (uint32_t)v;
+    return true;
+}
+
+static int client_recommend(int argc, char **argv) {
+    const char *data = NULL, *state = NULL;
+    uint64_t k = 10, id = UINT64_MAX;
+    arg_spec specs[] = {
+        ARG_SPEC_STR("data", &data, "DIR  the client's own data (fedrec data shard's DIR/cID)"),
+        ARG_SPEC_STR("state", &state, "FILE  its state (default DIR/client.state)"),
+        ARG_SPEC_INT("id", &id, 0, UINT32_MAX, NULL, "ID  the client's id (default: from DIR's name cID)"),
+        ARG_SPEC_INT("k", &k, 1, 100000, NULL, "K  items to recommend (default 10)"),
+        ARG_SPEC_END,
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec client recommend --data DIR [-k 10]";
+    int rc = args_parse("client recommend", argc, argv, specs, pos, 0, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!data) { fprintf(stderr, "usage: %s\n", usage); return 2; }
+    uint32_t cid;
+    if (id != UINT64_MAX) cid = (uint32_t)id;
+    else if (!id_of_dir(data, &cid)) {
+        fprintf(stderr, "fedrec client recommend: give --id: '%s' is not named cID\n", data);
+        return 2;
+    }
+    char def[4096];
+    if (!state) { snprintf(def, sizeof def, "%s/client.state", data); state = def; }
+    if (cli_check_input("client recommend", "--data", data) || cli_check_input("client recommend", "--state", state))
+        return 1;
+    fr_netc *c = NULL;
+    fr_err e = load_client(data, cid, state, true, &c);
+    if (e) return cli_fail(e, "client recommend");
+    uint32_t *items = calloc(k, sizeof *items);
+    float *scores = calloc(k, sizeof *scores);
+    size_t n = 0;
+    if (!items || !scores) e = FR_ERR_NOMEM;
+    if (!e) e = fr_netc_recommend(c, (uint32_t)k, items, scores, &n);
+    if (!e) {
+        printf("top %zu for client %u (global model of round %u):\n", n, cid, fr_netc_round(c));
+        for (size_t i = 0; i < n; i++) printf("%2zu. item %u  %.4f\n", i + 1, items[i], (double)scores[i]);
+    }
+    free(items);
+    free(scores);
+    fr_netc_free(c);
+    return e ? cli_fail(e, "client recommend") : 0;
+}
+
+static int cli_client(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "recommend")) return client_recommend(argc - 1, argv + 1);
+    fr_net_client_config cc;
+    fr_net_client_config_default(&cc);
+    const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL;
+    uint64_t id = UINT64_MAX, clients = 0, threads = 2, first = 0;
+    bool no_eval = false, no_state = false;
+    double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0;
+    arg_spec specs[] = {
+        ARG_SPEC_STR("connect", &cc.connect, "URL  the server: tls+tcp://HOST:PORT"),
+        ARG_SPEC_STR("ca", &cc.ca, "FILE  the CA that signed the server's certificate"),
+        ARG_SPEC_STR("server-name", &cc.server_name, "NAME  the name on the server's certificate (default: URL's host)"),
+        ARG_SPEC_STR("cert", &cc.cert, "FILE  own certificate, for a server that asks (mutual TLS)"),
+        ARG_SPEC_STR("key", &cc.key, "FILE  its key"),
+        ARG_SPEC_FLAG("insecure", &cc.insecure, "   allow tcp://"),
+        ARG_SPEC_STR("token-file", &token_file, "FILE  the client's token: a line 'ID TOKEN' (fedrec tokens) or the token"),
+        ARG_SPEC_STR("data", &data, "DIR  this client's own data (fedrec data shard's DIR/cID)"),
+        ARG_SPEC_INT("id", &id, 0, UINT32_MAX, NULL, "ID  the client's id (default: from DIR's name cID)"),
+        ARG_SPEC_STR("state", &state, "FILE  the client's state (default DIR/client.state)"),
+        ARG_SPEC_STR("shards", &shards, "DIR  load generator: run the clients of this shard directory in one process"),
+        ARG_SPEC_INT("clients", &clients, 0, UINT32_MAX, "0 = all", "N  load generator: this many clients"),
+        ARG_SPEC_INT("first", &first, 0, UINT32_MAX, NULL, "ID  load generator: starting at this id (default 0)"),
+        ARG_SPEC_INT("threads", &threads, 1, 1024, NULL, "T  load generator: threads (default 2)"),
+        ARG_SPEC_FLAG("no-state", &no_state, "   load generator: keep the clients' state in memory only"),
+        ARG_SPEC_FLAG("no-eval", &no_eval, "   do not report the client's own evaluation"),
+        ARG_SPEC_REAL("timeout", &timeout, 0.01, 86400, 0, NULL, "S  wait this long for a reply (default 30)"),
+        ARG_SPEC_REAL("give-up", &give_up, 0, 864000, 0, "0 = never", "S  stop after this long without a reply (default 300)"),
+        ARG_SPEC_END,
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec client --connect URL --ca FILE --token-file FILE --data DIR/cID\n"
+                        "       fedrec client --connect URL ... --shards DIR [--clients N] [--threads T]  (load generator)\n"
+                        "       fedrec client recommend --data DIR/cID [-k 10]";
+    int rc = args_parse("client", argc, argv, specs, pos, 0, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!cc.connect || !token_file || (!data == !shards)) {
+        fprintf(stderr, "fedrec client: --connect, --token-file and one of --data or --shards are required\nusage: %s\n",
+                usage);
+        return 2;
+    }
+    if (!cc.insecure && !cc.ca) {
+        fprintf(stderr, "fedrec client: --ca is required to verify the server (plain tcp:// needs --insecure)\n");
+        return 2;
+    }
+    cc.evaluate = !no_eval;
+    cc.timeout_ms = (int)(timeout * 1000 + 0.5);
+    cc.give_up_ms = (uint32_t)(give_up * 1000 + 0.5);
+    if (cli_check_input("client", "--token-file", token_file) || (cc.ca && cli_check_input("client", "--ca", cc.ca)))
+        return 1;
+    fr_err e = FR_OK;
+    fr_net_client_stats st;
+    if (data) {
+        uint32_t cid;
+        if (id != UINT64_MAX) cid = (uint32_t)id;
+        else if (!id_of_dir(data, &cid)) {
+            fprintf(stderr, "fedrec client: give --id: '%s' is not named cID\n", data);
+            return 2;
+        }
+        if (cli_check_input("client", "--data", data)) return 1;
+        char def[4096];
+        if (!state) { snprintf(def, sizeof def, "%s/client.state", data); state = def; }
+        char *tok = token_for("client", token_file, cid);
+        if (!tok) return 1;
+        fr_netc *c = NULL;
+        e = load_client(data, cid, state, true, &c);
+        if (!e) {
+            cc.client = cid;
+            cc.token = tok;
+            char who[32];
+            snprintf(who, sizeof who, "client %u", cid);
+            e = fr_net_client_run(&cc, c, log_line, who, &st);
+        }
+        if (!e)
+            printf("client %u: done after round %u: trained %" PRIu64 " rounds, %" PRIu64 " results accepted, %.1f s "
+                   "computing; state in %s\n", cid, st.rounds_done, st.tasks, st.results, st.compute_seconds, state);
+        fr_netc_free(c);
+        free(tok);
+        return e ? cli_fail(e, "client") : 0;
+    }
+    /* the load generator */
+    fr_federation fed;
+    if ((e = fr_federation_load(shards, &fed))) return cli_fail(e, "client: --shards");
+    if (first >= fed.clients) {
+        fprintf(stderr, "fedrec client: --first %" PRIu64 ": the federation has %u clients\n", first, fed.clients);
+        return 2;
+    }
+    uint32_t n = clients ? (uint32_t)clients : fed.clients - (uint32_t)first;
+    if ((uint64_t)first + n > fed.clients) n = fed.clients - (uint32_t)first;
+    fr_netc **cs = calloc(n, sizeof *cs);
+    uint32_t *ids = calloc(n, sizeof *ids);
+    char **toks = calloc(n, sizeof *toks);
+    if (!cs || !ids || !toks) { fprintf(stderr, "fedrec client: out of memory\n"); return 1; }
+    for (uint32_t i = 0; !e && i < n; i++) {
+        ids[i] = (uint32_t)first + i;
+        char dir[4096], st_path[4200];
+        snprintf(dir, sizeof dir, "%s/c%u", shards, ids[i]);
+        snprintf(st_path, sizeof st_path, "%s/client.state", dir);
+        if (!(toks[i] = token_for("client", token_file, ids[i]))) { rc = 1; break; }
+        e = load_client(dir, ids[i], st_path, !no_state, &cs[i]);
+    }
+    double t0 = mono_s();
+    if (!e && !rc) {
+        printf("fedrec client: %u clients (%u .. %u) on %d threads\n", n, ids[0], ids[n - 1], (int)threads);
+        cli_flush_stdout();
+        e = fr_net_clients_run(&cc, cs, ids, (const char *const *)toks, n, (int)threads, log_line, "loadgen", &st);
+        if (!e)
+            printf("fedrec client: %u clients done after round %u in %.1f s: %" PRIu64 " tasks, %" PRIu64
+                   " results, %" PRIu64 " late, %.1f s computing, %.1f MB up, %.1f MB down\n", n, st.rounds_done,
+                   mono_s() - t0, st.tasks, st.results, st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
+                   (double)st.bytes_down / 1e6);
+    }
+    for (uint32_t i = 0; i < n; i++) { fr_netc_free(cs[i]); free(toks[i]); }
+    free(cs);
+    free(ids);
+    free(toks);
+    if (rc) return rc;
+    return e ? cli_fail(e, "client") : 0;
+}
+
+int cli_net(int argc, char **argv) {
+    if (!strcmp(argv[0], "server")) return cli_server(argc, argv);
+    return cli_client(argc, argv);
+}
