@@ -1,0 +1,256 @@
+/* The networked runtime end to end, as processes on loopback (the program FR_FEDREC_BIN):
+ * `fedrec server` and N `fedrec client` processes over tls+tcp with throw-away
+ * certificates and tokens.
+ *   - equivalence: with every client connected and the same seed, the server's global
+ *     model after R rounds is bit for bit the simulator's (`fedrec train`);
+ *   - a server killed with SIGKILL mid-run and started again with --resume finishes, and
+ *     its clients carry on without being restarted;
+ *   - clients killed with SIGKILL every round and started again (from their state files)
+ *     do not stop the federation: a quorum and over-selection carry every round.
+ * Every wait is bounded; everything started is killed at the end. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fedrec/fedrec.h"
+#include "testutil.h"
+
+extern char **environ;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Runs a shell command; its exit status. */
+static int sh(const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + (WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
+}
+
+/* Starts `sh -c cmd` in its own process group; its pid. */
+static pid_t spawn(const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
+    char *argv[] = {"/bin/sh", "-c", "", NULL};
+    char *ex = malloc(strlen(cmd) + 8);
+    sprintf(ex, "exec %s", cmd);
+    argv[2] = ex;
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, "/bin/sh", NULL, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    free(ex);
+    cr_assert_eq(rc, 0, "posix_spawn: %s", strerror(rc));
+    return pid;
+}
+
+/* Waits for pid at most `seconds`; its exit status, or -1 (then it is killed). */
+static int wait_for(pid_t pid, double seconds) {
+    double until = now_s() + seconds;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (now_s() > until) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        usleep(20000);
+    }
+}
+
+/* A free TCP port on 127.0.0.1 (bound and released: good enough for a test). */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* The last round a metrics file records (0: none yet). */
+static unsigned last_round(const char *path) {
+    size_t n;
+    char *s = tu_slurp(path, &n);
+    unsigned r = 0;
+    for (char *p = s; p && (p = strstr(p, "{\"round\":")); p++) {
+        unsigned v = (unsigned)atoi(p + 9);
+        if (strstr(p, "\"applied\":true") && v > r) r = v;
+    }
+    free(s);
+    return r;
+}
+
+typedef struct fed {
+    char *dir;
+    uint32_t clients;
+    char data[4096];
+} fed;
+
+/* Data, shards, tokens and certificates for `clients` users. */
+static void fed_make(fed *f, uint32_t clients, uint32_t items, uint64_t inter) {
+    f->dir = tu_tmpdir();
+    f->clients = clients;
+    snprintf(f->data, sizeof f->data, "%s/ratings.tsv", f->dir);
+    fr_dataset *d = tu_generate(clients, items, inter, 7);
+    cr_assert_eq(fr_dataset_write_tsv(d, f->data), FR_OK, "%s", fr_errmsg());
+    fr_dataset_free(d);
+    cr_assert_eq(sh("%s data shard --data %s --out %s/shards >/dev/null", FR_FEDREC_BIN, f->data, f->dir), 0);
+    cr_assert_eq(sh("%s tokens --clients %u --out %s/tok >/dev/null 2>&1", FR_FEDREC_BIN, clients, f->dir), 0);
+    cr_assert_eq(sh("%s/scripts/make-certs.sh %s/certs >/dev/null 2>&1", FR_SOURCE_DIR, f->dir), 0);
+}
+
+static pid_t start_server(const fed *f, int port, const char *extra) {
+    return spawn("%s server --listen tls+tcp://127.0.0.1:%d --federation %s/shards --tokens %s/tok/tokens.hash "
+                 "--cert %s/certs/server.crt --key %s/certs/server.key --state %s/server.state "
+                 "--metrics-out %s/metrics.jsonl --out %s/net.fr --linger 3 --quiet %s 2>>%s/server.log",
+                 FR_FEDREC_BIN, port, f->dir, f->dir, f->dir, f->dir, f->dir, f->dir, f->dir, extra, f->dir);
+}
+
+static pid_t start_client(const fed *f, int port, uint32_t c) {
+    return spawn("%s client --connect tls+tcp://127.0.0.1:%d --ca %s/certs/ca.crt --token-file %s/tok/tokens.secret "
+                 "--data %s/shards/c%u --timeout 5 --give-up 60 >/dev/null 2>>%s/client%u.log",
+                 FR_FEDREC_BIN, port, f->dir, f->dir, f->dir, c, f->dir, c);
+}
+
+/* The shared parameters of two model files, compared bit for bit. */
+static void same_shared(const char *a, const char *b) {
+    fr_model *ma = NULL, *mb = NULL;
+    cr_assert_eq(fr_model_load(&ma, a, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_model_load(&mb, b, NULL), FR_OK, "%s", fr_errmsg());
+    size_t n = fr_model_n_shared(ma);
+    cr_assert_eq(n, fr_model_n_shared(mb));
+    cr_assert_gt(n, 0);
+    cr_assert(!memcmp(fr_model_params_const(ma), fr_model_params_const(mb), n * sizeof(float)),
+              "the networked global model differs from the simulator's");
+    fr_model_free(ma);
+    fr_model_free(mb);
+}
+
+static void show_logs(const fed *f) {
+    sh("tail -n 20 %s/server.log %s/client0.log 1>&2", f->dir, f->dir);
+}
+
+Test(net_procs, equivalence_with_the_simulator, .timeout = 240) {
+    fed f;
+    fed_make(&f, 8, 40, 320);
+    int port = free_port();
+    const char *opts = "--rounds 4 --seed 5 --model mf";
+    pid_t srv = start_server(&f, port, opts);
+    pid_t cl[8];
+    for (uint32_t c = 0; c < f.clients; c++) cl[c] = start_client(&f, port, c);
+    int rc = wait_for(srv, 120);
+    if (rc != 0) show_logs(&f);
+    cr_assert_eq(rc, 0, "server exit %d", rc);
+    for (uint32_t c = 0; c < f.clients; c++) cr_assert_eq(wait_for(cl[c], 30), 0, "client %u", c);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts, f.dir), 0);
+    char a[4200], b[4200];
+    snprintf(a, sizeof a, "%s/net.fr", f.dir);
+    snprintf(b, sizeof b, "%s/sim.fr", f.dir);
+    same_shared(a, b);
+    /* a client ranks items offline from the final model */
+    cr_assert_eq(sh("%s client recommend --data %s/shards/c3 -k 5 | grep -q '^ 5\\. item'", FR_FEDREC_BIN, f.dir), 0);
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+Test(net_procs, server_killed_and_resumed, .timeout = 240) {
+    fed f;
+    fed_make(&f, 6, 30, 200);
+    int port = free_port();
+    char metrics[4200];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", f.dir);
+    const char *opts = "--rounds 8 --seed 3 --model mf --deadline 5 --retry 0.05";
+    pid_t srv = start_server(&f, port, opts);
+    pid_t cl[6];
+    for (uint32_t c = 0; c < f.clients; c++) cl[c] = start_client(&f, port, c);
+    double until = now_s() + 60;
+    while (last_round(metrics) < 3 && now_s() < until) usleep(10000);
+    unsigned before = last_round(metrics);
+    cr_assert_geq(before, 3, "the server did not get to round 3");
+    kill(-srv, SIGKILL);
+    wait_for(srv, 5);
+    srv = start_server(&f, port, "--rounds 8 --seed 3 --model mf --deadline 5 --retry 0.05 --resume");
+    int rc = wait_for(srv, 120);
+    if (rc != 0) show_logs(&f);
+    cr_assert_eq(rc, 0, "resumed server exit %d", rc);
+    cr_assert_eq(last_round(metrics), 8);
+    size_t n;
+    char logp[4200];
+    snprintf(logp, sizeof logp, "%s/server.log", f.dir);
+    char *log = tu_slurp(logp, &n);
+    cr_assert(log && strstr(log, "resumed from"), "the log says it resumed");
+    free(log);
+    for (uint32_t c = 0; c < f.clients; c++) cr_assert_eq(wait_for(cl[c], 30), 0, "client %u carried on", c);
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+Test(net_procs, clients_killed_every_round, .timeout = 300) {
+    fed f;
+    fed_make(&f, 10, 40, 400);
+    int port = free_port();
+    char metrics[4200];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", f.dir);
+    /* each round takes 5 of 10 clients, over-selects to all, and waits for the first 5 */
+    const char *opts = "--rounds 6 --seed 9 --model mf --clients-per-round 5 --over-select 1 --deadline 3 "
+                       "--retry 0.05 --min-clients 5";
+    pid_t srv = start_server(&f, port, opts);
+    pid_t cl[10];
+    for (uint32_t c = 0; c < f.clients; c++) cl[c] = start_client(&f, port, c);
+    unsigned seen = 0;
+    double until = now_s() + 150;
+    uint32_t victim = 0;
+    while (now_s() < until) {
+        int st;
+        if (waitpid(srv, &st, WNOHANG) == srv) { srv = 0; cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0); break; }
+        unsigned r = last_round(metrics);
+        if (r > seen) { /* a new round: kill 3 of 10 (30%) and start them again */
+            seen = r;
+            for (int k = 0; k < 3; k++) {
+                uint32_t c = (victim++) % f.clients;
+                kill(-cl[c], SIGKILL);
+                wait_for(cl[c], 5);
+                cl[c] = start_client(&f, port, c);
+            }
+        }
+        usleep(20000);
+    }
+    if (srv) { show_logs(&f); kill(-srv, SIGKILL); wait_for(srv, 5); }
+    cr_assert_eq(srv, 0, "the server did not finish");
+    cr_assert_eq(last_round(metrics), 6);
+    for (uint32_t c = 0; c < f.clients; c++) { kill(-cl[c], SIGKILL); wait_for(cl[c], 5); }
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
