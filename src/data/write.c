@@ -6,6 +6,7 @@
  * user order, each user's rows in CSR order (time, item); ratings print with %g.
  * test.negative has one line per user with a test interaction (users without one are
  * left out), naming that user's last test interaction. */
+#define _XOPEN_SOURCE 700 /* sync() */
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -20,11 +21,13 @@ typedef struct {
     FILE *f;
     char *tmp;        /* temporary path */
     const char *path; /* final path */
+    bool lazy;        /* no fsync of its own (the caller syncs many files at once) */
 } afile;
 
 static fr_err afile_open(afile *a, const char *path) {
     a->path = path;
     a->f = NULL;
+    a->lazy = false;
     size_t n = strlen(path) + 32;
     a->tmp = fri_malloc(n);
     if (!a->tmp) return FR_ERR_NOMEM;
@@ -52,7 +55,7 @@ static void afile_abort(afile *a) {
 
 static fr_err afile_commit(afile *a) {
     fr_err e = FR_OK;
-    if (ferror(a->f) || fflush(a->f) != 0 || fsync(fileno(a->f)) != 0)
+    if (ferror(a->f) || fflush(a->f) != 0 || (!a->lazy && fsync(fileno(a->f)) != 0))
         e = fri_fail(FR_ERR_IO, "%s%s: write failed: %s", FRI_PATH(a->tmp), strerror(errno));
     int rc = fclose(a->f);
     a->f = NULL;
@@ -203,6 +206,7 @@ static fr_err write_user_file(const char *dir, const char *name, const fr_datase
     if (!p) return FR_ERR_NOMEM;
     afile a;
     fr_err e = afile_open(&a, p);
+    a.lazy = true; /* fr_dataset_write_shards syncs them all at the end */
     if (!e) {
         if (!negs) user_rows(a.f, d, u);
         else if (u < test->n_users && test->ptr[u + 1] > test->ptr[u]) {
@@ -256,5 +260,6 @@ fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const f
         e = afile_commit(&a);
     }
     fri_free(p);
+    if (!e) sync(); /* the shards' files, written without an fsync each, reach the disk before it */
     return e;
 }
