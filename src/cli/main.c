@@ -16,6 +16,7 @@ static void usage(FILE *f) {
             "  eval --model FILE [--json]      metrics of a saved model on its data\n"
             "  recommend --model FILE --user ID   top-K unseen items for a user\n"
             "  plot METRICS.jsonl ... --out F.svg  chart of --metrics-out files (SVG)\n"
+            "  tokens --clients N --out DIR    secret client tokens and their hashes (networked runtime)\n"
             "  version                         print the version\n\n"
             "Run 'fedrec <command> --help' for a command's options.\n",
             FR_VERSION_STRING);
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cli_finish_stdout(cmd, cli_train(argc - 1, argv + 1));
     if (!strcmp(cmd, "eval")) return cli_finish_stdout(cmd, cli_eval(argc - 1, argv + 1));
     if (!strcmp(cmd, "plot")) return cli_finish_stdout(cmd, cli_plot(argc - 1, argv + 1));
+    if (!strcmp(cmd, "tokens")) return cli_finish_stdout(cmd, cli_tokens(argc - 1, argv + 1));
     if (!strcmp(cmd, "recommend")) return cli_finish_stdout(cmd, cli_recommend(argc - 1, argv + 1));
     fprintf(stderr, "fedrec: unknown command '%s'\n\n", cmd);
     usage(stderr);
