@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Named seeds of the message fuzz corpora (fuzz/corpus/result, fuzz/corpus/task), written
-by an encoder independent of the C code, from the layouts in include/fedrec/fl.h and
-src/fl/msg.c. tests/test_msg.c checks that each decodes (or fails) as its name says.
+"""Named seeds of the message fuzz corpora (fuzz/corpus/result, fuzz/corpus/task,
+fuzz/corpus/net), written by an encoder independent of the C code, from the layouts in
+include/fedrec/fl.h, src/fl/msg.c and src/runtime/net/wire.h. tests/test_msg.c and
+tests/test_net_wire.c check that each decodes (or fails) as its name says.
 
     python3 fuzz/make_seeds.py        # rewrites the named seeds
 
@@ -39,6 +40,49 @@ def result(client=3, rnd=2, cfg_crc=0x1234, weight=100, examples=500, loss=12.5,
     return body
 
 
+def net(mtype, payload, version=1, flags=0, length=None):
+    """A network message (src/runtime/net/wire.h): the CRC covers header bytes [0, 12)
+    and the payload."""
+    head = struct.pack("<IBBHI", 0x544E5246, version, mtype, flags, len(payload) if length is None else length)
+    return head + struct.pack("<I", crc32c(head + payload)) + payload
+
+
+def net_text(text):
+    return struct.pack("<H", len(text)) + text
+
+
+TICKET = bytes(range(0x10, 0x20))
+
+
+def net_seeds():
+    token = b"frt_" + b"A" * 43
+    hello = struct.pack("<IIIH", 7, 1, 3, len(token)) + token
+    write("net", "valid_hello", net(1, hello))
+    write("net", "valid_wait", net(2, struct.pack("<IIB", 1500, 4, 1)))
+    task = struct.pack("<II", 2, 30000) + TICKET + b"fl task bytes"
+    write("net", "valid_task", net(3, task))
+    result = struct.pack("<II", 7, 2) + TICKET + struct.pack("<IddQd", 10, 4.0, 2.5, 20, 17.25) + b"fl result"
+    write("net", "valid_result", net(4, result))
+    write("net", "valid_ack", net(5, struct.pack("<IB", 2, 0) + net_text(b"accepted")))
+    write("net", "valid_refuse", net(6, struct.pack("<B", 1) + net_text(b"client 7: wrong token")))
+    write("net", "valid_done", net(7, struct.pack("<I", 5) + b"model bytes"))
+    write("net", "valid_done_empty", net(7, struct.pack("<I", 5)))
+    write("net", "bad_version", net(1, hello, version=2))
+    write("net", "bad_type", net(8, hello))
+    write("net", "bad_flags", net(1, hello, flags=1))
+    write("net", "bad_truncated", net(3, task)[:-1])
+    bad = bytearray(net(3, task))
+    bad[20] ^= 0x01
+    write("net", "bad_crc", bytes(bad))
+    bad = bytearray(net(7, struct.pack("<I", 5) + b"model bytes"))
+    bad[5] = 3  # a DONE turned into a TASK: only the CRC can tell
+    write("net", "bad_type_flip", bytes(bad))
+    write("net", "bad_token_length", net(1, struct.pack("<IIIH", 7, 1, 3, 0)))
+    write("net", "bad_hits", net(4, struct.pack("<II", 7, 2) + TICKET + struct.pack("<IddQd", 1, 2.0, 0, 0, 0) + b"x"))
+    write("net", "bad_text", net(6, struct.pack("<B", 4) + net_text(b"line\nbreak")))
+    write("net", "bad_short", net(2, struct.pack("<IIB", 1500, 4, 1))[:12])
+
+
 def write(folder, name, data):
     with open(os.path.join(HERE, "corpus", folder, name), "wb") as f:
         f.write(data)
@@ -69,6 +113,9 @@ def main():
     write("task", "bad_config", seal(body, mtype=1))
     write("task", "bad_short", seal(body, mtype=1)[:30])
     write("task", "bad_type_result", seal(body, mtype=2))
+
+    os.makedirs(os.path.join(HERE, "corpus", "net"), exist_ok=True)
+    net_seeds()
 
 
 if __name__ == "__main__":

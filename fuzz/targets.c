@@ -12,6 +12,7 @@
 #include "fl/fl_internal.h"
 #include "fedrec/runtime.h"
 #include "runtime/runtime_internal.h"
+#include "runtime/net/wire.h"
 #include "fedrec/model.h"
 #include "fedrec/pairset.h"
 
@@ -406,6 +407,41 @@ static int run_pairset(const uint8_t *data, size_t n) {
     return 0;
 }
 
+/* net: the network protocol's decoder (src/runtime/net/wire.c) on the raw bytes and
+ * again with the header's length and CRC rewritten, so mutations reach the field checks.
+ * A message that decodes must re-encode to the same bytes (the encoding is canonical),
+ * by the whole-message encoder and by the prefix encoder followed by its tail. */
+static int run_net(const uint8_t *data, size_t n) {
+    uint8_t *m = malloc(n ? n : 1);
+    if (!m) return 0;
+    if (n) memcpy(m, data, n);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            if (n < FRI_NET_HEADER_BYTES) break;
+            uint32_t len = (uint32_t)(n - FRI_NET_HEADER_BYTES);
+            fri_put_u32(m + 8, len);
+            uint32_t c = fr_crc32c(fr_crc32c(0, m, 12), m + FRI_NET_HEADER_BYTES, len);
+            fri_put_u32(m + 12, c);
+        }
+        fri_net_msg msg;
+        if (fri_net_decode(m, n, (size_t)1 << 20, &msg) != FR_OK) continue;
+        uint8_t type = 0;
+        uint32_t plen = 0;
+        if (fri_net_peek_header(m, n, &type, &plen) != FR_OK || type != msg.type || plen != n - FRI_NET_HEADER_BYTES)
+            abort();
+        fri_buf b = {0};
+        if (fri_net_encode(&b, &msg) != FR_OK || b.len != n || memcmp(b.data, m, n) != 0) abort();
+        if (fri_net_encoded_size(&msg) != n) abort();
+        uint8_t pre[FRI_NET_PREFIX_MAX];
+        size_t pn = 0;
+        if (fri_net_encode_prefix(&msg, pre, sizeof pre, &pn) != FR_OK || pn > n || memcmp(pre, m, pn) != 0) abort();
+        fri_buf_free(&b);
+        (void)fri_net_type_name(msg.type);
+    }
+    free(m);
+    return 0;
+}
+
 const fr_fuzz_target fr_fuzz_targets[] = {
     {"modelfile_crc", run_modelfile_crc},
     {"state", run_state},
@@ -422,5 +458,6 @@ const fr_fuzz_target fr_fuzz_targets[] = {
     {"meta", run_meta},
     {"pairset", run_pairset},
     {"ncfmap", run_ncfmap},
+    {"net", run_net},
     {NULL, NULL},
 };

@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "  client --connect URL ...        a client process (or many: --shards, the load generator)\n"
             "  client recommend --data DIR     top-K items for a client's own user, offline\n"
             "  plot METRICS.jsonl ... --out F.svg  chart of --metrics-out files (SVG)\n"
+            "  tokens --clients N --out DIR    secret client tokens and their hashes (networked runtime)\n"
             "  version                         print the version\n\n"
             "Run 'fedrec <command> --help' for a command's options.\n",
             FR_VERSION_STRING);
@@ -50,6 +51,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "server") || !strcmp(cmd, "client"))
         return cli_finish_stdout(argc > 2 && !strcmp(argv[2], "recommend") ? "client recommend" : cmd,
                                  cli_net(argc - 1, argv + 1));
+    if (!strcmp(cmd, "tokens")) return cli_finish_stdout(cmd, cli_tokens(argc - 1, argv + 1));
     if (!strcmp(cmd, "recommend")) return cli_finish_stdout(cmd, cli_recommend(argc - 1, argv + 1));
     fprintf(stderr, "fedrec: unknown command '%s'\n\n", cmd);
     usage(stderr);

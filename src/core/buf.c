@@ -32,11 +32,18 @@ void fri_buf_f32(fri_buf *b, float v) { uint8_t t[4]; fri_put_f32(t, v); fri_buf
 void fri_buf_free(fri_buf *b) { fri_free(b->data); b->data = NULL; b->len = b->cap = 0; b->err = FR_OK; }
 
 fr_err fri_write_file_atomic(const char *path, const void *data, size_t n) {
+    return fri_write_file_atomic_mode(path, data, n, 0644);
+}
+
+fr_err fri_write_file_atomic_mode(const char *path, const void *data, size_t n, unsigned mode) {
     size_t plen = strlen(path);
     char *tmp = fri_malloc(plen + 32);
     if (!tmp) return FR_ERR_NOMEM;
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    /* a stale temporary file (a killed writer of the same pid) is removed, not reused:
+     * truncating it would keep its permissions, and O_EXCL never follows a symlink */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, (mode_t)mode);
     if (fd < 0) {
         fr_err e = fri_fail(FR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
         fri_free(tmp);

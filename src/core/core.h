@@ -68,6 +68,13 @@ void fri_buf_free(fri_buf *b);
 
 /* Writes data to path atomically: a temporary file beside it, fsync, rename. */
 FR_NODISCARD fr_err fri_write_file_atomic(const char *path, const void *data, size_t n);
+/* The same with the file's permission bits (0600 for a secret: the temporary file is
+ * created with them, so the data is never readable by others, even briefly). */
+FR_NODISCARD fr_err fri_write_file_atomic_mode(const char *path, const void *data, size_t n, unsigned mode);
+
+/* libsodium's sodium_init, once per process (thread-safe): every user of libsodium in
+ * the library calls this first. FR_ERR_INTERNAL if libsodium cannot start. */
+FR_NODISCARD fr_err fri_sodium_init(void);
 /* Reads a whole file: regular files only (a directory, device, pipe or socket is
  * FR_ERR_IO naming it: /dev/zero would never end). */
 FR_NODISCARD fr_err fri_read_file(const char *path, uint8_t **data, size_t *n);

@@ -1,0 +1,189 @@
+/* The networked runtime's messages: an envelope around the round controller's opaque
+ * TASK and RESULT bytes (src/fl/msg.c), plus the scheduling messages between them.
+ *
+ * Every message is a 16-byte header, then the payload (little-endian):
+ *   magic "FRNT" | u8 version (1) | u8 type | u16 flags (0) | u32 payload length
+ *   | u32 CRC-32C of header bytes [0, 12) followed by the payload
+ * The CRC also covers the header's magic, version, type, flags and length, so a damaged
+ * type (a TASK turned into a DONE by one bit) is caught like a damaged payload; the
+ * header fields are also checked one by one, for precise errors and so a server can read
+ * a header (fri_net_peek_header) before it has the body.
+ *
+ * Payloads by type:
+ *   1 HELLO   c->s  u32 client | u32 capabilities | u32 model round | u16 token length
+ *                   (1..256) | token (printable ASCII, no space)
+ *   2 WAIT    s->c  u32 retry after ms (<= FRI_NET_RETRY_MAX_MS) | u32 rounds completed
+ *                   | u8 reason (fri_net_wait_reason)
+ *   3 TASK    s->c  u32 round (>= 1) | u32 deadline ms left (1..FRI_NET_DEADLINE_MAX_MS)
+ *                   | ticket[16] | the fl TASK bytes (>= 1 byte, opaque here)
+ *   4 RESULT  c->s  u32 client | u32 round (>= 1) | ticket[16] | u32 users evaluated
+ *                   | f64 hit sum | f64 ndcg sum | u64 rated pairs | f64 squared-error sum
+ *                   | the fl RESULT bytes (>= 1 byte, opaque here)
+ *   5 ACK     s->c  u32 round (>= 1) | u8 status (fri_net_ack_status) | u16 text length
+ *                   (<= 512) | text
+ *   6 REFUSE  s->c  u8 code (fri_net_refuse_code) | u16 text length (<= 512) | text
+ *   7 DONE    s->c  u32 rounds completed | the final global model (opaque, may be empty)
+ * Texts are bytes (not NUL-terminated) without control characters (< 0x20, 0x7f), so a
+ * log can print them; they never hold a token (the codec refuses one containing "frt_").
+ * The evaluation sums are finite and >= 0, hits and ndcg sums <= users, squared error 0
+ * when no pair was rated; all zero from a client without FRI_NET_CAP_EVAL.
+ *
+ * Invariants: the decoder allocates nothing and returns views into the bytes it was
+ * given; it checks every field before use and the exact end. The encoding is canonical:
+ * whatever decodes re-encodes to the same bytes, and the encoder refuses what the
+ * decoder would refuse. Thread-safe (no state). */
+#ifndef FEDREC_SRC_RUNTIME_NET_WIRE_H
+#define FEDREC_SRC_RUNTIME_NET_WIRE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+#define FRI_NET_MAGIC 0x544e5246u        /* "FRNT" read as a little-endian u32 */
+#define FRI_NET_VERSION 1
+#define FRI_NET_HEADER_BYTES 16
+#define FRI_NET_SMALL_MAX 4096           /* payload cap of HELLO, WAIT, ACK, REFUSE */
+#define FRI_NET_TICKET_BYTES 16
+#define FRI_NET_TOKEN_MAX 256
+#define FRI_NET_TEXT_MAX 512
+#define FRI_NET_RETRY_MAX_MS 3600000u    /* a WAIT asks for at most an hour */
+#define FRI_NET_DEADLINE_MAX_MS 86400000u /* a TASK's deadline is at most a day away */
+/* The longest header + fixed payload fields (an ACK with the longest text): the bytes
+ * fri_net_encode_prefix may write. */
+#define FRI_NET_PREFIX_MAX (FRI_NET_HEADER_BYTES + 4 + 1 + 2 + FRI_NET_TEXT_MAX)
+
+/* HELLO capability bits. */
+#define FRI_NET_CAP_EVAL 1u     /* the client reports evaluation metrics in its RESULTs */
+#define FRI_NET_CAPS_KNOWN 1u   /* every bit this version defines; others are refused */
+
+typedef enum fri_net_type {
+    FRI_NET_HELLO = 1,
+    FRI_NET_WAIT = 2,
+    FRI_NET_TASK = 3,
+    FRI_NET_RESULT = 4,
+    FRI_NET_ACK = 5,
+    FRI_NET_REFUSE = 6,
+    FRI_NET_DONE = 7,
+} fri_net_type;
+
+typedef enum fri_net_wait_reason {
+    FRI_NET_WAIT_NO_ROUND = 0,       /* no round open */
+    FRI_NET_WAIT_NOT_SAMPLED = 1,    /* not sampled this round */
+    FRI_NET_WAIT_ROUND_FULL = 2,     /* the round already has its results */
+    FRI_NET_WAIT_FEW_CLIENTS = 3,    /* waiting for enough clients */
+    FRI_NET_WAIT_HAVE_RESULT = 4,    /* this client's result is already in */
+} fri_net_wait_reason;
+#define FRI_NET_WAIT_REASON_MAX 4
+
+typedef enum fri_net_ack_status {
+    FRI_NET_ACK_ACCEPTED = 0,
+    FRI_NET_ACK_LATE = 1,
+    FRI_NET_ACK_REFUSED = 2,
+} fri_net_ack_status;
+#define FRI_NET_ACK_STATUS_MAX 2
+
+typedef enum fri_net_refuse_code {
+    FRI_NET_REFUSE_BAD_TOKEN = 1,
+    FRI_NET_REFUSE_UNKNOWN_CLIENT = 2,
+    FRI_NET_REFUSE_VERSION = 3,
+    FRI_NET_REFUSE_MALFORMED = 4,
+    FRI_NET_REFUSE_TOO_LARGE = 5,
+    FRI_NET_REFUSE_BUSY = 6,
+    FRI_NET_REFUSE_FEDERATION = 7,   /* another federation */
+} fri_net_refuse_code;
+#define FRI_NET_REFUSE_CODE_MAX 7
+
+/* A client's evaluation on its own data, summed over its users. */
+typedef struct fri_net_eval {
+    uint32_t users;     /* users evaluated (ranking) */
+    double hit_sum;     /* sum of hit@K over those users, <= users */
+    double ndcg_sum;    /* sum of ndcg@K, <= users */
+    uint64_t rated;     /* (user, item) pairs with a rating predicted */
+    double sq_err_sum;  /* sum of squared rating errors over them */
+} fri_net_eval;
+
+/* One message. Pointers view the decoded bytes (or, to encode, the caller's memory);
+ * the union member is the one `type` names. */
+typedef struct fri_net_msg {
+    uint8_t type; /* fri_net_type */
+    union {
+        struct {
+            uint32_t client, caps, model_round;
+            const uint8_t *token; /* token_len bytes, a secret: never logged */
+            uint16_t token_len;
+        } hello;
+        struct {
+            uint32_t retry_ms, rounds_done;
+            uint8_t reason; /* fri_net_wait_reason */
+        } wait;
+        struct {
+            uint32_t round, deadline_ms;
+            const uint8_t *ticket; /* FRI_NET_TICKET_BYTES */
+            const uint8_t *body;   /* the fl TASK bytes */
+            size_t body_len;
+        } task;
+        struct {
+            uint32_t client, round;
+            const uint8_t *ticket; /* FRI_NET_TICKET_BYTES, as the TASK gave it */
+            fri_net_eval eval;
+            const uint8_t *body;   /* the fl RESULT bytes */
+            size_t body_len;
+        } result;
+        struct {
+            uint32_t round;
+            uint8_t status; /* fri_net_ack_status */
+            const uint8_t *text;
+            uint16_t text_len;
+        } ack;
+        struct {
+            uint8_t code; /* fri_net_refuse_code */
+            const uint8_t *text;
+            uint16_t text_len;
+        } refuse;
+        struct {
+            uint32_t rounds_done;
+            const uint8_t *model; /* may be NULL when model_len is 0 */
+            size_t model_len;
+        } done;
+    };
+} fri_net_msg;
+
+/* Checks the 16-byte header at b (n >= 16; the body need not have arrived): magic,
+ * version (FR_ERR_VERSION, so a server can answer REFUSE 3), a known type, flags 0, and
+ * the payload length against the small types' cap (FR_ERR_RANGE). Sets *type and
+ * *payload_len; the caller compares payload_len with its own limit before receiving or
+ * allocating the body. */
+FR_NODISCARD fr_err fri_net_peek_header(const uint8_t *b, size_t n, uint8_t *type, uint32_t *payload_len);
+
+/* Decodes the message b[0, n) into *out, whose pointers view b. max_payload caps the
+ * payload of any type (the small types are also capped at FRI_NET_SMALL_MAX). Errors:
+ * FR_ERR_VERSION (another protocol version), FR_ERR_RANGE (payload too large: the size is
+ * in the message), FR_ERR_CHECKSUM (damaged), FR_ERR_FORMAT (anything else); the message
+ * names the field, its value and what was expected, and never quotes a token or text.
+ * On failure *out is zeroed. */
+FR_NODISCARD fr_err fri_net_decode(const uint8_t *b, size_t n, size_t max_payload, fri_net_msg *out);
+
+/* The encoded size of m (header included), or 0 if it overflows size_t. */
+size_t fri_net_encoded_size(const fri_net_msg *m);
+
+/* Encodes m into b (b->len = 0 first; the buffer is reused): the whole message.
+ * FR_ERR_INVALID (with the field) for a message the decoder would refuse. */
+FR_NODISCARD fr_err fri_net_encode(fri_buf *b, const fri_net_msg *m);
+
+/* Writes the header and the fixed fields of m (everything before the opaque tail: the
+ * TASK or RESULT bytes, the DONE model, which the CRC covers) into out[0, *n), so a
+ * large body can be sent from where it lies: the message is out[0, *n) then the tail.
+ * cap >= FRI_NET_PREFIX_MAX always suffices. */
+FR_NODISCARD fr_err fri_net_encode_prefix(const fri_net_msg *m, uint8_t *out, size_t cap, size_t *n);
+
+/* "HELLO", "WAIT", ...; "unknown" for any other value. For logs. */
+const char *fri_net_type_name(unsigned type);
+/* "no round open", ...; "unknown" for any other value. */
+const char *fri_net_wait_reason_name(unsigned reason);
+/* "bad token", ...; "unknown" for any other value. */
+const char *fri_net_refuse_code_name(unsigned code);
+/* The REFUSE code a server answers a message that failed to decode with e:
+ * FR_ERR_VERSION -> 3, FR_ERR_RANGE -> 5, anything else -> 4 (malformed). */
+fri_net_refuse_code fri_net_refuse_code_for(fr_err e);
+
+#endif

@@ -1,0 +1,567 @@
+/* The network protocol's messages (src/runtime/net/wire.c): round trips of every type at
+ * its boundary values, exact bytes against an independent bitwise CRC-32C, every
+ * truncation and every single-bit flip refused, oversize refused with the size, each field
+ * check behind a valid CRC (decoder) and before writing (encoder), the header peek, and the
+ * named seeds of fuzz/make_seeds.py (an independent encoder). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/core.h"
+#include "runtime/net/wire.h"
+
+#define MAXP ((size_t)1 << 20)
+
+/* CRC-32C bit by bit, independent of src/core/crc.c (tables, SSE4.2). */
+static uint32_t crc_bitwise(uint32_t crc, const uint8_t *p, size_t n) {
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ ((crc & 1) ? 0x82F63B78u : 0);
+    }
+    return ~crc;
+}
+
+static const uint8_t TICKET[16] = {0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
+                                   0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f};
+static uint8_t TOKEN[256], TEXT[512], BODY[1000];
+
+static void fill(void) {
+    for (int i = 0; i < 256; i++) TOKEN[i] = (uint8_t)(0x21 + i % 94);
+    for (int i = 0; i < 512; i++) TEXT[i] = (uint8_t)(0x20 + i % 95); /* every printable byte */
+    for (int i = 0; i < 1000; i++) BODY[i] = (uint8_t)(i * 7 + 3);
+}
+
+/* Valid messages at the boundaries of every field. */
+#define N_SAMPLES 21
+static fri_net_msg sample(int k) {
+    fill();
+    fri_net_msg m;
+    memset(&m, 0, sizeof m);
+    switch (k) {
+    case 0: m.type = FRI_NET_HELLO; m.hello.client = 0; m.hello.caps = 0; m.hello.model_round = 0;
+        m.hello.token = TOKEN; m.hello.token_len = 1; break;
+    case 1: m.type = FRI_NET_HELLO; m.hello.client = UINT32_MAX; m.hello.caps = FRI_NET_CAP_EVAL;
+        m.hello.model_round = UINT32_MAX; m.hello.token = TOKEN; m.hello.token_len = 256; break;
+    case 2: m.type = FRI_NET_WAIT; m.wait.retry_ms = 0; m.wait.rounds_done = 0; m.wait.reason = 0; break;
+    case 3: m.type = FRI_NET_WAIT; m.wait.retry_ms = FRI_NET_RETRY_MAX_MS; m.wait.rounds_done = UINT32_MAX;
+        m.wait.reason = FRI_NET_WAIT_HAVE_RESULT; break;
+    case 4: m.type = FRI_NET_TASK; m.task.round = 1; m.task.deadline_ms = 1; m.task.ticket = TICKET;
+        m.task.body = BODY; m.task.body_len = 1; break;
+    case 5: m.type = FRI_NET_TASK; m.task.round = UINT32_MAX; m.task.deadline_ms = FRI_NET_DEADLINE_MAX_MS;
+        m.task.ticket = TICKET; m.task.body = BODY; m.task.body_len = 1000; break;
+    case 6: m.type = FRI_NET_RESULT; m.result.client = 0; m.result.round = 1; m.result.ticket = TICKET;
+        m.result.body = BODY; m.result.body_len = 1; break; /* no evaluation: all zero */
+    case 7: m.type = FRI_NET_RESULT; m.result.client = UINT32_MAX; m.result.round = UINT32_MAX;
+        m.result.ticket = TICKET; m.result.eval = (fri_net_eval){UINT32_MAX, 4294967295.0, 4294967295.0, UINT64_MAX, 1e300};
+        m.result.body = BODY; m.result.body_len = 1000; break;
+    case 8: m.type = FRI_NET_RESULT; m.result.client = 5; m.result.round = 3; m.result.ticket = TICKET;
+        m.result.eval = (fri_net_eval){10, 3.0, 2.125, 40, 31.5}; m.result.body = BODY; m.result.body_len = 17; break;
+    case 9: m.type = FRI_NET_ACK; m.ack.round = 1; m.ack.status = FRI_NET_ACK_ACCEPTED; break;
+    case 10: m.type = FRI_NET_ACK; m.ack.round = UINT32_MAX; m.ack.status = FRI_NET_ACK_REFUSED; m.ack.text = TEXT;
+        m.ack.text_len = 512; break;
+    case 11: m.type = FRI_NET_ACK; m.ack.round = 9; m.ack.status = FRI_NET_ACK_LATE; m.ack.text = TEXT;
+        m.ack.text_len = 1; break;
+    case 12: m.type = FRI_NET_REFUSE; m.refuse.code = 1; break;
+    case 13: m.type = FRI_NET_REFUSE; m.refuse.code = FRI_NET_REFUSE_FEDERATION; m.refuse.text = TEXT;
+        m.refuse.text_len = 512; break;
+    case 14: m.type = FRI_NET_DONE; m.done.rounds_done = 0; break;
+    case 15: m.type = FRI_NET_DONE; m.done.rounds_done = UINT32_MAX; m.done.model = BODY; m.done.model_len = 1000; break;
+    default: /* 16..20: every WAIT reason and REFUSE code in between */
+        if (k < 19) { m.type = FRI_NET_WAIT; m.wait.retry_ms = 250; m.wait.rounds_done = 7; m.wait.reason = (uint8_t)(k - 15); }
+        else { m.type = FRI_NET_REFUSE; m.refuse.code = (uint8_t)(k - 17); m.refuse.text = TEXT; m.refuse.text_len = 40; }
+        break;
+    }
+    return m;
+}
+
+static uint8_t *encode(const fri_net_msg *m, size_t *n) {
+    fri_buf b = {0};
+    cr_assert_eq(fri_net_encode(&b, m), FR_OK, "%s", fr_errmsg());
+    *n = b.len;
+    return b.data;
+}
+
+static void assert_same(const fri_net_msg *a, const fri_net_msg *b) {
+    cr_assert_eq(a->type, b->type);
+    switch (a->type) {
+    case FRI_NET_HELLO:
+        cr_assert(a->hello.client == b->hello.client && a->hello.caps == b->hello.caps &&
+                  a->hello.model_round == b->hello.model_round && a->hello.token_len == b->hello.token_len);
+        cr_assert(memcmp(a->hello.token, b->hello.token, a->hello.token_len) == 0);
+        break;
+    case FRI_NET_WAIT:
+        cr_assert(a->wait.retry_ms == b->wait.retry_ms && a->wait.rounds_done == b->wait.rounds_done &&
+                  a->wait.reason == b->wait.reason);
+        break;
+    case FRI_NET_TASK:
+        cr_assert(a->task.round == b->task.round && a->task.deadline_ms == b->task.deadline_ms);
+        cr_assert(memcmp(a->task.ticket, b->task.ticket, 16) == 0);
+        cr_assert(a->task.body_len == b->task.body_len && memcmp(a->task.body, b->task.body, a->task.body_len) == 0);
+        break;
+    case FRI_NET_RESULT:
+        cr_assert(a->result.client == b->result.client && a->result.round == b->result.round);
+        cr_assert(memcmp(a->result.ticket, b->result.ticket, 16) == 0);
+        cr_assert(a->result.eval.users == b->result.eval.users && a->result.eval.hit_sum == b->result.eval.hit_sum &&
+                  a->result.eval.ndcg_sum == b->result.eval.ndcg_sum && a->result.eval.rated == b->result.eval.rated &&
+                  a->result.eval.sq_err_sum == b->result.eval.sq_err_sum);
+        cr_assert(a->result.body_len == b->result.body_len &&
+                  memcmp(a->result.body, b->result.body, a->result.body_len) == 0);
+        break;
+    case FRI_NET_ACK:
+        cr_assert(a->ack.round == b->ack.round && a->ack.status == b->ack.status && a->ack.text_len == b->ack.text_len);
+        cr_assert(a->ack.text_len == 0 || memcmp(a->ack.text, b->ack.text, a->ack.text_len) == 0);
+        break;
+    case FRI_NET_REFUSE:
+        cr_assert(a->refuse.code == b->refuse.code && a->refuse.text_len == b->refuse.text_len);
+        cr_assert(a->refuse.text_len == 0 || memcmp(a->refuse.text, b->refuse.text, a->refuse.text_len) == 0);
+        break;
+    case FRI_NET_DONE:
+        cr_assert(a->done.rounds_done == b->done.rounds_done && a->done.model_len == b->done.model_len);
+        cr_assert(a->done.model_len == 0 || memcmp(a->done.model, b->done.model, a->done.model_len) == 0);
+        break;
+    default: cr_assert_fail("type %u", a->type);
+    }
+}
+
+/* Rewrites the length and CRC (with the independent CRC) after editing a message. */
+static void reseal(uint8_t *b, size_t n) {
+    fri_put_u32(b + 8, (uint32_t)(n - 16));
+    uint32_t c = crc_bitwise(crc_bitwise(0, b, 12), b + 16, n - 16);
+    fri_put_u32(b + 12, c);
+}
+
+static fr_err decode_err(const uint8_t *b, size_t n) {
+    fri_net_msg m;
+    return fri_net_decode(b, n, MAXP, &m);
+}
+
+#define assert_msg(sub) cr_assert(strstr(fr_errmsg(), (sub)) != NULL, "expected \"%s\" in: %s", (sub), fr_errmsg())
+
+/* ------------------------------------------------------------------ round trips */
+
+Test(net_wire, every_type_round_trips_at_its_boundaries) {
+    for (int k = 0; k < N_SAMPLES; k++) {
+        fri_net_msg m = sample(k), d;
+        size_t n = 0;
+        uint8_t *b = encode(&m, &n);
+        cr_assert_eq(fri_net_encoded_size(&m), n, "sample %d", k);
+        cr_assert_eq(fri_net_decode(b, n, MAXP, &d), FR_OK, "sample %d: %s", k, fr_errmsg());
+        assert_same(&m, &d);
+        /* views into the bytes, no copies */
+        if (d.type == FRI_NET_TASK) cr_assert(d.task.body == b + 16 + 24);
+        if (d.type == FRI_NET_HELLO) cr_assert(d.hello.token == b + 16 + 14);
+        size_t n2 = 0;
+        uint8_t *b2 = encode(&d, &n2);
+        cr_assert(n2 == n && memcmp(b, b2, n) == 0, "sample %d: re-encoding differs", k);
+        /* the prefix, then the tail, is the message */
+        uint8_t pre[FRI_NET_PREFIX_MAX];
+        size_t pn = 0;
+        cr_assert_eq(fri_net_encode_prefix(&m, pre, sizeof pre, &pn), FR_OK);
+        cr_assert(pn <= n && memcmp(pre, b, pn) == 0);
+        size_t tail = m.type == FRI_NET_TASK ? m.task.body_len : m.type == FRI_NET_RESULT ? m.result.body_len
+                    : m.type == FRI_NET_DONE ? m.done.model_len : 0;
+        cr_assert_eq(pn + tail, n, "sample %d", k);
+        cr_assert_eq(fri_net_encode_prefix(&m, pre, pn - 1, &pn), FR_ERR_RANGE);
+        /* the peek agrees with the header from its first 16 bytes alone */
+        uint8_t type = 0;
+        uint32_t len = 0;
+        cr_assert_eq(fri_net_peek_header(b, 16, &type, &len), FR_OK);
+        cr_assert(type == m.type && len == n - 16);
+        free(b);
+        free(b2);
+    }
+}
+
+Test(net_wire, a_buffer_is_reused) {
+    fri_buf b = {0};
+    fri_net_msg big = sample(15), small = sample(2);
+    cr_assert_eq(fri_net_encode(&b, &big), FR_OK);
+    cr_assert_eq(b.len, 16 + 4 + 1000);
+    cr_assert_eq(fri_net_encode(&b, &small), FR_OK);
+    cr_assert_eq(b.len, 16 + 9);
+    fri_net_msg d;
+    cr_assert_eq(fri_net_decode(b.data, b.len, MAXP, &d), FR_OK);
+    cr_assert_eq(d.type, FRI_NET_WAIT);
+    fri_buf_free(&b);
+}
+
+/* The exact bytes of a WAIT, written out by hand; the CRC from the bitwise reference. */
+Test(net_wire, exact_bytes_of_a_wait) {
+    fri_net_msg m = {.type = FRI_NET_WAIT};
+    m.wait.retry_ms = 0x00030201;
+    m.wait.rounds_done = 0x0a0b0c0d;
+    m.wait.reason = 3;
+    uint8_t want[25] = {'F', 'R', 'N', 'T', 1, 2, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0,
+                        0x01, 0x02, 0x03, 0x00, 0x0d, 0x0c, 0x0b, 0x0a, 3};
+    fri_put_u32(want + 12, crc_bitwise(crc_bitwise(0, want, 12), want + 16, 9));
+    size_t n = 0;
+    uint8_t *b = encode(&m, &n);
+    cr_assert_eq(n, 25);
+    cr_assert(memcmp(b, want, 25) == 0);
+    free(b);
+}
+
+/* The library's CRC-32C against the bitwise reference: the standard check value, and the
+ * CRC field of every sample (header bytes [0, 12) then the payload). */
+Test(net_wire, crc_matches_an_independent_bitwise_crc32c) {
+    cr_assert_eq(crc_bitwise(0, (const uint8_t *)"123456789", 9), 0xE3069283u);
+    cr_assert_eq(fr_crc32c(0, "123456789", 9), 0xE3069283u);
+    for (int k = 0; k < N_SAMPLES; k++) {
+        fri_net_msg m = sample(k);
+        size_t n = 0;
+        uint8_t *b = encode(&m, &n);
+        uint32_t want = crc_bitwise(crc_bitwise(0, b, 12), b + 16, n - 16);
+        cr_assert_eq(fri_get_u32(b + 12), want, "sample %d", k);
+        free(b);
+    }
+}
+
+/* ------------------------------------------------------------------ damage */
+
+Test(net_wire, every_truncation_is_refused) {
+    for (int k = 0; k < N_SAMPLES; k++) {
+        fri_net_msg m = sample(k);
+        size_t n = 0;
+        uint8_t *b = encode(&m, &n);
+        for (size_t cut = 0; cut < n; cut++) {
+            uint8_t *c = malloc(cut ? cut : 1); /* exact size: ASan sees any read past it */
+            memcpy(c, b, cut);
+            fr_err e = decode_err(c, cut);
+            cr_assert_eq(e, FR_ERR_FORMAT, "sample %d cut to %zu: %d %s", k, cut, e, fr_errmsg());
+            free(c);
+        }
+        uint8_t *longer = malloc(n + 1);
+        memcpy(longer, b, n);
+        longer[n] = 0;
+        cr_assert_eq(decode_err(longer, n + 1), FR_ERR_FORMAT);
+        assert_msg("1 bytes after the");
+        free(longer);
+        free(b);
+    }
+    cr_assert_eq(decode_err(NULL, 0), FR_ERR_FORMAT);
+    assert_msg("0 bytes, shorter than the 16-byte header");
+}
+
+/* Every single-bit flip is refused. The header's magic, version, flags and length are
+ * refused by their own checks (never by the CRC); a type flipped to another known type
+ * (a TASK's bit 2 makes a DONE, which would accept any payload) is caught by the CRC,
+ * which covers the header; a payload flip by the CRC. */
+Test(net_wire, every_single_bit_flip_is_refused) {
+    long flips = 0;
+    for (int k = 0; k < N_SAMPLES; k++) {
+        fri_net_msg m = sample(k);
+        size_t n = 0;
+        uint8_t *b = encode(&m, &n);
+        for (size_t i = 0; i < n; i++) {
+            for (int bit = 0; bit < 8; bit++) {
+                b[i] ^= (uint8_t)(1u << bit);
+                fri_net_msg d;
+                fr_err e = fri_net_decode(b, n, MAXP, &d);
+                cr_assert_neq(e, FR_OK, "sample %d: flip of byte %zu bit %d decodes (type %u)", k, i, bit, d.type);
+                if (i < 5 || (i >= 6 && i < 12))
+                    cr_assert_neq(e, FR_ERR_CHECKSUM, "sample %d: header byte %zu not checked by itself", k, i);
+                if (i == 4) cr_assert_eq(e, FR_ERR_VERSION);
+                uint8_t t = 0;
+                uint32_t len = 0;
+                if (i < 8) { /* the peek sees the same damage (except a length flip it cannot judge) */
+                    bool known = i == 5 && b[5] >= 1 && b[5] <= 7;
+                    if (!known) cr_assert_neq(fri_net_peek_header(b, n, &t, &len), FR_OK, "byte %zu bit %d", i, bit);
+                }
+                b[i] ^= (uint8_t)(1u << bit);
+                flips++;
+            }
+        }
+        cr_assert_eq(decode_err(b, n), FR_OK);
+        free(b);
+    }
+    cr_assert_gt(flips, 40000);
+}
+
+Test(net_wire, oversize_is_refused_with_the_size) {
+    fri_net_msg m = sample(5); /* a TASK of 1024 payload bytes */
+    size_t n = 0;
+    uint8_t *b = encode(&m, &n);
+    fri_net_msg d;
+    cr_assert_eq(fri_net_decode(b, n, 1024, &d), FR_OK);
+    cr_assert_eq(fri_net_decode(b, n, 1023, &d), FR_ERR_RANGE);
+    assert_msg("TASK: payload of 1024 bytes, larger than the limit of 1023");
+    cr_assert_eq(d.type, 0, "a refused message leaves nothing behind");
+    cr_assert_eq(fri_net_refuse_code_for(FR_ERR_RANGE), FRI_NET_REFUSE_TOO_LARGE);
+    /* a small type's header announcing more than 4 KiB: refused from the header alone,
+     * whatever the caller's limit */
+    uint8_t h[16];
+    memcpy(h, b, 16);
+    h[5] = FRI_NET_HELLO;
+    fri_put_u32(h + 8, 4097);
+    uint8_t t;
+    uint32_t len;
+    cr_assert_eq(fri_net_peek_header(h, 16, &t, &len), FR_ERR_RANGE);
+    assert_msg("HELLO: payload of 4097 bytes, at most 4096 for this type");
+    cr_assert_eq(fri_net_decode(h, 16, SIZE_MAX, &d), FR_ERR_RANGE);
+    fri_put_u32(h + 8, 4096);
+    cr_assert_eq(fri_net_peek_header(h, 16, &t, &len), FR_OK);
+    cr_assert(t == FRI_NET_HELLO && len == 4096);
+    /* a large type's header is the caller's to judge, before receiving the body */
+    h[5] = FRI_NET_RESULT;
+    fri_put_u32(h + 8, UINT32_MAX);
+    cr_assert_eq(fri_net_peek_header(h, 16, &t, &len), FR_OK);
+    cr_assert_eq(len, UINT32_MAX);
+    cr_assert_eq(fri_net_decode(h, 16, MAXP, &d), FR_ERR_RANGE);
+    assert_msg("RESULT: payload of 4294967295 bytes, larger than the limit of 1048576");
+    free(b);
+}
+
+Test(net_wire, header_checks_name_the_field_and_value) {
+    fri_net_msg m = sample(2);
+    size_t n = 0;
+    uint8_t *b = encode(&m, &n), t;
+    uint32_t len;
+    b[0] = 'X';
+    cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
+    assert_msg("bad magic 0x544e5258, expected 0x544e5246 (\"FRNT\")");
+    b[0] = 'F';
+    b[4] = 2;
+    cr_assert_eq(decode_err(b, n), FR_ERR_VERSION);
+    assert_msg("protocol version 2, this build speaks version 1");
+    cr_assert_eq(fri_net_peek_header(b, n, &t, &len), FR_ERR_VERSION);
+    cr_assert_eq(fri_net_refuse_code_for(FR_ERR_VERSION), FRI_NET_REFUSE_VERSION);
+    b[4] = 1;
+    b[5] = 0;
+    cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
+    assert_msg("unknown type 0, expected 1..7");
+    b[5] = 8;
+    cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
+    assert_msg("unknown type 8");
+    b[5] = 2;
+    b[7] = 0x80;
+    cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
+    assert_msg("WAIT: flags 0x8000, expected 0");
+    b[7] = 0;
+    b[8] = 10;
+    cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
+    assert_msg("WAIT: truncated: the header announces 10 payload bytes, 9 arrived");
+    b[8] = 9;
+    b[12] ^= 1;
+    cr_assert_eq(decode_err(b, n), FR_ERR_CHECKSUM);
+    assert_msg("WAIT: damaged: CRC-32C 0x");
+    cr_assert_eq(fri_net_refuse_code_for(FR_ERR_CHECKSUM), FRI_NET_REFUSE_MALFORMED);
+    cr_assert_eq(fri_net_refuse_code_for(FR_ERR_FORMAT), FRI_NET_REFUSE_MALFORMED);
+    cr_assert_eq(fri_net_peek_header(b, 15, &t, &len), FR_ERR_FORMAT);
+    assert_msg("15 bytes, shorter than the 16-byte header");
+    free(b);
+}
+
+/* ------------------------------------------------------------------ field checks */
+
+/* A message's bytes edited at off, resealed (so only the field check can refuse it):
+ * the decoder's error and message. */
+static void expect_field(int k, size_t off, const void *val, size_t vn, const char *sub) {
+    fri_net_msg m = sample(k);
+    size_t n = 0;
+    uint8_t *b = encode(&m, &n);
+    cr_assert_leq(off + vn, n);
+    memcpy(b + off, val, vn);
+    reseal(b, n);
+    fr_err e = decode_err(b, n);
+    cr_assert_eq(e, FR_ERR_FORMAT, "sample %d at %zu: %d %s", k, off, e, fr_errmsg());
+    assert_msg(sub);
+    free(b);
+}
+
+static void expect_u32(int k, size_t off, uint32_t v, const char *sub) {
+    uint8_t t[4];
+    fri_put_u32(t, v);
+    expect_field(k, off, t, 4, sub);
+}
+static void expect_f64(int k, size_t off, double v, const char *sub) {
+    uint8_t t[8];
+    fri_put_f64(t, v);
+    expect_field(k, off, t, 8, sub);
+}
+
+Test(net_wire, each_field_is_checked_behind_a_valid_crc) {
+    const size_t P = 16; /* payload offset */
+    /* HELLO (sample 1: 256-byte token) */
+    expect_u32(1, P + 4, 2, "HELLO: capabilities 0x00000002, expected only bits of 0x00000001");
+    uint8_t tl[2];
+    fri_put_u16(tl, 0);
+    expect_field(1, P + 12, tl, 2, "HELLO: token length 0, expected 1..256");
+    fri_put_u16(tl, 257);
+    expect_field(1, P + 12, tl, 2, "HELLO: token length 257, expected 1..256");
+    fri_put_u16(tl, 255);
+    expect_field(1, P + 12, tl, 2, "HELLO: 1 unexpected bytes after the token");
+    expect_field(1, P + 14 + 7, " ", 1, "HELLO: token byte 7 is not printable ASCII (0x21..0x7e)");
+    expect_field(1, P + 14 + 9, "\x80", 1, "HELLO: token byte 9 is not printable ASCII");
+    /* WAIT (sample 3) */
+    expect_u32(3, P, FRI_NET_RETRY_MAX_MS + 1, "WAIT: retry after 3600001 ms, expected at most 3600000");
+    expect_field(3, P + 8, "\x05", 1, "WAIT: reason 5, expected 0..4");
+    /* TASK (sample 5) */
+    expect_u32(5, P, 0, "TASK: round 0, expected >= 1");
+    expect_u32(5, P + 4, 0, "TASK: deadline 0 ms, expected 1..86400000");
+    expect_u32(5, P + 4, FRI_NET_DEADLINE_MAX_MS + 1, "TASK: deadline 86400001 ms, expected 1..86400000");
+    /* RESULT (sample 8: 10 users, 40 rated pairs) */
+    const size_t E = P + 24;
+    expect_u32(8, P + 4, 0, "RESULT: round 0, expected >= 1");
+    expect_u32(8, E, 2, "RESULT: hit sum 3 over 2 users, expected at most one hit per user");
+    expect_f64(8, E + 4, 10.5, "RESULT: hit sum 10.5 over 10 users");
+    expect_f64(8, E + 4, -0.5, "RESULT: hit sum -0.5, expected a finite value >= 0");
+    expect_f64(8, E + 12, NAN, "RESULT: ndcg sum nan, expected a finite value >= 0");
+    expect_f64(8, E + 12, 10.25, "RESULT: ndcg sum 10.25 over 10 users, expected at most 1 per user");
+    expect_f64(8, E + 28, INFINITY, "RESULT: squared-error sum inf, expected a finite value >= 0");
+    uint8_t zero8[8] = {0};
+    expect_field(8, E + 20, zero8, 8, "RESULT: squared-error sum 31.5 over 0 rated pairs, expected 0");
+    /* ACK (sample 11: 1-byte text) */
+    expect_u32(11, P, 0, "ACK: round 0, expected >= 1");
+    expect_field(11, P + 4, "\x03", 1, "ACK: status 3, expected 0..2");
+    expect_field(11, P + 7, "\x1b", 1, "ACK: text byte 0 is 0x1b, expected no control characters");
+    expect_field(11, P + 7, "\x7f", 1, "ACK: text byte 0 is 0x7f");
+    fri_put_u16(tl, 2);
+    expect_field(11, P + 5, tl, 2, "ACK: truncated network message: text needs 2 bytes at offset 23, 1 left");
+    fri_put_u16(tl, 0);
+    expect_field(11, P + 5, tl, 2, "ACK: 1 unexpected bytes after the text");
+    /* REFUSE (sample 13: 512-byte text) */
+    expect_field(13, P, "\x00", 1, "REFUSE: code 0, expected 1..7");
+    expect_field(13, P, "\x08", 1, "REFUSE: code 8, expected 1..7");
+    fri_put_u16(tl, 513);
+    expect_field(13, P + 1, tl, 2, "REFUSE: text length 513, expected at most 512");
+    expect_field(13, P + 3 + 100, "frt_", 4, "REFUSE: the text contains \"frt_\": a text never holds a token");
+}
+
+/* Fixed fields cut short, or an opaque part missing, behind a valid CRC. */
+Test(net_wire, short_payloads_behind_a_valid_crc) {
+    struct { int k; size_t keep; const char *sub; } cases[] = {
+        {4, 24, "TASK: no task bytes after the fixed fields, expected at least 1 byte"},
+        {8, 60, "RESULT: no result bytes after the fixed fields, expected at least 1 byte"},
+        {8, 59, "RESULT: truncated network message: squared-error sum needs 8 bytes at offset 68, 7 left"},
+        {2, 8, "WAIT: truncated network message: reason needs 1 bytes at offset 24, 0 left"},
+        {14, 3, "DONE: truncated network message: rounds completed needs 4 bytes at offset 16, 3 left"},
+        {12, 2, "REFUSE: truncated network message: text length needs 2 bytes at offset 17, 1 left"},
+        {0, 13, "HELLO: truncated network message: token length needs 2 bytes at offset 28, 1 left"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        fri_net_msg m = sample(cases[c].k);
+        size_t n = 0;
+        uint8_t *b = encode(&m, &n);
+        size_t cut = 16 + cases[c].keep;
+        reseal(b, cut);
+        cr_assert_eq(decode_err(b, cut), FR_ERR_FORMAT, "case %zu", c);
+        assert_msg(cases[c].sub);
+        free(b);
+    }
+}
+
+/* The encoder refuses what the decoder refuses, before writing anything. */
+Test(net_wire, the_encoder_refuses_invalid_messages) {
+    fri_buf b = {0};
+    fri_net_msg m = sample(1);
+    m.hello.token_len = 0;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    assert_msg("HELLO: token length 0, expected 1..256");
+    m.hello.token_len = 257;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    m = sample(1);
+    m.hello.token = NULL;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    m = sample(4);
+    m.task.body_len = 0;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    assert_msg("TASK: no task bytes, expected at least 1");
+    m = sample(4);
+    m.task.ticket = NULL;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    assert_msg("TASK: NULL ticket");
+    m = sample(8);
+    m.result.eval.hit_sum = 11;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    assert_msg("hit sum 11 over 10 users");
+    m = sample(10);
+    m.ack.text_len = 513;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    assert_msg("ACK: text length 513, expected at most 512");
+    m = sample(12);
+    m.refuse.text = (const uint8_t *)"your token frt_abc is wrong";
+    m.refuse.text_len = 27;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    assert_msg("a text never holds a token");
+    cr_assert(strstr(fr_errmsg(), "frt_abc") == NULL);
+    m.type = 9;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    assert_msg("unknown type 9");
+    m = sample(15);
+    m.done.model = NULL;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    cr_assert_eq(b.len, 0);
+    fri_buf_free(&b);
+}
+
+/* A token is a secret: no error message about a HELLO quotes it. */
+Test(net_wire, errors_never_quote_the_token) {
+    const char *tok = "frt_SECRETSECRETSECRET";
+    fri_net_msg m = {.type = FRI_NET_HELLO};
+    m.hello.client = 3;
+    m.hello.token = (const uint8_t *)tok;
+    m.hello.token_len = (uint16_t)strlen(tok);
+    size_t n = 0;
+    uint8_t *b = encode(&m, &n);
+    for (size_t i = 0; i < n; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            b[i] ^= (uint8_t)(1u << bit);
+            for (int pass = 0; pass < 2; pass++) {
+                if (pass) reseal(b, n);
+                if (decode_err(b, n) != FR_OK) cr_assert(strstr(fr_errmsg(), "SECRET") == NULL, "%s", fr_errmsg());
+            }
+            b[i] ^= (uint8_t)(1u << bit);
+            reseal(b, n);
+        }
+    }
+    free(b);
+}
+
+Test(net_wire, names_for_logs) {
+    const char *types[] = {"unknown", "HELLO", "WAIT", "TASK", "RESULT", "ACK", "REFUSE", "DONE", "unknown"};
+    for (unsigned t = 0; t < 9; t++) cr_assert_str_eq(fri_net_type_name(t), types[t]);
+    cr_assert_str_eq(fri_net_wait_reason_name(FRI_NET_WAIT_FEW_CLIENTS), "waiting for enough clients");
+    cr_assert_str_eq(fri_net_wait_reason_name(5), "unknown");
+    cr_assert_str_eq(fri_net_refuse_code_name(FRI_NET_REFUSE_FEDERATION), "another federation");
+    cr_assert_str_eq(fri_net_refuse_code_name(0), "unknown");
+}
+
+/* The named seeds of fuzz/corpus/net (fuzz/make_seeds.py, an independent encoder)
+ * decode or fail as their names say. */
+Test(net_wire, fuzz_seeds_decode_as_named) {
+    struct { const char *name; fr_err want; uint8_t type; } seeds[] = {
+        {"valid_hello", FR_OK, FRI_NET_HELLO}, {"valid_wait", FR_OK, FRI_NET_WAIT},
+        {"valid_task", FR_OK, FRI_NET_TASK}, {"valid_result", FR_OK, FRI_NET_RESULT},
+        {"valid_ack", FR_OK, FRI_NET_ACK}, {"valid_refuse", FR_OK, FRI_NET_REFUSE},
+        {"valid_done", FR_OK, FRI_NET_DONE}, {"valid_done_empty", FR_OK, FRI_NET_DONE},
+        {"bad_version", FR_ERR_VERSION, 0}, {"bad_type", FR_ERR_FORMAT, 0}, {"bad_flags", FR_ERR_FORMAT, 0},
+        {"bad_truncated", FR_ERR_FORMAT, 0}, {"bad_crc", FR_ERR_CHECKSUM, 0}, {"bad_type_flip", FR_ERR_CHECKSUM, 0},
+        {"bad_token_length", FR_ERR_FORMAT, 0}, {"bad_hits", FR_ERR_FORMAT, 0}, {"bad_text", FR_ERR_FORMAT, 0},
+        {"bad_short", FR_ERR_FORMAT, 0},
+    };
+    for (size_t k = 0; k < sizeof seeds / sizeof *seeds; k++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/fuzz/corpus/net/%s", FR_SOURCE_DIR, seeds[k].name);
+        uint8_t *b = NULL;
+        size_t n = 0;
+        cr_assert_eq(fri_read_file(path, &b, &n), FR_OK, "%s", fr_errmsg());
+        fri_net_msg m;
+        fr_err e = fri_net_decode(b, n, MAXP, &m);
+        cr_assert_eq(e, seeds[k].want, "%s: %s", seeds[k].name, fr_errmsg());
+        if (!e) cr_assert_eq(m.type, seeds[k].type, "%s", seeds[k].name);
+        if (!strcmp(seeds[k].name, "valid_result")) {
+            cr_assert(m.result.client == 7 && m.result.round == 2 && m.result.eval.users == 10);
+            cr_assert(m.result.eval.hit_sum == 4.0 && m.result.eval.ndcg_sum == 2.5 && m.result.eval.rated == 20);
+            cr_assert(m.result.eval.sq_err_sum == 17.25 && m.result.body_len == 9);
+            cr_assert(memcmp(m.result.ticket, TICKET, 16) == 0 && memcmp(m.result.body, "fl result", 9) == 0);
+        }
+        if (!strcmp(seeds[k].name, "valid_hello")) {
+            cr_assert(m.hello.client == 7 && m.hello.caps == FRI_NET_CAP_EVAL && m.hello.model_round == 3);
+            cr_assert(m.hello.token_len == 47 && memcmp(m.hello.token, "frt_AAAA", 8) == 0);
+        }
+        if (!strcmp(seeds[k].name, "valid_done_empty")) cr_assert(m.done.rounds_done == 5 && m.done.model_len == 0);
+        fri_free(b);
+    }
+}
