@@ -7,6 +7,10 @@
  *   - a round below the quorum applies nothing and is retried with the same clients;
  *   - lanes, arrival order and merging controllers do not change a bit;
  *   - save / load between rounds resumes exactly; damaged or foreign state is refused;
+ *   - sampling among given clients: with every id and no over-selection it is
+ *     fr_round_begin's sample (and TASK) for many seeds, sizes and rounds; over-selection
+ *     samples more and takes only the target's results, the rest refused as late;
+ *     merge and save / load keep working with it;
  *   - TASK decoding: truncations, byte flips and body checks;
  *   - an allocation-failure sweep over a whole round. */
 #include <criterion/criterion.h>
@@ -477,6 +481,311 @@ Test(round, save_load_resumes_exactly_and_refuses_bad_state) {
     fr_round_free(q);
     fr_model_free(s1.full);
     fr_model_free(s2.full);
+    fr_dataset_free(d);
+}
+
+/* ------------------------------------------------------------------ sampling among clients */
+
+Test(round, among_every_client_is_begin) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    fr_model_config_default(&mc, FR_MODEL_MF);
+    mc.n_users = 1;
+    mc.n_items = 5;
+    mc.dim = 2;
+    fr_fl_config_default(&cfg, FR_MODEL_MF);
+    const double cprs[] = {0, 0.01, 0.1, 0.33, 0.5, 0.99, 1, 2, 3, 17, 60, 61, 1000};
+    const double avs[] = {1, 0.9, 0.35};
+    const uint32_t sizes[] = {1, 2, 7, 61};
+    uint32_t all[61];
+    for (uint32_t i = 0; i < 61; i++) all[i] = i;
+    int checked = 0, partial = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (uint64_t seed = 1; seed <= 3; seed++)
+            for (size_t ci = 0; ci < sizeof cprs / sizeof *cprs; ci++)
+                for (size_t ai = 0; ai < sizeof avs / sizeof *avs; ai++) {
+                    cfg.seed = seed * 7919;
+                    cfg.clients_per_round = cprs[ci];
+                    cfg.availability = avs[ai];
+                    uint32_t nc = sizes[si];
+                    fr_round *a = NULL, *b = NULL;
+                    cr_assert_eq(fr_round_create(&a, &mc, &cfg, nc, 1), FR_OK);
+                    cr_assert_eq(fr_round_create(&b, &mc, &cfg, nc, 1), FR_OK);
+                    for (int round = 1; round <= 12; round++) {
+                        const uint32_t *ia, *ib;
+                        uint32_t ka, kb;
+                        cr_assert_eq(fr_round_begin(a, &ia, &ka), FR_OK);
+                        cr_assert_eq(fr_round_begin_among(b, all, nc, 0.0, &ib, &kb), FR_OK, "%s", fr_errmsg());
+                        cr_assert(ka == kb && memcmp(ia, ib, ka * sizeof *ia) == 0,
+                                  "%u clients, seed %llu, cpr %g, availability %g, round %d: %u vs %u clients", nc,
+                                  (unsigned long long)cfg.seed, cfg.clients_per_round, cfg.availability, round, ka, kb);
+                        cr_assert_eq(fr_round_target(a), ka);
+                        cr_assert_eq(fr_round_target(b), kb);
+                        uint32_t want[61], wk;
+                        cr_assert_eq(fr_fl_sample(&cfg, (uint32_t)round, nc, want, &wk), FR_OK);
+                        cr_assert(wk == ka && memcmp(want, ia, ka * sizeof *ia) == 0);
+                        if (ka) {
+                            const uint8_t *ta, *tb;
+                            size_t na, nb;
+                            cr_assert_eq(fr_round_task(a, ia[0], &ta, &na), FR_OK);
+                            cr_assert_eq(fr_round_task(b, ib[0], &tb, &nb), FR_OK);
+                            cr_assert(na == nb && memcmp(ta, tb, na) == 0, "the same TASK bytes");
+                        }
+                        partial += ka > 0 && ka < nc;
+                        cr_assert_eq(fr_round_end(a, NULL), FR_OK); /* no result, no quorum: the round advances */
+                        cr_assert_eq(fr_round_end(b, NULL), FR_OK);
+                        checked++;
+                    }
+                    cr_assert_eq(fr_round_completed(b), 12);
+                    cr_assert_eq(fr_round_target(b), 0, "no round open");
+                    fr_round_free(a);
+                    fr_round_free(b);
+                }
+    cr_assert(checked == 4 * 3 * 13 * 3 * 12 && partial > 1000, "%d rounds, %d partial samples", checked, partial);
+    fr_dataset_free(d);
+}
+
+Test(round, among_a_subset_samples_only_from_it_and_checks_its_ids) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    cfg.availability = 1;
+    cfg.clients_per_round = 0;
+    fr_round *r = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, 50, 1), FR_OK);
+    const uint32_t sub[] = {2, 3, 11, 30, 49};
+    const uint32_t *ids;
+    uint32_t k;
+    /* every connected client when all are wanted */
+    cr_assert_eq(fr_round_begin_among(r, sub, 5, 0.0, &ids, &k), FR_OK);
+    cr_assert(k == 5 && memcmp(ids, sub, sizeof sub) == 0 && fr_round_target(r) == 5);
+    fr_round_abort(r);
+    fr_round_free(r);
+    cfg.clients_per_round = 0.5;
+    cfg.availability = 0.8;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, 50, 1), FR_OK);
+    uint32_t evens[25];
+    for (uint32_t i = 0; i < 25; i++) evens[i] = 2 * i;
+    for (int round = 0; round < 10; round++) {
+        cr_assert_eq(fr_round_begin_among(r, evens, 25, 0.0, &ids, &k), FR_OK);
+        cr_assert(k >= 1 && k <= 13);
+        for (uint32_t i = 0; i < k; i++) cr_assert(ids[i] % 2 == 0 && (i == 0 || ids[i] > ids[i - 1]));
+        cr_assert_eq(fr_round_end(r, NULL), FR_OK);
+    }
+    /* bad input: nothing is opened */
+    const uint32_t unsorted[] = {3, 2}, dup[] = {4, 4}, out[] = {1, 50};
+    cr_assert_eq(fr_round_begin_among(r, unsorted, 2, 0.0, &ids, &k), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "id 2 follows 3, expected increasing ids") != NULL, "%s", fr_errmsg());
+    cr_assert(ids == NULL && k == 0);
+    cr_assert_eq(fr_round_begin_among(r, dup, 2, 0.0, &ids, &k), FR_ERR_INVALID);
+    cr_assert_eq(fr_round_begin_among(r, out, 2, 0.0, &ids, &k), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "available client 50: out of range, the federation has 50 clients") != NULL, "%s",
+              fr_errmsg());
+    cr_assert_eq(fr_round_begin_among(r, evens, 25, -0.1, &ids, &k), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "over-selection -0.1") != NULL, "%s", fr_errmsg());
+    cr_assert_eq(fr_round_begin_among(r, evens, 25, NAN, &ids, &k), FR_ERR_INVALID);
+    cr_assert_eq(fr_round_begin_among(r, evens, 25, INFINITY, &ids, &k), FR_ERR_INVALID);
+    cr_assert_eq(fr_round_begin_among(r, NULL, 3, 0.0, &ids, &k), FR_ERR_INVALID);
+    cr_assert(!fr_round_is_open(r));
+    /* nobody connected: an empty round */
+    cr_assert_eq(fr_round_begin_among(r, NULL, 0, 0.5, &ids, &k), FR_OK);
+    cr_assert(k == 0 && fr_round_target(r) == 0);
+    cr_assert_eq(fr_round_end(r, NULL), FR_OK);
+    fr_round_free(r);
+    fr_dataset_free(d);
+}
+
+/* Results of clients ids[0, k) for r's open round (a client per user), as bytes. */
+static void results_of(fr_round *r, fr_client_ws *ws, store *s, const uint32_t *ids, uint32_t k, uint8_t **msg,
+                       size_t *len) {
+    for (uint32_t i = 0; i < k; i++) msg[i] = result_of(r, ws, s, ids[i], &len[i]);
+}
+
+Test(round, over_selection_takes_the_target_and_refuses_the_rest_as_late) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    cfg.availability = 1;
+    cfg.clients_per_round = 5;
+    store s = {NULL, {NULL, NULL}, d};
+    cr_assert_eq(fr_model_create(&s.full, &mc), FR_OK);
+    uint32_t nc = fr_dataset_n_users(d), all[64];
+    for (uint32_t i = 0; i < nc; i++) all[i] = i;
+    fr_round *r = NULL, *ref = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, nc, 2), FR_OK);
+    cr_assert_eq(fr_round_create(&ref, &mc, &cfg, nc, 1), FR_OK);
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    const uint32_t *ids;
+    uint32_t k;
+    /* ceil(1.5 * 5) = 8 sampled, 5 taken; capped at the clients available */
+    cr_assert_eq(fr_round_begin_among(r, all, nc, 0.5, &ids, &k), FR_OK);
+    cr_assert_eq(k, 8);
+    cr_assert_eq(fr_round_target(r), 5);
+    fr_round_abort(r);
+    cr_assert_eq(fr_round_begin_among(r, all, 6, 0.5, &ids, &k), FR_OK);
+    cr_assert(k == 6 && fr_round_target(r) == 5);
+    fr_round_abort(r);
+    cr_assert_eq(fr_round_begin_among(r, all, 3, 0.5, &ids, &k), FR_OK);
+    cr_assert(k == 3 && fr_round_target(r) == 3, "fewer available than wanted: all of them");
+    fr_round_abort(r);
+    cr_assert_eq(fr_round_begin_among(r, all, nc, 0.1, &ids, &k), FR_OK);
+    cr_assert(k == 6 && fr_round_target(r) == 5, "ceil(1.1 * 5) = 6");
+    fr_round_abort(r);
+    cr_assert_eq(fr_round_begin_among(r, all, nc, 1e300, &ids, &k), FR_OK);
+    cr_assert(k == nc && fr_round_target(r) == 5);
+    fr_round_abort(r);
+    cfg.clients_per_round = 10;
+    fr_round *t10 = NULL;
+    cr_assert_eq(fr_round_create(&t10, &mc, &cfg, nc, 1), FR_OK);
+    cr_assert_eq(fr_round_begin_among(t10, all, nc, 0.1, &ids, &k), FR_OK);
+    cr_assert(k == 11 && fr_round_target(t10) == 10, "ceil(1.1 * 10) = 11, not 12: %u", k);
+    fr_round_free(t10);
+    cfg.clients_per_round = 5;
+    /* the TASK's bound is that of 5 results */
+    cr_assert_eq(fr_round_begin_among(r, all, nc, 0.5, &ids, &k), FR_OK);
+    const uint8_t *tb;
+    size_t tn;
+    cr_assert_eq(fr_round_task(r, ids[0], &tb, &tn), FR_OK);
+    fr_task *t = NULL;
+    cr_assert_eq(fr_task_create(&t), FR_OK);
+    cr_assert_eq(fr_task_decode(t, tb, tn), FR_OK);
+    cr_assert_eq(fr_task_bound(t), fr_fl_fixed_bound(5));
+    fr_task_free(t);
+    uint32_t got[8];
+    memcpy(got, ids, sizeof got);
+    uint8_t *msg[8];
+    size_t len[8];
+    results_of(r, ws, &s, got, 8, msg, len);
+    /* they arrive in some order: the first five are taken, over two lanes */
+    const int order[8] = {6, 1, 3, 7, 0, 5, 2, 4};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(fr_round_submit(r, msg[order[i]], len[order[i]], i % 2), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(fr_round_results(r), (uint32_t)i + 1);
+    }
+    /* a duplicate is still a duplicate; the others are late */
+    cr_assert_eq(fr_round_submit(r, msg[order[0]], len[order[0]], 0), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "a duplicate") != NULL, "%s", fr_errmsg());
+    for (int i = 5; i < 8; i++) {
+        cr_assert_eq(fr_round_submit(r, msg[order[i]], len[order[i]], 1), FR_ERR_STATE);
+        char want[128];
+        snprintf(want, sizeof want, "RESULT of client %u for round 1 refused: late: the round has its 5 results",
+                 got[order[i]]);
+        cr_assert(strstr(fr_errmsg(), want) != NULL, "%s", fr_errmsg());
+    }
+    fr_result *res = NULL;
+    cr_assert_eq(fr_result_create(&res), FR_OK);
+    cr_assert_eq(fr_result_decode(res, msg[order[7]], len[order[7]], fr_round_shape(r)), FR_OK);
+    cr_assert_eq(fr_round_accept(r, res, 0), FR_ERR_STATE, "in memory too");
+    cr_assert(strstr(fr_errmsg(), "late: the round has its 5 results") != NULL, "%s", fr_errmsg());
+    fr_result_free(res);
+    cr_assert_eq(fr_round_results(r), 5);
+    fr_round_stats st;
+    cr_assert_eq(fr_round_end(r, &st), FR_OK);
+    cr_assert(st.clients == 5 && st.sampled == 8);
+    /* the model is that of exactly those five results (a controller that sampled them) */
+    cr_assert_eq(fr_round_begin_among(ref, all, nc, 0.5, &ids, &k), FR_OK);
+    for (int i = 4; i >= 0; i--) cr_assert_eq(fr_round_submit(ref, msg[order[i]], len[order[i]], 0), FR_OK);
+    cr_assert_eq(fr_round_end(ref, NULL), FR_OK);
+    size_t na, nb;
+    uint8_t *a = global_bytes(r, &na), *b = global_bytes(ref, &nb);
+    cr_assert(memcmp(a, b, na) == 0);
+    free(a); free(b);
+    for (int i = 0; i < 8; i++) free(msg[i]);
+    fr_client_ws_free(ws);
+    fr_round_free(r);
+    fr_round_free(ref);
+    fr_model_free(s.full);
+    fr_dataset_free(d);
+}
+
+Test(round, over_selection_merges_and_resumes) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    cfg.clients_per_round = 6;
+    store s = {NULL, {NULL, NULL}, d};
+    cr_assert_eq(fr_model_create(&s.full, &mc), FR_OK);
+    uint32_t nc = fr_dataset_n_users(d), conn[64], nconn = 0;
+    for (uint32_t i = 0; i < nc; i++)
+        if (i % 5 != 3) conn[nconn++] = i; /* some clients are not connected */
+    fr_round *one = NULL, *a = NULL, *b = NULL, *c = NULL, *q = NULL;
+    cr_assert_eq(fr_round_create(&one, &mc, &cfg, nc, 1), FR_OK);
+    cr_assert_eq(fr_round_create(&c, &mc, &cfg, nc, 1), FR_OK);
+    cr_assert_eq(fr_round_create(&a, &mc, &cfg, nc, 2), FR_OK);
+    cr_assert_eq(fr_round_create(&b, &mc, &cfg, nc, 1), FR_OK);
+    cr_assert_eq(fr_round_create(&q, &mc, &cfg, nc, 1), FR_OK);
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    for (int round = 0; round < 4; round++) {
+        const uint32_t *ids;
+        uint32_t k, target;
+        cr_assert_eq(fr_round_begin_among(one, conn, nconn, 0.5, &ids, &k), FR_OK);
+        cr_assert_eq(fr_round_begin_among(a, conn, nconn, 0.5, NULL, NULL), FR_OK);
+        cr_assert_eq(fr_round_begin_among(b, conn, nconn, 0.5, NULL, NULL), FR_OK);
+        target = fr_round_target(one);
+        cr_assert(target >= 1 && target < k, "round %d: %u of %u", round + 1, target, k);
+        uint8_t *msg[64];
+        size_t len[64];
+        results_of(one, ws, &s, ids, k, msg, len);
+        /* one takes the first `target`; a and b split them; then b also has one too many */
+        for (uint32_t i = 0; i < target; i++) {
+            cr_assert_eq(fr_round_submit(one, msg[i], len[i], 0), FR_OK);
+            cr_assert_eq(fr_round_submit(i % 2 ? a : b, msg[i], len[i], 0), FR_OK, "%s", fr_errmsg());
+        }
+        cr_assert_eq(fr_round_submit(one, msg[target], len[target], 0), FR_ERR_STATE);
+        /* c: b's results plus one more: with a's, too many */
+        uint8_t *st = NULL;
+        size_t sn;
+        cr_assert_eq(fr_round_begin_among(c, conn, nconn, 0.5, NULL, NULL), FR_OK);
+        for (uint32_t i = 0; i < target; i += 2) cr_assert_eq(fr_round_submit(c, msg[i], len[i], 0), FR_OK);
+        cr_assert_eq(fr_round_submit(c, msg[target], len[target], 0), FR_OK);
+        cr_assert_eq(fr_round_merge(a, c), FR_ERR_STATE);
+        cr_assert(strstr(fr_errmsg(), "results, but round") != NULL && strstr(fr_errmsg(), "(the rest are late)"),
+                  "%s", fr_errmsg());
+        fr_round_abort(c);
+        cr_assert_eq(fr_round_merge(a, b), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(fr_round_results(a), target);
+        fr_round_stats s1, s2;
+        cr_assert_eq(fr_round_end(one, &s1), FR_OK);
+        cr_assert_eq(fr_round_end(a, &s2), FR_OK);
+        fr_round_abort(b);
+        cr_assert(s1.clients == target && s2.clients == target && s1.loss == s2.loss && s1.sampled == k);
+        size_t n1, n2;
+        uint8_t *w1 = global_bytes(one, &n1), *w2 = global_bytes(a, &n2);
+        cr_assert(memcmp(w1, w2, n1) == 0, "round %d: merged controllers differ from one", round + 1);
+        free(w1); free(w2);
+        /* b and q follow by save / load: a server restarting between rounds */
+        cr_assert_eq(fr_round_save(a, &st, &sn), FR_OK);
+        cr_assert_eq(fr_round_load(b, st, sn, "a"), FR_OK);
+        cr_assert_eq(fr_round_load(c, st, sn, "a"), FR_OK);
+        fr_round_free(q);
+        q = NULL;
+        cr_assert_eq(fr_round_create(&q, &mc, &cfg, nc, 1), FR_OK);
+        cr_assert_eq(fr_round_load(q, st, sn, "a"), FR_OK, "%s", fr_errmsg());
+        fr_msg_free(st);
+        cr_assert_eq(fr_round_completed(q), (uint32_t)round + 1);
+        /* the resumed server samples what the others sample next */
+        const uint32_t *qi, *oi;
+        uint32_t qk, ok;
+        cr_assert_eq(fr_round_begin_among(q, conn, nconn, 0.5, &qi, &qk), FR_OK);
+        cr_assert_eq(fr_round_begin_among(one, conn, nconn, 0.5, &oi, &ok), FR_OK);
+        cr_assert(qk == ok && memcmp(qi, oi, qk * sizeof *qi) == 0);
+        fr_round_abort(q);
+        fr_round_abort(one);
+        for (uint32_t i = 0; i < k; i++) free(msg[i]);
+    }
+    fr_client_ws_free(ws);
+    fr_round_free(one);
+    fr_round_free(a);
+    fr_round_free(b);
+    fr_round_free(c);
+    fr_round_free(q);
+    fr_model_free(s.full);
     fr_dataset_free(d);
 }
 

@@ -187,6 +187,13 @@ FR_API FR_NODISCARD fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, co
                                            const int64_t *items, const float *ratings,
                                            const int64_t *times);
 
+/* The interactions of users[0, n_users) of d alone, in d's id space: the same number of
+ * users and items, the same ids (its id maps are d's), every other user without an
+ * interaction; each user's interactions in d's order. For a client process holding its
+ * own users' data in the federation's ids. FR_ERR_RANGE (a user out of range),
+ * FR_ERR_INVALID (a user twice), FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_dataset_select_users(fr_dataset **out, const fr_dataset *d, const uint32_t *users,
+                                                   size_t n_users);
 FR_API void fr_dataset_free(fr_dataset *d);
 
 FR_API uint32_t fr_dataset_n_users(const fr_dataset *d);

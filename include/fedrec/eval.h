@@ -117,6 +117,43 @@ FR_API FR_NODISCARD fr_err fr_eval_full(fr_score_fn score, void *ctx, const fr_d
 FR_API FR_NODISCARD fr_err fr_eval_topk(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t user, size_t k,
                             bool exclude_seen, uint32_t *out_items, float *out_scores, size_t *out_n);
 
+/* The sums behind one part of an fr_eval_result, before the division by the count: what
+ * evaluating a part of the users gives (a client evaluating its own users), so that a
+ * server adds the sums of its clients (fr_eval_sums_add) and divides once
+ * (fr_eval_sums_result), the same division as fr_eval_ratings / _sampled / _full. */
+typedef enum fr_eval_sums_kind {
+    FR_EVAL_SUMS_RATING = 1,  /* fr_eval_ratings */
+    FR_EVAL_SUMS_SAMPLED = 2, /* fr_eval_sampled */
+    FR_EVAL_SUMS_FULL = 3,    /* fr_eval_full */
+} fr_eval_sums_kind;
+
+typedef struct fr_eval_sums {
+    fr_eval_sums_kind kind;
+    size_t n_ks;                      /* cut-offs, as the options */
+    uint32_t ks[FR_EVAL_MAX_K];
+    uint64_t users;                   /* users ranked (sampled, full) or with a rating scored */
+    uint64_t tests;                   /* test items ranked */
+    double hr[FR_EVAL_MAX_K];         /* per cut-off: the sum over users of HR@K */
+    double ndcg[FR_EVAL_MAX_K];       /* ... of NDCG@K */
+    double mrr[FR_EVAL_MAX_K];        /* ... of MRR@K */
+    double precision[FR_EVAL_MAX_K];  /* ... of Precision@K (full) */
+    double recall[FR_EVAL_MAX_K];     /* ... of Recall@K (full) */
+    double auc;                       /* the sum of per-user AUC */
+    uint64_t auc_users;               /* users with an AUC */
+    uint64_t ratings;                 /* rated pairs scored */
+    double se, ae;                    /* squared / absolute errors (clipped predictions) */
+    double se_raw, ae_raw;            /* on raw predictions */
+} fr_eval_sums;
+
+/* Empty sums of a kind with o's cut-offs. */
+FR_API void fr_eval_sums_init(fr_eval_sums *s, fr_eval_sums_kind kind, const fr_eval_opts *o);
+/* dst += src. FR_ERR_INVALID (another kind or other cut-offs; dst unchanged). */
+FR_API FR_NODISCARD fr_err fr_eval_sums_add(fr_eval_sums *dst, const fr_eval_sums *src);
+/* Fills r's part of the sums' kind (r made by fr_eval_result_init with the same cut-offs:
+ * FR_ERR_INVALID otherwise): the means the evaluation functions report. FR_ERR_EMPTY when
+ * nothing was ranked or rated, with their messages. */
+FR_API FR_NODISCARD fr_err fr_eval_sums_result(const fr_eval_sums *s, fr_eval_result *r);
+
 /* Writes the filled parts of r as JSON object members, without braces:
  *   "hr@10":0.5,"ndcg@10":0.3,"mrr@10":...,"auc":...,"hr@10_full":...,"precision@10_full":...,
  *   "recall@10_full":...,"auc_full":...,"rmse":...,"mae":...,"rmse_raw":...,"mae_raw":...

@@ -8,7 +8,8 @@
  *   model_eval.h  metrics of a model
  *   fl.h          updates, TASK/RESULT messages, the client step, the round controller
  *   run.h         the training loop, run configs and presets, provenance
- *   runtime.h     the in-process simulator and fr_run */
+ *   runtime.h     the in-process simulator and fr_run
+ *   net_client.h  a networked client process's state and step (fr_netc) */
 #ifndef FEDREC_FEDREC_H
 #define FEDREC_FEDREC_H
 #include "fedrec/core.h"
@@ -21,4 +22,5 @@
 #include "fedrec/fl.h"
 #include "fedrec/run.h"
 #include "fedrec/runtime.h"
+#include "fedrec/net_client.h"
 #endif

@@ -92,7 +92,8 @@ FR_API FR_NODISCARD fr_err fr_msg_type(const uint8_t *bytes, size_t n, uint16_t 
  * is also what pairwise masks of secure aggregation need) and divides once at the end. */
 #define FR_FL_FIXED_SCALE 4294967296.0 /* 2^32 */
 /* The largest |value| a RESULT may carry in a round of k sampled clients is
- * FR_FL_FIXED_LIMIT / k (fr_fl_fixed_bound): the sum of the round, over any lanes or merged
+ * FR_FL_FIXED_LIMIT / k (fr_fl_fixed_bound; k the results the round takes, its target,
+ * fr_round_target): the sum of the round, over any lanes or merged
  * controllers, then stays below 2^63 and cannot overflow. A client whose update goes
  * beyond it has diverged: the client step refuses to send it (FR_ERR_RANGE naming the
  * round), and the controller refuses such a RESULT. */
@@ -350,12 +351,15 @@ FR_API FR_NODISCARD fr_err fr_result_quantize(fr_result *res, const fr_update *u
  * the strategy's state and the round's integer accumulators; a runtime (in-process
  * simulation, network, MPI) only moves its messages and schedules clients:
  *
- *   begin   samples the round's clients (fr_fl_sample) and makes the round's TASK;
+ *   begin   samples the round's clients (fr_fl_sample; or, for a networked server, among
+ *           the clients connected, over-selecting: fr_round_begin_among) and makes the
+ *           round's TASK;
  *   task    gives a sampled client the TASK (the same bytes for every client: the whole
  *           shared prefix, so the server never learns which items a client uses);
  *   submit  decodes a RESULT and accepts it: one for the open round, of this federation
- *           (config CRC), from a sampled client that has not answered yet. Anything else
- *           (late, foreign, unknown, duplicate, damaged, misshapen) is refused with a
+ *           (config CRC), from a sampled client that has not answered yet, while the
+ *           round has fewer results than its target. Anything else (late, foreign,
+ *           unknown, duplicate, damaged, misshapen, beyond the target) is refused with a
  *           message saying which, and changes nothing;
  *   end     with at least min_results results, sums the lanes' integers, divides by the
  *           weights, applies the strategy and advances the round; below the quorum it
@@ -400,8 +404,25 @@ FR_API uint32_t fr_round_config_crc(const fr_round *r);
 
 /* Opens round fr_round_completed(r) + 1: samples its clients (*clients, *k: increasing
  * ids, owned by r, valid until the round closes; either may be NULL), zeroes the
- * accumulators and encodes the TASK. FR_ERR_STATE if a round is open, FR_ERR_NOMEM. */
+ * accumulators and encodes the TASK. The round's target is k. FR_ERR_STATE if a round is
+ * open, FR_ERR_NOMEM. The same as fr_round_begin_among with every id and no
+ * over-selection. */
 FR_API FR_NODISCARD fr_err fr_round_begin(fr_round *r, const uint32_t **clients, uint32_t *k);
+/* The same sampling among the clients avail[0, n_avail) only (increasing ids < n_clients:
+ * a networked server's connected clients), over-selecting: the availability draws of
+ * fr_fl_sample on those ids, `want` = the configured clients_per_round of the available
+ * ones, then a uniform sample of ceil((1 + over_select) * want) of them (capped at their
+ * count) from fr_fl_sample's stream. The round's target stays `want` (fr_round_target):
+ * once it has that many results the runtime may end it; later ones are refused. With
+ * every id and over_select 0 it samples exactly what fr_round_begin samples (the same
+ * TASK bytes). Errors of fr_round_begin; FR_ERR_INVALID (ids not increasing or out of
+ * range, more ids than clients, avail NULL with n_avail > 0, over_select negative or not
+ * finite). */
+FR_API FR_NODISCARD fr_err fr_round_begin_among(fr_round *r, const uint32_t *avail, uint32_t n_avail,
+                                                double over_select, const uint32_t **clients, uint32_t *k);
+/* The results the open round takes (its `want`, <= the sampled count; 0 when no round is
+ * open). */
+FR_API uint32_t fr_round_target(const fr_round *r);
 /* The TASK for `client` (*bytes owned by r, valid until the round closes; the same bytes
  * for every client of the round). Counted in bytes_down once per client.
  * FR_ERR_STATE (no open round), FR_ERR_INVALID (client not sampled this round). */
@@ -411,11 +432,13 @@ FR_API FR_NODISCARD fr_err fr_round_task(fr_round *r, uint32_t client, const uin
 FR_API FR_NODISCARD fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane);
 /* Accepts a decoded result into lane's accumulator (a runtime that passes results in
  * memory; counts fr_result_encoded_size as bytes up). Refused, with nothing changed:
- * FR_ERR_STATE (no open round, or a result of another round: late), FR_ERR_INVALID
+ * FR_ERR_STATE (no open round, a result of another round, or one that finds the round
+ * with its target's results already: "late: the round has its N results"), FR_ERR_INVALID
  * (another federation's config CRC, a client not sampled this round, a second result of
  * one client, a shape that is not the model's, a lane out of range). */
 FR_API FR_NODISCARD fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane);
-/* Results accepted in the open round. */
+/* Results accepted in the open round (0 when none is open). May be called concurrently
+ * with submit and accept (a runtime closing the round once fr_round_target is reached). */
 FR_API uint32_t fr_round_results(const fr_round *r);
 /* Closes the open round. With at least min_results results: aggregates, applies the
  * strategy, advances the round, fills st (may be NULL) and returns FR_OK. Below the quorum:
@@ -425,9 +448,10 @@ FR_API uint32_t fr_round_results(const fr_round *r);
 FR_API FR_NODISCARD fr_err fr_round_end(fr_round *r, fr_round_stats *st);
 /* Closes the open round (if any) applying nothing. */
 FR_API void fr_round_abort(fr_round *r);
-/* Adds src's results of the open round into dst: same federation, same open round, no
- * client answered in both (FR_ERR_INVALID naming it; nothing changes then). src is not
- * modified. */
+/* Adds src's results of the open round into dst: same federation, same open round (same
+ * sampled clients and target), no client answered in both (FR_ERR_INVALID naming it;
+ * nothing changes then), together no more results than the target (FR_ERR_STATE). src is
+ * not modified. */
 FR_API FR_NODISCARD fr_err fr_round_merge(fr_round *dst, const fr_round *src);
 /* The server's whole state between rounds (magic "FRROUND\0", version, config, round,
  * strategy moments, global shared parameters, CRC-32C): a new buffer freed with

@@ -568,6 +568,62 @@ fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users, 
     return fri_dataset_build_own(out, &rows);
 }
 
+fr_err fr_dataset_select_users(fr_dataset **out, const fr_dataset *d, const uint32_t *users, size_t n_users) {
+    *out = NULL;
+    if (!d || (n_users && !users)) return fri_fail(FR_ERR_INVALID, "fr_dataset_select_users: NULL argument");
+    uint8_t *pick = fri_calloc(d->n_users ? d->n_users : 1, 1);
+    fr_dataset *s = fri_calloc(1, sizeof *s);
+    fr_err e = FR_OK;
+    if (!pick || !s) { e = FR_ERR_NOMEM; goto fail; }
+    for (size_t k = 0; k < n_users; k++) {
+        if (users[k] >= d->n_users) {
+            e = fri_fail(FR_ERR_RANGE, "selecting users: user %u out of range, the data has %u", users[k], d->n_users);
+            goto fail;
+        }
+        if (pick[users[k]]) { e = fri_fail(FR_ERR_INVALID, "selecting users: user %u given twice", users[k]); goto fail; }
+        pick[users[k]] = 1;
+    }
+    uint64_t n = 0;
+    for (uint32_t u = 0; u < d->n_users; u++)
+        if (pick[u]) n += d->ptr[u + 1] - d->ptr[u];
+    size_t m = n ? (size_t)n : 1;
+    s->ptr = fri_calloc((size_t)d->n_users + 1, sizeof *s->ptr);
+    s->item = fri_malloc(m * sizeof *s->item);
+    s->rating = fri_malloc(m * sizeof *s->rating);
+    s->time = fri_malloc(m * sizeof *s->time);
+    s->sorted = fri_malloc(m * sizeof *s->sorted);
+    if (!s->ptr || !s->item || !s->rating || !s->time || !s->sorted) { e = FR_ERR_NOMEM; goto fail; }
+    uint64_t w = 0;
+    for (uint32_t u = 0; u < d->n_users; u++) {
+        s->ptr[u] = w;
+        if (!pick[u]) continue;
+        uint64_t lo = d->ptr[u];
+        size_t c = (size_t)(d->ptr[u + 1] - lo);
+        memcpy(s->item + w, d->item + lo, c * sizeof *s->item);
+        memcpy(s->rating + w, d->rating + lo, c * sizeof *s->rating);
+        if (d->time) memcpy(s->time + w, d->time + lo, c * sizeof *s->time);
+        else memset(s->time + w, 0, c * sizeof *s->time);
+        memcpy(s->sorted + w, d->sorted + lo, c * sizeof *s->sorted);
+        w += c;
+    }
+    s->ptr[d->n_users] = w;
+    s->n_users = d->n_users;
+    s->n_items = d->n_items;
+    s->n = n;
+    s->has_time = d->has_time;
+    s->implicit = d->implicit;
+    if (d->source && !(s->source = fri_strdup(d->source))) { e = FR_ERR_NOMEM; goto fail; }
+    s->users = d->users ? fr_idmap_retain(d->users) : NULL;
+    s->items = d->items ? fr_idmap_retain(d->items) : NULL;
+    fri_free(pick);
+    *out = s;
+    return FR_OK;
+fail:
+    fri_free(pick);
+    fr_dataset_free(s);
+    return e;
+}
+
 void fr_dataset_free(fr_dataset *d) {
     if (!d) return;
     fri_free(d->ptr);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "data/dataset.h"
+#include "eval/eval_internal.h"
 #include "fedrec/eval.h"
 
 #define USERS_PER_BLOCK 64
@@ -205,23 +206,48 @@ static void ratings_block(void *ctx, size_t b, int worker) {
     }
 }
 
+/* Adds a run's sums into s (of the run's kind). */
+static void add_acc(fr_eval_sums *s, const acc *t) {
+    for (size_t k = 0; k < FR_EVAL_MAX_K; k++) {
+        s->hr[k] += t->hr[k]; s->ndcg[k] += t->ndcg[k]; s->mrr[k] += t->mrr[k];
+        s->precision[k] += t->prec[k]; s->recall[k] += t->rec[k];
+    }
+    s->auc += t->auc; s->auc_users += t->auc_users;
+    s->users += t->users; s->tests += t->tests;
+    s->se += t->se; s->ae += t->ae; s->se_raw += t->se_raw; s->ae_raw += t->ae_raw;
+    s->ratings += t->n;
+}
+
+static fr_err sums_check(const fr_eval_sums *s, fr_eval_sums_kind kind, const fr_eval_opts *o, const char *fn) {
+    if (s->kind != kind) return fri_fail(FR_ERR_INVALID, "%s: sums of another kind (%d, expected %d)", fn, (int)s->kind,
+                                         (int)kind);
+    if (s->n_ks != o->n_ks || memcmp(s->ks, o->ks, o->n_ks * sizeof *o->ks) != 0)
+        return fri_fail(FR_ERR_INVALID, "%s: sums of other cut-offs than the options'", fn);
+    return FR_OK;
+}
+
+fr_err fri_eval_ratings_sums(fr_score_fn score, void *ctx, const fr_dataset *test, const fr_eval_opts *o,
+                             fr_pool *pool, fr_eval_sums *s) {
+    fr_err e = fr_eval_opts_check(o);
+    if (!e) e = sums_check(s, FR_EVAL_SUMS_RATING, o, "rating evaluation");
+    if (e) return e;
+    job j = {.score = score, .ctx = ctx, .test = test, .o = o, .kmax = 1, .n_users = test->n_users};
+    acc t;
+    e = run_blocks(&j, pool, ratings_block, max_user_len(test), 1, &t);
+    if (!e) add_acc(s, &t);
+    return e;
+}
+
 fr_err fr_eval_ratings(fr_score_fn score, void *ctx, const fr_dataset *test, const fr_eval_opts *o,
                        fr_pool *pool, fr_eval_result *r) {
     fr_err e = fr_eval_opts_check(o);
     if (e) return e;
     if (!score || !test || !r) return fri_fail(FR_ERR_INVALID, "fr_eval_ratings: NULL argument");
     if (test->n == 0) return fri_fail(FR_ERR_EMPTY, "rating evaluation: the test set has no interaction");
-    job j = {.score = score, .ctx = ctx, .test = test, .o = o, .kmax = 1, .n_users = test->n_users};
-    acc t;
-    e = run_blocks(&j, pool, ratings_block, max_user_len(test), 1, &t);
-    if (e) return e;
-    r->has_rating = true;
-    r->ratings = t.n;
-    r->rmse = sqrt(t.se / (double)t.n);
-    r->mae = t.ae / (double)t.n;
-    r->rmse_raw = sqrt(t.se_raw / (double)t.n);
-    r->mae_raw = t.ae_raw / (double)t.n;
-    return FR_OK;
+    fr_eval_sums t;
+    fr_eval_sums_init(&t, FR_EVAL_SUMS_RATING, o);
+    e = fri_eval_ratings_sums(score, ctx, test, o, pool, &t);
+    return e ? e : fr_eval_sums_result(&t, r);
 }
 
 /* ------------------------------------------------------------ sampled candidates */
@@ -288,6 +314,17 @@ fr_err fr_eval_sampled(fr_score_fn score, void *ctx, const fr_dataset *test, con
     fr_err e = fr_eval_opts_check(o);
     if (e) return e;
     if (!score || !test || !negs || !r) return fri_fail(FR_ERR_INVALID, "fr_eval_sampled: NULL argument");
+    fr_eval_sums t;
+    fr_eval_sums_init(&t, FR_EVAL_SUMS_SAMPLED, o);
+    e = fri_eval_sampled_sums(score, ctx, test, negs, o, pool, &t);
+    return e ? e : fr_eval_sums_result(&t, r);
+}
+
+fr_err fri_eval_sampled_sums(fr_score_fn score, void *ctx, const fr_dataset *test, const fr_negatives *negs,
+                             const fr_eval_opts *o, fr_pool *pool, fr_eval_sums *s) {
+    fr_err e = fr_eval_opts_check(o);
+    if (!e) e = sums_check(s, FR_EVAL_SUMS_SAMPLED, o, "sampled ranking");
+    if (e) return e;
     uint64_t maxneg = 0;
     for (uint32_t u = 0; u < negs->n_users; u++)
         if (negs->ptr[u + 1] - negs->ptr[u] > maxneg) maxneg = negs->ptr[u + 1] - negs->ptr[u];
@@ -296,19 +333,8 @@ fr_err fr_eval_sampled(fr_score_fn score, void *ctx, const fr_dataset *test, con
              .n_users = test->n_users < negs->n_users ? test->n_users : negs->n_users};
     acc t;
     e = run_blocks(&j, pool, sampled_block, maxt + (size_t)maxneg, 1, &t);
-    if (e) return e;
-    if (t.users == 0)
-        return fri_fail(FR_ERR_EMPTY, "sampled ranking: no user has both a test item and negatives");
-    r->has_sampled = true;
-    r->users_sampled = (uint32_t)t.users;
-    r->tests_sampled = t.tests;
-    for (size_t k = 0; k < r->n_ks; k++) {
-        r->hr[k] = t.hr[k] / (double)t.users;
-        r->ndcg[k] = t.ndcg[k] / (double)t.users;
-        r->mrr[k] = t.mrr[k] / (double)t.users;
-    }
-    r->auc = t.auc_users ? t.auc / (double)t.auc_users : NAN;
-    return FR_OK;
+    if (!e) add_acc(s, &t);
+    return e;
 }
 
 /* ------------------------------------------------------------ bounded heap */
@@ -468,7 +494,19 @@ fr_err fr_eval_full(fr_score_fn score, void *ctx, const fr_dataset *train, const
     fr_err e = fr_eval_opts_check(o);
     if (e) return e;
     if (!score || !train || !test || !r) return fri_fail(FR_ERR_INVALID, "fr_eval_full: NULL argument");
+    fr_eval_sums t;
+    fr_eval_sums_init(&t, FR_EVAL_SUMS_FULL, o);
+    e = fri_eval_full_sums(score, ctx, train, test, 0, o, pool, &t);
+    return e ? e : fr_eval_sums_result(&t, r);
+}
+
+fr_err fri_eval_full_sums(fr_score_fn score, void *ctx, const fr_dataset *train, const fr_dataset *test,
+                          uint32_t catalogue, const fr_eval_opts *o, fr_pool *pool, fr_eval_sums *s) {
+    fr_err e = fr_eval_opts_check(o);
+    if (!e) e = sums_check(s, FR_EVAL_SUMS_FULL, o, "full-catalogue ranking");
+    if (e) return e;
     uint32_t n_items = train->n_items > test->n_items ? train->n_items : test->n_items;
+    if (catalogue > n_items) n_items = catalogue;
     if (n_items == 0) return fri_fail(FR_ERR_EMPTY, "full-catalogue ranking: the catalogue is empty");
     uint32_t kmax = 0;
     for (size_t k = 0; k < o->n_ks; k++) kmax = o->ks[k] > kmax ? o->ks[k] : kmax;
@@ -478,29 +516,92 @@ fr_err fr_eval_full(fr_score_fn score, void *ctx, const fr_dataset *train, const
              .n_users = test->n_users, .n_items = n_items, .block = block};
     acc t;
     e = run_blocks(&j, pool, full_block, block, max_user_len(test), &t);
-    if (e) return e;
-    if (t.users == 0) return fri_fail(FR_ERR_EMPTY, "full-catalogue ranking: no user has a test item");
-    r->has_full = true;
-    r->users_full = (uint32_t)t.users;
-    for (size_t k = 0; k < r->n_ks; k++) {
-        r->hr_full[k] = t.hr[k] / (double)t.users;
-        r->ndcg_full[k] = t.ndcg[k] / (double)t.users;
-        r->mrr_full[k] = t.mrr[k] / (double)t.users;
-        r->precision_full[k] = t.prec[k] / (double)t.users;
-        r->recall_full[k] = t.rec[k] / (double)t.users;
+    if (!e) add_acc(s, &t);
+    return e;
+}
+
+/* ------------------------------------------------------------ sums */
+
+void fr_eval_sums_init(fr_eval_sums *s, fr_eval_sums_kind kind, const fr_eval_opts *o) {
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->n_ks = o->n_ks <= FR_EVAL_MAX_K ? o->n_ks : FR_EVAL_MAX_K;
+    for (size_t i = 0; i < s->n_ks; i++) s->ks[i] = o->ks[i];
+}
+
+fr_err fr_eval_sums_add(fr_eval_sums *dst, const fr_eval_sums *src) {
+    if (dst->kind != src->kind || dst->n_ks != src->n_ks || dst->n_ks > FR_EVAL_MAX_K ||
+        memcmp(dst->ks, src->ks, dst->n_ks * sizeof *dst->ks) != 0)
+        return fri_fail(FR_ERR_INVALID, "evaluation sums: adding sums of another kind or other cut-offs");
+    for (size_t k = 0; k < FR_EVAL_MAX_K; k++) {
+        dst->hr[k] += src->hr[k]; dst->ndcg[k] += src->ndcg[k]; dst->mrr[k] += src->mrr[k];
+        dst->precision[k] += src->precision[k]; dst->recall[k] += src->recall[k];
     }
-    r->auc_full = t.auc_users ? t.auc / (double)t.auc_users : NAN;
+    dst->auc += src->auc; dst->auc_users += src->auc_users;
+    dst->users += src->users; dst->tests += src->tests;
+    dst->ratings += src->ratings;
+    dst->se += src->se; dst->ae += src->ae; dst->se_raw += src->se_raw; dst->ae_raw += src->ae_raw;
     return FR_OK;
+}
+
+fr_err fr_eval_sums_result(const fr_eval_sums *t, fr_eval_result *r) {
+    if (t->n_ks < 1 || t->n_ks > FR_EVAL_MAX_K)
+        return fri_fail(FR_ERR_INVALID, "evaluation sums: %zu cut-offs, expected 1..%d", t->n_ks, FR_EVAL_MAX_K);
+    if (r->n_ks != t->n_ks || memcmp(r->ks, t->ks, t->n_ks * sizeof *t->ks) != 0)
+        return fri_fail(FR_ERR_INVALID, "evaluation sums: the result has other cut-offs");
+    switch (t->kind) {
+    case FR_EVAL_SUMS_RATING:
+        if (t->ratings == 0) return fri_fail(FR_ERR_EMPTY, "rating evaluation: the test set has no interaction");
+        r->has_rating = true;
+        r->ratings = t->ratings;
+        r->rmse = sqrt(t->se / (double)t->ratings);
+        r->mae = t->ae / (double)t->ratings;
+        r->rmse_raw = sqrt(t->se_raw / (double)t->ratings);
+        r->mae_raw = t->ae_raw / (double)t->ratings;
+        return FR_OK;
+    case FR_EVAL_SUMS_SAMPLED:
+        if (t->users == 0)
+            return fri_fail(FR_ERR_EMPTY, "sampled ranking: no user has both a test item and negatives");
+        r->has_sampled = true;
+        r->users_sampled = (uint32_t)t->users;
+        r->tests_sampled = t->tests;
+        for (size_t k = 0; k < r->n_ks; k++) {
+            r->hr[k] = t->hr[k] / (double)t->users;
+            r->ndcg[k] = t->ndcg[k] / (double)t->users;
+            r->mrr[k] = t->mrr[k] / (double)t->users;
+        }
+        r->auc = t->auc_users ? t->auc / (double)t->auc_users : NAN;
+        return FR_OK;
+    case FR_EVAL_SUMS_FULL:
+        if (t->users == 0) return fri_fail(FR_ERR_EMPTY, "full-catalogue ranking: no user has a test item");
+        r->has_full = true;
+        r->users_full = (uint32_t)t->users;
+        for (size_t k = 0; k < r->n_ks; k++) {
+            r->hr_full[k] = t->hr[k] / (double)t->users;
+            r->ndcg_full[k] = t->ndcg[k] / (double)t->users;
+            r->mrr_full[k] = t->mrr[k] / (double)t->users;
+            r->precision_full[k] = t->precision[k] / (double)t->users;
+            r->recall_full[k] = t->recall[k] / (double)t->users;
+        }
+        r->auc_full = t->auc_users ? t->auc / (double)t->auc_users : NAN;
+        return FR_OK;
+    }
+    return fri_fail(FR_ERR_INVALID, "evaluation sums: kind %d unknown", (int)t->kind);
 }
 
 /* ------------------------------------------------------------ top-K */
 
 fr_err fr_eval_topk(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t user, size_t k, bool exclude_seen,
                uint32_t *out_items, float *out_scores, size_t *out_n) {
+    return fri_eval_topk_n(score, ctx, train, train ? train->n_items : 0, user, k, exclude_seen, out_items, out_scores,
+                           out_n);
+}
+
+fr_err fri_eval_topk_n(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t n_items, uint32_t user,
+                       size_t k, bool exclude_seen, uint32_t *out_items, float *out_scores, size_t *out_n) {
     if (out_n) *out_n = 0;
     if (!score || !train || !out_items || !out_n) return fri_fail(FR_ERR_INVALID, "fr_eval_topk: NULL argument");
     if (k == 0) return fri_fail(FR_ERR_INVALID, "fr_eval_topk: k = 0, expected >= 1");
-    uint32_t n_items = train->n_items;
     if (n_items == 0) return FR_OK;
     size_t kcap = k < n_items ? k : n_items, block = n_items < 4096 ? n_items : 4096;
     scratch *w = NULL;

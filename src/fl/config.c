@@ -97,9 +97,24 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, uint32_t *ids, uint32_t *k) {
+    uint32_t want;
+    return fri_fl_sample_among(c, round, NULL, n_clients, 0.0, ids, k, &want);
+}
+
+fr_err fri_fl_sample_among(const fr_fl_config *c, uint32_t round, const uint32_t *avail, uint32_t n_avail,
+                           double over_select, uint32_t *ids, uint32_t *k, uint32_t *want_out) {
     *k = 0;
+    *want_out = 0;
+    if (!(over_select >= 0) || !isfinite(over_select))
+        return fri_fail(FR_ERR_INVALID, "over-selection %g: expected a finite value >= 0", over_select);
+    for (uint32_t i = 1; avail && i < n_avail; i++)
+        if (avail[i] <= avail[i - 1])
+            return fri_fail(FR_ERR_INVALID, "available clients: id %u follows %u, expected increasing ids", avail[i],
+                            avail[i - 1]);
+    /* the availability draws: a client's own stream, so a subset of ids draws as the whole */
     uint32_t na = 0;
-    for (uint32_t i = 0; i < n_clients; i++) {
+    for (uint32_t j = 0; j < n_avail; j++) {
+        uint32_t i = avail ? avail[j] : j;
         if (c->availability < 1) {
             fr_rng r;
             fr_rng_init(&r, c->seed, round, i, FR_PURPOSE_AVAIL);
@@ -115,18 +130,27 @@ fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, u
         want = f < 1 ? 1 : f > na ? na : (uint32_t)f;
         if (na == 0) want = 0;
     }
-    if (want < na) {
-        uint32_t *pick = fri_malloc((size_t)want * sizeof *pick + 1);
+    /* over-selection: ceil((1 + o) * want), capped at the available count; the product
+     * is taken as want + ceil(o * want) less a relative 1e-12, so 0.1 of 10 is 1, not 2 */
+    uint32_t pick_n = want;
+    if (over_select > 0 && want < na) {
+        double extra = over_select * (double)want;
+        extra = ceil(extra - extra * 1e-12);
+        pick_n = extra >= (double)(na - want) ? na : want + (uint32_t)extra;
+    }
+    if (pick_n < na) {
+        uint32_t *pick = fri_malloc((size_t)pick_n * sizeof *pick + 1);
         if (!pick) return FR_ERR_NOMEM;
         fr_rng r;
         fr_rng_init(&r, c->seed, round, 0, FR_PURPOSE_SAMPLE);
-        fr_err e = fr_rng_sample(&r, na, want, pick);
+        fr_err e = fr_rng_sample(&r, na, pick_n, pick);
         if (e) { fri_free(pick); return e; }
-        qsort(pick, want, sizeof *pick, cmp_u32);
-        for (uint32_t i = 0; i < want; i++) ids[i] = ids[pick[i]]; /* pick increasing: in place is safe */
+        qsort(pick, pick_n, sizeof *pick, cmp_u32);
+        for (uint32_t i = 0; i < pick_n; i++) ids[i] = ids[pick[i]]; /* pick increasing: in place is safe */
         fri_free(pick);
     }
-    *k = want;
+    *k = pick_n;
+    *want_out = want;
     return FR_OK;
 }
 

@@ -71,6 +71,17 @@ FR_NODISCARD fr_err fri_result_view_bytes(fri_result_view *v, const uint8_t *byt
 /* A view of a result in memory (not checked: fr_round_accept checks its shape). */
 void fri_result_view_of(fri_result_view *v, const fr_result *r);
 
+/* fr_fl_sample among the clients avail[0, n_avail) (increasing ids, checked; NULL: the
+ * ids 0..n_avail-1), over-selecting: the availability draws of fr_fl_sample on each
+ * given id, want = the configured count of those available, then a uniform sample of
+ * ceil((1 + over_select) * want) of them (capped at their count; over_select >= 0,
+ * finite) from the stream of fr_fl_sample. With every id and over_select 0 it is
+ * fr_fl_sample. ids must hold n_avail entries; *k gets the sampled count, *want the
+ * results the round needs. FR_ERR_INVALID (ids not increasing, a bad over_select),
+ * FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fri_fl_sample_among(const fr_fl_config *c, uint32_t round, const uint32_t *avail, uint32_t n_avail,
+                                        double over_select, uint32_t *ids, uint32_t *k, uint32_t *want);
+
 /* The federation config as bytes (every field, little-endian), for the TASK's config
  * block and the round state. get checks the config (FR_ERR_FORMAT naming the field). */
 void fri_fl_config_put(fri_buf *b, const fr_fl_config *c);

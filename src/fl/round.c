@@ -13,6 +13,11 @@
  *     client is marked answered and before anything is added, so a refused result
  *     changes nothing; the answered mark is one atomic operation, so two copies of one
  *     result in two lanes cannot both count.
+ *   - A round takes at most `target` results (the clients it wants; with over-selection
+ *     it samples more): a slot is taken by a compare-and-swap on the accepted count after
+ *     the answered mark, so concurrent lanes never take more, and a result that finds
+ *     no slot clears its mark and is refused as late. The bound of the round's values is
+ *     that of `target` results, so their sum cannot overflow.
  *   - Only the shared prefix of the slab is ever touched: results carry no private rows.
  *     A row no client touched has Δ = 0 (FedAvg); with row_norm a touched row is averaged
  *     over the clients that touched it (their n_k, summed per row from the results' row
@@ -54,11 +59,14 @@ struct fr_round {
     /* the open round */
     uint32_t *ids;          /* [n_clients] its sampled clients, increasing; k of them */
     uint32_t k;
+    uint32_t target;        /* results it takes (<= k; below k when over-selecting) */
+    atomic_uint accepted;   /* results accepted so far (<= target) */
     atomic_uchar *status;   /* [n_clients] per position: SENT | DONE bits */
     double *loss;           /* [n_clients] per position: a result's loss sum */
     uint64_t *examples, *up;/* [n_clients] per position: its examples, its bytes */
     fri_buf task;           /* the open round's TASK message */
-    uint64_t bound;         /* the open round's largest |value| (fr_fl_fixed_bound(k)) */
+    uint64_t bound;         /* the open round's largest |value| (fr_fl_fixed_bound(target):
+                               no more results than the target are ever summed) */
 };
 
 static bool adaptive(fr_strategy s) {
@@ -160,24 +168,50 @@ static void zero_accumulators(fr_round *r) {
     memset(r->wsum, 0, nl * sizeof *r->wsum);
 }
 
-fr_err fr_round_begin(fr_round *r, const uint32_t **clients, uint32_t *k) {
+/* Opens the next round sampling among avail (NULL: every client). */
+static fr_err begin(fr_round *r, const uint32_t *avail, uint32_t n_avail, double over_select,
+                    const uint32_t **clients, uint32_t *k) {
     if (clients) *clients = NULL;
     if (k) *k = 0;
     if (r->open) return fri_fail(FR_ERR_STATE, "round %u is open: end or abort it before beginning another", r->completed + 1);
+    if (avail && n_avail > r->n_clients)
+        return fri_fail(FR_ERR_INVALID, "%u available clients, the federation has %u", n_avail, r->n_clients);
+    for (uint32_t i = 0; avail && i < n_avail; i++)
+        if (avail[i] >= r->n_clients)
+            return fri_fail(FR_ERR_INVALID, "available client %u: out of range, the federation has %u clients",
+                            avail[i], r->n_clients);
     uint32_t round = r->completed + 1;
-    fr_err e = fr_fl_sample(&r->cfg, round, r->n_clients, r->ids, &r->k);
+    fr_err e = fri_fl_sample_among(&r->cfg, round, avail, n_avail, over_select, r->ids, &r->k, &r->target);
     if (!e) {
-        r->bound = fr_fl_fixed_bound(r->k);
+        r->bound = fr_fl_fixed_bound(r->target);
         e = fri_task_encode(&r->task, round, r->config, r->config_n, r->config_crc, r->bound, r->g);
     }
-    if (e) return e;
+    if (e) { r->k = r->target = 0; return e; }
     zero_accumulators(r);
     for (uint32_t i = 0; i < r->k; i++) atomic_store_explicit(&r->status[i], 0, memory_order_relaxed);
+    atomic_store(&r->accepted, 0);
     r->open = true;
     if (clients) *clients = r->ids;
     if (k) *k = r->k;
     return FR_OK;
 }
+
+fr_err fr_round_begin(fr_round *r, const uint32_t **clients, uint32_t *k) {
+    return begin(r, NULL, r->n_clients, 0.0, clients, k);
+}
+
+fr_err fr_round_begin_among(fr_round *r, const uint32_t *avail, uint32_t n_avail, double over_select,
+                            const uint32_t **clients, uint32_t *k) {
+    if (!avail && n_avail) {
+        if (clients) *clients = NULL;
+        if (k) *k = 0;
+        return fri_fail(FR_ERR_INVALID, "%u available clients but no id list", n_avail);
+    }
+    static const uint32_t none = 0;
+    return begin(r, avail ? avail : &none, n_avail, over_select, clients, k);
+}
+
+uint32_t fr_round_target(const fr_round *r) { return r->open ? r->target : 0; }
 
 /* Position of client c in the sampled list, or -1. */
 static int64_t position(const fr_round *r, uint32_t c) {
@@ -269,6 +303,14 @@ static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
     if (old & DONE)
         return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: a duplicate (the client already answered round %u)",
                         v->client, round);
+    unsigned n = atomic_load(&r->accepted);
+    do {
+        if (n >= r->target) {
+            atomic_fetch_and(&r->status[pos], (unsigned char)~DONE);
+            return fri_fail(FR_ERR_STATE, "RESULT of client %u for round %u refused: late: the round has its %u results",
+                            v->client, round, r->target);
+        }
+    } while (!atomic_compare_exchange_weak(&r->accepted, &n, n + 1));
     int64_t *acc = r->acc + (size_t)lane * r->n_shared;
     size_t at = 0;
     for (int i = 0; i < r->n_dense; i++) {
@@ -310,11 +352,7 @@ fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane) {
     return accept_view(r, &v, lane);
 }
 
-uint32_t fr_round_results(const fr_round *r) {
-    uint32_t n = 0;
-    for (uint32_t i = 0; r->open && i < r->k; i++) n += (atomic_load(&r->status[i]) & DONE) != 0;
-    return n;
-}
+uint32_t fr_round_results(const fr_round *r) { return r->open ? atomic_load(&((fr_round *)r)->accepted) : 0; }
 
 /* The strategy's step on parameter p with averaged delta d. */
 static inline void apply(fr_round *r, float *w, size_t p, double d) {
@@ -413,7 +451,7 @@ fr_err fr_round_merge(fr_round *dst, const fr_round *src) {
     if (!dst->open || !src->open)
         return fri_fail(FR_ERR_STATE, "merge: both controllers need an open round");
     if (dst->config_crc != src->config_crc || dst->completed != src->completed || dst->k != src->k ||
-        dst->n_shared != src->n_shared || dst->n_clients != src->n_clients)
+        dst->target != src->target || dst->n_shared != src->n_shared || dst->n_clients != src->n_clients)
         return fri_fail(FR_ERR_INVALID, "merge: another federation or round (round %u vs %u, config 0x%08x vs 0x%08x)",
                         dst->completed + 1, src->completed + 1, dst->config_crc, src->config_crc);
     for (uint32_t i = 0; i < src->k; i++) {
@@ -422,6 +460,10 @@ fr_err fr_round_merge(fr_round *dst, const fr_round *src) {
         if ((atomic_load(&dst->status[i]) & DONE) && (atomic_load(&((fr_round *)src)->status[i]) & DONE))
             return fri_fail(FR_ERR_INVALID, "merge: client %u answered in both controllers", src->ids[i]);
     }
+    unsigned na = atomic_load(&dst->accepted), nb = atomic_load(&((fr_round *)src)->accepted);
+    if (na + nb > dst->target)
+        return fri_fail(FR_ERR_STATE, "merge: %u + %u results, but round %u takes %u (the rest are late)", na, nb,
+                        dst->completed + 1, dst->target);
     for (int k = 0; k < src->n_lanes; k++) {
         fri_fl_add_ints(dst->acc, src->acc + (size_t)k * src->n_shared, dst->n_shared);
         if (dst->roww && src->roww) {
@@ -439,6 +481,7 @@ fr_err fr_round_merge(fr_round *dst, const fr_round *src) {
         }
         atomic_fetch_or(&dst->status[i], b);
     }
+    atomic_fetch_add(&dst->accepted, nb);
     return FR_OK;
 }
 

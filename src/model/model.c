@@ -119,14 +119,17 @@ static void init_values(float *p, size_t n, fri_init how, float std, uint32_t fa
     }
 }
 
+void fri_model_user_row_init(const fr_model *m, int t, uint32_t global_user, float *out) {
+    fr_rng r;
+    fr_rng_init(&r, m->cfg.seed, (uint32_t)t, global_user, FR_PURPOSE_INIT);
+    init_values(out, m->t[t].cols, m->init[t], init_std(m), 0, 0, &r);
+}
+
 static void init_user_row(fr_model *m, uint32_t row, uint32_t global) {
     for (int i = 0; i < m->n_tensors; i++) {
         const fr_tensor *t = &m->t[i];
         if (t->kind != FR_TENSOR_USER_TABLE) continue;
-        fr_rng r;
-        fr_rng_init(&r, m->cfg.seed, (uint32_t)i, global, FR_PURPOSE_INIT);
-        init_values(m->params + t->offset + (size_t)row * t->cols, t->cols, m->init[i],
-                    init_std(m), 0, 0, &r);
+        fri_model_user_row_init(m, i, global, m->params + t->offset + (size_t)row * t->cols);
     }
 }
 

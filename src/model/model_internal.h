@@ -43,6 +43,13 @@ int fri_grad_matches(const fr_grad *g, const fr_model *m);
  * n_shared (no allocation). FR_ERR_INVALID for an unknown kind or an overflow. */
 fr_err fri_model_layout(fr_model *m, const fr_model_config *cfg);
 
+/* The initial values of global user `global_user`'s row of user table t (m's tensor t,
+ * its cols floats) into out: what fr_model_create gives that user's row in a model of
+ * any n_users with m's config (one stream per row, (seed, t, user, INIT)), so a client
+ * makes its users' rows without the federation's whole table. m's slab is not read: a
+ * model of one user row serves. fr_model_create initialises every user row with it. */
+void fri_model_user_row_init(const fr_model *m, int t, uint32_t global_user, float *out);
+
 /* Allocates a model with an uninitialised slab (checks the config). */
 fr_err fri_model_alloc(fr_model **out, const fr_model_config *cfg);
 

@@ -1,0 +1,545 @@
+/* The library side of a networked client process (fr_netc, fedrec/net_client.h): one
+ * client's whole state and the client step on the TASK bytes a transport hands it.
+ *
+ * Invariants:
+ *   - The same learning code as the simulator: the step is fri_client_step_encode on the
+ *     client's users in the given order (a device: the one-user form of fr_client_data,
+ *     as sim.c's run_client), the catalogue is the TASK's, and a user's private rows start
+ *     as fr_model_create gives that user's rows in the simulator's full model
+ *     (fri_model_user_row_init, one stream per row: nothing the size of the federation is
+ *     allocated). So a federation of these clients gives the simulator's model bit for bit.
+ *   - A step commits or changes nothing: it works on a scratch copy of the private state
+ *     (two buffers, swapped on success) and, on the first TASK, on a federation record
+ *     that is installed only when the step succeeds; a load is checked whole and built
+ *     aside before it replaces anything.
+ *   - The federation is named by its config CRC: the first TASK or a loaded state sets
+ *     it, and anything of another federation is refused naming both CRCs.
+ *   - Scoring (evaluation, recommendation) puts a user's private rows into the one user
+ *     row of the latest global model and scores that model with fr_model_scorer: the
+ *     floats the simulator's model gives that user. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "core/core.h"
+#include "eval/eval_internal.h"
+#include "fedrec/model_eval.h"
+#include "fedrec/net_client.h"
+#include "fl/fl_internal.h"
+#include "model/model_internal.h"
+
+/* What a client holds of the federation it has joined. */
+typedef struct fed {
+    uint32_t crc;              /* config CRC-32C: names the federation */
+    uint8_t *config;           /* its config block (for the state's TASK) */
+    size_t config_n;
+    uint32_t round;            /* the round of the latest global model's TASK */
+    uint64_t bound;            /* that TASK's bound */
+    fr_model *g;               /* latest global model (n_users 1): shared prefix; user row = scratch */
+    int n_ut;                  /* user tables */
+    int ut[FR_MODEL_MAX_TENSORS];       /* their tensor indices */
+    size_t uoff[FR_MODEL_MAX_TENSORS];  /* floats before table i's rows in a private buffer */
+    size_t n_priv;             /* private floats: U times the user tables' widths */
+    bool kept;                 /* keep_private_optim: moments and a step count too */
+    float *buf[2];             /* [n_priv * (kept ? 3 : 1)] rows | m1 | m2; current and scratch */
+    uint64_t steps[2];         /* kept step counts of the two */
+    int cur;                   /* the current buffer */
+    float **ptr[2];            /* [3 * n_ut * U] rows, m1, m2 pointers (t * U + j) into buf[b] */
+    fr_client_ws *ws;          /* client scratch, made by the first step */
+} fed;
+
+struct fr_netc {
+    uint32_t client;           /* its id in the federation */
+    const fr_dataset *data;    /* its interactions, global ids (borrowed) */
+    uint32_t U;                /* users held */
+    uint32_t *users;           /* [U] global ids, row j of the private tables */
+    uint32_t *order;           /* [U] positions j by increasing users[j] (lookups) */
+    fr_client_user *cu;        /* [U] their interactions */
+    char *path;                /* state file, or NULL */
+    fed f;                     /* the federation (joined when f.g is set) */
+    fr_task *task;             /* the TASK being stepped or loaded */
+};
+
+static void fed_free(fed *f) {
+    fr_model_free(f->g);
+    fri_free(f->config);
+    for (int b = 0; b < 2; b++) {
+        fri_free(f->buf[b]);
+        fri_free(f->ptr[b]);
+    }
+    fr_client_ws_free(f->ws);
+    memset(f, 0, sizeof *f);
+}
+
+static size_t fed_floats(const fed *f) { return f->n_priv * (f->kept ? 3 : 1); }
+
+/* A federation record for c from a TASK's configs: the global model's layout, the
+ * private buffers with the users' initial rows, zero moments and step count. */
+static fr_err fed_make(fed *f, const fr_netc *c, const fr_task *t) {
+    memset(f, 0, sizeof *f);
+    fri_buf cb = {0};
+    fr_err e = fri_fl_config_block(&cb, fr_task_model_config(t), fr_task_fl_config(t));
+    if (e) { fri_buf_free(&cb); return e; }
+    f->config = cb.data;
+    f->config_n = cb.len;
+    f->crc = fr_crc32c(0, f->config, f->config_n);
+    if (f->crc != fr_task_config_crc(t)) { /* encodings are canonical: cannot happen */
+        e = fri_fail(FR_ERR_INTERNAL, "client %u: the TASK's config block re-encodes to another CRC", c->client);
+        goto fail;
+    }
+    if ((e = fri_model_alloc(&f->g, fr_task_model_config(t)))) goto fail;
+    size_t at = 0;
+    for (int i = 0; i < fr_model_n_tensors(f->g); i++) {
+        const fr_tensor *tt = fr_model_tensor(f->g, i);
+        if (tt->kind != FR_TENSOR_USER_TABLE) continue;
+        f->ut[f->n_ut] = i;
+        f->uoff[f->n_ut++] = at;
+        at += (size_t)c->U * tt->cols;
+    }
+    f->n_priv = at;
+    f->kept = fr_task_fl_config(t)->keep_private_optim;
+    size_t nf = fed_floats(f), np = 3 * (size_t)f->n_ut * c->U;
+    e = FR_ERR_NOMEM;
+    for (int b = 0; b < 2; b++) {
+        f->buf[b] = fri_calloc(nf ? nf : 1, sizeof *f->buf[b]);
+        f->ptr[b] = fri_calloc(np ? np : 1, sizeof *f->ptr[b]);
+        if (!f->buf[b] || !f->ptr[b]) goto fail;
+        for (int i = 0; i < f->n_ut; i++) {
+            uint32_t cols = fr_model_tensor(f->g, f->ut[i])->cols;
+            for (uint32_t j = 0; j < c->U; j++) {
+                float *row = f->buf[b] + f->uoff[i] + (size_t)j * cols;
+                size_t k = (size_t)i * c->U + j, nu = (size_t)f->n_ut * c->U;
+                f->ptr[b][k] = row;
+                f->ptr[b][nu + k] = f->kept ? row + f->n_priv : NULL;
+                f->ptr[b][2 * nu + k] = f->kept ? row + 2 * f->n_priv : NULL;
+                if (b == 0) fri_model_user_row_init(f->g, f->ut[i], c->users[j], row);
+            }
+        }
+    }
+    return FR_OK;
+fail:
+    fed_free(f);
+    return e;
+}
+
+void fr_netc_free(fr_netc *c) {
+    if (!c) return;
+    fed_free(&c->f);
+    fr_task_free(c->task);
+    fri_free(c->users);
+    fri_free(c->order);
+    fri_free(c->cu);
+    fri_free(c->path);
+    fri_free(c);
+}
+
+/* Sorts positions by their user id: a merge sort (a silo may hold many users), stable. */
+static void sort_positions(uint32_t *pos, uint32_t *tmp, uint32_t n, const uint32_t *users) {
+    if (n < 2) return;
+    uint32_t h = n / 2;
+    sort_positions(pos, tmp, h, users);
+    sort_positions(pos + h, tmp, n - h, users);
+    uint32_t i = 0, j = h, k = 0;
+    while (i < h && j < n) tmp[k++] = users[pos[j]] < users[pos[i]] ? pos[j++] : pos[i++];
+    while (i < h) tmp[k++] = pos[i++];
+    while (j < n) tmp[k++] = pos[j++];
+    memcpy(pos, tmp, (size_t)n * sizeof *pos);
+}
+
+/* Position j of global user u in the client, or -1. */
+static int64_t position_of(const fr_netc *c, uint32_t u) {
+    uint32_t lo = 0, hi = c->U;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (c->users[c->order[mid]] < u) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < c->U && c->users[c->order[lo]] == u ? (int64_t)c->order[lo] : -1;
+}
+
+fr_err fr_netc_create(fr_netc **out, const fr_dataset *data, const uint32_t *users, uint32_t n_users, uint32_t client,
+                      const char *state_path) {
+    *out = NULL;
+    if (!data || (n_users && !users)) return fri_fail(FR_ERR_INVALID, "client %u: no data or no user list", client);
+    uint32_t nu = fr_dataset_n_users(data);
+    fr_netc *c = fri_calloc(1, sizeof *c);
+    if (!c) return FR_ERR_NOMEM;
+    c->client = client;
+    c->data = data;
+    fr_err e = FR_OK;
+    if (users) {
+        c->U = n_users;
+    } else {
+        for (uint32_t u = 0; u < nu; u++) c->U += fr_dataset_user(data, u, NULL, NULL, NULL) > 0;
+    }
+    size_t U = c->U ? c->U : 1;
+    c->users = fri_malloc(U * sizeof *c->users);
+    c->order = fri_malloc(U * sizeof *c->order);
+    c->cu = fri_calloc(U, sizeof *c->cu);
+    if (!c->users || !c->order || !c->cu || fr_task_create(&c->task)) { e = FR_ERR_NOMEM; goto fail; }
+    if (state_path && !(c->path = fri_strdup(state_path))) { e = FR_ERR_NOMEM; goto fail; }
+    if (users) {
+        memcpy(c->users, users, (size_t)n_users * sizeof *users);
+    } else {
+        uint32_t j = 0;
+        for (uint32_t u = 0; u < nu; u++)
+            if (fr_dataset_user(data, u, NULL, NULL, NULL) > 0) c->users[j++] = u;
+    }
+    for (uint32_t j = 0; j < c->U; j++) c->order[j] = j;
+    uint32_t *tmp = fri_malloc(U * sizeof *tmp);
+    if (!tmp) { e = FR_ERR_NOMEM; goto fail; }
+    sort_positions(c->order, tmp, c->U, c->users);
+    fri_free(tmp);
+    size_t total = 0;
+    for (uint32_t k = 0; k < c->U; k++) {
+        uint32_t u = c->users[c->order[k]];
+        if (u >= nu) {
+            e = fri_fail(FR_ERR_INVALID, "client %u: user %u out of range, the data has %u users", client, u, nu);
+            goto fail;
+        }
+        if (k && u == c->users[c->order[k - 1]]) {
+            e = fri_fail(FR_ERR_INVALID, "client %u: user %u given twice", client, u);
+            goto fail;
+        }
+    }
+    for (uint32_t j = 0; j < c->U; j++) {
+        fr_client_user *cu = &c->cu[j];
+        cu->user = c->users[j];
+        cu->n = fr_dataset_user(data, cu->user, &cu->items, &cu->ratings, NULL);
+        total += cu->n;
+    }
+    if (total == 0) {
+        e = fri_fail(FR_ERR_EMPTY, "client %u: its %u users have no interaction to train on", client, c->U);
+        goto fail;
+    }
+    *out = c;
+    return FR_OK;
+fail:
+    fr_netc_free(c);
+    return e;
+}
+
+uint32_t fr_netc_client(const fr_netc *c) { return c->client; }
+uint32_t fr_netc_n_users(const fr_netc *c) { return c->U; }
+uint32_t fr_netc_round(const fr_netc *c) { return c->f.g ? c->f.round : 0; }
+uint32_t fr_netc_config_crc(const fr_netc *c) { return c->f.g ? c->f.crc : 0; }
+const fr_model *fr_netc_model(const fr_netc *c) { return c->f.g; }
+
+const float *fr_netc_private_row(const fr_netc *c, uint32_t user, int table) {
+    int64_t j = position_of(c, user);
+    if (!c->f.g || j < 0 || table < 0 || table >= c->f.n_ut) return NULL;
+    return c->f.ptr[c->f.cur][(size_t)table * c->U + (size_t)j];
+}
+
+/* ------------------------------------------------------------------ the step */
+
+fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_t **result, size_t *result_n) {
+    *result = NULL;
+    *result_n = 0;
+    fr_err e = fr_task_decode(c->task, task, task_n);
+    if (e) return fri_fail_prefix(e, "client %u", c->client);
+    uint32_t crc = fr_task_config_crc(c->task), round = fr_task_round(c->task);
+    if (c->f.g && crc != c->f.crc)
+        return fri_fail(FR_ERR_INVALID,
+                        "client %u: the TASK is of another federation (config CRC 0x%08x, this client's 0x%08x)",
+                        c->client, crc, c->f.crc);
+    if (c->f.g && round < c->f.round)
+        return fri_fail(FR_ERR_STATE, "client %u: a TASK of round %u, but this client has had round %u's (stale)",
+                        c->client, round, c->f.round);
+    const fr_model_config *mc = fr_task_model_config(c->task);
+    if (fr_dataset_n_items(c->data) > mc->n_items)
+        return fri_fail(FR_ERR_INVALID,
+                        "client %u: its data has %u items, the federation's catalogue %u (the data must use the "
+                        "federation's item ids)",
+                        c->client, fr_dataset_n_items(c->data), mc->n_items);
+    fed fresh, *f = &c->f;
+    bool joining = !c->f.g;
+    if (joining) {
+        if ((e = fed_make(&fresh, c, c->task))) return e;
+        f = &fresh;
+    }
+    if (!f->ws && (e = fr_client_ws_create(&f->ws, mc, fr_task_fl_config(c->task)))) goto fail;
+    int nx = 1 - f->cur;
+    memcpy(f->buf[nx], f->buf[f->cur], fed_floats(f) * sizeof *f->buf[nx]);
+    f->steps[nx] = f->steps[f->cur];
+    size_t nu = (size_t)f->n_ut * c->U;
+    fr_client_private priv = {f->ptr[nx], f->kept ? f->ptr[nx] + nu : NULL, f->kept ? f->ptr[nx] + 2 * nu : NULL,
+                              f->kept ? &f->steps[nx] : NULL};
+    /* a device is the one-user form, a silo its users in order (sim.c's run_client) */
+    fr_client_data d = {c->cu[0].user, c->cu[0].items, c->cu[0].ratings, c->cu[0].n, mc->n_items,
+                        c->U > 1 ? c->U : 0, c->U > 1 ? c->cu : NULL};
+    e = fri_client_step_encode(f->ws, c->task, c->client, &d, &priv, result, result_n);
+    if (e) goto fail;
+    f->cur = nx;
+    fr_model_set_shared(f->g, fr_model_params_const(fr_task_model(c->task)));
+    f->round = round;
+    f->bound = fr_task_bound(c->task);
+    if (joining) c->f = fresh; /* c->f was empty */
+    return FR_OK;
+fail:
+    *result = NULL;
+    *result_n = 0;
+    if (joining) fed_free(&fresh);
+    return e;
+}
+
+fr_err fr_netc_sync(fr_netc *c, const uint8_t *task, size_t task_n) {
+    fr_err e = fr_task_decode(c->task, task, task_n);
+    if (e) return fri_fail_prefix(e, "client %u", c->client);
+    uint32_t crc = fr_task_config_crc(c->task), round = fr_task_round(c->task);
+    if (c->f.g && crc != c->f.crc)
+        return fri_fail(FR_ERR_INVALID,
+                        "client %u: the TASK is of another federation (config CRC 0x%08x, this client's 0x%08x)",
+                        c->client, crc, c->f.crc);
+    if (c->f.g && round < c->f.round)
+        return fri_fail(FR_ERR_STATE, "client %u: a TASK of round %u, but this client has had round %u's (stale)",
+                        c->client, round, c->f.round);
+    if (!c->f.g) {
+        fed fresh;
+        if ((e = fed_make(&fresh, c, c->task))) return e;
+        c->f = fresh;
+    }
+    fr_model_set_shared(c->f.g, fr_model_params_const(fr_task_model(c->task)));
+    c->f.round = round;
+    c->f.bound = fr_task_bound(c->task);
+    return FR_OK;
+}
+
+/* ------------------------------------------------------------------ scoring */
+
+typedef struct scoring {
+    fr_netc *c;
+    fr_model_scorer *s;
+    int64_t loaded;            /* the position whose rows are in the model's user row (-1: none) */
+    bool unknown;              /* a user the client does not hold was asked for */
+} scoring;
+
+/* Puts position j's private rows into the global model's one user row. */
+static void load_user(fr_netc *c, uint32_t j) {
+    fed *f = &c->f;
+    float *w = fr_model_params(f->g);
+    for (int i = 0; i < f->n_ut; i++) {
+        const fr_tensor *tt = fr_model_tensor(f->g, f->ut[i]);
+        memcpy(w + tt->offset, f->ptr[f->cur][(size_t)i * c->U + j], tt->cols * sizeof *w);
+    }
+}
+
+static void score_user(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
+    scoring *sc = ctx;
+    int64_t j = position_of(sc->c, user);
+    if (j < 0) {
+        sc->unknown = true;
+        for (size_t i = 0; i < n; i++) out[i] = NAN;
+        return;
+    }
+    if (j != sc->loaded) {
+        load_user(sc->c, (uint32_t)j);
+        sc->loaded = j;
+    }
+    fr_model_scorer_fn(sc->s, 0, items, n, out, worker);
+}
+
+static fr_err scoring_begin(fr_netc *c, scoring *sc) {
+    memset(sc, 0, sizeof *sc);
+    sc->c = c;
+    sc->loaded = -1;
+    if (!c->f.g || c->f.round == 0)
+        return fri_fail(FR_ERR_STATE, "client %u: no global model yet (no TASK stepped, no state loaded)", c->client);
+    return fr_model_scorer_create(&sc->s, c->f.g, NULL, NULL, NULL);
+}
+
+fr_err fr_netc_recommend(fr_netc *c, uint32_t user, size_t k, uint32_t *items, float *scores, size_t *n) {
+    *n = 0;
+    if (position_of(c, user) < 0)
+        return fri_fail(FR_ERR_INVALID, "client %u: user %u is not one of its users", c->client, user);
+    scoring sc;
+    fr_err e = scoring_begin(c, &sc);
+    if (!e) e = fri_eval_topk_n(score_user, &sc, c->data, fr_model_config_of(c->f.g)->n_items, user, k, true, items,
+                                scores, n);
+    if (!e) e = fr_model_scorer_status(sc.s);
+    fr_model_scorer_free(sc.s);
+    return e;
+}
+
+fr_err fr_netc_evaluate(fr_netc *c, const fr_dataset *test, const fr_negatives *negs, const fr_eval_opts *o,
+                        fr_eval_sums *sums) {
+    fr_eval_opts opts;
+    if (o) opts = *o;
+    else fr_eval_opts_default(&opts);
+    fr_err e = fr_eval_opts_check(&opts);
+    if (e) return e;
+    if (!test) return fri_fail(FR_ERR_INVALID, "client %u: evaluation without test data", c->client);
+    scoring sc;
+    if ((e = scoring_begin(c, &sc))) return e;
+    const fr_model_config *mc = fr_model_config_of(c->f.g);
+    for (uint32_t u = 0; !e && u < fr_dataset_n_users(test); u++)
+        if (fr_dataset_user(test, u, NULL, NULL, NULL) && position_of(c, u) < 0)
+            e = fri_fail(FR_ERR_INVALID, "client %u: the test data holds user %u, not one of its users", c->client, u);
+    if (!e && fr_dataset_n_items(test) > mc->n_items)
+        e = fri_fail(FR_ERR_INVALID, "client %u: the test data has %u items, the federation's catalogue %u",
+                     c->client, fr_dataset_n_items(test), mc->n_items);
+    if (e) { fr_model_scorer_free(sc.s); return e; }
+    if (fr_model_kind_is_explicit(mc->kind)) {
+        if (!o) { /* as fr_model_evaluate: clipped to the training ratings' range */
+            fr_dataset_info in;
+            fr_dataset_info_compute(c->data, &in);
+            if (in.interactions && in.rating_max > in.rating_min) {
+                opts.clip = true;
+                opts.clip_lo = (float)in.rating_min;
+                opts.clip_hi = (float)in.rating_max;
+            }
+        }
+        fr_eval_sums_init(sums, FR_EVAL_SUMS_RATING, &opts);
+        e = fri_eval_ratings_sums(score_user, &sc, test, &opts, NULL, sums);
+    } else if (negs) {
+        fr_eval_sums_init(sums, FR_EVAL_SUMS_SAMPLED, &opts);
+        e = fri_eval_sampled_sums(score_user, &sc, test, negs, &opts, NULL, sums);
+    } else {
+        fr_eval_sums_init(sums, FR_EVAL_SUMS_FULL, &opts);
+        e = fri_eval_full_sums(score_user, &sc, c->data, test, mc->n_items, &opts, NULL, sums);
+    }
+    if (!e) e = fr_model_scorer_status(sc.s);
+    if (!e && sc.unknown) e = fri_fail(FR_ERR_INVALID, "client %u: scored a user it does not hold", c->client);
+    fr_model_scorer_free(sc.s);
+    return e;
+}
+
+/* ------------------------------------------------------------------ state */
+
+#define STATE_MAGIC "FRNETC\0\0"
+#define STATE_VERSION 1
+
+fr_err fr_netc_save_bytes(const fr_netc *c, uint8_t **bytes, size_t *n) {
+    *bytes = NULL;
+    *n = 0;
+    const fed *f = &c->f;
+    bool joined = f->g != NULL;
+    fri_buf b = {0}, task = {0};
+    fr_err e = FR_OK;
+    if (joined && (e = fri_task_encode(&task, f->round, f->config, f->config_n, f->crc, f->bound, f->g))) {
+        fri_buf_free(&task);
+        return e;
+    }
+    fri_buf_put(&b, STATE_MAGIC, 8);
+    fri_buf_u32(&b, STATE_VERSION);
+    fri_buf_u32(&b, c->client);
+    fri_buf_u32(&b, joined ? f->crc : 0);
+    fri_buf_u32(&b, joined ? f->round : 0);
+    fri_buf_u32(&b, c->U);
+    for (uint32_t j = 0; j < c->U; j++) fri_buf_u32(&b, c->users[j]);
+    fri_buf_u64(&b, joined ? f->n_priv : 0);
+    fri_buf_u32(&b, joined && f->kept ? 1 : 0);
+    size_t nf = joined ? fed_floats(f) : 0;
+    for (size_t i = 0; i < nf; i++) fri_buf_f32(&b, f->buf[f->cur][i]);
+    if (joined && f->kept) fri_buf_u64(&b, f->steps[f->cur]);
+    fri_buf_u64(&b, task.len);
+    fri_buf_put(&b, task.data, task.len);
+    fri_buf_free(&task);
+    if (!b.err) fri_buf_u32(&b, fr_crc32c(0, b.data, b.len));
+    if (b.err) { fri_buf_free(&b); return FR_ERR_NOMEM; }
+    *bytes = b.data;
+    *n = b.len;
+    return FR_OK;
+}
+
+fr_err fr_netc_load_bytes(fr_netc *c, const uint8_t *bytes, size_t n, const char *name) {
+    if (!name) name = "<memory>";
+    if (n < 8 + 4 + 4 || memcmp(bytes, STATE_MAGIC, 8) != 0)
+        return fri_fail(FR_ERR_FORMAT, "%s: not a fedrec client state (bad magic or %zu bytes)", name, n);
+    if (fri_get_u32(bytes + n - 4) != fr_crc32c(0, bytes, n - 4))
+        return fri_fail(FR_ERR_CHECKSUM, "%s: client state is damaged (CRC-32C mismatch)", name);
+    fri_rd rd;
+    fri_rd_init(&rd, bytes, n - 4, name, "client state");
+    rd.at = 8;
+    uint32_t ver, id, crc, round, U, kept;
+    uint64_t np, tl, steps = 0;
+    const uint8_t *users, *floats, *tb;
+    fr_err e;
+    if ((e = fri_rd_u32(&rd, &ver, "version"))) return e;
+    if (ver != STATE_VERSION)
+        return fri_fail(FR_ERR_VERSION, "%s: client state version %u, this build reads version %d", name, ver,
+                        STATE_VERSION);
+    if ((e = fri_rd_u32(&rd, &id, "client id")) || (e = fri_rd_u32(&rd, &crc, "config CRC")) ||
+        (e = fri_rd_u32(&rd, &round, "round")) || (e = fri_rd_u32(&rd, &U, "user count")) ||
+        (e = fri_rd_need_n(&rd, U, 4, "users")) || (e = fri_rd_bytes(&rd, &users, (size_t)U * 4, "users")) ||
+        (e = fri_rd_u64(&rd, &np, "private floats")) || (e = fri_rd_u32(&rd, &kept, "kept flag")))
+        return e;
+    if (kept > 1) return fri_fail(FR_ERR_FORMAT, "%s: kept flag %u, expected 0 or 1", name, kept);
+    uint64_t nf = np * (kept ? 3 : 1);
+    if (np > UINT64_MAX / 3 || (e = fri_rd_need_n(&rd, nf, 4, "private rows")) ||
+        (e = fri_rd_bytes(&rd, &floats, (size_t)nf * 4, "private rows")))
+        return e ? e : fri_fail(FR_ERR_FORMAT, "%s: %llu private floats", name, (unsigned long long)np);
+    if (kept && (e = fri_rd_u64(&rd, &steps, "step count"))) return e;
+    if ((e = fri_rd_u64(&rd, &tl, "global model length")) || (e = fri_rd_need_n(&rd, tl, 1, "global model")) ||
+        (e = fri_rd_bytes(&rd, &tb, (size_t)tl, "global model")) || (e = fri_rd_end(&rd, "the global model")))
+        return e;
+    /* whose state it is */
+    if (id != c->client)
+        return fri_fail(FR_ERR_INVALID, "%s: the state of client %u, this is client %u", name, id, c->client);
+    bool same = U == c->U;
+    for (uint32_t j = 0; same && j < U; j++) same = fri_get_u32(users + 4 * (size_t)j) == c->users[j];
+    if (!same)
+        return fri_fail(FR_ERR_INVALID, "%s: the state of a client holding other users (%u users; this one %u)", name,
+                        U, c->U);
+    if (c->f.g && crc != c->f.crc)
+        return fri_fail(FR_ERR_INVALID,
+                        "%s: the state of another federation (config CRC 0x%08x, this client's 0x%08x)", name, crc,
+                        c->f.crc);
+    if (tl == 0) { /* a fresh client's state */
+        if (crc != 0 || round != 0 || np != 0 || kept != 0)
+            return fri_fail(FR_ERR_FORMAT, "%s: a state without a global model, but config CRC 0x%08x, round %u, "
+                            "%llu private floats", name, crc, round, (unsigned long long)np);
+        fed_free(&c->f);
+        return FR_OK;
+    }
+    if ((e = fr_task_decode(c->task, tb, (size_t)tl))) return fri_fail_prefix(e, "%s: the global model", name);
+    if (fr_task_config_crc(c->task) != crc || fr_task_round(c->task) != round)
+        return fri_fail(FR_ERR_FORMAT, "%s: the global model is of config CRC 0x%08x round %u, the state says 0x%08x "
+                        "round %u", name, fr_task_config_crc(c->task), fr_task_round(c->task), crc, round);
+    fed fresh;
+    if ((e = fed_make(&fresh, c, c->task))) return e;
+    if (fresh.n_priv != np || fresh.kept != (kept != 0)) {
+        e = fri_fail(FR_ERR_FORMAT, "%s: %llu private floats%s, but the federation's config makes %zu%s", name,
+                     (unsigned long long)np, kept ? " with kept state" : "", fresh.n_priv,
+                     fresh.kept ? " with kept state" : "");
+        fed_free(&fresh);
+        return e;
+    }
+    for (size_t i = 0; i < (size_t)nf; i++) fresh.buf[0][i] = fri_get_f32(floats + 4 * i);
+    fresh.steps[0] = steps;
+    fr_model_set_shared(fresh.g, fr_model_params_const(fr_task_model(c->task)));
+    fresh.round = round;
+    fresh.bound = fr_task_bound(c->task);
+    fed_free(&c->f);
+    c->f = fresh;
+    return FR_OK;
+}
+
+fr_err fr_netc_save(const fr_netc *c) {
+    if (!c->path) return fri_fail(FR_ERR_INVALID, "client %u: no state file to save to", c->client);
+    uint8_t *b = NULL;
+    size_t n = 0;
+    fr_err e = fr_netc_save_bytes(c, &b, &n);
+    if (!e) e = fri_write_file_atomic(c->path, b, n);
+    fr_msg_free(b);
+    return e;
+}
+
+fr_err fr_netc_load(fr_netc *c, bool *resumed) {
+    if (resumed) *resumed = false;
+    if (!c->path) return fri_fail(FR_ERR_INVALID, "client %u: no state file to load", c->client);
+    struct stat st;
+    if (stat(c->path, &st) != 0) {
+        if (errno == ENOENT) return FR_OK; /* a fresh client */
+        return fri_fail(FR_ERR_IO, "%s: cannot stat: %s", c->path, strerror(errno));
+    }
+    uint8_t *d = NULL;
+    size_t n = 0;
+    fr_err e = fri_read_file(c->path, &d, &n);
+    if (!e) e = fr_netc_load_bytes(c, d, n, c->path);
+    fri_free(d);
+    if (!e && resumed) *resumed = true;
+    return e;
+}
