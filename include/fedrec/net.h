@@ -21,6 +21,7 @@
 #include "fedrec/core.h"
 #include "fedrec/fl.h"
 #include "fedrec/model.h"
+#include "fedrec/net_client.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -109,8 +110,8 @@ typedef struct fr_net_client_config {
     const char *ca;            /* the CA that signed the server's certificate (tls+tcp) */
     const char *server_name;   /* the name its certificate must carry (NULL: the URL's host) */
     const char *cert, *key;    /* own certificate and key, for a server that asks (or NULL) */
-    uint32_t client;           /* this client's id (fr_net_client_run) */
-    const char *token;         /* its token (fr_net_client_run); a secret */
+    bool save_state;           /* save each client's state (fr_netc_save) after every step,
+                                  before its RESULT leaves, and at DONE (true) */
     int timeout_ms;            /* one request's wait for its reply (30000) */
     uint32_t give_up_ms;       /* stop after this long without any reply (300000; 0: never) */
     bool evaluate;             /* report the client's own evaluation with each RESULT (true) */
@@ -129,18 +130,28 @@ typedef struct fr_net_client_stats {
     uint32_t rounds_done;      /* the rounds the server had completed when it said DONE */
 } fr_net_client_stats;
 
+/* One client as a client process runs it: its state (fr_netc, holding its training
+ * data), its held-out data for its own evaluation (test and negs, may be NULL: it then
+ * reports none), its id and its token (a secret). */
+typedef struct fr_net_member {
+    fr_netc *state;
+    const fr_dataset *test;
+    const fr_negatives *negs;
+    uint32_t id;
+    const char *token;
+} fr_net_member;
+
 /* Runs one client until the server says DONE (FR_OK; the final model is kept in the
- * client's state), refuses it (FR_ERR_INVALID with the server's reason), or gives no reply
- * for give_up_ms (FR_ERR_IO). state is the client's own (fr_netc). */
-FR_API FR_NODISCARD fr_err fr_net_client_run(const fr_net_client_config *c, fr_netc *state, fr_net_log_fn log,
-                                             void *user, fr_net_client_stats *stats);
-/* The load generator: n clients (states[i] with id ids[i] and token tokens[i]) on
- * `threads` threads in this process, each with its own connection, as fr_net_client_run
- * runs one. Returns when every client has stopped: FR_OK if all ended with DONE, else the
- * first failure (how many failed is in the message). */
-FR_API FR_NODISCARD fr_err fr_net_clients_run(const fr_net_client_config *c, fr_netc **states, const uint32_t *ids,
-                                              const char *const *tokens, uint32_t n, int threads,
-                                              fr_net_log_fn log, void *user, fr_net_client_stats *total);
+ * client's state and saved), refuses it (FR_ERR_INVALID with the server's reason), or
+ * gives no reply for give_up_ms (FR_ERR_IO). */
+FR_API FR_NODISCARD fr_err fr_net_client_run(const fr_net_client_config *c, const fr_net_member *m,
+                                             fr_net_log_fn log, void *user, fr_net_client_stats *stats);
+/* The load generator: n clients on `threads` threads in this process, each with its own
+ * connection, as fr_net_client_run runs one. Returns when every client has stopped:
+ * FR_OK if all ended with DONE, else the first failure (how many failed is in the
+ * message). */
+FR_API FR_NODISCARD fr_err fr_net_clients_run(const fr_net_client_config *c, const fr_net_member *m, uint32_t n,
+                                              int threads, fr_net_log_fn log, void *user, fr_net_client_stats *total);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@
 #include "cli/progress.h"
 #include "cli/train_opts.h"
 #include "fedrec/net.h"
+#include "fedrec/net_client.h"
 #include "fedrec/run.h"
 
 /* ------------------------------------------------------------------ logging */
@@ -329,17 +330,35 @@ static int cli_server(int argc, char **argv) {
 
 /* ------------------------------------------------------------------ client */
 
-/* A client's data: an NCF directory of its own (fedrec data shard's DIR/cID). */
-static fr_err load_client(const char *dir, uint32_t id, const char *state, bool keep_state, fr_netc **out) {
+/* A client: its data (an NCF directory of its own: fedrec data shard's DIR/cID) and its
+ * state, resumed from its state file when there is one. */
+typedef struct client_box {
+    fr_data *data;
+    fr_netc *state;
+    bool resumed;
+} client_box;
+
+static void client_box_free(client_box *b) {
+    fr_netc_free(b->state);
+    fr_data_free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static fr_err load_client(const char *dir, uint32_t id, const char *state, client_box *b) {
+    memset(b, 0, sizeof *b);
     fr_source src;
     fr_source_default(&src);
     src.data = dir;
-    fr_data *d = NULL;
-    fr_err e = fr_data_load(&d, &src);
-    if (e) return e;
-    e = fr_netc_create(out, fr_data_train(d), fr_data_test(d), fr_data_negatives(d), id, keep_state ? state : NULL);
-    fr_data_free(d);
+    fr_err e = fr_data_load(&b->data, &src);
+    if (!e) e = fr_netc_create(&b->state, fr_data_train(b->data), NULL, 0, id, state);
+    if (!e && state) e = fr_netc_load(b->state, &b->resumed);
+    if (e) client_box_free(b);
     return e;
+}
+
+static fr_net_member member_of(const client_box *b, uint32_t id, const char *token) {
+    fr_net_member m = {b->state, fr_data_test(b->data), fr_data_negatives(b->data), id, token};
+    return m;
 }
 
 /* The id of a shard directory named ".../cID". */
@@ -385,21 +404,26 @@ static int client_recommend(int argc, char **argv) {
     if (!state) { snprintf(def, sizeof def, "%s/client.state", data); state = def; }
     if (cli_check_input("client recommend", "--data", data) || cli_check_input("client recommend", "--state", state))
         return 1;
-    fr_netc *c = NULL;
-    fr_err e = load_client(data, cid, state, true, &c);
+    client_box b;
+    fr_err e = load_client(data, cid, state, &b);
     if (e) return cli_fail(e, "client recommend");
+    if (!b.resumed) {
+        client_box_free(&b);
+        fprintf(stderr, "fedrec client recommend: %s has no state yet: run fedrec client first\n", state);
+        return 1;
+    }
     uint32_t *items = calloc(k, sizeof *items);
     float *scores = calloc(k, sizeof *scores);
     size_t n = 0;
     if (!items || !scores) e = FR_ERR_NOMEM;
-    if (!e) e = fr_netc_recommend(c, (uint32_t)k, items, scores, &n);
+    if (!e) e = fr_netc_recommend(b.state, cid, (size_t)k, items, scores, &n);
     if (!e) {
-        printf("top %zu for client %u (global model of round %u):\n", n, cid, fr_netc_round(c));
+        printf("top %zu for client %u (global model of round %u):\n", n, cid, fr_netc_round(b.state) - 1);
         for (size_t i = 0; i < n; i++) printf("%2zu. item %u  %.4f\n", i + 1, items[i], (double)scores[i]);
     }
     free(items);
     free(scores);
-    fr_netc_free(c);
+    client_box_free(&b);
     return e ? cli_fail(e, "client recommend") : 0;
 }
 
@@ -467,19 +491,19 @@ static int cli_client(int argc, char **argv) {
         if (!state) { snprintf(def, sizeof def, "%s/client.state", data); state = def; }
         char *tok = token_for("client", token_file, cid);
         if (!tok) return 1;
-        fr_netc *c = NULL;
-        e = load_client(data, cid, state, true, &c);
+        client_box b;
+        e = load_client(data, cid, state, &b);
         if (!e) {
-            cc.client = cid;
-            cc.token = tok;
             char who[32];
             snprintf(who, sizeof who, "client %u", cid);
-            e = fr_net_client_run(&cc, c, log_line, who, &st);
+            if (b.resumed) log_line(who, 0, "resumed from its state file");
+            fr_net_member m = member_of(&b, cid, tok);
+            e = fr_net_client_run(&cc, &m, log_line, who, &st);
         }
         if (!e)
             printf("client %u: done after round %u: trained %" PRIu64 " rounds, %" PRIu64 " results accepted, %.1f s "
                    "computing; state in %s\n", cid, st.rounds_done, st.tasks, st.results, st.compute_seconds, state);
-        fr_netc_free(c);
+        client_box_free(&b);
         free(tok);
         return e ? cli_fail(e, "client") : 0;
     }
@@ -492,32 +516,34 @@ static int cli_client(int argc, char **argv) {
     }
     uint32_t n = clients ? (uint32_t)clients : fed.clients - (uint32_t)first;
     if ((uint64_t)first + n > fed.clients) n = fed.clients - (uint32_t)first;
-    fr_netc **cs = calloc(n, sizeof *cs);
-    uint32_t *ids = calloc(n, sizeof *ids);
+    client_box *bs = calloc(n, sizeof *bs);
+    fr_net_member *ms = calloc(n, sizeof *ms);
     char **toks = calloc(n, sizeof *toks);
-    if (!cs || !ids || !toks) { fprintf(stderr, "fedrec client: out of memory\n"); return 1; }
+    if (!bs || !ms || !toks) { fprintf(stderr, "fedrec client: out of memory\n"); return 1; }
+    cc.save_state = !no_state;
     for (uint32_t i = 0; !e && i < n; i++) {
-        ids[i] = (uint32_t)first + i;
+        uint32_t id = (uint32_t)first + i;
         char dir[4096], st_path[4200];
-        snprintf(dir, sizeof dir, "%s/c%u", shards, ids[i]);
+        snprintf(dir, sizeof dir, "%s/c%u", shards, id);
         snprintf(st_path, sizeof st_path, "%s/client.state", dir);
-        if (!(toks[i] = token_for("client", token_file, ids[i]))) { rc = 1; break; }
-        e = load_client(dir, ids[i], st_path, !no_state, &cs[i]);
+        if (!(toks[i] = token_for("client", token_file, id))) { rc = 1; break; }
+        e = load_client(dir, id, no_state ? NULL : st_path, &bs[i]);
+        if (!e) ms[i] = member_of(&bs[i], id, toks[i]);
     }
     double t0 = mono_s();
     if (!e && !rc) {
-        printf("fedrec client: %u clients (%u .. %u) on %d threads\n", n, ids[0], ids[n - 1], (int)threads);
+        printf("fedrec client: %u clients (%u .. %u) on %d threads\n", n, ms[0].id, ms[n - 1].id, (int)threads);
         cli_flush_stdout();
-        e = fr_net_clients_run(&cc, cs, ids, (const char *const *)toks, n, (int)threads, log_line, "loadgen", &st);
+        e = fr_net_clients_run(&cc, ms, n, (int)threads, log_line, "loadgen", &st);
         if (!e)
             printf("fedrec client: %u clients done after round %u in %.1f s: %" PRIu64 " tasks, %" PRIu64
                    " results, %" PRIu64 " late, %.1f s computing, %.1f MB up, %.1f MB down\n", n, st.rounds_done,
                    mono_s() - t0, st.tasks, st.results, st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
                    (double)st.bytes_down / 1e6);
     }
-    for (uint32_t i = 0; i < n; i++) { fr_netc_free(cs[i]); free(toks[i]); }
-    free(cs);
-    free(ids);
+    for (uint32_t i = 0; i < n; i++) { client_box_free(&bs[i]); free(toks[i]); }
+    free(bs);
+    free(ms);
     free(toks);
     if (rc) return rc;
     return e ? cli_fail(e, "client") : 0;

@@ -25,6 +25,8 @@ typedef enum { VC_RUN, VC_DONE, VC_FAILED } vc_state;
 
 typedef struct vclient {
     fr_netc *st;
+    const fr_dataset *test;   /* its held-out data (NULL: no evaluation) */
+    const fr_negatives *negs;
     uint32_t id;
     const char *token;
     fri_net_client *tx;
@@ -35,7 +37,30 @@ typedef struct vclient {
     fr_err err;              /* VC_FAILED: why */
     char why[256];
     fr_net_client_stats stats;
+    bool saving;             /* the client has a state file */
 } vclient;
+
+/* The client's own evaluation (fr_netc_evaluate) as a RESULT carries it: HR@10 and
+ * NDCG@10 sums (the cut-off 10, or the nearest one evaluated) or squared errors. */
+static fr_err evaluate(vclient *v, fri_net_eval *out) {
+    fr_eval_sums s;
+    fr_err e = fr_netc_evaluate(v->st, v->test, v->negs, NULL, &s);
+    if (e == FR_ERR_EMPTY || e == FR_ERR_STATE) return FR_OK; /* nothing to evaluate: report none */
+    if (e) return e;
+    if (s.kind == FR_EVAL_SUMS_RATING) {
+        out->rated = s.ratings;
+        out->sq_err_sum = s.ratings ? s.se : 0;
+        return FR_OK;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < s.n_ks; i++)
+        if (s.ks[i] == 10 || (s.ks[k] != 10 && i > k)) k = i;
+    if (!s.n_ks || s.users == 0) return FR_OK;
+    out->users = (uint32_t)s.users;
+    out->hit_sum = s.hr[k] > (double)s.users ? (double)s.users : s.hr[k];
+    out->ndcg_sum = s.ndcg[k] > (double)s.users ? (double)s.users : s.ndcg[k];
+    return FR_OK;
+}
 
 static uint64_t now_ms(void) {
     struct timespec ts;
@@ -77,6 +102,7 @@ void fr_net_client_config_default(fr_net_client_config *c) {
     c->timeout_ms = 30000;
     c->give_up_ms = 300000;
     c->evaluate = true;
+    c->save_state = true;
 }
 
 static fr_err config_check(const fr_net_client_config *c) {
@@ -166,8 +192,8 @@ static void tick(const fr_net_client_config *c, vclient *v, logger *lg, fri_buf 
         break;
     }
     case FRI_NET_DONE:
-        e = fr_netc_take_model(v->st, m.done.model, m.done.model_len);
-        if (!e) e = fr_netc_save(v->st);
+        e = m.done.model_len ? fr_netc_sync(v->st, m.done.model, m.done.model_len) : FR_OK;
+        if (!e && v->saving) e = fr_netc_save(v->st);
         if (e) failed(v, e, "client %u: the final model: %s", v->id, fr_errmsg());
         else v->state = VC_DONE;
         v->stats.rounds_done = m.done.rounds_done;
@@ -180,9 +206,9 @@ static void tick(const fr_net_client_config *c, vclient *v, logger *lg, fri_buf 
         size_t resn = 0;
         double t0 = now_s();
         e = fr_netc_step(v->st, m.task.body, m.task.body_len, &res, &resn);
-        fr_netc_eval ev = {0};
-        if (!e && c->evaluate) e = fr_netc_evaluate(v->st, &ev);
-        if (!e) e = fr_netc_save(v->st); /* before the RESULT leaves */
+        fri_net_eval ev = {0};
+        if (!e && c->evaluate && v->test) e = evaluate(v, &ev);
+        if (!e && v->saving) e = fr_netc_save(v->st); /* before the RESULT leaves */
         v->stats.compute_seconds += now_s() - t0;
         fri_net_reply_free(rep);
         rep = NULL;
@@ -191,11 +217,7 @@ static void tick(const fr_net_client_config *c, vclient *v, logger *lg, fri_buf 
         r.result.client = v->id;
         r.result.round = round;
         r.result.ticket = ticket;
-        r.result.eval.users = ev.users;
-        r.result.eval.hit_sum = ev.hit_sum;
-        r.result.eval.ndcg_sum = ev.ndcg_sum;
-        r.result.eval.rated = ev.rated;
-        r.result.eval.sq_err_sum = ev.sq_err_sum;
+        r.result.eval = ev;
         r.result.body = res;
         r.result.body_len = resn;
         if ((e = fri_net_encode(req, &r))) { failed(v, e, "client %u: %s", v->id, fr_errmsg()); return; }
@@ -273,9 +295,8 @@ static void *gen_main(void *arg) {
     return NULL;
 }
 
-fr_err fr_net_clients_run(const fr_net_client_config *c, fr_netc **states, const uint32_t *ids,
-                          const char *const *tokens, uint32_t n, int threads, fr_net_log_fn log, void *user,
-                          fr_net_client_stats *total) {
+fr_err fr_net_clients_run(const fr_net_client_config *c, const fr_net_member *mem, uint32_t n, int threads,
+                          fr_net_log_fn log, void *user, fr_net_client_stats *total) {
     if (total) memset(total, 0, sizeof *total);
     fr_err e = config_check(c);
     if (e) return e;
@@ -295,9 +316,15 @@ fr_err fr_net_clients_run(const fr_net_client_config *c, fr_netc **states, const
     uint64_t now = now_ms();
     for (uint32_t i = 0; !e && i < n; i++) {
         vclient *v = &g.v[i];
-        v->st = states[i];
-        v->id = ids[i];
-        v->token = tokens[i];
+        v->st = mem[i].state;
+        v->test = mem[i].test;
+        v->negs = mem[i].negs;
+        v->id = mem[i].id;
+        v->token = mem[i].token;
+        v->saving = c->save_state;
+        if (!v->token) e = fri_fail(FR_ERR_INVALID, "client %u: no token", v->id);
+        if (!e) e = fri_sodium_init(); /* before threads */
+        if (e) break;
         v->last_reply = now;
         v->next_at = now;
         e = open_tx(c, &v->tx);
@@ -342,9 +369,7 @@ fr_err fr_net_clients_run(const fr_net_client_config *c, fr_netc **states, const
     return e;
 }
 
-fr_err fr_net_client_run(const fr_net_client_config *c, fr_netc *state, fr_net_log_fn log, void *user,
+fr_err fr_net_client_run(const fr_net_client_config *c, const fr_net_member *m, fr_net_log_fn log, void *user,
                          fr_net_client_stats *stats) {
-    const char *tok = c->token;
-    if (!tok) return fri_fail(FR_ERR_INVALID, "client: no token");
-    return fr_net_clients_run(c, &state, &c->client, &tok, 1, 1, log, user, stats);
+    return fr_net_clients_run(c, m, 1, 1, log, user, stats);
 }

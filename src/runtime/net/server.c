@@ -194,12 +194,12 @@ static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
         logf_(s, 1, "refused %s: unknown client %u (the federation has %u)", peer->addr, c, s->n_clients);
         return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
     }
-    fri_token_check tc = fri_tokens_check(s->tokens, c, m->hello.token, m->hello.token_len);
+    fri_token_verdict tc = fri_tokens_check(s->tokens, c, m->hello.token, m->hello.token_len);
     if (tc != FRI_TOKEN_OK) {
         logf_(s, 1, "refused %s: client %u: %s", peer->addr, c,
-              tc == FRI_TOKEN_UNKNOWN ? "no token on file for this client" : "wrong token");
-        return reply_refuse(tc == FRI_TOKEN_UNKNOWN ? FRI_NET_REFUSE_UNKNOWN_CLIENT : FRI_NET_REFUSE_BAD_TOKEN,
-                            tc == FRI_TOKEN_UNKNOWN ? "no token on file for this client id" : "wrong token", out, n);
+              tc == FRI_TOKEN_UNKNOWN_CLIENT ? "no token on file for this client" : "wrong token");
+        return reply_refuse(tc == FRI_TOKEN_UNKNOWN_CLIENT ? FRI_NET_REFUSE_UNKNOWN_CLIENT : FRI_NET_REFUSE_BAD_TOKEN,
+                            tc == FRI_TOKEN_UNKNOWN_CLIENT ? "no token on file for this client id" : "wrong token", out, n);
     }
     s->seen[c] = now_ms();
     if (!s->joined[c]) {
@@ -315,7 +315,8 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     fr_err e = config_check(c);
     if (e) return e;
     if (n_clients == 0) return fri_fail(FR_ERR_INVALID, "server: a federation of no client");
-    if (sodium_init() < 0) return fri_fail(FR_ERR_INVALID, "server: libsodium failed to initialise");
+    fr_err e0 = fri_sodium_init();
+    if (e0) return e0;
     fr_net_server *s = fri_calloc(1, sizeof *s);
     if (!s) return FR_ERR_NOMEM;
     s->c = *c;
