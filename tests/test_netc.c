@@ -13,7 +13,8 @@
  *   - recommend gives the simulator's top-k; local evaluation sums give the simulator's
  *     metrics;
  *   - a user's initial row made alone is fr_model_create's, for every model kind;
- *   - fr_dataset_select_users keeps ids and order. */
+ *   - fr_dataset_select_users keeps ids and order;
+ *   - an allocation-failure sweep over create, step, save, load, recommend, evaluate. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -696,5 +697,51 @@ Test(netc, select_users_keeps_ids_and_order) {
     cr_assert_eq(fr_dataset_select_users(&s, d, twice, 2), FR_ERR_INVALID);
     cr_assert_eq(fr_dataset_select_users(&s, d, out, 1), FR_ERR_RANGE);
     cr_assert_null(s);
+    fr_dataset_free(d);
+}
+
+Test(netc, allocation_failure_sweep) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d, FR_MODEL_NEUMF, true, 0);
+    const uint32_t users[] = {9, 3, 21};
+    fr_dataset *cd = NULL;
+    cr_assert_eq(fr_dataset_select_users(&cd, d, users, 3), FR_OK);
+    fr_round *r = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, 5, 1), FR_OK);
+    const uint32_t avail[] = {1, 4};
+    cr_assert_eq(fr_round_begin_among(r, avail, 2, 0.0, NULL, NULL), FR_OK);
+    const uint8_t *tb;
+    size_t tn;
+    cr_assert_eq(fr_round_task(r, 4, &tb, &tn), FR_OK);
+    bool done = false;
+    for (long k = 1; k < 5000 && !done; k++) {
+        fr_test_fail_alloc(k, false);
+        fr_netc *c = NULL;
+        uint8_t *st = NULL;
+        size_t sn = 0, on = 0;
+        const uint8_t *out = NULL;
+        fr_eval_sums sums;
+        uint32_t top[5];
+        size_t nt;
+        fr_err e = fr_netc_create(&c, cd, users, 3, 4, NULL);
+        if (!e) {
+            e = fr_netc_step(c, tb, tn, &out, &on);
+            cr_assert(e == FR_OK || fr_netc_round(c) == 0, "a failed step joined or advanced");
+        }
+        if (!e) e = fr_netc_save_bytes(c, &st, &sn);
+        if (!e) e = fr_netc_load_bytes(c, st, sn, "s");
+        if (!e) e = fr_netc_recommend(c, 21, 5, top, NULL, &nt);
+        if (!e) e = fr_netc_evaluate(c, cd, NULL, NULL, &sums);
+        fr_test_fail_alloc(0, false);
+        cr_assert(e == FR_OK || e == FR_ERR_NOMEM, "k=%ld: %s: %s", k, fr_strerror(e), fr_errmsg());
+        if (e == FR_OK) done = true;
+        fr_msg_free(st);
+        fr_netc_free(c);
+    }
+    cr_assert(done);
+    fr_round_free(r);
+    fr_dataset_free(cd);
     fr_dataset_free(d);
 }
