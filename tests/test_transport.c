@@ -527,9 +527,17 @@ static void garbage_case(bool tls, fri_net_event_kind expect) {
         close(fd);
         roundtrip(good, "between", 5000);
     }
+    /* connections that close at once, or after a byte, before any handshake (nng 1.5.2 had
+     * a bug where that stopped a listener: github.com/nanomsg/nng/issues/1518) */
+    for (int i = 0; i < 4; i++) {
+        int fd = raw_connect(f.port, NULL, 0);
+        if (i & 1) send(fd, "\x16", 1, MSG_NOSIGNAL);
+        close(fd);
+    }
+    roundtrip(good, "after hang-ups", 5000);
     cr_assert(ev_wait(&f.ev, expect, 1, 3000), "no event %d", (int)expect);
     cr_assert(strstr(f.ev.text[expect], f.url) || strstr(f.ev.text[expect], "127.0.0.1:0"), "%s", f.ev.text[expect]);
-    cr_assert_eq(atomic_load(&f.st.calls), 4);
+    cr_assert_eq(atomic_load(&f.st.calls), 5);
     fri_net_client *late = client_open(&co);
     roundtrip(late, "after", 5000);
     fri_net_client_close(late);
@@ -754,6 +762,50 @@ Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port) {
         roundtrip(a[i].c, "back again", 10000);
         fri_net_client_close(a[i].c);
     }
+    fx_fini(&f);
+}
+
+/* A server that accepts and never answers the TLS handshake: nng 1.5.2's dialer waits in
+ * it forever. The client sees its dialer idle, replaces it, and reaches the real server
+ * that has meanwhile taken the port. */
+Test(transport, client_replaces_a_stuck_dialer) {
+    fixture f;
+    fx_init(&f, true);
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(ls, 4), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+    f.port = ntohs(a.sin_port);
+    snprintf(f.url, sizeof f.url, "tls+tcp://127.0.0.1:%d", f.port);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *c = client_open(&co);
+    int held = -1;
+    for (int i = 0; i < 200 && held < 0; i++) { /* the dialer connects: hold it, say nothing */
+        struct timeval tv = {0, 10000};
+        setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        held = accept(ls, NULL, NULL);
+    }
+    cr_assert_geq(held, 0, "the client never connected");
+    close(ls);
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    char url[64];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", f.port);
+    so.url = url;
+    fx_start(&f, &so);
+    int64_t t0 = now_ms();
+    roundtrip(c, "unstuck", 15000); /* two idle periods of 2 x 200 + 2000 ms, then a dial */
+    cr_assert_geq(fri_net_client_redials(c), 1);
+    cr_assert_lt(now_ms() - t0, 12000);
+    close(held);
+    fri_net_client_close(c);
     fx_fini(&f);
 }
 
