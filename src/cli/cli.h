@@ -14,11 +14,8 @@ int cli_train(int argc, char **argv);     /* cli_train.c */
 int cli_eval(int argc, char **argv);      /* cli_eval.c */
 int cli_recommend(int argc, char **argv); /* cli_eval.c */
 int cli_plot(int argc, char **argv);      /* cli_plot.c */
-<<<<<<< HEAD
 int cli_net(int argc, char **argv);       /* cli_net.c: server and client */
-=======
 int cli_tokens(int argc, char **argv);    /* cli_tokens.c */
->>>>>>> h-b
 
 /* --format names. Returns 0, or 2 after printing a usage error. */
 int cli_parse_format(const char *cmd, const char *s, fr_format *out);

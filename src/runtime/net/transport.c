@@ -1,0 +1,1044 @@
+/* The networked runtime's transport: opaque byte messages over nng REQ/REP with TLS
+ * (transport.h says what it offers). nng 1.5.2 with mbedTLS 2.28 underneath.
+ *
+ * Invariants:
+ *   - The server's pipe table holds every open connection (added on nng's ADD_POST, gone
+ *     on REM_POST) with the time it last delivered a request or got a reply and how many
+ *     of its requests are in the handler; the watchdog closes a connection only when
+ *     none is and it has been quiet for idle_ms, and reports it once.
+ *   - A server context is always in exactly one of: waiting for a request, in the
+ *     handler, sending a reply; its aio callback is the only code that moves it, and it
+ *     stops re-arming once the socket is closed, so stopping is: close the socket, then
+ *     nng_aio_stop each context (which waits for a handler in progress).
+ *   - Events are delivered outside the table's lock.
+ *   - Private keys read from files are wiped once nng has parsed them. */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
+#include <sodium.h>
+
+#include "core/core.h"
+#include "runtime/net/transport.h"
+
+/* nng's size limit counts the whole message, with REQ/REP's routing header: a 4-byte
+ * request id, plus 4 bytes per device in between. The limits of the options count the
+ * payload, so nng's is set this much higher and the rest checked here. */
+#define FRI_NET_HEADER_ROOM 32
+
+/* ---- shared: URLs, files, TLS configuration, addresses ---- */
+
+/* Checks url for a side ("server", "client"); *tls tells which scheme it is. */
+static fr_err check_url(const char *who, const char *url, bool insecure, bool *tls) {
+    if (!url || !*url)
+        return fri_fail(FR_ERR_INVALID, "%s: no URL given (expected tls+tcp://HOST:PORT)", who);
+    nng_url *u = NULL;
+    int rv = nng_url_parse(&u, url);
+    if (rv == NNG_ENOMEM) return fri_fail(FR_ERR_NOMEM, "%s: out of memory parsing URL '%s'", who, url);
+    if (rv != 0)
+        return fri_fail(FR_ERR_INVALID, "%s: cannot parse URL '%s' (%s); expected tls+tcp://HOST:PORT", who, url,
+                        nng_strerror(rv));
+    fr_err e = FR_OK;
+    bool is_tls = strcmp(u->u_scheme, "tls+tcp") == 0, is_tcp = strcmp(u->u_scheme, "tcp") == 0;
+    if (!is_tls && !is_tcp)
+        e = fri_fail(FR_ERR_INVALID,
+                     "%s: URL '%s' has scheme '%s://'; only tls+tcp:// is supported (or tcp:// with the "
+                     "insecure flag)",
+                     who, url, u->u_scheme);
+    else if (is_tcp && !insecure)
+        e = fri_fail(FR_ERR_INVALID,
+                     "%s: URL '%s' is plain tcp://, which neither encrypts nor authenticates; use tls+tcp:// "
+                     "or set the insecure flag (--insecure) to allow it",
+                     who, url);
+    else if (!u->u_port || !*u->u_port)
+        e = fri_fail(FR_ERR_INVALID, "%s: URL '%s' has no port (expected %s://HOST:PORT)", who, url, u->u_scheme);
+    else if (u->u_path && *u->u_path && strcmp(u->u_path, "/") != 0)
+        e = fri_fail(FR_ERR_INVALID, "%s: URL '%s' has a path ('%s'); expected %s://HOST:PORT", who, url, u->u_path,
+                     u->u_scheme);
+    nng_url_free(u);
+    *tls = is_tls;
+    return e;
+}
+
+/* Reads a PEM file into a NUL-terminated string (nng wants text). */
+static fr_err read_pem(const char *who, const char *what, const char *path, char **out, size_t *len) {
+    uint8_t *d = NULL;
+    size_t n = 0;
+    *out = NULL;
+    fr_err e = fri_read_file(path, &d, &n);
+    if (e) return fri_fail_prefix(e, "%s: reading the %s", who, what);
+    char *s = fri_malloc(n + 1);
+    if (!s) {
+        sodium_memzero(d, n);
+        fri_free(d);
+        return fri_fail_prefix(FR_ERR_NOMEM, "%s: reading the %s '%s'", who, what, path);
+    }
+    memcpy(s, d, n);
+    s[n] = '\0';
+    sodium_memzero(d, n);
+    fri_free(d);
+    if (n == 0 || strlen(s) != n || !strstr(s, "-----BEGIN ")) {
+        sodium_memzero(s, n);
+        fri_free(s);
+        return fri_fail(FR_ERR_FORMAT, "%s: the %s '%s' is not a PEM file (no '-----BEGIN' line)", who, what, path);
+    }
+    *out = s;
+    *len = n;
+    return FR_OK;
+}
+
+static void free_pem(char *s, size_t n) {
+    if (!s) return;
+    sodium_memzero(s, n);
+    fri_free(s);
+}
+
+typedef struct tls_files {
+    const char *cert, *key, *ca, *server_name;
+} tls_files;
+
+/* An nng TLS configuration from files: own certificate and key when given, the CA to
+ * verify the peer when given (required then), the name to verify (clients). */
+static fr_err tls_config(nng_tls_config **out, const char *who, bool server, const tls_files *f) {
+    *out = NULL;
+    nng_tls_config *cfg = NULL;
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    size_t ncert = 0, nkey = 0, nca = 0;
+    int rv = nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT);
+    if (rv) return fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_UNSUPPORTED, "%s: TLS is not available (%s)",
+                            who, nng_strerror(rv));
+    fr_err e = FR_OK;
+    if (f->cert) {
+        e = read_pem(who, "certificate", f->cert, &cert, &ncert);
+        if (!e) e = read_pem(who, "private key", f->key, &key, &nkey);
+        if (!e && (rv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0)
+            e = fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_FORMAT,
+                         "%s: the TLS engine (%s) does not accept the certificate '%s' with the key '%s' (%s)", who,
+                         nng_tls_engine_name(), f->cert, f->key, nng_strerror(rv));
+    }
+    if (!e && f->ca) {
+        e = read_pem(who, "CA certificate", f->ca, &ca, &nca);
+        if (!e && (rv = nng_tls_config_ca_chain(cfg, ca, NULL)) != 0)
+            e = fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_FORMAT,
+                         "%s: the TLS engine (%s) does not accept the CA certificate '%s' (%s)", who,
+                         nng_tls_engine_name(), f->ca, nng_strerror(rv));
+    }
+    if (!e) {
+        rv = nng_tls_config_auth_mode(cfg, f->ca ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
+        if (!rv && f->server_name) rv = nng_tls_config_server_name(cfg, f->server_name);
+        if (rv)
+            e = fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_INTERNAL, "%s: configuring TLS: %s", who,
+                         nng_strerror(rv));
+    }
+    free_pem(cert, ncert);
+    free_pem(key, nkey);
+    free_pem(ca, nca);
+    if (e) {
+        nng_tls_config_free(cfg);
+        return e;
+    }
+    *out = cfg;
+    return FR_OK;
+}
+
+/* "127.0.0.1:5555", "[::1]:5555", or "" when the address is of no IP family. */
+static void fmt_addr(const nng_sockaddr *sa, char *buf, size_t n) {
+    char ip[INET6_ADDRSTRLEN];
+    buf[0] = '\0';
+    if (sa->s_family == NNG_AF_INET) {
+        if (inet_ntop(AF_INET, &sa->s_in.sa_addr, ip, sizeof ip))
+            snprintf(buf, n, "%s:%u", ip, (unsigned)ntohs(sa->s_in.sa_port));
+    } else if (sa->s_family == NNG_AF_INET6) {
+        if (inet_ntop(AF_INET6, sa->s_in6.sa_addr, ip, sizeof ip))
+            snprintf(buf, n, "[%s]:%u", ip, (unsigned)ntohs(sa->s_in6.sa_port));
+    }
+}
+
+static fr_err nng_err(int rv, const char *who, const char *what, const char *url) {
+    fr_err code = rv == NNG_ENOMEM ? FR_ERR_NOMEM : rv == NNG_EADDRINUSE || rv == NNG_EADDRINVAL ? FR_ERR_IO
+                                                                                                   : FR_ERR_INTERNAL;
+    return fri_fail(code, "%s: %s '%s': %s", who, what, url, nng_strerror(rv));
+}
+
+/* Reads the named counters of a listener or dialer from one nng statistics snapshot. */
+typedef struct ep_counts {
+    uint64_t auth, proto, timeout, reject, oom, refused, connect, disconnect, other;
+} ep_counts;
+
+/* The scope of the listener or dialer (kind) with this id. nng_stat_find_dialer of nng
+ * 1.5.2 returns another dialer's scope when there are several, so it is not used. */
+static nng_stat *find_scope(nng_stat *all, const char *kind, uint64_t id) {
+    for (nng_stat *sc = nng_stat_child(all); sc; sc = nng_stat_next(sc)) {
+        if (nng_stat_type(sc) != NNG_STAT_SCOPE || strcmp(nng_stat_name(sc), kind) != 0) continue;
+        nng_stat *v = nng_stat_find(sc, "id");
+        if (v && nng_stat_value(v) == id) return sc;
+    }
+    return NULL;
+}
+
+static void read_counts(nng_stat *scope, ep_counts *c) {
+    memset(c, 0, sizeof *c);
+    for (nng_stat *st = scope ? nng_stat_child(scope) : NULL; st; st = nng_stat_next(st)) {
+        const char *nm = nng_stat_name(st);
+        if (nng_stat_type(st) == NNG_STAT_STRING || nng_stat_type(st) == NNG_STAT_SCOPE) continue;
+        uint64_t v = nng_stat_value(st);
+        if (!strcmp(nm, "auth")) c->auth = v;
+        else if (!strcmp(nm, "proto")) c->proto = v;
+        else if (!strcmp(nm, "timeout")) c->timeout = v;
+        else if (!strcmp(nm, "reject")) c->reject = v;
+        else if (!strcmp(nm, "oom")) c->oom = v;
+        else if (!strcmp(nm, "refused")) c->refused = v;
+        else if (!strcmp(nm, "connect")) c->connect = v;
+        else if (!strcmp(nm, "disconnect")) c->disconnect = v;
+        else if (!strcmp(nm, "other")) c->other = v;
+    }
+}
+
+/* ---- server: the pipe table ---- */
+
+typedef struct pipe_rec {
+    uint32_t id;              /* nng pipe id; 0 = empty slot */
+    uint32_t busy;            /* its requests in the handler or being answered */
+    int64_t last_ms;          /* nng_clock() of connect, last request or last reply */
+    uint64_t requests;        /* requests it delivered */
+    bool closing;             /* the watchdog closed it (reported once) */
+    char addr[FRI_NET_ADDR_MAX];
+} pipe_rec;
+
+/* Open addressing with linear probing over a power-of-two table, at most half full, so
+ * a lookup is O(1) whatever the number of connections (1000s). */
+typedef struct pipe_table {
+    pipe_rec *slot;
+    size_t cap, n;
+} pipe_table;
+
+static size_t pt_home(const pipe_table *t, uint32_t id) { return (size_t)(id * 2654435761u) & (t->cap - 1); }
+
+static pipe_rec *pt_find(pipe_table *t, uint32_t id) {
+    if (!t->cap) return NULL;
+    for (size_t i = pt_home(t, id);; i = (i + 1) & (t->cap - 1)) {
+        if (t->slot[i].id == id) return &t->slot[i];
+        if (t->slot[i].id == 0) return NULL;
+    }
+}
+
+static pipe_rec *pt_put_slot(pipe_table *t, uint32_t id) {
+    size_t i = pt_home(t, id);
+    while (t->slot[i].id != 0 && t->slot[i].id != id) i = (i + 1) & (t->cap - 1);
+    return &t->slot[i];
+}
+
+/* A record for id (new and zeroed, or the existing one); NULL when out of memory. */
+static pipe_rec *pt_insert(pipe_table *t, uint32_t id) {
+    if (2 * (t->n + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        pipe_rec *s = fri_calloc(cap, sizeof *s);
+        if (!s) return NULL;
+        pipe_table nt = {s, cap, t->n};
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slot[i].id) *pt_put_slot(&nt, t->slot[i].id) = t->slot[i];
+        fri_free(t->slot);
+        *t = nt;
+    }
+    pipe_rec *r = pt_put_slot(t, id);
+    if (r->id != id) {
+        memset(r, 0, sizeof *r);
+        r->id = id;
+        t->n++;
+    }
+    return r;
+}
+
+/* Removes r (a slot of t), shifting later members of its probe run back. */
+static void pt_remove(pipe_table *t, pipe_rec *r) {
+    size_t i = (size_t)(r - t->slot), mask = t->cap - 1;
+    t->slot[i].id = 0;
+    t->n--;
+    for (size_t j = (i + 1) & mask; t->slot[j].id; j = (j + 1) & mask) {
+        size_t h = pt_home(t, t->slot[j].id);
+        /* slot j may move to the hole at i if its home is not in (i, j] cyclically */
+        bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
+        if (stays) continue;
+        t->slot[i] = t->slot[j];
+        t->slot[j].id = 0;
+        i = j;
+    }
+}
+
+/* ---- server ---- */
+
+typedef struct srv_ctx {
+    struct fri_net_server *s;
+    nng_ctx ctx;
+    nng_aio *aio;
+    uint32_t pipe;            /* the connection of the request being answered */
+    bool sending;             /* the aio carries a reply (else it waits for a request) */
+} srv_ctx;
+
+struct fri_net_server {
+    nng_socket sock;
+    nng_listener lst;
+    bool sock_open;
+    char *url;
+    int port;
+    size_t max_msg;
+    int idle_ms;
+    fri_net_handler handle;
+    void *handle_ctx;
+    fri_net_event_fn event;
+    void *event_ctx;
+    srv_ctx *ctx;             /* [n_ctx] */
+    int n_ctx;
+    pthread_mutex_t mu;       /* guards pipes */
+    pipe_table pipes;
+    pthread_mutex_t wmu;      /* the watchdog's sleep */
+    pthread_cond_t wcv;
+    pthread_t watchdog;
+    bool watchdog_running;
+    bool wake;                /* guarded by wmu: stop the watchdog */
+    atomic_bool stopping;
+    ep_counts seen;           /* listener counters already reported (watchdog only) */
+    atomic_uint_fast64_t n_connects, n_requests, n_replies, n_refused, n_idle, n_tls, n_proto, n_hto, n_reject,
+        n_too_large;
+};
+
+static void emit(fri_net_server *s, fri_net_event_kind kind, uint32_t pipe, const char *addr, uint64_t count,
+                 const char *fmt, ...) FR_PRINTF(6, 7);
+static void emit(fri_net_server *s, fri_net_event_kind kind, uint32_t pipe, const char *addr, uint64_t count,
+                 const char *fmt, ...) {
+    if (!s->event) return;
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    fri_net_event ev = {kind, pipe, addr ? addr : "", count, text};
+    s->event(s->event_ctx, &ev);
+}
+
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg) {
+    fri_net_server *s = arg;
+    uint32_t id = nng_pipe_id(p);
+    char addr[FRI_NET_ADDR_MAX] = "";
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        nng_sockaddr sa;
+        if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0) fmt_addr(&sa, addr, sizeof addr);
+        pthread_mutex_lock(&s->mu);
+        pipe_rec *r = pt_insert(&s->pipes, id);
+        if (r) {
+            r->last_ms = (int64_t)nng_clock();
+            memcpy(r->addr, addr, sizeof addr);
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!r) {
+            /* without a record the watchdog could not see it: refuse it */
+            nng_pipe_close(p);
+            emit(s, FRI_NET_EV_NOMEM, id, addr, 1, "%s: out of memory tracking the connection from %s; closed it",
+                 s->url, addr);
+            return;
+        }
+        atomic_fetch_add(&s->n_connects, 1);
+        emit(s, FRI_NET_EV_CONNECT, id, addr, 0, "%s: connection %u from %s", s->url, id, addr);
+    } else if (ev == NNG_PIPE_EV_REM_POST) {
+        uint64_t reqs = 0;
+        bool found = false;
+        pthread_mutex_lock(&s->mu);
+        pipe_rec *r = pt_find(&s->pipes, id);
+        if (r) {
+            found = true;
+            reqs = r->requests;
+            memcpy(addr, r->addr, sizeof addr);
+            pt_remove(&s->pipes, r);
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (found)
+            emit(s, FRI_NET_EV_DISCONNECT, id, addr, reqs, "%s: connection %u from %s closed after %llu requests",
+                 s->url, id, addr, (unsigned long long)reqs);
+    }
+}
+
+/* A request from pipe id arrived (busy: +1) or its reply left (busy: -1); copies the
+ * peer's address out. */
+static void pipe_touch(fri_net_server *s, uint32_t id, int busy, char *addr) {
+    pthread_mutex_lock(&s->mu);
+    pipe_rec *r = pt_find(&s->pipes, id);
+    if (r) {
+        r->last_ms = (int64_t)nng_clock();
+        if (busy > 0) {
+            r->busy++;
+            r->requests++;
+        } else if (busy < 0 && r->busy > 0) {
+            r->busy--;
+        }
+        if (addr) memcpy(addr, r->addr, FRI_NET_ADDR_MAX);
+    } else if (addr) {
+        addr[0] = '\0';
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void ctx_recv(srv_ctx *c) {
+    c->sending = false;
+    c->pipe = 0;
+    nng_ctx_recv(c->ctx, c->aio);
+}
+
+/* One context's state machine, on nng's threads. */
+static void ctx_cb(void *arg) {
+    srv_ctx *c = arg;
+    fri_net_server *s = c->s;
+    int rv = nng_aio_result(c->aio);
+    if (c->sending) {
+        if (rv != 0) nng_msg_free(nng_aio_get_msg(c->aio)); /* not sent: still ours */
+        else atomic_fetch_add(&s->n_replies, 1);
+        pipe_touch(s, c->pipe, -1, NULL);
+        if (rv == NNG_ECLOSED || atomic_load(&s->stopping)) return;
+        ctx_recv(c);
+        return;
+    }
+    if (rv != 0) {
+        /* closed: done; anything else (a timeout, a receive error) concerns one request */
+        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED || atomic_load(&s->stopping)) return;
+        ctx_recv(c);
+        return;
+    }
+    nng_msg *m = nng_aio_get_msg(c->aio);
+    nng_aio_set_msg(c->aio, NULL);
+    nng_pipe p = nng_msg_get_pipe(m);
+    c->pipe = nng_pipe_id(p);
+    char addr[FRI_NET_ADDR_MAX];
+    size_t len = nng_msg_len(m);
+    if (len > s->max_msg) {
+        /* within nng's header room: over the limit all the same */
+        nng_msg_free(m);
+        pipe_touch(s, c->pipe, 0, addr);
+        nng_pipe_close(p);
+        atomic_fetch_add(&s->n_too_large, 1);
+        emit(s, FRI_NET_EV_TOO_LARGE, c->pipe, addr, len,
+             "%s: a request of %zu bytes (limit %zu) from connection %u at %s; closed it", s->url, len, s->max_msg,
+             c->pipe, addr);
+        if (!atomic_load(&s->stopping)) ctx_recv(c);
+        return;
+    }
+    pipe_touch(s, c->pipe, +1, addr);
+    atomic_fetch_add(&s->n_requests, 1);
+    fri_net_peer peer = {addr, c->pipe};
+    uint8_t *reply = NULL;
+    size_t reply_n = 0;
+    int hr = s->handle(s->handle_ctx, nng_msg_body(m), nng_msg_len(m), &reply, &reply_n, &peer);
+    nng_msg *out = NULL;
+    if (hr == 0) {
+        /* reuse the request's message when it is large enough: no allocation per request */
+        if (nng_msg_realloc(m, reply_n) == 0) {
+            if (reply_n) memcpy(nng_msg_body(m), reply, reply_n);
+            out = m;
+            m = NULL;
+        }
+    }
+    fri_free(reply);
+    if (m) nng_msg_free(m);
+    if (!out) {
+        atomic_fetch_add(&s->n_refused, 1);
+        pipe_touch(s, c->pipe, -1, NULL);
+        nng_pipe_close(p);
+        if (hr != 0)
+            emit(s, FRI_NET_EV_REFUSED, c->pipe, addr, 1, "%s: the handler refused a request of connection %u from %s; closed it",
+                 s->url, c->pipe, addr);
+        else
+            emit(s, FRI_NET_EV_NOMEM, c->pipe, addr, 1,
+                 "%s: out of memory for a reply of %zu bytes to connection %u from %s; closed it", s->url, reply_n,
+                 c->pipe, addr);
+        if (atomic_load(&s->stopping)) return;
+        ctx_recv(c);
+        return;
+    }
+    c->sending = true;
+    nng_aio_set_msg(c->aio, out);
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+/* Reports what the listener's counters gained since the last look. */
+static void poll_listener(fri_net_server *s) {
+    nng_stat *all = NULL;
+    if (nng_stats_get(&all) != 0) return;
+    ep_counts now;
+    read_counts(find_scope(all, "listener", (uint64_t)nng_listener_id(s->lst)), &now);
+    nng_stats_free(all);
+    ep_counts *was = &s->seen;
+    if (now.auth > was->auth) {
+        uint64_t d = now.auth - was->auth;
+        atomic_fetch_add(&s->n_tls, d);
+        emit(s, FRI_NET_EV_TLS_FAILED, 0, "", d,
+             "%s: %llu TLS handshake(s) failed (a client without a valid certificate, a wrong CA, or not TLS)",
+             s->url, (unsigned long long)d);
+    }
+    if (now.proto > was->proto) {
+        uint64_t d = now.proto - was->proto;
+        atomic_fetch_add(&s->n_proto, d);
+        emit(s, FRI_NET_EV_PROTOCOL, 0, "", d, "%s: %llu connection(s) closed for not speaking nng's SP protocol",
+             s->url, (unsigned long long)d);
+    }
+    if (now.timeout > was->timeout) {
+        uint64_t d = now.timeout - was->timeout;
+        atomic_fetch_add(&s->n_hto, d);
+        emit(s, FRI_NET_EV_HANDSHAKE_TIMEOUT, 0, "", d,
+             "%s: %llu connection(s) closed for not finishing the protocol handshake in time", s->url,
+             (unsigned long long)d);
+    }
+    if (now.reject > was->reject) {
+        uint64_t d = now.reject - was->reject;
+        atomic_fetch_add(&s->n_reject, d);
+        emit(s, FRI_NET_EV_REJECTED, 0, "", d, "%s: %llu connection(s) rejected: the peer is not a REQ socket",
+             s->url, (unsigned long long)d);
+    }
+    if (now.oom > was->oom) {
+        uint64_t d = now.oom - was->oom;
+        emit(s, FRI_NET_EV_NOMEM, 0, "", d, "%s: %llu connection(s) dropped for lack of memory", s->url,
+             (unsigned long long)d);
+    }
+    *was = now;
+}
+
+/* Closes connections quiet for idle_ms (none of their requests in the handler). */
+static void close_idle(fri_net_server *s) {
+    enum { BATCH = 64 };
+    struct {
+        uint32_t id;
+        int64_t quiet;
+        char addr[FRI_NET_ADDR_MAX];
+    } v[BATCH];
+    for (;;) {
+        int k = 0;
+        int64_t now = (int64_t)nng_clock();
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->pipes.cap && k < BATCH; i++) {
+            pipe_rec *r = &s->pipes.slot[i];
+            if (!r->id || r->closing || r->busy || now - r->last_ms < s->idle_ms) continue;
+            r->closing = true;
+            v[k].id = r->id;
+            v[k].quiet = now - r->last_ms;
+            memcpy(v[k].addr, r->addr, FRI_NET_ADDR_MAX);
+            k++;
+        }
+        pthread_mutex_unlock(&s->mu);
+        for (int j = 0; j < k; j++) {
+            /* nng names pipes by id; one that has gone meanwhile is not found */
+            nng_pipe p = {.id = v[j].id};
+            if (nng_pipe_close(p) != 0) continue;
+            atomic_fetch_add(&s->n_idle, 1);
+            emit(s, FRI_NET_EV_IDLE_CLOSED, v[j].id, v[j].addr, (uint64_t)v[j].quiet,
+                 "%s: closed connection %u from %s: no complete request for %lld ms (limit %d ms)", s->url, v[j].id,
+                 v[j].addr, (long long)v[j].quiet, s->idle_ms);
+        }
+        if (k < BATCH) return;
+    }
+}
+
+static void *watchdog_main(void *arg) {
+    fri_net_server *s = arg;
+    /* checks often enough to close within ~25% of the limit, at most 4 times a second */
+    int tick = s->idle_ms / 4;
+    if (tick > 250) tick = 250;
+    if (tick < 5) tick = 5;
+    pthread_mutex_lock(&s->wmu);
+    while (!s->wake) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (long)tick * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&s->wcv, &s->wmu, &ts);
+        if (s->wake) break;
+        pthread_mutex_unlock(&s->wmu);
+        close_idle(s);
+        poll_listener(s);
+        pthread_mutex_lock(&s->wmu);
+    }
+    pthread_mutex_unlock(&s->wmu);
+    return NULL;
+}
+
+void fri_net_server_opts_default(fri_net_server_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->max_msg = FRI_NET_DEFAULT_MAX_MSG;
+    o->contexts = FRI_NET_DEFAULT_CONTEXTS;
+    o->idle_ms = FRI_NET_DEFAULT_IDLE_MS;
+}
+
+fr_err fri_net_server_opts_check(const fri_net_server_opts *o) {
+    bool tls;
+    fr_err e = check_url("server", o->url, o->insecure, &tls);
+    if (e) return e;
+    if (tls && (!o->cert_file || !*o->cert_file || !o->key_file || !*o->key_file))
+        return fri_fail(FR_ERR_INVALID, "server: %s needs a certificate and its private key (cert_file, key_file)",
+                        o->url);
+    if (!tls && (o->cert_file || o->ca_file))
+        return fri_fail(FR_ERR_INVALID, "server: %s is plain tcp://; certificates apply only to tls+tcp://", o->url);
+    if (!o->handle) return fri_fail(FR_ERR_INVALID, "server: no request handler");
+    if (o->max_msg < 1 || o->max_msg > ((size_t)1 << 40))
+        return fri_fail(FR_ERR_RANGE, "server: max_msg %zu is outside 1 .. 2^40 bytes", o->max_msg);
+    if (o->contexts < 1 || o->contexts > 4096)
+        return fri_fail(FR_ERR_RANGE, "server: contexts %d is outside 1 .. 4096", o->contexts);
+    if (o->idle_ms < 10) return fri_fail(FR_ERR_RANGE, "server: idle_ms %d is below 10 ms", o->idle_ms);
+    return FR_OK;
+}
+
+fr_err fri_net_server_start(fri_net_server **out, const fri_net_server_opts *o) {
+    *out = NULL;
+    fr_err e = fri_net_server_opts_check(o);
+    if (e) return e;
+    fri_net_server *s = fri_calloc(1, sizeof *s);
+    if (!s) return FR_ERR_NOMEM;
+    /* everything below is undone by fri_net_server_stop, whatever step failed */
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->wmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wcv, &ca);
+    pthread_condattr_destroy(&ca);
+    s->max_msg = o->max_msg;
+    s->idle_ms = o->idle_ms;
+    s->handle = o->handle;
+    s->handle_ctx = o->handle_ctx;
+    s->event = o->event;
+    s->event_ctx = o->event_ctx;
+    s->url = fri_strdup(o->url);
+    s->ctx = fri_calloc((size_t)o->contexts, sizeof *s->ctx);
+    if (!s->url || !s->ctx) {
+        fri_net_server_stop(s);
+        return FR_ERR_NOMEM;
+    }
+    nng_tls_config *tc = NULL;
+    int rv = nng_rep0_open(&s->sock);
+    if (rv) {
+        fri_net_server_stop(s);
+        return nng_err(rv, "server", "opening a REP socket for", o->url);
+    }
+    s->sock_open = true;
+    if ((rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, o->max_msg + FRI_NET_HEADER_ROOM)) != 0 ||
+        (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, on_pipe, s)) != 0 ||
+        (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, on_pipe, s)) != 0 ||
+        (rv = nng_listener_create(&s->lst, s->sock, o->url)) != 0) {
+        fri_net_server_stop(s);
+        return nng_err(rv, "server", "setting up a listener on", o->url);
+    }
+    if (strncmp(o->url, "tls+", 4) == 0) {
+        tls_files f = {o->cert_file, o->key_file, o->ca_file, NULL};
+        e = tls_config(&tc, "server", true, &f);
+        if (e) {
+            fri_net_server_stop(s);
+            return e;
+        }
+        rv = nng_listener_set_ptr(s->lst, NNG_OPT_TLS_CONFIG, tc);
+        nng_tls_config_free(tc); /* the listener holds its own reference */
+        if (rv) {
+            fri_net_server_stop(s);
+            return nng_err(rv, "server", "setting TLS on", o->url);
+        }
+    }
+    /* the contexts wait for requests before the first connection can deliver one */
+    for (int i = 0; i < o->contexts; i++) {
+        srv_ctx *c = &s->ctx[i];
+        c->s = s;
+        if ((rv = nng_aio_alloc(&c->aio, ctx_cb, c)) == 0) {
+            s->n_ctx = i + 1; /* its aio is freed by stop */
+            rv = nng_ctx_open(&c->ctx, s->sock);
+        }
+        if (rv) {
+            fri_net_server_stop(s);
+            return nng_err(rv, "server", "opening contexts for", o->url);
+        }
+    }
+    for (int i = 0; i < s->n_ctx; i++) ctx_recv(&s->ctx[i]);
+    if ((rv = nng_listener_start(s->lst, 0)) != 0) {
+        fri_net_server_stop(s);
+        return fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_IO, "server: cannot listen on '%s': %s", o->url,
+                        nng_strerror(rv));
+    }
+    if ((rv = nng_listener_get_int(s->lst, NNG_OPT_TCP_BOUND_PORT, &s->port)) != 0) {
+        fri_net_server_stop(s);
+        return nng_err(rv, "server", "reading the bound port of", o->url);
+    }
+    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
+        fri_net_server_stop(s);
+        return fri_fail(FR_ERR_NOMEM, "server: cannot start the watchdog thread for '%s'", o->url);
+    }
+    s->watchdog_running = true;
+    *out = s;
+    return FR_OK;
+}
+
+int fri_net_server_port(const fri_net_server *s) { return s->port; }
+
+void fri_net_server_stats_get(const fri_net_server *s, fri_net_server_stats *st) {
+    fri_net_server *m = (fri_net_server *)s; /* the table's lock */
+    pthread_mutex_lock(&m->mu);
+    st->open = m->pipes.n;
+    pthread_mutex_unlock(&m->mu);
+    st->connects = atomic_load(&m->n_connects);
+    st->requests = atomic_load(&m->n_requests);
+    st->replies = atomic_load(&m->n_replies);
+    st->refused = atomic_load(&m->n_refused);
+    st->idle_closed = atomic_load(&m->n_idle);
+    st->tls_failed = atomic_load(&m->n_tls);
+    st->protocol_errors = atomic_load(&m->n_proto);
+    st->handshake_timeouts = atomic_load(&m->n_hto);
+    st->rejected = atomic_load(&m->n_reject);
+    st->too_large = atomic_load(&m->n_too_large);
+}
+
+void fri_net_server_stop(fri_net_server *s) {
+    if (!s) return;
+    atomic_store(&s->stopping, true);
+    if (s->watchdog_running) {
+        pthread_mutex_lock(&s->wmu);
+        s->wake = true;
+        pthread_cond_signal(&s->wcv);
+        pthread_mutex_unlock(&s->wmu);
+        pthread_join(s->watchdog, NULL);
+    }
+    /* closing the socket closes the listener, the connections and the contexts: every
+     * waiting aio completes with NNG_ECLOSED and is not re-armed */
+    if (s->sock_open) nng_close(s->sock);
+    for (int i = 0; s->ctx && i < s->n_ctx; i++)
+        if (s->ctx[i].aio) nng_aio_stop(s->ctx[i].aio); /* waits for a handler in progress */
+    for (int i = 0; s->ctx && i < s->n_ctx; i++) nng_aio_free(s->ctx[i].aio);
+    fri_free(s->pipes.slot);
+    fri_free(s->ctx);
+    fri_free(s->url);
+    pthread_cond_destroy(&s->wcv);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->mu);
+    fri_free(s);
+}
+
+/* ---- client ---- */
+
+struct fri_net_client {
+    nng_socket sock;
+    nng_dialer dialer;        /* the current one (see wait_aio) */
+    nng_tls_config *tls;      /* held for a new dialer, or NULL */
+    nng_aio *aio;
+    bool sock_open;
+    char *url;
+    size_t max_reply;
+    int rmin, rmax;           /* reconnect backoff, ms */
+    pthread_mutex_t mu;       /* one request at a time */
+    pthread_mutex_t amu;      /* the aio's completion */
+    pthread_cond_t acv;
+    bool adone;               /* guarded by amu */
+    atomic_int connected;     /* open connections (0 or 1) */
+    atomic_uint_fast64_t connects, losses, redials;
+};
+
+static void on_client_pipe(nng_pipe p, nng_pipe_ev ev, void *arg) {
+    (void)p;
+    fri_net_client *c = arg;
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        atomic_fetch_add(&c->connected, 1);
+        atomic_fetch_add(&c->connects, 1);
+    } else if (ev == NNG_PIPE_EV_REM_POST) {
+        atomic_fetch_sub(&c->connected, 1);
+        atomic_fetch_add(&c->losses, 1);
+    }
+}
+
+static void client_aio_cb(void *arg) {
+    fri_net_client *c = arg;
+    pthread_mutex_lock(&c->amu);
+    c->adone = true;
+    pthread_cond_signal(&c->acv);
+    pthread_mutex_unlock(&c->amu);
+}
+
+/* Creates and starts c->dialer: non-blocking, so the server need not be up; nng keeps
+ * trying with backoff. */
+static int start_dialer(fri_net_client *c) {
+    int rv;
+    if ((rv = nng_dialer_create(&c->dialer, c->sock, c->url)) != 0) return rv;
+    if ((rv = nng_dialer_set_ms(c->dialer, NNG_OPT_RECONNMINT, c->rmin)) != 0 ||
+        (rv = nng_dialer_set_ms(c->dialer, NNG_OPT_RECONNMAXT, c->rmax)) != 0 ||
+        (c->tls && (rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, c->tls)) != 0) ||
+        (rv = nng_dialer_start(c->dialer, NNG_FLAG_NONBLOCK)) != 0) {
+        nng_dialer_close(c->dialer);
+        return rv;
+    }
+    return 0;
+}
+
+/* Every outcome of the current dialer's attempts so far (any change means it is trying). */
+static uint64_t dial_activity(fri_net_client *c) {
+    ep_counts k;
+    nng_stat *all = NULL;
+    if (nng_stats_get(&all) != 0) return 0;
+    read_counts(find_scope(all, "dialer", (uint64_t)nng_dialer_id(c->dialer)), &k);
+    nng_stats_free(all);
+    return k.connect + k.refused + k.auth + k.timeout + k.proto + k.reject + k.disconnect + k.other + k.oom;
+}
+
+/* Waits for the aio to complete (its own timeout bounds the wait). While the client has
+ * no connection it checks, every few reconnect periods, that the dialer is still making
+ * attempts: nng 1.5.2's TLS dialer can stop for good when a server closes a connection
+ * during the handshake (a server stopping), or hang in a handshake the server never
+ * answers. A dialer that did nothing for a whole period is replaced; its backoff and
+ * TLS configuration are kept. */
+static void wait_aio(fri_net_client *c) {
+    int64_t slice = 2 * (int64_t)c->rmax + 2000;
+    uint64_t last = UINT64_MAX;
+    pthread_mutex_lock(&c->amu);
+    while (!c->adone) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(slice / 1000);
+        ts.tv_nsec += (long)(slice % 1000) * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&c->acv, &c->amu, &ts);
+        if (c->adone || atomic_load(&c->connected) > 0) continue;
+        pthread_mutex_unlock(&c->amu);
+        uint64_t now = dial_activity(c);
+        if (now == last) {
+            nng_dialer_close(c->dialer);
+            if (start_dialer(c) == 0) atomic_fetch_add(&c->redials, 1);
+            now = UINT64_MAX;
+        }
+        last = now;
+        pthread_mutex_lock(&c->amu);
+    }
+    c->adone = false;
+    pthread_mutex_unlock(&c->amu);
+}
+
+void fri_net_client_opts_default(fri_net_client_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->reconnect_min_ms = FRI_NET_DEFAULT_RECONNECT_MIN_MS;
+    o->reconnect_max_ms = FRI_NET_DEFAULT_RECONNECT_MAX_MS;
+    o->max_reply = FRI_NET_DEFAULT_MAX_REPLY;
+}
+
+fr_err fri_net_client_opts_check(const fri_net_client_opts *o) {
+    bool tls;
+    fr_err e = check_url("client", o->url, o->insecure, &tls);
+    if (e) return e;
+    if (tls && (!o->ca_file || !*o->ca_file))
+        return fri_fail(FR_ERR_INVALID,
+                        "client: %s needs the CA certificate that signed the server's (ca_file) to verify it",
+                        o->url);
+    if (!tls && (o->ca_file || o->cert_file || o->server_name))
+        return fri_fail(FR_ERR_INVALID, "client: %s is plain tcp://; certificates apply only to tls+tcp://", o->url);
+    if (!o->cert_file != !o->key_file)
+        return fri_fail(FR_ERR_INVALID, "client: a certificate for mutual TLS needs both cert_file and key_file");
+    if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms || o->reconnect_max_ms > 3600000)
+        return fri_fail(FR_ERR_RANGE, "client: reconnect wait %d .. %d ms is not 1 <= min <= max <= 1 h",
+                        o->reconnect_min_ms, o->reconnect_max_ms);
+    if (o->max_reply < 1 || o->max_reply > ((size_t)1 << 40))
+        return fri_fail(FR_ERR_RANGE, "client: max_reply %zu is outside 1 .. 2^40 bytes", o->max_reply);
+    return FR_OK;
+}
+
+fr_err fri_net_client_open(fri_net_client **out, const fri_net_client_opts *o) {
+    *out = NULL;
+    fr_err e = fri_net_client_opts_check(o);
+    if (e) return e;
+    fri_net_client *c = fri_calloc(1, sizeof *c);
+    if (!c) return FR_ERR_NOMEM;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->amu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->acv, &ca);
+    pthread_condattr_destroy(&ca);
+    c->max_reply = o->max_reply;
+    c->rmin = o->reconnect_min_ms;
+    c->rmax = o->reconnect_max_ms;
+    c->url = fri_strdup(o->url);
+    if (!c->url) {
+        fri_net_client_close(c);
+        return FR_ERR_NOMEM;
+    }
+    if (strncmp(o->url, "tls+", 4) == 0) {
+        nng_url *u = NULL;
+        int rv = nng_url_parse(&u, o->url);
+        if (rv) {
+            fri_net_client_close(c);
+            return nng_err(rv, "client", "parsing", o->url);
+        }
+        tls_files f = {o->cert_file, o->key_file, o->ca_file, o->server_name ? o->server_name : u->u_hostname};
+        e = tls_config(&c->tls, "client", false, &f);
+        nng_url_free(u);
+        if (e) {
+            fri_net_client_close(c);
+            return e;
+        }
+    }
+    int rv = nng_req0_open(&c->sock);
+    if (rv) {
+        fri_net_client_close(c);
+        return nng_err(rv, "client", "opening a REQ socket for", o->url);
+    }
+    c->sock_open = true;
+    /* nng never resends a request by itself: not on a timer (a slow handler would see
+     * duplicates) and not when the connection is lost (the request fails at once with
+     * NNG_ECONNRESET, and the caller, who knows whether it may repeat it, decides). */
+    if ((rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, o->max_reply + FRI_NET_HEADER_ROOM)) != 0 ||
+        (rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
+        (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_client_pipe, c)) != 0 ||
+        (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_client_pipe, c)) != 0 ||
+        (rv = nng_aio_alloc(&c->aio, client_aio_cb, c)) != 0) {
+        fri_net_client_close(c);
+        return nng_err(rv, "client", "setting up a REQ socket for", o->url);
+    }
+    if ((rv = start_dialer(c)) != 0) {
+        fri_net_client_close(c);
+        return fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_IO, "client: cannot dial '%s': %s", o->url,
+                        nng_strerror(rv));
+    }
+    *out = c;
+    return FR_OK;
+}
+
+bool fri_net_client_connected(const fri_net_client *c) {
+    return atomic_load(&((fri_net_client *)c)->connected) > 0;
+}
+
+/* What the dialer has been through, for a timeout's message. */
+static void describe_link(fri_net_client *c, char *buf, size_t n) {
+    ep_counts k;
+    nng_stat *all = NULL;
+    memset(&k, 0, sizeof k);
+    if (nng_stats_get(&all) == 0) {
+        read_counts(find_scope(all, "dialer", (uint64_t)nng_dialer_id(c->dialer)), &k);
+        nng_stats_free(all);
+    }
+    unsigned long long ok = atomic_load(&c->connects), lost = atomic_load(&c->losses);
+    int len;
+    if (atomic_load(&c->connected) > 0)
+        len = snprintf(buf, n, "connected; the server did not answer");
+    else if (ok == 0)
+        len = snprintf(buf, n, "never connected");
+    else
+        len = snprintf(buf, n, "not connected (connection lost %llu time(s); reconnecting)", lost);
+    if (len < 0 || (size_t)len >= n) return;
+    buf += len;
+    n -= (size_t)len;
+    /* the current dialer's failed attempts, those that happened */
+    const struct {
+        uint64_t v;
+        const char *what;
+    } f[] = {
+        {k.refused, "connection refused"},
+        {k.auth, "TLS handshake failed (the server's certificate not trusted or not for this name, or ours "
+                 "refused)"},
+        {k.timeout, "timed out"},
+        {k.proto, "not nng's protocol"},
+        {k.reject, "peer not a REP socket"},
+        {k.disconnect, "disconnected"},
+        {k.other, "closed during the handshakes (with TLS: often the server refusing our certificate)"},
+    };
+    const char *sep = "; failed connection attempts: ";
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        if (!f[i].v) continue;
+        len = snprintf(buf, n, "%s%llu %s", sep, (unsigned long long)f[i].v, f[i].what);
+        if (len < 0 || (size_t)len >= n) return;
+        buf += len;
+        n -= (size_t)len;
+        sep = ", ";
+    }
+}
+
+static fr_err request_locked(fri_net_client *c, const uint8_t *req, size_t n, uint8_t **reply, size_t *reply_n,
+                             int timeout_ms) {
+    nng_msg *m = NULL;
+    int rv = nng_msg_alloc(&m, n);
+    if (rv) return fri_fail(FR_ERR_NOMEM, "client: %s: out of memory for a request of %zu bytes", c->url, n);
+    if (n) memcpy(nng_msg_body(m), req, n);
+    nng_time deadline = nng_clock() + (nng_time)timeout_ms;
+    nng_aio_set_msg(c->aio, m);
+    nng_aio_set_timeout(c->aio, timeout_ms);
+    nng_send_aio(c->sock, c->aio);
+    wait_aio(c);
+    const char *phase = "sending the request";
+    if ((rv = nng_aio_result(c->aio)) == 0) {
+        nng_time now = nng_clock();
+        nng_duration left = now < deadline ? (nng_duration)(deadline - now) : 1;
+        phase = "waiting for the reply";
+        nng_aio_set_timeout(c->aio, left);
+        nng_recv_aio(c->sock, c->aio);
+        wait_aio(c);
+        rv = nng_aio_result(c->aio);
+    } else {
+        nng_msg_free(nng_aio_get_msg(c->aio)); /* not sent: still ours */
+        nng_aio_set_msg(c->aio, NULL);
+    }
+    if (rv == NNG_ETIMEDOUT) {
+        char link[768];
+        describe_link(c, link, sizeof link);
+        return fri_fail(FR_ERR_IO, "client: %s: no reply within %d ms (timed out %s; %s)", c->url, timeout_ms,
+                        phase, link);
+    }
+    if (rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT || rv == NNG_ECONNABORTED)
+        return fri_fail(FR_ERR_IO,
+                        "client: %s: the connection was lost %s (the server closed it or went away; not resent, "
+                        "the client reconnects by itself)",
+                        c->url, phase);
+    if (rv == NNG_ENOMEM) return fri_fail(FR_ERR_NOMEM, "client: %s: out of memory %s", c->url, phase);
+    if (rv) return fri_fail(FR_ERR_IO, "client: %s: %s failed: %s", c->url, phase, nng_strerror(rv));
+    m = nng_aio_get_msg(c->aio);
+    nng_aio_set_msg(c->aio, NULL);
+    size_t len = nng_msg_len(m);
+    if (len > c->max_reply) {
+        nng_msg_free(m);
+        return fri_fail(FR_ERR_RANGE, "client: %s: the reply of %zu bytes is over the limit of %zu (max_reply)", c->url,
+                        len, c->max_reply);
+    }
+    uint8_t *r = fri_malloc(len);
+    if (!r) {
+        nng_msg_free(m);
+        return fri_fail_prefix(FR_ERR_NOMEM, "client: %s: the reply", c->url);
+    }
+    if (len) memcpy(r, nng_msg_body(m), len);
+    nng_msg_free(m);
+    *reply = r;
+    *reply_n = len;
+    return FR_OK;
+}
+
+fr_err fri_net_request(fri_net_client *c, const uint8_t *req, size_t n, uint8_t **reply, size_t *reply_n,
+                       int timeout_ms) {
+    if (reply) *reply = NULL;
+    if (reply_n) *reply_n = 0;
+    if (!c || (!req && n) || !reply || !reply_n)
+        return fri_fail(FR_ERR_INVALID, "client: fri_net_request needs a client, the request and reply pointers");
+    if (timeout_ms <= 0)
+        return fri_fail(FR_ERR_INVALID, "client: %s: timeout %d ms is not positive", c->url, timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    fr_err e = request_locked(c, req, n, reply, reply_n, timeout_ms);
+    pthread_mutex_unlock(&c->mu);
+    return e;
+}
+
+void fri_net_reply_free(uint8_t *reply) { fri_free(reply); }
+
+uint64_t fri_net_client_redials(const fri_net_client *c) {
+    return atomic_load(&((fri_net_client *)c)->redials);
+}
+
+void fri_net_client_close(fri_net_client *c) {
+    if (!c) return;
+    if (c->sock_open) nng_close(c->sock); /* closes the dialer and its connection */
+    nng_aio_free(c->aio);
+    if (c->tls) nng_tls_config_free(c->tls);
+    fri_free(c->url);
+    pthread_cond_destroy(&c->acv);
+    pthread_mutex_destroy(&c->amu);
+    pthread_mutex_destroy(&c->mu);
+    fri_free(c);
+}

@@ -1,0 +1,827 @@
+/* The networked runtime's transport (src/runtime/net/transport.c): nng REQ/REP over
+ * tls+tcp:// with throw-away certificates from scripts/make-certs.sh, and over tcp://
+ * only when insecure. Every server listens on 127.0.0.1 port 0; every wait is bounded in
+ * count and time. Raw sockets play the misbehaving peers: garbage, a slow trickle, a
+ * length header far over the limit. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "runtime/net/transport.h"
+#include "testutil.h"
+
+/* ---- helpers ---- */
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A fresh directory with ca.crt/key, server.crt/key, client.crt/key. */
+static char *make_certs(void) {
+    char *d = tu_tmpdir();
+    char *cmd = NULL;
+    cr_assert_geq(asprintf(&cmd, "'%s/scripts/make-certs.sh' '%s' >/dev/null", FR_SOURCE_DIR, d), 0);
+    cr_assert_eq(system(cmd), 0, "make-certs.sh failed");
+    free(cmd);
+    return d;
+}
+
+static char *path_in(const char *dir, const char *name) {
+    char *p = NULL;
+    cr_assert_geq(asprintf(&p, "%s/%s", dir, name), 0);
+    return p;
+}
+
+/* What the test servers do: echo, count, optionally wait, refuse "REFUSE...". */
+typedef struct echo_state {
+    atomic_int calls;
+    atomic_int in_handler;
+    atomic_size_t max_n;
+    int delay_ms;
+    char peer_addr[FRI_NET_ADDR_MAX]; /* of the last call */
+    pthread_mutex_t mu;
+} echo_state;
+
+static int echo(void *ctx, const uint8_t *req, size_t n, uint8_t **reply, size_t *reply_n, const fri_net_peer *peer) {
+    echo_state *st = ctx;
+    atomic_fetch_add(&st->calls, 1);
+    atomic_fetch_add(&st->in_handler, 1);
+    size_t m = atomic_load(&st->max_n);
+    while (n > m && !atomic_compare_exchange_weak(&st->max_n, &m, n)) {
+    }
+    pthread_mutex_lock(&st->mu);
+    snprintf(st->peer_addr, sizeof st->peer_addr, "%s", peer->addr);
+    pthread_mutex_unlock(&st->mu);
+    if (st->delay_ms) sleep_ms(st->delay_ms);
+    atomic_fetch_sub(&st->in_handler, 1);
+    if (n >= 6 && memcmp(req, "REFUSE", 6) == 0) return 1;
+    *reply = fri_malloc(n);
+    if (!*reply) return 1;
+    if (n) memcpy(*reply, req, n);
+    *reply_n = n;
+    return 0;
+}
+
+/* Events, by kind, with the last text and address of each. */
+typedef struct evlog {
+    pthread_mutex_t mu;
+    uint64_t n[16];
+    char text[16][512];
+    char addr[16][FRI_NET_ADDR_MAX];
+    int64_t at[16];
+} evlog;
+
+static void on_event(void *ctx, const fri_net_event *ev) {
+    evlog *l = ctx;
+    cr_assert(ev->kind > 0 && ev->kind < 16);
+    cr_assert(ev->text && ev->addr);
+    pthread_mutex_lock(&l->mu);
+    l->n[ev->kind] += ev->kind >= FRI_NET_EV_TLS_FAILED ? ev->count : 1;
+    snprintf(l->text[ev->kind], sizeof l->text[0], "%s", ev->text);
+    snprintf(l->addr[ev->kind], sizeof l->addr[0], "%s", ev->addr);
+    l->at[ev->kind] = now_ms();
+    pthread_mutex_unlock(&l->mu);
+}
+
+static uint64_t ev_count(evlog *l, fri_net_event_kind k) {
+    pthread_mutex_lock(&l->mu);
+    uint64_t n = l->n[k];
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+/* Waits (at most max_ms) until kind k has been reported at least `want` times. */
+static bool ev_wait(evlog *l, fri_net_event_kind k, uint64_t want, int max_ms) {
+    for (int64_t end = now_ms() + max_ms; now_ms() < end;) {
+        if (ev_count(l, k) >= want) return true;
+        sleep_ms(10);
+    }
+    return ev_count(l, k) >= want;
+}
+
+typedef struct fixture {
+    char *certs;
+    char *ca, *srv_crt, *srv_key, *cli_crt, *cli_key;
+    echo_state st;
+    evlog ev;
+    fri_net_server *srv;
+    int port;
+    char url[64];
+} fixture;
+
+static void fx_init(fixture *f, bool tls) {
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->st.mu, NULL);
+    pthread_mutex_init(&f->ev.mu, NULL);
+    if (tls) {
+        f->certs = make_certs();
+        f->ca = path_in(f->certs, "ca.crt");
+        f->srv_crt = path_in(f->certs, "server.crt");
+        f->srv_key = path_in(f->certs, "server.key");
+        f->cli_crt = path_in(f->certs, "client.crt");
+        f->cli_key = path_in(f->certs, "client.key");
+    }
+}
+
+static void server_opts(fixture *f, fri_net_server_opts *o, bool tls) {
+    fri_net_server_opts_default(o);
+    o->url = tls ? "tls+tcp://127.0.0.1:0" : "tcp://127.0.0.1:0";
+    o->insecure = !tls;
+    o->cert_file = tls ? f->srv_crt : NULL;
+    o->key_file = tls ? f->srv_key : NULL;
+    o->handle = echo;
+    o->handle_ctx = &f->st;
+    o->event = on_event;
+    o->event_ctx = &f->ev;
+}
+
+static void fx_start(fixture *f, const fri_net_server_opts *o) {
+    fr_err e = fri_net_server_start(&f->srv, o);
+    cr_assert_eq(e, FR_OK, "server start: %s", fr_errmsg());
+    f->port = fri_net_server_port(f->srv);
+    cr_assert_gt(f->port, 0);
+    snprintf(f->url, sizeof f->url, "%s://127.0.0.1:%d", strncmp(o->url, "tls", 3) ? "tcp" : "tls+tcp", f->port);
+}
+
+static void fx_fini(fixture *f) {
+    fri_net_server_stop(f->srv);
+    free(f->ca);
+    free(f->srv_crt);
+    free(f->srv_key);
+    free(f->cli_crt);
+    free(f->cli_key);
+    tu_rmtree(f->certs);
+    free(f->certs);
+    pthread_mutex_destroy(&f->st.mu);
+    pthread_mutex_destroy(&f->ev.mu);
+}
+
+static void client_opts(const fixture *f, fri_net_client_opts *o) {
+    fri_net_client_opts_default(o);
+    o->url = f->url;
+    o->insecure = strncmp(f->url, "tcp", 3) == 0;
+    o->ca_file = o->insecure ? NULL : f->ca;
+    o->reconnect_min_ms = 20;
+    o->reconnect_max_ms = 200;
+}
+
+static fri_net_client *client_open(const fri_net_client_opts *o) {
+    fri_net_client *c = NULL;
+    fr_err e = fri_net_client_open(&c, o);
+    cr_assert_eq(e, FR_OK, "client open: %s", fr_errmsg());
+    return c;
+}
+
+/* One request that must come back as its echo. */
+static void roundtrip(fri_net_client *c, const char *msg, int timeout_ms) {
+    uint8_t *r = NULL;
+    size_t rn = 0;
+    fr_err e = fri_net_request(c, (const uint8_t *)msg, strlen(msg), &r, &rn, timeout_ms);
+    cr_assert_eq(e, FR_OK, "request '%s': %s", msg, fr_errmsg());
+    cr_assert_eq(rn, strlen(msg));
+    cr_assert(memcmp(r, msg, rn) == 0);
+    fri_net_reply_free(r);
+}
+
+/* A raw TCP connection to 127.0.0.1:port; *local gets "127.0.0.1:N" of our end. */
+static int raw_connect(int port, char *local, size_t n) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    if (local) {
+        struct sockaddr_in me;
+        socklen_t len = sizeof me;
+        cr_assert_eq(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+        snprintf(local, n, "127.0.0.1:%u", (unsigned)ntohs(me.sin_port));
+    }
+    return fd;
+}
+
+/* Milliseconds until the peer closes fd (reads and drops whatever arrives), or -1 if it
+ * is still open after max_ms. */
+static int64_t raw_wait_closed(int fd, int max_ms) {
+    struct timeval tv = {0, 50000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int64_t t0 = now_ms();
+    while (now_ms() - t0 < max_ms) {
+        char b[256];
+        ssize_t r = recv(fd, b, sizeof b, 0);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return now_ms() - t0;
+    }
+    return -1;
+}
+
+/* Writes the SP handshake of a REQ peer (nng's 8-byte header) and reads the server's. */
+static void raw_sp_handshake(int fd) {
+    const uint8_t hdr[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+    cr_assert_eq(send(fd, hdr, 8, MSG_NOSIGNAL), 8);
+    uint8_t got[8];
+    size_t have = 0;
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (have < 8) {
+        ssize_t r = recv(fd, got + have, 8 - have, 0);
+        cr_assert_gt(r, 0, "no SP header from the server");
+        have += (size_t)r;
+    }
+    cr_assert(got[1] == 'S' && got[2] == 'P');
+}
+
+/* ---- tests ---- */
+
+Test(transport, echo_over_tls) {
+    fixture f;
+    fx_init(&f, true);
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    so.max_msg = 2u << 20;
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    co.server_name = "localhost"; /* explicit name; the URL's 127.0.0.1 is tested below */
+    fri_net_client *c = client_open(&co);
+    roundtrip(c, "hello over TLS", 5000);
+    cr_assert(fri_net_client_connected(c));
+    /* an empty request and a 1 MiB one, byte for byte */
+    uint8_t *r = NULL;
+    size_t rn = 7;
+    cr_assert_eq(fri_net_request(c, NULL, 0, &r, &rn, 5000), FR_OK, "%s", fr_errmsg());
+    cr_assert_not_null(r);
+    cr_assert_eq(rn, 0);
+    fri_net_reply_free(r);
+    size_t big = 1u << 20;
+    uint8_t *b = malloc(big);
+    for (size_t i = 0; i < big; i++) b[i] = (uint8_t)(i * 7 + (i >> 11));
+    cr_assert_eq(fri_net_request(c, b, big, &r, &rn, 10000), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(rn, big);
+    cr_assert(memcmp(r, b, big) == 0);
+    fri_net_reply_free(r);
+    free(b);
+    /* the handler saw the peer's address; the server reported the connection */
+    pthread_mutex_lock(&f.st.mu);
+    cr_assert(strncmp(f.st.peer_addr, "127.0.0.1:", 10) == 0, "peer %s", f.st.peer_addr);
+    pthread_mutex_unlock(&f.st.mu);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_CONNECT, 1, 2000));
+    cr_assert(strncmp(f.ev.addr[FRI_NET_EV_CONNECT], "127.0.0.1:", 10) == 0);
+    fri_net_server_stats st;
+    fri_net_server_stats_get(f.srv, &st);
+    cr_assert_eq(st.requests, 3);
+    cr_assert_eq(st.open, 1);
+    /* the server name defaults to the URL's host (127.0.0.1, in the certificate) */
+    co.server_name = NULL;
+    fri_net_client *c2 = client_open(&co);
+    roundtrip(c2, "by address", 5000);
+    fri_net_client_close(c2);
+    fri_net_client_close(c);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_DISCONNECT, 2, 2000));
+    fx_fini(&f);
+}
+
+Test(transport, plain_tcp_only_when_insecure) {
+    fixture f;
+    fx_init(&f, false);
+    fri_net_server_opts so;
+    server_opts(&f, &so, false);
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *c = client_open(&co);
+    roundtrip(c, "plain", 5000);
+    fri_net_client_close(c);
+    fx_fini(&f);
+
+    /* tcp:// without the flag: refused, saying why, on both sides */
+    fri_net_server_opts o;
+    fri_net_server_opts_default(&o);
+    o.url = "tcp://127.0.0.1:0";
+    o.handle = echo;
+    fri_net_server *s = (fri_net_server *)&o; /* must be reset to NULL */
+    cr_assert_eq(fri_net_server_start(&s, &o), FR_ERR_INVALID);
+    cr_assert_null(s);
+    cr_assert(strstr(fr_errmsg(), "insecure") && strstr(fr_errmsg(), "tcp://127.0.0.1:0"), "%s", fr_errmsg());
+    fri_net_client_opts ci;
+    fri_net_client_opts_default(&ci);
+    ci.url = "tcp://127.0.0.1:9";
+    fri_net_client *cc = NULL;
+    cr_assert_eq(fri_net_client_open(&cc, &ci), FR_ERR_INVALID);
+    cr_assert_null(cc);
+    cr_assert(strstr(fr_errmsg(), "insecure"), "%s", fr_errmsg());
+    /* other schemes, missing ports, missing certificates */
+    const char *bad[] = {"ipc:///tmp/fedrec.ipc", "ws://127.0.0.1:5555", "inproc://x", "tls+tcp://127.0.0.1", "nonsense"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        o.url = bad[i];
+        o.insecure = true;
+        cr_assert_eq(fri_net_server_opts_check(&o), FR_ERR_INVALID, "%s", bad[i]);
+        cr_assert(strstr(fr_errmsg(), bad[i]), "%s: %s", bad[i], fr_errmsg());
+        ci.url = bad[i];
+        ci.insecure = true;
+        cr_assert_eq(fri_net_client_opts_check(&ci), FR_ERR_INVALID, "%s", bad[i]);
+    }
+    cr_assert(fri_net_server_opts_check(&(fri_net_server_opts){.url = "ipc:///x", .handle = echo, .contexts = 1,
+                                                               .idle_ms = 100, .max_msg = 1}) == FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "scheme 'ipc://'"), "%s", fr_errmsg());
+    o.url = "tls+tcp://127.0.0.1:0";
+    o.insecure = false;
+    cr_assert_eq(fri_net_server_opts_check(&o), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "certificate"), "%s", fr_errmsg());
+    ci.url = "tls+tcp://127.0.0.1:5555";
+    ci.insecure = false;
+    cr_assert_eq(fri_net_client_opts_check(&ci), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "CA"), "%s", fr_errmsg());
+}
+
+Test(transport, certificate_files_are_checked) {
+    fixture f;
+    fx_init(&f, true);
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    so.cert_file = "/nonexistent/fedrec/server.crt";
+    cr_assert_eq(fri_net_server_start(&f.srv, &so), FR_ERR_IO);
+    cr_assert_null(f.srv);
+    cr_assert(strstr(fr_errmsg(), "/nonexistent/fedrec/server.crt"), "%s", fr_errmsg());
+    /* a key that is not PEM, and a certificate given as the key */
+    char *junk = tu_write(f.certs, "junk.pem", "not a key\n");
+    so.cert_file = f.srv_crt;
+    so.key_file = junk;
+    cr_assert_eq(fri_net_server_start(&f.srv, &so), FR_ERR_FORMAT);
+    cr_assert(strstr(fr_errmsg(), "junk.pem"), "%s", fr_errmsg());
+    so.key_file = f.srv_crt;
+    cr_assert_eq(fri_net_server_start(&f.srv, &so), FR_ERR_FORMAT);
+    cr_assert(strstr(fr_errmsg(), "does not accept"), "%s", fr_errmsg());
+    free(junk);
+    /* the address taken: FR_ERR_IO naming it */
+    server_opts(&f, &so, true);
+    fx_start(&f, &so);
+    char url[64];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", f.port);
+    so.url = url;
+    fri_net_server *s2 = NULL;
+    cr_assert_eq(fri_net_server_start(&s2, &so), FR_ERR_IO);
+    cr_assert_null(s2);
+    cr_assert(strstr(fr_errmsg(), url), "%s", fr_errmsg());
+    fx_fini(&f);
+}
+
+Test(transport, wrong_ca_fails_and_server_keeps_serving) {
+    fixture f;
+    fx_init(&f, true);
+    char *other = make_certs(); /* another CA */
+    char *other_ca = path_in(other, "ca.crt");
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *good = client_open(&co);
+    co.ca_file = other_ca;
+    fri_net_client *bad = client_open(&co);
+    uint8_t *r = (uint8_t *)1;
+    size_t rn = 1;
+    int64_t t0 = now_ms();
+    fr_err e = fri_net_request(bad, (const uint8_t *)"x", 1, &r, &rn, 800);
+    cr_assert_eq(e, FR_ERR_IO);
+    cr_assert_null(r);
+    cr_assert_lt(now_ms() - t0, 3000);
+    cr_assert(strstr(fr_errmsg(), f.url) && strstr(fr_errmsg(), "never connected") &&
+                  strstr(fr_errmsg(), "TLS handshake"),
+              "%s", fr_errmsg());
+    cr_assert(!fri_net_client_connected(bad));
+    roundtrip(good, "still served", 5000);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 2000), "no TLS failure reported");
+    cr_assert_eq(atomic_load(&f.st.calls), 1);
+    fri_net_client_close(bad);
+    fri_net_client_close(good);
+    free(other_ca);
+    tu_rmtree(other);
+    free(other);
+    fx_fini(&f);
+}
+
+Test(transport, mutual_tls_requires_a_client_certificate) {
+    fixture f;
+    fx_init(&f, true);
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    so.ca_file = f.ca;
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *anon = client_open(&co);
+    co.cert_file = f.cli_crt;
+    co.key_file = f.cli_key;
+    fri_net_client *known = client_open(&co);
+    uint8_t *r = NULL;
+    size_t rn = 0;
+    cr_assert_eq(fri_net_request(anon, (const uint8_t *)"who", 3, &r, &rn, 800), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), "never connected") && strstr(fr_errmsg(), "TLS"), "%s", fr_errmsg());
+    roundtrip(known, "with a certificate", 5000);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 2000));
+    cr_assert_eq(atomic_load(&f.st.calls), 1);
+    /* only one of the two: a certificate without its key is an option error */
+    co.key_file = NULL;
+    fri_net_client *half = NULL;
+    cr_assert_eq(fri_net_client_open(&half, &co), FR_ERR_INVALID);
+    fri_net_client_close(anon);
+    fri_net_client_close(known);
+    fx_fini(&f);
+}
+
+Test(transport, oversized_request_dropped_before_allocation) {
+    fixture f;
+    fx_init(&f, true);
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    so.max_msg = 1024;
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *good = client_open(&co), *big = client_open(&co);
+    uint8_t blob[4096];
+    memset(blob, 'z', sizeof blob);
+    uint8_t *r = NULL;
+    size_t rn = 0;
+    int64_t t0 = now_ms();
+    cr_assert_eq(fri_net_request(big, blob, sizeof blob, &r, &rn, 5000), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), f.url) && strstr(fr_errmsg(), "connection was lost"), "%s", fr_errmsg());
+    cr_assert_lt(now_ms() - t0, 2500, "the loss is reported at once, not at the timeout");
+    roundtrip(good, "small is fine", 5000);
+    cr_assert_eq(fri_net_request(big, blob, 1024, &r, &rn, 5000), FR_OK, "at the limit: %s", fr_errmsg());
+    cr_assert_eq(rn, 1024);
+    fri_net_reply_free(r);
+    /* just over: within nng's header room, so the server sees it, refuses and says so */
+    cr_assert_eq(fri_net_request(big, blob, 1025, &r, &rn, 5000), FR_ERR_IO);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_TOO_LARGE, 1, 2000));
+    cr_assert(strstr(f.ev.text[FRI_NET_EV_TOO_LARGE], "1025 bytes (limit 1024)"), "%s", f.ev.text[FRI_NET_EV_TOO_LARGE]);
+    roundtrip(good, "still fine", 5000);
+    cr_assert_leq(atomic_load(&f.st.max_n), 1024);
+    fri_net_server_stats sst;
+    fri_net_server_stats_get(f.srv, &sst);
+    cr_assert_eq(sst.too_large, 1);
+    fri_net_client_close(big);
+    fri_net_client_close(good);
+    fx_fini(&f);
+
+    /* A raw peer announcing a 1 TiB message: nng closes at once, allocating nothing (it
+     * would wait for the bytes, or fail for lack of memory, if it tried). */
+    fx_init(&f, false);
+    server_opts(&f, &so, false);
+    so.max_msg = 1024;
+    fx_start(&f, &so);
+    int fd = raw_connect(f.port, NULL, 0);
+    raw_sp_handshake(fd);
+    const uint8_t len[8] = {0, 0, 1, 0, 0, 0, 0, 0}; /* big-endian 2^40 */
+    cr_assert_eq(send(fd, len, 8, MSG_NOSIGNAL), 8);
+    int64_t closed = raw_wait_closed(fd, 3000);
+    close(fd);
+    cr_assert_geq(closed, 0, "the connection stayed open");
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_DISCONNECT, 1, 2000));
+    cr_assert_eq(ev_count(&f.ev, FRI_NET_EV_NOMEM), 0);
+    cr_assert_eq(atomic_load(&f.st.calls), 0);
+    fri_net_client_opts_default(&co);
+    client_opts(&f, &co);
+    fri_net_client *c = client_open(&co);
+    roundtrip(c, "after the giant", 5000);
+    fri_net_client_close(c);
+    fx_fini(&f);
+}
+
+/* Garbage on a raw socket: nothing crashes, the event is reported, good clients go on. */
+static void garbage_case(bool tls, fri_net_event_kind expect) {
+    fixture f;
+    fx_init(&f, tls);
+    fri_net_server_opts so;
+    server_opts(&f, &so, tls);
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *good = client_open(&co);
+    roundtrip(good, "before", 5000);
+    const char *junk[] = {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\x16\x03\x01\xff\xff garbage handshake",
+                          "\x00SP\x00\x00\x30\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff"};
+    for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
+        int fd = raw_connect(f.port, NULL, 0);
+        size_t n = i == 2 ? 16 : strlen(junk[i]);
+        send(fd, junk[i], n, MSG_NOSIGNAL);
+        raw_wait_closed(fd, 2000);
+        close(fd);
+        roundtrip(good, "between", 5000);
+    }
+    /* connections that close at once, or after a byte, before any handshake (nng 1.5.2 had
+     * a bug where that stopped a listener: github.com/nanomsg/nng/issues/1518) */
+    for (int i = 0; i < 4; i++) {
+        int fd = raw_connect(f.port, NULL, 0);
+        if (i & 1) send(fd, "\x16", 1, MSG_NOSIGNAL);
+        close(fd);
+    }
+    roundtrip(good, "after hang-ups", 5000);
+    cr_assert(ev_wait(&f.ev, expect, 1, 3000), "no event %d", (int)expect);
+    cr_assert(strstr(f.ev.text[expect], f.url) || strstr(f.ev.text[expect], "127.0.0.1:0"), "%s", f.ev.text[expect]);
+    cr_assert_eq(atomic_load(&f.st.calls), 5);
+    fri_net_client *late = client_open(&co);
+    roundtrip(late, "after", 5000);
+    fri_net_client_close(late);
+    fri_net_client_close(good);
+    fx_fini(&f);
+}
+
+Test(transport, garbage_on_tls_listener) { garbage_case(true, FRI_NET_EV_TLS_FAILED); }
+Test(transport, garbage_on_tcp_listener) { garbage_case(false, FRI_NET_EV_PROTOCOL); }
+
+typedef struct latency_run {
+    fri_net_client *c;
+    atomic_bool stop;
+    int64_t worst_ms;
+    int done, failed;
+} latency_run;
+
+static void *latency_main(void *arg) {
+    latency_run *l = arg;
+    for (int i = 0; i < 100000 && !atomic_load(&l->stop); i++) {
+        int64_t t0 = now_ms();
+        uint8_t *r = NULL;
+        size_t rn = 0;
+        if (fri_net_request(l->c, (const uint8_t *)"ping", 4, &r, &rn, 3000) != FR_OK) l->failed++;
+        int64_t dt = now_ms() - t0;
+        if (dt > l->worst_ms) l->worst_ms = dt;
+        fri_net_reply_free(r);
+        l->done++;
+        sleep_ms(5);
+    }
+    return NULL;
+}
+
+Test(transport, slow_peer_closed_after_the_limit) {
+    fixture f;
+    fx_init(&f, false);
+    fri_net_server_opts so;
+    server_opts(&f, &so, false);
+    so.idle_ms = 1000;
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    latency_run l = {.c = client_open(&co)};
+    roundtrip(l.c, "warm", 5000);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, latency_main, &l), 0);
+    /* a peer that completes the handshake, announces 100 bytes and sends one a second */
+    char local[64];
+    int fd = raw_connect(f.port, local, sizeof local);
+    raw_sp_handshake(fd);
+    int64_t t0 = now_ms();
+    const uint8_t len[8] = {0, 0, 0, 0, 0, 0, 0, 100};
+    cr_assert_eq(send(fd, len, 8, MSG_NOSIGNAL), 8);
+    int64_t closed = -1;
+    for (int i = 0; i < 6 && closed < 0; i++) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1) break;
+        closed = raw_wait_closed(fd, 1000);
+    }
+    int64_t after = now_ms() - t0;
+    close(fd);
+    atomic_store(&l.stop, true);
+    pthread_join(th, NULL);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_IDLE_CLOSED, 1, 1000), "not reported");
+    cr_assert_geq(after, 900, "closed after %lld ms, before the limit", (long long)after);
+    cr_assert_leq(after, 2600, "closed after %lld ms", (long long)after);
+    cr_assert_str_eq(f.ev.addr[FRI_NET_EV_IDLE_CLOSED], local);
+    cr_assert(strstr(f.ev.text[FRI_NET_EV_IDLE_CLOSED], "no complete request"), "%s", f.ev.text[FRI_NET_EV_IDLE_CLOSED]);
+    /* the good client was never closed (it kept asking) and stayed fast */
+    cr_assert_eq(ev_count(&f.ev, FRI_NET_EV_IDLE_CLOSED), 1);
+    cr_assert_eq(l.failed, 0);
+    cr_assert_gt(l.done, 20);
+    cr_assert_lt(l.worst_ms, 500, "a request took %lld ms while the slow peer was connected", (long long)l.worst_ms);
+    /* a client quiet for longer than the limit is closed, reconnects, and is served */
+    sleep_ms(1500);
+    roundtrip(l.c, "after a pause", 5000);
+    fri_net_client_close(l.c);
+    fx_fini(&f);
+}
+
+Test(transport, handler_refusal_closes_the_connection) {
+    fixture f;
+    fx_init(&f, false);
+    fri_net_server_opts so;
+    server_opts(&f, &so, false);
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *c = client_open(&co);
+    uint8_t *r = NULL;
+    size_t rn = 0;
+    cr_assert_eq(fri_net_request(c, (const uint8_t *)"REFUSE me", 9, &r, &rn, 300), FR_ERR_IO);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_REFUSED, 1, 2000));
+    roundtrip(c, "fine again", 5000);
+    fri_net_client_close(c);
+    fx_fini(&f);
+}
+
+typedef struct many_arg {
+    const fri_net_client_opts *o;
+    int id, ok;
+    char err[256];
+} many_arg;
+
+static void *many_main(void *arg) {
+    many_arg *a = arg;
+    fri_net_client *c = NULL;
+    if (fri_net_client_open(&c, a->o) != FR_OK) {
+        snprintf(a->err, sizeof a->err, "open: %s", fr_errmsg());
+        return NULL;
+    }
+    for (int k = 0; k < 5; k++) {
+        char msg[64];
+        int n = snprintf(msg, sizeof msg, "client %d request %d", a->id, k);
+        uint8_t *r = NULL;
+        size_t rn = 0;
+        if (fri_net_request(c, (const uint8_t *)msg, (size_t)n, &r, &rn, 20000) != FR_OK) {
+            snprintf(a->err, sizeof a->err, "%s", fr_errmsg());
+            break;
+        }
+        if (rn == (size_t)n && memcmp(r, msg, rn) == 0) a->ok++;
+        fri_net_reply_free(r);
+    }
+    fri_net_client_close(c);
+    return NULL;
+}
+
+Test(transport, two_hundred_concurrent_clients) {
+    enum { N = 200 };
+    fixture f;
+    fx_init(&f, true);
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    pthread_t th[N];
+    many_arg *a = calloc(N, sizeof *a);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, 256 << 10);
+    for (int i = 0; i < N; i++) {
+        a[i].o = &co;
+        a[i].id = i;
+        cr_assert_eq(pthread_create(&th[i], &at, many_main, &a[i]), 0);
+    }
+    pthread_attr_destroy(&at);
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        cr_expect_eq(a[i].ok, 5, "client %d: %d of 5 (%s)", i, a[i].ok, a[i].err);
+        ok += a[i].ok;
+    }
+    cr_assert_eq(ok, 5 * N);
+    cr_assert_eq(atomic_load(&f.st.calls), 5 * N);
+    free(a);
+    fx_fini(&f);
+}
+
+typedef struct wait_arg {
+    fri_net_client *c;
+    fr_err e;
+    int64_t ms;
+} wait_arg;
+
+static void *wait_main(void *arg) {
+    wait_arg *a = arg;
+    uint8_t *r = NULL;
+    size_t rn = 0;
+    int64_t t0 = now_ms();
+    a->e = fri_net_request(a->c, (const uint8_t *)"slow", 4, &r, &rn, 1500);
+    a->ms = now_ms() - t0;
+    fri_net_reply_free(r);
+    return NULL;
+}
+
+Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port) {
+    enum { N = 4 };
+    fixture f;
+    fx_init(&f, true);
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    so.contexts = 2; /* two requests in the handler, two queued */
+    f.st.delay_ms = 300;
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    wait_arg a[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        a[i].c = client_open(&co);
+        cr_assert_eq(pthread_create(&th[i], NULL, wait_main, &a[i]), 0);
+    }
+    for (int i = 0; i < 300 && atomic_load(&f.st.in_handler) < 2; i++) sleep_ms(5);
+    cr_assert_eq(atomic_load(&f.st.in_handler), 2);
+    int64_t t0 = now_ms();
+    fri_net_server_stop(f.srv); /* waits for the two handlers */
+    f.srv = NULL;
+    int64_t stop_ms = now_ms() - t0;
+    cr_assert_lt(stop_ms, 1000, "stop took %lld ms", (long long)stop_ms);
+    cr_assert_eq(atomic_load(&f.st.in_handler), 0);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(a[i].e, FR_ERR_IO, "client %d got %d", i, (int)a[i].e);
+        cr_assert_lt(a[i].ms, 3000);
+    }
+    /* a new server on the same port: the same client objects reconnect by themselves */
+    f.st.delay_ms = 0;
+    char url[64];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", f.port);
+    so.url = url;
+    so.contexts = 8;
+    fr_err e = FR_ERR_IO;
+    for (int i = 0; i < 50 && e; i++) { /* the port may take a moment to be free */
+        e = fri_net_server_start(&f.srv, &so);
+        if (e) sleep_ms(50);
+    }
+    cr_assert_eq(e, FR_OK, "restart on %s: %s", url, fr_errmsg());
+    cr_assert_eq(fri_net_server_port(f.srv), f.port);
+    /* (a client whose handshake the stop cut short may need its dialer replaced: up to
+     * 2 x (2 x 200 + 2000) ms) */
+    for (int i = 0; i < N; i++) {
+        roundtrip(a[i].c, "back again", 10000);
+        fri_net_client_close(a[i].c);
+    }
+    fx_fini(&f);
+}
+
+/* A server that accepts and never answers the TLS handshake: nng 1.5.2's dialer waits in
+ * it forever. The client sees its dialer idle, replaces it, and reaches the real server
+ * that has meanwhile taken the port. */
+Test(transport, client_replaces_a_stuck_dialer) {
+    fixture f;
+    fx_init(&f, true);
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(ls, 4), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+    f.port = ntohs(a.sin_port);
+    snprintf(f.url, sizeof f.url, "tls+tcp://127.0.0.1:%d", f.port);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *c = client_open(&co);
+    int held = -1;
+    for (int i = 0; i < 200 && held < 0; i++) { /* the dialer connects: hold it, say nothing */
+        struct timeval tv = {0, 10000};
+        setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        held = accept(ls, NULL, NULL);
+    }
+    cr_assert_geq(held, 0, "the client never connected");
+    close(ls);
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    char url[64];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", f.port);
+    so.url = url;
+    fx_start(&f, &so);
+    int64_t t0 = now_ms();
+    roundtrip(c, "unstuck", 15000); /* two idle periods of 2 x 200 + 2000 ms, then a dial */
+    cr_assert_geq(fri_net_client_redials(c), 1);
+    cr_assert_lt(now_ms() - t0, 12000);
+    close(held);
+    fri_net_client_close(c);
+    fx_fini(&f);
+}
+
+Test(transport, stop_and_close_accept_null_and_idle_objects) {
+    fri_net_server_stop(NULL);
+    fri_net_client_close(NULL);
+    /* a client whose server never existed: open succeeds, requests time out, close is clean */
+    fri_net_client_opts co;
+    fri_net_client_opts_default(&co);
+    co.url = "tcp://127.0.0.1:1";
+    co.insecure = true;
+    fri_net_client *c = client_open(&co);
+    uint8_t *r = NULL;
+    size_t rn = 0;
+    cr_assert_eq(fri_net_request(c, (const uint8_t *)"x", 1, &r, &rn, 200), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), "never connected") && strstr(fr_errmsg(), "refused"), "%s", fr_errmsg());
+    cr_assert_eq(fri_net_request(c, (const uint8_t *)"x", 1, &r, &rn, 0), FR_ERR_INVALID);
+    fri_net_client_close(c);
+}
