@@ -8,6 +8,7 @@
  *   - clients killed with SIGKILL every round and started again (from their state files)
  *     do not stop the federation: a quorum and over-selection carry every round.
  * Every wait is bounded; everything started is killed at the end. */
+#define _DEFAULT_SOURCE /* usleep */
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <errno.h>

@@ -128,10 +128,6 @@ static int on_round(void *user, const fr_net_round_info *in) {
     return 0;
 }
 
-/* train's model and federation options that a server takes (the rest are a data set's
- * or the simulator's). */
-int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_config *c);
-
 static int cli_server(int argc, char **argv) {
     cli_train_opts o = {0};
     o.seed = 1;
@@ -522,13 +518,13 @@ static int cli_client(int argc, char **argv) {
     if (!bs || !ms || !toks) { fprintf(stderr, "fedrec client: out of memory\n"); return 1; }
     cc.save_state = !no_state;
     for (uint32_t i = 0; !e && i < n; i++) {
-        uint32_t id = (uint32_t)first + i;
+        uint32_t cid2 = (uint32_t)first + i;
         char dir[4096], st_path[4200];
-        snprintf(dir, sizeof dir, "%s/c%u", shards, id);
+        snprintf(dir, sizeof dir, "%s/c%u", shards, cid2);
         snprintf(st_path, sizeof st_path, "%s/client.state", dir);
-        if (!(toks[i] = token_for("client", token_file, id))) { rc = 1; break; }
-        e = load_client(dir, id, no_state ? NULL : st_path, &bs[i]);
-        if (!e) ms[i] = member_of(&bs[i], id, toks[i]);
+        if (!(toks[i] = token_for("client", token_file, cid2))) { rc = 1; break; }
+        e = load_client(dir, cid2, no_state ? NULL : st_path, &bs[i]);
+        if (!e) ms[i] = member_of(&bs[i], cid2, toks[i]);
     }
     double t0 = mono_s();
     if (!e && !rc) {

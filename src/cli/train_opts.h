@@ -50,4 +50,10 @@ typedef struct cli_train_opts {
     double time_limit;          /* --time-limit S: stop after S seconds */
 } cli_train_opts;
 
+/* Applies the options the user gave (their specs' seen flags) over a preset's run config
+ * (cli_train.c; also fedrec server's). 0, or 2 after printing a usage error. */
+struct arg_spec;
+struct fr_run_config;
+int cli_train_overrides(const cli_train_opts *o, const struct arg_spec *specs, struct fr_run_config *c);
+
 #endif
