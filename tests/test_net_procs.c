@@ -165,7 +165,7 @@ static void show_logs(const fed *f) {
 
 Test(net_procs, equivalence_with_the_simulator, .timeout = 240) {
     fed f;
-    fed_make(&f, 8, 40, 320);
+    fed_make(&f, 8, 60, 240);
     int port = free_port();
     const char *opts = "--rounds 4 --seed 5 --model mf";
     pid_t srv = start_server(&f, port, opts);
@@ -188,7 +188,7 @@ Test(net_procs, equivalence_with_the_simulator, .timeout = 240) {
 
 Test(net_procs, server_killed_and_resumed, .timeout = 240) {
     fed f;
-    fed_make(&f, 6, 30, 200);
+    fed_make(&f, 6, 50, 180);
     int port = free_port();
     char metrics[4200];
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", f.dir);
@@ -220,7 +220,7 @@ Test(net_procs, server_killed_and_resumed, .timeout = 240) {
 
 Test(net_procs, clients_killed_every_round, .timeout = 300) {
     fed f;
-    fed_make(&f, 10, 40, 400);
+    fed_make(&f, 10, 60, 300);
     int port = free_port();
     char metrics[4200];
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", f.dir);

@@ -276,8 +276,16 @@ static int data_shard(int argc, char **argv) {
     src.test = test;
     src.negatives = negatives;
     src.seed = seed;
+    /* evaluation negatives only for implicit data (a ranking model's), as train samples them */
+    src.explicit_ratings = true;
     fr_data *d = NULL;
     fr_err e = fr_data_load(&d, &src);
+    if (!e && fr_dataset_implicit(fr_data_train(d)) && !negatives) {
+        fr_data_free(d);
+        d = NULL;
+        src.explicit_ratings = false;
+        e = fr_data_load(&d, &src);
+    }
     if (e) return cli_fail(e, "data shard");
     const fr_dataset *train = fr_data_train(d);
     float mean = fr_run_mean_rating(train);
