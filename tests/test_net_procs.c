@@ -139,10 +139,24 @@ static pid_t start_server(const fed *f, int port, const char *extra) {
                  FR_FEDREC_BIN, port, f->dir, f->dir, f->dir, f->dir, f->dir, f->dir, f->dir, extra, f->dir);
 }
 
-static pid_t start_client(const fed *f, int port, uint32_t c) {
+static pid_t start_client_slow(const fed *f, int port, uint32_t c, double delay) {
     return spawn("%s client --connect tls+tcp://127.0.0.1:%d --ca %s/certs/ca.crt --token-file %s/tok/tokens.secret "
-                 "--data %s/shards/c%u --timeout 5 --give-up 60 >/dev/null 2>>%s/client%u.log",
-                 FR_FEDREC_BIN, port, f->dir, f->dir, f->dir, c, f->dir, c);
+                 "--data %s/shards/c%u --timeout 5 --give-up 60 --delay %g >/dev/null 2>>%s/client%u.log",
+                 FR_FEDREC_BIN, port, f->dir, f->dir, f->dir, c, delay, f->dir, c);
+}
+
+static pid_t start_client(const fed *f, int port, uint32_t c) { return start_client_slow(f, port, c, 0); }
+
+/* How many times s occurs in a file. */
+static unsigned count_in(const char *dir, const char *name, const char *s) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    size_t n;
+    char *t = tu_slurp(p, &n);
+    unsigned k = 0;
+    for (char *q = t; q && (q = strstr(q, s)); q += strlen(s)) k++;
+    free(t);
+    return k;
 }
 
 /* The shared parameters of two model files, compared bit for bit. */
@@ -224,33 +238,37 @@ Test(net_procs, clients_killed_every_round, .timeout = 300) {
     int port = free_port();
     char metrics[4200];
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", f.dir);
-    /* each round takes 5 of 10 clients, over-selects to all, and waits for the first 5 */
-    const char *opts = "--rounds 6 --seed 9 --model mf --clients-per-round 5 --over-select 1 --deadline 3 "
+    /* each round needs 5 of 10 clients, over-selects all 10 and takes the first 5 results;
+     * clients take 0.3 s a step, and 3 of them (30%) are killed as each round starts */
+    const char *opts = "--rounds 5 --seed 9 --model mf --clients-per-round 5 --over-select 1 --deadline 5 "
                        "--retry 0.05 --min-clients 5";
     pid_t srv = start_server(&f, port, opts);
     pid_t cl[10];
-    for (uint32_t c = 0; c < f.clients; c++) cl[c] = start_client(&f, port, c);
-    unsigned seen = 0;
+    for (uint32_t c = 0; c < f.clients; c++) cl[c] = start_client_slow(&f, port, c, 0.3);
+    unsigned seen = 0, killed = 0;
     double until = now_s() + 150;
     uint32_t victim = 0;
     while (now_s() < until) {
         int st;
         if (waitpid(srv, &st, WNOHANG) == srv) { srv = 0; cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0); break; }
-        unsigned r = last_round(metrics);
-        if (r > seen) { /* a new round: kill 3 of 10 (30%) and start them again */
+        unsigned r = count_in(f.dir, "server.log", "started");
+        if (r > seen) {
             seen = r;
+            usleep(100000); /* the clients have their TASKs */
             for (int k = 0; k < 3; k++) {
                 uint32_t c = (victim++) % f.clients;
                 kill(-cl[c], SIGKILL);
                 wait_for(cl[c], 5);
-                cl[c] = start_client(&f, port, c);
+                killed++;
+                cl[c] = start_client_slow(&f, port, c, 0.3);
             }
         }
-        usleep(20000);
+        usleep(10000);
     }
     if (srv) { show_logs(&f); kill(-srv, SIGKILL); wait_for(srv, 5); }
     cr_assert_eq(srv, 0, "the server did not finish");
-    cr_assert_eq(last_round(metrics), 6);
+    cr_assert_eq(last_round(metrics), 5, "every round completed");
+    cr_assert_geq(killed, 12, "clients were killed in every round (%u)", killed);
     for (uint32_t c = 0; c < f.clients; c++) { kill(-cl[c], SIGKILL); wait_for(cl[c], 5); }
     tu_rmtree(f.dir);
     free(f.dir);

@@ -115,6 +115,8 @@ typedef struct fr_net_client_config {
     int timeout_ms;            /* one request's wait for its reply (30000) */
     uint32_t give_up_ms;       /* stop after this long without any reply (300000; 0: never) */
     bool evaluate;             /* report the client's own evaluation with each RESULT (true) */
+    uint32_t delay_ms;         /* wait this long after a TASK before training: a slow device,
+                                  for tests and load generation (0) */
 } fr_net_client_config;
 
 FR_API void fr_net_client_config_default(fr_net_client_config *c);

@@ -430,7 +430,7 @@ static int cli_client(int argc, char **argv) {
     const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL;
     uint64_t id = UINT64_MAX, clients = 0, threads = 2, first = 0;
     bool no_eval = false, no_state = false;
-    double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0;
+    double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0;
     arg_spec specs[] = {
         ARG_SPEC_STR("connect", &cc.connect, "URL  the server: tls+tcp://HOST:PORT"),
         ARG_SPEC_STR("ca", &cc.ca, "FILE  the CA that signed the server's certificate"),
@@ -448,6 +448,7 @@ static int cli_client(int argc, char **argv) {
         ARG_SPEC_INT("threads", &threads, 1, 1024, NULL, "T  load generator: threads (default 2)"),
         ARG_SPEC_FLAG("no-state", &no_state, "   load generator: keep the clients' state in memory only"),
         ARG_SPEC_FLAG("no-eval", &no_eval, "   do not report the client's own evaluation"),
+        ARG_SPEC_REAL("delay", &delay, 0, 3600, 0, NULL, "S  wait S seconds after each TASK: a slow device (tests)"),
         ARG_SPEC_REAL("timeout", &timeout, 0.01, 86400, 0, NULL, "S  wait this long for a reply (default 30)"),
         ARG_SPEC_REAL("give-up", &give_up, 0, 864000, 0, "0 = never", "S  stop after this long without a reply (default 300)"),
         ARG_SPEC_END,
@@ -469,6 +470,7 @@ static int cli_client(int argc, char **argv) {
         return 2;
     }
     cc.evaluate = !no_eval;
+    cc.delay_ms = (uint32_t)(delay * 1000 + 0.5);
     cc.timeout_ms = (int)(timeout * 1000 + 0.5);
     cc.give_up_ms = (uint32_t)(give_up * 1000 + 0.5);
     if (cli_check_input("client", "--token-file", token_file) || (cc.ca && cli_check_input("client", "--ca", cc.ca)))

@@ -204,6 +204,7 @@ static void tick(const fr_net_client_config *c, vclient *v, logger *lg, fri_buf 
         memcpy(ticket, m.task.ticket, sizeof ticket);
         const uint8_t *res = NULL;
         size_t resn = 0;
+        if (c->delay_ms) sleep_ms(c->delay_ms);
         double t0 = now_s();
         e = fr_netc_step(v->st, m.task.body, m.task.body_len, &res, &resn);
         fri_net_eval ev = {0};
