@@ -129,6 +129,9 @@ typedef struct fr_load_opts {
     double implicit_threshold;
     bool implicit;
     bool implicit_weight;  /* implicit, with the rating column kept as a weight (>= 0) */
+    uint32_t ncf_items;    /* NCF files without id maps: item ids run to at least this (0:
+                              the largest found): a client's shard of a federation, whose
+                              catalogue is larger than the items it touched */
 } fr_load_opts;
 
 FR_API void fr_load_opts_default(fr_load_opts *o);

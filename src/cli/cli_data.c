@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -276,11 +277,17 @@ static int data_shard(int argc, char **argv) {
     src.test = test;
     src.negatives = negatives;
     src.seed = seed;
-    /* evaluation negatives only for implicit data (a ranking model's), as train samples them */
+    /* evaluation negatives for implicit data or data that comes with them (a ranking model's), as train has them */
     src.explicit_ratings = true;
     fr_data *d = NULL;
     fr_err e = fr_data_load(&d, &src);
-    if (!e && fr_dataset_implicit(fr_data_train(d)) && !negatives) {
+    bool has_negs = negatives != NULL;
+    if (data && !test) { /* an NCF directory with its own test.negative */
+        char p[4096];
+        snprintf(p, sizeof p, "%s/test.negative", data);
+        has_negs |= access(p, R_OK) == 0;
+    }
+    if (!e && (fr_dataset_implicit(fr_data_train(d)) || has_negs)) {
         fr_data_free(d);
         d = NULL;
         src.explicit_ratings = false;

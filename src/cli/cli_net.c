@@ -206,7 +206,7 @@ static int cli_server(int argc, char **argv) {
     fr_federation fed;
     fr_err e = fr_federation_load(fed_path, &fed);
     if (e) return cli_fail(e, "server: --federation");
-    fr_model_kind kind = fed.implicit ? FR_MODEL_NEUMF : FR_MODEL_MF;
+    fr_model_kind kind = fed.implicit || fed.negatives ? FR_MODEL_NEUMF : FR_MODEL_MF; /* as train's default */
     if (o.model && fr_model_kind_parse(o.model, &kind)) {
         fprintf(stderr, "fedrec server: --model: %s\n", fr_errmsg());
         return 2;
@@ -345,7 +345,12 @@ static fr_err load_client(const char *dir, uint32_t id, const char *state, clien
     fr_source src;
     fr_source_default(&src);
     src.data = dir;
-    fr_err e = fr_data_load(&b->data, &src);
+    fr_federation fed; /* the catalogue's size, which the client's own files do not show */
+    fr_err e = fr_federation_load(dir, &fed);
+    if (e) return e;
+    src.load.ncf_items = fed.items;
+    src.eval_negatives = 0; /* the shard's own test.negative, or none */
+    e = fr_data_load(&b->data, &src);
     if (!e) e = fr_netc_create(&b->state, fr_data_train(b->data), NULL, 0, id, state);
     if (!e && state) e = fr_netc_load(b->state, &b->resumed);
     if (e) client_box_free(b);

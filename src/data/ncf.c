@@ -150,7 +150,8 @@ static fr_err to_raw(const char *path, fri_rows *const *rs, int k, const fr_idma
  * become the raw ids the maps give and the maps are the dataset's; without them the
  * largest id must be plausible for the number of rows, so a stray huge id is an error
  * rather than a giant identity map. */
-fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, fr_idmap **um, fr_idmap **im, char **source) {
+fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, uint32_t min_items, fr_idmap **um, fr_idmap **im,
+                    char **source) {
     *um = *im = NULL;
     if (source) *source = NULL;
     char *up = fri_ncf_map_path(path, "users.map"), *ip = fri_ncf_map_path(path, "items.map");
@@ -191,7 +192,7 @@ fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, fr_idmap **um,
                         "expected ids below %llu (use the ml100k format for sparse ids)", FRI_PATH(path),
                         mu > mi ? mu : mi, total, (unsigned long long)limit);
     e = fri_idmap_identity(um, mu + 1);
-    if (!e) e = fri_idmap_identity(im, mi + 1);
+    if (!e) e = fri_idmap_identity(im, mi + 1 > min_items ? mi + 1 : min_items);
     if (e) { fr_idmap_release(*um); fr_idmap_release(*im); *um = *im = NULL; }
     return e;
 }

@@ -120,7 +120,7 @@ fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o
     } else {
         fr_idmap *um, *im;
         fri_rows *rs[1] = {&rows};
-        e = fri_ncf_maps(path, rs, 1, &um, &im, &source);
+        e = fri_ncf_maps(path, rs, 1, o->ncf_items, &um, &im, &source);
         if (e) { fri_rows_free(&rows); return e; }
         e = fri_dataset_build(out, &rows, um, im);
         fr_idmap_release(um);
@@ -153,7 +153,7 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     b.implicit = a.implicit = a.implicit || b.implicit;
     if (used == FR_FORMAT_NCF) {
         fri_rows *rs[2] = {&a, &b};
-        e = fri_ncf_maps(train_path, rs, 2, &um, &im, &source);
+        e = fri_ncf_maps(train_path, rs, 2, o->ncf_items, &um, &im, &source);
     } else {
         const uint32_t *ul[2] = {a.user, b.user}, *il[2] = {a.item, b.item};
         size_t nn[2] = {a.n, b.n};

@@ -42,9 +42,9 @@ FR_NODISCARD fr_err fri_read_parallel(const fri_rdctx *c, bool fast, int fd, uin
  * (allocated, or NULL). Without them: identity maps, the largest id plausible for the
  * number of rows (FR_ERR_RANGE naming path otherwise). One map file without the other,
  * a malformed map (file and line), an index a map lacks: errors. *um and *im are NULL on
- * failure. */
-FR_NODISCARD fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, fr_idmap **um, fr_idmap **im,
-                                 char **source);
+ * failure. min_items: without maps, the item map covers at least this many ids. */
+FR_NODISCARD fr_err fri_ncf_maps(const char *path, fri_rows *const *rs, int k, uint32_t min_items, fr_idmap **um,
+                                 fr_idmap **im, char **source);
 /* The id-map file `which` ("users.map", "items.map") of the NCF file rating: its name
  * without "train.rating", "test.rating" or "rating" at the end (else the name and "."),
  * then which. Allocated; NULL when out of memory. */

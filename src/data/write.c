@@ -220,6 +220,16 @@ static fr_err write_user_file(const char *dir, const char *name, const fr_datase
     return e;
 }
 
+/* path <- text, atomically (lazy: without its own fsync). */
+static fr_err write_text(const char *path, const char *text, bool lazy) {
+    afile a;
+    fr_err e = afile_open(&a, path);
+    if (e) return e;
+    a.lazy = lazy;
+    fputs(text, a.f);
+    return afile_commit(&a);
+}
+
 fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const fr_dataset *test,
                                const fr_negatives *negs, float mean_rating) {
     if (!dir || !train || !test) return fri_fail(FR_ERR_INVALID, "write shards: directory, train and test are required");
@@ -229,16 +239,31 @@ fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const f
     if (negs && negs->n_users != test->n_users)
         return fri_fail(FR_ERR_INVALID, "write shards: negatives cover %u users; expected %u", negs->n_users,
                         test->n_users);
+    /* the federation: the server's file, and a copy in every client's directory (a client
+     * reads the catalogue's size from it) */
+    fr_fingerprint fp;
+    fr_dataset_fingerprint(train, &fp);
+    char fed[1024];
+    snprintf(fed, sizeof fed,
+             "# fedrec federation (fedrec data shard): what a server knows of the data; client ID's own "
+             "interactions are in cID/, raw item ids in items.map\n"
+             "version 1\nclients %u\nitems %u\ninteractions %llu\nmean_rating %.9g\nimplicit %d\n"
+             "negatives %d\nfingerprint %u %u %llu %u\n", train->n_users, train->n_items,
+             (unsigned long long)train->n, (double)mean_rating, train->implicit ? 1 : 0, negs ? 1 : 0, fp.users,
+             fp.items, (unsigned long long)fp.interactions, fp.crc);
     fr_err e = make_dirs(dir);
     char name[32];
     for (uint32_t u = 0; !e && u < train->n_users; u++) {
         snprintf(name, sizeof name, "c%u", u);
-        char *cd = join(dir, name);
+        char *cd = join(dir, name), *fp_path = NULL;
         if (!cd) return FR_ERR_NOMEM;
         e = make_dirs(cd);
         if (!e) e = write_user_file(cd, "train.rating", train, test, NULL, u);
         if (!e) e = write_user_file(cd, "test.rating", test, test, NULL, u);
         if (!e && negs) e = write_user_file(cd, "test.negative", train, test, negs, u);
+        if (!e && !(fp_path = join(cd, "federation.txt"))) e = FR_ERR_NOMEM;
+        if (!e) e = write_text(fp_path, fed, true);
+        fri_free(fp_path);
         fri_free(cd);
     }
     char *p = NULL;
@@ -247,18 +272,7 @@ fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const f
     fri_free(p);
     p = NULL;
     if (!e && !(p = join(dir, "federation.txt"))) e = FR_ERR_NOMEM;
-    afile a;
-    if (!e && !(e = afile_open(&a, p))) {
-        fr_fingerprint fp;
-        fr_dataset_fingerprint(train, &fp);
-        fprintf(a.f, "# fedrec federation (fedrec data shard): what a server knows of the data; client ID's own "
-                "interactions are in cID/, raw item ids in items.map\n");
-        fprintf(a.f, "version 1\nclients %u\nitems %u\ninteractions %llu\nmean_rating %.9g\nimplicit %d\n"
-                "negatives %d\nfingerprint %u %u %llu %u\n", train->n_users, train->n_items,
-                (unsigned long long)train->n, (double)mean_rating, train->implicit ? 1 : 0, negs ? 1 : 0, fp.users,
-                fp.items, (unsigned long long)fp.interactions, fp.crc);
-        e = afile_commit(&a);
-    }
+    if (!e) e = write_text(p, fed, false);
     fri_free(p);
     if (!e) sync(); /* the shards' files, written without an fsync each, reach the disk before it */
     return e;
