@@ -63,7 +63,7 @@ static int bench_model(size_t B, int sparse, fr_model_kind kind) {
     }
     double t0 = now(), tot = 0;
     for (size_t at = 0; at + B <= N; at += B) {
-        fr_batch b = {u + at, it + at, y + at, NULL, B};
+        fr_batch b = {u + at, it + at, y + at, NULL, B, NULL};
         double loss;
         fr_grad_zero(g);
         if (fr_model_loss_grad(m, ws, &b, g, &loss) || fr_optim_step(o, m, g)) return 1;
@@ -128,7 +128,7 @@ static int bench_parallel(size_t B, int T) {
         size_t off = 0;
         for (int t = 0; t < T; t++) {
             size_t n = B / (size_t)T + ((size_t)t < B % (size_t)T);
-            c.part[t] = (fr_batch){u + at + off, it + at + off, y + at + off, NULL, n};
+            c.part[t] = (fr_batch){u + at + off, it + at + off, y + at + off, NULL, n, NULL};
             off += n;
         }
         fr_pool_for(pool, (size_t)T, 1, par_task, &c);
@@ -183,7 +183,7 @@ static int bench_fl_round(int sparse) {
         fr_optim_reset(o);
         for (size_t at = 0; at < per; at += 32) {
             size_t n = per - at < 32 ? per - at : 32;
-            fr_batch b = {u + at, it + at, y + at, NULL, n};
+            fr_batch b = {u + at, it + at, y + at, NULL, n, NULL};
             double loss;
             fr_grad_zero(g);
             if (fr_model_loss_grad(m, ws, &b, g, &loss) || fr_optim_step(o, m, g)) return 1;

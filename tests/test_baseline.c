@@ -157,7 +157,7 @@ Test(baseline, bias_gradient_matches_central_differences) {
     for (size_t k = 0; k < fr_model_n_params(m); k++) p[k] += 0.05f * (float)((k * 7) % 5) - 0.1f;
     uint32_t us[] = {0, 3, 5, 3}, is[] = {1, 2, 1, 8};
     float lab[] = {4, 2, 5, 1};
-    fr_batch b = {us, is, lab, NULL, 4};
+    fr_batch b = {us, is, lab, NULL, 4, NULL};
     fr_model_ws *ws = NULL;
     fr_grad *g = NULL;
     cr_assert_eq(fr_model_ws_create(&ws, m, 4), FR_OK);
@@ -204,7 +204,7 @@ Test(baseline, pop_counts_and_ranks) {
     fr_model_ws *ws = NULL;
     cr_assert_eq(fr_model_ws_create(&ws, m, 4), FR_OK);
     float lab[] = {1, 0, 1, 0};
-    fr_batch b = {us, is, lab, NULL, 4};
+    fr_batch b = {us, is, lab, NULL, 4, NULL};
     double L;
     cr_assert_eq(fr_model_loss(m, ws, &b, &L), FR_ERR_UNSUPPORTED);
     fr_model_ws_free(ws);

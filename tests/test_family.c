@@ -78,7 +78,7 @@ static double bd_impl(const fr_model *m, bd_ws *w, const fr_batch *b, fr_grad *g
     size_t B = b->n, d = m->cfg.dim;
     double l2s = (double)m->cfg.l2 / (double)B;
     bd_forward(m, w, b->users, b->items, B);
-    double L = fri_bce_forward_backward(g ? w->ds : NULL, w->s, b->label, B);
+    double L = fri_bce_forward_backward(g ? w->ds : NULL, w->s, b->label, b->weight, B);
     if (g) {
         memset(w->dp, 0, B * d * sizeof(float));
         memset(w->dq, 0, B * d * sizeof(float));
@@ -272,7 +272,7 @@ Test(family, gradient_passes_central_differences) {
     }
     uint32_t users[6] = {0, 1, 3, 0, 1, 3}, items[6] = {2, 5, 6, 0, 3, 2};
     float label[6] = {1, 0, 1, 0, 1, 1};
-    fr_batch b = {users, items, label, NULL, 6};
+    fr_batch b = {users, items, label, NULL, 6, NULL};
     fr_model_ws *ws = NULL;
     fr_grad *g = NULL;
     cr_assert_eq(fr_model_ws_create(&ws, m, 8), FR_OK);

@@ -246,7 +246,7 @@ Test(fedavg, one_round_equals_one_full_batch_step) {
         size_t k = fr_dataset_user(d, u, &it, &ra, NULL);
         for (size_t x = 0; x < k; x++) { users[n] = u; items[n] = it[x]; lab[n] = ra[x]; n++; }
     }
-    fr_batch b = {users, items, lab, NULL, n};
+    fr_batch b = {users, items, lab, NULL, n, NULL};
     double loss;
     fr_grad_zero(g);
     cr_assert_eq(fr_model_loss_grad(ref, ws, &b, g, &loss), FR_OK);

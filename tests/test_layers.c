@@ -122,6 +122,8 @@ Test(linear, shared_prefix_equals_naive) {
 enum { B = 3, C = 4, OC = 5 };
 static float X[B * C], W[OC * C], BI[OC], A2[B * (C + 1)], R[B * OC > B * C * 2 ? B * OC : B * C * 2], Y[B * C * 2];
 static float TABLE[6 * C];
+static const float *LW; /* the losses' example weights: NULL, or WT */
+static float WT[B * C];
 static uint32_t IDX[B] = {4, 1, 4};
 
 static double l_linear(void *c) { (void)c; fri_linear_forward_naive(Y, X, W, BI, B, C, OC); return wsum(Y, R, B * OC); }
@@ -131,9 +133,9 @@ static double l_sigmoid(void *c) { (void)c; fri_sigmoid_forward(Y, X, B * C); re
 static double l_mul(void *c) { (void)c; fri_mul_forward(Y, X, A2, B * C); return wsum(Y, R, B * C); }
 static double l_dot(void *c) { (void)c; fri_dot_forward(Y, X, A2, B, C); return wsum(Y, R, B); }
 static double l_concat(void *c) { (void)c; fri_concat_forward(Y, X, A2, B, C - 1, C + 1); return wsum(Y, R, B * C * 2); }
-static double l_mse(void *c) { (void)c; return fri_mse_forward_backward(NULL, X, A2, B * C); }
-static double l_bce(void *c) { (void)c; return fri_bce_forward_backward(NULL, X, A2, B * C); }
-static double l_bpr(void *c) { (void)c; return fri_bpr_forward_backward(NULL, NULL, X, A2, B * C); }
+static double l_mse(void *c) { (void)c; return fri_mse_forward_backward(NULL, X, A2, LW, B * C); }
+static double l_bce(void *c) { (void)c; return fri_bce_forward_backward(NULL, X, A2, LW, B * C); }
+static double l_bpr(void *c) { (void)c; return fri_bpr_forward_backward(NULL, NULL, X, A2, LW, B * C); }
 static double l_l2(void *c) { (void)c; return fri_l2_forward_backward(NULL, X, B, C, 0.7); }
 
 static void setup_gc(void) {
@@ -196,19 +198,67 @@ Test(gradcheck, elementwise) {
 
 Test(gradcheck, losses) {
     setup_gc();
+    LW = NULL;
     float d1[B * C] = {0}, d2[B * C] = {0};
     for (size_t i = 0; i < B * C; i++) A2[i] = (float)(i % 2); /* 0/1 labels for bce */
-    fri_mse_forward_backward(d1, X, A2, B * C);
+    fri_mse_forward_backward(d1, X, A2, LW, B * C);
     cr_assert_eq(gc_check(l_mse, NULL, X, d1, B * C, "mse"), 0);
-    fri_bce_forward_backward(d1, X, A2, B * C);
+    fri_bce_forward_backward(d1, X, A2, LW, B * C);
     cr_assert_eq(gc_check(l_bce, NULL, X, d1, B * C, "bce"), 0);
     fill(A2, B * (C + 1), 14, 2);
-    fri_bpr_forward_backward(d1, d2, X, A2, B * C);
+    fri_bpr_forward_backward(d1, d2, X, A2, LW, B * C);
     cr_assert_eq(gc_check(l_bpr, NULL, X, d1, B * C, "bpr pos"), 0);
     cr_assert_eq(gc_check(l_bpr, NULL, A2, d2, B * C, "bpr neg"), 0);
     memset(d1, 0, sizeof d1);
     fri_l2_forward_backward(d1, X, B, C, 0.7);
     cr_assert_eq(gc_check(l_l2, NULL, X, d1, B * C, "l2"), 0);
+}
+
+/* Weighted losses: the gradient of (1/B) sum w_i l_i by central differences, with weights
+ * far from 1 (confidences of implicit counts, and a 0). */
+Test(gradcheck, weighted_losses) {
+    setup_gc();
+    for (size_t i = 0; i < B * C; i++) WT[i] = i == 5 ? 0.0f : 1.0f + 0.75f * (float)log1p((double)(i * 7 % 11));
+    LW = WT;
+    float d1[B * C] = {0}, d2[B * C] = {0};
+    for (size_t i = 0; i < B * C; i++) A2[i] = (float)(i % 2);
+    fri_mse_forward_backward(d1, X, A2, LW, B * C);
+    cr_assert_eq(gc_check(l_mse, NULL, X, d1, B * C, "weighted mse"), 0);
+    fri_bce_forward_backward(d1, X, A2, LW, B * C);
+    cr_assert_eq(gc_check(l_bce, NULL, X, d1, B * C, "weighted bce"), 0);
+    cr_assert_eq(d1[5], 0.0f, "weight 0: no gradient");
+    fill(A2, B * (C + 1), 14, 2);
+    fri_bpr_forward_backward(d1, d2, X, A2, LW, B * C);
+    cr_assert_eq(gc_check(l_bpr, NULL, X, d1, B * C, "weighted bpr pos"), 0);
+    cr_assert_eq(gc_check(l_bpr, NULL, A2, d2, B * C, "weighted bpr neg"), 0);
+    LW = NULL;
+}
+
+/* Weights are a scale of each example's own term: by hand, and weights of 1 give the bits
+ * of no weights. */
+Test(losses, weighted_by_hand) {
+    float x0 = 0, y1 = 1, w3 = 3, d;
+    cr_assert_float_eq(fri_bce_forward_backward(&d, &x0, &y1, &w3, 1), 3 * log(2.0), 1e-12);
+    cr_assert_float_eq(d, -1.5f, 1e-7);
+    /* two examples, weights 2 and 1: mean (2 l_0 + l_1) / 2 */
+    float x2[2] = {0.5f, -1.0f}, y2[2] = {1, 0}, w2[2] = {2, 1}, d2[2];
+    double l0 = log1p(exp(-0.5)), l1 = log1p(exp(-1.0));
+    cr_assert_float_eq(fri_bce_forward_backward(d2, x2, y2, w2, 2), (2 * l0 + l1) / 2, 1e-12);
+    cr_assert_float_eq(d2[0], (float)(2 * (1 / (1 + exp(-0.5)) - 1) / 2), 1e-7);
+    cr_assert_float_eq(d2[1], (float)((1 / (1 + exp(1.0))) / 2), 1e-7);
+    float pos = 1, neg = 0, dp, dn, w = 2.5f;
+    cr_assert_float_eq(fri_bpr_forward_backward(&dp, &dn, &pos, &neg, &w, 1), 2.5 * 0.31326168751822286, 1e-9);
+    cr_assert_float_eq(dp, -2.5f * 0.2689414f, 1e-6);
+    cr_assert_float_eq(dn, 2.5f * 0.2689414f, 1e-6);
+    float p[12], t[12], ones[12], ga[12], gb[12], na[12], nb[12];
+    for (int i = 0; i < 12; i++) { p[i] = 0.3f * (float)i - 1.7f; t[i] = (float)(i % 2); ones[i] = 1.0f; }
+    double a, b;
+    a = fri_bce_forward_backward(ga, p, t, ones, 12); b = fri_bce_forward_backward(gb, p, t, NULL, 12);
+    cr_assert(a == b && !memcmp(ga, gb, sizeof ga), "bce: weights of 1 are no weights");
+    a = fri_mse_forward_backward(ga, p, t, ones, 12); b = fri_mse_forward_backward(gb, p, t, NULL, 12);
+    cr_assert(a == b && !memcmp(ga, gb, sizeof ga), "mse: weights of 1 are no weights");
+    a = fri_bpr_forward_backward(ga, na, p, t, ones, 12); b = fri_bpr_forward_backward(gb, nb, p, t, NULL, 12);
+    cr_assert(a == b && !memcmp(ga, gb, sizeof ga) && !memcmp(na, nb, sizeof na), "bpr: weights of 1 are no weights");
 }
 
 Test(gradcheck, detects_a_wrong_gradient) {
@@ -221,21 +271,21 @@ Test(gradcheck, detects_a_wrong_gradient) {
 
 Test(losses, hand_values_and_extremes) {
     float x0 = 0, y1 = 1, d;
-    cr_assert_float_eq(fri_bce_forward_backward(&d, &x0, &y1, 1), log(2.0), 1e-12);
+    cr_assert_float_eq(fri_bce_forward_backward(&d, &x0, &y1, NULL, 1), log(2.0), 1e-12);
     cr_assert_float_eq(d, -0.5f, 1e-7);
     float big = 100, y0 = 0;
-    double l = fri_bce_forward_backward(&d, &big, &y0, 1);
+    double l = fri_bce_forward_backward(&d, &big, &y0, NULL, 1);
     cr_assert(isfinite(l));
     cr_assert_float_eq(l, 100.0, 1e-9);
     cr_assert_float_eq(d, 1.0f, 1e-7);
     float nbig = -100;
-    cr_assert_float_eq(fri_bce_forward_backward(&d, &nbig, &y1, 1), 100.0, 1e-9);
+    cr_assert_float_eq(fri_bce_forward_backward(&d, &nbig, &y1, NULL, 1), 100.0, 1e-9);
     float pos = 1, neg = 0, dp, dn;
-    cr_assert_float_eq(fri_bpr_forward_backward(&dp, &dn, &pos, &neg, 1), 0.31326168751822286, 1e-9);
+    cr_assert_float_eq(fri_bpr_forward_backward(&dp, &dn, &pos, &neg, NULL, 1), 0.31326168751822286, 1e-9);
     cr_assert_float_eq(dp, -0.2689414f, 1e-6);
     cr_assert_float_eq(dn, 0.2689414f, 1e-6);
     float p2[2] = {3, 1}, t2[2] = {1, 2};
-    cr_assert_float_eq(fri_mse_forward_backward(NULL, p2, t2, 2), 2.5, 1e-12);
+    cr_assert_float_eq(fri_mse_forward_backward(NULL, p2, t2, NULL, 2), 2.5, 1e-12);
     float s, in = -200;
     fri_sigmoid_forward(&s, &in, 1);
     cr_assert(s >= 0 && s < 1e-30);

@@ -274,7 +274,7 @@ Test(modelfile, every_hyperparameter_is_stored) {
     cr_assert_eq(memcmp(s1, s2, sizeof s1), 0);
     fr_model_ws *ws;
     cr_assert_eq(fr_model_ws_create(&ws, m, 2), FR_OK);
-    fr_batch b = {u, i, r, NULL, 2};
+    fr_batch b = {u, i, r, NULL, 2, NULL};
     cr_assert_eq(fr_model_loss(m, ws, &b, &l1), FR_OK);
     cr_assert_eq(fr_model_loss(l, ws, &b, &l2), FR_OK);
     cr_assert_eq(l1, l2);

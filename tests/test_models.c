@@ -94,7 +94,7 @@ Test(models, mf_prediction_and_loss_by_hand) {
        u0,i1: .09+.16 + .25+1 + .04 + .04 = 1.58; u1,i0: 1 + 1+4 + .25 + .01 = 6.26; 0.5*mean = 1.96 */
     fr_model_ws *ws;
     cr_assert_eq(fr_model_ws_create(&ws, m, 4), FR_OK);
-    fr_batch b = {users, items, r, NULL, 2};
+    fr_batch b = {users, items, r, NULL, 2, NULL};
     double loss;
     cr_assert_eq(fr_model_loss(m, ws, &b, &loss), FR_OK);
     cr_assert_float_eq(loss, 0.96125 + 1.96, 1e-6);
@@ -115,7 +115,7 @@ Test(models, mf_bias_l2_weighs_the_biases_alone) {
        = 1.875; biases: u0,i1 .04+.04 = .08, u1,i0 .25+.01 = .26 -> 0.05*0.17 = 0.0085 */
     fr_model_ws *ws;
     cr_assert_eq(fr_model_ws_create(&ws, m, 4), FR_OK);
-    fr_batch b = {users, items, r, NULL, 2};
+    fr_batch b = {users, items, r, NULL, 2, NULL};
     double loss;
     cr_assert_eq(fr_model_loss(m, ws, &b, &loss), FR_OK);
     cr_assert_float_eq(loss, 0.96125 + 1.875 + 0.0085, 1e-6);
@@ -178,7 +178,7 @@ static int run_gradcheck(fr_model_kind kind, void (*tweak)(fr_model_config *), i
     uint32_t users[6] = {0, 1, 3, 0, 1, 0}, items[6] = {2, 5, 2, 6, 0, 3}, neg[6] = {1, 4, 0, 5, 6, 2};
     float label[6];
     for (int i = 0; i < 6; i++) label[i] = kind == FR_MODEL_MF ? (float)(1 + i % 5) : (float)(i % 2);
-    fr_batch b = {users, items, label, fr_model_config_of(m)->loss == FR_LOSS_BPR ? neg : NULL, 6};
+    fr_batch b = {users, items, label, fr_model_config_of(m)->loss == FR_LOSS_BPR ? neg : NULL, 6, NULL};
     fr_model_ws *ws;
     fr_grad *g;
     cr_assert_eq(fr_model_ws_create(&ws, m, 8), FR_OK);
@@ -245,7 +245,7 @@ static int run_gradcheck_one_user(fr_model_kind kind, int corrupt) {
     uint32_t users[10], items[10] = {2, 5, 2, 6, 0, 3, 1, 4, 6, 5};
     float label[10];
     for (int i = 0; i < 10; i++) { users[i] = 2; label[i] = (float)(i % 2); }
-    fr_batch b = {users, items, label, NULL, 10};
+    fr_batch b = {users, items, label, NULL, 10, NULL};
     fr_model_ws *ws;
     fr_grad *g;
     cr_assert_eq(fr_model_ws_create(&ws, m, 16), FR_OK);
@@ -365,7 +365,7 @@ Test(models, errors_are_explained) {
     uint32_t u[3] = {0, 1, 0}, it[3] = {0, 3, 1};
     float y[3] = {1, 0, 1};
     double l;
-    fr_batch b = {u, it, y, NULL, 2};
+    fr_batch b = {u, it, y, NULL, 2, NULL};
     cr_assert_eq(fr_model_loss_grad(m, ws, &b, g, &l), FR_ERR_RANGE);
     cr_assert(strstr(fr_errmsg(), "item 3"), "%s", fr_errmsg());
     for (size_t i = 0; i < fr_model_n_params(m); i++) cr_assert_eq(fr_grad_data(g)[i], 0.0f);
@@ -417,7 +417,7 @@ Test(models, split_batch_gradients_combine_to_the_whole) {
     cr_assert_eq(fr_grad_create(&g1, m), FR_OK);
     cr_assert_eq(fr_grad_create(&g2, m), FR_OK);
     double l, l1, l2;
-    fr_batch b = {u, it, y, NULL, 7}, b1 = {u, it, y, NULL, 3}, b2 = {u + 3, it + 3, y + 3, NULL, 4};
+    fr_batch b = {u, it, y, NULL, 7, NULL}, b1 = {u, it, y, NULL, 3, NULL}, b2 = {u + 3, it + 3, y + 3, NULL, 4, NULL};
     cr_assert_eq(fr_model_loss_grad(m, ws, &b, whole, &l), FR_OK);
     cr_assert_eq(fr_model_loss_grad(m, ws, &b1, g1, &l1), FR_OK);
     cr_assert_eq(fr_model_loss_grad(m, ws, &b2, g2, &l2), FR_OK);
@@ -471,7 +471,7 @@ static double fit(fr_model_kind kind, int sparse) {
         y[k] = kind == FR_MODEL_MF ? (pos ? 5.0f : 1.0f) : (float)pos;
         neg[k] = (it[k] + 1) % 15; /* (u + i + 1) % 3 != 0 whenever i is a positive */
     }
-    fr_batch b = {u, it, y, c.loss == FR_LOSS_BPR ? neg : NULL, 180};
+    fr_batch b = {u, it, y, c.loss == FR_LOSS_BPR ? neg : NULL, 180, NULL};
     if (c.loss == FR_LOSS_BPR) {
         /* BPR: only positives, each against a negative */
         size_t n = 0;

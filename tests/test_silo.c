@@ -178,7 +178,7 @@ static fr_model *reference_runs(setup *s, uint32_t client, int rounds) {
             bool bpr = s->mc.loss == FR_LOSS_BPR;
             for (size_t s0 = 0; s0 < ex.n; s0 += s->cfg.batch) {
                 size_t nb = ex.n - s0 < s->cfg.batch ? ex.n - s0 : s->cfg.batch;
-                fr_batch b = {ex.user + s0, ex.item + s0, bpr ? NULL : ex.label + s0, bpr ? ex.neg + s0 : NULL, nb};
+                fr_batch b = {ex.user + s0, ex.item + s0, bpr ? NULL : ex.label + s0, bpr ? ex.neg + s0 : NULL, nb, NULL};
                 double l;
                 memset(fr_grad_data(g), 0, np * sizeof(float));
                 fr_grad_zero(g);

@@ -146,7 +146,7 @@ static size_t check_client_run(fr_model_kind kind, float wd, uint32_t E, uint32_
         }
         for (size_t s0 = 0; s0 < ex.n; s0 += cfg.batch) {
             size_t nb = ex.n - s0 < cfg.batch ? ex.n - s0 : cfg.batch;
-            fr_batch b = {ex.user + s0, ex.item + s0, ex.label + s0, NULL, nb};
+            fr_batch b = {ex.user + s0, ex.item + s0, ex.label + s0, NULL, nb, NULL};
             double l = 0;
             memset(fr_grad_data(g), 0, fr_model_n_params(r) * sizeof(float)); /* the prox term writes every row */
             fr_grad_zero(g);

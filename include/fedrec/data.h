@@ -101,10 +101,12 @@ typedef enum fr_format {
  *     count, plays ...) is read as implicit_weight. A column named by col_rating is taken
  *     as the user names it: a rating, unless implicit is set.
  * A file without a rating column is implicit with rating 1. fr_dataset_implicit says which
- * datasets are implicit; fr_load_stats.implicit/.weights what a load did. No trainer uses
- * the weights yet: the ranking models (bpr, gmf, mlp, neumf) train on every row as a
- * positive whatever its rating field holds, so weights change nothing they compute; a
- * rating model (mf) would fit the weights as ratings, which is why implicit data is marked.
+ * datasets are implicit, fr_dataset_weighted which hold weights; fr_load_stats.implicit/
+ * .weights what a load did. The ranking models (bpr, gmf, mlp, neumf) train on every row
+ * as a positive; with weights, each positive's loss is scaled by its confidence
+ * 1 + alpha log(1 + weight) (fr_train_config.confidence_alpha, fr_fl_config's; alpha 0
+ * ignores them). A rating model (mf) would fit the weights as ratings, which is why
+ * implicit data is marked.
  *
  * Fields. Spaces around a field are dropped; a field may be quoted ("...", with "" for a
  * quote inside; a delimiter inside quotes is data; a quoted field cannot span lines). Line
@@ -207,6 +209,13 @@ FR_API bool fr_dataset_has_time(const fr_dataset *d);
  * a count column, or no rating column): every row is a positive and its rating is 1 or a
  * weight, not a rating. Kept by splits. false for fr_dataset_from_arrays and the generator. */
 FR_API bool fr_dataset_implicit(const fr_dataset *d);
+/* Whether d's ratings are confidence weights: implicit data whose weight column was kept
+ * (fr_load_opts.implicit_weight, or a column under a count name; fr_load_stats.weights).
+ * Only then do the trainers weight each positive by its confidence
+ * (fr_train_config.confidence_alpha, fr_fl_config.confidence_alpha). Kept by splits;
+ * fr_dataset_load_pair marks both when either file had weights. false for
+ * fr_dataset_from_arrays and the generator. */
+FR_API bool fr_dataset_weighted(const fr_dataset *d);
 /* Whether d's timestamps order its interactions: it has them and they are not all equal
  * (an NCF file written from data without timestamps has 0 in every row). Without such an
  * order leave-one-out holds out a random interaction and the temporal splits refuse d

@@ -200,6 +200,16 @@ typedef struct fr_fl_config {
     uint32_t min_results;     /* quorum: a round with fewer results applies nothing and is
                                  retried (0, the default: any number, none included) */
     uint64_t seed;            /* names every stream: (seed, round, client, purpose) */
+    float confidence_alpha;   /* >= 0: with a ranking model, a client counts each positive
+                                 whose rating field holds the weight r with confidence
+                                 1 + alpha log(1 + r) in its local fit (its BCE term, or
+                                 each of its BPR triples, scaled; sampled negatives keep
+                                 1), as fr_train_config.confidence_alpha; a user without
+                                 ratings (NULL) counts every positive 1. So alpha > 0 says
+                                 the clients' ratings ARE weights: the sim runs with 0 on
+                                 data without weights (fr_dataset_weighted). 0 (default):
+                                 every positive alike, and the TASK's config block is byte
+                                 for byte that of a build without weights */
 } fr_fl_config;
 
 /* Defaults for a model kind (the anchors' federated settings). */

@@ -209,13 +209,19 @@ FR_API void fr_grad_touch(fr_grad *g, int t, uint32_t row);
 
 /* A batch. users/items are dense indices into the model's tables (local user rows).
  * label: the rating (mse) or 0/1 (bce); unused for bpr. neg: negative items (bpr
- * loss only, else NULL). */
+ * loss only, else NULL). weight: each example's weight in the loss, which is then
+ * (1/n) sum_i weight[i] * loss_i (+ the L2 term, unweighted), so example i's gradient is
+ * weight[i] times its own; NULL is
+ * weight 1 for all, bit for bit the unweighted loss. The trainers put an implicit
+ * positive's confidence here (fr_train_config.confidence_alpha). Not checked: finite
+ * values >= 0 are the caller's to give. */
 typedef struct fr_batch {
     const uint32_t *users; /* [n] */
     const uint32_t *items; /* [n] */
     const float *label;    /* [n] or NULL for the BPR loss */
     const uint32_t *neg;   /* [n] BPR negatives, else NULL */
     size_t n;
+    const float *weight;   /* [n] weights of the examples' loss terms, or NULL: all 1 */
 } fr_batch;
 
 /* Per-batch scratch (activations and their gradients) sized once for max_batch

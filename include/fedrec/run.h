@@ -152,6 +152,10 @@ typedef struct fr_run_config {
     char preset[16];              /* the preset it started from (for provenance) */
 } fr_run_config;
 
+/* The presets' confidence alpha on weighted implicit data: a positive of weight r counts
+ * 1 + log(1 + r) (Hu, Koren & Volinsky's log scaling with epsilon 1). */
+#define FR_RUN_CONFIDENCE_ALPHA 1.0f
+
 /* Presets: named starting points, filled per model kind.
  *   "fedrec"    fedrec's tuned settings (the default; docs/ARCHITECTURE.md says how they
  *               were found): NCF models sum item-row deltas, step item rows with SGD 0.8
@@ -169,7 +173,10 @@ typedef struct fr_run_config {
  *               (NCF: Adam 0.001, batch 256, 4 negatives, 20 epochs; mf: SGD 0.1, batch 32,
  *               L2 0.1, 150 epochs).
  * train (may be NULL) gives the data-dependent values: the global mean rating of a
- * rating model (model.mu). Kinds without tuned settings get the library's defaults.
+ * rating model (model.mu), and for a ranking model trained by gradients on data whose
+ * ratings are weights (fr_dataset_weighted), confidence weights with alpha
+ * FR_RUN_CONFIDENCE_ALPHA (train.confidence_alpha and fl.confidence_alpha; 0 otherwise).
+ * Kinds without tuned settings get the library's defaults.
  * FR_ERR_INVALID naming an unknown preset (and listing the known ones). */
 FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,
                                          const fr_dataset *train);

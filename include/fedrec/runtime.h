@@ -22,7 +22,9 @@ extern "C" {
 typedef struct fr_sim fr_sim;
 
 /* mcfg: n_users and n_items are set from train. pool may be NULL (one thread). train
- * must outlive the sim. Errors FR_ERR_INVALID, FR_ERR_EMPTY, FR_ERR_NOMEM. */
+ * must outlive the sim. cfg->confidence_alpha applies when train's ratings are weights
+ * (fr_dataset_weighted); on other data the sim runs, and its TASK says, alpha 0. Errors
+ * FR_ERR_INVALID, FR_ERR_EMPTY, FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
                                   const fr_dataset *train, fr_pool *pool);
 /* The same with clients holding users as `part` says (fr_partition_make: IID or

@@ -29,6 +29,13 @@ typedef struct fr_train_config {
     fr_optim_config optim; /* default: Adam, lr 0.001, dense */
     uint64_t seed;         /* negatives and shuffle streams (default 1) */
     int threads;           /* worker threads; <= 0 = one per CPU (default 0) */
+    float confidence_alpha; /* >= 0: with weighted data (fr_dataset_weighted) and a ranking
+                              model, a positive of weight r counts with confidence
+                              c = 1 + alpha log(1 + r) (Hu, Koren & Volinsky): its BCE term,
+                              or each of its BPR triples, is scaled by c; sampled negatives
+                              keep 1. 0 (default) or data without weights: every positive
+                              counts alike, bit for bit as without this field. The presets
+                              set 1 for weighted data (fr_run_config_preset). */
 } fr_train_config;
 
 FR_API void fr_train_config_default(fr_train_config *c);

@@ -117,6 +117,14 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
     if (o->model && GIVEN(bias_l2) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_has_bias_rows(&pc.model))
         return usage_err("--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
+    if (o->model && GIVEN(confidence_alpha) &&
+        (fr_model_kind_is_explicit(kind) || fr_model_kind_is_closed_form(kind)))
+        return usage_err(fr_model_kind_is_explicit(kind)
+                             ? "--confidence-alpha weighs implicit positives by their counts; %s predicts ratings "
+                               "(use a ranking model: bpr, gmf, mlp or neumf)"
+                             : "--confidence-alpha weighs the positives of a model trained by gradient steps; %s is a "
+                               "baseline fitted in closed form",
+                         fr_model_kind_name(kind));
     if (o->model && o->negatives && fr_model_kind_is_explicit(kind))
         return usage_err("--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
                          fr_model_kind_name(kind));
@@ -134,6 +142,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (GIVEN(dim)) mc->dim = (uint32_t)o->dim;
     if (GIVEN(l2)) mc->l2 = (float)o->l2;
     if (GIVEN(bias_l2)) mc->bias_l2 = (float)o->bias_l2;
+    if (GIVEN(confidence_alpha)) c->train.confidence_alpha = c->fl.confidence_alpha = (float)o->confidence_alpha;
     mc->seed = c->fl.seed = c->train.seed = o->seed;
     c->threads = (int)o->threads;
     c->loop.eval_every = (uint32_t)o->eval_every;
@@ -265,12 +274,15 @@ static void header(const fr_run_config *c, const fr_data *data) {
         cli_flush_stdout();
         return;
     }
+    char conf[96] = "";
+    float alpha = cli_confidence_alpha(c, data);
+    if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
     if (c->centralized) {
         printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
-               "batch %u, %u negatives per positive, %u epochs\n",
+               "batch %u, %u negatives per positive%s, %u epochs\n",
                kind, fr_data_describe(data), fr_dataset_n_users(tr), fr_dataset_n_items(tr),
                fr_dataset_n_interactions(tr), fr_optim_kind_name(c->train.optim.kind), (double)c->train.optim.lr,
-               c->train.batch, c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives, c->loop.steps);
+               c->train.batch, c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives, conf, c->loop.steps);
         cli_flush_stdout();
         return;
     }
@@ -283,10 +295,10 @@ static void header(const fr_run_config *c, const fr_data *data) {
     if (c->partition != FR_PARTITION_USER) clients = c->partition_k;
     fprintf(stderr,
             "fedrec train: federated %s on %s: %u clients (%s), %u items, strategy %s, E=%u B=%u %s lr %g, item rows: "
-            "%s of deltas, steps %s; %u rounds (preset %s)\n",
+            "%s of deltas, steps %s%s; %u rounds (preset %s)\n",
             kind, fr_data_describe(data), clients, part, fr_dataset_n_items(tr), fr_strategy_name(fc->strategy),
             fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr,
-            fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, c->loop.steps, c->preset);
+            fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, c->preset);
 }
 
 /* ------------------------------------------------------------------ the command */
@@ -350,6 +362,15 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     int rc0 = cli_choose_model(o->model, &kind, src, &data, &why);
     if (rc0) { fr_data_free(data); return rc0; }
     if (why && !o->quiet) fprintf(stderr, "fedrec train: no --model: %s chosen: %s\n", fr_model_kind_name(kind), why);
+    if (GIVEN(confidence_alpha) && !fr_dataset_weighted(fr_data_train(data))) {
+        fprintf(stderr, "fedrec train: --confidence-alpha weighs each positive by its count or weight, but %s has "
+                "none: %s\n", fr_data_describe(data),
+                o->data ? "read its count column with --implicit-weight (a column headed weight, count, plays ... is "
+                          "read so by itself)"
+                        : "the built-in synthetic data has no counts; give --data FILE --implicit-weight");
+        fr_data_free(data);
+        return 2;
+    }
     uint32_t fewest = 0, shortn = fr_negatives_short(fr_data_negatives(data), &fewest);
     if (shortn && !o->quiet)
         fprintf(stderr, "fedrec train: note: %u test users have fewer than %u items they never touched; they are "
@@ -498,6 +519,9 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL,
                      "K  sampled training negatives per positive (default: the table below)"),
         ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation (default: the table below)"),
+        ARG_SPEC_REAL("confidence-alpha", &o.confidence_alpha, 0, F, 0, "0 = every positive alike",
+                      "α  weighted implicit data (--implicit-weight, or a count column): a positive of weight w "
+                      "counts 1 + α·log(1 + w) (default 1)"),
         ARG_SPEC_REAL("lr-decay", &o.lr_decay, 0, 1, GT, NULL,
                       "γ  centralized: epoch e trains at lr * γ^(e-1) (default: the table below)"),
         ARG_SPEC_REAL("bias-l2", &o.bias_l2, 0, F, 0, "0 = --l2",

@@ -34,8 +34,9 @@ typedef struct cli_load_opts {
         ARG_SPEC_FLAG("implicit", &(lo)->implicit,                                                                \
                       "   implicit feedback: every row a positive, the rating/count column ignored"),             \
         ARG_SPEC_FLAG("implicit-weight", &(lo)->implicit_weight,                                                  \
-                      "   implicit feedback, the rating/count column kept as a weight >= 0 (the default for a "   \
-                      "column named weight, count, plays ...)"),                                                  \
+                      "   implicit feedback, the rating/count column kept as a weight >= 0: training counts a "   \
+                      "positive 1 + α·log(1 + weight) (--confidence-alpha); the default for a column named "     \
+                      "weight, count, plays ..."),                                                                \
         ARG_SPEC_FLAG("skip-bad-lines", &(lo)->skip_bad_lines, "   skip and count malformed lines")
 
 /* Sets in *o the loading options the user gave (specs: the command's parsed array). Returns

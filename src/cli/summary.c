@@ -47,6 +47,13 @@ static void versus(const fr_eval_result *a, const fr_eval_result *base, char *bu
     }
 }
 
+float cli_confidence_alpha(const fr_run_config *c, const fr_data *data) {
+    if (!fr_dataset_weighted(fr_data_train(data)) || fr_model_kind_is_explicit(c->model.kind) ||
+        fr_model_kind_is_closed_form(c->model.kind))
+        return 0;
+    return c->centralized ? c->train.confidence_alpha : c->fl.confidence_alpha;
+}
+
 static int json_record(FILE *f, const cli_summary *s, const char *unit, bool has_base, fr_model_kind bk,
                        const fr_eval_result *base) {
     const fr_loop_summary *l = s->loop;
@@ -56,6 +63,7 @@ static int json_record(FILE *f, const cli_summary *s, const char *unit, bool has
     fprintf(f, ",\"mode\":\"%s\",\"%ss\":%u,\"stop\":", s->run->centralized ? "centralized" : "federated", unit,
             l->completed);
     cli_json_str(f, fr_loop_stop_name(l->stop));
+    fprintf(f, ",\"confidence_alpha\":%g", (double)cli_confidence_alpha(s->run, s->data));
     fprintf(f, ",\"seconds\":%.3f,\"train_seconds\":%.3f,\"final\":", s->seconds, s->train_seconds);
     if (l->evaluated && fr_eval_result_json(&l->last, ev, sizeof ev, NULL) == FR_OK)
         fprintf(f, "{\"%s\":%u,%s}", unit, l->completed, ev);
@@ -105,6 +113,10 @@ int cli_summary_print(const cli_summary *s, FILE *metrics, int *err) {
            fr_model_kind_name(kind), fr_data_describe(s->data), l->completed, unit, l->completed == 1 ? "" : "s",
            s->seconds, s->train_seconds);
     if (s->chosen) printf("  model %s chosen from the data: %s\n", fr_model_kind_name(kind), s->chosen);
+    float alpha = cli_confidence_alpha(c, s->data);
+    if (alpha > 0)
+        printf("  positives weighted by their counts: confidence 1 + %g·log(1 + weight) (--confidence-alpha)\n",
+               (double)alpha);
     if (l->evaluated) {
         cli_metrics_text(&l->last, m, sizeof m);
         char at[32];

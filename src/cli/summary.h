@@ -22,13 +22,18 @@ typedef struct cli_summary {
  * model; none when the model is a baseline itself), prints the summary to standard
  * output, and appends it to metrics (may be NULL) as one JSON line:
  *   {"summary":true,"model":"neumf","mode":"federated","rounds":50 | "epochs":15,
- *    "stop":"done","seconds":..,"train_seconds":..,
+ *    "stop":"done","confidence_alpha":1 (0: unweighted),"seconds":..,"train_seconds":..,
  *    "final":{"round"|"epoch":N,<metrics>},"best":{"round"|"epoch":N,<metrics>},
  *    "baseline":{"model":"pop",<metrics>} | null,"out":PATH|null,"checkpoint":PATH|null}
  * with <metrics> as fr_eval_result_json writes them ("best" is null when no step of this
  * call was evaluated: a resumed run with nothing left to do). Returns 0, or 1 after
  * printing why (a failed baseline, a failed --metrics-out write: errno in *err). */
 int cli_summary_print(const cli_summary *s, FILE *metrics, int *err);
+
+/* The confidence alpha the run weighs positives with: its config's (train or fl, by the
+ * mode) when the training data's ratings are weights and the model is trained by
+ * gradients on implicit data, else 0 (every positive alike). */
+float cli_confidence_alpha(const fr_run_config *c, const fr_data *data);
 
 /* The main metrics of r at the cut-off 10 (else the first): "rmse 0.9123  mae 0.7201",
  * "hr@10 0.6000  ndcg@10 0.3000", "hr@10_full ..."; "" when r holds none. For the

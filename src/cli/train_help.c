@@ -111,4 +111,8 @@ void cli_train_defaults_help(const char *preset) {
                optim_text(&c.train.optim, o, sizeof o), c.lr_decay);
     }
     printf("  (mf's global mean comes from the training data; '-': the option does not apply to the model)\n");
+    printf("  implicit counts (--implicit-weight, or a column headed weight, count, plays ...): the ranking models\n"
+           "  count a positive of weight w with confidence 1 + α·log(1 + w), α = --confidence-alpha (default %g;\n"
+           "  0 = every positive alike); its sampled negatives count 1\n",
+           (double)FR_RUN_CONFIDENCE_ALPHA);
 }

@@ -40,6 +40,7 @@ typedef struct cli_train_opts {
     double server_lr, server_momentum, mu, tau, beta1, beta2, availability;
     uint64_t negatives_per_pos; /* --neg K: sampled training negatives per positive */
     double l2;                  /* --l2 */
+    double confidence_alpha;    /* --confidence-alpha: a weighted positive counts 1 + α log(1 + w) */
     double bias_l2;             /* --bias-l2 */
     double lr_decay;            /* --lr-decay (centralized) */
     uint64_t checkpoint_every;  /* --checkpoint-every N */

@@ -511,6 +511,7 @@ fr_err fri_dataset_build(fr_dataset **out, fri_rows *rows, fr_idmap *users, fr_i
     d->n = n;
     d->has_time = rows->has_time;
     d->implicit = rows->implicit;
+    d->weights = rows->weights;
     /* Shrink to fit (a failed shrink keeps the larger block). */
     d->item = n ? fri_realloc(rows->item, n * sizeof *d->item) : NULL;
     if (!d->item) d->item = rows->item; else if (!n) fri_free(rows->item);
@@ -655,6 +656,7 @@ uint32_t fr_dataset_n_items(const fr_dataset *d) { return d->n_items; }
 uint64_t fr_dataset_n_interactions(const fr_dataset *d) { return d->n; }
 bool fr_dataset_has_time(const fr_dataset *d) { return d->has_time; }
 bool fr_dataset_implicit(const fr_dataset *d) { return d->implicit; }
+bool fr_dataset_weighted(const fr_dataset *d) { return d->weights; }
 
 bool fr_dataset_has_time_order(const fr_dataset *d) {
     if (!d->has_time) return false;

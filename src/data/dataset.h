@@ -43,6 +43,7 @@ struct fr_dataset {
     uint32_t *sorted;    /* [n] per user: the same items ascending by id (for lookups) */
     bool has_time;
     bool implicit;       /* read as implicit feedback: ratings are 1 or weights */
+    bool weights;        /* implicit, and the ratings are the weight column's values */
     uint64_t duplicates; /* repeated (user, item) pairs dropped by the build */
     fr_idmap *users, *items;
     fr_meta *meta;
@@ -83,6 +84,7 @@ typedef struct fri_rows {
     int64_t *time;
     bool has_time;
     bool implicit;         /* the rows are implicit positives (fr_dataset_implicit) */
+    bool weights;          /* and their ratings are weights (fr_dataset_weighted) */
 } fri_rows;
 
 FR_NODISCARD fr_err fri_rows_push(fri_rows *r, uint32_t user, uint32_t item, float rating, int64_t time);

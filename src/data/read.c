@@ -50,6 +50,7 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
             have_spec = true;
             rows->has_time = rows->has_time || c.sp.ct >= 0;
             rows->implicit = rows->implicit || c.sp.implicit;
+            rows->weights = rows->weights || c.sp.weight;
             fast = c.sp.fast;
             bool header = c.sp.header;
             if (header) {
@@ -151,6 +152,7 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     if (e) goto fail;
     b.has_time = a.has_time = a.has_time || b.has_time;
     b.implicit = a.implicit = a.implicit || b.implicit;
+    b.weights = a.weights = a.weights || b.weights;
     if (used == FR_FORMAT_NCF) {
         fri_rows *rs[2] = {&a, &b};
         e = fri_ncf_maps(train_path, rs, 2, o->ncf_items, &um, &im, &source);

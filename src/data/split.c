@@ -181,6 +181,7 @@ fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, u
     for (uint32_t u = 0; u < d->n_users; u++)
         for (uint64_t k = d->ptr[u]; k < d->ptr[u + 1]; k++) rows_add(is_test[k] ? &te : &tr, d, u, k);
     tr.implicit = te.implicit = d->implicit;
+    tr.weights = te.weights = d->weights;
     if ((err = fri_dataset_build(&a, &tr, d->users, d->items))) goto done;
     if ((err = fri_dataset_build(&b, &te, d->users, d->items))) goto done;
     if ((err = fri_dataset_set_source(a, d->source, false)) || (err = fri_dataset_set_source(b, d->source, false)))

@@ -291,6 +291,7 @@ static fr_err add_pass(fr_client_ws *ws, const fr_client_user *d, uint32_t row, 
     size_t k = ex->n;
     for (size_t x = 0; x < d->n; x++) {
         uint32_t it = d->items[x];
+        const size_t k0 = k;
         switch (loss) {
         case FR_LOSS_MSE:
             ex->user[k] = row; ex->item[k] = it; ex->label[k] = d->ratings ? d->ratings[x] : 1.0f; ex->neg[k] = 0;
@@ -314,6 +315,11 @@ static fr_err add_pass(fr_client_ws *ws, const fr_client_user *d, uint32_t row, 
                 k++;
             }
             break;
+        }
+        if (ex->alpha > 0 && k > k0) { /* as fri_examples_add_user: the positive's confidence */
+            const float c = loss == FR_LOSS_MSE || !d->ratings ? 1.0f : fri_confidence(ex->alpha, d->ratings[x]);
+            ex->wt[k0] = c;
+            for (size_t y = k0 + 1; y < k; y++) ex->wt[y] = loss == FR_LOSS_BPR ? c : 1.0f;
         }
     }
     for (size_t x = 0; x < d->n; x++) ws->own[d->items[x]] = 0;
@@ -678,6 +684,8 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     uint32_t E = ws->cfg.local_epochs;
     size_t starts[FR_FL_MAX_LOCAL_EPOCHS + 1];
     fri_examples_clear(&ws->ex);
+    /* confidence weights: the federation's (a ranking model's; the ratings are weights) */
+    ws->ex.alpha = ws->mcfg.loss != FR_LOSS_MSE ? ws->cfg.confidence_alpha : 0.0f;
     for (uint32_t ep = 0; ep < E; ep++) {
         starts[ep] = ws->ex.n;
         for (uint32_t j = 0; j < U; j++) {
@@ -685,9 +693,7 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
             e = add_pass(ws, &u, j, data->n_items, &rneg);
             if (e) return e;
         }
-        fri_examples ex = ws->ex;
-        ex.n -= starts[ep];
-        ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
+        fri_examples ex = fri_examples_view(&ws->ex, starts[ep], ws->ex.n);
         fri_examples_shuffle(&ex, &rshuf);
     }
     starts[E] = ws->ex.n;
@@ -802,9 +808,7 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     uint32_t T = 0;
     double loss_sum = 0;
     for (uint32_t ep = 0; ep < E; ep++) {
-        fri_examples ex = ws->ex;
-        ex.n = starts[ep + 1] - starts[ep];
-        ex.user += starts[ep]; ex.item += starts[ep]; ex.neg += starts[ep]; ex.label += starts[ep];
+        fri_examples ex = fri_examples_view(&ws->ex, starts[ep], starts[ep + 1]);
         if (ex.n == 0) continue;
         e = fit_pass(ws, &ex, &c, &T, &loss_sum);
         if (e) return e;

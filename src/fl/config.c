@@ -50,6 +50,7 @@ void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind) {
     c->availability = 1.0;
     c->min_results = 0;
     c->seed = 1;
+    c->confidence_alpha = 0; /* weights off; the presets turn them on for weighted data */
 }
 
 fr_err fr_fl_config_check(const fr_fl_config *c) {
@@ -78,6 +79,9 @@ fr_err fr_fl_config_check(const fr_fl_config *c) {
         return fri_fail(FR_ERR_INVALID, "availability %g: expected (0, 1]", c->availability);
     if (!(c->item_lr_decay > 0 && c->item_lr_decay <= 1))
         return fri_fail(FR_ERR_INVALID, "item lr decay %g: expected (0, 1]", (double)c->item_lr_decay);
+    if (!(c->confidence_alpha >= 0) || !isfinite(c->confidence_alpha))
+        return fri_fail(FR_ERR_INVALID, "confidence alpha %g: expected a finite number >= 0",
+                        (double)c->confidence_alpha);
     if (c->item_local.kind != 0) {
         fr_err e = fr_optim_config_check(&c->item_local);
         if (e) {
@@ -181,6 +185,11 @@ static fr_err get_optim(fri_rd *r, fr_optim_config *o, const char *what) {
     return FR_OK;
 }
 
+/* Flag bit 4: a confidence alpha (f32, > 0) follows the seed. Without it alpha is 0, so
+ * a federation without weights encodes as builds before weights did (the same TASK bytes
+ * and config CRC: their checkpoints resume), and each config has one encoding. */
+#define FLAG_ALPHA 16u
+
 void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_u32(b, (uint32_t)c->strategy);
     fri_buf_f32(b, c->server_lr);
@@ -190,7 +199,7 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_f32(b, c->tau);
     fri_buf_f32(b, c->mu);
     fri_buf_u32(b, (c->row_norm ? 1u : 0u) | (c->item_sum ? 2u : 0u) | (c->keep_private_optim ? 4u : 0u) |
-                       (c->dense_steps ? 8u : 0u));
+                       (c->dense_steps ? 8u : 0u) | (c->confidence_alpha != 0 ? FLAG_ALPHA : 0u));
     fri_buf_u32(b, c->local_epochs);
     fri_buf_u32(b, c->batch);
     fri_buf_u32(b, c->negatives);
@@ -204,6 +213,7 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_put(b, d, 8);
     fri_buf_u32(b, c->min_results);
     fri_buf_u64(b, c->seed);
+    if (c->confidence_alpha != 0) fri_buf_f32(b, c->confidence_alpha);
 }
 
 fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
@@ -222,7 +232,13 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
         (e = fri_rd_f64(r, &c->availability, "availability")) ||
         (e = fri_rd_u32(r, &c->min_results, "min results")) || (e = fri_rd_u64(r, &c->seed, "seed")))
         return e;
-    if (flags > 15) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0xf", r->name, flags);
+    if (flags > 31) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x1f", r->name, flags);
+    if (flags & FLAG_ALPHA) {
+        if ((e = fri_rd_f32(r, &c->confidence_alpha, "confidence alpha"))) return e;
+        if (!(c->confidence_alpha > 0) || !isfinite(c->confidence_alpha))
+            return fri_fail(FR_ERR_FORMAT, "%s: confidence alpha %g, expected a finite number > 0 (0 is not written)",
+                            r->name, (double)c->confidence_alpha);
+    }
     c->strategy = (fr_strategy)strategy;
     c->row_norm = flags & 1;
     c->item_sum = (flags >> 1) & 1;

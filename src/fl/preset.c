@@ -147,6 +147,9 @@ fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind 
     else textbook(c, centralized);
     if (fr_model_kind_is_closed_form(kind)) c->loop.steps = 1; /* a baseline's fit is one pass, done at once */
     if (train && fr_model_kind_is_explicit(kind)) c->model.mu = fr_run_mean_rating(train);
+    /* counts or weights: each positive by its confidence (a gradient-trained ranking model) */
+    if (train && fr_dataset_weighted(train) && !fr_model_kind_is_explicit(kind) && !fr_model_kind_is_closed_form(kind))
+        c->train.confidence_alpha = c->fl.confidence_alpha = FR_RUN_CONFIDENCE_ALPHA;
     return FR_OK;
 }
 

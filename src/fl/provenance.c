@@ -275,6 +275,7 @@ static const field fl_fields[] = {
     FIELD(fr_fl_config, availability, T_F64),
     FIELD(fr_fl_config, min_results, T_U32),
     FIELD(fr_fl_config, seed, T_U64),
+    FIELD(fr_fl_config, confidence_alpha, T_F32),
 };
 
 static const field train_fields[] = {
@@ -284,6 +285,7 @@ static const field train_fields[] = {
     FIELD(fr_train_config, optim, T_OPTIM),
     FIELD(fr_train_config, seed, T_U64),
     FIELD(fr_train_config, threads, T_INT),
+    FIELD(fr_train_config, confidence_alpha, T_F32),
 };
 
 static const field load_fields[] = {

@@ -8,6 +8,7 @@ void fri_examples_free(fri_examples *ex) {
     fri_free(ex->item);
     fri_free(ex->neg);
     fri_free(ex->label);
+    fri_free(ex->wt);
     fri_free(ex->mark);
     memset(ex, 0, sizeof *ex);
 }
@@ -28,6 +29,9 @@ fr_err fri_examples_reserve(fri_examples *ex, size_t n) {
     float *l = fri_realloc(ex->label, cap * sizeof *l);
     if (!l) return FR_ERR_NOMEM;
     ex->label = l;
+    float *w = fri_realloc(ex->wt, cap * sizeof *w);
+    if (!w) return FR_ERR_NOMEM;
+    ex->wt = w;
     ex->cap = cap;
     return FR_OK;
 }
@@ -70,6 +74,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
     size_t k = ex->n;
     const uint64_t *mark = loss != FR_LOSS_MSE && deg >= 8 ? mark_items(ex, fr_dataset_n_items(d), items, deg) : NULL;
     for (size_t x = 0; x < deg; x++) {
+        const size_t k0 = k;
         switch (loss) {
         case FR_LOSS_MSE:
             ex->user[k] = row; ex->item[k] = items[x]; ex->label[k] = ratings[x]; ex->neg[k] = 0;
@@ -94,6 +99,13 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             }
             break;
         }
+        if (ex->alpha > 0 && k > k0) {
+            /* the positive's confidence on its own term (BCE) or on each of its triples
+             * (BPR); a rating (MSE) is a label, not a weight */
+            const float c = loss == FR_LOSS_MSE ? 1.0f : fri_confidence(ex->alpha, ratings[x]);
+            ex->wt[k0] = c;
+            for (size_t y = k0 + 1; y < k; y++) ex->wt[y] = loss == FR_LOSS_BPR ? c : 1.0f;
+        }
     }
     if (mark)
         for (size_t x = 0; x < deg; x++) ex->mark[items[x] >> 6] = 0; /* all clear for the next user */
@@ -101,7 +113,13 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
     return FR_OK;
 }
 
+static void shuffle_weighted(fri_examples *ex, fr_rng *rng);
+
 void fri_examples_shuffle(fri_examples *ex, fr_rng *rng) {
+    if (ex->alpha > 0) {
+        shuffle_weighted(ex, rng);
+        return;
+    }
     for (size_t i = ex->n; i > 1; i--) {
         size_t j = (size_t)fr_rng_below64(rng, i);
         uint32_t t;
@@ -112,13 +130,27 @@ void fri_examples_shuffle(fri_examples *ex, fr_rng *rng) {
     }
 }
 
+/* The shuffle with the weights: the same draws, one more array. */
+static void shuffle_weighted(fri_examples *ex, fr_rng *rng) {
+    for (size_t i = ex->n; i > 1; i--) {
+        size_t j = (size_t)fr_rng_below64(rng, i);
+        uint32_t t;
+        t = ex->user[i - 1]; ex->user[i - 1] = ex->user[j]; ex->user[j] = t;
+        t = ex->item[i - 1]; ex->item[i - 1] = ex->item[j]; ex->item[j] = t;
+        t = ex->neg[i - 1]; ex->neg[i - 1] = ex->neg[j]; ex->neg[j] = t;
+        float l = ex->label[i - 1]; ex->label[i - 1] = ex->label[j]; ex->label[j] = l;
+        l = ex->wt[i - 1]; ex->wt[i - 1] = ex->wt[j]; ex->wt[j] = l;
+    }
+}
+
 fr_err fri_examples_run(const fri_examples *ex, size_t batch, fr_loss loss, const fri_step_rule *rule,
                         double *loss_sum) {
     if (batch == 0) return fri_fail(FR_ERR_INVALID, "batch size 0");
     bool bpr = loss == FR_LOSS_BPR;
     for (size_t s = 0; s < ex->n; s += batch) {
         size_t n = ex->n - s < batch ? ex->n - s : batch;
-        fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n};
+        fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n,
+                      ex->alpha > 0 ? ex->wt + s : NULL};
         fri_step_loss l;
         l.parts = 0;
         fr_err e = FR_OK;

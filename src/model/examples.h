@@ -6,9 +6,19 @@
  * that trains on a compact local item table remaps items itself (fri_examples_remap).
  * Negatives follow NCF: for each positive, `neg` items drawn uniformly with replacement
  * from the items the user never interacted with in the training data, afresh on every
- * pass. No allocation once the arrays have grown to a pass's size. */
+ * pass. No allocation once the arrays have grown to a pass's size.
+ *
+ * Confidence weights (implicit feedback with counts, Hu, Koren & Volinsky 2008): with
+ * alpha > 0 a positive whose rating field holds the weight r has confidence
+ * c = 1 + alpha log(1 + r), computed once when its examples are made, and the loss term
+ * of every example formed from it is scaled by c (wt, passed on as fr_batch.weight): its
+ * own pointwise term (BCE; its sampled negatives keep weight 1) or each of its BPR
+ * triples. With alpha = 0 nothing is weighted, wt is not written and the batches carry
+ * no weights: the operations of unweighted training. */
 #ifndef FEDREC_SRC_MODEL_EXAMPLES_H
 #define FEDREC_SRC_MODEL_EXAMPLES_H
+
+#include <math.h>
 
 #include "core/core.h"
 #include "fedrec/data.h"
@@ -20,6 +30,9 @@ typedef struct fri_examples {
     uint32_t *item;    /* [n] item (global id until remapped) */
     uint32_t *neg;     /* [n] BPR negative item, else unused */
     float *label;      /* [n] rating (MSE), 1/0 (BCE); unused for BPR */
+    float *wt;         /* [n] the example's weight in the loss when alpha > 0, else unused */
+    float alpha;       /* confidence scale (see above); 0 = unweighted. Set by the owner
+                          before adding examples; a view (fri_examples_view) copies it */
     uint64_t *mark;    /* scratch: a bit per item, set for the user whose negatives are
                           being drawn (all clear between users), or NULL */
     size_t mark_bits;  /* items mark covers */
@@ -29,17 +42,38 @@ void fri_examples_clear(fri_examples *ex);
 void fri_examples_free(fri_examples *ex);
 FR_NODISCARD fr_err fri_examples_reserve(fri_examples *ex, size_t n);
 
+/* The confidence of a positive with weight r: 1 + alpha log(1 + r), in double rounded
+ * to float once (r >= 0, the loader's check of a weight column). */
+static inline float fri_confidence(float alpha, float r) { return (float)(1.0 + (double)alpha * log1p((double)r)); }
+
 /* Appends one pass over dataset user `user`, as model row `row`:
  *   FR_LOSS_MSE: (row, item, rating) for every interaction;
  *   FR_LOSS_BCE: (row, item, 1) and `neg` x (row, j, 0) for every interaction;
  *   FR_LOSS_BPR: `max(neg,1)` x (row, item, j) for every interaction.
  * Negatives j are uniform over [0, n_items) minus the user's items in d; if the user has
- * every item, no negative example is made. */
+ * every item, no negative example is made. With ex->alpha > 0 each example gets its
+ * weight in wt: the confidence of its positive (the user's rating of item) for BCE and
+ * BPR, 1 for a BCE negative and for MSE (a rating is a label: the trainers leave alpha 0
+ * there); the draws are the same either way. */
 FR_NODISCARD fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t user, uint32_t row,
                                           fr_loss loss, uint32_t neg, fr_rng *rng);
 
-/* Shuffles the examples (Fisher-Yates, all arrays together). */
+/* Shuffles the examples (Fisher-Yates, all arrays together; wt when alpha > 0). The
+ * draws do not depend on alpha. */
 void fri_examples_shuffle(fri_examples *ex, fr_rng *rng);
+
+/* Examples [lo, hi) of ex as a view (its arrays point into ex's; never freed or grown). */
+static inline fri_examples fri_examples_view(const fri_examples *ex, size_t lo, size_t hi) {
+    fri_examples v = {0};
+    v.n = v.cap = hi - lo;
+    v.user = ex->user + lo;
+    v.item = ex->item + lo;
+    v.neg = ex->neg + lo;
+    v.label = ex->label + lo;
+    v.wt = ex->wt + lo;
+    v.alpha = ex->alpha;
+    return v;
+}
 
 /* ------------------------------------------------------------------ the minibatch loop
  *
@@ -75,7 +109,8 @@ typedef struct fri_step_rule {
 } fri_step_rule;
 
 /* Runs the minibatches [0,batch) [batch,2 batch) ... of ex in order through rule (the
- * batches carry labels, or BPR negatives when loss is FR_LOSS_BPR). Adds mean x examples
+ * batches carry labels, or BPR negatives when loss is FR_LOSS_BPR, and the weights when
+ * ex->alpha > 0). Adds mean x examples
  * of each part of each stepped minibatch, in order, to *loss_sum (not zeroed first: a
  * caller sums several passes). FR_ERR_INVALID for batch 0, else the rule's errors. */
 FR_NODISCARD fr_err fri_examples_run(const fri_examples *ex, size_t batch, fr_loss loss, const fri_step_rule *rule,

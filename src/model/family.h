@@ -96,7 +96,9 @@ typedef struct fri_model_family {
     /* One pass over ex in order, each example its own step of plain SGD (p -= lr * grad,
      * no momentum or weight decay): the same float operations in the same order as
      * fri_examples_fit with batch 1 and that optimizer, so the same bits, without the
-     * loop's gather, gradient and row bookkeeping. Adds each example's loss to *loss_sum.
+     * loop's gather, gradient and row bookkeeping; with ex->alpha > 0 each example's loss
+     * and gradient are scaled by its weight (wt) as fr_batch.weight scales them. Adds each
+     * example's loss to *loss_sum.
      * FR_ERR_UNSUPPORTED (no message) for a loss it does not fuse (the caller then runs
      * the generic loop); indices are in range (the trainer built the examples). */
     fr_err (*sgd_pass)(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum);

@@ -376,8 +376,16 @@ void fri_concat_backward(float *restrict da, float *restrict db, const float *re
 
 /* ---------------------------------------------------------------- losses */
 
-double fri_mse_forward_backward(float *dpred, const float *pred, const float *y, size_t B) {
+double fri_mse_forward_backward(float *dpred, const float *pred, const float *y, const float *w, size_t B) {
     double s = 0.0;
+    if (w) { /* a separate loop: without weights, the bits of before */
+        for (size_t i = 0; i < B; i++) {
+            double e = (double)pred[i] - (double)y[i], c = w[i];
+            s += c * (e * e);
+            if (dpred) dpred[i] = (float)(c * (2.0 * e / (double)B));
+        }
+        return s / (double)B;
+    }
     for (size_t i = 0; i < B; i++) {
         double e = (double)pred[i] - (double)y[i];
         s += e * e;
@@ -395,8 +403,16 @@ double fri_sigmoid(double x) {
     return e / (1.0 + e);
 }
 
-double fri_bce_forward_backward(float *dlogit, const float *logit, const float *y, size_t B) {
+double fri_bce_forward_backward(float *dlogit, const float *logit, const float *y, const float *w, size_t B) {
     double s = 0.0;
+    if (w) {
+        for (size_t i = 0; i < B; i++) {
+            double x = logit[i], t = y[i], c = w[i];
+            s += c * (fri_softplus(x) - x * t);
+            if (dlogit) dlogit[i] = (float)(c * ((fri_sigmoid(x) - t) / (double)B));
+        }
+        return s / (double)B;
+    }
     for (size_t i = 0; i < B; i++) {
         double x = logit[i], t = y[i];
         s += fri_softplus(x) - x * t;
@@ -405,9 +421,19 @@ double fri_bce_forward_backward(float *dlogit, const float *logit, const float *
     return s / (double)B;
 }
 
-double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, const float *neg,
+double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, const float *neg, const float *w,
                                 size_t B) {
     double s = 0.0;
+    if (w) { /* model_mf.c's fused sgd_bpr does these operations for B = 1 */
+        for (size_t i = 0; i < B; i++) {
+            double d = (double)pos[i] - (double)neg[i], c = w[i];
+            s += c * fri_softplus(-d);
+            double g = c * (-fri_sigmoid(-d) / (double)B);
+            if (dpos) dpos[i] = (float)g;
+            if (dneg) dneg[i] = (float)-g;
+        }
+        return s / (double)B;
+    }
     for (size_t i = 0; i < B; i++) {
         double d = (double)pos[i] - (double)neg[i];
         s += fri_softplus(-d);

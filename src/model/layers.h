@@ -96,13 +96,15 @@ void fri_concat_backward(float *restrict da, float *restrict db, const float *re
                          size_t B, size_t CA, size_t CB);
 
 /* Losses return the MEAN over B in double and write d(mean)/d(pred) into dpred[B]
- * (dpred may be NULL: loss only). */
+ * (dpred may be NULL: loss only). w[B] weighs each example's term: the mean is
+ * (1/B) sum_i w_i l_i and example i's gradient is w_i times its unweighted one; w NULL
+ * is all 1, with the operations (and bits) of an unweighted loss. */
 /* mean (pred - y)^2 */
-double fri_mse_forward_backward(float *dpred, const float *pred, const float *y, size_t B);
+double fri_mse_forward_backward(float *dpred, const float *pred, const float *y, const float *w, size_t B);
 /* mean BCE with logits, stable: max(x,0) - x*y + log1p(exp(-|x|)); d = sigmoid(x) - y */
-double fri_bce_forward_backward(float *dlogit, const float *logit, const float *y, size_t B);
+double fri_bce_forward_backward(float *dlogit, const float *logit, const float *y, const float *w, size_t B);
 /* mean -log sigmoid(pos - neg) = softplus(neg - pos); dpos = -sigmoid(neg - pos) = -dneg */
-double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, const float *neg,
+double fri_bpr_forward_backward(float *dpos, float *dneg, const float *pos, const float *neg, const float *w,
                                 size_t B);
 /* returns scale * sum_b sum_c x[B,C]^2 (fri_sumsq); dx[B,C] += 2 * scale * x (dx may be NULL) */
 double fri_l2_forward_backward(float *dx, const float *x, size_t B, size_t C, double scale);

@@ -111,7 +111,7 @@ static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad
     base_ws *w = wsp;
     size_t B = b->n;
     scores(m, w, b->users, b->items, B);
-    double L = fri_mse_forward_backward(g ? w->ds : NULL, w->s, b->label, B);
+    double L = fri_mse_forward_backward(g ? w->ds : NULL, w->s, b->label, b->weight, B);
     double l2s = (double)m->cfg.l2 / (double)B;
     if (g) { memset(w->dbu, 0, B * sizeof(float)); memset(w->dbi, 0, B * sizeof(float)); }
     if (l2s > 0) {

@@ -108,11 +108,11 @@ static double loss_impl(const fr_model *m, mf_ws *ws, const fr_batch *b, fr_grad
     if (bpr) {
         fri_embedding_forward(ws->qn, fri_model_data(m, item_f), b->neg, B, d);
         fri_dot_forward(ws->sn, ws->p, ws->qn, B, d);
-        L = fri_bpr_forward_backward(g ? ws->ds : NULL, g ? ws->dsn : NULL, ws->s, ws->sn, B);
+        L = fri_bpr_forward_backward(g ? ws->ds : NULL, g ? ws->dsn : NULL, ws->s, ws->sn, b->weight, B);
     } else if (c->loss == FR_LOSS_MSE) {
-        L = fri_mse_forward_backward(g ? ws->ds : NULL, ws->s, b->label, B);
+        L = fri_mse_forward_backward(g ? ws->ds : NULL, ws->s, b->label, b->weight, B);
     } else {
-        L = fri_bce_forward_backward(g ? ws->ds : NULL, ws->s, b->label, B);
+        L = fri_bce_forward_backward(g ? ws->ds : NULL, ws->s, b->label, b->weight, B);
     }
     float *dp = g ? ws->dp : NULL, *dq = g ? ws->dq : NULL;
     if (g) {
@@ -356,7 +356,10 @@ static double sgd_mse(const fr_model *m, float *P, float *Q, float *BU, float *B
     return sum;
 }
 
-static double sgd_bpr(const fr_model *m, float *P, float *Q, const struct fri_examples *ex, float lr, double sum) {
+/* wt: the examples' weights (confidence), or NULL. Called with a constant NULL for
+ * unweighted examples, so that loop keeps the operations it had before weights. */
+static inline double sgd_bpr(const fr_model *m, float *P, float *Q, const struct fri_examples *ex,
+                             const float *restrict wt, float lr, double sum) {
     const fr_model_config *c = &m->cfg;
     const size_t d = c->dim;
     const double l2s = (double)c->l2 / 1.0;
@@ -371,7 +374,12 @@ static double sgd_bpr(const fr_model *m, float *P, float *Q, const struct fri_ex
         /* fri_softplus(-dd) and fri_sigmoid(-dd), sharing their exp(-|dd|) */
         const double ex1 = exp(-fabs(dd));
         double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
-        const double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
+        double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
+        if (wt) { /* fri_bpr_forward_backward's weighted terms: c * softplus, c * (-sigmoid / B) */
+            const double cw = wt[x];
+            L = cw * L;
+            g = cw * g;
+        }
         const float ds = (float)g, dsn = (float)-g;
         if (l2) {
             L += l2s * sumsq_of(p, d, spp);
@@ -391,7 +399,7 @@ static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, dou
         *loss_sum = sgd_mse(m, P, Q, m->params + m->t[m->slot[USER_B]].offset, m->params + m->t[m->slot[ITEM_B]].offset,
                             ex, lr, *loss_sum);
     else if (c->loss == FR_LOSS_BPR)
-        *loss_sum = sgd_bpr(m, P, Q, ex, lr, *loss_sum);
+        *loss_sum = ex->alpha > 0 ? sgd_bpr(m, P, Q, ex, ex->wt, lr, *loss_sum) : sgd_bpr(m, P, Q, ex, NULL, lr, *loss_sum);
     else
         return FR_ERR_UNSUPPORTED; /* no message: not an error */
     return FR_OK;

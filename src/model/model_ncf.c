@@ -297,7 +297,7 @@ static double loss_impl(const fr_model *m, ncf_ws *ws, const fr_batch *b, fr_gra
     size_t B = b->n;
     double l2s = (double)m->cfg.l2 / (double)B;
     ncf_forward(m, ws, b->users, b->items, B);
-    double L = fri_bce_forward_backward(g ? ws->ds : NULL, ws->s, b->label, B);
+    double L = fri_bce_forward_backward(g ? ws->ds : NULL, ws->s, b->label, b->weight, B);
     if (l2s > 0) L += ncf_l2(m, ws, B, l2s);
     if (g) ncf_backward(m, ws, b->users, b->items, B, g, l2s);
     return L;

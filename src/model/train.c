@@ -38,6 +38,7 @@ void fr_train_config_default(fr_train_config *c) {
     fr_optim_config_default(&c->optim, FR_OPTIM_ADAM);
     c->seed = 1;
     c->threads = 0;
+    c->confidence_alpha = 0; /* weights off; the presets turn them on for weighted data */
 }
 
 fr_err fr_train_config_check(const fr_train_config *c) {
@@ -49,6 +50,9 @@ fr_err fr_train_config_check(const fr_train_config *c) {
         return fri_fail(FR_ERR_INVALID, "train config: shards %u: expected 1..%d", c->shards, FR_TRAIN_MAX_SHARDS);
     if (c->threads > 1024)
         return fri_fail(FR_ERR_INVALID, "train config: threads %d: expected <= 1024", c->threads);
+    if (!(c->confidence_alpha >= 0) || !isfinite(c->confidence_alpha))
+        return fri_fail(FR_ERR_INVALID, "train config: confidence alpha %g: expected a finite number >= 0",
+                        (double)c->confidence_alpha);
     return fr_optim_config_check(&c->optim);
 }
 
@@ -159,6 +163,11 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
     t->d = d;
     t->cfg = *cfg;
     t->loss = mc->loss;
+    /* confidence weights: only where the ratings are weights and the loss ranks */
+    float alpha = cfg->confidence_alpha > 0 && mc->loss != FR_LOSS_MSE && fr_dataset_weighted(d) ? cfg->confidence_alpha
+                                                                                                  : 0.0f;
+    t->ex.alpha = t->ex_next.alpha = alpha;
+    for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].alpha = alpha;
     pthread_mutex_init(&t->bar.mu, NULL);
     pthread_cond_init(&t->bar.cv, NULL);
     uint32_t nu = fr_dataset_n_users(d);
@@ -227,6 +236,7 @@ static fr_err build_examples_into(fr_trainer *t, uint64_t epoch, fri_examples *d
         memcpy(dst->item + at, s->item, s->n * sizeof *s->item);
         memcpy(dst->neg + at, s->neg, s->n * sizeof *s->neg);
         memcpy(dst->label + at, s->label, s->n * sizeof *s->label);
+        if (dst->alpha > 0) memcpy(dst->wt + at, s->wt, s->n * sizeof *s->wt);
         at += s->n;
     }
     dst->n = total;
@@ -333,7 +343,7 @@ static fr_err role_gradient(void *ctx, const fr_batch *b, fri_step_loss *l) {
         fr_grad_zero(t->g[s]);
         if (hi == lo) continue;
         fr_batch sb = {b->users + lo, b->items + lo, b->label ? b->label + lo : NULL, b->neg ? b->neg + lo : NULL,
-                       hi - lo};
+                       hi - lo, b->weight ? b->weight + lo : NULL};
         fri_latch_set(&t->err, fr_model_loss_grad(t->m, t->ws[s], &sb, t->g[s], &t->shard_loss[s]), NULL);
     }
     barrier_wait(&t->bar);

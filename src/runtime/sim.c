@@ -133,6 +133,10 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
     fr_sim *s = fri_calloc(1, sizeof *s);
     if (!s) return FR_ERR_NOMEM;
     s->cfg = *cfg;
+    /* confidence weights need ratings that are weights: data without them trains (and its
+     * TASK says so) with alpha 0, every positive alike, as the centralized trainer does */
+    if (!fr_dataset_weighted(train)) s->cfg.confidence_alpha = 0;
+    cfg = &s->cfg;
     s->mcfg = *mcfg;
     s->mcfg.n_users = fr_dataset_n_users(train);
     s->mcfg.n_items = fr_dataset_n_items(train);
