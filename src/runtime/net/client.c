@@ -126,7 +126,12 @@ static fr_err open_tx(const fr_net_client_config *c, fri_net_client **tx) {
 /* One request; on success *rep (decoded into m) must be freed with fri_net_reply_free. */
 static fr_err exchange(const fr_net_client_config *c, vclient *v, const fri_buf *req, uint8_t **rep, size_t *rn,
                        fri_net_msg *m) {
-    fr_err e = fri_net_request(v->tx, req->data, req->len, rep, rn, c->timeout_ms);
+    /* Not connected: a short wait tells whether the dialer got through, so that one thread
+     * of the load generator is not held for the whole timeout by each of its clients while
+     * the server is away (the request is tried again after the backoff). */
+    int wait = c->timeout_ms;
+    if (!fri_net_client_connected(v->tx) && wait > 1000) wait = 1000;
+    fr_err e = fri_net_request(v->tx, req->data, req->len, rep, rn, wait);
     if (e) return e;
     v->stats.bytes_up += req->len;
     v->stats.bytes_down += *rn;
