@@ -15,11 +15,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -99,6 +101,15 @@ static fr_net_server *the_server;
 static void on_signal(int sig) {
     got_signal = sig;
     if (the_server) fr_net_server_interrupt(the_server);
+}
+
+/* Ends the process if the server's sockets have not closed within 20 s. */
+static void *close_watchdog(void *arg) {
+    (void)arg;
+    sleep(20);
+    fprintf(stderr, "fedrec server: closing the connections hung for 20 s (nng); exiting anyway: the model and the "
+            "state were saved\n");
+    _exit(got_signal ? 1 : 0);
 }
 
 static int on_round(void *user, const fr_net_round_info *in) {
@@ -313,7 +324,14 @@ static int cli_server(int argc, char **argv) {
     if (!quiet && state) printf("server state: %s (fedrec server --resume continues from it)\n", state);
     uint32_t done = fr_net_server_completed(s);
     the_server = NULL;
+    if (r.mf) fflush(r.mf);
+    cli_flush_stdout();
+    /* nng 1.5.2's close can hang while a large reply is stuck on a connection whose peer
+     * stopped reading; everything is saved by now, so a stuck close ends the process */
+    pthread_t wd;
+    bool wd_on = pthread_create(&wd, NULL, close_watchdog, NULL) == 0;
     fr_net_server_free(s);
+    if (wd_on) { pthread_cancel(wd); pthread_join(wd, NULL); }
     if (r.mf) fclose(r.mf);
     free(state_alloc);
     if (e) return cli_fail(e, "server");
