@@ -43,7 +43,7 @@ run() {
   local spid=$!
   sleep 0.3
   "$bin" client --connect "$url" "${copts[@]}" --token-file "$work/tok/tokens.secret" --shards "$shards" \
-    --threads "$threads" --no-state ${CLIENT_OPTS:-} >"$work/$name.client.out" 2>"$work/$name.client.log"
+    --threads "$threads" --no-state --give-up 30 ${CLIENT_OPTS:-} >"$work/$name.client.out" 2>"$work/$name.client.log"
   wait "$spid"
   python3 - "$work/$name.metrics" "$work/$name.client.out" "$work/$name.rss" "$name" "$n" "$threads" <<'PY'
 import json, re, sys

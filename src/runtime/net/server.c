@@ -1,10 +1,13 @@
 /* The networked server (fedrec/net.h): the round controller behind a socket.
  *
  * Threads: the caller's thread runs the rounds (fr_net_server_run); the transport calls
- * handle() on nng's threads, several at once. One mutex guards everything below the
- * transport (the controller, the presence table, the tickets, the round's evaluation
- * sums); the round thread waits on a condition variable for enough clients, for the
- * round's target, or for the deadline, releasing the mutex meanwhile.
+ * handle() on nng's threads, several at once. One mutex guards the server's bookkeeping
+ * (the controller's begin and end, the presence table, the tickets, the round's
+ * evaluation sums); a RESULT is decoded and added outside it, on one of FRI_NET_LANES
+ * accumulator lanes of its own (the controller's submit is safe per lane), and the round
+ * thread stops new RESULTs and waits for those in progress before it ends a round. It
+ * waits on a condition variable for enough clients, for the round's target, or for the
+ * deadline, releasing the mutex meanwhile.
  *
  * Invariants:
  *   - A round is applied whole or not at all: fr_round_end below the quorum applies
@@ -32,6 +35,10 @@
 #include "runtime/net/transport.h"
 #include "runtime/net/wire.h"
 
+/* Accumulator lanes of the controller: RESULTs are decoded and added by up to this many
+ * handlers at once, each on its own lane, outside the mutex. */
+#define FRI_NET_LANES 4
+
 struct fr_net_server {
     fr_net_server_config c;
     char *state_path;
@@ -57,6 +64,11 @@ struct fr_net_server {
     uint8_t *tickets;         /* [k * 16] */
     uint8_t *got;             /* [k] a result is in */
     uint8_t *busy;            /* [k] a TASK is out (counts as present) */
+    uint8_t *pending;         /* [k] its RESULT is being added (outside the mutex) */
+    uint32_t inflight;        /* RESULTs being added now */
+    bool closing;             /* the round thread is ending the round: no new RESULT */
+    int lanes[FRI_NET_LANES]; /* free accumulator lanes (a stack) */
+    int n_free;
     uint64_t deadline;        /* monotonic ms */
     fri_net_eval eval;        /* sums of the accepted results' evaluations */
     /* the end */
@@ -131,6 +143,7 @@ void fr_net_server_free(fr_net_server *s) {
     fri_free(s->tickets);
     fri_free(s->got);
     fri_free(s->busy);
+    fri_free(s->pending);
     fri_free(s->done_msg);
     fri_free(s->state_path);
     fri_buf_free(&s->scratch);
@@ -243,11 +256,13 @@ static bool eval_ok(const fri_net_eval *e) {
     return e->hit_sum <= e->users && e->ndcg_sum <= e->users; /* the decoder checked the rest */
 }
 
-/* A RESULT, under the mutex. */
+/* A RESULT: checked and reserved under the mutex, decoded and added on a lane of its own
+ * outside it (several at once), then recorded under the mutex again. Called with the
+ * mutex held; returns with it held. */
 static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *peer, uint8_t **out, size_t *n) {
     uint32_t c = m->result.client, r = m->result.round;
     if (c >= s->n_clients) return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
-    if (!s->open || r != s->round) {
+    if (!s->open || r != s->round || s->closing) {
         logf_(s, 0, "late result of client %u for round %u dropped", c, r);
         return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
     }
@@ -260,23 +275,45 @@ static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer 
                          out, n);
     }
     s->seen[c] = now_ms();
-    fr_err e = fr_round_submit(s->ctl, m->result.body, m->result.body_len, 0);
-    if (e == FR_ERR_STATE) return reply_ack(r, FRI_NET_ACK_LATE, fr_errmsg(), out, n);
+    if (s->got[pos] || s->pending[pos])
+        return reply_ack(r, FRI_NET_ACK_REFUSED, "a result of this client is already in", out, n);
+    if (s->n_free == 0) return reply_refuse(FRI_NET_REFUSE_BUSY, "busy: try again", out, n);
+    int lane = s->lanes[--s->n_free];
+    s->pending[pos] = 1;
+    s->inflight++;
+    pthread_mutex_unlock(&s->mu);
+    fr_err e = fr_round_submit(s->ctl, m->result.body, m->result.body_len, lane);
+    char why[FRI_NET_TEXT_MAX + 1] = "";
+    if (e) snprintf(why, sizeof why, "%s", fr_errmsg());
+    pthread_mutex_lock(&s->mu);
+    s->lanes[s->n_free++] = lane;
+    s->pending[pos] = 0;
+    s->inflight--;
+    if (!e) {
+        s->got[pos] = 1;
+        s->busy[pos] = 0;
+        if (eval_ok(&m->result.eval)) {
+            s->eval.users += m->result.eval.users;
+            s->eval.hit_sum += m->result.eval.hit_sum;
+            s->eval.ndcg_sum += m->result.eval.ndcg_sum;
+            s->eval.rated += m->result.eval.rated;
+            s->eval.sq_err_sum += m->result.eval.sq_err_sum;
+        }
+    }
+    if (s->inflight == 0 || fr_round_results(s->ctl) >= s->target) pthread_cond_broadcast(&s->cv);
+    if (e == FR_ERR_STATE) return reply_ack(r, FRI_NET_ACK_LATE, why, out, n);
     if (e) {
-        logf_(s, 1, "refused the result of client %u, round %u: %s", c, r, fr_errmsg());
-        return reply_ack(r, FRI_NET_ACK_REFUSED, fr_errmsg(), out, n);
+        logf_(s, 1, "refused the result of client %u, round %u: %s", c, r, why);
+        return reply_ack(r, FRI_NET_ACK_REFUSED, why, out, n);
     }
-    s->got[pos] = 1;
-    s->busy[pos] = 0;
-    if (eval_ok(&m->result.eval)) {
-        s->eval.users += m->result.eval.users;
-        s->eval.hit_sum += m->result.eval.hit_sum;
-        s->eval.ndcg_sum += m->result.eval.ndcg_sum;
-        s->eval.rated += m->result.eval.rated;
-        s->eval.sq_err_sum += m->result.eval.sq_err_sum;
-    }
-    if (fr_round_results(s->ctl) >= s->target) pthread_cond_broadcast(&s->cv);
     return reply_ack(r, FRI_NET_ACK_ACCEPTED, "accepted", out, n);
+}
+
+/* Stops new RESULTs and waits for those being added (under the mutex): then the round
+ * may be ended or aborted. */
+static void quiesce(fr_net_server *s) {
+    s->closing = true;
+    while (s->inflight > 0) pthread_cond_wait(&s->cv, &s->mu);
 }
 
 static int handle(void *ctx, const uint8_t *req, size_t n, uint8_t **reply, size_t *reply_n,
@@ -338,7 +375,8 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
         return FR_ERR_NOMEM;
     }
     s->c.state = s->state_path;
-    e = fr_round_create(&s->ctl, mcfg, fcfg, n_clients, 1);
+    e = fr_round_create(&s->ctl, mcfg, fcfg, n_clients, FRI_NET_LANES);
+    for (int l = 0; l < FRI_NET_LANES; l++) s->lanes[s->n_free++] = l;
     if (!e) e = fri_tokens_load(&s->tokens, c->tokens);
     if (!e && c->resume) {
         uint8_t *d = NULL;
@@ -459,9 +497,11 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     s->tickets = t;
     fri_free(s->got);
     fri_free(s->busy);
+    fri_free(s->pending);
     s->got = fri_calloc(k ? k : 1, 1);
     s->busy = fri_calloc(k ? k : 1, 1);
-    if (!s->got || !s->busy) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
+    s->pending = fri_calloc(k ? k : 1, 1);
+    if (!s->got || !s->busy || !s->pending) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
     randombytes_buf(s->tickets, (size_t)k * FRI_NET_TICKET_BYTES);
     s->ids = ids;
     s->k = k;
@@ -469,6 +509,7 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     s->round = fr_round_completed(s->ctl) + 1;
     s->deadline = now_ms() + s->c.deadline_ms;
     memset(&s->eval, 0, sizeof s->eval);
+    s->closing = false;
     s->open = true;
     return FR_OK;
 }
@@ -499,6 +540,7 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
               attempt > 1 ? " again" : "", s->k, n, s->target);
         while (fr_round_results(s->ctl) < s->target && now_ms() < s->deadline && !atomic_load(&s->stop))
             wait_until(s, s->deadline);
+        quiesce(s);
         if (atomic_load(&s->stop)) {
             fr_round_abort(s->ctl);
             s->open = false;
@@ -545,6 +587,10 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         for (uint32_t c = 0; c < s->n_clients; c++) s->done_count += s->done_sent[c];
         uint64_t until = now_ms() + s->c.linger_ms;
         while (s->done_count < s->done_want && now_ms() < until && !atomic_load(&s->stop)) wait_until(s, until);
+        /* the last DONE replies are on their way (a reply leaves after its handler
+         * returns): a moment for them before the sockets close */
+        uint64_t grace = now_ms() + (s->c.linger_ms < 2000 ? s->c.linger_ms : 2000);
+        while (now_ms() < grace && !atomic_load(&s->stop)) wait_until(s, grace);
         logf_(s, 0, "finished after round %u: %u of %u clients were told", fr_round_completed(s->ctl),
               s->done_count, s->done_want);
     }
