@@ -17,14 +17,13 @@ parts=${*:-A B}
 work=$(mktemp -d "${TMPDIR:-/tmp}/fedrec-bench-net.XXXXXX")
 trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$work"' EXIT
 "$root/scripts/make-certs.sh" "$work/certs" >/dev/null
-port=$((30000 + RANDOM % 20000))
 
 # run NAME SHARDS TLS|TCP [server options...]: a server and the load generator; prints a
 # line of figures and leaves $work/NAME.metrics.
 run() {
   local name=$1 shards=$2 mode=$3
   shift 3
-  port=$((port + 1))
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   local url sopts copts
   if [[ $mode == TLS ]]; then
     url="tls+tcp://127.0.0.1:$port"

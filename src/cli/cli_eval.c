@@ -76,6 +76,13 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
         fprintf(stderr, "fedrec %s: %s records no data; give --data\n", cmd, model_path);
         return 1;
     }
+    if (cj && strstr(cj, "\"runtime\":\"net\"")) { /* fedrec server's global model */
+        fprintf(stderr, "fedrec %s: %s is the global model of a networked federation (fedrec server): each user's "
+                "own rows stayed on its client, so it cannot be %s here. The server's --metrics-out holds the "
+                "clients' own evaluation; fedrec client recommend --data DIR/cID ranks items for a client's user\n",
+                cmd, model_path, strcmp(cmd, "eval") ? "used to rank for a user" : "evaluated");
+        return 1;
+    }
     l->prov.seed = l->prov.source.seed = l->meta.seed;
     if (cj && (e = fr_provenance_decode(&l->prov, cj))) {
         fprintf(stderr, "fedrec %s: %s: %s\n", cmd, model_path, fr_errmsg());

@@ -316,7 +316,11 @@ static int cli_server(int argc, char **argv) {
     e = fr_net_server_run(s, on_round, &r);
     cli_progress_finish(&r.lines);
     if (!e && out) {
-        e = fr_model_save(fr_net_server_model(s), out, NULL);
+        char cj[256];
+        snprintf(cj, sizeof cj, "{\"runtime\":\"net\",\"model\":\"%s\",\"rounds\":%u,\"clients\":%u}",
+                 fr_model_kind_name(kind), fr_net_server_completed(s), fed.clients);
+        fr_model_meta meta = {.round = fr_net_server_completed(s), .seed = c.fl.seed, .config_json = cj};
+        e = fr_model_save(fr_net_server_model(s), out, &meta);
         if (!e && !quiet)
             printf("model: %s (the global model; each user's own rows stay on its client: rank with fedrec client "
                    "recommend)\n", out);
