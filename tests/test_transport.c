@@ -20,6 +20,7 @@
 #include "runtime/net/transport.h"
 #include "testutil.h"
 
+
 /* ---- helpers ---- */
 
 static int64_t now_ms(void) {
@@ -495,7 +496,7 @@ Test(transport, oversized_request_dropped_before_allocation) {
     int64_t closed = raw_wait_closed(fd, 3000);
     close(fd);
     cr_assert_geq(closed, 0, "the connection stayed open");
-    cr_assert(ev_wait(&f.ev, FRI_NET_EV_DISCONNECT, 1, 2000));
+    /* (no event is promised: nng may close the connection before announcing it) */
     cr_assert_eq(ev_count(&f.ev, FRI_NET_EV_NOMEM), 0);
     cr_assert_eq(atomic_load(&f.st.calls), 0);
     fri_net_client_opts_default(&co);
@@ -730,7 +731,16 @@ Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port) {
         a[i].c = client_open(&co);
         cr_assert_eq(pthread_create(&th[i], NULL, wait_main, &a[i]), 0);
     }
-    for (int i = 0; i < 300 && atomic_load(&f.st.in_handler) < 2; i++) sleep_ms(5);
+    /* every client connected (nng 1.5.2 leaks a TLS connection whose handshake is in
+     * progress when its listener closes; see docs/ARCHITECTURE.md) and two requests in
+     * the handler */
+    fri_net_server_stats sst = {0};
+    for (int i = 0; i < 600; i++) {
+        fri_net_server_stats_get(f.srv, &sst);
+        if (sst.open == N && atomic_load(&f.st.in_handler) == 2) break;
+        sleep_ms(5);
+    }
+    cr_assert_eq(sst.open, N);
     cr_assert_eq(atomic_load(&f.st.in_handler), 2);
     int64_t t0 = now_ms();
     fri_net_server_stop(f.srv); /* waits for the two handlers */

@@ -530,7 +530,21 @@ static void close_idle(fri_net_server *s) {
         for (int j = 0; j < k; j++) {
             /* nng names pipes by id; one that has gone meanwhile is not found */
             nng_pipe p = {.id = v[j].id};
-            if (nng_pipe_close(p) != 0) continue;
+            if (nng_pipe_close(p) != 0) {
+                /* gone already: its REM_POST ran before its ADD_POST had recorded it */
+                bool found = false;
+                pthread_mutex_lock(&s->mu);
+                pipe_rec *r = pt_find(&s->pipes, v[j].id);
+                if (r) {
+                    found = true;
+                    pt_remove(&s->pipes, r);
+                }
+                pthread_mutex_unlock(&s->mu);
+                if (found)
+                    emit(s, FRI_NET_EV_DISCONNECT, v[j].id, v[j].addr, 0, "%s: connection %u from %s closed", s->url,
+                         v[j].id, v[j].addr);
+                continue;
+            }
             atomic_fetch_add(&s->n_idle, 1);
             emit(s, FRI_NET_EV_IDLE_CLOSED, v[j].id, v[j].addr, (uint64_t)v[j].quiet,
                  "%s: closed connection %u from %s: no complete request for %lld ms (limit %d ms)", s->url, v[j].id,
