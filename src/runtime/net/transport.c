@@ -820,7 +820,7 @@ static void wait_aio(fri_net_client *c) {
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&c->acv, &c->amu, &ts);
         if (c->adone) continue;
-        if (atomic_load(&c->connected) > 0) {
+        if (atomic_load(&c->connected) > 0 || c->stall == 0) {
             last = UINT64_MAX;
             since = (int64_t)nng_clock();
             continue;
@@ -866,8 +866,9 @@ fr_err fri_net_client_opts_check(const fri_net_client_opts *o) {
     if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms || o->reconnect_max_ms > 3600000)
         return fri_fail(FR_ERR_RANGE, "client: reconnect wait %d .. %d ms is not 1 <= min <= max <= 1 h",
                         o->reconnect_min_ms, o->reconnect_max_ms);
-    if (o->dial_stall_ms < 100 || o->dial_stall_ms > 3600000)
-        return fri_fail(FR_ERR_RANGE, "client: dial_stall_ms %d is outside 100 ms .. 1 h", o->dial_stall_ms);
+    if (o->dial_stall_ms != 0 && (o->dial_stall_ms < 100 || o->dial_stall_ms > 3600000))
+        return fri_fail(FR_ERR_RANGE, "client: dial_stall_ms %d is neither 0 (never) nor 100 ms .. 1 h",
+                        o->dial_stall_ms);
     if (o->max_reply < 1 || o->max_reply > ((size_t)1 << 40))
         return fri_fail(FR_ERR_RANGE, "client: max_reply %zu is outside 1 .. 2^40 bytes", o->max_reply);
     return FR_OK;

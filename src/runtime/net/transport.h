@@ -168,7 +168,8 @@ typedef struct fri_net_client_opts {
     int reconnect_max_ms;     /* the wait doubles up to this (>= reconnect_min_ms) */
     int dial_stall_ms;        /* a connection attempt with no outcome for this long is
                                  abandoned and the dialer replaced (works around nng
-                                 1.5.2's TLS dialer, which can hang or stop; >= 100).
+                                 1.5.2's TLS dialer, which can hang or stop; >= 100,
+                                 or 0: never).
                                  Keep it far above a handshake's worst time: a server
                                  flooded by 1000 clients at once took 29 s to answer the
                                  last, and replacing a dialer mid-handshake leaks the
