@@ -5,6 +5,7 @@
  * of payload each way, and the time for all clients to connect (TLS handshakes).
  *   bench_transport [--clients 1000] [--requests 10] [--big-clients 8] [--big-requests 8]
  *                   [--small 1024] [--big 1048576] [--certs DIR] [--only tls|tcp]
+ *                   [--stall MS]  (the clients' dial_stall_ms)
  * Without --certs it runs scripts/make-certs.sh (from the repository root) into a
  * temporary directory. */
 #define _GNU_SOURCE
@@ -86,6 +87,8 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static int stall_ms = FRI_NET_DEFAULT_DIAL_STALL_MS;
+
 static int bench_case(const char *scheme, const char *certs, int n, int requests, size_t size) {
     bool tls = !strcmp(scheme, "tls");
     char crt[4096], key[4096], ca[4096], url[64];
@@ -113,6 +116,7 @@ static int bench_case(const char *scheme, const char *certs, int n, int requests
     co.insecure = !tls;
     co.ca_file = tls ? ca : NULL;
     co.max_reply = size + 4096;
+    co.dial_stall_ms = stall_ms;
     run *r = calloc((size_t)n, sizeof *r);
     double *lat = calloc((size_t)n * (size_t)requests, sizeof *lat);
     pthread_t *th = calloc((size_t)n, sizeof *th);
@@ -175,6 +179,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--big")) big = (size_t)atol(v);
         else if (!strcmp(k, "--certs")) certs = v;
         else if (!strcmp(k, "--only")) only = v;
+        else if (!strcmp(k, "--stall")) stall_ms = atoi(v);
         else {
             fprintf(stderr, "bench_transport: unknown option %s\n", k);
             return 2;

@@ -20,6 +20,7 @@
 #include "runtime/net/transport.h"
 #include "testutil.h"
 
+
 /* ---- helpers ---- */
 
 static int64_t now_ms(void) {
@@ -161,6 +162,16 @@ static void fx_start(fixture *f, const fri_net_server_opts *o) {
 }
 
 static void fx_fini(fixture *f) {
+    /* the tests close their clients first; let the server see them go, so that no TLS
+     * handshake (a client reconnecting) is in progress when it stops: nng 1.5.2 leaks
+     * such a connection, and LeakSanitizer would report it */
+    fri_net_server_stats st = {0};
+    for (int i = 0; f->srv && i < 200; i++) {
+        fri_net_server_stats_get(f->srv, &st);
+        if (st.open == 0) break;
+        sleep_ms(10);
+    }
+    if (f->srv) sleep_ms(150);
     fri_net_server_stop(f->srv);
     free(f->ca);
     free(f->srv_crt);
@@ -495,7 +506,7 @@ Test(transport, oversized_request_dropped_before_allocation) {
     int64_t closed = raw_wait_closed(fd, 3000);
     close(fd);
     cr_assert_geq(closed, 0, "the connection stayed open");
-    cr_assert(ev_wait(&f.ev, FRI_NET_EV_DISCONNECT, 1, 2000));
+    /* (no event is promised: nng may close the connection before announcing it) */
     cr_assert_eq(ev_count(&f.ev, FRI_NET_EV_NOMEM), 0);
     cr_assert_eq(atomic_load(&f.st.calls), 0);
     fri_net_client_opts_default(&co);
@@ -730,7 +741,16 @@ Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port) {
         a[i].c = client_open(&co);
         cr_assert_eq(pthread_create(&th[i], NULL, wait_main, &a[i]), 0);
     }
-    for (int i = 0; i < 300 && atomic_load(&f.st.in_handler) < 2; i++) sleep_ms(5);
+    /* every client connected (nng 1.5.2 leaks a TLS connection whose handshake is in
+     * progress when its listener closes; see docs/ARCHITECTURE.md) and two requests in
+     * the handler */
+    fri_net_server_stats sst = {0};
+    for (int i = 0; i < 600; i++) {
+        fri_net_server_stats_get(f.srv, &sst);
+        if (sst.open == N && atomic_load(&f.st.in_handler) == 2) break;
+        sleep_ms(5);
+    }
+    cr_assert_eq(sst.open, N);
     cr_assert_eq(atomic_load(&f.st.in_handler), 2);
     int64_t t0 = now_ms();
     fri_net_server_stop(f.srv); /* waits for the two handlers */
@@ -756,8 +776,7 @@ Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port) {
     }
     cr_assert_eq(e, FR_OK, "restart on %s: %s", url, fr_errmsg());
     cr_assert_eq(fri_net_server_port(f.srv), f.port);
-    /* (a client whose handshake the stop cut short may need its dialer replaced: up to
-     * 2 x (2 x 200 + 2000) ms) */
+    /* (every client was connected when the server stopped, so no dialer is left stuck) */
     for (int i = 0; i < N; i++) {
         roundtrip(a[i].c, "back again", 10000);
         fri_net_client_close(a[i].c);
@@ -785,6 +804,7 @@ Test(transport, client_replaces_a_stuck_dialer) {
     snprintf(f.url, sizeof f.url, "tls+tcp://127.0.0.1:%d", f.port);
     fri_net_client_opts co;
     client_opts(&f, &co);
+    co.dial_stall_ms = 1000;
     fri_net_client *c = client_open(&co);
     int held = -1;
     for (int i = 0; i < 200 && held < 0; i++) { /* the dialer connects: hold it, say nothing */
@@ -801,9 +821,9 @@ Test(transport, client_replaces_a_stuck_dialer) {
     so.url = url;
     fx_start(&f, &so);
     int64_t t0 = now_ms();
-    roundtrip(c, "unstuck", 15000); /* two idle periods of 2 x 200 + 2000 ms, then a dial */
+    roundtrip(c, "unstuck", 10000); /* 200 + 1000 ms without an outcome, then a new dial */
     cr_assert_geq(fri_net_client_redials(c), 1);
-    cr_assert_lt(now_ms() - t0, 12000);
+    cr_assert_lt(now_ms() - t0, 6000);
     close(held);
     fri_net_client_close(c);
     fx_fini(&f);

@@ -530,7 +530,21 @@ static void close_idle(fri_net_server *s) {
         for (int j = 0; j < k; j++) {
             /* nng names pipes by id; one that has gone meanwhile is not found */
             nng_pipe p = {.id = v[j].id};
-            if (nng_pipe_close(p) != 0) continue;
+            if (nng_pipe_close(p) != 0) {
+                /* gone already: its REM_POST ran before its ADD_POST had recorded it */
+                bool found = false;
+                pthread_mutex_lock(&s->mu);
+                pipe_rec *r = pt_find(&s->pipes, v[j].id);
+                if (r) {
+                    found = true;
+                    pt_remove(&s->pipes, r);
+                }
+                pthread_mutex_unlock(&s->mu);
+                if (found)
+                    emit(s, FRI_NET_EV_DISCONNECT, v[j].id, v[j].addr, 0, "%s: connection %u from %s closed", s->url,
+                         v[j].id, v[j].addr);
+                continue;
+            }
             atomic_fetch_add(&s->n_idle, 1);
             emit(s, FRI_NET_EV_IDLE_CLOSED, v[j].id, v[j].addr, (uint64_t)v[j].quiet,
                  "%s: closed connection %u from %s: no complete request for %lld ms (limit %d ms)", s->url, v[j].id,
@@ -730,6 +744,7 @@ struct fri_net_client {
     char *url;
     size_t max_reply;
     int rmin, rmax;           /* reconnect backoff, ms */
+    int stall;                /* dial_stall_ms */
     pthread_mutex_t mu;       /* one request at a time */
     pthread_mutex_t amu;      /* the aio's completion */
     pthread_cond_t acv;
@@ -784,32 +799,44 @@ static uint64_t dial_activity(fri_net_client *c) {
 }
 
 /* Waits for the aio to complete (its own timeout bounds the wait). While the client has
- * no connection it checks, every few reconnect periods, that the dialer is still making
- * attempts: nng 1.5.2's TLS dialer can stop for good when a server closes a connection
- * during the handshake (a server stopping), or hang in a handshake the server never
- * answers. A dialer that did nothing for a whole period is replaced; its backoff and
- * TLS configuration are kept. */
+ * no connection it watches the dialer: nng 1.5.2's TLS dialer can stop for good when a
+ * server closes a connection during the handshake (a server stopping), and waits forever
+ * in a handshake the server never answers. When the dialer's attempt counters have not
+ * moved for reconnect_max + dial_stall (a backoff wait, then an attempt that shows no
+ * outcome), the dialer is replaced with the same backoff and TLS configuration. (nng
+ * then leaks the abandoned connection, ~35 KB; see docs/ARCHITECTURE.md.) */
 static void wait_aio(fri_net_client *c) {
-    int64_t slice = 2 * (int64_t)c->rmax + 2000;
+    int64_t limit = (int64_t)c->rmax + c->stall;
+    int64_t check = c->stall / 4 < 250 ? 250 : c->stall / 4;
     uint64_t last = UINT64_MAX;
+    int64_t since = (int64_t)nng_clock();
     pthread_mutex_lock(&c->amu);
     while (!c->adone) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(slice / 1000);
-        ts.tv_nsec += (long)(slice % 1000) * 1000000L;
+        ts.tv_sec += (time_t)(check / 1000);
+        ts.tv_nsec += (long)(check % 1000) * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&c->acv, &c->amu, &ts);
-        if (c->adone || atomic_load(&c->connected) > 0) continue;
+        if (c->adone) continue;
+        if (atomic_load(&c->connected) > 0 || c->stall == 0) {
+            last = UINT64_MAX;
+            since = (int64_t)nng_clock();
+            continue;
+        }
         pthread_mutex_unlock(&c->amu);
         uint64_t now = dial_activity(c);
-        if (now == last) {
+        int64_t t = (int64_t)nng_clock();
+        if (now != last) {
+            last = now;
+            since = t;
+        } else if (t - since >= limit) {
             nng_dialer_close(c->dialer);
             if (start_dialer(c) == 0) atomic_fetch_add(&c->redials, 1);
-            now = UINT64_MAX;
+            last = UINT64_MAX;
+            since = t;
         }
-        last = now;
         pthread_mutex_lock(&c->amu);
     }
     c->adone = false;
@@ -820,6 +847,7 @@ void fri_net_client_opts_default(fri_net_client_opts *o) {
     memset(o, 0, sizeof *o);
     o->reconnect_min_ms = FRI_NET_DEFAULT_RECONNECT_MIN_MS;
     o->reconnect_max_ms = FRI_NET_DEFAULT_RECONNECT_MAX_MS;
+    o->dial_stall_ms = FRI_NET_DEFAULT_DIAL_STALL_MS;
     o->max_reply = FRI_NET_DEFAULT_MAX_REPLY;
 }
 
@@ -838,6 +866,9 @@ fr_err fri_net_client_opts_check(const fri_net_client_opts *o) {
     if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms || o->reconnect_max_ms > 3600000)
         return fri_fail(FR_ERR_RANGE, "client: reconnect wait %d .. %d ms is not 1 <= min <= max <= 1 h",
                         o->reconnect_min_ms, o->reconnect_max_ms);
+    if (o->dial_stall_ms != 0 && (o->dial_stall_ms < 100 || o->dial_stall_ms > 3600000))
+        return fri_fail(FR_ERR_RANGE, "client: dial_stall_ms %d is neither 0 (never) nor 100 ms .. 1 h",
+                        o->dial_stall_ms);
     if (o->max_reply < 1 || o->max_reply > ((size_t)1 << 40))
         return fri_fail(FR_ERR_RANGE, "client: max_reply %zu is outside 1 .. 2^40 bytes", o->max_reply);
     return FR_OK;
@@ -859,6 +890,7 @@ fr_err fri_net_client_open(fri_net_client **out, const fri_net_client_opts *o) {
     c->max_reply = o->max_reply;
     c->rmin = o->reconnect_min_ms;
     c->rmax = o->reconnect_max_ms;
+    c->stall = o->dial_stall_ms;
     c->url = fri_strdup(o->url);
     if (!c->url) {
         fri_net_client_close(c);

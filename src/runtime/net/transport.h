@@ -37,6 +37,7 @@
 #define FRI_NET_DEFAULT_IDLE_MS 30000
 #define FRI_NET_DEFAULT_RECONNECT_MIN_MS 100
 #define FRI_NET_DEFAULT_RECONNECT_MAX_MS 5000
+#define FRI_NET_DEFAULT_DIAL_STALL_MS 120000
 
 /* Who sent a request: valid only during the handler call. */
 typedef struct fri_net_peer {
@@ -165,13 +166,22 @@ typedef struct fri_net_client_opts {
     bool insecure;            /* allow tcp:// */
     int reconnect_min_ms;     /* first wait before redialling (>= 1) */
     int reconnect_max_ms;     /* the wait doubles up to this (>= reconnect_min_ms) */
+    int dial_stall_ms;        /* a connection attempt with no outcome for this long is
+                                 abandoned and the dialer replaced (works around nng
+                                 1.5.2's TLS dialer, which can hang or stop; >= 100,
+                                 or 0: never).
+                                 Keep it far above a handshake's worst time: a server
+                                 flooded by 1000 clients at once took 29 s to answer the
+                                 last, and replacing a dialer mid-handshake leaks the
+                                 connection and has wedged nng's socket close */
     size_t max_reply;         /* largest reply in bytes: a larger one fails the request
                                  (FR_ERR_RANGE, or a lost connection when far over) */
 } fri_net_client_opts;
 
 typedef struct fri_net_client fri_net_client;
 
-/* Defaults: no URL or files, reconnect 100 ms doubling to 5 s, max_reply 256 MiB. */
+/* Defaults: no URL or files, reconnect 100 ms doubling to 5 s, dial stall 120 s,
+ * max_reply 256 MiB. */
 void fri_net_client_opts_default(fri_net_client_opts *o);
 /* FR_OK, or FR_ERR_INVALID saying what is wrong. Reads no file. */
 FR_NODISCARD fr_err fri_net_client_opts_check(const fri_net_client_opts *o);
