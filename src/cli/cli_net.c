@@ -401,6 +401,27 @@ static bool id_of_dir(const char *dir, uint32_t *id) {
     return true;
 }
 
+/* The raw item ids of a shard directory's items.map ("index<TAB>raw id" lines after '#'
+ * comments), beside the client's directory: a malloc'd array of n_items (-1 where the map
+ * says nothing), or NULL without a readable map. */
+static int64_t *raw_items(const char *client_dir, uint32_t n_items) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/../items.map", client_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    int64_t *raw = malloc((n_items ? n_items : 1) * sizeof *raw);
+    for (uint32_t i = 0; raw && i < n_items; i++) raw[i] = -1;
+    char line[256];
+    while (raw && fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        unsigned long long idx;
+        long long r;
+        if (sscanf(line, "%llu %lld", &idx, &r) == 2 && idx < n_items) raw[idx] = r;
+    }
+    fclose(f);
+    return raw;
+}
+
 static int client_recommend(int argc, char **argv) {
     const char *data = NULL, *state = NULL;
     uint64_t k = 10, id = UINT64_MAX;
@@ -441,8 +462,17 @@ static int client_recommend(int argc, char **argv) {
     if (!items || !scores) e = FR_ERR_NOMEM;
     if (!e) e = fr_netc_recommend(b.state, cid, (size_t)k, items, scores, &n);
     if (!e) {
-        printf("top %zu for client %u (global model of round %u):\n", n, cid, fr_netc_round(b.state) - 1);
-        for (size_t i = 0; i < n; i++) printf("%2zu. item %u  %.4f\n", i + 1, items[i], (double)scores[i]);
+        const fr_model *gm = fr_netc_model(b.state);
+        uint32_t ni = gm ? fr_model_config_of(gm)->n_items : 0;
+        int64_t *raw = raw_items(data, ni);
+        printf("top %zu for client %u (global model after round %u%s):\n", n, cid, fr_netc_round(b.state) - 1,
+               raw ? "; items by their ids in the data" : "; items by index");
+        for (size_t i = 0; i < n; i++) {
+            if (raw && items[i] < ni && raw[items[i]] >= 0)
+                printf("%2zu. item %lld  %.4f\n", i + 1, (long long)raw[items[i]], (double)scores[i]);
+            else printf("%2zu. item %u  %.4f\n", i + 1, items[i], (double)scores[i]);
+        }
+        free(raw);
     }
     free(items);
     free(scores);
