@@ -117,6 +117,12 @@ typedef struct fr_net_client_config {
     bool evaluate;             /* report the client's own evaluation with each RESULT (true) */
     uint32_t delay_ms;         /* wait this long after a TASK before training: a slow device,
                                   for tests and load generation (0) */
+    int dial_stall_ms;         /* a connection attempt without any outcome for this long (after
+                                  the reconnect backoff) is abandoned for a new one: nng 1.5.2's
+                                  dialer can give up for good when a server goes away mid-
+                                  handshake. 15000 for one client; many clients dialling one
+                                  server at once need more (the load generator uses 120000);
+                                  0: never */
 } fr_net_client_config;
 
 FR_API void fr_net_client_config_default(fr_net_client_config *c);

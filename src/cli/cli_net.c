@@ -562,7 +562,9 @@ static int cli_client(int argc, char **argv) {
         free(tok);
         return e ? cli_fail(e, "client") : 0;
     }
-    /* the load generator */
+    /* the load generator: a thousand clients dialling at once can take a long time to be
+     * answered, and abandoning a live handshake wedges nng 1.5.2 */
+    cc.dial_stall_ms = 120000;
     fr_federation fed;
     if ((e = fr_federation_load(shards, &fed))) return cli_fail(e, "client: --shards");
     if (first >= fed.clients) {

@@ -6,7 +6,6 @@
  * user order, each user's rows in CSR order (time, item); ratings print with %g.
  * test.negative has one line per user with a test interaction (users without one are
  * left out), naming that user's last test interaction. */
-#define _XOPEN_SOURCE 700 /* sync() */
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -21,7 +20,7 @@ typedef struct {
     FILE *f;
     char *tmp;        /* temporary path */
     const char *path; /* final path */
-    bool lazy;        /* no fsync of its own (the caller syncs many files at once) */
+    bool lazy;        /* no fsync of its own: derived files, written again after a crash */
 } afile;
 
 static fr_err afile_open(afile *a, const char *path) {
@@ -206,7 +205,7 @@ static fr_err write_user_file(const char *dir, const char *name, const fr_datase
     if (!p) return FR_ERR_NOMEM;
     afile a;
     fr_err e = afile_open(&a, p);
-    a.lazy = true; /* fr_dataset_write_shards syncs them all at the end */
+    a.lazy = true; /* shards are derived files (fr_dataset_write_shards) */
     if (!e) {
         if (!negs) user_rows(a.f, d, u);
         else if (u < test->n_users && test->ptr[u + 1] > test->ptr[u]) {
@@ -274,6 +273,6 @@ fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const f
     if (!e && !(p = join(dir, "federation.txt"))) e = FR_ERR_NOMEM;
     if (!e) e = write_text(p, fed, false);
     fri_free(p);
-    if (!e) sync(); /* the shards' files, written without an fsync each, reach the disk before it */
-    return e;
+    return e; /* derived files: renamed into place whole, not fsync'd one by one (a crash may
+                 lose recent ones; write the shards again) */
 }

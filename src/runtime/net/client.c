@@ -103,6 +103,7 @@ void fr_net_client_config_default(fr_net_client_config *c) {
     c->give_up_ms = 300000;
     c->evaluate = true;
     c->save_state = true;
+    c->dial_stall_ms = 15000;
 }
 
 static fr_err config_check(const fr_net_client_config *c) {
@@ -120,6 +121,7 @@ static fr_err open_tx(const fr_net_client_config *c, fri_net_client **tx) {
     o.cert_file = c->cert;
     o.key_file = c->key;
     o.insecure = c->insecure;
+    o.dial_stall_ms = c->dial_stall_ms;
     return fri_net_client_open(tx, &o);
 }
 
