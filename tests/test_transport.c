@@ -293,7 +293,7 @@ Test(transport, echo_over_tls) {
     pthread_mutex_lock(&f.st.mu);
     cr_assert(strncmp(f.st.peer_addr, "127.0.0.1:", 10) == 0, "peer %s", f.st.peer_addr);
     pthread_mutex_unlock(&f.st.mu);
-    cr_assert(ev_wait(&f.ev, FRI_NET_EV_CONNECT, 1, 2000));
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_CONNECT, 1, 15000));
     cr_assert(strncmp(f.ev.addr[FRI_NET_EV_CONNECT], "127.0.0.1:", 10) == 0);
     fri_net_server_stats st;
     fri_net_server_stats_get(f.srv, &st);
@@ -305,7 +305,7 @@ Test(transport, echo_over_tls) {
     roundtrip(c2, "by address", 5000);
     fri_net_client_close(c2);
     fri_net_client_close(c);
-    cr_assert(ev_wait(&f.ev, FRI_NET_EV_DISCONNECT, 2, 2000));
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_DISCONNECT, 2, 15000));
     fx_fini(&f);
 }
 
@@ -419,7 +419,7 @@ Test(transport, wrong_ca_fails_and_server_keeps_serving) {
               "%s", fr_errmsg());
     cr_assert(!fri_net_client_connected(bad));
     roundtrip(good, "still served", 5000);
-    cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 2000), "no TLS failure reported");
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 15000), "no TLS failure reported");
     cr_assert_eq(atomic_load(&f.st.calls), 1);
     fri_net_client_close(bad);
     fri_net_client_close(good);
@@ -447,7 +447,7 @@ Test(transport, mutual_tls_requires_a_client_certificate) {
     cr_assert_eq(fri_net_request(anon, (const uint8_t *)"who", 3, &r, &rn, 800), FR_ERR_IO);
     cr_assert(strstr(fr_errmsg(), "never connected") && strstr(fr_errmsg(), "TLS"), "%s", fr_errmsg());
     roundtrip(known, "with a certificate", 5000);
-    cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 2000));
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 15000));
     cr_assert_eq(atomic_load(&f.st.calls), 1);
     /* only one of the two: a certificate without its key is an option error */
     co.key_file = NULL;
@@ -482,7 +482,7 @@ Test(transport, oversized_request_dropped_before_allocation) {
     fri_net_reply_free(r);
     /* just over: within nng's header room, so the server sees it, refuses and says so */
     cr_assert_eq(fri_net_request(big, blob, 1025, &r, &rn, 5000), FR_ERR_IO);
-    cr_assert(ev_wait(&f.ev, FRI_NET_EV_TOO_LARGE, 1, 2000));
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_TOO_LARGE, 1, 15000));
     cr_assert(strstr(f.ev.text[FRI_NET_EV_TOO_LARGE], "1025 bytes (limit 1024)"), "%s", f.ev.text[FRI_NET_EV_TOO_LARGE]);
     roundtrip(good, "still fine", 5000);
     cr_assert_leq(atomic_load(&f.st.max_n), 1024);
@@ -546,7 +546,7 @@ static void garbage_case(bool tls, fri_net_event_kind expect) {
         close(fd);
     }
     roundtrip(good, "after hang-ups", 5000);
-    cr_assert(ev_wait(&f.ev, expect, 1, 3000), "no event %d", (int)expect);
+    cr_assert(ev_wait(&f.ev, expect, 1, 15000), "no event %d", (int)expect);
     cr_assert(strstr(f.ev.text[expect], f.url) || strstr(f.ev.text[expect], "127.0.0.1:0"), "%s", f.ev.text[expect]);
     cr_assert_eq(atomic_load(&f.st.calls), 5);
     fri_net_client *late = client_open(&co);
@@ -611,16 +611,16 @@ Test(transport, slow_peer_closed_after_the_limit) {
     close(fd);
     atomic_store(&l.stop, true);
     pthread_join(th, NULL);
-    cr_assert(ev_wait(&f.ev, FRI_NET_EV_IDLE_CLOSED, 1, 1000), "not reported");
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_IDLE_CLOSED, 1, 15000), "not reported");
     cr_assert_geq(after, 900, "closed after %lld ms, before the limit", (long long)after);
-    cr_assert_leq(after, 2600, "closed after %lld ms", (long long)after);
+    cr_assert_leq(after, 8000, "closed after %lld ms", (long long)after); /* generous: a loaded machine */
     cr_assert_str_eq(f.ev.addr[FRI_NET_EV_IDLE_CLOSED], local);
     cr_assert(strstr(f.ev.text[FRI_NET_EV_IDLE_CLOSED], "no complete request"), "%s", f.ev.text[FRI_NET_EV_IDLE_CLOSED]);
     /* the good client was never closed (it kept asking) and stayed fast */
     cr_assert_eq(ev_count(&f.ev, FRI_NET_EV_IDLE_CLOSED), 1);
     cr_assert_eq(l.failed, 0);
     cr_assert_gt(l.done, 20);
-    cr_assert_lt(l.worst_ms, 500, "a request took %lld ms while the slow peer was connected", (long long)l.worst_ms);
+    cr_assert_lt(l.worst_ms, 2000, "a request took %lld ms while the slow peer was connected", (long long)l.worst_ms);
     /* a client quiet for longer than the limit is closed, reconnects, and is served */
     sleep_ms(1500);
     roundtrip(l.c, "after a pause", 5000);
@@ -640,7 +640,7 @@ Test(transport, handler_refusal_closes_the_connection) {
     uint8_t *r = NULL;
     size_t rn = 0;
     cr_assert_eq(fri_net_request(c, (const uint8_t *)"REFUSE me", 9, &r, &rn, 300), FR_ERR_IO);
-    cr_assert(ev_wait(&f.ev, FRI_NET_EV_REFUSED, 1, 2000));
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_REFUSED, 1, 15000));
     roundtrip(c, "fine again", 5000);
     fri_net_client_close(c);
     fx_fini(&f);
