@@ -119,17 +119,22 @@ typedef struct fed {
     char data[4096];
 } fed;
 
-/* Data, shards, tokens and certificates for `clients` users. */
-static void fed_make(fed *f, uint32_t clients, uint32_t items, uint64_t inter) {
+/* Data, shards (with the loading options `load`), tokens and certificates for `clients`
+ * users. */
+static void fed_make_opts(fed *f, uint32_t clients, uint32_t items, uint64_t inter, const char *load) {
     f->dir = tu_tmpdir();
     f->clients = clients;
     snprintf(f->data, sizeof f->data, "%s/ratings.tsv", f->dir);
     fr_dataset *d = tu_generate(clients, items, inter, 7);
     cr_assert_eq(fr_dataset_write_tsv(d, f->data), FR_OK, "%s", fr_errmsg());
     fr_dataset_free(d);
-    cr_assert_eq(sh("%s data shard --data %s --out %s/shards >/dev/null", FR_FEDREC_BIN, f->data, f->dir), 0);
+    cr_assert_eq(sh("%s data shard --data %s %s --out %s/shards >/dev/null", FR_FEDREC_BIN, f->data, load, f->dir), 0);
     cr_assert_eq(sh("%s tokens --clients %u --out %s/tok >/dev/null 2>&1", FR_FEDREC_BIN, clients, f->dir), 0);
     cr_assert_eq(sh("%s/scripts/make-certs.sh %s/certs >/dev/null 2>&1", FR_SOURCE_DIR, f->dir), 0);
+}
+
+static void fed_make(fed *f, uint32_t clients, uint32_t items, uint64_t inter) {
+    fed_make_opts(f, clients, items, inter, "");
 }
 
 static pid_t start_server(const fed *f, int port, const char *extra) {
@@ -196,6 +201,40 @@ Test(net_procs, equivalence_with_the_simulator, .timeout = 240) {
     same_shared(a, b);
     /* a client ranks items offline from the final model */
     cr_assert_eq(sh("%s client recommend --data %s/shards/c3 -k 5 | grep -q '^ 5\\. item'", FR_FEDREC_BIN, f.dir), 0);
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+/* Counts read as confidence weights (--implicit-weight): the server gives the federation
+ * the presets' alpha as train does, and the clients weigh by their counts. */
+Test(net_procs, equivalence_with_weighted_implicit_data, .timeout = 240) {
+    fed f;
+    fed_make_opts(&f, 6, 60, 200, "--implicit-weight");
+    int port = free_port();
+    const char *opts = "--rounds 3 --seed 2 --model bpr";
+    pid_t srv = start_server(&f, port, opts);
+    pid_t cl[6];
+    for (uint32_t c = 0; c < f.clients; c++) cl[c] = start_client(&f, port, c);
+    int rc = wait_for(srv, 120);
+    if (rc != 0) show_logs(&f);
+    cr_assert_eq(rc, 0, "server exit %d", rc);
+    for (uint32_t c = 0; c < f.clients; c++) cr_assert_eq(wait_for(cl[c], 30), 0, "client %u", c);
+    cr_assert_eq(sh("%s train --data %s --implicit-weight %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN,
+                    f.data, opts, f.dir), 0);
+    char a[4200], b[4200];
+    snprintf(a, sizeof a, "%s/net.fr", f.dir);
+    snprintf(b, sizeof b, "%s/sim.fr", f.dir);
+    same_shared(a, b);
+    /* and the alpha mattered: without it the model differs */
+    cr_assert_eq(sh("%s train --data %s --implicit-weight --confidence-alpha 0 %s --quiet --out %s/sim0.fr >/dev/null",
+                    FR_FEDREC_BIN, f.data, opts, f.dir), 0);
+    fr_model *ma = NULL, *mb = NULL;
+    snprintf(b, sizeof b, "%s/sim0.fr", f.dir);
+    cr_assert_eq(fr_model_load(&ma, a, NULL), FR_OK);
+    cr_assert_eq(fr_model_load(&mb, b, NULL), FR_OK);
+    cr_assert(memcmp(fr_model_params_const(ma), fr_model_params_const(mb), fr_model_n_shared(ma) * sizeof(float)));
+    fr_model_free(ma);
+    fr_model_free(mb);
     tu_rmtree(f.dir);
     free(f.dir);
 }

@@ -355,6 +355,7 @@ typedef struct fr_federation {
     float mean_rating;         /* the training ratings' mean (a rating model's mu) */
     bool implicit;             /* implicit feedback */
     bool negatives;            /* clients hold evaluation negatives */
+    bool weighted;             /* the ratings are confidence weights (counts) */
     fr_fingerprint fingerprint;/* the training set's */
 } fr_federation;
 /* Reads path (a federation.txt, or the shard directory holding it). FR_ERR_IO,

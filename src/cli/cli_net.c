@@ -193,6 +193,8 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL, "K  sampled training negatives per positive"),
         ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation"),
         ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
+        ARG_SPEC_REAL("confidence-alpha", &o.confidence_alpha, 0, F, 0, "0 = every positive alike",
+                      "α  weighted data: a positive of weight w counts 1 + α log(1 + w) (default 1)"),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -237,6 +239,13 @@ static int cli_server(int argc, char **argv) {
         return 2;
     }
     if (fr_model_kind_is_explicit(kind)) c.model.mu = fed.mean_rating;
+    if (fed.weighted && !fr_model_kind_is_explicit(kind)) /* counts: each positive by its confidence, as train */
+        c.fl.confidence_alpha = c.train.confidence_alpha = FR_RUN_CONFIDENCE_ALPHA;
+    if (args_seen(specs, &o.confidence_alpha) && !fed.weighted) {
+        fprintf(stderr, "fedrec server: --confidence-alpha weighs positives by their counts, but the federation's data "
+                "has no weights (shard it with --implicit-weight)\n");
+        return 2;
+    }
     if (o.strategy) {
         fr_strategy st;
         if (fr_strategy_parse(o.strategy, &st)) { fprintf(stderr, "fedrec server: --strategy: %s\n", fr_errmsg()); return 2; }

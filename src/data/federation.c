@@ -9,9 +9,9 @@
 #include "data/dataset.h"
 #include "data/text.h"
 
-enum { K_VERSION, K_CLIENTS, K_ITEMS, K_INTER, K_MEAN, K_IMPLICIT, K_NEGS, K_FP, K_N };
+enum { K_VERSION, K_CLIENTS, K_ITEMS, K_INTER, K_MEAN, K_IMPLICIT, K_NEGS, K_FP, K_WEIGHTED, K_N };
 static const char *const keys[K_N] = {"version", "clients", "items", "interactions", "mean_rating", "implicit",
-                                      "negatives", "fingerprint"};
+                                      "negatives", "fingerprint", "weighted"};
 
 /* Unsigned decimal of at most max; the whole token. */
 static bool parse_u(const char *s, size_t n, uint64_t max, uint64_t *out) {
@@ -35,7 +35,7 @@ static fr_err parse_line(fr_federation *f, const char *path, size_t line, const 
         if (strlen(keys[i]) == k && !memcmp(s, keys[i], k)) key = i;
     if (key < 0)
         return fri_fail(FR_ERR_PARSE, "%s%s:%zu: unknown key '%.*s' (expected one of version, clients, items, "
-                        "interactions, mean_rating, implicit, negatives, fingerprint)", FRI_PATH(path), line,
+                        "interactions, mean_rating, implicit, negatives, fingerprint, weighted)", FRI_PATH(path), line,
                         (int)(k > 40 ? 40 : k), s);
     if (seen[key]) return fri_fail(FR_ERR_PARSE, "%s%s:%zu: '%s' given twice", FRI_PATH(path), line, keys[key]);
     seen[key] = true;
@@ -64,7 +64,7 @@ static fr_err parse_line(fr_federation *f, const char *path, size_t line, const 
         ok = parse_u(tok[0], tn[0], UINT32_MAX, &v[0]) && parse_u(tok[1], tn[1], UINT32_MAX, &v[1]) &&
              parse_u(tok[2], tn[2], UINT64_MAX, &v[2]) && parse_u(tok[3], tn[3], UINT32_MAX, &v[3]);
     else ok = parse_u(tok[0], tn[0], key == K_INTER ? UINT64_MAX : UINT32_MAX, &v[0]);
-    if (ok && (key == K_IMPLICIT || key == K_NEGS)) ok = v[0] <= 1;
+    if (ok && (key == K_IMPLICIT || key == K_NEGS || key == K_WEIGHTED)) ok = v[0] <= 1;
     if (ok && key == K_VERSION && v[0] != 1)
         return fri_fail(FR_ERR_VERSION, "%s%s:%zu: federation file version %llu, this fedrec reads version 1",
                         FRI_PATH(path), line, (unsigned long long)v[0]);
@@ -73,7 +73,7 @@ static fr_err parse_line(fr_federation *f, const char *path, size_t line, const 
         return fri_fail(FR_ERR_PARSE, "%s%s:%zu: bad value '%.*s' for '%s' (expected %s)", FRI_PATH(path), line,
                         (int)(tn[0] > 40 ? 40 : tn[0]), tok[0], keys[key],
                         key == K_MEAN ? "a number" : key == K_FP ? "users items interactions crc, decimal"
-                        : key == K_IMPLICIT || key == K_NEGS ? "0 or 1" : key == K_CLIENTS || key == K_ITEMS
+                        : key == K_IMPLICIT || key == K_NEGS || key == K_WEIGHTED ? "0 or 1" : key == K_CLIENTS || key == K_ITEMS
                         ? "a whole number in 1..2147483647" : "a whole number");
     switch (key) {
     case K_CLIENTS: f->clients = (uint32_t)v[0]; break;
@@ -82,6 +82,7 @@ static fr_err parse_line(fr_federation *f, const char *path, size_t line, const 
     case K_MEAN: f->mean_rating = (float)mean; break;
     case K_IMPLICIT: f->implicit = v[0] != 0; break;
     case K_NEGS: f->negatives = v[0] != 0; break;
+    case K_WEIGHTED: f->weighted = v[0] != 0; break;
     case K_FP:
         f->fingerprint.users = (uint32_t)v[0];
         f->fingerprint.items = (uint32_t)v[1];
@@ -121,7 +122,7 @@ fr_err fr_federation_load(const char *path, fr_federation *f) {
         i = j + 1;
     }
     for (int k = 0; !e && k < K_N; k++)
-        if (!seen[k])
+        if (!seen[k] && k != K_WEIGHTED) /* weighted: optional (0) */
             e = fri_fail(FR_ERR_PARSE, "%s%s: no '%s' line (not a federation file written by fedrec data shard?)",
                          FRI_PATH(path), keys[k]);
     if (!e && (f->fingerprint.users != f->clients || f->fingerprint.items != f->items ||
