@@ -79,7 +79,9 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
     if (cj && strstr(cj, "\"runtime\":\"net\"")) { /* fedrec server's global model */
         fprintf(stderr, "fedrec %s: %s is the global model of a networked federation (fedrec server): each user's "
                 "own rows stayed on its client, so it cannot be %s here. The server's --metrics-out holds the "
-                "clients' own evaluation; fedrec client recommend --data DIR/cID ranks items for a client's user\n",
+                "clients' own evaluation; with every shard at hand, fedrec client eval --shards DIR evaluates the "
+                "model as its clients hold it, and fedrec client recommend --data DIR/cID ranks items for a "
+                "client's user\n",
                 cmd, model_path, strcmp(cmd, "eval") ? "used to rank for a user" : "evaluated");
         return 1;
     }

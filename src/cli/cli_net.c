@@ -26,6 +26,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
+#include "cli/summary.h"
 #include "cli/train_opts.h"
 #include "fedrec/net.h"
 #include "fedrec/net_client.h"
@@ -489,8 +490,74 @@ static int client_recommend(int argc, char **argv) {
     return e ? cli_fail(e, "client recommend") : 0;
 }
 
+/* fedrec client eval: the federation's model as its clients hold it (each client's saved
+ * state: its private rows and the final global model) evaluated on each client's own
+ * held-out data, the sums added over the clients: what one machine holding every shard
+ * (a researcher's) can report after a networked run. */
+static int client_eval(int argc, char **argv) {
+    const char *shards = NULL;
+    bool json = false;
+    arg_spec specs[] = {
+        ARG_SPEC_STR("shards", &shards, "DIR  the shard directory (fedrec data shard), each cID with its client.state"),
+        ARG_SPEC_FLAG("json", &json, "   the metrics as one JSON object"),
+        ARG_SPEC_END,
+    };
+    const char *pos[1];
+    int npos;
+    const char *usage = "fedrec client eval --shards DIR [--json]";
+    int rc = args_parse("client eval", argc, argv, specs, pos, 0, &npos, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!shards) { fprintf(stderr, "usage: %s\n", usage); return 2; }
+    fr_federation fed;
+    fr_err e = fr_federation_load(shards, &fed);
+    if (e) return cli_fail(e, "client eval: --shards");
+    fr_eval_opts o;
+    fr_eval_opts_default(&o);
+    fr_eval_sums total;
+    bool have = false;
+    uint32_t done = 0, fresh = 0, rounds = 0;
+    for (uint32_t c = 0; !e && c < fed.clients; c++) {
+        char dir[4096], st[4200];
+        snprintf(dir, sizeof dir, "%s/c%u", shards, c);
+        snprintf(st, sizeof st, "%s/client.state", dir);
+        client_box b;
+        if ((e = load_client(dir, c, st, &b))) break;
+        if (!b.resumed) { fresh++; client_box_free(&b); continue; } /* never took part */
+        fr_eval_sums s;
+        e = fr_netc_evaluate(b.state, fr_data_test(b.data), fr_data_negatives(b.data), &o, &s);
+        if (e == FR_ERR_EMPTY) e = FR_OK; /* no test rows */
+        else if (!e) {
+            if (!have) { total = s; have = true; }
+            else e = fr_eval_sums_add(&total, &s);
+            done++;
+            if (fr_netc_round(b.state) > rounds) rounds = fr_netc_round(b.state);
+        }
+        client_box_free(&b);
+    }
+    if (e) return cli_fail(e, "client eval");
+    if (!have) {
+        fprintf(stderr, "fedrec client eval: no client under %s has a state with test data: run the clients first\n",
+                shards);
+        return 1;
+    }
+    fr_eval_result r;
+    fr_eval_result_init(&r, &o);
+    if ((e = fr_eval_sums_result(&total, &r))) return cli_fail(e, "client eval");
+    char buf[4096];
+    if (json) {
+        if ((e = fr_eval_result_json(&r, buf, sizeof buf, NULL))) return cli_fail(e, "client eval");
+        printf("{\"clients\":%u,%s}\n", done, buf);
+    } else {
+        cli_metrics_text(&r, buf, sizeof buf);
+        printf("%u clients (global model after round %u): %s\n", done, rounds ? rounds - 1 : 0, buf);
+        if (fresh) printf("(%u clients never took part: no state)\n", fresh);
+    }
+    return 0;
+}
+
 static int cli_client(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "recommend")) return client_recommend(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "eval")) return client_eval(argc - 1, argv + 1);
     fr_net_client_config cc;
     fr_net_client_config_default(&cc);
     const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL;

@@ -19,6 +19,7 @@ static void usage(FILE *f) {
             "  server --listen URL ...         a federation's server over TLS (networked runtime)\n"
             "  client --connect URL ...        a client process (or many: --shards, the load generator)\n"
             "  client recommend --data DIR     top-K items for a client's own user, offline\n"
+            "  client eval --shards DIR        a networked run's model as its clients hold it, evaluated\n"
             "  plot METRICS.jsonl ... --out F.svg  chart of --metrics-out files (SVG)\n"
             "  tokens --clients N --out DIR    secret client tokens and their hashes (networked runtime)\n"
             "  version                         print the version\n\n"
@@ -49,7 +50,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cli_finish_stdout(cmd, cli_eval(argc - 1, argv + 1));
     if (!strcmp(cmd, "plot")) return cli_finish_stdout(cmd, cli_plot(argc - 1, argv + 1));
     if (!strcmp(cmd, "server") || !strcmp(cmd, "client"))
-        return cli_finish_stdout(argc > 2 && !strcmp(argv[2], "recommend") ? "client recommend" : cmd,
+        return cli_finish_stdout(argc > 2 && !strcmp(argv[2], "recommend") ? "client recommend"
+                                 : argc > 2 && !strcmp(argv[2], "eval")    ? "client eval"
+                                                                           : cmd,
                                  cli_net(argc - 1, argv + 1));
     if (!strcmp(cmd, "tokens")) return cli_finish_stdout(cmd, cli_tokens(argc - 1, argv + 1));
     if (!strcmp(cmd, "recommend")) return cli_finish_stdout(cmd, cli_recommend(argc - 1, argv + 1));
