@@ -13,6 +13,7 @@
 #include "fedrec/runtime.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/net/wire.h"
+#include "fedrec/net_client.h"
 #include "fedrec/model.h"
 #include "fedrec/pairset.h"
 
@@ -385,8 +386,45 @@ int fuzz_seed_state_and_checkpoint(const char *dir) {
     fr_msg_free(b);
     snprintf(p, sizeof p, "%s/checkpoint/valid_two_rounds", dir);
     if (!e) e = fr_sim_checkpoint_load(g_sim, p);
+    /* a client's state after a step of round 3 (the netc_state target's federation) */
+    fr_netc *nc = NULL;
+    const uint8_t *tb, *rb;
+    size_t tn, rn, sn = 0;
+    uint8_t *sb = NULL;
+    uint32_t user = 0;
+    if (!e) e = fr_netc_create(&nc, g_data, &user, 1, 0, NULL);
+    if (!e) e = fr_round_begin(g_round, NULL, NULL);
+    if (!e) e = fr_round_task(g_round, 0, &tb, &tn);
+    if (!e) e = fr_netc_step(nc, tb, tn, &rb, &rn);
+    fr_round_abort(g_round);
+    if (!e) e = fr_netc_save_bytes(nc, &sb, &sn);
+    if (!e) {
+        snprintf(p, sizeof p, "%s/netc_state/valid_round_three", dir);
+        f = fopen(p, "wb");
+        if (!f || fwrite(sb, 1, sn, f) != sn || fclose(f)) e = FR_ERR_IO;
+    }
+    fr_msg_free(sb);
+    fr_netc_free(nc);
     if (e) fprintf(stderr, "fuzz seeds: %s\n", fr_errmsg());
     return e ? 1 : 0;
+}
+
+/* netc_state: a networked client's state file (fr_netc_load_bytes) with its CRC rewritten,
+ * loaded into a fresh client 0 of the fixed federation. */
+static int run_netc_state(const uint8_t *data, size_t n) {
+    if (!fuzz_federation()) return 0;
+    uint8_t *m = malloc(n ? n : 1);
+    if (!m) return 0;
+    if (n) memcpy(m, data, n);
+    fix_tail_crc(m, n);
+    fr_netc *nc = NULL;
+    uint32_t user = 0;
+    if (fr_netc_create(&nc, g_data, &user, 1, 0, NULL) == FR_OK) {
+        if (fr_netc_load_bytes(nc, m, n, "<fuzz>") == FR_OK) (void)fr_netc_round(nc);
+        fr_netc_free(nc);
+    }
+    free(m);
+    return 0;
 }
 
 /* pairset: the text form of a model's training pairs (provenance "train_pairs"), as
@@ -459,5 +497,6 @@ const fr_fuzz_target fr_fuzz_targets[] = {
     {"pairset", run_pairset},
     {"ncfmap", run_ncfmap},
     {"net", run_net},
+    {"netc_state", run_netc_state},
     {NULL, NULL},
 };

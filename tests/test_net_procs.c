@@ -304,6 +304,35 @@ Test(net_procs, equivalence_with_weighted_implicit_data, .timeout = 240) {
     free(f.dir);
 }
 
+/* Mutual TLS through the commands: with --client-ca the server takes only clients that
+ * present a certificate of that CA; one without is refused at the handshake and gives up. */
+Test(net_procs, mutual_tls, .timeout = 180) {
+    fed f;
+    fed_make(&f, 3, 40, 90);
+    int port = free_port();
+    pid_t srv = spawn("%s server --listen tls+tcp://127.0.0.1:%d --federation %s/shards --tokens %s/tok/tokens.hash "
+                      "--cert %s/certs/server.crt --key %s/certs/server.key --client-ca %s/certs/ca.crt --rounds 2 "
+                      "--model mf --linger 2 --quiet --out %s/net.fr 2>>%s/server.log",
+                      FR_FEDREC_BIN, port, f.dir, f.dir, f.dir, f.dir, f.dir, f.dir, f.dir);
+    /* no certificate: refused, gives up */
+    pid_t bad = spawn("%s client --connect tls+tcp://127.0.0.1:%d --ca %s/certs/ca.crt --token-file "
+                      "%s/tok/tokens.secret --data %s/shards/c0 --timeout 1 --give-up 4 >/dev/null 2>>%s/bad.log",
+                      FR_FEDREC_BIN, port, f.dir, f.dir, f.dir, f.dir);
+    cr_assert_neq(wait_for(bad, 60), 0, "a client without a certificate got through");
+    pid_t cl[3];
+    for (uint32_t c = 0; c < 3; c++)
+        cl[c] = spawn("%s client --connect tls+tcp://127.0.0.1:%d --ca %s/certs/ca.crt --cert %s/certs/client.crt "
+                      "--key %s/certs/client.key --token-file %s/tok/tokens.secret --data %s/shards/c%u --timeout 5 "
+                      "--give-up 60 >/dev/null 2>>%s/client%u.log",
+                      FR_FEDREC_BIN, port, f.dir, f.dir, f.dir, f.dir, f.dir, c, f.dir, c);
+    int rc = wait_for(srv, 120);
+    if (rc != 0) show_logs(&f);
+    cr_assert_eq(rc, 0, "server exit %d", rc);
+    for (uint32_t c = 0; c < 3; c++) cr_assert_eq(wait_for(cl[c], 30), 0, "client %u", c);
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 Test(net_procs, server_killed_and_resumed, .timeout = 240) {
     fed f;
     fed_make(&f, 6, 50, 180);
