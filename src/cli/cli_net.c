@@ -4,6 +4,7 @@
  *   fedrec client --connect URL --data DIR/cID --token-file FILE [--ca F] ...
  *   fedrec client --connect URL --shards DIR --clients N ...   (the load generator)
  *   fedrec client recommend --data DIR/cID [-k 10]
+ *   fedrec client eval --shards DIR [--json]
  *
  * The server learns what it may know of the data from the federation file `fedrec data
  * shard` wrote (clients, items, the mean rating, implicit or not) and never reads a
@@ -590,7 +591,8 @@ static int cli_client(int argc, char **argv) {
     int npos;
     const char *usage = "fedrec client --connect URL --ca FILE --token-file FILE --data DIR/cID\n"
                         "       fedrec client --connect URL ... --shards DIR [--clients N] [--threads T]  (load generator)\n"
-                        "       fedrec client recommend --data DIR/cID [-k 10]";
+                        "       fedrec client recommend --data DIR/cID [-k 10]\n"
+                        "       fedrec client eval --shards DIR [--json]";
     int rc = args_parse("client", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (!cc.connect || !token_file || (!data == !shards)) {
