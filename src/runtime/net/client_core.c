@@ -235,19 +235,29 @@ const float *fr_netc_private_row(const fr_netc *c, uint32_t user, int table) {
 
 /* ------------------------------------------------------------------ the step */
 
-fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_t **result, size_t *result_n) {
-    *result = NULL;
-    *result_n = 0;
+/* Decodes a TASK into c->task and checks it is of the federation c has joined (if any) and
+ * not older than the latest one it had; *round gets its round. */
+static fr_err take_task(fr_netc *c, const uint8_t *task, size_t task_n, uint32_t *round) {
     fr_err e = fr_task_decode(c->task, task, task_n);
     if (e) return fri_fail_prefix(e, "client %u", c->client);
-    uint32_t crc = fr_task_config_crc(c->task), round = fr_task_round(c->task);
+    uint32_t crc = fr_task_config_crc(c->task);
+    *round = fr_task_round(c->task);
     if (c->f.g && crc != c->f.crc)
         return fri_fail(FR_ERR_INVALID,
                         "client %u: the TASK is of another federation (config CRC 0x%08x, this client's 0x%08x)",
                         c->client, crc, c->f.crc);
-    if (c->f.g && round < c->f.round)
+    if (c->f.g && *round < c->f.round)
         return fri_fail(FR_ERR_STATE, "client %u: a TASK of round %u, but this client has had round %u's (stale)",
-                        c->client, round, c->f.round);
+                        c->client, *round, c->f.round);
+    return FR_OK;
+}
+
+fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_t **result, size_t *result_n) {
+    *result = NULL;
+    *result_n = 0;
+    uint32_t round = 0;
+    fr_err e = take_task(c, task, task_n, &round);
+    if (e) return e;
     const fr_model_config *mc = fr_task_model_config(c->task);
     if (fr_dataset_n_items(c->data) > mc->n_items)
         return fri_fail(FR_ERR_INVALID,
@@ -286,16 +296,9 @@ fail:
 }
 
 fr_err fr_netc_sync(fr_netc *c, const uint8_t *task, size_t task_n) {
-    fr_err e = fr_task_decode(c->task, task, task_n);
-    if (e) return fri_fail_prefix(e, "client %u", c->client);
-    uint32_t crc = fr_task_config_crc(c->task), round = fr_task_round(c->task);
-    if (c->f.g && crc != c->f.crc)
-        return fri_fail(FR_ERR_INVALID,
-                        "client %u: the TASK is of another federation (config CRC 0x%08x, this client's 0x%08x)",
-                        c->client, crc, c->f.crc);
-    if (c->f.g && round < c->f.round)
-        return fri_fail(FR_ERR_STATE, "client %u: a TASK of round %u, but this client has had round %u's (stale)",
-                        c->client, round, c->f.round);
+    uint32_t round = 0;
+    fr_err e = take_task(c, task, task_n, &round);
+    if (e) return e;
     if (!c->f.g) {
         fed fresh;
         if ((e = fed_make(&fresh, c, c->task))) return e;
