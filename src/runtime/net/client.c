@@ -18,6 +18,7 @@
 
 #include "core/core.h"
 #include "fedrec/net.h"
+#include "runtime/net/netlog.h"
 #include "runtime/net/transport.h"
 #include "runtime/net/wire.h"
 
@@ -62,39 +63,10 @@ static fr_err evaluate(vclient *v, fri_net_eval *out) {
     return FR_OK;
 }
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void sleep_ms(uint64_t ms) {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {}
-}
-
-typedef struct logger {
-    fr_net_log_fn fn;
-    void *user;
-    pthread_mutex_t mu;
-} logger;
-
-static void logf_(logger *l, int level, const char *fmt, ...) {
-    if (!l->fn) return;
-    char line[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&l->mu);
-    l->fn(l->user, level, line);
-    pthread_mutex_unlock(&l->mu);
 }
 
 void fr_net_client_config_default(fr_net_client_config *c) {
@@ -139,7 +111,7 @@ static fr_err exchange(const fr_net_client_config *c, vclient *v, const fri_buf 
     v->stats.bytes_down += *rn;
     e = fri_net_decode(*rep, *rn, SIZE_MAX, m);
     if (e) { fri_net_reply_free(*rep); *rep = NULL; return fri_fail_prefix(e, "the server's reply"); }
-    v->last_reply = now_ms();
+    v->last_reply = fri_net_now_ms();
     return FR_OK;
 }
 
@@ -160,8 +132,8 @@ static void refuse_text(const fri_net_msg *m, char *buf, size_t cap) {
 }
 
 /* One tick of client v: an exchange and what follows it. */
-static void tick(const fr_net_client_config *c, vclient *v, logger *lg, fri_buf *req) {
-    uint64_t now = now_ms();
+static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req) {
+    uint64_t now = fri_net_now_ms();
     fri_net_msg hello = {.type = FRI_NET_HELLO};
     hello.hello.client = v->id;
     hello.hello.caps = c->evaluate ? FRI_NET_CAP_EVAL : 0;
@@ -180,20 +152,20 @@ static void tick(const fr_net_client_config *c, vclient *v, logger *lg, fri_buf 
             failed(v, e, "client %u: no reply from the server for %u s: %s", v->id, c->give_up_ms / 1000, fr_errmsg());
             return;
         }
-        if (v->backoff_ms == 0 || v->stats.retries == 1) logf_(lg, 1, "client %u: %s; retrying", v->id, fr_errmsg());
+        if (v->backoff_ms == 0 || v->stats.retries == 1) fri_net_logf(lg, 1, "client %u: %s; retrying", v->id, fr_errmsg());
         v->backoff_ms = v->backoff_ms ? (v->backoff_ms * 2 > 5000 ? 5000 : v->backoff_ms * 2) : 100;
-        v->next_at = now_ms() + v->backoff_ms;
+        v->next_at = fri_net_now_ms() + v->backoff_ms;
         return;
     }
     v->backoff_ms = 0;
     switch (m.type) {
     case FRI_NET_WAIT:
-        v->next_at = now_ms() + m.wait.retry_ms;
+        v->next_at = fri_net_now_ms() + m.wait.retry_ms;
         break;
     case FRI_NET_REFUSE: {
         char t[FRI_NET_TEXT_MAX + 1];
         refuse_text(&m, t, sizeof t);
-        if (m.refuse.code == FRI_NET_REFUSE_BUSY) { v->next_at = now_ms() + 1000; break; }
+        if (m.refuse.code == FRI_NET_REFUSE_BUSY) { v->next_at = fri_net_now_ms() + 1000; break; }
         failed(v, FR_ERR_INVALID, "client %u: the server refused it: %s (%s)", v->id,
                fri_net_refuse_code_name(m.refuse.code), t);
         break;
@@ -211,7 +183,7 @@ static void tick(const fr_net_client_config *c, vclient *v, logger *lg, fri_buf 
         memcpy(ticket, m.task.ticket, sizeof ticket);
         const uint8_t *res = NULL;
         size_t resn = 0;
-        if (c->delay_ms) sleep_ms(c->delay_ms);
+        if (c->delay_ms) nng_msleep((nng_duration)c->delay_ms);
         double t0 = now_s();
         e = fr_netc_step(v->st, m.task.body, m.task.body_len, &res, &resn);
         fri_net_eval ev = {0};
@@ -234,18 +206,18 @@ static void tick(const fr_net_client_config *c, vclient *v, logger *lg, fri_buf 
             e = exchange(c, v, req, &rep, &rn, &m);
             if (!e) break;
             if (attempt >= 3) {
-                logf_(lg, 1, "client %u: round %u: the result was not delivered: %s", v->id, round, fr_errmsg());
-                v->next_at = now_ms() + 100;
+                fri_net_logf(lg, 1, "client %u: round %u: the result was not delivered: %s", v->id, round, fr_errmsg());
+                v->next_at = fri_net_now_ms() + 100;
                 return;
             }
-            sleep_ms(100u << attempt);
+            nng_msleep((nng_duration)100u << attempt);
         }
         if (m.type == FRI_NET_ACK) {
             if (m.ack.status == FRI_NET_ACK_ACCEPTED) v->stats.results++;
             else v->stats.late++;
         }
         v->stats.tasks++;
-        v->next_at = now_ms();
+        v->next_at = fri_net_now_ms();
         break;
     }
     default:
@@ -263,7 +235,7 @@ typedef struct gen {
     vclient *v;
     uint32_t n;
     int threads;
-    logger lg;
+    fri_net_log lg;
     atomic_uint left;
     atomic_bool stop;
 } gen;
@@ -279,7 +251,7 @@ static void *gen_main(void *arg) {
     fri_buf req = {0};
     for (;;) {
         if (atomic_load(&g->stop)) break;
-        uint64_t now = now_ms(), next = UINT64_MAX;
+        uint64_t now = fri_net_now_ms(), next = UINT64_MAX;
         uint32_t running = 0;
         for (uint32_t i = (uint32_t)gt->t; i < g->n; i += (uint32_t)g->threads) {
             vclient *v = &g->v[i];
@@ -289,15 +261,15 @@ static void *gen_main(void *arg) {
                 tick(g->c, v, &g->lg, &req);
                 if (v->state != VC_RUN) {
                     atomic_fetch_sub(&g->left, 1);
-                    if (v->state == VC_FAILED) logf_(&g->lg, 1, "%s", v->why);
+                    if (v->state == VC_FAILED) fri_net_logf(&g->lg, 1, "%s", v->why);
                 }
-                now = now_ms();
+                now = fri_net_now_ms();
             }
             if (v->state == VC_RUN && v->next_at < next) next = v->next_at;
         }
         if (!running) break;
-        now = now_ms();
-        if (next > now) sleep_ms(next - now > 50 ? 50 : next - now);
+        now = fri_net_now_ms();
+        if (next > now) nng_msleep((nng_duration)(next - now > 50 ? 50 : next - now));
     }
     fri_buf_free(&req);
     return NULL;
@@ -312,16 +284,14 @@ fr_err fr_net_clients_run(const fr_net_client_config *c, const fr_net_member *me
     if (threads < 1) threads = 1;
     if ((uint32_t)threads > n) threads = (int)n;
     gen g = {.c = c, .n = n, .threads = threads};
-    g.lg.fn = log;
-    g.lg.user = user;
-    pthread_mutex_init(&g.lg.mu, NULL);
+    fri_net_log_init(&g.lg, log, user);
     atomic_init(&g.left, n);
     atomic_init(&g.stop, false);
     g.v = fri_calloc(n, sizeof *g.v);
     gen_thread *gt = fri_calloc((size_t)threads, sizeof *gt);
     pthread_t *th = fri_calloc((size_t)threads, sizeof *th);
     if (!g.v || !gt || !th) e = FR_ERR_NOMEM;
-    uint64_t now = now_ms();
+    uint64_t now = fri_net_now_ms();
     for (uint32_t i = 0; !e && i < n; i++) {
         vclient *v = &g.v[i];
         v->st = mem[i].state;
@@ -373,7 +343,7 @@ fr_err fr_net_clients_run(const fr_net_client_config *c, const fr_net_member *me
     fri_free(g.v);
     fri_free(gt);
     fri_free(th);
-    pthread_mutex_destroy(&g.lg.mu);
+    fri_net_log_destroy(&g.lg);
     return e;
 }
 

@@ -31,6 +31,7 @@
 #include "core/core.h"
 #include "fedrec/net.h"
 #include "fl/fl_internal.h"
+#include "runtime/net/netlog.h"
 #include "runtime/net/token.h"
 #include "runtime/net/transport.h"
 #include "runtime/net/wire.h"
@@ -46,11 +47,9 @@ struct fr_net_server {
     fri_tokens *tokens;
     fri_net_server *tx;
     uint32_t n_clients;
-    fr_net_log_fn log;
-    void *log_user;
+    fri_net_log lg;           /* the operator's log */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_mutex_t log_mu;
     /* presence: the monotonic ms of each client's last message (0: never) */
     uint64_t *seen;
     uint8_t *joined;          /* [n_clients] said hello at least once */
@@ -79,24 +78,6 @@ struct fr_net_server {
     atomic_bool stop;
     fri_buf scratch;          /* the round thread's */
 };
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void logf_(fr_net_server *s, int level, const char *fmt, ...) {
-    if (!s->log) return;
-    char line[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&s->log_mu);
-    s->log(s->log_user, level, line);
-    pthread_mutex_unlock(&s->log_mu);
-}
 
 void fr_net_server_config_default(fr_net_server_config *c) {
     memset(c, 0, sizeof *c);
@@ -135,7 +116,7 @@ void fr_net_server_free(fr_net_server *s) {
     fri_tokens_free(s->tokens);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->log_mu);
+    fri_net_log_destroy(&s->lg);
     fri_free(s->seen);
     fri_free(s->joined);
     fri_free(s->done_sent);
@@ -204,20 +185,20 @@ static int64_t sampled_pos(const fr_net_server *s, uint32_t c) {
 static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *peer, uint8_t **out, size_t *n) {
     uint32_t c = m->hello.client;
     if (c >= s->n_clients) {
-        logf_(s, 1, "refused %s: unknown client %u (the federation has %u)", peer->addr, c, s->n_clients);
+        fri_net_logf(&s->lg, 1, "refused %s: unknown client %u (the federation has %u)", peer->addr, c, s->n_clients);
         return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
     }
     fri_token_verdict tc = fri_tokens_check(s->tokens, c, m->hello.token, m->hello.token_len);
     if (tc != FRI_TOKEN_OK) {
-        logf_(s, 1, "refused %s: client %u: %s", peer->addr, c,
+        fri_net_logf(&s->lg, 1, "refused %s: client %u: %s", peer->addr, c,
               tc == FRI_TOKEN_UNKNOWN_CLIENT ? "no token on file for this client" : "wrong token");
         return reply_refuse(tc == FRI_TOKEN_UNKNOWN_CLIENT ? FRI_NET_REFUSE_UNKNOWN_CLIENT : FRI_NET_REFUSE_BAD_TOKEN,
                             tc == FRI_TOKEN_UNKNOWN_CLIENT ? "no token on file for this client id" : "wrong token", out, n);
     }
-    s->seen[c] = now_ms();
+    s->seen[c] = fri_net_now_ms();
     if (!s->joined[c]) {
         s->joined[c] = 1;
-        logf_(s, 0, "client %u joined from %s", c, peer->addr);
+        fri_net_logf(&s->lg, 0, "client %u joined from %s", c, peer->addr);
         pthread_cond_broadcast(&s->cv); /* a round may be waiting for clients */
     }
     if (s->finished) {
@@ -241,7 +222,7 @@ static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
     const uint8_t *tb;
     size_t tn;
     if (fr_round_task(s->ctl, c, &tb, &tn)) return 1;
-    uint64_t now = now_ms();
+    uint64_t now = fri_net_now_ms();
     fri_net_msg t = {.type = FRI_NET_TASK};
     t.task.round = s->round;
     t.task.deadline_ms = s->deadline > now ? (uint32_t)(s->deadline - now) : 1;
@@ -263,18 +244,18 @@ static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer 
     uint32_t c = m->result.client, r = m->result.round;
     if (c >= s->n_clients) return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
     if (!s->open || r != s->round || s->closing) {
-        logf_(s, 0, "late result of client %u for round %u dropped", c, r);
+        fri_net_logf(&s->lg, 0, "late result of client %u for round %u dropped", c, r);
         return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
     }
     int64_t pos = sampled_pos(s, c);
     if (pos < 0 || sodium_memcmp(s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES, m->result.ticket,
                                  FRI_NET_TICKET_BYTES) != 0) {
-        logf_(s, 1, "refused a result from %s: client %u, round %u: %s", peer->addr, c, r,
+        fri_net_logf(&s->lg, 1, "refused a result from %s: client %u, round %u: %s", peer->addr, c, r,
               pos < 0 ? "not sampled" : "the ticket does not match its TASK");
         return reply_ack(r, FRI_NET_ACK_REFUSED, pos < 0 ? "not sampled this round" : "ticket does not match",
                          out, n);
     }
-    s->seen[c] = now_ms();
+    s->seen[c] = fri_net_now_ms();
     if (s->got[pos] || s->pending[pos])
         return reply_ack(r, FRI_NET_ACK_REFUSED, "a result of this client is already in", out, n);
     if (s->n_free == 0) return reply_refuse(FRI_NET_REFUSE_BUSY, "busy: try again", out, n);
@@ -303,7 +284,7 @@ static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer 
     if (s->inflight == 0 || fr_round_results(s->ctl) >= s->target) pthread_cond_broadcast(&s->cv);
     if (e == FR_ERR_STATE) return reply_ack(r, FRI_NET_ACK_LATE, why, out, n);
     if (e) {
-        logf_(s, 1, "refused the result of client %u, round %u: %s", c, r, why);
+        fri_net_logf(&s->lg, 1, "refused the result of client %u, round %u: %s", c, r, why);
         return reply_ack(r, FRI_NET_ACK_REFUSED, why, out, n);
     }
     return reply_ack(r, FRI_NET_ACK_ACCEPTED, "accepted", out, n);
@@ -323,11 +304,11 @@ static int handle(void *ctx, const uint8_t *req, size_t n, uint8_t **reply, size
     size_t max = SIZE_MAX; /* the transport enforced the byte limit already */
     fr_err e = fri_net_decode(req, n, max, &m);
     if (e) {
-        logf_(s, 1, "refused %s: %s", peer->addr, fr_errmsg());
+        fri_net_logf(&s->lg, 1, "refused %s: %s", peer->addr, fr_errmsg());
         return reply_refuse(fri_net_refuse_code_for(e), fr_errmsg(), reply, reply_n);
     }
     if (m.type != FRI_NET_HELLO && m.type != FRI_NET_RESULT) {
-        logf_(s, 1, "refused %s: a %s from a client (clients send HELLO and RESULT)", peer->addr,
+        fri_net_logf(&s->lg, 1, "refused %s: a %s from a client (clients send HELLO and RESULT)", peer->addr,
               fri_net_type_name(m.type));
         return reply_refuse(FRI_NET_REFUSE_MALFORMED, "a client sends HELLO or RESULT", reply, reply_n);
     }
@@ -341,7 +322,7 @@ static void on_event(void *ctx, const fri_net_event *ev) {
     fr_net_server *s = ctx;
     int level = ev->kind == FRI_NET_EV_CONNECT || ev->kind == FRI_NET_EV_DISCONNECT ? -1 : 1;
     if (level < 0) return; /* a client's joining is logged once, at its first HELLO */
-    logf_(s, level, "%s", ev->text);
+    fri_net_logf(&s->lg, level, "%s", ev->text);
 }
 
 /* ------------------------------------------------------------------ create */
@@ -359,11 +340,9 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     s->c = *c;
     s->c.listen = s->c.cert = s->c.key = s->c.client_ca = s->c.tokens = NULL; /* not kept */
     s->n_clients = n_clients;
-    s->log = log;
-    s->log_user = log_user;
+    fri_net_log_init(&s->lg, log, log_user);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    pthread_mutex_init(&s->log_mu, NULL);
     atomic_init(&s->stop, false);
     s->seen = fri_calloc(n_clients, sizeof *s->seen);
     s->joined = fri_calloc(n_clients, 1);
@@ -384,7 +363,7 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
         e = fri_read_file(c->state, &d, &dn);
         if (!e) e = fr_round_load(s->ctl, d, dn, c->state);
         fri_free(d);
-        if (!e) logf_(s, 0, "resumed from %s after round %u", c->state, fr_round_completed(s->ctl));
+        if (!e) fri_net_logf(&s->lg, 0, "resumed from %s after round %u", c->state, fr_round_completed(s->ctl));
     }
     if (e) { fr_net_server_free(s); return e; }
     fri_net_server_opts o;
@@ -419,7 +398,7 @@ void fr_net_server_interrupt(fr_net_server *s) { atomic_store(&s->stop, true); }
 /* Waits on the condition variable until `until` (monotonic ms) at the latest, in slices,
  * so an interrupt is seen within 100 ms. */
 static void wait_until(fr_net_server *s, uint64_t until) {
-    uint64_t now = now_ms();
+    uint64_t now = fri_net_now_ms();
     if (now >= until) return;
     uint64_t ms = until - now;
     if (ms > 100) ms = 100;
@@ -433,7 +412,7 @@ static void wait_until(fr_net_server *s, uint64_t until) {
 
 /* The clients connected now into s->avail (increasing); their count. */
 static uint32_t connected(fr_net_server *s) {
-    uint64_t now = now_ms();
+    uint64_t now = fri_net_now_ms();
     uint32_t n = 0;
     for (uint32_t c = 0; c < s->n_clients; c++)
         if (s->seen[c] && now - s->seen[c] <= s->c.presence_ms) s->avail[n++] = c;
@@ -507,7 +486,7 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     s->k = k;
     s->target = fr_round_target(s->ctl);
     s->round = fr_round_completed(s->ctl) + 1;
-    s->deadline = now_ms() + s->c.deadline_ms;
+    s->deadline = fri_net_now_ms() + s->c.deadline_ms;
     memset(&s->eval, 0, sizeof s->eval);
     s->closing = false;
     s->open = true;
@@ -522,29 +501,29 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         /* wait for enough clients */
         uint32_t n = connected(s);
         uint32_t need = s->c.min_clients ? s->c.min_clients : want_of(fr_round_fl_config(s->ctl), s->n_clients);
-        uint64_t next_note = now_ms() + 5000;
+        uint64_t next_note = fri_net_now_ms() + 5000;
         while (n < need && !atomic_load(&s->stop)) {
-            wait_until(s, now_ms() + 100);
+            wait_until(s, fri_net_now_ms() + 100);
             n = connected(s);
-            if (now_ms() >= next_note) {
-                logf_(s, 0, "waiting for clients: %u of %u connected", n, need);
-                next_note = now_ms() + 5000;
+            if (fri_net_now_ms() >= next_note) {
+                fri_net_logf(&s->lg, 0, "waiting for clients: %u of %u connected", n, need);
+                next_note = fri_net_now_ms() + 5000;
             }
         }
         if (atomic_load(&s->stop)) break;
         if ((e = open_round(s, n))) break;
         attempt = s->round == last_round ? attempt + 1 : 1;
         last_round = s->round;
-        uint64_t t0 = now_ms();
-        logf_(s, 0, "round %u started%s: %u of %u connected clients sampled, %u results wanted", s->round,
+        uint64_t t0 = fri_net_now_ms();
+        fri_net_logf(&s->lg, 0, "round %u started%s: %u of %u connected clients sampled, %u results wanted", s->round,
               attempt > 1 ? " again" : "", s->k, n, s->target);
-        while (fr_round_results(s->ctl) < s->target && now_ms() < s->deadline && !atomic_load(&s->stop))
+        while (fr_round_results(s->ctl) < s->target && fri_net_now_ms() < s->deadline && !atomic_load(&s->stop))
             wait_until(s, s->deadline);
         quiesce(s);
         if (atomic_load(&s->stop)) {
             fr_round_abort(s->ctl);
             s->open = false;
-            logf_(s, 1, "round %u abandoned: the server was asked to stop", s->round);
+            fri_net_logf(&s->lg, 1, "round %u abandoned: the server was asked to stop", s->round);
             break;
         }
         fr_net_round_info info = {0};
@@ -553,7 +532,7 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         info.applied = e == FR_OK;
         info.attempt = attempt;
         info.connected = n;
-        info.seconds = (double)(now_ms() - t0) / 1000.0;
+        info.seconds = (double)(fri_net_now_ms() - t0) / 1000.0;
         info.eval_users = s->eval.users;
         info.hit_sum = s->eval.hit_sum;
         info.ndcg_sum = s->eval.ndcg_sum;
@@ -561,13 +540,13 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         info.sq_err_sum = s->eval.sq_err_sum;
         info.st.round = s->round;
         if (e == FR_ERR_EMPTY) {
-            logf_(s, 1, "round %u short: %s; retrying", s->round, fr_errmsg());
+            fri_net_logf(&s->lg, 1, "round %u short: %s; retrying", s->round, fr_errmsg());
             e = FR_OK;
             if (s->c.max_attempts && attempt >= s->c.max_attempts)
                 e = fri_fail(FR_ERR_EMPTY, "round %u fell short %u times in a row: giving up", s->round, attempt);
         } else if (!e) {
             e = save_state(s);
-            logf_(s, 0, "round %u closed: %u results of %u sampled in %.2f s, %llu bytes up, %llu down", s->round,
+            fri_net_logf(&s->lg, 0, "round %u closed: %u results of %u sampled in %.2f s, %llu bytes up, %llu down", s->round,
                   info.st.clients, info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
                   (unsigned long long)info.st.bytes_down);
         }
@@ -585,13 +564,13 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         for (uint32_t c = 0; c < s->n_clients; c++) s->done_want += s->joined[c];
         s->done_count = 0;
         for (uint32_t c = 0; c < s->n_clients; c++) s->done_count += s->done_sent[c];
-        uint64_t until = now_ms() + s->c.linger_ms;
-        while (s->done_count < s->done_want && now_ms() < until && !atomic_load(&s->stop)) wait_until(s, until);
+        uint64_t until = fri_net_now_ms() + s->c.linger_ms;
+        while (s->done_count < s->done_want && fri_net_now_ms() < until && !atomic_load(&s->stop)) wait_until(s, until);
         /* the last DONE replies are on their way (a reply leaves after its handler
          * returns): a moment for them before the sockets close */
-        uint64_t grace = now_ms() + (s->c.linger_ms < 2000 ? s->c.linger_ms : 2000);
-        while (now_ms() < grace && !atomic_load(&s->stop)) wait_until(s, grace);
-        logf_(s, 0, "finished after round %u: %u of %u clients were told", fr_round_completed(s->ctl),
+        uint64_t grace = fri_net_now_ms() + (s->c.linger_ms < 2000 ? s->c.linger_ms : 2000);
+        while (fri_net_now_ms() < grace && !atomic_load(&s->stop)) wait_until(s, grace);
+        fri_net_logf(&s->lg, 0, "finished after round %u: %u of %u clients were told", fr_round_completed(s->ctl),
               s->done_count, s->done_want);
     }
     pthread_mutex_unlock(&s->mu);
