@@ -167,21 +167,43 @@ static unsigned count_in(const char *dir, const char *name, const char *s) {
 }
 
 /* The shared parameters of two model files, compared bit for bit. */
-static void same_shared(const char *a, const char *b) {
+/* Whether the shared parameters of two model files (in f's directory) are the same bits. */
+static bool shared_equal(const fed *f, const char *a, const char *b) {
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/%s", f->dir, a);
+    snprintf(pb, sizeof pb, "%s/%s", f->dir, b);
     fr_model *ma = NULL, *mb = NULL;
-    cr_assert_eq(fr_model_load(&ma, a, NULL), FR_OK, "%s", fr_errmsg());
-    cr_assert_eq(fr_model_load(&mb, b, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_model_load(&ma, pa, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_model_load(&mb, pb, NULL), FR_OK, "%s", fr_errmsg());
     size_t n = fr_model_n_shared(ma);
     cr_assert_eq(n, fr_model_n_shared(mb));
     cr_assert_gt(n, 0);
-    cr_assert(!memcmp(fr_model_params_const(ma), fr_model_params_const(mb), n * sizeof(float)),
-              "the networked global model differs from the simulator's");
+    bool same = !memcmp(fr_model_params_const(ma), fr_model_params_const(mb), n * sizeof(float));
     fr_model_free(ma);
     fr_model_free(mb);
+    return same;
 }
 
 static void show_logs(const fed *f) {
     sh("tail -n 20 %s/server.log %s/client0.log 1>&2", f->dir, f->dir);
+}
+
+/* Waits for the server and the n clients to end, each with exit status 0. */
+static void finish(const fed *f, pid_t srv, const pid_t *cl, uint32_t n) {
+    int rc = wait_for(srv, 120);
+    if (rc != 0) show_logs(f);
+    cr_assert_eq(rc, 0, "server exit %d", rc);
+    for (uint32_t c = 0; c < n; c++) cr_assert_eq(wait_for(cl[c], 30), 0, "client %u", c);
+}
+
+/* A whole federation of f's clients with the server options opts, to its end. */
+static void run_federation(const fed *f, const char *opts) {
+    int port = free_port();
+    pid_t srv = start_server(f, port, opts);
+    pid_t cl[16];
+    cr_assert_leq(f->clients, 16);
+    for (uint32_t c = 0; c < f->clients; c++) cl[c] = start_client(f, port, c);
+    finish(f, srv, cl, f->clients);
 }
 
 /* The federated model's RMSE as its clients hold it: each client's saved state (its
@@ -240,20 +262,10 @@ static double last_rmse(const char *path) {
 Test(net_procs, equivalence_with_the_simulator, .timeout = 240) {
     fed f;
     fed_make(&f, 8, 60, 240);
-    int port = free_port();
     const char *opts = "--rounds 4 --seed 5 --model mf";
-    pid_t srv = start_server(&f, port, opts);
-    pid_t cl[8];
-    for (uint32_t c = 0; c < f.clients; c++) cl[c] = start_client(&f, port, c);
-    int rc = wait_for(srv, 120);
-    if (rc != 0) show_logs(&f);
-    cr_assert_eq(rc, 0, "server exit %d", rc);
-    for (uint32_t c = 0; c < f.clients; c++) cr_assert_eq(wait_for(cl[c], 30), 0, "client %u", c);
+    run_federation(&f, opts);
     cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts, f.dir), 0);
-    char a[4200], b[4200];
-    snprintf(a, sizeof a, "%s/net.fr", f.dir);
-    snprintf(b, sizeof b, "%s/sim.fr", f.dir);
-    same_shared(a, b);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked global model differs from the simulator's");
     /* the model as its clients hold it evaluates as the simulator's final model does */
     cr_assert_eq(sh("%s train --data %s %s --quiet --metrics-out %s/sim.jsonl >/dev/null", FR_FEDREC_BIN, f.data, opts,
                     f.dir), 0);
@@ -275,31 +287,15 @@ Test(net_procs, equivalence_with_the_simulator, .timeout = 240) {
 Test(net_procs, equivalence_with_weighted_implicit_data, .timeout = 240) {
     fed f;
     fed_make_opts(&f, 6, 60, 200, "--implicit-weight");
-    int port = free_port();
     const char *opts = "--rounds 3 --seed 2 --model bpr";
-    pid_t srv = start_server(&f, port, opts);
-    pid_t cl[6];
-    for (uint32_t c = 0; c < f.clients; c++) cl[c] = start_client(&f, port, c);
-    int rc = wait_for(srv, 120);
-    if (rc != 0) show_logs(&f);
-    cr_assert_eq(rc, 0, "server exit %d", rc);
-    for (uint32_t c = 0; c < f.clients; c++) cr_assert_eq(wait_for(cl[c], 30), 0, "client %u", c);
+    run_federation(&f, opts);
     cr_assert_eq(sh("%s train --data %s --implicit-weight %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN,
                     f.data, opts, f.dir), 0);
-    char a[4200], b[4200];
-    snprintf(a, sizeof a, "%s/net.fr", f.dir);
-    snprintf(b, sizeof b, "%s/sim.fr", f.dir);
-    same_shared(a, b);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked global model differs from the simulator's");
     /* and the alpha mattered: without it the model differs */
     cr_assert_eq(sh("%s train --data %s --implicit-weight --confidence-alpha 0 %s --quiet --out %s/sim0.fr >/dev/null",
                     FR_FEDREC_BIN, f.data, opts, f.dir), 0);
-    fr_model *ma = NULL, *mb = NULL;
-    snprintf(b, sizeof b, "%s/sim0.fr", f.dir);
-    cr_assert_eq(fr_model_load(&ma, a, NULL), FR_OK);
-    cr_assert_eq(fr_model_load(&mb, b, NULL), FR_OK);
-    cr_assert(memcmp(fr_model_params_const(ma), fr_model_params_const(mb), fr_model_n_shared(ma) * sizeof(float)));
-    fr_model_free(ma);
-    fr_model_free(mb);
+    cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "alpha 0 gave the same model");
     tu_rmtree(f.dir);
     free(f.dir);
 }
@@ -325,10 +321,7 @@ Test(net_procs, mutual_tls, .timeout = 180) {
                       "--key %s/certs/client.key --token-file %s/tok/tokens.secret --data %s/shards/c%u --timeout 5 "
                       "--give-up 60 >/dev/null 2>>%s/client%u.log",
                       FR_FEDREC_BIN, port, f.dir, f.dir, f.dir, f.dir, f.dir, c, f.dir, c);
-    int rc = wait_for(srv, 120);
-    if (rc != 0) show_logs(&f);
-    cr_assert_eq(rc, 0, "server exit %d", rc);
-    for (uint32_t c = 0; c < 3; c++) cr_assert_eq(wait_for(cl[c], 30), 0, "client %u", c);
+    finish(&f, srv, cl, 3);
     tu_rmtree(f.dir);
     free(f.dir);
 }
