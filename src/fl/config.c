@@ -105,6 +105,16 @@ fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, u
     return fri_fl_sample_among(c, round, NULL, n_clients, 0.0, ids, k, &want);
 }
 
+uint32_t fri_fl_want(const fr_fl_config *c, uint32_t n) {
+    double cpr = c->clients_per_round;
+    if (cpr >= 1) return cpr < (double)n ? (uint32_t)cpr : n;
+    if (cpr > 0 && n > 0) {
+        double f = ceil(cpr * (double)n);
+        return f < 1 ? 1 : f > n ? n : (uint32_t)f;
+    }
+    return n;
+}
+
 fr_err fri_fl_sample_among(const fr_fl_config *c, uint32_t round, const uint32_t *avail, uint32_t n_avail,
                            double over_select, uint32_t *ids, uint32_t *k, uint32_t *want_out) {
     *k = 0;
@@ -126,14 +136,7 @@ fr_err fri_fl_sample_among(const fr_fl_config *c, uint32_t round, const uint32_t
         }
         ids[na++] = i;
     }
-    double cpr = c->clients_per_round;
-    uint32_t want = na;
-    if (cpr >= 1) want = cpr < (double)na ? (uint32_t)cpr : na;
-    else if (cpr > 0) {
-        double f = ceil(cpr * (double)na);
-        want = f < 1 ? 1 : f > na ? na : (uint32_t)f;
-        if (na == 0) want = 0;
-    }
+    uint32_t want = fri_fl_want(c, na);
     /* over-selection: ceil((1 + o) * want), capped at the available count; the product
      * is taken as want + ceil(o * want) less a relative 1e-12, so 0.1 of 10 is 1, not 2 */
     uint32_t pick_n = want;

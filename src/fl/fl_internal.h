@@ -71,6 +71,9 @@ FR_NODISCARD fr_err fri_result_view_bytes(fri_result_view *v, const uint8_t *byt
 /* A view of a result in memory (not checked: fr_round_accept checks its shape). */
 void fri_result_view_of(fri_result_view *v, const fr_result *r);
 
+/* The results a round of n available clients wants: clients_per_round of them (all for
+ * 0, a whole count capped at n, or a fraction rounded up, at least 1 of n > 0). */
+uint32_t fri_fl_want(const fr_fl_config *c, uint32_t n);
 /* fr_fl_sample among the clients avail[0, n_avail) (increasing ids, checked; NULL: the
  * ids 0..n_avail-1), over-selecting: the availability draws of fr_fl_sample on each
  * given id, want = the configured count of those available, then a uniform sample of

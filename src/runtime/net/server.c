@@ -419,17 +419,6 @@ static uint32_t connected(fr_net_server *s) {
     return n;
 }
 
-/* The target a round of n available clients would have (clients_per_round of them). */
-static uint32_t want_of(const fr_fl_config *f, uint32_t n) {
-    double cpr = f->clients_per_round;
-    if (cpr >= 1) return cpr < (double)n ? (uint32_t)cpr : n;
-    if (cpr > 0 && n) {
-        double x = ceil(cpr * (double)n);
-        return x < 1 ? 1 : x > n ? n : (uint32_t)x;
-    }
-    return n;
-}
-
 static fr_err save_state(fr_net_server *s) {
     if (!s->state_path) return FR_OK;
     uint8_t *b = NULL;
@@ -500,7 +489,7 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
     while (!e && fr_round_completed(s->ctl) < s->c.rounds && !atomic_load(&s->stop)) {
         /* wait for enough clients */
         uint32_t n = connected(s);
-        uint32_t need = s->c.min_clients ? s->c.min_clients : want_of(fr_round_fl_config(s->ctl), s->n_clients);
+        uint32_t need = s->c.min_clients ? s->c.min_clients : fri_fl_want(fr_round_fl_config(s->ctl), s->n_clients);
         uint64_t next_note = fri_net_now_ms() + 5000;
         while (n < need && !atomic_load(&s->stop)) {
             wait_until(s, fri_net_now_ms() + 100);
