@@ -28,6 +28,8 @@ int cli_fail(fr_err e, const char *what);
 /* Writes s as a JSON string (null for NULL): quotes, backslashes and control characters
  * escaped, valid UTF-8 kept, any other byte read as Latin-1 (\u00XX). */
 void cli_json_str(FILE *f, const char *s);
+/* Seconds on the monotonic clock (for durations). */
+double cli_now_s(void);
 /* The largest --threads: 4 per online core, at most 1024. */
 uint64_t cli_max_threads(void);
 /* Before any work: 0 if path (a file or a directory; NULL: none) can be read, else 1

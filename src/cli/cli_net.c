@@ -91,12 +91,6 @@ typedef struct server_run {
     double started;
 } server_run;
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static volatile sig_atomic_t got_signal;
 static fr_net_server *the_server;
 
@@ -135,7 +129,7 @@ static int on_round(void *user, const fr_net_round_info *in) {
                                     in->eval_users);
         fprintf(r->mf, ",\"clients\":%u,\"sampled\":%u,\"connected\":%u,\"bytes_up\":%" PRIu64
                 ",\"bytes_down\":%" PRIu64 ",\"seconds\":%.4f,\"elapsed\":%.3f}\n", in->st.clients, in->st.sampled,
-                in->connected, in->st.bytes_up, in->st.bytes_down, in->seconds, mono_s() - r->started);
+                in->connected, in->st.bytes_up, in->st.bytes_down, in->seconds, cli_now_s() - r->started);
         fflush(r->mf);
     }
     return 0;
@@ -296,7 +290,7 @@ static int cli_server(int argc, char **argv) {
     nc.contexts = (int)contexts;
     server_run r = {0};
     r.total = nc.rounds;
-    r.started = mono_s();
+    r.started = cli_now_s();
     cli_progress_init(&r.lines, quiet ? NULL : stdout);
     if (metrics_out && !(r.mf = fopen(metrics_out, "w"))) {
         fprintf(stderr, "fedrec server: --metrics-out: cannot write '%s': %s\n", metrics_out, strerror(errno));
@@ -665,7 +659,7 @@ static int cli_client(int argc, char **argv) {
         e = load_client(dir, cid2, no_state ? NULL : st_path, &bs[i]);
         if (!e) ms[i] = member_of(&bs[i], cid2, toks[i]);
     }
-    double t0 = mono_s();
+    double t0 = cli_now_s();
     if (!e && !rc) {
         printf("fedrec client: %u clients (%u .. %u) on %d threads\n", n, ms[0].id, ms[n - 1].id, (int)threads);
         cli_flush_stdout();
@@ -673,7 +667,7 @@ static int cli_client(int argc, char **argv) {
         if (!e)
             printf("fedrec client: %u clients done after round %u in %.1f s: %" PRIu64 " tasks, %" PRIu64
                    " results, %" PRIu64 " late, %.1f s computing, %.1f MB up, %.1f MB down\n", n, st.rounds_done,
-                   mono_s() - t0, st.tasks, st.results, st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
+                   cli_now_s() - t0, st.tasks, st.results, st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
                    (double)st.bytes_down / 1e6);
     }
     for (uint32_t i = 0; i < n; i++) { client_box_free(&bs[i]); free(toks[i]); }

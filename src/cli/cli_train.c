@@ -346,15 +346,9 @@ static char *checkpoint_path(const cli_train_opts *o, const arg_spec *specs, boo
     return p;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
-    double t_start = now_s();
+    double t_start = cli_now_s();
     fr_data *data = NULL;
     const char *why = NULL;
     fr_err e = fr_data_load(&data, src);
@@ -413,7 +407,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     /* epochs print on standard output, rounds on standard error (beside the header) */
     cli_progress_init(&p.lines, o->quiet ? NULL : c.centralized ? stdout : stderr);
     fr_loop_summary sum;
-    double t_train = now_s();
+    double t_train = cli_now_s();
     e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
     cli_progress_finish(&p.lines); /* the last step's line, if it came too soon after the one before */
     if (p.failed) {
@@ -422,7 +416,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         rc = 1;
         goto done;
     }
-    t_train = now_s() - t_train;
+    t_train = cli_now_s() - t_train;
     if (e) { rc = cli_fail(e, "train"); goto done; }
     if (o->resume && sum.ran == 0) /* nothing left to do: say so (exit 0, README: resuming a finished run) */
         fprintf(stderr, "fedrec train: the checkpoint is at round %u, %s %u %s already done; nothing was trained%s%s\n",
@@ -439,7 +433,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
     }
     /* the summary, --quiet or not: final and best metrics, the baseline, time, files */
-    cli_summary cs = {&c, &sum, data, why, now_s() - t_start, t_train, o->out, ckpt};
+    cli_summary cs = {&c, &sum, data, why, cli_now_s() - t_start, t_train, o->out, ckpt};
     int werr = 0;
     if (cli_summary_print(&cs, mf, &werr)) {
         if (werr) fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(werr));

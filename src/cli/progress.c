@@ -8,12 +8,6 @@
 
 #include "cli/cli.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void cli_progress_init(cli_progress *p, FILE *f) {
     memset(p, 0, sizeof *p);
     p->f = f;
@@ -33,13 +27,13 @@ static void emit(cli_progress *p, const char *line) {
     fputc('\n', p->f);
     if (p->f == stdout) cli_flush_stdout(); /* remembers a failure for the end */
     else fflush(p->f);
-    p->last = now_s();
+    p->last = cli_now_s();
     p->pending[0] = 0;
 }
 
 void cli_progress_line(cli_progress *p, const char *line) {
     if (!p->f) return;
-    if (p->every || p->last < 0 || now_s() - p->last >= p->interval) {
+    if (p->every || p->last < 0 || cli_now_s() - p->last >= p->interval) {
         emit(p, line);
         return;
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -124,4 +125,10 @@ int cli_finish_stdout(const char *cmd, int rc) {
     fprintf(stderr, "fedrec %s: writing to standard output failed: %s\n", cmd,
             stdout_errno ? strerror(stdout_errno) : "a write failed");
     return rc ? rc : 1;
+}
+
+double cli_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
