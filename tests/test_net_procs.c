@@ -218,13 +218,8 @@ static double clients_rmse(const fed *f) {
         char dir[4200], st[4300];
         snprintf(dir, sizeof dir, "%s/shards/c%u", f->dir, c);
         snprintf(st, sizeof st, "%s/client.state", dir);
-        fr_federation fd;
-        cr_assert_eq(fr_federation_load(dir, &fd), FR_OK, "%s", fr_errmsg());
         fr_source src;
-        fr_source_default(&src);
-        src.data = dir;
-        src.eval_negatives = 0;
-        src.load.ncf_items = fd.items;
+        cr_assert_eq(fr_source_shard(&src, dir), FR_OK, "%s", fr_errmsg());
         fr_data *d = NULL;
         cr_assert_eq(fr_data_load(&d, &src), FR_OK, "%s", fr_errmsg());
         fr_netc *nc = NULL;

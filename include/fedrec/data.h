@@ -463,6 +463,10 @@ FR_API FR_NODISCARD fr_err fr_source_parse_split(const char *text, fr_split_kind
  * decimal that reads back as the same double) into buf. FR_ERR_INVALID for an unknown
  * kind, FR_ERR_RANGE if cap is too small (buf of 40 bytes always suffices). */
 FR_API FR_NODISCARD fr_err fr_source_format_split(fr_split_kind kind, double ratio, char *buf, size_t cap);
+/* The source of one client's shard dir (fedrec data shard's DIR/cID): its NCF files, the
+ * item ids spanning the federation's catalogue (its federation.txt), its own negatives or
+ * none. Errors of fr_federation_load; s is the default source then. */
+FR_API FR_NODISCARD fr_err fr_source_shard(fr_source *s, const char *dir);
 
 /* The data of a run: train and test over one id space, evaluation negatives or none,
  * and a one-line description of what was loaded. Immutable once loaded, except for

@@ -370,14 +370,8 @@ static void client_box_free(client_box *b) {
 static fr_err load_client(const char *dir, uint32_t id, const char *state, client_box *b) {
     memset(b, 0, sizeof *b);
     fr_source src;
-    fr_source_default(&src);
-    src.data = dir;
-    fr_federation fed; /* the catalogue's size, which the client's own files do not show */
-    fr_err e = fr_federation_load(dir, &fed);
-    if (e) return e;
-    src.load.ncf_items = fed.items;
-    src.eval_negatives = 0; /* the shard's own test.negative, or none */
-    e = fr_data_load(&b->data, &src);
+    fr_err e = fr_source_shard(&src, dir);
+    if (!e) e = fr_data_load(&b->data, &src);
     if (!e) e = fr_netc_create(&b->state, fr_data_train(b->data), NULL, 0, id, state);
     if (!e && state) e = fr_netc_load(b->state, &b->resumed);
     if (e) client_box_free(b);
