@@ -38,7 +38,6 @@ typedef struct vclient {
     fr_err err;              /* VC_FAILED: why */
     char why[256];
     fr_net_client_stats stats;
-    bool saving;             /* the client has a state file */
 } vclient;
 
 /* The client's own evaluation (fr_netc_evaluate) as a RESULT carries it: HR@10 and
@@ -172,7 +171,7 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
     }
     case FRI_NET_DONE:
         e = m.done.model_len ? fr_netc_sync(v->st, m.done.model, m.done.model_len) : FR_OK;
-        if (!e && v->saving) e = fr_netc_save(v->st);
+        if (!e && c->save_state) e = fr_netc_save(v->st);
         if (e) failed(v, e, "client %u: the final model: %s", v->id, fr_errmsg());
         else v->state = VC_DONE;
         v->stats.rounds_done = m.done.rounds_done;
@@ -188,7 +187,7 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         e = fr_netc_step(v->st, m.task.body, m.task.body_len, &res, &resn);
         fri_net_eval ev = {0};
         if (!e && c->evaluate && v->test) e = evaluate(v, &ev);
-        if (!e && v->saving) e = fr_netc_save(v->st); /* before the RESULT leaves */
+        if (!e && c->save_state) e = fr_netc_save(v->st); /* before the RESULT leaves */
         v->stats.compute_seconds += now_s() - t0;
         fri_net_reply_free(rep);
         rep = NULL;
@@ -299,7 +298,6 @@ fr_err fr_net_clients_run(const fr_net_client_config *c, const fr_net_member *me
         v->negs = mem[i].negs;
         v->id = mem[i].id;
         v->token = mem[i].token;
-        v->saving = c->save_state;
         if (!v->token) e = fri_fail(FR_ERR_INVALID, "client %u: no token", v->id);
         if (!e) e = fri_sodium_init(); /* before threads */
         if (e) break;
