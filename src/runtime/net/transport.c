@@ -748,6 +748,7 @@ struct fri_net_client {
     pthread_mutex_t mu;       /* one request at a time */
     pthread_mutex_t amu;      /* the aio's completion */
     pthread_cond_t acv;
+    bool closed, abandoned;   /* fri_net_client_close's: guarded by amu */
     bool adone;               /* guarded by amu */
     atomic_int connected;     /* open connections (0 or 1) */
     atomic_uint_fast64_t connects, losses, redials;
@@ -1063,9 +1064,7 @@ uint64_t fri_net_client_redials(const fri_net_client *c) {
     return atomic_load(&((fri_net_client *)c)->redials);
 }
 
-void fri_net_client_close(fri_net_client *c) {
-    if (!c) return;
-    if (c->sock_open) nng_close(c->sock); /* closes the dialer and its connection */
+static void client_free(fri_net_client *c) {
     nng_aio_free(c->aio);
     if (c->tls) nng_tls_config_free(c->tls);
     fri_free(c->url);
@@ -1073,4 +1072,43 @@ void fri_net_client_close(fri_net_client *c) {
     pthread_mutex_destroy(&c->amu);
     pthread_mutex_destroy(&c->mu);
     fri_free(c);
+}
+
+/* nng_close on a thread of its own: nng 1.5.2's close can wait forever for a connection
+ * the server closed at the same moment (seen about once in 25 runs of the bad-peer test).
+ * The closer frees the client itself if fri_net_client_close stopped waiting for it. */
+static void *closer_main(void *arg) {
+    fri_net_client *c = arg;
+    nng_close(c->sock); /* closes the dialer and its connection */
+    pthread_mutex_lock(&c->amu);
+    c->closed = true;
+    bool abandoned = c->abandoned;
+    pthread_cond_signal(&c->acv);
+    pthread_mutex_unlock(&c->amu);
+    if (abandoned) client_free(c);
+    return NULL;
+}
+
+/* How long fri_net_client_close waits for nng's close before leaving it to its thread. */
+#define CLIENT_CLOSE_WAIT_MS 10000
+
+void fri_net_client_close(fri_net_client *c) {
+    if (!c) return;
+    pthread_t th;
+    if (!c->sock_open) { client_free(c); return; }
+    if (pthread_create(&th, NULL, closer_main, c) != 0) { /* no thread: close here */
+        nng_close(c->sock);
+        client_free(c);
+        return;
+    }
+    pthread_detach(th);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += CLIENT_CLOSE_WAIT_MS / 1000;
+    pthread_mutex_lock(&c->amu);
+    while (!c->closed && pthread_cond_timedwait(&c->acv, &c->amu, &until) == 0) {}
+    bool closed = c->closed;
+    if (!closed) c->abandoned = true; /* the closer frees it, if nng ever returns */
+    pthread_mutex_unlock(&c->amu);
+    if (closed) client_free(c);
 }

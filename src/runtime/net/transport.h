@@ -209,7 +209,8 @@ bool fri_net_client_connected(const fri_net_client *c);
  * dialer can stop redialling after a handshake cut short; see transport.c). */
 uint64_t fri_net_client_redials(const fri_net_client *c);
 /* Closes the connection and frees the client. No request may be in progress on it.
- * Accepts NULL. */
+ * Accepts NULL. Waits at most 10 s for nng's close (which can hang in nng 1.5.2); past
+ * that the close goes on in the background and frees the client when it returns. */
 void fri_net_client_close(fri_net_client *c);
 
 #endif
