@@ -9,6 +9,7 @@
  *   fl.h          updates, TASK/RESULT messages, the client step, the round controller
  *   run.h         the training loop, run configs and presets, provenance
  *   runtime.h     the in-process simulator and fr_run
+ *   privacy.h     the privacy accountant (later: clipping, noise, secure aggregation)
  *   net_client.h  a networked client process's state and step (fr_netc) */
 #ifndef FEDREC_FEDREC_H
 #define FEDREC_FEDREC_H
@@ -19,6 +20,7 @@
 #include "fedrec/train.h"
 #include "fedrec/eval.h"
 #include "fedrec/model_eval.h"
+#include "fedrec/privacy.h"
 #include "fedrec/fl.h"
 #include "fedrec/run.h"
 #include "fedrec/runtime.h"
