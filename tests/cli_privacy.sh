@@ -32,6 +32,8 @@ grep -Eq '^noise multiplier [0-9.]+: epsilon [0-9.]+ at delta 1e-05 \(target 1; 
     "$tmp/out" || fail "target text form: $(cat "$tmp/out")"
 # nothing spent
 "$bin" privacy --noise 1 --sample-rate 0 --rounds 100 --delta 1e-5 --json | grep -q '^{"epsilon":0,' || fail "q = 0"
+[ "$("$bin" privacy --noise 1 --sample-rate 0.1 --rounds 0 --delta 1e-5)" = \
+  "epsilon 0 at delta 1e-05 (noise multiplier 1, sample rate 0.1, 0 rounds)" ] || fail "rounds 0"
 # usage errors (2) and failures (1)
 u() { # expected-rc expected-stderr-regex args...
     local want_rc="$1" re="$2"; shift 2

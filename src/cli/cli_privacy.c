@@ -89,14 +89,16 @@ int cli_privacy(int argc, char **argv) {
             json_num(target);
         }
         printf("}\n");
-    } else if (by_target) {
-        printf("noise multiplier %.7g: epsilon %.6g at delta %g (target %g; sample rate %g, %" PRIu64
-               " rounds, best Rényi order %g)\n",
-               noise, eps, delta, target, q, rounds, order);
     } else {
-        printf("epsilon %.6g at delta %g (noise multiplier %g, sample rate %g, %" PRIu64
-               " rounds, best Rényi order %g)\n",
-               eps, delta, noise, q, rounds, order);
+        char best[64] = ""; /* at ε = 0 every order is best */
+        if (eps > 0) snprintf(best, sizeof best, ", best Rényi order %g", order);
+        if (by_target)
+            printf("noise multiplier %.7g: epsilon %.6g at delta %g (target %g; sample rate %g, %" PRIu64
+                   " rounds%s)\n",
+                   noise, eps, delta, target, q, rounds, best);
+        else
+            printf("epsilon %.6g at delta %g (noise multiplier %g, sample rate %g, %" PRIu64 " rounds%s)\n", eps,
+                   delta, noise, q, rounds, best);
     }
     return 0;
 }
