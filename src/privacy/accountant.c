@@ -9,10 +9,10 @@
  * (the i = 0, 1 terms cancel against Σ C(α,i)(1−q)^{α−i}q^i = 1), a sum of positive terms
  * summed in log space, so rdp keeps its relative precision however close A_α is to 1 (tiny
  * q, huge σ). Fractional α: the paper's two series split at z0 = σ²·log(1/q − 1) + 1/2,
- * with erfc factors, each term in log space with its sign; the tails alternate, so the
- * sum stops once a term is below 2^-55 of the sum and decreasing, adding half of it
- * (the mean of two partial sums). The result is kept within [rdp(⌊α⌋), rdp(⌈α⌉)], which
- * holds exactly because a Rényi divergence does not decrease with its order.
+ * with erfc factors, each term in log space; past i = ⌈α⌉ they alternate in sign and
+ * shrink only like i^-(α+2), so that tail is summed apart and accelerated by Euler's
+ * transform (log_a_frac). The result is kept within [rdp(⌊α⌋), rdp(⌈α⌉)], which holds
+ * exactly because a Rényi divergence does not decrease with its order.
  * Composition: RDP adds over steps. Conversion (Balle et al. 2020, "Hypothesis testing
  * interpretations and Rényi differential privacy", Theorem 21; the form opacus and
  * dp-accounting use):
@@ -131,8 +131,8 @@ static void frac_terms(const frac_series *f, double i, double lc, double *t0, do
  * (the mean of two partial sums); or when Euler's transform of its last partial sums has
  * converged to 2^-55 (the tail's terms fall like i^-(α+2) only, so this saves thousands of
  * terms where the Gaussian tails are wide); or after FRAC_MAX_TERMS terms on a positive
- * term (an alternating tail's partial sum ending so is above its limit). NAN if the sum is not
- * positive (rounding, far beyond realistic arguments). */
+ * term (an alternating tail's partial sum ending so is above its limit). NAN if the sum
+ * is not positive (rounding, far beyond realistic arguments). */
 static double log_a_frac(double q, double sigma, double alpha) {
     frac_series f = {.alpha = alpha, .lq = log(q), .l1q = log1p(-q), .c = 0.5 / sigma / sigma,
                      .k = INV_SQRT2 / sigma};
