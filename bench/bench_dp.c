@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
         fr_pool *p = NULL;
         if (fr_pool_create(&p, t)) return 1;
         double t0 = now_s();
-        if (fr_dp_add_noise(v, n, sigma, key, p)) return 1;
+        if (fr_dp_add_noise(v, n, sigma, key, 0, p)) return 1;
         double s = now_s() - t0;
         printf("{\"n\":%zu,\"sigma_units\":%llu,\"threads\":%d,\"seconds\":%.4f,\"ns_per_coord\":%.1f}\n", n,
                (unsigned long long)sigma, t, s, s * 1e9 / (double)n);

@@ -113,9 +113,9 @@ Test(dp_noise, vector_noise_is_the_same_on_any_threads) {
     cr_assert_eq(fr_pool_create(&p2, 2), FR_OK);
     cr_assert_eq(fr_pool_create(&p3, 3), FR_OK);
     uint64_t sigma = (uint64_t)3 << 32;
-    cr_assert_eq(fr_dp_add_noise(a, n, sigma, key, NULL), FR_OK);
-    cr_assert_eq(fr_dp_add_noise(b, n, sigma, key, p2), FR_OK);
-    cr_assert_eq(fr_dp_add_noise(c, n, sigma, key, p3), FR_OK);
+    cr_assert_eq(fr_dp_add_noise(a, n, sigma, key, 0, NULL), FR_OK);
+    cr_assert_eq(fr_dp_add_noise(b, n, sigma, key, 0, p2), FR_OK);
+    cr_assert_eq(fr_dp_add_noise(c, n, sigma, key, 0, p3), FR_OK);
     cr_assert(memcmp(a, b, n * 8) == 0 && memcmp(a, c, n * 8) == 0);
     /* chunk 1 is the stream of nonce 1 */
     fr_dp_stream *s = NULL;
@@ -129,7 +129,7 @@ Test(dp_noise, vector_noise_is_the_same_on_any_threads) {
         s2 += d * d;
     }
     cr_assert(fabs(s2 / (double)n - 1) < 5 * sqrt(2.0 / (double)n), "std %g", sqrt(s2 / (double)n));
-    cr_assert_eq(fr_dp_add_noise(a, n, FR_DP_MAX_SIGMA + 1, key, NULL), FR_ERR_INVALID);
+    cr_assert_eq(fr_dp_add_noise(a, n, FR_DP_MAX_SIGMA + 1, key, 0, NULL), FR_ERR_INVALID);
     fr_dp_stream_free(s);
     fr_pool_free(p2);
     fr_pool_free(p3);

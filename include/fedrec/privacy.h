@@ -97,11 +97,14 @@ FR_API int64_t fr_dp_discrete_gaussian(fr_dp_stream *s, uint64_t sigma);
 
 /* Adds an independent N_Z(0, sigma^2) to each v[i], modulo 2^64 (v is a fixed-point sum
  * being released). The coordinates are cut in chunks of FR_DP_NOISE_CHUNK, chunk c drawn
- * from the stream (key, nonce c): the result does not depend on pool (may be NULL: the
- * caller's thread) or its size. sigma 0 adds nothing. FR_ERR_INVALID (sigma above
+ * from the stream (key, nonce0 + c): the result does not depend on pool (may be NULL:
+ * the caller's thread) or its size. Several vectors noised under one key must use
+ * disjoint nonce ranges (fr_dp_noise_chunks(n) each). sigma 0 adds nothing. FR_ERR_INVALID (sigma above
  * FR_DP_MAX_SIGMA), FR_ERR_NOMEM, FR_ERR_INTERNAL. */
 #define FR_DP_NOISE_CHUNK 65536
 FR_API FR_NODISCARD fr_err fr_dp_add_noise(int64_t *v, size_t n, uint64_t sigma, const uint8_t key[FR_DP_KEY_BYTES],
-                                           fr_pool *pool);
+                                           uint64_t nonce0, fr_pool *pool);
+/* The nonces fr_dp_add_noise uses for n coordinates. */
+FR_API uint64_t fr_dp_noise_chunks(size_t n);
 
 #endif

@@ -263,20 +263,22 @@ typedef struct noise_ctx {
     uint64_t sigma;
     u256 den;
     const uint8_t *key;
+    uint64_t nonce0;
 } noise_ctx;
 
 static void noise_chunk(void *ctx, size_t c, int worker) {
     (void)worker;
     noise_ctx *x = ctx;
     fr_dp_stream s;
-    stream_init(&s, x->key, (uint64_t)c);
+    stream_init(&s, x->key, x->nonce0 + (uint64_t)c);
     size_t lo = c * (size_t)FR_DP_NOISE_CHUNK, hi = lo + FR_DP_NOISE_CHUNK < x->n ? lo + FR_DP_NOISE_CHUNK : x->n;
     uint64_t *v = (uint64_t *)x->v; /* modulo 2^64 */
     for (size_t i = lo; i < hi; i++) v[i] += (uint64_t)dgauss(&s, x->sigma, &x->den);
     sodium_memzero(&s, sizeof s);
 }
 
-fr_err fr_dp_add_noise(int64_t *v, size_t n, uint64_t sigma, const uint8_t key[FR_DP_KEY_BYTES], fr_pool *pool) {
+fr_err fr_dp_add_noise(int64_t *v, size_t n, uint64_t sigma, const uint8_t key[FR_DP_KEY_BYTES], uint64_t nonce0,
+                       fr_pool *pool) {
     if (sigma == 0 || n == 0) return FR_OK;
     if (sigma > FR_DP_MAX_SIGMA)
         return fri_fail(FR_ERR_INVALID, "noise: sigma %llu units, at most %llu", (unsigned long long)sigma,
@@ -284,10 +286,12 @@ fr_err fr_dp_add_noise(int64_t *v, size_t n, uint64_t sigma, const uint8_t key[F
     if (!v || !key) return fri_fail(FR_ERR_INVALID, "noise: NULL vector or key");
     fr_err e = fri_sodium_init();
     if (e) return e;
-    noise_ctx x = {v, n, sigma, dgauss_den(sigma), key};
+    noise_ctx x = {v, n, sigma, dgauss_den(sigma), key, nonce0};
     size_t chunks = (n + FR_DP_NOISE_CHUNK - 1) / FR_DP_NOISE_CHUNK;
     if (pool) fr_pool_for(pool, chunks, 1, noise_chunk, &x);
     else
         for (size_t c = 0; c < chunks; c++) noise_chunk(&x, c, 0);
     return FR_OK;
 }
+
+uint64_t fr_dp_noise_chunks(size_t n) { return ((uint64_t)n + FR_DP_NOISE_CHUNK - 1) / FR_DP_NOISE_CHUNK; }
