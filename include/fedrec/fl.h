@@ -257,6 +257,8 @@ FR_API FR_NODISCARD fr_err fr_fl_dp_epsilon(const fr_fl_config *c, uint32_t n_cl
 /* Clients for round `round` (1-based) out of n_clients, in increasing id order: the
  * available ones (availability, stream (seed, round, client, AVAIL)) then a uniform
  * sample without replacement of the configured count (stream (seed, round, 0, SAMPLE)).
+ * A DP federation samples each client on its own with probability fr_fl_dp_rate
+ * (Poisson sampling, stream (seed, round, client, DP_SAMPLE)): the count varies.
  * ids must hold n_clients entries. *k gets the count (may be 0). FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, uint32_t *ids,
                                  uint32_t *k);

@@ -103,6 +103,7 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, uint32_t *ids, uint32_t *k) {
+    if (fr_fl_dp_on(c)) return fri_dp_sample(c, round, n_clients, NULL, n_clients, 0.0, ids, k); /* Poisson */
     uint32_t want;
     return fri_fl_sample_among(c, round, NULL, n_clients, 0.0, ids, k, &want);
 }
