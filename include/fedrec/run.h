@@ -236,7 +236,8 @@ FR_API FR_NODISCARD fr_err fr_run_baseline(fr_model_kind kind, const fr_dataset 
  *   "model"            {every field of fr_model_config; enums by name: "kind": "neumf"}
  *   federated runs:    "fl" {every field of fr_fl_config; optimizers as objects, an item
  *                      optimizer that follows the local one is "kind": "same"},
- *                      "rounds", "partition" ("user", "iid:K", "dirichlet:K[:ALPHA]")
+ *                      "rounds", "partition" ("user", "iid:K", "dirichlet:K[:ALPHA]"),
+ *                      with DP also "dp_epsilon" and "dp_delta" (the privacy spent)
  *   centralized runs:  "train" {every field of fr_train_config}, "epochs", "lr_decay"
  * A 64-bit integer above 2^53 is written as a decimal string (JSON numbers are doubles);
  * a float that is not finite as null. Decoding ignores unknown keys, keeps the values the
@@ -277,6 +278,9 @@ typedef struct fr_provenance {
                                 "dirichlet:K[:ALPHA]"); NULL: "user" */
     uint64_t epochs;         /* centralized: epochs completed */
     double lr_decay;         /* centralized: epoch e trained at lr * lr_decay^(e-1) (1) */
+    double dp_epsilon;       /* federated with DP (fl.dp_clip > 0): the epsilon spent by its
+                                rounds ("dp_epsilon"; NaN: unknown or infinite, null in JSON) */
+    double dp_delta;         /* ... at this delta ("dp_delta"; NaN: unknown) */
     void *owned_;            /* private: the strings the struct owns */
 } fr_provenance;
 
