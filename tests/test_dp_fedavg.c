@@ -98,11 +98,11 @@ Test(dp_fedavg, config_encoding_and_refusals) {
     cr_assert_eq(fr_fl_config_check(&x), FR_ERR_INVALID);
 
     /* the TASK carries the round's clip; over-selection is refused */
-    fr_model_config m = mf_cfg(5, 2);
+    fr_model_config m_plain_cfg = mf_cfg(5, 2);
     fr_fl_config y = fedavg_cfg();
     dp_on(&y, 0.75, 1);
     fr_round *rd = NULL;
-    cr_assert_eq(fr_round_create(&rd, &m, &y, 10, 1), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_round_create(&rd, &m_plain_cfg, &y, 10, 1), FR_OK, "%s", fr_errmsg());
     uint32_t all[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     cr_assert_eq(fr_round_begin_among(rd, all, 10, 0.2, NULL, NULL), FR_ERR_INVALID);
     const uint32_t *ids;
@@ -116,6 +116,33 @@ Test(dp_fedavg, config_encoding_and_refusals) {
     cr_assert_eq(fr_task_create(&t), FR_OK);
     cr_assert_eq(fr_task_decode(t, tb, tn), FR_OK, "%s", fr_errmsg());
     cr_assert_eq(fr_task_dp_clip(t), 0.75);
+    /* damage behind a valid CRC: a clip that is not a clip; the DP flag taken away (the
+     * config then starts 8 bytes early: refused); a DP flag on a TASK without DP */
+    uint8_t *m = malloc(tn);
+    const double bad[3] = {0, NAN, 2e9};
+    for (int i = 0; i < 3; i++) {
+        memcpy(m, tb, tn);
+        fri_put_f64(m + 48, bad[i]); /* header 24 + round, CRC, length, flags, bound */
+        fri_put_u32(m + 16, fr_crc32c(0, m + 24, tn - 24));
+        cr_assert_eq(fr_task_decode(t, m, tn), FR_ERR_FORMAT, "clip %g", bad[i]);
+        cr_assert(strstr(fr_errmsg(), "DP clip") != NULL, "%s", fr_errmsg());
+    }
+    memcpy(m, tb, tn);
+    fri_put_u32(m + 36, 0);
+    fri_put_u32(m + 16, fr_crc32c(0, m + 24, tn - 24));
+    cr_assert_eq(fr_task_decode(t, m, tn), FR_ERR_FORMAT);
+    free(m);
+    fr_round_free(rd);
+    fr_fl_config plain = fedavg_cfg();
+    cr_assert_eq(fr_round_create(&rd, &m_plain_cfg, &plain, 10, 1), FR_OK);
+    cr_assert_eq(fr_round_begin(rd, NULL, NULL), FR_OK);
+    cr_assert_eq(fr_round_task(rd, 0, &tb, &tn), FR_OK);
+    m = malloc(tn);
+    memcpy(m, tb, tn);
+    fri_put_u32(m + 36, 1);
+    fri_put_u32(m + 16, fr_crc32c(0, m + 24, tn - 24));
+    cr_assert_eq(fr_task_decode(t, m, tn), FR_ERR_FORMAT);
+    free(m);
     fr_task_free(t);
     fr_round_free(rd);
 }
