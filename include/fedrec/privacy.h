@@ -3,7 +3,12 @@
  *   - The accountant: Rényi DP of the Poisson-subsampled Gaussian mechanism (Mironov,
  *     Talwar and Zhang 2019), composed over steps and converted to (ε, δ) with the
  *     improved conversion of Balle et al. 2020.
- * Later sections (clipping, noise, secure aggregation) join this header. */
+ *   - Clipping: a vector in pieces clipped to an L2 norm and quantized to fixed point
+ *     with the bound checked exactly in integers.
+ *   - Noise: a sampler of the discrete Gaussian on the integers that is sound for
+ *     differential privacy (exact integer arithmetic, ChaCha20 randomness keyed from
+ *     libsodium's CSPRNG), and its addition to a fixed-point vector.
+ * Later sections (secure aggregation) join this header. */
 #ifndef FEDREC_PRIVACY_H
 #define FEDREC_PRIVACY_H
 #include <stddef.h>
@@ -68,5 +73,76 @@ FR_API FR_NODISCARD fr_err fr_dp_epsilon(double q, double sigma, uint64_t steps,
  * even FR_DP_SIGMA_SEARCH_MIN meets it. */
 FR_API FR_NODISCARD fr_err fr_dp_sigma_for_epsilon(double q, uint64_t steps, double delta, double target_eps,
                                                    double *sigma);
+
+/* ------------------------------------------------------------------ clipping */
+
+/* One piece of a vector that is clipped as a whole (a client's dense part, each of its
+ * item rows' value arrays): n floats at x, their fixed-point values written to q. */
+typedef struct fr_dp_part {
+    const float *x;   /* [n] the values */
+    int64_t *q;       /* [n] out: the clipped values in units of 1/scale */
+    size_t n;
+} fr_dp_part;
+
+#define FR_DP_MAX_CLIP 1073741824.0 /* 2^30: clip * 2^32 must fit in an int64 */
+
+/* L2 clipping of the vector made of parts[0, n_parts) (one vector, whatever its pieces)
+ * to norm `clip`, then quantization to the grid of 1/scale: q = trunc(f * x * scale) with
+ * f = min(1, clip / ||x||) (rounded toward zero, so no value grows). The guarantee is
+ * checked in exact integer arithmetic, not in floats: sum q^2 <= floor(clip * scale)^2
+ * (a 128-bit sum); when a product's rounding would break it, f shrinks by a part in 2^40
+ * and q is recomputed until it holds. *norm (may be NULL) gets ||x|| (in double, the
+ * parts in order). scale in [1, 2^32], clip in (0, FR_DP_MAX_CLIP], clip * scale < 2^62.
+ * FR_ERR_INVALID (a bad clip or scale, NULL pieces), FR_ERR_RANGE (a value not finite).
+ * Thread-safe (no state). */
+FR_API FR_NODISCARD fr_err fr_dp_clip_quantize(const fr_dp_part *parts, size_t n_parts, double clip, double scale,
+                                               double *norm);
+
+/* ------------------------------------------------------------------ noise */
+
+/* A ChaCha20 keystream (libsodium's crypto_stream_chacha20, 64-bit nonce and block
+ * counter) read as 64-bit words: the randomness of the noise samplers. */
+typedef struct fr_dp_stream fr_dp_stream;
+
+#define FR_DP_KEY_BYTES 32
+
+/* A stream of key (FR_DP_KEY_BYTES) and nonce. FR_ERR_NOMEM, FR_ERR_INTERNAL (libsodium
+ * could not start). */
+FR_API FR_NODISCARD fr_err fr_dp_stream_create(fr_dp_stream **out, const uint8_t *key, uint64_t nonce);
+FR_API void fr_dp_stream_free(fr_dp_stream *s);
+FR_API uint64_t fr_dp_stream_u64(fr_dp_stream *s);
+
+/* A fresh key from libsodium's CSPRNG (randombytes_buf): the default for every noise.
+ * FR_ERR_INTERNAL if libsodium could not start. */
+FR_API FR_NODISCARD fr_err fr_dp_random_key(uint8_t key[FR_DP_KEY_BYTES]);
+/* A key derived from (seed, round, client, purpose) (the library's counter-based stream,
+ * not cryptographic): for reproducible tests and simulations only, never a deployment. */
+FR_API void fr_dp_seeded_key(uint8_t key[FR_DP_KEY_BYTES], uint64_t seed, uint32_t round, uint32_t client,
+                             uint32_t purpose);
+
+/* The largest scale the discrete Gaussian sampler takes: its arithmetic is exact in 256
+ * bits up to it. */
+#define FR_DP_MAX_SIGMA 72057594037927936ull /* 2^56 */
+
+/* One draw of the discrete Gaussian N_Z(0, sigma^2) on the integers, P(x) proportional
+ * to exp(-x^2 / (2 sigma^2)), for an integer sigma in [1, FR_DP_MAX_SIGMA] (Canonne,
+ * Kamath and Steinke 2020, Algorithm 3: a discrete Laplace proposal of scale sigma + 1
+ * and an exact Bernoulli(exp(-gamma)) acceptance, all in integer arithmetic on uniform
+ * draws from s; no floating point decides anything). Outcomes |x| >= 2^62 are redrawn,
+ * which changes the distribution by less than exp(-2^123 / sigma^2) (e^-2048 at the
+ * largest sigma). */
+FR_API int64_t fr_dp_discrete_gaussian(fr_dp_stream *s, uint64_t sigma);
+
+/* Adds an independent N_Z(0, sigma^2) to each v[i], modulo 2^64 (v is a fixed-point sum
+ * being released). The coordinates are cut in chunks of FR_DP_NOISE_CHUNK, chunk c drawn
+ * from the stream (key, nonce0 + c): the result does not depend on pool (may be NULL:
+ * the caller's thread) or its size. Several vectors noised under one key must use
+ * disjoint nonce ranges (fr_dp_noise_chunks(n) each). sigma 0 adds nothing. FR_ERR_INVALID (sigma above
+ * FR_DP_MAX_SIGMA), FR_ERR_NOMEM, FR_ERR_INTERNAL. */
+#define FR_DP_NOISE_CHUNK 65536
+FR_API FR_NODISCARD fr_err fr_dp_add_noise(int64_t *v, size_t n, uint64_t sigma, const uint8_t key[FR_DP_KEY_BYTES],
+                                           uint64_t nonce0, fr_pool *pool);
+/* The nonces fr_dp_add_noise uses for n coordinates. */
+FR_API uint64_t fr_dp_noise_chunks(size_t n);
 
 #endif

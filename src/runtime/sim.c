@@ -154,6 +154,7 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
     s->pool = pool;
     s->n_workers = fr_pool_size(pool);
     e = fr_round_create(&s->ctl, &s->mcfg, cfg, s->n_clients, s->n_workers);
+    if (!e) fr_round_set_pool(s->ctl, pool); /* the DP noise's chunks (idle at the round's end) */
     if (!e) e = fr_model_create(&s->full, &s->mcfg);
     if (e) goto fail;
     s->w = fri_calloc((size_t)s->n_workers, sizeof *s->w);
