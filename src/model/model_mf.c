@@ -176,14 +176,50 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
  * loss_impl builds it from a zero gradient, ((0 + k x) with L2) + ds y, and its step
  * p -= lr g. Elementwise, so the same bits as the separate loops; the rows an example
  * touches are distinct (a BPR negative is never the user's positive, and user and item
- * rows live in different tables). The lanes sit in SSE registers where the target has
- * them (every x86-64): the same IEEE operations on the same lanes as the scalar code. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#define FRI_MF_SSE 1
-#else
-#define FRI_MF_SSE 0
+ * rows live in different tables).
+ *
+ * The eight lanes are one vector of the compiler's (GNU vector extensions): two SSE
+ * registers on a plain x86-64 build, one AVX register in the copy of the loop compiled
+ * for AVX, taken when the CPU has it. Every lane sees the same IEEE operations (a
+ * multiply, then an add; never a fused multiply-add, which the ISO C mode and the "avx"
+ * target without "fma" both rule out) in the same order, so both copies and the scalar
+ * code give the same bits; tests/test_train.c checks each copy against the generic loop.
+ * The pass prefetches the rows of the examples up to AHEAD past those it is reading:
+ * the shuffle makes their addresses random, and the tables fit in L2, not in L1. Neither
+ * the copy taken nor the prefetches change a value. */
+#if defined(__GNUC__)
+#define FRI_MF_V8 1
+typedef float v8f __attribute__((vector_size(32)));
+#if !defined(__clang__)
+/* the helpers below are static and inlined: no call passes a vector, so no ABI to keep */
+#pragma GCC diagnostic ignored "-Wpsabi"
 #endif
+static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
+static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+static inline v8f v8_splat(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+#else
+#define FRI_MF_V8 0
+#endif
+#if FRI_MF_V8 && (defined(__x86_64__) || defined(__i386__))
+#define FRI_MF_AVX 1
+#else
+#define FRI_MF_AVX 0
+#endif
+
+#define GROUP 2 /* examples read before any of them is written (see sgd_mse_body) */
+#define AHEAD 2 /* examples between a prefetch of rows and the read of them */
+
+static bool mf_avx_allowed = true; /* tests: false keeps the plain copy (fri_mf_sgd_allow_avx) */
+
+bool fri_mf_sgd_allow_avx(bool allow) {
+    bool was = mf_avx_allowed;
+    mf_avx_allowed = allow;
+#if FRI_MF_AVX
+    return was && __builtin_cpu_supports("avx");
+#else
+    return false;
+#endif
+}
 
 /* The pairwise sum of eight lanes, as fri_dot and one chunk of fri_sumsq add them. */
 static inline float lanes8(const float *s) { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
@@ -193,22 +229,32 @@ static inline double sumsq_of(const float *x, size_t d, const float *lanes) {
     return d <= 64 ? 0.0 + (double)lanes8(lanes) : fri_sumsq(x, d);
 }
 
+/* Brings a row of d floats towards L1 (no effect on any value). */
+static FRI_ALWAYS_INLINE void prefetch_row(const float *x, size_t d) {
+#if defined(__GNUC__)
+    for (size_t i = 0; i < d; i += 16) __builtin_prefetch(x + i, 1, 3);
+#else
+    (void)x;
+    (void)d;
+#endif
+}
+
 /* The lanes of a.b, a.a and b.b over rows of d floats. */
-static inline void read_pair(const float *restrict a, const float *restrict b, size_t d, float *ab, float *aa,
-                             float *bb) {
+static FRI_ALWAYS_INLINE void read_pair(const float *restrict a, const float *restrict b, size_t d, float *ab,
+                                        float *aa, float *bb) {
     const size_t d8 = d & ~(size_t)7;
-#if FRI_MF_SSE
-    __m128 x0 = _mm_setzero_ps(), x1 = x0, y0 = x0, y1 = x0, z0 = x0, z1 = x0;
+#if FRI_MF_V8
+    v8f x = {0}, y = {0}, z = {0};
     for (size_t i = 0; i < d8; i += 8) {
-        const __m128 a0 = _mm_loadu_ps(a + i), a1 = _mm_loadu_ps(a + i + 4);
-        const __m128 b0 = _mm_loadu_ps(b + i), b1 = _mm_loadu_ps(b + i + 4);
-        x0 = _mm_add_ps(x0, _mm_mul_ps(a0, b0)); x1 = _mm_add_ps(x1, _mm_mul_ps(a1, b1));
-        y0 = _mm_add_ps(y0, _mm_mul_ps(a0, a0)); y1 = _mm_add_ps(y1, _mm_mul_ps(a1, a1));
-        z0 = _mm_add_ps(z0, _mm_mul_ps(b0, b0)); z1 = _mm_add_ps(z1, _mm_mul_ps(b1, b1));
+        const v8f va = v8_load(a + i), vb = v8_load(b + i);
+        const v8f tab = va * vb, taa = va * va, tbb = vb * vb; /* apart from the adds: no contraction */
+        x += tab;
+        y += taa;
+        z += tbb;
     }
-    _mm_storeu_ps(ab, x0); _mm_storeu_ps(ab + 4, x1);
-    _mm_storeu_ps(aa, y0); _mm_storeu_ps(aa + 4, y1);
-    _mm_storeu_ps(bb, z0); _mm_storeu_ps(bb + 4, z1);
+    v8_store(ab, x);
+    v8_store(aa, y);
+    v8_store(bb, z);
 #else
     for (size_t j = 0; j < 8; j++) ab[j] = aa[j] = bb[j] = 0.0f;
     for (size_t i = 0; i < d8; i += 8)
@@ -226,26 +272,25 @@ static inline void read_pair(const float *restrict a, const float *restrict b, s
 }
 
 /* The lanes of p.q, p.n, p.p, q.q and n.n (a BPR triple) in one read of the rows. */
-static inline void read_triple(const float *restrict p, const float *restrict q, const float *restrict n, size_t d,
-                               float *pq, float *pn, float *pp, float *qq, float *nn) {
+static FRI_ALWAYS_INLINE void read_triple(const float *restrict p, const float *restrict q, const float *restrict n,
+                                          size_t d, float *pq, float *pn, float *pp, float *qq, float *nn) {
     const size_t d8 = d & ~(size_t)7;
-#if FRI_MF_SSE
-    __m128 a0 = _mm_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0, f0 = a0, f1 = a0;
+#if FRI_MF_V8
+    v8f a = {0}, b = {0}, c = {0}, e = {0}, f = {0};
     for (size_t i = 0; i < d8; i += 8) {
-        const __m128 p0 = _mm_loadu_ps(p + i), p1 = _mm_loadu_ps(p + i + 4);
-        const __m128 q0 = _mm_loadu_ps(q + i), q1 = _mm_loadu_ps(q + i + 4);
-        const __m128 n0 = _mm_loadu_ps(n + i), n1 = _mm_loadu_ps(n + i + 4);
-        a0 = _mm_add_ps(a0, _mm_mul_ps(p0, q0)); a1 = _mm_add_ps(a1, _mm_mul_ps(p1, q1));
-        b0 = _mm_add_ps(b0, _mm_mul_ps(p0, n0)); b1 = _mm_add_ps(b1, _mm_mul_ps(p1, n1));
-        c0 = _mm_add_ps(c0, _mm_mul_ps(p0, p0)); c1 = _mm_add_ps(c1, _mm_mul_ps(p1, p1));
-        e0 = _mm_add_ps(e0, _mm_mul_ps(q0, q0)); e1 = _mm_add_ps(e1, _mm_mul_ps(q1, q1));
-        f0 = _mm_add_ps(f0, _mm_mul_ps(n0, n0)); f1 = _mm_add_ps(f1, _mm_mul_ps(n1, n1));
+        const v8f vp = v8_load(p + i), vq = v8_load(q + i), vn = v8_load(n + i);
+        const v8f tpq = vp * vq, tpn = vp * vn, tpp = vp * vp, tqq = vq * vq, tnn = vn * vn;
+        a += tpq;
+        b += tpn;
+        c += tpp;
+        e += tqq;
+        f += tnn;
     }
-    _mm_storeu_ps(pq, a0); _mm_storeu_ps(pq + 4, a1);
-    _mm_storeu_ps(pn, b0); _mm_storeu_ps(pn + 4, b1);
-    _mm_storeu_ps(pp, c0); _mm_storeu_ps(pp + 4, c1);
-    _mm_storeu_ps(qq, e0); _mm_storeu_ps(qq + 4, e1);
-    _mm_storeu_ps(nn, f0); _mm_storeu_ps(nn + 4, f1);
+    v8_store(pq, a);
+    v8_store(pn, b);
+    v8_store(pp, c);
+    v8_store(qq, e);
+    v8_store(nn, f);
 #else
     for (size_t j = 0; j < 8; j++) pq[j] = pn[j] = pp[j] = qq[j] = nn[j] = 0.0f;
     for (size_t i = 0; i < d8; i += 8)
@@ -267,17 +312,26 @@ static inline void read_triple(const float *restrict p, const float *restrict q,
 }
 
 /* a -= lr * ((0 + k a) + ds b) and b -= lr * ((0 + k b) + ds a) elementwise (without L2:
- * 0 + ds b and 0 + ds a), from the values before the step. */
-static inline void step_pair(float *restrict a, float *restrict b, size_t d, bool l2, float k, float ds, float lr) {
+ * 0 + ds b and 0 + ds a), from the values before the step. One operation a statement:
+ * nothing for a compiler to contract. */
+static FRI_ALWAYS_INLINE void step_pair(float *restrict a, float *restrict b, size_t d, bool l2, float k, float ds,
+                                        float lr) {
     size_t i = 0;
-#if FRI_MF_SSE
-    const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vlr = _mm_set1_ps(lr);
-    for (; i + 4 <= d; i += 4) {
-        const __m128 ai = _mm_loadu_ps(a + i), bi = _mm_loadu_ps(b + i);
-        const __m128 ga = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, ai)) : z, _mm_mul_ps(vds, bi));
-        const __m128 gb = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, bi)) : z, _mm_mul_ps(vds, ai));
-        _mm_storeu_ps(a + i, _mm_sub_ps(ai, _mm_mul_ps(vlr, ga)));
-        _mm_storeu_ps(b + i, _mm_sub_ps(bi, _mm_mul_ps(vlr, gb)));
+#if FRI_MF_V8
+    const v8f z = {0}, vk = v8_splat(k), vds = v8_splat(ds), vlr = v8_splat(lr);
+    for (; i + 8 <= d; i += 8) {
+        const v8f ai = v8_load(a + i), bi = v8_load(b + i);
+        v8f ka = z, kb = z;
+        if (l2) {
+            const v8f ta = vk * ai, tb = vk * bi;
+            ka = z + ta;
+            kb = z + tb;
+        }
+        const v8f sb = vds * bi, sa = vds * ai;
+        const v8f ga = ka + sb, gb = kb + sa;
+        const v8f ua = vlr * ga, ub = vlr * gb;
+        v8_store(a + i, ai - ua);
+        v8_store(b + i, bi - ub);
     }
 #endif
     for (; i < d; i++) {
@@ -290,21 +344,27 @@ static inline void step_pair(float *restrict a, float *restrict b, size_t d, boo
 
 /* A BPR triple's step: p's gradient ((0 + k p) + ds q) + dsn n, q's (0 + k q) + ds p,
  * n's (0 + k n) + dsn p (without L2 the k terms are 0), from the values before the step. */
-static inline void step_triple(float *restrict p, float *restrict q, float *restrict n, size_t d, bool l2, float k,
-                               float ds, float dsn, float lr) {
+static FRI_ALWAYS_INLINE void step_triple(float *restrict p, float *restrict q, float *restrict n, size_t d,
+                                          bool l2, float k, float ds, float dsn, float lr) {
     size_t i = 0;
-#if FRI_MF_SSE
-    const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vdn = _mm_set1_ps(dsn),
-                 vlr = _mm_set1_ps(lr);
-    for (; i + 4 <= d; i += 4) {
-        const __m128 pi = _mm_loadu_ps(p + i), qi = _mm_loadu_ps(q + i), ni = _mm_loadu_ps(n + i);
-        const __m128 gp = _mm_add_ps(_mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, pi)) : z, _mm_mul_ps(vds, qi)),
-                                     _mm_mul_ps(vdn, ni));
-        const __m128 gq = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, qi)) : z, _mm_mul_ps(vds, pi));
-        const __m128 gn = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, ni)) : z, _mm_mul_ps(vdn, pi));
-        _mm_storeu_ps(p + i, _mm_sub_ps(pi, _mm_mul_ps(vlr, gp)));
-        _mm_storeu_ps(q + i, _mm_sub_ps(qi, _mm_mul_ps(vlr, gq)));
-        _mm_storeu_ps(n + i, _mm_sub_ps(ni, _mm_mul_ps(vlr, gn)));
+#if FRI_MF_V8
+    const v8f z = {0}, vk = v8_splat(k), vds = v8_splat(ds), vdn = v8_splat(dsn), vlr = v8_splat(lr);
+    for (; i + 8 <= d; i += 8) {
+        const v8f pi = v8_load(p + i), qi = v8_load(q + i), ni = v8_load(n + i);
+        v8f kp = z, kq = z, kn = z;
+        if (l2) {
+            const v8f tp = vk * pi, tq = vk * qi, tn = vk * ni;
+            kp = z + tp;
+            kq = z + tq;
+            kn = z + tn;
+        }
+        const v8f sq = vds * qi, sn = vdn * ni, sp = vds * pi, snp = vdn * pi;
+        const v8f gp0 = kp + sq;
+        const v8f gp = gp0 + sn, gq = kq + sp, gn = kn + snp;
+        const v8f up = vlr * gp, uq = vlr * gq, un = vlr * gn;
+        v8_store(p + i, pi - up);
+        v8_store(q + i, qi - uq);
+        v8_store(n + i, ni - un);
     }
 #endif
     for (; i < d; i++) {
@@ -317,55 +377,118 @@ static inline void step_triple(float *restrict p, float *restrict q, float *rest
     }
 }
 
-static double sgd_mse(const fr_model *m, float *P, float *Q, float *BU, float *BI, const struct fri_examples *ex,
-                      float lr, double sum) {
-    const fr_model_config *c = &m->cfg;
-    const size_t d = c->dim;
-    const double l2s = (double)c->l2 / 1.0, bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / 1.0 : l2s;
-    const bool l2 = l2s > 0;
-    const float k = (float)(2.0 * l2s), kb = (float)(2.0 * bl2s), mu = c->mu;
-    for (size_t x = 0; x < ex->n; x++) {
-        const uint32_t u = ex->user[x], i = ex->item[x];
-        float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d;
-        float spq[8], spp[8], sqq[8];
-        read_pair(p, q, d, spq, spp, sqq);
-        float s = lanes8(spq);
-        const float bu = BU[u], bi = BI[i];
-        s += mu + bu + bi;
-        const double e = (double)s - (double)ex->label[x];
-        double L = e * e / 1.0;
-        const float ds = (float)(2.0 * e / 1.0);
-        if (l2) {
-            L += l2s * sumsq_of(p, d, spp);
-            L += l2s * sumsq_of(q, d, sqq);
+/* One mf example between reading its rows and writing them. */
+typedef struct mse_step {
+    float *p, *q;    /* its user and item rows */
+    uint32_t u, i;   /* its user and item */
+    float bu, bi;    /* their biases before the step */
+    float ds;        /* d loss / d score */
+    double L;        /* its loss */
+} mse_step;
+
+/* The constants of an mf pass. */
+typedef struct mse_pass {
+    double l2s, bl2s; /* L2 of the rows and of the biases (per example: B = 1) */
+    bool l2;          /* l2s > 0 */
+    float k, kb, mu;  /* 2 l2s, 2 bl2s, the global mean */
+} mse_pass;
+
+/* Reads example x: its score, loss and d loss / d score, from the rows as they are. */
+static FRI_ALWAYS_INLINE void mse_read(const mse_pass *c, float *P, float *Q, const float *BU, const float *BI,
+                                       const struct fri_examples *ex, size_t x, size_t d, mse_step *st) {
+    const uint32_t u = ex->user[x], i = ex->item[x];
+    float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d;
+    float spq[8], spp[8], sqq[8];
+    read_pair(p, q, d, spq, spp, sqq);
+    float s = lanes8(spq);
+    const float bu = BU[u], bi = BI[i];
+    s += c->mu + bu + bi;
+    const double e = (double)s - (double)ex->label[x];
+    double L = e * e / 1.0;
+    if (c->l2) {
+        L += c->l2s * sumsq_of(p, d, spp);
+        L += c->l2s * sumsq_of(q, d, sqq);
+    }
+    if (c->bl2s > 0) {
+        L += c->bl2s * fri_sumsq(&bu, 1);
+        L += c->bl2s * fri_sumsq(&bi, 1);
+    }
+    *st = (mse_step){p, q, u, i, bu, bi, (float)(2.0 * e / 1.0), L};
+}
+
+/* Writes the step of an example read by mse_read. */
+static FRI_ALWAYS_INLINE void mse_write(const mse_pass *c, float *BU, float *BI, const mse_step *st, float lr,
+                                        size_t d) {
+    float dbu = 0.0f, dbi = 0.0f;
+    if (c->bl2s > 0) {
+        dbu += c->kb * st->bu;
+        dbi += c->kb * st->bi;
+    }
+    dbu += st->ds;
+    dbi += st->ds;
+    step_pair(st->p, st->q, d, c->l2, c->k, st->ds, lr);
+    BU[st->u] = st->bu - lr * dbu;
+    BI[st->i] = st->bi - lr * dbi;
+}
+
+/* The mf pass over rows of d floats (a constant where the caller specialises it).
+ * Consecutive examples with different users and different items touch disjoint rows and
+ * biases, so the later ones can be read before the earlier are written without changing a
+ * bit: up to GROUP such examples are read, then written in order, which gives the CPU
+ * independent chains (dot product, score, step) to overlap where one example's chain
+ * would leave its units idle. An example sharing a user or an item with one read before
+ * it waits for the next group. The loss terms are added in example order. */
+static FRI_ALWAYS_INLINE double sgd_mse_body(const fr_model_config *cfg, float *P, float *Q, float *BU, float *BI,
+                                             const struct fri_examples *ex, float lr, double sum, size_t d) {
+    mse_pass c;
+    c.l2s = (double)cfg->l2 / 1.0;
+    c.bl2s = cfg->bias_l2 > 0.0f ? (double)cfg->bias_l2 / 1.0 : c.l2s;
+    c.l2 = c.l2s > 0;
+    c.k = (float)(2.0 * c.l2s);
+    c.kb = (float)(2.0 * c.bl2s);
+    c.mu = cfg->mu;
+    const uint32_t *user = ex->user, *item = ex->item;
+    const size_t n = ex->n;
+    size_t pf = 0; /* the next example whose rows to prefetch */
+    for (size_t x = 0; x < n;) {
+        for (; pf < n && pf < x + GROUP + AHEAD; pf++) {
+            prefetch_row(P + (size_t)user[pf] * d, d);
+            prefetch_row(Q + (size_t)item[pf] * d, d);
         }
-        float dbu = 0.0f, dbi = 0.0f;
-        if (bl2s > 0) {
-            dbu += kb * bu;
-            dbi += kb * bi;
-            L += bl2s * fri_sumsq(&bu, 1);
-            L += bl2s * fri_sumsq(&bi, 1);
+        mse_step st[GROUP];
+        size_t g;
+        mse_read(&c, P, Q, BU, BI, ex, x, d, &st[0]);
+        g = 1;
+        while (g < GROUP && x + g < n) {
+            const uint32_t u = user[x + g], i = item[x + g];
+            bool apart = true;
+            for (size_t h = 0; h < g; h++) apart &= st[h].u != u && st[h].i != i;
+            if (!apart) break;
+            mse_read(&c, P, Q, BU, BI, ex, x + g, d, &st[g]);
+            g++;
         }
-        dbu += ds;
-        dbi += ds;
-        step_pair(p, q, d, l2, k, ds, lr);
-        BU[u] = bu - lr * dbu;
-        BI[i] = bi - lr * dbi;
-        sum += L * 1.0;
+        for (size_t h = 0; h < g; h++) mse_write(&c, BU, BI, &st[h], lr, d);
+        for (size_t h = 0; h < g; h++) sum += st[h].L * 1.0;
+        x += g;
     }
     return sum;
 }
 
-/* wt: the examples' weights (confidence), or NULL. Called with a constant NULL for
- * unweighted examples, so that loop keeps the operations it had before weights. */
-static inline double sgd_bpr(const fr_model *m, float *P, float *Q, const struct fri_examples *ex,
-                             const float *restrict wt, float lr, double sum) {
-    const fr_model_config *c = &m->cfg;
-    const size_t d = c->dim;
+/* The BPR pass. wt: the examples' weights (confidence), or NULL; a constant NULL for
+ * unweighted examples keeps the operations that loop had before weights. */
+static FRI_ALWAYS_INLINE double sgd_bpr_body(const fr_model_config *c, float *P, float *Q,
+                                             const struct fri_examples *ex, const float *restrict wt, float lr,
+                                             double sum, size_t d) {
     const double l2s = (double)c->l2 / 1.0;
     const bool l2 = l2s > 0;
     const float k = (float)(2.0 * l2s);
-    for (size_t x = 0; x < ex->n; x++) {
+    const size_t nx = ex->n;
+    for (size_t x = 0; x < nx; x++) {
+        if (x + AHEAD < nx) {
+            prefetch_row(P + (size_t)ex->user[x + AHEAD] * d, d);
+            prefetch_row(Q + (size_t)ex->item[x + AHEAD] * d, d);
+            prefetch_row(Q + (size_t)ex->neg[x + AHEAD] * d, d);
+        }
         float *restrict p = P + (size_t)ex->user[x] * d, *restrict q = Q + (size_t)ex->item[x] * d,
                         *restrict n = Q + (size_t)ex->neg[x] * d;
         float spq[8], spn[8], spp[8], sqq[8], snn[8];
@@ -392,16 +515,55 @@ static inline double sgd_bpr(const fr_model *m, float *P, float *Q, const struct
     return sum;
 }
 
+/* One pass (mf or bpr, weighted or not) with the row length a constant for the common
+ * dims, so the lane loops unroll. The same source is compiled twice: plain, and for AVX. */
+#define MF_PASS_BODY                                                                                                   \
+    if (bpr) {                                                                                                         \
+        if (ex->alpha > 0)                                                                                             \
+            return sgd_bpr_body(c, P, Q, ex, ex->wt, lr, sum, c->dim);                                                 \
+        switch (c->dim) {                                                                                              \
+        case 32: return sgd_bpr_body(c, P, Q, ex, NULL, lr, sum, 32);                                                  \
+        case 64: return sgd_bpr_body(c, P, Q, ex, NULL, lr, sum, 64);                                                  \
+        default: return sgd_bpr_body(c, P, Q, ex, NULL, lr, sum, c->dim);                                              \
+        }                                                                                                              \
+    }                                                                                                                  \
+    switch (c->dim) {                                                                                                  \
+    case 32: return sgd_mse_body(c, P, Q, BU, BI, ex, lr, sum, 32);                                                    \
+    case 64: return sgd_mse_body(c, P, Q, BU, BI, ex, lr, sum, 64);                                                    \
+    default: return sgd_mse_body(c, P, Q, BU, BI, ex, lr, sum, c->dim);                                                \
+    }
+
+static double mf_pass_plain(const fr_model_config *c, bool bpr, float *P, float *Q, float *BU, float *BI,
+                            const struct fri_examples *ex, float lr, double sum) {
+    MF_PASS_BODY
+}
+
+#if FRI_MF_AVX
+__attribute__((target("avx"))) static double mf_pass_avx(const fr_model_config *c, bool bpr, float *P, float *Q,
+                                                          float *BU, float *BI, const struct fri_examples *ex,
+                                                          float lr, double sum) {
+    MF_PASS_BODY
+}
+#endif
+
 static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum) {
     const fr_model_config *c = &m->cfg;
     float *P = m->params + m->t[m->slot[USER_F]].offset, *Q = m->params + m->t[m->slot[ITEM_F]].offset;
-    if (c->loss == FR_LOSS_MSE)
-        *loss_sum = sgd_mse(m, P, Q, m->params + m->t[m->slot[USER_B]].offset, m->params + m->t[m->slot[ITEM_B]].offset,
-                            ex, lr, *loss_sum);
-    else if (c->loss == FR_LOSS_BPR)
-        *loss_sum = ex->alpha > 0 ? sgd_bpr(m, P, Q, ex, ex->wt, lr, *loss_sum) : sgd_bpr(m, P, Q, ex, NULL, lr, *loss_sum);
-    else
+    float *BU = NULL, *BI = NULL;
+    if (c->loss == FR_LOSS_MSE) {
+        BU = m->params + m->t[m->slot[USER_B]].offset;
+        BI = m->params + m->t[m->slot[ITEM_B]].offset;
+    } else if (c->loss != FR_LOSS_BPR) {
         return FR_ERR_UNSUPPORTED; /* no message: not an error */
+    }
+    const bool bpr = c->loss == FR_LOSS_BPR;
+#if FRI_MF_AVX
+    if (mf_avx_allowed && __builtin_cpu_supports("avx")) {
+        *loss_sum = mf_pass_avx(c, bpr, P, Q, BU, BI, ex, lr, *loss_sum);
+        return FR_OK;
+    }
+#endif
+    *loss_sum = mf_pass_plain(c, bpr, P, Q, BU, BI, ex, lr, *loss_sum);
     return FR_OK;
 }
 
