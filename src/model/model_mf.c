@@ -197,6 +197,28 @@ typedef float v8f __attribute__((vector_size(32)));
 static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
 static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 static inline v8f v8_splat(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+typedef int32_t v8i __attribute__((vector_size(32)));
+#if defined(__clang__)
+#define V8_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define V8_SHUF(a, b, ...) __builtin_shuffle(a, b, (v8i){__VA_ARGS__})
+#endif
+/* Adjacent lanes of a and b added: [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7]
+ * (AVX's hadd). */
+static inline v8f v8_hadd(v8f a, v8f b) {
+    const v8f even = V8_SHUF(a, b, 0, 2, 8, 10, 4, 6, 12, 14), odd = V8_SHUF(a, b, 1, 3, 9, 11, 5, 7, 13, 15);
+    return even + odd;
+}
+/* lanes8 of x, y and z at once: ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)) of each, the same
+ * additions in the same order, with three vector adds in place of 21 scalar ones. */
+static inline void v8_sum3(v8f x, v8f y, v8f z, float *sx, float *sy, float *sz) {
+    const v8f h = v8_hadd(v8_hadd(x, y), v8_hadd(z, z)); /* [x0123 y0123 z0123 . x4567 y4567 z4567 .] */
+    const v8f hi = V8_SHUF(h, h, 4, 5, 6, 7, 4, 5, 6, 7);
+    const v8f r = h + hi;
+    *sx = r[0];
+    *sy = r[1];
+    *sz = r[2];
+}
 #else
 #define FRI_MF_V8 0
 #endif
@@ -224,9 +246,9 @@ bool fri_mf_sgd_allow_avx(bool allow) {
 /* The pairwise sum of eight lanes, as fri_dot and one chunk of fri_sumsq add them. */
 static inline float lanes8(const float *s) { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
 
-/* sum x^2 of a row whose eight lanes hold it when it fits one fri_sumsq chunk. */
-static inline double sumsq_of(const float *x, size_t d, const float *lanes) {
-    return d <= 64 ? 0.0 + (double)lanes8(lanes) : fri_sumsq(x, d);
+/* sum x^2 of a row: its lanes8 sum when it fits one fri_sumsq chunk. */
+static inline double sumsq_of(const float *x, size_t d, float lanes_sum) {
+    return d <= 64 ? 0.0 + (double)lanes_sum : fri_sumsq(x, d);
 }
 
 /* Brings a row of d floats towards L1 (no effect on any value). */
@@ -239,7 +261,8 @@ static FRI_ALWAYS_INLINE void prefetch_row(const float *x, size_t d) {
 #endif
 }
 
-/* The lanes of a.b, a.a and b.b over rows of d floats. */
+/* a.b, a.a and b.b over rows of d floats, each summed in eight lanes (the tail past the
+ * last multiple of 8 in lane 0) that are then added as lanes8 adds them. */
 static FRI_ALWAYS_INLINE void read_pair(const float *restrict a, const float *restrict b, size_t d, float *ab,
                                         float *aa, float *bb) {
     const size_t d8 = d & ~(size_t)7;
@@ -252,26 +275,34 @@ static FRI_ALWAYS_INLINE void read_pair(const float *restrict a, const float *re
         y += taa;
         z += tbb;
     }
-    v8_store(ab, x);
-    v8_store(aa, y);
-    v8_store(bb, z);
+    for (size_t i = d8; i < d; i++) {
+        const float tab = a[i] * b[i], taa = a[i] * a[i], tbb = b[i] * b[i];
+        x[0] += tab;
+        y[0] += taa;
+        z[0] += tbb;
+    }
+    v8_sum3(x, y, z, ab, aa, bb);
 #else
-    for (size_t j = 0; j < 8; j++) ab[j] = aa[j] = bb[j] = 0.0f;
+    float sab[8] = {0}, saa[8] = {0}, sbb[8] = {0};
     for (size_t i = 0; i < d8; i += 8)
         for (size_t j = 0; j < 8; j++) {
-            ab[j] += a[i + j] * b[i + j];
-            aa[j] += a[i + j] * a[i + j];
-            bb[j] += b[i + j] * b[i + j];
+            sab[j] += a[i + j] * b[i + j];
+            saa[j] += a[i + j] * a[i + j];
+            sbb[j] += b[i + j] * b[i + j];
         }
-#endif
     for (size_t i = d8; i < d; i++) {
-        ab[0] += a[i] * b[i];
-        aa[0] += a[i] * a[i];
-        bb[0] += b[i] * b[i];
+        sab[0] += a[i] * b[i];
+        saa[0] += a[i] * a[i];
+        sbb[0] += b[i] * b[i];
     }
+    *ab = lanes8(sab);
+    *aa = lanes8(saa);
+    *bb = lanes8(sbb);
+#endif
 }
 
-/* The lanes of p.q, p.n, p.p, q.q and n.n (a BPR triple) in one read of the rows. */
+/* p.q, p.n, p.p, q.q and n.n (a BPR triple) in one read of the rows, summed as read_pair
+ * sums. */
 static FRI_ALWAYS_INLINE void read_triple(const float *restrict p, const float *restrict q, const float *restrict n,
                                           size_t d, float *pq, float *pn, float *pp, float *qq, float *nn) {
     const size_t d8 = d & ~(size_t)7;
@@ -286,29 +317,40 @@ static FRI_ALWAYS_INLINE void read_triple(const float *restrict p, const float *
         e += tqq;
         f += tnn;
     }
-    v8_store(pq, a);
-    v8_store(pn, b);
-    v8_store(pp, c);
-    v8_store(qq, e);
-    v8_store(nn, f);
+    for (size_t i = d8; i < d; i++) {
+        const float tpq = p[i] * q[i], tpn = p[i] * n[i], tpp = p[i] * p[i], tqq = q[i] * q[i], tnn = n[i] * n[i];
+        a[0] += tpq;
+        b[0] += tpn;
+        c[0] += tpp;
+        e[0] += tqq;
+        f[0] += tnn;
+    }
+    float unused;
+    v8_sum3(a, b, c, pq, pn, pp);
+    v8_sum3(e, f, f, qq, nn, &unused);
 #else
-    for (size_t j = 0; j < 8; j++) pq[j] = pn[j] = pp[j] = qq[j] = nn[j] = 0.0f;
+    float spq[8] = {0}, spn[8] = {0}, spp[8] = {0}, sqq[8] = {0}, snn[8] = {0};
     for (size_t i = 0; i < d8; i += 8)
         for (size_t j = 0; j < 8; j++) {
-            pq[j] += p[i + j] * q[i + j];
-            pn[j] += p[i + j] * n[i + j];
-            pp[j] += p[i + j] * p[i + j];
-            qq[j] += q[i + j] * q[i + j];
-            nn[j] += n[i + j] * n[i + j];
+            spq[j] += p[i + j] * q[i + j];
+            spn[j] += p[i + j] * n[i + j];
+            spp[j] += p[i + j] * p[i + j];
+            sqq[j] += q[i + j] * q[i + j];
+            snn[j] += n[i + j] * n[i + j];
         }
-#endif
     for (size_t i = d8; i < d; i++) {
-        pq[0] += p[i] * q[i];
-        pn[0] += p[i] * n[i];
-        pp[0] += p[i] * p[i];
-        qq[0] += q[i] * q[i];
-        nn[0] += n[i] * n[i];
+        spq[0] += p[i] * q[i];
+        spn[0] += p[i] * n[i];
+        spp[0] += p[i] * p[i];
+        sqq[0] += q[i] * q[i];
+        snn[0] += n[i] * n[i];
     }
+    *pq = lanes8(spq);
+    *pn = lanes8(spn);
+    *pp = lanes8(spp);
+    *qq = lanes8(sqq);
+    *nn = lanes8(snn);
+#endif
 }
 
 /* a -= lr * ((0 + k a) + ds b) and b -= lr * ((0 + k b) + ds a) elementwise (without L2:
@@ -398,9 +440,8 @@ static FRI_ALWAYS_INLINE void mse_read(const mse_pass *c, float *P, float *Q, co
                                        const struct fri_examples *ex, size_t x, size_t d, mse_step *st) {
     const uint32_t u = ex->user[x], i = ex->item[x];
     float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d;
-    float spq[8], spp[8], sqq[8];
-    read_pair(p, q, d, spq, spp, sqq);
-    float s = lanes8(spq);
+    float s, spp, sqq;
+    read_pair(p, q, d, &s, &spp, &sqq);
     const float bu = BU[u], bi = BI[i];
     s += c->mu + bu + bi;
     const double e = (double)s - (double)ex->label[x];
@@ -491,9 +532,9 @@ static FRI_ALWAYS_INLINE double sgd_bpr_body(const fr_model_config *c, float *P,
         }
         float *restrict p = P + (size_t)ex->user[x] * d, *restrict q = Q + (size_t)ex->item[x] * d,
                         *restrict n = Q + (size_t)ex->neg[x] * d;
-        float spq[8], spn[8], spp[8], sqq[8], snn[8];
-        read_triple(p, q, n, d, spq, spn, spp, sqq, snn);
-        const double dd = (double)lanes8(spq) - (double)lanes8(spn);
+        float spq, spn, spp, sqq, snn;
+        read_triple(p, q, n, d, &spq, &spn, &spp, &sqq, &snn);
+        const double dd = (double)spq - (double)spn;
         /* fri_softplus(-dd) and fri_sigmoid(-dd), sharing their exp(-|dd|) */
         const double ex1 = exp(-fabs(dd));
         double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
