@@ -180,10 +180,12 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
  *
  * The eight lanes are one vector of the compiler's (GNU vector extensions): two SSE
  * registers on a plain x86-64 build, one AVX register in the copy of the loop compiled
- * for AVX, taken when the CPU has it. Every lane sees the same IEEE operations (a
- * multiply, then an add; never a fused multiply-add, which the ISO C mode and the "avx"
- * target without "fma" both rule out) in the same order, so both copies and the scalar
- * code give the same bits; tests/test_train.c checks each copy against the generic loop.
+ * for AVX2 (its register broadcast), taken when the CPU has it. Every lane sees the same
+ * IEEE operations (a multiply, then an add; never a fused multiply-add, which the ISO C
+ * mode and the "avx2" target without "fma" both rule out) in the same order, so both
+ * copies and the scalar code give the same bits; tests/test_train.c checks each copy
+ * against the generic loop. The sums of the lanes are shuffles and vector adds pairing
+ * the lanes as lanes8 does.
  * The pass prefetches the rows of the examples up to AHEAD past those it is reading:
  * the shuffle makes their addresses random, and the tables fit in L2, not in L1. Neither
  * the copy taken nor the prefetches change a value. */
@@ -196,13 +198,18 @@ typedef float v8f __attribute__((vector_size(32)));
 #endif
 static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
 static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
-static inline v8f v8_splat(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
 typedef int32_t v8i __attribute__((vector_size(32)));
 #if defined(__clang__)
 #define V8_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
 #define V8_SHUF(a, b, ...) __builtin_shuffle(a, b, (v8i){__VA_ARGS__})
 #endif
+/* x in every lane (a shuffle: one broadcast, where building the vector lane by lane is
+ * what GCC 12 makes of {x, x, ...}) */
+static inline v8f v8_splat(float x) {
+    const v8f t = {x};
+    return V8_SHUF(t, t, 0, 0, 0, 0, 0, 0, 0, 0);
+}
 /* Adjacent lanes of a and b added: [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7]
  * (AVX's hadd). */
 static inline v8f v8_hadd(v8f a, v8f b) {
@@ -237,7 +244,7 @@ bool fri_mf_sgd_allow_avx(bool allow) {
     bool was = mf_avx_allowed;
     mf_avx_allowed = allow;
 #if FRI_MF_AVX
-    return was && __builtin_cpu_supports("avx");
+    return was && __builtin_cpu_supports("avx2");
 #else
     return false;
 #endif
@@ -557,7 +564,7 @@ static FRI_ALWAYS_INLINE double sgd_bpr_body(const fr_model_config *c, float *P,
 }
 
 /* One pass (mf or bpr, weighted or not) with the row length a constant for the common
- * dims, so the lane loops unroll. The same source is compiled twice: plain, and for AVX. */
+ * dims, so the lane loops unroll. The same source is compiled twice: plain, and for AVX2. */
 #define MF_PASS_BODY                                                                                                   \
     if (bpr) {                                                                                                         \
         if (ex->alpha > 0)                                                                                             \
@@ -580,7 +587,7 @@ static double mf_pass_plain(const fr_model_config *c, bool bpr, float *P, float 
 }
 
 #if FRI_MF_AVX
-__attribute__((target("avx"))) static double mf_pass_avx(const fr_model_config *c, bool bpr, float *P, float *Q,
+__attribute__((target("avx2"))) static double mf_pass_avx(const fr_model_config *c, bool bpr, float *P, float *Q,
                                                           float *BU, float *BI, const struct fri_examples *ex,
                                                           float lr, double sum) {
     MF_PASS_BODY
@@ -599,7 +606,7 @@ static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, dou
     }
     const bool bpr = c->loss == FR_LOSS_BPR;
 #if FRI_MF_AVX
-    if (mf_avx_allowed && __builtin_cpu_supports("avx")) {
+    if (mf_avx_allowed && __builtin_cpu_supports("avx2")) {
         *loss_sum = mf_pass_avx(c, bpr, P, Q, BU, BI, ex, lr, *loss_sum);
         return FR_OK;
     }
