@@ -52,7 +52,7 @@ void fri_log(int level, const char *fmt, ...) FR_PRINTF(2, 3);
 #define FRI_RNG_BATCH 64 /* words; a multiple of 4 */
 typedef struct fri_rng_batch {
     fr_rng *r;                 /* the stream (its state is stale until end) */
-    uint64_t used;             /* words handed out */
+    uint64_t made;             /* words put in w so far (handed out: made - (n - at)) */
     unsigned at, n;            /* next word of w, words in w */
     uint32_t ctr[4];           /* counter of the next block to make */
     uint32_t w[FRI_RNG_BATCH]; /* words made, not all handed out */
@@ -62,7 +62,6 @@ void fri_rng_batch_fill(fri_rng_batch *b); /* the next FRI_RNG_BATCH words into 
 void fri_rng_batch_end(fri_rng_batch *b);
 static inline uint32_t fri_rng_batch_u32(fri_rng_batch *b) {
     if (b->at == b->n) fri_rng_batch_fill(b);
-    b->used++;
     return b->w[b->at++];
 }
 /* fr_rng_below(r, n) from the batch: the same value, the same words consumed. */

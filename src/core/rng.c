@@ -173,10 +173,10 @@ static void philox_batch(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) 
 
 void fri_rng_batch_begin(fri_rng_batch *b, fr_rng *r) {
     b->r = r;
-    b->used = 0;
     b->at = 0;
     b->n = 0;
     for (unsigned i = r->pos; i < 4; i++) b->w[b->n++] = r->buf[i]; /* the block being read */
+    b->made = b->n;
     memcpy(b->ctr, r->ctr, sizeof b->ctr);
 }
 
@@ -184,9 +184,10 @@ void fri_rng_batch_fill(fri_rng_batch *b) {
     philox_batch(b->ctr, b->r->key, b->w);
     b->at = 0;
     b->n = FRI_RNG_BATCH;
+    b->made += FRI_RNG_BATCH;
 }
 
-void fri_rng_batch_end(fri_rng_batch *b) { fri_rng_skip(b->r, b->used); }
+void fri_rng_batch_end(fri_rng_batch *b) { fri_rng_skip(b->r, b->made - (b->n - b->at)); }
 
 uint32_t fr_rng_u32(fr_rng *r) {
     if (r->pos >= 4) refill(r);
