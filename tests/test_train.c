@@ -320,6 +320,55 @@ Test(train, shuffles_are_fisher_yates_over_every_array) {
     }
 }
 
+/* Rating examples draw nothing, so the trainer builds them once; every epoch is still the
+ * plain loop over that epoch's shuffle of freshly built examples (the naive reference:
+ * the users' examples in order, Fisher-Yates with the epoch's shuffle stream). */
+Test(train, mse_epochs_are_the_plain_loop_over_fresh_shuffles) {
+    fr_dataset *d = gen(80, 50, 1500);
+    fr_model *m = make(FR_MODEL_MF, d), *ref = make(FR_MODEL_MF, d);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    tc.shards = 1;
+    tc.threads = 1;
+    tc.batch = 16;
+    fr_optim_config_default(&tc.optim, FR_OPTIM_SGD);
+    tc.optim.lr = 0.01f;
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, d, &tc), FR_OK);
+    fr_model_ws *ws = NULL;
+    fr_grad *g = NULL;
+    fr_optim *o = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, ref, tc.batch), FR_OK);
+    cr_assert_eq(fr_grad_create(&g, ref), FR_OK);
+    cr_assert_eq(fr_optim_create(&o, ref, &tc.optim), FR_OK);
+    for (uint32_t ep = 0; ep < 3; ep++) {
+        double loss;
+        cr_assert_eq(fr_trainer_epoch(t, &loss), FR_OK, "%s", fr_errmsg());
+        fri_examples ex = {0};
+        for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+            fr_rng r;
+            fr_rng_init(&r, tc.seed, ep, u, FR_PURPOSE_NEGATIVES);
+            cr_assert_eq(fri_examples_add_user(&ex, d, u, u, FR_LOSS_MSE, tc.negatives, &r), FR_OK);
+        }
+        fr_rng r;
+        fr_rng_init(&r, tc.seed, ep, 0, FR_PURPOSE_SHUFFLE);
+        ref_shuffle(&ex, &r);
+        double sum = 0;
+        cr_assert_eq(fri_examples_fit(&ex, tc.batch, ref, ws, g, o, &sum), FR_OK);
+        cr_assert(!memcmp(fr_model_params(m), fr_model_params(ref), fr_model_n_params(m) * sizeof(float)),
+                  "epoch %u: the models differ", ep);
+        cr_assert_float_eq(loss, sum / (double)ex.n, 1e-12);
+        fri_examples_free(&ex);
+    }
+    fr_model_ws_free(ws);
+    fr_grad_free(g);
+    fr_optim_free(o);
+    fr_trainer_free(t);
+    fr_model_free(m);
+    fr_model_free(ref);
+    fr_dataset_free(d);
+}
+
 Test(train, config_errors_name_the_field) {
     fr_train_config c;
     fr_train_config_default(&c);
