@@ -192,10 +192,9 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
 #if defined(__GNUC__)
 #define FRI_MF_V8 1
 typedef float v8f __attribute__((vector_size(32)));
-#if !defined(__clang__)
-/* the helpers below are static and inlined: no call passes a vector, so no ABI to keep */
+/* the helpers below are static and inlined: no call passes a vector, so no ABI to keep
+ * (GCC and clang both read this pragma) */
 #pragma GCC diagnostic ignored "-Wpsabi"
-#endif
 static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
 static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -250,8 +249,11 @@ bool fri_mf_sgd_allow_avx(bool allow) {
 #endif
 }
 
-/* The pairwise sum of eight lanes, as fri_dot and one chunk of fri_sumsq add them. */
+#if !FRI_MF_V8
+/* The pairwise sum of eight lanes, as fri_dot and one chunk of fri_sumsq add them (the
+ * vector code's v8_sum3). */
 static inline float lanes8(const float *s) { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
+#endif
 
 /* sum x^2 of a row: its lanes8 sum when it fits one fri_sumsq chunk. */
 static inline double sumsq_of(const float *x, size_t d, float lanes_sum) {
