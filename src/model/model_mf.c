@@ -524,43 +524,74 @@ static FRI_ALWAYS_INLINE double sgd_mse_body(const fr_model_config *cfg, float *
     return sum;
 }
 
+/* One BPR triple between reading its rows and writing them. */
+typedef struct bpr_step {
+    float *p, *q, *n;     /* its user, positive and negative rows */
+    uint32_t u, i, j;     /* its user, positive and negative */
+    float ds, dsn;        /* d loss / d score of the positive and of the negative */
+    double L;             /* its loss */
+} bpr_step;
+
+/* Reads triple x: its scores, loss and gradients, from the rows as they are. */
+static FRI_ALWAYS_INLINE void bpr_read(double l2s, float *P, float *Q, const struct fri_examples *ex,
+                                       const float *restrict wt, size_t x, size_t d, bpr_step *st) {
+    const uint32_t u = ex->user[x], i = ex->item[x], j = ex->neg[x];
+    float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d, *restrict n = Q + (size_t)j * d;
+    float spq, spn, spp, sqq, snn;
+    read_triple(p, q, n, d, &spq, &spn, &spp, &sqq, &snn);
+    const double dd = (double)spq - (double)spn;
+    /* fri_softplus(-dd) and fri_sigmoid(-dd), sharing their exp(-|dd|) */
+    const double ex1 = exp(-fabs(dd));
+    double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
+    double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
+    if (wt) { /* fri_bpr_forward_backward's weighted terms: c * softplus, c * (-sigmoid / B) */
+        const double cw = wt[x];
+        L = cw * L;
+        g = cw * g;
+    }
+    if (l2s > 0) {
+        L += l2s * sumsq_of(p, d, spp);
+        L += l2s * sumsq_of(q, d, sqq);
+        L += l2s * sumsq_of(n, d, snn);
+    }
+    *st = (bpr_step){p, q, n, u, i, j, (float)g, (float)-g, L};
+}
+
 /* The BPR pass. wt: the examples' weights (confidence), or NULL; a constant NULL for
- * unweighted examples keeps the operations that loop had before weights. */
+ * unweighted examples keeps the operations that loop had before weights. As the mf pass,
+ * up to GROUP consecutive triples whose rows are pairwise disjoint (users differ, and no
+ * item of one is an item of another) are read before any is written. */
 static FRI_ALWAYS_INLINE double sgd_bpr_body(const fr_model_config *c, float *P, float *Q,
                                              const struct fri_examples *ex, const float *restrict wt, float lr,
                                              double sum, size_t d) {
     const double l2s = (double)c->l2 / 1.0;
     const bool l2 = l2s > 0;
     const float k = (float)(2.0 * l2s);
+    const uint32_t *user = ex->user, *item = ex->item, *neg = ex->neg;
     const size_t nx = ex->n;
-    for (size_t x = 0; x < nx; x++) {
-        if (x + AHEAD < nx) {
-            prefetch_row(P + (size_t)ex->user[x + AHEAD] * d, d);
-            prefetch_row(Q + (size_t)ex->item[x + AHEAD] * d, d);
-            prefetch_row(Q + (size_t)ex->neg[x + AHEAD] * d, d);
+    size_t pf = 0; /* the next example whose rows to prefetch */
+    for (size_t x = 0; x < nx;) {
+        for (; pf < nx && pf < x + GROUP + AHEAD; pf++) {
+            prefetch_row(P + (size_t)user[pf] * d, d);
+            prefetch_row(Q + (size_t)item[pf] * d, d);
+            prefetch_row(Q + (size_t)neg[pf] * d, d);
         }
-        float *restrict p = P + (size_t)ex->user[x] * d, *restrict q = Q + (size_t)ex->item[x] * d,
-                        *restrict n = Q + (size_t)ex->neg[x] * d;
-        float spq, spn, spp, sqq, snn;
-        read_triple(p, q, n, d, &spq, &spn, &spp, &sqq, &snn);
-        const double dd = (double)spq - (double)spn;
-        /* fri_softplus(-dd) and fri_sigmoid(-dd), sharing their exp(-|dd|) */
-        const double ex1 = exp(-fabs(dd));
-        double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
-        double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
-        if (wt) { /* fri_bpr_forward_backward's weighted terms: c * softplus, c * (-sigmoid / B) */
-            const double cw = wt[x];
-            L = cw * L;
-            g = cw * g;
+        bpr_step st[GROUP];
+        size_t g;
+        bpr_read(l2s, P, Q, ex, wt, x, d, &st[0]);
+        g = 1;
+        while (g < GROUP && x + g < nx) {
+            const uint32_t u = user[x + g], i = item[x + g], j = neg[x + g];
+            bool apart = true;
+            for (size_t h = 0; h < g; h++)
+                apart &= st[h].u != u && st[h].i != i && st[h].i != j && st[h].j != i && st[h].j != j;
+            if (!apart) break;
+            bpr_read(l2s, P, Q, ex, wt, x + g, d, &st[g]);
+            g++;
         }
-        const float ds = (float)g, dsn = (float)-g;
-        if (l2) {
-            L += l2s * sumsq_of(p, d, spp);
-            L += l2s * sumsq_of(q, d, sqq);
-            L += l2s * sumsq_of(n, d, snn);
-        }
-        step_triple(p, q, n, d, l2, k, ds, dsn, lr);
-        sum += L * 1.0;
+        for (size_t h = 0; h < g; h++) step_triple(st[h].p, st[h].q, st[h].n, d, l2, k, st[h].ds, st[h].dsn, lr);
+        for (size_t h = 0; h < g; h++) sum += st[h].L * 1.0;
+        x += g;
     }
     return sum;
 }
