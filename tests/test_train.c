@@ -270,6 +270,7 @@ Test(train, shuffles_are_fisher_yates_over_every_array) {
         enum { S = 5 };
         const size_t sizes[S] = {700, 0, 1, 2100, 37}; /* the sources, one of them empty */
         fri_examples src[S], all = {0}, ref = {0}, got = {0};
+        fri_example_rows rows = {0};
         memset(src, 0, sizeof src);
         float alpha = weighted ? 0.5f : 0.0f;
         all.alpha = ref.alpha = got.alpha = alpha;
@@ -304,19 +305,20 @@ Test(train, shuffles_are_fisher_yates_over_every_array) {
         fri_examples_shuffle(&all, &r1);
         same_examples(&all, &ref, "fri_examples_shuffle");
         cr_assert_eq(fr_rng_u32(&r1), next);
-        cr_assert_eq(fri_examples_concat_shuffled(&got, src, S, &r2), FR_OK);
+        cr_assert_eq(fri_examples_concat_shuffled(&got, src, S, &r2, &rows), FR_OK);
         same_examples(&got, &ref, "fri_examples_concat_shuffled");
         cr_assert_eq(fr_rng_u32(&r2), next);
-        /* a second call reuses dst's scratch; no source: no example */
+        /* a second call reuses the scratch; no source: no example */
         fr_rng_init(&r2, 11, 5, 0, FR_PURPOSE_SHUFFLE);
-        cr_assert_eq(fri_examples_concat_shuffled(&got, src, 1, &r2), FR_OK);
+        cr_assert_eq(fri_examples_concat_shuffled(&got, src, 1, &r2, &rows), FR_OK);
         cr_assert_eq(got.n, sizes[0]);
-        cr_assert_eq(fri_examples_concat_shuffled(&got, src, 0, &r2), FR_OK);
+        cr_assert_eq(fri_examples_concat_shuffled(&got, src, 0, &r2, &rows), FR_OK);
         cr_assert_eq(got.n, 0);
         for (int s = 0; s < S; s++) fri_examples_free(&src[s]);
         fri_examples_free(&all);
         fri_examples_free(&ref);
         fri_examples_free(&got);
+        fri_example_rows_free(&rows);
     }
 }
 

@@ -10,8 +10,13 @@ void fri_examples_free(fri_examples *ex) {
     fri_free(ex->label);
     fri_free(ex->wt);
     fri_free(ex->mark);
-    fri_free(ex->rows);
     memset(ex, 0, sizeof *ex);
+}
+
+void fri_example_rows_free(fri_example_rows *r) {
+    fri_free(r->p);
+    r->p = NULL;
+    r->bytes = 0;
 }
 
 fr_err fri_examples_reserve(fri_examples *ex, size_t n) {
@@ -161,27 +166,28 @@ static FRI_ALWAYS_INLINE void shuffle_rows(unsigned char *rows, size_t n, size_t
     fri_rng_batch_end(&b);
 }
 
-fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, size_t nsrc, fr_rng *rng) {
+fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, size_t nsrc, fr_rng *rng,
+                                    fri_example_rows *rows) {
     size_t n = 0;
     for (size_t s = 0; s < nsrc; s++) n += src[s].n;
     const bool w = dst->alpha > 0;
     const size_t size = w ? sizeof(ex_row_wt) : sizeof(ex_row);
     fr_err e = fri_examples_reserve(dst, n);
     if (e) return e;
-    if (n > dst->rows_bytes / size) {
+    if (n > rows->bytes / size) {
         void *r = fri_malloc(n * size);
         if (!r) return FR_ERR_NOMEM;
-        fri_free(dst->rows);
-        dst->rows = r;
-        dst->rows_bytes = n * size;
+        fri_free(rows->p);
+        rows->p = r;
+        rows->bytes = n * size;
     }
     size_t k = 0;
     if (w) {
-        ex_row_wt *r = dst->rows;
+        ex_row_wt *r = rows->p;
         for (size_t s = 0; s < nsrc; s++)
             for (size_t x = 0; x < src[s].n; x++, k++)
                 r[k] = (ex_row_wt){src[s].user[x], src[s].item[x], src[s].neg[x], src[s].label[x], src[s].wt[x]};
-        shuffle_rows(dst->rows, n, sizeof(ex_row_wt), rng);
+        shuffle_rows(rows->p, n, sizeof(ex_row_wt), rng);
         for (size_t x = 0; x < n; x++) {
             dst->user[x] = r[x].user;
             dst->item[x] = r[x].item;
@@ -190,11 +196,11 @@ fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, 
             dst->wt[x] = r[x].wt;
         }
     } else {
-        ex_row *r = dst->rows;
+        ex_row *r = rows->p;
         for (size_t s = 0; s < nsrc; s++)
             for (size_t x = 0; x < src[s].n; x++, k++)
                 r[k] = (ex_row){src[s].user[x], src[s].item[x], src[s].neg[x], src[s].label[x]};
-        shuffle_rows(dst->rows, n, sizeof(ex_row), rng);
+        shuffle_rows(rows->p, n, sizeof(ex_row), rng);
         for (size_t x = 0; x < n; x++) {
             dst->user[x] = r[x].user;
             dst->item[x] = r[x].item;

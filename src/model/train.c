@@ -108,6 +108,7 @@ struct fr_trainer {
     fr_err blk_err[N_BLOCKS];                 /* per block build status */
     size_t n_blocks;                          /* used blocks (<= N_BLOCKS) */
     bool blocks_fixed;                        /* blk holds every epoch's examples (mse: no draws) */
+    fri_example_rows rows;                    /* shuffle scratch (builds never overlap) */
     fr_model_ws *ws[FR_TRAIN_MAX_SHARDS];     /* per shard */
     fr_grad *g[FR_TRAIN_MAX_SHARDS];          /* per shard; g[0] receives the combination */
     fr_optim *o;                              /* optimizer state */
@@ -137,6 +138,7 @@ void fr_trainer_free(fr_trainer *t) {
     if (!t) return;
     fri_examples_free(&t->ex);
     fri_examples_free(&t->ex_next);
+    fri_example_rows_free(&t->rows);
     for (size_t b = 0; b < N_BLOCKS; b++) fri_examples_free(&t->blk[b]);
     for (int s = 0; s < FR_TRAIN_MAX_SHARDS; s++) {
         fr_model_ws_free(t->ws[s]);
@@ -232,7 +234,7 @@ static fr_err build_examples_into(fr_trainer *t, uint64_t epoch, fri_examples *d
     }
     fr_rng r;
     fr_rng_init(&r, t->cfg.seed, (uint32_t)epoch, 0, FR_PURPOSE_SHUFFLE);
-    return fri_examples_concat_shuffled(dst, t->blk, t->n_blocks, &r);
+    return fri_examples_concat_shuffled(dst, t->blk, t->n_blocks, &r, &t->rows);
 }
 
 static fr_err build_examples(fr_trainer *t) { return build_examples_into(t, t->epoch, &t->ex, true); }
