@@ -263,7 +263,7 @@ static void same_stream(const fr_rng *a, const fr_rng *b, const char *what, size
     for (unsigned i = a->pos; i < 4; i++) cr_assert_eq(a->buf[i], b->buf[i], "%s, count %zu: buffer", what, k);
 }
 
-Test(rng, batch_reader_and_skip_follow_the_stream) {
+static void batch_reader_follows_the_stream(void) {
     const uint32_t starts[][2] = {{0, 0}, {0xffffffffu - 21, 0}, {0xffffffffu - 2, 0xffffu}}; /* ctr[0], ctr[1] */
     const size_t counts[] = {0, 1, 2, 3, 4, 5, 63, 64, 65, 66, 127, 128, 129, 1000};
     for (size_t s = 0; s < sizeof starts / sizeof *starts; s++)
@@ -303,6 +303,13 @@ Test(rng, batch_reader_and_skip_follow_the_stream) {
     }
     fri_rng_batch_end(&bt);
     same_stream(&a, &b, "below", 3000);
+}
+
+Test(rng, batch_reader_and_skip_follow_the_stream) {
+    batch_reader_follows_the_stream(); /* AVX2 where the CPU has it */
+    (void)fri_rng_batch_allow_avx2(false);
+    batch_reader_follows_the_stream(); /* SSE2 (or scalar) */
+    (void)fri_rng_batch_allow_avx2(true);
 }
 
 /* fr_rng_shuffle_u32 is the textbook Fisher-Yates with fr_rng_below64 (a naive reference

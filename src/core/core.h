@@ -77,6 +77,10 @@ static inline uint32_t fri_rng_batch_below(fri_rng_batch *b, uint32_t n) {
     }
     return (uint32_t)(m >> 32);
 }
+/* Tests: whether the batch reader may make its blocks with AVX2 (the default, where the
+ * CPU has it) or keeps SSE2 (or the scalar blocks off x86). Returns whether AVX2 was in
+ * use before the call. Not thread-safe: set it before drawing. */
+bool fri_rng_batch_allow_avx2(bool allow);
 /* Moves r forward by k words, as k calls of fr_rng_u32 would (O(1): the stream is a
  * function of its counter). */
 void fri_rng_skip(fr_rng *r, uint64_t k);

@@ -75,13 +75,13 @@ void fri_rng_skip(fr_rng *r, uint64_t k) {
  * read). Integer operations: the words of fr_philox4x32_10. SSE2 on every x86-64, AVX2
  * where the CPU has it, fr_philox4x32_10 block by block elsewhere. */
 #define BLOCKS (FRI_RNG_BATCH / 4)
+#if defined(__SSE2__) && defined(__GNUC__)
 static void next_counters(uint32_t ctr[4], uint64_t c[][4], unsigned n) {
     for (unsigned b = 0; b < n; b++) {
         for (unsigned w = 0; w < 4; w++) c[b][w] = ctr[w];
         ctr_advance(ctr, 1);
     }
 }
-#if defined(__SSE2__) && defined(__GNUC__)
 #include <immintrin.h>
 #define LO32 0xffffffffll
 static void philox_batch_sse2(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) {
@@ -158,11 +158,24 @@ __attribute__((target("avx2"))) static void philox_batch_avx2(uint32_t ctr[4], c
     }
 }
 
+static bool batch_avx2_allowed = true; /* tests: false keeps the SSE2 copy */
+
+bool fri_rng_batch_allow_avx2(bool allow) {
+    bool was = batch_avx2_allowed;
+    batch_avx2_allowed = allow;
+    return was && __builtin_cpu_supports("avx2");
+}
+
 static void philox_batch(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) {
-    if (__builtin_cpu_supports("avx2")) philox_batch_avx2(ctr, key, out);
+    if (batch_avx2_allowed && __builtin_cpu_supports("avx2")) philox_batch_avx2(ctr, key, out);
     else philox_batch_sse2(ctr, key, out);
 }
 #else
+bool fri_rng_batch_allow_avx2(bool allow) {
+    (void)allow;
+    return false;
+}
+
 static void philox_batch(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) {
     for (unsigned b = 0; b < BLOCKS; b++) {
         fr_philox4x32_10(ctr, key, out + 4 * b);
