@@ -45,10 +45,10 @@ char *fri_strdup(const char *s);
 void fri_log(int level, const char *fmt, ...) FR_PRINTF(2, 3);
 
 /* A batch reader of a random stream: the words fr_rng_u32(r) would return, in the same
- * order, made FRI_RNG_BATCH at a time (several Philox blocks side by side, which the
- * compiler vectorises) instead of a call and a block per four. For loops that draw many
- * numbers (a shuffle). Between begin and end only the reader may use r; end leaves r
- * exactly where reading the same words through fr_rng_u32 would have. */
+ * order, made FRI_RNG_BATCH at a time (16 Philox blocks side by side in vector registers,
+ * rng.c) instead of a call and a block per four. For loops that draw many numbers (a
+ * shuffle). Between begin and end only the reader may use r; end leaves r exactly where
+ * reading the same words through fr_rng_u32 would have. */
 #define FRI_RNG_BATCH 64 /* words; a multiple of 4 */
 typedef struct fri_rng_batch {
     fr_rng *r;                 /* the stream (its state is stale until end) */

@@ -174,12 +174,14 @@ fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, 
     const size_t size = w ? sizeof(ex_row_wt) : sizeof(ex_row);
     fr_err e = fri_examples_reserve(dst, n);
     if (e) return e;
-    if (n > rows->bytes / size) {
-        void *r = fri_malloc(n * size);
+    size_t bytes;
+    if (fri_mul_size(n, size, &bytes)) return fri_fail(FR_ERR_NOMEM, "examples: %zu rows overflow the address space", n);
+    if (bytes > rows->bytes) {
+        void *r = fri_malloc(bytes);
         if (!r) return FR_ERR_NOMEM;
         fri_free(rows->p);
         rows->p = r;
-        rows->bytes = n * size;
+        rows->bytes = bytes;
     }
     size_t k = 0;
     if (w) {
