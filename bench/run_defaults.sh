@@ -16,6 +16,8 @@
 #      time per sampled (user, positive, negative) triple against the `implicit` library's
 #      BPR on ml-100k-loo's train.rating, 1 and 2 threads (target: at least as fast).
 # Usage: bench/run_defaults.sh [A] [B] [C]   (default: all; from the root after a build)
+# FEDREC_BIN_BEFORE=path (part C): another build of fedrec (say, main's) timed in the same
+# rounds as this one, just before it, so a speed change is measured side by side.
 # The reference libraries live in a venv (FEDREC_BENCH_VENV, default
 # ~/.cache/fedrec-bench-venv) made on first use with `pip install scikit-surprise implicit`;
 # part C is skipped, saying so, when that fails.
@@ -158,23 +160,38 @@ t = time.perf_counter(); algo.fit(tr); s = time.perf_counter() - t
 print(s / algo.n_epochs, accuracy.rmse(algo.test(te), verbose=False))
 PY
     : >"$tmp/mfratios"
+    : >"$tmp/mfbefore"
     # fedrec on one thread, and on two (its default on this machine: the second builds the
     # next epoch's examples); Surprise's SVD is single-threaded
     for rep in 1 2 3; do
+        if [ -n "${FEDREC_BIN_BEFORE:-}" ]; then
+            for t in 1 2; do
+                echo "+ (before: $FEDREC_BIN_BEFORE) fedrec train --data $U1.base --test $U1.test --model mf --centralized --threads $t"
+                "$FEDREC_BIN_BEFORE" train --data "$U1.base" --test "$U1.test" --model mf --centralized --threads $t \
+                    --quiet --eval-every 0 --metrics-out "$tmp/mfbefore$t.jsonl" >/dev/null
+            done
+            echo "$(summary mfbefore1 median_step_seconds) $(summary mfbefore2 median_step_seconds) $(summary mfbefore1 rmse)" >>"$tmp/mfbefore"
+        fi
         for t in 1 2; do run mfspeed$t --data "$U1.base" --test "$U1.test" --model mf --centralized --threads $t; done
         echo "+ surprise SVD (its defaults: 100 factors, 20 epochs) on u1"
         read -r svd_s svd_rmse < <("$VENV/bin/python" "$tmp/svd.py" "$U1.base" "$U1.test")
         echo "$(summary mfspeed1 median_step_seconds) $(summary mfspeed2 median_step_seconds) $(summary mfspeed1 rmse) $svd_s $svd_rmse" >>"$tmp/mfratios"
     done
-    python3 - "$tmp/mfratios" <<'PY'
+    python3 - "$tmp/mfratios" "$tmp/mfbefore" <<'PY'
 import sys, statistics
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+before = [list(map(float, l.split())) for l in open(sys.argv[2]) if l.strip()]
 for k, (f1, f2, fr, s, sr) in enumerate(rows, 1):
     print("centralized mf on u1, round %d: fedrec %.1f ms/epoch on 1 thread, %.1f on 2 (medians), rmse %.4f; surprise SVD %.1f ms/epoch rmse %.4f; %.1fx and %.1fx" % (k, f1 * 1000, f2 * 1000, fr, s * 1000, sr, s / f1, s / f2))
+    if before:
+        b1, b2, br = before[k - 1]
+        print("  before, the same round: %.1f ms/epoch on 1 thread, %.1f on 2, rmse %.4f; %.1fx and %.1fx" % (b1 * 1000, b2 * 1000, br, s / b1, s / b2))
 for name, i in (("1 thread", 0), ("2 threads", 1)):
     ratio = statistics.median(r[3] / r[i] for r in rows)
     ok = ratio >= 5 and all(r[2] <= r[4] for r in rows)
     print("fedrec on %s: median ratio %.1fx; target >= 5x faster per epoch at equal or better rmse: %s" % (name, ratio, "MET" if ok else "NOT MET"))
+    if before:
+        print("  before, on %s: median ratio %.1fx" % (name, statistics.median(r[3] / b[i] for r, b in zip(rows, before))))
 PY
     L=$DATA/ml-100k-loo/train.rating
     npos=$(wc -l <"$L")

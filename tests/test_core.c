@@ -251,3 +251,84 @@ Test(io, little_endian_and_atomic_write) {
     tu_rmtree(dir);
     free(dir);
 }
+
+/* The batch reader (core.h) hands out fr_rng_u32's words in order and leaves the stream
+ * exactly where reading them one by one leaves it; fri_rng_skip moves it the same way.
+ * From every position within a block, for counts within one batch and across several,
+ * and across the carry from ctr[0] into ctr[1] and the 48-bit block index's wrap. */
+static void same_stream(const fr_rng *a, const fr_rng *b, const char *what, size_t k) {
+    cr_assert(!memcmp(a->ctr, b->ctr, sizeof a->ctr), "%s, count %zu: counters differ", what, k);
+    cr_assert(!memcmp(a->key, b->key, sizeof a->key), "%s, count %zu: keys differ", what, k);
+    cr_assert_eq(a->pos, b->pos, "%s, count %zu: position %u vs %u", what, k, a->pos, b->pos);
+    for (unsigned i = a->pos; i < 4; i++) cr_assert_eq(a->buf[i], b->buf[i], "%s, count %zu: buffer", what, k);
+}
+
+static void batch_reader_follows_the_stream(void) {
+    const uint32_t starts[][2] = {{0, 0}, {0xffffffffu - 21, 0}, {0xffffffffu - 2, 0xffffu}}; /* ctr[0], ctr[1] */
+    const size_t counts[] = {0, 1, 2, 3, 4, 5, 63, 64, 65, 66, 127, 128, 129, 1000};
+    for (size_t s = 0; s < sizeof starts / sizeof *starts; s++)
+        for (unsigned pre = 0; pre < 5; pre++)
+            for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+                fr_rng a, b, k;
+                fr_rng_init(&a, 0x5eed5eed12345ull, 9, 77, FR_PURPOSE_SHUFFLE);
+                a.ctr[0] = starts[s][0];
+                a.ctr[1] = (a.ctr[1] & 0xffff0000u) | starts[s][1];
+                for (unsigned i = 0; i < pre; i++) (void)fr_rng_u32(&a);
+                b = a;
+                k = a;
+                fri_rng_batch bt;
+                fri_rng_batch_begin(&bt, &a);
+                for (size_t i = 0; i < counts[c]; i++)
+                    cr_assert_eq(fri_rng_batch_u32(&bt), fr_rng_u32(&b), "start %zu pre %u word %zu", s, pre, i);
+                fri_rng_batch_end(&bt);
+                same_stream(&a, &b, "batch", counts[c]);
+                fri_rng_skip(&k, counts[c]);
+                same_stream(&k, &b, "skip", counts[c]);
+                for (int i = 0; i < 9; i++) {
+                    uint32_t w = fr_rng_u32(&b);
+                    cr_assert_eq(fr_rng_u32(&a), w);
+                    cr_assert_eq(fr_rng_u32(&k), w);
+                }
+            }
+    /* fr_rng_below's draws, rejections included (n just above 2^31 rejects about half) */
+    const uint32_t ns[] = {1, 2, 7, 1000, 80000, 0x80000001u, 0xfffffffbu};
+    fr_rng a, b;
+    fr_rng_init(&a, 3, 0, 0, FR_PURPOSE_TEST);
+    b = a;
+    fri_rng_batch bt;
+    fri_rng_batch_begin(&bt, &a);
+    for (int i = 0; i < 3000; i++) {
+        uint32_t n = ns[i % 7];
+        cr_assert_eq(fri_rng_batch_below(&bt, n), fr_rng_below(&b, n), "draw %d below %u", i, n);
+    }
+    fri_rng_batch_end(&bt);
+    same_stream(&a, &b, "below", 3000);
+}
+
+Test(rng, batch_reader_and_skip_follow_the_stream) {
+    batch_reader_follows_the_stream(); /* AVX2 where the CPU has it */
+    (void)fri_rng_batch_allow_avx2(false);
+    batch_reader_follows_the_stream(); /* SSE2 (or scalar) */
+    (void)fri_rng_batch_allow_avx2(true);
+}
+
+/* fr_rng_shuffle_u32 is the textbook Fisher-Yates with fr_rng_below64 (a naive reference
+ * here), and leaves the stream where those draws do. */
+Test(rng, shuffle_is_fisher_yates_with_below64) {
+    for (uint32_t n = 0; n < 300; n += 37) {
+        uint32_t a[300], b[300];
+        for (uint32_t i = 0; i < n; i++) a[i] = b[i] = i * 7 + 1;
+        fr_rng r1, r2;
+        fr_rng_init(&r1, 8, n, 0, FR_PURPOSE_SHUFFLE);
+        r2 = r1;
+        fr_rng_shuffle_u32(&r1, a, n);
+        for (size_t i = n; i > 1; i--) {
+            size_t j = (size_t)fr_rng_below64(&r2, i);
+            uint32_t t = b[i - 1];
+            b[i - 1] = b[j];
+            b[j] = t;
+        }
+        cr_assert(!memcmp(a, b, n * sizeof *a), "n %u", n);
+        cr_assert_eq(fr_rng_u32(&r1), fr_rng_u32(&r2));
+    }
+}

@@ -240,6 +240,137 @@ Test(train, examples_counts_and_negatives_outside_the_users_items) {
     fr_dataset_free(d);
 }
 
+/* The shuffles against a naive reference: Fisher-Yates with fr_rng_below64, swapping
+ * every array (the weights too when weighted). fri_examples_shuffle and
+ * fri_examples_concat_shuffled (rows in scratch, several sources, empty ones among them)
+ * give its examples and leave the stream where its draws do. */
+static void ref_shuffle(fri_examples *ex, fr_rng *r) {
+    for (size_t i = ex->n; i > 1; i--) {
+        size_t j = (size_t)fr_rng_below64(r, i);
+        uint32_t t;
+        t = ex->user[i - 1]; ex->user[i - 1] = ex->user[j]; ex->user[j] = t;
+        t = ex->item[i - 1]; ex->item[i - 1] = ex->item[j]; ex->item[j] = t;
+        t = ex->neg[i - 1]; ex->neg[i - 1] = ex->neg[j]; ex->neg[j] = t;
+        float l = ex->label[i - 1]; ex->label[i - 1] = ex->label[j]; ex->label[j] = l;
+        if (ex->alpha > 0) { l = ex->wt[i - 1]; ex->wt[i - 1] = ex->wt[j]; ex->wt[j] = l; }
+    }
+}
+
+static void same_examples(const fri_examples *a, const fri_examples *b, const char *what) {
+    cr_assert_eq(a->n, b->n, "%s: %zu vs %zu examples", what, a->n, b->n);
+    for (size_t x = 0; x < a->n; x++) {
+        cr_assert(a->user[x] == b->user[x] && a->item[x] == b->item[x] && a->neg[x] == b->neg[x] &&
+                      a->label[x] == b->label[x], "%s: example %zu differs", what, x);
+        if (a->alpha > 0) cr_assert(a->wt[x] == b->wt[x], "%s: weight %zu differs", what, x);
+    }
+}
+
+Test(train, shuffles_are_fisher_yates_over_every_array) {
+    for (int weighted = 0; weighted < 2; weighted++) {
+        enum { S = 5 };
+        const size_t sizes[S] = {700, 0, 1, 2100, 37}; /* the sources, one of them empty */
+        fri_examples src[S], all = {0}, ref = {0}, got = {0};
+        fri_example_rows rows = {0};
+        memset(src, 0, sizeof src);
+        float alpha = weighted ? 0.5f : 0.0f;
+        all.alpha = ref.alpha = got.alpha = alpha;
+        uint32_t v = 1;
+        for (int s = 0; s < S; s++) {
+            src[s].alpha = alpha;
+            cr_assert_eq(fri_examples_reserve(&src[s], sizes[s]), FR_OK);
+            cr_assert_eq(fri_examples_reserve(&all, all.n + sizes[s]), FR_OK);
+            for (size_t x = 0; x < sizes[s]; x++, v++) { /* every field distinct */
+                src[s].user[x] = all.user[all.n] = v;
+                src[s].item[x] = all.item[all.n] = v + 100000;
+                src[s].neg[x] = all.neg[all.n] = v + 200000;
+                src[s].label[x] = all.label[all.n] = (float)v * 0.5f;
+                if (weighted) src[s].wt[x] = all.wt[all.n] = (float)v * 0.25f;
+                all.n++;
+            }
+            src[s].n = sizes[s];
+        }
+        cr_assert_eq(fri_examples_reserve(&ref, all.n), FR_OK);
+        memcpy(ref.user, all.user, all.n * sizeof *all.user);
+        memcpy(ref.item, all.item, all.n * sizeof *all.item);
+        memcpy(ref.neg, all.neg, all.n * sizeof *all.neg);
+        memcpy(ref.label, all.label, all.n * sizeof *all.label);
+        if (weighted) memcpy(ref.wt, all.wt, all.n * sizeof *all.wt);
+        ref.n = all.n;
+        fr_rng r0, r1, r2;
+        fr_rng_init(&r0, 11, 4, 0, FR_PURPOSE_SHUFFLE);
+        (void)fr_rng_u32(&r0); /* start inside a block */
+        r1 = r2 = r0;
+        ref_shuffle(&ref, &r0);
+        const uint32_t next = fr_rng_u32(&r0); /* the stream's next word after the draws */
+        fri_examples_shuffle(&all, &r1);
+        same_examples(&all, &ref, "fri_examples_shuffle");
+        cr_assert_eq(fr_rng_u32(&r1), next);
+        cr_assert_eq(fri_examples_concat_shuffled(&got, src, S, &r2, &rows), FR_OK);
+        same_examples(&got, &ref, "fri_examples_concat_shuffled");
+        cr_assert_eq(fr_rng_u32(&r2), next);
+        /* a second call reuses the scratch; no source: no example */
+        fr_rng_init(&r2, 11, 5, 0, FR_PURPOSE_SHUFFLE);
+        cr_assert_eq(fri_examples_concat_shuffled(&got, src, 1, &r2, &rows), FR_OK);
+        cr_assert_eq(got.n, sizes[0]);
+        cr_assert_eq(fri_examples_concat_shuffled(&got, src, 0, &r2, &rows), FR_OK);
+        cr_assert_eq(got.n, 0);
+        for (int s = 0; s < S; s++) fri_examples_free(&src[s]);
+        fri_examples_free(&all);
+        fri_examples_free(&ref);
+        fri_examples_free(&got);
+        fri_example_rows_free(&rows);
+    }
+}
+
+/* Rating examples draw nothing, so the trainer builds them once; every epoch is still the
+ * plain loop over that epoch's shuffle of freshly built examples (the naive reference:
+ * the users' examples in order, Fisher-Yates with the epoch's shuffle stream). */
+Test(train, mse_epochs_are_the_plain_loop_over_fresh_shuffles) {
+    fr_dataset *d = gen(80, 50, 1500);
+    fr_model *m = make(FR_MODEL_MF, d), *ref = make(FR_MODEL_MF, d);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    tc.shards = 1;
+    tc.threads = 1;
+    tc.batch = 16;
+    fr_optim_config_default(&tc.optim, FR_OPTIM_SGD);
+    tc.optim.lr = 0.01f;
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, d, &tc), FR_OK);
+    fr_model_ws *ws = NULL;
+    fr_grad *g = NULL;
+    fr_optim *o = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, ref, tc.batch), FR_OK);
+    cr_assert_eq(fr_grad_create(&g, ref), FR_OK);
+    cr_assert_eq(fr_optim_create(&o, ref, &tc.optim), FR_OK);
+    for (uint32_t ep = 0; ep < 3; ep++) {
+        double loss;
+        cr_assert_eq(fr_trainer_epoch(t, &loss), FR_OK, "%s", fr_errmsg());
+        fri_examples ex = {0};
+        for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+            fr_rng r;
+            fr_rng_init(&r, tc.seed, ep, u, FR_PURPOSE_NEGATIVES);
+            cr_assert_eq(fri_examples_add_user(&ex, d, u, u, FR_LOSS_MSE, tc.negatives, &r), FR_OK);
+        }
+        fr_rng r;
+        fr_rng_init(&r, tc.seed, ep, 0, FR_PURPOSE_SHUFFLE);
+        ref_shuffle(&ex, &r);
+        double sum = 0;
+        cr_assert_eq(fri_examples_fit(&ex, tc.batch, ref, ws, g, o, &sum), FR_OK);
+        cr_assert(!memcmp(fr_model_params(m), fr_model_params(ref), fr_model_n_params(m) * sizeof(float)),
+                  "epoch %u: the models differ", ep);
+        cr_assert_float_eq(loss, sum / (double)ex.n, 1e-12);
+        fri_examples_free(&ex);
+    }
+    fr_model_ws_free(ws);
+    fr_grad_free(g);
+    fr_optim_free(o);
+    fr_trainer_free(t);
+    fr_model_free(m);
+    fr_model_free(ref);
+    fr_dataset_free(d);
+}
+
 Test(train, config_errors_name_the_field) {
     fr_train_config c;
     fr_train_config_default(&c);
@@ -393,28 +524,39 @@ static fr_model *train_sgd1(fr_model_kind kind, const fr_dataset *d, float l2, f
 
 Test(train, fused_sgd_is_the_generic_loop_bit_for_bit) {
     fr_dataset *d = gen(120, 70, 2500);
-    /* dims that are and are not multiples of 8, and one past fri_sumsq's chunk of 64 */
+    /* dims that are and are not multiples of 8, one below 8 (no full lane group), the
+     * specialised 32 and 64, and one past fri_sumsq's chunk of 64. 120 users and 70 items:
+     * consecutive shuffled examples share a user or an item dozens of times an epoch, so
+     * mf's pass takes both its paired and its single steps. */
     struct { fr_model_kind kind; float l2, bias_l2; uint32_t neg, dim; } cases[] = {
         {FR_MODEL_MF, 0.05f, 0.01f, 0, 32}, {FR_MODEL_MF, 0.05f, 0.0f, 0, 64}, {FR_MODEL_MF, 0.0f, 0.0f, 0, 32},
         {FR_MODEL_MF, 0.05f, 0.01f, 0, 12}, {FR_MODEL_BPR, 0.01f, 0.0f, 1, 32}, {FR_MODEL_BPR, 0.0f, 0.0f, 4, 32},
         {FR_MODEL_BPR, 0.01f, 0.0f, 4, 20}, {FR_MODEL_MF, 0.05f, 0.01f, 0, 72}, {FR_MODEL_BPR, 0.01f, 0.0f, 1, 70},
+        {FR_MODEL_MF, 0.05f, 0.01f, 0, 4},  {FR_MODEL_BPR, 0.01f, 0.0f, 4, 64}, {FR_MODEL_MF, 0.0f, 0.0f, 0, 64},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         double la[3], lb[3], lc[3];
-        fr_model *a = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, true, 1, la);
         fr_model *b = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, false, 1, lb);
-        /* two threads: the next epoch's examples are built while this one steps */
-        fr_model *c2 = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, true, 2, lc);
-        cr_assert(!memcmp(fr_model_params(a), fr_model_params(c2), fr_model_n_params(a) * sizeof(float)),
-                  "case %zu: 1 and 2 threads differ", k);
-        for (int e = 0; e < 3; e++) cr_assert(la[e] == lc[e]);
-        fr_model_free(c2);
-        size_t np = fr_model_n_params(a);
-        cr_assert(np == fr_model_n_params(b));
-        cr_assert(!memcmp(fr_model_params(a), fr_model_params(b), np * sizeof(float)), "case %zu: models differ", k);
-        for (int e = 0; e < 3; e++) cr_assert(la[e] == lb[e], "case %zu epoch %d: loss %.17g vs %.17g", k, e, la[e], lb[e]);
-        cr_assert(la[2] < la[0], "case %zu: the loss falls (%g -> %g)", k, la[0], la[2]);
-        fr_model_free(a);
+        size_t np = fr_model_n_params(b);
+        /* the fused pass's AVX copy (where the CPU has it), then its plain one */
+        for (int avx = 1; avx >= 0; avx--) {
+            (void)fri_mf_sgd_allow_avx(avx);
+            fr_model *a = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, true, 1, la);
+            /* two threads: the next epoch's examples are built while this one steps */
+            fr_model *c2 = train_sgd1(cases[k].kind, d, cases[k].l2, cases[k].bias_l2, cases[k].neg, cases[k].dim, true, 2, lc);
+            cr_assert(!memcmp(fr_model_params(a), fr_model_params(c2), np * sizeof(float)),
+                      "case %zu avx %d: 1 and 2 threads differ", k, avx);
+            for (int e = 0; e < 3; e++) cr_assert(la[e] == lc[e]);
+            fr_model_free(c2);
+            cr_assert(np == fr_model_n_params(a));
+            cr_assert(!memcmp(fr_model_params(a), fr_model_params(b), np * sizeof(float)), "case %zu avx %d: models differ",
+                      k, avx);
+            for (int e = 0; e < 3; e++)
+                cr_assert(la[e] == lb[e], "case %zu avx %d epoch %d: loss %.17g vs %.17g", k, avx, e, la[e], lb[e]);
+            cr_assert(la[2] < la[0], "case %zu: the loss falls (%g -> %g)", k, la[0], la[2]);
+            fr_model_free(a);
+        }
+        (void)fri_mf_sgd_allow_avx(true);
         fr_model_free(b);
     }
     fr_dataset_free(d);

@@ -11,6 +11,13 @@
 
 #include "fedrec/core.h"
 
+/* Inlined wherever called (a hot helper whose arguments are constants at the call). */
+#if defined(__GNUC__)
+#define FRI_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FRI_ALWAYS_INLINE inline
+#endif
+
 /* Sets this thread's detailed message (printf format) and returns code, so a failing
  * path reads `return fri_fail(FR_ERR_PARSE, "%s:%zu: expected ...", path, line);`. */
 fr_err fri_fail(fr_err code, const char *fmt, ...) FR_PRINTF(2, 3);
@@ -36,6 +43,47 @@ static inline int fri_mul_size(size_t a, size_t b, size_t *out) {
 char *fri_strdup(const char *s);
 
 void fri_log(int level, const char *fmt, ...) FR_PRINTF(2, 3);
+
+/* A batch reader of a random stream: the words fr_rng_u32(r) would return, in the same
+ * order, made FRI_RNG_BATCH at a time (16 Philox blocks side by side in vector registers,
+ * rng.c) instead of a call and a block per four. For loops that draw many numbers (a
+ * shuffle). Between begin and end only the reader may use r; end leaves r exactly where
+ * reading the same words through fr_rng_u32 would have. */
+#define FRI_RNG_BATCH 64 /* words; a multiple of 4 */
+typedef struct fri_rng_batch {
+    fr_rng *r;                 /* the stream (its state is stale until end) */
+    uint64_t made;             /* words put in w so far (handed out: made - (n - at)) */
+    unsigned at, n;            /* next word of w, words in w */
+    uint32_t ctr[4];           /* counter of the next block to make */
+    uint32_t w[FRI_RNG_BATCH]; /* words made, not all handed out */
+} fri_rng_batch;
+void fri_rng_batch_begin(fri_rng_batch *b, fr_rng *r);
+void fri_rng_batch_fill(fri_rng_batch *b); /* the next FRI_RNG_BATCH words into w */
+void fri_rng_batch_end(fri_rng_batch *b);
+static inline uint32_t fri_rng_batch_u32(fri_rng_batch *b) {
+    if (b->at == b->n) fri_rng_batch_fill(b);
+    return b->w[b->at++];
+}
+/* fr_rng_below(r, n) from the batch: the same value, the same words consumed. */
+static inline uint32_t fri_rng_batch_below(fri_rng_batch *b, uint32_t n) {
+    uint64_t m = (uint64_t)fri_rng_batch_u32(b) * n;
+    uint32_t l = (uint32_t)m;
+    if (l < n) {
+        uint32_t t = (0u - n) % n;
+        while (l < t) {
+            m = (uint64_t)fri_rng_batch_u32(b) * n;
+            l = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+/* Tests: whether the batch reader may make its blocks with AVX2 (the default, where the
+ * CPU has it) or keeps SSE2 (or the scalar blocks off x86). Returns whether AVX2 was in
+ * use before the call. Not thread-safe: set it before drawing. */
+bool fri_rng_batch_allow_avx2(bool allow);
+/* Moves r forward by k words, as k calls of fr_rng_u32 would (O(1): the stream is a
+ * function of its counter). */
+void fri_rng_skip(fr_rng *r, uint64_t k);
 
 /* Little-endian encoding, independent of host byte order. */
 static inline void fri_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }

@@ -41,11 +41,166 @@ void fr_rng_init(fr_rng *r, uint64_t seed, uint32_t round, uint32_t client, uint
     r->normal = 0.0;
 }
 
+/* The counter's block index (48 bits: ctr[0] and the low half of ctr[1]) plus k, modulo
+ * 2^48 as the one-block increment wraps. */
+static void ctr_advance(uint32_t ctr[4], uint64_t k) {
+    uint64_t blk = ((uint64_t)(ctr[1] & 0xffffu) << 32 | ctr[0]) + k;
+    ctr[0] = (uint32_t)blk;
+    ctr[1] = (ctr[1] & 0xffff0000u) | ((uint32_t)(blk >> 32) & 0xffffu);
+}
+
 static void refill(fr_rng *r) {
     fr_philox4x32_10(r->ctr, r->key, r->buf);
     if (++r->ctr[0] == 0) r->ctr[1] = (r->ctr[1] & 0xffff0000u) | ((r->ctr[1] + 1) & 0xffffu);
     r->pos = 0;
 }
+
+void fri_rng_skip(fr_rng *r, uint64_t k) {
+    const unsigned left = r->pos < 4 ? 4 - r->pos : 0;
+    if (k <= left) {
+        r->pos += (unsigned)k;
+        return;
+    }
+    k -= left; /* words from the blocks at ctr, ctr + 1, ...; the last is word (k-1) % 4 of
+                  block ctr + (k-1) / 4, which becomes the buffer as its reading would */
+    ctr_advance(r->ctr, (k - 1) / 4);
+    refill(r);
+    r->pos = (unsigned)((k - 1) % 4 + 1);
+}
+
+/* FRI_RNG_BATCH / 4 Philox blocks from counter ctr (advanced past them) into out, block
+ * after block. The blocks are independent, so they go side by side: one to each 64-bit
+ * lane of a vector register, whose 32 x 32 -> 64-bit multiply (pmuludq) gives a round's
+ * high and low halves at once (the upper half of a lane that holds a low half is never
+ * read). Integer operations: the words of fr_philox4x32_10. SSE2 on every x86-64, AVX2
+ * where the CPU has it, fr_philox4x32_10 block by block elsewhere. */
+#define BLOCKS (FRI_RNG_BATCH / 4)
+#if defined(__SSE2__) && defined(__GNUC__)
+static void next_counters(uint32_t ctr[4], uint64_t c[][4], unsigned n) {
+    for (unsigned b = 0; b < n; b++) {
+        for (unsigned w = 0; w < 4; w++) c[b][w] = ctr[w];
+        ctr_advance(ctr, 1);
+    }
+}
+#include <immintrin.h>
+#define LO32 0xffffffffll
+static void philox_batch_sse2(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) {
+    uint64_t c[BLOCKS][4];
+    next_counters(ctr, c, BLOCKS);
+    for (unsigned g = 0; g < BLOCKS; g += 2) {
+        __m128i x0 = _mm_set_epi64x((long long)c[g + 1][0], (long long)c[g][0]);
+        __m128i x1 = _mm_set_epi64x((long long)c[g + 1][1], (long long)c[g][1]);
+        __m128i x2 = _mm_set_epi64x((long long)c[g + 1][2], (long long)c[g][2]);
+        __m128i x3 = _mm_set_epi64x((long long)c[g + 1][3], (long long)c[g][3]);
+        const __m128i m0 = _mm_set1_epi64x(PHILOX_M0), m1 = _mm_set1_epi64x(PHILOX_M1);
+        uint32_t k0 = key[0], k1 = key[1];
+        for (int round = 0; round < 10; round++) {
+            const __m128i p0 = _mm_mul_epu32(x0, m0), p1 = _mm_mul_epu32(x2, m1);
+            x0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(p1, 32), x1), _mm_set1_epi64x(k0));
+            x1 = p1;
+            x2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(p0, 32), x3), _mm_set1_epi64x(k1));
+            x3 = p0;
+            k0 += PHILOX_W0;
+            k1 += PHILOX_W1;
+        }
+        const __m128i lo = _mm_set1_epi64x(LO32);
+        const __m128i ab = _mm_or_si128(_mm_and_si128(x0, lo), _mm_slli_epi64(x1, 32));
+        const __m128i cd = _mm_or_si128(_mm_and_si128(x2, lo), _mm_slli_epi64(x3, 32));
+        _mm_storeu_si128((__m128i *)(void *)(out + 4 * g), _mm_unpacklo_epi64(ab, cd));
+        _mm_storeu_si128((__m128i *)(void *)(out + 4 * g + 4), _mm_unpackhi_epi64(ab, cd));
+    }
+}
+
+__attribute__((target("avx2"))) static void philox_batch_avx2(uint32_t ctr[4], const uint32_t key[2],
+                                                              uint32_t *out) {
+    enum { V = BLOCKS / 4 }; /* registers of four blocks, side by side to hide latency */
+    __m256i x0[V], x1[V], x2[V], x3[V];
+    if (ctr[0] <= UINT32_MAX - BLOCKS) { /* no carry into ctr[1] in this batch */
+        for (unsigned v = 0; v < V; v++) {
+            x0[v] = _mm256_add_epi64(_mm256_set1_epi64x(ctr[0]), _mm256_set_epi64x(4 * v + 3, 4 * v + 2, 4 * v + 1, 4 * v));
+            x1[v] = _mm256_set1_epi64x(ctr[1]);
+            x2[v] = _mm256_set1_epi64x(ctr[2]);
+            x3[v] = _mm256_set1_epi64x(ctr[3]);
+        }
+        ctr[0] += BLOCKS;
+    } else {
+        uint64_t c[BLOCKS][4];
+        next_counters(ctr, c, BLOCKS);
+        for (unsigned v = 0; v < V; v++) {
+            const unsigned g = 4 * v;
+            x0[v] = _mm256_set_epi64x((long long)c[g + 3][0], (long long)c[g + 2][0], (long long)c[g + 1][0], (long long)c[g][0]);
+            x1[v] = _mm256_set_epi64x((long long)c[g + 3][1], (long long)c[g + 2][1], (long long)c[g + 1][1], (long long)c[g][1]);
+            x2[v] = _mm256_set_epi64x((long long)c[g + 3][2], (long long)c[g + 2][2], (long long)c[g + 1][2], (long long)c[g][2]);
+            x3[v] = _mm256_set_epi64x((long long)c[g + 3][3], (long long)c[g + 2][3], (long long)c[g + 1][3], (long long)c[g][3]);
+        }
+    }
+    const __m256i m0 = _mm256_set1_epi64x(PHILOX_M0), m1 = _mm256_set1_epi64x(PHILOX_M1);
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        const __m256i vk0 = _mm256_set1_epi64x(k0), vk1 = _mm256_set1_epi64x(k1);
+        for (unsigned v = 0; v < V; v++) {
+            const __m256i p0 = _mm256_mul_epu32(x0[v], m0), p1 = _mm256_mul_epu32(x2[v], m1);
+            x0[v] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1[v]), vk0);
+            x1[v] = p1;
+            x2[v] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x3[v]), vk1);
+            x3[v] = p0;
+        }
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    const __m256i lo = _mm256_set1_epi64x(LO32);
+    for (unsigned v = 0; v < V; v++) {
+        const __m256i ab = _mm256_or_si256(_mm256_and_si256(x0[v], lo), _mm256_slli_epi64(x1[v], 32));
+        const __m256i cd = _mm256_or_si256(_mm256_and_si256(x2[v], lo), _mm256_slli_epi64(x3[v], 32));
+        const __m256i b02 = _mm256_unpacklo_epi64(ab, cd), b13 = _mm256_unpackhi_epi64(ab, cd);
+        _mm256_storeu_si256((__m256i *)(void *)(out + 16 * v), _mm256_permute2x128_si256(b02, b13, 0x20));
+        _mm256_storeu_si256((__m256i *)(void *)(out + 16 * v + 8), _mm256_permute2x128_si256(b02, b13, 0x31));
+    }
+}
+
+static bool batch_avx2_allowed = true; /* tests: false keeps the SSE2 copy */
+
+bool fri_rng_batch_allow_avx2(bool allow) {
+    bool was = batch_avx2_allowed;
+    batch_avx2_allowed = allow;
+    return was && __builtin_cpu_supports("avx2");
+}
+
+static void philox_batch(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) {
+    if (batch_avx2_allowed && __builtin_cpu_supports("avx2")) philox_batch_avx2(ctr, key, out);
+    else philox_batch_sse2(ctr, key, out);
+}
+#else
+bool fri_rng_batch_allow_avx2(bool allow) {
+    (void)allow;
+    return false;
+}
+
+static void philox_batch(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) {
+    for (unsigned b = 0; b < BLOCKS; b++) {
+        fr_philox4x32_10(ctr, key, out + 4 * b);
+        ctr_advance(ctr, 1);
+    }
+}
+#endif
+
+void fri_rng_batch_begin(fri_rng_batch *b, fr_rng *r) {
+    b->r = r;
+    b->at = 0;
+    b->n = 0;
+    for (unsigned i = r->pos; i < 4; i++) b->w[b->n++] = r->buf[i]; /* the block being read */
+    b->made = b->n;
+    memcpy(b->ctr, r->ctr, sizeof b->ctr);
+}
+
+void fri_rng_batch_fill(fri_rng_batch *b) {
+    philox_batch(b->ctr, b->r->key, b->w);
+    b->at = 0;
+    b->n = FRI_RNG_BATCH;
+    b->made += FRI_RNG_BATCH;
+}
+
+void fri_rng_batch_end(fri_rng_batch *b) { fri_rng_skip(b->r, b->made - (b->n - b->at)); }
 
 uint32_t fr_rng_u32(fr_rng *r) {
     if (r->pos >= 4) refill(r);
@@ -101,12 +256,22 @@ double fr_rng_normal(fr_rng *r) {
 }
 
 void fr_rng_shuffle_u32(fr_rng *r, uint32_t *a, size_t n) {
-    for (size_t i = n; i > 1; i--) {
+    size_t i = n;
+    for (; i > UINT32_MAX; i--) { /* fr_rng_below64's 64-bit draws */
         size_t j = (size_t)fr_rng_below64(r, i);
         uint32_t t = a[i - 1];
         a[i - 1] = a[j];
         a[j] = t;
     }
+    fri_rng_batch b; /* the rest: fr_rng_below's draws, from a batch */
+    fri_rng_batch_begin(&b, r);
+    for (; i > 1; i--) {
+        size_t j = fri_rng_batch_below(&b, (uint32_t)i);
+        uint32_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+    fri_rng_batch_end(&b);
 }
 
 /* Floyd's algorithm with an open-addressing set of size >= 2k, then a shuffle so the

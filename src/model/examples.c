@@ -13,6 +13,12 @@ void fri_examples_free(fri_examples *ex) {
     memset(ex, 0, sizeof *ex);
 }
 
+void fri_example_rows_free(fri_example_rows *r) {
+    fri_free(r->p);
+    r->p = NULL;
+    r->bytes = 0;
+}
+
 fr_err fri_examples_reserve(fri_examples *ex, size_t n) {
     if (n <= ex->cap) return FR_OK;
     size_t cap = ex->cap ? ex->cap : 256;
@@ -113,34 +119,99 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
     return FR_OK;
 }
 
-static void shuffle_weighted(fri_examples *ex, fr_rng *rng);
-
-void fri_examples_shuffle(fri_examples *ex, fr_rng *rng) {
-    if (ex->alpha > 0) {
-        shuffle_weighted(ex, rng);
-        return;
-    }
-    for (size_t i = ex->n; i > 1; i--) {
-        size_t j = (size_t)fr_rng_below64(rng, i);
-        uint32_t t;
-        t = ex->user[i - 1]; ex->user[i - 1] = ex->user[j]; ex->user[j] = t;
-        t = ex->item[i - 1]; ex->item[i - 1] = ex->item[j]; ex->item[j] = t;
-        t = ex->neg[i - 1]; ex->neg[i - 1] = ex->neg[j]; ex->neg[j] = t;
-        float l = ex->label[i - 1]; ex->label[i - 1] = ex->label[j]; ex->label[j] = l;
-    }
+/* Swaps examples a and b (every array; wt when weighted). */
+static inline void swap_examples(fri_examples *ex, size_t a, size_t b, bool weighted) {
+    uint32_t t;
+    t = ex->user[a]; ex->user[a] = ex->user[b]; ex->user[b] = t;
+    t = ex->item[a]; ex->item[a] = ex->item[b]; ex->item[b] = t;
+    t = ex->neg[a]; ex->neg[a] = ex->neg[b]; ex->neg[b] = t;
+    float l = ex->label[a]; ex->label[a] = ex->label[b]; ex->label[b] = l;
+    if (weighted) { l = ex->wt[a]; ex->wt[a] = ex->wt[b]; ex->wt[b] = l; }
 }
 
-/* The shuffle with the weights: the same draws, one more array. */
-static void shuffle_weighted(fri_examples *ex, fr_rng *rng) {
-    for (size_t i = ex->n; i > 1; i--) {
-        size_t j = (size_t)fr_rng_below64(rng, i);
-        uint32_t t;
-        t = ex->user[i - 1]; ex->user[i - 1] = ex->user[j]; ex->user[j] = t;
-        t = ex->item[i - 1]; ex->item[i - 1] = ex->item[j]; ex->item[j] = t;
-        t = ex->neg[i - 1]; ex->neg[i - 1] = ex->neg[j]; ex->neg[j] = t;
-        float l = ex->label[i - 1]; ex->label[i - 1] = ex->label[j]; ex->label[j] = l;
-        l = ex->wt[i - 1]; ex->wt[i - 1] = ex->wt[j]; ex->wt[j] = l;
+/* Fisher-Yates with fr_rng_below64's draws: 64-bit ones while i > 2^32 - 1 (never on a
+ * real data set), then fr_rng_below's from a batch reader. */
+static inline void shuffle_soa(fri_examples *ex, fr_rng *rng, bool weighted) {
+    size_t i = ex->n;
+    for (; i > UINT32_MAX; i--) swap_examples(ex, i - 1, (size_t)fr_rng_below64(rng, i), weighted);
+    fri_rng_batch b;
+    fri_rng_batch_begin(&b, rng);
+    for (; i > 1; i--) swap_examples(ex, i - 1, fri_rng_batch_below(&b, (uint32_t)i), weighted);
+    fri_rng_batch_end(&b);
+}
+
+void fri_examples_shuffle(fri_examples *ex, fr_rng *rng) {
+    if (ex->alpha > 0) shuffle_soa(ex, rng, true); /* the same draws, one more array */
+    else shuffle_soa(ex, rng, false);
+}
+
+/* An example as one row (fri_examples_concat_shuffled); wt only when weighted. */
+typedef struct ex_row { uint32_t user, item, neg; float label; } ex_row;
+typedef struct ex_row_wt { uint32_t user, item, neg; float label, wt; } ex_row_wt;
+
+static FRI_ALWAYS_INLINE void swap_rows(unsigned char *rows, size_t size, size_t a, size_t b) {
+    unsigned char t[sizeof(ex_row_wt)];
+    memcpy(t, rows + a * size, size);
+    memcpy(rows + a * size, rows + b * size, size);
+    memcpy(rows + b * size, t, size);
+}
+
+/* shuffle_soa's swaps over n rows of `size` bytes (a constant where inlined). */
+static FRI_ALWAYS_INLINE void shuffle_rows(unsigned char *rows, size_t n, size_t size, fr_rng *rng) {
+    size_t i = n;
+    for (; i > UINT32_MAX; i--) swap_rows(rows, size, i - 1, (size_t)fr_rng_below64(rng, i));
+    fri_rng_batch b;
+    fri_rng_batch_begin(&b, rng);
+    for (; i > 1; i--) swap_rows(rows, size, i - 1, fri_rng_batch_below(&b, (uint32_t)i));
+    fri_rng_batch_end(&b);
+}
+
+fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, size_t nsrc, fr_rng *rng,
+                                    fri_example_rows *rows) {
+    size_t n = 0;
+    for (size_t s = 0; s < nsrc; s++) n += src[s].n;
+    const bool w = dst->alpha > 0;
+    const size_t size = w ? sizeof(ex_row_wt) : sizeof(ex_row);
+    fr_err e = fri_examples_reserve(dst, n);
+    if (e) return e;
+    size_t bytes;
+    if (fri_mul_size(n, size, &bytes)) return fri_fail(FR_ERR_NOMEM, "examples: %zu rows overflow the address space", n);
+    if (bytes > rows->bytes) {
+        void *r = fri_malloc(bytes);
+        if (!r) return FR_ERR_NOMEM;
+        fri_free(rows->p);
+        rows->p = r;
+        rows->bytes = bytes;
     }
+    size_t k = 0;
+    if (w) {
+        ex_row_wt *r = rows->p;
+        for (size_t s = 0; s < nsrc; s++)
+            for (size_t x = 0; x < src[s].n; x++, k++)
+                r[k] = (ex_row_wt){src[s].user[x], src[s].item[x], src[s].neg[x], src[s].label[x], src[s].wt[x]};
+        shuffle_rows(rows->p, n, sizeof(ex_row_wt), rng);
+        for (size_t x = 0; x < n; x++) {
+            dst->user[x] = r[x].user;
+            dst->item[x] = r[x].item;
+            dst->neg[x] = r[x].neg;
+            dst->label[x] = r[x].label;
+            dst->wt[x] = r[x].wt;
+        }
+    } else {
+        ex_row *r = rows->p;
+        for (size_t s = 0; s < nsrc; s++)
+            for (size_t x = 0; x < src[s].n; x++, k++)
+                r[k] = (ex_row){src[s].user[x], src[s].item[x], src[s].neg[x], src[s].label[x]};
+        shuffle_rows(rows->p, n, sizeof(ex_row), rng);
+        for (size_t x = 0; x < n; x++) {
+            dst->user[x] = r[x].user;
+            dst->item[x] = r[x].item;
+            dst->neg[x] = r[x].neg;
+            dst->label[x] = r[x].label;
+        }
+    }
+    dst->n = n;
+    return FR_OK;
 }
 
 fr_err fri_examples_run(const fri_examples *ex, size_t batch, fr_loss loss, const fri_step_rule *rule,

@@ -38,6 +38,14 @@ typedef struct fri_examples {
     size_t mark_bits;  /* items mark covers */
 } fri_examples;
 
+/* Scratch for fri_examples_concat_shuffled: the examples as rows, grown as needed. A
+ * caller that shuffles several example sets one at a time needs one. */
+typedef struct fri_example_rows {
+    void *p;      /* fri_malloc'd, or NULL */
+    size_t bytes; /* its size */
+} fri_example_rows;
+void fri_example_rows_free(fri_example_rows *r);
+
 void fri_examples_clear(fri_examples *ex);
 void fri_examples_free(fri_examples *ex);
 FR_NODISCARD fr_err fri_examples_reserve(fri_examples *ex, size_t n);
@@ -59,8 +67,19 @@ FR_NODISCARD fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d,
                                           fr_loss loss, uint32_t neg, fr_rng *rng);
 
 /* Shuffles the examples (Fisher-Yates, all arrays together; wt when alpha > 0). The
- * draws do not depend on alpha. */
+ * draws do not depend on alpha. rng is left where its draws leave it (a caller may draw
+ * on from it). */
 void fri_examples_shuffle(fri_examples *ex, fr_rng *rng);
+
+/* dst = src[0], src[1], ..., src[nsrc-1] concatenated, then shuffled: exactly the
+ * examples (and the rng's state) of concatenating them into dst and calling
+ * fri_examples_shuffle, but faster: the swaps move one 16-byte row (20 with weights) in
+ * `rows` instead of an element of each of four arrays, which on a shuffle larger than L1
+ * is one cache miss a swap instead of four. The cost is the scratch: n rows. dst owns its
+ * arrays (not a view) and is none of the sources; the sources share dst's alpha.
+ * FR_ERR_NOMEM if dst or rows cannot grow. */
+FR_NODISCARD fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, size_t nsrc,
+                                                 fr_rng *rng, fri_example_rows *rows);
 
 /* Examples [lo, hi) of ex as a view (its arrays point into ex's; never freed or grown). */
 static inline fri_examples fri_examples_view(const fri_examples *ex, size_t lo, size_t hi) {

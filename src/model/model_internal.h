@@ -78,6 +78,10 @@ bool fri_optim_plain_sgd(const fr_optim *o, float *lr);
  * per-example SGD loop is checked against). */
 struct fr_trainer;
 void fri_trainer_no_fused(struct fr_trainer *t);
+/* Tests: whether the mf family's fused SGD pass may take its AVX2 copy (model_mf.c; the
+ * default, where the CPU has AVX2) or keeps its plain one. Returns whether the AVX2 copy was
+ * in use before the call. Not thread-safe: set it before training. */
+bool fri_mf_sgd_allow_avx(bool allow);
 
 /* Coasting: the steps a dense optimizer takes on parameters whose gradient is zero, in
  * closed form, so a caller that steps only the rows a minibatch touched still gets the

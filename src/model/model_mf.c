@@ -176,108 +176,213 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
  * loss_impl builds it from a zero gradient, ((0 + k x) with L2) + ds y, and its step
  * p -= lr g. Elementwise, so the same bits as the separate loops; the rows an example
  * touches are distinct (a BPR negative is never the user's positive, and user and item
- * rows live in different tables). The lanes sit in SSE registers where the target has
- * them (every x86-64): the same IEEE operations on the same lanes as the scalar code. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#define FRI_MF_SSE 1
+ * rows live in different tables).
+ *
+ * The eight lanes are one vector of the compiler's (GNU vector extensions): two SSE
+ * registers on a plain x86-64 build, one AVX register in the copy of the loop compiled
+ * for AVX2 (its register broadcast), taken when the CPU has it. Every lane sees the same
+ * IEEE operations (a multiply, then an add; never a fused multiply-add, which the ISO C
+ * mode and the "avx2" target without "fma" both rule out) in the same order, so both
+ * copies and the scalar code give the same bits; tests/test_train.c checks each copy
+ * against the generic loop. The sums of the lanes are shuffles and vector adds pairing
+ * the lanes as lanes8 does.
+ * The pass prefetches the rows of the examples up to AHEAD past those it is reading:
+ * the shuffle makes their addresses random, and the tables fit in L2, not in L1. Neither
+ * the copy taken nor the prefetches change a value. */
+#if defined(__GNUC__)
+#define FRI_MF_V8 1
+typedef float v8f __attribute__((vector_size(32)));
+/* the helpers below are static and inlined: no call passes a vector, so no ABI to keep
+ * (GCC and clang both read this pragma) */
+#pragma GCC diagnostic ignored "-Wpsabi"
+static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
+static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+typedef int32_t v8i __attribute__((vector_size(32)));
+#if defined(__clang__)
+#define V8_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
-#define FRI_MF_SSE 0
+#define V8_SHUF(a, b, ...) __builtin_shuffle(a, b, (v8i){__VA_ARGS__})
+#endif
+/* x in every lane (a shuffle: one broadcast, where building the vector lane by lane is
+ * what GCC 12 makes of {x, x, ...}) */
+static inline v8f v8_splat(float x) {
+    const v8f t = {x};
+    return V8_SHUF(t, t, 0, 0, 0, 0, 0, 0, 0, 0);
+}
+/* Adjacent lanes of a and b added: [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7]
+ * (AVX's hadd). */
+static inline v8f v8_hadd(v8f a, v8f b) {
+    const v8f even = V8_SHUF(a, b, 0, 2, 8, 10, 4, 6, 12, 14), odd = V8_SHUF(a, b, 1, 3, 9, 11, 5, 7, 13, 15);
+    return even + odd;
+}
+/* lanes8 of x, y and z at once: ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)) of each, the same
+ * additions in the same order, with three vector adds in place of 21 scalar ones. */
+static inline void v8_sum3(v8f x, v8f y, v8f z, float *sx, float *sy, float *sz) {
+    const v8f h = v8_hadd(v8_hadd(x, y), v8_hadd(z, z)); /* [x0123 y0123 z0123 . x4567 y4567 z4567 .] */
+    const v8f hi = V8_SHUF(h, h, 4, 5, 6, 7, 4, 5, 6, 7);
+    const v8f r = h + hi;
+    *sx = r[0];
+    *sy = r[1];
+    *sz = r[2];
+}
+#else
+#define FRI_MF_V8 0
+#endif
+#if FRI_MF_V8 && (defined(__x86_64__) || defined(__i386__))
+#define FRI_MF_AVX 1
+#else
+#define FRI_MF_AVX 0
 #endif
 
-/* The pairwise sum of eight lanes, as fri_dot and one chunk of fri_sumsq add them. */
+#define GROUP 2 /* examples read before any of them is written (see sgd_mse_body) */
+#define AHEAD 2 /* examples between a prefetch of rows and the read of them */
+
+static bool mf_avx_allowed = true; /* tests: false keeps the plain copy (fri_mf_sgd_allow_avx) */
+
+bool fri_mf_sgd_allow_avx(bool allow) {
+    bool was = mf_avx_allowed;
+    mf_avx_allowed = allow;
+#if FRI_MF_AVX
+    return was && __builtin_cpu_supports("avx2");
+#else
+    return false;
+#endif
+}
+
+#if !FRI_MF_V8
+/* The pairwise sum of eight lanes, as fri_dot and one chunk of fri_sumsq add them (the
+ * vector code's v8_sum3). */
 static inline float lanes8(const float *s) { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
+#endif
 
-/* sum x^2 of a row whose eight lanes hold it when it fits one fri_sumsq chunk. */
-static inline double sumsq_of(const float *x, size_t d, const float *lanes) {
-    return d <= 64 ? 0.0 + (double)lanes8(lanes) : fri_sumsq(x, d);
+/* sum x^2 of a row: its lanes8 sum when it fits one fri_sumsq chunk. */
+static inline double sumsq_of(const float *x, size_t d, float lanes_sum) {
+    return d <= 64 ? 0.0 + (double)lanes_sum : fri_sumsq(x, d);
 }
 
-/* The lanes of a.b, a.a and b.b over rows of d floats. */
-static inline void read_pair(const float *restrict a, const float *restrict b, size_t d, float *ab, float *aa,
-                             float *bb) {
-    const size_t d8 = d & ~(size_t)7;
-#if FRI_MF_SSE
-    __m128 x0 = _mm_setzero_ps(), x1 = x0, y0 = x0, y1 = x0, z0 = x0, z1 = x0;
-    for (size_t i = 0; i < d8; i += 8) {
-        const __m128 a0 = _mm_loadu_ps(a + i), a1 = _mm_loadu_ps(a + i + 4);
-        const __m128 b0 = _mm_loadu_ps(b + i), b1 = _mm_loadu_ps(b + i + 4);
-        x0 = _mm_add_ps(x0, _mm_mul_ps(a0, b0)); x1 = _mm_add_ps(x1, _mm_mul_ps(a1, b1));
-        y0 = _mm_add_ps(y0, _mm_mul_ps(a0, a0)); y1 = _mm_add_ps(y1, _mm_mul_ps(a1, a1));
-        z0 = _mm_add_ps(z0, _mm_mul_ps(b0, b0)); z1 = _mm_add_ps(z1, _mm_mul_ps(b1, b1));
-    }
-    _mm_storeu_ps(ab, x0); _mm_storeu_ps(ab + 4, x1);
-    _mm_storeu_ps(aa, y0); _mm_storeu_ps(aa + 4, y1);
-    _mm_storeu_ps(bb, z0); _mm_storeu_ps(bb + 4, z1);
+/* Brings a row of d floats towards L1 (no effect on any value). */
+static FRI_ALWAYS_INLINE void prefetch_row(const float *x, size_t d) {
+#if defined(__GNUC__)
+    for (size_t i = 0; i < d; i += 16) __builtin_prefetch(x + i, 1, 3);
 #else
-    for (size_t j = 0; j < 8; j++) ab[j] = aa[j] = bb[j] = 0.0f;
-    for (size_t i = 0; i < d8; i += 8)
-        for (size_t j = 0; j < 8; j++) {
-            ab[j] += a[i + j] * b[i + j];
-            aa[j] += a[i + j] * a[i + j];
-            bb[j] += b[i + j] * b[i + j];
-        }
+    (void)x;
+    (void)d;
 #endif
-    for (size_t i = d8; i < d; i++) {
-        ab[0] += a[i] * b[i];
-        aa[0] += a[i] * a[i];
-        bb[0] += b[i] * b[i];
-    }
 }
 
-/* The lanes of p.q, p.n, p.p, q.q and n.n (a BPR triple) in one read of the rows. */
-static inline void read_triple(const float *restrict p, const float *restrict q, const float *restrict n, size_t d,
-                               float *pq, float *pn, float *pp, float *qq, float *nn) {
+/* a.b, a.a and b.b over rows of d floats, each summed in eight lanes (the tail past the
+ * last multiple of 8 in lane 0) that are then added as lanes8 adds them. */
+static FRI_ALWAYS_INLINE void read_pair(const float *restrict a, const float *restrict b, size_t d, float *ab,
+                                        float *aa, float *bb) {
     const size_t d8 = d & ~(size_t)7;
-#if FRI_MF_SSE
-    __m128 a0 = _mm_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0, f0 = a0, f1 = a0;
+#if FRI_MF_V8
+    v8f x = {0}, y = {0}, z = {0};
     for (size_t i = 0; i < d8; i += 8) {
-        const __m128 p0 = _mm_loadu_ps(p + i), p1 = _mm_loadu_ps(p + i + 4);
-        const __m128 q0 = _mm_loadu_ps(q + i), q1 = _mm_loadu_ps(q + i + 4);
-        const __m128 n0 = _mm_loadu_ps(n + i), n1 = _mm_loadu_ps(n + i + 4);
-        a0 = _mm_add_ps(a0, _mm_mul_ps(p0, q0)); a1 = _mm_add_ps(a1, _mm_mul_ps(p1, q1));
-        b0 = _mm_add_ps(b0, _mm_mul_ps(p0, n0)); b1 = _mm_add_ps(b1, _mm_mul_ps(p1, n1));
-        c0 = _mm_add_ps(c0, _mm_mul_ps(p0, p0)); c1 = _mm_add_ps(c1, _mm_mul_ps(p1, p1));
-        e0 = _mm_add_ps(e0, _mm_mul_ps(q0, q0)); e1 = _mm_add_ps(e1, _mm_mul_ps(q1, q1));
-        f0 = _mm_add_ps(f0, _mm_mul_ps(n0, n0)); f1 = _mm_add_ps(f1, _mm_mul_ps(n1, n1));
+        const v8f va = v8_load(a + i), vb = v8_load(b + i);
+        const v8f tab = va * vb, taa = va * va, tbb = vb * vb; /* apart from the adds: no contraction */
+        x += tab;
+        y += taa;
+        z += tbb;
     }
-    _mm_storeu_ps(pq, a0); _mm_storeu_ps(pq + 4, a1);
-    _mm_storeu_ps(pn, b0); _mm_storeu_ps(pn + 4, b1);
-    _mm_storeu_ps(pp, c0); _mm_storeu_ps(pp + 4, c1);
-    _mm_storeu_ps(qq, e0); _mm_storeu_ps(qq + 4, e1);
-    _mm_storeu_ps(nn, f0); _mm_storeu_ps(nn + 4, f1);
+    for (size_t i = d8; i < d; i++) {
+        const float tab = a[i] * b[i], taa = a[i] * a[i], tbb = b[i] * b[i];
+        x[0] += tab;
+        y[0] += taa;
+        z[0] += tbb;
+    }
+    v8_sum3(x, y, z, ab, aa, bb);
 #else
-    for (size_t j = 0; j < 8; j++) pq[j] = pn[j] = pp[j] = qq[j] = nn[j] = 0.0f;
+    float sab[8] = {0}, saa[8] = {0}, sbb[8] = {0};
     for (size_t i = 0; i < d8; i += 8)
         for (size_t j = 0; j < 8; j++) {
-            pq[j] += p[i + j] * q[i + j];
-            pn[j] += p[i + j] * n[i + j];
-            pp[j] += p[i + j] * p[i + j];
-            qq[j] += q[i + j] * q[i + j];
-            nn[j] += n[i + j] * n[i + j];
+            sab[j] += a[i + j] * b[i + j];
+            saa[j] += a[i + j] * a[i + j];
+            sbb[j] += b[i + j] * b[i + j];
         }
-#endif
     for (size_t i = d8; i < d; i++) {
-        pq[0] += p[i] * q[i];
-        pn[0] += p[i] * n[i];
-        pp[0] += p[i] * p[i];
-        qq[0] += q[i] * q[i];
-        nn[0] += n[i] * n[i];
+        sab[0] += a[i] * b[i];
+        saa[0] += a[i] * a[i];
+        sbb[0] += b[i] * b[i];
     }
+    *ab = lanes8(sab);
+    *aa = lanes8(saa);
+    *bb = lanes8(sbb);
+#endif
+}
+
+/* p.q, p.n, p.p, q.q and n.n (a BPR triple) in one read of the rows, summed as read_pair
+ * sums. */
+static FRI_ALWAYS_INLINE void read_triple(const float *restrict p, const float *restrict q, const float *restrict n,
+                                          size_t d, float *pq, float *pn, float *pp, float *qq, float *nn) {
+    const size_t d8 = d & ~(size_t)7;
+#if FRI_MF_V8
+    v8f a = {0}, b = {0}, c = {0}, e = {0}, f = {0};
+    for (size_t i = 0; i < d8; i += 8) {
+        const v8f vp = v8_load(p + i), vq = v8_load(q + i), vn = v8_load(n + i);
+        const v8f tpq = vp * vq, tpn = vp * vn, tpp = vp * vp, tqq = vq * vq, tnn = vn * vn;
+        a += tpq;
+        b += tpn;
+        c += tpp;
+        e += tqq;
+        f += tnn;
+    }
+    for (size_t i = d8; i < d; i++) {
+        const float tpq = p[i] * q[i], tpn = p[i] * n[i], tpp = p[i] * p[i], tqq = q[i] * q[i], tnn = n[i] * n[i];
+        a[0] += tpq;
+        b[0] += tpn;
+        c[0] += tpp;
+        e[0] += tqq;
+        f[0] += tnn;
+    }
+    float unused;
+    v8_sum3(a, b, c, pq, pn, pp);
+    v8_sum3(e, f, f, qq, nn, &unused);
+#else
+    float spq[8] = {0}, spn[8] = {0}, spp[8] = {0}, sqq[8] = {0}, snn[8] = {0};
+    for (size_t i = 0; i < d8; i += 8)
+        for (size_t j = 0; j < 8; j++) {
+            spq[j] += p[i + j] * q[i + j];
+            spn[j] += p[i + j] * n[i + j];
+            spp[j] += p[i + j] * p[i + j];
+            sqq[j] += q[i + j] * q[i + j];
+            snn[j] += n[i + j] * n[i + j];
+        }
+    for (size_t i = d8; i < d; i++) {
+        spq[0] += p[i] * q[i];
+        spn[0] += p[i] * n[i];
+        spp[0] += p[i] * p[i];
+        sqq[0] += q[i] * q[i];
+        snn[0] += n[i] * n[i];
+    }
+    *pq = lanes8(spq);
+    *pn = lanes8(spn);
+    *pp = lanes8(spp);
+    *qq = lanes8(sqq);
+    *nn = lanes8(snn);
+#endif
 }
 
 /* a -= lr * ((0 + k a) + ds b) and b -= lr * ((0 + k b) + ds a) elementwise (without L2:
- * 0 + ds b and 0 + ds a), from the values before the step. */
-static inline void step_pair(float *restrict a, float *restrict b, size_t d, bool l2, float k, float ds, float lr) {
+ * 0 + ds b and 0 + ds a), from the values before the step. One operation a statement:
+ * nothing for a compiler to contract. */
+static FRI_ALWAYS_INLINE void step_pair(float *restrict a, float *restrict b, size_t d, bool l2, float k, float ds,
+                                        float lr) {
     size_t i = 0;
-#if FRI_MF_SSE
-    const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vlr = _mm_set1_ps(lr);
-    for (; i + 4 <= d; i += 4) {
-        const __m128 ai = _mm_loadu_ps(a + i), bi = _mm_loadu_ps(b + i);
-        const __m128 ga = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, ai)) : z, _mm_mul_ps(vds, bi));
-        const __m128 gb = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, bi)) : z, _mm_mul_ps(vds, ai));
-        _mm_storeu_ps(a + i, _mm_sub_ps(ai, _mm_mul_ps(vlr, ga)));
-        _mm_storeu_ps(b + i, _mm_sub_ps(bi, _mm_mul_ps(vlr, gb)));
+#if FRI_MF_V8
+    const v8f z = {0}, vk = v8_splat(k), vds = v8_splat(ds), vlr = v8_splat(lr);
+    for (; i + 8 <= d; i += 8) {
+        const v8f ai = v8_load(a + i), bi = v8_load(b + i);
+        v8f ka = z, kb = z;
+        if (l2) {
+            const v8f ta = vk * ai, tb = vk * bi;
+            ka = z + ta;
+            kb = z + tb;
+        }
+        const v8f sb = vds * bi, sa = vds * ai;
+        const v8f ga = ka + sb, gb = kb + sa;
+        const v8f ua = vlr * ga, ub = vlr * gb;
+        v8_store(a + i, ai - ua);
+        v8_store(b + i, bi - ub);
     }
 #endif
     for (; i < d; i++) {
@@ -290,21 +395,27 @@ static inline void step_pair(float *restrict a, float *restrict b, size_t d, boo
 
 /* A BPR triple's step: p's gradient ((0 + k p) + ds q) + dsn n, q's (0 + k q) + ds p,
  * n's (0 + k n) + dsn p (without L2 the k terms are 0), from the values before the step. */
-static inline void step_triple(float *restrict p, float *restrict q, float *restrict n, size_t d, bool l2, float k,
-                               float ds, float dsn, float lr) {
+static FRI_ALWAYS_INLINE void step_triple(float *restrict p, float *restrict q, float *restrict n, size_t d,
+                                          bool l2, float k, float ds, float dsn, float lr) {
     size_t i = 0;
-#if FRI_MF_SSE
-    const __m128 z = _mm_setzero_ps(), vk = _mm_set1_ps(k), vds = _mm_set1_ps(ds), vdn = _mm_set1_ps(dsn),
-                 vlr = _mm_set1_ps(lr);
-    for (; i + 4 <= d; i += 4) {
-        const __m128 pi = _mm_loadu_ps(p + i), qi = _mm_loadu_ps(q + i), ni = _mm_loadu_ps(n + i);
-        const __m128 gp = _mm_add_ps(_mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, pi)) : z, _mm_mul_ps(vds, qi)),
-                                     _mm_mul_ps(vdn, ni));
-        const __m128 gq = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, qi)) : z, _mm_mul_ps(vds, pi));
-        const __m128 gn = _mm_add_ps(l2 ? _mm_add_ps(z, _mm_mul_ps(vk, ni)) : z, _mm_mul_ps(vdn, pi));
-        _mm_storeu_ps(p + i, _mm_sub_ps(pi, _mm_mul_ps(vlr, gp)));
-        _mm_storeu_ps(q + i, _mm_sub_ps(qi, _mm_mul_ps(vlr, gq)));
-        _mm_storeu_ps(n + i, _mm_sub_ps(ni, _mm_mul_ps(vlr, gn)));
+#if FRI_MF_V8
+    const v8f z = {0}, vk = v8_splat(k), vds = v8_splat(ds), vdn = v8_splat(dsn), vlr = v8_splat(lr);
+    for (; i + 8 <= d; i += 8) {
+        const v8f pi = v8_load(p + i), qi = v8_load(q + i), ni = v8_load(n + i);
+        v8f kp = z, kq = z, kn = z;
+        if (l2) {
+            const v8f tp = vk * pi, tq = vk * qi, tn = vk * ni;
+            kp = z + tp;
+            kq = z + tq;
+            kn = z + tn;
+        }
+        const v8f sq = vds * qi, sn = vdn * ni, sp = vds * pi, snp = vdn * pi;
+        const v8f gp0 = kp + sq;
+        const v8f gp = gp0 + sn, gq = kq + sp, gn = kn + snp;
+        const v8f up = vlr * gp, uq = vlr * gq, un = vlr * gn;
+        v8_store(p + i, pi - up);
+        v8_store(q + i, qi - uq);
+        v8_store(n + i, ni - un);
     }
 #endif
     for (; i < d; i++) {
@@ -317,91 +428,223 @@ static inline void step_triple(float *restrict p, float *restrict q, float *rest
     }
 }
 
-static double sgd_mse(const fr_model *m, float *P, float *Q, float *BU, float *BI, const struct fri_examples *ex,
-                      float lr, double sum) {
-    const fr_model_config *c = &m->cfg;
-    const size_t d = c->dim;
-    const double l2s = (double)c->l2 / 1.0, bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / 1.0 : l2s;
-    const bool l2 = l2s > 0;
-    const float k = (float)(2.0 * l2s), kb = (float)(2.0 * bl2s), mu = c->mu;
-    for (size_t x = 0; x < ex->n; x++) {
-        const uint32_t u = ex->user[x], i = ex->item[x];
-        float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d;
-        float spq[8], spp[8], sqq[8];
-        read_pair(p, q, d, spq, spp, sqq);
-        float s = lanes8(spq);
-        const float bu = BU[u], bi = BI[i];
-        s += mu + bu + bi;
-        const double e = (double)s - (double)ex->label[x];
-        double L = e * e / 1.0;
-        const float ds = (float)(2.0 * e / 1.0);
-        if (l2) {
-            L += l2s * sumsq_of(p, d, spp);
-            L += l2s * sumsq_of(q, d, sqq);
+/* One mf example between reading its rows and writing them. */
+typedef struct mse_step {
+    float *p, *q;    /* its user and item rows */
+    uint32_t u, i;   /* its user and item */
+    float bu, bi;    /* their biases before the step */
+    float ds;        /* d loss / d score */
+    double L;        /* its loss */
+} mse_step;
+
+/* The constants of an mf pass. */
+typedef struct mse_pass {
+    double l2s, bl2s; /* L2 of the rows and of the biases (per example: B = 1) */
+    bool l2;          /* l2s > 0 */
+    float k, kb, mu;  /* 2 l2s, 2 bl2s, the global mean */
+} mse_pass;
+
+/* Reads example x: its score, loss and d loss / d score, from the rows as they are. */
+static FRI_ALWAYS_INLINE void mse_read(const mse_pass *c, float *P, float *Q, const float *BU, const float *BI,
+                                       const struct fri_examples *ex, size_t x, size_t d, mse_step *st) {
+    const uint32_t u = ex->user[x], i = ex->item[x];
+    float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d;
+    float s, spp, sqq;
+    read_pair(p, q, d, &s, &spp, &sqq);
+    const float bu = BU[u], bi = BI[i];
+    s += c->mu + bu + bi;
+    const double e = (double)s - (double)ex->label[x];
+    double L = e * e / 1.0;
+    if (c->l2) {
+        L += c->l2s * sumsq_of(p, d, spp);
+        L += c->l2s * sumsq_of(q, d, sqq);
+    }
+    if (c->bl2s > 0) {
+        L += c->bl2s * fri_sumsq(&bu, 1);
+        L += c->bl2s * fri_sumsq(&bi, 1);
+    }
+    *st = (mse_step){p, q, u, i, bu, bi, (float)(2.0 * e / 1.0), L};
+}
+
+/* Writes the step of an example read by mse_read. */
+static FRI_ALWAYS_INLINE void mse_write(const mse_pass *c, float *BU, float *BI, const mse_step *st, float lr,
+                                        size_t d) {
+    float dbu = 0.0f, dbi = 0.0f;
+    if (c->bl2s > 0) {
+        dbu += c->kb * st->bu;
+        dbi += c->kb * st->bi;
+    }
+    dbu += st->ds;
+    dbi += st->ds;
+    step_pair(st->p, st->q, d, c->l2, c->k, st->ds, lr);
+    BU[st->u] = st->bu - lr * dbu;
+    BI[st->i] = st->bi - lr * dbi;
+}
+
+/* The mf pass over rows of d floats (a constant where the caller specialises it).
+ * Consecutive examples with different users and different items touch disjoint rows and
+ * biases, so the later ones can be read before the earlier are written without changing a
+ * bit: up to GROUP such examples are read, then written in order, which gives the CPU
+ * independent chains (dot product, score, step) to overlap where one example's chain
+ * would leave its units idle. An example sharing a user or an item with one read before
+ * it waits for the next group. The loss terms are added in example order. */
+static FRI_ALWAYS_INLINE double sgd_mse_body(const fr_model_config *cfg, float *P, float *Q, float *BU, float *BI,
+                                             const struct fri_examples *ex, float lr, double sum, size_t d) {
+    mse_pass c;
+    c.l2s = (double)cfg->l2 / 1.0;
+    c.bl2s = cfg->bias_l2 > 0.0f ? (double)cfg->bias_l2 / 1.0 : c.l2s;
+    c.l2 = c.l2s > 0;
+    c.k = (float)(2.0 * c.l2s);
+    c.kb = (float)(2.0 * c.bl2s);
+    c.mu = cfg->mu;
+    const uint32_t *user = ex->user, *item = ex->item;
+    const size_t n = ex->n;
+    size_t pf = 0; /* the next example whose rows to prefetch */
+    for (size_t x = 0; x < n;) {
+        for (; pf < n && pf < x + GROUP + AHEAD; pf++) {
+            prefetch_row(P + (size_t)user[pf] * d, d);
+            prefetch_row(Q + (size_t)item[pf] * d, d);
         }
-        float dbu = 0.0f, dbi = 0.0f;
-        if (bl2s > 0) {
-            dbu += kb * bu;
-            dbi += kb * bi;
-            L += bl2s * fri_sumsq(&bu, 1);
-            L += bl2s * fri_sumsq(&bi, 1);
+        mse_step st[GROUP];
+        size_t g;
+        mse_read(&c, P, Q, BU, BI, ex, x, d, &st[0]);
+        g = 1;
+        while (g < GROUP && x + g < n) {
+            const uint32_t u = user[x + g], i = item[x + g];
+            bool apart = true;
+            for (size_t h = 0; h < g; h++) apart &= st[h].u != u && st[h].i != i;
+            if (!apart) break;
+            mse_read(&c, P, Q, BU, BI, ex, x + g, d, &st[g]);
+            g++;
         }
-        dbu += ds;
-        dbi += ds;
-        step_pair(p, q, d, l2, k, ds, lr);
-        BU[u] = bu - lr * dbu;
-        BI[i] = bi - lr * dbi;
-        sum += L * 1.0;
+        for (size_t h = 0; h < g; h++) mse_write(&c, BU, BI, &st[h], lr, d);
+        for (size_t h = 0; h < g; h++) sum += st[h].L * 1.0;
+        x += g;
     }
     return sum;
 }
 
-/* wt: the examples' weights (confidence), or NULL. Called with a constant NULL for
- * unweighted examples, so that loop keeps the operations it had before weights. */
-static inline double sgd_bpr(const fr_model *m, float *P, float *Q, const struct fri_examples *ex,
-                             const float *restrict wt, float lr, double sum) {
-    const fr_model_config *c = &m->cfg;
-    const size_t d = c->dim;
+/* One BPR triple between reading its rows and writing them. */
+typedef struct bpr_step {
+    float *p, *q, *n;     /* its user, positive and negative rows */
+    uint32_t u, i, j;     /* its user, positive and negative */
+    float ds, dsn;        /* d loss / d score of the positive and of the negative */
+    double L;             /* its loss */
+} bpr_step;
+
+/* Reads triple x: its scores, loss and gradients, from the rows as they are. */
+static FRI_ALWAYS_INLINE void bpr_read(double l2s, float *P, float *Q, const struct fri_examples *ex,
+                                       const float *restrict wt, size_t x, size_t d, bpr_step *st) {
+    const uint32_t u = ex->user[x], i = ex->item[x], j = ex->neg[x];
+    float *restrict p = P + (size_t)u * d, *restrict q = Q + (size_t)i * d, *restrict n = Q + (size_t)j * d;
+    float spq, spn, spp, sqq, snn;
+    read_triple(p, q, n, d, &spq, &spn, &spp, &sqq, &snn);
+    const double dd = (double)spq - (double)spn;
+    /* fri_softplus(-dd) and fri_sigmoid(-dd), sharing their exp(-|dd|) */
+    const double ex1 = exp(-fabs(dd));
+    double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
+    double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
+    if (wt) { /* fri_bpr_forward_backward's weighted terms: c * softplus, c * (-sigmoid / B) */
+        const double cw = wt[x];
+        L = cw * L;
+        g = cw * g;
+    }
+    if (l2s > 0) {
+        L += l2s * sumsq_of(p, d, spp);
+        L += l2s * sumsq_of(q, d, sqq);
+        L += l2s * sumsq_of(n, d, snn);
+    }
+    *st = (bpr_step){p, q, n, u, i, j, (float)g, (float)-g, L};
+}
+
+/* The BPR pass. wt: the examples' weights (confidence), or NULL; a constant NULL for
+ * unweighted examples keeps the operations that loop had before weights. As the mf pass,
+ * up to GROUP consecutive triples whose rows are pairwise disjoint (users differ, and no
+ * item of one is an item of another) are read before any is written. */
+static FRI_ALWAYS_INLINE double sgd_bpr_body(const fr_model_config *c, float *P, float *Q,
+                                             const struct fri_examples *ex, const float *restrict wt, float lr,
+                                             double sum, size_t d) {
     const double l2s = (double)c->l2 / 1.0;
     const bool l2 = l2s > 0;
     const float k = (float)(2.0 * l2s);
-    for (size_t x = 0; x < ex->n; x++) {
-        float *restrict p = P + (size_t)ex->user[x] * d, *restrict q = Q + (size_t)ex->item[x] * d,
-                        *restrict n = Q + (size_t)ex->neg[x] * d;
-        float spq[8], spn[8], spp[8], sqq[8], snn[8];
-        read_triple(p, q, n, d, spq, spn, spp, sqq, snn);
-        const double dd = (double)lanes8(spq) - (double)lanes8(spn);
-        /* fri_softplus(-dd) and fri_sigmoid(-dd), sharing their exp(-|dd|) */
-        const double ex1 = exp(-fabs(dd));
-        double L = (-dd > 0.0 ? -dd : 0.0) + log1p(ex1);
-        double g = -(-dd >= 0.0 ? 1.0 / (1.0 + ex1) : ex1 / (1.0 + ex1)) / 1.0;
-        if (wt) { /* fri_bpr_forward_backward's weighted terms: c * softplus, c * (-sigmoid / B) */
-            const double cw = wt[x];
-            L = cw * L;
-            g = cw * g;
+    const uint32_t *user = ex->user, *item = ex->item, *neg = ex->neg;
+    const size_t nx = ex->n;
+    size_t pf = 0; /* the next example whose rows to prefetch */
+    for (size_t x = 0; x < nx;) {
+        for (; pf < nx && pf < x + GROUP + AHEAD; pf++) {
+            prefetch_row(P + (size_t)user[pf] * d, d);
+            prefetch_row(Q + (size_t)item[pf] * d, d);
+            prefetch_row(Q + (size_t)neg[pf] * d, d);
         }
-        const float ds = (float)g, dsn = (float)-g;
-        if (l2) {
-            L += l2s * sumsq_of(p, d, spp);
-            L += l2s * sumsq_of(q, d, sqq);
-            L += l2s * sumsq_of(n, d, snn);
+        bpr_step st[GROUP];
+        size_t g;
+        bpr_read(l2s, P, Q, ex, wt, x, d, &st[0]);
+        g = 1;
+        while (g < GROUP && x + g < nx) {
+            const uint32_t u = user[x + g], i = item[x + g], j = neg[x + g];
+            bool apart = true;
+            for (size_t h = 0; h < g; h++)
+                apart &= st[h].u != u && st[h].i != i && st[h].i != j && st[h].j != i && st[h].j != j;
+            if (!apart) break;
+            bpr_read(l2s, P, Q, ex, wt, x + g, d, &st[g]);
+            g++;
         }
-        step_triple(p, q, n, d, l2, k, ds, dsn, lr);
-        sum += L * 1.0;
+        for (size_t h = 0; h < g; h++) step_triple(st[h].p, st[h].q, st[h].n, d, l2, k, st[h].ds, st[h].dsn, lr);
+        for (size_t h = 0; h < g; h++) sum += st[h].L * 1.0;
+        x += g;
     }
     return sum;
 }
+
+/* One pass (mf or bpr, weighted or not) with the row length a constant for the common
+ * dims, so the lane loops unroll. The same source is compiled twice: plain, and for AVX2. */
+#define MF_PASS_BODY                                                                                                   \
+    if (bpr) {                                                                                                         \
+        if (ex->alpha > 0)                                                                                             \
+            return sgd_bpr_body(c, P, Q, ex, ex->wt, lr, sum, c->dim);                                                 \
+        switch (c->dim) {                                                                                              \
+        case 32: return sgd_bpr_body(c, P, Q, ex, NULL, lr, sum, 32);                                                  \
+        case 64: return sgd_bpr_body(c, P, Q, ex, NULL, lr, sum, 64);                                                  \
+        default: return sgd_bpr_body(c, P, Q, ex, NULL, lr, sum, c->dim);                                              \
+        }                                                                                                              \
+    }                                                                                                                  \
+    switch (c->dim) {                                                                                                  \
+    case 32: return sgd_mse_body(c, P, Q, BU, BI, ex, lr, sum, 32);                                                    \
+    case 64: return sgd_mse_body(c, P, Q, BU, BI, ex, lr, sum, 64);                                                    \
+    default: return sgd_mse_body(c, P, Q, BU, BI, ex, lr, sum, c->dim);                                                \
+    }
+
+static double mf_pass_plain(const fr_model_config *c, bool bpr, float *P, float *Q, float *BU, float *BI,
+                            const struct fri_examples *ex, float lr, double sum) {
+    MF_PASS_BODY
+}
+
+#if FRI_MF_AVX
+__attribute__((target("avx2"))) static double mf_pass_avx(const fr_model_config *c, bool bpr, float *P, float *Q,
+                                                          float *BU, float *BI, const struct fri_examples *ex,
+                                                          float lr, double sum) {
+    MF_PASS_BODY
+}
+#endif
 
 static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum) {
     const fr_model_config *c = &m->cfg;
     float *P = m->params + m->t[m->slot[USER_F]].offset, *Q = m->params + m->t[m->slot[ITEM_F]].offset;
-    if (c->loss == FR_LOSS_MSE)
-        *loss_sum = sgd_mse(m, P, Q, m->params + m->t[m->slot[USER_B]].offset, m->params + m->t[m->slot[ITEM_B]].offset,
-                            ex, lr, *loss_sum);
-    else if (c->loss == FR_LOSS_BPR)
-        *loss_sum = ex->alpha > 0 ? sgd_bpr(m, P, Q, ex, ex->wt, lr, *loss_sum) : sgd_bpr(m, P, Q, ex, NULL, lr, *loss_sum);
-    else
+    float *BU = NULL, *BI = NULL;
+    if (c->loss == FR_LOSS_MSE) {
+        BU = m->params + m->t[m->slot[USER_B]].offset;
+        BI = m->params + m->t[m->slot[ITEM_B]].offset;
+    } else if (c->loss != FR_LOSS_BPR) {
         return FR_ERR_UNSUPPORTED; /* no message: not an error */
+    }
+    const bool bpr = c->loss == FR_LOSS_BPR;
+#if FRI_MF_AVX
+    if (mf_avx_allowed && __builtin_cpu_supports("avx2")) {
+        *loss_sum = mf_pass_avx(c, bpr, P, Q, BU, BI, ex, lr, *loss_sum);
+        return FR_OK;
+    }
+#endif
+    *loss_sum = mf_pass_plain(c, bpr, P, Q, BU, BI, ex, lr, *loss_sum);
     return FR_OK;
 }
 

@@ -107,6 +107,8 @@ struct fr_trainer {
     fri_examples blk[N_BLOCKS];               /* per user block, concatenated into ex */
     fr_err blk_err[N_BLOCKS];                 /* per block build status */
     size_t n_blocks;                          /* used blocks (<= N_BLOCKS) */
+    bool blocks_fixed;                        /* blk holds every epoch's examples (mse: no draws) */
+    fri_example_rows rows;                    /* shuffle scratch (builds never overlap) */
     fr_model_ws *ws[FR_TRAIN_MAX_SHARDS];     /* per shard */
     fr_grad *g[FR_TRAIN_MAX_SHARDS];          /* per shard; g[0] receives the combination */
     fr_optim *o;                              /* optimizer state */
@@ -136,6 +138,7 @@ void fr_trainer_free(fr_trainer *t) {
     if (!t) return;
     fri_examples_free(&t->ex);
     fri_examples_free(&t->ex_next);
+    fri_example_rows_free(&t->rows);
     for (size_t b = 0; b < N_BLOCKS; b++) fri_examples_free(&t->blk[b]);
     for (int s = 0; s < FR_TRAIN_MAX_SHARDS; s++) {
         fr_model_ws_free(t->ws[s]);
@@ -216,34 +219,22 @@ static void build_block(void *ctx, size_t b, int worker) {
 }
 
 /* Builds epoch `epoch`'s examples into dst: every user block (on the pool, or in turn on
- * this thread), concatenated in block order, shuffled. The same bits either way. */
+ * this thread), concatenated in block order, shuffled. The same bits either way. Rating
+ * examples (mse) draw nothing, so they are the same every epoch: the blocks are built
+ * once and only the shuffle is redone. */
 static fr_err build_examples_into(fr_trainer *t, uint64_t epoch, fri_examples *dst, bool on_pool) {
-    t->build_epoch = epoch;
-    if (on_pool) fr_pool_for(t->pool, t->n_blocks, 1, build_block, t);
-    else
-        for (size_t b = 0; b < t->n_blocks; b++) build_block(t, b, 0);
-    size_t total = 0;
-    for (size_t b = 0; b < t->n_blocks; b++) {
-        if (t->blk_err[b]) return fri_fail(FR_ERR_NOMEM, "trainer: out of memory building examples");
-        total += t->blk[b].n;
+    if (!t->blocks_fixed) {
+        t->build_epoch = epoch;
+        if (on_pool) fr_pool_for(t->pool, t->n_blocks, 1, build_block, t);
+        else
+            for (size_t b = 0; b < t->n_blocks; b++) build_block(t, b, 0);
+        for (size_t b = 0; b < t->n_blocks; b++)
+            if (t->blk_err[b]) return fri_fail(FR_ERR_NOMEM, "trainer: out of memory building examples");
+        t->blocks_fixed = t->loss == FR_LOSS_MSE;
     }
-    fr_err e = fri_examples_reserve(dst, total);
-    if (e) return e;
-    size_t at = 0;
-    for (size_t b = 0; b < t->n_blocks; b++) {
-        const fri_examples *s = &t->blk[b];
-        memcpy(dst->user + at, s->user, s->n * sizeof *s->user);
-        memcpy(dst->item + at, s->item, s->n * sizeof *s->item);
-        memcpy(dst->neg + at, s->neg, s->n * sizeof *s->neg);
-        memcpy(dst->label + at, s->label, s->n * sizeof *s->label);
-        if (dst->alpha > 0) memcpy(dst->wt + at, s->wt, s->n * sizeof *s->wt);
-        at += s->n;
-    }
-    dst->n = total;
     fr_rng r;
     fr_rng_init(&r, t->cfg.seed, (uint32_t)epoch, 0, FR_PURPOSE_SHUFFLE);
-    fri_examples_shuffle(dst, &r);
-    return FR_OK;
+    return fri_examples_concat_shuffled(dst, t->blk, t->n_blocks, &r, &t->rows);
 }
 
 static fr_err build_examples(fr_trainer *t) { return build_examples_into(t, t->epoch, &t->ex, true); }
