@@ -106,4 +106,15 @@ FR_NODISCARD fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *c
 void fri_msg_seal(uint8_t *buf, size_t n, uint16_t type);
 FR_NODISCARD fr_err fri_msg_open(const uint8_t *b, size_t n, uint16_t type, const char *what);
 
+/* Secure aggregation over dense vectors (round.c). The words of a client's vector in the
+ * open round: the shared prefix (w·Δ in 2^-32 units), then with row_norm the per-row
+ * weights of each item table (n_tables × n_items), then the weight n_k. */
+size_t fri_round_dense_len(const fr_round *r);
+/* Takes res as fr_round_accept would (every check, the client counted as answered, its
+ * loss and examples kept, `bytes` as its upload) but writes its sums to
+ * out[fri_round_dense_len] instead of a lane. Thread-safe as fr_round_accept. */
+FR_NODISCARD fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes, int64_t *out);
+/* Adds the (unmasked) sum of the dense vectors of the round's results to lane 0. */
+FR_NODISCARD fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum);
+
 #endif

@@ -280,20 +280,23 @@ void fri_sa_commit(uint8_t out[32], const uint8_t seed[32], uint64_t session) {
 void fri_sa_prg_add(uint64_t *y, uint64_t len, const uint8_t seed[32], uint64_t session, uint8_t purpose, int sign) {
     enum { CHUNK = 4096 }; /* bytes per call: 64 ChaCha20 blocks, in L1 */
     static const uint8_t zeros[CHUNK];
-    uint8_t ks[CHUNK], nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+    uint64_t ks[CHUNK / 8]; /* the keystream's words (little-endian bytes, read as words below) */
+    uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
     fri_put_u64(nonce, session);
     nonce[8] = purpose;
     uint64_t done = 0;
     uint32_t block = 0;
     while (done < len) {
         uint64_t words = len - done < CHUNK / 8 ? len - done : CHUNK / 8;
-        size_t bytes = (size_t)words * 8;
-        crypto_stream_chacha20_ietf_xor_ic(ks, zeros, bytes, nonce, block, seed);
+        crypto_stream_chacha20_ietf_xor_ic((uint8_t *)ks, zeros, (size_t)words * 8, nonce, block, seed);
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+        for (uint64_t i = 0; i < words; i++) ks[i] = fri_get_u64((const uint8_t *)&ks[i]);
+#endif
         uint64_t *o = y + done;
         if (sign > 0)
-            for (uint64_t i = 0; i < words; i++) o[i] += fri_get_u64(ks + 8 * i);
+            for (uint64_t i = 0; i < words; i++) o[i] += ks[i];
         else
-            for (uint64_t i = 0; i < words; i++) o[i] -= fri_get_u64(ks + 8 * i);
+            for (uint64_t i = 0; i < words; i++) o[i] -= ks[i];
         done += words;
         block += CHUNK / 64;
     }
