@@ -8,23 +8,34 @@
 #      before Unmasking; each stage's seconds for the clients (summed) and the server,
 #      beside a plain sum of the same vectors; the unmasked sum is checked exactly.
 #      Then the same with every pair (k = n-1, SecAgg) for comparison.
-#   2. bench_fed: a plain simulated round of mf d=32 on ml-100k u1.base with 100 clients per
-#      round (the wall time secure aggregation is compared with), when the data is present.
-# Usage: bench/run_secagg.sh [REPS=3]   (from the project root, after a build)
+#   2. fedrec train on ml-100k u1.base / u1.test, mf d=32, 100 clients per round, 5 rounds,
+#      plain and with --secagg (same model, checked): seconds per round from --metrics-out
+#      (the wall time of a simulated round: every client's work in one process, on
+#      THREADS workers), when the data is present.
+# Usage: bench/run_secagg.sh [REPS=3] [THREADS=2]   (from the project root, after a build)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${FEDREC_DATA:-$ROOT/../shared/data}
 REPS=${1:-3}
+THREADS=${2:-2}
 BIN=$ROOT/build/bench_secagg
 [ -x "$BIN" ] || { echo "run_secagg.sh: $BIN not built (cmake --build build)"; exit 1; }
 echo "# privacy layer, k from the dropout bound (sigma 40, dropout 0.1)"
 "$BIN" --n 100 --len 55506 --dropout 0.1 --reps "$REPS"
 echo "# privacy layer, every pair (SecAgg, k = 99, t = 50)"
 "$BIN" --n 100 --len 55506 --dropout 0.1 --k 99 --t 50 --reps "$REPS"
-if [ -f "$DATA/ml-100k/u1.base" ] && [ -x "$ROOT/build/bench_fed" ]; then
-    echo "# plain simulated rounds: mf d=32, ml-100k u1.base, 100 clients per round"
-    "$ROOT/build/bench_fed" --train "$DATA/ml-100k/u1.base" --test "$DATA/ml-100k/u1.test" --model mf --dim 32 \
-        --clients 100 --rounds 5
+if [ -f "$DATA/ml-100k/u1.base" ]; then
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    for mode in plain secagg; do
+        flag=""; [ "$mode" = secagg ] && flag=--secagg
+        "$ROOT/build/fedrec" train --data "$DATA/ml-100k/u1.base" --test "$DATA/ml-100k/u1.test" --model mf --dim 32 \
+            --clients-per-round 100 --rounds 5 --eval-every 0 --threads "$THREADS" --quiet $flag \
+            --metrics-out "$tmp/$mode.jsonl" --out "$tmp/$mode.fr" >/dev/null
+        secs=$(grep '^{"round"' "$tmp/$mode.jsonl" | sed 's/.*"seconds":\([0-9.]*\).*/\1/' | tr '\n' ' ')
+        echo "{\"train\":\"$mode\",\"model\":\"mf\",\"dim\":32,\"clients_per_round\":100,\"threads\":$THREADS,\"round_seconds\":\"$secs\"}"
+    done
+    cmp -s "$tmp/plain.fr" "$tmp/secagg.fr" && echo "# the two models are identical, byte for byte" \
+        || { echo "run_secagg.sh: the --secagg model differs from the plain one"; exit 1; }
 else
     echo "# $DATA/ml-100k/u1.base absent: no plain round to compare with (skipped)"
 fi
