@@ -112,3 +112,51 @@ Test(sim_secagg, one_client_rounds_refused) {
     fr_sim_free(s);
     fr_dataset_free(d);
 }
+
+/* Silos, two of them empty: sampled, they take part in the key exchange but send no
+ * masked input (dropouts after ShareKeys): their pairwise masks are rebuilt from their
+ * neighbours' shares, and the model is still the plain one. */
+Test(sim_secagg, empty_silos_drop_out_and_are_recovered) {
+    fr_dataset *d = synthetic();
+    uint32_t nu = fr_dataset_n_users(d), silos = 8;
+    uint64_t ptr[9];
+    uint32_t *users = malloc(nu * sizeof *users);
+    for (uint32_t u = 0; u < nu; u++) users[u] = u;
+    /* silos 2 and 5 are empty; the others share the users evenly */
+    uint32_t per = nu / 6, at = 0;
+    for (uint32_t c = 0, full = 0; c < silos; c++) {
+        ptr[c] = at;
+        if (c != 2 && c != 5) at = ++full == 6 ? nu : at + per;
+    }
+    ptr[silos] = nu;
+    fr_partition part = {silos, ptr, users};
+    uint8_t *models[2];
+    size_t sizes[2];
+    for (int sec = 0; sec < 2; sec++) {
+        fr_model_config mc;
+        fr_fl_config cfg;
+        fr_model_config_default(&mc, FR_MODEL_MF);
+        fr_fl_config_default(&cfg, FR_MODEL_MF);
+        mc.dim = 4;
+        cfg.seed = 3;
+        cfg.clients_per_round = 0; /* every silo, the empty ones too */
+        fr_sim *s = NULL;
+        cr_assert_eq(fr_sim_create_silos(&s, &mc, &cfg, d, &part, NULL), FR_OK, "%s", fr_errmsg());
+        fr_sim_set_secagg(s, sec);
+        for (int r = 0; r < 2; r++) {
+            fr_round_stats st;
+            cr_assert_eq(fr_sim_round(s, &st), FR_OK, "%s", fr_errmsg());
+            cr_assert_eq(st.sampled, 8);
+            cr_assert_eq(st.clients, 6);
+        }
+        fr_model_meta meta = {0};
+        cr_assert_eq(fr_model_encode(fr_sim_model(s), &meta, &models[sec], &sizes[sec]), FR_OK);
+        fr_sim_free(s);
+    }
+    cr_assert_eq(sizes[0], sizes[1]);
+    cr_assert(memcmp(models[0], models[1], sizes[0]) == 0, "models differ");
+    free(models[0]);
+    free(models[1]);
+    free(users);
+    fr_dataset_free(d);
+}
