@@ -671,3 +671,75 @@ Test(secagg, wrong_session_and_version) {
     fr_sa_client_free(c);
     fr_sa_server_free(s);
 }
+
+/* ------------------------------------------------------------------ out of memory */
+
+static bool nomem_or_empty(fr_err e) { return e == FR_ERR_NOMEM || e == FR_ERR_EMPTY; }
+
+/* A session where any call may fail for memory: a failing client or message drops that
+ * client out; every error is FR_ERR_NOMEM or its consequence FR_ERR_EMPTY; a session that
+ * finishes gives the exact sum of the clients whose masked input was taken. */
+static void run_under_fault(const fr_sa_params *p, int64_t *const *x, long fail_at) {
+    fr_sa_server *s = NULL;
+    fr_sa_client *c[MAXN] = {0};
+    bool in_m[MAXN] = {0};
+    fr_test_fail_alloc(fail_at, false);
+    fr_err e = fr_sa_server_create(&s, p);
+    cr_assert(!e || e == FR_ERR_NOMEM);
+    for (uint32_t u = 0; u < p->n && !e; u++) {
+        fr_err ce = fr_sa_client_create(&c[u], p, u);
+        cr_assert(!ce || ce == FR_ERR_NOMEM);
+        if (ce) cr_assert_null(c[u]);
+    }
+    for (int stage = 0; stage < 4 && !e; stage++) {
+        for (uint32_t u = 0; u < p->n; u++) {
+            if (!c[u] || fr_sa_client_stage(c[u]) != (fr_sa_stage)stage) continue;
+            if (stage > 0 && !fr_sa_server_has(s, u)) continue;
+            uint8_t *in = NULL, *out = NULL;
+            size_t in_n = 0, out_n = 0;
+            fr_err ce = stage > 0 ? fr_sa_server_message(s, u, &in, &in_n) : FR_OK;
+            if (!ce) {
+                switch (stage) {
+                case 0: ce = fr_sa_client_advertise(c[u], &out, &out_n); break;
+                case 1: ce = fr_sa_client_share(c[u], in, in_n, &out, &out_n); break;
+                case 2: ce = fr_sa_client_mask(c[u], x[u], in, in_n, &out, &out_n); break;
+                default: ce = fr_sa_client_unmask(c[u], in, in_n, &out, &out_n); break;
+                }
+            }
+            if (!ce) ce = fr_sa_server_receive(s, out, out_n);
+            cr_assert(!ce || nomem_or_empty(ce), "fail at %ld, client %u stage %d: %d %s", fail_at, u, stage, ce,
+                      fr_errmsg());
+            if (!ce && stage == 2) in_m[u] = true;
+            fr_sa_bytes_free(in, in_n);
+            fr_sa_bytes_free(out, out_n);
+        }
+        if (stage < 3) e = fr_sa_server_close(s);
+    }
+    int64_t sum[8], want[8];
+    if (!e) e = fr_sa_server_finish(s, sum, NULL);
+    cr_assert(!e || nomem_or_empty(e), "fail at %ld: %d %s", fail_at, e, fr_errmsg());
+    if (!e) {
+        plain_sum(p, x, in_m, want);
+        cr_assert_arr_eq(sum, want, sizeof sum, "fail at %ld", fail_at);
+    }
+    fr_test_fail_alloc(0, false);
+    for (uint32_t u = 0; u < p->n; u++) fr_sa_client_free(c[u]);
+    fr_sa_server_free(s);
+}
+
+Test(secagg, every_allocation_failure, .timeout = 600) {
+    fr_sa_params p = params(5, 4, 3, 8, 3);
+    int64_t **x = vectors(&p, 1);
+    /* the allocations of a whole session */
+    fr_test_fail_alloc(0, false);
+    (void)fr_test_alloc_count();
+    int64_t sum[8];
+    uint8_t stop[MAXN] = {0};
+    fr_test_fail_alloc(1 << 30, false); /* counts from here, never fails */
+    cr_assert_eq(run(&p, stop, x, sum, NULL, NULL), FR_OK);
+    long total = fr_test_alloc_count();
+    fr_test_fail_alloc(0, false);
+    cr_assert_gt(total, 50);
+    for (long n = 1; n <= total + 1; n++) run_under_fault(&p, x, n);
+    free_vectors(&p, x);
+}
