@@ -159,7 +159,9 @@ FR_API FR_NODISCARD fr_err fr_sa_client_mask(fr_sa_client *c, const int64_t *x, 
 /* Stage 3: from the server's unmasking request, the shares it asks for. The request must
  * name each neighbour whose shares this client holds exactly once, as survived or dropped;
  * one asking for both shares of a neighbour, for a client that is not one, or leaving one
- * out is refused (FR_ERR_FORMAT). */
+ * out is refused (FR_ERR_FORMAT); so is one naming fewer than t survivors (FR_ERR_EMPTY:
+ * this client's own seed could not be rebuilt, so the session cannot finish, and no mask
+ * key share is given away for nothing). */
 FR_API FR_NODISCARD fr_err fr_sa_client_unmask(fr_sa_client *c, const uint8_t *req, size_t req_n, uint8_t **out,
                                                size_t *out_n);
 

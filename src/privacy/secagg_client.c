@@ -315,7 +315,7 @@ static fr_err do_unmask(fr_sa_client *c, const uint8_t *m, size_t n, uint8_t **o
     fri_sa_begin(&b, FRI_SA_MSG_ANSWER, c->p.session, c->id, FRI_SA_SERVER);
     fri_buf_u32(&b, cnt);
     long last = -1;
-    uint32_t prev = UINT32_MAX;
+    uint32_t prev = UINT32_MAX, seeds = 0;
     for (uint32_t i = 0; i < cnt; i++) {
         uint32_t u;
         uint16_t kk;
@@ -345,6 +345,7 @@ static fr_err do_unmask(fr_sa_client *c, const uint8_t *m, size_t n, uint8_t **o
                          kk, u);
             goto fail;
         }
+        seeds += kk == FRI_SA_KIND_SEED;
         const uint8_t *h = c->sec->held + (size_t)j * SLOT;
         uint8_t head[6];
         fri_put_u32(head, u);
@@ -357,6 +358,13 @@ static fr_err do_unmask(fr_sa_client *c, const uint8_t *m, size_t n, uint8_t **o
     if (cnt != held) {
         e = fri_fail(FR_ERR_FORMAT, "secure aggregation client %u refuses: the unmasking request names %u neighbours, "
                      "it holds the shares of %u (each must be named once)", c->id, cnt, held);
+        goto fail;
+    }
+    /* its own seed is rebuilt from the shares of its surviving neighbours: with fewer than
+     * t the session cannot finish, and no mask key share is given away for nothing */
+    if (seeds < c->p.t) {
+        e = fri_fail(FR_ERR_EMPTY, "secure aggregation client %u refuses: %u of its neighbours survived, the threshold "
+                     "is %u (the session cannot finish)", c->id, seeds, c->p.t);
         goto fail;
     }
     e = fri_sa_end(&b, out, out_n);
