@@ -291,6 +291,16 @@ Test(secagg, params_choice) {
     bad = params(10, 4, 3, 4, 0);
     bad.bound = (uint64_t)INT64_MAX / 10 + 1;
     cr_assert_eq(fr_sa_params_check(&bad), FR_ERR_INVALID); /* no headroom */
+    bad = params(300, 299, 150, 4, 0);
+    cr_assert_eq(fr_sa_params_check(&bad), FR_ERR_INVALID); /* more neighbours than GF(2^8) has x-coordinates */
+    cr_assert(strstr(fr_errmsg(), "at most 255"), "%s", fr_errmsg());
+    bad = params(256, 255, 128, 4, 0);
+    cr_assert_eq(fr_sa_params_check(&bad), FR_OK); /* every pair of 256 clients: the largest SecAgg */
+    cr_assert_eq(fr_sa_params_choose(&p, 100000, 10, 0.45, 40), FR_ERR_RANGE); /* no k <= 255 tolerates 45% */
+    cr_assert_eq(fr_sa_params_choose(&p, 1000, 10, 0.1, 0), FR_ERR_INVALID);
+    uint32_t nb[4];
+    bad = params(10, 4, 3, 4, 0);
+    cr_assert_eq(fr_sa_neighbours(&bad, 10, nb), FR_ERR_INVALID);
 }
 
 /* ------------------------------------------------------------------ sessions */
