@@ -250,24 +250,55 @@ static void secagg_free(sim_secagg *a) {
     fri_free(a);
 }
 
-/* One exchange of stage st for every client still in: the server's message (st > 0), the
- * client's step, the server takes the answer. */
-static fr_err secagg_stage(sim_secagg *a, int st) {
-    for (uint32_t i = 0; i < a->k; i++) {
+/* One exchange of stage st for every client still in: the server's messages (made first,
+ * in order), the clients' steps (on the pool: they are independent), then the server takes
+ * the answers in order. */
+typedef struct secagg_job {
+    sim_secagg *a;
+    int st;
+    uint8_t **in, **out;  /* [k] */
+    size_t *in_n, *out_n; /* [k] */
+    fri_latch err;
+} secagg_job;
+
+static void secagg_step(void *ctx, size_t i, int worker) {
+    (void)worker;
+    secagg_job *j = ctx;
+    fr_sa_client *c = j->a->clients[i];
+    if (fri_latch_failed(&j->err) || !j->in[i]) return;
+    fr_err e = j->st == 0 ? fr_sa_client_advertise(c, &j->out[i], &j->out_n[i])
+             : j->st == 1 ? fr_sa_client_share(c, j->in[i], j->in_n[i], &j->out[i], &j->out_n[i])
+                          : fr_sa_client_unmask(c, j->in[i], j->in_n[i], &j->out[i], &j->out_n[i]);
+    if (e) fri_latch_set(&j->err, e, NULL);
+}
+
+static fr_err secagg_stage(fr_sim *s, int st) {
+    sim_secagg *a = s->sa;
+    static uint8_t none; /* stage 0: no message, but the client is in */
+    secagg_job j = {a, st, fri_calloc(a->k, sizeof *j.in), fri_calloc(a->k, sizeof *j.out),
+                    fri_calloc(a->k, sizeof *j.in_n), fri_calloc(a->k, sizeof *j.out_n), {0}};
+    fr_err e = j.in && j.out && j.in_n && j.out_n ? FR_OK : FR_ERR_NOMEM;
+    for (uint32_t i = 0; !e && i < a->k; i++) {
         if (!fr_sa_server_has(a->server, i)) continue;
-        uint8_t *in = NULL, *out = NULL;
-        size_t in_n = 0, out_n = 0;
-        fr_err e = st > 0 ? fr_sa_server_message(a->server, i, &in, &in_n) : FR_OK;
-        if (!e)
-            e = st == 0 ? fr_sa_client_advertise(a->clients[i], &out, &out_n)
-              : st == 1 ? fr_sa_client_share(a->clients[i], in, in_n, &out, &out_n)
-                        : fr_sa_client_unmask(a->clients[i], in, in_n, &out, &out_n);
-        if (!e) e = fr_sa_server_receive(a->server, out, out_n);
-        fr_sa_bytes_free(in, in_n);
-        fr_sa_bytes_free(out, out_n);
-        if (e) return e;
+        if (st == 0) j.in[i] = &none;
+        else e = fr_sa_server_message(a->server, i, &j.in[i], &j.in_n[i]);
     }
-    return FR_OK;
+    if (!e) {
+        fri_latch_reset(&j.err);
+        fr_pool_for(s->pool, a->k, 1, secagg_step, &j);
+        e = fri_latch_get(&j.err);
+    }
+    for (uint32_t i = 0; !e && i < a->k; i++)
+        if (j.out[i]) e = fr_sa_server_receive(a->server, j.out[i], j.out_n[i]);
+    for (uint32_t i = 0; j.in && j.out && i < a->k; i++) {
+        if (st > 0) fr_sa_bytes_free(j.in[i], j.in_n[i]);
+        fr_sa_bytes_free(j.out[i], j.out_n[i]);
+    }
+    fri_free(j.in);
+    fri_free(j.out);
+    fri_free(j.in_n);
+    fri_free(j.out_n);
+    return e;
 }
 
 /* Opens the protocol for the round's k clients, up to the forwarded shares. */
@@ -294,7 +325,7 @@ static fr_err secagg_open(fr_sim *s, uint32_t round, uint32_t k) {
     if ((e = fr_sa_server_create(&a->server, &p))) return e;
     for (uint32_t i = 0; i < k; i++)
         if ((e = fr_sa_client_create(&a->clients[i], &p, i))) return e;
-    if ((e = secagg_stage(a, 0)) || (e = fr_sa_server_close(a->server)) || (e = secagg_stage(a, 1)) ||
+    if ((e = secagg_stage(s, 0)) || (e = fr_sa_server_close(a->server)) || (e = secagg_stage(s, 1)) ||
         (e = fr_sa_server_close(a->server)))
         return e;
     for (uint32_t i = 0; i < k; i++)
@@ -324,7 +355,7 @@ static fr_err secagg_submit(fr_sim *s, sim_worker *w, int worker) {
 static fr_err secagg_close(fr_sim *s) {
     sim_secagg *a = s->sa;
     fr_err e = fr_sa_server_close(a->server);
-    if (!e) e = secagg_stage(a, 3);
+    if (!e) e = secagg_stage(s, 3);
     if (!e) e = fr_sa_server_finish(a->server, a->dense, NULL);
     if (!e) e = fri_round_add_dense_sum(s->ctl, a->dense);
     return e;
