@@ -311,7 +311,10 @@ static fr_err do_unmask(fr_sa_client *c, const uint8_t *m, size_t n, uint8_t **o
         return fri_fail(FR_ERR_FORMAT, "secure aggregation unmasking request: %u entries, more than the %u neighbours",
                         cnt, c->p.k);
     }
-    fri_buf b = {0};
+    /* sized once: a buffer that grew by realloc would leave copies of shares behind */
+    size_t size = FR_SA_HEADER_BYTES + 4 + (size_t)cnt * FRI_SA_ANSWER_ENTRY;
+    fri_buf b = {fri_malloc(size), 0, size, FR_OK};
+    if (!b.data) return FR_ERR_NOMEM;
     fri_sa_begin(&b, FRI_SA_MSG_ANSWER, c->p.session, c->id, FRI_SA_SERVER);
     fri_buf_u32(&b, cnt);
     long last = -1;
