@@ -233,7 +233,7 @@ Test(result, body_checks_behind_a_valid_crc) {
     size_t n = 0;
     uint8_t *b = encode(r, &n);
     const body_case cases[] = {
-        {36, 1, "reserved field is 1"},
+        {36, 2, "flags 0x2, expected 0 or 1"},
         {60, 0x7ff80000, "loss sum nan"},
         {60, 0xbff00000, "loss sum -1"},
         {64, 4, "dense length 4, expected 3"},

@@ -830,10 +830,10 @@ Test(round, task_decoding_refuses_every_damage) {
         cr_assert_eq(fr_task_decode(t, b, n), FR_ERR_CHECKSUM, "byte %zu", k);
         b[k] ^= 0x04;
     }
-    /* behind a valid CRC: reserved, round 0, config CRC, a config that does not check,
+    /* behind a valid CRC: flags beyond DP's bit, round 0, config CRC, a config that does not check,
      * a bound of 0 or past the largest, padding, parameter count */
     struct { size_t off; uint32_t v; const char *msg; } cases[] = {
-        {36, 1, "reserved field is 1"},
+        {36, 2, "flags 0x2, expected 0 or 1"},
         {24, 0, "round 0"},
         {28, 0x12345678, "config block's CRC-32C"},
         {32, 5, "config"},

@@ -102,6 +102,8 @@ enum fr_purpose {
     FR_PURPOSE_PARTITION = 8, /* silo partitions */
     FR_PURPOSE_AVAIL = 9,     /* client availability */
     FR_PURPOSE_DP = 10,       /* differential-privacy noise (simulation only) */
+    FR_PURPOSE_DP_SAMPLE = 11,/* Poisson sampling of clients under DP */
+    FR_PURPOSE_LDP = 12,      /* a client's local-DP noise (simulation only) */
     FR_PURPOSE_USER = 1000    /* first free value for applications */
 };
 

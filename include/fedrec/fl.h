@@ -123,7 +123,12 @@ typedef struct fr_result {
     fr_result_table *tables;  /* [n_tables] per item table: w * Δ of its rows, w = n_k
                                  (or 1 when the federation sums item rows, item_sum) */
     uint32_t tables_cap;
+    uint32_t flags;           /* FR_RESULT_* bits (0 outside DP) */
 } fr_result;
+
+/* A DP client's update had norm <= the round's clip (adaptive clipping counts them). In
+ * the RESULT's header word that was reserved (0 without DP). */
+#define FR_RESULT_UNCLIPPED 1u
 
 FR_API FR_NODISCARD fr_err fr_result_create(fr_result **out);
 FR_API void fr_result_free(fr_result *r);
@@ -210,6 +215,25 @@ typedef struct fr_fl_config {
                                  data without weights (fr_dataset_weighted). 0 (default):
                                  every positive alike, and the TASK's config block is byte
                                  for byte that of a build without weights */
+    /* User-level differential privacy (DP-FedAvg, McMahan et al. 2018), on when dp_clip
+     * > 0 (fr_fl_dp_on). Each client's whole update (dense part and its item rows) is
+     * clipped to L2 norm C with weight 1 (not n_k), clients take part by Poisson sampling
+     * with rate q = clients_per_round / N (fr_fl_dp_rate), the server adds discrete
+     * Gaussian noise of std dp_noise * C to the sum over every shared coordinate and
+     * divides by the expected number of clients q N. Off (all 0): the TASK's config block
+     * is byte for byte that of a build without DP. */
+    double dp_clip;           /* C > 0: DP on; the initial C with adaptive clipping (0: off) */
+    double dp_noise;          /* sigma >= 0: the noise multiplier (the accountant's) */
+    double dp_quantile;       /* gamma in (0, 1): adaptive clipping to that quantile of the
+                                 update norms (Andrew et al. 2021); 0: C fixed */
+    double dp_clip_lr;        /* eta_C of adaptive clipping: C *= exp(-eta_C (b - gamma)) (0.2) */
+    double dp_count_noise;    /* sigma_b, the std of the noise on the unclipped count (0: the
+                                 expected clients / 20, Andrew et al.'s choice) */
+    double dp_delta;          /* delta of the reported epsilon (0: 1 / N^1.1) */
+    double ldp_noise;         /* local DP baseline: each client adds discrete Gaussian noise of
+                                 std ldp_noise * C to every value it sends (needs dp_clip) */
+    bool dp_seeded_noise;     /* noise keyed from (seed, round, purpose): reproducible, for
+                                 tests only; false (default): libsodium's CSPRNG */
 } fr_fl_config;
 
 /* Defaults for a model kind (the anchors' federated settings). */
@@ -217,9 +241,24 @@ FR_API void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind);
 /* FR_OK, or FR_ERR_INVALID naming the field, its value and the allowed range. */
 FR_API FR_NODISCARD fr_err fr_fl_config_check(const fr_fl_config *c);
 
+/* Whether c asks for differential privacy (dp_clip > 0). */
+FR_API bool fr_fl_dp_on(const fr_fl_config *c);
+/* The Poisson sampling rate of a DP federation of n_clients: clients_per_round / N for a
+ * count, the fraction itself for one below 1, 1 for 0 (all). */
+FR_API double fr_fl_dp_rate(const fr_fl_config *c, uint32_t n_clients);
+/* The delta epsilon is reported at: dp_delta, or 1 / N^1.1 when it is 0. */
+FR_API double fr_fl_dp_delta(const fr_fl_config *c, uint32_t n_clients);
+/* The epsilon of `rounds` rounds of a DP federation of n_clients (the accountant,
+ * fr_dp_epsilon, with q = fr_fl_dp_rate, sigma = dp_noise, delta = fr_fl_dp_delta);
+ * infinity without noise. FR_ERR_INVALID if c is not a DP config; the accountant's
+ * errors. */
+FR_API FR_NODISCARD fr_err fr_fl_dp_epsilon(const fr_fl_config *c, uint32_t n_clients, uint64_t rounds, double *eps);
+
 /* Clients for round `round` (1-based) out of n_clients, in increasing id order: the
  * available ones (availability, stream (seed, round, client, AVAIL)) then a uniform
  * sample without replacement of the configured count (stream (seed, round, 0, SAMPLE)).
+ * A DP federation samples each client on its own with probability fr_fl_dp_rate
+ * (Poisson sampling, stream (seed, round, client, DP_SAMPLE)): the count varies.
  * ids must hold n_clients entries. *k gets the count (may be 0). FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, uint32_t *ids,
                                  uint32_t *k);
@@ -330,6 +369,9 @@ FR_API uint32_t fr_task_config_crc(const fr_task *t);
 FR_API const fr_model_config *fr_task_model_config(const fr_task *t); /* n_users = 1 */
 FR_API const fr_fl_config *fr_task_fl_config(const fr_task *t);
 FR_API const fr_model *fr_task_model(const fr_task *t);
+/* The round's clip C of a DP federation (the TASK carries it: adaptive clipping changes
+ * it every round); 0 without DP. */
+FR_API double fr_task_dp_clip(const fr_task *t);
 
 /* The client step, one round of one client: local fit on the task's global parameters
  * (fr_client_fit with the task's round), then its update weighted and quantized into res
@@ -392,6 +434,9 @@ typedef struct fr_round_stats {
     uint64_t examples;      /* their training examples (all local epochs) */
     uint64_t bytes_up;      /* RESULT messages accepted */
     uint64_t bytes_down;    /* TASK messages given to clients */
+    double dp_clip;         /* DP: the clip C of the round (0 without DP) */
+    double dp_unclipped;    /* DP, adaptive clipping: the noisy fraction of clients whose
+                               update was within C (NaN without it; 0 without DP) */
 } fr_round_stats;
 
 /* A controller for n_clients clients (ids 0..n_clients-1) with n_lanes accumulators.
@@ -411,6 +456,12 @@ FR_API const fr_fl_config *fr_round_fl_config(const fr_round *r);
 /* The shape a RESULT must have. */
 FR_API const fr_update_shape *fr_round_shape(const fr_round *r);
 FR_API uint32_t fr_round_config_crc(const fr_round *r);
+/* DP: the clip C the next round will use (adaptive clipping moves it); 0 without DP. */
+FR_API double fr_round_dp_clip(const fr_round *r);
+/* A pool the controller may use for its own work at end (the DP noise over every shared
+ * coordinate); NULL (default): the caller's thread. The result does not depend on it. The
+ * pool must not be running another loop during fr_round_end. */
+FR_API void fr_round_set_pool(fr_round *r, fr_pool *pool);
 
 /* Opens round fr_round_completed(r) + 1: samples its clients (*clients, *k: increasing
  * ids, owned by r, valid until the round closes; either may be NULL), zeroes the

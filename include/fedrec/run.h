@@ -50,6 +50,9 @@ typedef struct fr_loop_step {
     fr_eval_result eval;
     double eval_seconds;
     bool checkpointed;      /* a checkpoint was written after this step */
+    double epsilon;         /* a private driver's epsilon after this step (the accountant's,
+                               at the driver's delta); infinity for DP without noise, NaN
+                               for a run that is not private or whose epsilon failed */
 } fr_loop_step;
 
 /* Return 0 to go on, nonzero to stop after this step. */
@@ -69,6 +72,9 @@ typedef struct fr_loop_driver {
     /* Checkpoint and resume (NULL: the driver cannot; asking for them is FR_ERR_UNSUPPORTED). */
     fr_err (*save)(void *ctx, const char *path);
     fr_err (*load)(void *ctx, const char *path);
+    /* The privacy spent after `steps` steps in *eps (NaN: the run is not private); NULL:
+     * a driver that never is. */
+    fr_err (*epsilon)(void *ctx, uint32_t steps, double *eps);
 } fr_loop_driver;
 
 typedef struct fr_loop_config {
@@ -81,6 +87,8 @@ typedef struct fr_loop_config {
     uint32_t patience;         /* stop after this many evaluations without a better main
                                   metric (0: never) */
     double max_seconds;        /* stop once this much wall time has passed (0: never) */
+    double target_epsilon;     /* a private run stops before the step whose epsilon would
+                                  exceed it (0: no budget) */
 } fr_loop_config;
 
 FR_API void fr_loop_config_default(fr_loop_config *c);
@@ -94,6 +102,7 @@ typedef enum fr_loop_stop {
     FR_LOOP_CALLBACK = 1,  /* the callback asked */
     FR_LOOP_PATIENCE = 2,  /* no better main metric for `patience` evaluations */
     FR_LOOP_TIME = 3,      /* max_seconds passed */
+    FR_LOOP_PRIVACY = 4,   /* the next step would spend more than target_epsilon */
 } fr_loop_stop;
 FR_API const char *fr_loop_stop_name(fr_loop_stop s);
 
@@ -109,6 +118,7 @@ typedef struct fr_loop_summary {
     fr_eval_result best_eval;  /* every metric of that step (valid when best_step > 0, in
                                   the steps this call ran; a resumed run's earlier best is
                                   not known) */
+    double epsilon;            /* the epsilon spent by the completed steps (NaN: not private) */
 } fr_loop_summary;
 
 /* The metric a loop compares steps by, and whether lower is better: rmse for rating
@@ -117,7 +127,8 @@ typedef struct fr_loop_summary {
 FR_API double fr_loop_main_metric(const fr_eval_result *r, bool *lower_is_better, const char **name);
 
 /* Runs the loop: resumes first if asked, then steps until `steps` are done or a stop
- * condition holds, evaluating the driver's model on (train, test, negs) — negs may be
+ * condition holds (with target_epsilon, a step whose epsilon would exceed it is not
+ * run; FR_ERR_INVALID if the driver is not private or its epsilon fails then), evaluating the driver's model on (train, test, negs) — negs may be
  * NULL (full-catalogue ranking for ranking models) — checkpointing as configured and at
  * the end, and calling cb (may be NULL) after each step. summary may be NULL. Errors of
  * the driver and the evaluation; a step that fails stops the loop with its error (the
@@ -129,7 +140,8 @@ FR_API FR_NODISCARD fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_dr
 /* One JSON Lines record of a step, as --metrics-out writes it (no newline):
  * {"round":R or "epoch":E,"loss":...,<the metrics, fr_eval_result_json>,"clients":...,
  *  "bytes_up":...,"bytes_down":...,"seconds":...} (rounds) or without the federation keys
- * (epochs), plus "eval_seconds" when evaluated. FR_ERR_RANGE if cap is too small. */
+ * (epochs), plus "eval_seconds" when evaluated, and for a private run "epsilon" (null
+ * when infinite or unknown) and "dp_clip" (the round's clip). FR_ERR_RANGE if cap is too small. */
 FR_API FR_NODISCARD fr_err fr_loop_step_json(const fr_loop_step *s, char *buf, size_t cap, size_t *len);
 
 /* ================================================================== run config and presets */
@@ -225,7 +237,8 @@ FR_API FR_NODISCARD fr_err fr_run_baseline(fr_model_kind kind, const fr_dataset 
  *   "model"            {every field of fr_model_config; enums by name: "kind": "neumf"}
  *   federated runs:    "fl" {every field of fr_fl_config; optimizers as objects, an item
  *                      optimizer that follows the local one is "kind": "same"},
- *                      "rounds", "partition" ("user", "iid:K", "dirichlet:K[:ALPHA]")
+ *                      "rounds", "partition" ("user", "iid:K", "dirichlet:K[:ALPHA]"),
+ *                      with DP also "dp_epsilon" and "dp_delta" (the privacy spent)
  *   centralized runs:  "train" {every field of fr_train_config}, "epochs", "lr_decay"
  * A 64-bit integer above 2^53 is written as a decimal string (JSON numbers are doubles);
  * a float that is not finite as null. Decoding ignores unknown keys, keeps the values the
@@ -266,6 +279,9 @@ typedef struct fr_provenance {
                                 "dirichlet:K[:ALPHA]"); NULL: "user" */
     uint64_t epochs;         /* centralized: epochs completed */
     double lr_decay;         /* centralized: epoch e trained at lr * lr_decay^(e-1) (1) */
+    double dp_epsilon;       /* federated with DP (fl.dp_clip > 0): the epsilon spent by its
+                                rounds ("dp_epsilon"; NaN: unknown or infinite, null in JSON) */
+    double dp_delta;         /* ... at this delta ("dp_delta"; NaN: unknown) */
     void *owned_;            /* private: the strings the struct owns */
 } fr_provenance;
 

@@ -16,6 +16,7 @@ int cli_recommend(int argc, char **argv); /* cli_eval.c */
 int cli_plot(int argc, char **argv);      /* cli_plot.c */
 int cli_net(int argc, char **argv);       /* cli_net.c: server and client */
 int cli_tokens(int argc, char **argv);    /* cli_tokens.c */
+int cli_privacy(int argc, char **argv);   /* cli_privacy.c */
 
 /* --format names. Returns 0, or 2 after printing a usage error. */
 int cli_parse_format(const char *cmd, const char *s, fr_format *out);

@@ -47,6 +47,37 @@ static const char *const federated_only[] = {
     "item-lr-decay", "server-lr", "server-momentum", "mu", "tau", "beta1", "beta2", "availability",
     "min-results", "partition", "keep-private-optim", "secagg", NULL};
 
+/* The options of differential privacy (federated only; all but --dp-clip need it). */
+static const char *const dp_opts[] = {"dp-clip", "dp-noise", "dp-delta", "target-epsilon", "ldp-noise",
+                                      "dp-seeded-noise", NULL};
+
+/* --dp-clip: C (> 0), or adaptive[:γ[:C0]] (γ in (0, 1), default 0.5; C0 > 0, default 0.1).
+ * 0, or 2 after printing. */
+static int parse_dp_clip(const char *s, double *clip, double *quantile) {
+    char *end;
+    *quantile = 0;
+    if (!strncmp(s, "adaptive", 8) && (s[8] == 0 || s[8] == ':')) {
+        *quantile = 0.5;
+        *clip = 0.1;
+        const char *p = s + 8;
+        if (*p == ':') {
+            *quantile = strtod(p + 1, &end);
+            if (end == p + 1 || !(*quantile > 0 && *quantile < 1) || (*end && *end != ':')) goto bad;
+            p = end;
+            if (*p == ':') {
+                *clip = strtod(p + 1, &end);
+                if (end == p + 1 || *end || !(*clip > 0 && *clip <= 65536)) goto bad;
+            }
+        }
+        return 0;
+    }
+    *clip = strtod(s, &end);
+    if (end != s && !*end && *clip > 0 && *clip <= 65536) return 0;
+bad:
+    return usage_err("--dp-clip: expected a clip C in (0, 65536] or adaptive[:γ[:C0]] (0 < γ < 1, the quantile of the "
+                     "update norms C adapts to; C0 > 0 the first round's clip), got '%s'", s);
+}
+
 /* The first option of names the user gave, or NULL. */
 static const char *first_given(const arg_spec *specs, const char *const *names) {
     for (const char *const *n = names; *n; n++)
@@ -73,6 +104,30 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
     if (o->partition && fr_partition_parse(o->partition, NULL, NULL, NULL))
         return usage_err("--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
                          o->partition);
+    const char *dpo = first_given(specs, dp_opts);
+    if (dpo && o->centralized)
+        return usage_err("--%s is user-level differential privacy for federated training (DP-FedAvg: each client's "
+                         "update clipped and the sum noised); --centralized has no client updates to protect", dpo);
+    if (dpo && !o->dp_clip)
+        return usage_err("--%s needs --dp-clip C|adaptive (the noise is a multiple of the clip C)", dpo);
+    if (o->dp_clip) {
+        double clip, q;
+        if (parse_dp_clip(o->dp_clip, &clip, &q)) return 2;
+        if (GIVEN(target_epsilon) && !(o->dp_noise > 0))
+            return usage_err("%s", "--target-epsilon needs --dp-noise σ > 0 (without noise ε is infinite)");
+        if (o->partition && strcmp(o->partition, "user"))
+            return usage_err("--partition %s with --dp-clip: the guarantee is user-level, one user per client; a "
+                             "silo's update mixes many users (use --partition user)", o->partition);
+        if (o->item_agg && !strcmp(o->item_agg, "rows"))
+            return usage_err("%s", "--item-agg rows with --dp-clip: each row's divisor would count the clients "
+                             "that touched it, which the guarantee does not cover (use mean or sum)");
+        if (GIVEN(availability) && o->availability < 1)
+            return usage_err("%s", "--availability < 1 with --dp-clip: the accountant assumes every client is "
+                             "sampled with probability q (Poisson); use --clients-per-round for q");
+        if (GIVEN(min_results) && o->min_results > 0)
+            return usage_err("%s", "--min-results with --dp-clip: a round retried for too few results would reveal "
+                             "how many took part");
+    }
     if (o->centralized) {
         if (o->resume || GIVEN(checkpoint_every))
             return usage_err("%s applies to federated training; centralized runs do not checkpoint",
@@ -199,6 +254,14 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     }
     if (o->partition && fr_partition_parse(o->partition, &c->partition, &c->partition_k, &c->partition_alpha))
         return 2; /* checked before */
+    if (o->dp_clip) {
+        if (parse_dp_clip(o->dp_clip, &fc->dp_clip, &fc->dp_quantile)) return 2; /* checked before */
+        fc->dp_noise = o->dp_noise;
+        fc->dp_delta = GIVEN(dp_delta) ? o->dp_delta : 0;
+        fc->ldp_noise = o->ldp_noise;
+        fc->dp_seeded_noise = o->dp_seeded_noise;
+        c->loop.target_epsilon = GIVEN(target_epsilon) ? o->target_epsilon : 0;
+    }
     return 0;
 }
 
@@ -228,8 +291,14 @@ static int on_step(void *user, const fr_loop_step *s) {
                  s->seconds);
     } else {
         double eta = s->elapsed / (double)(s->index ? s->index : 1) * (double)(s->total - s->index);
-        snprintf(line, sizeof line, "round %u/%u  loss %.4f%s  clients %u  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s",
-                 s->index, s->total, s->loss, metric, s->round.clients, (double)s->round.bytes_up / 1e6,
+        char dp[64] = "";
+        if (s->round.dp_clip > 0) { /* a private run: the privacy spent so far, and the clip */
+            if (isfinite(s->epsilon)) snprintf(dp, sizeof dp, "  ε %.3g  C %.3g", s->epsilon, s->round.dp_clip);
+            else snprintf(dp, sizeof dp, "  ε %s  C %.3g", isinf(s->epsilon) ? "inf" : "?", s->round.dp_clip);
+        }
+        snprintf(line, sizeof line,
+                 "round %u/%u  loss %.4f%s  clients %u%s  up %.1f MB  down %.1f MB  %.2f s  ETA %.0f s", s->index,
+                 s->total, s->loss, metric, s->round.clients, dp, (double)s->round.bytes_up / 1e6,
                  (double)s->round.bytes_down / 1e6, s->seconds + s->eval_seconds, eta);
     }
     cli_progress_line(&p->lines, line);
@@ -300,6 +369,18 @@ static void header(const fr_run_config *c, const fr_data *data) {
             kind, fr_data_describe(data), clients, part, fr_dataset_n_items(tr), fr_strategy_name(fc->strategy),
             fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr,
             fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, c->preset);
+    if (fr_fl_dp_on(fc)) {
+        char clip[64], eps[64] = "";
+        if (fc->dp_quantile > 0) snprintf(clip, sizeof clip, "adaptive to the %g quantile from %g", fc->dp_quantile, fc->dp_clip);
+        else snprintf(clip, sizeof clip, "%g", fc->dp_clip);
+        if (c->loop.target_epsilon > 0) snprintf(eps, sizeof eps, ", stops before ε > %g", c->loop.target_epsilon);
+        fprintf(stderr, "fedrec train: user-level DP (DP-FedAvg): clip %s, noise σ %g, Poisson rate q %.4g, δ %.3g%s\n",
+                clip, fc->dp_noise, fr_fl_dp_rate(fc, clients), fr_fl_dp_delta(fc, clients), eps);
+        if (fc->ldp_noise > 0) fprintf(stderr, "fedrec train: local DP baseline: each client adds noise of std %g·C\n", fc->ldp_noise);
+        if (fc->dp_seeded_noise)
+            fprintf(stderr, "fedrec train: warning: --dp-seeded-noise: the noise follows --seed (tests only: not "
+                    "private against anyone who knows the seed)\n");
+    }
 }
 
 /* ------------------------------------------------------------------ the command */
@@ -429,6 +510,10 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_provenance_init(&pv);
         e = fr_provenance_set_data(&pv, src, data);
         if (!e) e = fr_provenance_set_run(&pv, &c, sum.completed);
+        if (fr_fl_dp_on(&c.fl) && !c.centralized) { /* the privacy the saved model spent */
+            pv.dp_epsilon = sum.epsilon;
+            pv.dp_delta = fr_fl_dp_delta(&c.fl, fr_dataset_n_users(fr_data_train(data)));
+        }
         if (!e) e = fr_provenance_save_model(m, o->out, &pv, data);
         fr_provenance_destroy(&pv);
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
@@ -528,6 +613,20 @@ int cli_train(int argc, char **argv) {
                      "(K non-IID silos, ALPHA 0.5)"),
         ARG_SPEC_FLAG("keep-private-optim", &o.keep_private_optim,
                       "   clients keep their optimizer state for their private rows from round to round"),
+        ARG_SPEC_STR("dp-clip", &o.dp_clip,
+                     "C|adaptive[:γ[:C0]]  user-level DP (DP-FedAvg): clip each client's update to L2 norm C, or "
+                     "adapt C to the γ quantile of the norms (γ 0.5, from C0 0.1); clients take part with "
+                     "probability q = --clients-per-round / N"),
+        ARG_SPEC_REAL("dp-noise", &o.dp_noise, 0, 16777216, 0, NULL,
+                      "σ  DP: noise multiplier: discrete Gaussian noise of std σ·C on the sum (needs --dp-clip)"),
+        ARG_SPEC_REAL("dp-delta", &o.dp_delta, 0, 1, GT | ARG_MAX_OPEN, NULL,
+                      "δ  DP: the δ of the reported ε (default 1/N^1.1, N clients)"),
+        ARG_SPEC_REAL("target-epsilon", &o.target_epsilon, 0, F, GT, NULL,
+                      "ε  DP: stop before the round whose ε would exceed it (needs --dp-noise)"),
+        ARG_SPEC_REAL("ldp-noise", &o.ldp_noise, 0, 16777216, GT, NULL,
+                      "σ  local DP baseline: each client adds noise of std σ·C to every value it sends (needs --dp-clip)"),
+        ARG_SPEC_FLAG("dp-seeded-noise", &o.dp_seeded_noise,
+                      "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
         ARG_SPEC_END,
     };
     const char *pos[1];

@@ -22,6 +22,7 @@ static void usage(FILE *f) {
             "  client eval --shards DIR        a networked run's model as its clients hold it, evaluated\n"
             "  plot METRICS.jsonl ... --out F.svg  chart of --metrics-out files (SVG)\n"
             "  tokens --clients N --out DIR    secret client tokens and their hashes (networked runtime)\n"
+            "  privacy --noise σ --sample-rate q --rounds R --delta δ   ε of DP-FedAvg (or --target-epsilon E: σ)\n"
             "  version                         print the version\n\n"
             "Run 'fedrec <command> --help' for a command's options.\n",
             FR_VERSION_STRING);
@@ -55,6 +56,7 @@ int main(int argc, char **argv) {
                                                                            : cmd,
                                  cli_net(argc - 1, argv + 1));
     if (!strcmp(cmd, "tokens")) return cli_finish_stdout(cmd, cli_tokens(argc - 1, argv + 1));
+    if (!strcmp(cmd, "privacy")) return cli_finish_stdout(cmd, cli_privacy(argc - 1, argv + 1));
     if (!strcmp(cmd, "recommend")) return cli_finish_stdout(cmd, cli_recommend(argc - 1, argv + 1));
     fprintf(stderr, "fedrec: unknown command '%s'\n\n", cmd);
     usage(stderr);

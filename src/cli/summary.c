@@ -64,6 +64,11 @@ static int json_record(FILE *f, const cli_summary *s, const char *unit, bool has
             l->completed);
     cli_json_str(f, fr_loop_stop_name(l->stop));
     fprintf(f, ",\"confidence_alpha\":%g", (double)cli_confidence_alpha(s->run, s->data));
+    if (!s->run->centralized && fr_fl_dp_on(&s->run->fl)) { /* a private run: what it spent */
+        if (isfinite(l->epsilon)) fprintf(f, ",\"epsilon\":%.6g", l->epsilon);
+        else fprintf(f, ",\"epsilon\":null");
+        fprintf(f, ",\"delta\":%.6g", fr_fl_dp_delta(&s->run->fl, fr_dataset_n_users(fr_data_train(s->data))));
+    }
     fprintf(f, ",\"seconds\":%.3f,\"train_seconds\":%.3f,\"final\":", s->seconds, s->train_seconds);
     if (l->evaluated && fr_eval_result_json(&l->last, ev, sizeof ev, NULL) == FR_OK)
         fprintf(f, "{\"%s\":%u,%s}", unit, l->completed, ev);
@@ -135,6 +140,18 @@ int cli_summary_print(const cli_summary *s, FILE *metrics, int *err) {
         versus(&l->last, &base, v, sizeof v);
         printf("  baseline %-10s %s  (%s on the same split%s%s)\n", fr_model_kind_name(bk), m,
                fr_model_kind_is_explicit(bk) ? "mean + user and item biases" : "most popular", v[0] ? "; " : "", v);
+    }
+    if (!c->centralized && fr_fl_dp_on(&c->fl)) {
+        double delta = fr_fl_dp_delta(&c->fl, fr_dataset_n_users(fr_data_train(s->data)));
+        char eps[32];
+        if (isfinite(l->epsilon)) snprintf(eps, sizeof eps, "%.4g", l->epsilon);
+        else snprintf(eps, sizeof eps, "%s", isinf(l->epsilon) ? "infinite (no noise)" : "unknown");
+        printf("  privacy: user-level (ε = %s, δ = %.3g) after %u rounds: noise σ %g, clip %s%g, Poisson rate %.4g\n",
+               eps, delta, l->completed, c->fl.dp_noise, c->fl.dp_quantile > 0 ? "adaptive from " : "",
+               c->fl.dp_clip, fr_fl_dp_rate(&c->fl, fr_dataset_n_users(fr_data_train(s->data))));
+        if (l->stop == FR_LOOP_PRIVACY)
+            printf("  stopped at the privacy budget: round %u would have spent more than ε %g\n", l->completed + 1,
+                   c->loop.target_epsilon);
     }
     if (fr_model_kind_is_closed_form(kind))
         printf("  baseline: this model (%s is what %s models are held against)\n", fr_model_kind_name(kind),

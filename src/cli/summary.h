@@ -22,7 +22,8 @@ typedef struct cli_summary {
  * model; none when the model is a baseline itself), prints the summary to standard
  * output, and appends it to metrics (may be NULL) as one JSON line:
  *   {"summary":true,"model":"neumf","mode":"federated","rounds":50 | "epochs":15,
- *    "stop":"done","confidence_alpha":1 (0: unweighted),"seconds":..,"train_seconds":..,
+ *    "stop":"done","confidence_alpha":1 (0: unweighted),["epsilon":E|null,"delta":D (a DP run),]
+ *    "seconds":..,"train_seconds":..,
  *    "final":{"round"|"epoch":N,<metrics>},"best":{"round"|"epoch":N,<metrics>},
  *    "baseline":{"model":"pop",<metrics>} | null,"out":PATH|null,"checkpoint":PATH|null}
  * with <metrics> as fr_eval_result_json writes them ("best" is null when no step of this

@@ -50,6 +50,13 @@ typedef struct cli_train_opts {
     uint64_t min_results;       /* --min-results N: a round's quorum */
     uint64_t patience;          /* --patience N: stop after N evaluations without a better metric */
     double time_limit;          /* --time-limit S: stop after S seconds */
+    /* user-level differential privacy (DP-FedAvg) */
+    double dp_noise;            /* --dp-noise σ: noise multiplier */
+    const char *dp_clip;        /* --dp-clip C|adaptive[:γ[:C0]] */
+    double dp_delta;            /* --dp-delta δ (default 1/N^1.1) */
+    double target_epsilon;      /* --target-epsilon E: stop before exceeding it */
+    double ldp_noise;           /* --ldp-noise σ: the local-DP baseline */
+    bool dp_seeded_noise;       /* --dp-seeded-noise: reproducible noise (tests only) */
 } cli_train_opts;
 
 /* Applies the options the user gave (their specs' seen flags) over a preset's run config

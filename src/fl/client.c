@@ -94,6 +94,7 @@ struct fr_client_ws {
     uint32_t widths[FR_MODEL_MAX_TENSORS]; /* item tables' widths */
     uint32_t config_crc;    /* the federation this workspace is for (its TASKs carry it) */
     fr_update *step_upd;    /* the step's float update (made on first use) */
+    fr_result *step_res;    /* a DP step's clipped result before encoding (made on first use) */
     fr_task *step_task;     /* fr_client_step_bytes: the decoded TASK */
     uint8_t *step_buf;      /* fr_client_step_bytes: its bytes */
     size_t step_cap;
@@ -224,6 +225,7 @@ void fr_client_ws_free(fr_client_ws *ws) {
     side_free(&ws->ci);
     side_free(&ws->cu);
     fr_update_free(ws->step_upd);
+    fr_result_free(ws->step_res);
     fr_task_free(ws->step_task);
     fri_free(ws->step_buf);
     fri_free(ws);
@@ -877,7 +879,9 @@ fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, co
                       const fr_client_private *priv, fr_result *res) {
     fr_client_report rep;
     fr_err e = step_fit(ws, task, client, data, priv, &rep);
-    if (!e) e = fr_result_quantize(res, ws->step_upd, &ws->cfg, fr_task_bound(task));
+    if (!e) e = fr_fl_dp_on(&ws->cfg) ? fri_dp_quantize(res, ws->step_upd, &ws->cfg, fr_task_dp_clip(task),
+                                                        fr_task_bound(task))
+                                      : fr_result_quantize(res, ws->step_upd, &ws->cfg, fr_task_bound(task));
     if (e) return e;
     res->config_crc = ws->config_crc;
     res->examples = rep.examples;
@@ -892,6 +896,26 @@ fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task, uint32_t cl
     fr_client_report rep;
     fr_err e = step_fit(ws, task, client, data, priv, &rep);
     if (e) return e;
+    if (fr_fl_dp_on(&ws->cfg)) { /* clipped in integers first, then encoded */
+        if (!ws->step_res && (e = fr_result_create(&ws->step_res))) return e;
+        fr_result *res = ws->step_res;
+        e = fri_dp_quantize(res, ws->step_upd, &ws->cfg, fr_task_dp_clip(task), fr_task_bound(task));
+        if (e) return e;
+        res->config_crc = ws->config_crc;
+        res->examples = rep.examples;
+        res->loss_sum = rep.loss_sum;
+        size_t n = fr_result_encoded_size(res);
+        if (n == 0) return fri_fail(FR_ERR_INVALID, "client %u: its RESULT overflows size_t", client);
+        if (n > ws->step_cap) {
+            uint8_t *b = fri_realloc(ws->step_buf, n);
+            if (!b) return FR_ERR_NOMEM;
+            ws->step_buf = b;
+            ws->step_cap = n;
+        }
+        if ((e = fr_result_encode_to(res, ws->step_buf, ws->step_cap, out_n))) return e;
+        *out = ws->step_buf;
+        return FR_OK;
+    }
     size_t need = fri_result_update_size(ws->step_upd);
     if (need == 0) return fri_fail(FR_ERR_INVALID, "client %u: its RESULT overflows size_t", client);
     if (need > ws->step_cap) {

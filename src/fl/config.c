@@ -82,6 +82,8 @@ fr_err fr_fl_config_check(const fr_fl_config *c) {
     if (!(c->confidence_alpha >= 0) || !isfinite(c->confidence_alpha))
         return fri_fail(FR_ERR_INVALID, "confidence alpha %g: expected a finite number >= 0",
                         (double)c->confidence_alpha);
+    fr_err de = fri_fl_dp_check(c);
+    if (de) return de;
     if (c->item_local.kind != 0) {
         fr_err e = fr_optim_config_check(&c->item_local);
         if (e) {
@@ -101,6 +103,7 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 fr_err fr_fl_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, uint32_t *ids, uint32_t *k) {
+    if (fr_fl_dp_on(c)) return fri_dp_sample(c, round, n_clients, NULL, n_clients, 0.0, ids, k); /* Poisson */
     uint32_t want;
     return fri_fl_sample_among(c, round, NULL, n_clients, 0.0, ids, k, &want);
 }
@@ -192,6 +195,11 @@ static fr_err get_optim(fri_rd *r, fr_optim_config *o, const char *what) {
  * a federation without weights encodes as builds before weights did (the same TASK bytes
  * and config CRC: their checkpoints resume), and each config has one encoding. */
 #define FLAG_ALPHA 16u
+/* Flag bit 5: differential privacy; after the alpha (if any): f64 clip, noise, quantile,
+ * clip lr, count noise, delta, local noise, then u32 DP flags (bit 0: seeded noise).
+ * Without DP every DP field is 0 (fri_fl_dp_check), so again one encoding per config and
+ * the bytes of builds before DP. */
+#define FLAG_DP 32u
 
 void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_u32(b, (uint32_t)c->strategy);
@@ -202,7 +210,8 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_f32(b, c->tau);
     fri_buf_f32(b, c->mu);
     fri_buf_u32(b, (c->row_norm ? 1u : 0u) | (c->item_sum ? 2u : 0u) | (c->keep_private_optim ? 4u : 0u) |
-                       (c->dense_steps ? 8u : 0u) | (c->confidence_alpha != 0 ? FLAG_ALPHA : 0u));
+                       (c->dense_steps ? 8u : 0u) | (c->confidence_alpha != 0 ? FLAG_ALPHA : 0u) |
+                       (fr_fl_dp_on(c) ? FLAG_DP : 0u));
     fri_buf_u32(b, c->local_epochs);
     fri_buf_u32(b, c->batch);
     fri_buf_u32(b, c->negatives);
@@ -217,6 +226,15 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_u32(b, c->min_results);
     fri_buf_u64(b, c->seed);
     if (c->confidence_alpha != 0) fri_buf_f32(b, c->confidence_alpha);
+    if (fr_fl_dp_on(c)) {
+        const double v[7] = {c->dp_clip, c->dp_noise, c->dp_quantile, c->dp_clip_lr, c->dp_count_noise, c->dp_delta,
+                             c->ldp_noise};
+        for (int i = 0; i < 7; i++) {
+            fri_put_f64(d, v[i]);
+            fri_buf_put(b, d, 8);
+        }
+        fri_buf_u32(b, c->dp_seeded_noise ? 1u : 0u);
+    }
 }
 
 fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
@@ -235,12 +253,24 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
         (e = fri_rd_f64(r, &c->availability, "availability")) ||
         (e = fri_rd_u32(r, &c->min_results, "min results")) || (e = fri_rd_u64(r, &c->seed, "seed")))
         return e;
-    if (flags > 31) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x1f", r->name, flags);
+    if (flags > 63) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x3f", r->name, flags);
     if (flags & FLAG_ALPHA) {
         if ((e = fri_rd_f32(r, &c->confidence_alpha, "confidence alpha"))) return e;
         if (!(c->confidence_alpha > 0) || !isfinite(c->confidence_alpha))
             return fri_fail(FR_ERR_FORMAT, "%s: confidence alpha %g, expected a finite number > 0 (0 is not written)",
                             r->name, (double)c->confidence_alpha);
+    }
+    if (flags & FLAG_DP) {
+        double *v[7] = {&c->dp_clip, &c->dp_noise, &c->dp_quantile, &c->dp_clip_lr, &c->dp_count_noise, &c->dp_delta,
+                        &c->ldp_noise};
+        uint32_t dpf;
+        for (int i = 0; i < 7; i++)
+            if ((e = fri_rd_f64(r, v[i], "DP settings"))) return e;
+        if ((e = fri_rd_u32(r, &dpf, "DP flags"))) return e;
+        if (dpf > 1) return fri_fail(FR_ERR_FORMAT, "%s: DP flags 0x%x, expected 0 or 1", r->name, dpf);
+        if (!(c->dp_clip > 0))
+            return fri_fail(FR_ERR_FORMAT, "%s: DP clip %g, expected > 0 (no DP is not written)", r->name, c->dp_clip);
+        c->dp_seeded_noise = dpf & 1;
     }
     c->strategy = (fr_strategy)strategy;
     c->row_norm = flags & 1;

@@ -55,6 +55,7 @@ typedef struct fri_result_view {
     uint64_t weight, examples;
     double loss_sum;
     uint32_t dense_len, n_tables;
+    uint32_t flags;         /* FR_RESULT_* */
     bool native;            /* int64/uint32 arrays in memory, else little-endian bytes */
     const void *dense;      /* [dense_len] values */
     struct {
@@ -96,9 +97,11 @@ FR_NODISCARD fr_err fri_fl_config_block(fri_buf *b, const fr_model_config *mcfg,
 FR_NODISCARD fr_err fri_fl_config_block_get(fri_rd *r, fr_model_config *mcfg, fr_fl_config *cfg);
 
 /* A TASK message: header, round, config CRC, config block, the round's bound, the shared
- * prefix of g. */
+ * prefix of g; the _dp form with a DP round's clip (> 0). */
 FR_NODISCARD fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n,
                                     uint32_t config_crc, uint64_t bound, const fr_model *g);
+FR_NODISCARD fr_err fri_task_encode_dp(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n,
+                                       uint32_t config_crc, uint64_t bound, double dp_clip, const fr_model *g);
 
 /* Message header: writes it over buf[0, FR_MSG_HEADER_BYTES) for a message of n bytes
  * whose body follows; checks one (magic, version, type, length, reserved, CRC), naming
@@ -106,14 +109,55 @@ FR_NODISCARD fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *c
 void fri_msg_seal(uint8_t *buf, size_t n, uint16_t type);
 FR_NODISCARD fr_err fri_msg_open(const uint8_t *b, size_t n, uint16_t type, const char *what);
 
+/* ------------------------------------------------------------------ differential privacy (dp.c) */
+
+/* The DP fields' checks (part of fr_fl_config_check). */
+FR_NODISCARD fr_err fri_fl_dp_check(const fr_fl_config *c);
+/* Poisson sampling of a DP round: each of avail[0, n_avail) (NULL: 0..n_avail-1) with
+ * probability fr_fl_dp_rate(c, n_clients), from (seed, round, client, DP_SAMPLE). ids
+ * must hold n_avail entries. FR_ERR_INVALID (over_select not 0, ids not increasing). */
+FR_NODISCARD fr_err fri_dp_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, const uint32_t *avail,
+                                  uint32_t n_avail, double over_select, uint32_t *ids, uint32_t *k);
+/* A DP client's quantization: weight 1, the whole update clipped to clip (exactly, in
+ * integers: fr_dp_clip_quantize), the UNCLIPPED flag, local noise when configured.
+ * FR_ERR_RANGE (not finite), FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fri_dp_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg, double clip,
+                                    uint64_t bound);
+
+/* The server's DP state, inside fr_round. */
+typedef struct fri_dp_server {
+    bool on;                /* the federation is DP */
+    double clip;            /* C of the next round (adaptive clipping moves it) */
+    double round_clip;      /* the open round's C */
+    double expected;        /* q N: the divisor of the noisy sum */
+    double sigma_delta;     /* the sum's noise multiplier (raised under adaptive clipping) */
+    double sigma_count;     /* std of the unclipped count's noise (adaptive clipping) */
+    uint32_t n_lanes;
+    uint64_t *unclipped;    /* [n_lanes] results with FR_RESULT_UNCLIPPED this round */
+    fr_pool *pool;          /* for the noise, or NULL */
+} fri_dp_server;
+FR_NODISCARD fr_err fri_dp_server_init(fri_dp_server *d, const fr_fl_config *c, uint32_t n_clients, int n_lanes);
+void fri_dp_server_free(fri_dp_server *d);
+/* Opens a round whose values are bounded by bound: its clip (0 without DP). */
+double fri_dp_begin(fri_dp_server *d, uint64_t bound);
+/* A RESULT's DP checks: flags only in a DP federation, its norm within the round's clip
+ * (exact; skipped under local noise). */
+FR_NODISCARD fr_err fri_dp_check_result(const fri_dp_server *d, const fr_fl_config *c, const fri_result_view *v);
+void fri_dp_count(fri_dp_server *d, int lane, uint32_t flags);
+/* Releases the round's integer sum of n coordinates (results accepted): noise on every
+ * coordinate, then the adaptive clip's update; fills st's DP fields. */
+FR_NODISCARD fr_err fri_dp_end(fri_dp_server *d, const fr_fl_config *c, uint32_t round, int64_t *sum, size_t n,
+                               uint32_t results, fr_round_stats *st);
+
 /* Secure aggregation over dense vectors (round.c). The words of a client's vector in the
  * open round: the shared prefix (w·Δ in 2^-32 units), then with row_norm the per-row
  * weights of each item table (n_tables × n_items), then the weight n_k. */
 size_t fri_round_dense_len(const fr_round *r);
-/* Takes res as fr_round_accept would (every check, the client counted as answered, its
- * loss and examples kept, `bytes` as its upload) but writes its sums to
- * out[fri_round_dense_len] instead of a lane. Thread-safe as fr_round_accept. */
-FR_NODISCARD fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes, int64_t *out);
+/* Takes res as fr_round_accept would on `lane` (every check, the client counted as
+ * answered, its loss, examples and DP flags kept, `bytes` as its upload) but writes its
+ * sums to out[fri_round_dense_len] instead of the lane's. Thread-safe as fr_round_accept
+ * (one lane per thread). */
+FR_NODISCARD fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes, int lane, int64_t *out);
 /* Adds the (unmasked) sum of the dense vectors of the round's results to lane 0. */
 FR_NODISCARD fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum);
 

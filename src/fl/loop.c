@@ -26,6 +26,9 @@ fr_err fr_loop_config_check(const fr_loop_config *c) {
                         c->resume ? "resuming" : "checkpointing every N steps");
     if (!(c->max_seconds >= 0) || !isfinite(c->max_seconds))
         return fri_fail(FR_ERR_INVALID, "loop: max_seconds %g: expected a finite value >= 0", c->max_seconds);
+    if (!(c->target_epsilon >= 0) || !isfinite(c->target_epsilon))
+        return fri_fail(FR_ERR_INVALID, "loop: target epsilon %g: expected a finite value >= 0 (0: none)",
+                        c->target_epsilon);
     return fr_eval_opts_check(&c->eval);
 }
 
@@ -35,6 +38,7 @@ const char *fr_loop_stop_name(fr_loop_stop s) {
     case FR_LOOP_CALLBACK: return "stopped by the callback";
     case FR_LOOP_PATIENCE: return "no better metric within the patience";
     case FR_LOOP_TIME: return "time limit";
+    case FR_LOOP_PRIVACY: return "privacy budget (target epsilon)";
     }
     return "?";
 }
@@ -72,6 +76,7 @@ fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_driver *d, void *ctx, 
     fr_loop_summary sum;
     memset(&sum, 0, sizeof sum);
     sum.best = NAN;
+    sum.epsilon = NAN;
     if (summary) *summary = sum;
     fr_err e = fr_loop_config_check(c);
     if (e) return e;
@@ -79,6 +84,8 @@ fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_driver *d, void *ctx, 
         return fri_fail(FR_ERR_INVALID, "loop: the driver lacks step, completed or model");
     if ((c->checkpoint && !d->save) || (c->resume && !d->load))
         return fri_fail(FR_ERR_UNSUPPORTED, "loop: this driver cannot %s", c->resume ? "resume" : "checkpoint");
+    if (c->target_epsilon > 0 && !d->epsilon)
+        return fri_fail(FR_ERR_INVALID, "loop: a target epsilon for a run that is not differentially private");
     if (c->resume && (e = d->load(ctx, c->checkpoint))) return e;
     double t_begin = now_s();
     uint32_t start = d->completed(ctx);
@@ -90,6 +97,21 @@ fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_driver *d, void *ctx, 
         st.unit = d->unit;
         st.index = i;
         st.total = c->steps;
+        st.epsilon = NAN;
+        if (d->epsilon) {
+            /* the budget is checked before the step: a step that would exceed it never runs */
+            fr_err ee = d->epsilon(ctx, i, &st.epsilon);
+            if (ee && c->target_epsilon > 0) { e = fri_fail_prefix(ee, "the privacy accountant"); break; }
+            if (ee) st.epsilon = NAN;
+            if (c->target_epsilon > 0 && isnan(st.epsilon)) {
+                e = fri_fail(FR_ERR_INVALID, "loop: a target epsilon for a run that is not differentially private");
+                break;
+            }
+            if (c->target_epsilon > 0 && !(st.epsilon <= c->target_epsilon)) {
+                sum.stop = FR_LOOP_PRIVACY;
+                break;
+            }
+        }
         double t0 = now_s();
         if ((e = d->step(ctx, &st))) break;
         st.index = i;
@@ -123,6 +145,7 @@ fr_err fr_loop_run(const fr_loop_config *c, const fr_loop_driver *d, void *ctx, 
         if (sum.stop != FR_LOOP_DONE) break;
     }
     sum.completed = d->completed(ctx);
+    if (!e && d->epsilon && d->epsilon(ctx, sum.completed, &sum.epsilon)) sum.epsilon = NAN;
     if (!e && !sum.evaluated) { /* the final model's figures, whatever the schedule */
         double secs;
         e = evaluate(c, d, ctx, train, test, negs, &sum.last, &secs);
@@ -148,12 +171,19 @@ fr_err fr_loop_step_json(const fr_loop_step *s, char *buf, size_t cap, size_t *l
     char loss[32];
     if (isfinite(s->loss)) snprintf(loss, sizeof loss, "%.6g", s->loss);
     else snprintf(loss, sizeof loss, "null");
+    char dp[96] = "";
+    if (round && s->round.dp_clip > 0) { /* a private run: its epsilon (null: infinite or unknown) and clip */
+        char eps[32];
+        if (isfinite(s->epsilon)) snprintf(eps, sizeof eps, "%.6g", s->epsilon);
+        else snprintf(eps, sizeof eps, "null");
+        snprintf(dp, sizeof dp, ",\"epsilon\":%s,\"dp_clip\":%.6g", eps, s->round.dp_clip);
+    }
     if (round)
         n = snprintf(buf, cap,
                      "{\"round\":%u,\"loss\":%s%s%s,\"clients\":%u,\"bytes_up\":%llu,\"bytes_down\":%llu,"
                      "\"seconds\":%.4f%s",
                      s->index, loss, ev[0] ? "," : "", ev, s->round.clients, (unsigned long long)s->round.bytes_up,
-                     (unsigned long long)s->round.bytes_down, s->seconds, "");
+                     (unsigned long long)s->round.bytes_down, s->seconds, dp);
     else
         n = snprintf(buf, cap, "{\"epoch\":%u,\"loss\":%s%s%s,\"seconds\":%.4f", s->index, loss, ev[0] ? "," : "", ev,
                      s->seconds);

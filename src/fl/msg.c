@@ -2,13 +2,14 @@
  * with its decoded form (fr_task). Layouts (little-endian; the header is in fl.h):
  *
  *   TASK (type 1) body:
- *     u32 round | u32 config CRC-32C | u32 config length C | u32 reserved = 0
+ *     u32 round | u32 config CRC-32C | u32 config length C | u32 flags (bit 0: DP)
  *     u64 bound: the largest |value| a RESULT of this round may carry (fr_fl_fixed_bound)
+ *     f64 the round's clip C, only with flag bit 0 (a DP federation; 0 flags otherwise)
  *     config block[C]: the model config (n_users 1) then the federation config
  *     zero padding to a multiple of 4 bytes from the start of the message
  *     u64 number of shared parameters P | f32 shared[P]
  *   RESULT (type 2) body:
- *     u32 client | u32 round | u32 config CRC-32C | u32 reserved = 0
+ *     u32 client | u32 round | u32 config CRC-32C | u32 flags (FR_RESULT_*, 0 without DP)
  *     u64 weight n_k | u64 examples | f64 loss sum
  *     u32 dense length D | u32 number of tables T | i64 dense[D]
  *     T times: u32 width | u32 count | u32 ids[count] | i64 values[count * width]
@@ -21,6 +22,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "fedrec/privacy.h"
 #include "fl/fl_internal.h"
 #include "model/model_internal.h"
 
@@ -220,7 +222,7 @@ fr_err fr_result_encode_to(const fr_result *r, uint8_t *buf, size_t cap, size_t 
     fri_put_u32(p, r->client);
     fri_put_u32(p + 4, r->round);
     fri_put_u32(p + 8, r->config_crc);
-    fri_put_u32(p + 12, 0);
+    fri_put_u32(p + 12, r->flags);
     fri_put_u64(p + 16, r->weight);
     fri_put_u64(p + 24, r->examples);
     fri_put_f64(p + 32, r->loss_sum);
@@ -286,7 +288,9 @@ fr_err fri_result_view_bytes(fri_result_view *v, const uint8_t *bytes, size_t n,
         (e = fri_rd_f64(&rd, &v->loss_sum, "loss")) || (e = fri_rd_u32(&rd, &v->dense_len, "dense length")) ||
         (e = fri_rd_u32(&rd, &v->n_tables, "table count")))
         return e;
-    if (reserved != 0) return fri_fail(FR_ERR_FORMAT, "RESULT: reserved field is %u, expected 0", reserved);
+    if (reserved > FR_RESULT_UNCLIPPED)
+        return fri_fail(FR_ERR_FORMAT, "RESULT: flags 0x%x, expected 0 or 1", reserved);
+    v->flags = reserved;
     if (!(v->loss_sum >= 0) || !isfinite(v->loss_sum))
         return fri_fail(FR_ERR_FORMAT, "RESULT: loss sum %g, expected a finite value >= 0", v->loss_sum);
     if (v->dense_len != s->dense_len)
@@ -335,6 +339,7 @@ void fri_result_view_of(fri_result_view *v, const fr_result *r) {
     v->client = r->client;
     v->round = r->round;
     v->config_crc = r->config_crc;
+    v->flags = r->flags;
     v->weight = r->weight;
     v->examples = r->examples;
     v->loss_sum = r->loss_sum;
@@ -360,6 +365,7 @@ fr_err fr_result_decode(fr_result *r, const uint8_t *bytes, size_t n, const fr_u
     r->client = v.client;
     r->round = v.round;
     r->config_crc = v.config_crc;
+    r->flags = v.flags;
     r->weight = v.weight;
     r->examples = v.examples;
     r->loss_sum = v.loss_sum;
@@ -382,6 +388,7 @@ struct fr_task {
     uint32_t round;         /* the round to compute */
     uint32_t config_crc;    /* CRC-32C of the config block */
     uint64_t bound;         /* the largest |value| of a RESULT this round */
+    double clip;            /* DP: the round's clip (0 without DP) */
     fr_model_config mcfg;   /* n_users 1 */
     fr_fl_config cfg;
     fr_model *g;            /* the global parameters (shared prefix), or NULL when empty */
@@ -404,17 +411,24 @@ uint32_t fr_task_config_crc(const fr_task *t) { return t->config_crc; }
 const fr_model_config *fr_task_model_config(const fr_task *t) { return &t->mcfg; }
 const fr_fl_config *fr_task_fl_config(const fr_task *t) { return &t->cfg; }
 const fr_model *fr_task_model(const fr_task *t) { return t->g; }
+double fr_task_dp_clip(const fr_task *t) { return t->clip; }
 
-/* Offset of the parameter count: after the header, the fixed fields and the config,
- * padded so the floats start 4-aligned in the message (and 8-aligned count). */
-static size_t params_at(size_t config_n) {
-    size_t at = FR_MSG_HEADER_BYTES + TASK_FIXED + config_n;
+/* Offset of the parameter count: after the header, the fixed fields (and the DP clip) and
+ * the config, padded so the floats start 4-aligned in the message (and 8-aligned count). */
+static size_t params_at(size_t config_n, bool dp) {
+    size_t at = FR_MSG_HEADER_BYTES + TASK_FIXED + (dp ? 8 : 0) + config_n;
     return (at + 7) & ~(size_t)7;
 }
 
 fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
                        uint64_t bound, const fr_model *g) {
-    size_t ns = fr_model_n_shared(g), at = params_at(config_n), total;
+    return fri_task_encode_dp(b, round, config, config_n, config_crc, bound, 0, g);
+}
+
+fr_err fri_task_encode_dp(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
+                          uint64_t bound, double dp_clip, const fr_model *g) {
+    bool dp = dp_clip > 0;
+    size_t ns = fr_model_n_shared(g), at = params_at(config_n, dp), total;
     if (fri_mul_size(ns, 4, &total) || total > SIZE_MAX - at - 8)
         return fri_fail(FR_ERR_NOMEM, "TASK: %zu shared parameters do not fit in memory", ns);
     total += at + 8;
@@ -423,8 +437,14 @@ fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES, round);
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 4, config_crc);
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 8, (uint32_t)config_n);
+    fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 12, dp ? 1u : 0u);
     fri_put_u64(hdr + FR_MSG_HEADER_BYTES + 16, bound);
     fri_buf_put(b, hdr, sizeof hdr);
+    if (dp) {
+        uint8_t c8[8];
+        fri_put_f64(c8, dp_clip);
+        fri_buf_put(b, c8, 8);
+    }
     fri_buf_put(b, config, config_n);
     static const uint8_t zero[8] = {0};
     fri_buf_put(b, zero, at - b->len);
@@ -455,7 +475,13 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
         (e = fri_rd_u32(&rd, &config_n, "config length")) || (e = fri_rd_u32(&rd, &reserved, "reserved")) ||
         (e = fri_rd_u64(&rd, &bound, "bound")))
         goto fail;
-    if (reserved != 0) { e = fri_fail(FR_ERR_FORMAT, "TASK: reserved field is %u, expected 0", reserved); goto fail; }
+    if (reserved > 1) { e = fri_fail(FR_ERR_FORMAT, "TASK: flags 0x%x, expected 0 or 1", reserved); goto fail; }
+    double clip = 0;
+    if (reserved && (e = fri_rd_f64(&rd, &clip, "DP clip"))) goto fail;
+    if (reserved && !(clip > 0 && clip <= FR_DP_MAX_CLIP)) {
+        e = fri_fail(FR_ERR_FORMAT, "TASK: DP clip %g, expected (0, %g]", clip, FR_DP_MAX_CLIP);
+        goto fail;
+    }
     if (bound == 0 || bound > fr_fl_fixed_bound(1)) {
         e = fri_fail(FR_ERR_FORMAT, "TASK: bound %llu, expected 1..%llu", (unsigned long long)bound,
                      (unsigned long long)fr_fl_fixed_bound(1));
@@ -474,7 +500,13 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
     fr_model_config mc;
     fr_fl_config fc;
     if ((e = fri_fl_config_block_get(&cr, &mc, &fc))) goto fail;
-    size_t at = params_at(config_n);
+    /* a DP federation's model without a clip is no round to compute (the networked
+     * server's final model, DONE): a step on it is refused */
+    if (reserved && !fr_fl_dp_on(&fc)) {
+        e = fri_fail(FR_ERR_FORMAT, "TASK: a DP clip for a federation without DP");
+        goto fail;
+    }
+    size_t at = params_at(config_n, reserved != 0);
     if ((e = fri_rd_need(&rd, at - rd.at, "padding"))) goto fail;
     for (size_t i = rd.at; i < at; i++)
         if (bytes[i]) { e = fri_fail(FR_ERR_FORMAT, "TASK: padding byte %zu is %u, expected 0", i, bytes[i]); goto fail; }
@@ -504,6 +536,7 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
     t->round = round;
     t->config_crc = crc;
     t->bound = bound;
+    t->clip = clip;
     t->mcfg = mc;
     t->cfg = fc;
     return FR_OK;

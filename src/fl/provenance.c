@@ -84,6 +84,7 @@ void fr_provenance_init(fr_provenance *p) {
     fr_fl_config_default(&p->fl, FR_MODEL_MF);
     fr_train_config_default(&p->train);
     p->lr_decay = 1.0;
+    p->dp_epsilon = p->dp_delta = NAN;
 }
 
 void fr_provenance_destroy(fr_provenance *p) {
@@ -276,6 +277,14 @@ static const field fl_fields[] = {
     FIELD(fr_fl_config, min_results, T_U32),
     FIELD(fr_fl_config, seed, T_U64),
     FIELD(fr_fl_config, confidence_alpha, T_F32),
+    FIELD(fr_fl_config, dp_clip, T_F64),
+    FIELD(fr_fl_config, dp_noise, T_F64),
+    FIELD(fr_fl_config, dp_quantile, T_F64),
+    FIELD(fr_fl_config, dp_clip_lr, T_F64),
+    FIELD(fr_fl_config, dp_count_noise, T_F64),
+    FIELD(fr_fl_config, dp_delta, T_F64),
+    FIELD(fr_fl_config, ldp_noise, T_F64),
+    FIELD(fr_fl_config, dp_seeded_noise, T_BOOL),
 };
 
 static const field train_fields[] = {
@@ -459,6 +468,10 @@ static fr_err encode_tree(const fr_provenance *p, cJSON *root) {
         if ((e = put_object(root, "fl", &p->fl, fl_fields, N_OF(fl_fields)))) return e;
         if (!add(root, "rounds", json_u64(p->rounds)) ||
             !add(root, "partition", cJSON_CreateString(p->partition ? p->partition : "user")))
+            return FR_ERR_NOMEM;
+        if (p->fl.dp_clip > 0 && /* a private run: what it spent (null: infinite or unknown) */
+            (!add(root, "dp_epsilon", isfinite(p->dp_epsilon) ? cJSON_CreateNumber(p->dp_epsilon) : cJSON_CreateNull()) ||
+             !add(root, "dp_delta", isfinite(p->dp_delta) ? cJSON_CreateNumber(p->dp_delta) : cJSON_CreateNull())))
             return FR_ERR_NOMEM;
     } else {
         if ((e = put_object(root, "train", &p->train, train_fields, N_OF(train_fields)))) return e;
@@ -740,6 +753,14 @@ static fr_err decode_tree(const cJSON *root, fr_provenance *q, strlist *own) {
         if ((e = get_value(v, q, &f, "partition", own))) return e;
     }
     if (KEY("epochs") && (e = get_u64(v, "epochs", &q->epochs))) return e;
+    if (KEY("dp_epsilon") && !cJSON_IsNull(v)) {
+        field f = {"dp_epsilon", T_F64, offsetof(fr_provenance, dp_epsilon)};
+        if ((e = get_value(v, q, &f, "dp_epsilon", own))) return e;
+    }
+    if (KEY("dp_delta") && !cJSON_IsNull(v)) {
+        field f = {"dp_delta", T_F64, offsetof(fr_provenance, dp_delta)};
+        if ((e = get_value(v, q, &f, "dp_delta", own))) return e;
+    }
     if (KEY("lr_decay")) {
         field f = {"lr_decay", T_F64, offsetof(fr_provenance, lr_decay)};
         if ((e = get_value(v, q, &f, "lr_decay", own))) return e;

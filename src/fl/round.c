@@ -23,7 +23,11 @@
  *     over the clients that touched it (their n_k, summed per row from the results' row
  *     ids); with item_sum item rows take the plain sum of the clients' Δ.
  *   - Per-client figures (loss, examples, bytes) are kept by position in the sampled list
- *     and summed in client-id order at end, so they too do not depend on arrival order. */
+ *     and summed in client-id order at end, so they too do not depend on arrival order.
+ *   - Differential privacy (dp.c, fri_dp_*) hooks in at four places only: Poisson
+ *     sampling and the round's clip at begin, a result's norm check and clip bit at
+ *     accept, noise on the summed integers (and the expected count as divisor) at end,
+ *     the adaptive clip in the state. Without DP none of them runs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +71,7 @@ struct fr_round {
     fri_buf task;           /* the open round's TASK message */
     uint64_t bound;         /* the open round's largest |value| (fr_fl_fixed_bound(target):
                                no more results than the target are ever summed) */
+    fri_dp_server dp;       /* differential privacy (dp.c); dp.on false without it */
 };
 
 static bool adaptive(fr_strategy s) {
@@ -88,6 +93,7 @@ void fr_round_free(fr_round *r) {
     fri_free(r->examples);
     fri_free(r->up);
     fri_buf_free(&r->task);
+    fri_dp_server_free(&r->dp);
     fri_free(r);
 }
 
@@ -126,6 +132,7 @@ fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_
     r->config = cb.data;
     r->config_n = cb.len;
     r->config_crc = fr_crc32c(0, r->config, r->config_n);
+    if ((e = fri_dp_server_init(&r->dp, cfg, n_clients, n_lanes))) goto fail;
     size_t nl = (size_t)n_lanes, nc = n_clients ? n_clients : 1;
     e = FR_ERR_NOMEM;
     r->acc = fri_calloc(nl * (r->n_shared ? r->n_shared : 1), sizeof *r->acc);
@@ -160,6 +167,8 @@ const fr_model_config *fr_round_model_config(const fr_round *r) { return &r->mcf
 const fr_fl_config *fr_round_fl_config(const fr_round *r) { return &r->cfg; }
 const fr_update_shape *fr_round_shape(const fr_round *r) { return &r->shape; }
 uint32_t fr_round_config_crc(const fr_round *r) { return r->config_crc; }
+double fr_round_dp_clip(const fr_round *r) { return r->dp.on ? r->dp.clip : 0; }
+void fr_round_set_pool(fr_round *r, fr_pool *pool) { r->dp.pool = pool; }
 
 static void zero_accumulators(fr_round *r) {
     size_t nl = (size_t)r->n_lanes;
@@ -181,10 +190,13 @@ static fr_err begin(fr_round *r, const uint32_t *avail, uint32_t n_avail, double
             return fri_fail(FR_ERR_INVALID, "available client %u: out of range, the federation has %u clients",
                             avail[i], r->n_clients);
     uint32_t round = r->completed + 1;
-    fr_err e = fri_fl_sample_among(&r->cfg, round, avail, n_avail, over_select, r->ids, &r->k, &r->target);
+    fr_err e = r->dp.on ? fri_dp_sample(&r->cfg, round, r->n_clients, avail, n_avail, over_select, r->ids, &r->k)
+                        : fri_fl_sample_among(&r->cfg, round, avail, n_avail, over_select, r->ids, &r->k, &r->target);
+    if (!e && r->dp.on) r->target = r->k; /* every Poisson-sampled client counts */
     if (!e) {
         r->bound = fr_fl_fixed_bound(r->target);
-        e = fri_task_encode(&r->task, round, r->config, r->config_n, r->config_crc, r->bound, r->g);
+        e = fri_task_encode_dp(&r->task, round, r->config, r->config_n, r->config_crc, r->bound,
+                               fri_dp_begin(&r->dp, r->bound), r->g);
     }
     if (e) { r->k = r->target = 0; return e; }
     zero_accumulators(r);
@@ -275,7 +287,7 @@ static inline uint32_t id_at(const fri_result_view *v, const void *ids, uint32_t
 /* A result whose shape has been checked: the checks of the round, then its sums into acc
  * [n_shared], rw (row_norm: [n_tables * n_items], else NULL) and *wsum: a lane's, or a
  * client's dense vector under secure aggregation. */
-static fr_err accept_into(fr_round *r, const fri_result_view *v, int64_t *acc, uint64_t *rw, uint64_t *wsum) {
+static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64_t *acc, uint64_t *rw, uint64_t *wsum) {
     uint32_t round = r->completed + 1;
     if (!r->open) return fri_fail(FR_ERR_STATE, "RESULT of client %u: no round is open", v->client);
     if (v->round != round)
@@ -299,6 +311,8 @@ static fr_err accept_into(fr_round *r, const fri_result_view *v, int64_t *acc, u
         return fri_fail(FR_ERR_RANGE, "RESULT of client %u refused: a value of %llu units is beyond round %u's bound "
                         "of %llu (the client diverged)", v->client, (unsigned long long)worst, round,
                         (unsigned long long)r->bound);
+    fr_err de = fri_dp_check_result(&r->dp, &r->cfg, v);
+    if (de) return de;
     unsigned char old = atomic_fetch_or(&r->status[pos], (unsigned char)DONE);
     if (old & DONE)
         return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: a duplicate (the client already answered round %u)",
@@ -328,6 +342,7 @@ static fr_err accept_into(fr_round *r, const fri_result_view *v, int64_t *acc, u
         }
     }
     *wsum += v->weight;
+    fri_dp_count(&r->dp, lane, v->flags);
     r->loss[pos] = v->loss_sum;
     r->examples[pos] = v->examples;
     r->up[pos] = v->bytes;
@@ -338,7 +353,7 @@ static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
     if (lane < 0 || lane >= r->n_lanes)
         return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
     uint64_t *rw = r->roww ? r->roww + (size_t)lane * (r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : NULL;
-    return accept_into(r, v, r->acc + (size_t)lane * r->n_shared, rw, &r->wsum[lane]);
+    return accept_into(r, v, lane, r->acc + (size_t)lane * r->n_shared, rw, &r->wsum[lane]);
 }
 
 fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane) {
@@ -390,8 +405,10 @@ static inline void apply(fr_round *r, float *w, size_t p, double d) {
 
 /* Sums the lanes and applies the strategy to the global model. */
 static void aggregate(fr_round *r) {
-    uint64_t W = 0;
-    for (int k = 0; k < r->n_lanes; k++) W += r->wsum[k];
+    uint64_t wsum = 0;
+    for (int k = 0; k < r->n_lanes; k++) wsum += r->wsum[k];
+    /* DP divides by the expected number of clients, never by who came */
+    double W = r->dp.on ? r->dp.expected : (double)wsum;
     if (W == 0) return;
     float *w = fr_model_params(r->g);
     size_t nl = (size_t)r->n_lanes, ns = r->n_shared;
@@ -402,7 +419,7 @@ static void aggregate(fr_round *r) {
         int ti = -1;
         for (uint32_t i = 0; i < r->shape.n_tables; i++) if (r->table_t[i] == t) ti = (int)i;
         for (size_t row = 0; row < tt->rows; row++) {
-            double denom = (double)W;
+            double denom = W;
             if (ti >= 0 && r->cfg.item_sum) denom = 1.0;
             if (ti >= 0 && r->cfg.row_norm) {
                 uint64_t rw = 0;
@@ -445,7 +462,18 @@ fr_err fr_round_end(fr_round *r, fr_round_stats *st) {
     if (s.clients < r->cfg.min_results)
         return fri_fail(FR_ERR_EMPTY, "round %u: %u results of %u sampled clients, the quorum is %u: nothing applied",
                         round, s.clients, r->k, r->cfg.min_results);
-    if (s.clients) aggregate(r);
+    if (r->dp.on) { /* the sum is released with noise on every coordinate, even with no client */
+        for (int k = 1; k < r->n_lanes; k++) { /* lanes folded into lane 0 (integers: the same sum) */
+            fri_fl_add_ints(r->acc, r->acc + (size_t)k * r->n_shared, r->n_shared);
+            memset(r->acc + (size_t)k * r->n_shared, 0, r->n_shared * sizeof *r->acc);
+        }
+        fr_err e = fri_dp_end(&r->dp, &r->cfg, round, r->acc, r->n_shared, s.clients, &s);
+        if (st) *st = s;
+        if (e) return fri_fail_prefix(e, "round %u: DP noise", round);
+        aggregate(r);
+    } else if (s.clients) {
+        aggregate(r);
+    }
     r->completed = round;
     return FR_OK;
 }
@@ -476,6 +504,7 @@ fr_err fr_round_merge(fr_round *dst, const fr_round *src) {
             for (size_t i = 0; i < n; i++) dst->roww[i] += src->roww[(size_t)k * n + i];
         }
         dst->wsum[0] += src->wsum[k];
+        if (dst->dp.on && src->dp.on) dst->dp.unclipped[0] += src->dp.unclipped[k];
     }
     for (uint32_t i = 0; i < src->k; i++) {
         unsigned char b = atomic_load(&((fr_round *)src)->status[i]);
@@ -495,6 +524,7 @@ fr_err fr_round_merge(fr_round *dst, const fr_round *src) {
 /* Layout (little-endian), version 1:
  *   "FRROUND\0" | u32 version | u32 config CRC | u32 config length C | config block[C]
  *   | u32 clients | u32 rounds completed | u64 shared parameters P | u32 has m | u32 has v
+ *   | f64 the next round's clip, in a DP federation only (the config says)
  *   | f32 m[P] if has m | f32 v[P] if has v | f32 shared[P] | u32 CRC-32C of all before */
 #define STATE_MAGIC "FRROUND\0"
 #define STATE_VERSION 1
@@ -514,6 +544,11 @@ fr_err fr_round_save(const fr_round *r, uint8_t **bytes, size_t *n) {
     fri_buf_u64(&b, r->n_shared);
     fri_buf_u32(&b, r->m ? 1 : 0);
     fri_buf_u32(&b, r->v ? 1 : 0);
+    if (r->dp.on) {
+        uint8_t c8[8];
+        fri_put_f64(c8, r->dp.clip);
+        fri_buf_put(&b, c8, 8);
+    }
     for (size_t i = 0; r->m && i < r->n_shared; i++) fri_buf_f32(&b, r->m[i]);
     for (size_t i = 0; r->v && i < r->n_shared; i++) fri_buf_f32(&b, r->v[i]);
     const float *w = fr_model_params_const(r->g);
@@ -550,6 +585,10 @@ static void differing(char *buf, size_t cap, const fr_model_config *mc, const fr
     DIFF(fc->clients_per_round != c->clients_per_round || fc->availability != c->availability ||
              fc->min_results != c->min_results,
          "client sampling");
+    DIFF(fc->dp_clip != c->dp_clip || fc->dp_noise != c->dp_noise || fc->dp_quantile != c->dp_quantile ||
+             fc->dp_clip_lr != c->dp_clip_lr || fc->dp_count_noise != c->dp_count_noise ||
+             fc->dp_delta != c->dp_delta || fc->ldp_noise != c->ldp_noise || fc->dp_seeded_noise != c->dp_seeded_noise,
+         "differential privacy");
 #undef DIFF
     if (!at) snprintf(buf, cap, "nothing (another fedrec version?)");
 }
@@ -604,6 +643,12 @@ fr_err fr_round_load(fr_round *r, const uint8_t *bytes, size_t n, const char *na
     if (ns != r->n_shared || has_m > 1 || has_v > 1 || (has_m != 0) != (r->m != NULL) || (has_v != 0) != (r->v != NULL))
         return fri_fail(FR_ERR_FORMAT, "%s: %llu parameters and moments %u/%u do not match the config", name,
                         (unsigned long long)ns, has_m, has_v);
+    double clip = 0;
+    if (r->dp.on) {
+        if ((e = fri_rd_f64(&rd, &clip, "DP clip"))) return e;
+        if (!(clip > 0 && clip <= 65536))
+            return fri_fail(FR_ERR_FORMAT, "%s: DP clip %g, expected (0, 65536]", name, clip);
+    }
     uint64_t arrays = 1 + (uint64_t)has_m + has_v;
     if ((e = fri_rd_need_n(&rd, arrays * ns, 4, "parameters"))) return e;
     if (rd.n - rd.at != arrays * ns * 4)
@@ -617,6 +662,7 @@ fr_err fr_round_load(fr_round *r, const uint8_t *bytes, size_t n, const char *na
     float *w = fr_model_params(r->g);
     for (size_t i = 0; i < ns; i++) w[i] = fri_get_f32(p + 4 * i);
     r->completed = done;
+    if (r->dp.on) r->dp.clip = clip;
     return FR_OK;
 }
 
@@ -632,7 +678,9 @@ size_t fri_round_dense_len(const fr_round *r) {
     return r->n_shared + rows + 1;
 }
 
-fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes, int64_t *out) {
+fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes, int lane, int64_t *out) {
+    if (lane < 0 || lane >= r->n_lanes)
+        return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
     size_t len = fri_round_dense_len(r);
     memset(out, 0, len * sizeof *out);
     if (r->open && res->round == r->completed + 1 && res->config_crc == r->config_crc) {
@@ -642,7 +690,7 @@ fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes,
     fri_result_view v;
     fri_result_view_of(&v, res);
     uint64_t *rw = r->roww ? (uint64_t *)(out + r->n_shared) : NULL, wsum = 0;
-    fr_err e = accept_into(r, &v, out, rw, &wsum);
+    fr_err e = accept_into(r, &v, lane, out, rw, &wsum);
     if (e) return e;
     out[len - 1] = (int64_t)wsum;
     r->up[position(r, res->client)] = bytes;

@@ -246,6 +246,7 @@ fr_err fri_result_reset(fr_result *r, uint32_t dense_len, uint32_t n_tables, con
         r->tables[t].count = 0;
     }
     r->n_tables = n_tables;
+    r->flags = 0;
     return FR_OK;
 }
 

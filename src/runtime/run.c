@@ -20,6 +20,11 @@ static uint32_t sim_completed(void *ctx) { return fr_round_completed(fr_sim_cont
 static fr_model *sim_model(void *ctx) { return fr_sim_model(ctx); }
 static fr_err sim_save(void *ctx, const char *path) { return fr_sim_checkpoint_save(ctx, path); }
 static fr_err sim_load(void *ctx, const char *path) { return fr_sim_checkpoint_load(ctx, path); }
+static fr_err sim_epsilon(void *ctx, uint32_t steps, double *eps) {
+    const fr_fl_config *c = fr_round_fl_config(fr_sim_controller(ctx));
+    *eps = NAN;
+    return fr_fl_dp_on(c) ? fr_fl_dp_epsilon(c, fr_sim_n_clients(ctx), steps, eps) : FR_OK;
+}
 
 void fr_sim_driver(fr_loop_driver *d) {
     memset(d, 0, sizeof *d);
@@ -30,6 +35,7 @@ void fr_sim_driver(fr_loop_driver *d) {
     d->pool = fri_sim_pool;
     d->save = sim_save;
     d->load = sim_load;
+    d->epsilon = sim_epsilon;
 }
 
 /* ------------------------------------------------------------------ centralized epochs */
@@ -70,7 +76,7 @@ static fr_err run_central(const fr_run_config *c, const fr_dataset *train, const
     fr_err e = fr_model_create(&ct.m, &mc);
     if (!e) e = fr_trainer_create(&ct.t, ct.m, train, &tc);
     if (!e) {
-        fr_loop_driver d = {FR_LOOP_EPOCH, central_step, central_completed, central_model, central_pool, NULL, NULL};
+        fr_loop_driver d = {FR_LOOP_EPOCH, central_step, central_completed, central_model, central_pool, NULL, NULL, NULL};
         e = fr_loop_run(&c->loop, &d, &ct, train, test, negs, cb, user, summary);
     }
     fr_trainer_free(ct.t);

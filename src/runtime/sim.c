@@ -173,6 +173,7 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
     s->pool = pool;
     s->n_workers = fr_pool_size(pool);
     e = fr_round_create(&s->ctl, &s->mcfg, cfg, s->n_clients, s->n_workers);
+    if (!e) fr_round_set_pool(s->ctl, pool); /* the DP noise's chunks (idle at the round's end) */
     if (!e) e = fr_model_create(&s->full, &s->mcfg);
     if (e) goto fail;
     s->w = fri_calloc((size_t)s->n_workers, sizeof *s->w);
@@ -340,7 +341,7 @@ static fr_err secagg_submit(fr_sim *s, sim_worker *w, int worker) {
     int64_t *x = a->dense + (size_t)worker * a->len;
     uint8_t *out = NULL;
     size_t out_n = 0;
-    fr_err e = fri_round_accept_dense(s->ctl, w->res, FR_SA_HEADER_BYTES + 8 + 8 * (uint64_t)a->len, x);
+    fr_err e = fri_round_accept_dense(s->ctl, w->res, FR_SA_HEADER_BYTES + 8 + 8 * (uint64_t)a->len, worker, x);
     if (!e) e = fr_sa_client_mask(a->clients[w->at], x, a->fwd[w->at], a->fwd_n[w->at], &out, &out_n);
     if (!e) {
         pthread_mutex_lock(&a->lock);
