@@ -1,7 +1,8 @@
 /* Secure aggregation in the simulator (fr_sim_set_secagg): rounds whose results are
  * densified, masked and summed by the privacy layer give the plain rounds' model bit for
  * bit (sums modulo 2^64), for each way item rows are aggregated (mean, per-row weights,
- * sum), for mf and neumf, on 1 and 2 threads; bytes up are the dense masked vectors; a
+ * sum) and under DP-FedAvg (the server's noise on the unmasked sum), for mf and neumf, on
+ * 1 and 2 threads; bytes up are the dense masked vectors; a
  * round of one client is refused. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -30,7 +31,7 @@ typedef struct run_out {
     uint32_t clients;
 } run_out;
 
-/* agg: 0 mean, 1 row_norm, 2 item_sum */
+/* agg: 0 mean, 1 row_norm, 2 item_sum, 3 DP-FedAvg (clip 1, noise 1, seeded noise) */
 static run_out train(const fr_dataset *d, fr_model_kind kind, int agg, bool secagg, int threads, int rounds) {
     fr_model_config mc;
     fr_fl_config cfg;
@@ -43,6 +44,7 @@ static run_out train(const fr_dataset *d, fr_model_kind kind, int agg, bool seca
     cfg.batch = 8;
     cfg.row_norm = agg == 1;
     cfg.item_sum = agg == 2;
+    if (agg == 3) cfg.dp_clip = 1, cfg.dp_noise = 1, cfg.dp_seeded_noise = true;
     if (kind == FR_MODEL_NEUMF) cfg.strategy = FR_STRATEGY_FEDADAM, cfg.server_lr = 0.01f;
     fr_pool *pool = NULL;
     cr_assert_eq(fr_pool_create(&pool, threads), FR_OK);
@@ -67,8 +69,8 @@ Test(sim_secagg, same_model_as_plain_rounds, .timeout = 600) {
     fr_dataset *d = synthetic();
     const fr_model_kind kinds[2] = {FR_MODEL_MF, FR_MODEL_NEUMF};
     for (int k = 0; k < 2; k++)
-        for (int agg = 0; agg < 3; agg++) {
-            if (kinds[k] == FR_MODEL_NEUMF && agg == 2) continue;
+        for (int agg = 0; agg < 4; agg++) {
+            if (kinds[k] == FR_MODEL_NEUMF && agg >= 2) continue;
             run_out plain = train(d, kinds[k], agg, false, 1, 3);
             for (int threads = 1; threads <= 2; threads++) {
                 run_out sec = train(d, kinds[k], agg, true, threads, 3);
