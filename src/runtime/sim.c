@@ -234,7 +234,8 @@ static fr_err worker_users(sim_worker *w, int n_user_t, uint32_t u) {
  * worker and summed by the server, then the unmasking answers and the sum handed to the
  * controller. The controller never sees one client's sums; the model is the plain
  * round's, bit for bit. Bytes up count the masked input (8 bytes per word). A sampled
- * client without data (or one that fails) simply drops out: the protocol recovers. */
+ * client without data sends no masked input, a dropout after ShareKeys: the protocol
+ * rebuilds its pairwise masks. A client's error fails the round, as without secagg. */
 
 static void secagg_free(sim_secagg *a) {
     if (!a) return;
