@@ -11,7 +11,9 @@
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--seed")) /* fuzz_replay --seed fuzz/corpus */
         return fuzz_seed_state_and_checkpoint(argv[2]);
-    if (argc != 2) { fprintf(stderr, "usage: fuzz_replay CORPUS_DIR | --seed CORPUS_DIR\n"); return 2; }
+    if (argc == 3 && !strcmp(argv[1], "--seed-secagg")) /* fuzz_replay --seed-secagg fuzz/corpus */
+        return fuzz_seed_secagg(argv[2]);
+    if (argc != 2) { fprintf(stderr, "usage: fuzz_replay CORPUS_DIR | --seed CORPUS_DIR | --seed-secagg CORPUS_DIR\n"); return 2; }
     long files = 0;
     for (const fr_fuzz_target *t = fr_fuzz_targets; t->name; t++) {
         char dir[4096];

@@ -16,6 +16,7 @@
 #include "fedrec/net_client.h"
 #include "fedrec/model.h"
 #include "fedrec/pairset.h"
+#include "fedrec/privacy.h"
 
 /* Rewrites the header's length and CRC of a message of n bytes, so that mutations reach
  * the body parser. */
@@ -480,6 +481,161 @@ static int run_net(const uint8_t *data, size_t n) {
     return 0;
 }
 
+/* secagg: the secure aggregation messages. The first byte picks who reads the rest:
+ * 0-3 the server collecting the messages of stage 0-3, 4-6 client 0 given the server's
+ * keys, forwarded shares or unmasking request. A fixed session (4 clients, every pair,
+ * t = 2, 3 words, deterministic secrets) is run up to that point for each input; the
+ * message is tried as is and with its body length rewritten (so mutations reach the body
+ * parsers). Whatever is accepted must let the session go on without a crash. */
+#define SA_N 4
+static const int64_t k_sa_x[3] = {5, -7, INT64_MAX / SA_N};
+
+static fr_sa_params sa_params(void) {
+    fr_sa_params p = {0};
+    p.n = SA_N, p.k = SA_N - 1, p.t = 2, p.len = 3, p.session = 77, p.graph_seed = 1, p.test_seed = 1;
+    return p;
+}
+
+typedef struct sa_fix {
+    fr_sa_server *s;
+    fr_sa_client *c[SA_N];
+} sa_fix;
+
+static void sa_down(sa_fix *f) {
+    for (int u = 0; u < SA_N; u++) fr_sa_client_free(f->c[u]);
+    fr_sa_server_free(f->s);
+}
+
+/* One client's step of stage st (in: the server's message for it, if any). */
+static fr_err sa_step(fr_sa_client *c, int st, const uint8_t *in, size_t in_n, uint8_t **out, size_t *out_n) {
+    switch (st) {
+    case 0: return fr_sa_client_advertise(c, out, out_n);
+    case 1: return fr_sa_client_share(c, in, in_n, out, out_n);
+    case 2: return fr_sa_client_mask(c, k_sa_x, in, in_n, out, out_n);
+    default: return fr_sa_client_unmask(c, in, in_n, out, out_n);
+    }
+}
+
+/* Runs every party through stages [0, stage): the server then collects stage `stage`. */
+static int sa_up(sa_fix *f, int stage) {
+    fr_sa_params p = sa_params();
+    memset(f, 0, sizeof *f);
+    if (fr_sa_server_create(&f->s, &p)) return -1;
+    for (uint32_t u = 0; u < SA_N; u++)
+        if (fr_sa_client_create(&f->c[u], &p, u)) return -1;
+    for (int st = 0; st < stage; st++) {
+        for (uint32_t u = 0; u < SA_N; u++) {
+            uint8_t *in = NULL, *out = NULL;
+            size_t in_n = 0, out_n = 0;
+            if (st > 0 && fr_sa_server_message(f->s, u, &in, &in_n)) return -1;
+            fr_err e = sa_step(f->c[u], st, in, in_n, &out, &out_n);
+            fr_sa_bytes_free(in, in_n);
+            if (!e) e = fr_sa_server_receive(f->s, out, out_n);
+            fr_sa_bytes_free(out, out_n);
+            if (e) return -1;
+        }
+        if (fr_sa_server_close(f->s)) return -1;
+    }
+    return 0;
+}
+
+/* Gives the server a message; a refusal is fine (the fuzzed message may have taken this
+ * client's place). */
+static void sa_offer(fr_sa_server *s, const uint8_t *m, size_t n) {
+    if (fr_sa_server_receive(s, m, n)) fr_errmsg_clear();
+}
+
+/* Carries an accepted message on to the end of the session. */
+static void sa_finish(sa_fix *f) {
+    int64_t sum[3];
+    while (fr_sa_server_stage(f->s) < FR_SA_UNMASK) {
+        int st = (int)fr_sa_server_stage(f->s);
+        for (uint32_t u = 0; u < SA_N; u++) {
+            if (fr_sa_client_stage(f->c[u]) != (fr_sa_stage)st) continue;
+            uint8_t *in = NULL, *out = NULL;
+            size_t in_n = 0, out_n = 0;
+            if (st > 0 && fr_sa_server_message(f->s, u, &in, &in_n)) continue;
+            if (!sa_step(f->c[u], st, in, in_n, &out, &out_n)) sa_offer(f->s, out, out_n);
+            fr_sa_bytes_free(in, in_n);
+            fr_sa_bytes_free(out, out_n);
+        }
+        if (fr_sa_server_close(f->s)) return;
+    }
+    for (uint32_t u = 0; u < SA_N; u++) {
+        uint8_t *in = NULL, *out = NULL;
+        size_t in_n = 0, out_n = 0;
+        if (fr_sa_client_stage(f->c[u]) != FR_SA_UNMASK || fr_sa_server_message(f->s, u, &in, &in_n)) continue;
+        if (!fr_sa_client_unmask(f->c[u], in, in_n, &out, &out_n)) sa_offer(f->s, out, out_n);
+        fr_sa_bytes_free(in, in_n);
+        fr_sa_bytes_free(out, out_n);
+    }
+    if (fr_sa_server_finish(f->s, sum, NULL)) return; /* an abort is a fine end too */
+}
+
+static int run_secagg(const uint8_t *data, size_t n) {
+    if (n < 1) return 0;
+    int role = data[0] % 7;
+    const uint8_t *msg = data + 1;
+    size_t mn = n - 1;
+    uint8_t *m = malloc(mn ? mn : 1);
+    if (!m) return 0;
+    if (mn) memcpy(m, msg, mn);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            if (mn < fr_sa_header_bytes()) break;
+            uint64_t body = mn - fr_sa_header_bytes();
+            for (int i = 0; i < 8; i++) m[24 + i] = (uint8_t)(body >> (8 * i));
+        }
+        sa_fix f;
+        if (sa_up(&f, role < 4 ? role : role - 3)) abort(); /* the fixed session must run */
+        if (role < 4) {
+            if (fr_sa_server_receive(f.s, m, mn) == FR_OK) sa_finish(&f);
+        } else {
+            uint8_t *out = NULL;
+            size_t out_n = 0;
+            if (sa_step(f.c[0], role - 3, m, mn, &out, &out_n) == FR_OK) {
+                if (fr_sa_server_receive(f.s, out, out_n) == FR_OK) sa_finish(&f);
+            } else if (out) {
+                abort(); /* a refused step sends nothing */
+            }
+            fr_sa_bytes_free(out, out_n);
+        }
+        sa_down(&f);
+    }
+    free(m);
+    return 0;
+}
+
+int fuzz_seed_secagg(const char *dir) {
+    for (int role = 0; role < 7; role++) {
+        sa_fix f;
+        if (sa_up(&f, role < 4 ? role : role - 3)) { sa_down(&f); return 1; }
+        uint8_t *out = NULL, *in = NULL;
+        size_t out_n = 0, in_n = 0;
+        fr_err e;
+        if (role < 4) { /* client 0's message of that stage */
+            if (role > 0 && fr_sa_server_message(f.s, 0, &in, &in_n)) { sa_down(&f); return 1; }
+            e = sa_step(f.c[0], role, in, in_n, &out, &out_n);
+            fr_sa_bytes_free(in, in_n);
+        } else { /* the server's message to client 0 */
+            e = fr_sa_server_message(f.s, 0, &out, &out_n);
+        }
+        sa_down(&f);
+        if (e) return 1;
+        char p[4096];
+        static const char *const names[7] = {"valid_advertise", "valid_shares", "valid_masked", "valid_answer",
+                                             "valid_keys", "valid_forward", "valid_request"};
+        snprintf(p, sizeof p, "%s/secagg/%s", dir, names[role]);
+        FILE *fp = fopen(p, "wb");
+        uint8_t r = (uint8_t)role;
+        int bad = !fp || fwrite(&r, 1, 1, fp) != 1 || fwrite(out, 1, out_n, fp) != out_n;
+        if (fp && fclose(fp)) bad = 1;
+        fr_sa_bytes_free(out, out_n);
+        if (bad) return 1;
+    }
+    return 0;
+}
+
 const fr_fuzz_target fr_fuzz_targets[] = {
     {"modelfile_crc", run_modelfile_crc},
     {"state", run_state},
@@ -498,5 +654,6 @@ const fr_fuzz_target fr_fuzz_targets[] = {
     {"ncfmap", run_ncfmap},
     {"net", run_net},
     {"netc_state", run_netc_state},
+    {"secagg", run_secagg},
     {NULL, NULL},
 };

@@ -15,4 +15,6 @@ extern const fr_fuzz_target fr_fuzz_targets[]; /* ends with {NULL, NULL} */
 /* Writes valid seeds for the state and checkpoint targets (the federation they load
  * into, after two rounds) under dir/state and dir/checkpoint. 0 on success. */
 int fuzz_seed_state_and_checkpoint(const char *dir);
+/* Writes a valid seed for each entry of the secagg target under dir/secagg. 0 on success. */
+int fuzz_seed_secagg(const char *dir);
 #endif

@@ -316,4 +316,12 @@ expect 0 "^fedrec eval: warning: 100% of the test interactions \(1440 of 1440\) 
 "$bin" eval --model "$tmp/full.fr" >"$tmp/out" 2>&1 || fail "eval on the full catalogue: $(cat "$tmp/out")"
 grep -q "^hr@5_full   [0-9.]*  ndcg@5_full   [0-9.]*  recall@5_full   [0-9.]*$" "$tmp/out" \
     || fail "full-catalogue labels: $(cat "$tmp/out")"
+# secure aggregation: the same model, bit for bit, as the plain rounds; refused centralized
+"$bin" train --model mf --data "$tmp/r.tsv" --rounds 2 --clients-per-round 12 --quiet --out "$tmp/plain.fr" >/dev/null \
+    || fail "train plain for --secagg"
+"$bin" train --model mf --data "$tmp/r.tsv" --rounds 2 --clients-per-round 12 --quiet --secagg --out "$tmp/sa.fr" >/dev/null \
+    || fail "train --secagg"
+cmp -s "$tmp/plain.fr" "$tmp/sa.fr" || fail "--secagg changed the model"
+set +e; "$bin" train --centralized --secagg --data "$tmp/r.tsv" 2>"$tmp/err"; rc=$?; set -e
+[ $rc -eq 2 ] && grep -q "secagg applies to federated training" "$tmp/err" || fail "--secagg --centralized: $(cat "$tmp/err")"
 echo "cli_smoke: passed"

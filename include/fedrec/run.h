@@ -161,6 +161,7 @@ typedef struct fr_run_config {
     double partition_alpha;       /* Dirichlet concentration (0.5) */
     int threads;                  /* workers (0: one per core) */
     bool wire;                    /* the simulator encodes every RESULT (true) */
+    bool secagg;                  /* rounds under secure aggregation (fr_sim_set_secagg; false) */
     char preset[16];              /* the preset it started from (for provenance) */
 } fr_run_config;
 

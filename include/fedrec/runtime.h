@@ -39,6 +39,13 @@ FR_API void fr_sim_free(fr_sim *s);
  * (fr_round_accept, which counts fr_result_encoded_size as bytes up): the same model
  * bits, less work at scale. */
 FR_API void fr_sim_set_wire(fr_sim *s, bool encode);
+/* Whether rounds run under secure aggregation (privacy.h; default false): each client's
+ * result is made dense over the whole shared prefix (item rows it did not touch carry 0,
+ * so which items it touched is hidden too), plus its per-row weights (item_agg rows) and
+ * n_k, masked, and only the sum of a round's vectors is seen by the controller. The same
+ * model bit for bit as without; 8 bytes per shared parameter up per client. k and t of
+ * fr_sa_params_choose(clients, words, 0.1, 40). A round needs at least 2 clients. */
+FR_API void fr_sim_set_secagg(fr_sim *s, bool on);
 /* Runs one round: begin, every sampled client with data steps on the pool, end. A
  * client's error fails the round ("round R: client C: ..."), which then applies nothing.
  * Errors of fr_round_end (a round below the quorum: FR_ERR_EMPTY). */

@@ -45,7 +45,7 @@ static int usage_err(const char *fmt, const char *a) {
 static const char *const federated_only[] = {
     "rounds", "clients-per-round", "local-epochs", "strategy", "item-agg", "item-optimizer", "item-lr",
     "item-lr-decay", "server-lr", "server-momentum", "mu", "tau", "beta1", "beta2", "availability",
-    "min-results", "partition", "keep-private-optim", NULL};
+    "min-results", "partition", "keep-private-optim", "secagg", NULL};
 
 /* The options of differential privacy (federated only; all but --dp-clip need it). */
 static const char *const dp_opts[] = {"dp-clip", "dp-noise", "dp-delta", "target-epsilon", "ldp-noise",
@@ -200,6 +200,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (GIVEN(confidence_alpha)) c->train.confidence_alpha = c->fl.confidence_alpha = (float)o->confidence_alpha;
     mc->seed = c->fl.seed = c->train.seed = o->seed;
     c->threads = (int)o->threads;
+    c->secagg = o->secagg;
     c->loop.eval_every = (uint32_t)o->eval_every;
     c->loop.patience = (uint32_t)o->patience;
     c->loop.max_seconds = GIVEN(time_limit) ? o->time_limit : 0;
@@ -566,6 +567,7 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("optimizer", &o.optimizer, "O  sgd | adam | adagrad (default: the table below)"),
         ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad (default: the table below)"),
         ARG_SPEC_FLAG("centralized", &o.centralized, "   train on all data in one process (no federation)"),
+        ARG_SPEC_FLAG("secagg", &o.secagg, "   secure aggregation: dense masked updates, the server sees only their sum"),
         ARG_SPEC_INT("epochs", &o.epochs, 1, U32, NULL, "N  centralized epochs (default: the table below)"),
         ARG_SPEC_INT("threads", &o.threads, 0, cli_max_threads(), "0 = one per CPU it may use; at most 4 per online core",
                      "T  worker threads (default 0)"),

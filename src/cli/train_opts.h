@@ -27,6 +27,7 @@ typedef struct cli_train_opts {
     double item_lr;           /* --item-lr */
     double item_lr_decay;     /* --item-lr-decay: round r steps item rows at item lr * γ^(r-1) */
     bool centralized;         /* --centralized */
+    bool secagg;              /* --secagg: rounds under secure aggregation (dense, masked) */
     uint64_t epochs;          /* --epochs N (centralized) */
     uint64_t threads;         /* --threads T (0 = one per CPU it may use, fr_cpu_count) */
     uint64_t seed;            /* --seed S */

@@ -149,4 +149,16 @@ void fri_dp_count(fri_dp_server *d, int lane, uint32_t flags);
 FR_NODISCARD fr_err fri_dp_end(fri_dp_server *d, const fr_fl_config *c, uint32_t round, int64_t *sum, size_t n,
                                uint32_t results, fr_round_stats *st);
 
+/* Secure aggregation over dense vectors (round.c). The words of a client's vector in the
+ * open round: the shared prefix (w·Δ in 2^-32 units), then with row_norm the per-row
+ * weights of each item table (n_tables × n_items), then the weight n_k. */
+size_t fri_round_dense_len(const fr_round *r);
+/* Takes res as fr_round_accept would on `lane` (every check, the client counted as
+ * answered, its loss, examples and DP flags kept, `bytes` as its upload) but writes its
+ * sums to out[fri_round_dense_len] instead of the lane's. Thread-safe as fr_round_accept
+ * (one lane per thread). */
+FR_NODISCARD fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes, int lane, int64_t *out);
+/* Adds the (unmasked) sum of the dense vectors of the round's results to lane 0. */
+FR_NODISCARD fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum);
+
 #endif

@@ -284,10 +284,10 @@ static inline uint32_t id_at(const fri_result_view *v, const void *ids, uint32_t
     return v->native ? ((const uint32_t *)ids)[i] : fri_get_u32((const uint8_t *)ids + 4 * (size_t)i);
 }
 
-/* A result whose shape has been checked: the checks of the round, then its sums. */
-static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
-    if (lane < 0 || lane >= r->n_lanes)
-        return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
+/* A result whose shape has been checked: the checks of the round, then its sums into acc
+ * [n_shared], rw (row_norm: [n_tables * n_items], else NULL) and *wsum: a lane's, or a
+ * client's dense vector under secure aggregation. */
+static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64_t *acc, uint64_t *rw, uint64_t *wsum) {
     uint32_t round = r->completed + 1;
     if (!r->open) return fri_fail(FR_ERR_STATE, "RESULT of client %u: no round is open", v->client);
     if (v->round != round)
@@ -325,7 +325,6 @@ static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
                             v->client, round, r->target);
         }
     } while (!atomic_compare_exchange_weak(&r->accepted, &n, n + 1));
-    int64_t *acc = r->acc + (size_t)lane * r->n_shared;
     size_t at = 0;
     for (int i = 0; i < r->n_dense; i++) {
         const fr_tensor *tt = fr_model_tensor(r->g, r->dense_t[i]);
@@ -333,7 +332,6 @@ static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
         add_values(acc + tt->offset, v, v->dense, at, len);
         at += len;
     }
-    uint64_t *rw = r->roww ? r->roww + (size_t)lane * (r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : NULL;
     for (uint32_t t = 0; t < v->n_tables; t++) {
         const fr_tensor *tt = fr_model_tensor(r->g, r->table_t[t]);
         size_t w = v->tables[t].width;
@@ -343,12 +341,19 @@ static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
             if (rw) rw[(size_t)t * r->n_items + row] += v->weight;
         }
     }
-    r->wsum[lane] += v->weight;
+    *wsum += v->weight;
     fri_dp_count(&r->dp, lane, v->flags);
     r->loss[pos] = v->loss_sum;
     r->examples[pos] = v->examples;
     r->up[pos] = v->bytes;
     return FR_OK;
+}
+
+static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
+    if (lane < 0 || lane >= r->n_lanes)
+        return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
+    uint64_t *rw = r->roww ? r->roww + (size_t)lane * (r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : NULL;
+    return accept_into(r, v, lane, r->acc + (size_t)lane * r->n_shared, rw, &r->wsum[lane]);
 }
 
 fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane) {
@@ -658,5 +663,45 @@ fr_err fr_round_load(fr_round *r, const uint8_t *bytes, size_t n, const char *na
     for (size_t i = 0; i < ns; i++) w[i] = fri_get_f32(p + 4 * i);
     r->completed = done;
     if (r->dp.on) r->dp.clip = clip;
+    return FR_OK;
+}
+
+/* ------------------------------------------------------------------ secure aggregation */
+/* Under secure aggregation the controller never sees a client's sums, only their total:
+ * each result is turned into a dense vector of the round's sums (what accept_view would
+ * add to a lane), the vectors are masked and summed by the privacy layer, and the
+ * unmasked total is added to lane 0. Integer sums modulo 2^64 in any grouping: the same
+ * model, bit for bit, as the plain round over the same results. */
+
+size_t fri_round_dense_len(const fr_round *r) {
+    size_t rows = r->roww ? (size_t)(r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : 0;
+    return r->n_shared + rows + 1;
+}
+
+fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes, int lane, int64_t *out) {
+    if (lane < 0 || lane >= r->n_lanes)
+        return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
+    size_t len = fri_round_dense_len(r);
+    memset(out, 0, len * sizeof *out);
+    if (r->open && res->round == r->completed + 1 && res->config_crc == r->config_crc) {
+        fr_err e = check_shape(r, res);
+        if (e) return e;
+    }
+    fri_result_view v;
+    fri_result_view_of(&v, res);
+    uint64_t *rw = r->roww ? (uint64_t *)(out + r->n_shared) : NULL, wsum = 0;
+    fr_err e = accept_into(r, &v, lane, out, rw, &wsum);
+    if (e) return e;
+    out[len - 1] = (int64_t)wsum;
+    r->up[position(r, res->client)] = bytes;
+    return FR_OK;
+}
+
+fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum) {
+    if (!r->open) return fri_fail(FR_ERR_STATE, "a secure sum: no round is open");
+    size_t len = fri_round_dense_len(r), rows = len - 1 - r->n_shared;
+    for (size_t i = 0; i < r->n_shared; i++) r->acc[i] = (int64_t)((uint64_t)r->acc[i] + (uint64_t)sum[i]);
+    for (size_t i = 0; i < rows; i++) r->roww[i] += (uint64_t)sum[r->n_shared + i];
+    r->wsum[0] += (uint64_t)sum[len - 1];
     return FR_OK;
 }

@@ -100,6 +100,7 @@ static fr_err run_federated(const fr_run_config *c, const fr_dataset *train, con
     if (!e) e = fr_sim_create_silos(&sim, &mc, &c->fl, train, part, pool);
     if (!e) {
         fr_sim_set_wire(sim, c->wire);
+        fr_sim_set_secagg(sim, c->secagg);
         fr_loop_driver d;
         fr_sim_driver(&d);
         e = fr_loop_run(&c->loop, &d, sim, train, test, negs, cb, user, summary);

@@ -17,9 +17,11 @@
  *     is synced from the controller only when someone asks for the model.
  *   - A client without interactions is not sent a TASK and sends nothing. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "core/core.h"
+#include "fedrec/privacy.h"
 #include "fedrec/runtime.h"
 #include "fl/fl_internal.h"
 #include "runtime/runtime_internal.h"
@@ -32,7 +34,22 @@ typedef struct sim_worker {
     fr_client_user *users;  /* [cap_users] a silo's users */
     float **rows;           /* [3 * n_user_t * cap_users] rows, m1, m2 pointers of a step */
     uint32_t cap_users;
+    uint32_t at;            /* the position of its current client in the round */
 } sim_worker;
+
+/* Secure aggregation of a round (fr_sim_set_secagg): the privacy layer's server and one
+ * party per sampled client (by position), each client's forwarded shares, and per worker
+ * a dense vector. */
+typedef struct sim_secagg {
+    fr_sa_server *server;
+    fr_sa_client **clients; /* [k] */
+    uint8_t **fwd;          /* [k] the server's forwarded shares for each */
+    size_t *fwd_n;
+    uint32_t k;
+    int64_t *dense;         /* [n_workers * len] */
+    size_t len;
+    pthread_mutex_t lock;   /* the server takes one masked input at a time */
+} sim_secagg;
 
 struct fr_sim {
     fr_fl_config cfg;       /* federation settings */
@@ -56,6 +73,8 @@ struct fr_sim {
     uint64_t epoch;         /* rounds begun by this sim: names the TASK workers hold */
     fri_latch err;          /* the first failure of a round */
     bool wire;              /* encode + submit bytes (default), else accept in memory */
+    bool secagg;            /* dense results under secure aggregation (fr_sim_set_secagg) */
+    sim_secagg *sa;         /* the open round's, under secagg */
     int user_t[FR_MODEL_MAX_TENSORS]; /* user tables of full, slab order */
     int n_user_t;
 };
@@ -185,6 +204,7 @@ fail:
 
 fr_round *fr_sim_controller(fr_sim *s) { return s->ctl; }
 void fr_sim_set_wire(fr_sim *s, bool encode) { s->wire = encode; }
+void fr_sim_set_secagg(fr_sim *s, bool on) { s->secagg = on; }
 uint32_t fr_sim_n_clients(const fr_sim *s) { return s->n_clients; }
 fr_pool *fri_sim_pool(void *s) { return ((fr_sim *)s)->pool; }
 
@@ -204,6 +224,143 @@ static fr_err worker_users(sim_worker *w, int n_user_t, uint32_t u) {
     w->rows = r;
     w->cap_users = u;
     return FR_OK;
+}
+
+/* ------------------------------------------------------------------ secure aggregation */
+/* Under secagg a round runs the privacy layer's protocol around the clients' steps: key
+ * advertisement and share exchange before (one party per sampled client, in position
+ * order), then each client's result densified (fri_round_accept_dense: every item row,
+ * untouched ones 0, so the server cannot tell which items it touched), masked on its
+ * worker and summed by the server, then the unmasking answers and the sum handed to the
+ * controller. The controller never sees one client's sums; the model is the plain
+ * round's, bit for bit. Bytes up count the masked input (8 bytes per word). A sampled
+ * client without data sends no masked input, a dropout after ShareKeys: the protocol
+ * rebuilds its pairwise masks. A client's error fails the round, as without secagg. */
+
+static void secagg_free(sim_secagg *a) {
+    if (!a) return;
+    for (uint32_t i = 0; i < a->k; i++) {
+        if (a->clients) fr_sa_client_free(a->clients[i]);
+        if (a->fwd) fr_sa_bytes_free(a->fwd[i], a->fwd_n[i]);
+    }
+    fri_free(a->clients);
+    fri_free(a->fwd);
+    fri_free(a->fwd_n);
+    fri_free(a->dense);
+    fr_sa_server_free(a->server);
+    pthread_mutex_destroy(&a->lock);
+    fri_free(a);
+}
+
+/* One exchange of stage st for every client still in: the server's messages (made first,
+ * in order), the clients' steps (on the pool: they are independent), then the server takes
+ * the answers in order. */
+typedef struct secagg_job {
+    sim_secagg *a;
+    int st;
+    uint8_t **in, **out;  /* [k] */
+    size_t *in_n, *out_n; /* [k] */
+    fri_latch err;
+} secagg_job;
+
+static void secagg_step(void *ctx, size_t i, int worker) {
+    (void)worker;
+    secagg_job *j = ctx;
+    fr_sa_client *c = j->a->clients[i];
+    if (fri_latch_failed(&j->err) || !j->in[i]) return;
+    fr_err e = j->st == 0 ? fr_sa_client_advertise(c, &j->out[i], &j->out_n[i])
+             : j->st == 1 ? fr_sa_client_share(c, j->in[i], j->in_n[i], &j->out[i], &j->out_n[i])
+                          : fr_sa_client_unmask(c, j->in[i], j->in_n[i], &j->out[i], &j->out_n[i]);
+    if (e) fri_latch_set(&j->err, e, NULL);
+}
+
+static fr_err secagg_stage(fr_sim *s, int st) {
+    sim_secagg *a = s->sa;
+    static uint8_t none; /* stage 0: no message, but the client is in */
+    secagg_job j = {a, st, fri_calloc(a->k, sizeof *j.in), fri_calloc(a->k, sizeof *j.out),
+                    fri_calloc(a->k, sizeof *j.in_n), fri_calloc(a->k, sizeof *j.out_n), {0}};
+    fr_err e = j.in && j.out && j.in_n && j.out_n ? FR_OK : FR_ERR_NOMEM;
+    for (uint32_t i = 0; !e && i < a->k; i++) {
+        if (!fr_sa_server_has(a->server, i)) continue;
+        if (st == 0) j.in[i] = &none;
+        else e = fr_sa_server_message(a->server, i, &j.in[i], &j.in_n[i]);
+    }
+    if (!e) {
+        fri_latch_reset(&j.err);
+        fr_pool_for(s->pool, a->k, 1, secagg_step, &j);
+        e = fri_latch_get(&j.err);
+    }
+    for (uint32_t i = 0; !e && i < a->k; i++)
+        if (j.out[i]) e = fr_sa_server_receive(a->server, j.out[i], j.out_n[i]);
+    for (uint32_t i = 0; j.in && j.out && i < a->k; i++) {
+        if (st > 0) fr_sa_bytes_free(j.in[i], j.in_n[i]);
+        fr_sa_bytes_free(j.out[i], j.out_n[i]);
+    }
+    fri_free(j.in);
+    fri_free(j.out);
+    fri_free(j.in_n);
+    fri_free(j.out_n);
+    return e;
+}
+
+/* Opens the protocol for the round's k clients, up to the forwarded shares. */
+static fr_err secagg_open(fr_sim *s, uint32_t round, uint32_t k) {
+    if (k < 2)
+        return fri_fail(FR_ERR_INVALID, "secure aggregation needs at least 2 clients a round, %u sampled", k);
+    sim_secagg *a = fri_calloc(1, sizeof *a);
+    if (!a) return FR_ERR_NOMEM;
+    pthread_mutex_init(&a->lock, NULL);
+    s->sa = a;
+    a->len = fri_round_dense_len(s->ctl);
+    fr_sa_params p;
+    /* k and t tolerate 10% of the clients dropping out, failing with chance 2^-40 */
+    fr_err e = fr_sa_params_choose(&p, k, a->len, 0.1, 40);
+    if (e) return e;
+    p.session = round;
+    p.graph_seed = s->cfg.seed ^ ((uint64_t)round << 32);
+    a->clients = fri_calloc(k, sizeof *a->clients);
+    a->fwd = fri_calloc(k, sizeof *a->fwd);
+    a->fwd_n = fri_calloc(k, sizeof *a->fwd_n);
+    a->dense = fri_malloc((size_t)s->n_workers * a->len * sizeof *a->dense);
+    if (!a->clients || !a->fwd || !a->fwd_n || !a->dense) return FR_ERR_NOMEM;
+    a->k = k;
+    if ((e = fr_sa_server_create(&a->server, &p))) return e;
+    for (uint32_t i = 0; i < k; i++)
+        if ((e = fr_sa_client_create(&a->clients[i], &p, i))) return e;
+    if ((e = secagg_stage(s, 0)) || (e = fr_sa_server_close(a->server)) || (e = secagg_stage(s, 1)) ||
+        (e = fr_sa_server_close(a->server)))
+        return e;
+    for (uint32_t i = 0; i < k; i++)
+        if (fr_sa_server_has(a->server, i) && (e = fr_sa_server_message(a->server, i, &a->fwd[i], &a->fwd_n[i])))
+            return e;
+    return FR_OK;
+}
+
+/* A client's result, densified, masked and given to the server (on its worker). */
+static fr_err secagg_submit(fr_sim *s, sim_worker *w, int worker) {
+    sim_secagg *a = s->sa;
+    int64_t *x = a->dense + (size_t)worker * a->len;
+    uint8_t *out = NULL;
+    size_t out_n = 0;
+    fr_err e = fri_round_accept_dense(s->ctl, w->res, FR_SA_HEADER_BYTES + 8 + 8 * (uint64_t)a->len, worker, x);
+    if (!e) e = fr_sa_client_mask(a->clients[w->at], x, a->fwd[w->at], a->fwd_n[w->at], &out, &out_n);
+    if (!e) {
+        pthread_mutex_lock(&a->lock);
+        e = fr_sa_server_receive(a->server, out, out_n);
+        pthread_mutex_unlock(&a->lock);
+    }
+    fr_sa_bytes_free(out, out_n);
+    return e;
+}
+
+/* Unmasking, and the sum to the controller. */
+static fr_err secagg_close(fr_sim *s) {
+    sim_secagg *a = s->sa;
+    fr_err e = fr_sa_server_close(a->server);
+    if (!e) e = secagg_stage(s, 3);
+    if (!e) e = fr_sa_server_finish(a->server, a->dense, NULL);
+    if (!e) e = fri_round_add_dense_sum(s->ctl, a->dense);
+    return e;
 }
 
 static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
@@ -246,6 +403,10 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
         }
     }
     fr_client_private priv = {rows, s->km1 ? m1 : NULL, s->km1 ? m2 : NULL, s->ksteps ? &s->ksteps[c] : NULL};
+    if (s->sa) {
+        e = fr_client_step(w->ws, w->task, c, &d, &priv, w->res);
+        return e ? e : secagg_submit(s, w, worker);
+    }
     if (!s->wire) {
         e = fr_client_step(w->ws, w->task, c, &d, &priv, w->res);
         return e ? e : fr_round_accept(s->ctl, w->res, worker);
@@ -260,6 +421,7 @@ static void task(void *ctx, size_t index, int worker) {
     fr_sim *s = ctx;
     if (fri_latch_failed(&s->err)) return;
     uint32_t c = s->ids[index];
+    s->w[worker].at = (uint32_t)index;
     fr_err e = run_client(s, c, worker);
     if (e) {
         char what[64];
@@ -276,11 +438,20 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
     fr_err e = fr_round_begin(s->ctl, &s->ids, &k);
     if (e) return e;
     s->epoch++;
+    if (s->secagg && (e = secagg_open(s, round, k))) {
+        secagg_free(s->sa);
+        s->sa = NULL;
+        fr_round_abort(s->ctl);
+        return fri_fail_prefix(e, "round %u: secure aggregation", round);
+    }
     fri_latch_reset(&s->err);
     fr_pool_for(s->pool, k, 1, task, s);
-    if (fri_latch_failed(&s->err)) {
+    e = s->sa && !fri_latch_failed(&s->err) ? secagg_close(s) : FR_OK;
+    secagg_free(s->sa);
+    s->sa = NULL;
+    if (e || fri_latch_failed(&s->err)) {
         fr_round_abort(s->ctl);
-        e = fri_latch_get(&s->err);
+        if (!e) e = fri_latch_get(&s->err);
         return fri_fail_prefix(e, "round %u", round);
     }
     return fr_round_end(s->ctl, st);
