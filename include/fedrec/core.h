@@ -104,6 +104,8 @@ enum fr_purpose {
     FR_PURPOSE_DP = 10,       /* differential-privacy noise (simulation only) */
     FR_PURPOSE_DP_SAMPLE = 11,/* Poisson sampling of clients under DP */
     FR_PURPOSE_LDP = 12,      /* a client's local-DP noise (simulation only) */
+    FR_PURPOSE_DECOYS = 13,   /* a client's decoy items (hiding which items it touched) */
+    FR_PURPOSE_DECOY_VALUES = 14, /* the pseudo-gradients of its decoy rows */
     FR_PURPOSE_USER = 1000    /* first free value for applications */
 };
 

@@ -22,6 +22,7 @@
 #include "fedrec/model_eval.h"
 #include "fedrec/privacy.h"
 #include "fedrec/fl.h"
+#include "fedrec/attack.h"
 #include "fedrec/run.h"
 #include "fedrec/runtime.h"
 #include "fedrec/net_client.h"

@@ -234,7 +234,23 @@ typedef struct fr_fl_config {
                                  std ldp_noise * C to every value it sends (needs dp_clip) */
     bool dp_seeded_noise;     /* noise keyed from (seed, round, purpose): reproducible, for
                                  tests only; false (default): libsodium's CSPRNG */
+    /* Hiding which items a client touched (docs/ARCHITECTURE.md, "Which items did this user
+     * touch?"). Off (decoys 0): the TASK's config block is byte for byte that of a build
+     * without it. */
+    double decoys;            /* >= 0: each client pads its item rows with round(decoys x its
+                                 interactions) decoy items (at least 1), drawn ONCE per client
+                                 (stream (seed, 0, client, DECOYS)) from the public item
+                                 popularity (fr_client_ws_set_popularity) without its own
+                                 items, so they repeat round after round as its real items do.
+                                 0 (default): off. At most FR_FL_MAX_DECOYS */
+    bool decoy_zero;          /* decoy rows carry 0: under secure aggregation they add nothing
+                                 (the model is bit-identical); false: pseudo-gradients, each
+                                 value N(0, s^2) with s the RMS of the client's real rows of
+                                 that table (stream (seed, round, client, DECOY_VALUES)),
+                                 which DO change the model (FedGNN's pseudo items) */
 } fr_fl_config;
+
+#define FR_FL_MAX_DECOYS 100.0
 
 /* Defaults for a model kind (the anchors' federated settings). */
 FR_API void fr_fl_config_default(fr_fl_config *c, fr_model_kind kind);
@@ -319,6 +335,12 @@ typedef struct fr_client_ws fr_client_ws;
 
 FR_API FR_NODISCARD fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, const fr_fl_config *cfg);
 FR_API void fr_client_ws_free(fr_client_ws *ws);
+/* The public per-item popularity decoys are drawn from (fr_fl_config.decoys): weights[i]
+ * >= 0 for item i of n_items (the server publishes it with the federation; the sim uses
+ * each item's training interactions + 1). Copied. Without it decoys are uniform over the
+ * catalogue. FR_ERR_INVALID (n_items not the model's, a negative or non-finite weight, all
+ * zero), FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint32_t n_items);
 
 /* One round of local training for client `client`:
  *   gathers from global (a model of mcfg's shape, only its shared prefix is read) the

@@ -46,6 +46,12 @@ FR_API void fr_sim_set_wire(fr_sim *s, bool encode);
  * model bit for bit as without; 8 bytes per shared parameter up per client. k and t of
  * fr_sa_params_choose(clients, words, 0.1, 40). A round needs at least 2 clients. */
 FR_API void fr_sim_set_secagg(fr_sim *s, bool on);
+/* What an honest-but-curious server would see of each client: fn(ctx, client, bytes, n)
+ * gets every RESULT's bytes before the controller takes them (wire mode only; under
+ * secure aggregation no per-client result exists and fn is not called). Called from the
+ * pool's workers, concurrently: fn must lock what it shares. NULL: none (default). */
+typedef void (*fr_sim_observer)(void *ctx, uint32_t client, const uint8_t *bytes, size_t n);
+FR_API void fr_sim_set_observer(fr_sim *s, fr_sim_observer fn, void *ctx);
 /* Runs one round: begin, every sampled client with data steps on the pool, end. A
  * client's error fails the round ("round R: client C: ..."), which then applies nothing.
  * Errors of fr_round_end (a round below the quorum: FR_ERR_EMPTY). */

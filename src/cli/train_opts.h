@@ -57,6 +57,9 @@ typedef struct cli_train_opts {
     double target_epsilon;      /* --target-epsilon E: stop before exceeding it */
     double ldp_noise;           /* --ldp-noise σ: the local-DP baseline */
     bool dp_seeded_noise;       /* --dp-seeded-noise: reproducible noise (tests only) */
+    /* hiding which items a user touched */
+    const char *hide_items;     /* --hide-items none|dense|decoys[:R]|ldp[:σ] */
+    bool private_mode;          /* --private: the default private mode (--hide-items dense) */
 } cli_train_opts;
 
 /* Applies the options the user gave (their specs' seen flags) over a preset's run config

@@ -98,6 +98,7 @@ struct fr_client_ws {
     fr_task *step_task;     /* fr_client_step_bytes: the decoded TASK */
     uint8_t *step_buf;      /* fr_client_step_bytes: its bytes */
     size_t step_cap;
+    fri_hide *hide;         /* decoys (cfg.decoys > 0) */
 };
 
 static int cmp_u32(const void *a, const void *b) {
@@ -185,6 +186,7 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
         ws->row_of = fri_calloc(mcfg->n_items ? mcfg->n_items : 1, sizeof *ws->row_of);
         if (!ws->own || !ws->row_of) e = FR_ERR_NOMEM;
     }
+    if (!e && cfg->decoys > 0) e = fri_hide_create(&ws->hide, mcfg->n_items);
     if (!e) {
         fri_buf cb = {0};
         e = fri_fl_config_block(&cb, mcfg, cfg);
@@ -228,6 +230,7 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fr_result_free(ws->step_res);
     fr_task_free(ws->step_task);
     fri_free(ws->step_buf);
+    fri_hide_free(ws->hide);
     fri_free(ws);
 }
 
@@ -872,7 +875,14 @@ static fr_err step_fit(fr_client_ws *ws, const fr_task *task, uint32_t client, c
         fr_err e = fr_update_create(&ws->step_upd);
         if (e) return e;
     }
-    return fr_client_fit(ws, fr_task_round(task), client, data, g, priv, ws->step_upd, rep);
+    fr_err e = fr_client_fit(ws, fr_task_round(task), client, data, g, priv, ws->step_upd, rep);
+    if (!e && ws->hide) e = fri_hide_pad(ws->hide, &ws->cfg, data, ws->step_upd);
+    return e;
+}
+
+fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint32_t n_items) {
+    if (!ws->hide) return FR_OK; /* no decoys: nothing draws from it */
+    return fri_hide_set_popularity(ws->hide, weights, n_items);
 }
 
 fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,

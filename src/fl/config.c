@@ -84,6 +84,14 @@ fr_err fr_fl_config_check(const fr_fl_config *c) {
                         (double)c->confidence_alpha);
     fr_err de = fri_fl_dp_check(c);
     if (de) return de;
+    if (!(c->decoys >= 0 && c->decoys <= FR_FL_MAX_DECOYS))
+        return fri_fail(FR_ERR_INVALID, "decoys %g: expected 0 (off) or (0, %g] decoy items per interaction",
+                        c->decoys, FR_FL_MAX_DECOYS);
+    if (c->decoys > 0 && c->row_norm)
+        return fri_fail(FR_ERR_INVALID, "decoys with row-normalised item aggregation: each decoy would count in its "
+                        "row's divisor; use mean or sum");
+    if (c->decoy_zero && c->decoys == 0)
+        return fri_fail(FR_ERR_INVALID, "zero-valued decoys without decoys: set decoys > 0");
     if (c->item_local.kind != 0) {
         fr_err e = fr_optim_config_check(&c->item_local);
         if (e) {
@@ -200,6 +208,7 @@ static fr_err get_optim(fri_rd *r, fr_optim_config *o, const char *what) {
  * Without DP every DP field is 0 (fri_fl_dp_check), so again one encoding per config and
  * the bytes of builds before DP. */
 #define FLAG_DP 32u
+#define FLAG_HIDE 64u /* decoys: f64 decoys | u32 decoy flags (bit 0: zero values) */
 
 void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_u32(b, (uint32_t)c->strategy);
@@ -211,7 +220,7 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_f32(b, c->mu);
     fri_buf_u32(b, (c->row_norm ? 1u : 0u) | (c->item_sum ? 2u : 0u) | (c->keep_private_optim ? 4u : 0u) |
                        (c->dense_steps ? 8u : 0u) | (c->confidence_alpha != 0 ? FLAG_ALPHA : 0u) |
-                       (fr_fl_dp_on(c) ? FLAG_DP : 0u));
+                       (fr_fl_dp_on(c) ? FLAG_DP : 0u) | (c->decoys > 0 ? FLAG_HIDE : 0u));
     fri_buf_u32(b, c->local_epochs);
     fri_buf_u32(b, c->batch);
     fri_buf_u32(b, c->negatives);
@@ -235,6 +244,11 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
         }
         fri_buf_u32(b, c->dp_seeded_noise ? 1u : 0u);
     }
+    if (c->decoys > 0) {
+        fri_put_f64(d, c->decoys);
+        fri_buf_put(b, d, 8);
+        fri_buf_u32(b, c->decoy_zero ? 1u : 0u);
+    }
 }
 
 fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
@@ -253,7 +267,7 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
         (e = fri_rd_f64(r, &c->availability, "availability")) ||
         (e = fri_rd_u32(r, &c->min_results, "min results")) || (e = fri_rd_u64(r, &c->seed, "seed")))
         return e;
-    if (flags > 63) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x3f", r->name, flags);
+    if (flags > 127) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x7f", r->name, flags);
     if (flags & FLAG_ALPHA) {
         if ((e = fri_rd_f32(r, &c->confidence_alpha, "confidence alpha"))) return e;
         if (!(c->confidence_alpha > 0) || !isfinite(c->confidence_alpha))
@@ -271,6 +285,14 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
         if (!(c->dp_clip > 0))
             return fri_fail(FR_ERR_FORMAT, "%s: DP clip %g, expected > 0 (no DP is not written)", r->name, c->dp_clip);
         c->dp_seeded_noise = dpf & 1;
+    }
+    if (flags & FLAG_HIDE) {
+        uint32_t hf;
+        if ((e = fri_rd_f64(r, &c->decoys, "decoys")) || (e = fri_rd_u32(r, &hf, "decoy flags"))) return e;
+        if (hf > 1) return fri_fail(FR_ERR_FORMAT, "%s: decoy flags 0x%x, expected 0 or 1", r->name, hf);
+        if (!(c->decoys > 0))
+            return fri_fail(FR_ERR_FORMAT, "%s: decoys %g, expected > 0 (none is not written)", r->name, c->decoys);
+        c->decoy_zero = hf & 1;
     }
     c->strategy = (fr_strategy)strategy;
     c->row_norm = flags & 1;

@@ -121,6 +121,17 @@ FR_NODISCARD fr_err fri_dp_sample(const fr_fl_config *c, uint32_t round, uint32_
 /* A DP client's quantization: weight 1, the whole update clipped to clip (exactly, in
  * integers: fr_dp_clip_quantize), the UNCLIPPED flag, local noise when configured.
  * FR_ERR_RANGE (not finite), FR_ERR_NOMEM. */
+/* Decoy rows (src/fl/hide.c). */
+typedef struct fri_hide fri_hide;
+FR_NODISCARD fr_err fri_hide_create(fri_hide **out, uint32_t n_items);
+void fri_hide_free(fri_hide *h);
+FR_NODISCARD fr_err fri_hide_set_popularity(fri_hide *h, const double *w, uint32_t n);
+/* The client's decoys (sorted, owned by h, valid until the next call). */
+FR_NODISCARD fr_err fri_hide_draw(fri_hide *h, const fr_fl_config *cfg, uint32_t client, const fr_client_data *d,
+                                  uint64_t n_k, const uint32_t **dec, size_t *m);
+/* Pads every item table of u with the client's decoys (fr_fl_config.decoys). */
+FR_NODISCARD fr_err fri_hide_pad(fri_hide *h, const fr_fl_config *cfg, const fr_client_data *d, fr_update *u);
+
 FR_NODISCARD fr_err fri_dp_quantize(fr_result *res, const fr_update *u, const fr_fl_config *cfg, double clip,
                                     uint64_t bound);
 

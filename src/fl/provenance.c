@@ -285,6 +285,8 @@ static const field fl_fields[] = {
     FIELD(fr_fl_config, dp_delta, T_F64),
     FIELD(fr_fl_config, ldp_noise, T_F64),
     FIELD(fr_fl_config, dp_seeded_noise, T_BOOL),
+    FIELD(fr_fl_config, decoys, T_F64),
+    FIELD(fr_fl_config, decoy_zero, T_BOOL),
 };
 
 static const field train_fields[] = {

@@ -589,6 +589,7 @@ static void differing(char *buf, size_t cap, const fr_model_config *mc, const fr
              fc->dp_clip_lr != c->dp_clip_lr || fc->dp_count_noise != c->dp_count_noise ||
              fc->dp_delta != c->dp_delta || fc->ldp_noise != c->ldp_noise || fc->dp_seeded_noise != c->dp_seeded_noise,
          "differential privacy");
+    DIFF(fc->decoys != c->decoys || fc->decoy_zero != c->decoy_zero, "decoys");
 #undef DIFF
     if (!at) snprintf(buf, cap, "nothing (another fedrec version?)");
 }

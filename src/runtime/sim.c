@@ -75,6 +75,8 @@ struct fr_sim {
     bool wire;              /* encode + submit bytes (default), else accept in memory */
     bool secagg;            /* dense results under secure aggregation (fr_sim_set_secagg) */
     sim_secagg *sa;         /* the open round's, under secagg */
+    fr_sim_observer observe;/* sees every RESULT's bytes (fr_sim_set_observer), or NULL */
+    void *observe_ctx;
     int user_t[FR_MODEL_MAX_TENSORS]; /* user tables of full, slab order */
     int n_user_t;
 };
@@ -185,6 +187,22 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
         if (!e) e = fr_result_create(&s->w[i].res);
         if (e) goto fail;
     }
+    if (cfg->decoys > 0) { /* the public popularity decoys follow: training interactions + 1 per item */
+        uint32_t ni = s->mcfg.n_items;
+        double *pop = fri_malloc((size_t)(ni ? ni : 1) * sizeof *pop);
+        e = FR_ERR_NOMEM;
+        if (!pop) goto fail;
+        for (uint32_t i = 0; i < ni; i++) pop[i] = 1;
+        for (uint32_t u = 0; u < fr_dataset_n_users(train); u++) {
+            const uint32_t *it;
+            size_t n = fr_dataset_user(train, u, &it, NULL, NULL);
+            for (size_t j = 0; j < n; j++) pop[it[j]] += 1;
+        }
+        e = FR_OK;
+        for (int i = 0; i < s->n_workers && !e; i++) e = fr_client_ws_set_popularity(s->w[i].ws, pop, ni);
+        fri_free(pop);
+        if (e) goto fail;
+    }
     for (int t = 0; t < fr_model_n_tensors(s->full); t++)
         if (fr_model_tensor(s->full, t)->kind == FR_TENSOR_USER_TABLE) s->user_t[s->n_user_t++] = t;
     s->n_priv = fr_model_n_params(s->full) - fr_model_n_shared(s->full);
@@ -204,6 +222,10 @@ fail:
 
 fr_round *fr_sim_controller(fr_sim *s) { return s->ctl; }
 void fr_sim_set_wire(fr_sim *s, bool encode) { s->wire = encode; }
+void fr_sim_set_observer(fr_sim *s, fr_sim_observer fn, void *ctx) {
+    s->observe = fn;
+    s->observe_ctx = ctx;
+}
 void fr_sim_set_secagg(fr_sim *s, bool on) { s->secagg = on; }
 uint32_t fr_sim_n_clients(const fr_sim *s) { return s->n_clients; }
 fr_pool *fri_sim_pool(void *s) { return ((fr_sim *)s)->pool; }
@@ -414,6 +436,7 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
     const uint8_t *msg;
     size_t len;
     e = fri_client_step_encode(w->ws, w->task, c, &d, &priv, &msg, &len); /* the RESULT's bytes */
+    if (!e && s->observe) s->observe(s->observe_ctx, c, msg, len);
     return e ? e : fr_round_submit(s->ctl, msg, len, worker);
 }
 
