@@ -36,8 +36,8 @@ FR_API FR_NODISCARD fr_err fr_attack_observe(fr_attack *a, const fr_result *r);
 /* Client c's score of item i (0 for an item never seen), and the rounds it was observed. */
 FR_API double fr_attack_item_score(const fr_attack *a, uint32_t c, uint32_t i);
 FR_API uint32_t fr_attack_rounds(const fr_attack *a, uint32_t c);
-/* Client c's guess: the g items of highest score (ties: lower id first; never an item of
- * score 0), into out[g]; *n the count. g = 0: the items present (non-zero) in EVERY round c
+/* Client c's guess: the g items of highest score among those it has seen non-zero (ties:
+ * lower id first; fewer when fewer were seen), into out[g]; *n the count. g = 0: the items present (non-zero) in EVERY round c
  * was observed in (out must hold n_items). FR_ERR_RANGE (c), FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_attack_guess(const fr_attack *a, uint32_t c, uint32_t g, uint32_t *out, uint32_t *n);
 
