@@ -3,11 +3,14 @@
 # on ml-100k-loo (../shared/data, when present) and on a generated data set, attacks each
 # run with an honest-but-curious server (bench_hide: fr_attack on every RESULT it decodes;
 # only the round's sum under secure aggregation) and prints a table per data set:
-#   F1     the attack's F1 guessing each observed user's t training items (the t items of
-#          highest score; under secure aggregation the t most popular, all the sum gives)
+#   F1     the best attack's F1 guessing each observed user's t training items: the better
+#          of the t items of highest score (rank) and the t most popular items among the
+#          rows it saw (seenpop); under secure aggregation the t most popular items, all
+#          the sum gives
 #   rand   the F1 of guessing t items uniformly at random (exact: 2t^2/(N 2t) = t/N)
 #   pop    the F1 of guessing the t most popular items (the public popularity alone)
 #   pres   the F1 of guessing every row present non-zero in every round the user was seen
+#   F1-pop the best attack's gain over what the public popularity alone gives
 #   bytes  bytes up per client per round, HR@10 of the final model
 # Usage: bench/run_hide.sh   (from the root after a build; ~10 minutes on 2 cores, most of
 # it the secure rounds)   Knobs: MODEL ROUNDS CPR THREADS SEED GEN_USERS GEN_ITEMS GEN_INTER
@@ -46,7 +49,8 @@ for s in "${sets[@]}"; do
     name=${s%%:*} dir=${s#*:}
     echo
     echo "## $name"
-    printf '%-26s %7s %7s %7s %7s %7s %9s %9s %7s\n' variant F1 rand F1-rand pop pres bytes_up hr@10 secs
+    printf '%-22s %7s %7s %7s %7s %7s %7s %7s %7s %9s %7s %6s\n' variant F1 rand F1-rand pop F1-pop rank \
+        seenpop pres bytes_up hr@10 secs
     for v in "${variants[@]}"; do
         label=${v%%|*} args=${v#*|}
         # shellcheck disable=SC2086
@@ -56,11 +60,15 @@ for s in "${sets[@]}"; do
 import json, sys
 d = json.load(open(sys.argv[2]))
 secagg = d["secagg"] == 1
-f1 = d["popular_f1"] if secagg else d["ranked"]["f1"]   # under secagg: the sum's best guess
+nan = float("nan")
+rank = nan if secagg else d["ranked"]["f1"]
+seenpop = nan if secagg else d["seen_popular_f1"]
+f1 = d["popular_f1"] if secagg else max(rank, seenpop)   # under secagg: the sum's best guess
 rnd = d["random_f1_all"] if secagg else d["ranked"]["random_f1"]
-pres = float("nan") if secagg else d["present"]["f1"]
-print(f'{sys.argv[1]:<26} {f1:7.4f} {rnd:7.4f} {f1 - rnd:7.4f} {d["popular_f1"]:7.4f} {pres:7.4f} '
-      f'{d["bytes_up_per_client"]:9.0f} {d["hr@10"]:9.4f} {d["train_s"]:7.1f}')
+pres = nan if secagg else d["present"]["f1"]
+pop = d["popular_f1"]
+print(f'{sys.argv[1]:<22} {f1:7.4f} {rnd:7.4f} {f1 - rnd:7.4f} {pop:7.4f} {f1 - pop:7.4f} {rank:7.4f} {seenpop:7.4f} '
+      f'{pres:7.4f} {d["bytes_up_per_client"]:9.0f} {d["hr@10"]:7.4f} {d["train_s"]:6.1f}')
 PY
     done
 done

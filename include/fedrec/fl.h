@@ -244,10 +244,12 @@ typedef struct fr_fl_config {
                                  items, so they repeat round after round as its real items do.
                                  0 (default): off. At most FR_FL_MAX_DECOYS */
     bool decoy_zero;          /* decoy rows carry 0: under secure aggregation they add nothing
-                                 (the model is bit-identical); false: pseudo-gradients, each
-                                 value N(0, s^2) with s the RMS of the client's real rows of
-                                 that table (stream (seed, round, client, DECOY_VALUES)),
-                                 which DO change the model (FedGNN's pseudo items) */
+                                 (the model is bit-identical; so it is without, but a server
+                                 that sees the rows drops the zero ones); false (default):
+                                 pseudo-gradients that look like the client's real positive
+                                 rows (a random one, scaled by exp(N(0, 1/4)), 0.3% noise;
+                                 stream (seed, round, client, DECOY_VALUES)), which DO change
+                                 the model, as FedGNN's pseudo items do (src/fl/hide.c) */
 } fr_fl_config;
 
 #define FR_FL_MAX_DECOYS 100.0
