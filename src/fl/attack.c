@@ -160,12 +160,12 @@ fr_err fr_attack_guess(const fr_attack *a, uint32_t c, uint32_t g, uint32_t *out
     /* selection of the top g among the non-zero scores (a small heap would do; the
      * harness sorts the seen items) */
     uint32_t m = 0;
-    for (uint32_t i = 0; i < a->n_items; i++) m += sc[i] != 0;
+    for (uint32_t i = 0; i < a->n_items; i++) m += seen[i] != 0;
     ranked *rk = fri_malloc((m ? m : 1) * sizeof *rk);
     if (!rk) return FR_ERR_NOMEM;
     m = 0;
     for (uint32_t i = 0; i < a->n_items; i++)
-        if (sc[i] != 0) rk[m++] = (ranked){sc[i], i};
+        if (seen[i] != 0) rk[m++] = (ranked){sc[i], i};
     qsort(rk, m, sizeof *rk, by_score);
     for (uint32_t k = 0; k < m && k < g; k++) out[(*n)++] = rk[k].i;
     fri_free(rk);
