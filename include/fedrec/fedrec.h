@@ -7,6 +7,7 @@
  *   eval.h        metrics over a scoring callback, top-K
  *   model_eval.h  metrics of a model
  *   fl.h          updates, TASK/RESULT messages, the client step, the round controller
+ *   attack.h      a curious server's guess of which items a client touched (a harness)
  *   run.h         the training loop, run configs and presets, provenance
  *   runtime.h     the in-process simulator and fr_run
  *   privacy.h     the privacy accountant (later: clipping, noise, secure aggregation)

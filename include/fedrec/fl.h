@@ -398,7 +398,8 @@ FR_API const fr_model *fr_task_model(const fr_task *t);
 FR_API double fr_task_dp_clip(const fr_task *t);
 
 /* The client step, one round of one client: local fit on the task's global parameters
- * (fr_client_fit with the task's round), then its update weighted and quantized into res
+ * (fr_client_fit with the task's round), its decoy rows added when the federation has
+ * decoys (fr_fl_config.decoys), then its update weighted and quantized into res
  * (n_k * Δ; item rows with weight 1 when the federation sums them), with the client's id,
  * the round, the task's config CRC, n_k and its training metrics. ws must have been made
  * with the task's configs (fr_client_ws_create(&ws, fr_task_model_config(t),
