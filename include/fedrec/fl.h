@@ -339,8 +339,8 @@ FR_API FR_NODISCARD fr_err fr_client_ws_create(fr_client_ws **out, const fr_mode
 FR_API void fr_client_ws_free(fr_client_ws *ws);
 /* The public per-item popularity decoys are drawn from (fr_fl_config.decoys): weights[i]
  * >= 0 for item i of n_items (the server publishes it with the federation; the sim uses
- * each item's training interactions + 1). Copied. Without it decoys are uniform over the
- * catalogue. FR_ERR_INVALID (n_items not the model's, a negative or non-finite weight, all
+ * each item's training interactions + 1). Copied; ignored by a workspace without decoys.
+ * Without it decoys are uniform over the catalogue. FR_ERR_INVALID (n_items not the model's, a negative or non-finite weight, all
  * zero), FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint32_t n_items);
 
