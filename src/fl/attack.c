@@ -181,7 +181,7 @@ void fr_attack_score_sets(const uint32_t *guess, size_t g, const uint32_t *truth
     uint32_t *s = fri_malloc((t ? t : 1) * sizeof *s);
     size_t hits = 0;
     if (s) {
-        memcpy(s, truth, t * sizeof *s);
+        if (t) memcpy(s, truth, t * sizeof *s);
         qsort(s, t, sizeof *s, cmp_u32);
         for (size_t i = 0; i < g; i++)
             if (bsearch(&guess[i], s, t, sizeof *s, cmp_u32)) hits++;
