@@ -277,6 +277,52 @@ Test(net_procs, equivalence_with_the_simulator, .timeout = 240) {
     free(f.dir);
 }
 
+/* The epsilon of round r in a metrics file (-1: none). */
+static double round_epsilon(const char *path, unsigned r) {
+    size_t n;
+    char *s = tu_slurp(path, &n);
+    double v = -1;
+    char key[64];
+    snprintf(key, sizeof key, "{\"round\":%u,", r);
+    for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        char *p = strstr(line, "\"epsilon\":");
+        if (p && !strncmp(line, key, strlen(key))) v = atof(p + 10);
+    }
+    free(s);
+    return v;
+}
+
+/* DP-FedAvg over the network: Poisson sampling over the whole federation, the clip in the
+ * TASK, seeded noise on the server's sum: bit for bit `fedrec train` with the same
+ * options, and both stop before the round whose epsilon would pass the target (round 5:
+ * epsilon 6.964 > 6.5 for q 0.5, sigma 0.9, delta 1e-3; round 4 spends 6.208). */
+Test(net_procs, dp_equivalence_with_the_simulator, .timeout = 240) {
+    fed f;
+    fed_make(&f, 8, 60, 240);
+    const char *opts = "--rounds 6 --seed 5 --model mf --clients-per-round 4 --dp-clip 0.5 --dp-noise 0.9 "
+                       "--dp-delta 1e-3 --dp-seeded-noise --target-epsilon 6.5";
+    char sopts[512];
+    snprintf(sopts, sizeof sopts, "%s --min-clients 8", opts);
+    run_federation(&f, sopts);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr --metrics-out %s/sim.jsonl >/dev/null 2>&1",
+                    FR_FEDREC_BIN, f.data, opts, f.dir, f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked DP model differs from the simulator's");
+    char m[4200], sm[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    snprintf(sm, sizeof sm, "%s/sim.jsonl", f.dir);
+    cr_assert_eq(last_round(m), 4, "the server stopped after round %u, expected 4 (the budget)", last_round(m));
+    /* epsilon per round: the accountant's values for (q 0.5, sigma 0.9, delta 1e-3) */
+    const double want[5] = {0, 3.1331, 4.39685, 5.37197, 6.20805};
+    for (unsigned r = 1; r <= 4; r++) {
+        double e = round_epsilon(m, r);
+        cr_assert_lt(fabs(e - want[r]), 1e-4, "round %u: epsilon %g, expected %g", r, e, want[r]);
+        cr_assert_lt(fabs(e - round_epsilon(sm, r)), 1e-9, "round %u: epsilon differs from train's", r);
+    }
+    cr_assert_lt(round_epsilon(m, 5), 0, "a round 5 was run");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 /* Counts read as confidence weights (--implicit-weight): the server gives the federation
  * the presets' alpha as train does, and the clients weigh by their counts. */
 Test(net_procs, equivalence_with_weighted_implicit_data, .timeout = 240) {

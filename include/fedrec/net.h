@@ -13,6 +13,16 @@
  * step's RESULT bytes) -> ACK (accepted, late, refused). A RESULT is taken only with the
  * ticket its TASK carried, so only the client the token named can answer.
  *
+ * Differential privacy (the federation's dp_clip > 0): a round samples every client of
+ * the federation on its own with probability q (Poisson over all N, fr_round_begin), as
+ * the accountant assumes, whether connected or not. A sampled client that is not
+ * connected, or does not answer by the deadline, is simply absent: it lowers the round's
+ * participation, and the server still divides by q N and adds the full noise. The round
+ * closes when every sampled client that was connected at its start (or took its TASK
+ * since) has answered, or at the deadline; it is never retried for too few results (that
+ * would reveal how many took part). Over-selection and a quorum are refused. Clients of a
+ * DP federation report no evaluation of their own.
+ *
  * Nothing here prints or exits: what happens goes to a log callback as one line per
  * event, without tokens or keys. */
 #ifndef FEDREC_NET_H
@@ -55,6 +65,8 @@ typedef struct fr_net_server_config {
     int idle_ms;               /* a connection with no request for this long is closed
                                   (30000) */
     int contexts;              /* requests served at once (64) */
+    double target_epsilon;     /* DP: stop before the round whose epsilon would exceed it
+                                  (0: none) */
 } fr_net_server_config;
 
 FR_API void fr_net_server_config_default(fr_net_server_config *c);
@@ -72,6 +84,11 @@ typedef struct fr_net_round_info {
     double hit_sum, ndcg_sum;
     uint64_t rated;
     double sq_err_sum;
+    /* differential privacy (the federation's dp_clip > 0): the epsilon spent by the rounds
+       applied so far (fr_fl_dp_epsilon at its delta; NaN without DP, inf without noise)
+       and the round's clip (0 without DP) */
+    double epsilon;
+    double dp_clip;
 } fr_net_round_info;
 
 /* After every round (applied or not), on the thread that runs the server. Nonzero: stop. */
@@ -89,8 +106,8 @@ FR_API FR_NODISCARD fr_err fr_net_server_create(fr_net_server **out, const fr_ne
                                                 uint32_t n_clients, fr_net_log_fn log, void *log_user);
 /* The TCP port it listens on. */
 FR_API int fr_net_server_port(const fr_net_server *s);
-/* Runs rounds until c->rounds are done (then lingers to answer DONE), a callback asks to
- * stop, fr_net_server_interrupt is called, or a round is short max_attempts times in a
+/* Runs rounds until c->rounds are done or, with c->target_epsilon, the next round would
+ * spend more than it (then lingers to answer DONE), a callback asks to stop, fr_net_server_interrupt is called, or a round is short max_attempts times in a
  * row (FR_ERR_EMPTY). */
 FR_API FR_NODISCARD fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user);
 /* Asks a running server to stop after the round in progress (which is abandoned:

@@ -117,9 +117,14 @@ static int on_round(void *user, const fr_net_round_info *in) {
     if (in->rated) snprintf(metric, sizeof metric, "  rmse %.4f", rmse);
     else if (in->eval_users) snprintf(metric, sizeof metric, "  hr@10 %.4f  ndcg@10 %.4f", hr, ndcg);
     char line[512];
-    snprintf(line, sizeof line, "round %u/%u%s  loss %.4f%s  clients %u/%u  up %.1f MB  down %.1f MB  %.2f s",
+    char dp[64] = "";
+    if (in->dp_clip > 0) { /* a private run: the privacy spent so far, and the clip (as train's) */
+        if (isfinite(in->epsilon)) snprintf(dp, sizeof dp, "  ε %.3g  C %.3g", in->epsilon, in->dp_clip);
+        else snprintf(dp, sizeof dp, "  ε %s  C %.3g", isinf(in->epsilon) ? "inf" : "?", in->dp_clip);
+    }
+    snprintf(line, sizeof line, "round %u/%u%s  loss %.4f%s  clients %u/%u%s  up %.1f MB  down %.1f MB  %.2f s",
              in->st.round, r->total, in->applied ? "" : " (short: retried)", in->st.loss, metric, in->st.clients,
-             in->st.sampled, (double)in->st.bytes_up / 1e6, (double)in->st.bytes_down / 1e6, in->seconds);
+             in->st.sampled, dp, (double)in->st.bytes_up / 1e6, (double)in->st.bytes_down / 1e6, in->seconds);
     cli_progress_line(&r->lines, line);
     if (r->mf) {
         fprintf(r->mf, "{\"round\":%u,\"applied\":%s,\"attempt\":%u,\"loss\":%.9g", in->st.round,
@@ -127,6 +132,11 @@ static int on_round(void *user, const fr_net_round_info *in) {
         if (in->rated) fprintf(r->mf, ",\"rmse\":%.9g,\"eval_ratings\":%" PRIu64, rmse, in->rated);
         if (in->eval_users) fprintf(r->mf, ",\"hr@10\":%.9g,\"ndcg@10\":%.9g,\"eval_users\":%u", hr, ndcg,
                                     in->eval_users);
+        if (in->dp_clip > 0) {
+            if (isfinite(in->epsilon)) fprintf(r->mf, ",\"epsilon\":%.6g", in->epsilon);
+            else fprintf(r->mf, ",\"epsilon\":null");
+            fprintf(r->mf, ",\"dp_clip\":%.6g", in->dp_clip);
+        }
         fprintf(r->mf, ",\"clients\":%u,\"sampled\":%u,\"connected\":%u,\"bytes_up\":%" PRIu64
                 ",\"bytes_down\":%" PRIu64 ",\"seconds\":%.4f,\"elapsed\":%.3f}\n", in->st.clients, in->st.sampled,
                 in->connected, in->st.bytes_up, in->st.bytes_down, in->seconds, cli_now_s() - r->started);
@@ -149,6 +159,7 @@ static int cli_server(int argc, char **argv) {
     double presence = nc.presence_ms / 1000.0, idle = nc.idle_ms / 1000.0;
     const uint64_t U32 = UINT32_MAX;
     const double F = 1e30;
+    const unsigned GT = ARG_MIN_OPEN;
     arg_spec specs[] = {
         ARG_SPEC_STR("listen", &listen, "URL  tls+tcp://HOST:PORT (or tcp://HOST:PORT with --insecure)"),
         ARG_SPEC_STR("federation", &fed_path, "DIR  the shard directory of fedrec data shard (its federation.txt)"),
@@ -191,6 +202,19 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
         ARG_SPEC_REAL("confidence-alpha", &o.confidence_alpha, 0, F, 0, "0 = every positive alike",
                       "α  weighted data: a positive of weight w counts 1 + α log(1 + w) (default 1)"),
+        /* differential privacy, as train takes it */
+        ARG_SPEC_STR("dp-clip", &o.dp_clip,
+                     "C|adaptive[:γ[:C0]]  user-level DP (DP-FedAvg): clip each client's update to L2 norm C; each "
+                     "client of the federation is sampled with probability q = --clients-per-round / N (Poisson, "
+                     "connected or not: a sampled client that is away is absent)"),
+        ARG_SPEC_REAL("dp-noise", &o.dp_noise, 0, 16777216, 0, NULL,
+                      "σ  DP: noise multiplier: discrete Gaussian noise of std σ·C on the sum (needs --dp-clip)"),
+        ARG_SPEC_REAL("dp-delta", &o.dp_delta, 0, 1, GT | ARG_MAX_OPEN, NULL,
+                      "δ  DP: the δ of the reported ε (default 1/N^1.1, N clients)"),
+        ARG_SPEC_REAL("target-epsilon", &o.target_epsilon, 0, F, GT, NULL,
+                      "ε  DP: stop before the round whose ε would exceed it (needs --dp-noise)"),
+        ARG_SPEC_FLAG("dp-seeded-noise", &o.dp_seeded_noise,
+                      "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -246,6 +270,23 @@ static int cli_server(int argc, char **argv) {
         fr_strategy st;
         if (fr_strategy_parse(o.strategy, &st)) { fprintf(stderr, "fedrec server: --strategy: %s\n", fr_errmsg()); return 2; }
     }
+    static const char *const dp_names[] = {"dp-noise", "dp-delta", "target-epsilon", "dp-seeded-noise"};
+    void *dp_fields[] = {&o.dp_noise, &o.dp_delta, &o.target_epsilon, &o.dp_seeded_noise};
+    for (int i = 0; i < 4 && !o.dp_clip; i++)
+        if (args_seen(specs, dp_fields[i])) {
+            fprintf(stderr, "fedrec server: --%s needs --dp-clip C|adaptive (the noise is a multiple of the clip C)\n",
+                    dp_names[i]);
+            return 2;
+        }
+    if (o.dp_clip && args_seen(specs, &o.target_epsilon) && !(o.dp_noise > 0)) {
+        fprintf(stderr, "fedrec server: --target-epsilon needs --dp-noise σ > 0 (without noise ε is infinite)\n");
+        return 2;
+    }
+    if (o.dp_clip && over != 0) {
+        fprintf(stderr, "fedrec server: --over-select with --dp-clip: DP rounds sample every client of the federation "
+                "with probability q (Poisson), as the accountant assumes\n");
+        return 2;
+    }
     if ((rc = cli_train_overrides(&o, specs, &c))) return rc;
     c.model.n_users = fed.clients;
     c.model.n_items = fed.items;
@@ -288,6 +329,7 @@ static int cli_server(int argc, char **argv) {
     nc.idle_ms = (int)(idle * 1000 + 0.5);
     nc.max_attempts = (uint32_t)max_attempts;
     nc.contexts = (int)contexts;
+    nc.target_epsilon = c.loop.target_epsilon;
     server_run r = {0};
     r.total = nc.rounds;
     r.started = cli_now_s();
@@ -312,6 +354,16 @@ static int cli_server(int argc, char **argv) {
         printf("fedrec server: %s %s, %u clients, %u items, %u rounds; listening on %s:%d%s\n",
                fed.implicit ? "implicit" : "explicit", fr_model_kind_name(kind), fed.clients, fed.items, nc.rounds,
                host, fr_net_server_port(s), resume ? " (resumed)" : "");
+    if (!quiet && fr_fl_dp_on(&c.fl)) {
+        char eps[64] = "";
+        if (nc.target_epsilon > 0) snprintf(eps, sizeof eps, ", stops before ε > %g", nc.target_epsilon);
+        printf("fedrec server: user-level DP: clip %g, noise σ %g, Poisson q %g over all %u clients, δ %g%s\n",
+               c.fl.dp_clip, c.fl.dp_noise, fr_fl_dp_rate(&c.fl, fed.clients), fed.clients,
+               fr_fl_dp_delta(&c.fl, fed.clients), eps);
+    }
+    if (fr_fl_dp_on(&c.fl) && c.fl.dp_seeded_noise)
+        fprintf(stderr, "fedrec server: warning: --dp-seeded-noise: the noise follows --seed (tests only: not private "
+                "against anyone who knows the seed)\n");
     cli_flush_stdout();
     the_server = s;
     struct sigaction sa = {0};

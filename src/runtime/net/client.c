@@ -186,7 +186,7 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         double t0 = now_s();
         e = fr_netc_step(v->st, m.task.body, m.task.body_len, &res, &resn);
         fri_net_eval ev = {0};
-        if (!e && c->evaluate && v->test) e = evaluate(v, &ev);
+        if (!e && c->evaluate && v->test && !fr_netc_dp(v->st)) e = evaluate(v, &ev); /* DP: nothing beyond the update */
         if (!e && c->save_state) e = fr_netc_save(v->st); /* before the RESULT leaves */
         v->stats.compute_seconds += now_s() - t0;
         fri_net_reply_free(rep);

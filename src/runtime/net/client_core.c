@@ -43,6 +43,7 @@ typedef struct fed {
     size_t uoff[FR_MODEL_MAX_TENSORS];  /* floats before table i's rows in a private buffer */
     size_t n_priv;             /* private floats: U times the user tables' widths */
     bool kept;                 /* keep_private_optim: moments and a step count too */
+    bool dp;                   /* the federation is differentially private (dp_clip > 0) */
     float *buf[2];             /* [n_priv * (kept ? 3 : 1)] rows | m1 | m2; current and scratch */
     uint64_t steps[2];         /* kept step counts of the two */
     int cur;                   /* the current buffer */
@@ -100,6 +101,7 @@ static fr_err fed_make(fed *f, const fr_netc *c, const fr_task *t) {
     }
     f->n_priv = at;
     f->kept = fr_task_fl_config(t)->keep_private_optim;
+    f->dp = fr_fl_dp_on(fr_task_fl_config(t));
     size_t nf = fed_floats(f), np = 3 * (size_t)f->n_ut * c->U;
     e = FR_ERR_NOMEM;
     for (int b = 0; b < 2; b++) {
@@ -225,6 +227,7 @@ uint32_t fr_netc_client(const fr_netc *c) { return c->client; }
 uint32_t fr_netc_n_users(const fr_netc *c) { return c->U; }
 uint32_t fr_netc_round(const fr_netc *c) { return c->f.g ? c->f.round : 0; }
 uint32_t fr_netc_config_crc(const fr_netc *c) { return c->f.g ? c->f.crc : 0; }
+bool fr_netc_dp(const fr_netc *c) { return c->f.g && c->f.dp; }
 const fr_model *fr_netc_model(const fr_netc *c) { return c->f.g; }
 
 const float *fr_netc_private_row(const fr_netc *c, uint32_t user, int table) {

@@ -64,6 +64,7 @@ struct fr_net_server {
     uint8_t *got;             /* [k] a result is in */
     uint8_t *busy;            /* [k] a TASK is out (counts as present) */
     uint8_t *pending;         /* [k] its RESULT is being added (outside the mutex) */
+    uint8_t *was_on;          /* [k] DP: connected when the round began */
     uint32_t inflight;        /* RESULTs being added now */
     bool closing;             /* the round thread is ending the round: no new RESULT */
     int lanes[FRI_NET_LANES]; /* free accumulator lanes (a stack) */
@@ -72,6 +73,8 @@ struct fr_net_server {
     fri_net_eval eval;        /* sums of the accepted results' evaluations */
     /* the end */
     bool finished;
+    bool budget_spent;        /* DP: stopped at the target epsilon */
+    bool dp;                  /* the federation is differentially private */
     uint8_t *done_msg;        /* the DONE message, once finished */
     size_t done_n;
     uint32_t done_want, done_count; /* clients that took part / had DONE */
@@ -102,6 +105,9 @@ static fr_err config_check(const fr_net_server_config *c) {
                         FRI_NET_DEADLINE_MAX_MS);
     if (c->retry_ms < 1 || c->retry_ms > FRI_NET_RETRY_MAX_MS)
         return fri_fail(FR_ERR_INVALID, "server: retry %u ms: expected 1..%u", c->retry_ms, FRI_NET_RETRY_MAX_MS);
+    if (!(c->target_epsilon >= 0) || !isfinite(c->target_epsilon))
+        return fri_fail(FR_ERR_INVALID, "server: target epsilon %g: expected a finite value >= 0 (0: none)",
+                        c->target_epsilon);
     if (c->presence_ms < c->retry_ms)
         return fri_fail(FR_ERR_INVALID, "server: presence %u ms is shorter than the retry time %u ms: clients would "
                         "never count as connected", c->presence_ms, c->retry_ms);
@@ -125,6 +131,7 @@ void fr_net_server_free(fr_net_server *s) {
     fri_free(s->got);
     fri_free(s->busy);
     fri_free(s->pending);
+    fri_free(s->was_on);
     fri_free(s->done_msg);
     fri_free(s->state_path);
     fri_buf_free(&s->scratch);
@@ -333,6 +340,12 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     fr_err e = config_check(c);
     if (e) return e;
     if (n_clients == 0) return fri_fail(FR_ERR_INVALID, "server: a federation of no client");
+    if (fr_fl_dp_on(fcfg) && c->over_select != 0)
+        return fri_fail(FR_ERR_INVALID, "server: over-selection %g with differential privacy: DP rounds sample every "
+                        "client of the federation with probability q (Poisson), as the accountant assumes", c->over_select);
+    if (c->target_epsilon > 0 && !(fr_fl_dp_on(fcfg) && fcfg->dp_noise > 0))
+        return fri_fail(FR_ERR_INVALID, "server: a target epsilon needs differential privacy with noise (dp_clip > 0, "
+                        "dp_noise > 0)");
     fr_err e0 = fri_sodium_init();
     if (e0) return e0;
     fr_net_server *s = fri_calloc(1, sizeof *s);
@@ -340,6 +353,7 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     s->c = *c;
     s->c.listen = s->c.cert = s->c.key = s->c.client_ca = s->c.tokens = NULL; /* not kept */
     s->n_clients = n_clients;
+    s->dp = fr_fl_dp_on(fcfg);
     fri_net_log_init(&s->lg, log, log_user);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -436,8 +450,10 @@ static fr_err make_done(fr_net_server *s) {
     const fr_round *r = s->ctl;
     fr_err e = fri_fl_config_block(&cfgb, fr_round_model_config(r), fr_round_fl_config(r));
     if (!e) e = cfgb.err;
-    if (!e) e = fri_task_encode(&task, fr_round_completed(r) + 1, cfgb.data, cfgb.len, fr_round_config_crc(r),
-                                fr_fl_fixed_bound(1), fr_round_model(r));
+    /* in a DP federation, with the clip the next round would use: a TASK a client could
+     * step on, like any other (clients need nothing from it but the model) */
+    if (!e) e = fri_task_encode_dp(&task, fr_round_completed(r) + 1, cfgb.data, cfgb.len, fr_round_config_crc(r),
+                                   fr_fl_fixed_bound(1), fr_round_dp_clip(r), fr_round_model(r));
     if (!e) e = task.err;
     fri_net_msg m = {.type = FRI_NET_DONE};
     m.done.rounds_done = fr_round_completed(r);
@@ -454,11 +470,28 @@ static fr_err make_done(fr_net_server *s) {
     return FR_OK;
 }
 
+/* DP: whether every sampled client that was connected when the round began, or took its
+ * TASK since, has answered (the others are absent: they only lower participation). */
+static bool dp_all_in(const fr_net_server *s) {
+    for (uint32_t i = 0; i < s->k; i++)
+        if (!s->got[i] && (s->was_on[i] || s->busy[i] || s->pending[i])) return false;
+    return true;
+}
+
+/* The epsilon spent after `rounds` applied rounds (NaN without DP or if it fails). */
+static double epsilon_after(const fr_net_server *s, uint32_t rounds) {
+    double eps = NAN;
+    if (!s->dp || fr_fl_dp_epsilon(fr_round_fl_config(s->ctl), s->n_clients, rounds, &eps)) return NAN;
+    return eps;
+}
+
 /* Opens the next round among the connected clients, under the mutex. */
 static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     const uint32_t *ids;
     uint32_t k;
-    fr_err e = fr_round_begin_among(s->ctl, s->avail, n_avail, s->c.over_select, &ids, &k);
+    /* DP: Poisson over the whole federation, connected or not (what the accountant assumes) */
+    fr_err e = s->dp ? fr_round_begin(s->ctl, &ids, &k)
+                     : fr_round_begin_among(s->ctl, s->avail, n_avail, s->c.over_select, &ids, &k);
     if (e) return e;
     uint8_t *t = fri_realloc(s->tickets, ((size_t)k ? k : 1) * FRI_NET_TICKET_BYTES);
     if (!t) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
@@ -466,10 +499,15 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     fri_free(s->got);
     fri_free(s->busy);
     fri_free(s->pending);
+    fri_free(s->was_on);
     s->got = fri_calloc(k ? k : 1, 1);
     s->busy = fri_calloc(k ? k : 1, 1);
     s->pending = fri_calloc(k ? k : 1, 1);
-    if (!s->got || !s->busy || !s->pending) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
+    s->was_on = fri_calloc(k ? k : 1, 1);
+    if (!s->got || !s->busy || !s->pending || !s->was_on) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
+    uint64_t now = fri_net_now_ms();
+    for (uint32_t i = 0; i < k; i++)
+        s->was_on[i] = s->seen[ids[i]] && now - s->seen[ids[i]] <= s->c.presence_ms;
     randombytes_buf(s->tickets, (size_t)k * FRI_NET_TICKET_BYTES);
     s->ids = ids;
     s->k = k;
@@ -500,13 +538,31 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
             }
         }
         if (atomic_load(&s->stop)) break;
+        if (s->c.target_epsilon > 0) { /* the budget is checked before the round: one beyond it never runs */
+            uint32_t next = fr_round_completed(s->ctl) + 1;
+            double eps = epsilon_after(s, next);
+            if (!(eps <= s->c.target_epsilon)) {
+                fri_net_logf(&s->lg, 0, "privacy budget reached: round %u would spend epsilon %.4g > %g; stopping after "
+                             "round %u", next, eps, s->c.target_epsilon, next - 1);
+                s->budget_spent = true;
+                break;
+            }
+        }
         if ((e = open_round(s, n))) break;
         attempt = s->round == last_round ? attempt + 1 : 1;
         last_round = s->round;
         uint64_t t0 = fri_net_now_ms();
-        fri_net_logf(&s->lg, 0, "round %u started%s: %u of %u connected clients sampled, %u results wanted", s->round,
-              attempt > 1 ? " again" : "", s->k, n, s->target);
-        while (fr_round_results(s->ctl) < s->target && fri_net_now_ms() < s->deadline && !atomic_load(&s->stop))
+        if (s->dp) {
+            uint32_t on = 0;
+            for (uint32_t i = 0; i < s->k; i++) on += s->was_on[i];
+            fri_net_logf(&s->lg, 0, "round %u started: %u of the federation's %u clients sampled (Poisson, q = %.4g), "
+                         "%u of them connected", s->round, s->k, s->n_clients,
+                         fr_fl_dp_rate(fr_round_fl_config(s->ctl), s->n_clients), on);
+        } else
+            fri_net_logf(&s->lg, 0, "round %u started%s: %u of %u connected clients sampled, %u results wanted", s->round,
+                  attempt > 1 ? " again" : "", s->k, n, s->target);
+        while (fr_round_results(s->ctl) < s->target && fri_net_now_ms() < s->deadline && !atomic_load(&s->stop) &&
+               !(s->dp && dp_all_in(s)))
             wait_until(s, s->deadline);
         quiesce(s);
         if (atomic_load(&s->stop)) {
@@ -528,6 +584,8 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         info.rated = s->eval.rated;
         info.sq_err_sum = s->eval.sq_err_sum;
         info.st.round = s->round;
+        info.epsilon = epsilon_after(s, fr_round_completed(s->ctl));
+        info.dp_clip = s->dp ? info.st.dp_clip : 0;
         if (e == FR_ERR_EMPTY) {
             fri_net_logf(&s->lg, 1, "round %u short: %s; retrying", s->round, fr_errmsg());
             e = FR_OK;
@@ -535,9 +593,11 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
                 e = fri_fail(FR_ERR_EMPTY, "round %u fell short %u times in a row: giving up", s->round, attempt);
         } else if (!e) {
             e = save_state(s);
-            fri_net_logf(&s->lg, 0, "round %u closed: %u results of %u sampled in %.2f s, %llu bytes up, %llu down", s->round,
-                  info.st.clients, info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
-                  (unsigned long long)info.st.bytes_down);
+            char dp[96] = "";
+            if (s->dp) snprintf(dp, sizeof dp, "; epsilon %.4g, clip %.4g", info.epsilon, info.dp_clip);
+            fri_net_logf(&s->lg, 0, "round %u closed: %u results of %u sampled in %.2f s, %llu bytes up, %llu down%s",
+                  s->round, info.st.clients, info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
+                  (unsigned long long)info.st.bytes_down, dp);
         }
         if (!e && on_round) {
             pthread_mutex_unlock(&s->mu);
@@ -547,7 +607,7 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         }
     }
     /* the end: answer DONE to everyone who took part, for a while */
-    if (!e && fr_round_completed(s->ctl) >= s->c.rounds && (e = make_done(s)) == FR_OK) {
+    if (!e && (fr_round_completed(s->ctl) >= s->c.rounds || s->budget_spent) && (e = make_done(s)) == FR_OK) {
         s->finished = true;
         s->done_want = 0;
         for (uint32_t c = 0; c < s->n_clients; c++) s->done_want += s->joined[c];
