@@ -88,6 +88,7 @@ typedef struct server_run {
     cli_progress lines;
     uint32_t total;
     bool rating;
+    bool secagg;
     double started;
 } server_run;
 
@@ -137,6 +138,9 @@ static int on_round(void *user, const fr_net_round_info *in) {
             else fprintf(r->mf, ",\"epsilon\":null");
             fprintf(r->mf, ",\"dp_clip\":%.6g", in->dp_clip);
         }
+        if (r->secagg)
+            fprintf(r->mf, ",\"secagg_survivors\":%u,\"secagg_seconds\":[%.4f,%.4f,%.4f,%.4f]", in->sa_survivors,
+                    in->sa_seconds[0], in->sa_seconds[1], in->sa_seconds[2], in->sa_seconds[3]);
         fprintf(r->mf, ",\"clients\":%u,\"sampled\":%u,\"connected\":%u,\"bytes_up\":%" PRIu64
                 ",\"bytes_down\":%" PRIu64 ",\"seconds\":%.4f,\"elapsed\":%.3f}\n", in->st.clients, in->st.sampled,
                 in->connected, in->st.bytes_up, in->st.bytes_down, in->seconds, cli_now_s() - r->started);
@@ -156,7 +160,7 @@ static int cli_server(int argc, char **argv) {
     fr_net_server_config_default(&nc);
     uint64_t min_clients = 0, max_attempts = 0, contexts = (uint64_t)nc.contexts;
     double over = 0, deadline = nc.deadline_ms / 1000.0, retry = nc.retry_ms / 1000.0, linger = nc.linger_ms / 1000.0;
-    double presence = nc.presence_ms / 1000.0, idle = nc.idle_ms / 1000.0;
+    double presence = nc.presence_ms / 1000.0, idle = nc.idle_ms / 1000.0, sa_deadline = nc.secagg_stage_ms / 1000.0;
     const uint64_t U32 = UINT32_MAX;
     const double F = 1e30;
     const unsigned GT = ARG_MIN_OPEN;
@@ -215,6 +219,10 @@ static int cli_server(int argc, char **argv) {
                       "ε  DP: stop before the round whose ε would exceed it (needs --dp-noise)"),
         ARG_SPEC_FLAG("dp-seeded-noise", &o.dp_seeded_noise,
                       "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
+        ARG_SPEC_FLAG("secagg", &o.secagg,
+                      "   secure aggregation: clients send masked dense updates, the server learns only their sum"),
+        ARG_SPEC_REAL("secagg-deadline", &sa_deadline, 0.01, 86400, 0, NULL,
+                      "S  secure aggregation: the deadline of each stage after the keys' (default 10)"),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -330,8 +338,11 @@ static int cli_server(int argc, char **argv) {
     nc.max_attempts = (uint32_t)max_attempts;
     nc.contexts = (int)contexts;
     nc.target_epsilon = c.loop.target_epsilon;
+    nc.secagg = c.secagg;
+    nc.secagg_stage_ms = (uint32_t)(sa_deadline * 1000 + 0.5);
     server_run r = {0};
     r.total = nc.rounds;
+    r.secagg = nc.secagg;
     r.started = cli_now_s();
     cli_progress_init(&r.lines, quiet ? NULL : stdout);
     if (metrics_out && !(r.mf = fopen(metrics_out, "w"))) {
@@ -604,7 +615,7 @@ static int cli_client(int argc, char **argv) {
     const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL;
     uint64_t id = UINT64_MAX, clients = 0, threads = 2, first = 0;
     bool no_eval = false, no_state = false;
-    double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0;
+    double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0, delay_unmask = 0;
     arg_spec specs[] = {
         ARG_SPEC_STR("connect", &cc.connect, "URL  the server: tls+tcp://HOST:PORT"),
         ARG_SPEC_STR("ca", &cc.ca, "FILE  the CA that signed the server's certificate"),
@@ -623,6 +634,8 @@ static int cli_client(int argc, char **argv) {
         ARG_SPEC_FLAG("no-state", &no_state, "   load generator: keep the clients' state in memory only"),
         ARG_SPEC_FLAG("no-eval", &no_eval, "   do not report the client's own evaluation"),
         ARG_SPEC_REAL("delay", &delay, 0, 3600, 0, NULL, "S  wait S seconds after each TASK: a slow device (tests)"),
+        ARG_SPEC_REAL("delay-unmask", &delay_unmask, 0, 3600, 0, NULL,
+                      "S  secure aggregation: wait S seconds before each unmasking answer (tests)"),
         ARG_SPEC_REAL("timeout", &timeout, 0.01, 86400, 0, NULL, "S  wait this long for a reply (default 30)"),
         ARG_SPEC_REAL("give-up", &give_up, 0, 864000, 0, "0 = never", "S  stop after this long without a reply (default 300)"),
         ARG_SPEC_END,
@@ -646,6 +659,7 @@ static int cli_client(int argc, char **argv) {
     }
     cc.evaluate = !no_eval;
     cc.delay_ms = (uint32_t)(delay * 1000 + 0.5);
+    cc.delay_unmask_ms = (uint32_t)(delay_unmask * 1000 + 0.5);
     cc.timeout_ms = (int)(timeout * 1000 + 0.5);
     cc.give_up_ms = (uint32_t)(give_up * 1000 + 0.5);
     if (cli_check_input("client", "--token-file", token_file) || (cc.ca && cli_check_input("client", "--ca", cc.ca)))
@@ -715,6 +729,10 @@ static int cli_client(int argc, char **argv) {
                    " results, %" PRIu64 " late, %.1f s computing, %.1f MB up, %.1f MB down\n", n, st.rounds_done,
                    cli_now_s() - t0, st.tasks, st.results, st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
                    (double)st.bytes_down / 1e6);
+        if (!e && (st.sa_done || st.sa_dropped))
+            printf("fedrec client: secure aggregation: %" PRIu64 " sessions finished, %" PRIu64 " dropped; compute "
+                   "%.2f s key agreement, %.2f s masking, %.2f s unmasking (summed over the clients)\n", st.sa_done,
+                   st.sa_dropped, st.sa_key_seconds, st.sa_mask_seconds, st.sa_unmask_seconds);
     }
     for (uint32_t i = 0; i < n; i++) { client_box_free(&bs[i]); free(toks[i]); }
     free(bs);

@@ -29,6 +29,7 @@
 #include "fedrec/net_client.h"
 #include "fl/fl_internal.h"
 #include "model/model_internal.h"
+#include "runtime/net/netc_internal.h"
 
 /* What a client holds of the federation it has joined. */
 typedef struct fed {
@@ -548,4 +549,18 @@ fr_err fr_netc_load(fr_netc *c, bool *resumed) {
     fri_free(d);
     if (!e && resumed) *resumed = true;
     return e;
+}
+
+/* ------------------------------------------------------------------ secure aggregation */
+
+size_t fri_netc_dense_len(const fr_netc *c) {
+    const fr_model *g = fr_task_model(c->task);
+    return g ? fri_secure_dense_len(g, fr_task_fl_config(c->task)) : 0;
+}
+
+fr_err fri_netc_densify(const fr_netc *c, const uint8_t *result, size_t n, int64_t *out, size_t len,
+                        fri_secure_header *h) {
+    const fr_model *g = fr_task_model(c->task);
+    if (!g) return fri_fail(FR_ERR_STATE, "client %u: no TASK stepped", c->client);
+    return fri_secure_densify(g, fr_task_fl_config(c->task), result, n, out, len, h);
 }
