@@ -416,6 +416,48 @@ Test(net_procs, secagg_clients_killed_between_masking_and_unmasking, .timeout = 
     free(f.dir);
 }
 
+/* Fewer than t parties left to unmask (3 of 4 killed after masking; k 3, t 2): the sum
+ * cannot be rebuilt, so the round is retried with nothing applied, and completes once the
+ * killed clients are back. */
+Test(net_procs, secagg_round_below_threshold_is_retried, .timeout = 240) {
+    fed f;
+    fed_make(&f, 4, 40, 120);
+    int port = free_port();
+    pid_t srv = start_server(&f, port, "--rounds 2 --seed 3 --model mf --secagg --secagg-deadline 2 --retry 0.02 "
+                                       "--min-clients 4");
+    pid_t cl[4];
+    for (uint32_t c = 0; c < 4; c++) cl[c] = c == 0 ? start_client(&f, port, c) : start_client_opts(&f, port, c, "--delay-unmask 60");
+    double until = now_s() + 60;
+    bool killed[4] = {false};
+    unsigned n_killed = 0;
+    while (n_killed < 3 && now_s() < until) {
+        for (uint32_t c = 1; c < 4; c++) {
+            char name[64];
+            snprintf(name, sizeof name, "client%u.log", c);
+            if (!killed[c] && count_in(f.dir, name, "before its unmasking answer") > 0) {
+                kill(-cl[c], SIGKILL);
+                wait_for(cl[c], 5);
+                killed[c] = true;
+                n_killed++;
+            }
+        }
+        usleep(10000);
+    }
+    cr_assert_eq(n_killed, 3);
+    /* the round fails at the unmasking deadline; then the clients come back */
+    until = now_s() + 30;
+    while (count_in(f.dir, "server.log", "secure aggregation failed") == 0 && now_s() < until) usleep(20000);
+    cr_assert_geq(count_in(f.dir, "server.log", "secure aggregation failed"), 1, "the round was not refused");
+    for (uint32_t c = 1; c < 4; c++) cl[c] = start_client(&f, port, c);
+    finish(&f, srv, cl, 4);
+    char m[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    cr_assert_eq(last_round(m), 2);
+    cr_assert_geq(count_in(f.dir, "metrics.jsonl", "{\"round\":1,\"applied\":false"), 1, "round 1 was retried");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 /* Counts read as confidence weights (--implicit-weight): the server gives the federation
  * the presets' alpha as train does, and the clients weigh by their counts. */
 Test(net_procs, equivalence_with_weighted_implicit_data, .timeout = 240) {
