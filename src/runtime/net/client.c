@@ -188,7 +188,7 @@ static bool sa_send(const fr_net_client_config *c, vclient *v, fri_net_log *lg, 
     if (!ok && m.type == FRI_NET_ACK) {
         char t[FRI_NET_TEXT_MAX + 1];
         size_t tl = m.ack.text_len < FRI_NET_TEXT_MAX ? m.ack.text_len : FRI_NET_TEXT_MAX;
-        memcpy(t, m.ack.text, tl);
+        if (tl) memcpy(t, m.ack.text, tl);
         t[tl] = 0;
         fri_net_logf(lg, 1, "client %u: round %u: secure aggregation stage %d not taken: %s", v->id, v->sa_round, st, t);
     }

@@ -397,7 +397,7 @@ static int on_sa_up(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
         fr_result *res = s->sa_res;
         e = fri_result_reset(res, sh->dense_len, sh->n_tables, sh->widths);
         if (!e) {
-            memset(res->dense, 0, (size_t)sh->dense_len * sizeof *res->dense);
+            if (sh->dense_len) memset(res->dense, 0, (size_t)sh->dense_len * sizeof *res->dense);
             res->client = c;
             res->round = r;
             res->config_crc = m->sa_up.config_crc;
