@@ -68,7 +68,19 @@ def net_seeds():
     write("net", "valid_done", net(7, struct.pack("<I", 5) + b"model bytes"))
     write("net", "valid_done_empty", net(7, struct.pack("<I", 5)))
     write("net", "bad_version", net(1, hello, version=2))
-    write("net", "bad_type", net(8, hello))
+    write("net", "bad_type", net(11, hello))
+    # secure aggregation (SA_TASK, SA_DOWN, SA_UP): the secagg bytes are opaque here
+    sa_task = struct.pack("<II", 2, 30000) + TICKET + struct.pack("<IIIIQQQQ", 3, 8, 7, 4, 55, 0, 2, 99)
+    write("net", "valid_sa_task", net(8, sa_task + b"fl task bytes"))
+    write("net", "valid_sa_down", net(9, struct.pack("<IIB", 2, 10000, 2) + b"secagg forwarded shares"))
+    up = struct.pack("<II", 7, 2) + TICKET
+    write("net", "valid_sa_up_keys", net(10, up + struct.pack("<BIIQQd", 0, 0, 0, 0, 0, 0.0) + b"secagg keys"))
+    write("net", "valid_sa_up_masked",
+          net(10, up + struct.pack("<BIIQQd", 2, 0x1234, 1, 100, 500, 12.5) + b"secagg masked input"))
+    write("net", "bad_sa_params", net(8, struct.pack("<II", 2, 30000) + TICKET +
+                                      struct.pack("<IIIIQQQQ", 3, 8, 6, 3, 55, 0, 2, 99) + b"x"))
+    write("net", "bad_sa_stage", net(9, struct.pack("<IIB", 2, 10000, 0) + b"x"))
+    write("net", "bad_sa_header", net(10, up + struct.pack("<BIIQQd", 1, 0x1234, 0, 0, 0, 0.0) + b"x"))
     write("net", "bad_flags", net(1, hello, flags=1))
     write("net", "bad_truncated", net(3, task)[:-1])
     bad = bytearray(net(3, task))

@@ -154,6 +154,12 @@ static pid_t start_client_slow(const fed *f, int port, uint32_t c, double delay)
 
 static pid_t start_client(const fed *f, int port, uint32_t c) { return start_client_slow(f, port, c, 0); }
 
+static pid_t start_client_opts(const fed *f, int port, uint32_t c, const char *extra) {
+    return spawn("%s client --connect tls+tcp://127.0.0.1:%d --ca %s/certs/ca.crt --token-file %s/tok/tokens.secret "
+                 "--data %s/shards/c%u --timeout 5 --give-up 60 %s >/dev/null 2>>%s/client%u.log",
+                 FR_FEDREC_BIN, port, f->dir, f->dir, f->dir, c, extra, f->dir, c);
+}
+
 /* How many times s occurs in a file. */
 static unsigned count_in(const char *dir, const char *name, const char *s) {
     char p[4200];
@@ -273,6 +279,181 @@ Test(net_procs, equivalence_with_the_simulator, .timeout = 240) {
     cr_assert_lt(fabs(sim - ce), 1e-9, "client eval rmse %.12f, the simulator's %.12f", ce, sim);
     /* a client ranks items offline from the final model */
     cr_assert_eq(sh("%s client recommend --data %s/shards/c3 -k 5 | grep -q '^ 5\\. item'", FR_FEDREC_BIN, f.dir), 0);
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+/* The epsilon of round r in a metrics file (-1: none). */
+static double round_epsilon(const char *path, unsigned r) {
+    size_t n;
+    char *s = tu_slurp(path, &n);
+    double v = -1;
+    char key[64];
+    snprintf(key, sizeof key, "{\"round\":%u,", r);
+    for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        char *p = strstr(line, "\"epsilon\":");
+        if (p && !strncmp(line, key, strlen(key))) v = atof(p + 10);
+    }
+    free(s);
+    return v;
+}
+
+/* DP-FedAvg over the network: Poisson sampling over the whole federation, the clip in the
+ * TASK, seeded noise on the server's sum: bit for bit `fedrec train` with the same
+ * options, and both stop before the round whose epsilon would pass the target (round 5:
+ * epsilon 6.964 > 6.5 for q 0.5, sigma 0.9, delta 1e-3; round 4 spends 6.208). */
+Test(net_procs, dp_equivalence_with_the_simulator, .timeout = 240) {
+    fed f;
+    fed_make(&f, 8, 60, 240);
+    const char *opts = "--rounds 6 --seed 5 --model mf --clients-per-round 4 --dp-clip 0.5 --dp-noise 0.9 "
+                       "--dp-delta 1e-3 --dp-seeded-noise --target-epsilon 6.5";
+    char sopts[512];
+    snprintf(sopts, sizeof sopts, "%s --min-clients 8", opts);
+    run_federation(&f, sopts);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr --metrics-out %s/sim.jsonl >/dev/null 2>&1",
+                    FR_FEDREC_BIN, f.data, opts, f.dir, f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked DP model differs from the simulator's");
+    char m[4200], sm[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    snprintf(sm, sizeof sm, "%s/sim.jsonl", f.dir);
+    cr_assert_eq(last_round(m), 4, "the server stopped after round %u, expected 4 (the budget)", last_round(m));
+    /* epsilon per round: the accountant's values for (q 0.5, sigma 0.9, delta 1e-3) */
+    const double want[5] = {0, 3.1331, 4.39685, 5.37197, 6.20805};
+    for (unsigned r = 1; r <= 4; r++) {
+        double e = round_epsilon(m, r);
+        cr_assert_lt(fabs(e - want[r]), 1e-4, "round %u: epsilon %g, expected %g", r, e, want[r]);
+        cr_assert_lt(fabs(e - round_epsilon(sm, r)), 1e-9, "round %u: epsilon differs from train's", r);
+    }
+    cr_assert_lt(round_epsilon(m, 5), 0, "a round 5 was run");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+/* The integer value of "key": in the line of round r of a metrics file (-1: none). */
+static long round_field(const char *path, unsigned r, const char *key) {
+    size_t n;
+    char *s = tu_slurp(path, &n);
+    long v = -1;
+    char rk[64], kk[128];
+    snprintf(rk, sizeof rk, "{\"round\":%u,", r);
+    snprintf(kk, sizeof kk, "\"%s\":", key);
+    for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        char *p = strstr(line, kk);
+        if (p && !strncmp(line, rk, strlen(rk)) && strstr(line, "\"applied\":true")) v = atol(p + strlen(kk));
+    }
+    free(s);
+    return v;
+}
+
+/* Secure aggregation over the network: the clients' masked dense vectors, summed and
+ * unmasked by the server, give the simulator's --secagg model and the plain one, bit for
+ * bit (integer sums modulo 2^64). */
+Test(net_procs, secagg_equivalence_with_the_simulator, .timeout = 240) {
+    fed f;
+    fed_make(&f, 8, 60, 240);
+    const char *opts = "--rounds 3 --seed 5 --model mf";
+    char sopts[512];
+    snprintf(sopts, sizeof sopts, "%s --secagg --retry 0.02", opts);
+    run_federation(&f, sopts);
+    cr_assert_eq(sh("%s train --data %s %s --secagg --quiet --out %s/simsa.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data,
+                    opts, f.dir), 0);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data, opts,
+                    f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "simsa.fr"), "the networked secure model differs from the simulator's");
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked secure model differs from the plain one");
+    char m[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    for (unsigned r = 1; r <= 3; r++) cr_assert_eq(round_field(m, r, "secagg_survivors"), 8, "round %u", r);
+    /* the server never saw a plain RESULT: no client sent one */
+    cr_assert_eq(count_in(f.dir, "server.log", "refused"), 0);
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+/* Three of eight client processes are killed (SIGKILL) after they sent their masked
+ * inputs, while the server waits for their unmasking answers: the protocol rebuilds their
+ * self masks from the others' shares, so their inputs still count (round 1 sums all 8);
+ * they restart from their state files and the federation completes every round with the
+ * same model as the simulator with everyone taking part. */
+Test(net_procs, secagg_clients_killed_between_masking_and_unmasking, .timeout = 240) {
+    fed f;
+    fed_make(&f, 8, 60, 240);
+    int port = free_port();
+    const char *opts = "--rounds 3 --seed 5 --model mf";
+    char sopts[512];
+    snprintf(sopts, sizeof sopts, "%s --secagg --secagg-deadline 3 --retry 0.02 --min-clients 8", opts);
+    pid_t srv = start_server(&f, port, sopts);
+    pid_t cl[8];
+    for (uint32_t c = 0; c < 8; c++) cl[c] = c < 5 ? start_client(&f, port, c) : start_client_opts(&f, port, c, "--delay-unmask 60");
+    double until = now_s() + 60;
+    bool killed[8] = {false};
+    unsigned n_killed = 0;
+    while (n_killed < 3 && now_s() < until) {
+        for (uint32_t c = 5; c < 8; c++) {
+            char name[64];
+            snprintf(name, sizeof name, "client%u.log", c);
+            if (!killed[c] && count_in(f.dir, name, "before its unmasking answer") > 0) {
+                kill(-cl[c], SIGKILL);
+                wait_for(cl[c], 5);
+                killed[c] = true;
+                n_killed++;
+                cl[c] = start_client(&f, port, c); /* from its state file */
+            }
+        }
+        usleep(10000);
+    }
+    cr_assert_eq(n_killed, 3, "the slow clients reached the unmasking stage");
+    finish(&f, srv, cl, 8);
+    char m[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    cr_assert_eq(last_round(m), 3);
+    cr_assert_eq(round_field(m, 1, "secagg_survivors"), 8, "the killed clients' masked inputs count");
+    cr_assert_geq(count_in(f.dir, "server.log", "stage 3 closed with 5 of 8 parties (3 dropped out)"), 1);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data, opts,
+                    f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the model differs from the simulator's with every client");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+/* Fewer than t parties left to unmask (3 of 4 killed after masking; k 3, t 2): the sum
+ * cannot be rebuilt, so the round is retried with nothing applied, and completes once the
+ * killed clients are back. */
+Test(net_procs, secagg_round_below_threshold_is_retried, .timeout = 240) {
+    fed f;
+    fed_make(&f, 4, 40, 120);
+    int port = free_port();
+    pid_t srv = start_server(&f, port, "--rounds 2 --seed 3 --model mf --secagg --secagg-deadline 2 --retry 0.02 "
+                                       "--min-clients 4");
+    pid_t cl[4];
+    for (uint32_t c = 0; c < 4; c++) cl[c] = c == 0 ? start_client(&f, port, c) : start_client_opts(&f, port, c, "--delay-unmask 60");
+    double until = now_s() + 60;
+    bool killed[4] = {false};
+    unsigned n_killed = 0;
+    while (n_killed < 3 && now_s() < until) {
+        for (uint32_t c = 1; c < 4; c++) {
+            char name[64];
+            snprintf(name, sizeof name, "client%u.log", c);
+            if (!killed[c] && count_in(f.dir, name, "before its unmasking answer") > 0) {
+                kill(-cl[c], SIGKILL);
+                wait_for(cl[c], 5);
+                killed[c] = true;
+                n_killed++;
+            }
+        }
+        usleep(10000);
+    }
+    cr_assert_eq(n_killed, 3);
+    /* the round fails at the unmasking deadline; then the clients come back */
+    until = now_s() + 30;
+    while (count_in(f.dir, "server.log", "secure aggregation failed") == 0 && now_s() < until) usleep(20000);
+    cr_assert_geq(count_in(f.dir, "server.log", "secure aggregation failed"), 1, "the round was not refused");
+    for (uint32_t c = 1; c < 4; c++) cl[c] = start_client(&f, port, c);
+    finish(&f, srv, cl, 4);
+    char m[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    cr_assert_eq(last_round(m), 2);
+    cr_assert_geq(count_in(f.dir, "metrics.jsonl", "{\"round\":1,\"applied\":false"), 1, "round 1 was retried");
     tu_rmtree(f.dir);
     free(f.dir);
 }

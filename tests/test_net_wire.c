@@ -34,7 +34,7 @@ static void fill(void) {
 }
 
 /* Valid messages at the boundaries of every field. */
-#define N_SAMPLES 21
+#define N_SAMPLES 27
 static fri_net_msg sample(int k) {
     fill();
     fri_net_msg m;
@@ -68,6 +68,23 @@ static fri_net_msg sample(int k) {
         m.refuse.text_len = 512; break;
     case 14: m.type = FRI_NET_DONE; m.done.rounds_done = 0; break;
     case 15: m.type = FRI_NET_DONE; m.done.rounds_done = UINT32_MAX; m.done.model = BODY; m.done.model_len = 1000; break;
+    case 21: m.type = FRI_NET_SA_TASK; m.sa_task.round = 1; m.sa_task.deadline_ms = 1; m.sa_task.ticket = TICKET;
+        m.sa_task.party = 0; m.sa_task.n = 2; m.sa_task.k = 1; m.sa_task.t = 1; m.sa_task.len = 1;
+        m.sa_task.body = BODY; m.sa_task.body_len = 1; break;
+    case 22: m.type = FRI_NET_SA_TASK; m.sa_task.round = UINT32_MAX; m.sa_task.deadline_ms = FRI_NET_DEADLINE_MAX_MS;
+        m.sa_task.ticket = TICKET; m.sa_task.party = UINT32_MAX - 1; m.sa_task.n = UINT32_MAX; m.sa_task.k = 254;
+        m.sa_task.t = 254; m.sa_task.len = (uint64_t)1 << 32; m.sa_task.bound = (uint64_t)INT64_MAX / UINT32_MAX;
+        m.sa_task.session = UINT64_MAX; m.sa_task.graph_seed = UINT64_MAX; m.sa_task.body = BODY;
+        m.sa_task.body_len = 1000; break;
+    case 23: m.type = FRI_NET_SA_DOWN; m.sa_down.round = 1; m.sa_down.deadline_ms = 1; m.sa_down.stage = 1;
+        m.sa_down.body = BODY; m.sa_down.body_len = 1; break;
+    case 24: m.type = FRI_NET_SA_DOWN; m.sa_down.round = UINT32_MAX; m.sa_down.deadline_ms = FRI_NET_DEADLINE_MAX_MS;
+        m.sa_down.stage = 3; m.sa_down.body = BODY; m.sa_down.body_len = 1000; break;
+    case 25: m.type = FRI_NET_SA_UP; m.sa_up.client = 0; m.sa_up.round = 1; m.sa_up.ticket = TICKET; m.sa_up.stage = 0;
+        m.sa_up.body = BODY; m.sa_up.body_len = 1; break;
+    case 26: m.type = FRI_NET_SA_UP; m.sa_up.client = UINT32_MAX; m.sa_up.round = UINT32_MAX; m.sa_up.ticket = TICKET;
+        m.sa_up.stage = 2; m.sa_up.config_crc = 0xdeadbeefu; m.sa_up.flags = 1; m.sa_up.weight = UINT64_MAX;
+        m.sa_up.examples = 7; m.sa_up.loss_sum = -1.5; m.sa_up.body = BODY; m.sa_up.body_len = 1000; break;
     default: /* 16..20: every WAIT reason and REFUSE code in between */
         if (k < 19) { m.type = FRI_NET_WAIT; m.wait.retry_ms = 250; m.wait.rounds_done = 7; m.wait.reason = (uint8_t)(k - 15); }
         else { m.type = FRI_NET_REFUSE; m.refuse.code = (uint8_t)(k - 17); m.refuse.text = TEXT; m.refuse.text_len = 40; }
@@ -121,6 +138,30 @@ static void assert_same(const fri_net_msg *a, const fri_net_msg *b) {
         cr_assert(a->done.rounds_done == b->done.rounds_done && a->done.model_len == b->done.model_len);
         cr_assert(a->done.model_len == 0 || memcmp(a->done.model, b->done.model, a->done.model_len) == 0);
         break;
+    case FRI_NET_SA_TASK:
+        cr_assert(a->sa_task.round == b->sa_task.round && a->sa_task.deadline_ms == b->sa_task.deadline_ms &&
+                  a->sa_task.party == b->sa_task.party && a->sa_task.n == b->sa_task.n && a->sa_task.k == b->sa_task.k &&
+                  a->sa_task.t == b->sa_task.t && a->sa_task.len == b->sa_task.len &&
+                  a->sa_task.bound == b->sa_task.bound && a->sa_task.session == b->sa_task.session &&
+                  a->sa_task.graph_seed == b->sa_task.graph_seed);
+        cr_assert(memcmp(a->sa_task.ticket, b->sa_task.ticket, 16) == 0);
+        cr_assert(a->sa_task.body_len == b->sa_task.body_len &&
+                  memcmp(a->sa_task.body, b->sa_task.body, a->sa_task.body_len) == 0);
+        break;
+    case FRI_NET_SA_DOWN:
+        cr_assert(a->sa_down.round == b->sa_down.round && a->sa_down.deadline_ms == b->sa_down.deadline_ms &&
+                  a->sa_down.stage == b->sa_down.stage && a->sa_down.body_len == b->sa_down.body_len);
+        cr_assert(memcmp(a->sa_down.body, b->sa_down.body, a->sa_down.body_len) == 0);
+        break;
+    case FRI_NET_SA_UP:
+        cr_assert(a->sa_up.client == b->sa_up.client && a->sa_up.round == b->sa_up.round &&
+                  a->sa_up.stage == b->sa_up.stage && a->sa_up.config_crc == b->sa_up.config_crc &&
+                  a->sa_up.flags == b->sa_up.flags && a->sa_up.weight == b->sa_up.weight &&
+                  a->sa_up.examples == b->sa_up.examples && a->sa_up.loss_sum == b->sa_up.loss_sum);
+        cr_assert(memcmp(a->sa_up.ticket, b->sa_up.ticket, 16) == 0);
+        cr_assert(a->sa_up.body_len == b->sa_up.body_len &&
+                  memcmp(a->sa_up.body, b->sa_up.body, a->sa_up.body_len) == 0);
+        break;
     default: cr_assert_fail("type %u", a->type);
     }
 }
@@ -161,7 +202,10 @@ Test(net_wire, every_type_round_trips_at_its_boundaries) {
         cr_assert_eq(fri_net_encode_prefix(&m, pre, sizeof pre, &pn), FR_OK);
         cr_assert(pn <= n && memcmp(pre, b, pn) == 0);
         size_t tail = m.type == FRI_NET_TASK ? m.task.body_len : m.type == FRI_NET_RESULT ? m.result.body_len
-                    : m.type == FRI_NET_DONE ? m.done.model_len : 0;
+                    : m.type == FRI_NET_DONE ? m.done.model_len : m.type == FRI_NET_SA_TASK ? m.sa_task.body_len
+                    : m.type == FRI_NET_SA_DOWN ? m.sa_down.body_len : m.type == FRI_NET_SA_UP ? m.sa_up.body_len : 0;
+        if (d.type == FRI_NET_SA_TASK) cr_assert(d.sa_task.body == b + 16 + 72);
+        if (d.type == FRI_NET_SA_UP) cr_assert(d.sa_up.body == b + 16 + 57);
         cr_assert_eq(pn + tail, n, "sample %d", k);
         cr_assert_eq(fri_net_encode_prefix(&m, pre, pn - 1, &pn), FR_ERR_RANGE);
         /* the peek agrees with the header from its first 16 bytes alone */
@@ -266,7 +310,7 @@ Test(net_wire, every_single_bit_flip_is_refused) {
                 uint8_t t = 0;
                 uint32_t len = 0;
                 if (i < 8) { /* the peek sees the same damage (except a length flip it cannot judge) */
-                    bool known = i == 5 && b[5] >= 1 && b[5] <= 7;
+                    bool known = i == 5 && b[5] >= 1 && b[5] <= FRI_NET_TYPE_MAX;
                     if (!known) cr_assert_neq(fri_net_peek_header(b, n, &t, &len), FR_OK, "byte %zu bit %d", i, bit);
                 }
                 b[i] ^= (uint8_t)(1u << bit);
@@ -330,10 +374,10 @@ Test(net_wire, header_checks_name_the_field_and_value) {
     b[4] = 1;
     b[5] = 0;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
-    assert_msg("unknown type 0, expected 1..7");
-    b[5] = 8;
+    assert_msg("unknown type 0, expected 1..10");
+    b[5] = 11;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
-    assert_msg("unknown type 8");
+    assert_msg("unknown type 11");
     b[5] = 2;
     b[7] = 0x80;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
@@ -427,6 +471,30 @@ Test(net_wire, each_field_is_checked_behind_a_valid_crc) {
     fri_put_u16(tl, 513);
     expect_field(13, P + 1, tl, 2, "REFUSE: text length 513, expected at most 512");
     expect_field(13, P + 3 + 100, "frt_", 4, "REFUSE: the text contains \"frt_\": a text never holds a token");
+    /* SA_TASK (sample 21: n 2, k 1, t 1, len 1) */
+    expect_u32(21, P, 0, "SA_TASK: round 0, expected >= 1");
+    expect_u32(21, P + 4, 0, "SA_TASK: deadline 0 ms");
+    expect_u32(21, P + 24, 2, "SA_TASK: party 2, expected < n = 2");
+    expect_u32(21, P + 28, 1, "SA_TASK: secure aggregation parameters n 1, k 1, t 1");
+    expect_u32(21, P + 32, 2, "SA_TASK: secure aggregation parameters n 2, k 2, t 1");
+    expect_u32(21, P + 36, 0, "do not hold together");
+    uint8_t u8[8];
+    fri_put_u64(u8, 0);
+    expect_field(21, P + 40, u8, 8, "len 0, bound 0 do not hold together");
+    fri_put_u64(u8, (uint64_t)INT64_MAX / 2 + 1);
+    expect_field(21, P + 48, u8, 8, "do not hold together");
+    /* SA_DOWN (sample 23) */
+    expect_u32(23, P, 0, "SA_DOWN: round 0, expected >= 1");
+    expect_u32(23, P + 4, FRI_NET_DEADLINE_MAX_MS + 1, "SA_DOWN: deadline 86400001 ms");
+    expect_field(23, P + 8, "\x00", 1, "SA_DOWN: stage 0, expected 1..3");
+    expect_field(23, P + 8, "\x04", 1, "SA_DOWN: stage 4, expected 1..3");
+    /* SA_UP (sample 25: stage 0; 26: stage 2 with a header) */
+    expect_u32(25, P + 4, 0, "SA_UP: round 0, expected >= 1");
+    expect_field(25, P + 24, "\x04", 1, "SA_UP: stage 4, expected 0..3");
+    expect_u32(25, P + 25, 7, "SA_UP: stage 0 carries a result header, expected zeros");
+    expect_f64(25, P + 49, -0.0, "SA_UP: stage 0 carries a result header");
+    expect_f64(26, P + 49, NAN, "SA_UP: loss sum nan, expected a finite value");
+    expect_field(26, P + 24, "\x01", 1, "SA_UP: stage 1 carries a result header");
 }
 
 /* Fixed fields cut short, or an opaque part missing, behind a valid CRC. */
@@ -486,9 +554,9 @@ Test(net_wire, the_encoder_refuses_invalid_messages) {
     cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
     assert_msg("a text never holds a token");
     cr_assert(strstr(fr_errmsg(), "frt_abc") == NULL);
-    m.type = 9;
+    m.type = 11;
     cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
-    assert_msg("unknown type 9");
+    assert_msg("unknown type 11");
     m = sample(15);
     m.done.model = NULL;
     cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
@@ -520,8 +588,9 @@ Test(net_wire, errors_never_quote_the_token) {
 }
 
 Test(net_wire, names_for_logs) {
-    const char *types[] = {"unknown", "HELLO", "WAIT", "TASK", "RESULT", "ACK", "REFUSE", "DONE", "unknown"};
-    for (unsigned t = 0; t < 9; t++) cr_assert_str_eq(fri_net_type_name(t), types[t]);
+    const char *types[] = {"unknown", "HELLO", "WAIT", "TASK", "RESULT", "ACK", "REFUSE", "DONE",
+                           "SA_TASK", "SA_DOWN", "SA_UP", "unknown"};
+    for (unsigned t = 0; t < 12; t++) cr_assert_str_eq(fri_net_type_name(t), types[t]);
     cr_assert_str_eq(fri_net_wait_reason_name(FRI_NET_WAIT_FEW_CLIENTS), "waiting for enough clients");
     cr_assert_str_eq(fri_net_wait_reason_name(5), "unknown");
     cr_assert_str_eq(fri_net_refuse_code_name(FRI_NET_REFUSE_FEDERATION), "another federation");
@@ -540,6 +609,9 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
         {"bad_truncated", FR_ERR_FORMAT, 0}, {"bad_crc", FR_ERR_CHECKSUM, 0}, {"bad_type_flip", FR_ERR_CHECKSUM, 0},
         {"bad_token_length", FR_ERR_FORMAT, 0}, {"bad_hits", FR_ERR_FORMAT, 0}, {"bad_text", FR_ERR_FORMAT, 0},
         {"bad_short", FR_ERR_FORMAT, 0},
+        {"valid_sa_task", FR_OK, FRI_NET_SA_TASK}, {"valid_sa_down", FR_OK, FRI_NET_SA_DOWN},
+        {"valid_sa_up_keys", FR_OK, FRI_NET_SA_UP}, {"valid_sa_up_masked", FR_OK, FRI_NET_SA_UP},
+        {"bad_sa_params", FR_ERR_FORMAT, 0}, {"bad_sa_stage", FR_ERR_FORMAT, 0}, {"bad_sa_header", FR_ERR_FORMAT, 0},
     };
     for (size_t k = 0; k < sizeof seeds / sizeof *seeds; k++) {
         char path[4096];
@@ -556,6 +628,17 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
             cr_assert(m.result.eval.hit_sum == 4.0 && m.result.eval.ndcg_sum == 2.5 && m.result.eval.rated == 20);
             cr_assert(m.result.eval.sq_err_sum == 17.25 && m.result.body_len == 9);
             cr_assert(memcmp(m.result.ticket, TICKET, 16) == 0 && memcmp(m.result.body, "fl result", 9) == 0);
+        }
+        if (!strcmp(seeds[k].name, "valid_sa_task")) {
+            cr_assert(m.sa_task.round == 2 && m.sa_task.deadline_ms == 30000 && m.sa_task.party == 3);
+            cr_assert(m.sa_task.n == 8 && m.sa_task.k == 7 && m.sa_task.t == 4 && m.sa_task.len == 55);
+            cr_assert(m.sa_task.bound == 0 && m.sa_task.session == 2 && m.sa_task.graph_seed == 99);
+            cr_assert(m.sa_task.body_len == 13 && memcmp(m.sa_task.body, "fl task bytes", 13) == 0);
+        }
+        if (!strcmp(seeds[k].name, "valid_sa_up_masked")) {
+            cr_assert(m.sa_up.client == 7 && m.sa_up.round == 2 && m.sa_up.stage == 2);
+            cr_assert(m.sa_up.config_crc == 0x1234 && m.sa_up.flags == 1 && m.sa_up.weight == 100);
+            cr_assert(m.sa_up.examples == 500 && m.sa_up.loss_sum == 12.5 && m.sa_up.body_len == 19);
         }
         if (!strcmp(seeds[k].name, "valid_hello")) {
             cr_assert(m.hello.client == 7 && m.hello.caps == FRI_NET_CAP_EVAL && m.hello.model_round == 3);

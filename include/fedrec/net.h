@@ -13,6 +13,30 @@
  * step's RESULT bytes) -> ACK (accepted, late, refused). A RESULT is taken only with the
  * ticket its TASK carried, so only the client the token named can answer.
  *
+ * Differential privacy (the federation's dp_clip > 0): a round samples every client of
+ * the federation on its own with probability q (Poisson over all N, fr_round_begin), as
+ * the accountant assumes, whether connected or not. A sampled client that is not
+ * connected, or does not answer by the deadline, is simply absent: it lowers the round's
+ * participation, and the server still divides by q N and adds the full noise. The round
+ * closes when every sampled client that was connected at its start (or took its TASK
+ * since) has answered, or at the deadline; it is never retried for too few results (that
+ * would reveal how many took part). Over-selection and a quorum are refused. Clients of a
+ * DP federation report no evaluation of their own.
+ *
+ * Secure aggregation (c->secagg; the privacy layer's fr_sa_* parties): a round's sampled
+ * clients are the session's parties (by position). HELLO -> SA_TASK (the TASK and the
+ * session's parameters); the client trains, turns its RESULT into the round's dense vector
+ * (every item row, untouched ones 0) and answers SA_UP stage 0 with its public keys; then,
+ * polling with HELLO, it gets SA_DOWN stage 1 (its neighbours' keys) and answers its
+ * encrypted shares, stage 2 (the shares forwarded to it) and answers its masked vector
+ * (with its RESULT's header: loss, examples, flags, weight), stage 3 (the unmasking
+ * request) and answers the shares asked for. Each stage closes when every client still in
+ * has answered or at its deadline (deadline_ms for the first, which includes training;
+ * secagg_stage_ms for the others): a client that misses one has dropped out and the
+ * protocol recovers its masks while at least t of its neighbours remain; otherwise the
+ * round is retried with nothing applied. The server sees only the sum. Over-selection is
+ * refused (every party's masked input counts).
+ *
  * Nothing here prints or exits: what happens goes to a log callback as one line per
  * event, without tokens or keys. */
 #ifndef FEDREC_NET_H
@@ -55,6 +79,11 @@ typedef struct fr_net_server_config {
     int idle_ms;               /* a connection with no request for this long is closed
                                   (30000) */
     int contexts;              /* requests served at once (64) */
+    double target_epsilon;     /* DP: stop before the round whose epsilon would exceed it
+                                  (0: none) */
+    bool secagg;               /* rounds under secure aggregation (see below) */
+    uint32_t secagg_stage_ms;  /* secagg: the deadline of each stage after the keys' (10000);
+                                  the keys' stage, which includes training, has deadline_ms */
 } fr_net_server_config;
 
 FR_API void fr_net_server_config_default(fr_net_server_config *c);
@@ -72,6 +101,16 @@ typedef struct fr_net_round_info {
     double hit_sum, ndcg_sum;
     uint64_t rated;
     double sq_err_sum;
+    /* differential privacy (the federation's dp_clip > 0): the epsilon spent by the rounds
+       applied so far (fr_fl_dp_epsilon at its delta; NaN without DP, inf without noise)
+       and the round's clip (0 without DP) */
+    double epsilon;
+    double dp_clip;
+    /* secure aggregation: wall seconds of its stages (0: training and the keys' adverts,
+       1: key agreement and shares, 2: masked inputs, 3: unmasking and the server's
+       recovery of the sum), and the clients whose masked input counted */
+    double sa_seconds[4];
+    uint32_t sa_survivors;
 } fr_net_round_info;
 
 /* After every round (applied or not), on the thread that runs the server. Nonzero: stop. */
@@ -89,8 +128,8 @@ FR_API FR_NODISCARD fr_err fr_net_server_create(fr_net_server **out, const fr_ne
                                                 uint32_t n_clients, fr_net_log_fn log, void *log_user);
 /* The TCP port it listens on. */
 FR_API int fr_net_server_port(const fr_net_server *s);
-/* Runs rounds until c->rounds are done (then lingers to answer DONE), a callback asks to
- * stop, fr_net_server_interrupt is called, or a round is short max_attempts times in a
+/* Runs rounds until c->rounds are done or, with c->target_epsilon, the next round would
+ * spend more than it (then lingers to answer DONE), a callback asks to stop, fr_net_server_interrupt is called, or a round is short max_attempts times in a
  * row (FR_ERR_EMPTY). */
 FR_API FR_NODISCARD fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user);
 /* Asks a running server to stop after the round in progress (which is abandoned:
@@ -117,6 +156,9 @@ typedef struct fr_net_client_config {
     bool evaluate;             /* report the client's own evaluation with each RESULT (true) */
     uint32_t delay_ms;         /* wait this long after a TASK before training: a slow device,
                                   for tests and load generation (0) */
+    uint32_t delay_unmask_ms;  /* secure aggregation: wait this long before answering an
+                                  unmasking request (a device that goes away after masking,
+                                  for tests; 0) */
     int dial_stall_ms;         /* a connection attempt without any outcome for this long (after
                                   the reconnect backoff) is abandoned for a new one: nng 1.5.2's
                                   dialer can give up for good when a server goes away mid-
@@ -136,6 +178,10 @@ typedef struct fr_net_client_stats {
     uint64_t bytes_up, bytes_down;
     double compute_seconds;    /* time in the client step, evaluation and state saving */
     uint32_t rounds_done;      /* the rounds the server had completed when it said DONE */
+    /* secure aggregation: sessions finished (unmasking answered), sessions dropped, and
+       compute seconds in key agreement (adverts and shares), masking, unmasking */
+    uint64_t sa_done, sa_dropped;
+    double sa_key_seconds, sa_mask_seconds, sa_unmask_seconds;
 } fr_net_client_stats;
 
 /* One client as a client process runs it: its state (fr_netc, holding its training

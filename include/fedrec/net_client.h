@@ -114,6 +114,10 @@ FR_API uint32_t fr_netc_n_users(const fr_netc *c);
 FR_API uint32_t fr_netc_round(const fr_netc *c);
 /* The config CRC of the federation joined (0: none yet). */
 FR_API uint32_t fr_netc_config_crc(const fr_netc *c);
+/* Whether the federation joined is differentially private (false before the first TASK):
+ * such a client reports no evaluation of its own to the server, whose figures the
+ * guarantee does not cover. */
+FR_API bool fr_netc_dp(const fr_netc *c);
 /* The latest global model (its shared prefix; one user row, used as scratch when
  * scoring), or NULL before the first TASK. Owned by c, valid until c changes. */
 FR_API const fr_model *fr_netc_model(const fr_netc *c);

@@ -88,6 +88,7 @@ typedef struct server_run {
     cli_progress lines;
     uint32_t total;
     bool rating;
+    bool secagg;
     double started;
 } server_run;
 
@@ -117,9 +118,14 @@ static int on_round(void *user, const fr_net_round_info *in) {
     if (in->rated) snprintf(metric, sizeof metric, "  rmse %.4f", rmse);
     else if (in->eval_users) snprintf(metric, sizeof metric, "  hr@10 %.4f  ndcg@10 %.4f", hr, ndcg);
     char line[512];
-    snprintf(line, sizeof line, "round %u/%u%s  loss %.4f%s  clients %u/%u  up %.1f MB  down %.1f MB  %.2f s",
+    char dp[64] = "";
+    if (in->dp_clip > 0) { /* a private run: the privacy spent so far, and the clip (as train's) */
+        if (isfinite(in->epsilon)) snprintf(dp, sizeof dp, "  ε %.3g  C %.3g", in->epsilon, in->dp_clip);
+        else snprintf(dp, sizeof dp, "  ε %s  C %.3g", isinf(in->epsilon) ? "inf" : "?", in->dp_clip);
+    }
+    snprintf(line, sizeof line, "round %u/%u%s  loss %.4f%s  clients %u/%u%s  up %.1f MB  down %.1f MB  %.2f s",
              in->st.round, r->total, in->applied ? "" : " (short: retried)", in->st.loss, metric, in->st.clients,
-             in->st.sampled, (double)in->st.bytes_up / 1e6, (double)in->st.bytes_down / 1e6, in->seconds);
+             in->st.sampled, dp, (double)in->st.bytes_up / 1e6, (double)in->st.bytes_down / 1e6, in->seconds);
     cli_progress_line(&r->lines, line);
     if (r->mf) {
         fprintf(r->mf, "{\"round\":%u,\"applied\":%s,\"attempt\":%u,\"loss\":%.9g", in->st.round,
@@ -127,6 +133,14 @@ static int on_round(void *user, const fr_net_round_info *in) {
         if (in->rated) fprintf(r->mf, ",\"rmse\":%.9g,\"eval_ratings\":%" PRIu64, rmse, in->rated);
         if (in->eval_users) fprintf(r->mf, ",\"hr@10\":%.9g,\"ndcg@10\":%.9g,\"eval_users\":%u", hr, ndcg,
                                     in->eval_users);
+        if (in->dp_clip > 0) {
+            if (isfinite(in->epsilon)) fprintf(r->mf, ",\"epsilon\":%.6g", in->epsilon);
+            else fprintf(r->mf, ",\"epsilon\":null");
+            fprintf(r->mf, ",\"dp_clip\":%.6g", in->dp_clip);
+        }
+        if (r->secagg)
+            fprintf(r->mf, ",\"secagg_survivors\":%u,\"secagg_seconds\":[%.4f,%.4f,%.4f,%.4f]", in->sa_survivors,
+                    in->sa_seconds[0], in->sa_seconds[1], in->sa_seconds[2], in->sa_seconds[3]);
         fprintf(r->mf, ",\"clients\":%u,\"sampled\":%u,\"connected\":%u,\"bytes_up\":%" PRIu64
                 ",\"bytes_down\":%" PRIu64 ",\"seconds\":%.4f,\"elapsed\":%.3f}\n", in->st.clients, in->st.sampled,
                 in->connected, in->st.bytes_up, in->st.bytes_down, in->seconds, cli_now_s() - r->started);
@@ -146,9 +160,10 @@ static int cli_server(int argc, char **argv) {
     fr_net_server_config_default(&nc);
     uint64_t min_clients = 0, max_attempts = 0, contexts = (uint64_t)nc.contexts;
     double over = 0, deadline = nc.deadline_ms / 1000.0, retry = nc.retry_ms / 1000.0, linger = nc.linger_ms / 1000.0;
-    double presence = nc.presence_ms / 1000.0, idle = nc.idle_ms / 1000.0;
+    double presence = nc.presence_ms / 1000.0, idle = nc.idle_ms / 1000.0, sa_deadline = nc.secagg_stage_ms / 1000.0;
     const uint64_t U32 = UINT32_MAX;
     const double F = 1e30;
+    const unsigned GT = ARG_MIN_OPEN;
     arg_spec specs[] = {
         ARG_SPEC_STR("listen", &listen, "URL  tls+tcp://HOST:PORT (or tcp://HOST:PORT with --insecure)"),
         ARG_SPEC_STR("federation", &fed_path, "DIR  the shard directory of fedrec data shard (its federation.txt)"),
@@ -191,6 +206,23 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
         ARG_SPEC_REAL("confidence-alpha", &o.confidence_alpha, 0, F, 0, "0 = every positive alike",
                       "α  weighted data: a positive of weight w counts 1 + α log(1 + w) (default 1)"),
+        /* differential privacy, as train takes it */
+        ARG_SPEC_STR("dp-clip", &o.dp_clip,
+                     "C|adaptive[:γ[:C0]]  user-level DP (DP-FedAvg): clip each client's update to L2 norm C; each "
+                     "client of the federation is sampled with probability q = --clients-per-round / N (Poisson, "
+                     "connected or not: a sampled client that is away is absent)"),
+        ARG_SPEC_REAL("dp-noise", &o.dp_noise, 0, 16777216, 0, NULL,
+                      "σ  DP: noise multiplier: discrete Gaussian noise of std σ·C on the sum (needs --dp-clip)"),
+        ARG_SPEC_REAL("dp-delta", &o.dp_delta, 0, 1, GT | ARG_MAX_OPEN, NULL,
+                      "δ  DP: the δ of the reported ε (default 1/N^1.1, N clients)"),
+        ARG_SPEC_REAL("target-epsilon", &o.target_epsilon, 0, F, GT, NULL,
+                      "ε  DP: stop before the round whose ε would exceed it (needs --dp-noise)"),
+        ARG_SPEC_FLAG("dp-seeded-noise", &o.dp_seeded_noise,
+                      "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
+        ARG_SPEC_FLAG("secagg", &o.secagg,
+                      "   secure aggregation: clients send masked dense updates, the server learns only their sum"),
+        ARG_SPEC_REAL("secagg-deadline", &sa_deadline, 0.01, 86400, 0, NULL,
+                      "S  secure aggregation: the deadline of each stage after the keys' (default 10)"),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -246,6 +278,23 @@ static int cli_server(int argc, char **argv) {
         fr_strategy st;
         if (fr_strategy_parse(o.strategy, &st)) { fprintf(stderr, "fedrec server: --strategy: %s\n", fr_errmsg()); return 2; }
     }
+    static const char *const dp_names[] = {"dp-noise", "dp-delta", "target-epsilon", "dp-seeded-noise"};
+    void *dp_fields[] = {&o.dp_noise, &o.dp_delta, &o.target_epsilon, &o.dp_seeded_noise};
+    for (int i = 0; i < 4 && !o.dp_clip; i++)
+        if (args_seen(specs, dp_fields[i])) {
+            fprintf(stderr, "fedrec server: --%s needs --dp-clip C|adaptive (the noise is a multiple of the clip C)\n",
+                    dp_names[i]);
+            return 2;
+        }
+    if (o.dp_clip && args_seen(specs, &o.target_epsilon) && !(o.dp_noise > 0)) {
+        fprintf(stderr, "fedrec server: --target-epsilon needs --dp-noise σ > 0 (without noise ε is infinite)\n");
+        return 2;
+    }
+    if (o.dp_clip && over != 0) {
+        fprintf(stderr, "fedrec server: --over-select with --dp-clip: DP rounds sample every client of the federation "
+                "with probability q (Poisson), as the accountant assumes\n");
+        return 2;
+    }
     if ((rc = cli_train_overrides(&o, specs, &c))) return rc;
     c.model.n_users = fed.clients;
     c.model.n_items = fed.items;
@@ -288,8 +337,12 @@ static int cli_server(int argc, char **argv) {
     nc.idle_ms = (int)(idle * 1000 + 0.5);
     nc.max_attempts = (uint32_t)max_attempts;
     nc.contexts = (int)contexts;
+    nc.target_epsilon = c.loop.target_epsilon;
+    nc.secagg = c.secagg;
+    nc.secagg_stage_ms = (uint32_t)(sa_deadline * 1000 + 0.5);
     server_run r = {0};
     r.total = nc.rounds;
+    r.secagg = nc.secagg;
     r.started = cli_now_s();
     cli_progress_init(&r.lines, quiet ? NULL : stdout);
     if (metrics_out && !(r.mf = fopen(metrics_out, "w"))) {
@@ -312,6 +365,16 @@ static int cli_server(int argc, char **argv) {
         printf("fedrec server: %s %s, %u clients, %u items, %u rounds; listening on %s:%d%s\n",
                fed.implicit ? "implicit" : "explicit", fr_model_kind_name(kind), fed.clients, fed.items, nc.rounds,
                host, fr_net_server_port(s), resume ? " (resumed)" : "");
+    if (!quiet && fr_fl_dp_on(&c.fl)) {
+        char eps[64] = "";
+        if (nc.target_epsilon > 0) snprintf(eps, sizeof eps, ", stops before ε > %g", nc.target_epsilon);
+        printf("fedrec server: user-level DP: clip %g, noise σ %g, Poisson q %g over all %u clients, δ %g%s\n",
+               c.fl.dp_clip, c.fl.dp_noise, fr_fl_dp_rate(&c.fl, fed.clients), fed.clients,
+               fr_fl_dp_delta(&c.fl, fed.clients), eps);
+    }
+    if (fr_fl_dp_on(&c.fl) && c.fl.dp_seeded_noise)
+        fprintf(stderr, "fedrec server: warning: --dp-seeded-noise: the noise follows --seed (tests only: not private "
+                "against anyone who knows the seed)\n");
     cli_flush_stdout();
     the_server = s;
     struct sigaction sa = {0};
@@ -552,7 +615,7 @@ static int cli_client(int argc, char **argv) {
     const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL;
     uint64_t id = UINT64_MAX, clients = 0, threads = 2, first = 0;
     bool no_eval = false, no_state = false;
-    double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0;
+    double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0, delay_unmask = 0;
     arg_spec specs[] = {
         ARG_SPEC_STR("connect", &cc.connect, "URL  the server: tls+tcp://HOST:PORT"),
         ARG_SPEC_STR("ca", &cc.ca, "FILE  the CA that signed the server's certificate"),
@@ -571,6 +634,8 @@ static int cli_client(int argc, char **argv) {
         ARG_SPEC_FLAG("no-state", &no_state, "   load generator: keep the clients' state in memory only"),
         ARG_SPEC_FLAG("no-eval", &no_eval, "   do not report the client's own evaluation"),
         ARG_SPEC_REAL("delay", &delay, 0, 3600, 0, NULL, "S  wait S seconds after each TASK: a slow device (tests)"),
+        ARG_SPEC_REAL("delay-unmask", &delay_unmask, 0, 3600, 0, NULL,
+                      "S  secure aggregation: wait S seconds before each unmasking answer (tests)"),
         ARG_SPEC_REAL("timeout", &timeout, 0.01, 86400, 0, NULL, "S  wait this long for a reply (default 30)"),
         ARG_SPEC_REAL("give-up", &give_up, 0, 864000, 0, "0 = never", "S  stop after this long without a reply (default 300)"),
         ARG_SPEC_END,
@@ -594,6 +659,7 @@ static int cli_client(int argc, char **argv) {
     }
     cc.evaluate = !no_eval;
     cc.delay_ms = (uint32_t)(delay * 1000 + 0.5);
+    cc.delay_unmask_ms = (uint32_t)(delay_unmask * 1000 + 0.5);
     cc.timeout_ms = (int)(timeout * 1000 + 0.5);
     cc.give_up_ms = (uint32_t)(give_up * 1000 + 0.5);
     if (cli_check_input("client", "--token-file", token_file) || (cc.ca && cli_check_input("client", "--ca", cc.ca)))
@@ -663,6 +729,10 @@ static int cli_client(int argc, char **argv) {
                    " results, %" PRIu64 " late, %.1f s computing, %.1f MB up, %.1f MB down\n", n, st.rounds_done,
                    cli_now_s() - t0, st.tasks, st.results, st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
                    (double)st.bytes_down / 1e6);
+        if (!e && (st.sa_done || st.sa_dropped))
+            printf("fedrec client: secure aggregation: %" PRIu64 " sessions finished, %" PRIu64 " dropped; compute "
+                   "%.2f s key agreement, %.2f s masking, %.2f s unmasking (summed over the clients)\n", st.sa_done,
+                   st.sa_dropped, st.sa_key_seconds, st.sa_mask_seconds, st.sa_unmask_seconds);
     }
     for (uint32_t i = 0; i < n; i++) { client_box_free(&bs[i]); free(toks[i]); }
     free(bs);

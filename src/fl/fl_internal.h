@@ -172,4 +172,19 @@ FR_NODISCARD fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, ui
 /* Adds the (unmasked) sum of the dense vectors of the round's results to lane 0. */
 FR_NODISCARD fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum);
 
+/* The networked client's side (secure.c): what a RESULT says besides its values. */
+typedef struct fri_secure_header {
+    uint32_t client, round, config_crc, flags;
+    uint64_t weight, examples;
+    double loss_sum;
+} fri_secure_header;
+/* The words of a round's dense vector for the global model g (a TASK's) and config cfg:
+ * fri_round_dense_len of that round's controller. */
+size_t fri_secure_dense_len(const fr_model *g, const fr_fl_config *cfg);
+/* The RESULT bytes result[0, n) (checked whole against g's shape) as the dense vector
+ * out[len] that fri_round_accept_dense would write for it, and its header in *h.
+ * FR_ERR_INVALID (len is not the round's), the RESULT's decoding errors. */
+FR_NODISCARD fr_err fri_secure_densify(const fr_model *g, const fr_fl_config *cfg, const uint8_t *result, size_t n,
+                                       int64_t *out, size_t len, fri_secure_header *h);
+
 #endif

@@ -11,6 +11,7 @@
  * The load generator gives each of T threads a share of the clients and ticks whichever
  * is due; each client has its own connection, as separate devices would. */
 #include <pthread.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 
 #include "core/core.h"
 #include "fedrec/net.h"
+#include "fedrec/privacy.h"
+#include "runtime/net/netc_internal.h"
 #include "runtime/net/netlog.h"
 #include "runtime/net/transport.h"
 #include "runtime/net/wire.h"
@@ -38,7 +41,25 @@ typedef struct vclient {
     fr_err err;              /* VC_FAILED: why */
     char why[256];
     fr_net_client_stats stats;
+    /* the secure session of the round it is in (sa NULL: none) */
+    fr_sa_client *sa;
+    uint32_t sa_round;
+    uint8_t sa_ticket[FRI_NET_TICKET_BYTES];
+    int sa_next;             /* the stage of the SA_DOWN it waits for (1..3) */
+    int64_t *sa_x;           /* [sa_len] its round's dense vector */
+    size_t sa_len, sa_cap;
+    fri_secure_header sa_h;  /* its RESULT's header */
 } vclient;
+
+/* Leaves the secure session (wiping its secrets); dropped counts one that did not finish. */
+static void sa_leave(vclient *v, bool dropped) {
+    if (!v->sa) return;
+    fr_sa_client_free(v->sa);
+    v->sa = NULL;
+    if (v->sa_x) sodium_memzero(v->sa_x, v->sa_cap * sizeof *v->sa_x);
+    if (dropped) v->stats.sa_dropped++;
+    else v->stats.sa_done++;
+}
 
 /* The client's own evaluation (fr_netc_evaluate) as a RESULT carries it: HR@10 and
  * NDCG@10 sums (the cut-off 10, or the nearest one evaluated) or squared errors. */
@@ -130,6 +151,139 @@ static void refuse_text(const fri_net_msg *m, char *buf, size_t cap) {
     buf[n] = '\0';
 }
 
+/* Sends client v's secagg message of stage st (out[0, n); the RESULT's header with the
+ * masked input), retried while the stage may still take it. Whether it was accepted. */
+static bool sa_send(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req, int st,
+                    const uint8_t *out, size_t n) {
+    fri_net_msg u = {.type = FRI_NET_SA_UP};
+    u.sa_up.client = v->id;
+    u.sa_up.round = v->sa_round;
+    u.sa_up.ticket = v->sa_ticket;
+    u.sa_up.stage = (uint8_t)st;
+    if (st == FR_SA_MASK) {
+        u.sa_up.config_crc = v->sa_h.config_crc;
+        u.sa_up.flags = v->sa_h.flags;
+        u.sa_up.weight = v->sa_h.weight;
+        u.sa_up.examples = v->sa_h.examples;
+        u.sa_up.loss_sum = v->sa_h.loss_sum;
+    }
+    u.sa_up.body = out;
+    u.sa_up.body_len = n;
+    fr_err e = fri_net_encode(req, &u);
+    if (e) { fri_net_logf(lg, 1, "client %u: round %u: %s", v->id, v->sa_round, fr_errmsg()); return false; }
+    uint8_t *rep = NULL;
+    size_t rn = 0;
+    fri_net_msg m;
+    for (int attempt = 0;; attempt++) {
+        e = exchange(c, v, req, &rep, &rn, &m);
+        if (!e) break;
+        if (attempt >= 3) {
+            fri_net_logf(lg, 1, "client %u: round %u: secure aggregation stage %d not delivered: %s", v->id,
+                         v->sa_round, st, fr_errmsg());
+            return false;
+        }
+        nng_msleep((nng_duration)100u << attempt);
+    }
+    bool ok = m.type == FRI_NET_ACK && m.ack.status == FRI_NET_ACK_ACCEPTED;
+    if (!ok && m.type == FRI_NET_ACK) {
+        char t[FRI_NET_TEXT_MAX + 1];
+        size_t tl = m.ack.text_len < FRI_NET_TEXT_MAX ? m.ack.text_len : FRI_NET_TEXT_MAX;
+        if (tl) memcpy(t, m.ack.text, tl);
+        t[tl] = 0;
+        fri_net_logf(lg, 1, "client %u: round %u: secure aggregation stage %d not taken: %s", v->id, v->sa_round, st, t);
+    }
+    fri_net_reply_free(rep);
+    return ok;
+}
+
+static double now_s(void);
+
+/* An SA_TASK: train as for a TASK, turn the RESULT into the round's dense vector, join the
+ * session and send the public keys. Returns the reply buffer still to free (or NULL). */
+static uint8_t *sa_task(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req, const fri_net_msg *m,
+                        uint8_t *rep) {
+    sa_leave(v, true); /* a session it was still in is over */
+    uint32_t round = m->sa_task.round;
+    v->sa_round = round;
+    memcpy(v->sa_ticket, m->sa_task.ticket, FRI_NET_TICKET_BYTES);
+    fr_sa_params p = {.n = m->sa_task.n, .k = m->sa_task.k, .t = m->sa_task.t, .len = m->sa_task.len,
+                      .bound = m->sa_task.bound, .session = m->sa_task.session, .graph_seed = m->sa_task.graph_seed};
+    uint32_t party = m->sa_task.party;
+    const uint8_t *res = NULL;
+    size_t resn = 0;
+    if (c->delay_ms) nng_msleep((nng_duration)c->delay_ms);
+    double t0 = now_s();
+    fr_err e = fr_netc_step(v->st, m->sa_task.body, m->sa_task.body_len, &res, &resn);
+    fri_net_reply_free(rep);
+    size_t len = e ? 0 : fri_netc_dense_len(v->st);
+    if (!e && len != p.len)
+        e = fri_fail(FR_ERR_FORMAT, "the session's vectors have %llu words, the round's have %zu",
+                     (unsigned long long)p.len, len);
+    if (!e && len > v->sa_cap) {
+        int64_t *x = fri_realloc(v->sa_x, len * sizeof *x);
+        if (!x) e = FR_ERR_NOMEM;
+        else { v->sa_x = x; v->sa_cap = len; }
+    }
+    if (!e) e = fri_netc_densify(v->st, res, resn, v->sa_x, len, &v->sa_h);
+    if (!e && c->save_state) e = fr_netc_save(v->st); /* before anything of the step leaves */
+    v->stats.compute_seconds += now_s() - t0;
+    if (e) { failed(v, e, "client %u: round %u: %s", v->id, round, fr_errmsg()); return NULL; }
+    v->sa_len = len;
+    v->stats.tasks++;
+    double t1 = now_s();
+    uint8_t *out = NULL;
+    size_t on = 0;
+    e = fr_sa_client_create(&v->sa, &p, party);
+    if (!e) e = fr_sa_client_advertise(v->sa, &out, &on);
+    v->stats.sa_key_seconds += now_s() - t1;
+    if (e) {
+        fri_net_logf(lg, 1, "client %u: round %u: secure aggregation: %s", v->id, round, fr_errmsg());
+        sa_leave(v, true);
+    } else if (sa_send(c, v, lg, req, FR_SA_ADVERTISE, out, on)) v->sa_next = FR_SA_SHARE;
+    else sa_leave(v, true);
+    fr_sa_bytes_free(out, on);
+    v->next_at = fri_net_now_ms();
+    return NULL;
+}
+
+/* An SA_DOWN: the next step of the session, answered at once. */
+static uint8_t *sa_down(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req, const fri_net_msg *m,
+                        uint8_t *rep) {
+    int st = m->sa_down.stage;
+    if (!v->sa || m->sa_down.round != v->sa_round || st != v->sa_next) {
+        /* a session it does not hold (a restarted process) or out of step: it has dropped out */
+        sa_leave(v, true);
+        v->next_at = fri_net_now_ms() + 100;
+        return rep;
+    }
+    if (st == FR_SA_UNMASK && c->delay_unmask_ms) {
+        fri_net_logf(lg, 0, "client %u: round %u: waiting %u ms before its unmasking answer", v->id, v->sa_round,
+                     c->delay_unmask_ms);
+        nng_msleep((nng_duration)c->delay_unmask_ms);
+    }
+    uint8_t *out = NULL;
+    size_t on = 0;
+    double t0 = now_s();
+    fr_err e = st == FR_SA_SHARE ? fr_sa_client_share(v->sa, m->sa_down.body, m->sa_down.body_len, &out, &on)
+             : st == FR_SA_MASK  ? fr_sa_client_mask(v->sa, v->sa_x, m->sa_down.body, m->sa_down.body_len, &out, &on)
+                                 : fr_sa_client_unmask(v->sa, m->sa_down.body, m->sa_down.body_len, &out, &on);
+    double dt = now_s() - t0;
+    if (st == FR_SA_SHARE) v->stats.sa_key_seconds += dt;
+    else if (st == FR_SA_MASK) v->stats.sa_mask_seconds += dt;
+    else v->stats.sa_unmask_seconds += dt;
+    fri_net_reply_free(rep);
+    if (e) {
+        fri_net_logf(lg, 1, "client %u: round %u: secure aggregation stage %d: %s", v->id, v->sa_round, st, fr_errmsg());
+        sa_leave(v, true);
+    } else if (!sa_send(c, v, lg, req, st, out, on)) sa_leave(v, true);
+    else if (st == FR_SA_MASK) { v->stats.results++; v->sa_next = FR_SA_UNMASK; }
+    else if (st == FR_SA_UNMASK) sa_leave(v, false);
+    else v->sa_next = st + 1;
+    fr_sa_bytes_free(out, on);
+    v->next_at = fri_net_now_ms();
+    return NULL;
+}
+
 /* One tick of client v: an exchange and what follows it. */
 static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req) {
     uint64_t now = fri_net_now_ms();
@@ -186,7 +340,7 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         double t0 = now_s();
         e = fr_netc_step(v->st, m.task.body, m.task.body_len, &res, &resn);
         fri_net_eval ev = {0};
-        if (!e && c->evaluate && v->test) e = evaluate(v, &ev);
+        if (!e && c->evaluate && v->test && !fr_netc_dp(v->st)) e = evaluate(v, &ev); /* DP: nothing beyond the update */
         if (!e && c->save_state) e = fr_netc_save(v->st); /* before the RESULT leaves */
         v->stats.compute_seconds += now_s() - t0;
         fri_net_reply_free(rep);
@@ -219,6 +373,12 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         v->next_at = fri_net_now_ms();
         break;
     }
+    case FRI_NET_SA_TASK:
+        rep = sa_task(c, v, lg, req, &m, rep);
+        break;
+    case FRI_NET_SA_DOWN:
+        rep = sa_down(c, v, lg, req, &m, rep);
+        break;
     default:
         failed(v, FR_ERR_FORMAT, "client %u: the server answered a HELLO with a %s", v->id,
                fri_net_type_name(m.type));
@@ -333,7 +493,14 @@ fr_err fr_net_clients_run(const fr_net_client_config *c, const fr_net_member *me
             total->bytes_down += v->stats.bytes_down;
             total->compute_seconds += v->stats.compute_seconds;
             if (v->stats.rounds_done > total->rounds_done) total->rounds_done = v->stats.rounds_done;
+            total->sa_done += v->stats.sa_done;
+            total->sa_dropped += v->stats.sa_dropped;
+            total->sa_key_seconds += v->stats.sa_key_seconds;
+            total->sa_mask_seconds += v->stats.sa_mask_seconds;
+            total->sa_unmask_seconds += v->stats.sa_unmask_seconds;
         }
+        sa_leave(v, false);
+        fri_free(v->sa_x);
     }
     if (!e && first)
         e = fri_fail(first->err ? first->err : FR_ERR_IO, "%s%s", first->why,

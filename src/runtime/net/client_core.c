@@ -29,6 +29,7 @@
 #include "fedrec/net_client.h"
 #include "fl/fl_internal.h"
 #include "model/model_internal.h"
+#include "runtime/net/netc_internal.h"
 
 /* What a client holds of the federation it has joined. */
 typedef struct fed {
@@ -43,6 +44,7 @@ typedef struct fed {
     size_t uoff[FR_MODEL_MAX_TENSORS];  /* floats before table i's rows in a private buffer */
     size_t n_priv;             /* private floats: U times the user tables' widths */
     bool kept;                 /* keep_private_optim: moments and a step count too */
+    bool dp;                   /* the federation is differentially private (dp_clip > 0) */
     float *buf[2];             /* [n_priv * (kept ? 3 : 1)] rows | m1 | m2; current and scratch */
     uint64_t steps[2];         /* kept step counts of the two */
     int cur;                   /* the current buffer */
@@ -100,6 +102,7 @@ static fr_err fed_make(fed *f, const fr_netc *c, const fr_task *t) {
     }
     f->n_priv = at;
     f->kept = fr_task_fl_config(t)->keep_private_optim;
+    f->dp = fr_fl_dp_on(fr_task_fl_config(t));
     size_t nf = fed_floats(f), np = 3 * (size_t)f->n_ut * c->U;
     e = FR_ERR_NOMEM;
     for (int b = 0; b < 2; b++) {
@@ -225,6 +228,7 @@ uint32_t fr_netc_client(const fr_netc *c) { return c->client; }
 uint32_t fr_netc_n_users(const fr_netc *c) { return c->U; }
 uint32_t fr_netc_round(const fr_netc *c) { return c->f.g ? c->f.round : 0; }
 uint32_t fr_netc_config_crc(const fr_netc *c) { return c->f.g ? c->f.crc : 0; }
+bool fr_netc_dp(const fr_netc *c) { return c->f.g && c->f.dp; }
 const fr_model *fr_netc_model(const fr_netc *c) { return c->f.g; }
 
 const float *fr_netc_private_row(const fr_netc *c, uint32_t user, int table) {
@@ -545,4 +549,18 @@ fr_err fr_netc_load(fr_netc *c, bool *resumed) {
     fri_free(d);
     if (!e && resumed) *resumed = true;
     return e;
+}
+
+/* ------------------------------------------------------------------ secure aggregation */
+
+size_t fri_netc_dense_len(const fr_netc *c) {
+    const fr_model *g = fr_task_model(c->task);
+    return g ? fri_secure_dense_len(g, fr_task_fl_config(c->task)) : 0;
+}
+
+fr_err fri_netc_densify(const fr_netc *c, const uint8_t *result, size_t n, int64_t *out, size_t len,
+                        fri_secure_header *h) {
+    const fr_model *g = fr_task_model(c->task);
+    if (!g) return fri_fail(FR_ERR_STATE, "client %u: no TASK stepped", c->client);
+    return fri_secure_densify(g, fr_task_fl_config(c->task), result, n, out, len, h);
 }

@@ -30,6 +30,7 @@
 
 #include "core/core.h"
 #include "fedrec/net.h"
+#include "fedrec/privacy.h"
 #include "fl/fl_internal.h"
 #include "runtime/net/netlog.h"
 #include "runtime/net/token.h"
@@ -64,6 +65,7 @@ struct fr_net_server {
     uint8_t *got;             /* [k] a result is in */
     uint8_t *busy;            /* [k] a TASK is out (counts as present) */
     uint8_t *pending;         /* [k] its RESULT is being added (outside the mutex) */
+    uint8_t *was_on;          /* [k] DP: connected when the round began */
     uint32_t inflight;        /* RESULTs being added now */
     bool closing;             /* the round thread is ending the round: no new RESULT */
     int lanes[FRI_NET_LANES]; /* free accumulator lanes (a stack) */
@@ -72,11 +74,23 @@ struct fr_net_server {
     fri_net_eval eval;        /* sums of the accepted results' evaluations */
     /* the end */
     bool finished;
+    bool budget_spent;        /* DP: stopped at the target epsilon */
+    bool dp;                  /* the federation is differentially private */
     uint8_t *done_msg;        /* the DONE message, once finished */
     size_t done_n;
     uint32_t done_want, done_count; /* clients that took part / had DONE */
     atomic_bool stop;
     fri_buf scratch;          /* the round thread's */
+    /* secure aggregation (c.secagg): the open round's session, all under the mutex */
+    fr_sa_server *sa;         /* NULL outside a secure round */
+    fr_sa_params sap;
+    int sa_stage;             /* the stage whose messages are collected (fr_sa_stage 0..3) */
+    uint8_t *sa_level;        /* [k] stages answered by each party (0..4) */
+    bool sa_broken;           /* a masked input was summed but its result refused: abort */
+    size_t sa_len;            /* words of the round's dense vector */
+    int64_t *sa_sum;          /* [sa_len] the unmasked sum */
+    int64_t *sa_scratch;      /* [sa_len] what accepting a header writes (discarded) */
+    fr_result *sa_res;        /* a masked input's RESULT header, values zero */
 };
 
 void fr_net_server_config_default(fr_net_server_config *c) {
@@ -88,6 +102,7 @@ void fr_net_server_config_default(fr_net_server_config *c) {
     c->linger_ms = 10000;
     c->idle_ms = 30000;
     c->contexts = 64;
+    c->secagg_stage_ms = 10000;
 }
 
 static fr_err config_check(const fr_net_server_config *c) {
@@ -102,6 +117,15 @@ static fr_err config_check(const fr_net_server_config *c) {
                         FRI_NET_DEADLINE_MAX_MS);
     if (c->retry_ms < 1 || c->retry_ms > FRI_NET_RETRY_MAX_MS)
         return fri_fail(FR_ERR_INVALID, "server: retry %u ms: expected 1..%u", c->retry_ms, FRI_NET_RETRY_MAX_MS);
+    if (!(c->target_epsilon >= 0) || !isfinite(c->target_epsilon))
+        return fri_fail(FR_ERR_INVALID, "server: target epsilon %g: expected a finite value >= 0 (0: none)",
+                        c->target_epsilon);
+    if (c->secagg && c->over_select != 0)
+        return fri_fail(FR_ERR_INVALID, "server: over-selection %g with secure aggregation: every party's masked "
+                        "input counts, so a round cannot take fewer results than it sampled", c->over_select);
+    if (c->secagg && (c->secagg_stage_ms < 10 || c->secagg_stage_ms > FRI_NET_DEADLINE_MAX_MS))
+        return fri_fail(FR_ERR_INVALID, "server: secure aggregation stage deadline %u ms: expected 10..%u",
+                        c->secagg_stage_ms, FRI_NET_DEADLINE_MAX_MS);
     if (c->presence_ms < c->retry_ms)
         return fri_fail(FR_ERR_INVALID, "server: presence %u ms is shorter than the retry time %u ms: clients would "
                         "never count as connected", c->presence_ms, c->retry_ms);
@@ -125,6 +149,12 @@ void fr_net_server_free(fr_net_server *s) {
     fri_free(s->got);
     fri_free(s->busy);
     fri_free(s->pending);
+    fri_free(s->was_on);
+    fr_sa_server_free(s->sa);
+    fri_free(s->sa_level);
+    fri_free(s->sa_sum);
+    fri_free(s->sa_scratch);
+    fr_result_free(s->sa_res);
     fri_free(s->done_msg);
     fri_free(s->state_path);
     fri_buf_free(&s->scratch);
@@ -181,6 +211,52 @@ static int64_t sampled_pos(const fr_net_server *s, uint32_t c) {
     return lo < s->k && s->ids[lo] == c ? (int64_t)lo : -1;
 }
 
+/* The ms left before the open stage's deadline (at least 1). */
+static uint32_t ms_left(const fr_net_server *s) {
+    uint64_t now = fri_net_now_ms();
+    return s->deadline > now ? (uint32_t)(s->deadline - now) : 1;
+}
+
+/* A sampled client's HELLO in a secure round, under the mutex: the TASK with the session's
+ * parameters in the keys' stage, the server's message of the stage open now, or WAIT. */
+static int sa_hello(fr_net_server *s, uint32_t c, uint32_t pos, uint8_t **out, size_t *n) {
+    if (s->sa_level[pos] > (uint8_t)s->sa_stage) return reply_wait(s, FRI_NET_WAIT_HAVE_RESULT, out, n);
+    if (s->sa_stage == FR_SA_ADVERTISE) {
+        const uint8_t *tb;
+        size_t tn;
+        if (fr_round_task(s->ctl, c, &tb, &tn)) return 1;
+        fri_net_msg t = {.type = FRI_NET_SA_TASK};
+        t.sa_task.round = s->round;
+        t.sa_task.deadline_ms = ms_left(s);
+        t.sa_task.ticket = s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES;
+        t.sa_task.party = pos;
+        t.sa_task.n = s->sap.n;
+        t.sa_task.k = s->sap.k;
+        t.sa_task.t = s->sap.t;
+        t.sa_task.len = s->sap.len;
+        t.sa_task.bound = s->sap.bound;
+        t.sa_task.session = s->sap.session;
+        t.sa_task.graph_seed = s->sap.graph_seed;
+        t.sa_task.body = tb;
+        t.sa_task.body_len = tn;
+        s->busy[pos] = 1;
+        return reply_msg(&t, out, n);
+    }
+    if (!fr_sa_server_has(s->sa, pos)) return reply_wait(s, FRI_NET_WAIT_NOT_SAMPLED, out, n); /* dropped out */
+    uint8_t *b = NULL;
+    size_t bn = 0;
+    if (fr_sa_server_message(s->sa, pos, &b, &bn)) return 1;
+    fri_net_msg d = {.type = FRI_NET_SA_DOWN};
+    d.sa_down.round = s->round;
+    d.sa_down.deadline_ms = ms_left(s);
+    d.sa_down.stage = (uint8_t)s->sa_stage;
+    d.sa_down.body = b;
+    d.sa_down.body_len = bn;
+    int rc = reply_msg(&d, out, n);
+    fr_sa_bytes_free(b, bn);
+    return rc;
+}
+
 /* A HELLO, under the mutex. */
 static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *peer, uint8_t **out, size_t *n) {
     uint32_t c = m->hello.client;
@@ -217,6 +293,7 @@ static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
     if (!s->open) return reply_wait(s, FRI_NET_WAIT_NO_ROUND, out, n);
     int64_t pos = sampled_pos(s, c);
     if (pos < 0) return reply_wait(s, FRI_NET_WAIT_NOT_SAMPLED, out, n);
+    if (s->sa) return sa_hello(s, c, (uint32_t)pos, out, n);
     if (s->got[pos]) return reply_wait(s, FRI_NET_WAIT_HAVE_RESULT, out, n);
     if (fr_round_results(s->ctl) >= s->target) return reply_wait(s, FRI_NET_WAIT_ROUND_FULL, out, n);
     const uint8_t *tb;
@@ -247,6 +324,7 @@ static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer 
         fri_net_logf(&s->lg, 0, "late result of client %u for round %u dropped", c, r);
         return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
     }
+    if (s->sa) return reply_ack(r, FRI_NET_ACK_REFUSED, "this round is under secure aggregation: no plain RESULT", out, n);
     int64_t pos = sampled_pos(s, c);
     if (pos < 0 || sodium_memcmp(s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES, m->result.ticket,
                                  FRI_NET_TICKET_BYTES) != 0) {
@@ -290,6 +368,67 @@ static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer 
     return reply_ack(r, FRI_NET_ACK_ACCEPTED, "accepted", out, n);
 }
 
+/* A client's secagg message (SA_UP), under the mutex: checked like a RESULT (the open
+ * round, the ticket its SA_TASK carried, the stage open now, the party's own id as the
+ * sender), then given to the session. A masked input's RESULT header is accepted by the
+ * controller first (its checks, the client counted, its loss and examples; values zero:
+ * the values are in the masked sum), then the masked vector is summed. */
+static int on_sa_up(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *peer, uint8_t **out, size_t *n) {
+    uint32_t c = m->sa_up.client, r = m->sa_up.round, st = m->sa_up.stage;
+    if (c >= s->n_clients) return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
+    if (!s->open || !s->sa || r != s->round || s->closing)
+        return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
+    int64_t pos = sampled_pos(s, c);
+    if (pos < 0 || sodium_memcmp(s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES, m->sa_up.ticket,
+                                 FRI_NET_TICKET_BYTES) != 0) {
+        fri_net_logf(&s->lg, 1, "refused a secagg message from %s: client %u, round %u: %s", peer->addr, c, r,
+                     pos < 0 ? "not sampled" : "the ticket does not match its TASK");
+        return reply_ack(r, FRI_NET_ACK_REFUSED, pos < 0 ? "not sampled this round" : "ticket does not match", out, n);
+    }
+    s->seen[c] = fri_net_now_ms();
+    if (st != (uint32_t)s->sa_stage || s->sa_level[pos] != st)
+        return reply_ack(r, FRI_NET_ACK_LATE, "late: not the secure aggregation stage open now", out, n);
+    /* the secagg header's sender (bytes 16..20) must be the party's own id */
+    if (m->sa_up.body_len < FR_SA_HEADER_BYTES || fri_get_u32(m->sa_up.body + 16) != (uint32_t)pos)
+        return reply_ack(r, FRI_NET_ACK_REFUSED, "the secagg message is not from this client's party", out, n);
+    fr_err e;
+    if (st == FR_SA_MASK) {
+        const fr_update_shape *sh = fr_round_shape(s->ctl);
+        fr_result *res = s->sa_res;
+        e = fri_result_reset(res, sh->dense_len, sh->n_tables, sh->widths);
+        if (!e) {
+            if (sh->dense_len) memset(res->dense, 0, (size_t)sh->dense_len * sizeof *res->dense);
+            res->client = c;
+            res->round = r;
+            res->config_crc = m->sa_up.config_crc;
+            res->flags = m->sa_up.flags;
+            res->weight = m->sa_up.weight;
+            res->examples = m->sa_up.examples;
+            res->loss_sum = m->sa_up.loss_sum;
+            e = fri_round_accept_dense(s->ctl, res, m->sa_up.body_len, 0, s->sa_scratch);
+        }
+        if (e) {
+            char why[FRI_NET_TEXT_MAX + 1];
+            snprintf(why, sizeof why, "%s", fr_errmsg());
+            fri_net_logf(&s->lg, 1, "refused the masked input of client %u, round %u: %s", c, r, why);
+            return reply_ack(r, FRI_NET_ACK_REFUSED, why, out, n);
+        }
+    }
+    e = fr_sa_server_receive(s->sa, m->sa_up.body, m->sa_up.body_len);
+    if (e) {
+        char why[FRI_NET_TEXT_MAX + 1];
+        snprintf(why, sizeof why, "%s", fr_errmsg());
+        if (st == FR_SA_MASK) s->sa_broken = true; /* counted by the controller, not in the sum */
+        fri_net_logf(&s->lg, 1, "refused the secagg message (stage %u) of client %u, round %u: %s", st, c, r, why);
+        return reply_ack(r, FRI_NET_ACK_REFUSED, why, out, n);
+    }
+    s->sa_level[pos] = (uint8_t)(st + 1);
+    if (st == FR_SA_ADVERTISE) s->busy[pos] = 0;
+    if (st == FR_SA_MASK) s->got[pos] = 1;
+    pthread_cond_broadcast(&s->cv);
+    return reply_ack(r, FRI_NET_ACK_ACCEPTED, "accepted", out, n);
+}
+
 /* Stops new RESULTs and waits for those being added (under the mutex): then the round
  * may be ended or aborted. */
 static void quiesce(fr_net_server *s) {
@@ -307,13 +446,15 @@ static int handle(void *ctx, const uint8_t *req, size_t n, uint8_t **reply, size
         fri_net_logf(&s->lg, 1, "refused %s: %s", peer->addr, fr_errmsg());
         return reply_refuse(fri_net_refuse_code_for(e), fr_errmsg(), reply, reply_n);
     }
-    if (m.type != FRI_NET_HELLO && m.type != FRI_NET_RESULT) {
-        fri_net_logf(&s->lg, 1, "refused %s: a %s from a client (clients send HELLO and RESULT)", peer->addr,
+    if (m.type != FRI_NET_HELLO && m.type != FRI_NET_RESULT && m.type != FRI_NET_SA_UP) {
+        fri_net_logf(&s->lg, 1, "refused %s: a %s from a client (clients send HELLO, RESULT and SA_UP)", peer->addr,
               fri_net_type_name(m.type));
-        return reply_refuse(FRI_NET_REFUSE_MALFORMED, "a client sends HELLO or RESULT", reply, reply_n);
+        return reply_refuse(FRI_NET_REFUSE_MALFORMED, "a client sends HELLO, RESULT or SA_UP", reply, reply_n);
     }
     pthread_mutex_lock(&s->mu);
-    int rc = m.type == FRI_NET_HELLO ? on_hello(s, &m, peer, reply, reply_n) : on_result(s, &m, peer, reply, reply_n);
+    int rc = m.type == FRI_NET_HELLO    ? on_hello(s, &m, peer, reply, reply_n)
+             : m.type == FRI_NET_RESULT ? on_result(s, &m, peer, reply, reply_n)
+                                        : on_sa_up(s, &m, peer, reply, reply_n);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -333,6 +474,18 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     fr_err e = config_check(c);
     if (e) return e;
     if (n_clients == 0) return fri_fail(FR_ERR_INVALID, "server: a federation of no client");
+    if (fr_fl_dp_on(fcfg) && c->over_select != 0)
+        return fri_fail(FR_ERR_INVALID, "server: over-selection %g with differential privacy: DP rounds sample every "
+                        "client of the federation with probability q (Poisson), as the accountant assumes", c->over_select);
+    if (c->secagg && fr_fl_dp_on(fcfg))
+        return fri_fail(FR_ERR_UNSUPPORTED, "server: secure aggregation with differential privacy is not supported over "
+                        "the network yet (a Poisson round may sample fewer than 2 clients)");
+    if (c->secagg && fri_fl_want(fcfg, n_clients) < 2)
+        return fri_fail(FR_ERR_INVALID, "server: secure aggregation needs at least 2 clients a round, the federation's "
+                        "rounds take %u", fri_fl_want(fcfg, n_clients));
+    if (c->target_epsilon > 0 && !(fr_fl_dp_on(fcfg) && fcfg->dp_noise > 0))
+        return fri_fail(FR_ERR_INVALID, "server: a target epsilon needs differential privacy with noise (dp_clip > 0, "
+                        "dp_noise > 0)");
     fr_err e0 = fri_sodium_init();
     if (e0) return e0;
     fr_net_server *s = fri_calloc(1, sizeof *s);
@@ -340,6 +493,7 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     s->c = *c;
     s->c.listen = s->c.cert = s->c.key = s->c.client_ca = s->c.tokens = NULL; /* not kept */
     s->n_clients = n_clients;
+    s->dp = fr_fl_dp_on(fcfg);
     fri_net_log_init(&s->lg, log, log_user);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -364,6 +518,13 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
         if (!e) e = fr_round_load(s->ctl, d, dn, c->state);
         fri_free(d);
         if (!e) fri_net_logf(&s->lg, 0, "resumed from %s after round %u", c->state, fr_round_completed(s->ctl));
+    }
+    if (!e && c->secagg) {
+        s->sa_len = fri_round_dense_len(s->ctl);
+        s->sa_sum = fri_malloc(s->sa_len * sizeof *s->sa_sum);
+        s->sa_scratch = fri_malloc(s->sa_len * sizeof *s->sa_scratch);
+        if (!s->sa_sum || !s->sa_scratch) e = FR_ERR_NOMEM;
+        if (!e) e = fr_result_create(&s->sa_res);
     }
     if (e) { fr_net_server_free(s); return e; }
     fri_net_server_opts o;
@@ -436,8 +597,10 @@ static fr_err make_done(fr_net_server *s) {
     const fr_round *r = s->ctl;
     fr_err e = fri_fl_config_block(&cfgb, fr_round_model_config(r), fr_round_fl_config(r));
     if (!e) e = cfgb.err;
-    if (!e) e = fri_task_encode(&task, fr_round_completed(r) + 1, cfgb.data, cfgb.len, fr_round_config_crc(r),
-                                fr_fl_fixed_bound(1), fr_round_model(r));
+    /* in a DP federation, with the clip the next round would use: a TASK a client could
+     * step on, like any other (clients need nothing from it but the model) */
+    if (!e) e = fri_task_encode_dp(&task, fr_round_completed(r) + 1, cfgb.data, cfgb.len, fr_round_config_crc(r),
+                                   fr_fl_fixed_bound(1), fr_round_dp_clip(r), fr_round_model(r));
     if (!e) e = task.err;
     fri_net_msg m = {.type = FRI_NET_DONE};
     m.done.rounds_done = fr_round_completed(r);
@@ -454,11 +617,94 @@ static fr_err make_done(fr_net_server *s) {
     return FR_OK;
 }
 
+/* DP: whether every sampled client that was connected when the round began, or took its
+ * TASK since, has answered (the others are absent: they only lower participation). */
+static bool dp_all_in(const fr_net_server *s) {
+    for (uint32_t i = 0; i < s->k; i++)
+        if (!s->got[i] && (s->was_on[i] || s->busy[i] || s->pending[i])) return false;
+    return true;
+}
+
+/* The epsilon spent after `rounds` applied rounds (NaN without DP or if it fails). */
+static double epsilon_after(const fr_net_server *s, uint32_t rounds) {
+    double eps = NAN;
+    if (!s->dp || fr_fl_dp_epsilon(fr_round_fl_config(s->ctl), s->n_clients, rounds, &eps)) return NAN;
+    return eps;
+}
+
+/* Ends the open round's secure session (if any). */
+static void sa_close_session(fr_net_server *s) {
+    fr_sa_server_free(s->sa);
+    s->sa = NULL;
+    s->sa_broken = false;
+}
+
+/* The secure session of the round just sampled: its k parties by position, k and t so
+ * that 10% of them may drop out (failing with chance 2^-40), as the simulator's. */
+static fr_err sa_open(fr_net_server *s) {
+    sa_close_session(s);
+    if (s->k < 2)
+        return fri_fail(FR_ERR_EMPTY, "secure aggregation needs at least 2 clients a round, %u sampled", s->k);
+    fr_sa_params p;
+    fr_err e = fr_sa_params_choose(&p, s->k, s->sa_len, 0.1, 40);
+    if (e) return e;
+    p.session = s->round;
+    p.graph_seed = fr_round_fl_config(s->ctl)->seed ^ ((uint64_t)s->round << 32);
+    fri_free(s->sa_level);
+    s->sa_level = fri_calloc(s->k, 1);
+    if (!s->sa_level) return FR_ERR_NOMEM;
+    if ((e = fr_sa_server_create(&s->sa, &p))) return e;
+    s->sap = p;
+    s->sa_stage = FR_SA_ADVERTISE;
+    return FR_OK;
+}
+
+/* Whether every party still in the session has answered the open stage. */
+static bool sa_all_in(const fr_net_server *s) {
+    for (uint32_t i = 0; i < s->k; i++)
+        if (fr_sa_server_has(s->sa, i) && s->sa_level[i] <= (uint8_t)s->sa_stage) return false;
+    return true;
+}
+
+/* Runs the open round's secure session past the keys' stage (whose deadline is the
+ * round's): closes each stage when every party still in has answered or at its deadline,
+ * then rebuilds the survivors' sum and adds it to the controller. Under the mutex (released
+ * while waiting). FR_OK: the sum is in; an error: the round is to be aborted. */
+static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors) {
+    fr_err e = FR_OK;
+    for (int st = FR_SA_ADVERTISE; st <= FR_SA_UNMASK; st++) {
+        uint64_t t0 = fri_net_now_ms();
+        if (st > FR_SA_ADVERTISE) {
+            s->sa_stage = st;
+            s->deadline = t0 + s->c.secagg_stage_ms;
+            pthread_cond_broadcast(&s->cv);
+        }
+        while (!sa_all_in(s) && fri_net_now_ms() < s->deadline && !atomic_load(&s->stop)) wait_until(s, s->deadline);
+        if (atomic_load(&s->stop)) return fri_fail(FR_ERR_STATE, "the server was asked to stop");
+        if (s->sa_broken) return fri_fail(FR_ERR_FORMAT, "a masked input was summed but its result refused");
+        uint32_t in = 0, answered = 0;
+        for (uint32_t i = 0; i < s->k; i++) {
+            in += fr_sa_server_has(s->sa, i);
+            answered += s->sa_level[i] > (uint8_t)st;
+        }
+        if (st < FR_SA_UNMASK) e = fr_sa_server_close(s->sa);
+        else e = fr_sa_server_finish(s->sa, s->sa_sum, survivors);
+        secs[st] = (double)(fri_net_now_ms() - t0) / 1000.0;
+        if (answered < in)
+            fri_net_logf(&s->lg, 0, "round %u: secure aggregation stage %d closed with %u of %u parties (%u dropped out)",
+                         s->round, st, answered, in, in - answered);
+        if (e) return e;
+    }
+    return fri_round_add_dense_sum(s->ctl, s->sa_sum);
+}
+
 /* Opens the next round among the connected clients, under the mutex. */
 static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     const uint32_t *ids;
     uint32_t k;
-    fr_err e = fr_round_begin_among(s->ctl, s->avail, n_avail, s->c.over_select, &ids, &k);
+    /* DP: Poisson over the whole federation, connected or not (what the accountant assumes) */
+    fr_err e = s->dp ? fr_round_begin(s->ctl, &ids, &k)
+                     : fr_round_begin_among(s->ctl, s->avail, n_avail, s->c.over_select, &ids, &k);
     if (e) return e;
     uint8_t *t = fri_realloc(s->tickets, ((size_t)k ? k : 1) * FRI_NET_TICKET_BYTES);
     if (!t) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
@@ -466,15 +712,24 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     fri_free(s->got);
     fri_free(s->busy);
     fri_free(s->pending);
+    fri_free(s->was_on);
     s->got = fri_calloc(k ? k : 1, 1);
     s->busy = fri_calloc(k ? k : 1, 1);
     s->pending = fri_calloc(k ? k : 1, 1);
-    if (!s->got || !s->busy || !s->pending) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
+    s->was_on = fri_calloc(k ? k : 1, 1);
+    if (!s->got || !s->busy || !s->pending || !s->was_on) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
+    uint64_t now = fri_net_now_ms();
+    for (uint32_t i = 0; i < k; i++)
+        s->was_on[i] = s->seen[ids[i]] && now - s->seen[ids[i]] <= s->c.presence_ms;
     randombytes_buf(s->tickets, (size_t)k * FRI_NET_TICKET_BYTES);
     s->ids = ids;
     s->k = k;
     s->target = fr_round_target(s->ctl);
     s->round = fr_round_completed(s->ctl) + 1;
+    if (s->c.secagg && (e = sa_open(s))) {
+        fr_round_abort(s->ctl);
+        return fri_fail_prefix(e, "round %u: secure aggregation", s->round);
+    }
     s->deadline = fri_net_now_ms() + s->c.deadline_ms;
     memset(&s->eval, 0, sizeof s->eval);
     s->closing = false;
@@ -500,23 +755,52 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
             }
         }
         if (atomic_load(&s->stop)) break;
+        if (s->c.target_epsilon > 0) { /* the budget is checked before the round: one beyond it never runs */
+            uint32_t next = fr_round_completed(s->ctl) + 1;
+            double eps = epsilon_after(s, next);
+            if (!(eps <= s->c.target_epsilon)) {
+                fri_net_logf(&s->lg, 0, "privacy budget reached: round %u would spend epsilon %.4g > %g; stopping after "
+                             "round %u", next, eps, s->c.target_epsilon, next - 1);
+                s->budget_spent = true;
+                break;
+            }
+        }
         if ((e = open_round(s, n))) break;
         attempt = s->round == last_round ? attempt + 1 : 1;
         last_round = s->round;
         uint64_t t0 = fri_net_now_ms();
-        fri_net_logf(&s->lg, 0, "round %u started%s: %u of %u connected clients sampled, %u results wanted", s->round,
-              attempt > 1 ? " again" : "", s->k, n, s->target);
-        while (fr_round_results(s->ctl) < s->target && fri_net_now_ms() < s->deadline && !atomic_load(&s->stop))
-            wait_until(s, s->deadline);
+        if (s->dp) {
+            uint32_t on = 0;
+            for (uint32_t i = 0; i < s->k; i++) on += s->was_on[i];
+            fri_net_logf(&s->lg, 0, "round %u started: %u of the federation's %u clients sampled (Poisson, q = %.4g), "
+                         "%u of them connected", s->round, s->k, s->n_clients,
+                         fr_fl_dp_rate(fr_round_fl_config(s->ctl), s->n_clients), on);
+        } else
+            fri_net_logf(&s->lg, 0, "round %u started%s: %u of %u connected clients sampled, %u results wanted", s->round,
+                  attempt > 1 ? " again" : "", s->k, n, s->target);
+        fr_net_round_info info = {0};
+        fr_err sa_e = FR_OK;
+        if (s->sa) sa_e = sa_run(s, info.sa_seconds, &info.sa_survivors);
+        else
+            while (fr_round_results(s->ctl) < s->target && fri_net_now_ms() < s->deadline && !atomic_load(&s->stop) &&
+                   !(s->dp && dp_all_in(s)))
+                wait_until(s, s->deadline);
         quiesce(s);
         if (atomic_load(&s->stop)) {
             fr_round_abort(s->ctl);
+            sa_close_session(s);
             s->open = false;
             fri_net_logf(&s->lg, 1, "round %u abandoned: the server was asked to stop", s->round);
             break;
         }
-        fr_net_round_info info = {0};
-        e = fr_round_end(s->ctl, &info.st);
+        if (sa_e) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", fr_errmsg());
+            fr_round_abort(s->ctl);
+            sa_close_session(s);
+            e = fri_fail(FR_ERR_EMPTY, "secure aggregation failed: %s", why);
+        } else e = fr_round_end(s->ctl, &info.st);
+        sa_close_session(s);
         s->open = false;
         info.applied = e == FR_OK;
         info.attempt = attempt;
@@ -528,6 +812,8 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         info.rated = s->eval.rated;
         info.sq_err_sum = s->eval.sq_err_sum;
         info.st.round = s->round;
+        info.epsilon = epsilon_after(s, fr_round_completed(s->ctl));
+        info.dp_clip = s->dp ? info.st.dp_clip : 0;
         if (e == FR_ERR_EMPTY) {
             fri_net_logf(&s->lg, 1, "round %u short: %s; retrying", s->round, fr_errmsg());
             e = FR_OK;
@@ -535,9 +821,15 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
                 e = fri_fail(FR_ERR_EMPTY, "round %u fell short %u times in a row: giving up", s->round, attempt);
         } else if (!e) {
             e = save_state(s);
-            fri_net_logf(&s->lg, 0, "round %u closed: %u results of %u sampled in %.2f s, %llu bytes up, %llu down", s->round,
-                  info.st.clients, info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
-                  (unsigned long long)info.st.bytes_down);
+            char dp[160] = "";
+            if (s->dp) snprintf(dp, sizeof dp, "; epsilon %.4g, clip %.4g", info.epsilon, info.dp_clip);
+            if (s->c.secagg)
+                snprintf(dp, sizeof dp, "; secure sum of %u: stages %.3f (train, keys) %.3f (shares) %.3f (mask) %.3f "
+                         "(unmask) s", info.sa_survivors, info.sa_seconds[0], info.sa_seconds[1], info.sa_seconds[2],
+                         info.sa_seconds[3]);
+            fri_net_logf(&s->lg, 0, "round %u closed: %u results of %u sampled in %.2f s, %llu bytes up, %llu down%s",
+                  s->round, info.st.clients, info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
+                  (unsigned long long)info.st.bytes_down, dp);
         }
         if (!e && on_round) {
             pthread_mutex_unlock(&s->mu);
@@ -547,7 +839,7 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         }
     }
     /* the end: answer DONE to everyone who took part, for a while */
-    if (!e && fr_round_completed(s->ctl) >= s->c.rounds && (e = make_done(s)) == FR_OK) {
+    if (!e && (fr_round_completed(s->ctl) >= s->c.rounds || s->budget_spent) && (e = make_done(s)) == FR_OK) {
         s->finished = true;
         s->done_want = 0;
         for (uint32_t c = 0; c < s->n_clients; c++) s->done_want += s->joined[c];

@@ -4,6 +4,7 @@
  * decodes re-encodes to the same bytes. */
 #include <math.h>
 
+#include "fedrec/privacy.h"
 #include "runtime/net/wire.h"
 
 #define WHAT "network message"
@@ -17,6 +18,9 @@
 #define ACK_FIXED 7     /* round, status, text length */
 #define REFUSE_FIXED 3  /* code, text length */
 #define DONE_FIXED 4    /* rounds done */
+#define SA_TASK_FIXED 72 /* round, deadline, ticket, party, n, k, t, len, bound, session, graph seed */
+#define SA_DOWN_FIXED 9  /* round, deadline, stage */
+#define SA_UP_FIXED 57   /* client, round, ticket, stage, config CRC, flags, weight, examples, loss */
 
 const char *fri_net_type_name(unsigned type) {
     switch (type) {
@@ -27,6 +31,9 @@ const char *fri_net_type_name(unsigned type) {
     case FRI_NET_ACK: return "ACK";
     case FRI_NET_REFUSE: return "REFUSE";
     case FRI_NET_DONE: return "DONE";
+    case FRI_NET_SA_TASK: return "SA_TASK";
+    case FRI_NET_SA_DOWN: return "SA_DOWN";
+    case FRI_NET_SA_UP: return "SA_UP";
     }
     return "unknown";
 }
@@ -85,8 +92,8 @@ static fr_err header(const uint8_t *b, size_t n, uint8_t *type, uint32_t *len) {
         return fri_fail(FR_ERR_VERSION, WHAT ": protocol version %u, this build speaks version %d", b[4],
                         FRI_NET_VERSION);
     unsigned t = b[5];
-    if (t < FRI_NET_HELLO || t > FRI_NET_DONE)
-        return fri_fail(FR_ERR_FORMAT, WHAT ": unknown type %u, expected 1..7 (HELLO..DONE)", t);
+    if (t < FRI_NET_HELLO || t > FRI_NET_TYPE_MAX)
+        return fri_fail(FR_ERR_FORMAT, WHAT ": unknown type %u, expected 1..10 (HELLO..SA_UP)", t);
     uint16_t flags = fri_get_u16(b + 6);
     if (flags != 0) return fri_fail(FR_ERR_FORMAT, WHAT ": %s: flags 0x%04x, expected 0", fri_net_type_name(t), flags);
     uint32_t l = fri_get_u32(b + 8);
@@ -206,8 +213,50 @@ static fr_err check_fields(const fri_net_msg *m, fr_err code) {
     case FRI_NET_DONE:
         if (m->done.model_len && !m->done.model) return fri_fail(code, WHAT ": DONE: NULL model bytes");
         return FR_OK;
+    case FRI_NET_SA_TASK: {
+        if (m->sa_task.round == 0) return fri_fail(code, WHAT ": SA_TASK: round 0, expected >= 1");
+        if (m->sa_task.deadline_ms == 0 || m->sa_task.deadline_ms > FRI_NET_DEADLINE_MAX_MS)
+            return fri_fail(code, WHAT ": SA_TASK: deadline %u ms, expected 1..%u", m->sa_task.deadline_ms,
+                            FRI_NET_DEADLINE_MAX_MS);
+        if ((e = check_ticket(code, tn, m->sa_task.ticket))) return e;
+        fr_sa_params p = {.n = m->sa_task.n, .k = m->sa_task.k, .t = m->sa_task.t, .len = m->sa_task.len,
+                          .bound = m->sa_task.bound, .session = m->sa_task.session,
+                          .graph_seed = m->sa_task.graph_seed};
+        if (fr_sa_params_check(&p) != FR_OK)
+            return fri_fail(code, WHAT ": SA_TASK: secure aggregation parameters n %u, k %u, t %u, len %llu, bound "
+                            "%llu do not hold together", p.n, p.k, p.t, (unsigned long long)p.len,
+                            (unsigned long long)p.bound);
+        if (m->sa_task.party >= p.n)
+            return fri_fail(code, WHAT ": SA_TASK: party %u, expected < n = %u", m->sa_task.party, p.n);
+        if (m->sa_task.body_len == 0) return fri_fail(code, WHAT ": SA_TASK: no task bytes, expected at least 1");
+        if (!m->sa_task.body) return fri_fail(code, WHAT ": SA_TASK: NULL task bytes");
+        return FR_OK;
     }
-    return fri_fail(code, WHAT ": unknown type %u, expected 1..7 (HELLO..DONE)", m->type);
+    case FRI_NET_SA_DOWN:
+        if (m->sa_down.round == 0) return fri_fail(code, WHAT ": SA_DOWN: round 0, expected >= 1");
+        if (m->sa_down.deadline_ms == 0 || m->sa_down.deadline_ms > FRI_NET_DEADLINE_MAX_MS)
+            return fri_fail(code, WHAT ": SA_DOWN: deadline %u ms, expected 1..%u", m->sa_down.deadline_ms,
+                            FRI_NET_DEADLINE_MAX_MS);
+        if (m->sa_down.stage < 1 || m->sa_down.stage > 3)
+            return fri_fail(code, WHAT ": SA_DOWN: stage %u, expected 1..3", m->sa_down.stage);
+        if (m->sa_down.body_len == 0) return fri_fail(code, WHAT ": SA_DOWN: no secagg bytes, expected at least 1");
+        if (!m->sa_down.body) return fri_fail(code, WHAT ": SA_DOWN: NULL secagg bytes");
+        return FR_OK;
+    case FRI_NET_SA_UP:
+        if (m->sa_up.round == 0) return fri_fail(code, WHAT ": SA_UP: round 0, expected >= 1");
+        if ((e = check_ticket(code, tn, m->sa_up.ticket))) return e;
+        if (m->sa_up.stage > 3) return fri_fail(code, WHAT ": SA_UP: stage %u, expected 0..3", m->sa_up.stage);
+        if (!isfinite(m->sa_up.loss_sum))
+            return fri_fail(code, WHAT ": SA_UP: loss sum %g, expected a finite value", m->sa_up.loss_sum);
+        if (m->sa_up.stage != 2 && (m->sa_up.config_crc || m->sa_up.flags || m->sa_up.weight || m->sa_up.examples ||
+                                    m->sa_up.loss_sum != 0 || signbit(m->sa_up.loss_sum)))
+            return fri_fail(code, WHAT ": SA_UP: stage %u carries a result header, expected zeros (only stage 2 "
+                            "has one)", m->sa_up.stage);
+        if (m->sa_up.body_len == 0) return fri_fail(code, WHAT ": SA_UP: no secagg bytes, expected at least 1");
+        if (!m->sa_up.body) return fri_fail(code, WHAT ": SA_UP: NULL secagg bytes");
+        return FR_OK;
+    }
+    return fri_fail(code, WHAT ": unknown type %u, expected 1..10 (HELLO..SA_UP)", m->type);
 }
 
 /* ------------------------------------------------------------------ decode */
@@ -280,6 +329,34 @@ static fr_err decode_payload(fri_rd *rd, fri_net_msg *m) {
     case FRI_NET_DONE:
         if ((e = fri_rd_u32(rd, &m->done.rounds_done, "rounds completed"))) return e;
         return rd_tail(rd, &m->done.model, &m->done.model_len, 0, "model bytes");
+    case FRI_NET_SA_TASK:
+        if ((e = fri_rd_u32(rd, &m->sa_task.round, "round")) ||
+            (e = fri_rd_u32(rd, &m->sa_task.deadline_ms, "deadline")) ||
+            (e = fri_rd_bytes(rd, &m->sa_task.ticket, FRI_NET_TICKET_BYTES, "ticket")) ||
+            (e = fri_rd_u32(rd, &m->sa_task.party, "party")) || (e = fri_rd_u32(rd, &m->sa_task.n, "n")) ||
+            (e = fri_rd_u32(rd, &m->sa_task.k, "k")) || (e = fri_rd_u32(rd, &m->sa_task.t, "t")) ||
+            (e = fri_rd_u64(rd, &m->sa_task.len, "len")) || (e = fri_rd_u64(rd, &m->sa_task.bound, "bound")) ||
+            (e = fri_rd_u64(rd, &m->sa_task.session, "session")) ||
+            (e = fri_rd_u64(rd, &m->sa_task.graph_seed, "graph seed")))
+            return e;
+        return rd_tail(rd, &m->sa_task.body, &m->sa_task.body_len, 1, "task bytes");
+    case FRI_NET_SA_DOWN:
+        if ((e = fri_rd_u32(rd, &m->sa_down.round, "round")) ||
+            (e = fri_rd_u32(rd, &m->sa_down.deadline_ms, "deadline")) || (e = fri_rd_need(rd, 1, "stage")))
+            return e;
+        m->sa_down.stage = rd->p[rd->at++];
+        return rd_tail(rd, &m->sa_down.body, &m->sa_down.body_len, 1, "secagg bytes");
+    case FRI_NET_SA_UP:
+        if ((e = fri_rd_u32(rd, &m->sa_up.client, "client")) || (e = fri_rd_u32(rd, &m->sa_up.round, "round")) ||
+            (e = fri_rd_bytes(rd, &m->sa_up.ticket, FRI_NET_TICKET_BYTES, "ticket")) ||
+            (e = fri_rd_need(rd, 1, "stage")))
+            return e;
+        m->sa_up.stage = rd->p[rd->at++];
+        if ((e = fri_rd_u32(rd, &m->sa_up.config_crc, "config CRC")) || (e = fri_rd_u32(rd, &m->sa_up.flags, "flags")) ||
+            (e = fri_rd_u64(rd, &m->sa_up.weight, "weight")) || (e = fri_rd_u64(rd, &m->sa_up.examples, "examples")) ||
+            (e = fri_rd_f64(rd, &m->sa_up.loss_sum, "loss sum")))
+            return e;
+        return rd_tail(rd, &m->sa_up.body, &m->sa_up.body_len, 1, "secagg bytes");
     }
     return fri_fail(FR_ERR_INTERNAL, WHAT ": type %u passed the header check", m->type);
 }
@@ -322,6 +399,9 @@ static const uint8_t *tail_of(const fri_net_msg *m, size_t *len) {
     case FRI_NET_TASK: *len = m->task.body_len; return m->task.body;
     case FRI_NET_RESULT: *len = m->result.body_len; return m->result.body;
     case FRI_NET_DONE: *len = m->done.model_len; return m->done.model;
+    case FRI_NET_SA_TASK: *len = m->sa_task.body_len; return m->sa_task.body;
+    case FRI_NET_SA_DOWN: *len = m->sa_down.body_len; return m->sa_down.body;
+    case FRI_NET_SA_UP: *len = m->sa_up.body_len; return m->sa_up.body;
     default: *len = 0; return NULL;
     }
 }
@@ -373,6 +453,35 @@ static size_t put_fixed(const fri_net_msg *m, uint8_t *p) {
     case FRI_NET_DONE:
         fri_put_u32(p, m->done.rounds_done);
         return DONE_FIXED;
+    case FRI_NET_SA_TASK:
+        fri_put_u32(p, m->sa_task.round);
+        fri_put_u32(p + 4, m->sa_task.deadline_ms);
+        memcpy(p + 8, m->sa_task.ticket, FRI_NET_TICKET_BYTES);
+        fri_put_u32(p + 24, m->sa_task.party);
+        fri_put_u32(p + 28, m->sa_task.n);
+        fri_put_u32(p + 32, m->sa_task.k);
+        fri_put_u32(p + 36, m->sa_task.t);
+        fri_put_u64(p + 40, m->sa_task.len);
+        fri_put_u64(p + 48, m->sa_task.bound);
+        fri_put_u64(p + 56, m->sa_task.session);
+        fri_put_u64(p + 64, m->sa_task.graph_seed);
+        return SA_TASK_FIXED;
+    case FRI_NET_SA_DOWN:
+        fri_put_u32(p, m->sa_down.round);
+        fri_put_u32(p + 4, m->sa_down.deadline_ms);
+        p[8] = m->sa_down.stage;
+        return SA_DOWN_FIXED;
+    case FRI_NET_SA_UP:
+        fri_put_u32(p, m->sa_up.client);
+        fri_put_u32(p + 4, m->sa_up.round);
+        memcpy(p + 8, m->sa_up.ticket, FRI_NET_TICKET_BYTES);
+        p[24] = m->sa_up.stage;
+        fri_put_u32(p + 25, m->sa_up.config_crc);
+        fri_put_u32(p + 29, m->sa_up.flags);
+        fri_put_u64(p + 33, m->sa_up.weight);
+        fri_put_u64(p + 41, m->sa_up.examples);
+        fri_put_f64(p + 49, m->sa_up.loss_sum);
+        return SA_UP_FIXED;
     }
     return 0;
 }

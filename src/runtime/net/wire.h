@@ -23,6 +23,21 @@
  *                   (<= 512) | text
  *   6 REFUSE  s->c  u8 code (fri_net_refuse_code) | u16 text length (<= 512) | text
  *   7 DONE    s->c  u32 rounds completed | the final global model (opaque, may be empty)
+ * Secure aggregation (a server with secagg on; the privacy layer's fr_sa_* bytes, opaque
+ * here, checked by their own decoders):
+ *   8 SA_TASK s->c  u32 round (>= 1) | u32 deadline ms left | ticket[16] | u32 party (the
+ *                   client's id in the session, < n) | u32 n | u32 k | u32 t | u64 len
+ *                   | u64 bound | u64 session | u64 graph seed (fr_sa_params_check holds,
+ *                   test seed 0) | the fl TASK bytes (>= 1 byte): a TASK under secure
+ *                   aggregation, answered by SA_UP stage 0 (the advertised keys)
+ *   9 SA_DOWN s->c  u32 round (>= 1) | u32 deadline ms left of the stage | u8 stage (1: the
+ *                   neighbours' keys, 2: the forwarded shares, 3: the unmasking request)
+ *                   | the server's secagg message (>= 1 byte)
+ *  10 SA_UP   c->s  u32 client | u32 round (>= 1) | ticket[16] | u8 stage (0 keys, 1 shares,
+ *                   2 masked input, 3 unmasking answer) | u32 config CRC | u32 result flags
+ *                   | u64 weight | u64 examples | f64 loss sum (finite; all five 0 unless
+ *                   stage 2: the RESULT's header without its values) | the client's secagg
+ *                   message (>= 1 byte)
  * Texts are bytes (not NUL-terminated) without control characters (< 0x20, 0x7f), so a
  * log can print them; they never hold a token (the codec refuses one containing "frt_").
  * The evaluation sums are finite and >= 0, hits and ndcg sums <= users, squared error 0
@@ -64,7 +79,11 @@ typedef enum fri_net_type {
     FRI_NET_ACK = 5,
     FRI_NET_REFUSE = 6,
     FRI_NET_DONE = 7,
+    FRI_NET_SA_TASK = 8,
+    FRI_NET_SA_DOWN = 9,
+    FRI_NET_SA_UP = 10,
 } fri_net_type;
+#define FRI_NET_TYPE_MAX 10
 
 typedef enum fri_net_wait_reason {
     FRI_NET_WAIT_NO_ROUND = 0,       /* no round open */
@@ -145,6 +164,31 @@ typedef struct fri_net_msg {
             const uint8_t *model; /* may be NULL when model_len is 0 */
             size_t model_len;
         } done;
+        struct {
+            uint32_t round, deadline_ms;
+            const uint8_t *ticket; /* FRI_NET_TICKET_BYTES */
+            uint32_t party;        /* the client's id in the session */
+            uint32_t n, k, t;      /* fr_sa_params (test_seed 0) */
+            uint64_t len, bound, session, graph_seed;
+            const uint8_t *body;   /* the fl TASK bytes */
+            size_t body_len;
+        } sa_task;
+        struct {
+            uint32_t round, deadline_ms;
+            uint8_t stage;         /* 1..3 */
+            const uint8_t *body;   /* the server's secagg message */
+            size_t body_len;
+        } sa_down;
+        struct {
+            uint32_t client, round;
+            const uint8_t *ticket;  /* as the SA_TASK gave it */
+            uint8_t stage;          /* 0..3 */
+            uint32_t config_crc, flags;    /* stage 2: the RESULT's header */
+            uint64_t weight, examples;
+            double loss_sum;
+            const uint8_t *body;    /* the client's secagg message */
+            size_t body_len;
+        } sa_up;
     };
 } fri_net_msg;
 
