@@ -26,6 +26,8 @@ struct fri_hide {
     size_t cap;
     float *vals;        /* [vcap] a table's decoy rows before the merge */
     size_t vcap;
+    uint32_t *pos;      /* [pcap] indices of a table's positive rows */
+    size_t pcap;
 };
 
 void fri_hide_free(fri_hide *h) {
@@ -34,6 +36,7 @@ void fri_hide_free(fri_hide *h) {
     fri_free(h->mark);
     fri_free(h->dec);
     fri_free(h->vals);
+    fri_free(h->pos);
     fri_free(h);
 }
 
@@ -163,7 +166,6 @@ fr_err fri_hide_pad(fri_hide *h, const fr_fl_config *cfg, const fr_client_data *
     const uint32_t *dec = h->dec;
     fr_rng r;
     fr_rng_init(&r, cfg->seed, u->round, u->client, FR_PURPOSE_DECOY_VALUES);
-    uint32_t *pos = NULL; /* positive rows of a table (indices), before the merge */
     for (uint32_t t = 0; !e && m && t < u->n_tables; t++) {
         fr_update_table *tb = &u->tables[t];
         uint32_t c = tb->count, w = tb->width;
@@ -187,16 +189,19 @@ fr_err fri_hide_pad(fri_hide *h, const fr_fl_config *cfg, const fr_client_data *
         float *tmp = h->vals; /* [m * w] */
         size_t n_pos = 0;
         if (!cfg->decoy_zero) {
-            fri_free(pos);
-            pos = fri_malloc((size_t)(c ? c : 1) * sizeof *pos);
-            if (!pos) { e = FR_ERR_NOMEM; break; }
+            if (c > h->pcap) {
+                uint32_t *p = fri_realloc(h->pos, (size_t)c * sizeof *p);
+                if (!p) { e = FR_ERR_NOMEM; break; }
+                h->pos = p;
+                h->pcap = c;
+            }
             for (uint32_t i = 0; i < c; i++)
-                if (h->mark[tb->ids[i]] == 1) pos[n_pos++] = i;
+                if (h->mark[tb->ids[i]] == 1) h->pos[n_pos++] = i;
         }
         for (size_t k = 0; k < m; k++) {
             float *v = tmp + k * w;
             if (cfg->decoy_zero) memset(v, 0, (size_t)w * sizeof *v);
-            else pseudo_row(v, tb, pos, n_pos, s, &r);
+            else pseudo_row(v, tb, h->pos, n_pos, s, &r);
         }
         if ((e = fr_update_table_resize(u, t, c + (uint32_t)extra))) break;
         /* merge from the back, in place: rows move up, decoys come from tmp; a decoy that
@@ -225,7 +230,6 @@ fr_err fri_hide_pad(fri_hide *h, const fr_fl_config *cfg, const fr_client_data *
             }
         }
     }
-    fri_free(pos);
     mark_own(h, d, 0);
     return e;
 }
