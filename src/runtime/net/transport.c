@@ -1,5 +1,6 @@
 /* The networked runtime's transport: opaque byte messages over nng REQ/REP with TLS
- * (transport.h says what it offers). nng 1.5.2 with mbedTLS 2.28 underneath.
+ * (transport.h says what it offers). nng 1.5.2 underneath, with fedrec's OpenSSL engine
+ * (tls_openssl.c) in place of nng's mbedTLS 2.28 unless FEDREC_TLS_ENGINE=nng.
  *
  * Invariants:
  *   - The server's pipe table holds every open connection (added on nng's ADD_POST, gone
@@ -25,6 +26,7 @@
 #include <sodium.h>
 
 #include "core/core.h"
+#include "runtime/net/tls_engine.h"
 #include "runtime/net/transport.h"
 
 /* nng's size limit counts the whole message, with REQ/REP's routing header: a 4-byte
@@ -110,7 +112,10 @@ static fr_err tls_config(nng_tls_config **out, const char *who, bool server, con
     nng_tls_config *cfg = NULL;
     char *cert = NULL, *key = NULL, *ca = NULL;
     size_t ncert = 0, nkey = 0, nca = 0;
-    int rv = nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT);
+    int rv = fri_tls_engine_init(); /* before nng's first TLS configuration */
+    if (rv) return fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_UNSUPPORTED,
+                            "%s: cannot register the OpenSSL TLS engine with nng (%s)", who, nng_strerror(rv));
+    rv = nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT);
     if (rv) return fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_UNSUPPORTED, "%s: TLS is not available (%s)",
                             who, nng_strerror(rv));
     fr_err e = FR_OK;
