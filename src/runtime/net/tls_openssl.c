@@ -15,8 +15,15 @@
  *     1 MiB message is one send op that nng repeats as the TCP side drains, not 64
  *     completions that each go through nng's task queue. A repeated call gets the same
  *     bytes, as OpenSSL requires after a retry.
- *   - A connection's first fatal error is kept and returned by every later op; OpenSSL's
- *     per-thread error queue is cleared around each call, so one connection's errors
+ *   - Records are staged (out) and handed to nng a full 16 KiB buffer at a time: nng
+ *     starts a TCP send with whatever its buffer holds, and handing it each record as
+ *     written would make every other send a record's tail of a few bytes. Every op
+ *     pushes the stage before it returns; a send whose bytes are all encrypted but not
+ *     all handed over returns NNG_EAGAIN and is reported when nng repeats it (done), so
+ *     nothing is left in the stage without an op that nng will call again.
+ *   - A connection's first fatal error is kept and returned by every later op. OpenSSL's
+ *     per-thread error queue is emptied after every call that failed (and after the
+ *     configuration calls), so it is empty when any call starts: one connection's errors
  *     never show up on another served by the same nng thread.
  *   - Handshake failures over a certificate (unknown CA, none given, wrong name, refused
  *     by the peer) are NNG_EPEERAUTH, other TLS failures NNG_ECRYPTO: nng counts both as
@@ -56,7 +63,17 @@ struct nng_tls_engine_conn {
     int io_err;               /* the last error (not EAGAIN) nng's send/recv gave the BIO */
     int failed;               /* the first fatal error, returned by every later op */
     bool counted;             /* its handshake's outcome is in the statistics */
+    uint8_t *out;             /* ciphertext staged for nng's send buffer [OUT_CAP], or NULL */
+    size_t out_off, out_len;  /* the staged bytes: out[out_off, out_off + out_len) */
+    size_t done;              /* plaintext of a finished SSL_write whose tail is still
+                                 staged: reported to nng once it is all handed over */
 };
+
+/* nng 1.5.2's send buffer per connection (NNG_TLS_MAX_SEND_SIZE): a TCP send takes what
+ * it holds when the previous one completes. */
+#define NNG_RING 16384
+/* Staging: a ring's worth plus a largest record (16 KiB + 256) and room to spare. */
+#define OUT_CAP (2 * NNG_RING + 1024)
 
 /* ---- process-wide state ---- */
 
@@ -85,19 +102,49 @@ static void note_handshake(nng_tls_engine_conn *ec, bool ok) {
 
 /* ---- the BIO: OpenSSL's ciphertext through nng's buffers ---- */
 
+/* Hands staged ciphertext to nng, as much as its buffer takes (all of it, or until
+ * NNG_EAGAIN). One call with everything staged, so that a TCP send starting on it is a
+ * full buffer, not a record's 22-byte tail followed by the next record. */
+static void out_push(nng_tls_engine_conn *ec) {
+    while (ec->out_len > 0 && !ec->io_err) {
+        size_t n = ec->out_len;
+        int rv = nng_tls_engine_send(ec->tls, ec->out + ec->out_off, &n);
+        if (rv == NNG_EAGAIN) return;
+        if (rv != 0) {
+            ec->io_err = rv; /* the connection is going down: drop what is staged */
+            ec->out_len = 0;
+            break;
+        }
+        ec->out_off += n;
+        ec->out_len -= n;
+    }
+    if (ec->out_len == 0) ec->out_off = 0;
+}
+
+/* OpenSSL's records go to the staging buffer, which is pushed to nng once it holds a
+ * buffer's worth (and by every op before it returns); a full stage is a retry. */
 static int bio_write(BIO *b, const char *buf, int len) {
     nng_tls_engine_conn *ec = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (len <= 0) return 0;
-    size_t n = (size_t)len;
-    int rv = nng_tls_engine_send(ec->tls, (const uint8_t *)buf, &n);
-    if (rv == 0) return (int)n;
-    if (rv == NNG_EAGAIN) {
+    if (ec->io_err) return -1;
+    if (!ec->out && !(ec->out = malloc(OUT_CAP))) {
+        ec->io_err = NNG_ENOMEM;
+        return -1;
+    }
+    if (ec->out_off + ec->out_len + (size_t)len > OUT_CAP && ec->out_off > 0) {
+        memmove(ec->out, ec->out + ec->out_off, ec->out_len);
+        ec->out_off = 0;
+    }
+    size_t room = OUT_CAP - ec->out_off - ec->out_len, n = (size_t)len < room ? (size_t)len : room;
+    if (n == 0) {
         BIO_set_retry_write(b);
         return -1;
     }
-    ec->io_err = rv;
-    return -1;
+    memcpy(ec->out + ec->out_off + ec->out_len, buf, n);
+    ec->out_len += n;
+    if (ec->out_len >= NNG_RING) out_push(ec);
+    return (int)n;
 }
 
 static int bio_read(BIO *b, char *buf, int len) {
@@ -153,8 +200,7 @@ static int ssl_fail(nng_tls_engine_conn *ec, int r) {
     int rv;
     switch (SSL_get_error(ec->ssl, r)) {
     case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        ERR_clear_error();
+    case SSL_ERROR_WANT_WRITE: /* nothing was queued */
         return NNG_EAGAIN;
     case SSL_ERROR_ZERO_RETURN: /* the peer's close_notify */
         rv = NNG_ECLOSED;
@@ -337,11 +383,12 @@ static int config_version(nng_tls_engine_config *cfg, nng_tls_version lo, nng_tl
 static void conn_fini(nng_tls_engine_conn *ec) {
     SSL_free(ec->ssl); /* and its BIO */
     ec->ssl = NULL;
+    free(ec->out);
+    ec->out = NULL;
 }
 
 static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *cfg) {
     ec->tls = tls;
-    ERR_clear_error();
     ec->ssl = SSL_new(cfg->ctx);
     BIO *b = ec->ssl ? BIO_new(g_bio) : NULL;
     if (!b) {
@@ -386,39 +433,41 @@ static void conn_close(nng_tls_engine_conn *ec) {
     /* a close_notify when the session is up; whether it leaves before nng closes the
      * TCP connection does not matter (nng's framing says where messages end) */
     if (!ec->ssl || ec->failed || !SSL_is_init_finished(ec->ssl)) return;
-    ERR_clear_error();
     (void)SSL_shutdown(ec->ssl);
     ERR_clear_error();
+    out_push(ec);
 }
 
 static int conn_handshake(nng_tls_engine_conn *ec) {
     if (ec->failed) return ec->failed;
-    ERR_clear_error();
+    out_push(ec);
     int r = SSL_do_handshake(ec->ssl);
-    if (r == 1) {
-        note_handshake(ec, true);
-        return 0;
-    }
-    return ssl_fail(ec, r);
+    out_push(ec);
+    if (r != 1) return ssl_fail(ec, r);
+    note_handshake(ec, true);
+    /* done once our last flight is in nng's hands: nng calls again when its send ends */
+    return ec->out_len ? NNG_EAGAIN : 0;
 }
 
 static int conn_recv(nng_tls_engine_conn *ec, uint8_t *buf, size_t *szp) {
     if (ec->failed) return ec->failed;
+    out_push(ec);
     size_t want = *szp, got = 0;
     /* every record nng's buffer holds, up to the caller's room, in one completion */
     while (got < want) {
         size_t n = 0;
-        ERR_clear_error();
         if (SSL_read_ex(ec->ssl, buf + got, want - got, &n)) {
             got += n;
             continue;
         }
         int rv = ssl_fail(ec, 0);
-        if (got == 0) {
-            if (rv != NNG_EAGAIN) return rv;
+        if (got == 0 && rv != NNG_EAGAIN) {
+            out_push(ec); /* the alert, if any */
+            return rv;
         }
         break; /* a fatal error after some data: the data now, the error next time */
     }
+    out_push(ec); /* what reading wrote: handshake flights, alerts */
     if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
     if (got == 0) return NNG_EAGAIN;
     *szp = got;
@@ -427,15 +476,27 @@ static int conn_recv(nng_tls_engine_conn *ec, uint8_t *buf, size_t *szp) {
 
 static int conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t *szp) {
     if (ec->failed) return ec->failed;
-    size_t n = 0;
-    ERR_clear_error();
-    int ok = SSL_write_ex(ec->ssl, buf, *szp, &n);
-    if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
-    if (ok) {
-        *szp = n;
+    out_push(ec);
+    if (ec->done) {
+        /* nng repeats the call whose bytes were all encrypted: report it once the tail
+         * has left the stage */
+        if (ec->out_len) return ec->io_err ? ec->io_err : NNG_EAGAIN;
+        *szp = ec->done;
+        ec->done = 0;
         return 0;
     }
-    return ssl_fail(ec, 0);
+    size_t n = 0;
+    int ok = SSL_write_ex(ec->ssl, buf, *szp, &n);
+    out_push(ec); /* with a handshake's flight, or an alert */
+    if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
+    if (!ok) return ssl_fail(ec, 0);
+    if (ec->io_err) return ec->failed = ec->io_err;
+    if (ec->out_len) {
+        ec->done = n;
+        return ec->io_err ? ec->io_err : NNG_EAGAIN;
+    }
+    *szp = n;
+    return 0;
 }
 
 static bool conn_verified(nng_tls_engine_conn *ec) {
