@@ -121,6 +121,15 @@ static void out_push(nng_tls_engine_conn *ec) {
     if (ec->out_len == 0) ec->out_off = 0;
 }
 
+/* Frees the empty stage once a message is sent: an idle connection (a thousand of them
+ * in a load generator, or on a server) holds none. */
+static void out_release(nng_tls_engine_conn *ec) {
+    if (ec->out_len || !ec->out) return;
+    free(ec->out);
+    ec->out = NULL;
+    ec->out_off = 0;
+}
+
 /* OpenSSL's records go to the staging buffer, which is pushed to nng once it holds a
  * buffer's worth (and by every op before it returns); a full stage is a retry. */
 static int bio_write(BIO *b, const char *buf, int len) {
@@ -483,6 +492,7 @@ static int conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t *szp) {
         if (ec->out_len) return ec->io_err ? ec->io_err : NNG_EAGAIN;
         *szp = ec->done;
         ec->done = 0;
+        out_release(ec);
         return 0;
     }
     size_t n = 0;
@@ -496,6 +506,7 @@ static int conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t *szp) {
         return ec->io_err ? ec->io_err : NNG_EAGAIN;
     }
     *szp = n;
+    out_release(ec);
     return 0;
 }
 
@@ -542,7 +553,11 @@ static void engine_init(void) {
     (void)nng_tls_engine_name();
     const char *env = getenv("FEDREC_TLS_ENGINE");
     if (env && strcmp(env, "nng") == 0) return;
-    if (!OPENSSL_init_ssl(0, NULL)) {
+    /* No cleanup at exit: nng's threads outlive main(), and OpenSSL's atexit cleanup
+     * deletes the thread-local key whose destructor frees each thread's error state,
+     * so a thread ending after it (a client's closer thread) would leak that state;
+     * what OpenSSL holds for the process stays reachable until the end. */
+    if (!OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL)) {
         g_init_rv = NNG_ENOMEM;
         return;
     }
