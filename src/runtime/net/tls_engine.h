@@ -33,6 +33,7 @@ bool fri_tls_engine_ours(void);
 typedef struct fri_tls_stats {
     uint64_t handshakes;      /* completed */
     uint64_t failures;        /* handshakes that failed (TLS errors, not hang-ups) */
+    uint64_t live;            /* connections nng has set up and not yet finalised */
     char version[16];         /* protocol of the last completed handshake: "TLSv1.3" */
     char cipher[64];          /* its cipher suite: "TLS_AES_128_GCM_SHA256"; "" if none */
 } fri_tls_stats;

@@ -390,6 +390,11 @@ static int config_version(nng_tls_engine_config *cfg, nng_tls_version lo, nng_tl
 /* ---- connection ops ---- */
 
 static void conn_fini(nng_tls_engine_conn *ec) {
+    if (ec->ssl) {
+        pthread_mutex_lock(&g_mu);
+        g_stats.live--;
+        pthread_mutex_unlock(&g_mu);
+    }
     SSL_free(ec->ssl); /* and its BIO */
     ec->ssl = NULL;
     free(ec->out);
@@ -401,12 +406,17 @@ static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *
     ec->ssl = SSL_new(cfg->ctx);
     BIO *b = ec->ssl ? BIO_new(g_bio) : NULL;
     if (!b) {
+        SSL_free(ec->ssl); /* fini sees a connection without SSL */
+        ec->ssl = NULL;
         ERR_clear_error();
         return NNG_ENOMEM;
     }
     BIO_set_data(b, ec);
     BIO_set_init(b, 1);
     SSL_set_bio(ec->ssl, b, b); /* the SSL owns it */
+    pthread_mutex_lock(&g_mu);
+    g_stats.live++;
+    pthread_mutex_unlock(&g_mu);
     if (cfg->mode == NNG_TLS_MODE_SERVER) {
         SSL_set_accept_state(ec->ssl);
         return 0;
