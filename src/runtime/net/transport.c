@@ -809,8 +809,9 @@ static uint64_t dial_activity(fri_net_client *c) {
  * server closes a connection during the handshake (a server stopping), and waits forever
  * in a handshake the server never answers. When the dialer's attempt counters have not
  * moved for reconnect_max + dial_stall (a backoff wait, then an attempt that shows no
- * outcome), the dialer is replaced with the same backoff and TLS configuration. (nng
- * then leaks the abandoned connection, ~35 KB; see docs/ARCHITECTURE.md.) */
+ * outcome), the dialer is replaced with the same backoff and TLS configuration. (With
+ * nng's mbedTLS engine nng then leaked the abandoned connection, ~35 KB; fedrec's
+ * engine has it finalised: see docs/ARCHITECTURE.md.) */
 static void wait_aio(fri_net_client *c) {
     int64_t limit = (int64_t)c->rmax + c->stall;
     int64_t check = c->stall / 4 < 250 ? 250 : c->stall / 4;
