@@ -486,6 +486,9 @@ Test(transport, oversized_request_dropped_before_allocation) {
     cr_assert(ev_wait(&f.ev, FRI_NET_EV_TOO_LARGE, 1, 15000));
     cr_assert(strstr(f.ev.text[FRI_NET_EV_TOO_LARGE], "1025 bytes (limit 1024)"), "%s", f.ev.text[FRI_NET_EV_TOO_LARGE]);
     roundtrip(good, "still fine", 5000);
+    /* big reconnects by itself: let it finish before closing it (nng 1.5.2 can leak a
+     * client connection closed in the middle of its reconnection) */
+    roundtrip(big, "reconnected", 5000);
     cr_assert_leq(atomic_load(&f.st.max_n), 1024);
     fri_net_server_stats sst;
     fri_net_server_stats_get(f.srv, &sst);
