@@ -515,5 +515,3 @@ Test(tls_engine, dialer_closed_during_its_handshake) {
     nng_tls_config_free(cc);
     certs_free(&k);
 }
-
-
