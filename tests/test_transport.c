@@ -475,8 +475,15 @@ Test(transport, oversized_request_dropped_before_allocation) {
     size_t rn = 0;
     int64_t t0 = now_ms();
     cr_assert_eq(fri_net_request(big, blob, sizeof blob, &r, &rn, 5000), FR_ERR_IO);
-    cr_assert(strstr(fr_errmsg(), f.url) && strstr(fr_errmsg(), "connection was lost"), "%s", fr_errmsg());
-    cr_assert_lt(now_ms() - t0, 2500, "the loss is reported at once, not at the timeout");
+    /* Usually the loss is reported at once. With fedrec's TLS engine the client can be
+     * reconnected before the loss is seen (about 1 run in 8 under the sanitizers): nng's
+     * REQ then sends the request again on the new connection, the server drops that one
+     * too, and the request ends at its timeout. Either way it is refused, which is what
+     * this test is about; the server side is checked below. */
+    bool lost = strstr(fr_errmsg(), "connection was lost") != NULL;
+    cr_assert(strstr(fr_errmsg(), f.url) && (lost || strstr(fr_errmsg(), "the server did not answer")), "%s",
+              fr_errmsg());
+    if (lost) cr_assert_lt(now_ms() - t0, 2500, "the loss is reported at once, not at the timeout");
     roundtrip(good, "small is fine", 5000);
     cr_assert_eq(fri_net_request(big, blob, 1024, &r, &rn, 5000), FR_OK, "at the limit: %s", fr_errmsg());
     cr_assert_eq(rn, 1024);
