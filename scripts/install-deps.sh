@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   libsodium-dev libgfshare-dev
-  libnng-dev libmbedtls-dev openssl
+  libnng-dev libmbedtls-dev libssl-dev openssl
   libopenblas-dev
   libcriterion-dev
   libcjson-dev

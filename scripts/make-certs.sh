@@ -7,8 +7,8 @@
 #                          (subjectAltName; an address is both an IP and a DNS entry)
 #   client.crt client.key  signed by the CA, for mutual TLS (--client-cert/--client-key)
 # Keys are EC P-256 (fast to make and to handshake), PKCS#8 PEM, mode 0600; the
-# certificates are valid for 30 days. The format is what nng's TLS engine (mbedTLS 2.28)
-# accepts: X.509 v3, SAN for the names, key usage digitalSignature, extended key usage
+# certificates are valid for 30 days. The format is what both TLS engines accept (fedrec's
+# OpenSSL one, and nng's mbedTLS 2.28 with FEDREC_TLS_ENGINE=nng): X.509 v3, SAN for the names, key usage digitalSignature, extended key usage
 # serverAuth / clientAuth. Existing files are never overwritten without --force.
 # Only openssl is used. These are for testing: keep a real CA's key off the server.
 set -euo pipefail
@@ -33,9 +33,10 @@ if [[ $force -eq 0 ]]; then
 fi
 
 # subjectAltName: the loopback names plus the HOSTs (IPv4/IPv6 literals as IP entries).
-# An address is listed twice: as an IP entry (what OpenSSL and browsers check) and as a
-# DNS entry with the same text, because mbedTLS 2.28 (nng's TLS engine) compares the
-# server name only with DNS entries, so tls+tcp://127.0.0.1:PORT needs DNS:127.0.0.1.
+# An address is listed twice: as an IP entry (what OpenSSL, fedrec's engine, and browsers
+# check) and as a DNS entry with the same text, because mbedTLS 2.28 (nng's own engine,
+# FEDREC_TLS_ENGINE=nng) compares the server name only with DNS entries, so
+# tls+tcp://127.0.0.1:PORT needs DNS:127.0.0.1 there.
 san="DNS:localhost,IP:127.0.0.1,DNS:127.0.0.1,IP:::1,DNS:::1"
 cn_server=localhost
 for h in "$@"; do

@@ -163,8 +163,9 @@ static void fx_start(fixture *f, const fri_net_server_opts *o) {
 
 static void fx_fini(fixture *f) {
     /* the tests close their clients first; let the server see them go, so that no TLS
-     * handshake (a client reconnecting) is in progress when it stops: nng 1.5.2 leaks
-     * such a connection, and LeakSanitizer would report it */
+     * handshake (a client reconnecting) is in progress when it stops: nng 1.5.2 with its
+     * mbedTLS engine (FEDREC_TLS_ENGINE=nng) leaks such a connection, and LeakSanitizer
+     * would report it */
     fri_net_server_stats st = {0};
     for (int i = 0; f->srv && i < 200; i++) {
         fri_net_server_stats_get(f->srv, &st);
@@ -474,8 +475,15 @@ Test(transport, oversized_request_dropped_before_allocation) {
     size_t rn = 0;
     int64_t t0 = now_ms();
     cr_assert_eq(fri_net_request(big, blob, sizeof blob, &r, &rn, 5000), FR_ERR_IO);
-    cr_assert(strstr(fr_errmsg(), f.url) && strstr(fr_errmsg(), "connection was lost"), "%s", fr_errmsg());
-    cr_assert_lt(now_ms() - t0, 2500, "the loss is reported at once, not at the timeout");
+    /* Usually the loss is reported at once. With fedrec's TLS engine the client can be
+     * reconnected before the loss is seen (about 1 run in 8 under the sanitizers): nng's
+     * REQ then sends the request again on the new connection, the server drops that one
+     * too, and the request ends at its timeout. Either way it is refused, which is what
+     * this test is about; the server side is checked below. */
+    bool lost = strstr(fr_errmsg(), "connection was lost") != NULL;
+    cr_assert(strstr(fr_errmsg(), f.url) && (lost || strstr(fr_errmsg(), "the server did not answer")), "%s",
+              fr_errmsg());
+    if (lost) cr_assert_lt(now_ms() - t0, 2500, "the loss is reported at once, not at the timeout");
     roundtrip(good, "small is fine", 5000);
     cr_assert_eq(fri_net_request(big, blob, 1024, &r, &rn, 5000), FR_OK, "at the limit: %s", fr_errmsg());
     cr_assert_eq(rn, 1024);
@@ -485,6 +493,9 @@ Test(transport, oversized_request_dropped_before_allocation) {
     cr_assert(ev_wait(&f.ev, FRI_NET_EV_TOO_LARGE, 1, 15000));
     cr_assert(strstr(f.ev.text[FRI_NET_EV_TOO_LARGE], "1025 bytes (limit 1024)"), "%s", f.ev.text[FRI_NET_EV_TOO_LARGE]);
     roundtrip(good, "still fine", 5000);
+    /* big reconnects by itself: let it finish before closing it (nng 1.5.2 can leak a
+     * client connection closed in the middle of its reconnection) */
+    roundtrip(big, "reconnected", 5000);
     cr_assert_leq(atomic_load(&f.st.max_n), 1024);
     fri_net_server_stats sst;
     fri_net_server_stats_get(f.srv, &sst);
@@ -742,9 +753,9 @@ Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port) {
         a[i].c = client_open(&co);
         cr_assert_eq(pthread_create(&th[i], NULL, wait_main, &a[i]), 0);
     }
-    /* every client connected (nng 1.5.2 leaks a TLS connection whose handshake is in
-     * progress when its listener closes; see docs/ARCHITECTURE.md) and two requests in
-     * the handler */
+    /* every client connected (nng 1.5.2 with mbedTLS leaks a TLS connection whose
+     * handshake is in progress when its listener closes; see docs/ARCHITECTURE.md) and
+     * two requests in the handler */
     fri_net_server_stats sst = {0};
     for (int i = 0; i < 600; i++) {
         fri_net_server_stats_get(f.srv, &sst);

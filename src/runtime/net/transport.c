@@ -1,5 +1,6 @@
 /* The networked runtime's transport: opaque byte messages over nng REQ/REP with TLS
- * (transport.h says what it offers). nng 1.5.2 with mbedTLS 2.28 underneath.
+ * (transport.h says what it offers). nng 1.5.2 underneath, with fedrec's OpenSSL engine
+ * (tls_openssl.c) in place of nng's mbedTLS 2.28 unless FEDREC_TLS_ENGINE=nng.
  *
  * Invariants:
  *   - The server's pipe table holds every open connection (added on nng's ADD_POST, gone
@@ -25,6 +26,7 @@
 #include <sodium.h>
 
 #include "core/core.h"
+#include "runtime/net/tls_engine.h"
 #include "runtime/net/transport.h"
 
 /* nng's size limit counts the whole message, with REQ/REP's routing header: a 4-byte
@@ -110,7 +112,10 @@ static fr_err tls_config(nng_tls_config **out, const char *who, bool server, con
     nng_tls_config *cfg = NULL;
     char *cert = NULL, *key = NULL, *ca = NULL;
     size_t ncert = 0, nkey = 0, nca = 0;
-    int rv = nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT);
+    int rv = fri_tls_engine_init(); /* before nng's first TLS configuration */
+    if (rv) return fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_UNSUPPORTED,
+                            "%s: cannot register the OpenSSL TLS engine with nng (%s)", who, nng_strerror(rv));
+    rv = nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT);
     if (rv) return fri_fail(rv == NNG_ENOMEM ? FR_ERR_NOMEM : FR_ERR_UNSUPPORTED, "%s: TLS is not available (%s)",
                             who, nng_strerror(rv));
     fr_err e = FR_OK;
@@ -804,8 +809,9 @@ static uint64_t dial_activity(fri_net_client *c) {
  * server closes a connection during the handshake (a server stopping), and waits forever
  * in a handshake the server never answers. When the dialer's attempt counters have not
  * moved for reconnect_max + dial_stall (a backoff wait, then an attempt that shows no
- * outcome), the dialer is replaced with the same backoff and TLS configuration. (nng
- * then leaks the abandoned connection, ~35 KB; see docs/ARCHITECTURE.md.) */
+ * outcome), the dialer is replaced with the same backoff and TLS configuration. (With
+ * nng's mbedTLS engine nng then leaked the abandoned connection, ~35 KB; fedrec's
+ * engine has it finalised: see docs/ARCHITECTURE.md.) */
 static void wait_aio(fri_net_client *c) {
     int64_t limit = (int64_t)c->rmax + c->stall;
     int64_t check = c->stall / 4 < 250 ? 250 : c->stall / 4;

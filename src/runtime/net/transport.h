@@ -172,8 +172,9 @@ typedef struct fri_net_client_opts {
                                  or 0: never).
                                  Keep it far above a handshake's worst time: a server
                                  flooded by 1000 clients at once took 29 s to answer the
-                                 last, and replacing a dialer mid-handshake leaks the
-                                 connection and has wedged nng's socket close */
+                                 last (with nng's mbedTLS engine), and replacing a
+                                 dialer mid-handshake cut live handshakes and has
+                                 wedged nng's socket close */
     size_t max_reply;         /* largest reply in bytes: a larger one fails the request
                                  (FR_ERR_RANGE, or a lost connection when far over) */
 } fri_net_client_opts;

@@ -1,0 +1,603 @@
+/* fedrec's TLS engine for nng 1.5.2, on OpenSSL 3 (tls_engine.h says why and what).
+ *
+ * How nng drives an engine: nng keeps a 16 KiB buffer each way per connection and calls
+ * the connection ops (handshake, send, recv) with the connection's lock held, from the
+ * caller's thread or from the completion of a TCP send or receive. The engine moves
+ * ciphertext with nng_tls_engine_send/recv, which return NNG_EAGAIN when the buffer is
+ * full (send) or empty (recv, which then starts a TCP receive); an op that cannot go on
+ * returns NNG_EAGAIN and nng calls it again, with the same arguments, once the TCP
+ * operation completed.
+ *
+ * Here every SSL has one BIO of our own whose read and write are those two calls, EAGAIN
+ * becoming OpenSSL's retry. Invariants:
+ *   - An SSL is used by one thread at a time (nng's connection lock).
+ *   - A send takes the whole buffer nng offers (SSL_write without partial writes): a
+ *     1 MiB message is one send op that nng repeats as the TCP side drains, not 64
+ *     completions that each go through nng's task queue. A repeated call gets the same
+ *     bytes, as OpenSSL requires after a retry.
+ *   - Records are staged (out) and handed to nng a full 16 KiB buffer at a time: nng
+ *     starts a TCP send with whatever its buffer holds, and handing it each record as
+ *     written would make every other send a record's tail of a few bytes. Every op
+ *     pushes the stage before it returns; a send whose bytes are all encrypted but not
+ *     all handed over returns NNG_EAGAIN and is reported when nng repeats it (done), so
+ *     nothing is left in the stage without an op that nng will call again.
+ *   - A connection's first fatal error is kept and returned by every later op. OpenSSL's
+ *     per-thread error queue is emptied after every call that failed (and after the
+ *     configuration calls), so it is empty when any call starts: one connection's errors
+ *     never show up on another served by the same nng thread.
+ *   - Handshake failures over a certificate (unknown CA, none given, wrong name, refused
+ *     by the peer) are NNG_EPEERAUTH, other TLS failures NNG_ECRYPTO: nng counts both as
+ *     the endpoint's "auth" statistic, which the transport reports as TLS failures. */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/tls/engine.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "runtime/net/tls_engine.h"
+
+/* Suites in order of preference; the server's order decides (both sides are ours). */
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLS12_SUITES                                                                                                   \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"                       \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+struct nng_tls_engine_config {
+    SSL_CTX *ctx;             /* certificates, CA store, verification mode, versions */
+    nng_tls_mode mode;
+    char *server_name;        /* client: the name the server's certificate must carry */
+};
+
+struct nng_tls_engine_conn {
+    void *tls;                /* nng's connection: the argument of nng_tls_engine_send/recv */
+    SSL *ssl;
+    int io_err;               /* the last error (not EAGAIN) nng's send/recv gave the BIO */
+    int failed;               /* the first fatal error, returned by every later op */
+    bool counted;             /* its handshake's outcome is in the statistics */
+    uint8_t *out;             /* ciphertext staged for nng's send buffer [OUT_CAP], or NULL */
+    size_t out_off, out_len;  /* the staged bytes: out[out_off, out_off + out_len) */
+    size_t done;              /* plaintext of a finished SSL_write whose tail is still
+                                 staged: reported to nng once it is all handed over */
+};
+
+/* nng 1.5.2's send buffer per connection (NNG_TLS_MAX_SEND_SIZE): a TCP send takes what
+ * it holds when the previous one completes. */
+#define NNG_RING 16384
+/* Staging: a ring's worth plus a largest record (16 KiB + 256) and room to spare. */
+#define OUT_CAP (2 * NNG_RING + 1024)
+
+/* ---- process-wide state ---- */
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_init_rv;
+static bool g_ours;
+static BIO_METHOD *g_bio;
+static char g_desc[96];
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER; /* guards g_stats */
+static fri_tls_stats g_stats;
+
+static void note_handshake(nng_tls_engine_conn *ec, bool ok) {
+    if (ec->counted) return;
+    ec->counted = true;
+    pthread_mutex_lock(&g_mu);
+    if (ok) {
+        g_stats.handshakes++;
+        snprintf(g_stats.version, sizeof g_stats.version, "%s", SSL_get_version(ec->ssl));
+        const char *c = SSL_get_cipher_name(ec->ssl);
+        snprintf(g_stats.cipher, sizeof g_stats.cipher, "%s", c ? c : "");
+    } else {
+        g_stats.failures++;
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* ---- the BIO: OpenSSL's ciphertext through nng's buffers ---- */
+
+/* Hands staged ciphertext to nng, as much as its buffer takes (all of it, or until
+ * NNG_EAGAIN). One call with everything staged, so that a TCP send starting on it is a
+ * full buffer, not a record's 22-byte tail followed by the next record. */
+static void out_push(nng_tls_engine_conn *ec) {
+    while (ec->out_len > 0 && !ec->io_err) {
+        size_t n = ec->out_len;
+        int rv = nng_tls_engine_send(ec->tls, ec->out + ec->out_off, &n);
+        if (rv == NNG_EAGAIN) return;
+        if (rv != 0) {
+            ec->io_err = rv; /* the connection is going down: drop what is staged */
+            ec->out_len = 0;
+            break;
+        }
+        ec->out_off += n;
+        ec->out_len -= n;
+    }
+    if (ec->out_len == 0) ec->out_off = 0;
+}
+
+/* Frees the empty stage once a message is sent: an idle connection (a thousand of them
+ * in a load generator, or on a server) holds none. */
+static void out_release(nng_tls_engine_conn *ec) {
+    if (ec->out_len || !ec->out) return;
+    free(ec->out);
+    ec->out = NULL;
+    ec->out_off = 0;
+}
+
+/* OpenSSL's records go to the staging buffer, which is pushed to nng once it holds a
+ * buffer's worth (and by every op before it returns); a full stage is a retry. */
+static int bio_write(BIO *b, const char *buf, int len) {
+    nng_tls_engine_conn *ec = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0) return 0;
+    if (ec->io_err) return -1;
+    if (!ec->out && !(ec->out = malloc(OUT_CAP))) {
+        ec->io_err = NNG_ENOMEM;
+        return -1;
+    }
+    if (ec->out_off + ec->out_len + (size_t)len > OUT_CAP && ec->out_off > 0) {
+        memmove(ec->out, ec->out + ec->out_off, ec->out_len);
+        ec->out_off = 0;
+    }
+    size_t room = OUT_CAP - ec->out_off - ec->out_len, n = (size_t)len < room ? (size_t)len : room;
+    if (n == 0) {
+        BIO_set_retry_write(b);
+        return -1;
+    }
+    memcpy(ec->out + ec->out_off + ec->out_len, buf, n);
+    ec->out_len += n;
+    if (ec->out_len >= NNG_RING) out_push(ec);
+    return (int)n;
+}
+
+static int bio_read(BIO *b, char *buf, int len) {
+    nng_tls_engine_conn *ec = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0) return 0;
+    size_t n = (size_t)len;
+    int rv = nng_tls_engine_recv(ec->tls, (uint8_t *)buf, &n);
+    if (rv == 0) return (int)n;
+    if (rv == NNG_EAGAIN) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    ec->io_err = rv;
+    return -1;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0; /* nng sends what it holds by itself */
+}
+
+/* ---- errors ---- */
+
+/* Whether the error at the head of OpenSSL's queue is about a certificate. */
+static bool cert_error(SSL *ssl) {
+    if (SSL_get_verify_result(ssl) != X509_V_OK) return true;
+    unsigned long e = ERR_peek_error();
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL) return false;
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The nng code for an SSL call that returned r (<= 0 or 0 for the _ex calls); fatal
+ * errors are kept in ec->failed. */
+static int ssl_fail(nng_tls_engine_conn *ec, int r) {
+    int rv;
+    switch (SSL_get_error(ec->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: /* nothing was queued */
+        return NNG_EAGAIN;
+    case SSL_ERROR_ZERO_RETURN: /* the peer's close_notify */
+        rv = NNG_ECLOSED;
+        break;
+    case SSL_ERROR_SYSCALL: /* the BIO failed: nng's error, or the stream ended */
+        rv = ec->io_err ? ec->io_err : NNG_ECLOSED;
+        break;
+    case SSL_ERROR_SSL:
+        rv = cert_error(ec->ssl) ? NNG_EPEERAUTH : NNG_ECRYPTO;
+        if (!SSL_is_init_finished(ec->ssl)) note_handshake(ec, false);
+        break;
+    default:
+        rv = NNG_ECRYPTO;
+        break;
+    }
+    ERR_clear_error();
+    ec->failed = rv;
+    return rv;
+}
+
+/* ---- configuration ops ---- */
+
+static void config_fini(nng_tls_engine_config *cfg) {
+    SSL_CTX_free(cfg->ctx);
+    free(cfg->server_name);
+    cfg->ctx = NULL;
+    cfg->server_name = NULL;
+}
+
+static int config_init(nng_tls_engine_config *cfg, nng_tls_mode mode) {
+    ERR_clear_error();
+    cfg->mode = mode;
+    cfg->ctx = SSL_CTX_new(TLS_method());
+    if (!cfg->ctx) {
+        ERR_clear_error();
+        return NNG_ENOMEM;
+    }
+    SSL_CTX *c = cfg->ctx;
+    if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) || !SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION) ||
+        !SSL_CTX_set_ciphersuites(c, TLS13_SUITES) || !SSL_CTX_set_cipher_list(c, TLS12_SUITES)) {
+        config_fini(cfg);
+        ERR_clear_error();
+        return NNG_ENOTSUP;
+    }
+    SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                               SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(c, 0);
+    SSL_CTX_set_read_ahead(c, 1); /* take whatever nng's buffer holds in one BIO read */
+    /* nng's defaults: a client verifies the server, a server asks nothing */
+    SSL_CTX_set_verify(c, mode == NNG_TLS_MODE_CLIENT ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    return 0;
+}
+
+static int config_server(nng_tls_engine_config *cfg, const char *name) {
+    char *dup = NULL;
+    if (name && !(dup = strdup(name))) return NNG_ENOMEM;
+    free(cfg->server_name);
+    cfg->server_name = dup;
+    return 0;
+}
+
+static int config_auth(nng_tls_engine_config *cfg, nng_tls_auth_mode mode) {
+    switch (mode) {
+    case NNG_TLS_AUTH_MODE_NONE:
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_NONE, NULL);
+        return 0;
+    case NNG_TLS_AUTH_MODE_OPTIONAL:
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER, NULL);
+        return 0;
+    case NNG_TLS_AUTH_MODE_REQUIRED:
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        return 0;
+    }
+    return NNG_EINVAL;
+}
+
+/* Adds every certificate (or CRL) of the PEM text to the CTX's store; how many, or -1
+ * when out of memory. Other PEM blocks are skipped. */
+static int add_pem(SSL_CTX *ctx, const char *pem, bool crl) {
+    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    if (!b) return -1;
+    int n = 0;
+    for (;;) {
+        int ok;
+        if (crl) {
+            X509_CRL *x = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+            if (!x) break;
+            ok = X509_STORE_add_crl(st, x);
+            X509_CRL_free(x);
+        } else {
+            X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+            if (!x) break;
+            ok = X509_STORE_add_cert(st, x);
+            X509_free(x);
+        }
+        if (!ok) {
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    BIO_free(b);
+    ERR_clear_error(); /* the read past the last block */
+    return n;
+}
+
+static int config_ca_chain(nng_tls_engine_config *cfg, const char *certs, const char *crl) {
+    int n = add_pem(cfg->ctx, certs, false);
+    if (n < 0) return NNG_ENOMEM;
+    if (n == 0) return NNG_EINVAL;
+    if (crl) {
+        int k = add_pem(cfg->ctx, crl, true);
+        if (k < 0) return NNG_ENOMEM;
+        if (k > 0)
+            X509_STORE_set_flags(SSL_CTX_get_cert_store(cfg->ctx), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
+    return 0;
+}
+
+/* The key's password: the one given, or none (never a prompt on the terminal). */
+static int pass_cb(char *buf, int size, int rwflag, void *u) {
+    (void)rwflag;
+    const char *pass = u;
+    if (!pass || size <= 0) return 0;
+    size_t n = strlen(pass);
+    if (n > (size_t)size) n = (size_t)size;
+    memcpy(buf, pass, n);
+    return (int)n;
+}
+
+static int config_own_cert(nng_tls_engine_config *cfg, const char *cert, const char *key, const char *pass) {
+    int rv = NNG_EINVAL;
+    BIO *cb = BIO_new_mem_buf(cert, -1), *kb = BIO_new_mem_buf(key, -1);
+    X509 *leaf = NULL;
+    EVP_PKEY *pk = NULL;
+    if (!cb || !kb) {
+        rv = NNG_ENOMEM;
+        goto done;
+    }
+    leaf = PEM_read_bio_X509(cb, NULL, NULL, NULL);
+    pk = PEM_read_bio_PrivateKey(kb, NULL, pass_cb, (void *)pass);
+    if (!leaf || !pk || SSL_CTX_use_certificate(cfg->ctx, leaf) != 1 || SSL_CTX_use_PrivateKey(cfg->ctx, pk) != 1 ||
+        SSL_CTX_check_private_key(cfg->ctx) != 1)
+        goto done;
+    /* the rest of the file is the chain sent with the leaf */
+    for (X509 *x; (x = PEM_read_bio_X509(cb, NULL, NULL, NULL)) != NULL;) {
+        if (SSL_CTX_add0_chain_cert(cfg->ctx, x) != 1) {
+            X509_free(x);
+            rv = NNG_ENOMEM;
+            goto done;
+        }
+    }
+    rv = 0;
+done:
+    X509_free(leaf);
+    EVP_PKEY_free(pk);
+    BIO_free(cb);
+    BIO_free(kb);
+    ERR_clear_error();
+    return rv;
+}
+
+static int config_version(nng_tls_engine_config *cfg, nng_tls_version lo, nng_tls_version hi) {
+    /* TLS 1.0 and 1.1 are never offered: the range is cut to 1.2 .. 1.3 */
+    int min = (int)lo < TLS1_2_VERSION ? TLS1_2_VERSION : (int)lo;
+    int max = (int)hi > TLS1_3_VERSION ? TLS1_3_VERSION : (int)hi;
+    if (min > max) return NNG_ENOTSUP;
+    if (!SSL_CTX_set_min_proto_version(cfg->ctx, min) || !SSL_CTX_set_max_proto_version(cfg->ctx, max)) {
+        ERR_clear_error();
+        return NNG_ENOTSUP;
+    }
+    return 0;
+}
+
+/* ---- connection ops ---- */
+
+static void conn_fini(nng_tls_engine_conn *ec) {
+    if (ec->ssl) {
+        pthread_mutex_lock(&g_mu);
+        g_stats.live--;
+        pthread_mutex_unlock(&g_mu);
+    }
+    SSL_free(ec->ssl); /* and its BIO */
+    ec->ssl = NULL;
+    free(ec->out);
+    ec->out = NULL;
+}
+
+static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *cfg) {
+    ec->tls = tls;
+    ec->ssl = SSL_new(cfg->ctx);
+    BIO *b = ec->ssl ? BIO_new(g_bio) : NULL;
+    if (!b) {
+        SSL_free(ec->ssl); /* fini sees a connection without SSL */
+        ec->ssl = NULL;
+        ERR_clear_error();
+        return NNG_ENOMEM;
+    }
+    BIO_set_data(b, ec);
+    BIO_set_init(b, 1);
+    SSL_set_bio(ec->ssl, b, b); /* the SSL owns it */
+    pthread_mutex_lock(&g_mu);
+    g_stats.live++;
+    pthread_mutex_unlock(&g_mu);
+    if (cfg->mode == NNG_TLS_MODE_SERVER) {
+        SSL_set_accept_state(ec->ssl);
+        return 0;
+    }
+    SSL_set_connect_state(ec->ssl);
+    const char *name = cfg->server_name;
+    if (name && *name) {
+        /* an address is checked against the certificate's IP entries and sent without
+         * SNI (RFC 6066 allows host names only); a name against its DNS entries */
+        char host[64];
+        size_t n = strlen(name);
+        if (n >= 2 && n < sizeof host && name[0] == '[' && name[n - 1] == ']') { /* "[::1]" */
+            memcpy(host, name + 1, n - 2);
+            host[n - 2] = '\0';
+        } else {
+            snprintf(host, sizeof host, "%s", n < sizeof host ? name : "");
+        }
+        unsigned char addr[16];
+        bool ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+        X509_VERIFY_PARAM *vp = SSL_get0_param(ec->ssl);
+        X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
+                    : SSL_set_tlsext_host_name(ec->ssl, name) && X509_VERIFY_PARAM_set1_host(vp, name, 0);
+        if (!ok) {
+            ERR_clear_error();
+            return NNG_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static void conn_close(nng_tls_engine_conn *ec) {
+    /* a close_notify when the session is up; whether it leaves before nng closes the
+     * TCP connection does not matter (nng's framing says where messages end) */
+    if (!ec->ssl || ec->failed || !SSL_is_init_finished(ec->ssl)) return;
+    (void)SSL_shutdown(ec->ssl);
+    ERR_clear_error();
+    out_push(ec);
+}
+
+static int conn_handshake(nng_tls_engine_conn *ec) {
+    if (ec->failed) return ec->failed;
+    out_push(ec);
+    int r = SSL_do_handshake(ec->ssl);
+    out_push(ec);
+    if (r != 1) return ssl_fail(ec, r);
+    note_handshake(ec, true);
+    /* done once our last flight is in nng's hands: nng calls again when its send ends */
+    return ec->out_len ? NNG_EAGAIN : 0;
+}
+
+static int conn_recv(nng_tls_engine_conn *ec, uint8_t *buf, size_t *szp) {
+    if (ec->failed) return ec->failed;
+    out_push(ec);
+    size_t want = *szp, got = 0;
+    /* every record nng's buffer holds, up to the caller's room, in one completion */
+    while (got < want) {
+        size_t n = 0;
+        if (SSL_read_ex(ec->ssl, buf + got, want - got, &n)) {
+            got += n;
+            continue;
+        }
+        int rv = ssl_fail(ec, 0);
+        if (got == 0 && rv != NNG_EAGAIN) {
+            out_push(ec); /* the alert, if any */
+            return rv;
+        }
+        break; /* a fatal error after some data: the data now, the error next time */
+    }
+    out_push(ec); /* what reading wrote: handshake flights, alerts */
+    if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
+    if (got == 0) return NNG_EAGAIN;
+    *szp = got;
+    return 0;
+}
+
+static int conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t *szp) {
+    if (ec->failed) return ec->failed;
+    out_push(ec);
+    if (ec->done) {
+        /* nng repeats the call whose bytes were all encrypted: report it once the tail
+         * has left the stage */
+        if (ec->out_len) return ec->io_err ? ec->io_err : NNG_EAGAIN;
+        *szp = ec->done;
+        ec->done = 0;
+        out_release(ec);
+        return 0;
+    }
+    size_t n = 0;
+    int ok = SSL_write_ex(ec->ssl, buf, *szp, &n);
+    out_push(ec); /* with a handshake's flight, or an alert */
+    if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
+    if (!ok) return ssl_fail(ec, 0);
+    if (ec->io_err) return ec->failed = ec->io_err;
+    if (ec->out_len) {
+        ec->done = n;
+        return ec->io_err ? ec->io_err : NNG_EAGAIN;
+    }
+    *szp = n;
+    out_release(ec);
+    return 0;
+}
+
+static bool conn_verified(nng_tls_engine_conn *ec) {
+    return ec->ssl && SSL_get0_peer_certificate(ec->ssl) && SSL_get_verify_result(ec->ssl) == X509_V_OK;
+}
+
+/* ---- registration ---- */
+
+static nng_tls_engine_config_ops g_config_ops = {
+    .size = sizeof(struct nng_tls_engine_config),
+    .init = config_init,
+    .fini = config_fini,
+    .server = config_server,
+    .auth = config_auth,
+    .ca_chain = config_ca_chain,
+    .own_cert = config_own_cert,
+    .version = config_version,
+};
+
+static nng_tls_engine_conn_ops g_conn_ops = {
+    .size = sizeof(struct nng_tls_engine_conn),
+    .init = conn_init,
+    .fini = conn_fini,
+    .close = conn_close,
+    .handshake = conn_handshake,
+    .recv = conn_recv,
+    .send = conn_send,
+    .verified = conn_verified,
+};
+
+static nng_tls_engine g_engine = {
+    .version = NNG_TLS_ENGINE_VERSION,
+    .config_ops = &g_config_ops,
+    .conn_ops = &g_conn_ops,
+    .name = "openssl",
+    .description = g_desc,
+    .fips_mode = false,
+};
+
+static void engine_init(void) {
+    /* nng's own initialisation (run by its first call) resets the engine to the
+     * built-in one, so it must have happened before ours is registered */
+    (void)nng_tls_engine_name();
+    const char *env = getenv("FEDREC_TLS_ENGINE");
+    if (env && strcmp(env, "nng") == 0) return;
+    /* No cleanup at exit: nng's threads outlive main(), and OpenSSL's atexit cleanup
+     * deletes the thread-local key whose destructor frees each thread's error state,
+     * so a thread ending after it (a client's closer thread) would leak that state;
+     * what OpenSSL holds for the process stays reachable until the end. */
+    if (!OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL)) {
+        g_init_rv = NNG_ENOMEM;
+        return;
+    }
+    g_bio = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "fedrec nng stream");
+    if (!g_bio || !BIO_meth_set_write(g_bio, bio_write) || !BIO_meth_set_read(g_bio, bio_read) ||
+        !BIO_meth_set_ctrl(g_bio, bio_ctrl)) {
+        g_init_rv = NNG_ENOMEM;
+        return;
+    }
+    snprintf(g_desc, sizeof g_desc, "%s (fedrec engine, TLS 1.3 AES-GCM preferred)",
+             OpenSSL_version(OPENSSL_VERSION));
+    g_init_rv = nng_tls_engine_register(&g_engine);
+    g_ours = g_init_rv == 0;
+}
+
+int fri_tls_engine_init(void) {
+    pthread_once(&g_once, engine_init);
+    return g_init_rv;
+}
+
+bool fri_tls_engine_ours(void) {
+    pthread_once(&g_once, engine_init);
+    return g_ours;
+}
+
+bool fri_tls_engine_stats(fri_tls_stats *st) {
+    memset(st, 0, sizeof *st);
+    if (!fri_tls_engine_ours()) return false;
+    pthread_mutex_lock(&g_mu);
+    *st = g_stats;
+    pthread_mutex_unlock(&g_mu);
+    return true;
+}

@@ -1,0 +1,517 @@
+/* fedrec's OpenSSL TLS engine for nng (src/runtime/net/tls_openssl.c), driven through nng
+ * itself: a REP socket listening on tls+tcp://127.0.0.1:0 and REQ sockets dialling it,
+ * with certificates and keys handed to nng as PEM strings (from scripts/make-certs.sh).
+ * What the engine negotiates is also checked from outside, with `openssl s_client`. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "runtime/net/tls_engine.h"
+#include "testutil.h"
+
+typedef struct certs {
+    char *dir;
+    char *ca, *srv_crt, *srv_key, *cli_crt, *cli_key; /* PEM text */
+} certs;
+
+static char *slurp_in(const char *dir, const char *name) {
+    char *p = NULL;
+    cr_assert_geq(asprintf(&p, "%s/%s", dir, name), 0);
+    char *s = tu_slurp(p, NULL);
+    cr_assert_not_null(s, "cannot read %s", p);
+    free(p);
+    return s;
+}
+
+static void certs_make(certs *c) {
+    c->dir = tu_tmpdir();
+    char *cmd = NULL;
+    cr_assert_geq(asprintf(&cmd, "'%s/scripts/make-certs.sh' '%s' >/dev/null", FR_SOURCE_DIR, c->dir), 0);
+    cr_assert_eq(system(cmd), 0, "make-certs.sh failed");
+    free(cmd);
+    c->ca = slurp_in(c->dir, "ca.crt");
+    c->srv_crt = slurp_in(c->dir, "server.crt");
+    c->srv_key = slurp_in(c->dir, "server.key");
+    c->cli_crt = slurp_in(c->dir, "client.crt");
+    c->cli_key = slurp_in(c->dir, "client.key");
+}
+
+static void certs_free(certs *c) {
+    free(c->ca);
+    free(c->srv_crt);
+    free(c->srv_key);
+    free(c->cli_crt);
+    free(c->cli_key);
+    tu_rmtree(c->dir);
+    free(c->dir);
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A TLS configuration: own certificate and key when given, a CA (then the peer must
+ * present a certificate it signed), the server name a client checks. */
+static nng_tls_config *tls_cfg(bool server, const char *crt, const char *key, const char *ca, const char *name) {
+    cr_assert_eq(fri_tls_engine_init(), 0);
+    nng_tls_config *cfg = NULL;
+    cr_assert_eq(nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT), 0);
+    if (crt) cr_assert_eq(nng_tls_config_own_cert(cfg, crt, key, NULL), 0);
+    if (ca) cr_assert_eq(nng_tls_config_ca_chain(cfg, ca, NULL), 0);
+    cr_assert_eq(nng_tls_config_auth_mode(cfg, ca ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE), 0);
+    if (name) cr_assert_eq(nng_tls_config_server_name(cfg, name), 0);
+    return cfg;
+}
+
+typedef struct server {
+    nng_socket sock;
+    nng_listener l;
+    int port;
+} server;
+
+static void server_start(server *s, nng_tls_config *cfg) {
+    cr_assert_eq(nng_rep0_open(&s->sock), 0);
+    cr_assert_eq(nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 64u << 20), 0);
+    cr_assert_eq(nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, 20000), 0);
+    cr_assert_eq(nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, 20000), 0);
+    cr_assert_eq(nng_listener_create(&s->l, s->sock, "tls+tcp://127.0.0.1:0"), 0);
+    cr_assert_eq(nng_listener_set_ptr(s->l, NNG_OPT_TLS_CONFIG, cfg), 0);
+    cr_assert_eq(nng_listener_start(s->l, 0), 0);
+    cr_assert_eq(nng_listener_get_int(s->l, NNG_OPT_TCP_BOUND_PORT, &s->port), 0);
+}
+
+/* A REQ socket dialling the server (in the background: a refused handshake retries). */
+static nng_socket client_open(int port, nng_tls_config *cfg) {
+    nng_socket c;
+    char url[64];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
+    cr_assert_eq(nng_req0_open(&c), 0);
+    cr_assert_eq(nng_socket_set_size(c, NNG_OPT_RECVMAXSZ, 64u << 20), 0);
+    nng_dialer d;
+    cr_assert_eq(nng_dialer_create(&d, c, url), 0);
+    cr_assert_eq(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg), 0);
+    cr_assert_eq(nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 50), 0);
+    cr_assert_eq(nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 200), 0);
+    cr_assert_eq(nng_dialer_start(d, NNG_FLAG_NONBLOCK), 0);
+    return c;
+}
+
+/* Sends msg[0, n) from c, receives it at the server, sends back its bytes reversed, and
+ * checks the reply (so data crosses both ways and the directions differ). */
+static void exchange(nng_socket c, server *s, const uint8_t *msg, size_t n) {
+    cr_assert_eq(nng_socket_set_ms(c, NNG_OPT_SENDTIMEO, 20000), 0);
+    cr_assert_eq(nng_socket_set_ms(c, NNG_OPT_RECVTIMEO, 20000), 0);
+    cr_assert_eq(nng_send(c, (void *)msg, n, 0), 0);
+    nng_msg *m = NULL;
+    cr_assert_eq(nng_recvmsg(s->sock, &m, 0), 0, "the server received nothing");
+    cr_assert_eq(nng_msg_len(m), n);
+    cr_assert(memcmp(nng_msg_body(m), msg, n) == 0, "request corrupted");
+    uint8_t *b = nng_msg_body(m);
+    for (size_t i = 0; i < n / 2; i++) {
+        uint8_t t = b[i];
+        b[i] = b[n - 1 - i];
+        b[n - 1 - i] = t;
+    }
+    cr_assert_eq(nng_sendmsg(s->sock, m, 0), 0);
+    nng_msg *r = NULL;
+    cr_assert_eq(nng_recvmsg(c, &r, 0), 0, "no reply");
+    cr_assert_eq(nng_msg_len(r), n);
+    const uint8_t *rb = nng_msg_body(r);
+    for (size_t i = 0; i < n; i++)
+        if (rb[i] != msg[n - 1 - i]) cr_assert_fail("reply byte %zu of %zu differs", i, n);
+    nng_msg_free(r);
+}
+
+/* A request that must not get through: the handshake is refused, so the client never
+ * connects and its receive times out. */
+static void refused(nng_socket c, server *s) {
+    cr_assert_eq(nng_socket_set_ms(c, NNG_OPT_SENDTIMEO, 600), 0);
+    cr_assert_eq(nng_socket_set_ms(c, NNG_OPT_RECVTIMEO, 600), 0);
+    int rv = nng_send(c, "x", 1, 0);
+    if (rv == 0) {
+        nng_msg *r = NULL;
+        rv = nng_recvmsg(c, &r, 0);
+        if (rv == 0) nng_msg_free(r);
+    }
+    cr_assert_neq(rv, 0, "a request got through");
+    nng_msg *m = NULL;
+    cr_assert_eq(nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, 50), 0);
+    cr_assert_eq(nng_recvmsg(s->sock, &m, 0), NNG_ETIMEDOUT, "the server got the request");
+    cr_assert_eq(nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, 20000), 0);
+}
+
+/* The listener's count of failed TLS handshakes (nng's "auth" statistic). */
+static uint64_t listener_auth_failures(const server *s) {
+    nng_stat *all = NULL;
+    uint64_t v = 0;
+    cr_assert_eq(nng_stats_get(&all), 0);
+    for (nng_stat *sc = nng_stat_child(all); sc; sc = nng_stat_next(sc)) {
+        if (nng_stat_type(sc) != NNG_STAT_SCOPE || strcmp(nng_stat_name(sc), "listener") != 0) continue;
+        nng_stat *id = nng_stat_find(sc, "id");
+        if (!id || nng_stat_value(id) != (uint64_t)nng_listener_id(s->l)) continue;
+        nng_stat *a = nng_stat_find(sc, "auth");
+        if (a) v = nng_stat_value(a);
+    }
+    nng_stats_free(all);
+    return v;
+}
+
+static bool wait_auth_failures(const server *s, uint64_t want) {
+    for (int i = 0; i < 300; i++) {
+        if (listener_auth_failures(s) >= want) return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
+Test(tls_engine, registered_by_default) {
+    cr_assert_eq(fri_tls_engine_init(), 0);
+    cr_assert(fri_tls_engine_ours());
+    cr_assert_str_eq(nng_tls_engine_name(), "openssl");
+    cr_assert(strstr(nng_tls_engine_description(), "OpenSSL 3"), "%s", nng_tls_engine_description());
+    fri_tls_stats st;
+    cr_assert(fri_tls_engine_stats(&st));
+    cr_assert_eq(st.handshakes, 0);
+}
+
+Test(tls_engine, data_both_ways_and_tls13_aes_gcm) {
+    certs k;
+    certs_make(&k);
+    nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
+    nng_tls_config *cc = tls_cfg(false, NULL, NULL, k.ca, "localhost");
+    server s;
+    server_start(&s, sc);
+    nng_socket c = client_open(s.port, cc);
+    const char *hello = "hello through fedrec's engine";
+    exchange(c, &s, (const uint8_t *)hello, strlen(hello));
+    /* many small ones on the same connection */
+    for (int i = 1; i <= 50; i++) {
+        uint8_t b[300];
+        for (int j = 0; j < i * 6; j++) b[j] = (uint8_t)(i * 31 + j);
+        exchange(c, &s, b, (size_t)i * 6);
+    }
+    fri_tls_stats st;
+    cr_assert(fri_tls_engine_stats(&st));
+    cr_assert_eq(st.handshakes, 2, "one connection seen from both ends");
+    cr_assert_eq(st.live, 2);
+    cr_assert_eq(st.failures, 0);
+    cr_assert_str_eq(st.version, "TLSv1.3");
+    cr_assert(strcmp(st.cipher, "TLS_AES_128_GCM_SHA256") == 0 || strcmp(st.cipher, "TLS_AES_256_GCM_SHA384") == 0,
+              "cipher %s", st.cipher);
+    /* the server's end knows the client only as unverified (no client certificate) */
+    nng_close(c);
+    nng_close(s.sock);
+    nng_tls_config_free(sc);
+    nng_tls_config_free(cc);
+    certs_free(&k);
+}
+
+Test(tls_engine, eight_mib_round_trip_intact) {
+    certs k;
+    certs_make(&k);
+    nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
+    nng_tls_config *cc = tls_cfg(false, NULL, NULL, k.ca, "127.0.0.1"); /* an IP: checked against IP entries */
+    server s;
+    server_start(&s, sc);
+    nng_socket c = client_open(s.port, cc);
+    size_t n = (size_t)8 << 20;
+    uint8_t *b = malloc(n);
+    uint64_t x = 88172645463325252ull; /* xorshift64: no repeating period a shifted copy could hide in */
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b[i] = (uint8_t)(x >> 32);
+    }
+    exchange(c, &s, b, n);
+    exchange(c, &s, b, n - 12345); /* not a multiple of anything */
+    free(b);
+    nng_close(c);
+    nng_close(s.sock);
+    nng_tls_config_free(sc);
+    nng_tls_config_free(cc);
+    certs_free(&k);
+}
+
+Test(tls_engine, wrong_ca_or_name_refused) {
+    certs k, other;
+    certs_make(&k);
+    certs_make(&other);
+    nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
+    server s;
+    server_start(&s, sc);
+    nng_tls_config *bad_ca = tls_cfg(false, NULL, NULL, other.ca, "localhost");
+    nng_socket c1 = client_open(s.port, bad_ca);
+    refused(c1, &s);
+    cr_assert(wait_auth_failures(&s, 1), "the server counted no TLS failure");
+    nng_tls_config *bad_name = tls_cfg(false, NULL, NULL, k.ca, "not-the-server.example");
+    nng_socket c2 = client_open(s.port, bad_name);
+    refused(c2, &s);
+    nng_tls_config *bad_ip = tls_cfg(false, NULL, NULL, k.ca, "127.0.0.2");
+    nng_socket c3 = client_open(s.port, bad_ip);
+    refused(c3, &s);
+    fri_tls_stats st;
+    cr_assert(fri_tls_engine_stats(&st));
+    cr_assert_eq(st.handshakes, 0);
+    cr_assert_geq(st.failures, 3);
+    /* and a good client still gets through */
+    nng_tls_config *good = tls_cfg(false, NULL, NULL, k.ca, "localhost");
+    nng_socket c4 = client_open(s.port, good);
+    exchange(c4, &s, (const uint8_t *)"ok", 2);
+    nng_close(c1);
+    nng_close(c2);
+    nng_close(c3);
+    nng_close(c4);
+    nng_close(s.sock);
+    nng_tls_config_free(sc);
+    nng_tls_config_free(bad_ca);
+    nng_tls_config_free(bad_name);
+    nng_tls_config_free(bad_ip);
+    nng_tls_config_free(good);
+    certs_free(&k);
+    certs_free(&other);
+}
+
+Test(tls_engine, mutual_tls) {
+    certs k, other;
+    certs_make(&k);
+    certs_make(&other);
+    nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, k.ca, NULL);
+    server s;
+    server_start(&s, sc);
+    /* no client certificate, then one from another CA: refused */
+    nng_tls_config *anon = tls_cfg(false, NULL, NULL, k.ca, "localhost");
+    nng_socket c1 = client_open(s.port, anon);
+    refused(c1, &s);
+    cr_assert(wait_auth_failures(&s, 1), "the server counted no TLS failure");
+    nng_tls_config *stranger = tls_cfg(false, other.cli_crt, other.cli_key, k.ca, "localhost");
+    nng_socket c2 = client_open(s.port, stranger);
+    refused(c2, &s);
+    cr_assert(wait_auth_failures(&s, 2));
+    /* with the CA's client certificate: served, and the server's end is verified */
+    nng_tls_config *known = tls_cfg(false, k.cli_crt, k.cli_key, k.ca, "localhost");
+    nng_socket c3 = client_open(s.port, known);
+    exchange(c3, &s, (const uint8_t *)"mutual", 6);
+    cr_assert_eq(nng_socket_set_ms(c3, NNG_OPT_SENDTIMEO, 5000), 0);
+    cr_assert_eq(nng_send(c3, "again", 5, 0), 0);
+    nng_msg *m = NULL;
+    cr_assert_eq(nng_recvmsg(s.sock, &m, 0), 0);
+    bool verified = false;
+    cr_assert_eq(nng_pipe_get_bool(nng_msg_get_pipe(m), NNG_OPT_TLS_VERIFIED, &verified), 0);
+    cr_assert(verified, "the server's end of a mutual TLS connection is not verified");
+    nng_msg_free(m);
+    nng_close(c1);
+    nng_close(c2);
+    nng_close(c3);
+    nng_close(s.sock);
+    nng_tls_config_free(sc);
+    nng_tls_config_free(anon);
+    nng_tls_config_free(stranger);
+    nng_tls_config_free(known);
+    certs_free(&k);
+    certs_free(&other);
+}
+
+Test(tls_engine, versions_and_bad_pem) {
+    certs k;
+    certs_make(&k);
+    cr_assert_eq(fri_tls_engine_init(), 0);
+    nng_tls_config *cfg = NULL;
+    cr_assert_eq(nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT), 0);
+    /* nothing below TLS 1.2 */
+    cr_assert_eq(nng_tls_config_version(cfg, NNG_TLS_1_0, NNG_TLS_1_1), NNG_ENOTSUP);
+    cr_assert_eq(nng_tls_config_version(cfg, NNG_TLS_1_0, NNG_TLS_1_2), 0);
+    /* PEM that is not what it should be */
+    cr_assert_neq(nng_tls_config_ca_chain(cfg, "not a certificate", NULL), 0);
+    cr_assert_neq(nng_tls_config_own_cert(cfg, k.srv_crt, k.srv_crt, NULL), 0, "a certificate taken as a key");
+    cr_assert_neq(nng_tls_config_own_cert(cfg, k.srv_crt, k.cli_key, NULL), 0, "a key of another certificate");
+    cr_assert_eq(nng_tls_config_own_cert(cfg, k.cli_crt, k.cli_key, NULL), 0);
+    nng_tls_config_free(cfg);
+
+    /* TLS 1.2 when the client goes no higher: ECDHE with AES-GCM */
+    nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
+    nng_tls_config *cc = tls_cfg(false, NULL, NULL, k.ca, "localhost");
+    cr_assert_eq(nng_tls_config_version(cc, NNG_TLS_1_2, NNG_TLS_1_2), 0);
+    server s;
+    server_start(&s, sc);
+    nng_socket c = client_open(s.port, cc);
+    exchange(c, &s, (const uint8_t *)"twelve", 6);
+    fri_tls_stats st;
+    cr_assert(fri_tls_engine_stats(&st));
+    cr_assert_str_eq(st.version, "TLSv1.2");
+    cr_assert_str_eq(st.cipher, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    nng_close(c);
+    nng_close(s.sock);
+    nng_tls_config_free(sc);
+    nng_tls_config_free(cc);
+    certs_free(&k);
+}
+
+/* From outside: OpenSSL's own client against the engine's server says what was
+ * negotiated (s_client offers AES-256 first; the server's preference picks AES-128). */
+Test(tls_engine, s_client_sees_tls13_aes_gcm) {
+    certs k;
+    certs_make(&k);
+    nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
+    server s;
+    server_start(&s, sc);
+    char *cmd = NULL;
+    cr_assert_geq(asprintf(&cmd,
+                           "openssl s_client -connect 127.0.0.1:%d -CAfile '%s/ca.crt' -verify_return_error "
+                           "-servername localhost -brief </dev/null 2>&1",
+                           s.port, k.dir),
+                  0);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    free(cmd);
+    cr_assert(strstr(out, "Protocol version: TLSv1.3"), "%s", out);
+    cr_assert(strstr(out, "Ciphersuite: TLS_AES_128_GCM_SHA256"), "%s", out);
+    cr_assert(strstr(out, "Verification: OK"), "%s", out);
+    nng_close(s.sock);
+    nng_tls_config_free(sc);
+    certs_free(&k);
+}
+
+/* Connections cut during the handshake, from either end: nng must finalise every one
+ * (the engine's count of live connections returns to 0; LeakSanitizer checks the rest in
+ * the sanitizer build). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Waits (at most 5 s) until the engine has no live connection. */
+static bool no_live_connections(void) {
+    fri_tls_stats st;
+    for (int i = 0; i < 500; i++) {
+        cr_assert(fri_tls_engine_stats(&st));
+        if (st.live == 0) return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
+static int raw_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+Test(tls_engine, server_stops_during_handshakes) {
+    certs k;
+    certs_make(&k);
+    nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
+    server s;
+    server_start(&s, sc);
+    /* peers that start a ClientHello and stop, or say nothing at all */
+    int fd[4];
+    for (int i = 0; i < 4; i++) {
+        fd[i] = raw_connect(s.port);
+        if (i & 1) cr_assert_eq(send(fd[i], "\x16\x03\x01\x02\x00\x01", 6, MSG_NOSIGNAL), 6);
+    }
+    fri_tls_stats st;
+    for (int i = 0; i < 300; i++) { /* accepted, handshakes under way */
+        cr_assert(fri_tls_engine_stats(&st));
+        if (st.live == 4) break;
+        sleep_ms(10);
+    }
+    cr_assert_eq(st.live, 4);
+    nng_close(s.sock);
+    cr_assert(no_live_connections(), "a connection cut during its handshake was never finalised");
+    for (int i = 0; i < 4; i++) close(fd[i]);
+    nng_tls_config_free(sc);
+    certs_free(&k);
+}
+
+Test(tls_engine, client_closes_during_its_handshake) {
+    certs k;
+    certs_make(&k);
+    /* a listener that accepts and never answers the ClientHello */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(ls, 4), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+    nng_tls_config *cc = tls_cfg(false, NULL, NULL, k.ca, "localhost");
+    nng_socket c = client_open(ntohs(a.sin_port), cc);
+    int held = -1;
+    for (int i = 0; i < 200 && held < 0; i++) {
+        struct timeval tv = {0, 10000};
+        setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        held = accept(ls, NULL, NULL);
+    }
+    cr_assert_geq(held, 0, "the client never connected");
+    char hello[5];
+    cr_assert_eq(recv(held, hello, 5, MSG_WAITALL), 5, "no ClientHello");
+    cr_assert_eq(hello[0], 0x16);
+    fri_tls_stats st;
+    cr_assert(fri_tls_engine_stats(&st));
+    cr_assert_eq(st.live, 1);
+    nng_close(c); /* mid-handshake */
+    cr_assert(no_live_connections(), "a connection cut during its handshake was never finalised");
+    close(held);
+    close(ls);
+    nng_tls_config_free(cc);
+    certs_free(&k);
+}
+
+/* What the transport does with a dialer stuck in a handshake: closes that dialer (the
+ * socket stays open) and dials anew. The abandoned connection must be finalised too. */
+Test(tls_engine, dialer_closed_during_its_handshake) {
+    certs k;
+    certs_make(&k);
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(ls, 4), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+    nng_tls_config *cc = tls_cfg(false, NULL, NULL, k.ca, "localhost");
+    nng_socket c;
+    nng_dialer d;
+    char url[64];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    cr_assert_eq(nng_req0_open(&c), 0);
+    cr_assert_eq(nng_dialer_create(&d, c, url), 0);
+    cr_assert_eq(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cc), 0);
+    cr_assert_eq(nng_dialer_start(d, NNG_FLAG_NONBLOCK), 0);
+    int held = -1;
+    for (int i = 0; i < 200 && held < 0; i++) {
+        struct timeval tv = {0, 10000};
+        setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        held = accept(ls, NULL, NULL);
+    }
+    cr_assert_geq(held, 0, "the client never connected");
+    char hello[5];
+    cr_assert_eq(recv(held, hello, 5, MSG_WAITALL), 5, "no ClientHello");
+    nng_dialer_close(d);
+    cr_assert(no_live_connections(), "the abandoned connection was never finalised");
+    nng_close(c);
+    close(held);
+    close(ls);
+    nng_tls_config_free(cc);
+    certs_free(&k);
+}
