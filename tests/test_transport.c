@@ -194,6 +194,15 @@ static void client_opts(const fixture *f, fri_net_client_opts *o) {
     o->reconnect_max_ms = 200;
 }
 
+/* A client the server will refuse dials once and then waits a minute: nng 1.5.2 can
+ * leave a connection unfreed when its socket is closed in the middle of a handshake (a
+ * leak LeakSanitizer reported about once in ten runs while such a client redialled every
+ * 200 ms), which these tests are not about. */
+static void refused_once(fri_net_client_opts *o) {
+    o->reconnect_min_ms = 60000;
+    o->reconnect_max_ms = 60000;
+}
+
 static fri_net_client *client_open(const fri_net_client_opts *o) {
     fri_net_client *c = NULL;
     fr_err e = fri_net_client_open(&c, o);
@@ -407,6 +416,7 @@ Test(transport, wrong_ca_fails_and_server_keeps_serving) {
     client_opts(&f, &co);
     fri_net_client *good = client_open(&co);
     co.ca_file = other_ca;
+    refused_once(&co);
     fri_net_client *bad = client_open(&co);
     uint8_t *r = (uint8_t *)1;
     size_t rn = 1;
@@ -439,7 +449,9 @@ Test(transport, mutual_tls_requires_a_client_certificate) {
     fx_start(&f, &so);
     fri_net_client_opts co;
     client_opts(&f, &co);
+    refused_once(&co);
     fri_net_client *anon = client_open(&co);
+    client_opts(&f, &co);
     co.cert_file = f.cli_crt;
     co.key_file = f.cli_key;
     fri_net_client *known = client_open(&co);
