@@ -153,7 +153,7 @@ static const char *const count_names[] = {
     "clickcount", "views", "viewcount", "quantity", "qty", "frequency", "freq", "times", "purchases", "visits",
     "interactions", "confidence", "implicit", NULL};
 static const char *const time_names[] = {"timestamp", "time", "date", "datetime", "ts", "unixtime", "unixtimestamp",
-                                         "epoch", "created", "createdat", "utc", "when", NULL};
+                                         "epoch", "created", "createdat", "utc", "when", "unixreviewtime", NULL};
 
 /* The field without surrounding spaces and quotes. */
 static void field_bare(const char **s, size_t *n) {

@@ -38,8 +38,9 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         }
         int rc = fri_parse_id(v, vn, &ids[k]);
         if (rc == FRI_NUM_BAD)
-            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is not a number; expected an integer in [0, 2^31)",
-                            FRI_PATH(c->path), ln, idname[k], FRI_VAL(v, vn));
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is not a number; expected an integer in [0, 2^31) "
+                            "(the file's first data line has integer ids; for string ids: --string-ids, load "
+                            "option string_ids)", FRI_PATH(c->path), ln, idname[k], FRI_VAL(v, vn));
         if (rc == FRI_NUM_RANGE)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is out of range; expected an integer in [0, 2^31)",
                             FRI_PATH(c->path), ln, idname[k], FRI_VAL(v, vn));
