@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/read.h"
 #include "fedrec/data.h"
 #include "testutil.h"
 
@@ -168,4 +169,48 @@ Test(strids, ncf_round_trip) {
     fr_dataset_free(d);
     fr_dataset_free(tr);
     fr_dataset_free(te);
+}
+
+/* Files the parallel reader would take (here: every file, in 4 ranges) read string ids
+ * serially, so the numbering is the file's order whatever the ranges: with a header (the
+ * ranges meet the strings and hand back) and without. */
+Test(strids, parallel_reader_keeps_file_order) {
+    size_t cap = 1 << 16, len = 0;
+    char *hdr = malloc(cap), *txt = malloc(cap);
+    len = (size_t)sprintf(hdr, "user,item,rating\n");
+    size_t tl = 0;
+    for (int k = 0; k < 600; k++) {
+        int n = sprintf(txt + tl, "u%d,i%d,%d\n", (k * 7) % 97, (k * 13) % 89, 1 + k % 5);
+        tl += (size_t)n;
+    }
+    memcpy(hdr + len, txt, tl + 1);
+    fr_dataset *serial = NULL, *par = NULL, *par2 = NULL;
+    cr_assert_eq(tu_load_text(&serial, dir, "a.csv", hdr, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    fri_read_set_parallel(1, 4);
+    fr_err e1 = tu_load_text(&par, dir, "b.csv", hdr, NULL, NULL);
+    fr_err e2 = tu_load_text(&par2, dir, "c.csv", txt, NULL, NULL);
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.skip_bad_lines = true; /* a range would skip the string lines as bad: none may be */
+    fr_dataset *par3 = NULL;
+    fr_load_stats st;
+    fr_err e3 = tu_load_text(&par3, dir, "d.csv", hdr, &o, &st);
+    fri_read_set_parallel(0, 0);
+    cr_assert_eq(e1, FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(e2, FR_OK, "%s", fr_errmsg());
+    same_rows(serial, par);
+    same_rows(serial, par2);
+    cr_assert_eq(e3, FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(st.skipped, 0);
+    same_rows(serial, par3);
+    fr_dataset_free(par3);
+    /* the first user met is u0, then u7, u14 ... */
+    cr_assert_str_eq(fr_idmap_raw_str(fr_dataset_users(par), 0), "u0");
+    cr_assert_str_eq(fr_idmap_raw_str(fr_dataset_users(par), 1), "u7");
+    cr_assert_str_eq(fr_idmap_raw_str(fr_dataset_users(par2), 2), "u14");
+    fr_dataset_free(serial);
+    fr_dataset_free(par);
+    fr_dataset_free(par2);
+    free(hdr);
+    free(txt);
 }

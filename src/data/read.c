@@ -80,6 +80,18 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
             if (rows->us && c.sp.fmt != FR_FORMAT_NCF &&
                 (rows->strings || o->string_ids || (!header && line_has_string_id(&c, s, n))))
                 use_strings(&c, rows, &fast);
+            if (header && rows->us && !rows->strings && nr > 1 && c.sp.fmt != FR_FORMAT_NCF) {
+                /* The first data line, when the buffer holds it whole, decides before the
+                 * ranges start (a range with skip_bad_lines would skip string lines); one
+                 * not in the buffer: serially, to be sure. */
+                const char *d = lr.buf + lr.pos, *nl = memchr(d, '\n', lr.end - lr.pos);
+                if (!nl) nr = 1;
+                else {
+                    size_t dn = (size_t)(nl - d);
+                    if (dn && d[dn - 1] == '\r') dn--;
+                    if (line_has_string_id(&c, d, dn)) use_strings(&c, rows, &fast);
+                }
+            }
             if (rows->strings) nr = 1; /* interning is serial: numbers follow the file's order */
             if (header) {
                 long k = fri_text_control_byte(s, n);
