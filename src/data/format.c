@@ -11,7 +11,10 @@
  *     4. ',': 4 fields -> CSV, else                          -> DELIMITED (',')
  *     5. ';' or '|'                                          -> DELIMITED (that char)
  *     otherwise the format cannot be detected (FR_ERR_PARSE);
- *   a non-numeric first field is a header (has_header/no_header decide when given): its
+ *   a first line of 3 or more fields, none a known column name, with a numeric third field
+ *   and a user or item field that is not a number is data with string ids (read.c then
+ *   interns the ids), not a header;
+ *   otherwise a non-numeric first field is a header (has_header/no_header decide when given): its
  *   columns are placed by name (the lists below), the MovieLens order user,item,rating,
  *   timestamp with ',' staying CSV; a first line of 4 fields none of which is a known name
  *   keeps the fixed format by position (as before names were placed: CSV skips it as a
