@@ -161,7 +161,7 @@ expect 2 "^fedrec train: --lr: expected a number in \(0, 1e30\], got 'abc'$" "$b
 expect 2 "^fedrec train: --seed: expected an integer >= 0, got '18446744073709551616' \(out of range\)$" \
     "$bin" train --seed 18446744073709551616
 expect 2 "^fedrec train: --time-limit: expected a number > 0, got 'inf' \(out of range\)$" "$bin" train --time-limit inf
-expect 2 "^fedrec recommend: --user: $range 0\.\.2147483647 \(a raw user id, as in the data\), got '9223372036854775808' \(out of range\)$" \
+expect 2 "^fedrec recommend: --user: $range 0\.\.2147483647 \(the data's user ids are integers\), got '9223372036854775808' \(out of range\)$" \
     "$bin" recommend --model "$tmp/mf.fr" --user 9223372036854775808
 expect 2 "^fedrec recommend: -k: $range 1\.\.100000, got '0'" "$bin" recommend --model "$tmp/mf.fr" --user "$user" -k 0
 expect 2 "^fedrec data split: --ratio: expected a number in \(0, 1\), got '0' \(out of range\)$" \

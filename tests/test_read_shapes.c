@@ -182,11 +182,16 @@ Test(shapes, column_numbers_and_names) {
     cr_assert_eq(load(&d, "m.dat", "user::item::rating::when\n1::2::3::44\n", &o, &st), FR_OK, "%s", fr_errmsg());
     expect(d, 1, 2, 3.0f, 44);
     fr_dataset_free(d);
-    /* no_header: a first line that is not numeric is data, and says why it fails. */
+    /* no_header: a first line that is not numeric is data: its ids are strings ("user" and
+     * "1" are two users). */
     fr_load_opts_default(&o);
     o.no_header = true;
-    cr_assert_eq(load(&d, "h.csv", "user,item\n1,2\n", &o, NULL), FR_ERR_PARSE);
-    cr_assert(strstr(fr_errmsg(), "h.csv:1: user id \"user\" is not a number"), "%s", fr_errmsg());
+    cr_assert_eq(load(&d, "h.csv", "user,item\n1,2\n", &o, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_users(d), 2);
+    cr_assert_str_eq(fr_idmap_raw_str(fr_dataset_users(d), 0), "user");
+    cr_assert_str_eq(fr_idmap_raw_str(fr_dataset_users(d), 1), "1");
+    fr_dataset_free(d);
+    d = NULL;
     /* A name the header lacks: the message lists the header's fields. */
     fr_load_opts_default(&o);
     o.col_item = "artist";
@@ -213,9 +218,15 @@ Test(shapes, unplaceable_column_message) {
     cr_assert(strstr(fr_errmsg(), "cannot place the user and item columns"), "%s", fr_errmsg());
     cr_assert(strstr(fr_errmsg(), "--user-col NAME --item-col NAME"), "%s", fr_errmsg());
     cr_assert_null(strstr(fr_errmsg(), "if this line is data"), "%s", fr_errmsg());
-    /* String ids look like a header of unknown names: the message says what ids must be. */
-    cr_assert_eq(load(&d, "amz.csv", "A2SUAM1J3GNN3B,0000013714,5.0\n", NULL, NULL), FR_ERR_PARSE);
-    cr_assert(strstr(fr_errmsg(), "if this line is data, ids must be integers in [0, 2^31)"), "%s", fr_errmsg());
+    /* String ids with a numeric third field are data, not a header of unknown names. */
+    cr_assert_eq(load(&d, "amz.csv", "A2SUAM1J3GNN3B,0000013714,5.0\n", NULL, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_str_eq(fr_idmap_raw_str(fr_dataset_users(d), 0), "A2SUAM1J3GNN3B");
+    cr_assert_str_eq(fr_idmap_raw_str(fr_dataset_items(d), 0), "0000013714");
+    fr_dataset_free(d);
+    d = NULL;
+    /* A line of names and numbers that is no such data: the message says how to read it as data. */
+    cr_assert_eq(load(&d, "hn.csv", "a,7,b\n1,2,3\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "if this line is data (string ids are read as such): --no-header"), "%s", fr_errmsg());
     /* What was refused reads once the column is named. */
     fr_load_opts o;
     fr_load_opts_default(&o);

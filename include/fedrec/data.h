@@ -38,6 +38,20 @@ FR_API int64_t fr_idmap_raw(const fr_idmap *m, uint32_t dense);
 FR_API int64_t fr_idmap_find(const fr_idmap *m, int64_t raw);
 FR_API fr_idmap *fr_idmap_retain(fr_idmap *m);
 FR_API void fr_idmap_release(fr_idmap *m);
+/* String ids (see fr_load_opts.string_ids): a map made from string ids keeps the strings.
+ * Its raw ids (fr_idmap_raw) are then the strings' interning numbers: the k-th distinct
+ * string met in the file (the training file, then the test file) is number k, so dense
+ * ids follow the order of first appearance. */
+/* Whether m holds string ids. */
+FR_API bool fr_idmap_is_str(const fr_idmap *m);
+/* The string of dense id d, or NULL for an integer map (or d >= size). Owned by m. */
+FR_API const char *fr_idmap_raw_str(const fr_idmap *m, uint32_t dense);
+/* Dense id of a raw id given as text, or -1 if unknown: the exact string in a string
+ * map; an integer in [0, 2^31) in an integer map. */
+FR_API int64_t fr_idmap_find_str(const fr_idmap *m, const char *s);
+/* Writes the raw id of dense id d as users see it (the string, or the integer) into buf,
+ * snprintf-style: returns the length it needs. */
+FR_API int fr_idmap_format(const fr_idmap *m, uint32_t dense, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ metadata */
 
@@ -111,7 +125,7 @@ typedef enum fr_format {
  * Fields. Spaces around a field are dropped; a field may be quoted ("...", with "" for a
  * quote inside; a delimiter inside quotes is data; a quoted field cannot span lines). Line
  * ends may be "\n" or "\r\n"; a UTF-8 byte-order mark at the start is skipped. Ids are
- * integers in [0, 2^31). A timestamp is an integer (seconds) or an ISO-8601 date
+ * integers in [0, 2^31), or strings (see string_ids). A timestamp is an integer (seconds) or an ISO-8601 date
  * "YYYY-MM-DD", optionally with a time "THH:MM[:SS[.fff]]" (or a space for 'T') and a "Z",
  * read as UTC seconds since 1970. */
 typedef struct fr_load_opts {
@@ -134,6 +148,14 @@ typedef struct fr_load_opts {
     uint32_t ncf_items;    /* NCF files without id maps: item ids run to at least this (0:
                               the largest found): a client's shard of a federation, whose
                               catalogue is larger than the items it touched */
+    /* Ids are strings: every user and item field is interned, as its text (spaces around
+     * dropped, quotes removed), in order of first appearance; "42" and "042" are two ids.
+     * Also switched on by itself when the first data line of a (training) file has a user
+     * or item field that is not an integer in [0, 2^31): a first line with such ids and a
+     * numeric third field, none of whose fields is a known column name, is data, not a
+     * header. A file whose first data line has integer ids is read with integer ids, and a
+     * later string id there is an error (use string_ids). Not for NCF files. */
+    bool string_ids;
 } fr_load_opts;
 
 FR_API void fr_load_opts_default(fr_load_opts *o);

@@ -94,6 +94,8 @@ static int data_info(int argc, char **argv) {
         printf("users         %u\nitems         %u\ninteractions  %" PRIu64 "\n", in.users, in.items,
                in.interactions);
         printf("density       %.4f%%\n", 100 * in.density);
+        if (fr_idmap_is_str(fr_dataset_users(d)))
+            printf("ids           strings, numbered in order of first appearance\n");
         if (st.skipped) printf("skipped       %" PRIu64 " bad lines (first at line %" PRIu64 ")\n", st.skipped, st.first_bad_line);
         if (in.duplicates) printf("duplicates    %" PRIu64 " repeated (user, item) pairs dropped (kept the latest)\n", in.duplicates);
         if (st.implicit)

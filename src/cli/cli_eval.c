@@ -2,6 +2,7 @@
  * provenance records (fedrec/run.h; or the one given on the command line), map the data's
  * raw ids to model rows through the ids stored in the file, then print metrics or a
  * user's top-K. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -126,14 +127,18 @@ static int check_test_known(const char *cmd, const loaded *l, const char *model_
         size_t n = fr_dataset_user(t, u, &items, NULL, NULL);
         if (!n) continue;
         if (l->user_map[u] == UINT32_MAX) {
-            fprintf(stderr, "fedrec %s: model/data mismatch: user %" PRId64 " of the test data is not in %s (%s)\n", cmd,
-                    fr_idmap_raw(fr_dataset_users(t), u), model_path, fr_data_describe(l->d));
+            char id[256];
+            fr_idmap_format(fr_dataset_users(t), u, id, sizeof id);
+            fprintf(stderr, "fedrec %s: model/data mismatch: user %s of the test data is not in %s (%s)\n", cmd, id,
+                    model_path, fr_data_describe(l->d));
             return 1;
         }
         for (size_t k = 0; k < n; k++)
             if (l->item_map[items[k]] == UINT32_MAX) {
-                fprintf(stderr, "fedrec %s: model/data mismatch: item %" PRId64 " of the test data is not in %s (%s)\n",
-                        cmd, fr_idmap_raw(fr_dataset_items(t), items[k]), model_path, fr_data_describe(l->d));
+                char id[256];
+                fr_idmap_format(fr_dataset_items(t), items[k], id, sizeof id);
+                fprintf(stderr, "fedrec %s: model/data mismatch: item %s of the test data is not in %s (%s)\n", cmd,
+                        id, model_path, fr_data_describe(l->d));
                 return 1;
             }
     }
@@ -239,12 +244,13 @@ int cli_eval(int argc, char **argv) {
 
 int cli_recommend(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
-    uint64_t k = 10, user = 0;
+    uint64_t k = 10;
+    const char *user = NULL;
     bool json = false;
     cli_load_opts lo = {0};
     arg_spec specs[] = {
         ARG_SPEC_STR("model", &model, "FILE  the model file (required)"),
-        ARG_SPEC_INT("user", &user, 0, INT32_MAX, "a raw user id, as in the data", "ID  the user (required)"),
+        ARG_SPEC_STR("user", &user, "ID  the user (required): a raw id as in the data, an integer or a string id"),
         ARG_SPEC_INT("k", &k, 1, 100000, NULL, "K  how many items (default 10)"),
         ARG_SPEC_STR("data", &data, "PATH  the training data, if not the model's"),
         CLI_LOAD_SPECS(&lo),
@@ -256,18 +262,29 @@ int cli_recommend(int argc, char **argv) {
     const char *usage = "fedrec recommend --model FILE --user RAW_ID [-k 10] [--json]";
     int rc = args_parse("recommend", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!model || !args_seen(specs, &user)) {
+    if (!model || !user) {
         fprintf(stderr, "fedrec recommend: --model and --user are required\nusage: %s\n", usage);
         return 2;
     }
-    int64_t raw = (int64_t)user; /* raw ids are in [0, 2^31): the readers refuse others */
     loaded l;
     rc = load_all("recommend", model, data, NULL, NULL, &lo, specs, &l);
     if (rc) { loaded_free(&l); return rc; }
     const fr_dataset *tr = fr_data_train(l.d);
-    int64_t du = fr_idmap_find(fr_dataset_users(tr), raw);
+    const fr_idmap *um = fr_dataset_users(tr);
+    if (!fr_idmap_is_str(um)) { /* integer ids are in [0, 2^31): the readers refuse others */
+        char *end;
+        errno = 0;
+        long long v = strtoll(user, &end, 10);
+        if (!*user || *end || errno || v < 0 || v > INT32_MAX) {
+            fprintf(stderr, "fedrec recommend: --user: expected an integer in 0..2147483647 (the data's user ids are "
+                    "integers), got '%s'%s\n", user, *user && !*end ? " (out of range)" : "");
+            loaded_free(&l);
+            return 2;
+        }
+    }
+    int64_t du = fr_idmap_find_str(um, user);
     if (du < 0 || l.user_map[du] == UINT32_MAX) {
-        fprintf(stderr, "fedrec recommend: user %" PRId64 " is not in the model's training data (%s)\n", raw,
+        fprintf(stderr, "fedrec recommend: user %s is not in the model's training data (%s)\n", user,
                 fr_data_describe(l.d));
         loaded_free(&l);
         return 1;
@@ -286,15 +303,27 @@ int cli_recommend(int argc, char **argv) {
     } else {
         const fr_meta *meta = fr_dataset_meta(tr);
         const fr_idmap *im = fr_dataset_items(tr);
-        if (json) printf("{\"user\":%" PRId64 ",\"items\":[", raw);
-        else printf("top %zu for user %" PRId64 " (%s):\n", n, raw, fr_data_describe(l.d));
+        /* ids as the data has them: integers, or strings (JSON strings) */
+        const char *ustr = fr_idmap_raw_str(um, (uint32_t)du);
+        if (json) {
+            printf("{\"user\":");
+            if (ustr) cli_json_str(stdout, ustr);
+            else printf("%" PRId64, fr_idmap_raw(um, (uint32_t)du));
+            printf(",\"items\":[");
+        } else printf("top %zu for user %s (%s):\n", n, user, fr_data_describe(l.d));
         for (size_t i = 0; i < n; i++) {
             const char *title = meta ? fr_meta_item_title(meta, items[i]) : NULL;
+            const char *istr = fr_idmap_raw_str(im, items[i]);
             if (json) {
-                printf("%s{\"item\":%" PRId64 ",\"score\":%.6g,\"title\":", i ? "," : "", fr_idmap_raw(im, items[i]),
-                       (double)scores[i]);
+                printf("%s{\"item\":", i ? "," : "");
+                if (istr) cli_json_str(stdout, istr);
+                else printf("%" PRId64, fr_idmap_raw(im, items[i]));
+                printf(",\"score\":%.6g,\"title\":", (double)scores[i]);
                 cli_json_str(stdout, title);
                 printf("}");
+            } else if (istr) {
+                printf("%3zu. item %-8s score %8.4f%s%s\n", i + 1, istr, (double)scores[i], title ? "  " : "",
+                       title ? title : "");
             } else {
                 printf("%3zu. item %-8" PRId64 " score %8.4f%s%s\n", i + 1, fr_idmap_raw(im, items[i]), (double)scores[i],
                        title ? "  " : "", title ? title : "");

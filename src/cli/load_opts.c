@@ -35,6 +35,7 @@ const char *cli_load_opts_given(const cli_load_opts *lo, const arg_spec *specs) 
         {&lo->no_header, "--no-header"},   {&lo->user_col, "--user-col"}, {&lo->item_col, "--item-col"},
         {&lo->rating_col, "--rating-col"}, {&lo->time_col, "--time-col"}, {&lo->implicit, "--implicit"},
         {&lo->implicit_weight, "--implicit-weight"}, {&lo->skip_bad_lines, "--skip-bad-lines"},
+        {&lo->string_ids, "--string-ids"},
     };
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         if (args_seen(specs, opts[i].field)) return opts[i].name;
@@ -93,6 +94,7 @@ int cli_load_opts_apply(const char *cmd, const cli_load_opts *lo, const arg_spec
     if (lo->implicit) { o->implicit = true; o->implicit_weight = lo->implicit_weight; }
     if (lo->implicit_weight) o->implicit = o->implicit_weight = true;
     if (lo->skip_bad_lines) o->skip_bad_lines = true;
+    if (lo->string_ids) o->string_ids = true;
     if (fr_load_opts_check(o)) {
         fprintf(stderr, "fedrec %s: %s\n", cmd, fr_errmsg()); /* "load options: ..." */
         return 2;

@@ -17,6 +17,7 @@ typedef struct cli_load_opts {
     bool implicit;               /* --implicit: every row a positive, the rating column ignored */
     bool implicit_weight;        /* --implicit-weight: the same, the column kept as a weight */
     bool skip_bad_lines;         /* --skip-bad-lines */
+    bool string_ids;             /* --string-ids */
 } cli_load_opts;
 
 /* The arg_spec entries of the loading options, to place inside a command's spec array. */
@@ -37,7 +38,10 @@ typedef struct cli_load_opts {
                       "   implicit feedback, the rating/count column kept as a weight >= 0: training counts a "   \
                       "positive 1 + α·log(1 + weight) (--confidence-alpha); the default for a column named "     \
                       "weight, count, plays ..."),                                                                \
-        ARG_SPEC_FLAG("skip-bad-lines", &(lo)->skip_bad_lines, "   skip and count malformed lines")
+        ARG_SPEC_FLAG("skip-bad-lines", &(lo)->skip_bad_lines, "   skip and count malformed lines"),          \
+        ARG_SPEC_FLAG("string-ids", &(lo)->string_ids,                                                            \
+                      "   ids are strings, numbered in order of first appearance (default: when the first "      \
+                      "data line has an id that is not an integer)")
 
 /* Sets in *o the loading options the user gave (specs: the command's parsed array). Returns
  * 0, or 2 after printing "fedrec CMD: --OPT: ..." for a value or a combination refused. */

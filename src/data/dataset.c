@@ -221,6 +221,10 @@ void fr_idmap_release(fr_idmap *m) {
     fri_free(m->keys);
     fri_free(m->vals);
     fri_free(m->direct);
+    if (m->str)
+        for (uint32_t d = 0; d < m->n; d++) fri_free(m->str[d]);
+    fri_free(m->str);
+    fri_free(m->sslot);
     fri_free(m);
 }
 

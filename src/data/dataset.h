@@ -20,7 +20,29 @@ struct fr_idmap {
     uint32_t span;     /* entries of direct; 0 with neither table: raw == dense identity */
     bool indexed;      /* read from an NCF id-map file (users.map, items.map): the data's
                           NCF files name these ids by dense index, not by raw id */
+    char **str;        /* [n] dense -> raw string for string ids, else NULL (raw[] then
+                          holds the string's interning number) */
+    uint32_t scap;     /* string hash table size, power of two */
+    uint32_t *sslot;   /* [scap] dense ids by string hash, UINT32_MAX = empty */
 };
+
+/* String ids interned to integers in order of first appearance: number k is the k-th
+ * distinct string met (k < 2^31). Shared by the files of one load. */
+typedef struct fri_strtab {
+    char **s;          /* [n] the strings by number */
+    uint32_t n, cap;
+    uint32_t hcap;     /* hash slots, power of two */
+    uint32_t *slot;    /* [hcap] numbers, UINT32_MAX = empty */
+} fri_strtab;
+
+/* Number of s[0, len) in t, interning it when new. FR_ERR_NOMEM, FR_ERR_RANGE (2^31). */
+FR_NODISCARD fr_err fri_strtab_intern(fri_strtab *t, const char *s, size_t len, uint32_t *out);
+void fri_strtab_free(fri_strtab *t);
+/* Gives m the strings of its raw numbers (m->raw[d] indexes t). FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fri_idmap_set_strs(fr_idmap *m, const fri_strtab *t);
+/* Gives m (whose raw[d] == d, n entries) the strings strs[0, n) (taken over, also on
+ * failure). A repeated string is FR_ERR_PARSE with its second dense id in *dup. */
+FR_NODISCARD fr_err fri_idmap_take_strs(fr_idmap *m, char **strs, uint32_t *dup);
 
 struct fr_meta {
     uint32_t n_items, n_users;
@@ -85,6 +107,9 @@ typedef struct fri_rows {
     bool has_time;
     bool implicit;         /* the rows are implicit positives (fr_dataset_implicit) */
     bool weights;          /* and their ratings are weights (fr_dataset_weighted) */
+    fri_strtab *us, *is;   /* where string ids are interned, owned by the loader (NULL:
+                              integer ids only) */
+    bool strings;          /* ids are strings, interned into us and is */
 } fri_rows;
 
 FR_NODISCARD fr_err fri_rows_push(fri_rows *r, uint32_t user, uint32_t item, float rating, int64_t time);

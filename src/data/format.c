@@ -11,7 +11,10 @@
  *     4. ',': 4 fields -> CSV, else                          -> DELIMITED (',')
  *     5. ';' or '|'                                          -> DELIMITED (that char)
  *     otherwise the format cannot be detected (FR_ERR_PARSE);
- *   a non-numeric first field is a header (has_header/no_header decide when given): its
+ *   a first line of 3 or more fields, none a known column name, with a numeric third field
+ *   and a user or item field that is not a number is data with string ids (read.c then
+ *   interns the ids), not a header;
+ *   otherwise a non-numeric first field is a header (has_header/no_header decide when given): its
  *   columns are placed by name (the lists below), the MovieLens order user,item,rating,
  *   timestamp with ',' staying CSV; a first line of 4 fields none of which is a known name
  *   keeps the fixed format by position (as before names were placed: CSV skips it as a
@@ -153,7 +156,7 @@ static const char *const count_names[] = {
     "clickcount", "views", "viewcount", "quantity", "qty", "frequency", "freq", "times", "purchases", "visits",
     "interactions", "confidence", "implicit", NULL};
 static const char *const time_names[] = {"timestamp", "time", "date", "datetime", "ts", "unixtime", "unixtimestamp",
-                                         "epoch", "created", "createdat", "utc", "when", NULL};
+                                         "epoch", "created", "createdat", "utc", "when", "unixreviewtime", NULL};
 
 /* The field without surrounding spaces and quotes. */
 static void field_bare(const char **s, size_t *n) {
@@ -305,7 +308,8 @@ static fr_err place_by_name(const fri_rdctx *c, fri_spec *sp, const fri_fields *
     }
     if (both)
         snprintf(how, sizeof how, "name them: --user-col NAME --item-col NAME (load options col_user, col_item)%s",
-                 numbers ? "; if this line is data, ids must be integers in [0, 2^31)" : "");
+                 numbers ? "; if this line is data (string ids are read as such): --no-header (load option "
+                           "no_header)" : "");
     else if (example)
         snprintf(how, sizeof how, "name it: %s %.*s (or %s %d; load option %s)", flag, FRI_VAL(example, exn), flag,
                  exk, sp->cu < 0 ? "col_user" : "col_item");
@@ -317,6 +321,26 @@ static fr_err place_by_name(const fri_rdctx *c, fri_spec *sp, const fri_fields *
                     sp->cu < 0 ? "user, userId, user_id, uid, customer, client, member, visitor, ..."
                                : "item, itemId, movieId, artist, track, product, song, business, book, ...",
                     how);
+}
+
+/* Whether a first line is data with string ids rather than a header: at least 3 fields,
+ * none a known column name, a numeric third field (the rating or count), and a user or
+ * item field that is not a number ("A2SUAM1J3GNN3B,0000013714,5.0"). */
+static bool string_id_line(const fri_fields *f) {
+    if (f->n < 3) return false;
+    for (int k = 0; k < f->n && k < FRI_MAX_FIELDS; k++) {
+        const char *s = f->s[k];
+        size_t ln = f->len[k];
+        field_bare(&s, &ln);
+        if (name_in(s, ln, user_names) || name_in(s, ln, item_names) || name_in(s, ln, rating_names) ||
+            name_in(s, ln, count_names) || name_in(s, ln, time_names))
+            return false;
+    }
+    const char *v[3];
+    size_t vn[3];
+    for (int k = 0; k < 3; k++) { v[k] = f->s[k]; vn[k] = f->len[k]; field_bare(&v[k], &vn[k]); }
+    return fri_text_is_numeric(v[2], vn[2]) && vn[0] && vn[1] &&
+           (!fri_text_is_numeric(v[0], vn[0]) || !fri_text_is_numeric(v[1], vn[1]));
 }
 
 fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
@@ -360,7 +384,8 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
         const char *f0 = f.s[0];
         size_t f0n = f.len[0];
         field_bare(&f0, &f0n);
-        bool header = o->has_header || named_cols || (!o->no_header && !fri_text_is_numeric(f0, f0n));
+        bool strdata = !o->has_header && !named_cols && string_id_line(&f);
+        bool header = !strdata && (o->has_header || named_cols || (!o->no_header && !fri_text_is_numeric(f0, f0n)));
         if (!opts && !header) {
             if (ends_with(c->path, ".rating")) fmt = FR_FORMAT_NCF;
             else if (sp->dcolon) fmt = FR_FORMAT_ML1M;
@@ -450,7 +475,7 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
         const char *f0 = f.s[0];
         size_t f0n = f.len[0];
         field_bare(&f0, &f0n);
-        sp->header = !fri_text_is_numeric(f0, f0n);
+        sp->header = !fri_text_is_numeric(f0, f0n) && !string_id_line(&f);
         break;
     }
     case FR_FORMAT_NCF: sp->delim = '\t'; sp->dcolon = false; sp->nf_min = 3; break;

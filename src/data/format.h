@@ -30,6 +30,7 @@ typedef struct fri_rdctx {
     fri_spec sp;
     uint64_t line;
     bool unterminated;
+    fri_strtab *us, *is; /* string ids: interned here (NULL: integer ids) */
 } fri_rdctx;
 
 /* Chooses c->sp from the first non-blank line (first[0, n), line c->line) for format fmt

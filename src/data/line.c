@@ -21,19 +21,32 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
     }
     static const char *const idname[2] = {"user id", "item id"};
     const int cols[2] = {sp->cu, sp->ci};
-    uint32_t ids[2];
+    uint32_t ids[2] = {0, 0};
+    const char *sv[2] = {NULL, NULL};
+    size_t sn[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
         const char *v = f.s[cols[k]];
         size_t vn = f.len[cols[k]];
+        if (c->us) { /* interned below, once the line is known to be good */
+            fri_text_trim(&v, &vn);
+            if (!vn)
+                return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s is empty; expected a string id", FRI_PATH(c->path), ln,
+                                idname[k]);
+            sv[k] = v;
+            sn[k] = vn;
+            continue;
+        }
         int rc = fri_parse_id(v, vn, &ids[k]);
         if (rc == FRI_NUM_BAD)
-            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is not a number; expected an integer in [0, 2^31)",
-                            FRI_PATH(c->path), ln, idname[k], FRI_VAL(v, vn));
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is not a number; expected an integer in [0, 2^31) "
+                            "(the file's first data line has integer ids; for string ids: --string-ids, load "
+                            "option string_ids)", FRI_PATH(c->path), ln, idname[k], FRI_VAL(v, vn));
         if (rc == FRI_NUM_RANGE)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is out of range; expected an integer in [0, 2^31)",
                             FRI_PATH(c->path), ln, idname[k], FRI_VAL(v, vn));
     }
-    *u = ids[0];
+    if (c->us) *u = *i = 0;
+    else { *u = ids[0]; *i = ids[1]; }
     *i = ids[1];
     *r = 1.0;
     if (sp->cr >= 0) {
@@ -75,6 +88,11 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         if (rc == FRI_NUM_RANGE)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is out of range; expected a 64-bit integer",
                             FRI_PATH(c->path), ln, FRI_VAL(v, vn));
+    }
+    if (c->us) {
+        fr_err e = fri_strtab_intern(c->us, sv[0], sn[0], u);
+        if (!e) e = fri_strtab_intern(c->is, sv[1], sn[1], i);
+        if (e) return e == FR_ERR_NOMEM ? e : fri_fail_prefix(e, "%s%s:%llu", FRI_PATH(c->path), ln);
     }
     return FR_OK;
 }

@@ -46,6 +46,8 @@ static fr_err read_map(const char *path, const char *what, fr_idmap **out, char 
     fr_err e = fri_lr_open(&lr, path);
     if (e) return e;
     int64_t *raw = NULL;
+    char **strs = NULL; /* "# ids: strings": [cap] the strings, raw[d] = d */
+    bool strings = false;
     size_t n = 0, cap = 0;
     for (;;) {
         char *s;
@@ -63,12 +65,45 @@ static fr_err read_map(const char *path, const char *what, fr_idmap **out, char 
             goto fail;
         }
         if (s[0] == '#') {
-            static const char key[] = "# source: ";
+            static const char key[] = "# source: ", skey[] = "# ids: strings";
+            if (n == 0 && len >= sizeof skey - 1 && !strncmp(s, skey, sizeof skey - 1)) strings = true;
             if (source && !*source && len > sizeof key - 1 && !strncmp(s, key, sizeof key - 1) &&
                 !(*source = fri_strdup(s + sizeof key - 1))) { e = FR_ERR_NOMEM; goto fail; }
             continue;
         }
         const char *a = s, *end = s + len, *sep = a;
+        if (strings) { /* "index<TAB>string": the string runs to the end of the line */
+            while (sep < end && *sep != '\t') sep++;
+            const char *v = sep < end ? sep + 1 : end;
+            size_t vn = (size_t)(end - v);
+            fri_text_trim(&v, &vn);
+            uint32_t idx;
+            if (sep == a || !vn || fri_parse_id(a, (size_t)(sep - a), &idx) != FRI_NUM_OK || idx != n) {
+                e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: \"%.*s\"; expected \"index<TAB>%s id\" with index %zu%s",
+                             FRI_PATH(path), ln, FRI_VAL(s, len), what, n, unterminated ? " (truncated last line?)" : "");
+                goto fail;
+            }
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 1024;
+                int64_t *p = fri_realloc(raw, nc * sizeof *p);
+                if (!p) { e = FR_ERR_NOMEM; goto fail; }
+                raw = p;
+                char **q = fri_realloc(strs, nc * sizeof *q);
+                if (!q) { e = FR_ERR_NOMEM; goto fail; }
+                strs = q;
+                cap = nc;
+            }
+            if (n >= INT32_MAX) {
+                e = fri_fail(FR_ERR_RANGE, "%s%s:%llu: more than 2^31 ids", FRI_PATH(path), ln);
+                goto fail;
+            }
+            if (!(strs[n] = fri_malloc(vn + 1))) { e = FR_ERR_NOMEM; goto fail; }
+            memcpy(strs[n], v, vn);
+            strs[n][vn] = 0;
+            raw[n] = (int64_t)n;
+            n++;
+            continue;
+        }
         while (sep < end && *sep != '\t' && *sep != ' ') sep++;
         const char *b = sep;
         while (b < end && (*b == '\t' || *b == ' ')) b++;
@@ -115,6 +150,18 @@ static fr_err read_map(const char *path, const char *what, fr_idmap **out, char 
     }
     uint32_t dup = 0;
     e = fri_idmap_from_raw(out, raw, (uint32_t)n, &dup); /* raw is taken over */
+    if (strings) {
+        if (!e) e = fri_idmap_take_strs(*out, strs, &dup);
+        else { for (size_t k = 0; k < n; k++) fri_free(strs[k]); fri_free(strs); }
+        strs = NULL;
+        if (e == FR_ERR_PARSE) {
+            fr_idmap_release(*out);
+            *out = NULL;
+            return fri_fail(FR_ERR_PARSE, "%s%s: index %u repeats the %s id of an earlier index; expected each id "
+                            "once", FRI_PATH(path), dup, what);
+        }
+        if (e) { fr_idmap_release(*out); *out = NULL; return e; }
+    }
     if (e == FR_ERR_PARSE)
         return fri_fail(FR_ERR_PARSE, "%s%s: index %u repeats the raw %s id of an earlier index; expected each raw id "
                         "once", FRI_PATH(path), dup, what);
@@ -122,6 +169,8 @@ static fr_err read_map(const char *path, const char *what, fr_idmap **out, char 
     return e;
 fail:
     fri_free(raw);
+    for (size_t k = 0; k < n && strs; k++) fri_free(strs[k]);
+    fri_free(strs);
     fri_lr_close(&lr);
     return e;
 }

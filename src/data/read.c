@@ -18,6 +18,28 @@
 #include "data/line.h"
 #include "data/read.h"
 
+/* Whether the user or item field of line s[0, n) under c's spec is not an integer (a
+ * string id; an integer out of range stays an error). */
+static bool line_has_string_id(const fri_rdctx *c, const char *s, size_t n) {
+    fri_fields f;
+    fri_spec_split(&c->sp, s, n, &f);
+    const int cols[2] = {c->sp.cu, c->sp.ci};
+    for (int k = 0; k < 2; k++) {
+        if (cols[k] < 0 || cols[k] >= f.n) continue;
+        uint32_t id;
+        if (fri_parse_id(f.s[cols[k]], f.len[cols[k]], &id) == FRI_NUM_BAD) return true;
+    }
+    return false;
+}
+
+/* Switches string ids on for c and rows when rows allows them (the loader gave tables). */
+static void use_strings(fri_rdctx *c, fri_rows *rows, bool *fast) {
+    rows->strings = true;
+    c->us = rows->us;
+    c->is = rows->is;
+    c->sp.fast = *fast = false;
+}
+
 /* Reads one ratings file into rows (appending). fmt is the format to use (AUTO detects);
  * *used receives the format used. */
 static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, fri_rows *rows, fr_format *used,
@@ -53,6 +75,24 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
             rows->weights = rows->weights || c.sp.weight;
             fast = c.sp.fast;
             bool header = c.sp.header;
+            /* String ids: asked for, already on (the training file's), or a first line of
+             * data with them; a file with a header decides on its first data line. */
+            if (rows->us && c.sp.fmt != FR_FORMAT_NCF &&
+                (rows->strings || o->string_ids || (!header && line_has_string_id(&c, s, n))))
+                use_strings(&c, rows, &fast);
+            if (header && rows->us && !rows->strings && nr > 1 && c.sp.fmt != FR_FORMAT_NCF) {
+                /* The first data line, when the buffer holds it whole, decides before the
+                 * ranges start (a range with skip_bad_lines would skip string lines); one
+                 * not in the buffer: serially, to be sure. */
+                const char *d = lr.buf + lr.pos, *nl = memchr(d, '\n', lr.end - lr.pos);
+                if (!nl) nr = 1;
+                else {
+                    size_t dn = (size_t)(nl - d);
+                    if (dn && d[dn - 1] == '\r') dn--;
+                    if (line_has_string_id(&c, d, dn)) use_strings(&c, rows, &fast);
+                }
+            }
+            if (rows->strings) nr = 1; /* interning is serial: numbers follow the file's order */
             if (header) {
                 long k = fri_text_control_byte(s, n);
                 if (k >= 0) { e = fri_line_explain(&c, FR_ERR_PARSE, s, n); goto done; }
@@ -65,6 +105,9 @@ static fr_err read_rows(const char *path, const fr_load_opts *o, fr_format fmt, 
             }
             if (header) continue;
         }
+        if (rows->us && !rows->strings && rows->n == rows_before && c.sp.fmt != FR_FORMAT_NCF &&
+            line_has_string_id(&c, s, n))
+            use_strings(&c, rows, &fast); /* the first data line after a header */
         lines++;
         int rc = fri_line_push(&c, fast, s, n, rows, &e);
         if (rc < 0) goto done;
@@ -111,14 +154,29 @@ fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o
     fr_err e = fr_load_opts_check(o);
     if (e) return e;
     if (stats) memset(stats, 0, sizeof *stats);
-    fri_rows rows = {0};
+    fri_strtab us = {0}, is = {0};
+    fri_rows rows = {.us = &us, .is = &is};
     fr_format used = o->format;
     e = read_rows(path, o, o->format, &rows, &used, stats);
-    if (e) { fri_rows_free(&rows); return e; }
+    if (e) { fri_rows_free(&rows); fri_strtab_free(&us); fri_strtab_free(&is); return e; }
     char *source = NULL; /* what NCF id maps record as the data's origin */
     if (used != FR_FORMAT_NCF) {
-        e = fri_dataset_build_own(out, &rows);
+        fr_idmap *um = NULL, *im = NULL;
+        const uint32_t *ul[1] = {rows.user}, *il[1] = {rows.item};
+        size_t nn[1] = {rows.n};
+        e = fri_idmap_build(&um, ul, nn, 1);
+        if (!e) e = fri_idmap_build(&im, il, nn, 1);
+        if (!e && rows.strings) e = fri_idmap_set_strs(um, &us);
+        if (!e && rows.strings) e = fri_idmap_set_strs(im, &is);
+        fri_strtab_free(&us);
+        fri_strtab_free(&is);
+        if (!e) e = fri_dataset_build(out, &rows, um, im);
+        else fri_rows_free(&rows);
+        fr_idmap_release(um);
+        fr_idmap_release(im);
     } else {
+        fri_strtab_free(&us);
+        fri_strtab_free(&is);
         fr_idmap *um, *im;
         fri_rows *rs[1] = {&rows};
         e = fri_ncf_maps(path, rs, 1, o->ncf_items, &um, &im, &source);
@@ -141,13 +199,16 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     if (!o) { fr_load_opts_default(&def); o = &def; }
     fr_err e = fr_load_opts_check(o);
     if (e) return e;
-    fri_rows a = {0}, b = {0};
+    fri_strtab us = {0}, is = {0};
+    fri_rows a = {.us = &us, .is = &is}, b = {0};
     fr_idmap *um = NULL, *im = NULL;
     char *source = NULL; /* what NCF id maps record as the data's origin */
     fr_format used = o->format;
     e = read_rows(train_path, o, o->format, &a, &used, NULL);
     /* The test file is read as the training file was; an auto-detected delimited file
-     * is detected again, since its columns came from its own first line. */
+     * is detected again, since its columns came from its own first line. Its string ids
+     * are numbered on from the training file's; integer training ids keep it integer. */
+    if (a.strings) { b.us = &us; b.is = &is; b.strings = true; }
     if (!e) e = read_rows(test_path, o, used == FR_FORMAT_DELIMITED ? o->format : used, &b, NULL, NULL);
     if (e) goto fail;
     b.has_time = a.has_time = a.has_time || b.has_time;
@@ -161,7 +222,11 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
         size_t nn[2] = {a.n, b.n};
         e = fri_idmap_build(&um, ul, nn, 2);
         if (!e) e = fri_idmap_build(&im, il, nn, 2);
+        if (!e && a.strings) e = fri_idmap_set_strs(um, &us);
+        if (!e && a.strings) e = fri_idmap_set_strs(im, &is);
     }
+    fri_strtab_free(&us);
+    fri_strtab_free(&is);
     if (e) goto fail;
     e = fri_dataset_build(train, &a, um, im);
     if (!e) e = fri_dataset_build(test, &b, um, im);
@@ -178,6 +243,8 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     fri_free(source);
     return FR_OK;
 fail:
+    fri_strtab_free(&us);
+    fri_strtab_free(&is);
     fri_rows_free(&a);
     fri_rows_free(&b);
     fr_idmap_release(um);

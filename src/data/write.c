@@ -105,10 +105,19 @@ static fr_err write_rows(const fr_dataset *d, const char *path, bool raw) {
     afile a;
     fr_err e = afile_open(&a, path);
     if (e) return e;
+    bool strs = raw && (fr_idmap_is_str(d->users) || fr_idmap_is_str(d->items));
     for (uint32_t u = 0; u < d->n_users; u++) {
         long long ou = raw ? (long long)fr_idmap_raw(d->users, u) : (long long)u;
         for (uint64_t k = d->ptr[u]; k < d->ptr[u + 1]; k++) {
             long long oi = raw ? (long long)fr_idmap_raw(d->items, d->item[k]) : (long long)d->item[k];
+            if (strs) { /* string ids as they were read (the map's integers otherwise) */
+                char bu[32], bi[32];
+                const char *su = fr_idmap_raw_str(d->users, u), *si = fr_idmap_raw_str(d->items, d->item[k]);
+                if (!su) { snprintf(bu, sizeof bu, "%lld", ou); su = bu; }
+                if (!si) { snprintf(bi, sizeof bi, "%lld", oi); si = bi; }
+                fprintf(a.f, "%s\t%s\t%g\t%lld\n", su, si, (double)d->rating[k], (long long)d->time[k]);
+                continue;
+            }
             fprintf(a.f, "%lld\t%lld\t%g\t%lld\n", ou, oi, (double)d->rating[k], (long long)d->time[k]);
         }
     }
@@ -120,7 +129,8 @@ static fr_err write_rows(const fr_dataset *d, const char *path, bool raw) {
     return afile_commit(&a);
 }
 
-/* An id map as "index<TAB>raw id" lines under a comment header naming what the ids are
+/* An id map as "index<TAB>raw id" lines (string ids: a "# ids: strings" line first, then
+ * "index<TAB>string") under a comment header naming what the ids are
  * and, when known, the data they came from ("# source: PATH", read back by the NCF
  * reader). */
 static fr_err write_map(const fr_idmap *m, const char *what, const char *source, const char *path) {
@@ -130,7 +140,12 @@ static fr_err write_map(const fr_idmap *m, const char *what, const char *source,
     fprintf(a.f, "# fedrec id map: the %s ids of train.rating, test.rating and test.negative (an index) and the "
             "raw id of the data, tab-separated\n", what);
     if (source && !strpbrk(source, "\r\n")) fprintf(a.f, "# source: %s\n", source);
-    for (uint32_t k = 0; k < m->n; k++) fprintf(a.f, "%u\t%lld\n", k, (long long)m->raw[k]);
+    if (m->str) { /* string ids: the string is the rest of the line after the tab */
+        fprintf(a.f, "# ids: strings\n");
+        for (uint32_t k = 0; k < m->n; k++) fprintf(a.f, "%u\t%s\n", k, m->str[k]);
+    } else {
+        for (uint32_t k = 0; k < m->n; k++) fprintf(a.f, "%u\t%lld\n", k, (long long)m->raw[k]);
+    }
     return afile_commit(&a);
 }
 
