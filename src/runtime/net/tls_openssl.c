@@ -211,11 +211,15 @@ static int ssl_fail(nng_tls_engine_conn *ec, int r) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE: /* nothing was queued */
         return NNG_EAGAIN;
+    /* The peer going away is NNG_ECONNSHUT, never NNG_ECLOSED: nng 1.5.2's dialer takes
+     * NNG_ECLOSED from a connection attempt to mean that the dialer itself was closed and
+     * stops redialling for good (a client whose server was killed in the middle of a
+     * handshake never came back). */
     case SSL_ERROR_ZERO_RETURN: /* the peer's close_notify */
-        rv = NNG_ECLOSED;
+        rv = NNG_ECONNSHUT;
         break;
     case SSL_ERROR_SYSCALL: /* the BIO failed: nng's error, or the stream ended */
-        rv = ec->io_err ? ec->io_err : NNG_ECLOSED;
+        rv = ec->io_err && ec->io_err != NNG_ECLOSED ? ec->io_err : NNG_ECONNSHUT;
         break;
     case SSL_ERROR_SSL:
         rv = cert_error(ec->ssl) ? NNG_EPEERAUTH : NNG_ECRYPTO;
