@@ -697,8 +697,8 @@ int cli_train(int argc, char **argv) {
                      "(secure aggregation: sums only) | decoys[:R] (R decoy items per interaction, 1) | ldp[:σ] "
                      "(decoys + local noise σ·C, 0.05, clip C 1 or --dp-clip)"),
         ARG_SPEC_FLAG("private", &o.private_mode,
-                      "   the default private mode: --hide-items dense (attack F1 at chance; 3.8x the bytes up on "
-                      "ml-100k bpr, the same model)"),
+                      "   the default private mode: --hide-items dense (the server sees only sums: an attack does "
+                      "no better than guessing popular items; 3.8x the bytes up on ml-100k bpr, the same model)"),
         ARG_SPEC_FLAG("dp-seeded-noise", &o.dp_seeded_noise,
                       "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
         ARG_SPEC_END,
