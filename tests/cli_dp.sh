@@ -23,6 +23,21 @@ refuse "item-agg rows" --dp-clip 1 --item-agg rows
 refuse "availability" --dp-clip 1 --availability 0.5
 refuse "expected a clip" --dp-clip adaptive:2
 
+# fedrec server takes the same DP options by the same rules, and says so as itself
+"$bin" data generate --users 20 --items 30 --interactions 300 --out "$tmp/g.tsv" >/dev/null
+"$bin" data shard --data "$tmp/g.tsv" --out "$tmp/shards" >/dev/null 2>&1 || fail "data shard"
+"$bin" tokens --clients 20 --out "$tmp/tok" >/dev/null 2>&1 || fail "tokens"
+srv=(server --listen tcp://127.0.0.1:1 --insecure --federation "$tmp/shards" --tokens "$tmp/tok/tokens.hash")
+refuse_server() { # MESSAGE-PART ARGS...
+    local want=$1; shift
+    set +e; "$bin" "${srv[@]}" "$@" >/dev/null 2>"$tmp/err"; local rc=$?; set -e
+    [ "$rc" = 2 ] || fail "server $* exited $rc, expected 2"
+    grep -q -- "fedrec server: .*$want" "$tmp/err" || fail "server $*: '$(cat "$tmp/err")' lacks '$want'"
+}
+refuse_server "needs --dp-clip" --dp-noise 1
+refuse_server "needs --dp-noise" --dp-clip 1 --target-epsilon 3
+refuse_server "expected a clip" --dp-clip adaptive:2
+
 # 3 rounds, sigma 1.2, q = 200 / 2000 (the built-in data has 2000 users), delta 2000^-1.1
 delta=$(awk 'BEGIN { printf "%.17g", exp(-1.1 * log(2000)) }')
 "$bin" "${base[@]}" --rounds 3 --dp-clip 0.5 --dp-noise 1.2 --dp-seeded-noise --out "$tmp/a.fr" \

@@ -278,18 +278,7 @@ static int cli_server(int argc, char **argv) {
         fr_strategy st;
         if (fr_strategy_parse(o.strategy, &st)) { fprintf(stderr, "fedrec server: --strategy: %s\n", fr_errmsg()); return 2; }
     }
-    static const char *const dp_names[] = {"dp-noise", "dp-delta", "target-epsilon", "dp-seeded-noise"};
-    void *dp_fields[] = {&o.dp_noise, &o.dp_delta, &o.target_epsilon, &o.dp_seeded_noise};
-    for (int i = 0; i < 4 && !o.dp_clip; i++)
-        if (args_seen(specs, dp_fields[i])) {
-            fprintf(stderr, "fedrec server: --%s needs --dp-clip C|adaptive (the noise is a multiple of the clip C)\n",
-                    dp_names[i]);
-            return 2;
-        }
-    if (o.dp_clip && args_seen(specs, &o.target_epsilon) && !(o.dp_noise > 0)) {
-        fprintf(stderr, "fedrec server: --target-epsilon needs --dp-noise σ > 0 (without noise ε is infinite)\n");
-        return 2;
-    }
+    if (cli_dp_check("server", &o, specs)) return 2;
     if (o.dp_clip && over != 0) {
         fprintf(stderr, "fedrec server: --over-select with --dp-clip: DP rounds sample every client of the federation "
                 "with probability q (Poisson), as the accountant assumes\n");

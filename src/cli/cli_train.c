@@ -52,8 +52,8 @@ static const char *const dp_opts[] = {"dp-clip", "dp-noise", "dp-delta", "target
                                       "dp-seeded-noise", NULL};
 
 /* --dp-clip: C (> 0), or adaptive[:γ[:C0]] (γ in (0, 1), default 0.5; C0 > 0, default 0.1).
- * 0, or 2 after printing. */
-static int parse_dp_clip(const char *s, double *clip, double *quantile) {
+ * 0, or 2 after printing (as command cmd: "train", "server"). */
+static int parse_dp_clip(const char *cmd, const char *s, double *clip, double *quantile) {
     char *end;
     *quantile = 0;
     if (!strncmp(s, "adaptive", 8) && (s[8] == 0 || s[8] == ':')) {
@@ -74,8 +74,9 @@ static int parse_dp_clip(const char *s, double *clip, double *quantile) {
     *clip = strtod(s, &end);
     if (end != s && !*end && *clip > 0 && *clip <= 65536) return 0;
 bad:
-    return usage_err("--dp-clip: expected a clip C in (0, 65536] or adaptive[:γ[:C0]] (0 < γ < 1, the quantile of the "
-                     "update norms C adapts to; C0 > 0 the first round's clip), got '%s'", s);
+    fprintf(stderr, "fedrec %s: --dp-clip: expected a clip C in (0, 65536] or adaptive[:γ[:C0]] (0 < γ < 1, the "
+            "quantile of the update norms C adapts to; C0 > 0 the first round's clip), got '%s'\n", cmd, s);
+    return 2;
 }
 
 /* --hide-items: what the server may learn of which items a user touched.
@@ -113,6 +114,21 @@ static const char *first_given(const arg_spec *specs, const char *const *names) 
     return NULL;
 }
 
+int cli_dp_check(const char *cmd, const cli_train_opts *o, const arg_spec *specs) {
+    const char *dpo = first_given(specs, dp_opts);
+    if (dpo && !o->dp_clip) {
+        fprintf(stderr, "fedrec %s: --%s needs --dp-clip C|adaptive (the noise is a multiple of the clip C)\n", cmd, dpo);
+        return 2;
+    }
+    double clip, q;
+    if (o->dp_clip && parse_dp_clip(cmd, o->dp_clip, &clip, &q)) return 2;
+    if (o->dp_clip && GIVEN(target_epsilon) && !(o->dp_noise > 0)) {
+        fprintf(stderr, "fedrec %s: --target-epsilon needs --dp-noise σ > 0 (without noise ε is infinite)\n", cmd);
+        return 2;
+    }
+    return 0;
+}
+
 /* The checks the parser cannot make (one value's range is the parser's): names, options
  * that belong to the other mode, to another strategy or to another kind of model.
  * Returns 0, or 2 after printing. */
@@ -135,13 +151,8 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
     if (dpo && o->centralized)
         return usage_err("--%s is user-level differential privacy for federated training (DP-FedAvg: each client's "
                          "update clipped and the sum noised); --centralized has no client updates to protect", dpo);
-    if (dpo && !o->dp_clip)
-        return usage_err("--%s needs --dp-clip C|adaptive (the noise is a multiple of the clip C)", dpo);
+    if (cli_dp_check("train", o, specs)) return 2;
     if (o->dp_clip) {
-        double clip, q;
-        if (parse_dp_clip(o->dp_clip, &clip, &q)) return 2;
-        if (GIVEN(target_epsilon) && !(o->dp_noise > 0))
-            return usage_err("%s", "--target-epsilon needs --dp-noise σ > 0 (without noise ε is infinite)");
         if (o->partition && strcmp(o->partition, "user"))
             return usage_err("--partition %s with --dp-clip: the guarantee is user-level, one user per client; a "
                              "silo's update mixes many users (use --partition user)", o->partition);
@@ -305,7 +316,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (o->partition && fr_partition_parse(o->partition, &c->partition, &c->partition_k, &c->partition_alpha))
         return 2; /* checked before */
     if (o->dp_clip) {
-        if (parse_dp_clip(o->dp_clip, &fc->dp_clip, &fc->dp_quantile)) return 2; /* checked before */
+        if (parse_dp_clip("train", o->dp_clip, &fc->dp_clip, &fc->dp_quantile)) return 2; /* checked before */
         fc->dp_noise = o->dp_noise;
         fc->dp_delta = GIVEN(dp_delta) ? o->dp_delta : 0;
         fc->ldp_noise = o->ldp_noise;

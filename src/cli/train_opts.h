@@ -67,5 +67,9 @@ typedef struct cli_train_opts {
 struct arg_spec;
 struct fr_run_config;
 int cli_train_overrides(const cli_train_opts *o, const struct arg_spec *specs, struct fr_run_config *c);
+/* The differential-privacy options' own rules, for fedrec CMD ("train", "server"): every
+ * other DP option needs --dp-clip, --dp-clip's form, --target-epsilon needs --dp-noise.
+ * 0, or 2 after printing. */
+int cli_dp_check(const char *cmd, const cli_train_opts *o, const struct arg_spec *specs);
 
 #endif
