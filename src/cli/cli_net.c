@@ -223,6 +223,11 @@ static int cli_server(int argc, char **argv) {
                       "   secure aggregation: clients send masked dense updates, the server learns only their sum"),
         ARG_SPEC_REAL("secagg-deadline", &sa_deadline, 0.01, 86400, 0, NULL,
                       "S  secure aggregation: the deadline of each stage after the keys' (default 10)"),
+        /* compression, as train takes it (top-k needs a residual the client's state keeps: not yet) */
+        ARG_SPEC_STR("compress", &o.compress,
+                     "C  uplink compression: none (default) | q8 | q16 (a scale per item row and per 64 dense values, "
+                     "stochastic rounding); topk:K is train's only (its error feedback is not in a client's state file)"),
+        ARG_SPEC_STR("compress-down", &o.compress_down, "C  downlink compression of the broadcast model: none | q8 | q16"),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -282,6 +287,12 @@ static int cli_server(int argc, char **argv) {
     if (o.dp_clip && over != 0) {
         fprintf(stderr, "fedrec server: --over-select with --dp-clip: DP rounds sample every client of the federation "
                 "with probability q (Poisson), as the accountant assumes\n");
+        return 2;
+    }
+    if (cli_compress("server", &o, o.secagg, NULL)) return 2;
+    if (o.compress && strstr(o.compress, "topk")) {
+        fprintf(stderr, "fedrec server: --compress %s: top-k keeps what it did not send on the client (error "
+                "feedback), and a networked client's state file does not hold it yet; use q8 or q16\n", o.compress);
         return 2;
     }
     if ((rc = cli_train_overrides(&o, specs, &c))) return rc;

@@ -45,7 +45,8 @@ static int usage_err(const char *fmt, const char *a) {
 static const char *const federated_only[] = {
     "rounds", "clients-per-round", "local-epochs", "strategy", "item-agg", "item-optimizer", "item-lr",
     "item-lr-decay", "server-lr", "server-momentum", "mu", "tau", "beta1", "beta2", "availability",
-    "min-results", "partition", "keep-private-optim", "secagg", "hide-items", "private", NULL};
+    "min-results", "partition", "keep-private-optim", "secagg", "hide-items", "private", "compress",
+    "compress-down", NULL};
 
 /* The options of differential privacy (federated only; all but --dp-clip need it). */
 static const char *const dp_opts[] = {"dp-clip", "dp-noise", "dp-delta", "target-epsilon", "ldp-noise",
@@ -127,6 +128,63 @@ int cli_dp_check(const char *cmd, const cli_train_opts *o, const arg_spec *specs
         return 2;
     }
     return 0;
+}
+
+/* One of none, q8, q16 as an fr_compress; -1 if it is none of them. */
+static int compress_mode(const char *s, size_t n) {
+    if (n == 4 && !strncmp(s, "none", 4)) return FR_COMPRESS_NONE;
+    if (n == 2 && !strncmp(s, "q8", 2)) return FR_COMPRESS_Q8;
+    if (n == 3 && !strncmp(s, "q16", 3)) return FR_COMPRESS_Q16;
+    return -1;
+}
+
+int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, fr_fl_config *fc) {
+    int up = FR_COMPRESS_NONE, down = FR_COMPRESS_NONE;
+    unsigned long long k = 0;
+    if (o->compress) { /* comma-separated: none | q8 | q16 | topk:K */
+        const char *p = o->compress;
+        int seen_q = 0, seen_k = 0;
+        for (;;) {
+            size_t n = strcspn(p, ",");
+            int m = compress_mode(p, n);
+            if (m >= 0 && !seen_q) { up = m; seen_q = 1; }
+            else if (n > 5 && !strncmp(p, "topk:", 5) && !seen_k) {
+                char *end;
+                k = strtoull(p + 5, &end, 10);
+                if (end != p + n || p[5] == '-' || k < 1 || k > UINT32_MAX) goto bad_up;
+                seen_k = 1;
+            } else goto bad_up;
+            if (!p[n]) break;
+            p += n + 1;
+        }
+    }
+    if (o->compress_down && (down = compress_mode(o->compress_down, strlen(o->compress_down))) < 0) {
+        fprintf(stderr, "fedrec %s: --compress-down: expected none, q8 or q16, got '%s'\n", cmd, o->compress_down);
+        return 2;
+    }
+    bool dp = o->dp_clip || (o->hide_items && !strncmp(o->hide_items, "ldp", 3));
+    if ((up || k) && dp) {
+        fprintf(stderr, "fedrec %s: --compress with differential privacy: the server checks each clipped update's "
+                "norm exactly and the noise is calibrated to it, which a quantized or sparsified update no longer "
+                "keeps (--compress-down is allowed: the broadcast model is public)\n", cmd);
+        return 2;
+    }
+    if ((up || k) && secagg) {
+        fprintf(stderr, "fedrec %s: --compress with secure aggregation: pairwise masks cancel only in a sum of words at "
+                "the same positions, which per-client scales and top-k positions are not (--compress-down is "
+                "allowed)\n", cmd);
+        return 2;
+    }
+    if (fc) {
+        fc->compress_up = (uint32_t)up;
+        fc->compress_topk = (uint32_t)k;
+        fc->compress_down = (uint32_t)down;
+    }
+    return 0;
+bad_up:
+    fprintf(stderr, "fedrec %s: --compress: expected none, q8, q16, topk:K (K >= 1 dense values) or topk:K,q8|q16, "
+            "got '%s'\n", cmd, o->compress);
+    return 2;
 }
 
 /* The checks the parser cannot make (one value's range is the parser's): names, options
@@ -323,6 +381,10 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
         fc->dp_seeded_noise = o->dp_seeded_noise;
         c->loop.target_epsilon = GIVEN(target_epsilon) ? o->target_epsilon : 0;
     }
+    if (!o->centralized &&
+        cli_compress("train", o, o->secagg || o->private_mode || (o->hide_items && !strcmp(o->hide_items, "dense")),
+                     fc))
+        return 2;
     if (o->hide_items || o->private_mode) {
         int hm = HIDE_DENSE;
         double ha = 0;
@@ -703,6 +765,12 @@ int cli_train(int argc, char **argv) {
                       "ε  DP: stop before the round whose ε would exceed it (needs --dp-noise)"),
         ARG_SPEC_REAL("ldp-noise", &o.ldp_noise, 0, 16777216, GT, NULL,
                       "σ  local DP baseline: each client adds noise of std σ·C to every value it sends (needs --dp-clip)"),
+        ARG_SPEC_STR("compress", &o.compress,
+                     "C  uplink compression: none (int64 fixed point, default) | q8 | q16 (a scale per item row and "
+                     "per 64 dense values, stochastic rounding) | topk:K (the K largest dense values, the rest kept "
+                     "for the next round: error feedback) | topk:K,q8 | topk:K,q16"),
+        ARG_SPEC_STR("compress-down", &o.compress_down,
+                     "C  downlink compression of the broadcast model: none (float32, default) | q8 | q16"),
         ARG_SPEC_STR("hide-items", &o.hide_items,
                      "H  what the server learns of which items a user touched: none (sparse rows, default) | dense "
                      "(secure aggregation: sums only) | decoys[:R] (R decoy items per interaction, 1) | ldp[:σ] "

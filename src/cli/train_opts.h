@@ -60,6 +60,9 @@ typedef struct cli_train_opts {
     /* hiding which items a user touched */
     const char *hide_items;     /* --hide-items none|dense|decoys[:R]|ldp[:σ] */
     bool private_mode;          /* --private: the default private mode (--hide-items dense) */
+    /* compression */
+    const char *compress;       /* --compress none|q8|q16|topk:K[,q8|,q16] (uplink) */
+    const char *compress_down;  /* --compress-down none|q8|q16 */
 } cli_train_opts;
 
 /* Applies the options the user gave (their specs' seen flags) over a preset's run config
@@ -71,5 +74,10 @@ int cli_train_overrides(const cli_train_opts *o, const struct arg_spec *specs, s
  * other DP option needs --dp-clip, --dp-clip's form, --target-epsilon needs --dp-noise.
  * 0, or 2 after printing. */
 int cli_dp_check(const char *cmd, const cli_train_opts *o, const struct arg_spec *specs);
+/* --compress and --compress-down for fedrec CMD: their forms, and their refusals with DP
+ * (--dp-clip, --private/--hide-items ldp) and secure aggregation (secagg: the run's).
+ * Fills fc's compression fields when fc is not NULL. 0, or 2 after printing. */
+struct fr_fl_config;
+int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, struct fr_fl_config *fc);
 
 #endif

@@ -99,6 +99,8 @@ struct fr_client_ws {
     uint8_t *step_buf;      /* fr_client_step_bytes: its bytes */
     size_t step_cap;
     fri_hide *hide;         /* decoys (cfg.decoys > 0) */
+    fri_compress_ws *cw;    /* a compressed RESULT's scratch (made on first use) */
+    float *residual;        /* top-k: the next step's client's residual (then NULL again) */
 };
 
 static int cmp_u32(const void *a, const void *b) {
@@ -231,6 +233,7 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fr_task_free(ws->step_task);
     fri_free(ws->step_buf);
     fri_hide_free(ws->hide);
+    fri_compress_ws_free(ws->cw);
     fri_free(ws);
 }
 
@@ -880,6 +883,8 @@ static fr_err step_fit(fr_client_ws *ws, const fr_task *task, uint32_t client, c
     return e;
 }
 
+void fri_client_ws_set_residual(fr_client_ws *ws, float *residual) { ws->residual = residual; }
+
 fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint32_t n_items) {
     if (!ws->hide) return FR_OK; /* no decoys: nothing draws from it */
     return fri_hide_set_popularity(ws->hide, weights, n_items);
@@ -887,6 +892,15 @@ fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint
 
 fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
                       const fr_client_private *priv, fr_result *res) {
+    if (fri_result_compress_flags(&ws->cfg)) { /* what the bytes would carry, decoded */
+        const uint8_t *b;
+        size_t n;
+        fr_err e = fri_client_step_encode(ws, task, client, data, priv, &b, &n);
+        uint32_t rows[FR_MODEL_MAX_TENSORS];
+        for (uint32_t t = 0; t < ws->n_tables; t++) rows[t] = ws->mcfg.n_items;
+        fr_update_shape sh = {ws->dense_len, ws->n_tables, ws->widths, rows};
+        return e ? e : fri_result_decompress(res, b, n, &sh);
+    }
     fr_client_report rep;
     fr_err e = step_fit(ws, task, client, data, priv, &rep);
     if (!e) e = fr_fl_dp_on(&ws->cfg) ? fri_dp_quantize(res, ws->step_upd, &ws->cfg, fr_task_dp_clip(task),
@@ -903,6 +917,8 @@ fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task, uint32_t cl
                               const fr_client_private *priv, const uint8_t **out, size_t *out_n) {
     *out = NULL;
     *out_n = 0;
+    float *residual = ws->residual;
+    ws->residual = NULL; /* one step's */
     fr_client_report rep;
     fr_err e = step_fit(ws, task, client, data, priv, &rep);
     if (e) return e;
@@ -923,6 +939,13 @@ fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task, uint32_t cl
             ws->step_cap = n;
         }
         if ((e = fr_result_encode_to(res, ws->step_buf, ws->step_cap, out_n))) return e;
+        *out = ws->step_buf;
+        return FR_OK;
+    }
+    if (fri_result_compress_flags(&ws->cfg)) {
+        e = fri_result_encode_compressed(ws->step_upd, &ws->cfg, fr_task_bound(task), ws->config_crc, rep.examples,
+                                         rep.loss_sum, residual, &ws->cw, &ws->step_buf, &ws->step_cap, out_n);
+        if (e) return e;
         *out = ws->step_buf;
         return FR_OK;
     }

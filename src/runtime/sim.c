@@ -66,6 +66,9 @@ struct fr_sim {
     fr_fingerprint data_fp; /* the training data's (checkpoints must match it) */
     float *km1, *km2;       /* keep_private_optim: moments of the private suffix of full */
     uint64_t *ksteps;       /* [n_clients] their step counts */
+    float *resid;           /* top-k compression: [n_clients * dense values] each client's
+                               error-feedback residual, or NULL */
+    size_t resid_len;       /* dense values per client */
     size_t n_priv;          /* floats of full's private suffix */
     int n_workers;
     sim_worker *w;          /* [n_workers] */
@@ -100,6 +103,7 @@ void fr_sim_free(fr_sim *s) {
     fri_free(s->km1);
     fri_free(s->km2);
     fri_free(s->ksteps);
+    fri_free(s->resid);
     fri_free(s);
 }
 
@@ -212,6 +216,11 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
         s->ksteps = fri_calloc(s->n_clients ? s->n_clients : 1, sizeof *s->ksteps);
         e = FR_ERR_NOMEM;
         if (!s->km1 || !s->km2 || !s->ksteps) goto fail;
+    }
+    if (cfg->compress_topk) { /* error feedback: a residual per client, zero at first */
+        s->resid_len = fr_round_shape(s->ctl)->dense_len;
+        e = FR_ERR_NOMEM;
+        if (!(s->resid = fri_calloc((size_t)s->n_clients * s->resid_len + 1, sizeof *s->resid))) goto fail;
     }
     *out = s;
     return FR_OK;
@@ -425,6 +434,7 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
         }
     }
     fr_client_private priv = {rows, s->km1 ? m1 : NULL, s->km1 ? m2 : NULL, s->ksteps ? &s->ksteps[c] : NULL};
+    if (s->resid) fri_client_ws_set_residual(w->ws, s->resid + (size_t)c * s->resid_len);
     if (s->sa) {
         e = fr_client_step(w->ws, w->task, c, &d, &priv, w->res);
         return e ? e : secagg_submit(s, w, worker);
@@ -458,6 +468,9 @@ static void task(void *ctx, size_t index, int worker) {
 fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
     memset(st, 0, sizeof *st);
     uint32_t round = fr_round_completed(s->ctl) + 1, k = 0;
+    if (s->secagg && fri_result_compress_flags(&s->cfg))
+        return fri_fail(FR_ERR_INVALID, "secure aggregation with uplink compression: masks cancel only in a sum of "
+                        "words at the same positions, which quantized blocks and top-k values are not");
     fr_err e = fr_round_begin(s->ctl, &s->ids, &k);
     if (e) return e;
     s->epoch++;
