@@ -245,6 +245,12 @@ static int cli_server(int argc, char **argv) {
                 "throw-away ones); plain tcp:// needs --insecure\n");
         return 2;
     }
+    if (cli_compress("server", &o, o.secagg, NULL)) return 2;
+    if (o.compress && strstr(o.compress, "topk")) {
+        fprintf(stderr, "fedrec server: --compress %s: top-k keeps what it did not send on the client (error "
+                "feedback), and a networked client's state file does not hold it yet; use q8 or q16\n", o.compress);
+        return 2;
+    }
     if (cli_check_input("server", "--federation", fed_path) || cli_check_input("server", "--tokens", tokens) ||
         (cert && cli_check_input("server", "--cert", cert)) || (key && cli_check_input("server", "--key", key)) ||
         (client_ca && cli_check_input("server", "--client-ca", client_ca)))
@@ -287,12 +293,6 @@ static int cli_server(int argc, char **argv) {
     if (o.dp_clip && over != 0) {
         fprintf(stderr, "fedrec server: --over-select with --dp-clip: DP rounds sample every client of the federation "
                 "with probability q (Poisson), as the accountant assumes\n");
-        return 2;
-    }
-    if (cli_compress("server", &o, o.secagg, NULL)) return 2;
-    if (o.compress && strstr(o.compress, "topk")) {
-        fprintf(stderr, "fedrec server: --compress %s: top-k keeps what it did not send on the client (error "
-                "feedback), and a networked client's state file does not hold it yet; use q8 or q16\n", o.compress);
         return 2;
     }
     if ((rc = cli_train_overrides(&o, specs, &c))) return rc;
