@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fedrec/fedrec.h"
 #include "fedrec/runtime.h"
@@ -476,4 +477,53 @@ Test(compress, named_seeds_decode_as_written) {
         cr_assert(r->weight == 100 && r->examples == 500 && r->loss_sum == 12.5 && r->client == 3);
     }
     fr_result_free(r);
+}
+
+/* A top-k run resumed from a checkpoint is the uninterrupted run bit for bit: the
+ * clients' residuals are in the checkpoint. */
+Test(compress, topk_resume_is_bit_identical, .timeout = 120) {
+    fr_dataset *d = NULL;
+    fr_gen_opts go;
+    fr_gen_opts_default(&go);
+    go.users = 30;
+    go.items = 50;
+    go.interactions = 600;
+    go.seed = 8;
+    cr_assert_eq(fr_dataset_generate(&d, &go), FR_OK);
+    fr_model_config mc;
+    fr_fl_config cfg;
+    fr_model_config_default(&mc, FR_MODEL_NEUMF);
+    fr_fl_config_default(&cfg, FR_MODEL_NEUMF);
+    mc.dim = 8;
+    cfg.seed = 2;
+    cfg.clients_per_round = 0.5;
+    cfg.compress_up = FR_COMPRESS_Q8;
+    cfg.compress_topk = 10;
+    char path[256];
+    snprintf(path, sizeof path, "%s/fedrec_test_compress_%d.ckpt", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    uint8_t *model[2];
+    size_t mn[2];
+    for (int resumed = 0; resumed < 2; resumed++) {
+        fr_sim *s = NULL;
+        cr_assert_eq(fr_sim_create(&s, &mc, &cfg, d, NULL), FR_OK, "%s", fr_errmsg());
+        fr_round_stats st;
+        for (int r = 0; r < 4; r++) {
+            if (resumed && r == 2) {
+                cr_assert_eq(fr_sim_checkpoint_save(s, path), FR_OK, "%s", fr_errmsg());
+                fr_sim_free(s);
+                cr_assert_eq(fr_sim_create(&s, &mc, &cfg, d, NULL), FR_OK);
+                cr_assert_eq(fr_sim_checkpoint_load(s, path), FR_OK, "%s", fr_errmsg());
+            }
+            cr_assert_eq(fr_sim_round(s, &st), FR_OK, "%s", fr_errmsg());
+        }
+        fr_model_meta meta = {0};
+        cr_assert_eq(fr_model_encode(fr_sim_model(s), &meta, &model[resumed], &mn[resumed]), FR_OK);
+        fr_sim_free(s);
+    }
+    remove(path);
+    cr_assert(mn[0] == mn[1] && !memcmp(model[0], model[1], mn[0]), "the resumed top-k run differs");
+    free(model[0]);
+    free(model[1]);
+    fr_dataset_free(d);
 }

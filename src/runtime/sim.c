@@ -501,6 +501,7 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
  *   | the training data's fingerprint: u32 users | u32 items | u64 interactions | u32 CRC-32C
  *   | u64 n_priv | f32 private rows[n_priv]
  *   | u32 has_kept | if has_kept: f32 m1[n_priv] | f32 m2[n_priv] | u64 steps[n_clients]
+ *   | with top-k compression only (the config says): f32 residuals[n_clients * dense values]
  *   | u32 CRC-32C of everything before it.
  * The controller's state (fr_round_save) holds the config, the round, the strategy's
  * moments and the global shared parameters; the rest is the client-state store. Older
@@ -534,6 +535,7 @@ fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path) {
         for (size_t i = 0; i < s->n_priv; i++) fri_buf_f32(&b, s->km2[i]);
         for (uint32_t c = 0; c < s->n_clients; c++) fri_buf_u64(&b, s->ksteps[c]);
     }
+    for (size_t i = 0; s->resid && i < (size_t)s->n_clients * s->resid_len; i++) fri_buf_f32(&b, s->resid[i]);
     if (!b.err) fri_buf_u32(&b, fr_crc32c(0, b.data, b.len));
     e = b.err;
     if (!e) e = fri_write_file_atomic(path, b.data, b.len);
@@ -594,6 +596,11 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         want += 8 * (size_t)s->n_clients;
         if ((e = fri_rd_bytes(&r, &kept, want, "kept client state"))) goto done;
     }
+    const uint8_t *resid = NULL; /* top-k's residuals: read when this run has them and they are there (else
+                                    the controller's state names the config that differs) */
+    if (s->resid && fri_rd_left(&r) == (size_t)s->n_clients * s->resid_len * 4 &&
+        (e = fri_rd_bytes(&r, &resid, fri_rd_left(&r), "residuals")))
+        goto done;
     if ((e = fri_rd_end(&r, "the client state"))) goto done;
     if ((e = fr_round_save(s->ctl, &backup, &bn))) goto done;
     /* what is the sim's first (its partition, its store), then the controller's state,
@@ -617,6 +624,11 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         if (fr_round_load(s->ctl, backup, bn, "<backup>")) { /* cannot fail: it was just saved */ }
     }
     if (e) goto done;
+    if (s->resid && !resid) { /* the same config, so the residuals must be there */
+        e = fri_fail(FR_ERR_FORMAT, "%s: checkpoint without the clients' top-k residuals", path);
+        if (fr_round_load(s->ctl, backup, bn, "<backup>")) { /* cannot fail: it was just saved */ }
+        goto done;
+    }
     float *p = fr_model_params(s->full) + fr_model_n_shared(s->full);
     for (size_t i = 0; i < s->n_priv; i++) p[i] = fri_get_f32(rows + 4 * i);
     if (kept) {
@@ -626,6 +638,7 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         kept += 4 * s->n_priv;
         for (uint32_t c = 0; c < s->n_clients; c++) s->ksteps[c] = fri_get_u64(kept + 8 * (size_t)c);
     }
+    for (size_t i = 0; resid && i < (size_t)s->n_clients * s->resid_len; i++) s->resid[i] = fri_get_f32(resid + 4 * i);
     fr_sim_model(s);
 done:
     fr_msg_free(backup);
