@@ -527,3 +527,64 @@ Test(compress, topk_resume_is_bit_identical, .timeout = 120) {
     free(model[1]);
     fr_dataset_free(d);
 }
+
+/* A quantized TASK decodes to the server's model within the bound of each row (item
+ * tables) or block of 64 (dense tensors): max|w| / L of that row or block; the same model
+ * and config without compress_down sends the floats exactly. */
+Test(compress, quantized_task_within_bound) {
+    for (uint32_t mode = FR_COMPRESS_Q8; mode <= FR_COMPRESS_Q16; mode++) {
+        fr_model_config mc;
+        fr_fl_config cfg;
+        fr_model_config_default(&mc, FR_MODEL_NEUMF);
+        fr_fl_config_default(&cfg, FR_MODEL_NEUMF);
+        mc.dim = 8;
+        mc.n_items = 40;
+        mc.n_users = 5;
+        cfg.compress_down = mode;
+        fr_round *r = NULL;
+        cr_assert_eq(fr_round_create(&r, &mc, &cfg, 5, 1), FR_OK, "%s", fr_errmsg());
+        const uint32_t *ids;
+        uint32_t k;
+        cr_assert_eq(fr_round_begin(r, &ids, &k), FR_OK);
+        const uint8_t *tb;
+        size_t tn;
+        cr_assert_eq(fr_round_task(r, ids[0], &tb, &tn), FR_OK);
+        fr_task *t = NULL;
+        cr_assert_eq(fr_task_create(&t), FR_OK);
+        cr_assert_eq(fr_task_decode(t, tb, tn), FR_OK, "%s", fr_errmsg());
+        const fr_model *g = fr_round_model(r);
+        const float *w = fr_model_params_const(g), *v = fr_model_params_const(fr_task_model(t));
+        double L = mode == FR_COMPRESS_Q8 ? 127 : 32767;
+        int checked = 0;
+        for (int ti = 0; ti < fr_model_n_tensors(g); ti++) {
+            const fr_tensor *tt = fr_model_tensor(g, ti);
+            if (tt->kind == FR_TENSOR_USER_TABLE) continue;
+            size_t len = (size_t)tt->rows * tt->cols, block = tt->kind == FR_TENSOR_ITEM_TABLE ? tt->cols : 64;
+            for (size_t at = 0; at < len; at += block) {
+                size_t m = len - at < block ? len - at : block;
+                double mx = 0;
+                for (size_t i = 0; i < m; i++) mx = fmax(mx, fabs((double)w[tt->offset + at + i]));
+                for (size_t i = 0; i < m; i++, checked++)
+                    cr_assert_leq(fabs((double)v[tt->offset + at + i] - w[tt->offset + at + i]), mx / L * (1 + 1e-6),
+                                  "tensor %d at %zu", ti, at + i);
+            }
+        }
+        cr_assert_eq((size_t)checked, fr_model_n_shared(g));
+        /* a TASK saying it is quantized in a federation that compresses no downlink is refused:
+         * clear compress_down in the config block (its last word) and fix both CRCs */
+        uint8_t *bad = malloc(tn);
+        memcpy(bad, tb, tn);
+        uint32_t cn = fri_get_u32(bad + FR_MSG_HEADER_BYTES + 8);
+        size_t cb = FR_MSG_HEADER_BYTES + 24;
+        cr_assert_eq(fri_get_u32(bad + cb + cn - 4), mode);
+        fri_put_u32(bad + cb + cn - 4, 0);
+        fri_put_u32(bad + cb + cn - 12, FR_COMPRESS_Q8); /* a valid config: q8 up, nothing down */
+        fri_put_u32(bad + FR_MSG_HEADER_BYTES + 4, fr_crc32c(0, bad + cb, cn));
+        fri_msg_seal(bad, tn, FR_MSG_TASK);
+        cr_assert_eq(fr_task_decode(t, bad, tn), FR_ERR_FORMAT);
+        cr_assert(strstr(fr_errmsg(), "compresses no downlink"), "%s", fr_errmsg());
+        free(bad);
+        fr_task_free(t);
+        fr_round_free(r);
+    }
+}
