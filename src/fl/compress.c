@@ -246,7 +246,8 @@ fr_err fri_result_encode_compressed(const fr_update *u, const fr_fl_config *cfg,
     /* the dense values sent: all of them, or the top K of the update plus the residual */
     uint32_t k = D;
     const float *dv = u->dense;
-    if (topk) {
+    if (topk && D == 0) k = 0;
+    if (topk && D) {
         for (uint32_t i = 0; i < D; i++) cw->a[i] = u->dense[i] + residual[i];
         if (!fri_all_finite(cw->a, D))
             return fri_fail(FR_ERR_RANGE, "client %u: its update plus its residual is not finite", u->client);
@@ -386,7 +387,7 @@ fr_err fri_result_decompress(fr_result *r, const uint8_t *bytes, size_t n, const
     const uint8_t *ix = flags & FR_RESULT_TOPK ? p : NULL;
     size_t nb = fri_q_bytes(mode, k, FR_COMPRESS_BLOCK);
     if ((e = fri_rd_bytes(&rd, &p, nb, "dense values"))) return e;
-    memset(r->dense, 0, (size_t)D * sizeof *r->dense);
+    if (D) memset(r->dense, 0, (size_t)D * sizeof *r->dense);
     if ((e = get_values(r->dense, p, k, FR_COMPRESS_BLOCK, mode))) return e;
     if (ix) /* scatter from the back: index j goes to idx[j] >= j, never over an unread one */
         for (uint32_t j = k; j-- > 0;) {
