@@ -476,6 +476,26 @@ Test(net_procs, equivalence_with_weighted_implicit_data, .timeout = 240) {
     free(f.dir);
 }
 
+/* The rest of train's federation options (client optimizer, item rows' optimizer and decay,
+ * item aggregation, the server's strategy and its knobs, bias L2, kept optimizer state)
+ * reach the clients in the TASK and the server's rule alike: the same model as train's. */
+Test(net_procs, equivalence_with_train_options, .timeout = 240) {
+    fed f;
+    fed_make(&f, 6, 50, 200);
+    const char *opts = "--rounds 3 --seed 4 --model mf --optimizer adam --lr 0.01 --item-optimizer sgd --item-lr 0.05 "
+                       "--item-lr-decay 0.9 --item-agg rows --strategy fedadam --tau 0.01 --beta1 0.8 --beta2 0.95 "
+                       "--bias-l2 0.02 --keep-private-optim";
+    run_federation(&f, opts);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts, f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked global model differs from the simulator's");
+    /* and the options mattered: the defaults give another model */
+    cr_assert_eq(sh("%s train --data %s --rounds 3 --seed 4 --model mf --quiet --out %s/sim0.fr >/dev/null",
+                    FR_FEDREC_BIN, f.data, f.dir), 0);
+    cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "the options changed nothing");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 /* Mutual TLS through the commands: with --client-ca the server takes only clients that
  * present a certificate of that CA; one without is refused at the handshake and gives up. */
 Test(net_procs, mutual_tls, .timeout = 180) {

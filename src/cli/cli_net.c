@@ -151,6 +151,7 @@ static int on_round(void *user, const fr_net_round_info *in) {
 
 static int cli_server(int argc, char **argv) {
     cli_train_opts o = {0};
+    o.cmd = "server";
     o.seed = 1;
     o.eval_every = 1;
     const char *listen = NULL, *fed_path = NULL, *tokens = NULL, *cert = NULL, *key = NULL, *client_ca = NULL;
@@ -198,8 +199,23 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_INT("local-epochs", &o.local_epochs, 1, 1000, NULL, "E  local epochs per round"),
         ARG_SPEC_INT("batch", &o.batch, 1, 16777216, NULL, "B  minibatch size"),
         ARG_SPEC_REAL("lr", &o.lr, 0, F, ARG_MIN_OPEN, NULL, "η  learning rate"),
+        ARG_SPEC_STR("optimizer", &o.optimizer, "O  the clients' optimizer: sgd | adam | adagrad"),
+        ARG_SPEC_STR("item-optimizer", &o.item_optimizer,
+                     "O  same | sgd | adam | adagrad: the clients' rule for item rows (same: --optimizer's)"),
+        ARG_SPEC_REAL("item-lr", &o.item_lr, 0, F, ARG_MIN_OPEN, NULL, "η  learning rate of item rows (with --item-optimizer)"),
+        ARG_SPEC_REAL("item-lr-decay", &o.item_lr_decay, 0, 1, ARG_MIN_OPEN, "1 = constant",
+                      "γ  round r steps item rows at item lr · γ^(r-1)"),
+        ARG_SPEC_STR("item-agg", &o.item_agg, "A  mean | rows | sum: how the round's item rows are aggregated"),
+        ARG_SPEC_FLAG("keep-private-optim", &o.keep_private_optim,
+                      "   clients keep their optimizer state for their private rows from round to round"),
         ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad"),
         ARG_SPEC_REAL("server-lr", &o.server_lr, 0, F, ARG_MIN_OPEN, NULL, "η  server learning rate"),
+        ARG_SPEC_REAL("server-momentum", &o.server_momentum, 0, 1, ARG_MAX_OPEN, NULL, "β  server momentum (fedavgm)"),
+        ARG_SPEC_REAL("mu", &o.mu, 0, F, 0, NULL, "μ  proximal term (fedprox)"),
+        ARG_SPEC_REAL("tau", &o.tau, 0, F, ARG_MIN_OPEN, NULL, "τ  adaptivity (fedadam, fedyogi, fedadagrad)"),
+        ARG_SPEC_REAL("beta1", &o.beta1, 0, 1, ARG_MAX_OPEN, NULL, "β1  server optimizer"),
+        ARG_SPEC_REAL("beta2", &o.beta2, 0, 1, ARG_MAX_OPEN, NULL, "β2  server optimizer"),
+        ARG_SPEC_REAL("bias-l2", &o.bias_l2, 0, F, 0, "0 = --l2", "λ  L2 of the bias rows"),
         ARG_SPEC_INT("min-results", &o.min_results, 0, U32, "0 = any", "N  a round's quorum"),
         ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL, "K  sampled training negatives per positive"),
         ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation"),
@@ -221,6 +237,9 @@ static int cli_server(int argc, char **argv) {
                       "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
         ARG_SPEC_FLAG("secagg", &o.secagg,
                       "   secure aggregation: clients send masked dense updates, the server learns only their sum"),
+        ARG_SPEC_FLAG("private", &o.private_mode,
+                      "   the default private mode (train's --private, --hide-items dense): secure aggregation over "
+                      "the whole shared model, so the server learns no client's items, only the round's sum"),
         ARG_SPEC_REAL("secagg-deadline", &sa_deadline, 0.01, 86400, 0, NULL,
                       "S  secure aggregation: the deadline of each stage after the keys' (default 10)"),
         ARG_SPEC_END,
@@ -274,11 +293,7 @@ static int cli_server(int argc, char **argv) {
                 "has no weights (shard it with --implicit-weight)\n");
         return 2;
     }
-    if (o.strategy) {
-        fr_strategy st;
-        if (fr_strategy_parse(o.strategy, &st)) { fprintf(stderr, "fedrec server: --strategy: %s\n", fr_errmsg()); return 2; }
-    }
-    if (cli_dp_check("server", &o, specs)) return 2;
+    if ((rc = cli_train_check(&o, specs, kind))) return rc; /* train's rules, as fedrec server */
     if (o.dp_clip && over != 0) {
         fprintf(stderr, "fedrec server: --over-select with --dp-clip: DP rounds sample every client of the federation "
                 "with probability q (Poisson), as the accountant assumes\n");
