@@ -31,8 +31,9 @@
 
 /* ------------------------------------------------------------------ options -> run config */
 
-static int usage_err(const char *fmt, const char *a) {
-    fprintf(stderr, "fedrec train: ");
+/* A usage error of fedrec o->cmd (train, or server for the options they share). */
+static int usage_err(const cli_train_opts *o, const char *fmt, const char *a) {
+    fprintf(stderr, "fedrec %s: ", o->cmd ? o->cmd : "train");
     fprintf(stderr, fmt, a);
     fputc('\n', stderr);
     return 2;
@@ -89,7 +90,7 @@ bad:
  * 0, or 2 after printing. */
 enum { HIDE_NONE, HIDE_DENSE, HIDE_DECOYS, HIDE_LDP };
 #define HIDE_LDP_NOISE 0.05
-static int parse_hide(const char *s, int *mode, double *arg) {
+static int parse_hide(const cli_train_opts *o, const char *s, int *mode, double *arg) {
     char *end;
     *arg = 0;
     if (!strcmp(s, "none")) { *mode = HIDE_NONE; return 0; }
@@ -103,7 +104,7 @@ static int parse_hide(const char *s, int *mode, double *arg) {
         double hi = *mode == HIDE_DECOYS ? FR_FL_MAX_DECOYS : 16777216;
         if (end != p + 1 && !*end && *arg > 0 && *arg <= hi) return 0;
     }
-    return usage_err("--hide-items: expected none, dense, decoys[:R] (0 < R <= 100 decoy items per interaction) or "
+    return usage_err(o, "--hide-items: expected none, dense, decoys[:R] (0 < R <= 100 decoy items per interaction) or "
                      "ldp[:σ] (σ > 0, local noise σ·C), got '%s'", s);
 }
 
@@ -190,74 +191,74 @@ bad_up:
 /* The checks the parser cannot make (one value's range is the parser's): names, options
  * that belong to the other mode, to another strategy or to another kind of model.
  * Returns 0, or 2 after printing. */
-static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind) {
+int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind) {
     fr_optim_kind ok;
     if (o->optimizer && fr_optim_kind_parse(o->optimizer, &ok))
-        return usage_err("--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
+        return usage_err(o, "--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
     if (o->item_optimizer && strcmp(o->item_optimizer, "same") && fr_optim_kind_parse(o->item_optimizer, &ok))
-        return usage_err("--item-optimizer: expected same, sgd, adam or adagrad, got '%s'", o->item_optimizer);
+        return usage_err(o, "--item-optimizer: expected same, sgd, adam or adagrad, got '%s'", o->item_optimizer);
     if (o->item_agg && strcmp(o->item_agg, "mean") && strcmp(o->item_agg, "rows") && strcmp(o->item_agg, "sum"))
-        return usage_err("--item-agg: expected mean, rows or sum, got '%s'", o->item_agg);
+        return usage_err(o, "--item-agg: expected mean, rows or sum, got '%s'", o->item_agg);
     fr_strategy st;
     if (o->strategy && fr_strategy_parse(o->strategy, &st))
-        return usage_err("--strategy: expected fedavg, fedavgm, fedprox, fedadam, fedyogi or fedadagrad, got '%s'",
+        return usage_err(o, "--strategy: expected fedavg, fedavgm, fedprox, fedadam, fedyogi or fedadagrad, got '%s'",
                          o->strategy);
     if (o->partition && fr_partition_parse(o->partition, NULL, NULL, NULL))
-        return usage_err("--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
+        return usage_err(o, "--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
                          o->partition);
     const char *dpo = first_given(specs, dp_opts);
     if (dpo && o->centralized)
-        return usage_err("--%s is user-level differential privacy for federated training (DP-FedAvg: each client's "
+        return usage_err(o, "--%s is user-level differential privacy for federated training (DP-FedAvg: each client's "
                          "update clipped and the sum noised); --centralized has no client updates to protect", dpo);
-    if (cli_dp_check("train", o, specs)) return 2;
+    if (cli_dp_check(o->cmd ? o->cmd : "train", o, specs)) return 2;
     if (o->dp_clip) {
         if (o->partition && strcmp(o->partition, "user"))
-            return usage_err("--partition %s with --dp-clip: the guarantee is user-level, one user per client; a "
+            return usage_err(o, "--partition %s with --dp-clip: the guarantee is user-level, one user per client; a "
                              "silo's update mixes many users (use --partition user)", o->partition);
         if (o->item_agg && !strcmp(o->item_agg, "rows"))
-            return usage_err("%s", "--item-agg rows with --dp-clip: each row's divisor would count the clients "
+            return usage_err(o, "%s", "--item-agg rows with --dp-clip: each row's divisor would count the clients "
                              "that touched it, which the guarantee does not cover (use mean or sum)");
         if (GIVEN(availability) && o->availability < 1)
-            return usage_err("%s", "--availability < 1 with --dp-clip: the accountant assumes every client is "
+            return usage_err(o, "%s", "--availability < 1 with --dp-clip: the accountant assumes every client is "
                              "sampled with probability q (Poisson); use --clients-per-round for q");
         if (GIVEN(min_results) && o->min_results > 0)
-            return usage_err("%s", "--min-results with --dp-clip: a round retried for too few results would reveal "
+            return usage_err(o, "%s", "--min-results with --dp-clip: a round retried for too few results would reveal "
                              "how many took part");
     }
     if (o->hide_items || o->private_mode) {
         int hm = HIDE_DENSE;
         double ha;
         if (o->hide_items && o->private_mode)
-            return usage_err("%s", "--private is --hide-items dense: give one of them");
-        if (o->hide_items && parse_hide(o->hide_items, &hm, &ha)) return 2;
+            return usage_err(o, "%s", "--private is --hide-items dense: give one of them");
+        if (o->hide_items && parse_hide(o, o->hide_items, &hm, &ha)) return 2;
         const char *hn = o->private_mode ? "--private" : "--hide-items";
         if (hm == HIDE_NONE && o->secagg)
-            return usage_err("%s", "--hide-items none with --secagg: secure aggregation hides every row (that is "
+            return usage_err(o, "%s", "--hide-items none with --secagg: secure aggregation hides every row (that is "
                              "--hide-items dense)");
         if ((hm == HIDE_DECOYS || hm == HIDE_LDP) && o->secagg)
-            return usage_err("--hide-items %s with --secagg: under secure aggregation the server sees no row, so decoys "
+            return usage_err(o, "--hide-items %s with --secagg: under secure aggregation the server sees no row, so decoys "
                              "and local noise only cost accuracy (use --hide-items dense)", o->hide_items);
         if ((hm == HIDE_DECOYS || hm == HIDE_LDP) && o->item_agg && !strcmp(o->item_agg, "rows"))
-            return usage_err("--hide-items %s with --item-agg rows: each decoy would count in its row's divisor (use "
+            return usage_err(o, "--hide-items %s with --item-agg rows: each decoy would count in its row's divisor (use "
                              "mean or sum)", o->hide_items);
         if (hm == HIDE_LDP && GIVEN(ldp_noise))
-            return usage_err("%s", "--hide-items ldp[:σ] sets the local noise: drop --ldp-noise");
+            return usage_err(o, "%s", "--hide-items ldp[:σ] sets the local noise: drop --ldp-noise");
         if (hm != HIDE_LDP && GIVEN(ldp_noise))
-            return usage_err("--ldp-noise with %s other than ldp: use --hide-items ldp:σ", hn);
+            return usage_err(o, "--ldp-noise with %s other than ldp: use --hide-items ldp:σ", hn);
         if (hm == HIDE_LDP && !o->dp_clip && (GIVEN(dp_noise) || GIVEN(dp_delta) || GIVEN(target_epsilon)))
-            return usage_err("%s", "--hide-items ldp clips to C 1 by default; with central DP options give --dp-clip");
+            return usage_err(o, "%s", "--hide-items ldp clips to C 1 by default; with central DP options give --dp-clip");
     }
     if (o->centralized) {
         if (o->resume || GIVEN(checkpoint_every))
-            return usage_err("%s applies to federated training; centralized runs do not checkpoint",
+            return usage_err(o, "%s applies to federated training; centralized runs do not checkpoint",
                              o->resume ? "--resume" : "--checkpoint-every");
         const char *fed = first_given(specs, federated_only);
-        if (fed) return usage_err("--%s applies to federated training, not --centralized", fed);
+        if (fed) return usage_err(o, "--%s applies to federated training, not --centralized", fed);
     } else {
         if (GIVEN(epochs))
-            return usage_err("%s", "--epochs applies to --centralized training; federated training runs --rounds");
+            return usage_err(o, "%s", "--epochs applies to --centralized training; federated training runs --rounds");
         if (GIVEN(lr_decay))
-            return usage_err("%s", "--lr-decay applies to --centralized training; federated item rows use --item-lr-decay");
+            return usage_err(o, "%s", "--lr-decay applies to --centralized training; federated item rows use --item-lr-decay");
         /* the server's knobs belong to their strategies (the preset's when not given) */
         fr_run_config pc;
         if (fr_run_config_preset(&pc, o->preset, kind, false, NULL) == FR_OK) {
@@ -273,7 +274,7 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
                                    ? "--beta2 applies to --strategy fedadam or fedyogi"
                                    : NULL;
             if (knob) {
-                fprintf(stderr, "fedrec train: %s, not %s\n", knob, sn);
+                fprintf(stderr, "fedrec %s: %s, not %s\n", o->cmd ? o->cmd : "train", knob, sn);
                 return 2;
             }
         }
@@ -282,31 +283,31 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
     /* the model's own options, when --model is given (a default model may follow the data) */
     if (o->model && GIVEN(negatives_per_pos) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         pc.model.loss == FR_LOSS_MSE)
-        return usage_err("--neg applies to ranking models (sampled negatives); %s learns from the ratings alone",
+        return usage_err(o, "--neg applies to ranking models (sampled negatives); %s learns from the ratings alone",
                          fr_model_kind_name(kind));
     if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_dim_applies(&pc.model))
-        return usage_err("--dim does not size any part of %s (its embeddings are set by its MLP layout)",
+        return usage_err(o, "--dim does not size any part of %s (its embeddings are set by its MLP layout)",
                          fr_model_kind_name(kind));
     if (o->model && GIVEN(bias_l2) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_has_bias_rows(&pc.model))
-        return usage_err("--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
+        return usage_err(o, "--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
     if (o->model && GIVEN(confidence_alpha) &&
         (fr_model_kind_is_explicit(kind) || fr_model_kind_is_closed_form(kind)))
-        return usage_err(fr_model_kind_is_explicit(kind)
+        return usage_err(o, fr_model_kind_is_explicit(kind)
                              ? "--confidence-alpha weighs implicit positives by their counts; %s predicts ratings "
                                "(use a ranking model: bpr, gmf, mlp or neumf)"
                              : "--confidence-alpha weighs the positives of a model trained by gradient steps; %s is a "
                                "baseline fitted in closed form",
                          fr_model_kind_name(kind));
     if (o->model && o->negatives && fr_model_kind_is_explicit(kind))
-        return usage_err("--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
+        return usage_err(o, "--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
                          fr_model_kind_name(kind));
-    if (o->split && o->test) return usage_err("%s", "--split applies to one ratings file; with --test the test set is given");
+    if (o->split && o->test) return usage_err(o, "%s", "--split applies to one ratings file; with --test the test set is given");
     struct stat sb;
     if (o->split && o->data && stat(o->data, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return usage_err("--split applies to one ratings file; %s is a directory in NCF layout (split already)", o->data);
-    if (o->test && !o->data) return usage_err("%s", "--test needs --data (the training file)");
+        return usage_err(o, "--split applies to one ratings file; %s is a directory in NCF layout (split already)", o->data);
+    if (o->test && !o->data) return usage_err(o, "%s", "--test needs --data (the training file)");
     return 0;
 }
 
@@ -360,7 +361,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     }
     if (GIVEN(item_lr)) {
         if (fc->item_local.kind == 0)
-            return usage_err("%s", "--item-lr needs an item optimizer (--item-optimizer sgd|adam|adagrad); with "
+            return usage_err(o, "%s", "--item-lr needs an item optimizer (--item-optimizer sgd|adam|adagrad); with "
                                    "'same', item rows use --lr");
         fc->item_local.lr = (float)o->item_lr;
     }
@@ -374,7 +375,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (o->partition && fr_partition_parse(o->partition, &c->partition, &c->partition_k, &c->partition_alpha))
         return 2; /* checked before */
     if (o->dp_clip) {
-        if (parse_dp_clip("train", o->dp_clip, &fc->dp_clip, &fc->dp_quantile)) return 2; /* checked before */
+        if (parse_dp_clip(o->cmd ? o->cmd : "train", o->dp_clip, &fc->dp_clip, &fc->dp_quantile)) return 2; /* checked before */
         fc->dp_noise = o->dp_noise;
         fc->dp_delta = GIVEN(dp_delta) ? o->dp_delta : 0;
         fc->ldp_noise = o->ldp_noise;
@@ -388,7 +389,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (o->hide_items || o->private_mode) {
         int hm = HIDE_DENSE;
         double ha = 0;
-        if (o->hide_items && parse_hide(o->hide_items, &hm, &ha)) return 2; /* checked before */
+        if (o->hide_items && parse_hide(o, o->hide_items, &hm, &ha)) return 2; /* checked before */
         if (hm == HIDE_DENSE) c->secagg = true;
         if (hm == HIDE_DECOYS) fc->decoys = ha;
         if (hm == HIDE_LDP) {
@@ -796,24 +797,24 @@ int cli_train(int argc, char **argv) {
         return 2;
     }
     if (fr_model_kind_is_closed_form(kind) && !o.centralized)
-        return usage_err("--model %s is a baseline fitted in closed form on all the training data: add --centralized "
+        return usage_err(&o, "--model %s is a baseline fitted in closed form on all the training data: add --centralized "
                          "(it is not trained federated)", o.model);
     fr_source src;
     fr_source_default(&src);
     if ((rc = cli_load_opts_apply("train", &lo, specs, &src.load))) return rc;
     const char *load_opt = cli_load_opts_given(&lo, specs);
     if (load_opt && !o.data)
-        return usage_err("%s says how to read a --data file; without --data, train uses the built-in synthetic data",
+        return usage_err(&o, "%s says how to read a --data file; without --data, train uses the built-in synthetic data",
                          load_opt);
     if (o.split && fr_source_parse_split(o.split, &src.split, &src.split_ratio))
-        return usage_err("--split: expected loo, ratio:R, temporal:R or temporal-user:R with 0 < R < 1, got '%s'",
+        return usage_err(&o, "--split: expected loo, ratio:R, temporal:R or temporal-user:R with 0 < R < 1, got '%s'",
                          o.split);
     if (o.preset) {
         bool known = false;
         for (const char *const *p = fr_run_presets(); *p; p++) known |= !strcmp(*p, o.preset);
-        if (!known) return usage_err("--preset: expected fedrec or textbook, got '%s'", o.preset);
+        if (!known) return usage_err(&o, "--preset: expected fedrec or textbook, got '%s'", o.preset);
     }
-    if ((rc = check_opts(&o, specs, kind))) return rc;
+    if ((rc = cli_train_check(&o, specs, kind))) return rc;
     if (cli_check_input("train", "--data", o.data) || cli_check_input("train", "--test", o.test) ||
         cli_check_input("train", "--negatives", o.negatives))
         return 1;

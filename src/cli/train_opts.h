@@ -7,7 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fedrec/model.h"
+
 typedef struct cli_train_opts {
+    const char *cmd;          /* the command parsing them, for messages: "server"; NULL = "train" */
     const char *data;         /* --data PATH: ratings file or NCF directory; NULL = built-in synthetic */
     const char *test;         /* --test PATH: given test file (PATH is then the training file) */
     const char *negatives;    /* --negatives PATH: NCF .negative file */
@@ -70,6 +73,10 @@ typedef struct cli_train_opts {
 struct arg_spec;
 struct fr_run_config;
 int cli_train_overrides(const cli_train_opts *o, const struct arg_spec *specs, struct fr_run_config *c);
+/* The checks of the options given that the parser cannot make (names, options of another
+ * mode, strategy or kind of model, DP and item hiding rules), for fedrec o->cmd with a
+ * model of kind `kind`. 0, or 2 after printing. */
+int cli_train_check(const cli_train_opts *o, const struct arg_spec *specs, fr_model_kind kind);
 /* The differential-privacy options' own rules, for fedrec CMD ("train", "server"): every
  * other DP option needs --dp-clip, --dp-clip's form, --target-epsilon needs --dp-noise.
  * 0, or 2 after printing. */
