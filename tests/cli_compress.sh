@@ -49,4 +49,6 @@ refuse "top-k keeps what it did not send" server --listen tcp://127.0.0.1:1 --fe
     --insecure --compress topk:5
 refuse "secure aggregation" server --listen tcp://127.0.0.1:1 --federation "$tmp" --tokens "$tmp/r.tsv" --insecure \
     --compress q8 --secagg
+refuse "secure aggregation" server --listen tcp://127.0.0.1:1 --federation "$tmp" --tokens "$tmp/r.tsv" --insecure \
+    --compress q8 --private
 echo "cli_compress: ok"

@@ -268,7 +268,9 @@ static int cli_server(int argc, char **argv) {
                 "throw-away ones); plain tcp:// needs --insecure\n");
         return 2;
     }
-    if (cli_compress("server", &o, o.secagg, NULL)) return 2;
+    if (cli_compress("server", &o, o.secagg || o.private_mode || (o.hide_items && !strcmp(o.hide_items, "dense")),
+                     NULL))
+        return 2;
     if (o.compress && strstr(o.compress, "topk")) {
         fprintf(stderr, "fedrec server: --compress %s: top-k keeps what it did not send on the client (error "
                 "feedback), and a networked client's state file does not hold it yet; use q8 or q16\n", o.compress);

@@ -383,7 +383,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
         c->loop.target_epsilon = GIVEN(target_epsilon) ? o->target_epsilon : 0;
     }
     if (!o->centralized &&
-        cli_compress("train", o, o->secagg || o->private_mode || (o->hide_items && !strcmp(o->hide_items, "dense")),
+        cli_compress(o->cmd ? o->cmd : "train", o, o->secagg || o->private_mode || (o->hide_items && !strcmp(o->hide_items, "dense")),
                      fc))
         return 2;
     if (o->hide_items || o->private_mode) {
