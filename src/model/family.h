@@ -108,6 +108,7 @@ typedef struct fri_model_family {
 extern const fri_model_family fri_model_family_mf;
 extern const fri_model_family fri_model_family_ncf;
 extern const fri_model_family fri_model_family_base;
+extern const fri_model_family fri_model_family_hybrid; /* model_hybrid.c: lightfm, fm */
 
 /* ------------------------------------------------------------------ registry */
 
