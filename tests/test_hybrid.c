@@ -585,3 +585,140 @@ static void one_step(const char *kind) {
 
 Test(hybrid, lightfm_one_federated_step_equals_full_batch_step) { one_step("lightfm"); }
 Test(hybrid, fm_one_federated_step_equals_full_batch_step) { one_step("fm"); }
+
+/* ------------------------------------------------------------------ cold start */
+
+Test(hybrid, cold_split_holds_items_out_entirely) {
+    data d = gen();
+    fr_dataset *wt, *we, *co, *ex;
+    uint32_t nc;
+    cr_assert_eq(fr_dataset_cold_split(d.train, d.test, 0.25, 7, &wt, &we, &co, &ex, &nc), FR_OK, "%s", fr_errmsg());
+    uint32_t ni = fr_dataset_n_items(d.train), nu = fr_dataset_n_users(d.train);
+    cr_assert_eq(fr_dataset_n_items(wt), ni, "the same id maps");
+    /* the cold items: those of co; none in warm train or warm test */
+    uint8_t *cold = calloc(ni, 1);
+    uint32_t seen = 0;
+    for (uint32_t u = 0; u < fr_dataset_n_users(co); u++) {
+        const uint32_t *it;
+        size_t k = fr_dataset_user(co, u, &it, NULL, NULL);
+        for (size_t x = 0; x < k; x++) seen += !cold[it[x]], cold[it[x]] = 1;
+    }
+    cr_assert_eq(seen, nc);
+    uint32_t trained = 0;
+    uint8_t *in_train = calloc(ni, 1);
+    for (uint32_t u = 0; u < nu; u++) {
+        const uint32_t *it;
+        size_t k = fr_dataset_user(d.train, u, &it, NULL, NULL);
+        for (size_t x = 0; x < k; x++) trained += !in_train[it[x]], in_train[it[x]] = 1;
+    }
+    cr_assert_eq(nc, (uint32_t)(0.25 * trained + 0.5));
+    /* every interaction in exactly one part */
+    cr_assert_eq(fr_dataset_n_interactions(wt) + fr_dataset_n_interactions(we) + fr_dataset_n_interactions(co),
+                 fr_dataset_n_interactions(d.train) + fr_dataset_n_interactions(d.test));
+    const fr_dataset *parts[2] = {wt, we};
+    for (int p = 0; p < 2; p++)
+        for (uint32_t u = 0; u < fr_dataset_n_users(parts[p]); u++) {
+            const uint32_t *it;
+            size_t k = fr_dataset_user(parts[p], u, &it, NULL, NULL);
+            for (size_t x = 0; x < k; x++) cr_assert(!cold[it[x]], "cold item %u in a warm part", it[x]);
+            for (size_t x = 0; x < k; x++) cr_assert(fr_dataset_has(p ? d.test : d.train, u, it[x]));
+        }
+    /* exclude: every warm item, for exactly the users with a cold interaction */
+    for (uint32_t u = 0; u < nu; u++) {
+        size_t k = u < fr_dataset_n_users(ex) ? fr_dataset_user(ex, u, NULL, NULL, NULL) : 0;
+        size_t kc = u < fr_dataset_n_users(co) ? fr_dataset_user(co, u, NULL, NULL, NULL) : 0;
+        cr_assert_eq(k, kc ? ni - nc : 0, "user %u", u);
+    }
+    /* the same seed, the same split; a file naming the cold items gives it too */
+    char path[] = "/tmp/fr_cold_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *fp = fdopen(fd, "w");
+    fprintf(fp, "# cold items\n");
+    for (uint32_t i = 0; i < ni; i++)
+        if (cold[i]) fprintf(fp, "%lld\n", (long long)fr_idmap_raw(fr_dataset_items(d.train), i));
+    fclose(fp);
+    fr_dataset *wt2, *we2, *co2, *ex2;
+    uint32_t nc2;
+    cr_assert_eq(fr_dataset_cold_split_file(d.train, d.test, path, &wt2, &we2, &co2, &ex2, &nc2), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(nc2, nc);
+    cr_assert_eq(fr_dataset_n_interactions(co2), fr_dataset_n_interactions(co));
+    cr_assert_eq(fr_dataset_n_interactions(wt2), fr_dataset_n_interactions(wt));
+    /* a model ranks cold items by their features: with features that predict the cold
+     * items, training on the warm part beats chance on them (auc 0.5) */
+    fr_dataset *all[] = {wt2, we2, co2, ex2};
+    for (int k = 0; k < 4; k++) fr_dataset_free(all[k]);
+    cr_assert_eq(fr_dataset_cold_split(d.train, d.test, 1.5, 7, &wt2, &we2, &co2, &ex2, &nc2), FR_ERR_RANGE);
+    cr_assert_null(wt2);
+    fp = fopen(path, "w");
+    fprintf(fp, "3\n4x\n");
+    fclose(fp);
+    cr_assert_eq(fr_dataset_cold_split_file(d.train, d.test, path, &wt2, &we2, &co2, &ex2, &nc2), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), ":2: item id \"4x\"; expected"), "%s", fr_errmsg());
+    unlink(path);
+    free(cold);
+    free(in_train);
+    fr_dataset *mine[] = {wt, we, co, ex};
+    for (int k = 0; k < 4; k++) fr_dataset_free(mine[k]);
+    data_free(&d);
+}
+
+/* Items whose features say who likes them are ranked by those features when no one has
+ * rated them: user u and item i share feature "g=(u % 3)" / "g=(i % 3)", and u's
+ * interactions are with items of its group. A lightfm trained on the warm items ranks
+ * each user's cold items above the other cold items (auc well above 0.5). */
+Test(hybrid, cold_items_ranked_by_their_features) {
+    enum { NU = 90, NI = 60 };
+    int64_t u[NU * 12], it[NU * 12];
+    size_t n = 0;
+    srand(5);
+    for (int a = 0; a < NU; a++)
+        for (int k = 0; k < 12; k++) {
+            int i = 3 * (rand() % (NI / 3)) + a % 3;
+            u[n] = a; it[n] = i; n++;
+        }
+    fr_dataset *d = ds_of(u, it, n);
+    fr_features *f = NULL;
+    cr_assert_eq(fr_features_create(&f, fr_dataset_n_users(d), fr_dataset_n_items(d)), FR_OK);
+    char nm[8];
+    for (uint32_t x = 0; x < fr_dataset_n_users(d); x++) {
+        int g = (int)(fr_idmap_raw(fr_dataset_users(d), x) % 3);
+        snprintf(nm, sizeof nm, "g=%d", g);
+        cr_assert_eq(fr_features_add(f, FR_FEAT_USER, x, nm, 3, 1.0f), FR_OK);
+    }
+    for (uint32_t x = 0; x < fr_dataset_n_items(d); x++) {
+        int g = (int)(fr_idmap_raw(fr_dataset_items(d), x) % 3);
+        snprintf(nm, sizeof nm, "g=%d", g);
+        cr_assert_eq(fr_features_add(f, FR_FEAT_ITEM, x, nm, 3, 1.0f), FR_OK);
+    }
+    fr_dataset *wt, *we, *co, *ex;
+    uint32_t nc;
+    cr_assert_eq(fr_dataset_cold_split(d, NULL, 0.3, 3, &wt, &we, &co, &ex, &nc), FR_OK, "%s", fr_errmsg());
+    cr_assert_null(we);
+    fr_model_config c;
+    fr_model_config_default(&c, kind_of("lightfm"));
+    c.n_users = fr_dataset_n_users(d);
+    c.n_items = fr_dataset_n_items(d);
+    c.dim = 8;
+    cr_assert_eq(fr_model_config_set_features(&c, f), FR_OK);
+    fr_model *m = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    tc.batch = 64;
+    tc.optim.lr = 0.02f;
+    tc.negatives = 1;
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, wt, &tc), FR_OK, "%s", fr_errmsg());
+    double l;
+    for (int e = 0; e < 10; e++) cr_assert_eq(fr_trainer_epoch(t, &l), FR_OK);
+    fr_trainer_free(t);
+    fr_eval_result r;
+    cr_assert_eq(fr_model_evaluate(m, ex, co, NULL, NULL, NULL, &r), FR_OK, "%s", fr_errmsg());
+    cr_assert(r.has_full);
+    cr_assert_gt(r.auc_full, 0.8, "cold auc %g", r.auc_full);
+    fr_model_free(m);
+    fr_dataset *all[] = {wt, co, ex, d};
+    for (int k = 0; k < 4; k++) fr_dataset_free(all[k]);
+    fr_features_free(f);
+}

@@ -64,6 +64,30 @@ FR_API const char *fr_features_name(const fr_features *f, fr_feature_side side, 
 FR_API size_t fr_features_of(const fr_features *f, fr_feature_side side, uint32_t row, const uint32_t **ids,
                              const float **w);
 
+/* ------------------------------------------------------------------ cold start */
+
+/* A cold-start split: a fraction `frac` (0 < frac < 1) of the catalogue's items, drawn
+ * uniformly from the items train has interactions for (stream (seed, 0, 0xC01D,
+ * FR_PURPOSE_SPLIT)), is held out entirely: every interaction of a cold item, in train or
+ * test, goes to *cold (none is left to train on); *warm_train and *warm_test keep the
+ * others (*warm_test may be empty: NULL then). *exclude lists, for every user with a cold
+ * interaction, every item that is not cold, so that full-catalogue ranking with
+ * `exclude` as the training set ranks each user's cold items among the cold items alone
+ * (fr_model_evaluate(m, exclude, cold, NULL, ...): auc_full, precision@K_full). All
+ * share the id maps of train. *n_cold gets the items held out. FR_ERR_RANGE (frac),
+ * FR_ERR_EMPTY (no cold item, or nothing left warm), FR_ERR_NOMEM; outputs NULL on error. */
+FR_API FR_NODISCARD fr_err fr_dataset_cold_split(const fr_dataset *train, const fr_dataset *test, double frac,
+                                                 uint64_t seed, fr_dataset **warm_train, fr_dataset **warm_test,
+                                                 fr_dataset **cold, fr_dataset **exclude, uint32_t *n_cold);
+
+/* As fr_dataset_cold_split with the cold items listed in a file: one raw item id per
+ * line (blank lines and '#' comments skipped; ids the data does not have are ignored).
+ * FR_ERR_IO, FR_ERR_PARSE (path:line: the value, expected), FR_ERR_EMPTY. */
+FR_API FR_NODISCARD fr_err fr_dataset_cold_split_file(const fr_dataset *train, const fr_dataset *test,
+                                                      const char *path, fr_dataset **warm_train,
+                                                      fr_dataset **warm_test, fr_dataset **cold,
+                                                      fr_dataset **exclude, uint32_t *n_cold);
+
 #ifdef __cplusplus
 }
 #endif

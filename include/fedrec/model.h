@@ -111,6 +111,10 @@ FR_API bool fr_model_kind_is_explicit(fr_model_kind kind);
  * that fit. They are not trained by gradient steps, so not federated either. */
 FR_API bool fr_model_kind_is_closed_form(fr_model_kind kind);
 
+/* True for the kinds that read side features of users and items (lightfm, fm:
+ * fr_model_config_set_features); the others ignore them. */
+FR_API bool fr_model_kind_uses_features(fr_model_kind kind);
+
 /* ------------------------------------------------------------------ the model */
 
 typedef enum fr_tensor_kind {

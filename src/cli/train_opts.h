@@ -60,6 +60,11 @@ typedef struct cli_train_opts {
     /* hiding which items a user touched */
     const char *hide_items;     /* --hide-items none|dense|decoys[:R]|ldp[:σ] */
     bool private_mode;          /* --private: the default private mode (--hide-items dense) */
+    /* side features (lightfm, fm) and cold start */
+    const char *user_features;  /* --user-features FILE: id<TAB>feature[:weight] ... */
+    const char *item_features;  /* --item-features FILE */
+    uint64_t warp;              /* --warp N: WARP with up to N negatives drawn (lightfm, fm) */
+    const char *cold_items;     /* --cold-items F|FILE: hold out a fraction F of items (or those FILE lists) entirely */
 } cli_train_opts;
 
 /* Applies the options the user gave (their specs' seen flags) over a preset's run config

@@ -100,6 +100,14 @@ static void fedrec_centralized(fr_run_config *c, const char *k) {
         c->model.bias_l2 = 0.01f;
         c->lr_decay = 0.92;
         c->loop.steps = 40;
+    } else if (is(k, "lightfm", "fm", NULL)) {
+        /* per-coordinate steps on the rows an example touches, as LightFM's adagrad */
+        fr_optim_config_default(&c->train.optim, FR_OPTIM_ADAGRAD);
+        c->train.optim.sparse_rows = true;
+        c->train.optim.lr = 0.05f;
+        c->train.batch = 64;
+        c->train.negatives = 1;
+        c->loop.steps = 20;
     } else if (is(k, "bpr", NULL, NULL)) {
         c->train.optim.lr = 0.05f;
         c->train.negatives = 4;

@@ -575,6 +575,7 @@ const fri_model_family fri_model_family_hybrid = {
     .kinds = kinds,
     .n_kinds = 2,
     .init_std = 0.1f,
+    .side_features = true,
     .config_default = config_default,
     .config_check = config_check,
     .params_put = params_put,

@@ -73,6 +73,12 @@ bool fr_model_kind_is_closed_form(fr_model_kind kind) {
     return f && f->kinds[i].closed_form && f->fit;
 }
 
+bool fr_model_kind_uses_features(fr_model_kind kind) {
+    int i;
+    const fri_model_family *f = find(kind, &i);
+    return f && f->side_features;
+}
+
 fr_model_kind fri_model_kind_find(const char *name, size_t len) {
     const fri_model_family *f;
     int value = 1;
