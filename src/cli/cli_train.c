@@ -777,7 +777,8 @@ int cli_train(int argc, char **argv) {
                      "F|FILE  cold start: hold out a fraction F (0 < F < 1) of the items, or the raw item ids FILE "
                      "lists, entirely (no interaction in training), and rank them at the end among themselves, by "
                      "their features (auc, precision@10)"),
-        ARG_SPEC_INT("warp", &o.warp, 1, 1000, NULL, "N  lightfm, fm: the WARP loss, drawing up to N negatives a positive"),
+        ARG_SPEC_INT("warp", &o.warp, 0, 1000, "0 = bpr",
+                     "N  lightfm, fm: the WARP loss, drawing up to N negatives a positive (default: the table below)"),
         ARG_SPEC_FLAG("dp-seeded-noise", &o.dp_seeded_noise,
                       "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
         ARG_SPEC_END,

@@ -45,6 +45,7 @@
 
 #include "core/core.h"
 #include "fedrec/features.h"
+#include "model/examples.h"
 #include "model/family.h"
 #include "model/layers.h"
 
@@ -520,6 +521,66 @@ static fr_err loss_grad(const fr_model *m, void *ws, const fr_batch *b, fr_grad 
     return FR_OK;
 }
 
+/* Plain SGD on the rows of g's table t that the example touched: p -= lr * g, then g = 0
+ * (the generic step's floats: g + 0 * p is g for a finite p). */
+static void step_row(fr_model *m, fr_grad *g, int role, uint32_t r, float lr) {
+    const fr_tensor *t = &m->t[m->slot[role]];
+    float *p = m->params + t->offset + (size_t)r * t->cols, *gr = g->g + t->offset + (size_t)r * t->cols;
+    for (uint32_t k = 0; k < t->cols; k++) {
+        p[k] -= lr * gr[k];
+        gr[k] = 0.0f;
+    }
+}
+
+/* The feature rows of the id rows of table `emb` that g touched (their lists). */
+static void step_feats(fr_model *m, fr_grad *g, const fri_feat *f, int side, int emb, int femb, int fbias, float lr) {
+    const fr_rowset *rs = &g->rows[m->slot[emb]];
+    for (uint32_t x = 0; x < rs->count; x++) {
+        const uint32_t *id = NULL;
+        const float *w = NULL;
+        uint32_t r = rs->rows[x], n = feats(f, side, side ? gitem(m, r) : guser(m, r), &id, &w);
+        for (uint32_t j = 0; j < n; j++) {
+            step_row(m, g, femb, id[j], lr);
+            step_row(m, g, fbias, id[j], lr);
+        }
+    }
+}
+
+/* The fused per-example SGD pass (family.h): each example is hy_loss on a batch of one
+ * into a gradient, and the rows it touched (id rows, their features' rows, fm's bias)
+ * step p -= lr * g and are zeroed. Rows it did not touch have g = 0, which the generic
+ * step leaves bit for bit unchanged, so this is the generic loop's result at batch 1. */
+static fr_err sgd_pass(fr_model *m, const fri_examples *ex, float lr, double *loss_sum) {
+    fr_grad *g = NULL;
+    fr_err e = fr_grad_create(&g, m);
+    if (e) return e;
+    size_t nf = ws_carve(NULL, NULL, &m->cfg, 1);
+    float *arena = fri_aligned_alloc(nf * sizeof(float));
+    if (!arena) { fr_grad_free(g); return FR_ERR_NOMEM; }
+    memset(arena, 0, nf * sizeof(float));
+    hy_ws w;
+    ws_carve(&w, arena, &m->cfg, 1);
+    const fri_feat *f = feat_of(m->cfg.features);
+    const bool pair = m->cfg.loss == FR_LOSS_BPR, fm = is_fm(&m->cfg);
+    const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
+    for (size_t k = 0; k < ex->n; k++) {
+        fr_batch b = {&ex->user[k], &ex->item[k], pair ? NULL : &ex->label[k], pair ? &ex->neg[k] : NULL, 1,
+                      ex->alpha > 0 ? &ex->wt[k] : NULL};
+        *loss_sum += hy_loss(m, &w, &b, g);
+        step_feats(m, g, f, 1, IT_EMB, IF_EMB, IF_B, lr);
+        step_feats(m, g, f, 0, US_EMB, UF_EMB, UF_B, lr);
+        for (int t = 0; t < 4; t++) {
+            fr_rowset *rs = &g->rows[m->slot[tables[t]]];
+            for (uint32_t x = 0; x < rs->count; x++) step_row(m, g, tables[t], rs->rows[x], lr);
+            fr_rowset_clear(rs);
+        }
+        if (fm) step_row(m, g, W0, 0, lr);
+    }
+    fri_free_aligned(arena);
+    fr_grad_free(g);
+    return FR_OK;
+}
+
 static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
     hy_ws *w = wsp;
     const fri_feat *f = feat_of(m->cfg.features);
@@ -586,4 +647,5 @@ const fri_model_family fri_model_family_hybrid = {
     .ws_fits = ws_fits,
     .loss_grad = loss_grad,
     .score = score,
+    .sgd_pass = sgd_pass,
 };
