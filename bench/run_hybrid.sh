@@ -32,7 +32,7 @@ PY
 echo "data: $loo ($(wc -l <"$loo/train.rating") training rows), features: $(cut -f2 "$tmp/feat/users.tsv" | tr ' ' '\n' | sort -u | wc -l) user, $(cut -f2 "$tmp/feat/items.tsv" | tr ' ' '\n' | sort -u | wc -l) item; cold items: $(wc -l <"$tmp/cold.txt")"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-num() { grep -o "\"$2\":[-0-9.e]*" "$1" | tail -1 | cut -d: -f2; }
+num() { grep -o "\"$2\": *[-0-9.e]*" "$1" | tail -1 | cut -d: -f2 | tr -d " "; }
 sec_per_epoch() { awk -F'"seconds":' 'NF > 1 && /"epoch"/ { split($2, a, /[,}]/); s += a[1]; n++ } END { printf "%.3f", s / n }' "$1"; }
 
 fedrec_row() { # name, then train options
@@ -63,6 +63,7 @@ printf "%-34s %7s %8s %7s %9s %9s %10s %9s %9s\n" "run" "hr@10" "ndcg@10" "auc" 
 fedrec_row "fedrec lightfm central (preset)" --model lightfm --centralized
 fedrec_row "fedrec fm central (preset)" --model fm --centralized
 fedrec_row "fedrec lightfm federated (preset)" --model lightfm
+fedrec_row "fedrec lightfm central bpr" --model lightfm --centralized --warp 0
 fedrec_row "fedrec lightfm central 1 thread" --model lightfm --centralized --threads 1
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import lightfm' 2>/dev/null; then
     lightfm_row "LightFM warp (25 ep, lr .05)" --loss warp --epochs 25 --dim 32 --lr 0.05

@@ -19,7 +19,9 @@
  * item_feat_emb [n_if x dim], item_feat_bias [n_if x 1], user_feat_emb [n_uf x dim],
  * user_feat_bias [n_uf x 1] (dense: every client may touch any row; n_if, n_uf the
  * vocabulary sizes, at least 1 row each); fm: bias [1 x 1]; then the private user_emb
- * [n_users x dim], user_bias [n_users x 1]. Embeddings N(0, init_std), biases 0.
+ * [n_users x dim], user_bias [n_users x 1]. Embeddings N(0, init_std) (0.01 by default:
+ * LightFM's init is as small, and a cold item's untrained id row then adds little noise
+ * to what its features say), biases 0.
  *
  * Features are structure, not parameters: the config names an interned, immutable feature
  * set (cfg.features, fr_model_config_set_features; CSR of (feature, weight) per user row
@@ -635,7 +637,7 @@ const fri_model_family fri_model_family_hybrid = {
     .name = "hybrid (side features)",
     .kinds = kinds,
     .n_kinds = 2,
-    .init_std = 0.1f,
+    .init_std = 0.01f,
     .side_features = true,
     .config_default = config_default,
     .config_check = config_check,
