@@ -20,6 +20,7 @@
 #include "cli/args.h"
 #include "cli/choose.h"
 #include "cli/cli.h"
+#include "cli/features.h"
 #include "cli/load_opts.h"
 #include "cli/plot.h"
 #include "cli/progress.h"
@@ -569,6 +570,39 @@ static char *checkpoint_path(const cli_train_opts *o, const arg_spec *specs, boo
     return p;
 }
 
+/* --cold-items: the split's parts */
+typedef struct cold_parts {
+    fr_dataset *train, *test, *cold, *exclude;
+    uint32_t n;
+} cold_parts;
+
+static void cold_free(cold_parts *c) {
+    fr_dataset_free(c->train);
+    fr_dataset_free(c->test);
+    fr_dataset_free(c->cold);
+    fr_dataset_free(c->exclude);
+}
+
+/* Ranks each user's held-out items among the cold items alone (their features are all a
+ * model knows of them): prints the line and writes {"cold_items": N, "auc_cold": ...,
+ * "precision@10_cold": ..., "hr@10_cold": ..., "ndcg@10_cold": ...} to the metrics. */
+static int cold_report(const cold_parts *c, const fr_model *m, FILE *mf) {
+    fr_eval_result r;
+    fr_err e = fr_model_evaluate(m, c->exclude, c->cold, NULL, NULL, NULL, &r);
+    if (e) return cli_fail(e, "train: cold-start evaluation");
+    size_t k10 = 0;
+    for (size_t k = 0; k < r.n_ks; k++)
+        if (r.ks[k] == 10) k10 = k;
+    printf("cold start: %u items held out, ranked among themselves for %u users: auc %.4f  precision@%u %.4f  "
+           "hr@%u %.4f  ndcg@%u %.4f\n", c->n, r.users_full, r.auc_full, r.ks[k10], r.precision_full[k10], r.ks[k10],
+           r.hr_full[k10], r.ks[k10], r.ndcg_full[k10]);
+    if (mf)
+        fprintf(mf, "{\"cold_items\":%u,\"users\":%u,\"auc_cold\":%.6f,\"precision@%u_cold\":%.6f,\"hr@%u_cold\":%.6f,"
+                "\"ndcg@%u_cold\":%.6f}\n", c->n, r.users_full, r.auc_full, r.ks[k10], r.precision_full[k10], r.ks[k10],
+                r.hr_full[k10], r.ks[k10], r.ndcg_full[k10]);
+    return 0;
+}
+
 static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
     double t_start = cli_now_s();
@@ -595,6 +629,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     fr_run_config c;
     int rc = 0;
     FILE *mf = NULL;
+    cold_parts cold = {0};
     fr_model *m = NULL;
     progress p = {o, NULL, {0}, NULL, "", 0, false};
     if (fr_run_config_preset(&c, o->preset, kind, o->centralized, fr_data_train(data))) {
@@ -608,6 +643,8 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
         c.loop.resume = o->resume;
     }
+    if (GIVEN(warp)) c.model.warp = (uint32_t)o->warp;
+    if ((rc = cli_features_attach("train", data, o->user_features, o->item_features, &c.model, o->quiet))) goto done;
     fr_model_config sized = c.model; /* the model's sizes come from the data: check the rest */
     sized.n_users = sized.n_items = 1;
     if (fr_run_config_check(&c) || fr_model_config_check(&sized)) { /* what the options ask for together */
@@ -630,8 +667,26 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     /* epochs print on standard output, rounds on standard error (beside the header) */
     cli_progress_init(&p.lines, o->quiet ? NULL : c.centralized ? stdout : stderr);
     fr_loop_summary sum;
+    /* --cold-items: items held out entirely; training and the per-round metrics see the
+     * warm part, the cold items are ranked at the end (features.h) */
+    const fr_dataset *tr = fr_data_train(data), *te = fr_data_test(data);
+    if (GIVEN(cold_items)) {
+        char *end;
+        double frac = strtod(o->cold_items, &end);
+        e = *end == 0 && end != o->cold_items
+                ? fr_dataset_cold_split(tr, te, frac, o->seed, &cold.train, &cold.test, &cold.cold, &cold.exclude,
+                                        &cold.n)
+                : fr_dataset_cold_split_file(tr, te, o->cold_items, &cold.train, &cold.test, &cold.cold, &cold.exclude,
+                                             &cold.n);
+        if (e) { rc = cli_fail(e, "train: --cold-items"); goto done; }
+        tr = cold.train;
+        te = cold.test ? cold.test : cold.cold;
+        if (!o->quiet)
+            fprintf(stderr, "fedrec train: cold start: %u items (--cold-items %s) held out with their %llu interactions\n",
+                    cold.n, o->cold_items, (unsigned long long)fr_dataset_n_interactions(cold.cold));
+    }
     double t_train = cli_now_s();
-    e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
+    e = fr_run(&c, tr, te, fr_data_negatives(data), on_step, &p, &sum, &m);
     cli_progress_finish(&p.lines); /* the last step's line, if it came too soon after the one before */
     if (p.failed) {
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out,
@@ -659,6 +714,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_provenance_destroy(&pv);
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
     }
+    if (cold.cold && (rc = cold_report(&cold, m, mf))) goto done;
     /* the summary, --quiet or not: final and best metrics, the baseline, time, files */
     cli_summary cs = {&c, &sum, data, why, cli_now_s() - t_start, t_train, o->out, ckpt};
     int werr = 0;
@@ -674,6 +730,7 @@ done:
     if (o->plot && !rc) rc = write_plot(o, &c, data, p.plot, p.plot_err);
     plot_run_free(p.plot);
     fr_model_free(m);
+    cold_free(&cold);
     fr_data_free(data);
     return rc;
 }
@@ -779,6 +836,18 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_FLAG("private", &o.private_mode,
                       "   the default private mode: --hide-items dense (the server sees only sums: an attack does "
                       "no better than guessing popular items; 3.8x the bytes up on ml-100k bpr, the same model)"),
+        ARG_SPEC_STR("user-features", &o.user_features,
+                     "FILE  lightfm, fm: user features, lines 'RAW_ID<TAB>feature[:weight] ...' (added to those of the "
+                     "metadata beside the data: u.user, users.dat)"),
+        ARG_SPEC_STR("item-features", &o.item_features,
+                     "FILE  lightfm, fm: item features, as --user-features (added to u.item, movies.dat, movies.csv's "
+                     "genres and years)"),
+        ARG_SPEC_STR("cold-items", &o.cold_items,
+                     "F|FILE  cold start: hold out a fraction F (0 < F < 1) of the items, or the raw item ids FILE "
+                     "lists, entirely (no interaction in training), and rank them at the end among themselves, by "
+                     "their features (auc, precision@10)"),
+        ARG_SPEC_INT("warp", &o.warp, 0, 1000, "0 = bpr",
+                     "N  lightfm, fm: the WARP loss, drawing up to N negatives a positive (default: the table below)"),
         ARG_SPEC_FLAG("dp-seeded-noise", &o.dp_seeded_noise,
                       "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
         ARG_SPEC_END,

@@ -66,6 +66,11 @@ typedef struct cli_train_opts {
     /* compression */
     const char *compress;       /* --compress none|q8|q16|topk:K[,q8|,q16] (uplink) */
     const char *compress_down;  /* --compress-down none|q8|q16 */
+    /* side features (lightfm, fm) and cold start */
+    const char *user_features;  /* --user-features FILE: id<TAB>feature[:weight] ... */
+    const char *item_features;  /* --item-features FILE */
+    uint64_t warp;              /* --warp N: WARP with up to N negatives drawn (lightfm, fm) */
+    const char *cold_items;     /* --cold-items F|FILE: hold out a fraction F of items (or those FILE lists) entirely */
 } cli_train_opts;
 
 /* Applies the options the user gave (their specs' seen flags) over a preset's run config

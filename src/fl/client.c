@@ -101,6 +101,8 @@ struct fr_client_ws {
     fri_hide *hide;         /* decoys (cfg.decoys > 0) */
     fri_compress_ws *cw;    /* a compressed RESULT's scratch (made on first use) */
     float *residual;        /* top-k: the next step's client's residual (then NULL again) */
+    uint32_t *uglob;        /* [cap_uglob] global user id of each user row this fit */
+    size_t cap_uglob;
 };
 
 static int cmp_u32(const void *a, const void *b) {
@@ -234,6 +236,7 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fri_free(ws->step_buf);
     fri_hide_free(ws->hide);
     fri_compress_ws_free(ws->cw);
+    fri_free(ws->uglob);
     fri_free(ws);
 }
 
@@ -599,6 +602,7 @@ fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *p
     e = use_compact(ws, (uint32_t)(L ? L : 1), 1);
     if (!e) {
         load_model(ws, global, priv, L, 1);
+        fri_model_bind_rows(ws->m, ws->byrow, (uint32_t)L, NULL, 0, ni); /* rows -> items (model_hybrid.c) */
         e = fr_model_score(ws->m, ws->mws, ws->sc_user, ws->sc_item, n, out);
     }
     for (size_t r = 0; r < ws->n_byrow; r++) ws->row_of[ws->byrow[r]] = 0;
@@ -750,6 +754,10 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     fr_model *m = ws->m;
     float *w = fr_model_params(m);
     load_model(ws, global, priv->rows, L, U);
+    /* which items and users the rows stand for (families with side features read it) */
+    if ((e = grow_u32(&ws->uglob, &ws->cap_uglob, U))) return e;
+    for (uint32_t j = 0; j < U; j++) ws->uglob[j] = user_of(data, j).user;
+    fri_model_bind_rows(m, ws->byrow, (uint32_t)L, ws->uglob, U, ws->mcfg.n_items);
     /* the reference of what is read later: the dense layers and rows [0, L) */
     for (int t = 0; t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t);

@@ -42,6 +42,8 @@ typedef struct fri_model_family {
     const fri_model_kind_def *kinds; /* [n_kinds], numbered in this order by the registry */
     int n_kinds;
     float init_std;                  /* N(0, std) of embeddings when the config's init_std is 0 */
+    bool side_features;              /* its kinds read user and item features (cfg.features):
+                                        the CLI builds them from the data's metadata and files */
 
     /* --- config */
     /* c is zeroed, with kind and seed (1) set: fill in the kind's defaults. */
@@ -108,6 +110,7 @@ typedef struct fri_model_family {
 extern const fri_model_family fri_model_family_mf;
 extern const fri_model_family fri_model_family_ncf;
 extern const fri_model_family fri_model_family_base;
+extern const fri_model_family fri_model_family_hybrid; /* model_hybrid.c: lightfm, fm */
 
 /* ------------------------------------------------------------------ registry */
 
