@@ -2,7 +2,7 @@
  * tls+tcp:// with throw-away certificates from scripts/make-certs.sh, and over tcp://
  * only when insecure. Every server listens on 127.0.0.1 port 0; every wait is bounded in
  * count and time. Raw sockets play the misbehaving peers: garbage, a slow trickle, a
- * length header far over the limit. */
+ * length header far over the limit (over TLS, tu_tls_* of testutil.h). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -487,17 +487,23 @@ Test(transport, oversized_request_dropped_before_allocation) {
     memset(blob, 'z', sizeof blob);
     uint8_t *r = NULL;
     size_t rn = 0;
-    int64_t t0 = now_ms();
-    cr_assert_eq(fri_net_request(big, blob, sizeof blob, &r, &rn, 5000), FR_ERR_IO);
-    /* Usually the loss is reported at once. With fedrec's TLS engine the client can be
-     * reconnected before the loss is seen (about 1 run in 8 under the sanitizers): nng's
-     * REQ then sends the request again on the new connection, the server drops that one
-     * too, and the request ends at its timeout. Either way it is refused, which is what
-     * this test is about; the server side is checked below. */
-    bool lost = strstr(fr_errmsg(), "connection was lost") != NULL;
-    cr_assert(strstr(fr_errmsg(), f.url) && (lost || strstr(fr_errmsg(), "the server did not answer")), "%s",
-              fr_errmsg());
-    if (lost) cr_assert_lt(now_ms() - t0, 2500, "the loss is reported at once, not at the timeout");
+    /* Far over the limit: nng drops it as soon as it reads the length and closes the
+     * connection, without a reply. The peer is not an nng client: a server dropping a
+     * request that its nng client is still sending can wedge nng 1.5.2 in the client's
+     * process (docs/ARCHITECTURE.md), which here is the server's too. */
+    {
+        tu_tls *t = tu_tls_connect(f.port, f.ca);
+        cr_assert(t, "TLS connection to the server");
+        cr_assert(tu_tls_sp_req_handshake(t), "SP handshake");
+        uint8_t frame[12] = {0, 0, 0, 0, 0, 0, 0x10, 0x04, 0x80, 0, 0, 1}; /* 4 + 4096 bytes, request 1 */
+        /* the server may close before or after taking all 4 KiB: either write may fail */
+        if (tu_tls_write(t, frame, sizeof frame)) (void)tu_tls_write(t, blob, sizeof blob);
+        size_t got = 0;
+        long ms = tu_tls_wait_closed(t, 5000, &got);
+        tu_tls_close(t);
+        cr_assert_geq(ms, 0, "the connection stayed open");
+        cr_assert_eq(got, 0, "a reply to an oversized request");
+    }
     roundtrip(good, "small is fine", 5000);
     cr_assert_eq(fri_net_request(big, blob, 1024, &r, &rn, 5000), FR_OK, "at the limit: %s", fr_errmsg());
     cr_assert_eq(rn, 1024);
@@ -508,7 +514,8 @@ Test(transport, oversized_request_dropped_before_allocation) {
     cr_assert(strstr(f.ev.text[FRI_NET_EV_TOO_LARGE], "1025 bytes (limit 1024)"), "%s", f.ev.text[FRI_NET_EV_TOO_LARGE]);
     roundtrip(good, "still fine", 5000);
     /* big reconnects by itself: let it finish before closing it (nng 1.5.2 can leak a
-     * client connection closed in the middle of its reconnection) */
+     * client connection closed in the middle of its reconnection). Its 1025 bytes were
+     * all sent before the server saw them, so nng's wedge (above) cannot happen here. */
     roundtrip(big, "reconnected", 5000);
     cr_assert_leq(atomic_load(&f.st.max_n), 1024);
     fri_net_server_stats sst;
