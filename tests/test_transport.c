@@ -16,6 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
 #include "core/core.h"
 #include "runtime/net/transport.h"
 #include "testutil.h"
@@ -859,6 +862,86 @@ Test(transport, client_replaces_a_stuck_dialer) {
     cr_assert_lt(now_ms() - t0, 6000);
     close(held);
     fri_net_client_close(c);
+    fx_fini(&f);
+}
+
+/* nng 1.5.2 runs every pipe's removal callback on its one reaper thread; this callback
+ * holds that thread until released, as a wedged nng does (docs/ARCHITECTURE.md). */
+typedef struct reaper_hold {
+    atomic_bool holding, release;
+} reaper_hold;
+
+static void hold_reaper(nng_pipe p, nng_pipe_ev ev, void *arg) {
+    (void)p;
+    (void)ev;
+    reaper_hold *h = arg;
+    atomic_store(&h->holding, true);
+    for (int i = 0; i < 1000 && !atomic_load(&h->release); i++) sleep_ms(10); /* at most 10 s */
+}
+
+static void *close_socket_main(void *arg) {
+    nng_close(*(nng_socket *)arg);
+    return NULL;
+}
+
+typedef struct late_log {
+    atomic_bool stopped;
+    atomic_int late;          /* events after fri_net_server_stop returned */
+} late_log;
+
+static void on_late(void *ctx, const fri_net_event *ev) {
+    (void)ev;
+    late_log *l = ctx;
+    if (atomic_load(&l->stopped)) atomic_fetch_add(&l->late, 1);
+}
+
+/* A server whose nng close cannot finish (the reaper is held) stops after close_wait_ms
+ * anyway, counts it, and delivers no event after that; the close ends on its own thread
+ * once nng goes on. Before, fri_net_server_stop waited for nng for ever. */
+Test(transport, stop_gives_up_on_a_close_nng_cannot_finish) {
+    fixture f;
+    fx_init(&f, false);
+    fri_net_server_opts so;
+    server_opts(&f, &so, false);
+    late_log ll = {0};
+    so.event = on_late;
+    so.event_ctx = &ll;
+    so.close_wait_ms = 300;
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *c = client_open(&co);
+    roundtrip(c, "before", 5000);
+    reaper_hold h = {0};
+    nng_socket b;
+    cr_assert_eq(nng_req0_open(&b), 0);
+    cr_assert_eq(nng_pipe_notify(b, NNG_PIPE_EV_REM_POST, hold_reaper, &h), 0);
+    cr_assert_eq(nng_dial(b, f.url, NULL, 0), 0);
+    fri_net_server_stats st = {0};
+    for (int i = 0; i < 500 && st.open < 2; i++) {
+        fri_net_server_stats_get(f.srv, &st);
+        sleep_ms(10);
+    }
+    cr_assert_eq(st.open, 2);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, close_socket_main, &b), 0);
+    for (int i = 0; i < 500 && !atomic_load(&h.holding); i++) sleep_ms(10);
+    cr_assert(atomic_load(&h.holding), "the reaper is held");
+    uint64_t before = fri_net_closes_abandoned();
+    int64_t t0 = now_ms();
+    fri_net_server_stop(f.srv);
+    int64_t took = now_ms() - t0;
+    atomic_store(&ll.stopped, true);
+    f.srv = NULL;
+    cr_assert_geq(took, 300, "stopped after %lld ms, before nng's close could end", (long long)took);
+    cr_assert_lt(took, 3000, "stop waited %lld ms", (long long)took);
+    cr_assert_eq(fri_net_closes_abandoned(), before + 1);
+    atomic_store(&h.release, true);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    fri_net_client_close(c);
+    sleep_ms(300); /* the server's close ends and frees it (the sanitizer build checks) */
+    cr_assert_eq(fri_net_closes_abandoned(), before + 1);
+    cr_assert_eq(atomic_load(&ll.late), 0, "events after the stop returned");
     fx_fini(&f);
 }
 
