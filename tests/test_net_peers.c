@@ -301,15 +301,36 @@ Test(net_peers, bad_peers_refused_while_good_clients_train, .timeout = 180) {
         ask(c, b.data, b.len, &type, &code);
         cr_assert_eq(code, FRI_NET_REFUSE_MALFORMED);
     }
-    /* oversized: more than the server takes, dropped before it is allocated */
-    size_t big = (size_t)64 << 20;
-    uint8_t *huge = calloc(1, big);
-    cr_assert(huge);
-    memcpy(huge, "FRNT", 4);
-    ask(c, huge, big, &type, &code);
-    cr_assert_eq(type, 0, "no reply to an oversized request");
-    free(huge);
     fri_net_client_close(c);
+    /* oversized: a 64 MiB request, more than the server takes, dropped before it is
+     * allocated. Sent without nng: when a server drops a request while its nng client is
+     * still sending it, nng 1.5.2 can wedge the client's process (ARCHITECTURE.md), and
+     * here that is the server's process too. */
+    {
+        char ca[4200];
+        snprintf(ca, sizeof ca, "%s/ca.crt", w->certs);
+        tu_tls *t = tu_tls_connect(w->port, ca);
+        cr_assert(t, "TLS connection to the server");
+        cr_assert(tu_tls_sp_req_handshake(t), "SP handshake");
+        size_t big = (size_t)64 << 20;
+        uint8_t frame[12] = {0}; /* nng's 8-byte big-endian length, then REQ's request id */
+        for (int i = 0; i < 8; i++) frame[i] = (uint8_t)((4 + big) >> (56 - 8 * i));
+        frame[8] = 0x80;
+        frame[11] = 1;
+        uint8_t *chunk = calloc(1, 1 << 16);
+        cr_assert(chunk);
+        memcpy(chunk, "FRNT", 4);
+        size_t sent = 0;
+        if (tu_tls_write(t, frame, sizeof frame))
+            while (sent < big && tu_tls_write(t, chunk, 1 << 16)) sent += 1 << 16;
+        free(chunk);
+        size_t got = 0;
+        long ms = tu_tls_wait_closed(t, 5000, &got);
+        tu_tls_close(t);
+        cr_assert_geq(ms, 0, "the server keeps a connection whose request is over its limit");
+        cr_assert_eq(got, 0, "no reply to an oversized request");
+        cr_assert_lt(sent, big, "the server read the whole oversized request");
+    }
     /* raw bytes that are not TLS at all, a few times */
     for (int k = 0; k < 5; k++) {
         int fd = raw_connect(w->port);
@@ -351,4 +372,6 @@ Test(net_peers, bad_peers_refused_while_good_clients_train, .timeout = 180) {
     fri_buf_free(&b);
     teardown(w);
     free(w);
+    /* a wedged nng (ARCHITECTURE.md) makes closes give up after 10 s: fail, not hang */
+    cr_assert_eq(fri_net_closes_abandoned(), 0, "nng's close did not finish: nng is wedged");
 }

@@ -134,7 +134,11 @@ static fr_err config_check(const fr_net_server_config *c) {
 
 void fr_net_server_free(fr_net_server *s) {
     if (!s) return;
+    uint64_t gave_up = fri_net_closes_abandoned();
     fri_net_server_stop(s->tx); /* no handler runs after this */
+    if (fri_net_closes_abandoned() > gave_up)
+        fri_net_logf(&s->lg, 1, "nng's close did not finish within 10 s and was left running: nng 1.5.2 is wedged in "
+                                "this process (a connection closed in the middle of a message; docs/ARCHITECTURE.md)");
     if (s->open) fr_round_abort(s->ctl);
     fr_round_free(s->ctl);
     fri_tokens_free(s->tokens);

@@ -12,6 +12,8 @@
  *     stops re-arming once the socket is closed, so stopping is: close the socket, then
  *     nng_aio_stop each context (which waits for a handler in progress).
  *   - Events are delivered outside the table's lock.
+ *   - nng's pipe callbacks run under the server's gate (read); a stop that gives up on
+ *     nng's close detaches it (write) first, so nothing reaches the caller after it.
  *   - Private keys read from files are wiped once nng has parsed them. */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -33,6 +35,11 @@
  * request id, plus 4 bytes per device in between. The limits of the options count the
  * payload, so nng's is set this much higher and the rest checked here. */
 #define FRI_NET_HEADER_ROOM 32
+
+/* Server stops and client closes that gave up waiting for nng's close. */
+static atomic_uint_fast64_t g_abandoned;
+
+uint64_t fri_net_closes_abandoned(void) { return atomic_load(&g_abandoned); }
 
 /* ---- shared: URLs, files, TLS configuration, addresses ---- */
 
@@ -302,11 +309,15 @@ struct fri_net_server {
     int n_ctx;
     pthread_mutex_t mu;       /* guards pipes */
     pipe_table pipes;
-    pthread_mutex_t wmu;      /* the watchdog's sleep */
+    pthread_mutex_t wmu;      /* the watchdog's sleep; the closer's outcome */
     pthread_cond_t wcv;
     pthread_t watchdog;
     bool watchdog_running;
     bool wake;                /* guarded by wmu: stop the watchdog */
+    bool closed, abandoned;   /* guarded by wmu: nng_close returned / stop stopped waiting */
+    int close_wait_ms;
+    pthread_rwlock_t gate;    /* held (read) by nng's pipe callbacks */
+    bool detached;            /* guarded by gate: the callbacks return at once */
     atomic_bool stopping;
     ep_counts seen;           /* listener counters already reported (watchdog only) */
     atomic_uint_fast64_t n_connects, n_requests, n_replies, n_refused, n_idle, n_tls, n_proto, n_hto, n_reject,
@@ -327,8 +338,7 @@ static void emit(fri_net_server *s, fri_net_event_kind kind, uint32_t pipe, cons
     s->event(s->event_ctx, &ev);
 }
 
-static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg) {
-    fri_net_server *s = arg;
+static void on_pipe_gated(fri_net_server *s, nng_pipe p, nng_pipe_ev ev) {
     uint32_t id = nng_pipe_id(p);
     char addr[FRI_NET_ADDR_MAX] = "";
     if (ev == NNG_PIPE_EV_ADD_POST) {
@@ -366,6 +376,13 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg) {
             emit(s, FRI_NET_EV_DISCONNECT, id, addr, reqs, "%s: connection %u from %s closed after %llu requests",
                  s->url, id, addr, (unsigned long long)reqs);
     }
+}
+
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg) {
+    fri_net_server *s = arg;
+    pthread_rwlock_rdlock(&s->gate);
+    if (!s->detached) on_pipe_gated(s, p, ev);
+    pthread_rwlock_unlock(&s->gate);
 }
 
 /* A request from pipe id arrived (busy: +1) or its reply left (busy: -1); copies the
@@ -588,6 +605,7 @@ void fri_net_server_opts_default(fri_net_server_opts *o) {
     o->max_msg = FRI_NET_DEFAULT_MAX_MSG;
     o->contexts = FRI_NET_DEFAULT_CONTEXTS;
     o->idle_ms = FRI_NET_DEFAULT_IDLE_MS;
+    o->close_wait_ms = FRI_NET_DEFAULT_CLOSE_WAIT_MS;
 }
 
 fr_err fri_net_server_opts_check(const fri_net_server_opts *o) {
@@ -605,6 +623,8 @@ fr_err fri_net_server_opts_check(const fri_net_server_opts *o) {
     if (o->contexts < 1 || o->contexts > 4096)
         return fri_fail(FR_ERR_RANGE, "server: contexts %d is outside 1 .. 4096", o->contexts);
     if (o->idle_ms < 10) return fri_fail(FR_ERR_RANGE, "server: idle_ms %d is below 10 ms", o->idle_ms);
+    if (o->close_wait_ms < 0)
+        return fri_fail(FR_ERR_RANGE, "server: close_wait_ms %d is negative", o->close_wait_ms);
     return FR_OK;
 }
 
@@ -617,11 +637,13 @@ fr_err fri_net_server_start(fri_net_server **out, const fri_net_server_opts *o) 
     /* everything below is undone by fri_net_server_stop, whatever step failed */
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->wmu, NULL);
+    pthread_rwlock_init(&s->gate, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wcv, &ca);
     pthread_condattr_destroy(&ca);
+    s->close_wait_ms = o->close_wait_ms ? o->close_wait_ms : FRI_NET_DEFAULT_CLOSE_WAIT_MS;
     s->max_msg = o->max_msg;
     s->idle_ms = o->idle_ms;
     s->handle = o->handle;
@@ -713,6 +735,53 @@ void fri_net_server_stats_get(const fri_net_server *s, fri_net_server_stats *st)
     st->too_large = atomic_load(&m->n_too_large);
 }
 
+static void server_free(fri_net_server *s) {
+    for (int i = 0; s->ctx && i < s->n_ctx; i++) nng_aio_free(s->ctx[i].aio);
+    fri_free(s->pipes.slot);
+    fri_free(s->ctx);
+    fri_free(s->url);
+    pthread_rwlock_destroy(&s->gate);
+    pthread_cond_destroy(&s->wcv);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->mu);
+    fri_free(s);
+}
+
+/* nng_close on a thread of its own (see fri_net_server_stop); frees the server if the
+ * stop stopped waiting for it. */
+static void *server_closer_main(void *arg) {
+    fri_net_server *s = arg;
+    nng_close(s->sock);
+    pthread_mutex_lock(&s->wmu);
+    s->closed = true;
+    bool abandoned = s->abandoned;
+    pthread_cond_signal(&s->wcv);
+    pthread_mutex_unlock(&s->wmu);
+    if (abandoned) server_free(s);
+    return NULL;
+}
+
+/* Closes the socket, waiting at most close_wait_ms; whether nng's close returned. */
+static bool server_close(fri_net_server *s) {
+    pthread_t th;
+    if (pthread_create(&th, NULL, server_closer_main, s) != 0) { /* no thread: close here */
+        nng_close(s->sock);
+        return true;
+    }
+    pthread_detach(th);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += s->close_wait_ms / 1000;
+    until.tv_nsec += (long)(s->close_wait_ms % 1000) * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&s->wmu);
+    while (!s->closed && pthread_cond_timedwait(&s->wcv, &s->wmu, &until) == 0) {}
+    bool closed = s->closed;
+    pthread_mutex_unlock(&s->wmu);
+    return closed;
+}
+
 void fri_net_server_stop(fri_net_server *s) {
     if (!s) return;
     atomic_store(&s->stopping, true);
@@ -725,17 +794,27 @@ void fri_net_server_stop(fri_net_server *s) {
     }
     /* closing the socket closes the listener, the connections and the contexts: every
      * waiting aio completes with NNG_ECLOSED and is not re-armed */
-    if (s->sock_open) nng_close(s->sock);
+    bool closed = !s->sock_open || server_close(s);
+    if (!closed) {
+        /* nng is wedged (or very slow): its pipe callbacks, which may still come, must not
+         * reach the caller once this returns */
+        pthread_rwlock_wrlock(&s->gate);
+        s->detached = true;
+        pthread_rwlock_unlock(&s->gate);
+    }
     for (int i = 0; s->ctx && i < s->n_ctx; i++)
         if (s->ctx[i].aio) nng_aio_stop(s->ctx[i].aio); /* waits for a handler in progress */
-    for (int i = 0; s->ctx && i < s->n_ctx; i++) nng_aio_free(s->ctx[i].aio);
-    fri_free(s->pipes.slot);
-    fri_free(s->ctx);
-    fri_free(s->url);
-    pthread_cond_destroy(&s->wcv);
-    pthread_mutex_destroy(&s->wmu);
-    pthread_mutex_destroy(&s->mu);
-    fri_free(s);
+    if (!closed) {
+        pthread_mutex_lock(&s->wmu);
+        closed = s->closed;
+        s->abandoned = !closed; /* the closer frees it, if nng ever returns */
+        pthread_mutex_unlock(&s->wmu);
+        if (!closed) {
+            atomic_fetch_add(&g_abandoned, 1);
+            return;
+        }
+    }
+    server_free(s);
 }
 
 /* ---- client ---- */
@@ -1117,4 +1196,5 @@ void fri_net_client_close(fri_net_client *c) {
     if (!closed) c->abandoned = true; /* the closer frees it, if nng ever returns */
     pthread_mutex_unlock(&c->amu);
     if (closed) client_free(c);
+    else atomic_fetch_add(&g_abandoned, 1);
 }

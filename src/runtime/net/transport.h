@@ -38,6 +38,7 @@
 #define FRI_NET_DEFAULT_RECONNECT_MIN_MS 100
 #define FRI_NET_DEFAULT_RECONNECT_MAX_MS 5000
 #define FRI_NET_DEFAULT_DIAL_STALL_MS 120000
+#define FRI_NET_DEFAULT_CLOSE_WAIT_MS 10000
 
 /* Who sent a request: valid only during the handler call. */
 typedef struct fri_net_peer {
@@ -115,6 +116,8 @@ typedef struct fri_net_server_opts {
     void *handle_ctx;
     fri_net_event_fn event;   /* may be NULL */
     void *event_ctx;
+    int close_wait_ms;        /* how long fri_net_server_stop waits for nng's close (>= 1;
+                                 0: FRI_NET_DEFAULT_CLOSE_WAIT_MS); see there */
 } fri_net_server_opts;
 
 /* Counters of a running server (each read atomically; together only roughly consistent). */
@@ -152,7 +155,10 @@ void fri_net_server_stats_get(const fri_net_server *s, fri_net_server_stats *st)
 /* Closes the listener and every connection, waits for handlers in progress to return and
  * for the watchdog to end, and frees the server. Requests not yet answered get no reply
  * (their clients time out or retry). Accepts NULL. Events may be delivered until it
- * returns, never after. */
+ * returns, never after. nng 1.5.2's close can wait forever (a connection closed between
+ * the pieces of a message wedges the process's nng: docs/ARCHITECTURE.md); after
+ * close_wait_ms it is left on a thread of its own, which frees the server if it ever
+ * returns, and counted by fri_net_closes_abandoned. */
 void fri_net_server_stop(fri_net_server *s);
 
 typedef struct fri_net_client_opts {
@@ -211,7 +217,11 @@ bool fri_net_client_connected(const fri_net_client *c);
 uint64_t fri_net_client_redials(const fri_net_client *c);
 /* Closes the connection and frees the client. No request may be in progress on it.
  * Accepts NULL. Waits at most 10 s for nng's close (which can hang in nng 1.5.2); past
- * that the close goes on in the background and frees the client when it returns. */
+ * that the close goes on in the background and frees the client when it returns, and is
+ * counted by fri_net_closes_abandoned. */
 void fri_net_client_close(fri_net_client *c);
+/* How many server stops and client closes in this process gave up waiting for nng's
+ * close: not 0 means nng is wedged (every later close will wait forever too). */
+uint64_t fri_net_closes_abandoned(void);
 
 #endif
