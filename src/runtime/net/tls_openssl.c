@@ -15,12 +15,16 @@
  *     1 MiB message is one send op that nng repeats as the TCP side drains, not 64
  *     completions that each go through nng's task queue. A repeated call gets the same
  *     bytes, as OpenSSL requires after a retry.
- *   - Records are staged (out) and handed to nng a full 16 KiB buffer at a time: nng
- *     starts a TCP send with whatever its buffer holds, and handing it each record as
- *     written would make every other send a record's tail of a few bytes. Every op
- *     pushes the stage before it returns; a send whose bytes are all encrypted but not
- *     all handed over returns NNG_EAGAIN and is reported when nng repeats it (done), so
- *     nothing is left in the stage without an op that nng will call again.
+ *   - A record is exactly nng's 16 KiB send buffer (TLS 1.3 AES-GCM: 16362 bytes of
+ *     plaintext, 22 of framing), and the BIO hands it to nng directly from OpenSSL's
+ *     write buffer: a full buffer is a retry, the record staying in OpenSSL until nng
+ *     repeats the op once its TCP send completed. So every TCP send is a whole record and
+ *     the ciphertext is copied once (into nng's buffer), with one record encrypted ahead.
+ *   - A receive fills the caller's whole buffer before it completes (nng's tls+tcp
+ *     transport asks for exactly the 8-byte header, then exactly the body): each 16 KiB
+ *     of ciphertext costs nng one TCP receive, not also a completion through its task
+ *     queue and a new receive op from the transport. The bytes decrypted so far stay
+ *     in the caller's buffer; nng repeats the op with the same buffer.
  *   - A connection's first fatal error is kept and returned by every later op. OpenSSL's
  *     per-thread error queue is emptied after every call that failed (and after the
  *     configuration calls), so it is empty when any call starts: one connection's errors
@@ -63,17 +67,15 @@ struct nng_tls_engine_conn {
     int io_err;               /* the last error (not EAGAIN) nng's send/recv gave the BIO */
     int failed;               /* the first fatal error, returned by every later op */
     bool counted;             /* its handshake's outcome is in the statistics */
-    uint8_t *out;             /* ciphertext staged for nng's send buffer [OUT_CAP], or NULL */
-    size_t out_off, out_len;  /* the staged bytes: out[out_off, out_off + out_len) */
-    size_t done;              /* plaintext of a finished SSL_write whose tail is still
-                                 staged: reported to nng once it is all handed over */
+    const uint8_t *rbuf;      /* a receive in progress: the caller's buffer, its size, */
+    size_t rwant, rgot;       /* and the bytes already decrypted into it (rgot > 0) */
 };
 
 /* nng 1.5.2's send buffer per connection (NNG_TLS_MAX_SEND_SIZE): a TCP send takes what
  * it holds when the previous one completes. */
 #define NNG_RING 16384
-/* Staging: a ring's worth plus a largest record (16 KiB + 256) and room to spare. */
-#define OUT_CAP (2 * NNG_RING + 1024)
+/* TLS 1.3 record framing: a 5-byte header, the content type, a 16-byte AEAD tag. */
+#define RECORD_PLAIN (NNG_RING - 22)
 
 /* ---- process-wide state ---- */
 
@@ -102,57 +104,24 @@ static void note_handshake(nng_tls_engine_conn *ec, bool ok) {
 
 /* ---- the BIO: OpenSSL's ciphertext through nng's buffers ---- */
 
-/* Hands staged ciphertext to nng, as much as its buffer takes (all of it, or until
- * NNG_EAGAIN). One call with everything staged, so that a TCP send starting on it is a
- * full buffer, not a record's 22-byte tail followed by the next record. */
-static void out_push(nng_tls_engine_conn *ec) {
-    while (ec->out_len > 0 && !ec->io_err) {
-        size_t n = ec->out_len;
-        int rv = nng_tls_engine_send(ec->tls, ec->out + ec->out_off, &n);
-        if (rv == NNG_EAGAIN) return;
-        if (rv != 0) {
-            ec->io_err = rv; /* the connection is going down: drop what is staged */
-            ec->out_len = 0;
-            break;
-        }
-        ec->out_off += n;
-        ec->out_len -= n;
-    }
-    if (ec->out_len == 0) ec->out_off = 0;
-}
-
-/* Frees the empty stage once a message is sent: an idle connection (a thousand of them
- * in a load generator, or on a server) holds none. */
-static void out_release(nng_tls_engine_conn *ec) {
-    if (ec->out_len || !ec->out) return;
-    free(ec->out);
-    ec->out = NULL;
-    ec->out_off = 0;
-}
-
-/* OpenSSL's records go to the staging buffer, which is pushed to nng once it holds a
- * buffer's worth (and by every op before it returns); a full stage is a retry. */
+/* OpenSSL's records go straight into nng's send buffer, as much as it has room for; a
+ * full buffer is a retry (OpenSSL keeps the rest and writes it again when the op is
+ * repeated, after nng's TCP send completed). */
 static int bio_write(BIO *b, const char *buf, int len) {
     nng_tls_engine_conn *ec = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (len <= 0) return 0;
     if (ec->io_err) return -1;
-    if (!ec->out && !(ec->out = malloc(OUT_CAP))) {
-        ec->io_err = NNG_ENOMEM;
-        return -1;
-    }
-    if (ec->out_off + ec->out_len + (size_t)len > OUT_CAP && ec->out_off > 0) {
-        memmove(ec->out, ec->out + ec->out_off, ec->out_len);
-        ec->out_off = 0;
-    }
-    size_t room = OUT_CAP - ec->out_off - ec->out_len, n = (size_t)len < room ? (size_t)len : room;
-    if (n == 0) {
+    size_t n = (size_t)len;
+    int rv = nng_tls_engine_send(ec->tls, (const uint8_t *)buf, &n);
+    if (rv == NNG_EAGAIN) {
         BIO_set_retry_write(b);
         return -1;
     }
-    memcpy(ec->out + ec->out_off + ec->out_len, buf, n);
-    ec->out_len += n;
-    if (ec->out_len >= NNG_RING) out_push(ec);
+    if (rv != 0) {
+        ec->io_err = rv;
+        return -1;
+    }
     return (int)n;
 }
 
@@ -264,6 +233,7 @@ static int config_init(nng_tls_engine_config *cfg, nng_tls_mode mode) {
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(c, 0);
     SSL_CTX_set_read_ahead(c, 1); /* take whatever nng's buffer holds in one BIO read */
+    SSL_CTX_set_max_send_fragment(c, RECORD_PLAIN); /* a TLS 1.3 record fills nng's buffer */
     /* nng's defaults: a client verifies the server, a server asks nothing */
     SSL_CTX_set_verify(c, mode == NNG_TLS_MODE_CLIENT ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     return 0;
@@ -401,8 +371,6 @@ static void conn_fini(nng_tls_engine_conn *ec) {
     }
     SSL_free(ec->ssl); /* and its BIO */
     ec->ssl = NULL;
-    free(ec->out);
-    ec->out = NULL;
 }
 
 static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *cfg) {
@@ -453,74 +421,66 @@ static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *
 }
 
 static void conn_close(nng_tls_engine_conn *ec) {
-    /* a close_notify when the session is up; whether it leaves before nng closes the
-     * TCP connection does not matter (nng's framing says where messages end) */
+    /* a close_notify when the session is up and nng's buffer has room; whether it leaves
+     * before nng closes the TCP connection does not matter (nng's framing says where
+     * messages end) */
     if (!ec->ssl || ec->failed || !SSL_is_init_finished(ec->ssl)) return;
     (void)SSL_shutdown(ec->ssl);
     ERR_clear_error();
-    out_push(ec);
 }
 
 static int conn_handshake(nng_tls_engine_conn *ec) {
     if (ec->failed) return ec->failed;
-    out_push(ec);
+    /* done once our last flight is in nng's hands (a full buffer is a retry: nng calls
+     * again when its send ends) */
     int r = SSL_do_handshake(ec->ssl);
-    out_push(ec);
     if (r != 1) return ssl_fail(ec, r);
     note_handshake(ec, true);
-    /* done once our last flight is in nng's hands: nng calls again when its send ends */
-    return ec->out_len ? NNG_EAGAIN : 0;
+    return 0;
 }
 
 static int conn_recv(nng_tls_engine_conn *ec, uint8_t *buf, size_t *szp) {
     if (ec->failed) return ec->failed;
-    out_push(ec);
     size_t want = *szp, got = 0;
-    /* every record nng's buffer holds, up to the caller's room, in one completion */
+    if (ec->rgot) {
+        /* nng repeats the op of the receive in progress (it only ever drops it by
+         * closing the connection): anything else would lose the bytes decrypted so far */
+        if (buf != ec->rbuf || want != ec->rwant) return ec->failed = NNG_EINTERNAL;
+        got = ec->rgot;
+        ec->rgot = 0;
+    }
+    int rv = 0;
     while (got < want) {
         size_t n = 0;
         if (SSL_read_ex(ec->ssl, buf + got, want - got, &n)) {
             got += n;
             continue;
         }
-        int rv = ssl_fail(ec, 0);
-        if (got == 0 && rv != NNG_EAGAIN) {
-            out_push(ec); /* the alert, if any */
-            return rv;
-        }
-        break; /* a fatal error after some data: the data now, the error next time */
+        rv = ssl_fail(ec, 0);
+        break;
     }
-    out_push(ec); /* what reading wrote: handshake flights, alerts */
     if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
-    if (got == 0) return NNG_EAGAIN;
-    *szp = got;
+    if (rv == NNG_EAGAIN) {
+        /* the caller's buffer is not full yet: keep what it holds, complete later */
+        if (got) {
+            ec->rbuf = buf;
+            ec->rwant = want;
+            ec->rgot = got;
+        }
+        return NNG_EAGAIN;
+    }
+    if (got == 0) return rv;
+    *szp = got; /* a fatal error after some data: the data now, the error next time */
     return 0;
 }
 
 static int conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t *szp) {
     if (ec->failed) return ec->failed;
-    out_push(ec);
-    if (ec->done) {
-        /* nng repeats the call whose bytes were all encrypted: report it once the tail
-         * has left the stage */
-        if (ec->out_len) return ec->io_err ? ec->io_err : NNG_EAGAIN;
-        *szp = ec->done;
-        ec->done = 0;
-        out_release(ec);
-        return 0;
-    }
     size_t n = 0;
     int ok = SSL_write_ex(ec->ssl, buf, *szp, &n);
-    out_push(ec); /* with a handshake's flight, or an alert */
     if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
     if (!ok) return ssl_fail(ec, 0);
-    if (ec->io_err) return ec->failed = ec->io_err;
-    if (ec->out_len) {
-        ec->done = n;
-        return ec->io_err ? ec->io_err : NNG_EAGAIN;
-    }
-    *szp = n;
-    out_release(ec);
+    *szp = n; /* all of it in nng's buffer */
     return 0;
 }
 
