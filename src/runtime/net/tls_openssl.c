@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/tls/engine.h>
@@ -69,6 +70,10 @@ struct nng_tls_engine_conn {
     bool counted;             /* its handshake's outcome is in the statistics */
     const uint8_t *rbuf;      /* a receive in progress: the caller's buffer, its size, */
     size_t rwant, rgot;       /* and the bytes already decrypted into it (rgot > 0) */
+    /* a server's connection whose handshake has a deadline (see "handshake deadline") */
+    nng_tls_engine_conn *hs_prev, *hs_next;
+    uint64_t hs_deadline;     /* CLOCK_MONOTONIC ms */
+    bool hs_listed;
 };
 
 /* nng 1.5.2's send buffer per connection (NNG_TLS_MAX_SEND_SIZE): a TCP send takes what
@@ -87,9 +92,127 @@ static char g_desc[96];
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER; /* guards g_stats */
 static fri_tls_stats g_stats;
 
+/* ---- handshake deadline ----
+ * nng 1.5.2 never closes a TLS connection whose peer sends nothing: its SP negotiation
+ * times out, but the cancellation is lost while the handshake waits for the peer (the
+ * negotiation's send is queued behind it and no TCP operation is in flight to abort).
+ * So a server's connection gets a deadline when it is set up: a thread of ours closes
+ * it (nng_stream_close on nng's connection, whose nng_stream is its first member: nng
+ * hands that same pointer to the engine and to the transport) if its handshake has
+ * not ended by then. The connection ops run under nng's connection lock and take
+ * g_hs_mu inside it; the thread never holds g_hs_mu while closing, and conn_fini waits
+ * until a close of its connection in progress has returned, so a connection is never
+ * closed after it was finalised. */
+static pthread_mutex_t g_hs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_hs_cv = PTHREAD_COND_INITIALIZER;
+static nng_tls_engine_conn *g_hs_head, *g_hs_tail; /* listed connections, oldest first */
+static nng_tls_engine_conn *g_hs_busy;             /* being closed by the thread */
+static int g_hs_ms = FRI_TLS_DEFAULT_HANDSHAKE_MS;
+static bool g_hs_thread;
+
+static uint64_t mono_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+static void hs_unlink(nng_tls_engine_conn *ec) { /* under g_hs_mu */
+    if (!ec->hs_listed) return;
+    if (ec->hs_prev) ec->hs_prev->hs_next = ec->hs_next;
+    else g_hs_head = ec->hs_next;
+    if (ec->hs_next) ec->hs_next->hs_prev = ec->hs_prev;
+    else g_hs_tail = ec->hs_prev;
+    ec->hs_prev = ec->hs_next = NULL;
+    ec->hs_listed = false;
+}
+
+static void *hs_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&g_hs_mu);
+    for (;;) {
+        uint64_t now = mono_ms(), next = UINT64_MAX;
+        nng_tls_engine_conn *due = NULL;
+        for (nng_tls_engine_conn *c = g_hs_head; c; c = c->hs_next) {
+            if (c->hs_deadline <= now) {
+                due = c;
+                break;
+            }
+            if (c->hs_deadline < next) next = c->hs_deadline;
+        }
+        if (due) {
+            hs_unlink(due);
+            g_hs_busy = due;
+            pthread_mutex_unlock(&g_hs_mu);
+            pthread_mutex_lock(&g_mu);
+            g_stats.handshake_timeouts++;
+            pthread_mutex_unlock(&g_mu);
+            nng_stream_close((nng_stream *)due->tls);
+            pthread_mutex_lock(&g_hs_mu);
+            g_hs_busy = NULL;
+            pthread_cond_broadcast(&g_hs_cv);
+            continue;
+        }
+        if (next == UINT64_MAX) {
+            pthread_cond_wait(&g_hs_cv, &g_hs_mu);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t wait = next - now;
+            ts.tv_sec += (time_t)(wait / 1000);
+            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&g_hs_cv, &g_hs_mu, &ts);
+        }
+    }
+    return NULL;
+}
+
+/* Lists a new server connection with its deadline (none when the limit is 0, or when the
+ * thread cannot be started: nng's behaviour, no worse). */
+static void hs_list(nng_tls_engine_conn *ec) {
+    pthread_mutex_lock(&g_hs_mu);
+    if (g_hs_ms > 0 && !g_hs_thread) {
+        pthread_t th;
+        pthread_attr_t at;
+        if (pthread_attr_init(&at) == 0) {
+            pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+            g_hs_thread = pthread_create(&th, &at, hs_main, NULL) == 0;
+            pthread_attr_destroy(&at);
+        }
+    }
+    if (g_hs_ms > 0 && g_hs_thread) {
+        ec->hs_deadline = mono_ms() + (uint64_t)g_hs_ms;
+        ec->hs_prev = g_hs_tail;
+        ec->hs_next = NULL;
+        if (g_hs_tail) g_hs_tail->hs_next = ec;
+        else g_hs_head = ec;
+        g_hs_tail = ec;
+        ec->hs_listed = true;
+        if (g_hs_head == ec) pthread_cond_broadcast(&g_hs_cv);
+    }
+    pthread_mutex_unlock(&g_hs_mu);
+}
+
+static void hs_done(nng_tls_engine_conn *ec, bool fini) {
+    pthread_mutex_lock(&g_hs_mu);
+    hs_unlink(ec);
+    while (fini && g_hs_busy == ec) pthread_cond_wait(&g_hs_cv, &g_hs_mu);
+    pthread_mutex_unlock(&g_hs_mu);
+}
+
+void fri_tls_engine_set_handshake_ms(int ms) {
+    pthread_mutex_lock(&g_hs_mu);
+    g_hs_ms = ms > 0 ? ms : 0;
+    pthread_mutex_unlock(&g_hs_mu);
+}
+
 static void note_handshake(nng_tls_engine_conn *ec, bool ok) {
     if (ec->counted) return;
     ec->counted = true;
+    hs_done(ec, false);
     pthread_mutex_lock(&g_mu);
     if (ok) {
         g_stats.handshakes++;
@@ -200,6 +323,7 @@ static int ssl_fail(nng_tls_engine_conn *ec, int r) {
     }
     ERR_clear_error();
     ec->failed = rv;
+    hs_done(ec, false); /* a failed handshake has ended too */
     return rv;
 }
 
@@ -364,6 +488,7 @@ static int config_version(nng_tls_engine_config *cfg, nng_tls_version lo, nng_tl
 /* ---- connection ops ---- */
 
 static void conn_fini(nng_tls_engine_conn *ec) {
+    hs_done(ec, true);
     if (ec->ssl) {
         pthread_mutex_lock(&g_mu);
         g_stats.live--;
@@ -391,6 +516,7 @@ static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *
     pthread_mutex_unlock(&g_mu);
     if (cfg->mode == NNG_TLS_MODE_SERVER) {
         SSL_set_accept_state(ec->ssl);
+        hs_list(ec);
         return 0;
     }
     SSL_set_connect_state(ec->ssl);
