@@ -79,7 +79,8 @@ struct nng_tls_engine_conn {
 /* nng 1.5.2's send buffer per connection (NNG_TLS_MAX_SEND_SIZE): a TCP send takes what
  * it holds when the previous one completes. */
 #define NNG_RING 16384
-/* TLS 1.3 record framing: a 5-byte header, the content type, a 16-byte AEAD tag. */
+/* TLS 1.3 record framing: a 5-byte header, the content type, a 16-byte AEAD tag (TLS 1.2
+ * connections are set to their own framing when their handshake ends). */
 #define RECORD_PLAIN (NNG_RING - 22)
 
 /* ---- process-wide state ---- */
@@ -213,6 +214,13 @@ static void note_handshake(nng_tls_engine_conn *ec, bool ok) {
     if (ec->counted) return;
     ec->counted = true;
     hs_done(ec, false);
+    if (ok && SSL_version(ec->ssl) == TLS1_2_VERSION) {
+        /* TLS 1.2 frames a record with an 8-byte explicit nonce and a 16-byte tag
+         * (AES-GCM), or the tag alone (ChaCha20-Poly1305): records of nng's buffer too */
+        const char *c = SSL_get_cipher_name(ec->ssl);
+        size_t over = 5 + 16 + (c && strstr(c, "CHACHA") ? 0 : 8);
+        (void)SSL_set_max_send_fragment(ec->ssl, (long)(NNG_RING - over));
+    }
     pthread_mutex_lock(&g_mu);
     if (ok) {
         g_stats.handshakes++;
