@@ -626,7 +626,7 @@ static int cli_client(int argc, char **argv) {
         ARG_SPEC_STR("shards", &shards, "DIR  load generator: run the clients of this shard directory in one process"),
         ARG_SPEC_INT("clients", &clients, 0, UINT32_MAX, "0 = all", "N  load generator: this many clients"),
         ARG_SPEC_INT("first", &first, 0, UINT32_MAX, NULL, "ID  load generator: starting at this id (default 0)"),
-        ARG_SPEC_INT("threads", &threads, 1, 1024, NULL, "T  load generator: clients computing at once (default 2), on 2T threads so that transfers overlap computing"),
+        ARG_SPEC_INT("threads", &threads, 1, 1024, NULL, "T  load generator: threads (default 2)"),
         ARG_SPEC_FLAG("no-state", &no_state, "   load generator: keep the clients' state in memory only"),
         ARG_SPEC_FLAG("no-eval", &no_eval, "   do not report the client's own evaluation"),
         ARG_SPEC_REAL("delay", &delay, 0, 3600, 0, NULL, "S  wait S seconds after each TASK: a slow device (tests)"),
@@ -717,7 +717,7 @@ static int cli_client(int argc, char **argv) {
     }
     double t0 = cli_now_s();
     if (!e && !rc) {
-        printf("fedrec client: %u clients (%u .. %u), %d computing at once\n", n, ms[0].id, ms[n - 1].id, (int)threads);
+        printf("fedrec client: %u clients (%u .. %u) on %d threads\n", n, ms[0].id, ms[n - 1].id, (int)threads);
         cli_flush_stdout();
         e = fr_net_clients_run(&cc, ms, n, (int)threads, log_line, "loadgen", &st);
         if (!e)

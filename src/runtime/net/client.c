@@ -8,14 +8,9 @@
  * reconnects by itself. The client's state is saved after every step, before its RESULT
  * is sent, so a client killed at any point restarts from its last step.
  *
- * The load generator gives each of 2T threads a share of the clients and ticks whichever
- * is due; each client has its own connection, as separate devices would. At most T of
- * them compute at once (a counting semaphore around the training step), so T is the
- * compute parallelism, as the simulator's threads, while the other threads' clients move
- * their TASK or RESULT over the network: a thread waiting for a transfer no longer
- * leaves its share of the CPU idle. */
+ * The load generator gives each of T threads a share of the clients and ticks whichever
+ * is due; each client has its own connection, as separate devices would. */
 #include <pthread.h>
-#include <semaphore.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -290,7 +285,7 @@ static uint8_t *sa_down(const fr_net_client_config *c, vclient *v, fri_net_log *
 }
 
 /* One tick of client v: an exchange and what follows it. */
-static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req, sem_t *gate) {
+static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req) {
     uint64_t now = fri_net_now_ms();
     fri_net_msg hello = {.type = FRI_NET_HELLO};
     hello.hello.client = v->id;
@@ -342,12 +337,10 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         const uint8_t *res = NULL;
         size_t resn = 0;
         if (c->delay_ms) nng_msleep((nng_duration)c->delay_ms);
-        while (gate && sem_wait(gate) != 0) {} /* EINTR only */
         double t0 = now_s();
         e = fr_netc_step(v->st, m.task.body, m.task.body_len, &res, &resn);
         fri_net_eval ev = {0};
         if (!e && c->evaluate && v->test && !fr_netc_dp(v->st)) e = evaluate(v, &ev); /* DP: nothing beyond the update */
-        if (gate) sem_post(gate); /* saving is I/O, not computing */
         if (!e && c->save_state) e = fr_netc_save(v->st); /* before the RESULT leaves */
         v->stats.compute_seconds += now_s() - t0;
         fri_net_reply_free(rep);
@@ -400,8 +393,7 @@ typedef struct gen {
     const fr_net_client_config *c;
     vclient *v;
     uint32_t n;
-    int threads;             /* worker threads: twice the compute slots (or one per client) */
-    sem_t gate;              /* the compute slots */
+    int threads;
     fri_net_log lg;
     atomic_uint left;
     atomic_bool stop;
@@ -425,7 +417,7 @@ static void *gen_main(void *arg) {
             if (v->state != VC_RUN) continue;
             running++;
             if (v->next_at <= now) {
-                tick(g->c, v, &g->lg, &req, &g->gate);
+                tick(g->c, v, &g->lg, &req);
                 if (v->state != VC_RUN) {
                     atomic_fetch_sub(&g->left, 1);
                     if (v->state == VC_FAILED) fri_net_logf(&g->lg, 1, "%s", v->why);
@@ -450,10 +442,7 @@ fr_err fr_net_clients_run(const fr_net_client_config *c, const fr_net_member *me
     if (n == 0) return fri_fail(FR_ERR_INVALID, "client: no client to run");
     if (threads < 1) threads = 1;
     if ((uint32_t)threads > n) threads = (int)n;
-    int slots = threads;
-    threads = (uint32_t)threads * 2 > n ? (int)n : threads * 2;
     gen g = {.c = c, .n = n, .threads = threads};
-    if (sem_init(&g.gate, 0, (unsigned)slots) != 0) return fri_fail(FR_ERR_NOMEM, "client: cannot make a semaphore");
     fri_net_log_init(&g.lg, log, user);
     atomic_init(&g.left, n);
     atomic_init(&g.stop, false);
@@ -520,7 +509,6 @@ fr_err fr_net_clients_run(const fr_net_client_config *c, const fr_net_member *me
     fri_free(gt);
     fri_free(th);
     fri_net_log_destroy(&g.lg);
-    sem_destroy(&g.gate);
     return e;
 }
 
