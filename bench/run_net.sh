@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # The networked runtime's benchmarks, on loopback (issue 12's targets):
 #   A. 1000 clients (the load generator) for ROUNDS rounds of mf on generated data: the
-#      round wall time, the clients' compute per round, the rest (the round minus that
-#      compute: the network and the server, less what overlaps the clients' training, so
-#      it can be near zero or below), the server's peak memory, bytes per client per
-#      round; over tls+tcp and over plain tcp.
+#      round wall time, the clients' compute per round, the rest (the network and the
+#      server), the server's peak memory, bytes per client per round; over tls+tcp and
+#      over plain tcp.
 #   B. ml-100k NeuMF (../shared/data/ml-100k-loo, 943 clients, all per round): seconds per
 #      round of the networked runtime against the simulator (fedrec train) in the same run.
 # Usage: bench/run_net.sh [A] [B]  (default both); ROUNDS (default 5), THREADS (the load
-# generator's clients computing at once, and the simulator's threads; default 2), REPS (B
-# this many times, each simulator and network run side by side: the machine is shared
-# and noisy; default 1), FEDREC_BIN (default build/fedrec).
+# generator's, and the simulator's; default 2), REPS (B this many times, each simulator
+# and network run side by side: the machine is shared and noisy; default 1), FEDREC_BIN
+# (default build/fedrec).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${FEDREC_BIN:-$root/build/fedrec}
