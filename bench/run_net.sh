@@ -7,12 +7,15 @@
 #   B. ml-100k NeuMF (../shared/data/ml-100k-loo, 943 clients, all per round): seconds per
 #      round of the networked runtime against the simulator (fedrec train) in the same run.
 # Usage: bench/run_net.sh [A] [B]  (default both); ROUNDS (default 5), THREADS (the load
-# generator's, default 2), FEDREC_BIN (default build/fedrec).
+# generator's, and the simulator's; default 2), REPS (B this many times, each simulator
+# and network run side by side: the machine is shared and noisy; default 1), FEDREC_BIN
+# (default build/fedrec).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${FEDREC_BIN:-$root/build/fedrec}
 rounds=${ROUNDS:-5}
 threads=${THREADS:-2}
+reps=${REPS:-1}
 parts=${*:-A B}
 work=$(mktemp -d "${TMPDIR:-/tmp}/fedrec-bench-net.XXXXXX")
 trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -82,18 +85,20 @@ if [[ " $parts " == *" B "* ]]; then
     echo "== B. ml-100k NeuMF, 943 clients, all per round, $rounds rounds: network against the simulator"
     "$bin" data shard --data "$data" --out "$work/ml100k" >/dev/null
     [[ -f $work/tok/tokens.hash ]] || "$bin" tokens --clients 2000 --out "$work/tok" >/dev/null 2>&1
-    "$bin" train --data "$data" --model neumf --rounds "$rounds" --threads "$threads" --eval-every 0 --quiet \
-      --metrics-out "$work/sim.metrics" >/dev/null
-    sim=$(python3 -c "
+    for rep in $(seq "$reps"); do
+      if [[ $reps -gt 1 ]]; then echo "-- run $rep of $reps"; fi
+      "$bin" train --data "$data" --model neumf --rounds "$rounds" --threads "$threads" --eval-every 0 --quiet \
+        --metrics-out "$work/sim.metrics" >/dev/null
+      sim=$(python3 -c "
 import json,sys
 ms=[json.loads(l) for l in open('$work/sim.metrics') if '\"round\"' in l]
 s=ms[1:] if len(ms)>1 else ms
 print(sum(m['seconds'] for m in s)/len(s))")
-    printf "%-28s round %.3f s (rounds 2..%s, evaluation off)\n" "B simulator" "$sim" "$rounds"
-    CLIENT_OPTS=--no-eval run "B neumf net TLS" "$work/ml100k" TLS --model neumf
-    CLIENT_OPTS=--no-eval run "B neumf net TCP" "$work/ml100k" TCP --model neumf
-    for m in TLS TCP; do
-      python3 - "$work/B neumf net $m.metrics" "$sim" "$m" <<'PY'
+      printf "%-28s round %.3f s (rounds 2..%s, evaluation off)\n" "B simulator" "$sim" "$rounds"
+      CLIENT_OPTS=--no-eval run "B neumf net TLS" "$work/ml100k" TLS --model neumf
+      CLIENT_OPTS=--no-eval run "B neumf net TCP" "$work/ml100k" TCP --model neumf
+      for m in TLS TCP; do
+        python3 - "$work/B neumf net $m.metrics" "$sim" "$m" <<'PY'
 import json, sys
 ms = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 ms = [m for m in ms if m.get("applied")]
@@ -101,6 +106,7 @@ s = ms[1:] if len(ms) > 1 else ms
 net = sum(m["seconds"] for m in s) / len(s)
 print(f"B network/simulator ({sys.argv[3]}): {net / float(sys.argv[2]):.2f}x  (target: at most 2x)")
 PY
+      done
     done
   fi
 fi

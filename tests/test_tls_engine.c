@@ -3,7 +3,12 @@
  * with certificates and keys handed to nng as PEM strings (from scripts/make-certs.sh).
  * What the engine negotiates is also checked from outside, with `openssl s_client`. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +467,10 @@ Test(tls_engine, client_closes_during_its_handshake) {
         held = accept(ls, NULL, NULL);
     }
     cr_assert_geq(held, 0, "the client never connected");
+    /* the accepted socket inherits the listener's 10 ms receive timeout: too short for a
+     * ClientHello on a loaded machine */
+    struct timeval tv = {10, 0};
+    setsockopt(held, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char hello[5];
     cr_assert_eq(recv(held, hello, 5, MSG_WAITALL), 5, "no ClientHello");
     cr_assert_eq(hello[0], 0x16);
@@ -505,6 +514,10 @@ Test(tls_engine, dialer_closed_during_its_handshake) {
         held = accept(ls, NULL, NULL);
     }
     cr_assert_geq(held, 0, "the client never connected");
+    /* the accepted socket inherits the listener's 10 ms receive timeout: too short for a
+     * ClientHello on a loaded machine */
+    struct timeval tv = {10, 0};
+    setsockopt(held, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char hello[5];
     cr_assert_eq(recv(held, hello, 5, MSG_WAITALL), 5, "no ClientHello");
     nng_dialer_close(d);
@@ -513,5 +526,97 @@ Test(tls_engine, dialer_closed_during_its_handshake) {
     close(held);
     close(ls);
     nng_tls_config_free(cc);
+    certs_free(&k);
+}
+
+/* ---- record sizes, seen by a raw OpenSSL client ---- */
+
+static size_t g_rec[4096]; /* lengths of the application-data records the client received */
+static size_t g_nrec;
+
+static void on_record(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg) {
+    (void)version;
+    (void)ssl;
+    (void)arg;
+    const uint8_t *h = buf;
+    if (write_p || content_type != SSL3_RT_HEADER || len < 5 || h[0] != SSL3_RT_APPLICATION_DATA) return;
+    if (g_nrec < sizeof g_rec / sizeof *g_rec) g_rec[g_nrec++] = ((size_t)h[3] << 8) | h[4];
+}
+
+static void ssl_write_all(SSL *s, const void *p, size_t n) {
+    size_t w = 0;
+    cr_assert_eq(SSL_write_ex(s, p, n, &w), 1);
+    cr_assert_eq(w, n);
+}
+
+static void ssl_read_all(SSL *s, uint8_t *p, size_t n) {
+    for (size_t got = 0; got < n;) {
+        size_t r = 0;
+        cr_assert_eq(SSL_read_ex(s, p + got, n - got, &r), 1, "the server's reply ended after %zu of %zu bytes", got,
+                     n);
+        got += r;
+    }
+}
+
+/* Every TLS 1.3 record fills nng's 16 KiB send buffer exactly (16362 bytes of plaintext,
+ * 16384 on the wire: one TCP send each), so a large reply arrives as full records and one
+ * short last one. The client speaks nng's SP protocol over OpenSSL by hand. */
+Test(tls_engine, records_fill_nngs_send_buffer) {
+    certs k;
+    certs_make(&k);
+    nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
+    server s;
+    server_start(&s, sc);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_msg_callback(ssl, on_record);
+    cr_assert_eq(SSL_connect(ssl), 1);
+    cr_assert_str_eq(SSL_get_version(ssl), "TLSv1.3");
+    /* SP handshake as a REQ peer, then one request: 8-byte length, request id, payload */
+    const uint8_t sp[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+    ssl_write_all(ssl, sp, 8);
+    uint8_t got[8];
+    ssl_read_all(ssl, got, 8);
+    cr_assert(got[1] == 'S' && got[2] == 'P' && got[5] == 0x31, "not a REP peer");
+    const uint8_t req[8 + 4 + 2] = {0, 0, 0, 0, 0, 0, 0, 6, 0x80, 0, 0, 1, 'h', 'i'};
+    ssl_write_all(ssl, req, sizeof req);
+    nng_msg *m = NULL;
+    cr_assert_eq(nng_recvmsg(s.sock, &m, 0), 0);
+    cr_assert_eq(nng_msg_len(m), 2);
+    size_t big = 300000;
+    cr_assert_eq(nng_msg_realloc(m, big), 0);
+    for (size_t i = 0; i < big; i++) ((uint8_t *)nng_msg_body(m))[i] = (uint8_t)(i * 13);
+    g_nrec = 0;
+    cr_assert_eq(nng_sendmsg(s.sock, m, 0), 0);
+    uint8_t *rep = malloc(8 + 4 + big);
+    ssl_read_all(ssl, rep, 8 + 4 + big);
+    uint64_t len = 0;
+    for (int i = 0; i < 8; i++) len = len << 8 | rep[i];
+    cr_assert_eq(len, 4 + big);
+    cr_assert(rep[8] == 0x80 && rep[11] == 1, "not our request id");
+    for (size_t i = 0; i < big; i++)
+        if (rep[12 + i] != (uint8_t)(i * 13)) cr_assert_fail("reply byte %zu differs", i);
+    /* nng writes the 8-byte length and the body as two sends: one short record, then the
+     * body's 4 + 300000 bytes in records of 16362 (16379 after the header: the content
+     * type and the 16-byte tag) and one shorter */
+    size_t full = 0, over = 0;
+    for (size_t i = 0; i < g_nrec; i++) {
+        full += g_rec[i] == 16379;
+        over += g_rec[i] > 16379;
+    }
+    cr_assert_eq(over, 0, "a record longer than nng's buffer");
+    cr_assert_eq(full, (4 + big) / 16362, "%zu full records of %zu", full, g_nrec);
+    free(rep);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    nng_close(s.sock);
+    nng_tls_config_free(sc);
     certs_free(&k);
 }

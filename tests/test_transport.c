@@ -20,6 +20,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "core/core.h"
+#include "runtime/net/tls_engine.h"
 #include "runtime/net/transport.h"
 #include "testutil.h"
 
@@ -961,3 +962,100 @@ Test(transport, stop_and_close_accept_null_and_idle_objects) {
     cr_assert_eq(fri_net_request(c, (const uint8_t *)"x", 1, &r, &rn, 0), FR_ERR_INVALID);
     fri_net_client_close(c);
 }
+
+/* nng 1.5.2 never closes a TLS connection whose peer sends nothing (its SP negotiation
+ * times out, but the cancellation is lost behind the TLS handshake): fedrec's engine
+ * closes it after handshake_ms, and the server reports it. */
+Test(transport, tls_handshake_deadline_closes_silent_peers) {
+    fixture f;
+    fx_init(&f, true);
+    fri_net_server_opts so;
+    server_opts(&f, &so, true);
+    so.handshake_ms = 600;
+    fx_start(&f, &so);
+    cr_assert(fri_tls_engine_ours(), "this test is about fedrec's engine");
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *good = client_open(&co);
+    roundtrip(good, "before", 5000);
+    fri_tls_stats t0;
+    cr_assert(fri_tls_engine_stats(&t0));
+    /* one peer silent from the start, one that stops after the first bytes of a ClientHello */
+    int64_t start = now_ms();
+    int silent = raw_connect(f.port, NULL, 0);
+    int half = raw_connect(f.port, NULL, 0);
+    cr_assert_eq(send(half, "\x16\x03\x01\x02", 4, MSG_NOSIGNAL), 4);
+    int64_t a = raw_wait_closed(silent, 10000), b = raw_wait_closed(half, 10000);
+    int64_t both = now_ms() - start;
+    close(silent);
+    close(half);
+    cr_assert_geq(a, 0, "the silent peer is still connected after 10 s");
+    cr_assert_geq(b, 0, "the half-way peer is still connected after 10 s");
+    cr_assert_geq(both, 500, "closed after %lld ms, before the deadline", (long long)both);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_HANDSHAKE_TIMEOUT, 2, 15000), "not reported: %llu",
+              (unsigned long long)ev_count(&f.ev, FRI_NET_EV_HANDSHAKE_TIMEOUT));
+    cr_assert(strstr(f.ev.text[FRI_NET_EV_HANDSHAKE_TIMEOUT], "TLS handshake within 600 ms"), "%s",
+              f.ev.text[FRI_NET_EV_HANDSHAKE_TIMEOUT]);
+    fri_tls_stats t1;
+    cr_assert(fri_tls_engine_stats(&t1));
+    cr_assert_eq(t1.handshake_timeouts - t0.handshake_timeouts, 2);
+    /* a connection whose handshake ended is not affected: the good client, quiet for longer
+     * than the deadline, is still served on its connection */
+    sleep_ms(900);
+    fri_net_server_stats st;
+    fri_net_server_stats_get(f.srv, &st);
+    uint64_t connects = st.connects;
+    roundtrip(good, "after", 5000);
+    fri_net_server_stats_get(f.srv, &st);
+    cr_assert_eq(st.connects, connects, "the good client had to reconnect");
+    cr_assert_eq(st.handshake_timeouts, 2);
+    /* the closed connections were finalised by nng */
+    bool freed = false;
+    for (int i = 0; i < 300 && !freed; i++) {
+        cr_assert(fri_tls_engine_stats(&t1));
+        freed = t1.live == t0.live;
+        if (!freed) sleep_ms(10);
+    }
+    cr_assert(freed, "live connections %llu, were %llu", (unsigned long long)t1.live, (unsigned long long)t0.live);
+    fri_net_client_close(good);
+    fx_fini(&f);
+}
+
+static void conn_limit_case(bool tls) {
+    fixture f;
+    fx_init(&f, tls);
+    fri_net_server_opts so;
+    server_opts(&f, &so, tls);
+    so.max_conns = 2;
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    fri_net_client *c1 = client_open(&co), *c2 = client_open(&co);
+    roundtrip(c1, "one", 5000);
+    roundtrip(c2, "two", 5000);
+    /* a third is closed as it connects, and reported with its address */
+    co.reconnect_min_ms = 100;
+    co.reconnect_max_ms = 100;
+    fri_net_client *c3 = client_open(&co);
+    uint8_t *r = NULL;
+    size_t rn = 0;
+    cr_assert_eq(fri_net_request(c3, (const uint8_t *)"three", 5, &r, &rn, 1000), FR_ERR_IO);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_CONN_LIMIT, 1, 10000), "not reported");
+    cr_assert(strstr(f.ev.text[FRI_NET_EV_CONN_LIMIT], "max_conns"), "%s", f.ev.text[FRI_NET_EV_CONN_LIMIT]);
+    cr_assert(strstr(f.ev.addr[FRI_NET_EV_CONN_LIMIT], "127.0.0.1:"), "%s", f.ev.addr[FRI_NET_EV_CONN_LIMIT]);
+    fri_net_server_stats st;
+    fri_net_server_stats_get(f.srv, &st);
+    cr_assert_geq(st.over_limit, 1);
+    cr_assert_eq(st.connects, 2, "the third connection was let in");
+    /* the two still served; once one leaves, the third gets in */
+    roundtrip(c1, "one again", 5000);
+    fri_net_client_close(c2);
+    roundtrip(c3, "three", 10000);
+    roundtrip(c1, "one still", 5000);
+    fri_net_client_close(c3);
+    fri_net_client_close(c1);
+    fx_fini(&f);
+}
+
+Test(transport, connection_limit_tcp) { conn_limit_case(false); }
+Test(transport, connection_limit_tls) { conn_limit_case(true); }

@@ -84,6 +84,12 @@ typedef struct fr_net_server_config {
     bool secagg;               /* rounds under secure aggregation (see below) */
     uint32_t secagg_stage_ms;  /* secagg: the deadline of each stage after the keys' (10000);
                                   the keys' stage, which includes training, has deadline_ms */
+    uint32_t max_conns;        /* connections open at once; one more is closed as soon as
+                                  it has connected, and logged (0: no limit) */
+    uint32_t handshake_ms;     /* tls+tcp://: a connection whose TLS handshake has not ended
+                                  this long after it was accepted is closed and logged
+                                  (15000; 0: no limit, as nng, which never closes a peer
+                                  that sends nothing) */
 } fr_net_server_config;
 
 FR_API void fr_net_server_config_default(fr_net_server_config *c);

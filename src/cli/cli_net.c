@@ -159,9 +159,10 @@ static int cli_server(int argc, char **argv) {
     bool insecure = false, resume = false, quiet = false;
     fr_net_server_config nc;
     fr_net_server_config_default(&nc);
-    uint64_t min_clients = 0, max_attempts = 0, contexts = (uint64_t)nc.contexts;
+    uint64_t min_clients = 0, max_attempts = 0, contexts = (uint64_t)nc.contexts, max_conns = 0;
     double over = 0, deadline = nc.deadline_ms / 1000.0, retry = nc.retry_ms / 1000.0, linger = nc.linger_ms / 1000.0;
     double presence = nc.presence_ms / 1000.0, idle = nc.idle_ms / 1000.0, sa_deadline = nc.secagg_stage_ms / 1000.0;
+    double handshake = nc.handshake_ms / 1000.0;
     const uint64_t U32 = UINT32_MAX;
     const double F = 1e30;
     const unsigned GT = ARG_MIN_OPEN;
@@ -189,6 +190,10 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_REAL("idle", &idle, 0.01, 86400, 0, NULL, "S  close connections silent this long (default 30)"),
         ARG_SPEC_INT("max-attempts", &max_attempts, 0, U32, "0 = never", "N  give up after N short rounds in a row"),
         ARG_SPEC_INT("contexts", &contexts, 1, 4096, NULL, "N  requests served at once (default 64)"),
+        ARG_SPEC_INT("max-conns", &max_conns, 0, U32, "0 = no limit",
+                     "N  connections open at once; more are closed as they connect, and logged"),
+        ARG_SPEC_REAL("handshake-timeout", &handshake, 0, 86400, 0, "0 = none",
+                      "S  close a TLS connection whose handshake has not ended this long after it was accepted (default 15)"),
         /* the model and federation, as train takes them */
         ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default: mf for ratings, neumf for implicit data)"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (default) | textbook"),
@@ -363,6 +368,8 @@ static int cli_server(int argc, char **argv) {
     nc.idle_ms = (int)(idle * 1000 + 0.5);
     nc.max_attempts = (uint32_t)max_attempts;
     nc.contexts = (int)contexts;
+    nc.max_conns = (uint32_t)max_conns;
+    nc.handshake_ms = (uint32_t)(handshake * 1000 + 0.5);
     nc.target_epsilon = c.loop.target_epsilon;
     nc.secagg = c.secagg;
     nc.secagg_stage_ms = (uint32_t)(sa_deadline * 1000 + 0.5);

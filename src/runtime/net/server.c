@@ -103,6 +103,7 @@ void fr_net_server_config_default(fr_net_server_config *c) {
     c->idle_ms = 30000;
     c->contexts = 64;
     c->secagg_stage_ms = 10000;
+    c->handshake_ms = 15000;
 }
 
 static fr_err config_check(const fr_net_server_config *c) {
@@ -540,6 +541,8 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     o.ca_file = c->client_ca;
     o.idle_ms = c->idle_ms;
     o.contexts = c->contexts;
+    o.max_conns = c->max_conns;
+    o.handshake_ms = c->handshake_ms > INT32_MAX ? INT32_MAX : (int)c->handshake_ms;
     /* the largest request: a RESULT of every shared parameter at 8 bytes plus its ids */
     size_t ns = fr_model_n_shared(fr_round_model(s->ctl));
     o.max_msg = 16 * ns + ((size_t)1 << 20);

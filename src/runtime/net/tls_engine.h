@@ -34,9 +34,18 @@ typedef struct fri_tls_stats {
     uint64_t handshakes;      /* completed */
     uint64_t failures;        /* handshakes that failed (TLS errors, not hang-ups) */
     uint64_t live;            /* connections nng has set up and not yet finalised */
+    uint64_t handshake_timeouts; /* server connections closed for not finishing their
+                                    handshake in time (fri_tls_engine_set_handshake_ms) */
     char version[16];         /* protocol of the last completed handshake: "TLSv1.3" */
     char cipher[64];          /* its cipher suite: "TLS_AES_128_GCM_SHA256"; "" if none */
 } fri_tls_stats;
+
+/* A server's connection whose TLS handshake has not ended this many milliseconds after
+ * it was accepted (a peer that sends nothing, or stops half-way) is closed by the engine,
+ * and counted in handshake_timeouts: nng 1.5.2 itself never closes it. Process-wide;
+ * 0 turns it off; applies to connections accepted from then on. */
+#define FRI_TLS_DEFAULT_HANDSHAKE_MS 15000
+void fri_tls_engine_set_handshake_ms(int ms);
 
 /* Fills *st; false (and *st zeroed) when the engine in use is not this one. */
 bool fri_tls_engine_stats(fri_tls_stats *st);

@@ -15,12 +15,16 @@
  *     1 MiB message is one send op that nng repeats as the TCP side drains, not 64
  *     completions that each go through nng's task queue. A repeated call gets the same
  *     bytes, as OpenSSL requires after a retry.
- *   - Records are staged (out) and handed to nng a full 16 KiB buffer at a time: nng
- *     starts a TCP send with whatever its buffer holds, and handing it each record as
- *     written would make every other send a record's tail of a few bytes. Every op
- *     pushes the stage before it returns; a send whose bytes are all encrypted but not
- *     all handed over returns NNG_EAGAIN and is reported when nng repeats it (done), so
- *     nothing is left in the stage without an op that nng will call again.
+ *   - A record is exactly nng's 16 KiB send buffer (TLS 1.3 AES-GCM: 16362 bytes of
+ *     plaintext, 22 of framing), and the BIO hands it to nng directly from OpenSSL's
+ *     write buffer: a full buffer is a retry, the record staying in OpenSSL until nng
+ *     repeats the op once its TCP send completed. So every TCP send is a whole record and
+ *     the ciphertext is copied once (into nng's buffer), with one record encrypted ahead.
+ *   - A receive fills the caller's whole buffer before it completes (nng's tls+tcp
+ *     transport asks for exactly the 8-byte header, then exactly the body): each 16 KiB
+ *     of ciphertext costs nng one TCP receive, not also a completion through its task
+ *     queue and a new receive op from the transport. The bytes decrypted so far stay
+ *     in the caller's buffer; nng repeats the op with the same buffer.
  *   - A connection's first fatal error is kept and returned by every later op. OpenSSL's
  *     per-thread error queue is emptied after every call that failed (and after the
  *     configuration calls), so it is empty when any call starts: one connection's errors
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/tls/engine.h>
@@ -63,17 +68,20 @@ struct nng_tls_engine_conn {
     int io_err;               /* the last error (not EAGAIN) nng's send/recv gave the BIO */
     int failed;               /* the first fatal error, returned by every later op */
     bool counted;             /* its handshake's outcome is in the statistics */
-    uint8_t *out;             /* ciphertext staged for nng's send buffer [OUT_CAP], or NULL */
-    size_t out_off, out_len;  /* the staged bytes: out[out_off, out_off + out_len) */
-    size_t done;              /* plaintext of a finished SSL_write whose tail is still
-                                 staged: reported to nng once it is all handed over */
+    const uint8_t *rbuf;      /* a receive in progress: the caller's buffer, its size, */
+    size_t rwant, rgot;       /* and the bytes already decrypted into it (rgot > 0) */
+    /* a server's connection whose handshake has a deadline (see "handshake deadline") */
+    nng_tls_engine_conn *hs_prev, *hs_next;
+    uint64_t hs_deadline;     /* CLOCK_MONOTONIC ms */
+    bool hs_listed;
 };
 
 /* nng 1.5.2's send buffer per connection (NNG_TLS_MAX_SEND_SIZE): a TCP send takes what
  * it holds when the previous one completes. */
 #define NNG_RING 16384
-/* Staging: a ring's worth plus a largest record (16 KiB + 256) and room to spare. */
-#define OUT_CAP (2 * NNG_RING + 1024)
+/* TLS 1.3 record framing: a 5-byte header, the content type, a 16-byte AEAD tag (TLS 1.2
+ * connections are set to their own framing when their handshake ends). */
+#define RECORD_PLAIN (NNG_RING - 22)
 
 /* ---- process-wide state ---- */
 
@@ -85,9 +93,134 @@ static char g_desc[96];
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER; /* guards g_stats */
 static fri_tls_stats g_stats;
 
+/* ---- handshake deadline ----
+ * nng 1.5.2 never closes a TLS connection whose peer sends nothing: its SP negotiation
+ * times out, but the cancellation is lost while the handshake waits for the peer (the
+ * negotiation's send is queued behind it and no TCP operation is in flight to abort).
+ * So a server's connection gets a deadline when it is set up: a thread of ours closes
+ * it (nng_stream_close on nng's connection, whose nng_stream is its first member: nng
+ * hands that same pointer to the engine and to the transport) if its handshake has
+ * not ended by then. The connection ops run under nng's connection lock and take
+ * g_hs_mu inside it; the thread never holds g_hs_mu while closing, and conn_fini waits
+ * until a close of its connection in progress has returned, so a connection is never
+ * closed after it was finalised. */
+static pthread_mutex_t g_hs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_hs_cv = PTHREAD_COND_INITIALIZER;
+static nng_tls_engine_conn *g_hs_head, *g_hs_tail; /* listed connections, oldest first */
+static nng_tls_engine_conn *g_hs_busy;             /* being closed by the thread */
+static int g_hs_ms = FRI_TLS_DEFAULT_HANDSHAKE_MS;
+static bool g_hs_thread;
+
+static uint64_t mono_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+static void hs_unlink(nng_tls_engine_conn *ec) { /* under g_hs_mu */
+    if (!ec->hs_listed) return;
+    if (ec->hs_prev) ec->hs_prev->hs_next = ec->hs_next;
+    else g_hs_head = ec->hs_next;
+    if (ec->hs_next) ec->hs_next->hs_prev = ec->hs_prev;
+    else g_hs_tail = ec->hs_prev;
+    ec->hs_prev = ec->hs_next = NULL;
+    ec->hs_listed = false;
+}
+
+static void *hs_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&g_hs_mu);
+    for (;;) {
+        uint64_t now = mono_ms(), next = UINT64_MAX;
+        nng_tls_engine_conn *due = NULL;
+        for (nng_tls_engine_conn *c = g_hs_head; c; c = c->hs_next) {
+            if (c->hs_deadline <= now) {
+                due = c;
+                break;
+            }
+            if (c->hs_deadline < next) next = c->hs_deadline;
+        }
+        if (due) {
+            hs_unlink(due);
+            g_hs_busy = due;
+            pthread_mutex_unlock(&g_hs_mu);
+            pthread_mutex_lock(&g_mu);
+            g_stats.handshake_timeouts++;
+            pthread_mutex_unlock(&g_mu);
+            nng_stream_close((nng_stream *)due->tls);
+            pthread_mutex_lock(&g_hs_mu);
+            g_hs_busy = NULL;
+            pthread_cond_broadcast(&g_hs_cv);
+            continue;
+        }
+        if (next == UINT64_MAX) {
+            pthread_cond_wait(&g_hs_cv, &g_hs_mu);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t wait = next - now;
+            ts.tv_sec += (time_t)(wait / 1000);
+            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&g_hs_cv, &g_hs_mu, &ts);
+        }
+    }
+    return NULL;
+}
+
+/* Lists a new server connection with its deadline (none when the limit is 0, or when the
+ * thread cannot be started: nng's behaviour, no worse). */
+static void hs_list(nng_tls_engine_conn *ec) {
+    pthread_mutex_lock(&g_hs_mu);
+    if (g_hs_ms > 0 && !g_hs_thread) {
+        pthread_t th;
+        pthread_attr_t at;
+        if (pthread_attr_init(&at) == 0) {
+            pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+            g_hs_thread = pthread_create(&th, &at, hs_main, NULL) == 0;
+            pthread_attr_destroy(&at);
+        }
+    }
+    if (g_hs_ms > 0 && g_hs_thread) {
+        ec->hs_deadline = mono_ms() + (uint64_t)g_hs_ms;
+        ec->hs_prev = g_hs_tail;
+        ec->hs_next = NULL;
+        if (g_hs_tail) g_hs_tail->hs_next = ec;
+        else g_hs_head = ec;
+        g_hs_tail = ec;
+        ec->hs_listed = true;
+        if (g_hs_head == ec) pthread_cond_broadcast(&g_hs_cv);
+    }
+    pthread_mutex_unlock(&g_hs_mu);
+}
+
+static void hs_done(nng_tls_engine_conn *ec, bool fini) {
+    pthread_mutex_lock(&g_hs_mu);
+    hs_unlink(ec);
+    while (fini && g_hs_busy == ec) pthread_cond_wait(&g_hs_cv, &g_hs_mu);
+    pthread_mutex_unlock(&g_hs_mu);
+}
+
+void fri_tls_engine_set_handshake_ms(int ms) {
+    pthread_mutex_lock(&g_hs_mu);
+    g_hs_ms = ms > 0 ? ms : 0;
+    pthread_mutex_unlock(&g_hs_mu);
+}
+
 static void note_handshake(nng_tls_engine_conn *ec, bool ok) {
     if (ec->counted) return;
     ec->counted = true;
+    hs_done(ec, false);
+    if (ok && SSL_version(ec->ssl) == TLS1_2_VERSION) {
+        /* TLS 1.2 frames a record with an 8-byte explicit nonce and a 16-byte tag
+         * (AES-GCM), or the tag alone (ChaCha20-Poly1305): records of nng's buffer too */
+        const char *c = SSL_get_cipher_name(ec->ssl);
+        size_t over = 5 + 16 + (c && strstr(c, "CHACHA") ? 0 : 8);
+        (void)SSL_set_max_send_fragment(ec->ssl, (long)(NNG_RING - over));
+    }
     pthread_mutex_lock(&g_mu);
     if (ok) {
         g_stats.handshakes++;
@@ -102,57 +235,24 @@ static void note_handshake(nng_tls_engine_conn *ec, bool ok) {
 
 /* ---- the BIO: OpenSSL's ciphertext through nng's buffers ---- */
 
-/* Hands staged ciphertext to nng, as much as its buffer takes (all of it, or until
- * NNG_EAGAIN). One call with everything staged, so that a TCP send starting on it is a
- * full buffer, not a record's 22-byte tail followed by the next record. */
-static void out_push(nng_tls_engine_conn *ec) {
-    while (ec->out_len > 0 && !ec->io_err) {
-        size_t n = ec->out_len;
-        int rv = nng_tls_engine_send(ec->tls, ec->out + ec->out_off, &n);
-        if (rv == NNG_EAGAIN) return;
-        if (rv != 0) {
-            ec->io_err = rv; /* the connection is going down: drop what is staged */
-            ec->out_len = 0;
-            break;
-        }
-        ec->out_off += n;
-        ec->out_len -= n;
-    }
-    if (ec->out_len == 0) ec->out_off = 0;
-}
-
-/* Frees the empty stage once a message is sent: an idle connection (a thousand of them
- * in a load generator, or on a server) holds none. */
-static void out_release(nng_tls_engine_conn *ec) {
-    if (ec->out_len || !ec->out) return;
-    free(ec->out);
-    ec->out = NULL;
-    ec->out_off = 0;
-}
-
-/* OpenSSL's records go to the staging buffer, which is pushed to nng once it holds a
- * buffer's worth (and by every op before it returns); a full stage is a retry. */
+/* OpenSSL's records go straight into nng's send buffer, as much as it has room for; a
+ * full buffer is a retry (OpenSSL keeps the rest and writes it again when the op is
+ * repeated, after nng's TCP send completed). */
 static int bio_write(BIO *b, const char *buf, int len) {
     nng_tls_engine_conn *ec = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (len <= 0) return 0;
     if (ec->io_err) return -1;
-    if (!ec->out && !(ec->out = malloc(OUT_CAP))) {
-        ec->io_err = NNG_ENOMEM;
-        return -1;
-    }
-    if (ec->out_off + ec->out_len + (size_t)len > OUT_CAP && ec->out_off > 0) {
-        memmove(ec->out, ec->out + ec->out_off, ec->out_len);
-        ec->out_off = 0;
-    }
-    size_t room = OUT_CAP - ec->out_off - ec->out_len, n = (size_t)len < room ? (size_t)len : room;
-    if (n == 0) {
+    size_t n = (size_t)len;
+    int rv = nng_tls_engine_send(ec->tls, (const uint8_t *)buf, &n);
+    if (rv == NNG_EAGAIN) {
         BIO_set_retry_write(b);
         return -1;
     }
-    memcpy(ec->out + ec->out_off + ec->out_len, buf, n);
-    ec->out_len += n;
-    if (ec->out_len >= NNG_RING) out_push(ec);
+    if (rv != 0) {
+        ec->io_err = rv;
+        return -1;
+    }
     return (int)n;
 }
 
@@ -231,6 +331,7 @@ static int ssl_fail(nng_tls_engine_conn *ec, int r) {
     }
     ERR_clear_error();
     ec->failed = rv;
+    hs_done(ec, false); /* a failed handshake has ended too */
     return rv;
 }
 
@@ -264,6 +365,7 @@ static int config_init(nng_tls_engine_config *cfg, nng_tls_mode mode) {
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(c, 0);
     SSL_CTX_set_read_ahead(c, 1); /* take whatever nng's buffer holds in one BIO read */
+    SSL_CTX_set_max_send_fragment(c, RECORD_PLAIN); /* a TLS 1.3 record fills nng's buffer */
     /* nng's defaults: a client verifies the server, a server asks nothing */
     SSL_CTX_set_verify(c, mode == NNG_TLS_MODE_CLIENT ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     return 0;
@@ -394,6 +496,7 @@ static int config_version(nng_tls_engine_config *cfg, nng_tls_version lo, nng_tl
 /* ---- connection ops ---- */
 
 static void conn_fini(nng_tls_engine_conn *ec) {
+    hs_done(ec, true);
     if (ec->ssl) {
         pthread_mutex_lock(&g_mu);
         g_stats.live--;
@@ -401,8 +504,6 @@ static void conn_fini(nng_tls_engine_conn *ec) {
     }
     SSL_free(ec->ssl); /* and its BIO */
     ec->ssl = NULL;
-    free(ec->out);
-    ec->out = NULL;
 }
 
 static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *cfg) {
@@ -423,6 +524,7 @@ static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *
     pthread_mutex_unlock(&g_mu);
     if (cfg->mode == NNG_TLS_MODE_SERVER) {
         SSL_set_accept_state(ec->ssl);
+        hs_list(ec);
         return 0;
     }
     SSL_set_connect_state(ec->ssl);
@@ -453,74 +555,66 @@ static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *
 }
 
 static void conn_close(nng_tls_engine_conn *ec) {
-    /* a close_notify when the session is up; whether it leaves before nng closes the
-     * TCP connection does not matter (nng's framing says where messages end) */
+    /* a close_notify when the session is up and nng's buffer has room; whether it leaves
+     * before nng closes the TCP connection does not matter (nng's framing says where
+     * messages end) */
     if (!ec->ssl || ec->failed || !SSL_is_init_finished(ec->ssl)) return;
     (void)SSL_shutdown(ec->ssl);
     ERR_clear_error();
-    out_push(ec);
 }
 
 static int conn_handshake(nng_tls_engine_conn *ec) {
     if (ec->failed) return ec->failed;
-    out_push(ec);
+    /* done once our last flight is in nng's hands (a full buffer is a retry: nng calls
+     * again when its send ends) */
     int r = SSL_do_handshake(ec->ssl);
-    out_push(ec);
     if (r != 1) return ssl_fail(ec, r);
     note_handshake(ec, true);
-    /* done once our last flight is in nng's hands: nng calls again when its send ends */
-    return ec->out_len ? NNG_EAGAIN : 0;
+    return 0;
 }
 
 static int conn_recv(nng_tls_engine_conn *ec, uint8_t *buf, size_t *szp) {
     if (ec->failed) return ec->failed;
-    out_push(ec);
     size_t want = *szp, got = 0;
-    /* every record nng's buffer holds, up to the caller's room, in one completion */
+    if (ec->rgot) {
+        /* nng repeats the op of the receive in progress (it only ever drops it by
+         * closing the connection): anything else would lose the bytes decrypted so far */
+        if (buf != ec->rbuf || want != ec->rwant) return ec->failed = NNG_EINTERNAL;
+        got = ec->rgot;
+        ec->rgot = 0;
+    }
+    int rv = 0;
     while (got < want) {
         size_t n = 0;
         if (SSL_read_ex(ec->ssl, buf + got, want - got, &n)) {
             got += n;
             continue;
         }
-        int rv = ssl_fail(ec, 0);
-        if (got == 0 && rv != NNG_EAGAIN) {
-            out_push(ec); /* the alert, if any */
-            return rv;
-        }
-        break; /* a fatal error after some data: the data now, the error next time */
+        rv = ssl_fail(ec, 0);
+        break;
     }
-    out_push(ec); /* what reading wrote: handshake flights, alerts */
     if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
-    if (got == 0) return NNG_EAGAIN;
-    *szp = got;
+    if (rv == NNG_EAGAIN) {
+        /* the caller's buffer is not full yet: keep what it holds, complete later */
+        if (got) {
+            ec->rbuf = buf;
+            ec->rwant = want;
+            ec->rgot = got;
+        }
+        return NNG_EAGAIN;
+    }
+    if (got == 0) return rv;
+    *szp = got; /* a fatal error after some data: the data now, the error next time */
     return 0;
 }
 
 static int conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t *szp) {
     if (ec->failed) return ec->failed;
-    out_push(ec);
-    if (ec->done) {
-        /* nng repeats the call whose bytes were all encrypted: report it once the tail
-         * has left the stage */
-        if (ec->out_len) return ec->io_err ? ec->io_err : NNG_EAGAIN;
-        *szp = ec->done;
-        ec->done = 0;
-        out_release(ec);
-        return 0;
-    }
     size_t n = 0;
     int ok = SSL_write_ex(ec->ssl, buf, *szp, &n);
-    out_push(ec); /* with a handshake's flight, or an alert */
     if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
     if (!ok) return ssl_fail(ec, 0);
-    if (ec->io_err) return ec->failed = ec->io_err;
-    if (ec->out_len) {
-        ec->done = n;
-        return ec->io_err ? ec->io_err : NNG_EAGAIN;
-    }
-    *szp = n;
-    out_release(ec);
+    *szp = n; /* all of it in nng's buffer */
     return 0;
 }
 

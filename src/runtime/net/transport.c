@@ -305,6 +305,11 @@ struct fri_net_server {
     void *handle_ctx;
     fri_net_event_fn event;
     void *event_ctx;
+    uint32_t max_conns;       /* 0: no limit */
+    int handshake_ms;
+    atomic_uint_fast64_t n_open; /* connections past ADD_PRE and not yet removed */
+    bool tls_ours;            /* tls+tcp:// with fedrec's engine: its timeouts are ours */
+    uint64_t seen_tls_hto;    /* the engine's handshake timeouts already reported */
     srv_ctx *ctx;             /* [n_ctx] */
     int n_ctx;
     pthread_mutex_t mu;       /* guards pipes */
@@ -321,7 +326,7 @@ struct fri_net_server {
     atomic_bool stopping;
     ep_counts seen;           /* listener counters already reported (watchdog only) */
     atomic_uint_fast64_t n_connects, n_requests, n_replies, n_refused, n_idle, n_tls, n_proto, n_hto, n_reject,
-        n_too_large;
+        n_too_large, n_over;
 };
 
 static void emit(fri_net_server *s, fri_net_event_kind kind, uint32_t pipe, const char *addr, uint64_t count,
@@ -341,6 +346,21 @@ static void emit(fri_net_server *s, fri_net_event_kind kind, uint32_t pipe, cons
 static void on_pipe_gated(fri_net_server *s, nng_pipe p, nng_pipe_ev ev) {
     uint32_t id = nng_pipe_id(p);
     char addr[FRI_NET_ADDR_MAX] = "";
+    if (ev == NNG_PIPE_EV_ADD_PRE) {
+        /* counted from here to its REM_POST (nng 1.5.2 runs that for every pipe that had
+         * an ADD_PRE, also one closed here), before the socket uses it */
+        uint64_t open = atomic_fetch_add(&s->n_open, 1);
+        if (s->max_conns && open >= s->max_conns) {
+            nng_sockaddr sa;
+            if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0) fmt_addr(&sa, addr, sizeof addr);
+            nng_pipe_close(p);
+            atomic_fetch_add(&s->n_over, 1);
+            emit(s, FRI_NET_EV_CONN_LIMIT, id, addr, open,
+                 "%s: connection %u from %s refused: %llu connections open, the limit (max_conns)", s->url, id, addr,
+                 (unsigned long long)open);
+        }
+        return;
+    }
     if (ev == NNG_PIPE_EV_ADD_POST) {
         nng_sockaddr sa;
         if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0) fmt_addr(&sa, addr, sizeof addr);
@@ -361,6 +381,7 @@ static void on_pipe_gated(fri_net_server *s, nng_pipe p, nng_pipe_ev ev) {
         atomic_fetch_add(&s->n_connects, 1);
         emit(s, FRI_NET_EV_CONNECT, id, addr, 0, "%s: connection %u from %s", s->url, id, addr);
     } else if (ev == NNG_PIPE_EV_REM_POST) {
+        atomic_fetch_sub(&s->n_open, 1);
         uint64_t reqs = 0;
         bool found = false;
         pthread_mutex_lock(&s->mu);
@@ -513,6 +534,15 @@ static void poll_listener(fri_net_server *s) {
              "%s: %llu connection(s) closed for not finishing the protocol handshake in time", s->url,
              (unsigned long long)d);
     }
+    fri_tls_stats ts;
+    if (s->tls_ours && fri_tls_engine_stats(&ts) && ts.handshake_timeouts > s->seen_tls_hto) {
+        uint64_t d = ts.handshake_timeouts - s->seen_tls_hto;
+        s->seen_tls_hto = ts.handshake_timeouts;
+        atomic_fetch_add(&s->n_hto, d);
+        emit(s, FRI_NET_EV_HANDSHAKE_TIMEOUT, 0, "", d,
+             "%s: %llu connection(s) closed for not finishing the TLS handshake within %d ms", s->url,
+             (unsigned long long)d, s->handshake_ms);
+    }
     if (now.reject > was->reject) {
         uint64_t d = now.reject - was->reject;
         atomic_fetch_add(&s->n_reject, d);
@@ -606,6 +636,7 @@ void fri_net_server_opts_default(fri_net_server_opts *o) {
     o->contexts = FRI_NET_DEFAULT_CONTEXTS;
     o->idle_ms = FRI_NET_DEFAULT_IDLE_MS;
     o->close_wait_ms = FRI_NET_DEFAULT_CLOSE_WAIT_MS;
+    o->handshake_ms = FRI_TLS_DEFAULT_HANDSHAKE_MS;
 }
 
 fr_err fri_net_server_opts_check(const fri_net_server_opts *o) {
@@ -625,6 +656,7 @@ fr_err fri_net_server_opts_check(const fri_net_server_opts *o) {
     if (o->idle_ms < 10) return fri_fail(FR_ERR_RANGE, "server: idle_ms %d is below 10 ms", o->idle_ms);
     if (o->close_wait_ms < 0)
         return fri_fail(FR_ERR_RANGE, "server: close_wait_ms %d is negative", o->close_wait_ms);
+    if (o->handshake_ms < 0) return fri_fail(FR_ERR_RANGE, "server: handshake_ms %d is negative", o->handshake_ms);
     return FR_OK;
 }
 
@@ -650,6 +682,8 @@ fr_err fri_net_server_start(fri_net_server **out, const fri_net_server_opts *o) 
     s->handle_ctx = o->handle_ctx;
     s->event = o->event;
     s->event_ctx = o->event_ctx;
+    s->max_conns = o->max_conns;
+    s->handshake_ms = o->handshake_ms;
     s->url = fri_strdup(o->url);
     s->ctx = fri_calloc((size_t)o->contexts, sizeof *s->ctx);
     if (!s->url || !s->ctx) {
@@ -664,6 +698,7 @@ fr_err fri_net_server_start(fri_net_server **out, const fri_net_server_opts *o) 
     }
     s->sock_open = true;
     if ((rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, o->max_msg + FRI_NET_HEADER_ROOM)) != 0 ||
+        (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, s)) != 0 ||
         (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, on_pipe, s)) != 0 ||
         (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, on_pipe, s)) != 0 ||
         (rv = nng_listener_create(&s->lst, s->sock, o->url)) != 0) {
@@ -679,6 +714,12 @@ fr_err fri_net_server_start(fri_net_server **out, const fri_net_server_opts *o) 
         }
         rv = nng_listener_set_ptr(s->lst, NNG_OPT_TLS_CONFIG, tc);
         nng_tls_config_free(tc); /* the listener holds its own reference */
+        s->tls_ours = fri_tls_engine_ours();
+        if (s->tls_ours) {
+            fri_tls_engine_set_handshake_ms(o->handshake_ms);
+            fri_tls_stats ts;
+            if (fri_tls_engine_stats(&ts)) s->seen_tls_hto = ts.handshake_timeouts;
+        }
         if (rv) {
             fri_net_server_stop(s);
             return nng_err(rv, "server", "setting TLS on", o->url);
@@ -733,6 +774,7 @@ void fri_net_server_stats_get(const fri_net_server *s, fri_net_server_stats *st)
     st->handshake_timeouts = atomic_load(&m->n_hto);
     st->rejected = atomic_load(&m->n_reject);
     st->too_large = atomic_load(&m->n_too_large);
+    st->over_limit = atomic_load(&m->n_over);
 }
 
 static void server_free(fri_net_server *s) {

@@ -68,14 +68,19 @@ typedef enum fri_net_event_kind {
     FRI_NET_EV_REFUSED,       /* closed by the server: the handler refused a request */
     FRI_NET_EV_TOO_LARGE,     /* closed by the server: a request just over max_msg (within
                                  the room nng's limit leaves for headers); count = size */
+    FRI_NET_EV_CONN_LIMIT,    /* refused by the server: max_conns connections were open;
+                                 count = connections open */
     /* counted by nng's listener, which names no connection: count = how many since the
      * last report (addr "", pipe 0) */
     FRI_NET_EV_TLS_FAILED,    /* TLS handshakes that failed (a client without a valid
                                  certificate, a client that distrusts ours, not TLS) */
     FRI_NET_EV_PROTOCOL,      /* connections that sent bytes that are not nng's SP
                                  protocol (garbage on a tcp:// listener) */
-    FRI_NET_EV_HANDSHAKE_TIMEOUT, /* connections that did not finish nng's protocol
-                                     handshake in time (nng: 10 s; tcp:// only) */
+    FRI_NET_EV_HANDSHAKE_TIMEOUT, /* connections that did not finish their handshake in
+                                     time: nng's protocol handshake (10 s, tcp://), or the
+                                     TLS one (handshake_ms; fedrec's TLS engine counts them
+                                     for the whole process, so with several TLS servers in
+                                     one process each reports all of them) */
     FRI_NET_EV_REJECTED,      /* peers of the wrong SP protocol (not REQ) */
     FRI_NET_EV_NOMEM,         /* connections dropped for lack of memory (also sent for one
                                  connection, with its pipe, when the server is short) */
@@ -112,6 +117,12 @@ typedef struct fri_net_server_opts {
                                  trickle and a silent connection share this one limit:
                                  clients must make a request at least this often (a closed
                                  client reconnects by itself, at the cost of a handshake) */
+    int handshake_ms;         /* tls+tcp:// with fedrec's engine: a connection whose TLS
+                                 handshake has not ended this long after it was accepted
+                                 is closed (nng never closes a peer that sends nothing);
+                                 0: no limit. Process-wide: the last server started sets it */
+    uint32_t max_conns;       /* connections open at once (0: no limit); one more is
+                                 closed as soon as its handshakes end, and reported */
     fri_net_handler handle;   /* required */
     void *handle_ctx;
     fri_net_event_fn event;   /* may be NULL */
@@ -133,6 +144,7 @@ typedef struct fri_net_server_stats {
     uint64_t handshake_timeouts;
     uint64_t rejected;
     uint64_t too_large;       /* requests over max_msg seen by the server (see the event) */
+    uint64_t over_limit;      /* connections refused for max_conns */
 } fri_net_server_stats;
 
 typedef struct fri_net_server fri_net_server;
