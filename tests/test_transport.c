@@ -1050,7 +1050,16 @@ static void conn_limit_case(bool tls) {
     /* the two still served; once one leaves, the third gets in */
     roundtrip(c1, "one again", 5000);
     fri_net_client_close(c2);
-    roundtrip(c3, "three", 10000);
+    /* c3 may redial before the server has seen c2 go (then it is refused again, and its
+     * request lost: a client does not resend), so it asks until it gets in */
+    fr_err e = FR_ERR_IO;
+    for (int i = 0; i < 20 && e != FR_OK; i++) {
+        e = fri_net_request(c3, (const uint8_t *)"three", 5, &r, &rn, 2000);
+        if (e != FR_OK) sleep_ms(100);
+    }
+    cr_assert_eq(e, FR_OK, "the third never got in: %s", fr_errmsg());
+    cr_assert(rn == 5 && !memcmp(r, "three", 5));
+    fri_net_reply_free(r);
     roundtrip(c1, "one still", 5000);
     fri_net_client_close(c3);
     fri_net_client_close(c1);
