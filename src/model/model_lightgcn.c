@@ -1,0 +1,267 @@
+/* The graph family (family.h): `lightgcn`, LightGCN's propagation (He et al. 2020:
+ * neighbour averaging over the user-item graph with the symmetric degree normalisation,
+ * no feature transforms, no nonlinearity, the final embedding the mean of the layers')
+ * restricted to what a user's own device can compute, so that the same model trains
+ * centrally and federated with the user's items and its embedding private.
+ *
+ *   e_u^0 = p_u (private),  e_i^0 = q_i (shared)
+ *   e_u^1 = d_u^-1/2 * sum_{k in N(u)} q_k          (N(u): the user's training items)
+ *   u*    = (e_u^0 + e_u^1) / 2                     (the mean of the user's layers)
+ *   score(u, i) = u* . q_i
+ * with the BPR loss on (u, pos, neg) (or BCE on labels) and an L2 term l2 * mean over
+ * the batch of |p_u|^2 + |q_pos|^2 (+ |q_neg|^2), as the bpr kind.
+ *
+ * What is left out of LightGCN, and why (docs/ARCHITECTURE.md, "The graph model"): the
+ * item side of each layer (e_i^1 = sum over the item's users of their p_v) and every path
+ * through another user (u -> i -> v -> j), which would need other users' private
+ * embeddings or their items; and the item degree in the normalisation (LightGCN's
+ * 1/sqrt(d_u d_i)), which would need the item counts of every user (a securely aggregated
+ * count round, not built). Every term here is a function of the user's own data and the
+ * shared item table, so the loss is a sum over users: one federated round of one
+ * full-batch step is one centralized full-batch step (tests/test_lightgcn.c).
+ *
+ * N(u) is not a parameter: the model reads it through its fr_model_graph binding
+ * (model.h), which the trainer's caller, the federated client (its own users, in its
+ * compact item rows) and the evaluator set. Without one, loss and score fail.
+ *
+ * Per batch, the propagation is done once per distinct user of the batch (a small hash
+ * from user to slot), not once per example: e_u^1 costs d_u * dim, the examples of a
+ * user share it, and its gradient is scattered to N(u) once. tests/test_lightgcn.c holds
+ * this against a naive per-example reference in double.
+ *
+ * Layout: item_emb [n_items x dim] shared, user_emb [n_users x dim] private.
+ * Parameter block in the config section: u32 dim. */
+#include <math.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "model/family.h"
+#include "model/layers.h"
+
+enum { ITEM_E, USER_E }; /* roles in m->slot */
+
+static void config_default(fr_model_config *c) {
+    c->dim = 64;
+    c->loss = FR_LOSS_BPR;
+    c->l2 = 0.0f;
+}
+
+static fr_err config_check(const fr_model_config *c) {
+    if (c->dim == 0 || c->dim > 4096) return fri_fail(FR_ERR_INVALID, "lightgcn: dim %u: expected 1..4096", c->dim);
+    if (c->loss != FR_LOSS_BPR && c->loss != FR_LOSS_BCE)
+        return fri_fail(FR_ERR_INVALID, "lightgcn: loss %s: expected bpr or bce", fri_loss_name(c->loss));
+    return FR_OK;
+}
+
+static void params_put(fri_buf *b, const fr_model_config *c) { fri_buf_u32(b, c->dim); }
+static fr_err params_get(fri_rd *r, fr_model_config *c) { return fri_rd_u32(r, &c->dim, "dim"); }
+
+static fr_err layout(fr_model *m, const fr_model_config *c) {
+    fr_err e = fri_model_add_tensor(m, "item_emb", c->n_items, c->dim, FR_TENSOR_ITEM_TABLE, FRI_INIT_NORMAL,
+                                    &m->slot[ITEM_E]);
+    if (!e)
+        e = fri_model_add_tensor(m, "user_emb", c->n_users, c->dim, FR_TENSOR_USER_TABLE, FRI_INIT_NORMAL,
+                                 &m->slot[USER_E]);
+    return e;
+}
+
+/* ---------------------------------------------------------------- workspace */
+
+typedef struct lg_ws {
+    uint32_t *hkey, *hval;  /* [H] open-addressing map user -> slot (key UINT32_MAX: empty) */
+    size_t H;               /* power of two >= 2 * max batch */
+    uint32_t *slot;         /* [B] the slot of example x's user */
+    uint32_t *uniq;         /* [B] the user of each slot */
+    float *ustar, *dustar;  /* [B, dim] u* of each slot and its gradient */
+    float *s, *sn, *ds, *dsn; /* [B] scores (pos, neg) and their gradients */
+} lg_ws;
+
+static size_t hash_size(size_t B) {
+    size_t H = 16;
+    while (H < 2 * B) H *= 2;
+    return H;
+}
+
+static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
+    lg_ws tmp, *w = wsp ? wsp : &tmp;
+    fri_carver cv = {arena, 0};
+    size_t d = c->dim;
+    w->H = hash_size(B);
+    /* the index arrays live in the float arena: allocated storage, only ever accessed as
+     * uint32_t, of the same size as a float */
+    w->hkey = (uint32_t *)(void *)fri_carve(&cv, w->H);
+    w->hval = (uint32_t *)(void *)fri_carve(&cv, w->H);
+    w->slot = (uint32_t *)(void *)fri_carve(&cv, B);
+    w->uniq = (uint32_t *)(void *)fri_carve(&cv, B);
+    w->ustar = fri_carve(&cv, B * d);
+    w->dustar = fri_carve(&cv, B * d);
+    w->s = fri_carve(&cv, B); w->sn = fri_carve(&cv, B); w->ds = fri_carve(&cv, B); w->dsn = fri_carve(&cv, B);
+    return cv.at;
+}
+
+static bool ws_fits(const fr_model_config *a, const fr_model_config *b) { return a->dim == b->dim; }
+
+/* ---------------------------------------------------------------- propagation */
+
+/* The distinct users of users[0, n) get slots 0.. in order of first appearance
+ * (ws->uniq), example x slot ws->slot[x]. Returns the number of slots. */
+static size_t dedupe(lg_ws *w, const uint32_t *users, size_t n) {
+    memset(w->hkey, 0xff, w->H * sizeof *w->hkey);
+    size_t mask = w->H - 1, U = 0;
+    for (size_t x = 0; x < n; x++) {
+        uint32_t u = users[x];
+        size_t h = ((size_t)u * 0x9E3779B1u) & mask;
+        while (w->hkey[h] != UINT32_MAX && w->hkey[h] != u) h = (h + 1) & mask;
+        if (w->hkey[h] == UINT32_MAX) {
+            w->hkey[h] = u;
+            w->hval[h] = (uint32_t)U;
+            w->uniq[U++] = u;
+        }
+        w->slot[x] = w->hval[h];
+    }
+    return U;
+}
+
+/* u* of each slot: (p_u + d_u^-1/2 sum_{k in N(u)} q_k) / 2. FR_ERR_INVALID without a
+ * graph, FR_ERR_RANGE for a graph item outside the item table. */
+static fr_err propagate(const fr_model *m, lg_ws *w, size_t U) {
+    if (!m->graph.items)
+        return fri_fail(FR_ERR_INVALID, "lightgcn: no training graph bound (fr_model_set_graph): its scores "
+                        "propagate a user's training items");
+    size_t d = m->cfg.dim;
+    const float *P = fri_model_data(m, m->slot[USER_E]), *Q = fri_model_data(m, m->slot[ITEM_E]);
+    for (size_t k = 0; k < U; k++) {
+        uint32_t u = w->uniq[k];
+        const uint32_t *it = NULL;
+        size_t n = m->graph.items(m->graph.ctx, u, &it);
+        float *o = w->ustar + k * d;
+        memset(o, 0, d * sizeof *o);
+        for (size_t j = 0; j < n; j++) {
+            if (it[j] >= m->cfg.n_items)
+                return fri_fail(FR_ERR_RANGE, "lightgcn: user row %u: graph item %u outside %u items", u, it[j],
+                                m->cfg.n_items);
+            const float *q = Q + (size_t)it[j] * d;
+            for (size_t c = 0; c < d; c++) o[c] += q[c];
+        }
+        float cu = n ? (float)(1.0 / sqrt((double)n)) : 0.0f;
+        const float *p = P + (size_t)u * d;
+        for (size_t c = 0; c < d; c++) o[c] = 0.5f * (p[c] + cu * o[c]);
+    }
+    return FR_OK;
+}
+
+/* ---------------------------------------------------------------- math */
+
+static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad *g, double *loss) {
+    lg_ws *w = wsp;
+    const fr_model_config *c = &m->cfg;
+    size_t B = b->n, d = c->dim;
+    size_t U = dedupe(w, b->users, B);
+    fr_err e = propagate(m, w, U);
+    if (e) return e;
+    const int it_t = m->slot[ITEM_E], us_t = m->slot[USER_E];
+    const float *P = fri_model_data(m, us_t), *Q = fri_model_data(m, it_t);
+    bool bpr = c->loss == FR_LOSS_BPR;
+    for (size_t x = 0; x < B; x++) {
+        const float *us = w->ustar + (size_t)w->slot[x] * d;
+        w->s[x] = fri_dot(us, Q + (size_t)b->items[x] * d, d);
+        if (bpr) w->sn[x] = fri_dot(us, Q + (size_t)b->neg[x] * d, d);
+    }
+    double L = bpr ? fri_bpr_forward_backward(g ? w->ds : NULL, g ? w->dsn : NULL, w->s, w->sn, b->weight, B)
+                   : fri_bce_forward_backward(g ? w->ds : NULL, w->s, b->label, b->weight, B);
+    double l2s = (double)c->l2 / (double)B;
+    if (l2s > 0) {
+        double sq = 0;
+        for (size_t x = 0; x < B; x++) {
+            sq += fri_sumsq(P + (size_t)b->users[x] * d, d) + fri_sumsq(Q + (size_t)b->items[x] * d, d);
+            if (bpr) sq += fri_sumsq(Q + (size_t)b->neg[x] * d, d);
+        }
+        L += l2s * sq;
+    }
+    *loss = L;
+    if (!g) return FR_OK;
+
+    /* scores -> u* and the scored item rows */
+    float *GQ = fri_grad_of(g, it_t), *GP = fri_grad_of(g, us_t);
+    fr_rowset *rq = &g->rows[it_t], *rp = &g->rows[us_t];
+    memset(w->dustar, 0, U * d * sizeof *w->dustar);
+    float k2 = (float)(2.0 * l2s);
+    for (size_t x = 0; x < B; x++) {
+        const float *us = w->ustar + (size_t)w->slot[x] * d;
+        float *dus = w->dustar + (size_t)w->slot[x] * d;
+        uint32_t i = b->items[x];
+        const float *q = Q + (size_t)i * d;
+        float *gq = GQ + (size_t)i * d, ds = w->ds[x];
+        for (size_t cc = 0; cc < d; cc++) {
+            dus[cc] += ds * q[cc];
+            gq[cc] += ds * us[cc] + k2 * q[cc];
+        }
+        fr_rowset_add(rq, i);
+        if (bpr) {
+            uint32_t j = b->neg[x];
+            const float *qn = Q + (size_t)j * d;
+            float *gn = GQ + (size_t)j * d, dsn = w->dsn[x];
+            for (size_t cc = 0; cc < d; cc++) {
+                dus[cc] += dsn * qn[cc];
+                gn[cc] += dsn * us[cc] + k2 * qn[cc];
+            }
+            fr_rowset_add(rq, j);
+        }
+        if (k2 > 0) {
+            uint32_t u = b->users[x];
+            const float *p = P + (size_t)u * d;
+            float *gp = GP + (size_t)u * d;
+            for (size_t cc = 0; cc < d; cc++) gp[cc] += k2 * p[cc];
+        }
+    }
+    /* u* -> p_u (1/2) and every q_k of N(u) (d_u^-1/2 / 2) */
+    for (size_t k = 0; k < U; k++) {
+        uint32_t u = w->uniq[k];
+        const float *dus = w->dustar + k * d;
+        float *gp = GP + (size_t)u * d;
+        for (size_t cc = 0; cc < d; cc++) gp[cc] += 0.5f * dus[cc];
+        fr_rowset_add(rp, u);
+        const uint32_t *it = NULL;
+        size_t n = m->graph.items(m->graph.ctx, u, &it);
+        if (!n) continue;
+        float a = 0.5f * (float)(1.0 / sqrt((double)n));
+        for (size_t j = 0; j < n; j++) {
+            float *gq = GQ + (size_t)it[j] * d;
+            for (size_t cc = 0; cc < d; cc++) gq[cc] += a * dus[cc];
+            fr_rowset_add(rq, it[j]);
+        }
+    }
+    return FR_OK;
+}
+
+static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
+    lg_ws *w = wsp;
+    size_t d = m->cfg.dim;
+    size_t U = dedupe(w, users, n);
+    if (propagate(m, w, U)) { /* no graph (or a bad one): no ranking can be trusted */
+        for (size_t x = 0; x < n; x++) out[x] = NAN;
+        return;
+    }
+    const float *Q = fri_model_data(m, m->slot[ITEM_E]);
+    for (size_t x = 0; x < n; x++) out[x] = fri_dot(w->ustar + (size_t)w->slot[x] * d, Q + (size_t)items[x] * d, d);
+}
+
+static const fri_model_kind_def kinds[] = {{"lightgcn", false, false}};
+
+const fri_model_family fri_model_family_lightgcn = {
+    .name = "lightgcn",
+    .kinds = kinds,
+    .n_kinds = 1,
+    .init_std = 0.1f,
+    .needs_graph = true,
+    .config_default = config_default,
+    .config_check = config_check,
+    .params_put = params_put,
+    .params_get = params_get,
+    .layout = layout,
+    .ws_size = sizeof(lg_ws),
+    .ws_carve = ws_carve,
+    .ws_fits = ws_fits,
+    .loss_grad = loss_grad,
+    .score = score,
+};
