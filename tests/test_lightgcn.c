@@ -57,11 +57,12 @@ static fr_model *small_model(fr_loss loss, float l2) {
     return m;
 }
 
-/* a batch with repeated users, the empty user 3, positives in and out of N(u) */
+/* a batch with repeated users, the empty user 3, positives in N(u) (left out of the
+ * example's propagation) and out of it, a label-0 example on an item of N(u) (kept) */
 static uint32_t B_USERS[] = {0, 1, 0, 2, 3, 4, 2, 0};
 static uint32_t B_ITEMS[] = {2, 1, 5, 6, 4, 7, 3, 0};
 static uint32_t B_NEG[] = {1, 8, 7, 0, 2, 3, 5, 4};
-static float B_LABEL[] = {1, 0, 1, 1, 0, 1, 0, 1};
+static float B_LABEL[] = {1, 0, 1, 1, 0, 1, 0, 1}; /* x = 1: user 1's own item 1, label 0 */
 static float B_WEIGHT[] = {1, 2, 0.5f, 1, 1.5f, 1, 1, 3};
 #define BN 8
 
@@ -94,10 +95,15 @@ static double naive(const fr_model *m, const fr_batch *b, double *grad) {
         uint32_t u = b->users[x];
         const uint32_t *it;
         size_t n = csr_items(&GRAPH, u, &it);
-        double us[16] = {0}, cu = n ? 1.0 / sqrt((double)n) : 0;
+        /* a positive that is one of u's training items is left out of u's propagation */
+        bool ex = false;
+        for (size_t j = 0; j < n; j++) ex |= it[j] == b->items[x] && (bpr || b->label[x] > 0);
+        size_t nk = n - (ex ? 1 : 0);
+        double us[16] = {0}, cu = nk ? 1.0 / sqrt((double)nk) : 0;
         for (size_t k = 0; k < d; k++) {
             double agg = 0;
-            for (size_t j = 0; j < n; j++) agg += w[qo + it[j] * d + k];
+            for (size_t j = 0; j < n; j++)
+                if (!(ex && it[j] == b->items[x])) agg += w[qo + it[j] * d + k];
             us[k] = 0.5 * (w[po + u * d + k] + cu * agg);
         }
         double s = 0, sn = 0, wt = b->weight ? b->weight[x] : 1.0;
@@ -122,7 +128,8 @@ static double naive(const fr_model *m, const fr_batch *b, double *grad) {
             grad[qo + b->items[x] * d + k] += ds * us[k];
             if (bpr) grad[qo + b->neg[x] * d + k] += dsn * us[k];
             grad[po + u * d + k] += 0.5 * dus[k];
-            for (size_t j = 0; j < n; j++) grad[qo + it[j] * d + k] += 0.5 * cu * dus[k];
+            for (size_t j = 0; j < n; j++)
+                if (!(ex && it[j] == b->items[x])) grad[qo + it[j] * d + k] += 0.5 * cu * dus[k];
         }
         /* L2: l2 * mean over the batch of |p_u|^2 + |q_pos|^2 (+ |q_neg|^2) */
         double l2 = (double)c->l2 * inv;

@@ -59,6 +59,20 @@ static void fedrec_federated(fr_run_config *c, const char *k) {
         c->fl.item_local.lr = 0.8f;
         c->fl.item_lr_decay = 0.96f;
         c->loop.steps = 40;
+    } else if (is(k, "lightgcn", NULL, NULL)) {
+        /* bpr's rule with a far smaller item-row rate: every step of a client moves all
+         * of its own items' rows (its propagation reads them), so the round's summed
+         * deltas are larger (item lr 0.8 and 0.2 diverged); tuned on a leave-one-out
+         * validation split of ml-100k-loo's train.rating (docs/ARCHITECTURE.md) */
+        c->fl.item_sum = true;
+        fr_optim_config_default(&c->fl.local, FR_OPTIM_ADAM);
+        c->fl.local.lr = 0.006f;
+        c->fl.batch = 32;
+        c->fl.negatives = 4;
+        fr_optim_config_default(&c->fl.item_local, FR_OPTIM_SGD);
+        c->fl.item_local.lr = 0.05f;
+        c->fl.item_lr_decay = 0.99f;
+        c->loop.steps = 60;
     } else if (is(k, "mf", NULL, NULL)) {
         /* item rows take the sum of the clients' deltas (three local epochs of SGD 0.03)
          * as a pseudo-gradient for a server Adam (FedAdam, lr 0.01), which gives every
@@ -100,6 +114,15 @@ static void fedrec_centralized(fr_run_config *c, const char *k) {
         c->model.bias_l2 = 0.01f;
         c->lr_decay = 0.92;
         c->loop.steps = 40;
+    } else if (is(k, "lightgcn", NULL, NULL)) {
+        /* large batches: a batch propagates each of its users once, so an epoch costs
+         * about (batches x the graph's edges); Adam 0.02, one negative a positive, L2
+         * 0.01 (tuned on the validation split, docs/ARCHITECTURE.md) */
+        c->train.batch = 8192;
+        c->train.optim.lr = 0.02f;
+        c->train.negatives = 1;
+        c->model.l2 = 0.01f;
+        c->loop.steps = 35;
     } else if (is(k, "bpr", NULL, NULL)) {
         c->train.optim.lr = 0.05f;
         c->train.negatives = 4;
