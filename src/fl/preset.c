@@ -120,6 +120,7 @@ static void fedrec_centralized(fr_run_config *c, const char *k) {
          * positive, L2 0.005, 50 epochs (tuned on the validation split,
          * docs/ARCHITECTURE.md) */
         c->train.batch = 8192;
+        c->train.shards = 1; /* each shard propagates its users again: one is half the work */
         c->train.optim.lr = 0.03f;
         c->train.negatives = 1;
         c->model.l2 = 0.005f;
