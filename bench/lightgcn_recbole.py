@@ -81,6 +81,7 @@ def main():
         "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1},
         "show_progress": False, "state": "ERROR", "checkpoint_dir": tmp,
     }
+    os.chdir(tmp)  # RecBole writes its logs (log/, log_tensorboard/) under the working directory
     config = Config(model="LightGCN", config_dict=cfg)
     init_seed(config["seed"], config["reproducibility"])
     ds = create_dataset(config)
