@@ -507,3 +507,19 @@ Test(lightgcn, one_round_equals_one_full_batch_step) {
     fr_sim_free(sim);
     fr_dataset_free(d);
 }
+
+/* A device's fr_client_score is given no item list: a graph kind refuses it instead of
+ * scoring through a stale binding. */
+Test(lightgcn, client_score_is_refused) {
+    fr_model *m = small_model(FR_LOSS_BPR, 0.0f);
+    fr_fl_config fc;
+    fr_fl_config_default(&fc, kind());
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, fr_model_config_of(m), &fc), FR_OK, "%s", fr_errmsg());
+    float row[4] = {0}, *priv[1] = {row}, out[2];
+    uint32_t items[2] = {1, 3};
+    cr_assert_eq(fr_client_score(ws, m, priv, items, 2, out), FR_ERR_UNSUPPORTED);
+    cr_assert(strstr(fr_errmsg(), "lightgcn"), "%s", fr_errmsg());
+    fr_client_ws_free(ws);
+    fr_model_free(m);
+}

@@ -586,6 +586,9 @@ static void load_model(fr_client_ws *ws, const fr_model *global, float *const *r
 fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *priv, const uint32_t *items, size_t n,
                        float *out) {
     uint32_t ni = ws->mcfg.n_items;
+    if (ws->graph) /* its scores read the user's items, which this call is not given */
+        return fri_fail(FR_ERR_UNSUPPORTED, "client score: %s scores through the user's training items; score "
+                        "a model bound to them (fr_model_set_graph) instead", fr_model_kind_name(ws->mcfg.kind));
     if (fr_model_config_of(global)->n_items != ni)
         return fri_fail(FR_ERR_INVALID, "client score: the model has %u items, the client %u",
                         fr_model_config_of(global)->n_items, ni);
