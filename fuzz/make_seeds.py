@@ -40,6 +40,21 @@ def result(client=3, rnd=2, cfg_crc=0x1234, weight=100, examples=500, loss=12.5,
     return body
 
 
+def cresult(flags=2 | 8, dense_len=3, top=((0, 5), (2, -7)), dense_scale=1000.0,
+            tables=(((1, 4, 15), 4, 3.0, (1, 2, 3, -4)), ((0, 7, 999), 1, 0.0, (0,)))):
+    """A compressed RESULT (src/fl/compress.c): q8 (flag 2) blocks of an f32 scale and int8
+    values; with top-k (flag 8) the dense part is u32 K | u32 idx[K] | the K values. Each
+    row repeats its q values."""
+    body = struct.pack("<IIIIQQdII", 3, 2, 0x1234, flags, 100, 500, 12.5, dense_len, len(tables))
+    body += struct.pack("<I", len(top)) + struct.pack("<%dI" % len(top), *[i for i, _ in top])
+    body += struct.pack("<f", dense_scale) + struct.pack("<%db" % len(top), *[q for _, q in top])
+    for ids, width, scale, q in tables:
+        body += struct.pack("<II", width, len(ids)) + struct.pack("<%dI" % len(ids), *ids)
+        for _ in ids:
+            body += struct.pack("<f", scale) + struct.pack("<%db" % width, *q)
+    return body
+
+
 def net(mtype, payload, version=1, flags=0, length=None):
     """A network message (src/runtime/net/wire.h): the CRC covers header bytes [0, 12)
     and the payload."""
@@ -114,6 +129,14 @@ def main():
     write("result", "bad_width", seal(result(tables=(((1, 4, 15), 5), ((0, 7, 999), 1)))))
     write("result", "bad_short", seal(b)[:20])
     write("result", "bad_type_task", seal(b, mtype=1))
+
+    os.makedirs(os.path.join(HERE, "corpus", "cresult"), exist_ok=True)
+    write("cresult", "valid_q8_topk", seal(cresult()))
+    write("cresult", "bad_scale_fraction", seal(cresult(dense_scale=2.5)))
+    write("cresult", "bad_q_minus_128", seal(cresult(top=((0, 5), (2, -128)))))
+    write("cresult", "bad_topk_order", seal(cresult(top=((2, 5), (0, -7)))))
+    write("cresult", "bad_q8_and_q16", seal(cresult(flags=2 | 4 | 8)))
+    write("cresult", "bad_truncated", seal(cresult())[:-3])
 
     # TASK: round 1, a config block of arbitrary bytes is refused (its CRC is right, the
     # config is not); a well-formed one comes from the C encoder (tests/test_msg.c writes

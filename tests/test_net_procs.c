@@ -476,6 +476,57 @@ Test(net_procs, equivalence_with_weighted_implicit_data, .timeout = 240) {
     free(f.dir);
 }
 
+/* The rest of train's federation options (client optimizer, item rows' optimizer and decay,
+ * item aggregation, the server's strategy and its knobs, bias L2, kept optimizer state)
+ * reach the clients in the TASK and the server's rule alike: the same model as train's. */
+Test(net_procs, equivalence_with_train_options, .timeout = 240) {
+    fed f;
+    fed_make(&f, 6, 50, 200);
+    const char *opts = "--rounds 3 --seed 4 --model mf --optimizer adam --lr 0.01 --item-optimizer sgd --item-lr 0.05 "
+                       "--item-lr-decay 0.9 --item-agg rows --strategy fedadam --tau 0.01 --beta1 0.8 --beta2 0.95 "
+                       "--bias-l2 0.02 --keep-private-optim";
+    run_federation(&f, opts);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts, f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked global model differs from the simulator's");
+    /* and the options mattered: the defaults give another model */
+    cr_assert_eq(sh("%s train --data %s --rounds 3 --seed 4 --model mf --quiet --out %s/sim0.fr >/dev/null",
+                    FR_FEDREC_BIN, f.data, f.dir), 0);
+    cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "the options changed nothing");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+/* Decoy items over the network: the clients draw them from the public popularity that
+ * data shard wrote (popularity.txt), as the simulator draws them from its training data,
+ * so the model is train's bit for bit; a client without the file refuses to step. */
+Test(net_procs, equivalence_with_decoys, .timeout = 240) {
+    fed f;
+    fed_make(&f, 6, 50, 200);
+    const char *opts = "--rounds 3 --seed 6 --model mf --hide-items decoys:2";
+    run_federation(&f, opts);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts, f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked global model differs from the simulator's");
+    cr_assert_eq(sh("%s train --data %s --rounds 3 --seed 6 --model mf --quiet --out %s/sim0.fr >/dev/null",
+                    FR_FEDREC_BIN, f.data, f.dir), 0);
+    cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "the decoys changed nothing");
+    /* without the popularity file a client of such a federation says what it lacks */
+    cr_assert_eq(sh("mv %s/shards/popularity.txt %s/pop.txt", f.dir, f.dir), 0);
+    int port = free_port();
+    pid_t srv = start_server(&f, port, "--rounds 1 --seed 6 --model mf --hide-items decoys --clients-per-round 1 "
+                                       "--min-clients 1 --deadline 3 --max-attempts 1");
+    char extra[4200];
+    snprintf(extra, sizeof extra, "--give-up 10 --state %s/fresh.state", f.dir);
+    pid_t c0 = start_client_opts(&f, port, 0, extra);
+    int rc = wait_for(c0, 60);
+    kill(srv, SIGKILL);
+    wait_for(srv, 10);
+    if (rc == 0 || !count_in(f.dir, "client0.log", "popularity.txt")) show_logs(&f);
+    cr_assert_neq(rc, 0, "a client without the popularity stepped");
+    cr_assert_geq(count_in(f.dir, "client0.log", "popularity.txt"), 1, "the client did not say what it lacks");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 /* Mutual TLS through the commands: with --client-ca the server takes only clients that
  * present a certificate of that CA; one without is refused at the handshake and gives up. */
 Test(net_procs, mutual_tls, .timeout = 180) {

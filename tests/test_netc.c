@@ -6,6 +6,7 @@
  *     non-increasing order), kept private optimizer state on and off, all clients or a
  *     sample per round;
  *   - a client saved and reloaded between rounds (a process restart) changes nothing;
+ *   - so with q8 and q16 compression up and down;
  *   - state files of another client, another silo, another federation, truncated at
  *     every length or with any byte flipped are refused, the client unchanged; a missing
  *     file is a fresh client;
@@ -30,10 +31,13 @@
 
 static fr_dataset *synthetic(void) { return tu_generate(40, 60, 900, 11); }
 
+static uint32_t g_compress; /* compress_up and compress_down of the configs (each Test is its own process) */
+
 static void configs(fr_model_config *mc, fr_fl_config *cfg, const fr_dataset *d, fr_model_kind kind, bool keep,
                     double cpr) {
     fr_model_config_default(mc, kind);
     fr_fl_config_default(cfg, kind);
+    cfg->compress_up = cfg->compress_down = g_compress;
     cfg->seed = 5;
     cfg->keep_private_optim = keep;
     cfg->clients_per_round = cpr;
@@ -273,6 +277,13 @@ Test(netc, neumf_silos_equal_the_simulator) {
         check_equals_sim(FR_MODEL_NEUMF, true, keep, 0, 3, false);
         check_equals_sim(FR_MODEL_NEUMF, true, keep, 0.5, 4, false);
     }
+}
+
+Test(netc, compressed_rounds_equal_the_simulator) {
+    g_compress = FR_COMPRESS_Q8; /* q8 RESULTs and TASKs: the same streams in both */
+    check_equals_sim(FR_MODEL_NEUMF, false, false, 0.3, 3, true);
+    g_compress = FR_COMPRESS_Q16;
+    check_equals_sim(FR_MODEL_MF, true, true, 0, 3, false);
 }
 
 Test(netc, restarted_clients_equal_the_simulator) {

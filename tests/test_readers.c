@@ -813,3 +813,28 @@ Test(readers, shared_ml100k) {
     fr_dataset_free(d);
     free(p);
 }
+
+/* The items' public popularity (popularity.txt of fedrec data shard): the weights as
+ * written, comments skipped; a bad value, too many or too few lines refused naming the
+ * file and line (or the counts). */
+Test(readers, popularity_file) {
+    char *p = tu_write(dir, "pop.txt", "# popularity\n3\n1\r\n\n2.5\n");
+    double *w = NULL;
+    cr_assert_eq(fr_popularity_load(p, 3, &w), FR_OK, "%s", fr_errmsg());
+    cr_assert(w[0] == 3 && w[1] == 1 && w[2] == 2.5, "%g %g %g", w[0], w[1], w[2]);
+    free(w);
+    free(p);
+    p = tu_write(dir, "bad.txt", "# popularity\n3\n-1\n2\n");
+    cr_assert_eq(fr_popularity_load(p, 3, &w), FR_ERR_PARSE);
+    cr_assert_null(w);
+    cr_assert(strstr(fr_errmsg(), "bad.txt:3:") && strstr(fr_errmsg(), "'-1'"), "%s", fr_errmsg());
+    free(p);
+    p = tu_write(dir, "long.txt", "1\n2\n3\n4\n");
+    cr_assert_eq(fr_popularity_load(p, 3, &w), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "long.txt:4:") && strstr(fr_errmsg(), "3 items"), "%s", fr_errmsg());
+    free(p);
+    p = tu_write(dir, "short.txt", "1\n2\n");
+    cr_assert_eq(fr_popularity_load(p, 3, &w), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "2 popularity lines") && strstr(fr_errmsg(), "3 items"), "%s", fr_errmsg());
+    free(p);
+}

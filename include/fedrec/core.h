@@ -106,6 +106,8 @@ enum fr_purpose {
     FR_PURPOSE_LDP = 12,      /* a client's local-DP noise (simulation only) */
     FR_PURPOSE_DECOYS = 13,   /* a client's decoy items (hiding which items it touched) */
     FR_PURPOSE_DECOY_VALUES = 14, /* the pseudo-gradients of its decoy rows */
+    FR_PURPOSE_COMPRESS_UP = 20,   /* a client's stochastic rounding of its RESULT */
+    FR_PURPOSE_COMPRESS_DOWN = 21, /* the server's stochastic rounding of a round's TASK */
     FR_PURPOSE_USER = 1000    /* first free value for applications */
 };
 

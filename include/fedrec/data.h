@@ -366,7 +366,7 @@ FR_API FR_NODISCARD fr_err fr_dataset_write_ncf(const char *dir, const fr_datase
  * user U's train.rating, test.rating and (negs given) test.negative in the NCF layout
  * with global dense ids — what `fedrec client --data dir/cU` trains on and nothing
  * more; dir/items.map the raw item ids; dir/federation.txt what a server may know
- * (fr_federation). Every file is written atomically. Errors as fr_dataset_write_ncf. */
+ * (fr_federation); dir/popularity.txt the items' public popularity (fr_popularity_load). Every file is written atomically. Errors as fr_dataset_write_ncf. */
 FR_API FR_NODISCARD fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const fr_dataset *test,
                                                    const fr_negatives *negs, float mean_rating);
 /* A federation file (fr_dataset_write_shards), as a server reads it. */
@@ -383,6 +383,13 @@ typedef struct fr_federation {
 /* Reads path (a federation.txt, or the shard directory holding it). FR_ERR_IO,
  * FR_ERR_PARSE naming file, line and value, FR_ERR_VERSION; *f zeroed on failure. */
 FR_API FR_NODISCARD fr_err fr_federation_load(const char *path, fr_federation *f);
+/* The items' public popularity that fr_dataset_write_shards writes as dir/popularity.txt
+ * ('#' comments, then one weight > 0 per line for items 0..n_items-1: each item's training
+ * interactions + 1), the weights a client draws decoy items from (fr_fl_config.decoys,
+ * fr_client_ws_set_popularity). *out gets n_items weights (malloc'd: the caller frees them
+ * with free). FR_ERR_IO, FR_ERR_PARSE naming file, line and value (or the count of lines
+ * against n_items), FR_ERR_NOMEM; *out NULL on failure. */
+FR_API FR_NODISCARD fr_err fr_popularity_load(const char *path, uint32_t n_items, double **out);
 /* Writes a dataset as a u.data-style tab file (raw ids). */
 FR_API FR_NODISCARD fr_err fr_dataset_write_tsv(const fr_dataset *d, const char *path);
 

@@ -16,6 +16,7 @@
 #define FEDREC_FEDREC_H
 #include "fedrec/core.h"
 #include "fedrec/data.h"
+#include "fedrec/features.h"
 #include "fedrec/pairset.h"
 #include "fedrec/model.h"
 #include "fedrec/train.h"

@@ -129,6 +129,11 @@ typedef struct fr_result {
 /* A DP client's update had norm <= the round's clip (adaptive clipping counts them). In
  * the RESULT's header word that was reserved (0 without DP). */
 #define FR_RESULT_UNCLIPPED 1u
+/* Compressed RESULT values (fr_fl_config.compress_up, compress_topk): decoded by the round
+ * controller (fr_round_submit); fr_result_decode reads uncompressed RESULTs only. */
+#define FR_RESULT_Q8 2u
+#define FR_RESULT_Q16 4u
+#define FR_RESULT_TOPK 8u
 
 FR_API FR_NODISCARD fr_err fr_result_create(fr_result **out);
 FR_API void fr_result_free(fr_result *r);
@@ -250,7 +255,32 @@ typedef struct fr_fl_config {
                                  rows (a random one, scaled by exp(N(0, 1/4)), 0.3% noise;
                                  stream (seed, round, client, DECOY_VALUES)), which DO change
                                  the model, as FedGNN's pseudo items do (src/fl/hide.c) */
+    /* Compression (docs/ARCHITECTURE.md, "Fewer bytes per round"; src/fl/compress.c). Off
+     * (all 0): the TASK's config block is byte for byte that of a build without it. */
+    uint32_t compress_up;     /* fr_compress of a RESULT's values: FR_COMPRESS_Q8/Q16 send each
+                                 item row (and each block of FR_COMPRESS_BLOCK dense values)
+                                 as one scale and 8- or 16-bit integers, stochastically
+                                 rounded from (seed, round, client, COMPRESS_UP); the
+                                 server decodes them into the same fixed-point sums. Not
+                                 with DP (a quantized value can leave the clip ball) */
+    uint32_t compress_topk;   /* K > 0: a client sends only the K dense values of largest
+                                 magnitude (ties: the lower index), with error feedback:
+                                 what it did not send is added to its next round's dense
+                                 update (the client's residual: fri_client_ws_set_residual).
+                                 0 (default): off */
+    uint32_t compress_down;   /* fr_compress of the TASK's shared parameters: item rows one
+                                 scale each, dense tensors per block, stochastic rounding
+                                 from (seed, round, 0, COMPRESS_DOWN); clients train from
+                                 the decoded model, the server keeps the exact one */
 } fr_fl_config;
+
+/* Value encodings of fr_fl_config.compress_up / compress_down. */
+typedef enum fr_compress {
+    FR_COMPRESS_NONE = 0,     /* int64 fixed point up, float32 down */
+    FR_COMPRESS_Q8 = 1,       /* a scale per row/block, int8 in [-127, 127] */
+    FR_COMPRESS_Q16 = 2,      /* a scale per row/block, int16 in [-32767, 32767] */
+} fr_compress;
+#define FR_COMPRESS_BLOCK 64  /* dense values per scale */
 
 #define FR_FL_MAX_DECOYS 100.0
 

@@ -81,11 +81,22 @@ typedef struct fr_model_config {
     float reg_item;       /* bias: lambda_i of reg_item * sum over items of b_i^2 (10);
                              the fit minimises sum (r - mu - b_u - b_i)^2 + both terms,
                              as Surprise's BaselineOnly (its defaults) */
+    uint32_t features;    /* lightfm/fm: the side features (fr_model_config_set_features),
+                             a handle to an immutable copy held by the library; 0: ids only */
+    uint32_t warp;        /* lightfm/fm with loss bpr: > 0 trains WARP instead, drawing up
+                             to this many negatives per positive (default 0) */
 } fr_model_config;
 
 /* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them).
  * Fields the kind does not use are left 0 (mf) or at their defaults (the NCF kinds). */
 FR_API void fr_model_config_default(fr_model_config *cfg, fr_model_kind kind);
+/* Gives cfg (a lightfm or fm config) the side features f (fedrec/features.h): an
+ * immutable copy is kept by the library for the life of the process (identical feature
+ * sets share one copy) and cfg->features names it, so configs stay plain values. f may be
+ * freed afterwards; NULL clears them. Thread-safe. FR_ERR_NOMEM, FR_ERR_RANGE (more than
+ * 4096 distinct sets in a process). */
+struct fr_features;
+FR_API FR_NODISCARD fr_err fr_model_config_set_features(fr_model_config *cfg, const struct fr_features *f);
 /* FR_OK, or FR_ERR_INVALID with a message saying which field is wrong and why. */
 FR_API FR_NODISCARD fr_err fr_model_config_check(const fr_model_config *cfg);
 /* "mf", "bpr", ... : the registered name of kind; "?" for a kind nobody registered. */
@@ -99,6 +110,10 @@ FR_API bool fr_model_kind_is_explicit(fr_model_kind kind);
  * trains them in one pass over the training data, and the centralized trainer's epoch is
  * that fit. They are not trained by gradient steps, so not federated either. */
 FR_API bool fr_model_kind_is_closed_form(fr_model_kind kind);
+
+/* True for the kinds that read side features of users and items (lightfm, fm:
+ * fr_model_config_set_features); the others ignore them. */
+FR_API bool fr_model_kind_uses_features(fr_model_kind kind);
 
 /* ------------------------------------------------------------------ the model */
 

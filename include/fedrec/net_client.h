@@ -108,6 +108,11 @@ FR_API FR_NODISCARD fr_err fr_netc_save(const fr_netc *c);
 FR_API FR_NODISCARD fr_err fr_netc_load(fr_netc *c, bool *resumed);
 
 /* Accessors. */
+/* The items' public popularity (fr_popularity_load: n_items weights > 0), which a
+ * federation that hides items with decoys (fr_fl_config.decoys) draws them from, as the
+ * simulator does from its training data. Borrowed: it must outlive c. Without it, a step
+ * of such a federation fails with FR_ERR_INVALID saying so; other federations ignore it. */
+FR_API void fr_netc_set_popularity(fr_netc *c, const double *weights, uint32_t n_items);
 FR_API uint32_t fr_netc_client(const fr_netc *c);
 FR_API uint32_t fr_netc_n_users(const fr_netc *c);
 /* The round of the latest global model's TASK (0: none yet). */

@@ -248,7 +248,8 @@ static int data_shard(int argc, char **argv) {
         ARG_SPEC_STR("negatives", &negatives, "PATH  NCF .negative file for evaluation"),
         ARG_SPEC_STR("split", &split, "S  loo | ratio:R | temporal:R | temporal-user:R (default loo)"),
         ARG_SPEC_INT("seed", &seed, 0, UINT64_MAX, NULL, "S  random seed of the split and negatives (default 1)"),
-        ARG_SPEC_STR("out", &out, "DIR  output directory: DIR/cID/ per client, DIR/federation.txt for the server"),
+        ARG_SPEC_STR("out", &out, "DIR  output directory: DIR/cID/ per client, DIR/federation.txt for the server, DIR/popularity.txt "
+                     "(the items' public popularity, for decoys)"),
         CLI_LOAD_SPECS(&lo),
         ARG_SPEC_END,
     };

@@ -151,6 +151,7 @@ static int on_round(void *user, const fr_net_round_info *in) {
 
 static int cli_server(int argc, char **argv) {
     cli_train_opts o = {0};
+    o.cmd = "server";
     o.seed = 1;
     o.eval_every = 1;
     const char *listen = NULL, *fed_path = NULL, *tokens = NULL, *cert = NULL, *key = NULL, *client_ca = NULL;
@@ -198,8 +199,23 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_INT("local-epochs", &o.local_epochs, 1, 1000, NULL, "E  local epochs per round"),
         ARG_SPEC_INT("batch", &o.batch, 1, 16777216, NULL, "B  minibatch size"),
         ARG_SPEC_REAL("lr", &o.lr, 0, F, ARG_MIN_OPEN, NULL, "η  learning rate"),
+        ARG_SPEC_STR("optimizer", &o.optimizer, "O  the clients' optimizer: sgd | adam | adagrad"),
+        ARG_SPEC_STR("item-optimizer", &o.item_optimizer,
+                     "O  same | sgd | adam | adagrad: the clients' rule for item rows (same: --optimizer's)"),
+        ARG_SPEC_REAL("item-lr", &o.item_lr, 0, F, ARG_MIN_OPEN, NULL, "η  learning rate of item rows (with --item-optimizer)"),
+        ARG_SPEC_REAL("item-lr-decay", &o.item_lr_decay, 0, 1, ARG_MIN_OPEN, "1 = constant",
+                      "γ  round r steps item rows at item lr · γ^(r-1)"),
+        ARG_SPEC_STR("item-agg", &o.item_agg, "A  mean | rows | sum: how the round's item rows are aggregated"),
+        ARG_SPEC_FLAG("keep-private-optim", &o.keep_private_optim,
+                      "   clients keep their optimizer state for their private rows from round to round"),
         ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad"),
         ARG_SPEC_REAL("server-lr", &o.server_lr, 0, F, ARG_MIN_OPEN, NULL, "η  server learning rate"),
+        ARG_SPEC_REAL("server-momentum", &o.server_momentum, 0, 1, ARG_MAX_OPEN, NULL, "β  server momentum (fedavgm)"),
+        ARG_SPEC_REAL("mu", &o.mu, 0, F, 0, NULL, "μ  proximal term (fedprox)"),
+        ARG_SPEC_REAL("tau", &o.tau, 0, F, ARG_MIN_OPEN, NULL, "τ  adaptivity (fedadam, fedyogi, fedadagrad)"),
+        ARG_SPEC_REAL("beta1", &o.beta1, 0, 1, ARG_MAX_OPEN, NULL, "β1  server optimizer"),
+        ARG_SPEC_REAL("beta2", &o.beta2, 0, 1, ARG_MAX_OPEN, NULL, "β2  server optimizer"),
+        ARG_SPEC_REAL("bias-l2", &o.bias_l2, 0, F, 0, "0 = --l2", "λ  L2 of the bias rows"),
         ARG_SPEC_INT("min-results", &o.min_results, 0, U32, "0 = any", "N  a round's quorum"),
         ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL, "K  sampled training negatives per positive"),
         ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation"),
@@ -221,8 +237,20 @@ static int cli_server(int argc, char **argv) {
                       "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
         ARG_SPEC_FLAG("secagg", &o.secagg,
                       "   secure aggregation: clients send masked dense updates, the server learns only their sum"),
+        ARG_SPEC_STR("hide-items", &o.hide_items,
+                     "H  none | dense | decoys[:R]: what the server may learn of which items a client touched "
+                     "(dense: secure aggregation, as --private; decoys: R decoy items per interaction drawn from "
+                     "the items' public popularity, which the clients read from popularity.txt of the shards)"),
+        ARG_SPEC_FLAG("private", &o.private_mode,
+                      "   the default private mode (train's --private, --hide-items dense): secure aggregation over "
+                      "the whole shared model, so the server learns no client's items, only the round's sum"),
         ARG_SPEC_REAL("secagg-deadline", &sa_deadline, 0.01, 86400, 0, NULL,
                       "S  secure aggregation: the deadline of each stage after the keys' (default 10)"),
+        /* compression, as train takes it (top-k needs a residual the client's state keeps: not yet) */
+        ARG_SPEC_STR("compress", &o.compress,
+                     "C  uplink compression: none (default) | q8 | q16 (a scale per item row and per 64 dense values, "
+                     "stochastic rounding); topk:K is train's only (its error feedback is not in a client's state file)"),
+        ARG_SPEC_STR("compress-down", &o.compress_down, "C  downlink compression of the broadcast model: none | q8 | q16"),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -238,6 +266,14 @@ static int cli_server(int argc, char **argv) {
     if (!insecure && (!cert || !key)) {
         fprintf(stderr, "fedrec server: --cert and --key are required for tls+tcp:// (scripts/make-certs.sh makes "
                 "throw-away ones); plain tcp:// needs --insecure\n");
+        return 2;
+    }
+    if (cli_compress("server", &o, o.secagg || o.private_mode || (o.hide_items && !strcmp(o.hide_items, "dense")),
+                     NULL))
+        return 2;
+    if (o.compress && strstr(o.compress, "topk")) {
+        fprintf(stderr, "fedrec server: --compress %s: top-k keeps what it did not send on the client (error "
+                "feedback), and a networked client's state file does not hold it yet; use q8 or q16\n", o.compress);
         return 2;
     }
     if (cli_check_input("server", "--federation", fed_path) || cli_check_input("server", "--tokens", tokens) ||
@@ -274,11 +310,12 @@ static int cli_server(int argc, char **argv) {
                 "has no weights (shard it with --implicit-weight)\n");
         return 2;
     }
-    if (o.strategy) {
-        fr_strategy st;
-        if (fr_strategy_parse(o.strategy, &st)) { fprintf(stderr, "fedrec server: --strategy: %s\n", fr_errmsg()); return 2; }
+    if ((rc = cli_train_check(&o, specs, kind))) return rc; /* train's rules, as fedrec server */
+    if (o.hide_items && !strncmp(o.hide_items, "ldp", 3)) {
+        fprintf(stderr, "fedrec server: --hide-items %s: local DP noise on decoys is not supported over the network "
+                "yet (use decoys[:R], or dense for secure aggregation)\n", o.hide_items);
+        return 2;
     }
-    if (cli_dp_check("server", &o, specs)) return 2;
     if (o.dp_clip && over != 0) {
         fprintf(stderr, "fedrec server: --over-select with --dp-clip: DP rounds sample every client of the federation "
                 "with probability q (Poisson), as the accountant assumes\n");
@@ -428,6 +465,30 @@ static fr_err load_client(const char *dir, uint32_t id, const char *state, clien
     if (!e && state) e = fr_netc_load(b->state, &b->resumed);
     if (e) client_box_free(b);
     return e;
+}
+
+/* The items' public popularity for decoys: the file given, else popularity.txt in dir
+ * (the shard directory) when there is one, else NULL with *rc 0 (a federation that needs
+ * it then says so). On a bad file *rc is 1 after printing. */
+static double *popularity_for(const char *given, const char *dir, uint32_t n_items, int *rc) {
+    *rc = 0;
+    char def[4400];
+    const char *path = given;
+    if (!path) {
+        if ((size_t)snprintf(def, sizeof def, "%.4200s/popularity.txt", dir) >= sizeof def) return NULL;
+        if (access(def, R_OK) != 0) return NULL;
+        path = def;
+    } else if (cli_check_input("client", "--popularity", path)) {
+        *rc = 1;
+        return NULL;
+    }
+    double *w = NULL;
+    fr_err e = fr_popularity_load(path, n_items, &w);
+    if (e) {
+        *rc = cli_fail(e, "client: --popularity");
+        return NULL;
+    }
+    return w;
 }
 
 static fr_net_member member_of(const client_box *b, uint32_t id, const char *token) {
@@ -601,7 +662,7 @@ static int cli_client(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "eval")) return client_eval(argc - 1, argv + 1);
     fr_net_client_config cc;
     fr_net_client_config_default(&cc);
-    const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL;
+    const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL, *popularity = NULL;
     uint64_t id = UINT64_MAX, clients = 0, threads = 2, first = 0;
     bool no_eval = false, no_state = false;
     double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0, delay_unmask = 0;
@@ -617,6 +678,9 @@ static int cli_client(int argc, char **argv) {
         ARG_SPEC_INT("id", &id, 0, UINT32_MAX, NULL, "ID  the client's id (default: from DIR's name cID)"),
         ARG_SPEC_STR("state", &state, "FILE  the client's state (default DIR/client.state)"),
         ARG_SPEC_STR("shards", &shards, "DIR  load generator: run the clients of this shard directory in one process"),
+        ARG_SPEC_STR("popularity", &popularity,
+                     "FILE  the items' public popularity, for a federation that hides items with decoys (default: "
+                     "popularity.txt of the shard directory, when there is one)"),
         ARG_SPEC_INT("clients", &clients, 0, UINT32_MAX, "0 = all", "N  load generator: this many clients"),
         ARG_SPEC_INT("first", &first, 0, UINT32_MAX, NULL, "ID  load generator: starting at this id (default 0)"),
         ARG_SPEC_INT("threads", &threads, 1, 1024, NULL, "T  load generator: threads (default 2)"),
@@ -669,6 +733,18 @@ static int cli_client(int argc, char **argv) {
         if (!tok) return 1;
         client_box b;
         e = load_client(data, cid, state, &b);
+        double *pop = NULL;
+        if (!e) { /* the shard directory DIR holds DIR/cID and DIR/popularity.txt */
+            char parent[4200];
+            snprintf(parent, sizeof parent, "%s/..", data);
+            pop = popularity_for(popularity, parent, fr_dataset_n_items(fr_data_train(b.data)), &rc);
+            if (rc) {
+                client_box_free(&b);
+                free(tok);
+                return rc;
+            }
+            fr_netc_set_popularity(b.state, pop, fr_dataset_n_items(fr_data_train(b.data)));
+        }
         if (!e) {
             char who[32];
             snprintf(who, sizeof who, "client %u", cid);
@@ -680,6 +756,7 @@ static int cli_client(int argc, char **argv) {
             printf("client %u: done after round %u: trained %" PRIu64 " rounds, %" PRIu64 " results accepted, %.1f s "
                    "computing; state in %s\n", cid, st.rounds_done, st.tasks, st.results, st.compute_seconds, state);
         client_box_free(&b);
+        free(pop);
         free(tok);
         return e ? cli_fail(e, "client") : 0;
     }
@@ -694,10 +771,12 @@ static int cli_client(int argc, char **argv) {
     }
     uint32_t n = clients ? (uint32_t)clients : fed.clients - (uint32_t)first;
     if ((uint64_t)first + n > fed.clients) n = fed.clients - (uint32_t)first;
+    double *pop = popularity_for(popularity, shards, fed.items, &rc);
+    if (rc) return rc;
     client_box *bs = calloc(n, sizeof *bs);
     fr_net_member *ms = calloc(n, sizeof *ms);
     char **toks = calloc(n, sizeof *toks);
-    if (!bs || !ms || !toks) { fprintf(stderr, "fedrec client: out of memory\n"); return 1; }
+    if (!bs || !ms || !toks) { fprintf(stderr, "fedrec client: out of memory\n"); free(pop); return 1; }
     cc.save_state = !no_state;
     for (uint32_t i = 0; !e && i < n; i++) {
         uint32_t cid2 = (uint32_t)first + i;
@@ -706,6 +785,7 @@ static int cli_client(int argc, char **argv) {
         snprintf(st_path, sizeof st_path, "%s/client.state", dir);
         if (!(toks[i] = token_for("client", token_file, cid2))) { rc = 1; break; }
         e = load_client(dir, cid2, no_state ? NULL : st_path, &bs[i]);
+        if (!e) fr_netc_set_popularity(bs[i].state, pop, fed.items);
         if (!e) ms[i] = member_of(&bs[i], cid2, toks[i]);
     }
     double t0 = cli_now_s();
@@ -727,6 +807,7 @@ static int cli_client(int argc, char **argv) {
     free(bs);
     free(ms);
     free(toks);
+    free(pop);
     if (rc) return rc;
     return e ? cli_fail(e, "client") : 0;
 }

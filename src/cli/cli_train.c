@@ -20,6 +20,7 @@
 #include "cli/args.h"
 #include "cli/choose.h"
 #include "cli/cli.h"
+#include "cli/features.h"
 #include "cli/load_opts.h"
 #include "cli/plot.h"
 #include "cli/progress.h"
@@ -31,8 +32,9 @@
 
 /* ------------------------------------------------------------------ options -> run config */
 
-static int usage_err(const char *fmt, const char *a) {
-    fprintf(stderr, "fedrec train: ");
+/* A usage error of fedrec o->cmd (train, or server for the options they share). */
+static int usage_err(const cli_train_opts *o, const char *fmt, const char *a) {
+    fprintf(stderr, "fedrec %s: ", o->cmd ? o->cmd : "train");
     fprintf(stderr, fmt, a);
     fputc('\n', stderr);
     return 2;
@@ -45,7 +47,8 @@ static int usage_err(const char *fmt, const char *a) {
 static const char *const federated_only[] = {
     "rounds", "clients-per-round", "local-epochs", "strategy", "item-agg", "item-optimizer", "item-lr",
     "item-lr-decay", "server-lr", "server-momentum", "mu", "tau", "beta1", "beta2", "availability",
-    "min-results", "partition", "keep-private-optim", "secagg", "hide-items", "private", NULL};
+    "min-results", "partition", "keep-private-optim", "secagg", "hide-items", "private", "compress",
+    "compress-down", NULL};
 
 /* The options of differential privacy (federated only; all but --dp-clip need it). */
 static const char *const dp_opts[] = {"dp-clip", "dp-noise", "dp-delta", "target-epsilon", "ldp-noise",
@@ -88,7 +91,7 @@ bad:
  * 0, or 2 after printing. */
 enum { HIDE_NONE, HIDE_DENSE, HIDE_DECOYS, HIDE_LDP };
 #define HIDE_LDP_NOISE 0.05
-static int parse_hide(const char *s, int *mode, double *arg) {
+static int parse_hide(const cli_train_opts *o, const char *s, int *mode, double *arg) {
     char *end;
     *arg = 0;
     if (!strcmp(s, "none")) { *mode = HIDE_NONE; return 0; }
@@ -102,7 +105,7 @@ static int parse_hide(const char *s, int *mode, double *arg) {
         double hi = *mode == HIDE_DECOYS ? FR_FL_MAX_DECOYS : 16777216;
         if (end != p + 1 && !*end && *arg > 0 && *arg <= hi) return 0;
     }
-    return usage_err("--hide-items: expected none, dense, decoys[:R] (0 < R <= 100 decoy items per interaction) or "
+    return usage_err(o, "--hide-items: expected none, dense, decoys[:R] (0 < R <= 100 decoy items per interaction) or "
                      "ldp[:σ] (σ > 0, local noise σ·C), got '%s'", s);
 }
 
@@ -129,77 +132,134 @@ int cli_dp_check(const char *cmd, const cli_train_opts *o, const arg_spec *specs
     return 0;
 }
 
+/* One of none, q8, q16 as an fr_compress; -1 if it is none of them. */
+static int compress_mode(const char *s, size_t n) {
+    if (n == 4 && !strncmp(s, "none", 4)) return FR_COMPRESS_NONE;
+    if (n == 2 && !strncmp(s, "q8", 2)) return FR_COMPRESS_Q8;
+    if (n == 3 && !strncmp(s, "q16", 3)) return FR_COMPRESS_Q16;
+    return -1;
+}
+
+int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, fr_fl_config *fc) {
+    int up = FR_COMPRESS_NONE, down = FR_COMPRESS_NONE;
+    unsigned long long k = 0;
+    if (o->compress) { /* comma-separated: none | q8 | q16 | topk:K */
+        const char *p = o->compress;
+        int seen_q = 0, seen_k = 0;
+        for (;;) {
+            size_t n = strcspn(p, ",");
+            int m = compress_mode(p, n);
+            if (m >= 0 && !seen_q) { up = m; seen_q = 1; }
+            else if (n > 5 && !strncmp(p, "topk:", 5) && !seen_k) {
+                char *end;
+                k = strtoull(p + 5, &end, 10);
+                if (end != p + n || p[5] == '-' || k < 1 || k > UINT32_MAX) goto bad_up;
+                seen_k = 1;
+            } else goto bad_up;
+            if (!p[n]) break;
+            p += n + 1;
+        }
+    }
+    if (o->compress_down && (down = compress_mode(o->compress_down, strlen(o->compress_down))) < 0) {
+        fprintf(stderr, "fedrec %s: --compress-down: expected none, q8 or q16, got '%s'\n", cmd, o->compress_down);
+        return 2;
+    }
+    bool dp = o->dp_clip || (o->hide_items && !strncmp(o->hide_items, "ldp", 3));
+    if ((up || k) && dp) {
+        fprintf(stderr, "fedrec %s: --compress with differential privacy: the server checks each clipped update's "
+                "norm exactly and the noise is calibrated to it, which a quantized or sparsified update no longer "
+                "keeps (--compress-down is allowed: the broadcast model is public)\n", cmd);
+        return 2;
+    }
+    if ((up || k) && secagg) {
+        fprintf(stderr, "fedrec %s: --compress with secure aggregation: pairwise masks cancel only in a sum of words at "
+                "the same positions, which per-client scales and top-k positions are not (--compress-down is "
+                "allowed)\n", cmd);
+        return 2;
+    }
+    if (fc) {
+        fc->compress_up = (uint32_t)up;
+        fc->compress_topk = (uint32_t)k;
+        fc->compress_down = (uint32_t)down;
+    }
+    return 0;
+bad_up:
+    fprintf(stderr, "fedrec %s: --compress: expected none, q8, q16, topk:K (K >= 1 dense values) or topk:K,q8|q16, "
+            "got '%s'\n", cmd, o->compress);
+    return 2;
+}
+
 /* The checks the parser cannot make (one value's range is the parser's): names, options
  * that belong to the other mode, to another strategy or to another kind of model.
  * Returns 0, or 2 after printing. */
-static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind) {
+int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind) {
     fr_optim_kind ok;
     if (o->optimizer && fr_optim_kind_parse(o->optimizer, &ok))
-        return usage_err("--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
+        return usage_err(o, "--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
     if (o->item_optimizer && strcmp(o->item_optimizer, "same") && fr_optim_kind_parse(o->item_optimizer, &ok))
-        return usage_err("--item-optimizer: expected same, sgd, adam or adagrad, got '%s'", o->item_optimizer);
+        return usage_err(o, "--item-optimizer: expected same, sgd, adam or adagrad, got '%s'", o->item_optimizer);
     if (o->item_agg && strcmp(o->item_agg, "mean") && strcmp(o->item_agg, "rows") && strcmp(o->item_agg, "sum"))
-        return usage_err("--item-agg: expected mean, rows or sum, got '%s'", o->item_agg);
+        return usage_err(o, "--item-agg: expected mean, rows or sum, got '%s'", o->item_agg);
     fr_strategy st;
     if (o->strategy && fr_strategy_parse(o->strategy, &st))
-        return usage_err("--strategy: expected fedavg, fedavgm, fedprox, fedadam, fedyogi or fedadagrad, got '%s'",
+        return usage_err(o, "--strategy: expected fedavg, fedavgm, fedprox, fedadam, fedyogi or fedadagrad, got '%s'",
                          o->strategy);
     if (o->partition && fr_partition_parse(o->partition, NULL, NULL, NULL))
-        return usage_err("--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
+        return usage_err(o, "--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
                          o->partition);
     const char *dpo = first_given(specs, dp_opts);
     if (dpo && o->centralized)
-        return usage_err("--%s is user-level differential privacy for federated training (DP-FedAvg: each client's "
+        return usage_err(o, "--%s is user-level differential privacy for federated training (DP-FedAvg: each client's "
                          "update clipped and the sum noised); --centralized has no client updates to protect", dpo);
-    if (cli_dp_check("train", o, specs)) return 2;
+    if (cli_dp_check(o->cmd ? o->cmd : "train", o, specs)) return 2;
     if (o->dp_clip) {
         if (o->partition && strcmp(o->partition, "user"))
-            return usage_err("--partition %s with --dp-clip: the guarantee is user-level, one user per client; a "
+            return usage_err(o, "--partition %s with --dp-clip: the guarantee is user-level, one user per client; a "
                              "silo's update mixes many users (use --partition user)", o->partition);
         if (o->item_agg && !strcmp(o->item_agg, "rows"))
-            return usage_err("%s", "--item-agg rows with --dp-clip: each row's divisor would count the clients "
+            return usage_err(o, "%s", "--item-agg rows with --dp-clip: each row's divisor would count the clients "
                              "that touched it, which the guarantee does not cover (use mean or sum)");
         if (GIVEN(availability) && o->availability < 1)
-            return usage_err("%s", "--availability < 1 with --dp-clip: the accountant assumes every client is "
+            return usage_err(o, "%s", "--availability < 1 with --dp-clip: the accountant assumes every client is "
                              "sampled with probability q (Poisson); use --clients-per-round for q");
         if (GIVEN(min_results) && o->min_results > 0)
-            return usage_err("%s", "--min-results with --dp-clip: a round retried for too few results would reveal "
+            return usage_err(o, "%s", "--min-results with --dp-clip: a round retried for too few results would reveal "
                              "how many took part");
     }
     if (o->hide_items || o->private_mode) {
         int hm = HIDE_DENSE;
         double ha;
         if (o->hide_items && o->private_mode)
-            return usage_err("%s", "--private is --hide-items dense: give one of them");
-        if (o->hide_items && parse_hide(o->hide_items, &hm, &ha)) return 2;
+            return usage_err(o, "%s", "--private is --hide-items dense: give one of them");
+        if (o->hide_items && parse_hide(o, o->hide_items, &hm, &ha)) return 2;
         const char *hn = o->private_mode ? "--private" : "--hide-items";
         if (hm == HIDE_NONE && o->secagg)
-            return usage_err("%s", "--hide-items none with --secagg: secure aggregation hides every row (that is "
+            return usage_err(o, "%s", "--hide-items none with --secagg: secure aggregation hides every row (that is "
                              "--hide-items dense)");
         if ((hm == HIDE_DECOYS || hm == HIDE_LDP) && o->secagg)
-            return usage_err("--hide-items %s with --secagg: under secure aggregation the server sees no row, so decoys "
+            return usage_err(o, "--hide-items %s with --secagg: under secure aggregation the server sees no row, so decoys "
                              "and local noise only cost accuracy (use --hide-items dense)", o->hide_items);
         if ((hm == HIDE_DECOYS || hm == HIDE_LDP) && o->item_agg && !strcmp(o->item_agg, "rows"))
-            return usage_err("--hide-items %s with --item-agg rows: each decoy would count in its row's divisor (use "
+            return usage_err(o, "--hide-items %s with --item-agg rows: each decoy would count in its row's divisor (use "
                              "mean or sum)", o->hide_items);
         if (hm == HIDE_LDP && GIVEN(ldp_noise))
-            return usage_err("%s", "--hide-items ldp[:σ] sets the local noise: drop --ldp-noise");
+            return usage_err(o, "%s", "--hide-items ldp[:σ] sets the local noise: drop --ldp-noise");
         if (hm != HIDE_LDP && GIVEN(ldp_noise))
-            return usage_err("--ldp-noise with %s other than ldp: use --hide-items ldp:σ", hn);
+            return usage_err(o, "--ldp-noise with %s other than ldp: use --hide-items ldp:σ", hn);
         if (hm == HIDE_LDP && !o->dp_clip && (GIVEN(dp_noise) || GIVEN(dp_delta) || GIVEN(target_epsilon)))
-            return usage_err("%s", "--hide-items ldp clips to C 1 by default; with central DP options give --dp-clip");
+            return usage_err(o, "%s", "--hide-items ldp clips to C 1 by default; with central DP options give --dp-clip");
     }
     if (o->centralized) {
         if (o->resume || GIVEN(checkpoint_every))
-            return usage_err("%s applies to federated training; centralized runs do not checkpoint",
+            return usage_err(o, "%s applies to federated training; centralized runs do not checkpoint",
                              o->resume ? "--resume" : "--checkpoint-every");
         const char *fed = first_given(specs, federated_only);
-        if (fed) return usage_err("--%s applies to federated training, not --centralized", fed);
+        if (fed) return usage_err(o, "--%s applies to federated training, not --centralized", fed);
     } else {
         if (GIVEN(epochs))
-            return usage_err("%s", "--epochs applies to --centralized training; federated training runs --rounds");
+            return usage_err(o, "%s", "--epochs applies to --centralized training; federated training runs --rounds");
         if (GIVEN(lr_decay))
-            return usage_err("%s", "--lr-decay applies to --centralized training; federated item rows use --item-lr-decay");
+            return usage_err(o, "%s", "--lr-decay applies to --centralized training; federated item rows use --item-lr-decay");
         /* the server's knobs belong to their strategies (the preset's when not given) */
         fr_run_config pc;
         if (fr_run_config_preset(&pc, o->preset, kind, false, NULL) == FR_OK) {
@@ -215,7 +275,7 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
                                    ? "--beta2 applies to --strategy fedadam or fedyogi"
                                    : NULL;
             if (knob) {
-                fprintf(stderr, "fedrec train: %s, not %s\n", knob, sn);
+                fprintf(stderr, "fedrec %s: %s, not %s\n", o->cmd ? o->cmd : "train", knob, sn);
                 return 2;
             }
         }
@@ -224,31 +284,31 @@ static int check_opts(const cli_train_opts *o, const arg_spec *specs, fr_model_k
     /* the model's own options, when --model is given (a default model may follow the data) */
     if (o->model && GIVEN(negatives_per_pos) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         pc.model.loss == FR_LOSS_MSE)
-        return usage_err("--neg applies to ranking models (sampled negatives); %s learns from the ratings alone",
+        return usage_err(o, "--neg applies to ranking models (sampled negatives); %s learns from the ratings alone",
                          fr_model_kind_name(kind));
     if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_dim_applies(&pc.model))
-        return usage_err("--dim does not size any part of %s (its embeddings are set by its MLP layout)",
+        return usage_err(o, "--dim does not size any part of %s (its embeddings are set by its MLP layout)",
                          fr_model_kind_name(kind));
     if (o->model && GIVEN(bias_l2) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_has_bias_rows(&pc.model))
-        return usage_err("--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
+        return usage_err(o, "--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
     if (o->model && GIVEN(confidence_alpha) &&
         (fr_model_kind_is_explicit(kind) || fr_model_kind_is_closed_form(kind)))
-        return usage_err(fr_model_kind_is_explicit(kind)
+        return usage_err(o, fr_model_kind_is_explicit(kind)
                              ? "--confidence-alpha weighs implicit positives by their counts; %s predicts ratings "
                                "(use a ranking model: bpr, gmf, mlp or neumf)"
                              : "--confidence-alpha weighs the positives of a model trained by gradient steps; %s is a "
                                "baseline fitted in closed form",
                          fr_model_kind_name(kind));
     if (o->model && o->negatives && fr_model_kind_is_explicit(kind))
-        return usage_err("--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
+        return usage_err(o, "--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
                          fr_model_kind_name(kind));
-    if (o->split && o->test) return usage_err("%s", "--split applies to one ratings file; with --test the test set is given");
+    if (o->split && o->test) return usage_err(o, "%s", "--split applies to one ratings file; with --test the test set is given");
     struct stat sb;
     if (o->split && o->data && stat(o->data, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return usage_err("--split applies to one ratings file; %s is a directory in NCF layout (split already)", o->data);
-    if (o->test && !o->data) return usage_err("%s", "--test needs --data (the training file)");
+        return usage_err(o, "--split applies to one ratings file; %s is a directory in NCF layout (split already)", o->data);
+    if (o->test && !o->data) return usage_err(o, "%s", "--test needs --data (the training file)");
     return 0;
 }
 
@@ -302,7 +362,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     }
     if (GIVEN(item_lr)) {
         if (fc->item_local.kind == 0)
-            return usage_err("%s", "--item-lr needs an item optimizer (--item-optimizer sgd|adam|adagrad); with "
+            return usage_err(o, "%s", "--item-lr needs an item optimizer (--item-optimizer sgd|adam|adagrad); with "
                                    "'same', item rows use --lr");
         fc->item_local.lr = (float)o->item_lr;
     }
@@ -316,17 +376,21 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (o->partition && fr_partition_parse(o->partition, &c->partition, &c->partition_k, &c->partition_alpha))
         return 2; /* checked before */
     if (o->dp_clip) {
-        if (parse_dp_clip("train", o->dp_clip, &fc->dp_clip, &fc->dp_quantile)) return 2; /* checked before */
+        if (parse_dp_clip(o->cmd ? o->cmd : "train", o->dp_clip, &fc->dp_clip, &fc->dp_quantile)) return 2; /* checked before */
         fc->dp_noise = o->dp_noise;
         fc->dp_delta = GIVEN(dp_delta) ? o->dp_delta : 0;
         fc->ldp_noise = o->ldp_noise;
         fc->dp_seeded_noise = o->dp_seeded_noise;
         c->loop.target_epsilon = GIVEN(target_epsilon) ? o->target_epsilon : 0;
     }
+    if (!o->centralized &&
+        cli_compress(o->cmd ? o->cmd : "train", o, o->secagg || o->private_mode || (o->hide_items && !strcmp(o->hide_items, "dense")),
+                     fc))
+        return 2;
     if (o->hide_items || o->private_mode) {
         int hm = HIDE_DENSE;
         double ha = 0;
-        if (o->hide_items && parse_hide(o->hide_items, &hm, &ha)) return 2; /* checked before */
+        if (o->hide_items && parse_hide(o, o->hide_items, &hm, &ha)) return 2; /* checked before */
         if (hm == HIDE_DENSE) c->secagg = true;
         if (hm == HIDE_DECOYS) fc->decoys = ha;
         if (hm == HIDE_LDP) {
@@ -506,6 +570,39 @@ static char *checkpoint_path(const cli_train_opts *o, const arg_spec *specs, boo
     return p;
 }
 
+/* --cold-items: the split's parts */
+typedef struct cold_parts {
+    fr_dataset *train, *test, *cold, *exclude;
+    uint32_t n;
+} cold_parts;
+
+static void cold_free(cold_parts *c) {
+    fr_dataset_free(c->train);
+    fr_dataset_free(c->test);
+    fr_dataset_free(c->cold);
+    fr_dataset_free(c->exclude);
+}
+
+/* Ranks each user's held-out items among the cold items alone (their features are all a
+ * model knows of them): prints the line and writes {"cold_items": N, "auc_cold": ...,
+ * "precision@10_cold": ..., "hr@10_cold": ..., "ndcg@10_cold": ...} to the metrics. */
+static int cold_report(const cold_parts *c, const fr_model *m, FILE *mf) {
+    fr_eval_result r;
+    fr_err e = fr_model_evaluate(m, c->exclude, c->cold, NULL, NULL, NULL, &r);
+    if (e) return cli_fail(e, "train: cold-start evaluation");
+    size_t k10 = 0;
+    for (size_t k = 0; k < r.n_ks; k++)
+        if (r.ks[k] == 10) k10 = k;
+    printf("cold start: %u items held out, ranked among themselves for %u users: auc %.4f  precision@%u %.4f  "
+           "hr@%u %.4f  ndcg@%u %.4f\n", c->n, r.users_full, r.auc_full, r.ks[k10], r.precision_full[k10], r.ks[k10],
+           r.hr_full[k10], r.ks[k10], r.ndcg_full[k10]);
+    if (mf)
+        fprintf(mf, "{\"cold_items\":%u,\"users\":%u,\"auc_cold\":%.6f,\"precision@%u_cold\":%.6f,\"hr@%u_cold\":%.6f,"
+                "\"ndcg@%u_cold\":%.6f}\n", c->n, r.users_full, r.auc_full, r.ks[k10], r.precision_full[k10], r.ks[k10],
+                r.hr_full[k10], r.ks[k10], r.ndcg_full[k10]);
+    return 0;
+}
+
 static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
     double t_start = cli_now_s();
@@ -532,6 +629,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     fr_run_config c;
     int rc = 0;
     FILE *mf = NULL;
+    cold_parts cold = {0};
     fr_model *m = NULL;
     progress p = {o, NULL, {0}, NULL, "", 0, false};
     if (fr_run_config_preset(&c, o->preset, kind, o->centralized, fr_data_train(data))) {
@@ -545,6 +643,8 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
         c.loop.resume = o->resume;
     }
+    if (GIVEN(warp)) c.model.warp = (uint32_t)o->warp;
+    if ((rc = cli_features_attach("train", data, o->user_features, o->item_features, &c.model, o->quiet))) goto done;
     fr_model_config sized = c.model; /* the model's sizes come from the data: check the rest */
     sized.n_users = sized.n_items = 1;
     if (fr_run_config_check(&c) || fr_model_config_check(&sized)) { /* what the options ask for together */
@@ -567,8 +667,26 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     /* epochs print on standard output, rounds on standard error (beside the header) */
     cli_progress_init(&p.lines, o->quiet ? NULL : c.centralized ? stdout : stderr);
     fr_loop_summary sum;
+    /* --cold-items: items held out entirely; training and the per-round metrics see the
+     * warm part, the cold items are ranked at the end (features.h) */
+    const fr_dataset *tr = fr_data_train(data), *te = fr_data_test(data);
+    if (GIVEN(cold_items)) {
+        char *end;
+        double frac = strtod(o->cold_items, &end);
+        e = *end == 0 && end != o->cold_items
+                ? fr_dataset_cold_split(tr, te, frac, o->seed, &cold.train, &cold.test, &cold.cold, &cold.exclude,
+                                        &cold.n)
+                : fr_dataset_cold_split_file(tr, te, o->cold_items, &cold.train, &cold.test, &cold.cold, &cold.exclude,
+                                             &cold.n);
+        if (e) { rc = cli_fail(e, "train: --cold-items"); goto done; }
+        tr = cold.train;
+        te = cold.test ? cold.test : cold.cold;
+        if (!o->quiet)
+            fprintf(stderr, "fedrec train: cold start: %u items (--cold-items %s) held out with their %llu interactions\n",
+                    cold.n, o->cold_items, (unsigned long long)fr_dataset_n_interactions(cold.cold));
+    }
     double t_train = cli_now_s();
-    e = fr_run(&c, fr_data_train(data), fr_data_test(data), fr_data_negatives(data), on_step, &p, &sum, &m);
+    e = fr_run(&c, tr, te, fr_data_negatives(data), on_step, &p, &sum, &m);
     cli_progress_finish(&p.lines); /* the last step's line, if it came too soon after the one before */
     if (p.failed) {
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out,
@@ -596,6 +714,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_provenance_destroy(&pv);
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
     }
+    if (cold.cold && (rc = cold_report(&cold, m, mf))) goto done;
     /* the summary, --quiet or not: final and best metrics, the baseline, time, files */
     cli_summary cs = {&c, &sum, data, why, cli_now_s() - t_start, t_train, o->out, ckpt};
     int werr = 0;
@@ -611,6 +730,7 @@ done:
     if (o->plot && !rc) rc = write_plot(o, &c, data, p.plot, p.plot_err);
     plot_run_free(p.plot);
     fr_model_free(m);
+    cold_free(&cold);
     fr_data_free(data);
     return rc;
 }
@@ -703,6 +823,12 @@ int cli_train(int argc, char **argv) {
                       "ε  DP: stop before the round whose ε would exceed it (needs --dp-noise)"),
         ARG_SPEC_REAL("ldp-noise", &o.ldp_noise, 0, 16777216, GT, NULL,
                       "σ  local DP baseline: each client adds noise of std σ·C to every value it sends (needs --dp-clip)"),
+        ARG_SPEC_STR("compress", &o.compress,
+                     "C  uplink compression: none (int64 fixed point, default) | q8 | q16 (a scale per item row and "
+                     "per 64 dense values, stochastic rounding) | topk:K (the K largest dense values, the rest kept "
+                     "for the next round: error feedback) | topk:K,q8 | topk:K,q16"),
+        ARG_SPEC_STR("compress-down", &o.compress_down,
+                     "C  downlink compression of the broadcast model: none (float32, default) | q8 | q16"),
         ARG_SPEC_STR("hide-items", &o.hide_items,
                      "H  what the server learns of which items a user touched: none (sparse rows, default) | dense "
                      "(secure aggregation: sums only) | decoys[:R] (R decoy items per interaction, 1) | ldp[:σ] "
@@ -710,6 +836,18 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_FLAG("private", &o.private_mode,
                       "   the default private mode: --hide-items dense (the server sees only sums: an attack does "
                       "no better than guessing popular items; 3.8x the bytes up on ml-100k bpr, the same model)"),
+        ARG_SPEC_STR("user-features", &o.user_features,
+                     "FILE  lightfm, fm: user features, lines 'RAW_ID<TAB>feature[:weight] ...' (added to those of the "
+                     "metadata beside the data: u.user, users.dat)"),
+        ARG_SPEC_STR("item-features", &o.item_features,
+                     "FILE  lightfm, fm: item features, as --user-features (added to u.item, movies.dat, movies.csv's "
+                     "genres and years)"),
+        ARG_SPEC_STR("cold-items", &o.cold_items,
+                     "F|FILE  cold start: hold out a fraction F (0 < F < 1) of the items, or the raw item ids FILE "
+                     "lists, entirely (no interaction in training), and rank them at the end among themselves, by "
+                     "their features (auc, precision@10)"),
+        ARG_SPEC_INT("warp", &o.warp, 0, 1000, "0 = bpr",
+                     "N  lightfm, fm: the WARP loss, drawing up to N negatives a positive (default: the table below)"),
         ARG_SPEC_FLAG("dp-seeded-noise", &o.dp_seeded_noise,
                       "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
         ARG_SPEC_END,
@@ -728,24 +866,24 @@ int cli_train(int argc, char **argv) {
         return 2;
     }
     if (fr_model_kind_is_closed_form(kind) && !o.centralized)
-        return usage_err("--model %s is a baseline fitted in closed form on all the training data: add --centralized "
+        return usage_err(&o, "--model %s is a baseline fitted in closed form on all the training data: add --centralized "
                          "(it is not trained federated)", o.model);
     fr_source src;
     fr_source_default(&src);
     if ((rc = cli_load_opts_apply("train", &lo, specs, &src.load))) return rc;
     const char *load_opt = cli_load_opts_given(&lo, specs);
     if (load_opt && !o.data)
-        return usage_err("%s says how to read a --data file; without --data, train uses the built-in synthetic data",
+        return usage_err(&o, "%s says how to read a --data file; without --data, train uses the built-in synthetic data",
                          load_opt);
     if (o.split && fr_source_parse_split(o.split, &src.split, &src.split_ratio))
-        return usage_err("--split: expected loo, ratio:R, temporal:R or temporal-user:R with 0 < R < 1, got '%s'",
+        return usage_err(&o, "--split: expected loo, ratio:R, temporal:R or temporal-user:R with 0 < R < 1, got '%s'",
                          o.split);
     if (o.preset) {
         bool known = false;
         for (const char *const *p = fr_run_presets(); *p; p++) known |= !strcmp(*p, o.preset);
-        if (!known) return usage_err("--preset: expected fedrec or textbook, got '%s'", o.preset);
+        if (!known) return usage_err(&o, "--preset: expected fedrec or textbook, got '%s'", o.preset);
     }
-    if ((rc = check_opts(&o, specs, kind))) return rc;
+    if ((rc = cli_train_check(&o, specs, kind))) return rc;
     if (cli_check_input("train", "--data", o.data) || cli_check_input("train", "--test", o.test) ||
         cli_check_input("train", "--negatives", o.negatives))
         return 1;

@@ -7,7 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fedrec/model.h"
+
 typedef struct cli_train_opts {
+    const char *cmd;          /* the command parsing them, for messages: "server"; NULL = "train" */
     const char *data;         /* --data PATH: ratings file or NCF directory; NULL = built-in synthetic */
     const char *test;         /* --test PATH: given test file (PATH is then the training file) */
     const char *negatives;    /* --negatives PATH: NCF .negative file */
@@ -60,6 +63,14 @@ typedef struct cli_train_opts {
     /* hiding which items a user touched */
     const char *hide_items;     /* --hide-items none|dense|decoys[:R]|ldp[:σ] */
     bool private_mode;          /* --private: the default private mode (--hide-items dense) */
+    /* compression */
+    const char *compress;       /* --compress none|q8|q16|topk:K[,q8|,q16] (uplink) */
+    const char *compress_down;  /* --compress-down none|q8|q16 */
+    /* side features (lightfm, fm) and cold start */
+    const char *user_features;  /* --user-features FILE: id<TAB>feature[:weight] ... */
+    const char *item_features;  /* --item-features FILE */
+    uint64_t warp;              /* --warp N: WARP with up to N negatives drawn (lightfm, fm) */
+    const char *cold_items;     /* --cold-items F|FILE: hold out a fraction F of items (or those FILE lists) entirely */
 } cli_train_opts;
 
 /* Applies the options the user gave (their specs' seen flags) over a preset's run config
@@ -67,9 +78,18 @@ typedef struct cli_train_opts {
 struct arg_spec;
 struct fr_run_config;
 int cli_train_overrides(const cli_train_opts *o, const struct arg_spec *specs, struct fr_run_config *c);
+/* The checks of the options given that the parser cannot make (names, options of another
+ * mode, strategy or kind of model, DP and item hiding rules), for fedrec o->cmd with a
+ * model of kind `kind`. 0, or 2 after printing. */
+int cli_train_check(const cli_train_opts *o, const struct arg_spec *specs, fr_model_kind kind);
 /* The differential-privacy options' own rules, for fedrec CMD ("train", "server"): every
  * other DP option needs --dp-clip, --dp-clip's form, --target-epsilon needs --dp-noise.
  * 0, or 2 after printing. */
 int cli_dp_check(const char *cmd, const cli_train_opts *o, const struct arg_spec *specs);
+/* --compress and --compress-down for fedrec CMD: their forms, and their refusals with DP
+ * (--dp-clip, --private/--hide-items ldp) and secure aggregation (secagg: the run's).
+ * Fills fc's compression fields when fc is not NULL. 0, or 2 after printing. */
+struct fr_fl_config;
+int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, struct fr_fl_config *fc);
 
 #endif

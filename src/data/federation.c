@@ -137,6 +137,44 @@ fr_err fr_federation_load(const char *path, fr_federation *f) {
     return e;
 }
 
+fr_err fr_popularity_load(const char *path, uint32_t n_items, double **out) {
+    *out = NULL;
+    if (!path || n_items == 0) return fri_fail(FR_ERR_INVALID, "item popularity: no path or no items");
+    uint8_t *d = NULL;
+    size_t n = 0;
+    fr_err e = fri_read_file(path, &d, &n);
+    if (e) return e;
+    double *w = fri_malloc((size_t)n_items * sizeof *w);
+    if (!w) e = FR_ERR_NOMEM;
+    size_t line = 0;
+    uint32_t k = 0;
+    for (size_t i = 0; !e && i < n;) {
+        size_t j = i;
+        while (j < n && d[j] != '\n') j++;
+        size_t len = j - i;
+        if (len && d[i + len - 1] == '\r') len--;
+        line++;
+        const char *s = (const char *)d + i;
+        i = j + 1;
+        if (!len || s[0] == '#') continue;
+        double v = 0;
+        if (k == n_items)
+            e = fri_fail(FR_ERR_PARSE, "%s%s:%zu: more lines than the federation's %u items", FRI_PATH(path), line,
+                         n_items);
+        else if (fri_parse_real(s, len, &v) != 0 || !(v > 0) || !(v < 1e300))
+            e = fri_fail(FR_ERR_PARSE, "%s%s:%zu: bad popularity '%.*s' of item %u (expected a number > 0)",
+                         FRI_PATH(path), line, (int)(len > 40 ? 40 : len), s, k);
+        else w[k++] = v;
+    }
+    if (!e && k != n_items)
+        e = fri_fail(FR_ERR_PARSE, "%s%s: %u popularity lines; the federation has %u items (a file of another "
+                     "federation?)", FRI_PATH(path), k, n_items);
+    fri_free(d);
+    if (e) fri_free(w);
+    else *out = w;
+    return e;
+}
+
 fr_err fr_source_shard(fr_source *s, const char *dir) {
     fr_source_default(s);
     fr_federation fed; /* the catalogue's size, which the client's own files do not show */

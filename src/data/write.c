@@ -244,6 +244,29 @@ static fr_err write_text(const char *path, const char *text, bool lazy) {
     return afile_commit(&a);
 }
 
+/* The items' public popularity (fr_popularity_load): each item's training interactions + 1,
+ * the weights the simulator draws decoys from (src/runtime/sim.c). */
+static fr_err write_popularity(const char *path, const fr_dataset *train) {
+    uint64_t *cnt = fri_calloc(train->n_items ? train->n_items : 1, sizeof *cnt);
+    if (!cnt) return FR_ERR_NOMEM;
+    for (uint32_t u = 0; u < train->n_users; u++) {
+        const uint32_t *it;
+        size_t n = fr_dataset_user(train, u, &it, NULL, NULL);
+        for (size_t j = 0; j < n; j++) cnt[it[j]]++;
+    }
+    afile a;
+    fr_err e = afile_open(&a, path);
+    if (!e) {
+        a.lazy = true;
+        fprintf(a.f, "# fedrec item popularity (fedrec data shard): public weights decoy items are drawn from "
+                     "(--hide-items decoys): each item's training interactions + 1, one line per item id, 0 first\n");
+        for (uint32_t i = 0; i < train->n_items; i++) fprintf(a.f, "%llu\n", (unsigned long long)cnt[i] + 1);
+        e = afile_commit(&a);
+    }
+    fri_free(cnt);
+    return e;
+}
+
 fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const fr_dataset *test,
                                const fr_negatives *negs, float mean_rating) {
     if (!dir || !train || !test) return fri_fail(FR_ERR_INVALID, "write shards: directory, train and test are required");
@@ -283,6 +306,10 @@ fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const f
     char *p = NULL;
     if (!e && !(p = join(dir, "items.map"))) e = FR_ERR_NOMEM;
     if (!e) e = write_map(train->items, "item", train->source, p);
+    fri_free(p);
+    p = NULL;
+    if (!e && !(p = join(dir, "popularity.txt"))) e = FR_ERR_NOMEM;
+    if (!e) e = write_popularity(p, train);
     fri_free(p);
     p = NULL;
     if (!e && !(p = join(dir, "federation.txt"))) e = FR_ERR_NOMEM;

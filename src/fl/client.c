@@ -103,6 +103,10 @@ struct fr_client_ws {
     uint32_t *gstart;       /* [cap_gstart] graph: user j's compact item rows are */
     uint32_t *gitems;       /* gitems[gstart[j], gstart[j + 1]) */
     size_t cap_gstart, cap_gitems;
+    fri_compress_ws *cw;    /* a compressed RESULT's scratch (made on first use) */
+    float *residual;        /* top-k: the next step's client's residual (then NULL again) */
+    uint32_t *uglob;        /* [cap_uglob] global user id of each user row this fit */
+    size_t cap_uglob;
 };
 
 /* The client's graph for its compact model: user row j's own items, as compact rows. */
@@ -245,6 +249,8 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fri_hide_free(ws->hide);
     fri_free(ws->gstart);
     fri_free(ws->gitems);
+    fri_compress_ws_free(ws->cw);
+    fri_free(ws->uglob);
     fri_free(ws);
 }
 
@@ -613,6 +619,7 @@ fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *p
     e = use_compact(ws, (uint32_t)(L ? L : 1), 1);
     if (!e) {
         load_model(ws, global, priv, L, 1);
+        fri_model_bind_rows(ws->m, ws->byrow, (uint32_t)L, NULL, 0, ni); /* rows -> items (model_hybrid.c) */
         e = fr_model_score(ws->m, ws->mws, ws->sc_user, ws->sc_item, n, out);
     }
     for (size_t r = 0; r < ws->n_byrow; r++) ws->row_of[ws->byrow[r]] = 0;
@@ -780,6 +787,10 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     fr_model *m = ws->m;
     float *w = fr_model_params(m);
     load_model(ws, global, priv->rows, L, U);
+    /* which items and users the rows stand for (families with side features read it) */
+    if ((e = grow_u32(&ws->uglob, &ws->cap_uglob, U))) return e;
+    for (uint32_t j = 0; j < U; j++) ws->uglob[j] = user_of(data, j).user;
+    fri_model_bind_rows(m, ws->byrow, (uint32_t)L, ws->uglob, U, ws->mcfg.n_items);
     /* the reference of what is read later: the dense layers and rows [0, L) */
     for (int t = 0; t < fr_model_n_tensors(m); t++) {
         const fr_tensor *lt = fr_model_tensor(m, t);
@@ -917,6 +928,8 @@ static fr_err step_fit(fr_client_ws *ws, const fr_task *task, uint32_t client, c
     return e;
 }
 
+void fri_client_ws_set_residual(fr_client_ws *ws, float *residual) { ws->residual = residual; }
+
 fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint32_t n_items) {
     if (!ws->hide) return FR_OK; /* no decoys: nothing draws from it */
     return fri_hide_set_popularity(ws->hide, weights, n_items);
@@ -924,6 +937,15 @@ fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint
 
 fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
                       const fr_client_private *priv, fr_result *res) {
+    if (fri_result_compress_flags(&ws->cfg)) { /* what the bytes would carry, decoded */
+        const uint8_t *b;
+        size_t n;
+        fr_err e = fri_client_step_encode(ws, task, client, data, priv, &b, &n);
+        uint32_t rows[FR_MODEL_MAX_TENSORS];
+        for (uint32_t t = 0; t < ws->n_tables; t++) rows[t] = ws->mcfg.n_items;
+        fr_update_shape sh = {ws->dense_len, ws->n_tables, ws->widths, rows};
+        return e ? e : fri_result_decompress(res, b, n, &sh);
+    }
     fr_client_report rep;
     fr_err e = step_fit(ws, task, client, data, priv, &rep);
     if (!e) e = fr_fl_dp_on(&ws->cfg) ? fri_dp_quantize(res, ws->step_upd, &ws->cfg, fr_task_dp_clip(task),
@@ -940,6 +962,8 @@ fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task, uint32_t cl
                               const fr_client_private *priv, const uint8_t **out, size_t *out_n) {
     *out = NULL;
     *out_n = 0;
+    float *residual = ws->residual;
+    ws->residual = NULL; /* one step's */
     fr_client_report rep;
     fr_err e = step_fit(ws, task, client, data, priv, &rep);
     if (e) return e;
@@ -960,6 +984,13 @@ fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task, uint32_t cl
             ws->step_cap = n;
         }
         if ((e = fr_result_encode_to(res, ws->step_buf, ws->step_cap, out_n))) return e;
+        *out = ws->step_buf;
+        return FR_OK;
+    }
+    if (fri_result_compress_flags(&ws->cfg)) {
+        e = fri_result_encode_compressed(ws->step_upd, &ws->cfg, fr_task_bound(task), ws->config_crc, rep.examples,
+                                         rep.loss_sum, residual, &ws->cw, &ws->step_buf, &ws->step_cap, out_n);
+        if (e) return e;
         *out = ws->step_buf;
         return FR_OK;
     }

@@ -92,6 +92,12 @@ fr_err fr_fl_config_check(const fr_fl_config *c) {
                         "row's divisor; use mean or sum");
     if (c->decoy_zero && c->decoys == 0)
         return fri_fail(FR_ERR_INVALID, "zero-valued decoys without decoys: set decoys > 0");
+    if (c->compress_up > FR_COMPRESS_Q16 || c->compress_down > FR_COMPRESS_Q16)
+        return fri_fail(FR_ERR_INVALID, "compression %u up, %u down: expected 0 (none), 1 (q8) or 2 (q16)",
+                        c->compress_up, c->compress_down);
+    if ((c->compress_up || c->compress_topk) && fr_fl_dp_on(c))
+        return fri_fail(FR_ERR_INVALID, "uplink compression with DP: a quantized or sparsified update is no longer the "
+                        "clipped one the server checks and the noise is calibrated for; compress the downlink only");
     if (c->item_local.kind != 0) {
         fr_err e = fr_optim_config_check(&c->item_local);
         if (e) {
@@ -209,6 +215,9 @@ static fr_err get_optim(fri_rd *r, fr_optim_config *o, const char *what) {
  * the bytes of builds before DP. */
 #define FLAG_DP 32u
 #define FLAG_HIDE 64u /* decoys: f64 decoys | u32 decoy flags (bit 0: zero values) */
+#define FLAG_COMPRESS 128u /* compression: u32 up | u32 top-k | u32 down (not all 0) */
+
+static bool compressed(const fr_fl_config *c) { return c->compress_up || c->compress_topk || c->compress_down; }
 
 void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_u32(b, (uint32_t)c->strategy);
@@ -220,7 +229,8 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_f32(b, c->mu);
     fri_buf_u32(b, (c->row_norm ? 1u : 0u) | (c->item_sum ? 2u : 0u) | (c->keep_private_optim ? 4u : 0u) |
                        (c->dense_steps ? 8u : 0u) | (c->confidence_alpha != 0 ? FLAG_ALPHA : 0u) |
-                       (fr_fl_dp_on(c) ? FLAG_DP : 0u) | (c->decoys > 0 ? FLAG_HIDE : 0u));
+                       (fr_fl_dp_on(c) ? FLAG_DP : 0u) | (c->decoys > 0 ? FLAG_HIDE : 0u) |
+                       (compressed(c) ? FLAG_COMPRESS : 0u));
     fri_buf_u32(b, c->local_epochs);
     fri_buf_u32(b, c->batch);
     fri_buf_u32(b, c->negatives);
@@ -249,6 +259,11 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
         fri_buf_put(b, d, 8);
         fri_buf_u32(b, c->decoy_zero ? 1u : 0u);
     }
+    if (compressed(c)) {
+        fri_buf_u32(b, c->compress_up);
+        fri_buf_u32(b, c->compress_topk);
+        fri_buf_u32(b, c->compress_down);
+    }
 }
 
 fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
@@ -267,7 +282,7 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
         (e = fri_rd_f64(r, &c->availability, "availability")) ||
         (e = fri_rd_u32(r, &c->min_results, "min results")) || (e = fri_rd_u64(r, &c->seed, "seed")))
         return e;
-    if (flags > 127) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x7f", r->name, flags);
+    if (flags > 255) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0xff", r->name, flags);
     if (flags & FLAG_ALPHA) {
         if ((e = fri_rd_f32(r, &c->confidence_alpha, "confidence alpha"))) return e;
         if (!(c->confidence_alpha > 0) || !isfinite(c->confidence_alpha))
@@ -293,6 +308,13 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
         if (!(c->decoys > 0))
             return fri_fail(FR_ERR_FORMAT, "%s: decoys %g, expected > 0 (none is not written)", r->name, c->decoys);
         c->decoy_zero = hf & 1;
+    }
+    if (flags & FLAG_COMPRESS) {
+        if ((e = fri_rd_u32(r, &c->compress_up, "uplink compression")) ||
+            (e = fri_rd_u32(r, &c->compress_topk, "top-k")) || (e = fri_rd_u32(r, &c->compress_down, "downlink compression")))
+            return e;
+        if (!compressed(c))
+            return fri_fail(FR_ERR_FORMAT, "%s: compression flag without compression (none is not written)", r->name);
     }
     c->strategy = (fr_strategy)strategy;
     c->row_norm = flags & 1;

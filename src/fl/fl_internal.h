@@ -48,6 +48,11 @@ FR_NODISCARD fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task
                                            const fr_client_data *data, const fr_client_private *priv,
                                            const uint8_t **out, size_t *out_n);
 
+/* Top-k error feedback: the residual[dense values] of the client of the next step on ws
+ * (its dense update not sent yet; zero at first), kept by the caller across rounds. The
+ * step uses it once, fails or not, then forgets it; without one a top-k step fails. */
+void fri_client_ws_set_residual(fr_client_ws *ws, float *residual);
+
 /* A RESULT seen in place: its fields and where its values are, either in host memory (an
  * fr_result: `native`) or as little-endian bytes in a message (read at any alignment). */
 typedef struct fri_result_view {
@@ -102,6 +107,12 @@ FR_NODISCARD fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *c
                                     uint32_t config_crc, uint64_t bound, const fr_model *g);
 FR_NODISCARD fr_err fri_task_encode_dp(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n,
                                        uint32_t config_crc, uint64_t bound, double dp_clip, const fr_model *g);
+
+/* The same with the parameters quantized (qmode: fr_compress, 0 for floats) from the
+ * stream (seed, round, 0, COMPRESS_DOWN). */
+FR_NODISCARD fr_err fri_task_encode_q(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n,
+                                      uint32_t config_crc, uint64_t bound, double dp_clip, const fr_model *g,
+                                      uint32_t qmode, uint64_t seed);
 
 /* Message header: writes it over buf[0, FR_MSG_HEADER_BYTES) for a message of n bytes
  * whose body follows; checks one (magic, version, type, length, reserved, CRC), naming
@@ -186,5 +197,49 @@ size_t fri_secure_dense_len(const fr_model *g, const fr_fl_config *cfg);
  * FR_ERR_INVALID (len is not the round's), the RESULT's decoding errors. */
 FR_NODISCARD fr_err fri_secure_densify(const fr_model *g, const fr_fl_config *cfg, const uint8_t *result, size_t n,
                                        int64_t *out, size_t len, fri_secure_header *h);
+
+/* ------------------------------------------------------------------ compression (compress.c) */
+
+/* The largest |q| of a mode (127 for q8, 32767 for q16). */
+uint32_t fri_q_levels(uint32_t mode);
+/* Bytes of n values in blocks of `block` (one f32 scale each); 8 n uncompressed. */
+size_t fri_q_bytes(uint32_t mode, size_t n, size_t block);
+/* The scale of fixed-point values of max |x| = m: ceil(m / levels) rounded up to a float
+ * (0 for m = 0), a whole number of units. */
+uint64_t fri_q_scale(uint64_t m, uint32_t levels);
+/* One block of fixed-point values: scale then q, stochastically rounded from rng (one draw
+ * per value); returns the bytes written. Decode: q * scale, FR_ERR_FORMAT on a bad scale
+ * or a q out of range. */
+size_t fri_q_encode_fixed(uint8_t *out, const int64_t *x, size_t n, uint32_t mode, fr_rng *rng);
+FR_NODISCARD fr_err fri_q_decode_fixed(int64_t *x, const uint8_t *p, size_t n, uint32_t mode);
+/* One block of floats: scale max|x| / levels then q (FR_ERR_RANGE if not finite). */
+FR_NODISCARD fr_err fri_q_encode_float(uint8_t *out, const float *x, size_t n, uint32_t mode, fr_rng *rng);
+FR_NODISCARD fr_err fri_q_decode_float(float *x, const uint8_t *p, size_t n, uint32_t mode);
+/* The k largest |a[i]| of a[0, n) (ties: the lower index), as increasing indices idx[k];
+ * order[n] is scratch. */
+void fri_topk_select(const float *a, uint32_t n, uint32_t k, uint32_t *order, uint32_t *idx);
+
+typedef struct fri_compress_ws fri_compress_ws;
+void fri_compress_ws_free(fri_compress_ws *w);
+/* The FR_RESULT_* compression bits of a config (0: RESULTs are not compressed). */
+uint32_t fri_result_compress_flags(const fr_fl_config *c);
+/* The compressed RESULT of u (see compress.c for the layout) into *buf (grown to *cap),
+ * *n bytes. With compress_topk, residual[u->dense_len] is added to the dense update
+ * first and keeps what is not sent. *cw: scratch, made on first use. */
+FR_NODISCARD fr_err fri_result_encode_compressed(const fr_update *u, const fr_fl_config *cfg, uint64_t bound,
+                                                 uint32_t config_crc, uint64_t examples, double loss_sum,
+                                                 float *residual, fri_compress_ws **cw, uint8_t **buf, size_t *cap,
+                                                 size_t *n);
+/* Whether RESULT bytes carry compression flags (their header unchecked). */
+bool fri_result_is_compressed(const uint8_t *b, size_t n);
+/* A compressed RESULT, checked whole against shape, decoded into r (int64 fixed point:
+ * what the uncompressed RESULT of those values would decode to). */
+FR_NODISCARD fr_err fri_result_decompress(fr_result *r, const uint8_t *bytes, size_t n, const fr_update_shape *shape);
+/* The shared prefix of g quantized (item rows one scale each, dense tensors per block):
+ * its size, the encoding (stream (seed, round, 0, COMPRESS_DOWN)) and the decoding into
+ * g (the bytes checked present by the caller). */
+size_t fri_task_q_bytes(const fr_model *g, uint32_t mode);
+FR_NODISCARD fr_err fri_task_q_encode(uint8_t *out, const fr_model *g, uint32_t mode, uint64_t seed, uint32_t round);
+FR_NODISCARD fr_err fri_task_q_decode(fr_model *g, const uint8_t *p, uint32_t mode);
 
 #endif

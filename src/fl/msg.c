@@ -2,12 +2,13 @@
  * with its decoded form (fr_task). Layouts (little-endian; the header is in fl.h):
  *
  *   TASK (type 1) body:
- *     u32 round | u32 config CRC-32C | u32 config length C | u32 flags (bit 0: DP)
+ *     u32 round | u32 config CRC-32C | u32 config length C | u32 flags (bit 0: DP, bit 1:
+ *     the parameters quantized as compress.c says, the config's compress_down)
  *     u64 bound: the largest |value| a RESULT of this round may carry (fr_fl_fixed_bound)
  *     f64 the round's clip C, only with flag bit 0 (a DP federation; 0 flags otherwise)
  *     config block[C]: the model config (n_users 1) then the federation config
  *     zero padding to a multiple of 4 bytes from the start of the message
- *     u64 number of shared parameters P | f32 shared[P]
+ *     u64 number of shared parameters P | f32 shared[P] (flag bit 1: quantized blocks)
  *   RESULT (type 2) body:
  *     u32 client | u32 round | u32 config CRC-32C | u32 flags (FR_RESULT_*, 0 without DP)
  *     u64 weight n_k | u64 examples | f64 loss sum
@@ -427,9 +428,16 @@ fr_err fri_task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t
 
 fr_err fri_task_encode_dp(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
                           uint64_t bound, double dp_clip, const fr_model *g) {
+    return fri_task_encode_q(b, round, config, config_n, config_crc, bound, dp_clip, g, 0, 0);
+}
+
+fr_err fri_task_encode_q(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
+                         uint64_t bound, double dp_clip, const fr_model *g, uint32_t qmode, uint64_t seed) {
     bool dp = dp_clip > 0;
     size_t ns = fr_model_n_shared(g), at = params_at(config_n, dp), total;
-    if (fri_mul_size(ns, 4, &total) || total > SIZE_MAX - at - 8)
+    if (qmode) total = fri_task_q_bytes(g, qmode);
+    else if (fri_mul_size(ns, 4, &total)) total = SIZE_MAX;
+    if (total > SIZE_MAX - at - 8)
         return fri_fail(FR_ERR_NOMEM, "TASK: %zu shared parameters do not fit in memory", ns);
     total += at + 8;
     b->len = 0;
@@ -437,7 +445,7 @@ fr_err fri_task_encode_dp(fri_buf *b, uint32_t round, const uint8_t *config, siz
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES, round);
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 4, config_crc);
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 8, (uint32_t)config_n);
-    fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 12, dp ? 1u : 0u);
+    fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 12, (dp ? 1u : 0u) | (qmode ? 2u : 0u));
     fri_put_u64(hdr + FR_MSG_HEADER_BYTES + 16, bound);
     fri_buf_put(b, hdr, sizeof hdr);
     if (dp) {
@@ -456,7 +464,12 @@ fr_err fri_task_encode_dp(fri_buf *b, uint32_t round, const uint8_t *config, siz
         b->data = d;
         b->cap = total;
     }
-    put_f32s(b->data + b->len, fr_model_params_const(g), ns);
+    if (qmode) {
+        fr_err e = fri_task_q_encode(b->data + b->len, g, qmode, seed, round);
+        if (e) return e;
+    } else {
+        put_f32s(b->data + b->len, fr_model_params_const(g), ns);
+    }
     b->len = total;
     fri_msg_seal(b->data, total, FR_MSG_TASK);
     return FR_OK;
@@ -475,7 +488,9 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
         (e = fri_rd_u32(&rd, &config_n, "config length")) || (e = fri_rd_u32(&rd, &reserved, "reserved")) ||
         (e = fri_rd_u64(&rd, &bound, "bound")))
         goto fail;
-    if (reserved > 1) { e = fri_fail(FR_ERR_FORMAT, "TASK: flags 0x%x, expected 0 or 1", reserved); goto fail; }
+    if (reserved > 3) { e = fri_fail(FR_ERR_FORMAT, "TASK: flags 0x%x, expected 0..3", reserved); goto fail; }
+    const bool quantized = reserved & 2;
+    reserved &= 1;
     double clip = 0;
     if (reserved && (e = fri_rd_f64(&rd, &clip, "DP clip"))) goto fail;
     if (reserved && !(clip > 0 && clip <= FR_DP_MAX_CLIP)) {
@@ -511,8 +526,13 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
     for (size_t i = rd.at; i < at; i++)
         if (bytes[i]) { e = fri_fail(FR_ERR_FORMAT, "TASK: padding byte %zu is %u, expected 0", i, bytes[i]); goto fail; }
     rd.at = at;
+    if (quantized && !fc.compress_down) {
+        e = fri_fail(FR_ERR_FORMAT, "TASK: quantized parameters, but the federation compresses no downlink");
+        goto fail;
+    }
     uint64_t np;
-    if ((e = fri_rd_u64(&rd, &np, "parameter count")) || (e = fri_rd_need_n(&rd, np, 4, "shared parameters")))
+    if ((e = fri_rd_u64(&rd, &np, "parameter count")) ||
+        (!quantized && (e = fri_rd_need_n(&rd, np, 4, "shared parameters"))))
         goto fail;
     /* the model the config gives: its shared prefix must be exactly what was sent */
     bool same = t->g && memcmp(&t->mcfg, &mc, sizeof mc) == 0;
@@ -530,9 +550,13 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
         goto fail;
     }
     const uint8_t *p;
-    if ((e = fri_rd_bytes(&rd, &p, (size_t)np * 4, "shared parameters")) || (e = fri_rd_end(&rd, "the parameters")))
-        goto fail;
-    get_f32s(fr_model_params(t->g), p, (size_t)np);
+    size_t pn = quantized ? fri_task_q_bytes(t->g, fc.compress_down) : (size_t)np * 4;
+    if ((e = fri_rd_bytes(&rd, &p, pn, "shared parameters")) || (e = fri_rd_end(&rd, "the parameters"))) goto fail;
+    if (quantized) {
+        if ((e = fri_task_q_decode(t->g, p, fc.compress_down))) goto fail;
+    } else {
+        get_f32s(fr_model_params(t->g), p, (size_t)np);
+    }
     t->round = round;
     t->config_crc = crc;
     t->bound = bound;

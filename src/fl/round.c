@@ -72,6 +72,7 @@ struct fr_round {
     uint64_t bound;         /* the open round's largest |value| (fr_fl_fixed_bound(target):
                                no more results than the target are ever summed) */
     fri_dp_server dp;       /* differential privacy (dp.c); dp.on false without it */
+    fr_result **cres;       /* [n_lanes] a compressed RESULT decoded (made on first use) */
 };
 
 static bool adaptive(fr_strategy s) {
@@ -94,6 +95,8 @@ void fr_round_free(fr_round *r) {
     fri_free(r->up);
     fri_buf_free(&r->task);
     fri_dp_server_free(&r->dp);
+    for (int i = 0; r->cres && i < r->n_lanes; i++) fr_result_free(r->cres[i]);
+    fri_free(r->cres);
     fri_free(r);
 }
 
@@ -143,8 +146,9 @@ fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_
     r->loss = fri_malloc(nc * sizeof *r->loss);
     r->examples = fri_malloc(nc * sizeof *r->examples);
     r->up = fri_malloc(nc * sizeof *r->up);
+    r->cres = fri_calloc(nl, sizeof *r->cres);
     if (!r->acc || (cfg->row_norm && !r->roww) || !r->wsum || !r->ids || !r->status || !r->loss || !r->examples ||
-        !r->up)
+        !r->up || !r->cres)
         goto fail;
     bool mom = cfg->strategy == FR_STRATEGY_FEDAVGM || adaptive(cfg->strategy);
     e = FR_ERR_NOMEM;
@@ -195,8 +199,8 @@ static fr_err begin(fr_round *r, const uint32_t *avail, uint32_t n_avail, double
     if (!e && r->dp.on) r->target = r->k; /* every Poisson-sampled client counts */
     if (!e) {
         r->bound = fr_fl_fixed_bound(r->target);
-        e = fri_task_encode_dp(&r->task, round, r->config, r->config_n, r->config_crc, r->bound,
-                               fri_dp_begin(&r->dp, r->bound), r->g);
+        e = fri_task_encode_q(&r->task, round, r->config, r->config_n, r->config_crc, r->bound,
+                              fri_dp_begin(&r->dp, r->bound), r->g, r->cfg.compress_down, r->cfg.seed);
     }
     if (e) { r->k = r->target = 0; return e; }
     zero_accumulators(r);
@@ -358,6 +362,23 @@ static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
 
 fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane) {
     fri_result_view v;
+    if (bytes && fri_result_is_compressed(bytes, n)) { /* decoded into the lane's scratch, then as in memory */
+        if (lane < 0 || lane >= r->n_lanes)
+            return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
+        if (!r->cres[lane]) {
+            fr_err e = fr_result_create(&r->cres[lane]);
+            if (e) return e;
+        }
+        fr_err e = fri_result_decompress(r->cres[lane], bytes, n, &r->shape);
+        if (e) return e;
+        fri_result_view_of(&v, r->cres[lane]);
+        if (v.flags != fri_result_compress_flags(&r->cfg))
+            return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: compression flags 0x%x, this federation's are "
+                            "0x%x", v.client, v.flags, fri_result_compress_flags(&r->cfg));
+        v.flags = 0; /* decoded: the values are as an uncompressed RESULT's */
+        v.bytes = n;
+        return accept_view(r, &v, lane);
+    }
     fr_err e = fri_result_view_bytes(&v, bytes, n, &r->shape); /* checked whole, read in place */
     return e ? e : accept_view(r, &v, lane);
 }
@@ -590,6 +611,9 @@ static void differing(char *buf, size_t cap, const fr_model_config *mc, const fr
              fc->dp_delta != c->dp_delta || fc->ldp_noise != c->ldp_noise || fc->dp_seeded_noise != c->dp_seeded_noise,
          "differential privacy");
     DIFF(fc->decoys != c->decoys || fc->decoy_zero != c->decoy_zero, "decoys");
+    DIFF(fc->compress_up != c->compress_up || fc->compress_topk != c->compress_topk ||
+             fc->compress_down != c->compress_down,
+         "compression");
 #undef DIFF
     if (!at) snprintf(buf, cap, "nothing (another fedrec version?)");
 }

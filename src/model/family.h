@@ -45,6 +45,8 @@ typedef struct fri_model_family {
     bool needs_graph;                /* its kinds' losses and scores read a user's training items
                                         through the model's fr_model_graph (model.h): a graph
                                         model (lightgcn); false for the others */
+    bool side_features;              /* its kinds read user and item features (cfg.features):
+                                        the CLI builds them from the data's metadata and files */
 
     /* --- config */
     /* c is zeroed, with kind and seed (1) set: fill in the kind's defaults. */
@@ -112,6 +114,7 @@ extern const fri_model_family fri_model_family_mf;
 extern const fri_model_family fri_model_family_ncf;
 extern const fri_model_family fri_model_family_base;
 extern const fri_model_family fri_model_family_lightgcn;
+extern const fri_model_family fri_model_family_hybrid; /* model_hybrid.c: lightfm, fm */
 
 /* ------------------------------------------------------------------ registry */
 

@@ -169,6 +169,15 @@ fr_err fr_model_create(fr_model **out, const fr_model_config *cfg) {
     return FR_OK;
 }
 
+void fri_model_bind_rows(fr_model *m, const uint32_t *items, uint32_t n_items, const uint32_t *users,
+                         uint32_t n_users, uint32_t catalogue) {
+    m->row_item = items;
+    m->n_row_item = items ? n_items : 0;
+    m->row_user = users;
+    m->n_row_user = users ? n_users : 0;
+    m->catalogue = catalogue;
+}
+
 fr_err fr_model_clone(fr_model **out, const fr_model *m) {
     fr_err e = fri_model_alloc(out, &m->cfg);
     if (e) return e;

@@ -29,7 +29,21 @@ struct fr_model {
                                                 numbers roles (-1: none); only it reads them */
     fr_model_graph graph;                    /* training interactions a graph kind scores
                                                 through (fr_model_set_graph; items NULL: none) */
+    const uint32_t *row_item;                /* global item of each item row (a client's
+                                                compact model), or NULL: row = item */
+    uint32_t n_row_item;                     /* rows of row_item that are bound */
+    const uint32_t *row_user;                /* global user of each user row, or NULL */
+    uint32_t n_row_user;                     /* rows of row_user that are bound */
+    uint32_t catalogue;                      /* items of the federation (0: cfg.n_items) */
 };
+
+/* Tells m which global items and users its rows stand for (a federated client's compact
+ * model: row r of its item tables is item items[r], r < n_items). Families whose scores
+ * depend on more than the rows (side features: model_hybrid.c) read it; the others
+ * ignore it. The arrays are borrowed until the next bind; NULL: rows are global ids.
+ * catalogue: the federation's item count. */
+void fri_model_bind_rows(fr_model *m, const uint32_t *items, uint32_t n_items, const uint32_t *users,
+                         uint32_t n_users, uint32_t catalogue);
 
 struct fr_grad {
     size_t n_params;                         /* slab length of the model it was made for */

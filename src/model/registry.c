@@ -20,6 +20,7 @@ static const fri_model_family *const builtin[] = {
     &fri_model_family_ncf, /* gmf = 3, mlp = 4, neumf = 5 */
     &fri_model_family_base, /* pop = 6, bias = 7 */
     &fri_model_family_lightgcn, /* lightgcn (no public enum value: files name it) */
+    &fri_model_family_hybrid, /* lightfm, fm */
 };
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
@@ -77,6 +78,12 @@ bool fri_model_kind_needs_graph(fr_model_kind kind) {
     int i;
     const fri_model_family *f = find(kind, &i);
     return f && f->needs_graph;
+}
+
+bool fr_model_kind_uses_features(fr_model_kind kind) {
+    int i;
+    const fri_model_family *f = find(kind, &i);
+    return f && f->side_features;
 }
 
 fr_model_kind fri_model_kind_find(const char *name, size_t len) {

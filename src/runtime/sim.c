@@ -66,6 +66,9 @@ struct fr_sim {
     fr_fingerprint data_fp; /* the training data's (checkpoints must match it) */
     float *km1, *km2;       /* keep_private_optim: moments of the private suffix of full */
     uint64_t *ksteps;       /* [n_clients] their step counts */
+    float *resid;           /* top-k compression: [n_clients * dense values] each client's
+                               error-feedback residual, or NULL */
+    size_t resid_len;       /* dense values per client */
     size_t n_priv;          /* floats of full's private suffix */
     int n_workers;
     sim_worker *w;          /* [n_workers] */
@@ -100,6 +103,7 @@ void fr_sim_free(fr_sim *s) {
     fri_free(s->km1);
     fri_free(s->km2);
     fri_free(s->ksteps);
+    fri_free(s->resid);
     fri_free(s);
 }
 
@@ -216,6 +220,11 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
         s->ksteps = fri_calloc(s->n_clients ? s->n_clients : 1, sizeof *s->ksteps);
         e = FR_ERR_NOMEM;
         if (!s->km1 || !s->km2 || !s->ksteps) goto fail;
+    }
+    if (cfg->compress_topk) { /* error feedback: a residual per client, zero at first */
+        s->resid_len = fr_round_shape(s->ctl)->dense_len;
+        e = FR_ERR_NOMEM;
+        if (!(s->resid = fri_calloc((size_t)s->n_clients * s->resid_len + 1, sizeof *s->resid))) goto fail;
     }
     *out = s;
     return FR_OK;
@@ -429,6 +438,7 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
         }
     }
     fr_client_private priv = {rows, s->km1 ? m1 : NULL, s->km1 ? m2 : NULL, s->ksteps ? &s->ksteps[c] : NULL};
+    if (s->resid) fri_client_ws_set_residual(w->ws, s->resid + (size_t)c * s->resid_len);
     if (s->sa) {
         e = fr_client_step(w->ws, w->task, c, &d, &priv, w->res);
         return e ? e : secagg_submit(s, w, worker);
@@ -462,6 +472,9 @@ static void task(void *ctx, size_t index, int worker) {
 fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
     memset(st, 0, sizeof *st);
     uint32_t round = fr_round_completed(s->ctl) + 1, k = 0;
+    if (s->secagg && fri_result_compress_flags(&s->cfg))
+        return fri_fail(FR_ERR_INVALID, "secure aggregation with uplink compression: masks cancel only in a sum of "
+                        "words at the same positions, which quantized blocks and top-k values are not");
     fr_err e = fr_round_begin(s->ctl, &s->ids, &k);
     if (e) return e;
     s->epoch++;
@@ -492,6 +505,7 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
  *   | the training data's fingerprint: u32 users | u32 items | u64 interactions | u32 CRC-32C
  *   | u64 n_priv | f32 private rows[n_priv]
  *   | u32 has_kept | if has_kept: f32 m1[n_priv] | f32 m2[n_priv] | u64 steps[n_clients]
+ *   | with top-k compression only (the config says): f32 residuals[n_clients * dense values]
  *   | u32 CRC-32C of everything before it.
  * The controller's state (fr_round_save) holds the config, the round, the strategy's
  * moments and the global shared parameters; the rest is the client-state store. Older
@@ -525,6 +539,7 @@ fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path) {
         for (size_t i = 0; i < s->n_priv; i++) fri_buf_f32(&b, s->km2[i]);
         for (uint32_t c = 0; c < s->n_clients; c++) fri_buf_u64(&b, s->ksteps[c]);
     }
+    for (size_t i = 0; s->resid && i < (size_t)s->n_clients * s->resid_len; i++) fri_buf_f32(&b, s->resid[i]);
     if (!b.err) fri_buf_u32(&b, fr_crc32c(0, b.data, b.len));
     e = b.err;
     if (!e) e = fri_write_file_atomic(path, b.data, b.len);
@@ -585,6 +600,11 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         want += 8 * (size_t)s->n_clients;
         if ((e = fri_rd_bytes(&r, &kept, want, "kept client state"))) goto done;
     }
+    const uint8_t *resid = NULL; /* top-k's residuals: read when this run has them and they are there (else
+                                    the controller's state names the config that differs) */
+    if (s->resid && fri_rd_left(&r) == (size_t)s->n_clients * s->resid_len * 4 &&
+        (e = fri_rd_bytes(&r, &resid, fri_rd_left(&r), "residuals")))
+        goto done;
     if ((e = fri_rd_end(&r, "the client state"))) goto done;
     if ((e = fr_round_save(s->ctl, &backup, &bn))) goto done;
     /* what is the sim's first (its partition, its store), then the controller's state,
@@ -608,6 +628,11 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         if (fr_round_load(s->ctl, backup, bn, "<backup>")) { /* cannot fail: it was just saved */ }
     }
     if (e) goto done;
+    if (s->resid && !resid) { /* the same config, so the residuals must be there */
+        e = fri_fail(FR_ERR_FORMAT, "%s: checkpoint without the clients' top-k residuals", path);
+        if (fr_round_load(s->ctl, backup, bn, "<backup>")) { /* cannot fail: it was just saved */ }
+        goto done;
+    }
     float *p = fr_model_params(s->full) + fr_model_n_shared(s->full);
     for (size_t i = 0; i < s->n_priv; i++) p[i] = fri_get_f32(rows + 4 * i);
     if (kept) {
@@ -617,6 +642,7 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         kept += 4 * s->n_priv;
         for (uint32_t c = 0; c < s->n_clients; c++) s->ksteps[c] = fri_get_u64(kept + 8 * (size_t)c);
     }
+    for (size_t i = 0; resid && i < (size_t)s->n_clients * s->resid_len; i++) s->resid[i] = fri_get_f32(resid + 4 * i);
     fr_sim_model(s);
 done:
     fr_msg_free(backup);

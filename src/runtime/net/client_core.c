@@ -62,6 +62,8 @@ struct fr_netc {
     char *path;                /* state file, or NULL */
     fed f;                     /* the federation (joined when f.g is set) */
     fr_task *task;             /* the TASK being stepped or loaded */
+    const double *pop;         /* the items' public popularity (decoys), borrowed, or NULL */
+    uint32_t pop_n;            /* its items */
 };
 
 static void fed_free(fed *f) {
@@ -224,6 +226,11 @@ fail:
     return e;
 }
 
+void fr_netc_set_popularity(fr_netc *c, const double *weights, uint32_t n_items) {
+    c->pop = weights;
+    c->pop_n = weights ? n_items : 0;
+}
+
 uint32_t fr_netc_client(const fr_netc *c) { return c->client; }
 uint32_t fr_netc_n_users(const fr_netc *c) { return c->U; }
 uint32_t fr_netc_round(const fr_netc *c) { return c->f.g ? c->f.round : 0; }
@@ -274,7 +281,22 @@ fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_
         if ((e = fed_make(&fresh, c, c->task))) return e;
         f = &fresh;
     }
-    if (!f->ws && (e = fr_client_ws_create(&f->ws, mc, fr_task_fl_config(c->task)))) goto fail;
+    if (!f->ws) {
+        const fr_fl_config *fc = fr_task_fl_config(c->task);
+        if (fc->decoys > 0 && !c->pop) {
+            e = fri_fail(FR_ERR_INVALID, "client %u: the federation hides items with decoys drawn from the items' "
+                         "public popularity, and this client has none (fedrec data shard writes it as "
+                         "popularity.txt beside the shards: fedrec client --popularity FILE)", c->client);
+            goto fail;
+        }
+        if (fc->decoys > 0 && c->pop_n != mc->n_items) {
+            e = fri_fail(FR_ERR_INVALID, "client %u: the items' popularity covers %u items, the federation's catalogue "
+                         "%u (a popularity file of another federation?)", c->client, c->pop_n, mc->n_items);
+            goto fail;
+        }
+        if ((e = fr_client_ws_create(&f->ws, mc, fc))) goto fail;
+        if (fc->decoys > 0 && (e = fr_client_ws_set_popularity(f->ws, c->pop, c->pop_n))) goto fail;
+    }
     int nx = 1 - f->cur;
     memcpy(f->buf[nx], f->buf[f->cur], fed_floats(f) * sizeof *f->buf[nx]);
     f->steps[nx] = f->steps[f->cur];

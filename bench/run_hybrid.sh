@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Hybrid models side by side with PyPI LightFM on one split (ml-100k-loo, 99 sampled
+# negatives per test user) and one feature set (ml-100k's u.user / u.item: age bucket,
+# gender, occupation; genres, year: bench/hybrid_features.py), warm and cold start.
+#   bench/run_hybrid.sh [BUILD_DIR] [DATA_DIR]     (defaults: build, ../shared/data)
+# Needs a venv with lightfm (FEDREC_REF_VENV, default ~/.cache/fedrec-ref-venv).
+# Reports, per tool: hr@10, ndcg@10, auc (sampled: the test item against its user's 99
+# negatives), precision@10 and auc over the full catalogue (training items excluded),
+# seconds per epoch (fedrec: the epochs' "seconds" in --metrics-out, training only; LightFM:
+# fit_partial wall time), and cold start: 20% of the trained items held out entirely
+# (their ids in cold.txt, the same file for both tools), each user's cold items ranked
+# among the cold items: auc and precision@10. All metrics are computed as fedrec's
+# (src/eval/eval.c); bench/hybrid_ref.py computes LightFM's independently in numpy.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+data=${2:-$here/../../shared/data}
+venv=${FEDREC_REF_VENV:-$HOME/.cache/fedrec-ref-venv}
+bin=$build/fedrec
+loo=$data/ml-100k-loo
+[ -d "$loo" ] && [ -d "$data/ml-100k" ] || { echo "run_hybrid: $loo or $data/ml-100k is missing: nothing to compare"; exit 0; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+python3 "$here/hybrid_features.py" "$data/ml-100k" "$tmp/feat"
+F=(--user-features "$tmp/feat/users.tsv" --item-features "$tmp/feat/items.tsv")
+# cold items: 20% of the items with training interactions, seeded
+python3 - "$loo/train.rating" >"$tmp/cold.txt" <<'PY'
+import random, sys
+items = sorted({int(l.split('\t')[1]) for l in open(sys.argv[1]) if l.strip()})
+random.seed(14)
+print('\n'.join(str(i) for i in sorted(random.sample(items, round(0.2 * len(items))))))
+PY
+echo "data: $loo ($(wc -l <"$loo/train.rating") training rows), features: $(cut -f2 "$tmp/feat/users.tsv" | tr ' ' '\n' | sort -u | wc -l) user, $(cut -f2 "$tmp/feat/items.tsv" | tr ' ' '\n' | sort -u | wc -l) item; cold items: $(wc -l <"$tmp/cold.txt")"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+num() { grep -o "\"$2\": *[-0-9.e]*" "$1" | tail -1 | cut -d: -f2 | tr -d " "; }
+sec_per_epoch() { awk -F'"seconds":' 'NF > 1 && /"epoch"/ { split($2, a, /[,}]/); s += a[1]; n++ } END { printf "%.3f", s / n }' "$1"; }
+
+fedrec_row() { # name, then train options
+    local name=$1; shift
+    "$bin" train --data "$loo" "${F[@]}" "$@" --eval-every 0 --quiet --out "$tmp/$name.fr" --metrics-out "$tmp/$name.jsonl" >/dev/null
+    "$bin" eval --model "$tmp/$name.fr" --json >"$tmp/$name.s.json"
+    "$bin" eval --model "$tmp/$name.fr" --data "$loo/train.rating" --test "$loo/test.rating" --json >"$tmp/$name.f.json"
+    local sec="-"
+    grep -q '"epoch"' "$tmp/$name.jsonl" && sec=$(sec_per_epoch "$tmp/$name.jsonl")
+    grep -q '"round"' "$tmp/$name.jsonl" && sec=$(awk -F'"seconds":' 'NF > 1 && /"round"/ { split($2, a, /[,}]/); s += a[1]; n++ } END { printf "%.3f/round", s / n }' "$tmp/$name.jsonl")
+    "$bin" train --data "$loo" "${F[@]}" "$@" --cold-items "$tmp/cold.txt" --eval-every 0 --quiet --metrics-out "$tmp/$name.c.jsonl" >/dev/null
+    printf "%-34s %7.4f %8.4f %7.4f %9.4f %9.4f %10s %9.4f %9.4f\n" "$name" "$(num "$tmp/$name.s.json" 'hr@10')" \
+        "$(num "$tmp/$name.s.json" 'ndcg@10')" "$(num "$tmp/$name.s.json" auc)" "$(num "$tmp/$name.f.json" 'precision@10_full')" \
+        "$(num "$tmp/$name.f.json" auc_full)" "$sec" "$(num "$tmp/$name.c.jsonl" auc_cold)" "$(num "$tmp/$name.c.jsonl" 'precision@10_cold')"
+}
+
+lightfm_row() { # name, then hybrid_ref.py options
+    local name=$1; shift
+    "$venv/bin/python" "$here/hybrid_ref.py" --data "$loo" --features "$tmp/feat" "$@" >"$tmp/$name.json"
+    "$venv/bin/python" "$here/hybrid_ref.py" --data "$loo" --features "$tmp/feat" --cold "$tmp/cold.txt" "$@" >"$tmp/$name.c.json"
+    printf "%-34s %7.4f %8.4f %7.4f %9.4f %9.4f %10.3f %9.4f %9.4f\n" "$name" "$(num "$tmp/$name.json" 'hr@10')" \
+        "$(num "$tmp/$name.json" 'ndcg@10')" "$(num "$tmp/$name.json" auc)" "$(num "$tmp/$name.json" 'precision@10_full')" \
+        "$(num "$tmp/$name.json" auc_full)" "$(num "$tmp/$name.json" seconds_per_epoch)" "$(num "$tmp/$name.c.json" auc_cold)" \
+        "$(num "$tmp/$name.c.json" 'precision@10_cold')"
+}
+
+printf "%-34s %7s %8s %7s %9s %9s %10s %9s %9s\n" "run" "hr@10" "ndcg@10" "auc" "prec@10f" "auc_full" "s/epoch" "auc_cold" "p@10cold"
+fedrec_row "fedrec lightfm central (preset)" --model lightfm --centralized
+fedrec_row "fedrec fm central (preset)" --model fm --centralized
+fedrec_row "fedrec lightfm federated (preset)" --model lightfm
+fedrec_row "fedrec lightfm central bpr" --model lightfm --centralized --warp 0
+fedrec_row "fedrec lightfm central 1 thread" --model lightfm --centralized --threads 1
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import lightfm' 2>/dev/null; then
+    lightfm_row "LightFM warp (25 ep, lr .05)" --loss warp --epochs 25 --dim 32 --lr 0.05
+    lightfm_row "LightFM bpr (25 ep)" --loss bpr --epochs 25 --dim 32 --lr 0.05
+else
+    echo "LightFM: not installed in $venv (pip install lightfm): no reference row"
+fi

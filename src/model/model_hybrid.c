@@ -1,0 +1,653 @@
+/* The hybrid family (family.h): models whose users and items are sums of feature
+ * embeddings, so an item nobody has rated still has a vector (cold start).
+ *
+ *   lightfm  (Kula 2015): p_u = e_u + sum_f w_uf E_f,  q_i = e_i + sum_g w_ig F_g,
+ *            b_u = c_u + sum_f w_uf c_f,  b_i likewise;   logit = p_u . q_i + b_u + b_i
+ *   fm       (Rendle 2010), second order over all the pair's features x (the user's id,
+ *            its features, the item's id, its features, each with its weight):
+ *            logit = w0 + sum_j x_j c_j + sum_{j<l} x_j x_l <v_j, v_l>
+ *                  = w0 + b_u + b_i + 0.5 (|a|^2 - sum_k s_k),
+ *            a = sum_j x_j v_j = p_u + q_i,  s = sum_j x_j^2 v_j^2 (elementwise): O(k n)
+ *            instead of the O(k n^2) double sum (fri_hybrid_fm_naive, held to it by tests).
+ * Losses: bce (logistic, on labelled examples), bpr (-log sigmoid(s_pos - s_neg)), and
+ * WARP (bpr examples with cfg.warp > 0; below).
+ * L2: l2 / B * sum over the batch of |p_u|^2 + |q_i|^2 (+ |q_j|^2 of the negative): the
+ * composed vectors, so it reaches every feature row through its weight. Biases are not
+ * regularised.
+ *
+ * Layout (shared first): item_emb [n_items x dim], item_bias [n_items x 1] (item tables);
+ * item_feat_emb [n_if x dim], item_feat_bias [n_if x 1], user_feat_emb [n_uf x dim],
+ * user_feat_bias [n_uf x 1] (dense: every client may touch any row; n_if, n_uf the
+ * vocabulary sizes, at least 1 row each); fm: bias [1 x 1]; then the private user_emb
+ * [n_users x dim], user_bias [n_users x 1]. Embeddings N(0, init_std) (0.01 by default:
+ * LightFM's init is as small, and a cold item's untrained id row then adds little noise
+ * to what its features say), biases 0.
+ *
+ * Features are structure, not parameters: the config names an interned, immutable feature
+ * set (cfg.features, fr_model_config_set_features; CSR of (feature, weight) per user row
+ * and per item row, indexed by the data's dense ids). loss_grad and score look a row's
+ * features up by its global id: a federated client's compact model maps its rows through
+ * fri_model_bind_rows. The parameter block (model file, TASK) holds dim, warp and the
+ * feature set: the vocabulary sizes, the item lists, and the user lists only when
+ * n_users > 1 (a model file of the whole model). A TASK (n_users 1) thus carries no
+ * user's features: in the simulated federation each client's own lists are read in
+ * process from the federation's config; a networked client gets none (ids only).
+ *
+ * WARP (Weston et al. 2011, as LightFM): for a positive (u, i) the candidates are the
+ * example's negative, then items drawn uniformly (a stream of (seed, i, u ^ neg)), until
+ * one violates the margin, s_j > s_i - 1, or `warp` candidates were tried. A violation
+ * at trial t costs L * (1 - s_i + s_j) with L = ln(max(1, floor((N - 1) / t))), N the
+ * catalogue; none costs 0. Candidates are not checked against the user's positives (the
+ * model does not hold them; LightFM does). A federated client draws among the item rows
+ * it loaded (its positives and sampled negatives), not the catalogue. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "fedrec/features.h"
+#include "model/examples.h"
+#include "model/family.h"
+#include "model/layers.h"
+
+/* ---------------------------------------------------------------- the feature store */
+
+typedef struct fri_feat {
+    uint32_t rows[2];    /* user rows, item rows */
+    uint32_t count[2];   /* vocabulary sizes */
+    uint64_t *off[2];    /* [rows + 1] CSR offsets */
+    uint32_t *id[2];     /* [nnz] feature ids */
+    float *w[2];         /* [nnz] weights */
+    uint32_t crc;        /* of the content, to find an identical set */
+} fri_feat;
+
+#define MAX_SETS 4096
+static fri_feat *sets[MAX_SETS];           /* handle h is sets[h - 1] */
+static atomic_uint n_sets;
+static pthread_mutex_t sets_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static const fri_feat *feat_of(uint32_t h) {
+    return h && h <= atomic_load_explicit(&n_sets, memory_order_acquire) ? sets[h - 1] : NULL;
+}
+
+static void feat_free(fri_feat *f) {
+    if (!f) return;
+    for (int s = 0; s < 2; s++) { fri_free(f->off[s]); fri_free(f->id[s]); fri_free(f->w[s]); }
+    fri_free(f);
+}
+
+static uint32_t feat_crc(const fri_feat *f) {
+    uint32_t c = fr_crc32c(0, f->rows, sizeof f->rows);
+    c = fr_crc32c(c, f->count, sizeof f->count);
+    for (int s = 0; s < 2; s++) {
+        uint64_t nnz = f->off[s][f->rows[s]];
+        c = fr_crc32c(c, f->off[s], (f->rows[s] + 1) * sizeof(uint64_t));
+        if (nnz) {
+            c = fr_crc32c(c, f->id[s], nnz * sizeof(uint32_t));
+            c = fr_crc32c(c, f->w[s], nnz * sizeof(float));
+        }
+    }
+    return c;
+}
+
+static bool feat_same(const fri_feat *a, const fri_feat *b) {
+    if (a->crc != b->crc || memcmp(a->rows, b->rows, sizeof a->rows) || memcmp(a->count, b->count, sizeof a->count))
+        return false;
+    for (int s = 0; s < 2; s++) {
+        uint64_t nnz = a->off[s][a->rows[s]];
+        if (memcmp(a->off[s], b->off[s], (a->rows[s] + 1) * sizeof(uint64_t)) ||
+            (nnz && (memcmp(a->id[s], b->id[s], nnz * sizeof(uint32_t)) || memcmp(a->w[s], b->w[s], nnz * sizeof(float)))))
+            return false;
+    }
+    return true;
+}
+
+/* Allocates a set with the given rows and nnz per side (offsets zeroed). */
+static fri_feat *feat_alloc(const uint32_t rows[2], const uint64_t nnz[2]) {
+    fri_feat *f = fri_calloc(1, sizeof *f);
+    if (!f) return NULL;
+    for (int s = 0; s < 2; s++) {
+        f->rows[s] = rows[s];
+        f->off[s] = fri_calloc((size_t)rows[s] + 1, sizeof(uint64_t));
+        f->id[s] = fri_malloc((nnz[s] ? nnz[s] : 1) * sizeof(uint32_t));
+        f->w[s] = fri_malloc((nnz[s] ? nnz[s] : 1) * sizeof(float));
+        if (!f->off[s] || !f->id[s] || !f->w[s]) { feat_free(f); return NULL; }
+    }
+    return f;
+}
+
+/* Takes f over (frees it when an identical set exists or on error); *h its handle. */
+static fr_err feat_intern(fri_feat *f, uint32_t *h) {
+    f->crc = feat_crc(f);
+    pthread_mutex_lock(&sets_mu);
+    uint32_t n = atomic_load(&n_sets);
+    for (uint32_t i = 0; i < n; i++)
+        if (feat_same(sets[i], f)) {
+            pthread_mutex_unlock(&sets_mu);
+            feat_free(f);
+            *h = i + 1;
+            return FR_OK;
+        }
+    if (n >= MAX_SETS) {
+        pthread_mutex_unlock(&sets_mu);
+        feat_free(f);
+        return fri_fail(FR_ERR_RANGE, "hybrid models: more than %d distinct feature sets in one process", MAX_SETS);
+    }
+    sets[n] = f;
+    atomic_store_explicit(&n_sets, n + 1, memory_order_release);
+    pthread_mutex_unlock(&sets_mu);
+    *h = n + 1;
+    return FR_OK;
+}
+
+fr_err fr_model_config_set_features(fr_model_config *c, const fr_features *src) {
+    if (!src) { c->features = 0; return FR_OK; }
+    const fr_feature_side sd[2] = {FR_FEAT_USER, FR_FEAT_ITEM};
+    uint32_t rows[2];
+    uint64_t nnz[2] = {0, 0};
+    for (int s = 0; s < 2; s++) {
+        rows[s] = fr_features_rows(src, sd[s]);
+        for (uint32_t r = 0; r < rows[s]; r++) nnz[s] += fr_features_of(src, sd[s], r, NULL, NULL);
+    }
+    fri_feat *f = feat_alloc(rows, nnz);
+    if (!f) return FR_ERR_NOMEM;
+    for (int s = 0; s < 2; s++) {
+        f->count[s] = fr_features_count(src, sd[s]);
+        uint64_t at = 0;
+        for (uint32_t r = 0; r < rows[s]; r++) {
+            const uint32_t *ids;
+            const float *w;
+            size_t k = fr_features_of(src, sd[s], r, &ids, &w);
+            if (k) {
+                memcpy(f->id[s] + at, ids, k * sizeof *ids);
+                memcpy(f->w[s] + at, w, k * sizeof *w);
+            }
+            at += k;
+            f->off[s][r + 1] = at;
+        }
+    }
+    return feat_intern(f, &c->features);
+}
+
+/* The features of global row r of side s (0 user, 1 item). */
+static inline uint32_t feats(const fri_feat *f, int s, uint32_t r, const uint32_t **id, const float **w) {
+    if (!f || r >= f->rows[s]) return 0;
+    uint64_t a = f->off[s][r];
+    *id = f->id[s] + a;
+    *w = f->w[s] + a;
+    return (uint32_t)(f->off[s][r + 1] - a);
+}
+
+static uint32_t vocab(const fr_model_config *c, int s) {
+    const fri_feat *f = feat_of(c->features);
+    return f ? f->count[s] : 0;
+}
+
+/* ---------------------------------------------------------------- config */
+
+enum { IT_EMB, IT_B, IF_EMB, IF_B, UF_EMB, UF_B, W0, US_EMB, US_B };
+
+static bool is_fm(const fr_model_config *c) { return strcmp(fr_model_kind_name(c->kind), "fm") == 0; }
+
+static void config_default(fr_model_config *c) {
+    c->dim = 32;
+    c->loss = FR_LOSS_BPR;
+    c->warp = 0;
+}
+
+static fr_err config_check(const fr_model_config *c) {
+    const char *k = fr_model_kind_name(c->kind);
+    if (c->dim == 0 || c->dim > 4096) return fri_fail(FR_ERR_INVALID, "%s: dim %u: expected 1..4096", k, c->dim);
+    if (c->loss != FR_LOSS_BCE && c->loss != FR_LOSS_BPR)
+        return fri_fail(FR_ERR_INVALID, "%s: loss %s: expected bce (logistic), bpr or warp (bpr with warp > 0)", k,
+                        fri_loss_name(c->loss));
+    if (c->warp && c->loss != FR_LOSS_BPR)
+        return fri_fail(FR_ERR_INVALID, "%s: warp %u with loss %s: WARP takes bpr's (positive, negative) examples", k,
+                        c->warp, fri_loss_name(c->loss));
+    if (c->warp > 1000) return fri_fail(FR_ERR_INVALID, "%s: warp %u: expected 0..1000 draws", k, c->warp);
+    if (c->features && !feat_of(c->features))
+        return fri_fail(FR_ERR_INVALID, "%s: features %u: no such feature set (fr_model_config_set_features)", k,
+                        c->features);
+    return FR_OK;
+}
+
+static void params_put(fri_buf *b, const fr_model_config *c) {
+    fri_buf_u32(b, c->dim);
+    fri_buf_u32(b, c->warp);
+    const fri_feat *f = feat_of(c->features);
+    fri_buf_u32(b, f ? 1 : 0);
+    if (!f) return;
+    for (int s = 1; s >= 0; s--) { /* items, then users */
+        bool lists = s == 1 || c->n_users > 1;
+        uint32_t rows = lists ? f->rows[s] : 0;
+        fri_buf_u32(b, f->count[s]);
+        fri_buf_u32(b, rows);
+        for (uint32_t r = 0; r < rows; r++) {
+            uint64_t a = f->off[s][r], n = f->off[s][r + 1] - a;
+            fri_buf_u32(b, (uint32_t)n);
+            for (uint64_t k = 0; k < n; k++) {
+                fri_buf_u32(b, f->id[s][a + k]);
+                fri_buf_f32(b, f->w[s][a + k]);
+            }
+        }
+    }
+}
+
+static fr_err params_get(fri_rd *r, fr_model_config *c) {
+    fr_err e;
+    uint32_t has;
+    if ((e = fri_rd_u32(r, &c->dim, "dim")) || (e = fri_rd_u32(r, &c->warp, "warp")) ||
+        (e = fri_rd_u32(r, &has, "features")))
+        return e;
+    c->features = 0;
+    if (!has) return FR_OK;
+    if (has != 1) return fri_fail(FR_ERR_FORMAT, "%s: %s: features flag %u: expected 0 or 1", r->name, r->kind, has);
+    /* two passes: sizes first (bounded by the block), then the content */
+    uint32_t rows[2], count[2];
+    uint64_t nnz[2] = {0, 0};
+    fri_rd probe = *r;
+    for (int s = 1; s >= 0; s--) {
+        if ((e = fri_rd_u32(&probe, &count[s], "feature count")) || (e = fri_rd_u32(&probe, &rows[s], "feature rows")))
+            return e;
+        if ((e = fri_rd_need_n(&probe, rows[s], 4, "feature rows"))) return e;
+        for (uint32_t x = 0; x < rows[s]; x++) {
+            uint32_t n;
+            if ((e = fri_rd_u32(&probe, &n, "features of a row")) || (e = fri_rd_need_n(&probe, n, 8, "features")))
+                return e;
+            probe.at += (size_t)n * 8;
+            nnz[s] += n;
+        }
+    }
+    fri_feat *f = feat_alloc(rows, nnz);
+    if (!f) return FR_ERR_NOMEM;
+    for (int s = 1; s >= 0 && !e; s--) {
+        f->count[s] = count[s];
+        uint32_t t;
+        e = fri_rd_u32(r, &t, "feature count");
+        if (!e) e = fri_rd_u32(r, &t, "feature rows");
+        uint64_t at = 0;
+        for (uint32_t x = 0; x < rows[s] && !e; x++) {
+            uint32_t n;
+            e = fri_rd_u32(r, &n, "features of a row");
+            for (uint32_t k = 0; k < n && !e; k++, at++) {
+                e = fri_rd_u32(r, &f->id[s][at], "feature id");
+                if (!e) e = fri_rd_f32(r, &f->w[s][at], "feature weight");
+                if (!e && f->id[s][at] >= count[s])
+                    e = fri_fail(FR_ERR_FORMAT, "%s: %s: %s feature %u of row %u: expected < %u", r->name, r->kind,
+                                 s ? "item" : "user", f->id[s][at], x, count[s]);
+                if (!e && !isfinite(f->w[s][at]))
+                    e = fri_fail(FR_ERR_FORMAT, "%s: %s: %s feature weight of row %u is not finite", r->name, r->kind,
+                                 s ? "item" : "user", x);
+            }
+            f->off[s][x + 1] = at;
+        }
+    }
+    if (e) { feat_free(f); return e; }
+    return feat_intern(f, &c->features);
+}
+
+/* ---------------------------------------------------------------- layout */
+
+static fr_err layout(fr_model *m, const fr_model_config *c) {
+    fr_err e = FR_OK;
+    uint32_t nif = vocab(c, 1), nuf = vocab(c, 0);
+    nif = nif ? nif : 1;
+    nuf = nuf ? nuf : 1;
+#define ADD(role, name, r, cc, kind, init) \
+    do { if ((e = fri_model_add_tensor(m, name, r, cc, kind, init, &m->slot[role])) != FR_OK) return e; } while (0)
+    ADD(IT_EMB, "item_emb", c->n_items, c->dim, FR_TENSOR_ITEM_TABLE, FRI_INIT_NORMAL);
+    ADD(IT_B, "item_bias", c->n_items, 1, FR_TENSOR_ITEM_TABLE, FRI_INIT_ZERO);
+    ADD(IF_EMB, "item_feat_emb", nif, c->dim, FR_TENSOR_DENSE, FRI_INIT_NORMAL);
+    ADD(IF_B, "item_feat_bias", nif, 1, FR_TENSOR_DENSE, FRI_INIT_ZERO);
+    ADD(UF_EMB, "user_feat_emb", nuf, c->dim, FR_TENSOR_DENSE, FRI_INIT_NORMAL);
+    ADD(UF_B, "user_feat_bias", nuf, 1, FR_TENSOR_DENSE, FRI_INIT_ZERO);
+    if (is_fm(c)) ADD(W0, "bias", 1, 1, FR_TENSOR_DENSE, FRI_INIT_ZERO);
+    ADD(US_EMB, "user_emb", c->n_users, c->dim, FR_TENSOR_USER_TABLE, FRI_INIT_NORMAL);
+    ADD(US_B, "user_bias", c->n_users, 1, FR_TENSOR_USER_TABLE, FRI_INIT_ZERO);
+#undef ADD
+    return FR_OK;
+}
+
+/* ---------------------------------------------------------------- workspace */
+
+typedef struct hy_ws {
+    float *p, *sp;          /* [dim] user vector, its sum of squares (fm) */
+    float *q[2], *sq[2];    /* [dim] item vectors (positive, negative) and their squares */
+    float *a, *cu, *ci;     /* [dim] p + q; the user side's and an item side's coefficient */
+    float *s;               /* [n] scores (score) */
+} hy_ws;
+
+static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
+    hy_ws tmp, *w = wsp ? wsp : &tmp;
+    fri_carver cv = {arena, 0};
+    size_t d = c->dim;
+    w->p = fri_carve(&cv, d); w->sp = fri_carve(&cv, d);
+    for (int k = 0; k < 2; k++) { w->q[k] = fri_carve(&cv, d); w->sq[k] = fri_carve(&cv, d); }
+    w->a = fri_carve(&cv, d); w->cu = fri_carve(&cv, d); w->ci = fri_carve(&cv, d);
+    w->s = fri_carve(&cv, B);
+    return cv.at;
+}
+
+static bool ws_fits(const fr_model_config *a, const fr_model_config *b) { return a->dim == b->dim; }
+
+/* ---------------------------------------------------------------- math */
+
+static const float *P(const fr_model *m, int role) { return fri_model_data(m, m->slot[role]); }
+static float *G(fr_grad *g, const fr_model *m, int role) { return fri_grad_of(g, m->slot[role]); }
+
+static inline uint32_t gitem(const fr_model *m, uint32_t r) {
+    return m->row_item && r < m->n_row_item ? m->row_item[r] : r;
+}
+static inline uint32_t guser(const fr_model *m, uint32_t r) {
+    return m->row_user && r < m->n_row_user ? m->row_user[r] : r;
+}
+
+/* One side's vector: out = E[row] + sum_k w_k F[id_k]; returns the bias c[row] + sum
+ * w_k cf[id_k]; sq (fm, may be NULL) = E[row]^2 + sum_k w_k^2 F[id_k]^2. */
+static float compose(float *out, float *sq, const float *E, const float *c, uint32_t row, const float *F,
+                     const float *cf, const uint32_t *id, const float *w, uint32_t n, size_t d) {
+    const float *e = E + (size_t)row * d;
+    float b = c[row];
+    memcpy(out, e, d * sizeof *out);
+    if (sq)
+        for (size_t k = 0; k < d; k++) sq[k] = e[k] * e[k];
+    for (uint32_t j = 0; j < n; j++) {
+        const float *v = F + (size_t)id[j] * d, x = w[j];
+        for (size_t k = 0; k < d; k++) out[k] += x * v[k];
+        if (sq)
+            for (size_t k = 0; k < d; k++) sq[k] += x * x * v[k] * v[k];
+        b += x * cf[id[j]];
+    }
+    return b;
+}
+
+/* The score from composed parts: lightfm p.q + b; fm w0 + b + 0.5 (|p+q|^2 - sum sp - sum sq). */
+static float pair_score(const fr_model *m, bool fm, const float *p, const float *sp, const float *q, const float *sq,
+                        float bias, size_t d) {
+    if (!fm) return fri_dot(p, q, d) + bias;
+    float t = 0.0f;
+    for (size_t k = 0; k < d; k++) {
+        float a = p[k] + q[k];
+        t += a * a - sp[k] - sq[k];
+    }
+    return P(m, W0)[0] + bias + 0.5f * t;
+}
+
+/* Adds one side's gradient: the id row gets coef (+ the fm self term -cs * v), each
+ * feature row w * coef - cs * w^2 * v; the biases db (and w * db). Marks the id row. */
+static void scatter(fr_grad *g, const fr_model *m, int emb, int bias, int femb, int fbias, uint32_t row,
+                    const uint32_t *id, const float *w, uint32_t n, const float *coef, float cs, float db, size_t d) {
+    float *ge = G(g, m, emb) + (size_t)row * d;
+    const float *e = P(m, emb) + (size_t)row * d;
+    for (size_t k = 0; k < d; k++) ge[k] += coef[k] - cs * e[k];
+    G(g, m, bias)[row] += db;
+    fr_rowset_add(&g->rows[m->slot[emb]], row);
+    fr_rowset_add(&g->rows[m->slot[bias]], row);
+    float *gf = G(g, m, femb), *gb = G(g, m, fbias);
+    const float *F = P(m, femb);
+    for (uint32_t j = 0; j < n; j++) {
+        float x = w[j], x2 = cs * x * x;
+        float *gr = gf + (size_t)id[j] * d;
+        const float *v = F + (size_t)id[j] * d;
+        for (size_t k = 0; k < d; k++) gr[k] += x * coef[k] - x2 * v[k];
+        gb[id[j]] += x * db;
+    }
+}
+
+/* The parts of one item (row r of the model) into q, sq; returns its bias. */
+static float item_side(const fr_model *m, const fri_feat *f, bool fm, uint32_t r, float *q, float *sq) {
+    const uint32_t *id = NULL;
+    const float *w = NULL;
+    uint32_t n = feats(f, 1, gitem(m, r), &id, &w);
+    return compose(q, fm ? sq : NULL, P(m, IT_EMB), P(m, IT_B), r, P(m, IF_EMB), P(m, IF_B), id, w, n, m->cfg.dim);
+}
+
+static float user_side(const fr_model *m, const fri_feat *f, bool fm, uint32_t r, float *p, float *sp) {
+    const uint32_t *id = NULL;
+    const float *w = NULL;
+    uint32_t n = feats(f, 0, guser(m, r), &id, &w);
+    return compose(p, fm ? sp : NULL, P(m, US_EMB), P(m, US_B), r, P(m, UF_EMB), P(m, UF_B), id, w, n, m->cfg.dim);
+}
+
+static void item_grad(fr_grad *g, const fr_model *m, const fri_feat *f, uint32_t r, const float *coef, float cs,
+                      float db) {
+    const uint32_t *id = NULL;
+    const float *w = NULL;
+    uint32_t n = feats(f, 1, gitem(m, r), &id, &w);
+    scatter(g, m, IT_EMB, IT_B, IF_EMB, IF_B, r, id, w, n, coef, cs, db, m->cfg.dim);
+}
+
+static void user_grad(fr_grad *g, const fr_model *m, const fri_feat *f, uint32_t r, const float *coef, float cs,
+                      float db) {
+    const uint32_t *id = NULL;
+    const float *w = NULL;
+    uint32_t n = feats(f, 0, guser(m, r), &id, &w);
+    scatter(g, m, US_EMB, US_B, UF_EMB, UF_B, r, id, w, n, coef, cs, db, m->cfg.dim);
+}
+
+/* WARP's candidates: the example's negative, then uniform draws among the model's item
+ * rows (a client's bound rows); the first with s_j > s_i - 1 at trial t. Returns t (0:
+ * none) and leaves the violator's parts in q[1], sq[1], *bj, *sj, *j. */
+static uint32_t warp_find(const fr_model *m, hy_ws *w, const fri_feat *f, bool fm, uint32_t u, uint32_t i,
+                          uint32_t neg, float si, float bu, uint32_t *j, float *bj, float *sj) {
+    size_t d = m->cfg.dim;
+    uint32_t rows = m->row_item ? m->n_row_item : m->cfg.n_items;
+    fr_rng rng;
+    fr_rng_init(&rng, m->cfg.seed, gitem(m, i), guser(m, u) ^ (gitem(m, neg) * 2654435761u), FR_PURPOSE_USER + 14);
+    uint32_t cand = neg;
+    for (uint32_t t = 1; t <= m->cfg.warp; t++) {
+        if (t > 1) {
+            cand = fr_rng_below(&rng, rows ? rows : 1);
+            if (cand == i) continue;
+        }
+        float b = item_side(m, f, fm, cand, w->q[1], w->sq[1]);
+        float s = pair_score(m, fm, w->p, w->sp, w->q[1], w->sq[1], bu + b, d);
+        if (s > si - 1.0f) {
+            *j = cand;
+            *bj = b;
+            *sj = s;
+            return t;
+        }
+    }
+    /* none: the given negative's parts for the L2 term */
+    *j = neg;
+    *bj = item_side(m, f, fm, neg, w->q[1], w->sq[1]);
+    *sj = pair_score(m, fm, w->p, w->sp, w->q[1], w->sq[1], bu + *bj, d);
+    return 0;
+}
+
+static double hy_loss(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
+    const fr_model_config *c = &m->cfg;
+    const fri_feat *f = feat_of(c->features);
+    const bool fm = is_fm(c), pair = c->loss == FR_LOSS_BPR;
+    const size_t d = c->dim, B = b->n;
+    const double invB = 1.0 / (double)B, l2s = (double)c->l2 * invB;
+    const uint32_t N = m->catalogue ? m->catalogue : c->n_items;
+    double L = 0.0;
+    for (size_t x = 0; x < B; x++) {
+        const uint32_t u = b->users[x], i = b->items[x];
+        const double wt = b->weight ? (double)b->weight[x] : 1.0;
+        float bu = user_side(m, f, fm, u, w->p, w->sp);
+        float bi = item_side(m, f, fm, i, w->q[0], w->sq[0]);
+        float si = pair_score(m, fm, w->p, w->sp, w->q[0], w->sq[0], bu + bi, d);
+        double dsi = 0.0, dsj = 0.0, l;
+        uint32_t j = 0;
+        if (!pair) {
+            double y = b->label[x];
+            l = fri_softplus(si) - y * si;
+            dsi = fri_sigmoid(si) - y;
+        } else if (!c->warp) {
+            j = b->neg[x];
+            float bj = item_side(m, f, fm, j, w->q[1], w->sq[1]);
+            float sj = pair_score(m, fm, w->p, w->sp, w->q[1], w->sq[1], bu + bj, d);
+            l = fri_softplus((double)sj - si);
+            dsj = fri_sigmoid((double)sj - si);
+            dsi = -dsj;
+        } else {
+            float bj, sj;
+            uint32_t t = warp_find(m, w, f, fm, u, i, b->neg[x], si, bu, &j, &bj, &sj);
+            double rank = t ? floor((double)(N > 0 ? N - 1 : 0) / t) : 0.0;
+            double lw = t ? log(rank > 1.0 ? rank : 1.0) : 0.0;
+            l = t ? lw * (1.0 - (double)si + (double)sj) : 0.0;
+            dsi = -lw;
+            dsj = lw;
+        }
+        L += wt * l * invB;
+        if (l2s > 0) {
+            L += l2s * (fri_sumsq(w->p, d) + fri_sumsq(w->q[0], d) + (pair ? fri_sumsq(w->q[1], d) : 0.0));
+        }
+        if (!g) continue;
+        const float gi = (float)(wt * dsi * invB), gj = (float)(wt * dsj * invB), l2f = (float)(2.0 * l2s);
+        /* user side: coef = sum_k ds_k q_k (lightfm) or sum_k ds_k (p + q_k) (fm), + 2 l2s p */
+        for (size_t k = 0; k < d; k++) {
+            float cu = gi * w->q[0][k] + (pair ? gj * w->q[1][k] : 0.0f);
+            if (fm) cu += (gi + (pair ? gj : 0.0f)) * w->p[k];
+            w->cu[k] = cu + l2f * w->p[k];
+        }
+        float csu = fm ? gi + (pair ? gj : 0.0f) : 0.0f;
+        for (int side = 0; side < (pair ? 2 : 1); side++) {
+            float gs = side ? gj : gi;
+            const float *q = w->q[side];
+            for (size_t k = 0; k < d; k++) w->ci[k] = gs * (fm ? w->p[k] + q[k] : w->p[k]) + l2f * q[k];
+            item_grad(g, m, f, side ? j : i, w->ci, fm ? gs : 0.0f, gs);
+        }
+        user_grad(g, m, f, u, w->cu, csu, gi + (pair ? gj : 0.0f));
+        if (fm) G(g, m, W0)[0] += gi + (pair ? gj : 0.0f);
+    }
+    return L;
+}
+
+static fr_err loss_grad(const fr_model *m, void *ws, const fr_batch *b, fr_grad *g, double *loss) {
+    *loss = hy_loss(m, ws, b, g);
+    return FR_OK;
+}
+
+/* Plain SGD on the rows of g's table t that the example touched: p -= lr * g, then g = 0
+ * (the generic step's floats: g + 0 * p is g for a finite p). */
+static void step_row(fr_model *m, fr_grad *g, int role, uint32_t r, float lr) {
+    const fr_tensor *t = &m->t[m->slot[role]];
+    float *p = m->params + t->offset + (size_t)r * t->cols, *gr = g->g + t->offset + (size_t)r * t->cols;
+    for (uint32_t k = 0; k < t->cols; k++) {
+        p[k] -= lr * gr[k];
+        gr[k] = 0.0f;
+    }
+}
+
+/* The feature rows of the id rows of table `emb` that g touched (their lists). */
+static void step_feats(fr_model *m, fr_grad *g, const fri_feat *f, int side, int emb, int femb, int fbias, float lr) {
+    const fr_rowset *rs = &g->rows[m->slot[emb]];
+    for (uint32_t x = 0; x < rs->count; x++) {
+        const uint32_t *id = NULL;
+        const float *w = NULL;
+        uint32_t r = rs->rows[x], n = feats(f, side, side ? gitem(m, r) : guser(m, r), &id, &w);
+        for (uint32_t j = 0; j < n; j++) {
+            step_row(m, g, femb, id[j], lr);
+            step_row(m, g, fbias, id[j], lr);
+        }
+    }
+}
+
+/* The fused per-example SGD pass (family.h): each example is hy_loss on a batch of one
+ * into a gradient, and the rows it touched (id rows, their features' rows, fm's bias)
+ * step p -= lr * g and are zeroed. Rows it did not touch have g = 0, which the generic
+ * step leaves bit for bit unchanged, so this is the generic loop's result at batch 1. */
+static fr_err sgd_pass(fr_model *m, const fri_examples *ex, float lr, double *loss_sum) {
+    fr_grad *g = NULL;
+    fr_err e = fr_grad_create(&g, m);
+    if (e) return e;
+    size_t nf = ws_carve(NULL, NULL, &m->cfg, 1);
+    float *arena = fri_aligned_alloc(nf * sizeof(float));
+    if (!arena) { fr_grad_free(g); return FR_ERR_NOMEM; }
+    memset(arena, 0, nf * sizeof(float));
+    hy_ws w;
+    ws_carve(&w, arena, &m->cfg, 1);
+    const fri_feat *f = feat_of(m->cfg.features);
+    const bool pair = m->cfg.loss == FR_LOSS_BPR, fm = is_fm(&m->cfg);
+    const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
+    for (size_t k = 0; k < ex->n; k++) {
+        fr_batch b = {&ex->user[k], &ex->item[k], pair ? NULL : &ex->label[k], pair ? &ex->neg[k] : NULL, 1,
+                      ex->alpha > 0 ? &ex->wt[k] : NULL};
+        *loss_sum += hy_loss(m, &w, &b, g);
+        step_feats(m, g, f, 1, IT_EMB, IF_EMB, IF_B, lr);
+        step_feats(m, g, f, 0, US_EMB, UF_EMB, UF_B, lr);
+        for (int t = 0; t < 4; t++) {
+            fr_rowset *rs = &g->rows[m->slot[tables[t]]];
+            for (uint32_t x = 0; x < rs->count; x++) step_row(m, g, tables[t], rs->rows[x], lr);
+            fr_rowset_clear(rs);
+        }
+        if (fm) step_row(m, g, W0, 0, lr);
+    }
+    fri_free_aligned(arena);
+    fr_grad_free(g);
+    return FR_OK;
+}
+
+static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
+    hy_ws *w = wsp;
+    const fri_feat *f = feat_of(m->cfg.features);
+    const bool fm = is_fm(&m->cfg);
+    const size_t d = m->cfg.dim;
+    uint32_t last = UINT32_MAX;
+    float bu = 0.0f;
+    for (size_t x = 0; x < n; x++) {
+        if (users[x] != last) { /* candidates of one user come together */
+            bu = user_side(m, f, fm, users[x], w->p, w->sp);
+            last = users[x];
+        }
+        float bi = item_side(m, f, fm, items[x], w->q[0], w->sq[0]);
+        out[x] = pair_score(m, fm, w->p, w->sp, w->q[0], w->sq[0], bu + bi, d);
+    }
+}
+
+/* Tests: FM's logit by the O(k n^2) double sum over the pair's feature positions, in
+ * double: w0 + sum_j x_j c_j + sum_{j<l} x_j x_l <v_j, v_l>. */
+double fri_hybrid_fm_naive(const fr_model *m, uint32_t user, uint32_t item);
+double fri_hybrid_fm_naive(const fr_model *m, uint32_t user, uint32_t item) {
+    const fr_model_config *c = &m->cfg;
+    const fri_feat *f = feat_of(c->features);
+    const size_t d = c->dim;
+    const float *v[1024];
+    double x[1024], lin = is_fm(c) ? P(m, W0)[0] : 0.0;
+    size_t n = 0;
+    const uint32_t *id;
+    const float *w;
+    v[n] = P(m, US_EMB) + (size_t)user * d; x[n++] = 1.0; lin += P(m, US_B)[user];
+    uint32_t k = feats(f, 0, guser(m, user), &id, &w);
+    for (uint32_t j = 0; j < k && n < 1024; j++) { v[n] = P(m, UF_EMB) + (size_t)id[j] * d; x[n++] = w[j]; lin += w[j] * P(m, UF_B)[id[j]]; }
+    v[n] = P(m, IT_EMB) + (size_t)item * d; x[n++] = 1.0; lin += P(m, IT_B)[item];
+    k = feats(f, 1, gitem(m, item), &id, &w);
+    for (uint32_t j = 0; j < k && n < 1024; j++) { v[n] = P(m, IF_EMB) + (size_t)id[j] * d; x[n++] = w[j]; lin += w[j] * P(m, IF_B)[id[j]]; }
+    double s = lin;
+    for (size_t a = 0; a < n; a++)
+        for (size_t b2 = a + 1; b2 < n; b2++) {
+            double dot = 0.0;
+            for (size_t t = 0; t < d; t++) dot += (double)v[a][t] * v[b2][t];
+            s += x[a] * x[b2] * dot;
+        }
+    return s;
+}
+
+static const fri_model_kind_def kinds[] = {
+    {"lightfm", false, false},
+    {"fm", false, false},
+};
+
+const fri_model_family fri_model_family_hybrid = {
+    .name = "hybrid (side features)",
+    .kinds = kinds,
+    .n_kinds = 2,
+    .init_std = 0.01f,
+    .side_features = true,
+    .config_default = config_default,
+    .config_check = config_check,
+    .params_put = params_put,
+    .params_get = params_get,
+    .layout = layout,
+    .ws_size = sizeof(hy_ws),
+    .ws_carve = ws_carve,
+    .ws_fits = ws_fits,
+    .loss_grad = loss_grad,
+    .score = score,
+    .sgd_pass = sgd_pass,
+};

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# End-to-end checks of the hybrid models (lightfm, fm): features from MovieLens metadata
+# beside the data and from feature files, train -> eval -> recommend with the model file
+# alone, federated, the WARP option, cold-start items (fraction and file), and the
+# errors a bad feature file gets (file:line, value, expected).
+set -euo pipefail
+bin="$1"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail() { echo "cli_hybrid: FAIL: $*" >&2; exit 1; }
+# ml-100k-shaped data: 60 users, 50 items; user u likes items of genre (u % 3)
+awk 'BEGIN { srand(3); t = 880000000
+  for (u = 1; u <= 60; u++) for (k = 0; k < 14; k++) {
+    i = 1 + int(rand() * 50); if (rand() < 0.8) i = 1 + 3 * int(rand() * 16) + (u % 3); if (i > 50) i = 50
+    print u "\t" i "\t" (1 + int(rand() * 5)) "\t" (t++) } }' >"$tmp/u.data"
+awk 'BEGIN { for (u = 1; u <= 60; u++) print u "|" (15 + u % 40) "|" (u % 2 ? "M" : "F") "|occ" (u % 3) "|0000" u }' >"$tmp/u.user"
+awk 'BEGIN { for (i = 1; i <= 50; i++) { g = ""; for (k = 0; k < 19; k++) g = g "|" (k == (i - 1) % 3 ? 1 : 0)
+  print i "|Movie " i " (" (1990 + i % 5) ")|01-Jan-1995||http://x" g } }' >"$tmp/u.item"
+
+"$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 3 --out "$tmp/l.fr" >"$tmp/out" 2>"$tmp/err" ||
+    fail "train lightfm: $(cat "$tmp/err")"
+grep -q "features: 11 user features (3.0 per user), 8 item features (2.0 per item)" "$tmp/err" ||
+    fail "features from u.user and u.item: $(cat "$tmp/err")"
+grep -q "hr@10" "$tmp/out" || fail "train prints metrics: $(cat "$tmp/out")"
+"$bin" eval --model "$tmp/l.fr" >"$tmp/ev" 2>&1 || fail "eval: $(cat "$tmp/ev")"
+grep -q "^hr@10" "$tmp/ev" || fail "eval metrics: $(cat "$tmp/ev")"
+"$bin" recommend --model "$tmp/l.fr" --user 7 -k 3 >"$tmp/rec" 2>&1 || fail "recommend: $(cat "$tmp/rec")"
+[ "$(grep -c "^  [0-9]\." "$tmp/rec")" -eq 3 ] || fail "recommend 3 items: $(cat "$tmp/rec")"
+# the model file keeps the features: scoring the same pair twice gives the same numbers
+"$bin" recommend --model "$tmp/l.fr" --user 7 -k 3 | cmp -s - "$tmp/rec" || fail "recommend is deterministic"
+
+# fm, federated, with WARP, and a feature file adding to the metadata
+printf '# extra\n1\tvip:2\n2\tvip:0.5 night\n999\tvip\n' >"$tmp/uf.tsv"
+"$bin" train --data "$tmp/u.data" --model fm --rounds 2 --warp 5 --user-features "$tmp/uf.tsv" --out "$tmp/f.fr" \
+    >"$tmp/out" 2>"$tmp/err" || fail "train fm federated: $(cat "$tmp/err")"
+grep -q "features: 13 user features" "$tmp/err" || fail "file features added: $(cat "$tmp/err")"
+grep -q "uf.tsv: 1 lines name users the data does not have" "$tmp/err" || fail "unknown id noted: $(cat "$tmp/err")"
+"$bin" eval --model "$tmp/f.fr" >"$tmp/ev" 2>&1 || fail "eval fm: $(cat "$tmp/ev")"
+
+# cold start: a fraction, then the same items from a file
+"$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 3 --cold-items 0.2 --metrics-out "$tmp/m.jsonl" \
+    >"$tmp/out" 2>"$tmp/err" || fail "cold items: $(cat "$tmp/err")"
+grep -q "cold start: 10 items (--cold-items 0.2) held out" "$tmp/err" || fail "cold note: $(cat "$tmp/err")"
+grep -Eq "^cold start: 10 items held out, ranked among themselves for [0-9]+ users: auc 0\.[0-9]+  precision@10 " "$tmp/out" ||
+    fail "cold line: $(cat "$tmp/out")"
+grep -q '"auc_cold":' "$tmp/m.jsonl" || fail "cold metrics in --metrics-out"
+printf '3\n6\n# comment\n\n9\n' >"$tmp/cold.txt"
+"$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 2 --cold-items "$tmp/cold.txt" >"$tmp/out" 2>"$tmp/err" ||
+    fail "cold file: $(cat "$tmp/err")"
+grep -q "cold start: 3 items" "$tmp/err" || fail "cold file note: $(cat "$tmp/err")"
+
+# bad input: file:line, the value, what was expected; exit 1
+printf '1\tvip\nx7\tvip\n' >"$tmp/bad.tsv"
+if "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 --user-features "$tmp/bad.tsv" >"$tmp/out" 2>"$tmp/err"; then
+    fail "a bad feature file must fail"
+fi
+grep -q 'bad.tsv:2: user id "x7"; expected an integer id' "$tmp/err" || fail "bad file message: $(cat "$tmp/err")"
+printf '1\tvip:nan\n' >"$tmp/bad2.tsv"
+if "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 --item-features "$tmp/bad2.tsv" >/dev/null 2>"$tmp/err"; then
+    fail "a NaN weight must fail"
+fi
+grep -q 'bad2.tsv:1: weight "nan" of feature "vip"; expected a finite number' "$tmp/err" || fail "nan message: $(cat "$tmp/err")"
+printf '3\nx\n' >"$tmp/badc.txt"
+if "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 --cold-items "$tmp/badc.txt" >/dev/null 2>"$tmp/err"; then
+    fail "a bad cold file must fail"
+fi
+grep -q 'badc.txt:2: item id "x"; expected one raw item id per line' "$tmp/err" || fail "cold file message: $(cat "$tmp/err")"
+echo "cli_hybrid: ok"

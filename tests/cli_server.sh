@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# fedrec server takes train's federation options by train's rules: each refusal train makes
+# the server makes too, naming itself; and a server with those options starts (its
+# configuration is checked before it listens).
+set -euo pipefail
+bin="$1"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail() { echo "cli_server: FAIL: $*" >&2; exit 1; }
+"$bin" data generate --users 20 --items 30 --interactions 300 --out "$tmp/g.tsv" >/dev/null
+"$bin" data shard --data "$tmp/g.tsv" --out "$tmp/shards" >/dev/null 2>&1 || fail "data shard"
+"$bin" tokens --clients 20 --out "$tmp/tok" >/dev/null 2>&1 || fail "tokens"
+srv=(server --listen tcp://127.0.0.1:1 --insecure --federation "$tmp/shards" --tokens "$tmp/tok/tokens.hash")
+refuse() { # MESSAGE-PART ARGS...: exit 2, the message names the server and MESSAGE-PART
+    local want=$1; shift
+    set +e; timeout 20 "$bin" "${srv[@]}" "$@" >/dev/null 2>"$tmp/err"; local rc=$?; set -e
+    [ "$rc" = 2 ] || fail "server $* exited $rc, expected 2"
+    grep -q -- "fedrec server: .*$want" "$tmp/err" || fail "server $*: '$(cat "$tmp/err")' lacks '$want'"
+    ! grep -q "fedrec train" "$tmp/err" || fail "server $*: speaks as train: $(cat "$tmp/err")"
+}
+refuse "expected sgd, adam or adagrad" --optimizer sgdd
+refuse "expected same, sgd, adam or adagrad" --item-optimizer x
+refuse "expected mean, rows or sum" --item-agg all
+refuse "expected fedavg" --strategy fedsgd
+refuse "--mu applies to --strategy fedprox" --strategy fedavg --mu 0.1
+refuse "--server-momentum applies to --strategy fedavgm" --strategy fedadam --server-momentum 0.5
+refuse "--beta2 applies" --strategy fedavg --beta2 0.9
+refuse "--item-lr needs an item optimizer" --item-lr 0.1
+refuse "--bias-l2 applies to models with user and item biases" --model gmf --bias-l2 0.1
+refuse "--item-agg rows with --dp-clip" --dp-clip 1 --item-agg rows
+refuse "needs --dp-clip" --dp-noise 1
+# --private is secure aggregation over the whole shared model, as train's: the server's
+# own secagg rules apply to it (over-selection is refused before anything listens)
+set +e; timeout 20 "$bin" "${srv[@]}" --private --over-select 0.2 >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[ "$rc" != 0 ] && grep -q "over-selection 0.2 with secure aggregation" "$tmp/err" ||
+    fail "--private did not turn secure aggregation on: rc $rc, '$(cat "$tmp/err")'"
+echo "cli_server: ok"

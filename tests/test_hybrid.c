@@ -1,0 +1,776 @@
+/* The hybrid family (src/model/model_hybrid.c: lightfm, fm) and side features
+ * (src/data/features.c): gradients against central differences for every loss (and a
+ * wrong gradient caught), FM's O(kn) form against the naive double sum, LightFM's score
+ * against a hand composition, feature files and metadata, the model file bit for bit,
+ * centralized and federated training (bit-identical across threads; one federated step =
+ * one full-batch step). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fedrec/fedrec.h"
+#include "fedrec/model_eval.h"
+#include "fedrec/runtime.h"
+#include "fedrec/train.h"
+#include "gradcheck.h"
+
+double fri_hybrid_fm_naive(const fr_model *m, uint32_t user, uint32_t item);
+
+static fr_model_kind kind_of(const char *name) {
+    fr_model_kind k;
+    cr_assert_eq(fr_model_kind_parse(name, &k), FR_OK, "%s", fr_errmsg());
+    return k;
+}
+
+/* n_users x n_items rows; each user 0..2 of 5 user features, each item 0..3 of 7, weights
+ * in (0.3, 1.3); deterministic. */
+static fr_features *toy_features(uint32_t nu, uint32_t ni, unsigned seed) {
+    fr_features *f = NULL;
+    cr_assert_eq(fr_features_create(&f, nu, ni), FR_OK);
+    srand(seed);
+    char nm[32];
+    for (uint32_t u = 0; u < nu; u++)
+        for (int k = rand() % 3; k > 0; k--) {
+            int n = snprintf(nm, sizeof nm, "uf%d", rand() % 5);
+            cr_assert_eq(fr_features_add(f, FR_FEAT_USER, u, nm, (size_t)n, 0.3f + (float)(rand() % 100) / 100.0f), FR_OK);
+        }
+    for (uint32_t i = 0; i < ni; i++)
+        for (int k = rand() % 4; k > 0; k--) {
+            int n = snprintf(nm, sizeof nm, "if%d", rand() % 7);
+            cr_assert_eq(fr_features_add(f, FR_FEAT_ITEM, i, nm, (size_t)n, 0.3f + (float)(rand() % 100) / 100.0f), FR_OK);
+        }
+    return f;
+}
+
+static fr_model *toy_model(const char *kind, fr_loss loss, uint32_t warp, uint32_t nu, uint32_t ni, float l2) {
+    fr_model_config c;
+    fr_model_config_default(&c, kind_of(kind));
+    c.n_users = nu;
+    c.n_items = ni;
+    c.dim = 4;
+    c.loss = loss;
+    c.warp = warp;
+    c.l2 = l2;
+    c.init_std = 0.5f;
+    c.seed = 5;
+    fr_features *f = toy_features(nu, ni, 3);
+    cr_assert_eq(fr_model_config_set_features(&c, f), FR_OK, "%s", fr_errmsg());
+    fr_features_free(f);
+    fr_model *m = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK, "%s", fr_errmsg());
+    /* biases away from 0 */
+    float *p = fr_model_params(m);
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *tt = fr_model_tensor(m, t);
+        if (tt->cols == 1)
+            for (uint32_t r = 0; r < tt->rows; r++) p[tt->offset + r] = 0.1f * (float)(r % 5) - 0.2f;
+    }
+    return m;
+}
+
+typedef struct gc_ctx {
+    fr_model *m;
+    fr_model_ws *ws;
+    const fr_batch *b;
+} gc_ctx;
+
+static double model_loss(void *p) {
+    gc_ctx *c = p;
+    double l;
+    cr_assert_eq(fr_model_loss(c->m, c->ws, c->b, &l), FR_OK);
+    return l;
+}
+
+/* Checks every parameter of m (all touched rows and dense tensors; untouched table rows
+ * must have a zero gradient). Returns the entries checked; *bad the disagreements. */
+static int check_all(fr_model *m, const fr_batch *b, int *bad, bool corrupt) {
+    fr_model_ws *ws = NULL;
+    fr_grad *g = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 16), FR_OK);
+    cr_assert_eq(fr_grad_create(&g, m), FR_OK);
+    double loss, loss2;
+    cr_assert_eq(fr_model_loss_grad(m, ws, b, g, &loss), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_model_loss(m, ws, b, &loss2), FR_OK);
+    cr_assert_eq(loss, loss2);
+    float *gd = fr_grad_data(g), *p = fr_model_params(m);
+    if (corrupt) { /* a wrong gradient: one entry of the item feature table off by 0.3 */
+        int t = fr_model_tensor_find(m, "item_feat_emb");
+        gd[fr_model_tensor(m, t)->offset + 1] += 0.3f;
+    }
+    gc_ctx ctx = {m, ws, b};
+    int checked = 0;
+    *bad = 0;
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_tensor *tt = fr_model_tensor(m, t);
+        const fr_rowset *s = fr_grad_touched(g, t);
+        for (uint32_t r = 0; r < tt->rows; r++) {
+            size_t o = tt->offset + (size_t)r * tt->cols;
+            if (!s || s->mark[r]) {
+                *bad += gc_check(model_loss, &ctx, p + o, gd + o, tt->cols, tt->name);
+                checked += (int)tt->cols;
+            } else {
+                for (uint32_t k = 0; k < tt->cols; k++) cr_assert_eq(gd[o + k], 0.0f, "%s row %u untouched", tt->name, r);
+            }
+        }
+    }
+    fr_grad_free(g);
+    fr_model_ws_free(ws);
+    return checked;
+}
+
+static void gradcheck_kind(const char *kind, fr_loss loss, uint32_t warp) {
+    fr_model *m = toy_model(kind, loss, warp, 5, 9, 0.2f);
+    uint32_t users[8] = {0, 1, 3, 4, 2, 1, 0, 3}, items[8] = {2, 5, 6, 0, 3, 8, 7, 1},
+             neg[8] = {1, 4, 8, 3, 7, 0, 2, 5};
+    float label[8] = {1, 0, 1, 0, 1, 1, 0, 1}, wt[8] = {1, 2, 0.5f, 1, 1.5f, 1, 1, 0.7f};
+    fr_batch b = {users, items, label, loss == FR_LOSS_BPR ? neg : NULL, 8, wt};
+    int bad;
+    int checked = check_all(m, &b, &bad, false);
+    cr_assert_eq(bad, 0, "%s %d warp %u", kind, (int)loss, warp);
+    cr_log_info("%s loss %d warp %u: %d entries checked", kind, (int)loss, warp, checked);
+    cr_assert_gt(checked, 60, "%s: %d entries checked", kind, checked);
+    if (warp) { /* the batch has violations, so the check covers WARP's hinge, not only the L2 term */
+        fr_model *m0 = toy_model(kind, loss, warp, 5, 9, 0.0f);
+        fr_model_ws *ws = NULL;
+        double l0;
+        cr_assert_eq(fr_model_ws_create(&ws, m0, 8), FR_OK);
+        cr_assert_eq(fr_model_loss(m0, ws, &b, &l0), FR_OK);
+        cr_assert_gt(l0, 0.1, "%s: WARP loss %g without L2", kind, l0);
+        fr_model_ws_free(ws);
+        fr_model_free(m0);
+    }
+    /* the check can fail */
+    check_all(m, &b, &bad, true);
+    cr_assert_gt(bad, 0, "a wrong gradient must fail the check");
+    fr_model_free(m);
+}
+
+Test(hybrid, gradients_lightfm_bce_bpr_warp) {
+    gradcheck_kind("lightfm", FR_LOSS_BCE, 0);
+    gradcheck_kind("lightfm", FR_LOSS_BPR, 0);
+    gradcheck_kind("lightfm", FR_LOSS_BPR, 5);
+}
+
+Test(hybrid, gradients_fm_bce_bpr_warp) {
+    gradcheck_kind("fm", FR_LOSS_BCE, 0);
+    gradcheck_kind("fm", FR_LOSS_BPR, 0);
+    gradcheck_kind("fm", FR_LOSS_BPR, 5);
+}
+
+Test(hybrid, warp_violations_cost_and_non_violations_do_not) {
+    /* with a huge margin gap (positive far above every item) WARP costs nothing */
+    fr_model *m = toy_model("lightfm", FR_LOSS_BPR, 10, 3, 6, 0.0f);
+    float *p = fr_model_params(m);
+    int tb = fr_model_tensor_find(m, "item_bias");
+    p[fr_model_tensor(m, tb)->offset + 2] = 100.0f;
+    uint32_t u[1] = {1}, it[1] = {2}, ng[1] = {4};
+    fr_batch b = {u, it, NULL, ng, 1, NULL};
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 4), FR_OK);
+    double l;
+    cr_assert_eq(fr_model_loss(m, ws, &b, &l), FR_OK);
+    cr_assert_eq(l, 0.0);
+    /* the negative far above the positive: violated at the first trial, L = ln(5) */
+    p[fr_model_tensor(m, tb)->offset + 2] = 0.0f;
+    p[fr_model_tensor(m, tb)->offset + 4] = 50.0f;
+    float s[2];
+    uint32_t uu[2] = {1, 1}, ii[2] = {2, 4};
+    cr_assert_eq(fr_model_score(m, ws, uu, ii, 2, s), FR_OK);
+    cr_assert_eq(fr_model_loss(m, ws, &b, &l), FR_OK);
+    cr_assert_float_eq(l, log(5.0) * (1.0 - s[0] + s[1]), 1e-3 * l);
+    fr_model_ws_free(ws);
+    fr_model_free(m);
+}
+
+Test(hybrid, fm_fast_form_equals_naive_double_sum) {
+    fr_model *m = toy_model("fm", FR_LOSS_BCE, 0, 6, 11, 0.0f);
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 80), FR_OK);
+    uint32_t users[66], items[66];
+    for (uint32_t u = 0; u < 6; u++)
+        for (uint32_t i = 0; i < 11; i++) { users[u * 11 + i] = u; items[u * 11 + i] = i; }
+    float s[66];
+    cr_assert_eq(fr_model_score(m, ws, users, items, 66, s), FR_OK);
+    for (int k = 0; k < 66; k++) {
+        double want = fri_hybrid_fm_naive(m, users[k], items[k]);
+        cr_assert(fabs(want - s[k]) <= 1e-4 * (1 + fabs(want)), "pair %d: fast %g, naive %g", k, s[k], want);
+    }
+    fr_model_ws_free(ws);
+    fr_model_free(m);
+}
+
+/* LightFM's logit by hand from the tensors and the feature lists. */
+Test(hybrid, lightfm_score_is_the_composed_dot_product) {
+    const uint32_t nu = 4, ni = 7;
+    fr_model *m = toy_model("lightfm", FR_LOSS_BCE, 0, nu, ni, 0.0f);
+    fr_features *f = toy_features(nu, ni, 3); /* the same lists as the model's */
+    const float *p = fr_model_params(m);
+    const fr_tensor *ue = fr_model_tensor(m, fr_model_tensor_find(m, "user_emb")),
+                    *ub = fr_model_tensor(m, fr_model_tensor_find(m, "user_bias")),
+                    *ie = fr_model_tensor(m, fr_model_tensor_find(m, "item_emb")),
+                    *ib = fr_model_tensor(m, fr_model_tensor_find(m, "item_bias")),
+                    *ufe = fr_model_tensor(m, fr_model_tensor_find(m, "user_feat_emb")),
+                    *ufb = fr_model_tensor(m, fr_model_tensor_find(m, "user_feat_bias")),
+                    *ife = fr_model_tensor(m, fr_model_tensor_find(m, "item_feat_emb")),
+                    *ifb = fr_model_tensor(m, fr_model_tensor_find(m, "item_feat_bias"));
+    cr_assert_eq(fr_model_tensor_find(m, "bias"), -1, "lightfm has no global bias");
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 8), FR_OK);
+    for (uint32_t u = 0; u < nu; u++)
+        for (uint32_t i = 0; i < ni; i++) {
+            double pu[4], qi[4], bu = p[ub->offset + u], bi = p[ib->offset + i];
+            for (int k = 0; k < 4; k++) { pu[k] = p[ue->offset + u * 4 + k]; qi[k] = p[ie->offset + i * 4 + k]; }
+            const uint32_t *id;
+            const float *w;
+            size_t n = fr_features_of(f, FR_FEAT_USER, u, &id, &w);
+            for (size_t j = 0; j < n; j++) {
+                for (int k = 0; k < 4; k++) pu[k] += w[j] * p[ufe->offset + id[j] * 4 + k];
+                bu += w[j] * p[ufb->offset + id[j]];
+            }
+            n = fr_features_of(f, FR_FEAT_ITEM, i, &id, &w);
+            for (size_t j = 0; j < n; j++) {
+                for (int k = 0; k < 4; k++) qi[k] += w[j] * p[ife->offset + id[j] * 4 + k];
+                bi += w[j] * p[ifb->offset + id[j]];
+            }
+            double want = bu + bi;
+            for (int k = 0; k < 4; k++) want += pu[k] * qi[k];
+            float s;
+            cr_assert_eq(fr_model_score(m, ws, &u, &i, 1, &s), FR_OK);
+            cr_assert(fabs(want - s) < 1e-5 * (1 + fabs(want)), "(%u,%u): %g vs %g", u, i, s, want);
+        }
+    fr_features_free(f);
+    fr_model_ws_free(ws);
+    fr_model_free(m);
+}
+
+/* ------------------------------------------------------------------ features */
+
+static char *write_tmp(const char *dir, const char *name, const char *text) {
+    static char path[4][512];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, 512, "%s/%s", dir, name);
+    FILE *fp = fopen(p, "wb");
+    cr_assert(fp);
+    fputs(text, fp);
+    fclose(fp);
+    return p;
+}
+
+static fr_dataset *ds_of(const int64_t *u, const int64_t *i, size_t n) {
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, n, u, i, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    return d;
+}
+
+Test(hybrid, feature_file_reads_ids_weights_and_refuses_bad_lines) {
+    char dir[] = "/tmp/fr_hybrid_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    static const int64_t u[] = {10, 10, 20, 30}, i[] = {100, 200, 200, 300};
+    fr_dataset *d = ds_of(u, i, 4);
+    fr_features *f = NULL;
+    cr_assert_eq(fr_features_create(&f, 3, 3), FR_OK);
+    const char *p = write_tmp(dir, "items.tsv",
+                              "# item features\n"
+                              "200\tgenre=Drama genre=War:0.5\tyear=1995\n"
+                              "\n"
+                              "999\tgenre=Drama\n"
+                              "100\tgenre=War:2\r\n"
+                              "300\n");
+    uint64_t skipped;
+    cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, p, fr_dataset_items(d), &skipped), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(skipped, 1, "the unknown id 999");
+    cr_assert_eq(fr_features_count(f, FR_FEAT_ITEM), 3);
+    const uint32_t *id;
+    const float *w;
+    int64_t r200 = fr_idmap_find(fr_dataset_items(d), 200), r100 = fr_idmap_find(fr_dataset_items(d), 100);
+    cr_assert_eq(fr_features_of(f, FR_FEAT_ITEM, (uint32_t)r200, &id, &w), 3);
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[0]), "genre=Drama");
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[1]), "genre=War");
+    cr_assert_eq(w[1], 0.5f);
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[2]), "year=1995");
+    cr_assert_eq(w[2], 1.0f);
+    cr_assert_eq(fr_features_of(f, FR_FEAT_ITEM, (uint32_t)r100, &id, &w), 1);
+    cr_assert_eq(w[0], 2.0f);
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[0]), "genre=War");
+    /* bad input: file:line, the value, what was expected */
+    p = write_tmp(dir, "bad1.tsv", "100\tx\nabc\tgenre=War\n");
+    cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, p, fr_dataset_items(d), NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "bad1.tsv:2:") && strstr(fr_errmsg(), "\"abc\"") && strstr(fr_errmsg(), "expected"),
+              "%s", fr_errmsg());
+    p = write_tmp(dir, "bad2.tsv", "100\tgenre=War:inf\n");
+    cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, p, fr_dataset_items(d), NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "bad2.tsv:1:") && strstr(fr_errmsg(), "\"inf\"") && strstr(fr_errmsg(), "finite"),
+              "%s", fr_errmsg());
+    p = write_tmp(dir, "bad3.tsv", "100\t:2\n");
+    cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, p, fr_dataset_items(d), NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "bad3.tsv:1:") && strstr(fr_errmsg(), "name"), "%s", fr_errmsg());
+    p = write_tmp(dir, "bad4.tsv", "100\tgenre\x01x\n");
+    cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, p, fr_dataset_items(d), NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "bad4.tsv:1:") && strstr(fr_errmsg(), "0x01"), "%s", fr_errmsg());
+    cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, "/nonexistent/x.tsv", fr_dataset_items(d), NULL), FR_ERR_IO);
+    fr_features_free(f);
+    fr_dataset_free(d);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(hybrid, features_from_movielens_metadata) {
+    char dir[] = "/tmp/fr_hybrid_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    write_tmp(dir, "u.data", "1\t1\t5\t881250949\n1\t2\t3\t881250950\n2\t1\t4\t881250951\n");
+    write_tmp(dir, "u.user", "1|24|M|technician|85711\n2|53|F|other|94043\n");
+    write_tmp(dir, "u.item",
+              "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+              "2|GoldenEye (1995)|01-Jan-1995||http://x|0|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0|1|0|0\n");
+    char path[600];
+    snprintf(path, sizeof path, "%s/u.data", dir);
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_dataset_load(&d, path, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_load_meta(d, dir), FR_OK, "%s", fr_errmsg());
+    fr_features *f = NULL;
+    cr_assert_eq(fr_features_create(&f, fr_dataset_n_users(d), fr_dataset_n_items(d)), FR_OK);
+    cr_assert_eq(fr_features_from_meta(f, d), FR_OK, "%s", fr_errmsg());
+    const uint32_t *id;
+    uint32_t u1 = (uint32_t)fr_idmap_find(fr_dataset_users(d), 1), u2 = (uint32_t)fr_idmap_find(fr_dataset_users(d), 2);
+    cr_assert_eq(fr_features_of(f, FR_FEAT_USER, u1, &id, NULL), 3);
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_USER, id[0]), "age=18");
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_USER, id[1]), "gender=M");
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_USER, id[2]), "occupation=technician");
+    cr_assert_eq(fr_features_of(f, FR_FEAT_USER, u2, &id, NULL), 3);
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_USER, id[0]), "age=50");
+    uint32_t i1 = (uint32_t)fr_idmap_find(fr_dataset_items(d), 1), i2 = (uint32_t)fr_idmap_find(fr_dataset_items(d), 2);
+    cr_assert_eq(fr_features_of(f, FR_FEAT_ITEM, i1, &id, NULL), 4, "Animation, Children's, Comedy, year");
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[0]), "genre=Animation");
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[3]), "year=1995");
+    cr_assert_eq(fr_features_of(f, FR_FEAT_ITEM, i2, &id, NULL), 4, "Action, Adventure, Thriller, year");
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[0]), "genre=Action");
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[2]), "genre=Thriller");
+    fr_features_free(f);
+    fr_dataset_free(d);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* ------------------------------------------------------------------ model file */
+
+Test(hybrid, model_file_round_trips_bit_for_bit) {
+    const char *kinds[2] = {"lightfm", "fm"};
+    for (int k = 0; k < 2; k++) {
+        fr_model *m = toy_model(kinds[k], FR_LOSS_BPR, 7, 5, 9, 0.1f);
+        uint8_t *bytes, *bytes2;
+        size_t n, n2;
+        cr_assert_eq(fr_model_encode(m, NULL, &bytes, &n), FR_OK, "%s", fr_errmsg());
+        fr_model *l = NULL;
+        cr_assert_eq(fr_model_decode(&l, bytes, n, "<mem>", NULL), FR_OK, "%s", fr_errmsg());
+        const fr_model_config *a = fr_model_config_of(l), *b = fr_model_config_of(m);
+        cr_assert_eq(a->kind, b->kind);
+        cr_assert_eq(a->warp, 7);
+        cr_assert_eq(a->dim, 4);
+        cr_assert_eq(a->features, b->features, "the same feature set (interned once)");
+        cr_assert_eq(memcmp(a, b, sizeof *a), 0);
+        cr_assert_eq(fr_model_n_params(l), fr_model_n_params(m));
+        cr_assert_eq(memcmp(fr_model_params(l), fr_model_params(m), fr_model_n_params(m) * sizeof(float)), 0);
+        cr_assert_eq(fr_model_encode(l, NULL, &bytes2, &n2), FR_OK);
+        cr_assert_eq(n2, n);
+        cr_assert_eq(memcmp(bytes, bytes2, n), 0, "re-encoding gives the same bytes");
+        /* scores are the same */
+        uint32_t uu[3] = {0, 2, 4}, ii[3] = {8, 1, 3};
+        float s1[3], s2[3];
+        cr_assert_eq(fr_model_score(m, NULL, uu, ii, 3, s1), FR_OK);
+        cr_assert_eq(fr_model_score(l, NULL, uu, ii, 3, s2), FR_OK);
+        cr_assert_eq(memcmp(s1, s2, sizeof s1), 0);
+        /* a corrupt feature id is refused: flip bytes inside the block until decode fails
+         * (CRC first) */
+        bytes[n / 3] ^= 0x55;
+        fr_model *bad = NULL;
+        cr_assert_neq(fr_model_decode(&bad, bytes, n, "<mem>", NULL), FR_OK);
+        cr_assert_null(bad);
+        fr_model_bytes_free(bytes);
+        fr_model_bytes_free(bytes2);
+        fr_model_free(l);
+        fr_model_free(m);
+    }
+}
+
+/* ------------------------------------------------------------------ training */
+
+typedef struct data {
+    fr_dataset *all, *train, *test;
+    fr_negatives *negs;
+    fr_features *feat;
+} data;
+
+/* Generated interactions whose items carry a feature that predicts them: user u likes
+ * items with feature (u % 4), and has that as a user feature. */
+static data gen(void) {
+    fr_gen_opts g;
+    fr_gen_opts_default(&g);
+    g.users = 120;
+    g.items = 80;
+    g.interactions = 3000;
+    g.seed = 11;
+    data d = {0};
+    cr_assert_eq(fr_dataset_generate(&d.all, &g), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_split(d.all, FR_SPLIT_LOO, 0, 1, &d.train, &d.test), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_negatives_sample(&d.negs, d.all, d.test, 30, 3), FR_OK, "%s", fr_errmsg());
+    d.feat = toy_features(fr_dataset_n_users(d.train), fr_dataset_n_items(d.train), 9);
+    return d;
+}
+
+static void data_free(data *d) {
+    fr_negatives_free(d->negs);
+    fr_dataset_free(d->all);
+    fr_dataset_free(d->train);
+    fr_dataset_free(d->test);
+    fr_features_free(d->feat);
+}
+
+static fr_model_config config(const char *kind, const data *d, fr_loss loss, uint32_t warp) {
+    fr_model_config c;
+    fr_model_config_default(&c, kind_of(kind));
+    c.n_users = fr_dataset_n_users(d->train);
+    c.n_items = fr_dataset_n_items(d->train);
+    c.dim = 8;
+    c.seed = 4;
+    c.loss = loss;
+    c.warp = warp;
+    cr_assert_eq(fr_model_config_set_features(&c, d->feat), FR_OK);
+    return c;
+}
+
+static double hr10(const fr_model *m, const data *d) {
+    fr_eval_result r;
+    cr_assert_eq(fr_model_evaluate(m, d->train, d->test, d->negs, NULL, NULL, &r), FR_OK, "%s", fr_errmsg());
+    for (size_t i = 0; i < r.n_ks; i++)
+        if (r.ks[i] == 10) return r.hr[i];
+    cr_assert_fail("no hr@10");
+    return 0;
+}
+
+static void central(const char *kind, fr_loss loss, uint32_t warp) {
+    data d = gen();
+    fr_model_config c = config(kind, &d, loss, warp);
+    fr_model *m = NULL, *m2 = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_model_create(&m2, &c), FR_OK);
+    double before = hr10(m, &d);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    tc.batch = 128;
+    tc.optim.lr = 0.01f;
+    tc.negatives = loss == FR_LOSS_BCE ? 4 : 1;
+    double loss_e[6];
+    for (int threads = 1; threads <= 2; threads++) {
+        fr_trainer *t = NULL;
+        tc.threads = threads;
+        cr_assert_eq(fr_trainer_create(&t, threads == 1 ? m : m2, d.train, &tc), FR_OK, "%s", fr_errmsg());
+        for (int e = 0; e < 6; e++) cr_assert_eq(fr_trainer_epoch(t, &loss_e[e]), FR_OK, "%s", fr_errmsg());
+        fr_trainer_free(t);
+    }
+    cr_assert_lt(loss_e[5], loss_e[0], "%s: loss %g -> %g", kind, loss_e[0], loss_e[5]);
+    cr_assert(!memcmp(fr_model_params(m), fr_model_params(m2), fr_model_n_params(m) * sizeof(float)),
+              "1 and 2 threads give the same bits");
+    double after = hr10(m, &d);
+    cr_assert(after > before && after > 0.4, "%s: hr@10 %g -> %g", kind, before, after);
+    fr_model_free(m);
+    fr_model_free(m2);
+    data_free(&d);
+}
+
+Test(hybrid, lightfm_trains_centrally_bit_identical_across_threads) { central("lightfm", FR_LOSS_BPR, 0); }
+Test(hybrid, fm_trains_centrally_bit_identical_across_threads) { central("fm", FR_LOSS_BCE, 0); }
+Test(hybrid, warp_trains_centrally) { central("lightfm", FR_LOSS_BPR, 10); }
+
+static void federated(const char *kind, fr_loss loss) {
+    data d = gen();
+    fr_model_config c = config(kind, &d, loss, 0);
+    fr_fl_config fc;
+    fr_fl_config_default(&fc, c.kind);
+    fc.local.lr = 0.05f;
+    fc.local_epochs = 2;
+    float *first = NULL;
+    double before = 0, after = 0;
+    for (int threads = 1; threads <= 2; threads++) {
+        fr_pool *pool = NULL;
+        cr_assert_eq(fr_pool_create(&pool, threads), FR_OK);
+        fr_sim *s = NULL;
+        cr_assert_eq(fr_sim_create(&s, &c, &fc, d.train, pool), FR_OK, "%s", fr_errmsg());
+        if (threads == 1) before = hr10(fr_sim_model(s), &d);
+        fr_round_stats st, st1;
+        for (int r = 0; r < 10; r++) cr_assert_eq(fr_sim_round(s, r == 0 ? &st1 : &st), FR_OK, "%s", fr_errmsg());
+        cr_assert_lt(st.loss, st1.loss, "round loss %g -> %g", st1.loss, st.loss);
+        fr_model *m = fr_sim_model(s);
+        size_t np = fr_model_n_params(m);
+        if (threads == 1) {
+            after = hr10(m, &d);
+            first = malloc(np * sizeof(float));
+            memcpy(first, fr_model_params(m), np * sizeof(float));
+        } else {
+            cr_assert(!memcmp(first, fr_model_params(m), np * sizeof(float)), "1 and 2 threads give the same bits");
+        }
+        fr_sim_free(s);
+        fr_pool_free(pool);
+    }
+    cr_assert(after > before && after > 0.4, "%s: hr@10 %g -> %g", kind, before, after);
+    free(first);
+    data_free(&d);
+}
+
+Test(hybrid, lightfm_trains_federated_bit_identical_across_threads) { federated("lightfm", FR_LOSS_BPR); }
+Test(hybrid, fm_trains_federated_bit_identical_across_threads) { federated("fm", FR_LOSS_BCE); }
+
+/* One FedAvg round of one full-batch SGD step per client = one centralized full-batch
+ * step on the union (bce on the positives alone: no random negatives). */
+static void one_step(const char *kind) {
+    static const int64_t u[] = {10, 10, 10, 20, 20, 30, 30, 30, 30, 40};
+    static const int64_t i[] = {1, 2, 3, 2, 4, 1, 3, 4, 5, 5};
+    fr_dataset *d = ds_of(u, i, 10);
+    fr_features *f = toy_features(fr_dataset_n_users(d), fr_dataset_n_items(d), 17);
+    fr_model_config mc;
+    fr_model_config_default(&mc, kind_of(kind));
+    mc.dim = 4;
+    mc.seed = 9;
+    mc.init_std = 0.5f;
+    mc.loss = FR_LOSS_BCE;
+    cr_assert_eq(fr_model_config_set_features(&mc, f), FR_OK);
+    fr_fl_config cfg;
+    fr_fl_config_default(&cfg, mc.kind);
+    cfg.seed = 9;
+    cfg.batch = 1000;
+    cfg.negatives = 0;
+    fr_optim_config_default(&cfg.local, FR_OPTIM_SGD);
+    cfg.local.lr = 0.3f;
+    fr_sim *sim = NULL;
+    cr_assert_eq(fr_sim_create(&sim, &mc, &cfg, d, NULL), FR_OK, "%s", fr_errmsg());
+    fr_round_stats st;
+    cr_assert_eq(fr_sim_round(sim, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(st.clients, 4);
+    cr_assert_eq(st.examples, 10);
+    fr_model *fed = fr_sim_model(sim);
+
+    mc.n_users = fr_dataset_n_users(d);
+    mc.n_items = fr_dataset_n_items(d);
+    fr_model *ref = NULL;
+    fr_grad *g = NULL;
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_model_create(&ref, &mc), FR_OK);
+    cr_assert_eq(fr_grad_create(&g, ref), FR_OK);
+    cr_assert_eq(fr_model_ws_create(&ws, ref, 64), FR_OK);
+    uint32_t users[10], items[10];
+    float lab[10];
+    size_t n = 0;
+    for (uint32_t uu = 0; uu < fr_dataset_n_users(d); uu++) {
+        const uint32_t *it;
+        size_t k = fr_dataset_user(d, uu, &it, NULL, NULL);
+        for (size_t x = 0; x < k; x++) { users[n] = uu; items[n] = it[x]; lab[n] = 1.0f; n++; }
+    }
+    fr_batch b = {users, items, lab, NULL, n, NULL};
+    double loss;
+    fr_grad_zero(g);
+    cr_assert_eq(fr_model_loss_grad(ref, ws, &b, g, &loss), FR_OK);
+    float *w = fr_model_params(ref);
+    const float *gr = fr_grad_data(g);
+    size_t ns = fr_model_n_shared(ref);
+    cr_assert_eq(ns, fr_model_n_shared(fed));
+    const float *wf = fr_model_params(fed);
+    double maxdiff = 0, maxmove = 0;
+    for (size_t p = 0; p < ns; p++) {
+        double want = (double)w[p] - 0.3 * (double)gr[p];
+        maxdiff = fmax(maxdiff, fabs(want - (double)wf[p]));
+        maxmove = fmax(maxmove, fabs(0.3 * (double)gr[p]));
+    }
+    cr_assert(maxmove > 1e-3, "the step must move the model (%g)", maxmove);
+    cr_assert(maxdiff < 1e-6, "%s: fedavg vs full batch: max diff %g", kind, maxdiff);
+    fr_model_ws_free(ws);
+    fr_grad_free(g);
+    fr_model_free(ref);
+    fr_sim_free(sim);
+    fr_features_free(f);
+    fr_dataset_free(d);
+}
+
+Test(hybrid, lightfm_one_federated_step_equals_full_batch_step) { one_step("lightfm"); }
+Test(hybrid, fm_one_federated_step_equals_full_batch_step) { one_step("fm"); }
+
+/* ------------------------------------------------------------------ cold start */
+
+Test(hybrid, cold_split_holds_items_out_entirely) {
+    data d = gen();
+    fr_dataset *wt, *we, *co, *ex;
+    uint32_t nc;
+    cr_assert_eq(fr_dataset_cold_split(d.train, d.test, 0.25, 7, &wt, &we, &co, &ex, &nc), FR_OK, "%s", fr_errmsg());
+    uint32_t ni = fr_dataset_n_items(d.train), nu = fr_dataset_n_users(d.train);
+    cr_assert_eq(fr_dataset_n_items(wt), ni, "the same id maps");
+    /* the cold items: those of co; none in warm train or warm test */
+    uint8_t *cold = calloc(ni, 1);
+    uint32_t seen = 0;
+    for (uint32_t u = 0; u < fr_dataset_n_users(co); u++) {
+        const uint32_t *it;
+        size_t k = fr_dataset_user(co, u, &it, NULL, NULL);
+        for (size_t x = 0; x < k; x++) seen += !cold[it[x]], cold[it[x]] = 1;
+    }
+    cr_assert_eq(seen, nc);
+    uint32_t trained = 0;
+    uint8_t *in_train = calloc(ni, 1);
+    for (uint32_t u = 0; u < nu; u++) {
+        const uint32_t *it;
+        size_t k = fr_dataset_user(d.train, u, &it, NULL, NULL);
+        for (size_t x = 0; x < k; x++) trained += !in_train[it[x]], in_train[it[x]] = 1;
+    }
+    cr_assert_eq(nc, (uint32_t)(0.25 * trained + 0.5));
+    /* every interaction in exactly one part */
+    cr_assert_eq(fr_dataset_n_interactions(wt) + fr_dataset_n_interactions(we) + fr_dataset_n_interactions(co),
+                 fr_dataset_n_interactions(d.train) + fr_dataset_n_interactions(d.test));
+    const fr_dataset *parts[2] = {wt, we};
+    for (int p = 0; p < 2; p++)
+        for (uint32_t u = 0; u < fr_dataset_n_users(parts[p]); u++) {
+            const uint32_t *it;
+            size_t k = fr_dataset_user(parts[p], u, &it, NULL, NULL);
+            for (size_t x = 0; x < k; x++) cr_assert(!cold[it[x]], "cold item %u in a warm part", it[x]);
+            for (size_t x = 0; x < k; x++) cr_assert(fr_dataset_has(p ? d.test : d.train, u, it[x]));
+        }
+    /* exclude: every warm item, for exactly the users with a cold interaction */
+    for (uint32_t u = 0; u < nu; u++) {
+        size_t k = u < fr_dataset_n_users(ex) ? fr_dataset_user(ex, u, NULL, NULL, NULL) : 0;
+        size_t kc = u < fr_dataset_n_users(co) ? fr_dataset_user(co, u, NULL, NULL, NULL) : 0;
+        cr_assert_eq(k, kc ? ni - nc : 0, "user %u", u);
+    }
+    /* the same seed, the same split; a file naming the cold items gives it too */
+    char path[] = "/tmp/fr_cold_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *fp = fdopen(fd, "w");
+    fprintf(fp, "# cold items\n");
+    for (uint32_t i = 0; i < ni; i++)
+        if (cold[i]) fprintf(fp, "%lld\n", (long long)fr_idmap_raw(fr_dataset_items(d.train), i));
+    fclose(fp);
+    fr_dataset *wt2, *we2, *co2, *ex2;
+    uint32_t nc2;
+    cr_assert_eq(fr_dataset_cold_split_file(d.train, d.test, path, &wt2, &we2, &co2, &ex2, &nc2), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(nc2, nc);
+    cr_assert_eq(fr_dataset_n_interactions(co2), fr_dataset_n_interactions(co));
+    cr_assert_eq(fr_dataset_n_interactions(wt2), fr_dataset_n_interactions(wt));
+    /* a model ranks cold items by their features: with features that predict the cold
+     * items, training on the warm part beats chance on them (auc 0.5) */
+    fr_dataset *all[] = {wt2, we2, co2, ex2};
+    for (int k = 0; k < 4; k++) fr_dataset_free(all[k]);
+    cr_assert_eq(fr_dataset_cold_split(d.train, d.test, 1.5, 7, &wt2, &we2, &co2, &ex2, &nc2), FR_ERR_RANGE);
+    cr_assert_null(wt2);
+    fp = fopen(path, "w");
+    fprintf(fp, "3\n4x\n");
+    fclose(fp);
+    cr_assert_eq(fr_dataset_cold_split_file(d.train, d.test, path, &wt2, &we2, &co2, &ex2, &nc2), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), ":2: item id \"4x\"; expected"), "%s", fr_errmsg());
+    unlink(path);
+    free(cold);
+    free(in_train);
+    fr_dataset *mine[] = {wt, we, co, ex};
+    for (int k = 0; k < 4; k++) fr_dataset_free(mine[k]);
+    data_free(&d);
+}
+
+/* Items whose features say who likes them are ranked by those features when no one has
+ * rated them: user u and item i share feature "g=(u % 3)" / "g=(i % 3)", and u's
+ * interactions are with items of its group. A lightfm trained on the warm items ranks
+ * each user's cold items above the other cold items (auc well above 0.5). */
+Test(hybrid, cold_items_ranked_by_their_features) {
+    enum { NU = 90, NI = 60 };
+    int64_t u[NU * 12], it[NU * 12];
+    size_t n = 0;
+    srand(5);
+    for (int a = 0; a < NU; a++)
+        for (int k = 0; k < 12; k++) {
+            int i = 3 * (rand() % (NI / 3)) + a % 3;
+            u[n] = a; it[n] = i; n++;
+        }
+    fr_dataset *d = ds_of(u, it, n);
+    fr_features *f = NULL;
+    cr_assert_eq(fr_features_create(&f, fr_dataset_n_users(d), fr_dataset_n_items(d)), FR_OK);
+    char nm[8];
+    for (uint32_t x = 0; x < fr_dataset_n_users(d); x++) {
+        int g = (int)(fr_idmap_raw(fr_dataset_users(d), x) % 3);
+        snprintf(nm, sizeof nm, "g=%d", g);
+        cr_assert_eq(fr_features_add(f, FR_FEAT_USER, x, nm, 3, 1.0f), FR_OK);
+    }
+    for (uint32_t x = 0; x < fr_dataset_n_items(d); x++) {
+        int g = (int)(fr_idmap_raw(fr_dataset_items(d), x) % 3);
+        snprintf(nm, sizeof nm, "g=%d", g);
+        cr_assert_eq(fr_features_add(f, FR_FEAT_ITEM, x, nm, 3, 1.0f), FR_OK);
+    }
+    fr_dataset *wt, *we, *co, *ex;
+    uint32_t nc;
+    cr_assert_eq(fr_dataset_cold_split(d, NULL, 0.3, 3, &wt, &we, &co, &ex, &nc), FR_OK, "%s", fr_errmsg());
+    cr_assert_null(we);
+    fr_model_config c;
+    fr_model_config_default(&c, kind_of("lightfm"));
+    c.n_users = fr_dataset_n_users(d);
+    c.n_items = fr_dataset_n_items(d);
+    c.dim = 8;
+    cr_assert_eq(fr_model_config_set_features(&c, f), FR_OK);
+    fr_model *m = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    tc.batch = 64;
+    tc.optim.lr = 0.02f;
+    tc.negatives = 1;
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, wt, &tc), FR_OK, "%s", fr_errmsg());
+    double l;
+    for (int e = 0; e < 10; e++) cr_assert_eq(fr_trainer_epoch(t, &l), FR_OK);
+    fr_trainer_free(t);
+    fr_eval_result r;
+    cr_assert_eq(fr_model_evaluate(m, ex, co, NULL, NULL, NULL, &r), FR_OK, "%s", fr_errmsg());
+    cr_assert(r.has_full);
+    cr_assert_gt(r.auc_full, 0.8, "cold auc %g", r.auc_full);
+    fr_model_free(m);
+    fr_dataset *all[] = {wt, co, ex, d};
+    for (int k = 0; k < 4; k++) fr_dataset_free(all[k]);
+    fr_features_free(f);
+}
+
+/* The fused per-example SGD pass gives the generic minibatch loop's bits at batch 1. */
+struct fr_trainer;
+void fri_trainer_no_fused(struct fr_trainer *t);
+static void fused_vs_generic(const char *kind, fr_loss loss, uint32_t warp) {
+    data d = gen();
+    fr_model_config c = config(kind, &d, loss, warp);
+    fr_model *a = NULL, *b = NULL;
+    cr_assert_eq(fr_model_create(&a, &c), FR_OK);
+    cr_assert_eq(fr_model_create(&b, &c), FR_OK);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    fr_optim_config_default(&tc.optim, FR_OPTIM_SGD);
+    tc.optim.lr = 0.05f;
+    tc.optim.sparse_rows = true;
+    tc.batch = 1;
+    tc.negatives = loss == FR_LOSS_BCE ? 2 : 1;
+    tc.threads = 1;
+    double la[2], lb[2];
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, a, d.train, &tc), FR_OK, "%s", fr_errmsg());
+    for (int e = 0; e < 2; e++) cr_assert_eq(fr_trainer_epoch(t, &la[e]), FR_OK);
+    fr_trainer_free(t);
+    cr_assert_eq(fr_trainer_create(&t, b, d.train, &tc), FR_OK);
+    fri_trainer_no_fused(t);
+    for (int e = 0; e < 2; e++) cr_assert_eq(fr_trainer_epoch(t, &lb[e]), FR_OK);
+    fr_trainer_free(t);
+    cr_assert(!memcmp(fr_model_params(a), fr_model_params(b), fr_model_n_params(a) * sizeof(float)),
+              "%s: fused and generic differ", kind);
+    cr_assert_float_eq(la[1], lb[1], 1e-9 * fabs(lb[1]) + 1e-12);
+    fr_model_free(a);
+    fr_model_free(b);
+    data_free(&d);
+}
+
+Test(hybrid, fused_sgd_equals_generic_loop) {
+    fused_vs_generic("lightfm", FR_LOSS_BPR, 10);
+    fused_vs_generic("fm", FR_LOSS_BCE, 0);
+    fused_vs_generic("fm", FR_LOSS_BPR, 0);
+}
