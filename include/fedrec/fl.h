@@ -397,7 +397,8 @@ FR_API FR_NODISCARD fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint3
  * of the batch B: the floats fr_model_score gives on a full model holding those private
  * rows with a workspace of max batch B (BLAS may round otherwise per chunk size). Reads only
  * the rows of the items asked for. Errors: FR_ERR_RANGE (an item out of range),
- * FR_ERR_INVALID (another catalogue), FR_ERR_NOMEM. */
+ * FR_ERR_INVALID (another catalogue), FR_ERR_NOMEM, FR_ERR_UNSUPPORTED (a graph kind:
+ * its scores need the user's items). */
 FR_API FR_NODISCARD fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *priv,
                                     const uint32_t *items, size_t n, float *out);
 

@@ -170,6 +170,34 @@ FR_API void fr_model_shared_delta(const fr_model *m, const float *ref, float *de
  * `global_user` at creation (same seed and config). FR_ERR_RANGE if row >= n_users. */
 FR_API FR_NODISCARD fr_err fr_model_init_user_row(fr_model *m, uint32_t row, uint32_t global_user);
 
+/* ------------------------------------------------------------------ the training graph */
+
+/* Graph models (lightgcn) score a user through the items it trained on: a user's vector
+ * is propagated from its own interactions. Those are not parameters, so they are not in
+ * the slab or the model file; whoever trains or scores such a model tells it where they
+ * are (the centralized trainer's caller, the federated client for its own users, the
+ * evaluator). items(ctx, r, &list) gives the training items of user row r of the model
+ * (item rows of the model, any order, each once) and returns their count. */
+typedef struct fr_model_graph {
+    size_t (*items)(const void *ctx, uint32_t user_row, const uint32_t **items);
+    const void *ctx; /* borrowed: must outlive the binding */
+} fr_model_graph;
+
+/* True if the model's kind needs a graph (fr_model_set_graph) to train or score: its
+ * losses and scores then fail with FR_ERR_INVALID while none is set. */
+FR_API bool fr_model_needs_graph(const fr_model *m);
+/* Binds g (copied; g->ctx is borrowed) to m, or unbinds with g NULL; returns the binding
+ * it replaces (items NULL: none), so a caller can restore it. fr_model_clone copies the
+ * binding. Not thread-safe against users of m. */
+FR_API fr_model_graph fr_model_set_graph(fr_model *m, const fr_model_graph *g);
+/* The binding of m (items NULL: none). */
+FR_API fr_model_graph fr_model_graph_of(const fr_model *m);
+/* A graph over a dataset whose user u and item i are row u and row i of the model (the
+ * centralized trainer's rows, the federated simulation's global model); the dataset must
+ * outlive the binding. */
+struct fr_dataset;
+FR_API fr_model_graph fr_model_graph_dataset(const struct fr_dataset *dataset);
+
 /* ------------------------------------------------------------------ rows touched */
 
 /* A set of rows of one table, with O(1) insert and a list in first-insert order. */

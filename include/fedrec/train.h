@@ -56,7 +56,8 @@ typedef struct fr_trainer fr_trainer;
 /* A trainer for model m on dataset d (user u of d is row u of m; d's items are m's item
  * rows). The trainer keeps m and d by reference: both must outlive it, and m is written
  * by every epoch. Errors: FR_ERR_INVALID (config; d has more users or items than m has
- * rows), FR_ERR_EMPTY (d has no interaction), FR_ERR_NOMEM. */
+ * rows), FR_ERR_EMPTY (d has no interaction), FR_ERR_NOMEM. A graph kind (lightgcn) with
+ * no graph bound gets d's (fr_model_graph_dataset: d must then outlive m's use). */
 FR_API FR_NODISCARD fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d,
                                       const fr_train_config *cfg);
 FR_API void fr_trainer_free(fr_trainer *t);

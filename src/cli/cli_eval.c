@@ -23,7 +23,16 @@ typedef struct loaded {
     fr_provenance prov;                     /* from the model file's config_json */
     fr_data *d;                             /* the data, reloaded */
     uint32_t *user_map, *item_map;          /* data dense id -> model row (UINT32_MAX unknown) */
+    size_t *gstart;                         /* graph kinds: [n_users + 1] model user row r's */
+    uint32_t *gitems;                       /* training items (model rows) gitems[gstart[r], gstart[r+1]) */
 } loaded;
+
+/* The training graph of a graph kind, in the model's rows. */
+static size_t loaded_graph_items(const void *ctx, uint32_t r, const uint32_t **items) {
+    const loaded *l = ctx;
+    *items = l->gitems + l->gstart[r];
+    return l->gstart[r + 1] - l->gstart[r];
+}
 
 static void loaded_free(loaded *l) {
     fr_model_free(l->m);
@@ -31,6 +40,7 @@ static void loaded_free(loaded *l) {
     fr_data_free(l->d);
     fr_provenance_destroy(&l->prov);
     free(l->user_map); free(l->item_map);
+    free(l->gstart); free(l->gitems);
     memset(l, 0, sizeof *l);
 }
 
@@ -116,6 +126,33 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
     l->user_map = build_map(fr_dataset_users(tr), l->meta.user_ids, mc->n_users);
     l->item_map = build_map(fr_dataset_items(tr), l->meta.item_ids, mc->n_items);
     if (!l->user_map || !l->item_map) { fprintf(stderr, "fedrec %s: out of memory\n", cmd); return 1; }
+    if (fr_model_needs_graph(l->m)) { /* its scores propagate each user's training items */
+        uint32_t nu = mc->n_users;
+        l->gstart = calloc((size_t)nu + 1, sizeof *l->gstart);
+        l->gitems = malloc((fr_dataset_n_interactions(tr) + 1) * sizeof *l->gitems);
+        if (!l->gstart || !l->gitems) { fprintf(stderr, "fedrec %s: out of memory\n", cmd); return 1; }
+        for (uint32_t u = 0; u < fr_dataset_n_users(tr); u++) {
+            const uint32_t *it;
+            size_t n = fr_dataset_user(tr, u, &it, NULL, NULL);
+            if (l->user_map[u] == UINT32_MAX) continue;
+            for (size_t k = 0; k < n; k++) l->gstart[l->user_map[u] + 1] += l->item_map[it[k]] != UINT32_MAX;
+        }
+        for (uint32_t r = 0; r < nu; r++) l->gstart[r + 1] += l->gstart[r];
+        size_t *at = calloc((size_t)nu + 1, sizeof *at);
+        if (!at) { fprintf(stderr, "fedrec %s: out of memory\n", cmd); return 1; }
+        memcpy(at, l->gstart, ((size_t)nu + 1) * sizeof *at);
+        for (uint32_t u = 0; u < fr_dataset_n_users(tr); u++) {
+            const uint32_t *it;
+            size_t n = fr_dataset_user(tr, u, &it, NULL, NULL);
+            uint32_t r = l->user_map[u];
+            if (r == UINT32_MAX) continue;
+            for (size_t k = 0; k < n; k++)
+                if (l->item_map[it[k]] != UINT32_MAX) l->gitems[at[r]++] = l->item_map[it[k]];
+        }
+        free(at);
+        fr_model_graph g = {loaded_graph_items, l};
+        fr_model_set_graph(l->m, &g);
+    }
     return 0;
 }
 

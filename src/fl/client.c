@@ -99,11 +99,22 @@ struct fr_client_ws {
     uint8_t *step_buf;      /* fr_client_step_bytes: its bytes */
     size_t step_cap;
     fri_hide *hide;         /* decoys (cfg.decoys > 0) */
+    bool graph;             /* the kind reads its users' training items (fr_model_graph) */
+    uint32_t *gstart;       /* [cap_gstart] graph: user j's compact item rows are */
+    uint32_t *gitems;       /* gitems[gstart[j], gstart[j + 1]) */
+    size_t cap_gstart, cap_gitems;
     fri_compress_ws *cw;    /* a compressed RESULT's scratch (made on first use) */
     float *residual;        /* top-k: the next step's client's residual (then NULL again) */
     uint32_t *uglob;        /* [cap_uglob] global user id of each user row this fit */
     size_t cap_uglob;
 };
+
+/* The client's graph for its compact model: user row j's own items, as compact rows. */
+static size_t client_graph_items(const void *ctx, uint32_t j, const uint32_t **items) {
+    const fr_client_ws *ws = ctx;
+    *items = ws->gitems + ws->gstart[j];
+    return ws->gstart[j + 1] - ws->gstart[j];
+}
 
 static int cmp_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -185,6 +196,7 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
     ws->item_cfg.sparse_rows = false;
     e = use_compact(ws, 1, 1);
     if (!e) e = fr_model_ws_create(&ws->mws, ws->m, cfg->batch);
+    if (!e) ws->graph = fr_model_needs_graph(ws->m);
     if (!e) {
         ws->own = fri_calloc(mcfg->n_items ? mcfg->n_items : 1, sizeof *ws->own);
         ws->row_of = fri_calloc(mcfg->n_items ? mcfg->n_items : 1, sizeof *ws->row_of);
@@ -235,6 +247,8 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fr_task_free(ws->step_task);
     fri_free(ws->step_buf);
     fri_hide_free(ws->hide);
+    fri_free(ws->gstart);
+    fri_free(ws->gitems);
     fri_compress_ws_free(ws->cw);
     fri_free(ws->uglob);
     fri_free(ws);
@@ -578,6 +592,9 @@ static void load_model(fr_client_ws *ws, const fr_model *global, float *const *r
 fr_err fr_client_score(fr_client_ws *ws, const fr_model *global, float *const *priv, const uint32_t *items, size_t n,
                        float *out) {
     uint32_t ni = ws->mcfg.n_items;
+    if (ws->graph) /* its scores read the user's items, which this call is not given */
+        return fri_fail(FR_ERR_UNSUPPORTED, "client score: %s scores through the user's training items; score "
+                        "a model bound to them (fr_model_set_graph) instead", fr_model_kind_name(ws->mcfg.kind));
     if (fr_model_config_of(global)->n_items != ni)
         return fri_fail(FR_ERR_INVALID, "client score: the model has %u items, the client %u",
                         fr_model_config_of(global)->n_items, ni);
@@ -725,12 +742,28 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         upd->round = round;
         return FR_OK;
     }
-    size_t most = bpr ? 2 * nex : nex;
+    size_t most = (bpr ? 2 * nex : nex) + (ws->graph ? n_inter : 0);
     if (most > ws->mcfg.n_items) most = ws->mcfg.n_items;
     e = grow_u32(&ws->byrow, &ws->cap_byrow, most);
     if (!e) e = grow_u32(&ws->local, &ws->cap_local, most);
     if (!e) e = grow_u32(&ws->perm, &ws->cap_perm, most);
     if (e) return e;
+    /* a graph kind reads every own item of its users at every step: they take the first
+     * compact rows, [0, G), which every step's lazy range then covers */
+    uint32_t G = 0;
+    if (ws->graph) {
+        e = grow_u32(&ws->gstart, &ws->cap_gstart, (size_t)U + 1);
+        if (!e) e = grow_u32(&ws->gitems, &ws->cap_gitems, n_inter);
+        if (e) return e;
+        size_t k = 0;
+        for (uint32_t j = 0; j < U; j++) {
+            fr_client_user u = user_of(data, j);
+            ws->gstart[j] = (uint32_t)k;
+            for (size_t x = 0; x < u.n; x++) ws->gitems[k++] = row_for(ws, u.items[x]);
+        }
+        ws->gstart[U] = (uint32_t)k;
+        G = (uint32_t)ws->n_byrow;
+    }
     for (size_t i = 0; i < nex; i++) {
         ws->ex.item[i] = row_for(ws, ws->ex.item[i]);
         if (bpr) ws->ex.neg[i] = row_for(ws, ws->ex.neg[i]);
@@ -804,7 +837,7 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     /* coasting: rows step when touched and catch up in closed form (the dense rule up to
      * rounding); off for the bit-exact dense steps, or where lazy is not exact. A
      * silo's user rows coast too. */
-    c.coast = c.lazy && !ws->cfg.dense_steps;
+    c.coast = c.lazy && !ws->cfg.dense_steps && !ws->graph; /* a graph step reads rows past its batch */
     c.coast_users = c.coast && U > 1;
     if (c.coast) {
         size_t steps = 0;
@@ -821,8 +854,12 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         for (uint32_t t = 0; c.coast_users && t < ws->n_utables; t++)
             for (uint32_t j = 0; j < U; j++) ws->cu.last[t * ws->cu.cap + j] = (uint32_t)kept_steps;
     }
-    uint32_t T = 0;
+    uint32_t T = G;
     double loss_sum = 0;
+    if (ws->graph) {
+        fr_model_graph cg = {client_graph_items, ws};
+        fr_model_set_graph(m, &cg);
+    }
     for (uint32_t ep = 0; ep < E; ep++) {
         fri_examples ex = fri_examples_view(&ws->ex, starts[ep], starts[ep + 1]);
         if (ex.n == 0) continue;

@@ -59,6 +59,20 @@ static void fedrec_federated(fr_run_config *c, const char *k) {
         c->fl.item_local.lr = 0.8f;
         c->fl.item_lr_decay = 0.96f;
         c->loop.steps = 40;
+    } else if (is(k, "lightgcn", NULL, NULL)) {
+        /* bpr's rule with a far smaller item-row rate: every step of a client moves all
+         * of its own items' rows (its propagation reads them), so the round's summed
+         * deltas are larger (item lr 0.8 and 0.2 diverged); tuned on a leave-one-out
+         * validation split of ml-100k-loo's train.rating (docs/ARCHITECTURE.md) */
+        c->fl.item_sum = true;
+        fr_optim_config_default(&c->fl.local, FR_OPTIM_ADAM);
+        c->fl.local.lr = 0.006f;
+        c->fl.batch = 32;
+        c->fl.negatives = 4;
+        fr_optim_config_default(&c->fl.item_local, FR_OPTIM_SGD);
+        c->fl.item_local.lr = 0.05f;
+        c->fl.item_lr_decay = 0.99f;
+        c->loop.steps = 60;
     } else if (is(k, "lightfm", "fm", NULL)) {
         /* bpr's federated rule (item rows summed, SGD 0.8 decayed by round; Adam for the
          * feature tables and the private rows), 4 negatives; bpr, not WARP: a client's
@@ -114,6 +128,18 @@ static void fedrec_centralized(fr_run_config *c, const char *k) {
         c->model.bias_l2 = 0.01f;
         c->lr_decay = 0.92;
         c->loop.steps = 40;
+    } else if (is(k, "lightgcn", NULL, NULL)) {
+        /* large batches: a batch propagates each of its users once, so an epoch costs
+         * about (batches x the graph's edges); Adam 0.03 x0.95 an epoch, one negative a
+         * positive, L2 0.005, 50 epochs (tuned on the validation split,
+         * docs/ARCHITECTURE.md) */
+        c->train.batch = 8192;
+        c->train.shards = 1; /* each shard propagates its users again: one is half the work */
+        c->train.optim.lr = 0.03f;
+        c->train.negatives = 1;
+        c->model.l2 = 0.005f;
+        c->lr_decay = 0.95;
+        c->loop.steps = 50;
     } else if (is(k, "lightfm", "fm", NULL)) {
         /* WARP with adagrad on the rows a minibatch touches, LightFM's defaults (10 draws,
          * lr 0.05); 25 epochs: the peak of HR@10 on a validation split cut from ml-100k-loo's

@@ -42,6 +42,9 @@ typedef struct fri_model_family {
     const fri_model_kind_def *kinds; /* [n_kinds], numbered in this order by the registry */
     int n_kinds;
     float init_std;                  /* N(0, std) of embeddings when the config's init_std is 0 */
+    bool needs_graph;                /* its kinds' losses and scores read a user's training items
+                                        through the model's fr_model_graph (model.h): a graph
+                                        model (lightgcn); false for the others */
     bool side_features;              /* its kinds read user and item features (cfg.features):
                                         the CLI builds them from the data's metadata and files */
 
@@ -110,12 +113,15 @@ typedef struct fri_model_family {
 extern const fri_model_family fri_model_family_mf;
 extern const fri_model_family fri_model_family_ncf;
 extern const fri_model_family fri_model_family_base;
+extern const fri_model_family fri_model_family_lightgcn;
 extern const fri_model_family fri_model_family_hybrid; /* model_hybrid.c: lightfm, fm */
 
 /* ------------------------------------------------------------------ registry */
 
 /* The family of kind, or NULL for a kind nobody registered. */
 const fri_model_family *fri_model_family_of(fr_model_kind kind);
+/* Whether kind's scores need the model's training graph (fri_model_kind_def.needs_graph). */
+bool fri_model_kind_needs_graph(fr_model_kind kind);
 /* The kind called name[0, len) (not NUL-terminated), or 0 if none is. */
 fr_model_kind fri_model_kind_find(const char *name, size_t len);
 /* The registered kind names, ", "-separated, into buf (for messages; truncated to n). */

@@ -182,7 +182,32 @@ fr_err fr_model_clone(fr_model **out, const fr_model *m) {
     fr_err e = fri_model_alloc(out, &m->cfg);
     if (e) return e;
     memcpy((*out)->params, m->params, m->n_params * sizeof(float));
+    (*out)->graph = m->graph;
     return FR_OK;
+}
+
+/* ------------------------------------------------------------------ the training graph */
+
+bool fr_model_needs_graph(const fr_model *m) { return fri_model_kind_needs_graph(m->cfg.kind); }
+
+fr_model_graph fr_model_set_graph(fr_model *m, const fr_model_graph *g) {
+    fr_model_graph old = m->graph;
+    if (g) m->graph = *g;
+    else memset(&m->graph, 0, sizeof m->graph);
+    return old;
+}
+
+fr_model_graph fr_model_graph_of(const fr_model *m) { return m->graph; }
+
+static size_t dataset_items(const void *ctx, uint32_t user, const uint32_t **items) {
+    const fr_dataset *d = ctx;
+    if (user >= fr_dataset_n_users(d)) { *items = NULL; return 0; }
+    return fr_dataset_user(d, user, items, NULL, NULL);
+}
+
+fr_model_graph fr_model_graph_dataset(const fr_dataset *dataset) {
+    fr_model_graph g = {dataset_items, dataset};
+    return g;
 }
 
 void fr_model_free(fr_model *m) {
@@ -442,6 +467,9 @@ fr_err fr_model_loss(const fr_model *m, fr_model_ws *ws, const fr_batch *b, doub
 
 fr_err fr_model_score(const fr_model *m, fr_model_ws *ws, const uint32_t *users,
                       const uint32_t *items, size_t n, float *out) {
+    if (!m->graph.items && fri_model_kind_needs_graph(m->cfg.kind))
+        return fri_fail(FR_ERR_INVALID, "%s: no training graph bound (fr_model_set_graph): its scores propagate "
+                        "a user's training items", fr_model_kind_name(m->cfg.kind));
     for (size_t i = 0; i < n; i++) {
         if (users[i] >= m->cfg.n_users)
             return fri_fail(FR_ERR_RANGE, "score pair %zu: user %u, the model has %u user rows", i,

@@ -27,6 +27,8 @@ struct fr_model {
     fri_init init[FR_MODEL_MAX_TENSORS];     /* how each tensor is initialised */
     int slot[FRI_MODEL_MAX_SLOTS];           /* tensor index by role, as the family's layout
                                                 numbers roles (-1: none); only it reads them */
+    fr_model_graph graph;                    /* training interactions a graph kind scores
+                                                through (fr_model_set_graph; items NULL: none) */
     const uint32_t *row_item;                /* global item of each item row (a client's
                                                 compact model), or NULL: row = item */
     uint32_t n_row_item;                     /* rows of row_item that are bound */

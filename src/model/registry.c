@@ -19,6 +19,7 @@ static const fri_model_family *const builtin[] = {
     &fri_model_family_mf,  /* mf = 1, bpr = 2 */
     &fri_model_family_ncf, /* gmf = 3, mlp = 4, neumf = 5 */
     &fri_model_family_base, /* pop = 6, bias = 7 */
+    &fri_model_family_lightgcn, /* lightgcn (no public enum value: files name it) */
     &fri_model_family_hybrid, /* lightfm, fm */
 };
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
@@ -71,6 +72,12 @@ bool fr_model_kind_is_closed_form(fr_model_kind kind) {
     int i;
     const fri_model_family *f = find(kind, &i);
     return f && f->kinds[i].closed_form && f->fit;
+}
+
+bool fri_model_kind_needs_graph(fr_model_kind kind) {
+    int i;
+    const fri_model_family *f = find(kind, &i);
+    return f && f->needs_graph;
 }
 
 bool fr_model_kind_uses_features(fr_model_kind kind) {

@@ -165,6 +165,10 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
     t->m = m;
     t->d = d;
     t->cfg = *cfg;
+    if (fr_model_needs_graph(m) && !fr_model_graph_of(m).items) { /* a graph kind propagates over d */
+        fr_model_graph gr = fr_model_graph_dataset(d);
+        fr_model_set_graph(m, &gr);
+    }
     t->loss = mc->loss;
     /* confidence weights: only where the ratings are weights and the loss ranks */
     float alpha = cfg->confidence_alpha > 0 && mc->loss != FR_LOSS_MSE && fr_dataset_weighted(d) ? cfg->confidence_alpha

@@ -182,6 +182,10 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
     if (!e) fr_round_set_pool(s->ctl, pool); /* the DP noise's chunks (idle at the round's end) */
     if (!e) e = fr_model_create(&s->full, &s->mcfg);
     if (e) goto fail;
+    if (fr_model_needs_graph(s->full)) { /* the global model is scored through the training graph */
+        fr_model_graph g = fr_model_graph_dataset(train);
+        fr_model_set_graph(s->full, &g);
+    }
     s->w = fri_calloc((size_t)s->n_workers, sizeof *s->w);
     e = FR_ERR_NOMEM;
     if (!s->w) goto fail;

@@ -370,13 +370,33 @@ static void score_user(void *ctx, uint32_t user, const uint32_t *items, size_t n
     fr_model_scorer_fn(sc->s, 0, items, n, out, worker);
 }
 
+/* A graph kind's training graph for the model's one user row: the items of the user
+ * whose rows are loaded (global ids, as the global model's item rows). */
+static size_t scoring_items(const void *ctx, uint32_t row, const uint32_t **items) {
+    const scoring *sc = ctx;
+    *items = NULL;
+    if (row != 0 || sc->loaded < 0) return 0;
+    return fr_dataset_user(sc->c->data, sc->c->users[sc->loaded], items, NULL, NULL);
+}
+
 static fr_err scoring_begin(fr_netc *c, scoring *sc) {
     memset(sc, 0, sizeof *sc);
     sc->c = c;
     sc->loaded = -1;
     if (!c->f.g || c->f.round == 0)
         return fri_fail(FR_ERR_STATE, "client %u: no global model yet (no TASK stepped, no state loaded)", c->client);
-    return fr_model_scorer_create(&sc->s, c->f.g, NULL, NULL, NULL);
+    if (fr_model_needs_graph(c->f.g)) {
+        fr_model_graph g = {scoring_items, sc};
+        fr_model_set_graph(c->f.g, &g);
+    }
+    fr_err e = fr_model_scorer_create(&sc->s, c->f.g, NULL, NULL, NULL);
+    if (e) fr_model_set_graph(c->f.g, NULL);
+    return e;
+}
+
+static void scoring_end(scoring *sc) {
+    fr_model_scorer_free(sc->s);
+    if (sc->c->f.g) fr_model_set_graph(sc->c->f.g, NULL); /* sc is going out of scope */
 }
 
 fr_err fr_netc_recommend(fr_netc *c, uint32_t user, size_t k, uint32_t *items, float *scores, size_t *n) {
@@ -388,7 +408,7 @@ fr_err fr_netc_recommend(fr_netc *c, uint32_t user, size_t k, uint32_t *items, f
     if (!e) e = fri_eval_topk_n(score_user, &sc, c->data, fr_model_config_of(c->f.g)->n_items, user, k, true, items,
                                 scores, n);
     if (!e) e = fr_model_scorer_status(sc.s);
-    fr_model_scorer_free(sc.s);
+    scoring_end(&sc);
     return e;
 }
 
@@ -409,7 +429,7 @@ fr_err fr_netc_evaluate(fr_netc *c, const fr_dataset *test, const fr_negatives *
     if (!e && fr_dataset_n_items(test) > mc->n_items)
         e = fri_fail(FR_ERR_INVALID, "client %u: the test data has %u items, the federation's catalogue %u",
                      c->client, fr_dataset_n_items(test), mc->n_items);
-    if (e) { fr_model_scorer_free(sc.s); return e; }
+    if (e) { scoring_end(&sc); return e; }
     if (fr_model_kind_is_explicit(mc->kind)) {
         if (!o) { /* as fr_model_evaluate: clipped to the training ratings' range */
             fr_dataset_info in;
@@ -431,7 +451,7 @@ fr_err fr_netc_evaluate(fr_netc *c, const fr_dataset *test, const fr_negatives *
     }
     if (!e) e = fr_model_scorer_status(sc.s);
     if (!e && sc.unknown) e = fri_fail(FR_ERR_INVALID, "client %u: scored a user it does not hold", c->client);
-    fr_model_scorer_free(sc.s);
+    scoring_end(&sc);
     return e;
 }
 

@@ -1,0 +1,326 @@
+/* The graph family (family.h): `lightgcn`, LightGCN's propagation (He et al. 2020:
+ * neighbour averaging over the user-item graph with the symmetric degree normalisation,
+ * no feature transforms, no nonlinearity, the final embedding the mean of the layers')
+ * restricted to what a user's own device can compute, so that the same model trains
+ * centrally and federated with the user's items and its embedding private.
+ *
+ *   e_u^0 = p_u (private),  e_i^0 = q_i (shared)
+ *   e_u^1 = d_u^-1/2 * sum_{k in N(u)} q_k          (N(u): the user's training items)
+ *   u*    = (e_u^0 + e_u^1) / 2                     (the mean of the user's layers)
+ *   score(u, i) = u* . q_i
+ * with the BPR loss on (u, pos, neg) (or BCE on labels) and an L2 term l2 * mean over
+ * the batch of |p_u|^2 + |q_pos|^2 (+ |q_neg|^2), as the bpr kind. In the loss, an
+ * example whose positive is one of u's training items leaves that item out of u's
+ * propagation (sum over N(u) minus it, weight (d_u - 1)^-1/2), as FISM leaves out the
+ * rated item: otherwise a training positive scores |q_i|^2 / (2 sqrt d_u) from its own
+ * edge, which a held-out item never does (validation HR@10 0.682 -> 0.691). Scores
+ * propagate all of N(u).
+ *
+ * What is left out of LightGCN, and why (docs/ARCHITECTURE.md, "The graph model"): the
+ * item side of each layer (e_i^1 = sum over the item's users of their p_v) and every path
+ * through another user (u -> i -> v -> j), which would need other users' private
+ * embeddings or their items; and the item degree in the normalisation (LightGCN's
+ * 1/sqrt(d_u d_i)), which would need the item counts of every user (a securely aggregated
+ * count round, not built). Every term here is a function of the user's own data and the
+ * shared item table, so the loss is a sum over users: one federated round of one
+ * full-batch step is one centralized full-batch step (tests/test_lightgcn.c).
+ *
+ * N(u) is not a parameter: the model reads it through its fr_model_graph binding
+ * (model.h), which the trainer's caller, the federated client (its own users, in its
+ * compact item rows) and the evaluator set. Without one, loss and score fail.
+ *
+ * Per batch, the propagation is done once per distinct user of the batch (a small hash
+ * from user to slot), not once per example: the sum over N(u) costs d_u * dim, the
+ * examples of a user share it (an example subtracts its own item), and its gradient is
+ * accumulated over them and scattered to N(u) once. tests/test_lightgcn.c holds
+ * this against a naive per-example reference in double.
+ *
+ * Layout: item_emb [n_items x dim] shared, user_emb [n_users x dim] private.
+ * Parameter block in the config section: u32 dim. */
+#include <math.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "model/family.h"
+#include "model/layers.h"
+
+enum { ITEM_E, USER_E }; /* roles in m->slot */
+
+static void config_default(fr_model_config *c) {
+    c->dim = 64;
+    c->loss = FR_LOSS_BPR;
+    c->l2 = 0.0f;
+}
+
+static fr_err config_check(const fr_model_config *c) {
+    if (c->dim == 0 || c->dim > 4096) return fri_fail(FR_ERR_INVALID, "lightgcn: dim %u: expected 1..4096", c->dim);
+    if (c->loss != FR_LOSS_BPR && c->loss != FR_LOSS_BCE)
+        return fri_fail(FR_ERR_INVALID, "lightgcn: loss %s: expected bpr or bce", fri_loss_name(c->loss));
+    return FR_OK;
+}
+
+static void params_put(fri_buf *b, const fr_model_config *c) { fri_buf_u32(b, c->dim); }
+static fr_err params_get(fri_rd *r, fr_model_config *c) { return fri_rd_u32(r, &c->dim, "dim"); }
+
+static fr_err layout(fr_model *m, const fr_model_config *c) {
+    fr_err e = fri_model_add_tensor(m, "item_emb", c->n_items, c->dim, FR_TENSOR_ITEM_TABLE, FRI_INIT_NORMAL,
+                                    &m->slot[ITEM_E]);
+    if (!e)
+        e = fri_model_add_tensor(m, "user_emb", c->n_users, c->dim, FR_TENSOR_USER_TABLE, FRI_INIT_NORMAL,
+                                 &m->slot[USER_E]);
+    return e;
+}
+
+/* ---------------------------------------------------------------- workspace */
+
+typedef struct lg_ws {
+    uint32_t *hkey, *hval;  /* [H] open-addressing map user -> slot (key UINT32_MAX: empty) */
+    size_t H;               /* power of two >= 2 * max batch */
+    uint32_t *slot;         /* [B] the slot of example x's user */
+    uint32_t *uniq;         /* [B] the user of each slot */
+    uint32_t *deg;          /* [B] d_u of each slot */
+    float *agg, *dagg;      /* [B, dim] sum_{k in N(u)} q_k of each slot, and its gradient */
+    float *ustar, *dustar;  /* [B, dim] u* of each example (score: of each slot), its gradient */
+    float *cx;              /* [B] example x's propagation weight (d_u or d_u - 1)^-1/2 */
+    uint8_t *excl;          /* [B] example x's item is in N(u) and left out of its propagation */
+    float *s, *sn, *ds, *dsn; /* [B] scores (pos, neg) and their gradients */
+} lg_ws;
+
+static size_t hash_size(size_t B) {
+    size_t H = 16;
+    while (H < 2 * B) H *= 2;
+    return H;
+}
+
+static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
+    lg_ws tmp, *w = wsp ? wsp : &tmp;
+    fri_carver cv = {arena, 0};
+    size_t d = c->dim;
+    w->H = hash_size(B);
+    /* the index arrays live in the float arena: allocated storage, only ever accessed as
+     * their own type, of a float's size or less */
+    w->hkey = (uint32_t *)(void *)fri_carve(&cv, w->H);
+    w->hval = (uint32_t *)(void *)fri_carve(&cv, w->H);
+    w->slot = (uint32_t *)(void *)fri_carve(&cv, B);
+    w->uniq = (uint32_t *)(void *)fri_carve(&cv, B);
+    w->deg = (uint32_t *)(void *)fri_carve(&cv, B);
+    w->excl = (uint8_t *)(void *)fri_carve(&cv, B);
+    w->agg = fri_carve(&cv, B * d);
+    w->dagg = fri_carve(&cv, B * d);
+    w->ustar = fri_carve(&cv, B * d);
+    w->dustar = fri_carve(&cv, B * d);
+    w->cx = fri_carve(&cv, B);
+    w->s = fri_carve(&cv, B); w->sn = fri_carve(&cv, B); w->ds = fri_carve(&cv, B); w->dsn = fri_carve(&cv, B);
+    return cv.at;
+}
+
+static bool ws_fits(const fr_model_config *a, const fr_model_config *b) { return a->dim == b->dim; }
+
+/* ---------------------------------------------------------------- propagation */
+
+/* The two loops an epoch spends its time in: o[0, d) = sum of rows it[0, n) of Q, and
+ * da[0, d) added to rows it[0, n) of G. Elementwise adds in a fixed order (no
+ * reassociation, never fused), so the AVX2 clone GCC makes where the CPU has it gives the
+ * bits of the plain one. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FRI_LG_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FRI_LG_CLONES
+#endif
+FRI_LG_CLONES static void rows_sum(float *restrict o, const float *restrict Q, const uint32_t *it, size_t n,
+                                   size_t d) {
+    memset(o, 0, d * sizeof *o);
+    for (size_t j = 0; j < n; j++) {
+        const float *q = Q + (size_t)it[j] * d;
+        for (size_t c = 0; c < d; c++) o[c] += q[c];
+    }
+}
+FRI_LG_CLONES static void rows_add(float *restrict G, const float *restrict da, const uint32_t *it, size_t n,
+                                   size_t d) {
+    for (size_t j = 0; j < n; j++) {
+        float *g = G + (size_t)it[j] * d;
+        for (size_t c = 0; c < d; c++) g[c] += da[c];
+    }
+}
+
+
+/* The distinct users of users[0, n) get slots 0.. in order of first appearance
+ * (ws->uniq), example x slot ws->slot[x]. Returns the number of slots. */
+static size_t dedupe(lg_ws *w, const uint32_t *users, size_t n) {
+    memset(w->hkey, 0xff, w->H * sizeof *w->hkey);
+    size_t mask = w->H - 1, U = 0;
+    for (size_t x = 0; x < n; x++) {
+        uint32_t u = users[x];
+        size_t h = ((size_t)u * 0x9E3779B1u) & mask;
+        while (w->hkey[h] != UINT32_MAX && w->hkey[h] != u) h = (h + 1) & mask;
+        if (w->hkey[h] == UINT32_MAX) {
+            w->hkey[h] = u;
+            w->hval[h] = (uint32_t)U;
+            w->uniq[U++] = u;
+        }
+        w->slot[x] = w->hval[h];
+    }
+    return U;
+}
+
+/* agg and deg of each slot: sum_{k in N(u)} q_k and d_u. FR_ERR_INVALID without a graph,
+ * FR_ERR_RANGE for a graph item outside the item table. */
+static fr_err propagate(const fr_model *m, lg_ws *w, size_t U) {
+    if (!m->graph.items)
+        return fri_fail(FR_ERR_INVALID, "lightgcn: no training graph bound (fr_model_set_graph): its scores "
+                        "propagate a user's training items");
+    size_t d = m->cfg.dim;
+    const float *Q = fri_model_data(m, m->slot[ITEM_E]);
+    for (size_t k = 0; k < U; k++) {
+        const uint32_t *it = NULL;
+        size_t n = m->graph.items(m->graph.ctx, w->uniq[k], &it);
+        for (size_t j = 0; j < n; j++)
+            if (it[j] >= m->cfg.n_items)
+                return fri_fail(FR_ERR_RANGE, "lightgcn: user row %u: graph item %u outside %u items", w->uniq[k],
+                                it[j], m->cfg.n_items);
+        rows_sum(w->agg + k * d, Q, it, n, d);
+        w->deg[k] = (uint32_t)n;
+    }
+    return FR_OK;
+}
+
+static inline float rsqrt_n(size_t n) { return n ? (float)(1.0 / sqrt((double)n)) : 0.0f; }
+
+/* Whether item is one of user u's training items (a linear scan: d_u integer compares,
+ * against the d_u x dim of the propagation). */
+static bool in_graph(const fr_model *m, uint32_t u, uint32_t item) {
+    const uint32_t *it = NULL;
+    size_t n = m->graph.items(m->graph.ctx, u, &it);
+    for (size_t j = 0; j < n; j++)
+        if (it[j] == item) return true;
+    return false;
+}
+
+/* ---------------------------------------------------------------- math */
+
+static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad *g, double *loss) {
+    lg_ws *w = wsp;
+    const fr_model_config *c = &m->cfg;
+    size_t B = b->n, d = c->dim;
+    size_t U = dedupe(w, b->users, B);
+    fr_err e = propagate(m, w, U);
+    if (e) return e;
+    const int it_t = m->slot[ITEM_E], us_t = m->slot[USER_E];
+    const float *P = fri_model_data(m, us_t), *Q = fri_model_data(m, it_t);
+    bool bpr = c->loss == FR_LOSS_BPR;
+    /* u* of each example: its own item, when a training item of u, is left out of the
+     * propagation (the edge being predicted does not predict itself) */
+    for (size_t x = 0; x < B; x++) {
+        size_t k = w->slot[x];
+        uint32_t u = b->users[x], i = b->items[x];
+        bool ex = (bpr || b->label[x] > 0) && in_graph(m, u, i);
+        w->excl[x] = ex;
+        float cx = rsqrt_n(w->deg[k] - (ex ? 1u : 0u));
+        w->cx[x] = cx;
+        const float *p = P + (size_t)u * d, *a = w->agg + k * d, *q = Q + (size_t)i * d;
+        float *us = w->ustar + x * d;
+        if (ex)
+            for (size_t cc = 0; cc < d; cc++) us[cc] = 0.5f * (p[cc] + cx * (a[cc] - q[cc]));
+        else
+            for (size_t cc = 0; cc < d; cc++) us[cc] = 0.5f * (p[cc] + cx * a[cc]);
+        w->s[x] = fri_dot(us, q, d);
+        if (bpr) w->sn[x] = fri_dot(us, Q + (size_t)b->neg[x] * d, d);
+    }
+    double L = bpr ? fri_bpr_forward_backward(g ? w->ds : NULL, g ? w->dsn : NULL, w->s, w->sn, b->weight, B)
+                   : fri_bce_forward_backward(g ? w->ds : NULL, w->s, b->label, b->weight, B);
+    double l2s = (double)c->l2 / (double)B;
+    if (l2s > 0) {
+        double sq = 0;
+        for (size_t x = 0; x < B; x++) {
+            sq += fri_sumsq(P + (size_t)b->users[x] * d, d) + fri_sumsq(Q + (size_t)b->items[x] * d, d);
+            if (bpr) sq += fri_sumsq(Q + (size_t)b->neg[x] * d, d);
+        }
+        L += l2s * sq;
+    }
+    *loss = L;
+    if (!g) return FR_OK;
+
+    float *GQ = fri_grad_of(g, it_t), *GP = fri_grad_of(g, us_t);
+    fr_rowset *rq = &g->rows[it_t], *rp = &g->rows[us_t];
+    memset(w->dagg, 0, U * d * sizeof *w->dagg);
+    float k2 = (float)(2.0 * l2s);
+    for (size_t x = 0; x < B; x++) {
+        const float *us = w->ustar + x * d;
+        float *dus = w->dustar; /* one example's: [d] */
+        uint32_t u = b->users[x], i = b->items[x];
+        const float *q = Q + (size_t)i * d;
+        float *gq = GQ + (size_t)i * d, ds = w->ds[x];
+        /* score -> u* and the scored rows */
+        for (size_t cc = 0; cc < d; cc++) {
+            dus[cc] = ds * q[cc];
+            gq[cc] += ds * us[cc] + k2 * q[cc];
+        }
+        fr_rowset_add(rq, i);
+        if (bpr) {
+            uint32_t j = b->neg[x];
+            const float *qn = Q + (size_t)j * d;
+            float *gn = GQ + (size_t)j * d, dsn = w->dsn[x];
+            for (size_t cc = 0; cc < d; cc++) {
+                dus[cc] += dsn * qn[cc];
+                gn[cc] += dsn * us[cc] + k2 * qn[cc];
+            }
+            fr_rowset_add(rq, j);
+        }
+        /* u* -> p_u (1/2), the slot's sum (cx / 2), and minus the left-out item */
+        const float *p = P + (size_t)u * d;
+        float *gp = GP + (size_t)u * d, *da = w->dagg + (size_t)w->slot[x] * d, h = 0.5f * w->cx[x];
+        for (size_t cc = 0; cc < d; cc++) {
+            gp[cc] += 0.5f * dus[cc] + k2 * p[cc];
+            da[cc] += h * dus[cc];
+        }
+        if (w->excl[x])
+            for (size_t cc = 0; cc < d; cc++) gq[cc] -= h * dus[cc];
+        fr_rowset_add(rp, u);
+    }
+    /* each slot's sum -> every q_k of N(u) */
+    for (size_t k = 0; k < U; k++) {
+        const float *da = w->dagg + k * d;
+        const uint32_t *it = NULL;
+        size_t n = m->graph.items(m->graph.ctx, w->uniq[k], &it);
+        rows_add(GQ, da, it, n, d);
+        for (size_t j = 0; j < n; j++) fr_rowset_add(rq, it[j]);
+    }
+    return FR_OK;
+}
+
+static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
+    lg_ws *w = wsp;
+    size_t d = m->cfg.dim;
+    size_t U = dedupe(w, users, n);
+    if (propagate(m, w, U)) { /* a bad graph item (fr_model_score checked that one is bound) */
+        for (size_t x = 0; x < n; x++) out[x] = NAN;
+        return;
+    }
+    const float *P = fri_model_data(m, m->slot[USER_E]), *Q = fri_model_data(m, m->slot[ITEM_E]);
+    for (size_t k = 0; k < U; k++) { /* u* = (p_u + d_u^-1/2 sum_{N(u)} q) / 2 */
+        const float *p = P + (size_t)w->uniq[k] * d, *a = w->agg + k * d;
+        float *us = w->ustar + k * d, cu = rsqrt_n(w->deg[k]);
+        for (size_t cc = 0; cc < d; cc++) us[cc] = 0.5f * (p[cc] + cu * a[cc]);
+    }
+    for (size_t x = 0; x < n; x++) out[x] = fri_dot(w->ustar + (size_t)w->slot[x] * d, Q + (size_t)items[x] * d, d);
+}
+
+static const fri_model_kind_def kinds[] = {{"lightgcn", false, false}};
+
+const fri_model_family fri_model_family_lightgcn = {
+    .name = "lightgcn",
+    .kinds = kinds,
+    .n_kinds = 1,
+    .init_std = 0.1f,
+    .needs_graph = true,
+    .config_default = config_default,
+    .config_check = config_check,
+    .params_put = params_put,
+    .params_get = params_get,
+    .layout = layout,
+    .ws_size = sizeof(lg_ws),
+    .ws_carve = ws_carve,
+    .ws_fits = ws_fits,
+    .loss_grad = loss_grad,
+    .score = score,
+};
