@@ -106,6 +106,7 @@ enum fr_purpose {
     FR_PURPOSE_LDP = 12,      /* a client's local-DP noise (simulation only) */
     FR_PURPOSE_DECOYS = 13,   /* a client's decoy items (hiding which items it touched) */
     FR_PURPOSE_DECOY_VALUES = 14, /* the pseudo-gradients of its decoy rows */
+    FR_PURPOSE_DROPOUT = 15,  /* dropout masks of a training example (sequence models) */
     FR_PURPOSE_USER = 1000    /* first free value for applications */
 };
 

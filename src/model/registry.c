@@ -19,6 +19,7 @@ static const fri_model_family *const builtin[] = {
     &fri_model_family_mf,  /* mf = 1, bpr = 2 */
     &fri_model_family_ncf, /* gmf = 3, mlp = 4, neumf = 5 */
     &fri_model_family_base, /* pop = 6, bias = 7 */
+    &fri_model_family_sasrec, /* sasrec = 8 */
 };
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
