@@ -340,7 +340,7 @@ Test(sasrec, trains_federated_bit_identical_across_threads) {
     fr_model_config c = config(&d);
     fr_fl_config fc;
     fr_fl_config_default(&fc, c.kind);
-    fc.local.lr = 0.01f;
+    fc.local.lr = 0.02f;
     fc.local_epochs = 2;
     fc.batch = 4;
     float *first = NULL;
@@ -350,9 +350,9 @@ Test(sasrec, trains_federated_bit_identical_across_threads) {
         fr_sim *s = NULL;
         cr_assert_eq(fr_sim_create(&s, &c, &fc, d.train, pool), FR_OK, "%s", fr_errmsg());
         fr_round_stats st, st1;
-        for (int r = 0; r < 6; r++) cr_assert_eq(fr_sim_round(s, r == 0 ? &st1 : &st), FR_OK, "%s", fr_errmsg());
+        for (int r = 0; r < 10; r++) cr_assert_eq(fr_sim_round(s, r == 0 ? &st1 : &st), FR_OK, "%s", fr_errmsg());
         cr_assert_eq(st.clients, fr_dataset_n_users(d.train));
-        cr_assert_lt(st.loss, 0.95 * st1.loss, "round loss %g -> %g", st1.loss, st.loss);
+        cr_assert_lt(st.loss, 0.9 * st1.loss, "round loss %g -> %g", st1.loss, st.loss);
         fr_model *m = fr_sim_model(s);
         size_t np = fr_model_n_params(m);
         if (threads == 1) {

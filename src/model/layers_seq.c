@@ -135,10 +135,15 @@ void fri_ffn_backward(float *dinp, float *dw1, float *db1, float *dw2, float *db
 }
 
 void fri_dropout_mask(float *mask, size_t N, float p, fr_rng *r) {
-    if (!(p > 0.0f)) {
+    const uint32_t thr = (uint32_t)lrint((double)p * 65536.0); /* drop when 16 random bits < thr */
+    if (thr == 0) {
         for (size_t i = 0; i < N; i++) mask[i] = 1.0f;
         return;
     }
-    const float keep = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < N; i++) mask[i] = fr_rng_double(r) < (double)p ? 0.0f : keep;
+    const float keep = (float)(65536.0 / (65536.0 - (double)thr)); /* the mean stays 1 */
+    for (size_t i = 0; i < N; i += 2) {
+        const uint32_t x = fr_rng_u32(r);
+        mask[i] = (x & 0xffffu) < thr ? 0.0f : keep;
+        if (i + 1 < N) mask[i + 1] = (x >> 16) < thr ? 0.0f : keep;
+    }
 }

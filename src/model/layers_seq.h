@@ -47,8 +47,10 @@ void fri_ffn_backward(float *dinp, float *dw1, float *db1, float *dw2, float *db
                       const float *inp, const float *h, const float *w1, const float *w2, size_t T, size_t C,
                       size_t F);
 
-/* Inverted dropout: mask[N] = 0 with probability p, else 1 / (1 - p) (0 <= p < 1; p = 0
- * is all 1 and draws nothing). Applying it is fri_mul_forward/backward. */
+/* Inverted dropout: mask[N] = 0 with probability p', else 1 / (1 - p'), p' = p rounded to
+ * a multiple of 2^-16 (each entry takes 16 bits of one 32-bit draw: a quarter of the
+ * generator's work of a double per entry); 0 <= p < 1, and a p' of 0 is all 1 and draws
+ * nothing. Applying it is fri_mul_forward/backward. */
 void fri_dropout_mask(float *mask, size_t N, float p, fr_rng *r);
 
 #endif
