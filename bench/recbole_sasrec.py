@@ -30,6 +30,10 @@ args = ap.parse_args()
 
 import torch
 torch.set_num_threads(args.threads)
+# RecBole 1.2.1 checkpoints hold numpy objects, which torch >= 2.6's torch.load refuses by
+# default ("Unsupported operand"); they are our own files
+_torch_load = torch.load
+torch.load = lambda *a, **k: _torch_load(*a, **{**k, "weights_only": False})
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.model.sequential_recommender import SASRec

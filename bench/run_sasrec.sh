@@ -45,7 +45,6 @@ for s in $sets; do
     echo "+ $bin data split $src --loo --negatives 100 --out $d/split"
     "$bin" data split "$src" --loo --negatives 100 --out "$d/split" >/dev/null
     users=$(wc -l < "$d/split/test.rating")
-    ep=$("$bin" train --model sasrec --centralized --help 2>/dev/null | awk '$1 == "sasrec" {print $3}')
     echo "+ $bin train --data $d/split --model sasrec --centralized --threads $threads --eval-every 0"
     /usr/bin/time -f '%U %S' -o "$d/c.time" "$bin" train --data "$d/split" --model sasrec --centralized \
         --threads "$threads" --eval-every 0 --quiet --metrics-out "$d/c.jsonl" --out "$d/c.fr" >"$d/c.log" 2>&1
