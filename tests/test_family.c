@@ -208,9 +208,11 @@ Test(family, registry_names_values_and_refusals) {
     fr_model_kind got;
     cr_assert_eq(fr_model_kind_parse("biasdot", &got), FR_ERR_INVALID);
 
+    /* the first value past the built-ins (bias = 7 and the built-in families after it) */
+    int first_free = FR_MODEL_BIAS + 1;
+    while (strcmp(fr_model_kind_name((fr_model_kind)first_free), "?")) first_free++;
     fr_model_kind k = biasdot_kind();
-    cr_assert_gt(k, FR_MODEL_BIAS, "after the built-in kinds");
-    cr_assert_str_neq(fr_model_kind_name((fr_model_kind)(k - 1)), "?");
+    cr_assert_eq(k, (fr_model_kind)first_free);
     cr_assert_eq(biasdot_kind(), k, "registering again gives the same value");
     cr_assert_str_eq(fr_model_kind_name(k), "biasdot");
     cr_assert_eq(fr_model_kind_parse("biasdot", &got), FR_OK);

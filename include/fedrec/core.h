@@ -108,6 +108,7 @@ enum fr_purpose {
     FR_PURPOSE_DECOY_VALUES = 14, /* the pseudo-gradients of its decoy rows */
     FR_PURPOSE_COMPRESS_UP = 20,   /* a client's stochastic rounding of its RESULT */
     FR_PURPOSE_COMPRESS_DOWN = 21, /* the server's stochastic rounding of a round's TASK */
+    FR_PURPOSE_DROPOUT = 15,  /* dropout masks of a training example (sequence models) */
     FR_PURPOSE_USER = 1000    /* first free value for applications */
 };
 

@@ -85,6 +85,11 @@ typedef struct fr_model_config {
                              a handle to an immutable copy held by the library; 0: ids only */
     uint32_t warp;        /* lightfm/fm with loss bpr: > 0 trains WARP instead, drawing up
                              to this many negatives per positive (default 0) */
+    /* sequence models (sasrec; 0 for the other kinds): */
+    uint32_t max_len;     /* L: positions a history holds, the latest items (50) */
+    uint32_t heads;       /* attention heads; divides dim (1) */
+    uint32_t ffn_dim;     /* width of the point-wise feed-forward's hidden layer (= dim) */
+    float dropout;        /* dropout rate in training (0.2); scoring never drops */
 } fr_model_config;
 
 /* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them).
@@ -265,7 +270,26 @@ typedef struct fr_batch {
     const uint32_t *neg;   /* [n] BPR negatives, else NULL */
     size_t n;
     const float *weight;   /* [n] weights of the examples' loss terms, or NULL: all 1 */
+    /* Sequence models only (kinds with fr_model_history_len L > 0); the other kinds
+     * ignore these, and a batch that leaves them zero gives them no history. */
+    const uint32_t *hist;     /* [n * hist_len] example i's history: the items its user had
+                                 before items[i], in time order, the latest last,
+                                 left-padded with FR_NO_ITEM */
+    const uint32_t *hist_neg; /* [n * hist_len] or NULL: at each history position t an item
+                                 the user never had, the sampled negative of the item that
+                                 follows t (hist[t+1], or items[i] after the last). Given,
+                                 the loss covers every position's next item (label[i] is
+                                 then 1); NULL, only items[i] with label[i] */
+    const uint64_t *key;      /* [n] or NULL: a random key per example for stochastic layers
+                                 (dropout); NULL: none drops (deterministic) */
+    uint32_t hist_len;        /* L of hist (the model's fr_model_history_len) */
 } fr_batch;
+
+#define FR_NO_ITEM UINT32_MAX /* padding in fr_batch.hist */
+
+/* The history length L a sequence model reads (fr_batch.hist, fr_model_score_history),
+ * 0 for the kinds that read none. */
+FR_API uint32_t fr_model_history_len(const fr_model *m);
 
 /* Per-batch scratch (activations and their gradients) sized once for max_batch
  * examples. A workspace belongs to one thread at a time. Creating the first workspace
@@ -295,6 +319,13 @@ FR_API FR_NODISCARD fr_err fr_model_loss(const fr_model *m, fr_model_ws *ws, con
  * thread. FR_ERR_RANGE for an index out of range. */
 FR_API FR_NODISCARD fr_err fr_model_score(const fr_model *m, fr_model_ws *ws, const uint32_t *users,
                                    const uint32_t *items, size_t n, float *out);
+/* A sequence model's scores of n items as the next item after hist[hist_len] (the
+ * user's items in time order, the latest last, left-padded with FR_NO_ITEM; hist_len
+ * must be the model's fr_model_history_len). ws as fr_model_score. A kind that reads
+ * no history: FR_ERR_UNSUPPORTED.
+ * FR_ERR_RANGE for an index out of range, FR_ERR_INVALID for another hist_len. */
+FR_API FR_NODISCARD fr_err fr_model_score_history(const fr_model *m, fr_model_ws *ws, const uint32_t *hist,
+                                                  uint32_t hist_len, const uint32_t *items, size_t n, float *out);
 
 /* ------------------------------------------------------------------ optimizers */
 

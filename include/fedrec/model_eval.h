@@ -22,6 +22,11 @@ typedef struct fr_model_scorer fr_model_scorer;
 FR_API FR_NODISCARD fr_err fr_model_scorer_create(fr_model_scorer **out, const fr_model *m, fr_pool *pool,
                                            const uint32_t *user_map, const uint32_t *item_map);
 FR_API void fr_model_scorer_free(fr_model_scorer *s);
+/* For a sequence model (fr_model_history_len > 0): each user's history is its items in
+ * d, in d's time order (the latest L the model knows), d in the ids the metrics pass (as
+ * user_map / item_map read them); borrowed. fr_model_evaluate_with sets its train set
+ * when none is set. Without it a sequence model scores every user as an empty history. */
+FR_API void fr_model_scorer_set_history(fr_model_scorer *s, const fr_dataset *d);
 /* The fr_score_fn; ctx is the scorer. */
 FR_API void fr_model_scorer_fn(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *scores_out, int worker);
 /* The first error a scoring call met since creation (FR_OK if none), with its message set. */

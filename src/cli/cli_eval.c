@@ -333,6 +333,7 @@ int cli_recommend(int argc, char **argv) {
     fr_model_scorer *sc = NULL;
     fr_err e = items && scores ? FR_OK : FR_ERR_NOMEM;
     if (!e) e = fr_model_scorer_create(&sc, l.m, NULL, l.user_map, l.item_map);
+    if (!e) fr_model_scorer_set_history(sc, tr); /* a sequence model ranks the item after the user's */
     if (!e) e = fr_eval_topk(fr_model_scorer_fn, sc, tr, (uint32_t)du, k, true, items, scores, &n);
     if (!e) e = fr_model_scorer_status(sc);
     if (e) {

@@ -352,6 +352,18 @@ static fr_err add_pass(fr_client_ws *ws, const fr_client_user *d, uint32_t row, 
     return FR_OK;
 }
 
+static bool client_had(const void *ctx, uint32_t j) { return ((const uint8_t *)ctx)[j] != 0; }
+
+/* One pass over one user's interactions for a sequence model (ws->ex.hist_len > 0): the
+ * windows of fri_examples_add_seq over the user's items in the order given (the sim and
+ * the networked client give the data's time order), negatives by the user's own marks. */
+static fr_err add_pass_seq(fr_client_ws *ws, const fr_client_user *d, uint32_t row, uint32_t n_items, fr_rng *rng) {
+    for (size_t x = 0; x < d->n; x++) ws->own[d->items[x]] = 1;
+    fr_err e = fri_examples_add_seq(&ws->ex, d->items, d->n, n_items, client_had, ws->own, row, rng);
+    for (size_t x = 0; x < d->n; x++) ws->own[d->items[x]] = 0;
+    return e;
+}
+
 /* The coasting plan of optimizer o from step `from` to `to`, made once per fit for all
  * the rows that share them. */
 static const fri_coast *plan_of(fr_client_ws *ws, coast_side *s, const fr_optim *o, uint64_t from, uint64_t to) {
@@ -511,7 +523,7 @@ static fr_err pass_step(void *ctx, const fr_batch *b) {
     uint32_t *T = p->T;
     if (c->coast) {
         *T = 0; /* no item row in the ranges below: step_rows steps them */
-    } else if (c->lazy) {
+    } else if (c->lazy && !b->hist) {
         uint32_t t = *T;
         for (size_t i = 0; i < b->n; i++) {
             if (b->items[i] >= t) t = b->items[i] + 1;
@@ -714,12 +726,18 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     size_t starts[FR_FL_MAX_LOCAL_EPOCHS + 1];
     fri_examples_clear(&ws->ex);
     /* confidence weights: the federation's (a ranking model's; the ratings are weights) */
+    /* a sequence model: examples carry histories (and the item rows they read) */
+    const uint32_t hist_len = fr_model_history_len(global);
+    if (ws->ex.hist_len != hist_len) {
+        fri_examples_free(&ws->ex); /* its arrays were sized for the other shape */
+        ws->ex.hist_len = hist_len;
+    }
     ws->ex.alpha = ws->mcfg.loss != FR_LOSS_MSE ? ws->cfg.confidence_alpha : 0.0f;
     for (uint32_t ep = 0; ep < E; ep++) {
         starts[ep] = ws->ex.n;
         for (uint32_t j = 0; j < U; j++) {
             fr_client_user u = user_of(data, j);
-            e = add_pass(ws, &u, j, data->n_items, &rneg);
+            e = hist_len ? add_pass_seq(ws, &u, j, data->n_items, &rneg) : add_pass(ws, &u, j, data->n_items, &rneg);
             if (e) return e;
         }
         fri_examples ex = fri_examples_view(&ws->ex, starts[ep], ws->ex.n);
@@ -743,6 +761,7 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         return FR_OK;
     }
     size_t most = (bpr ? 2 * nex : nex) + (ws->graph ? n_inter : 0);
+    if (hist_len) most = nex * (1 + 2 * (size_t)hist_len);
     if (most > ws->mcfg.n_items) most = ws->mcfg.n_items;
     e = grow_u32(&ws->byrow, &ws->cap_byrow, most);
     if (!e) e = grow_u32(&ws->local, &ws->cap_local, most);
@@ -767,6 +786,10 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     for (size_t i = 0; i < nex; i++) {
         ws->ex.item[i] = row_for(ws, ws->ex.item[i]);
         if (bpr) ws->ex.neg[i] = row_for(ws, ws->ex.neg[i]);
+        for (size_t x = i * hist_len; x < (i + 1) * hist_len; x++) { /* a history's rows */
+            if (ws->ex.hist[x] != FR_NO_ITEM) ws->ex.hist[x] = row_for(ws, ws->ex.hist[x]);
+            if (ws->ex.hneg[x] != FR_NO_ITEM) ws->ex.hneg[x] = row_for(ws, ws->ex.hneg[x]);
+        }
     }
     size_t L = ws->n_byrow;
     uint32_t *perm = ws->perm;
@@ -837,7 +860,10 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     /* coasting: rows step when touched and catch up in closed form (the dense rule up to
      * rounding); off for the bit-exact dense steps, or where lazy is not exact. A
      * silo's user rows coast too. */
-    c.coast = c.lazy && !ws->cfg.dense_steps && !ws->graph; /* a graph step reads rows past its batch */
+    /* (not for a graph model, whose step reads rows past its batch, nor a sequence model:
+     * its minibatches read history rows that coasting does not see; the dense rule over
+     * rows [0, L) steps them) */
+    c.coast = c.lazy && !ws->cfg.dense_steps && !ws->graph && !hist_len;
     c.coast_users = c.coast && U > 1;
     if (c.coast) {
         size_t steps = 0;
@@ -874,7 +900,10 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     /* private state stays with the client; the update gets Δ of the shared part */
     e = fr_update_reset(upd, ws->dense_len, ws->n_tables, ws->widths);
     if (e) return e;
-    upd->weight = n_inter;
+    /* a sequence model's examples are windows of a user's history, not proportional to its
+     * interactions: it weighs by its examples (one epoch's), so one round of full-batch
+     * steps is one centralized full-batch step */
+    upd->weight = hist_len ? starts[1] - starts[0] : n_inter;
     upd->client = client;
     upd->round = round;
     size_t dpos = 0;

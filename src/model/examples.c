@@ -9,6 +9,9 @@ void fri_examples_free(fri_examples *ex) {
     fri_free(ex->neg);
     fri_free(ex->label);
     fri_free(ex->wt);
+    fri_free(ex->hist);
+    fri_free(ex->hneg);
+    fri_free(ex->key);
     fri_free(ex->mark);
     memset(ex, 0, sizeof *ex);
 }
@@ -38,6 +41,19 @@ fr_err fri_examples_reserve(fri_examples *ex, size_t n) {
     float *w = fri_realloc(ex->wt, cap * sizeof *w);
     if (!w) return FR_ERR_NOMEM;
     ex->wt = w;
+    if (ex->hist_len) {
+        size_t L = ex->hist_len;
+        if (cap > SIZE_MAX / sizeof(uint32_t) / L) return FR_ERR_NOMEM;
+        uint32_t *h = fri_realloc(ex->hist, cap * L * sizeof *h);
+        if (!h) return FR_ERR_NOMEM;
+        ex->hist = h;
+        uint32_t *hn = fri_realloc(ex->hneg, cap * L * sizeof *hn);
+        if (!hn) return FR_ERR_NOMEM;
+        ex->hneg = hn;
+        uint64_t *k = fri_realloc(ex->key, cap * sizeof *k);
+        if (!k) return FR_ERR_NOMEM;
+        ex->key = k;
+    }
     ex->cap = cap;
     return FR_OK;
 }
@@ -119,6 +135,59 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
     return FR_OK;
 }
 
+fr_err fri_examples_add_seq(fri_examples *ex, const uint32_t *items, size_t deg, uint32_t n_items, fri_item_had had,
+                            const void *ctx, uint32_t row, fr_rng *rng) {
+    const size_t L = ex->hist_len;
+    if (!L) return fri_fail(FR_ERR_INVALID, "sequence examples without a history length");
+    if (deg < 2) return FR_OK;
+    const size_t windows = (deg - 1 + L - 1) / L;
+    fr_err e = fri_examples_reserve(ex, ex->n + windows);
+    if (e) return e;
+    size_t k = ex->n;
+    for (size_t end = deg - 1;; end -= L) {
+        ex->user[k] = row; ex->item[k] = items[end]; ex->label[k] = 1.0f; ex->neg[k] = 0;
+        if (ex->alpha > 0) ex->wt[k] = 1.0f;
+        uint32_t *h = ex->hist + k * L, *hn = ex->hneg + k * L;
+        for (size_t t = 0; t < L; t++) {
+            if (end + t < L) { /* position t holds s_{end - L + t}, before s_0 */
+                h[t] = hn[t] = FR_NO_ITEM;
+                continue;
+            }
+            h[t] = items[end - L + t];
+            uint32_t j = UINT32_MAX;
+            if (deg < n_items)
+                do j = fr_rng_below(rng, n_items); while (had(ctx, j));
+            hn[t] = j == UINT32_MAX ? FR_NO_ITEM : j;
+        }
+        ex->key[k] = fr_rng_u64(rng);
+        k++;
+        if (end <= L) break;
+    }
+    ex->n = k;
+    return FR_OK;
+}
+
+typedef struct had_ds {
+    const fr_dataset *d;
+    uint32_t user;
+    const uint64_t *mark; /* the user's items as bits, or NULL: a binary search */
+} had_ds;
+
+static bool had_in_dataset(const void *ctx, uint32_t j) {
+    const had_ds *h = ctx;
+    return h->mark ? (h->mark[j >> 6] >> (j & 63) & 1) : fr_dataset_has(h->d, h->user, j);
+}
+
+fr_err fri_examples_add_user_seq(fri_examples *ex, const fr_dataset *d, uint32_t user, uint32_t row, fr_rng *rng) {
+    const uint32_t *items;
+    const size_t deg = fr_dataset_user(d, user, &items, NULL, NULL);
+    had_ds h = {d, user, deg >= 8 ? mark_items(ex, fr_dataset_n_items(d), items, deg) : NULL};
+    fr_err e = fri_examples_add_seq(ex, items, deg, fr_dataset_n_items(d), had_in_dataset, &h, row, rng);
+    if (h.mark)
+        for (size_t x = 0; x < deg; x++) ex->mark[items[x] >> 6] = 0;
+    return e;
+}
+
 /* Swaps examples a and b (every array; wt when weighted). */
 static inline void swap_examples(fri_examples *ex, size_t a, size_t b, bool weighted) {
     uint32_t t;
@@ -127,6 +196,15 @@ static inline void swap_examples(fri_examples *ex, size_t a, size_t b, bool weig
     t = ex->neg[a]; ex->neg[a] = ex->neg[b]; ex->neg[b] = t;
     float l = ex->label[a]; ex->label[a] = ex->label[b]; ex->label[b] = l;
     if (weighted) { l = ex->wt[a]; ex->wt[a] = ex->wt[b]; ex->wt[b] = l; }
+    if (ex->hist_len) { /* a sequence model's examples: their histories and keys too */
+        const size_t L = ex->hist_len;
+        uint32_t *ha = ex->hist + a * L, *hb = ex->hist + b * L, *na = ex->hneg + a * L, *nb = ex->hneg + b * L;
+        for (size_t x = 0; x < L; x++) {
+            t = ha[x]; ha[x] = hb[x]; hb[x] = t;
+            t = na[x]; na[x] = nb[x]; nb[x] = t;
+        }
+        uint64_t kk = ex->key[a]; ex->key[a] = ex->key[b]; ex->key[b] = kk;
+    }
 }
 
 /* Fisher-Yates with fr_rng_below64's draws: 64-bit ones while i > 2^32 - 1 (never on a
@@ -170,6 +248,28 @@ fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, 
                                     fri_example_rows *rows) {
     size_t n = 0;
     for (size_t s = 0; s < nsrc; s++) n += src[s].n;
+    if (dst->hist_len) { /* histories: concatenate, then the same swaps in place (the same draws) */
+        const size_t L = dst->hist_len;
+        fr_err e = fri_examples_reserve(dst, n);
+        if (e) return e;
+        size_t k = 0;
+        for (size_t s = 0; s < nsrc; s++) {
+            const fri_examples *x = &src[s];
+            memcpy(dst->user + k, x->user, x->n * sizeof *x->user);
+            memcpy(dst->item + k, x->item, x->n * sizeof *x->item);
+            memcpy(dst->neg + k, x->neg, x->n * sizeof *x->neg);
+            memcpy(dst->label + k, x->label, x->n * sizeof *x->label);
+            if (dst->alpha > 0) memcpy(dst->wt + k, x->wt, x->n * sizeof *x->wt);
+            memcpy(dst->hist + k * L, x->hist, x->n * L * sizeof *x->hist);
+            memcpy(dst->hneg + k * L, x->hneg, x->n * L * sizeof *x->hneg);
+            memcpy(dst->key + k, x->key, x->n * sizeof *x->key);
+            k += x->n;
+        }
+        dst->n = n;
+        (void)rows;
+        fri_examples_shuffle(dst, rng);
+        return FR_OK;
+    }
     const bool w = dst->alpha > 0;
     const size_t size = w ? sizeof(ex_row_wt) : sizeof(ex_row);
     fr_err e = fri_examples_reserve(dst, n);
@@ -222,6 +322,12 @@ fr_err fri_examples_run(const fri_examples *ex, size_t batch, fr_loss loss, cons
         size_t n = ex->n - s < batch ? ex->n - s : batch;
         fr_batch b = {ex->user + s, ex->item + s, bpr ? NULL : ex->label + s, bpr ? ex->neg + s : NULL, n,
                       ex->alpha > 0 ? ex->wt + s : NULL};
+        if (ex->hist_len) {
+            b.hist = ex->hist + s * ex->hist_len;
+            b.hist_neg = ex->hneg + s * ex->hist_len;
+            b.key = ex->key + s;
+            b.hist_len = ex->hist_len;
+        }
         fri_step_loss l;
         l.parts = 0;
         fr_err e = FR_OK;

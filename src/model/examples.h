@@ -33,6 +33,12 @@ typedef struct fri_examples {
     float *wt;         /* [n] the example's weight in the loss when alpha > 0, else unused */
     float alpha;       /* confidence scale (see above); 0 = unweighted. Set by the owner
                           before adding examples; a view (fri_examples_view) copies it */
+    uint32_t hist_len; /* L > 0: each example carries a history (a sequence model's,
+                          fr_batch.hist): hist and hneg [n * L], key [n]. Set by the owner
+                          before adding examples (fri_examples_add_user_seq); a view copies it */
+    uint32_t *hist;    /* [n * L] the user's items before `item`, the latest last, FR_NO_ITEM-padded */
+    uint32_t *hneg;    /* [n * L] a negative for the item after each history position */
+    uint64_t *key;     /* [n] the example's dropout key */
     uint64_t *mark;    /* scratch: a bit per item, set for the user whose negatives are
                           being drawn (all clear between users), or NULL */
     size_t mark_bits;  /* items mark covers */
@@ -66,6 +72,25 @@ static inline float fri_confidence(float alpha, float r) { return (float)(1.0 + 
 FR_NODISCARD fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t user, uint32_t row,
                                           fr_loss loss, uint32_t neg, fr_rng *rng);
 
+/* Appends one pass over dataset user `user` for a sequence model, as model row `row`
+ * (ex->hist_len = L > 0): the user's items s_0..s_{n-1} in the data's time order
+ * (fr_dataset_user's order: timestamp, then item) are cut from the latest backwards into
+ * windows of L + 1 items, ending at s_{n-1}, s_{n-1-L}, ... while an end >= 1 is left.
+ * A window ending at s_e is one example: item s_e with label 1, hist s_{e-L}..s_{e-1}
+ * (FR_NO_ITEM before s_0), and for each history position a negative drawn uniformly from
+ * the items the user never had (hneg; FR_NO_ITEM at padding), then a dropout key. So each
+ * of s_1..s_{n-1} is a next-item target exactly once per pass (the SASRec paper's
+ * objective, with histories longer than L cut instead of dropped). A user with one item
+ * gives no example. wt is 1 when ex->alpha > 0. */
+FR_NODISCARD fr_err fri_examples_add_user_seq(fri_examples *ex, const fr_dataset *d, uint32_t user, uint32_t row,
+                                              fr_rng *rng);
+/* The same for a user given as its items in time order (a federated client's own data):
+ * had(ctx, j) says whether the user had item j (the negatives' rule). The same items,
+ * membership and rng give the same examples as fri_examples_add_user_seq. */
+typedef bool (*fri_item_had)(const void *ctx, uint32_t item);
+FR_NODISCARD fr_err fri_examples_add_seq(fri_examples *ex, const uint32_t *items, size_t deg, uint32_t n_items,
+                                         fri_item_had had, const void *ctx, uint32_t row, fr_rng *rng);
+
 /* Shuffles the examples (Fisher-Yates, all arrays together; wt when alpha > 0). The
  * draws do not depend on alpha. rng is left where its draws leave it (a caller may draw
  * on from it). */
@@ -91,6 +116,12 @@ static inline fri_examples fri_examples_view(const fri_examples *ex, size_t lo, 
     v.label = ex->label + lo;
     v.wt = ex->wt + lo;
     v.alpha = ex->alpha;
+    v.hist_len = ex->hist_len;
+    if (ex->hist_len) {
+        v.hist = ex->hist + lo * ex->hist_len;
+        v.hneg = ex->hneg + lo * ex->hist_len;
+        v.key = ex->key + lo;
+    }
     return v;
 }
 

@@ -107,6 +107,15 @@ typedef struct fri_model_family {
      * FR_ERR_UNSUPPORTED (no message) for a loss it does not fuse (the caller then runs
      * the generic loop); indices are in range (the trainer built the examples). */
     fr_err (*sgd_pass)(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum);
+
+    /* --- sequence models (optional; NULL for families that read no history) */
+    /* The history length L the kind reads (fr_batch.hist); 0: none. The trainers then
+     * build each example's history from the data's time order (fri_examples_add_user_seq). */
+    uint32_t (*history_len)(const fr_model_config *c);
+    /* Scores of n <= max batch items as the next item after hist[L] (FR_NO_ITEM-padded on
+     * the left; every index checked). */
+    void (*score_history)(const fr_model *m, void *ws, const uint32_t *hist, const uint32_t *items, size_t n,
+                          float *out);
 } fri_model_family;
 
 /* The built-in families (model_mf.c, model_ncf.c, model_base.c). */
@@ -115,6 +124,7 @@ extern const fri_model_family fri_model_family_ncf;
 extern const fri_model_family fri_model_family_base;
 extern const fri_model_family fri_model_family_lightgcn;
 extern const fri_model_family fri_model_family_hybrid; /* model_hybrid.c: lightfm, fm */
+extern const fri_model_family fri_model_family_sasrec; /* model_sasrec.c */
 
 /* ------------------------------------------------------------------ registry */
 

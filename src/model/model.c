@@ -436,6 +436,21 @@ static fr_err check_batch(const fr_model *m, const fr_model_ws *ws, const fr_bat
     if (bpr && !b->neg) return fri_fail(FR_ERR_INVALID, "bpr loss needs negative items (batch.neg)");
     if (!bpr && !b->label)
         return fri_fail(FR_ERR_INVALID, "%s loss needs labels (batch.label)", fri_loss_name(m->cfg.loss));
+    const uint32_t L = m->fam->history_len ? m->fam->history_len(&m->cfg) : 0;
+    if (L && b->hist_neg && !b->hist)
+        return fri_fail(FR_ERR_INVALID, "batch with history negatives but no history");
+    if (L && b->hist) {
+        if (b->hist_len != L)
+            return fri_fail(FR_ERR_INVALID, "batch history of %u items: the model reads %u", b->hist_len, L);
+        for (size_t i = 0; i < b->n * L; i++) {
+            if (b->hist[i] >= m->cfg.n_items && b->hist[i] != FR_NO_ITEM)
+                return fri_fail(FR_ERR_RANGE, "batch example %zu: history item %u, the model has %u items", i / L,
+                                b->hist[i], m->cfg.n_items);
+            if (b->hist_neg && b->hist_neg[i] >= m->cfg.n_items && b->hist_neg[i] != FR_NO_ITEM)
+                return fri_fail(FR_ERR_RANGE, "batch example %zu: history negative %u, the model has %u items",
+                                i / L, b->hist_neg[i], m->cfg.n_items);
+        }
+    }
     for (size_t i = 0; i < b->n; i++) {
         if (b->users[i] >= m->cfg.n_users)
             return fri_fail(FR_ERR_RANGE, "batch example %zu: user %u, the model has %u user rows", i,
@@ -463,6 +478,39 @@ fr_err fr_model_loss(const fr_model *m, fr_model_ws *ws, const fr_batch *b, doub
     fr_err e = check_batch(m, ws, b);
     if (e) return e;
     return m->fam->loss_grad(m, ws->fws, b, NULL, loss);
+}
+
+uint32_t fr_model_history_len(const fr_model *m) {
+    return m->fam->history_len ? m->fam->history_len(&m->cfg) : 0;
+}
+
+fr_err fr_model_score_history(const fr_model *m, fr_model_ws *ws, const uint32_t *hist, uint32_t hist_len,
+                              const uint32_t *items, size_t n, float *out) {
+    const uint32_t L = fr_model_history_len(m);
+    if (!L || !m->fam->score_history)
+        return fri_fail(FR_ERR_UNSUPPORTED, "%s reads no history", fr_model_kind_name(m->cfg.kind));
+    if (hist_len != L) return fri_fail(FR_ERR_INVALID, "a history of %u items: the model reads %u", hist_len, L);
+    for (uint32_t t = 0; t < L; t++)
+        if (hist[t] >= m->cfg.n_items && hist[t] != FR_NO_ITEM)
+            return fri_fail(FR_ERR_RANGE, "history position %u: item %u, the model has %u items", t, hist[t],
+                            m->cfg.n_items);
+    for (size_t i = 0; i < n; i++)
+        if (items[i] >= m->cfg.n_items)
+            return fri_fail(FR_ERR_RANGE, "score item %zu: %u, the model has %u items", i, items[i], m->cfg.n_items);
+    fr_model_ws *own = NULL;
+    if (!ws) {
+        fr_err e = fr_model_ws_create(&own, m, n < 256 ? (n ? n : 1) : 256);
+        if (e) return e;
+        ws = own;
+    } else if (!ws_matches(ws, m)) {
+        return fri_fail(FR_ERR_INVALID, "workspace made for another model shape");
+    }
+    for (size_t at = 0; at < n; at += ws->max_batch) {
+        size_t B = n - at < ws->max_batch ? n - at : ws->max_batch;
+        m->fam->score_history(m, ws->fws, hist, items + at, B, out + at);
+    }
+    fr_model_ws_free(own);
+    return FR_OK;
 }
 
 fr_err fr_model_score(const fr_model *m, fr_model_ws *ws, const uint32_t *users,

@@ -21,6 +21,7 @@ static const fri_model_family *const builtin[] = {
     &fri_model_family_base, /* pop = 6, bias = 7 */
     &fri_model_family_lightgcn, /* lightgcn (no public enum value: files name it) */
     &fri_model_family_hybrid, /* lightfm, fm */
+    &fri_model_family_sasrec, /* sasrec = 8 */
 };
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 

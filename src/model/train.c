@@ -175,6 +175,10 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
                                                                                                   : 0.0f;
     t->ex.alpha = t->ex_next.alpha = alpha;
     for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].alpha = alpha;
+    /* a sequence model: examples carry histories (fri_examples_add_user_seq) */
+    const uint32_t hist_len = fr_model_history_len(m);
+    t->ex.hist_len = t->ex_next.hist_len = hist_len;
+    for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].hist_len = hist_len;
     pthread_mutex_init(&t->bar.mu, NULL);
     pthread_cond_init(&t->bar.cv, NULL);
     uint32_t nu = fr_dataset_n_users(d);
@@ -217,7 +221,8 @@ static void build_block(void *ctx, size_t b, int worker) {
     for (uint32_t u = u0; u < u1; u++) {
         fr_rng r;
         fr_rng_init(&r, t->cfg.seed, (uint32_t)t->build_epoch, u, FR_PURPOSE_NEGATIVES);
-        fr_err e = fri_examples_add_user(ex, t->d, u, u, t->loss, t->cfg.negatives, &r);
+        fr_err e = ex->hist_len ? fri_examples_add_user_seq(ex, t->d, u, u, &r)
+                                : fri_examples_add_user(ex, t->d, u, u, t->loss, t->cfg.negatives, &r);
         if (e) { t->blk_err[b] = e; return; }
     }
 }
@@ -339,6 +344,12 @@ static fr_err role_gradient(void *ctx, const fr_batch *b, fri_step_loss *l) {
         if (hi == lo) continue;
         fr_batch sb = {b->users + lo, b->items + lo, b->label ? b->label + lo : NULL, b->neg ? b->neg + lo : NULL,
                        hi - lo, b->weight ? b->weight + lo : NULL};
+        if (b->hist) { /* a sequence model's histories */
+            sb.hist = b->hist + lo * b->hist_len;
+            sb.hist_neg = b->hist_neg ? b->hist_neg + lo * b->hist_len : NULL;
+            sb.key = b->key ? b->key + lo : NULL;
+            sb.hist_len = b->hist_len;
+        }
         fri_latch_set(&t->err, fr_model_loss_grad(t->m, t->ws[s], &sb, t->g[s], &t->shard_loss[s]), NULL);
     }
     barrier_wait(&t->bar);

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""RecBole's SASRec on fedrec's split, for bench/run_sasrec.sh.
+
+Reads an NCF split directory written by `fedrec data split FILE --loo --negatives 100`
+(train.rating, test.rating, test.negative with dense ids, users.map/items.map) and writes
+RecBole atomic data whose timestamp is each interaction's rank in fedrec's own order
+(per user: training rows by (timestamp, item index), then the test row), so RecBole's
+leave-one-out by time ('LS': 'valid_and_test', order 'TO') holds out exactly fedrec's
+test item, and for validation the last training item (the cut bench/run_sasrec.sh tunes
+on). RecBole trains its SASRec (its defaults unless overridden) with early stopping on
+validation NDCG@10, then the best model is scored twice on test: by RecBole's own
+evaluator (100 uniform negatives of its own draw: 'uni100') and on fedrec's candidates
+(the test item and the 100 negatives of test.negative, the history being every
+training item in fedrec's order), HR@10 and NDCG@10 with ties counted against the test
+item as fedrec counts them. Prints one JSON line."""
+import argparse, json, os, re, sys, time, tempfile, math, logging
+
+ap = argparse.ArgumentParser()
+ap.add_argument("split")
+ap.add_argument("--epochs", type=int, default=200)
+ap.add_argument("--stopping-step", type=int, default=10)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--max-len", type=int, default=50)
+ap.add_argument("--seed", type=int, default=2020)
+ap.add_argument("--work", default=None)
+ap.add_argument("--max-batches", type=int, default=0,
+                help="time only the first K minibatches of each epoch and scale to the epoch (speed only: "
+                     "the model is then not trained on a whole epoch)")
+args = ap.parse_args()
+
+import torch
+torch.set_num_threads(args.threads)
+# RecBole 1.2.1 checkpoints hold numpy objects, which torch >= 2.6's torch.load refuses by
+# default ("Unsupported operand"); they are our own files
+_torch_load = torch.load
+torch.load = lambda *a, **k: _torch_load(*a, **{**k, "weights_only": False})
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.model.sequential_recommender import SASRec
+from recbole.trainer import Trainer
+from recbole.utils import init_seed, init_logger
+
+d = args.split
+rows = {}
+for line in open(os.path.join(d, "train.rating")):
+    u, i, r, t = line.split("\t")[:4]
+    rows.setdefault(int(u), []).append((int(t), int(i)))
+test = {}
+for line in open(os.path.join(d, "test.rating")):
+    u, i = line.split("\t")[:2]
+    test[int(u)] = int(i)
+negs = {}
+for line in open(os.path.join(d, "test.negative")):
+    f = line.rstrip("\n").split("\t")
+    u, i = f[0].strip("()").split(",")
+    negs[int(u)] = [int(x) for x in f[1:] if x]
+
+work = args.work or tempfile.mkdtemp(prefix="recbole-sas-")
+os.makedirs(os.path.join(work, "fr"), exist_ok=True)
+with open(os.path.join(work, "fr", "fr.inter"), "w") as f:
+    f.write("user_id:token\titem_id:token\ttimestamp:float\n")
+    for u, lst in rows.items():
+        lst.sort()
+        seq = [i for _, i in lst] + ([test[u]] if u in test else [])
+        for k, i in enumerate(seq):
+            f.write(f"{u}\t{i}\t{k}\n")
+
+cfg = {
+    "data_path": work, "dataset": "fr", "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id",
+    "TIME_FIELD": "timestamp", "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+    "MAX_ITEM_LIST_LENGTH": args.max_len, "epochs": args.epochs, "stopping_step": args.stopping_step,
+    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "uni100"},
+    "metrics": ["Hit", "NDCG"], "topk": [10], "valid_metric": "NDCG@10", "train_neg_sample_args": None,
+    "use_gpu": False, "device": "cpu", "seed": args.seed, "reproducibility": True, "show_progress": False,
+    "checkpoint_dir": os.path.join(work, "saved"), "worker": 0, "log_wandb": False,
+}
+config = Config(model="SASRec", config_dict=cfg)
+init_seed(config["seed"], config["reproducibility"])
+init_logger(config)
+times = []
+class Timing(logging.Handler):
+    def emit(self, rec):
+        m = re.search(r"epoch (\d+) training \[time: ([0-9.]+)s", rec.getMessage())
+        if m: times.append(float(m.group(2)))
+logging.getLogger().addHandler(Timing())
+def note(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+note("dataset")
+dataset = create_dataset(config)
+train_data, valid_data, test_data = data_preparation(config, dataset)
+note("model")
+model = SASRec(config, train_data.dataset).to("cpu")
+trainer = Trainer(config, model)
+# per-epoch wall and CPU seconds of the training pass alone (not evaluation)
+cpu_times, wall_times = [], []
+_train_epoch = trainer._train_epoch
+def timed_epoch(*a, **k):
+    c0, w0 = time.process_time(), time.time()
+    r = _train_epoch(*a, **k)
+    cpu_times.append(time.process_time() - c0)
+    wall_times.append(time.time() - w0)
+    note(f"epoch {len(cpu_times)}: {wall_times[-1]:.1f} s wall, {cpu_times[-1]:.1f} s cpu, loss {r}"
+         f" ({args.max_batches or 'all'} of {n_batches} batches)")
+    return r
+trainer._train_epoch = timed_epoch
+n_batches = len(train_data)
+if args.max_batches:
+    class Head:
+        def __init__(self, it, k): self.it, self.k = it, k
+        def __iter__(self):
+            for j, b in enumerate(self.it):
+                if j >= self.k: break
+                yield b
+        def __len__(self): return min(self.k, len(self.it))
+        def __getattr__(self, a): return getattr(self.it, a)
+    train_data = Head(train_data, args.max_batches)
+    scale = n_batches / min(args.max_batches, n_batches)
+else:
+    scale = 1.0
+t0 = time.time()
+best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+fit_s = time.time() - t0
+test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+
+# fedrec's candidates
+tok = dataset.field2token_id["item_id"]
+model.eval()
+L = args.max_len
+hits = ndcg = n = 0
+with torch.no_grad():
+    for u, lst in rows.items():
+        if u not in test or u not in negs: continue
+        seq = [tok[str(i)] for _, i in lst][-L:]
+        cand = [test[u]] + negs[u]
+        cid = torch.tensor([tok.get(str(i), 0) for i in cand])
+        item_seq = torch.zeros(1, L, dtype=torch.long)
+        item_seq[0, :len(seq)] = torch.tensor(seq)
+        out = model.forward(item_seq, torch.tensor([len(seq)]))
+        s = (model.item_embedding(cid) @ out[0]).tolist()
+        rank = sum(1 for x in s[1:] if x >= s[0])
+        n += 1
+        if rank < 10:
+            hits += 1
+            ndcg += 1 / math.log2(rank + 2)
+print(json.dumps({
+    "recbole_valid": {k: float(v) for k, v in best_valid_result.items()},
+    "recbole_test_uni100": {k: float(v) for k, v in test_result.items()},
+    "hr@10": hits / n, "ndcg@10": ndcg / n, "users": n,
+    "epochs": len(cpu_times), "seconds_per_epoch": scale * sum(wall_times) / max(len(wall_times), 1),
+    "cpu_seconds_per_epoch": scale * sum(cpu_times) / max(len(cpu_times), 1), "fit_seconds": fit_s,
+    "batches_timed": args.max_batches or n_batches, "batches_per_epoch": n_batches,
+    "threads": args.threads, "max_len": args.max_len,
+}))

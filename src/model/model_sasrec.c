@@ -1,0 +1,412 @@
+/* The self-attention sequential family (family.h): `sasrec` (Kang & McAuley 2018,
+ * "Self-Attentive Sequential Recommendation"). A user is its history: the items it had,
+ * in time order, the latest L. Position t of the history reads item embedding E[s_t]
+ * plus a learned position embedding P[t] (positions right-aligned: the latest item is
+ * position L-1); blocks of pre-norm causal self-attention and a point-wise feed-forward
+ * with residuals and dropout follow; a final layer norm gives y_t, and the score of item
+ * j as the item after position t is y_t . E[j] (the item table is shared by input and
+ * output, as the paper). Trained with BCE: at every position the next item against one
+ * sampled negative (fr_batch.hist_neg), or pointwise on (items[i], label[i]) after the
+ * whole history when a batch carries no negatives per position.
+ *
+ *   x_0 = drop(E[s] + P)                     per block b:
+ *   a = LN1(x); q, k, v = a W_q, a W_k, a W_v (+ biases); o = causal_attention(q, k, v) W_o + b_o
+ *   x' = x + drop(o);  x'' = x' + drop(FFN(LN2(x')))      y = LN_f(x_B)
+ *
+ * Padded positions (FR_NO_ITEM, on the left) are not computed at all: a history of T
+ * items runs as T rows. An empty history's output is LN_f's bias.
+ * Per example the loss is (1/L) sum over positions t of softplus(-y_t.E[pos_t]) +
+ * softplus(y_t.E[neg_t]) (the paper's sum over positions, scaled by the fixed L so that
+ * every position weighs the same in any batch), or the pointwise BCE; a batch's loss is
+ * the mean over its examples (weighted as fr_batch.weight says). A batch runs one
+ * sequence at a time, so the workspace is O(L (C + F) blocks + heads L^2), whatever the
+ * batch size. Dropout masks come from the example's key (fr_batch.key; none without
+ * keys), so a gradient check of a dropped-out model is exact.
+ *
+ * Layout (all shared; no user table: nothing private but the history, which is data):
+ *   item [n_items x C] (N(0, std)), pos [L x C] (N(0, std)), per block b: b.ln [4 x C]
+ *   (LN1 gain-1, LN1 bias, LN2 gain-1, LN2 bias: a gain is stored as its offset from 1,
+ *   so a zero init is the identity), b.attn [4C x C] (W_q, W_k, W_v, W_o; xavier),
+ *   b.ffn1 [F x C], b.ffn2 [C x F] (xavier), b.bias [1 x 5C + F] (b_q, b_k, b_v, b_o,
+ *   b_1, b_2; zero); out.ln [2 x C] (LN_f gain-1, bias).
+ * Parameter block in the config section: u32 dim, u32 n_layers (blocks), u32 heads,
+ * u32 max_len, u32 ffn_dim, f32 dropout. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "model/family.h"
+#include "model/layers.h"
+#include "model/layers_seq.h"
+
+#define MAX_BLOCKS 4
+#define PER_BLOCK 5 /* tensors of a block */
+enum { ITEM, POS, OUTLN, BLK0 };   /* roles in m->slot (block b's tensor j is slot[BLK0] + 5b + j) */
+enum { B_LN, B_ATTN, B_FFN1, B_FFN2, B_BIAS };
+
+/* ---------------------------------------------------------------- config */
+
+static void config_default(fr_model_config *c) {
+    c->dim = 64;
+    c->n_layers = 2;
+    c->heads = 1;
+    c->max_len = 50;
+    c->ffn_dim = 64;
+    c->dropout = 0.2f;
+    c->loss = FR_LOSS_BCE;
+}
+
+static fr_err config_check(const fr_model_config *c) {
+    if (c->dim == 0 || c->dim > 1024) return fri_fail(FR_ERR_INVALID, "sasrec: dim %u: expected 1..1024", c->dim);
+    if (c->n_layers == 0 || c->n_layers > MAX_BLOCKS)
+        return fri_fail(FR_ERR_INVALID, "sasrec: n_layers (blocks) %u: expected 1..%d", c->n_layers, MAX_BLOCKS);
+    if (c->heads == 0 || c->dim % c->heads)
+        return fri_fail(FR_ERR_INVALID, "sasrec: heads %u: expected a divisor of dim %u", c->heads, c->dim);
+    if (c->max_len == 0 || c->max_len > 1024)
+        return fri_fail(FR_ERR_INVALID, "sasrec: max_len %u: expected 1..1024", c->max_len);
+    if (c->ffn_dim == 0 || c->ffn_dim > 4096)
+        return fri_fail(FR_ERR_INVALID, "sasrec: ffn_dim %u: expected 1..4096", c->ffn_dim);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return fri_fail(FR_ERR_INVALID, "sasrec: dropout %g: expected 0 <= p < 1", (double)c->dropout);
+    if (c->loss != FR_LOSS_BCE)
+        return fri_fail(FR_ERR_INVALID, "sasrec: loss %s: sasrec is trained with bce", fri_loss_name(c->loss));
+    if (c->l2 != 0.0f) return fri_fail(FR_ERR_INVALID, "sasrec: l2 %g: sasrec takes no l2 term (0)", (double)c->l2);
+    return FR_OK;
+}
+
+static void params_put(fri_buf *b, const fr_model_config *c) {
+    fri_buf_u32(b, c->dim);
+    fri_buf_u32(b, c->n_layers);
+    fri_buf_u32(b, c->heads);
+    fri_buf_u32(b, c->max_len);
+    fri_buf_u32(b, c->ffn_dim);
+    fri_buf_f32(b, c->dropout);
+}
+
+static fr_err params_get(fri_rd *r, fr_model_config *c) {
+    fr_err e;
+    if ((e = fri_rd_u32(r, &c->dim, "dim")) || (e = fri_rd_u32(r, &c->n_layers, "n_layers")) ||
+        (e = fri_rd_u32(r, &c->heads, "heads")) || (e = fri_rd_u32(r, &c->max_len, "max_len")) ||
+        (e = fri_rd_u32(r, &c->ffn_dim, "ffn_dim")) || (e = fri_rd_f32(r, &c->dropout, "dropout")))
+        return e;
+    return FR_OK;
+}
+
+static uint32_t history_len(const fr_model_config *c) { return c->max_len; }
+
+/* ---------------------------------------------------------------- layout */
+
+static fr_err layout(fr_model *m, const fr_model_config *c) {
+    fr_err e;
+    const uint32_t C = c->dim, F = c->ffn_dim;
+#define ADD(slot, name, r, cc, kind, init) \
+    do { if ((e = fri_model_add_tensor(m, name, r, cc, kind, init, slot)) != FR_OK) return e; } while (0)
+    ADD(&m->slot[ITEM], "item", c->n_items, C, FR_TENSOR_ITEM_TABLE, FRI_INIT_NORMAL);
+    ADD(&m->slot[POS], "pos", c->max_len, C, FR_TENSOR_DENSE, FRI_INIT_NORMAL);
+    for (uint32_t b = 0; b < c->n_layers; b++) {
+        char nm[FR_TENSOR_NAME_MAX];
+        int first;
+        snprintf(nm, sizeof nm, "b%u.ln", b);
+        ADD(&first, nm, 4, C, FR_TENSOR_DENSE, FRI_INIT_ZERO);
+        if (b == 0) m->slot[BLK0] = first;
+        snprintf(nm, sizeof nm, "b%u.attn", b);
+        ADD(NULL, nm, 4 * C, C, FR_TENSOR_DENSE, FRI_INIT_XAVIER);
+        snprintf(nm, sizeof nm, "b%u.ffn1", b);
+        ADD(NULL, nm, F, C, FR_TENSOR_DENSE, FRI_INIT_XAVIER);
+        snprintf(nm, sizeof nm, "b%u.ffn2", b);
+        ADD(NULL, nm, C, F, FR_TENSOR_DENSE, FRI_INIT_XAVIER);
+        snprintf(nm, sizeof nm, "b%u.bias", b);
+        ADD(NULL, nm, 1, 5 * C + F, FR_TENSOR_DENSE, FRI_INIT_ZERO);
+    }
+    ADD(&m->slot[OUTLN], "out.ln", 2, C, FR_TENSOR_DENSE, FRI_INIT_ZERO);
+#undef ADD
+    return FR_OK;
+}
+
+/* ---------------------------------------------------------------- workspace */
+
+typedef struct blk_ws {
+    float *x;                   /* [L,C] the block's input */
+    float *a, *mean1, *rstd1;   /* [L,C], [L], [L] LN1 */
+    float *q, *k, *v;           /* [L,C] */
+    float *att;                 /* [H,L,L] attention probabilities */
+    float *ao;                  /* [L,C] attention output before W_o */
+    float *m1;                  /* [L,C] dropout mask of the attention branch */
+    float *x1;                  /* [L,C] x + drop(o) */
+    float *c, *mean2, *rstd2;   /* [L,C], [L], [L] LN2 */
+    float *h;                   /* [L,F] feed-forward hidden (after ReLU) */
+    float *m2;                  /* [L,C] dropout mask of the feed-forward branch */
+} blk_ws;
+
+typedef struct sas_ws {
+    blk_ws b[MAX_BLOCKS];
+    float *m0;                  /* [L,C] dropout mask of the input */
+    float *xb;                  /* [L,C] the last block's output */
+    float *y, *meanf, *rstdf;   /* [L,C], [L], [L] LN_f: the outputs */
+    float *tmp;                 /* [L,C] a branch's output before dropout / its gradient */
+    float *dx, *da, *dc;        /* [L,C] gradients: the residual stream, LN1's and LN2's outputs */
+    float *dq, *dk, *dv, *dao;  /* [L,C] */
+    float *dh;                  /* [L,F] */
+    float *dy;                  /* [L,C] */
+    float *gain;                /* [C] 1 + a layer norm's stored gain */
+    float *trow;                /* [L] attention backward scratch */
+} sas_ws;
+
+static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
+    (void)B; /* one sequence at a time */
+    sas_ws tmp, *w = wsp ? wsp : &tmp;
+    fri_carver cv = {arena, 0};
+    const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, H = c->heads, LC = L * C;
+    for (uint32_t b = 0; b < c->n_layers && b < MAX_BLOCKS; b++) {
+        blk_ws *k = &w->b[b];
+        k->x = fri_carve(&cv, LC);
+        k->a = fri_carve(&cv, LC); k->mean1 = fri_carve(&cv, L); k->rstd1 = fri_carve(&cv, L);
+        k->q = fri_carve(&cv, LC); k->k = fri_carve(&cv, LC); k->v = fri_carve(&cv, LC);
+        k->att = fri_carve(&cv, H * L * L);
+        k->ao = fri_carve(&cv, LC);
+        k->m1 = fri_carve(&cv, LC);
+        k->x1 = fri_carve(&cv, LC);
+        k->c = fri_carve(&cv, LC); k->mean2 = fri_carve(&cv, L); k->rstd2 = fri_carve(&cv, L);
+        k->h = fri_carve(&cv, L * F);
+        k->m2 = fri_carve(&cv, LC);
+    }
+    w->m0 = fri_carve(&cv, LC);
+    w->xb = fri_carve(&cv, LC);
+    w->y = fri_carve(&cv, LC); w->meanf = fri_carve(&cv, L); w->rstdf = fri_carve(&cv, L);
+    w->tmp = fri_carve(&cv, LC);
+    w->dx = fri_carve(&cv, LC); w->da = fri_carve(&cv, LC); w->dc = fri_carve(&cv, LC);
+    w->dq = fri_carve(&cv, LC); w->dk = fri_carve(&cv, LC); w->dv = fri_carve(&cv, LC); w->dao = fri_carve(&cv, LC);
+    w->dh = fri_carve(&cv, L * F);
+    w->dy = fri_carve(&cv, LC);
+    w->gain = fri_carve(&cv, C);
+    w->trow = fri_carve(&cv, L);
+    return cv.at;
+}
+
+static bool ws_fits(const fr_model_config *a, const fr_model_config *b) {
+    return a->dim == b->dim && a->n_layers == b->n_layers && a->heads == b->heads && a->max_len == b->max_len &&
+           a->ffn_dim == b->ffn_dim;
+}
+
+/* ---------------------------------------------------------------- forward/backward */
+
+static const float *P(const fr_model *m, int role) { return fri_model_data(m, m->slot[role]); }
+static const float *PB(const fr_model *m, uint32_t b, int j) { return fri_model_data(m, m->slot[BLK0] + PER_BLOCK * (int)b + j); }
+static float *G(fr_grad *g, const fr_model *m, int role) { return fri_grad_of(g, m->slot[role]); }
+static float *GB(fr_grad *g, const fr_model *m, uint32_t b, int j) { return fri_grad_of(g, m->slot[BLK0] + PER_BLOCK * (int)b + j); }
+
+static void set_gain(float *gain, const float *w, size_t C) {
+    for (size_t c = 0; c < C; c++) gain[c] = 1.0f + w[c];
+}
+
+/* The valid rows of a history: T = items after the left padding, p0 = L - T. */
+static size_t valid_rows(const uint32_t *hist, size_t L) {
+    size_t p0 = 0;
+    while (p0 < L && hist[p0] == FR_NO_ITEM) p0++;
+    return L - p0;
+}
+
+/* y [T,C] of hist's T valid rows (T >= 1); key non-NULL draws dropout masks from it. */
+static void forward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T, const uint64_t *key) {
+    const fr_model_config *c = &m->cfg;
+    const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, H = c->heads, p0 = L - T, TC = T * C;
+    const bool drop = key && c->dropout > 0.0f;
+    fr_rng r;
+    if (drop) fr_rng_init(&r, *key, 0, 0, FR_PURPOSE_DROPOUT);
+    const float *E = P(m, ITEM), *Pos = P(m, POS);
+    float *x = w->b[0].x;
+    for (size_t t = 0; t < T; t++) {
+        const float *e = E + (size_t)hist[p0 + t] * C, *p = Pos + (p0 + t) * C;
+        for (size_t k = 0; k < C; k++) x[t * C + k] = e[k] + p[k];
+    }
+    if (drop) {
+        fri_dropout_mask(w->m0, TC, c->dropout, &r);
+        for (size_t i = 0; i < TC; i++) x[i] *= w->m0[i];
+    }
+    for (uint32_t b = 0; b < c->n_layers; b++) {
+        blk_ws *k = &w->b[b];
+        const float *ln = PB(m, b, B_LN), *W = PB(m, b, B_ATTN), *bias = PB(m, b, B_BIAS);
+        set_gain(w->gain, ln, C);
+        fri_layernorm_forward(k->a, k->mean1, k->rstd1, k->x, w->gain, ln + C, T, C);
+        fri_linear_forward(k->q, k->a, W, bias, T, C, C);
+        fri_linear_forward(k->k, k->a, W + C * C, bias + C, T, C, C);
+        fri_linear_forward(k->v, k->a, W + 2 * C * C, bias + 2 * C, T, C, C);
+        fri_attention_forward(k->ao, k->att, k->q, k->k, k->v, T, C, H);
+        fri_linear_forward(w->tmp, k->ao, W + 3 * C * C, bias + 3 * C, T, C, C);
+        if (drop) fri_dropout_mask(k->m1, TC, c->dropout, &r);
+        for (size_t i = 0; i < TC; i++) k->x1[i] = k->x[i] + (drop ? w->tmp[i] * k->m1[i] : w->tmp[i]);
+        set_gain(w->gain, ln + 2 * C, C);
+        fri_layernorm_forward(k->c, k->mean2, k->rstd2, k->x1, w->gain, ln + 3 * C, T, C);
+        fri_ffn_forward(w->tmp, k->h, k->c, PB(m, b, B_FFN1), bias + 4 * C, PB(m, b, B_FFN2), bias + 4 * C + F, T, C, F);
+        if (drop) fri_dropout_mask(k->m2, TC, c->dropout, &r);
+        float *xo = b + 1 < c->n_layers ? w->b[b + 1].x : w->xb;
+        for (size_t i = 0; i < TC; i++) xo[i] = k->x1[i] + (drop ? w->tmp[i] * k->m2[i] : w->tmp[i]);
+    }
+    const float *lf = P(m, OUTLN);
+    set_gain(w->gain, lf, C);
+    fri_layernorm_forward(w->y, w->meanf, w->rstdf, w->xb, w->gain, lf + C, T, C);
+}
+
+/* Adds the gradient of the loss given dy [T,C] into g (the forward's state in w). */
+static void backward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T, bool drop, fr_grad *g) {
+    const fr_model_config *c = &m->cfg;
+    const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, H = c->heads, p0 = L - T, TC = T * C;
+    const float *lf = P(m, OUTLN);
+    float *glf = G(g, m, OUTLN);
+    memset(w->dx, 0, TC * sizeof(float));
+    set_gain(w->gain, lf, C);
+    fri_layernorm_backward(w->dx, glf, glf + C, w->dy, w->xb, w->gain, w->meanf, w->rstdf, T, C);
+    for (uint32_t b = c->n_layers; b-- > 0;) {
+        blk_ws *k = &w->b[b];
+        const float *ln = PB(m, b, B_LN), *W = PB(m, b, B_ATTN);
+        float *gln = GB(g, m, b, B_LN), *gW = GB(g, m, b, B_ATTN), *gbias = GB(g, m, b, B_BIAS);
+        /* feed-forward branch: dx is the gradient of x'' = x' + drop(f) */
+        for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dx[i] * k->m2[i] : w->dx[i];
+        memset(w->dc, 0, TC * sizeof(float));
+        fri_ffn_backward(w->dc, GB(g, m, b, B_FFN1), gbias + 4 * C, GB(g, m, b, B_FFN2), gbias + 4 * C + F, w->dh,
+                         w->tmp, k->c, k->h, PB(m, b, B_FFN1), PB(m, b, B_FFN2), T, C, F);
+        set_gain(w->gain, ln + 2 * C, C);
+        fri_layernorm_backward(w->dx, gln + 2 * C, gln + 3 * C, w->dc, k->x1, w->gain, k->mean2, k->rstd2, T, C);
+        /* attention branch: dx is now the gradient of x' = x + drop(o) */
+        for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dx[i] * k->m1[i] : w->dx[i];
+        memset(w->dao, 0, TC * sizeof(float));
+        fri_linear_backward(w->dao, gW + 3 * C * C, gbias + 3 * C, w->tmp, k->ao, W + 3 * C * C, T, C, C);
+        memset(w->dq, 0, TC * sizeof(float));
+        memset(w->dk, 0, TC * sizeof(float));
+        memset(w->dv, 0, TC * sizeof(float));
+        fri_attention_backward(w->dq, w->dk, w->dv, w->trow, w->dao, k->att, k->q, k->k, k->v, T, C, H);
+        memset(w->da, 0, TC * sizeof(float));
+        fri_linear_backward(w->da, gW, gbias, w->dq, k->a, W, T, C, C);
+        fri_linear_backward(w->da, gW + C * C, gbias + C, w->dk, k->a, W + C * C, T, C, C);
+        fri_linear_backward(w->da, gW + 2 * C * C, gbias + 2 * C, w->dv, k->a, W + 2 * C * C, T, C, C);
+        set_gain(w->gain, ln, C);
+        fri_layernorm_backward(w->dx, gln, gln + C, w->da, k->x, w->gain, k->mean1, k->rstd1, T, C);
+    }
+    /* the input: x_0 = drop(E[s] + P) */
+    float *gE = G(g, m, ITEM), *gP = G(g, m, POS);
+    fr_rowset *rows = &g->rows[m->slot[ITEM]];
+    for (size_t t = 0; t < T; t++) {
+        const uint32_t it = hist[p0 + t];
+        float *ge = gE + (size_t)it * C, *gp = gP + (p0 + t) * C;
+        const float *d = w->dx + t * C, *m0 = w->m0 + t * C;
+        for (size_t k = 0; k < C; k++) {
+            const float v = drop ? d[k] * m0[k] : d[k];
+            ge[k] += v;
+            gp[k] += v;
+        }
+        fr_rowset_add(rows, it);
+    }
+}
+
+/* One BCE term on logit s = y . E[item] with label: its loss (times scale, in double);
+ * with g, d(scale * loss)/ds spread to dy and to the item's gradient row. */
+static double term(const fr_model *m, const float *y, float *dy, uint32_t item, float label, double scale, fr_grad *g) {
+    const size_t C = m->cfg.dim;
+    const float *e = P(m, ITEM) + (size_t)item * C;
+    const double s = (double)fri_dot(y, e, C);
+    const double loss = label > 0.5f ? fri_softplus(-s) : fri_softplus(s);
+    if (g) {
+        const float d = (float)(scale * (fri_sigmoid(s) - (double)label));
+        float *ge = G(g, m, ITEM) + (size_t)item * C;
+        for (size_t k = 0; k < C; k++) {
+            dy[k] += d * e[k];
+            ge[k] += d * y[k];
+        }
+        fr_rowset_add(&g->rows[m->slot[ITEM]], item);
+    }
+    return scale * loss;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad *g, double *loss) {
+    sas_ws *w = wsp;
+    const fr_model_config *c = &m->cfg;
+    const size_t L = c->max_len, C = c->dim;
+    double total = 0.0;
+    for (size_t i = 0; i < b->n; i++) {
+        const uint32_t *hist = b->hist ? b->hist + i * L : NULL;
+        const size_t T = hist ? valid_rows(hist, L) : 0;
+        const double wt = b->weight ? (double)b->weight[i] : 1.0;
+        const bool drop = b->key && c->dropout > 0.0f;
+        double li = 0.0;
+        if (T == 0) { /* no history: y = LN_f's bias, the final item only */
+            const float *yb = P(m, OUTLN) + C;
+            float *dyb = g ? G(g, m, OUTLN) + C : NULL;
+            if (b->hist && b->hist_neg) {
+                const double s = wt / ((double)b->n * (double)L);
+                li += term(m, yb, dyb, b->items[i], 1.0f, s, g);
+                if (b->hist_neg[i * L + L - 1] != FR_NO_ITEM)
+                    li += term(m, yb, dyb, b->hist_neg[i * L + L - 1], 0.0f, s, g);
+            } else {
+                li += term(m, yb, dyb, b->items[i], b->label[i], wt / (double)b->n, g);
+            }
+            total += li;
+            continue;
+        }
+        forward(m, w, hist, T, b->key ? b->key + i : NULL);
+        const size_t p0 = L - T;
+        if (g) memset(w->dy, 0, T * C * sizeof(float));
+        if (b->hist_neg) {
+            const double s = wt / ((double)b->n * (double)L);
+            for (size_t t = 0; t < T; t++) {
+                const size_t p = p0 + t;
+                const uint32_t pos = p + 1 < L ? hist[p + 1] : b->items[i], neg = b->hist_neg[i * L + p];
+                li += term(m, w->y + t * C, w->dy + t * C, pos, 1.0f, s, g);
+                if (neg != FR_NO_ITEM) li += term(m, w->y + t * C, w->dy + t * C, neg, 0.0f, s, g);
+            }
+        } else {
+            li += term(m, w->y + (T - 1) * C, w->dy + (T - 1) * C, b->items[i], b->label[i], wt / (double)b->n, g);
+        }
+        total += li;
+        if (g) backward(m, w, hist, T, drop, g);
+    }
+    *loss = total;
+    return FR_OK;
+}
+
+static void score_history(const fr_model *m, void *wsp, const uint32_t *hist, const uint32_t *items, size_t n,
+                          float *out) {
+    sas_ws *w = wsp;
+    const size_t L = m->cfg.max_len, C = m->cfg.dim, T = valid_rows(hist, L);
+    const float *y = P(m, OUTLN) + C; /* an empty history */
+    if (T) {
+        forward(m, w, hist, T, NULL);
+        y = w->y + (T - 1) * C;
+    }
+    const float *E = P(m, ITEM);
+    for (size_t i = 0; i < n; i++) out[i] = fri_dot(y, E + (size_t)items[i] * C, C);
+}
+
+/* Without a history (fr_model_score): every user is an empty history. */
+static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
+    (void)users;
+    (void)wsp;
+    const size_t C = m->cfg.dim;
+    const float *y = P(m, OUTLN) + C, *E = P(m, ITEM);
+    for (size_t i = 0; i < n; i++) out[i] = fri_dot(y, E + (size_t)items[i] * C, C);
+}
+
+static const fri_model_kind_def kinds[] = {
+    {"sasrec", false, false},
+};
+
+const fri_model_family fri_model_family_sasrec = {
+    .name = "self-attention sequential",
+    .kinds = kinds,
+    .n_kinds = 1,
+    .init_std = 0.05f,
+    .config_default = config_default,
+    .config_check = config_check,
+    .params_put = params_put,
+    .params_get = params_get,
+    .layout = layout,
+    .ws_size = sizeof(sas_ws),
+    .ws_carve = ws_carve,
+    .ws_fits = ws_fits,
+    .loss_grad = loss_grad,
+    .score = score,
+    .history_len = history_len,
+    .score_history = score_history,
+};

@@ -1,0 +1,468 @@
+/* The self-attention sequential model (src/model/model_sasrec.c): its whole-model
+ * gradient (every tensor, with dropout on, padded, short and empty histories, the
+ * per-position loss and the pointwise one) matches central differences, a wrong one
+ * fails, scores read the history causally, and the forward equals a naive
+ * double-precision re-computation of the model from its formulas. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/fedrec.h"
+#include "gradcheck.h"
+
+#define NO FR_NO_ITEM
+
+static fr_model *small_model(float dropout) {
+    fr_model_kind k;
+    cr_assert_eq(fr_model_kind_parse("sasrec", &k), FR_OK);
+    fr_model_config c;
+    fr_model_config_default(&c, k);
+    c.n_users = 1;
+    c.n_items = 12;
+    c.dim = 8;
+    c.n_layers = 2;
+    c.heads = 2;
+    c.max_len = 5;
+    c.ffn_dim = 12;
+    c.dropout = dropout;
+    c.seed = 3;
+    fr_model *m = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK, "%s", fr_errmsg());
+    /* every parameter away from its init (zero biases, unit gains) so each term counts */
+    fr_rng r;
+    fr_rng_init(&r, 9, 0, 0, FR_PURPOSE_TEST);
+    float *p = fr_model_params(m);
+    for (size_t i = 0; i < fr_model_n_params(m); i++) p[i] += (float)((fr_rng_double(&r) * 2 - 1) * 0.3);
+    return m;
+}
+
+/* three examples: a full history, a padded one, an empty one */
+static const uint32_t U[3] = {0, 0, 0}, IT[3] = {4, 7, 2};
+static const float LAB[3] = {1, 1, 1}, LAB_PW[3] = {1, 0, 1}, WT[3] = {1.0f, 0.5f, 2.0f};
+static const uint32_t HIST[15] = {1, 2, 3, 11, 5, /**/ NO, NO, 9, 0, 6, /**/ NO, NO, NO, NO, NO};
+static const uint32_t HNEG[15] = {6, 7, 8, 9, 10, /**/ NO, NO, 1, 2, 3, /**/ NO, NO, NO, NO, 5};
+static const uint64_t KEY[3] = {101, 202, 303};
+
+typedef struct gctx {
+    fr_model *m;
+    fr_model_ws *ws;
+    fr_batch b;
+} gctx;
+
+static double loss_of(void *p) {
+    gctx *c = p;
+    double l;
+    cr_assert_eq(fr_model_loss(c->m, c->ws, &c->b, &l), FR_OK, "%s", fr_errmsg());
+    return l;
+}
+
+static int check_all(gctx *c, const float *grad) {
+    int bad = 0;
+    for (int t = 0; t < fr_model_n_tensors(c->m); t++) {
+        const fr_tensor *tt = fr_model_tensor(c->m, t);
+        bad += gc_check(loss_of, c, fr_model_params(c->m) + tt->offset, grad + tt->offset,
+                        (size_t)tt->rows * tt->cols, tt->name);
+    }
+    return bad;
+}
+
+static void run_gradcheck(bool per_position, float dropout) {
+    gctx c = {small_model(dropout), NULL, {0}};
+    cr_assert_eq(fr_model_ws_create(&c.ws, c.m, 3), FR_OK);
+    c.b = (fr_batch){U, IT, per_position ? LAB : LAB_PW, NULL, 3, WT, HIST, per_position ? HNEG : NULL, KEY, 5};
+    fr_grad *g = NULL;
+    cr_assert_eq(fr_grad_create(&g, c.m), FR_OK);
+    double l;
+    cr_assert_eq(fr_model_loss_grad(c.m, c.ws, &c.b, g, &l), FR_OK, "%s", fr_errmsg());
+    cr_assert(isfinite(l) && l > 0);
+    cr_assert_float_eq(l, loss_of(&c), 1e-12, "loss_grad and loss agree");
+    cr_assert_eq(check_all(&c, fr_grad_data(g)), 0);
+    /* the item rows marked touched are exactly the rows read */
+    int t = fr_model_tensor_find(c.m, "item");
+    const fr_rowset *rs = fr_grad_touched(g, t);
+    bool want[12] = {0};
+    for (int i = 0; i < 15; i++) {
+        if (HIST[i] != NO) want[HIST[i]] = true;
+        if (per_position && HNEG[i] != NO) want[HNEG[i]] = true;
+    }
+    for (int i = 0; i < 3; i++) want[IT[i]] = true;
+    if (per_position) want[9] = want[3] = true; /* hneg of padded positions are skipped: 9 is a history item anyway */
+    uint32_t n = 0;
+    for (int i = 0; i < 12; i++) n += want[i];
+    cr_assert_eq(rs->count, n);
+    fr_grad_free(g);
+    fr_model_ws_free(c.ws);
+    fr_model_free(c.m);
+}
+
+Test(sasrec, gradcheck_per_position_with_dropout) { run_gradcheck(true, 0.3f); }
+Test(sasrec, gradcheck_pointwise_no_dropout) { run_gradcheck(false, 0.0f); }
+
+Test(sasrec, wrong_gradient_fails) {
+    gctx c = {small_model(0.0f), NULL, {0}};
+    cr_assert_eq(fr_model_ws_create(&c.ws, c.m, 3), FR_OK);
+    c.b = (fr_batch){U, IT, LAB, NULL, 3, NULL, HIST, HNEG, NULL, 5};
+    fr_grad *g = NULL;
+    cr_assert_eq(fr_grad_create(&g, c.m), FR_OK);
+    double l;
+    cr_assert_eq(fr_model_loss_grad(c.m, c.ws, &c.b, g, &l), FR_OK);
+    int t = fr_model_tensor_find(c.m, "b1.attn");
+    float *gd = fr_grad_data(g) + fr_model_tensor(c.m, t)->offset;
+    gd[70] += 0.05f; /* one W_q/W_k entry of the last block off */
+    fprintf(stderr, "(expected) ");
+    cr_assert_gt(check_all(&c, fr_grad_data(g)), 0, "a wrong gradient passed the check");
+    fr_grad_free(g);
+    fr_model_ws_free(c.ws);
+    fr_model_free(c.m);
+}
+
+/* The model recomputed from its formulas in double, for one history: the score of item j. */
+static double naive_score(const fr_model *m, const uint32_t *hist, uint32_t j) {
+    const fr_model_config *c = fr_model_config_of(m);
+    const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, H = c->heads, D = C / H;
+    const float *E = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, "item"))->offset;
+    const float *Pp = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, "pos"))->offset;
+    size_t p0 = 0;
+    while (p0 < L && hist[p0] == NO) p0++;
+    size_t T = L - p0;
+    double x[8][8], a[8][8], q[8][8], k[8][8], v[8][8], o[8][8], h[8][16];
+    for (size_t t = 0; t < T; t++)
+        for (size_t d = 0; d < C; d++) x[t][d] = (double)E[hist[p0 + t] * C + d] + Pp[(p0 + t) * C + d];
+    for (uint32_t b = 0; b < c->n_layers; b++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "b%u.ln", b);
+        const float *ln = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, nm))->offset;
+        snprintf(nm, sizeof nm, "b%u.attn", b);
+        const float *W = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, nm))->offset;
+        snprintf(nm, sizeof nm, "b%u.ffn1", b);
+        const float *W1 = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, nm))->offset;
+        snprintf(nm, sizeof nm, "b%u.ffn2", b);
+        const float *W2 = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, nm))->offset;
+        snprintf(nm, sizeof nm, "b%u.bias", b);
+        const float *bs = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, nm))->offset;
+        for (int half = 0; half < 2; half++) {
+            /* a = LN(x) with gain 1 + ln[2 half], bias ln[2 half + 1] */
+            for (size_t t = 0; t < T; t++) {
+                double mu = 0, var = 0;
+                for (size_t d = 0; d < C; d++) mu += x[t][d];
+                mu /= (double)C;
+                for (size_t d = 0; d < C; d++) var += (x[t][d] - mu) * (x[t][d] - mu);
+                var /= (double)C;
+                for (size_t d = 0; d < C; d++)
+                    a[t][d] = (x[t][d] - mu) / sqrt(var + 1e-6) * (1.0 + ln[2 * half * C + d]) + ln[(2 * half + 1) * C + d];
+            }
+            if (half == 0) {
+                for (size_t t = 0; t < T; t++)
+                    for (size_t d = 0; d < C; d++) {
+                        double sq = bs[d], sk = bs[C + d], sv = bs[2 * C + d];
+                        for (size_t e = 0; e < C; e++) {
+                            sq += a[t][e] * W[d * C + e];
+                            sk += a[t][e] * W[(C + d) * C + e];
+                            sv += a[t][e] * W[(2 * C + d) * C + e];
+                        }
+                        q[t][d] = sq; k[t][d] = sk; v[t][d] = sv;
+                    }
+                for (size_t hh = 0; hh < H; hh++)
+                    for (size_t t = 0; t < T; t++) {
+                        double s[8], mx = -INFINITY, z = 0;
+                        for (size_t u = 0; u <= t; u++) {
+                            s[u] = 0;
+                            for (size_t d = 0; d < D; d++) s[u] += q[t][hh * D + d] * k[u][hh * D + d];
+                            s[u] /= sqrt((double)D);
+                            mx = fmax(mx, s[u]);
+                        }
+                        for (size_t u = 0; u <= t; u++) z += exp(s[u] - mx);
+                        for (size_t d = 0; d < D; d++) {
+                            double acc = 0;
+                            for (size_t u = 0; u <= t; u++) acc += exp(s[u] - mx) / z * v[u][hh * D + d];
+                            o[t][hh * D + d] = acc;
+                        }
+                    }
+                for (size_t t = 0; t < T; t++)
+                    for (size_t d = 0; d < C; d++) {
+                        double acc = bs[3 * C + d];
+                        for (size_t e = 0; e < C; e++) acc += o[t][e] * W[(3 * C + d) * C + e];
+                        a[t][d] = acc; /* reuse a for the branch output */
+                    }
+            } else {
+                for (size_t t = 0; t < T; t++) {
+                    for (size_t f = 0; f < F; f++) {
+                        double acc = bs[4 * C + f];
+                        for (size_t e = 0; e < C; e++) acc += a[t][e] * W1[f * C + e];
+                        h[t][f] = acc > 0 ? acc : 0;
+                    }
+                }
+                for (size_t t = 0; t < T; t++)
+                    for (size_t d = 0; d < C; d++) {
+                        double acc = bs[4 * C + F + d];
+                        for (size_t f = 0; f < F; f++) acc += h[t][f] * W2[d * F + f];
+                        a[t][d] = acc;
+                    }
+            }
+            for (size_t t = 0; t < T; t++)
+                for (size_t d = 0; d < C; d++) x[t][d] += a[t][d];
+        }
+    }
+    const float *lf = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, "out.ln"))->offset;
+    double mu = 0, var = 0, s = 0;
+    for (size_t d = 0; d < C; d++) mu += x[T - 1][d];
+    mu /= (double)C;
+    for (size_t d = 0; d < C; d++) var += (x[T - 1][d] - mu) * (x[T - 1][d] - mu);
+    var /= (double)C;
+    for (size_t d = 0; d < C; d++)
+        s += ((x[T - 1][d] - mu) / sqrt(var + 1e-6) * (1.0 + lf[d]) + lf[C + d]) * E[j * C + d];
+    return s;
+}
+
+Test(sasrec, scores_equal_naive_model_and_are_causal) {
+    fr_model *m = small_model(0.3f); /* dropout never applies to scoring */
+    uint32_t items[12];
+    for (uint32_t i = 0; i < 12; i++) items[i] = i;
+    float s[12], s2[12];
+    const uint32_t *hs[2] = {HIST, HIST + 5};
+    for (int h = 0; h < 2; h++) {
+        cr_assert_eq(fr_model_score_history(m, NULL, hs[h], 5, items, 12, s), FR_OK, "%s", fr_errmsg());
+        for (uint32_t i = 0; i < 12; i++) {
+            double ref = naive_score(m, hs[h], i);
+            cr_assert_float_eq(s[i], ref, 1e-4 * (1 + fabs(ref)), "hist %d item %u: %g vs %g", h, i, s[i], ref);
+        }
+    }
+    /* the last position reads every earlier item: changing the first changes the scores;
+     * the history as a whole is read, not the user row */
+    uint32_t h2[5] = {8, 2, 3, 11, 5};
+    cr_assert_eq(fr_model_score_history(m, NULL, HIST, 5, items, 12, s), FR_OK);
+    cr_assert_eq(fr_model_score_history(m, NULL, h2, 5, items, 12, s2), FR_OK);
+    cr_assert(memcmp(s, s2, sizeof s) != 0);
+    /* a wrong length and an item out of range are refused */
+    cr_assert_eq(fr_model_score_history(m, NULL, HIST, 4, items, 12, s), FR_ERR_INVALID);
+    uint32_t bad[5] = {1, 2, 99, 3, 4};
+    cr_assert_eq(fr_model_score_history(m, NULL, bad, 5, items, 12, s), FR_ERR_RANGE);
+    fr_model_free(m);
+}
+
+/* ------------------------------------------------------------------ training */
+
+#include "fedrec/model_eval.h"
+#include "fedrec/runtime.h"
+#include "fedrec/train.h"
+#include "model/examples.h"
+
+/* 24 users walking a ring of 60 items: user u starts at 5u mod 60 and steps +1 (+2 after
+ * an even item for odd users), 14 items each, time increasing; the next item is read
+ * from the history, never from the user's id. */
+enum { NU = 24, NI = 60, LEN = 14 };
+
+typedef struct data {
+    fr_dataset *all, *train, *test;
+    fr_negatives *negs;
+} data;
+
+static data gen(void) {
+    static int64_t u[NU * LEN], it[NU * LEN], ts[NU * LEN];
+    static float r[NU * LEN];
+    size_t n = 0;
+    for (int x = 0; x < NU; x++) {
+        int cur = (5 * x) % NI;
+        for (int k = 0; k < LEN; k++, n++) {
+            u[n] = x; it[n] = cur; r[n] = 1; ts[n] = 1000 + 10 * k + x;
+            cur = (cur + ((x & 1) && !(cur & 1) ? 2 : 1)) % NI;
+        }
+    }
+    data d = {0};
+    cr_assert_eq(fr_dataset_from_arrays(&d.all, n, u, it, r, ts), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_split(d.all, FR_SPLIT_LOO, 0, 1, &d.train, &d.test), FR_OK);
+    cr_assert_eq(fr_negatives_sample(&d.negs, d.all, d.test, 30, 4), FR_OK);
+    return d;
+}
+
+static void data_free(data *d) {
+    fr_negatives_free(d->negs);
+    fr_dataset_free(d->test);
+    fr_dataset_free(d->train);
+    fr_dataset_free(d->all);
+}
+
+static fr_model_config config(const data *d) {
+    fr_model_kind k;
+    cr_assert_eq(fr_model_kind_parse("sasrec", &k), FR_OK);
+    fr_model_config c;
+    fr_model_config_default(&c, k);
+    c.n_users = fr_dataset_n_users(d->train);
+    c.n_items = fr_dataset_n_items(d->train);
+    c.dim = 16;
+    c.n_layers = 1;
+    c.heads = 2;
+    c.max_len = 6;
+    c.ffn_dim = 16;
+    c.dropout = 0.1f;
+    c.seed = 5;
+    return c;
+}
+
+static double hr10(const fr_model *m, const data *d) {
+    fr_eval_result r;
+    cr_assert_eq(fr_model_evaluate(m, d->train, d->test, d->negs, NULL, NULL, &r), FR_OK, "%s", fr_errmsg());
+    return r.hr[0];
+}
+
+Test(sasrec, trains_centrally_bit_identical_across_threads) {
+    data d = gen();
+    fr_model_config c = config(&d);
+    fr_model *m[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) cr_assert_eq(fr_model_create(&m[i], &c), FR_OK, "%s", fr_errmsg());
+    double before = hr10(m[0], &d);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    tc.batch = 8;
+    tc.optim.lr = 0.01f;
+    double loss[30];
+    for (int threads = 1; threads <= 2; threads++) {
+        fr_trainer *t = NULL;
+        tc.threads = threads;
+        cr_assert_eq(fr_trainer_create(&t, m[threads - 1], d.train, &tc), FR_OK, "%s", fr_errmsg());
+        for (int e = 0; e < 30; e++) cr_assert_eq(fr_trainer_epoch(t, &loss[e]), FR_OK, "%s", fr_errmsg());
+        fr_trainer_free(t);
+    }
+    cr_assert_lt(loss[29], 0.7 * loss[0], "loss %g -> %g", loss[0], loss[29]);
+    cr_assert(!memcmp(fr_model_params(m[0]), fr_model_params(m[1]), fr_model_n_params(m[0]) * sizeof(float)),
+              "1 and 2 threads give the same bits");
+    double after = hr10(m[0], &d);
+    /* 30 negatives: ranking at random gives hr@10 = 10/31 */
+    cr_assert(after > before && after > 0.8, "hr@10 %g -> %g", before, after);
+    fr_model_free(m[0]);
+    fr_model_free(m[1]);
+    data_free(&d);
+}
+
+Test(sasrec, trains_federated_bit_identical_across_threads) {
+    data d = gen();
+    fr_model_config c = config(&d);
+    fr_fl_config fc;
+    fr_fl_config_default(&fc, c.kind);
+    fc.local.lr = 0.02f;
+    fc.local_epochs = 2;
+    fc.batch = 4;
+    float *first = NULL;
+    for (int threads = 1; threads <= 2; threads++) {
+        fr_pool *pool = NULL;
+        cr_assert_eq(fr_pool_create(&pool, threads), FR_OK);
+        fr_sim *s = NULL;
+        cr_assert_eq(fr_sim_create(&s, &c, &fc, d.train, pool), FR_OK, "%s", fr_errmsg());
+        fr_round_stats st, st1;
+        for (int r = 0; r < 10; r++) cr_assert_eq(fr_sim_round(s, r == 0 ? &st1 : &st), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(st.clients, fr_dataset_n_users(d.train));
+        cr_assert_lt(st.loss, 0.9 * st1.loss, "round loss %g -> %g", st1.loss, st.loss);
+        fr_model *m = fr_sim_model(s);
+        size_t np = fr_model_n_params(m);
+        if (threads == 1) {
+            first = malloc(np * sizeof(float));
+            memcpy(first, fr_model_params(m), np * sizeof(float));
+        } else {
+            cr_assert(!memcmp(first, fr_model_params(m), np * sizeof(float)), "1 and 2 threads give the same bits");
+        }
+        fr_sim_free(s);
+        fr_pool_free(pool);
+    }
+    free(first);
+    data_free(&d);
+}
+
+/* One federated round of full-batch plain SGD (one local step per client) is one
+ * centralized full-batch gradient step on the union of the clients' examples: FedAvg
+ * weighs each client by its examples, and the clients draw the negatives and dropout
+ * keys that the same streams give the reference here. */
+Test(sasrec, one_round_equals_one_full_batch_step) {
+    data d = gen();
+    fr_model_config c = config(&d);
+    c.dropout = 0.2f;
+    fr_fl_config fc;
+    fr_fl_config_default(&fc, c.kind);
+    fc.seed = 9;
+    fc.batch = 100000;
+    fc.local_epochs = 1;
+    fr_optim_config_default(&fc.local, FR_OPTIM_SGD);
+    fc.local.lr = 0.5f;
+    fr_optim_config_default(&fc.item_local, FR_OPTIM_SGD);
+    fc.item_local.lr = 0.5f;
+    fc.item_sum = false;
+    fc.item_lr_decay = 1.0f;
+    fc.strategy = FR_STRATEGY_FEDAVG;
+    fc.server_lr = 1.0f;
+    fr_sim *sim = NULL;
+    cr_assert_eq(fr_sim_create(&sim, &c, &fc, d.train, NULL), FR_OK, "%s", fr_errmsg());
+    fr_model *ref = NULL;
+    cr_assert_eq(fr_model_clone(&ref, fr_sim_model(sim)), FR_OK);
+    fr_round_stats st;
+    cr_assert_eq(fr_sim_round(sim, &st), FR_OK, "%s", fr_errmsg());
+    const fr_model *fed = fr_sim_model(sim);
+
+    fri_examples ex = {0};
+    ex.hist_len = c.max_len;
+    for (uint32_t u = 0; u < fr_dataset_n_users(d.train); u++) {
+        fr_rng r;
+        fr_rng_init(&r, fc.seed, 1, u, FR_PURPOSE_NEGATIVES);
+        cr_assert_eq(fri_examples_add_user_seq(&ex, d.train, u, u, &r), FR_OK);
+    }
+    cr_assert_eq(st.examples, ex.n);
+    fr_batch b = {ex.user, ex.item, ex.label, NULL, ex.n, NULL, ex.hist, ex.hneg, ex.key, ex.hist_len};
+    fr_grad *g = NULL;
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_grad_create(&g, ref), FR_OK);
+    cr_assert_eq(fr_model_ws_create(&ws, ref, ex.n), FR_OK);
+    double loss;
+    cr_assert_eq(fr_model_loss_grad(ref, ws, &b, g, &loss), FR_OK, "%s", fr_errmsg());
+    const float *w = fr_model_params(ref), *gr = fr_grad_data(g), *wf = fr_model_params_const(fed);
+    double maxdiff = 0, maxmove = 0;
+    for (size_t p = 0; p < fr_model_n_shared(ref); p++) {
+        double want = (double)w[p] - 0.5 * (double)gr[p];
+        maxdiff = fmax(maxdiff, fabs(want - (double)wf[p]));
+        maxmove = fmax(maxmove, fabs(0.5 * (double)gr[p]));
+    }
+    cr_assert(maxmove > 1e-3, "the step must move the model (%g)", maxmove);
+    cr_assert(maxdiff < 2e-6, "fedavg vs full batch: max diff %g (largest move %g)", maxdiff, maxmove);
+    fri_examples_free(&ex);
+    fr_model_ws_free(ws);
+    fr_grad_free(g);
+    fr_model_free(ref);
+    fr_sim_free(sim);
+    data_free(&d);
+}
+
+Test(sasrec, model_file_round_trip_bit_for_bit) {
+    data d = gen();
+    fr_model_config c = config(&d);
+    c.heads = 4;
+    c.max_len = 9;
+    c.ffn_dim = 24;
+    c.n_layers = 3;
+    c.dropout = 0.35f;
+    fr_model *m = NULL, *l = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, d.train, &tc), FR_OK);
+    cr_assert_eq(fr_trainer_epoch(t, NULL), FR_OK);
+    fr_trainer_free(t);
+    uint8_t *bytes;
+    size_t n;
+    cr_assert_eq(fr_model_encode(m, NULL, &bytes, &n), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_model_decode(&l, bytes, n, "<mem>", NULL), FR_OK, "%s", fr_errmsg());
+    const fr_model_config *a = fr_model_config_of(l);
+    cr_assert_eq(a->kind, c.kind);
+    cr_assert(a->dim == 16 && a->n_layers == 3 && a->heads == 4 && a->max_len == 9 && a->ffn_dim == 24);
+    cr_assert_eq(a->dropout, 0.35f);
+    cr_assert_eq(fr_model_history_len(l), 9);
+    cr_assert_eq(fr_model_n_params(l), fr_model_n_params(m));
+    cr_assert(!memcmp(fr_model_params(l), fr_model_params(m), fr_model_n_params(m) * sizeof(float)));
+    uint8_t *again;
+    size_t n2;
+    cr_assert_eq(fr_model_encode(l, NULL, &again, &n2), FR_OK);
+    cr_assert(n2 == n && !memcmp(bytes, again, n), "encode(decode(x)) == x");
+    fr_model_bytes_free(again);
+    fr_model_bytes_free(bytes);
+    fr_model_free(l);
+    fr_model_free(m);
+    data_free(&d);
+}
