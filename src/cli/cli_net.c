@@ -195,7 +195,8 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_REAL("handshake-timeout", &handshake, 0, 86400, 0, "0 = none",
                       "S  close a TLS connection whose handshake has not ended this long after it was accepted (default 15)"),
         /* the model and federation, as train takes them */
-        ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf (default: mf for ratings, neumf for implicit data)"),
+        ARG_SPEC_STR("model", &o.model, "M  mf | bpr | gmf | mlp | neumf | lightgcn | lightfm | fm | sasrec (default: mf for ratings, "
+                     "neumf for implicit data)"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (default) | textbook"),
         ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size"),
         ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  rounds (default: the preset's)"),

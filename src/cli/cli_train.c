@@ -751,9 +751,10 @@ int cli_train(int argc, char **argv) {
         CLI_LOAD_SPECS(&lo),
         ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R | temporal-user:R (default loo)"),
         ARG_SPEC_STR("model", &o.model,
-                     "M  mf | bpr | gmf | mlp | neumf | pop | bias (default: mf for explicit ratings, neumf when "
-                     "every rating is equal or the data has evaluation negatives); pop and bias are baselines, "
-                     "with --centralized"),
+                     "M  mf | bpr | gmf | mlp | neumf | lightgcn | lightfm | fm | sasrec | pop | bias (default: mf "
+                     "for explicit ratings, neumf when every rating is equal or the data has evaluation negatives); "
+                     "lightgcn is a graph model, lightfm and fm read side features, sasrec a user's items in time "
+                     "order; pop and bias are baselines, with --centralized"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
         ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default: the table below)"),
         ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default: the table below)"),
@@ -855,7 +856,8 @@ int cli_train(int argc, char **argv) {
     const char *pos[1];
     int npos;
     const char *usage =
-        "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf|pop|bias] [--centralized] ...";
+        "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf|lightgcn|lightfm|fm|sasrec|pop|bias] "
+        "[--centralized] ...";
     int rc = args_parse("train", argc, argv, specs, pos, 0, &npos, usage);
     if (rc < 0) cli_train_defaults_help(o.preset); /* --help: the table of every model's defaults */
     if (rc) return rc < 0 ? 0 : rc;

@@ -15,7 +15,7 @@ typedef struct cli_train_opts {
     const char *test;         /* --test PATH: given test file (PATH is then the training file) */
     const char *negatives;    /* --negatives PATH: NCF .negative file */
     const char *split;        /* --split loo|ratio:0.8|temporal:0.8 (default loo) */
-    const char *model;        /* --model mf|bpr|gmf|mlp|neumf */
+    const char *model;        /* --model mf|bpr|gmf|mlp|neumf|lightgcn|lightfm|fm|sasrec|pop|bias */
     const char *preset;       /* --preset fedrec|textbook */
     uint64_t dim;             /* --dim D */
     uint64_t rounds;          /* --rounds R */
