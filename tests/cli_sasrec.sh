@@ -29,4 +29,7 @@ top=$(grep -o '"item":"\?[0-9]*' "$tmp/r.json" | head -1 | grep -o '[0-9]*$')
     --metrics-out "$tmp/f.jsonl" || fail "federated training"
 fhr=$(tail -1 "$tmp/f.jsonl" | grep -o '"hr@10":[0-9.]*' | head -1 | cut -d: -f2)
 awk -v h="$fhr" 'BEGIN { exit !(h > 0.5) }' || fail "federated hr@10 $fhr"
+# --neg is refused: one negative per position, whatever it says
+set +e; "$bin" train --data "$tmp/s" --model sasrec --neg 3 --quiet >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[ "$rc" = 2 ] && grep -q -- "--neg does not apply to sasrec" "$tmp/err" || fail "--neg 3: rc $rc, '$(cat "$tmp/err")'"
 echo "cli_sasrec: ok (centralized hr@10 $hr, federated $fhr)"

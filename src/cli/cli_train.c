@@ -286,6 +286,10 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
         pc.model.loss == FR_LOSS_MSE)
         return usage_err(o, "--neg applies to ranking models (sampled negatives); %s learns from the ratings alone",
                          fr_model_kind_name(kind));
+    if (o->model && GIVEN(negatives_per_pos) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        pc.model.max_len > 0)
+        return usage_err(o, "--neg does not apply to %s: it learns each position's next item against one sampled "
+                         "negative", fr_model_kind_name(kind));
     if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_dim_applies(&pc.model))
         return usage_err(o, "--dim does not size any part of %s (its embeddings are set by its MLP layout)",
@@ -485,11 +489,17 @@ static void header(const fr_run_config *c, const fr_data *data) {
     float alpha = cli_confidence_alpha(c, data);
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
     if (c->centralized) {
+        char negs[64];
+        if (c->model.max_len > 0) /* a sequence model: each position's next item against one negative */
+            snprintf(negs, sizeof negs, "one negative per position");
+        else
+            snprintf(negs, sizeof negs, "%u negatives per positive",
+                     c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives);
         printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
-               "batch %u, %u negatives per positive%s, %u epochs\n",
+               "batch %u, %s%s, %u epochs\n",
                kind, fr_data_describe(data), fr_dataset_n_users(tr), fr_dataset_n_items(tr),
                fr_dataset_n_interactions(tr), fr_optim_kind_name(c->train.optim.kind), (double)c->train.optim.lr,
-               c->train.batch, c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives, conf, c->loop.steps);
+               c->train.batch, negs, conf, c->loop.steps);
         cli_flush_stdout();
         return;
     }
