@@ -27,6 +27,20 @@ static bool parse_u(const char *s, size_t n, uint64_t max, uint64_t *out) {
     return true;
 }
 
+/* The line of d[0, n) at *i (without its '\n' or a '\r' before it) into *s, its length
+ * returned; *i moves past it and *line counts it. SIZE_MAX when no line is left. */
+static size_t next_line(const uint8_t *d, size_t n, size_t *i, const char **s, size_t *line) {
+    if (*i >= n) return SIZE_MAX;
+    size_t j = *i;
+    while (j < n && d[j] != '\n') j++;
+    size_t len = j - *i;
+    if (len && d[*i + len - 1] == '\r') len--;
+    *s = (const char *)d + *i;
+    *i = j + 1;
+    ++*line;
+    return len;
+}
+
 static fr_err parse_line(fr_federation *f, const char *path, size_t line, const char *s, size_t n, bool *seen) {
     size_t k = 0;
     while (k < n && s[k] != ' ' && s[k] != '\t') k++;
@@ -111,16 +125,9 @@ fr_err fr_federation_load(const char *path, fr_federation *f) {
     fr_err e = fri_read_file(path, &d, &n);
     bool seen[K_N] = {0};
     size_t line = 0;
-    for (size_t i = 0; !e && i < n;) {
-        size_t j = i;
-        while (j < n && d[j] != '\n') j++;
-        size_t len = j - i;
-        if (len && d[i + len - 1] == '\r') len--;
-        line++;
-        const char *s = (const char *)d + i;
+    const char *s;
+    for (size_t i = 0, len; !e && (len = next_line(d, n, &i, &s, &line)) != SIZE_MAX;)
         if (len && s[0] != '#') e = parse_line(f, path, line, s, len, seen);
-        i = j + 1;
-    }
     for (int k = 0; !e && k < K_N; k++)
         if (!seen[k] && k != K_WEIGHTED) /* weighted: optional (0) */
             e = fri_fail(FR_ERR_PARSE, "%s%s: no '%s' line (not a federation file written by fedrec data shard?)",
@@ -148,14 +155,8 @@ fr_err fr_popularity_load(const char *path, uint32_t n_items, double **out) {
     if (!w) e = FR_ERR_NOMEM;
     size_t line = 0;
     uint32_t k = 0;
-    for (size_t i = 0; !e && i < n;) {
-        size_t j = i;
-        while (j < n && d[j] != '\n') j++;
-        size_t len = j - i;
-        if (len && d[i + len - 1] == '\r') len--;
-        line++;
-        const char *s = (const char *)d + i;
-        i = j + 1;
+    const char *s;
+    for (size_t i = 0, len; !e && (len = next_line(d, n, &i, &s, &line)) != SIZE_MAX;) {
         if (!len || s[0] == '#') continue;
         double v = 0;
         if (k == n_items)

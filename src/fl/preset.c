@@ -30,6 +30,20 @@ static bool is(const char *kind, const char *a, const char *b, const char *c) {
     return !strcmp(kind, a) || (b && !strcmp(kind, b)) || (c && !strcmp(kind, c));
 }
 
+/* The implicit models' federated rule: item rows take the sum of the round's deltas and
+ * step by SGD at item_lr decayed by decay a round; Adam 0.006 for the dense layers and
+ * the private rows, B = 32, 4 sampled negatives a positive. */
+static void summed_item_rows(fr_run_config *c, float item_lr, float decay) {
+    c->fl.item_sum = true;
+    fr_optim_config_default(&c->fl.local, FR_OPTIM_ADAM);
+    c->fl.local.lr = 0.006f;
+    c->fl.batch = 32;
+    c->fl.negatives = 4;
+    fr_optim_config_default(&c->fl.item_local, FR_OPTIM_SGD);
+    c->fl.item_local.lr = item_lr;
+    c->fl.item_lr_decay = decay;
+}
+
 /* fedrec's tuned federated settings (measured on ml-100k, docs/ARCHITECTURE.md). */
 static void fedrec_federated(fr_run_config *c, const char *k) {
     if (is(k, "gmf", "mlp", "neumf")) {
@@ -50,42 +64,21 @@ static void fedrec_federated(fr_run_config *c, const char *k) {
     } else if (is(k, "bpr", NULL, NULL)) {
         /* the NCF models' item-row rule, and 4 sampled negatives per positive (one
          * negative a positive left the loss at ln 2 for dozens of rounds) */
-        c->fl.item_sum = true;
-        fr_optim_config_default(&c->fl.local, FR_OPTIM_ADAM);
-        c->fl.local.lr = 0.006f;
-        c->fl.batch = 32;
-        c->fl.negatives = 4;
-        fr_optim_config_default(&c->fl.item_local, FR_OPTIM_SGD);
-        c->fl.item_local.lr = 0.8f;
-        c->fl.item_lr_decay = 0.96f;
+        summed_item_rows(c, 0.8f, 0.96f);
         c->loop.steps = 40;
     } else if (is(k, "lightgcn", NULL, NULL)) {
         /* bpr's rule with a far smaller item-row rate: every step of a client moves all
          * of its own items' rows (its propagation reads them), so the round's summed
          * deltas are larger (item lr 0.8 and 0.2 diverged); tuned on a leave-one-out
          * validation split of ml-100k-loo's train.rating (docs/ARCHITECTURE.md) */
-        c->fl.item_sum = true;
-        fr_optim_config_default(&c->fl.local, FR_OPTIM_ADAM);
-        c->fl.local.lr = 0.006f;
-        c->fl.batch = 32;
-        c->fl.negatives = 4;
-        fr_optim_config_default(&c->fl.item_local, FR_OPTIM_SGD);
-        c->fl.item_local.lr = 0.05f;
-        c->fl.item_lr_decay = 0.99f;
+        summed_item_rows(c, 0.05f, 0.99f);
         c->loop.steps = 60;
     } else if (is(k, "lightfm", "fm", NULL)) {
         /* bpr's federated rule (item rows summed, SGD 0.8 decayed by round; Adam for the
          * feature tables and the private rows), 4 negatives; bpr, not WARP: a client's
          * WARP draws only among the rows it loaded (model_hybrid.c); 40 rounds, the peak
          * on the validation split (HR@10 0.652 at 40, 0.648 at 60; centralized 0.668) */
-        c->fl.item_sum = true;
-        fr_optim_config_default(&c->fl.local, FR_OPTIM_ADAM);
-        c->fl.local.lr = 0.006f;
-        c->fl.batch = 32;
-        c->fl.negatives = 4;
-        fr_optim_config_default(&c->fl.item_local, FR_OPTIM_SGD);
-        c->fl.item_local.lr = 0.8f;
-        c->fl.item_lr_decay = 0.96f;
+        summed_item_rows(c, 0.8f, 0.96f);
         c->loop.steps = 40;
     } else if (is(k, "mf", NULL, NULL)) {
         /* item rows take the sum of the clients' deltas (three local epochs of SGD 0.03)

@@ -484,6 +484,20 @@ uint32_t fr_model_history_len(const fr_model *m) {
     return m->fam->history_len ? m->fam->history_len(&m->cfg) : 0;
 }
 
+/* The workspace a scoring call of n pairs uses: ws, checked against m, or (ws NULL) a
+ * new one in *own, for the caller to free. */
+static fr_err ws_for(const fr_model *m, fr_model_ws **ws, size_t n, fr_model_ws **own) {
+    *own = NULL;
+    if (!*ws) {
+        fr_err e = fr_model_ws_create(own, m, n < 256 ? (n ? n : 1) : 256);
+        if (e) return e;
+        *ws = *own;
+    } else if (!ws_matches(*ws, m)) {
+        return fri_fail(FR_ERR_INVALID, "workspace made for another model shape");
+    }
+    return FR_OK;
+}
+
 fr_err fr_model_score_history(const fr_model *m, fr_model_ws *ws, const uint32_t *hist, uint32_t hist_len,
                               const uint32_t *items, size_t n, float *out) {
     const uint32_t L = fr_model_history_len(m);
@@ -498,13 +512,8 @@ fr_err fr_model_score_history(const fr_model *m, fr_model_ws *ws, const uint32_t
         if (items[i] >= m->cfg.n_items)
             return fri_fail(FR_ERR_RANGE, "score item %zu: %u, the model has %u items", i, items[i], m->cfg.n_items);
     fr_model_ws *own = NULL;
-    if (!ws) {
-        fr_err e = fr_model_ws_create(&own, m, n < 256 ? (n ? n : 1) : 256);
-        if (e) return e;
-        ws = own;
-    } else if (!ws_matches(ws, m)) {
-        return fri_fail(FR_ERR_INVALID, "workspace made for another model shape");
-    }
+    fr_err e = ws_for(m, &ws, n, &own);
+    if (e) return e;
     for (size_t at = 0; at < n; at += ws->max_batch) {
         size_t B = n - at < ws->max_batch ? n - at : ws->max_batch;
         m->fam->score_history(m, ws->fws, hist, items + at, B, out + at);
@@ -527,13 +536,8 @@ fr_err fr_model_score(const fr_model *m, fr_model_ws *ws, const uint32_t *users,
                             items[i], m->cfg.n_items);
     }
     fr_model_ws *own = NULL;
-    if (!ws) {
-        fr_err e = fr_model_ws_create(&own, m, n < 256 ? (n ? n : 1) : 256);
-        if (e) return e;
-        ws = own;
-    } else if (!ws_matches(ws, m)) {
-        return fri_fail(FR_ERR_INVALID, "workspace made for another model shape");
-    }
+    fr_err e = ws_for(m, &ws, n, &own);
+    if (e) return e;
     for (size_t at = 0; at < n; at += ws->max_batch) {
         size_t B = n - at < ws->max_batch ? n - at : ws->max_batch;
         m->fam->score(m, ws->fws, users + at, items + at, B, out + at);
