@@ -220,20 +220,10 @@ fr_err fri_result_encode_compressed(const fr_update *u, const fr_fl_config *cfg,
                                     uint64_t examples, double loss_sum, float *residual, fri_compress_ws **cwp,
                                     uint8_t **buf, size_t *cap, size_t *n) {
     *n = 0;
-    if (u->n_tables > FR_UPDATE_MAX_TABLES)
-        return fri_fail(FR_ERR_INVALID, "RESULT: %u tables, at most %d supported", u->n_tables, FR_UPDATE_MAX_TABLES);
-    uint32_t maxw = FR_COMPRESS_BLOCK;
-    for (uint32_t t = 0; t < u->n_tables; t++) {
-        const fr_update_table *tb = &u->tables[t];
-        if (tb->width == 0) return fri_fail(FR_ERR_INVALID, "RESULT: table %u has width 0, expected >= 1", t);
-        maxw = tb->width > maxw ? tb->width : maxw;
-        for (uint32_t i = 1; i < tb->count; i++)
-            if (tb->ids[i] <= tb->ids[i - 1])
-                return fri_fail(FR_ERR_INVALID, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids",
-                                t, tb->ids[i], i, tb->ids[i - 1]);
-    }
-    fr_err e = fri_update_check(u, cfg, bound);
+    fr_err e = fri_result_update_valid(u, cfg, bound);
     if (e) return e;
+    uint32_t maxw = FR_COMPRESS_BLOCK;
+    for (uint32_t t = 0; t < u->n_tables; t++) maxw = u->tables[t].width > maxw ? u->tables[t].width : maxw;
     const uint32_t mode = cfg->compress_up, D = u->dense_len;
     const bool topk = cfg->compress_topk > 0;
     if (topk && D && !residual)

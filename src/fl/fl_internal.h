@@ -31,6 +31,10 @@ FR_NODISCARD fr_err fri_update_check_finite(const fr_update *u);
 /* The same, and FR_ERR_RANGE naming the round if a quantized value would exceed bound
  * (0: fr_fl_fixed_bound(1)). */
 FR_NODISCARD fr_err fri_update_check(const fr_update *u, const fr_fl_config *cfg, uint64_t bound);
+/* What a RESULT may carry, before it is encoded (plain or compressed): at most
+ * FR_UPDATE_MAX_TABLES tables, each of width >= 1 with increasing row ids, and
+ * fri_update_check. FR_ERR_INVALID / FR_ERR_RANGE naming what is wrong. */
+FR_NODISCARD fr_err fri_result_update_valid(const fr_update *u, const fr_fl_config *cfg, uint64_t bound);
 /* The largest |value| of n little-endian int64 at p (any alignment), or of an array. */
 uint64_t fri_fl_max_abs_le(const uint8_t *p, size_t n);
 uint64_t fri_fl_max_abs(const int64_t *v, size_t n);

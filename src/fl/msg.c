@@ -149,9 +149,7 @@ size_t fri_result_update_size(const fr_update *u) {
     return n;
 }
 
-fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uint64_t bound, uint32_t config_crc,
-                                uint64_t examples, double loss_sum, uint8_t *buf, size_t cap, size_t *n) {
-    *n = 0;
+fr_err fri_result_update_valid(const fr_update *u, const fr_fl_config *cfg, uint64_t bound) {
     if (u->n_tables > FR_UPDATE_MAX_TABLES)
         return fri_fail(FR_ERR_INVALID, "RESULT: %u tables, at most %d supported", u->n_tables, FR_UPDATE_MAX_TABLES);
     for (uint32_t t = 0; t < u->n_tables; t++) {
@@ -162,7 +160,13 @@ fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uin
                 return fri_fail(FR_ERR_INVALID, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids",
                                 t, tb->ids[i], i, tb->ids[i - 1]);
     }
-    fr_err e = fri_update_check(u, cfg, bound);
+    return fri_update_check(u, cfg, bound);
+}
+
+fr_err fri_result_encode_update(const fr_update *u, const fr_fl_config *cfg, uint64_t bound, uint32_t config_crc,
+                                uint64_t examples, double loss_sum, uint8_t *buf, size_t cap, size_t *n) {
+    *n = 0;
+    fr_err e = fri_result_update_valid(u, cfg, bound);
     if (e) return e;
     size_t total = fri_result_update_size(u);
     if (total == 0) return fri_fail(FR_ERR_INVALID, "RESULT: encoded size overflows size_t");
