@@ -871,6 +871,8 @@ struct fri_net_client {
     size_t max_reply;
     int rmin, rmax;           /* reconnect backoff, ms */
     int stall;                /* dial_stall_ms */
+    uint64_t stall_last;      /* guarded by mu: the dialer's activity when last seen (see wait_aio) */
+    int64_t stall_since;      /* guarded by mu: since when it has not moved, ms */
     pthread_mutex_t mu;       /* one request at a time */
     pthread_mutex_t amu;      /* the aio's completion */
     pthread_cond_t acv;
@@ -927,17 +929,17 @@ static uint64_t dial_activity(fri_net_client *c) {
 
 /* Waits for the aio to complete (its own timeout bounds the wait). While the client has
  * no connection it watches the dialer: nng 1.5.2's TLS dialer can stop for good when a
- * server closes a connection during the handshake (a server stopping), and waits forever
- * in a handshake the server never answers. When the dialer's attempt counters have not
- * moved for reconnect_max + dial_stall (a backoff wait, then an attempt that shows no
- * outcome), the dialer is replaced with the same backoff and TLS configuration. (With
- * nng's mbedTLS engine nng then leaked the abandoned connection, ~35 KB; fedrec's
- * engine has it finalised: see docs/ARCHITECTURE.md.) */
+ * server closes a connection during the handshake (a server stopping, or refusing a
+ * connection over its limit), and waits forever in a handshake the server never answers.
+ * When the dialer's attempt counters have not moved for reconnect_max + dial_stall (a
+ * backoff wait, then an attempt that shows no outcome), the dialer is replaced with the
+ * same backoff and TLS configuration. The stall is measured across requests (the state
+ * lives in the client, under mu): a client asking with timeouts shorter than the stall
+ * still sees it. (With nng's mbedTLS engine nng then leaked the abandoned connection,
+ * ~35 KB; fedrec's engine has it finalised: see docs/ARCHITECTURE.md.) */
 static void wait_aio(fri_net_client *c) {
     int64_t limit = (int64_t)c->rmax + c->stall;
     int64_t check = c->stall / 4 < 250 ? 250 : c->stall / 4;
-    uint64_t last = UINT64_MAX;
-    int64_t since = (int64_t)nng_clock();
     pthread_mutex_lock(&c->amu);
     while (!c->adone) {
         struct timespec ts;
@@ -948,22 +950,22 @@ static void wait_aio(fri_net_client *c) {
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&c->acv, &c->amu, &ts);
         if (c->adone) continue;
-        if (atomic_load(&c->connected) > 0 || c->stall == 0) {
-            last = UINT64_MAX;
-            since = (int64_t)nng_clock();
-            continue;
-        }
         pthread_mutex_unlock(&c->amu);
-        uint64_t now = dial_activity(c);
         int64_t t = (int64_t)nng_clock();
-        if (now != last) {
-            last = now;
-            since = t;
-        } else if (t - since >= limit) {
-            nng_dialer_close(c->dialer);
-            if (start_dialer(c) == 0) atomic_fetch_add(&c->redials, 1);
-            last = UINT64_MAX;
-            since = t;
+        if (atomic_load(&c->connected) > 0 || c->stall == 0) {
+            c->stall_last = UINT64_MAX;
+            c->stall_since = t;
+        } else {
+            uint64_t now = dial_activity(c);
+            if (now != c->stall_last) {
+                c->stall_last = now;
+                c->stall_since = t;
+            } else if (t - c->stall_since >= limit) {
+                nng_dialer_close(c->dialer);
+                if (start_dialer(c) == 0) atomic_fetch_add(&c->redials, 1);
+                c->stall_last = UINT64_MAX;
+                c->stall_since = t;
+            }
         }
         pthread_mutex_lock(&c->amu);
     }
@@ -1019,6 +1021,8 @@ fr_err fri_net_client_open(fri_net_client **out, const fri_net_client_opts *o) {
     c->rmin = o->reconnect_min_ms;
     c->rmax = o->reconnect_max_ms;
     c->stall = o->dial_stall_ms;
+    c->stall_last = UINT64_MAX;
+    c->stall_since = (int64_t)nng_clock();
     c->url = fri_strdup(o->url);
     if (!c->url) {
         fri_net_client_close(c);
