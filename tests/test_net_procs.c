@@ -458,6 +458,43 @@ Test(net_procs, secagg_round_below_threshold_is_retried, .timeout = 240) {
     free(f.dir);
 }
 
+/* DP together with secure aggregation over the network. Poisson sampling at q = 1/8 makes
+ * rounds of 0, 1 and more clients (the seed is chosen so these 8 rounds have all three).
+ * The rule (fri_dp_secagg_plain), the simulator's and the server's alike: 2 or more run
+ * under masks; 1 runs plain (the server learns that client's update from the sum anyway,
+ * and the noise is the server's); 0 is the server's noise alone. The result is train's
+ * model with --secagg bit for bit, and train's without it (masks change no bit). */
+Test(net_procs, dp_secagg_equivalence_with_the_simulator, .timeout = 240) {
+    fed f;
+    fed_make(&f, 8, 60, 240);
+    const char *opts = "--rounds 8 --seed 11 --model mf --clients-per-round 1 --dp-clip 0.5 --dp-noise 0.9 "
+                       "--dp-seeded-noise";
+    char sopts[512];
+    snprintf(sopts, sizeof sopts, "%s --secagg --min-clients 8 --retry 0.02", opts);
+    run_federation(&f, sopts);
+    cr_assert_eq(sh("%s train --data %s %s --secagg --quiet --out %s/simsa.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data,
+                    opts, f.dir), 0, "train --secagg with DP");
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data, opts,
+                    f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "simsa.fr"), "the networked DP secure model differs from the simulator's");
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked DP secure model differs from the plain DP one");
+    /* the rounds had 0, 1 and >= 2 sampled clients; masks ran exactly for those of >= 2 */
+    char m[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    unsigned seen[3] = {0, 0, 0};
+    for (unsigned r = 1; r <= 8; r++) {
+        long k = round_field(m, r, "sampled"), sv = round_field(m, r, "secagg_survivors");
+        cr_assert_geq(k, 0, "round %u was not applied", r);
+        seen[k >= 2 ? 2 : k]++;
+        cr_assert_eq(sv, k >= 2 ? k : 0, "round %u: %ld sampled, %ld in the secure sum", r, k, sv);
+    }
+    cr_assert(seen[0] && seen[1] && seen[2], "rounds of 0, 1, >=2 clients: %u, %u, %u (pick another seed)", seen[0],
+              seen[1], seen[2]);
+    cr_assert_eq(count_in(f.dir, "server.log", "refused"), 0);
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 /* Counts read as confidence weights (--implicit-weight): the server gives the federation
  * the presets' alpha as train does, and the clients weigh by their counts. */
 Test(net_procs, equivalence_with_weighted_implicit_data, .timeout = 240) {

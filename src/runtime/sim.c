@@ -478,7 +478,8 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
     fr_err e = fr_round_begin(s->ctl, &s->ids, &k);
     if (e) return e;
     s->epoch++;
-    if (s->secagg && (e = secagg_open(s, round, k))) {
+    /* DP rounds of fewer than 2 sampled clients run without masks (fri_dp_secagg_plain) */
+    if (s->secagg && !fri_dp_secagg_plain(&s->cfg, k) && (e = secagg_open(s, round, k))) {
         secagg_free(s->sa);
         s->sa = NULL;
         fr_round_abort(s->ctl);

@@ -482,10 +482,7 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     if (fr_fl_dp_on(fcfg) && c->over_select != 0)
         return fri_fail(FR_ERR_INVALID, "server: over-selection %g with differential privacy: DP rounds sample every "
                         "client of the federation with probability q (Poisson), as the accountant assumes", c->over_select);
-    if (c->secagg && fr_fl_dp_on(fcfg))
-        return fri_fail(FR_ERR_UNSUPPORTED, "server: secure aggregation with differential privacy is not supported over "
-                        "the network yet (a Poisson round may sample fewer than 2 clients)");
-    if (c->secagg && fri_fl_want(fcfg, n_clients) < 2)
+    if (c->secagg && !fr_fl_dp_on(fcfg) && fri_fl_want(fcfg, n_clients) < 2)
         return fri_fail(FR_ERR_INVALID, "server: secure aggregation needs at least 2 clients a round, the federation's "
                         "rounds take %u", fri_fl_want(fcfg, n_clients));
     if (c->target_epsilon > 0 && !(fr_fl_dp_on(fcfg) && fcfg->dp_noise > 0))
@@ -733,7 +730,9 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     s->k = k;
     s->target = fr_round_target(s->ctl);
     s->round = fr_round_completed(s->ctl) + 1;
-    if (s->c.secagg && (e = sa_open(s))) {
+    /* DP rounds of fewer than 2 sampled clients run without masks (fri_dp_secagg_plain):
+     * plain TASKs and RESULTs, as the simulator's */
+    if (s->c.secagg && !fri_dp_secagg_plain(fr_round_fl_config(s->ctl), k) && (e = sa_open(s))) {
         fr_round_abort(s->ctl);
         return fri_fail_prefix(e, "round %u: secure aggregation", s->round);
     }
