@@ -495,6 +495,42 @@ Test(net_procs, dp_secagg_equivalence_with_the_simulator, .timeout = 240) {
     free(f.dir);
 }
 
+/* Top-k compression over the network: each client keeps its error-feedback residual in its
+ * state file. Client 2 is killed (SIGKILL) after round 2 is applied, while it waits out
+ * --delay before stepping round 3 (its state is round 2's), and restarted from its state
+ * file: its residual survives, so the model is train's --compress topk:K bit for bit (and
+ * differs from the uncompressed one). */
+Test(net_procs, topk_equivalence_with_a_client_restart, .timeout = 240) {
+    fed f;
+    fed_make_opts(&f, 6, 50, 200, "--implicit");
+    const char *opts = "--rounds 4 --seed 3 --model neumf --dim 8 --compress topk:40,q8";
+    int port = free_port();
+    char sopts[512];
+    snprintf(sopts, sizeof sopts, "%s --min-clients 6 --retry 0.02", opts);
+    pid_t srv = start_server(&f, port, sopts);
+    pid_t cl[6];
+    for (uint32_t c = 0; c < 6; c++) cl[c] = c == 2 ? start_client_slow(&f, port, c, 3) : start_client(&f, port, c);
+    char m[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    double until = now_s() + 90;
+    while (last_round(m) < 2 && now_s() < until) usleep(10000);
+    cr_assert_eq(last_round(m), 2, "round 2 was not applied in time");
+    kill(-cl[2], SIGKILL); /* within its 3 s delay: round 3 not stepped yet */
+    wait_for(cl[2], 5);
+    cr_assert_eq(last_round(m), 2, "round 3 closed without client 2");
+    cl[2] = start_client(&f, port, 2); /* from its state file: rows and residual of round 2 */
+    finish(&f, srv, cl, 6);
+    cr_assert_eq(last_round(m), 4);
+    cr_assert_eq(sh("%s train --data %s --implicit %s --quiet --out %s/sim.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data,
+                    opts, f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked top-k model differs from the simulator's");
+    cr_assert_eq(sh("%s train --data %s --implicit --rounds 4 --seed 3 --model neumf --dim 8 --compress q8 --quiet "
+                    "--out %s/sim0.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data, f.dir), 0);
+    cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "top-k changed nothing");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 /* Counts read as confidence weights (--implicit-weight): the server gives the federation
  * the presets' alpha as train does, and the clients weigh by their counts. */
 Test(net_procs, equivalence_with_weighted_implicit_data, .timeout = 240) {
