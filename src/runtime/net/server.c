@@ -644,13 +644,15 @@ static void sa_close_session(fr_net_server *s) {
 }
 
 /* The secure session of the round just sampled: its k parties by position, k and t so
- * that 10% of them may drop out (failing with chance 2^-40), as the simulator's. */
+ * that 10% of them may drop out (failing with chance 2^-30, splitting with 2^-40), as the
+ * simulator's. */
 static fr_err sa_open(fr_net_server *s) {
     sa_close_session(s);
     if (s->k < 2)
         return fri_fail(FR_ERR_EMPTY, "secure aggregation needs at least 2 clients a round, %u sampled", s->k);
     fr_sa_params p;
-    fr_err e = fr_sa_params_choose(&p, s->k, s->sa_len, 0.1, 40);
+    fr_err e = fr_sa_params_choose_split(&p, s->k, s->sa_len, FR_SA_ROUND_DROPOUT, FR_SA_ROUND_SIGMA,
+                                         FR_SA_ROUND_ETA);
     if (e) return e;
     p.session = s->round;
     p.graph_seed = fr_round_fl_config(s->ctl)->seed ^ ((uint64_t)s->round << 32);
