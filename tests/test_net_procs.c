@@ -375,11 +375,10 @@ Test(net_procs, secagg_equivalence_with_the_simulator, .timeout = 240) {
  * self masks from the others' shares, so their inputs still count (round 1 sums all 8);
  * they restart from their state files and the federation completes every round with the
  * same model as the simulator with everyone taking part. */
-Test(net_procs, secagg_clients_killed_between_masking_and_unmasking, .timeout = 240) {
+static void killed_between_masking_and_unmasking(const char *opts) {
     fed f;
     fed_make(&f, 8, 60, 240);
     int port = free_port();
-    const char *opts = "--rounds 3 --seed 5 --model mf";
     char sopts[512];
     snprintf(sopts, sizeof sopts, "%s --secagg --secagg-deadline 3 --retry 0.02 --min-clients 8", opts);
     pid_t srv = start_server(&f, port, sopts);
@@ -414,6 +413,19 @@ Test(net_procs, secagg_clients_killed_between_masking_and_unmasking, .timeout = 
     cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the model differs from the simulator's with every client");
     tu_rmtree(f.dir);
     free(f.dir);
+}
+
+Test(net_procs, secagg_clients_killed_between_masking_and_unmasking, .timeout = 240) {
+    killed_between_masking_and_unmasking("--rounds 3 --seed 5 --model mf");
+}
+
+/* The same under DP (q = 1: every client sampled every round, so each round is a secure
+ * one of 8): the recovery rebuilds the killed clients' self masks, the unmasked sum is the
+ * one with every client, and the server's noise is added to it after, whatever dropped
+ * out (seeded here): train's DP model bit for bit. */
+Test(net_procs, dp_secagg_clients_killed_between_masking_and_unmasking, .timeout = 240) {
+    killed_between_masking_and_unmasking("--rounds 3 --seed 5 --model mf --clients-per-round 8 --dp-clip 0.5 "
+                                         "--dp-noise 0.9 --dp-seeded-noise");
 }
 
 /* Fewer than t parties left to unmask (3 of 4 killed after masking; k 3, t 2): the sum
