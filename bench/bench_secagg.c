@@ -3,7 +3,13 @@
  * line per scenario with the seconds of each stage, summed over the clients (the work of
  * a simulated round) and per client (what one device spends), and the server's, beside a
  * plain sum of the same vectors; the unmasked sum is checked against the plain one.
- *   bench_secagg [--n 100] [--len 55506] [--dropout 0.1] [--sigma 40] [--k K --t T] [--reps 3]
+ *   bench_secagg [--n 100] [--len 55506] [--dropout 0.1] [--sigma 40] [--eta E] [--k K --t T] [--reps 3] [--wall]
+ * Seconds are this thread's CPU time unless --wall.
+ * (--eta: the correctness target apart from sigma, fr_sa_params_choose_split; default sigma).
+ * The critical path of a deployed round, where each client runs on its own device in
+ * parallel: the slowest client's own seconds (keys, shares, mask, unmask) plus all of the
+ * server's (receiving every message, closing the stages, the recovery), taken one after
+ * the other (no overlap counted).
  * Scenarios: no dropout; a fraction `dropout` of the clients gone after ShareKeys (their
  * pairwise masks are rebuilt); the same fraction gone between MaskedInput and Unmasking
  * (their self masks are rebuilt from the others' shares).
@@ -15,9 +21,14 @@
 
 #include "fedrec/privacy.h"
 
+static clockid_t g_clock = CLOCK_THREAD_CPUTIME_ID; /* --wall: CLOCK_MONOTONIC */
+
+/* This thread's CPU seconds (default: every party runs on this one thread, so that is the
+ * work each does, which a shared machine's load inflates far less than wall time), or
+ * the wall clock with --wall. */
 static double now_s(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(g_clock, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -28,6 +39,7 @@ static int die(const char *what) {
 
 typedef struct times {
     double c[4], s[4]; /* clients' and server's seconds per stage: keys, shares, mask, unmask+finish */
+    double c_max;      /* the slowest client's own seconds over the four stages (the critical path's) */
     double plain;
     uint32_t survivors;
 } times;
@@ -38,6 +50,7 @@ static int session(const fr_sa_params *p, int64_t **x, const uint8_t *stop, time
     fr_sa_client **c = calloc(p->n, sizeof *c);
     int64_t *sum = malloc(p->len * 8), *want = calloc(p->len, 8);
     bool *in = calloc(p->n, 1);
+    double *own = calloc(p->n, sizeof *own); /* each client's seconds */
     memset(tm, 0, sizeof *tm);
     double t0 = now_s();
     if (fr_sa_server_create(&s, p)) return die("server");
@@ -48,6 +61,7 @@ static int session(const fr_sa_params *p, int64_t **x, const uint8_t *stop, time
                 t0 = now_s();
                 if (fr_sa_client_create(&c[u], p, u)) return die("client");
                 tm->c[0] += now_s() - t0;
+                own[u] += now_s() - t0;
             }
             if (stop[u] == st + 1 || !fr_sa_server_has(s, u)) continue;
             uint8_t *m = NULL, *out = NULL;
@@ -64,6 +78,7 @@ static int session(const fr_sa_params *p, int64_t **x, const uint8_t *stop, time
             if (fr_sa_server_receive(s, out, on)) return die("server receive");
             double t3 = now_s();
             tm->c[st] += t2 - t1;
+            own[u] += t2 - t1;
             tm->s[st] += (t1 - t0) + (t3 - t2);
             if (st == 2) in[u] = true;
             fr_sa_bytes_free(m, mn);
@@ -83,6 +98,9 @@ static int session(const fr_sa_params *p, int64_t **x, const uint8_t *stop, time
     }
     tm->plain = now_s() - t0;
     int bad = memcmp(sum, want, p->len * 8) != 0;
+    for (uint32_t u = 0; u < p->n; u++)
+        if (own[u] > tm->c_max) tm->c_max = own[u];
+    free(own);
     for (uint32_t u = 0; u < p->n; u++) fr_sa_client_free(c[u]);
     fr_sa_server_free(s);
     free(c);
@@ -94,23 +112,31 @@ static int session(const fr_sa_params *p, int64_t **x, const uint8_t *stop, time
 }
 
 int main(int argc, char **argv) {
-    uint32_t n = 100, sigma = 40, k = 0, t = 0;
+    uint32_t n = 100, sigma = 40, eta = 0, k = 0, t = 0;
     uint64_t len = 55506;
     double dropout = 0.1;
     int reps = 3;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--wall")) {
+            g_clock = CLOCK_MONOTONIC;
+            memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof *argv);
+            argc--;
+            break;
+        }
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "--n")) n = (uint32_t)atol(v);
         else if (!strcmp(a, "--len")) len = (uint64_t)atoll(v);
         else if (!strcmp(a, "--dropout")) dropout = atof(v);
         else if (!strcmp(a, "--sigma")) sigma = (uint32_t)atol(v);
+        else if (!strcmp(a, "--eta")) eta = (uint32_t)atol(v);
         else if (!strcmp(a, "--k")) k = (uint32_t)atol(v);
         else if (!strcmp(a, "--t")) t = (uint32_t)atol(v);
         else if (!strcmp(a, "--reps")) reps = atoi(v);
         else { fprintf(stderr, "bench_secagg: unknown option %s\n", a); return 2; }
     }
     fr_sa_params p;
-    if (fr_sa_params_choose(&p, n, len, dropout, sigma)) return die("params");
+    if (fr_sa_params_choose_split(&p, n, len, dropout, sigma, eta ? eta : sigma)) return die("params");
     if (k) { p.k = k; p.t = t ? t : k / 2 + 1; }
     p.graph_seed = 1;
     if (fr_sa_params_check(&p)) return die("params");
@@ -142,10 +168,11 @@ int main(int argc, char **argv) {
         printf("{\"scenario\":\"%s\",\"n\":%u,\"k\":%u,\"t\":%u,\"len\":%llu,\"dropped\":%u,\"survivors\":%u,"
                "\"keys_clients_s\":%.4f,\"keys_server_s\":%.4f,\"mask_clients_s\":%.4f,\"mask_server_s\":%.4f,"
                "\"unmask_clients_s\":%.4f,\"recovery_server_s\":%.4f,\"total_s\":%.4f,"
-               "\"per_client_s\":%.5f,\"plain_sum_s\":%.5f,\"exact\":true}\n",
+               "\"per_client_s\":%.5f,\"slowest_client_s\":%.5f,\"server_s\":%.4f,\"critical_path_s\":%.4f,"
+               "\"plain_sum_s\":%.5f,\"exact\":true}\n",
                names[sc], p.n, p.k, p.t, (unsigned long long)p.len, sc ? gone : 0, best.survivors, keys_c, keys_s,
                best.c[2], best.s[2], best.c[3], best.s[3], best_total, (keys_c + best.c[2] + best.c[3]) / n,
-               best.plain);
+               best.c_max, keys_s + best.s[2] + best.s[3], best.c_max + keys_s + best.s[2] + best.s[3], best.plain);
         fflush(stdout);
     }
     for (uint32_t u = 0; u < n; u++) free(x[u]);

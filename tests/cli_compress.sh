@@ -3,7 +3,7 @@
 # metrics' bytes_up), --compress-down q8 fewer bytes down, --compress none is the plain
 # run bit for bit, a compressed run is the same model with 1 and 2 threads; combinations
 # that make no sense (DP, secure aggregation, --centralized, bad forms) are refused with a
-# message, and fedrec server refuses topk (its clients' state files keep no residual).
+# message.
 set -euo pipefail
 bin="$1"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -45,8 +45,6 @@ refuse "secure aggregation" "${base[@]}" --compress q8 --secagg
 refuse "secure aggregation" "${base[@]}" --compress q16 --private
 "$bin" "${base[@]}" --compress-down q8 --dp-clip 1 --out "$tmp/dpdown.fr" >/dev/null 2>&1 || fail "--compress-down with DP refused"
 refuse "compress" train --data "$tmp/r.tsv" --implicit --centralized --epochs 1 --compress q8
-refuse "top-k keeps what it did not send" server --listen tcp://127.0.0.1:1 --federation "$tmp" --tokens "$tmp/r.tsv" \
-    --insecure --compress topk:5
 refuse "secure aggregation" server --listen tcp://127.0.0.1:1 --federation "$tmp" --tokens "$tmp/r.tsv" --insecure \
     --compress q8 --secagg
 refuse "secure aggregation" server --listen tcp://127.0.0.1:1 --federation "$tmp" --tokens "$tmp/r.tsv" --insecure \

@@ -375,11 +375,10 @@ Test(net_procs, secagg_equivalence_with_the_simulator, .timeout = 240) {
  * self masks from the others' shares, so their inputs still count (round 1 sums all 8);
  * they restart from their state files and the federation completes every round with the
  * same model as the simulator with everyone taking part. */
-Test(net_procs, secagg_clients_killed_between_masking_and_unmasking, .timeout = 240) {
+static void killed_between_masking_and_unmasking(const char *opts) {
     fed f;
     fed_make(&f, 8, 60, 240);
     int port = free_port();
-    const char *opts = "--rounds 3 --seed 5 --model mf";
     char sopts[512];
     snprintf(sopts, sizeof sopts, "%s --secagg --secagg-deadline 3 --retry 0.02 --min-clients 8", opts);
     pid_t srv = start_server(&f, port, sopts);
@@ -414,6 +413,19 @@ Test(net_procs, secagg_clients_killed_between_masking_and_unmasking, .timeout = 
     cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the model differs from the simulator's with every client");
     tu_rmtree(f.dir);
     free(f.dir);
+}
+
+Test(net_procs, secagg_clients_killed_between_masking_and_unmasking, .timeout = 240) {
+    killed_between_masking_and_unmasking("--rounds 3 --seed 5 --model mf");
+}
+
+/* The same under DP (q = 1: every client sampled every round, so each round is a secure
+ * one of 8): the recovery rebuilds the killed clients' self masks, the unmasked sum is the
+ * one with every client, and the server's noise is added to it after, whatever dropped
+ * out (seeded here): train's DP model bit for bit. */
+Test(net_procs, dp_secagg_clients_killed_between_masking_and_unmasking, .timeout = 240) {
+    killed_between_masking_and_unmasking("--rounds 3 --seed 5 --model mf --clients-per-round 8 --dp-clip 0.5 "
+                                         "--dp-noise 0.9 --dp-seeded-noise");
 }
 
 /* Fewer than t parties left to unmask (3 of 4 killed after masking; k 3, t 2): the sum
@@ -454,6 +466,79 @@ Test(net_procs, secagg_round_below_threshold_is_retried, .timeout = 240) {
     snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
     cr_assert_eq(last_round(m), 2);
     cr_assert_geq(count_in(f.dir, "metrics.jsonl", "{\"round\":1,\"applied\":false"), 1, "round 1 was retried");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+/* DP together with secure aggregation over the network. Poisson sampling at q = 1/8 makes
+ * rounds of 0, 1 and more clients (the seed is chosen so these 8 rounds have all three).
+ * The rule (fri_dp_secagg_plain), the simulator's and the server's alike: 2 or more run
+ * under masks; 1 runs plain (the server learns that client's update from the sum anyway,
+ * and the noise is the server's); 0 is the server's noise alone. The result is train's
+ * model with --secagg bit for bit, and train's without it (masks change no bit). */
+Test(net_procs, dp_secagg_equivalence_with_the_simulator, .timeout = 240) {
+    fed f;
+    fed_make(&f, 8, 60, 240);
+    const char *opts = "--rounds 8 --seed 11 --model mf --clients-per-round 1 --dp-clip 0.5 --dp-noise 0.9 "
+                       "--dp-seeded-noise";
+    char sopts[512];
+    snprintf(sopts, sizeof sopts, "%s --secagg --min-clients 8 --retry 0.02", opts);
+    run_federation(&f, sopts);
+    cr_assert_eq(sh("%s train --data %s %s --secagg --quiet --out %s/simsa.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data,
+                    opts, f.dir), 0, "train --secagg with DP");
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data, opts,
+                    f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "simsa.fr"), "the networked DP secure model differs from the simulator's");
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked DP secure model differs from the plain DP one");
+    /* the rounds had 0, 1 and >= 2 sampled clients; masks ran exactly for those of >= 2 */
+    char m[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    unsigned seen[3] = {0, 0, 0};
+    for (unsigned r = 1; r <= 8; r++) {
+        long k = round_field(m, r, "sampled"), sv = round_field(m, r, "secagg_survivors");
+        cr_assert_geq(k, 0, "round %u was not applied", r);
+        seen[k >= 2 ? 2 : k]++;
+        cr_assert_eq(sv, k >= 2 ? k : 0, "round %u: %ld sampled, %ld in the secure sum", r, k, sv);
+    }
+    cr_assert(seen[0] && seen[1] && seen[2], "rounds of 0, 1, >=2 clients: %u, %u, %u (pick another seed)", seen[0],
+              seen[1], seen[2]);
+    cr_assert_eq(count_in(f.dir, "server.log", "refused"), 0);
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+/* Top-k compression over the network: each client keeps its error-feedback residual in its
+ * state file. Client 2 is killed (SIGKILL) after round 2 is applied, while it waits out
+ * --delay before stepping round 3 (its state is round 2's), and restarted from its state
+ * file: its residual survives, so the model is train's --compress topk:K bit for bit (and
+ * differs from the uncompressed one). */
+Test(net_procs, topk_equivalence_with_a_client_restart, .timeout = 240) {
+    fed f;
+    fed_make_opts(&f, 6, 50, 200, "--implicit");
+    const char *opts = "--rounds 4 --seed 3 --model neumf --dim 8 --compress topk:40,q8";
+    int port = free_port();
+    char sopts[512];
+    snprintf(sopts, sizeof sopts, "%s --min-clients 6 --retry 0.02", opts);
+    pid_t srv = start_server(&f, port, sopts);
+    pid_t cl[6];
+    for (uint32_t c = 0; c < 6; c++) cl[c] = c == 2 ? start_client_slow(&f, port, c, 3) : start_client(&f, port, c);
+    char m[4200];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", f.dir);
+    double until = now_s() + 90;
+    while (last_round(m) < 2 && now_s() < until) usleep(10000);
+    cr_assert_eq(last_round(m), 2, "round 2 was not applied in time");
+    kill(-cl[2], SIGKILL); /* within its 3 s delay: round 3 not stepped yet */
+    wait_for(cl[2], 5);
+    cr_assert_eq(last_round(m), 2, "round 3 closed without client 2");
+    cl[2] = start_client(&f, port, 2); /* from its state file: rows and residual of round 2 */
+    finish(&f, srv, cl, 6);
+    cr_assert_eq(last_round(m), 4);
+    cr_assert_eq(sh("%s train --data %s --implicit %s --quiet --out %s/sim.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data,
+                    opts, f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked top-k model differs from the simulator's");
+    cr_assert_eq(sh("%s train --data %s --implicit --rounds 4 --seed 3 --model neumf --dim 8 --compress q8 --quiet "
+                    "--out %s/sim0.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data, f.dir), 0);
+    cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "top-k changed nothing");
     tu_rmtree(f.dir);
     free(f.dir);
 }

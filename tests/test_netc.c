@@ -32,12 +32,14 @@
 static fr_dataset *synthetic(void) { return tu_generate(40, 60, 900, 11); }
 
 static uint32_t g_compress; /* compress_up and compress_down of the configs (each Test is its own process) */
+static uint32_t g_topk;     /* compress_topk of the configs */
 
 static void configs(fr_model_config *mc, fr_fl_config *cfg, const fr_dataset *d, fr_model_kind kind, bool keep,
                     double cpr) {
     fr_model_config_default(mc, kind);
     fr_fl_config_default(cfg, kind);
     cfg->compress_up = cfg->compress_down = g_compress;
+    cfg->compress_topk = g_topk;
     cfg->seed = 5;
     cfg->keep_private_optim = keep;
     cfg->clients_per_round = cpr;
@@ -286,6 +288,17 @@ Test(netc, compressed_rounds_equal_the_simulator) {
     check_equals_sim(FR_MODEL_MF, true, true, 0, 3, false);
 }
 
+/* Top-k with error feedback: each client keeps what it did not send (its residual) in its
+ * state, so clients that restart from their state files every round give the simulator's
+ * model and rows bit for bit (the simulator keeps every client's residual in memory). */
+Test(netc, topk_rounds_equal_the_simulator_across_restarts) {
+    g_topk = 40;
+    check_equals_sim(FR_MODEL_NEUMF, false, false, 0.3, 4, true);
+    check_equals_sim(FR_MODEL_NEUMF, false, true, 0, 3, false);
+    g_compress = FR_COMPRESS_Q8; /* topk:K,q8 */
+    check_equals_sim(FR_MODEL_NEUMF, true, true, 0.5, 3, true);
+}
+
 Test(netc, restarted_clients_equal_the_simulator) {
     check_equals_sim(FR_MODEL_NEUMF, true, true, 0.5, 4, true);
     check_equals_sim(FR_MODEL_NEUMF, false, true, 0.3, 3, true);
@@ -398,7 +411,7 @@ Test(netc, state_files_of_others_or_damaged_are_refused) {
     /* a consistent file whose fields lie (resealed): precise refusals */
     uint8_t *bad = malloc(n);
     memcpy(bad, st, n);
-    fri_put_u32(bad + 8, 2); /* version */
+    fri_put_u32(bad + 8, 3); /* version */
     fri_put_u32(bad + n - 4, fr_crc32c(0, bad, n - 4));
     cr_assert_eq(fr_netc_load_bytes(c2, bad, n, "c2.state"), FR_ERR_VERSION);
     memcpy(bad, st, n);
@@ -437,6 +450,62 @@ Test(netc, state_files_of_others_or_damaged_are_refused) {
     free(rows);
     fr_msg_free(st);
     world_free(&w);
+}
+
+/* st as a version 1 file (before top-k residuals were kept): without the residual's count
+ * and values. *n1 gets its size. */
+static uint8_t *as_version_1(const uint8_t *st, size_t n, size_t *n1) {
+    uint32_t U = fri_get_u32(st + 24);
+    size_t at = 28 + 4 * (size_t)U;
+    uint64_t np = fri_get_u64(st + at);
+    uint32_t kept = fri_get_u32(st + at + 8);
+    at += 12 + 4 * np * (kept ? 3 : 1) + (kept ? 8 : 0); /* the residual's count */
+    uint64_t nr = fri_get_u64(st + at);
+    size_t cut = 8 + 4 * (size_t)nr;
+    uint8_t *v1 = malloc(n - cut);
+    memcpy(v1, st, at);
+    memcpy(v1 + at, st + at + cut, n - at - cut);
+    *n1 = n - cut;
+    fri_put_u32(v1 + 8, 1);
+    fri_put_u32(v1 + *n1 - 4, fr_crc32c(0, v1, *n1 - 4));
+    return v1;
+}
+
+/* State files are version 2 (the top-k residual after the private rows). A version 1 file
+ * is read when the federation keeps no residual, and refused, saying why, when it does. */
+Test(netc, version_1_states_are_read_or_refused) {
+    for (int topk = 0; topk < 2; topk++) {
+        g_topk = topk ? 40 : 0;
+        world w;
+        world_make(&w, topk == 0);
+        fr_netc *c2 = w.f.c[2];
+        uint8_t *st = NULL;
+        size_t n = 0, n1 = 0;
+        cr_assert_eq(fr_netc_save_bytes(c2, &st, &n), FR_OK);
+        cr_assert_eq(fri_get_u32(st + 8), 2, "version");
+        size_t rn, rn2;
+        uint8_t *rows = rows_of(c2, 2, &rn);
+        uint8_t *v1 = as_version_1(st, n, &n1);
+        cr_assert_eq(n - n1, topk ? 8 + 4 * (size_t)fr_round_shape(w.r)->dense_len : 8);
+        fr_netc *fresh = make_client(&w.f, 2);
+        fr_err e = fr_netc_load_bytes(fresh, v1, n1, "old.state");
+        if (!topk) {
+            cr_assert_eq(e, FR_OK, "%s", fr_errmsg());
+            uint8_t *rows2 = rows_of(fresh, 2, &rn2);
+            cr_assert(memcmp(rows, rows2, rn) == 0 && fr_netc_round(fresh) == 2);
+            free(rows2);
+        } else {
+            cr_assert_eq(e, FR_ERR_VERSION);
+            cr_assert(strstr(fr_errmsg(), "old.state: a version 1 client state keeps no top-k residual") != NULL, "%s",
+                      fr_errmsg());
+            cr_assert_eq(fr_netc_round(fresh), 0, "a refused state changes nothing");
+        }
+        fr_netc_free(fresh);
+        free(v1);
+        free(rows);
+        fr_msg_free(st);
+        world_free(&w);
+    }
 }
 
 Test(netc, stale_or_damaged_tasks_change_nothing) {

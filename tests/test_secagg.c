@@ -283,6 +283,30 @@ Test(secagg, params_choice) {
         cr_assert_leq(tail(p.k, cases[c].q, p.k - p.t + 1), target * (1 + 1e-9), "n %u k %u", p.n, p.k);
         cr_assert_gt(tail(p.k - 2, cases[c].q, p.k - 2 - p.k / 2 + 1), target, "n %u k %u", p.n, p.k);
     }
+    /* correctness (eta) and security (sigma) apart: both hold at k, one fails at k - 2;
+     * n 100, 10% dropout, sigma 40, eta 30 gives k 46, t 24 (by hand: 100 P[Bin(46, 0.1) >= 23]
+     * = 2^-30.2 and 100 * 0.1^23 = 2^-69.8; at k 44 the first is 2^-28.7) */
+    const struct { uint32_t n; double q; uint32_t sigma, eta; } split[] = {
+        {100, 0.1, 40, 30}, {1000, 0.05, 40, 20}, {100000, 0.1, 60, 20}, {500, 0.2, 40, 40}};
+    for (size_t c = 0; c < sizeof split / sizeof split[0]; c++) {
+        cr_assert_eq(fr_sa_params_choose_split(&p, split[c].n, 10, split[c].q, split[c].sigma, split[c].eta), FR_OK,
+                     "%s", fr_errmsg());
+        double corr = pow(2.0, -(double)split[c].eta) / split[c].n, sec = pow(2.0, -(double)split[c].sigma) / split[c].n;
+        cr_assert_eq(p.t, p.k / 2 + 1);
+        cr_assert_leq(tail(p.k, split[c].q, p.k - p.t + 1), corr * (1 + 1e-9), "n %u k %u", p.n, p.k);
+        cr_assert_leq(pow(split[c].q, p.k / 2), sec * (1 + 1e-9), "n %u k %u", p.n, p.k);
+        uint32_t k2 = p.k - 2;
+        cr_assert(tail(k2, split[c].q, k2 - (k2 / 2 + 1) + 1) > corr || pow(split[c].q, k2 / 2) > sec, "n %u k %u",
+                  p.n, p.k);
+        fr_sa_params same;
+        if (split[c].sigma == split[c].eta) { /* eta = sigma is fr_sa_params_choose */
+            cr_assert_eq(fr_sa_params_choose(&same, split[c].n, 10, split[c].q, split[c].sigma), FR_OK);
+            cr_assert_eq(same.k, p.k);
+        }
+    }
+    cr_assert_eq(fr_sa_params_choose_split(&p, 100, 10, 0.1, 40, 30), FR_OK);
+    cr_assert(p.k == 46 && p.t == 24, "k %u t %u", p.k, p.t);
+    cr_assert_eq(fr_sa_params_choose_split(&p, 100, 10, 0.1, 40, 0), FR_ERR_INVALID);
     cr_assert_eq(fr_sa_params_choose(&p, 1000, 10, 0.6, 40), FR_ERR_INVALID);
     fr_sa_params bad = params(10, 5, 3, 4, 0);
     cr_assert_eq(fr_sa_params_check(&bad), FR_ERR_INVALID); /* odd k below n-1 */

@@ -234,6 +234,23 @@ FR_API size_t fr_sa_header_bytes(void);
  * k <= FR_SA_MAX_K reaches the target. */
 FR_API FR_NODISCARD fr_err fr_sa_params_choose(fr_sa_params *p, uint32_t n, uint64_t len, double dropout,
                                                uint32_t sigma);
+/* The same with the correctness and the security targets apart (Bell et al. 2020 keep a
+ * correctness parameter η beside the security parameter σ): t = k/2 + 1 and k the smallest
+ * even number with both
+ *   n · P[Binomial(k, dropout) > k − t] <= 2^-eta   (correctness: some client keeps fewer
+ *       than t neighbours to rebuild its secrets, so the round is aborted with nothing
+ *       applied and retried; nothing is revealed), and
+ *   n · dropout^(k/2) <= 2^-sigma   (security: a run of k/2 dropped neighbours on the ring,
+ *       needed to split the survivors' graph into parts whose sums the server would learn),
+ * or k = n − 1 when that k would reach n − 1. eta = sigma is fr_sa_params_choose (the
+ * first condition then implies the second). eta and sigma in 1..128. Errors as there. */
+FR_API FR_NODISCARD fr_err fr_sa_params_choose_split(fr_sa_params *p, uint32_t n, uint64_t len, double dropout,
+                                                     uint32_t sigma, uint32_t eta);
+/* What the simulator and the network server choose for a round of n clients: 10% may drop
+ * out; correctness 2^-30 per round (a retry), security 2^-40. */
+#define FR_SA_ROUND_DROPOUT 0.1
+#define FR_SA_ROUND_SIGMA 40u
+#define FR_SA_ROUND_ETA 30u
 /* FR_OK, or FR_ERR_INVALID explaining what is wrong (n >= 2, k, t, len >= 1, bound). */
 FR_API FR_NODISCARD fr_err fr_sa_params_check(const fr_sa_params *p);
 /* The neighbours of client id under p, ascending, into out[p->k]. FR_ERR_INVALID for bad

@@ -44,7 +44,9 @@ FR_API void fr_sim_set_wire(fr_sim *s, bool encode);
  * so which items it touched is hidden too), plus its per-row weights (item_agg rows) and
  * n_k, masked, and only the sum of a round's vectors is seen by the controller. The same
  * model bit for bit as without; 8 bytes per shared parameter up per client. k and t of
- * fr_sa_params_choose(clients, words, 0.1, 40). A round needs at least 2 clients. */
+ * fr_sa_params_choose(clients, words, 0.1, 40). A round needs at least 2 clients, except
+ * under DP (Poisson sampling), where a round of 1 runs without masks and one of 0 is the
+ * server's noise alone (the network server does the same). */
 FR_API void fr_sim_set_secagg(fr_sim *s, bool on);
 /* What an honest-but-curious server would see of each client: fn(ctx, client, bytes, n)
  * gets every RESULT's bytes before the controller takes them (wire mode only; under

@@ -252,10 +252,11 @@ static int cli_server(int argc, char **argv) {
                       "the whole shared model, so the server learns no client's items, only the round's sum"),
         ARG_SPEC_REAL("secagg-deadline", &sa_deadline, 0.01, 86400, 0, NULL,
                       "S  secure aggregation: the deadline of each stage after the keys' (default 10)"),
-        /* compression, as train takes it (top-k needs a residual the client's state keeps: not yet) */
+        /* compression, as train takes it (top-k's residual is kept in each client's state file) */
         ARG_SPEC_STR("compress", &o.compress,
                      "C  uplink compression: none (default) | q8 | q16 (a scale per item row and per 64 dense values, "
-                     "stochastic rounding); topk:K is train's only (its error feedback is not in a client's state file)"),
+                     "stochastic rounding) | topk:K[,q8|,q16] (the K largest dense values of the update plus what the "
+                     "client did not send before, which it keeps in its state file)"),
         ARG_SPEC_STR("compress-down", &o.compress_down, "C  downlink compression of the broadcast model: none | q8 | q16"),
         ARG_SPEC_END,
     };
@@ -277,11 +278,6 @@ static int cli_server(int argc, char **argv) {
     if (cli_compress("server", &o, o.secagg || o.private_mode || (o.hide_items && !strcmp(o.hide_items, "dense")),
                      NULL))
         return 2;
-    if (o.compress && strstr(o.compress, "topk")) {
-        fprintf(stderr, "fedrec server: --compress %s: top-k keeps what it did not send on the client (error "
-                "feedback), and a networked client's state file does not hold it yet; use q8 or q16\n", o.compress);
-        return 2;
-    }
     if (cli_check_input("server", "--federation", fed_path) || cli_check_input("server", "--tokens", tokens) ||
         (cert && cli_check_input("server", "--cert", cert)) || (key && cli_check_input("server", "--key", key)) ||
         (client_ca && cli_check_input("server", "--client-ca", client_ca)))

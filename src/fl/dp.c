@@ -84,6 +84,8 @@ fr_err fri_fl_dp_check(const fr_fl_config *c) {
     return FR_OK;
 }
 
+bool fri_dp_secagg_plain(const fr_fl_config *c, uint32_t k) { return fr_fl_dp_on(c) && k < 2; }
+
 /* ------------------------------------------------------------------ Poisson sampling */
 
 fr_err fri_dp_sample(const fr_fl_config *c, uint32_t round, uint32_t n_clients, const uint32_t *avail, uint32_t n_avail,

@@ -128,6 +128,13 @@ FR_NODISCARD fr_err fri_msg_open(const uint8_t *b, size_t n, uint16_t type, cons
 
 /* The DP fields' checks (part of fr_fl_config_check). */
 FR_NODISCARD fr_err fri_fl_dp_check(const fr_fl_config *c);
+/* Secure aggregation with central DP (Poisson sampling): whether a round of k sampled
+ * clients runs without masks. A DP round may sample 0 or 1 clients. With 1 the server
+ * learns that client's update from the sum anyway (the noise is the server's, added after
+ * the sum), so masks hide nothing and the round runs plain; with 0 the server adds noise
+ * only. The simulator and the network server both follow this rule (bit for bit). Without
+ * DP the round sizes are fixed and below 2 is refused where the federation is made. */
+bool fri_dp_secagg_plain(const fr_fl_config *c, uint32_t k);
 /* Poisson sampling of a DP round: each of avail[0, n_avail) (NULL: 0..n_avail-1) with
  * probability fr_fl_dp_rate(c, n_clients), from (seed, round, client, DP_SAMPLE). ids
  * must hold n_avail entries. FR_ERR_INVALID (over_select not 0, ids not increasing). */

@@ -31,19 +31,26 @@ static double log_binom_tail(uint32_t k, double q, uint32_t m) {
 }
 
 fr_err fr_sa_params_choose(fr_sa_params *p, uint32_t n, uint64_t len, double dropout, uint32_t sigma) {
+    return fr_sa_params_choose_split(p, n, len, dropout, sigma, sigma);
+}
+
+fr_err fr_sa_params_choose_split(fr_sa_params *p, uint32_t n, uint64_t len, double dropout, uint32_t sigma,
+                                 uint32_t eta) {
     if (!p) return fri_fail(FR_ERR_INVALID, "fr_sa_params_choose: p is NULL");
     if (n < 2) return fri_fail(FR_ERR_INVALID, "secure aggregation: n = %u clients, expected at least 2", n);
     if (!(dropout >= 0.0 && dropout < 0.5))
         return fri_fail(FR_ERR_INVALID, "secure aggregation: dropout = %g, expected in [0, 0.5)", dropout);
     if (sigma < 1 || sigma > 128)
         return fri_fail(FR_ERR_INVALID, "secure aggregation: sigma = %u, expected 1..128", sigma);
+    if (eta < 1 || eta > 128) return fri_fail(FR_ERR_INVALID, "secure aggregation: eta = %u, expected 1..128", eta);
     memset(p, 0, sizeof *p);
     p->n = n;
     p->len = len;
-    double target = -(double)sigma * log(2.0) - log((double)n);
+    double correct = -(double)eta * log(2.0) - log((double)n), secure = -(double)sigma * log(2.0) - log((double)n);
     for (uint32_t k = 2; k < n - 1 && k < FR_SA_MAX_K; k += 2) {
         uint32_t t = k / 2 + 1;
-        if (log_binom_tail(k, dropout, k - t + 1) <= target) {
+        bool split_ok = dropout <= 0.0 || (double)(k / 2) * log(dropout) <= secure;
+        if (log_binom_tail(k, dropout, k - t + 1) <= correct && split_ok) {
             p->k = k;
             p->t = t;
             return fr_sa_params_check(p);

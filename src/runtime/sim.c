@@ -348,8 +348,10 @@ static fr_err secagg_open(fr_sim *s, uint32_t round, uint32_t k) {
     s->sa = a;
     a->len = fri_round_dense_len(s->ctl);
     fr_sa_params p;
-    /* k and t tolerate 10% of the clients dropping out, failing with chance 2^-40 */
-    fr_err e = fr_sa_params_choose(&p, k, a->len, 0.1, 40);
+    /* k and t tolerate 10% of the clients dropping out: a round fails (retried) with chance 2^-30, the
+     * survivors' graph splits with chance 2^-40 (fr_sa_params_choose_split) */
+    fr_err e = fr_sa_params_choose_split(&p, k, a->len, FR_SA_ROUND_DROPOUT, FR_SA_ROUND_SIGMA,
+                                         FR_SA_ROUND_ETA);
     if (e) return e;
     p.session = round;
     p.graph_seed = s->cfg.seed ^ ((uint64_t)round << 32);
@@ -478,7 +480,8 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
     fr_err e = fr_round_begin(s->ctl, &s->ids, &k);
     if (e) return e;
     s->epoch++;
-    if (s->secagg && (e = secagg_open(s, round, k))) {
+    /* DP rounds of fewer than 2 sampled clients run without masks (fri_dp_secagg_plain) */
+    if (s->secagg && !fri_dp_secagg_plain(&s->cfg, k) && (e = secagg_open(s, round, k))) {
         secagg_free(s->sa);
         s->sa = NULL;
         fr_round_abort(s->ctl);

@@ -45,7 +45,9 @@ typedef struct fed {
     size_t n_priv;             /* private floats: U times the user tables' widths */
     bool kept;                 /* keep_private_optim: moments and a step count too */
     bool dp;                   /* the federation is differentially private (dp_clip > 0) */
-    float *buf[2];             /* [n_priv * (kept ? 3 : 1)] rows | m1 | m2; current and scratch */
+    size_t n_res;              /* top-k: the error-feedback residual's floats (the dense values), else 0 */
+    float *buf[2];             /* [n_priv * (kept ? 3 : 1) + n_res] rows | m1 | m2 | residual; current and
+                                  scratch (a step's residual is committed with its rows) */
     uint64_t steps[2];         /* kept step counts of the two */
     int cur;                   /* the current buffer */
     float **ptr[2];            /* [3 * n_ut * U] rows, m1, m2 pointers (t * U + j) into buf[b] */
@@ -77,7 +79,9 @@ static void fed_free(fed *f) {
     memset(f, 0, sizeof *f);
 }
 
-static size_t fed_floats(const fed *f) { return f->n_priv * (f->kept ? 3 : 1); }
+/* The private rows and kept moments; then the residual. */
+static size_t fed_row_floats(const fed *f) { return f->n_priv * (f->kept ? 3 : 1); }
+static size_t fed_floats(const fed *f) { return fed_row_floats(f) + f->n_res; }
 
 /* A federation record for c from a TASK's configs: the global model's layout, the
  * private buffers with the users' initial rows, zero moments and step count. */
@@ -105,6 +109,11 @@ static fr_err fed_make(fed *f, const fr_netc *c, const fr_task *t) {
     f->n_priv = at;
     f->kept = fr_task_fl_config(t)->keep_private_optim;
     f->dp = fr_fl_dp_on(fr_task_fl_config(t));
+    if (fr_task_fl_config(t)->compress_topk) /* the round's dense values (fr_round_shape's dense_len) */
+        for (int i = 0; i < fr_model_n_tensors(f->g); i++) {
+            const fr_tensor *tt = fr_model_tensor(f->g, i);
+            if (tt->kind == FR_TENSOR_DENSE) f->n_res += (size_t)tt->rows * tt->cols;
+        }
     size_t nf = fed_floats(f), np = 3 * (size_t)f->n_ut * c->U;
     e = FR_ERR_NOMEM;
     for (int b = 0; b < 2; b++) {
@@ -306,6 +315,7 @@ fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_
     /* a device is the one-user form, a silo its users in order (sim.c's run_client) */
     fr_client_data d = {c->cu[0].user, c->cu[0].items, c->cu[0].ratings, c->cu[0].n, mc->n_items,
                         c->U > 1 ? c->U : 0, c->U > 1 ? c->cu : NULL};
+    if (f->n_res) fri_client_ws_set_residual(f->ws, f->buf[nx] + fed_row_floats(f)); /* top-k's, this step's */
     e = fri_client_step_encode(f->ws, c->task, c->client, &d, &priv, result, result_n);
     if (e) goto fail;
     f->cur = nx;
@@ -458,7 +468,9 @@ fr_err fr_netc_evaluate(fr_netc *c, const fr_dataset *test, const fr_negatives *
 /* ------------------------------------------------------------------ state */
 
 #define STATE_MAGIC "FRNETC\0\0"
-#define STATE_VERSION 1
+/* Version 2 adds the top-k residual (its count and floats after the step count); version 1
+ * files (no residual) are read for federations that keep none. */
+#define STATE_VERSION 2
 
 fr_err fr_netc_save_bytes(const fr_netc *c, uint8_t **bytes, size_t *n) {
     *bytes = NULL;
@@ -480,9 +492,11 @@ fr_err fr_netc_save_bytes(const fr_netc *c, uint8_t **bytes, size_t *n) {
     for (uint32_t j = 0; j < c->U; j++) fri_buf_u32(&b, c->users[j]);
     fri_buf_u64(&b, joined ? f->n_priv : 0);
     fri_buf_u32(&b, joined && f->kept ? 1 : 0);
-    size_t nf = joined ? fed_floats(f) : 0;
+    size_t nf = joined ? fed_row_floats(f) : 0, nr = joined ? f->n_res : 0;
     for (size_t i = 0; i < nf; i++) fri_buf_f32(&b, f->buf[f->cur][i]);
     if (joined && f->kept) fri_buf_u64(&b, f->steps[f->cur]);
+    fri_buf_u64(&b, nr);
+    for (size_t i = 0; i < nr; i++) fri_buf_f32(&b, f->buf[f->cur][nf + i]);
     fri_buf_u64(&b, task.len);
     fri_buf_put(&b, task.data, task.len);
     fri_buf_free(&task);
@@ -503,12 +517,12 @@ fr_err fr_netc_load_bytes(fr_netc *c, const uint8_t *bytes, size_t n, const char
     fri_rd_init(&rd, bytes, n - 4, name, "client state");
     rd.at = 8;
     uint32_t ver, id, crc, round, U, kept;
-    uint64_t np, tl, steps = 0;
-    const uint8_t *users, *floats, *tb;
+    uint64_t np, tl, steps = 0, nr = 0;
+    const uint8_t *users, *floats, *tb, *res = NULL;
     fr_err e;
     if ((e = fri_rd_u32(&rd, &ver, "version"))) return e;
-    if (ver != STATE_VERSION)
-        return fri_fail(FR_ERR_VERSION, "%s: client state version %u, this build reads version %d", name, ver,
+    if (ver != 1 && ver != STATE_VERSION)
+        return fri_fail(FR_ERR_VERSION, "%s: client state version %u, this build reads versions 1 and %d", name, ver,
                         STATE_VERSION);
     if ((e = fri_rd_u32(&rd, &id, "client id")) || (e = fri_rd_u32(&rd, &crc, "config CRC")) ||
         (e = fri_rd_u32(&rd, &round, "round")) || (e = fri_rd_u32(&rd, &U, "user count")) ||
@@ -521,6 +535,9 @@ fr_err fr_netc_load_bytes(fr_netc *c, const uint8_t *bytes, size_t n, const char
         (e = fri_rd_bytes(&rd, &floats, (size_t)nf * 4, "private rows")))
         return e ? e : fri_fail(FR_ERR_FORMAT, "%s: %llu private floats", name, (unsigned long long)np);
     if (kept && (e = fri_rd_u64(&rd, &steps, "step count"))) return e;
+    if (ver >= 2 && ((e = fri_rd_u64(&rd, &nr, "residual floats")) || (e = fri_rd_need_n(&rd, nr, 4, "residual")) ||
+                     (e = fri_rd_bytes(&rd, &res, (size_t)nr * 4, "residual"))))
+        return e;
     if ((e = fri_rd_u64(&rd, &tl, "global model length")) || (e = fri_rd_need_n(&rd, tl, 1, "global model")) ||
         (e = fri_rd_bytes(&rd, &tb, (size_t)tl, "global model")) || (e = fri_rd_end(&rd, "the global model")))
         return e;
@@ -537,7 +554,7 @@ fr_err fr_netc_load_bytes(fr_netc *c, const uint8_t *bytes, size_t n, const char
                         "%s: the state of another federation (config CRC 0x%08x, this client's 0x%08x)", name, crc,
                         c->f.crc);
     if (tl == 0) { /* a fresh client's state */
-        if (crc != 0 || round != 0 || np != 0 || kept != 0)
+        if (crc != 0 || round != 0 || np != 0 || kept != 0 || nr != 0)
             return fri_fail(FR_ERR_FORMAT, "%s: a state without a global model, but config CRC 0x%08x, round %u, "
                             "%llu private floats", name, crc, round, (unsigned long long)np);
         fed_free(&c->f);
@@ -556,7 +573,19 @@ fr_err fr_netc_load_bytes(fr_netc *c, const uint8_t *bytes, size_t n, const char
         fed_free(&fresh);
         return e;
     }
+    if (fresh.n_res != nr) {
+        if (ver == 1)
+            e = fri_fail(FR_ERR_VERSION, "%s: a version 1 client state keeps no top-k residual, and this federation "
+                         "compresses with top-k (error feedback): the client's unsent updates are lost; start it with "
+                         "a fresh state file", name);
+        else
+            e = fri_fail(FR_ERR_FORMAT, "%s: a top-k residual of %llu floats, but the federation's config makes %zu",
+                         name, (unsigned long long)nr, fresh.n_res);
+        fed_free(&fresh);
+        return e;
+    }
     for (size_t i = 0; i < (size_t)nf; i++) fresh.buf[0][i] = fri_get_f32(floats + 4 * i);
+    for (size_t i = 0; i < (size_t)nr; i++) fresh.buf[0][nf + i] = fri_get_f32(res + 4 * i);
     fresh.steps[0] = steps;
     fr_model_set_shared(fresh.g, fr_model_params_const(fr_task_model(c->task)));
     fresh.round = round;

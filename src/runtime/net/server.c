@@ -482,10 +482,7 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     if (fr_fl_dp_on(fcfg) && c->over_select != 0)
         return fri_fail(FR_ERR_INVALID, "server: over-selection %g with differential privacy: DP rounds sample every "
                         "client of the federation with probability q (Poisson), as the accountant assumes", c->over_select);
-    if (c->secagg && fr_fl_dp_on(fcfg))
-        return fri_fail(FR_ERR_UNSUPPORTED, "server: secure aggregation with differential privacy is not supported over "
-                        "the network yet (a Poisson round may sample fewer than 2 clients)");
-    if (c->secagg && fri_fl_want(fcfg, n_clients) < 2)
+    if (c->secagg && !fr_fl_dp_on(fcfg) && fri_fl_want(fcfg, n_clients) < 2)
         return fri_fail(FR_ERR_INVALID, "server: secure aggregation needs at least 2 clients a round, the federation's "
                         "rounds take %u", fri_fl_want(fcfg, n_clients));
     if (c->target_epsilon > 0 && !(fr_fl_dp_on(fcfg) && fcfg->dp_noise > 0))
@@ -647,13 +644,15 @@ static void sa_close_session(fr_net_server *s) {
 }
 
 /* The secure session of the round just sampled: its k parties by position, k and t so
- * that 10% of them may drop out (failing with chance 2^-40), as the simulator's. */
+ * that 10% of them may drop out (failing with chance 2^-30, splitting with 2^-40), as the
+ * simulator's. */
 static fr_err sa_open(fr_net_server *s) {
     sa_close_session(s);
     if (s->k < 2)
         return fri_fail(FR_ERR_EMPTY, "secure aggregation needs at least 2 clients a round, %u sampled", s->k);
     fr_sa_params p;
-    fr_err e = fr_sa_params_choose(&p, s->k, s->sa_len, 0.1, 40);
+    fr_err e = fr_sa_params_choose_split(&p, s->k, s->sa_len, FR_SA_ROUND_DROPOUT, FR_SA_ROUND_SIGMA,
+                                         FR_SA_ROUND_ETA);
     if (e) return e;
     p.session = s->round;
     p.graph_seed = fr_round_fl_config(s->ctl)->seed ^ ((uint64_t)s->round << 32);
@@ -733,7 +732,9 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     s->k = k;
     s->target = fr_round_target(s->ctl);
     s->round = fr_round_completed(s->ctl) + 1;
-    if (s->c.secagg && (e = sa_open(s))) {
+    /* DP rounds of fewer than 2 sampled clients run without masks (fri_dp_secagg_plain):
+     * plain TASKs and RESULTs, as the simulator's */
+    if (s->c.secagg && !fri_dp_secagg_plain(fr_round_fl_config(s->ctl), k) && (e = sa_open(s))) {
         fr_round_abort(s->ctl);
         return fri_fail_prefix(e, "round %u: secure aggregation", s->round);
     }
