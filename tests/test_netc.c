@@ -148,6 +148,8 @@ static void restart(fleet *f) {
 }
 
 /* One round by the controller over every client (none missing), as a server would. */
+static fr_netc_scratch *g_scratch; /* set: the clients step on one shared scratch (a load generator's thread) */
+
 static void net_round(fr_round *r, fleet *f) {
     uint32_t *all = malloc(f->n * sizeof *all);
     for (uint32_t i = 0; i < f->n; i++) all[i] = i;
@@ -161,7 +163,10 @@ static void net_round(fr_round *r, fleet *f) {
         const uint8_t *tb, *out;
         size_t tn, on;
         cr_assert_eq(fr_round_task(r, ids[i], &tb, &tn), FR_OK, "%s", fr_errmsg());
-        cr_assert_eq(fr_netc_step(c, tb, tn, &out, &on), FR_OK, "%s", fr_errmsg());
+        if (g_scratch)
+            cr_assert_eq(fr_netc_step_shared(c, g_scratch, tb, tn, &out, &on), FR_OK, "%s", fr_errmsg());
+        else
+            cr_assert_eq(fr_netc_step(c, tb, tn, &out, &on), FR_OK, "%s", fr_errmsg());
         cr_assert_eq(fr_round_submit(r, out, on, 0), FR_OK, "%s", fr_errmsg());
     }
     fr_round_stats st;
@@ -183,7 +188,8 @@ static void hand_out_final(fr_round *r, fleet *f) {
         const uint8_t *tb;
         size_t tn;
         cr_assert_eq(fr_round_task(r, ids[i], &tb, &tn), FR_OK);
-        cr_assert_eq(fr_netc_sync(f->c[ids[i]], tb, tn), FR_OK, "%s", fr_errmsg());
+        if (g_scratch) cr_assert_eq(fr_netc_sync_shared(f->c[ids[i]], g_scratch, tb, tn), FR_OK, "%s", fr_errmsg());
+        else cr_assert_eq(fr_netc_sync(f->c[ids[i]], tb, tn), FR_OK, "%s", fr_errmsg());
         cr_assert_eq(fr_netc_round(f->c[ids[i]]), fr_round_completed(r) + 1);
         cr_assert(memcmp(fr_model_params_const(fr_netc_model(f->c[ids[i]])), fr_model_params_const(fr_round_model(r)),
                          fr_model_n_shared(fr_round_model(r)) * sizeof(float)) == 0);
@@ -277,6 +283,20 @@ Test(netc, neumf_silos_equal_the_simulator) {
         check_equals_sim(FR_MODEL_NEUMF, true, keep, 0, 3, false);
         check_equals_sim(FR_MODEL_NEUMF, true, keep, 0.5, 4, false);
     }
+}
+
+/* Clients stepped one after another on one scratch (the TASK decoded once a round, one
+ * workspace: the load generator's threads) give the simulator's model and rows bit for
+ * bit, across restarts too; a scratch kept across two federations makes a new workspace. */
+Test(netc, clients_sharing_a_scratch_equal_the_simulator) {
+    cr_assert_eq(fr_netc_scratch_create(&g_scratch), FR_OK);
+    for (int keep = 0; keep < 2; keep++) {
+        check_equals_sim(FR_MODEL_NEUMF, false, keep, 0, 3, false);
+        check_equals_sim(FR_MODEL_MF, true, keep, 0.5, 3, keep == 1);
+    }
+    check_equals_sim(FR_MODEL_BPR, false, false, 0.3, 3, true);
+    fr_netc_scratch_free(g_scratch);
+    g_scratch = NULL;
 }
 
 Test(netc, compressed_rounds_equal_the_simulator) {
@@ -643,6 +663,16 @@ Test(netc, local_evaluation_sums_give_the_simulators_metrics) {
     check_eval(FR_MODEL_NEUMF, true);
     check_eval(FR_MODEL_NEUMF, false);
     check_eval(FR_MODEL_MF, false);
+}
+
+/* The same with the clients stepped and handed the final model on one scratch: they
+ * score a copy of the global model they share, with the simulator's floats. */
+Test(netc, clients_sharing_a_scratch_recommend_and_evaluate_as_the_simulator) {
+    cr_assert_eq(fr_netc_scratch_create(&g_scratch), FR_OK);
+    check_eval(FR_MODEL_NEUMF, true);
+    check_eval(FR_MODEL_MF, false);
+    fr_netc_scratch_free(g_scratch);
+    g_scratch = NULL;
 }
 
 /* ------------------------------------------------------------------ pieces */

@@ -55,6 +55,27 @@ FR_API void fr_netc_free(fr_netc *c);
 FR_API FR_NODISCARD fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_t **result,
                                         size_t *result_n);
 
+/* Scratch shared by clients that are stepped one at a time on one thread (a load
+ * generator's thread, hosting many clients): the TASK last decoded, decoded again only
+ * when a client is given other bytes (the clients of one round get the same TASK), and
+ * the client step's workspace, as a simulator's worker keeps one for all its clients.
+ * Nothing of a client lives in it between steps, so the models are those of
+ * fr_netc_step bit for bit. The clients it stepped keep the decoded TASK as their latest
+ * global model by reference (read-only, freed with its last client), so a process hosting
+ * many clients holds one global model per thread, not per client. Not thread-safe: one
+ * scratch per thread; a client stepped on it is not used on another thread meanwhile. */
+typedef struct fr_netc_scratch fr_netc_scratch;
+FR_API FR_NODISCARD fr_err fr_netc_scratch_create(fr_netc_scratch **out);
+FR_API void fr_netc_scratch_free(fr_netc_scratch *s);
+
+/* fr_netc_step with the TASK decoded in, and the workspace of, scratch s: the client
+ * keeps no workspace and no decoded TASK of its own between rounds. *result is valid
+ * until the next call with s (or c). The same errors. */
+FR_API FR_NODISCARD fr_err fr_netc_step_shared(fr_netc *c, fr_netc_scratch *s, const uint8_t *task, size_t task_n,
+                                               const uint8_t **result, size_t *result_n);
+/* fr_netc_sync with the TASK decoded in scratch s. */
+FR_API FR_NODISCARD fr_err fr_netc_sync_shared(fr_netc *c, fr_netc_scratch *s, const uint8_t *task, size_t task_n);
+
 /* Keeps a TASK's global model as the latest one without training: for a client the
  * round did not sample, or the final model a server hands out after its last round
  * (the TASK of the round it would run next). Joins the federation if the client is fresh

@@ -44,7 +44,14 @@
 typedef struct fri_net_peer {
     const char *addr;   /* remote address as text, "127.0.0.1:50312" or "[::1]:50312" */
     uint32_t pipe;      /* nng pipe id: names one connection for its lifetime */
+    void *tx;           /* the transport's (fri_net_reply_alloc) */
 } fri_net_peer;
+
+/* A reply buffer of n bytes that the transport sends as it is, without a copy: a handler
+ * may fill it and return it as *reply with *reply_n = n (at most one per call; any other
+ * use of it is freed by the transport). NULL when out of memory. During the handler call
+ * only. */
+uint8_t *fri_net_reply_alloc(const fri_net_peer *peer, size_t n);
 
 /* Handles one request: req[0, n) is the request (valid during the call only). Returns 0
  * and sets *reply / *reply_n to the reply, allocated with fri_malloc (the transport frees
