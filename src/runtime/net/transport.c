@@ -1181,14 +1181,14 @@ static fr_err request_locked(fri_net_client *c, const uint8_t *req, size_t n, ui
         return fri_fail(FR_ERR_RANGE, "client: %s: the reply of %zu bytes is over the limit of %zu (max_reply)", c->url,
                         len, c->max_reply);
     }
-    uint8_t *r = fri_malloc(len);
-    if (!r) {
+    /* the reply stays in nng's message (no copy): the message's address goes in front of
+     * the body, in the room nng keeps there, for fri_net_reply_free */
+    nng_msg *hold = m;
+    if (nng_msg_insert(m, &hold, sizeof hold) != 0) {
         nng_msg_free(m);
         return fri_fail_prefix(FR_ERR_NOMEM, "client: %s: the reply", c->url);
     }
-    if (len) memcpy(r, nng_msg_body(m), len);
-    nng_msg_free(m);
-    *reply = r;
+    *reply = (uint8_t *)nng_msg_body(m) + sizeof hold;
     *reply_n = len;
     return FR_OK;
 }
@@ -1207,7 +1207,12 @@ fr_err fri_net_request(fri_net_client *c, const uint8_t *req, size_t n, uint8_t 
     return e;
 }
 
-void fri_net_reply_free(uint8_t *reply) { fri_free(reply); }
+void fri_net_reply_free(uint8_t *reply) {
+    if (!reply) return;
+    nng_msg *m;
+    memcpy(&m, reply - sizeof m, sizeof m);
+    nng_msg_free(m);
+}
 
 uint64_t fri_net_client_redials(const fri_net_client *c) {
     return atomic_load(&((fri_net_client *)c)->redials);

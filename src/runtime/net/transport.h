@@ -215,7 +215,7 @@ FR_NODISCARD fr_err fri_net_client_opts_check(const fri_net_client_opts *o);
  * need not be up yet). Errors as fri_net_server_start's; *out is NULL on failure. */
 FR_NODISCARD fr_err fri_net_client_open(fri_net_client **out, const fri_net_client_opts *o);
 /* Sends req[0, n) and waits for the reply, at most timeout_ms (> 0) in all. On success
- * *reply (fri_malloc'd: free with fri_net_reply_free; non-NULL even when empty) holds
+ * *reply (nng's message, not copied: free with fri_net_reply_free; non-NULL even when empty) holds
  * *reply_n bytes. A request is never resent by the transport: if the connection is lost
  * while waiting for the reply (the server stopped, closed it as idle, refused the request
  * or found it over max_msg), the call fails at once; the caller, who knows whether the
