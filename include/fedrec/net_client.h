@@ -55,6 +55,18 @@ FR_API void fr_netc_free(fr_netc *c);
 FR_API FR_NODISCARD fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_t **result,
                                         size_t *result_n);
 
+/* The side features of the client's own users, for the kinds that read them (lightfm,
+ * fm): the TASK carries the item lists and the vocabularies but no user's list (users'
+ * features stay on their devices), so a client supplies its own. The features of its
+ * j-th user (fr_netc_create's order) are ids[off[j], off[j + 1]) of the federation's user
+ * vocabulary (the ids fedrec train's feature set gives them), weights w (NULL: 1);
+ * off[0..U] (U = fr_netc_n_users). Copied. Steps and scoring then use them, as the
+ * simulator gives each client its users' lists; off NULL removes them. A feature id
+ * beyond the vocabulary is refused by the next step (FR_ERR_INVALID). FR_ERR_INVALID for
+ * decreasing offsets, FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_netc_set_user_features(fr_netc *c, const uint64_t *off, const uint32_t *ids,
+                                                     const float *w);
+
 /* Scratch shared by clients that are stepped one at a time on one thread (a load
  * generator's thread, hosting many clients): the TASK last decoded, decoded again only
  * when a client is given other bytes (the clients of one round get the same TASK), and

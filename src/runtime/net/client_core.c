@@ -82,6 +82,11 @@ struct fr_netc {
     const fr_task *last;       /* the TASK of the last step (c->task or a scratch's), or NULL */
     const double *pop;         /* the items' public popularity (decoys), borrowed, or NULL */
     uint32_t pop_n;            /* its items */
+    /* its users' side features (lightfm, fm; fr_netc_set_user_features), or uf_off NULL */
+    uint64_t *uf_off;          /* [U + 1] */
+    uint32_t *uf_ids;          /* [uf_off[U]] ids of the federation's user vocabulary */
+    float *uf_w;               /* [uf_off[U]] */
+    uint32_t uf_src, uf_h;     /* the last TASK feature set (handle) and it with these lists */
 };
 
 static void fed_free(fed *f) {
@@ -160,7 +165,54 @@ void fr_netc_free(fr_netc *c) {
     fri_free(c->order);
     fri_free(c->cu);
     fri_free(c->path);
+    fri_free(c->uf_off);
+    fri_free(c->uf_ids);
+    fri_free(c->uf_w);
     fri_free(c);
+}
+
+fr_err fr_netc_set_user_features(fr_netc *c, const uint64_t *off, const uint32_t *ids, const float *w) {
+    fri_free(c->uf_off);
+    fri_free(c->uf_ids);
+    fri_free(c->uf_w);
+    c->uf_off = NULL;
+    c->uf_ids = NULL;
+    c->uf_w = NULL;
+    c->uf_src = c->uf_h = 0;
+    if (!off) return FR_OK;
+    for (uint32_t j = 0; j < c->U; j++)
+        if (off[j + 1] < off[j])
+            return fri_fail(FR_ERR_INVALID, "client %u: user features: offsets decrease at its user %u", c->client, j);
+    size_t nnz = (size_t)(off[c->U] - off[0]);
+    c->uf_off = fri_malloc(((size_t)c->U + 1) * sizeof *c->uf_off);
+    c->uf_ids = fri_malloc((nnz ? nnz : 1) * sizeof *c->uf_ids);
+    c->uf_w = fri_malloc((nnz ? nnz : 1) * sizeof *c->uf_w);
+    if (!c->uf_off || !c->uf_ids || !c->uf_w) {
+        fr_err e = fr_netc_set_user_features(c, NULL, NULL, NULL);
+        return e ? e : FR_ERR_NOMEM;
+    }
+    for (uint32_t j = 0; j <= c->U; j++) c->uf_off[j] = off[j] - off[0];
+    for (size_t k = 0; k < nnz; k++) {
+        c->uf_ids[k] = ids[off[0] + k];
+        c->uf_w[k] = w ? w[off[0] + k] : 1.0f;
+    }
+    return FR_OK;
+}
+
+/* The model config a TASK's step and scoring use: the TASK's, with the client's own users'
+ * feature lists when it has them (the TASK carries none). */
+static fr_err config_for(fr_netc *c, const fr_model_config *tc, fr_model_config *out) {
+    *out = *tc;
+    if (!c->uf_off || !fr_model_kind_uses_features(tc->kind)) return FR_OK;
+    if (c->uf_h && c->uf_src == tc->features) {
+        out->features = c->uf_h;
+        return FR_OK;
+    }
+    fr_err e = fri_model_config_user_lists(out, c->users, c->U, c->uf_off, c->uf_ids, c->uf_w);
+    if (e) return fri_fail_prefix(e, "client %u", c->client);
+    c->uf_src = tc->features;
+    c->uf_h = out->features;
+    return FR_OK;
 }
 
 /* Sorts positions by their user id: a merge sort (a silo may hold many users), stable. */
@@ -295,6 +347,7 @@ struct fr_netc_scratch {
     fr_client_ws *ws;          /* the client step's workspace, or NULL */
     uint32_t ws_crc;           /* the config CRC it was made for */
     const double *ws_pop;      /* the popularity it was given */
+    uint32_t ws_feat;          /* the feature set of its model config */
 };
 
 fr_err fr_netc_scratch_create(fr_netc_scratch **out) {
@@ -358,14 +411,17 @@ fr_err fr_netc_step_shared(fr_netc *c, fr_netc_scratch *s, const uint8_t *task, 
     fr_err e = scratch_task(s, task, task_n, c->client);
     if (e) return e;
     uint32_t crc = fr_task_config_crc(s->cur->task);
-    if (s->ws && (s->ws_crc != crc || s->ws_pop != c->pop)) {
-        fr_client_ws_free(s->ws);
+    fr_model_config mc;
+    if ((e = config_for(c, fr_task_model_config(s->cur->task), &mc))) return e;
+    if (s->ws && (s->ws_crc != crc || s->ws_pop != c->pop || s->ws_feat != mc.features)) {
+        fr_client_ws_free(s->ws); /* another federation, or a client with other feature lists */
         s->ws = NULL;
     }
     e = step_on(c, s->cur->task, s->cur, &s->ws, result, result_n);
     if (s->ws) {
         s->ws_crc = crc;
         s->ws_pop = c->pop;
+        s->ws_feat = mc.features;
     }
     return e;
 }
@@ -406,7 +462,9 @@ static fr_err step_on(fr_netc *c, const fr_task *t, snap *sn, fr_client_ws **wsp
     fr_err e = check_task(c, t, &round);
     if (e) return e;
     fr_model *own = NULL;
-    const fr_model_config *mc = fr_task_model_config(t);
+    fr_model_config mcu;
+    if ((e = config_for(c, fr_task_model_config(t), &mcu))) return e;
+    const fr_model_config *mc = &mcu;
     if (fr_dataset_n_items(c->data) > mc->n_items)
         return fri_fail(FR_ERR_INVALID,
                         "client %u: its data has %u items, the federation's catalogue %u (the data must use the "
@@ -510,6 +568,9 @@ static void load_user(scoring *sc, uint32_t j) {
         const fr_tensor *tt = fr_model_tensor(sc->m, f->ut[i]);
         memcpy(w + tt->offset, f->ptr[f->cur][(size_t)i * c->U + j], tt->cols * sizeof *w);
     }
+    /* the one user row stands for this user (its side features are looked up by global id) */
+    if (fr_model_kind_uses_features(fr_model_config_of(sc->m)->kind))
+        fri_model_bind_rows(sc->m, NULL, 0, &c->users[j], 1, fr_model_config_of(sc->m)->n_items);
 }
 
 static void score_user(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
@@ -542,7 +603,14 @@ static fr_err scoring_begin(fr_netc *c, scoring *sc) {
     sc->loaded = -1;
     if (!c->f.g || c->f.round == 0)
         return fri_fail(FR_ERR_STATE, "client %u: no global model yet (no TASK stepped, no state loaded)", c->client);
-    fr_err e = own_model(&c->f, &sc->tmp);
+    fr_model_config mc;
+    fr_err e = config_for(c, fr_model_config_of(c->f.g), &mc);
+    if (e) return e;
+    if (mc.features != fr_model_config_of(c->f.g)->features) { /* a copy with the users' own lists */
+        e = fri_model_alloc(&sc->tmp, &mc);
+        if (!e) memcpy(fr_model_params(sc->tmp), fr_model_params_const(c->f.g),
+                       fr_model_n_params(c->f.g) * sizeof(float));
+    } else e = own_model(&c->f, &sc->tmp);
     if (e) return e;
     sc->m = sc->tmp ? sc->tmp : c->f.g;
     if (fr_model_needs_graph(sc->m)) {
@@ -560,6 +628,8 @@ static fr_err scoring_begin(fr_netc *c, scoring *sc) {
 static void scoring_end(scoring *sc) {
     fr_model_scorer_free(sc->s);
     if (sc->m) fr_model_set_graph(sc->m, NULL); /* sc is going out of scope */
+    if (sc->m && fr_model_kind_uses_features(fr_model_config_of(sc->m)->kind))
+        fri_model_bind_rows(sc->m, NULL, 0, NULL, 0, 0);
     fr_model_free(sc->tmp);
 }
 
