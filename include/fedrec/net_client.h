@@ -148,6 +148,8 @@ FR_API FR_NODISCARD fr_err fr_netc_load(fr_netc *c, bool *resumed);
 FR_API void fr_netc_set_popularity(fr_netc *c, const double *weights, uint32_t n_items);
 FR_API uint32_t fr_netc_client(const fr_netc *c);
 FR_API uint32_t fr_netc_n_users(const fr_netc *c);
+/* The global id of its j-th user (j < fr_netc_n_users), or UINT32_MAX. */
+FR_API uint32_t fr_netc_user(const fr_netc *c, uint32_t j);
 /* The round of the latest global model's TASK (0: none yet). */
 FR_API uint32_t fr_netc_round(const fr_netc *c);
 /* The config CRC of the federation joined (0: none yet). */

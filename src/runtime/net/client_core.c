@@ -308,6 +308,7 @@ void fr_netc_set_popularity(fr_netc *c, const double *weights, uint32_t n_items)
 
 uint32_t fr_netc_client(const fr_netc *c) { return c->client; }
 uint32_t fr_netc_n_users(const fr_netc *c) { return c->U; }
+uint32_t fr_netc_user(const fr_netc *c, uint32_t j) { return j < c->U ? c->users[j] : UINT32_MAX; }
 uint32_t fr_netc_round(const fr_netc *c) { return c->f.g ? c->f.round : 0; }
 uint32_t fr_netc_config_crc(const fr_netc *c) { return c->f.g ? c->f.crc : 0; }
 bool fr_netc_dp(const fr_netc *c) { return c->f.g && c->f.dp; }
