@@ -31,7 +31,9 @@
  * feature set: the vocabulary sizes, the item lists, and the user lists only when
  * n_users > 1 (a model file of the whole model). A TASK (n_users 1) thus carries no
  * user's features: in the simulated federation each client's own lists are read in
- * process from the federation's config; a networked client gets none (ids only).
+ * process from the federation's config; a networked client adds its own users' lists to
+ * the TASK's set (fri_model_config_user_lists; the encoding, hence the config CRC, is
+ * unchanged).
  *
  * WARP (Weston et al. 2011, as LightFM): for a positive (u, i) the candidates are the
  * example's negative, then items drawn uniformly (a stream of (seed, i, u ^ neg)), until
