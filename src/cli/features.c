@@ -240,7 +240,12 @@ int cli_user_features_read(const char *cmd, const char *path, fr_netc *c) {
         uint32_t row, *ids = NULL;
         float *w = NULL;
         size_t n = 0, cap = 0;
-        if (parse_list(cmd, path, ln, line, UINT32_MAX, &row, &ids, &w, &n, &cap)) { rc = 1; break; }
+        if (parse_list(cmd, path, ln, line, UINT32_MAX, &row, &ids, &w, &n, &cap)) {
+            free(ids);
+            free(w);
+            rc = 1;
+            break;
+        }
         /* the client's position of global user `row` */
         uint32_t j = UINT32_MAX;
         for (uint32_t x = 0; x < U; x++)
