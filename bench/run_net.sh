@@ -39,20 +39,22 @@ run() {
   fi
   local n
   n=$(awk '$1 == "clients" {print $2}' "$shards/federation.txt")
-  /usr/bin/time -f "%M" -o "$work/$name.rss" "$bin" server --listen "$url" --federation "$shards" \
+  /usr/bin/time -f "%M %U %S" -o "$work/$name.rss" "$bin" server --listen "$url" --federation "$shards" \
     --tokens "$work/tok/tokens.hash" "${sopts[@]}" --rounds "$rounds" --min-clients "$n" --retry 0.02 \
     --linger 60 --quiet --metrics-out "$work/$name.metrics" "$@" 2>"$work/$name.server.log" &
   local spid=$!
   sleep 0.3
-  "$bin" client --connect "$url" "${copts[@]}" --token-file "$work/tok/tokens.secret" --shards "$shards" \
+  /usr/bin/time -f "%M %U %S" -o "$work/$name.crss" "$bin" client --connect "$url" "${copts[@]}" --token-file "$work/tok/tokens.secret" --shards "$shards" \
     --threads "$threads" --no-state --give-up 30 ${CLIENT_OPTS:-} >"$work/$name.client.out" 2>"$work/$name.client.log"
   wait "$spid"
-  python3 - "$work/$name.metrics" "$work/$name.client.out" "$work/$name.rss" "$name" "$n" "$threads" <<'PY'
+  python3 - "$work/$name.metrics" "$work/$name.client.out" "$work/$name.rss" "$name" "$n" "$threads" "$work/$name.crss" <<'PY'
 import json, re, sys
 ms = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 ms = [m for m in ms if m.get("applied")]
 out = open(sys.argv[2]).read()
-rss_kb = int(open(sys.argv[3]).read().split()[-1])
+srv = open(sys.argv[3]).read().split("\n")[-2].split()
+cli = open(sys.argv[7]).read().split("\n")[-2].split()
+rss_kb = int(srv[0])
 name, n, threads = sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
 comp = float(re.search(r"([0-9.]+) s computing", out).group(1))
 R = len(ms)
@@ -65,6 +67,9 @@ down = sum(m["bytes_down"] for m in ms) / R / n
 print(f"{name:28s} rounds {R}  round {wall:.3f} s (first {ms[0]['seconds']:.3f} s)  clients' compute "
       f"{comp_round:.3f} s/round on {threads} threads  rest {wall - comp_round:.3f} s  server peak "
       f"{rss_kb / 1024:.0f} MiB  per client per round {up / 1e3:.1f} kB up, {down / 1e3:.1f} kB down")
+# CPU-seconds (user + sys, the whole run) are steadier than wall time on a loaded machine
+print(f"{'':28s} CPU: server {float(srv[1]) + float(srv[2]):.2f} s, load generator {float(cli[1]) + float(cli[2]):.2f} s "
+      f"(peak RSS {int(cli[0]) / 1024:.0f} MiB, {int(cli[0]) / n:.0f} kB per client)")
 PY
 }
 
@@ -87,14 +92,15 @@ if [[ " $parts " == *" B "* ]]; then
     [[ -f $work/tok/tokens.hash ]] || "$bin" tokens --clients 2000 --out "$work/tok" >/dev/null 2>&1
     for rep in $(seq "$reps"); do
       if [[ $reps -gt 1 ]]; then echo "-- run $rep of $reps"; fi
-      "$bin" train --data "$data" --model neumf --rounds "$rounds" --threads "$threads" --eval-every 0 --quiet \
-        --metrics-out "$work/sim.metrics" >/dev/null
+      /usr/bin/time -f "%U %S" -o "$work/sim.time" "$bin" train --data "$data" --model neumf --rounds "$rounds" \
+        --threads "$threads" --eval-every 0 --quiet --metrics-out "$work/sim.metrics" >/dev/null
       sim=$(python3 -c "
 import json,sys
 ms=[json.loads(l) for l in open('$work/sim.metrics') if '\"round\"' in l]
 s=ms[1:] if len(ms)>1 else ms
 print(sum(m['seconds'] for m in s)/len(s))")
-      printf "%-28s round %.3f s (rounds 2..%s, evaluation off)\n" "B simulator" "$sim" "$rounds"
+      printf "%-28s round %.3f s (rounds 2..%s, evaluation off), CPU %s s\n" "B simulator" "$sim" "$rounds" \
+        "$(awk 'END {print $1 + $2}' "$work/sim.time")"
       CLIENT_OPTS=--no-eval run "B neumf net TLS" "$work/ml100k" TLS --model neumf
       CLIENT_OPTS=--no-eval run "B neumf net TCP" "$work/ml100k" TCP --model neumf
       for m in TLS TCP; do

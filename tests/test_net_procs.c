@@ -612,6 +612,36 @@ Test(net_procs, equivalence_with_decoys, .timeout = 240) {
     free(f.dir);
 }
 
+/* lightfm with users' and items' side features: data shard writes the feature names and
+ * the items' lists for the server (features.txt) and each user's own list in its client's
+ * directory (user_features.txt, read by that client only: the TASK carries no user's
+ * list), so the networked model is train's with the same feature files bit for bit; and
+ * the users' features mattered (other weights, train's model differs). */
+Test(net_procs, equivalence_hybrid_with_user_features, .timeout = 240) {
+    fed f;
+    fed_make(&f, 6, 50, 200);
+    cr_assert_eq(sh("cut -f1 %s | sort -un | awk '{printf \"%%s\\tage=%%d occ=%%d:0.5\\n\", $1, $1%%3, $1%%4}' > %s/uf.tsv",
+                    f.data, f.dir), 0);
+    cr_assert_eq(sh("cut -f2 %s | sort -un | awk '{printf \"%%s\\tgenre=%%d\\n\", $1, $1%%5}' > %s/if.tsv", f.data,
+                    f.dir), 0);
+    cr_assert_eq(sh("rm -rf %s/shards && %s data shard --data %s --user-features %s/uf.tsv --item-features %s/if.tsv "
+                    "--out %s/shards >/dev/null", f.dir, FR_FEDREC_BIN, f.data, f.dir, f.dir, f.dir), 0);
+    cr_assert_eq(count_in(f.dir, "shards/c2/user_features.txt", "\t"), 1, "the client's own list");
+    const char *opts = "--rounds 3 --seed 5 --model lightfm";
+    run_federation(&f, opts);
+    cr_assert_eq(sh("%s train --data %s --user-features %s/uf.tsv --item-features %s/if.tsv %s --quiet --out %s/sim.fr "
+                    ">/dev/null 2>&1", FR_FEDREC_BIN, f.data, f.dir, f.dir, opts, f.dir), 0);
+    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked global model differs from the simulator's");
+    /* the same names with other weights give another model */
+    cr_assert_eq(sh("cut -f1 %s | sort -un | awk '{printf \"%%s\\tage=%%d occ=%%d:2\\n\", $1, $1%%3, $1%%4}' "
+                    "> %s/uf0.tsv", f.data, f.dir), 0);
+    cr_assert_eq(sh("%s train --data %s --user-features %s/uf0.tsv --item-features %s/if.tsv %s --quiet --out "
+                    "%s/sim0.fr >/dev/null 2>&1", FR_FEDREC_BIN, f.data, f.dir, f.dir, opts, f.dir), 0);
+    cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "the users' features changed nothing");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 /* Mutual TLS through the commands: with --client-ca the server takes only clients that
  * present a certificate of that CA; one without is refused at the handshake and gives up. */
 Test(net_procs, mutual_tls, .timeout = 180) {

@@ -262,6 +262,36 @@ Test(net_wire, crc_matches_an_independent_bitwise_crc32c) {
     }
 }
 
+/* The CRC of A then B from the CRCs of A and B (fri_crc32c_combine) against the bitwise
+ * CRC of the joined bytes, at lengths around the three-stream block and at 0; and a
+ * message's prefix encoded with its body's CRC given is the prefix of the whole message. */
+Test(net_wire, crc_combine_and_a_prefix_given_its_bodys_crc) {
+    static uint8_t buf[3 * 4096 * 2 + 77];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 131u + (i >> 7) * 7u + 3u);
+    const size_t cuts[] = {0, 1, 7, 8, 100, 4096, 3 * 4096 - 1, 3 * 4096, 3 * 4096 + 5, sizeof buf};
+    for (size_t a = 0; a < sizeof cuts / sizeof *cuts; a++)
+        for (size_t b = 0; b < sizeof cuts / sizeof *cuts; b++) {
+            size_t na = cuts[a], nb = cuts[b];
+            if (na + nb > sizeof buf) continue;
+            uint32_t want = crc_bitwise(0, buf, na + nb);
+            uint32_t got = fri_crc32c_combine(crc_bitwise(0, buf, na), crc_bitwise(0, buf + na, nb), nb);
+            cr_assert_eq(got, want, "A %zu bytes, B %zu bytes", na, nb);
+        }
+    for (int k = 0; k < N_SAMPLES; k++) {
+        fri_net_msg m = sample(k);
+        size_t n = 0, pn = 0, qn = 0;
+        uint8_t *whole = encode(&m, &n);
+        uint8_t pre[FRI_NET_PREFIX_MAX], q[FRI_NET_PREFIX_MAX];
+        cr_assert_eq(fri_net_encode_prefix(&m, pre, sizeof pre, &pn), FR_OK);
+        size_t tl = n - pn;
+        uint32_t tcrc = crc_bitwise(0, whole + pn, tl);
+        cr_assert_eq(fri_net_encode_prefix_crc(&m, tcrc, q, sizeof q, &qn), FR_OK);
+        cr_assert_eq(qn, pn, "sample %d", k);
+        cr_assert(memcmp(q, whole, qn) == 0, "sample %d: the prefix differs", k);
+        free(whole);
+    }
+}
+
 /* ------------------------------------------------------------------ damage */
 
 Test(net_wire, every_truncation_is_refused) {

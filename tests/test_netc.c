@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "fedrec/features.h"
 #include "fedrec/model_eval.h"
 #include "fedrec/net_client.h"
 #include "fedrec/runtime.h"
@@ -32,7 +33,9 @@
 static fr_dataset *synthetic(void) { return tu_generate(40, 60, 900, 11); }
 
 static uint32_t g_compress; /* compress_up and compress_down of the configs (each Test is its own process) */
-static uint32_t g_topk;     /* compress_topk of the configs */
+static uint32_t g_topk;      /* compress_topk of the configs */
+static fr_features *g_feat;  /* side features of the hybrid kinds' configs, or NULL */
+static bool g_feat_withheld; /* the clients are not given their users' lists */
 
 static void configs(fr_model_config *mc, fr_fl_config *cfg, const fr_dataset *d, fr_model_kind kind, bool keep,
                     double cpr) {
@@ -52,6 +55,26 @@ static void configs(fr_model_config *mc, fr_fl_config *cfg, const fr_dataset *d,
     mc->n_users = fr_dataset_n_users(d);
     mc->n_items = fr_dataset_n_items(d);
     mc->seed = cfg->seed; /* as the sim does */
+    if (g_feat && fr_model_kind_uses_features(kind)) cr_assert_eq(fr_model_config_set_features(mc, g_feat), FR_OK);
+}
+
+/* Side features of the synthetic data: each user two or three of 7 names (weights not 1),
+ * each item one or two of 5. */
+static fr_features *side_features(const fr_dataset *d) {
+    fr_features *f = NULL;
+    cr_assert_eq(fr_features_create(&f, fr_dataset_n_users(d), fr_dataset_n_items(d)), FR_OK);
+    char nm[32];
+    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++)
+        for (uint32_t k = 0; k < 2 + u % 2; k++) {
+            int n = snprintf(nm, sizeof nm, "uf%u", (u * 3 + k * 5) % 7);
+            cr_assert_eq(fr_features_add(f, FR_FEAT_USER, u, nm, (size_t)n, 0.5f + 0.25f * (float)k), FR_OK);
+        }
+    for (uint32_t i = 0; i < fr_dataset_n_items(d); i++)
+        for (uint32_t k = 0; k < 1 + i % 2; k++) {
+            int n = snprintf(nm, sizeof nm, "if%u", (i + k * 2) % 5);
+            cr_assert_eq(fr_features_add(f, FR_FEAT_ITEM, i, nm, (size_t)n, 1.0f), FR_OK);
+        }
+    return f;
 }
 
 /* Silos: client c holds the users u with u % K == c, in decreasing order. */
@@ -99,6 +122,22 @@ static fr_netc *make_client(fleet *f, uint32_t c) {
     fr_netc *x = NULL;
     cr_assert_eq(fr_netc_create(&x, f->data[c], f->users[c], f->nu[c], c, state_path(f, c)), FR_OK, "%s",
                  fr_errmsg());
+    if (g_feat && !g_feat_withheld) { /* its own users' lists only, in the federation's vocabulary */
+        uint64_t off[64] = {0};
+        uint32_t ids[256];
+        float w[256];
+        cr_assert(f->nu[c] < 64);
+        for (uint32_t j = 0; j < f->nu[c]; j++) {
+            const uint32_t *fi;
+            const float *fw;
+            size_t k = fr_features_of(g_feat, FR_FEAT_USER, f->users[c][j], &fi, &fw);
+            cr_assert(off[j] + k <= 256);
+            memcpy(ids + off[j], fi, k * sizeof *fi);
+            memcpy(w + off[j], fw, k * sizeof *fw);
+            off[j + 1] = off[j] + k;
+        }
+        cr_assert_eq(fr_netc_set_user_features(x, off, ids, w), FR_OK, "%s", fr_errmsg());
+    }
     return x;
 }
 
@@ -150,6 +189,8 @@ static void restart(fleet *f) {
 }
 
 /* One round by the controller over every client (none missing), as a server would. */
+static fr_netc_scratch *g_scratch; /* set: the clients step on one shared scratch (a load generator's thread) */
+
 static void net_round(fr_round *r, fleet *f) {
     uint32_t *all = malloc(f->n * sizeof *all);
     for (uint32_t i = 0; i < f->n; i++) all[i] = i;
@@ -163,7 +204,10 @@ static void net_round(fr_round *r, fleet *f) {
         const uint8_t *tb, *out;
         size_t tn, on;
         cr_assert_eq(fr_round_task(r, ids[i], &tb, &tn), FR_OK, "%s", fr_errmsg());
-        cr_assert_eq(fr_netc_step(c, tb, tn, &out, &on), FR_OK, "%s", fr_errmsg());
+        if (g_scratch)
+            cr_assert_eq(fr_netc_step_shared(c, g_scratch, tb, tn, &out, &on), FR_OK, "%s", fr_errmsg());
+        else
+            cr_assert_eq(fr_netc_step(c, tb, tn, &out, &on), FR_OK, "%s", fr_errmsg());
         cr_assert_eq(fr_round_submit(r, out, on, 0), FR_OK, "%s", fr_errmsg());
     }
     fr_round_stats st;
@@ -185,7 +229,8 @@ static void hand_out_final(fr_round *r, fleet *f) {
         const uint8_t *tb;
         size_t tn;
         cr_assert_eq(fr_round_task(r, ids[i], &tb, &tn), FR_OK);
-        cr_assert_eq(fr_netc_sync(f->c[ids[i]], tb, tn), FR_OK, "%s", fr_errmsg());
+        if (g_scratch) cr_assert_eq(fr_netc_sync_shared(f->c[ids[i]], g_scratch, tb, tn), FR_OK, "%s", fr_errmsg());
+        else cr_assert_eq(fr_netc_sync(f->c[ids[i]], tb, tn), FR_OK, "%s", fr_errmsg());
         cr_assert_eq(fr_netc_round(f->c[ids[i]]), fr_round_completed(r) + 1);
         cr_assert(memcmp(fr_model_params_const(fr_netc_model(f->c[ids[i]])), fr_model_params_const(fr_round_model(r)),
                          fr_model_n_shared(fr_round_model(r)) * sizeof(float)) == 0);
@@ -279,6 +324,20 @@ Test(netc, neumf_silos_equal_the_simulator) {
         check_equals_sim(FR_MODEL_NEUMF, true, keep, 0, 3, false);
         check_equals_sim(FR_MODEL_NEUMF, true, keep, 0.5, 4, false);
     }
+}
+
+/* Clients stepped one after another on one scratch (the TASK decoded once a round, one
+ * workspace: the load generator's threads) give the simulator's model and rows bit for
+ * bit, across restarts too; a scratch kept across two federations makes a new workspace. */
+Test(netc, clients_sharing_a_scratch_equal_the_simulator) {
+    cr_assert_eq(fr_netc_scratch_create(&g_scratch), FR_OK);
+    for (int keep = 0; keep < 2; keep++) {
+        check_equals_sim(FR_MODEL_NEUMF, false, keep, 0, 3, false);
+        check_equals_sim(FR_MODEL_MF, true, keep, 0.5, 3, keep == 1);
+    }
+    check_equals_sim(FR_MODEL_BPR, false, false, 0.3, 3, true);
+    fr_netc_scratch_free(g_scratch);
+    g_scratch = NULL;
 }
 
 Test(netc, compressed_rounds_equal_the_simulator) {
@@ -712,6 +771,71 @@ Test(netc, local_evaluation_sums_give_the_simulators_metrics) {
     check_eval(FR_MODEL_NEUMF, true);
     check_eval(FR_MODEL_NEUMF, false);
     check_eval(FR_MODEL_MF, false);
+}
+
+/* The same with the clients stepped and handed the final model on one scratch: they
+ * score a copy of the global model they share, with the simulator's floats. */
+Test(netc, clients_sharing_a_scratch_recommend_and_evaluate_as_the_simulator) {
+    cr_assert_eq(fr_netc_scratch_create(&g_scratch), FR_OK);
+    check_eval(FR_MODEL_NEUMF, true);
+    check_eval(FR_MODEL_MF, false);
+    fr_netc_scratch_free(g_scratch);
+    g_scratch = NULL;
+}
+
+static fr_model_kind kind_named(const char *name) {
+    fr_model_kind k;
+    cr_assert_eq(fr_model_kind_parse(name, &k), FR_OK);
+    return k;
+}
+
+/* Whether 3 rounds of every client give a global model other than the simulator's. */
+static bool differs_from_sim(fr_model_kind kind) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d, kind, false, 0);
+    fr_sim *s = NULL;
+    cr_assert_eq(fr_sim_create_silos(&s, &mc, &cfg, d, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    fleet f;
+    fleet_make(&f, d, NULL);
+    fr_round *r = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &cfg, f.n, 1), FR_OK);
+    for (int i = 0; i < 3; i++) {
+        fr_round_stats st;
+        cr_assert_eq(fr_sim_round(s, &st), FR_OK, "%s", fr_errmsg());
+        net_round(r, &f);
+    }
+    bool differs = memcmp(fr_model_params_const(fr_round_model(r)), fr_model_params_const(fr_sim_model(s)),
+                          fr_model_n_shared(fr_sim_model(s)) * sizeof(float)) != 0;
+    fr_round_free(r);
+    fleet_free(&f);
+    fr_sim_free(s);
+    fr_dataset_free(d);
+    return differs;
+}
+
+/* lightfm and fm with user and item features: each client given only its own users'
+ * feature lists (the TASK has none) trains the simulator's model bit for bit, alone or
+ * sharing a scratch, across restarts, and evaluates as the simulator; without its lists
+ * the model differs (the lists matter). */
+Test(netc, hybrid_clients_with_their_own_user_features_equal_the_simulator) {
+    fr_dataset *d = synthetic();
+    g_feat = side_features(d);
+    check_equals_sim(kind_named("lightfm"), false, false, 0, 3, false);
+    check_equals_sim(kind_named("lightfm"), true, false, 0.5, 3, true);
+    check_equals_sim(kind_named("fm"), false, false, 0.5, 3, false);
+    check_eval(kind_named("lightfm"), true);
+    cr_assert_eq(fr_netc_scratch_create(&g_scratch), FR_OK);
+    check_equals_sim(kind_named("lightfm"), false, false, 0, 3, false);
+    check_equals_sim(kind_named("fm"), true, false, 0, 2, false);
+    fr_netc_scratch_free(g_scratch);
+    g_scratch = NULL;
+    g_feat_withheld = true;
+    cr_assert_eq(differs_from_sim(kind_named("lightfm")), true, "withheld user features gave the simulator's model");
+    fr_features_free(g_feat);
+    g_feat = NULL;
+    fr_dataset_free(d);
 }
 
 /* ------------------------------------------------------------------ pieces */

@@ -42,6 +42,11 @@ FR_API void fr_features_free(fr_features *f);
  * FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_features_add(fr_features *f, fr_feature_side side, uint32_t row, const char *name,
                                            size_t len, float w);
+/* Puts name[0, len) into the side's vocabulary without adding it to a row (*id, may be
+ * NULL: its id; a name already there keeps its id): a vocabulary read back in id order
+ * gives the same ids. FR_ERR_INVALID for an empty name, FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_features_declare(fr_features *f, fr_feature_side side, const char *name, size_t len,
+                                               uint32_t *id);
 /* Adds the features of d's metadata (fr_dataset_meta; nothing when it has none): users
  * "age=<bucket>" (ML-1M's buckets: 1, 18, 25, 35, 45, 50, 56; ML-1M's codes map to
  * themselves), "gender=<g>", "occupation=<o>"; items "genre=<g>" for each genre and

@@ -55,6 +55,39 @@ FR_API void fr_netc_free(fr_netc *c);
 FR_API FR_NODISCARD fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_t **result,
                                         size_t *result_n);
 
+/* The side features of the client's own users, for the kinds that read them (lightfm,
+ * fm): the TASK carries the item lists and the vocabularies but no user's list (users'
+ * features stay on their devices), so a client supplies its own. The features of its
+ * j-th user (fr_netc_create's order) are ids[off[j], off[j + 1]) of the federation's user
+ * vocabulary (the ids fedrec train's feature set gives them), weights w (NULL: 1);
+ * off[0..U] (U = fr_netc_n_users). Copied. Steps and scoring then use them, as the
+ * simulator gives each client its users' lists; off NULL removes them. A feature id
+ * beyond the vocabulary is refused by the next step (FR_ERR_INVALID). FR_ERR_INVALID for
+ * decreasing offsets, FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_netc_set_user_features(fr_netc *c, const uint64_t *off, const uint32_t *ids,
+                                                     const float *w);
+
+/* Scratch shared by clients that are stepped one at a time on one thread (a load
+ * generator's thread, hosting many clients): the TASK last decoded, decoded again only
+ * when a client is given other bytes (the clients of one round get the same TASK), and
+ * the client step's workspace, as a simulator's worker keeps one for all its clients.
+ * Nothing of a client lives in it between steps, so the models are those of
+ * fr_netc_step bit for bit. The clients it stepped keep the decoded TASK as their latest
+ * global model by reference (read-only, freed with its last client), so a process hosting
+ * many clients holds one global model per thread, not per client. Not thread-safe: one
+ * scratch per thread; a client stepped on it is not used on another thread meanwhile. */
+typedef struct fr_netc_scratch fr_netc_scratch;
+FR_API FR_NODISCARD fr_err fr_netc_scratch_create(fr_netc_scratch **out);
+FR_API void fr_netc_scratch_free(fr_netc_scratch *s);
+
+/* fr_netc_step with the TASK decoded in, and the workspace of, scratch s: the client
+ * keeps no workspace and no decoded TASK of its own between rounds. *result is valid
+ * until the next call with s (or c). The same errors. */
+FR_API FR_NODISCARD fr_err fr_netc_step_shared(fr_netc *c, fr_netc_scratch *s, const uint8_t *task, size_t task_n,
+                                               const uint8_t **result, size_t *result_n);
+/* fr_netc_sync with the TASK decoded in scratch s. */
+FR_API FR_NODISCARD fr_err fr_netc_sync_shared(fr_netc *c, fr_netc_scratch *s, const uint8_t *task, size_t task_n);
+
 /* Keeps a TASK's global model as the latest one without training: for a client the
  * round did not sample, or the final model a server hands out after its last round
  * (the TASK of the round it would run next). Joins the federation if the client is fresh
@@ -115,6 +148,8 @@ FR_API FR_NODISCARD fr_err fr_netc_load(fr_netc *c, bool *resumed);
 FR_API void fr_netc_set_popularity(fr_netc *c, const double *weights, uint32_t n_items);
 FR_API uint32_t fr_netc_client(const fr_netc *c);
 FR_API uint32_t fr_netc_n_users(const fr_netc *c);
+/* The global id of its j-th user (j < fr_netc_n_users), or UINT32_MAX. */
+FR_API uint32_t fr_netc_user(const fr_netc *c, uint32_t j);
 /* The round of the latest global model's TASK (0: none yet). */
 FR_API uint32_t fr_netc_round(const fr_netc *c);
 /* The config CRC of the federation joined (0: none yet). */

@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/features.h"
 #include "cli/load_opts.h"
 
 int cli_parse_format(const char *cmd, const char *s, fr_format *out) {
@@ -241,8 +242,12 @@ static int data_generate(int argc, char **argv) {
 static int data_shard(int argc, char **argv) {
     cli_load_opts lo = {0};
     const char *data = NULL, *test = NULL, *negatives = NULL, *split = NULL, *out = NULL;
+    const char *user_features = NULL, *item_features = NULL;
     uint64_t seed = 1;
     arg_spec specs[] = {
+        ARG_SPEC_STR("user-features", &user_features, "FILE  users' side features (as train's), each written to its "
+                     "client's cID/user_features.txt"),
+        ARG_SPEC_STR("item-features", &item_features, "FILE  items' side features (as train's), in DIR/features.txt"),
         ARG_SPEC_STR("data", &data, "PATH  ratings file or NCF directory (default: built-in synthetic data)"),
         ARG_SPEC_STR("test", &test, "PATH  given test file (PATH is then the training file)"),
         ARG_SPEC_STR("negatives", &negatives, "PATH  NCF .negative file for evaluation"),
@@ -303,6 +308,15 @@ static int data_shard(int argc, char **argv) {
     if (!e)
         printf("wrote %u client shards of %s under %s (c0 .. c%u), and %s/federation.txt for the server\n",
                fr_dataset_n_users(train), fr_data_describe(d), out, fr_dataset_n_users(train) - 1, out);
+    /* side features for lightfm/fm, as train finds them (metadata beside the data, the files) */
+    if (!e && (user_features || item_features || data)) {
+        if ((user_features && cli_check_input("data shard", "--user-features", user_features)) ||
+            (item_features && cli_check_input("data shard", "--item-features", item_features)) ||
+            cli_features_write_shards("data shard", d, user_features, item_features, out, false)) {
+            fr_data_free(d);
+            return 1;
+        }
+    }
     fr_data_free(d);
     return e ? cli_fail(e, "data shard") : 0;
 }

@@ -26,6 +26,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/features.h"
 #include "cli/progress.h"
 #include "cli/summary.h"
 #include "cli/train_opts.h"
@@ -326,6 +327,8 @@ static int cli_server(int argc, char **argv) {
     if ((rc = cli_train_overrides(&o, specs, &c))) return rc;
     c.model.n_users = fed.clients;
     c.model.n_items = fed.items;
+    /* lightfm/fm: the feature names and items' lists fedrec data shard wrote (no user's list) */
+    if ((rc = cli_features_from_shards("server", fed_path, &c.model, quiet))) return rc;
     if ((e = fr_run_config_check(&c))) {
         fprintf(stderr, "fedrec server: %s\n", fr_errmsg());
         return 2;
@@ -469,6 +472,19 @@ static fr_err load_client(const char *dir, uint32_t id, const char *state, clien
     if (!e && state) e = fr_netc_load(b->state, &b->resumed);
     if (e) client_box_free(b);
     return e;
+}
+
+/* The client's own users' side features (lightfm, fm): the file given, else
+ * user_features.txt in its shard directory when there is one. 0, or 1 after printing. */
+static int user_features_for(const char *given, const char *dir, client_box *b) {
+    char def[4400];
+    const char *path = given;
+    if (!path) {
+        snprintf(def, sizeof def, "%.4200s/user_features.txt", dir);
+        if (access(def, R_OK) != 0) return 0;
+        path = def;
+    } else if (cli_check_input("client", "--user-features", path)) return 1;
+    return cli_user_features_read("client", path, b->state);
 }
 
 /* The items' public popularity for decoys: the file given, else popularity.txt in dir
@@ -667,6 +683,7 @@ static int cli_client(int argc, char **argv) {
     fr_net_client_config cc;
     fr_net_client_config_default(&cc);
     const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL, *popularity = NULL;
+    const char *user_features = NULL;
     uint64_t id = UINT64_MAX, clients = 0, threads = 2, first = 0;
     bool no_eval = false, no_state = false;
     double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0, delay_unmask = 0;
@@ -685,6 +702,10 @@ static int cli_client(int argc, char **argv) {
         ARG_SPEC_STR("popularity", &popularity,
                      "FILE  the items' public popularity, for a federation that hides items with decoys (default: "
                      "popularity.txt of the shard directory, when there is one)"),
+        ARG_SPEC_STR("user-features", &user_features,
+                     "FILE  lightfm/fm: the client's own user's side features, lines 'USER<TAB>ID:WEIGHT ...' in the "
+                     "federation's ids (default: user_features.txt of its shard directory, as fedrec data shard "
+                     "writes it)"),
         ARG_SPEC_INT("clients", &clients, 0, UINT32_MAX, "0 = all", "N  load generator: this many clients"),
         ARG_SPEC_INT("first", &first, 0, UINT32_MAX, NULL, "ID  load generator: starting at this id (default 0)"),
         ARG_SPEC_INT("threads", &threads, 1, 1024, NULL, "T  load generator: threads (default 2)"),
@@ -737,6 +758,11 @@ static int cli_client(int argc, char **argv) {
         if (!tok) return 1;
         client_box b;
         e = load_client(data, cid, state, &b);
+        if (!e && user_features_for(user_features, data, &b)) {
+            client_box_free(&b);
+            free(tok);
+            return 1;
+        }
         double *pop = NULL;
         if (!e) { /* the shard directory DIR holds DIR/cID and DIR/popularity.txt */
             char parent[4200];
@@ -789,6 +815,7 @@ static int cli_client(int argc, char **argv) {
         snprintf(st_path, sizeof st_path, "%s/client.state", dir);
         if (!(toks[i] = token_for("client", token_file, cid2))) { rc = 1; break; }
         e = load_client(dir, cid2, no_state ? NULL : st_path, &bs[i]);
+        if (!e && user_features_for(NULL, dir, &bs[i])) { rc = 1; break; }
         if (!e) fr_netc_set_popularity(bs[i].state, pop, fed.items);
         if (!e) ms[i] = member_of(&bs[i], cid2, toks[i]);
     }

@@ -94,6 +94,11 @@ static inline void fri_put_u64(uint8_t *p, uint64_t v) { fri_put_u32(p, (uint32_
 static inline void fri_put_f32(uint8_t *p, float f) { uint32_t v; memcpy(&v, &f, 4); fri_put_u32(p, v); }
 static inline void fri_put_f64(uint8_t *p, double f) { uint64_t v; memcpy(&v, &f, 8); fri_put_u64(p, v); }
 static inline uint16_t fri_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+/* The CRC-32C of A then B (fr_crc32c(0, A B)) from crc_a = fr_crc32c(0, A), crc_b =
+ * fr_crc32c(0, B) and B's length: a message whose long body is the same for many
+ * receivers costs the body's CRC once. */
+uint32_t fri_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
 static inline uint32_t fri_get_u32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }

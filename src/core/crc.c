@@ -124,3 +124,9 @@ uint32_t fr_crc32c(uint32_t crc, const void *data, size_t n) {
 #endif
     return crc_sw(crc, data, n);
 }
+
+uint32_t fri_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+    pthread_once(&g_once, build_tables);
+    /* crc(A B) = crc(A) x^(8|B|) + crc(B) (mod P): the inversions of init and final cancel */
+    return mulmod(crc_a, xpow(8 * len_b)) ^ crc_b;
+}

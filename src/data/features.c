@@ -95,6 +95,14 @@ fr_err fr_features_add(fr_features *f, fr_feature_side sd, uint32_t row, const c
     return FR_OK;
 }
 
+fr_err fr_features_declare(fr_features *f, fr_feature_side sd, const char *name, size_t len, uint32_t *id) {
+    if (!len) return fri_fail(FR_ERR_INVALID, "features: empty feature name");
+    uint32_t k;
+    fr_err e = fri_strtab_intern(&side_of(f, sd)->names, name, len, &k);
+    if (!e && id) *id = k;
+    return e;
+}
+
 uint32_t fr_features_rows(const fr_features *f, fr_feature_side sd) { return f ? cside_of(f, sd)->rows : 0; }
 uint32_t fr_features_count(const fr_features *f, fr_feature_side sd) { return f ? cside_of(f, sd)->names.n : 0; }
 

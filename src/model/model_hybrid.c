@@ -31,7 +31,9 @@
  * feature set: the vocabulary sizes, the item lists, and the user lists only when
  * n_users > 1 (a model file of the whole model). A TASK (n_users 1) thus carries no
  * user's features: in the simulated federation each client's own lists are read in
- * process from the federation's config; a networked client gets none (ids only).
+ * process from the federation's config; a networked client adds its own users' lists to
+ * the TASK's set (fri_model_config_user_lists; the encoding, hence the config CRC, is
+ * unchanged).
  *
  * WARP (Weston et al. 2011, as LightFM): for a positive (u, i) the candidates are the
  * example's negative, then items drawn uniformly (a stream of (seed, i, u ^ neg)), until
@@ -285,6 +287,48 @@ static fr_err params_get(fri_rd *r, fr_model_config *c) {
     }
     if (e) { feat_free(f); return e; }
     return feat_intern(f, &c->features);
+}
+
+fr_err fri_model_config_user_lists(fr_model_config *cfg, const uint32_t *users, uint32_t n_users,
+                                   const uint64_t *off, const uint32_t *ids, const float *w) {
+    if (!fr_model_kind_uses_features(cfg->kind)) return FR_OK;
+    const fri_feat *src = feat_of(cfg->features);
+    uint32_t vocab_u = src ? src->count[0] : 0;
+    uint32_t rows[2] = {0, src ? src->rows[1] : 0};
+    uint64_t nnz[2] = {off[n_users], src ? src->off[1][src->rows[1]] : 0};
+    for (uint32_t j = 0; j < n_users; j++) {
+        if (users[j] >= rows[0]) rows[0] = users[j] + 1;
+        if (off[j + 1] < off[j]) return fri_fail(FR_ERR_INVALID, "user features: offsets decrease at user %u", users[j]);
+    }
+    for (uint64_t k = 0; k < nnz[0]; k++)
+        if (ids[k] >= vocab_u)
+            return fri_fail(FR_ERR_INVALID, "user features: feature %u, the federation's user vocabulary has %u", ids[k],
+                            vocab_u);
+    fri_feat *f = feat_alloc(rows, nnz);
+    if (!f) return FR_ERR_NOMEM;
+    f->count[0] = vocab_u;
+    f->count[1] = src ? src->count[1] : 0;
+    if (src) {
+        memcpy(f->off[1], src->off[1], ((size_t)rows[1] + 1) * sizeof(uint64_t));
+        if (nnz[1]) {
+            memcpy(f->id[1], src->id[1], nnz[1] * sizeof(uint32_t));
+            memcpy(f->w[1], src->w[1], nnz[1] * sizeof(float));
+        }
+    }
+    /* per-row counts into off, then prefix sums, then the lists in row order */
+    for (uint32_t j = 0; j < n_users; j++) {
+        if (f->off[0][users[j] + 1]) { feat_free(f); return fri_fail(FR_ERR_INVALID, "user features: user %u given twice", users[j]); }
+        f->off[0][users[j] + 1] = off[j + 1] - off[j];
+    }
+    for (uint32_t r = 0; r < rows[0]; r++) f->off[0][r + 1] += f->off[0][r];
+    for (uint32_t j = 0; j < n_users; j++) {
+        uint64_t at = f->off[0][users[j]];
+        for (uint64_t k = off[j]; k < off[j + 1]; k++, at++) {
+            f->id[0][at] = ids[k];
+            f->w[0][at] = w ? w[k] : 1.0f;
+        }
+    }
+    return feat_intern(f, &cfg->features);
 }
 
 /* ---------------------------------------------------------------- layout */

@@ -37,6 +37,15 @@ struct fr_model {
     uint32_t catalogue;                      /* items of the federation (0: cfg.n_items) */
 };
 
+/* cfg (a kind that reads side features, with the feature set of a TASK: vocabularies
+ * and item lists) with user lists of its own: user users[j] (global ids, j < n_users) has
+ * the features ids[off[j], off[j + 1]) of the set's user vocabulary, weights w (NULL: 1);
+ * every other user none. The item lists and both vocabularies stay, so the config's
+ * encoding for one user row (a TASK's, its config CRC) is unchanged. A kind without
+ * features: nothing. FR_ERR_INVALID for a feature id outside the vocabulary or a user
+ * given twice, FR_ERR_NOMEM. */
+FR_NODISCARD fr_err fri_model_config_user_lists(fr_model_config *cfg, const uint32_t *users, uint32_t n_users,
+                                               const uint64_t *off, const uint32_t *ids, const float *w);
 /* Tells m which global items and users its rows stand for (a federated client's compact
  * model: row r of its item tables is item items[r], r < n_items). Families whose scores
  * depend on more than the rows (side features: model_hybrid.c) read it; the others

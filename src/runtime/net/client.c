@@ -201,7 +201,7 @@ static double now_s(void);
 /* An SA_TASK: train as for a TASK, turn the RESULT into the round's dense vector, join the
  * session and send the public keys. Returns the reply buffer still to free (or NULL). */
 static uint8_t *sa_task(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req, const fri_net_msg *m,
-                        uint8_t *rep) {
+                        uint8_t *rep, fr_netc_scratch *sc) {
     sa_leave(v, true); /* a session it was still in is over */
     uint32_t round = m->sa_task.round;
     v->sa_round = round;
@@ -213,7 +213,7 @@ static uint8_t *sa_task(const fr_net_client_config *c, vclient *v, fri_net_log *
     size_t resn = 0;
     if (c->delay_ms) nng_msleep((nng_duration)c->delay_ms);
     double t0 = now_s();
-    fr_err e = fr_netc_step(v->st, m->sa_task.body, m->sa_task.body_len, &res, &resn);
+    fr_err e = fr_netc_step_shared(v->st, sc, m->sa_task.body, m->sa_task.body_len, &res, &resn);
     fri_net_reply_free(rep);
     size_t len = e ? 0 : fri_netc_dense_len(v->st);
     if (!e && len != p.len)
@@ -284,8 +284,8 @@ static uint8_t *sa_down(const fr_net_client_config *c, vclient *v, fri_net_log *
     return NULL;
 }
 
-/* One tick of client v: an exchange and what follows it. */
-static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req) {
+/* One tick of client v: an exchange and what follows it (a step on the thread's scratch). */
+static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req, fr_netc_scratch *sc) {
     uint64_t now = fri_net_now_ms();
     fri_net_msg hello = {.type = FRI_NET_HELLO};
     hello.hello.client = v->id;
@@ -324,7 +324,7 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         break;
     }
     case FRI_NET_DONE:
-        e = m.done.model_len ? fr_netc_sync(v->st, m.done.model, m.done.model_len) : FR_OK;
+        e = m.done.model_len ? fr_netc_sync_shared(v->st, sc, m.done.model, m.done.model_len) : FR_OK;
         if (!e && c->save_state) e = fr_netc_save(v->st);
         if (e) failed(v, e, "client %u: the final model: %s", v->id, fr_errmsg());
         else v->state = VC_DONE;
@@ -338,7 +338,7 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         size_t resn = 0;
         if (c->delay_ms) nng_msleep((nng_duration)c->delay_ms);
         double t0 = now_s();
-        e = fr_netc_step(v->st, m.task.body, m.task.body_len, &res, &resn);
+        e = fr_netc_step_shared(v->st, sc, m.task.body, m.task.body_len, &res, &resn);
         fri_net_eval ev = {0};
         if (!e && c->evaluate && v->test && !fr_netc_dp(v->st)) e = evaluate(v, &ev); /* DP: nothing beyond the update */
         if (!e && c->save_state) e = fr_netc_save(v->st); /* before the RESULT leaves */
@@ -374,7 +374,7 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         break;
     }
     case FRI_NET_SA_TASK:
-        rep = sa_task(c, v, lg, req, &m, rep);
+        rep = sa_task(c, v, lg, req, &m, rep, sc);
         break;
     case FRI_NET_SA_DOWN:
         rep = sa_down(c, v, lg, req, &m, rep);
@@ -408,6 +408,14 @@ static void *gen_main(void *arg) {
     gen_thread *gt = arg;
     gen *g = gt->g;
     fri_buf req = {0};
+    fr_netc_scratch *sc = NULL;
+    if (fr_netc_scratch_create(&sc)) { /* out of memory: its clients fail */
+        for (uint32_t i = (uint32_t)gt->t; i < g->n; i += (uint32_t)g->threads) {
+            failed(&g->v[i], FR_ERR_NOMEM, "client %u: out of memory", g->v[i].id);
+            atomic_fetch_sub(&g->left, 1);
+        }
+        return NULL;
+    }
     for (;;) {
         if (atomic_load(&g->stop)) break;
         uint64_t now = fri_net_now_ms(), next = UINT64_MAX;
@@ -417,7 +425,7 @@ static void *gen_main(void *arg) {
             if (v->state != VC_RUN) continue;
             running++;
             if (v->next_at <= now) {
-                tick(g->c, v, &g->lg, &req);
+                tick(g->c, v, &g->lg, &req, sc);
                 if (v->state != VC_RUN) {
                     atomic_fetch_sub(&g->left, 1);
                     if (v->state == VC_FAILED) fri_net_logf(&g->lg, 1, "%s", v->why);
@@ -431,6 +439,7 @@ static void *gen_main(void *arg) {
         if (next > now) nng_msleep((nng_duration)(next - now > 50 ? 50 : next - now));
     }
     fri_buf_free(&req);
+    fr_netc_scratch_free(sc);
     return NULL;
 }
 

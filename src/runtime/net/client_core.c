@@ -31,6 +31,21 @@
 #include "model/model_internal.h"
 #include "runtime/net/netc_internal.h"
 
+/* A decoded TASK that clients stepped on a scratch keep as their latest global model
+ * (fr_netc_step_shared): one per thread and round instead of one copy per client.
+ * Read-only once clients hold it; freed with its last reference. */
+typedef struct snap {
+    atomic_uint refs;
+    fr_task *task;
+} snap;
+
+static void snap_release(snap *p) {
+    if (p && atomic_fetch_sub(&p->refs, 1) == 1) {
+        fr_task_free(p->task);
+        fri_free(p);
+    }
+}
+
 /* What a client holds of the federation it has joined. */
 typedef struct fed {
     uint32_t crc;              /* config CRC-32C: names the federation */
@@ -38,7 +53,9 @@ typedef struct fed {
     size_t config_n;
     uint32_t round;            /* the round of the latest global model's TASK */
     uint64_t bound;            /* that TASK's bound */
-    fr_model *g;               /* latest global model (n_users 1): shared prefix; user row = scratch */
+    fr_model *g;               /* latest global model (n_users 1): shared prefix; user row = scratch;
+                                  owned, or borrowed from sn (then read-only) */
+    snap *sn;                  /* the snapshot g is borrowed from (a reference), or NULL: g is owned */
     int n_ut;                  /* user tables */
     int ut[FR_MODEL_MAX_TENSORS];       /* their tensor indices */
     size_t uoff[FR_MODEL_MAX_TENSORS];  /* floats before table i's rows in a private buffer */
@@ -64,12 +81,19 @@ struct fr_netc {
     char *path;                /* state file, or NULL */
     fed f;                     /* the federation (joined when f.g is set) */
     fr_task *task;             /* the TASK being stepped or loaded */
+    const fr_task *last;       /* the TASK of the last step (c->task or a scratch's), or NULL */
     const double *pop;         /* the items' public popularity (decoys), borrowed, or NULL */
     uint32_t pop_n;            /* its items */
+    /* its users' side features (lightfm, fm; fr_netc_set_user_features), or uf_off NULL */
+    uint64_t *uf_off;          /* [U + 1] */
+    uint32_t *uf_ids;          /* [uf_off[U]] ids of the federation's user vocabulary */
+    float *uf_w;               /* [uf_off[U]] */
+    uint32_t uf_src, uf_h;     /* the last TASK feature set (handle) and it with these lists */
 };
 
 static void fed_free(fed *f) {
-    fr_model_free(f->g);
+    if (f->sn) snap_release(f->sn);
+    else fr_model_free(f->g);
     fri_free(f->config);
     for (int b = 0; b < 2; b++) {
         fri_free(f->buf[b]);
@@ -85,7 +109,7 @@ static size_t fed_floats(const fed *f) { return fed_row_floats(f) + f->n_res; }
 
 /* A federation record for c from a TASK's configs: the global model's layout, the
  * private buffers with the users' initial rows, zero moments and step count. */
-static fr_err fed_make(fed *f, const fr_netc *c, const fr_task *t) {
+static fr_err fed_make(fed *f, const fr_netc *c, const fr_task *t, snap *sn) {
     memset(f, 0, sizeof *f);
     fri_buf cb = {0};
     fr_err e = fri_fl_config_block(&cb, fr_task_model_config(t), fr_task_fl_config(t));
@@ -97,7 +121,11 @@ static fr_err fed_make(fed *f, const fr_netc *c, const fr_task *t) {
         e = fri_fail(FR_ERR_INTERNAL, "client %u: the TASK's config block re-encodes to another CRC", c->client);
         goto fail;
     }
-    if ((e = fri_model_alloc(&f->g, fr_task_model_config(t)))) goto fail;
+    if (sn) { /* the snapshot's model, borrowed: nothing the size of the model per client */
+        f->g = (fr_model *)fr_task_model(sn->task);
+        f->sn = sn;
+        atomic_fetch_add(&sn->refs, 1);
+    } else if ((e = fri_model_alloc(&f->g, fr_task_model_config(t)))) goto fail;
     size_t at = 0;
     for (int i = 0; i < fr_model_n_tensors(f->g); i++) {
         const fr_tensor *tt = fr_model_tensor(f->g, i);
@@ -146,7 +174,54 @@ void fr_netc_free(fr_netc *c) {
     fri_free(c->order);
     fri_free(c->cu);
     fri_free(c->path);
+    fri_free(c->uf_off);
+    fri_free(c->uf_ids);
+    fri_free(c->uf_w);
     fri_free(c);
+}
+
+fr_err fr_netc_set_user_features(fr_netc *c, const uint64_t *off, const uint32_t *ids, const float *w) {
+    fri_free(c->uf_off);
+    fri_free(c->uf_ids);
+    fri_free(c->uf_w);
+    c->uf_off = NULL;
+    c->uf_ids = NULL;
+    c->uf_w = NULL;
+    c->uf_src = c->uf_h = 0;
+    if (!off) return FR_OK;
+    for (uint32_t j = 0; j < c->U; j++)
+        if (off[j + 1] < off[j])
+            return fri_fail(FR_ERR_INVALID, "client %u: user features: offsets decrease at its user %u", c->client, j);
+    size_t nnz = (size_t)(off[c->U] - off[0]);
+    c->uf_off = fri_malloc(((size_t)c->U + 1) * sizeof *c->uf_off);
+    c->uf_ids = fri_malloc((nnz ? nnz : 1) * sizeof *c->uf_ids);
+    c->uf_w = fri_malloc((nnz ? nnz : 1) * sizeof *c->uf_w);
+    if (!c->uf_off || !c->uf_ids || !c->uf_w) {
+        fr_err e = fr_netc_set_user_features(c, NULL, NULL, NULL);
+        return e ? e : FR_ERR_NOMEM;
+    }
+    for (uint32_t j = 0; j <= c->U; j++) c->uf_off[j] = off[j] - off[0];
+    for (size_t k = 0; k < nnz; k++) {
+        c->uf_ids[k] = ids[off[0] + k];
+        c->uf_w[k] = w ? w[off[0] + k] : 1.0f;
+    }
+    return FR_OK;
+}
+
+/* The model config a TASK's step and scoring use: the TASK's, with the client's own users'
+ * feature lists when it has them (the TASK carries none). */
+static fr_err config_for(fr_netc *c, const fr_model_config *tc, fr_model_config *out) {
+    *out = *tc;
+    if (!c->uf_off || !fr_model_kind_uses_features(tc->kind)) return FR_OK;
+    if (c->uf_h && c->uf_src == tc->features) {
+        out->features = c->uf_h;
+        return FR_OK;
+    }
+    fr_err e = fri_model_config_user_lists(out, c->users, c->U, c->uf_off, c->uf_ids, c->uf_w);
+    if (e) return fri_fail_prefix(e, "client %u", c->client);
+    c->uf_src = tc->features;
+    c->uf_h = out->features;
+    return FR_OK;
 }
 
 /* Sorts positions by their user id: a merge sort (a silo may hold many users), stable. */
@@ -242,6 +317,7 @@ void fr_netc_set_popularity(fr_netc *c, const double *weights, uint32_t n_items)
 
 uint32_t fr_netc_client(const fr_netc *c) { return c->client; }
 uint32_t fr_netc_n_users(const fr_netc *c) { return c->U; }
+uint32_t fr_netc_user(const fr_netc *c, uint32_t j) { return j < c->U ? c->users[j] : UINT32_MAX; }
 uint32_t fr_netc_round(const fr_netc *c) { return c->f.g ? c->f.round : 0; }
 uint32_t fr_netc_config_crc(const fr_netc *c) { return c->f.g ? c->f.crc : 0; }
 bool fr_netc_dp(const fr_netc *c) { return c->f.g && c->f.dp; }
@@ -255,13 +331,11 @@ const float *fr_netc_private_row(const fr_netc *c, uint32_t user, int table) {
 
 /* ------------------------------------------------------------------ the step */
 
-/* Decodes a TASK into c->task and checks it is of the federation c has joined (if any) and
- * not older than the latest one it had; *round gets its round. */
-static fr_err take_task(fr_netc *c, const uint8_t *task, size_t task_n, uint32_t *round) {
-    fr_err e = fr_task_decode(c->task, task, task_n);
-    if (e) return fri_fail_prefix(e, "client %u", c->client);
-    uint32_t crc = fr_task_config_crc(c->task);
-    *round = fr_task_round(c->task);
+/* Checks that a decoded TASK is of the federation c has joined (if any) and not older than
+ * the latest one it had; *round gets its round. */
+static fr_err check_task(const fr_netc *c, const fr_task *t, uint32_t *round) {
+    uint32_t crc = fr_task_config_crc(t);
+    *round = fr_task_round(t);
     if (c->f.g && crc != c->f.crc)
         return fri_fail(FR_ERR_INVALID,
                         "client %u: the TASK is of another federation (config CRC 0x%08x, this client's 0x%08x)",
@@ -272,13 +346,135 @@ static fr_err take_task(fr_netc *c, const uint8_t *task, size_t task_n, uint32_t
     return FR_OK;
 }
 
+/* What clients stepped one at a time on one thread share (fr_netc_scratch): the TASK last
+ * decoded (a load generator's clients of one round get the same bytes) and the client
+ * step's workspace (as a simulator's worker keeps one for all its clients). */
+struct fr_netc_scratch {
+    snap *cur;                 /* the TASK last decoded (a reference), or NULL */
+    uint8_t *bytes;            /* [n] its bytes, to tell the same TASK again */
+    size_t n, cap;
+    bool valid;                /* task holds bytes[0, n) decoded */
+    fr_client_ws *ws;          /* the client step's workspace, or NULL */
+    uint32_t ws_crc;           /* the config CRC it was made for */
+    const double *ws_pop;      /* the popularity it was given */
+    uint32_t ws_feat;          /* the feature set of its model config */
+};
+
+fr_err fr_netc_scratch_create(fr_netc_scratch **out) {
+    *out = NULL;
+    fr_netc_scratch *s = fri_calloc(1, sizeof *s);
+    if (!s) return FR_ERR_NOMEM;
+    *out = s;
+    return FR_OK;
+}
+
+void fr_netc_scratch_free(fr_netc_scratch *s) {
+    if (!s) return;
+    snap_release(s->cur);
+    fri_free(s->bytes);
+    fr_client_ws_free(s->ws);
+    fri_free(s);
+}
+
+/* The TASK task[0, n) decoded in s->cur: decoded again only when its bytes differ, into a
+ * new snapshot when clients hold the current one. */
+static fr_err scratch_task(fr_netc_scratch *s, const uint8_t *task, size_t n, uint32_t client) {
+    if (s->cur && s->valid && n == s->n && (n == 0 || memcmp(s->bytes, task, n) == 0)) return FR_OK;
+    s->valid = false;
+    if (!s->cur || atomic_load(&s->cur->refs) > 1) {
+        snap *p = fri_calloc(1, sizeof *p);
+        if (!p) return FR_ERR_NOMEM;
+        atomic_init(&p->refs, 1);
+        if (fr_task_create(&p->task)) { fri_free(p); return FR_ERR_NOMEM; }
+        snap_release(s->cur);
+        s->cur = p;
+    }
+    fr_err e = fr_task_decode(s->cur->task, task, n);
+    if (e) return fri_fail_prefix(e, "client %u", client);
+    if (n > s->cap) {
+        uint8_t *b = fri_realloc(s->bytes, n);
+        if (!b) return FR_ERR_NOMEM;
+        s->bytes = b;
+        s->cap = n;
+    }
+    if (n) memcpy(s->bytes, task, n);
+    s->n = n;
+    s->valid = true;
+    return FR_OK;
+}
+
+static fr_err step_on(fr_netc *c, const fr_task *t, snap *sn, fr_client_ws **wsp, const uint8_t **result,
+                      size_t *result_n);
+
 fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_t **result, size_t *result_n) {
     *result = NULL;
     *result_n = 0;
-    uint32_t round = 0;
-    fr_err e = take_task(c, task, task_n, &round);
+    fr_err e = fr_task_decode(c->task, task, task_n);
+    if (e) return fri_fail_prefix(e, "client %u", c->client);
+    return step_on(c, c->task, NULL, NULL, result, result_n);
+}
+
+fr_err fr_netc_step_shared(fr_netc *c, fr_netc_scratch *s, const uint8_t *task, size_t task_n,
+                           const uint8_t **result, size_t *result_n) {
+    *result = NULL;
+    *result_n = 0;
+    fr_err e = scratch_task(s, task, task_n, c->client);
     if (e) return e;
-    const fr_model_config *mc = fr_task_model_config(c->task);
+    uint32_t crc = fr_task_config_crc(s->cur->task);
+    fr_model_config mc;
+    if ((e = config_for(c, fr_task_model_config(s->cur->task), &mc))) return e;
+    if (s->ws && (s->ws_crc != crc || s->ws_pop != c->pop || s->ws_feat != mc.features)) {
+        fr_client_ws_free(s->ws); /* another federation, or a client with other feature lists */
+        s->ws = NULL;
+    }
+    e = step_on(c, s->cur->task, s->cur, &s->ws, result, result_n);
+    if (s->ws) {
+        s->ws_crc = crc;
+        s->ws_pop = c->pop;
+        s->ws_feat = mc.features;
+    }
+    return e;
+}
+
+/* The global model of f owned by f (a copy of the snapshot's it borrowed), in *g (NULL:
+ * it is already). */
+static fr_err own_model(const fed *f, fr_model **g) {
+    *g = NULL;
+    if (!f->sn) return FR_OK;
+    return fr_model_clone(g, f->g);
+}
+
+/* f's latest global model becomes t's: borrowed from snapshot sn, or copied into an owned
+ * model (own: one made by own_model for a client that borrowed, or NULL). */
+static void adopt_model(fed *f, const fr_task *t, snap *sn, fr_model *own) {
+    if (sn) {
+        if (f->sn == sn) return;
+        if (f->sn) snap_release(f->sn);
+        else fr_model_free(f->g);
+        f->g = (fr_model *)fr_task_model(sn->task);
+        f->sn = sn;
+        atomic_fetch_add(&sn->refs, 1);
+        return;
+    }
+    if (own) {
+        snap_release(f->sn);
+        f->sn = NULL;
+        f->g = own;
+    }
+    fr_model_set_shared(f->g, fr_model_params_const(fr_task_model(t)));
+}
+
+/* The step on a decoded TASK t (of snapshot sn, or NULL), with the workspace *wsp (made
+ * here when NULL), or with the client's own (wsp NULL). */
+static fr_err step_on(fr_netc *c, const fr_task *t, snap *sn, fr_client_ws **wsp, const uint8_t **result,
+                      size_t *result_n) {
+    uint32_t round = 0;
+    fr_err e = check_task(c, t, &round);
+    if (e) return e;
+    fr_model *own = NULL;
+    fr_model_config mcu;
+    if ((e = config_for(c, fr_task_model_config(t), &mcu))) return e;
+    const fr_model_config *mc = &mcu;
     if (fr_dataset_n_items(c->data) > mc->n_items)
         return fri_fail(FR_ERR_INVALID,
                         "client %u: its data has %u items, the federation's catalogue %u (the data must use the "
@@ -287,11 +483,12 @@ fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_
     fed fresh, *f = &c->f;
     bool joining = !c->f.g;
     if (joining) {
-        if ((e = fed_make(&fresh, c, c->task))) return e;
+        if ((e = fed_make(&fresh, c, t, sn))) return e;
         f = &fresh;
-    }
-    if (!f->ws) {
-        const fr_fl_config *fc = fr_task_fl_config(c->task);
+    } else if (!sn && (e = own_model(f, &own))) return e;
+    fr_client_ws **ws = wsp ? wsp : &f->ws;
+    if (!*ws) {
+        const fr_fl_config *fc = fr_task_fl_config(t);
         if (fc->decoys > 0 && !c->pop) {
             e = fri_fail(FR_ERR_INVALID, "client %u: the federation hides items with decoys drawn from the items' "
                          "public popularity, and this client has none (fedrec data shard writes it as "
@@ -303,8 +500,8 @@ fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_
                          "%u (a popularity file of another federation?)", c->client, c->pop_n, mc->n_items);
             goto fail;
         }
-        if ((e = fr_client_ws_create(&f->ws, mc, fc))) goto fail;
-        if (fc->decoys > 0 && (e = fr_client_ws_set_popularity(f->ws, c->pop, c->pop_n))) goto fail;
+        if ((e = fr_client_ws_create(ws, mc, fc))) goto fail;
+        if (fc->decoys > 0 && (e = fr_client_ws_set_popularity(*ws, c->pop, c->pop_n))) goto fail;
     }
     int nx = 1 - f->cur;
     memcpy(f->buf[nx], f->buf[f->cur], fed_floats(f) * sizeof *f->buf[nx]);
@@ -315,35 +512,51 @@ fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_
     /* a device is the one-user form, a silo its users in order (sim.c's run_client) */
     fr_client_data d = {c->cu[0].user, c->cu[0].items, c->cu[0].ratings, c->cu[0].n, mc->n_items,
                         c->U > 1 ? c->U : 0, c->U > 1 ? c->cu : NULL};
-    if (f->n_res) fri_client_ws_set_residual(f->ws, f->buf[nx] + fed_row_floats(f)); /* top-k's, this step's */
-    e = fri_client_step_encode(f->ws, c->task, c->client, &d, &priv, result, result_n);
+    if (f->n_res) fri_client_ws_set_residual(*ws, f->buf[nx] + fed_row_floats(f)); /* top-k's, this step's */
+    e = fri_client_step_encode(*ws, t, c->client, &d, &priv, result, result_n);
     if (e) goto fail;
     f->cur = nx;
-    fr_model_set_shared(f->g, fr_model_params_const(fr_task_model(c->task)));
+    adopt_model(f, t, sn, own);
     f->round = round;
-    f->bound = fr_task_bound(c->task);
+    f->bound = fr_task_bound(t);
     if (joining) c->f = fresh; /* c->f was empty */
+    c->last = t;
     return FR_OK;
 fail:
     *result = NULL;
     *result_n = 0;
     if (joining) fed_free(&fresh);
+    fr_model_free(own);
     return e;
 }
 
-fr_err fr_netc_sync(fr_netc *c, const uint8_t *task, size_t task_n) {
+/* Keeps the decoded TASK t (of snapshot sn, or NULL) as the latest global model. */
+static fr_err sync_on(fr_netc *c, const fr_task *t, snap *sn) {
     uint32_t round = 0;
-    fr_err e = take_task(c, task, task_n, &round);
+    fr_err e = check_task(c, t, &round);
     if (e) return e;
+    fr_model *own = NULL;
     if (!c->f.g) {
         fed fresh;
-        if ((e = fed_make(&fresh, c, c->task))) return e;
+        if ((e = fed_make(&fresh, c, t, sn))) return e;
         c->f = fresh;
-    }
-    fr_model_set_shared(c->f.g, fr_model_params_const(fr_task_model(c->task)));
+    } else if (!sn && (e = own_model(&c->f, &own))) return e;
+    adopt_model(&c->f, t, sn, own);
     c->f.round = round;
-    c->f.bound = fr_task_bound(c->task);
+    c->f.bound = fr_task_bound(t);
     return FR_OK;
+}
+
+fr_err fr_netc_sync(fr_netc *c, const uint8_t *task, size_t task_n) {
+    fr_err e = fr_task_decode(c->task, task, task_n);
+    if (e) return fri_fail_prefix(e, "client %u", c->client);
+    return sync_on(c, c->task, NULL);
+}
+
+fr_err fr_netc_sync_shared(fr_netc *c, fr_netc_scratch *s, const uint8_t *task, size_t task_n) {
+    fr_err e = scratch_task(s, task, task_n, c->client);
+    if (e) return e;
+    return sync_on(c, s->cur->task, s->cur);
 }
 
 /* ------------------------------------------------------------------ scoring */
@@ -351,18 +564,24 @@ fr_err fr_netc_sync(fr_netc *c, const uint8_t *task, size_t task_n) {
 typedef struct scoring {
     fr_netc *c;
     fr_model_scorer *s;
+    fr_model *m;               /* the model scored: the client's own global model, or tmp */
+    fr_model *tmp;             /* a copy of a borrowed (read-only) global model, or NULL */
     int64_t loaded;            /* the position whose rows are in the model's user row (-1: none) */
     bool unknown;              /* a user the client does not hold was asked for */
 } scoring;
 
-/* Puts position j's private rows into the global model's one user row. */
-static void load_user(fr_netc *c, uint32_t j) {
+/* Puts position j's private rows into the scored model's one user row. */
+static void load_user(scoring *sc, uint32_t j) {
+    fr_netc *c = sc->c;
     fed *f = &c->f;
-    float *w = fr_model_params(f->g);
+    float *w = fr_model_params(sc->m);
     for (int i = 0; i < f->n_ut; i++) {
-        const fr_tensor *tt = fr_model_tensor(f->g, f->ut[i]);
+        const fr_tensor *tt = fr_model_tensor(sc->m, f->ut[i]);
         memcpy(w + tt->offset, f->ptr[f->cur][(size_t)i * c->U + j], tt->cols * sizeof *w);
     }
+    /* the one user row stands for this user (its side features are looked up by global id) */
+    if (fr_model_kind_uses_features(fr_model_config_of(sc->m)->kind))
+        fri_model_bind_rows(sc->m, NULL, 0, &c->users[j], 1, fr_model_config_of(sc->m)->n_items);
 }
 
 static void score_user(void *ctx, uint32_t user, const uint32_t *items, size_t n, float *out, int worker) {
@@ -374,7 +593,7 @@ static void score_user(void *ctx, uint32_t user, const uint32_t *items, size_t n
         return;
     }
     if (j != sc->loaded) {
-        load_user(sc->c, (uint32_t)j);
+        load_user(sc, (uint32_t)j);
         sc->loaded = j;
     }
     fr_model_scorer_fn(sc->s, 0, items, n, out, worker);
@@ -395,18 +614,34 @@ static fr_err scoring_begin(fr_netc *c, scoring *sc) {
     sc->loaded = -1;
     if (!c->f.g || c->f.round == 0)
         return fri_fail(FR_ERR_STATE, "client %u: no global model yet (no TASK stepped, no state loaded)", c->client);
-    if (fr_model_needs_graph(c->f.g)) {
+    fr_model_config mc;
+    fr_err e = config_for(c, fr_model_config_of(c->f.g), &mc);
+    if (e) return e;
+    if (mc.features != fr_model_config_of(c->f.g)->features) { /* a copy with the users' own lists */
+        e = fri_model_alloc(&sc->tmp, &mc);
+        if (!e) memcpy(fr_model_params(sc->tmp), fr_model_params_const(c->f.g),
+                       fr_model_n_params(c->f.g) * sizeof(float));
+    } else e = own_model(&c->f, &sc->tmp);
+    if (e) return e;
+    sc->m = sc->tmp ? sc->tmp : c->f.g;
+    if (fr_model_needs_graph(sc->m)) {
         fr_model_graph g = {scoring_items, sc};
-        fr_model_set_graph(c->f.g, &g);
+        fr_model_set_graph(sc->m, &g);
     }
-    fr_err e = fr_model_scorer_create(&sc->s, c->f.g, NULL, NULL, NULL);
-    if (e) fr_model_set_graph(c->f.g, NULL);
+    e = fr_model_scorer_create(&sc->s, sc->m, NULL, NULL, NULL);
+    if (e) {
+        fr_model_set_graph(sc->m, NULL);
+        fr_model_free(sc->tmp);
+    }
     return e;
 }
 
 static void scoring_end(scoring *sc) {
     fr_model_scorer_free(sc->s);
-    if (sc->c->f.g) fr_model_set_graph(sc->c->f.g, NULL); /* sc is going out of scope */
+    if (sc->m) fr_model_set_graph(sc->m, NULL); /* sc is going out of scope */
+    if (sc->m && fr_model_kind_uses_features(fr_model_config_of(sc->m)->kind))
+        fri_model_bind_rows(sc->m, NULL, 0, NULL, 0, 0);
+    fr_model_free(sc->tmp);
 }
 
 fr_err fr_netc_recommend(fr_netc *c, uint32_t user, size_t k, uint32_t *items, float *scores, size_t *n) {
@@ -565,7 +800,7 @@ fr_err fr_netc_load_bytes(fr_netc *c, const uint8_t *bytes, size_t n, const char
         return fri_fail(FR_ERR_FORMAT, "%s: the global model is of config CRC 0x%08x round %u, the state says 0x%08x "
                         "round %u", name, fr_task_config_crc(c->task), fr_task_round(c->task), crc, round);
     fed fresh;
-    if ((e = fed_make(&fresh, c, c->task))) return e;
+    if ((e = fed_make(&fresh, c, c->task, NULL))) return e;
     if (fresh.n_priv != np || fresh.kept != (kept != 0)) {
         e = fri_fail(FR_ERR_FORMAT, "%s: %llu private floats%s, but the federation's config makes %zu%s", name,
                      (unsigned long long)np, kept ? " with kept state" : "", fresh.n_priv,
@@ -625,13 +860,13 @@ fr_err fr_netc_load(fr_netc *c, bool *resumed) {
 /* ------------------------------------------------------------------ secure aggregation */
 
 size_t fri_netc_dense_len(const fr_netc *c) {
-    const fr_model *g = fr_task_model(c->task);
-    return g ? fri_secure_dense_len(g, fr_task_fl_config(c->task)) : 0;
+    const fr_model *g = c->last ? fr_task_model(c->last) : NULL;
+    return g ? fri_secure_dense_len(g, fr_task_fl_config(c->last)) : 0;
 }
 
 fr_err fri_netc_densify(const fr_netc *c, const uint8_t *result, size_t n, int64_t *out, size_t len,
                         fri_secure_header *h) {
-    const fr_model *g = fr_task_model(c->task);
+    const fr_model *g = c->last ? fr_task_model(c->last) : NULL;
     if (!g) return fri_fail(FR_ERR_STATE, "client %u: no TASK stepped", c->client);
-    return fri_secure_densify(g, fr_task_fl_config(c->task), result, n, out, len, h);
+    return fri_secure_densify(g, fr_task_fl_config(c->last), result, n, out, len, h);
 }

@@ -71,6 +71,8 @@ struct fr_net_server {
     int lanes[FRI_NET_LANES]; /* free accumulator lanes (a stack) */
     int n_free;
     uint64_t deadline;        /* monotonic ms */
+    bool task_crc_ok;         /* task_crc is the CRC-32C of the open round's TASK bytes */
+    uint32_t task_crc;
     fri_net_eval eval;        /* sums of the accepted results' evaluations */
     /* the end */
     bool finished;
@@ -262,6 +264,25 @@ static int sa_hello(fr_net_server *s, uint32_t c, uint32_t pos, uint8_t **out, s
     return rc;
 }
 
+/* A TASK message written straight into the transport's reply (one copy of the body, no
+ * staging buffer), its CRC from the body's, computed once per round. Under the mutex. */
+static int reply_task(fr_net_server *s, const fri_net_msg *t, const fri_net_peer *peer, uint8_t **out, size_t *n) {
+    if (!s->task_crc_ok) {
+        s->task_crc = fr_crc32c(0, t->task.body, t->task.body_len);
+        s->task_crc_ok = true;
+    }
+    uint8_t pre[FRI_NET_PREFIX_MAX];
+    size_t pn = 0;
+    if (fri_net_encode_prefix_crc(t, s->task_crc, pre, sizeof pre, &pn)) return 1;
+    uint8_t *b = fri_net_reply_alloc(peer, pn + t->task.body_len);
+    if (!b) return reply_msg(t, out, n); /* not the transport's server (tests), or no memory */
+    memcpy(b, pre, pn);
+    memcpy(b + pn, t->task.body, t->task.body_len);
+    *out = b;
+    *n = pn + t->task.body_len;
+    return 0;
+}
+
 /* A HELLO, under the mutex. */
 static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *peer, uint8_t **out, size_t *n) {
     uint32_t c = m->hello.client;
@@ -312,7 +333,7 @@ static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
     t.task.body = tb;
     t.task.body_len = tn;
     s->busy[pos] = 1;
-    return reply_msg(&t, out, n);
+    return reply_task(s, &t, peer, out, n);
 }
 
 static bool eval_ok(const fri_net_eval *e) {
@@ -742,6 +763,7 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     memset(&s->eval, 0, sizeof s->eval);
     s->closing = false;
     s->open = true;
+    s->task_crc_ok = false; /* a new TASK (a retried round's too) */
     return FR_OK;
 }
 

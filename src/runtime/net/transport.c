@@ -291,7 +291,16 @@ typedef struct srv_ctx {
     nng_aio *aio;
     uint32_t pipe;            /* the connection of the request being answered */
     bool sending;             /* the aio carries a reply (else it waits for a request) */
+    nng_msg *out;             /* a reply the handler asked for (fri_net_reply_alloc), or NULL */
 } srv_ctx;
+
+uint8_t *fri_net_reply_alloc(const fri_net_peer *peer, size_t n) {
+    srv_ctx *c = peer ? peer->tx : NULL;
+    if (!c) return NULL;
+    if (c->out) { nng_msg_free(c->out); c->out = NULL; }
+    if (nng_msg_alloc(&c->out, n) != 0) { c->out = NULL; return NULL; }
+    return nng_msg_body(c->out);
+}
 
 struct fri_net_server {
     nng_socket sock;
@@ -471,12 +480,25 @@ static void ctx_cb(void *arg) {
     }
     pipe_touch(s, c->pipe, +1, addr);
     atomic_fetch_add(&s->n_requests, 1);
-    fri_net_peer peer = {addr, c->pipe};
+    fri_net_peer peer = {addr, c->pipe, c};
     uint8_t *reply = NULL;
     size_t reply_n = 0;
+    c->out = NULL;
     int hr = s->handle(s->handle_ctx, nng_msg_body(m), nng_msg_len(m), &reply, &reply_n, &peer);
     nng_msg *out = NULL;
-    if (hr == 0) {
+    if (c->out && hr == 0 && reply && reply == nng_msg_body(c->out) && reply_n <= nng_msg_len(c->out) &&
+        nng_msg_realloc(c->out, reply_n) == 0) {
+        out = c->out; /* written in place by the handler: sent as it is */
+        reply = NULL;
+    } else if (c->out) {
+        if (reply && reply == nng_msg_body(c->out)) { /* misused: not the transport's to fri_free */
+            reply = NULL;
+            if (hr == 0) hr = 1;
+        }
+        nng_msg_free(c->out);
+    }
+    c->out = NULL;
+    if (hr == 0 && !out) {
         /* reuse the request's message when it is large enough: no allocation per request */
         if (nng_msg_realloc(m, reply_n) == 0) {
             if (reply_n) memcpy(nng_msg_body(m), reply, reply_n);
@@ -1163,14 +1185,14 @@ static fr_err request_locked(fri_net_client *c, const uint8_t *req, size_t n, ui
         return fri_fail(FR_ERR_RANGE, "client: %s: the reply of %zu bytes is over the limit of %zu (max_reply)", c->url,
                         len, c->max_reply);
     }
-    uint8_t *r = fri_malloc(len);
-    if (!r) {
+    /* the reply stays in nng's message (no copy): the message's address goes in front of
+     * the body, in the room nng keeps there, for fri_net_reply_free */
+    nng_msg *hold = m;
+    if (nng_msg_insert(m, &hold, sizeof hold) != 0) {
         nng_msg_free(m);
         return fri_fail_prefix(FR_ERR_NOMEM, "client: %s: the reply", c->url);
     }
-    if (len) memcpy(r, nng_msg_body(m), len);
-    nng_msg_free(m);
-    *reply = r;
+    *reply = (uint8_t *)nng_msg_body(m) + sizeof hold;
     *reply_n = len;
     return FR_OK;
 }
@@ -1189,7 +1211,12 @@ fr_err fri_net_request(fri_net_client *c, const uint8_t *req, size_t n, uint8_t 
     return e;
 }
 
-void fri_net_reply_free(uint8_t *reply) { fri_free(reply); }
+void fri_net_reply_free(uint8_t *reply) {
+    if (!reply) return;
+    nng_msg *m;
+    memcpy(&m, reply - sizeof m, sizeof m);
+    nng_msg_free(m);
+}
 
 uint64_t fri_net_client_redials(const fri_net_client *c) {
     return atomic_load(&((fri_net_client *)c)->redials);

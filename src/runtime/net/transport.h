@@ -44,7 +44,14 @@
 typedef struct fri_net_peer {
     const char *addr;   /* remote address as text, "127.0.0.1:50312" or "[::1]:50312" */
     uint32_t pipe;      /* nng pipe id: names one connection for its lifetime */
+    void *tx;           /* the transport's (fri_net_reply_alloc) */
 } fri_net_peer;
+
+/* A reply buffer of n bytes that the transport sends as it is, without a copy: a handler
+ * may fill it and return it as *reply with *reply_n = n (at most one per call; any other
+ * use of it is freed by the transport). NULL when out of memory. During the handler call
+ * only. */
+uint8_t *fri_net_reply_alloc(const fri_net_peer *peer, size_t n);
 
 /* Handles one request: req[0, n) is the request (valid during the call only). Returns 0
  * and sets *reply / *reply_n to the reply, allocated with fri_malloc (the transport frees
@@ -208,7 +215,7 @@ FR_NODISCARD fr_err fri_net_client_opts_check(const fri_net_client_opts *o);
  * need not be up yet). Errors as fri_net_server_start's; *out is NULL on failure. */
 FR_NODISCARD fr_err fri_net_client_open(fri_net_client **out, const fri_net_client_opts *o);
 /* Sends req[0, n) and waits for the reply, at most timeout_ms (> 0) in all. On success
- * *reply (fri_malloc'd: free with fri_net_reply_free; non-NULL even when empty) holds
+ * *reply (nng's message, not copied: free with fri_net_reply_free; non-NULL even when empty) holds
  * *reply_n bytes. A request is never resent by the transport: if the connection is lost
  * while waiting for the reply (the server stopped, closed it as idle, refused the request
  * or found it over max_msg), the call fails at once; the caller, who knows whether the

@@ -495,7 +495,18 @@ size_t fri_net_encoded_size(const fri_net_msg *m) {
     return tl > SIZE_MAX - n ? 0 : n + tl;
 }
 
+static fr_err encode_prefix(const fri_net_msg *m, uint8_t *out, size_t cap, size_t *n, const uint32_t *tail_crc);
+
 fr_err fri_net_encode_prefix(const fri_net_msg *m, uint8_t *out, size_t cap, size_t *n) {
+    return encode_prefix(m, out, cap, n, NULL);
+}
+
+fr_err fri_net_encode_prefix_crc(const fri_net_msg *m, uint32_t tail_crc, uint8_t *out, size_t cap, size_t *n) {
+    return encode_prefix(m, out, cap, n, &tail_crc);
+}
+
+/* The prefix; with tail_crc, the CRC of the tail is that (fr_crc32c(0, tail)), not computed. */
+static fr_err encode_prefix(const fri_net_msg *m, uint8_t *out, size_t cap, size_t *n, const uint32_t *tail_crc) {
     if (n) *n = 0;
     if (!m || !out || !n) return fri_fail(FR_ERR_INVALID, "fri_net_encode_prefix: NULL argument");
     fr_err e = check_fields(m, FR_ERR_INVALID);
@@ -513,7 +524,8 @@ fr_err fri_net_encode_prefix(const fri_net_msg *m, uint8_t *out, size_t cap, siz
     out[5] = m->type;
     fri_put_u16(out + 6, 0);
     fri_put_u32(out + 8, (uint32_t)(fixed + tl));
-    fri_put_u32(out + 12, msg_crc(out, p, fixed, tail, tl));
+    if (tail_crc) fri_put_u32(out + 12, fri_crc32c_combine(msg_crc(out, p, fixed, NULL, 0), *tail_crc, tl));
+    else fri_put_u32(out + 12, msg_crc(out, p, fixed, tail, tl));
     memcpy(out + FRI_NET_HEADER_BYTES, p, fixed);
     *n = total;
     return FR_OK;

@@ -219,6 +219,12 @@ FR_NODISCARD fr_err fri_net_encode(fri_buf *b, const fri_net_msg *m);
  * large body can be sent from where it lies: the message is out[0, *n) then the tail.
  * cap >= FRI_NET_PREFIX_MAX always suffices. */
 FR_NODISCARD fr_err fri_net_encode_prefix(const fri_net_msg *m, uint8_t *out, size_t cap, size_t *n);
+/* fri_net_encode_prefix given the CRC-32C of the message's tail (its opaque body:
+ * fr_crc32c(0, body, body_len)), which it does not read: a TASK body sent to every client
+ * of a round costs one CRC a round. The same bytes as fri_net_encode_prefix when tail_crc
+ * is right. */
+FR_NODISCARD fr_err fri_net_encode_prefix_crc(const fri_net_msg *m, uint32_t tail_crc, uint8_t *out, size_t cap,
+                                              size_t *n);
 
 /* "HELLO", "WAIT", ...; "unknown" for any other value. For logs. */
 const char *fri_net_type_name(unsigned type);
