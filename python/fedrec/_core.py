@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -30,6 +31,12 @@ class FedrecError(Exception):
     def __init__(self, message: str, code: str = "failure") -> None:
         super().__init__(message)
         self.code = code
+        #: For an input error the library reports as "FILE:LINE: ...": the file and line.
+        self.filename: Optional[str] = None
+        self.line: Optional[int] = None
+        m = re.search(r"(?:^|: )([^\s:][^:]*):(\d+): ", message)
+        if m:
+            self.filename, self.line = m.group(1), int(m.group(2))
 
 
 class UsageError(FedrecError, ValueError):

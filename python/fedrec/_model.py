@@ -227,7 +227,10 @@ class Model:
 
 
 def _summary(s: Any) -> Dict[str, Any]:
-    out: Dict[str, Any] = {"completed": s.completed, "ran": s.ran, "stop": cstr(lib.fr_loop_stop_name(s.stop))}
+    short = {lib.FR_LOOP_DONE: "done", lib.FR_LOOP_CALLBACK: "callback", lib.FR_LOOP_PATIENCE: "patience",
+             lib.FR_LOOP_TIME: "time", lib.FR_LOOP_PRIVACY: "privacy"}
+    out: Dict[str, Any] = {"completed": s.completed, "ran": s.ran, "stop": short.get(s.stop, str(s.stop)),
+                           "stop_reason": cstr(lib.fr_loop_stop_name(s.stop))}
     out["final"] = eval_dict(ffi.addressof(s, "last")) if s.evaluated else None
     out["best_step"] = s.best_step
     out["best"] = eval_dict(ffi.addressof(s, "best_eval")) if s.best_step else None
