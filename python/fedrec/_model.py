@@ -275,6 +275,10 @@ def train(data: Any = None, *, callback: Optional[Callback] = None, verbose: boo
         try:
             with capture:
                 rc = lib.cli_train_embedded(len(argv), cargv, emb)
+        except BaseException:  # a KeyboardInterrupt raised as the call returned (Ctrl-C after the last step)
+            if emb.model != ffi.NULL:
+                lib.cli_train_embed_free(emb)
+            raise
         finally:
             _current = None
     owned = rc == 0 and emb.model != ffi.NULL

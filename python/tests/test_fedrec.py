@@ -245,3 +245,16 @@ def test_ctrl_c_stops_after_the_round_in_progress():
     assert time.monotonic() - t0 < 60
     # the package is usable afterwards (the lock and standard error were given back)
     assert fedrec.train(rounds=1).summary["completed"] == 1
+
+
+def test_recommender_estimator_and_dataset_split():
+    u, i, r, t = _frame_rows()
+    ds = fedrec.Dataset.from_arrays(u, i, r, t)
+    rec = fedrec.Recommender(model="bias", centralized=True).fit(ds)
+    direct = fedrec.train(data=ds, model="bias", centralized=True)
+    assert rec.evaluate() == direct.evaluate() and "rmse" in direct.evaluate()
+    # the split the run used is the library's: its test part is each user's latest interaction
+    train_part, test_part = ds.split("loo", seed=1)
+    assert len(train_part) + len(test_part) == len(ds) and len(test_part) == ds.n_users
+    latest = {a: max((tt, b) for aa, b, tt in zip(u, i, t) if aa == a)[1] for a in set(u.tolist())}
+    assert dict(zip(test_part.users.tolist(), test_part.items.tolist())) == latest
