@@ -14,6 +14,7 @@ round's wall time (target <= 5%). Also the time spent inside the trampoline per 
 usage: python_overhead.py FEDREC_BIN DATA [ROUNDS=5] [PAIRS=3] [MODEL=neumf]
 """
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,9 +50,12 @@ def main() -> int:
 
     rows = []
     for p in range(pairs):
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         cli = time.perf_counter() - t
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cli_cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
         saved = os.dup(1)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)  # the summary the command prints, as the CLI's goes to /dev/null
@@ -64,27 +68,32 @@ def main() -> int:
 
         _model.StderrCapture.pause, _model.StderrCapture.resume = pause, resume
         try:
+            s0 = resource.getrusage(resource.RUSAGE_SELF)
             t = time.perf_counter()
             fedrec.train(data=data, callback=cb, verbose=True, out=os.path.join(tmp, "py.fr"), **opts)
             py = time.perf_counter() - t
+            s1 = resource.getrusage(resource.RUSAGE_SELF)
+            py_cpu = (s1.ru_utime + s1.ru_stime) - (s0.ru_utime + s0.ru_stime)
         finally:
             _model.StderrCapture.pause, _model.StderrCapture.resume = orig_pause, orig_resume
             os.dup2(saved, 1)
             os.close(saved)
             os.close(devnull)
         round_wall = py / rounds
-        rows.append((cli, py, (py - cli) / rounds / (cli / rounds)))
+        rows.append((cli, py, (py - cli) / rounds / (cli / rounds), py_cpu / cli_cpu - 1))
         print(f"pair {p + 1}: cli {cli:.3f} s  python {py:.3f} s  ({rounds} rounds, {round_wall:.3f} s a round)  "
-              f"python - cli = {(py - cli) / rounds * 1000:+.1f} ms a round = {100 * rows[-1][2]:+.2f}% of a round",
+              f"python - cli = {(py - cli) / rounds * 1000:+.1f} ms a round = {100 * rows[-1][2]:+.2f}% of a round; "
+              f"CPU time cli {cli_cpu:.2f} s python {py_cpu:.2f} s ({100 * rows[-1][3]:+.2f}%)",
               flush=True)
         same = open(os.path.join(tmp, "cli.fr"), "rb").read() == open(os.path.join(tmp, "py.fr"), "rb").read()
         if not same:
             print("  the model files differ!", flush=True)
     med = statistics.median(r[2] for r in rows)
+    med_cpu = statistics.median(r[3] for r in rows)
     tramp = statistics.mean(spent) * 1000 if spent else float("nan")
     mean_round = statistics.mean(r[1] for r in rows) / rounds * 1000
     print(f"median overhead: {100 * med:+.2f}% of a round's wall time (target <= 5%; noise of the shared machine "
-          f"dominates); the per-round callback itself (GIL back, metrics JSON -> dict, the user's function): "
+          f"dominates), {100 * med_cpu:+.2f}% of the CPU time; the per-round callback itself (GIL back, metrics JSON -> dict, the user's function): "
           f"{tramp:.3f} ms a round = {100 * tramp / mean_round:.4f}% of a {mean_round:.0f} ms round; "
           f"model files identical: "
           f"{open(os.path.join(tmp, 'cli.fr'), 'rb').read() == open(os.path.join(tmp, 'py.fr'), 'rb').read()}")
