@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency of fedrec from Debian 12's packages.
 # Idempotent: packages already present are skipped, and the script is quiet then.
-# Usage: scripts/install-deps.sh [--bench]   (--bench adds pandas and PyTorch for the reference benchmarks)
+# Usage: scripts/install-deps.sh [--bench]   (--bench adds PyTorch for the reference benchmarks)
 set -euo pipefail
 
 pkgs=(
@@ -13,9 +13,12 @@ pkgs=(
   libcjson-dev
   clang-14 libclang-rt-14-dev
   libopenmpi-dev openmpi-bin
+  # the Python package (python/): built with cffi and setuptools, tested with pytest
+  python3 python3-dev python3-venv python3-pip python3-setuptools python3-cffi
+  python3-numpy python3-pandas python3-pytest python3-matplotlib
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-pandas python3-numpy python3-torch)
+  pkgs+=(python3-torch)
 fi
 
 missing=()

@@ -741,3 +741,69 @@ Test(source, allocation_failure_sweep) {
     free(te);
     free(neg);
 }
+
+/* A dataset in memory (fr_dataset_from_arrays, as the Python package builds one from a data
+ * frame) split by a source: the same train, test and negatives as fr_data_load gives for a
+ * file of the same rows, for every split, explicit or not; bad sources are refused. */
+Test(source, dataset_in_memory_as_the_file) {
+    char *dir = tu_tmpdir(), *path = write_ratings(dir, "r.tsv");
+    int64_t users[200], items[200], times[200];
+    float ratings[200];
+    size_t n = 0;
+    for (int u = 0; u < 12; u++) /* the rows of write_ratings, in reverse (order does not matter) */
+        for (int k = 0; k < 6 + u % 4; k++, n++) {
+            users[n] = 100 + 3 * u;
+            items[n] = 7 + (u * 5 + k * 3) % 30;
+            ratings[n] = (float)(1 + (u + k) % 5);
+            times[n] = 1000 + 10 * k + u;
+        }
+    fr_dataset *all = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&all, n, users, items, ratings, times), FR_OK);
+    static const char *const splits[3] = {"loo", "ratio:0.5", "temporal-user:0.7"};
+    for (int k = 0; k < 3; k++)
+        for (int expl = 0; expl < 2; expl++) {
+            fr_source s;
+            fr_source_default(&s);
+            s.seed = 5;
+            s.explicit_ratings = expl;
+            cr_assert_eq(fr_source_parse_split(splits[k], &s.split, &s.split_ratio), FR_OK);
+            fr_data *mem = NULL, *file = NULL;
+            cr_assert_eq(fr_data_from_dataset(&mem, all, &s, "frame"), FR_OK, "%s", fr_errmsg());
+            s.data = path;
+            cr_assert_eq(fr_data_load(&file, &s), FR_OK, "%s", fr_errmsg());
+            assert_same_dataset(fr_data_train(mem), fr_data_train(file));
+            assert_same_dataset(fr_data_test(mem), fr_data_test(file));
+            cr_assert_eq(!fr_data_negatives(mem), !!expl);
+            if (!expl) assert_same_negatives(fr_data_negatives(mem), fr_data_negatives(file));
+            char want[64];
+            snprintf(want, sizeof want, "frame (split %s)", splits[k]);
+            cr_assert_str_eq(fr_data_describe(mem), want);
+            cr_assert_not(fr_data_is_synthetic(mem));
+            fr_data_free(mem);
+            fr_data_free(file);
+        }
+    fr_source s;
+    fr_source_default(&s);
+    s.data = path;
+    fr_data *d = (fr_data *)1;
+    cr_assert_eq(fr_data_from_dataset(&d, all, &s, NULL), FR_ERR_INVALID);
+    cr_assert_null(d);
+    cr_assert(strstr(fr_errmsg(), "no data or test file"), "%s", fr_errmsg());
+    s.data = NULL;
+    s.split = FR_SPLIT_RATIO;
+    s.split_ratio = 1.5;
+    cr_assert_eq(fr_data_from_dataset(&d, all, &s, NULL), FR_ERR_INVALID);
+    cr_assert_eq(fr_data_from_dataset(&d, NULL, &s, NULL), FR_ERR_INVALID);
+    /* no timestamps: loo holds out a random interaction, and says so */
+    fr_dataset *nt = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&nt, n, users, items, ratings, NULL), FR_OK);
+    fr_source_default(&s);
+    cr_assert_eq(fr_data_from_dataset(&d, nt, &s, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_str_eq(fr_data_describe(d), "data in memory (split loo, random: no timestamps)");
+    fr_data_free(d);
+    fr_dataset_free(nt);
+    fr_dataset_free(all);
+    tu_rmtree(dir);
+    free(dir);
+    free(path);
+}

@@ -507,6 +507,17 @@ typedef struct fr_data fr_data;
  * prefixed with what was being split; FR_ERR_INVALID (fr_source_check), FR_ERR_NOMEM.
  * *out is NULL on failure. Thread-safe for distinct outputs. */
 FR_API FR_NODISCARD fr_err fr_data_load(fr_data **out, const fr_source *s);
+/* The data of a run from a dataset in memory (fr_dataset_from_arrays: a Python data
+ * frame, say), as fr_data_load makes it from a ratings file: all is split by s (split,
+ * split_ratio, seed) and a ranking model (!s->explicit_ratings) gets s->eval_negatives
+ * sampled negatives per test user, or those of the file s->negatives names. all is not
+ * kept (the parts are copies over its id maps). describe names the data in fr_data_describe
+ * ("data in memory" if NULL; " (split S)" is appended). Not synthetic, no metadata
+ * directory. FR_ERR_INVALID (s names a data or test file, or fails fr_source_check), the
+ * split's and the sampling's errors (prefixed with what was split), FR_ERR_NOMEM. *out is
+ * NULL on failure. */
+FR_API FR_NODISCARD fr_err fr_data_from_dataset(fr_data **out, const fr_dataset *all, const fr_source *s,
+                                                const char *describe);
 FR_API void fr_data_free(fr_data *d);
 /* The parts (owned by d): training and test interactions, the evaluation negatives
  * (NULL: none, so a ranking model is evaluated on the full catalogue). */

@@ -6,6 +6,7 @@
 
 #include "cli/choose.h"
 #include "cli/cli.h"
+#include "cli/embed.h"
 #include "fedrec/run.h"
 
 /* The evaluation negatives the data comes with: --negatives, or an NCF directory's
@@ -58,6 +59,6 @@ int cli_choose_model(const char *model, fr_model_kind *kind, fr_source *src, fr_
     src->explicit_ratings = false; /* a ranking model is evaluated on negatives: load them */
     fr_data_free(*data);
     *data = NULL;
-    fr_err e = fr_data_load(data, src);
+    fr_err e = cli_data_load(data, src);
     return e ? cli_fail(e, "train") : 0;
 }

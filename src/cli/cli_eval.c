@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/embed.h"
 #include "cli/load_opts.h"
 #include "fedrec/model_eval.h"
 #include "fedrec/run.h"
@@ -69,7 +70,7 @@ static uint32_t *build_map(const fr_idmap *im, const int64_t *model_ids, uint32_
 
 /* Loads the model and its data; returns 0 or the exit status after printing. */
 static int load_all(const char *cmd, const char *model_path, const char *data, const char *test,
-                    const char *negatives, const cli_load_opts *lo, const arg_spec *specs, loaded *l) {
+                    const char *negatives, const cli_load_opts *lo, const arg_spec *specs, bool embedded, loaded *l) {
     memset(l, 0, sizeof *l);
     if (cli_check_input(cmd, "--model", model_path) || cli_check_input(cmd, "--data", data) ||
         cli_check_input(cmd, "--test", test) || cli_check_input(cmd, "--negatives", negatives))
@@ -105,7 +106,7 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
      * that names no data and does not say it was trained on the built-in synthetic set
      * (an empty provenance) has no data to fall back on. */
     fr_source src = l->prov.source;
-    if (!data && !src.data && !l->prov.synthetic) {
+    if (!data && !src.data && !l->prov.synthetic && !embedded) {
         fprintf(stderr, "fedrec %s: %s records no data source; give --data (and --test, --negatives)\n", cmd,
                 model_path);
         return 1;
@@ -116,7 +117,7 @@ static int load_all(const char *cmd, const char *model_path, const char *data, c
     /* the loading options the model was trained with, overridden by those given */
     int rc = cli_load_opts_apply(cmd, lo, specs, &src.load);
     if (rc) return rc;
-    if ((e = fr_data_load(&l->d, &src))) return cli_fail(e, cmd);
+    if ((e = cli_data_load(&l->d, &src))) return cli_fail(e, cmd);
     /* the training data must be the model's (a fingerprint in its provenance) */
     if ((e = fr_provenance_check_data(&l->prov, l->d))) {
         fprintf(stderr, "fedrec %s: %s: %s\n", cmd, model_path, fr_errmsg());
@@ -226,7 +227,7 @@ int cli_eval(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (!model) { fprintf(stderr, "fedrec eval: --model FILE is required\nusage: %s\n", usage); return 2; }
     loaded l;
-    rc = load_all("eval", model, data, test, negatives, &lo, specs, &l);
+    rc = load_all("eval", model, data, test, negatives, &lo, specs, false, &l);
     if (!rc) rc = check_test_known("eval", &l, model);
     if (!rc) warn_trained_on_test(&l);
     fr_pool *pool = NULL;
@@ -304,7 +305,7 @@ int cli_recommend(int argc, char **argv) {
         return 2;
     }
     loaded l;
-    rc = load_all("recommend", model, data, NULL, NULL, &lo, specs, &l);
+    rc = load_all("recommend", model, data, NULL, NULL, &lo, specs, false, &l);
     if (rc) { loaded_free(&l); return rc; }
     const fr_dataset *tr = fr_data_train(l.d);
     const fr_idmap *um = fr_dataset_users(tr);
@@ -374,4 +375,31 @@ int cli_recommend(int argc, char **argv) {
     free(scores);
     loaded_free(&l);
     return rc;
+}
+
+int cli_load_embedded(const char *model_path, const char *data, const fr_dataset *dataset, const char *describe,
+                      cli_model_embed *out) {
+    memset(out, 0, sizeof *out);
+    loaded *l = calloc(1, sizeof *l);
+    if (!l) { fprintf(stderr, "fedrec load: out of memory\n"); return 1; }
+    cli_load_opts lo = {0};
+    arg_spec specs[] = {CLI_LOAD_SPECS(&lo), ARG_SPEC_END};
+    cli_embed_set_dataset(dataset, describe);
+    int rc = load_all("load", model_path, data, NULL, NULL, &lo, specs, dataset != NULL, l);
+    cli_embed_set_dataset(NULL, NULL);
+    if (rc) {
+        loaded_free(l);
+        free(l);
+        return rc;
+    }
+    *out = (cli_model_embed){l->m, &l->meta, l->d, l->user_map, l->item_map, l};
+    return 0;
+}
+
+void cli_load_embed_free(cli_model_embed *m) {
+    if (m->priv_) {
+        loaded_free(m->priv_);
+        free(m->priv_);
+    }
+    memset(m, 0, sizeof *m);
 }

@@ -20,6 +20,7 @@
 #include "cli/args.h"
 #include "cli/choose.h"
 #include "cli/cli.h"
+#include "cli/embed.h"
 #include "cli/features.h"
 #include "cli/load_opts.h"
 #include "cli/plot.h"
@@ -29,6 +30,9 @@
 #include "cli/train_opts.h"
 #include "fedrec/run.h"
 #include "fedrec/runtime.h"
+
+/* The embedded run in progress (cli_train_embedded), or NULL: the command itself. */
+static cli_train_embed *embed;
 
 /* ------------------------------------------------------------------ options -> run config */
 
@@ -462,6 +466,7 @@ static int on_step(void *user, const fr_loop_step *s) {
             return 1;
         }
     }
+    if (embed && embed->on_step) return embed->on_step(embed->user, s);
     return 0;
 }
 
@@ -618,7 +623,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     double t_start = cli_now_s();
     fr_data *data = NULL;
     const char *why = NULL;
-    fr_err e = fr_data_load(&data, src);
+    fr_err e = cli_data_load(&data, src);
     if (e) return cli_fail(e, "train");
     int rc0 = cli_choose_model(o->model, &kind, src, &data, &why);
     if (rc0) { fr_data_free(data); return rc0; }
@@ -667,7 +672,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         rc = 1;
         goto done;
     }
-    if (!o->quiet) header(&c, data);
+    if (!o->quiet && !(embed && embed->silent)) header(&c, data);
     p.mf = mf;
     if (o->plot && !(p.plot = plot_run_new(c.centralized ? "centralized" : "federated"))) {
         fprintf(stderr, "fedrec train: out of memory\n");
@@ -675,7 +680,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     /* epochs print on standard output, rounds on standard error (beside the header) */
-    cli_progress_init(&p.lines, o->quiet ? NULL : c.centralized ? stdout : stderr);
+    cli_progress_init(&p.lines, o->quiet || (embed && embed->silent) ? NULL : c.centralized ? stdout : stderr);
     fr_loop_summary sum;
     /* --cold-items: items held out entirely; training and the per-round metrics see the
      * warm part, the cold items are ranked at the end (features.h) */
@@ -725,8 +730,28 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         if (e) { rc = cli_fail(e, "train: saving the model"); goto done; }
     }
     if (cold.cold && (rc = cold_report(&cold, m, mf))) goto done;
+    if (embed) { /* hand the model back, with what --out would record */
+        fr_provenance_init(&embed->prov);
+        e = fr_provenance_set_data(&embed->prov, src, data);
+        if (!e) e = fr_provenance_set_run(&embed->prov, &c, sum.completed);
+        if (fr_fl_dp_on(&c.fl) && !c.centralized) {
+            embed->prov.dp_epsilon = sum.epsilon;
+            embed->prov.dp_delta = fr_fl_dp_delta(&c.fl, fr_dataset_n_users(fr_data_train(data)));
+        }
+        if (e) {
+            fr_provenance_destroy(&embed->prov);
+            rc = cli_fail(e, "train");
+            goto done;
+        }
+        embed->summary = sum;
+        embed->model = m;
+        embed->data = data;
+        m = NULL;
+        data = NULL;
+        if (embed->silent) goto done;
+    }
     /* the summary, --quiet or not: final and best metrics, the baseline, time, files */
-    cli_summary cs = {&c, &sum, data, why, cli_now_s() - t_start, t_train, o->out, ckpt};
+    cli_summary cs = {&c, &sum, embed ? embed->data : data, why, cli_now_s() - t_start, t_train, o->out, ckpt};
     int werr = 0;
     if (cli_summary_print(&cs, mf, &werr)) {
         if (werr) fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(werr));
@@ -737,7 +762,7 @@ done:
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(errno));
         rc = 1;
     }
-    if (o->plot && !rc) rc = write_plot(o, &c, data, p.plot, p.plot_err);
+    if (o->plot && !rc) rc = write_plot(o, &c, data ? data : embed && embed->data ? embed->data : NULL, p.plot, p.plot_err);
     plot_run_free(p.plot);
     fr_model_free(m);
     cold_free(&cold);
@@ -918,4 +943,29 @@ int cli_train(int argc, char **argv) {
     rc = run(&o, specs, kind, &src, ckpt);
     free(ckpt);
     return rc;
+}
+
+
+int cli_train_embedded(int argc, char **argv, cli_train_embed *e) {
+    e->model = NULL;
+    e->data = NULL;
+    memset(&e->summary, 0, sizeof e->summary);
+    fr_provenance_init(&e->prov);
+    embed = e;
+    cli_embed_set_dataset(e->dataset, e->describe);
+    int rc = cli_train(argc, argv);
+    cli_embed_set_dataset(NULL, NULL);
+    embed = NULL;
+    if (rc) { /* a failure after the hand-over (the summary, --metrics-out, --plot) */
+        cli_train_embed_free(e);
+    }
+    return rc;
+}
+
+void cli_train_embed_free(cli_train_embed *e) {
+    fr_model_free(e->model);
+    fr_data_free(e->data);
+    fr_provenance_destroy(&e->prov);
+    e->model = NULL;
+    e->data = NULL;
 }

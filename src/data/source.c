@@ -156,6 +156,18 @@ static fr_err load_ncf_dir(fr_data *d, const fr_source *s) {
     return e;
 }
 
+/* Splits all into d's train and test by s, and samples d's evaluation negatives for a
+ * ranking model unless s names a file; errors prefixed with what was split. */
+static fr_err split_all(fr_data *d, const fr_dataset *all, const fr_source *s) {
+    fr_err e = fr_dataset_split(all, s->split, s->split_ratio, s->seed, &d->train, &d->test);
+    if (e) return fri_fail_prefix(e, "splitting %s%s", FRI_PATH(d->describe));
+    if (!s->explicit_ratings && !s->negatives && s->eval_negatives) {
+        e = fr_negatives_sample(&d->negs, all, d->test, s->eval_negatives, s->seed);
+        if (e) fri_fail_prefix(e, "sampling evaluation negatives for %s%s", FRI_PATH(d->describe));
+    }
+    return e;
+}
+
 fr_err fr_data_load(fr_data **out, const fr_source *s) {
     if (!out) return fri_fail(FR_ERR_INVALID, "data: the output is required");
     *out = NULL;
@@ -204,18 +216,38 @@ fr_err fr_data_load(fr_data **out, const fr_source *s) {
         fri_free(d->describe);
         d->describe = x;
     }
-    if (!e && all) {
-        e = fr_dataset_split(all, s->split, s->split_ratio, s->seed, &d->train, &d->test);
-        if (e) {
-            fri_fail_prefix(e, "splitting %s%s", FRI_PATH(d->describe));
-        } else if (!s->explicit_ratings && !s->negatives && s->eval_negatives) {
-            e = fr_negatives_sample(&d->negs, all, d->test, s->eval_negatives, s->seed);
-            if (e) fri_fail_prefix(e, "sampling evaluation negatives for %s%s", FRI_PATH(d->describe));
-        }
-    }
+    if (!e && all) e = split_all(d, all, s);
     if (!e && s->negatives && !d->negs && !s->explicit_ratings) e = fr_negatives_load(&d->negs, s->negatives, d->train);
 done:
     fr_dataset_free(all);
+    if (e) {
+        fr_data_free(d);
+        return e;
+    }
+    *out = d;
+    return FR_OK;
+}
+
+fr_err fr_data_from_dataset(fr_data **out, const fr_dataset *all, const fr_source *s, const char *describe) {
+    if (!out) return fri_fail(FR_ERR_INVALID, "data: the output is required");
+    *out = NULL;
+    if (!all) return fri_fail(FR_ERR_INVALID, "data: the dataset is required");
+    if (s->data || s->test)
+        return fri_fail(FR_ERR_INVALID, "data: a dataset in memory is split by the source's rules; the source must name "
+                        "no data or test file");
+    fr_err e = fr_source_check(s);
+    if (e) return e;
+    char split[40];
+    if ((e = fr_source_format_split(s->split, s->split_ratio, split, sizeof split))) return e;
+    fr_data *d = fri_calloc(1, sizeof *d);
+    if (!d) return FR_ERR_NOMEM;
+    const char *what = describe ? describe : "data in memory";
+    d->describe = fr_dataset_has_time_order(all) || s->split != FR_SPLIT_LOO
+                      ? dup_printf("%s (split %s)", what, split)
+                      : dup_printf("%s (split loo, random: no timestamps)", what);
+    if (!d->describe) e = FR_ERR_NOMEM;
+    if (!e) e = split_all(d, all, s);
+    if (!e && s->negatives && !s->explicit_ratings) e = fr_negatives_load(&d->negs, s->negatives, d->train);
     if (e) {
         fr_data_free(d);
         return e;
