@@ -5,7 +5,8 @@
  *   - a late, duplicate, foreign, unknown or damaged RESULT is refused with a message
  *     saying which and leaves the round as if it never came;
  *   - a round below the quorum applies nothing and is retried with the same clients;
- *   - lanes, arrival order and merging controllers do not change a bit;
+ *   - lanes, arrival order and merging controllers do not change a bit, nor do sums folded
+ *     and added across controllers as the MPI runtime adds them;
  *   - save / load between rounds resumes exactly; damaged or foreign state is refused;
  *   - sampling among given clients: with every id and no over-selection it is
  *     fr_round_begin's sample (and TASK) for many seeds, sizes and rounds; over-selection
@@ -411,6 +412,100 @@ Test(round, merging_controllers_equals_one) {
     fr_round_free(one);
     fr_round_free(a);
     fr_round_free(b);
+    fr_model_free(s.full);
+    fr_dataset_free(d);
+}
+
+/* Two controllers as two MPI ranks would hold them: each takes its share of the results,
+ * folds its lanes (fri_round_fold), the arrays are added by hand as MPI_Allreduce would add
+ * them (integers modulo 2^64, doubles, status bits OR-ed) into both, and both end the
+ * round: each holds the model and figures of one controller that took every result, round
+ * after round, with no state passed between them. */
+Test(round, folded_sums_across_processes_equal_one) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg, d);
+    store s = {NULL, {NULL, NULL}, d};
+    cr_assert_eq(fr_model_create(&s.full, &mc), FR_OK);
+    uint32_t nc = fr_dataset_n_users(d);
+    fr_round *one = NULL, *rk[2] = {NULL, NULL};
+    cr_assert_eq(fr_round_create(&one, &mc, &cfg, nc, 1), FR_OK);
+    cr_assert_eq(fr_round_create(&rk[0], &mc, &cfg, nc, 3), FR_OK);
+    cr_assert_eq(fr_round_create(&rk[1], &mc, &cfg, nc, 2), FR_OK);
+    fr_client_ws *ws = NULL;
+    cr_assert_eq(fr_client_ws_create(&ws, &mc, &cfg), FR_OK);
+    for (int round = 0; round < 3; round++) {
+        const uint32_t *ids;
+        uint32_t k;
+        cr_assert_eq(fr_round_begin(one, &ids, &k), FR_OK);
+        cr_assert_eq(fr_round_begin(rk[0], NULL, NULL), FR_OK);
+        cr_assert_eq(fr_round_begin(rk[1], NULL, NULL), FR_OK);
+        cr_assert(k <= 64);
+        for (uint32_t i = 0; i < k; i++) {
+            fr_client_data cd;
+            fr_client_private priv;
+            if (!client_of(&s, ids[i], &cd, &priv)) continue;
+            size_t n;
+            uint8_t *msg = result_of(one, ws, &s, ids[i], &n);
+            cr_assert_eq(fr_round_submit(one, msg, n, 0), FR_OK);
+            fr_round *to = rk[ids[i] % 2]; /* the share rule: client c on rank c % 2 */
+            const uint8_t *task;
+            size_t tn;
+            cr_assert_eq(fr_round_task(to, ids[i], &task, &tn), FR_OK);
+            cr_assert_eq(fr_round_submit(to, msg, n, (int)(i % 2)), FR_OK, "%s", fr_errmsg());
+            free(msg);
+        }
+        fri_round_sums f[2];
+        uint8_t st0[64], st1[64];
+        for (int r = 0; r < 2; r++) cr_assert_eq(fri_round_fold(rk[r], &f[r]), FR_OK, "%s", fr_errmsg());
+        cr_assert(f[0].k == k && f[1].k == k && f[0].n_shared == f[1].n_shared && f[0].n_roww == f[1].n_roww);
+        cr_assert(f[0].roww != NULL, "row_norm: the row weights are reduced too");
+        for (size_t i = 0; i < f[0].n_shared; i++)
+            f[0].acc[i] = f[1].acc[i] = (int64_t)((uint64_t)f[0].acc[i] + (uint64_t)f[1].acc[i]);
+        for (size_t i = 0; i < f[0].n_roww; i++) f[0].roww[i] = f[1].roww[i] = f[0].roww[i] + f[1].roww[i];
+        *f[0].wsum = *f[1].wsum = *f[0].wsum + *f[1].wsum;
+        for (uint32_t i = 0; i < k; i++) {
+            f[0].loss[i] = f[1].loss[i] = f[0].loss[i] + f[1].loss[i];
+            f[0].examples[i] = f[1].examples[i] = f[0].examples[i] + f[1].examples[i];
+            f[0].up[i] = f[1].up[i] = f[0].up[i] + f[1].up[i];
+        }
+        fri_round_status_get(rk[0], st0);
+        fri_round_status_get(rk[1], st1);
+        for (uint32_t i = 0; i < k; i++) st0[i] |= st1[i];
+        for (int r = 0; r < 2; r++) cr_assert_eq(fri_round_status_set(rk[r], st0), FR_OK, "%s", fr_errmsg());
+        fr_round_stats s1, s2[2];
+        cr_assert_eq(fr_round_end(one, &s1), FR_OK);
+        size_t n1, n2;
+        uint8_t *w1 = global_bytes(one, &n1);
+        for (int r = 0; r < 2; r++) {
+            cr_assert_eq(fr_round_end(rk[r], &s2[r]), FR_OK);
+            cr_assert(s1.clients == s2[r].clients && s1.loss == s2[r].loss && s1.bytes_up == s2[r].bytes_up &&
+                      s1.bytes_down == s2[r].bytes_down && s1.examples == s2[r].examples,
+                      "round %d: the figures of rank %d differ from one controller's", round + 1, r);
+            uint8_t *w2 = global_bytes(rk[r], &n2);
+            cr_assert(n1 == n2 && memcmp(w1, w2, n1) == 0, "round %d: rank %d's model differs", round + 1, r);
+            free(w2);
+        }
+        free(w1);
+    }
+    /* more answers across processes than the round takes (over-selection: it samples
+     * more than its target) are refused */
+    uint32_t avail[64];
+    cr_assert(nc <= 64);
+    for (uint32_t i = 0; i < nc; i++) avail[i] = i;
+    uint32_t k;
+    cr_assert_eq(fr_round_begin_among(rk[0], avail, nc, 1.0, NULL, &k), FR_OK, "%s", fr_errmsg());
+    cr_assert(fr_round_target(rk[0]) < k, "over-selection samples more than the target");
+    uint8_t many[64];
+    memset(many, 2, sizeof many); /* every sampled position answered */
+    cr_assert_eq(fri_round_status_set(rk[0], many), FR_ERR_STATE);
+    fr_round_abort(rk[0]);
+    cr_assert_eq(fri_round_fold(rk[0], &(fri_round_sums){0}), FR_ERR_STATE, "no open round");
+    fr_client_ws_free(ws);
+    fr_round_free(one);
+    fr_round_free(rk[0]);
+    fr_round_free(rk[1]);
     fr_model_free(s.full);
     fr_dataset_free(d);
 }

@@ -94,6 +94,48 @@ FR_API FR_NODISCARD fr_err fr_run(const fr_run_config *c, const fr_dataset *trai
                            const fr_negatives *negs, fr_loop_callback cb, void *user, fr_loop_summary *summary,
                            fr_model **model);
 
+/* ------------------------------------------------------------------ MPI runtime */
+
+/* The `mpi` runtime (src/runtime/mpi): one federation run by the ranks of an Open MPI job
+ * (`mpirun -np N fedrec train --runtime mpi ...`). Built when CMake finds Open MPI; in a
+ * build without it, fr_mpi_available is false and the functions below return
+ * FR_ERR_UNSUPPORTED saying so. */
+FR_API bool fr_mpi_available(void);
+/* Initialises MPI (once per process; MPI_THREAD_FUNNELED) and gives this process's rank
+ * and the number of ranks (either may be NULL). FR_ERR_UNSUPPORTED (no MPI in this
+ * build), FR_ERR_IO (MPI_Init failed). */
+FR_API FR_NODISCARD fr_err fr_mpi_init(int *rank, int *size);
+/* Finalizes MPI if it was initialised. */
+FR_API void fr_mpi_finalize(void);
+/* Ends every rank of the job with `code` (MPI_Abort): for a front end whose ranks can no
+ * longer agree (one failed before the run began). Does nothing without MPI. */
+FR_API void fr_mpi_abort(int code);
+
+/* What the ranks exchanged (fr_run_mpi). */
+typedef struct fr_mpi_stats {
+    uint32_t ranks;
+    uint64_t rounds;          /* rounds reduced */
+    uint64_t dense_rounds;    /* of them, reduced over the whole shared prefix */
+    uint64_t words_reduced;   /* 64-bit words of sums reduced (each rank's contribution) */
+    uint64_t gather_failures; /* private-row gathers that failed (out of memory on a rank) */
+} fr_mpi_stats;
+
+/* fr_run's federated run with its clients spread over the ranks of MPI_COMM_WORLD: every
+ * rank calls it with the same config and data (after fr_mpi_init). Rank r runs the sampled
+ * clients c with c % N == r and keeps their private rows; the integer sums of a round are
+ * reduced across ranks (sparse: only item rows some rank touched travel) and every rank
+ * applies the same round: the global model is bit-identical to fr_run's (the sim runtime)
+ * with the same config and seed, for any N. Rank 0 runs the loop (evaluation, cb,
+ * checkpoints, resume) and gets *model and *summary; the other ranks return FR_OK with
+ * *model NULL once rank 0 is done. A failure on any rank ends the round with "round R:
+ * rank N: ..." on rank 0. stats (may be NULL): what was reduced. Errors of fr_run;
+ * FR_ERR_UNSUPPORTED for differential privacy, secure aggregation, keep_private_optim
+ * and top-k compression (per-client state one process keeps), and in a build without
+ * MPI; FR_ERR_STATE before fr_mpi_init. */
+FR_API FR_NODISCARD fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_dataset *test,
+                                      const fr_negatives *negs, fr_loop_callback cb, void *user,
+                                      fr_loop_summary *summary, fr_model **model, fr_mpi_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -618,6 +618,17 @@ static int cold_report(const cold_parts *c, const fr_model *m, FILE *mf) {
     return 0;
 }
 
+/* The end of an --runtime mpi run on this rank: MPI finalized after a success; after a
+ * failure the whole job is ended (MPI_Abort), so no rank waits for one that gave up. */
+static int mpi_end(const cli_train_opts *o, int rc) {
+    if (!o->mpi) return rc;
+    fflush(stdout);
+    fflush(stderr);
+    if (rc) fr_mpi_abort(rc);
+    fr_mpi_finalize();
+    return rc;
+}
+
 static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
     double t_start = cli_now_s();
@@ -701,7 +712,15 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
                     cold.n, o->cold_items, (unsigned long long)fr_dataset_n_interactions(cold.cold));
     }
     double t_train = cli_now_s();
-    e = fr_run(&c, tr, te, fr_data_negatives(data), on_step, &p, &sum, &m);
+    fr_mpi_stats ms;
+    e = o->mpi ? fr_run_mpi(&c, tr, te, fr_data_negatives(data), on_step, &p, &sum, &m, &ms)
+               : fr_run(&c, tr, te, fr_data_negatives(data), on_step, &p, &sum, &m);
+    if (o->mpi && o->mpi_rank != 0) goto done; /* rank 0 reports and writes */
+    if (o->mpi && !e)
+        fprintf(stderr, "fedrec train: mpi: %u ranks; %llu rounds reduced, %llu over the whole shared prefix, the "
+                "others over the item rows some rank touched; %llu words of sums per rank\n", ms.ranks,
+                (unsigned long long)ms.rounds, (unsigned long long)ms.dense_rounds,
+                (unsigned long long)ms.words_reduced);
     cli_progress_finish(&p.lines); /* the last step's line, if it came too soon after the one before */
     if (p.failed) {
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out,
@@ -801,6 +820,9 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_STR("optimizer", &o.optimizer, "O  sgd | adam | adagrad (default: the table below)"),
         ARG_SPEC_STR("strategy", &o.strategy, "S  fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad (default: the table below)"),
         ARG_SPEC_FLAG("centralized", &o.centralized, "   train on all data in one process (no federation)"),
+        ARG_SPEC_STR("runtime", &o.runtime,
+                     "R  sim (clients in this process, default) | mpi (clients spread over the ranks of "
+                     "`mpirun -np N fedrec train --runtime mpi ...`; the same model bit for bit)"),
         ARG_SPEC_FLAG("secagg", &o.secagg, "   secure aggregation: dense masked updates, the server sees only their sum"),
         ARG_SPEC_INT("epochs", &o.epochs, 1, U32, NULL, "N  centralized epochs (default: the table below)"),
         ARG_SPEC_INT("threads", &o.threads, 0, cli_max_threads(), "0 = one per CPU it may use; at most 4 per online core",
@@ -924,16 +946,30 @@ int cli_train(int argc, char **argv) {
     if (cli_check_input("train", "--data", o.data) || cli_check_input("train", "--test", o.test) ||
         cli_check_input("train", "--negatives", o.negatives))
         return 1;
+    if (o.runtime && strcmp(o.runtime, "sim") && strcmp(o.runtime, "mpi"))
+        return usage_err(&o, "--runtime: expected sim or mpi, got '%s'", o.runtime);
+    if (o.runtime && !strcmp(o.runtime, "mpi")) {
+        if (o.centralized) return usage_err(&o, "--runtime %s runs a federation: --centralized has no clients", "mpi");
+        if (fr_mpi_init(&o.mpi_rank, &o.mpi_size)) {
+            fprintf(stderr, "fedrec train: --runtime mpi: %s\n", fr_errmsg());
+            return 2;
+        }
+        o.mpi = true;
+    }
     /* Every file the run will write must be writable before the data is loaded. */
     bool nomem;
     char *ckpt = checkpoint_path(&o, specs, &nomem);
-    if (nomem) { fprintf(stderr, "fedrec train: out of memory\n"); return 1; }
+    if (nomem) { fprintf(stderr, "fedrec train: out of memory\n"); return mpi_end(&o, 1); }
+    if (o.mpi && o.mpi_rank != 0) { /* rank 0 prints and writes; the others only train */
+        o.out = o.metrics_out = o.plot = NULL;
+        o.quiet = true;
+    }
     if ((o.out && cli_check_output("train", "--out", o.out, false)) ||
         (ckpt && cli_check_output("train", "the checkpoint", ckpt, false)) ||
         (o.metrics_out && cli_check_output("train", "--metrics-out", o.metrics_out, true)) ||
         (o.plot && cli_check_output("train", "--plot", o.plot, true))) {
         free(ckpt);
-        return 1;
+        return mpi_end(&o, 1);
     }
     src.data = o.data;
     src.test = o.test;
@@ -942,7 +978,7 @@ int cli_train(int argc, char **argv) {
     src.explicit_ratings = fr_model_kind_is_explicit(kind);
     rc = run(&o, specs, kind, &src, ckpt);
     free(ckpt);
-    return rc;
+    return mpi_end(&o, rc);
 }
 
 

@@ -31,6 +31,9 @@ typedef struct cli_train_opts {
     double item_lr_decay;     /* --item-lr-decay: round r steps item rows at item lr * γ^(r-1) */
     bool centralized;         /* --centralized */
     bool secagg;              /* --secagg: rounds under secure aggregation (dense, masked) */
+    const char *runtime;      /* --runtime sim|mpi (default sim) */
+    bool mpi;                 /* --runtime mpi: MPI is initialised */
+    int mpi_rank, mpi_size;   /* this process's rank, the job's ranks */
     uint64_t epochs;          /* --epochs N (centralized) */
     uint64_t threads;         /* --threads T (0 = one per CPU it may use, fr_cpu_count) */
     uint64_t seed;            /* --seed S */

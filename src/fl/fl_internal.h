@@ -194,6 +194,31 @@ FR_NODISCARD fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, ui
 /* Adds the (unmasked) sum of the dense vectors of the round's results to lane 0. */
 FR_NODISCARD fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum);
 
+/* Across processes (round.c; the MPI runtime): the open round's sums after folding the
+ * lanes into lane 0, as arrays a runtime reduces elementwise across processes and writes
+ * back in place: acc and roww and *wsum by integer sum modulo 2^64; loss, examples, up
+ * (per position; 0 where this controller has no result) by sum; the status bytes
+ * (fri_round_status_get / _set) by bitwise OR. Then fr_round_end gives every process the
+ * model one controller with every result would give. */
+typedef struct fri_round_sums {
+    int64_t *acc;           /* [n_shared] sum of w * Δ */
+    size_t n_shared;
+    uint64_t *roww;         /* row_norm: [n_roww] per-row weights, else NULL */
+    size_t n_roww;
+    uint64_t *wsum;         /* the sum of n_k */
+    uint32_t k;             /* sampled positions */
+    double *loss;           /* [k] */
+    uint64_t *examples, *up;/* [k] */
+} fri_round_sums;
+/* Folds the lanes and points s at the sums. FR_ERR_STATE (no open round),
+ * FR_ERR_UNSUPPORTED (a DP federation: its clip counts are per lane). */
+FR_NODISCARD fr_err fri_round_fold(fr_round *r, fri_round_sums *s);
+/* The status byte of each sampled position (out[k]): bit 1 sent, bit 2 answered. */
+void fri_round_status_get(const fr_round *r, uint8_t *out);
+/* Sets them (in[k], the OR across processes) and the accepted count from them;
+ * FR_ERR_STATE when more than the target answered. */
+FR_NODISCARD fr_err fri_round_status_set(fr_round *r, const uint8_t *in);
+
 /* The networked client's side (secure.c): what a RESULT says besides its values. */
 typedef struct fri_secure_header {
     uint32_t client, round, config_crc, flags;

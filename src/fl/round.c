@@ -730,3 +730,55 @@ fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum) {
     r->wsum[0] += (uint64_t)sum[len - 1];
     return FR_OK;
 }
+
+/* ------------------------------------------------------------------ across processes */
+/* A runtime whose clients run in several processes (MPI ranks), each with its own
+ * controller of the same federation, meets their sums here: each folds its lanes into
+ * lane 0 and hands out the round's sums as plain arrays; the runtime reduces them across
+ * processes (integer sums modulo 2^64, bitwise OR of the status bits) and writes them
+ * back; then every controller's end sees what one controller that took every result
+ * would have seen. */
+
+fr_err fri_round_fold(fr_round *r, fri_round_sums *s) {
+    memset(s, 0, sizeof *s);
+    if (!r->open) return fri_fail(FR_ERR_STATE, "folding a round's sums: no round is open");
+    if (r->dp.on)
+        return fri_fail(FR_ERR_UNSUPPORTED, "differential privacy across processes: its noise and clip counts are "
+                        "summed by one controller (run it on the sim runtime)");
+    size_t nl = (size_t)r->n_lanes, ns = r->n_shared;
+    size_t nrw = r->roww ? (size_t)(r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : 0;
+    for (size_t k = 1; k < nl; k++) {
+        fri_fl_add_ints(r->acc, r->acc + k * ns, ns);
+        memset(r->acc + k * ns, 0, ns * sizeof *r->acc);
+        for (size_t i = 0; i < nrw; i++) { r->roww[i] += r->roww[k * nrw + i]; r->roww[k * nrw + i] = 0; }
+        r->wsum[0] += r->wsum[k];
+        r->wsum[k] = 0;
+    }
+    for (uint32_t i = 0; i < r->k; i++) /* what a position without a result holds is stale: 0 for the sums */
+        if (!(atomic_load(&r->status[i]) & DONE)) { r->loss[i] = 0; r->examples[i] = 0; r->up[i] = 0; }
+    s->acc = r->acc;
+    s->n_shared = ns;
+    s->roww = r->roww;
+    s->n_roww = nrw;
+    s->wsum = &r->wsum[0];
+    s->k = r->k;
+    s->loss = r->loss;
+    s->examples = r->examples;
+    s->up = r->up;
+    return FR_OK;
+}
+
+void fri_round_status_get(const fr_round *r, uint8_t *out) {
+    for (uint32_t i = 0; i < r->k; i++) out[i] = atomic_load(&((fr_round *)r)->status[i]);
+}
+
+fr_err fri_round_status_set(fr_round *r, const uint8_t *in) {
+    unsigned n = 0;
+    for (uint32_t i = 0; i < r->k; i++) n += (in[i] & DONE) != 0;
+    if (n > r->target)
+        return fri_fail(FR_ERR_STATE, "round %u: %u results across processes, the round takes %u", r->completed + 1, n,
+                        r->target);
+    for (uint32_t i = 0; i < r->k; i++) atomic_store(&r->status[i], in[i]);
+    atomic_store(&r->accepted, n);
+    return FR_OK;
+}

@@ -8,4 +8,17 @@ fr_pool *fri_sim_pool(void *s);
 /* fr_sim_checkpoint_load on bytes in memory (name in messages): every length checked
  * against what remains; on failure the sim is unchanged. */
 FR_NODISCARD fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *bytes, size_t n, const char *name);
+
+/* A federation run by several processes, each with its own sim of the same config and
+ * data: this one runs the sampled clients c with c % n == at, then calls
+ * reduce(ctx, controller, its own error) with the round still open; reduce meets every
+ * process's sums (fri_round_fold) and returns FR_OK, or an error naming the process that
+ * failed (the round then applies nothing). FR_ERR_UNSUPPORTED for what keeps per-client
+ * state beyond the private rows (secure aggregation, keep_private_optim, top-k
+ * residuals); FR_ERR_INVALID, FR_ERR_NOMEM. */
+typedef fr_err (*fri_sim_reduce)(void *ctx, fr_round *ctl, fr_err local);
+FR_NODISCARD fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce reduce, void *ctx);
+/* owner[u] (n_users of the data): the process (of n) whose sim keeps user u's private
+ * rows current: the one running its client (0 for users no client holds). */
+void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner);
 #endif

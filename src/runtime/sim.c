@@ -82,6 +82,12 @@ struct fr_sim {
     void *observe_ctx;
     int user_t[FR_MODEL_MAX_TENSORS]; /* user tables of full, slab order */
     int n_user_t;
+    /* a share of a federation run by several processes (fri_sim_set_share): this one runs
+     * the sampled clients c with c % share_n == share_at, then `reduce` meets the sums */
+    uint32_t share_at, share_n;
+    fri_sim_reduce reduce;
+    void *reduce_ctx;
+    uint32_t *mine;         /* [n_clients] this share's clients of the round */
 };
 
 void fr_sim_free(fr_sim *s) {
@@ -104,6 +110,7 @@ void fr_sim_free(fr_sim *s) {
     fri_free(s->km2);
     fri_free(s->ksteps);
     fri_free(s->resid);
+    fri_free(s->mine);
     fri_free(s);
 }
 
@@ -488,6 +495,19 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
         return fri_fail_prefix(e, "round %u: secure aggregation", round);
     }
     fri_latch_reset(&s->err);
+    if (s->reduce) { /* a share: this process's clients only, then the sums meet */
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < k; i++)
+            if (s->ids[i] % s->share_n == s->share_at) s->mine[n++] = s->ids[i];
+        s->ids = s->mine;
+        fr_pool_for(s->pool, n, 1, task, s);
+        e = s->reduce(s->reduce_ctx, s->ctl, fri_latch_failed(&s->err) ? fri_latch_get(&s->err) : FR_OK);
+        if (e) {
+            fr_round_abort(s->ctl);
+            return fri_fail_prefix(e, "round %u", round);
+        }
+        return fr_round_end(s->ctl, st);
+    }
     fr_pool_for(s->pool, k, 1, task, s);
     e = s->sa && !fri_latch_failed(&s->err) ? secagg_close(s) : FR_OK;
     secagg_free(s->sa);
@@ -498,6 +518,34 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
         return fri_fail_prefix(e, "round %u", round);
     }
     return fr_round_end(s->ctl, st);
+}
+
+/* ------------------------------------------------------------------ shares */
+
+fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce reduce, void *ctx) {
+    if (n == 0 || at >= n) return fri_fail(FR_ERR_INVALID, "share %u of %u", at, n);
+    if (s->secagg || s->km1 || s->resid)
+        return fri_fail(FR_ERR_UNSUPPORTED, "%s across processes: the clients' %s is kept by one process (run it on "
+                        "the sim runtime)", s->secagg ? "secure aggregation" : s->km1 ? "keep-private-optim" :
+                        "top-k compression", s->secagg ? "masking protocol" : "state beyond its rows");
+    if (!s->mine && !(s->mine = fri_malloc((size_t)(s->n_clients ? s->n_clients : 1) * sizeof *s->mine)))
+        return FR_ERR_NOMEM;
+    s->share_at = at;
+    s->share_n = n;
+    s->reduce = reduce;
+    s->reduce_ctx = ctx;
+    return FR_OK;
+}
+
+void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner) {
+    uint32_t nu = s->mcfg.n_users;
+    if (!s->part_ptr) {
+        for (uint32_t u = 0; u < nu; u++) owner[u] = u % n;
+        return;
+    }
+    memset(owner, 0, (size_t)nu * sizeof *owner); /* a user no silo holds never trains: process 0 keeps it */
+    for (uint32_t c = 0; c < s->n_clients; c++)
+        for (uint64_t j = s->part_ptr[c]; j < s->part_ptr[c + 1]; j++) owner[s->part_users[j]] = c % n;
 }
 
 /* ------------------------------------------------------------------ checkpoints */

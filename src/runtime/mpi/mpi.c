@@ -1,0 +1,435 @@
+/* The `mpi` runtime: one federation run by the ranks of an Open MPI job (fr_run_mpi in
+ * fedrec/runtime.h). Every rank loads the same data and builds the same sim (src/runtime/
+ * sim.c: the round controller and the client step are the same code as in one process);
+ * rank r runs the sampled clients c with c % N == r (a stable rule: a client stays on its
+ * rank, with its private rows, from round to round), then the ranks meet their sums.
+ *
+ * Rank 0 leads: it runs the training loop (fr_loop_run: evaluation, the callback,
+ * checkpoints, resume, stop conditions) and tells the others what comes next by
+ * broadcasting one command (a round, gather the private rows, save, load, stop). The
+ * others serve commands until told to stop.
+ *
+ * Invariants:
+ *   - Bit-identity with the simulator: each rank's controller samples the same clients
+ *     and makes the same TASK (same seed, same model); each adds its own clients' w·Δ as
+ *     64-bit integers (fixed point, fr_result_quantize); MPI_Allreduce with MPI_SUM on
+ *     MPI_UINT64_T adds them modulo 2^64. Integer addition modulo 2^64 is associative
+ *     and commutative, so whatever tree or ring MPI's algorithm uses, and however the
+ *     clients are split among ranks, every rank holds the very integers one process that
+ *     took every result would hold. Each rank then ends the round itself (the same
+ *     deterministic division and strategy step on the same integers): the new global
+ *     model reaches every rank through that one reduction, with the strategy's moments,
+ *     without a second broadcast of the model. The per-position loss sums are doubles,
+ *     but each position has one nonzero addend (x + 0.0 is exact), so they too are exact.
+ *   - Sparse item rows: before the values, the ranks OR a byte per "unit" (a dense tensor,
+ *     or one row of an item table) that says whether any of their clients touched it
+ *     (MPI_Allreduce, MPI_BOR). The union is the same on every rank, so each packs the
+ *     union's rows in the same order and one MPI_Allreduce(MPI_SUM) over the packed
+ *     words adds them position by position. Rows no rank touched are zero everywhere and
+ *     never travel. When the union holds more than half of the shared words, the dense
+ *     prefix is reduced as it is (packing would cost more than it saves).
+ *   - Failure: a rank whose clients failed says so in the reduction (MPI_MAXLOC on the
+ *     failure flag), then sends its message from that rank; every rank aborts the round
+ *     and rank 0's loop returns "round R: rank N: ...". A rank that dies is Open MPI's to
+ *     notice: mpirun ends the job (it kills the other ranks and names the rank that died);
+ *     the last checkpoint holds the last completed round, and --resume starts from it.
+ *   - Private rows: each rank keeps its own clients' rows current; rank 0 gathers them
+ *     (MPI_Reduce with MPI_BOR over their bits: the owner contributes the row, every other
+ *     rank zeros, so the OR is the row bit for bit, -0.0 and NaN included) only when the
+ *     whole model is needed: evaluation, a checkpoint, the final model.
+ * The library never prints and never exits: errors come back to the caller. */
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+
+#include "core/core.h"
+#include "fedrec/runtime.h"
+#include "fl/fl_internal.h"
+#include "runtime/runtime_internal.h"
+
+enum { CMD_ROUND = 1, CMD_MODEL, CMD_SAVE, CMD_LOAD, CMD_STOP };
+
+typedef struct mpi_run {
+    fr_sim *sim;
+    MPI_Comm comm;
+    int rank, size;
+    /* units of the shared prefix: a dense tensor or an item-table row */
+    size_t n_units;
+    uint64_t *u_off;        /* [n_units] offset into the shared prefix */
+    uint32_t *u_len;        /* [n_units] its floats */
+    int64_t *u_row;         /* [n_units] row_norm: its index into the row weights, else -1 */
+    uint8_t *touched;       /* [n_units] */
+    uint64_t *pack;         /* packed words of the touched units */
+    size_t pack_cap;
+    uint8_t *status;        /* [n_clients] the round's status bytes */
+    uint32_t *owner;        /* [n_users] the rank keeping each user's private rows */
+    uint32_t *gbuf;         /* a gather chunk */
+    size_t gbuf_cap;
+    fr_mpi_stats stats;
+} mpi_run;
+
+/* ------------------------------------------------------------------ init */
+
+static bool mpi_up(void) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    return init && !fin;
+}
+
+fr_err fr_mpi_init(int *rank, int *size) {
+    if (rank) *rank = 0;
+    if (size) *size = 1;
+    if (!mpi_up()) {
+        int got = 0;
+        /* only the calling thread talks to MPI; the pool's workers never do */
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &got) != MPI_SUCCESS)
+            return fri_fail(FR_ERR_IO, "MPI_Init failed");
+    }
+    int r = 0, n = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    if (rank) *rank = r;
+    if (size) *size = n;
+    return FR_OK;
+}
+
+void fr_mpi_finalize(void) {
+    if (mpi_up()) MPI_Finalize();
+}
+
+void fr_mpi_abort(int code) {
+    if (mpi_up()) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+bool fr_mpi_available(void) { return true; }
+
+/* ------------------------------------------------------------------ collectives in chunks */
+
+#define CHUNK ((size_t)1 << 28) /* elements per call: counts are ints */
+
+static void allreduce_u64(uint64_t *x, size_t n, MPI_Comm comm) {
+    for (size_t at = 0; at < n; at += CHUNK) {
+        size_t c = n - at < CHUNK ? n - at : CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, x + at, (int)c, MPI_UINT64_T, MPI_SUM, comm);
+    }
+}
+
+static void allreduce_f64(double *x, size_t n, MPI_Comm comm) {
+    for (size_t at = 0; at < n; at += CHUNK) {
+        size_t c = n - at < CHUNK ? n - at : CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, x + at, (int)c, MPI_DOUBLE, MPI_SUM, comm);
+    }
+}
+
+static void allreduce_bor(uint8_t *x, size_t n, MPI_Comm comm) {
+    for (size_t at = 0; at < n; at += CHUNK) {
+        size_t c = n - at < CHUNK ? n - at : CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, x + at, (int)c, MPI_UINT8_T, MPI_BOR, comm);
+    }
+}
+
+static void bcast_bytes(uint8_t *x, size_t n, MPI_Comm comm) {
+    for (size_t at = 0; at < n; at += CHUNK) {
+        size_t c = n - at < CHUNK ? n - at : CHUNK;
+        MPI_Bcast(x + at, (int)c, MPI_BYTE, 0, comm);
+    }
+}
+
+/* Every rank's error meets: FR_OK if none failed, else the lowest failing rank's code and
+ * message on every rank ("rank N: ..."). local's message is this thread's fr_errmsg(). */
+static fr_err agree(mpi_run *m, fr_err local) {
+    struct { int failed, rank; } in = {local != FR_OK, m->rank}, out;
+    MPI_Allreduce(&in, &out, 1, MPI_2INT, MPI_MAXLOC, m->comm);
+    if (!out.failed) return FR_OK;
+    struct { int code; char msg[1024]; } w;
+    memset(&w, 0, sizeof w);
+    if (m->rank == out.rank) {
+        w.code = (int)local;
+        snprintf(w.msg, sizeof w.msg, "%s", fr_errmsg());
+    }
+    MPI_Bcast(&w, (int)sizeof w, MPI_BYTE, out.rank, m->comm);
+    if (m->size == 1) return fri_fail((fr_err)w.code, "%s", w.msg);
+    return fri_fail((fr_err)w.code, "rank %d: %s", out.rank, w.msg);
+}
+
+/* ------------------------------------------------------------------ the round's sums */
+
+static fr_err make_units(mpi_run *m) {
+    const fr_round *ctl = fr_sim_controller(m->sim);
+    const fr_model *g = fr_round_model(ctl);
+    bool rows = fr_round_fl_config(ctl)->row_norm;
+    size_t n = 0;
+    for (int t = 0; t < fr_model_n_tensors(g); t++) {
+        const fr_tensor *tt = fr_model_tensor(g, t);
+        if (tt->kind == FR_TENSOR_DENSE) n++;
+        else if (tt->kind == FR_TENSOR_ITEM_TABLE) n += tt->rows;
+    }
+    m->u_off = fri_malloc((n ? n : 1) * sizeof *m->u_off);
+    m->u_len = fri_malloc((n ? n : 1) * sizeof *m->u_len);
+    m->u_row = fri_malloc((n ? n : 1) * sizeof *m->u_row);
+    m->touched = fri_malloc(n ? n : 1);
+    if (!m->u_off || !m->u_len || !m->u_row || !m->touched) return FR_ERR_NOMEM;
+    size_t i = 0, table = 0, n_items = fr_round_model_config(ctl)->n_items;
+    for (int t = 0; t < fr_model_n_tensors(g); t++) {
+        const fr_tensor *tt = fr_model_tensor(g, t);
+        if (tt->kind == FR_TENSOR_DENSE) {
+            m->u_off[i] = tt->offset;
+            m->u_len[i] = tt->rows * tt->cols;
+            m->u_row[i++] = -1;
+        } else if (tt->kind == FR_TENSOR_ITEM_TABLE) {
+            for (uint32_t r = 0; r < tt->rows; r++, i++) {
+                m->u_off[i] = tt->offset + (uint64_t)r * tt->cols;
+                m->u_len[i] = tt->cols;
+                m->u_row[i] = rows ? (int64_t)(table * n_items + r) : -1;
+            }
+            table++;
+        }
+    }
+    m->n_units = n;
+    return FR_OK;
+}
+
+static bool any_nonzero(const int64_t *x, size_t n) {
+    int64_t o = 0;
+    for (size_t i = 0; i < n; i++) o |= x[i];
+    return o != 0;
+}
+
+/* The sim's reduce hook: runs on every rank with the round open. */
+static fr_err reduce(void *ctx, fr_round *ctl, fr_err local) {
+    mpi_run *m = ctx;
+    fri_round_sums s;
+    if (!local) local = fri_round_fold(ctl, &s);
+    fr_err e = agree(m, local);
+    if (e) return e;
+    /* which units anyone touched */
+    for (size_t u = 0; u < m->n_units; u++)
+        m->touched[u] = any_nonzero(s.acc + m->u_off[u], m->u_len[u]) || (m->u_row[u] >= 0 && s.roww[m->u_row[u]]);
+    allreduce_bor(m->touched, m->n_units, m->comm);
+    size_t words = 0;
+    for (size_t u = 0; u < m->n_units; u++)
+        if (m->touched[u]) words += m->u_len[u] + (m->u_row[u] >= 0);
+    m->stats.rounds++;
+    if (2 * words > s.n_shared + s.n_roww) { /* dense enough: the prefix as it is */
+        allreduce_u64((uint64_t *)s.acc, s.n_shared, m->comm);
+        if (s.roww) allreduce_u64(s.roww, s.n_roww, m->comm);
+        m->stats.words_reduced += s.n_shared + s.n_roww;
+        m->stats.dense_rounds++;
+    } else {
+        if (words + 1 > m->pack_cap) {
+            uint64_t *p = fri_realloc(m->pack, (words + 1) * sizeof *p);
+            e = p ? FR_OK : FR_ERR_NOMEM;
+            if (!e) { m->pack = p; m->pack_cap = words + 1; }
+        }
+        if ((e = agree(m, e))) return e;
+        size_t at = 0;
+        for (size_t u = 0; u < m->n_units; u++) {
+            if (!m->touched[u]) continue;
+            memcpy(m->pack + at, s.acc + m->u_off[u], m->u_len[u] * sizeof *m->pack);
+            at += m->u_len[u];
+            if (m->u_row[u] >= 0) m->pack[at++] = s.roww[m->u_row[u]];
+        }
+        allreduce_u64(m->pack, words, m->comm);
+        at = 0;
+        for (size_t u = 0; u < m->n_units; u++) {
+            if (!m->touched[u]) continue;
+            memcpy(s.acc + m->u_off[u], m->pack + at, m->u_len[u] * sizeof *m->pack);
+            at += m->u_len[u];
+            if (m->u_row[u] >= 0) s.roww[m->u_row[u]] = m->pack[at++];
+        }
+        m->stats.words_reduced += words;
+    }
+    allreduce_u64(s.wsum, 1, m->comm);
+    allreduce_u64(s.examples, s.k, m->comm);
+    allreduce_u64(s.up, s.k, m->comm);
+    allreduce_f64(s.loss, s.k, m->comm);
+    fri_round_status_get(ctl, m->status);
+    allreduce_bor(m->status, s.k, m->comm);
+    return fri_round_status_set(ctl, m->status);
+}
+
+/* ------------------------------------------------------------------ private rows, checkpoints */
+
+/* Rank 0's model gets every rank's current private rows (a collective). */
+static fr_err gather_private(mpi_run *m) {
+    fr_model *full = fr_sim_model(m->sim);
+    if (m->size == 1) return FR_OK;
+    float *p = fr_model_params(full);
+    fr_err e = FR_OK;
+    if (!m->owner) {
+        uint32_t nu = fr_model_config_of(full)->n_users;
+        if ((m->owner = fri_malloc((size_t)(nu ? nu : 1) * sizeof *m->owner))) fri_sim_owners(m->sim, (uint32_t)m->size, m->owner);
+        else e = FR_ERR_NOMEM;
+    }
+    if (!e && !m->gbuf) {
+        m->gbuf_cap = (size_t)1 << 22;
+        if (!(m->gbuf = fri_malloc(m->gbuf_cap * sizeof *m->gbuf))) e = FR_ERR_NOMEM;
+    }
+    if ((e = agree(m, e))) return e;
+    for (int t = 0; t < fr_model_n_tensors(full); t++) {
+        const fr_tensor *tt = fr_model_tensor(full, t);
+        if (tt->kind != FR_TENSOR_USER_TABLE) continue;
+        size_t per = m->gbuf_cap / (tt->cols ? tt->cols : 1);
+        if (per == 0) per = 1; /* cols above the buffer: cannot happen (dims <= 4096) */
+        for (size_t u0 = 0; u0 < tt->rows; u0 += per) {
+            size_t nu = tt->rows - u0 < per ? tt->rows - u0 : per, n = nu * tt->cols;
+            uint32_t *b = m->gbuf;
+            for (size_t j = 0; j < nu; j++) {
+                const float *row = p + tt->offset + (u0 + j) * tt->cols;
+                if (m->owner[u0 + j] == (uint32_t)m->rank) memcpy(b + j * tt->cols, row, tt->cols * sizeof *row);
+                else memset(b + j * tt->cols, 0, tt->cols * sizeof *b);
+            }
+            MPI_Reduce(m->rank == 0 ? MPI_IN_PLACE : b, b, (int)n, MPI_UINT32_T, MPI_BOR, 0, m->comm);
+            if (m->rank == 0) memcpy(p + tt->offset + u0 * tt->cols, b, n * sizeof *b);
+        }
+    }
+    return FR_OK;
+}
+
+/* Rank 0 reads the checkpoint (path; NULL elsewhere) and every rank loads its bytes. */
+static fr_err load_all(mpi_run *m, const char *path) {
+    uint8_t *d = NULL;
+    size_t n = 0;
+    fr_err e = m->rank == 0 ? fri_read_file(path, &d, &n) : FR_OK;
+    if ((e = agree(m, e))) { fri_free(d); return e; }
+    uint64_t len = n;
+    MPI_Bcast(&len, 1, MPI_UINT64_T, 0, m->comm);
+    if (m->rank != 0) {
+        n = (size_t)len;
+        e = (d = fri_malloc(n ? n : 1)) ? FR_OK : FR_ERR_NOMEM;
+    }
+    if ((e = agree(m, e))) { fri_free(d); return e; }
+    bcast_bytes(d, n, m->comm);
+    e = fri_sim_checkpoint_decode(m->sim, d, n, m->rank == 0 ? path : "the checkpoint (from rank 0)");
+    fri_free(d);
+    return agree(m, e);
+}
+
+/* ------------------------------------------------------------------ rank 0: the loop's driver */
+
+static void command(mpi_run *m, int cmd) { MPI_Bcast(&cmd, 1, MPI_INT, 0, m->comm); }
+
+static fr_err lead_step(void *ctx, fr_loop_step *out) {
+    mpi_run *m = ctx;
+    command(m, CMD_ROUND);
+    fr_err e = fr_sim_round(m->sim, &out->round);
+    out->loss = out->round.loss;
+    return e;
+}
+static uint32_t lead_completed(void *ctx) { return fr_round_completed(fr_sim_controller(((mpi_run *)ctx)->sim)); }
+static fr_model *lead_model(void *ctx) {
+    mpi_run *m = ctx;
+    command(m, CMD_MODEL);
+    if (gather_private(m)) { /* out of memory on some rank: the model's own rows are evaluated (said in stats) */
+        m->stats.gather_failures++;
+    }
+    return fr_sim_model(m->sim);
+}
+static fr_pool *lead_pool(void *ctx) { return fri_sim_pool(((mpi_run *)ctx)->sim); }
+static fr_err lead_save(void *ctx, const char *path) {
+    mpi_run *m = ctx;
+    command(m, CMD_SAVE);
+    fr_err e = gather_private(m);
+    return e ? e : fr_sim_checkpoint_save(m->sim, path);
+}
+static fr_err lead_load(void *ctx, const char *path) {
+    mpi_run *m = ctx;
+    command(m, CMD_LOAD);
+    return load_all(m, path);
+}
+
+/* The other ranks: commands until told to stop. */
+static fr_err follow(mpi_run *m) {
+    for (;;) {
+        int cmd = 0;
+        MPI_Bcast(&cmd, 1, MPI_INT, 0, m->comm);
+        fr_round_stats st;
+        switch (cmd) {
+        case CMD_ROUND:
+            if (fr_sim_round(m->sim, &st)) { /* every rank failed alike: rank 0 reports it */ }
+            break;
+        case CMD_MODEL:
+        case CMD_SAVE:
+            if (gather_private(m)) { /* the error was agreed: rank 0 reports it */ }
+            break;
+        case CMD_LOAD:
+            if (load_all(m, NULL)) { /* agreed */ }
+            break;
+        case CMD_STOP:
+            return FR_OK;
+        default:
+            return fri_fail(FR_ERR_INTERNAL, "mpi: unknown command %d from rank 0", cmd);
+        }
+    }
+}
+
+static void mpi_run_free(mpi_run *m) {
+    fri_free(m->u_off);
+    fri_free(m->u_len);
+    fri_free(m->u_row);
+    fri_free(m->touched);
+    fri_free(m->pack);
+    fri_free(m->status);
+    fri_free(m->owner);
+    fri_free(m->gbuf);
+}
+
+fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_dataset *test, const fr_negatives *negs,
+                  fr_loop_callback cb, void *user, fr_loop_summary *summary, fr_model **model, fr_mpi_stats *stats) {
+    if (model) *model = NULL;
+    if (summary) memset(summary, 0, sizeof *summary);
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!mpi_up()) return fri_fail(FR_ERR_STATE, "the mpi runtime: MPI is not initialised (fr_mpi_init)");
+    fr_err e = fr_run_config_check(c);
+    if (e) return e;
+    if (c->centralized)
+        return fri_fail(FR_ERR_INVALID, "the mpi runtime runs a federation: centralized training has no clients");
+    if (fr_fl_dp_on(&c->fl))
+        return fri_fail(FR_ERR_UNSUPPORTED, "the mpi runtime: differential privacy's noise and clip counts are one "
+                        "controller's (run it on the sim runtime)");
+    if (c->secagg) return fri_fail(FR_ERR_UNSUPPORTED, "the mpi runtime: secure aggregation runs on the sim runtime");
+    if (!train || !test) return fri_fail(FR_ERR_INVALID, "fr_run_mpi: no training or test data");
+    mpi_run m;
+    memset(&m, 0, sizeof m);
+    m.comm = MPI_COMM_WORLD;
+    MPI_Comm_rank(m.comm, &m.rank);
+    MPI_Comm_size(m.comm, &m.size);
+    fr_model_config mc = c->model;
+    fr_pool *pool = NULL;
+    fr_partition *part = NULL;
+    e = fr_pool_create(&pool, c->threads);
+    if (!e && c->partition != FR_PARTITION_USER)
+        e = fr_partition_make(&part, train, c->partition, c->partition_k, c->partition_alpha, NULL, c->fl.seed);
+    if (!e) e = fr_sim_create_silos(&m.sim, &mc, &c->fl, train, part, pool);
+    if (!e) {
+        fr_sim_set_wire(m.sim, c->wire);
+        e = fri_sim_set_share(m.sim, (uint32_t)m.rank, (uint32_t)m.size, reduce, &m);
+    }
+    if (!e) e = make_units(&m);
+    if (!e && !(m.status = fri_malloc((size_t)(fr_sim_n_clients(m.sim) ? fr_sim_n_clients(m.sim) : 1))))
+        e = FR_ERR_NOMEM;
+    e = agree(&m, e); /* every rank is ready, or all stop here */
+    if (!e && m.rank == 0) {
+        fr_loop_driver d = {FR_LOOP_ROUND, lead_step, lead_completed, lead_model, lead_pool, lead_save, lead_load, NULL};
+        e = fr_loop_run(&c->loop, &d, &m, train, test, negs, cb, user, summary);
+        if (!e && model) {
+            lead_model(&m);
+            e = fr_model_clone(model, fr_sim_model(m.sim));
+        }
+        fr_err keep = e;
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", e ? fr_errmsg() : "");
+        command(&m, CMD_STOP);
+        if (keep) e = fri_fail(keep, "%s", msg);
+    } else if (!e) {
+        e = follow(&m);
+    }
+    m.stats.ranks = (uint32_t)m.size;
+    if (stats) *stats = m.stats;
+    mpi_run_free(&m);
+    fr_sim_free(m.sim);
+    fr_partition_free(part);
+    fr_pool_free(pool);
+    return e;
+}
