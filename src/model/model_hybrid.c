@@ -583,6 +583,171 @@ static fr_err sgd_pass(fr_model *m, const fri_examples *ex, float lr, double *lo
     return FR_OK;
 }
 
+/* ---------------------------------------------------------------- fused minibatch pass */
+
+/* rows_pass (family.h): the centralized trainer's minibatch step with a sparse-row
+ * optimizer, over the rows a minibatch touched only. The generic loop combines and steps
+ * the feature tables whole (dense tensors: any client may touch any row) and zeroes them
+ * whole, every minibatch; here a minibatch's feature rows are those of the id rows its
+ * shards touched (scatter adds to exactly these), and the float operations on them are
+ * the generic ones: fr_grad_combine's (a d, then + b s, on table rows; a d + b s on dense
+ * rows) and fr_optim_step's, whose rule leaves a row of zero gradient as it is. */
+
+typedef struct touched {
+    uint32_t *rows;  /* [vocab] feature rows touched this minibatch */
+    uint32_t n;      /* in rows */
+    uint32_t *stamp; /* [vocab] the minibatch (counted from 1) that last touched the row */
+} touched;
+
+/* Adds to t the features of the id rows in ids (side 0 user, 1 item). */
+static void touch_feats(touched *t, const fri_feat *f, const fr_model *m, int side, const fr_rowset *ids,
+                        uint32_t stamp) {
+    for (uint32_t x = 0; x < ids->count; x++) {
+        const uint32_t *id = NULL;
+        const float *w = NULL;
+        uint32_t r = ids->rows[x], n = feats(f, side, side ? gitem(m, r) : guser(m, r), &id, &w);
+        for (uint32_t j = 0; j < n; j++)
+            if (t->stamp[id[j]] != stamp) {
+                t->stamp[id[j]] = stamp;
+                t->rows[t->n++] = id[j];
+            }
+    }
+}
+
+/* fr_grad_combine on table `role`: g0's rows d = a d (a != 1), then d += b s on src's rows. */
+static void combine_table(fr_grad *g0, float a, const fr_grad *src, float b, const fr_model *m, int role) {
+    const int ti = m->slot[role];
+    const fr_tensor *t = &m->t[ti];
+    fr_rowset *rd = &g0->rows[ti];
+    const fr_rowset *rs = &src->rows[ti];
+    float *d = g0->g + t->offset;
+    const float *sv = src->g + t->offset;
+    const size_t cols = t->cols;
+    if (a != 1.0f)
+        for (uint32_t r = 0; r < rd->count; r++)
+            for (size_t c = 0; c < cols; c++) d[(size_t)rd->rows[r] * cols + c] *= a;
+    for (uint32_t r = 0; r < rs->count; r++) {
+        size_t o = (size_t)rs->rows[r] * cols;
+        for (size_t c = 0; c < cols; c++) d[o + c] += b * sv[o + c];
+        fr_rowset_add(rd, rs->rows[r]);
+    }
+}
+
+/* fr_grad_combine on dense tensor `role`, rows `rows` (the others are 0 in both). */
+static void combine_dense(fr_grad *g0, float a, const fr_grad *src, float b, const fr_model *m, int role,
+                          const uint32_t *rows, uint32_t n) {
+    const fr_tensor *t = &m->t[m->slot[role]];
+    float *d = g0->g + t->offset;
+    const float *sv = src->g + t->offset;
+    const size_t cols = t->cols;
+    for (uint32_t r = 0; r < n; r++) {
+        size_t o = (size_t)rows[r] * cols;
+        for (size_t c = 0; c < cols; c++) d[o + c] = a * d[o + c] + b * sv[o + c];
+    }
+}
+
+/* fr_optim_step on rows `rows` of tensor `role` (the current step's constants). */
+static void step_rows(fr_optim *o, fr_model *m, const fr_grad *g, int role, const uint32_t *rows, uint32_t n) {
+    const fr_tensor *t = &m->t[m->slot[role]];
+    for (uint32_t r = 0; r < n; r++) {
+        size_t off = t->offset + (size_t)rows[r] * t->cols;
+        fri_optim_step_range(o, m, g->g + off, off, t->cols);
+    }
+}
+
+static void zero_rows(fr_grad *g, const fr_model *m, int role, const uint32_t *rows, uint32_t n) {
+    const fr_tensor *t = &m->t[m->slot[role]];
+    float *d = g->g + t->offset;
+    for (uint32_t r = 0; r < n; r++)
+        for (uint32_t c = 0; c < t->cols; c++) d[(size_t)rows[r] * t->cols + c] = 0.0f;
+}
+
+static fr_err rows_pass(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
+                        fr_optim *o, double *loss_sum) {
+    const fr_model_config *c = &m->cfg;
+    if (batch == 0 || shards == 0 || shards > FRI_STEP_MAX_PARTS) return FR_ERR_UNSUPPORTED;
+    const fri_feat *f = feat_of(c->features);
+    const bool pair = c->loss == FR_LOSS_BPR, fm = is_fm(c);
+    const uint32_t nv[2] = {m->t[m->slot[UF_EMB]].rows, m->t[m->slot[IF_EMB]].rows};
+    size_t nf = ws_carve(NULL, NULL, c, 1);
+    float *arena = fri_aligned_alloc(nf * sizeof(float));
+    touched tf[2] = {{0}, {0}};
+    fr_err e = FR_OK;
+    for (int s = 0; s < 2 && arena; s++) {
+        tf[s].rows = fri_malloc(nv[s] * sizeof(uint32_t));
+        tf[s].stamp = fri_calloc(nv[s], sizeof(uint32_t));
+        if (!tf[s].rows || !tf[s].stamp) e = FR_ERR_NOMEM;
+    }
+    if (!arena) e = FR_ERR_NOMEM;
+    if (e) goto out;
+    memset(arena, 0, nf * sizeof(float));
+    hy_ws w;
+    ws_carve(&w, arena, c, 1);
+    const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
+    const int dense[4] = {IF_EMB, IF_B, UF_EMB, UF_B}; /* sides 1, 1, 0, 0 */
+    const uint32_t zero = 0;
+    uint32_t stamp = 0;
+    for (size_t at = 0; at < ex->n; at += batch) {
+        const size_t n = ex->n - at < batch ? ex->n - at : batch;
+        double mean[FRI_STEP_MAX_PARTS];
+        size_t ns[FRI_STEP_MAX_PARTS];
+        for (uint32_t s = 0; s < shards; s++) {
+            size_t lo = n * s / shards, hi = n * (s + 1) / shards, k = at + lo;
+            ns[s] = hi - lo;
+            mean[s] = 0;
+            if (hi == lo) continue;
+            fr_batch b = {.users = ex->user + k, .items = ex->item + k, .label = pair ? NULL : ex->label + k,
+                          .neg = pair ? ex->neg + k : NULL, .n = hi - lo,
+                          .weight = ex->alpha > 0 ? ex->wt + k : NULL};
+            mean[s] = hy_loss(m, &w, &b, g[s]);
+        }
+        stamp++;
+        for (int side = 0; side < 2; side++) {
+            tf[side].n = 0;
+            for (uint32_t s = 0; s < shards; s++)
+                touch_feats(&tf[side], f, m, side, &g[s]->rows[m->slot[side ? IT_EMB : US_EMB]], stamp);
+        }
+        if (shards > 1) { /* combine_and_step's chain */
+            float w0 = (float)((double)ns[0] / (double)n);
+            bool first = true;
+            for (uint32_t s = 1; s < shards; s++) {
+                if (!ns[s]) continue;
+                float a = first ? w0 : 1.0f, bs = (float)((double)ns[s] / (double)n);
+                for (int k = 0; k < 4; k++) combine_table(g[0], a, g[s], bs, m, tables[k]);
+                for (int k = 0; k < 4; k++) {
+                    const touched *t = &tf[k < 2 ? 1 : 0];
+                    combine_dense(g[0], a, g[s], bs, m, dense[k], t->rows, t->n);
+                }
+                if (fm) combine_dense(g[0], a, g[s], bs, m, W0, &zero, 1);
+                first = false;
+            }
+        }
+        if ((e = fri_optim_step_begin(o, m, g[0]))) goto out;
+        for (int k = 0; k < 4; k++) {
+            const fr_rowset *rs = &g[0]->rows[m->slot[tables[k]]];
+            step_rows(o, m, g[0], tables[k], rs->rows, rs->count);
+            const touched *t = &tf[k < 2 ? 1 : 0];
+            step_rows(o, m, g[0], dense[k], t->rows, t->n);
+        }
+        if (fm) step_rows(o, m, g[0], W0, &zero, 1);
+        for (uint32_t s = 0; s < shards; s++) {
+            for (int k = 0; k < 4; k++) {
+                fr_rowset *rs = &g[s]->rows[m->slot[tables[k]]];
+                zero_rows(g[s], m, tables[k], rs->rows, rs->count);
+                fr_rowset_clear(rs);
+                const touched *t = &tf[k < 2 ? 1 : 0];
+                zero_rows(g[s], m, dense[k], t->rows, t->n);
+            }
+            if (fm) zero_rows(g[s], m, W0, &zero, 1);
+        }
+        for (uint32_t s = 0; s < shards; s++) *loss_sum += mean[s] * (double)ns[s];
+    }
+out:
+    for (int s = 0; s < 2; s++) { fri_free(tf[s].rows); fri_free(tf[s].stamp); }
+    fri_free_aligned(arena);
+    return e;
+}
+
 static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
     hy_ws *w = wsp;
     const fri_feat *f = feat_of(m->cfg.features);
@@ -650,4 +815,5 @@ const fri_model_family fri_model_family_hybrid = {
     .loss_grad = loss_grad,
     .score = score,
     .sgd_pass = sgd_pass,
+    .rows_pass = rows_pass,
 };

@@ -90,6 +90,11 @@ void fri_optim_set_steps(fr_optim *o, uint64_t steps);
  * step is then p -= lr * g on the rows g touched and nothing else, which a fused
  * per-example loop can take itself (fri_model_family.sgd_pass). */
 bool fri_optim_plain_sgd(const fr_optim *o, float *lr);
+/* True if a step of o leaves bit for bit every parameter whose gradient is +0 (plain
+ * SGD or Adagrad, no weight decay: p - lr * 0 / (sqrt(s) + eps) with eps > 0, and s + 0),
+ * so a caller that steps only the rows a minibatch touched takes the steps of
+ * fr_optim_step (fri_model_family.rows_pass). */
+bool fri_optim_zero_keeps(const fr_optim *o);
 /* Tests: the trainer always runs the generic minibatch loop (the reference the fused
  * per-example SGD loop is checked against). */
 struct fr_trainer;
