@@ -74,10 +74,17 @@ fr_err fri_model_alloc(fr_model **out, const fr_model_config *cfg);
  * fri_optim_step_range applies the update rule to params[off, off+n) with the gradient
  * g[0, n) of that range (any split gives the same floats as fr_optim_step; distinct
  * ranges may run on distinct threads).
- * Dense mode only: the caller checks fri_optim_is_dense. */
+ * Dense mode, or a caller that steps exactly the rows a sparse-row fr_optim_step would
+ * (or more, with a rule that keeps rows of zero gradient: fri_optim_zero_keeps). */
 fr_err fri_optim_step_begin(fr_optim *o, const fr_model *m, const fr_grad *g);
 void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t off, size_t n);
 bool fri_optim_is_dense(const fr_optim *o);
+/* fri_optim_step_range on rows rows[0..n) of the tensor at slab offset off (cols floats a
+ * row); g is a whole gradient slab (the rows' gradients at their slab offsets). After
+ * fri_optim_step_begin, for a caller that steps the rows a minibatch touched itself (any
+ * mode: the rule is elementwise). */
+void fri_optim_step_rows(const fr_optim *o, fr_model *m, const float *g, size_t off, uint32_t cols,
+                         const uint32_t *rows, uint32_t n);
 /* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for
  * a caller that will step only such ranges (O(n), not O(the model)). */
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);

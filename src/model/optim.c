@@ -290,6 +290,26 @@ void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t
     update(o, m->params, g, off, n, &o->k);
 }
 
+void fri_optim_step_rows(const fr_optim *o, fr_model *m, const float *g, size_t off, uint32_t cols,
+                         const uint32_t *rows, uint32_t n) {
+    if (cols == 1 && o->cfg.kind == FR_OPTIM_ADAGRAD) { /* adagrad_range's scalar loop, a value a row */
+        float *p = m->params + off, *sum = o->m2 + off;
+        const float *gr = g + off;
+        const float lr = o->k.lr, wd = o->k.wd, eps = o->k.eps;
+        for (uint32_t x = 0; x < n; x++) {
+            const uint32_t r = rows[x];
+            float gi = gr[r] + wd * p[r];
+            sum[r] += gi * gi;
+            p[r] -= lr * gi / (sqrtf(sum[r]) + eps);
+        }
+        return;
+    }
+    for (uint32_t x = 0; x < n; x++) {
+        size_t at = off + (size_t)rows[x] * cols;
+        update(o, m->params, g + at, at, cols, &o->k);
+    }
+}
+
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n) {
     if (o->m1) memset(o->m1 + off, 0, n * sizeof(float));
     if (o->m2) memset(o->m2 + off, 0, n * sizeof(float));
