@@ -11,6 +11,8 @@
 # (their ids in cold.txt, the same file for both tools), each user's cold items ranked
 # among the cold items: auc and precision@10. All metrics are computed as fedrec's
 # (src/eval/eval.c); bench/hybrid_ref.py computes LightFM's independently in numpy.
+# Ends with the ratios of the seconds per epoch (wall clock, noisy on a loaded machine:
+# bench/hybrid_cpu.sh measures CPU time).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -41,7 +43,7 @@ fedrec_row() { # name, then train options
     "$bin" eval --model "$tmp/$name.fr" --json >"$tmp/$name.s.json"
     "$bin" eval --model "$tmp/$name.fr" --data "$loo/train.rating" --test "$loo/test.rating" --json >"$tmp/$name.f.json"
     local sec="-"
-    grep -q '"epoch"' "$tmp/$name.jsonl" && sec=$(sec_per_epoch "$tmp/$name.jsonl")
+    grep -q '"epoch"' "$tmp/$name.jsonl" && sec=$(sec_per_epoch "$tmp/$name.jsonl") && echo "$sec" >"$tmp/$name.sec"
     grep -q '"round"' "$tmp/$name.jsonl" && sec=$(awk -F'"seconds":' 'NF > 1 && /"round"/ { split($2, a, /[,}]/); s += a[1]; n++ } END { printf "%.3f/round", s / n }' "$tmp/$name.jsonl")
     "$bin" train --data "$loo" "${F[@]}" "$@" --cold-items "$tmp/cold.txt" --eval-every 0 --quiet --metrics-out "$tmp/$name.c.jsonl" >/dev/null
     printf "%-34s %7.4f %8.4f %7.4f %9.4f %9.4f %10s %9.4f %9.4f\n" "$name" "$(num "$tmp/$name.s.json" 'hr@10')" \
@@ -57,6 +59,12 @@ lightfm_row() { # name, then hybrid_ref.py options
         "$(num "$tmp/$name.json" 'ndcg@10')" "$(num "$tmp/$name.json" auc)" "$(num "$tmp/$name.json" 'precision@10_full')" \
         "$(num "$tmp/$name.json" auc_full)" "$(num "$tmp/$name.json" seconds_per_epoch)" "$(num "$tmp/$name.c.json" auc_cold)" \
         "$(num "$tmp/$name.c.json" 'precision@10_cold')"
+    num "$tmp/$name.json" seconds_per_epoch >"$tmp/$name.sec"
+}
+
+ratio() { # LightFM row, fedrec row: LightFM's seconds per epoch over fedrec's
+    [ -s "$tmp/$1.sec" ] && [ -s "$tmp/$2.sec" ] && awk -v a="$(cat "$tmp/$1.sec")" -v b="$(cat "$tmp/$2.sec")" -v n="$2" -v l="$1" \
+        'BEGIN { printf "speed: %s is %.1fx faster per epoch than %s\n", n, a / b, l }'
 }
 
 printf "%-34s %7s %8s %7s %9s %9s %10s %9s %9s\n" "run" "hr@10" "ndcg@10" "auc" "prec@10f" "auc_full" "s/epoch" "auc_cold" "p@10cold"
@@ -64,10 +72,16 @@ fedrec_row "fedrec lightfm central (preset)" --model lightfm --centralized
 fedrec_row "fedrec fm central (preset)" --model fm --centralized
 fedrec_row "fedrec lightfm federated (preset)" --model lightfm
 fedrec_row "fedrec lightfm central bpr" --model lightfm --centralized --warp 0
+# bpr with lr 0.03: the cold-start peak on a validation split cut from train.rating (README)
+fedrec_row "fedrec lightfm central bpr lr .03" --model lightfm --centralized --warp 0 --lr 0.03
 fedrec_row "fedrec lightfm central 1 thread" --model lightfm --centralized --threads 1
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import lightfm' 2>/dev/null; then
     lightfm_row "LightFM warp (25 ep, lr .05)" --loss warp --epochs 25 --dim 32 --lr 0.05
     lightfm_row "LightFM bpr (25 ep)" --loss bpr --epochs 25 --dim 32 --lr 0.05
+    ratio "LightFM warp (25 ep, lr .05)" "fedrec lightfm central 1 thread"
+    ratio "LightFM warp (25 ep, lr .05)" "fedrec lightfm central (preset)"
+    ratio "LightFM bpr (25 ep)" "fedrec lightfm central bpr"
+    ratio "LightFM warp (25 ep, lr .05)" "fedrec fm central (preset)"
 else
     echo "LightFM: not installed in $venv (pip install lightfm): no reference row"
 fi

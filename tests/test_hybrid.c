@@ -45,12 +45,14 @@ static fr_features *toy_features(uint32_t nu, uint32_t ni, unsigned seed) {
     return f;
 }
 
+static uint32_t toy_dim = 4; /* 4: the plain code; a multiple of 8: the vector kernel */
+
 static fr_model *toy_model(const char *kind, fr_loss loss, uint32_t warp, uint32_t nu, uint32_t ni, float l2) {
     fr_model_config c;
     fr_model_config_default(&c, kind_of(kind));
     c.n_users = nu;
     c.n_items = ni;
-    c.dim = 4;
+    c.dim = toy_dim;
     c.loss = loss;
     c.warp = warp;
     c.l2 = l2;
@@ -158,6 +160,80 @@ Test(hybrid, gradients_fm_bce_bpr_warp) {
     gradcheck_kind("fm", FR_LOSS_BCE, 0);
     gradcheck_kind("fm", FR_LOSS_BPR, 0);
     gradcheck_kind("fm", FR_LOSS_BPR, 5);
+}
+
+/* The vector kernel (dims that are a multiple of 8: model_hybrid.c, hy_kernel) against
+ * central differences, in its plain copy and in its AVX2 copy. */
+int fri_hybrid_kernel(int mode);
+Test(hybrid, gradients_of_the_vector_kernel) {
+    toy_dim = 8;
+    for (int mode = 1; mode <= 2; mode++) {
+        fri_hybrid_kernel(mode);
+        const char *kinds[2] = {"lightfm", "fm"};
+        for (int k = 0; k < 2; k++) {
+            gradcheck_kind(kinds[k], FR_LOSS_BCE, 0);
+            gradcheck_kind(kinds[k], FR_LOSS_BPR, 0);
+            gradcheck_kind(kinds[k], FR_LOSS_BPR, 5);
+        }
+    }
+    fri_hybrid_kernel(2);
+    toy_dim = 4;
+}
+
+/* The kernel against the plain code (hy_loss_naive): the same loss and gradient up to
+ * float rounding (lightfm's scores and rows: the same operations), the same rows touched;
+ * and its two copies give the same bits. Batches of every loss, weighted and not, dims
+ * 8, 16 and 32, items with 0 to 3 features. */
+static void kernel_vs_plain(const char *kind, fr_loss loss, uint32_t warp, uint32_t dim, bool weighted) {
+    toy_dim = dim;
+    fr_model *m = toy_model(kind, loss, warp, 5, 9, weighted ? 0.1f : 0.0f);
+    toy_dim = 4;
+    uint32_t users[8] = {0, 1, 3, 4, 2, 1, 0, 3}, items[8] = {2, 5, 6, 0, 3, 8, 7, 1},
+             neg[8] = {1, 4, 8, 3, 7, 0, 2, 5};
+    float label[8] = {1, 0, 1, 0, 1, 1, 0, 1}, wt[8] = {1, 2, 0.5f, 1, 1.5f, 1, 1, 0.7f};
+    fr_batch b = {users, items, label, loss == FR_LOSS_BPR ? neg : NULL, 8, weighted ? wt : NULL};
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 8), FR_OK);
+    fr_grad *g[3];
+    double l[3];
+    const int modes[3] = {0, 1, 2};
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(fr_grad_create(&g[k], m), FR_OK);
+        fri_hybrid_kernel(modes[k]);
+        cr_assert_eq(fr_model_loss_grad(m, ws, &b, g[k], &l[k]), FR_OK, "%s", fr_errmsg());
+    }
+    fri_hybrid_kernel(2);
+    size_t np = fr_model_n_params(m);
+    const float *g0 = fr_grad_data(g[0]), *g1 = fr_grad_data(g[1]), *g2 = fr_grad_data(g[2]);
+    cr_assert(fabs(l[1] - l[0]) <= 1e-6 * (1 + fabs(l[0])), "%s: loss kernel %.9g, plain %.9g", kind, l[1], l[0]);
+    cr_assert_eq(l[1], l[2], "the kernel's copies give the same loss");
+    cr_assert(!memcmp(g1, g2, np * sizeof(float)), "the kernel's copies give the same gradient");
+    double gmax = 0;
+    for (size_t i = 0; i < np; i++) gmax = fmax(gmax, fabs(g0[i]));
+    cr_assert_gt(gmax, 1e-3, "%s: a gradient to compare", kind);
+    for (size_t i = 0; i < np; i++)
+        cr_assert(fabs(g1[i] - g0[i]) <= 1e-5 * gmax, "%s loss %d warp %u dim %u: gradient[%zu] kernel %.9g, plain %.9g",
+                  kind, (int)loss, warp, dim, i, g1[i], g0[i]);
+    for (int t = 0; t < fr_model_n_tensors(m); t++) {
+        const fr_rowset *r0 = fr_grad_touched(g[0], t), *r1 = fr_grad_touched(g[1], t);
+        if (!r0) continue;
+        for (uint32_t r = 0; r < r0->n_rows; r++) cr_assert_eq(r0->mark[r], r1->mark[r], "tensor %d row %u touched", t, r);
+    }
+    for (int k = 0; k < 3; k++) fr_grad_free(g[k]);
+    fr_model_ws_free(ws);
+    fr_model_free(m);
+}
+
+Test(hybrid, vector_kernel_equals_the_plain_code) {
+    const char *kinds[2] = {"lightfm", "fm"};
+    const uint32_t dims[3] = {8, 16, 32};
+    for (int k = 0; k < 2; k++)
+        for (int d = 0; d < 3; d++)
+            for (int wtd = 0; wtd < 2; wtd++) {
+                kernel_vs_plain(kinds[k], FR_LOSS_BCE, 0, dims[d], wtd);
+                kernel_vs_plain(kinds[k], FR_LOSS_BPR, 0, dims[d], wtd);
+                kernel_vs_plain(kinds[k], FR_LOSS_BPR, 10, dims[d], wtd);
+            }
 }
 
 Test(hybrid, warp_violations_cost_and_non_violations_do_not) {
@@ -773,4 +849,69 @@ Test(hybrid, fused_sgd_equals_generic_loop) {
     fused_vs_generic("lightfm", FR_LOSS_BPR, 10);
     fused_vs_generic("fm", FR_LOSS_BCE, 0);
     fused_vs_generic("fm", FR_LOSS_BPR, 0);
+}
+
+/* The fused minibatch pass with a sparse-row optimizer (rows_pass: only the rows a
+ * minibatch touched are combined, stepped and zeroed) gives the generic loop's bits:
+ * Adagrad (the centralized preset's) and plain SGD, several shards, a last minibatch
+ * smaller than the shards (empty shards), and two threads against one. */
+static void rows_vs_generic(const char *kind, fr_loss loss, uint32_t warp, fr_optim_kind ok, uint32_t batch,
+                            uint32_t shards) {
+    data d = gen();
+    fr_model_config c = config(kind, &d, loss, warp);
+    fr_model *a = NULL, *b = NULL, *a2 = NULL;
+    cr_assert_eq(fr_model_create(&a, &c), FR_OK);
+    cr_assert_eq(fr_model_create(&b, &c), FR_OK);
+    cr_assert_eq(fr_model_create(&a2, &c), FR_OK);
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    fr_optim_config_default(&tc.optim, ok);
+    tc.optim.lr = ok == FR_OPTIM_SGD ? 0.5f : 0.05f;
+    tc.optim.sparse_rows = true;
+    tc.batch = batch;
+    tc.shards = shards;
+    tc.negatives = loss == FR_LOSS_BCE ? 2 : 1;
+    tc.threads = 1;
+    double la[3], lb[3], la2[3];
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, a, d.train, &tc), FR_OK, "%s", fr_errmsg());
+    for (int e = 0; e < 3; e++) cr_assert_eq(fr_trainer_epoch(t, &la[e]), FR_OK);
+    fr_trainer_free(t);
+    cr_assert_eq(fr_trainer_create(&t, b, d.train, &tc), FR_OK);
+    fri_trainer_no_fused(t);
+    for (int e = 0; e < 3; e++) cr_assert_eq(fr_trainer_epoch(t, &lb[e]), FR_OK);
+    fr_trainer_free(t);
+    tc.threads = 2;
+    cr_assert_eq(fr_trainer_create(&t, a2, d.train, &tc), FR_OK);
+    for (int e = 0; e < 3; e++) cr_assert_eq(fr_trainer_epoch(t, &la2[e]), FR_OK);
+    fr_trainer_free(t);
+    size_t np = fr_model_n_params(a);
+    cr_assert(!memcmp(fr_model_params(a), fr_model_params(b), np * sizeof(float)),
+              "%s warp %u batch %u shards %u: fused and generic differ", kind, warp, batch, shards);
+    cr_assert(!memcmp(fr_model_params(a), fr_model_params(a2), np * sizeof(float)), "1 and 2 threads differ");
+    for (int e = 0; e < 3; e++) {
+        cr_assert_eq(la[e], lb[e], "epoch %d loss: fused %.17g, generic %.17g", e, la[e], lb[e]);
+        cr_assert_eq(la[e], la2[e]);
+    }
+    cr_assert_lt(la[2], la[0], "%s: the loss falls (%g -> %g)", kind, la[0], la[2]);
+    /* the training moved the feature tables (the rows the pass steps itself) */
+    fr_model *fresh = NULL;
+    cr_assert_eq(fr_model_create(&fresh, &c), FR_OK);
+    const fr_tensor *ft = fr_model_tensor(a, fr_model_tensor_find(a, "item_feat_emb"));
+    cr_assert(memcmp(fr_model_params(a) + ft->offset, fr_model_params(fresh) + ft->offset,
+                     (size_t)ft->rows * ft->cols * sizeof(float)),
+              "item feature rows moved");
+    fr_model_free(fresh);
+    fr_model_free(a);
+    fr_model_free(b);
+    fr_model_free(a2);
+    data_free(&d);
+}
+
+Test(hybrid, rows_pass_equals_generic_loop) {
+    rows_vs_generic("lightfm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2); /* the centralized preset */
+    rows_vs_generic("lightfm", FR_LOSS_BPR, 0, FR_OPTIM_ADAGRAD, 7, 3);   /* the chain; empty shards */
+    rows_vs_generic("lightfm", FR_LOSS_BCE, 0, FR_OPTIM_SGD, 32, 1);
+    rows_vs_generic("fm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2);
+    rows_vs_generic("fm", FR_LOSS_BCE, 0, FR_OPTIM_ADAGRAD, 50, 4);
 }

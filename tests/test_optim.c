@@ -88,6 +88,54 @@ Test(optim, adagrad_matches_torch) {
     run(&oc, (float[]){0.5f, -0.25f, 1.0f}, (float[]){0.899999976f, 0.944721341f, 0.857434154f});
 }
 
+/* Adagrad's vector paths (8 and 4 lanes, a scalar tail) give the scalar rule's bits, with
+ * and without weight decay, on 1 + 2 x 37 x 3 + 3 values; with no weight decay a step of
+ * zero gradient leaves every value as it is (fri_optim_zero_keeps). */
+Test(optim, adagrad_vector_paths_equal_the_scalar_rule) {
+    fr_model_config c;
+    fr_model_config_default(&c, FR_MODEL_MF);
+    c.n_users = 3;
+    c.n_items = 2;
+    c.dim = 37;
+    for (int wdk = 0; wdk < 2; wdk++) {
+        fr_model *m;
+        cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+        size_t n = fr_model_n_params(m);
+        fr_grad *g;
+        fr_optim *o;
+        fr_optim_config oc;
+        fr_optim_config_default(&oc, FR_OPTIM_ADAGRAD);
+        oc.lr = 0.07f;
+        oc.weight_decay = wdk ? 0.03f : 0.0f;
+        cr_assert_eq(fr_grad_create(&g, m), FR_OK);
+        cr_assert_eq(fr_optim_create(&o, m, &oc), FR_OK);
+        cr_assert_eq(fri_optim_zero_keeps(o), !wdk);
+        float *p = fr_model_params(m), *want = malloc(n * sizeof(float)), *sum = calloc(n, sizeof(float));
+        memcpy(want, p, n * sizeof(float));
+        srand(7);
+        for (int step = 0; step < 4; step++) {
+            float *gd = fr_grad_data(g);
+            for (size_t i = 0; i < n; i++) gd[i] = step == 3 ? 0.0f : (float)(rand() % 2001 - 1000) / 997.0f;
+            for (size_t i = 0; i < n; i++) { /* the rule, one value at a time */
+                float gi = gd[i] + oc.weight_decay * want[i];
+                sum[i] += gi * gi;
+                want[i] -= oc.lr * gi / (sqrtf(sum[i]) + oc.eps);
+            }
+            float *before = malloc(n * sizeof(float));
+            memcpy(before, p, n * sizeof(float));
+            cr_assert_eq(fr_optim_step(o, m, g), FR_OK);
+            cr_assert(!memcmp(p, want, n * sizeof(float)), "wd %g step %d: the vector paths differ", (double)oc.weight_decay, step);
+            if (step == 3 && !wdk) cr_assert(!memcmp(p, before, n * sizeof(float)), "a zero gradient moved a value");
+            free(before);
+        }
+        free(want);
+        free(sum);
+        fr_optim_free(o);
+        fr_grad_free(g);
+        fr_model_free(m);
+    }
+}
+
 /* Two steps: step 1 touches item 1, step 2 touches only item 0. Dense Adam moves item 1
  * again in step 2 (its moments are non-zero); sparse-row Adam leaves it. Untouched
  * never-used rows never move in either mode. */

@@ -108,6 +108,21 @@ typedef struct fri_model_family {
      * the generic loop); indices are in range (the trainer built the examples). */
     fr_err (*sgd_pass)(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum);
 
+    /* --- fused minibatch pass with a sparse-row optimizer (optional; NULL: the generic loop) */
+    /* One pass over ex in minibatches of `batch` examples, each cut into `shards` shards
+     * as the centralized trainer cuts them (train.c), with the trainer's float operations
+     * in its order: shard s's gradient (loss_grad on examples [n s / S, n (s+1) / S))
+     * into g[s], the shards combined in shard order as combine_and_step does
+     * (fr_grad_combine), one fr_optim_step of o. But only the rows a minibatch touched
+     * are combined, stepped and zeroed, dense tensors' rows included: o is in sparse-row
+     * mode and leaves a row of zero gradient unchanged (fri_optim_zero_keeps), so the
+     * bits are the generic loop's. g[0..shards) have m's layout and are zero on entry
+     * (fr_grad_zero); they are left zero. Adds each shard's mean loss x its examples, in
+     * shard order, to *loss_sum. FR_ERR_UNSUPPORTED (no message): the caller runs the
+     * generic loop. */
+    fr_err (*rows_pass)(fr_model *m, const struct fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
+                        fr_optim *o, double *loss_sum);
+
     /* --- sequence models (optional; NULL for families that read no history) */
     /* The history length L the kind reads (fr_batch.hist); 0: none. The trainers then
      * build each example's history from the data's time order (fri_examples_add_user_seq). */

@@ -52,6 +52,7 @@
 #include "model/examples.h"
 #include "model/family.h"
 #include "model/layers.h"
+#include "model/v8.h"
 
 /* ---------------------------------------------------------------- the feature store */
 
@@ -355,11 +356,15 @@ static fr_err layout(fr_model *m, const fr_model_config *c) {
 
 /* ---------------------------------------------------------------- workspace */
 
+#define HY_LW 64 /* WARP: the rank weights of trials 1..HY_LW are kept (hy_ws.lw) */
+
 typedef struct hy_ws {
     float *p, *sp;          /* [dim] user vector, its sum of squares (fm) */
-    float *q[2], *sq[2];    /* [dim] item vectors (positive, negative) and their squares */
+    float *q[3], *sq[3];    /* [dim] item vectors (positive, negative, a WARP draw) and their squares */
     float *a, *cu, *ci;     /* [dim] p + q; the user side's and an item side's coefficient */
     float *s;               /* [n] scores (score) */
+    double lw[HY_LW + 1];   /* WARP's ln(max(1, floor((N - 1) / t))) for t = 1..lw_have, catalogue lw_n */
+    uint32_t lw_n, lw_have;
 } hy_ws;
 
 static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
@@ -367,7 +372,7 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     fri_carver cv = {arena, 0};
     size_t d = c->dim;
     w->p = fri_carve(&cv, d); w->sp = fri_carve(&cv, d);
-    for (int k = 0; k < 2; k++) { w->q[k] = fri_carve(&cv, d); w->sq[k] = fri_carve(&cv, d); }
+    for (int k = 0; k < 3; k++) { w->q[k] = fri_carve(&cv, d); w->sq[k] = fri_carve(&cv, d); }
     w->a = fri_carve(&cv, d); w->cu = fri_carve(&cv, d); w->ci = fri_carve(&cv, d);
     w->s = fri_carve(&cv, B);
     return cv.at;
@@ -501,7 +506,11 @@ static uint32_t warp_find(const fr_model *m, hy_ws *w, const fri_feat *f, bool f
     return 0;
 }
 
-static double hy_loss(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
+/* The loss of b and its gradient into g (NULL: the loss alone), the plain way: each
+ * side composed (compose), scored (pair_score) and its gradient scattered row by row
+ * (scatter). The reference of the vector kernel below (hy_kernel), and the code for dims
+ * that are not a multiple of 8. */
+static double hy_loss_naive(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
     const fr_model_config *c = &m->cfg;
     const fri_feat *f = feat_of(c->features);
     const bool fm = is_fm(c), pair = c->loss == FR_LOSS_BPR;
@@ -560,6 +569,339 @@ static double hy_loss(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
         if (fm) G(g, m, W0)[0] += gi + (pair ? gj : 0.0f);
     }
     return L;
+}
+
+/* ---------------------------------------------------------------- the vector kernel
+ *
+ * hy_loss_naive's loss and gradient for dims that are a multiple of 8, in eight-lane
+ * vectors (v8.h), compiled twice (plain, and for AVX2 where the CPU has it; the same bits,
+ * tests/test_hybrid.c). What it saves over the plain code:
+ *   - a side is composed in registers a lane block at a time, its id row and feature rows
+ *     read once, and lightfm's dot product with the user vector taken in the same pass;
+ *   - WARP's first candidate (the example's negative) is kept when no candidate violates,
+ *     not composed again, and the rank weights ln(floor((N - 1) / t)) are kept per t;
+ *   - lightfm has no self term (fm's -cs v): its scatter adds coef (x coef) and reads no
+ *     parameter row;
+ *   - an example whose gradient is exactly zero without L2 (WARP with no violation)
+ *     only marks its rows (adding zeros would change no value).
+ * The same float operations as the plain code wherever the order is the same (a side's
+ * vector and bias, lightfm's score: the lanes of fri_dot), so lightfm's scores are the
+ * plain code's; fm's sum over the lanes and the skipped self terms (x - 0 v) may differ
+ * in the last bit. Tests hold it to the plain code and to central differences. */
+
+#if FRI_V8
+typedef struct hy_tab {
+    const float *E[2], *B[2], *F[2], *FB[2]; /* [side 0 user, 1 item]: id rows, biases, feature rows, feature biases */
+    float *gE[2], *gB[2], *gF[2], *gFB[2];   /* their gradients (g non-NULL) */
+    fr_rowset *rE[2], *rB[2];                /* the id rows touched */
+} hy_tab;
+
+/* Row r of side s composed into out (sq: fm's squares) with its features; returns the
+ * bias. With p non-NULL also *dot = p . out, summed as fri_dot sums. Blocks of up to 32
+ * floats are held in registers while the rows are read, a broadcast of a weight a row. */
+static FRI_ALWAYS_INLINE float kcompose(const hy_tab *T, const fri_feat *f, const fr_model *m, int s, uint32_t r,
+                                        float *restrict out, float *restrict sq, const float *restrict p, float *dot,
+                                        size_t d, bool fm) {
+    const uint32_t *id = NULL;
+    const float *w = NULL;
+    const uint32_t n = feats(f, s, s ? gitem(m, r) : guser(m, r), &id, &w);
+    const float *e = T->E[s] + (size_t)r * d, *F = T->F[s], *FB = T->FB[s];
+    float b = T->B[s][r];
+    for (uint32_t j = 0; j < n; j++) b += w[j] * FB[id[j]];
+    v8f acc = {0};
+    for (size_t k0 = 0; k0 < d; k0 += 32) {
+        const size_t nb = d - k0 >= 32 ? 4 : (d - k0) / 8;
+        v8f o[4], o2[4];
+        for (size_t c = 0; c < nb; c++) {
+            o[c] = v8_load(e + k0 + 8 * c);
+            if (fm) o2[c] = o[c] * o[c];
+        }
+        for (uint32_t j = 0; j < n; j++) {
+            const float *v = F + (size_t)id[j] * d + k0;
+            const v8f x = v8_splat(w[j]), xx = v8_splat(w[j] * w[j]);
+            for (size_t c = 0; c < nb; c++) {
+                const v8f vv = v8_load(v + 8 * c), t = x * vv;
+                o[c] = o[c] + t;
+                if (fm) {
+                    const v8f t2 = (xx * vv) * vv;
+                    o2[c] = o2[c] + t2;
+                }
+            }
+        }
+        for (size_t c = 0; c < nb; c++) {
+            v8_store(out + k0 + 8 * c, o[c]);
+            if (fm) v8_store(sq + k0 + 8 * c, o2[c]);
+            if (p) {
+                const v8f t = v8_load(p + k0 + 8 * c) * o[c];
+                acc = acc + t;
+            }
+        }
+    }
+    if (p) *dot = v8_sum1(acc);
+    return b;
+}
+
+/* Brings id row r of side s towards L1 (no effect on any value). */
+static FRI_ALWAYS_INLINE void kprefetch(const hy_tab *T, int s, uint32_t r, size_t d) {
+    for (size_t k = 0; k < d; k += 16) __builtin_prefetch(T->E[s] + (size_t)r * d + k, 0, 3);
+}
+
+/* A pair's score from its parts: lightfm dot + bias; fm w0 + bias + 0.5 sum(|p+q|^2 - sp - sq). */
+static FRI_ALWAYS_INLINE float kscore(float dot, const float *p, const float *sp, const float *q, const float *sq,
+                                      float w0, float bias, size_t d, bool fm) {
+    if (!fm) return dot + bias;
+    v8f acc = {0};
+    for (size_t k = 0; k < d; k += 8) {
+        const v8f a = v8_load(p + k) + v8_load(q + k);
+        const v8f t = a * a, t1 = t - v8_load(sp + k), t2 = t1 - v8_load(sq + k);
+        acc = acc + t2;
+    }
+    return w0 + bias + 0.5f * v8_sum1(acc);
+}
+
+/* Row r of side s and its features get the gradient of coef (fm: minus cs v of each row,
+ * weighted by w^2 for a feature row); the biases db. Marks the id row. */
+static FRI_ALWAYS_INLINE void kscatter(const hy_tab *T, const fri_feat *f, const fr_model *m, int s, uint32_t r,
+                                       const float *restrict coef, float cs, float db, size_t d, bool fm) {
+    const uint32_t *id = NULL;
+    const float *w = NULL;
+    const uint32_t n = feats(f, s, s ? gitem(m, r) : guser(m, r), &id, &w);
+    float *ge = T->gE[s] + (size_t)r * d;
+    const float *e = T->E[s] + (size_t)r * d;
+    const v8f vcs = v8_splat(cs);
+    for (size_t k = 0; k < d; k += 8) {
+        v8f c = v8_load(coef + k);
+        if (fm) {
+            const v8f t = vcs * v8_load(e + k);
+            c = c - t;
+        }
+        v8_store(ge + k, v8_load(ge + k) + c);
+    }
+    T->gB[s][r] += db;
+    fr_rowset_add(T->rE[s], r);
+    fr_rowset_add(T->rB[s], r);
+    float *gF = T->gF[s], *gFB = T->gFB[s];
+    const float *F = T->F[s];
+    for (uint32_t j = 0; j < n; j++) {
+        const float x = w[j];
+        const v8f vx = v8_splat(x), vx2 = v8_splat(cs * x * x);
+        float *gr = gF + (size_t)id[j] * d;
+        const float *v = F + (size_t)id[j] * d;
+        for (size_t k = 0; k < d; k += 8) {
+            v8f t = vx * v8_load(coef + k);
+            if (fm) {
+                const v8f t2 = vx2 * v8_load(v + k);
+                t = t - t2;
+            }
+            v8_store(gr + k, v8_load(gr + k) + t);
+        }
+        gFB[id[j]] += x * db;
+    }
+}
+
+static FRI_ALWAYS_INLINE void kmark(const hy_tab *T, int s, uint32_t r) {
+    fr_rowset_add(T->rE[s], r);
+    fr_rowset_add(T->rB[s], r);
+}
+
+/* fri_sumsq, out of line: inlined into the kernel with a constant d, GCC 12 warns of an
+ * out-of-range iteration of its tail loop that cannot run. */
+__attribute__((noinline, noipa)) static double hy_sumsq(const float *x, size_t d) { return fri_sumsq(x, d); }
+
+/* WARP's weight of a violation at trial t: ln(max(1, floor((N - 1) / t))). */
+static double warp_lw(hy_ws *w, uint32_t N, uint32_t t) {
+    if (t > HY_LW) {
+        double rank = floor((double)(N > 0 ? N - 1 : 0) / t);
+        return log(rank > 1.0 ? rank : 1.0);
+    }
+    if (w->lw_n != N) { w->lw_n = N; w->lw_have = 0; }
+    while (w->lw_have < t) {
+        uint32_t u = ++w->lw_have;
+        double rank = floor((double)(N > 0 ? N - 1 : 0) / u);
+        w->lw[u] = log(rank > 1.0 ? rank : 1.0);
+    }
+    return w->lw[t];
+}
+
+static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g, size_t d,
+                                               bool fm) {
+    const fr_model_config *c = &m->cfg;
+    const fri_feat *f = feat_of(c->features);
+    const bool pair = c->loss == FR_LOSS_BPR;
+    const size_t B = b->n;
+    const double invB = 1.0 / (double)B, l2s = (double)c->l2 * invB;
+    const uint32_t N = m->catalogue ? m->catalogue : c->n_items;
+    const uint32_t rows = m->row_item ? m->n_row_item : c->n_items;
+    const float w0 = fm ? P(m, W0)[0] : 0.0f;
+    hy_tab T;
+    const int roles[2][4] = {{US_EMB, US_B, UF_EMB, UF_B}, {IT_EMB, IT_B, IF_EMB, IF_B}};
+    for (int s = 0; s < 2; s++) {
+        T.E[s] = P(m, roles[s][0]);
+        T.B[s] = P(m, roles[s][1]);
+        T.F[s] = P(m, roles[s][2]);
+        T.FB[s] = P(m, roles[s][3]);
+        if (g) {
+            T.gE[s] = G(g, m, roles[s][0]);
+            T.gB[s] = G(g, m, roles[s][1]);
+            T.gF[s] = G(g, m, roles[s][2]);
+            T.gFB[s] = G(g, m, roles[s][3]);
+            T.rE[s] = &g->rows[m->slot[roles[s][0]]];
+            T.rB[s] = &g->rows[m->slot[roles[s][1]]];
+        }
+    }
+    float *p = w->p, *sp = w->sp, *q0 = w->q[0], *sq0 = w->sq[0];
+    double L = 0.0;
+    for (size_t x = 0; x < B; x++) {
+        const uint32_t u = b->users[x], i = b->items[x];
+        const double wt = b->weight ? (double)b->weight[x] : 1.0;
+        if (x + 1 < B) { /* the next example's id rows (feature rows are few and hot) */
+            kprefetch(&T, 0, b->users[x + 1], d);
+            kprefetch(&T, 1, b->items[x + 1], d);
+            if (pair) kprefetch(&T, 1, b->neg[x + 1], d);
+        }
+        float dot = 0.0f;
+        const float bu = kcompose(&T, f, m, 0, u, p, sp, NULL, NULL, d, fm);
+        const float bi = kcompose(&T, f, m, 1, i, q0, sq0, fm ? NULL : p, &dot, d, fm);
+        const float si = kscore(dot, p, sp, q0, sq0, w0, bu + bi, d, fm);
+        double dsi = 0.0, dsj = 0.0, l;
+        uint32_t j = 0;
+        float *q1 = w->q[1], *sq1 = w->sq[1]; /* the negative's parts */
+        if (!pair) {
+            double y = b->label[x];
+            l = fri_softplus(si) - y * si;
+            dsi = fri_sigmoid(si) - y;
+        } else if (!c->warp) {
+            j = b->neg[x];
+            const float bj = kcompose(&T, f, m, 1, j, q1, sq1, fm ? NULL : p, &dot, d, fm);
+            const float sj = kscore(dot, p, sp, q1, sq1, w0, bu + bj, d, fm);
+            l = fri_softplus((double)sj - si);
+            dsj = fri_sigmoid((double)sj - si);
+            dsi = -dsj;
+        } else { /* WARP (warp_find's candidates and draws) */
+            fr_rng rng;
+            fr_rng_init(&rng, c->seed, gitem(m, i), guser(m, u) ^ (gitem(m, b->neg[x]) * 2654435761u),
+                        FR_PURPOSE_USER + 14);
+            uint32_t cand = b->neg[x], t = 0;
+            float sj = 0.0f;
+            for (uint32_t tt = 1; tt <= c->warp; tt++) {
+                float *qc = tt == 1 ? w->q[1] : w->q[2], *sqc = tt == 1 ? w->sq[1] : w->sq[2];
+                if (tt > 1) {
+                    cand = fr_rng_below(&rng, rows ? rows : 1);
+                    if (cand == i) continue;
+                }
+                const float bc = kcompose(&T, f, m, 1, cand, qc, sqc, fm ? NULL : p, &dot, d, fm);
+                const float sc = kscore(dot, p, sp, qc, sqc, w0, bu + bc, d, fm);
+                if (sc > si - 1.0f) {
+                    t = tt;
+                    j = cand;
+                    sj = sc;
+                    q1 = qc;
+                    sq1 = sqc;
+                    break;
+                }
+            }
+            if (!t) j = b->neg[x]; /* none: the negative's parts (q[1]) for the L2 term */
+            const double lw = t ? warp_lw(w, N, t) : 0.0;
+            l = t ? lw * (1.0 - (double)si + (double)sj) : 0.0;
+            dsi = -lw;
+            dsj = lw;
+        }
+        L += wt * l * invB;
+        if (l2s > 0) L += l2s * (hy_sumsq(p, d) + hy_sumsq(q0, d) + (pair ? hy_sumsq(q1, d) : 0.0));
+        if (!g) continue;
+        const float gi = (float)(wt * dsi * invB), gj = (float)(wt * dsj * invB), l2f = (float)(2.0 * l2s);
+        if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) { /* a zero gradient: the rows, no arithmetic */
+            kmark(&T, 0, u);
+            kmark(&T, 1, i);
+            if (pair) kmark(&T, 1, j);
+            continue;
+        }
+        const float gij = gi + (pair ? gj : 0.0f);
+        float *cu = w->cu, *ci = w->ci;
+        const v8f vgi = v8_splat(gi), vgj = v8_splat(gj), vl2 = v8_splat(l2f), vgij = v8_splat(gij);
+        for (size_t k = 0; k < d; k += 8) { /* user side: sum_k ds_k q_k (fm: + ds_k p) + 2 l2s p */
+            const v8f pv = v8_load(p + k);
+            v8f cuv = vgi * v8_load(q0 + k);
+            if (pair) {
+                const v8f t = vgj * v8_load(q1 + k);
+                cuv = cuv + t;
+            }
+            if (fm) {
+                const v8f t = vgij * pv;
+                cuv = cuv + t;
+            }
+            const v8f t = vl2 * pv;
+            v8_store(cu + k, cuv + t);
+        }
+        for (int side = 0; side < (pair ? 2 : 1); side++) {
+            const float gs = side ? gj : gi;
+            const float *q = side ? q1 : q0;
+            const v8f vgs = v8_splat(gs);
+            for (size_t k = 0; k < d; k += 8) {
+                const v8f qv = v8_load(q + k);
+                const v8f a = fm ? v8_load(p + k) + qv : v8_load(p + k);
+                const v8f t1 = vgs * a, t2 = vl2 * qv;
+                v8_store(ci + k, t1 + t2);
+            }
+            kscatter(&T, f, m, 1, side ? j : i, ci, fm ? gs : 0.0f, gs, d, fm);
+        }
+        kscatter(&T, f, m, 0, u, cu, fm ? gij : 0.0f, gij, d, fm);
+        if (fm) G(g, m, W0)[0] += gij;
+    }
+    return L;
+}
+
+#define HY_KERNEL_BODY                                                                                                 \
+    if (is_fm(&m->cfg)) {                                                                                              \
+        switch (m->cfg.dim) {                                                                                          \
+        case 32: return hy_kernel_body(m, w, b, g, 32, true);                                                          \
+        default: return hy_kernel_body(m, w, b, g, m->cfg.dim, true);                                                  \
+        }                                                                                                              \
+    }                                                                                                                  \
+    switch (m->cfg.dim) {                                                                                              \
+    case 32: return hy_kernel_body(m, w, b, g, 32, false);                                                             \
+    case 64: return hy_kernel_body(m, w, b, g, 64, false);                                                             \
+    default: return hy_kernel_body(m, w, b, g, m->cfg.dim, false);                                                     \
+    }
+
+static double hy_kernel_plain(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) { HY_KERNEL_BODY }
+
+#if defined(__x86_64__) || defined(__i386__)
+#define HY_AVX 1
+__attribute__((target("avx2"))) static double hy_kernel_avx(const fr_model *m, hy_ws *w, const fr_batch *b,
+                                                             fr_grad *g) {
+    HY_KERNEL_BODY
+}
+#else
+#define HY_AVX 0
+#endif
+#endif /* FRI_V8 */
+
+static int hy_mode = 2; /* 0 the plain code, 1 the kernel's plain copy, 2 its AVX2 copy where the CPU has it */
+
+int fri_hybrid_kernel(int mode);
+int fri_hybrid_kernel(int mode) {
+    int was = hy_mode;
+    hy_mode = mode;
+#if FRI_V8 && HY_AVX
+    if (was == 2 && !__builtin_cpu_supports("avx2")) was = 1;
+#endif
+#if !FRI_V8
+    was = 0;
+#endif
+    return was;
+}
+
+static double hy_loss(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
+#if FRI_V8
+    if (hy_mode && m->cfg.dim % 8 == 0) {
+#if HY_AVX
+        if (hy_mode == 2 && __builtin_cpu_supports("avx2")) return hy_kernel_avx(m, w, b, g);
+#endif
+        return hy_kernel_plain(m, w, b, g);
+    }
+#endif
+    return hy_loss_naive(m, w, b, g);
 }
 
 static fr_err loss_grad(const fr_model *m, void *ws, const fr_batch *b, fr_grad *g, double *loss) {
@@ -625,6 +967,162 @@ static fr_err sgd_pass(fr_model *m, const fri_examples *ex, float lr, double *lo
     fri_free_aligned(arena);
     fr_grad_free(g);
     return FR_OK;
+}
+
+/* ---------------------------------------------------------------- fused minibatch pass */
+
+/* rows_pass (family.h): the centralized trainer's minibatch step with a sparse-row
+ * optimizer, over the rows a minibatch touched only. The generic loop combines and steps
+ * the feature tables whole (dense tensors: any client may touch any row) and zeroes them
+ * whole, every minibatch; here a minibatch's feature rows are those of the id rows its
+ * shards touched (scatter adds to exactly these), and the float operations on them are
+ * the generic ones: fr_grad_combine's (a d, then + b s, on table rows; a d + b s on dense
+ * rows) and fr_optim_step's, whose rule leaves a row of zero gradient as it is. */
+
+typedef struct touched {
+    uint32_t *rows;  /* [vocab] feature rows touched this minibatch */
+    uint32_t n;      /* in rows */
+    uint32_t *stamp; /* [vocab] the minibatch (counted from 1) that last touched the row */
+} touched;
+
+/* Adds to t the features of the id rows in ids (side 0 user, 1 item). */
+static void touch_feats(touched *t, const fri_feat *f, const fr_model *m, int side, const fr_rowset *ids,
+                        uint32_t stamp) {
+    for (uint32_t x = 0; x < ids->count; x++) {
+        const uint32_t *id = NULL;
+        const float *w = NULL;
+        uint32_t r = ids->rows[x], n = feats(f, side, side ? gitem(m, r) : guser(m, r), &id, &w);
+        for (uint32_t j = 0; j < n; j++)
+            if (t->stamp[id[j]] != stamp) {
+                t->stamp[id[j]] = stamp;
+                t->rows[t->n++] = id[j];
+            }
+    }
+}
+
+static inline void zero_row(float *d, size_t cols) {
+    if (cols == 1) d[0] = 0.0f;
+    else memset(d, 0, cols * sizeof *d);
+}
+
+/* fr_grad_combine on table `role`: g0's rows d = a d (a != 1), then d += b s on src's
+ * rows; src's rows are zeroed and its set cleared (read once, here). */
+static void combine_table(fr_grad *g0, float a, fr_grad *src, float b, const fr_model *m, int role) {
+    const int ti = m->slot[role];
+    const fr_tensor *t = &m->t[ti];
+    fr_rowset *rd = &g0->rows[ti], *rs = &src->rows[ti];
+    float *d = g0->g + t->offset, *sv = src->g + t->offset;
+    const size_t cols = t->cols;
+    if (a != 1.0f)
+        for (uint32_t r = 0; r < rd->count; r++)
+            for (size_t c = 0; c < cols; c++) d[(size_t)rd->rows[r] * cols + c] *= a;
+    for (uint32_t r = 0; r < rs->count; r++) {
+        size_t o = (size_t)rs->rows[r] * cols;
+        for (size_t c = 0; c < cols; c++) d[o + c] += b * sv[o + c];
+        zero_row(sv + o, cols);
+        fr_rowset_add(rd, rs->rows[r]);
+    }
+    fr_rowset_clear(rs);
+}
+
+/* fr_grad_combine on dense tensor `role`, rows `rows` (the others are 0 in both); src's
+ * rows are zeroed. */
+static void combine_dense(fr_grad *g0, float a, fr_grad *src, float b, const fr_model *m, int role,
+                          const uint32_t *rows, uint32_t n) {
+    const fr_tensor *t = &m->t[m->slot[role]];
+    float *d = g0->g + t->offset, *sv = src->g + t->offset;
+    const size_t cols = t->cols;
+    for (uint32_t r = 0; r < n; r++) {
+        size_t o = (size_t)rows[r] * cols;
+        for (size_t c = 0; c < cols; c++) d[o + c] = a * d[o + c] + b * sv[o + c];
+        zero_row(sv + o, cols);
+    }
+}
+
+/* fr_optim_step on rows `rows` of tensor `role` (the current step's constants), then
+ * their gradient zeroed. */
+static void step_rows(fr_optim *o, fr_model *m, fr_grad *g, int role, const uint32_t *rows, uint32_t n) {
+    const fr_tensor *t = &m->t[m->slot[role]];
+    fri_optim_step_rows(o, m, g->g, t->offset, t->cols, rows, n);
+    float *d = g->g + t->offset;
+    for (uint32_t r = 0; r < n; r++) zero_row(d + (size_t)rows[r] * t->cols, t->cols);
+}
+
+static fr_err rows_pass(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
+                        fr_optim *o, double *loss_sum) {
+    const fr_model_config *c = &m->cfg;
+    if (batch == 0 || shards == 0 || shards > FRI_STEP_MAX_PARTS) return FR_ERR_UNSUPPORTED;
+    const fri_feat *f = feat_of(c->features);
+    const bool pair = c->loss == FR_LOSS_BPR, fm = is_fm(c);
+    const uint32_t nv[2] = {m->t[m->slot[UF_EMB]].rows, m->t[m->slot[IF_EMB]].rows};
+    size_t nf = ws_carve(NULL, NULL, c, 1);
+    float *arena = fri_aligned_alloc(nf * sizeof(float));
+    touched tf[2] = {{0}, {0}};
+    fr_err e = FR_OK;
+    for (int s = 0; s < 2 && arena; s++) {
+        tf[s].rows = fri_malloc(nv[s] * sizeof(uint32_t));
+        tf[s].stamp = fri_calloc(nv[s], sizeof(uint32_t));
+        if (!tf[s].rows || !tf[s].stamp) e = FR_ERR_NOMEM;
+    }
+    if (!arena) e = FR_ERR_NOMEM;
+    if (e) goto out;
+    memset(arena, 0, nf * sizeof(float));
+    hy_ws w;
+    ws_carve(&w, arena, c, 1);
+    const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
+    const int dense[4] = {IF_EMB, IF_B, UF_EMB, UF_B}; /* sides 1, 1, 0, 0 */
+    const uint32_t zero = 0;
+    uint32_t stamp = 0;
+    for (size_t at = 0; at < ex->n; at += batch) {
+        const size_t n = ex->n - at < batch ? ex->n - at : batch;
+        double mean[FRI_STEP_MAX_PARTS];
+        size_t ns[FRI_STEP_MAX_PARTS];
+        for (uint32_t s = 0; s < shards; s++) {
+            size_t lo = n * s / shards, hi = n * (s + 1) / shards, k = at + lo;
+            ns[s] = hi - lo;
+            mean[s] = 0;
+            if (hi == lo) continue;
+            fr_batch b = {.users = ex->user + k, .items = ex->item + k, .label = pair ? NULL : ex->label + k,
+                          .neg = pair ? ex->neg + k : NULL, .n = hi - lo,
+                          .weight = ex->alpha > 0 ? ex->wt + k : NULL};
+            mean[s] = hy_loss(m, &w, &b, g[s]);
+        }
+        stamp++;
+        for (int side = 0; side < 2; side++) {
+            tf[side].n = 0;
+            for (uint32_t s = 0; s < shards; s++)
+                touch_feats(&tf[side], f, m, side, &g[s]->rows[m->slot[side ? IT_EMB : US_EMB]], stamp);
+        }
+        if (shards > 1) { /* combine_and_step's chain; the shards after the first left zero */
+            float w0 = (float)((double)ns[0] / (double)n);
+            bool first = true;
+            for (uint32_t s = 1; s < shards; s++) {
+                if (!ns[s]) continue;
+                float a = first ? w0 : 1.0f, bs = (float)((double)ns[s] / (double)n);
+                for (int k = 0; k < 4; k++) combine_table(g[0], a, g[s], bs, m, tables[k]);
+                for (int k = 0; k < 4; k++) {
+                    const touched *t = &tf[k < 2 ? 1 : 0];
+                    combine_dense(g[0], a, g[s], bs, m, dense[k], t->rows, t->n);
+                }
+                if (fm) combine_dense(g[0], a, g[s], bs, m, W0, &zero, 1);
+                first = false;
+            }
+        }
+        if ((e = fri_optim_step_begin(o, m, g[0]))) goto out;
+        for (int k = 0; k < 4; k++) { /* the step, and g[0] left zero */
+            fr_rowset *rs = &g[0]->rows[m->slot[tables[k]]];
+            step_rows(o, m, g[0], tables[k], rs->rows, rs->count);
+            fr_rowset_clear(rs);
+            const touched *t = &tf[k < 2 ? 1 : 0];
+            step_rows(o, m, g[0], dense[k], t->rows, t->n);
+        }
+        if (fm) step_rows(o, m, g[0], W0, &zero, 1);
+        for (uint32_t s = 0; s < shards; s++) *loss_sum += mean[s] * (double)ns[s];
+    }
+out:
+    for (int s = 0; s < 2; s++) { fri_free(tf[s].rows); fri_free(tf[s].stamp); }
+    fri_free_aligned(arena);
+    return e;
 }
 
 static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
@@ -694,4 +1192,5 @@ const fri_model_family fri_model_family_hybrid = {
     .loss_grad = loss_grad,
     .score = score,
     .sgd_pass = sgd_pass,
+    .rows_pass = rows_pass,
 };

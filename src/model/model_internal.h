@@ -83,10 +83,17 @@ fr_err fri_model_alloc(fr_model **out, const fr_model_config *cfg);
  * fri_optim_step_range applies the update rule to params[off, off+n) with the gradient
  * g[0, n) of that range (any split gives the same floats as fr_optim_step; distinct
  * ranges may run on distinct threads).
- * Dense mode only: the caller checks fri_optim_is_dense. */
+ * Dense mode, or a caller that steps exactly the rows a sparse-row fr_optim_step would
+ * (or more, with a rule that keeps rows of zero gradient: fri_optim_zero_keeps). */
 fr_err fri_optim_step_begin(fr_optim *o, const fr_model *m, const fr_grad *g);
 void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t off, size_t n);
 bool fri_optim_is_dense(const fr_optim *o);
+/* fri_optim_step_range on rows rows[0..n) of the tensor at slab offset off (cols floats a
+ * row); g is a whole gradient slab (the rows' gradients at their slab offsets). After
+ * fri_optim_step_begin, for a caller that steps the rows a minibatch touched itself (any
+ * mode: the rule is elementwise). */
+void fri_optim_step_rows(const fr_optim *o, fr_model *m, const float *g, size_t off, uint32_t cols,
+                         const uint32_t *rows, uint32_t n);
 /* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for
  * a caller that will step only such ranges (O(n), not O(the model)). */
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);
@@ -99,6 +106,11 @@ void fri_optim_set_steps(fr_optim *o, uint64_t steps);
  * step is then p -= lr * g on the rows g touched and nothing else, which a fused
  * per-example loop can take itself (fri_model_family.sgd_pass). */
 bool fri_optim_plain_sgd(const fr_optim *o, float *lr);
+/* True if a step of o leaves bit for bit every parameter whose gradient is +0 (plain
+ * SGD or Adagrad, no weight decay: p - lr * 0 / (sqrt(s) + eps) with eps > 0, and s + 0),
+ * so a caller that steps only the rows a minibatch touched takes the steps of
+ * fr_optim_step (fri_model_family.rows_pass). */
+bool fri_optim_zero_keeps(const fr_optim *o);
 /* Tests: the trainer always runs the generic minibatch loop (the reference the fused
  * per-example SGD loop is checked against). */
 struct fr_trainer;

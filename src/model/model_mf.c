@@ -189,45 +189,8 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
  * The pass prefetches the rows of the examples up to AHEAD past those it is reading:
  * the shuffle makes their addresses random, and the tables fit in L2, not in L1. Neither
  * the copy taken nor the prefetches change a value. */
-#if defined(__GNUC__)
-#define FRI_MF_V8 1
-typedef float v8f __attribute__((vector_size(32)));
-/* the helpers below are static and inlined: no call passes a vector, so no ABI to keep
- * (GCC and clang both read this pragma) */
-#pragma GCC diagnostic ignored "-Wpsabi"
-static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
-static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
-typedef int32_t v8i __attribute__((vector_size(32)));
-#if defined(__clang__)
-#define V8_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
-#else
-#define V8_SHUF(a, b, ...) __builtin_shuffle(a, b, (v8i){__VA_ARGS__})
-#endif
-/* x in every lane (a shuffle: one broadcast, where building the vector lane by lane is
- * what GCC 12 makes of {x, x, ...}) */
-static inline v8f v8_splat(float x) {
-    const v8f t = {x};
-    return V8_SHUF(t, t, 0, 0, 0, 0, 0, 0, 0, 0);
-}
-/* Adjacent lanes of a and b added: [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7]
- * (AVX's hadd). */
-static inline v8f v8_hadd(v8f a, v8f b) {
-    const v8f even = V8_SHUF(a, b, 0, 2, 8, 10, 4, 6, 12, 14), odd = V8_SHUF(a, b, 1, 3, 9, 11, 5, 7, 13, 15);
-    return even + odd;
-}
-/* lanes8 of x, y and z at once: ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)) of each, the same
- * additions in the same order, with three vector adds in place of 21 scalar ones. */
-static inline void v8_sum3(v8f x, v8f y, v8f z, float *sx, float *sy, float *sz) {
-    const v8f h = v8_hadd(v8_hadd(x, y), v8_hadd(z, z)); /* [x0123 y0123 z0123 . x4567 y4567 z4567 .] */
-    const v8f hi = V8_SHUF(h, h, 4, 5, 6, 7, 4, 5, 6, 7);
-    const v8f r = h + hi;
-    *sx = r[0];
-    *sy = r[1];
-    *sz = r[2];
-}
-#else
-#define FRI_MF_V8 0
-#endif
+#include "model/v8.h"
+#define FRI_MF_V8 FRI_V8
 #if FRI_MF_V8 && (defined(__x86_64__) || defined(__i386__))
 #define FRI_MF_AVX 1
 #else

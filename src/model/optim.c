@@ -210,10 +210,42 @@ static void adam_range(float *restrict p, const float *restrict g, float *restri
     }
 }
 
+#if FR_HAVE_AVX_DISPATCH
+__attribute__((target("avx"))) static size_t adagrad_avx(float *restrict p, const float *restrict g,
+                                                         float *restrict sum, size_t n, const step_consts *k) {
+    const __m256 vlr = _mm256_set1_ps(k->lr), vwd = _mm256_set1_ps(k->wd), veps = _mm256_set1_ps(k->eps);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vp = _mm256_loadu_ps(p + i);
+        __m256 gi = _mm256_add_ps(_mm256_loadu_ps(g + i), _mm256_mul_ps(vwd, vp));
+        __m256 v = _mm256_add_ps(_mm256_loadu_ps(sum + i), _mm256_mul_ps(gi, gi));
+        _mm256_storeu_ps(sum + i, v);
+        __m256 den = _mm256_add_ps(_mm256_sqrt_ps(v), veps);
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(vp, _mm256_div_ps(_mm256_mul_ps(vlr, gi), den)));
+    }
+    return i;
+}
+#endif
+
 static void adagrad_range(float *restrict p, const float *restrict g, float *restrict sum, size_t n,
                           const step_consts *k) {
     float lr = k->lr, wd = k->wd, eps = k->eps;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+#if FR_HAVE_AVX_DISPATCH
+    if (n >= 8 && have_avx()) i = adagrad_avx(p, g, sum, n, k);
+#endif
+#if FR_HAVE_SSE
+    const __m128 vlr = _mm_set1_ps(lr), vwd = _mm_set1_ps(wd), veps = _mm_set1_ps(eps);
+    for (; i + 4 <= n; i += 4) {
+        __m128 vp = _mm_loadu_ps(p + i);
+        __m128 gi = _mm_add_ps(_mm_loadu_ps(g + i), _mm_mul_ps(vwd, vp));
+        __m128 v = _mm_add_ps(_mm_loadu_ps(sum + i), _mm_mul_ps(gi, gi));
+        _mm_storeu_ps(sum + i, v);
+        __m128 den = _mm_add_ps(_mm_sqrt_ps(v), veps);
+        _mm_storeu_ps(p + i, _mm_sub_ps(vp, _mm_div_ps(_mm_mul_ps(vlr, gi), den)));
+    }
+#endif
+    for (; i < n; i++) {
         float gi = g[i] + wd * p[i];
         sum[i] += gi * gi;
         p[i] -= lr * gi / (sqrtf(sum[i]) + eps);
@@ -258,6 +290,26 @@ void fri_optim_step_range(const fr_optim *o, fr_model *m, const float *g, size_t
     update(o, m->params, g, off, n, &o->k);
 }
 
+void fri_optim_step_rows(const fr_optim *o, fr_model *m, const float *g, size_t off, uint32_t cols,
+                         const uint32_t *rows, uint32_t n) {
+    if (cols == 1 && o->cfg.kind == FR_OPTIM_ADAGRAD) { /* adagrad_range's scalar loop, a value a row */
+        float *p = m->params + off, *sum = o->m2 + off;
+        const float *gr = g + off;
+        const float lr = o->k.lr, wd = o->k.wd, eps = o->k.eps;
+        for (uint32_t x = 0; x < n; x++) {
+            const uint32_t r = rows[x];
+            float gi = gr[r] + wd * p[r];
+            sum[r] += gi * gi;
+            p[r] -= lr * gi / (sqrtf(sum[r]) + eps);
+        }
+        return;
+    }
+    for (uint32_t x = 0; x < n; x++) {
+        size_t at = off + (size_t)rows[x] * cols;
+        update(o, m->params, g + at, at, cols, &o->k);
+    }
+}
+
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n) {
     if (o->m1) memset(o->m1 + off, 0, n * sizeof(float));
     if (o->m2) memset(o->m2 + off, 0, n * sizeof(float));
@@ -270,6 +322,12 @@ void fri_optim_moments(fr_optim *o, float **m1, float **m2) {
 }
 
 void fri_optim_set_steps(fr_optim *o, uint64_t steps) { o->step = steps; }
+
+bool fri_optim_zero_keeps(const fr_optim *o) {
+    if (o->cfg.weight_decay != 0.0f) return false;
+    if (o->cfg.kind == FR_OPTIM_SGD) return o->cfg.momentum == 0.0f;
+    return o->cfg.kind == FR_OPTIM_ADAGRAD && o->cfg.eps > 0.0f;
+}
 
 bool fri_optim_plain_sgd(const fr_optim *o, float *lr) {
     if (o->cfg.kind != FR_OPTIM_SGD || o->cfg.momentum != 0.0f || o->cfg.weight_decay != 0.0f) return false;

@@ -127,6 +127,7 @@ struct fr_trainer {
     fri_examples ex_next;                     /* the next epoch's examples, shuffled */
     bool next_ready;                          /* ex_next holds epoch `epoch`'s examples */
     uint64_t build_epoch;                     /* the epoch build_block builds for */
+    bool fused_rows;                          /* the fused pass is the family's rows_pass */
     float fused_lr;                           /* the fused pass's learning rate */
     double fused_sum;                         /* the fused pass's loss sum */
     fr_err fused_err;                         /* the fused pass's result */
@@ -248,6 +249,14 @@ static fr_err build_examples_into(fr_trainer *t, uint64_t epoch, fri_examples *d
 
 static fr_err build_examples(fr_trainer *t) { return build_examples_into(t, t->epoch, &t->ex, true); }
 
+/* The family's fused pass over t->ex: per-example SGD (sgd_pass) or minibatches of a
+ * sparse-row optimizer (rows_pass). */
+static fr_err fused_pass(fr_trainer *t, double *sum) {
+    if (!t->fused_rows) return t->m->fam->sgd_pass(t->m, &t->ex, t->fused_lr, sum);
+    for (uint32_t s = 0; s < t->cfg.shards; s++) fr_grad_zero(t->g[s]); /* a generic epoch may leave them set */
+    return t->m->fam->rows_pass(t->m, &t->ex, t->cfg.batch, t->cfg.shards, t->g, t->o, sum);
+}
+
 /* The fused epoch on two threads: role 0 steps through t->ex, role 1 builds the next
  * epoch's examples into t->ex_next (a failure there only means building them later). */
 static void fused_role(void *ctx, size_t role, int worker) {
@@ -255,7 +264,7 @@ static void fused_role(void *ctx, size_t role, int worker) {
     fr_trainer *t = ctx;
     if (role == 0) {
         t->fused_sum = 0;
-        t->fused_err = t->m->fam->sgd_pass(t->m, &t->ex, t->fused_lr, &t->fused_sum);
+        t->fused_err = fused_pass(t, &t->fused_sum);
     } else {
         t->next_ready = build_examples_into(t, t->epoch + 1, &t->ex_next, false) == FR_OK;
     }
@@ -421,10 +430,14 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
         return e;
     }
     /* batch 1 with plain SGD: the family's fused loop, the same bits without the minibatch
-     * machinery (a minibatch of one is where that machinery costs most); with two threads
-     * or more the next epoch's examples are built meanwhile */
+     * machinery (a minibatch of one is where that machinery costs most); a sparse-row
+     * optimizer that keeps rows of zero gradient: the family's fused minibatch loop, which
+     * combines and steps only the rows touched, the same bits. With two threads or more
+     * the next epoch's examples are built meanwhile */
     fr_err e;
-    if (!t->no_fused && t->cfg.batch == 1 && t->m->fam->sgd_pass && fri_optim_plain_sgd(t->o, &t->fused_lr)) {
+    bool sgd1 = t->cfg.batch == 1 && t->m->fam->sgd_pass && fri_optim_plain_sgd(t->o, &t->fused_lr);
+    t->fused_rows = !sgd1 && t->m->fam->rows_pass && !fri_optim_is_dense(t->o) && fri_optim_zero_keeps(t->o);
+    if (!t->no_fused && (sgd1 || t->fused_rows)) {
         if (t->next_ready) { /* built during the last epoch */
             fri_examples tmp = t->ex;
             t->ex = t->ex_next;
@@ -439,10 +452,10 @@ fr_err fr_trainer_epoch(fr_trainer *t, double *mean_loss) {
             e = t->fused_err;
             sum = t->fused_sum;
         } else {
-            e = t->m->fam->sgd_pass(t->m, &t->ex, t->fused_lr, &sum);
+            e = fused_pass(t, &sum);
         }
         if (!e) {
-            fri_optim_set_steps(t->o, fr_optim_steps(t->o) + t->ex.n);
+            if (!t->fused_rows) fri_optim_set_steps(t->o, fr_optim_steps(t->o) + t->ex.n); /* rows_pass counts its own */
             t->loss_sum = sum;
             goto done;
         }
