@@ -257,6 +257,7 @@ static int cli_server(int argc, char **argv) {
                      "C  uplink compression: none (default) | q8 | q16 (a scale per item row and per 64 dense values, "
                      "stochastic rounding); topk:K is train's only (its error feedback is not in a client's state file)"),
         ARG_SPEC_STR("compress-down", &o.compress_down, "C  downlink compression of the broadcast model: none | q8 | q16"),
+        ARG_SPEC_STR("aggregator", &o.aggregator, CLI_AGGREGATOR_HELP),
         ARG_SPEC_END,
     };
     const char *pos[1];
