@@ -189,25 +189,8 @@ bad_up:
     return 2;
 }
 
-/* The checks the parser cannot make (one value's range is the parser's): names, options
- * that belong to the other mode, to another strategy or to another kind of model.
- * Returns 0, or 2 after printing. */
-int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind) {
-    fr_optim_kind ok;
-    if (o->optimizer && fr_optim_kind_parse(o->optimizer, &ok))
-        return usage_err(o, "--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
-    if (o->item_optimizer && strcmp(o->item_optimizer, "same") && fr_optim_kind_parse(o->item_optimizer, &ok))
-        return usage_err(o, "--item-optimizer: expected same, sgd, adam or adagrad, got '%s'", o->item_optimizer);
-    if (o->item_agg && strcmp(o->item_agg, "mean") && strcmp(o->item_agg, "rows") && strcmp(o->item_agg, "sum"))
-        return usage_err(o, "--item-agg: expected mean, rows or sum, got '%s'", o->item_agg);
-    fr_strategy st;
-    if (o->strategy && fr_strategy_parse(o->strategy, &st))
-        return usage_err(o, "--strategy: expected fedavg, fedavgm, fedprox, fedadam, fedyogi or fedadagrad, got '%s'",
-                         o->strategy);
-    if (o->partition && fr_partition_parse(o->partition, NULL, NULL, NULL))
-        return usage_err(o, "--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
-                         o->partition);
-    if (o->aggregator) {
+int cli_aggregator_check(const cli_train_opts *o) {
+    if (o->aggregator) { /* its form, then what it cannot be combined with */
         fr_fl_config ac;
         memset(&ac, 0, sizeof ac);
         if (fr_aggregator_parse(o->aggregator, &ac)) return usage_err(o, "--aggregator: %s", fr_errmsg());
@@ -226,6 +209,28 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
             return usage_err(o, "--aggregator %s with --hide-items decoys: each decoy row would count among its row's "
                              "contributors (use median or trimmed)", o->aggregator);
     }
+    return 0;
+}
+
+/* The checks the parser cannot make (one value's range is the parser's): names, options
+ * that belong to the other mode, to another strategy or to another kind of model.
+ * Returns 0, or 2 after printing. */
+int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind) {
+    fr_optim_kind ok;
+    if (o->optimizer && fr_optim_kind_parse(o->optimizer, &ok))
+        return usage_err(o, "--optimizer: expected sgd, adam or adagrad, got '%s'", o->optimizer);
+    if (o->item_optimizer && strcmp(o->item_optimizer, "same") && fr_optim_kind_parse(o->item_optimizer, &ok))
+        return usage_err(o, "--item-optimizer: expected same, sgd, adam or adagrad, got '%s'", o->item_optimizer);
+    if (o->item_agg && strcmp(o->item_agg, "mean") && strcmp(o->item_agg, "rows") && strcmp(o->item_agg, "sum"))
+        return usage_err(o, "--item-agg: expected mean, rows or sum, got '%s'", o->item_agg);
+    fr_strategy st;
+    if (o->strategy && fr_strategy_parse(o->strategy, &st))
+        return usage_err(o, "--strategy: expected fedavg, fedavgm, fedprox, fedadam, fedyogi or fedadagrad, got '%s'",
+                         o->strategy);
+    if (o->partition && fr_partition_parse(o->partition, NULL, NULL, NULL))
+        return usage_err(o, "--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
+                         o->partition);
+    if (cli_aggregator_check(o)) return 2;
     const char *dpo = first_given(specs, dp_opts);
     if (dpo && o->centralized)
         return usage_err(o, "--%s is user-level differential privacy for federated training (DP-FedAvg: each client's "

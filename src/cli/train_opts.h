@@ -92,6 +92,9 @@ int cli_dp_check(const char *cmd, const cli_train_opts *o, const struct arg_spec
  * (--dp-clip, --private/--hide-items ldp) and secure aggregation (secagg: the run's).
  * Fills fc's compression fields when fc is not NULL. 0, or 2 after printing. */
 struct fr_fl_config;
+/* --aggregator for fedrec o->cmd: its form, and its refusals with secure aggregation, DP
+ * and (rowtrim) decoys. 0, or 2 after printing. */
+int cli_aggregator_check(const cli_train_opts *o);
 int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, struct fr_fl_config *fc);
 
 /* The help of --aggregator (train and server). */
