@@ -321,58 +321,85 @@ static inline double delta_of(const fri_robust_round *rr, const fri_kept *k, int
 typedef struct krum_ctx {
     const fri_robust_round *rr;
     double *dist;          /* [n * n] squared distances */
-    double *sq;            /* [n] squared norm of each client's item rows */
+    double *sq;            /* [n] squared norm of each client's item rows (from rows) */
+    double *dense;         /* [n * dense_len] each client's dense delta */
+    float *rows;           /* each client's item-row deltas, table after table */
+    size_t *at;            /* [n * n_tables] where each client's table starts in rows */
+    int32_t *pos;          /* [workers * n_tables * n_items] a row's place in client i's list, or -1 */
 } krum_ctx;
 
-static double sq_norm(const fri_robust_round *rr, const fri_kept *k, bool dense) {
+static double sq_norm(const fri_robust_round *rr, const fri_kept *k) {
     double s = 0;
-    if (dense)
-        for (uint32_t i = 0; i < rr->dense_len; i++) {
-            double d = delta_of(rr, k, k->dense[i], false);
+    for (uint32_t i = 0; i < rr->dense_len; i++) {
+        double d = delta_of(rr, k, k->dense[i], false);
+        s += d * d;
+    }
+    for (uint32_t t = 0; t < rr->n_tables; t++)
+        for (size_t i = 0; i < (size_t)k->count[t] * rr->widths[t]; i++) {
+            double d = delta_of(rr, k, k->vals[t][i], true);
             s += d * d;
         }
-    else
-        for (uint32_t t = 0; t < rr->n_tables; t++)
-            for (size_t i = 0; i < (size_t)k->count[t] * rr->widths[t]; i++) {
-                double d = delta_of(rr, k, k->vals[t][i], true);
-                s += d * d;
-            }
     return s;
 }
 
-/* Row i of the distance matrix against every j > i (each pair computed once, by i). */
+/* sum (a - b)^2 in four fixed lanes (the same order whatever the machine's threads). */
+static double sq_dist(const double *a, const double *b, size_t n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        double d0 = a[i] - b[i], d1 = a[i + 1] - b[i + 1], d2 = a[i + 2] - b[i + 2], d3 = a[i + 3] - b[i + 3];
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+        s2 += d2 * d2;
+        s3 += d3 * d3;
+    }
+    for (; i < n; i++) s0 += (a[i] - b[i]) * (a[i] - b[i]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* sum a * b of float rows, in double, in four fixed lanes. */
+static double dot_f(const float *a, const float *b, size_t n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += (double)a[i] * (double)b[i];
+        s1 += (double)a[i + 1] * (double)b[i + 1];
+        s2 += (double)a[i + 2] * (double)b[i + 2];
+        s3 += (double)a[i + 3] * (double)b[i + 3];
+    }
+    for (; i < n; i++) s0 += (double)a[i] * (double)b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* Row i of the distance matrix against every j > i (each pair computed once, by i). The
+ * item rows as |a|^2 + |b|^2 - 2 a.b, the product over the rows both touched: client i's
+ * rows are placed in pos (the worker's), then each j's rows looked up there. */
 static void krum_row(void *vctx, size_t i, int worker) {
-    (void)worker;
     krum_ctx *c = vctx;
     const fri_robust_round *rr = c->rr;
     const fri_kept *a = rr->kept[i];
+    size_t dl = rr->dense_len, nt = rr->n_tables;
+    int32_t *pos = c->pos + (size_t)worker * nt * rr->n_items;
+    for (uint32_t t = 0; t < nt; t++)
+        for (uint32_t x = 0; x < a->count[t]; x++) pos[(size_t)t * rr->n_items + a->ids[t][x]] = (int32_t)x;
     for (uint32_t j = (uint32_t)i + 1; j < rr->n; j++) {
         const fri_kept *b = rr->kept[j];
-        double s = 0;
-        for (uint32_t p = 0; p < rr->dense_len; p++) {
-            double d = delta_of(rr, a, a->dense[p], false) - delta_of(rr, b, b->dense[p], false);
-            s += d * d;
-        }
-        /* item rows: |a|^2 + |b|^2 - 2 a.b, the product over the rows both touched */
-        double dot = 0;
-        for (uint32_t t = 0; t < rr->n_tables; t++) {
-            uint32_t w = rr->widths[t], x = 0, y = 0;
-            while (x < a->count[t] && y < b->count[t]) {
-                if (a->ids[t][x] < b->ids[t][y]) x++;
-                else if (a->ids[t][x] > b->ids[t][y]) y++;
-                else {
-                    for (uint32_t col = 0; col < w; col++)
-                        dot += delta_of(rr, a, a->vals[t][(size_t)x * w + col], true) *
-                               delta_of(rr, b, b->vals[t][(size_t)y * w + col], true);
-                    x++;
-                    y++;
-                }
+        double s = sq_dist(c->dense + i * dl, c->dense + j * dl, dl), dot = 0;
+        for (uint32_t t = 0; t < nt; t++) {
+            uint32_t w = rr->widths[t];
+            const int32_t *pt = pos + (size_t)t * rr->n_items;
+            const float *ra = c->rows + c->at[i * nt + t], *rb = c->rows + c->at[(size_t)j * nt + t];
+            for (uint32_t y = 0; y < b->count[t]; y++) {
+                int32_t x = pt[b->ids[t][y]];
+                if (x >= 0) dot += dot_f(ra + (size_t)x * w, rb + (size_t)y * w, w);
             }
         }
         double rows = c->sq[i] + c->sq[j] - 2 * dot;
         s += rows > 0 ? rows : 0;
         c->dist[i * rr->n + j] = c->dist[(size_t)j * rr->n + i] = s;
     }
+    for (uint32_t t = 0; t < nt; t++) /* the place map back to empty */
+        for (uint32_t x = 0; x < a->count[t]; x++) pos[(size_t)t * rr->n_items + a->ids[t][x]] = -1;
 }
 
 typedef struct scored {
@@ -393,7 +420,7 @@ fr_err fri_robust_factors(const fri_robust_round *rr, double *factor) {
         double *norm = fri_malloc(2 * (size_t)n * sizeof *norm);
         if (!norm) return FR_ERR_NOMEM;
         for (uint32_t k = 0; k < n; k++) {
-            norm[k] = sqrt(sq_norm(rr, rr->kept[k], true) + sq_norm(rr, rr->kept[k], false));
+            norm[k] = sqrt(sq_norm(rr, rr->kept[k]));
             norm[n + k] = norm[k];
         }
         double C = rr->cfg->agg_clip;
@@ -403,12 +430,33 @@ fr_err fri_robust_factors(const fri_robust_round *rr, double *factor) {
         return FR_OK;
     }
     if (a != FR_AGG_KRUM && a != FR_AGG_MULTIKRUM) return fri_fail(FR_ERR_INVALID, "aggregator %u has no factors", a);
-    krum_ctx c = {rr, fri_calloc((size_t)n * n, sizeof(double)), fri_malloc((size_t)n * sizeof(double))};
+    int workers = rr->pool ? fr_pool_size(rr->pool) : 1;
+    size_t nt = rr->n_tables, total = 0;
+    for (uint32_t k = 0; k < n; k++)
+        for (uint32_t t = 0; t < nt; t++) total += (size_t)rr->kept[k]->count[t] * rr->widths[t];
+    krum_ctx c = {rr, fri_calloc((size_t)n * n, sizeof(double)), fri_malloc((size_t)n * sizeof(double)),
+                  fri_malloc(((size_t)n * rr->dense_len + 1) * sizeof(double)), fri_malloc((total + 1) * sizeof(float)),
+                  fri_malloc(((size_t)n * nt + 1) * sizeof(size_t)),
+                  fri_malloc(((size_t)workers * nt * rr->n_items + 1) * sizeof(int32_t))};
     scored *sc = fri_malloc((size_t)n * sizeof *sc);
     double *row = fri_malloc((size_t)n * sizeof *row);
     fr_err e = FR_ERR_NOMEM;
-    if (!c.dist || !c.sq || !sc || !row) goto done;
-    for (uint32_t k = 0; k < n; k++) c.sq[k] = sq_norm(rr, rr->kept[k], false);
+    if (!c.dist || !c.sq || !c.dense || !c.rows || !c.at || !c.pos || !sc || !row) goto done;
+    for (size_t i = 0; i < (size_t)workers * nt * rr->n_items; i++) c.pos[i] = -1;
+    size_t off = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        const fri_kept *kp = rr->kept[k];
+        for (uint32_t p = 0; p < rr->dense_len; p++) c.dense[(size_t)k * rr->dense_len + p] = delta_of(rr, kp, kp->dense[p], false);
+        double sq = 0;
+        for (uint32_t t = 0; t < nt; t++) {
+            c.at[(size_t)k * nt + t] = off;
+            for (size_t i = 0; i < (size_t)kp->count[t] * rr->widths[t]; i++, off++) {
+                c.rows[off] = (float)delta_of(rr, kp, kp->vals[t][i], true);
+                sq += (double)c.rows[off] * (double)c.rows[off];
+            }
+        }
+        c.sq[k] = sq;
+    }
     run(rr->pool, n, krum_row, &c);
     /* score: the sum of the squared distances to the n - f - 2 nearest others (at least
      * one neighbour, at most all of them) */
@@ -432,6 +480,10 @@ fr_err fri_robust_factors(const fri_robust_round *rr, double *factor) {
 done:
     fri_free(c.dist);
     fri_free(c.sq);
+    fri_free(c.dense);
+    fri_free(c.rows);
+    fri_free(c.at);
+    fri_free(c.pos);
     fri_free(sc);
     fri_free(row);
     return e;
