@@ -26,6 +26,17 @@ for a in median trimmed:0.2 rowtrim normclip krum:3; do
     cmp -s "$tmp/$n.1.fr" "$tmp/$n.2.fr" || fail "$a: 1 and 2 threads differ"
     cmp -s "$tmp/$n.1.fr" "$tmp/plain.fr" && fail "$a gave fedavg's model"
 done
+# checkpoint and resume: 2 rounds then 3 is the run of 3; another aggregator's checkpoint is refused
+run r3 --aggregator median --rounds 3
+"$bin" "${base[@]}" --aggregator median --out "$tmp/res.fr" >/dev/null 2>"$tmp/err" || fail "resume 1: $(cat "$tmp/err")"
+"$bin" "${base[@]}" --aggregator median --rounds 3 --out "$tmp/res.fr" --resume >/dev/null 2>"$tmp/err" ||
+    fail "resume: $(cat "$tmp/err")"
+"$bin" eval --model "$tmp/res.fr" --json >"$tmp/res.json" 2>/dev/null || fail "eval of the resumed model"
+"$bin" eval --model "$tmp/r3.fr" --json >"$tmp/r3.json" 2>/dev/null || fail "eval of the 3-round model"
+[ "$(sed 's/"model":"[^"]*"//' "$tmp/res.json")" = "$(sed 's/"model":"[^"]*"//' "$tmp/r3.json")" ] ||
+    fail "resumed median run differs from the straight one"
+set +e; "$bin" "${base[@]}" --aggregator trimmed:0.1 --rounds 4 --out "$tmp/res.fr" --resume >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[ "$rc" = 1 ] && grep -q "aggregator" "$tmp/err" || fail "resume with another aggregator: rc $rc, $(cat "$tmp/err")"
 run q8 --aggregator median --compress q8
 run neumf --model neumf --aggregator rowtrim:0.1
 "$bin" train --model bpr --dim 8 --data "$tmp/r.tsv" --implicit --rounds 1 --eval-every 0 --aggregator median \
