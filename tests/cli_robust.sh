@@ -2,7 +2,7 @@
 # fedrec train --aggregator end to end: fedavg given is the default bit for bit, and so is
 # multikrum selecting every client; a robust run is the same model with 1 and 2 threads
 # and not fedavg's; it runs with --compress; the combinations it cannot serve (secure
-# aggregation, DP, rowtrim with decoys, --centralized, bad forms) are refused with a
+# aggregation but normclip:C, DP, rowtrim with decoys, --centralized, bad forms) are refused with a
 # message, by train and by fedrec server (before it reads its federation).
 set -euo pipefail
 bin="$1"
@@ -54,7 +54,12 @@ for bad in mean median:2 trimmed trimmed:0.5 normclip:0 krum krum:-1 multikrum:1
     refuse "expected fedavg, median, trimmed:BETA" "${base[@]}" --aggregator "$bad"
 done
 refuse "with secure aggregation" "${base[@]}" --aggregator median --secagg
-refuse "with secure aggregation" "${base[@]}" --aggregator normclip --private
+refuse "give a bound, normclip:C" "${base[@]}" --aggregator normclip --private
+# normclip:C: each client clips itself before masking; the masked run is the plain one
+run nc --aggregator normclip:0.05
+run ncsa --aggregator normclip:0.05 --secagg
+cmp -s "$tmp/nc.fr" "$tmp/ncsa.fr" || fail "normclip:C under --secagg differs from the plain run"
+cmp -s "$tmp/nc.fr" "$tmp/plain.fr" && fail "normclip:0.05 clipped nothing"
 refuse "with secure aggregation" "${base[@]}" --aggregator krum:1 --hide-items dense
 refuse "with differential privacy" "${base[@]}" --aggregator trimmed:0.1 --dp-clip 1
 refuse "with differential privacy" "${base[@]}" --aggregator median --hide-items ldp
@@ -65,6 +70,7 @@ refuse "applies to federated training" train --data "$tmp/r.tsv" --implicit --ce
 srv=(server --listen tcp://127.0.0.1:1 --federation "$tmp" --tokens "$tmp/r.tsv" --insecure)
 refuse "fedrec server: --aggregator median with secure aggregation" "${srv[@]}" --aggregator median --secagg
 refuse "fedrec server: --aggregator krum:2 with secure aggregation" "${srv[@]}" --aggregator krum:2 --private
+refuse "fedrec server: --aggregator normclip with secure aggregation" "${srv[@]}" --aggregator normclip --secagg
 refuse "fedrec server: --aggregator median with differential privacy" "${srv[@]}" --aggregator median --dp-clip 1
 refuse "fedrec server: --aggregator: aggregator 'x'" "${srv[@]}" --aggregator x
 echo "cli_robust: ok"

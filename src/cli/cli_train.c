@@ -196,11 +196,14 @@ int cli_aggregator_check(const cli_train_opts *o) {
         if (fr_aggregator_parse(o->aggregator, &ac)) return usage_err(o, "--aggregator: %s", fr_errmsg());
         bool hidden = o->secagg || o->private_mode || (o->hide_items && !strcmp(o->hide_items, "dense"));
         bool dp = o->dp_clip || (o->hide_items && !strncmp(o->hide_items, "ldp", 3));
-        if (ac.aggregator != FR_AGG_FEDAVG && hidden)
+        if (ac.aggregator == FR_AGG_NORMCLIP && ac.agg_clip == 0 && hidden)
+            return usage_err(o, "--aggregator %s with secure aggregation (--secagg, --private, --hide-items dense): the "
+                             "median norm needs each client's update, and the server sees only their masked sum (give "
+                             "a bound, normclip:C: each client then clips itself before masking)", o->aggregator);
+        if (ac.aggregator != FR_AGG_FEDAVG && ac.aggregator != FR_AGG_NORMCLIP && hidden)
             return usage_err(o, "--aggregator %s with secure aggregation (--secagg, --private, --hide-items dense): a "
                              "robust rule needs each client's update, and the server sees only their masked sum (use "
-                             "fedavg; normclip under masks would need the clients to clip themselves, which a "
-                             "malicious client need not do)", o->aggregator);
+                             "fedavg, or normclip:C, which the clients apply before masking)", o->aggregator);
         if (ac.aggregator != FR_AGG_FEDAVG && dp)
             return usage_err(o, "--aggregator %s with differential privacy (--dp-clip, --hide-items ldp): the noise is "
                              "calibrated to the sum of clipped updates, not to a robust statistic (DP-FedAvg already "

@@ -101,10 +101,11 @@ int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, struct f
 #define CLI_AGGREGATOR_HELP                                                                                         \
     "A  the server's rule over the round's results: fedavg (the n_k-weighted mean, default) | median | "              \
     "trimmed:B (drop the B fraction, 0 <= B < 0.5, at each end of every coordinate) | normclip[:C] (each "            \
-    "client's delta clipped to L2 norm C, default the round's median norm, then fedavg) | krum:F | multikrum:F:M "    \
+    "client's delta clipped to L2 norm C, default the round's median norm, then fedavg; with C the clients also "    \
+    "clip themselves, so normclip:C runs under --secagg, unchecked there) | krum:F | multikrum:F:M "                  \
     "(the M results nearest their n-F-2 neighbours, then fedavg over them) | rowtrim[:B] (each item row a trimmed "   \
     "mean over the clients that touched it, B 0.2; dense values as trimmed). median, trimmed and rowtrim count "       \
     "each client once (n_k is self-reported); normclip and (multi)krum keep fedavg's weights n_k. Item rows a "       \
-    "client did not touch are zeros (mean and sum rows) and summed rows are scaled as fedavg's. Not with "             \
-    "--secagg/--private/--hide-items dense or DP; works with --compress"
+    "client did not touch are zeros (mean and sum rows) and summed rows are scaled as fedavg's. Not with DP, "         \
+    "nor (but normclip:C) with --secagg/--private/--hide-items dense; works with --compress"
 #endif

@@ -284,5 +284,12 @@ FR_NODISCARD fr_err fri_robust_location(const fri_robust_round *rr, double *out)
 /* normclip, krum, multikrum: per kept result the factor its values take in FedAvg's rule:
  * 0 (left out), 1, or the clip's scale in (0, 1). */
 FR_NODISCARD fr_err fri_robust_factors(const fri_robust_round *rr, double *factor);
+/* normclip:C on the client: u's whole delta (dense values and rows) scaled to L2 norm C
+ * when above it, so under secure aggregation an honest client's update is bounded as the
+ * server would bound it (which it cannot check there). */
+void fri_normclip_update(fr_update *u, double C);
+/* The server's normclip factor of a delta of L2 norm `norm`: 1 up to C (1 + 1e-6), the
+ * slack of the fixed-point rounding of an update a client clipped to C itself, else C / norm. */
+double fri_normclip_factor(double norm, double C);
 
 #endif

@@ -312,6 +312,23 @@ done:
 
 /* ------------------------------------------------------------------ factors */
 
+double fri_normclip_factor(double norm, double C) { return norm > C * (1 + 1e-6) ? C / norm : 1.0; }
+
+void fri_normclip_update(fr_update *u, double C) {
+    double s = 0;
+    for (uint32_t i = 0; i < u->dense_len; i++) s += (double)u->dense[i] * u->dense[i];
+    for (uint32_t t = 0; t < u->n_tables; t++)
+        for (size_t i = 0; i < (size_t)u->tables[t].count * u->tables[t].width; i++)
+            s += (double)u->tables[t].values[i] * u->tables[t].values[i];
+    double norm = sqrt(s);
+    if (!(norm > C)) return;
+    double f = C / norm;
+    for (uint32_t i = 0; i < u->dense_len; i++) u->dense[i] = (float)(u->dense[i] * f);
+    for (uint32_t t = 0; t < u->n_tables; t++)
+        for (size_t i = 0; i < (size_t)u->tables[t].count * u->tables[t].width; i++)
+            u->tables[t].values[i] = (float)(u->tables[t].values[i] * f);
+}
+
 /* Client k's value i of table t (or the dense part, t < 0) as a delta. */
 static inline double delta_of(const fri_robust_round *rr, const fri_kept *k, int64_t v, bool table) {
     double wt = table && rr->cfg->item_sum ? 1.0 : (double)k->weight;
@@ -425,7 +442,7 @@ fr_err fri_robust_factors(const fri_robust_round *rr, double *factor) {
         }
         double C = rr->cfg->agg_clip;
         if (!(C > 0)) C = location(norm + n, n, 0, true, 0); /* the median norm */
-        for (uint32_t k = 0; k < n; k++) factor[k] = norm[k] > C ? C / norm[k] : 1.0;
+        for (uint32_t k = 0; k < n; k++) factor[k] = fri_normclip_factor(norm[k], C);
         fri_free(norm);
         return FR_OK;
     }

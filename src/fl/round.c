@@ -27,8 +27,9 @@
  *   - A robust aggregator (robust.c; fr_fl_config.aggregator) also keeps each accepted
  *     result whole, by position, and at end aggregates from those alone (the lanes'
  *     sums are rebuilt or unused): kept by position and read in client-id order, so
- *     lanes and arrival order still change no bit. Never with secure aggregation (the
- *     server would see what the masks hide), DP, or merged controllers.
+ *     lanes and arrival order still change no bit. Never with DP or merged controllers,
+ *     nor with secure aggregation (the server would see what the masks hide) except
+ *     normclip:C, whose clients clip themselves: the masked sum then takes FedAvg's rule.
  *   - Differential privacy (dp.c, fri_dp_*) hooks in at four places only: Poisson
  *     sampling and the round's clip at begin, a result's norm check and clip bit at
  *     accept, noise on the summed integers (and the expected count as divisor) at end,
@@ -79,6 +80,7 @@ struct fr_round {
     fri_dp_server dp;       /* differential privacy (dp.c); dp.on false without it */
     fr_result **cres;       /* [n_lanes] a compressed RESULT decoded (made on first use) */
     fri_kept *kept;         /* robust aggregators: [n_clients] per position, its result whole */
+    bool secure_sum;        /* the open round's results came as a secure sum (normclip:C only) */
 };
 
 static bool adaptive(fr_strategy s) {
@@ -213,6 +215,7 @@ static fr_err begin(fr_round *r, const uint32_t *avail, uint32_t n_avail, double
     }
     if (e) { r->k = r->target = 0; return e; }
     zero_accumulators(r);
+    r->secure_sum = false;
     for (uint32_t i = 0; i < r->k; i++) atomic_store_explicit(&r->status[i], 0, memory_order_relaxed);
     atomic_store(&r->accepted, 0);
     r->open = true;
@@ -338,7 +341,7 @@ static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64
                             v->client, round, r->target);
         }
     } while (!atomic_compare_exchange_weak(&r->accepted, &n, n + 1));
-    if (r->kept) { /* a robust aggregator keeps it whole (never under secure aggregation) */
+    if (r->kept && acc >= r->acc && acc < r->acc + (size_t)r->n_lanes * r->n_shared) { /* a lane's: kept whole */
         fr_err ke = fri_kept_store(&r->kept[pos], v);
         if (ke) {
             atomic_fetch_sub(&r->accepted, 1);
@@ -584,7 +587,7 @@ fr_err fr_round_end(fr_round *r, fr_round_stats *st) {
         if (st) *st = s;
         if (e) return fri_fail_prefix(e, "round %u: DP noise", round);
         aggregate(r);
-    } else if (s.clients && r->kept) {
+    } else if (s.clients && r->kept && !r->secure_sum) {
         fr_err e = aggregate_robust(r);
         if (e) return fri_fail_prefix(e, "round %u: aggregator", round);
     } else if (s.clients) {
@@ -807,11 +810,11 @@ size_t fri_round_dense_len(const fr_round *r) {
 fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes, int lane, int64_t *out) {
     if (lane < 0 || lane >= r->n_lanes)
         return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
-    if (r->kept) {
+    if (r->kept && !(r->cfg.aggregator == FR_AGG_NORMCLIP && r->cfg.agg_clip > 0)) {
         char name[64];
         fr_aggregator_format(&r->cfg, name, sizeof name);
         return fri_fail(FR_ERR_INVALID, "RESULT under secure aggregation: aggregator %s needs each client's update, and "
-                        "the server sees only their sum (use fedavg)", name);
+                        "the server sees only their sum (use fedavg, or normclip:C: the clients clip themselves)", name);
     }
     size_t len = fri_round_dense_len(r);
     memset(out, 0, len * sizeof *out);
@@ -835,5 +838,6 @@ fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum) {
     for (size_t i = 0; i < r->n_shared; i++) r->acc[i] = (int64_t)((uint64_t)r->acc[i] + (uint64_t)sum[i]);
     for (size_t i = 0; i < rows; i++) r->roww[i] += (uint64_t)sum[r->n_shared + i];
     r->wsum[0] += (uint64_t)sum[len - 1];
+    r->secure_sum = true; /* normclip:C: the clients clipped themselves; FedAvg's rule on the sum */
     return FR_OK;
 }
