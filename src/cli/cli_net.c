@@ -259,6 +259,7 @@ static int cli_server(int argc, char **argv) {
                      "stochastic rounding) | topk:K[,q8|,q16] (the K largest dense values of the update plus what the "
                      "client did not send before, which it keeps in its state file)"),
         ARG_SPEC_STR("compress-down", &o.compress_down, "C  downlink compression of the broadcast model: none | q8 | q16"),
+        ARG_SPEC_STR("aggregator", &o.aggregator, CLI_AGGREGATOR_HELP),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -279,6 +280,7 @@ static int cli_server(int argc, char **argv) {
     if (cli_compress("server", &o, o.secagg || o.private_mode || (o.hide_items && !strcmp(o.hide_items, "dense")),
                      NULL))
         return 2;
+    if (cli_aggregator_check(&o)) return 2; /* before the federation is read, as --compress */
     if (cli_check_input("server", "--federation", fed_path) || cli_check_input("server", "--tokens", tokens) ||
         (cert && cli_check_input("server", "--cert", cert)) || (key && cli_check_input("server", "--key", key)) ||
         (client_ca && cli_check_input("server", "--client-ca", client_ca)))
