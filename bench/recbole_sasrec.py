@@ -23,6 +23,9 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--max-len", type=int, default=50)
 ap.add_argument("--seed", type=int, default=2020)
 ap.add_argument("--work", default=None)
+ap.add_argument("--time-budget", type=float, default=0,
+                help="stop starting new epochs after this many seconds of fit (0: none); the best model "
+                     "on validation so far is the one tested, and the output says the budget stopped it")
 ap.add_argument("--max-batches", type=int, default=0,
                 help="time only the first K minibatches of each epoch and scale to the epoch (speed only: "
                      "the model is then not trained on a whole epoch)")
@@ -94,7 +97,10 @@ trainer = Trainer(config, model)
 # per-epoch wall and CPU seconds of the training pass alone (not evaluation)
 cpu_times, wall_times = [], []
 _train_epoch = trainer._train_epoch
+class OutOfTime(Exception): pass
 def timed_epoch(*a, **k):
+    if args.time_budget and time.time() - t0 > args.time_budget:
+        raise OutOfTime()
     c0, w0 = time.process_time(), time.time()
     r = _train_epoch(*a, **k)
     cpu_times.append(time.process_time() - c0)
@@ -118,8 +124,14 @@ if args.max_batches:
 else:
     scale = 1.0
 t0 = time.time()
-best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+stopped_by_budget = False
+try:
+    best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+except OutOfTime:
+    stopped_by_budget = True
+    best_valid_result = trainer.best_valid_result
 fit_s = time.time() - t0
+best_epoch = len(cpu_times) - trainer.cur_step  # eval_step 1: epochs since the last improvement
 test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
 
 # fedrec's candidates
@@ -149,5 +161,6 @@ print(json.dumps({
     "epochs": len(cpu_times), "seconds_per_epoch": scale * sum(wall_times) / max(len(wall_times), 1),
     "cpu_seconds_per_epoch": scale * sum(cpu_times) / max(len(cpu_times), 1), "fit_seconds": fit_s,
     "batches_timed": args.max_batches or n_batches, "batches_per_epoch": n_batches,
-    "threads": args.threads, "max_len": args.max_len,
+    "threads": args.threads, "max_len": args.max_len, "stopped_by_budget": stopped_by_budget,
+    "best_epoch": best_epoch,
 }))
