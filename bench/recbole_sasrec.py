@@ -23,6 +23,9 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--max-len", type=int, default=50)
 ap.add_argument("--seed", type=int, default=2020)
 ap.add_argument("--work", default=None)
+ap.add_argument("--from-checkpoint", default=None,
+                help="no training: score this checkpoint of an earlier run (its best model on validation) on "
+                     "fedrec's candidates (a run stopped before its budget ended)")
 ap.add_argument("--time-budget", type=float, default=0,
                 help="stop starting new epochs after this many seconds of fit (0: none); the best model "
                      "on validation so far is the one tested, and the output says the budget stopped it")
@@ -123,16 +126,24 @@ if args.max_batches:
     scale = n_batches / min(args.max_batches, n_batches)
 else:
     scale = 1.0
+if args.from_checkpoint:
+    ck = torch.load(args.from_checkpoint, map_location="cpu")
+    model.load_state_dict(ck["state_dict"])
+    model.load_other_parameter(ck.get("other_parameter"))
 t0 = time.time()
 stopped_by_budget = False
-try:
-    best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
-except OutOfTime:
-    stopped_by_budget = True
-    best_valid_result = trainer.best_valid_result
+if args.from_checkpoint:
+    best_valid_result, test_result = {}, {}
+    best_epoch = ck["epoch"] + 1  # RecBole numbers epochs from 0
+else:
+    try:
+        best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    except OutOfTime:
+        stopped_by_budget = True
+        best_valid_result = trainer.best_valid_result
+    best_epoch = len(cpu_times) - trainer.cur_step  # eval_step 1: epochs since the last improvement
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
 fit_s = time.time() - t0
-best_epoch = len(cpu_times) - trainer.cur_step  # eval_step 1: epochs since the last improvement
-test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
 
 # fedrec's candidates
 tok = dataset.field2token_id["item_id"]
@@ -155,7 +166,7 @@ with torch.no_grad():
             hits += 1
             ndcg += 1 / math.log2(rank + 2)
 print(json.dumps({
-    "recbole_valid": {k: float(v) for k, v in best_valid_result.items()},
+    "recbole_valid": {k: float(v) for k, v in (best_valid_result or {}).items()},
     "recbole_test_uni100": {k: float(v) for k, v in test_result.items()},
     "hr@10": hits / n, "ndcg@10": ndcg / n, "users": n,
     "epochs": len(cpu_times), "seconds_per_epoch": scale * sum(wall_times) / max(len(wall_times), 1),

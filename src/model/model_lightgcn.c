@@ -435,8 +435,10 @@ static fr_err full_degrees(const fr_model *m, lgf_ws *w) {
 }
 
 /* out = A x over the nodes (x, out: [N, dim]); a sweep over each user's edges in user
- * order, each edge adding to both of its ends. */
-static void full_spmm(const fr_model *m, const lgf_ws *w, float *restrict out, const float *restrict x) {
+ * order, each edge adding to both of its ends. The hot loop of an epoch (2 K sweeps a
+ * batch): multiplies and adds in a fixed order, never fused (ISO C: no contraction), so
+ * its AVX2 clone gives the plain one's bits. */
+FRI_LG_CLONES static void full_spmm(const fr_model *m, const lgf_ws *w, float *restrict out, const float *restrict x) {
     const size_t I = m->cfg.n_items, d = m->cfg.dim;
     memset(out, 0, w->N * d * sizeof *out);
     for (uint32_t u = 0; u < m->cfg.n_users; u++) {
