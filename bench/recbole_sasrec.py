@@ -145,6 +145,12 @@ else:
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
 fit_s = time.time() - t0
 
+# the same split: RecBole's own test targets are fedrec's test items, user by user
+tf = test_data.dataset.inter_feat
+rb_test = dict(zip(dataset.id2token("user_id", tf["user_id"].numpy()).tolist(),
+                   dataset.id2token("item_id", tf["item_id"].numpy()).tolist()))
+same_test = sum(1 for u, i in test.items() if rb_test.get(str(u)) == str(i))
+
 # fedrec's candidates
 tok = dataset.field2token_id["item_id"]
 model.eval()
@@ -169,6 +175,7 @@ print(json.dumps({
     "recbole_valid": {k: float(v) for k, v in (best_valid_result or {}).items()},
     "recbole_test_uni100": {k: float(v) for k, v in test_result.items()},
     "hr@10": hits / n, "ndcg@10": ndcg / n, "users": n,
+    "recbole_test_is_fedrec_test": f"{same_test}/{len(test)}",
     "epochs": len(cpu_times), "seconds_per_epoch": scale * sum(wall_times) / max(len(wall_times), 1),
     "cpu_seconds_per_epoch": scale * sum(cpu_times) / max(len(cpu_times), 1), "fit_seconds": fit_s,
     "batches_timed": args.max_batches or n_batches, "batches_per_epoch": n_batches,
