@@ -23,6 +23,12 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--max-len", type=int, default=50)
 ap.add_argument("--seed", type=int, default=2020)
 ap.add_argument("--work", default=None)
+ap.add_argument("--from-checkpoint", default=None,
+                help="no training: score this checkpoint of an earlier run (its best model on validation) on "
+                     "fedrec's candidates (a run stopped before its budget ended)")
+ap.add_argument("--time-budget", type=float, default=0,
+                help="stop starting new epochs after this many seconds of fit (0: none); the best model "
+                     "on validation so far is the one tested, and the output says the budget stopped it")
 ap.add_argument("--max-batches", type=int, default=0,
                 help="time only the first K minibatches of each epoch and scale to the epoch (speed only: "
                      "the model is then not trained on a whole epoch)")
@@ -94,7 +100,10 @@ trainer = Trainer(config, model)
 # per-epoch wall and CPU seconds of the training pass alone (not evaluation)
 cpu_times, wall_times = [], []
 _train_epoch = trainer._train_epoch
+class OutOfTime(Exception): pass
 def timed_epoch(*a, **k):
+    if args.time_budget and time.time() - t0 > args.time_budget:
+        raise OutOfTime()
     c0, w0 = time.process_time(), time.time()
     r = _train_epoch(*a, **k)
     cpu_times.append(time.process_time() - c0)
@@ -117,10 +126,30 @@ if args.max_batches:
     scale = n_batches / min(args.max_batches, n_batches)
 else:
     scale = 1.0
+if args.from_checkpoint:
+    ck = torch.load(args.from_checkpoint, map_location="cpu")
+    model.load_state_dict(ck["state_dict"])
+    model.load_other_parameter(ck.get("other_parameter"))
 t0 = time.time()
-best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+stopped_by_budget = False
+if args.from_checkpoint:
+    best_valid_result, test_result = {}, {}
+    best_epoch = ck["epoch"] + 1  # RecBole numbers epochs from 0
+else:
+    try:
+        best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    except OutOfTime:
+        stopped_by_budget = True
+        best_valid_result = trainer.best_valid_result
+    best_epoch = len(cpu_times) - trainer.cur_step  # eval_step 1: epochs since the last improvement
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
 fit_s = time.time() - t0
-test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+
+# the same split: RecBole's own test targets are fedrec's test items, user by user
+tf = test_data.dataset.inter_feat
+rb_test = dict(zip(dataset.id2token("user_id", tf["user_id"].numpy()).tolist(),
+                   dataset.id2token("item_id", tf["item_id"].numpy()).tolist()))
+same_test = sum(1 for u, i in test.items() if rb_test.get(str(u)) == str(i))
 
 # fedrec's candidates
 tok = dataset.field2token_id["item_id"]
@@ -143,11 +172,13 @@ with torch.no_grad():
             hits += 1
             ndcg += 1 / math.log2(rank + 2)
 print(json.dumps({
-    "recbole_valid": {k: float(v) for k, v in best_valid_result.items()},
+    "recbole_valid": {k: float(v) for k, v in (best_valid_result or {}).items()},
     "recbole_test_uni100": {k: float(v) for k, v in test_result.items()},
     "hr@10": hits / n, "ndcg@10": ndcg / n, "users": n,
+    "recbole_test_is_fedrec_test": f"{same_test}/{len(test)}",
     "epochs": len(cpu_times), "seconds_per_epoch": scale * sum(wall_times) / max(len(wall_times), 1),
     "cpu_seconds_per_epoch": scale * sum(cpu_times) / max(len(cpu_times), 1), "fit_seconds": fit_s,
     "batches_timed": args.max_batches or n_batches, "batches_per_epoch": n_batches,
-    "threads": args.threads, "max_len": args.max_len,
+    "threads": args.threads, "max_len": args.max_len, "stopped_by_budget": stopped_by_budget,
+    "best_epoch": best_epoch,
 }))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # LightGCN on ml-100k-loo, side by side: fedrec centralized, fedrec federated (every
-# user its own client, its items and embedding private) and RecBole's LightGCN (PyPI
+# user its own client, its items and embedding private), fedrec's whole-graph LightGCN
+# (--model lightgcn-full, centralized only) and RecBole's LightGCN (PyPI
 # recbole, PyTorch on the CPU), all scored by HR@10 and NDCG@10 of the test item among
 # the split's 99 given negatives, and their training seconds per epoch (round).
 #
@@ -51,6 +52,10 @@ echo "== fedrec federated:   $FEDREC train --data $DATA --model lightgcn --threa
 "$FEDREC" train --data "$DATA" --model lightgcn --threads "$THREADS" --quiet --eval-every 10 \
   --metrics-out "$out/fed.jsonl" --out "$out/fed.fr" > /dev/null
 read -r f_hr f_nd f_s < <(summ "$out/fed.jsonl")
+echo "== fedrec full LightGCN: $FEDREC train --data $DATA --model lightgcn-full --centralized --threads $THREADS"
+"$FEDREC" train --data "$DATA" --model lightgcn-full --centralized --threads "$THREADS" --quiet \
+  --metrics-out "$out/full.jsonl" --out "$out/full.fr" > /dev/null
+read -r g_hr g_nd g_s < <(summ "$out/full.jsonl")
 echo "== RecBole LightGCN:   bench/lightgcn_recbole.py $DATA --epochs $RB_EPOCHS --threads $THREADS"
 "$VENV/bin/python" bench/lightgcn_recbole.py "$DATA" --epochs "$RB_EPOCHS" --eval-every 10 --threads "$THREADS" \
   > "$out/recbole.jsonl" 2> "$out/recbole.err"
@@ -66,13 +71,19 @@ PY
 
 ratio="-"
 cratio="-"
+gratio="-"
+gcratio="-"
 if [[ $TIMING == 1 ]]; then
   echo "== timing: fedrec 10 epochs and RecBole 3 epochs back to back, $TIMING_ROUNDS rounds"
   ratios=()
   cratios=()
+  gratios=()
+  gcratios=()
   for k in $(seq "$TIMING_ROUNDS"); do
     /usr/bin/time -f "%U %S" -o "$out/t_fed$k.cpu" "$FEDREC" train --data "$DATA" --model lightgcn --centralized \
       --threads "$THREADS" --quiet --epochs 10 --eval-every 0 --metrics-out "$out/t_fed$k.jsonl" > /dev/null
+    /usr/bin/time -f "%U %S" -o "$out/t_full$k.cpu" "$FEDREC" train --data "$DATA" --model lightgcn-full \
+      --centralized --threads "$THREADS" --quiet --epochs 10 --eval-every 0 --metrics-out "$out/t_full$k.jsonl" > /dev/null
     "$VENV/bin/python" bench/lightgcn_recbole.py "$DATA" --epochs 3 --eval-every 100 --threads "$THREADS" \
       > "$out/t_rb$k.jsonl" 2> /dev/null
     r=$(python3 - "$out/t_fed$k.jsonl" "$out/t_rb$k.jsonl" "$out/t_fed$k.cpu" <<'PY'
@@ -91,21 +102,40 @@ PY
     echo "   round $k: wall fedrec $fw s/epoch, RecBole $bw: ${rw}x;  CPU fedrec <= $fcpu s/epoch, RecBole $bcpu: ${rc}x"
     ratios+=("$rw")
     cratios+=("$rc")
+    r=$(python3 - "$out/t_full$k.jsonl" "$out/t_rb$k.jsonl" "$out/t_full$k.cpu" <<'PY'
+import json, sys
+f = sorted(json.loads(l)["seconds"] for l in open(sys.argv[1]) if '"epoch"' in l and "summary" not in l)
+rb = [json.loads(l) for l in open(sys.argv[2])]
+b = sorted(r["seconds"] for r in rb)
+bc = sorted(r["cpu_seconds"] for r in rb)
+fc = sum(map(float, open(sys.argv[3]).read().split()[:2])) / 10
+print("%.4f %.1f %.4f %.1f" % (f[len(f) // 2], b[len(b) // 2] / f[len(f) // 2], fc, bc[len(bc) // 2] / fc))
+PY
+)
+    read -r gw grw gcpu grc <<< "$r"
+    echo "   round $k: lightgcn-full wall $gw s/epoch: ${grw}x;  CPU <= $gcpu s/epoch: ${grc}x (against the same RecBole run)"
+    gratios+=("$grw")
+    gcratios+=("$grc")
   done
   ratio=$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n "$(( (${#ratios[@]} + 1) / 2 ))p")
   cratio=$(printf '%s\n' "${cratios[@]}" | sort -g | sed -n "$(( (${#cratios[@]} + 1) / 2 ))p")
+  gratio=$(printf '%s\n' "${gratios[@]}" | sort -g | sed -n "$(( (${#gratios[@]} + 1) / 2 ))p")
+  gcratio=$(printf '%s\n' "${gcratios[@]}" | sort -g | sed -n "$(( (${#gcratios[@]} + 1) / 2 ))p")
 fi
 
 echo
 printf '%-34s %8s %8s %10s\n' "ml-100k-loo, 99 negatives" "HR@10" "NDCG@10" "s/epoch"
 printf '%-34s %8s %8s %10s\n' "fedrec lightgcn centralized" "$c_hr" "$c_nd" "$c_s"
 printf '%-34s %8s %8s %10s\n' "fedrec lightgcn federated" "$f_hr" "$f_nd" "$f_s (round)"
+printf '%-34s %8s %8s %10s\n' "fedrec lightgcn-full (centralized)" "$g_hr" "$g_nd" "$g_s"
 printf '%-34s %8s %8s %10s\n' "RecBole LightGCN ($RB_EPOCHS epochs)" "$r_hr" "$r_nd" "$r_s"
 printf '%-34s %8s %8s\n' "RecBole best (epoch $r_be, on test)" "$r_bhr" "$r_bnd"
-python3 - "$c_hr" "$f_hr" "$r_hr" "$r_bhr" "$c_nd" "$r_nd" <<'PY'
+python3 - "$c_hr" "$f_hr" "$r_hr" "$r_bhr" "$c_nd" "$r_nd" "$g_hr" "$g_nd" <<'PY'
 import sys
-c, f, r, rb, cn, rn = map(float, sys.argv[1:])
+c, f, r, rb, cn, rn, g, gn = map(float, sys.argv[1:])
 print("federated / centralized HR@10: %.3f (target >= 0.95)" % (f / c))
 print("centralized - RecBole HR@10: %+.4f (last), %+.4f (its best); NDCG@10 %+.4f" % (c - r, c - rb, cn - rn))
+print("lightgcn-full - RecBole HR@10: %+.4f (last), %+.4f (its best); NDCG@10 %+.4f" % (g - r, g - rb, gn - rn))
 PY
 echo "per-epoch speed-up over RecBole (timing rounds, median): ${ratio}x wall clock, ${cratio}x CPU time (target >= 10x)"
+echo "lightgcn-full per-epoch speed-up over RecBole (same rounds, median): ${gratio}x wall clock, ${gcratio}x CPU time"

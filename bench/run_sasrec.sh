@@ -11,13 +11,17 @@
 # Run from the repository root after building (build/fedrec); ../shared beside the repo;
 # RecBole in the venv ~/.cache/fedrec-ref-venv.
 # Usage: bench/run_sasrec.sh [DATASETS (ml100k ml1m)]   env: RB_EPOCHS (RecBole's epoch
-# budget, default 200 with early stopping), THREADS (1), OUT (a directory to keep results)
+# budget, default 200 with early stopping), RB_BUDGET (seconds after which RecBole starts
+# no new epoch and its best model on validation so far is tested; default 0: none),
+# THREADS (1), OUT (a directory to keep results). A RecBole run stopped by hand can be
+# scored from its last checkpoint: recbole_sasrec.py SPLIT --from-checkpoint FILE.pth
 set -euo pipefail
 shared=../shared
 bin=${FEDREC_BIN:-build/fedrec}
 py=${RB_PY:-$HOME/.cache/fedrec-ref-venv/bin/python}
 threads=${THREADS:-1}
 rb_epochs=${RB_EPOCHS:-200}
+rb_budget=${RB_BUDGET:-0}
 sets=${1:-ml100k ml1m}
 # OpenBLAS mistakes this machine's CPU for a Prescott (SSE3) without it; set it only where
 # the CPU has AVX2
@@ -53,6 +57,7 @@ for s in $sets; do
         --threads "$threads" --eval-every 0 --quiet --metrics-out "$d/f.jsonl" --out "$d/f.fr" >"$d/f.log" 2>&1
     echo "+ $py bench/recbole_sasrec.py $d/split --epochs $rb_epochs --threads $threads"
     "$py" bench/recbole_sasrec.py "$d/split" --epochs "$rb_epochs" --threads "$threads" --work "$d/rb" \
+        --time-budget "$rb_budget" \
         >"$d/rb.json" 2>"$d/rb.err" || { echo "RecBole failed: $(tail -3 "$d/rb.err")"; }
     python3 - "$d" "$users" "$(cpu_of "$d/c.time")" "$(cpu_of "$d/f.time")" <<'PY'
 import json, sys

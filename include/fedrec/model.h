@@ -115,6 +115,10 @@ FR_API bool fr_model_kind_is_explicit(fr_model_kind kind);
  * trains them in one pass over the training data, and the centralized trainer's epoch is
  * that fit. They are not trained by gradient steps, so not federated either. */
 FR_API bool fr_model_kind_is_closed_form(fr_model_kind kind);
+/* True for the kinds whose every step reads the whole training graph (lightgcn-full: an
+ * item's degree and its other users' rows): they train centralized only, since a
+ * federated client knows only its own interactions (lightgcn is their federated form). */
+FR_API bool fr_model_kind_is_central_only(fr_model_kind kind);
 
 /* True for the kinds that read side features of users and items (lightfm, fm:
  * fr_model_config_set_features); the others ignore them. */

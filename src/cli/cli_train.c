@@ -325,6 +325,10 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
         !cli_dim_applies(&pc.model))
         return usage_err(o, "--dim does not size any part of %s (its embeddings are set by its MLP layout)",
                          fr_model_kind_name(kind));
+    if (GIVEN(layers) && !(o->model && fr_model_kind_is_central_only(kind)))
+        return usage_err(o, "--layers sets the propagation depth of a whole-graph model (--model lightgcn-full); %s "
+                         "has none to set (lightgcn, the federated form, propagates one user-side layer)",
+                         o->model ? fr_model_kind_name(kind) : "the default model");
     if (o->model && GIVEN(bias_l2) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_has_bias_rows(&pc.model))
         return usage_err(o, "--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
@@ -351,6 +355,7 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
 int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_config *c) {
     fr_model_config *mc = &c->model;
     if (GIVEN(dim)) mc->dim = (uint32_t)o->dim;
+    if (GIVEN(layers)) mc->n_layers = (uint32_t)o->layers;
     if (GIVEN(l2)) mc->l2 = (float)o->l2;
     if (GIVEN(bias_l2)) mc->bias_l2 = (float)o->bias_l2;
     if (GIVEN(confidence_alpha)) c->train.confidence_alpha = c->fl.confidence_alpha = (float)o->confidence_alpha;
@@ -838,12 +843,15 @@ int cli_train(int argc, char **argv) {
         CLI_LOAD_SPECS(&lo),
         ARG_SPEC_STR("split", &o.split, "S  loo | ratio:R | temporal:R | temporal-user:R (default loo)"),
         ARG_SPEC_STR("model", &o.model,
-                     "M  mf | bpr | gmf | mlp | neumf | lightgcn | lightfm | fm | sasrec | pop | bias (default: mf "
-                     "for explicit ratings, neumf when every rating is equal or the data has evaluation negatives); "
-                     "lightgcn is a graph model, lightfm and fm read side features, sasrec a user's items in time "
+                     "M  mf | bpr | gmf | mlp | neumf | lightgcn | lightgcn-full | lightfm | fm | sasrec | pop | bias "
+                     "(default: mf for explicit ratings, neumf when every rating is equal or the data has evaluation "
+                     "negatives); lightgcn is a graph model (one user-side layer over the user's own items: it "
+                     "trains federated), lightgcn-full LightGCN over the whole graph (--centralized only), lightfm and fm read side features, sasrec a user's items in time "
                      "order; pop and bias are baselines, with --centralized"),
         ARG_SPEC_STR("preset", &o.preset, "P  fedrec (tuned, default) | textbook (FedAvg as the PyTorch anchors)"),
         ARG_SPEC_INT("dim", &o.dim, 1, 4096, NULL, "D  embedding size (default: the table below)"),
+        ARG_SPEC_INT("layers", &o.layers, 0, 16, NULL,
+                     "K  lightgcn-full: propagation layers over the whole user-item graph (default 2)"),
         ARG_SPEC_INT("rounds", &o.rounds, 1, U32, NULL, "R  federated rounds (default: the table below)"),
         ARG_SPEC_REAL("clients-per-round", &o.clients_per_round, 0, U32, ARG_WHOLE_COUNT, "0 = all",
                       "C  clients per round (default all)"),
@@ -947,7 +955,7 @@ int cli_train(int argc, char **argv) {
     const char *pos[1];
     int npos;
     const char *usage =
-        "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf|lightgcn|lightfm|fm|sasrec|pop|bias] "
+        "fedrec train [--data PATH] [--test PATH] [--model mf|bpr|gmf|mlp|neumf|lightgcn|lightgcn-full|lightfm|fm|sasrec|pop|bias] "
         "[--centralized] ...";
     int rc = args_parse("train", argc, argv, specs, pos, 0, &npos, usage);
     if (rc < 0) cli_train_defaults_help(o.preset); /* --help: the table of every model's defaults */
@@ -961,6 +969,9 @@ int cli_train(int argc, char **argv) {
     if (fr_model_kind_is_closed_form(kind) && !o.centralized)
         return usage_err(&o, "--model %s is a baseline fitted in closed form on all the training data: add --centralized "
                          "(it is not trained federated)", o.model);
+    if (fr_model_kind_is_central_only(kind) && !o.centralized)
+        return usage_err(&o, "--model %s propagates over every user's interactions, which a federated client does not "
+                         "have: add --centralized (--model lightgcn is its federated form)", o.model);
     fr_source src;
     fr_source_default(&src);
     if ((rc = cli_load_opts_apply("train", &lo, specs, &src.load))) return rc;

@@ -15,9 +15,10 @@ typedef struct cli_train_opts {
     const char *test;         /* --test PATH: given test file (PATH is then the training file) */
     const char *negatives;    /* --negatives PATH: NCF .negative file */
     const char *split;        /* --split loo|ratio:0.8|temporal:0.8 (default loo) */
-    const char *model;        /* --model mf|bpr|gmf|mlp|neumf|lightgcn|lightfm|fm|sasrec|pop|bias */
+    const char *model;        /* --model mf|bpr|gmf|mlp|neumf|lightgcn|lightgcn-full|lightfm|fm|sasrec|pop|bias */
     const char *preset;       /* --preset fedrec|textbook */
     uint64_t dim;             /* --dim D */
+    uint64_t layers;          /* --layers K: lightgcn-full's propagation layers */
     uint64_t rounds;          /* --rounds R */
     double clients_per_round; /* --clients-per-round C: a whole count (>= 1) or a fraction (< 1); 0 = all */
     uint64_t local_epochs;    /* --local-epochs E */

@@ -186,6 +186,10 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
     *out = NULL;
     fr_err e = fr_fl_config_check(cfg);
     if (e) return e;
+    if (fr_model_kind_is_central_only(mcfg->kind)) /* its steps read every user's items */
+        return fri_fail(FR_ERR_INVALID, "%s propagates over every user's interactions, which a client does not "
+                        "have: it trains centralized only (lightgcn is its federated form)",
+                        fr_model_kind_name(mcfg->kind));
     fr_client_ws *ws = fri_calloc(1, sizeof *ws);
     if (!ws) return FR_ERR_NOMEM;
     ws->mcfg = *mcfg;

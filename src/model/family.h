@@ -33,6 +33,9 @@ typedef struct fri_model_kind_def {
     bool explicit_ratings;  /* predicts ratings (RMSE/MAE), else ranks items (HR, NDCG) */
     bool closed_form;       /* trained only by the family's fit op (a baseline): never by
                                gradient steps, so never federated */
+    bool central_only;      /* reads every user's training items at every step (a whole-graph
+                               model, lightgcn-full): trained centralized, never federated,
+                               where a client knows only its own */
 } fri_model_kind_def;
 
 struct fri_examples; /* model/examples.h */
@@ -140,6 +143,7 @@ extern const fri_model_family fri_model_family_base;
 extern const fri_model_family fri_model_family_lightgcn;
 extern const fri_model_family fri_model_family_hybrid; /* model_hybrid.c: lightfm, fm */
 extern const fri_model_family fri_model_family_sasrec; /* model_sasrec.c */
+extern const fri_model_family fri_model_family_lightgcn_full; /* model_lightgcn.c: lightgcn-full */
 
 /* ------------------------------------------------------------------ registry */
 

@@ -324,3 +324,283 @@ const fri_model_family fri_model_family_lightgcn = {
     .loss_grad = loss_grad,
     .score = score,
 };
+
+/* ================================================================ lightgcn-full
+ *
+ * LightGCN itself (He et al. 2020, eqs. 3, 4, 6), trained centrally: the user-item graph
+ * of every user's training items, K layers of propagation over its symmetrically
+ * normalised adjacency, the final embedding of every node the mean of its K + 1 layers:
+ *
+ *   A = D^-1/2 [[0, R^T], [R, 0]] D^-1/2   (R: users x items, D: the node degrees)
+ *   E^0 = (q_0 .. q_{I-1}, p_0 .. p_{U-1}) (items first, as in the slab)
+ *   E^{l+1} = A E^l,   F = (E^0 + ... + E^K) / (K + 1)
+ *   score(u, i) = F_u . F_i
+ * with BPR on (u, pos, neg) (or BCE on labels) and the L2 term of `lightgcn` on the
+ * layer-0 rows of the batch. A is symmetric, so the gradient of the loss in E^0 is
+ * (dF + A dF + ... + A^K dF) / (K + 1): the backward pass is the forward's propagation
+ * applied to dF. Every node's row depends on every node within K hops, so each batch
+ * propagates the whole graph (2 K sweeps over the edges, forward and backward), as
+ * RecBole's LightGCN does; the gradient reaches every row (all are marked).
+ *
+ * Federated, this model is not available: a client knows only its own edges, so neither
+ * an item's degree nor its other users' rows (the item side of a layer, every path
+ * u -> i -> v -> j) can be computed on it. `lightgcn` (above) is the federated
+ * approximation: one user-side layer over the user's own items (docs/ARCHITECTURE.md,
+ * "The graph model"). The kind is marked central_only; the run configuration refuses it
+ * federated.
+ *
+ * Scores reuse the last propagation while the parameters and the graph binding are
+ * those it was computed from (the workspace keeps a copy of E^0 and compares it): the
+ * evaluator scores a user's candidates a call at a time.
+ *
+ * Layout as `lightgcn`. Parameter block: u32 dim, u32 K (n_layers). */
+
+static void full_config_default(fr_model_config *c) {
+    c->dim = 64;
+    c->n_layers = 2; /* RecBole's default; the paper uses 3 */
+    c->loss = FR_LOSS_BPR;
+    c->l2 = 0.0f;
+}
+
+static fr_err full_config_check(const fr_model_config *c) {
+    fr_err e = config_check(c);
+    if (e) return e;
+    if (c->n_layers > 16) return fri_fail(FR_ERR_INVALID, "lightgcn-full: layers %u: expected 0..16", c->n_layers);
+    return FR_OK;
+}
+
+static void full_params_put(fri_buf *b, const fr_model_config *c) {
+    fri_buf_u32(b, c->dim);
+    fri_buf_u32(b, c->n_layers);
+}
+static fr_err full_params_get(fri_rd *r, fr_model_config *c) {
+    fr_err e = fri_rd_u32(r, &c->dim, "dim");
+    if (!e) e = fri_rd_u32(r, &c->n_layers, "layers");
+    return e;
+}
+
+typedef struct lgf_ws {
+    size_t N;              /* nodes: n_items + n_users */
+    float *dinv;           /* [N] D^-1/2 of each node (0 for a node without an edge) */
+    float *fin;            /* [N, dim] F */
+    float *cur, *nxt;      /* [N, dim] a layer and the next */
+    float *dfin;           /* [N, dim] dLoss/dF, then the sum of A^l dF */
+    float *e0;             /* [N, dim] the E^0 that fin was computed from (score's cache) */
+    float *s, *sn, *ds, *dsn; /* [B] */
+    int cached;            /* fin is F of e0 under graph (gfn, gctx) */
+    size_t (*gfn)(const void *, uint32_t, const uint32_t **);
+    const void *gctx;
+} lgf_ws;
+
+static size_t full_ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
+    lgf_ws tmp, *w = wsp ? wsp : &tmp;
+    fri_carver cv = {arena, 0};
+    size_t N = (size_t)c->n_items + c->n_users, d = c->dim;
+    w->N = N;
+    w->dinv = fri_carve(&cv, N);
+    w->fin = fri_carve(&cv, N * d);
+    w->cur = fri_carve(&cv, N * d);
+    w->nxt = fri_carve(&cv, N * d);
+    w->dfin = fri_carve(&cv, N * d);
+    w->e0 = fri_carve(&cv, N * d);
+    w->s = fri_carve(&cv, B); w->sn = fri_carve(&cv, B); w->ds = fri_carve(&cv, B); w->dsn = fri_carve(&cv, B);
+    return cv.at;
+}
+
+static bool full_ws_fits(const fr_model_config *a, const fr_model_config *b) {
+    return a->dim == b->dim && a->n_users == b->n_users && a->n_items == b->n_items;
+}
+
+/* dinv of every node from the bound graph. FR_ERR_INVALID without one, FR_ERR_RANGE for
+ * an item outside the table. */
+static fr_err full_degrees(const fr_model *m, lgf_ws *w) {
+    if (!m->graph.items)
+        return fri_fail(FR_ERR_INVALID, "lightgcn-full: no training graph bound (fr_model_set_graph): it "
+                        "propagates over every user's training items");
+    const size_t I = m->cfg.n_items;
+    memset(w->dinv, 0, w->N * sizeof *w->dinv);
+    for (uint32_t u = 0; u < m->cfg.n_users; u++) {
+        const uint32_t *it = NULL;
+        size_t n = m->graph.items(m->graph.ctx, u, &it);
+        for (size_t j = 0; j < n; j++) {
+            if (it[j] >= I)
+                return fri_fail(FR_ERR_RANGE, "lightgcn-full: user row %u: graph item %u outside %zu items", u,
+                                it[j], I);
+            w->dinv[it[j]] += 1.0f;
+        }
+        w->dinv[I + u] = (float)n; /* counts are exact in a float up to 2^24 */
+    }
+    for (size_t k = 0; k < w->N; k++) w->dinv[k] = w->dinv[k] > 0 ? (float)(1.0 / sqrt((double)w->dinv[k])) : 0.0f;
+    return FR_OK;
+}
+
+/* out = A x over the nodes (x, out: [N, dim]); a sweep over each user's edges in user
+ * order, each edge adding to both of its ends. The hot loop of an epoch (2 K sweeps a
+ * batch): multiplies and adds in a fixed order, never fused (ISO C: no contraction), so
+ * its AVX2 clone gives the plain one's bits. */
+FRI_LG_CLONES static void full_spmm(const fr_model *m, const lgf_ws *w, float *restrict out, const float *restrict x) {
+    const size_t I = m->cfg.n_items, d = m->cfg.dim;
+    memset(out, 0, w->N * d * sizeof *out);
+    for (uint32_t u = 0; u < m->cfg.n_users; u++) {
+        const uint32_t *it = NULL;
+        size_t n = m->graph.items(m->graph.ctx, u, &it);
+        const size_t pu = I + u;
+        const float du = w->dinv[pu];
+        float *ou = out + pu * d;
+        const float *xu = x + pu * d;
+        for (size_t j = 0; j < n; j++) {
+            const size_t i = it[j];
+            const float a = du * w->dinv[i];
+            float *oi = out + i * d;
+            const float *xi = x + i * d;
+            for (size_t c = 0; c < d; c++) {
+                ou[c] += a * xi[c];
+                oi[c] += a * xu[c];
+            }
+        }
+    }
+}
+
+/* acc <- (acc + A acc + ... + A^K acc) / (K + 1), with cur and nxt as scratch. */
+static void full_smooth(const fr_model *m, lgf_ws *w, float *acc) {
+    const size_t nd = w->N * m->cfg.dim;
+    const uint32_t K = m->cfg.n_layers;
+    memcpy(w->cur, acc, nd * sizeof *acc);
+    for (uint32_t l = 0; l < K; l++) {
+        full_spmm(m, w, w->nxt, w->cur);
+        for (size_t k = 0; k < nd; k++) acc[k] += w->nxt[k];
+        float *t = w->cur;
+        w->cur = w->nxt;
+        w->nxt = t;
+    }
+    const float s = 1.0f / (float)(K + 1);
+    for (size_t k = 0; k < nd; k++) acc[k] *= s;
+}
+
+/* w->fin = F of the model's parameters. */
+static fr_err full_forward(const fr_model *m, lgf_ws *w) {
+    fr_err e = full_degrees(m, w);
+    if (e) return e;
+    const size_t I = m->cfg.n_items, d = m->cfg.dim;
+    memcpy(w->fin, fri_model_data(m, m->slot[ITEM_E]), I * d * sizeof *w->fin);
+    memcpy(w->fin + I * d, fri_model_data(m, m->slot[USER_E]), (size_t)m->cfg.n_users * d * sizeof *w->fin);
+    full_smooth(m, w, w->fin);
+    return FR_OK;
+}
+
+static fr_err full_loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad *g, double *loss) {
+    lgf_ws *w = wsp;
+    const fr_model_config *c = &m->cfg;
+    w->cached = 0; /* fin is overwritten, and the parameters are about to change */
+    fr_err e = full_forward(m, w);
+    if (e) return e;
+    const size_t B = b->n, d = c->dim, I = c->n_items;
+    const bool bpr = c->loss == FR_LOSS_BPR;
+    const float *F = w->fin;
+    for (size_t x = 0; x < B; x++) {
+        const float *fu = F + (I + b->users[x]) * d;
+        w->s[x] = fri_dot(fu, F + (size_t)b->items[x] * d, d);
+        if (bpr) w->sn[x] = fri_dot(fu, F + (size_t)b->neg[x] * d, d);
+    }
+    double L = bpr ? fri_bpr_forward_backward(g ? w->ds : NULL, g ? w->dsn : NULL, w->s, w->sn, b->weight, B)
+                   : fri_bce_forward_backward(g ? w->ds : NULL, w->s, b->label, b->weight, B);
+    const int it_t = m->slot[ITEM_E], us_t = m->slot[USER_E];
+    const float *P = fri_model_data(m, us_t), *Q = fri_model_data(m, it_t);
+    double l2s = (double)c->l2 / (double)B;
+    if (l2s > 0) {
+        double sq = 0;
+        for (size_t x = 0; x < B; x++) {
+            sq += fri_sumsq(P + (size_t)b->users[x] * d, d) + fri_sumsq(Q + (size_t)b->items[x] * d, d);
+            if (bpr) sq += fri_sumsq(Q + (size_t)b->neg[x] * d, d);
+        }
+        L += l2s * sq;
+    }
+    *loss = L;
+    if (!g) return FR_OK;
+
+    /* dF of the scored rows, then through the propagation to E^0 */
+    float *dF = w->dfin;
+    memset(dF, 0, w->N * d * sizeof *dF);
+    for (size_t x = 0; x < B; x++) {
+        const size_t pu = I + b->users[x], i = b->items[x];
+        const float *fu = F + pu * d, *fi = F + i * d, ds = w->ds[x];
+        float *gu = dF + pu * d, *gi = dF + i * d;
+        for (size_t cc = 0; cc < d; cc++) {
+            gu[cc] += ds * fi[cc];
+            gi[cc] += ds * fu[cc];
+        }
+        if (bpr) {
+            const size_t j = b->neg[x];
+            const float *fj = F + j * d, dsn = w->dsn[x];
+            float *gj = dF + j * d;
+            for (size_t cc = 0; cc < d; cc++) {
+                gu[cc] += dsn * fj[cc];
+                gj[cc] += dsn * fu[cc];
+            }
+        }
+    }
+    full_smooth(m, w, dF);
+    float *GQ = fri_grad_of(g, it_t), *GP = fri_grad_of(g, us_t);
+    for (size_t k = 0; k < I * d; k++) GQ[k] += dF[k];
+    for (size_t k = 0; k < (size_t)c->n_users * d; k++) GP[k] += dF[I * d + k];
+    if (l2s > 0) {
+        float k2 = (float)(2.0 * l2s);
+        for (size_t x = 0; x < B; x++) {
+            const uint32_t u = b->users[x], i = b->items[x];
+            for (size_t cc = 0; cc < d; cc++) {
+                GP[(size_t)u * d + cc] += k2 * P[(size_t)u * d + cc];
+                GQ[(size_t)i * d + cc] += k2 * Q[(size_t)i * d + cc];
+            }
+            if (bpr) {
+                const uint32_t j = b->neg[x];
+                for (size_t cc = 0; cc < d; cc++) GQ[(size_t)j * d + cc] += k2 * Q[(size_t)j * d + cc];
+            }
+        }
+    }
+    for (uint32_t i = 0; i < I; i++) fr_rowset_add(&g->rows[it_t], i);
+    for (uint32_t u = 0; u < c->n_users; u++) fr_rowset_add(&g->rows[us_t], u);
+    return FR_OK;
+}
+
+static void full_score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n,
+                       float *out) {
+    lgf_ws *w = wsp;
+    const size_t I = m->cfg.n_items, d = m->cfg.dim, nI = I * d, nU = (size_t)m->cfg.n_users * d;
+    const float *Q = fri_model_data(m, m->slot[ITEM_E]), *P = fri_model_data(m, m->slot[USER_E]);
+    bool hit = w->cached && w->gfn == m->graph.items && w->gctx == m->graph.ctx &&
+               !memcmp(w->e0, Q, nI * sizeof *Q) && !memcmp(w->e0 + nI, P, nU * sizeof *P);
+    if (!hit) {
+        w->cached = 0;
+        if (full_forward(m, w)) { /* a bad graph item (fr_model_score checked that one is bound) */
+            for (size_t x = 0; x < n; x++) out[x] = NAN;
+            return;
+        }
+        memcpy(w->e0, Q, nI * sizeof *Q);
+        memcpy(w->e0 + nI, P, nU * sizeof *P);
+        w->gfn = m->graph.items;
+        w->gctx = m->graph.ctx;
+        w->cached = 1;
+    }
+    for (size_t x = 0; x < n; x++)
+        out[x] = fri_dot(w->fin + (I + users[x]) * d, w->fin + (size_t)items[x] * d, d);
+}
+
+static const fri_model_kind_def full_kinds[] = {{"lightgcn-full", false, false, true}};
+
+const fri_model_family fri_model_family_lightgcn_full = {
+    .name = "lightgcn-full",
+    .kinds = full_kinds,
+    .n_kinds = 1,
+    .init_std = 0.1f,
+    .needs_graph = true,
+    .config_default = full_config_default,
+    .config_check = full_config_check,
+    .params_put = full_params_put,
+    .params_get = full_params_get,
+    .layout = layout,
+    .ws_size = sizeof(lgf_ws),
+    .ws_carve = full_ws_carve,
+    .ws_fits = full_ws_fits,
+    .loss_grad = full_loss_grad,
+    .score = full_score,
+};

@@ -22,6 +22,7 @@ static const fri_model_family *const builtin[] = {
     &fri_model_family_lightgcn, /* lightgcn (no public enum value: files name it) */
     &fri_model_family_hybrid, /* lightfm, fm */
     &fri_model_family_sasrec, /* sasrec = 8 */
+    &fri_model_family_lightgcn_full, /* lightgcn-full (last: the kinds before keep their values) */
 };
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
@@ -67,6 +68,12 @@ bool fr_model_kind_is_explicit(fr_model_kind kind) {
     int i;
     const fri_model_family *f = find(kind, &i);
     return f && f->kinds[i].explicit_ratings;
+}
+
+bool fr_model_kind_is_central_only(fr_model_kind kind) {
+    int i;
+    const fri_model_family *f = find(kind, &i);
+    return f && f->kinds[i].central_only;
 }
 
 bool fr_model_kind_is_closed_form(fr_model_kind kind) {
