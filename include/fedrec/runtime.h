@@ -80,8 +80,10 @@ FR_API FR_NODISCARD fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path);
  *     ids n_users .. n_users + n_fake - 1, n_fake = round(FRACTION * n_users / (1 -
  *     FRACTION)). They hold no data and are never evaluated. Each round a sampled fake
  *     sends, for the target item's row of every item table and nothing else (dense Δ 0),
- *     Δ = BOOST * (c - w_target), c the mean of the reference items' rows in the global
- *     model it was sent: in the style of PipAttack (its popularity alignment, with
+ *     Δ = (BOOST * c - w_target) / m, c the mean of the reference items' rows in the
+ *     global model it was sent, m the fakes expected in a round (n_fake * the round's
+ *     target / all clients, at least 1): together they steer the target's rows to BOOST
+ *     times the reference centroid. In the style of PipAttack (its popularity alignment, with
  *     knowledge of popular items) and FedRecAttack (steering the target towards items
  *     users already rank high). promote-pop: the REF most popular items of the training
  *     data (public popularity, ties to the smaller id, the target left out); promote: no

@@ -458,6 +458,11 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
         if (cli_attack.kind != FR_ATTACK_NONE) c->attack = &cli_attack;
         if (fr_sim_faults_on(&cli_faults)) c->faults = &cli_faults;
     }
+    if (!o->cmd && GIVEN(exposure_item)) {
+        c->loop.eval.exposure = true;
+        c->loop.eval.exposure_item = (uint32_t)o->exposure_item;
+        c->loop.eval.exposure_k = 10;
+    }
     if (!o->centralized &&
         cli_compress(o->cmd ? o->cmd : "train", o, o->secagg || o->private_mode || (o->hide_items && !strcmp(o->hide_items, "dense")),
                      fc))
@@ -936,6 +941,9 @@ int cli_train(int argc, char **argv) {
                      "promote-pop:ITEM:FRACTION[:BOOST[:REF]] (the same steering towards the REF most popular items, "
                      "20) | scale:FACTOR:FRACTION | signflip:FRACTION | noise:SIGMA:FRACTION (compromised real "
                      "clients); a target adds er@10 to the metrics"),
+        ARG_SPEC_INT("exposure-item", &o.exposure_item, 0, UINT32_MAX - 1, NULL,
+                     "ITEM  measure er@10 of ITEM (a dense item id) on every evaluation, attack or not (an attack's "
+                     "target is measured anyway)"),
         ARG_SPEC_REAL("crash-rate", &o.crash_rate, 0, 1, ARG_MAX_OPEN, NULL,
                       "P  simulated faults: a sampled client crashes mid-fit with probability P (its result never arrives)"),
         ARG_SPEC_STR("straggler", &o.straggler,

@@ -538,8 +538,10 @@ static fr_err fake_refs(fr_sim *s, int worker, uint32_t round, uint32_t c, const
     return FR_OK;
 }
 
-/* A fake client of a promotion attack: Δ = BOOST * (mean of the reference rows - the
- * target's row) on the target's row of every item table, nothing else. */
+/* A fake client of a promotion attack: Δ = (BOOST * the mean of the reference rows - the
+ * target's row) / m on the target's row of every item table, nothing else; m the fakes
+ * expected in a round (n_fake * target / clients, at least 1), so that together they
+ * steer the target to BOOST times the reference items' centroid. */
 static fr_err run_fake(fr_sim *s, uint32_t c, int worker) {
     sim_worker *w = &s->w[worker];
     uint32_t round = fr_round_completed(s->ctl) + 1;
@@ -556,6 +558,9 @@ static fr_err run_fake(fr_sim *s, uint32_t c, int worker) {
     u->weight = (uint64_t)nref + 1;
     u->client = c;
     u->round = round;
+    /* the fakes share the step: each sends 1/share of it, share the fakes expected in a round */
+    double share = (double)s->n_fake * (double)fr_round_target(s->ctl) / (double)n_total(s);
+    if (share < 1) share = 1;
     double wi = s->cfg.item_sum ? 1.0 : (double)u->weight, bound = (double)fr_fl_fixed_bound(fr_round_target(s->ctl));
     for (int ti = 0; ti < fr_model_n_tensors(g) && t < sh->n_tables; ti++) {
         const fr_tensor *tt = fr_model_tensor(g, ti);
@@ -568,7 +573,7 @@ static fr_err run_fake(fr_sim *s, uint32_t c, int worker) {
             double m = 0;
             for (uint32_t i = 0; i < nref; i++) m += P[tt->offset + (size_t)ref[i] * W + x];
             m /= nref;
-            double d = s->atk.factor * (m - (double)P[tt->offset + (size_t)T * W + x]);
+            double d = (s->atk.factor * m - (double)P[tt->offset + (size_t)T * W + x]) / share;
             double lim = 0.99 * bound / (wi * FR_FL_FIXED_SCALE); /* within the round's bound */
             ut->values[x] = (float)(d > lim ? lim : d < -lim ? -lim : d);
         }
