@@ -96,6 +96,7 @@ struct fr_sim {
     uint32_t *all_ids;      /* over-selection: 0 .. n_total - 1 */
     uint8_t **slot;         /* [n_total] per position: the RESULT's bytes held */
     size_t *slot_n, *slot_cap;
+    uint32_t n_slot;        /* positions slot holds */
     uint64_t *slot_work;    /* per position: its interactions * local epochs */
     uint8_t *slot_state;    /* per position: 0 nothing, 1 crashed, 2 a result held */
     uint32_t attempt;       /* the open round's attempt, 0-based */
@@ -131,7 +132,7 @@ void fr_sim_free(fr_sim *s) {
     for (int i = 0; s->fref && i < s->n_workers; i++) fri_free(s->fref[i]);
     fri_free(s->fref);
     fri_free(s->all_ids);
-    for (uint32_t i = 0; s->slot && i < s->n_clients + s->n_fake; i++) fri_free(s->slot[i]);
+    for (uint32_t i = 0; s->slot && i < s->n_slot; i++) fri_free(s->slot[i]);
     fri_free(s->slot);
     fri_free(s->slot_n);
     fri_free(s->slot_cap);
@@ -780,7 +781,8 @@ uint32_t fr_sim_n_fake(const fr_sim *s) { return s->n_fake; }
 static fr_err sim_buffers(fr_sim *s) {
     uint32_t n = n_total(s);
     if (s->faults) {
-        for (uint32_t i = 0; s->slot && i < n; i++) fri_free(s->slot[i]);
+        for (uint32_t i = 0; s->slot && i < s->n_slot; i++) fri_free(s->slot[i]);
+        s->n_slot = 0;
         fri_free(s->slot); fri_free(s->slot_n); fri_free(s->slot_cap); fri_free(s->slot_work);
         fri_free(s->slot_state); fri_free(s->taken); fri_free(s->all_ids);
         s->slot = fri_calloc(n, sizeof *s->slot);
@@ -790,6 +792,7 @@ static fr_err sim_buffers(fr_sim *s) {
         s->slot_state = fri_calloc(n, 1);
         s->taken = fri_calloc(n, sizeof *s->taken);
         s->all_ids = NULL;
+        if (s->slot) s->n_slot = n;
         if (!s->slot || !s->slot_n || !s->slot_cap || !s->slot_work || !s->slot_state || !s->taken) return FR_ERR_NOMEM;
         if (s->flt.over_select > 0) {
             if (!(s->all_ids = fri_malloc((size_t)n * sizeof *s->all_ids))) return FR_ERR_NOMEM;
