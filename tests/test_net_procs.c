@@ -496,6 +496,29 @@ Test(net_procs, equivalence_with_train_options, .timeout = 240) {
     free(f.dir);
 }
 
+/* Robust aggregators over the network: the server sees each RESULT, so it keeps them as the
+ * simulator does and the model is train's bit for bit (a location rule and a selection). */
+Test(net_procs, equivalence_with_robust_aggregators, .timeout = 240) {
+    fed f;
+    fed_make(&f, 6, 50, 200);
+    const char *aggs[] = {"median", "multikrum:1:3"};
+    for (int i = 0; i < 2; i++) {
+        char opts[256];
+        snprintf(opts, sizeof opts, "--rounds 3 --seed 4 --model mf --aggregator %s", aggs[i]);
+        run_federation(&f, opts);
+        cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts,
+                        f.dir), 0);
+        cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "%s: the networked global model differs from the simulator's",
+                  aggs[i]);
+        cr_assert_eq(sh("%s train --data %s --rounds 3 --seed 4 --model mf --quiet --out %s/sim0.fr >/dev/null",
+                        FR_FEDREC_BIN, f.data, f.dir), 0);
+        cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "%s changed nothing", aggs[i]);
+        cr_assert_eq(sh("rm -f %s/server.state %s/shards/c*/client.state", f.dir, f.dir), 0);
+    }
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 /* Decoy items over the network: the clients draw them from the public popularity that
  * data shard wrote (popularity.txt), as the simulator draws them from its training data,
  * so the model is train's bit for bit; a client without the file refuses to step. */

@@ -272,7 +272,43 @@ typedef struct fr_fl_config {
                                  scale each, dense tensors per block, stochastic rounding
                                  from (seed, round, 0, COMPRESS_DOWN); clients train from
                                  the decoded model, the server keeps the exact one */
+    /* Robust aggregation (src/fl/robust.c; docs/ARCHITECTURE.md, "Robust aggregators").
+     * FR_AGG_FEDAVG (0, the default) is the strategy's weighted mean and the TASK's config
+     * block is byte for byte that of a build without robust aggregators. Any other keeps
+     * each accepted result whole on the server until the round ends: not with secure
+     * aggregation (the server sees only a sum) nor with DP (the noise is calibrated to the
+     * clipped sum). The aggregate replaces the averaged delta, so the strategy (fedadam,
+     * ...) then steps on it as on FedAvg's. */
+    uint32_t aggregator;      /* fr_aggregator */
+    double agg_beta;          /* trimmed / rowtrim: fraction trimmed from each end, [0, 0.5) */
+    double agg_clip;          /* normclip: the L2 bound C of each client's delta; 0: the median
+                                 of the round's delta norms */
+    uint32_t agg_f;           /* krum / multikrum: the Byzantine clients assumed, f */
+    uint32_t agg_m;           /* multikrum: the clients selected, m >= 1 (krum: 1) */
 } fr_fl_config;
+
+/* fr_fl_config.aggregator. Each client counts once (its n_k is self-reported, so a
+ * robust rule does not let it buy weight) except where FedAvg's weights are kept: normclip,
+ * krum and multikrum aggregate the clipped / selected results with FedAvg's exact rule
+ * (weights n_k; item rows by the table rule: mean, rows or sum). */
+typedef enum fr_aggregator {
+    FR_AGG_FEDAVG = 0,        /* the weighted mean (the strategy's own rule) */
+    FR_AGG_MEDIAN = 1,        /* coordinate-wise median of the clients' deltas */
+    FR_AGG_TRIMMED = 2,       /* coordinate-wise beta-trimmed mean */
+    FR_AGG_NORMCLIP = 3,      /* each client's delta clipped to L2 norm C, then FedAvg */
+    FR_AGG_KRUM = 4,          /* the client of least Krum score (Blanchard et al. 2017) */
+    FR_AGG_MULTIKRUM = 5,     /* the m clients of least Krum score, FedAvg over them */
+    FR_AGG_ROWTRIM = 6,       /* item rows: beta-trimmed mean over the clients that touched
+                                 each row (its own few contributors); dense: trimmed */
+} fr_aggregator;
+#define FR_AGG_LAST FR_AGG_ROWTRIM
+
+/* Parses an aggregator as the command line writes it: fedavg | median | trimmed:BETA |
+ * normclip[:C] | krum:F | multikrum:F:M | rowtrim:BETA, into c's aggregator fields (the
+ * others untouched). FR_ERR_INVALID naming what is wrong. */
+FR_API FR_NODISCARD fr_err fr_aggregator_parse(const char *s, fr_fl_config *c);
+/* The aggregator of c written as fr_aggregator_parse reads it, into buf (cap n). */
+FR_API void fr_aggregator_format(const fr_fl_config *c, char *buf, size_t n);
 
 /* Value encodings of fr_fl_config.compress_up / compress_down. */
 typedef enum fr_compress {

@@ -257,6 +257,7 @@ static int cli_server(int argc, char **argv) {
                      "C  uplink compression: none (default) | q8 | q16 (a scale per item row and per 64 dense values, "
                      "stochastic rounding); topk:K is train's only (its error feedback is not in a client's state file)"),
         ARG_SPEC_STR("compress-down", &o.compress_down, "C  downlink compression of the broadcast model: none | q8 | q16"),
+        ARG_SPEC_STR("aggregator", &o.aggregator, CLI_AGGREGATOR_HELP),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -277,6 +278,7 @@ static int cli_server(int argc, char **argv) {
     if (cli_compress("server", &o, o.secagg || o.private_mode || (o.hide_items && !strcmp(o.hide_items, "dense")),
                      NULL))
         return 2;
+    if (cli_aggregator_check(&o)) return 2; /* before the federation is read, as --compress */
     if (o.compress && strstr(o.compress, "topk")) {
         fprintf(stderr, "fedrec server: --compress %s: top-k keeps what it did not send on the client (error "
                 "feedback), and a networked client's state file does not hold it yet; use q8 or q16\n", o.compress);

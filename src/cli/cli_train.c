@@ -50,8 +50,8 @@ static const char *const federated_only[] = {
     "rounds", "clients-per-round", "local-epochs", "strategy", "item-agg", "item-optimizer", "item-lr",
     "item-lr-decay", "server-lr", "server-momentum", "mu", "tau", "beta1", "beta2", "availability",
     "min-results", "partition", "keep-private-optim", "secagg", "hide-items", "private", "compress",
-    "compress-down", "attack", "crash-rate", "straggler", "deadline", "over-select", "client-speed", "max-attempts",
-    NULL};
+    "compress-down", "aggregator", "attack", "crash-rate", "straggler", "deadline", "over-select", "client-speed",
+    "max-attempts", NULL};
 
 /* The options of differential privacy (federated only; all but --dp-clip need it). */
 static const char *const dp_opts[] = {"dp-clip", "dp-noise", "dp-delta", "target-epsilon", "ldp-noise",
@@ -192,6 +192,32 @@ bad_up:
     return 2;
 }
 
+int cli_aggregator_check(const cli_train_opts *o) {
+    if (o->aggregator) { /* its form, then what it cannot be combined with */
+        fr_fl_config ac;
+        memset(&ac, 0, sizeof ac);
+        if (fr_aggregator_parse(o->aggregator, &ac)) return usage_err(o, "--aggregator: %s", fr_errmsg());
+        bool hidden = o->secagg || o->private_mode || (o->hide_items && !strcmp(o->hide_items, "dense"));
+        bool dp = o->dp_clip || (o->hide_items && !strncmp(o->hide_items, "ldp", 3));
+        if (ac.aggregator == FR_AGG_NORMCLIP && ac.agg_clip == 0 && hidden)
+            return usage_err(o, "--aggregator %s with secure aggregation (--secagg, --private, --hide-items dense): the "
+                             "median norm needs each client's update, and the server sees only their masked sum (give "
+                             "a bound, normclip:C: each client then clips itself before masking)", o->aggregator);
+        if (ac.aggregator != FR_AGG_FEDAVG && ac.aggregator != FR_AGG_NORMCLIP && hidden)
+            return usage_err(o, "--aggregator %s with secure aggregation (--secagg, --private, --hide-items dense): a "
+                             "robust rule needs each client's update, and the server sees only their masked sum (use "
+                             "fedavg, or normclip:C, which the clients apply before masking)", o->aggregator);
+        if (ac.aggregator != FR_AGG_FEDAVG && dp)
+            return usage_err(o, "--aggregator %s with differential privacy (--dp-clip, --hide-items ldp): the noise is "
+                             "calibrated to the sum of clipped updates, not to a robust statistic (DP-FedAvg already "
+                             "bounds each update's norm; use fedavg)", o->aggregator);
+        if (ac.aggregator == FR_AGG_ROWTRIM && o->hide_items && !strncmp(o->hide_items, "decoys", 6))
+            return usage_err(o, "--aggregator %s with --hide-items decoys: each decoy row would count among its row's "
+                             "contributors (use median or trimmed)", o->aggregator);
+    }
+    return 0;
+}
+
 /* The checks the parser cannot make (one value's range is the parser's): names, options
  * that belong to the other mode, to another strategy or to another kind of model.
  * Returns 0, or 2 after printing. */
@@ -210,6 +236,7 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
     if (o->partition && fr_partition_parse(o->partition, NULL, NULL, NULL))
         return usage_err(o, "--partition: expected user, iid:K or dirichlet:K[:ALPHA] (K >= 1 silos, ALPHA > 0), got '%s'",
                          o->partition);
+    if (cli_aggregator_check(o)) return 2;
     const char *dpo = first_given(specs, dp_opts);
     if (dpo && o->centralized)
         return usage_err(o, "--%s is user-level differential privacy for federated training (DP-FedAvg: each client's "
@@ -445,6 +472,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     }
     if (o->partition && fr_partition_parse(o->partition, &c->partition, &c->partition_k, &c->partition_alpha))
         return 2; /* checked before */
+    if (o->aggregator && fr_aggregator_parse(o->aggregator, fc)) return usage_err(o, "--aggregator: %s", fr_errmsg());
     if (o->dp_clip) {
         if (parse_dp_clip(o->cmd ? o->cmd : "train", o->dp_clip, &fc->dp_clip, &fc->dp_quantile)) return 2; /* checked before */
         fc->dp_noise = o->dp_noise;
@@ -597,6 +625,11 @@ static void header(const fr_run_config *c, const fr_data *data) {
                 "(drawn once from the items' popularity, pseudo-gradients)\n", fc->decoys, fc->decoys == 1 ? "" : "s");
     if (c->secagg)
         fprintf(stderr, "fedrec train: secure aggregation: dense masked updates, the server sees only each round's sum\n");
+    if (fc->aggregator != FR_AGG_FEDAVG) {
+        char an[64];
+        fr_aggregator_format(fc, an, sizeof an);
+        fprintf(stderr, "fedrec train: robust aggregation: %s (each client's update kept whole until the round ends)\n", an);
+    }
     if (fr_fl_dp_on(fc)) {
         char clip[64], eps[64] = "";
         if (fc->dp_quantile > 0) snprintf(clip, sizeof clip, "adaptive to the %g quantile from %g", fc->dp_quantile, fc->dp_clip);
@@ -916,6 +949,7 @@ int cli_train(int argc, char **argv) {
                      "for the next round: error feedback) | topk:K,q8 | topk:K,q16"),
         ARG_SPEC_STR("compress-down", &o.compress_down,
                      "C  downlink compression of the broadcast model: none (float32, default) | q8 | q16"),
+        ARG_SPEC_STR("aggregator", &o.aggregator, CLI_AGGREGATOR_HELP),
         ARG_SPEC_STR("hide-items", &o.hide_items,
                      "H  what the server learns of which items a user touched: none (sparse rows, default) | dense "
                      "(secure aggregation: sums only) | decoys[:R] (R decoy items per interaction, 1) | ldp[:σ] "

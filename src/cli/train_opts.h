@@ -63,6 +63,8 @@ typedef struct cli_train_opts {
     /* hiding which items a user touched */
     const char *hide_items;     /* --hide-items none|dense|decoys[:R]|ldp[:σ] */
     bool private_mode;          /* --private: the default private mode (--hide-items dense) */
+    /* robust aggregation */
+    const char *aggregator;     /* --aggregator fedavg|median|trimmed:B|normclip[:C]|krum:F|multikrum:F:M|rowtrim[:B] */
     /* compression */
     const char *compress;       /* --compress none|q8|q16|topk:K[,q8|,q16] (uplink) */
     const char *compress_down;  /* --compress-down none|q8|q16 */
@@ -99,6 +101,20 @@ int cli_dp_check(const char *cmd, const cli_train_opts *o, const struct arg_spec
  * (--dp-clip, --private/--hide-items ldp) and secure aggregation (secagg: the run's).
  * Fills fc's compression fields when fc is not NULL. 0, or 2 after printing. */
 struct fr_fl_config;
+/* --aggregator for fedrec o->cmd: its form, and its refusals with secure aggregation, DP
+ * and (rowtrim) decoys. 0, or 2 after printing. */
+int cli_aggregator_check(const cli_train_opts *o);
 int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, struct fr_fl_config *fc);
 
+/* The help of --aggregator (train and server). */
+#define CLI_AGGREGATOR_HELP                                                                                         \
+    "A  the server's rule over the round's results: fedavg (the n_k-weighted mean, default) | median | "              \
+    "trimmed:B (drop the B fraction, 0 <= B < 0.5, at each end of every coordinate) | normclip[:C] (each "            \
+    "client's delta clipped to L2 norm C, default the round's median norm, then fedavg; with C the clients also "    \
+    "clip themselves, so normclip:C runs under --secagg, unchecked there) | krum:F | multikrum:F:M "                  \
+    "(the M results nearest their n-F-2 neighbours, then fedavg over them) | rowtrim[:B] (each item row a trimmed "   \
+    "mean over the clients that touched it, B 0.2; dense values as trimmed). median, trimmed and rowtrim count "       \
+    "each client once (n_k is self-reported); normclip and (multi)krum keep fedavg's weights n_k. Item rows a "       \
+    "client did not touch are zeros (mean and sum rows) and summed rows are scaled as fedavg's. Not with DP, "         \
+    "nor (but normclip:C) with --secagg/--private/--hide-items dense; works with --compress"
 #endif

@@ -954,6 +954,8 @@ static fr_err step_fit(fr_client_ws *ws, const fr_task *task, uint32_t client, c
     }
     fr_err e = fr_client_fit(ws, fr_task_round(task), client, data, g, priv, ws->step_upd, rep);
     if (!e && ws->hide) e = fri_hide_pad(ws->hide, &ws->cfg, data, ws->step_upd);
+    if (!e && ws->cfg.aggregator == FR_AGG_NORMCLIP && ws->cfg.agg_clip > 0)
+        fri_normclip_update(ws->step_upd, ws->cfg.agg_clip); /* an honest client bounds itself (masks hide it) */
     return e;
 }
 

@@ -98,6 +98,8 @@ fr_err fr_fl_config_check(const fr_fl_config *c) {
     if ((c->compress_up || c->compress_topk) && fr_fl_dp_on(c))
         return fri_fail(FR_ERR_INVALID, "uplink compression with DP: a quantized or sparsified update is no longer the "
                         "clipped one the server checks and the noise is calibrated for; compress the downlink only");
+    fr_err ae = fri_fl_agg_check(c);
+    if (ae) return ae;
     if (c->item_local.kind != 0) {
         fr_err e = fr_optim_config_check(&c->item_local);
         if (e) {
@@ -216,6 +218,7 @@ static fr_err get_optim(fri_rd *r, fr_optim_config *o, const char *what) {
 #define FLAG_DP 32u
 #define FLAG_HIDE 64u /* decoys: f64 decoys | u32 decoy flags (bit 0: zero values) */
 #define FLAG_COMPRESS 128u /* compression: u32 up | u32 top-k | u32 down (not all 0) */
+#define FLAG_ROBUST 256u /* a robust aggregator: u32 aggregator | f64 beta | f64 clip | u32 f | u32 m */
 
 static bool compressed(const fr_fl_config *c) { return c->compress_up || c->compress_topk || c->compress_down; }
 
@@ -230,7 +233,7 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_u32(b, (c->row_norm ? 1u : 0u) | (c->item_sum ? 2u : 0u) | (c->keep_private_optim ? 4u : 0u) |
                        (c->dense_steps ? 8u : 0u) | (c->confidence_alpha != 0 ? FLAG_ALPHA : 0u) |
                        (fr_fl_dp_on(c) ? FLAG_DP : 0u) | (c->decoys > 0 ? FLAG_HIDE : 0u) |
-                       (compressed(c) ? FLAG_COMPRESS : 0u));
+                       (compressed(c) ? FLAG_COMPRESS : 0u) | (c->aggregator ? FLAG_ROBUST : 0u));
     fri_buf_u32(b, c->local_epochs);
     fri_buf_u32(b, c->batch);
     fri_buf_u32(b, c->negatives);
@@ -264,6 +267,15 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
         fri_buf_u32(b, c->compress_topk);
         fri_buf_u32(b, c->compress_down);
     }
+    if (c->aggregator) {
+        fri_buf_u32(b, c->aggregator);
+        fri_put_f64(d, c->agg_beta);
+        fri_buf_put(b, d, 8);
+        fri_put_f64(d, c->agg_clip);
+        fri_buf_put(b, d, 8);
+        fri_buf_u32(b, c->agg_f);
+        fri_buf_u32(b, c->agg_m);
+    }
 }
 
 fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
@@ -282,7 +294,7 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
         (e = fri_rd_f64(r, &c->availability, "availability")) ||
         (e = fri_rd_u32(r, &c->min_results, "min results")) || (e = fri_rd_u64(r, &c->seed, "seed")))
         return e;
-    if (flags > 255) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0xff", r->name, flags);
+    if (flags > 511) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x1ff", r->name, flags);
     if (flags & FLAG_ALPHA) {
         if ((e = fri_rd_f32(r, &c->confidence_alpha, "confidence alpha"))) return e;
         if (!(c->confidence_alpha > 0) || !isfinite(c->confidence_alpha))
@@ -315,6 +327,14 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
             return e;
         if (!compressed(c))
             return fri_fail(FR_ERR_FORMAT, "%s: compression flag without compression (none is not written)", r->name);
+    }
+    if (flags & FLAG_ROBUST) {
+        if ((e = fri_rd_u32(r, &c->aggregator, "aggregator")) || (e = fri_rd_f64(r, &c->agg_beta, "aggregator beta")) ||
+            (e = fri_rd_f64(r, &c->agg_clip, "aggregator clip")) || (e = fri_rd_u32(r, &c->agg_f, "aggregator f")) ||
+            (e = fri_rd_u32(r, &c->agg_m, "aggregator m")))
+            return e;
+        if (c->aggregator == FR_AGG_FEDAVG)
+            return fri_fail(FR_ERR_FORMAT, "%s: robust flag with fedavg (fedavg is not written)", r->name);
     }
     c->strategy = (fr_strategy)strategy;
     c->row_norm = flags & 1;

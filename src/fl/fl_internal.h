@@ -246,4 +246,50 @@ size_t fri_task_q_bytes(const fr_model *g, uint32_t mode);
 FR_NODISCARD fr_err fri_task_q_encode(uint8_t *out, const fr_model *g, uint32_t mode, uint64_t seed, uint32_t round);
 FR_NODISCARD fr_err fri_task_q_decode(fr_model *g, const uint8_t *p, uint32_t mode);
 
+/* ------------------------------------------------------------ robust aggregation (robust.c) */
+
+/* fr_fl_config's aggregator fields: FR_OK, or FR_ERR_INVALID naming the field (with DP,
+ * rowtrim with decoys, a beta outside [0, 0.5), ...). */
+FR_NODISCARD fr_err fri_fl_agg_check(const fr_fl_config *c);
+
+/* One accepted result kept whole for a robust aggregator, its values as sent (w * Δ in
+ * fixed point). Grows only, so one kept across rounds stops allocating. */
+typedef struct fri_kept {
+    uint64_t weight;                        /* n_k */
+    int64_t *dense;                         /* [dense_len] */
+    size_t dense_cap;
+    uint32_t count[FR_UPDATE_MAX_TABLES];   /* rows per table */
+    uint32_t *ids[FR_UPDATE_MAX_TABLES];    /* [count] increasing row ids */
+    int64_t *vals[FR_UPDATE_MAX_TABLES];    /* [count * width] */
+    size_t cap[FR_UPDATE_MAX_TABLES];       /* rows allocated */
+} fri_kept;
+FR_NODISCARD fr_err fri_kept_store(fri_kept *k, const fri_result_view *v);
+void fri_kept_free(fri_kept *k);
+
+/* A round's kept results (weight > 0, in client-id order) and the update's layout. */
+typedef struct fri_robust_round {
+    const fr_fl_config *cfg;
+    const fri_kept *const *kept;            /* [n] */
+    uint32_t n;
+    uint32_t dense_len, n_tables, n_items;
+    const uint32_t *widths;                 /* [n_tables] */
+    fr_pool *pool;                          /* or NULL: where the work is spread (the
+                                               result does not depend on it) */
+} fri_robust_round;
+/* The value count of the result layout: dense_len + n_tables * n_items * width. */
+size_t fri_robust_len(const fri_robust_round *rr);
+/* median, trimmed, rowtrim: the round's aggregated delta of every shared value, in the
+ * result layout (the dense values, then each table's n_items rows), into out. */
+FR_NODISCARD fr_err fri_robust_location(const fri_robust_round *rr, double *out);
+/* normclip, krum, multikrum: per kept result the factor its values take in FedAvg's rule:
+ * 0 (left out), 1, or the clip's scale in (0, 1). */
+FR_NODISCARD fr_err fri_robust_factors(const fri_robust_round *rr, double *factor);
+/* normclip:C on the client: u's whole delta (dense values and rows) scaled to L2 norm C
+ * when above it, so under secure aggregation an honest client's update is bounded as the
+ * server would bound it (which it cannot check there). */
+void fri_normclip_update(fr_update *u, double C);
+/* The server's normclip factor of a delta of L2 norm `norm`: 1 up to C (1 + 1e-6), the
+ * slack of the fixed-point rounding of an update a client clipped to C itself, else C / norm. */
+double fri_normclip_factor(double norm, double C);
+
 #endif

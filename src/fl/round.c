@@ -24,6 +24,12 @@
  *     ids); with item_sum item rows take the plain sum of the clients' Δ.
  *   - Per-client figures (loss, examples, bytes) are kept by position in the sampled list
  *     and summed in client-id order at end, so they too do not depend on arrival order.
+ *   - A robust aggregator (robust.c; fr_fl_config.aggregator) also keeps each accepted
+ *     result whole, by position, and at end aggregates from those alone (the lanes'
+ *     sums are rebuilt or unused): kept by position and read in client-id order, so
+ *     lanes and arrival order still change no bit. Never with DP or merged controllers,
+ *     nor with secure aggregation (the server would see what the masks hide) except
+ *     normclip:C, whose clients clip themselves: the masked sum then takes FedAvg's rule.
  *   - Differential privacy (dp.c, fri_dp_*) hooks in at four places only: Poisson
  *     sampling and the round's clip at begin, a result's norm check and clip bit at
  *     accept, noise on the summed integers (and the expected count as divisor) at end,
@@ -73,6 +79,8 @@ struct fr_round {
                                no more results than the target are ever summed) */
     fri_dp_server dp;       /* differential privacy (dp.c); dp.on false without it */
     fr_result **cres;       /* [n_lanes] a compressed RESULT decoded (made on first use) */
+    fri_kept *kept;         /* robust aggregators: [n_clients] per position, its result whole */
+    bool secure_sum;        /* the open round's results came as a secure sum (normclip:C only) */
 };
 
 static bool adaptive(fr_strategy s) {
@@ -97,6 +105,8 @@ void fr_round_free(fr_round *r) {
     fri_dp_server_free(&r->dp);
     for (int i = 0; r->cres && i < r->n_lanes; i++) fr_result_free(r->cres[i]);
     fri_free(r->cres);
+    for (uint32_t i = 0; r->kept && i < r->n_clients; i++) fri_kept_free(&r->kept[i]);
+    fri_free(r->kept);
     fri_free(r);
 }
 
@@ -147,6 +157,7 @@ fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_
     r->examples = fri_malloc(nc * sizeof *r->examples);
     r->up = fri_malloc(nc * sizeof *r->up);
     r->cres = fri_calloc(nl, sizeof *r->cres);
+    if (cfg->aggregator && !(r->kept = fri_calloc(nc, sizeof *r->kept))) goto fail;
     if (!r->acc || (cfg->row_norm && !r->roww) || !r->wsum || !r->ids || !r->status || !r->loss || !r->examples ||
         !r->up || !r->cres)
         goto fail;
@@ -204,6 +215,7 @@ static fr_err begin(fr_round *r, const uint32_t *avail, uint32_t n_avail, double
     }
     if (e) { r->k = r->target = 0; return e; }
     zero_accumulators(r);
+    r->secure_sum = false;
     for (uint32_t i = 0; i < r->k; i++) atomic_store_explicit(&r->status[i], 0, memory_order_relaxed);
     atomic_store(&r->accepted, 0);
     r->open = true;
@@ -329,6 +341,14 @@ static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64
                             v->client, round, r->target);
         }
     } while (!atomic_compare_exchange_weak(&r->accepted, &n, n + 1));
+    if (r->kept && acc >= r->acc && acc < r->acc + (size_t)r->n_lanes * r->n_shared) { /* a lane's: kept whole */
+        fr_err ke = fri_kept_store(&r->kept[pos], v);
+        if (ke) {
+            atomic_fetch_sub(&r->accepted, 1);
+            atomic_fetch_and(&r->status[pos], (unsigned char)~DONE);
+            return ke;
+        }
+    }
     size_t at = 0;
     for (int i = 0; i < r->n_dense; i++) {
         const fr_tensor *tt = fr_model_tensor(r->g, r->dense_t[i]);
@@ -424,6 +444,16 @@ static inline void apply(fr_round *r, float *w, size_t p, double d) {
     }
 }
 
+/* A fixed-point value times a factor in (0, 1], rounded half away from zero (1: itself). */
+static inline int64_t scaled(int64_t v, double f) {
+    if (f == 1.0) return v;
+    double x = (double)v * f;
+    return (int64_t)(x + copysign(0.5, x));
+}
+static inline void add_scaled(int64_t *acc, int64_t v, double f) { /* modulo 2^64, as the lanes */
+    *acc = (int64_t)((uint64_t)*acc + (uint64_t)scaled(v, f));
+}
+
 /* Sums the lanes and applies the strategy to the global model. */
 static void aggregate(fr_round *r) {
     uint64_t wsum = 0;
@@ -456,6 +486,71 @@ static void aggregate(fr_round *r) {
             }
         }
     }
+}
+
+/* A robust aggregator's round (robust.c): the kept results of weight > 0 in client-id
+ * order; a location rule's delta applied to every shared value, or a factor per result
+ * with which the results enter FedAvg's integer sums (factor 1: the value as sent, so
+ * selecting every result is FedAvg bit for bit). */
+static fr_err aggregate_robust(fr_round *r) {
+    const fri_kept **kept = fri_malloc(((size_t)r->k + 1) * sizeof *kept);
+    if (!kept) return FR_ERR_NOMEM;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->k; i++)
+        if ((atomic_load(&r->status[i]) & DONE) && r->kept[i].weight > 0) kept[n++] = &r->kept[i];
+    fri_robust_round rr = {&r->cfg, kept, n, r->shape.dense_len, r->shape.n_tables, r->n_items, r->widths, r->dp.pool};
+    fr_err e = FR_OK;
+    uint32_t a = r->cfg.aggregator;
+    if (a == FR_AGG_MEDIAN || a == FR_AGG_TRIMMED || a == FR_AGG_ROWTRIM) {
+        double *d = n ? fri_malloc((fri_robust_len(&rr) + 1) * sizeof *d) : NULL;
+        if (n && !d) e = FR_ERR_NOMEM;
+        if (!e && n) e = fri_robust_location(&rr, d);
+        if (!e && n) {
+            float *w = fr_model_params(r->g);
+            size_t at = 0;
+            for (int i = 0; i < r->n_dense; i++) {
+                const fr_tensor *tt = fr_model_tensor(r->g, r->dense_t[i]);
+                for (size_t j = 0; j < (size_t)tt->rows * tt->cols; j++) apply(r, w, tt->offset + j, d[at++]);
+            }
+            for (uint32_t t = 0; t < r->shape.n_tables; t++) {
+                const fr_tensor *tt = fr_model_tensor(r->g, r->table_t[t]);
+                for (size_t j = 0; j < (size_t)tt->rows * tt->cols; j++) apply(r, w, tt->offset + j, d[at++]);
+            }
+        }
+        fri_free(d);
+    } else {
+        double *f = fri_malloc(((size_t)n + 1) * sizeof *f);
+        if (!f) e = FR_ERR_NOMEM;
+        if (!e) e = fri_robust_factors(&rr, f);
+        if (!e) { /* FedAvg's sums over the scaled results, in lane 0 */
+            zero_accumulators(r);
+            for (uint32_t k = 0; k < n; k++) {
+                if (f[k] == 0) continue;
+                const fri_kept *kp = kept[k];
+                double fk = f[k];
+                size_t at = 0;
+                for (int i = 0; i < r->n_dense; i++) {
+                    const fr_tensor *tt = fr_model_tensor(r->g, r->dense_t[i]);
+                    for (size_t j = 0; j < (size_t)tt->rows * tt->cols; j++) add_scaled(&r->acc[tt->offset + j], kp->dense[at++], fk);
+                }
+                for (uint32_t t = 0; t < r->shape.n_tables; t++) {
+                    const fr_tensor *tt = fr_model_tensor(r->g, r->table_t[t]);
+                    size_t wd = tt->cols;
+                    for (uint32_t i = 0; i < kp->count[t]; i++) {
+                        size_t row = kp->ids[t][i];
+                        for (size_t c = 0; c < wd; c++)
+                            add_scaled(&r->acc[tt->offset + row * wd + c], kp->vals[t][(size_t)i * wd + c], fk);
+                        if (r->roww) r->roww[(size_t)t * r->n_items + row] += kp->weight;
+                    }
+                }
+                r->wsum[0] += kp->weight;
+            }
+            aggregate(r);
+        }
+        fri_free(f);
+    }
+    fri_free(kept);
+    return e;
 }
 
 fr_err fr_round_end(fr_round *r, fr_round_stats *st) {
@@ -492,6 +587,9 @@ fr_err fr_round_end(fr_round *r, fr_round_stats *st) {
         if (st) *st = s;
         if (e) return fri_fail_prefix(e, "round %u: DP noise", round);
         aggregate(r);
+    } else if (s.clients && r->kept && !r->secure_sum) {
+        fr_err e = aggregate_robust(r);
+        if (e) return fri_fail_prefix(e, "round %u: aggregator", round);
     } else if (s.clients) {
         aggregate(r);
     }
@@ -504,6 +602,9 @@ void fr_round_abort(fr_round *r) { r->open = false; }
 fr_err fr_round_merge(fr_round *dst, const fr_round *src) {
     if (!dst->open || !src->open)
         return fri_fail(FR_ERR_STATE, "merge: both controllers need an open round");
+    if (dst->kept || src->kept)
+        return fri_fail(FR_ERR_INVALID, "merge: a robust aggregator keeps each result in its own controller; run one "
+                        "controller with lanes instead");
     if (dst->config_crc != src->config_crc || dst->completed != src->completed || dst->k != src->k ||
         dst->target != src->target || dst->n_shared != src->n_shared || dst->n_clients != src->n_clients)
         return fri_fail(FR_ERR_INVALID, "merge: another federation or round (round %u vs %u, config 0x%08x vs 0x%08x)",
@@ -614,6 +715,9 @@ static void differing(char *buf, size_t cap, const fr_model_config *mc, const fr
     DIFF(fc->compress_up != c->compress_up || fc->compress_topk != c->compress_topk ||
              fc->compress_down != c->compress_down,
          "compression");
+    DIFF(fc->aggregator != c->aggregator || fc->agg_beta != c->agg_beta || fc->agg_clip != c->agg_clip ||
+             fc->agg_f != c->agg_f || fc->agg_m != c->agg_m,
+         "aggregator");
 #undef DIFF
     if (!at) snprintf(buf, cap, "nothing (another fedrec version?)");
 }
@@ -706,6 +810,12 @@ size_t fri_round_dense_len(const fr_round *r) {
 fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes, int lane, int64_t *out) {
     if (lane < 0 || lane >= r->n_lanes)
         return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
+    if (r->kept && !(r->cfg.aggregator == FR_AGG_NORMCLIP && r->cfg.agg_clip > 0)) {
+        char name[64];
+        fr_aggregator_format(&r->cfg, name, sizeof name);
+        return fri_fail(FR_ERR_INVALID, "RESULT under secure aggregation: aggregator %s needs each client's update, and "
+                        "the server sees only their sum (use fedavg, or normclip:C: the clients clip themselves)", name);
+    }
     size_t len = fri_round_dense_len(r);
     memset(out, 0, len * sizeof *out);
     if (r->open && res->round == r->completed + 1 && res->config_crc == r->config_crc) {
@@ -728,5 +838,6 @@ fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum) {
     for (size_t i = 0; i < r->n_shared; i++) r->acc[i] = (int64_t)((uint64_t)r->acc[i] + (uint64_t)sum[i]);
     for (size_t i = 0; i < rows; i++) r->roww[i] += (uint64_t)sum[r->n_shared + i];
     r->wsum[0] += (uint64_t)sum[len - 1];
+    r->secure_sum = true; /* normclip:C: the clients clipped themselves; FedAvg's rule on the sum */
     return FR_OK;
 }
