@@ -12,12 +12,13 @@
 # value, at a cost of <= 2% HR@10 (relative to FedAvg without attack).
 # Usage: bench/run_attack.sh   (from the root after a build)
 # Knobs: MODEL (bpr) TARGET (562) FRACTIONS ("0.05 0.10") KINDS ("promote-pop promote")
-#        BOOST (2) AGGS ("median trimmed:0.1 normclip krum:50 multikrum:50:800") THREADS (2) SEED (1)
+#        BOOST (2) AGGS ("median trimmed:0.1 rowtrim:0.2 normclip multikrum:105:838"; f = 105 fakes at
+#        10%, m = 1048 - 2f) THREADS (2) SEED (1)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${FEDREC_BIN:-$ROOT/build/fedrec}
 MODEL=${MODEL:-bpr} TARGET=${TARGET:-562} FRACTIONS=${FRACTIONS:-0.05 0.10} KINDS=${KINDS:-promote-pop promote}
-BOOST=${BOOST:-2} AGGS=${AGGS-median trimmed:0.1 normclip krum:50 multikrum:50:800} THREADS=${THREADS:-2} SEED=${SEED:-1}
+BOOST=${BOOST:-2} AGGS=${AGGS-median trimmed:0.1 rowtrim:0.2 normclip multikrum:105:838} THREADS=${THREADS:-2} SEED=${SEED:-1}
 ML=$ROOT/../shared/data/ml-100k-loo
 [ -f "$ML/train.rating" ] || { echo "run_attack.sh: $ML not found: nothing to measure (skipped)"; exit 0; }
 [ -x "$BIN" ] || { echo "run_attack.sh: $BIN not built" >&2; exit 1; }
