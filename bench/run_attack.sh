@@ -25,7 +25,8 @@ ML=$ROOT/../shared/data/ml-100k-loo
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 has_agg=false
-"$BIN" train --help 2>/dev/null | grep -q -- '--aggregator' && has_agg=true
+help=$("$BIN" train --help 2>/dev/null || true) # whole, then searched (grep -q would cut the pipe)
+case "$help" in *--aggregator*) has_agg=true ;; esac
 echo "# $(date -u +%FT%TZ)  $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# $MODEL (fedrec preset), ml-100k-loo, target item $TARGET, BOOST $BOOST, seed $SEED, $THREADS threads"
 echo "# fedrec train --data $ML --model $MODEL --threads $THREADS --seed $SEED [--aggregator AGG] (--exposure-item $TARGET | --attack KIND:$TARGET:FRACTION:$BOOST)"
