@@ -109,6 +109,8 @@ enum fr_purpose {
     FR_PURPOSE_COMPRESS_UP = 20,   /* a client's stochastic rounding of its RESULT */
     FR_PURPOSE_COMPRESS_DOWN = 21, /* the server's stochastic rounding of a round's TASK */
     FR_PURPOSE_DROPOUT = 15,  /* dropout masks of a training example (sequence models) */
+    FR_PURPOSE_ATTACK = 22,   /* simulated attacks: who is malicious, their reference items, noise */
+    FR_PURPOSE_FAULT = 23,    /* simulated faults: crashes, stragglers, compute and network times */
     FR_PURPOSE_USER = 1000    /* first free value for applications */
 };
 

@@ -56,6 +56,9 @@ typedef struct fr_eval_opts {
     bool clip;                  /* clip rating predictions to [clip_lo, clip_hi] (default on) */
     float clip_lo, clip_hi;     /* default 1 and 5 */
     size_t block;               /* items scored per callback in full-catalogue ranking (default 4096) */
+    bool exposure;              /* also the exposure of exposure_item (fr_eval_exposure; default off) */
+    uint32_t exposure_item;     /* the target item (dense id) whose exposure is measured */
+    uint32_t exposure_k;        /* its cut-off (default 10: er@10) */
 } fr_eval_opts;
 
 FR_API void fr_eval_opts_default(fr_eval_opts *o);
@@ -86,6 +89,11 @@ typedef struct fr_eval_result {
     double rmse, mae;                 /* on clipped predictions (raw when clipping is off) */
     double rmse_raw, mae_raw;         /* on raw predictions */
     uint64_t ratings;                 /* test interactions scored */
+    /* exposure of a target item (fr_eval_exposure) */
+    bool has_exposure;
+    uint32_t exposure_k;              /* its cut-off K (er@K) */
+    double exposure;                  /* er@K */
+    uint32_t exposure_users;          /* users counted (those who never trained on the target) */
 } fr_eval_result;
 
 /* Empties r and copies the cut-offs of o. */
@@ -109,6 +117,19 @@ FR_API FR_NODISCARD fr_err fr_eval_sampled(fr_score_fn score, void *ctx, const f
  * the catalogue size). FR_ERR_EMPTY if no user has a test item. */
 FR_API FR_NODISCARD fr_err fr_eval_full(fr_score_fn score, void *ctx, const fr_dataset *train, const fr_dataset *test,
                                  const fr_eval_opts *o, fr_pool *pool, fr_eval_result *r);
+
+/* The exposure of item target (ER@K, as in item-promotion attacks): the share of the users
+ * of train (0 .. n_users(train) - 1; a federation's fake clients hold no data and are not
+ * among them) who have target in their top-K, ranked over every item they did not train
+ * on. A user who trained on target is left out of the count (it is not a candidate for
+ * them). Target's rank is the number of candidates scored strictly higher, plus those
+ * scored exactly as it is with a smaller item id (fr_eval_topk's tie rule); a NaN score
+ * is never ahead, and a NaN target is never exposed. Each user counts 0 or 1 (an
+ * integer sum): bit-identical for any thread count. Fills r's exposure part. FR_ERR_RANGE
+ * (target beyond the catalogue), FR_ERR_INVALID (k == 0), FR_ERR_EMPTY (every user
+ * trained on target), FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_eval_exposure(fr_score_fn score, void *ctx, const fr_dataset *train, uint32_t target,
+                                            uint32_t k, fr_pool *pool, fr_eval_result *r);
 
 /* The k best items for user among the n_items of train's catalogue, highest score first,
  * ties by smaller item id; with exclude_seen, the user's training items are left out.

@@ -529,6 +529,10 @@ typedef struct fr_round_stats {
     double dp_clip;         /* DP: the clip C of the round (0 without DP) */
     double dp_unclipped;    /* DP, adaptive clipping: the noisy fraction of clients whose
                                update was within C (NaN without it; 0 without DP) */
+    uint32_t attempts;      /* simulated faults (fr_sim_set_faults): tries the round took (0 without) */
+    uint32_t crashed, late; /* simulated faults: clients that crashed, results dropped as late (the
+                               applied attempt) */
+    double sim_seconds;     /* simulated faults: the applied attempt's simulated duration */
 } fr_round_stats;
 
 /* A controller for n_clients clients (ids 0..n_clients-1) with n_lanes accumulators.

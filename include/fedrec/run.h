@@ -163,6 +163,8 @@ typedef struct fr_run_config {
     bool wire;                    /* the simulator encodes every RESULT (true) */
     bool secagg;                  /* rounds under secure aggregation (fr_sim_set_secagg; false) */
     char preset[16];              /* the preset it started from (for provenance) */
+    struct fr_sim_attack *attack; /* simulated attack (fedrec/runtime.h), or NULL; federated only */
+    struct fr_sim_faults *faults; /* simulated faults, or NULL; federated only */
 } fr_run_config;
 
 /* The presets' confidence alpha on weighted implicit data: a positive of weight r counts

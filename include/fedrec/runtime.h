@@ -74,6 +74,115 @@ FR_API FR_NODISCARD fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path);
  * FR_ERR_FORMAT, FR_ERR_CHECKSUM (damaged), FR_ERR_INVALID (another config or data). */
 FR_API FR_NODISCARD fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path);
 
+/* ------------------------------------------------------------------ simulated attacks */
+
+/* Malicious clients in the simulator (fr_sim_set_attack). FRACTION is their share of all
+ * the clients of the federation (malicious / (honest + malicious)).
+ *   - Item promotion (promote, promote-pop): FAKE users added to the federation, client
+ *     ids n_users .. n_users + n_fake - 1, n_fake = round(FRACTION * n_users / (1 -
+ *     FRACTION)). They hold no data and are never evaluated. Each round a sampled fake
+ *     sends, for the target item's row of every item table and nothing else (dense Δ 0),
+ *     Δ = (BOOST * c - w_target) / m, c the mean of the reference items' rows in the
+ *     global model it was sent, m the fakes expected in a round (n_fake * the round's
+ *     target / all clients, at least 1): together they steer the target's rows to BOOST
+ *     times the reference centroid. In the style of PipAttack (its popularity alignment, with
+ *     knowledge of popular items) and FedRecAttack (steering the target towards items
+ *     users already rank high). promote-pop: the REF most popular items of the training
+ *     data (public popularity, ties to the smaller id, the target left out); promote: no
+ *     knowledge, REF items drawn uniformly per (round, fake). Weight n_k = REF + 1 (a
+ *     fake user's "interactions": the target and its reference items), loss 0.
+ *   - Model poisoning (scale, signflip, noise): a share of the EXISTING clients
+ *     (round(FRACTION * clients), drawn once from the seed) is compromised: it trains
+ *     honestly, then sends its update scaled by FACTOR (scale), negated (signflip), or
+ *     replaced by Gaussian noise of std SIGMA on the same coordinates (noise: n_k * N(0,
+ *     SIGMA^2) for each value its honest update carried, weighted as the update is).
+ *     Values saturate at the round's bound (fr_fl_fixed_bound), which a smart attacker
+ *     respects so that the server takes its result.
+ * A malicious client draws from (seed, round, client, FR_PURPOSE_ATTACK); who is
+ * malicious from (seed, 0, 0, FR_PURPOSE_ATTACK): the same for any thread count. */
+typedef enum fr_attack_kind {
+    FR_ATTACK_NONE = 0,
+    FR_ATTACK_PROMOTE,      /* promote:ITEM:FRACTION[:BOOST[:REF]] */
+    FR_ATTACK_PROMOTE_POP,  /* promote-pop:ITEM:FRACTION[:BOOST[:REF]] */
+    FR_ATTACK_SCALE,        /* scale:FACTOR:FRACTION */
+    FR_ATTACK_SIGNFLIP,     /* signflip:FRACTION */
+    FR_ATTACK_NOISE,        /* noise:SIGMA:FRACTION */
+} fr_attack_kind;
+
+typedef struct fr_sim_attack {
+    fr_attack_kind kind;
+    double fraction;        /* (0, 0.5]: the malicious share of the clients */
+    uint32_t target;        /* promotion: the dense item id to promote */
+    double factor;          /* scale: FACTOR; noise: SIGMA; promotion: BOOST (default 1) */
+    uint32_t n_ref;         /* promotion: reference items REF (default 20) */
+} fr_sim_attack;
+
+/* Parses an attack spec (the forms above; numbers in C locale). On error FR_ERR_INVALID
+ * with a message naming the part, its value and what was expected; *out is then NONE. */
+FR_API FR_NODISCARD fr_err fr_sim_attack_parse(const char *spec, fr_sim_attack *out);
+/* Whether the attack names a target item (promotion: er@K is then measured). */
+FR_API bool fr_sim_attack_has_target(const fr_sim_attack *a);
+/* Makes clients malicious as a says (kind NONE: none). Before the first round only (a
+ * fresh sim, or right after creating it: a checkpoint is loaded after); a promotion adds
+ * its fake clients to the controller (fr_sim_controller changes: take it again). Refused
+ * (FR_ERR_INVALID): silos (a partition), secure aggregation's absence is not required but
+ * DP and uplink compression are refused (their clip and codec would be the attack's
+ * first defence; not simulated), a target beyond the catalogue, a fraction outside (0,
+ * 0.5]. */
+FR_API FR_NODISCARD fr_err fr_sim_set_attack(fr_sim *s, const fr_sim_attack *a);
+/* Whether client c is malicious (fake or compromised), and how many fakes were added. */
+FR_API bool fr_sim_is_malicious(const fr_sim *s, uint32_t c);
+FR_API uint32_t fr_sim_n_fake(const fr_sim *s);
+
+/* ------------------------------------------------------------------ simulated faults */
+
+/* Faults in the simulator (fr_sim_set_faults), all drawn from (seed, round, client,
+ * FR_PURPOSE_FAULT) with the round's attempt folded into the round word, so a retried
+ * round draws anew and any thread count gives the same run:
+ *   - crash_rate: a sampled client crashes mid-fit with this probability: it got the TASK
+ *     (counted down), its result never arrives, its private state is not updated.
+ *   - Simulated time (when deadline > 0 or stragglers are on): a client's time is
+ *     compute (its training examples * sec_per_example * u, u uniform in [1, 1.5), times
+ *     straggler_slowdown for a straggler, drawn with straggler_rate) plus network
+ *     (2 * latency + (TASK bytes + RESULT bytes) / bandwidth). Results arrive in order of
+ *     time (ties: smaller client id); the round takes them until it has its target
+ *     (fr_round_target: with over_select it samples ceil((1 + o) * want) and takes the
+ *     first want, as the network server does) and never one after the deadline.
+ *   - A round with fewer results than max(1, the quorum min_results) is aborted (nothing
+ *     applied) and retried with the same number and sample, up to max_attempts times
+ *     (then FR_ERR_EMPTY). A client that ran in a failed attempt keeps its updated
+ *     private rows (as a networked client would). */
+typedef struct fr_sim_faults {
+    double crash_rate;          /* [0, 1) */
+    double straggler_rate;      /* [0, 1]: share of a round's clients that are slow */
+    double straggler_slowdown;  /* >= 1: their compute time's factor (default 10) */
+    double sec_per_example;     /* > 0: compute seconds per training example (default 1e-3) */
+    double bandwidth;           /* > 0: bytes per second each way (default 1e6) */
+    double latency;             /* >= 0: seconds each way (default 0.05) */
+    double deadline;            /* >= 0: simulated seconds a round waits (0: none) */
+    double over_select;         /* >= 0: over-selection (0: none) */
+    uint32_t max_attempts;      /* >= 1: tries of a round (default 10) */
+} fr_sim_faults;
+
+FR_API void fr_sim_faults_default(fr_sim_faults *f);
+FR_API FR_NODISCARD fr_err fr_sim_faults_check(const fr_sim_faults *f);
+/* Whether f asks for any fault (a crash rate, stragglers, a deadline or over-selection). */
+FR_API bool fr_sim_faults_on(const fr_sim_faults *f);
+/* Sets the faults (copied; checked). Refused with secure aggregation (FR_ERR_INVALID),
+ * with over-selection under DP. */
+FR_API FR_NODISCARD fr_err fr_sim_set_faults(fr_sim *s, const fr_sim_faults *f);
+/* What the faults did in the last fr_sim_round: per attempt the clients that crashed, the
+ * results dropped as late (deadline or the target reached), and the attempts taken; the
+ * simulated seconds of the applied attempt (the last arrival it took, or the deadline). */
+typedef struct fr_sim_fault_stats {
+    uint32_t attempts, crashed, late;
+    double sim_seconds;
+} fr_sim_fault_stats;
+FR_API void fr_sim_fault_stats_get(const fr_sim *s, fr_sim_fault_stats *out);
+/* The clients whose results the last attempt of the last round took (increasing ids),
+ * into out[cap]; returns how many (for tests). */
+FR_API uint32_t fr_sim_last_taken(const fr_sim *s, uint32_t *out, uint32_t cap);
+
 /* The sim as a training-loop driver (fr_loop_run with ctx = the sim): a step is
  * fr_sim_round, the model is fr_sim_model, save/load are the checkpoint functions. */
 FR_API void fr_sim_driver(fr_loop_driver *d);

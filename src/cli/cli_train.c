@@ -47,12 +47,15 @@ static int usage_err(const cli_train_opts *o, const char *fmt, const char *a) {
 /* Whether the user gave the option of field f of o. */
 #define GIVEN(f) args_seen(specs, &o->f)
 
+static int parse_sim_opts(const cli_train_opts *o, const arg_spec *specs);
+
 /* Options of one mode only (by their names in the specs). */
 static const char *const federated_only[] = {
     "rounds", "clients-per-round", "local-epochs", "strategy", "item-agg", "item-optimizer", "item-lr",
     "item-lr-decay", "server-lr", "server-momentum", "mu", "tau", "beta1", "beta2", "availability",
     "min-results", "partition", "keep-private-optim", "secagg", "hide-items", "private", "compress",
-    "compress-down", "aggregator", NULL};
+    "compress-down", "aggregator", "attack", "crash-rate", "straggler", "deadline", "over-select", "client-speed",
+    "max-attempts", NULL};
 
 /* The options of differential privacy (federated only; all but --dp-clip need it). */
 static const char *const dp_opts[] = {"dp-clip", "dp-noise", "dp-delta", "target-epsilon", "ldp-noise",
@@ -343,11 +346,74 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
     if (o->model && o->negatives && fr_model_kind_is_explicit(kind))
         return usage_err(o, "--negatives applies to ranking models; %s is evaluated by RMSE on the test ratings",
                          fr_model_kind_name(kind));
+    if (!o->cmd && parse_sim_opts(o, specs)) return 2;
     if (o->split && o->test) return usage_err(o, "%s", "--split applies to one ratings file; with --test the test set is given");
     struct stat sb;
     if (o->split && o->data && stat(o->data, &sb) == 0 && S_ISDIR(sb.st_mode))
         return usage_err(o, "--split applies to one ratings file; %s is a directory in NCF layout (split already)", o->data);
     if (o->test && !o->data) return usage_err(o, "%s", "--test needs --data (the training file)");
+    return 0;
+}
+
+/* The simulated attack and faults of fedrec train (fr_run_config points at these). */
+static fr_sim_attack cli_attack;
+static fr_sim_faults cli_faults;
+
+/* "A[:B[:C]]" into up to 3 numbers; how many were read, or -1. */
+static int numbers(const char *s, double *v, int max) {
+    int n = 0;
+    const char *p = s;
+    for (;;) {
+        char *end;
+        if (n == max || !*p) return -1;
+        v[n++] = strtod(p, &end);
+        if (end == p || !isfinite(v[n - 1])) return -1;
+        if (*end == 0) return n;
+        if (*end != ':') return -1;
+        p = end + 1;
+    }
+}
+
+/* --attack and the fault options into cli_attack / cli_faults. 0, or 2 after printing. */
+static int parse_sim_opts(const cli_train_opts *o, const arg_spec *specs) {
+    memset(&cli_attack, 0, sizeof cli_attack);
+    fr_sim_faults_default(&cli_faults);
+    if (o->attack && fr_sim_attack_parse(o->attack, &cli_attack))
+        return usage_err(o, "--attack: %s", fr_errmsg());
+    if (GIVEN(crash_rate)) cli_faults.crash_rate = o->crash_rate;
+    if (GIVEN(deadline)) cli_faults.deadline = o->deadline;
+    if (GIVEN(over_select)) cli_faults.over_select = o->over_select;
+    if (GIVEN(max_attempts)) cli_faults.max_attempts = (uint32_t)o->max_attempts;
+    double v[3];
+    int n;
+    if (o->straggler) {
+        if ((n = numbers(o->straggler, v, 2)) < 1 || !(v[0] >= 0 && v[0] <= 1) || (n == 2 && !(v[1] >= 1 && v[1] <= 1e6)))
+            return usage_err(o, "--straggler: expected P[:X], the share P in [0, 1] of a round's clients that are slow "
+                             "and their slowdown X in [1, 1e6] (default 10), got '%s'", o->straggler);
+        cli_faults.straggler_rate = v[0];
+        if (n == 2) cli_faults.straggler_slowdown = v[1];
+    }
+    if (o->client_speed) {
+        if ((n = numbers(o->client_speed, v, 3)) < 1 || !(v[0] > 0 && v[0] <= 1e3) || (n >= 2 && !(v[1] > 0)) ||
+            (n == 3 && !(v[2] >= 0 && v[2] <= 1e6)))
+            return usage_err(o, "--client-speed: expected SEC_PER_EXAMPLE[:BYTES_PER_S[:LATENCY_S]] with seconds in "
+                             "(0, 1000], bytes/s > 0 and latency in [0, 1e6] s, got '%s'", o->client_speed);
+        cli_faults.sec_per_example = v[0];
+        if (n >= 2) cli_faults.bandwidth = v[1];
+        if (n == 3) cli_faults.latency = v[2];
+    }
+    if ((o->straggler || o->client_speed) && !(cli_faults.deadline > 0))
+        return usage_err(o, "%s", "--straggler and --client-speed shape the simulated time, which matters only "
+                         "against a round deadline: add --deadline SECONDS");
+    if (fr_sim_faults_on(&cli_faults) && (o->secagg || o->private_mode || (o->hide_items && !strcmp(o->hide_items, "dense"))))
+        return usage_err(o, "%s", "simulated faults (--crash-rate, --deadline, --over-select) with secure aggregation: "
+                         "its dropouts are the protocol's, not simulated");
+    if (o->attack && o->dp_clip)
+        return usage_err(o, "--attack %s with --dp-clip: the attack under DP's clip is not simulated", o->attack);
+    if (o->attack && o->compress && strcmp(o->compress, "none"))
+        return usage_err(o, "--attack %s with --compress: the attack under uplink compression is not simulated", o->attack);
+    if (o->attack && o->partition && strcmp(o->partition, "user"))
+        return usage_err(o, "--attack %s with --partition: attacks are simulated with one user per client", o->attack);
     return 0;
 }
 
@@ -423,6 +489,16 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
         fc->ldp_noise = o->ldp_noise;
         fc->dp_seeded_noise = o->dp_seeded_noise;
         c->loop.target_epsilon = GIVEN(target_epsilon) ? o->target_epsilon : 0;
+    }
+    if (!o->cmd && !o->centralized) { /* fedrec train: the simulator's attack and faults */
+        if (parse_sim_opts(o, specs)) return 2; /* checked before */
+        if (cli_attack.kind != FR_ATTACK_NONE) c->attack = &cli_attack;
+        if (fr_sim_faults_on(&cli_faults)) c->faults = &cli_faults;
+    }
+    if (!o->cmd && GIVEN(exposure_item)) {
+        c->loop.eval.exposure = true;
+        c->loop.eval.exposure_item = (uint32_t)o->exposure_item;
+        c->loop.eval.exposure_k = 10;
     }
     if (!o->centralized &&
         cli_compress(o->cmd ? o->cmd : "train", o, o->secagg || o->private_mode || (o->hide_items && !strcmp(o->hide_items, "dense")),
@@ -948,6 +1024,28 @@ int cli_train(int argc, char **argv) {
                      "their features (auc, precision@10)"),
         ARG_SPEC_INT("warp", &o.warp, 0, 1000, "0 = bpr",
                      "N  lightfm, fm: the WARP loss, drawing up to N negatives a positive (default: the table below)"),
+        ARG_SPEC_STR("attack", &o.attack,
+                     "A  simulated malicious clients, a FRACTION of all clients: promote:ITEM:FRACTION[:BOOST[:REF]] "
+                     "(fake users pushing item ITEM into others' top-10, knowing no popularity) | "
+                     "promote-pop:ITEM:FRACTION[:BOOST[:REF]] (the same steering towards the REF most popular items, "
+                     "20) | scale:FACTOR:FRACTION | signflip:FRACTION | noise:SIGMA:FRACTION (compromised real "
+                     "clients); a target adds er@10 to the metrics"),
+        ARG_SPEC_INT("exposure-item", &o.exposure_item, 0, UINT32_MAX - 1, NULL,
+                     "ITEM  measure er@10 of ITEM (a dense item id) on every evaluation, attack or not (an attack's "
+                     "target is measured anyway)"),
+        ARG_SPEC_REAL("crash-rate", &o.crash_rate, 0, 1, ARG_MAX_OPEN, NULL,
+                      "P  simulated faults: a sampled client crashes mid-fit with probability P (its result never arrives)"),
+        ARG_SPEC_STR("straggler", &o.straggler,
+                     "P[:X]  simulated faults: a share P of a round's clients computes X times slower (10); needs --deadline"),
+        ARG_SPEC_REAL("deadline", &o.deadline, 0, F, GT, NULL,
+                      "S  simulated faults: a round takes no result arriving after S simulated seconds (compute + network)"),
+        ARG_SPEC_STR("client-speed", &o.client_speed,
+                     "T[:BW[:LAT]]  simulated time: T seconds per training example (1e-3), BW bytes/s each way (1e6), "
+                     "LAT seconds each way (0.05)"),
+        ARG_SPEC_REAL("over-select", &o.over_select, 0, 10, 0, NULL,
+                      "O  sample ceil((1 + O) x wanted) clients a round and take the first wanted results"),
+        ARG_SPEC_INT("max-attempts", &o.max_attempts, 1, 255, NULL,
+                     "N  tries of a round that falls short of its quorum (max(1, --min-results)) before failing (10)"),
         ARG_SPEC_FLAG("dp-seeded-noise", &o.dp_seeded_noise,
                       "   DP noise from --seed: reproducible, for tests only (not private against anyone knowing the seed)"),
         ARG_SPEC_END,

@@ -31,6 +31,8 @@ void cli_metrics_text(const fr_eval_result *r, char *buf, size_t n) {
     else if (r->has_sampled) snprintf(buf, n, "hr@%u %.4f  ndcg@%u %.4f", r->ks[k], r->hr[k], r->ks[k], r->ndcg[k]);
     else if (r->has_full)
         snprintf(buf, n, "hr@%u_full %.4f  ndcg@%u_full %.4f", r->ks[k], r->hr_full[k], r->ks[k], r->ndcg_full[k]);
+    size_t at = strlen(buf);
+    if (r->has_exposure && at < n) snprintf(buf + at, n - at, "%ser@%u %.4f", at ? "  " : "", r->exposure_k, r->exposure);
 }
 
 /* The metric the two are compared by, and the phrase: "rmse 4.1% below" / "hr@10 +0.2863". */

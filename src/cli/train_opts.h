@@ -77,6 +77,15 @@ typedef struct cli_train_opts {
     const char *item_features;  /* --item-features FILE */
     uint64_t warp;              /* --warp N: WARP with up to N negatives drawn (lightfm, fm) */
     const char *cold_items;     /* --cold-items F|FILE: hold out a fraction F of items (or those FILE lists) entirely */
+    /* simulated attacks and faults (train only) */
+    const char *attack;         /* --attack KIND:... (fr_sim_attack_parse) */
+    double crash_rate;          /* --crash-rate P */
+    const char *straggler;      /* --straggler P[:X] */
+    double deadline;            /* --deadline S (simulated seconds) */
+    double over_select;         /* --over-select O */
+    const char *client_speed;   /* --client-speed SEC_PER_EXAMPLE[:BYTES_PER_S[:LATENCY_S]] */
+    uint64_t max_attempts;      /* --max-attempts N */
+    uint64_t exposure_item;     /* --exposure-item ITEM: er@10 of ITEM without an attack */
 } cli_train_opts;
 
 /* Applies the options the user gave (their specs' seen flags) over a preset's run config

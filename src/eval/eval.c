@@ -28,6 +28,7 @@ void fr_eval_opts_default(fr_eval_opts *o) {
     o->clip_lo = 1.0f;
     o->clip_hi = 5.0f;
     o->block = 4096;
+    o->exposure_k = 10;
 }
 
 fr_err fr_eval_opts_check(const fr_eval_opts *o) {
@@ -40,6 +41,8 @@ fr_err fr_eval_opts_check(const fr_eval_opts *o) {
         return fri_fail(FR_ERR_INVALID, "eval options: clip range [%g, %g] is empty", (double)o->clip_lo,
                         (double)o->clip_hi);
     if (o->block < 1) return fri_fail(FR_ERR_INVALID, "eval options: block = 0, expected >= 1");
+    if (o->exposure && o->exposure_k < 1)
+        return fri_fail(FR_ERR_INVALID, "eval options: exposure_k = 0, expected >= 1");
     return FR_OK;
 }
 
@@ -676,6 +679,7 @@ fr_err fr_eval_result_json(const fr_eval_result *r, char *buf, size_t cap, size_
         jw_num(&w, "mae_raw", 0, "", r->mae_raw);
         jw_num(&w, "eval_ratings", 0, "", (double)r->ratings);
     }
+    if (r->has_exposure) jw_num(&w, "er", r->exposure_k, "", r->exposure);
     if (w.over) {
         buf[w.len] = '\0';
         if (len) *len = w.len;

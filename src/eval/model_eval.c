@@ -136,6 +136,7 @@ fr_err fr_model_evaluate_with(fr_model_scorer *s, const fr_model *m, const fr_da
     } else {
         e = fr_eval_full(fr_model_scorer_fn, s, train, test, &opts, pool, r);
     }
+    if (!e && opts.exposure) e = fr_eval_exposure(fr_model_scorer_fn, s, train, opts.exposure_item, opts.exposure_k, pool, r);
     if (e) return e;
     return fr_model_scorer_status(s);
 }

@@ -188,6 +188,13 @@ fr_err fr_loop_step_json(const fr_loop_step *s, char *buf, size_t cap, size_t *l
         n = snprintf(buf, cap, "{\"epoch\":%u,\"loss\":%s%s%s,\"seconds\":%.4f", s->index, loss, ev[0] ? "," : "", ev,
                      s->seconds);
     if (n < 0 || (size_t)n >= cap) return fri_fail(FR_ERR_RANGE, "fr_loop_step_json: buffer of %zu bytes too small", cap);
+    if (round && s->round.attempts) { /* simulated faults */
+        int f = snprintf(buf + n, cap - (size_t)n, ",\"attempts\":%u,\"crashed\":%u,\"late\":%u,\"sim_seconds\":%.4f",
+                         s->round.attempts, s->round.crashed, s->round.late, s->round.sim_seconds);
+        if (f < 0 || (size_t)(n + f) >= cap)
+            return fri_fail(FR_ERR_RANGE, "fr_loop_step_json: buffer of %zu bytes too small", cap);
+        n += f;
+    }
     int m = s->evaluated ? snprintf(buf + n, cap - (size_t)n, ",\"eval_seconds\":%.4f}", s->eval_seconds)
                          : snprintf(buf + n, cap - (size_t)n, "}");
     if (m < 0 || (size_t)(n + m) >= cap)

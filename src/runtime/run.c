@@ -101,9 +101,17 @@ static fr_err run_federated(const fr_run_config *c, const fr_dataset *train, con
     if (!e) {
         fr_sim_set_wire(sim, c->wire);
         fr_sim_set_secagg(sim, c->secagg);
+        if (c->attack) e = fr_sim_set_attack(sim, c->attack);
+        if (!e && c->faults) e = fr_sim_set_faults(sim, c->faults);
+        fr_loop_config lc = c->loop;
+        if (fr_sim_attack_has_target(c->attack)) { /* er@K of the target on every evaluation */
+            lc.eval.exposure = true;
+            lc.eval.exposure_item = c->attack->target;
+            if (!lc.eval.exposure_k) lc.eval.exposure_k = 10;
+        }
         fr_loop_driver d;
         fr_sim_driver(&d);
-        e = fr_loop_run(&c->loop, &d, sim, train, test, negs, cb, user, summary);
+        if (!e) e = fr_loop_run(&lc, &d, sim, train, test, negs, cb, user, summary);
     }
     if (!e && model) e = fr_model_clone(model, fr_sim_model(sim));
     fr_sim_free(sim);
@@ -124,6 +132,9 @@ fr_err fr_run(const fr_run_config *c, const fr_dataset *train, const fr_dataset 
                         "(every row a positive; a count or weight column is not a rating): use a ranking model "
                         "(bpr, gmf, mlp, neumf), or name a column of ratings (--rating-col)",
                         fr_model_kind_name(c->model.kind));
+    if (c->centralized && ((c->attack && c->attack->kind != FR_ATTACK_NONE) || fr_sim_faults_on(c->faults)))
+        return fri_fail(FR_ERR_INVALID, "simulated %s apply to federated training, not centralized",
+                        c->attack && c->attack->kind != FR_ATTACK_NONE ? "attacks" : "faults");
     return c->centralized ? run_central(c, train, test, negs, cb, user, summary, model)
                           : run_federated(c, train, test, negs, cb, user, summary, model);
 }

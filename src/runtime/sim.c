@@ -19,6 +19,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core/core.h"
 #include "fedrec/privacy.h"
@@ -88,6 +89,26 @@ struct fr_sim {
     fri_sim_reduce reduce;
     void *reduce_ctx;
     uint32_t *mine;         /* [n_clients] this share's clients of the round */
+    /* simulated attacks (fr_sim_set_attack) */
+    fr_sim_attack atk;      /* kind NONE: none */
+    uint32_t n_fake;        /* promotion: fake clients n_clients .. n_clients + n_fake - 1 */
+    uint8_t *bad;           /* [n_clients] model poisoning: compromised, or NULL */
+    uint32_t *ref_pop;      /* promote-pop: [atk.n_ref] the reference items */
+    fr_update **fupd;       /* [n_workers] a malicious client's float update */
+    uint32_t **fref;        /* [n_workers] promote: its drawn reference items */
+    /* simulated faults (fr_sim_set_faults) */
+    fr_sim_faults flt;
+    bool faults;            /* any fault on: results are held and delivered in simulated time */
+    uint32_t *all_ids;      /* over-selection: 0 .. n_total - 1 */
+    uint8_t **slot;         /* [n_total] per position: the RESULT's bytes held */
+    size_t *slot_n, *slot_cap;
+    uint32_t n_slot;        /* positions slot holds */
+    uint64_t *slot_work;    /* per position: its interactions * local epochs */
+    uint8_t *slot_state;    /* per position: 0 nothing, 1 crashed, 2 a result held */
+    uint32_t attempt;       /* the open round's attempt, 0-based */
+    fr_sim_fault_stats fst; /* the last round's */
+    uint32_t *taken;        /* [n_total] the last attempt's accepted clients */
+    uint32_t n_taken;
 };
 
 void fr_sim_free(fr_sim *s) {
@@ -111,6 +132,20 @@ void fr_sim_free(fr_sim *s) {
     fri_free(s->ksteps);
     fri_free(s->resid);
     fri_free(s->mine);
+    fri_free(s->bad);
+    fri_free(s->ref_pop);
+    for (int i = 0; s->fupd && i < s->n_workers; i++) fr_update_free(s->fupd[i]);
+    fri_free(s->fupd);
+    for (int i = 0; s->fref && i < s->n_workers; i++) fri_free(s->fref[i]);
+    fri_free(s->fref);
+    fri_free(s->all_ids);
+    for (uint32_t i = 0; s->slot && i < s->n_slot; i++) fri_free(s->slot[i]);
+    fri_free(s->slot);
+    fri_free(s->slot_n);
+    fri_free(s->slot_cap);
+    fri_free(s->slot_work);
+    fri_free(s->slot_state);
+    fri_free(s->taken);
     fri_free(s);
 }
 
@@ -407,8 +442,168 @@ static fr_err secagg_close(fr_sim *s) {
     return e;
 }
 
+/* ------------------------------------------------------------------ attacks and faults */
+/* Malicious clients (fr_sim_set_attack) and faults (fr_sim_set_faults): see
+ * fedrec/runtime.h for what they do. A malicious client's result is made in memory
+ * (fr_client_step, or crafted for a fake), corrupted, then sent as an honest one is
+ * (encoded and submitted, accepted in memory, or masked under secure aggregation). With
+ * faults on, every result's bytes are held per position and delivered after the clients
+ * ran, in order of simulated arrival (the main thread, lane 0): which results a round
+ * takes depends on the seed only, never on the threads. */
+
+static uint32_t n_total(const fr_sim *s) { return s->n_clients + s->n_fake; }
+
+/* The round word of the fault and attack streams: the round, its attempt above bit 24. */
+static uint32_t stream_round(const fr_sim *s, uint32_t round) { return round | (s->attempt << 24); }
+
+static bool crashes(const fr_sim *s, uint32_t round, uint32_t c) {
+    if (!(s->flt.crash_rate > 0)) return false;
+    fr_rng r;
+    fr_rng_init(&r, s->cfg.seed, stream_round(s, round), c, FR_PURPOSE_FAULT);
+    return fr_rng_double(&r) < s->flt.crash_rate;
+}
+
+/* Client c's simulated seconds: compute then both ways of the network. */
+static double sim_time(const fr_sim *s, uint32_t round, uint32_t c, uint64_t work, size_t task_n, size_t res_n) {
+    fr_rng r;
+    fr_rng_init(&r, s->cfg.seed, stream_round(s, round), c, FR_PURPOSE_FAULT);
+    (void)fr_rng_double(&r); /* the crash draw */
+    double u = 1.0 + 0.5 * fr_rng_double(&r);
+    bool slow = fr_rng_double(&r) < s->flt.straggler_rate;
+    double comp = (double)work * s->flt.sec_per_example * u * (slow ? s->flt.straggler_slowdown : 1.0);
+    return comp + 2.0 * s->flt.latency + (double)(task_n + res_n) / s->flt.bandwidth;
+}
+
+/* A result's bytes: held for delivery (faults), or submitted now. */
+static fr_err deliver(fr_sim *s, sim_worker *w, int worker, const uint8_t *msg, size_t len, uint64_t work) {
+    if (!s->faults) return fr_round_submit(s->ctl, msg, len, worker);
+    uint32_t at = w->at;
+    if (len > s->slot_cap[at]) {
+        uint8_t *p = fri_realloc(s->slot[at], len);
+        if (!p) return FR_ERR_NOMEM;
+        s->slot[at] = p;
+        s->slot_cap[at] = len;
+    }
+    memcpy(s->slot[at], msg, len);
+    s->slot_n[at] = len;
+    s->slot_work[at] = work;
+    s->slot_state[at] = 2;
+    return FR_OK;
+}
+
+/* w->res, made in memory, sent as an honest client's result would be. */
+static fr_err send_res(fr_sim *s, sim_worker *w, int worker, uint32_t c, uint64_t work) {
+    if (s->sa) return secagg_submit(s, w, worker);
+    if (!s->wire && !s->faults) return fr_round_accept(s->ctl, w->res, worker);
+    uint8_t *msg = NULL;
+    size_t len = 0;
+    fr_err e = fr_result_encode(w->res, &msg, &len);
+    if (!e && s->observe) s->observe(s->observe_ctx, c, msg, len);
+    if (!e) e = deliver(s, w, worker, msg, len, work);
+    fr_msg_free(msg);
+    return e;
+}
+
+static inline int64_t sat(double v, uint64_t bound) {
+    double b = (double)bound;
+    if (!(v == v)) return 0;
+    if (v > b) v = b;
+    if (v < -b) v = -b;
+    int64_t x = (int64_t)llround(v);
+    if (x > (int64_t)bound) x = (int64_t)bound; /* the double of bound may round up */
+    if (x < -(int64_t)bound) x = -(int64_t)bound;
+    return x;
+}
+
+/* Model poisoning of a compromised client's honest result res (fixed point, in place). */
+static void poison(const fr_sim *s, uint32_t round, fr_result *res) {
+    uint64_t bound = fr_fl_fixed_bound(fr_round_target(s->ctl));
+    fr_rng r;
+    fr_rng_init(&r, s->cfg.seed, round, res->client, FR_PURPOSE_ATTACK);
+    double f = s->atk.factor;
+    /* noise: n_k * N(0, SIGMA^2) for the dense part, w * N(0, SIGMA^2) for item rows */
+    double wd = (double)res->weight * FR_FL_FIXED_SCALE, wi = (s->cfg.item_sum ? 1.0 : (double)res->weight) * FR_FL_FIXED_SCALE;
+    for (uint32_t i = 0; i < res->dense_len; i++)
+        res->dense[i] = s->atk.kind == FR_ATTACK_NOISE ? sat(wd * f * fr_rng_normal(&r), bound)
+                                                       : sat((double)res->dense[i] * f, bound);
+    for (uint32_t t = 0; t < res->n_tables; t++) {
+        fr_result_table *tb = &res->tables[t];
+        size_t nv = (size_t)tb->count * tb->width;
+        for (size_t i = 0; i < nv; i++)
+            tb->values[i] = s->atk.kind == FR_ATTACK_NOISE ? sat(wi * f * fr_rng_normal(&r), bound)
+                                                           : sat((double)tb->values[i] * f, bound);
+    }
+}
+
+/* The reference items of fake c in round `round` (promote: drawn; promote-pop: fixed). */
+static fr_err fake_refs(fr_sim *s, int worker, uint32_t round, uint32_t c, const uint32_t **out) {
+    if (s->atk.kind == FR_ATTACK_PROMOTE_POP) { *out = s->ref_pop; return FR_OK; }
+    uint32_t ni = s->mcfg.n_items, *ref = s->fref[worker];
+    fr_rng r;
+    fr_rng_init(&r, s->cfg.seed, round, c, FR_PURPOSE_ATTACK);
+    fr_err e = fr_rng_sample(&r, ni - 1, s->atk.n_ref, ref); /* among the items but the target */
+    if (e) return e;
+    for (uint32_t i = 0; i < s->atk.n_ref; i++) ref[i] += ref[i] >= s->atk.target;
+    *out = ref;
+    return FR_OK;
+}
+
+/* A fake client of a promotion attack: Δ = (BOOST * the mean of the reference rows - the
+ * target's row) / m on the target's row of every item table, nothing else; m the fakes
+ * expected in a round (n_fake * target / clients, at least 1), so that together they
+ * steer the target to BOOST times the reference items' centroid. */
+static fr_err run_fake(fr_sim *s, uint32_t c, int worker) {
+    sim_worker *w = &s->w[worker];
+    uint32_t round = fr_round_completed(s->ctl) + 1;
+    fr_err e = fr_round_task(s->ctl, c, NULL, NULL); /* it is sent the TASK (and reads the model from it) */
+    if (e) return e;
+    const fr_update_shape *sh = fr_round_shape(s->ctl);
+    const fr_model *g = fr_round_model(s->ctl);
+    const float *P = fr_model_params_const(g);
+    fr_update *u = s->fupd[worker];
+    const uint32_t *ref;
+    if ((e = fake_refs(s, worker, round, c, &ref))) return e;
+    if ((e = fr_update_reset(u, sh->dense_len, sh->n_tables, sh->widths))) return e;
+    uint32_t nref = s->atk.n_ref, t = 0, T = s->atk.target;
+    u->weight = (uint64_t)nref + 1;
+    u->client = c;
+    u->round = round;
+    /* the fakes share the step: each sends 1/share of it, share the fakes expected in a round */
+    double share = (double)s->n_fake * (double)fr_round_target(s->ctl) / (double)n_total(s);
+    if (share < 1) share = 1;
+    double wi = s->cfg.item_sum ? 1.0 : (double)u->weight, bound = (double)fr_fl_fixed_bound(fr_round_target(s->ctl));
+    for (int ti = 0; ti < fr_model_n_tensors(g) && t < sh->n_tables; ti++) {
+        const fr_tensor *tt = fr_model_tensor(g, ti);
+        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
+        if ((e = fr_update_table_resize(u, t, 1))) return e;
+        fr_update_table *ut = &u->tables[t];
+        ut->ids[0] = T;
+        uint32_t W = tt->cols;
+        for (uint32_t x = 0; x < W; x++) {
+            double m = 0;
+            for (uint32_t i = 0; i < nref; i++) m += P[tt->offset + (size_t)ref[i] * W + x];
+            m /= nref;
+            double d = (s->atk.factor * m - (double)P[tt->offset + (size_t)T * W + x]) / share;
+            double lim = 0.99 * bound / (wi * FR_FL_FIXED_SCALE); /* within the round's bound */
+            ut->values[x] = (float)(d > lim ? lim : d < -lim ? -lim : d);
+        }
+        t++;
+    }
+    if ((e = fr_result_quantize(w->res, u, &s->cfg, fr_fl_fixed_bound(fr_round_target(s->ctl))))) return e;
+    w->res->config_crc = fr_round_config_crc(s->ctl);
+    w->res->examples = 0;
+    w->res->loss_sum = 0;
+    return send_res(s, w, worker, c, u->weight * s->cfg.local_epochs);
+}
+
 static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
     sim_worker *w = &s->w[worker];
+    uint32_t round = fr_round_completed(s->ctl) + 1;
+    if (s->faults && crashes(s, round, c)) { /* it got the TASK, then its result never arrives */
+        s->slot_state[w->at] = 1;
+        return fr_round_task(s->ctl, c, NULL, NULL);
+    }
+    if (c >= s->n_clients) return run_fake(s, c, worker);
     /* the client's users: itself, or its silo's */
     uint32_t U = s->part_ptr ? (uint32_t)(s->part_ptr[c + 1] - s->part_ptr[c]) : 1;
     if (U == 0) return FR_OK; /* an empty silo: nothing to send */
@@ -448,19 +643,18 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
     }
     fr_client_private priv = {rows, s->km1 ? m1 : NULL, s->km1 ? m2 : NULL, s->ksteps ? &s->ksteps[c] : NULL};
     if (s->resid) fri_client_ws_set_residual(w->ws, s->resid + (size_t)c * s->resid_len);
-    if (s->sa) {
+    uint64_t work = (uint64_t)total * s->cfg.local_epochs;
+    bool bad = s->bad && s->bad[c];
+    if (s->sa || bad || (!s->wire && !s->faults)) {
         e = fr_client_step(w->ws, w->task, c, &d, &priv, w->res);
-        return e ? e : secagg_submit(s, w, worker);
-    }
-    if (!s->wire) {
-        e = fr_client_step(w->ws, w->task, c, &d, &priv, w->res);
-        return e ? e : fr_round_accept(s->ctl, w->res, worker);
+        if (!e && bad) poison(s, round, w->res);
+        return e ? e : send_res(s, w, worker, c, work);
     }
     const uint8_t *msg;
     size_t len;
     e = fri_client_step_encode(w->ws, w->task, c, &d, &priv, &msg, &len); /* the RESULT's bytes */
     if (!e && s->observe) s->observe(s->observe_ctx, c, msg, len);
-    return e ? e : fr_round_submit(s->ctl, msg, len, worker);
+    return e ? e : deliver(s, w, worker, msg, len, work);
 }
 
 static void task(void *ctx, size_t index, int worker) {
@@ -478,46 +672,256 @@ static void task(void *ctx, size_t index, int worker) {
     }
 }
 
+typedef struct arrival { double t; uint32_t c, pos; } arrival;
+
+static int by_arrival(const void *x, const void *y) {
+    const arrival *a = x, *b = y;
+    if (a->t != b->t) return a->t < b->t ? -1 : 1;
+    return (a->c > b->c) - (a->c < b->c);
+}
+
+/* Faults: the held results delivered in order of simulated arrival, until the round has
+ * its target, none after the deadline. Counts crashes and late results. */
+static fr_err deliver_held(fr_sim *s, uint32_t round, uint32_t k) {
+    arrival *ar = fri_malloc((size_t)(k ? k : 1) * sizeof *ar);
+    if (!ar) return FR_ERR_NOMEM;
+    const uint8_t *tb;
+    size_t tn = 0;
+    uint32_t n = 0;
+    fr_err e = FR_OK;
+    for (uint32_t i = 0; i < k; i++) {
+        if (s->slot_state[i] == 1) s->fst.crashed++;
+        if (s->slot_state[i] != 2) continue;
+        if (!tn && (e = fr_round_task(s->ctl, s->ids[i], &tb, &tn))) break;
+        ar[n++] = (arrival){sim_time(s, round, s->ids[i], s->slot_work[i], tn, s->slot_n[i]), s->ids[i], i};
+    }
+    qsort(ar, n, sizeof *ar, by_arrival);
+    uint32_t target = fr_round_target(s->ctl);
+    double last = 0;
+    s->n_taken = 0;
+    for (uint32_t i = 0; !e && i < n; i++) {
+        if ((s->flt.deadline > 0 && ar[i].t > s->flt.deadline) || fr_round_results(s->ctl) >= target) {
+            s->fst.late++;
+            continue;
+        }
+        e = fr_round_submit(s->ctl, s->slot[ar[i].pos], s->slot_n[ar[i].pos], 0);
+        if (e) e = fri_fail_prefix(e, "client %u", ar[i].c);
+        s->taken[s->n_taken++] = ar[i].c;
+        last = ar[i].t;
+    }
+    s->fst.sim_seconds = fr_round_results(s->ctl) >= target || !(s->flt.deadline > 0) ? last : s->flt.deadline;
+    fri_free(ar);
+    /* increasing ids, for fr_sim_last_taken */
+    for (uint32_t i = 1; i < s->n_taken; i++)
+        for (uint32_t j = i; j > 0 && s->taken[j - 1] > s->taken[j]; j--) {
+            uint32_t x = s->taken[j]; s->taken[j] = s->taken[j - 1]; s->taken[j - 1] = x;
+        }
+    return e;
+}
+
 fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
     memset(st, 0, sizeof *st);
+    memset(&s->fst, 0, sizeof s->fst);
     uint32_t round = fr_round_completed(s->ctl) + 1, k = 0;
     if (s->secagg && fri_result_compress_flags(&s->cfg))
         return fri_fail(FR_ERR_INVALID, "secure aggregation with uplink compression: masks cancel only in a sum of "
                         "words at the same positions, which quantized blocks and top-k values are not");
-    fr_err e = fr_round_begin(s->ctl, &s->ids, &k);
-    if (e) return e;
-    s->epoch++;
-    /* DP rounds of fewer than 2 sampled clients run without masks (fri_dp_secagg_plain) */
-    if (s->secagg && !fri_dp_secagg_plain(&s->cfg, k) && (e = secagg_open(s, round, k))) {
+    for (s->attempt = 0;; s->attempt++) {
+        s->fst.attempts = s->attempt + 1;
+        fr_err e = s->all_ids ? fr_round_begin_among(s->ctl, s->all_ids, n_total(s), s->flt.over_select, &s->ids, &k)
+                              : fr_round_begin(s->ctl, &s->ids, &k);
+        if (e) return e;
+        s->epoch++;
+        /* DP rounds of fewer than 2 sampled clients run without masks (fri_dp_secagg_plain) */
+        if (s->secagg && !fri_dp_secagg_plain(&s->cfg, k) && (e = secagg_open(s, round, k))) {
+            secagg_free(s->sa);
+            s->sa = NULL;
+            fr_round_abort(s->ctl);
+            return fri_fail_prefix(e, "round %u: secure aggregation", round);
+        }
+        if (s->faults) memset(s->slot_state, 0, k);
+        fri_latch_reset(&s->err);
+        if (s->reduce) { /* a share: this process's clients only, then the sums meet (no faults: see set_share) */
+            uint32_t n = 0;
+            for (uint32_t i = 0; i < k; i++)
+                if (s->ids[i] % s->share_n == s->share_at) s->mine[n++] = s->ids[i];
+            s->ids = s->mine;
+            fr_pool_for(s->pool, n, 1, task, s);
+            e = s->reduce(s->reduce_ctx, s->ctl, fri_latch_failed(&s->err) ? fri_latch_get(&s->err) : FR_OK);
+            if (e) {
+                fr_round_abort(s->ctl);
+                return fri_fail_prefix(e, "round %u", round);
+            }
+            return fr_round_end(s->ctl, st);
+        }
+        fr_pool_for(s->pool, k, 1, task, s);
+        e = s->sa && !fri_latch_failed(&s->err) ? secagg_close(s) : FR_OK;
         secagg_free(s->sa);
         s->sa = NULL;
-        fr_round_abort(s->ctl);
-        return fri_fail_prefix(e, "round %u: secure aggregation", round);
-    }
-    fri_latch_reset(&s->err);
-    if (s->reduce) { /* a share: this process's clients only, then the sums meet */
-        uint32_t n = 0;
-        for (uint32_t i = 0; i < k; i++)
-            if (s->ids[i] % s->share_n == s->share_at) s->mine[n++] = s->ids[i];
-        s->ids = s->mine;
-        fr_pool_for(s->pool, n, 1, task, s);
-        e = s->reduce(s->reduce_ctx, s->ctl, fri_latch_failed(&s->err) ? fri_latch_get(&s->err) : FR_OK);
-        if (e) {
+        if (!e && !fri_latch_failed(&s->err) && s->faults) e = deliver_held(s, round, k);
+        if (e || fri_latch_failed(&s->err)) {
             fr_round_abort(s->ctl);
+            if (!e) e = fri_latch_get(&s->err);
             return fri_fail_prefix(e, "round %u", round);
         }
-        return fr_round_end(s->ctl, st);
+        if (!s->faults) return fr_round_end(s->ctl, st);
+        uint32_t got = fr_round_results(s->ctl), quorum = s->cfg.min_results ? s->cfg.min_results : 1;
+        if (got >= quorum) {
+            e = fr_round_end(s->ctl, st);
+            st->attempts = s->fst.attempts;
+            st->crashed = s->fst.crashed;
+            st->late = s->fst.late;
+            st->sim_seconds = s->fst.sim_seconds;
+            s->attempt = 0;
+            return e;
+        }
+        fr_round_abort(s->ctl); /* short: nothing applied, the round again */
+        if (s->attempt + 1 >= s->flt.max_attempts) {
+            s->attempt = 0;
+            return fri_fail(FR_ERR_EMPTY, "round %u: %u results of %u sampled clients, the quorum is %u, in each of %u "
+                            "attempts: nothing applied (%u crashed, %u late in the last)", round, got, k, quorum,
+                            s->flt.max_attempts, s->fst.crashed, s->fst.late);
+        }
+        s->fst.crashed = s->fst.late = 0;
     }
-    fr_pool_for(s->pool, k, 1, task, s);
-    e = s->sa && !fri_latch_failed(&s->err) ? secagg_close(s) : FR_OK;
-    secagg_free(s->sa);
-    s->sa = NULL;
-    if (e || fri_latch_failed(&s->err)) {
-        fr_round_abort(s->ctl);
-        if (!e) e = fri_latch_get(&s->err);
-        return fri_fail_prefix(e, "round %u", round);
+}
+
+void fr_sim_fault_stats_get(const fr_sim *s, fr_sim_fault_stats *out) { *out = s->fst; }
+
+uint32_t fr_sim_last_taken(const fr_sim *s, uint32_t *out, uint32_t cap) {
+    uint32_t n = s->n_taken < cap ? s->n_taken : cap;
+    if (n) memcpy(out, s->taken, (size_t)n * sizeof *out);
+    return s->n_taken;
+}
+
+bool fr_sim_is_malicious(const fr_sim *s, uint32_t c) {
+    if (c >= s->n_clients) return c < n_total(s);
+    return s->bad && s->bad[c];
+}
+uint32_t fr_sim_n_fake(const fr_sim *s) { return s->n_fake; }
+
+/* Per-position buffers for n clients (faults) and the malicious clients' scratch. */
+static fr_err sim_buffers(fr_sim *s) {
+    uint32_t n = n_total(s);
+    if (s->faults) {
+        for (uint32_t i = 0; s->slot && i < s->n_slot; i++) fri_free(s->slot[i]);
+        s->n_slot = 0;
+        fri_free(s->slot); fri_free(s->slot_n); fri_free(s->slot_cap); fri_free(s->slot_work);
+        fri_free(s->slot_state); fri_free(s->taken); fri_free(s->all_ids);
+        s->slot = fri_calloc(n, sizeof *s->slot);
+        s->slot_n = fri_calloc(n, sizeof *s->slot_n);
+        s->slot_cap = fri_calloc(n, sizeof *s->slot_cap);
+        s->slot_work = fri_calloc(n, sizeof *s->slot_work);
+        s->slot_state = fri_calloc(n, 1);
+        s->taken = fri_calloc(n, sizeof *s->taken);
+        s->all_ids = NULL;
+        if (s->slot) s->n_slot = n;
+        if (!s->slot || !s->slot_n || !s->slot_cap || !s->slot_work || !s->slot_state || !s->taken) return FR_ERR_NOMEM;
+        if (s->flt.over_select > 0) {
+            if (!(s->all_ids = fri_malloc((size_t)n * sizeof *s->all_ids))) return FR_ERR_NOMEM;
+            for (uint32_t i = 0; i < n; i++) s->all_ids[i] = i;
+        }
     }
-    return fr_round_end(s->ctl, st);
+    if (s->atk.kind != FR_ATTACK_NONE && !s->fupd) {
+        s->fupd = fri_calloc((size_t)s->n_workers, sizeof *s->fupd);
+        s->fref = fri_calloc((size_t)s->n_workers, sizeof *s->fref);
+        if (!s->fupd || !s->fref) return FR_ERR_NOMEM;
+        for (int i = 0; i < s->n_workers; i++) {
+            fr_err e = fr_update_create(&s->fupd[i]);
+            if (e) return e;
+            if (!(s->fref[i] = fri_malloc(((size_t)s->atk.n_ref + 1) * sizeof *s->fref[i]))) return FR_ERR_NOMEM;
+        }
+    }
+    return FR_OK;
+}
+
+fr_err fr_sim_set_faults(fr_sim *s, const fr_sim_faults *f) {
+    fr_err e = fr_sim_faults_check(f);
+    if (e) return e;
+    if (fr_round_completed(s->ctl) || fr_round_is_open(s->ctl))
+        return fri_fail(FR_ERR_STATE, "faults: set them before the first round");
+    if (s->reduce)
+        return fri_fail(FR_ERR_UNSUPPORTED, "simulated faults across processes: the sim runtime runs them (--runtime sim)");
+    if (fr_sim_faults_on(f) && s->secagg)
+        return fri_fail(FR_ERR_INVALID, "faults with secure aggregation: a dropout there is the protocol's (its "
+                        "unmasking), not simulated here");
+    if (f->over_select > 0 && fr_fl_dp_on(&s->cfg))
+        return fri_fail(FR_ERR_INVALID, "over-selection %g with DP: every client is sampled with probability q "
+                        "(Poisson), as the accountant assumes", f->over_select);
+    s->flt = *f;
+    s->faults = fr_sim_faults_on(f);
+    return sim_buffers(s);
+}
+
+fr_err fr_sim_set_attack(fr_sim *s, const fr_sim_attack *a) {
+    if (fr_round_completed(s->ctl) || fr_round_is_open(s->ctl) || s->atk.kind != FR_ATTACK_NONE)
+        return fri_fail(FR_ERR_STATE, "attack: set it once, before the first round");
+    if (a->kind == FR_ATTACK_NONE) return FR_OK;
+    if (s->reduce)
+        return fri_fail(FR_ERR_UNSUPPORTED, "simulated attacks across processes: the sim runtime runs them (--runtime sim)");
+    if (!(a->fraction > 0 && a->fraction <= 0.5))
+        return fri_fail(FR_ERR_INVALID, "attack: fraction %g, expected (0, 0.5]", a->fraction);
+    if (s->part_ptr) return fri_fail(FR_ERR_INVALID, "attack: simulated with one user per client only (not silos)");
+    if (fr_fl_dp_on(&s->cfg))
+        return fri_fail(FR_ERR_INVALID, "attack with DP: the clip would bound it (not simulated)");
+    if (fri_result_compress_flags(&s->cfg) || s->resid)
+        return fri_fail(FR_ERR_INVALID, "attack with uplink compression: not simulated");
+    uint32_t ni = s->mcfg.n_items, nc = s->n_clients;
+    if (fr_sim_attack_has_target(a)) {
+        if (a->target >= ni)
+            return fri_fail(FR_ERR_INVALID, "attack: target item %u, expected < %u (the training data's items)",
+                            a->target, ni);
+        if (a->n_ref < 1 || a->n_ref > ni - 1)
+            return fri_fail(FR_ERR_INVALID, "attack: %u reference items, expected 1..%u", a->n_ref, ni - 1);
+        double nf = floor(a->fraction * nc / (1.0 - a->fraction) + 0.5);
+        if (nf < 1) nf = 1;
+        if (nf + nc > (double)UINT32_MAX / 2) return fri_fail(FR_ERR_INVALID, "attack: too many fake clients");
+        s->atk = *a;
+        s->n_fake = (uint32_t)nf;
+        if (a->kind == FR_ATTACK_PROMOTE_POP) { /* the public popularity: training interactions per item */
+            uint64_t *cnt = fri_calloc(ni, sizeof *cnt);
+            uint8_t *used = fri_calloc(ni, 1);
+            s->ref_pop = fri_malloc((size_t)a->n_ref * sizeof *s->ref_pop);
+            fr_err e = cnt && used && s->ref_pop ? FR_OK : FR_ERR_NOMEM;
+            for (uint32_t u = 0; !e && u < fr_dataset_n_users(s->train); u++) {
+                const uint32_t *it;
+                size_t n = fr_dataset_user(s->train, u, &it, NULL, NULL);
+                for (size_t j = 0; j < n; j++) cnt[it[j]]++;
+            }
+            if (!e) used[a->target] = 1;
+            for (uint32_t r = 0; !e && r < a->n_ref; r++) { /* the most popular left, ties to the smaller id */
+                uint32_t best = UINT32_MAX;
+                for (uint32_t i = 0; i < ni; i++)
+                    if (!used[i] && (best == UINT32_MAX || cnt[i] > cnt[best])) best = i;
+                used[best] = 1;
+                s->ref_pop[r] = best;
+            }
+            fri_free(cnt);
+            fri_free(used);
+            if (e) { s->atk.kind = FR_ATTACK_NONE; s->n_fake = 0; return e; }
+        }
+        /* the controller of a federation with the fakes in it */
+        fr_round *ctl = NULL;
+        fr_err e = fr_round_create(&ctl, &s->mcfg, &s->cfg, nc + s->n_fake, s->n_workers);
+        if (e) { s->atk.kind = FR_ATTACK_NONE; s->n_fake = 0; return e; }
+        fr_round_set_pool(ctl, s->pool);
+        fr_round_free(s->ctl);
+        s->ctl = ctl;
+    } else {
+        uint32_t m = (uint32_t)floor(a->fraction * nc + 0.5);
+        if (m < 1) m = 1;
+        uint32_t *pick = fri_malloc((size_t)m * sizeof *pick);
+        s->bad = fri_calloc(nc, 1);
+        if (!pick || !s->bad) { fri_free(pick); fri_free(s->bad); s->bad = NULL; return FR_ERR_NOMEM; }
+        fr_rng r;
+        fr_rng_init(&r, s->cfg.seed, 0, 0, FR_PURPOSE_ATTACK);
+        fr_err e = fr_rng_sample(&r, nc, m, pick);
+        for (uint32_t i = 0; !e && i < m; i++) s->bad[pick[i]] = 1;
+        fri_free(pick);
+        if (e) { fri_free(s->bad); s->bad = NULL; return e; }
+        s->atk = *a;
+    }
+    return sim_buffers(s);
 }
 
 /* ------------------------------------------------------------------ shares */
@@ -528,6 +932,9 @@ fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce redu
         return fri_fail(FR_ERR_UNSUPPORTED, "%s across processes: the clients' %s is kept by one process (run it on "
                         "the sim runtime)", s->secagg ? "secure aggregation" : s->km1 ? "keep-private-optim" :
                         "top-k compression", s->secagg ? "masking protocol" : "state beyond its rows");
+    if (s->faults || s->atk.kind != FR_ATTACK_NONE)
+        return fri_fail(FR_ERR_UNSUPPORTED, "simulated %s across processes: the sim runtime runs them (--runtime sim)",
+                        s->faults ? "faults" : "attacks");
     if (!s->mine && !(s->mine = fri_malloc((size_t)(s->n_clients ? s->n_clients : 1) * sizeof *s->mine)))
         return FR_ERR_NOMEM;
     s->share_at = at;
