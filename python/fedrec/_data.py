@@ -18,11 +18,11 @@ RATING_COLUMNS = ("rating", "ratings", "score", "overall", "weight", "count")
 TIME_COLUMNS = ("time", "timestamp", "unixReviewTime", "ts")
 
 
-def _factorize(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _factorize(values: np.ndarray, by_appearance: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """(codes int64, uniques): integer ids numbered in increasing order (as the library
-    numbers a file's integer ids), any other ids in order of first appearance (as it
-    interns string ids)."""
-    if values.dtype.kind in "iu":
+    numbers a file's integer ids), any other ids, or all with by_appearance, in order of
+    first appearance (as it interns string ids)."""
+    if values.dtype.kind in "iu" and not by_appearance:
         uniques, codes = np.unique(values, return_inverse=True)
         return codes.astype(np.int64, copy=False), uniques
     try:
@@ -67,8 +67,12 @@ class Dataset:
         self.users = users
         self.items = items
         self.name = name or "data in memory"
-        self._ucodes, self.user_ids = _factorize(users)
-        self._icodes, self.item_ids = _factorize(items)
+        # a file whose users or items are not all integers is read with string ids for
+        # both columns (numbered in order of first appearance): number them alike, so a
+        # data frame and the same rows in a file give the same training set and model
+        strings = users.dtype.kind not in "iu" or items.dtype.kind not in "iu"
+        self._ucodes, self.user_ids = _factorize(users, strings)
+        self._icodes, self.item_ids = _factorize(items, strings)
         self._c: Any = None
 
     # ------------------------------------------------------------------ constructors

@@ -162,6 +162,22 @@ def test_dataframe_equals_the_same_rows_from_a_file(tmp_path):
     assert c.evaluate() == b.evaluate()
 
 
+def test_mixed_ids_number_as_the_file_reader_does(tmp_path):
+    # string users, integer items: the reader takes both columns as strings in order of
+    # first appearance, and so must the package, or the same rows train another model
+    import pandas as pd
+    rng = np.random.default_rng(3)
+    n = 1500
+    df = pd.DataFrame({"user": [f"u{x}" for x in rng.integers(0, 60, n)], "item": rng.integers(0, 90, n),
+                       "rating": rng.integers(1, 6, n).astype(float)})
+    path = tmp_path / "mixed.tsv"
+    df.to_csv(path, sep="\t", header=False, index=False)
+    a = fedrec.train(data=str(path), model="mf", rounds=2)
+    b = fedrec.train(data=df, model="mf", rounds=2)
+    assert np.array_equal(a.params, b.params)
+    assert b.item_ids.tolist() == list(dict.fromkeys(df["item"].tolist()))  # first appearance
+
+
 # ------------------------------------------------------------------ errors
 
 def test_bad_file_names_file_and_line(tmp_path):
