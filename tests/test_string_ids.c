@@ -214,3 +214,54 @@ Test(strids, parallel_reader_keeps_file_order) {
     free(hdr);
     free(txt);
 }
+
+/* A dataset built from arrays of interning numbers (as the Python package numbers a data
+ * frame's string ids, by first appearance) and given the strings is the file's dataset:
+ * the same rows, the same strings for every dense id, the same fingerprint (which covers
+ * the strings), so the command line accepts a model trained on either. Misuse is refused. */
+Test(strids, arrays_given_their_strings_equal_the_file) {
+    char *p = path_of("mixed.tsv", "bob\t93\t4\t10\nann\t7\t5\t11\nbob\t7\t3\t12\ncid\t93\t2\t13\nann\t12\t1\t14\n");
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    fr_dataset *file = NULL, *mem = NULL;
+    cr_assert_eq(fr_dataset_load(&file, p, &o, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert(fr_idmap_is_str(fr_dataset_users(file)) && fr_idmap_is_str(fr_dataset_items(file)));
+    /* by hand: users bob 0, ann 1, cid 2; items "93" 0, "7" 1, "12" 2 (first appearance) */
+    const int64_t users[] = {0, 1, 0, 2, 1}, items[] = {0, 1, 1, 0, 2}, times[] = {10, 11, 12, 13, 14};
+    const float ratings[] = {4, 5, 3, 2, 1};
+    const char *const ustr[] = {"bob", "ann", "cid"}, *const istr[] = {"93", "7", "12"};
+    cr_assert_eq(fr_dataset_from_arrays(&mem, 5, users, items, ratings, times), FR_OK);
+    fr_fingerprint fa, fb;
+    fr_dataset_fingerprint(file, &fa);
+    fr_dataset_fingerprint(mem, &fb);
+    cr_assert_not(fr_fingerprint_equal(&fa, &fb), "without the strings the fingerprints differ");
+    cr_assert_eq(fr_dataset_set_id_strings(mem, ustr, 3, istr, 3), FR_OK, "%s", fr_errmsg());
+    same_rows(file, mem);
+    for (int side = 0; side < 2; side++) {
+        const fr_idmap *a = side ? fr_dataset_items(file) : fr_dataset_users(file);
+        const fr_idmap *b = side ? fr_dataset_items(mem) : fr_dataset_users(mem);
+        cr_assert(fr_idmap_is_str(b));
+        cr_assert_eq(fr_idmap_size(a), fr_idmap_size(b));
+        for (uint32_t d = 0; d < fr_idmap_size(a); d++)
+            cr_assert_str_eq(fr_idmap_raw_str(a, d), fr_idmap_raw_str(b, d), "side %d dense %u", side, d);
+        cr_assert_eq(fr_idmap_find_str(b, side ? "12" : "cid"), fr_idmap_find_str(a, side ? "12" : "cid"));
+    }
+    fr_dataset_fingerprint(mem, &fb);
+    cr_assert(fr_fingerprint_equal(&fa, &fb));
+    /* refused: twice, too few strings, a repeated string; one side alone is allowed */
+    cr_assert_eq(fr_dataset_set_id_strings(mem, ustr, 3, NULL, 0), FR_ERR_STATE);
+    fr_dataset *m2 = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&m2, 5, users, items, ratings, times), FR_OK);
+    cr_assert_eq(fr_dataset_set_id_strings(m2, ustr, 2, NULL, 0), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "user"), "%s", fr_errmsg());
+    const char *const twice[] = {"bob", "ann", "bob"};
+    cr_assert_eq(fr_dataset_set_id_strings(m2, twice, 3, NULL, 0), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "bob"), "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_set_id_strings(m2, NULL, 0, istr, 3), FR_OK, "%s", fr_errmsg());
+    cr_assert_not(fr_idmap_is_str(fr_dataset_users(m2)));
+    cr_assert_str_eq(fr_idmap_raw_str(fr_dataset_items(m2), 2), "12");
+    fr_dataset_free(m2);
+    fr_dataset_free(mem);
+    fr_dataset_free(file);
+    free(p);
+}

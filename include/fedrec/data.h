@@ -213,6 +213,17 @@ FR_API FR_NODISCARD fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset *
 FR_API FR_NODISCARD fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users,
                                            const int64_t *items, const float *ratings,
                                            const int64_t *times);
+/* Gives a dataset from fr_dataset_from_arrays the strings of its ids, as a file read with
+ * string ids has them (fr_load_opts.string_ids): the raw ids of that side are then the
+ * strings' interning numbers, raw id r the string strs[r] (copied), so the dataset, its
+ * splits and its fingerprint are those of the same rows read from a file whose k-th
+ * distinct string of the column is strs[k] (the Python package numbers a data frame's
+ * string ids in order of first appearance, as the readers do). users or items NULL leaves
+ * that side as it is. FR_ERR_STATE (the side has strings already, or its map is shared),
+ * FR_ERR_RANGE (a raw id r >= n), FR_ERR_INVALID (NULL or a repeated string, named),
+ * FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_dataset_set_id_strings(fr_dataset *d, const char *const *users, uint32_t n_users,
+                                              const char *const *items, uint32_t n_items);
 
 /* The interactions of users[0, n_users) of d alone, in d's id space: the same number of
  * users and items, the same ids (its id maps are d's), every other user without an

@@ -37,6 +37,8 @@ void fr_load_opts_default(fr_load_opts *o);
 fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o, void *stats);
 fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users, const int64_t *items,
                               const float *ratings, const int64_t *times);
+fr_err fr_dataset_set_id_strings(fr_dataset *d, const char *const *users, uint32_t n_users,
+                                 const char *const *items, uint32_t n_items);
 fr_err fr_dataset_split(const fr_dataset *d, fr_split_kind kind, double ratio, uint64_t seed,
                         fr_dataset **train, fr_dataset **test);
 fr_err fr_source_parse_split(const char *text, fr_split_kind *kind, double *ratio);

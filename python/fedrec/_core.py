@@ -108,10 +108,11 @@ def log_lines(text: str) -> None:
             log.info("%s", line)
 
 
-def idmap_values(m: Any) -> np.ndarray:
-    """The raw ids of an fr_idmap by dense id: int64, or an object array of str."""
+def idmap_values(m: Any, numbers: bool = False) -> np.ndarray:
+    """The raw ids of an fr_idmap by dense id: int64, or an object array of str (numbers:
+    a string map's interning numbers instead, int64)."""
     n = lib.fr_idmap_size(m)
-    if lib.fr_idmap_is_str(m):
+    if lib.fr_idmap_is_str(m) and not numbers:
         return np.array([ffi.string(lib.fr_idmap_raw_str(m, i)).decode("utf-8", "surrogateescape")
                          for i in range(n)], dtype=object)
     return np.fromiter((lib.fr_idmap_raw(m, i) for i in range(n)), dtype=np.int64, count=n)

@@ -70,9 +70,9 @@ class Dataset:
         # a file whose users or items are not all integers is read with string ids for
         # both columns (numbered in order of first appearance): number them alike, so a
         # data frame and the same rows in a file give the same training set and model
-        strings = users.dtype.kind not in "iu" or items.dtype.kind not in "iu"
-        self._ucodes, self.user_ids = _factorize(users, strings)
-        self._icodes, self.item_ids = _factorize(items, strings)
+        self._strings = users.dtype.kind not in "iu" or items.dtype.kind not in "iu"
+        self._ucodes, self.user_ids = _factorize(users, self._strings)
+        self._icodes, self.item_ids = _factorize(items, self._strings)
         self._c: Any = None
 
     # ------------------------------------------------------------------ constructors
@@ -160,7 +160,7 @@ class Dataset:
         for p, what in ((tr, "train"), (te, "test")):
             d = ffi.gc(p[0], lib.fr_dataset_free)
             u, i, r, t = _rows(d)
-            ucode, icode = idmap_values(lib.fr_dataset_users(d)), idmap_values(lib.fr_dataset_items(d))
+            ucode, icode = idmap_values(lib.fr_dataset_users(d), True), idmap_values(lib.fr_dataset_items(d), True)
             parts.append(Dataset(self.user_ids[ucode[u]], self.item_ids[icode[i]], r,
                                  t if self.times is not None else None, name=f"{self.name} ({what}, split {split})"))
         return parts[0], parts[1]
@@ -176,7 +176,15 @@ class Dataset:
             check(lib.fr_dataset_from_arrays(out, n, ptr("int64_t[]", self._ucodes), ptr("int64_t[]", self._icodes),
                                              ptr("float[]", self.ratings), ptr("int64_t[]", self.times)),
                   self.name)
-            self._c = ffi.gc(out[0], lib.fr_dataset_free)
+            d = ffi.gc(out[0], lib.fr_dataset_free)
+            if self._strings:
+                # the library keeps the ids' text, as it does for a file with string ids: the
+                # fingerprint covers it, so the command line accepts the model with --data
+                # of the same rows in a file
+                keep = [[ffi.new("char[]", str(v).encode()) for v in ids] for ids in (self.user_ids, self.item_ids)]
+                arrs = [ffi.new("const char *[]", k) for k in keep]
+                check(lib.fr_dataset_set_id_strings(d, arrs[0], len(keep[0]), arrs[1], len(keep[1])), self.name)
+            self._c = d
         return self._c
 
 

@@ -113,8 +113,9 @@ class Model:
         self.history = history
         self.summary = summary
         tr = lib.fr_data_train(data)
-        uv, iv = idmap_values(lib.fr_dataset_users(tr)), idmap_values(lib.fr_dataset_items(tr))
-        if dataset is not None:  # the library's raw ids are the data set's codes
+        num = dataset is not None  # the library's raw ids (a string map's numbers) are the data set's codes
+        uv, iv = idmap_values(lib.fr_dataset_users(tr), num), idmap_values(lib.fr_dataset_items(tr), num)
+        if dataset is not None:
             uv, iv = dataset.user_ids[uv], dataset.item_ids[iv]
         self.user_ids: np.ndarray = uv
         self.item_ids: np.ndarray = iv

@@ -164,7 +164,8 @@ def test_dataframe_equals_the_same_rows_from_a_file(tmp_path):
 
 def test_mixed_ids_number_as_the_file_reader_does(tmp_path):
     # string users, integer items: the reader takes both columns as strings in order of
-    # first appearance, and so must the package, or the same rows train another model
+    # first appearance, and so must the package, or the same rows train another model;
+    # the library keeps the strings as for the file, so the command line accepts the model
     import pandas as pd
     rng = np.random.default_rng(3)
     n = 1500
@@ -176,6 +177,15 @@ def test_mixed_ids_number_as_the_file_reader_does(tmp_path):
     b = fedrec.train(data=df, model="mf", rounds=2)
     assert np.array_equal(a.params, b.params)
     assert b.item_ids.tolist() == list(dict.fromkeys(df["item"].tolist()))  # first appearance
+    for name, frame in (("mixed", df), ("strings", df.assign(item=[f"i{x}" for x in df["item"]]))):
+        path = tmp_path / f"{name}.tsv"
+        frame.to_csv(path, sep="\t", header=False, index=False)
+        m = fedrec.train(data=frame, model="mf", rounds=2)
+        m.save(tmp_path / f"{name}.frm")
+        out = subprocess.run([os.environ["FEDREC_BIN"], "eval", "--model", str(tmp_path / f"{name}.frm"), "--data",
+                              str(path), "--json"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["rmse"] == pytest.approx(m.evaluate()["rmse"], rel=1e-6)
 
 
 # ------------------------------------------------------------------ errors

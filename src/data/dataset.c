@@ -573,6 +573,60 @@ fr_err fr_dataset_from_arrays(fr_dataset **out, size_t n, const int64_t *users, 
     return fri_dataset_build_own(out, &rows);
 }
 
+static void drop_strings(fr_idmap *m) {
+    for (uint32_t d = 0; m->str && d < m->n; d++) fri_free(m->str[d]);
+    fri_free(m->str);
+    fri_free(m->sslot);
+    m->str = NULL;
+    m->sslot = NULL;
+    m->scap = 0;
+}
+
+static fr_err side_strings(fr_idmap *m, const char *what, const char *const *strs, uint32_t n) {
+    if (m->str || atomic_load(&m->refs) != 1)
+        return fri_fail(FR_ERR_STATE, "the %s ids: %s", what,
+                        m->str ? "they have their strings already" : "the id map is shared with another dataset");
+    for (uint32_t d = 0; d < m->n; d++)
+        if (m->raw[d] < 0 || m->raw[d] >= (int64_t)n)
+            return fri_fail(FR_ERR_RANGE, "the %s ids: raw id %lld has no string (%u given); expected the strings of "
+                            "raw ids 0..n-1", what, (long long)m->raw[d], n);
+    char **own = fri_calloc(m->n ? m->n : 1, sizeof *own);
+    if (!own) return FR_ERR_NOMEM;
+    for (uint32_t d = 0; d < m->n; d++) {
+        const char *t = strs[m->raw[d]];
+        if (!t) {
+            for (uint32_t k = 0; k < d; k++) fri_free(own[k]);
+            fri_free(own);
+            return fri_fail(FR_ERR_INVALID, "the %s ids: the string of raw id %lld is NULL", what,
+                            (long long)m->raw[d]);
+        }
+        if (!(own[d] = fri_strdup(t))) {
+            for (uint32_t k = 0; k < d; k++) fri_free(own[k]);
+            fri_free(own);
+            return FR_ERR_NOMEM;
+        }
+    }
+    uint32_t dup = 0;
+    fr_err e = fri_idmap_take_strs(m, own, &dup);
+    if (e == FR_ERR_PARSE) {
+        e = fri_fail(FR_ERR_INVALID, "the %s ids: \"%s\" is given for two ids (raw %lld and another)", what,
+                     m->str[dup], (long long)m->raw[dup]);
+    }
+    if (e) drop_strings(m); /* take_strs took them: the map is left as it was */
+    return e;
+}
+
+fr_err fr_dataset_set_id_strings(fr_dataset *d, const char *const *users, uint32_t n_users, const char *const *items,
+                                 uint32_t n_items) {
+    if (!d) return fri_fail(FR_ERR_INVALID, "fr_dataset_set_id_strings: NULL dataset");
+    if (users && d->users->str) return fri_fail(FR_ERR_STATE, "the user ids: they have their strings already");
+    if (items && d->items->str) return fri_fail(FR_ERR_STATE, "the item ids: they have their strings already");
+    fr_err e = users ? side_strings(d->users, "user", users, n_users) : FR_OK;
+    if (!e && items && (e = side_strings(d->items, "item", items, n_items)) && users)
+        drop_strings(d->users); /* all or nothing */
+    return e;
+}
+
 fr_err fr_dataset_select_users(fr_dataset **out, const fr_dataset *d, const uint32_t *users, size_t n_users) {
     *out = NULL;
     if (!d || (n_users && !users)) return fri_fail(FR_ERR_INVALID, "fr_dataset_select_users: NULL argument");
