@@ -327,11 +327,8 @@ bool fri_result_is_compressed(const uint8_t *b, size_t n) {
 }
 
 fr_err fri_result_decompress(fr_result *r, const uint8_t *bytes, size_t n, const fr_update_shape *s) {
-    if (!s || s->n_tables > FR_UPDATE_MAX_TABLES || (s->n_tables && (!s->widths || !s->n_rows)))
-        return fri_fail(FR_ERR_INVALID, "RESULT decode: bad shape");
-    for (uint32_t t = 0; t < s->n_tables; t++)
-        if (s->widths[t] == 0) return fri_fail(FR_ERR_INVALID, "RESULT shape: table %u has width 0", t);
-    fr_err e = fri_msg_open(bytes, n, FR_MSG_RESULT, "RESULT");
+    fr_err e = fri_result_shape_check(s);
+    if (!e) e = fri_msg_open(bytes, n, FR_MSG_RESULT, "RESULT");
     if (e) return e;
     fri_rd rd;
     fri_rd_init(&rd, bytes + FR_MSG_HEADER_BYTES, n - FR_MSG_HEADER_BYTES, "RESULT", "message");
@@ -387,26 +384,11 @@ fr_err fri_result_decompress(fr_result *r, const uint8_t *bytes, size_t n, const
         }
     for (uint32_t t = 0; t < T; t++) {
         uint32_t width, count;
-        if ((e = fri_rd_u32(&rd, &width, "table width")) || (e = fri_rd_u32(&rd, &count, "table row count")))
-            return e;
-        if (width != s->widths[t])
-            return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row width %u, expected %u", t, width, s->widths[t]);
-        if (count > s->n_rows[t])
-            return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: %u rows, the table has %u", t, count, s->n_rows[t]);
+        if ((e = fri_result_table_ids(&rd, s, t, mode, &width, &count, &p))) return e;
         size_t row = fri_q_bytes(mode, width, width);
-        if ((e = fri_rd_need_n(&rd, count, 4 + row, "table rows"))) return e;
-        if ((e = fri_rd_bytes(&rd, &p, (size_t)count * 4, "row ids"))) return e;
         if ((e = fri_result_table_resize(r, t, count))) return e;
         fr_result_table *tb = &r->tables[t];
-        for (uint32_t i = 0; i < count; i++) {
-            tb->ids[i] = fri_get_u32(p + (size_t)i * 4);
-            if (tb->ids[i] >= s->n_rows[t])
-                return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row id %u out of range (the table has %u rows)", t,
-                                tb->ids[i], s->n_rows[t]);
-            if (i > 0 && tb->ids[i] <= tb->ids[i - 1])
-                return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids",
-                                t, tb->ids[i], i, tb->ids[i - 1]);
-        }
+        for (uint32_t i = 0; i < count; i++) tb->ids[i] = fri_get_u32(p + (size_t)i * 4);
         if ((e = fri_rd_bytes(&rd, &p, (size_t)count * row, "row values"))) return e;
         for (uint32_t i = 0; i < count; i++)
             if ((e = get_values(tb->values + (size_t)i * width, p + (size_t)i * row, width, width, mode))) return e;

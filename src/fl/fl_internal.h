@@ -76,6 +76,16 @@ typedef struct fri_result_view {
 } fri_result_view;
 /* Checks a RESULT message whole against shape (every check of fr_result_decode, the same
  * messages) and points v into it: nothing is copied or allocated. */
+/* A RESULT's update shape is usable: at most FR_UPDATE_MAX_TABLES tables, widths > 0.
+ * FR_ERR_INVALID. */
+FR_NODISCARD fr_err fri_result_shape_check(const fr_update_shape *s);
+/* Reads table t's head (row width, row count) and its row ids from rd, checked against the
+ * shape: the width is the table's, at most its rows, ids increasing and in range, and room
+ * for count rows of 4 + fri_q_bytes(mode, width, width) bytes (mode FR_COMPRESS_NONE: the
+ * plain 8-byte values). *ids points at the count ids (u32, little-endian) in rd's bytes.
+ * FR_ERR_FORMAT naming the table. Used by the plain and the compressed decoders. */
+FR_NODISCARD fr_err fri_result_table_ids(fri_rd *rd, const fr_update_shape *s, uint32_t t, uint32_t mode,
+                                         uint32_t *width, uint32_t *count, const uint8_t **ids);
 FR_NODISCARD fr_err fri_result_view_bytes(fri_result_view *v, const uint8_t *bytes, size_t n,
                                           const fr_update_shape *shape);
 /* A view of a result in memory (not checked: fr_round_accept checks its shape). */

@@ -268,7 +268,7 @@ fr_err fr_result_encode(const fr_result *r, uint8_t **bytes, size_t *n) {
     return FR_OK;
 }
 
-static fr_err check_shape(const fr_update_shape *s) {
+fr_err fri_result_shape_check(const fr_update_shape *s) {
     if (!s) return fri_fail(FR_ERR_INVALID, "RESULT decode: NULL shape");
     if (s->n_tables > FR_UPDATE_MAX_TABLES)
         return fri_fail(FR_ERR_INVALID, "RESULT shape: %u tables, at most %d supported", s->n_tables,
@@ -280,8 +280,33 @@ static fr_err check_shape(const fr_update_shape *s) {
     return FR_OK;
 }
 
+fr_err fri_result_table_ids(fri_rd *rd, const fr_update_shape *s, uint32_t t, uint32_t mode, uint32_t *width,
+                            uint32_t *count, const uint8_t **ids) {
+    fr_err e;
+    if ((e = fri_rd_u32(rd, width, "table width")) || (e = fri_rd_u32(rd, count, "table row count"))) return e;
+    if (*width != s->widths[t])
+        return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row width %u, expected %u", t, *width, s->widths[t]);
+    if (*count > s->n_rows[t])
+        return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: %u rows, the table has %u", t, *count, s->n_rows[t]);
+    /* ids and values together: count * (4 + a row's values) bytes */
+    if ((e = fri_rd_need_n(rd, *count, 4 + fri_q_bytes(mode, *width, *width), "table rows"))) return e;
+    const uint8_t *p;
+    if ((e = fri_rd_bytes(rd, &p, (size_t)*count * 4, "row ids"))) return e;
+    for (uint32_t i = 0; i < *count; i++) {
+        uint32_t id = fri_get_u32(p + (size_t)i * 4), prev = i ? fri_get_u32(p + (size_t)(i - 1) * 4) : 0;
+        if (id >= s->n_rows[t])
+            return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row id %u out of range (the table has %u rows)", t, id,
+                            s->n_rows[t]);
+        if (i > 0 && id <= prev)
+            return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids", t,
+                            id, i, prev);
+    }
+    *ids = p;
+    return FR_OK;
+}
+
 fr_err fri_result_view_bytes(fri_result_view *v, const uint8_t *bytes, size_t n, const fr_update_shape *s) {
-    fr_err e = check_shape(s);
+    fr_err e = fri_result_shape_check(s);
     if (!e) e = fri_msg_open(bytes, n, FR_MSG_RESULT, "RESULT");
     if (e) return e;
     fri_rd rd;
@@ -311,26 +336,7 @@ fr_err fri_result_view_bytes(fri_result_view *v, const uint8_t *bytes, size_t n,
     v->dense = p;
     for (uint32_t t = 0; t < v->n_tables; t++) {
         uint32_t width, count;
-        if ((e = fri_rd_u32(&rd, &width, "table width")) || (e = fri_rd_u32(&rd, &count, "table row count")))
-            return e;
-        if (width != s->widths[t])
-            return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row width %u, expected %u", t, width, s->widths[t]);
-        if (count > s->n_rows[t])
-            return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: %u rows, the table has %u", t, count, s->n_rows[t]);
-        /* ids and values together: count * (4 + 8 * width) bytes */
-        if ((e = fri_rd_need_n(&rd, count, 4 + 8 * (size_t)width, "table rows"))) return e;
-        if ((e = fri_rd_bytes(&rd, &p, (size_t)count * 4, "row ids"))) return e;
-        uint32_t prev = 0;
-        for (uint32_t i = 0; i < count; i++) {
-            uint32_t id = fri_get_u32(p + (size_t)i * 4);
-            if (id >= s->n_rows[t])
-                return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row id %u out of range (the table has %u rows)", t,
-                                id, s->n_rows[t]);
-            if (i > 0 && id <= prev)
-                return fri_fail(FR_ERR_FORMAT, "RESULT: table %u: row id %u at %u follows %u, expected increasing ids",
-                                t, id, i, prev);
-            prev = id;
-        }
+        if ((e = fri_result_table_ids(&rd, s, t, FR_COMPRESS_NONE, &width, &count, &p))) return e;
         v->tables[t].width = width;
         v->tables[t].count = count;
         v->tables[t].ids = p;
