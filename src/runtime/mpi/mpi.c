@@ -108,26 +108,20 @@ bool fr_mpi_available(void) { return true; }
 
 #define CHUNK ((size_t)1 << 28) /* elements per call: counts are ints */
 
+/* x[0, n) of elements of `size` bytes and type t reduced in place with op on every rank,
+ * in calls of at most CHUNK elements */
+static void allreduce(void *x, size_t n, size_t size, MPI_Datatype t, MPI_Op op, MPI_Comm comm) {
+    for (size_t at = 0; at < n; at += CHUNK) {
+        size_t c = n - at < CHUNK ? n - at : CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, (char *)x + at * size, (int)c, t, op, comm);
+    }
+}
+
 static void allreduce_u64(uint64_t *x, size_t n, MPI_Comm comm) {
-    for (size_t at = 0; at < n; at += CHUNK) {
-        size_t c = n - at < CHUNK ? n - at : CHUNK;
-        MPI_Allreduce(MPI_IN_PLACE, x + at, (int)c, MPI_UINT64_T, MPI_SUM, comm);
-    }
+    allreduce(x, n, sizeof *x, MPI_UINT64_T, MPI_SUM, comm);
 }
-
-static void allreduce_f64(double *x, size_t n, MPI_Comm comm) {
-    for (size_t at = 0; at < n; at += CHUNK) {
-        size_t c = n - at < CHUNK ? n - at : CHUNK;
-        MPI_Allreduce(MPI_IN_PLACE, x + at, (int)c, MPI_DOUBLE, MPI_SUM, comm);
-    }
-}
-
-static void allreduce_bor(uint8_t *x, size_t n, MPI_Comm comm) {
-    for (size_t at = 0; at < n; at += CHUNK) {
-        size_t c = n - at < CHUNK ? n - at : CHUNK;
-        MPI_Allreduce(MPI_IN_PLACE, x + at, (int)c, MPI_UINT8_T, MPI_BOR, comm);
-    }
-}
+static void allreduce_f64(double *x, size_t n, MPI_Comm comm) { allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_SUM, comm); }
+static void allreduce_bor(uint8_t *x, size_t n, MPI_Comm comm) { allreduce(x, n, sizeof *x, MPI_UINT8_T, MPI_BOR, comm); }
 
 static void bcast_bytes(uint8_t *x, size_t n, MPI_Comm comm) {
     for (size_t at = 0; at < n; at += CHUNK) {
