@@ -730,6 +730,18 @@ Test(hybrid, cold_split_holds_items_out_entirely) {
     uint32_t nc2;
     cr_assert_eq(fr_dataset_cold_split_file(d.train, d.test, path, &wt2, &we2, &co2, &ex2, &nc2), FR_OK, "%s", fr_errmsg());
     cr_assert_eq(nc2, nc);
+    /* the warm train marks exactly the cold items absent (both forms); other data none */
+    const fr_dataset *warms[2] = {wt, wt2};
+    for (int w = 0; w < 2; w++) {
+        uint32_t na = 0;
+        const uint8_t *ab = fr_dataset_absent_items(warms[w], &na);
+        cr_assert_not_null(ab);
+        cr_assert_eq(na, nc);
+        for (uint32_t i = 0; i < ni; i++) cr_assert_eq(ab[i], cold[i], "item %u", i);
+    }
+    uint32_t na0 = 7;
+    cr_assert_null(fr_dataset_absent_items(d.train, &na0));
+    cr_assert_eq(na0, 0);
     cr_assert_eq(fr_dataset_n_interactions(co2), fr_dataset_n_interactions(co));
     cr_assert_eq(fr_dataset_n_interactions(wt2), fr_dataset_n_interactions(wt));
     /* a model ranks cold items by their features: with features that predict the cold
@@ -789,23 +801,88 @@ Test(hybrid, cold_items_ranked_by_their_features) {
     c.n_items = fr_dataset_n_items(d);
     c.dim = 8;
     cr_assert_eq(fr_model_config_set_features(&c, f), FR_OK);
-    fr_model *m = NULL;
+    fr_model *m = NULL, *m2 = NULL, *init = NULL;
     cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+    cr_assert_eq(fr_model_create(&m2, &c), FR_OK);
+    cr_assert_eq(fr_model_create(&init, &c), FR_OK);
     fr_train_config tc;
     fr_train_config_default(&tc);
     tc.batch = 64;
     tc.optim.lr = 0.02f;
     tc.negatives = 1;
-    fr_trainer *t = NULL;
-    cr_assert_eq(fr_trainer_create(&t, m, wt, &tc), FR_OK, "%s", fr_errmsg());
-    double l;
-    for (int e = 0; e < 10; e++) cr_assert_eq(fr_trainer_epoch(t, &l), FR_OK);
-    fr_trainer_free(t);
+    for (int threads = 1; threads <= 2; threads++) {
+        fr_trainer *t = NULL;
+        tc.threads = threads;
+        cr_assert_eq(fr_trainer_create(&t, threads == 1 ? m : m2, wt, &tc), FR_OK, "%s", fr_errmsg());
+        double l;
+        for (int e = 0; e < 10; e++) cr_assert_eq(fr_trainer_epoch(t, &l), FR_OK);
+        fr_trainer_free(t);
+    }
+    cr_assert(!memcmp(fr_model_params(m), fr_model_params(m2), fr_model_n_params(m) * sizeof(float)),
+              "1 and 2 threads give the same bits on a cold split");
+    /* no negative drew a cold item (the warm train marks them absent): its id rows are
+     * still their init, every other item's moved (each was drawn or trained) */
+    const uint8_t *absent = fr_dataset_absent_items(wt, NULL);
+    const fr_tensor *ie = fr_model_tensor(m, fr_model_tensor_find(m, "item_emb")),
+                    *ib = fr_model_tensor(m, fr_model_tensor_find(m, "item_bias"));
+    const float *pm = fr_model_params(m), *p0 = fr_model_params(init);
+    uint32_t cold_ids[NI], ncold = 0;
+    for (uint32_t i = 0; i < c.n_items; i++) {
+        bool same = !memcmp(pm + ie->offset + (size_t)i * c.dim, p0 + ie->offset + (size_t)i * c.dim, c.dim * sizeof(float)) &&
+                    pm[ib->offset + i] == p0[ib->offset + i];
+        cr_assert_eq(same, absent[i] != 0, "item %u: absent %d, rows untouched %d", i, absent[i], same);
+        if (absent[i]) cold_ids[ncold++] = i;
+    }
+    cr_assert_eq(ncold, nc);
+    /* forgotten, a cold item is scored from its features alone: p_u . sum_g w_g F_g +
+     * b_u + sum_g w_g c_g, composed here by hand */
+    uint32_t bad = c.n_items;
+    cr_assert_eq(fr_model_forget_items(m, &bad, 1), FR_ERR_RANGE);
+    cr_assert(strstr(fr_errmsg(), "expected <"), "%s", fr_errmsg());
+    cr_assert_eq(fr_model_forget_items(m, cold_ids, ncold), FR_OK);
+    for (uint32_t x = 0; x < ncold; x++) {
+        for (uint32_t k = 0; k < c.dim; k++) cr_assert_eq(pm[ie->offset + (size_t)cold_ids[x] * c.dim + k], 0.0f);
+        cr_assert_eq(pm[ib->offset + cold_ids[x]], 0.0f);
+    }
+    const fr_tensor *ue = fr_model_tensor(m, fr_model_tensor_find(m, "user_emb")),
+                    *ub = fr_model_tensor(m, fr_model_tensor_find(m, "user_bias")),
+                    *ufe = fr_model_tensor(m, fr_model_tensor_find(m, "user_feat_emb")),
+                    *ufb = fr_model_tensor(m, fr_model_tensor_find(m, "user_feat_bias")),
+                    *ife = fr_model_tensor(m, fr_model_tensor_find(m, "item_feat_emb")),
+                    *ifb = fr_model_tensor(m, fr_model_tensor_find(m, "item_feat_bias"));
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 8), FR_OK);
+    for (uint32_t us = 0; us < 5; us++)
+        for (uint32_t x = 0; x < ncold; x++) {
+            uint32_t i = cold_ids[x];
+            double pu[8], qi[8] = {0}, bu = pm[ub->offset + us], bi = 0.0, want;
+            for (int k = 0; k < 8; k++) pu[k] = pm[ue->offset + us * 8 + k];
+            const uint32_t *id;
+            const float *w;
+            size_t nf = fr_features_of(f, FR_FEAT_USER, us, &id, &w);
+            for (size_t j = 0; j < nf; j++) {
+                for (int k = 0; k < 8; k++) pu[k] += w[j] * pm[ufe->offset + id[j] * 8 + k];
+                bu += w[j] * pm[ufb->offset + id[j]];
+            }
+            nf = fr_features_of(f, FR_FEAT_ITEM, i, &id, &w);
+            for (size_t j = 0; j < nf; j++) {
+                for (int k = 0; k < 8; k++) qi[k] += w[j] * pm[ife->offset + id[j] * 8 + k];
+                bi += w[j] * pm[ifb->offset + id[j]];
+            }
+            want = bu + bi;
+            for (int k = 0; k < 8; k++) want += pu[k] * qi[k];
+            float sc;
+            cr_assert_eq(fr_model_score(m, ws, &us, &i, 1, &sc), FR_OK);
+            cr_assert(fabs(want - sc) < 1e-5 * (1 + fabs(want)), "(%u,%u): %g vs %g", us, i, sc, want);
+        }
+    fr_model_ws_free(ws);
     fr_eval_result r;
     cr_assert_eq(fr_model_evaluate(m, ex, co, NULL, NULL, NULL, &r), FR_OK, "%s", fr_errmsg());
     cr_assert(r.has_full);
     cr_assert_gt(r.auc_full, 0.8, "cold auc %g", r.auc_full);
     fr_model_free(m);
+    fr_model_free(m2);
+    fr_model_free(init);
     fr_dataset *all[] = {wt, co, ex, d};
     for (int k = 0; k < 4; k++) fr_dataset_free(all[k]);
     fr_features_free(f);

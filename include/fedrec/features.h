@@ -79,7 +79,11 @@ FR_API size_t fr_features_of(const fr_features *f, fr_feature_side side, uint32_
  * interaction, every item that is not cold, so that full-catalogue ranking with
  * `exclude` as the training set ranks each user's cold items among the cold items alone
  * (fr_model_evaluate(m, exclude, cold, NULL, ...): auc_full, precision@K_full). All
- * share the id maps of train. *n_cold gets the items held out. FR_ERR_RANGE (frac),
+ * share the id maps of train. *n_cold gets the items held out. The cold items do not exist
+ * for training: *warm_train marks them absent (fr_dataset_absent_items), so no training
+ * example draws one as a negative (a cold item's id rows are then never trained, and its
+ * features are not pushed down by an item no user chose; fr_model_forget_items clears
+ * what init left in its id rows before it is ranked). FR_ERR_RANGE (frac),
  * FR_ERR_EMPTY (no cold item, or nothing left warm), FR_ERR_NOMEM; outputs NULL on error. */
 FR_API FR_NODISCARD fr_err fr_dataset_cold_split(const fr_dataset *train, const fr_dataset *test, double frac,
                                                  uint64_t seed, fr_dataset **warm_train, fr_dataset **warm_test,
@@ -92,6 +96,12 @@ FR_API FR_NODISCARD fr_err fr_dataset_cold_split_file(const fr_dataset *train, c
                                                       const char *path, fr_dataset **warm_train,
                                                       fr_dataset **warm_test, fr_dataset **cold,
                                                       fr_dataset **exclude, uint32_t *n_cold);
+
+/* The items of d that do not exist at training time ([n_items] flags, 1 = absent: a cold
+ * split's held-out items on its warm train), or NULL when every item exists (any other
+ * dataset). Negative sampling for training (centralized) never draws an absent item.
+ * *n_absent (may be NULL) gets their count. */
+FR_API const uint8_t *fr_dataset_absent_items(const fr_dataset *d, uint32_t *n_absent);
 
 #ifdef __cplusplus
 }

@@ -170,6 +170,15 @@ FR_API const fr_tensor *fr_model_tensor(const fr_model *m, int i);
 /* Index of the tensor called name, or -1. */
 FR_API int fr_model_tensor_find(const fr_model *m, const char *name);
 
+/* Zeroes rows items[0..n) of every item table (fr_tensor kind FR_TENSOR_ITEM_TABLE) of a
+ * model whose rows are global item ids: what it learned of those items' ids. For cold
+ * start: an item with no training interaction learned nothing by its id, and what its id
+ * rows hold is their random init (or, had it been drawn as a negative, pushes from users
+ * who never saw it); zeroed, the hybrid kinds (lightfm, fm) score it from its features
+ * alone. Other kinds then score such an item from their other parameters (mf: its bias
+ * and factors are 0). FR_ERR_RANGE (an item >= n_items; nothing is changed then). */
+FR_API FR_NODISCARD fr_err fr_model_forget_items(fr_model *m, const uint32_t *items, size_t n);
+
 /* Copies the shared prefix (n_shared floats) from src into the model: step (a) of a
  * client. src may be another model's params with the same config but any n_users. */
 FR_API void fr_model_set_shared(fr_model *m, const float *src);

@@ -715,9 +715,21 @@ static void cold_free(cold_parts *c) {
 /* Ranks each user's held-out items among the cold items alone (their features are all a
  * model knows of them): prints the line and writes {"cold_items": N, "auc_cold": ...,
  * "precision@10_cold": ..., "hr@10_cold": ..., "ndcg@10_cold": ...} to the metrics. */
-static int cold_report(const cold_parts *c, const fr_model *m, FILE *mf) {
+static int cold_report(const cold_parts *c, fr_model *m, FILE *mf) {
     fr_eval_result r;
-    fr_err e = fr_model_evaluate(m, c->exclude, c->cold, NULL, NULL, NULL, &r);
+    /* nothing was learned of a cold item's id (never trained: no interaction, and the warm
+     * train marks it absent, so no negative drew it): its id rows are zeroed, and the
+     * hybrid kinds rank it by its features alone (fr_model_forget_items) */
+    uint32_t na = 0;
+    const uint8_t *absent = fr_dataset_absent_items(c->train, &na);
+    uint32_t *items = na ? malloc(na * sizeof *items) : NULL;
+    if (na && !items) return cli_fail(FR_ERR_NOMEM, "train: cold-start evaluation");
+    for (uint32_t i = 0, k = 0; absent && i < fr_dataset_n_items(c->train); i++)
+        if (absent[i]) items[k++] = i;
+    fr_err e = fr_model_forget_items(m, items, na);
+    free(items);
+    if (e) return cli_fail(e, "train: cold-start evaluation");
+    e = fr_model_evaluate(m, c->exclude, c->cold, NULL, NULL, NULL, &r);
     if (e) return cli_fail(e, "train: cold-start evaluation");
     size_t k10 = 0;
     for (size_t k = 0; k < r.n_ks; k++)

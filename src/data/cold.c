@@ -152,6 +152,15 @@ static fr_err split_marked(const fr_dataset *train, const fr_dataset *test, cons
         fri_free(has);
     }
     if (!e) e = build(warm_train, &wt, train);
+    if (!e && *warm_train) { /* the cold items do not exist for training: no negative draws one */
+        uint32_t na = 0;
+        for (uint32_t i = 0; i < ni; i++) na += is_cold[i] != 0;
+        if (na && !((*warm_train)->absent = fri_malloc(ni))) e = FR_ERR_NOMEM;
+        if (na && !e) {
+            for (uint32_t i = 0; i < ni; i++) (*warm_train)->absent[i] = is_cold[i] != 0;
+            (*warm_train)->n_absent = na;
+        }
+    }
     if (!e) e = build(warm_test, &we, test ? test : train);
     if (!e) e = build(cold, &co, train);
     if (!e) e = build(exclude, &ex, train);
@@ -167,4 +176,9 @@ static fr_err split_marked(const fr_dataset *train, const fr_dataset *test, cons
         *warm_train = *warm_test = *cold = *exclude = NULL;
     }
     return e;
+}
+
+const uint8_t *fr_dataset_absent_items(const fr_dataset *d, uint32_t *n_absent) {
+    if (n_absent) *n_absent = d && d->absent ? d->n_absent : 0;
+    return d ? d->absent : NULL;
 }

@@ -690,6 +690,7 @@ void fr_dataset_free(fr_dataset *d) {
     fri_free(d->rating);
     fri_free(d->time);
     fri_free(d->sorted);
+    fri_free(d->absent);
     fr_idmap_release(d->users);
     fr_idmap_release(d->items);
     fri_meta_free(d->meta);

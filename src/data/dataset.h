@@ -68,6 +68,9 @@ struct fr_dataset {
     bool weights;        /* implicit, and the ratings are the weight column's values */
     uint64_t duplicates; /* repeated (user, item) pairs dropped by the build */
     fr_idmap *users, *items;
+    uint8_t *absent;     /* [n_items] or NULL: 1 for an item that does not exist at training
+                          * time (a cold split's held-out items): never a sampled negative */
+    uint32_t n_absent;   /* items marked in absent */
     fr_meta *meta;
     char *source;        /* the ratings file it came from, absolute (NCF files with id maps:
                             the file the maps name); NULL when unknown (fr_dataset_source) */

@@ -1,6 +1,8 @@
 /* Training examples, the one minibatch loop and its plain step rule (see examples.h). */
 #include "model/examples.h"
 
+#include "fedrec/features.h"
+
 void fri_examples_clear(fri_examples *ex) { ex->n = 0; }
 
 void fri_examples_free(fri_examples *ex) {
@@ -58,14 +60,17 @@ fr_err fri_examples_reserve(fri_examples *ex, size_t n) {
     return FR_OK;
 }
 
-/* A uniform item the user never touched; UINT32_MAX if there is none. Membership is a
+/* A uniform item the user never touched and that is not absent (fr_dataset_absent_items:
+ * a cold split's held-out items); UINT32_MAX if there is none. Membership is a
  * bit test when mark holds the user's items (set by the caller), else a binary search;
  * the draws are the same either way. */
 static uint32_t draw_negative(const fr_dataset *d, uint32_t user, size_t deg, fr_rng *rng, const uint64_t *mark) {
-    uint32_t n_items = fr_dataset_n_items(d);
-    if (deg >= n_items) return UINT32_MAX;
+    uint32_t n_items = fr_dataset_n_items(d), n_absent = 0;
+    const uint8_t *absent = fr_dataset_absent_items(d, &n_absent); /* never in a user's items */
+    if (deg + n_absent >= n_items) return UINT32_MAX;
     for (;;) {
         uint32_t j = fr_rng_below(rng, n_items);
+        if (absent && absent[j]) continue;
         if (mark ? !(mark[j >> 6] >> (j & 63) & 1) : !fr_dataset_has(d, user, j)) return j;
     }
 }

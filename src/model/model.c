@@ -231,6 +231,20 @@ int fr_model_tensor_find(const fr_model *m, const char *name) {
     return -1;
 }
 
+fr_err fr_model_forget_items(fr_model *m, const uint32_t *items, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (items[k] >= m->cfg.n_items)
+            return fri_fail(FR_ERR_RANGE, "forget items: item %u (at %zu): expected < %u, the model's items", items[k],
+                            k, m->cfg.n_items);
+    for (int t = 0; t < m->n_tensors; t++) {
+        const fr_tensor *x = &m->t[t];
+        if (x->kind != FR_TENSOR_ITEM_TABLE) continue;
+        for (size_t k = 0; k < n; k++)
+            memset(m->params + x->offset + (size_t)items[k] * x->cols, 0, x->cols * sizeof(float));
+    }
+    return FR_OK;
+}
+
 void fr_model_set_shared(fr_model *m, const float *src) {
     memcpy(m->params, src, m->n_shared * sizeof(float));
 }
