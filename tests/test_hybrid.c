@@ -986,9 +986,14 @@ static void rows_vs_generic(const char *kind, fr_loss loss, uint32_t warp, fr_op
 }
 
 Test(hybrid, rows_pass_equals_generic_loop) {
-    rows_vs_generic("lightfm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2); /* the centralized preset */
-    rows_vs_generic("lightfm", FR_LOSS_BPR, 0, FR_OPTIM_ADAGRAD, 7, 3);   /* the chain; empty shards */
-    rows_vs_generic("lightfm", FR_LOSS_BCE, 0, FR_OPTIM_SGD, 32, 1);
-    rows_vs_generic("fm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2);
-    rows_vs_generic("fm", FR_LOSS_BCE, 0, FR_OPTIM_ADAGRAD, 50, 4);
+    /* both copies of the pass (and of the kernel): plain (mode 1), AVX2 where the CPU has it */
+    for (int mode = 1; mode <= 2; mode++) {
+        fri_hybrid_kernel(mode);
+        rows_vs_generic("lightfm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2); /* the centralized preset */
+        rows_vs_generic("lightfm", FR_LOSS_BPR, 0, FR_OPTIM_ADAGRAD, 7, 3);   /* the chain; empty shards */
+        rows_vs_generic("lightfm", FR_LOSS_BCE, 0, FR_OPTIM_SGD, 32, 1);
+        rows_vs_generic("fm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2);
+        rows_vs_generic("fm", FR_LOSS_BCE, 0, FR_OPTIM_ADAGRAD, 50, 4);
+    }
+    fri_hybrid_kernel(2);
 }

@@ -986,7 +986,7 @@ typedef struct touched {
 } touched;
 
 /* Adds to t the features of the id rows in ids (side 0 user, 1 item). */
-static void touch_feats(touched *t, const fri_feat *f, const fr_model *m, int side, const fr_rowset *ids,
+static FRI_ALWAYS_INLINE void touch_feats(touched *t, const fri_feat *f, const fr_model *m, int side, const fr_rowset *ids,
                         uint32_t stamp) {
     for (uint32_t x = 0; x < ids->count; x++) {
         const uint32_t *id = NULL;
@@ -1000,14 +1000,14 @@ static void touch_feats(touched *t, const fri_feat *f, const fr_model *m, int si
     }
 }
 
-static inline void zero_row(float *d, size_t cols) {
+static FRI_ALWAYS_INLINE void zero_row(float *d, size_t cols) {
     if (cols == 1) d[0] = 0.0f;
     else memset(d, 0, cols * sizeof *d);
 }
 
 /* fr_grad_combine on table `role`: g0's rows d = a d (a != 1), then d += b s on src's
  * rows; src's rows are zeroed and its set cleared (read once, here). */
-static void combine_table(fr_grad *g0, float a, fr_grad *src, float b, const fr_model *m, int role) {
+static FRI_ALWAYS_INLINE void combine_table(fr_grad *g0, float a, fr_grad *src, float b, const fr_model *m, int role) {
     const int ti = m->slot[role];
     const fr_tensor *t = &m->t[ti];
     fr_rowset *rd = &g0->rows[ti], *rs = &src->rows[ti];
@@ -1027,7 +1027,7 @@ static void combine_table(fr_grad *g0, float a, fr_grad *src, float b, const fr_
 
 /* fr_grad_combine on dense tensor `role`, rows `rows` (the others are 0 in both); src's
  * rows are zeroed. */
-static void combine_dense(fr_grad *g0, float a, fr_grad *src, float b, const fr_model *m, int role,
+static FRI_ALWAYS_INLINE void combine_dense(fr_grad *g0, float a, fr_grad *src, float b, const fr_model *m, int role,
                           const uint32_t *rows, uint32_t n) {
     const fr_tensor *t = &m->t[m->slot[role]];
     float *d = g0->g + t->offset, *sv = src->g + t->offset;
@@ -1041,15 +1041,15 @@ static void combine_dense(fr_grad *g0, float a, fr_grad *src, float b, const fr_
 
 /* fr_optim_step on rows `rows` of tensor `role` (the current step's constants), then
  * their gradient zeroed. */
-static void step_rows(fr_optim *o, fr_model *m, fr_grad *g, int role, const uint32_t *rows, uint32_t n) {
+static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, int role, const uint32_t *rows, uint32_t n) {
     const fr_tensor *t = &m->t[m->slot[role]];
     fri_optim_step_rows(o, m, g->g, t->offset, t->cols, rows, n);
     float *d = g->g + t->offset;
     for (uint32_t r = 0; r < n; r++) zero_row(d + (size_t)rows[r] * t->cols, t->cols);
 }
 
-static fr_err rows_pass(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
-                        fr_optim *o, double *loss_sum) {
+static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards,
+                                               fr_grad *const *g, fr_optim *o, double *loss_sum) {
     const fr_model_config *c = &m->cfg;
     if (batch == 0 || shards == 0 || shards > FRI_STEP_MAX_PARTS) return FR_ERR_UNSUPPORTED;
     const fri_feat *f = feat_of(c->features);
@@ -1123,6 +1123,32 @@ out:
     for (int s = 0; s < 2; s++) { fri_free(tf[s].rows); fri_free(tf[s].stamp); }
     fri_free_aligned(arena);
     return e;
+}
+
+/* rows_pass compiled twice, as the kernel: plain, and for AVX2 where the CPU has it (and
+ * fri_hybrid_kernel's mode is 2). The combine's and the zeroing's loops are products and
+ * sums of floats, one IEEE operation each whatever the vector width (no FMA: GCC's avx2
+ * target does not contract to it), so both copies give the same bits (tests/test_hybrid.c:
+ * rows_pass_equals_generic_loop in both modes). */
+static fr_err rows_pass_plain(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
+                              fr_optim *o, double *loss_sum) {
+    return rows_pass_body(m, ex, batch, shards, g, o, loss_sum);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2"))) static fr_err rows_pass_avx(fr_model *m, const fri_examples *ex, size_t batch,
+                                                            uint32_t shards, fr_grad *const *g, fr_optim *o,
+                                                            double *loss_sum) {
+    return rows_pass_body(m, ex, batch, shards, g, o, loss_sum);
+}
+#endif
+
+static fr_err rows_pass(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
+                        fr_optim *o, double *loss_sum) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (hy_mode == 2 && __builtin_cpu_supports("avx2")) return rows_pass_avx(m, ex, batch, shards, g, o, loss_sum);
+#endif
+    return rows_pass_plain(m, ex, batch, shards, g, o, loss_sum);
 }
 
 static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
