@@ -783,10 +783,22 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                         FR_PURPOSE_USER + 14);
             uint32_t cand = b->neg[x], t = 0;
             float sj = 0.0f;
+            /* the stream's draws one trial ahead, so the next candidate's id row is on its
+             * way while this one is scored (the same draws for the same trials; the one
+             * drawn ahead of a violation is not used) */
+            uint32_t ahead = 0;
+            if (c->warp > 1) {
+                ahead = fr_rng_below(&rng, rows ? rows : 1);
+                kprefetch(&T, 1, ahead, d);
+            }
             for (uint32_t tt = 1; tt <= c->warp; tt++) {
                 float *qc = tt == 1 ? w->q[1] : w->q[2], *sqc = tt == 1 ? w->sq[1] : w->sq[2];
                 if (tt > 1) {
-                    cand = fr_rng_below(&rng, rows ? rows : 1);
+                    cand = ahead;
+                    if (tt < c->warp) {
+                        ahead = fr_rng_below(&rng, rows ? rows : 1);
+                        kprefetch(&T, 1, ahead, d);
+                    }
                     if (cand == i) continue;
                 }
                 const float bc = kcompose(&T, f, m, 1, cand, qc, sqc, fm ? NULL : p, &dot, d, fm);
