@@ -122,16 +122,31 @@ static size_t client_graph_items(const void *ctx, uint32_t j, const uint32_t **i
     return ws->gstart[j + 1] - ws->gstart[j];
 }
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts a[0, n) increasing: insertion sort for the few rows of a typical client. */
+/* Sorts a[0, n) increasing: a quicksort (median of three, the smaller side first) down to
+ * runs of 24, then insertion sort, which is all a typical client's few rows take; qsort's
+ * comparison calls were 5% of a round of small clients. */
 static void sort_u32(uint32_t *a, size_t n) {
-    if (n > 48) {
-        qsort(a, n, sizeof *a, cmp_u32);
-        return;
+    while (n > 24) {
+        uint32_t x = a[0], y = a[n / 2], z = a[n - 1];
+        uint32_t p = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+        size_t i = 0, j = n - 1;
+        for (;;) { /* Hoare: a[0, i) <= p <= a(j, n) */
+            while (a[i] < p) i++;
+            while (a[j] > p) j--;
+            if (i >= j) break;
+            uint32_t t = a[i]; a[i] = a[j]; a[j] = t;
+            i++;
+            j--;
+        }
+        size_t left = j + 1; /* [0, j] and [j + 1, n) */
+        if (left < n - left) {
+            sort_u32(a, left);
+            a += left;
+            n -= left;
+        } else {
+            sort_u32(a + left, n - left);
+            n = left;
+        }
     }
     for (size_t i = 1; i < n; i++) {
         uint32_t x = a[i];

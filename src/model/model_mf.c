@@ -721,6 +721,12 @@ static fr_err client_sgd(const fr_model *g, const fri_client_sgd *a, double *los
     /* item tables in slab order: item_factor, item_bias; user tables: user_factor, user_bias */
     const float *GQ = g->params + g->t[g->slot[ITEM_F]].offset, *GB = g->params + g->t[g->slot[ITEM_B]].offset;
     float *Q = a->out, *BI = a->out + L * d, *P = a->priv[0], *BU = a->priv[1];
+    /* the rows are scattered over tables larger than L2: ask for all of them first */
+    for (size_t r = 0; r < L; r++) {
+        const char *q = (const char *)(GQ + (size_t)a->rows[r] * d);
+        for (size_t x = 0; x < d * sizeof(float); x += 64) __builtin_prefetch(q + x);
+        __builtin_prefetch(GB + a->rows[r]);
+    }
     for (size_t r = 0; r < L; r++) {
         const float *restrict src = GQ + (size_t)a->rows[r] * d;
         float *restrict dst = Q + r * d;
