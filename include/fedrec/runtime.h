@@ -220,6 +220,17 @@ FR_API void fr_mpi_finalize(void);
  * longer agree (one failed before the run began). Does nothing without MPI. */
 FR_API void fr_mpi_abort(int code);
 
+/* This rank's share of the training data of fr_run_mpi with config c (after fr_mpi_init):
+ * the interactions of the users whose clients the rank runs (user u with u % N == r: one
+ * user a client), every other user empty, in train's id space (fr_dataset_select_users),
+ * so a rank's data takes about 1/N of the whole. The caller may then free train and give
+ * fr_run_mpi the share. *out is NULL (keep train) where a rank needs all of it: rank 0 (it
+ * evaluates, which reads every user's training items, and it names the data in
+ * checkpoints: every rank takes rank 0's fingerprint), a job of one rank, silos (their
+ * partition is made from all the data), decoys (their popularity counts every
+ * interaction), centralized training. FR_ERR_NOMEM; FR_ERR_UNSUPPORTED without MPI. */
+FR_API FR_NODISCARD fr_err fr_mpi_shard(const fr_run_config *c, const fr_dataset *train, fr_dataset **out);
+
 /* What the ranks exchanged (fr_run_mpi). */
 typedef struct fr_mpi_stats {
     uint32_t ranks;

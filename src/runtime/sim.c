@@ -951,6 +951,8 @@ fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce redu
     return FR_OK;
 }
 
+void fri_sim_set_fingerprint(fr_sim *s, const fr_fingerprint *fp) { s->data_fp = *fp; }
+
 void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner) {
     uint32_t nu = s->mcfg.n_users;
     if (!s->part_ptr) {
