@@ -241,7 +241,8 @@ typedef struct fr_mpi_stats {
 } fr_mpi_stats;
 
 /* fr_run's federated run with its clients spread over the ranks of MPI_COMM_WORLD: every
- * rank calls it with the same config and data (after fr_mpi_init). Rank r runs the sampled
+ * rank calls it with the same config and data (after fr_mpi_init; a rank > 0 may pass its
+ * share of the training data, fr_mpi_shard, instead). Rank r runs the sampled
  * clients c with c % N == r and keeps their private rows; the integer sums of a round are
  * reduced across ranks (sparse: only item rows some rank touched travel) and every rank
  * applies the same round: the global model is bit-identical to fr_run's (the sim runtime)

@@ -1,6 +1,8 @@
 /* The `mpi` runtime: one federation run by the ranks of an Open MPI job (fr_run_mpi in
- * fedrec/runtime.h). Every rank loads the same data and builds the same sim (src/runtime/
- * sim.c: the round controller and the client step are the same code as in one process);
+ * fedrec/runtime.h). Every rank builds the same sim from the same config (src/runtime/
+ * sim.c: the round controller and the client step are the same code as in one process;
+ * a rank > 0 may hold only its clients' interactions, fr_mpi_shard, and takes rank 0's
+ * data fingerprint for checkpoints);
  * rank r runs the sampled clients c with c % N == r (a stable rule: a client stays on its
  * rank, with its private rows, from round to round), then the ranks meet their sums.
  *
