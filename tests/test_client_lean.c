@@ -6,6 +6,7 @@
  * L2 off, and the item rows summed or weighted; and the fused path must have run. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -74,6 +75,8 @@ static void run(const fr_dataset *d, const variant *v, bool lean, bool wire, uin
     snprintf(path, sizeof path, "%s/lean.ckpt", dir);
     cr_assert_eq(fr_sim_checkpoint_save(s, path), FR_OK);
     cr_assert_eq(fri_read_file(path, ckpt, ckpt_n), FR_OK);
+    tu_rmtree(dir);
+    free(dir);
     fr_sim_free(s);
     fr_pool_free(pool);
     fri_client_lean_allow(was);
