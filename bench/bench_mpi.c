@@ -6,8 +6,11 @@
  * the run holds during a round takes per client: resident memory at the end of a round
  * less resident memory after the data was generated, over the clients.
  *   bench_mpi --users N --items M --per-user K [--dim 32] [--rounds 1] [--threads T]
- *             [--local-epochs 1] [--clients-per-round C] [--wire 0|1] [--runtime sim|mpi]
+ *             [--local-epochs 1] [--clients-per-round C] [--wire 0|1] [--runtime sim|mpi] [--shard 1|0]
  *   mpirun -np 2 bench_mpi --runtime mpi ...
+ * With mpi, a rank > 0 keeps only its clients' interactions once the run's config is made
+ * (fr_mpi_shard; --shard 0 keeps all): rss_after_shard_mb and end_rss_mb say what it then
+ * holds, peak_rss_mb includes the whole generation before.
  * The evaluation the loop makes after the last round runs on a small generated test set
  * (its figures mean nothing; only time and memory are measured). */
 #include <math.h>
@@ -73,7 +76,7 @@ static int die(const char *what) {
 
 int main(int argc, char **argv) {
     uint32_t users = 100000, items = 100000, per = 20, dim = 32, rounds = 1, epochs = 1;
-    int threads = 1, wire = 0;
+    int threads = 1, wire = 0, shard = 1;
     double cpr = 0;
     const char *runtime = "sim";
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -88,6 +91,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--wire")) wire = atoi(v);
         else if (!strcmp(k, "--clients-per-round")) cpr = atof(v);
         else if (!strcmp(k, "--runtime")) runtime = v;
+        else if (!strcmp(k, "--shard")) shard = atoi(v);
         else { fprintf(stderr, "bench_mpi: unknown option %s\n", k); return 2; }
     }
     bool mpi = !strcmp(runtime, "mpi");
@@ -122,6 +126,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_mpi: %s, %d rank(s) x %d thread(s): mf d=%u, %u clients, %u items, %llu interactions "
                 "(generated in %.1f s), E=%u, wire %d\n", runtime, size, threads, dim, fr_dataset_n_users(train),
                 fr_dataset_n_items(train), (unsigned long long)fr_dataset_n_interactions(train), tgen, epochs, wire);
+    /* a rank > 0 keeps only its clients' interactions (fr_mpi_shard); --shard 0 keeps all */
+    double shard_rss = NAN, shard_peak;
+    if (mpi && shard) {
+        fr_dataset *share = NULL;
+        if (fr_mpi_shard(&c, train, &share)) return die("shard");
+        if (share) {
+            fr_dataset_free(train);
+            train = share;
+        }
+        rss_mb(&shard_rss, &shard_peak);
+    }
     ctx cx = {rank, size, users, 0, 0};
     fr_loop_summary sum;
     fr_mpi_stats ms = {0};
@@ -135,8 +150,9 @@ int main(int argc, char **argv) {
     rss_mb(&now, &peak);
     uint64_t data_bytes = (uint64_t)(fr_dataset_n_users(train) + 1) * 8 + fr_dataset_n_interactions(train) * 20;
     printf("{\"rank\":%d,\"ranks\":%d,\"clients\":%u,\"peak_rss_mb\":%.0f,\"gen_peak_mb\":%.0f,\"data_rss_mb\":%.0f,"
-           "\"data_csr_bytes_per_client\":%.0f,\"store_bytes_per_client\":%.0f,\"run_s\":%.1f,\"words_reduced\":%llu}\n",
-           rank, size, users, peak, peak_data, after_data - base, (double)data_bytes / users,
+           "\"rss_after_shard_mb\":%.0f,\"end_rss_mb\":%.0f,\"data_csr_bytes_per_client\":%.0f,"
+           "\"store_bytes_per_client\":%.0f,\"run_s\":%.1f,\"words_reduced\":%llu}\n",
+           rank, size, users, peak, peak_data, after_data - base, shard_rss, now, (double)data_bytes / users,
            rank == 0 ? (cx.max_rss - after_data) * 1048576.0 / users : NAN, tr, (unsigned long long)ms.words_reduced);
     fflush(stdout);
     fr_dataset_free(train);

@@ -530,6 +530,10 @@ FR_API FR_NODISCARD fr_err fr_data_load(fr_data **out, const fr_source *s);
 FR_API FR_NODISCARD fr_err fr_data_from_dataset(fr_data **out, const fr_dataset *all, const fr_source *s,
                                                 const char *describe);
 FR_API void fr_data_free(fr_data *d);
+/* Replaces d's training set by train (taken over; the old one is freed): for an mpi rank
+ * that keeps only its own clients' interactions (fr_mpi_shard) once everything that reads
+ * all of them (the run's config, its header) is done. */
+FR_API void fr_data_replace_train(fr_data *d, fr_dataset *train);
 /* The parts (owned by d): training and test interactions, the evaluation negatives
  * (NULL: none, so a ranking model is evaluated on the full catalogue). */
 FR_API const fr_dataset *fr_data_train(const fr_data *d);

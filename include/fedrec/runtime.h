@@ -220,6 +220,17 @@ FR_API void fr_mpi_finalize(void);
  * longer agree (one failed before the run began). Does nothing without MPI. */
 FR_API void fr_mpi_abort(int code);
 
+/* This rank's share of the training data of fr_run_mpi with config c (after fr_mpi_init):
+ * the interactions of the users whose clients the rank runs (user u with u % N == r: one
+ * user a client), every other user empty, in train's id space (fr_dataset_select_users),
+ * so a rank's data takes about 1/N of the whole. The caller may then free train and give
+ * fr_run_mpi the share. *out is NULL (keep train) where a rank needs all of it: rank 0 (it
+ * evaluates, which reads every user's training items, and it names the data in
+ * checkpoints: every rank takes rank 0's fingerprint), a job of one rank, silos (their
+ * partition is made from all the data), decoys (their popularity counts every
+ * interaction), centralized training. FR_ERR_NOMEM; FR_ERR_UNSUPPORTED without MPI. */
+FR_API FR_NODISCARD fr_err fr_mpi_shard(const fr_run_config *c, const fr_dataset *train, fr_dataset **out);
+
 /* What the ranks exchanged (fr_run_mpi). */
 typedef struct fr_mpi_stats {
     uint32_t ranks;
@@ -230,7 +241,8 @@ typedef struct fr_mpi_stats {
 } fr_mpi_stats;
 
 /* fr_run's federated run with its clients spread over the ranks of MPI_COMM_WORLD: every
- * rank calls it with the same config and data (after fr_mpi_init). Rank r runs the sampled
+ * rank calls it with the same config and data (after fr_mpi_init; a rank > 0 may pass its
+ * share of the training data, fr_mpi_shard, instead). Rank r runs the sampled
  * clients c with c % N == r and keeps their private rows; the integer sums of a round are
  * reduced across ranks (sparse: only item rows some rank touched travel) and every rank
  * applies the same round: the global model is bit-identical to fr_run's (the sim runtime)

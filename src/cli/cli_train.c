@@ -837,6 +837,14 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
             fprintf(stderr, "fedrec train: cold start: %u items (--cold-items %s) held out with their %llu interactions\n",
                     cold.n, o->cold_items, (unsigned long long)fr_dataset_n_interactions(cold.cold));
     }
+    if (o->mpi && !GIVEN(cold_items)) { /* a rank > 0 keeps only its clients' interactions (fr_mpi_shard) */
+        fr_dataset *share = NULL;
+        if ((e = fr_mpi_shard(&c, tr, &share))) { rc = cli_fail(e, "train: --runtime mpi"); goto done; }
+        if (share) {
+            fr_data_replace_train(data, share);
+            tr = fr_data_train(data);
+        }
+    }
     double t_train = cli_now_s();
     fr_mpi_stats ms;
     e = o->mpi ? fr_run_mpi(&c, tr, te, fr_data_negatives(data), on_step, &p, &sum, &m, &ms)

@@ -671,6 +671,7 @@ fr_err fr_dataset_select_users(fr_dataset **out, const fr_dataset *d, const uint
     s->n = n;
     s->has_time = d->has_time;
     s->implicit = d->implicit;
+    s->weights = d->weights; /* the ratings are still weights (fr_dataset_weighted) */
     if (d->source && !(s->source = fri_strdup(d->source))) { e = FR_ERR_NOMEM; goto fail; }
     s->users = d->users ? fr_idmap_retain(d->users) : NULL;
     s->items = d->items ? fr_idmap_retain(d->items) : NULL;

@@ -131,6 +131,11 @@ static bool exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
+void fr_data_replace_train(fr_data *d, fr_dataset *train) {
+    fr_dataset_free(d->train);
+    d->train = train;
+}
+
 void fr_data_free(fr_data *d) {
     if (!d) return;
     fr_dataset_free(d->train);

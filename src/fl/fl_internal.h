@@ -192,6 +192,11 @@ void fri_dp_count(fri_dp_server *d, int lane, uint32_t flags);
 FR_NODISCARD fr_err fri_dp_end(fri_dp_server *d, const fr_fl_config *c, uint32_t round, int64_t *sum, size_t n,
                                uint32_t results, fr_round_stats *st);
 
+/* fr_round_task and fr_round_accept with a hint: `hint` is the client's index in the
+ * sampled list if the caller knows it (the sim does), which saves the search; a wrong or
+ * UINT32_MAX hint only costs the search. */
+FR_NODISCARD fr_err fri_round_task_at(fr_round *r, uint32_t client, uint32_t hint, const uint8_t **bytes, size_t *n);
+FR_NODISCARD fr_err fri_round_accept_at(fr_round *r, const fr_result *res, int lane, uint32_t hint);
 /* Secure aggregation over dense vectors (round.c). The words of a client's vector in the
  * open round: the shared prefix (w·Δ in 2^-32 units), then with row_norm the per-row
  * weights of each item table (n_tables × n_items), then the weight n_k. */

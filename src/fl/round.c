@@ -252,11 +252,22 @@ static int64_t position(const fr_round *r, uint32_t c) {
     return lo < r->k && r->ids[lo] == c ? (int64_t)lo : -1;
 }
 
+/* position(), when the caller's hint (the client's index in the sampled list, or
+ * UINT32_MAX) does not already name it. */
+static int64_t position_at(const fr_round *r, uint32_t c, uint32_t hint) {
+    if (hint < r->k && r->ids[hint] == c) return (int64_t)hint;
+    return position(r, c);
+}
+
 fr_err fr_round_task(fr_round *r, uint32_t client, const uint8_t **bytes, size_t *n) {
+    return fri_round_task_at(r, client, UINT32_MAX, bytes, n);
+}
+
+fr_err fri_round_task_at(fr_round *r, uint32_t client, uint32_t hint, const uint8_t **bytes, size_t *n) {
     if (bytes) *bytes = NULL;
     if (n) *n = 0;
     if (!r->open) return fri_fail(FR_ERR_STATE, "TASK for client %u: no round is open", client);
-    int64_t pos = position(r, client);
+    int64_t pos = position_at(r, client, hint);
     if (pos < 0)
         return fri_fail(FR_ERR_INVALID, "TASK for client %u: not sampled in round %u", client, r->completed + 1);
     atomic_fetch_or(&r->status[pos], (unsigned char)SENT);
@@ -303,7 +314,8 @@ static inline uint32_t id_at(const fri_result_view *v, const void *ids, uint32_t
 /* A result whose shape has been checked: the checks of the round, then its sums into acc
  * [n_shared], rw (row_norm: [n_tables * n_items], else NULL) and *wsum: a lane's, or a
  * client's dense vector under secure aggregation. */
-static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64_t *acc, uint64_t *rw, uint64_t *wsum) {
+static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64_t *acc, uint64_t *rw, uint64_t *wsum,
+                          uint32_t hint) {
     uint32_t round = r->completed + 1;
     if (!r->open) return fri_fail(FR_ERR_STATE, "RESULT of client %u: no round is open", v->client);
     if (v->round != round)
@@ -313,7 +325,7 @@ static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64
         return fri_fail(FR_ERR_INVALID,
                         "RESULT of client %u refused: it answers another federation (config CRC 0x%08x, this one 0x%08x)",
                         v->client, v->config_crc, r->config_crc);
-    int64_t pos = position(r, v->client);
+    int64_t pos = position_at(r, v->client, hint);
     if (pos < 0)
         return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: the client was not sampled in round %u",
                         v->client, round);
@@ -356,6 +368,14 @@ static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64
         add_values(acc + tt->offset, v, v->dense, at, len);
         at += len;
     }
+    for (uint32_t t = 0; t < v->n_tables; t++) { /* the rows are scattered: ask for all first */
+        const fr_tensor *tt = fr_model_tensor(r->g, r->table_t[t]);
+        size_t w = v->tables[t].width;
+        for (uint32_t i = 0; i < v->tables[t].count; i++) {
+            const char *a = (const char *)(acc + tt->offset + id_at(v, v->tables[t].ids, i) * w);
+            for (size_t x = 0; x < w * sizeof *acc; x += 64) __builtin_prefetch(a + x, 1);
+        }
+    }
     for (uint32_t t = 0; t < v->n_tables; t++) {
         const fr_tensor *tt = fr_model_tensor(r->g, r->table_t[t]);
         size_t w = v->tables[t].width;
@@ -373,11 +393,11 @@ static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64
     return FR_OK;
 }
 
-static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane) {
+static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane, uint32_t hint) {
     if (lane < 0 || lane >= r->n_lanes)
         return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
     uint64_t *rw = r->roww ? r->roww + (size_t)lane * (r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : NULL;
-    return accept_into(r, v, lane, r->acc + (size_t)lane * r->n_shared, rw, &r->wsum[lane]);
+    return accept_into(r, v, lane, r->acc + (size_t)lane * r->n_shared, rw, &r->wsum[lane], hint);
 }
 
 fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane) {
@@ -397,20 +417,22 @@ fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane) {
                             "0x%x", v.client, v.flags, fri_result_compress_flags(&r->cfg));
         v.flags = 0; /* decoded: the values are as an uncompressed RESULT's */
         v.bytes = n;
-        return accept_view(r, &v, lane);
+        return accept_view(r, &v, lane, UINT32_MAX);
     }
     fr_err e = fri_result_view_bytes(&v, bytes, n, &r->shape); /* checked whole, read in place */
-    return e ? e : accept_view(r, &v, lane);
+    return e ? e : accept_view(r, &v, lane, UINT32_MAX);
 }
 
-fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane) {
+fr_err fr_round_accept(fr_round *r, const fr_result *res, int lane) { return fri_round_accept_at(r, res, lane, UINT32_MAX); }
+
+fr_err fri_round_accept_at(fr_round *r, const fr_result *res, int lane, uint32_t hint) {
     fri_result_view v;
     fri_result_view_of(&v, res);
     if (r->open && res->round == r->completed + 1 && res->config_crc == r->config_crc) {
         fr_err e = check_shape(r, res);
         if (e) return e;
     }
-    return accept_view(r, &v, lane);
+    return accept_view(r, &v, lane, hint);
 }
 
 uint32_t fr_round_results(const fr_round *r) { return r->open ? atomic_load(&((fr_round *)r)->accepted) : 0; }
@@ -825,7 +847,7 @@ fr_err fri_round_accept_dense(fr_round *r, const fr_result *res, uint64_t bytes,
     fri_result_view v;
     fri_result_view_of(&v, res);
     uint64_t *rw = r->roww ? (uint64_t *)(out + r->n_shared) : NULL, wsum = 0;
-    fr_err e = accept_into(r, &v, lane, out, rw, &wsum);
+    fr_err e = accept_into(r, &v, lane, out, rw, &wsum, UINT32_MAX);
     if (e) return e;
     out[len - 1] = (int64_t)wsum;
     r->up[position(r, res->client)] = bytes;

@@ -173,23 +173,63 @@ void fri_fl_add_ints(int64_t *restrict acc, const int64_t *restrict val, size_t 
     for (size_t i = 0; i < n; i++) a[i] += v[i];
 }
 
-uint64_t fri_fl_max_abs(const int64_t *v, size_t n) {
-    uint64_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t a = v[i] < 0 ? 0 - (uint64_t)v[i] : (uint64_t)v[i];
-        m = a > m ? a : m;
-    }
+/* The largest |v| of n int64 values (plain loads: any alignment on x86, where the AVX-512
+ * copy is compiled; elsewhere int64 arrays only) and of n floats as bits (|x|'s bits order
+ * as |x| for every non-NaN x; an infinity or NaN gives 0x7f800000 or more). The same loops
+ * compiled for AVX-512 where the CPU has it (integer operations: the same result), as the
+ * plain build cannot vectorise a 64-bit unsigned max. */
+#define MAX_ABS_I64_BODY(LOAD)                                      \
+    uint64_t m = 0;                                                 \
+    for (size_t i = 0; i < n; i++) {                                \
+        uint64_t u = LOAD;                                          \
+        uint64_t a = (int64_t)u < 0 ? 0 - u : u;                    \
+        m = a > m ? a : m;                                          \
+    }                                                               \
     return m;
+#define MAX_ABS_BITS_BODY                                           \
+    uint32_t m = 0;                                                 \
+    for (size_t i = 0; i < n; i++) {                                \
+        uint32_t b;                                                 \
+        memcpy(&b, &v[i], 4);                                       \
+        b &= 0x7fffffffu;                                           \
+        m = b > m ? b : m;                                          \
+    }                                                               \
+    return m;
+
+static inline uint64_t load64(const uint8_t *p) { /* an unaligned load (x86 is little-endian) */
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+static uint64_t max_abs_i64(const int64_t *v, size_t n) { MAX_ABS_I64_BODY((uint64_t)v[i]) }
+static uint32_t max_abs_bits(const float *v, size_t n) { MAX_ABS_BITS_BODY }
+#if FR_HAVE_AVX512_DISPATCH
+__attribute__((target("avx512f"))) static uint64_t max_abs_i64_avx512(const uint8_t *p, size_t n) {
+    MAX_ABS_I64_BODY(load64(p + 8 * i))
+}
+__attribute__((target("avx512f"))) static uint32_t max_abs_bits_avx512(const float *v, size_t n) { MAX_ABS_BITS_BODY }
+#endif
+
+uint64_t fri_fl_max_abs(const int64_t *v, size_t n) {
+#if FR_HAVE_AVX512_DISPATCH
+    if (n >= 16 && have_avx512()) return max_abs_i64_avx512((const uint8_t *)v, n);
+#endif
+    return max_abs_i64(v, n);
 }
 
 uint64_t fri_fl_max_abs_le(const uint8_t *p, size_t n) {
-    uint64_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t u = fri_get_u64(p + 8 * i);
-        uint64_t a = (int64_t)u < 0 ? 0 - u : u;
-        m = a > m ? a : m;
-    }
-    return m;
+#if FR_HAVE_AVX512_DISPATCH
+    if (n >= 16 && have_avx512()) return max_abs_i64_avx512(p, n);
+#endif
+    MAX_ABS_I64_BODY(fri_get_u64(p + 8 * i))
+}
+
+/* The largest |x| bits of v[0, n) (see above). */
+static uint32_t max_abs_bits_of(const float *v, size_t n) {
+#if FR_HAVE_AVX512_DISPATCH
+    if (n >= 32 && have_avx512()) return max_abs_bits_avx512(v, n);
+#endif
+    return max_abs_bits(v, n);
 }
 
 void fri_fl_add_ints_le(int64_t *restrict acc, const uint8_t *restrict p, size_t n) {
@@ -273,30 +313,34 @@ uint64_t fr_fl_fixed_bound(uint32_t k) {
     return b < sat ? b : sat;
 }
 
-/* The largest |v| of v[0, n) (finite values: checked first; a compare, not fmaxf, so
- * the loop vectorises instead of calling libm per value). */
-static float max_abs(const float *v, size_t n) {
-    float m = 0;
-    for (size_t i = 0; i < n; i++) {
-        float a = fabsf(v[i]);
-        m = a > m ? a : m;
-    }
-    return m;
+static float of_bits(uint32_t b) {
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
 }
 
 fr_err fri_update_check(const fr_update *u, const fr_fl_config *cfg, uint64_t bound) {
-    fr_err e = fri_update_check_finite(u);
-    if (e) return e;
+    /* one pass per part: the largest |value| as bits, which also says whether every value
+     * is finite (below 0x7f800000); a non-finite one is found again for the message */
+    uint32_t bd = max_abs_bits_of(u->dense, u->dense_len), bt[FR_UPDATE_MAX_TABLES], bad = bd;
+    for (uint32_t t = 0; t < u->n_tables && t < FR_UPDATE_MAX_TABLES; t++) {
+        bt[t] = max_abs_bits_of(u->tables[t].values, (size_t)u->tables[t].count * u->tables[t].width);
+        bad = bt[t] > bad ? bt[t] : bad;
+    }
+    if (bad >= 0x7f800000u || u->n_tables > FR_UPDATE_MAX_TABLES) {
+        fr_err e = fri_update_check_finite(u);
+        if (e) return e;
+    }
     if (bound == 0) bound = fr_fl_fixed_bound(1);
     /* |round(w * v * 2^32)| <= bound for every value: checked in double with a margin of a
      * part in 10^9, so rounding can never carry a value past it */
     double lim = (double)bound * (1.0 - 1e-9) / FR_FL_FIXED_SCALE, w = (double)u->weight;
     double wi = cfg->item_sum ? 1.0 : w;
-    double worst = w * (double)max_abs(u->dense, u->dense_len);
+    double worst = w * (double)of_bits(bd);
     const char *where = "the dense part";
     uint32_t wt = 0;
-    for (uint32_t t = 0; t < u->n_tables; t++) {
-        double x = wi * (double)max_abs(u->tables[t].values, (size_t)u->tables[t].count * u->tables[t].width);
+    for (uint32_t t = 0; t < u->n_tables && t < FR_UPDATE_MAX_TABLES; t++) {
+        double x = wi * (double)of_bits(bt[t]);
         if (x > worst) { worst = x; where = "table"; wt = t; }
     }
     if (worst > lim) {

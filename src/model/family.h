@@ -39,6 +39,7 @@ typedef struct fri_model_kind_def {
 } fri_model_kind_def;
 
 struct fri_examples; /* model/examples.h */
+struct fri_client_sgd; /* model/model_internal.h */
 
 typedef struct fri_model_family {
     const char *name;                /* the family, for messages */
@@ -110,6 +111,11 @@ typedef struct fri_model_family {
      * FR_ERR_UNSUPPORTED (no message) for a loss it does not fuse (the caller then runs
      * the generic loop); indices are in range (the trainer built the examples). */
     fr_err (*sgd_pass)(fr_model *m, const struct fri_examples *ex, float lr, double *loss_sum);
+
+    /* --- a federated client's fused local fit (optional; NULL: the client's generic loop) */
+    /* See fri_client_sgd (model_internal.h): the operations of the generic loop for one
+     * user, on a compact copy of its item rows. FR_ERR_UNSUPPORTED (no message). */
+    fr_err (*client_sgd)(const fr_model *global, const struct fri_client_sgd *a, double *loss_sum);
 
     /* --- fused minibatch pass with a sparse-row optimizer (optional; NULL: the generic loop) */
     /* One pass over ex in minibatches of `batch` examples, each cut into `shards` shards

@@ -7,6 +7,7 @@
  * nothing and touches only ws and g; a gradient's untouched table rows are always 0;
  * nothing here depends on which kind a model is. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -177,6 +178,23 @@ void fri_model_bind_rows(fr_model *m, const uint32_t *items, uint32_t n_items, c
     m->n_row_user = users ? n_users : 0;
     m->catalogue = catalogue;
 }
+
+static bool client_lean = true; /* tests: false keeps every client on the generic loop */
+static atomic_ullong lean_fits;  /* fused fits done (tests: that the fused path ran) */
+
+bool fri_client_lean_allow(bool allow) {
+    bool was = client_lean;
+    client_lean = allow;
+    return was;
+}
+
+fr_err fri_model_client_sgd(const fr_model *global, const fri_client_sgd *a, double *loss_sum) {
+    if (!client_lean || !global->fam->client_sgd || a->batch == 0) return FR_ERR_UNSUPPORTED;
+    fr_err e = global->fam->client_sgd(global, a, loss_sum);
+    if (!e) atomic_fetch_add_explicit(&lean_fits, 1, memory_order_relaxed);
+    return e;
+}
+uint64_t fri_client_lean_fits(void) { return atomic_load(&lean_fits); }
 
 fr_err fr_model_clone(fr_model **out, const fr_model *m) {
     fr_err e = fri_model_alloc(out, &m->cfg);

@@ -115,6 +115,43 @@ bool fri_optim_zero_keeps(const fr_optim *o);
  * per-example SGD loop is checked against). */
 struct fr_trainer;
 void fri_trainer_no_fused(struct fr_trainer *t);
+/* A federated client's local fit of ONE user, fused (fri_model_family.client_sgd): the
+ * float operations of the client's generic loop (fr_client_fit: minibatches of `batch`
+ * through the family's loss_grad, gradients from zero, plain SGD p -= lr * (g + wd * p)
+ * on the user's rows and on the item rows a minibatch touched) in their order, so the
+ * same bits, on a compact copy of the item rows the client reads instead of a compact
+ * model, gradient and optimizer. In: rows[L] the global item of each compact row, the
+ * examples (item: compact rows; label) of every epoch, epoch k being [starts[k],
+ * starts[k + 1]) in its shuffled order; priv the user's private rows, one per user table
+ * in slab order (updated in place). Out: out[L * (sum of the item tables' widths)] the
+ * item tables' compact rows after the fit, table after table in slab order (the global
+ * rows' values are copied in first), *loss_sum += each minibatch's mean loss x its size.
+ * scratch/scratch_cap: the caller's buffer, grown here (fri_realloc) and kept.
+ * FR_ERR_UNSUPPORTED (no message, nothing changed): a kind it does not fuse, or a
+ * non-finite value among the rows it would read (the generic loop then steps differently);
+ * FR_ERR_NOMEM. */
+typedef struct fri_client_sgd {
+    const uint32_t *rows;   /* [L] global item of each compact row */
+    uint32_t L;
+    float *const *priv;     /* [user tables] the user's rows */
+    const uint32_t *item;   /* [n] examples: compact item rows */
+    const float *label;     /* [n] their labels */
+    const size_t *starts;   /* [epochs + 1] */
+    uint32_t epochs;
+    size_t batch;           /* minibatch size (>= 1) */
+    float lr, wd;           /* the step rule's (wd 0: the caller checks) */
+    float *out;             /* see above */
+    void **scratch;
+    size_t *scratch_cap;    /* bytes */
+} fri_client_sgd;
+FR_NODISCARD fr_err fri_model_client_sgd(const fr_model *global, const fri_client_sgd *a, double *loss_sum);
+/* Tests: whether federated clients may take the fused fit (fri_model_client_sgd; the
+ * default) or always run the generic loop (the reference it is checked against). Returns
+ * the previous setting. Not thread-safe: set it before training. */
+bool fri_client_lean_allow(bool allow);
+/* Fused fits done by this process so far (tests: that the fused path ran). */
+uint64_t fri_client_lean_fits(void);
+
 /* Tests: whether the mf family's fused SGD pass may take its AVX2 copy (model_mf.c; the
  * default, where the CPU has AVX2) or keeps its plain one. Returns whether the AVX2 copy was
  * in use before the call. Not thread-safe: set it before training. */

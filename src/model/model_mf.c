@@ -611,6 +611,150 @@ static fr_err sgd_pass(fr_model *m, const struct fri_examples *ex, float lr, dou
     return FR_OK;
 }
 
+/* ---------------------------------------------------------------- a federated client's fit */
+
+/* client_sgd (fri_client_sgd, model_internal.h): loss_impl's operations for a minibatch
+ * of one user, on the compact rows Q, BI (from out) and the user's rows P, BU, with the
+ * generic client loop's gradient and step: each table's gradient starts at +0 and takes
+ * the minibatch's rows in example order (fri_embedding_backward), then every element the
+ * minibatch touched steps p -= lr * (g + wd * p) once (sgd_range's expression), the
+ * user's rows at every minibatch. Plain SGD leaves an untouched row as it is, so nothing
+ * else moves (the generic loop's coasting is the identity for it). */
+typedef struct lean_ws {
+    float *p, *q, *dp, *dq;    /* [B,d] */
+    float *bu, *bi, *dbu, *dbi, *s, *ds; /* [B] */
+    float *gq, *gb;            /* [L,d], [L] gradients of the compact rows */
+    float *gp;                 /* [d + 1] the user's (factor, then bias) */
+    uint8_t *mark;             /* [L] a row's gradient is live this minibatch */
+} lean_ws;
+
+static fr_err lean_carve(lean_ws *w, const fri_client_sgd *a, size_t B, size_t d) {
+    size_t L = a->L, nf = 4 * B * d + 6 * B + L * d + L + d + 1;
+    size_t bytes = nf * sizeof(float) + L + 64;
+    if (bytes > *a->scratch_cap) {
+        void *p = fri_realloc(*a->scratch, bytes);
+        if (!p) return FR_ERR_NOMEM;
+        *a->scratch = p;
+        *a->scratch_cap = bytes;
+    }
+    float *f = *a->scratch;
+    w->p = f; f += B * d; w->q = f; f += B * d; w->dp = f; f += B * d; w->dq = f; f += B * d;
+    w->bu = f; f += B; w->bi = f; f += B; w->dbu = f; f += B; w->dbi = f; f += B; w->s = f; f += B; w->ds = f; f += B;
+    w->gq = f; f += L * d; w->gb = f; f += L; w->gp = f; f += d + 1;
+    w->mark = (uint8_t *)f;
+    memset(w->mark, 0, L);
+    return FR_OK;
+}
+
+/* One minibatch [s, s + B) (loss_impl with a gradient, then the step). */
+static double lean_batch(const fr_model_config *c, const fri_client_sgd *a, lean_ws *w, float *P, float *BU, float *Q,
+                         float *BI, size_t s, size_t B) {
+    const size_t d = c->dim;
+    const uint32_t *it = a->item + s;
+    /* mf_scores */
+    for (size_t i = 0; i < B; i++) {
+        float *restrict pp = w->p + i * d, *restrict qq = w->q + i * d;
+        const float *restrict qs = Q + (size_t)it[i] * d;
+        for (size_t x = 0; x < d; x++) pp[x] = P[x];
+        for (size_t x = 0; x < d; x++) qq[x] = qs[x];
+    }
+    fri_dot_forward(w->s, w->p, w->q, B, d);
+    for (size_t i = 0; i < B; i++) { w->bu[i] = BU[0]; w->bi[i] = BI[it[i]]; }
+    for (size_t i = 0; i < B; i++) w->s[i] += c->mu + w->bu[i] + w->bi[i];
+    double L = fri_mse_forward_backward(w->ds, w->s, a->label + s, NULL, B);
+    double l2s = (double)c->l2 / (double)B;
+    memset(w->dp, 0, B * d * sizeof(float));
+    memset(w->dq, 0, B * d * sizeof(float));
+    if (l2s > 0) {
+        L += fri_l2_forward_backward(w->dp, w->p, B, d, l2s);
+        L += fri_l2_forward_backward(w->dq, w->q, B, d, l2s);
+    }
+    memset(w->dbu, 0, B * sizeof(float));
+    memset(w->dbi, 0, B * sizeof(float));
+    double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / (double)B : l2s;
+    if (bl2s > 0) {
+        L += fri_l2_forward_backward(w->dbu, w->bu, B, 1, bl2s);
+        L += fri_l2_forward_backward(w->dbi, w->bi, B, 1, bl2s);
+    }
+    fri_dot_backward(w->dp, w->dq, w->ds, w->p, w->q, B, d);
+    for (size_t i = 0; i < B; i++) { w->dbu[i] += w->ds[i]; w->dbi[i] += w->ds[i]; }
+    /* gradients from +0, rows in example order (fri_embedding_backward) */
+    float *restrict gp = w->gp;
+    for (size_t x = 0; x <= d; x++) gp[x] = 0.0f;
+    for (size_t i = 0; i < B; i++) {
+        const float *restrict g = w->dp + i * d;
+        for (size_t x = 0; x < d; x++) gp[x] += g[x];
+    }
+    for (size_t i = 0; i < B; i++) {
+        uint32_t r = it[i];
+        float *restrict gq = w->gq + (size_t)r * d;
+        if (!w->mark[r]) {
+            w->mark[r] = 1;
+            for (size_t x = 0; x < d; x++) gq[x] = 0.0f;
+            w->gb[r] = 0.0f;
+        }
+        const float *restrict g = w->dq + i * d;
+        for (size_t x = 0; x < d; x++) gq[x] += g[x];
+    }
+    for (size_t i = 0; i < B; i++) gp[d] += w->dbu[i];
+    for (size_t i = 0; i < B; i++) w->gb[it[i]] += w->dbi[i];
+    /* the step (sgd_range's expression) */
+    const float lr = a->lr, wd = a->wd;
+    for (size_t x = 0; x < d; x++) P[x] -= lr * (gp[x] + wd * P[x]);
+    BU[0] -= lr * (gp[d] + wd * BU[0]);
+    for (size_t i = 0; i < B; i++) {
+        uint32_t r = it[i];
+        if (!w->mark[r]) continue;
+        w->mark[r] = 0;
+        float *restrict q = Q + (size_t)r * d;
+        const float *restrict gq = w->gq + (size_t)r * d;
+        for (size_t x = 0; x < d; x++) q[x] -= lr * (gq[x] + wd * q[x]);
+        BI[r] -= lr * (w->gb[r] + wd * BI[r]);
+    }
+    return L;
+}
+
+static fr_err client_sgd(const fr_model *g, const fri_client_sgd *a, double *loss_sum) {
+    const fr_model_config *c = &g->cfg;
+    if (g->cfg.kind != FR_MODEL_MF || c->loss != FR_LOSS_MSE) return FR_ERR_UNSUPPORTED;
+    const size_t d = c->dim, L = a->L;
+    /* item tables in slab order: item_factor, item_bias; user tables: user_factor, user_bias */
+    const float *GQ = g->params + g->t[g->slot[ITEM_F]].offset, *GB = g->params + g->t[g->slot[ITEM_B]].offset;
+    float *Q = a->out, *BI = a->out + L * d, *P = a->priv[0], *BU = a->priv[1];
+    /* the rows are scattered over tables larger than L2: ask for all of them first */
+    for (size_t r = 0; r < L; r++) {
+        const char *q = (const char *)(GQ + (size_t)a->rows[r] * d);
+        for (size_t x = 0; x < d * sizeof(float); x += 64) __builtin_prefetch(q + x);
+        __builtin_prefetch(GB + a->rows[r]);
+    }
+    for (size_t r = 0; r < L; r++) {
+        const float *restrict src = GQ + (size_t)a->rows[r] * d;
+        float *restrict dst = Q + r * d;
+        for (size_t x = 0; x < d; x++) dst[x] = src[x];
+        BI[r] = GB[a->rows[r]];
+    }
+    /* the generic loop steps only touched rows when every value it reads is finite */
+    if (!fri_all_finite(Q, L * d) || !fri_all_finite(BI, L) || !fri_all_finite(P, d) || !fri_all_finite(BU, 1))
+        return FR_ERR_UNSUPPORTED;
+    size_t most = 0;
+    for (uint32_t e = 0; e < a->epochs; e++) {
+        size_t n = a->starts[e + 1] - a->starts[e];
+        if (n > most) most = n;
+    }
+    size_t Bmax = most < a->batch ? most : a->batch;
+    lean_ws w;
+    fr_err e = lean_carve(&w, a, Bmax ? Bmax : 1, d);
+    if (e) return e;
+    double sum = *loss_sum;
+    for (uint32_t ep = 0; ep < a->epochs; ep++)
+        for (size_t s = a->starts[ep]; s < a->starts[ep + 1]; s += a->batch) {
+            size_t B = a->starts[ep + 1] - s < a->batch ? a->starts[ep + 1] - s : a->batch;
+            sum += lean_batch(c, a, &w, P, BU, Q, BI, s, B) * (double)B;
+        }
+    *loss_sum = sum;
+    return FR_OK;
+}
+
 static const fri_model_kind_def kinds[] = {
     {"mf", true, false},   /* FR_MODEL_MF */
     {"bpr", false, false}, /* FR_MODEL_BPR */
@@ -632,4 +776,5 @@ const fri_model_family fri_model_family_mf = {
     .loss_grad = loss_grad,
     .score = score,
     .sgd_pass = sgd_pass,
+    .client_sgd = client_sgd,
 };

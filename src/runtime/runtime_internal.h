@@ -18,6 +18,9 @@ FR_NODISCARD fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *bytes, s
  * residuals); FR_ERR_INVALID, FR_ERR_NOMEM. */
 typedef fr_err (*fri_sim_reduce)(void *ctx, fr_round *ctl, fr_err local);
 FR_NODISCARD fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce reduce, void *ctx);
+/* The data fingerprint the sim's checkpoints carry and check (a process holding only its
+ * share of the data takes the whole data's, from the process that holds it). */
+void fri_sim_set_fingerprint(fr_sim *s, const fr_fingerprint *fp);
 /* owner[u] (n_users of the data): the process (of n) whose sim keeps user u's private
  * rows current: the one running its client (0 for users no client holds). */
 void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner);

@@ -36,6 +36,8 @@ typedef struct sim_worker {
     float **rows;           /* [3 * n_user_t * cap_users] rows, m1, m2 pointers of a step */
     uint32_t cap_users;
     uint32_t at;            /* the position of its current client in the round */
+    uint32_t pos;           /* its index in the controller's sampled list (a share's `at`
+                               is in its own list) */
 } sim_worker;
 
 /* Secure aggregation of a round (fr_sim_set_secagg): the privacy layer's server and one
@@ -89,6 +91,7 @@ struct fr_sim {
     fri_sim_reduce reduce;
     void *reduce_ctx;
     uint32_t *mine;         /* [n_clients] this share's clients of the round */
+    uint32_t *mine_pos;     /* [n_clients] their indices in the controller's list */
     /* simulated attacks (fr_sim_set_attack) */
     fr_sim_attack atk;      /* kind NONE: none */
     uint32_t n_fake;        /* promotion: fake clients n_clients .. n_clients + n_fake - 1 */
@@ -132,6 +135,7 @@ void fr_sim_free(fr_sim *s) {
     fri_free(s->ksteps);
     fri_free(s->resid);
     fri_free(s->mine);
+    fri_free(s->mine_pos);
     fri_free(s->bad);
     fri_free(s->ref_pop);
     for (int i = 0; s->fupd && i < s->n_workers; i++) fr_update_free(s->fupd[i]);
@@ -494,7 +498,7 @@ static fr_err deliver(fr_sim *s, sim_worker *w, int worker, const uint8_t *msg, 
 /* w->res, made in memory, sent as an honest client's result would be. */
 static fr_err send_res(fr_sim *s, sim_worker *w, int worker, uint32_t c, uint64_t work) {
     if (s->sa) return secagg_submit(s, w, worker);
-    if (!s->wire && !s->faults) return fr_round_accept(s->ctl, w->res, worker);
+    if (!s->wire && !s->faults) return fri_round_accept_at(s->ctl, w->res, worker, w->pos);
     uint8_t *msg = NULL;
     size_t len = 0;
     fr_err e = fr_result_encode(w->res, &msg, &len);
@@ -620,7 +624,7 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
     if (total == 0) return FR_OK; /* nothing to learn from: no TASK, no RESULT */
     const uint8_t *tb;
     size_t tn;
-    e = fr_round_task(s->ctl, c, &tb, &tn);
+    e = fri_round_task_at(s->ctl, c, w->pos, &tb, &tn);
     if (!e && w->task_epoch != s->epoch) { /* this worker's first client of the round */
         e = fr_task_decode(w->task, tb, tn);
         w->task_epoch = e ? 0 : s->epoch;
@@ -662,6 +666,7 @@ static void task(void *ctx, size_t index, int worker) {
     if (fri_latch_failed(&s->err)) return;
     uint32_t c = s->ids[index];
     s->w[worker].at = (uint32_t)index;
+    s->w[worker].pos = s->reduce ? s->mine_pos[index] : (uint32_t)index;
     fr_err e = run_client(s, c, worker);
     if (e) {
         char what[64];
@@ -744,7 +749,7 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
         if (s->reduce) { /* a share: this process's clients only, then the sums meet (no faults: see set_share) */
             uint32_t n = 0;
             for (uint32_t i = 0; i < k; i++)
-                if (s->ids[i] % s->share_n == s->share_at) s->mine[n++] = s->ids[i];
+                if (s->ids[i] % s->share_n == s->share_at) { s->mine_pos[n] = i; s->mine[n++] = s->ids[i]; }
             s->ids = s->mine;
             fr_pool_for(s->pool, n, 1, task, s);
             e = s->reduce(s->reduce_ctx, s->ctl, fri_latch_failed(&s->err) ? fri_latch_get(&s->err) : FR_OK);
@@ -937,12 +942,16 @@ fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce redu
                         s->faults ? "faults" : "attacks");
     if (!s->mine && !(s->mine = fri_malloc((size_t)(s->n_clients ? s->n_clients : 1) * sizeof *s->mine)))
         return FR_ERR_NOMEM;
+    if (!s->mine_pos && !(s->mine_pos = fri_malloc((size_t)(s->n_clients ? s->n_clients : 1) * sizeof *s->mine_pos)))
+        return FR_ERR_NOMEM;
     s->share_at = at;
     s->share_n = n;
     s->reduce = reduce;
     s->reduce_ctx = ctx;
     return FR_OK;
 }
+
+void fri_sim_set_fingerprint(fr_sim *s, const fr_fingerprint *fp) { s->data_fp = *fp; }
 
 void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner) {
     uint32_t nu = s->mcfg.n_users;

@@ -1,6 +1,8 @@
 /* The `mpi` runtime: one federation run by the ranks of an Open MPI job (fr_run_mpi in
- * fedrec/runtime.h). Every rank loads the same data and builds the same sim (src/runtime/
- * sim.c: the round controller and the client step are the same code as in one process);
+ * fedrec/runtime.h). Every rank builds the same sim from the same config (src/runtime/
+ * sim.c: the round controller and the client step are the same code as in one process;
+ * a rank > 0 may hold only its clients' interactions, fr_mpi_shard, and takes rank 0's
+ * data fingerprint for checkpoints);
  * rank r runs the sampled clients c with c % N == r (a stable rule: a client stays on its
  * rank, with its private rows, from round to round), then the ranks meet their sums.
  *
@@ -103,6 +105,23 @@ void fr_mpi_abort(int code) {
 }
 
 bool fr_mpi_available(void) { return true; }
+
+fr_err fr_mpi_shard(const fr_run_config *c, const fr_dataset *train, fr_dataset **out) {
+    *out = NULL;
+    if (!mpi_up()) return fri_fail(FR_ERR_STATE, "fr_mpi_shard: MPI is not initialised (fr_mpi_init)");
+    int r = 0, n = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    if (r == 0 || n == 1 || !train || c->centralized || c->partition != FR_PARTITION_USER || c->fl.decoys > 0)
+        return FR_OK;
+    uint32_t nu = fr_dataset_n_users(train), k = 0;
+    uint32_t *users = fri_malloc(((size_t)nu / (uint32_t)n + 1) * sizeof *users);
+    if (!users) return FR_ERR_NOMEM;
+    for (uint32_t u = (uint32_t)r; u < nu; u += (uint32_t)n) users[k++] = u;
+    fr_err e = fr_dataset_select_users(out, train, users, k);
+    fri_free(users);
+    return e;
+}
 
 /* ------------------------------------------------------------------ collectives in chunks */
 
@@ -399,6 +418,15 @@ fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_data
     if (!e) {
         fr_sim_set_wire(m.sim, c->wire);
         e = fri_sim_set_share(m.sim, (uint32_t)m.rank, (uint32_t)m.size, reduce, &m);
+    }
+    { /* rank 0's data names the run (a rank may hold only its share: fr_mpi_shard); every
+         rank takes part in the broadcast, failed or not */
+        fr_fingerprint fp;
+        fr_dataset_fingerprint(train, &fp);
+        uint64_t w[4] = {fp.users, fp.items, fp.interactions, fp.crc};
+        MPI_Bcast(w, 4, MPI_UINT64_T, 0, m.comm);
+        fp = (fr_fingerprint){(uint32_t)w[0], (uint32_t)w[1], w[2], (uint32_t)w[3]};
+        if (!e) fri_sim_set_fingerprint(m.sim, &fp);
     }
     if (!e) e = make_units(&m);
     if (!e && !(m.status = fri_malloc((size_t)(fr_sim_n_clients(m.sim) ? fr_sim_n_clients(m.sim) : 1))))

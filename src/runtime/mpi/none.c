@@ -16,6 +16,12 @@ fr_err fr_mpi_init(int *rank, int *size) {
 }
 
 void fr_mpi_finalize(void) {}
+
+fr_err fr_mpi_shard(const fr_run_config *c, const fr_dataset *train, fr_dataset **out) {
+    (void)c; (void)train;
+    *out = NULL;
+    return UNAVAILABLE;
+}
 void fr_mpi_abort(int code) { (void)code; }
 
 fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_dataset *test, const fr_negatives *negs,
