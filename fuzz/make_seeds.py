@@ -62,6 +62,13 @@ def net(mtype, payload, version=1, flags=0, length=None):
     return head + struct.pack("<I", crc32c(head + payload)) + payload
 
 
+def net_header_crc(mtype, payload):
+    """A network message as sent over TLS (flag 1): the CRC covers header bytes [0, 12)
+    only."""
+    head = struct.pack("<IBBHI", 0x544E5246, 1, mtype, 1, len(payload))
+    return head + struct.pack("<I", crc32c(head)) + payload
+
+
 def net_text(text):
     return struct.pack("<H", len(text)) + text
 
@@ -76,6 +83,7 @@ def net_seeds():
     write("net", "valid_wait", net(2, struct.pack("<IIB", 1500, 4, 1)))
     task = struct.pack("<II", 2, 30000) + TICKET + b"fl task bytes"
     write("net", "valid_task", net(3, task))
+    write("net", "valid_task_header_crc", net_header_crc(3, task))
     result = struct.pack("<II", 7, 2) + TICKET + struct.pack("<IddQd", 10, 4.0, 2.5, 20, 17.25) + b"fl result"
     write("net", "valid_result", net(4, result))
     write("net", "valid_ack", net(5, struct.pack("<IB", 2, 0) + net_text(b"accepted")))

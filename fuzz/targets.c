@@ -492,14 +492,22 @@ static int run_net(const uint8_t *data, size_t n) {
             if (n < FRI_NET_HEADER_BYTES) break;
             uint32_t len = (uint32_t)(n - FRI_NET_HEADER_BYTES);
             fri_put_u32(m + 8, len);
-            uint32_t c = fr_crc32c(fr_crc32c(0, m, 12), m + FRI_NET_HEADER_BYTES, len);
+            uint32_t c = fr_crc32c(0, m, 12); /* a header CRC (flag 1, TLS) or the whole message's */
+            if (!(fri_get_u16(m + 6) & FRI_NET_FLAG_HEADER_CRC)) c = fr_crc32c(c, m + FRI_NET_HEADER_BYTES, len);
             fri_put_u32(m + 12, c);
         }
-        fri_net_msg msg;
-        if (fri_net_decode(m, n, (size_t)1 << 20, &msg) != FR_OK) continue;
+        /* the decoder of an authenticated channel (TLS) takes both CRC forms; the plain
+         * one exactly the messages without the flag */
+        fri_net_msg msg, plain;
+        fr_err e = fri_net_decode_on(m, n, (size_t)1 << 20, true, &msg);
+        fr_err ep = fri_net_decode(m, n, (size_t)1 << 20, &plain);
+        if (ep == FR_OK && (e != FR_OK || msg.flags != 0)) abort();
+        if (e != FR_OK) continue;
+        if (msg.flags == 0 && ep != FR_OK) abort();
         uint8_t type = 0;
         uint32_t plen = 0;
-        if (fri_net_peek_header(m, n, &type, &plen) != FR_OK || type != msg.type || plen != n - FRI_NET_HEADER_BYTES)
+        if (fri_net_peek_header_on(m, n, true, &type, &plen) != FR_OK || type != msg.type ||
+            plen != n - FRI_NET_HEADER_BYTES)
             abort();
         fri_buf b = {0};
         if (fri_net_encode(&b, &msg) != FR_OK || b.len != n || memcmp(b.data, m, n) != 0) abort();

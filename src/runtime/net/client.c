@@ -129,7 +129,7 @@ static fr_err exchange(const fr_net_client_config *c, vclient *v, const fri_buf 
     if (e) return e;
     v->stats.bytes_up += req->len;
     v->stats.bytes_down += *rn;
-    e = fri_net_decode(*rep, *rn, SIZE_MAX, m);
+    e = fri_net_decode_on(*rep, *rn, SIZE_MAX, fri_net_client_tls(v->tx), m);
     if (e) { fri_net_reply_free(*rep); *rep = NULL; return fri_fail_prefix(e, "the server's reply"); }
     v->last_reply = fri_net_now_ms();
     return FR_OK;
@@ -346,7 +346,9 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         fri_net_reply_free(rep);
         rep = NULL;
         if (e) { failed(v, e, "client %u: round %u: %s", v->id, round, fr_errmsg()); return; }
-        fri_net_msg r = {.type = FRI_NET_RESULT};
+        /* over TLS the envelope's CRC covers its header only (wire.h): the records' AEAD
+         * tags cover every byte, the fl RESULT keeps its own CRC */
+        fri_net_msg r = {.type = FRI_NET_RESULT, .flags = fri_net_client_tls(v->tx) ? FRI_NET_FLAG_HEADER_CRC : 0};
         r.result.client = v->id;
         r.result.round = round;
         r.result.ticket = ticket;
