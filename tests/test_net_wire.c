@@ -10,6 +10,7 @@
 
 #include "core/core.h"
 #include "fl/fl_internal.h"
+#include "runtime/net/pack.h"
 #include "runtime/net/wire.h"
 
 #define MAXP ((size_t)1 << 20)
@@ -335,13 +336,16 @@ Test(net_wire, every_single_bit_flip_is_refused) {
                 fri_net_msg d;
                 fr_err e = fri_net_decode(b, n, MAXP, &d);
                 cr_assert_neq(e, FR_OK, "sample %d: flip of byte %zu bit %d decodes (type %u)", k, i, bit, d.type);
-                if (i < 5 || (i >= 6 && i < 12))
+                /* a RESULT's flag bit 1 (FRI_NET_FLAG_PACKED) is a valid flag: the CRC refuses it */
+                bool packed_flag = i == 6 && bit == 1 && m.type == FRI_NET_RESULT;
+                if ((i < 5 || (i >= 6 && i < 12)) && !packed_flag)
                     cr_assert_neq(e, FR_ERR_CHECKSUM, "sample %d: header byte %zu not checked by itself", k, i);
+                if (packed_flag) cr_assert_eq(e, FR_ERR_CHECKSUM);
                 if (i == 4) cr_assert_eq(e, FR_ERR_VERSION);
                 uint8_t t = 0;
                 uint32_t len = 0;
                 if (i < 8) { /* the peek sees the same damage (except a length flip it cannot judge) */
-                    bool known = i == 5 && b[5] >= 1 && b[5] <= FRI_NET_TYPE_MAX;
+                    bool known = (i == 5 && b[5] >= 1 && b[5] <= FRI_NET_TYPE_MAX) || packed_flag;
                     if (!known) cr_assert_neq(fri_net_peek_header(b, n, &t, &len), FR_OK, "byte %zu bit %d", i, bit);
                 }
                 b[i] ^= (uint8_t)(1u << bit);
@@ -412,8 +416,12 @@ Test(net_wire, header_checks_name_the_field_and_value) {
     b[5] = 2;
     b[7] = 0x80;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
-    assert_msg("WAIT: flags 0x8000, expected 0");
+    assert_msg("WAIT: flags 0x8000, expected bits of 0x0003 only");
     b[7] = 0;
+    b[6] = FRI_NET_FLAG_PACKED; /* a known flag, but only for a RESULT */
+    cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
+    assert_msg("WAIT: flags 0x0002: only a RESULT is packed");
+    b[6] = 0;
     b[8] = 10;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
     assert_msg("WAIT: truncated: the header announces 10 payload bytes, 9 arrived");
@@ -644,6 +652,7 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
         {"valid_sa_up_keys", FR_OK, FRI_NET_SA_UP}, {"valid_sa_up_masked", FR_OK, FRI_NET_SA_UP},
         {"bad_sa_params", FR_ERR_FORMAT, 0}, {"bad_sa_stage", FR_ERR_FORMAT, 0}, {"bad_sa_header", FR_ERR_FORMAT, 0},
         {"valid_task_header_crc", FR_ERR_FORMAT, 0}, /* plain channel; over TLS below */
+        {"valid_result_packed", FR_OK, FRI_NET_RESULT},
     };
     for (size_t k = 0; k < sizeof seeds / sizeof *seeds; k++) {
         char path[4096];
@@ -659,6 +668,16 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
             cr_assert_eq(fri_net_decode_on(b, n, MAXP, true, &m), FR_OK, "%s", fr_errmsg());
             cr_assert(m.type == FRI_NET_TASK && m.flags == FRI_NET_FLAG_HEADER_CRC && m.task.round == 2);
             cr_assert(m.task.body_len == 13 && memcmp(m.task.body, "fl task bytes", 13) == 0);
+        }
+        if (!strcmp(seeds[k].name, "valid_result_packed")) { /* make_seeds.py's packer agrees with pack.c */
+            cr_assert_eq(m.flags, FRI_NET_FLAG_PACKED);
+            fri_buf u = {0}, q = {0};
+            cr_assert_eq(fri_unpack_result(m.result.body, m.result.body_len, MAXP, &u), FR_OK, "%s", fr_errmsg());
+            cr_assert_eq(fri_msg_open(u.data, u.len, FR_MSG_RESULT, "RESULT"), FR_OK, "%s", fr_errmsg());
+            cr_assert(fri_pack_result(u.data, u.len, &q) && q.len == m.result.body_len);
+            cr_assert(memcmp(q.data, m.result.body, q.len) == 0);
+            fri_buf_free(&u);
+            fri_buf_free(&q);
         }
         if (!strcmp(seeds[k].name, "bad_flags")) { /* flag 1 with a whole-message CRC: damaged over TLS */
             cr_assert_eq(fri_net_decode_on(b, n, MAXP, true, &m), FR_ERR_CHECKSUM);
@@ -731,9 +750,21 @@ Test(net_wire, a_header_crc_message_decodes_only_on_an_authenticated_channel) {
         free(full);
     }
     fri_net_msg m = sample(0);
-    m.flags = 2; /* an unknown flag: the encoder refuses it, the decoder too */
+    m.flags = 4; /* an unknown flag: the encoder refuses it, the decoder too */
     fri_buf b = {0};
     cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    m.flags = FRI_NET_FLAG_PACKED; /* on a HELLO */
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    m = sample(7); /* a RESULT: packed is its flag, with either CRC */
+    m.flags = FRI_NET_FLAG_PACKED | FRI_NET_FLAG_HEADER_CRC;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_OK);
+    fri_net_msg d;
+    cr_assert_eq(fri_net_decode_on(b.data, b.len, MAXP, true, &d), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(d.flags, m.flags);
+    m.flags = FRI_NET_FLAG_PACKED;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_OK);
+    cr_assert_eq(fri_net_decode(b.data, b.len, MAXP, &d), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(d.flags, FRI_NET_FLAG_PACKED);
     fri_buf_free(&b);
 }
 

@@ -33,6 +33,7 @@
 #include "fedrec/privacy.h"
 #include "fl/fl_internal.h"
 #include "runtime/net/netlog.h"
+#include "runtime/net/pack.h"
 #include "runtime/net/token.h"
 #include "runtime/net/transport.h"
 #include "runtime/net/wire.h"
@@ -69,6 +70,8 @@ struct fr_net_server {
     uint32_t inflight;        /* RESULTs being added now */
     bool closing;             /* the round thread is ending the round: no new RESULT */
     int lanes[FRI_NET_LANES]; /* free accumulator lanes (a stack) */
+    fri_buf unpacked[FRI_NET_LANES]; /* a lane's packed RESULT, unpacked (pack.h) */
+    size_t max_result;        /* the largest RESULT a packed one may unpack to */
     int n_free;
     uint64_t deadline;        /* monotonic ms */
     bool tls;                 /* the transport is tls+tcp://: TASK and DONE carry a header CRC
@@ -165,6 +168,7 @@ void fr_net_server_free(fr_net_server *s) {
     fri_free(s->sa_scratch);
     fr_result_free(s->sa_res);
     fri_free(s->done_msg);
+    for (int i = 0; i < FRI_NET_LANES; i++) fri_buf_free(&s->unpacked[i]);
     fri_free(s->state_path);
     fri_buf_free(&s->scratch);
     fri_free(s);
@@ -369,7 +373,16 @@ static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer 
     s->pending[pos] = 1;
     s->inflight++;
     pthread_mutex_unlock(&s->mu);
-    fr_err e = fr_round_submit(s->ctl, m->result.body, m->result.body_len, lane);
+    const uint8_t *body = m->result.body;
+    size_t body_len = m->result.body_len;
+    fr_err e = FR_OK;
+    if (m->flags & FRI_NET_FLAG_PACKED) { /* the client's exact bytes again; the controller checks them */
+        fri_buf *u = &s->unpacked[lane];
+        e = fri_unpack_result(body, body_len, s->max_result, u);
+        body = u->data;
+        body_len = u->len;
+    }
+    if (!e) e = fr_round_submit(s->ctl, body, body_len, lane);
     char why[FRI_NET_TEXT_MAX + 1] = "";
     if (e) snprintf(why, sizeof why, "%s", fr_errmsg());
     pthread_mutex_lock(&s->mu);
@@ -566,6 +579,7 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     /* the largest request: a RESULT of every shared parameter at 8 bytes plus its ids */
     size_t ns = fr_model_n_shared(fr_round_model(s->ctl));
     o.max_msg = 16 * ns + ((size_t)1 << 20);
+    s->max_result = o.max_msg; /* a packed RESULT unpacks to no more than a plain one may be */
     o.handle = handle;
     o.handle_ctx = s;
     o.event = on_event;

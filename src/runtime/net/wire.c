@@ -98,8 +98,10 @@ static fr_err header(const uint8_t *b, size_t n, bool authenticated, uint8_t *ty
         return fri_fail(FR_ERR_FORMAT, WHAT ": unknown type %u, expected 1..10 (HELLO..SA_UP)", t);
     uint16_t flags = fri_get_u16(b + 6);
     if (flags & ~FRI_NET_FLAGS_KNOWN)
-        return fri_fail(FR_ERR_FORMAT, WHAT ": %s: flags 0x%04x, expected 0 or 0x%04x", fri_net_type_name(t), flags,
-                        FRI_NET_FLAGS_KNOWN);
+        return fri_fail(FR_ERR_FORMAT, WHAT ": %s: flags 0x%04x, expected bits of 0x%04x only", fri_net_type_name(t),
+                        flags, FRI_NET_FLAGS_KNOWN);
+    if ((flags & FRI_NET_FLAG_PACKED) && t != FRI_NET_RESULT)
+        return fri_fail(FR_ERR_FORMAT, WHAT ": %s: flags 0x%04x: only a RESULT is packed", fri_net_type_name(t), flags);
     if ((flags & FRI_NET_FLAG_HEADER_CRC) && !authenticated)
         return fri_fail(FR_ERR_FORMAT,
                         WHAT ": %s: its CRC covers the header only (flags 0x%04x: for TLS, whose records are "
@@ -175,8 +177,11 @@ static fr_err check_ticket(fr_err code, const char *type, const uint8_t *ticket)
  * (decoded) or are about to be written (encoded). code: FR_ERR_FORMAT or FR_ERR_INVALID. */
 static fr_err check_fields(const fri_net_msg *m, fr_err code) {
     if (m->flags & ~FRI_NET_FLAGS_KNOWN)
-        return fri_fail(code, WHAT ": %s: flags 0x%04x, expected 0 or 0x%04x", fri_net_type_name(m->type), m->flags,
-                        FRI_NET_FLAGS_KNOWN);
+        return fri_fail(code, WHAT ": %s: flags 0x%04x, expected bits of 0x%04x only", fri_net_type_name(m->type),
+                        m->flags, FRI_NET_FLAGS_KNOWN);
+    if ((m->flags & FRI_NET_FLAG_PACKED) && m->type != FRI_NET_RESULT)
+        return fri_fail(code, WHAT ": %s: flags 0x%04x: only a RESULT is packed", fri_net_type_name(m->type),
+                        m->flags);
     const char *tn = fri_net_type_name(m->type);
     fr_err e;
     switch (m->type) {

@@ -2,7 +2,7 @@
  * TASK and RESULT bytes (src/fl/msg.c), plus the scheduling messages between them.
  *
  * Every message is a 16-byte header, then the payload (little-endian):
- *   magic "FRNT" | u8 version (1) | u8 type | u16 flags (0 or FRI_NET_FLAG_HEADER_CRC)
+ *   magic "FRNT" | u8 version (1) | u8 type | u16 flags (FRI_NET_FLAG_*, else 0)
  *   | u32 payload length | u32 CRC-32C of header bytes [0, 12) followed by the payload
  * The CRC also covers the header's magic, version, type, flags and length, so a damaged
  * type (a TASK turned into a DONE by one bit) is caught like a damaged payload; the
@@ -29,7 +29,8 @@
  *                   | ticket[16] | the fl TASK bytes (>= 1 byte, opaque here)
  *   4 RESULT  c->s  u32 client | u32 round (>= 1) | ticket[16] | u32 users evaluated
  *                   | f64 hit sum | f64 ndcg sum | u64 rated pairs | f64 squared-error sum
- *                   | the fl RESULT bytes (>= 1 byte, opaque here)
+ *                   | the fl RESULT bytes (>= 1 byte, opaque here; packed with flag
+ *                   FRI_NET_FLAG_PACKED: src/runtime/net/pack.h)
  *   5 ACK     s->c  u32 round (>= 1) | u8 status (fri_net_ack_status) | u16 text length
  *                   (<= 512) | text
  *   6 REFUSE  s->c  u8 code (fri_net_refuse_code) | u16 text length (<= 512) | text
@@ -78,9 +79,12 @@
 /* The longest header + fixed payload fields (an ACK with the longest text): the bytes
  * fri_net_encode_prefix may write. */
 #define FRI_NET_PREFIX_MAX (FRI_NET_HEADER_BYTES + 4 + 1 + 2 + FRI_NET_TEXT_MAX)
-/* Header flag: the CRC covers header bytes [0, 12) only (the message travels over TLS). */
+/* Header flags. HEADER_CRC: the CRC covers header bytes [0, 12) only (the message travels
+ * over TLS). PACKED (RESULT only): its fl RESULT bytes are packed (pack.h), the receiver
+ * unpacks them before use. */
 #define FRI_NET_FLAG_HEADER_CRC 1u
-#define FRI_NET_FLAGS_KNOWN 1u
+#define FRI_NET_FLAG_PACKED 2u
+#define FRI_NET_FLAGS_KNOWN 3u
 
 /* HELLO capability bits. */
 #define FRI_NET_CAP_EVAL 1u     /* the client reports evaluation metrics in its RESULTs */
@@ -140,7 +144,8 @@ typedef struct fri_net_eval {
  * the union member is the one `type` names. */
 typedef struct fri_net_msg {
     uint8_t type; /* fri_net_type */
-    uint16_t flags; /* 0, or FRI_NET_FLAG_HEADER_CRC (only on an authenticated channel) */
+    uint16_t flags; /* FRI_NET_FLAG_HEADER_CRC (only on an authenticated channel), and
+                       FRI_NET_FLAG_PACKED on a RESULT whose body is packed (pack.h) */
     union {
         struct {
             uint32_t client, caps, model_round;
