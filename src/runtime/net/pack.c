@@ -42,23 +42,28 @@ static void pack_words(uint8_t *o, const uint8_t *p, size_t n, unsigned w) {
     }
 }
 
-#define UNPACK_W(W)                                                                                                    \
-    case W:                                                                                                            \
-        for (size_t i = 0; i < n; i++) {                                                                               \
-            const uint8_t *s = p + (size_t)(W) * i;                                                                     \
-            uint8_t *d = o + 8 * i;                                                                                    \
-            memcpy(d, s, W);                                                                                           \
-            memset(d + (W), (s[(W) - 1] & 0x80) ? 0xff : 0, 8 - (W));                                                  \
-        }                                                                                                              \
-        break;
-
-/* n words of w bytes at p into o, sign-extended to 8 bytes. */
-static void unpack_words(uint8_t *o, const uint8_t *p, size_t n, unsigned w) {
-    switch (w) {
-        UNPACK_W(1) UNPACK_W(2) UNPACK_W(3) UNPACK_W(4) UNPACK_W(5) UNPACK_W(6) UNPACK_W(7)
-    case 8: memcpy(o, p, 8 * n); break;
-    default: break;
+/* n words of w bytes at p into o, sign-extended to 8 bytes; returns the OR of
+ * v ^ (v >> 63) over them (the width check). avail: the bytes readable from p (>= n * w):
+ * a word is read as the 8 bytes at its start, shifted, while 8 bytes are there. */
+static uint64_t unpack_words(uint8_t *o, const uint8_t *p, size_t n, unsigned w, size_t avail) {
+    const unsigned sh = 64u - 8u * w;
+    uint64_t m = 0;
+    size_t fast = avail >= 8 ? (avail - 8) / w + 1 : 0; /* words whose 8-byte read stays inside */
+    if (fast > n) fast = n;
+    size_t i = 0;
+    for (; i < fast; i++) {
+        int64_t v = (int64_t)(fri_get_u64(p + (size_t)w * i) << sh) >> sh;
+        m |= (uint64_t)(v ^ (v >> 63));
+        fri_put_u64(o + 8 * i, (uint64_t)v);
     }
+    for (; i < n; i++) {
+        uint8_t t[8] = {0};
+        memcpy(t, p + (size_t)w * i, w);
+        int64_t v = (int64_t)(fri_get_u64(t) << sh) >> sh;
+        m |= (uint64_t)(v ^ (v >> 63));
+        fri_put_u64(o + 8 * i, (uint64_t)v);
+    }
+    return m;
 }
 
 /* One block of n words at b + *at (checked present) appended to out. */
@@ -138,10 +143,9 @@ static fr_err unpack_block(const uint8_t *p, size_t n, size_t *at, size_t nw, si
         out->cap = cap;
     }
     uint8_t *o = out->data + out->len;
-    unpack_words(o, p + *at, nw, w);
-    if (width_of(block_mag(o, nw)) != w)
-        return fri_fail(FR_ERR_FORMAT, "packed RESULT: %s: word width %u, but its words need %u", what, w,
-                        width_of(block_mag(o, nw)));
+    unsigned need_w = nw ? width_of(unpack_words(o, p + *at, nw, w, n - *at)) : 1;
+    if (need_w != w)
+        return fri_fail(FR_ERR_FORMAT, "packed RESULT: %s: word width %u, but its words need %u", what, w, need_w);
     out->len += need;
     *at += nw * w;
     return FR_OK;
