@@ -64,9 +64,15 @@ wall = sum(m["seconds"] for m in steady) / len(steady)
 comp_round = comp / R / threads   # the clients' compute per round, as wall time on the threads
 up = sum(m["bytes_up"] for m in ms) / R / n
 down = sum(m["bytes_down"] for m in ms) / R / n
+# the load generator's count of the bytes it sent and received (the envelopes as they
+# travel: a packed RESULT at its packed size; the server's bytes_up are the RESULTs as the
+# round controller takes them)
+wire = re.search(r"([0-9.]+) MB up, ([0-9.]+) MB down", out)
+wup = float(wire.group(1)) * 1e6 / R / n if wire else float("nan")
 print(f"{name:28s} rounds {R}  round {wall:.3f} s (first {ms[0]['seconds']:.3f} s)  clients' compute "
       f"{comp_round:.3f} s/round on {threads} threads  rest {wall - comp_round:.3f} s  server peak "
-      f"{rss_kb / 1024:.0f} MiB  per client per round {up / 1e3:.1f} kB up, {down / 1e3:.1f} kB down")
+      f"{rss_kb / 1024:.0f} MiB  per client per round {up / 1e3:.1f} kB up ({wup / 1e3:.1f} kB sent), "
+      f"{down / 1e3:.1f} kB down")
 # CPU-seconds (user + sys, the whole run) are steadier than wall time on a loaded machine
 print(f"{'':28s} CPU: server {float(srv[1]) + float(srv[2]):.2f} s, load generator {float(cli[1]) + float(cli[2]):.2f} s "
       f"(peak RSS {int(cli[0]) / 1024:.0f} MiB, {int(cli[0]) / n:.0f} kB per client)")

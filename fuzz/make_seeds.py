@@ -62,6 +62,42 @@ def net(mtype, payload, version=1, flags=0, length=None):
     return head + struct.pack("<I", crc32c(head + payload)) + payload
 
 
+def net_header_crc(mtype, payload):
+    """A network message as sent over TLS (flag 1): the CRC covers header bytes [0, 12)
+    only."""
+    head = struct.pack("<IBBHI", 0x544E5246, 1, mtype, 1, len(payload))
+    return head + struct.pack("<I", crc32c(head)) + payload
+
+
+def pack_fl_result(fl):
+    """A packed RESULT body (src/runtime/net/pack.h): the fl RESULT's 72-byte head, then
+    each block of int64 words as a width byte and the words' low bytes, the width the
+    smallest that holds every word of the block."""
+    def block(words):
+        w = 1
+        while w < 8 and not all(-(1 << (8 * w - 1)) <= v < (1 << (8 * w - 1)) for v in words):
+            w += 1
+        return bytes([w]) + b"".join(struct.pack("<q", v)[:w] for v in words)
+    out = fl[:72]
+    d, t = struct.unpack_from("<II", fl, 64)
+    at = 72
+    out += block(struct.unpack_from("<%dq" % d, fl, at))
+    at += 8 * d
+    for _ in range(t):
+        width, count = struct.unpack_from("<II", fl, at)
+        out += fl[at:at + 8 + 4 * count]
+        at += 8 + 4 * count
+        out += block(struct.unpack_from("<%dq" % (count * width), fl, at))
+        at += 8 * count * width
+    assert at == len(fl)
+    return out
+
+
+def packed_result_payload():
+    fl = seal(result(dense=(1, -2, 3, 70000, -1 << 40), values=[[5, -6, 7, 8] * 3, [1 << 33, -(1 << 20), 0]]))
+    return struct.pack("<II", 7, 2) + TICKET + struct.pack("<IddQd", 0, 0.0, 0.0, 0, 0.0) + pack_fl_result(fl)
+
+
 def net_text(text):
     return struct.pack("<H", len(text)) + text
 
@@ -76,8 +112,10 @@ def net_seeds():
     write("net", "valid_wait", net(2, struct.pack("<IIB", 1500, 4, 1)))
     task = struct.pack("<II", 2, 30000) + TICKET + b"fl task bytes"
     write("net", "valid_task", net(3, task))
+    write("net", "valid_task_header_crc", net_header_crc(3, task))
     result = struct.pack("<II", 7, 2) + TICKET + struct.pack("<IddQd", 10, 4.0, 2.5, 20, 17.25) + b"fl result"
     write("net", "valid_result", net(4, result))
+    write("net", "valid_result_packed", net(4, packed_result_payload(), flags=2))
     write("net", "valid_ack", net(5, struct.pack("<IB", 2, 0) + net_text(b"accepted")))
     write("net", "valid_refuse", net(6, struct.pack("<B", 1) + net_text(b"client 7: wrong token")))
     write("net", "valid_done", net(7, struct.pack("<I", 5) + b"model bytes"))

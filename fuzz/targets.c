@@ -12,6 +12,7 @@
 #include "fl/fl_internal.h"
 #include "fedrec/runtime.h"
 #include "runtime/runtime_internal.h"
+#include "runtime/net/pack.h"
 #include "runtime/net/wire.h"
 #include "fedrec/net_client.h"
 #include "fedrec/model.h"
@@ -492,14 +493,22 @@ static int run_net(const uint8_t *data, size_t n) {
             if (n < FRI_NET_HEADER_BYTES) break;
             uint32_t len = (uint32_t)(n - FRI_NET_HEADER_BYTES);
             fri_put_u32(m + 8, len);
-            uint32_t c = fr_crc32c(fr_crc32c(0, m, 12), m + FRI_NET_HEADER_BYTES, len);
+            uint32_t c = fr_crc32c(0, m, 12); /* a header CRC (flag 1, TLS) or the whole message's */
+            if (!(fri_get_u16(m + 6) & FRI_NET_FLAG_HEADER_CRC)) c = fr_crc32c(c, m + FRI_NET_HEADER_BYTES, len);
             fri_put_u32(m + 12, c);
         }
-        fri_net_msg msg;
-        if (fri_net_decode(m, n, (size_t)1 << 20, &msg) != FR_OK) continue;
+        /* the decoder of an authenticated channel (TLS) takes both CRC forms; the plain
+         * one exactly the messages without the flag */
+        fri_net_msg msg, plain;
+        fr_err e = fri_net_decode_on(m, n, (size_t)1 << 20, true, &msg);
+        fr_err ep = fri_net_decode(m, n, (size_t)1 << 20, &plain);
+        if (ep == FR_OK && (e != FR_OK || (msg.flags & FRI_NET_FLAG_HEADER_CRC))) abort();
+        if (e != FR_OK) continue;
+        if (!(msg.flags & FRI_NET_FLAG_HEADER_CRC) && ep != FR_OK) abort();
         uint8_t type = 0;
         uint32_t plen = 0;
-        if (fri_net_peek_header(m, n, &type, &plen) != FR_OK || type != msg.type || plen != n - FRI_NET_HEADER_BYTES)
+        if (fri_net_peek_header_on(m, n, true, &type, &plen) != FR_OK || type != msg.type ||
+            plen != n - FRI_NET_HEADER_BYTES)
             abort();
         fri_buf b = {0};
         if (fri_net_encode(&b, &msg) != FR_OK || b.len != n || memcmp(b.data, m, n) != 0) abort();
@@ -509,6 +518,16 @@ static int run_net(const uint8_t *data, size_t n) {
         if (fri_net_encode_prefix(&msg, pre, sizeof pre, &pn) != FR_OK || pn > n || memcmp(pre, m, pn) != 0) abort();
         fri_buf_free(&b);
         (void)fri_net_type_name(msg.type);
+        /* a packed RESULT's body: what unpacks packs again to the same bytes (canonical) */
+        if (msg.type == FRI_NET_RESULT && (msg.flags & FRI_NET_FLAG_PACKED)) {
+            fri_buf u = {0}, q = {0};
+            if (fri_unpack_result(msg.result.body, msg.result.body_len, (size_t)1 << 22, &u) == FR_OK &&
+                (!fri_pack_result(u.data, u.len, &q) || q.len != msg.result.body_len ||
+                 memcmp(q.data, msg.result.body, q.len) != 0))
+                abort();
+            fri_buf_free(&u);
+            fri_buf_free(&q);
+        }
     }
     free(m);
     return 0;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 
 #include "core/core.h"
+#include "fl/fl_internal.h"
+#include "runtime/net/pack.h"
 #include "runtime/net/wire.h"
 
 #define MAXP ((size_t)1 << 20)
@@ -334,13 +336,16 @@ Test(net_wire, every_single_bit_flip_is_refused) {
                 fri_net_msg d;
                 fr_err e = fri_net_decode(b, n, MAXP, &d);
                 cr_assert_neq(e, FR_OK, "sample %d: flip of byte %zu bit %d decodes (type %u)", k, i, bit, d.type);
-                if (i < 5 || (i >= 6 && i < 12))
+                /* a RESULT's flag bit 1 (FRI_NET_FLAG_PACKED) is a valid flag: the CRC refuses it */
+                bool packed_flag = i == 6 && bit == 1 && m.type == FRI_NET_RESULT;
+                if ((i < 5 || (i >= 6 && i < 12)) && !packed_flag)
                     cr_assert_neq(e, FR_ERR_CHECKSUM, "sample %d: header byte %zu not checked by itself", k, i);
+                if (packed_flag) cr_assert_eq(e, FR_ERR_CHECKSUM);
                 if (i == 4) cr_assert_eq(e, FR_ERR_VERSION);
                 uint8_t t = 0;
                 uint32_t len = 0;
                 if (i < 8) { /* the peek sees the same damage (except a length flip it cannot judge) */
-                    bool known = i == 5 && b[5] >= 1 && b[5] <= FRI_NET_TYPE_MAX;
+                    bool known = (i == 5 && b[5] >= 1 && b[5] <= FRI_NET_TYPE_MAX) || packed_flag;
                     if (!known) cr_assert_neq(fri_net_peek_header(b, n, &t, &len), FR_OK, "byte %zu bit %d", i, bit);
                 }
                 b[i] ^= (uint8_t)(1u << bit);
@@ -411,8 +416,12 @@ Test(net_wire, header_checks_name_the_field_and_value) {
     b[5] = 2;
     b[7] = 0x80;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
-    assert_msg("WAIT: flags 0x8000, expected 0");
+    assert_msg("WAIT: flags 0x8000, expected bits of 0x0003 only");
     b[7] = 0;
+    b[6] = FRI_NET_FLAG_PACKED; /* a known flag, but only for a RESULT */
+    cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
+    assert_msg("WAIT: flags 0x0002: only a RESULT is packed");
+    b[6] = 0;
     b[8] = 10;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
     assert_msg("WAIT: truncated: the header announces 10 payload bytes, 9 arrived");
@@ -642,6 +651,8 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
         {"valid_sa_task", FR_OK, FRI_NET_SA_TASK}, {"valid_sa_down", FR_OK, FRI_NET_SA_DOWN},
         {"valid_sa_up_keys", FR_OK, FRI_NET_SA_UP}, {"valid_sa_up_masked", FR_OK, FRI_NET_SA_UP},
         {"bad_sa_params", FR_ERR_FORMAT, 0}, {"bad_sa_stage", FR_ERR_FORMAT, 0}, {"bad_sa_header", FR_ERR_FORMAT, 0},
+        {"valid_task_header_crc", FR_ERR_FORMAT, 0}, /* plain channel; over TLS below */
+        {"valid_result_packed", FR_OK, FRI_NET_RESULT},
     };
     for (size_t k = 0; k < sizeof seeds / sizeof *seeds; k++) {
         char path[4096];
@@ -653,6 +664,24 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
         fr_err e = fri_net_decode(b, n, MAXP, &m);
         cr_assert_eq(e, seeds[k].want, "%s: %s", seeds[k].name, fr_errmsg());
         if (!e) cr_assert_eq(m.type, seeds[k].type, "%s", seeds[k].name);
+        if (!strcmp(seeds[k].name, "valid_task_header_crc")) {
+            cr_assert_eq(fri_net_decode_on(b, n, MAXP, true, &m), FR_OK, "%s", fr_errmsg());
+            cr_assert(m.type == FRI_NET_TASK && m.flags == FRI_NET_FLAG_HEADER_CRC && m.task.round == 2);
+            cr_assert(m.task.body_len == 13 && memcmp(m.task.body, "fl task bytes", 13) == 0);
+        }
+        if (!strcmp(seeds[k].name, "valid_result_packed")) { /* make_seeds.py's packer agrees with pack.c */
+            cr_assert_eq(m.flags, FRI_NET_FLAG_PACKED);
+            fri_buf u = {0}, q = {0};
+            cr_assert_eq(fri_unpack_result(m.result.body, m.result.body_len, MAXP, &u), FR_OK, "%s", fr_errmsg());
+            cr_assert_eq(fri_msg_open(u.data, u.len, FR_MSG_RESULT, "RESULT"), FR_OK, "%s", fr_errmsg());
+            cr_assert(fri_pack_result(u.data, u.len, &q) && q.len == m.result.body_len);
+            cr_assert(memcmp(q.data, m.result.body, q.len) == 0);
+            fri_buf_free(&u);
+            fri_buf_free(&q);
+        }
+        if (!strcmp(seeds[k].name, "bad_flags")) { /* flag 1 with a whole-message CRC: damaged over TLS */
+            cr_assert_eq(fri_net_decode_on(b, n, MAXP, true, &m), FR_ERR_CHECKSUM);
+        }
         if (!strcmp(seeds[k].name, "valid_result")) {
             cr_assert(m.result.client == 7 && m.result.round == 2 && m.result.eval.users == 10);
             cr_assert(m.result.eval.hit_sum == 4.0 && m.result.eval.ndcg_sum == 2.5 && m.result.eval.rated == 20);
@@ -676,5 +705,121 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
         }
         if (!strcmp(seeds[k].name, "valid_done_empty")) cr_assert(m.done.rounds_done == 5 && m.done.model_len == 0);
         fri_free(b);
+    }
+}
+
+/* Over TLS (FRI_NET_FLAG_HEADER_CRC) the CRC covers header bytes [0, 12) only, checked
+ * against the bitwise CRC; such a message decodes only on an authenticated channel and
+ * re-encodes to the same bytes; a full-CRC message decodes on both. */
+Test(net_wire, a_header_crc_message_decodes_only_on_an_authenticated_channel) {
+    for (int k = 0; k < N_SAMPLES; k++) {
+        fri_net_msg m = sample(k);
+        size_t n0 = 0;
+        uint8_t *full = encode(&m, &n0);
+        fri_net_msg d;
+        cr_assert_eq(fri_net_decode_on(full, n0, MAXP, true, &d), FR_OK, "sample %d: %s", k, fr_errmsg());
+        cr_assert_eq(d.flags, 0);
+        m.flags = FRI_NET_FLAG_HEADER_CRC;
+        size_t n = 0;
+        uint8_t *b = encode(&m, &n);
+        cr_assert_eq(n, n0);
+        cr_assert_eq(fri_get_u16(b + 6), FRI_NET_FLAG_HEADER_CRC);
+        cr_assert_eq(fri_get_u32(b + 12), crc_bitwise(0, b, 12), "sample %d", k);
+        cr_assert(memcmp(b + 16, full + 16, n - 16) == 0, "sample %d: the payload is the same", k);
+        cr_assert_eq(fri_net_decode_on(b, n, MAXP, true, &d), FR_OK, "sample %d: %s", k, fr_errmsg());
+        cr_assert_eq(d.flags, FRI_NET_FLAG_HEADER_CRC);
+        assert_same(&m, &d);
+        fri_buf r = {0};
+        cr_assert_eq(fri_net_encode(&r, &d), FR_OK);
+        cr_assert(r.len == n && memcmp(r.data, b, n) == 0, "sample %d: canonical", k);
+        fri_buf_free(&r);
+        uint8_t pre[FRI_NET_PREFIX_MAX];
+        size_t pn = 0;
+        cr_assert_eq(fri_net_encode_prefix_crc(&m, 0xdeadbeefu, pre, sizeof pre, &pn), FR_OK); /* tail CRC unused */
+        cr_assert(pn <= n && memcmp(pre, b, pn) == 0, "sample %d", k);
+        /* a plain channel refuses it, by the flag (not as damage), and so does its peek */
+        cr_assert_eq(fri_net_decode(b, n, MAXP, &d), FR_ERR_FORMAT);
+        assert_msg("covers the header only");
+        cr_assert_eq(fri_net_decode_on(b, n, MAXP, false, &d), FR_ERR_FORMAT);
+        uint8_t t;
+        uint32_t len;
+        cr_assert_eq(fri_net_peek_header(b, n, &t, &len), FR_ERR_FORMAT);
+        cr_assert_eq(fri_net_peek_header_on(b, n, true, &t, &len), FR_OK);
+        cr_assert(t == m.type && len == n - 16);
+        free(b);
+        free(full);
+    }
+    fri_net_msg m = sample(0);
+    m.flags = 4; /* an unknown flag: the encoder refuses it, the decoder too */
+    fri_buf b = {0};
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    m.flags = FRI_NET_FLAG_PACKED; /* on a HELLO */
+    cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
+    m = sample(7); /* a RESULT: packed is its flag, with either CRC */
+    m.flags = FRI_NET_FLAG_PACKED | FRI_NET_FLAG_HEADER_CRC;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_OK);
+    fri_net_msg d;
+    cr_assert_eq(fri_net_decode_on(b.data, b.len, MAXP, true, &d), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(d.flags, m.flags);
+    m.flags = FRI_NET_FLAG_PACKED;
+    cr_assert_eq(fri_net_encode(&b, &m), FR_OK);
+    cr_assert_eq(fri_net_decode(b.data, b.len, MAXP, &d), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(d.flags, FRI_NET_FLAG_PACKED);
+    fri_buf_free(&b);
+}
+
+/* On an authenticated channel every flip in the header is still refused (the header CRC
+ * or the field checks): a full-CRC message turned into a header-CRC one by a flag flip
+ * fails its CRC, and so does a type flipped to another known type. */
+Test(net_wire, header_flips_are_refused_on_an_authenticated_channel) {
+    for (int k = 0; k < N_SAMPLES; k++) {
+        for (int flag = 0; flag < 2; flag++) {
+            fri_net_msg m = sample(k);
+            m.flags = flag ? FRI_NET_FLAG_HEADER_CRC : 0;
+            size_t n = 0;
+            uint8_t *b = encode(&m, &n);
+            for (size_t i = 0; i < FRI_NET_HEADER_BYTES; i++) {
+                for (int bit = 0; bit < 8; bit++) {
+                    b[i] ^= (uint8_t)(1u << bit);
+                    fri_net_msg d;
+                    cr_assert_neq(fri_net_decode_on(b, n, MAXP, true, &d), FR_OK, "sample %d flag %d: byte %zu bit %d",
+                                  k, flag, i, bit);
+                    b[i] ^= (uint8_t)(1u << bit);
+                }
+            }
+            free(b);
+        }
+    }
+}
+
+/* What the header CRC leaves to TLS and to the message itself: a TASK whose opaque body
+ * is an fl message (src/fl/msg.c, with its own CRC-32C) damaged in its payload decodes on
+ * an authenticated channel (TLS would have refused the record), but the fl message's
+ * own check refuses it; on a plain channel the envelope's CRC refuses it first. */
+Test(net_wire, a_damaged_body_is_still_refused_by_the_fl_message) {
+    uint8_t fl[FR_MSG_HEADER_BYTES + 300];
+    for (size_t i = 0; i < sizeof fl; i++) fl[i] = (uint8_t)(i * 13 + 1);
+    fri_msg_seal(fl, sizeof fl, FR_MSG_TASK);
+    cr_assert_eq(fri_msg_open(fl, sizeof fl, FR_MSG_TASK, "TASK"), FR_OK, "%s", fr_errmsg());
+    for (int flag = 0; flag < 2; flag++) {
+        fri_net_msg m = {.type = FRI_NET_TASK, .flags = flag ? FRI_NET_FLAG_HEADER_CRC : 0};
+        m.task.round = 3;
+        m.task.deadline_ms = 1000;
+        m.task.ticket = TICKET;
+        m.task.body = fl;
+        m.task.body_len = sizeof fl;
+        size_t n = 0;
+        uint8_t *b = encode(&m, &n);
+        size_t at = n - sizeof fl + FR_MSG_HEADER_BYTES + 100; /* a byte of the fl payload */
+        b[at] ^= 0x20;
+        fri_net_msg d;
+        fr_err e = fri_net_decode_on(b, n, MAXP, true, &d);
+        if (!flag) {
+            cr_assert_eq(e, FR_ERR_CHECKSUM);
+        } else {
+            cr_assert_eq(e, FR_OK, "%s", fr_errmsg());
+            cr_assert_eq(fri_msg_open(d.task.body, d.task.body_len, FR_MSG_TASK, "TASK"), FR_ERR_CHECKSUM);
+        }
+        free(b);
     }
 }

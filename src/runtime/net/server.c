@@ -33,6 +33,7 @@
 #include "fedrec/privacy.h"
 #include "fl/fl_internal.h"
 #include "runtime/net/netlog.h"
+#include "runtime/net/pack.h"
 #include "runtime/net/token.h"
 #include "runtime/net/transport.h"
 #include "runtime/net/wire.h"
@@ -69,8 +70,12 @@ struct fr_net_server {
     uint32_t inflight;        /* RESULTs being added now */
     bool closing;             /* the round thread is ending the round: no new RESULT */
     int lanes[FRI_NET_LANES]; /* free accumulator lanes (a stack) */
+    fri_buf unpacked[FRI_NET_LANES]; /* a lane's packed RESULT, unpacked (pack.h) */
+    size_t max_result;        /* the largest RESULT a packed one may unpack to */
     int n_free;
     uint64_t deadline;        /* monotonic ms */
+    bool tls;                 /* the transport is tls+tcp://: TASK and DONE carry a header CRC
+                                 only, and a client's RESULT may (wire.h, FRI_NET_FLAG_HEADER_CRC) */
     bool task_crc_ok;         /* task_crc is the CRC-32C of the open round's TASK bytes */
     uint32_t task_crc;
     fri_net_eval eval;        /* sums of the accepted results' evaluations */
@@ -163,6 +168,7 @@ void fr_net_server_free(fr_net_server *s) {
     fri_free(s->sa_scratch);
     fr_result_free(s->sa_res);
     fri_free(s->done_msg);
+    for (int i = 0; i < FRI_NET_LANES; i++) fri_buf_free(&s->unpacked[i]);
     fri_free(s->state_path);
     fri_buf_free(&s->scratch);
     fri_free(s);
@@ -267,7 +273,7 @@ static int sa_hello(fr_net_server *s, uint32_t c, uint32_t pos, uint8_t **out, s
 /* A TASK message written straight into the transport's reply (one copy of the body, no
  * staging buffer), its CRC from the body's, computed once per round. Under the mutex. */
 static int reply_task(fr_net_server *s, const fri_net_msg *t, const fri_net_peer *peer, uint8_t **out, size_t *n) {
-    if (!s->task_crc_ok) {
+    if (!s->task_crc_ok && !(t->flags & FRI_NET_FLAG_HEADER_CRC)) {
         s->task_crc = fr_crc32c(0, t->task.body, t->task.body_len);
         s->task_crc_ok = true;
     }
@@ -326,7 +332,7 @@ static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
     size_t tn;
     if (fr_round_task(s->ctl, c, &tb, &tn)) return 1;
     uint64_t now = fri_net_now_ms();
-    fri_net_msg t = {.type = FRI_NET_TASK};
+    fri_net_msg t = {.type = FRI_NET_TASK, .flags = s->tls ? FRI_NET_FLAG_HEADER_CRC : 0};
     t.task.round = s->round;
     t.task.deadline_ms = s->deadline > now ? (uint32_t)(s->deadline - now) : 1;
     t.task.ticket = s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES;
@@ -367,7 +373,16 @@ static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer 
     s->pending[pos] = 1;
     s->inflight++;
     pthread_mutex_unlock(&s->mu);
-    fr_err e = fr_round_submit(s->ctl, m->result.body, m->result.body_len, lane);
+    const uint8_t *body = m->result.body;
+    size_t body_len = m->result.body_len;
+    fr_err e = FR_OK;
+    if (m->flags & FRI_NET_FLAG_PACKED) { /* the client's exact bytes again; the controller checks them */
+        fri_buf *u = &s->unpacked[lane];
+        e = fri_unpack_result(body, body_len, s->max_result, u);
+        body = u->data;
+        body_len = u->len;
+    }
+    if (!e) e = fr_round_submit(s->ctl, body, body_len, lane);
     char why[FRI_NET_TEXT_MAX + 1] = "";
     if (e) snprintf(why, sizeof why, "%s", fr_errmsg());
     pthread_mutex_lock(&s->mu);
@@ -467,7 +482,7 @@ static int handle(void *ctx, const uint8_t *req, size_t n, uint8_t **reply, size
     fr_net_server *s = ctx;
     fri_net_msg m;
     size_t max = SIZE_MAX; /* the transport enforced the byte limit already */
-    fr_err e = fri_net_decode(req, n, max, &m);
+    fr_err e = fri_net_decode_on(req, n, max, s->tls, &m);
     if (e) {
         fri_net_logf(&s->lg, 1, "refused %s: %s", peer->addr, fr_errmsg());
         return reply_refuse(fri_net_refuse_code_for(e), fr_errmsg(), reply, reply_n);
@@ -564,10 +579,12 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     /* the largest request: a RESULT of every shared parameter at 8 bytes plus its ids */
     size_t ns = fr_model_n_shared(fr_round_model(s->ctl));
     o.max_msg = 16 * ns + ((size_t)1 << 20);
+    s->max_result = o.max_msg; /* a packed RESULT unpacks to no more than a plain one may be */
     o.handle = handle;
     o.handle_ctx = s;
     o.event = on_event;
     o.event_ctx = s;
+    s->tls = fri_net_url_tls(o.url); /* before the first request can arrive */
     e = fri_net_server_start(&s->tx, &o);
     if (e) { fr_net_server_free(s); return e; }
     *out = s;
@@ -627,7 +644,7 @@ static fr_err make_done(fr_net_server *s) {
     if (!e) e = fri_task_encode_dp(&task, fr_round_completed(r) + 1, cfgb.data, cfgb.len, fr_round_config_crc(r),
                                    fr_fl_fixed_bound(1), fr_round_dp_clip(r), fr_round_model(r));
     if (!e) e = task.err;
-    fri_net_msg m = {.type = FRI_NET_DONE};
+    fri_net_msg m = {.type = FRI_NET_DONE, .flags = s->tls ? FRI_NET_FLAG_HEADER_CRC : 0};
     m.done.rounds_done = fr_round_completed(r);
     m.done.model = task.data;
     m.done.model_len = task.len;

@@ -781,6 +781,9 @@ fr_err fri_net_server_start(fri_net_server **out, const fri_net_server_opts *o) 
 
 int fri_net_server_port(const fri_net_server *s) { return s->port; }
 
+bool fri_net_url_tls(const char *url) { return url && strncmp(url, "tls+", 4) == 0; }
+bool fri_net_server_tls(const fri_net_server *s) { return s && fri_net_url_tls(s->url); }
+
 void fri_net_server_stats_get(const fri_net_server *s, fri_net_server_stats *st) {
     fri_net_server *m = (fri_net_server *)s; /* the table's lock */
     pthread_mutex_lock(&m->mu);
@@ -1090,6 +1093,8 @@ fr_err fri_net_client_open(fri_net_client **out, const fri_net_client_opts *o) {
     *out = c;
     return FR_OK;
 }
+
+bool fri_net_client_tls(const fri_net_client *c) { return c && fri_net_url_tls(c->url); }
 
 bool fri_net_client_connected(const fri_net_client *c) {
     return atomic_load(&((fri_net_client *)c)->connected) > 0;

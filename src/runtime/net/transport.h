@@ -170,6 +170,11 @@ FR_NODISCARD fr_err fri_net_server_opts_check(const fri_net_server_opts *o);
 FR_NODISCARD fr_err fri_net_server_start(fri_net_server **out, const fri_net_server_opts *o);
 /* The bound TCP port (what port 0 in the URL became). */
 int fri_net_server_port(const fri_net_server *s);
+/* True for a tls+tcp:// URL (the only other scheme the transport takes is tcp://). */
+bool fri_net_url_tls(const char *url);
+/* True when the server speaks tls+tcp:// (its connections are authenticated and
+ * encrypted: fri_net_decode_on's authenticated), false for plain tcp://. */
+bool fri_net_server_tls(const fri_net_server *s);
 void fri_net_server_stats_get(const fri_net_server *s, fri_net_server_stats *st);
 /* Closes the listener and every connection, waits for handlers in progress to return and
  * for the watchdog to end, and frees the server. Requests not yet answered get no reply
@@ -231,6 +236,8 @@ FR_NODISCARD fr_err fri_net_request(fri_net_client *c, const uint8_t *req, size_
 void fri_net_reply_free(uint8_t *reply);
 /* True while the client has a connection to the server. */
 bool fri_net_client_connected(const fri_net_client *c);
+/* True when the client speaks tls+tcp:// (see fri_net_server_tls). */
+bool fri_net_client_tls(const fri_net_client *c);
 /* How many times a request found the dialer stuck and replaced it (nng 1.5.2's TLS
  * dialer can stop redialling after a handshake cut short; see transport.c). */
 uint64_t fri_net_client_redials(const fri_net_client *c);

@@ -73,14 +73,16 @@ static bool is_small(unsigned type) {
 }
 
 /* The CRC of a message: header bytes [0, 12) then the payload, given in two pieces
- * (the fixed fields and the opaque tail) so the encoder need not join them. */
+ * (the fixed fields and the opaque tail) so the encoder need not join them; the header
+ * alone when its flags say so (FRI_NET_FLAG_HEADER_CRC). */
 static uint32_t msg_crc(const uint8_t *hdr, const void *a, size_t an, const void *b, size_t bn) {
     uint32_t c = fr_crc32c(0, hdr, 12);
+    if (fri_get_u16(hdr + 6) & FRI_NET_FLAG_HEADER_CRC) return c;
     c = fr_crc32c(c, a, an);
     return fr_crc32c(c, b, bn);
 }
 
-static fr_err header(const uint8_t *b, size_t n, uint8_t *type, uint32_t *len) {
+static fr_err header(const uint8_t *b, size_t n, bool authenticated, uint8_t *type, uint32_t *len) {
     *type = 0;
     *len = 0;
     if (n < FRI_NET_HEADER_BYTES)
@@ -95,7 +97,16 @@ static fr_err header(const uint8_t *b, size_t n, uint8_t *type, uint32_t *len) {
     if (t < FRI_NET_HELLO || t > FRI_NET_TYPE_MAX)
         return fri_fail(FR_ERR_FORMAT, WHAT ": unknown type %u, expected 1..10 (HELLO..SA_UP)", t);
     uint16_t flags = fri_get_u16(b + 6);
-    if (flags != 0) return fri_fail(FR_ERR_FORMAT, WHAT ": %s: flags 0x%04x, expected 0", fri_net_type_name(t), flags);
+    if (flags & ~FRI_NET_FLAGS_KNOWN)
+        return fri_fail(FR_ERR_FORMAT, WHAT ": %s: flags 0x%04x, expected bits of 0x%04x only", fri_net_type_name(t),
+                        flags, FRI_NET_FLAGS_KNOWN);
+    if ((flags & FRI_NET_FLAG_PACKED) && t != FRI_NET_RESULT)
+        return fri_fail(FR_ERR_FORMAT, WHAT ": %s: flags 0x%04x: only a RESULT is packed", fri_net_type_name(t), flags);
+    if ((flags & FRI_NET_FLAG_HEADER_CRC) && !authenticated)
+        return fri_fail(FR_ERR_FORMAT,
+                        WHAT ": %s: its CRC covers the header only (flags 0x%04x: for TLS, whose records are "
+                        "authenticated), but this channel is plain tcp://, where the CRC must cover the payload",
+                        fri_net_type_name(t), flags);
     uint32_t l = fri_get_u32(b + 8);
     if (is_small(t) && l > FRI_NET_SMALL_MAX)
         return fri_fail(FR_ERR_RANGE, WHAT ": %s: payload of %u bytes, at most %d for this type", fri_net_type_name(t),
@@ -106,8 +117,12 @@ static fr_err header(const uint8_t *b, size_t n, uint8_t *type, uint32_t *len) {
 }
 
 fr_err fri_net_peek_header(const uint8_t *b, size_t n, uint8_t *type, uint32_t *payload_len) {
+    return fri_net_peek_header_on(b, n, false, type, payload_len);
+}
+
+fr_err fri_net_peek_header_on(const uint8_t *b, size_t n, bool authenticated, uint8_t *type, uint32_t *payload_len) {
     if (!type || !payload_len || (!b && n)) return fri_fail(FR_ERR_INVALID, "fri_net_peek_header: NULL argument");
-    return header(b, n, type, payload_len);
+    return header(b, n, authenticated, type, payload_len);
 }
 
 /* ------------------------------------------------------------------ field checks */
@@ -161,6 +176,12 @@ static fr_err check_ticket(fr_err code, const char *type, const uint8_t *ticket)
 /* Every value check of a message whose lengths are already known to be consistent
  * (decoded) or are about to be written (encoded). code: FR_ERR_FORMAT or FR_ERR_INVALID. */
 static fr_err check_fields(const fri_net_msg *m, fr_err code) {
+    if (m->flags & ~FRI_NET_FLAGS_KNOWN)
+        return fri_fail(code, WHAT ": %s: flags 0x%04x, expected bits of 0x%04x only", fri_net_type_name(m->type),
+                        m->flags, FRI_NET_FLAGS_KNOWN);
+    if ((m->flags & FRI_NET_FLAG_PACKED) && m->type != FRI_NET_RESULT)
+        return fri_fail(code, WHAT ": %s: flags 0x%04x: only a RESULT is packed", fri_net_type_name(m->type),
+                        m->flags);
     const char *tn = fri_net_type_name(m->type);
     fr_err e;
     switch (m->type) {
@@ -362,12 +383,16 @@ static fr_err decode_payload(fri_rd *rd, fri_net_msg *m) {
 }
 
 fr_err fri_net_decode(const uint8_t *b, size_t n, size_t max_payload, fri_net_msg *out) {
+    return fri_net_decode_on(b, n, max_payload, false, out);
+}
+
+fr_err fri_net_decode_on(const uint8_t *b, size_t n, size_t max_payload, bool authenticated, fri_net_msg *out) {
     if (!out) return fri_fail(FR_ERR_INVALID, "fri_net_decode: NULL message");
     memset(out, 0, sizeof *out);
     if (!b && n) return fri_fail(FR_ERR_INVALID, "fri_net_decode: NULL bytes");
     uint8_t type;
     uint32_t len;
-    fr_err e = header(b, n, &type, &len);
+    fr_err e = header(b, n, authenticated, &type, &len);
     if (e) return e;
     const char *tn = fri_net_type_name(type);
     if (len > max_payload)
@@ -379,6 +404,7 @@ fr_err fri_net_decode(const uint8_t *b, size_t n, size_t max_payload, fri_net_ms
     if (len < n - FRI_NET_HEADER_BYTES)
         return fri_fail(FR_ERR_FORMAT, WHAT ": %s: %zu bytes after the %u payload bytes the header announces", tn,
                         n - FRI_NET_HEADER_BYTES - len, len);
+    uint16_t flags = fri_get_u16(b + 6);
     uint32_t crc = msg_crc(b, b + FRI_NET_HEADER_BYTES, len, NULL, 0), want = fri_get_u32(b + 12);
     if (crc != want)
         return fri_fail(FR_ERR_CHECKSUM, WHAT ": %s: damaged: CRC-32C 0x%08x, the header says 0x%08x", tn, crc, want);
@@ -386,6 +412,7 @@ fr_err fri_net_decode(const uint8_t *b, size_t n, size_t max_payload, fri_net_ms
     fri_rd_init(&rd, b, n, tn, WHAT);
     rd.at = FRI_NET_HEADER_BYTES;
     out->type = type;
+    out->flags = flags;
     if (!(e = decode_payload(&rd, out))) e = check_fields(out, FR_ERR_FORMAT);
     if (e) memset(out, 0, sizeof *out);
     return e;
@@ -522,9 +549,10 @@ static fr_err encode_prefix(const fri_net_msg *m, uint8_t *out, size_t cap, size
     fri_put_u32(out, FRI_NET_MAGIC);
     out[4] = FRI_NET_VERSION;
     out[5] = m->type;
-    fri_put_u16(out + 6, 0);
+    fri_put_u16(out + 6, m->flags);
     fri_put_u32(out + 8, (uint32_t)(fixed + tl));
-    if (tail_crc) fri_put_u32(out + 12, fri_crc32c_combine(msg_crc(out, p, fixed, NULL, 0), *tail_crc, tl));
+    if (m->flags & FRI_NET_FLAG_HEADER_CRC) fri_put_u32(out + 12, msg_crc(out, NULL, 0, NULL, 0));
+    else if (tail_crc) fri_put_u32(out + 12, fri_crc32c_combine(msg_crc(out, p, fixed, NULL, 0), *tail_crc, tl));
     else fri_put_u32(out + 12, msg_crc(out, p, fixed, tail, tl));
     memcpy(out + FRI_NET_HEADER_BYTES, p, fixed);
     *n = total;

@@ -2,12 +2,23 @@
  * TASK and RESULT bytes (src/fl/msg.c), plus the scheduling messages between them.
  *
  * Every message is a 16-byte header, then the payload (little-endian):
- *   magic "FRNT" | u8 version (1) | u8 type | u16 flags (0) | u32 payload length
- *   | u32 CRC-32C of header bytes [0, 12) followed by the payload
+ *   magic "FRNT" | u8 version (1) | u8 type | u16 flags (FRI_NET_FLAG_*, else 0)
+ *   | u32 payload length | u32 CRC-32C of header bytes [0, 12) followed by the payload
  * The CRC also covers the header's magic, version, type, flags and length, so a damaged
  * type (a TASK turned into a DONE by one bit) is caught like a damaged payload; the
  * header fields are also checked one by one, for precise errors and so a server can read
  * a header (fri_net_peek_header) before it has the body.
+ *
+ * Over TLS the payload's CRC is redundant: every TLS record carries an AEAD tag
+ * (AES-GCM or ChaCha20-Poly1305) over its bytes, so a byte damaged or altered in transit
+ * fails the record's authentication and the connection, and nothing of that record is
+ * ever handed to the decoder. A sender on an authenticated channel therefore sets flag
+ * FRI_NET_FLAG_HEADER_CRC: the CRC then covers header bytes [0, 12) only (the type and
+ * length keep their guard against a fault between the TLS layer and the decoder), and
+ * the payload's own checks stay: every field of the envelope, and the fl TASK / RESULT
+ * bytes' own CRC-32C and decoders (src/fl/msg.c). A decoder accepts the flag only when
+ * told that its channel is authenticated (fri_net_decode_on); on plain tcp:// it is
+ * refused, so there every payload byte is still checked by the CRC.
  *
  * Payloads by type:
  *   1 HELLO   c->s  u32 client | u32 capabilities | u32 model round | u16 token length
@@ -18,7 +29,8 @@
  *                   | ticket[16] | the fl TASK bytes (>= 1 byte, opaque here)
  *   4 RESULT  c->s  u32 client | u32 round (>= 1) | ticket[16] | u32 users evaluated
  *                   | f64 hit sum | f64 ndcg sum | u64 rated pairs | f64 squared-error sum
- *                   | the fl RESULT bytes (>= 1 byte, opaque here)
+ *                   | the fl RESULT bytes (>= 1 byte, opaque here; packed with flag
+ *                   FRI_NET_FLAG_PACKED: src/runtime/net/pack.h)
  *   5 ACK     s->c  u32 round (>= 1) | u8 status (fri_net_ack_status) | u16 text length
  *                   (<= 512) | text
  *   6 REFUSE  s->c  u8 code (fri_net_refuse_code) | u16 text length (<= 512) | text
@@ -49,6 +61,7 @@
  * decoder would refuse. Thread-safe (no state). */
 #ifndef FEDREC_SRC_RUNTIME_NET_WIRE_H
 #define FEDREC_SRC_RUNTIME_NET_WIRE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +79,12 @@
 /* The longest header + fixed payload fields (an ACK with the longest text): the bytes
  * fri_net_encode_prefix may write. */
 #define FRI_NET_PREFIX_MAX (FRI_NET_HEADER_BYTES + 4 + 1 + 2 + FRI_NET_TEXT_MAX)
+/* Header flags. HEADER_CRC: the CRC covers header bytes [0, 12) only (the message travels
+ * over TLS). PACKED (RESULT only): its fl RESULT bytes are packed (pack.h), the receiver
+ * unpacks them before use. */
+#define FRI_NET_FLAG_HEADER_CRC 1u
+#define FRI_NET_FLAG_PACKED 2u
+#define FRI_NET_FLAGS_KNOWN 3u
 
 /* HELLO capability bits. */
 #define FRI_NET_CAP_EVAL 1u     /* the client reports evaluation metrics in its RESULTs */
@@ -125,6 +144,8 @@ typedef struct fri_net_eval {
  * the union member is the one `type` names. */
 typedef struct fri_net_msg {
     uint8_t type; /* fri_net_type */
+    uint16_t flags; /* FRI_NET_FLAG_HEADER_CRC (only on an authenticated channel), and
+                       FRI_NET_FLAG_PACKED on a RESULT whose body is packed (pack.h) */
     union {
         struct {
             uint32_t client, caps, model_round;
@@ -193,24 +214,35 @@ typedef struct fri_net_msg {
 } fri_net_msg;
 
 /* Checks the 16-byte header at b (n >= 16; the body need not have arrived): magic,
- * version (FR_ERR_VERSION, so a server can answer REFUSE 3), a known type, flags 0, and
+ * version (FR_ERR_VERSION, so a server can answer REFUSE 3), a known type, known flags, and
  * the payload length against the small types' cap (FR_ERR_RANGE). Sets *type and
  * *payload_len; the caller compares payload_len with its own limit before receiving or
  * allocating the body. */
 FR_NODISCARD fr_err fri_net_peek_header(const uint8_t *b, size_t n, uint8_t *type, uint32_t *payload_len);
+/* The same on a channel that is or is not authenticated (fri_net_decode_on): the plain
+ * one refuses FRI_NET_FLAG_HEADER_CRC (FR_ERR_FORMAT). */
+FR_NODISCARD fr_err fri_net_peek_header_on(const uint8_t *b, size_t n, bool authenticated, uint8_t *type,
+                                           uint32_t *payload_len);
 
 /* Decodes the message b[0, n) into *out, whose pointers view b. max_payload caps the
  * payload of any type (the small types are also capped at FRI_NET_SMALL_MAX). Errors:
  * FR_ERR_VERSION (another protocol version), FR_ERR_RANGE (payload too large: the size is
  * in the message), FR_ERR_CHECKSUM (damaged), FR_ERR_FORMAT (anything else); the message
  * names the field, its value and what was expected, and never quotes a token or text.
- * On failure *out is zeroed. */
+ * On failure *out is zeroed. A message with FRI_NET_FLAG_HEADER_CRC is refused
+ * (FR_ERR_FORMAT): this is the decoder of a plain channel. */
 FR_NODISCARD fr_err fri_net_decode(const uint8_t *b, size_t n, size_t max_payload, fri_net_msg *out);
+/* fri_net_decode for a channel that is (authenticated: TLS) or is not authenticated: on an
+ * authenticated one, a message whose CRC covers only its header (FRI_NET_FLAG_HEADER_CRC)
+ * is accepted as well as one whose CRC covers everything. */
+FR_NODISCARD fr_err fri_net_decode_on(const uint8_t *b, size_t n, size_t max_payload, bool authenticated,
+                                      fri_net_msg *out);
 
 /* The encoded size of m (header included), or 0 if it overflows size_t. */
 size_t fri_net_encoded_size(const fri_net_msg *m);
 
-/* Encodes m into b (b->len = 0 first; the buffer is reused): the whole message.
+/* Encodes m into b (b->len = 0 first; the buffer is reused): the whole message, its CRC
+ * over the header only when m->flags has FRI_NET_FLAG_HEADER_CRC.
  * FR_ERR_INVALID (with the field) for a message the decoder would refuse. */
 FR_NODISCARD fr_err fri_net_encode(fri_buf *b, const fri_net_msg *m);
 
@@ -222,7 +254,7 @@ FR_NODISCARD fr_err fri_net_encode_prefix(const fri_net_msg *m, uint8_t *out, si
 /* fri_net_encode_prefix given the CRC-32C of the message's tail (its opaque body:
  * fr_crc32c(0, body, body_len)), which it does not read: a TASK body sent to every client
  * of a round costs one CRC a round. The same bytes as fri_net_encode_prefix when tail_crc
- * is right. */
+ * is right. With FRI_NET_FLAG_HEADER_CRC, tail_crc is not used (any value). */
 FR_NODISCARD fr_err fri_net_encode_prefix_crc(const fri_net_msg *m, uint32_t tail_crc, uint8_t *out, size_t cap,
                                               size_t *n);
 
