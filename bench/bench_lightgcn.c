@@ -60,7 +60,14 @@ int main(int argc, char **argv) {
         size_t n = ds_items(ds, u, &it);
         for (size_t j = 0; j < n; j++) iusers[istart[it[j]] + fill[it[j]]++] = u;
     }
-    fri_lgf_graph g = {ds_items, ds, U, I, d, dinv, istart, iusers};
+    uint32_t *ustart = calloc(U + 1, 4), *uitems = malloc(E * 4);
+    for (uint32_t u = 0; u < U; u++) {
+        const uint32_t *it;
+        size_t n = ds_items(ds, u, &it);
+        memcpy(uitems + ustart[u], it, n * 4);
+        ustart[u + 1] = ustart[u] + (uint32_t)n;
+    }
+    fri_lgf_graph g = {ds_items, ds, U, I, d, dinv, istart, iusers, ustart, uitems};
     float *x = malloc(N * d * sizeof *x), *acc = malloc(N * d * sizeof *x), *ref = malloc(N * d * sizeof *x);
     float *a = malloc(N * d * sizeof *x), *b = malloc(N * d * sizeof *x);
     srand(1);
@@ -135,7 +142,7 @@ int main(int argc, char **argv) {
         free(bn);
     }
     fr_model_free(m);
-    free(x); free(acc); free(ref); free(a); free(b); free(dinv); free(istart); free(iusers); free(fill);
+    free(x); free(acc); free(ref); free(a); free(b); free(dinv); free(istart); free(iusers); free(fill); free(ustart); free(uitems);
     fr_dataset_free(ds);
     return 0;
 }

@@ -245,7 +245,7 @@ Test(lightgcn_full, fast_propagation_equals_the_naive_one) {
         rgraph_make(&rg, gi ? 40 : 7, gi ? 70 : 11, gi ? 30 : 50, 5 + (uint32_t)gi);
         for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
             const size_t d = dims[di], N = (size_t)rg.U + rg.I, nd = N * d;
-            fri_lgf_graph g = {rg_items, &rg, rg.U, rg.I, d, rg.dinv, rg.istart, rg.iusers};
+            fri_lgf_graph g = {rg_items, &rg, rg.U, rg.I, d, rg.dinv, rg.istart, rg.iusers, rg.start, rg.items};
             float *x = malloc(nd * 4), *a = malloc(nd * 4), *b = malloc(nd * 4), *s1 = malloc(nd * 4),
                   *s2 = malloc(nd * 4), *ga = malloc(nd * 4), *gb = malloc(nd * 4);
             uint32_t r = 12345;

@@ -34,6 +34,9 @@ typedef struct fri_lgf_graph {
     const float *dinv; /* [n_items + n_users] */
     const uint32_t *istart, *iusers; /* the transpose: item i's users are
                                         iusers[istart[i], istart[i + 1]) (the fast one's) */
+    const uint32_t *ustart, *uitems; /* the lists as arrays: user u's items are uitems[ustart[u],
+                                        ustart[u + 1]), as items() gives them (the fast one's);
+                                        ustart[n_users] = istart[n_items], the edges */
 } fri_lgf_graph;
 
 void fri_lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items, float *add_users,

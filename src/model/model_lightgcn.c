@@ -529,7 +529,7 @@ static fr_err full_degrees(const fr_model *m, lgf_ws *w) {
 
 static fri_lgf_graph lgf_graph(const fr_model *m, const lgf_ws *w) {
     fri_lgf_graph g = {copy_items, w->gc, m->cfg.n_users, m->cfg.n_items, m->cfg.dim, w->dinv, w->gc->istart,
-                       w->gc->iusers};
+                       w->gc->iusers, w->gc->ustart, w->gc->uitems};
     return g;
 }
 
@@ -640,8 +640,10 @@ static inline __attribute__((always_inline)) void lgf_finish(float *restrict e, 
 
 /* Row v of the next layer from the rows base + L[0, n) of yin: S = their sum (in
  * registers, 64 columns at a time), then lgf_finish into acc's row f, yout's row yv and
- * add's row. */
-static inline __attribute__((always_inline)) void lgf_gather(const float *restrict yin, size_t base, const uint32_t *L, size_t n, size_t d,
+ * add's row. L[0, nrem) may be read (the lists are one array): the rows LGF_AHEAD
+ * entries on are prefetched, into the next node's list. */
+static inline __attribute__((always_inline)) void lgf_gather(const float *restrict yin, size_t base, const uint32_t *L,
+                                                              size_t n, size_t nrem, size_t d,
                               float dv, float *restrict f, float *restrict yv, float *restrict add, bool last,
                               float sc) {
     float tmp[64];
@@ -651,7 +653,7 @@ static inline __attribute__((always_inline)) void lgf_gather(const float *restri
         lgf_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         for (size_t j = 0; j < n; j++) {
             const float *r = yin + (base + L[j]) * d + c;
-            if (j + LGF_AHEAD < n) {
+            if (j + LGF_AHEAD < nrem) { /* across the end of the list: the next node's rows */
                 const float *p = yin + (base + L[j + LGF_AHEAD]) * d + c;
                 __builtin_prefetch(p);
                 __builtin_prefetch(p + 16);
@@ -691,15 +693,17 @@ FRI_LGF_CLONES static void lgf_layer(const fri_lgf_graph *g, float *restrict acc
                                        float *restrict yout, float *add_items, float *add_users, bool last,
                                        float sc) {
     const size_t I = g->n_items, d = g->dim;
-    for (uint32_t u = 0; u < g->n_users; u++) {
-        const uint32_t *it = NULL;
-        const size_t n = g->items(g->ctx, u, &it), pu = I + u;
-        lgf_gather(yin, 0, it, n, d, g->dinv[pu], acc + pu * d, yout + pu * d,
-                   add_users ? add_users + (size_t)u * d : NULL, last, sc);
+    const size_t U = g->n_users, E = g->ustart[U];
+    for (size_t u = 0; u < U; u++) {
+        const size_t pu = I + u, j0 = g->ustart[u];
+        lgf_gather(yin, 0, g->uitems + j0, g->ustart[u + 1] - j0, E - j0, d, g->dinv[pu], acc + pu * d,
+                   yout + pu * d, add_users ? add_users + u * d : NULL, last, sc);
     }
-    for (size_t i = 0; i < I; i++)
-        lgf_gather(yin, I, g->iusers + g->istart[i], g->istart[i + 1] - g->istart[i], d, g->dinv[i], acc + i * d,
-                   yout + i * d, add_items ? add_items + i * d : NULL, last, sc);
+    for (size_t i = 0; i < I; i++) {
+        const size_t j0 = g->istart[i];
+        lgf_gather(yin, I, g->iusers + j0, g->istart[i + 1] - j0, E - j0, d, g->dinv[i], acc + i * d, yout + i * d,
+                   add_items ? add_items + i * d : NULL, last, sc);
+    }
 }
 
 FRI_LGF_CLONES void fri_lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items, float *add_users, float *y,
