@@ -142,7 +142,8 @@ int main(int argc, char **argv) {
         free(bn);
     }
     fr_model_free(m);
-    free(x); free(acc); free(ref); free(a); free(b); free(dinv); free(istart); free(iusers); free(fill); free(ustart); free(uitems);
+    free(x); free(acc); free(ref); free(a); free(b); free(dinv);
+    free(istart); free(iusers); free(fill); free(ustart); free(uitems);
     fr_dataset_free(ds);
     return 0;
 }

@@ -615,16 +615,26 @@ void fri_lgf_smooth_naive(const fri_lgf_graph *g, uint32_t K, float *acc, float 
 typedef float lgf_v16 __attribute__((vector_size(64)));
 /* static and inlined: no call passes a vector, so no ABI to keep */
 #pragma GCC diagnostic ignored "-Wpsabi"
-static inline lgf_v16 v16_ld(const float *p) { lgf_v16 v; memcpy(&v, p, sizeof v); return v; }
-static inline void v16_st(float *p, lgf_v16 v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) lgf_v16 v16_ld(const float *p) {
+    lgf_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+/* a macro, not a function: a 64-byte vector passed by value draws GCC's ABI note */
+#define v16_st(p, v)                                                                                               \
+    do {                                                                                                           \
+        const lgf_v16 v16_t_ = (v);                                                                                \
+        memcpy((p), &v16_t_, sizeof v16_t_);                                                                       \
+    } while (0)
 #else
 #define LGF_V16 0
 #endif
 
 /* Row v's columns [c, c + n) of E^{l+1} = dv S (S in e, overwritten): the mean's sum
  * and y, or after the last layer (last) the mean times sc into acc or added into add. */
-static inline __attribute__((always_inline)) void lgf_finish(float *restrict e, size_t n, float dv, float *restrict f, float *restrict yv,
-                              float *restrict add, bool last, float sc) {
+static inline __attribute__((always_inline)) void lgf_finish(float *restrict e, size_t n, float dv, float *restrict f,
+                                                              float *restrict yv, float *restrict add, bool last,
+                                                              float sc) {
     for (size_t c = 0; c < n; c++) e[c] = dv * e[c];
     if (!last) {
         for (size_t c = 0; c < n; c++) {
@@ -643,9 +653,9 @@ static inline __attribute__((always_inline)) void lgf_finish(float *restrict e, 
  * add's row. L[0, nrem) may be read (the lists are one array): the rows LGF_AHEAD
  * entries on are prefetched, into the next node's list. */
 static inline __attribute__((always_inline)) void lgf_gather(const float *restrict yin, size_t base, const uint32_t *L,
-                                                              size_t n, size_t nrem, size_t d,
-                              float dv, float *restrict f, float *restrict yv, float *restrict add, bool last,
-                              float sc) {
+                                                              size_t n, size_t nrem, size_t d, float dv,
+                                                              float *restrict f, float *restrict yv,
+                                                              float *restrict add, bool last, float sc) {
     float tmp[64];
     size_t c = 0;
 #if LGF_V16
@@ -706,8 +716,8 @@ FRI_LGF_CLONES static void lgf_layer(const fri_lgf_graph *g, float *restrict acc
     }
 }
 
-FRI_LGF_CLONES void fri_lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items, float *add_users, float *y,
-                    float *s) {
+FRI_LGF_CLONES void fri_lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items, float *add_users,
+                                   float *y, float *s) {
     const size_t I = g->n_items, d = g->dim, N = I + g->n_users;
     const float sc = 1.0f / (float)(K + 1);
     if (K == 0) {
@@ -797,7 +807,8 @@ FRI_LGF_CLONES static fr_err full_loss_grad(const fr_model *m, void *wsp, const 
     }
     float *GQ = fri_grad_of(g, it_t), *GP = fri_grad_of(g, us_t);
     fri_lgf_graph gr = lgf_graph(m, w);
-    (lgf_fast ? fri_lgf_smooth : fri_lgf_smooth_naive)(&gr, c->n_layers, dF, GQ, GP, w->cur, w->nxt); /* dE^0 = M dF, added into g */
+    /* dE^0 = M dF, added into g */
+    (lgf_fast ? fri_lgf_smooth : fri_lgf_smooth_naive)(&gr, c->n_layers, dF, GQ, GP, w->cur, w->nxt);
     if (l2s > 0) {
         float k2 = (float)(2.0 * l2s);
         for (size_t x = 0; x < B; x++) {
