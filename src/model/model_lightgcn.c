@@ -716,8 +716,10 @@ FRI_LGF_CLONES static void lgf_layer(const fri_lgf_graph *g, float *restrict acc
     }
 }
 
-FRI_LGF_CLONES void fri_lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items, float *add_users,
-                                   float *y, float *s) {
+/* fri_lgf_smooth's body: static, as a cloned function's resolver of an extern one would
+ * be an exported symbol (tests/exports.sh) */
+FRI_LGF_CLONES static void lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items,
+                                      float *add_users, float *y, float *s) {
     const size_t I = g->n_items, d = g->dim, N = I + g->n_users;
     const float sc = 1.0f / (float)(K + 1);
     if (K == 0) {
@@ -740,6 +742,11 @@ FRI_LGF_CLONES void fri_lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *ac
         y = s;
         s = t;
     }
+}
+
+void fri_lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items, float *add_users, float *y,
+                    float *s) {
+    lgf_smooth(g, K, acc, add_items, add_users, y, s);
 }
 
 /* w->fin = F of the model's parameters. */
