@@ -82,12 +82,17 @@ typedef struct fri_model_family {
     /* True if a workspace carved for config a serves a model of config b (same kind; n_users
      * and n_items may differ). */
     bool (*ws_fits)(const fr_model_config *a, const fr_model_config *b);
+    /* Optional (NULL: nothing to do): frees what the family's ops allocated behind its
+     * workspace struct (lightgcn-full's copy of the bound graph, built once per binding);
+     * fr_model_ws_free calls it before freeing the arena. */
+    void (*ws_release)(void *ws);
 
     /* --- math: the batch has been checked (1 <= n <= max batch, every index in range,
      * label or neg present as the loss needs; g has m's layout) */
     /* The mean loss over b plus the L2 term in *loss; with g non-NULL, also ADDS the gradient
      * into g and marks the embedding rows it adds to (fr_grad.rows); with g NULL the loss
-     * alone. No allocation. */
+     * alone. No allocation, but for a cache built once per graph binding and freed by
+     * ws_release (lightgcn-full's copy of the graph). */
     fr_err (*loss_grad)(const fr_model *m, void *ws, const fr_batch *b, fr_grad *g, double *loss);
     /* Scores of n <= max batch (user, item) pairs into out: the predicted rating for an
      * explicit kind, else a logit (higher ranks first). */

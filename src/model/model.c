@@ -445,6 +445,7 @@ fr_err fr_model_ws_create(fr_model_ws **out, const fr_model *m, size_t max_batch
 
 void fr_model_ws_free(fr_model_ws *ws) {
     if (!ws) return;
+    if (ws->fam->ws_release) ws->fam->ws_release(ws->fws);
     fri_free_aligned(ws->arena);
     fri_free(ws);
 }

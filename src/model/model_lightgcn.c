@@ -43,6 +43,7 @@
 #include "core/core.h"
 #include "model/family.h"
 #include "model/layers.h"
+#include "model/lightgcn_prop.h"
 
 enum { ITEM_E, USER_E }; /* roles in m->slot */
 
@@ -379,6 +380,23 @@ static fr_err full_params_get(fri_rd *r, fr_model_config *c) {
     return e;
 }
 
+/* The bound graph as the propagation reads it, built when the binding changes: each
+ * user's list copied (ustart, uitems), the transpose (istart, iusers: each item's users in
+ * user order), and the lists the binding gave (uptr and the counts), by which a later call
+ * tells that the binding still gives the same lists. One allocation behind the
+ * workspace, freed with it (full_ws_release). */
+typedef struct lgf_graph_copy {
+    size_t (*fn)(const void *, uint32_t, const uint32_t **); /* the binding it was built from */
+    const void *ctx;
+    uint32_t n_users, n_items;
+    size_t E, cap;           /* edges, and the edges the block has room for */
+    const uint32_t **uptr;   /* [n_users] the binding's list of each user */
+    uint32_t *ustart;        /* [n_users + 1] */
+    uint32_t *istart;        /* [n_items + 1] */
+    uint32_t *uitems;        /* [E] */
+    uint32_t *iusers;        /* [E] */
+} lgf_graph_copy;
+
 typedef struct lgf_ws {
     size_t N;              /* nodes: n_items + n_users */
     float *dinv;           /* [N] D^-1/2 of each node (0 for a node without an edge) */
@@ -390,6 +408,7 @@ typedef struct lgf_ws {
     int cached;            /* fin is F of e0 under graph (gfn, gctx) */
     size_t (*gfn)(const void *, uint32_t, const uint32_t **);
     const void *gctx;
+    lgf_graph_copy *gc;    /* the graph and dinv, as of the last call (NULL: none yet) */
 } lgf_ws;
 
 static size_t full_ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
@@ -411,46 +430,135 @@ static bool full_ws_fits(const fr_model_config *a, const fr_model_config *b) {
     return a->dim == b->dim && a->n_users == b->n_users && a->n_items == b->n_items;
 }
 
-/* dinv of every node from the bound graph. FR_ERR_INVALID without one, FR_ERR_RANGE for
- * an item outside the table. */
+static void full_ws_release(void *wsp) {
+    lgf_ws *w = wsp;
+    fri_free(w->gc);
+    w->gc = NULL;
+}
+
+static size_t copy_items(const void *ctx, uint32_t u, const uint32_t **items) {
+    const lgf_graph_copy *c = ctx;
+    *items = c->uitems + c->ustart[u];
+    return c->ustart[u + 1] - c->ustart[u];
+}
+
+/* Whether w->gc holds the bound graph: the same binding giving each user the same list
+ * (address and count) as when it was copied. A binding whose lists change in place under
+ * the same addresses is read as unchanged (the score cache reads a binding so too). */
+static bool graph_copy_current(const fr_model *m, const lgf_ws *w) {
+    const lgf_graph_copy *c = w->gc;
+    if (!c || c->fn != m->graph.items || c->ctx != m->graph.ctx || c->n_users != m->cfg.n_users ||
+        c->n_items != m->cfg.n_items)
+        return false;
+    for (uint32_t u = 0; u < c->n_users; u++) {
+        const uint32_t *it = NULL;
+        size_t n = m->graph.items(m->graph.ctx, u, &it);
+        if (it != c->uptr[u] || n != c->ustart[u + 1] - c->ustart[u]) return false;
+    }
+    return true;
+}
+
+/* w->gc and dinv of every node from the bound graph, unless they are current.
+ * FR_ERR_INVALID without a graph, FR_ERR_RANGE for an item outside the table,
+ * FR_ERR_NOMEM. */
 static fr_err full_degrees(const fr_model *m, lgf_ws *w) {
     if (!m->graph.items)
         return fri_fail(FR_ERR_INVALID, "lightgcn-full: no training graph bound (fr_model_set_graph): it "
                         "propagates over every user's training items");
-    const size_t I = m->cfg.n_items;
-    memset(w->dinv, 0, w->N * sizeof *w->dinv);
-    for (uint32_t u = 0; u < m->cfg.n_users; u++) {
+    if (graph_copy_current(m, w)) return FR_OK;
+    const size_t I = m->cfg.n_items, U = m->cfg.n_users;
+    size_t E = 0;
+    for (uint32_t u = 0; u < U; u++) {
         const uint32_t *it = NULL;
         size_t n = m->graph.items(m->graph.ctx, u, &it);
-        for (size_t j = 0; j < n; j++) {
+        for (size_t j = 0; j < n; j++)
             if (it[j] >= I)
                 return fri_fail(FR_ERR_RANGE, "lightgcn-full: user row %u: graph item %u outside %zu items", u,
                                 it[j], I);
-            w->dinv[it[j]] += 1.0f;
-        }
-        w->dinv[I + u] = (float)n; /* counts are exact in a float up to 2^24 */
+        E += n;
     }
-    for (size_t k = 0; k < w->N; k++) w->dinv[k] = w->dinv[k] > 0 ? (float)(1.0 / sqrt((double)w->dinv[k])) : 0.0f;
+    if (E > UINT32_MAX) return fri_fail(FR_ERR_RANGE, "lightgcn-full: %zu edges: expected at most 2^32 - 1", E);
+    lgf_graph_copy *c = w->gc;
+    if (!c || c->n_users != U || c->n_items != I || c->cap < E) { /* one block: header, pointers, then u32s */
+        fri_free(w->gc);
+        w->gc = NULL;
+        size_t hdr = (sizeof *c + 63) / 64 * 64, ptrs = U * sizeof *c->uptr;
+        c = fri_malloc(hdr + ptrs + ((U + 1) + (I + 1) + 2 * E) * sizeof(uint32_t));
+        if (!c) return FR_ERR_NOMEM;
+        c->uptr = (const uint32_t **)(void *)((char *)c + hdr);
+        c->ustart = (uint32_t *)(void *)((char *)c + hdr + ptrs);
+        c->istart = c->ustart + U + 1;
+        c->uitems = c->istart + I + 1;
+        c->iusers = c->uitems + E;
+        c->cap = E;
+        c->n_users = (uint32_t)U;
+        c->n_items = (uint32_t)I;
+        w->gc = c;
+    }
+    c->fn = m->graph.items;
+    c->ctx = m->graph.ctx;
+    c->E = E;
+    c->iusers = c->uitems + E;
+    memset(c->istart, 0, (I + 1) * sizeof *c->istart);
+    c->ustart[0] = 0;
+    for (uint32_t u = 0; u < U; u++) {
+        const uint32_t *it = NULL;
+        size_t n = m->graph.items(m->graph.ctx, u, &it);
+        c->uptr[u] = it;
+        memcpy(c->uitems + c->ustart[u], it, n * sizeof *it);
+        c->ustart[u + 1] = c->ustart[u] + (uint32_t)n;
+        for (size_t j = 0; j < n; j++) c->istart[it[j] + 1]++;
+    }
+    for (size_t i = 0; i < I; i++) c->istart[i + 1] += c->istart[i];
+    uint32_t *fill = c->iusers; /* each item's users, in user order: the next slot of item i is
+                                   istart[i] + (users placed so far), counted in istart itself */
+    for (uint32_t u = 0; u < U; u++)
+        for (uint32_t k = c->ustart[u]; k < c->ustart[u + 1]; k++) fill[c->istart[c->uitems[k]]++] = u;
+    for (size_t i = I; i > 0; i--) c->istart[i] = c->istart[i - 1]; /* back to the starts */
+    c->istart[0] = 0;
+    for (size_t i = 0; i < I; i++) {
+        size_t n = c->istart[i + 1] - c->istart[i];
+        w->dinv[i] = n ? (float)(1.0 / sqrt((double)n)) : 0.0f;
+    }
+    for (size_t u = 0; u < U; u++) {
+        size_t n = c->ustart[u + 1] - c->ustart[u]; /* counts are exact in a double */
+        w->dinv[I + u] = n ? (float)(1.0 / sqrt((double)n)) : 0.0f;
+    }
     return FR_OK;
 }
 
+static fri_lgf_graph lgf_graph(const fr_model *m, const lgf_ws *w) {
+    fri_lgf_graph g = {copy_items, w->gc, m->cfg.n_users, m->cfg.n_items, m->cfg.dim, w->dinv, w->gc->istart,
+                       w->gc->iusers, w->gc->ustart, w->gc->uitems};
+    return g;
+}
+
+static bool lgf_fast = true; /* tests: false runs the model on the naive propagation */
+
+bool fri_lgf_allow_fast(bool allow) {
+    bool was = lgf_fast;
+    lgf_fast = allow;
+    return was;
+}
+
+/* ---- the naive propagation: the kernel of before, kept as the reference of the fast one
+ * (lightgcn_prop.h; tests/test_lightgcn_full.c holds them together) */
+
 /* out = A x over the nodes (x, out: [N, dim]); a sweep over each user's edges in user
- * order, each edge adding to both of its ends. The hot loop of an epoch (2 K sweeps a
- * batch): multiplies and adds in a fixed order, never fused (ISO C: no contraction), so
- * its AVX2 clone gives the plain one's bits. */
-FRI_LG_CLONES static void full_spmm(const fr_model *m, const lgf_ws *w, float *restrict out, const float *restrict x) {
-    const size_t I = m->cfg.n_items, d = m->cfg.dim;
-    memset(out, 0, w->N * d * sizeof *out);
-    for (uint32_t u = 0; u < m->cfg.n_users; u++) {
+ * order, each edge adding (dinv_u dinv_i) x to both of its ends. */
+static void lgf_spmm_naive(const fri_lgf_graph *g, float *restrict out, const float *restrict x) {
+    const size_t I = g->n_items, d = g->dim;
+    memset(out, 0, (I + g->n_users) * d * sizeof *out);
+    for (uint32_t u = 0; u < g->n_users; u++) {
         const uint32_t *it = NULL;
-        size_t n = m->graph.items(m->graph.ctx, u, &it);
+        size_t n = g->items(g->ctx, u, &it);
         const size_t pu = I + u;
-        const float du = w->dinv[pu];
+        const float du = g->dinv[pu];
         float *ou = out + pu * d;
         const float *xu = x + pu * d;
         for (size_t j = 0; j < n; j++) {
             const size_t i = it[j];
-            const float a = du * w->dinv[i];
+            const float a = du * g->dinv[i];
             float *oi = out + i * d;
             const float *xi = x + i * d;
             for (size_t c = 0; c < d; c++) {
@@ -461,20 +569,184 @@ FRI_LG_CLONES static void full_spmm(const fr_model *m, const lgf_ws *w, float *r
     }
 }
 
-/* acc <- (acc + A acc + ... + A^K acc) / (K + 1), with cur and nxt as scratch. */
-static void full_smooth(const fr_model *m, lgf_ws *w, float *acc) {
-    const size_t nd = w->N * m->cfg.dim;
-    const uint32_t K = m->cfg.n_layers;
-    memcpy(w->cur, acc, nd * sizeof *acc);
+void fri_lgf_smooth_naive(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items, float *add_users,
+                          float *cur, float *nxt) {
+    const size_t nI = (size_t)g->n_items * g->dim, nd = nI + (size_t)g->n_users * g->dim;
+    memcpy(cur, acc, nd * sizeof *acc);
     for (uint32_t l = 0; l < K; l++) {
-        full_spmm(m, w, w->nxt, w->cur);
-        for (size_t k = 0; k < nd; k++) acc[k] += w->nxt[k];
-        float *t = w->cur;
-        w->cur = w->nxt;
-        w->nxt = t;
+        lgf_spmm_naive(g, nxt, cur);
+        for (size_t k = 0; k < nd; k++) acc[k] += nxt[k];
+        float *t = cur;
+        cur = nxt;
+        nxt = t;
     }
     const float s = 1.0f / (float)(K + 1);
     for (size_t k = 0; k < nd; k++) acc[k] *= s;
+    if (!add_items) return;
+    for (size_t k = 0; k < nI; k++) add_items[k] += acc[k];
+    for (size_t k = nI; k < nd; k++) add_users[k - nI] += acc[k];
+}
+
+/* ---- the fast propagation
+ *
+ * A x = D^-1/2 Adj (D^-1/2 x): with y = D^-1/2 x, a layer sums rows of y over each node's
+ * edges, S_u = sum_{i in N(u)} y_i over the user's list and S_i = sum_{u in N(i)} y_u
+ * over the item's (the transposed lists), then E^{l+1} = D^-1/2 S. Both sides are
+ * gathers into register accumulators (one add per edge and column, no multiply, no
+ * store), the next rows prefetched; each row, once summed, gives its E^{l+1}, adds it
+ * to the layer mean, writes the next layer's y (D^-1/2 E^{l+1}, into the other y
+ * buffer), and after the last layer is divided by K + 1 and stored or added into the
+ * gradient, all in the same pass. The columns go in blocks of 64 (four 16-float vectors:
+ * AVX-512 registers in the avx512f clone), then 16, then one at a time; every column
+ * sees the same adds in the same order in each, so neither the blocking nor the clone
+ * changes the bits. */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FRI_LGF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FRI_LGF_CLONES
+#endif
+
+#if defined(__GNUC__)
+#define LGF_V16 1
+#ifndef LGF_AHEAD
+#define LGF_AHEAD 12
+#endif
+typedef float lgf_v16 __attribute__((vector_size(64)));
+/* static and inlined: no call passes a vector, so no ABI to keep */
+#pragma GCC diagnostic ignored "-Wpsabi"
+static inline __attribute__((always_inline)) lgf_v16 v16_ld(const float *p) {
+    lgf_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+/* a macro, not a function: a 64-byte vector passed by value draws GCC's ABI note */
+#define v16_st(p, v)                                                                                               \
+    do {                                                                                                           \
+        const lgf_v16 v16_t_ = (v);                                                                                \
+        memcpy((p), &v16_t_, sizeof v16_t_);                                                                       \
+    } while (0)
+#else
+#define LGF_V16 0
+#endif
+
+/* Row v's columns [c, c + n) of E^{l+1} = dv S (S in e, overwritten): the mean's sum
+ * and y, or after the last layer (last) the mean times sc into acc or added into add. */
+static inline __attribute__((always_inline)) void lgf_finish(float *restrict e, size_t n, float dv, float *restrict f,
+                                                              float *restrict yv, float *restrict add, bool last,
+                                                              float sc) {
+    for (size_t c = 0; c < n; c++) e[c] = dv * e[c];
+    if (!last) {
+        for (size_t c = 0; c < n; c++) {
+            f[c] += e[c];
+            yv[c] = dv * e[c];
+        }
+    } else if (add) {
+        for (size_t c = 0; c < n; c++) add[c] += (f[c] + e[c]) * sc;
+    } else {
+        for (size_t c = 0; c < n; c++) f[c] = (f[c] + e[c]) * sc;
+    }
+}
+
+/* Row v of the next layer from the rows base + L[0, n) of yin: S = their sum (in
+ * registers, 64 columns at a time), then lgf_finish into acc's row f, yout's row yv and
+ * add's row. L[0, nrem) may be read (the lists are one array): the rows LGF_AHEAD
+ * entries on are prefetched, into the next node's list. */
+static inline __attribute__((always_inline)) void lgf_gather(const float *restrict yin, size_t base, const uint32_t *L,
+                                                              size_t n, size_t nrem, size_t d, float dv,
+                                                              float *restrict f, float *restrict yv,
+                                                              float *restrict add, bool last, float sc) {
+    float tmp[64];
+    size_t c = 0;
+#if LGF_V16
+    for (; c + 64 <= d; c += 64) {
+        lgf_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (size_t j = 0; j < n; j++) {
+            const float *r = yin + (base + L[j]) * d + c;
+            if (j + LGF_AHEAD < nrem) { /* across the end of the list: the next node's rows */
+                const float *p = yin + (base + L[j + LGF_AHEAD]) * d + c;
+                __builtin_prefetch(p);
+                __builtin_prefetch(p + 16);
+                __builtin_prefetch(p + 32);
+                __builtin_prefetch(p + 48);
+            }
+            a0 += v16_ld(r);
+            a1 += v16_ld(r + 16);
+            a2 += v16_ld(r + 32);
+            a3 += v16_ld(r + 48);
+        }
+        v16_st(tmp, a0);
+        v16_st(tmp + 16, a1);
+        v16_st(tmp + 32, a2);
+        v16_st(tmp + 48, a3);
+        lgf_finish(tmp, 64, dv, f + c, yv + c, add ? add + c : NULL, last, sc);
+    }
+    for (; c + 16 <= d; c += 16) {
+        lgf_v16 a0 = {0};
+        for (size_t j = 0; j < n; j++) a0 += v16_ld(yin + (base + L[j]) * d + c);
+        v16_st(tmp, a0);
+        lgf_finish(tmp, 16, dv, f + c, yv + c, add ? add + c : NULL, last, sc);
+    }
+#endif
+    for (; c < d; c++) {
+        float a = 0.0f;
+        for (size_t j = 0; j < n; j++) a += yin[(base + L[j]) * d + c];
+        tmp[0] = a;
+        lgf_finish(tmp, 1, dv, f + c, yv + c, add ? add + c : NULL, last, sc);
+    }
+}
+
+/* One layer, by gathers on both sides: yin holds D^-1/2 E^l, yout gets D^-1/2 E^{l+1}
+ * (not written after the last layer); acc gains E^{l+1}, or after the last layer becomes
+ * (acc + E^{l+1}) * sc or has that added into add_items/add_users. */
+FRI_LGF_CLONES static void lgf_layer(const fri_lgf_graph *g, float *restrict acc, const float *restrict yin,
+                                       float *restrict yout, float *add_items, float *add_users, bool last,
+                                       float sc) {
+    const size_t I = g->n_items, d = g->dim;
+    const size_t U = g->n_users, E = g->ustart[U];
+    for (size_t u = 0; u < U; u++) {
+        const size_t pu = I + u, j0 = g->ustart[u];
+        lgf_gather(yin, 0, g->uitems + j0, g->ustart[u + 1] - j0, E - j0, d, g->dinv[pu], acc + pu * d,
+                   yout + pu * d, add_users ? add_users + u * d : NULL, last, sc);
+    }
+    for (size_t i = 0; i < I; i++) {
+        const size_t j0 = g->istart[i];
+        lgf_gather(yin, I, g->iusers + j0, g->istart[i + 1] - j0, E - j0, d, g->dinv[i], acc + i * d, yout + i * d,
+                   add_items ? add_items + i * d : NULL, last, sc);
+    }
+}
+
+/* fri_lgf_smooth's body: static, as a cloned function's resolver of an extern one would
+ * be an exported symbol (tests/exports.sh) */
+FRI_LGF_CLONES static void lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items,
+                                      float *add_users, float *y, float *s) {
+    const size_t I = g->n_items, d = g->dim, N = I + g->n_users;
+    const float sc = 1.0f / (float)(K + 1);
+    if (K == 0) {
+        for (size_t v = 0; v < N; v++) {
+            float *f = acc + v * d, *a = !add_items ? NULL : v < I ? add_items + v * d : add_users + (v - I) * d;
+            for (size_t c = 0; c < d; c++) {
+                if (a) a[c] += f[c] * sc;
+                else f[c] *= sc;
+            }
+        }
+        return;
+    }
+    for (size_t v = 0; v < N; v++) {
+        const float dv = g->dinv[v];
+        for (size_t c = 0; c < d; c++) y[v * d + c] = dv * acc[v * d + c];
+    }
+    for (uint32_t l = 0; l < K; l++) {
+        lgf_layer(g, acc, y, s, add_items, add_users, l + 1 == K, sc);
+        float *t = y;
+        y = s;
+        s = t;
+    }
+}
+
+void fri_lgf_smooth(const fri_lgf_graph *g, uint32_t K, float *acc, float *add_items, float *add_users, float *y,
+                    float *s) {
+    lgf_smooth(g, K, acc, add_items, add_users, y, s);
 }
 
 /* w->fin = F of the model's parameters. */
@@ -484,11 +756,12 @@ static fr_err full_forward(const fr_model *m, lgf_ws *w) {
     const size_t I = m->cfg.n_items, d = m->cfg.dim;
     memcpy(w->fin, fri_model_data(m, m->slot[ITEM_E]), I * d * sizeof *w->fin);
     memcpy(w->fin + I * d, fri_model_data(m, m->slot[USER_E]), (size_t)m->cfg.n_users * d * sizeof *w->fin);
-    full_smooth(m, w, w->fin);
+    fri_lgf_graph gr = lgf_graph(m, w);
+    (lgf_fast ? fri_lgf_smooth : fri_lgf_smooth_naive)(&gr, m->cfg.n_layers, w->fin, NULL, NULL, w->cur, w->nxt);
     return FR_OK;
 }
 
-static fr_err full_loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad *g, double *loss) {
+FRI_LGF_CLONES static fr_err full_loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad *g, double *loss) {
     lgf_ws *w = wsp;
     const fr_model_config *c = &m->cfg;
     w->cached = 0; /* fin is overwritten, and the parameters are about to change */
@@ -539,10 +812,10 @@ static fr_err full_loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr
             }
         }
     }
-    full_smooth(m, w, dF);
     float *GQ = fri_grad_of(g, it_t), *GP = fri_grad_of(g, us_t);
-    for (size_t k = 0; k < I * d; k++) GQ[k] += dF[k];
-    for (size_t k = 0; k < (size_t)c->n_users * d; k++) GP[k] += dF[I * d + k];
+    fri_lgf_graph gr = lgf_graph(m, w);
+    /* dE^0 = M dF, added into g */
+    (lgf_fast ? fri_lgf_smooth : fri_lgf_smooth_naive)(&gr, c->n_layers, dF, GQ, GP, w->cur, w->nxt);
     if (l2s > 0) {
         float k2 = (float)(2.0 * l2s);
         for (size_t x = 0; x < B; x++) {
@@ -601,6 +874,7 @@ const fri_model_family fri_model_family_lightgcn_full = {
     .ws_size = sizeof(lgf_ws),
     .ws_carve = full_ws_carve,
     .ws_fits = full_ws_fits,
+    .ws_release = full_ws_release,
     .loss_grad = full_loss_grad,
     .score = full_score,
 };
