@@ -678,3 +678,21 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
         fri_free(b);
     }
 }
+
+/* The retry a party told to wait for a secure stage's close gets: retry_ms until some
+ * party has answered, then the stage's remaining time extrapolated from its pace
+ * (elapsed × outstanding / answered), between retry_ms / 8 (at least 1) and retry_ms.
+ * Values by hand. */
+Test(wire, stage_retry_follows_the_stage_pace) {
+    cr_assert_eq(fri_net_stage_retry_ms(20, 50, 0, 100), 20);   /* nobody answered yet */
+    cr_assert_eq(fri_net_stage_retry_ms(20, 50, 10, 90), 20);   /* 50 × 90 / 10 = 450: capped */
+    cr_assert_eq(fri_net_stage_retry_ms(20, 100, 90, 10), 11);  /* 100 × 10 / 90 = 11.1 */
+    cr_assert_eq(fri_net_stage_retry_ms(20, 100, 99, 1), 2);    /* 1.01: raised to 20 / 8 = 2 */
+    cr_assert_eq(fri_net_stage_retry_ms(20, 100, 100, 0), 2);   /* all in: the close is imminent */
+    cr_assert_eq(fri_net_stage_retry_ms(250, 400, 50, 50), 250);
+    cr_assert_eq(fri_net_stage_retry_ms(250, 400, 80, 20), 100); /* 400 × 20 / 80 */
+    cr_assert_eq(fri_net_stage_retry_ms(250, 400, 99, 1), 31);  /* 4.04: raised to 250 / 8 */
+    cr_assert_eq(fri_net_stage_retry_ms(1, 1000, 1, 99), 1);    /* never below 1 */
+    cr_assert_eq(fri_net_stage_retry_ms(4, 0, 5, 5), 1);        /* no time yet: 4 / 8 rounds to 0, then 1 */
+    cr_assert_eq(fri_net_stage_retry_ms(FRI_NET_RETRY_MAX_MS, UINT64_MAX / 2, 1, UINT32_MAX), FRI_NET_RETRY_MAX_MS);
+}

@@ -38,6 +38,19 @@ const char *fri_net_type_name(unsigned type) {
     return "unknown";
 }
 
+uint32_t fri_net_stage_retry_ms(uint32_t retry_ms, uint64_t elapsed_ms, uint32_t answered, uint32_t outstanding) {
+    uint32_t lo = retry_ms / 8 ? retry_ms / 8 : 1;
+    if (answered == 0) return retry_ms > lo ? retry_ms : lo;
+    /* elapsed × outstanding / answered without overflow: a product past retry_ms × answered
+     * is capped anyway */
+    uint64_t est = retry_ms;
+    if (outstanding == 0) est = 0;
+    else if (elapsed_ms < ((uint64_t)retry_ms * answered + outstanding - 1) / outstanding)
+        est = elapsed_ms * outstanding / answered;
+    if (est < lo) est = lo;
+    return est < retry_ms ? (uint32_t)est : retry_ms;
+}
+
 const char *fri_net_wait_reason_name(unsigned reason) {
     switch (reason) {
     case FRI_NET_WAIT_NO_ROUND: return "no round open";
