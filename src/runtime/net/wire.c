@@ -39,8 +39,13 @@ const char *fri_net_type_name(unsigned type) {
 }
 
 uint32_t fri_net_stage_retry_ms(uint32_t retry_ms, uint64_t elapsed_ms, uint32_t answered, uint32_t outstanding) {
-    uint32_t lo = retry_ms / 8 ? retry_ms / 8 : 1;
-    if (answered == 0) return retry_ms > lo ? retry_ms : lo;
+    if (answered == 0 || retry_ms <= 1) return retry_ms ? retry_ms : 1;
+    /* the floor: retry_ms / 8, and the waiting parties together at most 32 polls per
+     * retry_ms (answered × retry_ms / 32, rounded up), never above retry_ms */
+    uint64_t lo = retry_ms / 8, share = ((uint64_t)answered * retry_ms + 31) / 32;
+    if (lo < share) lo = share;
+    if (lo < 1) lo = 1;
+    if (lo > retry_ms) lo = retry_ms;
     /* elapsed × outstanding / answered without overflow: a product past retry_ms × answered
      * is capped anyway */
     uint64_t est = retry_ms;
