@@ -823,3 +823,23 @@ Test(net_wire, a_damaged_body_is_still_refused_by_the_fl_message) {
         free(b);
     }
 }
+
+/* The retry a party told to wait for a secure stage's close gets: retry_ms until some
+ * party has answered, then the stage's remaining time extrapolated from its pace
+ * (elapsed × outstanding / answered), between a floor (retry_ms / 8, and answered ×
+ * retry_ms / 32 rounded up, at least 1) and retry_ms. Values by hand. */
+Test(wire, stage_retry_follows_the_stage_pace) {
+    cr_assert_eq(fri_net_stage_retry_ms(20, 50, 0, 100), 20);   /* nobody answered yet */
+    cr_assert_eq(fri_net_stage_retry_ms(20, 50, 10, 90), 20);   /* 50 × 90 / 10 = 450: capped */
+    cr_assert_eq(fri_net_stage_retry_ms(20, 100, 9, 1), 11);    /* 100 / 9 = 11.1; floor 180 / 32 -> 6 */
+    cr_assert_eq(fri_net_stage_retry_ms(20, 10, 9, 1), 6);      /* 1.1: raised to the floor 6 */
+    cr_assert_eq(fri_net_stage_retry_ms(20, 100, 4, 0), 3);     /* all in: floor max(20 / 8, 80 / 32 -> 3) */
+    cr_assert_eq(fri_net_stage_retry_ms(20, 10, 90, 10), 20);   /* 90 waiting: floor 57 > 20, so 20 */
+    cr_assert_eq(fri_net_stage_retry_ms(250, 400, 8, 2), 100);  /* 400 × 2 / 8; floor max(31, 63) */
+    cr_assert_eq(fri_net_stage_retry_ms(250, 400, 8, 0), 63);   /* 2000 / 32 = 62.5 -> 63 */
+    cr_assert_eq(fri_net_stage_retry_ms(250, 400, 99, 1), 250); /* floor 774: retry_ms */
+    cr_assert_eq(fri_net_stage_retry_ms(1, 1000, 1, 99), 1);    /* never below 1 */
+    cr_assert_eq(fri_net_stage_retry_ms(4, 0, 5, 5), 1);        /* floor max(0, 20 / 32 -> 1) */
+    cr_assert_eq(fri_net_stage_retry_ms(0, 0, 5, 5), 1);        /* a zero retry is read as 1 */
+    cr_assert_eq(fri_net_stage_retry_ms(FRI_NET_RETRY_MAX_MS, UINT64_MAX / 2, 1, UINT32_MAX), FRI_NET_RETRY_MAX_MS);
+}

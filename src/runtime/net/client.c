@@ -415,6 +415,15 @@ typedef struct gen_thread {
     int t;
 } gen_thread;
 
+/* One tick of client v, counting it out of g->left when it stops. */
+static void gen_tick(gen *g, vclient *v, fri_buf *req, fri_buf *pk, fr_netc_scratch *sc) {
+    tick(g->c, v, &g->lg, req, pk, sc);
+    if (v->state != VC_RUN) {
+        atomic_fetch_sub(&g->left, 1);
+        if (v->state == VC_FAILED) fri_net_logf(&g->lg, 1, "%s", v->why);
+    }
+}
+
 static void *gen_main(void *arg) {
     gen_thread *gt = arg;
     gen *g = gt->g;
@@ -427,25 +436,44 @@ static void *gen_main(void *arg) {
         }
         return NULL;
     }
+    /* Clients in a secure session first: each of their stages waits for every party, so
+     * one of them queued behind hundreds of idle clients' polls would hold up the whole
+     * round (separate devices would answer at once). Idle clients are then ticked in
+     * bursts of at most IDLE_BURST from a rotating cursor (each still ticks when due, in
+     * turn), going back to the sessions between bursts. */
+    enum { IDLE_BURST = 8 };
+    const uint32_t first = (uint32_t)gt->t, step = (uint32_t)g->threads;
+    const uint32_t mine = g->n > first ? (g->n - first + step - 1) / step : 0;
+    uint32_t cursor = 0; /* the next idle client to look at: the cursor-th of this thread's */
     for (;;) {
         if (atomic_load(&g->stop)) break;
         uint64_t now = fri_net_now_ms(), next = UINT64_MAX;
-        uint32_t running = 0;
-        for (uint32_t i = (uint32_t)gt->t; i < g->n; i += (uint32_t)g->threads) {
+        uint32_t running = 0, ticked = 0;
+        for (uint32_t i = first; i < g->n; i += step) { /* the sessions */
             vclient *v = &g->v[i];
             if (v->state != VC_RUN) continue;
             running++;
+            if (v->sa && v->next_at <= now) {
+                gen_tick(g, v, &req, &pk, sc);
+                ticked++;
+                now = fri_net_now_ms();
+            }
+            if (v->state == VC_RUN && v->sa && v->next_at < next) next = v->next_at;
+        }
+        if (!running) break;
+        uint32_t idle = 0;
+        for (uint32_t seen = 0; seen < mine && idle < IDLE_BURST; seen++) { /* a burst of the others */
+            vclient *v = &g->v[first + (size_t)cursor * step];
+            cursor = cursor + 1 == mine ? 0 : cursor + 1;
+            if (v->state != VC_RUN || v->sa) continue;
             if (v->next_at <= now) {
-                tick(g->c, v, &g->lg, &req, &pk, sc);
-                if (v->state != VC_RUN) {
-                    atomic_fetch_sub(&g->left, 1);
-                    if (v->state == VC_FAILED) fri_net_logf(&g->lg, 1, "%s", v->why);
-                }
+                gen_tick(g, v, &req, &pk, sc);
+                idle++;
                 now = fri_net_now_ms();
             }
             if (v->state == VC_RUN && v->next_at < next) next = v->next_at;
         }
-        if (!running) break;
+        if (ticked || idle) continue; /* next is complete only after a lap without a tick */
         now = fri_net_now_ms();
         if (next > now) nng_msleep((nng_duration)(next - now > 50 ? 50 : next - now));
     }

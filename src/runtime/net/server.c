@@ -92,6 +92,7 @@ struct fr_net_server {
     fr_sa_server *sa;         /* NULL outside a secure round */
     fr_sa_params sap;
     int sa_stage;             /* the stage whose messages are collected (fr_sa_stage 0..3) */
+    uint64_t sa_stage_t0;     /* monotonic ms it opened */
     uint8_t *sa_level;        /* [k] stages answered by each party (0..4) */
     bool sa_broken;           /* a masked input was summed but its result refused: abort */
     size_t sa_len;            /* words of the round's dense vector */
@@ -233,7 +234,19 @@ static uint32_t ms_left(const fr_net_server *s) {
 /* A sampled client's HELLO in a secure round, under the mutex: the TASK with the session's
  * parameters in the keys' stage, the server's message of the stage open now, or WAIT. */
 static int sa_hello(fr_net_server *s, uint32_t c, uint32_t pos, uint8_t **out, size_t *n) {
-    if (s->sa_level[pos] > (uint8_t)s->sa_stage) return reply_wait(s, FRI_NET_WAIT_HAVE_RESULT, out, n);
+    if (s->sa_level[pos] > (uint8_t)s->sa_stage) { /* answered: wait for the stage to close, at its pace */
+        uint32_t answered = 0, outstanding = 0;
+        for (uint32_t i = 0; i < s->k; i++) {
+            if (s->sa_level[i] > (uint8_t)s->sa_stage) answered++;
+            else if (fr_sa_server_has(s->sa, i)) outstanding++;
+        }
+        uint64_t now = fri_net_now_ms();
+        fri_net_msg m = {.type = FRI_NET_WAIT};
+        m.wait.retry_ms = fri_net_stage_retry_ms(s->c.retry_ms, now - s->sa_stage_t0, answered, outstanding);
+        m.wait.rounds_done = fr_round_completed(s->ctl);
+        m.wait.reason = FRI_NET_WAIT_HAVE_RESULT;
+        return reply_msg(&m, out, n);
+    }
     if (s->sa_stage == FR_SA_ADVERTISE) {
         const uint8_t *tb;
         size_t tn;
@@ -700,6 +713,7 @@ static fr_err sa_open(fr_net_server *s) {
     if ((e = fr_sa_server_create(&s->sa, &p))) return e;
     s->sap = p;
     s->sa_stage = FR_SA_ADVERTISE;
+    s->sa_stage_t0 = fri_net_now_ms();
     return FR_OK;
 }
 
@@ -720,6 +734,7 @@ static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors) {
         uint64_t t0 = fri_net_now_ms();
         if (st > FR_SA_ADVERTISE) {
             s->sa_stage = st;
+            s->sa_stage_t0 = t0;
             s->deadline = t0 + s->c.secagg_stage_ms;
             pthread_cond_broadcast(&s->cv);
         }

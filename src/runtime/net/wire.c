@@ -38,6 +38,24 @@ const char *fri_net_type_name(unsigned type) {
     return "unknown";
 }
 
+uint32_t fri_net_stage_retry_ms(uint32_t retry_ms, uint64_t elapsed_ms, uint32_t answered, uint32_t outstanding) {
+    if (answered == 0 || retry_ms <= 1) return retry_ms ? retry_ms : 1;
+    /* the floor: retry_ms / 8, and the waiting parties together at most 32 polls per
+     * retry_ms (answered × retry_ms / 32, rounded up), never above retry_ms */
+    uint64_t lo = retry_ms / 8, share = ((uint64_t)answered * retry_ms + 31) / 32;
+    if (lo < share) lo = share;
+    if (lo < 1) lo = 1;
+    if (lo > retry_ms) lo = retry_ms;
+    /* elapsed × outstanding / answered without overflow: a product past retry_ms × answered
+     * is capped anyway */
+    uint64_t est = retry_ms;
+    if (outstanding == 0) est = 0;
+    else if (elapsed_ms < ((uint64_t)retry_ms * answered + outstanding - 1) / outstanding)
+        est = elapsed_ms * outstanding / answered;
+    if (est < lo) est = lo;
+    return est < retry_ms ? (uint32_t)est : retry_ms;
+}
+
 const char *fri_net_wait_reason_name(unsigned reason) {
     switch (reason) {
     case FRI_NET_WAIT_NO_ROUND: return "no round open";

@@ -258,6 +258,16 @@ FR_NODISCARD fr_err fri_net_encode_prefix(const fri_net_msg *m, uint8_t *out, si
 FR_NODISCARD fr_err fri_net_encode_prefix_crc(const fri_net_msg *m, uint32_t tail_crc, uint8_t *out, size_t cap,
                                               size_t *n);
 
+/* The WAIT a secure-aggregation party that has answered the open stage gets (the server's
+ * policy, here to be tested): retry_ms while no party has answered, else the stage's
+ * remaining time extrapolated from its pace so far, elapsed_ms × outstanding / answered,
+ * kept within [max(1, retry_ms / 8, answered × retry_ms / 32), retry_ms]. A stage about to
+ * close is polled again soon, one far from it no more often than retry_ms: short waits only
+ * near the close, and the waiting parties together poll at most 32 times per retry_ms (a
+ * load generator's threads, which also reach the parties still to answer, are not filled
+ * with their polls; from 32 parties on, retry_ms as before). */
+uint32_t fri_net_stage_retry_ms(uint32_t retry_ms, uint64_t elapsed_ms, uint32_t answered, uint32_t outstanding);
+
 /* "HELLO", "WAIT", ...; "unknown" for any other value. For logs. */
 const char *fri_net_type_name(unsigned type);
 /* "no round open", ...; "unknown" for any other value. */
