@@ -268,7 +268,7 @@ Test(net_peers, bad_peers_refused_while_good_clients_train, .timeout = 180) {
     cr_assert_eq(code, FRI_NET_REFUSE_UNKNOWN_CLIENT);
     /* no token: a HELLO with a zero-length token, sealed by hand */
     {
-        uint8_t m[16 + 14] = {'F', 'R', 'N', 'T', 1, FRI_NET_HELLO, 0, 0};
+        uint8_t m[16 + 14] = {'F', 'R', 'N', 'T', FRI_NET_VERSION, FRI_NET_HELLO, 0, 0};
         uint32_t len = 14;
         memcpy(m + 8, &len, 4);
         memset(m + 16, 0, 14); /* client 0, caps 0, round 0, token length 0 */
@@ -280,7 +280,7 @@ Test(net_peers, bad_peers_refused_while_good_clients_train, .timeout = 180) {
     }
     /* another protocol version */
     hello_bytes(&b, 1, w->tok[1]);
-    b.data[4] = 2;
+    b.data[4] = FRI_NET_VERSION + 1;
     ask(c, b.data, b.len, &type, &code);
     cr_assert_eq(code, FRI_NET_REFUSE_VERSION);
     /* truncated */

@@ -239,7 +239,7 @@ Test(net_wire, exact_bytes_of_a_wait) {
     m.wait.retry_ms = 0x00030201;
     m.wait.rounds_done = 0x0a0b0c0d;
     m.wait.reason = 3;
-    uint8_t want[25] = {'F', 'R', 'N', 'T', 1, 2, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0,
+    uint8_t want[25] = {'F', 'R', 'N', 'T', 2, 2, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0,
                         0x01, 0x02, 0x03, 0x00, 0x0d, 0x0c, 0x0b, 0x0a, 3};
     fri_put_u32(want + 12, crc_bitwise(crc_bitwise(0, want, 12), want + 16, 9));
     size_t n = 0;
@@ -401,12 +401,12 @@ Test(net_wire, header_checks_name_the_field_and_value) {
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
     assert_msg("bad magic 0x544e5258, expected 0x544e5246 (\"FRNT\")");
     b[0] = 'F';
-    b[4] = 2;
+    b[4] = 1;
     cr_assert_eq(decode_err(b, n), FR_ERR_VERSION);
-    assert_msg("protocol version 2, this build speaks version 1");
+    assert_msg("protocol version 1, this build speaks version 2");
     cr_assert_eq(fri_net_peek_header(b, n, &t, &len), FR_ERR_VERSION);
     cr_assert_eq(fri_net_refuse_code_for(FR_ERR_VERSION), FRI_NET_REFUSE_VERSION);
-    b[4] = 1;
+    b[4] = FRI_NET_VERSION;
     b[5] = 0;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
     assert_msg("unknown type 0, expected 1..10");

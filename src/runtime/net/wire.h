@@ -68,7 +68,7 @@
 #include "core/core.h"
 
 #define FRI_NET_MAGIC 0x544e5246u        /* "FRNT" read as a little-endian u32 */
-#define FRI_NET_VERSION 1
+#define FRI_NET_VERSION 2        /* 2: header flags HEADER_CRC and PACKED */
 #define FRI_NET_HEADER_BYTES 16
 #define FRI_NET_SMALL_MAX 4096           /* payload cap of HELLO, WAIT, ACK, REFUSE */
 #define FRI_NET_TICKET_BYTES 16
