@@ -85,7 +85,7 @@ typedef struct cli_train_opts {
     double over_select;         /* --over-select O */
     const char *client_speed;   /* --client-speed SEC_PER_EXAMPLE[:BYTES_PER_S[:LATENCY_S]] */
     uint64_t max_attempts;      /* --max-attempts N */
-    uint64_t exposure_item;     /* --exposure-item ITEM: er@10 of ITEM without an attack */
+    const char *exposure_item;  /* --exposure-item ITEM (a raw item id): er@10 of ITEM without an attack */
 } cli_train_opts;
 
 /* Applies the options the user gave (their specs' seen flags) over a preset's run config
