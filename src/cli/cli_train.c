@@ -215,7 +215,8 @@ int cli_aggregator_check(const cli_train_opts *o) {
             return usage_err(o, "--aggregator %s with differential privacy (--dp-clip, --hide-items ldp): the noise is "
                              "calibrated to the sum of clipped updates, not to a robust statistic (DP-FedAvg already "
                              "bounds each update's norm; use fedavg)", o->aggregator);
-        if (ac.aggregator == FR_AGG_ROWTRIM && o->hide_items && !strncmp(o->hide_items, "decoys", 6))
+        if ((ac.aggregator == FR_AGG_ROWTRIM || ac.aggregator == FR_AGG_ROWGUARD) && o->hide_items &&
+            !strncmp(o->hide_items, "decoys", 6))
             return usage_err(o, "--aggregator %s with --hide-items decoys: each decoy row would count among its row's "
                              "contributors (use median or trimmed)", o->aggregator);
     }

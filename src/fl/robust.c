@@ -28,7 +28,7 @@ static const char *const agg_names[] = {"fedavg", "median", "trimmed", "normclip
 
 /* rowguard's defaults: the row bound's multiple of the median row-delta norm, and the
  * cosine from which two deltas of a row count as alike */
-#define ROWGUARD_K 4.0
+#define ROWGUARD_K 8.0
 #define ROWGUARD_COS 0.9
 
 /* A non-negative integer of n characters at p (no sign, no spaces). */
@@ -99,7 +99,7 @@ fr_err fr_aggregator_parse(const char *s, fr_fl_config *c) {
                         "aggregator '%s': expected fedavg, median, trimmed:BETA (0 <= BETA < 0.5), normclip[:C] "
                         "(C > 0; without it the median of the round's update norms), krum:F, multikrum:F:M (F >= 0 "
                         "Byzantine clients, M >= 1 selected), rowtrim[:BETA] (per item row, 0.2) or rowguard[:K[:COS]] (per "
-                        "item row: each client's delta clipped to K times the median, 0 < K <= 1e6, default 4; "
+                        "item row: each client's delta clipped to K times the median, 0 < K <= 1e6, default 8; "
                         "clients alike to cosine COS counted as one, 0 < COS <= 1, default 0.9)", s);
     *c = t;
     return FR_OK;
