@@ -310,7 +310,7 @@ typedef enum fr_aggregator {
 #define FR_AGG_LAST FR_AGG_ROWGUARD
 
 /* Parses an aggregator as the command line writes it: fedavg | median | trimmed:BETA |
- * normclip[:C] | krum:F | multikrum:F:M | rowtrim:BETA, into c's aggregator fields (the
+ * normclip[:C] | krum:F | multikrum:F:M | rowtrim:BETA | rowguard[:K[:COS]], into c's aggregator fields (the
  * others untouched). FR_ERR_INVALID naming what is wrong. */
 FR_API FR_NODISCARD fr_err fr_aggregator_parse(const char *s, fr_fl_config *c);
 /* The aggregator of c written as fr_aggregator_parse reads it, into buf (cap n). */

@@ -1,7 +1,8 @@
 /* Robust aggregators (fr_fl_config.aggregator): the round controller keeps each accepted
  * result whole (fri_kept) and, at the round's end, either computes a robust location of
- * every shared value (median, trimmed, rowtrim) or a factor per result (normclip, krum,
- * multikrum) with which the results then enter FedAvg's own integer sums.
+ * every shared value (median, trimmed, rowtrim; rowguard's per-row weighted sums) or a
+ * factor per result (normclip, krum, multikrum) with which the results then enter
+ * FedAvg's own integer sums.
  *
  * Conventions (docs/ARCHITECTURE.md, "Robust aggregators"):
  *   - A client's delta is recovered from what it sent: Δ = value / 2^32 / w, w = n_k for
