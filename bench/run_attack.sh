@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Item promotion against robust aggregation (issue 15): trains the fedrec preset's bpr (or
-# MODEL) on ml-100k-loo with 5% and 10% of the clients fake users promoting TARGET (dense
+# MODEL) on ml-100k-loo with 5% and 10% of the clients fake users promoting TARGET (its id in the data file:
 # item 562, MovieLens item 563: 29 training interactions, about the median item's 26, far
 # from the top items; its no-attack ER@10 is 0.0055 with FedAvg), with (promote-pop) and
 # without (promote) knowledge of the popular items, and prints ER@10 (the share of real
@@ -12,14 +12,15 @@
 # value, at a cost of <= 2% HR@10 (relative to FedAvg without attack).
 # Usage: bench/run_attack.sh   (from the root after a build)
 # Knobs: MODEL (bpr) TARGET (562) FRACTIONS ("0.05 0.10") KINDS ("promote-pop promote")
-#        BOOST (2) AGGS ("median trimmed:0.1 rowtrim:0.2 normclip multikrum:105:838"; f = 105 fakes at
-#        10%, m = 1048 - 2f) THREADS (2) SEED (1)
+#        BOOST (2) AGGS ("median trimmed:0.1 rowtrim:0.2 normclip multikrum:105:838 rowguard"; f = 105
+#        fakes at 10%, m = 1048 - 2f) THREADS (2) SEED (1) DATA (ml-100k-loo; a directory of the same
+#        layout, e.g. a validation split cut from its training data, to tune on)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${FEDREC_BIN:-$ROOT/build/fedrec}
 MODEL=${MODEL:-bpr} TARGET=${TARGET:-562} FRACTIONS=${FRACTIONS:-0.05 0.10} KINDS=${KINDS:-promote-pop promote}
-BOOST=${BOOST:-2} AGGS=${AGGS-median trimmed:0.1 rowtrim:0.2 normclip multikrum:105:838} THREADS=${THREADS:-2} SEED=${SEED:-1}
-ML=$ROOT/../shared/data/ml-100k-loo
+BOOST=${BOOST:-2} AGGS=${AGGS-median trimmed:0.1 rowtrim:0.2 normclip multikrum:105:838 rowguard} THREADS=${THREADS:-2} SEED=${SEED:-1}
+ML=${DATA:-$ROOT/../shared/data/ml-100k-loo}
 [ -f "$ML/train.rating" ] || { echo "run_attack.sh: $ML not found: nothing to measure (skipped)"; exit 0; }
 [ -x "$BIN" ] || { echo "run_attack.sh: $BIN not built" >&2; exit 1; }
 tmp=$(mktemp -d)

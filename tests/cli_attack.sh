@@ -58,7 +58,9 @@ refuse() { # MESSAGE-PART ARGS...: exit 2 naming MESSAGE-PART
     [ "$rc" = 2 ] || fail "$* exited $rc, expected 2"
     grep -qF -- "$want" "$tmp/err" || fail "$*: '$(cat "$tmp/err")' lacks '$want'"
 }
-refuse "--attack: attack 'promote:x:0.1': ITEM 'x', expected a dense item id" "${base[@]}" --attack promote:x:0.1
+refuse "--attack promote:x:0.1: item 'x' is not in the training data" "${base[@]}" --attack promote:x:0.1
+refuse "--exposure-item: item '99' is not in the training data" "${base[@]}" --exposure-item 99
+refuse "ITEM: expected the target's item id as in the data file" "${base[@]}" --attack promote::0.1
 refuse "FRACTION '0.9', expected the malicious share of the clients, in (0, 0.5]" "${base[@]}" --attack promote:3:0.9
 refuse "kind 'flood', expected promote:ITEM:FRACTION" "${base[@]}" --attack flood:0.1
 refuse "FACTOR '0', expected a non-zero number" "${base[@]}" --attack scale:0:0.1
@@ -69,7 +71,25 @@ refuse "crash-rate" "${base[@]}" --crash-rate 1
 refuse "--attack promote:3:0.1 with --dp-clip" "${base[@]}" --attack promote:3:0.1 --dp-clip 1
 refuse "with secure aggregation" "${base[@]}" --crash-rate 0.1 --secagg
 refuse "--attack applies to federated training" train --model bpr --data "$tmp/r.tsv" --implicit --attack promote:3:0.1 --centralized
-# a target beyond the catalogue: the library's refusal (exit 1 after the data is read)
-set +e; "$bin" "${base[@]}" --attack promote:50:0.1 >/dev/null 2>"$tmp/err"; rc=$?; set -e
-[ "$rc" != 0 ] && grep -q "target item 50, expected < 50" "$tmp/err" || fail "target 50 of 50 items: rc $rc, $(cat "$tmp/err")"
+# a target beyond the catalogue: not an item of the data (exit 2 after the data is read)
+refuse "--attack promote:50:0.1: item '50' is not in the training data" "${base[@]}" --attack promote:50:0.1
+# string ids: ITEM is the id as in the file (p16). The same run as an integer file's item 16:
+# the integer file numbers its users and items in order of first appearance (as strings are
+# numbered), so p16 is dense item 16 in both and every client the same
+awk -F'\t' -v OFS='\t' '!($1 in u) { u[$1] = n++ } { $1 = u[$1]; print }' "$tmp/r.tsv" > "$tmp/n.tsv"
+awk -F'\t' -v OFS='\t' '{ $1 = "u" $1; $2 = "p" $2; print }' "$tmp/n.tsv" > "$tmp/s.tsv"
+final() { grep '^{"round"' "$1" | tail -1 | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(r["er@10"], r["hr@10"])'; }
+for f in n s; do
+    [ $f = s ] && p=p || p=
+    sbase=(train --model bpr --dim 8 --data "$tmp/$f.tsv" --implicit --rounds 3 --quiet --threads 2)
+    "$bin" "${sbase[@]}" --attack promote-pop:$p$target:0.1:3 --metrics-out "$tmp/${f}atk.jsonl" >/dev/null 2>"$tmp/err" \
+        || fail "$f.tsv: --attack promote-pop:$p$target: $(cat "$tmp/err")"
+    "$bin" "${sbase[@]}" --exposure-item $p$target --metrics-out "$tmp/${f}expo.jsonl" >/dev/null 2>"$tmp/err" \
+        || fail "$f.tsv: --exposure-item $p$target: $(cat "$tmp/err")"
+done
+[ "$(final "$tmp/satk.jsonl")" = "$(final "$tmp/natk.jsonl")" ] || fail "string ids: attack on p$target $(final "$tmp/satk.jsonl") differs from item $target's $(final "$tmp/natk.jsonl")"
+[ "$(final "$tmp/sexpo.jsonl")" = "$(final "$tmp/nexpo.jsonl")" ] || fail "string ids: exposure of p$target differs from item $target's"
+[ "$(final "$tmp/satk.jsonl")" = "$(final "$tmp/sexpo.jsonl")" ] && fail "string ids: the attack changed nothing"
+refuse "--attack promote:$target:0.1: item '$target' is not in the training data" "${sbase[@]}" --attack promote:$target:0.1
+refuse "--attack promote-pop:q1:0.05:2: item 'q1' is not in the training data" "${sbase[@]}" --attack promote-pop:q1:0.05:2
 echo "cli_attack: ok"

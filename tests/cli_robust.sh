@@ -19,7 +19,7 @@ run fedavg --aggregator fedavg --threads 1
 run all --aggregator multikrum:0:1000 --threads 2
 cmp -s "$tmp/plain.fr" "$tmp/fedavg.fr" || fail "--aggregator fedavg changed the model"
 cmp -s "$tmp/plain.fr" "$tmp/all.fr" || fail "multikrum selecting every client is not fedavg's model"
-for a in median trimmed:0.2 rowtrim normclip krum:3; do
+for a in median trimmed:0.2 rowtrim normclip krum:3 rowguard:1:0.5; do
     n=${a%%:*}
     run "$n.1" --aggregator "$a" --threads 1
     run "$n.2" --aggregator "$a" --threads 2
@@ -50,7 +50,7 @@ refuse() { # MESSAGE-PART ARGS...: exit 2 naming MESSAGE-PART
     [ "$rc" = 2 ] || fail "$* exited $rc, expected 2"
     grep -q -- "$want" "$tmp/err" || fail "$*: '$(cat "$tmp/err")' lacks '$want'"
 }
-for bad in mean median:2 trimmed trimmed:0.5 normclip:0 krum krum:-1 multikrum:1 multikrum:1:0 rowtrim:0.7; do
+for bad in mean median:2 trimmed trimmed:0.5 normclip:0 krum krum:-1 multikrum:1 multikrum:1:0 rowtrim:0.7 rowguard:0 rowguard:2:1.5; do
     refuse "expected fedavg, median, trimmed:BETA" "${base[@]}" --aggregator "$bad"
 done
 refuse "with secure aggregation" "${base[@]}" --aggregator median --secagg
@@ -64,6 +64,8 @@ refuse "with secure aggregation" "${base[@]}" --aggregator krum:1 --hide-items d
 refuse "with differential privacy" "${base[@]}" --aggregator trimmed:0.1 --dp-clip 1
 refuse "with differential privacy" "${base[@]}" --aggregator median --hide-items ldp
 refuse "decoy row would count" "${base[@]}" --aggregator rowtrim --hide-items decoys
+refuse "decoy row would count" "${base[@]}" --aggregator rowguard --hide-items decoys
+refuse "with secure aggregation" "${base[@]}" --aggregator rowguard --secagg
 "$bin" "${base[@]}" --aggregator median --hide-items decoys --out "$tmp/dec.fr" >/dev/null 2>&1 || fail "median with decoys refused"
 "$bin" "${base[@]}" --aggregator fedavg --secagg --out "$tmp/sa.fr" >/dev/null 2>&1 || fail "fedavg with --secagg refused"
 refuse "applies to federated training" train --data "$tmp/r.tsv" --implicit --centralized --epochs 1 --aggregator median

@@ -194,10 +194,82 @@ static void naive_fedavg(const fr_fl_config *cfg, const hand *h, const double *f
             }
 }
 
+/* The median of the positive values of x[0, n), 0 if none. */
+static double naive_median_pos(const double *x, uint32_t n) {
+    static double y[MAXK * NI];
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (x[i] > 0) y[m++] = x[i];
+    return m ? naive_loc(y, m, true, 0) : 0;
+}
+
+/* rowguard:K:COS from its definition (fl.h, robust.c): dense values clipped per client to
+ * K x the median dense norm, then n-weighted; per table, tau = K x the median of the
+ * non-zero row-delta norms; per row, each contributor j counts as 1 / (1 + the others
+ * whose delta of the row has cosine >= COS with it), its delta clipped to tau. */
+static void naive_rowguard(const fr_fl_config *cfg, const hand *h, double *d) {
+    uint32_t K = h->K;
+    double Kx = cfg->agg_clip, cosmin = cfg->agg_beta, W = 0, norm[MAXK];
+    for (uint32_t k = 0; k < K; k++) W += (double)h->n[k];
+    size_t at = 0;
+    for (uint32_t k = 0; k < K; k++) {
+        double s = 0;
+        for (uint32_t i = 0; i < h->dense_len; i++) s += (double)h->dense[k][i] * h->dense[k][i];
+        norm[k] = sqrt(s);
+    }
+    double C = Kx * naive_median_pos(norm, K);
+    for (uint32_t i = 0; i < h->dense_len; i++) {
+        double s = 0;
+        for (uint32_t k = 0; k < K; k++) s += (norm[k] > C ? C / norm[k] : 1.0) * (double)h->n[k] * h->dense[k][i];
+        d[at++] = s / W;
+    }
+    for (uint32_t t = 0; t < h->n_tables; t++) {
+        uint32_t w = h->widths[t];
+        static double rn[MAXK][NI], all[MAXK * NI];
+        uint32_t na = 0;
+        for (uint32_t k = 0; k < K; k++)
+            for (uint32_t r = 0; r < NI; r++) {
+                double s = 0;
+                for (uint32_t c = 0; c < w; c++) s += (double)h->rows[k][t][r][c] * h->rows[k][t][r][c];
+                rn[k][r] = sqrt(s);
+                if (h->touched[k][t][r]) all[na++] = rn[k][r];
+            }
+        double tau = Kx * naive_median_pos(all, na);
+        for (uint32_t r = 0; r < NI; r++) {
+            double g[MAXK], den = 0;
+            for (uint32_t k = 0; k < K; k++) {
+                if (!h->touched[k][t][r]) continue;
+                uint32_t alike = 1;
+                for (uint32_t j = 0; j < K; j++) {
+                    if (j == k || !h->touched[j][t][r] || !(rn[k][r] > 0) || !(rn[j][r] > 0)) continue;
+                    double dot = 0;
+                    for (uint32_t c = 0; c < w; c++) dot += (double)h->rows[k][t][r][c] * h->rows[j][t][r][c];
+                    alike += dot / (rn[k][r] * rn[j][r]) >= cosmin - 1e-5;
+                }
+                g[k] = 1.0 / alike;
+                den += g[k] * (double)h->n[k];
+            }
+            for (uint32_t c = 0; c < w; c++) {
+                double s = 0;
+                for (uint32_t k = 0; k < K; k++) {
+                    if (!h->touched[k][t][r]) continue;
+                    double cl = rn[k][r] > tau ? tau / rn[k][r] : 1.0, wk = cfg->item_sum ? 1.0 : (double)h->n[k];
+                    s += g[k] * wk * cl * h->rows[k][t][r][c];
+                }
+                d[at++] = cfg->item_sum ? s : cfg->row_norm ? (den > 0 ? s / den : 0) : s / W;
+            }
+        }
+    }
+}
+
 /* The aggregate delta of every shared value, in the update layout. */
 static void naive(const fr_fl_config *cfg, const hand *h, double *d) {
     uint32_t K = h->K, a = cfg->aggregator;
     double x[MAXK];
+    if (a == FR_AGG_ROWGUARD) {
+        naive_rowguard(cfg, h, d);
+        return;
+    }
     if (a == FR_AGG_MEDIAN || a == FR_AGG_TRIMMED || a == FR_AGG_ROWTRIM) {
         bool med = a == FR_AGG_MEDIAN;
         size_t at = 0;
@@ -296,7 +368,8 @@ static void set_agg(fr_fl_config *c, const char *s) { cr_assert_eq(fr_aggregator
 
 static const char *const ALL[] = {"median", "trimmed:0.2", "trimmed:0.34", "trimmed:0", "rowtrim:0.2", "rowtrim:0",
                                   "rowtrim:0.45", "normclip", "normclip:0.7", "krum:0", "krum:1", "krum:5",
-                                  "multikrum:1:2", "multikrum:0:3", "multikrum:2:50", NULL};
+                                  "multikrum:1:2", "multikrum:0:3", "multikrum:2:50", "rowguard", "rowguard:1:0.8",
+                                  "rowguard:0.5:1", "rowguard:1e6:0.9", "rowguard:2:0.3", NULL};
 
 /* ------------------------------------------------------------------ tests */
 
@@ -351,6 +424,56 @@ Test(robust, a_round_by_hand) {
                            (double)after[pd] - before[pd]);
         cr_assert_float_eq((double)after[pi] - before[pi], want[i].item0, 1e-5, "%s item: %g", want[i].agg,
                            (double)after[pi] - before[pi]);
+    }
+}
+
+Test(robust, rowguard_by_hand) {
+    /* GMF (item table of width 2), item rows summed, five clients on item 0 (nothing else):
+     * clients 0-2 send the same row (3, 0) (a coordinated group), client 3 (0, 1), client
+     * 4 (1, 1) (cosine 0.707 with both: not alike at 0.9).
+     *   fedavg:              (9 + 0 + 1, 0 + 1 + 1) = (10, 2)
+     *   rowguard:1e6:0.9:    the group counts once: 3 x (3, 0) / 3 + (0, 1) + (1, 1) = (4, 2)
+     *   rowguard:0.5:0.9:    tau = 0.5 x median{3, 3, 3, 1, 1.414} = 1.5: the group's rows
+     *                        clipped to (1.5, 0), once: (1.5 + 0 + 1, 0 + 1 + 1) = (2.5, 2)
+     *   rowguard:1e6:1:      as 0.9 (the group is exactly alike)
+     *   rowguard:1e6:0.5:    every pair but (3, 0)-(0, 1) is alike: the group's members have
+     *                        3 alike others (2 + client 4), so 1/4 each: 9/4 = 2.25; client 3
+     *                        has 1 (client 4): (0, 1)/2; client 4 has 4: (1, 1)/5.
+     *                        (2.25 + 0.2, 0.5 + 0.2) = (2.45, 0.7) */
+    fr_fl_config c;
+    fl_cfg(&c, 1);
+    fr_model_config mc = model_cfg();
+    fr_round *r = NULL;
+    cr_assert_eq(fr_round_create(&r, &mc, &c, 5, 1), FR_OK);
+    static hand h;
+    memset(&h, 0, sizeof h);
+    shape_of(&h, r);
+    fr_round_free(r);
+    h.K = 5;
+    const float rows[5][2] = {{3, 0}, {3, 0}, {3, 0}, {0, 1}, {1, 1}};
+    for (uint32_t k = 0; k < 5; k++) {
+        h.n[k] = 1 + k;
+        h.touched[k][0][0] = true;
+        h.rows[k][0][0][0] = rows[k][0];
+        h.rows[k][0][0][1] = rows[k][1];
+    }
+    static const struct { const char *agg; double x, y; } want[] = {{"fedavg", 10, 2}, {"rowguard:1e6:0.9", 4, 2},
+        {"rowguard:0.5:0.9", 2.5, 2}, {"rowguard:1e6:1", 4, 2}, {"rowguard:1e6:0.5", 2.45, 0.7}};
+    static float before[4096], after[4096];
+    for (int i = 0; i < 5; i++) {
+        set_agg(&c, want[i].agg);
+        size_t ns;
+        cr_assert_eq(run_round(&c, &h, 1, false, before, after, &ns), FR_OK, "%s", fr_errmsg());
+        fr_model *m = NULL;
+        cr_assert_eq(fr_model_create(&m, &mc), FR_OK);
+        size_t pi = SIZE_MAX;
+        for (int t = 0; t < fr_model_n_tensors(m); t++)
+            if (fr_model_tensor(m, t)->kind == FR_TENSOR_ITEM_TABLE) pi = fr_model_tensor(m, t)->offset;
+        fr_model_free(m);
+        cr_assert_float_eq((double)after[pi] - before[pi], want[i].x, 1e-5, "%s: %g", want[i].agg,
+                           (double)after[pi] - before[pi]);
+        cr_assert_float_eq((double)after[pi + 1] - before[pi + 1], want[i].y, 1e-5, "%s: %g", want[i].agg,
+                           (double)after[pi + 1] - before[pi + 1]);
     }
 }
 
@@ -459,8 +582,8 @@ Test(robust, the_simulator_is_bit_identical_across_thread_counts) {
     fr_dataset *d = tu_generate(60, 80, 1500, 9);
     size_t nf;
     uint8_t *fed = sim_model(d, "fedavg", 1, &nf);
-    const char *aggs[] = {"median", "trimmed:0.2", "rowtrim:0.2", "normclip", "krum:2", "multikrum:2:10"};
-    for (int i = 0; i < 6; i++) {
+    const char *aggs[] = {"median", "trimmed:0.2", "rowtrim:0.2", "normclip", "krum:2", "multikrum:2:10", "rowguard:1:0.5"};
+    for (int i = 0; i < 7; i++) {
         size_t n1, n2;
         uint8_t *a = sim_model(d, aggs[i], 1, &n1), *b = sim_model(d, aggs[i], 2, &n2);
         cr_assert(n1 == n2 && !memcmp(a, b, n1), "%s: 1 and 2 threads differ", aggs[i]);
@@ -476,7 +599,7 @@ Test(robust, names_checks_and_the_config_block) {
     fr_fl_config c;
     fr_fl_config_default(&c, FR_MODEL_NEUMF);
     const char *ok[] = {"fedavg", "median", "trimmed:0.1", "normclip", "normclip:2.5", "krum:3", "multikrum:2:7",
-                        "rowtrim:0.3", "rowtrim", NULL};
+                        "rowtrim:0.3", "rowtrim", "rowguard", "rowguard:3", "rowguard:2.5:0.75", "rowguard:1e6:1", NULL};
     for (const char *const *s = ok; *s; s++) {
         set_agg(&c, *s);
         cr_assert_eq(fr_fl_config_check(&c), FR_OK, "%s: %s", *s, fr_errmsg());
@@ -491,7 +614,8 @@ Test(robust, names_checks_and_the_config_block) {
     }
     const char *bad[] = {"", "mean", "median:1", "trimmed", "trimmed:0.5", "trimmed:-0.1", "trimmed:x", "normclip:0",
                          "normclip:-1", "krum", "krum:-1", "krum:1:2", "multikrum:1", "multikrum:1:0", "rowtrim:0.5",
-                         "fedavg:1", NULL};
+                         "fedavg:1", "rowguard:0", "rowguard:-1", "rowguard:2:0", "rowguard:2:1.5", "rowguard:2:0.9:1",
+                         "rowguard:x", "rowguard:", "rowguard:2:", NULL};
     for (const char *const *s = bad; *s; s++) {
         fr_fl_config t = c;
         cr_assert_eq(fr_aggregator_parse(*s, &t), FR_ERR_INVALID, "'%s' accepted", *s);
@@ -507,6 +631,9 @@ Test(robust, names_checks_and_the_config_block) {
     c.decoys = 1;
     cr_assert_eq(fr_fl_config_check(&c), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "decoy"), "%s", fr_errmsg());
+    set_agg(&c, "rowguard");
+    cr_assert_eq(fr_fl_config_check(&c), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "rowguard with decoys"), "%s", fr_errmsg());
     c.decoys = 0;
     /* the TASK carries the aggregator, and fedavg's config is the one without it */
     fr_model_config mc = model_cfg();

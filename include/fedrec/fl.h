@@ -280,9 +280,11 @@ typedef struct fr_fl_config {
      * clipped sum). The aggregate replaces the averaged delta, so the strategy (fedadam,
      * ...) then steps on it as on FedAvg's. */
     uint32_t aggregator;      /* fr_aggregator */
-    double agg_beta;          /* trimmed / rowtrim: fraction trimmed from each end, [0, 0.5) */
+    double agg_beta;          /* trimmed / rowtrim: fraction trimmed from each end, [0, 0.5);
+                                 rowguard: the cosine of alike deltas, (0, 1] */
     double agg_clip;          /* normclip: the L2 bound C of each client's delta; 0: the median
-                                 of the round's delta norms */
+                                 of the round's delta norms; rowguard: the row bound's
+                                 multiple of the median row-delta norm, > 0 */
     uint32_t agg_f;           /* krum / multikrum: the Byzantine clients assumed, f */
     uint32_t agg_m;           /* multikrum: the clients selected, m >= 1 (krum: 1) */
 } fr_fl_config;
@@ -300,11 +302,15 @@ typedef enum fr_aggregator {
     FR_AGG_MULTIKRUM = 5,     /* the m clients of least Krum score, FedAvg over them */
     FR_AGG_ROWTRIM = 6,       /* item rows: beta-trimmed mean over the clients that touched
                                  each row (its own few contributors); dense: trimmed */
+    FR_AGG_ROWGUARD = 7,      /* item rows: each client's row delta clipped to agg_clip times
+                                 the round's median row-delta norm, and a group of clients
+                                 whose deltas of a row point alike (cosine >= agg_beta) counted
+                                 as one client; dense: normclip at the median, FedAvg */
 } fr_aggregator;
-#define FR_AGG_LAST FR_AGG_ROWTRIM
+#define FR_AGG_LAST FR_AGG_ROWGUARD
 
 /* Parses an aggregator as the command line writes it: fedavg | median | trimmed:BETA |
- * normclip[:C] | krum:F | multikrum:F:M | rowtrim:BETA, into c's aggregator fields (the
+ * normclip[:C] | krum:F | multikrum:F:M | rowtrim:BETA | rowguard[:K[:COS]], into c's aggregator fields (the
  * others untouched). FR_ERR_INVALID naming what is wrong. */
 FR_API FR_NODISCARD fr_err fr_aggregator_parse(const char *s, fr_fl_config *c);
 /* The aggregator of c written as fr_aggregator_parse reads it, into buf (cap n). */

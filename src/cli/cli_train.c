@@ -215,7 +215,8 @@ int cli_aggregator_check(const cli_train_opts *o) {
             return usage_err(o, "--aggregator %s with differential privacy (--dp-clip, --hide-items ldp): the noise is "
                              "calibrated to the sum of clipped updates, not to a robust statistic (DP-FedAvg already "
                              "bounds each update's norm; use fedavg)", o->aggregator);
-        if (ac.aggregator == FR_AGG_ROWTRIM && o->hide_items && !strncmp(o->hide_items, "decoys", 6))
+        if ((ac.aggregator == FR_AGG_ROWTRIM || ac.aggregator == FR_AGG_ROWGUARD) && o->hide_items &&
+            !strncmp(o->hide_items, "decoys", 6))
             return usage_err(o, "--aggregator %s with --hide-items decoys: each decoy row would count among its row's "
                              "contributors (use median or trimmed)", o->aggregator);
     }
@@ -358,6 +359,27 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
 /* The simulated attack and faults of fedrec train (fr_run_config points at these). */
 static fr_sim_attack cli_attack;
 static fr_sim_faults cli_faults;
+/* The raw item id an attack names (promote:ITEM:...), resolved against the training data
+ * once it is loaded (resolve_items); "" when the attack names none. */
+static char cli_attack_item[128];
+
+/* Splits a promotion spec "KIND:ITEM:REST" into ITEM (copied into item) and the spec with
+ * ITEM replaced by 0 (into buf), which fr_sim_attack_parse then checks: ITEM is a raw id
+ * of the data file, looked up once the data is loaded. Returns the spec to parse. */
+static const char *attack_spec_item(const char *spec, char *buf, size_t cap, char *item, size_t icap) {
+    item[0] = 0;
+    const char *c1 = strchr(spec, ':');
+    if (!c1) return spec;
+    size_t kl = (size_t)(c1 - spec);
+    if (!((kl == 7 && !strncmp(spec, "promote", 7)) || (kl == 11 && !strncmp(spec, "promote-pop", 11)))) return spec;
+    const char *c2 = strchr(c1 + 1, ':');
+    size_t il = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+    if (il >= icap) return spec; /* the parser names the bad ITEM; an empty one is refused after */
+    memcpy(item, c1 + 1, il);
+    item[il] = 0;
+    snprintf(buf, cap, "%.*s:0%s", (int)kl, spec, c2 ? c2 : "");
+    return buf;
+}
 
 /* "A[:B[:C]]" into up to 3 numbers; how many were read, or -1. */
 static int numbers(const char *s, double *v, int max) {
@@ -378,8 +400,13 @@ static int numbers(const char *s, double *v, int max) {
 static int parse_sim_opts(const cli_train_opts *o, const arg_spec *specs) {
     memset(&cli_attack, 0, sizeof cli_attack);
     fr_sim_faults_default(&cli_faults);
-    if (o->attack && fr_sim_attack_parse(o->attack, &cli_attack))
+    char spec[300];
+    if (o->attack && fr_sim_attack_parse(attack_spec_item(o->attack, spec, sizeof spec, cli_attack_item,
+                                                          sizeof cli_attack_item), &cli_attack))
         return usage_err(o, "--attack: %s", fr_errmsg());
+    if (fr_sim_attack_has_target(&cli_attack) && !cli_attack_item[0])
+        return usage_err(o, "--attack '%s': ITEM: expected the target's item id as in the data file (at most 127 "
+                         "characters)", o->attack);
     if (GIVEN(crash_rate)) cli_faults.crash_rate = o->crash_rate;
     if (GIVEN(deadline)) cli_faults.deadline = o->deadline;
     if (GIVEN(over_select)) cli_faults.over_select = o->over_select;
@@ -495,9 +522,8 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
         if (cli_attack.kind != FR_ATTACK_NONE) c->attack = &cli_attack;
         if (fr_sim_faults_on(&cli_faults)) c->faults = &cli_faults;
     }
-    if (!o->cmd && GIVEN(exposure_item)) {
+    if (!o->cmd && o->exposure_item) { /* the item: resolve_items, once the data is loaded */
         c->loop.eval.exposure = true;
-        c->loop.eval.exposure_item = (uint32_t)o->exposure_item;
         c->loop.eval.exposure_k = 10;
     }
     if (!o->centralized &&
@@ -755,6 +781,31 @@ static int mpi_end(const cli_train_opts *o, int rc) {
     return rc;
 }
 
+/* The raw item ids of --attack and --exposure-item as dense ids of the training data tr
+ * (as fedrec recommend looks a user up). 0, or 2 after printing. */
+static int resolve_items(const cli_train_opts *o, const fr_data *data, const fr_dataset *tr, fr_run_config *c) {
+    const fr_idmap *im = fr_dataset_items(tr);
+    if (c->attack && fr_sim_attack_has_target(c->attack)) {
+        int64_t d = fr_idmap_find_str(im, cli_attack_item);
+        if (d < 0) {
+            fprintf(stderr, "fedrec train: --attack %s: item '%s' is not in the training data (%s); ITEM is an item "
+                    "id as in the data file\n", o->attack, cli_attack_item, fr_data_describe(data));
+            return 2;
+        }
+        cli_attack.target = (uint32_t)d;
+    }
+    if (!o->cmd && o->exposure_item) {
+        int64_t d = fr_idmap_find_str(im, o->exposure_item);
+        if (d < 0) {
+            fprintf(stderr, "fedrec train: --exposure-item: item '%s' is not in the training data (%s); ITEM is an "
+                    "item id as in the data file\n", o->exposure_item, fr_data_describe(data));
+            return 2;
+        }
+        c->loop.eval.exposure_item = (uint32_t)d;
+    }
+    return 0;
+}
+
 static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
     double t_start = cli_now_s();
@@ -837,6 +888,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
             fprintf(stderr, "fedrec train: cold start: %u items (--cold-items %s) held out with their %llu interactions\n",
                     cold.n, o->cold_items, (unsigned long long)fr_dataset_n_interactions(cold.cold));
     }
+    if ((rc = resolve_items(o, data, tr, &c))) goto done;
     if (o->mpi && !GIVEN(cold_items)) { /* a rank > 0 keeps only its clients' interactions (fr_mpi_shard) */
         fr_dataset *share = NULL;
         if ((e = fr_mpi_shard(&c, tr, &share))) { rc = cli_fail(e, "train: --runtime mpi"); goto done; }
@@ -1046,13 +1098,14 @@ int cli_train(int argc, char **argv) {
                      "N  lightfm, fm: the WARP loss, drawing up to N negatives a positive (default: the table below)"),
         ARG_SPEC_STR("attack", &o.attack,
                      "A  simulated malicious clients, a FRACTION of all clients: promote:ITEM:FRACTION[:BOOST[:REF]] "
-                     "(fake users pushing item ITEM into others' top-10, knowing no popularity) | "
+                     "(fake users pushing item ITEM, its id as in the data file, into others' top-10, knowing no "
+                     "popularity) | "
                      "promote-pop:ITEM:FRACTION[:BOOST[:REF]] (the same steering towards the REF most popular items, "
                      "20) | scale:FACTOR:FRACTION | signflip:FRACTION | noise:SIGMA:FRACTION (compromised real "
                      "clients); a target adds er@10 to the metrics"),
-        ARG_SPEC_INT("exposure-item", &o.exposure_item, 0, UINT32_MAX - 1, NULL,
-                     "ITEM  measure er@10 of ITEM (a dense item id) on every evaluation, attack or not (an attack's "
-                     "target is measured anyway)"),
+        ARG_SPEC_STR("exposure-item", &o.exposure_item,
+                     "ITEM  measure er@10 of ITEM (its id as in the data file) on every evaluation, attack or not (an "
+                     "attack's target is measured anyway)"),
         ARG_SPEC_REAL("crash-rate", &o.crash_rate, 0, 1, ARG_MAX_OPEN, NULL,
                       "P  simulated faults: a sampled client crashes mid-fit with probability P (its result never arrives)"),
         ARG_SPEC_STR("straggler", &o.straggler,

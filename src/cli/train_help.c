@@ -116,8 +116,9 @@ void cli_train_defaults_help(const char *preset) {
            "  0 = every positive alike); its sampled negatives count 1\n",
            (double)FR_RUN_CONFIDENCE_ALPHA);
     printf("\nsimulated attacks and faults (federated):\n"
-           "  --attack promote:ITEM:F | promote-pop:ITEM:F  fake users (a share F of all clients) push dense item\n"
-           "      ITEM into the real users' top-10 (popularity-blind or towards the 20 most popular items);\n"
+           "  --attack promote:ITEM:F | promote-pop:ITEM:F  fake users (a share F of all clients) push item ITEM\n"
+           "      (its id as in the data file) into the real users' top-10 (popularity-blind or towards the\n"
+           "      20 most popular items);\n"
            "      the metrics gain er@10: the share of real users not trained on ITEM with it in their top-10\n"
            "  --attack scale:X:F | signflip:F | noise:S:F  a share F of the existing clients sends its update\n"
            "      times X, negated, or Gaussian noise of std S\n"

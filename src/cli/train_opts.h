@@ -85,7 +85,7 @@ typedef struct cli_train_opts {
     double over_select;         /* --over-select O */
     const char *client_speed;   /* --client-speed SEC_PER_EXAMPLE[:BYTES_PER_S[:LATENCY_S]] */
     uint64_t max_attempts;      /* --max-attempts N */
-    uint64_t exposure_item;     /* --exposure-item ITEM: er@10 of ITEM without an attack */
+    const char *exposure_item;  /* --exposure-item ITEM (a raw item id): er@10 of ITEM without an attack */
 } cli_train_opts;
 
 /* Applies the options the user gave (their specs' seen flags) over a preset's run config
@@ -117,7 +117,10 @@ int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, struct f
     "client's delta clipped to L2 norm C, default the round's median norm, then fedavg; with C the clients also "    \
     "clip themselves, so normclip:C runs under --secagg, unchecked there) | krum:F | multikrum:F:M "                  \
     "(the M results nearest their n-F-2 neighbours, then fedavg over them) | rowtrim[:B] (each item row a trimmed "   \
-    "mean over the clients that touched it, B 0.2; dense values as trimmed). median, trimmed and rowtrim count "       \
+    "mean over the clients that touched it, B 0.2; dense values as trimmed) | rowguard[:K[:COS]] (per item row, "    \
+    "each client's delta clipped to K x the round's median row-delta norm, K 8, and clients whose deltas of the "    \
+    "row have cosine >= COS, 0.9, with each other counted as one client there: against fake users pushing an "      \
+    "item; dense values clipped to K x the median norm, then fedavg). median, trimmed and rowtrim count "            \
     "each client once (n_k is self-reported); normclip and (multi)krum keep fedavg's weights n_k. Item rows a "       \
     "client did not touch are zeros (mean and sum rows) and summed rows are scaled as fedavg's. Not with DP, "         \
     "nor (but normclip:C) with --secagg/--private/--hide-items dense; works with --compress"

@@ -1,7 +1,8 @@
 /* Robust aggregators (fr_fl_config.aggregator): the round controller keeps each accepted
  * result whole (fri_kept) and, at the round's end, either computes a robust location of
- * every shared value (median, trimmed, rowtrim) or a factor per result (normclip, krum,
- * multikrum) with which the results then enter FedAvg's own integer sums.
+ * every shared value (median, trimmed, rowtrim; rowguard's per-row weighted sums) or a
+ * factor per result (normclip, krum, multikrum) with which the results then enter
+ * FedAvg's own integer sums.
  *
  * Conventions (docs/ARCHITECTURE.md, "Robust aggregators"):
  *   - A client's delta is recovered from what it sent: Δ = value / 2^32 / w, w = n_k for
@@ -24,7 +25,12 @@
 
 /* ------------------------------------------------------------------ names */
 
-static const char *const agg_names[] = {"fedavg", "median", "trimmed", "normclip", "krum", "multikrum", "rowtrim"};
+static const char *const agg_names[] = {"fedavg", "median", "trimmed", "normclip", "krum", "multikrum", "rowtrim", "rowguard"};
+
+/* rowguard's defaults: the row bound's multiple of the median row-delta norm, and the
+ * cosine from which two deltas of a row count as alike */
+#define ROWGUARD_K 8.0
+#define ROWGUARD_COS 0.9
 
 /* A non-negative integer of n characters at p (no sign, no spaces). */
 static bool parse_u32(const char *p, size_t n, uint32_t *out) {
@@ -71,6 +77,15 @@ fr_err fr_aggregator_parse(const char *s, fr_fl_config *c) {
         ok = !arg || (parse_num(arg, strlen(arg), &t.agg_beta) && t.agg_beta >= 0 && t.agg_beta < 0.5);
         break;
     case FR_AGG_NORMCLIP: ok = !arg || (parse_num(arg, strlen(arg), &t.agg_clip) && t.agg_clip > 0); break;
+    case FR_AGG_ROWGUARD: {
+        t.agg_clip = ROWGUARD_K;
+        t.agg_beta = ROWGUARD_COS;
+        const char *c2 = arg ? strchr(arg, ':') : NULL;
+        ok = !arg || (parse_num(arg, c2 ? (size_t)(c2 - arg) : strlen(arg), &t.agg_clip) && t.agg_clip > 0 &&
+                      t.agg_clip <= 1e6 && (!c2 || (parse_num(c2 + 1, strlen(c2 + 1), &t.agg_beta) &&
+                                                     t.agg_beta > 0 && t.agg_beta <= 1)));
+        break;
+    }
     case FR_AGG_KRUM: ok = arg && parse_u32(arg, strlen(arg), &t.agg_f); break;
     case FR_AGG_MULTIKRUM: {
         const char *c2 = arg ? strchr(arg, ':') : NULL;
@@ -84,7 +99,9 @@ fr_err fr_aggregator_parse(const char *s, fr_fl_config *c) {
         return fri_fail(FR_ERR_INVALID,
                         "aggregator '%s': expected fedavg, median, trimmed:BETA (0 <= BETA < 0.5), normclip[:C] "
                         "(C > 0; without it the median of the round's update norms), krum:F, multikrum:F:M (F >= 0 "
-                        "Byzantine clients, M >= 1 selected) or rowtrim[:BETA] (per item row, 0.2)", s);
+                        "Byzantine clients, M >= 1 selected), rowtrim[:BETA] (per item row, 0.2) or rowguard[:K[:COS]] (per "
+                        "item row: each client's delta clipped to K times the median, 0 < K <= 1e6, default 8; "
+                        "clients alike to cosine COS counted as one, 0 < COS <= 1, default 0.9)", s);
     *c = t;
     return FR_OK;
 }
@@ -98,6 +115,7 @@ void fr_aggregator_format(const fr_fl_config *c, char *buf, size_t n) {
         if (c->agg_clip > 0) snprintf(buf, n, "%s:%g", name, c->agg_clip);
         else snprintf(buf, n, "%s", name);
         break;
+    case FR_AGG_ROWGUARD: snprintf(buf, n, "%s:%g:%g", name, c->agg_clip, c->agg_beta); break;
     case FR_AGG_KRUM: snprintf(buf, n, "%s:%u", name, c->agg_f); break;
     case FR_AGG_MULTIKRUM: snprintf(buf, n, "%s:%u:%u", name, c->agg_f, c->agg_m); break;
     default: snprintf(buf, n, "%s", name); break;
@@ -108,10 +126,15 @@ fr_err fri_fl_agg_check(const fr_fl_config *c) {
     uint32_t a = c->aggregator;
     if (a > FR_AGG_LAST) return fri_fail(FR_ERR_INVALID, "aggregator %u unknown", a);
     bool beta = a == FR_AGG_TRIMMED || a == FR_AGG_ROWTRIM, krum = a == FR_AGG_KRUM || a == FR_AGG_MULTIKRUM;
-    if (beta ? !(c->agg_beta >= 0 && c->agg_beta < 0.5) : c->agg_beta != 0)
+    if (a == FR_AGG_ROWGUARD) {
+        if (!(c->agg_clip > 0 && c->agg_clip <= 1e6) || !(c->agg_beta > 0 && c->agg_beta <= 1))
+            return fri_fail(FR_ERR_INVALID, "aggregator rowguard:%g:%g: expected 0 < K <= 1e6 and 0 < COS <= 1",
+                            c->agg_clip, c->agg_beta);
+    } else if (beta ? !(c->agg_beta >= 0 && c->agg_beta < 0.5) : c->agg_beta != 0)
         return fri_fail(FR_ERR_INVALID, "aggregator beta %g: expected [0, 0.5) for trimmed and rowtrim, 0 otherwise",
                         c->agg_beta);
-    if (a == FR_AGG_NORMCLIP ? !(c->agg_clip >= 0 && isfinite(c->agg_clip)) : c->agg_clip != 0)
+    if (a == FR_AGG_ROWGUARD) {
+    } else if (a == FR_AGG_NORMCLIP ? !(c->agg_clip >= 0 && isfinite(c->agg_clip)) : c->agg_clip != 0)
         return fri_fail(FR_ERR_INVALID, "aggregator clip %g: expected >= 0 for normclip (0: the median norm), 0 otherwise",
                         c->agg_clip);
     if (!krum && c->agg_f) return fri_fail(FR_ERR_INVALID, "aggregator f %u: only krum and multikrum take one", c->agg_f);
@@ -120,9 +143,9 @@ fr_err fri_fl_agg_check(const fr_fl_config *c) {
     if (a && fr_fl_dp_on(c))
         return fri_fail(FR_ERR_INVALID, "aggregator %s with differential privacy: the noise is calibrated to the clipped "
                         "sum, and the robust rules need each client's update (use fedavg)", agg_names[a]);
-    if (a == FR_AGG_ROWTRIM && c->decoys > 0)
-        return fri_fail(FR_ERR_INVALID, "aggregator rowtrim with decoys: each decoy row would count among its row's "
-                        "contributors (use median or trimmed)");
+    if ((a == FR_AGG_ROWTRIM || a == FR_AGG_ROWGUARD) && c->decoys > 0)
+        return fri_fail(FR_ERR_INVALID, "aggregator %s with decoys: each decoy row would count among its row's "
+                        "contributors (use median or trimmed)", agg_names[a]);
     return FR_OK;
 }
 
@@ -183,6 +206,12 @@ size_t fri_robust_len(const fri_robust_round *rr) {
 
 enum { RULE_MEAN, RULE_SUM, RULE_ROWS };
 static int table_rule(const fr_fl_config *c) { return c->item_sum ? RULE_SUM : c->row_norm ? RULE_ROWS : RULE_MEAN; }
+
+/* Client k's value i of table t (or the dense part, t < 0) as a delta. */
+static inline double delta_of(const fri_robust_round *rr, const fri_kept *k, int64_t v, bool table) {
+    double wt = table && rr->cfg->item_sum ? 1.0 : (double)k->weight;
+    return (double)v / FR_FL_FIXED_SCALE / wt;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -263,8 +292,38 @@ static void run(fr_pool *pool, size_t n, fr_task_fn fn, void *ctx) {
     else for (size_t i = 0; i < n; i++) fn(ctx, i, 0);
 }
 
+/* The contributors of table t's rows into ix (its arrays grown to the table's entries):
+ * for each row, its kept results in client-id order. */
+static fr_err build_index(const fri_robust_round *rr, uint32_t t, rows_index *ix) {
+    uint32_t *st = ix->start;
+    memset(st, 0, ((size_t)rr->n_items + 1) * sizeof *st);
+    size_t total = 0;
+    for (uint32_t k = 0; k < rr->n; k++) {
+        for (uint32_t i = 0; i < rr->kept[k]->count[t]; i++) st[rr->kept[k]->ids[t][i] + 1]++;
+        total += rr->kept[k]->count[t];
+    }
+    for (uint32_t i = 0; i < rr->n_items; i++) st[i + 1] += st[i];
+    fri_free(ix->who);
+    fri_free(ix->at);
+    ix->who = fri_malloc((total + 1) * sizeof *ix->who);
+    ix->at = fri_malloc((total + 1) * sizeof *ix->at);
+    if (!ix->who || !ix->at) return FR_ERR_NOMEM;
+    for (uint32_t k = 0; k < rr->n; k++) /* client-id order within each row */
+        for (uint32_t i = 0; i < rr->kept[k]->count[t]; i++) {
+            uint32_t row = rr->kept[k]->ids[t][i], at = st[row]++;
+            ix->who[at] = k;
+            ix->at[at] = i;
+        }
+    for (uint32_t i = rr->n_items; i > 0; i--) st[i] = st[i - 1]; /* back to the starts */
+    st[0] = 0;
+    return FR_OK;
+}
+
+static fr_err rowguard_location(const fri_robust_round *rr, double *out);
+
 fr_err fri_robust_location(const fri_robust_round *rr, double *out) {
     uint32_t a = rr->cfg->aggregator;
+    if (a == FR_AGG_ROWGUARD) return rowguard_location(rr, out);
     if (a != FR_AGG_MEDIAN && a != FR_AGG_TRIMMED && a != FR_AGG_ROWTRIM)
         return fri_fail(FR_ERR_INVALID, "aggregator %u has no location rule", a);
     int workers = rr->pool ? fr_pool_size(rr->pool) : 1;
@@ -276,27 +335,8 @@ fr_err fri_robust_location(const fri_robust_round *rr, double *out) {
     run(rr->pool, rr->dense_len, location_dense, &c);
     c.base = rr->dense_len;
     for (uint32_t t = 0; t < rr->n_tables; t++) {
-        uint32_t *st = c.ix.start;
-        memset(st, 0, ((size_t)rr->n_items + 1) * sizeof *st);
-        size_t total = 0;
-        for (uint32_t k = 0; k < rr->n; k++) {
-            for (uint32_t i = 0; i < rr->kept[k]->count[t]; i++) st[rr->kept[k]->ids[t][i] + 1]++;
-            total += rr->kept[k]->count[t];
-        }
-        for (uint32_t i = 0; i < rr->n_items; i++) st[i + 1] += st[i];
-        fri_free(c.ix.who);
-        fri_free(c.ix.at);
-        c.ix.who = fri_malloc((total + 1) * sizeof *c.ix.who);
-        c.ix.at = fri_malloc((total + 1) * sizeof *c.ix.at);
-        if (!c.ix.who || !c.ix.at) goto done;
-        for (uint32_t k = 0; k < rr->n; k++) /* client-id order within each row */
-            for (uint32_t i = 0; i < rr->kept[k]->count[t]; i++) {
-                uint32_t row = rr->kept[k]->ids[t][i], at = st[row]++;
-                c.ix.who[at] = k;
-                c.ix.at[at] = i;
-            }
-        for (uint32_t i = rr->n_items; i > 0; i--) st[i] = st[i - 1]; /* back to the starts */
-        st[0] = 0;
+        if ((e = build_index(rr, t, &c.ix))) goto done;
+        e = FR_ERR_NOMEM;
         c.t = t;
         run(rr->pool, rr->n_items, location_rows, &c);
         c.base += (size_t)rr->n_items * rr->widths[t];
@@ -307,6 +347,178 @@ done:
     fri_free(c.ix.start);
     fri_free(c.ix.who);
     fri_free(c.ix.at);
+    return e;
+}
+
+/* ------------------------------------------------------------------ rowguard */
+/* rowguard:K:COS, per item table and row r, over the row's contributors j (the clients
+ * whose result holds r), each delta d_j = value / 2^32 / w (w as FedAvg's table rule):
+ *   - the bound: tau = K x the median of |d_j| over every (client, row) of the table in the
+ *     round (non-zero ones), learned from the round as normclip's C; c_j = min(1, tau/|d_j|);
+ *   - the coordination: a_j = the contributors of r, j among them, whose deltas of r have
+ *     cosine >= COS with d_j (1 + the others: alike clients); g_j = 1 / a_j, so a group of
+ *     clients sending the same direction for a row counts as one client there;
+ *   - the row's step: FedAvg's rule over g_j c_j d_j with the weights g_j n_j: sum (item
+ *     sum), sum g_j n_j c_j d_j / sum_all n (mean), / sum_r g_j n_j (rows).
+ * Dense values: each client's dense delta clipped to K x the round's median dense norm,
+ * then FedAvg's n_k-weighted mean. With no alike pair and no delta above the bound this is
+ * FedAvg (in double, so not its integer sums bit for bit). Determinism: each row alone, its
+ * contributors in client-id order, pairs in (j, k) order. */
+
+typedef struct rg_ctx {
+    const fri_robust_round *rr;
+    double *out;
+    uint32_t t;
+    size_t base;
+    rows_index ix;
+    int rule;
+    double tau, wall;     /* the bound, sum of every kept weight */
+    double *nrm;          /* [entries] |d| per (row, contributor) in index order */
+    float *unit;          /* [workers * n * width] unit deltas */
+    uint32_t *alike;      /* [workers * n] */
+    uint32_t maxw;
+} rg_ctx;
+
+static inline double rg_delta(const rg_ctx *c, const fri_kept *k, int64_t v) {
+    return (double)v / FR_FL_FIXED_SCALE / (c->rule == RULE_SUM ? 1.0 : (double)k->weight);
+}
+
+static void rg_norms(void *vctx, size_t row, int worker) {
+    (void)worker;
+    rg_ctx *c = vctx;
+    uint32_t w = c->rr->widths[c->t];
+    for (uint32_t s = c->ix.start[row]; s < c->ix.start[row + 1]; s++) {
+        const fri_kept *k = c->rr->kept[c->ix.who[s]];
+        const int64_t *v = k->vals[c->t] + (size_t)c->ix.at[s] * w;
+        double q = 0;
+        for (uint32_t x = 0; x < w; x++) {
+            double d = rg_delta(c, k, v[x]);
+            q += d * d;
+        }
+        c->nrm[s] = sqrt(q);
+    }
+}
+
+/* sum a * b of float unit vectors in eight fixed float lanes (the same order on every
+ * machine and thread count; a cosine needs no more than float). */
+static float dot_unit(const float *a, const float *b, size_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) s[l] += a[i + l] * b[i + l];
+    for (; i < n; i++) s[0] += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static void rg_row(void *vctx, size_t row, int worker) {
+    rg_ctx *c = vctx;
+    const fri_robust_round *rr = c->rr;
+    uint32_t w = rr->widths[c->t], s0 = c->ix.start[row], nr = c->ix.start[row + 1] - s0;
+    double *out = c->out + c->base + row * (size_t)w;
+    for (uint32_t x = 0; x < w; x++) out[x] = 0;
+    if (!nr) return;
+    float *u = c->unit + (size_t)worker * rr->n * c->maxw;
+    uint32_t *al = c->alike + (size_t)worker * rr->n;
+    for (uint32_t j = 0; j < nr; j++) {
+        const fri_kept *k = rr->kept[c->ix.who[s0 + j]];
+        const int64_t *v = k->vals[c->t] + (size_t)c->ix.at[s0 + j] * w;
+        double n = c->nrm[s0 + j];
+        for (uint32_t x = 0; x < w; x++) u[(size_t)j * w + x] = n > 0 ? (float)(rg_delta(c, k, v[x]) / n) : 0.0f;
+        al[j] = 1;
+    }
+    float cos = (float)(rr->cfg->agg_beta - 1e-5); /* identical directions pass COS = 1 despite rounding */
+    for (uint32_t j = 0; j < nr; j++) {
+        if (!(c->nrm[s0 + j] > 0)) continue;
+        for (uint32_t k = j + 1; k < nr; k++)
+            if (c->nrm[s0 + k] > 0 && dot_unit(u + (size_t)j * w, u + (size_t)k * w, w) >= cos) {
+                al[j]++;
+                al[k]++;
+            }
+    }
+    double den = c->rule == RULE_MEAN ? c->wall : 0;
+    for (uint32_t j = 0; j < nr; j++) {
+        const fri_kept *k = rr->kept[c->ix.who[s0 + j]];
+        double g = 1.0 / al[j], n = c->nrm[s0 + j], cl = n > c->tau ? c->tau / n : 1.0;
+        double wt = c->rule == RULE_SUM ? 1.0 : (double)k->weight;
+        if (c->rule == RULE_ROWS) den += g * wt;
+        const int64_t *v = k->vals[c->t] + (size_t)c->ix.at[s0 + j] * w;
+        for (uint32_t x = 0; x < w; x++) out[x] += g * wt * cl * rg_delta(c, k, v[x]);
+    }
+    if (c->rule != RULE_SUM && den > 0)
+        for (uint32_t x = 0; x < w; x++) out[x] /= den;
+}
+
+/* The median of the positive values of x[0, n) (sorted in place here), 0 if none. */
+static double median_pos(double *x, size_t n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    size_t z = 0;
+    while (z < n && !(x[z] > 0)) z++;
+    size_t m = n - z;
+    if (!m) return 0;
+    return m % 2 ? x[z + m / 2] : (x[z + m / 2 - 1] + x[z + m / 2]) / 2;
+}
+
+static fr_err rowguard_location(const fri_robust_round *rr, double *out) {
+    int workers = rr->pool ? fr_pool_size(rr->pool) : 1;
+    double K = rr->cfg->agg_clip;
+    rg_ctx c = {rr, out, 0, 0, {NULL, NULL, NULL}, table_rule(rr->cfg), 0, 0, NULL, NULL, NULL, 1};
+    for (uint32_t t = 0; t < rr->n_tables; t++)
+        if (rr->widths[t] > c.maxw) c.maxw = rr->widths[t];
+    size_t total = 0;
+    for (uint32_t t = 0; t < rr->n_tables; t++) {
+        size_t e = 0;
+        for (uint32_t k = 0; k < rr->n; k++) e += rr->kept[k]->count[t];
+        if (e > total) total = e;
+    }
+    if (total < rr->n) total = rr->n;
+    c.ix.start = fri_malloc(((size_t)rr->n_items + 1) * sizeof *c.ix.start);
+    c.nrm = fri_malloc((2 * total + 1) * sizeof *c.nrm);
+    c.unit = fri_malloc(((size_t)workers * rr->n * c.maxw + 1) * sizeof *c.unit);
+    c.alike = fri_malloc(((size_t)workers * rr->n + 1) * sizeof *c.alike);
+    fr_err e = FR_ERR_NOMEM;
+    if (!c.ix.start || !c.nrm || !c.unit || !c.alike) goto done;
+    for (uint32_t k = 0; k < rr->n; k++) c.wall += (double)rr->kept[k]->weight;
+    /* dense: normclip at K x the median norm, then the n_k-weighted mean */
+    if (rr->dense_len) {
+        double *dn = c.nrm, *sorted = c.nrm + rr->n;
+        for (uint32_t k = 0; k < rr->n; k++) {
+            const fri_kept *kp = rr->kept[k];
+            double q = 0;
+            for (uint32_t p = 0; p < rr->dense_len; p++) {
+                double d = delta_of(rr, kp, kp->dense[p], false);
+                q += d * d;
+            }
+            dn[k] = sorted[k] = sqrt(q);
+        }
+        double C = K * median_pos(sorted, rr->n);
+        for (uint32_t p = 0; p < rr->dense_len; p++) out[p] = 0;
+        for (uint32_t k = 0; k < rr->n; k++) {
+            const fri_kept *kp = rr->kept[k];
+            double f = dn[k] > C ? C / dn[k] : 1.0;
+            for (uint32_t p = 0; p < rr->dense_len; p++) out[p] += f * (double)kp->dense[p] / FR_FL_FIXED_SCALE;
+        }
+        for (uint32_t p = 0; p < rr->dense_len; p++) out[p] /= c.wall;
+    }
+    c.base = rr->dense_len;
+    for (uint32_t t = 0; t < rr->n_tables; t++) {
+        if ((e = build_index(rr, t, &c.ix))) goto done;
+        e = FR_ERR_NOMEM;
+        size_t ne = c.ix.start[rr->n_items];
+        c.t = t;
+        run(rr->pool, rr->n_items, rg_norms, &c);
+        memcpy(c.nrm + total, c.nrm, ne * sizeof *c.nrm);
+        c.tau = K * median_pos(c.nrm + total, ne);
+        run(rr->pool, rr->n_items, rg_row, &c);
+        c.base += (size_t)rr->n_items * rr->widths[t];
+    }
+    e = FR_OK;
+done:
+    fri_free(c.ix.start);
+    fri_free(c.ix.who);
+    fri_free(c.ix.at);
+    fri_free(c.nrm);
+    fri_free(c.unit);
+    fri_free(c.alike);
     return e;
 }
 
@@ -329,11 +541,6 @@ void fri_normclip_update(fr_update *u, double C) {
             u->tables[t].values[i] = (float)(u->tables[t].values[i] * f);
 }
 
-/* Client k's value i of table t (or the dense part, t < 0) as a delta. */
-static inline double delta_of(const fri_robust_round *rr, const fri_kept *k, int64_t v, bool table) {
-    double wt = table && rr->cfg->item_sum ? 1.0 : (double)k->weight;
-    return (double)v / FR_FL_FIXED_SCALE / wt;
-}
 
 typedef struct krum_ctx {
     const fri_robust_round *rr;

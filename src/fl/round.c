@@ -523,7 +523,7 @@ static fr_err aggregate_robust(fr_round *r) {
     fri_robust_round rr = {&r->cfg, kept, n, r->shape.dense_len, r->shape.n_tables, r->n_items, r->widths, r->dp.pool};
     fr_err e = FR_OK;
     uint32_t a = r->cfg.aggregator;
-    if (a == FR_AGG_MEDIAN || a == FR_AGG_TRIMMED || a == FR_AGG_ROWTRIM) {
+    if (a == FR_AGG_MEDIAN || a == FR_AGG_TRIMMED || a == FR_AGG_ROWTRIM || a == FR_AGG_ROWGUARD) {
         double *d = n ? fri_malloc((fri_robust_len(&rr) + 1) * sizeof *d) : NULL;
         if (n && !d) e = FR_ERR_NOMEM;
         if (!e && n) e = fri_robust_location(&rr, d);
