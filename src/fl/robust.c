@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "fl/fl_internal.h"
+#include "model/layers.h"
 
 /* ------------------------------------------------------------------ names */
 
@@ -399,16 +400,6 @@ static void rg_norms(void *vctx, size_t row, int worker) {
     }
 }
 
-/* sum a * b of float unit vectors in eight fixed float lanes (the same order on every
- * machine and thread count; a cosine needs no more than float). */
-static float dot_unit(const float *a, const float *b, size_t n) {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) s[l] += a[i + l] * b[i + l];
-    for (; i < n; i++) s[0] += a[i] * b[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
 
 static void rg_row(void *vctx, size_t row, int worker) {
     rg_ctx *c = vctx;
@@ -430,7 +421,7 @@ static void rg_row(void *vctx, size_t row, int worker) {
     for (uint32_t j = 0; j < nr; j++) {
         if (!(c->nrm[s0 + j] > 0)) continue;
         for (uint32_t k = j + 1; k < nr; k++)
-            if (c->nrm[s0 + k] > 0 && dot_unit(u + (size_t)j * w, u + (size_t)k * w, w) >= cos) {
+            if (c->nrm[s0 + k] > 0 && fri_dot(u + (size_t)j * w, u + (size_t)k * w, w) >= cos) {
                 al[j]++;
                 al[k]++;
             }
