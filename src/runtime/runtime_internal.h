@@ -15,7 +15,10 @@ FR_NODISCARD fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *bytes, s
  * process's sums (fri_round_fold) and returns FR_OK, or an error naming the process that
  * failed (the round then applies nothing). FR_ERR_UNSUPPORTED for what keeps per-client
  * state beyond the private rows (secure aggregation, keep_private_optim, top-k
- * residuals); FR_ERR_INVALID, FR_ERR_NOMEM. */
+ * residuals); FR_ERR_INVALID, FR_ERR_NOMEM. With at > 0 and a user each (no partition),
+ * the sim's client-state store becomes compact: only the rows of users u % n == at (its
+ * own clients), its model is no longer the federation's (fri_sim_private_row reads its
+ * rows), it loads its rows from checkpoints and refuses to save one (FR_ERR_STATE). */
 typedef fr_err (*fri_sim_reduce)(void *ctx, fr_round *ctl, fr_err local);
 FR_NODISCARD fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce reduce, void *ctx);
 /* The data fingerprint the sim's checkpoints carry and check (a process holding only its
@@ -24,4 +27,9 @@ void fri_sim_set_fingerprint(fr_sim *s, const fr_fingerprint *fp);
 /* owner[u] (n_users of the data): the process (of n) whose sim keeps user u's private
  * rows current: the one running its client (0 for users no client holds). */
 void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner);
+/* User u's row of the model's user table t in this sim's store, or NULL when the sim does
+ * not keep it (a compact store: another process's user) or t is no user table. */
+const float *fri_sim_private_row(const fr_sim *s, int t, uint32_t u);
+/* Floats of the sim's client-state store (the private rows it keeps). */
+size_t fri_sim_store_floats(const fr_sim *s);
 #endif
