@@ -1,4 +1,4 @@
-/* The compact client-state store of a share (fri_sim_set_share with at > 0, a user each:
+/* The compact client-state store of a share (fri_sim_create_share with at > 0, a user each:
  * the mpi runtime's rank > 0): it keeps only its own users' rows (u % n == at), each
  * starting as the whole model's row of that user (checked against an independently
  * created whole model, fr_model_create), it loads exactly those rows from a whole
@@ -66,8 +66,10 @@ Test(sim_store, compact_rows_start_as_the_whole_models) {
     for (uint32_t n = 1; n <= 4; n++)
         for (uint32_t at = 0; at < n; at++) {
             fr_sim *s = NULL;
-            cr_assert_eq(fr_sim_create(&s, &mc, &cfg, d, NULL), FR_OK, "%s", fr_errmsg());
+            cr_assert_eq(fri_sim_create_share(&s, &mc, &cfg, d, NULL, NULL, at, n), FR_OK, "%s", fr_errmsg());
             cr_assert_eq(fri_sim_set_share(s, at, n, no_reduce, NULL), FR_OK, "%s", fr_errmsg());
+            if (n > 1) /* another share's: refused by a compact store */
+                cr_assert_eq(fri_sim_set_share(s, (at + 1) % n, n, no_reduce, NULL), at ? FR_ERR_INVALID : FR_OK);
             uint32_t own = at == 0 ? whole.n_users : (whole.n_users - at + n - 1) / n; /* 23 users */
             cr_assert_eq(fri_sim_store_floats(s), own * per_user, "share %u of %u", at, n);
             for (uint32_t u = 0; u < whole.n_users; u++) same_rows(s, ref, u, at == 0 || u % n == at);
@@ -95,7 +97,7 @@ Test(sim_store, compact_store_loads_its_rows_from_a_whole_checkpoint) {
     fr_model *trained = NULL;
     cr_assert_eq(fr_model_clone(&trained, fr_sim_model(whole)), FR_OK);
     fr_sim *part = NULL;
-    cr_assert_eq(fr_sim_create(&part, &mc, &cfg, d, NULL), FR_OK);
+    cr_assert_eq(fri_sim_create_share(&part, &mc, &cfg, d, NULL, NULL, 2, 3), FR_OK, "%s", fr_errmsg());
     cr_assert_eq(fri_sim_set_share(part, 2, 3, no_reduce, NULL), FR_OK, "%s", fr_errmsg());
     cr_assert_eq(fr_sim_checkpoint_load(part, path), FR_OK, "%s", fr_errmsg());
     for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) same_rows(part, trained, u, u % 3 == 2);

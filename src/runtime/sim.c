@@ -15,7 +15,7 @@
  *     per client): a user's rows are handed only to the step of the client holding it
  *     (a partition holds each user at most once, checked); the shared prefix of `full`
  *     is synced from the controller only when someone asks for the model.
- *   - A compact store (fri_sim_set_share, a process > 0 of several, a user each): `full`
+ *   - A compact store (fri_sim_create_share, a process > 0 of several, a user each): `full`
  *     holds only the rows of its users u % priv_n == priv_at, user u at row u / priv_n,
  *     each initialised as the whole store would hold it (one RNG stream per global user,
  *     fri_model_user_row_init); such a sim's model is not the federation's (its owner,
@@ -206,8 +206,43 @@ static fr_err take_partition(fr_sim *s, const fr_partition *p) {
     return FR_OK;
 }
 
+/* The client-state store: `full` with every user's rows, or (priv_n set) only those of
+ * users u % priv_n == priv_at, at row u / priv_n: the shared prefix does not depend on the
+ * users (the controller's model has one), and each row starts from its global user's
+ * stream, as the whole store's would. The whole store is never made first. */
+static fr_err make_store(fr_sim *s) {
+    if (!s->priv_n) return fr_model_create(&s->full, &s->mcfg);
+    uint32_t nu = s->mcfg.n_users, at = s->priv_at, n = s->priv_n, own = at < nu ? (nu - at + n - 1) / n : 0;
+    fr_model_config mc = s->mcfg;
+    mc.n_users = own ? own : 1; /* a model has a user; a process without one keeps a row it never uses */
+    fr_err e = fr_model_create(&s->full, &mc);
+    if (e) return e;
+    float *p = fr_model_params(s->full);
+    for (int t = 0; t < fr_model_n_tensors(s->full); t++) {
+        const fr_tensor *tt = fr_model_tensor(s->full, t);
+        if (tt->kind != FR_TENSOR_USER_TABLE) continue;
+        for (uint32_t j = 0; j < mc.n_users; j++)
+            fri_model_user_row_init(s->full, t, at + j * n, p + tt->offset + (size_t)j * tt->cols);
+    }
+    return FR_OK;
+}
+
+static fr_err sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg, const fr_dataset *train,
+                         const fr_partition *part, fr_pool *pool, uint32_t share_at, uint32_t share_n);
+
 fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg, const fr_dataset *train,
                            const fr_partition *part, fr_pool *pool) {
+    return sim_create(out, mcfg, cfg, train, part, pool, 0, 1);
+}
+
+fr_err fri_sim_create_share(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
+                            const fr_dataset *train, const fr_partition *part, fr_pool *pool, uint32_t at, uint32_t n) {
+    if (n == 0 || at >= n) return fri_fail(FR_ERR_INVALID, "share %u of %u", at, n);
+    return sim_create(out, mcfg, cfg, train, part, pool, at, n);
+}
+
+static fr_err sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg, const fr_dataset *train,
+                         const fr_partition *part, fr_pool *pool, uint32_t share_at, uint32_t share_n) {
     *out = NULL;
     if (!train || fr_dataset_n_users(train) == 0 || fr_dataset_n_items(train) == 0)
         return fri_fail(FR_ERR_EMPTY, "federated training: the training set has no user or no item");
@@ -230,13 +265,17 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
     fr_err e = FR_OK;
     if (part) e = take_partition(s, part);
     if (e) goto fail;
+    if (share_at > 0 && !s->part_ptr) { /* a compact store (silos: fri_sim_owners, the whole store) */
+        s->priv_at = share_at;
+        s->priv_n = share_n;
+    }
     if (!pool) { e = fr_pool_create(&s->own_pool, 1); pool = s->own_pool; }
     if (e) goto fail;
     s->pool = pool;
     s->n_workers = fr_pool_size(pool);
     e = fr_round_create(&s->ctl, &s->mcfg, cfg, s->n_clients, s->n_workers);
     if (!e) fr_round_set_pool(s->ctl, pool); /* the DP noise's chunks (idle at the round's end) */
-    if (!e) e = fr_model_create(&s->full, &s->mcfg);
+    if (!e) e = make_store(s);
     if (e) goto fail;
     if (fr_model_needs_graph(s->full)) { /* the global model is scored through the training graph */
         fr_model_graph g = fr_model_graph_dataset(train);
@@ -270,6 +309,11 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
     for (int t = 0; t < fr_model_n_tensors(s->full); t++)
         if (fr_model_tensor(s->full, t)->kind == FR_TENSOR_USER_TABLE) s->user_t[s->n_user_t++] = t;
     s->n_priv = s->n_priv_all = fr_model_n_params(s->full) - fr_model_n_shared(s->full);
+    if (s->priv_n) { /* a compact store: the whole one's size, which checkpoints hold */
+        s->n_priv_all = 0;
+        for (int i = 0; i < s->n_user_t; i++)
+            s->n_priv_all += (size_t)s->mcfg.n_users * fr_model_tensor(s->full, s->user_t[i])->cols;
+    }
     if (cfg->keep_private_optim) {
         s->km1 = fri_calloc(s->n_priv ? s->n_priv : 1, sizeof *s->km1);
         s->km2 = fri_calloc(s->n_priv ? s->n_priv : 1, sizeof *s->km2);
@@ -944,6 +988,9 @@ fr_err fr_sim_set_attack(fr_sim *s, const fr_sim_attack *a) {
 
 fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce reduce, void *ctx) {
     if (n == 0 || at >= n) return fri_fail(FR_ERR_INVALID, "share %u of %u", at, n);
+    if (s->priv_n && (at != s->priv_at || n != s->priv_n))
+        return fri_fail(FR_ERR_INVALID, "share %u of %u: this sim's store keeps share %u of %u's rows", at, n,
+                        s->priv_at, s->priv_n);
     if (s->secagg || s->km1 || s->resid)
         return fri_fail(FR_ERR_UNSUPPORTED, "%s across processes: the clients' %s is kept by one process (run it on "
                         "the sim runtime)", s->secagg ? "secure aggregation" : s->km1 ? "keep-private-optim" :
@@ -959,29 +1006,6 @@ fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce redu
     s->share_n = n;
     s->reduce = reduce;
     s->reduce_ctx = ctx;
-    if (at == 0 || s->part_ptr || s->priv_n) return FR_OK; /* process 0 keeps every row; silos: fri_sim_owners */
-    /* a compact store: only this process's users' rows (see the invariants) */
-    uint32_t nu = s->mcfg.n_users, own = at < nu ? (nu - at + n - 1) / n : 0;
-    fr_model_config mc = s->mcfg;
-    mc.n_users = own ? own : 1; /* a model has a user; a process without one keeps a row it never uses */
-    fr_model *m = NULL;
-    fr_err e = fri_model_alloc(&m, &mc);
-    if (e) return e;
-    fr_model_graph g = fr_model_graph_of(s->full);
-    fr_model_set_graph(m, &g);
-    float *p = fr_model_params(m);
-    size_t ns = fr_model_n_shared(m);
-    memcpy(p, fr_model_params_const(s->full), ns * sizeof *p); /* the shared prefix as it was */
-    for (int i = 0; i < s->n_user_t; i++) {
-        const fr_tensor *tt = fr_model_tensor(m, s->user_t[i]);
-        for (uint32_t j = 0; j < mc.n_users; j++)
-            fri_model_user_row_init(m, s->user_t[i], at + j * n, p + tt->offset + (size_t)j * tt->cols);
-    }
-    fr_model_free(s->full);
-    s->full = m;
-    s->n_priv = fr_model_n_params(m) - ns;
-    s->priv_at = at;
-    s->priv_n = n;
     return FR_OK;
 }
 

@@ -271,7 +271,7 @@ static fr_err reduce(void *ctx, fr_round *ctl, fr_err local) {
 /* Rank 0's model gets every rank's current private rows (a collective). Rank 0 keeps the
  * whole store (evaluation, checkpoints and the model file need every row, so gathering it
  * only then would not lower rank 0's peak); a rank > 0 keeps only its own clients' rows
- * (fri_sim_set_share's compact store) and contributes them through fri_sim_private_row. */
+ * (fri_sim_create_share's compact store) and contributes them through fri_sim_private_row. */
 static fr_err gather_private(mpi_run *m) {
     fr_model *full = fr_sim_model(m->sim);
     if (m->size == 1) return FR_OK;
@@ -425,7 +425,7 @@ fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_data
     e = fr_pool_create(&pool, c->threads);
     if (!e && c->partition != FR_PARTITION_USER)
         e = fr_partition_make(&part, train, c->partition, c->partition_k, c->partition_alpha, NULL, c->fl.seed);
-    if (!e) e = fr_sim_create_silos(&m.sim, &mc, &c->fl, train, part, pool);
+    if (!e) e = fri_sim_create_share(&m.sim, &mc, &c->fl, train, part, pool, (uint32_t)m.rank, (uint32_t)m.size);
     if (!e) {
         fr_sim_set_wire(m.sim, c->wire);
         e = fri_sim_set_share(m.sim, (uint32_t)m.rank, (uint32_t)m.size, reduce, &m);
