@@ -100,8 +100,8 @@ struct fr_sim {
     uint32_t share_at, share_n;
     fri_sim_reduce reduce;
     void *reduce_ctx;
-    uint32_t *mine;         /* [n_clients] this share's clients of the round */
-    uint32_t *mine_pos;     /* [n_clients] their indices in the controller's list */
+    uint32_t *mine;         /* [its clients c % share_n == share_at] this share's clients of the round */
+    uint32_t *mine_pos;     /* [the same] their indices in the controller's list */
     /* simulated attacks (fr_sim_set_attack) */
     fr_sim_attack atk;      /* kind NONE: none */
     uint32_t n_fake;        /* promotion: fake clients n_clients .. n_clients + n_fake - 1 */
@@ -998,10 +998,13 @@ fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce redu
     if (s->faults || s->atk.kind != FR_ATTACK_NONE)
         return fri_fail(FR_ERR_UNSUPPORTED, "simulated %s across processes: the sim runtime runs them (--runtime sim)",
                         s->faults ? "faults" : "attacks");
-    if (!s->mine && !(s->mine = fri_malloc((size_t)(s->n_clients ? s->n_clients : 1) * sizeof *s->mine)))
-        return FR_ERR_NOMEM;
-    if (!s->mine_pos && !(s->mine_pos = fri_malloc((size_t)(s->n_clients ? s->n_clients : 1) * sizeof *s->mine_pos)))
-        return FR_ERR_NOMEM;
+    /* a round samples each client at most once: at most this share's clients c % n == at */
+    size_t own = at < s->n_clients ? ((size_t)s->n_clients - at + n - 1) / n : 1;
+    fri_free(s->mine);
+    fri_free(s->mine_pos);
+    s->mine = fri_malloc(own * sizeof *s->mine);
+    s->mine_pos = fri_malloc(own * sizeof *s->mine_pos);
+    if (!s->mine || !s->mine_pos) return FR_ERR_NOMEM;
     s->share_at = at;
     s->share_n = n;
     s->reduce = reduce;
