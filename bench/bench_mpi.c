@@ -2,15 +2,17 @@
  * in memory on every rank: no text file to read): mf with the fedrec preset's client rule
  * (SGD, item rows summed, FedAdam), one JSON line per round with its seconds and client
  * updates per second and resident memory, then one line per rank with its peak resident
- * memory, what the data's CSR arrays take per client, and (rank 0) what everything else
- * the run holds during a round takes per client: resident memory at the end of a round
- * less resident memory after the data was generated, over the clients.
+ * memory, what the data's CSR arrays take per client, and what everything else the run
+ * holds takes per client of its store: the run's peak resident memory (VmHWM, reset just
+ * before the run through /proc/self/clear_refs) less resident memory just before it, over
+ * the clients whose private rows the rank keeps (store_clients: every user on rank 0 and
+ * in the sim, a rank > 0's own clients c % ranks == rank).
  *   bench_mpi --users N --items M --per-user K [--dim 32] [--rounds 1] [--threads T]
  *             [--local-epochs 1] [--clients-per-round C] [--wire 0|1] [--runtime sim|mpi] [--shard 1|0]
  *   mpirun -np 2 bench_mpi --runtime mpi ...
  * With mpi, a rank > 0 keeps only its clients' interactions once the run's config is made
  * (fr_mpi_shard; --shard 0 keeps all): rss_after_shard_mb and end_rss_mb say what it then
- * holds, peak_rss_mb includes the whole generation before.
+ * holds, peak_rss_mb includes the whole generation before, run_peak_rss_mb only the run.
  * The evaluation the loop makes after the last round runs on a small generated test set
  * (its figures mean nothing; only time and memory are measured). */
 #include <math.h>
@@ -137,6 +139,15 @@ int main(int argc, char **argv) {
         }
         rss_mb(&shard_rss, &shard_peak);
     }
+    /* the run's own peak: VmHWM reset to VmRSS now (Linux; NAN where it cannot be reset) */
+    double before_run, ignore;
+    rss_mb(&before_run, &ignore);
+    bool hwm_reset = false;
+    FILE *cr = fopen("/proc/self/clear_refs", "w");
+    if (cr) {
+        hwm_reset = fputs("5", cr) >= 0;
+        hwm_reset = (fclose(cr) == 0) && hwm_reset;
+    }
     ctx cx = {rank, size, users, 0, 0};
     fr_loop_summary sum;
     fr_mpi_stats ms = {0};
@@ -148,12 +159,19 @@ int main(int argc, char **argv) {
     tr = now_s() - tr;
     double now, peak;
     rss_mb(&now, &peak);
+    double run_peak = hwm_reset ? peak : NAN;
+    /* the clients whose private rows this rank keeps: a rank > 0 of mpi, its own */
+    uint32_t store_clients = users;
+    if (mpi && rank > 0) store_clients = (uint32_t)rank < users ? (users - (uint32_t)rank + (uint32_t)size - 1) / (uint32_t)size : 0;
+    double held = (hwm_reset ? run_peak : (rank == 0 ? cx.max_rss : now)) - before_run;
     uint64_t data_bytes = (uint64_t)(fr_dataset_n_users(train) + 1) * 8 + fr_dataset_n_interactions(train) * 20;
     printf("{\"rank\":%d,\"ranks\":%d,\"clients\":%u,\"peak_rss_mb\":%.0f,\"gen_peak_mb\":%.0f,\"data_rss_mb\":%.0f,"
-           "\"rss_after_shard_mb\":%.0f,\"end_rss_mb\":%.0f,\"data_csr_bytes_per_client\":%.0f,"
-           "\"store_bytes_per_client\":%.0f,\"run_s\":%.1f,\"words_reduced\":%llu}\n",
-           rank, size, users, peak, peak_data, after_data - base, shard_rss, now, (double)data_bytes / users,
-           rank == 0 ? (cx.max_rss - after_data) * 1048576.0 / users : NAN, tr, (unsigned long long)ms.words_reduced);
+           "\"rss_after_shard_mb\":%.0f,\"run_peak_rss_mb\":%.0f,\"end_rss_mb\":%.0f,"
+           "\"data_csr_bytes_per_client\":%.0f,\"store_clients\":%u,\"store_bytes_per_client\":%.0f,\"run_s\":%.1f,"
+           "\"words_reduced\":%llu}\n",
+           rank, size, users, peak, peak_data, after_data - base, shard_rss, run_peak, now, (double)data_bytes / users,
+           store_clients, store_clients ? held * 1048576.0 / store_clients : 0.0, tr,
+           (unsigned long long)ms.words_reduced);
     fflush(stdout);
     fr_dataset_free(train);
     fr_dataset_free(test);

@@ -15,13 +15,26 @@ FR_NODISCARD fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *bytes, s
  * process's sums (fri_round_fold) and returns FR_OK, or an error naming the process that
  * failed (the round then applies nothing). FR_ERR_UNSUPPORTED for what keeps per-client
  * state beyond the private rows (secure aggregation, keep_private_optim, top-k
- * residuals); FR_ERR_INVALID, FR_ERR_NOMEM. */
+ * residuals); FR_ERR_INVALID (also: a sim made for another share), FR_ERR_NOMEM. */
 typedef fr_err (*fri_sim_reduce)(void *ctx, fr_round *ctl, fr_err local);
 FR_NODISCARD fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce reduce, void *ctx);
+/* fr_sim_create_silos for share `at` of n (then fri_sim_set_share with the same at, n).
+ * With at > 0 and a user each (no partition) the client-state store is compact: only the
+ * rows of users u % n == at (its own clients), the whole store never allocated; its model
+ * is not the federation's (fri_sim_private_row reads its rows), it loads its rows from
+ * checkpoints and refuses to save one (FR_ERR_STATE). Otherwise the whole store. */
+FR_NODISCARD fr_err fri_sim_create_share(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
+                                         const fr_dataset *train, const fr_partition *part, fr_pool *pool,
+                                         uint32_t at, uint32_t n);
 /* The data fingerprint the sim's checkpoints carry and check (a process holding only its
  * share of the data takes the whole data's, from the process that holds it). */
 void fri_sim_set_fingerprint(fr_sim *s, const fr_fingerprint *fp);
 /* owner[u] (n_users of the data): the process (of n) whose sim keeps user u's private
  * rows current: the one running its client (0 for users no client holds). */
 void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner);
+/* User u's row of the model's user table t in this sim's store, or NULL when the sim does
+ * not keep it (a compact store: another process's user) or t is no user table. */
+const float *fri_sim_private_row(const fr_sim *s, int t, uint32_t u);
+/* Floats of the sim's client-state store (the private rows it keeps). */
+size_t fri_sim_store_floats(const fr_sim *s);
 #endif

@@ -15,6 +15,12 @@
  *     per client): a user's rows are handed only to the step of the client holding it
  *     (a partition holds each user at most once, checked); the shared prefix of `full`
  *     is synced from the controller only when someone asks for the model.
+ *   - A compact store (fri_sim_create_share, a process > 0 of several, a user each): `full`
+ *     holds only the rows of its users u % priv_n == priv_at, user u at row u / priv_n,
+ *     each initialised as the whole store would hold it (one RNG stream per global user,
+ *     fri_model_user_row_init); such a sim's model is not the federation's (its owner,
+ *     process 0, gathers the rows) and it does not save checkpoints, it only loads its
+ *     rows from them.
  *   - A client without interactions is not sent a TASK and sends nothing. */
 #include <math.h>
 #include <pthread.h>
@@ -25,6 +31,7 @@
 #include "fedrec/privacy.h"
 #include "fedrec/runtime.h"
 #include "fl/fl_internal.h"
+#include "model/model_internal.h"
 #include "runtime/runtime_internal.h"
 
 typedef struct sim_worker {
@@ -73,6 +80,9 @@ struct fr_sim {
                                error-feedback residual, or NULL */
     size_t resid_len;       /* dense values per client */
     size_t n_priv;          /* floats of full's private suffix */
+    size_t n_priv_all;      /* floats of the whole store's (checkpoints hold these) */
+    uint32_t priv_at, priv_n; /* compact store: users u % priv_n == priv_at, at row u / priv_n
+                                 (priv_n 0: every user, at row u) */
     int n_workers;
     sim_worker *w;          /* [n_workers] */
     const uint32_t *ids;    /* this round's clients (the controller's) */
@@ -90,8 +100,8 @@ struct fr_sim {
     uint32_t share_at, share_n;
     fri_sim_reduce reduce;
     void *reduce_ctx;
-    uint32_t *mine;         /* [n_clients] this share's clients of the round */
-    uint32_t *mine_pos;     /* [n_clients] their indices in the controller's list */
+    uint32_t *mine;         /* [its clients c % share_n == share_at] this share's clients of the round */
+    uint32_t *mine_pos;     /* [the same] their indices in the controller's list */
     /* simulated attacks (fr_sim_set_attack) */
     fr_sim_attack atk;      /* kind NONE: none */
     uint32_t n_fake;        /* promotion: fake clients n_clients .. n_clients + n_fake - 1 */
@@ -196,8 +206,43 @@ static fr_err take_partition(fr_sim *s, const fr_partition *p) {
     return FR_OK;
 }
 
+/* The client-state store: `full` with every user's rows, or (priv_n set) only those of
+ * users u % priv_n == priv_at, at row u / priv_n: the shared prefix does not depend on the
+ * users (the controller's model has one), and each row starts from its global user's
+ * stream, as the whole store's would. The whole store is never made first. */
+static fr_err make_store(fr_sim *s) {
+    if (!s->priv_n) return fr_model_create(&s->full, &s->mcfg);
+    uint32_t nu = s->mcfg.n_users, at = s->priv_at, n = s->priv_n, own = at < nu ? (nu - at + n - 1) / n : 0;
+    fr_model_config mc = s->mcfg;
+    mc.n_users = own ? own : 1; /* a model has a user; a process without one keeps a row it never uses */
+    fr_err e = fr_model_create(&s->full, &mc);
+    if (e) return e;
+    float *p = fr_model_params(s->full);
+    for (int t = 0; t < fr_model_n_tensors(s->full); t++) {
+        const fr_tensor *tt = fr_model_tensor(s->full, t);
+        if (tt->kind != FR_TENSOR_USER_TABLE) continue;
+        for (uint32_t j = 0; j < mc.n_users; j++)
+            fri_model_user_row_init(s->full, t, at + j * n, p + tt->offset + (size_t)j * tt->cols);
+    }
+    return FR_OK;
+}
+
+static fr_err sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg, const fr_dataset *train,
+                         const fr_partition *part, fr_pool *pool, uint32_t share_at, uint32_t share_n);
+
 fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg, const fr_dataset *train,
                            const fr_partition *part, fr_pool *pool) {
+    return sim_create(out, mcfg, cfg, train, part, pool, 0, 1);
+}
+
+fr_err fri_sim_create_share(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg,
+                            const fr_dataset *train, const fr_partition *part, fr_pool *pool, uint32_t at, uint32_t n) {
+    if (n == 0 || at >= n) return fri_fail(FR_ERR_INVALID, "share %u of %u", at, n);
+    return sim_create(out, mcfg, cfg, train, part, pool, at, n);
+}
+
+static fr_err sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_config *cfg, const fr_dataset *train,
+                         const fr_partition *part, fr_pool *pool, uint32_t share_at, uint32_t share_n) {
     *out = NULL;
     if (!train || fr_dataset_n_users(train) == 0 || fr_dataset_n_items(train) == 0)
         return fri_fail(FR_ERR_EMPTY, "federated training: the training set has no user or no item");
@@ -220,13 +265,17 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
     fr_err e = FR_OK;
     if (part) e = take_partition(s, part);
     if (e) goto fail;
+    if (share_at > 0 && !s->part_ptr) { /* a compact store (silos: fri_sim_owners, the whole store) */
+        s->priv_at = share_at;
+        s->priv_n = share_n;
+    }
     if (!pool) { e = fr_pool_create(&s->own_pool, 1); pool = s->own_pool; }
     if (e) goto fail;
     s->pool = pool;
     s->n_workers = fr_pool_size(pool);
     e = fr_round_create(&s->ctl, &s->mcfg, cfg, s->n_clients, s->n_workers);
     if (!e) fr_round_set_pool(s->ctl, pool); /* the DP noise's chunks (idle at the round's end) */
-    if (!e) e = fr_model_create(&s->full, &s->mcfg);
+    if (!e) e = make_store(s);
     if (e) goto fail;
     if (fr_model_needs_graph(s->full)) { /* the global model is scored through the training graph */
         fr_model_graph g = fr_model_graph_dataset(train);
@@ -259,7 +308,12 @@ fr_err fr_sim_create_silos(fr_sim **out, const fr_model_config *mcfg, const fr_f
     }
     for (int t = 0; t < fr_model_n_tensors(s->full); t++)
         if (fr_model_tensor(s->full, t)->kind == FR_TENSOR_USER_TABLE) s->user_t[s->n_user_t++] = t;
-    s->n_priv = fr_model_n_params(s->full) - fr_model_n_shared(s->full);
+    s->n_priv = s->n_priv_all = fr_model_n_params(s->full) - fr_model_n_shared(s->full);
+    if (s->priv_n) { /* a compact store: the whole one's size, which checkpoints hold */
+        s->n_priv_all = 0;
+        for (int i = 0; i < s->n_user_t; i++)
+            s->n_priv_all += (size_t)s->mcfg.n_users * fr_model_tensor(s->full, s->user_t[i])->cols;
+    }
     if (cfg->keep_private_optim) {
         s->km1 = fri_calloc(s->n_priv ? s->n_priv : 1, sizeof *s->km1);
         s->km2 = fri_calloc(s->n_priv ? s->n_priv : 1, sizeof *s->km2);
@@ -640,7 +694,8 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
     for (int i = 0; i < s->n_user_t; i++) {
         const fr_tensor *tt = fr_model_tensor(s->full, s->user_t[i]);
         for (uint32_t j = 0; j < U; j++) {
-            size_t off = tt->offset + (size_t)w->users[j].user * tt->cols;
+            uint32_t u = w->users[j].user;
+            size_t off = tt->offset + (size_t)(s->priv_n ? u / s->priv_n : u) * tt->cols;
             rows[i * U + j] = p + off;
             if (s->km1) { m1[i * U + j] = s->km1 + (off - ns); m2[i * U + j] = s->km2 + (off - ns); }
         }
@@ -933,6 +988,9 @@ fr_err fr_sim_set_attack(fr_sim *s, const fr_sim_attack *a) {
 
 fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce reduce, void *ctx) {
     if (n == 0 || at >= n) return fri_fail(FR_ERR_INVALID, "share %u of %u", at, n);
+    if (s->priv_n && (at != s->priv_at || n != s->priv_n))
+        return fri_fail(FR_ERR_INVALID, "share %u of %u: this sim's store keeps share %u of %u's rows", at, n,
+                        s->priv_at, s->priv_n);
     if (s->secagg || s->km1 || s->resid)
         return fri_fail(FR_ERR_UNSUPPORTED, "%s across processes: the clients' %s is kept by one process (run it on "
                         "the sim runtime)", s->secagg ? "secure aggregation" : s->km1 ? "keep-private-optim" :
@@ -940,15 +998,27 @@ fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce redu
     if (s->faults || s->atk.kind != FR_ATTACK_NONE)
         return fri_fail(FR_ERR_UNSUPPORTED, "simulated %s across processes: the sim runtime runs them (--runtime sim)",
                         s->faults ? "faults" : "attacks");
-    if (!s->mine && !(s->mine = fri_malloc((size_t)(s->n_clients ? s->n_clients : 1) * sizeof *s->mine)))
-        return FR_ERR_NOMEM;
-    if (!s->mine_pos && !(s->mine_pos = fri_malloc((size_t)(s->n_clients ? s->n_clients : 1) * sizeof *s->mine_pos)))
-        return FR_ERR_NOMEM;
+    /* a round samples each client at most once: at most this share's clients c % n == at */
+    size_t own = at < s->n_clients ? ((size_t)s->n_clients - at + n - 1) / n : 1;
+    fri_free(s->mine);
+    fri_free(s->mine_pos);
+    s->mine = fri_malloc(own * sizeof *s->mine);
+    s->mine_pos = fri_malloc(own * sizeof *s->mine_pos);
+    if (!s->mine || !s->mine_pos) return FR_ERR_NOMEM;
     s->share_at = at;
     s->share_n = n;
     s->reduce = reduce;
     s->reduce_ctx = ctx;
     return FR_OK;
+}
+
+size_t fri_sim_store_floats(const fr_sim *s) { return s->n_priv; }
+
+const float *fri_sim_private_row(const fr_sim *s, int t, uint32_t u) {
+    const fr_tensor *tt = fr_model_tensor(s->full, t);
+    if (!tt || tt->kind != FR_TENSOR_USER_TABLE || u >= s->mcfg.n_users) return NULL;
+    if (s->priv_n && u % s->priv_n != s->priv_at) return NULL;
+    return fr_model_params_const(s->full) + tt->offset + (size_t)(s->priv_n ? u / s->priv_n : u) * tt->cols;
 }
 
 void fri_sim_set_fingerprint(fr_sim *s, const fr_fingerprint *fp) { s->data_fp = *fp; }
@@ -981,6 +1051,9 @@ void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner) {
 #define CKPT_VERSION 3
 
 fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path) {
+    if (s->priv_n)
+        return fri_fail(FR_ERR_STATE, "%s: a process keeping only its clients' private rows does not save checkpoints "
+                        "(process 0 does)", path);
     uint8_t *st = NULL;
     size_t sn = 0;
     fr_err e = fr_round_save(s->ctl, &st, &sn);
@@ -1059,7 +1132,7 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
     if (has_kept > 1) { e = fri_fail(FR_ERR_FORMAT, "%s: kept state flag %u, expected 0 or 1", path, has_kept); goto done; }
     if (has_kept) {
         size_t want;
-        if (np != s->n_priv || fri_mul_size(s->n_priv, 8, &want) || want > SIZE_MAX - 8 * (size_t)s->n_clients) {
+        if (np != s->n_priv_all || s->priv_n || fri_mul_size(s->n_priv, 8, &want) || want > SIZE_MAX - 8 * (size_t)s->n_clients) {
             e = fri_fail(FR_ERR_FORMAT, "%s: kept state of %llu rows, this run has %zu", path, (unsigned long long)np,
                          s->n_priv);
             goto done;
@@ -1089,9 +1162,9 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
     } else if ((has_kept != 0) != (s->km1 != NULL)) {
         e = fri_fail(FR_ERR_INVALID, "%s: checkpoint %s the clients' kept optimizer state; this run %s it", path,
                      has_kept ? "holds" : "lacks", s->km1 ? "keeps" : "does not keep");
-    } else if ((e = fr_round_load(s->ctl, st, (size_t)sn, path)) == FR_OK && np != s->n_priv) {
+    } else if ((e = fr_round_load(s->ctl, st, (size_t)sn, path)) == FR_OK && np != s->n_priv_all) {
         e = fri_fail(FR_ERR_INVALID, "%s: checkpoint of %llu private parameters, this run has %zu", path,
-                     (unsigned long long)np, s->n_priv); /* same config, other data */
+                     (unsigned long long)np, s->n_priv_all); /* same config, other data */
         if (fr_round_load(s->ctl, backup, bn, "<backup>")) { /* cannot fail: it was just saved */ }
     }
     if (e) goto done;
@@ -1101,7 +1174,22 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         goto done;
     }
     float *p = fr_model_params(s->full) + fr_model_n_shared(s->full);
-    for (size_t i = 0; i < s->n_priv; i++) p[i] = fri_get_f32(rows + 4 * i);
+    if (!s->priv_n) {
+        for (size_t i = 0; i < s->n_priv; i++) p[i] = fri_get_f32(rows + 4 * i);
+    } else { /* a compact store: its users' rows of each table (the whole store's tables follow each other) */
+        size_t at = 0, ns = fr_model_n_shared(s->full);
+        for (int i = 0; i < s->n_user_t; i++) {
+            const fr_tensor *tt = fr_model_tensor(s->full, s->user_t[i]);
+            for (uint32_t j = 0; j < tt->rows; j++) {
+                uint64_t u = s->priv_at + (uint64_t)j * s->priv_n;
+                if (u >= s->mcfg.n_users) break;
+                const uint8_t *src = rows + 4 * (at + (size_t)u * tt->cols);
+                float *dst = p + (tt->offset - ns) + (size_t)j * tt->cols;
+                for (uint32_t k = 0; k < tt->cols; k++) dst[k] = fri_get_f32(src + 4 * (size_t)k);
+            }
+            at += (size_t)s->mcfg.n_users * tt->cols;
+        }
+    }
     if (kept) {
         for (size_t i = 0; i < s->n_priv; i++) s->km1[i] = fri_get_f32(kept + 4 * i);
         kept += 4 * s->n_priv;

@@ -35,7 +35,8 @@
  *     and rank 0's loop returns "round R: rank N: ...". A rank that dies is Open MPI's to
  *     notice: mpirun ends the job (it kills the other ranks and names the rank that died);
  *     the last checkpoint holds the last completed round, and --resume starts from it.
- *   - Private rows: each rank keeps its own clients' rows current; rank 0 gathers them
+ *   - Private rows: each rank keeps its own clients' rows current (a rank > 0 only those:
+ *     a compact store, user u at row u / N; rank 0 the whole store); rank 0 gathers them
  *     (MPI_Reduce with MPI_BOR over their bits: the owner contributes the row, every other
  *     rank zeros, so the OR is the row bit for bit, -0.0 and NaN included) only when the
  *     whole model is needed: evaluation, a checkpoint, the final model.
@@ -64,7 +65,10 @@ typedef struct mpi_run {
     uint64_t *pack;         /* packed words of the touched units */
     size_t pack_cap;
     uint8_t *status;        /* [n_clients] the round's status bytes */
-    uint32_t *owner;        /* [n_users] the rank keeping each user's private rows */
+    uint32_t n_users;       /* the data's users (every rank's: a shard keeps the ids) */
+    uint32_t *owner;        /* [n_users] silos: the rank keeping each user's private rows
+                               (a user each: user u's own client's rank, u % size, no array) */
+    bool silos;
     uint32_t *gbuf;         /* a gather chunk */
     size_t gbuf_cap;
     fr_mpi_stats stats;
@@ -264,15 +268,18 @@ static fr_err reduce(void *ctx, fr_round *ctl, fr_err local) {
 
 /* ------------------------------------------------------------------ private rows, checkpoints */
 
-/* Rank 0's model gets every rank's current private rows (a collective). */
+/* Rank 0's model gets every rank's current private rows (a collective). Rank 0 keeps the
+ * whole store (evaluation, checkpoints and the model file need every row, so gathering it
+ * only then would not lower rank 0's peak); a rank > 0 keeps only its own clients' rows
+ * (fri_sim_create_share's compact store) and contributes them through fri_sim_private_row. */
 static fr_err gather_private(mpi_run *m) {
     fr_model *full = fr_sim_model(m->sim);
     if (m->size == 1) return FR_OK;
     float *p = fr_model_params(full);
     fr_err e = FR_OK;
-    if (!m->owner) {
-        uint32_t nu = fr_model_config_of(full)->n_users;
-        if ((m->owner = fri_malloc((size_t)(nu ? nu : 1) * sizeof *m->owner))) fri_sim_owners(m->sim, (uint32_t)m->size, m->owner);
+    if (!m->owner && m->silos) {
+        if ((m->owner = fri_malloc((size_t)(m->n_users ? m->n_users : 1) * sizeof *m->owner)))
+            fri_sim_owners(m->sim, (uint32_t)m->size, m->owner);
         else e = FR_ERR_NOMEM;
     }
     if (!e && !m->gbuf) {
@@ -285,12 +292,14 @@ static fr_err gather_private(mpi_run *m) {
         if (tt->kind != FR_TENSOR_USER_TABLE) continue;
         size_t per = m->gbuf_cap / (tt->cols ? tt->cols : 1);
         if (per == 0) per = 1; /* cols above the buffer: cannot happen (dims <= 4096) */
-        for (size_t u0 = 0; u0 < tt->rows; u0 += per) {
-            size_t nu = tt->rows - u0 < per ? tt->rows - u0 : per, n = nu * tt->cols;
+        for (size_t u0 = 0; u0 < m->n_users; u0 += per) {
+            size_t nu = m->n_users - u0 < per ? m->n_users - u0 : per, n = nu * tt->cols;
             uint32_t *b = m->gbuf;
             for (size_t j = 0; j < nu; j++) {
-                const float *row = p + tt->offset + (u0 + j) * tt->cols;
-                if (m->owner[u0 + j] == (uint32_t)m->rank) memcpy(b + j * tt->cols, row, tt->cols * sizeof *row);
+                uint32_t owner = m->silos ? m->owner[u0 + j] : (uint32_t)((u0 + j) % (size_t)m->size);
+                const float *row = owner == (uint32_t)m->rank
+                                       ? fri_sim_private_row(m->sim, t, (uint32_t)(u0 + j)) : NULL;
+                if (row) memcpy(b + j * tt->cols, row, tt->cols * sizeof *row);
                 else memset(b + j * tt->cols, 0, tt->cols * sizeof *b);
             }
             MPI_Reduce(m->rank == 0 ? MPI_IN_PLACE : b, b, (int)n, MPI_UINT32_T, MPI_BOR, 0, m->comm);
@@ -406,6 +415,8 @@ fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_data
     mpi_run m;
     memset(&m, 0, sizeof m);
     m.comm = MPI_COMM_WORLD;
+    m.n_users = fr_dataset_n_users(train);
+    m.silos = c->partition != FR_PARTITION_USER;
     MPI_Comm_rank(m.comm, &m.rank);
     MPI_Comm_size(m.comm, &m.size);
     fr_model_config mc = c->model;
@@ -414,7 +425,7 @@ fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_data
     e = fr_pool_create(&pool, c->threads);
     if (!e && c->partition != FR_PARTITION_USER)
         e = fr_partition_make(&part, train, c->partition, c->partition_k, c->partition_alpha, NULL, c->fl.seed);
-    if (!e) e = fr_sim_create_silos(&m.sim, &mc, &c->fl, train, part, pool);
+    if (!e) e = fri_sim_create_share(&m.sim, &mc, &c->fl, train, part, pool, (uint32_t)m.rank, (uint32_t)m.size);
     if (!e) {
         fr_sim_set_wire(m.sim, c->wire);
         e = fri_sim_set_share(m.sim, (uint32_t)m.rank, (uint32_t)m.size, reduce, &m);
