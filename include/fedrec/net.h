@@ -90,6 +90,19 @@ typedef struct fr_net_server_config {
                                   this long after it was accepted is closed and logged
                                   (15000; 0: no limit, as nng, which never closes a peer
                                   that sends nothing) */
+    const struct fr_sim_attack *attack; /* NULL, or a promotion attack (fedrec/runtime.h:
+                                  promote, promote-pop) whose fake clients the server runs
+                                  itself, as the simulator does: clients n_clients ..
+                                  n_clients + n_fake - 1 of its controller, always
+                                  connected, their RESULTs added before a round opens to
+                                  the real clients. Poisoning real clients (scale,
+                                  signflip, noise) is refused: their bytes are their own.
+                                  Refused with DP, secure aggregation and uplink
+                                  compression, as in the simulator. */
+    const double *popularity;  /* promote-pop: the items' public popularity [n_items]
+                                  (fr_popularity_load of the shard directory's
+                                  popularity.txt); its reference items are the most
+                                  popular, as the simulator's from the training counts */
 } fr_net_server_config;
 
 FR_API void fr_net_server_config_default(fr_net_server_config *c);
