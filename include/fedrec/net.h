@@ -66,7 +66,8 @@ typedef struct fr_net_server_config {
     bool resume;               /* start from `state` */
     uint32_t rounds;           /* rounds in all (a resumed server continues to it) */
     uint32_t min_clients;      /* connected clients a round waits for (0: the round's
-                                  target, clients_per_round of all) */
+                                  target, clients_per_round of all); real ones: an
+                                  attack's fakes are added to it */
     double over_select;        /* sample this fraction more than the target (0) */
     uint32_t deadline_ms;      /* a round's deadline (60000) */
     uint32_t retry_ms;         /* how long a WAIT asks a client to wait (250) */
