@@ -847,7 +847,8 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     if (!s->got || !s->busy || !s->pending || !s->was_on) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
     uint64_t now = fri_net_now_ms();
     for (uint32_t i = 0; i < k; i++)
-        s->was_on[i] = s->seen[ids[i]] && now - s->seen[ids[i]] <= s->c.presence_ms;
+        s->was_on[i] = ids[i] >= s->n_clients /* an attack's fake: the server's own */ ||
+                       (s->seen[ids[i]] && now - s->seen[ids[i]] <= s->c.presence_ms);
     randombytes_buf(s->tickets, (size_t)k * FRI_NET_TICKET_BYTES);
     s->ids = ids;
     s->k = k;
