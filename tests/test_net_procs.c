@@ -783,3 +783,80 @@ Test(net_procs, clients_killed_every_round, .timeout = 300) {
     tu_rmtree(f.dir);
     free(f.dir);
 }
+
+/* The raw id (as in the data file) of dense item `idx`, from the shard directory's
+ * items.map. */
+static void raw_item(const fed *f, unsigned idx, char *out, size_t cap) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/shards/items.map", f->dir);
+    size_t n;
+    char *s = tu_slurp(p, &n);
+    cr_assert(s, "no items.map");
+    out[0] = 0;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        unsigned i;
+        char raw[128];
+        if (line[0] != '#' && sscanf(line, "%u %127s", &i, raw) == 2 && i == idx) snprintf(out, cap, "%s", raw);
+    }
+    free(s);
+    cr_assert(out[0], "item %u is not in items.map", idx);
+}
+
+/* A promotion attack over the network: the server runs the fake users itself (the
+ * simulator's step, clients after the real ones, always connected) and adds their
+ * RESULTs into the round, so with the same seed and options the model is train's
+ * --attack bit for bit, for the popularity-aware fakes (popularity.txt of the shards) and
+ * the blind ones (reference items drawn from the seed); and it is not the plain model. */
+Test(net_procs, equivalence_with_a_promotion_attack, .timeout = 240) {
+    fed f;
+    fed_make(&f, 6, 50, 200);
+    char item[128];
+    raw_item(&f, 7, item, sizeof item);
+    const char *kinds[] = {"promote-pop", "promote"};
+    for (int i = 0; i < 2; i++) {
+        char opts[512];
+        snprintf(opts, sizeof opts, "--rounds 3 --seed 4 --model mf --attack %s:%s:0.25:3:5", kinds[i], item);
+        run_federation(&f, opts);
+        cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts,
+                        f.dir), 0);
+        cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "%s: the networked global model differs from the simulator's",
+                  kinds[i]);
+        cr_assert_eq(sh("%s train --data %s --rounds 3 --seed 4 --model mf --quiet --out %s/sim0.fr >/dev/null",
+                        FR_FEDREC_BIN, f.data, f.dir), 0);
+        cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "%s changed nothing", kinds[i]);
+        cr_assert_gt(count_in(f.dir, "server.log", "fake clients"), 0, "the server names its fakes");
+        cr_assert_eq(sh("rm -f %s/server.state %s/shards/c*/client.state %s/server.log", f.dir, f.dir, f.dir), 0);
+    }
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
+/* What the server refuses with --attack, before it listens (exit 2, saying why): poisoning
+ * real clients' results (their bytes are their own), an item not in the federation, and
+ * fakes under secure aggregation or DP. */
+Test(net_procs, attack_refusals, .timeout = 120) {
+    fed f;
+    fed_make(&f, 4, 30, 100);
+    char item[128];
+    raw_item(&f, 2, item, sizeof item);
+    const char *base = "server --listen tls+tcp://127.0.0.1:0 --federation %s/shards --tokens %s/tok/tokens.hash "
+                       "--cert %s/certs/server.crt --key %s/certs/server.key --quiet --rounds 1";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, base, f.dir, f.dir, f.dir, f.dir);
+    const char *poison[] = {"scale:4:0.25", "signflip:0.25", "noise:0.5:0.25"};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(sh("%s %s --attack %s 2>%s/err.txt >/dev/null", FR_FEDREC_BIN, cmd, poison[i], f.dir), 2,
+                     "%s", poison[i]);
+        cr_assert_eq(count_in(f.dir, "err.txt", "its own bytes"), 1, "%s: the refusal says why", poison[i]);
+    }
+    cr_assert_eq(sh("%s %s --attack promote-pop:no-such-item:0.25 2>%s/err.txt >/dev/null", FR_FEDREC_BIN, cmd, f.dir), 2);
+    cr_assert_eq(count_in(f.dir, "err.txt", "not in"), 1);
+    cr_assert_eq(sh("%s %s --attack promote-pop:%s:0.25 --secagg 2>%s/err.txt >/dev/null", FR_FEDREC_BIN, cmd, item,
+                    f.dir), 2);
+    cr_assert_eq(count_in(f.dir, "err.txt", "secure aggregation"), 1);
+    cr_assert_eq(sh("%s %s --attack promote:%s:0.25 --dp-clip 1 2>%s/err.txt >/dev/null", FR_FEDREC_BIN, cmd, item,
+                    f.dir), 2);
+    cr_assert_eq(count_in(f.dir, "err.txt", "DP"), 1);
+    tu_rmtree(f.dir);
+    free(f.dir);
+}

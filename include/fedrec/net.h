@@ -66,7 +66,8 @@ typedef struct fr_net_server_config {
     bool resume;               /* start from `state` */
     uint32_t rounds;           /* rounds in all (a resumed server continues to it) */
     uint32_t min_clients;      /* connected clients a round waits for (0: the round's
-                                  target, clients_per_round of all) */
+                                  target, clients_per_round of all); real ones: an
+                                  attack's fakes are added to it */
     double over_select;        /* sample this fraction more than the target (0) */
     uint32_t deadline_ms;      /* a round's deadline (60000) */
     uint32_t retry_ms;         /* how long a WAIT asks a client to wait (250) */
@@ -90,6 +91,19 @@ typedef struct fr_net_server_config {
                                   this long after it was accepted is closed and logged
                                   (15000; 0: no limit, as nng, which never closes a peer
                                   that sends nothing) */
+    const struct fr_sim_attack *attack; /* NULL, or a promotion attack (fedrec/runtime.h:
+                                  promote, promote-pop) whose fake clients the server runs
+                                  itself, as the simulator does: clients n_clients ..
+                                  n_clients + n_fake - 1 of its controller, always
+                                  connected, their RESULTs added before a round opens to
+                                  the real clients. Poisoning real clients (scale,
+                                  signflip, noise) is refused: their bytes are their own.
+                                  Refused with DP, secure aggregation and uplink
+                                  compression, as in the simulator. */
+    const double *popularity;  /* promote-pop: the items' public popularity [n_items]
+                                  (fr_popularity_load of the shard directory's
+                                  popularity.txt); its reference items are the most
+                                  popular, as the simulator's from the training counts */
 } fr_net_server_config;
 
 FR_API void fr_net_server_config_default(fr_net_server_config *c);

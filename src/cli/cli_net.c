@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -33,6 +34,7 @@
 #include "fedrec/net.h"
 #include "fedrec/net_client.h"
 #include "fedrec/run.h"
+#include "fedrec/runtime.h"
 
 /* ------------------------------------------------------------------ logging */
 
@@ -150,6 +152,24 @@ static int on_round(void *user, const fr_net_round_info *in) {
     return 0;
 }
 
+/* The dense id of raw item id `raw` in a shard directory's items.map ("index<TAB>raw id"
+ * lines after '#' comments), or -1. */
+static int64_t shard_item(const char *dir, const char *raw, uint32_t n_items) {
+    char path[4300];
+    snprintf(path, sizeof path, "%s/items.map", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[512], tok[300];
+    int64_t found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        unsigned long long idx;
+        if (sscanf(line, "%llu %299s", &idx, tok) == 2 && idx < n_items && !strcmp(tok, raw)) found = (int64_t)idx;
+    }
+    fclose(f);
+    return found;
+}
+
 static int cli_server(int argc, char **argv) {
     cli_train_opts o = {0};
     o.cmd = "server";
@@ -260,6 +280,11 @@ static int cli_server(int argc, char **argv) {
                      "client did not send before, which it keeps in its state file)"),
         ARG_SPEC_STR("compress-down", &o.compress_down, "C  downlink compression of the broadcast model: none | q8 | q16"),
         ARG_SPEC_STR("aggregator", &o.aggregator, CLI_AGGREGATOR_HELP),
+        ARG_SPEC_STR("attack", &o.attack,
+                     "A  simulated fake users run by the server itself, a FRACTION of all clients, as train's: "
+                     "promote:ITEM:FRACTION[:BOOST[:REF]] | promote-pop:ITEM:FRACTION[:BOOST[:REF]] (ITEM its id as in "
+                     "the data file; promote-pop reads the shard directory's popularity.txt). Poisoning real clients "
+                     "(scale, signflip, noise) is refused: a real client's RESULT is its own bytes"),
         ARG_SPEC_END,
     };
     const char *pos[1];
@@ -281,6 +306,41 @@ static int cli_server(int argc, char **argv) {
                      NULL))
         return 2;
     if (cli_aggregator_check(&o)) return 2; /* before the federation is read, as --compress */
+    fr_sim_attack attack = {0};
+    char attack_item[128] = "", attack_spec[300];
+    if (o.attack) {
+        if (fr_sim_attack_parse(cli_attack_spec_item(o.attack, attack_spec, sizeof attack_spec, attack_item,
+                                                     sizeof attack_item), &attack)) {
+            fprintf(stderr, "fedrec server: --attack: %s\n", fr_errmsg());
+            return 2;
+        }
+        if (!fr_sim_attack_has_target(&attack)) {
+            fprintf(stderr, "fedrec server: --attack %s: poisoning real clients' results is not simulated over the "
+                    "network: a real client's RESULT is its own bytes, which the server only checks and adds (run it "
+                    "with fedrec train). The server runs the fake users of promote and promote-pop itself\n", o.attack);
+            return 2;
+        }
+        if (!attack_item[0]) {
+            fprintf(stderr, "fedrec server: --attack '%s': ITEM: expected the target's item id as in the data file (at "
+                    "most 127 characters)\n", o.attack);
+            return 2;
+        }
+        if (o.dp_clip) {
+            fprintf(stderr, "fedrec server: --attack %s with --dp-clip: the attack under DP's clip is not simulated\n",
+                    o.attack);
+            return 2;
+        }
+        if (o.compress && strcmp(o.compress, "none")) {
+            fprintf(stderr, "fedrec server: --attack %s with --compress: the attack under uplink compression is not "
+                    "simulated\n", o.attack);
+            return 2;
+        }
+        if (o.secagg || o.private_mode || (o.hide_items && !strcmp(o.hide_items, "dense"))) {
+            fprintf(stderr, "fedrec server: --attack %s with secure aggregation: the fake users would have to be parties "
+                    "of the masking protocol (not simulated)\n", o.attack);
+            return 2;
+        }
+    }
     if (cli_check_input("server", "--federation", fed_path) || cli_check_input("server", "--tokens", tokens) ||
         (cert && cli_check_input("server", "--cert", cert)) || (key && cli_check_input("server", "--key", key)) ||
         (client_ca && cli_check_input("server", "--client-ca", client_ca)))
@@ -375,6 +435,36 @@ static int cli_server(int argc, char **argv) {
     nc.target_epsilon = c.loop.target_epsilon;
     nc.secagg = c.secagg;
     nc.secagg_stage_ms = (uint32_t)(sa_deadline * 1000 + 0.5);
+    double *popularity = NULL;
+    if (o.attack) { /* ITEM against the shard directory's items.map; promote-pop's popularity beside it */
+        char dir[4200];
+        struct stat st;
+        snprintf(dir, sizeof dir, "%s", fed_path);
+        if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            char *sl = strrchr(dir, '/');
+            if (sl) *sl = 0;
+            else snprintf(dir, sizeof dir, ".");
+        }
+        int64_t d = shard_item(dir, attack_item, fed.items);
+        if (d < 0) {
+            fprintf(stderr, "fedrec server: --attack %s: item '%s' is not in %s/items.map (the federation's items); "
+                    "ITEM is an item id as in the data file\n", o.attack, attack_item, dir);
+            free(state_alloc);
+            return 2;
+        }
+        attack.target = (uint32_t)d;
+        if (attack.kind == FR_ATTACK_PROMOTE_POP) {
+            char pp[4300];
+            snprintf(pp, sizeof pp, "%s/popularity.txt", dir);
+            e = fr_popularity_load(pp, fed.items, &popularity);
+            if (e) {
+                free(state_alloc);
+                return cli_fail(e, "server: --attack promote-pop: the items' popularity");
+            }
+        }
+        nc.attack = &attack;
+        nc.popularity = popularity;
+    }
     server_run r = {0};
     r.total = nc.rounds;
     r.secagg = nc.secagg;
@@ -382,11 +472,13 @@ static int cli_server(int argc, char **argv) {
     cli_progress_init(&r.lines, quiet ? NULL : stdout);
     if (metrics_out && !(r.mf = fopen(metrics_out, "w"))) {
         fprintf(stderr, "fedrec server: --metrics-out: cannot write '%s': %s\n", metrics_out, strerror(errno));
+        free(popularity);
         free(state_alloc);
         return 1;
     }
     fr_net_server *s = NULL;
     e = fr_net_server_create(&s, &nc, &c.model, &c.fl, fed.clients, log_line, "server");
+    free(popularity);
     if (e) {
         if (r.mf) fclose(r.mf);
         free(state_alloc);

@@ -366,7 +366,7 @@ static char cli_attack_item[128];
 /* Splits a promotion spec "KIND:ITEM:REST" into ITEM (copied into item) and the spec with
  * ITEM replaced by 0 (into buf), which fr_sim_attack_parse then checks: ITEM is a raw id
  * of the data file, looked up once the data is loaded. Returns the spec to parse. */
-static const char *attack_spec_item(const char *spec, char *buf, size_t cap, char *item, size_t icap) {
+const char *cli_attack_spec_item(const char *spec, char *buf, size_t cap, char *item, size_t icap) {
     item[0] = 0;
     const char *c1 = strchr(spec, ':');
     if (!c1) return spec;
@@ -401,7 +401,7 @@ static int parse_sim_opts(const cli_train_opts *o, const arg_spec *specs) {
     memset(&cli_attack, 0, sizeof cli_attack);
     fr_sim_faults_default(&cli_faults);
     char spec[300];
-    if (o->attack && fr_sim_attack_parse(attack_spec_item(o->attack, spec, sizeof spec, cli_attack_item,
+    if (o->attack && fr_sim_attack_parse(cli_attack_spec_item(o->attack, spec, sizeof spec, cli_attack_item,
                                                           sizeof cli_attack_item), &cli_attack))
         return usage_err(o, "--attack: %s", fr_errmsg());
     if (fr_sim_attack_has_target(&cli_attack) && !cli_attack_item[0])

@@ -108,6 +108,10 @@ struct fr_fl_config;
 /* --aggregator for fedrec o->cmd: its form, and its refusals with secure aggregation, DP
  * and (rowtrim) decoys. 0, or 2 after printing. */
 int cli_aggregator_check(const cli_train_opts *o);
+/* A promotion spec "KIND:ITEM:REST" split into ITEM (a raw item id, copied into item; ""
+ * for other kinds) and the spec with ITEM replaced by 0 (into buf) for
+ * fr_sim_attack_parse. Returns the spec to parse. */
+const char *cli_attack_spec_item(const char *spec, char *buf, size_t cap, char *item, size_t icap);
 int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, struct fr_fl_config *fc);
 
 /* The help of --aggregator (train and server). */

@@ -1,11 +1,16 @@
-/* Specs of the simulator's attacks and faults (fedrec/runtime.h): parsing and checks.
- * What the malicious and failing clients do is in sim.c, beside the clients' steps. */
+/* Specs of the simulator's attacks and faults (fedrec/runtime.h): parsing and checks,
+ * and the promotion attack's fake clients, shared by the simulator (sim.c) and the
+ * networked server (net/server.c), which both run them beside their round controller.
+ * What the compromised real clients and the failing ones do is in sim.c, beside the
+ * clients' steps. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/core.h"
 #include "fedrec/runtime.h"
+#include "fl/fl_internal.h"
+#include "runtime/runtime_internal.h"
 
 #define SPEC_MAX 6
 
@@ -128,4 +133,100 @@ fr_err fr_sim_faults_check(const fr_sim_faults *f) {
 
 bool fr_sim_faults_on(const fr_sim_faults *f) {
     return f && (f->crash_rate > 0 || f->straggler_rate > 0 || f->deadline > 0 || f->over_select > 0);
+}
+
+/* ------------------------------------------------------------------ promotion's fakes */
+
+fr_err fri_attack_fakes(const fr_sim_attack *a, uint32_t n_clients, uint32_t n_items, uint32_t *n_fake) {
+    *n_fake = 0;
+    if (!fr_sim_attack_has_target(a)) return fri_fail(FR_ERR_INVALID, "attack: no promotion (no fake clients)");
+    if (!(a->fraction > 0 && a->fraction <= 0.5))
+        return fri_fail(FR_ERR_INVALID, "attack: fraction %g, expected (0, 0.5]", a->fraction);
+    if (a->target >= n_items)
+        return fri_fail(FR_ERR_INVALID, "attack: target item %u, expected < %u (the training data's items)", a->target,
+                        n_items);
+    if (a->n_ref < 1 || a->n_ref > n_items - 1)
+        return fri_fail(FR_ERR_INVALID, "attack: %u reference items, expected 1..%u", a->n_ref, n_items - 1);
+    double nf = floor(a->fraction * n_clients / (1.0 - a->fraction) + 0.5);
+    if (nf < 1) nf = 1;
+    if (nf + n_clients > (double)UINT32_MAX / 2) return fri_fail(FR_ERR_INVALID, "attack: too many fake clients");
+    *n_fake = (uint32_t)nf;
+    return FR_OK;
+}
+
+fr_err fri_attack_ref_pop(const fr_sim_attack *a, const double *pop, uint32_t n_items, uint32_t *ref) {
+    uint8_t *used = fri_calloc(n_items, 1);
+    if (!used) return FR_ERR_NOMEM;
+    used[a->target] = 1;
+    for (uint32_t r = 0; r < a->n_ref; r++) { /* the most popular left, ties to the smaller id */
+        uint32_t best = UINT32_MAX;
+        for (uint32_t i = 0; i < n_items; i++)
+            if (!used[i] && (best == UINT32_MAX || pop[i] > pop[best])) best = i;
+        used[best] = 1;
+        ref[r] = best;
+    }
+    fri_free(used);
+    return FR_OK;
+}
+
+/* Fake c's reference items in round `round` (promote: drawn into scratch; promote-pop:
+ * ref_pop). */
+static fr_err fake_refs(const fr_sim_attack *a, uint64_t seed, uint32_t n_items, const uint32_t *ref_pop,
+                        uint32_t *scratch, uint32_t round, uint32_t c, const uint32_t **out) {
+    if (a->kind == FR_ATTACK_PROMOTE_POP) { *out = ref_pop; return FR_OK; }
+    fr_rng r;
+    fr_rng_init(&r, seed, round, c, FR_PURPOSE_ATTACK);
+    fr_err e = fr_rng_sample(&r, n_items - 1, a->n_ref, scratch); /* among the items but the target */
+    if (e) return e;
+    for (uint32_t i = 0; i < a->n_ref; i++) scratch[i] += scratch[i] >= a->target;
+    *out = scratch;
+    return FR_OK;
+}
+
+/* Δ = (BOOST * the mean of the reference rows - the target's row) / m on the target's row
+ * of every item table, nothing else; m the fakes expected in a round (n_fake * target /
+ * clients, at least 1), so that together they steer the target to BOOST times the
+ * reference items' centroid. */
+fr_err fri_attack_fake_result(fr_round *ctl, const fr_sim_attack *a, uint32_t n_fake, const uint32_t *ref_pop,
+                              uint32_t *scratch, uint32_t c, fr_update *u, fr_result *res) {
+    const fr_fl_config *cfg = fr_round_fl_config(ctl);
+    uint32_t round = fr_round_completed(ctl) + 1, n_items = fr_round_model_config(ctl)->n_items;
+    fr_err e = fr_round_task(ctl, c, NULL, NULL); /* it is sent the TASK (and reads the model from it) */
+    if (e) return e;
+    const fr_update_shape *sh = fr_round_shape(ctl);
+    const fr_model *g = fr_round_model(ctl);
+    const float *P = fr_model_params_const(g);
+    const uint32_t *ref;
+    if ((e = fake_refs(a, cfg->seed, n_items, ref_pop, scratch, round, c, &ref))) return e;
+    if ((e = fr_update_reset(u, sh->dense_len, sh->n_tables, sh->widths))) return e;
+    uint32_t nref = a->n_ref, t = 0, T = a->target;
+    u->weight = (uint64_t)nref + 1;
+    u->client = c;
+    u->round = round;
+    /* the fakes share the step: each sends 1/share of it, share the fakes expected in a round */
+    double share = (double)n_fake * (double)fr_round_target(ctl) / (double)fr_round_n_clients(ctl);
+    if (share < 1) share = 1;
+    double wi = cfg->item_sum ? 1.0 : (double)u->weight, bound = (double)fr_fl_fixed_bound(fr_round_target(ctl));
+    for (int ti = 0; ti < fr_model_n_tensors(g) && t < sh->n_tables; ti++) {
+        const fr_tensor *tt = fr_model_tensor(g, ti);
+        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
+        if ((e = fr_update_table_resize(u, t, 1))) return e;
+        fr_update_table *ut = &u->tables[t];
+        ut->ids[0] = T;
+        uint32_t W = tt->cols;
+        for (uint32_t x = 0; x < W; x++) {
+            double m = 0;
+            for (uint32_t i = 0; i < nref; i++) m += P[tt->offset + (size_t)ref[i] * W + x];
+            m /= nref;
+            double d = (a->factor * m - (double)P[tt->offset + (size_t)T * W + x]) / share;
+            double lim = 0.99 * bound / (wi * FR_FL_FIXED_SCALE); /* within the round's bound */
+            ut->values[x] = (float)(d > lim ? lim : d < -lim ? -lim : d);
+        }
+        t++;
+    }
+    if ((e = fr_result_quantize(res, u, cfg, fr_fl_fixed_bound(fr_round_target(ctl))))) return e;
+    res->config_crc = fr_round_config_crc(ctl);
+    res->examples = 0;
+    res->loss_sum = 0;
+    return FR_OK;
 }

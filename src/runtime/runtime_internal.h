@@ -37,4 +37,19 @@ void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner);
 const float *fri_sim_private_row(const fr_sim *s, int t, uint32_t u);
 /* Floats of the sim's client-state store (the private rows it keeps). */
 size_t fri_sim_store_floats(const fr_sim *s);
+
+/* The promotion attacks' fake clients (fr_sim_attack, promote and promote-pop), shared by
+ * the simulator and the networked server: both run them beside their round controller,
+ * as clients n_clients .. n_clients + n_fake - 1 of a controller made with both.
+ * fri_attack_fakes: how many fakes a federation of n_clients real ones gets (a share
+ * `fraction` of all), checking the target and the reference count against n_items.
+ * fri_attack_ref_pop: promote-pop's reference items (a->n_ref into ref): the most
+ * popular by pop[n_items] but the target, ties to the smaller id.
+ * fri_attack_fake_result: fake c's RESULT of the open round in res (u: scratch float
+ * update; scratch: a->n_ref ids; ref_pop: promote-pop's), after taking its TASK. */
+FR_NODISCARD fr_err fri_attack_fakes(const fr_sim_attack *a, uint32_t n_clients, uint32_t n_items, uint32_t *n_fake);
+FR_NODISCARD fr_err fri_attack_ref_pop(const fr_sim_attack *a, const double *pop, uint32_t n_items, uint32_t *ref);
+FR_NODISCARD fr_err fri_attack_fake_result(fr_round *ctl, const fr_sim_attack *a, uint32_t n_fake,
+                                           const uint32_t *ref_pop, uint32_t *scratch, uint32_t c, fr_update *u,
+                                           fr_result *res);
 #endif

@@ -593,65 +593,13 @@ static void poison(const fr_sim *s, uint32_t round, fr_result *res) {
     }
 }
 
-/* The reference items of fake c in round `round` (promote: drawn; promote-pop: fixed). */
-static fr_err fake_refs(fr_sim *s, int worker, uint32_t round, uint32_t c, const uint32_t **out) {
-    if (s->atk.kind == FR_ATTACK_PROMOTE_POP) { *out = s->ref_pop; return FR_OK; }
-    uint32_t ni = s->mcfg.n_items, *ref = s->fref[worker];
-    fr_rng r;
-    fr_rng_init(&r, s->cfg.seed, round, c, FR_PURPOSE_ATTACK);
-    fr_err e = fr_rng_sample(&r, ni - 1, s->atk.n_ref, ref); /* among the items but the target */
-    if (e) return e;
-    for (uint32_t i = 0; i < s->atk.n_ref; i++) ref[i] += ref[i] >= s->atk.target;
-    *out = ref;
-    return FR_OK;
-}
-
-/* A fake client of a promotion attack: Δ = (BOOST * the mean of the reference rows - the
- * target's row) / m on the target's row of every item table, nothing else; m the fakes
- * expected in a round (n_fake * target / clients, at least 1), so that together they
- * steer the target to BOOST times the reference items' centroid. */
+/* A fake client of a promotion attack (fri_attack_fake_result, shared with the networked
+ * server), sent as an honest client's result would be. */
 static fr_err run_fake(fr_sim *s, uint32_t c, int worker) {
     sim_worker *w = &s->w[worker];
-    uint32_t round = fr_round_completed(s->ctl) + 1;
-    fr_err e = fr_round_task(s->ctl, c, NULL, NULL); /* it is sent the TASK (and reads the model from it) */
+    fr_err e = fri_attack_fake_result(s->ctl, &s->atk, s->n_fake, s->ref_pop, s->fref[worker], c, s->fupd[worker], w->res);
     if (e) return e;
-    const fr_update_shape *sh = fr_round_shape(s->ctl);
-    const fr_model *g = fr_round_model(s->ctl);
-    const float *P = fr_model_params_const(g);
-    fr_update *u = s->fupd[worker];
-    const uint32_t *ref;
-    if ((e = fake_refs(s, worker, round, c, &ref))) return e;
-    if ((e = fr_update_reset(u, sh->dense_len, sh->n_tables, sh->widths))) return e;
-    uint32_t nref = s->atk.n_ref, t = 0, T = s->atk.target;
-    u->weight = (uint64_t)nref + 1;
-    u->client = c;
-    u->round = round;
-    /* the fakes share the step: each sends 1/share of it, share the fakes expected in a round */
-    double share = (double)s->n_fake * (double)fr_round_target(s->ctl) / (double)n_total(s);
-    if (share < 1) share = 1;
-    double wi = s->cfg.item_sum ? 1.0 : (double)u->weight, bound = (double)fr_fl_fixed_bound(fr_round_target(s->ctl));
-    for (int ti = 0; ti < fr_model_n_tensors(g) && t < sh->n_tables; ti++) {
-        const fr_tensor *tt = fr_model_tensor(g, ti);
-        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
-        if ((e = fr_update_table_resize(u, t, 1))) return e;
-        fr_update_table *ut = &u->tables[t];
-        ut->ids[0] = T;
-        uint32_t W = tt->cols;
-        for (uint32_t x = 0; x < W; x++) {
-            double m = 0;
-            for (uint32_t i = 0; i < nref; i++) m += P[tt->offset + (size_t)ref[i] * W + x];
-            m /= nref;
-            double d = (s->atk.factor * m - (double)P[tt->offset + (size_t)T * W + x]) / share;
-            double lim = 0.99 * bound / (wi * FR_FL_FIXED_SCALE); /* within the round's bound */
-            ut->values[x] = (float)(d > lim ? lim : d < -lim ? -lim : d);
-        }
-        t++;
-    }
-    if ((e = fr_result_quantize(w->res, u, &s->cfg, fr_fl_fixed_bound(fr_round_target(s->ctl))))) return e;
-    w->res->config_crc = fr_round_config_crc(s->ctl);
-    w->res->examples = 0;
-    w->res->loss_sum = 0;
-    return send_res(s, w, worker, c, u->weight * s->cfg.local_epochs);
+    return send_res(s, w, worker, c, ((uint64_t)s->atk.n_ref + 1) * s->cfg.local_epochs);
 }
 
 static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
@@ -928,41 +876,27 @@ fr_err fr_sim_set_attack(fr_sim *s, const fr_sim_attack *a) {
         return fri_fail(FR_ERR_INVALID, "attack with uplink compression: not simulated");
     uint32_t ni = s->mcfg.n_items, nc = s->n_clients;
     if (fr_sim_attack_has_target(a)) {
-        if (a->target >= ni)
-            return fri_fail(FR_ERR_INVALID, "attack: target item %u, expected < %u (the training data's items)",
-                            a->target, ni);
-        if (a->n_ref < 1 || a->n_ref > ni - 1)
-            return fri_fail(FR_ERR_INVALID, "attack: %u reference items, expected 1..%u", a->n_ref, ni - 1);
-        double nf = floor(a->fraction * nc / (1.0 - a->fraction) + 0.5);
-        if (nf < 1) nf = 1;
-        if (nf + nc > (double)UINT32_MAX / 2) return fri_fail(FR_ERR_INVALID, "attack: too many fake clients");
+        uint32_t nf;
+        fr_err e = fri_attack_fakes(a, nc, ni, &nf);
+        if (e) return e;
         s->atk = *a;
-        s->n_fake = (uint32_t)nf;
+        s->n_fake = nf;
         if (a->kind == FR_ATTACK_PROMOTE_POP) { /* the public popularity: training interactions per item */
-            uint64_t *cnt = fri_calloc(ni, sizeof *cnt);
-            uint8_t *used = fri_calloc(ni, 1);
+            double *cnt = fri_calloc(ni, sizeof *cnt);
             s->ref_pop = fri_malloc((size_t)a->n_ref * sizeof *s->ref_pop);
-            fr_err e = cnt && used && s->ref_pop ? FR_OK : FR_ERR_NOMEM;
+            e = cnt && s->ref_pop ? FR_OK : FR_ERR_NOMEM;
             for (uint32_t u = 0; !e && u < fr_dataset_n_users(s->train); u++) {
                 const uint32_t *it;
                 size_t n = fr_dataset_user(s->train, u, &it, NULL, NULL);
                 for (size_t j = 0; j < n; j++) cnt[it[j]]++;
             }
-            if (!e) used[a->target] = 1;
-            for (uint32_t r = 0; !e && r < a->n_ref; r++) { /* the most popular left, ties to the smaller id */
-                uint32_t best = UINT32_MAX;
-                for (uint32_t i = 0; i < ni; i++)
-                    if (!used[i] && (best == UINT32_MAX || cnt[i] > cnt[best])) best = i;
-                used[best] = 1;
-                s->ref_pop[r] = best;
-            }
+            if (!e) e = fri_attack_ref_pop(a, cnt, ni, s->ref_pop);
             fri_free(cnt);
-            fri_free(used);
             if (e) { s->atk.kind = FR_ATTACK_NONE; s->n_fake = 0; return e; }
         }
         /* the controller of a federation with the fakes in it */
         fr_round *ctl = NULL;
-        fr_err e = fr_round_create(&ctl, &s->mcfg, &s->cfg, nc + s->n_fake, s->n_workers);
+        e = fr_round_create(&ctl, &s->mcfg, &s->cfg, nc + s->n_fake, s->n_workers);
         if (e) { s->atk.kind = FR_ATTACK_NONE; s->n_fake = 0; return e; }
         fr_round_set_pool(ctl, s->pool);
         fr_round_free(s->ctl);

@@ -33,6 +33,7 @@
 #include "fedrec/privacy.h"
 #include "fl/fl_internal.h"
 #include "runtime/net/netlog.h"
+#include "runtime/runtime_internal.h"
 #include "runtime/net/pack.h"
 #include "runtime/net/token.h"
 #include "runtime/net/transport.h"
@@ -99,6 +100,13 @@ struct fr_net_server {
     int64_t *sa_sum;          /* [sa_len] the unmasked sum */
     int64_t *sa_scratch;      /* [sa_len] what accepting a header writes (discarded) */
     fr_result *sa_res;        /* a masked input's RESULT header, values zero */
+    /* a promotion attack's fake clients (c.attack): ids n_clients .. n_clients + n_fake - 1 */
+    fr_sim_attack atk;        /* kind NONE: none */
+    uint32_t n_fake;
+    uint32_t *ref_pop;        /* promote-pop: [atk.n_ref] its reference items */
+    uint32_t *fref;           /* promote: [atk.n_ref] a fake's drawn ones */
+    fr_update *fupd;          /* a fake's float update */
+    fr_result *fres;          /* a fake's RESULT */
 };
 
 void fr_net_server_config_default(fr_net_server_config *c) {
@@ -150,6 +158,10 @@ void fr_net_server_free(fr_net_server *s) {
                                 "this process (a connection closed in the middle of a message; docs/ARCHITECTURE.md)");
     if (s->open) fr_round_abort(s->ctl);
     fr_round_free(s->ctl);
+    fri_free(s->ref_pop);
+    fri_free(s->fref);
+    fr_update_free(s->fupd);
+    fr_result_free(s->fres);
     fri_tokens_free(s->tokens);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -537,11 +549,34 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     if (c->target_epsilon > 0 && !(fr_fl_dp_on(fcfg) && fcfg->dp_noise > 0))
         return fri_fail(FR_ERR_INVALID, "server: a target epsilon needs differential privacy with noise (dp_clip > 0, "
                         "dp_noise > 0)");
+    uint32_t n_fake = 0;
+    if (c->attack && c->attack->kind != FR_ATTACK_NONE) {
+        const fr_sim_attack *a = c->attack;
+        if (!fr_sim_attack_has_target(a))
+            return fri_fail(FR_ERR_UNSUPPORTED, "server: attack '%s': poisoning real clients' results is not simulated "
+                            "by the server (a real client's RESULT is its own bytes, which the server only checks and "
+                            "adds); only the fake users of promote and promote-pop, which the server runs itself",
+                            a->kind == FR_ATTACK_SCALE ? "scale" : a->kind == FR_ATTACK_SIGNFLIP ? "signflip" : "noise");
+        if (fr_fl_dp_on(fcfg)) return fri_fail(FR_ERR_INVALID, "server: attack with DP: the clip would bound it (not simulated)");
+        if (c->secagg)
+            return fri_fail(FR_ERR_INVALID, "server: attack with secure aggregation: the fake clients would have to "
+                            "be parties of the masking protocol (not simulated)");
+        if (fri_result_compress_flags(fcfg))
+            return fri_fail(FR_ERR_INVALID, "server: attack with uplink compression: not simulated");
+        if ((e = fri_attack_fakes(a, n_clients, mcfg->n_items, &n_fake))) return fri_fail_prefix(e, "server");
+        if (a->kind == FR_ATTACK_PROMOTE_POP && !c->popularity)
+            return fri_fail(FR_ERR_INVALID, "server: attack promote-pop: the items' public popularity is needed (the "
+                            "shard directory's popularity.txt)");
+    }
     fr_err e0 = fri_sodium_init();
     if (e0) return e0;
     fr_net_server *s = fri_calloc(1, sizeof *s);
     if (!s) return FR_ERR_NOMEM;
     s->c = *c;
+    s->c.attack = NULL;
+    s->c.popularity = NULL; /* not kept */
+    s->n_fake = n_fake;
+    if (n_fake) s->atk = *c->attack;
     s->c.listen = s->c.cert = s->c.key = s->c.client_ca = s->c.tokens = NULL; /* not kept */
     s->n_clients = n_clients;
     s->dp = fr_fl_dp_on(fcfg);
@@ -552,14 +587,26 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     s->seen = fri_calloc(n_clients, sizeof *s->seen);
     s->joined = fri_calloc(n_clients, 1);
     s->done_sent = fri_calloc(n_clients, 1);
-    s->avail = fri_calloc(n_clients, sizeof *s->avail);
+    s->avail = fri_calloc((size_t)n_clients + n_fake, sizeof *s->avail);
     s->state_path = c->state ? fri_strdup(c->state) : NULL;
     if (!s->seen || !s->joined || !s->done_sent || !s->avail || (c->state && !s->state_path)) {
         fr_net_server_free(s);
         return FR_ERR_NOMEM;
     }
     s->c.state = s->state_path;
-    e = fr_round_create(&s->ctl, mcfg, fcfg, n_clients, FRI_NET_LANES);
+    e = fr_round_create(&s->ctl, mcfg, fcfg, n_clients + n_fake, FRI_NET_LANES);
+    if (!e && n_fake) {
+        s->fref = fri_malloc(((size_t)s->atk.n_ref + 1) * sizeof *s->fref);
+        s->ref_pop = fri_malloc(((size_t)s->atk.n_ref + 1) * sizeof *s->ref_pop);
+        e = s->fref && s->ref_pop ? FR_OK : FR_ERR_NOMEM;
+        if (!e) e = fr_update_create(&s->fupd);
+        if (!e) e = fr_result_create(&s->fres);
+        if (!e && s->atk.kind == FR_ATTACK_PROMOTE_POP) e = fri_attack_ref_pop(&s->atk, c->popularity, mcfg->n_items, s->ref_pop);
+        if (!e)
+            fri_net_logf(&s->lg, 0, "attack %s of item %u: the server runs %u fake clients (ids %u..%u) beside the %u "
+                         "real ones", s->atk.kind == FR_ATTACK_PROMOTE ? "promote" : "promote-pop", s->atk.target, n_fake,
+                         n_clients, n_clients + n_fake - 1, n_clients);
+    }
     for (int l = 0; l < FRI_NET_LANES; l++) s->lanes[s->n_free++] = l;
     if (!e) e = fri_tokens_load(&s->tokens, c->tokens);
     if (!e && c->resume) {
@@ -632,6 +679,7 @@ static uint32_t connected(fr_net_server *s) {
     uint32_t n = 0;
     for (uint32_t c = 0; c < s->n_clients; c++)
         if (s->seen[c] && now - s->seen[c] <= s->c.presence_ms) s->avail[n++] = c;
+    for (uint32_t f = 0; f < s->n_fake; f++) s->avail[n++] = s->n_clients + f; /* the server's own: always there */
     return n;
 }
 
@@ -757,6 +805,26 @@ static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors) {
     return fri_round_add_dense_sum(s->ctl, s->sa_sum);
 }
 
+/* The sampled fake clients of a promotion attack (c.attack) make their RESULTs as the
+ * simulator's do (fri_attack_fake_result) and the controller takes their bytes as any
+ * client's. Under the mutex, before the round is open to the real clients: no RESULT
+ * is being added, every lane is free. */
+static fr_err run_fakes(fr_net_server *s) {
+    for (uint32_t i = 0; i < s->k && s->n_fake; i++) {
+        uint32_t c = s->ids[i];
+        if (c < s->n_clients) continue;
+        fr_err e = fri_attack_fake_result(s->ctl, &s->atk, s->n_fake, s->ref_pop, s->fref, c, s->fupd, s->fres);
+        uint8_t *msg = NULL;
+        size_t len = 0;
+        if (!e) e = fr_result_encode(s->fres, &msg, &len);
+        if (!e) e = fr_round_submit(s->ctl, msg, len, 0);
+        fr_msg_free(msg);
+        if (e) return e;
+        s->got[i] = 1;
+    }
+    return FR_OK;
+}
+
 /* Opens the next round among the connected clients, under the mutex. */
 static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     const uint32_t *ids;
@@ -779,7 +847,8 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     if (!s->got || !s->busy || !s->pending || !s->was_on) { fr_round_abort(s->ctl); return FR_ERR_NOMEM; }
     uint64_t now = fri_net_now_ms();
     for (uint32_t i = 0; i < k; i++)
-        s->was_on[i] = s->seen[ids[i]] && now - s->seen[ids[i]] <= s->c.presence_ms;
+        s->was_on[i] = ids[i] >= s->n_clients /* an attack's fake: the server's own */ ||
+                       (s->seen[ids[i]] && now - s->seen[ids[i]] <= s->c.presence_ms);
     randombytes_buf(s->tickets, (size_t)k * FRI_NET_TICKET_BYTES);
     s->ids = ids;
     s->k = k;
@@ -790,6 +859,10 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     if (s->c.secagg && !fri_dp_secagg_plain(fr_round_fl_config(s->ctl), k) && (e = sa_open(s))) {
         fr_round_abort(s->ctl);
         return fri_fail_prefix(e, "round %u: secure aggregation", s->round);
+    }
+    if ((e = run_fakes(s))) {
+        fr_round_abort(s->ctl);
+        return fri_fail_prefix(e, "round %u: the attack's fake clients", s->round);
     }
     s->deadline = fri_net_now_ms() + s->c.deadline_ms;
     memset(&s->eval, 0, sizeof s->eval);
@@ -806,7 +879,8 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
     while (!e && fr_round_completed(s->ctl) < s->c.rounds && !atomic_load(&s->stop)) {
         /* wait for enough clients */
         uint32_t n = connected(s);
-        uint32_t need = s->c.min_clients ? s->c.min_clients : fri_fl_want(fr_round_fl_config(s->ctl), s->n_clients);
+        uint32_t need = s->c.min_clients ? s->c.min_clients + s->n_fake
+                                          : fri_fl_want(fr_round_fl_config(s->ctl), s->n_clients + s->n_fake);
         uint64_t next_note = fri_net_now_ms() + 5000;
         while (n < need && !atomic_load(&s->stop)) {
             wait_until(s, fri_net_now_ms() + 100);
