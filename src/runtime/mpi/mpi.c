@@ -37,9 +37,9 @@
  *     the last checkpoint holds the last completed round, and --resume starts from it.
  *   - Private rows: each rank keeps its own clients' rows current (a rank > 0 only those:
  *     a compact store, user u at row u / N; rank 0 the whole store); rank 0 gathers them
- *     (MPI_Reduce with MPI_BOR over their bits: the owner contributes the row, every other
- *     rank zeros, so the OR is the row bit for bit, -0.0 and NaN included) only when the
- *     whole model is needed: evaluation, a checkpoint, the final model.
+ *     (MPI_Gatherv of each rank's own rows, in user order, as their bits: -0.0 and NaN
+ *     included) only when the whole model is needed: evaluation, a checkpoint, the final
+ *     model.
  * The library never prints and never exits: errors come back to the caller. */
 #include <limits.h>
 #include <mpi.h>
@@ -71,6 +71,7 @@ typedef struct mpi_run {
     bool silos;
     uint32_t *gbuf;         /* a gather chunk */
     size_t gbuf_cap;
+    int *gcount, *gdispl, *gat; /* [size] the gather's counts, displacements, cursors */
     fr_mpi_stats stats;
 } mpi_run;
 
@@ -269,9 +270,19 @@ static fr_err reduce(void *ctx, fr_round *ctl, fr_err local) {
 /* ------------------------------------------------------------------ private rows, checkpoints */
 
 /* Rank 0's model gets every rank's current private rows (a collective). Rank 0 keeps the
- * whole store (evaluation, checkpoints and the model file need every row, so gathering it
- * only then would not lower rank 0's peak); a rank > 0 keeps only its own clients' rows
- * (fri_sim_create_share's compact store) and contributes them through fri_sim_private_row. */
+ * whole store (evaluation, checkpoints and the model file need every row); a rank > 0
+ * keeps only its own clients' rows (fri_sim_create_share's compact store) and sends them
+ * through fri_sim_private_row.
+ *
+ * MPI_Gatherv, in chunks of users [u0, u0 + per): each rank > 0 packs the rows it owns in
+ * the chunk, in user order, and rank 0 receives each rank's run at its own displacement,
+ * then deals them to their users (the owner of user u: u % size, or the silos' owner
+ * table, which every rank computes alike, so counts need no exchange). Every row crosses
+ * the network once, to rank 0, as its bits (MPI_UINT32_T, no arithmetic: -0.0 and NaN
+ * unchanged); rank 0 sends nothing (its rows are in place). A reduction (MPI_BOR of each
+ * rank's rows with zeros elsewhere, as before) made every rank send a whole chunk, and its
+ * tree passes partial results through intermediate ranks: (size - 1) whole tables in all
+ * instead of one. Point-to-point receives would do the same as Gatherv with more code. */
 static fr_err gather_private(mpi_run *m) {
     fr_model *full = fr_sim_model(m->sim);
     if (m->size == 1) return FR_OK;
@@ -286,24 +297,49 @@ static fr_err gather_private(mpi_run *m) {
         m->gbuf_cap = (size_t)1 << 22;
         if (!(m->gbuf = fri_malloc(m->gbuf_cap * sizeof *m->gbuf))) e = FR_ERR_NOMEM;
     }
+    if (!e && !m->gcount) {
+        m->gcount = fri_malloc((size_t)m->size * sizeof *m->gcount);
+        m->gdispl = fri_malloc((size_t)m->size * sizeof *m->gdispl);
+        m->gat = fri_malloc((size_t)m->size * sizeof *m->gat);
+        if (!m->gcount || !m->gdispl || !m->gat) e = FR_ERR_NOMEM;
+    }
     if ((e = agree(m, e))) return e;
     for (int t = 0; t < fr_model_n_tensors(full); t++) {
         const fr_tensor *tt = fr_model_tensor(full, t);
         if (tt->kind != FR_TENSOR_USER_TABLE) continue;
-        size_t per = m->gbuf_cap / (tt->cols ? tt->cols : 1);
+        size_t cols = tt->cols ? tt->cols : 1, per = m->gbuf_cap / cols;
         if (per == 0) per = 1; /* cols above the buffer: cannot happen (dims <= 4096) */
         for (size_t u0 = 0; u0 < m->n_users; u0 += per) {
-            size_t nu = m->n_users - u0 < per ? m->n_users - u0 : per, n = nu * tt->cols;
-            uint32_t *b = m->gbuf;
+            size_t nu = m->n_users - u0 < per ? m->n_users - u0 : per;
+            for (int r = 0; r < m->size; r++) m->gcount[r] = 0;
             for (size_t j = 0; j < nu; j++) {
-                uint32_t owner = m->silos ? m->owner[u0 + j] : (uint32_t)((u0 + j) % (size_t)m->size);
-                const float *row = owner == (uint32_t)m->rank
-                                       ? fri_sim_private_row(m->sim, t, (uint32_t)(u0 + j)) : NULL;
-                if (row) memcpy(b + j * tt->cols, row, tt->cols * sizeof *row);
-                else memset(b + j * tt->cols, 0, tt->cols * sizeof *b);
+                uint32_t o = m->silos ? m->owner[u0 + j] : (uint32_t)((u0 + j) % (size_t)m->size);
+                if (o != 0) m->gcount[o] += (int)tt->cols;
             }
-            MPI_Reduce(m->rank == 0 ? MPI_IN_PLACE : b, b, (int)n, MPI_UINT32_T, MPI_BOR, 0, m->comm);
-            if (m->rank == 0) memcpy(p + tt->offset + u0 * tt->cols, b, n * sizeof *b);
+            int at = 0;
+            for (int r = 0; r < m->size; r++) { m->gdispl[r] = at; at += m->gcount[r]; }
+            uint32_t *b = m->gbuf;
+            int mine = 0;
+            if (m->rank > 0) { /* its rows of the chunk, in user order */
+                for (size_t j = 0; j < nu; j++) {
+                    uint32_t o = m->silos ? m->owner[u0 + j] : (uint32_t)((u0 + j) % (size_t)m->size);
+                    if (o != (uint32_t)m->rank) continue;
+                    const float *row = fri_sim_private_row(m->sim, t, (uint32_t)(u0 + j));
+                    if (row) memcpy(b + mine, row, tt->cols * sizeof *row);
+                    else memset(b + mine, 0, tt->cols * sizeof *b); /* cannot happen: it owns the user */
+                    mine += (int)tt->cols;
+                }
+            }
+            MPI_Gatherv(m->rank == 0 ? MPI_IN_PLACE : b, mine, MPI_UINT32_T, b, m->gcount, m->gdispl, MPI_UINT32_T,
+                        0, m->comm);
+            if (m->rank != 0) continue;
+            for (int r = 0; r < m->size; r++) m->gat[r] = m->gdispl[r];
+            for (size_t j = 0; j < nu; j++) {
+                uint32_t o = m->silos ? m->owner[u0 + j] : (uint32_t)((u0 + j) % (size_t)m->size);
+                if (o == 0) continue;
+                memcpy(p + tt->offset + (u0 + j) * tt->cols, b + m->gat[o], tt->cols * sizeof *b);
+                m->gat[o] += (int)tt->cols;
+            }
         }
     }
     return FR_OK;
@@ -395,6 +431,9 @@ static void mpi_run_free(mpi_run *m) {
     fri_free(m->status);
     fri_free(m->owner);
     fri_free(m->gbuf);
+    fri_free(m->gcount);
+    fri_free(m->gdispl);
+    fri_free(m->gat);
 }
 
 fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_dataset *test, const fr_negatives *negs,
@@ -420,6 +459,10 @@ fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_data
     MPI_Comm_rank(m.comm, &m.rank);
     MPI_Comm_size(m.comm, &m.size);
     fr_model_config mc = c->model;
+    /* the config's one figure read from the data (a rating model's mean, fr_run_config_preset)
+     * is rank 0's: a rank that made its config from only its share of the data (generated or
+     * read alone, fr_dataset_generate_share) trains the same federation */
+    MPI_Bcast(&mc.mu, 1, MPI_FLOAT, 0, m.comm);
     fr_pool *pool = NULL;
     fr_partition *part = NULL;
     e = fr_pool_create(&pool, c->threads);
