@@ -9,10 +9,14 @@
  * in the sim, a rank > 0's own clients c % ranks == rank).
  *   bench_mpi --users N --items M --per-user K [--dim 32] [--rounds 1] [--threads T]
  *             [--local-epochs 1] [--clients-per-round C] [--wire 0|1] [--runtime sim|mpi] [--shard 1|0]
+ *             [--gen-share 1|0]
  *   mpirun -np 2 bench_mpi --runtime mpi ...
- * With mpi, a rank > 0 keeps only its clients' interactions once the run's config is made
- * (fr_mpi_shard; --shard 0 keeps all): rss_after_shard_mb and end_rss_mb say what it then
- * holds, peak_rss_mb includes the whole generation before, run_peak_rss_mb only the run.
+ * With mpi, a rank > 0 keeps only its clients' interactions: it generates only them
+ * (fr_dataset_generate_share; its config's data-made figure, mf's mean, is rank 0's:
+ * fr_run_mpi broadcasts it), or with --gen-share 0 generates all and keeps its share once
+ * the run's config is made (fr_mpi_shard); --shard 0 keeps all. rss_after_shard_mb and
+ * end_rss_mb say what it then holds, peak_rss_mb includes the generation before,
+ * run_peak_rss_mb only the run.
  * The evaluation the loop makes after the last round runs on a small generated test set
  * (its figures mean nothing; only time and memory are measured). */
 #include <math.h>
@@ -78,7 +82,7 @@ static int die(const char *what) {
 
 int main(int argc, char **argv) {
     uint32_t users = 100000, items = 100000, per = 20, dim = 32, rounds = 1, epochs = 1;
-    int threads = 1, wire = 0, shard = 1;
+    int threads = 1, wire = 0, shard = 1, gen_share_opt = 1;
     double cpr = 0;
     const char *runtime = "sim";
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -94,6 +98,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--clients-per-round")) cpr = atof(v);
         else if (!strcmp(k, "--runtime")) runtime = v;
         else if (!strcmp(k, "--shard")) shard = atoi(v);
+        else if (!strcmp(k, "--gen-share")) gen_share_opt = atoi(v);
         else { fprintf(stderr, "bench_mpi: unknown option %s\n", k); return 2; }
     }
     bool mpi = !strcmp(runtime, "mpi");
@@ -108,7 +113,12 @@ int main(int argc, char **argv) {
     go.interactions = (uint64_t)users * per;
     fr_dataset *train = NULL, *test = NULL;
     double t0 = now_s();
-    if (fr_dataset_generate(&train, &go)) return die("generate");
+    /* a rank > 0 of mpi makes only its clients' data (--gen-share 1, the default with
+     * --shard 1): the users c % ranks == rank, as fr_mpi_shard would keep them */
+    bool gen_share = mpi && shard && gen_share_opt && rank > 0 && size > 1;
+    if (gen_share ? fr_dataset_generate_share(&train, &go, (uint32_t)rank, (uint32_t)size)
+                  : fr_dataset_generate(&train, &go))
+        return die("generate");
     double tgen = now_s() - t0, after_data, peak_data;
     rss_mb(&after_data, &peak_data);
     go.users = 200;
@@ -130,7 +140,7 @@ int main(int argc, char **argv) {
                 fr_dataset_n_items(train), (unsigned long long)fr_dataset_n_interactions(train), tgen, epochs, wire);
     /* a rank > 0 keeps only its clients' interactions (fr_mpi_shard); --shard 0 keeps all */
     double shard_rss = NAN, shard_peak;
-    if (mpi && shard) {
+    if (mpi && shard && !gen_share) {
         fr_dataset *share = NULL;
         if (fr_mpi_shard(&c, train, &share)) return die("shard");
         if (share) {
@@ -139,6 +149,7 @@ int main(int argc, char **argv) {
         }
         rss_mb(&shard_rss, &shard_peak);
     }
+    if (gen_share) rss_mb(&shard_rss, &shard_peak);
     /* the run's own peak: VmHWM reset to VmRSS now (Linux; NAN where it cannot be reset) */
     double before_run, ignore;
     rss_mb(&before_run, &ignore);

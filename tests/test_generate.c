@@ -185,3 +185,37 @@ Test(generate, activity_capped_at_half_the_catalogue) {
     for (uint32_t u = 0; u < 50; u++) cr_assert_leq(fr_dataset_user(d, u, NULL, NULL, NULL), 60);
     fr_dataset_free(d);
 }
+
+/* A share (users u % n == at) is the whole set's users selected: fr_dataset_select_users of
+ * the whole generation, an independent path, gives the same arrays, ids and fingerprint. */
+Test(generate, share_is_the_whole_set_selected) {
+    fr_gen_opts o = small(3);
+    fr_dataset *all = NULL;
+    cr_assert_eq(fr_dataset_generate(&all, &o), FR_OK);
+    uint32_t users[300];
+    for (uint32_t n = 1; n <= 4; n++)
+        for (uint32_t at = 0; at < n; at++) {
+            size_t k = 0;
+            for (uint32_t u = at; u < o.users; u += n) users[k++] = u;
+            fr_dataset *sel = NULL, *sh = NULL;
+            cr_assert_eq(fr_dataset_select_users(&sel, all, users, k), FR_OK);
+            cr_assert_eq(fr_dataset_generate_share(&sh, &o, at, n), FR_OK, "%u of %u: %s", at, n, fr_errmsg());
+            cr_assert(same(sel, sh), "share %u of %u", at, n);
+            cr_assert_eq(memcmp(sel->sorted, sh->sorted, sel->n * sizeof *sel->sorted), 0);
+            fr_fingerprint a, b;
+            fr_dataset_fingerprint(sel, &a);
+            fr_dataset_fingerprint(sh, &b);
+            cr_assert(fr_fingerprint_equal(&a, &b));
+            uint64_t mine = 0;
+            for (size_t j = 0; j < k; j++) mine += all->ptr[users[j] + 1] - all->ptr[users[j]];
+            cr_assert_eq(sh->n, mine);
+            cr_assert_eq(sh->n_users, o.users);
+            fr_dataset_free(sel);
+            fr_dataset_free(sh);
+        }
+    fr_dataset *x = NULL;
+    cr_assert_eq(fr_dataset_generate_share(&x, &o, 2, 2), FR_ERR_INVALID);
+    cr_assert_eq(fr_dataset_generate_share(&x, &o, 0, 0), FR_ERR_INVALID);
+    cr_assert_null(x);
+    fr_dataset_free(all);
+}

@@ -455,6 +455,12 @@ FR_API FR_NODISCARD fr_err fr_gen_opts_check(const fr_gen_opts *o);
  * decide which popular items a user picks and their 1-5 ratings, timestamps increasing per
  * user. Deterministic: the same options give the same dataset for any thread count. */
 FR_API FR_NODISCARD fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_opts *o);
+/* Share `at` of n of the same data set: the interactions of the users u % n == at only,
+ * every other user empty, in the same ids (o->users users, o->items items): the very
+ * dataset fr_dataset_select_users makes of fr_dataset_generate's with those users, made
+ * without the others' rows (a process of an mpi run generating only its clients' data).
+ * FR_ERR_INVALID (at >= n), then as fr_dataset_generate. */
+FR_API FR_NODISCARD fr_err fr_dataset_generate_share(fr_dataset **out, const fr_gen_opts *o, uint32_t at, uint32_t n);
 
 /* ------------------------------------------------------------------ data sources */
 

@@ -337,12 +337,26 @@ static void gen_block(void *ctx, size_t b, int worker) {
     uint64_t at = g->at[b];
     uint32_t end = (uint32_t)((b + 1) * BLOCK < g->o->users ? (b + 1) * BLOCK : g->o->users);
     for (uint32_t u = (uint32_t)(b * BLOCK); u < end; u++) {
+        if (g->cnt[u] == 0) continue; /* a user outside the share (every user has at least one) */
         gen_user(g->o, u, g->cnt[u], g->pop, g->vf, g->scale, &g->s[worker], g->rows, at);
         at += g->cnt[u];
     }
 }
 
-fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_opts *o) {
+static fr_err generate(fr_dataset **out, const fr_gen_opts *o, uint32_t share_at, uint32_t share_n);
+
+fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_opts *o) { return generate(out, o, 0, 1); }
+
+fr_err fr_dataset_generate_share(fr_dataset **out, const fr_gen_opts *o, uint32_t at, uint32_t n) {
+    if (out) *out = NULL;
+    if (n == 0 || at >= n) return fri_fail(FR_ERR_INVALID, "generate: share %u of %u; expected 0..n-1 of n >= 1", at, n);
+    return generate(out, o, at, n);
+}
+
+/* The users u % share_n == share_at keep their interactions (share 0 of 1: all); each
+ * user's are made from its own stream whatever the share, so a share is the whole set's
+ * users selected (the others empty, the ids the same). */
+static fr_err generate(fr_dataset **out, const fr_gen_opts *o, uint32_t share_at, uint32_t share_n) {
     if (out) *out = NULL;
     if (!out) return fri_fail(FR_ERR_INVALID, "generate: output is required");
     fr_err err = fr_gen_opts_check(o);
@@ -361,6 +375,9 @@ fr_err fr_dataset_generate(fr_dataset **out, const fr_gen_opts *o) {
     float *vf = fri_malloc((size_t)ni * stride * sizeof *vf);
     if (!cnt || !at || !item_of || !vf) { err = FR_ERR_NOMEM; goto done; }
     if ((err = user_counts(cnt, o))) goto done;
+    if (share_n > 1)
+        for (uint32_t u = 0; u < nu; u++)
+            if (u % share_n != share_at) cnt[u] = 0;
     uint64_t total = 0;
     uint32_t maxc = 0;
     for (uint32_t u = 0; u < nu; u++) {
