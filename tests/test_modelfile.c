@@ -377,3 +377,44 @@ Test(modelfile, only_regular_files_are_read) {
     cr_assert(strstr(fr_errmsg(), "/dev/zero: is not a regular file") != NULL, "%s", fr_errmsg());
     cr_assert_null(l);
 }
+
+/* fr_model_save streams the parameters to the file: the file is fr_model_encode's bytes
+ * (the in-memory encoder: length field, parameters and CRC-32C made there), for a model
+ * of 1.6 MB of parameters (past the writer's 1 MiB buffer) and for a small one. */
+Test(modelfile, saved_file_is_the_encoders_bytes) {
+    char *dir = tu_tmpdir();
+    for (int big = 0; big < 2; big++) {
+        fr_model_config c;
+        fr_model_config_default(&c, FR_MODEL_MF);
+        c.n_users = big ? 7001 : 3;
+        c.n_items = big ? 5003 : 5;
+        c.dim = big ? 32 : c.dim;
+        c.seed = 9;
+        fr_model *m;
+        cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+        cr_assert(!big || fr_model_n_params(m) * 4 > ((size_t)1 << 20));
+        fr_model_meta meta = {4, 0, 5, "{\"x\":1}", NULL, NULL};
+        char path[4096];
+        snprintf(path, sizeof path, "%s/m%d.fr", dir, big);
+        cr_assert_eq(fr_model_save(m, path, &meta), FR_OK, "%s", fr_errmsg());
+        uint8_t *want;
+        size_t wn, gn;
+        cr_assert_eq(fr_model_encode(m, &meta, &want, &wn), FR_OK);
+        char *got = tu_slurp(path, &gn);
+        cr_assert_not_null(got);
+        cr_assert_eq(gn, wn);
+        cr_assert_eq(memcmp(got, want, wn), 0);
+        free(got);
+        fri_free(want);
+        fr_model_free(m);
+    }
+    /* a file it cannot create: an error naming it, nothing left behind */
+    fr_model *m = make(FR_MODEL_MF);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/no/such/dir/m.fr", dir);
+    cr_assert_eq(fr_model_save(m, path, NULL), FR_ERR_IO);
+    cr_assert(strstr(fr_errmsg(), "no/such/dir") != NULL, "%s", fr_errmsg());
+    fr_model_free(m);
+    tu_rmtree(dir);
+    free(dir);
+}

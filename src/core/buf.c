@@ -120,3 +120,92 @@ fr_err fri_read_file(const char *path, uint8_t **data, size_t *n) {
     *n = len;
     return FR_OK;
 }
+
+/* ------------------------------------------------------------------ streamed atomic writes */
+
+#define WFILE_BUF ((size_t)1 << 20)
+
+fr_err fri_wfile_open(fri_wfile *w, const char *path, unsigned mode) {
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    w->path = path;
+    size_t plen = strlen(path);
+    w->tmp = fri_malloc(plen + 32);
+    w->buf = fri_malloc(WFILE_BUF);
+    if (!w->tmp || !w->buf) {
+        fri_free(w->tmp);
+        fri_free(w->buf);
+        memset(w, 0, sizeof *w);
+        return FR_ERR_NOMEM;
+    }
+    snprintf(w->tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    unlink(w->tmp); /* a stale one (a killed writer of the same pid): removed, not reused */
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL, (mode_t)mode);
+    if (w->fd < 0) {
+        fr_err e = fri_fail(FR_ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
+        fri_free(w->tmp);
+        fri_free(w->buf);
+        memset(w, 0, sizeof *w);
+        return e;
+    }
+    return FR_OK;
+}
+
+static void wfile_flush(fri_wfile *w) {
+    const uint8_t *p = w->buf;
+    size_t left = w->len;
+    while (left && !w->err) {
+        ssize_t n = write(w->fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            w->err = fri_fail(FR_ERR_IO, "%s: write failed: %s", w->tmp, strerror(errno));
+            break;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    w->len = 0;
+}
+
+void fri_wfile_put(fri_wfile *w, const void *src, size_t n) {
+    if (w->err || n == 0) return;
+    w->crc = fr_crc32c(w->crc, src, n);
+    w->total += n;
+    const uint8_t *p = src;
+    while (n && !w->err) {
+        size_t c = WFILE_BUF - w->len < n ? WFILE_BUF - w->len : n;
+        memcpy(w->buf + w->len, p, c);
+        w->len += c;
+        p += c;
+        n -= c;
+        if (w->len == WFILE_BUF) wfile_flush(w);
+    }
+}
+
+void fri_wfile_u32(fri_wfile *w, uint32_t v) { uint8_t t[4]; fri_put_u32(t, v); fri_wfile_put(w, t, 4); }
+void fri_wfile_u64(fri_wfile *w, uint64_t v) { uint8_t t[8]; fri_put_u64(t, v); fri_wfile_put(w, t, 8); }
+
+void fri_wfile_f32s(fri_wfile *w, const float *v, size_t n) {
+    uint8_t t[4096];
+    for (size_t i = 0; i < n && !w->err;) {
+        size_t c = 0;
+        for (; i < n && c < sizeof t; i++, c += 4) fri_put_f32(t + c, v[i]);
+        fri_wfile_put(w, t, c);
+    }
+}
+
+fr_err fri_wfile_close(fri_wfile *w, fr_err fail) {
+    if (!w->tmp) return fail ? fail : FR_ERR_STATE;
+    if (!fail && !w->err) wfile_flush(w);
+    fr_err e = fail ? fail : w->err;
+    if (!e && fsync(w->fd) != 0) e = fri_fail(FR_ERR_IO, "%s: flush failed: %s", w->tmp, strerror(errno));
+    if (close(w->fd) != 0 && !e) e = fri_fail(FR_ERR_IO, "%s: flush failed: %s", w->tmp, strerror(errno));
+    if (!e && rename(w->tmp, w->path) != 0)
+        e = fri_fail(FR_ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
+    if (e) unlink(w->tmp);
+    fri_free(w->tmp);
+    fri_free(w->buf);
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    return e;
+}

@@ -125,6 +125,31 @@ FR_NODISCARD fr_err fri_write_file_atomic(const char *path, const void *data, si
  * created with them, so the data is never readable by others, even briefly). */
 FR_NODISCARD fr_err fri_write_file_atomic_mode(const char *path, const void *data, size_t n, unsigned mode);
 
+/* A file written atomically as a stream (a temporary file beside it, then fsync and rename,
+ * as fri_write_file_atomic), so a large file is never held in memory whole: bytes go
+ * through a 1 MiB buffer, and the CRC-32C of everything put so far is kept (`crc`, for a
+ * trailing checksum). The first failure latches in `err` and later puts are dropped;
+ * fri_wfile_close then removes the temporary file and returns it. */
+typedef struct fri_wfile {
+    int fd;
+    char *tmp;
+    const char *path;
+    uint8_t *buf;
+    size_t len;
+    uint64_t total; /* bytes put */
+    uint32_t crc;   /* fr_crc32c(0, every byte put) */
+    fr_err err;
+} fri_wfile;
+FR_NODISCARD fr_err fri_wfile_open(fri_wfile *w, const char *path, unsigned mode);
+void fri_wfile_put(fri_wfile *w, const void *src, size_t n);
+void fri_wfile_u32(fri_wfile *w, uint32_t v);
+void fri_wfile_u64(fri_wfile *w, uint64_t v);
+/* n floats as little-endian f32 */
+void fri_wfile_f32s(fri_wfile *w, const float *v, size_t n);
+/* Writes what is buffered, fsyncs and renames into place (fail = an error to report
+ * instead, e.g. the caller's own: the temporary file is removed). Frees w's memory. */
+FR_NODISCARD fr_err fri_wfile_close(fri_wfile *w, fr_err fail);
+
 /* libsodium's sodium_init, once per process (thread-safe): every user of libsodium in
  * the library calls this first. FR_ERR_INTERNAL if libsodium cannot start. */
 FR_NODISCARD fr_err fri_sodium_init(void);

@@ -128,9 +128,8 @@ static fr_err config_get_v1(fri_rd *r, fr_model_config *c) {
     return FR_OK;
 }
 
-fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes, size_t *n) {
-    *bytes = NULL;
-    *n = 0;
+/* The file's bytes up to and with the parameter count (the total length at 12 left 0). */
+static fr_err model_header(const fr_model *m, const fr_model_meta *meta, fri_buf *out) {
     const fr_model_config *c = &m->cfg;
     fri_buf b = {0};
     fri_buf_put(&b, MAGIC, 8);
@@ -165,6 +164,20 @@ fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **b
     if (has_i)
         for (uint32_t i = 0; i < c->n_items; i++) fri_buf_u64(&b, (uint64_t)meta->item_ids[i]);
     fri_buf_u64(&b, m->n_params);
+    if (b.err) {
+        fri_buf_free(&b);
+        return fri_fail(FR_ERR_NOMEM, "encoding model: out of memory");
+    }
+    *out = b;
+    return FR_OK;
+}
+
+fr_err fr_model_encode(const fr_model *m, const fr_model_meta *meta, uint8_t **bytes, size_t *n) {
+    *bytes = NULL;
+    *n = 0;
+    fri_buf b = {0};
+    fr_err e = model_header(m, meta, &b);
+    if (e) return e;
     for (size_t i = 0; i < m->n_params; i++) fri_buf_f32(&b, m->params[i]);
     fri_buf_u32(&b, 0); /* CRC placeholder */
     if (b.err) {
@@ -300,14 +313,25 @@ fail:
     return e;
 }
 
+/* fr_model_encode's bytes, streamed to the file: the header (up to the parameter count)
+ * is encoded in memory, the parameters go straight from the model, so a model with every
+ * user's rows is never copied whole. */
 fr_err fr_model_save(const fr_model *m, const char *path, const fr_model_meta *meta) {
-    uint8_t *bytes;
-    size_t n;
-    fr_err e = fr_model_encode(m, meta, &bytes, &n);
+    fri_buf b = {0};
+    fr_err e = model_header(m, meta, &b);
     if (e) return fri_fail_prefix(e, "saving %s", path);
-    e = fri_write_file_atomic(path, bytes, n);
-    fri_free(bytes);
-    return e;
+    fri_put_u64(b.data + 12, (uint64_t)b.len + 4 * (uint64_t)m->n_params + 4);
+    fri_wfile w;
+    if ((e = fri_wfile_open(&w, path, 0644))) {
+        fri_buf_free(&b);
+        return e;
+    }
+    fri_wfile_put(&w, b.data, b.len);
+    fri_buf_free(&b);
+    fri_wfile_f32s(&w, m->params, m->n_params);
+    uint32_t crc = w.crc;
+    fri_wfile_u32(&w, crc);
+    return fri_wfile_close(&w, FR_OK);
 }
 
 fr_err fr_model_load(fr_model **out, const char *path, fr_model_meta *meta) {

@@ -993,32 +993,35 @@ fr_err fr_sim_checkpoint_save(fr_sim *s, const char *path) {
     fr_err e = fr_round_save(s->ctl, &st, &sn);
     if (e) return e;
     const float *p = fr_model_params_const(s->full) + fr_model_n_shared(s->full);
-    fri_buf b = {0};
-    fri_buf_put(&b, CKPT_MAGIC, 8);
-    fri_buf_u32(&b, CKPT_VERSION);
-    fri_buf_u64(&b, sn);
-    fri_buf_put(&b, st, sn);
-    fr_msg_free(st);
-    fri_buf_u32(&b, s->n_clients);
-    fri_buf_u32(&b, s->part_ptr ? s->part_crc : 0);
-    fri_buf_u32(&b, s->data_fp.users);
-    fri_buf_u32(&b, s->data_fp.items);
-    fri_buf_u64(&b, s->data_fp.interactions);
-    fri_buf_u32(&b, s->data_fp.crc);
-    fri_buf_u64(&b, s->n_priv);
-    for (size_t i = 0; i < s->n_priv; i++) fri_buf_f32(&b, p[i]);
-    fri_buf_u32(&b, s->km1 ? 1 : 0);
-    if (s->km1) {
-        for (size_t i = 0; i < s->n_priv; i++) fri_buf_f32(&b, s->km1[i]);
-        for (size_t i = 0; i < s->n_priv; i++) fri_buf_f32(&b, s->km2[i]);
-        for (uint32_t c = 0; c < s->n_clients; c++) fri_buf_u64(&b, s->ksteps[c]);
+    /* streamed to the file: the store (every user's rows) is never copied whole */
+    fri_wfile w;
+    if ((e = fri_wfile_open(&w, path, 0644))) {
+        fr_msg_free(st);
+        return e;
     }
-    for (size_t i = 0; s->resid && i < (size_t)s->n_clients * s->resid_len; i++) fri_buf_f32(&b, s->resid[i]);
-    if (!b.err) fri_buf_u32(&b, fr_crc32c(0, b.data, b.len));
-    e = b.err;
-    if (!e) e = fri_write_file_atomic(path, b.data, b.len);
-    fri_buf_free(&b);
-    return e;
+    fri_wfile_put(&w, CKPT_MAGIC, 8);
+    fri_wfile_u32(&w, CKPT_VERSION);
+    fri_wfile_u64(&w, sn);
+    fri_wfile_put(&w, st, sn);
+    fr_msg_free(st);
+    fri_wfile_u32(&w, s->n_clients);
+    fri_wfile_u32(&w, s->part_ptr ? s->part_crc : 0);
+    fri_wfile_u32(&w, s->data_fp.users);
+    fri_wfile_u32(&w, s->data_fp.items);
+    fri_wfile_u64(&w, s->data_fp.interactions);
+    fri_wfile_u32(&w, s->data_fp.crc);
+    fri_wfile_u64(&w, s->n_priv);
+    fri_wfile_f32s(&w, p, s->n_priv);
+    fri_wfile_u32(&w, s->km1 ? 1 : 0);
+    if (s->km1) {
+        fri_wfile_f32s(&w, s->km1, s->n_priv);
+        fri_wfile_f32s(&w, s->km2, s->n_priv);
+        for (uint32_t c = 0; c < s->n_clients; c++) fri_wfile_u64(&w, s->ksteps[c]);
+    }
+    if (s->resid) fri_wfile_f32s(&w, s->resid, (size_t)s->n_clients * s->resid_len);
+    uint32_t crc = w.crc;
+    fri_wfile_u32(&w, crc);
+    return fri_wfile_close(&w, FR_OK);
 }
 
 fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path) {
