@@ -113,7 +113,7 @@ static fr_err run_federated(const fr_run_config *c, const fr_dataset *train, con
         fr_sim_driver(&d);
         if (!e) e = fr_loop_run(&lc, &d, sim, train, test, negs, cb, user, summary);
     }
-    if (!e && model) e = fr_model_clone(model, fr_sim_model(sim));
+    if (!e && model) *model = fri_sim_take_model(sim); /* not a copy: the store may be most of memory */
     fr_sim_free(sim);
     fr_partition_free(part);
     fr_pool_free(pool);

@@ -37,6 +37,10 @@ void fri_sim_owners(const fr_sim *s, uint32_t n, uint32_t *owner);
 const float *fri_sim_private_row(const fr_sim *s, int t, uint32_t u);
 /* Floats of the sim's client-state store (the private rows it keeps). */
 size_t fri_sim_store_floats(const fr_sim *s);
+/* The sim's model (fr_sim_model: shared prefix synced, every private row), handed to the
+ * caller, who frees it: the sim may then only be freed. The run's result without a copy
+ * of the whole store. */
+fr_model *fri_sim_take_model(fr_sim *s);
 
 /* The promotion attacks' fake clients (fr_sim_attack, promote and promote-pop), shared by
  * the simulator and the networked server: both run them beside their round controller,

@@ -948,6 +948,12 @@ fr_err fri_sim_set_share(fr_sim *s, uint32_t at, uint32_t n, fri_sim_reduce redu
 
 size_t fri_sim_store_floats(const fr_sim *s) { return s->n_priv; }
 
+fr_model *fri_sim_take_model(fr_sim *s) {
+    fr_model *m = fr_sim_model(s);
+    s->full = NULL;
+    return m;
+}
+
 const float *fri_sim_private_row(const fr_sim *s, int t, uint32_t u) {
     const fr_tensor *tt = fr_model_tensor(s->full, t);
     if (!tt || tt->kind != FR_TENSOR_USER_TABLE || u >= s->mcfg.n_users) return NULL;

@@ -491,7 +491,7 @@ fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_data
         e = fr_loop_run(&c->loop, &d, &m, train, test, negs, cb, user, summary);
         if (!e && model) {
             lead_model(&m);
-            e = fr_model_clone(model, fr_sim_model(m.sim));
+            *model = fri_sim_take_model(m.sim); /* not a copy of the whole store */
         }
         fr_err keep = e;
         char msg[1024];
