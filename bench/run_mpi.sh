@@ -5,8 +5,9 @@
 #   1. 1,000,000 clients, 100,000 items: one round on the simulator with 2 threads (client
 #      updates per second), then on 1 rank and on 2 ranks of 1 thread each (parallel
 #      efficiency = t1 / (2 t2), peak memory per rank);
-#   2. with BIG=1 (needs ~12 GiB free: `free -g` first): one round of 10,000,000 clients
-#      on 2 ranks (time, peak memory per rank).
+#   2. with BIG=1 (needs ~10 GiB free: `free -g` first; measured peaks 5.9 GiB on rank 0,
+#      3.2 GiB on rank 1, which generates only its clients' data): one round of 10,000,000
+#      clients on 2 ranks (time, peak memory per rank).
 # Usage: bench/run_mpi.sh [CLIENTS=1000000]   (from the project root, after a build)
 # The machine is shared: each figure is one run; compare the ratios, measured side by side.
 set -eu
