@@ -43,6 +43,12 @@ mpi 2 "$bin" "${base[@]}" --runtime mpi --rounds 4 --out "$tmp/res.fr" --resume 
   || fail "resume 2: $(cat "$tmp/err")"
 "$bin" "${base[@]}" --rounds 4 --out "$tmp/all.fr" >/dev/null 2>"$tmp/err" || fail "sim 4: $(cat "$tmp/err")"
 cmp -s "$tmp/res.fr" "$tmp/all.fr" || fail "an mpi run resumed at round 2 differs from 4 rounds at once"
+# the same on 4 ranks, resumed from the simulator's checkpoint of round 2 (rank 0 reads it
+# and sends each rank its own users' rows): the checkpoints of the two runtimes are one
+"$bin" "${base[@]}" --rounds 2 --out "$tmp/res4.fr" >/dev/null 2>"$tmp/err" || fail "sim 2: $(cat "$tmp/err")"
+mpi 4 "$bin" "${base[@]}" --runtime mpi --rounds 4 --out "$tmp/res4.fr" --resume >/dev/null 2>"$tmp/err" \
+  || fail "resume on 4: $(cat "$tmp/err")"
+cmp -s "$tmp/res4.fr" "$tmp/all.fr" || fail "an mpi run on 4 ranks resumed from the simulator's round 2 differs"
 # what it cannot do is refused with a message on every rank, the job ending
 if mpi 2 "$bin" "${base[@]}" --runtime mpi --rounds 1 --secagg >/dev/null 2>"$tmp/err"; then fail "--secagg accepted"; fi
 grep -q "secure aggregation runs on the sim runtime" "$tmp/err" || fail "--secagg: $(cat "$tmp/err")"

@@ -4,6 +4,7 @@
  * created whole model, fr_model_create), it loads exactly those rows from a whole
  * store's checkpoint and refuses to save one; process 0 and silos keep the whole store. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -105,6 +106,72 @@ Test(sim_store, compact_store_loads_its_rows_from_a_whole_checkpoint) {
     cr_assert_eq(fr_sim_checkpoint_save(part, path), FR_ERR_STATE);
     unlink(path);
     fr_model_free(trained);
+    fr_sim_free(part);
+    fr_sim_free(whole);
+    fr_dataset_free(d);
+}
+
+/* A checkpoint's head alone (the mpi runtime's resume on a rank > 0: rank 0 sends it, then
+ * each rank's rows): the head ends right before the rows (its length read from the
+ * file's own layout: magic 8, version 4, state length 8, state, then 36 bytes up to and
+ * with the row count), loads the controller's state (the round) into a compact store,
+ * leaves the rows to the caller, is refused by a whole store, and a head of other data
+ * (the fingerprint changed) is refused as the whole file would be. */
+Test(sim_store, compact_store_loads_a_checkpoints_head) {
+    fr_dataset *d = synthetic();
+    fr_model_config mc;
+    fr_fl_config cfg;
+    configs(&mc, &cfg);
+    fr_sim *whole = NULL;
+    cr_assert_eq(fr_sim_create(&whole, &mc, &cfg, d, NULL), FR_OK, "%s", fr_errmsg());
+    fr_round_stats st;
+    for (int r = 0; r < 3; r++) cr_assert_eq(fr_sim_round(whole, &st), FR_OK, "%s", fr_errmsg());
+    char path[] = "/tmp/fr_sim_store_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(fr_sim_checkpoint_save(whole, path), FR_OK, "%s", fr_errmsg());
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    static uint8_t bytes[1 << 16];
+    size_t n = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    cr_assert_lt(n, sizeof bytes);
+    uint64_t sn = 0;
+    memcpy(&sn, bytes + 12, 8); /* little-endian host */
+    size_t head = 8 + 4 + 8 + (size_t)sn + 36;
+    cr_assert_eq(fri_sim_checkpoint_head_len(bytes, n), head);
+    uint64_t np = 0;
+    memcpy(&np, bytes + head - 8, 8);
+    cr_assert_eq(np, (uint64_t)fr_dataset_n_users(d) * 7); /* dim 6 + the bias, every user */
+    fr_sim *part = NULL;
+    cr_assert_eq(fri_sim_create_share(&part, &mc, &cfg, d, NULL, NULL, 1, 2), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fri_sim_set_share(part, 1, 2, no_reduce, NULL), FR_OK, "%s", fr_errmsg());
+    fr_model *fresh = NULL;
+    cr_assert_eq(fr_model_clone(&fresh, fr_sim_model(part)), FR_OK);
+    cr_assert_eq(fri_sim_checkpoint_decode_head(part, bytes, head, "head"), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_round_completed(fr_sim_controller(part)), 3);
+    /* the rows are untouched: still the fresh ones */
+    const fr_model *pm = fr_sim_model(part);
+    for (int t = 0; t < fr_model_n_tensors(pm); t++) {
+        const fr_tensor *tt = fr_model_tensor(pm, t);
+        if (tt->kind != FR_TENSOR_USER_TABLE) continue;
+        cr_assert_eq(memcmp(fr_model_params_const(pm) + tt->offset, fr_model_params_const(fresh) + tt->offset,
+                            (size_t)tt->rows * tt->cols * 4), 0);
+        float *row = fri_sim_private_row_mut(part, t, 3);
+        cr_assert_eq(row, fri_sim_private_row(part, t, 3));
+        cr_assert_null(fri_sim_private_row_mut(part, t, 2));
+    }
+    /* the shared prefix is the trained one */
+    cr_assert_eq(memcmp(fr_model_params_const(pm), fr_model_params_const(fr_sim_model(whole)),
+                        fr_model_n_shared(pm) * 4), 0);
+    cr_assert_eq(fri_sim_checkpoint_decode_head(whole, bytes, head, "head"), FR_ERR_STATE);
+    bytes[head - 12] ^= 1; /* the data's CRC in the fingerprint */
+    cr_assert_eq(fri_sim_checkpoint_decode_head(part, bytes, head, "head"), FR_ERR_INVALID);
+    cr_assert(strstr(fr_errmsg(), "other training data") != NULL, "%s", fr_errmsg());
+    cr_assert_eq(fri_sim_checkpoint_head_len(bytes, 10), 0);
+    unlink(path);
+    fr_model_free(fresh);
     fr_sim_free(part);
     fr_sim_free(whole);
     fr_dataset_free(d);

@@ -8,6 +8,13 @@ fr_pool *fri_sim_pool(void *s);
 /* fr_sim_checkpoint_load on bytes in memory (name in messages): every length checked
  * against what remains; on failure the sim is unchanged. */
 FR_NODISCARD fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *bytes, size_t n, const char *name);
+/* A checkpoint's head: its bytes up to the private rows (0 if bytes is too short to say). */
+size_t fri_sim_checkpoint_head_len(const uint8_t *bytes, size_t n);
+/* A compact store (fri_sim_create_share) loads a checkpoint's head only (the controller's
+ * state, every check of fri_sim_checkpoint_decode): its rows are then the caller's to put
+ * (fri_sim_private_row_mut), e.g. sent by the process that read the whole file. */
+FR_NODISCARD fr_err fri_sim_checkpoint_decode_head(fr_sim *s, const uint8_t *head, size_t n, const char *name);
+float *fri_sim_private_row_mut(fr_sim *s, int t, uint32_t u);
 
 /* A federation run by several processes, each with its own sim of the same config and
  * data: this one runs the sampled clients c with c % n == at, then calls

@@ -1039,7 +1039,30 @@ fr_err fr_sim_checkpoint_load(fr_sim *s, const char *path) {
     return e;
 }
 
+static fr_err ckpt_decode(fr_sim *s, const uint8_t *d, size_t n, const char *path, bool head);
+
 fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const char *path) {
+    return ckpt_decode(s, d, n, path, false);
+}
+
+size_t fri_sim_checkpoint_head_len(const uint8_t *d, size_t n) {
+    if (n < 8 + 4 + 8) return 0;
+    uint64_t sn = fri_get_u64(d + 12), h = 8 + 4 + 8 + sn + 4 + 4 + 4 + 4 + 8 + 4 + 8;
+    return sn < n && h <= n ? (size_t)h : 0;
+}
+
+fr_err fri_sim_checkpoint_decode_head(fr_sim *s, const uint8_t *d, size_t n, const char *path) {
+    if (!s->priv_n)
+        return fri_fail(FR_ERR_STATE, "%s: a checkpoint's head alone loads only into a compact store", path);
+    return ckpt_decode(s, d, n, path, true);
+}
+
+float *fri_sim_private_row_mut(fr_sim *s, int t, uint32_t u) { return (float *)fri_sim_private_row(s, t, u); }
+
+/* head: d is the checkpoint up to its private rows (fri_sim_checkpoint_head_len bytes, no
+ * CRC: the whole file's was checked by whoever read it); everything is checked and loaded
+ * but the rows, which the caller then puts in place. */
+static fr_err ckpt_decode(fr_sim *s, const uint8_t *d, size_t n, const char *path, bool head) {
     uint8_t *backup = NULL;
     size_t bn = 0;
     fr_err e = FR_OK;
@@ -1047,14 +1070,14 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         e = fri_fail(FR_ERR_FORMAT, "%s: not a fedrec checkpoint (bad magic or too short: %zu bytes)", path, n);
         goto done;
     }
-    if (fri_get_u32(d + n - 4) != fr_crc32c(0, d, n - 4)) {
+    if (!head && fri_get_u32(d + n - 4) != fr_crc32c(0, d, n - 4)) {
         e = fri_fail(FR_ERR_CHECKSUM, "%s: checkpoint is damaged (CRC-32C mismatch)", path);
         goto done;
     }
     fri_rd r;
-    fri_rd_init(&r, d, n - 4, path, "checkpoint");
+    fri_rd_init(&r, d, head ? n : n - 4, path, "checkpoint");
     r.at = 8;
-    uint32_t ver, nc, pcrc, has_kept;
+    uint32_t ver, nc, pcrc, has_kept = 0;
     uint64_t sn, np;
     fr_fingerprint fp = {0};
     const uint8_t *st, *rows, *kept = NULL;
@@ -1068,10 +1091,15 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         (e = fri_rd_bytes(&r, &st, (size_t)sn, "server state")) || (e = fri_rd_u32(&r, &nc, "client count")) ||
         (e = fri_rd_u32(&r, &pcrc, "partition CRC")) || (e = fri_rd_u32(&r, &fp.users, "data users")) ||
         (e = fri_rd_u32(&r, &fp.items, "data items")) || (e = fri_rd_u64(&r, &fp.interactions, "data interactions")) ||
-        (e = fri_rd_u32(&r, &fp.crc, "data CRC")) || (e = fri_rd_u64(&r, &np, "private rows")) ||
-        (e = fri_rd_need_n(&r, np, 4, "private rows")) || (e = fri_rd_bytes(&r, &rows, (size_t)np * 4, "private rows")) ||
-        (e = fri_rd_u32(&r, &has_kept, "kept state flag")))
+        (e = fri_rd_u32(&r, &fp.crc, "data CRC")) || (e = fri_rd_u64(&r, &np, "private rows")))
         goto done;
+    if (head) {
+        rows = NULL;
+    } else if ((e = fri_rd_need_n(&r, np, 4, "private rows")) ||
+               (e = fri_rd_bytes(&r, &rows, (size_t)np * 4, "private rows")) ||
+               (e = fri_rd_u32(&r, &has_kept, "kept state flag"))) {
+        goto done;
+    }
     if (has_kept > 1) { e = fri_fail(FR_ERR_FORMAT, "%s: kept state flag %u, expected 0 or 1", path, has_kept); goto done; }
     if (has_kept) {
         size_t want;
@@ -1085,7 +1113,7 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
     }
     const uint8_t *resid = NULL; /* top-k's residuals: read when this run has them and they are there (else
                                     the controller's state names the config that differs) */
-    if (s->resid && fri_rd_left(&r) == (size_t)s->n_clients * s->resid_len * 4 &&
+    if (!head && s->resid && fri_rd_left(&r) == (size_t)s->n_clients * s->resid_len * 4 &&
         (e = fri_rd_bytes(&r, &resid, fri_rd_left(&r), "residuals")))
         goto done;
     if ((e = fri_rd_end(&r, "the client state"))) goto done;
@@ -1117,7 +1145,9 @@ fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *d, size_t n, const ch
         goto done;
     }
     float *p = fr_model_params(s->full) + fr_model_n_shared(s->full);
-    if (!s->priv_n) {
+    if (head) {
+        /* the rows follow from the caller */
+    } else if (!s->priv_n) {
         for (size_t i = 0; i < s->n_priv; i++) p[i] = fri_get_f32(rows + 4 * i);
     } else { /* a compact store: its users' rows of each table (the whole store's tables follow each other) */
         size_t at = 0, ns = fr_model_n_shared(s->full);

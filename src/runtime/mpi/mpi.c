@@ -283,10 +283,8 @@ static fr_err reduce(void *ctx, fr_round *ctl, fr_err local) {
  * rank's rows with zeros elsewhere, as before) made every rank send a whole chunk, and its
  * tree passes partial results through intermediate ranks: (size - 1) whole tables in all
  * instead of one. Point-to-point receives would do the same as Gatherv with more code. */
-static fr_err gather_private(mpi_run *m) {
-    fr_model *full = fr_sim_model(m->sim);
-    if (m->size == 1) return FR_OK;
-    float *p = fr_model_params(full);
+/* The gather's and the scatter's buffers (a chunk, per-rank counts), made once. */
+static fr_err gather_buffers(mpi_run *m) {
     fr_err e = FR_OK;
     if (!m->owner && m->silos) {
         if ((m->owner = fri_malloc((size_t)(m->n_users ? m->n_users : 1) * sizeof *m->owner)))
@@ -303,7 +301,15 @@ static fr_err gather_private(mpi_run *m) {
         m->gat = fri_malloc((size_t)m->size * sizeof *m->gat);
         if (!m->gcount || !m->gdispl || !m->gat) e = FR_ERR_NOMEM;
     }
-    if ((e = agree(m, e))) return e;
+    return agree(m, e);
+}
+
+static fr_err gather_private(mpi_run *m) {
+    fr_model *full = fr_sim_model(m->sim);
+    if (m->size == 1) return FR_OK;
+    float *p = fr_model_params(full);
+    fr_err e = gather_buffers(m);
+    if (e) return e;
     for (int t = 0; t < fr_model_n_tensors(full); t++) {
         const fr_tensor *tt = fr_model_tensor(full, t);
         if (tt->kind != FR_TENSOR_USER_TABLE) continue;
@@ -345,12 +351,64 @@ static fr_err gather_private(mpi_run *m) {
     return FR_OK;
 }
 
-/* Rank 0 reads the checkpoint (path; NULL elsewhere) and every rank loads its bytes. */
+/* The reverse of the gather, for a resume: rank 0 (its whole store loaded) sends each rank
+ * > 0 its own users' rows (u % size == rank, a user each), MPI_Scatterv in chunks of users:
+ * each row crosses the network once, to its owner. */
+static fr_err scatter_private(mpi_run *m) {
+    fr_err e = gather_buffers(m);
+    if (e) return e;
+    const fr_model *full = fr_sim_model(m->sim);
+    uint32_t n = (uint32_t)m->size;
+    for (int t = 0; t < fr_model_n_tensors(full); t++) {
+        const fr_tensor *tt = fr_model_tensor(full, t);
+        if (tt->kind != FR_TENSOR_USER_TABLE) continue;
+        size_t cols = tt->cols ? tt->cols : 1, per = m->gbuf_cap / cols;
+        if (per == 0) per = 1;
+        for (size_t u0 = 0; u0 < m->n_users; u0 += per) {
+            size_t u1 = m->n_users - u0 < per ? m->n_users : u0 + per;
+            int at = 0;
+            for (uint32_t r = 0; r < n; r++) { /* users u0 <= u < u1 with u % n == r */
+                size_t first = u0 + (r + n - u0 % n) % n, k = first < u1 ? (u1 - first + n - 1) / n : 0;
+                m->gcount[r] = r == 0 ? 0 : (int)(k * tt->cols);
+                m->gdispl[r] = at;
+                at += m->gcount[r];
+            }
+            uint32_t *b = m->gbuf;
+            if (m->rank == 0)
+                for (uint32_t r = 1; r < n; r++) {
+                    size_t o = (size_t)m->gdispl[r];
+                    for (size_t u = u0 + (r + n - u0 % n) % n; u < u1; u += n, o += tt->cols)
+                        memcpy(b + o, fri_sim_private_row(m->sim, t, (uint32_t)u), tt->cols * sizeof *b);
+                }
+            int mine = m->gcount[m->rank];
+            MPI_Scatterv(b, m->gcount, m->gdispl, MPI_UINT32_T, m->rank == 0 ? MPI_IN_PLACE : b, mine,
+                         MPI_UINT32_T, 0, m->comm);
+            if (m->rank == 0) continue;
+            size_t o = 0;
+            for (size_t u = u0 + ((uint32_t)m->rank + n - u0 % n) % n; u < u1; u += n, o += tt->cols) {
+                float *row = fri_sim_private_row_mut(m->sim, t, (uint32_t)u);
+                if (row) memcpy(row, b + o, tt->cols * sizeof *row);
+            }
+        }
+    }
+    return FR_OK;
+}
+
+/* Rank 0 reads the checkpoint (path; NULL elsewhere). With a user each, rank 0 loads it,
+ * the others its head (the controller's state and what names the run, checked on each
+ * rank), then rank 0 scatters each rank's rows: no rank > 0 holds the whole file. With
+ * silos (every rank keeps the whole store) every rank loads the whole file's bytes. */
 static fr_err load_all(mpi_run *m, const char *path) {
     uint8_t *d = NULL;
     size_t n = 0;
     fr_err e = m->rank == 0 ? fri_read_file(path, &d, &n) : FR_OK;
     if ((e = agree(m, e))) { fri_free(d); return e; }
+    bool heads = !m->silos && m->size > 1;
+    if (heads && m->rank == 0) {
+        e = fri_sim_checkpoint_decode(m->sim, d, n, path);
+        if (!e) n = fri_sim_checkpoint_head_len(d, n); /* what the others get */
+    }
+    if (heads && (e = agree(m, e))) { fri_free(d); return e; }
     uint64_t len = n;
     MPI_Bcast(&len, 1, MPI_UINT64_T, 0, m->comm);
     if (m->rank != 0) {
@@ -359,9 +417,12 @@ static fr_err load_all(mpi_run *m, const char *path) {
     }
     if ((e = agree(m, e))) { fri_free(d); return e; }
     bcast_bytes(d, n, m->comm);
-    e = fri_sim_checkpoint_decode(m->sim, d, n, m->rank == 0 ? path : "the checkpoint (from rank 0)");
+    const char *name = m->rank == 0 ? path : "the checkpoint (from rank 0)";
+    if (!heads) e = fri_sim_checkpoint_decode(m->sim, d, n, name);
+    else if (m->rank != 0) e = fri_sim_checkpoint_decode_head(m->sim, d, n, name);
     fri_free(d);
-    return agree(m, e);
+    if ((e = agree(m, e)) || !heads) return e;
+    return scatter_private(m);
 }
 
 /* ------------------------------------------------------------------ rank 0: the loop's driver */
