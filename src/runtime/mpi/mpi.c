@@ -39,7 +39,8 @@
  *     a compact store, user u at row u / N; rank 0 the whole store); rank 0 gathers them
  *     (MPI_Gatherv of each rank's own rows, in user order, as their bits: -0.0 and NaN
  *     included) only when the whole model is needed: evaluation, a checkpoint, the final
- *     model.
+ *     model; on a resume rank 0 loads the checkpoint and sends a rank > 0 its head and its
+ *     own rows (MPI_Scatterv), never the whole file.
  * The library never prints and never exits: errors come back to the caller. */
 #include <limits.h>
 #include <mpi.h>
@@ -269,20 +270,6 @@ static fr_err reduce(void *ctx, fr_round *ctl, fr_err local) {
 
 /* ------------------------------------------------------------------ private rows, checkpoints */
 
-/* Rank 0's model gets every rank's current private rows (a collective). Rank 0 keeps the
- * whole store (evaluation, checkpoints and the model file need every row); a rank > 0
- * keeps only its own clients' rows (fri_sim_create_share's compact store) and sends them
- * through fri_sim_private_row.
- *
- * MPI_Gatherv, in chunks of users [u0, u0 + per): each rank > 0 packs the rows it owns in
- * the chunk, in user order, and rank 0 receives each rank's run at its own displacement,
- * then deals them to their users (the owner of user u: u % size, or the silos' owner
- * table, which every rank computes alike, so counts need no exchange). Every row crosses
- * the network once, to rank 0, as its bits (MPI_UINT32_T, no arithmetic: -0.0 and NaN
- * unchanged); rank 0 sends nothing (its rows are in place). A reduction (MPI_BOR of each
- * rank's rows with zeros elsewhere, as before) made every rank send a whole chunk, and its
- * tree passes partial results through intermediate ranks: (size - 1) whole tables in all
- * instead of one. Point-to-point receives would do the same as Gatherv with more code. */
 /* The gather's and the scatter's buffers (a chunk, per-rank counts), made once. */
 static fr_err gather_buffers(mpi_run *m) {
     fr_err e = FR_OK;
@@ -304,6 +291,20 @@ static fr_err gather_buffers(mpi_run *m) {
     return agree(m, e);
 }
 
+/* Rank 0's model gets every rank's current private rows (a collective). Rank 0 keeps the
+ * whole store (evaluation, checkpoints and the model file need every row); a rank > 0
+ * keeps only its own clients' rows (fri_sim_create_share's compact store) and sends them
+ * through fri_sim_private_row.
+ *
+ * MPI_Gatherv, in chunks of users [u0, u0 + per): each rank > 0 packs the rows it owns in
+ * the chunk, in user order, and rank 0 receives each rank's run at its own displacement,
+ * then deals them to their users (the owner of user u: u % size, or the silos' owner
+ * table, which every rank computes alike, so counts need no exchange). Every row crosses
+ * the network once, to rank 0, as its bits (MPI_UINT32_T, no arithmetic: -0.0 and NaN
+ * unchanged); rank 0 sends nothing (its rows are in place). A reduction (MPI_BOR of each
+ * rank's rows with zeros elsewhere, as before) made every rank send a whole chunk, and its
+ * tree passes partial results through intermediate ranks: (size - 1) whole tables in all
+ * instead of one. Point-to-point receives would do the same as Gatherv with more code. */
 static fr_err gather_private(mpi_run *m) {
     fr_model *full = fr_sim_model(m->sim);
     if (m->size == 1) return FR_OK;
