@@ -235,6 +235,26 @@ Test(secagg, prg_is_one_chacha20_stream) {
     }
 }
 
+/* Ranges of the stream added separately (as the server's recovery threads do) give the
+ * words of one libsodium call, whatever the split. */
+Test(secagg, prg_ranges_are_the_stream_split) {
+    cr_assert_eq(fri_sodium_init(), FR_OK);
+    uint8_t seed[32];
+    for (int i = 0; i < 32; i++) seed[i] = (uint8_t)(7 * i + 1);
+    const uint64_t len = 5 * FRI_SA_PRG_ALIGN + 77;
+    uint8_t *ks = malloc(len * 8), nonce[12] = {0};
+    fri_put_u64(nonce, 5);
+    nonce[8] = FRI_SA_SELF;
+    crypto_stream_chacha20_ietf(ks, len * 8, nonce, seed);
+    const uint64_t cuts[] = {0, FRI_SA_PRG_ALIGN, 2 * FRI_SA_PRG_ALIGN, 5 * FRI_SA_PRG_ALIGN, len};
+    uint64_t *y = calloc(len, 8);
+    for (size_t c = 0; c + 1 < sizeof cuts / sizeof cuts[0]; c++)
+        fri_sa_prg_add_range(y, cuts[c], cuts[c + 1], seed, 5, FRI_SA_SELF, -1);
+    for (uint64_t i = 0; i < len; i++) cr_assert_eq(y[i], (uint64_t)0 - fri_get_u64(ks + 8 * i), "word %lu", i);
+    free(ks);
+    free(y);
+}
+
 Test(secagg, graph_is_symmetric_and_regular) {
     const uint32_t cases[][2] = {{10, 4}, {31, 8}, {9, 8}, {7, 6}, {5, 4}, {40, 2}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -411,6 +431,24 @@ Test(secagg, random_dropouts_sparse, .timeout = 600) {
         check_pattern(&p, stop, x, &ok, &ab);
     }
     cr_assert_gt(ok, 80);
+    free_vectors(&p, x);
+}
+
+/* A vector long enough for the server's recovery to split its expansions over two threads
+ * (at least 8 · FRI_SA_PRG_ALIGN words, an odd length so the halves differ), with clients
+ * gone after sharing (their pair masks rebuilt) and before unmasking: the exact plain sum
+ * of the survivors. */
+Test(secagg, long_vector_recovery_is_exact, .timeout = 600) {
+    fr_sa_params p = params(10, 8, 5, 9 * FRI_SA_PRG_ALIGN + 13, 61);
+    int64_t **x = vectors(&p, 62);
+    const uint8_t stops[][10] = {{0}, {0, 3, 0, 0, 0, 0, 0, 3, 0, 0}, {0, 0, 4, 0, 3, 0, 0, 0, 0, 4}};
+    int ok = 0, ab = 0;
+    for (size_t c = 0; c < sizeof stops / sizeof stops[0]; c++) {
+        uint8_t stop[MAXN] = {0};
+        memcpy(stop, stops[c], 10);
+        check_pattern(&p, stop, x, &ok, &ab);
+    }
+    cr_assert_eq(ok, 3);
     free_vectors(&p, x);
 }
 
