@@ -71,6 +71,8 @@ run() {
   local spid=$!
   pids+=("$spid")
   sleep 0.3
+  # PERF=1: a CPU profile of the server (perf report -i $work/NAME.perf.data; with KEEP=1)
+  [[ -n ${PERF:-} ]] && { perf record -q -g -o "$work/$name.perf.data" -p "$spid" 2>/dev/null & }
   # shellcheck disable=SC2206
   local gen=(client --connect "$url" "${copts[@]}" --token-file "$work/tok/tokens.secret" --shards "$work/shards"
              --no-state --no-eval --give-up 60 $xopts)

@@ -452,6 +452,49 @@ Test(secagg, long_vector_recovery_is_exact, .timeout = 600) {
     free_vectors(&p, x);
 }
 
+/* The unmasking stage may close once every needed secret has t shares: with 6 clients on
+ * the complete graph (k = 5, t = 3), all masked, survivor u's seed has a share from each
+ * answering client other than u, so 3 answers leave the first answerers with 2 (not yet)
+ * and the 4th gives everyone at least 3; finishing then gives the plain sum of all 6. */
+Test(secagg, can_finish_once_the_shares_suffice) {
+    fr_sa_params p = params(6, 5, 3, 40, 71);
+    int64_t **x = vectors(&p, 72), sum[40], want[40];
+    fr_sa_server *s = NULL;
+    fr_sa_client *c[6] = {0};
+    cr_assert_eq(fr_sa_server_create(&s, &p), FR_OK);
+    for (uint32_t u = 0; u < 6; u++) cr_assert_eq(fr_sa_client_create(&c[u], &p, u), FR_OK);
+    for (int stage = 0; stage < 4; stage++) {
+        for (uint32_t u = 0; u < 6; u++) {
+            uint8_t *in = NULL, *out = NULL;
+            size_t in_n = 0, out_n = 0;
+            if (stage > 0) cr_assert_eq(fr_sa_server_message(s, u, &in, &in_n), FR_OK);
+            fr_err ce = stage == 0   ? fr_sa_client_advertise(c[u], &out, &out_n)
+                        : stage == 1 ? fr_sa_client_share(c[u], in, in_n, &out, &out_n)
+                        : stage == 2 ? fr_sa_client_mask(c[u], x[u], in, in_n, &out, &out_n)
+                                     : fr_sa_client_unmask(c[u], in, in_n, &out, &out_n);
+            cr_assert_eq(ce, FR_OK, "%s", fr_errmsg());
+            fr_sa_bytes_free(in, in_n);
+            if (stage == 3) cr_assert_eq(fr_sa_server_can_finish(s), u >= 4, "after %u answers", u);
+            else cr_assert_not(fr_sa_server_can_finish(s));
+            cr_assert_eq(fr_sa_server_receive(s, out, out_n), FR_OK);
+            fr_sa_bytes_free(out, out_n);
+            if (stage == 3 && u == 3) break; /* two never answer */
+        }
+        if (stage < 3) cr_assert_eq(fr_sa_server_close(s), FR_OK);
+    }
+    cr_assert(fr_sa_server_can_finish(s));
+    uint32_t surv = 0;
+    cr_assert_eq(fr_sa_server_finish(s, sum, &surv), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(surv, 6);
+    bool all[MAXN];
+    for (uint32_t u = 0; u < 6; u++) all[u] = true;
+    plain_sum(&p, x, all, want);
+    cr_assert_arr_eq(sum, want, sizeof sum);
+    for (uint32_t u = 0; u < 6; u++) fr_sa_client_free(c[u]);
+    fr_sa_server_free(s);
+    free_vectors(&p, x);
+}
+
 Test(secagg, fewer_than_t_answers_abort) {
     fr_sa_params p = params(5, 4, 3, 16, 8);
     int64_t **x = vectors(&p, 9), sum[16];

@@ -425,6 +425,17 @@ static fr_err do_finish(fr_sa_server *s) {
     return e;
 }
 
+bool fr_sa_server_can_finish(const fr_sa_server *s) {
+    if (!s || s->stage != FR_SA_UNMASK || s->masked == 0) return false;
+    for (uint32_t u = 0; u < s->p.n; u++) {
+        if (s->level[u] < 3 && !needs_key(s, u)) continue;
+        uint32_t m = 0;
+        for (uint32_t j = 0; j < s->k && m < s->p.t; j++) m += s->has_share[(size_t)u * s->k + j];
+        if (m < s->p.t) return false;
+    }
+    return true;
+}
+
 fr_err fr_sa_server_finish(fr_sa_server *s, int64_t *sum, uint32_t *survivors) {
     if (!s || !sum) return fri_fail(FR_ERR_INVALID, "fr_sa_server_finish: NULL argument");
     if (s->stage != FR_SA_UNMASK)

@@ -876,7 +876,11 @@ static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors, doub
             sa_release_all(s, false); /* the parties held for this stage get its message now */
             pthread_cond_broadcast(&s->cv);
         }
-        while (!sa_all_in(s) && fri_net_now_ms() < s->deadline && !atomic_load(&s->stop)) {
+        /* the unmasking stage closes as soon as the answers hold every share the sum needs
+         * (the same sum as with the rest: fr_sa_server_can_finish), not at its deadline when
+         * clients dropped out after masking */
+        while (!sa_all_in(s) && !(st == FR_SA_UNMASK && fr_sa_server_can_finish(s->sa)) &&
+               fri_net_now_ms() < s->deadline && !atomic_load(&s->stop)) {
             uint64_t next = sa_release_expired(s);
             wait_until(s, next < s->deadline ? next : s->deadline);
         }
