@@ -4,7 +4,7 @@
  * a simulated round) and per client (what one device spends), and the server's, beside a
  * plain sum of the same vectors; the unmasked sum is checked against the plain one.
  *   bench_secagg [--n 100] [--len 55506] [--dropout 0.1] [--sigma 40] [--eta E] [--k K --t T] [--reps 3] [--wall]
- * Seconds are this thread's CPU time unless --wall.
+ * Seconds are the process's CPU time (this thread's, and the server's recovery thread's) unless --wall.
  * (--eta: the correctness target apart from sigma, fr_sa_params_choose_split; default sigma).
  * The critical path of a deployed round, where each client runs on its own device in
  * parallel: the slowest client's own seconds (keys, shares, mask, unmask) plus all of the
@@ -21,11 +21,11 @@
 
 #include "fedrec/privacy.h"
 
-static clockid_t g_clock = CLOCK_THREAD_CPUTIME_ID; /* --wall: CLOCK_MONOTONIC */
+static clockid_t g_clock = CLOCK_PROCESS_CPUTIME_ID; /* --wall: CLOCK_MONOTONIC */
 
-/* This thread's CPU seconds (default: every party runs on this one thread, so that is the
- * work each does, which a shared machine's load inflates far less than wall time), or
- * the wall clock with --wall. */
+/* The process's CPU seconds (default: every party runs on this one thread, and the
+ * server's recovery also on a second one, so that is the work each does, which a shared
+ * machine's load inflates far less than wall time), or the wall clock with --wall. */
 static double now_s(void) {
     struct timespec t;
     clock_gettime(g_clock, &t);

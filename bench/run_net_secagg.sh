@@ -15,12 +15,21 @@
 #              process, a thread each) waiting past the unmasking deadline: the ~10 of them
 #              sampled each round drop out between masking and unmasking, and the protocol
 #              rebuilds their masks
-#   Each prints seconds per round (rounds 2..R: round 1 pays the TLS handshakes) and, for
-#   the secure runs, the mean stage times and the clients' compute in key agreement,
-#   masking and unmasking; then secagg / plain.
+#   Each prints seconds per round (rounds 2..R: round 1 pays the TLS handshakes) two ways
+#   (bench/net_secagg_report.py): "measured", the server's wall time of the round here, and
+#   "deployed", the same with the load generator's serial client compute (all 100 clients'
+#   crypto one after the other on its threads, from each client step's times that it logs
+#   with --compute-log) replaced by the slowest single client's, per stage: what a round
+#   would take with each client on its own device. For the secure runs also each stage's
+#   times (train+keys, key agreement, masking, unmasking+recovery), the slowest client's
+#   key agreement, masking and unmasking, and the server's recovery of the sum; then
+#   secagg / plain, both ways.
 # Usage: bench/run_net_secagg.sh [TLS|TCP ...]  (default both); ROUNDS (default 5), THREADS
 # (the load generator's, default 2), FEDREC_BIN (default build/fedrec), FEDREC_DATA
-# (default ../shared/data beside the project).
+# (default ../shared/data beside the project). BASE_BIN=PATH also runs that server (e.g.
+# main's build) side by side, each run just before the same run of FEDREC_BIN's, with
+# FEDREC_BIN's load generator in --no-long-poll mode (it polls as main's does, and logs its
+# compute).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${FEDREC_BIN:-$root/build/fedrec}
@@ -39,11 +48,11 @@ n=$(awk '$1 == "clients" {print $2}' "$work/shards/federation.txt")
 slow=$((n / 10))          # the last 10% of the ids drop out mid-round in drop10
 first_slow=$((n - slow))
 
-# run NAME TLS|TCP [server options...]: a server and the load generator(s); leaves
-# $work/NAME.metrics and $work/NAME.client.out.
+# run NAME TLS|TCP SERVER_BIN "CLIENT OPTS" [server options...]: a server and the load
+# generator(s); leaves $work/NAME.metrics, $work/NAME.compute*.jsonl and prints the report.
 run() {
-  local name=$1 mode=$2
-  shift 2
+  local name=$1 mode=$2 sbin=$3 xopts=$4
+  shift 4
   local port url sopts copts
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   if [[ $mode == TLS ]]; then
@@ -55,72 +64,63 @@ run() {
     sopts=(--insecure)
     copts=(--insecure)
   fi
-  "$bin" server --listen "$url" --federation "$work/shards" --tokens "$work/tok/tokens.hash" "${sopts[@]}" \
+  echo "# $name: $(uptime | sed 's/.*load/load/')"
+  "$sbin" server --listen "$url" --federation "$work/shards" --tokens "$work/tok/tokens.hash" "${sopts[@]}" \
     --model mf --dim 32 --clients-per-round 100 --rounds "$rounds" --min-clients "$n" --retry 0.02 --linger 30 \
     --deadline 120 --quiet --metrics-out "$work/$name.metrics" "$@" 2>"$work/$name.server.log" &
   local spid=$!
   pids+=("$spid")
   sleep 0.3
+  # PERF=1: a CPU profile of the server (perf report -i $work/NAME.perf.data; with KEEP=1)
+  [[ -n ${PERF:-} ]] && { perf record -q -g -o "$work/$name.perf.data" -p "$spid" 2>/dev/null & }
+  # shellcheck disable=SC2206
   local gen=(client --connect "$url" "${copts[@]}" --token-file "$work/tok/tokens.secret" --shards "$work/shards"
-             --no-state --no-eval --give-up 60)
+             --no-state --no-eval --give-up 60 $xopts)
+  local logs=("$work/$name.compute.jsonl")
   if [[ $name == drop10* ]]; then
     "$bin" "${gen[@]}" --first "$first_slow" --clients "$slow" --threads "$slow" --delay-unmask 8 \
-      >"$work/$name.slow.out" 2>"$work/$name.slow.log" &
+      --compute-log "$work/$name.compute-slow.jsonl" >"$work/$name.slow.out" 2>"$work/$name.slow.log" &
     pids+=("$!")
-    "$bin" "${gen[@]}" --first 0 --clients "$first_slow" --threads "$threads" >"$work/$name.client.out" \
-      2>"$work/$name.client.log"
+    logs+=("$work/$name.compute-slow.jsonl")
+    "$bin" "${gen[@]}" --first 0 --clients "$first_slow" --threads "$threads" --compute-log "${logs[0]}" \
+      >"$work/$name.client.out" 2>"$work/$name.client.log"
   else
-    "$bin" "${gen[@]}" --threads "$threads" >"$work/$name.client.out" 2>"$work/$name.client.log"
+    "$bin" "${gen[@]}" --threads "$threads" --compute-log "${logs[0]}" >"$work/$name.client.out" \
+      2>"$work/$name.client.log"
   fi
   wait "$spid"
   wait || true
-  python3 - "$work/$name.metrics" "$work/$name.client.out" "$name" "$threads" <<'PY'
-import json, re, sys
-ms = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-ok = [m for m in ms if m.get("applied")]
-name, threads = sys.argv[3], int(sys.argv[4])
-steady = ok[1:] if len(ok) > 1 else ok
-wall = sum(m["seconds"] for m in steady) / len(steady)
-line = f"{name:14s} rounds {len(ok)} applied ({len(ms) - len(ok)} retried)  {wall:.3f} s/round (rounds 2..)"
-line += f"  up {sum(m['bytes_up'] for m in ok) / len(ok) / 1e6:.1f} MB/round"
-if "secagg_seconds" in ok[0]:
-    st = [sum(m["secagg_seconds"][i] for m in steady) / len(steady) for i in range(4)]
-    surv = sum(m["secagg_survivors"] for m in ok) / len(ok)
-    line += (f"  stages: train+adverts {st[0]:.3f}, key agreement {st[1]:.3f}, masking {st[2]:.3f}, "
-             f"unmask+recovery {st[3]:.3f} s; {surv:.1f} of {ok[0]['sampled']} summed")
-print(line)
-out = open(sys.argv[2]).read()
-R = len(ms)
-comp = float(re.search(r"([0-9.]+) s computing", out).group(1)) / R
-m = re.search(r"compute ([0-9.]+) s key agreement, ([0-9.]+) s masking, ([0-9.]+) s unmasking", out)
-sa = [float(m.group(i)) / R for i in (1, 2, 3)] if m else [0.0, 0.0, 0.0]
-# the clients' compute as wall time on the load generator's threads (devices would work in
-# parallel): what is left of a round is the server's and the network's share
-rest = wall - (comp + sum(sa)) / threads
-print(f"{'':14s} clients' compute per round (summed over the ~100 sampled): training {comp:.3f} s, key agreement "
-      f"{sa[0]:.3f} s, masking {sa[1]:.3f} s, unmasking {sa[2]:.3f} s; the rest (server, network) {rest:.3f} s/round")
-print(json.dumps({"run": name, "seconds_per_round": round(wall, 4), "rest_seconds_per_round": round(rest, 4),
-                  "rounds_applied": len(ok), "rounds_retried": len(ms) - len(ok)}))
-PY
+  python3 "$root/bench/net_secagg_report.py" "$name" "$work/$name.metrics" "${logs[@]}"
 }
 
+variants=(new)
+[[ -n ${BASE_BIN:-} ]] && variants=(base new)
 for mode in $modes; do
   echo "== $mode: ml-100k u1.base, mf d=32, $n clients, 100 per round, $rounds rounds"
-  run "plain-$mode" "$mode" | tee "$work/plain-$mode.out"
-  run "secagg-$mode" "$mode" --secagg --secagg-deadline 10 | tee "$work/secagg-$mode.out"
-  run "drop10-$mode" "$mode" --secagg --secagg-deadline 6 | tee "$work/drop10-$mode.out"
-  python3 - "$work/plain-$mode.metrics" "$work/secagg-$mode.metrics" "$mode" <<'PY'
+  for kind in plain secagg drop10; do
+    for var in "${variants[@]}"; do
+      if [[ $var == base ]]; then sb=$BASE_BIN; xo="--no-long-poll"; else sb=$bin; xo=""; fi
+      case $kind in
+        plain) run "plain-$mode-$var" "$mode" "$sb" "$xo" ;;
+        secagg) run "secagg-$mode-$var" "$mode" "$sb" "$xo" --secagg --secagg-deadline 10 ;;
+        drop10) run "drop10-$mode-$var" "$mode" "$sb" "$xo" --secagg --secagg-deadline 6 ;;
+      esac | tee "$work/$kind-$mode-$var.out"
+    done
+  done
+  for var in "${variants[@]}"; do
+    python3 - "$work" "$mode" "$var" <<'PY'
 import json, sys
-def per_round(p):
-    ms = [json.loads(l) for l in open(p) if l.strip()]
-    ms = [m for m in ms if m.get("applied")]
-    s = ms[1:] if len(ms) > 1 else ms
-    return sum(m["seconds"] for m in s) / len(s)
-a, b = per_round(sys.argv[1]), per_round(sys.argv[2])
-print(f"{sys.argv[3]}: secagg / plain = {b / a:.2f}x ({(b / a - 1) * 100:+.0f}%; target: at most +50%)")
+work, mode, var = sys.argv[1:]
+def get(kind):
+    for l in open(f"{work}/{kind}-{mode}-{var}.out"):
+        if l.startswith("{"):
+            return json.loads(l)
+p, s, d = get("plain"), get("secagg"), get("drop10")
+for k, label in (("seconds_per_round", "measured"), ("deployed_seconds_per_round", "deployed")):
+    if k in p and k in s:
+        print(f"{mode} {var}: {label}: secagg / plain = {s[k]:.3f} / {p[k]:.3f} s = {s[k] / p[k]:.2f}x "
+              f"({(s[k] / p[k] - 1) * 100:+.0f}%; target at most +50%); 10% dropout {d.get(k, float('nan')):.3f} s "
+              f"= {d.get(k, float('nan')) / p[k]:.2f}x")
 PY
-  grep -h '"rest_seconds' "$work/plain-$mode.out" "$work/secagg-$mode.out" | python3 -c "
-import json, sys
-a, b = [json.loads(l)['rest_seconds_per_round'] for l in sys.stdin]
-print(f'$mode: without the clients\' compute: secagg {b:.3f} s / plain {a:.3f} s = {b / a:.2f}x')"
+  done
 done

@@ -467,7 +467,7 @@ static void expect_f64(int k, size_t off, double v, const char *sub) {
 Test(net_wire, each_field_is_checked_behind_a_valid_crc) {
     const size_t P = 16; /* payload offset */
     /* HELLO (sample 1: 256-byte token) */
-    expect_u32(1, P + 4, 2, "HELLO: capabilities 0x00000002, expected only bits of 0x00000001");
+    expect_u32(1, P + 4, 4, "HELLO: capabilities 0x00000004, expected only bits of 0x00000003");
     uint8_t tl[2];
     fri_put_u16(tl, 0);
     expect_field(1, P + 12, tl, 2, "HELLO: token length 0, expected 1..256");

@@ -235,6 +235,26 @@ Test(secagg, prg_is_one_chacha20_stream) {
     }
 }
 
+/* Ranges of the stream added separately (as the server's recovery threads do) give the
+ * words of one libsodium call, whatever the split. */
+Test(secagg, prg_ranges_are_the_stream_split) {
+    cr_assert_eq(fri_sodium_init(), FR_OK);
+    uint8_t seed[32];
+    for (int i = 0; i < 32; i++) seed[i] = (uint8_t)(7 * i + 1);
+    const uint64_t len = 5 * FRI_SA_PRG_ALIGN + 77;
+    uint8_t *ks = malloc(len * 8), nonce[12] = {0};
+    fri_put_u64(nonce, 5);
+    nonce[8] = FRI_SA_SELF;
+    crypto_stream_chacha20_ietf(ks, len * 8, nonce, seed);
+    const uint64_t cuts[] = {0, FRI_SA_PRG_ALIGN, 2 * FRI_SA_PRG_ALIGN, 5 * FRI_SA_PRG_ALIGN, len};
+    uint64_t *y = calloc(len, 8);
+    for (size_t c = 0; c + 1 < sizeof cuts / sizeof cuts[0]; c++)
+        fri_sa_prg_add_range(y, cuts[c], cuts[c + 1], seed, 5, FRI_SA_SELF, -1);
+    for (uint64_t i = 0; i < len; i++) cr_assert_eq(y[i], (uint64_t)0 - fri_get_u64(ks + 8 * i), "word %lu", i);
+    free(ks);
+    free(y);
+}
+
 Test(secagg, graph_is_symmetric_and_regular) {
     const uint32_t cases[][2] = {{10, 4}, {31, 8}, {9, 8}, {7, 6}, {5, 4}, {40, 2}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -411,6 +431,67 @@ Test(secagg, random_dropouts_sparse, .timeout = 600) {
         check_pattern(&p, stop, x, &ok, &ab);
     }
     cr_assert_gt(ok, 80);
+    free_vectors(&p, x);
+}
+
+/* A vector long enough for the server's recovery to split its expansions over two threads
+ * (at least 8 · FRI_SA_PRG_ALIGN words, an odd length so the halves differ), with clients
+ * gone after sharing (their pair masks rebuilt) and before unmasking: the exact plain sum
+ * of the survivors. */
+Test(secagg, long_vector_recovery_is_exact, .timeout = 600) {
+    fr_sa_params p = params(10, 8, 5, 9 * FRI_SA_PRG_ALIGN + 13, 61);
+    int64_t **x = vectors(&p, 62);
+    const uint8_t stops[][10] = {{0}, {0, 3, 0, 0, 0, 0, 0, 3, 0, 0}, {0, 0, 4, 0, 3, 0, 0, 0, 0, 4}};
+    int ok = 0, ab = 0;
+    for (size_t c = 0; c < sizeof stops / sizeof stops[0]; c++) {
+        uint8_t stop[MAXN] = {0};
+        memcpy(stop, stops[c], 10);
+        check_pattern(&p, stop, x, &ok, &ab);
+    }
+    cr_assert_eq(ok, 3);
+    free_vectors(&p, x);
+}
+
+/* The unmasking stage may close once every needed secret has t shares: with 6 clients on
+ * the complete graph (k = 5, t = 3), all masked, survivor u's seed has a share from each
+ * answering client other than u, so 3 answers leave the first answerers with 2 (not yet)
+ * and the 4th gives everyone at least 3; finishing then gives the plain sum of all 6. */
+Test(secagg, can_finish_once_the_shares_suffice) {
+    fr_sa_params p = params(6, 5, 3, 40, 71);
+    int64_t **x = vectors(&p, 72), sum[40], want[40];
+    fr_sa_server *s = NULL;
+    fr_sa_client *c[6] = {0};
+    cr_assert_eq(fr_sa_server_create(&s, &p), FR_OK);
+    for (uint32_t u = 0; u < 6; u++) cr_assert_eq(fr_sa_client_create(&c[u], &p, u), FR_OK);
+    for (int stage = 0; stage < 4; stage++) {
+        for (uint32_t u = 0; u < 6; u++) {
+            uint8_t *in = NULL, *out = NULL;
+            size_t in_n = 0, out_n = 0;
+            if (stage > 0) cr_assert_eq(fr_sa_server_message(s, u, &in, &in_n), FR_OK);
+            fr_err ce = stage == 0   ? fr_sa_client_advertise(c[u], &out, &out_n)
+                        : stage == 1 ? fr_sa_client_share(c[u], in, in_n, &out, &out_n)
+                        : stage == 2 ? fr_sa_client_mask(c[u], x[u], in, in_n, &out, &out_n)
+                                     : fr_sa_client_unmask(c[u], in, in_n, &out, &out_n);
+            cr_assert_eq(ce, FR_OK, "%s", fr_errmsg());
+            fr_sa_bytes_free(in, in_n);
+            if (stage == 3) cr_assert_eq(fr_sa_server_can_finish(s), u >= 4, "after %u answers", u);
+            else cr_assert_not(fr_sa_server_can_finish(s));
+            cr_assert_eq(fr_sa_server_receive(s, out, out_n), FR_OK);
+            fr_sa_bytes_free(out, out_n);
+            if (stage == 3 && u == 3) break; /* two never answer */
+        }
+        if (stage < 3) cr_assert_eq(fr_sa_server_close(s), FR_OK);
+    }
+    cr_assert(fr_sa_server_can_finish(s));
+    uint32_t surv = 0;
+    cr_assert_eq(fr_sa_server_finish(s, sum, &surv), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(surv, 6);
+    bool all[MAXN];
+    for (uint32_t u = 0; u < 6; u++) all[u] = true;
+    plain_sum(&p, x, all, want);
+    cr_assert_arr_eq(sum, want, sizeof sum);
+    for (uint32_t u = 0; u < 6; u++) fr_sa_client_free(c[u]);
+    fr_sa_server_free(s);
     free_vectors(&p, x);
 }
 

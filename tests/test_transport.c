@@ -1095,3 +1095,118 @@ static void conn_limit_case(bool tls) {
 
 Test(transport, connection_limit_tcp) { conn_limit_case(false); }
 Test(transport, connection_limit_tls) { conn_limit_case(true); }
+
+/* ------------------------------------------------------------------ held requests */
+
+/* "HOLD" requests are held (FRI_NET_HELD) and answered later by the test; "SELF" ones are
+ * answered by the handler itself before it returns FRI_NET_HELD (the reply arrives before
+ * the transport is done with the context); others are echoed. */
+typedef struct hold_state {
+    pthread_mutex_t mu;
+    void *held[8];
+    char text[8][32];
+    int n;
+} hold_state;
+
+static int holding(void *ctx, const uint8_t *req, size_t n, uint8_t **reply, size_t *reply_n,
+                   const fri_net_peer *peer) {
+    hold_state *h = ctx;
+    if (n >= 4 && memcmp(req, "SELF", 4) == 0) {
+        char a[40];
+        int an = snprintf(a, sizeof a, "answer to %.*s", (int)(n < 20 ? n : 20), (const char *)req);
+        fri_net_server_reply_held(peer->tx, (const uint8_t *)a, (size_t)an);
+        return FRI_NET_HELD;
+    }
+    if (n >= 4 && memcmp(req, "HOLD", 4) == 0) {
+        pthread_mutex_lock(&h->mu);
+        cr_assert_lt(h->n, 8);
+        h->held[h->n] = peer->tx;
+        snprintf(h->text[h->n], sizeof h->text[0], "%.*s", (int)(n < 20 ? n : 20), (const char *)req);
+        h->n++;
+        pthread_mutex_unlock(&h->mu);
+        return FRI_NET_HELD;
+    }
+    *reply = fri_malloc(n);
+    if (!*reply) return 1;
+    if (n) memcpy(*reply, req, n);
+    *reply_n = n;
+    return 0;
+}
+
+typedef struct held_arg {
+    const fri_net_client_opts *o;
+    int id;
+    char got[64];
+    fr_err e;
+} held_arg;
+
+static void *held_main(void *arg) {
+    held_arg *a = arg;
+    fri_net_client *c = NULL;
+    if ((a->e = fri_net_client_open(&c, a->o))) return NULL;
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "HOLD %d", a->id);
+    uint8_t *r = NULL;
+    size_t rn = 0;
+    a->e = fri_net_request(c, (const uint8_t *)msg, (size_t)n, &r, &rn, 20000);
+    if (!a->e) snprintf(a->got, sizeof a->got, "%.*s", (int)rn, (const char *)r);
+    fri_net_reply_free(r);
+    fri_net_client_close(c);
+    return NULL;
+}
+
+Test(transport, held_requests_answered_later_in_any_order) {
+    fixture f;
+    fx_init(&f, false);
+    hold_state h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fri_net_server_opts so;
+    server_opts(&f, &so, false);
+    so.handle = holding;
+    so.handle_ctx = &h;
+    so.contexts = 4; /* three held, one left to serve */
+    fx_start(&f, &so);
+    fri_net_client_opts co;
+    client_opts(&f, &co);
+    enum { N = 3 };
+    held_arg a[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (held_arg){.o = &co, .id = i};
+        cr_assert_eq(pthread_create(&th[i], NULL, held_main, &a[i]), 0);
+    }
+    for (int64_t end = now_ms() + 15000; now_ms() < end;) {
+        pthread_mutex_lock(&h.mu);
+        int n = h.n;
+        pthread_mutex_unlock(&h.mu);
+        if (n == N) break;
+        sleep_ms(10);
+    }
+    cr_assert_eq(h.n, N);
+    /* the held requests keep their contexts; the last one still serves, also a request
+     * answered from within its handler */
+    fri_net_client *c = client_open(&co);
+    roundtrip(c, "not held", 5000);
+    uint8_t *r = NULL;
+    size_t rn = 0;
+    cr_assert_eq(fri_net_request(c, (const uint8_t *)"SELF 9", 6, &r, &rn, 5000), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(rn, strlen("answer to SELF 9"));
+    cr_assert(memcmp(r, "answer to SELF 9", rn) == 0);
+    fri_net_reply_free(r);
+    /* answered last first, each with its own text */
+    for (int i = N - 1; i >= 0; i--) {
+        char ans[64];
+        int an = snprintf(ans, sizeof ans, "answer to %s", h.text[i]);
+        fri_net_server_reply_held(h.held[i], (const uint8_t *)ans, (size_t)an);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(a[i].e, FR_OK, "client %d: %s", i, fr_errmsg());
+        char want[64];
+        snprintf(want, sizeof want, "answer to HOLD %d", i);
+        cr_assert_str_eq(a[i].got, want);
+    }
+    /* the contexts are back: four requests in a row */
+    for (int i = 0; i < 4; i++) roundtrip(c, "again", 5000);
+    fri_net_client_close(c);
+    fx_fini(&f);
+}

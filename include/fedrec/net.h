@@ -131,6 +131,8 @@ typedef struct fr_net_round_info {
        recovery of the sum), and the clients whose masked input counted */
     double sa_seconds[4];
     uint32_t sa_survivors;
+    double sa_recovery_seconds; /* of sa_seconds[3]: the server's rebuilding of the sum
+                                   (fr_sa_server_finish) once the answers are in */
 } fr_net_round_info;
 
 /* After every round (applied or not), on the thread that runs the server. Nonzero: stop. */
@@ -163,6 +165,22 @@ FR_API void fr_net_server_free(fr_net_server *s);
 
 /* ------------------------------------------------------------------ clients */
 
+/* What a client computed in one step (fr_net_client_config.on_compute). */
+typedef enum fr_net_step {
+    FR_NET_STEP_TRAIN = 0,     /* the TASK: training (and evaluation, state saving, densifying) */
+    FR_NET_STEP_SA_KEYS,       /* secure aggregation: its key pairs and their advert */
+    FR_NET_STEP_SA_SHARE,      /* key agreement with its neighbours, the encrypted shares */
+    FR_NET_STEP_SA_MASK,       /* the masked input */
+    FR_NET_STEP_SA_UNMASK      /* the unmasking answer */
+} fr_net_step;
+
+typedef struct fr_net_compute {
+    uint32_t client, round;
+    int thread;                /* the load generator's thread that ran it (0 for one client) */
+    fr_net_step step;
+    double wall_seconds, cpu_seconds; /* monotonic clock; the thread's CPU clock */
+} fr_net_compute;
+
 typedef struct fr_net_client_config {
     const char *connect;       /* the server's URL */
     bool insecure;             /* allow tcp:// */
@@ -185,7 +203,19 @@ typedef struct fr_net_client_config {
                                   handshake. 15000 for one client; many clients dialling one
                                   server at once need more (the load generator uses 120000);
                                   0: never */
+    /* Called after each client computation of the load generator (and of one client), on
+       the thread that ran it, concurrently from the generator's threads (NULL: none): the
+       wall and CPU seconds of one client's step of one round, so a benchmark can tell the
+       generator's serial compute from what a round would wait for with each client on its
+       own device (the slowest client's). */
+    void (*on_compute)(void *user, const fr_net_compute *rec);
+    void *compute_user;
+    bool long_poll;            /* secure aggregation: ask the server to hold a HELLO that
+                                  waits for the next stage until it opens (FRI_NET_CAP_HOLD;
+                                  false: poll at the pace the server's WAITs give; a server
+                                  that predates it refuses the capability) */
 } fr_net_client_config;
+
 
 FR_API void fr_net_client_config_default(fr_net_client_config *c);
 

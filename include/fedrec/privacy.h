@@ -324,5 +324,10 @@ FR_API FR_NODISCARD fr_err fr_sa_server_message(fr_sa_server *s, uint32_t id, ui
  * FR_ERR_EMPTY naming the client, the session FAILED and sum untouched. FR_ERR_FORMAT if
  * a rebuilt secret does not match what its owner committed to. */
 FR_API FR_NODISCARD fr_err fr_sa_server_finish(fr_sa_server *s, int64_t *sum, uint32_t *survivors);
+/* In the unmasking stage: whether the answers so far already hold t shares of every secret
+ * fr_sa_server_finish needs (every survivor's seed, every dropped neighbour's mask key), so
+ * finishing now gives the same sum as waiting for the rest (the survivors were fixed when
+ * the masked inputs' stage closed; later answers only add shares). false otherwise. */
+FR_API bool fr_sa_server_can_finish(const fr_sa_server *s);
 
 #endif

@@ -142,8 +142,9 @@ static int on_round(void *user, const fr_net_round_info *in) {
             fprintf(r->mf, ",\"dp_clip\":%.6g", in->dp_clip);
         }
         if (r->secagg)
-            fprintf(r->mf, ",\"secagg_survivors\":%u,\"secagg_seconds\":[%.4f,%.4f,%.4f,%.4f]", in->sa_survivors,
-                    in->sa_seconds[0], in->sa_seconds[1], in->sa_seconds[2], in->sa_seconds[3]);
+            fprintf(r->mf, ",\"secagg_survivors\":%u,\"secagg_seconds\":[%.4f,%.4f,%.4f,%.4f],"
+                    "\"secagg_recovery_seconds\":%.4f", in->sa_survivors, in->sa_seconds[0], in->sa_seconds[1],
+                    in->sa_seconds[2], in->sa_seconds[3], in->sa_recovery_seconds);
         fprintf(r->mf, ",\"clients\":%u,\"sampled\":%u,\"connected\":%u,\"bytes_up\":%" PRIu64
                 ",\"bytes_down\":%" PRIu64 ",\"seconds\":%.4f,\"elapsed\":%.3f}\n", in->st.clients, in->st.sampled,
                 in->connected, in->st.bytes_up, in->st.bytes_down, in->seconds, cli_now_s() - r->started);
@@ -771,15 +772,43 @@ static int client_eval(int argc, char **argv) {
     return 0;
 }
 
+/* --compute-log: one JSON line per client step, from the load generator's threads. */
+typedef struct compute_log_box {
+    pthread_mutex_t mu;
+    FILE *f;
+} compute_log_box;
+
+static void compute_logged(void *user, const fr_net_compute *r) {
+    static const char *const names[] = {"train", "keys", "share", "mask", "unmask"};
+    compute_log_box *b = user;
+    pthread_mutex_lock(&b->mu);
+    fprintf(b->f, "{\"client\":%u,\"round\":%u,\"thread\":%d,\"step\":\"%s\",\"wall\":%.6f,\"cpu\":%.6f}\n",
+            r->client, r->round, r->thread, (unsigned)r->step < 5 ? names[r->step] : "?", r->wall_seconds,
+            r->cpu_seconds);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static int client_main(int argc, char **argv, compute_log_box *clog);
+
 static int cli_client(int argc, char **argv) {
+    compute_log_box clog = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    int rc = client_main(argc, argv, &clog);
+    if (clog.f && fclose(clog.f) != 0 && rc == 0) {
+        fprintf(stderr, "fedrec client: --compute-log: %s\n", strerror(errno));
+        rc = 1;
+    }
+    return rc;
+}
+
+static int client_main(int argc, char **argv, compute_log_box *clog) {
     if (argc >= 2 && !strcmp(argv[1], "recommend")) return client_recommend(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "eval")) return client_eval(argc - 1, argv + 1);
     fr_net_client_config cc;
     fr_net_client_config_default(&cc);
     const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL, *popularity = NULL;
-    const char *user_features = NULL;
+    const char *user_features = NULL, *compute_log = NULL;
     uint64_t id = UINT64_MAX, clients = 0, threads = 2, first = 0;
-    bool no_eval = false, no_state = false;
+    bool no_eval = false, no_state = false, no_long_poll = false;
     double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0, delay_unmask = 0;
     arg_spec specs[] = {
         ARG_SPEC_STR("connect", &cc.connect, "URL  the server: tls+tcp://HOST:PORT"),
@@ -808,6 +837,12 @@ static int cli_client(int argc, char **argv) {
         ARG_SPEC_REAL("delay", &delay, 0, 3600, 0, NULL, "S  wait S seconds after each TASK: a slow device (tests)"),
         ARG_SPEC_REAL("delay-unmask", &delay_unmask, 0, 3600, 0, NULL,
                       "S  secure aggregation: wait S seconds before each unmasking answer (tests)"),
+        ARG_SPEC_STR("compute-log", &compute_log,
+                     "FILE  write each client's compute per round and step as JSON lines (client, round, thread, "
+                     "step, wall and CPU seconds): benchmarks"),
+        ARG_SPEC_FLAG("no-long-poll", &no_long_poll,
+                      "   secure aggregation: poll for the next stage instead of asking the server to hold the "
+                      "request until it opens (for a server that predates it)"),
         ARG_SPEC_REAL("timeout", &timeout, 0.01, 86400, 0, NULL, "S  wait this long for a reply (default 30)"),
         ARG_SPEC_REAL("give-up", &give_up, 0, 864000, 0, "0 = never", "S  stop after this long without a reply (default 300)"),
         ARG_SPEC_END,
@@ -830,6 +865,15 @@ static int cli_client(int argc, char **argv) {
         return 2;
     }
     cc.evaluate = !no_eval;
+    cc.long_poll = !no_long_poll;
+    if (compute_log) {
+        if (!(clog->f = fopen(compute_log, "w"))) {
+            fprintf(stderr, "fedrec client: --compute-log %s: %s\n", compute_log, strerror(errno));
+            return 1;
+        }
+        cc.on_compute = compute_logged;
+        cc.compute_user = clog;
+    }
     cc.delay_ms = (uint32_t)(delay * 1000 + 0.5);
     cc.delay_unmask_ms = (uint32_t)(delay_unmask * 1000 + 0.5);
     cc.timeout_ms = (int)(timeout * 1000 + 0.5);

@@ -286,7 +286,12 @@ void fri_sa_commit(uint8_t out[32], const uint8_t seed[32], uint64_t session) {
 }
 
 void fri_sa_prg_add(uint64_t *y, uint64_t len, const uint8_t seed[32], uint64_t session, uint8_t purpose, int sign) {
-    enum { CHUNK = 4096 }; /* bytes per call: 64 ChaCha20 blocks, in L1 */
+    fri_sa_prg_add_range(y, 0, len, seed, session, purpose, sign);
+}
+
+void fri_sa_prg_add_range(uint64_t *y, uint64_t from, uint64_t len, const uint8_t seed[32], uint64_t session,
+                          uint8_t purpose, int sign) {
+    enum { CHUNK = 4096 }; /* bytes per call: 64 ChaCha20 blocks, in L1 (FRI_SA_PRG_ALIGN words) */
     static const uint8_t zeros[CHUNK];
     uint64_t ks[CHUNK / 8]; /* the keystream's words (little-endian bytes, read as words below) */
     uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
@@ -297,12 +302,13 @@ void fri_sa_prg_add(uint64_t *y, uint64_t len, const uint8_t seed[32], uint64_t 
      * here (AVX-512); libsodium's is the fallback should OpenSSL refuse, from the same
      * block, so the words are the same either way (test_secagg checks them against one
      * libsodium call). EVP_CIPHER_CTX_free wipes the key. */
+    uint64_t done = from;
+    uint32_t block = (uint32_t)(from / 8); /* 8 words per 64-byte block */
     uint8_t iv[16] = {0};
+    fri_put_u32(iv, block); /* the block counter, little-endian */
     memcpy(iv + 4, nonce, sizeof nonce);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     bool ossl = ctx && EVP_EncryptInit_ex(ctx, EVP_chacha20(), NULL, seed, iv) == 1;
-    uint64_t done = 0;
-    uint32_t block = 0;
     while (done < len) {
         uint64_t words = len - done < CHUNK / 8 ? len - done : CHUNK / 8;
         int got = 0;

@@ -81,6 +81,12 @@ void fri_sa_commit(uint8_t out[32], const uint8_t seed[32], uint64_t session);
 /* y[0, len) += sign · (len words of ChaCha20 keyed by seed, nonce (session, purpose)),
  * modulo 2^64; sign is +1 or -1. */
 void fri_sa_prg_add(uint64_t *y, uint64_t len, const uint8_t seed[32], uint64_t session, uint8_t purpose, int sign);
+/* The same for words [from, to) of that stream only: y[from, to) += sign · words from..to-1
+ * (from a multiple of FRI_SA_PRG_ALIGN words; ChaCha20 is seekable by its block counter),
+ * so disjoint ranges can be added by different threads and give fri_sa_prg_add's words. */
+#define FRI_SA_PRG_ALIGN 512u
+void fri_sa_prg_add_range(uint64_t *y, uint64_t from, uint64_t to, const uint8_t seed[32], uint64_t session,
+                          uint8_t purpose, int sign);
 /* Shamir t-of-count shares of secret[0, size) at x-coordinates xs (distinct, nonzero)
  * into shares[count][size], coefficients from r. FR_ERR_NOMEM. */
 FR_NODISCARD fr_err fri_sa_split(fri_sa_rng *r, const uint8_t *secret, uint32_t size, uint32_t count, uint8_t t,

@@ -6,6 +6,7 @@
  * level >= s; the masked inputs are summed as they arrive (mod 2^64), never kept; a
  * message that is refused changes nothing; the shares it receives live in sodium_malloc'd
  * memory; the sum is written only when every needed secret was rebuilt and checked. */
+#include <pthread.h>
 #include <sodium.h>
 
 #include "privacy/secagg_internal.h"
@@ -318,6 +319,46 @@ static fr_err count_shares(const fr_sa_server *s, uint32_t u, const char *what) 
     return FR_OK;
 }
 
+/* The masks still in the sum: one ChaCha20 expansion each (a seed, its purpose, its sign). */
+typedef struct prg_job {
+    uint8_t seed[FRI_SA_KEY];
+    uint8_t purpose;
+    int8_t sign;
+} prg_job;
+
+typedef struct prg_range {
+    uint64_t *acc;
+    const prg_job *jobs;
+    uint32_t n_jobs;
+    uint64_t from, to, session;
+} prg_range;
+
+static void *prg_range_main(void *arg) {
+    const prg_range *r = arg;
+    for (uint32_t i = 0; i < r->n_jobs; i++)
+        fri_sa_prg_add_range(r->acc, r->from, r->to, r->jobs[i].seed, r->session, r->jobs[i].purpose, r->jobs[i].sign);
+    return NULL;
+}
+
+/* acc += every job's expansion. The words are split in two ranges, the second on a thread
+ * of its own (when the vector is long enough for it to pay): each word's additions are the
+ * same ones modulo 2^64 in any order, so the sum is the one-thread sum bit for bit. */
+static void prg_apply(uint64_t *acc, uint64_t len, const prg_job *jobs, uint32_t n_jobs, uint64_t session) {
+    enum { SPLIT_MIN = 8 * FRI_SA_PRG_ALIGN };
+    uint64_t half = len / 2 / FRI_SA_PRG_ALIGN * FRI_SA_PRG_ALIGN;
+    prg_range a = {acc, jobs, n_jobs, 0, len, session}, b = a;
+    pthread_t th;
+    bool two = n_jobs > 1 && len >= SPLIT_MIN && fr_cpu_count() > 1;
+    if (two) {
+        a.to = half;
+        b.from = half;
+        two = pthread_create(&th, NULL, prg_range_main, &b) == 0;
+        if (!two) a.to = len; /* no thread: all on this one */
+    }
+    prg_range_main(&a);
+    if (two) pthread_join(th, NULL);
+}
+
 static fr_err do_finish(fr_sa_server *s) {
     fr_err e = FR_OK;
     if (s->masked == 0) return fri_fail(FR_ERR_EMPTY, "secure aggregation aborted: no masked input arrived");
@@ -328,10 +369,20 @@ static fr_err do_finish(fr_sa_server *s) {
         else if (needs_key(s, u)) e = count_shares(s, u, "mask key");
     }
     if (e) return e;
+    /* at most one seed per survivor and k per dropped client */
+    uint32_t max_jobs = 0;
+    for (uint32_t u = 0; u < s->p.n; u++) max_jobs += s->level[u] >= 3 ? 1 : needs_key(s, u) ? s->k : 0;
     uint8_t xs[FR_SA_MAX_K];
     uint8_t *tmp = fri_sa_secret_alloc((size_t)s->p.t * FRI_SA_KEY + 2 * FRI_SA_KEY);
-    if (!tmp) return FR_ERR_NOMEM;
+    prg_job *jobs = max_jobs ? fri_sa_secret_alloc((size_t)max_jobs * sizeof *jobs) : NULL;
+    if (!tmp || (max_jobs && !jobs)) {
+        if (tmp) sodium_free(tmp);
+        if (jobs) sodium_free(jobs);
+        return FR_ERR_NOMEM;
+    }
+    uint32_t n_jobs = 0;
     uint8_t *buf = tmp, *secret = tmp + (size_t)s->p.t * FRI_SA_KEY, *seed = secret + FRI_SA_KEY;
+    /* every secret rebuilt and checked first, then the expansions (none if one fails) */
     for (uint32_t u = 0; u < s->p.n && !e; u++) {
         if (s->level[u] >= 3) { /* survivor: remove PRG(b_u) */
             uint8_t commit[FRI_SA_KEY];
@@ -342,7 +393,9 @@ static fr_err do_finish(fr_sa_server *s) {
                              "not match its commitment (a share was altered)", u);
                 break;
             }
-            fri_sa_prg_add(s->acc, s->p.len, secret, s->p.session, FRI_SA_SELF, -1);
+            memcpy(jobs[n_jobs].seed, secret, FRI_SA_KEY);
+            jobs[n_jobs].purpose = FRI_SA_SELF;
+            jobs[n_jobs++].sign = -1;
         } else if (needs_key(s, u)) { /* dropped after sharing: remove its masks with survivors */
             uint8_t pk[FRI_SA_KEY];
             const uint8_t *upk = s->pks + (size_t)u * 2 * FRI_SA_KEY + FRI_SA_KEY;
@@ -360,12 +413,27 @@ static fr_err do_finish(fr_sa_server *s) {
                                       s->p.session, FRI_SA_PAIR)))
                     break;
                 /* v added +PRG when u > v, −PRG when u < v */
-                fri_sa_prg_add(s->acc, s->p.len, seed, s->p.session, FRI_SA_PAIR, u > v ? -1 : +1);
+                memcpy(jobs[n_jobs].seed, seed, FRI_SA_KEY);
+                jobs[n_jobs].purpose = FRI_SA_PAIR;
+                jobs[n_jobs++].sign = u > v ? -1 : +1;
             }
         }
     }
+    if (!e) prg_apply(s->acc, s->p.len, jobs, n_jobs, s->p.session);
     sodium_free(tmp);
+    if (jobs) sodium_free(jobs);
     return e;
+}
+
+bool fr_sa_server_can_finish(const fr_sa_server *s) {
+    if (!s || s->stage != FR_SA_UNMASK || s->masked == 0) return false;
+    for (uint32_t u = 0; u < s->p.n; u++) {
+        if (s->level[u] < 3 && !needs_key(s, u)) continue;
+        uint32_t m = 0;
+        for (uint32_t j = 0; j < s->k && m < s->p.t; j++) m += s->has_share[(size_t)u * s->k + j];
+        if (m < s->p.t) return false;
+    }
+    return true;
 }
 
 fr_err fr_sa_server_finish(fr_sa_server *s, int64_t *sum, uint32_t *survivors) {

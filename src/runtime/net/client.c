@@ -42,6 +42,7 @@ typedef struct vclient {
     fr_err err;              /* VC_FAILED: why */
     char why[256];
     fr_net_client_stats stats;
+    int thread;              /* the load generator's thread that ticks it */
     /* the secure session of the round it is in (sa NULL: none) */
     fr_sa_client *sa;
     uint32_t sa_round;
@@ -90,6 +91,31 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The calling thread's CPU seconds. */
+static double cpu_s(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)) return 0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A step's clocks at its start; report() gives its record to c->on_compute. */
+typedef struct step_clock {
+    double wall, cpu;
+} step_clock;
+
+static step_clock clock_start(void) { return (step_clock){now_s(), cpu_s()}; }
+
+/* The step's wall seconds (also returned), reported with its CPU seconds. */
+static double report(const fr_net_client_config *c, const vclient *v, uint32_t round, fr_net_step step, step_clock t0) {
+    double wall = now_s() - t0.wall;
+    if (c->on_compute) {
+        fr_net_compute r = {.client = v->id, .round = round, .thread = v->thread, .step = step,
+                            .wall_seconds = wall, .cpu_seconds = cpu_s() - t0.cpu};
+        c->on_compute(c->compute_user, &r);
+    }
+    return wall;
+}
+
 void fr_net_client_config_default(fr_net_client_config *c) {
     memset(c, 0, sizeof *c);
     c->timeout_ms = 30000;
@@ -97,6 +123,7 @@ void fr_net_client_config_default(fr_net_client_config *c) {
     c->evaluate = true;
     c->save_state = true;
     c->dial_stall_ms = 15000;
+    c->long_poll = true;
 }
 
 static fr_err config_check(const fr_net_client_config *c) {
@@ -213,7 +240,7 @@ static uint8_t *sa_task(const fr_net_client_config *c, vclient *v, fri_net_log *
     const uint8_t *res = NULL;
     size_t resn = 0;
     if (c->delay_ms) nng_msleep((nng_duration)c->delay_ms);
-    double t0 = now_s();
+    step_clock t0 = clock_start();
     fr_err e = fr_netc_step_shared(v->st, sc, m->sa_task.body, m->sa_task.body_len, &res, &resn);
     fri_net_reply_free(rep);
     size_t len = e ? 0 : fri_netc_dense_len(v->st);
@@ -227,16 +254,16 @@ static uint8_t *sa_task(const fr_net_client_config *c, vclient *v, fri_net_log *
     }
     if (!e) e = fri_netc_densify(v->st, res, resn, v->sa_x, len, &v->sa_h);
     if (!e && c->save_state) e = fr_netc_save(v->st); /* before anything of the step leaves */
-    v->stats.compute_seconds += now_s() - t0;
+    v->stats.compute_seconds += report(c, v, round, FR_NET_STEP_TRAIN, t0);
     if (e) { failed(v, e, "client %u: round %u: %s", v->id, round, fr_errmsg()); return NULL; }
     v->sa_len = len;
     v->stats.tasks++;
-    double t1 = now_s();
+    step_clock t1 = clock_start();
     uint8_t *out = NULL;
     size_t on = 0;
     e = fr_sa_client_create(&v->sa, &p, party);
     if (!e) e = fr_sa_client_advertise(v->sa, &out, &on);
-    v->stats.sa_key_seconds += now_s() - t1;
+    v->stats.sa_key_seconds += report(c, v, round, FR_NET_STEP_SA_KEYS, t1);
     if (e) {
         fri_net_logf(lg, 1, "client %u: round %u: secure aggregation: %s", v->id, round, fr_errmsg());
         sa_leave(v, true);
@@ -264,11 +291,13 @@ static uint8_t *sa_down(const fr_net_client_config *c, vclient *v, fri_net_log *
     }
     uint8_t *out = NULL;
     size_t on = 0;
-    double t0 = now_s();
+    step_clock t0 = clock_start();
     fr_err e = st == FR_SA_SHARE ? fr_sa_client_share(v->sa, m->sa_down.body, m->sa_down.body_len, &out, &on)
              : st == FR_SA_MASK  ? fr_sa_client_mask(v->sa, v->sa_x, m->sa_down.body, m->sa_down.body_len, &out, &on)
                                  : fr_sa_client_unmask(v->sa, m->sa_down.body, m->sa_down.body_len, &out, &on);
-    double dt = now_s() - t0;
+    double dt = report(c, v, v->sa_round,
+                       st == FR_SA_SHARE ? FR_NET_STEP_SA_SHARE : st == FR_SA_MASK ? FR_NET_STEP_SA_MASK
+                                                                   : FR_NET_STEP_SA_UNMASK, t0);
     if (st == FR_SA_SHARE) v->stats.sa_key_seconds += dt;
     else if (st == FR_SA_MASK) v->stats.sa_mask_seconds += dt;
     else v->stats.sa_unmask_seconds += dt;
@@ -287,11 +316,12 @@ static uint8_t *sa_down(const fr_net_client_config *c, vclient *v, fri_net_log *
 
 /* One tick of client v: an exchange and what follows it (a step on the thread's scratch). */
 static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req, fri_buf *pk,
-                 fr_netc_scratch *sc) {
+                 fr_netc_scratch *sc, bool hold) {
     uint64_t now = fri_net_now_ms();
     fri_net_msg hello = {.type = FRI_NET_HELLO};
     hello.hello.client = v->id;
     hello.hello.caps = c->evaluate ? FRI_NET_CAP_EVAL : 0;
+    if (hold && c->long_poll && v->sa) hello.hello.caps |= FRI_NET_CAP_HOLD;
     hello.hello.model_round = fr_netc_round(v->st);
     hello.hello.token = (const uint8_t *)v->token;
     hello.hello.token_len = (uint16_t)strlen(v->token);
@@ -339,12 +369,12 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         const uint8_t *res = NULL;
         size_t resn = 0;
         if (c->delay_ms) nng_msleep((nng_duration)c->delay_ms);
-        double t0 = now_s();
+        step_clock t0 = clock_start();
         e = fr_netc_step_shared(v->st, sc, m.task.body, m.task.body_len, &res, &resn);
         fri_net_eval ev = {0};
         if (!e && c->evaluate && v->test && !fr_netc_dp(v->st)) e = evaluate(v, &ev); /* DP: nothing beyond the update */
         if (!e && c->save_state) e = fr_netc_save(v->st); /* before the RESULT leaves */
-        v->stats.compute_seconds += now_s() - t0;
+        v->stats.compute_seconds += report(c, v, round, FR_NET_STEP_TRAIN, t0);
         fri_net_reply_free(rep);
         rep = NULL;
         if (e) { failed(v, e, "client %u: round %u: %s", v->id, round, fr_errmsg()); return; }
@@ -415,9 +445,10 @@ typedef struct gen_thread {
     int t;
 } gen_thread;
 
-/* One tick of client v, counting it out of g->left when it stops. */
-static void gen_tick(gen *g, vclient *v, fri_buf *req, fri_buf *pk, fr_netc_scratch *sc) {
-    tick(g->c, v, &g->lg, req, pk, sc);
+/* One tick of client v, counting it out of g->left when it stops (hold: it may ask the
+ * server to hold its HELLO until the next stage opens). */
+static void gen_tick(gen *g, vclient *v, fri_buf *req, fri_buf *pk, fr_netc_scratch *sc, bool hold) {
+    tick(g->c, v, &g->lg, req, pk, sc, hold);
     if (v->state != VC_RUN) {
         atomic_fetch_sub(&g->left, 1);
         if (v->state == VC_FAILED) fri_net_logf(&g->lg, 1, "%s", v->why);
@@ -454,9 +485,29 @@ static void *gen_main(void *arg) {
             if (v->state != VC_RUN) continue;
             running++;
             if (v->sa && v->next_at <= now) {
-                gen_tick(g, v, &req, &pk, sc);
+                /* A long poll holds this thread: only when every session of the thread waits
+                 * for the same stage (none of them has a stage to answer that the one held
+                 * would keep waiting). When the stage opens for one, it is open for all the
+                 * thread's others that wait for it: they ask at once (as devices held by the
+                 * server would be answered at once). */
+                bool together = true;
+                const uint32_t round = v->sa_round;
+                const int waits = v->sa_next;
+                for (uint32_t j = first; together && j < g->n; j += step) {
+                    const vclient *w = &g->v[j];
+                    if (w != v && w->state == VC_RUN && w->sa && (w->sa_round != round || w->sa_next != waits))
+                        together = false;
+                }
+                gen_tick(g, v, &req, &pk, sc, together);
                 ticked++;
                 now = fri_net_now_ms();
+                if (g->c->long_poll && (!v->sa || v->sa_round != round || v->sa_next != waits))
+                    for (uint32_t j = first; j < g->n; j += step) {
+                        vclient *w = &g->v[j];
+                        if (w != v && w->state == VC_RUN && w->sa && w->sa_round == round && w->sa_next == waits &&
+                            w->next_at > now)
+                            w->next_at = now;
+                    }
             }
             if (v->state == VC_RUN && v->sa && v->next_at < next) next = v->next_at;
         }
@@ -467,7 +518,7 @@ static void *gen_main(void *arg) {
             cursor = cursor + 1 == mine ? 0 : cursor + 1;
             if (v->state != VC_RUN || v->sa) continue;
             if (v->next_at <= now) {
-                gen_tick(g, v, &req, &pk, sc);
+                gen_tick(g, v, &req, &pk, sc, false);
                 idle++;
                 now = fri_net_now_ms();
             }
@@ -506,6 +557,7 @@ fr_err fr_net_clients_run(const fr_net_client_config *c, const fr_net_member *me
         v->test = mem[i].test;
         v->negs = mem[i].negs;
         v->id = mem[i].id;
+        v->thread = (int)(i % (uint32_t)threads);
         v->token = mem[i].token;
         if (!v->token) e = fri_fail(FR_ERR_INVALID, "client %u: no token", v->id);
         if (!e) e = fri_sodium_init(); /* before threads */

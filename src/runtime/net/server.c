@@ -95,6 +95,10 @@ struct fr_net_server {
     int sa_stage;             /* the stage whose messages are collected (fr_sa_stage 0..3) */
     uint64_t sa_stage_t0;     /* monotonic ms it opened */
     uint8_t *sa_level;        /* [k] stages answered by each party (0..4) */
+    void **sa_held;           /* [k] a party's HELLO held until the next stage opens (the
+                                 transport's handle, FRI_NET_HELD), or NULL */
+    uint64_t *sa_held_until;  /* [k] monotonic ms at which it is answered WAIT at the latest */
+    uint32_t sa_n_held;
     bool sa_broken;           /* a masked input was summed but its result refused: abort */
     size_t sa_len;            /* words of the round's dense vector */
     int64_t *sa_sum;          /* [sa_len] the unmasked sum */
@@ -149,9 +153,14 @@ static fr_err config_check(const fr_net_server_config *c) {
     return FR_OK;
 }
 
+static void sa_release_all(fr_net_server *s, bool expired);
+
 void fr_net_server_free(fr_net_server *s) {
     if (!s) return;
     uint64_t gave_up = fri_net_closes_abandoned();
+    pthread_mutex_lock(&s->mu);
+    sa_release_all(s, false); /* a held request is answered before the transport goes */
+    pthread_mutex_unlock(&s->mu);
     fri_net_server_stop(s->tx); /* no handler runs after this */
     if (fri_net_closes_abandoned() > gave_up)
         fri_net_logf(&s->lg, 1, "nng's close did not finish within 10 s and was left running: nng 1.5.2 is wedged in "
@@ -177,6 +186,8 @@ void fr_net_server_free(fr_net_server *s) {
     fri_free(s->was_on);
     fr_sa_server_free(s->sa);
     fri_free(s->sa_level);
+    fri_free(s->sa_held);
+    fri_free(s->sa_held_until);
     fri_free(s->sa_sum);
     fri_free(s->sa_scratch);
     fr_result_free(s->sa_res);
@@ -243,10 +254,82 @@ static uint32_t ms_left(const fr_net_server *s) {
     return s->deadline > now ? (uint32_t)(s->deadline - now) : 1;
 }
 
+static int sa_hello(fr_net_server *s, uint32_t c, uint32_t pos, uint32_t caps, const fri_net_peer *peer, uint8_t **out,
+                    size_t *n);
+
+/* Answers party pos's held HELLO (if any) as sa_hello would now, or with wait_ms (a WAIT
+ * that has the client ask again, for one held past its time). Under the mutex. */
+static void sa_release(fr_net_server *s, uint32_t pos, bool expired) {
+    void *h = s->sa_held ? s->sa_held[pos] : NULL;
+    if (!h) return;
+    s->sa_held[pos] = NULL;
+    s->sa_n_held--;
+    uint8_t *b = NULL;
+    size_t bn = 0;
+    int rc;
+    if (expired || !s->sa) {
+        fri_net_msg m = {.type = FRI_NET_WAIT};
+        m.wait.retry_ms = expired ? 0 : s->c.retry_ms;
+        m.wait.rounds_done = fr_round_completed(s->ctl);
+        m.wait.reason = FRI_NET_WAIT_HAVE_RESULT;
+        rc = reply_msg(&m, &b, &bn);
+    } else
+        rc = sa_hello(s, s->ids[pos], pos, 0, NULL, &b, &bn);
+    /* rc != 0 (out of memory): an empty reply, which the client takes as a failed request
+       and retries after its backoff */
+    fri_net_server_reply_held(h, rc ? NULL : b, rc ? 0 : bn);
+    fri_free(b);
+}
+
+/* Answers every held HELLO (see sa_release). Under the mutex. */
+static void sa_release_all(fr_net_server *s, bool expired) {
+    for (uint32_t i = 0; s->sa_held && s->sa_n_held && i < s->k; i++) sa_release(s, i, expired);
+}
+
+/* Answers the held HELLOs whose time is up; the monotonic ms of the next one's (or
+ * UINT64_MAX). Under the mutex. */
+static uint64_t sa_release_expired(fr_net_server *s) {
+    uint64_t now = fri_net_now_ms(), next = UINT64_MAX;
+    for (uint32_t i = 0; s->sa_held && s->sa_n_held && i < s->k; i++) {
+        if (!s->sa_held[i]) continue;
+        if (s->sa_held_until[i] <= now) sa_release(s, i, true);
+        else if (s->sa_held_until[i] < next) next = s->sa_held_until[i];
+    }
+    return next;
+}
+
+/* Whether party pos's HELLO may be held until the next stage opens: it asked (a client
+ * with nothing else to do until then), the next stage is one of the session's, and in the
+ * keys' stage every party has its SA_TASK already (a load generator's thread held on one
+ * client must not be the one that would still fetch another's). Under the mutex. */
+static bool sa_may_hold(const fr_net_server *s, uint32_t caps, const fri_net_peer *peer) {
+    if (!(caps & FRI_NET_CAP_HOLD) || !peer || !peer->tx || !s->sa_held || s->closing) return false;
+    if (s->sa_stage >= FR_SA_UNMASK) return false;
+    if (s->sa_stage == FR_SA_ADVERTISE)
+        for (uint32_t i = 0; i < s->k; i++)
+            if (!s->sa_level[i] && !s->busy[i]) return false;
+    return true;
+}
+
 /* A sampled client's HELLO in a secure round, under the mutex: the TASK with the session's
- * parameters in the keys' stage, the server's message of the stage open now, or WAIT. */
-static int sa_hello(fr_net_server *s, uint32_t c, uint32_t pos, uint8_t **out, size_t *n) {
+ * parameters in the keys' stage, the server's message of the stage open now, or WAIT
+ * (FRI_NET_HELD: held until the next stage opens, for a client that asked, see
+ * sa_may_hold). */
+static int sa_hello(fr_net_server *s, uint32_t c, uint32_t pos, uint32_t caps, const fri_net_peer *peer, uint8_t **out,
+                    size_t *n) {
     if (s->sa_level[pos] > (uint8_t)s->sa_stage) { /* answered: wait for the stage to close, at its pace */
+        if (sa_may_hold(s, caps, peer)) {
+            sa_release(s, pos, true); /* a request it held before (the client has moved on) */
+            uint64_t now = fri_net_now_ms(), until = now + FRI_NET_HOLD_MAX_MS;
+            if (s->deadline < until) until = s->deadline > now ? s->deadline : now;
+            s->sa_held[pos] = peer->tx;
+            s->sa_held_until[pos] = until;
+            s->sa_n_held++;
+            pthread_cond_broadcast(&s->cv); /* the round's loop wakes for its time */
+            *out = NULL;
+            *n = 0;
+            return FRI_NET_HELD;
+        }
         uint32_t answered = 0, outstanding = 0;
         for (uint32_t i = 0; i < s->k; i++) {
             if (s->sa_level[i] > (uint8_t)s->sa_stage) answered++;
@@ -350,7 +433,7 @@ static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
     if (!s->open) return reply_wait(s, FRI_NET_WAIT_NO_ROUND, out, n);
     int64_t pos = sampled_pos(s, c);
     if (pos < 0) return reply_wait(s, FRI_NET_WAIT_NOT_SAMPLED, out, n);
-    if (s->sa) return sa_hello(s, c, (uint32_t)pos, out, n);
+    if (s->sa) return sa_hello(s, c, (uint32_t)pos, m->hello.caps, peer, out, n);
     if (s->got[pos]) return reply_wait(s, FRI_NET_WAIT_HAVE_RESULT, out, n);
     if (fr_round_results(s->ctl) >= s->target) return reply_wait(s, FRI_NET_WAIT_ROUND_FULL, out, n);
     const uint8_t *tb;
@@ -737,6 +820,7 @@ static double epsilon_after(const fr_net_server *s, uint32_t rounds) {
 
 /* Ends the open round's secure session (if any). */
 static void sa_close_session(fr_net_server *s) {
+    sa_release_all(s, false);
     fr_sa_server_free(s->sa);
     s->sa = NULL;
     s->sa_broken = false;
@@ -756,8 +840,13 @@ static fr_err sa_open(fr_net_server *s) {
     p.session = s->round;
     p.graph_seed = fr_round_fl_config(s->ctl)->seed ^ ((uint64_t)s->round << 32);
     fri_free(s->sa_level);
+    fri_free(s->sa_held);
+    fri_free(s->sa_held_until);
+    s->sa_n_held = 0;
     s->sa_level = fri_calloc(s->k, 1);
-    if (!s->sa_level) return FR_ERR_NOMEM;
+    s->sa_held = fri_calloc(s->k, sizeof *s->sa_held);
+    s->sa_held_until = fri_calloc(s->k, sizeof *s->sa_held_until);
+    if (!s->sa_level || !s->sa_held || !s->sa_held_until) return FR_ERR_NOMEM;
     if ((e = fr_sa_server_create(&s->sa, &p))) return e;
     s->sap = p;
     s->sa_stage = FR_SA_ADVERTISE;
@@ -776,7 +865,7 @@ static bool sa_all_in(const fr_net_server *s) {
  * round's): closes each stage when every party still in has answered or at its deadline,
  * then rebuilds the survivors' sum and adds it to the controller. Under the mutex (released
  * while waiting). FR_OK: the sum is in; an error: the round is to be aborted. */
-static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors) {
+static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors, double *recovery) {
     fr_err e = FR_OK;
     for (int st = FR_SA_ADVERTISE; st <= FR_SA_UNMASK; st++) {
         uint64_t t0 = fri_net_now_ms();
@@ -784,9 +873,17 @@ static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors) {
             s->sa_stage = st;
             s->sa_stage_t0 = t0;
             s->deadline = t0 + s->c.secagg_stage_ms;
+            sa_release_all(s, false); /* the parties held for this stage get its message now */
             pthread_cond_broadcast(&s->cv);
         }
-        while (!sa_all_in(s) && fri_net_now_ms() < s->deadline && !atomic_load(&s->stop)) wait_until(s, s->deadline);
+        /* the unmasking stage closes as soon as the answers hold every share the sum needs
+         * (the same sum as with the rest: fr_sa_server_can_finish), not at its deadline when
+         * clients dropped out after masking */
+        while (!sa_all_in(s) && !(st == FR_SA_UNMASK && fr_sa_server_can_finish(s->sa)) &&
+               fri_net_now_ms() < s->deadline && !atomic_load(&s->stop)) {
+            uint64_t next = sa_release_expired(s);
+            wait_until(s, next < s->deadline ? next : s->deadline);
+        }
         if (atomic_load(&s->stop)) return fri_fail(FR_ERR_STATE, "the server was asked to stop");
         if (s->sa_broken) return fri_fail(FR_ERR_FORMAT, "a masked input was summed but its result refused");
         uint32_t in = 0, answered = 0;
@@ -795,7 +892,13 @@ static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors) {
             answered += s->sa_level[i] > (uint8_t)st;
         }
         if (st < FR_SA_UNMASK) e = fr_sa_server_close(s->sa);
-        else e = fr_sa_server_finish(s->sa, s->sa_sum, survivors);
+        else {
+            struct timespec a, b;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            e = fr_sa_server_finish(s->sa, s->sa_sum, survivors);
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            *recovery = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+        }
         secs[st] = (double)(fri_net_now_ms() - t0) / 1000.0;
         if (answered < in)
             fri_net_logf(&s->lg, 0, "round %u: secure aggregation stage %d closed with %u of %u parties (%u dropped out)",
@@ -916,7 +1019,7 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
                   attempt > 1 ? " again" : "", s->k, n, s->target);
         fr_net_round_info info = {0};
         fr_err sa_e = FR_OK;
-        if (s->sa) sa_e = sa_run(s, info.sa_seconds, &info.sa_survivors);
+        if (s->sa) sa_e = sa_run(s, info.sa_seconds, &info.sa_survivors, &info.sa_recovery_seconds);
         else
             while (fr_round_results(s->ctl) < s->target && fri_net_now_ms() < s->deadline && !atomic_load(&s->stop) &&
                    !(s->dp && dp_all_in(s)))

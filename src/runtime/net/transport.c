@@ -292,6 +292,11 @@ typedef struct srv_ctx {
     uint32_t pipe;            /* the connection of the request being answered */
     bool sending;             /* the aio carries a reply (else it waits for a request) */
     nng_msg *out;             /* a reply the handler asked for (fri_net_reply_alloc), or NULL */
+    /* a held request (FRI_NET_HELD), under hmu: the handler has returned (ctx_cb is done
+       with the context) and the reply given before that, sent when it has */
+    pthread_mutex_t hmu;
+    bool held_back, held_answered;
+    nng_msg *held_reply;
 } srv_ctx;
 
 uint8_t *fri_net_reply_alloc(const fri_net_peer *peer, size_t n) {
@@ -441,6 +446,8 @@ static void ctx_recv(srv_ctx *c) {
     nng_ctx_recv(c->ctx, c->aio);
 }
 
+static void held_send(srv_ctx *c, nng_msg *r);
+
 /* One context's state machine, on nng's threads. */
 static void ctx_cb(void *arg) {
     srv_ctx *c = arg;
@@ -485,6 +492,21 @@ static void ctx_cb(void *arg) {
     size_t reply_n = 0;
     c->out = NULL;
     int hr = s->handle(s->handle_ctx, nng_msg_body(m), nng_msg_len(m), &reply, &reply_n, &peer);
+    if (hr == FRI_NET_HELD) {
+        /* the reply comes later (fri_net_server_reply_held), maybe already has */
+        fri_free(reply);
+        if (c->out) { nng_msg_free(c->out); c->out = NULL; }
+        nng_msg_free(m);
+        pthread_mutex_lock(&c->hmu);
+        bool answered = c->held_answered;
+        nng_msg *r = c->held_reply;
+        c->held_answered = false;
+        c->held_reply = NULL;
+        c->held_back = !answered;
+        pthread_mutex_unlock(&c->hmu);
+        if (answered) held_send(c, r);
+        return;
+    }
     nng_msg *out = NULL;
     if (c->out && hr == 0 && reply && reply == nng_msg_body(c->out) && reply_n <= nng_msg_len(c->out) &&
         nng_msg_realloc(c->out, reply_n) == 0) {
@@ -526,6 +548,40 @@ static void ctx_cb(void *arg) {
     c->sending = true;
     nng_aio_set_msg(c->aio, out);
     nng_ctx_send(c->ctx, c->aio);
+}
+
+/* A held request's reply r (NULL: none could be made) on its context, once ctx_cb is done
+ * with it: sent, or the connection closed and the context made to take requests again. */
+static void held_send(srv_ctx *c, nng_msg *r) {
+    fri_net_server *s = c->s;
+    if (!r) {
+        nng_pipe p = NNG_PIPE_INITIALIZER;
+        pipe_touch(s, c->pipe, -1, NULL);
+        p.id = c->pipe;
+        nng_pipe_close(p);
+        atomic_fetch_add(&s->n_refused, 1);
+        if (!atomic_load(&s->stopping)) ctx_recv(c);
+        return;
+    }
+    c->sending = true;
+    nng_aio_set_msg(c->aio, r);
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+void fri_net_server_reply_held(void *held, const uint8_t *b, size_t n) {
+    srv_ctx *c = held;
+    nng_msg *r = NULL;
+    if (nng_msg_alloc(&r, n) != 0) r = NULL;
+    else if (n) memcpy(nng_msg_body(r), b, n);
+    pthread_mutex_lock(&c->hmu);
+    bool back = c->held_back;
+    c->held_back = false;
+    if (!back) { /* the handler has not returned yet: ctx_cb sends it when it has */
+        c->held_answered = true;
+        c->held_reply = r;
+    }
+    pthread_mutex_unlock(&c->hmu);
+    if (back) held_send(c, r);
 }
 
 /* Reports what the listener's counters gained since the last look. */
@@ -751,6 +807,7 @@ fr_err fri_net_server_start(fri_net_server **out, const fri_net_server_opts *o) 
     for (int i = 0; i < o->contexts; i++) {
         srv_ctx *c = &s->ctx[i];
         c->s = s;
+        pthread_mutex_init(&c->hmu, NULL);
         if ((rv = nng_aio_alloc(&c->aio, ctx_cb, c)) == 0) {
             s->n_ctx = i + 1; /* its aio is freed by stop */
             rv = nng_ctx_open(&c->ctx, s->sock);
@@ -803,7 +860,10 @@ void fri_net_server_stats_get(const fri_net_server *s, fri_net_server_stats *st)
 }
 
 static void server_free(fri_net_server *s) {
-    for (int i = 0; s->ctx && i < s->n_ctx; i++) nng_aio_free(s->ctx[i].aio);
+    for (int i = 0; s->ctx && i < s->n_ctx; i++) {
+        nng_aio_free(s->ctx[i].aio);
+        pthread_mutex_destroy(&s->ctx[i].hmu);
+    }
     fri_free(s->pipes.slot);
     fri_free(s->ctx);
     fri_free(s->url);

@@ -63,6 +63,16 @@ uint8_t *fri_net_reply_alloc(const fri_net_peer *peer, size_t n);
 typedef int (*fri_net_handler)(void *ctx, const uint8_t *req, size_t n, uint8_t **reply, size_t *reply_n,
                                const fri_net_peer *peer);
 
+/* A handler's return that holds the request (a long poll): no reply now, *reply left
+ * NULL; the request's context stays with it (one of `contexts`) until the caller answers
+ * with fri_net_server_reply_held(peer->tx, ...), from any thread, exactly once. The
+ * connection counts as busy meanwhile (the watchdog leaves it open). */
+#define FRI_NET_HELD 2
+
+/* Sends the reply b[0, n) to a request its handler held (held = that call's peer->tx);
+ * copies b. Out of memory: the connection is closed instead (the client retries). */
+void fri_net_server_reply_held(void *held, const uint8_t *b, size_t n);
+
 typedef enum fri_net_event_kind {
     /* about one connection (pipe, addr) */
     FRI_NET_EV_CONNECT = 1,   /* a connection completed its handshakes */

@@ -88,7 +88,11 @@
 
 /* HELLO capability bits. */
 #define FRI_NET_CAP_EVAL 1u     /* the client reports evaluation metrics in its RESULTs */
-#define FRI_NET_CAPS_KNOWN 1u   /* every bit this version defines; others are refused */
+#define FRI_NET_CAP_HOLD 2u     /* secure aggregation: a party that has answered the open stage
+                                   may be held (long poll) until the next stage opens, up to
+                                   FRI_NET_HOLD_MAX_MS, instead of being told to WAIT */
+#define FRI_NET_CAPS_KNOWN 3u   /* every bit this version defines; others are refused */
+#define FRI_NET_HOLD_MAX_MS 1000u
 
 typedef enum fri_net_type {
     FRI_NET_HELLO = 1,
