@@ -887,6 +887,14 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         size_t k = 0;
         for (uint32_t it = 0; it < ws->mcfg.n_items; it++)
             if (ws->row_of[it]) { ws->local[k] = it; perm[k] = ws->row_of[it] - 1; k++; }
+    } else if (L <= 64) { /* by rank: byrow's ids are distinct, so row r goes to the place of its rank */
+        for (size_t r = 0; r < L; r++) {
+            uint32_t x = ws->byrow[r];
+            size_t rank = 0;
+            for (size_t j = 0; j < L; j++) rank += ws->byrow[j] < x; /* no branch to mispredict */
+            ws->local[rank] = x;
+            perm[rank] = (uint32_t)r;
+        }
     } else {
         memcpy(ws->local, ws->byrow, L * sizeof *ws->local);
         sort_u32(ws->local, L);
@@ -1055,6 +1063,15 @@ static fr_err step_fit(fr_client_ws *ws, const fr_task *task, uint32_t client, c
 
 void fri_client_ws_set_residual(fr_client_ws *ws, float *residual) { ws->residual = residual; }
 
+void fri_client_ws_prefetch(const fr_client_ws *ws, const uint32_t *items, size_t n) {
+    if (!ws->row_of || !ws->own) return;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i] >= ws->mcfg.n_items) continue;
+        __builtin_prefetch(&ws->row_of[items[i]], 1, 3);
+        __builtin_prefetch(&ws->own[items[i]], 1, 3);
+    }
+}
+
 fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint32_t n_items) {
     if (!ws->hide) return FR_OK; /* no decoys: nothing draws from it */
     return fri_hide_set_popularity(ws->hide, weights, n_items);
@@ -1080,6 +1097,19 @@ fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, co
     res->config_crc = ws->config_crc;
     res->examples = rep.examples;
     res->loss_sum = rep.loss_sum;
+    return FR_OK;
+}
+
+fr_err fri_client_step_update(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
+                              const fr_client_private *priv, const fr_update **upd, fr_client_report *rep,
+                              uint32_t *config_crc) {
+    *upd = NULL;
+    if (fr_fl_dp_on(&ws->cfg) || fri_result_compress_flags(&ws->cfg))
+        return fri_fail(FR_ERR_UNSUPPORTED, "client %u: a DP or compressed RESULT is made from the update", client);
+    fr_err e = step_fit(ws, task, client, data, priv, rep);
+    if (e) return e;
+    *upd = ws->step_upd;
+    *config_crc = ws->config_crc;
     return FR_OK;
 }
 
