@@ -173,3 +173,15 @@ Test(client_lean, direct_accept_same_as_results_odd_dim_weighted_sampled) {
     variant v = {13, 4, 2, 0.05f, 0.0f, false, 0.7, FR_STRATEGY_FEDAVG};
     direct_same(&v);
 }
+
+/* d = 32 (model_mf.c's lean_batch32, rows in registers) against the generic loop: an odd
+ * minibatch (a last chunk of one row in the L2 sums) with L2 on, and L2 off. */
+Test(client_lean, dim32_odd_minibatches_l2) {
+    variant v = {32, 5, 2, 0.08f, 0.02f, false, 0.6, FR_STRATEGY_FEDAVG};
+    same_bits(&v, false);
+}
+
+Test(client_lean, dim32_no_l2) {
+    variant v = {32, 7, 1, 0.0f, 0.0f, true, 0, FR_STRATEGY_FEDADAM};
+    same_bits(&v, false);
+}

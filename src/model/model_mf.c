@@ -748,12 +748,122 @@ static FRI_ALWAYS_INLINE double lean_batch(const fr_model_config *c, const fri_c
     return L;
 }
 
+#if FRI_MF_V8
+/* lean_batch for d = 32 with its rows in registers (four v8f a row): the same operations
+ * on every element in the same order, without the [B, d] copies of the user's row and of
+ * the item rows, their gradients and L2 terms written out and read back:
+ *   score     s_i = fri_dot(P, q_i) + ((mu + bu) + bi_i)   (eight lanes, lanes8)
+ *   loss      mse, then l2s * fri_sumsq over the B copies of P (chunks of 64 floats: two
+ *             rows a chunk, the same two rows each time), then over the q_i (two
+ *             consecutive examples a chunk), then the biases' terms (lean_l2 on [B])
+ *   gradient  dp_i = (0 + k P) + ds_i q_i, dq_i = (0 + k q_i) + ds_i P (without L2:
+ *             0 + ds_i q_i, 0 + ds_i P: the memset zeros, then +=), summed from +0 in
+ *             example order into the user's gradient and each row's
+ *   step      as lean_batch. */
+static FRI_ALWAYS_INLINE double lean_batch32(const fr_model_config *c, const fri_client_sgd *a, lean_ws *w, float *P,
+                                             float *BU, float *Q, float *BI, size_t s, size_t B) {
+    enum { D = 32 };
+    const uint32_t *it = a->item + s;
+    const v8f z = v8_splat(0.0f);
+    v8f p[4];
+    for (int g = 0; g < 4; g++) p[g] = v8_load(P + 8 * g);
+    /* scores (mf_scores, fri_dot's lanes), and the q rows' sum of squares in chunks of two */
+    double sq = 0.0;
+    v8f qs = z;
+    for (size_t i = 0; i < B; i++) {
+        const float *q = Q + (size_t)it[i] * D;
+        v8f acc = z;
+        for (int g = 0; g < 4; g++) acc = acc + p[g] * v8_load(q + 8 * g);
+        w->bu[i] = BU[0];
+        w->bi[i] = BI[it[i]];
+        w->s[i] = v8_sum1(acc);
+        w->s[i] += c->mu + w->bu[i] + w->bi[i];
+        if (!(i & 1)) qs = z;
+        for (int g = 0; g < 4; g++) {
+            v8f x = v8_load(q + 8 * g);
+            qs = qs + x * x;
+        }
+        if ((i & 1) || i + 1 == B) sq += (double)v8_sum1(qs);
+    }
+    double L = lean_mse(w->ds, w->s, a->label + s, B);
+    double l2s = (double)c->l2 / (double)B;
+    const float k = (float)(2.0 * l2s);
+    if (l2s > 0) {
+        /* fri_sumsq over B copies of P: a chunk of two rows, a last chunk of one if B is odd */
+        v8f two = z;
+        for (int r = 0; r < 2; r++)
+            for (int g = 0; g < 4; g++) two = two + p[g] * p[g];
+        v8f one = z;
+        for (int g = 0; g < 4; g++) one = one + p[g] * p[g];
+        double sp = 0.0;
+        const float c2 = v8_sum1(two), c1 = v8_sum1(one);
+        for (size_t i = 0; i + 1 < B; i += 2) sp += (double)c2;
+        if (B & 1) sp += (double)c1;
+        L += l2s * sp;
+        L += l2s * sq;
+    }
+    memset(w->dbu, 0, B * sizeof(float));
+    memset(w->dbi, 0, B * sizeof(float));
+    double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / (double)B : l2s;
+    if (bl2s > 0) {
+        L += lean_l2(w->dbu, w->bu, B, 1, bl2s);
+        L += lean_l2(w->dbi, w->bi, B, 1, bl2s);
+    }
+    for (size_t i = 0; i < B; i++) { w->dbu[i] += w->ds[i]; w->dbi[i] += w->ds[i]; }
+    /* gradients from +0, examples in order */
+    const v8f kv = v8_splat(k);
+    v8f kp[4], gp[4];
+    for (int g = 0; g < 4; g++) { kp[g] = l2s > 0 ? z + kv * p[g] : z; gp[g] = z; }
+    for (size_t i = 0; i < B; i++) {
+        uint32_t r = it[i];
+        const float *q = Q + (size_t)r * D;
+        float *restrict gq = w->gq + (size_t)r * D;
+        if (!w->mark[r]) {
+            w->mark[r] = 1;
+            for (int x = 0; x < D; x++) gq[x] = 0.0f;
+            w->gb[r] = 0.0f;
+        }
+        const v8f d = v8_splat(w->ds[i]);
+        for (int g = 0; g < 4; g++) {
+            v8f qv = v8_load(q + 8 * g);
+            v8f dp = kp[g] + d * qv;
+            v8f dq = (l2s > 0 ? z + kv * qv : z) + d * p[g];
+            gp[g] = gp[g] + dp;
+            v8_store(gq + 8 * g, v8_load(gq + 8 * g) + dq);
+        }
+    }
+    float gpb = 0.0f;
+    for (size_t i = 0; i < B; i++) gpb += w->dbu[i];
+    for (size_t i = 0; i < B; i++) w->gb[it[i]] += w->dbi[i];
+    /* the step (sgd_range's expression) */
+    const float lr = a->lr, wd = a->wd;
+    float gpf[D];
+    for (int g = 0; g < 4; g++) v8_store(gpf + 8 * g, gp[g]);
+    for (size_t x = 0; x < D; x++) P[x] -= lr * (gpf[x] + wd * P[x]);
+    BU[0] -= lr * (gpb + wd * BU[0]);
+    for (size_t i = 0; i < B; i++) {
+        uint32_t r = it[i];
+        if (!w->mark[r]) continue;
+        w->mark[r] = 0;
+        float *restrict q = Q + (size_t)r * D;
+        const float *restrict gq = w->gq + (size_t)r * D;
+        for (size_t x = 0; x < D; x++) q[x] -= lr * (gq[x] + wd * q[x]);
+        BI[r] -= lr * (w->gb[r] + wd * BI[r]);
+    }
+    return L;
+}
+#define LEAN_BATCH(c, a, w, P, BU, Q, BI, s, B) \
+    ((c)->dim == 32 ? lean_batch32(c, a, w, P, BU, Q, BI, s, B) : lean_batch(c, a, w, P, BU, Q, BI, s, B))
+#else
+#define LEAN_BATCH lean_batch
+#endif
+
 /* Every epoch's minibatches, in a plain copy and one compiled for AVX2 (the same bits). */
 #define LEAN_EPOCHS_BODY                                                                     \
     for (uint32_t ep = 0; ep < a->epochs; ep++)                                              \
         for (size_t s = a->starts[ep]; s < a->starts[ep + 1]; s += a->batch) {               \
             size_t B = a->starts[ep + 1] - s < a->batch ? a->starts[ep + 1] - s : a->batch;  \
-            sum += lean_batch(c, a, w, P, BU, Q, BI, s, B) * (double)B;                      \
+            sum += LEAN_BATCH(c, a, w, P, BU, Q, BI, s, B) * (double)B;                      \
         }                                                                                    \
     return sum;
 static double lean_epochs_plain(const fr_model_config *c, const fri_client_sgd *a, lean_ws *w, float *P, float *BU,
