@@ -818,9 +818,11 @@ static FRI_ALWAYS_INLINE double lean_batch32(const fr_model_config *c, const fri
         uint32_t r = it[i];
         const float *q = Q + (size_t)r * D;
         float *restrict gq = w->gq + (size_t)r * D;
-        if (!w->mark[r]) {
+        /* a row's first example this minibatch adds to the +0 the generic loop zeroes it
+         * to (added here, not stored and loaded back) */
+        const bool first = !w->mark[r];
+        if (first) {
             w->mark[r] = 1;
-            for (int x = 0; x < D; x++) gq[x] = 0.0f;
             w->gb[r] = 0.0f;
         }
         const v8f d = v8_splat(w->ds[i]);
@@ -829,7 +831,7 @@ static FRI_ALWAYS_INLINE double lean_batch32(const fr_model_config *c, const fri
             v8f dp = kp[g] + d * qv;
             v8f dq = (l2s > 0 ? z + kv * qv : z) + d * p[g];
             gp[g] = gp[g] + dp;
-            v8_store(gq + 8 * g, v8_load(gq + 8 * g) + dq);
+            v8_store(gq + 8 * g, (first ? z : v8_load(gq + 8 * g)) + dq);
         }
     }
     float gpb = 0.0f;
