@@ -67,6 +67,10 @@ FR_NODISCARD fr_err fri_client_step_update(fr_client_ws *ws, const fr_task *task
  * (its dense update not sent yet; zero at first), kept by the caller across rounds. The
  * step uses it once, fails or not, then forgets it; without one a top-k step fails. */
 void fri_client_ws_set_residual(fr_client_ws *ws, float *residual);
+/* Tests: whether a fit orders its rows by a scan of the catalogue's marks (the plain
+ * reference) instead of ranking (up to 64 rows) or a radix sort of their ids, chosen when
+ * the catalogue is over 16 times the rows. Returns the previous setting. Not thread-safe. */
+bool fri_client_sort_by_scan(bool on);
 /* Asks for the workspace's per-item marks of these items (the compact-row map and the own
  * marks a fit reads at each of its items), a hint to the cache for a client to come. */
 void fri_client_ws_prefetch(const fr_client_ws *ws, const uint32_t *items, size_t n);
