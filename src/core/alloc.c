@@ -1,8 +1,13 @@
 /* The one allocation path of the library, with a fault-injection hook for tests.
  * Invariant: every fri_* allocator consults the hook exactly once per call, so a test
  * can sweep "fail the N-th allocation" over any operation and reach every failure path. */
+#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "core/core.h"
 
@@ -53,8 +58,22 @@ void *fri_realloc(void *old, size_t n) {
 void *fri_aligned_alloc(size_t n) {
     if (should_fail()) return oom(n);
     void *p = NULL;
-    if (posix_memalign(&p, 64, n ? (n + 63) & ~(size_t)63 : 64) != 0) return oom(n);
+    /* large tables start on a 2 MiB boundary, so fri_advise_huge can cover them whole */
+    size_t align = n >= ((size_t)8 << 20) ? (size_t)2 << 20 : 64;
+    if (posix_memalign(&p, align, n ? (n + 63) & ~(size_t)63 : 64) != 0) return oom(n);
     return p;
+}
+
+void fri_advise_huge(void *p, size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (!p || n < 2 * huge) return;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + n) & ~(huge - 1);
+    if (b > a) (void)madvise((void *)a, b - a, MADV_HUGEPAGE); /* a hint: its failure changes nothing */
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 void fri_free(void *p) { free(p); }

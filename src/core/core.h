@@ -33,6 +33,13 @@ void *fri_realloc(void *p, size_t n);
 void *fri_aligned_alloc(size_t n);
 void fri_free(void *p);
 void fri_free_aligned(void *p);
+/* Asks the kernel to back [p, p + n) with transparent huge pages (madvise
+ * MADV_HUGEPAGE on the 2 MiB-aligned pages inside it), for large tables read or added at
+ * random rows (the item table, the round's accumulators, the client store): one TLB entry
+ * per 2 MiB instead of per 4 KiB. Only a hint: below 4 MiB, where it is unsupported or
+ * refused, nothing happens; the memory and its contents are the same either way. Call it
+ * before the memory is first written, so the first touch already faults in huge pages. */
+void fri_advise_huge(void *p, size_t n);
 /* Safe size arithmetic: returns 0 and sets *out on success, -1 on overflow. */
 static inline int fri_mul_size(size_t a, size_t b, size_t *out) {
     if (b != 0 && a > SIZE_MAX / b) return -1;

@@ -84,6 +84,8 @@ struct fr_client_ws {
     size_t cap_local;
     uint32_t *perm;         /* [cap_perm] compact row of local[j] (rows in order of first use) */
     size_t cap_perm;
+    uint32_t *rtmp;         /* [cap_rtmp] the radix sort's other buffers (ids, then rows) */
+    size_t cap_rtmp;
     uint32_t *sc_user, *sc_item; /* [cap_sc] fr_client_score's user rows (0) and compact rows */
     size_t cap_sc, cap_sc_item;
     coast_side ci, cu;      /* coasting of item rows and of user rows */
@@ -122,37 +124,43 @@ static size_t client_graph_items(const void *ctx, uint32_t j, const uint32_t **i
     return ws->gstart[j + 1] - ws->gstart[j];
 }
 
-/* Sorts a[0, n) increasing: a quicksort (median of three, the smaller side first) down to
- * runs of 24, then insertion sort, which is all a typical client's few rows take; qsort's
- * comparison calls were 5% of a round of small clients. */
-static void sort_u32(uint32_t *a, size_t n) {
-    while (n > 24) {
-        uint32_t x = a[0], y = a[n / 2], z = a[n - 1];
-        uint32_t p = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
-        size_t i = 0, j = n - 1;
-        for (;;) { /* Hoare: a[0, i) <= p <= a(j, n) */
-            while (a[i] < p) i++;
-            while (a[j] > p) j--;
-            if (i >= j) break;
-            uint32_t t = a[i]; a[i] = a[j]; a[j] = t;
-            i++;
-            j--;
+static bool sort_by_scan = false; /* tests: every client's rows ordered by the scan of the marks */
+
+bool fri_client_sort_by_scan(bool on) {
+    bool was = sort_by_scan;
+    sort_by_scan = on;
+    return was;
+}
+
+/* ids[0, n) (distinct, below n_items) in increasing order into out_id, and where each
+ * came from (its index in ids) into out_idx: a least-significant-digit radix sort of 6
+ * bits a pass (stable, no comparison to mispredict), through tmp_id/tmp_idx. */
+static void radix_rows(const uint32_t *ids, size_t n, uint32_t n_items, uint32_t *out_id, uint32_t *out_idx,
+                       uint32_t *tmp_id, uint32_t *tmp_idx) {
+    unsigned bits = 0;
+    while (bits < 32 && ((uint64_t)(n_items ? n_items - 1 : 0) >> bits)) bits++;
+    unsigned passes = bits ? (bits + 5) / 6 : 1;
+    const uint32_t *ai = ids, *ax = NULL;
+    bool to_out = passes % 2 == 1; /* so that the last pass writes out_* */
+    for (unsigned p = 0; p < passes; p++) {
+        uint32_t *bi = to_out ? out_id : tmp_id, *bx = to_out ? out_idx : tmp_idx;
+        unsigned shift = 6 * p;
+        size_t cnt[64] = {0};
+        for (size_t i = 0; i < n; i++) cnt[(ai[i] >> shift) & 63]++;
+        size_t sum = 0;
+        for (int k = 0; k < 64; k++) {
+            size_t c = cnt[k];
+            cnt[k] = sum;
+            sum += c;
         }
-        size_t left = j + 1; /* [0, j] and [j + 1, n) */
-        if (left < n - left) {
-            sort_u32(a, left);
-            a += left;
-            n -= left;
-        } else {
-            sort_u32(a + left, n - left);
-            n = left;
+        for (size_t i = 0; i < n; i++) {
+            size_t at = cnt[(ai[i] >> shift) & 63]++;
+            bi[at] = ai[i];
+            bx[at] = ax ? ax[i] : (uint32_t)i;
         }
-    }
-    for (size_t i = 1; i < n; i++) {
-        uint32_t x = a[i];
-        size_t j = i;
-        for (; j > 0 && a[j - 1] > x; j--) a[j] = a[j - 1];
-        a[j] = x;
+        ai = bi;
+        ax = bx;
+        to_out = !to_out;
     }
 }
 
@@ -288,6 +296,7 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fri_free(ws->gitems);
     fri_compress_ws_free(ws->cw);
     fri_free(ws->uglob);
+    fri_free(ws->rtmp);
     fri_free(ws->lean_out);
     fri_free(ws->lean_scratch);
     fri_free(ws);
@@ -883,14 +892,21 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
     }
     size_t L = ws->n_byrow;
     uint32_t *perm = ws->perm;
-    if ((size_t)ws->mcfg.n_items <= 16 * L) { /* a scan of the marks beats a sort */
+    if (sort_by_scan || (size_t)ws->mcfg.n_items <= 16 * L) { /* a scan of the marks beats a sort */
         size_t k = 0;
         for (uint32_t it = 0; it < ws->mcfg.n_items; it++)
             if (ws->row_of[it]) { ws->local[k] = it; perm[k] = ws->row_of[it] - 1; k++; }
-    } else {
-        memcpy(ws->local, ws->byrow, L * sizeof *ws->local);
-        sort_u32(ws->local, L);
-        for (size_t k = 0; k < L; k++) perm[k] = ws->row_of[ws->local[k]] - 1;
+    } else if (L <= 64) { /* by rank: byrow's ids are distinct, so row r goes to the place of its rank */
+        for (size_t r = 0; r < L; r++) {
+            uint32_t x = ws->byrow[r];
+            size_t rank = 0;
+            for (size_t j = 0; j < L; j++) rank += ws->byrow[j] < x; /* no branch to mispredict */
+            ws->local[rank] = x;
+            perm[rank] = (uint32_t)r;
+        }
+    } else { /* byrow's ids by radix, each with its compact row (its index in byrow) */
+        if ((e = grow_u32(&ws->rtmp, &ws->cap_rtmp, 2 * L))) return e;
+        radix_rows(ws->byrow, L, ws->mcfg.n_items, ws->local, perm, ws->rtmp, ws->rtmp + L);
     }
     if (ws->lean && U == 1 && !ws->graph && !hist_len) { /* the fused fit, when the model has one */
         e = lean_fit(ws, round, client, global, priv, L, n_inter, starts, E, upd, rep);
@@ -1055,6 +1071,15 @@ static fr_err step_fit(fr_client_ws *ws, const fr_task *task, uint32_t client, c
 
 void fri_client_ws_set_residual(fr_client_ws *ws, float *residual) { ws->residual = residual; }
 
+void fri_client_ws_prefetch(const fr_client_ws *ws, const uint32_t *items, size_t n) {
+    if (!ws->row_of || !ws->own) return;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i] >= ws->mcfg.n_items) continue;
+        __builtin_prefetch(&ws->row_of[items[i]], 1, 3);
+        __builtin_prefetch(&ws->own[items[i]], 1, 3);
+    }
+}
+
 fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint32_t n_items) {
     if (!ws->hide) return FR_OK; /* no decoys: nothing draws from it */
     return fri_hide_set_popularity(ws->hide, weights, n_items);
@@ -1080,6 +1105,19 @@ fr_err fr_client_step(fr_client_ws *ws, const fr_task *task, uint32_t client, co
     res->config_crc = ws->config_crc;
     res->examples = rep.examples;
     res->loss_sum = rep.loss_sum;
+    return FR_OK;
+}
+
+fr_err fri_client_step_update(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
+                              const fr_client_private *priv, const fr_update **upd, fr_client_report *rep,
+                              uint32_t *config_crc) {
+    *upd = NULL;
+    if (fr_fl_dp_on(&ws->cfg) || fri_result_compress_flags(&ws->cfg))
+        return fri_fail(FR_ERR_UNSUPPORTED, "client %u: a DP or compressed RESULT is made from the update", client);
+    fr_err e = step_fit(ws, task, client, data, priv, rep);
+    if (e) return e;
+    *upd = ws->step_upd;
+    *config_crc = ws->config_crc;
     return FR_OK;
 }
 

@@ -13,6 +13,9 @@
  * from zero, each term saturating at +-4.6e18 units, NaN as the lower bound. `vector`
  * false forces the scalar loop (the reference the vector path must match bit for bit). */
 void fri_fl_add_fixed(int64_t *acc, const float *val, size_t n, double w, bool vector);
+/* The same for `count` rows of `width` values: row i of val added to the row ids[i] of a
+ * table acc[rows * width] (the rows of an update added straight into an accumulator). */
+void fri_fl_add_fixed_rows(int64_t *acc, const uint32_t *ids, const float *val, size_t count, size_t width, double w);
 /* out[i] = round(w * val[i] * 2^32), as above (a client's quantization), into an array or
  * as little-endian bytes at any alignment (straight into a RESULT message). */
 void fri_fl_store_fixed(int64_t *out, const float *val, size_t n, double w);
@@ -52,10 +55,25 @@ FR_NODISCARD fr_err fri_client_step_encode(fr_client_ws *ws, const fr_task *task
                                            const fr_client_data *data, const fr_client_private *priv,
                                            const uint8_t **out, size_t *out_n);
 
+/* The client step up to its float update (step_fit: the fit, decoys, an honest client's
+ * normclip), for fri_round_accept_update: *upd valid until the next call with ws,
+ * *config_crc the client's federation. FR_ERR_UNSUPPORTED where the RESULT is not
+ * fr_result_quantize of the update (DP, compression): nothing is run. */
+FR_NODISCARD fr_err fri_client_step_update(fr_client_ws *ws, const fr_task *task, uint32_t client,
+                                           const fr_client_data *data, const fr_client_private *priv,
+                                           const fr_update **upd, fr_client_report *rep, uint32_t *config_crc);
+
 /* Top-k error feedback: the residual[dense values] of the client of the next step on ws
  * (its dense update not sent yet; zero at first), kept by the caller across rounds. The
  * step uses it once, fails or not, then forgets it; without one a top-k step fails. */
 void fri_client_ws_set_residual(fr_client_ws *ws, float *residual);
+/* Tests: whether a fit orders its rows by a scan of the catalogue's marks (the plain
+ * reference) instead of ranking (up to 64 rows) or a radix sort of their ids, chosen when
+ * the catalogue is over 16 times the rows. Returns the previous setting. Not thread-safe. */
+bool fri_client_sort_by_scan(bool on);
+/* Asks for the workspace's per-item marks of these items (the compact-row map and the own
+ * marks a fit reads at each of its items), a hint to the cache for a client to come. */
+void fri_client_ws_prefetch(const fr_client_ws *ws, const uint32_t *items, size_t n);
 
 /* A RESULT seen in place: its fields and where its values are, either in host memory (an
  * fr_result: `native`) or as little-endian bytes in a message (read at any alignment). */
@@ -197,6 +215,19 @@ FR_NODISCARD fr_err fri_dp_end(fri_dp_server *d, const fr_fl_config *c, uint32_t
  * UINT32_MAX hint only costs the search. */
 FR_NODISCARD fr_err fri_round_task_at(fr_round *r, uint32_t client, uint32_t hint, const uint8_t **bytes, size_t *n);
 FR_NODISCARD fr_err fri_round_accept_at(fr_round *r, const fr_result *res, int lane, uint32_t hint);
+/* In process, without a RESULT (the sim with results in memory): client u's float update
+ * taken as fr_result_quantize(u, bound) then fri_round_accept_at would take it: every check
+ * of both (bound: the TASK's, checked against the round's; fri_update_check), the same
+ * integers added straight into the lane, the same figures kept (its upload: the RESULT's
+ * encoded size). Only where the round keeps no result whole and adds no DP noise
+ * (fri_round_takes_updates; else FR_ERR_UNSUPPORTED). Thread-safe as fr_round_accept
+ * (one lane per thread). */
+bool fri_round_takes_updates(const fr_round *r);
+FR_NODISCARD fr_err fri_round_accept_update(fr_round *r, const fr_update *u, uint64_t bound, uint32_t config_crc,
+                                            uint64_t examples, double loss_sum, int lane, uint32_t hint);
+/* Asks for the lane's accumulator rows of these item ids in every item table (a hint to
+ * the cache, so they arrive while the client trains; ids out of range are skipped). */
+void fri_round_prefetch_rows(const fr_round *r, int lane, const uint32_t *items, size_t n);
 /* Secure aggregation over dense vectors (round.c). The words of a client's vector in the
  * open round: the shared prefix (w·Δ in 2^-32 units), then with row_norm the per-row
  * weights of each item table (n_tables × n_items), then the weight n_k. */

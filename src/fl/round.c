@@ -93,7 +93,7 @@ void fr_round_free(fr_round *r) {
     fri_free(r->m);
     fri_free(r->v);
     fri_free(r->config);
-    fri_free(r->acc);
+    fri_free_aligned(r->acc);
     fri_free(r->roww);
     fri_free(r->wsum);
     fri_free(r->ids);
@@ -148,7 +148,11 @@ fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_
     if ((e = fri_dp_server_init(&r->dp, cfg, n_clients, n_lanes))) goto fail;
     size_t nl = (size_t)n_lanes, nc = n_clients ? n_clients : 1;
     e = FR_ERR_NOMEM;
-    r->acc = fri_calloc(nl * (r->n_shared ? r->n_shared : 1), sizeof *r->acc);
+    size_t acc_n = nl * (r->n_shared ? r->n_shared : 1) * sizeof *r->acc;
+    if ((r->acc = fri_aligned_alloc(acc_n))) { /* rows are added at random: huge pages, then zeros */
+        fri_advise_huge(r->acc, acc_n);
+        memset(r->acc, 0, acc_n);
+    }
     if (cfg->row_norm) r->roww = fri_calloc(nl * (nt ? nt : 1) * (size_t)r->n_items, sizeof *r->roww);
     r->wsum = fri_calloc(nl, sizeof *r->wsum);
     r->ids = fri_malloc(nc * sizeof *r->ids);
@@ -311,24 +315,53 @@ static inline uint32_t id_at(const fri_result_view *v, const void *ids, uint32_t
     return v->native ? ((const uint32_t *)ids)[i] : fri_get_u32((const uint8_t *)ids + 4 * (size_t)i);
 }
 
+/* The checks of a result's header: a round is open, it answers it, this federation, and
+ * its client was sampled (*pos: its position). */
+static fr_err admit_head(const fr_round *r, uint32_t client, uint32_t res_round, uint32_t crc, uint32_t hint,
+                         int64_t *pos) {
+    uint32_t round = r->completed + 1;
+    if (!r->open) return fri_fail(FR_ERR_STATE, "RESULT of client %u: no round is open", client);
+    if (res_round != round)
+        return fri_fail(FR_ERR_STATE, "RESULT of client %u for round %u refused: the open round is %u (%s)", client,
+                        res_round, round, res_round < round ? "late" : "from the future");
+    if (crc != r->config_crc)
+        return fri_fail(FR_ERR_INVALID,
+                        "RESULT of client %u refused: it answers another federation (config CRC 0x%08x, this one 0x%08x)",
+                        client, crc, r->config_crc);
+    *pos = position_at(r, client, hint);
+    if (*pos < 0)
+        return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: the client was not sampled in round %u", client,
+                        round);
+    return FR_OK;
+}
+
+/* The client at pos marked answered (once) and a slot among the target's taken. */
+static fr_err admit_slot(fr_round *r, uint32_t client, int64_t pos) {
+    uint32_t round = r->completed + 1;
+    unsigned char old = atomic_fetch_or(&r->status[pos], (unsigned char)DONE);
+    if (old & DONE)
+        return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: a duplicate (the client already answered round %u)",
+                        client, round);
+    unsigned n = atomic_load(&r->accepted);
+    do {
+        if (n >= r->target) {
+            atomic_fetch_and(&r->status[pos], (unsigned char)~DONE);
+            return fri_fail(FR_ERR_STATE, "RESULT of client %u for round %u refused: late: the round has its %u results",
+                            client, round, r->target);
+        }
+    } while (!atomic_compare_exchange_weak(&r->accepted, &n, n + 1));
+    return FR_OK;
+}
+
 /* A result whose shape has been checked: the checks of the round, then its sums into acc
  * [n_shared], rw (row_norm: [n_tables * n_items], else NULL) and *wsum: a lane's, or a
  * client's dense vector under secure aggregation. */
 static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64_t *acc, uint64_t *rw, uint64_t *wsum,
                           uint32_t hint) {
     uint32_t round = r->completed + 1;
-    if (!r->open) return fri_fail(FR_ERR_STATE, "RESULT of client %u: no round is open", v->client);
-    if (v->round != round)
-        return fri_fail(FR_ERR_STATE, "RESULT of client %u for round %u refused: the open round is %u (%s)",
-                        v->client, v->round, round, v->round < round ? "late" : "from the future");
-    if (v->config_crc != r->config_crc)
-        return fri_fail(FR_ERR_INVALID,
-                        "RESULT of client %u refused: it answers another federation (config CRC 0x%08x, this one 0x%08x)",
-                        v->client, v->config_crc, r->config_crc);
-    int64_t pos = position_at(r, v->client, hint);
-    if (pos < 0)
-        return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: the client was not sampled in round %u",
-                        v->client, round);
+    int64_t pos;
+    fr_err he = admit_head(r, v->client, v->round, v->config_crc, hint, &pos);
+    if (he) return he;
     /* values within the round's bound: the round's sum cannot overflow */
     uint64_t worst = max_abs(v, v->dense, v->dense_len);
     for (uint32_t t = 0; t < v->n_tables; t++) {
@@ -341,18 +374,8 @@ static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64
                         (unsigned long long)r->bound);
     fr_err de = fri_dp_check_result(&r->dp, &r->cfg, v);
     if (de) return de;
-    unsigned char old = atomic_fetch_or(&r->status[pos], (unsigned char)DONE);
-    if (old & DONE)
-        return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: a duplicate (the client already answered round %u)",
-                        v->client, round);
-    unsigned n = atomic_load(&r->accepted);
-    do {
-        if (n >= r->target) {
-            atomic_fetch_and(&r->status[pos], (unsigned char)~DONE);
-            return fri_fail(FR_ERR_STATE, "RESULT of client %u for round %u refused: late: the round has its %u results",
-                            v->client, round, r->target);
-        }
-    } while (!atomic_compare_exchange_weak(&r->accepted, &n, n + 1));
+    fr_err se = admit_slot(r, v->client, pos);
+    if (se) return se;
     if (r->kept && acc >= r->acc && acc < r->acc + (size_t)r->n_lanes * r->n_shared) { /* a lane's: kept whole */
         fr_err ke = fri_kept_store(&r->kept[pos], v);
         if (ke) {
@@ -433,6 +456,82 @@ fr_err fri_round_accept_at(fr_round *r, const fr_result *res, int lane, uint32_t
         if (e) return e;
     }
     return accept_view(r, &v, lane, hint);
+}
+
+bool fri_round_takes_updates(const fr_round *r) { return !r->dp.on && !r->kept; }
+
+void fri_round_prefetch_rows(const fr_round *r, int lane, const uint32_t *items, size_t n) {
+    if (lane < 0 || lane >= r->n_lanes) return;
+    const int64_t *acc = r->acc + (size_t)lane * r->n_shared;
+    for (uint32_t t = 0; t < r->shape.n_tables; t++) {
+        const fr_tensor *tt = fr_model_tensor(r->g, r->table_t[t]);
+        size_t w = r->widths[t];
+        for (size_t i = 0; i < n; i++) {
+            if (items[i] >= r->n_items) continue;
+            const char *a = (const char *)(acc + tt->offset + (size_t)items[i] * w);
+            for (size_t x = 0; x < w * sizeof *acc; x += 64) __builtin_prefetch(a + x, 1, 2);
+        }
+    }
+}
+
+fr_err fri_round_accept_update(fr_round *r, const fr_update *u, uint64_t bound, uint32_t config_crc,
+                               uint64_t examples, double loss_sum, int lane, uint32_t hint) {
+    if (!fri_round_takes_updates(r))
+        return fri_fail(FR_ERR_UNSUPPORTED, "RESULT of client %u: this round takes results (DP, or kept whole)",
+                        u->client);
+    if (lane < 0 || lane >= r->n_lanes)
+        return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
+    /* the client's own check first, as fr_result_quantize makes it: every value finite and
+     * within the bound once quantized (with fri_update_check's margin the integers are then
+     * at most r->bound, which accept_into checks again) */
+    if (bound != r->bound)
+        return fri_fail(FR_ERR_INVALID, "RESULT of client %u: checked against a bound of %llu units, round %u's is %llu",
+                        u->client, (unsigned long long)bound, r->completed + 1, (unsigned long long)r->bound);
+    fr_err e = fri_update_check(u, &r->cfg, bound);
+    if (e) return e;
+    int64_t pos;
+    if ((e = admit_head(r, u->client, u->round, config_crc, hint, &pos))) return e;
+    /* the shape (check_shape's, on the update) */
+    const fr_update_shape *sh = &r->shape;
+    if (u->dense_len != sh->dense_len || u->n_tables != sh->n_tables)
+        return fri_fail(FR_ERR_INVALID, "RESULT of client %u: dense %u and %u tables, expected %u and %u", u->client,
+                        u->dense_len, u->n_tables, sh->dense_len, sh->n_tables);
+    for (uint32_t t = 0; t < u->n_tables; t++) {
+        const fr_update_table *tb = &u->tables[t];
+        if (tb->width != sh->widths[t])
+            return fri_fail(FR_ERR_INVALID, "RESULT of client %u: table %u width %u, expected %u", u->client, t,
+                            tb->width, sh->widths[t]);
+        for (uint32_t i = 0; i < tb->count; i++) {
+            if (tb->ids[i] >= sh->n_rows[t])
+                return fri_fail(FR_ERR_INVALID, "RESULT of client %u: row %u out of range, table has %u", u->client,
+                                tb->ids[i], sh->n_rows[t]);
+            if (i && tb->ids[i] <= tb->ids[i - 1])
+                return fri_fail(FR_ERR_INVALID, "RESULT of client %u: table %u: row %u follows %u, expected increasing",
+                                u->client, t, tb->ids[i], tb->ids[i - 1]);
+        }
+    }
+    if ((e = admit_slot(r, u->client, pos))) return e;
+    int64_t *acc = r->acc + (size_t)lane * r->n_shared;
+    uint64_t *rw = r->roww ? r->roww + (size_t)lane * (r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : NULL;
+    double wn = (double)u->weight, wi = r->cfg.item_sum ? 1.0 : wn; /* as fr_result_quantize */
+    size_t at = 0;
+    for (int i = 0; i < r->n_dense; i++) {
+        const fr_tensor *tt = fr_model_tensor(r->g, r->dense_t[i]);
+        size_t len = (size_t)tt->rows * tt->cols;
+        fri_fl_add_fixed(acc + tt->offset, u->dense + at, len, wn, true);
+        at += len;
+    }
+    for (uint32_t t = 0; t < u->n_tables; t++) {
+        const fr_tensor *tt = fr_model_tensor(r->g, r->table_t[t]);
+        const fr_update_table *tb = &u->tables[t];
+        fri_fl_add_fixed_rows(acc + tt->offset, tb->ids, tb->values, tb->count, tb->width, wi);
+        for (uint32_t i = 0; rw && i < tb->count; i++) rw[(size_t)t * r->n_items + tb->ids[i]] += u->weight;
+    }
+    r->wsum[lane] += u->weight;
+    r->loss[pos] = loss_sum;
+    r->examples[pos] = examples;
+    r->up[pos] = fri_result_update_size(u);
+    return FR_OK;
 }
 
 uint32_t fr_round_results(const fr_round *r) { return r->open ? atomic_load(&((fr_round *)r)->accepted) : 0; }

@@ -150,6 +150,32 @@ void fri_fl_add_fixed(int64_t *restrict acc, const float *restrict val, size_t n
     for (; i < n; i++) acc[i] += fixed(w * (double)val[i]);
 }
 
+/* a += t modulo 2^64 (the lanes' arithmetic: wrapping is defined, as in fri_fl_add_ints) */
+static inline void add_wrap(int64_t *a, int64_t t) { *a = (int64_t)((uint64_t)*a + (uint64_t)t); }
+
+void fri_fl_add_fixed_rows(int64_t *restrict acc, const uint32_t *ids, const float *restrict val, size_t count,
+                           size_t width, double w) {
+    if (width == 1) { /* a bias column: one term a row */
+        for (size_t i = 0; i < count; i++) add_wrap(&acc[ids[i]], fixed(w * (double)val[i]));
+        return;
+    }
+#if FR_HAVE_AVX512_DISPATCH
+    if (width >= 8 && have_avx512()) { /* the same terms (fixed_avx512), added as 64-bit lanes */
+        for (size_t i = 0; i < count; i++) {
+            int64_t *a = acc + (size_t)ids[i] * width;
+            const float *v = val + i * width;
+            for (size_t x = fixed_avx512(a, v, width, w, true); x < width; x++) add_wrap(&a[x], fixed(w * (double)v[x]));
+        }
+        return;
+    }
+#endif
+    for (size_t i = 0; i < count; i++) {
+        int64_t *a = acc + (size_t)ids[i] * width;
+        const float *v = val + i * width;
+        for (size_t x = 0; x < width; x++) add_wrap(&a[x], fixed(w * (double)v[x]));
+    }
+}
+
 void fri_fl_store_fixed(int64_t *restrict out, const float *restrict val, size_t n, double w) {
     size_t i = 0;
 #if FR_HAVE_AVX512_DISPATCH

@@ -159,6 +159,7 @@ fr_err fri_model_alloc(fr_model **out, const fr_model_config *cfg) {
     if ((e = fri_model_layout(m, cfg)) != FR_OK) { fri_free(m); return e; }
     m->params = fri_aligned_alloc((m->n_params ? m->n_params : 1) * sizeof(float));
     if (!m->params) { fri_free(m); return FR_ERR_NOMEM; }
+    fri_advise_huge(m->params, m->n_params * sizeof(float)); /* rows are read at random */
     *out = m;
     return FR_OK;
 }

@@ -646,9 +646,43 @@ static fr_err lean_carve(lean_ws *w, const fri_client_sgd *a, size_t B, size_t d
     return FR_OK;
 }
 
+/* layers.c's fri_dot_forward, fri_dot_backward, fri_l2_forward_backward and
+ * fri_mse_forward_backward (no weights), the same operations in the same order, inlined
+ * here so that the AVX2 copy of the fit compiles them for AVX2 too (same bits: see the
+ * note on the copies above). */
+static FRI_ALWAYS_INLINE void lean_dot_forward(float *restrict out, const float *restrict a, const float *restrict b,
+                                               size_t B, size_t C) {
+    for (size_t i = 0; i < B; i++) out[i] = fri_dot(a + i * C, b + i * C, C);
+}
+static FRI_ALWAYS_INLINE void lean_dot_backward(float *restrict da, float *restrict db, const float *restrict dout,
+                                                const float *restrict a, const float *restrict b, size_t B, size_t C) {
+    for (size_t i = 0; i < B; i++) {
+        float d = dout[i];
+        for (size_t x = 0; x < C; x++) {
+            da[i * C + x] += d * b[i * C + x];
+            db[i * C + x] += d * a[i * C + x];
+        }
+    }
+}
+static FRI_ALWAYS_INLINE double lean_l2(float *restrict dx, const float *restrict x, size_t B, size_t C, double scale) {
+    float k = (float)(2.0 * scale);
+    for (size_t i = 0; i < B * C; i++) dx[i] += k * x[i];
+    return scale * fri_sumsq(x, B * C);
+}
+static FRI_ALWAYS_INLINE double lean_mse(float *restrict dpred, const float *restrict pred, const float *restrict y,
+                                         size_t B) {
+    double s = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        double e = (double)pred[i] - (double)y[i];
+        s += e * e;
+        dpred[i] = (float)(2.0 * e / (double)B);
+    }
+    return s / (double)B;
+}
+
 /* One minibatch [s, s + B) (loss_impl with a gradient, then the step). */
-static double lean_batch(const fr_model_config *c, const fri_client_sgd *a, lean_ws *w, float *P, float *BU, float *Q,
-                         float *BI, size_t s, size_t B) {
+static FRI_ALWAYS_INLINE double lean_batch(const fr_model_config *c, const fri_client_sgd *a, lean_ws *w, float *P,
+                                           float *BU, float *Q, float *BI, size_t s, size_t B) {
     const size_t d = c->dim;
     const uint32_t *it = a->item + s;
     /* mf_scores */
@@ -658,25 +692,25 @@ static double lean_batch(const fr_model_config *c, const fri_client_sgd *a, lean
         for (size_t x = 0; x < d; x++) pp[x] = P[x];
         for (size_t x = 0; x < d; x++) qq[x] = qs[x];
     }
-    fri_dot_forward(w->s, w->p, w->q, B, d);
+    lean_dot_forward(w->s, w->p, w->q, B, d);
     for (size_t i = 0; i < B; i++) { w->bu[i] = BU[0]; w->bi[i] = BI[it[i]]; }
     for (size_t i = 0; i < B; i++) w->s[i] += c->mu + w->bu[i] + w->bi[i];
-    double L = fri_mse_forward_backward(w->ds, w->s, a->label + s, NULL, B);
+    double L = lean_mse(w->ds, w->s, a->label + s, B);
     double l2s = (double)c->l2 / (double)B;
     memset(w->dp, 0, B * d * sizeof(float));
     memset(w->dq, 0, B * d * sizeof(float));
     if (l2s > 0) {
-        L += fri_l2_forward_backward(w->dp, w->p, B, d, l2s);
-        L += fri_l2_forward_backward(w->dq, w->q, B, d, l2s);
+        L += lean_l2(w->dp, w->p, B, d, l2s);
+        L += lean_l2(w->dq, w->q, B, d, l2s);
     }
     memset(w->dbu, 0, B * sizeof(float));
     memset(w->dbi, 0, B * sizeof(float));
     double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / (double)B : l2s;
     if (bl2s > 0) {
-        L += fri_l2_forward_backward(w->dbu, w->bu, B, 1, bl2s);
-        L += fri_l2_forward_backward(w->dbi, w->bi, B, 1, bl2s);
+        L += lean_l2(w->dbu, w->bu, B, 1, bl2s);
+        L += lean_l2(w->dbi, w->bi, B, 1, bl2s);
     }
-    fri_dot_backward(w->dp, w->dq, w->ds, w->p, w->q, B, d);
+    lean_dot_backward(w->dp, w->dq, w->ds, w->p, w->q, B, d);
     for (size_t i = 0; i < B; i++) { w->dbu[i] += w->ds[i]; w->dbi[i] += w->ds[i]; }
     /* gradients from +0, rows in example order (fri_embedding_backward) */
     float *restrict gp = w->gp;
@@ -714,6 +748,138 @@ static double lean_batch(const fr_model_config *c, const fri_client_sgd *a, lean
     return L;
 }
 
+#if FRI_MF_V8
+/* lean_batch for d = 32 with its rows in registers (four v8f a row): the same operations
+ * on every element in the same order, without the [B, d] copies of the user's row and of
+ * the item rows, their gradients and L2 terms written out and read back:
+ *   score     s_i = fri_dot(P, q_i) + ((mu + bu) + bi_i)   (eight lanes, lanes8)
+ *   loss      mse, then l2s * fri_sumsq over the B copies of P (chunks of 64 floats: two
+ *             rows a chunk, the same two rows each time), then over the q_i (two
+ *             consecutive examples a chunk), then the biases' terms (lean_l2 on [B])
+ *   gradient  dp_i = (0 + k P) + ds_i q_i, dq_i = (0 + k q_i) + ds_i P (without L2:
+ *             0 + ds_i q_i, 0 + ds_i P: the memset zeros, then +=), summed from +0 in
+ *             example order into the user's gradient and each row's
+ *   step      as lean_batch. */
+static FRI_ALWAYS_INLINE double lean_batch32(const fr_model_config *c, const fri_client_sgd *a, lean_ws *w, float *P,
+                                             float *BU, float *Q, float *BI, size_t s, size_t B) {
+    enum { D = 32 };
+    const uint32_t *it = a->item + s;
+    const v8f z = v8_splat(0.0f);
+    v8f p[4];
+    for (int g = 0; g < 4; g++) p[g] = v8_load(P + 8 * g);
+    /* scores (mf_scores, fri_dot's lanes), and the q rows' sum of squares in chunks of two */
+    double sq = 0.0;
+    v8f qs = z;
+    for (size_t i = 0; i < B; i++) {
+        const float *q = Q + (size_t)it[i] * D;
+        v8f acc = z;
+        for (int g = 0; g < 4; g++) acc = acc + p[g] * v8_load(q + 8 * g);
+        w->bu[i] = BU[0];
+        w->bi[i] = BI[it[i]];
+        w->s[i] = v8_sum1(acc);
+        w->s[i] += c->mu + w->bu[i] + w->bi[i];
+        if (!(i & 1)) qs = z;
+        for (int g = 0; g < 4; g++) {
+            v8f x = v8_load(q + 8 * g);
+            qs = qs + x * x;
+        }
+        if ((i & 1) || i + 1 == B) sq += (double)v8_sum1(qs);
+    }
+    double L = lean_mse(w->ds, w->s, a->label + s, B);
+    double l2s = (double)c->l2 / (double)B;
+    const float k = (float)(2.0 * l2s);
+    if (l2s > 0) {
+        /* fri_sumsq over B copies of P: a chunk of two rows, a last chunk of one if B is odd */
+        v8f two = z;
+        for (int r = 0; r < 2; r++)
+            for (int g = 0; g < 4; g++) two = two + p[g] * p[g];
+        v8f one = z;
+        for (int g = 0; g < 4; g++) one = one + p[g] * p[g];
+        double sp = 0.0;
+        const float c2 = v8_sum1(two), c1 = v8_sum1(one);
+        for (size_t i = 0; i + 1 < B; i += 2) sp += (double)c2;
+        if (B & 1) sp += (double)c1;
+        L += l2s * sp;
+        L += l2s * sq;
+    }
+    memset(w->dbu, 0, B * sizeof(float));
+    memset(w->dbi, 0, B * sizeof(float));
+    double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / (double)B : l2s;
+    if (bl2s > 0) {
+        L += lean_l2(w->dbu, w->bu, B, 1, bl2s);
+        L += lean_l2(w->dbi, w->bi, B, 1, bl2s);
+    }
+    for (size_t i = 0; i < B; i++) { w->dbu[i] += w->ds[i]; w->dbi[i] += w->ds[i]; }
+    /* gradients from +0, examples in order */
+    const v8f kv = v8_splat(k);
+    v8f kp[4], gp[4];
+    for (int g = 0; g < 4; g++) { kp[g] = l2s > 0 ? z + kv * p[g] : z; gp[g] = z; }
+    for (size_t i = 0; i < B; i++) {
+        uint32_t r = it[i];
+        const float *q = Q + (size_t)r * D;
+        float *restrict gq = w->gq + (size_t)r * D;
+        /* a row's first example this minibatch adds to the +0 the generic loop zeroes it
+         * to (added here, not stored and loaded back) */
+        const bool first = !w->mark[r];
+        if (first) {
+            w->mark[r] = 1;
+            w->gb[r] = 0.0f;
+        }
+        const v8f d = v8_splat(w->ds[i]);
+        for (int g = 0; g < 4; g++) {
+            v8f qv = v8_load(q + 8 * g);
+            v8f dp = kp[g] + d * qv;
+            v8f dq = (l2s > 0 ? z + kv * qv : z) + d * p[g];
+            gp[g] = gp[g] + dp;
+            v8_store(gq + 8 * g, (first ? z : v8_load(gq + 8 * g)) + dq);
+        }
+    }
+    float gpb = 0.0f;
+    for (size_t i = 0; i < B; i++) gpb += w->dbu[i];
+    for (size_t i = 0; i < B; i++) w->gb[it[i]] += w->dbi[i];
+    /* the step (sgd_range's expression) */
+    const float lr = a->lr, wd = a->wd;
+    float gpf[D];
+    for (int g = 0; g < 4; g++) v8_store(gpf + 8 * g, gp[g]);
+    for (size_t x = 0; x < D; x++) P[x] -= lr * (gpf[x] + wd * P[x]);
+    BU[0] -= lr * (gpb + wd * BU[0]);
+    for (size_t i = 0; i < B; i++) {
+        uint32_t r = it[i];
+        if (!w->mark[r]) continue;
+        w->mark[r] = 0;
+        float *restrict q = Q + (size_t)r * D;
+        const float *restrict gq = w->gq + (size_t)r * D;
+        for (size_t x = 0; x < D; x++) q[x] -= lr * (gq[x] + wd * q[x]);
+        BI[r] -= lr * (w->gb[r] + wd * BI[r]);
+    }
+    return L;
+}
+#define LEAN_BATCH(c, a, w, P, BU, Q, BI, s, B) \
+    ((c)->dim == 32 ? lean_batch32(c, a, w, P, BU, Q, BI, s, B) : lean_batch(c, a, w, P, BU, Q, BI, s, B))
+#else
+#define LEAN_BATCH lean_batch
+#endif
+
+/* Every epoch's minibatches, in a plain copy and one compiled for AVX2 (the same bits). */
+#define LEAN_EPOCHS_BODY                                                                     \
+    for (uint32_t ep = 0; ep < a->epochs; ep++)                                              \
+        for (size_t s = a->starts[ep]; s < a->starts[ep + 1]; s += a->batch) {               \
+            size_t B = a->starts[ep + 1] - s < a->batch ? a->starts[ep + 1] - s : a->batch;  \
+            sum += LEAN_BATCH(c, a, w, P, BU, Q, BI, s, B) * (double)B;                      \
+        }                                                                                    \
+    return sum;
+static double lean_epochs_plain(const fr_model_config *c, const fri_client_sgd *a, lean_ws *w, float *P, float *BU,
+                                float *Q, float *BI, double sum) {
+    LEAN_EPOCHS_BODY
+}
+#if FRI_MF_AVX
+__attribute__((target("avx2"))) static double lean_epochs_avx(const fr_model_config *c, const fri_client_sgd *a,
+                                                              lean_ws *w, float *P, float *BU, float *Q, float *BI,
+                                                              double sum) {
+    LEAN_EPOCHS_BODY
+}
+#endif
+
 static fr_err client_sgd(const fr_model *g, const fri_client_sgd *a, double *loss_sum) {
     const fr_model_config *c = &g->cfg;
     if (g->cfg.kind != FR_MODEL_MF || c->loss != FR_LOSS_MSE) return FR_ERR_UNSUPPORTED;
@@ -745,13 +911,13 @@ static fr_err client_sgd(const fr_model *g, const fri_client_sgd *a, double *los
     lean_ws w;
     fr_err e = lean_carve(&w, a, Bmax ? Bmax : 1, d);
     if (e) return e;
-    double sum = *loss_sum;
-    for (uint32_t ep = 0; ep < a->epochs; ep++)
-        for (size_t s = a->starts[ep]; s < a->starts[ep + 1]; s += a->batch) {
-            size_t B = a->starts[ep + 1] - s < a->batch ? a->starts[ep + 1] - s : a->batch;
-            sum += lean_batch(c, a, &w, P, BU, Q, BI, s, B) * (double)B;
-        }
-    *loss_sum = sum;
+#if FRI_MF_AVX
+    if (mf_avx_allowed && __builtin_cpu_supports("avx2")) {
+        *loss_sum = lean_epochs_avx(c, a, &w, P, BU, Q, BI, *loss_sum);
+        return FR_OK;
+    }
+#endif
+    *loss_sum = lean_epochs_plain(c, a, &w, P, BU, Q, BI, *loss_sum);
     return FR_OK;
 }
 

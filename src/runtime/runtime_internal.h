@@ -5,6 +5,11 @@
 
 /* The pool a sim schedules its clients on (a loop driver's pool; s is an fr_sim). */
 fr_pool *fri_sim_pool(void *s);
+/* Tests: whether a sim with results in memory hands each client's float update straight
+ * to its lane (fri_round_accept_update; the default) or makes the fr_result first and
+ * accepts that (the reference it is checked against). Returns the previous setting. Not
+ * thread-safe: set it before training. */
+bool fri_sim_direct_allow(bool allow);
 /* fr_sim_checkpoint_load on bytes in memory (name in messages): every length checked
  * against what remains; on failure the sim is unchanged. */
 FR_NODISCARD fr_err fri_sim_checkpoint_decode(fr_sim *s, const uint8_t *bytes, size_t n, const char *name);

@@ -86,6 +86,8 @@ struct fr_sim {
     int n_workers;
     sim_worker *w;          /* [n_workers] */
     const uint32_t *ids;    /* this round's clients (the controller's) */
+    size_t n_ids;           /* how many */
+    size_t grain;           /* the client loop's chunk (client_grain) */
     uint64_t epoch;         /* rounds begun by this sim: names the TASK workers hold */
     fri_latch err;          /* the first failure of a round */
     bool wire;              /* encode + submit bytes (default), else accept in memory */
@@ -602,6 +604,14 @@ static fr_err run_fake(fr_sim *s, uint32_t c, int worker) {
     return send_res(s, w, worker, c, ((uint64_t)s->atk.n_ref + 1) * s->cfg.local_epochs);
 }
 
+static bool sim_direct = true; /* tests: false makes every in-memory client's fr_result */
+
+bool fri_sim_direct_allow(bool allow) {
+    bool was = sim_direct;
+    sim_direct = allow;
+    return was;
+}
+
 static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
     sim_worker *w = &s->w[worker];
     uint32_t round = fr_round_completed(s->ctl) + 1;
@@ -652,6 +662,15 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
     if (s->resid) fri_client_ws_set_residual(w->ws, s->resid + (size_t)c * s->resid_len);
     uint64_t work = (uint64_t)total * s->cfg.local_epochs;
     bool bad = s->bad && s->bad[c];
+    if (sim_direct && !s->sa && !bad && !s->wire && !s->faults && !fr_fl_dp_on(&s->cfg) && !fri_result_compress_flags(&s->cfg) &&
+        fri_round_takes_updates(s->ctl)) { /* in memory: the update straight into the worker's lane */
+        const fr_update *upd;
+        fr_client_report rep;
+        uint32_t crc;
+        e = fri_client_step_update(w->ws, w->task, c, &d, &priv, &upd, &rep, &crc);
+        return e ? e : fri_round_accept_update(s->ctl, upd, fr_task_bound(w->task), crc, rep.examples, rep.loss_sum,
+                                               worker, w->pos);
+    }
     if (s->sa || bad || (!s->wire && !s->faults)) {
         e = fr_client_step(w->ws, w->task, c, &d, &priv, w->res);
         if (!e && bad) poison(s, round, w->res);
@@ -664,9 +683,42 @@ static fr_err run_client(fr_sim *s, uint32_t c, int worker) {
     return e ? e : deliver(s, w, worker, msg, len, work);
 }
 
+/* The round's client loop hands out chunks of consecutive positions (client_grain), so a
+ * worker knows its next client: it asks for that client's item rows (the TASK's model it
+ * reads, its lane's accumulator rows it adds to) while it trains this one, and the ~20
+ * scattered rows of each arrive in the background instead of stalling the fit and the
+ * adds. Only a hint to the cache: which worker runs which client changes no sum. */
+static size_t client_grain(const fr_sim *s, size_t k) {
+    size_t g = k / ((size_t)s->n_workers * 64);
+    return g < 1 ? 1 : g > 64 ? 64 : g;
+}
+
+static void prefetch_client(fr_sim *s, sim_worker *w, int worker, uint32_t c) {
+    if (s->part_ptr || c >= s->n_clients || w->task_epoch != s->epoch) return;
+    const uint32_t *items;
+    size_t n = fr_dataset_user(s->train, c, &items, NULL, NULL);
+    const fr_model *g = fr_task_model(w->task);
+    if (!n || !g) return;
+    const float *p = fr_model_params_const(g);
+    uint32_t n_items = s->mcfg.n_items;
+    for (int t = 0; t < fr_model_n_tensors(g); t++) {
+        const fr_tensor *tt = fr_model_tensor(g, t);
+        if (tt->kind != FR_TENSOR_ITEM_TABLE) continue;
+        for (size_t i = 0; i < n; i++) {
+            if (items[i] >= n_items) continue;
+            const char *r = (const char *)(p + tt->offset + (size_t)items[i] * tt->cols);
+            for (size_t x = 0; x < tt->cols * sizeof(float); x += 64) __builtin_prefetch(r + x, 0, 3);
+        }
+    }
+    fri_round_prefetch_rows(s->ctl, worker, items, n);
+    fri_client_ws_prefetch(w->ws, items, n);
+}
+
 static void task(void *ctx, size_t index, int worker) {
     fr_sim *s = ctx;
     if (fri_latch_failed(&s->err)) return;
+    if (s->grain > 1 && (index + 1) % s->grain && index + 1 < s->n_ids)
+        prefetch_client(s, &s->w[worker], worker, s->ids[index + 1]);
     uint32_t c = s->ids[index];
     s->w[worker].at = (uint32_t)index;
     s->w[worker].pos = s->reduce ? s->mine_pos[index] : (uint32_t)index;
@@ -754,7 +806,9 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
             for (uint32_t i = 0; i < k; i++)
                 if (s->ids[i] % s->share_n == s->share_at) { s->mine_pos[n] = i; s->mine[n++] = s->ids[i]; }
             s->ids = s->mine;
-            fr_pool_for(s->pool, n, 1, task, s);
+            s->n_ids = n;
+            s->grain = client_grain(s, n);
+            fr_pool_for(s->pool, n, s->grain, task, s);
             e = s->reduce(s->reduce_ctx, s->ctl, fri_latch_failed(&s->err) ? fri_latch_get(&s->err) : FR_OK);
             if (e) {
                 fr_round_abort(s->ctl);
@@ -762,7 +816,9 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
             }
             return fr_round_end(s->ctl, st);
         }
-        fr_pool_for(s->pool, k, 1, task, s);
+        s->n_ids = k;
+        s->grain = client_grain(s, k);
+        fr_pool_for(s->pool, k, s->grain, task, s);
         e = s->sa && !fri_latch_failed(&s->err) ? secagg_close(s) : FR_OK;
         secagg_free(s->sa);
         s->sa = NULL;
