@@ -1111,7 +1111,7 @@ static void refused_recovers_case(bool tls) {
     co.reconnect_min_ms = 10;
     co.reconnect_max_ms = 50;
     co.dial_stall_ms = 1000;
-    int rounds = 3;
+    int rounds = 2;
     const char *env = getenv("FEDREC_STRESS_ROUNDS");
     if (env && atoi(env) > 0) rounds = atoi(env);
     fri_net_client *hold = client_open(&co);
