@@ -558,9 +558,15 @@ static void conn_close(nng_tls_engine_conn *ec) {
     /* a close_notify when the session is up and nng's buffer has room; whether it leaves
      * before nng closes the TCP connection does not matter (nng's framing says where
      * messages end) */
-    if (!ec->ssl || ec->failed || !SSL_is_init_finished(ec->ssl)) return;
-    (void)SSL_shutdown(ec->ssl);
-    ERR_clear_error();
+    if (ec->ssl && !ec->failed && SSL_is_init_finished(ec->ssl)) {
+        (void)SSL_shutdown(ec->ssl);
+        ERR_clear_error();
+    }
+    /* Closed: every later op fails at once. nng 1.5.2 fails the ops queued when the
+     * stream is closed, but not one queued after it (its connection is not marked closed):
+     * that op would wait for a TCP operation nng never starts again (its TCP aios are
+     * closed), and nng's close of the pipe would wait for it forever. */
+    if (!ec->failed) ec->failed = NNG_ECONNSHUT;
 }
 
 static int conn_handshake(nng_tls_engine_conn *ec) {

@@ -963,21 +963,28 @@ struct fri_net_client {
     pthread_cond_t acv;
     bool closed, abandoned;   /* fri_net_client_close's: guarded by amu */
     bool adone;               /* guarded by amu */
-    atomic_int connected;     /* open connections (0 or 1) */
-    atomic_uint_fast64_t connects, losses, redials;
+    atomic_uint_fast32_t pipe; /* the open connection's nng pipe id, 0 when none */
+    int64_t watched;          /* guarded by mu: nng_clock() of the last look at the link, */
+    int64_t dial_watched;     /* and of the last look at the dialer's counters (watch_link) */
+    atomic_uint_fast64_t connects, losses, redials, dead;
 };
 
+/* The client's connection by its pipe id (a dialer has one at a time). nng 1.5.2 also
+ * runs REM_POST for a pipe that never had an ADD_POST (refused by the REQ protocol), and a
+ * replaced dialer's pipe can go after the new one came: only the current pipe's removal
+ * counts. */
 static void on_client_pipe(nng_pipe p, nng_pipe_ev ev, void *arg) {
-    (void)p;
     fri_net_client *c = arg;
+    uint_fast32_t id = (uint_fast32_t)nng_pipe_id(p);
     if (ev == NNG_PIPE_EV_ADD_POST) {
-        atomic_fetch_add(&c->connected, 1);
+        atomic_store(&c->pipe, id);
         atomic_fetch_add(&c->connects, 1);
     } else if (ev == NNG_PIPE_EV_REM_POST) {
-        atomic_fetch_sub(&c->connected, 1);
-        atomic_fetch_add(&c->losses, 1);
+        if (atomic_compare_exchange_strong(&c->pipe, &id, 0)) atomic_fetch_add(&c->losses, 1);
     }
 }
+
+static bool client_connected(fri_net_client *c) { return atomic_load(&c->pipe) != 0; }
 
 static void client_aio_cb(void *arg) {
     fri_net_client *c = arg;
@@ -1012,50 +1019,82 @@ static uint64_t dial_activity(fri_net_client *c) {
     return k.connect + k.refused + k.auth + k.timeout + k.proto + k.reject + k.disconnect + k.other + k.oom;
 }
 
-/* Waits for the aio to complete (its own timeout bounds the wait). While the client has
- * no connection it watches the dialer: nng 1.5.2's TLS dialer can stop for good when a
- * server closes a connection during the handshake (a server stopping, or refusing a
- * connection over its limit), and waits forever in a handshake the server never answers.
- * When the dialer's attempt counters have not moved for reconnect_max + dial_stall (a
- * backoff wait, then an attempt that shows no outcome), the dialer is replaced with the
- * same backoff and TLS configuration. The stall is measured across requests (the state
- * lives in the client, under mu): a client asking with timeouts shorter than the stall
- * still sees it. (With nng's mbedTLS engine nng then leaked the abandoned connection,
- * ~35 KB; fedrec's engine has it finalised: see docs/ARCHITECTURE.md.) */
+/* How often a waiting request looks at its connection (see wait_aio). */
+#define CLIENT_PROBE_MS 250
+
+/* One look at the client's link, under mu (c->watched is when). Two ways nng 1.5.2 can
+ * leave a client that never delivers again:
+ *   - A connection nng counts as open whose TCP connection has ended. nng's TLS layer
+ *     takes an error of its TCP receive as the end of the connection, fails the
+ *     operations queued at that moment and never receives again; when none was queued
+ *     (a server closing a connection just as the client's SP negotiation ended, before
+ *     the REQ protocol posted its receive: a server refusing it over its limit, or killed
+ *     at that moment), nothing fails, and the receive posted next waits forever: the
+ *     pipe stays open and every request on it times out (sending, once the REQ pipe is
+ *     busy). The TCP socket, though, is shut down: its peer address is gone (getpeername
+ *     fails once the TCP connection is closed). So when the pipe's peer address cannot be
+ *     read, the pipe is closed, which fails what waits on it; the dialer redials.
+ *   - A dialer that stopped: with no connection, when the dialer's attempt counters have
+ *     not moved for reconnect_max + dial_stall (a backoff wait, then an attempt that shows
+ *     no outcome), the dialer is replaced with the same backoff and TLS configuration
+ *     (nng 1.5.2's TLS dialer can stop for good when a server closes a connection during
+ *     the handshake, and waits forever in a handshake the server never answers). The
+ *     stall is measured across requests: a client asking with timeouts shorter than the
+ *     stall still sees it. (With nng's mbedTLS engine nng then leaked the abandoned
+ *     connection, ~35 KB; fedrec's engine has it finalised: see docs/ARCHITECTURE.md.) */
+static void watch_link(fri_net_client *c, bool dial_check) {
+    int64_t t = (int64_t)nng_clock();
+    c->watched = t;
+    uint32_t id = (uint32_t)atomic_load(&c->pipe);
+    if (id) {
+        nng_pipe p = {.id = id};
+        nng_sockaddr sa;
+        int rv = nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa);
+        if (rv != 0 && rv != NNG_ENOENT && rv != NNG_ENOMEM && nng_pipe_close(p) == 0) atomic_fetch_add(&c->dead, 1);
+    }
+    if (id || c->stall == 0) {
+        c->stall_last = UINT64_MAX;
+        c->stall_since = t;
+        return;
+    }
+    if (!dial_check) return;
+    c->dial_watched = t;
+    uint64_t now = dial_activity(c);
+    if (now != c->stall_last) {
+        c->stall_last = now;
+        c->stall_since = t;
+    } else if (t - c->stall_since >= (int64_t)c->rmax + c->stall) {
+        nng_dialer_close(c->dialer);
+        if (start_dialer(c) == 0) atomic_fetch_add(&c->redials, 1);
+        c->stall_last = UINT64_MAX;
+        c->stall_since = t;
+    }
+}
+
+/* Waits for the aio to complete (its own timeout bounds the wait), looking at the link
+ * (watch_link) every CLIENT_PROBE_MS meanwhile, and once more when the aio timed out
+ * sooner than that since the last look: a caller asking with short timeouts is watched
+ * too. The dialer's counters (a statistics snapshot) are read at most every quarter of
+ * the stall. */
 static void wait_aio(fri_net_client *c) {
-    int64_t limit = (int64_t)c->rmax + c->stall;
-    int64_t check = c->stall / 4 < 250 ? 250 : c->stall / 4;
+    int64_t every = c->stall / 4 < CLIENT_PROBE_MS ? CLIENT_PROBE_MS : c->stall / 4;
     pthread_mutex_lock(&c->amu);
     while (!c->adone) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(check / 1000);
-        ts.tv_nsec += (long)(check % 1000) * 1000000L;
+        ts.tv_nsec += (long)CLIENT_PROBE_MS * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&c->acv, &c->amu, &ts);
         if (c->adone) continue;
         pthread_mutex_unlock(&c->amu);
-        int64_t t = (int64_t)nng_clock();
-        if (atomic_load(&c->connected) > 0 || c->stall == 0) {
-            c->stall_last = UINT64_MAX;
-            c->stall_since = t;
-        } else {
-            uint64_t now = dial_activity(c);
-            if (now != c->stall_last) {
-                c->stall_last = now;
-                c->stall_since = t;
-            } else if (t - c->stall_since >= limit) {
-                nng_dialer_close(c->dialer);
-                if (start_dialer(c) == 0) atomic_fetch_add(&c->redials, 1);
-                c->stall_last = UINT64_MAX;
-                c->stall_since = t;
-            }
-        }
+        watch_link(c, (int64_t)nng_clock() - c->dial_watched >= every);
         pthread_mutex_lock(&c->amu);
     }
     c->adone = false;
     pthread_mutex_unlock(&c->amu);
+    if (nng_aio_result(c->aio) == NNG_ETIMEDOUT && (int64_t)nng_clock() - c->watched >= CLIENT_PROBE_MS)
+        watch_link(c, (int64_t)nng_clock() - c->dial_watched >= every);
 }
 
 void fri_net_client_opts_default(fri_net_client_opts *o) {
@@ -1108,6 +1147,7 @@ fr_err fri_net_client_open(fri_net_client **out, const fri_net_client_opts *o) {
     c->stall = o->dial_stall_ms;
     c->stall_last = UINT64_MAX;
     c->stall_since = (int64_t)nng_clock();
+    c->watched = c->dial_watched = c->stall_since;
     c->url = fri_strdup(o->url);
     if (!c->url) {
         fri_net_client_close(c);
@@ -1157,7 +1197,7 @@ fr_err fri_net_client_open(fri_net_client **out, const fri_net_client_opts *o) {
 bool fri_net_client_tls(const fri_net_client *c) { return c && fri_net_url_tls(c->url); }
 
 bool fri_net_client_connected(const fri_net_client *c) {
-    return atomic_load(&((fri_net_client *)c)->connected) > 0;
+    return client_connected((fri_net_client *)c);
 }
 
 /* What the dialer has been through, for a timeout's message. */
@@ -1171,7 +1211,7 @@ static void describe_link(fri_net_client *c, char *buf, size_t n) {
     }
     unsigned long long ok = atomic_load(&c->connects), lost = atomic_load(&c->losses);
     int len;
-    if (atomic_load(&c->connected) > 0)
+    if (client_connected(c))
         len = snprintf(buf, n, "connected; the server did not answer");
     else if (ok == 0)
         len = snprintf(buf, n, "never connected");
@@ -1285,6 +1325,10 @@ void fri_net_reply_free(uint8_t *reply) {
 
 uint64_t fri_net_client_redials(const fri_net_client *c) {
     return atomic_load(&((fri_net_client *)c)->redials);
+}
+
+uint64_t fri_net_client_dead_links(const fri_net_client *c) {
+    return atomic_load(&((fri_net_client *)c)->dead);
 }
 
 static void client_free(fri_net_client *c) {

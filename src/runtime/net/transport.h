@@ -251,6 +251,10 @@ bool fri_net_client_tls(const fri_net_client *c);
 /* How many times a request found the dialer stuck and replaced it (nng 1.5.2's TLS
  * dialer can stop redialling after a handshake cut short; see transport.c). */
 uint64_t fri_net_client_redials(const fri_net_client *c);
+/* How many times a request found the connection nng counted as open dead underneath (its
+ * TCP connection ended while nng's TLS layer was not receiving) and closed it, so that the
+ * dialer redials (see watch_link in transport.c). */
+uint64_t fri_net_client_dead_links(const fri_net_client *c);
 /* Closes the connection and frees the client. No request may be in progress on it.
  * Accepts NULL. Waits at most 10 s for nng's close (which can hang in nng 1.5.2); past
  * that the close goes on in the background and frees the client when it returns, and is
