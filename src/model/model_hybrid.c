@@ -1065,9 +1065,7 @@ static FRI_ALWAYS_INLINE void combine_dense(fr_grad *g0, float a, fr_grad *src, 
  * their gradient zeroed. */
 static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, int role, const uint32_t *rows, uint32_t n) {
     const fr_tensor *t = &m->t[m->slot[role]];
-    fri_optim_step_rows(o, m, g->g, t->offset, t->cols, rows, n);
-    float *d = g->g + t->offset;
-    for (uint32_t r = 0; r < n; r++) zero_row(d + (size_t)rows[r] * t->cols, t->cols);
+    fri_optim_step_rows_clear(o, m, g->g, t->offset, t->cols, rows, n);
 }
 
 static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards,
