@@ -380,6 +380,7 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->a = fri_carve(&cv, d); w->cu = fri_carve(&cv, d); w->ci = fri_carve(&cv, d);
     w->s = fri_carve(&cv, B);
     w->zero_unmarked = false;
+    w->lw_n = w->lw_have = 0; /* no rank weights yet (rows_pass's and sgd_pass's hy_ws is on the stack) */
     return cv.at;
 }
 
