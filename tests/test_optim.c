@@ -136,6 +136,66 @@ Test(optim, adagrad_vector_paths_equal_the_scalar_rule) {
     }
 }
 
+/* fri_optim_step_rows_clear (the rows of a minibatch stepped and their gradient zeroed in
+ * one pass; the hybrid models' fused pass) against the rule a value at a time: Adagrad
+ * (its whole-row vector path where rows are a multiple of 8 floats: 16; 37 and the bias
+ * column 1 the general path) and SGD; rows not listed are neither stepped nor zeroed. */
+Test(optim, step_rows_clear_steps_the_rows_and_zeroes_their_gradient) {
+    const uint32_t dims[2] = {16, 37};
+    for (int kind = 0; kind < 2; kind++)
+        for (int di = 0; di < 2; di++)
+            for (int bias = 0; bias < 2; bias++) {
+                fr_model_config c;
+                fr_model_config_default(&c, FR_MODEL_MF);
+                c.n_users = 2;
+                c.n_items = 9;
+                c.dim = dims[di];
+                fr_model *m;
+                cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+                const fr_tensor *t = fr_model_tensor(m, fr_model_tensor_find(m, bias ? "item_bias" : "item_factor"));
+                const size_t n = fr_model_n_params(m), off = t->offset, cols = t->cols;
+                fr_grad *g;
+                fr_optim *o;
+                fr_optim_config oc;
+                fr_optim_config_default(&oc, kind ? FR_OPTIM_SGD : FR_OPTIM_ADAGRAD);
+                oc.lr = 0.07f;
+                oc.sparse_rows = true;
+                cr_assert_eq(fr_grad_create(&g, m), FR_OK);
+                cr_assert_eq(fr_optim_create(&o, m, &oc), FR_OK);
+                float *p = fr_model_params(m), *gd = fr_grad_data(g);
+                float *want = malloc(n * sizeof(float)), *sum = calloc(n, sizeof(float)), *gw = malloc(n * sizeof(float));
+                srand(11 + di);
+                for (size_t i = 0; i < n; i++) p[i] = (float)(rand() % 2001 - 1000) / 311.0f;
+                memcpy(want, p, n * sizeof(float));
+                const uint32_t rows[4] = {7, 2, 5, 0};
+                for (int step = 0; step < 3; step++) {
+                    for (size_t i = 0; i < n; i++) gw[i] = gd[i] = (float)(rand() % 2001 - 1000) / 997.0f;
+                    for (int x = 0; x < 4; x++)
+                        for (size_t k = 0; k < cols; k++) { /* the rule, one value at a time */
+                            size_t i = off + rows[x] * cols + k;
+                            if (kind) want[i] -= oc.lr * gd[i];
+                            else {
+                                sum[i] += gd[i] * gd[i];
+                                want[i] -= oc.lr * gd[i] / (sqrtf(sum[i]) + oc.eps);
+                            }
+                            gw[i] = 0.0f;
+                        }
+                    cr_assert_eq(fri_optim_step_begin(o, m, g), FR_OK);
+                    fri_optim_step_rows_clear(o, m, gd, off, (uint32_t)cols, rows, 4);
+                    cr_assert(!memcmp(p, want, n * sizeof(float)), "kind %d dim %u bias %d step %d: values differ",
+                              kind, c.dim, bias, step);
+                    cr_assert(!memcmp(gd, gw, n * sizeof(float)), "kind %d dim %u bias %d step %d: gradients differ",
+                              kind, c.dim, bias, step);
+                }
+                free(want);
+                free(sum);
+                free(gw);
+                fr_optim_free(o);
+                fr_grad_free(g);
+                fr_model_free(m);
+            }
+}
+
 /* Two steps: step 1 touches item 1, step 2 touches only item 0. Dense Adam moves item 1
  * again in step 2 (its moments are non-zero); sparse-row Adam leaves it. Untouched
  * never-used rows never move in either mode. */

@@ -365,6 +365,10 @@ typedef struct hy_ws {
     float *s;               /* [n] scores (score) */
     double lw[HY_LW + 1];   /* WARP's ln(max(1, floor((N - 1) / t))) for t = 1..lw_have, catalogue lw_n */
     uint32_t lw_n, lw_have;
+    bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
+                             * unmarked (set by the fused passes, whose step keeps a row of zero
+                             * gradient as it is: fri_optim_zero_keeps; the generic loop's sparse-row
+                             * Adam must see them) */
 } hy_ws;
 
 static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
@@ -375,6 +379,8 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     for (int k = 0; k < 3; k++) { w->q[k] = fri_carve(&cv, d); w->sq[k] = fri_carve(&cv, d); }
     w->a = fri_carve(&cv, d); w->cu = fri_carve(&cv, d); w->ci = fri_carve(&cv, d);
     w->s = fri_carve(&cv, B);
+    w->zero_unmarked = false;
+    w->lw_n = w->lw_have = 0; /* no rank weights yet (rows_pass's and sgd_pass's hy_ws is on the stack) */
     return cv.at;
 }
 
@@ -583,7 +589,9 @@ static double hy_loss_naive(const fr_model *m, hy_ws *w, const fr_batch *b, fr_g
  *   - lightfm has no self term (fm's -cs v): its scatter adds coef (x coef) and reads no
  *     parameter row;
  *   - an example whose gradient is exactly zero without L2 (WARP with no violation)
- *     only marks its rows (adding zeros would change no value).
+ *     only marks its rows (adding zeros would change no value), and under the fused
+ *     passes not even that (hy_ws.zero_unmarked: their rule keeps a row of zero
+ *     gradient, so stepping it changes nothing either).
  * The same float operations as the plain code wherever the order is the same (a side's
  * vector and bias, lightfm's score: the lanes of fri_dot), so lightfm's scores are the
  * plain code's; fm's sum over the lanes and the skipped self terms (x - 0 v) may differ
@@ -823,6 +831,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         if (!g) continue;
         const float gi = (float)(wt * dsi * invB), gj = (float)(wt * dsj * invB), l2f = (float)(2.0 * l2s);
         if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) { /* a zero gradient: the rows, no arithmetic */
+            if (w->zero_unmarked) continue;
             kmark(&T, 0, u);
             kmark(&T, 1, i);
             if (pair) kmark(&T, 1, j);
@@ -960,6 +969,7 @@ static fr_err sgd_pass(fr_model *m, const fri_examples *ex, float lr, double *lo
     memset(arena, 0, nf * sizeof(float));
     hy_ws w;
     ws_carve(&w, arena, &m->cfg, 1);
+    w.zero_unmarked = true; /* p - lr * 0 is p */
     const fri_feat *f = feat_of(m->cfg.features);
     const bool pair = m->cfg.loss == FR_LOSS_BPR, fm = is_fm(&m->cfg);
     const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
@@ -1004,11 +1014,12 @@ static FRI_ALWAYS_INLINE void touch_feats(touched *t, const fri_feat *f, const f
         const uint32_t *id = NULL;
         const float *w = NULL;
         uint32_t r = ids->rows[x], n = feats(f, side, side ? gitem(m, r) : guser(m, r), &id, &w);
-        for (uint32_t j = 0; j < n; j++)
-            if (t->stamp[id[j]] != stamp) {
-                t->stamp[id[j]] = stamp;
-                t->rows[t->n++] = id[j];
-            }
+        for (uint32_t j = 0; j < n; j++) { /* without a branch: whether a row is new is a coin toss */
+            const uint32_t v = id[j], fresh = t->stamp[v] != stamp;
+            t->stamp[v] = stamp;
+            t->rows[t->n] = v;
+            t->n += fresh;
+        }
     }
 }
 
@@ -1055,9 +1066,7 @@ static FRI_ALWAYS_INLINE void combine_dense(fr_grad *g0, float a, fr_grad *src, 
  * their gradient zeroed. */
 static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, int role, const uint32_t *rows, uint32_t n) {
     const fr_tensor *t = &m->t[m->slot[role]];
-    fri_optim_step_rows(o, m, g->g, t->offset, t->cols, rows, n);
-    float *d = g->g + t->offset;
-    for (uint32_t r = 0; r < n; r++) zero_row(d + (size_t)rows[r] * t->cols, t->cols);
+    fri_optim_step_rows_clear(o, m, g->g, t->offset, t->cols, rows, n);
 }
 
 static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards,
@@ -1072,7 +1081,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     touched tf[2] = {{0}, {0}};
     fr_err e = FR_OK;
     for (int s = 0; s < 2 && arena; s++) {
-        tf[s].rows = fri_malloc(nv[s] * sizeof(uint32_t));
+        tf[s].rows = fri_malloc((nv[s] + 1) * sizeof(uint32_t)); /* + 1: touch_feats writes one past */
         tf[s].stamp = fri_calloc(nv[s], sizeof(uint32_t));
         if (!tf[s].rows || !tf[s].stamp) e = FR_ERR_NOMEM;
     }
@@ -1081,6 +1090,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     memset(arena, 0, nf * sizeof(float));
     hy_ws w;
     ws_carve(&w, arena, c, 1);
+    w.zero_unmarked = fri_optim_zero_keeps(o);
     const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
     const int dense[4] = {IF_EMB, IF_B, UF_EMB, UF_B}; /* sides 1, 1, 0, 0 */
     const uint32_t zero = 0;

@@ -94,6 +94,10 @@ bool fri_optim_is_dense(const fr_optim *o);
  * mode: the rule is elementwise). */
 void fri_optim_step_rows(const fr_optim *o, fr_model *m, const float *g, size_t off, uint32_t cols,
                          const uint32_t *rows, uint32_t n);
+/* fri_optim_step_rows, then those rows of g zeroed: in one pass for Adagrad on rows of a
+ * multiple of 8 floats (the same operations, so the same bits). */
+void fri_optim_step_rows_clear(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
+                               const uint32_t *rows, uint32_t n);
 /* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for
  * a caller that will step only such ranges (O(n), not O(the model)). */
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);

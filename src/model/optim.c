@@ -310,6 +310,47 @@ void fri_optim_step_rows(const fr_optim *o, fr_model *m, const float *g, size_t 
     }
 }
 
+#if FR_HAVE_AVX_DISPATCH
+/* adagrad_avx's operations on whole rows of cols floats (a multiple of 8) at p, g, sum,
+ * each row's gradient zeroed after its step: one pass, no dispatch a row. */
+__attribute__((target("avx"))) static void adagrad_rows_avx(float *restrict p, float *restrict g,
+                                                            float *restrict sum, size_t cols,
+                                                            const uint32_t *rows, uint32_t n,
+                                                            const step_consts *k) {
+    const __m256 vlr = _mm256_set1_ps(k->lr), vwd = _mm256_set1_ps(k->wd), veps = _mm256_set1_ps(k->eps),
+                 zero = _mm256_setzero_ps();
+    for (uint32_t x = 0; x < n; x++) {
+        const size_t at = (size_t)rows[x] * cols;
+        float *pr = p + at, *gr = g + at, *sr = sum + at;
+        for (size_t i = 0; i < cols; i += 8) {
+            __m256 vp = _mm256_loadu_ps(pr + i);
+            __m256 gi = _mm256_add_ps(_mm256_loadu_ps(gr + i), _mm256_mul_ps(vwd, vp));
+            __m256 v = _mm256_add_ps(_mm256_loadu_ps(sr + i), _mm256_mul_ps(gi, gi));
+            _mm256_storeu_ps(sr + i, v);
+            __m256 den = _mm256_add_ps(_mm256_sqrt_ps(v), veps);
+            _mm256_storeu_ps(pr + i, _mm256_sub_ps(vp, _mm256_div_ps(_mm256_mul_ps(vlr, gi), den)));
+            _mm256_storeu_ps(gr + i, zero);
+        }
+    }
+}
+#endif
+
+void fri_optim_step_rows_clear(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
+                               const uint32_t *rows, uint32_t n) {
+#if FR_HAVE_AVX_DISPATCH
+    if (o->cfg.kind == FR_OPTIM_ADAGRAD && cols % 8 == 0 && have_avx()) {
+        adagrad_rows_avx(m->params + off, g + off, o->m2 + off, cols, rows, n, &o->k);
+        return;
+    }
+#endif
+    fri_optim_step_rows(o, m, g, off, cols, rows, n);
+    float *d = g + off;
+    for (uint32_t x = 0; x < n; x++) {
+        if (cols == 1) d[rows[x]] = 0.0f;
+        else memset(d + (size_t)rows[x] * cols, 0, cols * sizeof *d);
+    }
+}
+
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n) {
     if (o->m1) memset(o->m1 + off, 0, n * sizeof(float));
     if (o->m2) memset(o->m2 + off, 0, n * sizeof(float));
