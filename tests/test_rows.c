@@ -6,6 +6,7 @@
  * unseen; the round counts the bytes each client was given; bad rows blocks are refused. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,11 +36,17 @@ static float f32_at(const uint8_t *p) {
     return f;
 }
 
-static void rows_equal_the_broadcast(fr_model_kind kind) {
+static void rows_equal_the_broadcast(fr_model_kind kind, bool dp) {
     fr_dataset *d = tu_generate(40, 90, 700, 3);
     fr_model_config mc;
     fr_fl_config cfg;
     configs(kind, &mc, &cfg, d);
+    if (dp) { /* the rows TASK carries the round's clip too */
+        cfg.clients_per_round = 20;
+        cfg.dp_clip = 0.5;
+        cfg.dp_noise = 0.8;
+        cfg.dp_seeded_noise = true;
+    }
     fr_model *full = NULL; /* every user's private rows */
     cr_assert_eq(fr_model_create(&full, &mc), FR_OK);
     fr_round *r = NULL;
@@ -64,6 +71,8 @@ static void rows_equal_the_broadcast(fr_model_kind kind) {
         cr_assert_eq(fr_task_decode(tr, rb, rn), FR_OK, "%s", fr_errmsg());
         cr_assert(!fri_task_rows_only(tf) && fri_task_rows_only(tr));
         cr_assert_eq(fr_task_config_crc(tr), fr_task_config_crc(tf));
+        cr_assert_eq(fr_task_dp_clip(tr), fr_task_dp_clip(tf));
+        cr_assert_eq(fr_task_dp_clip(tr) > 0, dp);
         if (!wf) {
             cr_assert_eq(fr_client_ws_create(&wf, fr_task_model_config(tf), fr_task_fl_config(tf)), FR_OK);
             cr_assert_eq(fr_client_ws_create(&wr, fr_task_model_config(tr), fr_task_fl_config(tr)), FR_OK);
@@ -172,9 +181,10 @@ static void rows_equal_the_broadcast(fr_model_kind kind) {
     fr_dataset_free(d);
 }
 
-Test(rows, neumf_step_on_fetched_rows_is_the_broadcast_step) { rows_equal_the_broadcast(FR_MODEL_NEUMF); }
-Test(rows, mf_step_on_fetched_rows_is_the_broadcast_step) { rows_equal_the_broadcast(FR_MODEL_MF); }
-Test(rows, bpr_step_on_fetched_rows_is_the_broadcast_step) { rows_equal_the_broadcast(FR_MODEL_BPR); }
+Test(rows, neumf_step_on_fetched_rows_is_the_broadcast_step) { rows_equal_the_broadcast(FR_MODEL_NEUMF, false); }
+Test(rows, mf_step_on_fetched_rows_is_the_broadcast_step) { rows_equal_the_broadcast(FR_MODEL_MF, false); }
+Test(rows, bpr_step_on_fetched_rows_is_the_broadcast_step) { rows_equal_the_broadcast(FR_MODEL_BPR, false); }
+Test(rows, dp_step_on_fetched_rows_is_the_broadcast_step) { rows_equal_the_broadcast(FR_MODEL_NEUMF, true); }
 
 Test(rows, bad_rows_and_unfetched_rows_are_refused) {
     fr_dataset *d = tu_generate(20, 50, 300, 4);
@@ -245,4 +255,41 @@ Test(rows, bad_rows_and_unfetched_rows_are_refused) {
     fr_task_free(t);
     fr_round_free(r);
     fr_dataset_free(d);
+}
+
+/* The corpus seed of a rows TASK (fuzz/corpus/task/valid_rows_neumf, the rows TASK of
+ * valid_neumf): it decodes as a rows TASK whose dense tensors are valid_neumf's. */
+Test(rows, the_corpus_seed_is_the_rows_task_of_valid_neumf) {
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/fuzz/corpus/task/valid_neumf", FR_SOURCE_DIR);
+    snprintf(pb, sizeof pb, "%s/fuzz/corpus/task/valid_rows_neumf", FR_SOURCE_DIR);
+    size_t na, nb;
+    uint8_t *a = (uint8_t *)tu_slurp(pa, &na), *b = (uint8_t *)tu_slurp(pb, &nb);
+    cr_assert(a && b);
+    fr_task *ta = NULL, *tb = NULL;
+    cr_assert_eq(fr_task_create(&ta), FR_OK);
+    cr_assert_eq(fr_task_create(&tb), FR_OK);
+    cr_assert_eq(fr_task_decode(ta, a, na), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_task_decode(tb, b, nb), FR_OK, "%s", fr_errmsg());
+    cr_assert(!fri_task_rows_only(ta) && fri_task_rows_only(tb));
+    const fr_model *ga = fr_task_model(ta), *gb = fr_task_model(tb);
+    size_t dense = 0, items = 0;
+    for (int t = 0; t < fr_model_n_tensors(ga); t++) {
+        const fr_tensor *x = fr_model_tensor(ga, t);
+        size_t len = (size_t)x->rows * x->cols;
+        const float *pa_ = fr_model_params_const(ga) + x->offset, *pb_ = fr_model_params_const(gb) + x->offset;
+        if (x->kind == FR_TENSOR_DENSE) {
+            cr_assert(memcmp(pa_, pb_, len * sizeof(float)) == 0, "%s", x->name);
+            dense += len;
+        } else if (x->kind == FR_TENSOR_ITEM_TABLE) {
+            for (size_t i = 0; i < len; i++) cr_assert(isnan(pb_[i]));
+            items += len;
+        }
+    }
+    cr_assert_eq(na - nb, 4 * items, "the rows TASK is the TASK without its item rows");
+    cr_assert_gt(dense, 0);
+    fr_task_free(ta);
+    fr_task_free(tb);
+    free(a);
+    free(b);
 }
