@@ -55,7 +55,7 @@ def cresult(flags=2 | 8, dense_len=3, top=((0, 5), (2, -7)), dense_scale=1000.0,
     return body
 
 
-def net(mtype, payload, version=2, flags=0, length=None):
+def net(mtype, payload, version=3, flags=0, length=None):
     """A network message (src/runtime/net/wire.h): the CRC covers header bytes [0, 12)
     and the payload."""
     head = struct.pack("<IBBHI", 0x544E5246, version, mtype, flags, len(payload) if length is None else length)
@@ -65,7 +65,7 @@ def net(mtype, payload, version=2, flags=0, length=None):
 def net_header_crc(mtype, payload):
     """A network message as sent over TLS (flag 1): the CRC covers header bytes [0, 12)
     only."""
-    head = struct.pack("<IBBHI", 0x544E5246, 2, mtype, 1, len(payload))
+    head = struct.pack("<IBBHI", 0x544E5246, 3, mtype, 1, len(payload))
     return head + struct.pack("<I", crc32c(head)) + payload
 
 
@@ -120,8 +120,14 @@ def net_seeds():
     write("net", "valid_refuse", net(6, struct.pack("<B", 1) + net_text(b"client 7: wrong token")))
     write("net", "valid_done", net(7, struct.pack("<I", 5) + b"model bytes"))
     write("net", "valid_done_empty", net(7, struct.pack("<I", 5)))
-    write("net", "bad_version", net(1, hello, version=1))
-    write("net", "bad_type", net(11, hello))
+    write("net", "bad_version", net(1, hello, version=2))
+    write("net", "bad_type", net(13, hello))
+    # rows on request (ROWS_REQ, ROWS): ids strictly increasing; the rows block is opaque here
+    write("net", "valid_rows_req", net(11, struct.pack("<II", 7, 2) + TICKET + struct.pack("<I4I", 4, 0, 5, 6, 941)))
+    write("net", "valid_rows", net(12, struct.pack("<II", 2, 2) + struct.pack("<4f", 0.5, -1.0, 2.0, 0.25)))
+    write("net", "bad_rows_req_order", net(11, struct.pack("<II", 7, 2) + TICKET + struct.pack("<I3I", 3, 0, 6, 6)))
+    write("net", "bad_rows_req_count", net(11, struct.pack("<II", 7, 2) + TICKET + struct.pack("<I3I", 4, 0, 5, 6)))
+    write("net", "bad_rows_empty", net(12, struct.pack("<II", 2, 2)))
     # secure aggregation (SA_TASK, SA_DOWN, SA_UP): the secagg bytes are opaque here
     sa_task = struct.pack("<II", 2, 30000) + TICKET + struct.pack("<IIIIQQQQ", 3, 8, 7, 4, 55, 0, 2, 99)
     write("net", "valid_sa_task", net(8, sa_task + b"fl task bytes"))

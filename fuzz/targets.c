@@ -101,9 +101,12 @@ static int run_task(const uint8_t *data, size_t n) {
         fri_buf cb = {0}, tb = {0};
         if (fri_fl_config_block(&cb, fr_task_model_config(t), fr_task_fl_config(t)) != FR_OK) abort();
         if (fr_crc32c(0, cb.data, cb.len) != fr_task_config_crc(t)) abort();
-        if (fri_task_encode_dp(&tb, fr_task_round(t), cb.data, cb.len, fr_task_config_crc(t), fr_task_bound(t),
-                               fr_task_dp_clip(t), fr_task_model(t)) != FR_OK)
-            abort();
+        fr_err e = fri_task_rows_only(t) /* a rows TASK: the dense tensors only */
+                       ? fri_task_encode_rows(&tb, fr_task_round(t), cb.data, cb.len, fr_task_config_crc(t),
+                                              fr_task_bound(t), fr_task_dp_clip(t), fr_task_model(t))
+                       : fri_task_encode_dp(&tb, fr_task_round(t), cb.data, cb.len, fr_task_config_crc(t),
+                                            fr_task_bound(t), fr_task_dp_clip(t), fr_task_model(t));
+        if (e != FR_OK) abort();
         /* quantized parameters (flag bit 1) are not re-encoded: their scales are the sender's choice */
         bool quantized = fri_get_u32(m + FR_MSG_HEADER_BYTES + 12) & 2;
         if (!quantized && (tb.len != n || memcmp(tb.data, m, n) != 0)) abort();

@@ -860,3 +860,63 @@ Test(net_procs, attack_refusals, .timeout = 120) {
     tu_rmtree(f.dir);
     free(f.dir);
 }
+
+/* The sum of a numeric key over the per-round lines of a metrics file (lines starting
+ * {"round":). */
+static double sum_key(const char *dir, const char *name, const char *key) {
+    char p[4200], k[64];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    snprintf(k, sizeof k, "\"%s\":", key);
+    size_t n;
+    char *s = tu_slurp(p, &n);
+    double v = 0;
+    for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        char *q = strstr(line, k);
+        if (!strncmp(line, "{\"round\":", 9) && q) v += atof(q + strlen(k));
+    }
+    free(s);
+    return v;
+}
+
+/* Rows on request (docs/ARCHITECTURE.md, "The downlink"): clients that do not evaluate get
+ * the dense layers and fetch the item rows they train on, a client that evaluates takes
+ * the whole model: the model is train's bit for bit and the bytes down are fewer than the
+ * broadcast's; the state of a client that fetched rows holds the whole final model (DONE),
+ * so client eval scores it; the load generator (clients sharing one decoded TASK per
+ * thread) gives the same model; --full-downlink gives the broadcast's bytes exactly. */
+Test(net_procs, rows_on_request_equivalence_with_the_simulator, .timeout = 240) {
+    fed f;
+    fed_make_opts(&f, 6, 400, 240, "--implicit");
+    const char *opts = "--rounds 3 --seed 3 --model neumf --dim 8";
+    cr_assert_eq(sh("%s train --data %s --implicit %s --quiet --metrics-out %s/sim.jsonl --out %s/sim.fr >/dev/null",
+                    FR_FEDREC_BIN, f.data, opts, f.dir, f.dir), 0);
+    double sim_down = sum_key(f.dir, "sim.jsonl", "bytes_down");
+    cr_assert_gt(sim_down, 0);
+    for (int pass = 0; pass < 3; pass++) { /* 0: rows, one client evaluating; 1: load generator; 2: broadcast */
+        char sopts[512];
+        snprintf(sopts, sizeof sopts, "%s --min-clients 6 --retry 0.02%s", opts, pass == 2 ? " --full-downlink" : "");
+        int port = free_port();
+        pid_t srv = start_server(&f, port, sopts);
+        if (pass == 1) {
+            pid_t gen = spawn("%s client --connect tls+tcp://127.0.0.1:%d --ca %s/certs/ca.crt --token-file "
+                              "%s/tok/tokens.secret --shards %s/shards --threads 2 --no-state --no-eval --timeout 5 "
+                              "--give-up 60 >/dev/null 2>>%s/client0.log",
+                              FR_FEDREC_BIN, port, f.dir, f.dir, f.dir, f.dir);
+            finish(&f, srv, &gen, 1);
+        } else {
+            pid_t cl[6];
+            for (uint32_t c = 0; c < 6; c++) cl[c] = c == 5 ? start_client(&f, port, c) : start_client_opts(&f, port, c, "--no-eval");
+            finish(&f, srv, cl, 6);
+        }
+        cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "pass %d: the networked model differs from the simulator's", pass);
+        double down = sum_key(f.dir, "metrics.jsonl", "bytes_down");
+        if (pass == 2) cr_assert_eq(down, sim_down, "the broadcast: every client gets the whole TASK");
+        else cr_assert_lt(down, 0.9 * sim_down, "pass %d: %.0f bytes down, the broadcast's %.0f", pass, down, sim_down);
+        if (pass == 0) /* the clients' saved states hold the final model: each scores it */
+            cr_assert_eq(sh("%s client eval --shards %s/shards --json > %s/ce.json", FR_FEDREC_BIN, f.dir, f.dir), 0);
+        cr_assert_eq(sh("rm -f %s/server.state %s/metrics.jsonl %s/net.fr %s/shards/c*/client.state", f.dir, f.dir,
+                        f.dir, f.dir), 0);
+    }
+    tu_rmtree(f.dir);
+    free(f.dir);
+}

@@ -36,7 +36,8 @@ static void fill(void) {
 }
 
 /* Valid messages at the boundaries of every field. */
-#define N_SAMPLES 27
+#define N_SAMPLES 29
+static const uint8_t ROW_IDS[12] = {0, 0, 0, 0, 5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}; /* 0, 5, 2^32 - 1 */
 static fri_net_msg sample(int k) {
     fill();
     fri_net_msg m;
@@ -87,6 +88,10 @@ static fri_net_msg sample(int k) {
     case 26: m.type = FRI_NET_SA_UP; m.sa_up.client = UINT32_MAX; m.sa_up.round = UINT32_MAX; m.sa_up.ticket = TICKET;
         m.sa_up.stage = 2; m.sa_up.config_crc = 0xdeadbeefu; m.sa_up.flags = 1; m.sa_up.weight = UINT64_MAX;
         m.sa_up.examples = 7; m.sa_up.loss_sum = -1.5; m.sa_up.body = BODY; m.sa_up.body_len = 1000; break;
+    case 27: m.type = FRI_NET_ROWS_REQ; m.rows_req.client = 3; m.rows_req.round = 1; m.rows_req.ticket = TICKET;
+        m.rows_req.count = 3; m.rows_req.ids = ROW_IDS; break;
+    case 28: m.type = FRI_NET_ROWS; m.rows.round = UINT32_MAX; m.rows.count = 1; m.rows.body = BODY;
+        m.rows.body_len = 1000; break;
     default: /* 16..20: every WAIT reason and REFUSE code in between */
         if (k < 19) { m.type = FRI_NET_WAIT; m.wait.retry_ms = 250; m.wait.rounds_done = 7; m.wait.reason = (uint8_t)(k - 15); }
         else { m.type = FRI_NET_REFUSE; m.refuse.code = (uint8_t)(k - 17); m.refuse.text = TEXT; m.refuse.text_len = 40; }
@@ -164,6 +169,16 @@ static void assert_same(const fri_net_msg *a, const fri_net_msg *b) {
         cr_assert(a->sa_up.body_len == b->sa_up.body_len &&
                   memcmp(a->sa_up.body, b->sa_up.body, a->sa_up.body_len) == 0);
         break;
+    case FRI_NET_ROWS_REQ:
+        cr_assert(a->rows_req.client == b->rows_req.client && a->rows_req.round == b->rows_req.round &&
+                  a->rows_req.count == b->rows_req.count);
+        cr_assert(memcmp(a->rows_req.ticket, b->rows_req.ticket, 16) == 0);
+        cr_assert(memcmp(a->rows_req.ids, b->rows_req.ids, 4 * (size_t)a->rows_req.count) == 0);
+        break;
+    case FRI_NET_ROWS:
+        cr_assert(a->rows.round == b->rows.round && a->rows.count == b->rows.count &&
+                  a->rows.body_len == b->rows.body_len && memcmp(a->rows.body, b->rows.body, a->rows.body_len) == 0);
+        break;
     default: cr_assert_fail("type %u", a->type);
     }
 }
@@ -205,7 +220,9 @@ Test(net_wire, every_type_round_trips_at_its_boundaries) {
         cr_assert(pn <= n && memcmp(pre, b, pn) == 0);
         size_t tail = m.type == FRI_NET_TASK ? m.task.body_len : m.type == FRI_NET_RESULT ? m.result.body_len
                     : m.type == FRI_NET_DONE ? m.done.model_len : m.type == FRI_NET_SA_TASK ? m.sa_task.body_len
-                    : m.type == FRI_NET_SA_DOWN ? m.sa_down.body_len : m.type == FRI_NET_SA_UP ? m.sa_up.body_len : 0;
+                    : m.type == FRI_NET_SA_DOWN ? m.sa_down.body_len : m.type == FRI_NET_SA_UP ? m.sa_up.body_len
+                    : m.type == FRI_NET_ROWS_REQ ? 4 * (size_t)m.rows_req.count : m.type == FRI_NET_ROWS ? m.rows.body_len
+                    : 0;
         if (d.type == FRI_NET_SA_TASK) cr_assert(d.sa_task.body == b + 16 + 72);
         if (d.type == FRI_NET_SA_UP) cr_assert(d.sa_up.body == b + 16 + 57);
         cr_assert_eq(pn + tail, n, "sample %d", k);
@@ -239,7 +256,7 @@ Test(net_wire, exact_bytes_of_a_wait) {
     m.wait.retry_ms = 0x00030201;
     m.wait.rounds_done = 0x0a0b0c0d;
     m.wait.reason = 3;
-    uint8_t want[25] = {'F', 'R', 'N', 'T', 2, 2, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0,
+    uint8_t want[25] = {'F', 'R', 'N', 'T', 3, 2, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0,
                         0x01, 0x02, 0x03, 0x00, 0x0d, 0x0c, 0x0b, 0x0a, 3};
     fri_put_u32(want + 12, crc_bitwise(crc_bitwise(0, want, 12), want + 16, 9));
     size_t n = 0;
@@ -401,18 +418,18 @@ Test(net_wire, header_checks_name_the_field_and_value) {
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
     assert_msg("bad magic 0x544e5258, expected 0x544e5246 (\"FRNT\")");
     b[0] = 'F';
-    b[4] = 1;
+    b[4] = 2;
     cr_assert_eq(decode_err(b, n), FR_ERR_VERSION);
-    assert_msg("protocol version 1, this build speaks version 2");
+    assert_msg("protocol version 2, this build speaks version 3");
     cr_assert_eq(fri_net_peek_header(b, n, &t, &len), FR_ERR_VERSION);
     cr_assert_eq(fri_net_refuse_code_for(FR_ERR_VERSION), FRI_NET_REFUSE_VERSION);
     b[4] = FRI_NET_VERSION;
     b[5] = 0;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
-    assert_msg("unknown type 0, expected 1..10");
-    b[5] = 11;
+    assert_msg("unknown type 0, expected 1..12");
+    b[5] = 13;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
-    assert_msg("unknown type 11");
+    assert_msg("unknown type 13");
     b[5] = 2;
     b[7] = 0x80;
     cr_assert_eq(decode_err(b, n), FR_ERR_FORMAT);
@@ -467,7 +484,7 @@ static void expect_f64(int k, size_t off, double v, const char *sub) {
 Test(net_wire, each_field_is_checked_behind_a_valid_crc) {
     const size_t P = 16; /* payload offset */
     /* HELLO (sample 1: 256-byte token) */
-    expect_u32(1, P + 4, 4, "HELLO: capabilities 0x00000004, expected only bits of 0x00000003");
+    expect_u32(1, P + 4, 8, "HELLO: capabilities 0x00000008, expected only bits of 0x00000007");
     uint8_t tl[2];
     fri_put_u16(tl, 0);
     expect_field(1, P + 12, tl, 2, "HELLO: token length 0, expected 1..256");
@@ -534,6 +551,14 @@ Test(net_wire, each_field_is_checked_behind_a_valid_crc) {
     expect_f64(25, P + 49, -0.0, "SA_UP: stage 0 carries a result header");
     expect_f64(26, P + 49, NAN, "SA_UP: loss sum nan, expected a finite value");
     expect_field(26, P + 24, "\x01", 1, "SA_UP: stage 1 carries a result header");
+    /* ROWS_REQ (sample 27: ids 0, 5, 2^32 - 1), ROWS (28) */
+    expect_u32(27, P + 4, 0, "ROWS_REQ: round 0, expected >= 1");
+    expect_u32(27, P + 28 + 4, 0, "ROWS_REQ: id 0 follows 0, expected increasing");
+    expect_u32(27, P + 28 + 8, 5, "ROWS_REQ: id 5 follows 5, expected increasing");
+    expect_u32(27, P + 24, 2, "ROWS_REQ: 4 unexpected bytes after the ids");
+    expect_u32(27, P + 24, 4, "ROWS_REQ");
+    expect_u32(28, P, 0, "ROWS: round 0, expected >= 1");
+    expect_u32(28, P + 4, 0, "ROWS: count 0, expected at least 1");
 }
 
 /* Fixed fields cut short, or an opaque part missing, behind a valid CRC. */
@@ -593,9 +618,9 @@ Test(net_wire, the_encoder_refuses_invalid_messages) {
     cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
     assert_msg("a text never holds a token");
     cr_assert(strstr(fr_errmsg(), "frt_abc") == NULL);
-    m.type = 11;
+    m.type = 13;
     cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
-    assert_msg("unknown type 11");
+    assert_msg("unknown type 13");
     m = sample(15);
     m.done.model = NULL;
     cr_assert_eq(fri_net_encode(&b, &m), FR_ERR_INVALID);
@@ -628,8 +653,8 @@ Test(net_wire, errors_never_quote_the_token) {
 
 Test(net_wire, names_for_logs) {
     const char *types[] = {"unknown", "HELLO", "WAIT", "TASK", "RESULT", "ACK", "REFUSE", "DONE",
-                           "SA_TASK", "SA_DOWN", "SA_UP", "unknown"};
-    for (unsigned t = 0; t < 12; t++) cr_assert_str_eq(fri_net_type_name(t), types[t]);
+                           "SA_TASK", "SA_DOWN", "SA_UP", "ROWS_REQ", "ROWS", "unknown"};
+    for (unsigned t = 0; t < 14; t++) cr_assert_str_eq(fri_net_type_name(t), types[t]);
     cr_assert_str_eq(fri_net_wait_reason_name(FRI_NET_WAIT_FEW_CLIENTS), "waiting for enough clients");
     cr_assert_str_eq(fri_net_wait_reason_name(5), "unknown");
     cr_assert_str_eq(fri_net_refuse_code_name(FRI_NET_REFUSE_FEDERATION), "another federation");
@@ -653,6 +678,9 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
         {"bad_sa_params", FR_ERR_FORMAT, 0}, {"bad_sa_stage", FR_ERR_FORMAT, 0}, {"bad_sa_header", FR_ERR_FORMAT, 0},
         {"valid_task_header_crc", FR_ERR_FORMAT, 0}, /* plain channel; over TLS below */
         {"valid_result_packed", FR_OK, FRI_NET_RESULT},
+        {"valid_rows_req", FR_OK, FRI_NET_ROWS_REQ}, {"valid_rows", FR_OK, FRI_NET_ROWS},
+        {"bad_rows_req_order", FR_ERR_FORMAT, 0}, {"bad_rows_req_count", FR_ERR_FORMAT, 0},
+        {"bad_rows_empty", FR_ERR_FORMAT, 0},
     };
     for (size_t k = 0; k < sizeof seeds / sizeof *seeds; k++) {
         char path[4096];

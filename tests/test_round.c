@@ -925,11 +925,13 @@ Test(round, task_decoding_refuses_every_damage) {
         cr_assert_eq(fr_task_decode(t, b, n), FR_ERR_CHECKSUM, "byte %zu", k);
         b[k] ^= 0x04;
     }
-    /* behind a valid CRC: flags beyond DP's and quantization's bits, quantization in a
+    /* behind a valid CRC: flags beyond DP's, quantization's and rows' bits, quantization in a
      * federation without it, round 0, config CRC, a config that does not check,
      * a bound of 0 or past the largest, padding, parameter count */
     struct { size_t off; uint32_t v; const char *msg; } cases[] = {
-        {36, 4, "flags 0x4, expected 0..3"},
+        {36, 8, "flags 0x8, expected 0..7 without both 2 and 4"},
+        {36, 6, "flags 0x6, expected 0..7 without both 2 and 4"},
+        {36, 4, "TASK: 5561 dense parameters, its model config gives 2761"}, /* a rows TASK's count differs */
         {36, 2, "quantized parameters, but the federation compresses no downlink"},
         {24, 0, "round 0"},
         {28, 0x12345678, "config block's CRC-32C"},

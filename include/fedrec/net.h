@@ -104,6 +104,13 @@ typedef struct fr_net_server_config {
                                   (fr_popularity_load of the shard directory's
                                   popularity.txt); its reference items are the most
                                   popular, as the simulator's from the training counts */
+    bool full_downlink;        /* every TASK carries the whole shared model (the broadcast).
+                                  false (default): a client that can (it does not evaluate)
+                                  gets the TASK without the item tables and fetches the item
+                                  rows its step reads (ROWS_REQ), where that tells the server
+                                  nothing its RESULT does not: not with secure aggregation,
+                                  decoys or a compressed downlink, which always broadcast
+                                  (docs/ARCHITECTURE.md, "The downlink") */
 } fr_net_server_config;
 
 FR_API void fr_net_server_config_default(fr_net_server_config *c);
@@ -214,6 +221,10 @@ typedef struct fr_net_client_config {
                                   waits for the next stage until it opens (FRI_NET_CAP_HOLD;
                                   false: poll at the pace the server's WAITs give; a server
                                   that predates it refuses the capability) */
+    bool fetch_rows;           /* take a TASK without the item tables where the server offers
+                                  one and fetch only the rows the step reads (true); a client
+                                  that evaluates never does (its evaluation reads the rows of
+                                  its held-out items, which the server must not learn) */
 } fr_net_client_config;
 
 

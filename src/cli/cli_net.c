@@ -212,6 +212,10 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_REAL("idle", &idle, 0.01, 86400, 0, NULL, "S  close connections silent this long (default 30)"),
         ARG_SPEC_INT("max-attempts", &max_attempts, 0, U32, "0 = never", "N  give up after N short rounds in a row"),
         ARG_SPEC_INT("contexts", &contexts, 1, 4096, NULL, "N  requests served at once (default 64)"),
+        ARG_SPEC_FLAG("full-downlink", &nc.full_downlink,
+                      "   send every client the whole shared model each round (default: a client that does not "
+                      "evaluate gets the dense layers and fetches the item rows it trains on, as its RESULT names them; "
+                      "always the whole model with secure aggregation, decoys or --compress-down)"),
         ARG_SPEC_INT("max-conns", &max_conns, 0, U32, "0 = no limit",
                      "N  connections open at once; more are closed as they connect, and logged"),
         ARG_SPEC_REAL("handshake-timeout", &handshake, 0, 86400, 0, "0 = none",
@@ -808,7 +812,7 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
     const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL, *popularity = NULL;
     const char *user_features = NULL, *compute_log = NULL;
     uint64_t id = UINT64_MAX, clients = 0, threads = 2, first = 0;
-    bool no_eval = false, no_state = false, no_long_poll = false;
+    bool no_eval = false, no_state = false, no_long_poll = false, no_fetch = false;
     double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0, delay_unmask = 0;
     arg_spec specs[] = {
         ARG_SPEC_STR("connect", &cc.connect, "URL  the server: tls+tcp://HOST:PORT"),
@@ -834,6 +838,9 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
         ARG_SPEC_INT("threads", &threads, 1, 1024, NULL, "T  load generator: threads (default 2)"),
         ARG_SPEC_FLAG("no-state", &no_state, "   load generator: keep the clients' state in memory only"),
         ARG_SPEC_FLAG("no-eval", &no_eval, "   do not report the client's own evaluation"),
+        ARG_SPEC_FLAG("no-fetch-rows", &no_fetch,
+                      "   take the whole shared model with every TASK, not only the item rows it trains on (a client "
+                      "that evaluates always does)"),
         ARG_SPEC_REAL("delay", &delay, 0, 3600, 0, NULL, "S  wait S seconds after each TASK: a slow device (tests)"),
         ARG_SPEC_REAL("delay-unmask", &delay_unmask, 0, 3600, 0, NULL,
                       "S  secure aggregation: wait S seconds before each unmasking answer (tests)"),
@@ -874,6 +881,7 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
         cc.on_compute = compute_logged;
         cc.compute_user = clog;
     }
+    cc.fetch_rows = !no_fetch;
     cc.delay_ms = (uint32_t)(delay * 1000 + 0.5);
     cc.delay_unmask_ms = (uint32_t)(delay_unmask * 1000 + 0.5);
     cc.timeout_ms = (int)(timeout * 1000 + 0.5);

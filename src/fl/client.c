@@ -694,9 +694,10 @@ static fr_client_user user_of(const fr_client_data *d, uint32_t j) {
     return u;
 }
 
-fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
-                     const fr_model *global, const fr_client_private *priv, fr_update *upd, fr_client_report *rep) {
-    memset(rep, 0, sizeof *rep);
+/* The checks of a client's data against ws and the global model; *U its users, *total
+ * their interactions (> 0). */
+static fr_err data_checks(const fr_client_ws *ws, uint32_t client, const fr_client_data *data, const fr_model *global,
+                          uint32_t *Up, size_t *totalp) {
     if (data->n_items != ws->mcfg.n_items || fr_model_config_of(global)->n_items != data->n_items)
         return fri_fail(FR_ERR_INVALID, "client %u: catalogue of %u items, the model has %u", client, data->n_items,
                         fr_model_config_of(global)->n_items);
@@ -714,6 +715,18 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
         total += u.n;
     }
     if (total == 0) return fri_fail(FR_ERR_INVALID, "client %u: no interaction to train on", client);
+    *Up = U;
+    *totalp = total;
+    return FR_OK;
+}
+
+fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data,
+                     const fr_model *global, const fr_client_private *priv, fr_update *upd, fr_client_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    uint32_t U;
+    size_t total;
+    fr_err e = data_checks(ws, client, data, global, &U, &total);
+    if (e) return e;
     if (!priv || !priv->rows) return fri_fail(FR_ERR_INVALID, "client %u: no private rows", client);
     bool kept = priv->m1 || priv->m2 || priv->steps;
     if (ws->cfg.keep_private_optim && !(priv->m1 && priv->m2 && priv->steps))
@@ -723,7 +736,7 @@ fr_err fr_client_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr
                         client);
     /* the marks are set inside fit and cleared here on every path */
     ws->n_byrow = 0;
-    fr_err e = fit(ws, round, client, data, U, total, global, priv, upd, rep);
+    e = fit(ws, round, client, data, U, total, global, priv, upd, rep);
     for (size_t r = 0; r < ws->n_byrow; r++) ws->row_of[ws->byrow[r]] = 0;
     ws->n_byrow = 0;
     return e;
@@ -811,22 +824,23 @@ static fr_err lean_fit(fr_client_ws *ws, uint32_t round, uint32_t client, const 
     return FR_OK;
 }
 
-/* n_inter: the interactions of the client's U users (its weight n_k), checked > 0. */
-static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data, uint32_t U,
-                  size_t n_inter, const fr_model *global, const fr_client_private *priv, fr_update *upd,
-                  fr_client_report *rep) {
-    /* examples of all E epochs, each epoch (all the client's users) shuffled on its own */
+/* The examples of all E epochs (epoch ep is ws->ex[starts[ep], starts[ep + 1])), their
+ * item ids turned into compact rows (marks set: the caller clears them), ws->local[0, *L)
+ * the rows' global ids increasing and perm[j] the row of local[j]. *L is 0 when no example
+ * could be made. */
+static fr_err plan(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data, uint32_t U,
+                   size_t n_inter, uint32_t hist_len, size_t *starts, uint32_t *Gp, size_t *Lp) {
     fr_err e;
+    *Gp = 0;
+    *Lp = 0;
     uint64_t seed = ws->cfg.seed;
     fr_rng rneg, rshuf;
     fr_rng_init(&rneg, seed, round, client, FR_PURPOSE_NEGATIVES);
     fr_rng_init(&rshuf, seed, round, client, FR_PURPOSE_SHUFFLE);
     uint32_t E = ws->cfg.local_epochs;
-    size_t starts[FR_FL_MAX_LOCAL_EPOCHS + 1];
     fri_examples_clear(&ws->ex);
     /* confidence weights: the federation's (a ranking model's; the ratings are weights) */
     /* a sequence model: examples carry histories (and the item rows they read) */
-    const uint32_t hist_len = fr_model_history_len(global);
     if (ws->ex.hist_len != hist_len) {
         fri_examples_free(&ws->ex); /* its arrays were sized for the other shape */
         ws->ex.hist_len = hist_len;
@@ -848,17 +862,7 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
      * their global ids increasing, perm[j] is the row of local[j] */
     bool bpr = ws->mcfg.loss == FR_LOSS_BPR;
     size_t nex = ws->ex.n;
-    if (nex == 0) {
-        /* no example could be made (a pairwise loss for a user who has every item: no
-         * negative exists): nothing is trained, and the update weighs 0, so it changes no
-         * average; the private rows stay as they are */
-        e = fr_update_reset(upd, ws->dense_len, ws->n_tables, ws->widths);
-        if (e) return e;
-        upd->weight = 0;
-        upd->client = client;
-        upd->round = round;
-        return FR_OK;
-    }
+    if (nex == 0) return FR_OK;
     size_t most = (bpr ? 2 * nex : nex) + (ws->graph ? n_inter : 0);
     if (hist_len) most = nex * (1 + 2 * (size_t)hist_len);
     if (most > ws->mcfg.n_items) most = ws->mcfg.n_items;
@@ -908,6 +912,57 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
         if ((e = grow_u32(&ws->rtmp, &ws->cap_rtmp, 2 * L))) return e;
         radix_rows(ws->byrow, L, ws->mcfg.n_items, ws->local, perm, ws->rtmp, ws->rtmp + L);
     }
+    *Gp = G;
+    *Lp = L;
+    return FR_OK;
+}
+
+fr_err fri_client_plan_rows(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
+                            const uint32_t **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    const fr_model *g = fr_task_model(task);
+    if (!g) return fri_fail(FR_ERR_INVALID, "client %u: the TASK is empty (not decoded)", client);
+    if (fr_task_config_crc(task) != ws->config_crc)
+        return fri_fail(FR_ERR_INVALID,
+                        "client %u: the TASK is of another federation (config CRC 0x%08x, this client's 0x%08x)",
+                        client, fr_task_config_crc(task), ws->config_crc);
+    uint32_t U, G;
+    size_t total, L = 0, starts[FR_FL_MAX_LOCAL_EPOCHS + 1];
+    fr_err e = data_checks(ws, client, data, g, &U, &total);
+    if (e) return e;
+    ws->n_byrow = 0;
+    e = plan(ws, fr_task_round(task), client, data, U, total, fr_model_history_len(g), starts, &G, &L);
+    for (size_t r = 0; r < ws->n_byrow; r++) ws->row_of[ws->byrow[r]] = 0;
+    ws->n_byrow = 0;
+    if (e) return e;
+    *ids = ws->local;
+    *n = L;
+    return FR_OK;
+}
+
+/* n_inter: the interactions of the client's U users (its weight n_k), checked > 0. */
+static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_client_data *data, uint32_t U,
+                  size_t n_inter, const fr_model *global, const fr_client_private *priv, fr_update *upd,
+                  fr_client_report *rep) {
+    const uint32_t hist_len = fr_model_history_len(global);
+    uint32_t E = ws->cfg.local_epochs, G = 0;
+    size_t starts[FR_FL_MAX_LOCAL_EPOCHS + 1], L = 0;
+    fr_err e = plan(ws, round, client, data, U, n_inter, hist_len, starts, &G, &L);
+    if (e) return e;
+    size_t nex = ws->ex.n;
+    if (nex == 0) {
+        /* no example could be made (a pairwise loss for a user who has every item: no
+         * negative exists): nothing is trained, and the update weighs 0, so it changes no
+         * average; the private rows stay as they are */
+        e = fr_update_reset(upd, ws->dense_len, ws->n_tables, ws->widths);
+        if (e) return e;
+        upd->weight = 0;
+        upd->client = client;
+        upd->round = round;
+        return FR_OK;
+    }
+    uint32_t *perm = ws->perm;
     if (ws->lean && U == 1 && !ws->graph && !hist_len) { /* the fused fit, when the model has one */
         e = lean_fit(ws, round, client, global, priv, L, n_inter, starts, E, upd, rep);
         if (e != FR_ERR_UNSUPPORTED) return e;

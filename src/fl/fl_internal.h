@@ -146,6 +146,35 @@ FR_NODISCARD fr_err fri_task_encode_q(fri_buf *b, uint32_t round, const uint8_t 
                                       uint32_t config_crc, uint64_t bound, double dp_clip, const fr_model *g,
                                       uint32_t qmode, uint64_t seed);
 
+/* Rows on request (docs/ARCHITECTURE.md, "The downlink"): a rows TASK is a TASK whose
+ * parameters are the dense tensors only (flag 4 of its reserved word; not with quantized
+ * parameters), the item rows following on the client's request. Decoded (fr_task_decode),
+ * its model's dense tensors are the round's and every item row is NaN until
+ * fri_task_rows_fill gives the rows the client asked for, so a read of a row it did not
+ * fetch poisons its update (refused as non-finite) instead of passing unseen. */
+FR_NODISCARD fr_err fri_task_encode_rows(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n,
+                                         uint32_t config_crc, uint64_t bound, double dp_clip, const fr_model *g);
+bool fri_task_rows_only(const fr_task *t);
+/* The rows block of n rows: per item table in tensor order, the rows ids[0, n) as
+ * little-endian floats. Its size (SIZE_MAX on overflow); ids checked (< n_items, strictly
+ * increasing: FR_ERR_FORMAT); written from g; read into a rows TASK's model (FR_ERR_STATE
+ * for another TASK, FR_ERR_FORMAT for a wrong size or ids). */
+size_t fri_task_rows_bytes(const fr_model *g, size_t n);
+FR_NODISCARD fr_err fri_task_rows_check(const fr_model *g, const uint32_t *ids, size_t n);
+void fri_task_rows_put(uint8_t *out, const fr_model *g, const uint32_t *ids, size_t n);
+FR_NODISCARD fr_err fri_task_rows_fill(fr_task *t, const uint32_t *ids, size_t n, const uint8_t *b, size_t len);
+/* The item rows the client step on task t will read, increasing (ws-owned, valid until the
+ * next call with ws): its positives and the negatives it draws for all E epochs, the same
+ * draws as the step's (the same streams). Errors of fr_client_fit's checks. */
+FR_NODISCARD fr_err fri_client_plan_rows(fr_client_ws *ws, const fr_task *task, uint32_t client,
+                                         const fr_client_data *data, const uint32_t **ids, size_t *n);
+/* The rows TASK of the open round (fri_round_set_rows on), as fri_round_task_at. */
+void fri_round_set_rows(fr_round *r, bool on);
+FR_NODISCARD fr_err fri_round_task_rows_at(fr_round *r, uint32_t client, uint32_t hint, const uint8_t **bytes,
+                                           size_t *n);
+/* Counts bytes of rows blocks given this round in its bytes_down (thread-safe). */
+void fri_round_count_down(fr_round *r, uint64_t bytes);
+
 /* Message header: writes it over buf[0, FR_MSG_HEADER_BYTES) for a message of n bytes
  * whose body follows; checks one (magic, version, type, length, reserved, CRC), naming
  * `what` ("TASK", "RESULT") in messages. */

@@ -403,6 +403,8 @@ struct fr_task {
     fr_model_config mcfg;   /* n_users 1 */
     fr_fl_config cfg;
     fr_model *g;            /* the global parameters (shared prefix), or NULL when empty */
+    bool rows_only;         /* a rows TASK: g's dense tensors are the round's, its item rows
+                               NaN until fri_task_rows_fill gives those a client asked for */
 };
 
 fr_err fr_task_create(fr_task **out) {
@@ -423,6 +425,25 @@ const fr_model_config *fr_task_model_config(const fr_task *t) { return &t->mcfg;
 const fr_fl_config *fr_task_fl_config(const fr_task *t) { return &t->cfg; }
 const fr_model *fr_task_model(const fr_task *t) { return t->g; }
 double fr_task_dp_clip(const fr_task *t) { return t->clip; }
+bool fri_task_rows_only(const fr_task *t) { return t->rows_only; }
+
+/* The shared floats outside the item tables: a rows TASK's parameters. */
+static size_t dense_floats(const fr_model *g) {
+    size_t n = 0;
+    for (int t = 0; t < fr_model_n_tensors(g); t++) {
+        const fr_tensor *x = fr_model_tensor(g, t);
+        if (x->kind == FR_TENSOR_DENSE) n += (size_t)x->rows * x->cols;
+    }
+    return n;
+}
+
+/* The floats of one row of every item table. */
+static size_t item_width(const fr_model *g) {
+    size_t w = 0;
+    for (int t = 0; t < fr_model_n_tensors(g); t++)
+        if (fr_model_tensor(g, t)->kind == FR_TENSOR_ITEM_TABLE) w += fr_model_tensor(g, t)->cols;
+    return w;
+}
 
 /* Offset of the parameter count: after the header, the fixed fields (and the DP clip) and
  * the config, padded so the floats start 4-aligned in the message (and 8-aligned count). */
@@ -441,10 +462,23 @@ fr_err fri_task_encode_dp(fri_buf *b, uint32_t round, const uint8_t *config, siz
     return fri_task_encode_q(b, round, config, config_n, config_crc, bound, dp_clip, g, 0, 0);
 }
 
+static fr_err task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
+                          uint64_t bound, double dp_clip, const fr_model *g, uint32_t qmode, uint64_t seed, bool rows);
+
 fr_err fri_task_encode_q(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
                          uint64_t bound, double dp_clip, const fr_model *g, uint32_t qmode, uint64_t seed) {
+    return task_encode(b, round, config, config_n, config_crc, bound, dp_clip, g, qmode, seed, false);
+}
+
+fr_err fri_task_encode_rows(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
+                            uint64_t bound, double dp_clip, const fr_model *g) {
+    return task_encode(b, round, config, config_n, config_crc, bound, dp_clip, g, 0, 0, true);
+}
+
+static fr_err task_encode(fri_buf *b, uint32_t round, const uint8_t *config, size_t config_n, uint32_t config_crc,
+                          uint64_t bound, double dp_clip, const fr_model *g, uint32_t qmode, uint64_t seed, bool rows) {
     bool dp = dp_clip > 0;
-    size_t ns = fr_model_n_shared(g), at = params_at(config_n, dp), total;
+    size_t ns = rows ? dense_floats(g) : fr_model_n_shared(g), at = params_at(config_n, dp), total;
     if (qmode) total = fri_task_q_bytes(g, qmode);
     else if (fri_mul_size(ns, 4, &total)) total = SIZE_MAX;
     if (total > SIZE_MAX - at - 8)
@@ -455,7 +489,7 @@ fr_err fri_task_encode_q(fri_buf *b, uint32_t round, const uint8_t *config, size
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES, round);
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 4, config_crc);
     fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 8, (uint32_t)config_n);
-    fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 12, (dp ? 1u : 0u) | (qmode ? 2u : 0u));
+    fri_put_u32(hdr + FR_MSG_HEADER_BYTES + 12, (dp ? 1u : 0u) | (qmode ? 2u : 0u) | (rows ? 4u : 0u));
     fri_put_u64(hdr + FR_MSG_HEADER_BYTES + 16, bound);
     fri_buf_put(b, hdr, sizeof hdr);
     if (dp) {
@@ -477,6 +511,15 @@ fr_err fri_task_encode_q(fri_buf *b, uint32_t round, const uint8_t *config, size
     if (qmode) {
         fr_err e = fri_task_q_encode(b->data + b->len, g, qmode, seed, round);
         if (e) return e;
+    } else if (rows) { /* the dense tensors in order */
+        uint8_t *p = b->data + b->len;
+        for (int t = 0; t < fr_model_n_tensors(g); t++) {
+            const fr_tensor *x = fr_model_tensor(g, t);
+            if (x->kind != FR_TENSOR_DENSE) continue;
+            size_t len = (size_t)x->rows * x->cols;
+            put_f32s(p, fr_model_params_const(g) + x->offset, len);
+            p += 4 * len;
+        }
     } else {
         put_f32s(b->data + b->len, fr_model_params_const(g), ns);
     }
@@ -498,8 +541,11 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
         (e = fri_rd_u32(&rd, &config_n, "config length")) || (e = fri_rd_u32(&rd, &reserved, "reserved")) ||
         (e = fri_rd_u64(&rd, &bound, "bound")))
         goto fail;
-    if (reserved > 3) { e = fri_fail(FR_ERR_FORMAT, "TASK: flags 0x%x, expected 0..3", reserved); goto fail; }
-    const bool quantized = reserved & 2;
+    if (reserved > 7 || (reserved & 6) == 6) {
+        e = fri_fail(FR_ERR_FORMAT, "TASK: flags 0x%x, expected 0..7 without both 2 and 4", reserved);
+        goto fail;
+    }
+    const bool quantized = reserved & 2, rows_only = reserved & 4;
     reserved &= 1;
     double clip = 0;
     if (reserved && (e = fri_rd_f64(&rd, &clip, "DP clip"))) goto fail;
@@ -554,9 +600,10 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
         memset(fr_model_params(g), 0, fr_model_n_params(g) * sizeof(float));
         t->g = g;
     }
-    if (np != fr_model_n_shared(t->g)) {
-        e = fri_fail(FR_ERR_FORMAT, "TASK: %llu shared parameters, its model config gives %zu",
-                     (unsigned long long)np, fr_model_n_shared(t->g));
+    size_t want = rows_only ? dense_floats(t->g) : fr_model_n_shared(t->g);
+    if (np != want) {
+        e = fri_fail(FR_ERR_FORMAT, "TASK: %llu %s parameters, its model config gives %zu", (unsigned long long)np,
+                     rows_only ? "dense" : "shared", want);
         goto fail;
     }
     const uint8_t *p;
@@ -564,9 +611,23 @@ fr_err fr_task_decode(fr_task *t, const uint8_t *bytes, size_t n) {
     if ((e = fri_rd_bytes(&rd, &p, pn, "shared parameters")) || (e = fri_rd_end(&rd, "the parameters"))) goto fail;
     if (quantized) {
         if ((e = fri_task_q_decode(t->g, p, fc.compress_down))) goto fail;
+    } else if (rows_only) { /* dense tensors from the message; item rows NaN until filled, so a
+                               read of a row the client did not fetch cannot pass unseen */
+        float *w = fr_model_params(t->g);
+        for (int k = 0; k < fr_model_n_tensors(t->g); k++) {
+            const fr_tensor *x = fr_model_tensor(t->g, k);
+            size_t len = (size_t)x->rows * x->cols;
+            if (x->kind == FR_TENSOR_DENSE) {
+                get_f32s(w + x->offset, p, len);
+                p += 4 * len;
+            } else if (x->kind == FR_TENSOR_ITEM_TABLE) {
+                for (size_t i = 0; i < len; i++) w[x->offset + i] = NAN;
+            }
+        }
     } else {
         get_f32s(fr_model_params(t->g), p, (size_t)np);
     }
+    t->rows_only = rows_only;
     t->round = round;
     t->config_crc = crc;
     t->bound = bound;
@@ -578,5 +639,54 @@ fail:
     fr_model_free(t->g);
     t->g = NULL;
     t->round = 0;
+    t->rows_only = false;
     return e;
+}
+
+/* ------------------------------------------------------------------ rows on request */
+
+size_t fri_task_rows_bytes(const fr_model *g, size_t n) {
+    size_t w = item_width(g), r;
+    if (fri_mul_size(n, w, &r) || fri_mul_size(r, 4, &r)) return SIZE_MAX;
+    return r;
+}
+
+fr_err fri_task_rows_check(const fr_model *g, const uint32_t *ids, size_t n) {
+    uint32_t ni = fr_model_config_of(g)->n_items;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] >= ni) return fri_fail(FR_ERR_FORMAT, "rows: item %u out of range, the catalogue has %u", ids[i], ni);
+        if (i && ids[i] <= ids[i - 1])
+            return fri_fail(FR_ERR_FORMAT, "rows: item %u follows %u, expected increasing", ids[i], ids[i - 1]);
+    }
+    return FR_OK;
+}
+
+void fri_task_rows_put(uint8_t *out, const fr_model *g, const uint32_t *ids, size_t n) {
+    const float *w = fr_model_params_const(g);
+    for (int t = 0; t < fr_model_n_tensors(g); t++) {
+        const fr_tensor *x = fr_model_tensor(g, t);
+        if (x->kind != FR_TENSOR_ITEM_TABLE) continue;
+        for (size_t i = 0; i < n; i++) {
+            put_f32s(out, w + x->offset + (size_t)ids[i] * x->cols, x->cols);
+            out += 4 * (size_t)x->cols;
+        }
+    }
+}
+
+fr_err fri_task_rows_fill(fr_task *t, const uint32_t *ids, size_t n, const uint8_t *b, size_t len) {
+    if (!t->g || !t->rows_only) return fri_fail(FR_ERR_STATE, "rows: the TASK is not a rows TASK");
+    fr_err e = fri_task_rows_check(t->g, ids, n);
+    if (e) return e;
+    size_t want = fri_task_rows_bytes(t->g, n);
+    if (len != want) return fri_fail(FR_ERR_FORMAT, "rows: %zu bytes for %zu rows, expected %zu", len, n, want);
+    float *w = fr_model_params(t->g);
+    for (int k = 0; k < fr_model_n_tensors(t->g); k++) {
+        const fr_tensor *x = fr_model_tensor(t->g, k);
+        if (x->kind != FR_TENSOR_ITEM_TABLE) continue;
+        for (size_t i = 0; i < n; i++) {
+            get_f32s(w + x->offset + (size_t)ids[i] * x->cols, b, x->cols);
+            b += 4 * (size_t)x->cols;
+        }
+    }
+    return FR_OK;
 }

@@ -41,7 +41,7 @@
 #include "fl/fl_internal.h"
 #include "model/model_internal.h"
 
-enum { SENT = 1, DONE = 2 }; /* bits of a position's status */
+enum { SENT = 1, DONE = 2, ROWS = 4 }; /* bits of a position's status (ROWS: given the rows TASK) */
 
 struct fr_round {
     fr_model_config mcfg;   /* the global model's config (n_users 1) */
@@ -75,6 +75,9 @@ struct fr_round {
     double *loss;           /* [n_clients] per position: a result's loss sum */
     uint64_t *examples, *up;/* [n_clients] per position: its examples, its bytes */
     fri_buf task;           /* the open round's TASK message */
+    fri_buf task_rows;      /* its rows TASK (rows on: fri_round_set_rows), else empty */
+    bool rows;              /* encode a rows TASK with every round's TASK */
+    _Atomic uint64_t rows_down; /* bytes of the rows blocks given this round (fri_round_count_down) */
     uint64_t bound;         /* the open round's largest |value| (fr_fl_fixed_bound(target):
                                no more results than the target are ever summed) */
     fri_dp_server dp;       /* differential privacy (dp.c); dp.on false without it */
@@ -102,6 +105,7 @@ void fr_round_free(fr_round *r) {
     fri_free(r->examples);
     fri_free(r->up);
     fri_buf_free(&r->task);
+    fri_buf_free(&r->task_rows);
     fri_dp_server_free(&r->dp);
     for (int i = 0; r->cres && i < r->n_lanes; i++) fr_result_free(r->cres[i]);
     fri_free(r->cres);
@@ -216,12 +220,17 @@ static fr_err begin(fr_round *r, const uint32_t *avail, uint32_t n_avail, double
         r->bound = fr_fl_fixed_bound(r->target);
         e = fri_task_encode_q(&r->task, round, r->config, r->config_n, r->config_crc, r->bound,
                               fri_dp_begin(&r->dp, r->bound), r->g, r->cfg.compress_down, r->cfg.seed);
+        r->task_rows.len = 0;
+        if (!e && r->rows)
+            e = fri_task_encode_rows(&r->task_rows, round, r->config, r->config_n, r->config_crc, r->bound,
+                                     r->dp.on ? r->dp.round_clip : 0, r->g);
     }
     if (e) { r->k = r->target = 0; return e; }
     zero_accumulators(r);
     r->secure_sum = false;
     for (uint32_t i = 0; i < r->k; i++) atomic_store_explicit(&r->status[i], 0, memory_order_relaxed);
     atomic_store(&r->accepted, 0);
+    atomic_store(&r->rows_down, 0);
     r->open = true;
     if (clients) *clients = r->ids;
     if (k) *k = r->k;
@@ -277,6 +286,22 @@ fr_err fri_round_task_at(fr_round *r, uint32_t client, uint32_t hint, const uint
     atomic_fetch_or(&r->status[pos], (unsigned char)SENT);
     if (bytes) *bytes = r->task.data;
     if (n) *n = r->task.len;
+    return FR_OK;
+}
+
+void fri_round_set_rows(fr_round *r, bool on) { r->rows = on; }
+void fri_round_count_down(fr_round *r, uint64_t bytes) { atomic_fetch_add(&r->rows_down, bytes); }
+
+fr_err fri_round_task_rows_at(fr_round *r, uint32_t client, uint32_t hint, const uint8_t **bytes, size_t *n) {
+    if (bytes) *bytes = NULL;
+    if (n) *n = 0;
+    if (r->open && (!r->rows || r->task_rows.len == 0))
+        return fri_fail(FR_ERR_STATE, "rows TASK for client %u: the round has none (rows are off)", client);
+    fr_err e = fri_round_task_at(r, client, hint, NULL, NULL);
+    if (e) return e;
+    atomic_fetch_or(&r->status[position_at(r, client, hint)], (unsigned char)ROWS);
+    if (bytes) *bytes = r->task_rows.data;
+    if (n) *n = r->task_rows.len;
     return FR_OK;
 }
 
@@ -680,10 +705,11 @@ fr_err fr_round_end(fr_round *r, fr_round_stats *st) {
     if (!r->open) return fri_fail(FR_ERR_STATE, "no round is open to end");
     uint32_t round = r->completed + 1;
     double loss = 0;
-    uint32_t sent = 0;
+    uint32_t sent = 0, sent_rows = 0;
     for (uint32_t i = 0; i < r->k; i++) {
         unsigned char b = atomic_load(&r->status[i]);
         sent += (b & SENT) != 0;
+        sent_rows += (b & ROWS) != 0;
         if (!(b & DONE)) continue;
         s.clients++;
         loss += r->loss[i];
@@ -693,7 +719,9 @@ fr_err fr_round_end(fr_round *r, fr_round_stats *st) {
     s.round = round;
     s.sampled = r->k;
     s.loss = s.examples ? loss / (double)s.examples : NAN;
-    s.bytes_down = (uint64_t)sent * r->task.len;
+    /* the TASKs given (a rows TASK where one was) and the rows blocks asked for */
+    s.bytes_down = (uint64_t)(sent - sent_rows) * r->task.len + (uint64_t)sent_rows * r->task_rows.len +
+                   atomic_load(&r->rows_down);
     r->open = false;
     if (st) *st = s;
     if (s.clients < r->cfg.min_results)

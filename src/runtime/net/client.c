@@ -124,6 +124,7 @@ void fr_net_client_config_default(fr_net_client_config *c) {
     c->save_state = true;
     c->dial_stall_ms = 15000;
     c->long_poll = true;
+    c->fetch_rows = true;
 }
 
 static fr_err config_check(const fr_net_client_config *c) {
@@ -314,6 +315,58 @@ static uint8_t *sa_down(const fr_net_client_config *c, vclient *v, fri_net_log *
     return NULL;
 }
 
+/* Rows on request: asks for the rows ids[0, k) of round `round` and fills them into the
+ * scratch's rows TASK. 1: filled; 0: not now (late, refused, or no reply: the tick ends and
+ * the client says hello again); -1: failed (v is marked). */
+static int fetch_rows(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req, fr_netc_scratch *sc,
+                      uint32_t round, const uint8_t *ticket, const uint32_t *ids, size_t k) {
+    if (k > UINT32_MAX) { failed(v, FR_ERR_RANGE, "client %u: %zu rows to ask for", v->id, k); return -1; }
+    fri_buf idb = {0};
+    for (size_t i = 0; i < k; i++) fri_buf_u32(&idb, ids[i]);
+    if (idb.err) { fri_buf_free(&idb); failed(v, FR_ERR_NOMEM, "client %u: out of memory", v->id); return -1; }
+    fri_net_msg q = {.type = FRI_NET_ROWS_REQ, .flags = fri_net_client_tls(v->tx) ? FRI_NET_FLAG_HEADER_CRC : 0};
+    q.rows_req.client = v->id;
+    q.rows_req.round = round;
+    q.rows_req.ticket = ticket;
+    q.rows_req.count = (uint32_t)k;
+    q.rows_req.ids = idb.data;
+    fr_err e = fri_net_encode(req, &q);
+    fri_buf_free(&idb);
+    if (e) { failed(v, e, "client %u: %s", v->id, fr_errmsg()); return -1; }
+    uint8_t *rep = NULL;
+    size_t rn = 0;
+    fri_net_msg m;
+    for (int attempt = 0;; attempt++) {
+        e = exchange(c, v, req, &rep, &rn, &m);
+        if (!e) break;
+        if (attempt >= 3) {
+            fri_net_logf(lg, 1, "client %u: round %u: no rows: %s", v->id, round, fr_errmsg());
+            return 0;
+        }
+        nng_msleep((nng_duration)100u << attempt);
+    }
+    int rc = 0;
+    if (m.type == FRI_NET_ROWS && m.rows.round == round && m.rows.count == k) {
+        e = fri_netc_fill_rows(sc, ids, k, m.rows.body, m.rows.body_len);
+        if (e) { failed(v, e, "client %u: round %u: the rows: %s", v->id, round, fr_errmsg()); rc = -1; }
+        else rc = 1;
+    } else if (m.type == FRI_NET_ROWS) {
+        failed(v, FR_ERR_FORMAT, "client %u: round %u: asked for %zu rows, the server answered %u rows of round %u",
+               v->id, round, k, m.rows.count, m.rows.round);
+        rc = -1;
+    } else if (m.type == FRI_NET_ACK) {
+        v->stats.late++; /* the round closed (or the request was refused): nothing to train on */
+    } else if (m.type == FRI_NET_REFUSE && m.refuse.code != FRI_NET_REFUSE_BUSY) {
+        char t[FRI_NET_TEXT_MAX + 1];
+        refuse_text(&m, t, sizeof t);
+        failed(v, FR_ERR_INVALID, "client %u: the server refused its rows request: %s (%s)", v->id,
+               fri_net_refuse_code_name(m.refuse.code), t);
+        rc = -1;
+    }
+    fri_net_reply_free(rep);
+    return rc;
+}
+
 /* One tick of client v: an exchange and what follows it (a step on the thread's scratch). */
 static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri_buf *req, fri_buf *pk,
                  fr_netc_scratch *sc, bool hold) {
@@ -322,6 +375,8 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
     hello.hello.client = v->id;
     hello.hello.caps = c->evaluate ? FRI_NET_CAP_EVAL : 0;
     if (hold && c->long_poll && v->sa) hello.hello.caps |= FRI_NET_CAP_HOLD;
+    /* rows on request, unless it evaluates: its evaluation reads its held-out items' rows */
+    if (c->fetch_rows && !(c->evaluate && v->test)) hello.hello.caps |= FRI_NET_CAP_ROWS;
     hello.hello.model_round = fr_netc_round(v->st);
     hello.hello.token = (const uint8_t *)v->token;
     hello.hello.token_len = (uint16_t)strlen(v->token);
@@ -369,6 +424,23 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         const uint8_t *res = NULL;
         size_t resn = 0;
         if (c->delay_ms) nng_msleep((nng_duration)c->delay_ms);
+        /* a rows TASK: the rows the step reads, from the server */
+        const uint32_t *ids = NULL;
+        size_t k = 0;
+        e = fri_netc_plan_rows(v->st, sc, m.task.body, m.task.body_len, &ids, &k);
+        if (e) {
+            fri_net_reply_free(rep);
+            failed(v, e, "client %u: round %u: %s", v->id, round, fr_errmsg());
+            return;
+        }
+        if (k) {
+            int got = fetch_rows(c, v, lg, req, sc, round, ticket, ids, k);
+            if (got <= 0) {
+                fri_net_reply_free(rep);
+                if (got == 0) v->next_at = fri_net_now_ms() + 100;
+                return;
+            }
+        }
         step_clock t0 = clock_start();
         e = fr_netc_step_shared(v->st, sc, m.task.body, m.task.body_len, &res, &resn);
         fri_net_eval ev = {0};

@@ -56,6 +56,8 @@ typedef struct fed {
     fr_model *g;               /* latest global model (n_users 1): shared prefix; user row = scratch;
                                   owned, or borrowed from sn (then read-only) */
     snap *sn;                  /* the snapshot g is borrowed from (a reference), or NULL: g is owned */
+    bool partial;              /* g came from a rows TASK: its item rows are not the round's (NaN
+                                  or another client's), so it is not scored or recommended from */
     int n_ut;                  /* user tables */
     int ut[FR_MODEL_MAX_TENSORS];       /* their tensor indices */
     size_t uoff[FR_MODEL_MAX_TENSORS];  /* floats before table i's rows in a private buffer */
@@ -406,6 +408,58 @@ static fr_err scratch_task(fr_netc_scratch *s, const uint8_t *task, size_t n, ui
 static fr_err step_on(fr_netc *c, const fr_task *t, snap *sn, fr_client_ws **wsp, const uint8_t **result,
                       size_t *result_n);
 
+/* The client step's workspace for TASK t (model config mc: t's with c's feature lists). */
+static fr_err make_ws(const fr_netc *c, const fr_task *t, const fr_model_config *mc, fr_client_ws **ws) {
+    const fr_fl_config *fc = fr_task_fl_config(t);
+    if (fc->decoys > 0 && !c->pop)
+        return fri_fail(FR_ERR_INVALID, "client %u: the federation hides items with decoys drawn from the items' "
+                        "public popularity, and this client has none (fedrec data shard writes it as "
+                        "popularity.txt beside the shards: fedrec client --popularity FILE)", c->client);
+    if (fc->decoys > 0 && c->pop_n != mc->n_items)
+        return fri_fail(FR_ERR_INVALID, "client %u: the items' popularity covers %u items, the federation's catalogue "
+                        "%u (a popularity file of another federation?)", c->client, c->pop_n, mc->n_items);
+    fr_err e = fr_client_ws_create(ws, mc, fc);
+    if (!e && fc->decoys > 0) e = fr_client_ws_set_popularity(*ws, c->pop, c->pop_n);
+    if (e) {
+        fr_client_ws_free(*ws);
+        *ws = NULL;
+    }
+    return e;
+}
+
+fr_err fri_netc_plan_rows(fr_netc *c, fr_netc_scratch *s, const uint8_t *task, size_t task_n, const uint32_t **ids,
+                          size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    fr_err e = scratch_task(s, task, task_n, c->client);
+    if (e) return e;
+    const fr_task *t = s->cur->task;
+    if (!fri_task_rows_only(t)) return FR_OK;
+    uint32_t round, crc = fr_task_config_crc(t);
+    fr_model_config mc;
+    if ((e = check_task(c, t, &round)) || (e = config_for(c, fr_task_model_config(t), &mc))) return e;
+    if (fr_dataset_n_items(c->data) > mc.n_items)
+        return fri_fail(FR_ERR_INVALID, "client %u: its data has %u items, the federation's catalogue %u", c->client,
+                        fr_dataset_n_items(c->data), mc.n_items);
+    /* the workspace the step will use (fr_netc_step_shared keeps it) */
+    if (s->ws && (s->ws_crc != crc || s->ws_pop != c->pop || s->ws_feat != mc.features)) {
+        fr_client_ws_free(s->ws);
+        s->ws = NULL;
+    }
+    if (!s->ws && (e = make_ws(c, t, &mc, &s->ws))) return e;
+    s->ws_crc = crc;
+    s->ws_pop = c->pop;
+    s->ws_feat = mc.features;
+    fr_client_data d = {c->cu[0].user, c->cu[0].items, c->cu[0].ratings, c->cu[0].n, mc.n_items,
+                        c->U > 1 ? c->U : 0, c->U > 1 ? c->cu : NULL};
+    return fri_client_plan_rows(s->ws, t, c->client, &d, ids, n);
+}
+
+fr_err fri_netc_fill_rows(fr_netc_scratch *s, const uint32_t *ids, size_t n, const uint8_t *rows, size_t rows_n) {
+    if (!s->cur || !s->valid) return fri_fail(FR_ERR_STATE, "rows: no TASK decoded");
+    return fri_task_rows_fill(s->cur->task, ids, n, rows, rows_n);
+}
+
 fr_err fr_netc_step(fr_netc *c, const uint8_t *task, size_t task_n, const uint8_t **result, size_t *result_n) {
     *result = NULL;
     *result_n = 0;
@@ -487,22 +541,7 @@ static fr_err step_on(fr_netc *c, const fr_task *t, snap *sn, fr_client_ws **wsp
         f = &fresh;
     } else if (!sn && (e = own_model(f, &own))) return e;
     fr_client_ws **ws = wsp ? wsp : &f->ws;
-    if (!*ws) {
-        const fr_fl_config *fc = fr_task_fl_config(t);
-        if (fc->decoys > 0 && !c->pop) {
-            e = fri_fail(FR_ERR_INVALID, "client %u: the federation hides items with decoys drawn from the items' "
-                         "public popularity, and this client has none (fedrec data shard writes it as "
-                         "popularity.txt beside the shards: fedrec client --popularity FILE)", c->client);
-            goto fail;
-        }
-        if (fc->decoys > 0 && c->pop_n != mc->n_items) {
-            e = fri_fail(FR_ERR_INVALID, "client %u: the items' popularity covers %u items, the federation's catalogue "
-                         "%u (a popularity file of another federation?)", c->client, c->pop_n, mc->n_items);
-            goto fail;
-        }
-        if ((e = fr_client_ws_create(ws, mc, fc))) goto fail;
-        if (fc->decoys > 0 && (e = fr_client_ws_set_popularity(*ws, c->pop, c->pop_n))) goto fail;
-    }
+    if (!*ws && (e = make_ws(c, t, mc, ws))) goto fail;
     int nx = 1 - f->cur;
     memcpy(f->buf[nx], f->buf[f->cur], fed_floats(f) * sizeof *f->buf[nx]);
     f->steps[nx] = f->steps[f->cur];
@@ -517,6 +556,7 @@ static fr_err step_on(fr_netc *c, const fr_task *t, snap *sn, fr_client_ws **wsp
     if (e) goto fail;
     f->cur = nx;
     adopt_model(f, t, sn, own);
+    f->partial = fri_task_rows_only(t);
     f->round = round;
     f->bound = fr_task_bound(t);
     if (joining) c->f = fresh; /* c->f was empty */
@@ -542,6 +582,7 @@ static fr_err sync_on(fr_netc *c, const fr_task *t, snap *sn) {
         c->f = fresh;
     } else if (!sn && (e = own_model(&c->f, &own))) return e;
     adopt_model(&c->f, t, sn, own);
+    c->f.partial = fri_task_rows_only(t);
     c->f.round = round;
     c->f.bound = fr_task_bound(t);
     return FR_OK;
@@ -614,6 +655,10 @@ static fr_err scoring_begin(fr_netc *c, scoring *sc) {
     sc->loaded = -1;
     if (!c->f.g || c->f.round == 0)
         return fri_fail(FR_ERR_STATE, "client %u: no global model yet (no TASK stepped, no state loaded)", c->client);
+    if (c->f.partial)
+        return fri_fail(FR_ERR_STATE, "client %u: its latest TASK (round %u) carried only the item rows it trained on, "
+                        "not the whole model (the server's DONE brings it; fedrec client --no-fetch-rows, or a server "
+                        "with --full-downlink, sends it every round)", c->client, c->f.round);
     fr_model_config mc;
     fr_err e = config_for(c, fr_model_config_of(c->f.g), &mc);
     if (e) return e;
@@ -714,7 +759,10 @@ fr_err fr_netc_save_bytes(const fr_netc *c, uint8_t **bytes, size_t *n) {
     bool joined = f->g != NULL;
     fri_buf b = {0}, task = {0};
     fr_err e = FR_OK;
-    if (joined && (e = fri_task_encode(&task, f->round, f->config, f->config_n, f->crc, f->bound, f->g))) {
+    /* a partial model is saved as a rows TASK: its dense part, and loaded back as partial */
+    if (joined && (e = f->partial ? fri_task_encode_rows(&task, f->round, f->config, f->config_n, f->crc, f->bound, 0,
+                                                         f->g)
+                                  : fri_task_encode(&task, f->round, f->config, f->config_n, f->crc, f->bound, f->g))) {
         fri_buf_free(&task);
         return e;
     }
@@ -825,6 +873,7 @@ fr_err fr_netc_load_bytes(fr_netc *c, const uint8_t *bytes, size_t n, const char
     fr_model_set_shared(fresh.g, fr_model_params_const(fr_task_model(c->task)));
     fresh.round = round;
     fresh.bound = fr_task_bound(c->task);
+    fresh.partial = fri_task_rows_only(c->task);
     fed_free(&c->f);
     c->f = fresh;
     return FR_OK;

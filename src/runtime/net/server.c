@@ -79,6 +79,10 @@ struct fr_net_server {
                                  only, and a client's RESULT may (wire.h, FRI_NET_FLAG_HEADER_CRC) */
     bool task_crc_ok;         /* task_crc is the CRC-32C of the open round's TASK bytes */
     uint32_t task_crc;
+    bool rows;                /* rows on request (a rows TASK to clients with FRI_NET_CAP_ROWS) */
+    bool rows_crc_ok;         /* rows_crc is the CRC-32C of the open round's rows TASK */
+    uint32_t rows_crc;
+    uint32_t *rows_ids;       /* [n_items] a ROWS_REQ's ids (under the mutex) */
     fri_net_eval eval;        /* sums of the accepted results' evaluations */
     /* the end */
     bool finished;
@@ -179,6 +183,7 @@ void fr_net_server_free(fr_net_server *s) {
     fri_free(s->joined);
     fri_free(s->done_sent);
     fri_free(s->avail);
+    fri_free(s->rows_ids);
     fri_free(s->tickets);
     fri_free(s->got);
     fri_free(s->busy);
@@ -380,14 +385,17 @@ static int sa_hello(fr_net_server *s, uint32_t c, uint32_t pos, uint32_t caps, c
 
 /* A TASK message written straight into the transport's reply (one copy of the body, no
  * staging buffer), its CRC from the body's, computed once per round. Under the mutex. */
-static int reply_task(fr_net_server *s, const fri_net_msg *t, const fri_net_peer *peer, uint8_t **out, size_t *n) {
-    if (!s->task_crc_ok && !(t->flags & FRI_NET_FLAG_HEADER_CRC)) {
-        s->task_crc = fr_crc32c(0, t->task.body, t->task.body_len);
-        s->task_crc_ok = true;
+static int reply_task(fr_net_server *s, const fri_net_msg *t, bool rows, const fri_net_peer *peer, uint8_t **out,
+                      size_t *n) {
+    bool *ok = rows ? &s->rows_crc_ok : &s->task_crc_ok;
+    uint32_t *crc = rows ? &s->rows_crc : &s->task_crc;
+    if (!*ok && !(t->flags & FRI_NET_FLAG_HEADER_CRC)) {
+        *crc = fr_crc32c(0, t->task.body, t->task.body_len);
+        *ok = true;
     }
     uint8_t pre[FRI_NET_PREFIX_MAX];
     size_t pn = 0;
-    if (fri_net_encode_prefix_crc(t, s->task_crc, pre, sizeof pre, &pn)) return 1;
+    if (fri_net_encode_prefix_crc(t, *crc, pre, sizeof pre, &pn)) return 1;
     uint8_t *b = fri_net_reply_alloc(peer, pn + t->task.body_len);
     if (!b) return reply_msg(t, out, n); /* not the transport's server (tests), or no memory */
     memcpy(b, pre, pn);
@@ -438,7 +446,8 @@ static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
     if (fr_round_results(s->ctl) >= s->target) return reply_wait(s, FRI_NET_WAIT_ROUND_FULL, out, n);
     const uint8_t *tb;
     size_t tn;
-    if (fr_round_task(s->ctl, c, &tb, &tn)) return 1;
+    bool rows = s->rows && (m->hello.caps & FRI_NET_CAP_ROWS);
+    if (rows ? fri_round_task_rows_at(s->ctl, c, (uint32_t)pos, &tb, &tn) : fr_round_task(s->ctl, c, &tb, &tn)) return 1;
     uint64_t now = fri_net_now_ms();
     fri_net_msg t = {.type = FRI_NET_TASK, .flags = s->tls ? FRI_NET_FLAG_HEADER_CRC : 0};
     t.task.round = s->round;
@@ -447,7 +456,60 @@ static int on_hello(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
     t.task.body = tb;
     t.task.body_len = tn;
     s->busy[pos] = 1;
-    return reply_task(s, &t, peer, out, n);
+    return reply_task(s, &t, rows, peer, out, n);
+}
+
+/* A ROWS_REQ, under the mutex: the rows of the round's global model (the one its rows TASK
+ * came from: the model changes only when the round ends), written straight into the
+ * reply. The request names rows the client's RESULT will carry anyway (docs/ARCHITECTURE.md,
+ * "The downlink"), so it is answered only to a sampled client with its ticket. */
+static int on_rows_req(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *peer, uint8_t **out, size_t *n) {
+    uint32_t c = m->rows_req.client, r = m->rows_req.round;
+    if (c >= s->n_clients) return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
+    if (!s->rows) return reply_refuse(FRI_NET_REFUSE_MALFORMED, "this server sends no rows on request", out, n);
+    if (!s->open || r != s->round || s->closing) return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
+    int64_t pos = sampled_pos(s, c);
+    if (pos < 0 || sodium_memcmp(s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES, m->rows_req.ticket,
+                                 FRI_NET_TICKET_BYTES) != 0) {
+        fri_net_logf(&s->lg, 1, "refused a rows request from %s: client %u, round %u: %s", peer->addr, c, r,
+                     pos < 0 ? "not sampled" : "the ticket does not match its TASK");
+        return reply_ack(r, FRI_NET_ACK_REFUSED, pos < 0 ? "not sampled this round" : "ticket does not match", out, n);
+    }
+    s->seen[c] = fri_net_now_ms();
+    if (s->got[pos] || s->pending[pos])
+        return reply_ack(r, FRI_NET_ACK_REFUSED, "a result of this client is already in", out, n);
+    const fr_model *g = fr_round_model(s->ctl);
+    uint32_t k = m->rows_req.count;
+    if (k > fr_model_config_of(g)->n_items)
+        return reply_refuse(FRI_NET_REFUSE_MALFORMED, "more rows than the catalogue has", out, n);
+    for (uint32_t i = 0; i < k; i++) s->rows_ids[i] = fri_get_u32(m->rows_req.ids + 4 * (size_t)i);
+    if (fri_task_rows_check(g, s->rows_ids, k)) {
+        fri_net_logf(&s->lg, 1, "refused a rows request from %s: client %u: %s", peer->addr, c, fr_errmsg());
+        return reply_refuse(FRI_NET_REFUSE_MALFORMED, fr_errmsg(), out, n);
+    }
+    size_t bn = fri_task_rows_bytes(g, k);
+    uint8_t one = 0;
+    fri_net_msg t = {.type = FRI_NET_ROWS, .flags = s->tls ? FRI_NET_FLAG_HEADER_CRC : 0};
+    t.rows.round = r;
+    t.rows.count = k;
+    t.rows.body = &one; /* the prefix reads no body with a header CRC; else it is computed below */
+    t.rows.body_len = bn;
+    uint8_t pre[FRI_NET_PREFIX_MAX];
+    size_t pn = 0;
+    if (bn == 0 || bn == SIZE_MAX || bn > SIZE_MAX - FRI_NET_PREFIX_MAX) return 1;
+    if (fri_net_encode_prefix_crc(&t, 0, pre, sizeof pre, &pn)) return 1; /* its length */
+    uint8_t *b = fri_net_reply_alloc(peer, pn + bn);
+    bool own = !b;
+    if (own && !(b = fri_malloc(pn + bn))) return 1;
+    fri_task_rows_put(b + pn, g, s->rows_ids, k);
+    if (fri_net_encode_prefix_crc(&t, s->tls ? 0 : fr_crc32c(0, b + pn, bn), b, pn, &pn)) {
+        if (own) fri_free(b); /* else the transport's, freed by it */
+        return 1;
+    }
+    *out = b;
+    *n = pn + bn;
+    fri_round_count_down(s->ctl, pn + bn);
+    return 0;
 }
 
 static bool eval_ok(const fri_net_eval *e) {
@@ -595,15 +657,17 @@ static int handle(void *ctx, const uint8_t *req, size_t n, uint8_t **reply, size
         fri_net_logf(&s->lg, 1, "refused %s: %s", peer->addr, fr_errmsg());
         return reply_refuse(fri_net_refuse_code_for(e), fr_errmsg(), reply, reply_n);
     }
-    if (m.type != FRI_NET_HELLO && m.type != FRI_NET_RESULT && m.type != FRI_NET_SA_UP) {
-        fri_net_logf(&s->lg, 1, "refused %s: a %s from a client (clients send HELLO, RESULT and SA_UP)", peer->addr,
-              fri_net_type_name(m.type));
-        return reply_refuse(FRI_NET_REFUSE_MALFORMED, "a client sends HELLO, RESULT or SA_UP", reply, reply_n);
+    if (m.type != FRI_NET_HELLO && m.type != FRI_NET_RESULT && m.type != FRI_NET_SA_UP &&
+        m.type != FRI_NET_ROWS_REQ) {
+        fri_net_logf(&s->lg, 1, "refused %s: a %s from a client (clients send HELLO, RESULT, SA_UP and ROWS_REQ)",
+                     peer->addr, fri_net_type_name(m.type));
+        return reply_refuse(FRI_NET_REFUSE_MALFORMED, "a client sends HELLO, RESULT, SA_UP or ROWS_REQ", reply, reply_n);
     }
     pthread_mutex_lock(&s->mu);
-    int rc = m.type == FRI_NET_HELLO    ? on_hello(s, &m, peer, reply, reply_n)
-             : m.type == FRI_NET_RESULT ? on_result(s, &m, peer, reply, reply_n)
-                                        : on_sa_up(s, &m, peer, reply, reply_n);
+    int rc = m.type == FRI_NET_HELLO      ? on_hello(s, &m, peer, reply, reply_n)
+             : m.type == FRI_NET_RESULT   ? on_result(s, &m, peer, reply, reply_n)
+             : m.type == FRI_NET_ROWS_REQ ? on_rows_req(s, &m, peer, reply, reply_n)
+                                          : on_sa_up(s, &m, peer, reply, reply_n);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -678,6 +742,14 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     }
     s->c.state = s->state_path;
     e = fr_round_create(&s->ctl, mcfg, fcfg, n_clients + n_fake, FRI_NET_LANES);
+    /* rows on request where a client's request names only rows its RESULT names too: its
+     * sparse rows in the clear (no secure aggregation, no decoys: their rows are drawn
+     * after the fit) and the exact model (no quantized downlink) */
+    s->rows = !c->full_downlink && !c->secagg && fcfg->decoys == 0 && fcfg->compress_down == 0;
+    if (!e && s->rows) {
+        fri_round_set_rows(s->ctl, true);
+        if (!(s->rows_ids = fri_malloc(((size_t)mcfg->n_items + 1) * sizeof *s->rows_ids))) e = FR_ERR_NOMEM;
+    }
     if (!e && n_fake) {
         s->fref = fri_malloc(((size_t)s->atk.n_ref + 1) * sizeof *s->fref);
         s->ref_pop = fri_malloc(((size_t)s->atk.n_ref + 1) * sizeof *s->ref_pop);
@@ -972,6 +1044,7 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     s->closing = false;
     s->open = true;
     s->task_crc_ok = false; /* a new TASK (a retried round's too) */
+    s->rows_crc_ok = false;
     return FR_OK;
 }
 

@@ -21,6 +21,8 @@
 #define SA_TASK_FIXED 72 /* round, deadline, ticket, party, n, k, t, len, bound, session, graph seed */
 #define SA_DOWN_FIXED 9  /* round, deadline, stage */
 #define SA_UP_FIXED 57   /* client, round, ticket, stage, config CRC, flags, weight, examples, loss */
+#define ROWS_REQ_FIXED 28 /* client, round, ticket, count */
+#define ROWS_FIXED 8      /* round, count */
 
 const char *fri_net_type_name(unsigned type) {
     switch (type) {
@@ -34,6 +36,8 @@ const char *fri_net_type_name(unsigned type) {
     case FRI_NET_SA_TASK: return "SA_TASK";
     case FRI_NET_SA_DOWN: return "SA_DOWN";
     case FRI_NET_SA_UP: return "SA_UP";
+    case FRI_NET_ROWS_REQ: return "ROWS_REQ";
+    case FRI_NET_ROWS: return "ROWS";
     }
     return "unknown";
 }
@@ -113,7 +117,7 @@ static fr_err header(const uint8_t *b, size_t n, bool authenticated, uint8_t *ty
                         FRI_NET_VERSION);
     unsigned t = b[5];
     if (t < FRI_NET_HELLO || t > FRI_NET_TYPE_MAX)
-        return fri_fail(FR_ERR_FORMAT, WHAT ": unknown type %u, expected 1..10 (HELLO..SA_UP)", t);
+        return fri_fail(FR_ERR_FORMAT, WHAT ": unknown type %u, expected 1..12 (HELLO..ROWS)", t);
     uint16_t flags = fri_get_u16(b + 6);
     if (flags & ~FRI_NET_FLAGS_KNOWN)
         return fri_fail(FR_ERR_FORMAT, WHAT ": %s: flags 0x%04x, expected bits of 0x%04x only", fri_net_type_name(t),
@@ -294,8 +298,26 @@ static fr_err check_fields(const fri_net_msg *m, fr_err code) {
         if (m->sa_up.body_len == 0) return fri_fail(code, WHAT ": SA_UP: no secagg bytes, expected at least 1");
         if (!m->sa_up.body) return fri_fail(code, WHAT ": SA_UP: NULL secagg bytes");
         return FR_OK;
+    case FRI_NET_ROWS_REQ: {
+        if (m->rows_req.round == 0) return fri_fail(code, WHAT ": ROWS_REQ: round 0, expected >= 1");
+        if ((e = check_ticket(code, tn, m->rows_req.ticket))) return e;
+        uint32_t k = m->rows_req.count;
+        if (k == 0) return fri_fail(code, WHAT ": ROWS_REQ: count 0, expected at least 1");
+        if (!m->rows_req.ids) return fri_fail(code, WHAT ": ROWS_REQ: NULL ids");
+        for (uint32_t i = 1; i < k; i++) {
+            uint32_t a = fri_get_u32(m->rows_req.ids + 4 * (size_t)(i - 1)), b = fri_get_u32(m->rows_req.ids + 4 * (size_t)i);
+            if (b <= a) return fri_fail(code, WHAT ": ROWS_REQ: id %u follows %u, expected increasing", b, a);
+        }
+        return FR_OK;
     }
-    return fri_fail(code, WHAT ": unknown type %u, expected 1..10 (HELLO..SA_UP)", m->type);
+    case FRI_NET_ROWS:
+        if (m->rows.round == 0) return fri_fail(code, WHAT ": ROWS: round 0, expected >= 1");
+        if (m->rows.count == 0) return fri_fail(code, WHAT ": ROWS: count 0, expected at least 1");
+        if (m->rows.body_len == 0) return fri_fail(code, WHAT ": ROWS: no row bytes, expected at least 1");
+        if (!m->rows.body) return fri_fail(code, WHAT ": ROWS: NULL row bytes");
+        return FR_OK;
+    }
+    return fri_fail(code, WHAT ": unknown type %u, expected 1..12 (HELLO..ROWS)", m->type);
 }
 
 /* ------------------------------------------------------------------ decode */
@@ -396,6 +418,18 @@ static fr_err decode_payload(fri_rd *rd, fri_net_msg *m) {
             (e = fri_rd_f64(rd, &m->sa_up.loss_sum, "loss sum")))
             return e;
         return rd_tail(rd, &m->sa_up.body, &m->sa_up.body_len, 1, "secagg bytes");
+    case FRI_NET_ROWS_REQ: {
+        if ((e = fri_rd_u32(rd, &m->rows_req.client, "client")) || (e = fri_rd_u32(rd, &m->rows_req.round, "round")) ||
+            (e = fri_rd_bytes(rd, &m->rows_req.ticket, FRI_NET_TICKET_BYTES, "ticket")) ||
+            (e = fri_rd_u32(rd, &m->rows_req.count, "count")) ||
+            (e = fri_rd_need_n(rd, m->rows_req.count, 4, "ids")) ||
+            (e = fri_rd_bytes(rd, &m->rows_req.ids, (size_t)m->rows_req.count * 4, "ids")))
+            return e;
+        return fri_rd_end(rd, "the ids");
+    }
+    case FRI_NET_ROWS:
+        if ((e = fri_rd_u32(rd, &m->rows.round, "round")) || (e = fri_rd_u32(rd, &m->rows.count, "count"))) return e;
+        return rd_tail(rd, &m->rows.body, &m->rows.body_len, 1, "row bytes");
     }
     return fri_fail(FR_ERR_INTERNAL, WHAT ": type %u passed the header check", m->type);
 }
@@ -447,6 +481,8 @@ static const uint8_t *tail_of(const fri_net_msg *m, size_t *len) {
     case FRI_NET_SA_TASK: *len = m->sa_task.body_len; return m->sa_task.body;
     case FRI_NET_SA_DOWN: *len = m->sa_down.body_len; return m->sa_down.body;
     case FRI_NET_SA_UP: *len = m->sa_up.body_len; return m->sa_up.body;
+    case FRI_NET_ROWS_REQ: *len = (size_t)m->rows_req.count * 4; return m->rows_req.ids;
+    case FRI_NET_ROWS: *len = m->rows.body_len; return m->rows.body;
     default: *len = 0; return NULL;
     }
 }
@@ -527,6 +563,16 @@ static size_t put_fixed(const fri_net_msg *m, uint8_t *p) {
         fri_put_u64(p + 41, m->sa_up.examples);
         fri_put_f64(p + 49, m->sa_up.loss_sum);
         return SA_UP_FIXED;
+    case FRI_NET_ROWS_REQ:
+        fri_put_u32(p, m->rows_req.client);
+        fri_put_u32(p + 4, m->rows_req.round);
+        memcpy(p + 8, m->rows_req.ticket, FRI_NET_TICKET_BYTES);
+        fri_put_u32(p + 24, m->rows_req.count);
+        return ROWS_REQ_FIXED;
+    case FRI_NET_ROWS:
+        fri_put_u32(p, m->rows.round);
+        fri_put_u32(p + 4, m->rows.count);
+        return ROWS_FIXED;
     }
     return 0;
 }

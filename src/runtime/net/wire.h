@@ -50,6 +50,14 @@
  *                   | u64 weight | u64 examples | f64 loss sum (finite; all five 0 unless
  *                   stage 2: the RESULT's header without its values) | the client's secagg
  *                   message (>= 1 byte)
+ * Rows on request (docs/ARCHITECTURE.md, "The downlink"): a client that said FRI_NET_CAP_ROWS
+ * may get a TASK whose fl bytes are a rows TASK (dense tensors only, src/fl/msg.c); it
+ * asks for the item rows its step will read and gets them from the round's global model:
+ *  11 ROWS_REQ c->s u32 client | u32 round (>= 1) | ticket[16] | u32 count (>= 1) | count
+ *                   u32 item ids, strictly increasing (checked against the catalogue by
+ *                   the server)
+ *  12 ROWS    s->c  u32 round (>= 1) | u32 count (>= 1, the request's) | the rows block
+ *                   (>= 1 byte: per item table, the rows in the request's order, f32)
  * Texts are bytes (not NUL-terminated) without control characters (< 0x20, 0x7f), so a
  * log can print them; they never hold a token (the codec refuses one containing "frt_").
  * The evaluation sums are finite and >= 0, hits and ndcg sums <= users, squared error 0
@@ -68,7 +76,7 @@
 #include "core/core.h"
 
 #define FRI_NET_MAGIC 0x544e5246u        /* "FRNT" read as a little-endian u32 */
-#define FRI_NET_VERSION 2        /* 2: header flags HEADER_CRC and PACKED */
+#define FRI_NET_VERSION 3        /* 2: header flags HEADER_CRC and PACKED; 3: rows on request */
 #define FRI_NET_HEADER_BYTES 16
 #define FRI_NET_SMALL_MAX 4096           /* payload cap of HELLO, WAIT, ACK, REFUSE */
 #define FRI_NET_TICKET_BYTES 16
@@ -91,7 +99,8 @@
 #define FRI_NET_CAP_HOLD 2u     /* secure aggregation: a party that has answered the open stage
                                    may be held (long poll) until the next stage opens, up to
                                    FRI_NET_HOLD_MAX_MS, instead of being told to WAIT */
-#define FRI_NET_CAPS_KNOWN 3u   /* every bit this version defines; others are refused */
+#define FRI_NET_CAP_ROWS 4u     /* the client can take a rows TASK and fetch its rows (ROWS_REQ) */
+#define FRI_NET_CAPS_KNOWN 7u   /* every bit this version defines; others are refused */
 #define FRI_NET_HOLD_MAX_MS 1000u
 
 typedef enum fri_net_type {
@@ -105,8 +114,10 @@ typedef enum fri_net_type {
     FRI_NET_SA_TASK = 8,
     FRI_NET_SA_DOWN = 9,
     FRI_NET_SA_UP = 10,
+    FRI_NET_ROWS_REQ = 11,
+    FRI_NET_ROWS = 12,
 } fri_net_type;
-#define FRI_NET_TYPE_MAX 10
+#define FRI_NET_TYPE_MAX 12
 
 typedef enum fri_net_wait_reason {
     FRI_NET_WAIT_NO_ROUND = 0,       /* no round open */
@@ -214,6 +225,17 @@ typedef struct fri_net_msg {
             const uint8_t *body;    /* the client's secagg message */
             size_t body_len;
         } sa_up;
+        struct {
+            uint32_t client, round;
+            const uint8_t *ticket;  /* as the TASK gave it */
+            uint32_t count;         /* >= 1 */
+            const uint8_t *ids;     /* count little-endian u32, strictly increasing */
+        } rows_req;
+        struct {
+            uint32_t round, count;  /* >= 1 each */
+            const uint8_t *body;    /* the rows block (fl: fri_task_rows_put) */
+            size_t body_len;
+        } rows;
     };
 } fri_net_msg;
 
