@@ -18,7 +18,15 @@ import argparse, json, os, re, sys, time, tempfile, math, logging
 ap = argparse.ArgumentParser()
 ap.add_argument("split")
 ap.add_argument("--epochs", type=int, default=200)
-ap.add_argument("--stopping-step", type=int, default=10)
+ap.add_argument("--stopping-step", type=int, default=10,
+                help="early stopping: evaluations (not epochs) without a better validation NDCG@10")
+ap.add_argument("--eval-step", type=int, default=1, help="validate every K epochs")
+ap.add_argument("--loss", choices=["CE", "BPR"], default="CE",
+                help="CE: RecBole's default, softmax over all items; BPR: one uniform negative per target "
+                     "(closer to fedrec's BCE against one sampled negative)")
+ap.add_argument("--anomaly", action="store_true",
+                help="keep torch's anomaly detection on, as importing RecBole 1.2.1's sequential models "
+                     "leaves it (sine.py calls torch.autograd.set_detect_anomaly(True) at import)")
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--max-len", type=int, default=50)
 ap.add_argument("--seed", type=int, default=2020)
@@ -43,6 +51,11 @@ torch.load = lambda *a, **k: _torch_load(*a, **{**k, "weights_only": False})
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.model.sequential_recommender import SASRec
+# RecBole 1.2.1's sequential_recommender/sine.py runs torch.autograd.set_detect_anomaly(True)
+# when the package is imported, so every sequential model trains with autograd's anomaly
+# mode: a NaN check of every backward output and a traceback recorded for every forward op.
+# It is a debugging aid, not part of the model (same results, about 2x the CPU time): off.
+torch.autograd.set_detect_anomaly(args.anomaly)
 from recbole.trainer import Trainer
 from recbole.utils import init_seed, init_logger
 
@@ -76,18 +89,25 @@ cfg = {
     "TIME_FIELD": "timestamp", "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
     "MAX_ITEM_LIST_LENGTH": args.max_len, "epochs": args.epochs, "stopping_step": args.stopping_step,
     "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "uni100"},
-    "metrics": ["Hit", "NDCG"], "topk": [10], "valid_metric": "NDCG@10", "train_neg_sample_args": None,
+    "metrics": ["Hit", "NDCG"], "topk": [10], "valid_metric": "NDCG@10", "eval_step": args.eval_step,
+    "loss_type": args.loss,
+    "train_neg_sample_args": None if args.loss == "CE" else {"distribution": "uniform", "sample_num": 1},
     "use_gpu": False, "device": "cpu", "seed": args.seed, "reproducibility": True, "show_progress": False,
     "checkpoint_dir": os.path.join(work, "saved"), "worker": 0, "log_wandb": False,
 }
 config = Config(model="SASRec", config_dict=cfg)
 init_seed(config["seed"], config["reproducibility"])
 init_logger(config)
-times = []
+times, curve = [], []
 class Timing(logging.Handler):
     def emit(self, rec):
-        m = re.search(r"epoch (\d+) training \[time: ([0-9.]+)s", rec.getMessage())
+        msg = rec.getMessage()
+        m = re.search(r"epoch (\d+) training \[time: ([0-9.]+)s", msg)
         if m: times.append(float(m.group(2)))
+        m = re.search(r"hit@10 : ([0-9.]+)\s+ndcg@10 : ([0-9.]+)", msg)
+        if m and "valid result" in msg:
+            curve.append((len(cpu_times), float(m.group(1)), float(m.group(2))))
+            note(f"valid after epoch {len(cpu_times)}: HR@10 {m.group(1)} NDCG@10 {m.group(2)}")
 logging.getLogger().addHandler(Timing())
 def note(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -141,7 +161,8 @@ else:
     except OutOfTime:
         stopped_by_budget = True
         best_valid_result = trainer.best_valid_result
-    best_epoch = len(cpu_times) - trainer.cur_step  # eval_step 1: epochs since the last improvement
+    # the evaluated epoch with the best validation NDCG@10 (the model tested)
+    best_epoch = max(curve, key=lambda c: (c[2], -c[0]))[0] if curve else 0
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
 fit_s = time.time() - t0
 
@@ -180,5 +201,7 @@ print(json.dumps({
     "cpu_seconds_per_epoch": scale * sum(cpu_times) / max(len(cpu_times), 1), "fit_seconds": fit_s,
     "batches_timed": args.max_batches or n_batches, "batches_per_epoch": n_batches,
     "threads": args.threads, "max_len": args.max_len, "stopped_by_budget": stopped_by_budget,
-    "best_epoch": best_epoch,
+    "best_epoch": best_epoch, "loss": args.loss, "eval_step": args.eval_step,
+    "stopping_step": args.stopping_step, "anomaly_mode": args.anomaly,
+    "valid_curve": [{"epoch": e, "hit@10": h, "ndcg@10": g} for e, h, g in curve],
 }))
