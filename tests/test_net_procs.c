@@ -212,6 +212,25 @@ static void run_federation(const fed *f, const char *opts) {
     finish(f, srv, cl, f->clients);
 }
 
+/* A federation with the server options opts, to its end, gives train's model with opts bit
+ * for bit, and not the model of the plain options base (so opts mattered). */
+static void assert_net_equals_train(const fed *f, const char *opts, const char *base, const char *label) {
+    run_federation(f, opts);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f->data, opts, f->dir),
+                 0);
+    cr_assert(shared_equal(f, "net.fr", "sim.fr"), "%s: the networked global model differs from the simulator's",
+              label);
+    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim0.fr >/dev/null", FR_FEDREC_BIN, f->data, base, f->dir),
+                 0);
+    cr_assert(!shared_equal(f, "net.fr", "sim0.fr"), "%s changed nothing", label);
+}
+
+/* Removes what a finished federation leaves that the next one would take up (the server's
+ * and the clients' states, the server's log). */
+static void fed_reset(const fed *f) {
+    cr_assert_eq(sh("rm -f %s/server.state %s/shards/c*/client.state %s/server.log", f->dir, f->dir, f->dir), 0);
+}
+
 /* The federated model's RMSE as its clients hold it: each client's saved state (its
  * private rows and the final global model from DONE) evaluated on its own test rows, the
  * sums added over the clients. */
@@ -570,13 +589,7 @@ Test(net_procs, equivalence_with_train_options, .timeout = 240) {
     const char *opts = "--rounds 3 --seed 4 --model mf --optimizer adam --lr 0.01 --item-optimizer sgd --item-lr 0.05 "
                        "--item-lr-decay 0.9 --item-agg rows --strategy fedadam --tau 0.01 --beta1 0.8 --beta2 0.95 "
                        "--bias-l2 0.02 --keep-private-optim";
-    run_federation(&f, opts);
-    cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts, f.dir), 0);
-    cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "the networked global model differs from the simulator's");
-    /* and the options mattered: the defaults give another model */
-    cr_assert_eq(sh("%s train --data %s --rounds 3 --seed 4 --model mf --quiet --out %s/sim0.fr >/dev/null",
-                    FR_FEDREC_BIN, f.data, f.dir), 0);
-    cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "the options changed nothing");
+    assert_net_equals_train(&f, opts, "--rounds 3 --seed 4 --model mf", "train's options");
     tu_rmtree(f.dir);
     free(f.dir);
 }
@@ -590,15 +603,8 @@ Test(net_procs, equivalence_with_robust_aggregators, .timeout = 240) {
     for (int i = 0; i < 2; i++) {
         char opts[256];
         snprintf(opts, sizeof opts, "--rounds 3 --seed 4 --model mf --aggregator %s", aggs[i]);
-        run_federation(&f, opts);
-        cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts,
-                        f.dir), 0);
-        cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "%s: the networked global model differs from the simulator's",
-                  aggs[i]);
-        cr_assert_eq(sh("%s train --data %s --rounds 3 --seed 4 --model mf --quiet --out %s/sim0.fr >/dev/null",
-                        FR_FEDREC_BIN, f.data, f.dir), 0);
-        cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "%s changed nothing", aggs[i]);
-        cr_assert_eq(sh("rm -f %s/server.state %s/shards/c*/client.state", f.dir, f.dir), 0);
+        assert_net_equals_train(&f, opts, "--rounds 3 --seed 4 --model mf", aggs[i]);
+        fed_reset(&f);
     }
     tu_rmtree(f.dir);
     free(f.dir);
@@ -816,16 +822,9 @@ Test(net_procs, equivalence_with_a_promotion_attack, .timeout = 240) {
     for (int i = 0; i < 2; i++) {
         char opts[512];
         snprintf(opts, sizeof opts, "--rounds 3 --seed 4 --model mf --attack %s:%s:0.25:3:5", kinds[i], item);
-        run_federation(&f, opts);
-        cr_assert_eq(sh("%s train --data %s %s --quiet --out %s/sim.fr >/dev/null", FR_FEDREC_BIN, f.data, opts,
-                        f.dir), 0);
-        cr_assert(shared_equal(&f, "net.fr", "sim.fr"), "%s: the networked global model differs from the simulator's",
-                  kinds[i]);
-        cr_assert_eq(sh("%s train --data %s --rounds 3 --seed 4 --model mf --quiet --out %s/sim0.fr >/dev/null",
-                        FR_FEDREC_BIN, f.data, f.dir), 0);
-        cr_assert(!shared_equal(&f, "net.fr", "sim0.fr"), "%s changed nothing", kinds[i]);
+        assert_net_equals_train(&f, opts, "--rounds 3 --seed 4 --model mf", kinds[i]);
         cr_assert_gt(count_in(f.dir, "server.log", "fake clients"), 0, "the server names its fakes");
-        cr_assert_eq(sh("rm -f %s/server.state %s/shards/c*/client.state %s/server.log", f.dir, f.dir, f.dir), 0);
+        fed_reset(&f);
     }
     tu_rmtree(f.dir);
     free(f.dir);
