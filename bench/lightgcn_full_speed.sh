@@ -12,10 +12,7 @@
 # Needs the venv of bench/run_lightgcn.sh (VENV, default ~/.cache/fedrec-ref-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-$(cd .. && pwd)/shared/data/ml-100k-loo}
-[[ -d $DATA ]] || DATA=/work/shared/data/ml-100k-loo
-FEDREC=${FEDREC:-build/fedrec}
-VENV=${VENV:-$HOME/.cache/fedrec-ref-venv}
+. bench/lightgcn_env.sh
 BATCHES=${BATCHES:-"2048 4096"}
 ROUNDS=${ROUNDS:-3}
 out=$(mktemp -d /tmp/fedrec-lgf-speed.XXXXXX)

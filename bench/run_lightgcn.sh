@@ -22,15 +22,11 @@
 #   python3 -m venv --system-site-packages ~/.cache/fedrec-ref-venv && ~/.cache/fedrec-ref-venv/bin/pip install recbole
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-$(cd .. && pwd)/shared/data/ml-100k-loo}
-[[ -d $DATA ]] || DATA=/work/shared/data/ml-100k-loo
-FEDREC=${FEDREC:-build/fedrec}
-VENV=${VENV:-$HOME/.cache/fedrec-ref-venv}
+. bench/lightgcn_env.sh
 THREADS=${THREADS:-1}
 RB_EPOCHS=${RB_EPOCHS:-200}
 TIMING=${TIMING:-1}
 TIMING_ROUNDS=${TIMING_ROUNDS:-3}
-if [[ ! -f $DATA/train.rating ]]; then echo "no ml-100k-loo at $DATA: nothing to compare" >&2; exit 1; fi
 out=$(mktemp -d /tmp/fedrec-lightgcn.XXXXXX)
 echo "data: $DATA; threads: $THREADS; outputs in $out"
 
