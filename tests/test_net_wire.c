@@ -11,6 +11,7 @@
 #include "core/core.h"
 #include "fl/fl_internal.h"
 #include "runtime/net/pack.h"
+#include "runtime/net/transport.h"
 #include "runtime/net/wire.h"
 
 #define MAXP ((size_t)1 << 20)
@@ -653,6 +654,7 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
         {"bad_sa_params", FR_ERR_FORMAT, 0}, {"bad_sa_stage", FR_ERR_FORMAT, 0}, {"bad_sa_header", FR_ERR_FORMAT, 0},
         {"valid_task_header_crc", FR_ERR_FORMAT, 0}, /* plain channel; over TLS below */
         {"valid_result_packed", FR_OK, FRI_NET_RESULT},
+        {"transport_full", FR_ERR_FORMAT, 0}, /* the transport's "server full" reply */
     };
     for (size_t k = 0; k < sizeof seeds / sizeof *seeds; k++) {
         char path[4096];
@@ -678,6 +680,10 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
             cr_assert(memcmp(q.data, m.result.body, q.len) == 0);
             fri_buf_free(&u);
             fri_buf_free(&q);
+        }
+        if (!strcmp(seeds[k].name, "transport_full")) {
+            uint32_t open = 0, limit = 0;
+            cr_assert(fri_net_full_decode(b, n, &open, &limit) && open == 2 && limit == 2);
         }
         if (!strcmp(seeds[k].name, "bad_flags")) { /* flag 1 with a whole-message CRC: damaged over TLS */
             cr_assert_eq(fri_net_decode_on(b, n, MAXP, true, &m), FR_ERR_CHECKSUM);
