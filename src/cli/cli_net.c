@@ -213,7 +213,7 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_INT("max-attempts", &max_attempts, 0, U32, "0 = never", "N  give up after N short rounds in a row"),
         ARG_SPEC_INT("contexts", &contexts, 1, 4096, NULL, "N  requests served at once (default 64)"),
         ARG_SPEC_INT("max-conns", &max_conns, 0, U32, "0 = no limit",
-                     "N  connections open at once; more are closed as they connect, and logged"),
+                     "N  connections served at once; more are told the server is full (they retry), and logged"),
         ARG_SPEC_REAL("handshake-timeout", &handshake, 0, 86400, 0, "0 = none",
                       "S  close a TLS connection whose handshake has not ended this long after it was accepted (default 15)"),
         /* the model and federation, as train takes them */

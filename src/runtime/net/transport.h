@@ -263,8 +263,10 @@ FR_NODISCARD fr_err fri_net_client_open(fri_net_client **out, const fri_net_clie
  * timeout) for the dialer. Errors (*reply NULL): FR_ERR_IO when no reply came, naming the
  * URL and what happened: "no reply within N ms" with the connection's state (never
  * connected, and why: refused, TLS handshake failed ...; or lost and reconnecting), or
- * "the connection was lost"; the same object may be used again and keeps reconnecting.
- * FR_ERR_INVALID (arguments), FR_ERR_NOMEM. Thread-safe: concurrent calls on one object
+ * "the connection was lost", or "the server is full" (the server refused the connection
+ * for its max_conns and answered the "server full" reply: the call closed that connection,
+ * and the dialer redials after its backoff); the same object may be used again and keeps
+ * reconnecting. FR_ERR_INVALID (arguments), FR_ERR_NOMEM. Thread-safe: concurrent calls on one object
  * run one after another. */
 FR_NODISCARD fr_err fri_net_request(fri_net_client *c, const uint8_t *req, size_t n, uint8_t **reply,
                                     size_t *reply_n, int timeout_ms);
