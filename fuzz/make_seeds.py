@@ -152,6 +152,9 @@ def net_seeds():
     write("net", "bad_hits", net(4, struct.pack("<II", 7, 2) + TICKET + struct.pack("<IddQd", 1, 2.0, 0, 0, 0) + b"x"))
     write("net", "bad_text", net(6, struct.pack("<B", 4) + net_text(b"line\nbreak")))
     write("net", "bad_short", net(2, struct.pack("<IIB", 1500, 4, 1))[:12])
+    # the transport's "server full" reply (src/runtime/net/transport.h), which a client
+    # takes before the envelope's decoder sees anything: never a valid envelope
+    write("net", "transport_full", b"\xff" + b"fedrec serverfu" + struct.pack("<II", 2, 2))
 
 
 def write(folder, name, data):

@@ -13,6 +13,7 @@
 #include "fedrec/runtime.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/net/pack.h"
+#include "runtime/net/transport.h"
 #include "runtime/net/wire.h"
 #include "fedrec/net_client.h"
 #include "fedrec/model.h"
@@ -505,6 +506,8 @@ static int run_net(const uint8_t *data, size_t n) {
         fri_net_msg msg, plain;
         fr_err e = fri_net_decode_on(m, n, (size_t)1 << 20, true, &msg);
         fr_err ep = fri_net_decode(m, n, (size_t)1 << 20, &plain);
+        /* the transport's "server full" reply is never an envelope */
+        if (fri_net_full_decode(m, n, NULL, NULL) && (e == FR_OK || ep == FR_OK)) abort();
         if (ep == FR_OK && (e != FR_OK || (msg.flags & FRI_NET_FLAG_HEADER_CRC))) abort();
         if (e != FR_OK) continue;
         if (!(msg.flags & FRI_NET_FLAG_HEADER_CRC) && ep != FR_OK) abort();

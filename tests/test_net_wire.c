@@ -11,6 +11,7 @@
 #include "core/core.h"
 #include "fl/fl_internal.h"
 #include "runtime/net/pack.h"
+#include "runtime/net/transport.h"
 #include "runtime/net/wire.h"
 
 #define MAXP ((size_t)1 << 20)
@@ -681,6 +682,7 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
         {"valid_rows_req", FR_OK, FRI_NET_ROWS_REQ}, {"valid_rows", FR_OK, FRI_NET_ROWS},
         {"bad_rows_req_order", FR_ERR_FORMAT, 0}, {"bad_rows_req_count", FR_ERR_FORMAT, 0},
         {"bad_rows_empty", FR_ERR_FORMAT, 0},
+        {"transport_full", FR_ERR_FORMAT, 0}, /* the transport's "server full" reply */
     };
     for (size_t k = 0; k < sizeof seeds / sizeof *seeds; k++) {
         char path[4096];
@@ -706,6 +708,10 @@ Test(net_wire, fuzz_seeds_decode_as_named) {
             cr_assert(memcmp(q.data, m.result.body, q.len) == 0);
             fri_buf_free(&u);
             fri_buf_free(&q);
+        }
+        if (!strcmp(seeds[k].name, "transport_full")) {
+            uint32_t open = 0, limit = 0;
+            cr_assert(fri_net_full_decode(b, n, &open, &limit) && open == 2 && limit == 2);
         }
         if (!strcmp(seeds[k].name, "bad_flags")) { /* flag 1 with a whole-message CRC: damaged over TLS */
             cr_assert_eq(fri_net_decode_on(b, n, MAXP, true, &m), FR_ERR_CHECKSUM);

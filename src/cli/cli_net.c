@@ -217,7 +217,7 @@ static int cli_server(int argc, char **argv) {
                       "evaluate gets the dense layers and fetches the item rows it trains on, as its RESULT names them; "
                       "always the whole model with secure aggregation, decoys or --compress-down)"),
         ARG_SPEC_INT("max-conns", &max_conns, 0, U32, "0 = no limit",
-                     "N  connections open at once; more are closed as they connect, and logged"),
+                     "N  connections served at once; more are told the server is full (they retry), and logged"),
         ARG_SPEC_REAL("handshake-timeout", &handshake, 0, 86400, 0, "0 = none",
                       "S  close a TLS connection whose handshake has not ended this long after it was accepted (default 15)"),
         /* the model and federation, as train takes them */

@@ -212,6 +212,31 @@ static void read_counts(nng_stat *scope, ep_counts *c) {
     }
 }
 
+/* ---- the "server full" reply ---- */
+
+static const uint8_t FULL_MAGIC[16] = {0xff, 'f', 'e', 'd', 'r', 'e', 'c', ' ', 's', 'e', 'r', 'v', 'e', 'r', 'f', 'u'};
+
+static void put_u32le(uint8_t *b, uint32_t v) {
+    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32le(const uint8_t *b) {
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+void fri_net_full_encode(uint8_t out[FRI_NET_FULL_LEN], uint32_t open, uint32_t limit) {
+    memcpy(out, FULL_MAGIC, sizeof FULL_MAGIC);
+    put_u32le(out + 16, open);
+    put_u32le(out + 20, limit);
+}
+
+bool fri_net_full_decode(const uint8_t *b, size_t n, uint32_t *open, uint32_t *limit) {
+    if (!b || n != FRI_NET_FULL_LEN || memcmp(b, FULL_MAGIC, sizeof FULL_MAGIC) != 0) return false;
+    if (open) *open = get_u32le(b + 16);
+    if (limit) *limit = get_u32le(b + 20);
+    return true;
+}
+
 /* ---- server: the pipe table ---- */
 
 typedef struct pipe_rec {
@@ -220,6 +245,9 @@ typedef struct pipe_rec {
     int64_t last_ms;          /* nng_clock() of connect, last request or last reply */
     uint64_t requests;        /* requests it delivered */
     bool closing;             /* the watchdog closed it (reported once) */
+    bool over;                /* refused for max_conns: never served, its requests are
+                                 answered with the "server full" reply (fri_net_full_*) */
+    bool refused;             /* over, and a "server full" reply has been sent */
     char addr[FRI_NET_ADDR_MAX];
 } pipe_rec;
 
@@ -291,6 +319,7 @@ typedef struct srv_ctx {
     nng_aio *aio;
     uint32_t pipe;            /* the connection of the request being answered */
     bool sending;             /* the aio carries a reply (else it waits for a request) */
+    bool full;                /* that reply is "server full" (not counted as a reply) */
     nng_msg *out;             /* a reply the handler asked for (fri_net_reply_alloc), or NULL */
     /* a held request (FRI_NET_HELD), under hmu: the handler has returned (ctx_cb is done
        with the context) and the reply given before that, sent when it has */
@@ -321,7 +350,8 @@ struct fri_net_server {
     void *event_ctx;
     uint32_t max_conns;       /* 0: no limit */
     int handshake_ms;
-    atomic_uint_fast64_t n_open; /* connections past ADD_PRE and not yet removed */
+    uint64_t n_served;        /* guarded by mu: connections in pipes that are not over */
+    uint64_t n_refusing;      /* guarded by mu: connections in pipes that are over */
     bool tls_ours;            /* tls+tcp:// with fedrec's engine: its timeouts are ours */
     uint64_t seen_tls_hto;    /* the engine's handshake timeouts already reported */
     srv_ctx *ctx;             /* [n_ctx] */
@@ -340,7 +370,7 @@ struct fri_net_server {
     atomic_bool stopping;
     ep_counts seen;           /* listener counters already reported (watchdog only) */
     atomic_uint_fast64_t n_connects, n_requests, n_replies, n_refused, n_idle, n_tls, n_proto, n_hto, n_reject,
-        n_too_large, n_over;
+        n_too_large, n_over, n_full_replies;
 };
 
 static void emit(fri_net_server *s, fri_net_event_kind kind, uint32_t pipe, const char *addr, uint64_t count,
@@ -357,54 +387,86 @@ static void emit(fri_net_server *s, fri_net_event_kind kind, uint32_t pipe, cons
     s->event(s->event_ctx, &ev);
 }
 
+/* Removes r (under mu), keeping the counts of served and refused connections. */
+static void pipe_drop(fri_net_server *s, pipe_rec *r) {
+    if (r->over) s->n_refusing--;
+    else s->n_served--;
+    pt_remove(&s->pipes, r);
+}
+
 static void on_pipe_gated(fri_net_server *s, nng_pipe p, nng_pipe_ev ev) {
     uint32_t id = nng_pipe_id(p);
     char addr[FRI_NET_ADDR_MAX] = "";
     if (ev == NNG_PIPE_EV_ADD_PRE) {
-        /* counted from here to its REM_POST (nng 1.5.2 runs that for every pipe that had
-         * an ADD_PRE, also one closed here), before the socket uses it */
-        uint64_t open = atomic_fetch_add(&s->n_open, 1);
-        if (s->max_conns && open >= s->max_conns) {
-            nng_sockaddr sa;
-            if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0) fmt_addr(&sa, addr, sizeof addr);
+        /* recorded from here to its REM_POST (nng 1.5.2 runs that for every pipe that had
+         * an ADD_PRE, also one closed here), before the socket uses it. One over max_conns
+         * is not closed here: closed now, its client may be cut off between the pieces of
+         * its first request, which wedges nng 1.5.2 in the client's process (bug (3) in
+         * docs/ARCHITECTURE.md), or just before its REQ protocol queues a receive, which
+         * leaves it on a dead connection (bug (4)). It is let in but never served: each of
+         * its requests is answered with the "server full" reply, on which the client
+         * closes the connection itself (fri_net_request) and redials after its backoff. */
+        nng_sockaddr sa;
+        if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0) fmt_addr(&sa, addr, sizeof addr);
+        bool over = false, shut = false;
+        pthread_mutex_lock(&s->mu);
+        uint64_t open = s->n_served;
+        over = s->max_conns && open >= s->max_conns;
+        pipe_rec *r = NULL;
+        if (!over || s->n_refusing < FRI_NET_REFUSING_MAX) r = pt_insert(&s->pipes, id);
+        if (r) {
+            r->last_ms = (int64_t)nng_clock();
+            r->over = over;
+            memcpy(r->addr, addr, sizeof addr);
+            if (over) s->n_refusing++;
+            else s->n_served++;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!r) {
             nng_pipe_close(p);
+            shut = true;
+        }
+        if (over) {
             atomic_fetch_add(&s->n_over, 1);
-            emit(s, FRI_NET_EV_CONN_LIMIT, id, addr, open,
-                 "%s: connection %u from %s refused: %llu connections open, the limit (max_conns)", s->url, id, addr,
-                 (unsigned long long)open);
+            if (shut)
+                emit(s, FRI_NET_EV_CONN_LIMIT, id, addr, open,
+                     "%s: connection %u from %s refused: %llu connections open, the limit (max_conns); closed it "
+                     "at once (%d refused ones are open already, or out of memory)",
+                     s->url, id, addr, (unsigned long long)open, FRI_NET_REFUSING_MAX);
+            else
+                emit(s, FRI_NET_EV_CONN_LIMIT, id, addr, open,
+                     "%s: connection %u from %s refused: %llu connections open, the limit (max_conns); its "
+                     "requests are answered 'server full'",
+                     s->url, id, addr, (unsigned long long)open);
+        } else if (shut) {
+            /* without a record the watchdog could not see it: refuse it */
+            emit(s, FRI_NET_EV_NOMEM, id, addr, 1, "%s: out of memory tracking the connection from %s; closed it",
+                 s->url, addr);
         }
         return;
     }
     if (ev == NNG_PIPE_EV_ADD_POST) {
-        nng_sockaddr sa;
-        if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0) fmt_addr(&sa, addr, sizeof addr);
+        bool served = false;
         pthread_mutex_lock(&s->mu);
-        pipe_rec *r = pt_insert(&s->pipes, id);
-        if (r) {
-            r->last_ms = (int64_t)nng_clock();
-            memcpy(r->addr, addr, sizeof addr);
+        pipe_rec *r = pt_find(&s->pipes, id);
+        if (r && !r->over) {
+            served = true;
+            memcpy(addr, r->addr, sizeof addr);
         }
         pthread_mutex_unlock(&s->mu);
-        if (!r) {
-            /* without a record the watchdog could not see it: refuse it */
-            nng_pipe_close(p);
-            emit(s, FRI_NET_EV_NOMEM, id, addr, 1, "%s: out of memory tracking the connection from %s; closed it",
-                 s->url, addr);
-            return;
-        }
+        if (!served) return; /* refused, or gone already */
         atomic_fetch_add(&s->n_connects, 1);
         emit(s, FRI_NET_EV_CONNECT, id, addr, 0, "%s: connection %u from %s", s->url, id, addr);
     } else if (ev == NNG_PIPE_EV_REM_POST) {
-        atomic_fetch_sub(&s->n_open, 1);
         uint64_t reqs = 0;
         bool found = false;
         pthread_mutex_lock(&s->mu);
         pipe_rec *r = pt_find(&s->pipes, id);
         if (r) {
-            found = true;
+            found = !r->over; /* a refused one was reported when it came */
             reqs = r->requests;
             memcpy(addr, r->addr, sizeof addr);
-            pt_remove(&s->pipes, r);
+            pipe_drop(s, r);
         }
         pthread_mutex_unlock(&s->mu);
         if (found)
@@ -421,15 +483,19 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg) {
 }
 
 /* A request from pipe id arrived (busy: +1) or its reply left (busy: -1); copies the
- * peer's address out. */
-static void pipe_touch(fri_net_server *s, uint32_t id, int busy, char *addr) {
+ * peer's address out. True when the pipe was refused for max_conns (a request from it is
+ * then answered "server full": *open is the connections served now). */
+static bool pipe_touch(fri_net_server *s, uint32_t id, int busy, char *addr, uint64_t *open) {
+    bool over = false;
     pthread_mutex_lock(&s->mu);
     pipe_rec *r = pt_find(&s->pipes, id);
     if (r) {
         r->last_ms = (int64_t)nng_clock();
+        over = r->over;
         if (busy > 0) {
             r->busy++;
             r->requests++;
+            if (over) r->refused = true;
         } else if (busy < 0 && r->busy > 0) {
             r->busy--;
         }
@@ -437,11 +503,14 @@ static void pipe_touch(fri_net_server *s, uint32_t id, int busy, char *addr) {
     } else if (addr) {
         addr[0] = '\0';
     }
+    if (open) *open = s->n_served;
     pthread_mutex_unlock(&s->mu);
+    return over;
 }
 
 static void ctx_recv(srv_ctx *c) {
     c->sending = false;
+    c->full = false;
     c->pipe = 0;
     nng_ctx_recv(c->ctx, c->aio);
 }
@@ -455,8 +524,8 @@ static void ctx_cb(void *arg) {
     int rv = nng_aio_result(c->aio);
     if (c->sending) {
         if (rv != 0) nng_msg_free(nng_aio_get_msg(c->aio)); /* not sent: still ours */
-        else atomic_fetch_add(&s->n_replies, 1);
-        pipe_touch(s, c->pipe, -1, NULL);
+        else if (!c->full) atomic_fetch_add(&s->n_replies, 1);
+        pipe_touch(s, c->pipe, -1, NULL, NULL);
         if (rv == NNG_ECLOSED || atomic_load(&s->stopping)) return;
         ctx_recv(c);
         return;
@@ -476,7 +545,7 @@ static void ctx_cb(void *arg) {
     if (len > s->max_msg) {
         /* within nng's header room: over the limit all the same */
         nng_msg_free(m);
-        pipe_touch(s, c->pipe, 0, addr);
+        pipe_touch(s, c->pipe, 0, addr, NULL);
         nng_pipe_close(p);
         atomic_fetch_add(&s->n_too_large, 1);
         emit(s, FRI_NET_EV_TOO_LARGE, c->pipe, addr, len,
@@ -485,7 +554,26 @@ static void ctx_cb(void *arg) {
         if (!atomic_load(&s->stopping)) ctx_recv(c);
         return;
     }
-    pipe_touch(s, c->pipe, +1, addr);
+    uint64_t open = 0;
+    if (pipe_touch(s, c->pipe, +1, addr, &open)) {
+        /* refused for max_conns: answered "server full", never served; the client closes
+         * the connection once it has the reply (the server does not: closing as its own
+         * reply is sent could cut it between pieces, nng 1.5.2's bug (3)) */
+        if (nng_msg_realloc(m, FRI_NET_FULL_LEN) != 0) {
+            nng_msg_free(m);
+            pipe_touch(s, c->pipe, -1, NULL, NULL);
+            nng_pipe_close(p);
+            if (!atomic_load(&s->stopping)) ctx_recv(c);
+            return;
+        }
+        fri_net_full_encode(nng_msg_body(m), open > UINT32_MAX ? UINT32_MAX : (uint32_t)open, s->max_conns);
+        atomic_fetch_add(&s->n_full_replies, 1);
+        c->sending = true;
+        c->full = true;
+        nng_aio_set_msg(c->aio, m);
+        nng_ctx_send(c->ctx, c->aio);
+        return;
+    }
     atomic_fetch_add(&s->n_requests, 1);
     fri_net_peer peer = {addr, c->pipe, c};
     uint8_t *reply = NULL;
@@ -532,7 +620,7 @@ static void ctx_cb(void *arg) {
     if (m) nng_msg_free(m);
     if (!out) {
         atomic_fetch_add(&s->n_refused, 1);
-        pipe_touch(s, c->pipe, -1, NULL);
+        pipe_touch(s, c->pipe, -1, NULL, NULL);
         nng_pipe_close(p);
         if (hr != 0)
             emit(s, FRI_NET_EV_REFUSED, c->pipe, addr, 1, "%s: the handler refused a request of connection %u from %s; closed it",
@@ -556,7 +644,7 @@ static void held_send(srv_ctx *c, nng_msg *r) {
     fri_net_server *s = c->s;
     if (!r) {
         nng_pipe p = NNG_PIPE_INITIALIZER;
-        pipe_touch(s, c->pipe, -1, NULL);
+        pipe_touch(s, c->pipe, -1, NULL, NULL);
         p.id = c->pipe;
         nng_pipe_close(p);
         atomic_fetch_add(&s->n_refused, 1);
@@ -641,6 +729,7 @@ static void close_idle(fri_net_server *s) {
     struct {
         uint32_t id;
         int64_t quiet;
+        bool refused;
         char addr[FRI_NET_ADDR_MAX];
     } v[BATCH];
     for (;;) {
@@ -649,10 +738,15 @@ static void close_idle(fri_net_server *s) {
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < s->pipes.cap && k < BATCH; i++) {
             pipe_rec *r = &s->pipes.slot[i];
-            if (!r->id || r->closing || r->busy || now - r->last_ms < s->idle_ms) continue;
+            /* a refused connection that was told "server full" and did not close is given
+             * FRI_NET_REFUSED_GRACE_MS (its reply has long been sent by then) */
+            int64_t limit = r->refused && s->idle_ms > FRI_NET_REFUSED_GRACE_MS ? FRI_NET_REFUSED_GRACE_MS
+                                                                                 : s->idle_ms;
+            if (!r->id || r->closing || r->busy || now - r->last_ms < limit) continue;
             r->closing = true;
             v[k].id = r->id;
             v[k].quiet = now - r->last_ms;
+            v[k].refused = r->refused;
             memcpy(v[k].addr, r->addr, FRI_NET_ADDR_MAX);
             k++;
         }
@@ -661,13 +755,13 @@ static void close_idle(fri_net_server *s) {
             /* nng names pipes by id; one that has gone meanwhile is not found */
             nng_pipe p = {.id = v[j].id};
             if (nng_pipe_close(p) != 0) {
-                /* gone already: its REM_POST ran before its ADD_POST had recorded it */
+                /* gone already (nng is destroying it; its REM_POST finds no record) */
                 bool found = false;
                 pthread_mutex_lock(&s->mu);
                 pipe_rec *r = pt_find(&s->pipes, v[j].id);
                 if (r) {
-                    found = true;
-                    pt_remove(&s->pipes, r);
+                    found = !r->over;
+                    pipe_drop(s, r);
                 }
                 pthread_mutex_unlock(&s->mu);
                 if (found)
@@ -676,9 +770,16 @@ static void close_idle(fri_net_server *s) {
                 continue;
             }
             atomic_fetch_add(&s->n_idle, 1);
-            emit(s, FRI_NET_EV_IDLE_CLOSED, v[j].id, v[j].addr, (uint64_t)v[j].quiet,
-                 "%s: closed connection %u from %s: no complete request for %lld ms (limit %d ms)", s->url, v[j].id,
-                 v[j].addr, (long long)v[j].quiet, s->idle_ms);
+            if (v[j].refused)
+                emit(s, FRI_NET_EV_IDLE_CLOSED, v[j].id, v[j].addr, (uint64_t)v[j].quiet,
+                     "%s: closed connection %u from %s: refused for max_conns and told so, it stayed open %lld ms "
+                     "(limit %d ms)",
+                     s->url, v[j].id, v[j].addr, (long long)v[j].quiet,
+                     s->idle_ms > FRI_NET_REFUSED_GRACE_MS ? FRI_NET_REFUSED_GRACE_MS : s->idle_ms);
+            else
+                emit(s, FRI_NET_EV_IDLE_CLOSED, v[j].id, v[j].addr, (uint64_t)v[j].quiet,
+                     "%s: closed connection %u from %s: no complete request for %lld ms (limit %d ms)", s->url,
+                     v[j].id, v[j].addr, (long long)v[j].quiet, s->idle_ms);
         }
         if (k < BATCH) return;
     }
@@ -844,7 +945,8 @@ bool fri_net_server_tls(const fri_net_server *s) { return s && fri_net_url_tls(s
 void fri_net_server_stats_get(const fri_net_server *s, fri_net_server_stats *st) {
     fri_net_server *m = (fri_net_server *)s; /* the table's lock */
     pthread_mutex_lock(&m->mu);
-    st->open = m->pipes.n;
+    st->open = m->n_served;
+    st->refusing = m->n_refusing;
     pthread_mutex_unlock(&m->mu);
     st->connects = atomic_load(&m->n_connects);
     st->requests = atomic_load(&m->n_requests);
@@ -857,6 +959,7 @@ void fri_net_server_stats_get(const fri_net_server *s, fri_net_server_stats *st)
     st->rejected = atomic_load(&m->n_reject);
     st->too_large = atomic_load(&m->n_too_large);
     st->over_limit = atomic_load(&m->n_over);
+    st->full_replies = atomic_load(&m->n_full_replies);
 }
 
 static void server_free(fri_net_server *s) {
@@ -966,7 +1069,7 @@ struct fri_net_client {
     atomic_uint_fast32_t pipe; /* the open connection's nng pipe id, 0 when none */
     int64_t watched;          /* guarded by mu: nng_clock() of the last look at the link, */
     int64_t dial_watched;     /* and of the last look at the dialer's counters (watch_link) */
-    atomic_uint_fast64_t connects, losses, redials, dead;
+    atomic_uint_fast64_t connects, losses, redials, dead, full;
 };
 
 /* The client's connection by its pipe id (a dialer has one at a time). nng 1.5.2 also
@@ -1285,6 +1388,20 @@ static fr_err request_locked(fri_net_client *c, const uint8_t *req, size_t n, ui
     m = nng_aio_get_msg(c->aio);
     nng_aio_set_msg(c->aio, NULL);
     size_t len = nng_msg_len(m);
+    uint32_t open = 0, limit = 0;
+    if (fri_net_full_decode(nng_msg_body(m), len, &open, &limit)) {
+        /* refused for the server's max_conns: the server leaves closing the connection to
+         * us (now, with nothing in flight on it); the dialer redials after its backoff */
+        nng_pipe p = nng_msg_get_pipe(m);
+        nng_msg_free(m);
+        if (nng_pipe_id(p) <= 0) p.id = (uint32_t)atomic_load(&c->pipe);
+        if (nng_pipe_id(p) > 0) nng_pipe_close(p);
+        atomic_fetch_add(&c->full, 1);
+        return fri_fail(FR_ERR_IO,
+                        "client: %s: the server is full (%u connections open, its limit %u: max_conns) and refused "
+                        "this connection; not served (the client reconnects by itself: retry later)",
+                        c->url, open, limit);
+    }
     if (len > c->max_reply) {
         nng_msg_free(m);
         return fri_fail(FR_ERR_RANGE, "client: %s: the reply of %zu bytes is over the limit of %zu (max_reply)", c->url,
@@ -1325,6 +1442,10 @@ void fri_net_reply_free(uint8_t *reply) {
 
 uint64_t fri_net_client_redials(const fri_net_client *c) {
     return atomic_load(&((fri_net_client *)c)->redials);
+}
+
+uint64_t fri_net_client_full_refusals(const fri_net_client *c) {
+    return atomic_load(&((fri_net_client *)c)->full);
 }
 
 uint64_t fri_net_client_dead_links(const fri_net_client *c) {

@@ -138,8 +138,13 @@ typedef struct fri_net_server_opts {
                                  handshake has not ended this long after it was accepted
                                  is closed (nng never closes a peer that sends nothing);
                                  0: no limit. Process-wide: the last server started sets it */
-    uint32_t max_conns;       /* connections open at once (0: no limit); one more is
-                                 closed as soon as its handshakes end, and reported */
+    uint32_t max_conns;       /* connections served at once (0: no limit); one more is
+                                 reported (FRI_NET_EV_CONN_LIMIT) and never served: each of
+                                 its requests gets the "server full" reply (below), on
+                                 which fedrec's client closes it; one that stays open is
+                                 closed FRI_NET_REFUSED_GRACE_MS after (or idle_ms after it
+                                 came, if it sends nothing). Past FRI_NET_REFUSING_MAX such
+                                 connections open at once, one more is closed at once */
     fri_net_handler handle;   /* required */
     void *handle_ctx;
     fri_net_event_fn event;   /* may be NULL */
@@ -147,6 +152,24 @@ typedef struct fri_net_server_opts {
     int close_wait_ms;        /* how long fri_net_server_stop waits for nng's close (>= 1;
                                  0: FRI_NET_DEFAULT_CLOSE_WAIT_MS); see there */
 } fri_net_server_opts;
+
+/* The "server full" reply: what a server answers, instead of serving it, to each request of
+ * a connection it refused for max_conns. Exactly FRI_NET_FULL_LEN bytes: 16 bytes of magic
+ * (0xFF "fedrec serverfu"; never a wire.c message, which starts "FRNT"), then u32
+ * connections served and u32 the limit, little-endian. fri_net_request takes it as a
+ * refusal: it closes that connection (the server does not, so that no connection is ever
+ * cut between the pieces of a message: nng 1.5.2's bug (3) in docs/ARCHITECTURE.md) and
+ * fails with FR_ERR_IO; its dialer redials after its backoff. A handler must never reply
+ * with exactly these bytes. */
+#define FRI_NET_FULL_LEN 24
+/* Refused connections open at once (awaiting their request or their client's close). */
+#define FRI_NET_REFUSING_MAX 64
+/* How long a refused connection that got the reply may stay open. */
+#define FRI_NET_REFUSED_GRACE_MS 2000
+void fri_net_full_encode(uint8_t out[FRI_NET_FULL_LEN], uint32_t open, uint32_t limit);
+/* True when b[0, n) is a "server full" reply; *open, *limit (each may be NULL) get its
+ * fields. */
+bool fri_net_full_decode(const uint8_t *b, size_t n, uint32_t *open, uint32_t *limit);
 
 /* Counters of a running server (each read atomically; together only roughly consistent). */
 typedef struct fri_net_server_stats {
@@ -162,6 +185,8 @@ typedef struct fri_net_server_stats {
     uint64_t rejected;
     uint64_t too_large;       /* requests over max_msg seen by the server (see the event) */
     uint64_t over_limit;      /* connections refused for max_conns */
+    uint64_t refusing;        /* refused connections still open (not counted in open) */
+    uint64_t full_replies;    /* "server full" replies sent to refused connections */
 } fri_net_server_stats;
 
 typedef struct fri_net_server fri_net_server;
@@ -238,8 +263,10 @@ FR_NODISCARD fr_err fri_net_client_open(fri_net_client **out, const fri_net_clie
  * timeout) for the dialer. Errors (*reply NULL): FR_ERR_IO when no reply came, naming the
  * URL and what happened: "no reply within N ms" with the connection's state (never
  * connected, and why: refused, TLS handshake failed ...; or lost and reconnecting), or
- * "the connection was lost"; the same object may be used again and keeps reconnecting.
- * FR_ERR_INVALID (arguments), FR_ERR_NOMEM. Thread-safe: concurrent calls on one object
+ * "the connection was lost", or "the server is full" (the server refused the connection
+ * for its max_conns and answered the "server full" reply: the call closed that connection,
+ * and the dialer redials after its backoff); the same object may be used again and keeps
+ * reconnecting. FR_ERR_INVALID (arguments), FR_ERR_NOMEM. Thread-safe: concurrent calls on one object
  * run one after another. */
 FR_NODISCARD fr_err fri_net_request(fri_net_client *c, const uint8_t *req, size_t n, uint8_t **reply,
                                     size_t *reply_n, int timeout_ms);
@@ -251,6 +278,9 @@ bool fri_net_client_tls(const fri_net_client *c);
 /* How many times a request found the dialer stuck and replaced it (nng 1.5.2's TLS
  * dialer can stop redialling after a handshake cut short; see transport.c). */
 uint64_t fri_net_client_redials(const fri_net_client *c);
+/* How many requests the server answered "server full" (max_conns): each such connection
+ * was closed by the client. */
+uint64_t fri_net_client_full_refusals(const fri_net_client *c);
 /* How many times a request found the connection nng counted as open dead underneath (its
  * TCP connection ended while nng's TLS layer was not receiving) and closed it, so that the
  * dialer redials (see watch_link in transport.c). */
