@@ -198,6 +198,7 @@ Test(tls_engine, data_both_ways_and_tls13_aes_gcm) {
     nng_socket c = client_open(s.port, cc);
     const char *hello = "hello through fedrec's engine";
     exchange(c, &s, (const uint8_t *)hello, strlen(hello));
+    exchange(c, &s, (const uint8_t *)hello, 0); /* an empty message: a frame of the header only */
     /* many small ones on the same connection */
     for (int i = 1; i <= 50; i++) {
         uint8_t b[300];
@@ -602,21 +603,103 @@ Test(tls_engine, records_fill_nngs_send_buffer) {
     cr_assert(rep[8] == 0x80 && rep[11] == 1, "not our request id");
     for (size_t i = 0; i < big; i++)
         if (rep[12 + i] != (uint8_t)(i * 13)) cr_assert_fail("reply byte %zu differs", i);
-    /* nng writes the 8-byte length and the body as two sends: one short record, then the
-     * body's 4 + 300000 bytes in records of 16362 (16379 after the header: the content
-     * type and the 16-byte tag) and one shorter */
+    /* nng writes the 8-byte length, the 4-byte request id and the body as three sends; the
+     * engine holds the two small ones back for the body's first record, so the reply's
+     * 8 + 4 + 300000 bytes are records of 16362 (16379 after the header: the content type
+     * and the 16-byte tag) and one shorter last one: no short record of its own for the
+     * length or the id (each would be a TCP send and a hop through nng's task queue) */
     size_t full = 0, over = 0;
     for (size_t i = 0; i < g_nrec; i++) {
         full += g_rec[i] == 16379;
         over += g_rec[i] > 16379;
     }
     cr_assert_eq(over, 0, "a record longer than nng's buffer");
-    cr_assert_eq(full, (4 + big) / 16362, "%zu full records of %zu", full, g_nrec);
+    cr_assert_eq(full, (8 + 4 + big) / 16362, "%zu full records of %zu", full, g_nrec);
+    cr_assert_eq(g_nrec, full + 1, "%zu records, %zu of them full", g_nrec, full);
+    cr_assert_eq(g_rec[0], 16379, "the first record: %zu bytes", g_rec[0]);
+    /* an empty reply: its length and id are the whole frame, sent at once (not held) */
+    ssl_write_all(ssl, req, sizeof req);
+    cr_assert_eq(nng_recvmsg(s.sock, &m, 0), 0);
+    nng_msg_clear(m);
+    g_nrec = 0;
+    cr_assert_eq(nng_sendmsg(s.sock, m, 0), 0);
+    ssl_read_all(ssl, rep, 12);
+    len = 0;
+    for (int i = 0; i < 8; i++) len = len << 8 | rep[i];
+    cr_assert_eq(len, 4);
+    cr_assert(rep[8] == 0x80 && rep[11] == 1, "not our request id");
+    cr_assert_eq(g_nrec, 1);
+    cr_assert_eq(g_rec[0], 12 + 17);
     free(rep);
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     close(fd);
     nng_close(s.sock);
     nng_tls_config_free(sc);
+    certs_free(&k);
+}
+
+/* A TLS stream that is not nng's SP protocol (nng_stream over tls+tcp): the engine holds
+ * small sends back only inside an SP frame, so three bytes sent alone still arrive. */
+Test(tls_engine, raw_stream_small_send_not_held) {
+    certs k;
+    certs_make(&k);
+    nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
+    nng_tls_config *cc = tls_cfg(false, NULL, NULL, k.ca, "localhost");
+    nng_stream_listener *l;
+    cr_assert_eq(nng_stream_listener_alloc(&l, "tls+tcp://127.0.0.1:0"), 0);
+    cr_assert_eq(nng_stream_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, sc), 0);
+    cr_assert_eq(nng_stream_listener_listen(l), 0);
+    int port = 0;
+    cr_assert_eq(nng_stream_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+    char url[64];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
+    nng_stream_dialer *d;
+    cr_assert_eq(nng_stream_dialer_alloc(&d, url), 0);
+    cr_assert_eq(nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cc), 0);
+    nng_aio *la, *da, *sa, *ra;
+    cr_assert_eq(nng_aio_alloc(&la, NULL, NULL), 0);
+    cr_assert_eq(nng_aio_alloc(&da, NULL, NULL), 0);
+    cr_assert_eq(nng_aio_alloc(&sa, NULL, NULL), 0);
+    cr_assert_eq(nng_aio_alloc(&ra, NULL, NULL), 0);
+    nng_aio_set_timeout(la, 20000);
+    nng_aio_set_timeout(da, 20000);
+    nng_aio_set_timeout(sa, 20000);
+    nng_aio_set_timeout(ra, 20000);
+    nng_stream_listener_accept(l, la);
+    nng_stream_dialer_dial(d, da);
+    nng_aio_wait(da);
+    cr_assert_eq(nng_aio_result(da), 0);
+    nng_aio_wait(la);
+    cr_assert_eq(nng_aio_result(la), 0);
+    nng_stream *cs = nng_aio_get_output(da, 0), *ss = nng_aio_get_output(la, 0);
+    /* an SP-looking length first would not matter: the stream did not start with "\0SP\0" */
+    const uint8_t msg[3] = {0, 0, 7};
+    nng_iov iov = {.iov_buf = (void *)msg, .iov_len = sizeof msg};
+    cr_assert_eq(nng_aio_set_iov(sa, 1, &iov), 0);
+    nng_stream_send(cs, sa);
+    uint8_t got[3] = {1, 1, 1};
+    size_t have = 0;
+    while (have < sizeof got) {
+        nng_iov riov = {.iov_buf = got + have, .iov_len = sizeof got - have};
+        cr_assert_eq(nng_aio_set_iov(ra, 1, &riov), 0);
+        nng_stream_recv(ss, ra);
+        nng_aio_wait(ra);
+        cr_assert_eq(nng_aio_result(ra), 0, "the three bytes never arrived");
+        have += nng_aio_count(ra);
+    }
+    cr_assert(memcmp(got, msg, sizeof msg) == 0);
+    nng_aio_wait(sa);
+    cr_assert_eq(nng_aio_result(sa), 0);
+    nng_stream_free(cs);
+    nng_stream_free(ss);
+    nng_aio_free(la);
+    nng_aio_free(da);
+    nng_aio_free(sa);
+    nng_aio_free(ra);
+    nng_stream_dialer_free(d);
+    nng_stream_listener_free(l);
+    nng_tls_config_free(sc);
+    nng_tls_config_free(cc);
     certs_free(&k);
 }

@@ -20,6 +20,9 @@
  *     write buffer: a full buffer is a retry, the record staying in OpenSSL until nng
  *     repeats the op once its TCP send completed. So every TCP send is a whole record and
  *     the ciphertext is copied once (into nng's buffer), with one record encrypted ahead.
+ *   - Inside an SP frame, a send of a few bytes (the transport's 8-byte length, REQ/REP's
+ *     4-byte header) is held back and leads the first record of the frame's next send,
+ *     so a message leaves as one TCP send as over plain tcp ("small sends" below).
  *   - A receive fills the caller's whole buffer before it completes (nng's tls+tcp
  *     transport asks for exactly the 8-byte header, then exactly the body): each 16 KiB
  *     of ciphertext costs nng one TCP receive, not also a completion through its task
@@ -56,11 +59,22 @@
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"                       \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
+/* nng 1.5.2's send buffer per connection (NNG_TLS_MAX_SEND_SIZE): a TCP send takes what
+ * it holds when the previous one completes. */
+#define NNG_RING 16384
+/* TLS 1.3 record framing: a 5-byte header, the content type, a 16-byte AEAD tag (TLS 1.2
+ * connections are set to their own framing when their handshake ends). */
+#define RECORD_PLAIN (NNG_RING - 22)
+
 struct nng_tls_engine_config {
     SSL_CTX *ctx;             /* certificates, CA store, verification mode, versions */
     nng_tls_mode mode;
     char *server_name;        /* client: the name the server's certificate must carry */
 };
+
+/* the most plaintext held back from small sends (tlstran's 8-byte length and REQ/REP's
+ * 4-byte header, with room to spare) */
+#define PEND_MAX 64
 
 struct nng_tls_engine_conn {
     void *tls;                /* nng's connection: the argument of nng_tls_engine_send/recv */
@@ -74,14 +88,20 @@ struct nng_tls_engine_conn {
     nng_tls_engine_conn *hs_prev, *hs_next;
     uint64_t hs_deadline;     /* CLOCK_MONOTONIC ms */
     bool hs_listed;
+    /* coalescing (see "small sends"): what the SP stream has sent so far */
+    bool coal_off;            /* not tlstran's framing: every send goes out as it is */
+    uint8_t nego_have;        /* bytes of the 8-byte SP header sent */
+    uint8_t len_have;         /* bytes of the current frame's 8-byte length sent */
+    uint8_t len_buf[8];
+    uint64_t frame_left;      /* the current frame's bytes not yet sent */
+    uint8_t pend[PEND_MAX];   /* small sends held back until the rest of their frame */
+    size_t npend;
+    uint8_t *stage;           /* a send in progress: pend + the head of nng's buffer, */
+    size_t stage_len, stage_k, soff; /* the head's size, and where the rest starts */
+    const uint8_t *sbuf;      /* the send in progress's buffer and size (checks) */
+    size_t slen;
 };
 
-/* nng 1.5.2's send buffer per connection (NNG_TLS_MAX_SEND_SIZE): a TCP send takes what
- * it holds when the previous one completes. */
-#define NNG_RING 16384
-/* TLS 1.3 record framing: a 5-byte header, the content type, a 16-byte AEAD tag (TLS 1.2
- * connections are set to their own framing when their handshake ends). */
-#define RECORD_PLAIN (NNG_RING - 22)
 
 /* ---- process-wide state ---- */
 
@@ -504,6 +524,8 @@ static void conn_fini(nng_tls_engine_conn *ec) {
     }
     SSL_free(ec->ssl); /* and its BIO */
     ec->ssl = NULL;
+    free(ec->stage);
+    ec->stage = NULL;
 }
 
 static int conn_init(nng_tls_engine_conn *ec, void *tls, nng_tls_engine_config *cfg) {
@@ -614,14 +636,88 @@ static int conn_recv(nng_tls_engine_conn *ec, uint8_t *buf, size_t *szp) {
     return 0;
 }
 
+/* ---- small sends ----
+ * nng's tls+tcp transport sends a message as up to three buffers, each a send op of its
+ * own: the 8-byte length, the protocol's header (REQ/REP: 4 bytes), the body. Each would
+ * be a TLS record and a TCP send of its own, and nng takes the next buffer only once the
+ * previous op's completion went through its task queue: two more hops between threads
+ * and two more TCP sends a message than over plain tcp (which sends all three at once).
+ * So the engine follows the transport's framing (the 8-byte SP header "\0SP\0" with the
+ * protocol, then frames of an 8-byte big-endian length and that many bytes) and holds a
+ * small send back when more bytes of its frame must follow (the transport sends a message
+ * whole or fails the pipe): the held bytes lead the first record of the next send, which
+ * leaves in one TCP send with them. A stream that does not start with the SP header is
+ * never held back. */
+
+/* Follows the framing over n bytes about to be sent; whether more bytes of the frame they
+ * end in must follow. */
+static bool frame_feed(nng_tls_engine_conn *ec, const uint8_t *b, size_t n) {
+    static const uint8_t sp[4] = {0, 'S', 'P', 0};
+    while (n > 0 && !ec->coal_off) {
+        if (ec->nego_have < 8) {
+            uint8_t i = ec->nego_have++;
+            if ((i < 4 && *b != sp[i]) || (i >= 6 && *b != 0)) ec->coal_off = true;
+            b++;
+            n--;
+        } else if (ec->len_have < 8) {
+            ec->len_buf[ec->len_have++] = *b++;
+            n--;
+            if (ec->len_have == 8) {
+                uint64_t f = 0;
+                for (int i = 0; i < 8; i++) f = f << 8 | ec->len_buf[i];
+                ec->frame_left = f;
+                if (f == 0) ec->len_have = 0; /* an empty message: its frame has ended */
+            }
+        } else {
+            size_t k = n < ec->frame_left ? n : (size_t)ec->frame_left;
+            ec->frame_left -= k;
+            b += k;
+            n -= k;
+            if (ec->frame_left == 0) ec->len_have = 0;
+        }
+    }
+    return !ec->coal_off && ec->nego_have == 8 && ec->len_have > 0;
+}
+
 static int conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t *szp) {
     if (ec->failed) return ec->failed;
-    size_t n = 0;
-    int ok = SSL_write_ex(ec->ssl, buf, *szp, &n);
-    if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
-    if (!ok) return ssl_fail(ec, 0);
-    *szp = n; /* all of it in nng's buffer */
-    return 0;
+    size_t len = *szp, n = 0;
+    if (!ec->sbuf) { /* a new send (not nng repeating one that was a retry) */
+        if (frame_feed(ec, buf, len) && ec->npend + len <= PEND_MAX) {
+            memcpy(ec->pend + ec->npend, buf, len);
+            ec->npend += len;
+            return 0; /* all of it taken */
+        }
+        ec->sbuf = buf;
+        ec->slen = len;
+        ec->soff = 0;
+        if (ec->npend) {
+            /* the held bytes and the head of this buffer: one record */
+            size_t k = len < RECORD_PLAIN - ec->npend ? len : RECORD_PLAIN - ec->npend;
+            if (!(ec->stage = malloc(ec->npend + k))) return ec->failed = NNG_ENOMEM;
+            memcpy(ec->stage, ec->pend, ec->npend);
+            memcpy(ec->stage + ec->npend, buf, k);
+            ec->stage_len = ec->npend + k;
+            ec->soff = k;
+            ec->npend = 0;
+        }
+    } else if (buf != ec->sbuf || len != ec->slen) {
+        return ec->failed = NNG_EINTERNAL; /* OpenSSL needs the same bytes again */
+    }
+    if (ec->stage) {
+        int ok = SSL_write_ex(ec->ssl, ec->stage, ec->stage_len, &n);
+        if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
+        if (!ok) return ssl_fail(ec, 0);
+        free(ec->stage);
+        ec->stage = NULL;
+    }
+    if (ec->soff < len) {
+        int ok = SSL_write_ex(ec->ssl, buf + ec->soff, len - ec->soff, &n);
+        if (!ec->counted && SSL_is_init_finished(ec->ssl)) note_handshake(ec, true);
+        if (!ok) return ssl_fail(ec, 0);
+    }
+    ec->sbuf = NULL;
+    return 0; /* all of it in nng's buffer (or in OpenSSL's, one record ahead) */
 }
 
 static bool conn_verified(nng_tls_engine_conn *ec) {
