@@ -267,9 +267,12 @@ static void same_stream(const fr_rng *a, const fr_rng *b, const char *what, size
 static void batch_reader_follows_the_stream(void) {
     const uint32_t starts[][2] = {{0, 0}, {0xffffffffu - 21, 0}, {0xffffffffu - 2, 0xffffu}}; /* ctr[0], ctr[1] */
     const size_t counts[] = {0, 1, 2, 3, 4, 5, 63, 64, 65, 66, 127, 128, 129, 1000};
+    /* what the reader expects to draw (begin_for: 4, 8 or 16 blocks at a time; 0: begin) */
+    const uint64_t wants[] = {0, 1, 15, 17, 20, 33, 64, 200};
     for (size_t s = 0; s < sizeof starts / sizeof *starts; s++)
         for (unsigned pre = 0; pre < 5; pre++)
-            for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+            for (size_t c = 0; c < sizeof counts / sizeof *counts; c++)
+            for (size_t wi = 0; wi < sizeof wants / sizeof *wants; wi++) {
                 fr_rng a, b, k;
                 fr_rng_init(&a, 0x5eed5eed12345ull, 9, 77, FR_PURPOSE_SHUFFLE);
                 a.ctr[0] = starts[s][0];
@@ -278,9 +281,11 @@ static void batch_reader_follows_the_stream(void) {
                 b = a;
                 k = a;
                 fri_rng_batch bt;
-                fri_rng_batch_begin(&bt, &a);
+                if (wants[wi]) fri_rng_batch_begin_for(&bt, &a, wants[wi]);
+                else fri_rng_batch_begin(&bt, &a);
                 for (size_t i = 0; i < counts[c]; i++)
-                    cr_assert_eq(fri_rng_batch_u32(&bt), fr_rng_u32(&b), "start %zu pre %u word %zu", s, pre, i);
+                    cr_assert_eq(fri_rng_batch_u32(&bt), fr_rng_u32(&b), "start %zu pre %u want %llu word %zu", s, pre,
+                                 (unsigned long long)wants[wi], i);
                 fri_rng_batch_end(&bt);
                 same_stream(&a, &b, "batch", counts[c]);
                 fri_rng_skip(&k, counts[c]);

@@ -384,12 +384,23 @@ Test(round, merging_controllers_equals_one) {
             msg[i] = result_of(one, ws, &s, ids[i], &len[i]);
             cr_assert_eq(fr_round_submit(one, msg[i], len[i], 0), FR_OK);
         }
+        uint32_t in_a = 0, in_b = 0;
         for (uint32_t i = k; i-- > 0;) {
             if (!msg[i]) continue;
             fr_round *to = i % 2 ? a : b;
             cr_assert_eq(fr_round_submit(to, msg[i], len[i], (int)(i % (i % 2 ? 3 : 2))), FR_OK, "%s", fr_errmsg());
+            /* counted in its lane (every sampled client fits the target): the sum over the lanes */
+            *(i % 2 ? &in_a : &in_b) += 1;
+            cr_assert_eq(fr_round_results(a), in_a);
+            cr_assert_eq(fr_round_results(b), in_b);
+            /* the same result again, in another lane of its controller: refused, not counted */
+            cr_assert_eq(fr_round_submit(to, msg[i], len[i], (int)((i + 1) % 2)), FR_ERR_INVALID);
+            cr_assert(strstr(fr_errmsg(), "a duplicate") != NULL, "%s", fr_errmsg());
+            cr_assert_eq(fr_round_results(to), i % 2 ? in_a : in_b);
         }
+        cr_assert_eq(fr_round_results(one), in_a + in_b);
         cr_assert_eq(fr_round_merge(a, b), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(fr_round_results(a), in_a + in_b, "a merge adds the other controller's lanes' counts");
         cr_assert_eq(fr_round_merge(a, b), FR_ERR_INVALID, "merging twice counts clients twice");
         fr_round_stats s1, s2;
         cr_assert_eq(fr_round_end(one, &s1), FR_OK);

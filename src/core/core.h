@@ -60,12 +60,16 @@ void fri_log(int level, const char *fmt, ...) FR_PRINTF(2, 3);
 typedef struct fri_rng_batch {
     fr_rng *r;                 /* the stream (its state is stale until end) */
     uint64_t made;             /* words put in w so far (handed out: made - (n - at)) */
+    uint64_t want;             /* words the reader expects to draw in all (a hint) */
     unsigned at, n;            /* next word of w, words in w */
     uint32_t ctr[4];           /* counter of the next block to make */
     uint32_t w[FRI_RNG_BATCH]; /* words made, not all handed out */
 } fri_rng_batch;
 void fri_rng_batch_begin(fri_rng_batch *b, fr_rng *r);
-void fri_rng_batch_fill(fri_rng_batch *b); /* the next FRI_RNG_BATCH words into w */
+/* As begin, for a reader that expects to draw about `words` words: the blocks are then
+ * made 16, 32 or 64 words at a time, no more than needed where it can (the same words). */
+void fri_rng_batch_begin_for(fri_rng_batch *b, fr_rng *r, uint64_t words);
+void fri_rng_batch_fill(fri_rng_batch *b); /* the next words (up to FRI_RNG_BATCH) into w */
 void fri_rng_batch_end(fri_rng_batch *b);
 static inline uint32_t fri_rng_batch_u32(fri_rng_batch *b) {
     if (b->at == b->n) fri_rng_batch_fill(b);

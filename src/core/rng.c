@@ -84,10 +84,10 @@ static void next_counters(uint32_t ctr[4], uint64_t c[][4], unsigned n) {
 }
 #include <immintrin.h>
 #define LO32 0xffffffffll
-static void philox_batch_sse2(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) {
+static void philox_batch_sse2(uint32_t ctr[4], const uint32_t key[2], uint32_t *out, unsigned blocks) {
     uint64_t c[BLOCKS][4];
-    next_counters(ctr, c, BLOCKS);
-    for (unsigned g = 0; g < BLOCKS; g += 2) {
+    next_counters(ctr, c, blocks);
+    for (unsigned g = 0; g < blocks; g += 2) {
         __m128i x0 = _mm_set_epi64x((long long)c[g + 1][0], (long long)c[g][0]);
         __m128i x1 = _mm_set_epi64x((long long)c[g + 1][1], (long long)c[g][1]);
         __m128i x2 = _mm_set_epi64x((long long)c[g + 1][2], (long long)c[g][2]);
@@ -111,21 +111,21 @@ static void philox_batch_sse2(uint32_t ctr[4], const uint32_t key[2], uint32_t *
     }
 }
 
-__attribute__((target("avx2"))) static void philox_batch_avx2(uint32_t ctr[4], const uint32_t key[2],
-                                                              uint32_t *out) {
-    enum { V = BLOCKS / 4 }; /* registers of four blocks, side by side to hide latency */
-    __m256i x0[V], x1[V], x2[V], x3[V];
-    if (ctr[0] <= UINT32_MAX - BLOCKS) { /* no carry into ctr[1] in this batch */
+/* V registers of four blocks each, side by side to hide latency (V a constant where inlined) */
+__attribute__((target("avx2"), always_inline)) static inline void philox_avx2_v(uint32_t ctr[4], const uint32_t key[2],
+                                                                                uint32_t *out, const unsigned V) {
+    __m256i x0[BLOCKS / 4], x1[BLOCKS / 4], x2[BLOCKS / 4], x3[BLOCKS / 4];
+    if (ctr[0] <= UINT32_MAX - 4 * V) { /* no carry into ctr[1] in this batch */
         for (unsigned v = 0; v < V; v++) {
             x0[v] = _mm256_add_epi64(_mm256_set1_epi64x(ctr[0]), _mm256_set_epi64x(4 * v + 3, 4 * v + 2, 4 * v + 1, 4 * v));
             x1[v] = _mm256_set1_epi64x(ctr[1]);
             x2[v] = _mm256_set1_epi64x(ctr[2]);
             x3[v] = _mm256_set1_epi64x(ctr[3]);
         }
-        ctr[0] += BLOCKS;
+        ctr[0] += 4 * V;
     } else {
         uint64_t c[BLOCKS][4];
-        next_counters(ctr, c, BLOCKS);
+        next_counters(ctr, c, 4 * V);
         for (unsigned v = 0; v < V; v++) {
             const unsigned g = 4 * v;
             x0[v] = _mm256_set_epi64x((long long)c[g + 3][0], (long long)c[g + 2][0], (long long)c[g + 1][0], (long long)c[g][0]);
@@ -158,6 +158,14 @@ __attribute__((target("avx2"))) static void philox_batch_avx2(uint32_t ctr[4], c
     }
 }
 
+/* 16 blocks (the full batch), 8 or 4: a small shuffle needs few words */
+__attribute__((target("avx2"))) static void philox_batch_avx2(uint32_t ctr[4], const uint32_t key[2], uint32_t *out,
+                                                              unsigned blocks) {
+    if (blocks == BLOCKS) philox_avx2_v(ctr, key, out, BLOCKS / 4);
+    else if (blocks == 8) philox_avx2_v(ctr, key, out, 2);
+    else philox_avx2_v(ctr, key, out, 1);
+}
+
 static bool batch_avx2_allowed = true; /* tests: false keeps the SSE2 copy */
 
 bool fri_rng_batch_allow_avx2(bool allow) {
@@ -166,9 +174,9 @@ bool fri_rng_batch_allow_avx2(bool allow) {
     return was && __builtin_cpu_supports("avx2");
 }
 
-static void philox_batch(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) {
-    if (batch_avx2_allowed && __builtin_cpu_supports("avx2")) philox_batch_avx2(ctr, key, out);
-    else philox_batch_sse2(ctr, key, out);
+static void philox_batch(uint32_t ctr[4], const uint32_t key[2], uint32_t *out, unsigned blocks) {
+    if (batch_avx2_allowed && __builtin_cpu_supports("avx2")) philox_batch_avx2(ctr, key, out, blocks);
+    else philox_batch_sse2(ctr, key, out, blocks);
 }
 #else
 bool fri_rng_batch_allow_avx2(bool allow) {
@@ -176,16 +184,19 @@ bool fri_rng_batch_allow_avx2(bool allow) {
     return false;
 }
 
-static void philox_batch(uint32_t ctr[4], const uint32_t key[2], uint32_t *out) {
-    for (unsigned b = 0; b < BLOCKS; b++) {
+static void philox_batch(uint32_t ctr[4], const uint32_t key[2], uint32_t *out, unsigned blocks) {
+    for (unsigned b = 0; b < blocks; b++) {
         fr_philox4x32_10(ctr, key, out + 4 * b);
         ctr_advance(ctr, 1);
     }
 }
 #endif
 
-void fri_rng_batch_begin(fri_rng_batch *b, fr_rng *r) {
+void fri_rng_batch_begin(fri_rng_batch *b, fr_rng *r) { fri_rng_batch_begin_for(b, r, UINT64_MAX); }
+
+void fri_rng_batch_begin_for(fri_rng_batch *b, fr_rng *r, uint64_t words) {
     b->r = r;
+    b->want = words;
     b->at = 0;
     b->n = 0;
     for (unsigned i = r->pos; i < 4; i++) b->w[b->n++] = r->buf[i]; /* the block being read */
@@ -194,10 +205,13 @@ void fri_rng_batch_begin(fri_rng_batch *b, fr_rng *r) {
 }
 
 void fri_rng_batch_fill(fri_rng_batch *b) {
-    philox_batch(b->ctr, b->r->key, b->w);
+    /* the words still expected (all handed out now), in 16s: 4, 8 or 16 blocks */
+    uint64_t left = b->want > b->made ? b->want - b->made : 0;
+    unsigned blocks = left > 32 ? BLOCKS : left > 16 ? 8 : 4;
+    philox_batch(b->ctr, b->r->key, b->w, blocks);
     b->at = 0;
-    b->n = FRI_RNG_BATCH;
-    b->made += FRI_RNG_BATCH;
+    b->n = 4 * blocks;
+    b->made += 4 * blocks;
 }
 
 void fri_rng_batch_end(fri_rng_batch *b) { fri_rng_skip(b->r, b->made - (b->n - b->at)); }

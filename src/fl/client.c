@@ -230,8 +230,10 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
         return fri_fail(FR_ERR_INVALID, "%s propagates over every user's interactions, which a client does not "
                         "have: it trains centralized only (lightgcn is its federated form)",
                         fr_model_kind_name(mcfg->kind));
-    fr_client_ws *ws = fri_calloc(1, sizeof *ws);
+    /* cache lines of its own: the scratch of another thread's client is written next to it */
+    fr_client_ws *ws = fri_aligned_alloc(sizeof *ws);
     if (!ws) return FR_ERR_NOMEM;
+    memset(ws, 0, sizeof *ws);
     ws->mcfg = *mcfg;
     ws->cfg = *cfg;
     ws->ucap = 1;
@@ -299,7 +301,7 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fri_free(ws->rtmp);
     fri_free(ws->lean_out);
     fri_free(ws->lean_scratch);
-    fri_free(ws);
+    fri_free_aligned(ws);
 }
 
 static fr_err grow_u32(uint32_t **a, size_t *cap, size_t n) {

@@ -16,7 +16,8 @@
  *   - A round takes at most `target` results (the clients it wants; with over-selection
  *     it samples more): a slot is taken by a compare-and-swap on the accepted count after
  *     the answered mark, so concurrent lanes never take more, and a result that finds
- *     no slot clears its mark and is refused as late. The bound of the round's values is
+ *     no slot clears its mark and is refused as late (when the target is every sampled
+ *     client, the mark alone bounds the count: each lane counts its own results). The bound of the round's values is
  *     that of `target` results, so their sum cannot overflow.
  *   - Only the shared prefix of the slab is ever touched: results carry no private rows.
  *     A row no client touched has Δ = 0 (FedAvg); with row_norm a touched row is averaged
@@ -43,6 +44,13 @@
 
 enum { SENT = 1, DONE = 2, ROWS = 4 }; /* bits of a position's status (ROWS: given the rows TASK) */
 
+/* A lane's weight sum and result count, alone in a cache line: the workers that add into
+ * lanes side by side do not pass one line between them at every result. */
+typedef struct fri_lane_tally {
+    _Alignas(64) uint64_t wsum; /* sum n_k */
+    atomic_uint accepted;       /* results counted in the lane (counts_in_lanes) */
+} fri_lane_tally;
+
 struct fr_round {
     fr_model_config mcfg;   /* the global model's config (n_users 1) */
     fr_fl_config cfg;       /* federation settings */
@@ -65,12 +73,12 @@ struct fr_round {
     /* accumulators, per lane */
     int64_t *acc;           /* [n_lanes * n_shared] sum of w * Δ, 2^-32 units, modulo 2^64 */
     uint64_t *roww;         /* row_norm: [n_lanes * n_tables * n_items] sum n_k of clients touching a row */
-    uint64_t *wsum;         /* [n_lanes] sum n_k */
+    fri_lane_tally *lanes;  /* [n_lanes] sum n_k and results, a cache line each (64-aligned) */
     /* the open round */
     uint32_t *ids;          /* [n_clients] its sampled clients, increasing; k of them */
     uint32_t k;
     uint32_t target;        /* results it takes (<= k; below k when over-selecting) */
-    atomic_uint accepted;   /* results accepted so far (<= target) */
+    atomic_uint accepted;   /* results accepted so far (<= target), beyond the lanes' own counts */
     atomic_uchar *status;   /* [n_clients] per position: SENT | DONE bits */
     double *loss;           /* [n_clients] per position: a result's loss sum */
     uint64_t *examples, *up;/* [n_clients] per position: its examples, its bytes */
@@ -98,12 +106,12 @@ void fr_round_free(fr_round *r) {
     fri_free(r->config);
     fri_free_aligned(r->acc);
     fri_free(r->roww);
-    fri_free(r->wsum);
+    fri_free_aligned(r->lanes);
     fri_free(r->ids);
-    fri_free((void *)r->status);
-    fri_free(r->loss);
-    fri_free(r->examples);
-    fri_free(r->up);
+    fri_free_aligned((void *)r->status);
+    fri_free_aligned(r->loss);
+    fri_free_aligned(r->examples);
+    fri_free_aligned(r->up);
     fri_buf_free(&r->task);
     fri_buf_free(&r->task_rows);
     fri_dp_server_free(&r->dp);
@@ -158,15 +166,18 @@ fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_
         memset(r->acc, 0, acc_n);
     }
     if (cfg->row_norm) r->roww = fri_calloc(nl * (nt ? nt : 1) * (size_t)r->n_items, sizeof *r->roww);
-    r->wsum = fri_calloc(nl, sizeof *r->wsum);
+    if ((r->lanes = fri_aligned_alloc(nl * sizeof *r->lanes))) memset(r->lanes, 0, nl * sizeof *r->lanes);
     r->ids = fri_malloc(nc * sizeof *r->ids);
-    r->status = fri_calloc(nc, sizeof *r->status);
-    r->loss = fri_malloc(nc * sizeof *r->loss);
-    r->examples = fri_malloc(nc * sizeof *r->examples);
-    r->up = fri_malloc(nc * sizeof *r->up);
+    /* per position, on 64-byte boundaries: workers take chunks of 64 consecutive positions
+     * (fr_pool_for's grain in the simulator), so each chunk's status bytes fill a cache
+     * line of their own instead of straddling one with the neighbouring worker's chunk */
+    if ((r->status = fri_aligned_alloc(nc * sizeof *r->status))) memset((void *)r->status, 0, nc * sizeof *r->status);
+    r->loss = fri_aligned_alloc(nc * sizeof *r->loss);
+    r->examples = fri_aligned_alloc(nc * sizeof *r->examples);
+    r->up = fri_aligned_alloc(nc * sizeof *r->up);
     r->cres = fri_calloc(nl, sizeof *r->cres);
     if (cfg->aggregator && !(r->kept = fri_calloc(nc, sizeof *r->kept))) goto fail;
-    if (!r->acc || (cfg->row_norm && !r->roww) || !r->wsum || !r->ids || !r->status || !r->loss || !r->examples ||
+    if (!r->acc || (cfg->row_norm && !r->roww) || !r->lanes || !r->ids || !r->status || !r->loss || !r->examples ||
         !r->up || !r->cres)
         goto fail;
     bool mom = cfg->strategy == FR_STRATEGY_FEDAVGM || adaptive(cfg->strategy);
@@ -197,7 +208,7 @@ static void zero_accumulators(fr_round *r) {
     size_t nl = (size_t)r->n_lanes;
     memset(r->acc, 0, nl * r->n_shared * sizeof *r->acc);
     if (r->roww) memset(r->roww, 0, nl * (r->shape.n_tables ? r->shape.n_tables : 1) * (size_t)r->n_items * sizeof *r->roww);
-    memset(r->wsum, 0, nl * sizeof *r->wsum);
+    for (size_t k = 0; k < nl; k++) r->lanes[k].wsum = 0;
 }
 
 /* Opens the next round sampling among avail (NULL: every client). */
@@ -230,6 +241,7 @@ static fr_err begin(fr_round *r, const uint32_t *avail, uint32_t n_avail, double
     r->secure_sum = false;
     for (uint32_t i = 0; i < r->k; i++) atomic_store_explicit(&r->status[i], 0, memory_order_relaxed);
     atomic_store(&r->accepted, 0);
+    for (int l = 0; l < r->n_lanes; l++) atomic_store(&r->lanes[l].accepted, 0);
     atomic_store(&r->rows_down, 0);
     r->open = true;
     if (clients) *clients = r->ids;
@@ -360,13 +372,30 @@ static fr_err admit_head(const fr_round *r, uint32_t client, uint32_t res_round,
     return FR_OK;
 }
 
+/* Results accepted so far: the shared count (over-selection, merges, a restored status)
+ * and the lanes' own. */
+static unsigned n_accepted(const fr_round *r) {
+    unsigned n = atomic_load(&((fr_round *)r)->accepted);
+    for (int l = 0; l < r->n_lanes; l++) n += atomic_load_explicit(&r->lanes[l].accepted, memory_order_relaxed);
+    return n;
+}
+
+/* Every sampled client fits in the target: the DONE bit alone keeps the count within it,
+ * so a result is counted in its lane's own line, not in one word every worker's results
+ * would pass between the cores (per client, that was the simulator's threads' cost). */
+static bool counts_in_lanes(const fr_round *r) { return r->target >= r->k; }
+
 /* The client at pos marked answered (once) and a slot among the target's taken. */
-static fr_err admit_slot(fr_round *r, uint32_t client, int64_t pos) {
+static fr_err admit_slot(fr_round *r, uint32_t client, int64_t pos, int lane) {
     uint32_t round = r->completed + 1;
     unsigned char old = atomic_fetch_or(&r->status[pos], (unsigned char)DONE);
     if (old & DONE)
         return fri_fail(FR_ERR_INVALID, "RESULT of client %u refused: a duplicate (the client already answered round %u)",
                         client, round);
+    if (counts_in_lanes(r)) {
+        atomic_fetch_add_explicit(&r->lanes[lane].accepted, 1, memory_order_relaxed);
+        return FR_OK;
+    }
     unsigned n = atomic_load(&r->accepted);
     do {
         if (n >= r->target) {
@@ -399,12 +428,13 @@ static fr_err accept_into(fr_round *r, const fri_result_view *v, int lane, int64
                         (unsigned long long)r->bound);
     fr_err de = fri_dp_check_result(&r->dp, &r->cfg, v);
     if (de) return de;
-    fr_err se = admit_slot(r, v->client, pos);
+    fr_err se = admit_slot(r, v->client, pos, lane);
     if (se) return se;
     if (r->kept && acc >= r->acc && acc < r->acc + (size_t)r->n_lanes * r->n_shared) { /* a lane's: kept whole */
         fr_err ke = fri_kept_store(&r->kept[pos], v);
         if (ke) {
-            atomic_fetch_sub(&r->accepted, 1);
+            if (counts_in_lanes(r)) atomic_fetch_sub(&r->lanes[lane].accepted, 1);
+            else atomic_fetch_sub(&r->accepted, 1);
             atomic_fetch_and(&r->status[pos], (unsigned char)~DONE);
             return ke;
         }
@@ -445,7 +475,7 @@ static fr_err accept_view(fr_round *r, const fri_result_view *v, int lane, uint3
     if (lane < 0 || lane >= r->n_lanes)
         return fri_fail(FR_ERR_INVALID, "RESULT: lane %d, expected 0..%d", lane, r->n_lanes - 1);
     uint64_t *rw = r->roww ? r->roww + (size_t)lane * (r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : NULL;
-    return accept_into(r, v, lane, r->acc + (size_t)lane * r->n_shared, rw, &r->wsum[lane], hint);
+    return accept_into(r, v, lane, r->acc + (size_t)lane * r->n_shared, rw, &r->lanes[lane].wsum, hint);
 }
 
 fr_err fr_round_submit(fr_round *r, const uint8_t *bytes, size_t n, int lane) {
@@ -535,7 +565,7 @@ fr_err fri_round_accept_update(fr_round *r, const fr_update *u, uint64_t bound, 
                                 u->client, t, tb->ids[i], tb->ids[i - 1]);
         }
     }
-    if ((e = admit_slot(r, u->client, pos))) return e;
+    if ((e = admit_slot(r, u->client, pos, lane))) return e;
     int64_t *acc = r->acc + (size_t)lane * r->n_shared;
     uint64_t *rw = r->roww ? r->roww + (size_t)lane * (r->shape.n_tables ? r->shape.n_tables : 1) * r->n_items : NULL;
     double wn = (double)u->weight, wi = r->cfg.item_sum ? 1.0 : wn; /* as fr_result_quantize */
@@ -552,14 +582,14 @@ fr_err fri_round_accept_update(fr_round *r, const fr_update *u, uint64_t bound, 
         fri_fl_add_fixed_rows(acc + tt->offset, tb->ids, tb->values, tb->count, tb->width, wi);
         for (uint32_t i = 0; rw && i < tb->count; i++) rw[(size_t)t * r->n_items + tb->ids[i]] += u->weight;
     }
-    r->wsum[lane] += u->weight;
+    r->lanes[lane].wsum += u->weight;
     r->loss[pos] = loss_sum;
     r->examples[pos] = examples;
     r->up[pos] = fri_result_update_size(u);
     return FR_OK;
 }
 
-uint32_t fr_round_results(const fr_round *r) { return r->open ? atomic_load(&((fr_round *)r)->accepted) : 0; }
+uint32_t fr_round_results(const fr_round *r) { return r->open ? n_accepted(r) : 0; }
 
 /* The strategy's step on parameter p with averaged delta d. */
 static inline void apply(fr_round *r, float *w, size_t p, double d) {
@@ -603,7 +633,7 @@ static inline void add_scaled(int64_t *acc, int64_t v, double f) { /* modulo 2^6
 /* Sums the lanes and applies the strategy to the global model. */
 static void aggregate(fr_round *r) {
     uint64_t wsum = 0;
-    for (int k = 0; k < r->n_lanes; k++) wsum += r->wsum[k];
+    for (int k = 0; k < r->n_lanes; k++) wsum += r->lanes[k].wsum;
     /* DP divides by the expected number of clients, never by who came */
     double W = r->dp.on ? r->dp.expected : (double)wsum;
     if (W == 0) return;
@@ -689,7 +719,7 @@ static fr_err aggregate_robust(fr_round *r) {
                         if (r->roww) r->roww[(size_t)t * r->n_items + row] += kp->weight;
                     }
                 }
-                r->wsum[0] += kp->weight;
+                r->lanes[0].wsum += kp->weight;
             }
             aggregate(r);
         }
@@ -764,7 +794,7 @@ fr_err fr_round_merge(fr_round *dst, const fr_round *src) {
         if ((atomic_load(&dst->status[i]) & DONE) && (atomic_load(&((fr_round *)src)->status[i]) & DONE))
             return fri_fail(FR_ERR_INVALID, "merge: client %u answered in both controllers", src->ids[i]);
     }
-    unsigned na = atomic_load(&dst->accepted), nb = atomic_load(&((fr_round *)src)->accepted);
+    unsigned na = n_accepted(dst), nb = n_accepted(src);
     if (na + nb > dst->target)
         return fri_fail(FR_ERR_STATE, "merge: %u + %u results, but round %u takes %u (the rest are late)", na, nb,
                         dst->completed + 1, dst->target);
@@ -774,7 +804,7 @@ fr_err fr_round_merge(fr_round *dst, const fr_round *src) {
             size_t n = (dst->shape.n_tables ? dst->shape.n_tables : 1) * (size_t)dst->n_items;
             for (size_t i = 0; i < n; i++) dst->roww[i] += src->roww[(size_t)k * n + i];
         }
-        dst->wsum[0] += src->wsum[k];
+        dst->lanes[0].wsum += src->lanes[k].wsum;
         if (dst->dp.on && src->dp.on) dst->dp.unclipped[0] += src->dp.unclipped[k];
     }
     for (uint32_t i = 0; i < src->k; i++) {
@@ -986,7 +1016,7 @@ fr_err fri_round_add_dense_sum(fr_round *r, const int64_t *sum) {
     size_t len = fri_round_dense_len(r), rows = len - 1 - r->n_shared;
     for (size_t i = 0; i < r->n_shared; i++) r->acc[i] = (int64_t)((uint64_t)r->acc[i] + (uint64_t)sum[i]);
     for (size_t i = 0; i < rows; i++) r->roww[i] += (uint64_t)sum[r->n_shared + i];
-    r->wsum[0] += (uint64_t)sum[len - 1];
+    r->lanes[0].wsum += (uint64_t)sum[len - 1];
     r->secure_sum = true; /* normclip:C: the clients clipped themselves; FedAvg's rule on the sum */
     return FR_OK;
 }
@@ -1011,8 +1041,8 @@ fr_err fri_round_fold(fr_round *r, fri_round_sums *s) {
         fri_fl_add_ints(r->acc, r->acc + k * ns, ns);
         memset(r->acc + k * ns, 0, ns * sizeof *r->acc);
         for (size_t i = 0; i < nrw; i++) { r->roww[i] += r->roww[k * nrw + i]; r->roww[k * nrw + i] = 0; }
-        r->wsum[0] += r->wsum[k];
-        r->wsum[k] = 0;
+        r->lanes[0].wsum += r->lanes[k].wsum;
+        r->lanes[k].wsum = 0;
     }
     for (uint32_t i = 0; i < r->k; i++) /* what a position without a result holds is stale: 0 for the sums */
         if (!(atomic_load(&r->status[i]) & DONE)) { r->loss[i] = 0; r->examples[i] = 0; r->up[i] = 0; }
@@ -1020,7 +1050,7 @@ fr_err fri_round_fold(fr_round *r, fri_round_sums *s) {
     s->n_shared = ns;
     s->roww = r->roww;
     s->n_roww = nrw;
-    s->wsum = &r->wsum[0];
+    s->wsum = &r->lanes[0].wsum;
     s->k = r->k;
     s->loss = r->loss;
     s->examples = r->examples;
@@ -1040,5 +1070,6 @@ fr_err fri_round_status_set(fr_round *r, const uint8_t *in) {
                         r->target);
     for (uint32_t i = 0; i < r->k; i++) atomic_store(&r->status[i], in[i]);
     atomic_store(&r->accepted, n);
+    for (int l = 0; l < r->n_lanes; l++) atomic_store(&r->lanes[l].accepted, 0);
     return FR_OK;
 }

@@ -218,7 +218,7 @@ static inline void shuffle_soa(fri_examples *ex, fr_rng *rng, bool weighted) {
     size_t i = ex->n;
     for (; i > UINT32_MAX; i--) swap_examples(ex, i - 1, (size_t)fr_rng_below64(rng, i), weighted);
     fri_rng_batch b;
-    fri_rng_batch_begin(&b, rng);
+    fri_rng_batch_begin_for(&b, rng, i); /* a draw a swap, and a rejection seldom */
     for (; i > 1; i--) swap_examples(ex, i - 1, fri_rng_batch_below(&b, (uint32_t)i), weighted);
     fri_rng_batch_end(&b);
 }
@@ -244,7 +244,7 @@ static FRI_ALWAYS_INLINE void shuffle_rows(unsigned char *rows, size_t n, size_t
     size_t i = n;
     for (; i > UINT32_MAX; i--) swap_rows(rows, size, i - 1, (size_t)fr_rng_below64(rng, i));
     fri_rng_batch b;
-    fri_rng_batch_begin(&b, rng);
+    fri_rng_batch_begin_for(&b, rng, i);
     for (; i > 1; i--) swap_rows(rows, size, i - 1, fri_rng_batch_below(&b, (uint32_t)i));
     fri_rng_batch_end(&b);
 }

@@ -893,15 +893,21 @@ static fr_err client_sgd(const fr_model *g, const fri_client_sgd *a, double *los
         for (size_t x = 0; x < d * sizeof(float); x += 64) __builtin_prefetch(q + x);
         __builtin_prefetch(GB + a->rows[r]);
     }
+    /* the generic loop steps only touched rows when every value it reads is finite: the
+     * check (fri_all_finite's, an exponent of all ones) made on the values as they are copied */
+    uint32_t inf = 0;
     for (size_t r = 0; r < L; r++) {
         const float *restrict src = GQ + (size_t)a->rows[r] * d;
         float *restrict dst = Q + r * d;
-        for (size_t x = 0; x < d; x++) dst[x] = src[x];
+        for (size_t x = 0; x < d; x++) {
+            uint32_t b;
+            memcpy(&b, &src[x], 4);
+            inf |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+            dst[x] = src[x];
+        }
         BI[r] = GB[a->rows[r]];
     }
-    /* the generic loop steps only touched rows when every value it reads is finite */
-    if (!fri_all_finite(Q, L * d) || !fri_all_finite(BI, L) || !fri_all_finite(P, d) || !fri_all_finite(BU, 1))
-        return FR_ERR_UNSUPPORTED;
+    if (inf || !fri_all_finite(BI, L) || !fri_all_finite(P, d) || !fri_all_finite(BU, 1)) return FR_ERR_UNSUPPORTED;
     size_t most = 0;
     for (uint32_t e = 0; e < a->epochs; e++) {
         size_t n = a->starts[e + 1] - a->starts[e];

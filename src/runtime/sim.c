@@ -45,6 +45,7 @@ typedef struct sim_worker {
     uint32_t at;            /* the position of its current client in the round */
     uint32_t pos;           /* its index in the controller's sampled list (a share's `at`
                                is in its own list) */
+    char apart[64];         /* written at every client: no cache line shared with the next worker's */
 } sim_worker;
 
 /* Secure aggregation of a round (fr_sim_set_secagg): the privacy layer's server and one
