@@ -919,16 +919,23 @@ static fr_err plan(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_c
     return FR_OK;
 }
 
-fr_err fri_client_plan_rows(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
-                            const uint32_t **ids, size_t *n) {
-    *ids = NULL;
-    *n = 0;
-    const fr_model *g = fr_task_model(task);
+/* A TASK a client can step on: decoded (its model g) and of this client's federation. */
+static fr_err task_check(const fr_client_ws *ws, const fr_task *task, const fr_model *g, uint32_t client) {
     if (!g) return fri_fail(FR_ERR_INVALID, "client %u: the TASK is empty (not decoded)", client);
     if (fr_task_config_crc(task) != ws->config_crc)
         return fri_fail(FR_ERR_INVALID,
                         "client %u: the TASK is of another federation (config CRC 0x%08x, this client's 0x%08x)",
                         client, fr_task_config_crc(task), ws->config_crc);
+    return FR_OK;
+}
+
+fr_err fri_client_plan_rows(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
+                            const uint32_t **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    const fr_model *g = fr_task_model(task);
+    fr_err bad = task_check(ws, task, g, client);
+    if (bad) return bad;
     uint32_t U, G;
     size_t total, L = 0, starts[FR_FL_MAX_LOCAL_EPOCHS + 1];
     fr_err e = data_checks(ws, client, data, g, &U, &total);
@@ -1110,11 +1117,8 @@ static fr_err fit(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_cl
 static fr_err step_fit(fr_client_ws *ws, const fr_task *task, uint32_t client, const fr_client_data *data,
                        const fr_client_private *priv, fr_client_report *rep) {
     const fr_model *g = fr_task_model(task);
-    if (!g) return fri_fail(FR_ERR_INVALID, "client %u: the TASK is empty (not decoded)", client);
-    if (fr_task_config_crc(task) != ws->config_crc)
-        return fri_fail(FR_ERR_INVALID,
-                        "client %u: the TASK is of another federation (config CRC 0x%08x, this client's 0x%08x)",
-                        client, fr_task_config_crc(task), ws->config_crc);
+    fr_err bad = task_check(ws, task, g, client);
+    if (bad) return bad;
     if (!ws->step_upd) {
         fr_err e = fr_update_create(&ws->step_upd);
         if (e) return e;

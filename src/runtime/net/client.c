@@ -164,6 +164,17 @@ static fr_err exchange(const fr_net_client_config *c, vclient *v, const fri_buf 
     return FR_OK;
 }
 
+/* exchange, tried up to 4 times 100, 200 and 400 ms apart while the round may still take
+ * the message; the last error is returned. */
+static fr_err exchange_retried(const fr_net_client_config *c, vclient *v, const fri_buf *req, uint8_t **rep,
+                               size_t *rn, fri_net_msg *m) {
+    for (int attempt = 0;; attempt++) {
+        fr_err e = exchange(c, v, req, rep, rn, m);
+        if (!e || attempt >= 3) return e;
+        nng_msleep((nng_duration)100u << attempt);
+    }
+}
+
 static void failed(vclient *v, fr_err e, const char *fmt, ...) {
     v->state = VC_FAILED;
     v->err = e;
@@ -203,15 +214,10 @@ static bool sa_send(const fr_net_client_config *c, vclient *v, fri_net_log *lg, 
     uint8_t *rep = NULL;
     size_t rn = 0;
     fri_net_msg m;
-    for (int attempt = 0;; attempt++) {
-        e = exchange(c, v, req, &rep, &rn, &m);
-        if (!e) break;
-        if (attempt >= 3) {
-            fri_net_logf(lg, 1, "client %u: round %u: secure aggregation stage %d not delivered: %s", v->id,
-                         v->sa_round, st, fr_errmsg());
-            return false;
-        }
-        nng_msleep((nng_duration)100u << attempt);
+    if ((e = exchange_retried(c, v, req, &rep, &rn, &m))) {
+        fri_net_logf(lg, 1, "client %u: round %u: secure aggregation stage %d not delivered: %s", v->id, v->sa_round,
+                     st, fr_errmsg());
+        return false;
     }
     bool ok = m.type == FRI_NET_ACK && m.ack.status == FRI_NET_ACK_ACCEPTED;
     if (!ok && m.type == FRI_NET_ACK) {
@@ -336,14 +342,9 @@ static int fetch_rows(const fr_net_client_config *c, vclient *v, fri_net_log *lg
     uint8_t *rep = NULL;
     size_t rn = 0;
     fri_net_msg m;
-    for (int attempt = 0;; attempt++) {
-        e = exchange(c, v, req, &rep, &rn, &m);
-        if (!e) break;
-        if (attempt >= 3) {
-            fri_net_logf(lg, 1, "client %u: round %u: no rows: %s", v->id, round, fr_errmsg());
-            return 0;
-        }
-        nng_msleep((nng_duration)100u << attempt);
+    if ((e = exchange_retried(c, v, req, &rep, &rn, &m))) {
+        fri_net_logf(lg, 1, "client %u: round %u: no rows: %s", v->id, round, fr_errmsg());
+        return 0;
     }
     int rc = 0;
     if (m.type == FRI_NET_ROWS && m.rows.round == round && m.rows.count == k) {
@@ -468,15 +469,10 @@ static void tick(const fr_net_client_config *c, vclient *v, fri_net_log *lg, fri
         pk->err = FR_OK;
         if ((e = fri_net_encode(req, &r))) { failed(v, e, "client %u: %s", v->id, fr_errmsg()); return; }
         /* the RESULT, retried while the round may still take it */
-        for (int attempt = 0;; attempt++) {
-            e = exchange(c, v, req, &rep, &rn, &m);
-            if (!e) break;
-            if (attempt >= 3) {
-                fri_net_logf(lg, 1, "client %u: round %u: the result was not delivered: %s", v->id, round, fr_errmsg());
-                v->next_at = fri_net_now_ms() + 100;
-                return;
-            }
-            nng_msleep((nng_duration)100u << attempt);
+        if ((e = exchange_retried(c, v, req, &rep, &rn, &m))) {
+            fri_net_logf(lg, 1, "client %u: round %u: the result was not delivered: %s", v->id, round, fr_errmsg());
+            v->next_at = fri_net_now_ms() + 100;
+            return;
         }
         if (m.type == FRI_NET_ACK) {
             if (m.ack.status == FRI_NET_ACK_ACCEPTED) v->stats.results++;

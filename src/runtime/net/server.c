@@ -253,6 +253,22 @@ static int64_t sampled_pos(const fr_net_server *s, uint32_t c) {
     return lo < s->k && s->ids[lo] == c ? (int64_t)lo : -1;
 }
 
+/* The position of client c in round r's sample when the ticket its message quotes is the
+ * one of its TASK: then it is marked seen. Otherwise -1, logged as a refused WHAT from the
+ * peer, with the refusal encoded into out and its return in *rc. */
+static int64_t ticketed_pos(fr_net_server *s, uint32_t c, uint32_t r, const uint8_t *ticket, const fri_net_peer *peer,
+                            const char *what, int *rc, uint8_t **out, size_t *n) {
+    int64_t pos = sampled_pos(s, c);
+    if (pos < 0 || sodium_memcmp(s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES, ticket, FRI_NET_TICKET_BYTES) != 0) {
+        fri_net_logf(&s->lg, 1, "refused a %s from %s: client %u, round %u: %s", what, peer->addr, c, r,
+                     pos < 0 ? "not sampled" : "the ticket does not match its TASK");
+        *rc = reply_ack(r, FRI_NET_ACK_REFUSED, pos < 0 ? "not sampled this round" : "ticket does not match", out, n);
+        return -1;
+    }
+    s->seen[c] = fri_net_now_ms();
+    return pos;
+}
+
 /* The ms left before the open stage's deadline (at least 1). */
 static uint32_t ms_left(const fr_net_server *s) {
     uint64_t now = fri_net_now_ms();
@@ -468,14 +484,9 @@ static int on_rows_req(fr_net_server *s, const fri_net_msg *m, const fri_net_pee
     if (c >= s->n_clients) return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
     if (!s->rows) return reply_refuse(FRI_NET_REFUSE_MALFORMED, "this server sends no rows on request", out, n);
     if (!s->open || r != s->round || s->closing) return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
-    int64_t pos = sampled_pos(s, c);
-    if (pos < 0 || sodium_memcmp(s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES, m->rows_req.ticket,
-                                 FRI_NET_TICKET_BYTES) != 0) {
-        fri_net_logf(&s->lg, 1, "refused a rows request from %s: client %u, round %u: %s", peer->addr, c, r,
-                     pos < 0 ? "not sampled" : "the ticket does not match its TASK");
-        return reply_ack(r, FRI_NET_ACK_REFUSED, pos < 0 ? "not sampled this round" : "ticket does not match", out, n);
-    }
-    s->seen[c] = fri_net_now_ms();
+    int rc;
+    int64_t pos = ticketed_pos(s, c, r, m->rows_req.ticket, peer, "rows request", &rc, out, n);
+    if (pos < 0) return rc;
     if (s->got[pos] || s->pending[pos])
         return reply_ack(r, FRI_NET_ACK_REFUSED, "a result of this client is already in", out, n);
     const fr_model *g = fr_round_model(s->ctl);
@@ -527,15 +538,9 @@ static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer 
         return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
     }
     if (s->sa) return reply_ack(r, FRI_NET_ACK_REFUSED, "this round is under secure aggregation: no plain RESULT", out, n);
-    int64_t pos = sampled_pos(s, c);
-    if (pos < 0 || sodium_memcmp(s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES, m->result.ticket,
-                                 FRI_NET_TICKET_BYTES) != 0) {
-        fri_net_logf(&s->lg, 1, "refused a result from %s: client %u, round %u: %s", peer->addr, c, r,
-              pos < 0 ? "not sampled" : "the ticket does not match its TASK");
-        return reply_ack(r, FRI_NET_ACK_REFUSED, pos < 0 ? "not sampled this round" : "ticket does not match",
-                         out, n);
-    }
-    s->seen[c] = fri_net_now_ms();
+    int rc;
+    int64_t pos = ticketed_pos(s, c, r, m->result.ticket, peer, "result", &rc, out, n);
+    if (pos < 0) return rc;
     if (s->got[pos] || s->pending[pos])
         return reply_ack(r, FRI_NET_ACK_REFUSED, "a result of this client is already in", out, n);
     if (s->n_free == 0) return reply_refuse(FRI_NET_REFUSE_BUSY, "busy: try again", out, n);
@@ -589,14 +594,9 @@ static int on_sa_up(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
     if (c >= s->n_clients) return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
     if (!s->open || !s->sa || r != s->round || s->closing)
         return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
-    int64_t pos = sampled_pos(s, c);
-    if (pos < 0 || sodium_memcmp(s->tickets + (size_t)pos * FRI_NET_TICKET_BYTES, m->sa_up.ticket,
-                                 FRI_NET_TICKET_BYTES) != 0) {
-        fri_net_logf(&s->lg, 1, "refused a secagg message from %s: client %u, round %u: %s", peer->addr, c, r,
-                     pos < 0 ? "not sampled" : "the ticket does not match its TASK");
-        return reply_ack(r, FRI_NET_ACK_REFUSED, pos < 0 ? "not sampled this round" : "ticket does not match", out, n);
-    }
-    s->seen[c] = fri_net_now_ms();
+    int rc;
+    int64_t pos = ticketed_pos(s, c, r, m->sa_up.ticket, peer, "secagg message", &rc, out, n);
+    if (pos < 0) return rc;
     if (st != (uint32_t)s->sa_stage || s->sa_level[pos] != st)
         return reply_ack(r, FRI_NET_ACK_LATE, "late: not the secure aggregation stage open now", out, n);
     /* the secagg header's sender (bytes 16..20) must be the party's own id */
