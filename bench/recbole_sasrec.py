@@ -34,6 +34,10 @@ ap.add_argument("--work", default=None)
 ap.add_argument("--from-checkpoint", default=None,
                 help="no training: score this checkpoint of an earlier run (its best model on validation) on "
                      "fedrec's candidates (a run stopped before its budget ended)")
+ap.add_argument("--resume", default=None,
+                help="go on training from this checkpoint of an earlier run (RecBole's resume_checkpoint: "
+                     "model, optimizer, epoch and early-stopping state; the file is updated in place with "
+                     "each better model), e.g. a run its --time-budget stopped while validation still rose")
 ap.add_argument("--time-budget", type=float, default=0,
                 help="stop starting new epochs after this many seconds of fit (0: none); the best model "
                      "on validation so far is the one tested, and the output says the budget stopped it")
@@ -106,8 +110,8 @@ class Timing(logging.Handler):
         if m: times.append(float(m.group(2)))
         m = re.search(r"hit@10 : ([0-9.]+)\s+ndcg@10 : ([0-9.]+)", msg)
         if m and "valid result" in msg:
-            curve.append((len(cpu_times), float(m.group(1)), float(m.group(2))))
-            note(f"valid after epoch {len(cpu_times)}: HR@10 {m.group(1)} NDCG@10 {m.group(2)}")
+            curve.append((epoch0 + len(cpu_times), float(m.group(1)), float(m.group(2))))
+            note(f"valid after epoch {epoch0 + len(cpu_times)}: HR@10 {m.group(1)} NDCG@10 {m.group(2)}")
 logging.getLogger().addHandler(Timing())
 def note(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -128,7 +132,7 @@ def timed_epoch(*a, **k):
     r = _train_epoch(*a, **k)
     cpu_times.append(time.process_time() - c0)
     wall_times.append(time.time() - w0)
-    note(f"epoch {len(cpu_times)}: {wall_times[-1]:.1f} s wall, {cpu_times[-1]:.1f} s cpu, loss {r}"
+    note(f"epoch {epoch0 + len(cpu_times)}: {wall_times[-1]:.1f} s wall, {cpu_times[-1]:.1f} s cpu, loss {r}"
          f" ({args.max_batches or 'all'} of {n_batches} batches)")
     return r
 trainer._train_epoch = timed_epoch
@@ -150,6 +154,11 @@ if args.from_checkpoint:
     ck = torch.load(args.from_checkpoint, map_location="cpu")
     model.load_state_dict(ck["state_dict"])
     model.load_other_parameter(ck.get("other_parameter"))
+epoch0 = 0
+if args.resume:
+    trainer.resume_checkpoint(args.resume)
+    epoch0 = trainer.start_epoch  # epochs already trained in the earlier run
+    note(f"resumed after epoch {epoch0} (best validation NDCG@10 so far {trainer.best_valid_score})")
 t0 = time.time()
 stopped_by_budget = False
 if args.from_checkpoint:
@@ -161,8 +170,9 @@ else:
     except OutOfTime:
         stopped_by_budget = True
         best_valid_result = trainer.best_valid_result
-    # the evaluated epoch with the best validation NDCG@10 (the model tested)
-    best_epoch = max(curve, key=lambda c: (c[2], -c[0]))[0] if curve else 0
+    # the evaluated epoch with the best validation NDCG@10 (the model tested): the saved
+    # checkpoint's, which after --resume may be the earlier run's
+    best_epoch = torch.load(trainer.saved_model_file, map_location="cpu")["epoch"] + 1
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
 fit_s = time.time() - t0
 
@@ -197,7 +207,7 @@ print(json.dumps({
     "recbole_test_uni100": {k: float(v) for k, v in test_result.items()},
     "hr@10": hits / n, "ndcg@10": ndcg / n, "users": n,
     "recbole_test_is_fedrec_test": f"{same_test}/{len(test)}",
-    "epochs": len(cpu_times), "seconds_per_epoch": scale * sum(wall_times) / max(len(wall_times), 1),
+    "epochs": epoch0 + len(cpu_times), "resumed_after_epoch": epoch0, "seconds_per_epoch": scale * sum(wall_times) / max(len(wall_times), 1),
     "cpu_seconds_per_epoch": scale * sum(cpu_times) / max(len(cpu_times), 1), "fit_seconds": fit_s,
     "batches_timed": args.max_batches or n_batches, "batches_per_epoch": n_batches,
     "threads": args.threads, "max_len": args.max_len, "stopped_by_budget": stopped_by_budget,
