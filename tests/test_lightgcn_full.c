@@ -16,6 +16,7 @@
 #include "gradcheck.h"
 #include "model/lightgcn_prop.h"
 #include "model/model_internal.h"
+#include "testutil.h"
 
 static fr_model_kind kind(void) {
     fr_model_kind k = 0;
@@ -217,24 +218,23 @@ Test(lightgcn_full, score_cache_under_a_hold_sees_every_change_between_holds) {
     fr_model_free(m);
 }
 
+/* The kind's defaults, sized for d, with dim and seed. */
+static fr_model_config config_for(const fr_dataset *d, uint32_t dim, uint64_t seed) {
+    fr_model_config c;
+    fr_model_config_default(&c, kind());
+    c.n_users = fr_dataset_n_users(d);
+    c.n_items = fr_dataset_n_items(d);
+    c.dim = dim;
+    c.seed = seed;
+    return c;
+}
+
 /* A scorer kept across evaluations (a training loop's) sees the parameters of each: after
  * a change, its metrics are those of a new scorer, bit for bit, and not the old ones. */
 Test(lightgcn_full, a_kept_scorer_evaluates_the_changed_model) {
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = 60;
-    go.items = 50;
-    go.interactions = 1200;
-    go.seed = 7;
-    fr_dataset *all = NULL, *train = NULL, *test = NULL;
-    cr_assert_eq(fr_dataset_generate(&all, &go), FR_OK, "%s", fr_errmsg());
+    fr_dataset *all = tu_generate(60, 50, 1200, 7), *train = NULL, *test = NULL;
     cr_assert_eq(fr_dataset_split(all, FR_SPLIT_LOO, 0, 1, &train, &test), FR_OK, "%s", fr_errmsg());
-    fr_model_config c;
-    fr_model_config_default(&c, kind());
-    c.n_users = fr_dataset_n_users(train);
-    c.n_items = fr_dataset_n_items(train);
-    c.dim = 8;
-    c.seed = 4;
+    fr_model_config c = config_for(train, 8, 4);
     fr_model *m = NULL, *m2 = NULL;
     cr_assert_eq(fr_model_create(&m, &c), FR_OK);
     c.seed = 5;
@@ -630,23 +630,11 @@ Test(lightgcn_full, model_file_round_trip) {
 /* ------------------------------------------------------------------ training */
 
 Test(lightgcn_full, trains_centrally_the_same_on_any_thread_count) {
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = 120;
-    go.items = 80;
-    go.interactions = 3000;
-    go.seed = 11;
-    fr_dataset *all = NULL, *train = NULL, *test = NULL;
+    fr_dataset *all = tu_generate(120, 80, 3000, 11), *train = NULL, *test = NULL;
     fr_negatives *negs = NULL;
-    cr_assert_eq(fr_dataset_generate(&all, &go), FR_OK, "%s", fr_errmsg());
     cr_assert_eq(fr_dataset_split(all, FR_SPLIT_LOO, 0, 1, &train, &test), FR_OK, "%s", fr_errmsg());
     cr_assert_eq(fr_negatives_sample(&negs, all, test, 30, 3), FR_OK, "%s", fr_errmsg());
-    fr_model_config c;
-    fr_model_config_default(&c, kind());
-    c.n_users = fr_dataset_n_users(train);
-    c.n_items = fr_dataset_n_items(train);
-    c.dim = 8;
-    c.seed = 4;
+    fr_model_config c = config_for(train, 8, 4);
     fr_train_config tc;
     fr_train_config_default(&tc);
     tc.batch = 256;
@@ -690,20 +678,8 @@ Test(lightgcn_full, trains_centrally_the_same_on_any_thread_count) {
  * parameters within 1e-5 of their largest at the end (measured: 3e-7; float roundings
  * that differ and compound over the 120 steps, far below what training moves). */
 Test(lightgcn_full, trains_on_the_fast_propagation_as_on_the_naive_one) {
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = 120;
-    go.items = 80;
-    go.interactions = 3000;
-    go.seed = 11;
-    fr_dataset *all = NULL;
-    cr_assert_eq(fr_dataset_generate(&all, &go), FR_OK, "%s", fr_errmsg());
-    fr_model_config c;
-    fr_model_config_default(&c, kind());
-    c.n_users = fr_dataset_n_users(all);
-    c.n_items = fr_dataset_n_items(all);
-    c.dim = 20; /* a 16-column block and single columns */
-    c.seed = 4;
+    fr_dataset *all = tu_generate(120, 80, 3000, 11);
+    fr_model_config c = config_for(all, 20, 4); /* dim 20: a 16-column block and single columns */
     fr_train_config tc;
     fr_train_config_default(&tc);
     tc.batch = 256;
