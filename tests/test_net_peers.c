@@ -103,7 +103,9 @@ static void *clients_main(void *arg) {
     return NULL;
 }
 
-static void setup(world *w, uint32_t rounds) {
+/* exact: every round waits for all the clients and for all its results (no deadline that
+ * a loaded machine could meet), so the run's model is the same each time. */
+static void setup(world *w, uint32_t rounds, bool exact) {
     memset(w, 0, sizeof *w);
     pthread_mutex_init(&w->mu, NULL);
     w->dir = tu_tmpdir();
@@ -151,6 +153,10 @@ static void setup(world *w, uint32_t rounds) {
     nc.deadline_ms = 10000;
     nc.linger_ms = 2000;
     nc.idle_ms = 1500; /* the slow peer is cut after this */
+    if (exact) {
+        nc.min_clients = N_CLIENTS;
+        nc.deadline_ms = 120000;
+    }
     cr_assert_eq(fr_net_server_create(&w->srv, &nc, &c.model, &c.fl, N_CLIENTS, on_log, w), FR_OK, "%s", fr_errmsg());
     w->port = fr_net_server_port(w->srv);
 }
@@ -234,7 +240,7 @@ static void *slow_main(void *arg) {
 
 Test(net_peers, bad_peers_refused_while_good_clients_train, .timeout = 180) {
     world *w = calloc(1, sizeof *w);
-    setup(w, ROUNDS);
+    setup(w, ROUNDS, false);
     pthread_t ts, tc;
     pthread_create(&ts, NULL, server_main, w);
     pthread_create(&tc, NULL, clients_main, w);
@@ -402,7 +408,7 @@ static void rows_req_bytes(fri_buf *b, uint32_t r) {
  * rows of a closed round and of one not begun are sent while they train. */
 static float *federation(uint32_t rounds, bool late, size_t *n_params) {
     world *w = calloc(1, sizeof *w);
-    setup(w, rounds);
+    setup(w, rounds, true);
     pthread_t ts, tc;
     pthread_create(&ts, NULL, server_main, w);
     pthread_create(&tc, NULL, clients_main, w);
