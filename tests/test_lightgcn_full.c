@@ -15,6 +15,8 @@
 #include "fedrec/train.h"
 #include "gradcheck.h"
 #include "model/lightgcn_prop.h"
+#include "model/model_internal.h"
+#include "testutil.h"
 
 static fr_model_kind kind(void) {
     fr_model_kind k = 0;
@@ -164,6 +166,104 @@ Test(lightgcn_full, score_cache_follows_parameters_and_graph) {
     check_scores(m, &GRAPH2, 3);
     fr_model_ws_free(ws);
     fr_model_free(m);
+}
+
+/* Every pair's score of m through ws, and through a workspace of its own (no cache). */
+static void score_all(const fr_model *m, fr_model_ws *ws, float *out, float *fresh) {
+    uint32_t us[NU * NI], is[NU * NI];
+    for (uint32_t u = 0; u < NU; u++)
+        for (uint32_t i = 0; i < NI; i++) us[u * NI + i] = u, is[u * NI + i] = i;
+    cr_assert_eq(fr_model_score(m, ws, us, is, NU * NI, out), FR_OK, "%s", fr_errmsg());
+    if (fresh) cr_assert_eq(fr_model_score(m, NULL, us, is, NU * NI, fresh), FR_OK, "%s", fr_errmsg());
+}
+
+/* Under a hold (the evaluator's, for the length of an evaluation) the cache is checked
+ * once; a change made between holds, through a pointer taken before them, or another
+ * model of the same shape scored under the same hold, is seen: each time the scores are
+ * bit for bit those of a workspace without a cache. */
+Test(lightgcn_full, score_cache_under_a_hold_sees_every_change_between_holds) {
+    fr_model *m = small_model(FR_LOSS_BPR, 0.0f, 3), *other = small_model(FR_LOSS_BPR, 0.0f, 3);
+    float *w = fr_model_params(m); /* kept, and written through later */
+    const size_t item4 = fr_model_tensor(m, 0)->offset + 4 * D, user0 = fr_model_tensor(m, 1)->offset;
+    fr_model_params(other)[item4] -= 0.5f;
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 7), FR_OK); /* several calls a scoring */
+    static float a[NU * NI], b[NU * NI], fresh[NU * NI];
+    fri_model_ws_hold(ws, true);
+    score_all(m, ws, a, fresh);
+    cr_assert(!memcmp(a, fresh, sizeof a));
+    score_all(m, ws, b, NULL);
+    cr_assert(!memcmp(a, b, sizeof a), "under the hold: the same scores");
+    fri_model_ws_hold(ws, false);
+    for (int held = 1; held >= 0; held--) { /* seen by the next hold, and without one */
+        w[item4] += 0.25f;   /* item 4: user 2's */
+        w[user0 + 1] *= -2;  /* and user 0's factor */
+        fri_model_ws_hold(ws, held);
+        score_all(m, ws, b, fresh);
+        cr_assert(!memcmp(b, fresh, sizeof b), "hold %d: the scores of the changed model", held);
+        cr_assert(a[2 * NI + 8] != b[2 * NI + 8] && a[0 * NI + 2] != b[0 * NI + 2], "the change is visible");
+        fri_model_ws_hold(ws, false);
+        memcpy(a, b, sizeof a);
+    }
+    /* another model of the same shape under the same hold */
+    fri_model_ws_hold(ws, true);
+    score_all(m, ws, a, NULL);
+    score_all(other, ws, b, fresh);
+    cr_assert(!memcmp(b, fresh, sizeof b), "another model: its own scores");
+    cr_assert(memcmp(a, b, sizeof a) != 0);
+    fri_model_ws_hold(ws, false);
+    check_scores(m, &GRAPH, 3); /* and the changed model's scores are the dense reference's */
+    fr_model_ws_free(ws);
+    fr_model_free(other);
+    fr_model_free(m);
+}
+
+/* The kind's defaults, sized for d, with dim and seed. */
+static fr_model_config config_for(const fr_dataset *d, uint32_t dim, uint64_t seed) {
+    fr_model_config c;
+    fr_model_config_default(&c, kind());
+    c.n_users = fr_dataset_n_users(d);
+    c.n_items = fr_dataset_n_items(d);
+    c.dim = dim;
+    c.seed = seed;
+    return c;
+}
+
+/* A scorer kept across evaluations (a training loop's) sees the parameters of each: after
+ * a change, its metrics are those of a new scorer, bit for bit, and not the old ones. */
+Test(lightgcn_full, a_kept_scorer_evaluates_the_changed_model) {
+    fr_dataset *all = tu_generate(60, 50, 1200, 7), *train = NULL, *test = NULL;
+    cr_assert_eq(fr_dataset_split(all, FR_SPLIT_LOO, 0, 1, &train, &test), FR_OK, "%s", fr_errmsg());
+    fr_model_config c = config_for(train, 8, 4);
+    fr_model *m = NULL, *m2 = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+    c.seed = 5;
+    cr_assert_eq(fr_model_create(&m2, &c), FR_OK);
+    fr_model_graph g = fr_model_graph_dataset(train);
+    fr_model_set_graph(m, &g);
+    fr_model_scorer *s = NULL;
+    cr_assert_eq(fr_model_scorer_create(&s, m, NULL, NULL, NULL), FR_OK);
+    fr_eval_result r0, r1, r2;
+    cr_assert_eq(fr_model_evaluate_with(s, m, train, test, NULL, NULL, NULL, &r0), FR_OK, "%s", fr_errmsg());
+    /* other parameters, written in place (as an optimizer or a FedAvg merge writes them) */
+    memcpy(fr_model_params(m), fr_model_params_const(m2), fr_model_n_params(m) * sizeof(float));
+    cr_assert_eq(fr_model_evaluate_with(s, m, train, test, NULL, NULL, NULL, &r1), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_model_evaluate(m, train, test, NULL, NULL, NULL, &r2), FR_OK, "%s", fr_errmsg());
+    cr_assert(r1.has_full && r2.has_full && r1.n_ks == r2.n_ks && r1.auc_full == r2.auc_full);
+    bool moved = false;
+    for (size_t j = 0; j < r1.n_ks; j++) {
+        cr_assert(r1.hr_full[j] == r2.hr_full[j] && r1.ndcg_full[j] == r2.ndcg_full[j],
+                  "@%u: %g %g against a new scorer's %g %g", r1.ks[j], r1.hr_full[j], r1.ndcg_full[j], r2.hr_full[j],
+                  r2.ndcg_full[j]);
+        moved |= r0.ndcg_full[j] != r1.ndcg_full[j];
+    }
+    cr_assert(moved, "the change moved no metric: the test shows nothing");
+    fr_model_scorer_free(s);
+    fr_model_free(m2);
+    fr_model_free(m);
+    fr_dataset_free(all);
+    fr_dataset_free(train);
+    fr_dataset_free(test);
 }
 
 /* ------------------------------------------------------------------ fast and naive propagation */
@@ -530,23 +630,11 @@ Test(lightgcn_full, model_file_round_trip) {
 /* ------------------------------------------------------------------ training */
 
 Test(lightgcn_full, trains_centrally_the_same_on_any_thread_count) {
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = 120;
-    go.items = 80;
-    go.interactions = 3000;
-    go.seed = 11;
-    fr_dataset *all = NULL, *train = NULL, *test = NULL;
+    fr_dataset *all = tu_generate(120, 80, 3000, 11), *train = NULL, *test = NULL;
     fr_negatives *negs = NULL;
-    cr_assert_eq(fr_dataset_generate(&all, &go), FR_OK, "%s", fr_errmsg());
     cr_assert_eq(fr_dataset_split(all, FR_SPLIT_LOO, 0, 1, &train, &test), FR_OK, "%s", fr_errmsg());
     cr_assert_eq(fr_negatives_sample(&negs, all, test, 30, 3), FR_OK, "%s", fr_errmsg());
-    fr_model_config c;
-    fr_model_config_default(&c, kind());
-    c.n_users = fr_dataset_n_users(train);
-    c.n_items = fr_dataset_n_items(train);
-    c.dim = 8;
-    c.seed = 4;
+    fr_model_config c = config_for(train, 8, 4);
     fr_train_config tc;
     fr_train_config_default(&tc);
     tc.batch = 256;
@@ -590,20 +678,8 @@ Test(lightgcn_full, trains_centrally_the_same_on_any_thread_count) {
  * parameters within 1e-5 of their largest at the end (measured: 3e-7; float roundings
  * that differ and compound over the 120 steps, far below what training moves). */
 Test(lightgcn_full, trains_on_the_fast_propagation_as_on_the_naive_one) {
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = 120;
-    go.items = 80;
-    go.interactions = 3000;
-    go.seed = 11;
-    fr_dataset *all = NULL;
-    cr_assert_eq(fr_dataset_generate(&all, &go), FR_OK, "%s", fr_errmsg());
-    fr_model_config c;
-    fr_model_config_default(&c, kind());
-    c.n_users = fr_dataset_n_users(all);
-    c.n_items = fr_dataset_n_items(all);
-    c.dim = 20; /* a 16-column block and single columns */
-    c.seed = 4;
+    fr_dataset *all = tu_generate(120, 80, 3000, 11);
+    fr_model_config c = config_for(all, 20, 4); /* dim 20: a 16-column block and single columns */
     fr_train_config tc;
     fr_train_config_default(&tc);
     tc.batch = 256;

@@ -103,7 +103,9 @@ static void *clients_main(void *arg) {
     return NULL;
 }
 
-static void setup(world *w) {
+/* exact: every round waits for all the clients and for all its results (no deadline that
+ * a loaded machine could meet), so the run's model is the same each time. */
+static void setup(world *w, uint32_t rounds, bool exact) {
     memset(w, 0, sizeof *w);
     pthread_mutex_init(&w->mu, NULL);
     w->dir = tu_tmpdir();
@@ -146,11 +148,15 @@ static void setup(world *w) {
     nc.cert = cert;
     nc.key = key;
     nc.tokens = w->tokens_hash;
-    nc.rounds = ROUNDS;
+    nc.rounds = rounds;
     nc.retry_ms = 10;
     nc.deadline_ms = 10000;
     nc.linger_ms = 2000;
     nc.idle_ms = 1500; /* the slow peer is cut after this */
+    if (exact) {
+        nc.min_clients = N_CLIENTS;
+        nc.deadline_ms = 120000;
+    }
     cr_assert_eq(fr_net_server_create(&w->srv, &nc, &c.model, &c.fl, N_CLIENTS, on_log, w), FR_OK, "%s", fr_errmsg());
     w->port = fr_net_server_port(w->srv);
 }
@@ -234,7 +240,7 @@ static void *slow_main(void *arg) {
 
 Test(net_peers, bad_peers_refused_while_good_clients_train, .timeout = 180) {
     world *w = calloc(1, sizeof *w);
-    setup(w);
+    setup(w, ROUNDS, false);
     pthread_t ts, tc;
     pthread_create(&ts, NULL, server_main, w);
     pthread_create(&tc, NULL, clients_main, w);
@@ -373,5 +379,102 @@ Test(net_peers, bad_peers_refused_while_good_clients_train, .timeout = 180) {
     teardown(w);
     free(w);
     /* a wedged nng (ARCHITECTURE.md) makes closes give up after 10 s: fail, not hang */
+    cr_assert_eq(fri_net_closes_abandoned(), 0, "nng's close did not finish: nng is wedged");
+}
+
+/* Sends bytes; the reply, decoded into *m (its bytes in *rep, for the caller to free). */
+static void ask_msg(fri_net_client *c, const fri_buf *b, uint8_t **rep, fri_net_msg *m) {
+    size_t rn = 0;
+    *rep = NULL;
+    cr_assert_eq(fri_net_request(c, b->data, b->len, rep, &rn, 10000), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fri_net_decode(*rep, rn, SIZE_MAX, m), FR_OK, "%s", fr_errmsg());
+}
+
+/* A ROWS_REQ of client 0 for round r, with a ticket of zeros. */
+static void rows_req_bytes(fri_buf *b, uint32_t r) {
+    static const uint8_t ticket[FRI_NET_TICKET_BYTES];
+    static const uint8_t ids[8] = {1, 0, 0, 0, 2, 0, 0, 0}; /* rows 1 and 2, little-endian */
+    fri_net_msg q = {.type = FRI_NET_ROWS_REQ, .flags = FRI_NET_FLAG_HEADER_CRC};
+    q.rows_req.client = 0;
+    q.rows_req.round = r;
+    q.rows_req.ticket = ticket;
+    q.rows_req.count = 2;
+    q.rows_req.ids = ids;
+    b->len = 0;
+    cr_assert_eq(fri_net_encode(b, &q), FR_OK, "%s", fr_errmsg());
+}
+
+/* The global model after `rounds` rounds of the good clients; with `late`, requests for
+ * rows of a closed round and of one not begun are sent while they train. */
+static float *federation(uint32_t rounds, bool late, size_t *n_params) {
+    world *w = calloc(1, sizeof *w);
+    setup(w, rounds, true);
+    pthread_t ts, tc;
+    pthread_create(&ts, NULL, server_main, w);
+    pthread_create(&tc, NULL, clients_main, w);
+    if (late) {
+        double until = now_s() + 60;
+        unsigned r = 0;
+        while (now_s() < until && r < 2) { /* round 1 closed */
+            pthread_mutex_lock(&w->mu);
+            r = w->rounds;
+            pthread_mutex_unlock(&w->mu);
+            usleep(2000);
+        }
+        cr_assert_geq(r, 2, "two rounds did not complete");
+        fri_net_client *c = peer(w);
+        fri_buf b = {0};
+        uint8_t *rep;
+        fri_net_msg m;
+        rows_req_bytes(&b, 1);
+        ask_msg(c, &b, &rep, &m);
+        cr_assert_eq(m.type, FRI_NET_ACK, "a late rows request: a %u", m.type);
+        cr_assert_eq(m.ack.status, FRI_NET_ACK_LATE);
+        cr_assert_eq(m.ack.round, 1);
+        cr_assert(m.ack.text_len == strlen("late: that round is closed") &&
+                  !memcmp(m.ack.text, "late: that round is closed", m.ack.text_len), "%.*s", (int)m.ack.text_len,
+                  (const char *)m.ack.text);
+        fri_net_reply_free(rep);
+        rows_req_bytes(&b, rounds + 5);
+        ask_msg(c, &b, &rep, &m);
+        cr_assert_eq(m.type, FRI_NET_ACK, "a rows request for a round not begun: a %u", m.type);
+        cr_assert_eq(m.ack.status, FRI_NET_ACK_LATE);
+        cr_assert_eq(m.ack.round, rounds + 5);
+        cr_assert(m.ack.text_len == strlen("that round has not begun") &&
+                  !memcmp(m.ack.text, "that round has not begun", m.ack.text_len), "%.*s", (int)m.ack.text_len,
+                  (const char *)m.ack.text);
+        fri_net_reply_free(rep);
+        fri_buf_free(&b);
+        fri_net_client_close(c);
+    }
+    pthread_join(tc, NULL);
+    pthread_join(ts, NULL);
+    cr_assert_eq(w->run_err, FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(w->clients_err, FR_OK, "good clients: %s", fr_errmsg());
+    cr_assert_eq(w->rounds, rounds, "every round completed");
+    if (late) {
+        cr_assert(log_has(w, "rows request of client 0 for round 1 refused: that round is closed"), "%s", w->logbuf);
+        cr_assert(log_has(w, "refused: that round has not begun"), "%s", w->logbuf);
+    }
+    const fr_model *g = fr_net_server_model(w->srv);
+    *n_params = fr_model_n_params(g);
+    float *p = malloc(*n_params * sizeof *p);
+    cr_assert(p);
+    memcpy(p, fr_model_params_const(g), *n_params * sizeof *p);
+    teardown(w);
+    free(w);
+    return p;
+}
+
+/* A rows request (protocol v3) that arrives after its round closed, or before its round
+ * began, is answered ACK LATE with a message and logged; the rounds go on and the global
+ * model is the one of a federation that never saw the requests, bit for bit. */
+Test(net_peers, late_rows_request_refused_and_harmless, .timeout = 180) {
+    size_t n0, n1;
+    float *with = federation(6, true, &n1), *without = federation(6, false, &n0);
+    cr_assert_eq(n0, n1);
+    cr_assert(memcmp(with, without, n0 * sizeof *with) == 0, "the late requests changed the model");
+    free(with);
+    free(without);
     cr_assert_eq(fri_net_closes_abandoned(), 0, "nng's close did not finish: nng is wedged");
 }

@@ -373,6 +373,41 @@ Test(simspeed, server_fixed_point_vector_path_equals_scalar) {
     cr_assert_eq(c[7], 0);
 }
 
+/* The accumulator wraps modulo 2^64 (the masked sums of secure aggregation need it) in the
+ * scalar loop and the vector one alike: sums past INT64_MAX and below INT64_MIN, against
+ * the true sum in 128 bits brought back by hand into [-2^63, 2^63). Under the sanitize
+ * build a signed overflow here fails the test (UBSan, no recover). */
+__extension__ typedef __int128 i128; /* gcc and clang: the true sum */
+Test(simspeed, server_fixed_point_sum_wraps_modulo_2_64) {
+    enum { N = 19 }; /* two vectors of 8 and a tail of 3 */
+    float val[N];
+    i128 term[N]; /* each value's units of 2^-32 (weight 1), by hand */
+    int64_t start[N];
+    for (int i = 0; i < N; i++) {
+        switch (i % 4) {
+        case 0: val[i] = 1.0f; term[i] = (i128)1 << 32; break;
+        case 1: val[i] = 3e38f; term[i] = (i128)4600000000000000000LL; break;   /* saturated */
+        case 2: val[i] = -3e38f; term[i] = -(i128)4600000000000000000LL; break; /* saturated */
+        default: val[i] = 0.25f; term[i] = (i128)1 << 30; break;
+        }
+        /* close to the top for the positive terms, the bottom for the negative ones */
+        start[i] = term[i] > 0 ? INT64_MAX - 5 * i : INT64_MIN + 7 * i;
+    }
+    for (int vector = 0; vector < 2; vector++) {
+        int64_t acc[N];
+        memcpy(acc, start, sizeof acc);
+        for (int rep = 0; rep < 3; rep++) fri_fl_add_fixed(acc, val, N, 1.0, vector);
+        for (int i = 0; i < N; i++) {
+            i128 t = (i128)start[i] + 3 * term[i], two64 = (i128)1 << 64;
+            while (t > INT64_MAX) t -= two64;
+            while (t < INT64_MIN) t += two64;
+            cr_assert(t != (i128)start[i] + 3 * term[i], "value %d never wrapped", i);
+            cr_assert_eq(acc[i], (int64_t)t, "%s path, value %d: %lld, expected %lld", vector ? "vector" : "scalar", i,
+                         (long long)acc[i], (long long)t);
+        }
+    }
+}
+
 static uint32_t crc_bitwise(const uint8_t *p, size_t n) {
     uint32_t c = 0xFFFFFFFFu;
     for (size_t i = 0; i < n; i++) {

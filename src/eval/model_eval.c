@@ -6,6 +6,7 @@
 
 #include "core/core.h"
 #include "fedrec/model_eval.h"
+#include "model/model_internal.h"
 
 #define CHUNK 1024 /* items per fr_model_score call */
 
@@ -121,6 +122,8 @@ fr_err fr_model_evaluate_with(fr_model_scorer *s, const fr_model *m, const fr_da
     else fr_eval_opts_default(&opts);
     fr_eval_result_init(r, &opts);
     if (s->L && !s->hist) s->hist = train; /* a sequence model reads each user's training items */
+    /* the model is not written while it runs (model_eval.h): a score cache is checked once */
+    for (int i = 0; i < s->n_workers; i++) fri_model_ws_hold(s->w[i].ws, true);
     fr_err e;
     if (fr_model_kind_is_explicit(fr_model_config_of(m)->kind)) {
         fr_dataset_info in;
@@ -137,6 +140,7 @@ fr_err fr_model_evaluate_with(fr_model_scorer *s, const fr_model *m, const fr_da
         e = fr_eval_full(fr_model_scorer_fn, s, train, test, &opts, pool, r);
     }
     if (!e && opts.exposure) e = fr_eval_exposure(fr_model_scorer_fn, s, train, opts.exposure_item, opts.exposure_k, pool, r);
+    for (int i = 0; i < s->n_workers; i++) fri_model_ws_hold(s->w[i].ws, false);
     if (e) return e;
     return fr_model_scorer_status(s);
 }

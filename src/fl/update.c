@@ -109,6 +109,10 @@ static inline int64_t fixed(double x) {
     return (int64_t)(v + copysign(0.5, v));
 }
 
+/* a += t modulo 2^64, as the vector lanes add (_mm512_add_epi64) and fri_fl_add_ints: in
+ * unsigned arithmetic, where wrapping is defined (a signed overflow is undefined). */
+static inline void add_wrap(int64_t *a, int64_t t) { *a = (int64_t)((uint64_t)*a + (uint64_t)t); }
+
 /* The conversion needs AVX-512DQ to vectorise (vcvttpd2qq; AVX2 has no double -> int64),
  * so on x86-64 with gcc or clang a copy doing the same double operations in the same
  * order is chosen at run time: bit-identical to the scalar loop (max(v, lo) returns lo
@@ -147,11 +151,8 @@ void fri_fl_add_fixed(int64_t *restrict acc, const float *restrict val, size_t n
 #else
     (void)vector;
 #endif
-    for (; i < n; i++) acc[i] += fixed(w * (double)val[i]);
+    for (; i < n; i++) add_wrap(&acc[i], fixed(w * (double)val[i]));
 }
-
-/* a += t modulo 2^64 (the lanes' arithmetic: wrapping is defined, as in fri_fl_add_ints) */
-static inline void add_wrap(int64_t *a, int64_t t) { *a = (int64_t)((uint64_t)*a + (uint64_t)t); }
 
 void fri_fl_add_fixed_rows(int64_t *restrict acc, const uint32_t *ids, const float *restrict val, size_t count,
                            size_t width, double w) {

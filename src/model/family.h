@@ -86,6 +86,12 @@ typedef struct fri_model_family {
      * workspace struct (lightgcn-full's copy of the bound graph, built once per binding);
      * fr_model_ws_free calls it before freeing the arena. */
     void (*ws_release)(void *ws);
+    /* Optional (NULL: the family keeps no cache that needs it): on, the caller promises that
+     * the model's parameters and graph binding stay as they are until it calls again with
+     * off (an evaluation: the model is not written while it runs), so a cache checked
+     * once under the hold need not be checked again; off, every use checks it again.
+     * fri_model_ws_hold calls it. */
+    void (*ws_hold)(void *ws, bool on);
 
     /* --- math: the batch has been checked (1 <= n <= max batch, every index in range,
      * label or neg present as the loss needs; g has m's layout) */

@@ -453,6 +453,10 @@ void fr_model_ws_free(fr_model_ws *ws) {
 
 size_t fr_model_ws_max_batch(const fr_model_ws *ws) { return ws->max_batch; }
 
+void fri_model_ws_hold(fr_model_ws *ws, bool on) {
+    if (ws && ws->fam->ws_hold) ws->fam->ws_hold(ws->fws, on);
+}
+
 static int ws_matches(const fr_model_ws *ws, const fr_model *m) {
     return ws->shape.kind == m->cfg.kind && m->fam->ws_fits(&ws->shape, &m->cfg);
 }

@@ -51,6 +51,11 @@ FR_NODISCARD fr_err fri_model_config_user_lists(fr_model_config *cfg, const uint
  * depend on more than the rows (side features: model_hybrid.c) read it; the others
  * ignore it. The arrays are borrowed until the next bind; NULL: rows are global ids.
  * catalogue: the federation's item count. */
+/* Tells ws that the model it scores is not written (parameters, graph binding) from now
+ * until the call with on false: a family's score cache (lightgcn-full's propagation) is
+ * then checked against the model once, not at every call. The evaluator holds its
+ * workspaces for the length of an evaluation. ws NULL: nothing. */
+void fri_model_ws_hold(fr_model_ws *ws, bool on);
 void fri_model_bind_rows(fr_model *m, const uint32_t *items, uint32_t n_items, const uint32_t *users,
                          uint32_t n_users, uint32_t catalogue);
 

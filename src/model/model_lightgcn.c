@@ -351,8 +351,11 @@ const fri_model_family fri_model_family_lightgcn = {
  * federated.
  *
  * Scores reuse the last propagation while the parameters and the graph binding are
- * those it was computed from (the workspace keeps a copy of E^0 and compares it): the
- * evaluator scores a user's candidates a call at a time.
+ * those it was computed from: the evaluator scores a user's candidates a call at a time.
+ * The workspace keeps a copy of E^0 and compares it at every call, exact whoever writes
+ * the slab (fr_model_params hands out a pointer the caller may keep and write through),
+ * but O(N d) a call: under a hold (fri_model_ws_hold: the evaluator's, for the length of
+ * an evaluation, in which the model is not written) only the first call compares.
  *
  * Layout as `lightgcn`. Parameter block: u32 dim, u32 K (n_layers). */
 
@@ -406,6 +409,9 @@ typedef struct lgf_ws {
     float *e0;             /* [N, dim] the E^0 that fin was computed from (score's cache) */
     float *s, *sn, *ds, *dsn; /* [B] */
     int cached;            /* fin is F of e0 under graph (gfn, gctx) */
+    int held;              /* under a hold (full_ws_hold): the model is not written */
+    int held_ok;           /* under the hold, the cache was found or made current for src */
+    const fr_model *src;   /* the model it was last found or made current for */
     size_t (*gfn)(const void *, uint32_t, const uint32_t **);
     const void *gctx;
     lgf_graph_copy *gc;    /* the graph and dinv, as of the last call (NULL: none yet) */
@@ -434,6 +440,12 @@ static void full_ws_release(void *wsp) {
     lgf_ws *w = wsp;
     fri_free(w->gc);
     w->gc = NULL;
+}
+
+static void full_ws_hold(void *wsp, bool on) {
+    lgf_ws *w = wsp;
+    w->held = on;
+    w->held_ok = 0; /* a new hold checks once: the model may have changed before it */
 }
 
 static size_t copy_items(const void *ctx, uint32_t u, const uint32_t **items) {
@@ -841,9 +853,11 @@ static void full_score(const fr_model *m, void *wsp, const uint32_t *users, cons
     const size_t I = m->cfg.n_items, d = m->cfg.dim, nI = I * d, nU = (size_t)m->cfg.n_users * d;
     const float *Q = fri_model_data(m, m->slot[ITEM_E]), *P = fri_model_data(m, m->slot[USER_E]);
     bool hit = w->cached && w->gfn == m->graph.items && w->gctx == m->graph.ctx &&
-               !memcmp(w->e0, Q, nI * sizeof *Q) && !memcmp(w->e0 + nI, P, nU * sizeof *P);
+               ((w->held && w->held_ok && w->src == m) ||
+                (!memcmp(w->e0, Q, nI * sizeof *Q) && !memcmp(w->e0 + nI, P, nU * sizeof *P)));
     if (!hit) {
         w->cached = 0;
+        w->held_ok = 0;
         if (full_forward(m, w)) { /* a bad graph item (fr_model_score checked that one is bound) */
             for (size_t x = 0; x < n; x++) out[x] = NAN;
             return;
@@ -854,6 +868,8 @@ static void full_score(const fr_model *m, void *wsp, const uint32_t *users, cons
         w->gctx = m->graph.ctx;
         w->cached = 1;
     }
+    w->held_ok = w->held;
+    w->src = m;
     for (size_t x = 0; x < n; x++)
         out[x] = fri_dot(w->fin + (I + users[x]) * d, w->fin + (size_t)items[x] * d, d);
 }
@@ -875,6 +891,7 @@ const fri_model_family fri_model_family_lightgcn_full = {
     .ws_carve = full_ws_carve,
     .ws_fits = full_ws_fits,
     .ws_release = full_ws_release,
+    .ws_hold = full_ws_hold,
     .loss_grad = full_loss_grad,
     .score = full_score,
 };

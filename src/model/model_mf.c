@@ -624,12 +624,12 @@ typedef struct lean_ws {
     float *p, *q, *dp, *dq;    /* [B,d] */
     float *bu, *bi, *dbu, *dbi, *s, *ds; /* [B] */
     float *gq, *gb;            /* [L,d], [L] gradients of the compact rows */
-    float *gp;                 /* [d + 1] the user's (factor, then bias) */
+    float *gp;                 /* [d] the user's factor's */
     uint8_t *mark;             /* [L] a row's gradient is live this minibatch */
 } lean_ws;
 
 static fr_err lean_carve(lean_ws *w, const fri_client_sgd *a, size_t B, size_t d) {
-    size_t L = a->L, nf = 4 * B * d + 6 * B + L * d + L + d + 1;
+    size_t L = a->L, nf = 4 * B * d + 6 * B + L * d + L + d;
     size_t bytes = nf * sizeof(float) + L + 64;
     if (bytes > *a->scratch_cap) {
         void *p = fri_realloc(*a->scratch, bytes);
@@ -640,7 +640,7 @@ static fr_err lean_carve(lean_ws *w, const fri_client_sgd *a, size_t B, size_t d
     float *f = *a->scratch;
     w->p = f; f += B * d; w->q = f; f += B * d; w->dp = f; f += B * d; w->dq = f; f += B * d;
     w->bu = f; f += B; w->bi = f; f += B; w->dbu = f; f += B; w->dbi = f; f += B; w->s = f; f += B; w->ds = f; f += B;
-    w->gq = f; f += L * d; w->gb = f; f += L; w->gp = f; f += d + 1;
+    w->gq = f; f += L * d; w->gb = f; f += L; w->gp = f; f += d;
     w->mark = (uint8_t *)f;
     memset(w->mark, 0, L);
     return FR_OK;
@@ -680,6 +680,43 @@ static FRI_ALWAYS_INLINE double lean_mse(float *restrict dpred, const float *res
     return s / (double)B;
 }
 
+/* The biases' L2 terms and gradients of a minibatch (the memset zeros, the L2 term, then
+ * += ds): L with the terms added, in loss_impl's order. */
+static FRI_ALWAYS_INLINE double lean_bias_grad(const fr_model_config *c, lean_ws *w, size_t B, double l2s, double L) {
+    memset(w->dbu, 0, B * sizeof(float));
+    memset(w->dbi, 0, B * sizeof(float));
+    double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / (double)B : l2s;
+    if (bl2s > 0) {
+        L += lean_l2(w->dbu, w->bu, B, 1, bl2s);
+        L += lean_l2(w->dbi, w->bi, B, 1, bl2s);
+    }
+    for (size_t i = 0; i < B; i++) { w->dbu[i] += w->ds[i]; w->dbi[i] += w->ds[i]; }
+    return L;
+}
+
+/* The end of a minibatch: the biases' gradients summed from +0 in example order, then the
+ * step (sgd_range's expression) on the user's rows (gp: its factor's gradient [d]) and on
+ * every item row the minibatch marked, each once, its mark cleared. d is a constant where
+ * lean_batch32 inlines it. */
+static FRI_ALWAYS_INLINE void lean_step(const fri_client_sgd *a, lean_ws *w, const uint32_t *it, size_t B, size_t d,
+                                        const float *gp, float *P, float *BU, float *Q, float *BI) {
+    float gpb = 0.0f;
+    for (size_t i = 0; i < B; i++) gpb += w->dbu[i];
+    for (size_t i = 0; i < B; i++) w->gb[it[i]] += w->dbi[i];
+    const float lr = a->lr, wd = a->wd;
+    for (size_t x = 0; x < d; x++) P[x] -= lr * (gp[x] + wd * P[x]);
+    BU[0] -= lr * (gpb + wd * BU[0]);
+    for (size_t i = 0; i < B; i++) {
+        uint32_t r = it[i];
+        if (!w->mark[r]) continue;
+        w->mark[r] = 0;
+        float *restrict q = Q + (size_t)r * d;
+        const float *restrict gq = w->gq + (size_t)r * d;
+        for (size_t x = 0; x < d; x++) q[x] -= lr * (gq[x] + wd * q[x]);
+        BI[r] -= lr * (w->gb[r] + wd * BI[r]);
+    }
+}
+
 /* One minibatch [s, s + B) (loss_impl with a gradient, then the step). */
 static FRI_ALWAYS_INLINE double lean_batch(const fr_model_config *c, const fri_client_sgd *a, lean_ws *w, float *P,
                                            float *BU, float *Q, float *BI, size_t s, size_t B) {
@@ -703,18 +740,11 @@ static FRI_ALWAYS_INLINE double lean_batch(const fr_model_config *c, const fri_c
         L += lean_l2(w->dp, w->p, B, d, l2s);
         L += lean_l2(w->dq, w->q, B, d, l2s);
     }
-    memset(w->dbu, 0, B * sizeof(float));
-    memset(w->dbi, 0, B * sizeof(float));
-    double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / (double)B : l2s;
-    if (bl2s > 0) {
-        L += lean_l2(w->dbu, w->bu, B, 1, bl2s);
-        L += lean_l2(w->dbi, w->bi, B, 1, bl2s);
-    }
+    L = lean_bias_grad(c, w, B, l2s, L);
     lean_dot_backward(w->dp, w->dq, w->ds, w->p, w->q, B, d);
-    for (size_t i = 0; i < B; i++) { w->dbu[i] += w->ds[i]; w->dbi[i] += w->ds[i]; }
     /* gradients from +0, rows in example order (fri_embedding_backward) */
     float *restrict gp = w->gp;
-    for (size_t x = 0; x <= d; x++) gp[x] = 0.0f;
+    for (size_t x = 0; x < d; x++) gp[x] = 0.0f;
     for (size_t i = 0; i < B; i++) {
         const float *restrict g = w->dp + i * d;
         for (size_t x = 0; x < d; x++) gp[x] += g[x];
@@ -730,21 +760,7 @@ static FRI_ALWAYS_INLINE double lean_batch(const fr_model_config *c, const fri_c
         const float *restrict g = w->dq + i * d;
         for (size_t x = 0; x < d; x++) gq[x] += g[x];
     }
-    for (size_t i = 0; i < B; i++) gp[d] += w->dbu[i];
-    for (size_t i = 0; i < B; i++) w->gb[it[i]] += w->dbi[i];
-    /* the step (sgd_range's expression) */
-    const float lr = a->lr, wd = a->wd;
-    for (size_t x = 0; x < d; x++) P[x] -= lr * (gp[x] + wd * P[x]);
-    BU[0] -= lr * (gp[d] + wd * BU[0]);
-    for (size_t i = 0; i < B; i++) {
-        uint32_t r = it[i];
-        if (!w->mark[r]) continue;
-        w->mark[r] = 0;
-        float *restrict q = Q + (size_t)r * d;
-        const float *restrict gq = w->gq + (size_t)r * d;
-        for (size_t x = 0; x < d; x++) q[x] -= lr * (gq[x] + wd * q[x]);
-        BI[r] -= lr * (w->gb[r] + wd * BI[r]);
-    }
+    lean_step(a, w, it, B, d, gp, P, BU, Q, BI);
     return L;
 }
 
@@ -802,14 +818,7 @@ static FRI_ALWAYS_INLINE double lean_batch32(const fr_model_config *c, const fri
         L += l2s * sp;
         L += l2s * sq;
     }
-    memset(w->dbu, 0, B * sizeof(float));
-    memset(w->dbi, 0, B * sizeof(float));
-    double bl2s = c->bias_l2 > 0.0f ? (double)c->bias_l2 / (double)B : l2s;
-    if (bl2s > 0) {
-        L += lean_l2(w->dbu, w->bu, B, 1, bl2s);
-        L += lean_l2(w->dbi, w->bi, B, 1, bl2s);
-    }
-    for (size_t i = 0; i < B; i++) { w->dbu[i] += w->ds[i]; w->dbi[i] += w->ds[i]; }
+    L = lean_bias_grad(c, w, B, l2s, L);
     /* gradients from +0, examples in order */
     const v8f kv = v8_splat(k);
     v8f kp[4], gp[4];
@@ -834,24 +843,9 @@ static FRI_ALWAYS_INLINE double lean_batch32(const fr_model_config *c, const fri
             v8_store(gq + 8 * g, (first ? z : v8_load(gq + 8 * g)) + dq);
         }
     }
-    float gpb = 0.0f;
-    for (size_t i = 0; i < B; i++) gpb += w->dbu[i];
-    for (size_t i = 0; i < B; i++) w->gb[it[i]] += w->dbi[i];
-    /* the step (sgd_range's expression) */
-    const float lr = a->lr, wd = a->wd;
     float gpf[D];
     for (int g = 0; g < 4; g++) v8_store(gpf + 8 * g, gp[g]);
-    for (size_t x = 0; x < D; x++) P[x] -= lr * (gpf[x] + wd * P[x]);
-    BU[0] -= lr * (gpb + wd * BU[0]);
-    for (size_t i = 0; i < B; i++) {
-        uint32_t r = it[i];
-        if (!w->mark[r]) continue;
-        w->mark[r] = 0;
-        float *restrict q = Q + (size_t)r * D;
-        const float *restrict gq = w->gq + (size_t)r * D;
-        for (size_t x = 0; x < D; x++) q[x] -= lr * (gq[x] + wd * q[x]);
-        BI[r] -= lr * (w->gb[r] + wd * BI[r]);
-    }
+    lean_step(a, w, it, B, D, gpf, P, BU, Q, BI);
     return L;
 }
 #define LEAN_BATCH(c, a, w, P, BU, Q, BI, s, B) \

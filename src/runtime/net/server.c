@@ -483,7 +483,12 @@ static int on_rows_req(fr_net_server *s, const fri_net_msg *m, const fri_net_pee
     uint32_t c = m->rows_req.client, r = m->rows_req.round;
     if (c >= s->n_clients) return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
     if (!s->rows) return reply_refuse(FRI_NET_REFUSE_MALFORMED, "this server sends no rows on request", out, n);
-    if (!s->open || r != s->round || s->closing) return reply_ack(r, FRI_NET_ACK_LATE, "late: that round is closed", out, n);
+    if (!s->open || r != s->round || s->closing) { /* nothing of the server changes: a rows request only reads */
+        const bool early = r > s->round;
+        fri_net_logf(&s->lg, 0, "rows request of client %u for round %u refused: that round %s", c, r,
+                     early ? "has not begun" : "is closed");
+        return reply_ack(r, FRI_NET_ACK_LATE, early ? "that round has not begun" : "late: that round is closed", out, n);
+    }
     int rc;
     int64_t pos = ticketed_pos(s, c, r, m->rows_req.ticket, peer, "rows request", &rc, out, n);
     if (pos < 0) return rc;
