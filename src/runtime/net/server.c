@@ -75,6 +75,9 @@ struct fr_net_server {
     size_t max_result;        /* the largest RESULT a packed one may unpack to */
     int n_free;
     uint64_t deadline;        /* monotonic ms */
+    uint64_t round_t0;        /* monotonic ms the open round began */
+    uint64_t expect_ms;       /* the last round's length (0: none yet): paces the WAITs of
+                                 the clients it did not sample (fri_net_idle_retry_ms) */
     bool tls;                 /* the transport is tls+tcp://: TASK and DONE carry a header CRC
                                  only, and a client's RESULT may (wire.h, FRI_NET_FLAG_HEADER_CRC) */
     bool task_crc_ok;         /* task_crc is the CRC-32C of the open round's TASK bytes */
@@ -226,6 +229,9 @@ static int reply_refuse(fri_net_refuse_code code, const char *text, uint8_t **ou
 static int reply_wait(fr_net_server *s, fri_net_wait_reason why, uint8_t **out, size_t *n) {
     fri_net_msg m = {.type = FRI_NET_WAIT};
     m.wait.retry_ms = s->c.retry_ms;
+    if (why == FRI_NET_WAIT_NOT_SAMPLED && s->open) /* nothing for it before the next round */
+        m.wait.retry_ms = fri_net_idle_retry_ms(s->c.retry_ms, fri_net_now_ms() - s->round_t0, s->expect_ms,
+                                                s->c.presence_ms / 2);
     m.wait.rounds_done = fr_round_completed(s->ctl);
     m.wait.reason = (uint8_t)why;
     return reply_msg(&m, out, n);
@@ -1042,6 +1048,7 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     s->deadline = fri_net_now_ms() + s->c.deadline_ms;
     memset(&s->eval, 0, sizeof s->eval);
     s->closing = false;
+    s->round_t0 = fri_net_now_ms();
     s->open = true;
     s->task_crc_ok = false; /* a new TASK (a retried round's too) */
     s->rows_crc_ok = false;
@@ -1117,7 +1124,8 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         info.applied = e == FR_OK;
         info.attempt = attempt;
         info.connected = n;
-        info.seconds = (double)(fri_net_now_ms() - t0) / 1000.0;
+        s->expect_ms = fri_net_now_ms() - t0;
+        info.seconds = (double)(s->expect_ms) / 1000.0;
         info.eval_users = s->eval.users;
         info.hit_sum = s->eval.hit_sum;
         info.ndcg_sum = s->eval.ndcg_sum;
