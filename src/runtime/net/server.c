@@ -229,9 +229,13 @@ static int reply_refuse(fri_net_refuse_code code, const char *text, uint8_t **ou
 static int reply_wait(fr_net_server *s, fri_net_wait_reason why, uint8_t **out, size_t *n) {
     fri_net_msg m = {.type = FRI_NET_WAIT};
     m.wait.retry_ms = s->c.retry_ms;
-    if (why == FRI_NET_WAIT_NOT_SAMPLED && s->open) /* nothing for it before the next round */
-        m.wait.retry_ms = fri_net_idle_retry_ms(s->c.retry_ms, fri_net_now_ms() - s->round_t0, s->expect_ms,
-                                                s->c.presence_ms / 2);
+    /* nothing for it before the next round: asked a few times a round, at most half the
+     * presence time apart (it stays connected) and a quarter of the round's deadline (a
+     * client sampled next is not found late) */
+    if (why == FRI_NET_WAIT_NOT_SAMPLED && s->open) {
+        uint32_t cap = s->c.presence_ms / 2 < s->c.deadline_ms / 4 ? s->c.presence_ms / 2 : s->c.deadline_ms / 4;
+        m.wait.retry_ms = fri_net_idle_retry_ms(s->c.retry_ms, fri_net_now_ms() - s->round_t0, s->expect_ms, cap);
+    }
     m.wait.rounds_done = fr_round_completed(s->ctl);
     m.wait.reason = (uint8_t)why;
     return reply_msg(&m, out, n);
