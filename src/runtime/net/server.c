@@ -76,8 +76,11 @@ struct fr_net_server {
     int n_free;
     uint64_t deadline;        /* monotonic ms */
     uint64_t round_t0;        /* monotonic ms the open round began */
-    uint64_t expect_ms;       /* the last round's length (0: none yet): paces the WAITs of
-                                 the clients it did not sample (fri_net_idle_retry_ms) */
+    uint64_t expect_ms;       /* the shortest of the last 3 rounds' lengths (0: none yet):
+                                 paces the WAITs of the clients a round did not sample
+                                 (fri_net_idle_retry_ms); the shortest, because an idle client
+                                 that sleeps past a round's end finds the next one late */
+    uint64_t last_ms[3];      /* the last rounds' lengths, newest first (0: none) */
     bool tls;                 /* the transport is tls+tcp://: TASK and DONE carry a header CRC
                                  only, and a client's RESULT may (wire.h, FRI_NET_FLAG_HEADER_CRC) */
     bool task_crc_ok;         /* task_crc is the CRC-32C of the open round's TASK bytes */
@@ -1128,8 +1131,14 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         info.applied = e == FR_OK;
         info.attempt = attempt;
         info.connected = n;
-        s->expect_ms = fri_net_now_ms() - t0;
-        info.seconds = (double)(s->expect_ms) / 1000.0;
+        uint64_t took = fri_net_now_ms() - t0;
+        s->last_ms[2] = s->last_ms[1];
+        s->last_ms[1] = s->last_ms[0];
+        s->last_ms[0] = took;
+        s->expect_ms = took;
+        for (int i = 1; i < 3; i++)
+            if (s->last_ms[i] && s->last_ms[i] < s->expect_ms) s->expect_ms = s->last_ms[i];
+        info.seconds = (double)took / 1000.0;
         info.eval_users = s->eval.users;
         info.hit_sum = s->eval.hit_sum;
         info.ndcg_sum = s->eval.ndcg_sum;

@@ -295,8 +295,8 @@ FR_NODISCARD fr_err fri_net_encode_prefix_crc(const fri_net_msg *m, uint32_t tai
 uint32_t fri_net_stage_retry_ms(uint32_t retry_ms, uint64_t elapsed_ms, uint32_t answered, uint32_t outstanding);
 
 /* The WAIT a client that the open round did not sample gets (the server's policy, here to
- * be tested): half the time left until the round is expected to end (expect_ms, the last
- * round's length; 0: none yet), within [max(1, retry_ms), max(retry_ms, cap_ms)] and
+ * be tested): half the time left until the round is expected to end (expect_ms, the
+ * server's shortest of its last rounds' lengths; 0: none yet), within [max(1, retry_ms), max(retry_ms, cap_ms)] and
  * FRI_NET_RETRY_MAX_MS. Such a client can get nothing before the next round, so it asks
  * a few times a round (halving towards the expected end) instead of every retry_ms: a
  * secure round of a second with 843 idle clients at retry_ms 20 drew about 40,000 HELLOs
