@@ -205,7 +205,7 @@ static int cli_server(int argc, char **argv) {
                      "N  connected clients a round waits for"),
         ARG_SPEC_REAL("over-select", &over, 0, 10, 0, NULL, "X  sample this fraction more clients than a round needs"),
         ARG_SPEC_REAL("deadline", &deadline, 0.01, 86400, 0, NULL, "S  a round's deadline in seconds (default 60)"),
-        ARG_SPEC_REAL("retry", &retry, 0.001, 3600, 0, NULL, "S  how long a waiting client sleeps (default 0.25)"),
+        ARG_SPEC_REAL("retry", &retry, 0.001, 3600, 0, NULL, "S  how long a waiting client sleeps (default 0.25; one the open round did not sample: up to half the time left until the round is expected to end)"),
         ARG_SPEC_REAL("presence", &presence, 0.01, 86400, 0, NULL,
                       "S  a client counts as connected this long after its last message (default 15)"),
         ARG_SPEC_REAL("linger", &linger, 0, 86400, 0, NULL, "S  after the last round, tell clients DONE this long (default 10)"),
