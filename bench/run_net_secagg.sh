@@ -12,9 +12,12 @@
 #              keys' adverts, 1 key agreement and shares, 2 masked inputs, 3 unmasking and
 #              the server's recovery of the sum)
 #     drop10   --secagg with 10% of the clients (ids 849..942, a second load-generator
-#              process, a thread each) waiting past the unmasking deadline: the ~10 of them
-#              sampled each round drop out between masking and unmasking, and the protocol
-#              rebuilds their masks
+#              process, a thread each) leaving each session after masking (client
+#              --drop-unmask): the ~10 of them sampled each round drop out between masking
+#              and unmasking, the protocol rebuilds their masks, and they are back for the
+#              next round (a generator without --drop-unmask, an older BASE_BIN's, sleeps
+#              8 s instead, --delay-unmask 8, which the next round's keys' stage waits for
+#              when it samples one of them again)
 #   Each prints seconds per round (rounds 2..R: round 1 pays the TLS handshakes) two ways
 #   (bench/net_secagg_report.py): "measured", the server's wall time of the round here, and
 #   "deployed", the same with the load generator's serial client compute (all 100 clients'
@@ -26,10 +29,9 @@
 #   secagg / plain, both ways.
 # Usage: bench/run_net_secagg.sh [TLS|TCP ...]  (default both); ROUNDS (default 5), THREADS
 # (the load generator's, default 2), FEDREC_BIN (default build/fedrec), FEDREC_DATA
-# (default ../shared/data beside the project). BASE_BIN=PATH also runs that server (e.g.
-# main's build) side by side, each run just before the same run of FEDREC_BIN's, with
-# FEDREC_BIN's load generator in --no-long-poll mode (it polls as main's does, and logs its
-# compute).
+# (default ../shared/data beside the project). BASE_BIN=PATH also runs that build (e.g.
+# main's: its server and its load generator) side by side, each run just before the same
+# run of FEDREC_BIN's.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${FEDREC_BIN:-$root/build/fedrec}
@@ -53,6 +55,7 @@ first_slow=$((n - slow))
 run() {
   local name=$1 mode=$2 sbin=$3 xopts=$4
   shift 4
+  local gbin=$sbin   # the load generator: the same build as the server
   local port url sopts copts
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   if [[ $mode == TLS ]]; then
@@ -74,18 +77,20 @@ run() {
   # PERF=1: a CPU profile of the server (perf report -i $work/NAME.perf.data; with KEEP=1)
   [[ -n ${PERF:-} ]] && { perf record -q -g -o "$work/$name.perf.data" -p "$spid" 2>/dev/null & }
   # shellcheck disable=SC2206
-  local gen=(client --connect "$url" "${copts[@]}" --token-file "$work/tok/tokens.secret" --shards "$work/shards"
+  local gen=("$gbin" client --connect "$url" "${copts[@]}" --token-file "$work/tok/tokens.secret" --shards "$work/shards"
              --no-state --no-eval --give-up 60 $xopts)
   local logs=("$work/$name.compute.jsonl")
   if [[ $name == drop10* ]]; then
-    "$bin" "${gen[@]}" --first "$first_slow" --clients "$slow" --threads "$slow" --delay-unmask 8 \
+    local drop=(--drop-unmask)
+    [[ $("$gbin" client --help 2>&1 || true) == *--drop-unmask* ]] || drop=(--delay-unmask 8)
+    "${gen[@]}" --first "$first_slow" --clients "$slow" --threads "$slow" "${drop[@]}" \
       --compute-log "$work/$name.compute-slow.jsonl" >"$work/$name.slow.out" 2>"$work/$name.slow.log" &
     pids+=("$!")
     logs+=("$work/$name.compute-slow.jsonl")
-    "$bin" "${gen[@]}" --first 0 --clients "$first_slow" --threads "$threads" --compute-log "${logs[0]}" \
+    "${gen[@]}" --first 0 --clients "$first_slow" --threads "$threads" --compute-log "${logs[0]}" \
       >"$work/$name.client.out" 2>"$work/$name.client.log"
   else
-    "$bin" "${gen[@]}" --threads "$threads" --compute-log "${logs[0]}" >"$work/$name.client.out" \
+    "${gen[@]}" --threads "$threads" --compute-log "${logs[0]}" >"$work/$name.client.out" \
       2>"$work/$name.client.log"
   fi
   wait "$spid"
@@ -99,7 +104,8 @@ for mode in $modes; do
   echo "== $mode: ml-100k u1.base, mf d=32, $n clients, 100 per round, $rounds rounds"
   for kind in plain secagg drop10; do
     for var in "${variants[@]}"; do
-      if [[ $var == base ]]; then sb=$BASE_BIN; xo="--no-long-poll"; else sb=$bin; xo=""; fi
+      if [[ $var == base ]]; then sb=$BASE_BIN; else sb=$bin; fi
+      xo=""
       case $kind in
         plain) run "plain-$mode-$var" "$mode" "$sb" "$xo" ;;
         secagg) run "secagg-$mode-$var" "$mode" "$sb" "$xo" --secagg --secagg-deadline 10 ;;

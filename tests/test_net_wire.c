@@ -877,3 +877,18 @@ Test(wire, stage_retry_follows_the_stage_pace) {
     cr_assert_eq(fri_net_stage_retry_ms(0, 0, 5, 5), 1);        /* a zero retry is read as 1 */
     cr_assert_eq(fri_net_stage_retry_ms(FRI_NET_RETRY_MAX_MS, UINT64_MAX / 2, 1, UINT32_MAX), FRI_NET_RETRY_MAX_MS);
 }
+
+/* A client not sampled in the open round: half the time left until the round is expected
+ * to end (the last round's length), between retry_ms and the cap. Values by hand. */
+Test(wire, idle_retry_halves_the_round_left) {
+    cr_assert_eq(fri_net_idle_retry_ms(20, 0, 0, 7500), 20);        /* no round measured yet */
+    cr_assert_eq(fri_net_idle_retry_ms(20, 0, 1200, 7500), 600);    /* 1200 / 2 */
+    cr_assert_eq(fri_net_idle_retry_ms(20, 900, 1200, 7500), 150);  /* 300 left / 2 */
+    cr_assert_eq(fri_net_idle_retry_ms(20, 1170, 1200, 7500), 20);  /* 15: raised to retry_ms */
+    cr_assert_eq(fri_net_idle_retry_ms(20, 5000, 1200, 7500), 20);  /* past the expected end */
+    cr_assert_eq(fri_net_idle_retry_ms(20, 0, 60000, 7500), 7500);  /* capped */
+    cr_assert_eq(fri_net_idle_retry_ms(250, 0, 100, 7500), 250);    /* a round shorter than the retry */
+    cr_assert_eq(fri_net_idle_retry_ms(250, 0, 10000, 100), 250);   /* a cap below retry_ms: retry_ms */
+    cr_assert_eq(fri_net_idle_retry_ms(0, 0, 0, 0), 1);             /* never below 1 */
+    cr_assert_eq(fri_net_idle_retry_ms(20, 0, UINT64_MAX, UINT32_MAX), FRI_NET_RETRY_MAX_MS);
+}

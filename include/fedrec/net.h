@@ -186,6 +186,8 @@ typedef struct fr_net_compute {
     int thread;                /* the load generator's thread that ran it (0 for one client) */
     fr_net_step step;
     double wall_seconds, cpu_seconds; /* monotonic clock; the thread's CPU clock */
+    double end_seconds;        /* CLOCK_MONOTONIC when the step ended (the machine's clock: a
+                                  benchmark lines the steps up with the server's stages) */
 } fr_net_compute;
 
 typedef struct fr_net_client_config {
@@ -204,6 +206,10 @@ typedef struct fr_net_client_config {
     uint32_t delay_unmask_ms;  /* secure aggregation: wait this long before answering an
                                   unmasking request (a device that goes away after masking,
                                   for tests; 0) */
+    bool drop_unmask;          /* secure aggregation: leave each session after masking without
+                                  answering its unmasking request, and go on to the next round
+                                  (a device that drops out mid-round and is back for the next:
+                                  tests and benchmarks; false) */
     int dial_stall_ms;         /* a connection attempt without any outcome for this long (after
                                   the reconnect backoff) is abandoned for a new one: nng 1.5.2's
                                   dialer can give up for good when a server goes away mid-

@@ -205,7 +205,7 @@ static int cli_server(int argc, char **argv) {
                      "N  connected clients a round waits for"),
         ARG_SPEC_REAL("over-select", &over, 0, 10, 0, NULL, "X  sample this fraction more clients than a round needs"),
         ARG_SPEC_REAL("deadline", &deadline, 0.01, 86400, 0, NULL, "S  a round's deadline in seconds (default 60)"),
-        ARG_SPEC_REAL("retry", &retry, 0.001, 3600, 0, NULL, "S  how long a waiting client sleeps (default 0.25)"),
+        ARG_SPEC_REAL("retry", &retry, 0.001, 3600, 0, NULL, "S  how long a waiting client sleeps (default 0.25; one the open round did not sample: up to half the time left until the round is expected to end)"),
         ARG_SPEC_REAL("presence", &presence, 0.01, 86400, 0, NULL,
                       "S  a client counts as connected this long after its last message (default 15)"),
         ARG_SPEC_REAL("linger", &linger, 0, 86400, 0, NULL, "S  after the last round, tell clients DONE this long (default 10)"),
@@ -786,9 +786,9 @@ static void compute_logged(void *user, const fr_net_compute *r) {
     static const char *const names[] = {"train", "keys", "share", "mask", "unmask"};
     compute_log_box *b = user;
     pthread_mutex_lock(&b->mu);
-    fprintf(b->f, "{\"client\":%u,\"round\":%u,\"thread\":%d,\"step\":\"%s\",\"wall\":%.6f,\"cpu\":%.6f}\n",
+    fprintf(b->f, "{\"client\":%u,\"round\":%u,\"thread\":%d,\"step\":\"%s\",\"wall\":%.6f,\"cpu\":%.6f,\"end\":%.6f}\n",
             r->client, r->round, r->thread, (unsigned)r->step < 5 ? names[r->step] : "?", r->wall_seconds,
-            r->cpu_seconds);
+            r->cpu_seconds, r->end_seconds);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -812,7 +812,7 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
     const char *data = NULL, *shards = NULL, *token_file = NULL, *state = NULL, *popularity = NULL;
     const char *user_features = NULL, *compute_log = NULL;
     uint64_t id = UINT64_MAX, clients = 0, threads = 2, first = 0;
-    bool no_eval = false, no_state = false, no_long_poll = false, no_fetch = false;
+    bool no_eval = false, no_state = false, no_long_poll = false, no_fetch = false, drop_unmask = false;
     double timeout = cc.timeout_ms / 1000.0, give_up = cc.give_up_ms / 1000.0, delay = 0, delay_unmask = 0;
     arg_spec specs[] = {
         ARG_SPEC_STR("connect", &cc.connect, "URL  the server: tls+tcp://HOST:PORT"),
@@ -844,6 +844,9 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
         ARG_SPEC_REAL("delay", &delay, 0, 3600, 0, NULL, "S  wait S seconds after each TASK: a slow device (tests)"),
         ARG_SPEC_REAL("delay-unmask", &delay_unmask, 0, 3600, 0, NULL,
                       "S  secure aggregation: wait S seconds before each unmasking answer (tests)"),
+        ARG_SPEC_FLAG("drop-unmask", &drop_unmask,
+                      "   secure aggregation: leave each session after masking, without an unmasking answer, and go on "
+                      "to the next round (a device that drops out mid-round; tests and benchmarks)"),
         ARG_SPEC_STR("compute-log", &compute_log,
                      "FILE  write each client's compute per round and step as JSON lines (client, round, thread, "
                      "step, wall and CPU seconds): benchmarks"),
@@ -884,6 +887,7 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
     cc.fetch_rows = !no_fetch;
     cc.delay_ms = (uint32_t)(delay * 1000 + 0.5);
     cc.delay_unmask_ms = (uint32_t)(delay_unmask * 1000 + 0.5);
+    cc.drop_unmask = drop_unmask;
     cc.timeout_ms = (int)(timeout * 1000 + 0.5);
     cc.give_up_ms = (uint32_t)(give_up * 1000 + 0.5);
     if (cli_check_input("client", "--token-file", token_file) || (cc.ca && cli_check_input("client", "--ca", cc.ca)))

@@ -107,10 +107,10 @@ static step_clock clock_start(void) { return (step_clock){now_s(), cpu_s()}; }
 
 /* The step's wall seconds (also returned), reported with its CPU seconds. */
 static double report(const fr_net_client_config *c, const vclient *v, uint32_t round, fr_net_step step, step_clock t0) {
-    double wall = now_s() - t0.wall;
+    double end = now_s(), wall = end - t0.wall;
     if (c->on_compute) {
         fr_net_compute r = {.client = v->id, .round = round, .thread = v->thread, .step = step,
-                            .wall_seconds = wall, .cpu_seconds = cpu_s() - t0.cpu};
+                            .wall_seconds = wall, .cpu_seconds = cpu_s() - t0.cpu, .end_seconds = end};
         c->on_compute(c->compute_user, &r);
     }
     return wall;
@@ -289,6 +289,12 @@ static uint8_t *sa_down(const fr_net_client_config *c, vclient *v, fri_net_log *
         /* a session it does not hold (a restarted process) or out of step: it has dropped out */
         sa_leave(v, true);
         v->next_at = fri_net_now_ms() + 100;
+        return rep;
+    }
+    if (st == FR_SA_UNMASK && c->drop_unmask) {
+        fri_net_logf(lg, 0, "client %u: round %u: drops out before its unmasking answer", v->id, v->sa_round);
+        sa_leave(v, true);
+        v->next_at = fri_net_now_ms();
         return rep;
     }
     if (st == FR_SA_UNMASK && c->delay_unmask_ms) {
@@ -523,6 +529,21 @@ static void gen_tick(gen *g, vclient *v, fri_buf *req, fri_buf *pk, fr_netc_scra
     }
 }
 
+/* Whether a session of the same round on this thread (first, first + step, ...) other than
+ * v is due now and still owes the stage v has answered (it waits for that stage's SA_DOWN,
+ * one before the one v waits for): the server cannot open v's next stage before it answers
+ * (or the stage's deadline passes, by when it is no longer due). */
+static bool owed_by_mate(const gen *g, const vclient *v, uint32_t first, uint32_t step, uint64_t now) {
+    if (v->sa_next <= FR_SA_SHARE) return false; /* the keys' stage: the mates' SA_TASKs are not known here */
+    for (uint32_t j = first; j < g->n; j += step) {
+        const vclient *w = &g->v[j];
+        if (w != v && w->state == VC_RUN && w->sa && w->sa_round == v->sa_round && w->sa_next == v->sa_next - 1 &&
+            w->next_at <= now)
+            return true;
+    }
+    return false;
+}
+
 static void *gen_main(void *arg) {
     gen_thread *gt = arg;
     gen *g = gt->g;
@@ -552,6 +573,13 @@ static void *gen_main(void *arg) {
             vclient *v = &g->v[i];
             if (v->state != VC_RUN) continue;
             running++;
+            if (v->sa && v->next_at <= now && g->c->long_poll && owed_by_mate(g, v, first, step, now)) {
+                /* The stage v has answered cannot close before a thread-mate that is due now
+                 * answers it too: a device would be held by the server meanwhile (the long
+                 * poll), so v does not poll; it is ticked once the mates are through. */
+                if (v->next_at < next) next = v->next_at;
+                continue;
+            }
             if (v->sa && v->next_at <= now) {
                 /* A long poll holds this thread: only when every session of the thread waits
                  * for the same stage (none of them has a stage to answer that the one held

@@ -75,6 +75,12 @@ struct fr_net_server {
     size_t max_result;        /* the largest RESULT a packed one may unpack to */
     int n_free;
     uint64_t deadline;        /* monotonic ms */
+    uint64_t round_t0;        /* monotonic ms the open round began */
+    uint64_t expect_ms;       /* the shortest of the last 3 rounds' lengths (0: none yet):
+                                 paces the WAITs of the clients a round did not sample
+                                 (fri_net_idle_retry_ms); the shortest, because an idle client
+                                 that sleeps past a round's end finds the next one late */
+    uint64_t last_ms[3];      /* the last rounds' lengths, newest first (0: none) */
     bool tls;                 /* the transport is tls+tcp://: TASK and DONE carry a header CRC
                                  only, and a client's RESULT may (wire.h, FRI_NET_FLAG_HEADER_CRC) */
     bool task_crc_ok;         /* task_crc is the CRC-32C of the open round's TASK bytes */
@@ -226,6 +232,13 @@ static int reply_refuse(fri_net_refuse_code code, const char *text, uint8_t **ou
 static int reply_wait(fr_net_server *s, fri_net_wait_reason why, uint8_t **out, size_t *n) {
     fri_net_msg m = {.type = FRI_NET_WAIT};
     m.wait.retry_ms = s->c.retry_ms;
+    /* nothing for it before the next round: asked a few times a round, at most half the
+     * presence time apart (it stays connected) and a quarter of the round's deadline (a
+     * client sampled next is not found late) */
+    if (why == FRI_NET_WAIT_NOT_SAMPLED && s->open) {
+        uint32_t cap = s->c.presence_ms / 2 < s->c.deadline_ms / 4 ? s->c.presence_ms / 2 : s->c.deadline_ms / 4;
+        m.wait.retry_ms = fri_net_idle_retry_ms(s->c.retry_ms, fri_net_now_ms() - s->round_t0, s->expect_ms, cap);
+    }
     m.wait.rounds_done = fr_round_completed(s->ctl);
     m.wait.reason = (uint8_t)why;
     return reply_msg(&m, out, n);
@@ -1047,6 +1060,7 @@ static fr_err open_round(fr_net_server *s, uint32_t n_avail) {
     s->deadline = fri_net_now_ms() + s->c.deadline_ms;
     memset(&s->eval, 0, sizeof s->eval);
     s->closing = false;
+    s->round_t0 = fri_net_now_ms();
     s->open = true;
     s->task_crc_ok = false; /* a new TASK (a retried round's too) */
     s->rows_crc_ok = false;
@@ -1122,7 +1136,14 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         info.applied = e == FR_OK;
         info.attempt = attempt;
         info.connected = n;
-        info.seconds = (double)(fri_net_now_ms() - t0) / 1000.0;
+        uint64_t took = fri_net_now_ms() - t0;
+        s->last_ms[2] = s->last_ms[1];
+        s->last_ms[1] = s->last_ms[0];
+        s->last_ms[0] = took;
+        s->expect_ms = took;
+        for (int i = 1; i < 3; i++)
+            if (s->last_ms[i] && s->last_ms[i] < s->expect_ms) s->expect_ms = s->last_ms[i];
+        info.seconds = (double)took / 1000.0;
         info.eval_users = s->eval.users;
         info.hit_sum = s->eval.hit_sum;
         info.ndcg_sum = s->eval.ndcg_sum;

@@ -42,6 +42,14 @@ const char *fri_net_type_name(unsigned type) {
     return "unknown";
 }
 
+uint32_t fri_net_idle_retry_ms(uint32_t retry_ms, uint64_t elapsed_ms, uint64_t expect_ms, uint32_t cap_ms) {
+    uint64_t lo = retry_ms ? retry_ms : 1, hi = cap_ms > lo ? cap_ms : lo;
+    if (hi > FRI_NET_RETRY_MAX_MS) hi = FRI_NET_RETRY_MAX_MS;
+    if (lo > hi) lo = hi;
+    uint64_t est = expect_ms > elapsed_ms ? (expect_ms - elapsed_ms) / 2 : 0;
+    return (uint32_t)(est < lo ? lo : est > hi ? hi : est);
+}
+
 uint32_t fri_net_stage_retry_ms(uint32_t retry_ms, uint64_t elapsed_ms, uint32_t answered, uint32_t outstanding) {
     if (answered == 0 || retry_ms <= 1) return retry_ms ? retry_ms : 1;
     /* the floor: retry_ms / 8, and the waiting parties together at most 32 polls per
