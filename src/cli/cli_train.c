@@ -336,6 +336,17 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
     if (o->model && GIVEN(bias_l2) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_has_bias_rows(&pc.model))
         return usage_err(o, "--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
+    /* the side-feature options belong to the kinds that read features (the default model
+     * never does: mf or neumf) */
+    const char *fopt = o->user_features ? "--user-features" : o->item_features ? "--item-features"
+                       : GIVEN(warp)    ? "--warp" : o->cold_items ? "--cold-items" : NULL;
+    if (fopt && !(o->model && fr_model_kind_uses_features(kind))) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s applies to the models with side features, lightfm and fm; %s reads none%s", fopt,
+                 o->model ? fr_model_kind_name(kind) : "the default model (chosen from the data)",
+                 o->cold_items && fopt[2] == 'c' ? " (a cold item, never trained, would have nothing to be ranked by)" : "");
+        return usage_err(o, "%s", msg);
+    }
     if (o->model && GIVEN(confidence_alpha) &&
         (fr_model_kind_is_explicit(kind) || fr_model_kind_is_closed_form(kind)))
         return usage_err(o, fr_model_kind_is_explicit(kind)
