@@ -101,4 +101,20 @@ grep -q "note: metadata: 1 malformed line skipped (the first: .*u.user:32: " "$t
     fail "metadata bad lines note: $(cat "$tmp/err")"
 grep -q "0 item features.*no u.item, movies.dat or movies.csv beside the data" "$tmp/err" ||
     fail "missing item metadata note: $(cat "$tmp/err")"
+# --help's tables: the loss of the feature models (the --warp help points at it), the
+# kinds that train centrally only, and the run's header saying the loss it trains
+"$bin" train --help >"$tmp/help" || fail "train --help"
+grep -q '^  lightfm .*loss: centralized warp 10 (up to 10 draws a positive), federated bpr' "$tmp/help" ||
+    fail "--help: lightfm's loss: $(grep lightfm "$tmp/help")"
+for m in lightgcn-full pop bias; do
+    awk -v m=$m '$1 == "federated" { f = 1 } $1 == "centralized" { f = 0 } f && $1 == m' "$tmp/help" | grep -q "centralized only" ||
+        fail "--help's federated table: $m trains centrally only: $(grep -- "^  $m" "$tmp/help")"
+done
+# every row's dim column ends where the others' do (lightgcn-full is the longest name)
+awk '$1 == "centralized" { c = 1; next } c && /^  [a-z]/ && match($0, /^  [a-z-]+ +[0-9-]+/) { print RLENGTH }' "$tmp/help" |
+    sort -u | awk 'END { if (NR != 1) exit 1 }' || fail "--help: the centralized table's columns are not aligned"
+"$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 >"$tmp/out" 2>/dev/null || fail "lightfm header run"
+grep -q "^training lightfm centrally .*, loss warp (up to 10 draws a positive), 1 epochs$" "$tmp/out" || fail "centralized header: $(head -2 "$tmp/out")"
+"$bin" train --data "$tmp/u.data" --model fm --rounds 1 >/dev/null 2>"$tmp/err" || fail "fm header run"
+grep -q "^fedrec train: federated fm .* E=1 B=32 adam lr 0.006, loss bpr, item rows" "$tmp/err" || fail "federated header: $(grep federated "$tmp/err")"
 echo "cli_hybrid: ok"

@@ -643,8 +643,11 @@ static void header(const fr_run_config *c, const fr_data *data) {
         char negs[64];
         if (c->model.max_len > 0) /* a sequence model: each position's next item against one negative */
             snprintf(negs, sizeof negs, "one negative per position");
+        else if (c->model.warp > 0) /* WARP draws its own negatives */
+            snprintf(negs, sizeof negs, "loss warp (up to %u draws a positive)", c->model.warp);
         else
-            snprintf(negs, sizeof negs, "%u negatives per positive",
+            snprintf(negs, sizeof negs, "%s%u negatives per positive",
+                     fr_model_kind_uses_features(c->model.kind) ? (c->model.loss == FR_LOSS_BCE ? "loss bce, " : "loss bpr, ") : "",
                      c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives);
         printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
                "batch %u, %s%s, %u epochs\n",
@@ -655,17 +658,19 @@ static void header(const fr_run_config *c, const fr_data *data) {
         return;
     }
     const fr_fl_config *fc = &c->fl;
-    char rule[96], part[64];
+    char rule[96], part[64], loss[64];
     item_rule(fc, rule, sizeof rule);
     uint32_t clients = fr_dataset_n_users(tr);
     if (c->partition == FR_PARTITION_USER) snprintf(part, sizeof part, "a user each");
     else if (fr_partition_format(c->partition, c->partition_k, c->partition_alpha, part, sizeof part)) part[0] = 0;
     if (c->partition != FR_PARTITION_USER) clients = c->partition_k;
     fprintf(stderr,
-            "fedrec train: federated %s on %s: %u clients (%s), %u items, strategy %s, E=%u B=%u %s lr %g, item rows: "
+            "fedrec train: federated %s on %s: %u clients (%s), %u items, strategy %s, E=%u B=%u %s lr %g%s%s, item rows: "
             "%s of deltas, steps %s%s; %u rounds (preset %s)\n",
             kind, fr_data_describe(data), clients, part, fr_dataset_n_items(tr), fr_strategy_name(fc->strategy),
             fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr,
+            fr_model_kind_uses_features(c->model.kind) ? ", loss " : "",
+            fr_model_kind_uses_features(c->model.kind) ? cli_loss_text(&c->model, loss, sizeof loss) : "",
             fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, c->preset);
     if (fc->decoys > 0)
         fprintf(stderr, "fedrec train: hiding items: each client pads its rows with %g decoy item%s per interaction "
