@@ -35,6 +35,9 @@ printf '# extra\n1\tvip:2\n2\tvip:0.5 night\n999\tvip\n' >"$tmp/uf.tsv"
 grep -q "features: 13 user features" "$tmp/err" || fail "file features added: $(cat "$tmp/err")"
 grep -q "uf.tsv: 1 line names a user the data does not have; skipped (the first: .*uf.tsv:4: user id \"999\")" "$tmp/err" || fail "unknown id noted: $(cat "$tmp/err")"
 "$bin" eval --model "$tmp/f.fr" >"$tmp/ev" 2>&1 || fail "eval fm: $(cat "$tmp/ev")"
+grep -q "^model .*f.fr (fm, round 2)$" "$tmp/ev" || fail "eval names a federated model's round alone: $(cat "$tmp/ev")"
+"$bin" eval --model "$tmp/l.fr" >"$tmp/ev" 2>&1 || fail "eval lightfm: $(cat "$tmp/ev")"
+grep -q "^model .*l.fr (lightfm, epoch 3)$" "$tmp/ev" || fail "eval names a centralized model's epoch alone: $(cat "$tmp/ev")"
 
 # cold start: a fraction, then the same items from a file
 "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 3 --cold-items 0.2 --metrics-out "$tmp/m.jsonl" \
