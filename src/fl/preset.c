@@ -26,6 +26,24 @@ float fr_run_mean_rating(const fr_dataset *d) {
     return n ? (float)(sum / (double)n) : 0.0f;
 }
 
+/* The graph's load for federated lightgcn's item rate: the largest sum over an item's
+ * users u of sqrt(d_u) (see FR_RUN_LIGHTGCN_REF_LOAD). 0 when it cannot be had. */
+static double graph_load(const fr_dataset *d) {
+    uint32_t ni = fr_dataset_n_items(d);
+    double *load = fri_calloc(ni ? ni : 1, sizeof *load), top = 0;
+    if (!load) return 0;
+    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+        const uint32_t *it;
+        size_t k = fr_dataset_user(d, u, &it, NULL, NULL);
+        double w = sqrt((double)k);
+        for (size_t j = 0; j < k; j++) load[it[j]] += w;
+    }
+    for (uint32_t i = 0; i < ni; i++)
+        if (load[i] > top) top = load[i];
+    fri_free(load);
+    return top;
+}
+
 static bool is(const char *kind, const char *a, const char *b, const char *c) {
     return !strcmp(kind, a) || (b && !strcmp(kind, b)) || (c && !strcmp(kind, c));
 }
@@ -236,6 +254,12 @@ fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind 
     else textbook(c, centralized);
     if (fr_model_kind_is_closed_form(kind)) c->loop.steps = 1; /* a baseline's fit is one pass, done at once */
     if (train && fr_model_kind_is_explicit(kind)) c->model.mu = fr_run_mean_rating(train);
+    /* federated lightgcn: the item rate where its graph is busier than ml-100k's */
+    if (train && fedrec && !centralized && !strcmp(k, "lightgcn")) {
+        double load = graph_load(train);
+        if (load > FR_RUN_LIGHTGCN_REF_LOAD)
+            c->fl.item_local.lr = (float)(c->fl.item_local.lr * (FR_RUN_LIGHTGCN_REF_LOAD / load));
+    }
     /* counts or weights: each positive by its confidence (a gradient-trained ranking model) */
     if (train && fr_dataset_weighted(train) && !fr_model_kind_is_explicit(kind) && !fr_model_kind_is_closed_form(kind))
         c->train.confidence_alpha = c->fl.confidence_alpha = FR_RUN_CONFIDENCE_ALPHA;
