@@ -1107,7 +1107,7 @@ int cli_train(int argc, char **argv) {
                      "FILE  lightfm, fm: item features, as --user-features (added to u.item, movies.dat, movies.csv's "
                      "genres and years)"),
         ARG_SPEC_STR("cold-items", &o.cold_items,
-                     "F|FILE  cold start: hold out a fraction F (0 < F < 1) of the items, or the raw item ids FILE "
+                     "F|FILE  lightfm, fm: cold start: hold out a fraction F (0 < F < 1) of the items, or the raw item ids FILE "
                      "lists, entirely (no interaction in training), and rank them at the end among themselves, by "
                      "their features (auc, precision@10)"),
         ARG_SPEC_INT("warp", &o.warp, 0, 1000, "0 = bpr",
