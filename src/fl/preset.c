@@ -94,10 +94,13 @@ static void fedrec_federated(fr_run_config *c, const char *k) {
     } else if (is(k, "lightfm", "fm", NULL)) {
         /* bpr's federated rule (item rows summed, SGD 0.8 decayed by round; Adam for the
          * feature tables and the private rows), 4 negatives; bpr, not WARP: a client's
-         * WARP draws only among the rows it loaded (model_hybrid.c); 40 rounds, the peak
-         * on the validation split (HR@10 0.652 at 40, 0.648 at 60; centralized 0.668) */
+         * WARP draws only among the rows it loaded (model_hybrid.c). lightfm 40 rounds,
+         * the peak on the validation split (HR@10 0.652 at 40, 0.648 at 60; centralized
+         * 0.668); fm 60: at 40 it was 1.7% below centralized on a validation cut of
+         * ml-100k and 6.1% on one of the ml-1m partial ratings, at 60 0.5% and 5.1% (80
+         * rounds or item decay 0.98 no better on ml-100k; docs/ARCHITECTURE.md) */
         summed_item_rows(c, 0.8f, 0.96f);
-        c->loop.steps = 40;
+        c->loop.steps = strcmp(k, "fm") ? 40 : 60;
     } else if (is(k, "mf", NULL, NULL)) {
         /* item rows take the sum of the clients' deltas (three local epochs of SGD 0.03)
          * as a pseudo-gradient for a server Adam (FedAdam, lr 0.01), which gives every
