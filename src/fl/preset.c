@@ -88,7 +88,8 @@ static void fedrec_federated(fr_run_config *c, const char *k) {
         /* bpr's rule with a far smaller item-row rate: every step of a client moves all
          * of its own items' rows (its propagation reads them), so the round's summed
          * deltas are larger (item lr 0.8 and 0.2 diverged); tuned on a leave-one-out
-         * validation split of ml-100k-loo's train.rating (docs/ARCHITECTURE.md) */
+         * validation split of ml-100k-loo's train.rating (docs/ARCHITECTURE.md); scaled
+         * down on a busier graph (fr_run_config_preset, FR_RUN_LIGHTGCN_REF_LOAD) */
         summed_item_rows(c, 0.05f, 0.99f);
         c->loop.steps = 60;
     } else if (is(k, "lightfm", "fm", NULL)) {
