@@ -388,6 +388,37 @@ Test(hybrid, feature_file_reads_ids_weights_and_refuses_bad_lines) {
     cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, p, fr_dataset_items(d), NULL), FR_ERR_PARSE);
     cr_assert(strstr(fr_errmsg(), "bad4.tsv:1:") && strstr(fr_errmsg(), "0x01"), "%s", fr_errmsg());
     cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, "/nonexistent/x.tsv", fr_dataset_items(d), NULL), FR_ERR_IO);
+    /* a weight that starts as a number must be one; an empty weight is refused; other
+     * text after the last ':' is part of the name */
+    static const char *const bad_w[][3] = {{"100\tvip:1,5\n", "\"1,5\"", "expected a number"},
+                                           {"100\tvip:0.5x\n", "\"0.5x\"", "expected a number"},
+                                           {"100\tvip:-\n", "\"-\"", "expected a number"},
+                                           {"100\tok\n300\tvip:\n", "\"vip:\"", "expected a weight after ':'"}};
+    for (size_t k = 0; k < sizeof bad_w / sizeof bad_w[0]; k++) {
+        p = write_tmp(dir, "badw.tsv", bad_w[k][0]);
+        cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, p, fr_dataset_items(d), NULL), FR_ERR_PARSE, "%s", bad_w[k][0]);
+        cr_assert(strstr(fr_errmsg(), k == 3 ? "badw.tsv:2:" : "badw.tsv:1:") && strstr(fr_errmsg(), bad_w[k][1]) &&
+                      strstr(fr_errmsg(), bad_w[k][2]),
+                  "%s", fr_errmsg());
+    }
+    fr_features_free(f);
+    cr_assert_eq(fr_features_create(&f, 3, 3), FR_OK);
+    p = write_tmp(dir, "names.tsv", "300\turl:http lang:en:0.25\n");
+    cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, p, fr_dataset_items(d), NULL), FR_OK, "%s", fr_errmsg());
+    int64_t r300 = fr_idmap_find(fr_dataset_items(d), 300);
+    cr_assert_eq(fr_features_of(f, FR_FEAT_ITEM, (uint32_t)r300, &id, &w), 2);
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[0]), "url:http");
+    cr_assert_eq(w[0], 1.0f);
+    cr_assert_str_eq(fr_features_name(f, FR_FEAT_ITEM, id[1]), "lang:en");
+    cr_assert_eq(w[1], 0.25f);
+    /* unknown ids: skipped, counted, the first named with its file and line */
+    cr_assert_null(fr_features_skipped_first(f, FR_FEAT_ITEM));
+    p = write_tmp(dir, "unk.tsv", "100\ta\n# c\n777\ta\n778\ta\n");
+    cr_assert_eq(fr_features_load(f, FR_FEAT_ITEM, p, fr_dataset_items(d), &skipped), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(skipped, 2);
+    const char *first = fr_features_skipped_first(f, FR_FEAT_ITEM);
+    cr_assert(first && strstr(first, "unk.tsv:3: item id \"777\""), "%s", first ? first : "(null)");
+    cr_assert_null(fr_features_skipped_first(f, FR_FEAT_USER));
     fr_features_free(f);
     fr_dataset_free(d);
     char cmd[600];

@@ -523,3 +523,45 @@ Test(lightgcn, client_score_is_refused) {
     fr_client_ws_free(ws);
     fr_model_free(m);
 }
+
+/* A complete bipartite graph of nu users and ni items (every user has every item). */
+static fr_dataset *complete_graph(uint32_t nu, uint32_t ni) {
+    size_t n = (size_t)nu * ni;
+    int64_t *u = malloc(n * sizeof *u), *i = malloc(n * sizeof *i);
+    cr_assert(u && i);
+    for (size_t k = 0; k < n; k++) { u[k] = (int64_t)(k / ni); i[k] = (int64_t)(k % ni); }
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, n, u, i, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    free(u);
+    free(i);
+    return d;
+}
+
+/* The federated preset's item-row rate follows the data: a round's summed delta of an item
+ * row grows with sum over its users u of sqrt(d_u) (each of a client's steps moves every
+ * own item's row by d_u^-1/2 of the user's gradient, and a client makes ~d_u steps), so the
+ * rate tuned on ml-100k-loo (0.05, where that sum peaks at FR_RUN_LIGHTGCN_REF_LOAD) is
+ * scaled down where it is larger (the ml-1m partial ratings, ~3.5x: 0.05 diverged there)
+ * and kept where it is not. Checked against the sum in closed form for a complete graph:
+ * every item has nu users of degree ni, so its load is nu * sqrt(ni). */
+Test(lightgcn, federated_item_rate_follows_the_graph_load) {
+    fr_run_config c0, c;
+    cr_assert_eq(fr_run_config_preset(&c0, "fedrec", kind(), false, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_float_eq(c0.fl.item_local.lr, 0.05f, 0, "the tuned rate without data");
+    fr_dataset *small = complete_graph(50, 50); /* load 50 * sqrt(50) = 354: below the reference */
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", kind(), false, small), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(memcmp(&c.fl.item_local.lr, &c0.fl.item_local.lr, sizeof(float)), 0, "kept: the same bits");
+    fr_dataset *big = complete_graph(700, 300); /* load 700 * sqrt(300) = 12124.4 */
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", kind(), false, big), FR_OK, "%s", fr_errmsg());
+    double want = 0.05 * FR_RUN_LIGHTGCN_REF_LOAD / (700.0 * sqrt(300.0));
+    cr_assert(fabs(c.fl.item_local.lr - want) <= 1e-6 * want, "item lr %.9g, expected %.9g", c.fl.item_local.lr, want);
+    /* the centralized preset and the other kinds do not read it */
+    fr_run_config cc, bb;
+    cr_assert_eq(fr_run_config_preset(&cc, "fedrec", kind(), true, big), FR_OK);
+    cr_assert_eq(fr_run_config_preset(&c0, "fedrec", kind(), true, NULL), FR_OK);
+    cr_assert_eq(memcmp(&cc.fl.item_local, &c0.fl.item_local, sizeof cc.fl.item_local), 0);
+    cr_assert_eq(fr_run_config_preset(&bb, "fedrec", FR_MODEL_BPR, false, big), FR_OK);
+    cr_assert_float_eq(bb.fl.item_local.lr, 0.8f, 0);
+    fr_dataset_free(small);
+    fr_dataset_free(big);
+}

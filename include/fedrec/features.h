@@ -12,8 +12,11 @@
  *     RAW_ID<TAB>feature[:weight] feature[:weight] ...
  * features separated by tabs or spaces; a weight is what follows the last ':' when it
  * reads as a finite number (so "year:1995" is feature "year" with weight 1995: name such
- * features "year=1995"); without one the weight is 1. A raw id the data set does not
- * know is skipped (and counted). Errors name file, line, value and what was expected.
+ * features "year=1995"); without one the weight is 1. What follows the last ':' and starts
+ * like a number (a digit, a sign, a '.') must be one ("0.5x", "1,5" are errors), and an
+ * empty one is an error; other text there is part of the name ("url:http"). A raw id the
+ * data set does not know is skipped (counted, and the first such line remembered:
+ * fr_features_skipped_first). Errors name file, line, value and what was expected.
  *
  * Not thread-safe while being built; read-only afterwards (any number of readers). */
 #ifndef FEDREC_FEATURES_H
@@ -58,6 +61,9 @@ FR_API FR_NODISCARD fr_err fr_features_from_meta(fr_features *f, const fr_datase
  * may hold the lines before the bad one. */
 FR_API FR_NODISCARD fr_err fr_features_load(fr_features *f, fr_feature_side side, const char *path,
                                             const fr_idmap *ids, uint64_t *skipped);
+/* "path:line: item id \"v\"" (or user id) of the first line fr_features_load skipped on
+ * side because the data set does not know its id, or NULL when none was. Owned by f. */
+FR_API const char *fr_features_skipped_first(const fr_features *f, fr_feature_side side);
 /* Rows of side. */
 FR_API uint32_t fr_features_rows(const fr_features *f, fr_feature_side side);
 /* Size of side's vocabulary. */

@@ -171,6 +171,14 @@ typedef struct fr_run_config {
  * 1 + log(1 + r) (Hu, Koren & Volinsky's log scaling with epsilon 1). */
 #define FR_RUN_CONFIDENCE_ALPHA 1.0f
 
+/* The graph load where the "fedrec" preset's federated lightgcn item rate (0.05) was
+ * tuned: the largest sum over an item's users u of sqrt(d_u) (d_u: the user's training
+ * items) on ml-100k-loo's train.rating, 6393.2, rounded up. A round's summed delta of an
+ * item row grows with that sum (each local step moves every own item's row by d_u^-1/2 of
+ * the user's gradient, and a client takes about d_u steps), so on data with a larger
+ * load the rate is scaled by FR_RUN_LIGHTGCN_REF_LOAD / load (fr_run_config_preset). */
+#define FR_RUN_LIGHTGCN_REF_LOAD 6400.0
+
 /* Presets: named starting points, filled per model kind.
  *   "fedrec"    fedrec's tuned settings (the default; docs/ARCHITECTURE.md says how they
  *               were found): NCF models sum item-row deltas, step item rows with SGD 0.8
@@ -190,7 +198,9 @@ typedef struct fr_run_config {
  * train (may be NULL) gives the data-dependent values: the global mean rating of a
  * rating model (model.mu), and for a ranking model trained by gradients on data whose
  * ratings are weights (fr_dataset_weighted), confidence weights with alpha
- * FR_RUN_CONFIDENCE_ALPHA (train.confidence_alpha and fl.confidence_alpha; 0 otherwise).
+ * FR_RUN_CONFIDENCE_ALPHA (train.confidence_alpha and fl.confidence_alpha; 0 otherwise),
+ * and federated lightgcn's item rate scaled down on a graph whose load exceeds
+ * FR_RUN_LIGHTGCN_REF_LOAD.
  * Kinds without tuned settings get the library's defaults.
  * FR_ERR_INVALID naming an unknown preset (and listing the known ones). */
 FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,

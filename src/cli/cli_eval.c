@@ -247,8 +247,12 @@ int cli_eval(int argc, char **argv) {
             printf(",\"kind\":\"%s\",\"epoch\":%" PRIu64 ",\"round\":%" PRIu64 "%s%s}\n",
                    fr_model_kind_name(fr_model_config_of(l.m)->kind), l.meta.epoch, l.meta.round, buf[0] ? "," : "", buf);
         } else {
-            printf("model         %s (%s, epoch %" PRIu64 ", round %" PRIu64 ")\n", model,
-                   fr_model_kind_name(fr_model_config_of(l.m)->kind), l.meta.epoch, l.meta.round);
+            /* a centralized model has epochs, a federated one rounds: the step that applies */
+            char step[64];
+            if (l.meta.round == 0) snprintf(step, sizeof step, "epoch %" PRIu64, l.meta.epoch);
+            else if (l.meta.epoch == 0) snprintf(step, sizeof step, "round %" PRIu64, l.meta.round);
+            else snprintf(step, sizeof step, "epoch %" PRIu64 ", round %" PRIu64, l.meta.epoch, l.meta.round);
+            printf("model         %s (%s, %s)\n", model, fr_model_kind_name(fr_model_config_of(l.m)->kind), step);
             printf("data          %s\n", fr_data_describe(l.d));
             if (r.has_rating)
                 printf("rmse          %.4f\nmae           %.4f\nrmse_raw      %.4f\nratings       %" PRIu64 "\n", r.rmse,

@@ -336,6 +336,17 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
     if (o->model && GIVEN(bias_l2) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_has_bias_rows(&pc.model))
         return usage_err(o, "--bias-l2 applies to models with user and item biases; %s has none", fr_model_kind_name(kind));
+    /* the side-feature options belong to the kinds that read features (the default model
+     * never does: mf or neumf) */
+    const char *fopt = o->user_features ? "--user-features" : o->item_features ? "--item-features"
+                       : GIVEN(warp)    ? "--warp" : o->cold_items ? "--cold-items" : NULL;
+    if (fopt && !(o->model && fr_model_kind_uses_features(kind))) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s applies to the models with side features, lightfm and fm; %s reads none%s", fopt,
+                 o->model ? fr_model_kind_name(kind) : "the default model (chosen from the data)",
+                 o->cold_items && fopt[2] == 'c' ? " (a cold item, never trained, would have nothing to be ranked by)" : "");
+        return usage_err(o, "%s", msg);
+    }
     if (o->model && GIVEN(confidence_alpha) &&
         (fr_model_kind_is_explicit(kind) || fr_model_kind_is_closed_form(kind)))
         return usage_err(o, fr_model_kind_is_explicit(kind)
@@ -632,8 +643,11 @@ static void header(const fr_run_config *c, const fr_data *data) {
         char negs[64];
         if (c->model.max_len > 0) /* a sequence model: each position's next item against one negative */
             snprintf(negs, sizeof negs, "one negative per position");
+        else if (c->model.warp > 0) /* WARP draws its own negatives */
+            snprintf(negs, sizeof negs, "loss warp (up to %u draws a positive)", c->model.warp);
         else
-            snprintf(negs, sizeof negs, "%u negatives per positive",
+            snprintf(negs, sizeof negs, "%s%u negatives per positive",
+                     fr_model_kind_uses_features(c->model.kind) ? (c->model.loss == FR_LOSS_BCE ? "loss bce, " : "loss bpr, ") : "",
                      c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives);
         printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
                "batch %u, %s%s, %u epochs\n",
@@ -644,17 +658,19 @@ static void header(const fr_run_config *c, const fr_data *data) {
         return;
     }
     const fr_fl_config *fc = &c->fl;
-    char rule[96], part[64];
+    char rule[96], part[64], loss[64];
     item_rule(fc, rule, sizeof rule);
     uint32_t clients = fr_dataset_n_users(tr);
     if (c->partition == FR_PARTITION_USER) snprintf(part, sizeof part, "a user each");
     else if (fr_partition_format(c->partition, c->partition_k, c->partition_alpha, part, sizeof part)) part[0] = 0;
     if (c->partition != FR_PARTITION_USER) clients = c->partition_k;
     fprintf(stderr,
-            "fedrec train: federated %s on %s: %u clients (%s), %u items, strategy %s, E=%u B=%u %s lr %g, item rows: "
+            "fedrec train: federated %s on %s: %u clients (%s), %u items, strategy %s, E=%u B=%u %s lr %g%s%s, item rows: "
             "%s of deltas, steps %s%s; %u rounds (preset %s)\n",
             kind, fr_data_describe(data), clients, part, fr_dataset_n_items(tr), fr_strategy_name(fc->strategy),
             fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr,
+            fr_model_kind_uses_features(c->model.kind) ? ", loss " : "",
+            fr_model_kind_uses_features(c->model.kind) ? cli_loss_text(&c->model, loss, sizeof loss) : "",
             fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, c->preset);
     if (fc->decoys > 0)
         fprintf(stderr, "fedrec train: hiding items: each client pads its rows with %g decoy item%s per interaction "
@@ -1091,7 +1107,7 @@ int cli_train(int argc, char **argv) {
                      "FILE  lightfm, fm: item features, as --user-features (added to u.item, movies.dat, movies.csv's "
                      "genres and years)"),
         ARG_SPEC_STR("cold-items", &o.cold_items,
-                     "F|FILE  cold start: hold out a fraction F (0 < F < 1) of the items, or the raw item ids FILE "
+                     "F|FILE  lightfm, fm: cold start: hold out a fraction F (0 < F < 1) of the items, or the raw item ids FILE "
                      "lists, entirely (no interaction in training), and rank them at the end among themselves, by "
                      "their features (auc, precision@10)"),
         ARG_SPEC_INT("warp", &o.warp, 0, 1000, "0 = bpr",

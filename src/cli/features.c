@@ -17,6 +17,11 @@ static fr_err build(const char *cmd, fr_data *data, const char *user_file, const
     const fr_dataset *tr = fr_data_train(data), *te = fr_data_test(data);
     fr_err e = fr_data_load_meta(data);
     if (e && !quiet) fprintf(stderr, "fedrec %s: note: metadata beside the data not read: %s\n", cmd, fr_errmsg());
+    const char *first_bad = NULL;
+    uint64_t bad = fr_dataset_meta(tr) ? fr_meta_skipped(fr_dataset_meta(tr), &first_bad) : 0;
+    if (bad && !quiet)
+        fprintf(stderr, "fedrec %s: note: metadata: %llu malformed line%s skipped (the first: %s)\n", cmd,
+                (unsigned long long)bad, bad == 1 ? "" : "s", first_bad ? first_bad : "?");
     uint32_t nu = fr_dataset_n_users(tr), ni = fr_dataset_n_items(tr);
     if (te && fr_dataset_n_users(te) > nu) nu = fr_dataset_n_users(te);
     if (te && fr_dataset_n_items(te) > ni) ni = fr_dataset_n_items(te);
@@ -30,9 +35,12 @@ static fr_err build(const char *cmd, fr_data *data, const char *user_file, const
         uint64_t skipped = 0;
         e = fr_features_load(f, sides[s], files[s], sides[s] == FR_FEAT_USER ? fr_dataset_users(tr) : fr_dataset_items(tr),
                              &skipped);
-        if (!e && skipped && !quiet)
-            fprintf(stderr, "fedrec %s: note: %s: %llu lines name %s the data does not have; skipped\n", cmd, files[s],
-                    (unsigned long long)skipped, s ? "items" : "users");
+        if (!e && skipped && !quiet) {
+            const char *first = fr_features_skipped_first(f, sides[s]);
+            fprintf(stderr, "fedrec %s: note: %s: %llu line%s name%s %s the data does not have; skipped (the first: %s)\n",
+                    cmd, files[s], (unsigned long long)skipped, skipped == 1 ? "" : "s", skipped == 1 ? "s" : "",
+                    s ? (skipped == 1 ? "an item" : "items") : (skipped == 1 ? "a user" : "users"), first ? first : "?");
+        }
     }
     if (e) { fr_features_free(f); return e; }
     *out = f;
@@ -54,10 +62,20 @@ int cli_features_attach(const char *cmd, fr_data *data, const char *user_file, c
         uint64_t nnz[2] = {0, 0};
         for (int s = 0; s < 2; s++)
             for (uint32_t r = 0; r < fr_features_rows(f, sides[s]); r++) nnz[s] += fr_features_of(f, sides[s], r, NULL, NULL);
-        fprintf(stderr, "fedrec %s: features: %u user features (%.1f per user), %u item features (%.1f per item)%s\n",
-                cmd, fr_features_count(f, FR_FEAT_USER), nu ? (double)nnz[0] / nu : 0.0,
-                fr_features_count(f, FR_FEAT_ITEM), ni ? (double)nnz[1] / ni : 0.0,
-                nnz[0] + nnz[1] ? "" : ": none found (ids only; --user-features / --item-features FILE add some)");
+        /* a side with none says why: nothing beside the data, or nothing usable in the file given */
+        char why[2][160];
+        const char *meta_names[2] = {"u.user or users.dat", "u.item, movies.dat or movies.csv"};
+        const char *files[2] = {user_file, item_file};
+        for (int s = 0; s < 2; s++) {
+            if (nnz[s]) snprintf(why[s], sizeof why[s], "%.1f per %s", (s ? ni : nu) ? (double)nnz[s] / (s ? ni : nu) : 0.0,
+                                 s ? "item" : "user");
+            else if (files[s]) snprintf(why[s], sizeof why[s], "none read from %.100s", files[s]);
+            else snprintf(why[s], sizeof why[s], "no %s beside the data; --%s-features FILE adds some", meta_names[s],
+                          s ? "item" : "user");
+        }
+        fprintf(stderr, "fedrec %s: features: %u user features (%s), %u item features (%s)%s\n", cmd,
+                fr_features_count(f, FR_FEAT_USER), why[0], fr_features_count(f, FR_FEAT_ITEM), why[1],
+                nnz[0] + nnz[1] ? "" : ": ids only");
     }
     fr_features_free(f);
     return e ? cli_fail(e, cmd) : 0;

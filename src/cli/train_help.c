@@ -73,6 +73,13 @@ static const char *bias_text(const fr_model_config *mc, char *buf, size_t n) {
     return buf;
 }
 
+/* The training loss of a model's config: "warp 10 (up to 10 draws a positive)", "bpr" ... */
+const char *cli_loss_text(const fr_model_config *mc, char *buf, size_t n) {
+    if (mc->warp > 0) snprintf(buf, n, "warp %u (up to %u draws a positive)", mc->warp, mc->warp);
+    else snprintf(buf, n, "%s", mc->loss == FR_LOSS_MSE ? "mse" : mc->loss == FR_LOSS_BCE ? "bce" : "bpr");
+    return buf;
+}
+
 static const char *clients_text(double c, char *buf, size_t n) {
     if (c == 0) snprintf(buf, n, "all");
     else snprintf(buf, n, "%g", c);
@@ -84,20 +91,26 @@ void cli_train_defaults_help(const char *preset) {
     printf("\ndefaults of the %s preset, per model (options given apply over them; 'fedrec train --preset %s "
            "--help' shows the other preset's):\n",
            preset, strcmp(preset, "fedrec") ? "fedrec" : "textbook");
-    printf("  %-12s %4s %6s %3s %5s %3s %-7s %-7s %-13s %-28s %-9s %s\n", "federated", "dim", "rounds", "E", "batch",
+    printf("  %-13s %4s %6s %3s %5s %3s %-7s %-7s %-13s %-28s %-9s %s\n", "federated", "dim", "rounds", "E", "batch",
            "neg", "l2", "bias-l2", "optimizer", "item rows: aggregate, step", "strategy", "clients/round");
     for (int k = 1; k < 256; k++) {
         const char *name = fr_model_kind_name((fr_model_kind)k);
         if (!strcmp(name, "?")) break;
         fr_run_config c;
         if (fr_run_config_preset(&c, preset, (fr_model_kind)k, false, NULL)) continue;
+        if (fr_model_kind_is_central_only((fr_model_kind)k) || fr_model_kind_is_closed_form((fr_model_kind)k)) {
+            printf("  %-13s (centralized only: %s)\n", name,
+                   fr_model_kind_is_closed_form((fr_model_kind)k) ? "a baseline fitted in one pass over every user's data"
+                                                                  : "each step reads every user's items");
+            continue;
+        }
         char d[16], ng[16], o[48], it[64], cl[24], bl[16];
-        printf("  %-12s %4s %6u %3u %5u %3s %-7g %-7s %-13s %-28s %-9s %s\n", name, dim_text(&c.model, d, sizeof d),
+        printf("  %-13s %4s %6u %3u %5u %3s %-7g %-7s %-13s %-28s %-9s %s\n", name, dim_text(&c.model, d, sizeof d),
                c.loop.steps, c.fl.local_epochs, c.fl.batch, neg_text(&c.model, c.fl.negatives, ng, sizeof ng),
                (double)c.model.l2, bias_text(&c.model, bl, sizeof bl), optim_text(&c.fl.local, o, sizeof o), items_text(&c.fl, it, sizeof it),
                fr_strategy_name(c.fl.strategy), clients_text(c.fl.clients_per_round, cl, sizeof cl));
     }
-    printf("  %-12s %4s %6s %5s %3s %-7s %-7s %-13s %s\n", "centralized", "dim", "epochs", "batch", "neg", "l2",
+    printf("  %-13s %4s %6s %5s %3s %-7s %-7s %-13s %s\n", "centralized", "dim", "epochs", "batch", "neg", "l2",
            "bias-l2", "optimizer", "lr-decay");
     for (int k = 1; k < 256; k++) {
         const char *name = fr_model_kind_name((fr_model_kind)k);
@@ -106,9 +119,20 @@ void cli_train_defaults_help(const char *preset) {
         if (fr_run_config_preset(&c, preset, (fr_model_kind)k, true, NULL)) continue;
         char d[16], ng[16], o[48], bl[16];
         bias_text(&c.model, bl, sizeof bl);
-        printf("  %-12s %4s %6u %5u %3s %-7g %-7s %-13s %g\n", name, dim_text(&c.model, d, sizeof d), c.loop.steps,
+        printf("  %-13s %4s %6u %5u %3s %-7g %-7s %-13s %g\n", name, dim_text(&c.model, d, sizeof d), c.loop.steps,
                c.train.batch, neg_text(&c.model, c.train.negatives, ng, sizeof ng), (double)c.model.l2, bl,
                optim_text(&c.train.optim, o, sizeof o), c.lr_decay);
+    }
+    for (int k = 1; k < 256; k++) { /* the losses that are not the kind's one (--warp) */
+        const char *name = fr_model_kind_name((fr_model_kind)k);
+        if (!strcmp(name, "?")) break;
+        fr_run_config cc, cf;
+        if (!fr_model_kind_uses_features((fr_model_kind)k) || fr_run_config_preset(&cc, preset, (fr_model_kind)k, true, NULL) ||
+            fr_run_config_preset(&cf, preset, (fr_model_kind)k, false, NULL))
+            continue;
+        char lc[64], lf[64];
+        printf("  %-13s loss: centralized %s, federated %s (--warp N sets it; 0 = bpr)\n", name,
+               cli_loss_text(&cc.model, lc, sizeof lc), cli_loss_text(&cf.model, lf, sizeof lf));
     }
     printf("  (mf's global mean comes from the training data; '-': the option does not apply to the model)\n");
     printf("  implicit counts (--implicit-weight, or a column headed weight, count, plays ...): the ranking models\n"

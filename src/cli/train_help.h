@@ -14,4 +14,8 @@ void cli_train_defaults_help(const char *preset);
 bool cli_dim_applies(const fr_model_config *cfg);
 /* Whether cfg's model has user or item bias rows (what --bias-l2 regularises). */
 bool cli_has_bias_rows(const fr_model_config *cfg);
+/* The training loss of a model's config, for people: "warp 10 (up to 10 draws a positive)",
+ * "bpr", "bce", "mse". Returns buf. */
+const char *cli_loss_text(const fr_model_config *mc, char *buf, size_t n);
+
 #endif

@@ -20,6 +20,7 @@ typedef struct side {
     uint32_t *n, *cap; /* [rows] pairs and room per row */
     uint32_t **ids;    /* [rows] feature ids */
     float **w;         /* [rows] weights */
+    char *first_skip;  /* "path:line: item id \"v\"" of the first line fr_features_load skipped */
 } side;
 
 struct fr_features {
@@ -44,6 +45,7 @@ static void side_free(side *s) {
     fri_free(s->ids);
     fri_free(s->w);
     fri_strtab_free(&s->names);
+    fri_free(s->first_skip);
 }
 
 fr_err fr_features_create(fr_features **out, uint32_t n_users, uint32_t n_items) {
@@ -101,6 +103,10 @@ fr_err fr_features_declare(fr_features *f, fr_feature_side sd, const char *name,
     fr_err e = fri_strtab_intern(&side_of(f, sd)->names, name, len, &k);
     if (!e && id) *id = k;
     return e;
+}
+
+const char *fr_features_skipped_first(const fr_features *f, fr_feature_side sd) {
+    return f ? cside_of(f, sd)->first_skip : NULL;
 }
 
 uint32_t fr_features_rows(const fr_features *f, fr_feature_side sd) { return f ? cside_of(f, sd)->rows : 0; }
@@ -254,6 +260,12 @@ fr_err fr_features_load(fr_features *f, fr_feature_side sd, const char *path, co
         }
         if (row < 0 || (uint64_t)row >= side_of(f, sd)->rows) {
             if (skipped) (*skipped)++;
+            side *sk = side_of(f, sd);
+            if (!sk->first_skip) {
+                char buf[512];
+                snprintf(buf, sizeof buf, "%s%s:%llu: %s \"%.*s\"", FRI_PATH(path), line, what, FRI_VAL(is, in));
+                if (!(sk->first_skip = fri_strdup(buf))) e = FR_ERR_NOMEM;
+            }
             continue;
         }
         const char *q = t ? t + 1 : le;
@@ -268,7 +280,22 @@ fr_err fr_features_load(fr_features *f, fr_feature_side sd, const char *path, co
             const char *colon = NULL;
             for (size_t k = tn; k-- > 0;)
                 if (ts[k] == ':') { colon = ts + k; break; }
-            if (colon && parse_weight(colon + 1, (size_t)(ts + tn - colon - 1), &w)) {
+            const char *ws = colon ? colon + 1 : NULL;
+            size_t wn = colon ? (size_t)(ts + tn - colon - 1) : 0;
+            if (colon && !wn) {
+                e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: feature \"%.*s\"; expected a weight after ':' (a number), or "
+                             "no ':'", FRI_PATH(path), line, FRI_VAL(ts, tn));
+                break;
+            }
+            /* what reads as the start of a number is a weight, and must be one ("1,5",
+             * "0.5x" are mistakes); other text after ':' is part of the name ("url:http") */
+            if (colon && !parse_weight(ws, wn, &w) &&
+                (isdigit((unsigned char)ws[0]) || ws[0] == '-' || ws[0] == '+' || ws[0] == '.')) {
+                e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: weight \"%.*s\" of feature \"%.*s\"; expected a number",
+                             FRI_PATH(path), line, FRI_VAL(ws, wn), FRI_VAL(ts, (size_t)(colon - ts)));
+                break;
+            }
+            if (colon && parse_weight(ws, wn, &w)) {
                 nn = (size_t)(colon - ts);
                 if (!isfinite(w)) {
                     e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: weight \"%.*s\" of feature \"%.*s\"; expected a finite number",

@@ -26,6 +26,24 @@ float fr_run_mean_rating(const fr_dataset *d) {
     return n ? (float)(sum / (double)n) : 0.0f;
 }
 
+/* The graph's load for federated lightgcn's item rate: the largest sum over an item's
+ * users u of sqrt(d_u) (see FR_RUN_LIGHTGCN_REF_LOAD). 0 when it cannot be had. */
+static double graph_load(const fr_dataset *d) {
+    uint32_t ni = fr_dataset_n_items(d);
+    double *load = fri_calloc(ni ? ni : 1, sizeof *load), top = 0;
+    if (!load) return 0;
+    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+        const uint32_t *it;
+        size_t k = fr_dataset_user(d, u, &it, NULL, NULL);
+        double w = sqrt((double)k);
+        for (size_t j = 0; j < k; j++) load[it[j]] += w;
+    }
+    for (uint32_t i = 0; i < ni; i++)
+        if (load[i] > top) top = load[i];
+    fri_free(load);
+    return top;
+}
+
 static bool is(const char *kind, const char *a, const char *b, const char *c) {
     return !strcmp(kind, a) || (b && !strcmp(kind, b)) || (c && !strcmp(kind, c));
 }
@@ -70,16 +88,20 @@ static void fedrec_federated(fr_run_config *c, const char *k) {
         /* bpr's rule with a far smaller item-row rate: every step of a client moves all
          * of its own items' rows (its propagation reads them), so the round's summed
          * deltas are larger (item lr 0.8 and 0.2 diverged); tuned on a leave-one-out
-         * validation split of ml-100k-loo's train.rating (docs/ARCHITECTURE.md) */
+         * validation split of ml-100k-loo's train.rating (docs/ARCHITECTURE.md); scaled
+         * down on a busier graph (fr_run_config_preset, FR_RUN_LIGHTGCN_REF_LOAD) */
         summed_item_rows(c, 0.05f, 0.99f);
         c->loop.steps = 60;
     } else if (is(k, "lightfm", "fm", NULL)) {
         /* bpr's federated rule (item rows summed, SGD 0.8 decayed by round; Adam for the
          * feature tables and the private rows), 4 negatives; bpr, not WARP: a client's
-         * WARP draws only among the rows it loaded (model_hybrid.c); 40 rounds, the peak
-         * on the validation split (HR@10 0.652 at 40, 0.648 at 60; centralized 0.668) */
+         * WARP draws only among the rows it loaded (model_hybrid.c). lightfm 40 rounds,
+         * the peak on the validation split (HR@10 0.652 at 40, 0.648 at 60; centralized
+         * 0.668); fm 60: at 40 it was 1.7% below centralized on a validation cut of
+         * ml-100k and 6.1% on one of the ml-1m partial ratings, at 60 0.5% and 5.1% (80
+         * rounds or item decay 0.98 no better on ml-100k; docs/ARCHITECTURE.md) */
         summed_item_rows(c, 0.8f, 0.96f);
-        c->loop.steps = 40;
+        c->loop.steps = strcmp(k, "fm") ? 40 : 60;
     } else if (is(k, "mf", NULL, NULL)) {
         /* item rows take the sum of the clients' deltas (three local epochs of SGD 0.03)
          * as a pseudo-gradient for a server Adam (FedAdam, lr 0.01), which gives every
@@ -236,6 +258,12 @@ fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind 
     else textbook(c, centralized);
     if (fr_model_kind_is_closed_form(kind)) c->loop.steps = 1; /* a baseline's fit is one pass, done at once */
     if (train && fr_model_kind_is_explicit(kind)) c->model.mu = fr_run_mean_rating(train);
+    /* federated lightgcn: the item rate where its graph is busier than ml-100k's */
+    if (train && fedrec && !centralized && !strcmp(k, "lightgcn")) {
+        double load = graph_load(train);
+        if (load > FR_RUN_LIGHTGCN_REF_LOAD)
+            c->fl.item_local.lr = (float)(c->fl.item_local.lr * (FR_RUN_LIGHTGCN_REF_LOAD / load));
+    }
     /* counts or weights: each positive by its confidence (a gradient-trained ranking model) */
     if (train && fr_dataset_weighted(train) && !fr_model_kind_is_explicit(kind) && !fr_model_kind_is_closed_form(kind))
         c->train.confidence_alpha = c->fl.confidence_alpha = FR_RUN_CONFIDENCE_ALPHA;

@@ -521,16 +521,18 @@ fr_err fr_run_mpi(const fr_run_config *c, const fr_dataset *train, const fr_data
     MPI_Comm_rank(m.comm, &m.rank);
     MPI_Comm_size(m.comm, &m.size);
     fr_model_config mc = c->model;
-    /* the config's one figure read from the data (a rating model's mean, fr_run_config_preset)
+    /* the config's figures read from the data (a rating model's mean, fr_run_config_preset)
      * is rank 0's: a rank that made its config from only its share of the data (generated or
      * read alone, fr_dataset_generate_share) trains the same federation */
     MPI_Bcast(&mc.mu, 1, MPI_FLOAT, 0, m.comm);
+    fr_fl_config fl = c->fl; /* and federated lightgcn's item rate, which the preset scales by the graph */
+    MPI_Bcast(&fl.item_local.lr, 1, MPI_FLOAT, 0, m.comm);
     fr_pool *pool = NULL;
     fr_partition *part = NULL;
     e = fr_pool_create(&pool, c->threads);
     if (!e && c->partition != FR_PARTITION_USER)
         e = fr_partition_make(&part, train, c->partition, c->partition_k, c->partition_alpha, NULL, c->fl.seed);
-    if (!e) e = fri_sim_create_share(&m.sim, &mc, &c->fl, train, part, pool, (uint32_t)m.rank, (uint32_t)m.size);
+    if (!e) e = fri_sim_create_share(&m.sim, &mc, &fl, train, part, pool, (uint32_t)m.rank, (uint32_t)m.size);
     if (!e) {
         fr_sim_set_wire(m.sim, c->wire);
         e = fri_sim_set_share(m.sim, (uint32_t)m.rank, (uint32_t)m.size, reduce, &m);
