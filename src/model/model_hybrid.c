@@ -356,6 +356,7 @@ static fr_err layout(fr_model *m, const fr_model_config *c) {
 
 /* ---------------------------------------------------------------- workspace */
 
+#define HY_STALE 64 /* rows_pass, lightfm WARP: the screening table is refreshed every HY_STALE minibatches */
 #define HY_LW 64 /* WARP: the rank weights of trials 1..HY_LW are kept (hy_ws.lw) */
 
 typedef struct hy_ws {
@@ -365,6 +366,9 @@ typedef struct hy_ws {
     float *s;               /* [n] scores (score) */
     double lw[HY_LW + 1];   /* WARP's ln(max(1, floor((N - 1) / t))) for t = 1..lw_have, catalogue lw_n */
     uint32_t lw_n, lw_have;
+    const float *sq_e, *sq_b; /* lightfm WARP under rows_pass: each item row's feature part (sum_g w F_g, and
+                               * its bias sum_g w cf_g) as of the last refresh (hy_stale), to screen the
+                               * candidates; NULL: every candidate composed (the reference) */
     bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
                              * unmarked (set by the fused passes, whose step keeps a row of zero
                              * gradient as it is: fri_optim_zero_keeps; the generic loop's sparse-row
@@ -381,6 +385,7 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->s = fri_carve(&cv, B);
     w->zero_unmarked = false;
     w->lw_n = w->lw_have = 0; /* no rank weights yet (rows_pass's and sgd_pass's hy_ws is on the stack) */
+    w->sq_e = w->sq_b = NULL;
     return cv.at;
 }
 
@@ -654,6 +659,22 @@ static FRI_ALWAYS_INLINE void kprefetch(const hy_tab *T, int s, uint32_t r, size
     for (size_t k = 0; k < d; k += 16) __builtin_prefetch(T->E[s] + (size_t)r * d + k, 0, 3);
 }
 
+static FRI_ALWAYS_INLINE void kprefetch_q(const hy_ws *w, uint32_t r, size_t d) {
+    for (size_t k = 0; k < d; k += 16) __builtin_prefetch(w->sq_e + (size_t)r * d + k, 0, 3);
+}
+
+/* lightfm's screening score of item row r for user vector p: p . (E[r] + G[r]) + B[r] + gb[r],
+ * G and gb the item's feature part as of the last refresh (hy_ws.sq_e, sq_b). */
+static FRI_ALWAYS_INLINE float kscreen(const hy_tab *T, const hy_ws *w, uint32_t r, const float *restrict p, size_t d) {
+    const float *e = T->E[1] + (size_t)r * d, *gq = w->sq_e + (size_t)r * d;
+    v8f acc = {0};
+    for (size_t k = 0; k < d; k += 8) {
+        const v8f q = v8_load(e + k) + v8_load(gq + k), t = v8_load(p + k) * q;
+        acc = acc + t;
+    }
+    return v8_sum1(acc) + (T->B[1][r] + w->sq_b[r]);
+}
+
 /* A pair's score from its parts: lightfm dot + bias; fm w0 + bias + 0.5 sum(|p+q|^2 - sp - sq). */
 static FRI_ALWAYS_INLINE float kscore(float dot, const float *p, const float *sp, const float *q, const float *sq,
                                       float w0, float bias, size_t d, bool fm) {
@@ -794,11 +815,16 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             /* the stream's draws one trial ahead, so the next candidate's id row is on its
              * way while this one is scored (the same draws for the same trials; the one
              * drawn ahead of a violation is not used) */
+            /* lightfm under rows_pass screens a candidate by its item's feature part as of
+             * the last refresh (kscreen) and composes only the one it takes */
+            const bool scr = !fm && w->sq_e;
             uint32_t ahead = 0;
             if (c->warp > 1) {
                 ahead = fr_rng_below(&rng, rows ? rows : 1);
                 kprefetch(&T, 1, ahead, d);
+                if (scr) kprefetch_q(w, ahead, d);
             }
+            bool composed_neg = false;
             for (uint32_t tt = 1; tt <= c->warp; tt++) {
                 float *qc = tt == 1 ? w->q[1] : w->q[2], *sqc = tt == 1 ? w->sq[1] : w->sq[2];
                 if (tt > 1) {
@@ -806,12 +832,15 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                     if (tt < c->warp) {
                         ahead = fr_rng_below(&rng, rows ? rows : 1);
                         kprefetch(&T, 1, ahead, d);
+                        if (scr) kprefetch_q(w, ahead, d);
                     }
                     if (cand == i) continue;
                 }
+                if (scr && !(kscreen(&T, w, cand, p, d) + bu > si - 1.0f)) continue;
                 const float bc = kcompose(&T, f, m, 1, cand, qc, sqc, fm ? NULL : p, &dot, d, fm);
                 const float sc = kscore(dot, p, sp, qc, sqc, w0, bu + bc, d, fm);
-                if (sc > si - 1.0f) {
+                if (tt == 1) composed_neg = true;
+                if (scr || sc > si - 1.0f) {
                     t = tt;
                     j = cand;
                     sj = sc;
@@ -820,7 +849,10 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                     break;
                 }
             }
-            if (!t) j = b->neg[x]; /* none: the negative's parts (q[1]) for the L2 term */
+            if (!t) { /* none: the negative's parts (q[1]) for the L2 term */
+                j = b->neg[x];
+                if (!composed_neg && l2s > 0) kcompose(&T, f, m, 1, j, w->q[1], w->sq[1], NULL, NULL, d, fm);
+            }
             const double lw = t ? warp_lw(w, N, t) : 0.0;
             l = t ? lw * (1.0 - (double)si + (double)sj) : 0.0;
             dsi = -lw;
@@ -899,6 +931,15 @@ __attribute__((target("avx2"))) static double hy_kernel_avx(const fr_model *m, h
 #endif /* FRI_V8 */
 
 static int hy_mode = 2; /* 0 the plain code, 1 the kernel's plain copy, 2 its AVX2 copy where the CPU has it */
+static uint32_t hy_stale = HY_STALE; /* rows_pass, lightfm WARP: minibatches between refreshes of the screening
+                                      * table (hy_ws.sq_e); 0 screens nothing (every candidate composed) */
+
+uint32_t fri_hybrid_stale(uint32_t every);
+uint32_t fri_hybrid_stale(uint32_t every) {
+    uint32_t was = hy_stale;
+    hy_stale = every;
+    return was;
+}
 
 int fri_hybrid_kernel(int mode);
 int fri_hybrid_kernel(int mode) {
@@ -1064,9 +1105,31 @@ static FRI_ALWAYS_INLINE void combine_dense(fr_grad *g0, float a, fr_grad *src, 
 
 /* fr_optim_step on rows `rows` of tensor `role` (the current step's constants), then
  * their gradient zeroed. */
-static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, int role, const uint32_t *rows, uint32_t n) {
+static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, int role, const uint32_t *rows, uint32_t n,
+                                        bool fast) {
     const fr_tensor *t = &m->t[m->slot[role]];
-    fri_optim_step_rows_clear(o, m, g->g, t->offset, t->cols, rows, n);
+    if (fast) (void)fri_optim_step_rows_clear_fast(o, m, g->g, t->offset, t->cols, rows, n);
+    else fri_optim_step_rows_clear(o, m, g->g, t->offset, t->cols, rows, n);
+}
+
+/* The screening table (hy_ws.sq_e, sq_b): each item row's feature part, sum_g w_g F_g and
+ * sum_g w_g cf_g, from the current feature rows. */
+static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
+                                            float *restrict gb, uint32_t rows, size_t d) {
+    const float *F = P(m, IF_EMB), *FB = P(m, IF_B);
+    for (uint32_t r = 0; r < rows; r++) {
+        const uint32_t *id = NULL;
+        const float *w = NULL;
+        const uint32_t n = feats(f, 1, gitem(m, r), &id, &w);
+        float *o = ge + (size_t)r * d, b = 0.0f;
+        memset(o, 0, d * sizeof *o);
+        for (uint32_t j = 0; j < n; j++) {
+            const float *v = F + (size_t)id[j] * d, x = w[j];
+            for (size_t k = 0; k < d; k++) o[k] += x * v[k];
+            b += x * FB[id[j]];
+        }
+        gb[r] = b;
+    }
 }
 
 static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards,
@@ -1085,12 +1148,19 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         tf[s].stamp = fri_calloc(nv[s], sizeof(uint32_t));
         if (!tf[s].rows || !tf[s].stamp) e = FR_ERR_NOMEM;
     }
-    if (!arena) e = FR_ERR_NOMEM;
+    /* lightfm WARP in the vector kernel: the screening table */
+    const uint32_t n_it = m->t[m->slot[IT_EMB]].rows;
+    const bool fast = hy_stale != 0; /* the approximate Adagrad (fri_optim_step_rows_clear_fast) */
+    const bool stale = !fm && pair && c->warp && hy_stale && hy_mode && FRI_V8 && c->dim % 8 == 0;
+    float *ge = stale ? fri_aligned_alloc(((size_t)n_it * c->dim + n_it) * sizeof(float)) : NULL;
+    if (!arena || (stale && !ge)) e = FR_ERR_NOMEM;
     if (e) goto out;
     memset(arena, 0, nf * sizeof(float));
     hy_ws w;
     ws_carve(&w, arena, c, 1);
     w.zero_unmarked = fri_optim_zero_keeps(o);
+    if (stale) { w.sq_e = ge; w.sq_b = ge + (size_t)n_it * c->dim; }
+    uint64_t mb = 0;
     const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
     const int dense[4] = {IF_EMB, IF_B, UF_EMB, UF_B}; /* sides 1, 1, 0, 0 */
     const uint32_t zero = 0;
@@ -1099,6 +1169,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         const size_t n = ex->n - at < batch ? ex->n - at : batch;
         double mean[FRI_STEP_MAX_PARTS];
         size_t ns[FRI_STEP_MAX_PARTS];
+        if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, ge + (size_t)n_it * c->dim, n_it, c->dim);
         for (uint32_t s = 0; s < shards; s++) {
             size_t lo = n * s / shards, hi = n * (s + 1) / shards, k = at + lo;
             ns[s] = hi - lo;
@@ -1133,17 +1204,18 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         if ((e = fri_optim_step_begin(o, m, g[0]))) goto out;
         for (int k = 0; k < 4; k++) { /* the step, and g[0] left zero */
             fr_rowset *rs = &g[0]->rows[m->slot[tables[k]]];
-            step_rows(o, m, g[0], tables[k], rs->rows, rs->count);
+            step_rows(o, m, g[0], tables[k], rs->rows, rs->count, fast);
             fr_rowset_clear(rs);
             const touched *t = &tf[k < 2 ? 1 : 0];
-            step_rows(o, m, g[0], dense[k], t->rows, t->n);
+            step_rows(o, m, g[0], dense[k], t->rows, t->n, fast);
         }
-        if (fm) step_rows(o, m, g[0], W0, &zero, 1);
+        if (fm) step_rows(o, m, g[0], W0, &zero, 1, fast);
         for (uint32_t s = 0; s < shards; s++) *loss_sum += mean[s] * (double)ns[s];
     }
 out:
     for (int s = 0; s < 2; s++) { fri_free(tf[s].rows); fri_free(tf[s].stamp); }
     fri_free_aligned(arena);
+    fri_free_aligned(ge);
     return e;
 }
 
