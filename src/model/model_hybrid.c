@@ -369,6 +369,7 @@ typedef struct hy_ws {
     const float *sq_e, *sq_b; /* lightfm WARP under rows_pass: each item row's feature part (sum_g w F_g, and
                                * its bias sum_g w cf_g) as of the last refresh (hy_stale), to screen the
                                * candidates; NULL: every candidate composed (the reference) */
+    bool splitmix;          /* with sq_e: WARP's draws by hy_draws, not the Philox stream */
     bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
                              * unmarked (set by the fused passes, whose step keeps a row of zero
                              * gradient as it is: fri_optim_zero_keeps; the generic loop's sparse-row
@@ -386,6 +387,7 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->zero_unmarked = false;
     w->lw_n = w->lw_have = 0; /* no rank weights yet (rows_pass's and sgd_pass's hy_ws is on the stack) */
     w->sq_e = w->sq_b = NULL;
+    w->splitmix = false;
     return cv.at;
 }
 
@@ -582,6 +584,25 @@ static double hy_loss_naive(const fr_model *m, hy_ws *w, const fr_batch *b, fr_g
     return L;
 }
 
+/* The fast path's WARP draws: a splitmix64 sequence (Steele, Lea, Flood 2014) whose start
+ * is a mix of the seed and the example's key (the Philox stream's), and a draw below n as
+ * the high word of (32 random bits) * n: no rejection, so a value is off by at most
+ * n / 2^32 of its probability (4e-7 for 1682 items). Inline, a few instructions a draw
+ * where a Philox block of ten rounds makes four. */
+typedef struct hy_draws { uint64_t s; } hy_draws;
+static FRI_ALWAYS_INLINE uint64_t hy_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+static FRI_ALWAYS_INLINE hy_draws hy_draws_init(uint64_t seed, uint32_t a, uint32_t b) {
+    return (hy_draws){hy_mix64(seed ^ hy_mix64(((uint64_t)a << 32 | b) + 0x9E3779B97F4A7C15u))};
+}
+static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
+    h->s += 0x9E3779B97F4A7C15u;
+    return (uint32_t)(((hy_mix64(h->s) >> 32) * (uint64_t)n) >> 32);
+}
+
 /* ---------------------------------------------------------------- the vector kernel
  *
  * hy_loss_naive's loss and gradient for dims that are a multiple of 8, in eight-lane
@@ -619,8 +640,7 @@ static FRI_ALWAYS_INLINE float kcompose(const hy_tab *T, const fri_feat *f, cons
     const float *w = NULL;
     const uint32_t n = feats(f, s, s ? gitem(m, r) : guser(m, r), &id, &w);
     const float *e = T->E[s] + (size_t)r * d, *F = T->F[s], *FB = T->FB[s];
-    float b = T->B[s][r];
-    for (uint32_t j = 0; j < n; j++) b += w[j] * FB[id[j]];
+    float b = T->B[s][r]; /* the bias summed in the first block's pass over the features (one loop) */
     v8f acc = {0};
     for (size_t k0 = 0; k0 < d; k0 += 32) {
         const size_t nb = d - k0 >= 32 ? 4 : (d - k0) / 8;
@@ -631,6 +651,7 @@ static FRI_ALWAYS_INLINE float kcompose(const hy_tab *T, const fri_feat *f, cons
         }
         for (uint32_t j = 0; j < n; j++) {
             const float *v = F + (size_t)id[j] * d + k0;
+            if (k0 == 0) b += w[j] * FB[id[j]];
             const v8f x = v8_splat(w[j]), xx = v8_splat(w[j] * w[j]);
             for (size_t c = 0; c < nb; c++) {
                 const v8f vv = v8_load(v + 8 * c), t = x * vv;
@@ -657,6 +678,18 @@ static FRI_ALWAYS_INLINE float kcompose(const hy_tab *T, const fri_feat *f, cons
 /* Brings id row r of side s towards L1 (no effect on any value). */
 static FRI_ALWAYS_INLINE void kprefetch(const hy_tab *T, int s, uint32_t r, size_t d) {
     for (size_t k = 0; k < d; k += 16) __builtin_prefetch(T->E[s] + (size_t)r * d + k, 0, 3);
+}
+
+/* The feature list of global row r of side s (its ids and weights) towards L1. */
+static FRI_ALWAYS_INLINE void kprefetch_list(const fri_feat *f, int s, uint32_t r) {
+    if (!f || r >= f->rows[s]) return;
+    const uint64_t a = f->off[s][r];
+    __builtin_prefetch(f->id[s] + a, 0, 3);
+    __builtin_prefetch(f->w[s] + a, 0, 3);
+}
+
+static FRI_ALWAYS_INLINE void kprefetch_off(const fri_feat *f, int s, uint32_t r) {
+    if (r < f->rows[s]) __builtin_prefetch(f->off[s] + r, 0, 3);
 }
 
 static FRI_ALWAYS_INLINE void kprefetch_q(const hy_ws *w, uint32_t r, size_t d) {
@@ -737,6 +770,13 @@ static FRI_ALWAYS_INLINE void kmark(const hy_tab *T, int s, uint32_t r) {
  * out-of-range iteration of its tail loop that cannot run. */
 __attribute__((noinline, noipa)) static double hy_sumsq(const float *x, size_t d) { return fri_sumsq(x, d); }
 
+/* fri_softplus(x) and fri_sigmoid(x) with one exp: both take exp(-|x|), so the same bits. */
+static FRI_ALWAYS_INLINE void hy_softplus_sigmoid(double x, double *sp, double *sg) {
+    const double e = exp(-fabs(x));
+    *sp = (x > 0.0 ? x : 0.0) + log1p(e);
+    *sg = x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+
 /* WARP's weight of a violation at trial t: ln(max(1, floor((N - 1) / t))). */
 static double warp_lw(hy_ws *w, uint32_t N, uint32_t t) {
     if (t > HY_LW) {
@@ -787,6 +827,15 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             kprefetch(&T, 0, b->users[x + 1], d);
             kprefetch(&T, 1, b->items[x + 1], d);
             if (pair) kprefetch(&T, 1, b->neg[x + 1], d);
+            /* and its feature lists (their offsets were asked for an example ago) */
+            kprefetch_list(f, 0, guser(m, b->users[x + 1]));
+            kprefetch_list(f, 1, gitem(m, b->items[x + 1]));
+            if (pair) kprefetch_list(f, 1, gitem(m, b->neg[x + 1]));
+        }
+        if (x + 2 < B && f) { /* the offsets of the lists of the example after */
+            kprefetch_off(f, 0, guser(m, b->users[x + 2]));
+            kprefetch_off(f, 1, gitem(m, b->items[x + 2]));
+            if (pair) kprefetch_off(f, 1, gitem(m, b->neg[x + 2]));
         }
         float dot = 0.0f;
         const float bu = kcompose(&T, f, m, 0, u, p, sp, NULL, NULL, d, fm);
@@ -797,30 +846,34 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         float *q1 = w->q[1], *sq1 = w->sq[1]; /* the negative's parts */
         if (!pair) {
             double y = b->label[x];
-            l = fri_softplus(si) - y * si;
-            dsi = fri_sigmoid(si) - y;
+            hy_softplus_sigmoid(si, &l, &dsi);
+            l -= y * si;
+            dsi -= y;
         } else if (!c->warp) {
             j = b->neg[x];
             const float bj = kcompose(&T, f, m, 1, j, q1, sq1, fm ? NULL : p, &dot, d, fm);
             const float sj = kscore(dot, p, sp, q1, sq1, w0, bu + bj, d, fm);
-            l = fri_softplus((double)sj - si);
-            dsj = fri_sigmoid((double)sj - si);
+            hy_softplus_sigmoid((double)sj - si, &l, &dsj);
             dsi = -dsj;
         } else { /* WARP (warp_find's candidates and draws) */
+            /* lightfm under rows_pass screens a candidate by its item's feature part as of
+             * the last refresh (kscreen) and composes only the one it takes; its draws are
+             * a splitmix64 sequence from the same key (hy_draws), not the Philox stream */
+            const bool scr = !fm && w->sq_e, smx = scr && w->splitmix;
+            const uint32_t key_i = gitem(m, i), key_u = guser(m, u) ^ (gitem(m, b->neg[x]) * 2654435761u);
             fr_rng rng;
-            fr_rng_init(&rng, c->seed, gitem(m, i), guser(m, u) ^ (gitem(m, b->neg[x]) * 2654435761u),
-                        FR_PURPOSE_USER + 14);
+            hy_draws hd;
+            if (smx) hd = hy_draws_init(c->seed, key_i, key_u);
+            else fr_rng_init(&rng, c->seed, key_i, key_u, FR_PURPOSE_USER + 14);
+#define HY_DRAW() (smx ? hy_draws_below(&hd, rows ? rows : 1) : fr_rng_below(&rng, rows ? rows : 1))
             uint32_t cand = b->neg[x], t = 0;
             float sj = 0.0f;
             /* the stream's draws one trial ahead, so the next candidate's id row is on its
              * way while this one is scored (the same draws for the same trials; the one
              * drawn ahead of a violation is not used) */
-            /* lightfm under rows_pass screens a candidate by its item's feature part as of
-             * the last refresh (kscreen) and composes only the one it takes */
-            const bool scr = !fm && w->sq_e;
             uint32_t ahead = 0;
             if (c->warp > 1) {
-                ahead = fr_rng_below(&rng, rows ? rows : 1);
+                ahead = HY_DRAW();
                 kprefetch(&T, 1, ahead, d);
                 if (scr) kprefetch_q(w, ahead, d);
             }
@@ -830,7 +883,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                 if (tt > 1) {
                     cand = ahead;
                     if (tt < c->warp) {
-                        ahead = fr_rng_below(&rng, rows ? rows : 1);
+                        ahead = HY_DRAW();
                         kprefetch(&T, 1, ahead, d);
                         if (scr) kprefetch_q(w, ahead, d);
                     }
@@ -849,6 +902,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                     break;
                 }
             }
+#undef HY_DRAW
             if (!t) { /* none: the negative's parts (q[1]) for the L2 term */
                 j = b->neg[x];
                 if (!composed_neg && l2s > 0) kcompose(&T, f, m, 1, j, w->q[1], w->sq[1], NULL, NULL, d, fm);
@@ -933,6 +987,24 @@ __attribute__((target("avx2"))) static double hy_kernel_avx(const fr_model *m, h
 static int hy_mode = 2; /* 0 the plain code, 1 the kernel's plain copy, 2 its AVX2 copy where the CPU has it */
 static uint32_t hy_stale = HY_STALE; /* rows_pass, lightfm WARP: minibatches between refreshes of the screening
                                       * table (hy_ws.sq_e); 0 screens nothing (every candidate composed) */
+
+static bool hy_splitmix = true; /* the fast path's WARP draws: hy_draws (false: the Philox stream, tests) */
+
+bool fri_hybrid_splitmix(bool on);
+bool fri_hybrid_splitmix(bool on) {
+    bool was = hy_splitmix;
+    hy_splitmix = on;
+    return was;
+}
+
+/* Tests: count draws below n of `keys` sequences (keys a = 0.., b = 7 a) of `per` draws. */
+void fri_hybrid_draws_count(uint64_t seed, uint32_t keys, uint32_t per, uint32_t n, uint64_t *count);
+void fri_hybrid_draws_count(uint64_t seed, uint32_t keys, uint32_t per, uint32_t n, uint64_t *count) {
+    for (uint32_t a = 0; a < keys; a++) {
+        hy_draws h = hy_draws_init(seed, a, 7 * a);
+        for (uint32_t k = 0; k < per; k++) count[hy_draws_below(&h, n)]++;
+    }
+}
 
 uint32_t fri_hybrid_stale(uint32_t every);
 uint32_t fri_hybrid_stale(uint32_t every) {
@@ -1159,7 +1231,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     hy_ws w;
     ws_carve(&w, arena, c, 1);
     w.zero_unmarked = fri_optim_zero_keeps(o);
-    if (stale) { w.sq_e = ge; w.sq_b = ge + (size_t)n_it * c->dim; }
+    if (stale) { w.sq_e = ge; w.sq_b = ge + (size_t)n_it * c->dim; w.splitmix = hy_splitmix; }
     uint64_t mb = 0;
     const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
     const int dense[4] = {IF_EMB, IF_B, UF_EMB, UF_B}; /* sides 1, 1, 0, 0 */
