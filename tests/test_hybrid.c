@@ -999,6 +999,9 @@ Test(hybrid, rows_pass_equals_generic_loop) {
         rows_vs_generic("lightfm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 1); /* the centralized preset */
         rows_vs_generic("lightfm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2); /* the preset before one shard */
         rows_vs_generic("lightfm", FR_LOSS_BPR, 0, FR_OPTIM_ADAGRAD, 7, 3);   /* the chain; empty shards */
+        rows_vs_generic("lightfm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 1, 1);  /* vocabularies over 4 a minibatch:
+                                                                                * their touched rows listed */
+        rows_vs_generic("fm", FR_LOSS_BPR, 0, FR_OPTIM_ADAGRAD, 1, 2);
         rows_vs_generic("lightfm", FR_LOSS_BCE, 0, FR_OPTIM_SGD, 32, 1);
         rows_vs_generic("fm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2); /* its preset */
         rows_vs_generic("fm", FR_LOSS_BCE, 0, FR_OPTIM_ADAGRAD, 50, 4);

@@ -369,6 +369,7 @@ typedef struct hy_ws {
     const float *sq_e, *sq_b; /* lightfm WARP under rows_pass: each item row's feature part (sum_g w F_g, and
                                * its bias sum_g w cf_g) as of the last refresh (hy_stale), to screen the
                                * candidates; NULL: every candidate composed (the reference) */
+    bool fast;              /* rows_pass's fast path: bpr's softplus and sigmoid in float (hy_softplus_sigmoid_f) */
     bool splitmix;          /* with sq_e: WARP's draws by hy_draws, not the Philox stream */
     bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
                              * unmarked (set by the fused passes, whose step keeps a row of zero
@@ -387,7 +388,7 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->zero_unmarked = false;
     w->lw_n = w->lw_have = 0; /* no rank weights yet (rows_pass's and sgd_pass's hy_ws is on the stack) */
     w->sq_e = w->sq_b = NULL;
-    w->splitmix = false;
+    w->splitmix = w->fast = false;
     return cv.at;
 }
 
@@ -680,6 +681,11 @@ static FRI_ALWAYS_INLINE void kprefetch(const hy_tab *T, int s, uint32_t r, size
     for (size_t k = 0; k < d; k += 16) __builtin_prefetch(T->E[s] + (size_t)r * d + k, 0, 3);
 }
 
+static FRI_ALWAYS_INLINE void kprefetch_g(const hy_tab *T, int s, uint32_t r, size_t d) {
+    for (size_t k = 0; k < d; k += 16) __builtin_prefetch(T->gE[s] + (size_t)r * d + k, 1, 3);
+    __builtin_prefetch(T->gB[s] + r, 1, 3);
+}
+
 /* The feature list of global row r of side s (its ids and weights) towards L1. */
 static FRI_ALWAYS_INLINE void kprefetch_list(const fri_feat *f, int s, uint32_t r) {
     if (!f || r >= f->rows[s]) return;
@@ -777,6 +783,15 @@ static FRI_ALWAYS_INLINE void hy_softplus_sigmoid(double x, double *sp, double *
     *sg = x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
+/* The same in float (the fast path: expf, and logf(1 + e) for log1p(e), whose absolute
+ * error (< 1.2e-7: e below float's epsilon is lost) only the reported loss sees; the
+ * difference sj - si taken in float). glibc's log1pf is three times logf's cost. */
+static FRI_ALWAYS_INLINE void hy_softplus_sigmoid_f(float x, double *sp, double *sg) {
+    const float e = expf(-fabsf(x));
+    *sp = (double)((x > 0.0f ? x : 0.0f) + logf(1.0f + e));
+    *sg = (double)(x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e));
+}
+
 /* WARP's weight of a violation at trial t: ln(max(1, floor((N - 1) / t))). */
 static double warp_lw(hy_ws *w, uint32_t N, uint32_t t) {
     if (t > HY_LW) {
@@ -827,6 +842,10 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             kprefetch(&T, 0, b->users[x + 1], d);
             kprefetch(&T, 1, b->items[x + 1], d);
             if (pair) kprefetch(&T, 1, b->neg[x + 1], d);
+            if (g) { /* and the gradient rows its scatter adds to */
+                kprefetch_g(&T, 0, b->users[x + 1], d);
+                kprefetch_g(&T, 1, b->items[x + 1], d);
+            }
             /* and its feature lists (their offsets were asked for an example ago) */
             kprefetch_list(f, 0, guser(m, b->users[x + 1]));
             kprefetch_list(f, 1, gitem(m, b->items[x + 1]));
@@ -853,7 +872,8 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             j = b->neg[x];
             const float bj = kcompose(&T, f, m, 1, j, q1, sq1, fm ? NULL : p, &dot, d, fm);
             const float sj = kscore(dot, p, sp, q1, sq1, w0, bu + bj, d, fm);
-            hy_softplus_sigmoid((double)sj - si, &l, &dsj);
+            if (w->fast) hy_softplus_sigmoid_f(sj - si, &l, &dsj);
+            else hy_softplus_sigmoid((double)sj - si, &l, &dsj);
             dsi = -dsj;
         } else { /* WARP (warp_find's candidates and draws) */
             /* lightfm under rows_pass screens a candidate by its item's feature part as of
@@ -1214,11 +1234,18 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     size_t nf = ws_carve(NULL, NULL, c, 1);
     float *arena = fri_aligned_alloc(nf * sizeof(float));
     touched tf[2] = {{0}, {0}};
+    /* A small vocabulary (at most 4 rows an example of the minibatch) is stepped whole:
+     * a minibatch touches most of its rows anyway, and a row of zero gradient is kept as
+     * it is (fri_optim_zero_keeps: the same bits), so listing the touched ones
+     * (touch_feats) costs more than it saves. */
+    const bool all_feats[2] = {nv[0] <= 4 * batch, nv[1] <= 4 * batch};
     fr_err e = FR_OK;
     for (int s = 0; s < 2 && arena; s++) {
         tf[s].rows = fri_malloc((nv[s] + 1) * sizeof(uint32_t)); /* + 1: touch_feats writes one past */
         tf[s].stamp = fri_calloc(nv[s], sizeof(uint32_t));
         if (!tf[s].rows || !tf[s].stamp) e = FR_ERR_NOMEM;
+        else if (all_feats[s])
+            for (uint32_t v = 0; v < nv[s]; v++) tf[s].rows[v] = v;
     }
     /* lightfm WARP in the vector kernel: the screening table */
     const uint32_t n_it = m->t[m->slot[IT_EMB]].rows;
@@ -1231,6 +1258,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     hy_ws w;
     ws_carve(&w, arena, c, 1);
     w.zero_unmarked = fri_optim_zero_keeps(o);
+    w.fast = fast;
     if (stale) { w.sq_e = ge; w.sq_b = ge + (size_t)n_it * c->dim; w.splitmix = hy_splitmix; }
     uint64_t mb = 0;
     const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
@@ -1254,6 +1282,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         }
         stamp++;
         for (int side = 0; side < 2; side++) {
+            if (all_feats[side]) { tf[side].n = nv[side]; continue; }
             tf[side].n = 0;
             for (uint32_t s = 0; s < shards; s++)
                 touch_feats(&tf[side], f, m, side, &g[s]->rows[m->slot[side ? IT_EMB : US_EMB]], stamp);

@@ -365,6 +365,14 @@ __attribute__((target("avx"))) static void adagrad_rows_rsqrt_avx(float *restric
     for (uint32_t x = 0; x < n; x++) {
         const size_t at = (size_t)rows[x] * cols;
         float *pr = p + at, *gr = g + at, *sr = sum + at;
+        if (x + 2 < n) { /* the rows are scattered: ask for a later row's lines now */
+            const size_t an = (size_t)rows[x + 2] * cols;
+            for (size_t i = 0; i < cols; i += 16) {
+                _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(g + an + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
+            }
+        }
         for (size_t i = 0; i < cols; i += 8) {
             __m256 vp = _mm256_loadu_ps(pr + i);
             __m256 gi = _mm256_add_ps(_mm256_loadu_ps(gr + i), _mm256_mul_ps(vwd, vp));
@@ -385,6 +393,11 @@ static void adagrad_rows1_rsqrt(float *restrict p, float *restrict g, float *res
     const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
     for (uint32_t x = 0; x < n; x++) {
         const uint32_t r = rows[x];
+        if (x + 4 < n) {
+            _mm_prefetch((const char *)(p + rows[x + 4]), _MM_HINT_T0);
+            _mm_prefetch((const char *)(g + rows[x + 4]), _MM_HINT_T0);
+            _mm_prefetch((const char *)(sum + rows[x + 4]), _MM_HINT_T0);
+        }
         const float gi = g[r] + wd * p[r], v = sum[r] + gi * gi, vv = v > fl ? v : fl;
         sum[r] = v;
         float y = _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(vv)));
