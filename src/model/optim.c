@@ -362,11 +362,12 @@ __attribute__((target("avx"))) static void adagrad_rows_rsqrt_avx(float *restric
                                                                  const step_consts *k) {
     const __m256 vlr = _mm256_set1_ps(k->lr), vwd = _mm256_set1_ps(k->wd), vfloor = _mm256_set1_ps(k->eps * k->eps),
                  half = _mm256_set1_ps(0.5f), three = _mm256_set1_ps(3.0f), zero = _mm256_setzero_ps();
+    const int wd0 = k->wd == 0.0f;
     for (uint32_t x = 0; x < n; x++) {
         const size_t at = (size_t)rows[x] * cols;
         float *pr = p + at, *gr = g + at, *sr = sum + at;
-        if (x + 2 < n) { /* the rows are scattered: ask for a later row's lines now */
-            const size_t an = (size_t)rows[x + 2] * cols;
+        if (x + 4 < n) { /* the rows are scattered: ask for a later row's lines now */
+            const size_t an = (size_t)rows[x + 4] * cols;
             for (size_t i = 0; i < cols; i += 16) {
                 _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
                 _mm_prefetch((const char *)(g + an + i), _MM_HINT_T0);
@@ -374,8 +375,8 @@ __attribute__((target("avx"))) static void adagrad_rows_rsqrt_avx(float *restric
             }
         }
         for (size_t i = 0; i < cols; i += 8) {
-            __m256 vp = _mm256_loadu_ps(pr + i);
-            __m256 gi = _mm256_add_ps(_mm256_loadu_ps(gr + i), _mm256_mul_ps(vwd, vp));
+            __m256 vp = _mm256_loadu_ps(pr + i), gi = _mm256_loadu_ps(gr + i);
+            if (wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(vwd, vp)); /* (g + 0 p is g: the same values) */
             __m256 v = _mm256_add_ps(_mm256_loadu_ps(sr + i), _mm256_mul_ps(gi, gi));
             _mm256_storeu_ps(sr + i, v);
             v = _mm256_max_ps(v, vfloor);
