@@ -785,7 +785,9 @@ static FRI_ALWAYS_INLINE void hy_softplus_sigmoid(double x, double *sp, double *
 
 /* The same in float (the fast path: expf, and logf(1 + e) for log1p(e), whose absolute
  * error (< 1.2e-7: e below float's epsilon is lost) only the reported loss sees; the
- * difference sj - si taken in float). glibc's log1pf is three times logf's cost. */
+ * difference sj - si taken in float). glibc's log1pf is three times logf's cost. Unweighted,
+ * the kernel takes no log an example: it multiplies the (1 + e) in double and adds the
+ * log of the product once a batch (or when it passes 2^900). */
 static FRI_ALWAYS_INLINE void hy_softplus_sigmoid_f(float x, double *sp, double *sg) {
     const float e = expf(-fabsf(x));
     *sp = (double)((x > 0.0f ? x : 0.0f) + logf(1.0f + e));
@@ -834,7 +836,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         }
     }
     float *p = w->p, *sp = w->sp, *q0 = w->q[0], *sq0 = w->sq[0];
-    double L = 0.0;
+    double L = 0.0, lprod = 1.0; /* lprod: the fast path's product of bpr's (1 + e) (hy_softplus_sigmoid_f) */
     for (size_t x = 0; x < B; x++) {
         const uint32_t u = b->users[x], i = b->items[x];
         const double wt = b->weight ? (double)b->weight[x] : 1.0;
@@ -872,7 +874,13 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             j = b->neg[x];
             const float bj = kcompose(&T, f, m, 1, j, q1, sq1, fm ? NULL : p, &dot, d, fm);
             const float sj = kscore(dot, p, sp, q1, sq1, w0, bu + bj, d, fm);
-            if (w->fast) hy_softplus_sigmoid_f(sj - si, &l, &dsj);
+            if (w->fast && !b->weight) { /* the log of the product of (1 + e) once a batch */
+                const float xf = sj - si, e = expf(-fabsf(xf));
+                l = xf > 0.0f ? xf : 0.0f;
+                dsj = (double)(xf >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e));
+                lprod *= 1.0 + (double)e;
+                if (lprod > 0x1p900) { L += log(lprod) * invB; lprod = 1.0; }
+            } else if (w->fast) hy_softplus_sigmoid_f(sj - si, &l, &dsj);
             else hy_softplus_sigmoid((double)sj - si, &l, &dsj);
             dsi = -dsj;
         } else { /* WARP (warp_find's candidates and draws) */
@@ -975,6 +983,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         kscatter(&T, f, m, 0, u, cu, fm ? gij : 0.0f, gij, d, fm);
         if (fm) G(g, m, W0)[0] += gij;
     }
+    if (lprod != 1.0) L += log(lprod) * invB;
     return L;
 }
 
