@@ -41,7 +41,14 @@
  * at trial t costs L * (1 - s_i + s_j) with L = ln(max(1, floor((N - 1) / t))), N the
  * catalogue; none costs 0. Candidates are not checked against the user's positives (the
  * model does not hold them; LightFM does). A federated client draws among the item rows
- * it loaded (its positives and sampled negatives), not the catalogue. */
+ * it loaded (its positives and sampled negatives), not the catalogue.
+ *
+ * rows_pass's fast path (the centralized trainer's default; fri_hybrid_stale(0) is the exact
+ * path, held to the generic loop bit for bit): lightfm's WARP candidates are screened by a
+ * table of the items' feature parts refreshed every HY_STALE minibatches and only the one
+ * taken is composed, its draws come from splitmix64 (hy_draws), Adagrad takes rsqrt and a
+ * Newton step (fri_optim_step_rows_clear_fast), bpr's softplus and sigmoid are in float.
+ * Tests hold it to the exact path within stated tolerances (tests/test_hybrid.c). */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
