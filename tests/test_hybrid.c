@@ -1016,18 +1016,113 @@ static void rows_vs_generic(const char *kind, fr_loss loss, uint32_t warp, fr_op
     data_free(&d);
 }
 
+uint32_t fri_hybrid_stale(uint32_t every);
+bool fri_hybrid_splitmix(bool on);
+void fri_hybrid_draws_count(uint64_t seed, uint32_t keys, uint32_t per, uint32_t n, uint64_t *count);
+
 Test(hybrid, rows_pass_equals_generic_loop) {
-    /* both copies of the pass (and of the kernel): plain (mode 1), AVX2 where the CPU has it */
+    /* rows_pass's exact path (fri_hybrid_stale(0): every WARP candidate composed, Adagrad's
+     * square root and division); both copies of the pass (and of the kernel): plain (mode 1),
+     * AVX2 where the CPU has it */
+    const uint32_t was = fri_hybrid_stale(0);
     for (int mode = 1; mode <= 2; mode++) {
         fri_hybrid_kernel(mode);
         rows_vs_generic("lightfm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 1); /* the centralized preset */
         rows_vs_generic("lightfm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2); /* the preset before one shard */
         rows_vs_generic("lightfm", FR_LOSS_BPR, 0, FR_OPTIM_ADAGRAD, 7, 3);   /* the chain; empty shards */
+        rows_vs_generic("lightfm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 1, 1);  /* vocabularies over 4 a minibatch:
+                                                                                * their touched rows listed */
+        rows_vs_generic("fm", FR_LOSS_BPR, 0, FR_OPTIM_ADAGRAD, 1, 2);
         rows_vs_generic("lightfm", FR_LOSS_BCE, 0, FR_OPTIM_SGD, 32, 1);
         rows_vs_generic("fm", FR_LOSS_BPR, 10, FR_OPTIM_ADAGRAD, 64, 2); /* its preset */
         rows_vs_generic("fm", FR_LOSS_BCE, 0, FR_OPTIM_ADAGRAD, 50, 4);
     }
     fri_hybrid_kernel(2);
+    fri_hybrid_stale(was);
+}
+
+/* rows_pass's fast path (the default) against its exact path: Adagrad by rsqrt, and
+ * lightfm's WARP candidates screened by a table of the items' feature parts and drawn by
+ * splitmix64. With the table refreshed every minibatch (it is then the current model's,
+ * up to rounding) and the Philox draws, the three epochs' parameters are the exact path's
+ * within 1e-4 of the largest and the losses within 1e-5 (relative); bpr and fm (no
+ * screening) likewise. As the default runs (refreshed every 64 minibatches: the table lags
+ * the feature rows; splitmix64 draws) the loss falls and hr@10 is within 0.1 of the exact
+ * path's. */
+static void fast_vs_exact(const char *kind, uint32_t warp, uint32_t every, double ptol) {
+    data d = gen();
+    fr_model_config c = config(kind, &d, FR_LOSS_BPR, warp);
+    fr_model *m[2] = {NULL, NULL};
+    double l[2][3];
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    fr_optim_config_default(&tc.optim, FR_OPTIM_ADAGRAD);
+    tc.optim.lr = 0.05f;
+    tc.optim.sparse_rows = true;
+    tc.batch = 16;
+    tc.shards = 1;
+    tc.negatives = 1;
+    tc.threads = 1;
+    const uint32_t was = fri_hybrid_stale(0);
+    const bool smx = fri_hybrid_splitmix(ptol == 0); /* held to the exact path: its (Philox) draws */
+    for (int k = 0; k < 2; k++) {
+        fri_hybrid_stale(k ? every : 0);
+        cr_assert_eq(fr_model_create(&m[k], &c), FR_OK);
+        fr_trainer *t = NULL;
+        cr_assert_eq(fr_trainer_create(&t, m[k], d.train, &tc), FR_OK, "%s", fr_errmsg());
+        for (int e = 0; e < 3; e++) cr_assert_eq(fr_trainer_epoch(t, &l[k][e]), FR_OK);
+        fr_trainer_free(t);
+    }
+    fri_hybrid_stale(was);
+    fri_hybrid_splitmix(smx);
+    const size_t np = fr_model_n_params(m[0]);
+    const float *a = fr_model_params(m[0]), *b = fr_model_params(m[1]);
+    double amax = 0.0, dmax = 0.0;
+    for (size_t i = 0; i < np; i++) {
+        cr_assert(isfinite(b[i]));
+        if (fabs(a[i]) > amax) amax = fabs(a[i]);
+        if (fabs(a[i] - b[i]) > dmax) dmax = fabs(a[i] - b[i]);
+    }
+    cr_assert_lt(l[1][2], l[1][0], "%s warp %u every %u: the loss falls (%g -> %g)", kind, warp, every, l[1][0], l[1][2]);
+    if (ptol > 0) {
+        cr_assert(dmax <= ptol * amax, "%s warp %u every %u: parameters differ by %g (largest %g)", kind, warp, every, dmax, amax);
+        for (int e = 0; e < 3; e++)
+            cr_assert(fabs(l[1][e] - l[0][e]) <= 1e-5 * fabs(l[0][e]), "%s epoch %d loss fast %.9g exact %.9g", kind, e,
+                      l[1][e], l[0][e]);
+    } else {
+        double h0 = hr10(m[0], &d), h1 = hr10(m[1], &d);
+        cr_assert(fabs(h1 - h0) <= 0.1, "%s warp %u every %u: hr@10 fast %g exact %g", kind, warp, every, h1, h0);
+        cr_assert(dmax > 0.0, "the lagging table changes the training");
+    }
+    fr_model_free(m[0]);
+    fr_model_free(m[1]);
+    data_free(&d);
+}
+
+/* The fast path's WARP draws (model_hybrid.c, hy_draws): 7 values equally often over
+ * 20000 sequences of 10 (each count within 3% of 200000 / 7, ~6 standard deviations), and
+ * another seed gives other counts. */
+Test(hybrid, splitmix_draws_are_uniform) {
+    uint64_t c[7] = {0}, c2[7] = {0};
+    fri_hybrid_draws_count(4, 20000, 10, 7, c);
+    fri_hybrid_draws_count(5, 20000, 10, 7, c2);
+    uint64_t tot = 0;
+    bool same = true;
+    for (int k = 0; k < 7; k++) {
+        tot += c[k];
+        same &= c[k] == c2[k];
+        cr_assert(fabs((double)c[k] - 200000.0 / 7) <= 0.03 * 200000.0 / 7, "value %d drawn %llu times", k,
+                  (unsigned long long)c[k]);
+    }
+    cr_assert_eq(tot, 200000);
+    cr_assert(!same, "another seed, other draws");
+}
+
+Test(hybrid, rows_pass_fast_path_against_the_exact_one) {
+    fast_vs_exact("lightfm", 10, 1, 1e-4);
+    fast_vs_exact("lightfm", 0, 1, 1e-4);
+    fast_vs_exact("fm", 10, 1, 1e-4);
+    fast_vs_exact("lightfm", 10, 64, 0);
 }
 
 /* The centralized preset of lightfm and fm: minibatches of 64 (under train.c's 128, so

@@ -196,6 +196,72 @@ Test(optim, step_rows_clear_steps_the_rows_and_zeroes_their_gradient) {
             }
 }
 
+/* fri_optim_step_rows_clear_fast (the hybrid models' rows_pass: Adagrad with rsqrt and one
+ * Newton step in place of the square root and the division) against the rule in double:
+ * each value within 1e-6 of the largest step (lr g / (sqrt(v) + eps); rsqrt with one Newton
+ * step errs by ~1e-7 relative) and two float roundings of the value itself, on rows of 16
+ * floats and the bias column; a value whose gradient has always been 0 stays as it is
+ * (no 0 * inf), the rows' gradients are zeroed and rows not listed are left alone. */
+Test(optim, step_rows_clear_fast_is_adagrad_within_rounding) {
+    for (int bias = 0; bias < 2; bias++) {
+        fr_model_config c;
+        fr_model_config_default(&c, FR_MODEL_MF);
+        c.n_users = 2;
+        c.n_items = 9;
+        c.dim = 16;
+        fr_model *m;
+        cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+        const fr_tensor *t = fr_model_tensor(m, fr_model_tensor_find(m, bias ? "item_bias" : "item_factor"));
+        const size_t n = fr_model_n_params(m), off = t->offset, cols = t->cols;
+        fr_grad *g;
+        fr_optim *o;
+        fr_optim_config oc;
+        fr_optim_config_default(&oc, FR_OPTIM_ADAGRAD);
+        oc.lr = 0.07f;
+        oc.sparse_rows = true;
+        cr_assert_eq(fr_grad_create(&g, m), FR_OK);
+        cr_assert_eq(fr_optim_create(&o, m, &oc), FR_OK);
+        float *p = fr_model_params(m), *gd = fr_grad_data(g);
+        double *want = malloc(n * sizeof(double)), *sum = calloc(n, sizeof(double));
+        srand(5);
+        for (size_t i = 0; i < n; i++) want[i] = p[i] = (float)(rand() % 2001 - 1000) / 311.0f;
+        const uint32_t rows[4] = {7, 2, 5, 0};
+        for (int step = 0; step < 4; step++) {
+            for (size_t i = 0; i < n; i++) gd[i] = (float)(rand() % 2001 - 1000) / 997.0f;
+            gd[off + 2 * cols] = 0.0f; /* row 2's first value: never a gradient */
+            double lim = 0.0;
+            for (int x = 0; x < 4; x++)
+                for (size_t k = 0; k < cols; k++) {
+                    size_t i = off + rows[x] * cols + k;
+                    sum[i] += (double)gd[i] * gd[i];
+                    double st = oc.lr * (double)gd[i] / (sqrt(sum[i]) + oc.eps);
+                    want[i] -= st;
+                    if (fabs(st) > lim) lim = fabs(st);
+                }
+            cr_assert_eq(fri_optim_step_begin(o, m, g), FR_OK);
+            bool fast = fri_optim_step_rows_clear_fast(o, m, gd, off, (uint32_t)cols, rows, 4);
+            for (size_t i = 0; i < n; i++) {
+                bool listed = false;
+                for (int x = 0; x < 4; x++) listed |= i >= off + rows[x] * cols && i < off + (rows[x] + 1) * cols;
+                if (!listed) {
+                    cr_assert_eq(p[i], (float)want[i], "bias %d step %d: value %zu moved", bias, step, i);
+                    continue;
+                }
+                cr_assert(fabs(p[i] - want[i]) <= 1e-6 * lim + 0x1p-22 * fabs(want[i]), "bias %d step %d (fast %d): value %zu %.9g, want %.9g",
+                          bias, step, fast, i, p[i], want[i]);
+                cr_assert_eq(gd[i], 0.0f, "the gradient of a listed row is zeroed");
+            }
+            cr_assert_eq(p[off + 2 * cols], (float)want[off + 2 * cols], "a value of no gradient is kept");
+            for (size_t i = 0; i < n; i++) want[i] = p[i]; /* the next step from the same floats */
+        }
+        free(want);
+        free(sum);
+        fr_optim_free(o);
+        fr_grad_free(g);
+        fr_model_free(m);
+    }
+}
+
 /* Two steps: step 1 touches item 1, step 2 touches only item 0. Dense Adam moves item 1
  * again in step 2 (its moments are non-zero); sparse-row Adam leaves it. Untouched
  * never-used rows never move in either mode. */

@@ -41,7 +41,14 @@
  * at trial t costs L * (1 - s_i + s_j) with L = ln(max(1, floor((N - 1) / t))), N the
  * catalogue; none costs 0. Candidates are not checked against the user's positives (the
  * model does not hold them; LightFM does). A federated client draws among the item rows
- * it loaded (its positives and sampled negatives), not the catalogue. */
+ * it loaded (its positives and sampled negatives), not the catalogue.
+ *
+ * rows_pass's fast path (the centralized trainer's default; fri_hybrid_stale(0) is the exact
+ * path, held to the generic loop bit for bit): lightfm's WARP candidates are screened by a
+ * table of the items' feature parts refreshed every HY_STALE minibatches and only the one
+ * taken is composed, its draws come from splitmix64 (hy_draws), Adagrad takes rsqrt and a
+ * Newton step (fri_optim_step_rows_clear_fast), bpr's softplus and sigmoid are in float.
+ * Tests hold it to the exact path within stated tolerances (tests/test_hybrid.c). */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -356,6 +363,7 @@ static fr_err layout(fr_model *m, const fr_model_config *c) {
 
 /* ---------------------------------------------------------------- workspace */
 
+#define HY_STALE 64 /* rows_pass, lightfm WARP: the screening table is refreshed every HY_STALE minibatches */
 #define HY_LW 64 /* WARP: the rank weights of trials 1..HY_LW are kept (hy_ws.lw) */
 
 typedef struct hy_ws {
@@ -365,6 +373,11 @@ typedef struct hy_ws {
     float *s;               /* [n] scores (score) */
     double lw[HY_LW + 1];   /* WARP's ln(max(1, floor((N - 1) / t))) for t = 1..lw_have, catalogue lw_n */
     uint32_t lw_n, lw_have;
+    const float *sq_e, *sq_b; /* lightfm WARP under rows_pass: each item row's feature part (sum_g w F_g, and
+                               * its bias sum_g w cf_g) as of the last refresh (hy_stale), to screen the
+                               * candidates; NULL: every candidate composed (the reference) */
+    bool fast;              /* rows_pass's fast path: bpr's softplus and sigmoid in float (hy_softplus_sigmoid_f) */
+    bool splitmix;          /* with sq_e: WARP's draws by hy_draws, not the Philox stream */
     bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
                              * unmarked (set by the fused passes, whose step keeps a row of zero
                              * gradient as it is: fri_optim_zero_keeps; the generic loop's sparse-row
@@ -381,6 +394,8 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->s = fri_carve(&cv, B);
     w->zero_unmarked = false;
     w->lw_n = w->lw_have = 0; /* no rank weights yet (rows_pass's and sgd_pass's hy_ws is on the stack) */
+    w->sq_e = w->sq_b = NULL;
+    w->splitmix = w->fast = false;
     return cv.at;
 }
 
@@ -577,6 +592,25 @@ static double hy_loss_naive(const fr_model *m, hy_ws *w, const fr_batch *b, fr_g
     return L;
 }
 
+/* The fast path's WARP draws: a splitmix64 sequence (Steele, Lea, Flood 2014) whose start
+ * is a mix of the seed and the example's key (the Philox stream's), and a draw below n as
+ * the high word of (32 random bits) * n: no rejection, so a value is off by at most
+ * n / 2^32 of its probability (4e-7 for 1682 items). Inline, a few instructions a draw
+ * where a Philox block of ten rounds makes four. */
+typedef struct hy_draws { uint64_t s; } hy_draws;
+static FRI_ALWAYS_INLINE uint64_t hy_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+static FRI_ALWAYS_INLINE hy_draws hy_draws_init(uint64_t seed, uint32_t a, uint32_t b) {
+    return (hy_draws){hy_mix64(seed ^ hy_mix64(((uint64_t)a << 32 | b) + 0x9E3779B97F4A7C15u))};
+}
+static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
+    h->s += 0x9E3779B97F4A7C15u;
+    return (uint32_t)(((hy_mix64(h->s) >> 32) * (uint64_t)n) >> 32);
+}
+
 /* ---------------------------------------------------------------- the vector kernel
  *
  * hy_loss_naive's loss and gradient for dims that are a multiple of 8, in eight-lane
@@ -614,8 +648,7 @@ static FRI_ALWAYS_INLINE float kcompose(const hy_tab *T, const fri_feat *f, cons
     const float *w = NULL;
     const uint32_t n = feats(f, s, s ? gitem(m, r) : guser(m, r), &id, &w);
     const float *e = T->E[s] + (size_t)r * d, *F = T->F[s], *FB = T->FB[s];
-    float b = T->B[s][r];
-    for (uint32_t j = 0; j < n; j++) b += w[j] * FB[id[j]];
+    float b = T->B[s][r]; /* the bias summed in the first block's pass over the features (one loop) */
     v8f acc = {0};
     for (size_t k0 = 0; k0 < d; k0 += 32) {
         const size_t nb = d - k0 >= 32 ? 4 : (d - k0) / 8;
@@ -626,6 +659,7 @@ static FRI_ALWAYS_INLINE float kcompose(const hy_tab *T, const fri_feat *f, cons
         }
         for (uint32_t j = 0; j < n; j++) {
             const float *v = F + (size_t)id[j] * d + k0;
+            if (k0 == 0) b += w[j] * FB[id[j]];
             const v8f x = v8_splat(w[j]), xx = v8_splat(w[j] * w[j]);
             for (size_t c = 0; c < nb; c++) {
                 const v8f vv = v8_load(v + 8 * c), t = x * vv;
@@ -652,6 +686,39 @@ static FRI_ALWAYS_INLINE float kcompose(const hy_tab *T, const fri_feat *f, cons
 /* Brings id row r of side s towards L1 (no effect on any value). */
 static FRI_ALWAYS_INLINE void kprefetch(const hy_tab *T, int s, uint32_t r, size_t d) {
     for (size_t k = 0; k < d; k += 16) __builtin_prefetch(T->E[s] + (size_t)r * d + k, 0, 3);
+}
+
+static FRI_ALWAYS_INLINE void kprefetch_g(const hy_tab *T, int s, uint32_t r, size_t d) {
+    for (size_t k = 0; k < d; k += 16) __builtin_prefetch(T->gE[s] + (size_t)r * d + k, 1, 3);
+    __builtin_prefetch(T->gB[s] + r, 1, 3);
+}
+
+/* The feature list of global row r of side s (its ids and weights) towards L1. */
+static FRI_ALWAYS_INLINE void kprefetch_list(const fri_feat *f, int s, uint32_t r) {
+    if (!f || r >= f->rows[s]) return;
+    const uint64_t a = f->off[s][r];
+    __builtin_prefetch(f->id[s] + a, 0, 3);
+    __builtin_prefetch(f->w[s] + a, 0, 3);
+}
+
+static FRI_ALWAYS_INLINE void kprefetch_off(const fri_feat *f, int s, uint32_t r) {
+    if (r < f->rows[s]) __builtin_prefetch(f->off[s] + r, 0, 3);
+}
+
+static FRI_ALWAYS_INLINE void kprefetch_q(const hy_ws *w, uint32_t r, size_t d) {
+    for (size_t k = 0; k < d; k += 16) __builtin_prefetch(w->sq_e + (size_t)r * d + k, 0, 3);
+}
+
+/* lightfm's screening score of item row r for user vector p: p . (E[r] + G[r]) + B[r] + gb[r],
+ * G and gb the item's feature part as of the last refresh (hy_ws.sq_e, sq_b). */
+static FRI_ALWAYS_INLINE float kscreen(const hy_tab *T, const hy_ws *w, uint32_t r, const float *restrict p, size_t d) {
+    const float *e = T->E[1] + (size_t)r * d, *gq = w->sq_e + (size_t)r * d;
+    v8f acc = {0};
+    for (size_t k = 0; k < d; k += 8) {
+        const v8f q = v8_load(e + k) + v8_load(gq + k), t = v8_load(p + k) * q;
+        acc = acc + t;
+    }
+    return v8_sum1(acc) + (T->B[1][r] + w->sq_b[r]);
 }
 
 /* A pair's score from its parts: lightfm dot + bias; fm w0 + bias + 0.5 sum(|p+q|^2 - sp - sq). */
@@ -716,6 +783,24 @@ static FRI_ALWAYS_INLINE void kmark(const hy_tab *T, int s, uint32_t r) {
  * out-of-range iteration of its tail loop that cannot run. */
 __attribute__((noinline, noipa)) static double hy_sumsq(const float *x, size_t d) { return fri_sumsq(x, d); }
 
+/* fri_softplus(x) and fri_sigmoid(x) with one exp: both take exp(-|x|), so the same bits. */
+static FRI_ALWAYS_INLINE void hy_softplus_sigmoid(double x, double *sp, double *sg) {
+    const double e = exp(-fabs(x));
+    *sp = (x > 0.0 ? x : 0.0) + log1p(e);
+    *sg = x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+
+/* The same in float (the fast path: expf, and logf(1 + e) for log1p(e), whose absolute
+ * error (< 1.2e-7: e below float's epsilon is lost) only the reported loss sees; the
+ * difference sj - si taken in float). glibc's log1pf is three times logf's cost. Unweighted,
+ * the kernel takes no log an example: it multiplies the (1 + e) in double and adds the
+ * log of the product once a batch (or when it passes 2^900). */
+static FRI_ALWAYS_INLINE void hy_softplus_sigmoid_f(float x, double *sp, double *sg) {
+    const float e = expf(-fabsf(x));
+    *sp = (double)((x > 0.0f ? x : 0.0f) + logf(1.0f + e));
+    *sg = (double)(x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e));
+}
+
 /* WARP's weight of a violation at trial t: ln(max(1, floor((N - 1) / t))). */
 static double warp_lw(hy_ws *w, uint32_t N, uint32_t t) {
     if (t > HY_LW) {
@@ -758,7 +843,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         }
     }
     float *p = w->p, *sp = w->sp, *q0 = w->q[0], *sq0 = w->sq[0];
-    double L = 0.0;
+    double L = 0.0, lprod = 1.0; /* lprod: the fast path's product of bpr's (1 + e) (hy_softplus_sigmoid_f) */
     for (size_t x = 0; x < B; x++) {
         const uint32_t u = b->users[x], i = b->items[x];
         const double wt = b->weight ? (double)b->weight[x] : 1.0;
@@ -766,6 +851,19 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             kprefetch(&T, 0, b->users[x + 1], d);
             kprefetch(&T, 1, b->items[x + 1], d);
             if (pair) kprefetch(&T, 1, b->neg[x + 1], d);
+            if (g) { /* and the gradient rows its scatter adds to */
+                kprefetch_g(&T, 0, b->users[x + 1], d);
+                kprefetch_g(&T, 1, b->items[x + 1], d);
+            }
+            /* and its feature lists (their offsets were asked for an example ago) */
+            kprefetch_list(f, 0, guser(m, b->users[x + 1]));
+            kprefetch_list(f, 1, gitem(m, b->items[x + 1]));
+            if (pair) kprefetch_list(f, 1, gitem(m, b->neg[x + 1]));
+        }
+        if (x + 2 < B && f) { /* the offsets of the lists of the example after */
+            kprefetch_off(f, 0, guser(m, b->users[x + 2]));
+            kprefetch_off(f, 1, gitem(m, b->items[x + 2]));
+            if (pair) kprefetch_off(f, 1, gitem(m, b->neg[x + 2]));
         }
         float dot = 0.0f;
         const float bu = kcompose(&T, f, m, 0, u, p, sp, NULL, NULL, d, fm);
@@ -776,19 +874,33 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         float *q1 = w->q[1], *sq1 = w->sq[1]; /* the negative's parts */
         if (!pair) {
             double y = b->label[x];
-            l = fri_softplus(si) - y * si;
-            dsi = fri_sigmoid(si) - y;
+            hy_softplus_sigmoid(si, &l, &dsi);
+            l -= y * si;
+            dsi -= y;
         } else if (!c->warp) {
             j = b->neg[x];
             const float bj = kcompose(&T, f, m, 1, j, q1, sq1, fm ? NULL : p, &dot, d, fm);
             const float sj = kscore(dot, p, sp, q1, sq1, w0, bu + bj, d, fm);
-            l = fri_softplus((double)sj - si);
-            dsj = fri_sigmoid((double)sj - si);
+            if (w->fast && !b->weight) { /* the log of the product of (1 + e) once a batch */
+                const float xf = sj - si, e = expf(-fabsf(xf));
+                l = xf > 0.0f ? xf : 0.0f;
+                dsj = (double)(xf >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e));
+                lprod *= 1.0 + (double)e;
+                if (lprod > 0x1p900) { L += log(lprod) * invB; lprod = 1.0; }
+            } else if (w->fast) hy_softplus_sigmoid_f(sj - si, &l, &dsj);
+            else hy_softplus_sigmoid((double)sj - si, &l, &dsj);
             dsi = -dsj;
         } else { /* WARP (warp_find's candidates and draws) */
+            /* lightfm under rows_pass screens a candidate by its item's feature part as of
+             * the last refresh (kscreen) and composes only the one it takes; its draws are
+             * a splitmix64 sequence from the same key (hy_draws), not the Philox stream */
+            const bool scr = !fm && w->sq_e, smx = scr && w->splitmix;
+            const uint32_t key_i = gitem(m, i), key_u = guser(m, u) ^ (gitem(m, b->neg[x]) * 2654435761u);
             fr_rng rng;
-            fr_rng_init(&rng, c->seed, gitem(m, i), guser(m, u) ^ (gitem(m, b->neg[x]) * 2654435761u),
-                        FR_PURPOSE_USER + 14);
+            hy_draws hd;
+            if (smx) hd = hy_draws_init(c->seed, key_i, key_u);
+            else fr_rng_init(&rng, c->seed, key_i, key_u, FR_PURPOSE_USER + 14);
+#define HY_DRAW() (smx ? hy_draws_below(&hd, rows ? rows : 1) : fr_rng_below(&rng, rows ? rows : 1))
             uint32_t cand = b->neg[x], t = 0;
             float sj = 0.0f;
             /* the stream's draws one trial ahead, so the next candidate's id row is on its
@@ -796,22 +908,27 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
              * drawn ahead of a violation is not used) */
             uint32_t ahead = 0;
             if (c->warp > 1) {
-                ahead = fr_rng_below(&rng, rows ? rows : 1);
+                ahead = HY_DRAW();
                 kprefetch(&T, 1, ahead, d);
+                if (scr) kprefetch_q(w, ahead, d);
             }
+            bool composed_neg = false;
             for (uint32_t tt = 1; tt <= c->warp; tt++) {
                 float *qc = tt == 1 ? w->q[1] : w->q[2], *sqc = tt == 1 ? w->sq[1] : w->sq[2];
                 if (tt > 1) {
                     cand = ahead;
                     if (tt < c->warp) {
-                        ahead = fr_rng_below(&rng, rows ? rows : 1);
+                        ahead = HY_DRAW();
                         kprefetch(&T, 1, ahead, d);
+                        if (scr) kprefetch_q(w, ahead, d);
                     }
                     if (cand == i) continue;
                 }
+                if (scr && !(kscreen(&T, w, cand, p, d) + bu > si - 1.0f)) continue;
                 const float bc = kcompose(&T, f, m, 1, cand, qc, sqc, fm ? NULL : p, &dot, d, fm);
                 const float sc = kscore(dot, p, sp, qc, sqc, w0, bu + bc, d, fm);
-                if (sc > si - 1.0f) {
+                if (tt == 1) composed_neg = true;
+                if (scr || sc > si - 1.0f) {
                     t = tt;
                     j = cand;
                     sj = sc;
@@ -820,7 +937,11 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                     break;
                 }
             }
-            if (!t) j = b->neg[x]; /* none: the negative's parts (q[1]) for the L2 term */
+#undef HY_DRAW
+            if (!t) { /* none: the negative's parts (q[1]) for the L2 term */
+                j = b->neg[x];
+                if (!composed_neg && l2s > 0) kcompose(&T, f, m, 1, j, w->q[1], w->sq[1], NULL, NULL, d, fm);
+            }
             const double lw = t ? warp_lw(w, N, t) : 0.0;
             l = t ? lw * (1.0 - (double)si + (double)sj) : 0.0;
             dsi = -lw;
@@ -869,6 +990,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         kscatter(&T, f, m, 0, u, cu, fm ? gij : 0.0f, gij, d, fm);
         if (fm) G(g, m, W0)[0] += gij;
     }
+    if (lprod != 1.0) L += log(lprod) * invB;
     return L;
 }
 
@@ -899,6 +1021,33 @@ __attribute__((target("avx2"))) static double hy_kernel_avx(const fr_model *m, h
 #endif /* FRI_V8 */
 
 static int hy_mode = 2; /* 0 the plain code, 1 the kernel's plain copy, 2 its AVX2 copy where the CPU has it */
+static uint32_t hy_stale = HY_STALE; /* rows_pass, lightfm WARP: minibatches between refreshes of the screening
+                                      * table (hy_ws.sq_e); 0 screens nothing (every candidate composed) */
+
+static bool hy_splitmix = true; /* the fast path's WARP draws: hy_draws (false: the Philox stream, tests) */
+
+bool fri_hybrid_splitmix(bool on);
+bool fri_hybrid_splitmix(bool on) {
+    bool was = hy_splitmix;
+    hy_splitmix = on;
+    return was;
+}
+
+/* Tests: count draws below n of `keys` sequences (keys a = 0.., b = 7 a) of `per` draws. */
+void fri_hybrid_draws_count(uint64_t seed, uint32_t keys, uint32_t per, uint32_t n, uint64_t *count);
+void fri_hybrid_draws_count(uint64_t seed, uint32_t keys, uint32_t per, uint32_t n, uint64_t *count) {
+    for (uint32_t a = 0; a < keys; a++) {
+        hy_draws h = hy_draws_init(seed, a, 7 * a);
+        for (uint32_t k = 0; k < per; k++) count[hy_draws_below(&h, n)]++;
+    }
+}
+
+uint32_t fri_hybrid_stale(uint32_t every);
+uint32_t fri_hybrid_stale(uint32_t every) {
+    uint32_t was = hy_stale;
+    hy_stale = every;
+    return was;
+}
 
 int fri_hybrid_kernel(int mode);
 int fri_hybrid_kernel(int mode) {
@@ -1064,9 +1213,31 @@ static FRI_ALWAYS_INLINE void combine_dense(fr_grad *g0, float a, fr_grad *src, 
 
 /* fr_optim_step on rows `rows` of tensor `role` (the current step's constants), then
  * their gradient zeroed. */
-static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, int role, const uint32_t *rows, uint32_t n) {
+static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, int role, const uint32_t *rows, uint32_t n,
+                                        bool fast) {
     const fr_tensor *t = &m->t[m->slot[role]];
-    fri_optim_step_rows_clear(o, m, g->g, t->offset, t->cols, rows, n);
+    if (fast) (void)fri_optim_step_rows_clear_fast(o, m, g->g, t->offset, t->cols, rows, n);
+    else fri_optim_step_rows_clear(o, m, g->g, t->offset, t->cols, rows, n);
+}
+
+/* The screening table (hy_ws.sq_e, sq_b): each item row's feature part, sum_g w_g F_g and
+ * sum_g w_g cf_g, from the current feature rows. */
+static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
+                                            float *restrict gb, uint32_t rows, size_t d) {
+    const float *F = P(m, IF_EMB), *FB = P(m, IF_B);
+    for (uint32_t r = 0; r < rows; r++) {
+        const uint32_t *id = NULL;
+        const float *w = NULL;
+        const uint32_t n = feats(f, 1, gitem(m, r), &id, &w);
+        float *o = ge + (size_t)r * d, b = 0.0f;
+        memset(o, 0, d * sizeof *o);
+        for (uint32_t j = 0; j < n; j++) {
+            const float *v = F + (size_t)id[j] * d, x = w[j];
+            for (size_t k = 0; k < d; k++) o[k] += x * v[k];
+            b += x * FB[id[j]];
+        }
+        gb[r] = b;
+    }
 }
 
 static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards,
@@ -1079,18 +1250,33 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     size_t nf = ws_carve(NULL, NULL, c, 1);
     float *arena = fri_aligned_alloc(nf * sizeof(float));
     touched tf[2] = {{0}, {0}};
+    /* A small vocabulary (at most 4 rows an example of the minibatch) is stepped whole:
+     * a minibatch touches most of its rows anyway, and a row of zero gradient is kept as
+     * it is (fri_optim_zero_keeps: the same bits), so listing the touched ones
+     * (touch_feats) costs more than it saves. */
+    const bool all_feats[2] = {nv[0] <= 4 * batch, nv[1] <= 4 * batch};
     fr_err e = FR_OK;
     for (int s = 0; s < 2 && arena; s++) {
         tf[s].rows = fri_malloc((nv[s] + 1) * sizeof(uint32_t)); /* + 1: touch_feats writes one past */
         tf[s].stamp = fri_calloc(nv[s], sizeof(uint32_t));
         if (!tf[s].rows || !tf[s].stamp) e = FR_ERR_NOMEM;
+        else if (all_feats[s])
+            for (uint32_t v = 0; v < nv[s]; v++) tf[s].rows[v] = v;
     }
-    if (!arena) e = FR_ERR_NOMEM;
+    /* lightfm WARP in the vector kernel: the screening table */
+    const uint32_t n_it = m->t[m->slot[IT_EMB]].rows;
+    const bool fast = hy_stale != 0; /* the approximate Adagrad (fri_optim_step_rows_clear_fast) */
+    const bool stale = !fm && pair && c->warp && hy_stale && hy_mode && FRI_V8 && c->dim % 8 == 0;
+    float *ge = stale ? fri_aligned_alloc(((size_t)n_it * c->dim + n_it) * sizeof(float)) : NULL;
+    if (!arena || (stale && !ge)) e = FR_ERR_NOMEM;
     if (e) goto out;
     memset(arena, 0, nf * sizeof(float));
     hy_ws w;
     ws_carve(&w, arena, c, 1);
     w.zero_unmarked = fri_optim_zero_keeps(o);
+    w.fast = fast;
+    if (stale) { w.sq_e = ge; w.sq_b = ge + (size_t)n_it * c->dim; w.splitmix = hy_splitmix; }
+    uint64_t mb = 0;
     const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
     const int dense[4] = {IF_EMB, IF_B, UF_EMB, UF_B}; /* sides 1, 1, 0, 0 */
     const uint32_t zero = 0;
@@ -1099,6 +1285,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         const size_t n = ex->n - at < batch ? ex->n - at : batch;
         double mean[FRI_STEP_MAX_PARTS];
         size_t ns[FRI_STEP_MAX_PARTS];
+        if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, ge + (size_t)n_it * c->dim, n_it, c->dim);
         for (uint32_t s = 0; s < shards; s++) {
             size_t lo = n * s / shards, hi = n * (s + 1) / shards, k = at + lo;
             ns[s] = hi - lo;
@@ -1111,6 +1298,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         }
         stamp++;
         for (int side = 0; side < 2; side++) {
+            if (all_feats[side]) { tf[side].n = nv[side]; continue; }
             tf[side].n = 0;
             for (uint32_t s = 0; s < shards; s++)
                 touch_feats(&tf[side], f, m, side, &g[s]->rows[m->slot[side ? IT_EMB : US_EMB]], stamp);
@@ -1133,17 +1321,18 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         if ((e = fri_optim_step_begin(o, m, g[0]))) goto out;
         for (int k = 0; k < 4; k++) { /* the step, and g[0] left zero */
             fr_rowset *rs = &g[0]->rows[m->slot[tables[k]]];
-            step_rows(o, m, g[0], tables[k], rs->rows, rs->count);
+            step_rows(o, m, g[0], tables[k], rs->rows, rs->count, fast);
             fr_rowset_clear(rs);
             const touched *t = &tf[k < 2 ? 1 : 0];
-            step_rows(o, m, g[0], dense[k], t->rows, t->n);
+            step_rows(o, m, g[0], dense[k], t->rows, t->n, fast);
         }
-        if (fm) step_rows(o, m, g[0], W0, &zero, 1);
+        if (fm) step_rows(o, m, g[0], W0, &zero, 1, fast);
         for (uint32_t s = 0; s < shards; s++) *loss_sum += mean[s] * (double)ns[s];
     }
 out:
     for (int s = 0; s < 2; s++) { fri_free(tf[s].rows); fri_free(tf[s].stamp); }
     fri_free_aligned(arena);
+    fri_free_aligned(ge);
     return e;
 }
 

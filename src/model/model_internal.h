@@ -101,6 +101,11 @@ void fri_optim_step_rows(const fr_optim *o, fr_model *m, const float *g, size_t 
                          const uint32_t *rows, uint32_t n);
 /* fri_optim_step_rows, then those rows of g zeroed: in one pass for Adagrad on rows of a
  * multiple of 8 floats (the same operations, so the same bits). */
+/* fri_optim_step_rows_clear, Adagrad (rows of 1 or 8k floats, AVX) with its square root and
+ * division replaced by rsqrt and one Newton step (relative error ~1e-7, other bits); other
+ * rules and shapes as fri_optim_step_rows_clear. Returns whether the fast rule ran. */
+bool fri_optim_step_rows_clear_fast(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
+                                    const uint32_t *rows, uint32_t n);
 void fri_optim_step_rows_clear(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
                                const uint32_t *rows, uint32_t n);
 /* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for

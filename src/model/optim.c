@@ -351,6 +351,77 @@ void fri_optim_step_rows_clear(const fr_optim *o, fr_model *m, float *g, size_t 
     }
 }
 
+#if FR_HAVE_AVX_DISPATCH
+/* Adagrad's step with 1 / (sqrt(v) + eps) as rsqrt(max(v, eps^2)) and one Newton step
+ * (relative error ~1e-7 where v >> eps^2; where v is 0 so is the gradient, hence the
+ * step): no square root or division. Rows of cols floats (a multiple of 8), each row's
+ * gradient zeroed after its step. */
+__attribute__((target("avx"))) static void adagrad_rows_rsqrt_avx(float *restrict p, float *restrict g,
+                                                                 float *restrict sum, size_t cols,
+                                                                 const uint32_t *rows, uint32_t n,
+                                                                 const step_consts *k) {
+    const __m256 vlr = _mm256_set1_ps(k->lr), vwd = _mm256_set1_ps(k->wd), vfloor = _mm256_set1_ps(k->eps * k->eps),
+                 half = _mm256_set1_ps(0.5f), three = _mm256_set1_ps(3.0f), zero = _mm256_setzero_ps();
+    const int wd0 = k->wd == 0.0f;
+    for (uint32_t x = 0; x < n; x++) {
+        const size_t at = (size_t)rows[x] * cols;
+        float *pr = p + at, *gr = g + at, *sr = sum + at;
+        if (x + 4 < n) { /* the rows are scattered: ask for a later row's lines now */
+            const size_t an = (size_t)rows[x + 4] * cols;
+            for (size_t i = 0; i < cols; i += 16) {
+                _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(g + an + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
+            }
+        }
+        for (size_t i = 0; i < cols; i += 8) {
+            __m256 vp = _mm256_loadu_ps(pr + i), gi = _mm256_loadu_ps(gr + i);
+            if (wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(vwd, vp)); /* (g + 0 p is g: the same values) */
+            __m256 v = _mm256_add_ps(_mm256_loadu_ps(sr + i), _mm256_mul_ps(gi, gi));
+            _mm256_storeu_ps(sr + i, v);
+            v = _mm256_max_ps(v, vfloor);
+            __m256 y = _mm256_rsqrt_ps(v); /* y (3 - v y^2) / 2 */
+            y = _mm256_mul_ps(_mm256_mul_ps(half, y), _mm256_sub_ps(three, _mm256_mul_ps(v, _mm256_mul_ps(y, y))));
+            _mm256_storeu_ps(pr + i, _mm256_sub_ps(vp, _mm256_mul_ps(_mm256_mul_ps(vlr, gi), y)));
+            _mm256_storeu_ps(gr + i, zero);
+        }
+    }
+}
+
+/* The same for rows of one float (biases). */
+static void adagrad_rows1_rsqrt(float *restrict p, float *restrict g, float *restrict sum, const uint32_t *rows,
+                                uint32_t n, const step_consts *k) {
+    const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
+    for (uint32_t x = 0; x < n; x++) {
+        const uint32_t r = rows[x];
+        if (x + 4 < n) {
+            _mm_prefetch((const char *)(p + rows[x + 4]), _MM_HINT_T0);
+            _mm_prefetch((const char *)(g + rows[x + 4]), _MM_HINT_T0);
+            _mm_prefetch((const char *)(sum + rows[x + 4]), _MM_HINT_T0);
+        }
+        const float gi = g[r] + wd * p[r], v = sum[r] + gi * gi, vv = v > fl ? v : fl;
+        sum[r] = v;
+        float y = _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(vv)));
+        y = 0.5f * y * (3.0f - vv * (y * y));
+        p[r] -= lr * gi * y;
+        g[r] = 0.0f;
+    }
+}
+#endif
+
+bool fri_optim_step_rows_clear_fast(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
+                                    const uint32_t *rows, uint32_t n) {
+#if FR_HAVE_AVX_DISPATCH
+    if (o->cfg.kind == FR_OPTIM_ADAGRAD && (cols == 1 || cols % 8 == 0) && have_avx()) {
+        if (cols == 1) adagrad_rows1_rsqrt(m->params + off, g + off, o->m2 + off, rows, n, &o->k);
+        else adagrad_rows_rsqrt_avx(m->params + off, g + off, o->m2 + off, cols, rows, n, &o->k);
+        return true;
+    }
+#endif
+    fri_optim_step_rows_clear(o, m, g, off, cols, rows, n);
+    return false;
+}
+
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n) {
     if (o->m1) memset(o->m1 + off, 0, n * sizeof(float));
     if (o->m2) memset(o->m2 + off, 0, n * sizeof(float));
