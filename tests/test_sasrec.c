@@ -577,3 +577,31 @@ static void file_round_trip(fr_loss loss) {
 
 Test(sasrec, model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_BCE); }
 Test(sasrec, ce_model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_CE); }
+
+/* The fedrec preset's federated sasrec sizes its rounds from the data: fl_epochs epochs'
+ * worth of clients (ceil(E x users / clients a round)), so a set of 3x the users gets 3x
+ * the rounds; without data the fixed count; a share of clients a round counts too. */
+Test(sasrec, preset_rounds_follow_the_users) {
+    fr_model_kind k;
+    cr_assert_eq(fr_model_kind_parse("sasrec", &k), FR_OK);
+    fr_run_config c;
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, false, NULL), FR_OK);
+    cr_assert(c.fl_epochs > 0);
+    const uint32_t fixed = c.loop.steps;
+    cr_assert_eq(fr_run_fl_rounds(&c, 943), (uint32_t)ceil(c.fl_epochs * 943 / 128 - 1e-9));
+    cr_assert_eq(fr_run_fl_rounds(&c, 943), fixed, "the fixed count is ml-100k's (943 users)");
+    cr_assert_eq(fr_run_fl_rounds(&c, 2999), (uint32_t)ceil(c.fl_epochs * 2999 / 128 - 1e-9));
+    cr_assert_eq(fr_run_fl_rounds(&c, 0), fixed);
+    cr_assert_eq(fr_run_fl_rounds(&c, 10), (uint32_t)ceil(c.fl_epochs - 1e-9), "fewer users than a round samples");
+    c.fl.clients_per_round = 0.25; /* a share: 250 of 1000 */
+    cr_assert_eq(fr_run_fl_rounds(&c, 1000), (uint32_t)ceil(c.fl_epochs * 4 - 1e-9));
+    c.fl_epochs = 0;
+    cr_assert_eq(fr_run_fl_rounds(&c, 1000), fixed, "fl_epochs 0: the rounds as they are");
+    /* with data: the preset sets them */
+    data d = gen();
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, false, d.train), FR_OK);
+    cr_assert_eq(c.loop.steps, (uint32_t)ceil(c.fl_epochs * NU / NU - 1e-9), "24 users, all in each round");
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, true, d.train), FR_OK);
+    cr_assert_eq(c.fl_epochs, 0, "centralized: epochs, not rounds");
+    data_free(&d);
+}

@@ -485,7 +485,10 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
         return 0;
     }
     fr_fl_config *fc = &c->fl;
-    if (GIVEN(rounds)) c->loop.steps = (uint32_t)o->rounds;
+    if (GIVEN(rounds)) {
+        c->loop.steps = (uint32_t)o->rounds;
+        c->fl_epochs = 0; /* rounds given, not sized from the data */
+    }
     if (o->strategy && !fr_strategy_parse(o->strategy, &fc->strategy) && fc->strategy >= FR_STRATEGY_FEDADAM)
         fc->server_lr = 0.01f;
     if (o->optimizer && !fr_optim_kind_parse(o->optimizer, &ok) && ok != fc->local.kind)
@@ -855,6 +858,11 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if ((rc = cli_train_overrides(o, specs, &c))) goto done;
+    /* rounds sized from the data (the preset's epochs' worth), again for the clients and
+     * the partition the options gave */
+    if (!c.centralized && c.fl_epochs > 0)
+        c.loop.steps = fr_run_fl_rounds(&c, c.partition == FR_PARTITION_USER ? fr_dataset_n_users(fr_data_train(data))
+                                                                              : c.partition_k);
     if (ckpt) {
         c.loop.checkpoint = ckpt;
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
