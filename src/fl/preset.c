@@ -115,7 +115,8 @@ static void fedrec_federated(fr_run_config *c, const char *k) {
          * (FedAdam, lr 0.003, beta2 0.999, tau 1e-7, as the centralized Adam) steps on the
          * average: the centralized minibatch Adam with a batch of 128 users. Tuned on a
          * validation cut of ml-100k's training data (docs/ARCHITECTURE.md, sasrec): 300
-         * rounds are 40 epochs' examples there. */
+         * rounds are 40 epochs' examples there; with CE 0.965 of centralized HR@10 there.
+         * CE's client loads and sends the whole item table (fri_model_reads_all_items). */
         c->model.loss = FR_LOSS_CE; /* as centralized */
         fr_optim_config_default(&c->fl.local, FR_OPTIM_SGD);
         c->fl.local.lr = 1.0f;
