@@ -188,7 +188,7 @@ static bool wait_dialer_failure(nng_dialer d, int ms) {
  * (its dialer then waits REFUSED_RETRY_MS: nothing is under way when the test closes it)
  * or has not failed within 5 s: a client the server refused after the client's TLS 1.3
  * handshake ended can wait for ever for the SP header's receive (nng 1.5.2 dropped the TCP
- * receive it needs, bug (4) in docs/ARCHITECTURE.md; seen 2 times in 120 loaded runs), and
+ * receive it needs, bug (4) in docs/ARCHITECTURE.md; seen in 2 of 65 loaded runs), and
  * so is past the step where a close leaks it: nng's close fails that waiting receive. */
 static void refused(nng_socket c, nng_dialer d, server *s) {
     cr_assert_eq(nng_socket_set_ms(c, NNG_OPT_SENDTIMEO, 600), 0);
