@@ -94,8 +94,9 @@ static void server_start(server *s, nng_tls_config *cfg) {
     cr_assert_eq(nng_listener_get_int(s->l, NNG_OPT_TCP_BOUND_PORT, &s->port), 0);
 }
 
-/* A REQ socket dialling the server (in the background: a refused handshake retries). */
-static nng_socket client_open(int port, nng_tls_config *cfg) {
+/* A REQ socket dialling the server (in the background: a failed attempt retries after
+ * retry_ms; its dialer in *dp when dp is given). */
+static nng_socket client_dial(int port, nng_tls_config *cfg, int retry_ms, nng_dialer *dp) {
     nng_socket c;
     char url[64];
     snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
@@ -104,10 +105,47 @@ static nng_socket client_open(int port, nng_tls_config *cfg) {
     nng_dialer d;
     cr_assert_eq(nng_dialer_create(&d, c, url), 0);
     cr_assert_eq(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg), 0);
-    cr_assert_eq(nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 50), 0);
-    cr_assert_eq(nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 200), 0);
+    cr_assert_eq(nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, retry_ms), 0);
+    cr_assert_eq(nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, retry_ms < 200 ? 200 : retry_ms), 0);
     cr_assert_eq(nng_dialer_start(d, NNG_FLAG_NONBLOCK), 0);
+    if (dp) *dp = d;
     return c;
+}
+
+static nng_socket client_open(int port, nng_tls_config *cfg) { return client_dial(port, cfg, 50, NULL); }
+
+/* A client whose handshake must be refused dials once: no later attempt is under way when
+ * the test closes it. nng 1.5.2 never finalises a TLS connection whose dialer is closed
+ * while its SP negotiation is between two steps (tlstran_pipe_nego_cb resubmits on an aio
+ * the close has just closed; nni_aio_begin drops it without completing it, so the pipe is
+ * never reaped and its connection, SSL, dialer and TLS configuration leak). A client the
+ * server refuses reaches that negotiation (its TLS 1.3 handshake ends before the server's
+ * refusal arrives), and one redialling every 50-200 ms until the end of the test was
+ * caught there by the close about once in 30 sanitizer runs on a loaded machine. */
+#define REFUSED_RETRY_MS (10 * 60 * 1000)
+
+static nng_socket refused_client_open(int port, nng_tls_config *cfg, nng_dialer *d) {
+    return client_dial(port, cfg, REFUSED_RETRY_MS, d);
+}
+
+/* The sum of a dialer's failure counters (nng's statistics of its scope). */
+static uint64_t dialer_failures(nng_dialer d) {
+    static const char *const names[] = {"auth", "other", "disconnect", "refused", "timeout",
+                                        "proto", "canceled", "reject", "oom"};
+    nng_stat *all = NULL;
+    uint64_t v = 0;
+    cr_assert_eq(nng_stats_get(&all), 0);
+    for (nng_stat *sc = nng_stat_child(all); sc; sc = nng_stat_next(sc)) {
+        if (nng_stat_type(sc) != NNG_STAT_SCOPE || strcmp(nng_stat_name(sc), "dialer") != 0) continue;
+        nng_stat *id = nng_stat_find(sc, "id");
+        if (!id || nng_stat_value(id) != (uint64_t)nng_dialer_id(d)) continue;
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+            nng_stat *a = nng_stat_find(sc, names[i]);
+            if (a) v += nng_stat_value(a);
+        }
+    }
+    nng_stats_free(all);
+    return v;
 }
 
 /* Sends msg[0, n) from c, receives it at the server, sends back its bytes reversed, and
@@ -136,9 +174,23 @@ static void exchange(nng_socket c, server *s, const uint8_t *msg, size_t n) {
     nng_msg_free(r);
 }
 
+/* Waits (at most ms) until dialer d has counted a failed attempt; whether it has. */
+static bool wait_dialer_failure(nng_dialer d, int ms) {
+    for (int i = 0; i < ms / 10; i++) {
+        if (dialer_failures(d) > 0) return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
 /* A request that must not get through: the handshake is refused, so the client never
- * connects and its receive times out. */
-static void refused(nng_socket c, server *s) {
+ * connects and its receive times out. Returns once the client's one attempt has failed
+ * (its dialer then waits REFUSED_RETRY_MS: nothing is under way when the test closes it)
+ * or has not failed within 5 s: a client the server refused after the client's TLS 1.3
+ * handshake ended can wait for ever for the SP header's receive (nng 1.5.2 dropped the TCP
+ * receive it needs, bug (4) in docs/ARCHITECTURE.md; seen in 2 of 65 loaded runs), and
+ * so is past the step where a close leaks it: nng's close fails that waiting receive. */
+static void refused(nng_socket c, nng_dialer d, server *s) {
     cr_assert_eq(nng_socket_set_ms(c, NNG_OPT_SENDTIMEO, 600), 0);
     cr_assert_eq(nng_socket_set_ms(c, NNG_OPT_RECVTIMEO, 600), 0);
     int rv = nng_send(c, "x", 1, 0);
@@ -152,6 +204,7 @@ static void refused(nng_socket c, server *s) {
     cr_assert_eq(nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, 50), 0);
     cr_assert_eq(nng_recvmsg(s->sock, &m, 0), NNG_ETIMEDOUT, "the server got the request");
     cr_assert_eq(nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, 20000), 0);
+    (void)wait_dialer_failure(d, 5000);
 }
 
 /* The listener's count of failed TLS handshakes (nng's "auth" statistic). */
@@ -256,15 +309,16 @@ Test(tls_engine, wrong_ca_or_name_refused) {
     server s;
     server_start(&s, sc);
     nng_tls_config *bad_ca = tls_cfg(false, NULL, NULL, other.ca, "localhost");
-    nng_socket c1 = client_open(s.port, bad_ca);
-    refused(c1, &s);
+    nng_dialer d1, d2, d3;
+    nng_socket c1 = refused_client_open(s.port, bad_ca, &d1);
+    refused(c1, d1, &s);
     cr_assert(wait_auth_failures(&s, 1), "the server counted no TLS failure");
     nng_tls_config *bad_name = tls_cfg(false, NULL, NULL, k.ca, "not-the-server.example");
-    nng_socket c2 = client_open(s.port, bad_name);
-    refused(c2, &s);
+    nng_socket c2 = refused_client_open(s.port, bad_name, &d2);
+    refused(c2, d2, &s);
     nng_tls_config *bad_ip = tls_cfg(false, NULL, NULL, k.ca, "127.0.0.2");
-    nng_socket c3 = client_open(s.port, bad_ip);
-    refused(c3, &s);
+    nng_socket c3 = refused_client_open(s.port, bad_ip, &d3);
+    refused(c3, d3, &s);
     fri_tls_stats st;
     cr_assert(fri_tls_engine_stats(&st));
     cr_assert_eq(st.handshakes, 0);
@@ -296,12 +350,13 @@ Test(tls_engine, mutual_tls) {
     server_start(&s, sc);
     /* no client certificate, then one from another CA: refused */
     nng_tls_config *anon = tls_cfg(false, NULL, NULL, k.ca, "localhost");
-    nng_socket c1 = client_open(s.port, anon);
-    refused(c1, &s);
+    nng_dialer d1, d2;
+    nng_socket c1 = refused_client_open(s.port, anon, &d1);
+    refused(c1, d1, &s);
     cr_assert(wait_auth_failures(&s, 1), "the server counted no TLS failure");
     nng_tls_config *stranger = tls_cfg(false, other.cli_crt, other.cli_key, k.ca, "localhost");
-    nng_socket c2 = client_open(s.port, stranger);
-    refused(c2, &s);
+    nng_socket c2 = refused_client_open(s.port, stranger, &d2);
+    refused(c2, d2, &s);
     cr_assert(wait_auth_failures(&s, 2));
     /* with the CA's client certificate: served, and the server's end is verified */
     nng_tls_config *known = tls_cfg(false, k.cli_crt, k.cli_key, k.ca, "localhost");
