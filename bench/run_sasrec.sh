@@ -24,8 +24,9 @@
 # which costs about half a training epoch), RB_LOSS (CE, RecBole's default softmax over all
 # items, or BPR with one sampled negative), RB_BUDGET (seconds after which RecBole starts
 # no new epoch and its best model on validation so far is tested; default 0: none),
-# THREADS (1), FED_ROUNDS (also a federated run of that many rounds on test: the preset's
-# 300 are 12.8 epochs' examples on the ml-1m partial set), OUT (a directory to keep
+# THREADS (1), FED_ROUNDS (also a federated run of that many rounds on test; the preset's
+# rounds are 40.7 epochs' worth of clients: 300 on ml-100k, 954 on the ml-1m partial set),
+# OUT (a directory to keep
 # results), REPORT_ONLY=1 (no run: print the tables
 # of the results already in OUT). A RecBole run stopped by hand can be
 # scored from its last checkpoint: recbole_sasrec.py SPLIT --from-checkpoint FILE.pth

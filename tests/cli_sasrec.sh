@@ -32,4 +32,17 @@ awk -v h="$fhr" 'BEGIN { exit !(h > 0.5) }' || fail "federated hr@10 $fhr"
 # --neg is refused: one negative per position, whatever it says
 set +e; "$bin" train --data "$tmp/s" --model sasrec --neg 3 --quiet >/dev/null 2>"$tmp/err"; rc=$?; set -e
 [ "$rc" = 2 ] && grep -q -- "--neg does not apply to sasrec" "$tmp/err" || fail "--neg 3: rc $rc, '$(cat "$tmp/err")'"
-echo "cli_sasrec: ok (centralized hr@10 $hr, federated $fhr)"
+# the softmax loss: --loss ce (its model file keeps it: eval scores as training did)
+"$bin" train --data "$tmp/s" --model sasrec --centralized --epochs 15 --batch 8 --dim 16 --loss ce --heads 2 --ffn 32 \
+    --dropout 0.1 --max-len 20 --quiet --out "$tmp/ce.fr" --metrics-out "$tmp/ce.jsonl" || fail "centralized --loss ce"
+chr=$(tail -1 "$tmp/ce.jsonl" | grep -o '"hr@10":[0-9.]*' | head -1 | cut -d: -f2)
+awk -v h="$chr" 'BEGIN { exit !(h > 0.9) }' || fail "--loss ce hr@10 $chr"
+"$bin" eval --model "$tmp/ce.fr" --data "$tmp/s" --json >"$tmp/ce.json" || fail "eval of the ce model"
+grep -q "\"hr@10\":$chr" "$tmp/ce.json" || fail "eval of the ce model: $(cat "$tmp/ce.json"), training gave $chr"
+"$bin" train --data "$tmp/s" --model sasrec --loss ce --rounds 30 --clients-per-round 8 --dim 16 --quiet \
+    --metrics-out "$tmp/fce.jsonl" || fail "federated --loss ce"
+set +e; "$bin" train --data "$tmp/s" --model bpr --heads 2 --quiet >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[ "$rc" = 2 ] && grep -q -- "--heads applies to the sequence model" "$tmp/err" || fail "bpr --heads: rc $rc, '$(cat "$tmp/err")'"
+set +e; "$bin" train --data "$tmp/s" --model sasrec --loss bpr --quiet >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[ "$rc" = 2 ] && grep -q -- "expected bce or ce" "$tmp/err" || fail "--loss bpr: rc $rc, '$(cat "$tmp/err")'"
+echo "cli_sasrec: ok (centralized hr@10 $hr, federated $fhr, --loss ce $chr)"

@@ -258,3 +258,66 @@ Test(layers_seq, wrong_gradients_fail_the_check) {
         for (size_t x = 0; x < C0; x++) dx[t * C0 + x] = l.r[t * C0 + x] * l.w[x] * l.rstd[t];
     cr_assert_gt(gc_check(ln_loss, &l, l.x, dx, T0 * C0, "ln.x wrong"), 0, "layer norm without its centring passed");
 }
+
+/* ---------------------------------------------------------------- softmax cross-entropy */
+
+enum { XT = 4, XN = 9 };
+typedef struct xe_ctx {
+    float s[XT * XN];
+    uint32_t tg[XT];
+    double scale;
+} xe_ctx;
+
+static double xe_loss(void *p) {
+    xe_ctx *c = p;
+    return fri_softmax_xent(NULL, c->s, c->tg, XT, XN, c->scale);
+}
+
+/* the definition in double: log of the sum of exps (no max taken out), minus the target */
+static double xe_naive(const xe_ctx *c, double *d) {
+    double loss = 0;
+    for (size_t t = 0; t < XT; t++) {
+        double z = 0;
+        for (size_t j = 0; j < XN; j++) z += exp((double)c->s[t * XN + j]);
+        loss += log(z) - c->s[t * XN + c->tg[t]];
+        for (size_t j = 0; j < XN; j++)
+            d[t * XN + j] = c->scale * (exp((double)c->s[t * XN + j]) / z - (j == c->tg[t] ? 1.0 : 0.0));
+    }
+    return c->scale * loss;
+}
+
+Test(layers_seq, softmax_xent_naive_in_place_and_gradcheck) {
+    xe_ctx c = {.tg = {0, 8, 3, 3}, .scale = 0.7};
+    fill(c.s, XT * XN, 21, 4);
+    double dref[XT * XN];
+    double ref = xe_naive(&c, dref);
+    float d[XT * XN];
+    double l = fri_softmax_xent(d, c.s, c.tg, XT, XN, c.scale);
+    cr_assert_float_eq(l, ref, 1e-6 * fabs(ref), "loss %.9g vs naive %.9g", l, ref);
+    cr_assert_float_eq(xe_loss(&c), ref, 1e-6 * fabs(ref), "the loss alone agrees");
+    for (size_t i = 0; i < XT * XN; i++) cr_assert_float_eq(d[i], dref[i], 1e-6, "dlogits[%zu] %g vs %g", i, d[i], dref[i]);
+    /* each row's gradient sums to 0 (the softmax sums to 1) */
+    for (size_t t = 0; t < XT; t++) {
+        double s = 0;
+        for (size_t j = 0; j < XN; j++) s += d[t * XN + j];
+        cr_assert(fabs(s) < 1e-6, "row %zu sums to %g", t, s);
+    }
+    /* in place: the same loss and the same gradient bits */
+    float inp[XT * XN];
+    memcpy(inp, c.s, sizeof inp);
+    double l2 = fri_softmax_xent(inp, inp, c.tg, XT, XN, c.scale);
+    cr_assert_eq(l2, l);
+    cr_assert(!memcmp(inp, d, sizeof d));
+    /* large logits do not overflow (the max is taken out) */
+    xe_ctx big = c;
+    for (size_t i = 0; i < XT * XN; i++) big.s[i] += 200.0f;
+    cr_assert(isfinite(xe_loss(&big)) && fabs(xe_loss(&big) - ref) < 1e-3 * fabs(ref));
+    cr_assert_eq(gc_check(xe_loss, &c, c.s, d, XT * XN, "xent"), 0);
+    /* the check has teeth: a gradient without the normaliser (softmax numerators, unnormalised) fails */
+    float bad[XT * XN];
+    for (size_t t = 0; t < XT; t++)
+        for (size_t j = 0; j < XN; j++)
+            bad[t * XN + j] = (float)(c.scale * (exp((double)c.s[t * XN + j]) - (j == c.tg[t] ? 1.0 : 0.0)));
+    fprintf(stderr, "(expected) ");
+    cr_assert_gt(gc_check(xe_loss, &c, c.s, bad, XT * XN, "xent wrong"), 0, "a softmax gradient without its normaliser passed");
+}

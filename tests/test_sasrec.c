@@ -13,7 +13,7 @@
 
 #define NO FR_NO_ITEM
 
-static fr_model *small_model(float dropout) {
+static fr_model *small_model_loss(float dropout, fr_loss loss) {
     fr_model_kind k;
     cr_assert_eq(fr_model_kind_parse("sasrec", &k), FR_OK);
     fr_model_config c;
@@ -26,6 +26,7 @@ static fr_model *small_model(float dropout) {
     c.max_len = 5;
     c.ffn_dim = 12;
     c.dropout = dropout;
+    c.loss = loss;
     c.seed = 3;
     fr_model *m = NULL;
     cr_assert_eq(fr_model_create(&m, &c), FR_OK, "%s", fr_errmsg());
@@ -36,6 +37,8 @@ static fr_model *small_model(float dropout) {
     for (size_t i = 0; i < fr_model_n_params(m); i++) p[i] += (float)((fr_rng_double(&r) * 2 - 1) * 0.3);
     return m;
 }
+
+static fr_model *small_model(float dropout) { return small_model_loss(dropout, FR_LOSS_BCE); }
 
 /* three examples: a full history, a padded one, an empty one */
 static const uint32_t U[3] = {0, 0, 0}, IT[3] = {4, 7, 2};
@@ -67,8 +70,9 @@ static int check_all(gctx *c, const float *grad) {
     return bad;
 }
 
-static void run_gradcheck(bool per_position, float dropout) {
-    gctx c = {small_model(dropout), NULL, {0}};
+static void run_gradcheck_loss(bool per_position, float dropout, fr_loss loss) {
+    const bool ce = loss == FR_LOSS_CE;
+    gctx c = {small_model_loss(dropout, loss), NULL, {0}};
     cr_assert_eq(fr_model_ws_create(&c.ws, c.m, 3), FR_OK);
     c.b = (fr_batch){U, IT, per_position ? LAB : LAB_PW, NULL, 3, WT, HIST, per_position ? HNEG : NULL, KEY, 5};
     fr_grad *g = NULL;
@@ -89,14 +93,37 @@ static void run_gradcheck(bool per_position, float dropout) {
     for (int i = 0; i < 3; i++) want[IT[i]] = true;
     if (per_position) want[9] = want[3] = true; /* hneg of padded positions are skipped: 9 is a history item anyway */
     uint32_t n = 0;
-    for (int i = 0; i < 12; i++) n += want[i];
+    for (int i = 0; i < 12; i++) n += want[i] || ce; /* CE's softmax reaches every row */
     cr_assert_eq(rs->count, n);
     fr_grad_free(g);
     fr_model_ws_free(c.ws);
     fr_model_free(c.m);
 }
 
+static void run_gradcheck(bool per_position, float dropout) { run_gradcheck_loss(per_position, dropout, FR_LOSS_BCE); }
+
 Test(sasrec, gradcheck_per_position_with_dropout) { run_gradcheck(true, 0.3f); }
+/* CE reads neither hist_neg nor the labels: the per-position batch and the pointwise one give the same loss */
+Test(sasrec, gradcheck_ce_with_dropout) { run_gradcheck_loss(true, 0.3f, FR_LOSS_CE); }
+Test(sasrec, gradcheck_ce_without_negatives) { run_gradcheck_loss(false, 0.0f, FR_LOSS_CE); }
+
+Test(sasrec, ce_wrong_gradient_fails) {
+    gctx c = {small_model_loss(0.0f, FR_LOSS_CE), NULL, {0}};
+    cr_assert_eq(fr_model_ws_create(&c.ws, c.m, 3), FR_OK);
+    c.b = (fr_batch){U, IT, LAB, NULL, 3, NULL, HIST, HNEG, NULL, 5};
+    fr_grad *g = NULL;
+    cr_assert_eq(fr_grad_create(&g, c.m), FR_OK);
+    double l;
+    cr_assert_eq(fr_model_loss_grad(c.m, c.ws, &c.b, g, &l), FR_OK);
+    int t = fr_model_tensor_find(c.m, "item");
+    float *gd = fr_grad_data(g) + fr_model_tensor(c.m, t)->offset;
+    gd[10 * 8 + 3] += 0.02f; /* item 10 is in no history and no target: its gradient is the softmax's alone */
+    fprintf(stderr, "(expected) ");
+    cr_assert_gt(check_all(&c, fr_grad_data(g)), 0, "a wrong gradient passed the check");
+    fr_grad_free(g);
+    fr_model_ws_free(c.ws);
+    fr_model_free(c.m);
+}
 Test(sasrec, gradcheck_pointwise_no_dropout) { run_gradcheck(false, 0.0f); }
 
 Test(sasrec, wrong_gradient_fails) {
@@ -117,8 +144,9 @@ Test(sasrec, wrong_gradient_fails) {
     fr_model_free(c.m);
 }
 
-/* The model recomputed from its formulas in double, for one history: the score of item j. */
-static double naive_score(const fr_model *m, const uint32_t *hist, uint32_t j) {
+/* The model recomputed from its formulas in double, for one history: the outputs y [T,C]
+ * of its T valid positions (T returned; 0: an empty history, y[0] = LN_f's bias). */
+static size_t naive_y(const fr_model *m, const uint32_t *hist, double y[8][8]) {
     const fr_model_config *c = fr_model_config_of(m);
     const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, H = c->heads, D = C / H;
     const float *E = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, "item"))->offset;
@@ -205,14 +233,71 @@ static double naive_score(const fr_model *m, const uint32_t *hist, uint32_t j) {
         }
     }
     const float *lf = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, "out.ln"))->offset;
-    double mu = 0, var = 0, s = 0;
-    for (size_t d = 0; d < C; d++) mu += x[T - 1][d];
-    mu /= (double)C;
-    for (size_t d = 0; d < C; d++) var += (x[T - 1][d] - mu) * (x[T - 1][d] - mu);
-    var /= (double)C;
-    for (size_t d = 0; d < C; d++)
-        s += ((x[T - 1][d] - mu) / sqrt(var + 1e-6) * (1.0 + lf[d]) + lf[C + d]) * E[j * C + d];
+    if (T == 0)
+        for (size_t d = 0; d < C; d++) y[0][d] = lf[C + d];
+    for (size_t t = 0; t < T; t++) {
+        double mu = 0, var = 0;
+        for (size_t d = 0; d < C; d++) mu += x[t][d];
+        mu /= (double)C;
+        for (size_t d = 0; d < C; d++) var += (x[t][d] - mu) * (x[t][d] - mu);
+        var /= (double)C;
+        for (size_t d = 0; d < C; d++) y[t][d] = (x[t][d] - mu) / sqrt(var + 1e-6) * (1.0 + lf[d]) + lf[C + d];
+    }
+    return T;
+}
+
+static const float *tensor_of(const fr_model *m, const char *name) {
+    return fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, name))->offset;
+}
+
+/* the score of item j after the whole history */
+static double naive_score(const fr_model *m, const uint32_t *hist, uint32_t j) {
+    const size_t C = fr_model_config_of(m)->dim;
+    const float *E = tensor_of(m, "item");
+    double y[8][8], s = 0;
+    size_t T = naive_y(m, hist, y);
+    for (size_t d = 0; d < C; d++) s += y[T ? T - 1 : 0][d] * E[j * C + d];
     return s;
+}
+
+/* CE from its definition in double: per example wt/(n L) times the sum over positions of
+ * log sum_j exp(y_t.E[j]) - y_t.E[next item]; an empty history has the one target items[i]. */
+static double naive_ce(const fr_model *m, const fr_batch *b) {
+    const fr_model_config *c = fr_model_config_of(m);
+    const size_t L = c->max_len, C = c->dim, N = c->n_items;
+    const float *E = tensor_of(m, "item");
+    double total = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const uint32_t *h = b->hist + i * L;
+        double y[8][8], li = 0;
+        size_t T = naive_y(m, h, y), p0 = L - T;
+        for (size_t t = 0; t < (T ? T : 1); t++) {
+            uint32_t tg = T == 0 || p0 + t + 1 == L ? b->items[i] : h[p0 + t + 1];
+            double z = 0, st = 0;
+            for (size_t j = 0; j < N; j++) {
+                double s = 0;
+                for (size_t d = 0; d < C; d++) s += y[t][d] * E[j * C + d];
+                z += exp(s);
+                if (j == tg) st = s;
+            }
+            li += log(z) - st;
+        }
+        total += (b->weight ? b->weight[i] : 1.0) / ((double)b->n * (double)L) * li;
+    }
+    return total;
+}
+
+Test(sasrec, ce_loss_equals_naive_definition) {
+    fr_model *m = small_model_loss(0.3f, FR_LOSS_CE); /* no keys: no dropout */
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 3), FR_OK);
+    fr_batch b = {U, IT, LAB, NULL, 3, WT, HIST, NULL, NULL, 5};
+    double l, ref = naive_ce(m, &b);
+    cr_assert_eq(fr_model_loss(m, ws, &b, &l), FR_OK, "%s", fr_errmsg());
+    cr_assert(ref > 0.5, "ln 12 a position at random (%g)", ref);
+    cr_assert_float_eq(l, ref, 1e-5 * ref, "ce %.9g vs naive %.9g", l, ref);
+    fr_model_ws_free(ws);
+    fr_model_free(m);
 }
 
 Test(sasrec, scores_equal_naive_model_and_are_causal) {
@@ -306,9 +391,10 @@ static double hr10(const fr_model *m, const data *d) {
     return r.hr[0];
 }
 
-Test(sasrec, trains_centrally_bit_identical_across_threads) {
+static void central_threads(fr_loss lossk) {
     data d = gen();
     fr_model_config c = config(&d);
+    c.loss = lossk;
     fr_model *m[2] = {NULL, NULL};
     for (int i = 0; i < 2; i++) cr_assert_eq(fr_model_create(&m[i], &c), FR_OK, "%s", fr_errmsg());
     double before = hr10(m[0], &d);
@@ -335,9 +421,13 @@ Test(sasrec, trains_centrally_bit_identical_across_threads) {
     data_free(&d);
 }
 
-Test(sasrec, trains_federated_bit_identical_across_threads) {
+Test(sasrec, trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_BCE); }
+Test(sasrec, ce_trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_CE); }
+
+static void federated_threads(fr_loss loss) {
     data d = gen();
     fr_model_config c = config(&d);
+    c.loss = loss;
     fr_fl_config fc;
     fr_fl_config_default(&fc, c.kind);
     fc.local.lr = 0.02f;
@@ -368,14 +458,18 @@ Test(sasrec, trains_federated_bit_identical_across_threads) {
     data_free(&d);
 }
 
+Test(sasrec, trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_BCE); }
+Test(sasrec, ce_trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_CE); }
+
 /* One federated round of full-batch plain SGD (one local step per client) is one
  * centralized full-batch gradient step on the union of the clients' examples: FedAvg
  * weighs each client by its examples, and the clients draw the negatives and dropout
  * keys that the same streams give the reference here. */
-Test(sasrec, one_round_equals_one_full_batch_step) {
+static void one_round_full_batch(fr_loss lossk) {
     data d = gen();
     fr_model_config c = config(&d);
     c.dropout = 0.2f;
+    c.loss = lossk;
     fr_fl_config fc;
     fr_fl_config_default(&fc, c.kind);
     fc.seed = 9;
@@ -421,6 +515,15 @@ Test(sasrec, one_round_equals_one_full_batch_step) {
     }
     cr_assert(maxmove > 1e-3, "the step must move the model (%g)", maxmove);
     cr_assert(maxdiff < 2e-6, "fedavg vs full batch: max diff %g (largest move %g)", maxdiff, maxmove);
+    if (lossk == FR_LOSS_CE) { /* the softmax moved every item row, the ones no user had included */
+        const fr_tensor *it = fr_model_tensor(ref, fr_model_tensor_find(ref, "item"));
+        const float *w0 = w + it->offset, *w1 = wf + it->offset;
+        for (uint32_t r = 0; r < it->rows; r++) {
+            double mv = 0;
+            for (uint32_t k = 0; k < it->cols; k++) mv = fmax(mv, fabs((double)w1[r * it->cols + k] - w0[r * it->cols + k]));
+            cr_assert(mv > 0, "item row %u did not move", r);
+        }
+    }
     fri_examples_free(&ex);
     fr_model_ws_free(ws);
     fr_grad_free(g);
@@ -429,9 +532,13 @@ Test(sasrec, one_round_equals_one_full_batch_step) {
     data_free(&d);
 }
 
-Test(sasrec, model_file_round_trip_bit_for_bit) {
+Test(sasrec, one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_BCE); }
+Test(sasrec, ce_one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_CE); }
+
+static void file_round_trip(fr_loss loss) {
     data d = gen();
     fr_model_config c = config(&d);
+    c.loss = loss;
     c.heads = 4;
     c.max_len = 9;
     c.ffn_dim = 24;
@@ -451,6 +558,7 @@ Test(sasrec, model_file_round_trip_bit_for_bit) {
     cr_assert_eq(fr_model_decode(&l, bytes, n, "<mem>", NULL), FR_OK, "%s", fr_errmsg());
     const fr_model_config *a = fr_model_config_of(l);
     cr_assert_eq(a->kind, c.kind);
+    cr_assert_eq(a->loss, loss);
     cr_assert(a->dim == 16 && a->n_layers == 3 && a->heads == 4 && a->max_len == 9 && a->ffn_dim == 24);
     cr_assert_eq(a->dropout, 0.35f);
     cr_assert_eq(fr_model_history_len(l), 9);
@@ -464,5 +572,36 @@ Test(sasrec, model_file_round_trip_bit_for_bit) {
     fr_model_bytes_free(bytes);
     fr_model_free(l);
     fr_model_free(m);
+    data_free(&d);
+}
+
+Test(sasrec, model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_BCE); }
+Test(sasrec, ce_model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_CE); }
+
+/* The fedrec preset's federated sasrec sizes its rounds from the data: fl_epochs epochs'
+ * worth of clients (ceil(E x users / clients a round)), so a set of 3x the users gets 3x
+ * the rounds; without data the fixed count; a share of clients a round counts too. */
+Test(sasrec, preset_rounds_follow_the_users) {
+    fr_model_kind k;
+    cr_assert_eq(fr_model_kind_parse("sasrec", &k), FR_OK);
+    fr_run_config c;
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, false, NULL), FR_OK);
+    cr_assert(c.fl_epochs > 0);
+    const uint32_t fixed = c.loop.steps;
+    cr_assert_eq(fr_run_fl_rounds(&c, 943), (uint32_t)ceil(c.fl_epochs * 943 / 128 - 1e-9));
+    cr_assert_eq(fr_run_fl_rounds(&c, 943), fixed, "the fixed count is ml-100k's (943 users)");
+    cr_assert_eq(fr_run_fl_rounds(&c, 2999), (uint32_t)ceil(c.fl_epochs * 2999 / 128 - 1e-9));
+    cr_assert_eq(fr_run_fl_rounds(&c, 0), fixed);
+    cr_assert_eq(fr_run_fl_rounds(&c, 10), (uint32_t)ceil(c.fl_epochs - 1e-9), "fewer users than a round samples");
+    c.fl.clients_per_round = 0.25; /* a share: 250 of 1000 */
+    cr_assert_eq(fr_run_fl_rounds(&c, 1000), (uint32_t)ceil(c.fl_epochs * 4 - 1e-9));
+    c.fl_epochs = 0;
+    cr_assert_eq(fr_run_fl_rounds(&c, 1000), fixed, "fl_epochs 0: the rounds as they are");
+    /* with data: the preset sets them */
+    data d = gen();
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, false, d.train), FR_OK);
+    cr_assert_eq(c.loop.steps, (uint32_t)ceil(c.fl_epochs * NU / NU - 1e-9), "24 users, all in each round");
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, true, d.train), FR_OK);
+    cr_assert_eq(c.fl_epochs, 0, "centralized: epochs, not rounds");
     data_free(&d);
 }

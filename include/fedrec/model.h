@@ -56,6 +56,7 @@ typedef enum fr_loss {
     FR_LOSS_MSE = 1, /* mean (r - r_hat)^2 (mf) */
     FR_LOSS_BCE = 2, /* mean BCE-with-logits on 0/1 labels (bpr, gmf, mlp, neumf) */
     FR_LOSS_BPR = 3, /* mean -log sigmoid(s_pos - s_neg) (bpr) */
+    FR_LOSS_CE = 4,  /* softmax cross-entropy of the next item over every item (sasrec) */
 } fr_loss;
 
 #define FR_MODEL_MAX_LAYERS 8

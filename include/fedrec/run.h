@@ -165,6 +165,10 @@ typedef struct fr_run_config {
     char preset[16];              /* the preset it started from (for provenance) */
     struct fr_sim_attack *attack; /* simulated attack (fedrec/runtime.h), or NULL; federated only */
     struct fr_sim_faults *faults; /* simulated faults, or NULL; federated only */
+    double fl_epochs;             /* federated, > 0: the rounds are this many epochs' worth of
+                                     clients (fr_run_fl_rounds), set from the data by the preset
+                                     and by the CLI; 0: loop.steps as it is (the fedrec preset's
+                                     sasrec: 40; an explicit --rounds sets 0) */
 } fr_run_config;
 
 /* The presets' confidence alpha on weighted implicit data: a positive of weight r counts
@@ -208,6 +212,11 @@ FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *pr
 /* FR_OK, or FR_ERR_INVALID naming what is wrong (model, federation, training or loop
  * config; a partition without silos). */
 FR_API FR_NODISCARD fr_err fr_run_config_check(const fr_run_config *c);
+/* The rounds that make c->fl_epochs epochs' worth of clients in a federation of n_clients:
+ * ceil(fl_epochs x n_clients / the clients a round samples (fl.clients_per_round: a
+ * count >= 1, a share of n_clients below 1, 0 = all)), at least 1; c->loop.steps when
+ * fl_epochs is 0 or n_clients is 0. */
+FR_API uint32_t fr_run_fl_rounds(const fr_run_config *c, uint64_t n_clients);
 /* The mean of train's ratings, as the presets set a rating model's mu (0 for no data). */
 FR_API float fr_run_mean_rating(const fr_dataset *train);
 /* The preset names, NULL-terminated. */

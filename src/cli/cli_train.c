@@ -325,6 +325,15 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
         pc.model.max_len > 0)
         return usage_err(o, "--neg does not apply to %s: it learns each position's next item against one sampled "
                          "negative", fr_model_kind_name(kind));
+    if (o->model && (GIVEN(loss) || GIVEN(heads) || GIVEN(ffn) || GIVEN(dropout) || GIVEN(max_len)) &&
+        fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK && pc.model.max_len == 0) {
+        fprintf(stderr, "fedrec %s: --%s applies to the sequence model (sasrec), not %s\n", o->cmd ? o->cmd : "train",
+                GIVEN(loss) ? "loss" : GIVEN(heads) ? "heads" : GIVEN(ffn) ? "ffn" : GIVEN(dropout) ? "dropout" : "max-len",
+                fr_model_kind_name(kind));
+        return 2;
+    }
+    if (o->loss && strcmp(o->loss, "bce") && strcmp(o->loss, "ce"))
+        return usage_err(o, "--loss: expected bce or ce, got '%s'", o->loss);
     if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_dim_applies(&pc.model))
         return usage_err(o, "--dim does not size any part of %s (its embeddings are set by its MLP layout)",
@@ -462,6 +471,11 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (GIVEN(layers)) mc->n_layers = (uint32_t)o->layers;
     if (GIVEN(l2)) mc->l2 = (float)o->l2;
     if (GIVEN(bias_l2)) mc->bias_l2 = (float)o->bias_l2;
+    if (o->loss) mc->loss = strcmp(o->loss, "ce") ? FR_LOSS_BCE : FR_LOSS_CE; /* checked by cli_train_check */
+    if (GIVEN(heads)) mc->heads = (uint32_t)o->heads;
+    if (GIVEN(ffn)) mc->ffn_dim = (uint32_t)o->ffn;
+    if (GIVEN(dropout)) mc->dropout = (float)o->dropout;
+    if (GIVEN(max_len)) mc->max_len = (uint32_t)o->max_len;
     if (GIVEN(confidence_alpha)) c->train.confidence_alpha = c->fl.confidence_alpha = (float)o->confidence_alpha;
     mc->seed = c->fl.seed = c->train.seed = o->seed;
     c->threads = (int)o->threads;
@@ -482,7 +496,10 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
         return 0;
     }
     fr_fl_config *fc = &c->fl;
-    if (GIVEN(rounds)) c->loop.steps = (uint32_t)o->rounds;
+    if (GIVEN(rounds)) {
+        c->loop.steps = (uint32_t)o->rounds;
+        c->fl_epochs = 0; /* rounds given, not sized from the data */
+    }
     if (o->strategy && !fr_strategy_parse(o->strategy, &fc->strategy) && fc->strategy >= FR_STRATEGY_FEDADAM)
         fc->server_lr = 0.01f;
     if (o->optimizer && !fr_optim_kind_parse(o->optimizer, &ok) && ok != fc->local.kind)
@@ -857,6 +874,11 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if ((rc = cli_train_overrides(o, specs, &c))) goto done;
+    /* rounds sized from the data (the preset's epochs' worth), again for the clients and
+     * the partition the options gave */
+    if (!c.centralized && c.fl_epochs > 0)
+        c.loop.steps = fr_run_fl_rounds(&c, c.partition == FR_PARTITION_USER ? fr_dataset_n_users(fr_data_train(data))
+                                                                              : c.partition_k);
     if (ckpt) {
         c.loop.checkpoint = ckpt;
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
@@ -1112,6 +1134,14 @@ int cli_train(int argc, char **argv) {
                      "their features (auc, precision@10)"),
         ARG_SPEC_INT("warp", &o.warp, 0, 1000, "0 = bpr",
                      "N  lightfm, fm: the WARP loss, drawing up to N negatives a positive (default: the table below)"),
+        ARG_SPEC_STR("loss", &o.loss,
+                     "L  sasrec: bce (each position's next item against one sampled negative, the SASRec paper's) "
+                     "or ce (a softmax over all items; a federated client then loads and updates the whole item "
+                     "table) (default: the table below)"),
+        ARG_SPEC_INT("heads", &o.heads, 1, 1024, NULL, "H  sasrec: attention heads, a divisor of --dim"),
+        ARG_SPEC_INT("ffn", &o.ffn, 1, 4096, NULL, "F  sasrec: hidden width of the point-wise feed-forward"),
+        ARG_SPEC_REAL("dropout", &o.dropout, 0, 1, ARG_MAX_OPEN, NULL, "P  sasrec: dropout rate"),
+        ARG_SPEC_INT("max-len", &o.max_len, 1, 1024, NULL, "L  sasrec: the latest L items of a history it reads"),
         ARG_SPEC_STR("attack", &o.attack,
                      "A  simulated malicious clients, a FRACTION of all clients: promote:ITEM:FRACTION[:BOOST[:REF]] "
                      "(fake users pushing item ITEM, its id as in the data file, into others' top-10, knowing no "

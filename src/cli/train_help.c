@@ -50,7 +50,7 @@ static const char *dim_text(const fr_model_config *mc, char *buf, size_t n) {
 }
 
 static const char *neg_text(const fr_model_config *mc, uint32_t neg, char *buf, size_t n) {
-    if (mc->loss == FR_LOSS_MSE) snprintf(buf, n, "-");
+    if (mc->loss == FR_LOSS_MSE || mc->loss == FR_LOSS_CE) snprintf(buf, n, "-"); /* no sampled negative */
     else snprintf(buf, n, "%u", neg);
     return buf;
 }
@@ -109,6 +109,15 @@ void cli_train_defaults_help(const char *preset) {
                c.loop.steps, c.fl.local_epochs, c.fl.batch, neg_text(&c.model, c.fl.negatives, ng, sizeof ng),
                (double)c.model.l2, bias_text(&c.model, bl, sizeof bl), optim_text(&c.fl.local, o, sizeof o), items_text(&c.fl, it, sizeof it),
                fr_strategy_name(c.fl.strategy), clients_text(c.fl.clients_per_round, cl, sizeof cl));
+    }
+    for (int k = 1; k < 256; k++) { /* rounds sized from the data */
+        const char *name = fr_model_kind_name((fr_model_kind)k);
+        if (!strcmp(name, "?")) break;
+        fr_run_config c;
+        if (fr_run_config_preset(&c, preset, (fr_model_kind)k, false, NULL) || !(c.fl_epochs > 0)) continue;
+        printf("  (%s: the rounds are %g epochs' worth of clients, ceil(%g x clients / %g), from the data: %u on\n"
+               "  943 users, %u on 2999; --rounds sets them)\n",
+               name, c.fl_epochs, c.fl_epochs, c.fl.clients_per_round, fr_run_fl_rounds(&c, 943), fr_run_fl_rounds(&c, 2999));
     }
     printf("  %-13s %4s %6s %5s %3s %-7s %-7s %-13s %s\n", "centralized", "dim", "epochs", "batch", "neg", "l2",
            "bias-l2", "optimizer", "lr-decay");

@@ -76,6 +76,12 @@ typedef struct cli_train_opts {
     const char *user_features;  /* --user-features FILE: id<TAB>feature[:weight] ... */
     const char *item_features;  /* --item-features FILE */
     uint64_t warp;              /* --warp N: WARP with up to N negatives drawn (lightfm, fm) */
+    /* the sequence model (sasrec) */
+    const char *loss;           /* --loss bce|ce */
+    uint64_t heads;             /* --heads H: attention heads (a divisor of --dim) */
+    uint64_t ffn;               /* --ffn F: the feed-forward's hidden width */
+    double dropout;             /* --dropout P */
+    uint64_t max_len;           /* --max-len L: the history it reads */
     const char *cold_items;     /* --cold-items F|FILE: hold out a fraction F of items (or those FILE lists) entirely */
     /* simulated attacks and faults (train only) */
     const char *attack;         /* --attack KIND:... (fr_sim_attack_parse) */

@@ -102,6 +102,7 @@ struct fr_client_ws {
     size_t step_cap;
     fri_hide *hide;         /* decoys (cfg.decoys > 0) */
     bool graph;             /* the kind reads its users' training items (fr_model_graph) */
+    bool all_items;         /* its loss reads every item row (a full softmax): it loads them all */
     uint32_t *gstart;       /* [cap_gstart] graph: user j's compact item rows are */
     uint32_t *gitems;       /* gitems[gstart[j], gstart[j + 1]) */
     size_t cap_gstart, cap_gitems;
@@ -241,6 +242,9 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
     ws->item_cfg = cfg->item_local.kind != 0 ? cfg->item_local : cfg->local;
     ws->item_cfg.sparse_rows = false;
     e = use_compact(ws, 1, 1);
+    if (!e) ws->all_items = fri_model_reads_all_items(ws->m);
+    /* a loss over every item row sizes its workspace by the rows: carve it for the whole table */
+    if (!e && ws->all_items) e = use_compact(ws, mcfg->n_items, 1);
     if (!e) e = fr_model_ws_create(&ws->mws, ws->m, cfg->batch);
     if (!e) ws->graph = fr_model_needs_graph(ws->m);
     if (!e) {
@@ -359,7 +363,7 @@ static fr_err add_pass(fr_client_ws *ws, const fr_client_user *d, uint32_t row, 
     fri_examples *ex = &ws->ex;
     fr_loss loss = ws->mcfg.loss;
     uint32_t neg = ws->cfg.negatives;
-    size_t per = loss == FR_LOSS_MSE ? 1 : loss == FR_LOSS_BCE ? 1 + (size_t)neg : (neg ? neg : 1);
+    size_t per = loss == FR_LOSS_MSE || loss == FR_LOSS_CE ? 1 : loss == FR_LOSS_BCE ? 1 + (size_t)neg : (neg ? neg : 1);
     fr_err e = fri_examples_reserve(ex, ex->n + d->n * per);
     if (e) return e;
     for (size_t x = 0; x < d->n; x++) ws->own[d->items[x]] = 1;
@@ -381,6 +385,10 @@ static fr_err add_pass(fr_client_ws *ws, const fr_client_user *d, uint32_t row, 
                 ex->user[k] = row; ex->item[k] = j; ex->label[k] = 0.0f; ex->neg[k] = 0;
                 k++;
             }
+            break;
+        case FR_LOSS_CE: /* a softmax over every item: the positive alone */
+            ex->user[k] = row; ex->item[k] = it; ex->label[k] = 1.0f; ex->neg[k] = 0;
+            k++;
             break;
         case FR_LOSS_BPR:
             for (size_t q = 0; q < per; q++) {
@@ -867,7 +875,8 @@ static fr_err plan(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_c
     if (nex == 0) return FR_OK;
     size_t most = (bpr ? 2 * nex : nex) + (ws->graph ? n_inter : 0);
     if (hist_len) most = nex * (1 + 2 * (size_t)hist_len);
-    if (most > ws->mcfg.n_items) most = ws->mcfg.n_items;
+    const bool all = ws->all_items; /* a loss over every item row: the whole table, row r = item r */
+    if (most > ws->mcfg.n_items || all) most = ws->mcfg.n_items;
     e = grow_u32(&ws->byrow, &ws->cap_byrow, most);
     if (!e) e = grow_u32(&ws->local, &ws->cap_local, most);
     if (!e) e = grow_u32(&ws->perm, &ws->cap_perm, most);
@@ -888,6 +897,8 @@ static fr_err plan(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_c
         ws->gstart[U] = (uint32_t)k;
         G = (uint32_t)ws->n_byrow;
     }
+    if (all) /* first, so compact row r is item r (the update is then the dense table) */
+        for (uint32_t it = 0; it < ws->mcfg.n_items; it++) (void)row_for(ws, it);
     for (size_t i = 0; i < nex; i++) {
         ws->ex.item[i] = row_for(ws, ws->ex.item[i]);
         if (bpr) ws->ex.neg[i] = row_for(ws, ws->ex.neg[i]);

@@ -183,7 +183,7 @@ nomem:
 
 typedef struct name { const char *s; int v; } name;
 
-static const name loss_names[] = {{"mse", FR_LOSS_MSE}, {"bce", FR_LOSS_BCE}, {"bpr", FR_LOSS_BPR}, {NULL, 0}};
+static const name loss_names[] = {{"mse", FR_LOSS_MSE}, {"bce", FR_LOSS_BCE}, {"bpr", FR_LOSS_BPR}, {"ce", FR_LOSS_CE}, {NULL, 0}};
 static const name format_names[] = {{"auto", FR_FORMAT_AUTO}, {"ml100k", FR_FORMAT_ML100K}, {"ml1m", FR_FORMAT_ML1M},
                                     {"csv", FR_FORMAT_CSV}, {"ncf", FR_FORMAT_NCF},
                                     {"delimited", FR_FORMAT_DELIMITED}, {NULL, 0}};

@@ -95,7 +95,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
     const uint32_t *items;
     const float *ratings;
     size_t deg = fr_dataset_user(d, user, &items, &ratings, NULL);
-    size_t per = loss == FR_LOSS_MSE ? 1 : loss == FR_LOSS_BCE ? 1 + (size_t)neg : (neg ? neg : 1);
+    size_t per = loss == FR_LOSS_MSE || loss == FR_LOSS_CE ? 1 : loss == FR_LOSS_BCE ? 1 + (size_t)neg : (neg ? neg : 1);
     fr_err e = fri_examples_reserve(ex, ex->n + deg * per);
     if (e) return e;
     size_t k = ex->n;
@@ -116,6 +116,10 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
                 ex->user[k] = row; ex->item[k] = j; ex->label[k] = 0.0f; ex->neg[k] = 0;
                 k++;
             }
+            break;
+        case FR_LOSS_CE: /* a softmax over every item: the positive alone */
+            ex->user[k] = row; ex->item[k] = items[x]; ex->label[k] = 1.0f; ex->neg[k] = 0;
+            k++;
             break;
         case FR_LOSS_BPR:
             for (size_t q = 0; q < per; q++) {

@@ -63,7 +63,9 @@ static inline float fri_confidence(float alpha, float r) { return (float)(1.0 + 
 /* Appends one pass over dataset user `user`, as model row `row`:
  *   FR_LOSS_MSE: (row, item, rating) for every interaction;
  *   FR_LOSS_BCE: (row, item, 1) and `neg` x (row, j, 0) for every interaction;
- *   FR_LOSS_BPR: `max(neg,1)` x (row, item, j) for every interaction.
+ *   FR_LOSS_BPR: `max(neg,1)` x (row, item, j) for every interaction;
+ *   FR_LOSS_CE: (row, item, 1) for every interaction (a softmax over all items needs no
+ *   sampled negative).
  * Negatives j are uniform over [0, n_items) minus the user's items in d; if the user has
  * every item, no negative example is made. With ex->alpha > 0 each example gets its
  * weight in wt: the confidence of its positive (the user's rating of item) for BCE and

@@ -151,6 +151,10 @@ typedef struct fri_model_family {
      * the left; every index checked). */
     void (*score_history)(const fr_model *m, void *ws, const uint32_t *hist, const uint32_t *items, size_t n,
                           float *out);
+    /* Optional (NULL: false): whether the loss of config c reads every item row (a full
+     * softmax), so a federated client loads them all (fri_model_reads_all_items). Such a
+     * loss runs over the first m->n_row_item rows of a bound compact model. */
+    bool (*reads_all_items)(const fr_model_config *c);
 } fri_model_family;
 
 /* The built-in families (model_mf.c, model_ncf.c, model_base.c). */

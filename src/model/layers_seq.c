@@ -147,3 +147,29 @@ void fri_dropout_mask(float *mask, size_t N, float p, fr_rng *r) {
         if (i + 1 < N) mask[i + 1] = (x >> 16) < thr ? 0.0f : keep;
     }
 }
+
+double fri_softmax_xent(float *dlogits, const float *logits, const uint32_t *target, size_t T, size_t N,
+                        double scale) {
+    double loss = 0.0;
+    for (size_t t = 0; t < T; t++) {
+        const float *s = logits + t * N;
+        float mx = s[0];
+        for (size_t j = 1; j < N; j++) mx = s[j] > mx ? s[j] : mx;
+        const float st = s[target[t]];
+        double z = 0.0;
+        if (dlogits) { /* exp once, kept in dlogits (which may be logits) and normalised below */
+            float *d = dlogits + t * N;
+            for (size_t j = 0; j < N; j++) {
+                d[j] = expf(s[j] - mx);
+                z += (double)d[j];
+            }
+            const float k = (float)(scale / z);
+            for (size_t j = 0; j < N; j++) d[j] *= k;
+            d[target[t]] -= (float)scale;
+        } else {
+            for (size_t j = 0; j < N; j++) z += (double)expf(s[j] - mx);
+        }
+        loss += log(z) + (double)mx - (double)st;
+    }
+    return scale * loss;
+}

@@ -53,4 +53,12 @@ void fri_ffn_backward(float *dinp, float *dw1, float *db1, float *dw2, float *db
  * nothing. Applying it is fri_mul_forward/backward. */
 void fri_dropout_mask(float *mask, size_t N, float p, fr_rng *r);
 
+/* Softmax cross-entropy of each row of logits [T,N] against its target[t] (< N): returns
+ * scale * sum_t (log sum_j exp(logits[t,j]) - logits[t,target[t]]), summed in double
+ * (the max is subtracted before exp). With dlogits non-NULL, writes (overwrites, not +=)
+ * its gradient dlogits[t,j] = scale * (softmax(logits[t])_j - [j == target[t]]);
+ * dlogits may be logits (in place). */
+double fri_softmax_xent(float *dlogits, const float *logits, const uint32_t *target, size_t T, size_t N,
+                        double scale);
+
 #endif

@@ -27,7 +27,7 @@ void fr_model_config_default(fr_model_config *cfg, fr_model_kind kind) {
 }
 
 const char *fri_loss_name(fr_loss l) {
-    return l == FR_LOSS_MSE ? "mse" : l == FR_LOSS_BCE ? "bce" : l == FR_LOSS_BPR ? "bpr" : "?";
+    return l == FR_LOSS_MSE ? "mse" : l == FR_LOSS_BCE ? "bce" : l == FR_LOSS_BPR ? "bpr" : l == FR_LOSS_CE ? "ce" : "?";
 }
 
 fr_err fr_model_config_check(const fr_model_config *c) {
@@ -516,6 +516,10 @@ fr_err fr_model_loss(const fr_model *m, fr_model_ws *ws, const fr_batch *b, doub
     fr_err e = check_batch(m, ws, b);
     if (e) return e;
     return m->fam->loss_grad(m, ws->fws, b, NULL, loss);
+}
+
+bool fri_model_reads_all_items(const fr_model *m) {
+    return m->fam->reads_all_items && m->fam->reads_all_items(&m->cfg);
 }
 
 uint32_t fr_model_history_len(const fr_model *m) {

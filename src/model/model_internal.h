@@ -58,6 +58,10 @@ FR_NODISCARD fr_err fri_model_config_user_lists(fr_model_config *cfg, const uint
 void fri_model_ws_hold(fr_model_ws *ws, bool on);
 void fri_model_bind_rows(fr_model *m, const uint32_t *items, uint32_t n_items, const uint32_t *users,
                          uint32_t n_users, uint32_t catalogue);
+/* True when m's loss reads every row of its item table (a softmax over all items: sasrec
+ * with FR_LOSS_CE), so a federated client must load them all, not only the rows of its
+ * examples; a compact model's softmax then runs over its bound rows. */
+bool fri_model_reads_all_items(const fr_model *m);
 
 struct fr_grad {
     size_t n_params;                         /* slab length of the model it was made for */

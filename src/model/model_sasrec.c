@@ -5,9 +5,15 @@
  * position L-1); blocks of pre-norm causal self-attention and a point-wise feed-forward
  * with residuals and dropout follow; a final layer norm gives y_t, and the score of item
  * j as the item after position t is y_t . E[j] (the item table is shared by input and
- * output, as the paper). Trained with BCE: at every position the next item against one
- * sampled negative (fr_batch.hist_neg), or pointwise on (items[i], label[i]) after the
- * whole history when a batch carries no negatives per position.
+ * output, as the paper). Trained with BCE (FR_LOSS_BCE, the paper's): at every position
+ * the next item against one sampled negative (fr_batch.hist_neg), or pointwise on
+ * (items[i], label[i]) after the whole history when a batch carries no negatives per
+ * position; or with softmax cross-entropy (FR_LOSS_CE, RecBole's default): at every
+ * position the next item against ALL items, logits S = Y E^T [T, N] by one matrix
+ * product a sequence (hist_neg and labels are not read; an empty history has one target,
+ * items[i]). CE's gradient reaches every item row, so a federated client loads and
+ * updates the whole item table (fri_model_reads_all_items); in a client's compact model
+ * the softmax runs over its bound rows, which are then the whole catalogue.
  *
  *   x_0 = drop(E[s] + P)                     per block b:
  *   a = LN1(x); q, k, v = a W_q, a W_k, a W_v (+ biases); o = causal_attention(q, k, v) W_o + b_o
@@ -17,10 +23,11 @@
  * items runs as T rows. An empty history's output is LN_f's bias.
  * Per example the loss is (1/L) sum over positions t of softplus(-y_t.E[pos_t]) +
  * softplus(y_t.E[neg_t]) (the paper's sum over positions, scaled by the fixed L so that
- * every position weighs the same in any batch), or the pointwise BCE; a batch's loss is
+ * every position weighs the same in any batch), or the pointwise BCE, or (1/L) sum over
+ * positions of logsumexp_j y_t.E[j] - y_t.E[pos_t] under CE; a batch's loss is
  * the mean over its examples (weighted as fr_batch.weight says). A batch runs one
  * sequence at a time, so the workspace is O(L (C + F) blocks + heads L^2), whatever the
- * batch size. Dropout masks come from the example's key (fr_batch.key; none without
+ * batch size (CE adds the logits, L x N). Dropout masks come from the example's key (fr_batch.key; none without
  * keys), so a gradient check of a dropped-out model is exact.
  *
  * Layout (all shared; no user table: nothing private but the history, which is data):
@@ -69,8 +76,8 @@ static fr_err config_check(const fr_model_config *c) {
         return fri_fail(FR_ERR_INVALID, "sasrec: ffn_dim %u: expected 1..4096", c->ffn_dim);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return fri_fail(FR_ERR_INVALID, "sasrec: dropout %g: expected 0 <= p < 1", (double)c->dropout);
-    if (c->loss != FR_LOSS_BCE)
-        return fri_fail(FR_ERR_INVALID, "sasrec: loss %s: sasrec is trained with bce", fri_loss_name(c->loss));
+    if (c->loss != FR_LOSS_BCE && c->loss != FR_LOSS_CE)
+        return fri_fail(FR_ERR_INVALID, "sasrec: loss %s: expected bce or ce", fri_loss_name(c->loss));
     if (c->l2 != 0.0f) return fri_fail(FR_ERR_INVALID, "sasrec: l2 %g: sasrec takes no l2 term (0)", (double)c->l2);
     return FR_OK;
 }
@@ -94,6 +101,8 @@ static fr_err params_get(fri_rd *r, fr_model_config *c) {
 }
 
 static uint32_t history_len(const fr_model_config *c) { return c->max_len; }
+
+static bool reads_all_items(const fr_model_config *c) { return c->loss == FR_LOSS_CE; }
 
 /* ---------------------------------------------------------------- layout */
 
@@ -151,6 +160,8 @@ typedef struct sas_ws {
     float *dy;                  /* [L,C] */
     float *gain;                /* [C] 1 + a layer norm's stored gain */
     float *trow;                /* [L] attention backward scratch */
+    float *logit;               /* CE: [L,N] logits, then their gradient (N = n_items); else NULL */
+    uint32_t *target;           /* CE: [L] each position's next item */
 } sas_ws;
 
 static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
@@ -181,12 +192,16 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->dy = fri_carve(&cv, LC);
     w->gain = fri_carve(&cv, C);
     w->trow = fri_carve(&cv, L);
+    const bool ce = c->loss == FR_LOSS_CE;
+    w->logit = ce ? fri_carve(&cv, L * (size_t)c->n_items) : NULL;
+    w->target = ce ? (uint32_t *)fri_carve(&cv, L) : NULL; /* 4-byte slots of the float arena */
     return cv.at;
 }
 
 static bool ws_fits(const fr_model_config *a, const fr_model_config *b) {
     return a->dim == b->dim && a->n_layers == b->n_layers && a->heads == b->heads && a->max_len == b->max_len &&
-           a->ffn_dim == b->ffn_dim;
+           a->ffn_dim == b->ffn_dim &&
+           (b->loss != FR_LOSS_CE || (a->loss == FR_LOSS_CE && a->n_items >= b->n_items)); /* CE's logits */
 }
 
 /* ---------------------------------------------------------------- forward/backward */
@@ -318,12 +333,30 @@ static double term(const fr_model *m, const float *y, float *dy, uint32_t item, 
     return scale * loss;
 }
 
+/* CE over the T rows of y [T,C] with targets w->target: (scale times) the sum of each row's
+ * softmax cross-entropy over the first N item rows; with g, its gradient added to dy [T,C]
+ * and to every one of those rows (all marked touched). */
+static double ce_rows(const fr_model *m, sas_ws *w, const float *y, float *dy, size_t T, double scale, fr_grad *g) {
+    const size_t C = m->cfg.dim, N = m->row_item ? m->n_row_item : m->cfg.n_items;
+    const float *E = P(m, ITEM);
+    fri_linear_forward(w->logit, y, E, NULL, T, C, N);                        /* [T,N] = y E^T */
+    const double loss = fri_softmax_xent(g ? w->logit : NULL, w->logit, w->target, T, N, scale);
+    if (g) {
+        fri_linear_backward(dy, G(g, m, ITEM), NULL, w->logit, y, E, T, C, N); /* dy += dS E, dE += dS^T y */
+        fr_rowset *rows = &g->rows[m->slot[ITEM]];
+        if (rows->count < N)
+            for (uint32_t r = 0; r < N; r++) fr_rowset_add(rows, r);
+    }
+    return loss;
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad *g, double *loss) {
     sas_ws *w = wsp;
     const fr_model_config *c = &m->cfg;
     const size_t L = c->max_len, C = c->dim;
+    const bool ce = c->loss == FR_LOSS_CE;
     double total = 0.0;
     for (size_t i = 0; i < b->n; i++) {
         const uint32_t *hist = b->hist ? b->hist + i * L : NULL;
@@ -331,6 +364,21 @@ static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad
         const double wt = b->weight ? (double)b->weight[i] : 1.0;
         const bool drop = b->key && c->dropout > 0.0f;
         double li = 0.0;
+        if (ce) { /* every position's next item against all items; an empty history: items[i] after LN_f's bias */
+            const double s = wt / ((double)b->n * (double)L);
+            if (T == 0) {
+                w->target[0] = b->items[i];
+                total += ce_rows(m, w, P(m, OUTLN) + C, g ? G(g, m, OUTLN) + C : NULL, 1, s, g);
+                continue;
+            }
+            forward(m, w, hist, T, b->key ? b->key + i : NULL);
+            const size_t p0 = L - T;
+            for (size_t t = 0; t < T; t++) w->target[t] = p0 + t + 1 < L ? hist[p0 + t + 1] : b->items[i];
+            if (g) memset(w->dy, 0, T * C * sizeof(float));
+            total += ce_rows(m, w, w->y, w->dy, T, s, g);
+            if (g) backward(m, w, hist, T, drop, g);
+            continue;
+        }
         if (T == 0) { /* no history: y = LN_f's bias, the final item only */
             const float *yb = P(m, OUTLN) + C;
             float *dyb = g ? G(g, m, OUTLN) + C : NULL;
@@ -409,4 +457,5 @@ const fri_model_family fri_model_family_sasrec = {
     .score = score,
     .history_len = history_len,
     .score_history = score_history,
+    .reads_all_items = reads_all_items,
 };
