@@ -29,7 +29,8 @@
 # OUT (a directory to keep
 # results), REPORT_ONLY=1 (no run: print the tables
 # of the results already in OUT). A RecBole run stopped by hand can be
-# scored from its last checkpoint: recbole_sasrec.py SPLIT --from-checkpoint FILE.pth
+# scored from its last checkpoint: recbole_sasrec.py SPLIT --from-checkpoint FILE.pth, or trained
+# on from it (model, optimizer, epoch and early-stopping state): recbole_sasrec.py SPLIT ... --resume FILE.pth
 set -euo pipefail
 shared=../shared
 bin=${FEDREC_BIN:-build/fedrec}
