@@ -29,7 +29,7 @@ top=$(grep -o '"item":"\?[0-9]*' "$tmp/r.json" | head -1 | grep -o '[0-9]*$')
     --metrics-out "$tmp/f.jsonl" || fail "federated training"
 fhr=$(tail -1 "$tmp/f.jsonl" | grep -o '"hr@10":[0-9.]*' | head -1 | cut -d: -f2)
 awk -v h="$fhr" 'BEGIN { exit !(h > 0.5) }' || fail "federated hr@10 $fhr"
-# --neg is refused: one negative per position, whatever it says
+# --neg is refused: all items (ce) or one negative per position (bce), whatever it says
 set +e; "$bin" train --data "$tmp/s" --model sasrec --neg 3 --quiet >/dev/null 2>"$tmp/err"; rc=$?; set -e
 [ "$rc" = 2 ] && grep -q -- "--neg does not apply to sasrec" "$tmp/err" || fail "--neg 3: rc $rc, '$(cat "$tmp/err")'"
 # the softmax loss: --loss ce (its model file keeps it: eval scores as training did)
@@ -45,4 +45,9 @@ set +e; "$bin" train --data "$tmp/s" --model bpr --heads 2 --quiet >/dev/null 2>
 [ "$rc" = 2 ] && grep -q -- "--heads applies to the sequence model" "$tmp/err" || fail "bpr --heads: rc $rc, '$(cat "$tmp/err")'"
 set +e; "$bin" train --data "$tmp/s" --model sasrec --loss bpr --quiet >/dev/null 2>"$tmp/err"; rc=$?; set -e
 [ "$rc" = 2 ] && grep -q -- "expected bce or ce" "$tmp/err" || fail "--loss bpr: rc $rc, '$(cat "$tmp/err")'"
+# the run's header names the loss it trains with (the preset's ce, or bce's one negative)
+"$bin" train --data "$tmp/s" --model sasrec --centralized --epochs 1 --dim 16 >"$tmp/h.out" 2>&1 || fail "header run"
+grep -q "^training sasrec .*loss ce (a softmax over all items" "$tmp/h.out" || fail "ce header: $(head -1 "$tmp/h.out")"
+"$bin" train --data "$tmp/s" --model sasrec --centralized --epochs 1 --dim 16 --loss bce >"$tmp/h.out" 2>&1 || fail "bce header run"
+grep -q "^training sasrec .*loss bce, one negative per position" "$tmp/h.out" || fail "bce header: $(head -1 "$tmp/h.out")"
 echo "cli_sasrec: ok (centralized hr@10 $hr, federated $fhr, --loss ce $chr)"

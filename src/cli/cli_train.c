@@ -323,8 +323,8 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
                          fr_model_kind_name(kind));
     if (o->model && GIVEN(negatives_per_pos) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         pc.model.max_len > 0)
-        return usage_err(o, "--neg does not apply to %s: it learns each position's next item against one sampled "
-                         "negative", fr_model_kind_name(kind));
+        return usage_err(o, "--neg does not apply to %s: it learns each position's next item against all items "
+                         "(--loss ce, its default) or one sampled negative (--loss bce)", fr_model_kind_name(kind));
     if (o->model && (GIVEN(loss) || GIVEN(heads) || GIVEN(ffn) || GIVEN(dropout) || GIVEN(max_len)) &&
         fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK && pc.model.max_len == 0) {
         fprintf(stderr, "fedrec %s: --%s applies to the sequence model (sasrec), not %s\n", o->cmd ? o->cmd : "train",
@@ -658,8 +658,9 @@ static void header(const fr_run_config *c, const fr_data *data) {
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
     if (c->centralized) {
         char negs[64];
-        if (c->model.max_len > 0) /* a sequence model: each position's next item against one negative */
-            snprintf(negs, sizeof negs, "one negative per position");
+        if (c->model.max_len > 0) /* a sequence model: each position's next item against one negative, or all items */
+            snprintf(negs, sizeof negs, c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
+                                                                     : "loss bce, one negative per position");
         else if (c->model.warp > 0) /* WARP draws its own negatives */
             snprintf(negs, sizeof negs, "loss warp (up to %u draws a positive)", c->model.warp);
         else
