@@ -51,13 +51,13 @@ FR_NODISCARD fr_err fri_model_config_user_lists(fr_model_config *cfg, const uint
  * depend on more than the rows (side features: model_hybrid.c) read it; the others
  * ignore it. The arrays are borrowed until the next bind; NULL: rows are global ids.
  * catalogue: the federation's item count. */
+void fri_model_bind_rows(fr_model *m, const uint32_t *items, uint32_t n_items, const uint32_t *users,
+                         uint32_t n_users, uint32_t catalogue);
 /* Tells ws that the model it scores is not written (parameters, graph binding) from now
  * until the call with on false: a family's score cache (lightgcn-full's propagation) is
  * then checked against the model once, not at every call. The evaluator holds its
  * workspaces for the length of an evaluation. ws NULL: nothing. */
 void fri_model_ws_hold(fr_model_ws *ws, bool on);
-void fri_model_bind_rows(fr_model *m, const uint32_t *items, uint32_t n_items, const uint32_t *users,
-                         uint32_t n_users, uint32_t catalogue);
 /* True when m's loss reads every row of its item table (a softmax over all items: sasrec
  * with FR_LOSS_CE), so a federated client must load them all, not only the rows of its
  * examples; a compact model's softmax then runs over its bound rows. */
@@ -105,13 +105,13 @@ void fri_optim_step_rows(const fr_optim *o, fr_model *m, const float *g, size_t 
                          const uint32_t *rows, uint32_t n);
 /* fri_optim_step_rows, then those rows of g zeroed: in one pass for Adagrad on rows of a
  * multiple of 8 floats (the same operations, so the same bits). */
+void fri_optim_step_rows_clear(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
+                               const uint32_t *rows, uint32_t n);
 /* fri_optim_step_rows_clear, Adagrad (rows of 1 or 8k floats, AVX) with its square root and
  * division replaced by rsqrt and one Newton step (relative error ~1e-7, other bits); other
  * rules and shapes as fri_optim_step_rows_clear. Returns whether the fast rule ran. */
 bool fri_optim_step_rows_clear_fast(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
                                     const uint32_t *rows, uint32_t n);
-void fri_optim_step_rows_clear(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
-                               const uint32_t *rows, uint32_t n);
 /* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for
  * a caller that will step only such ranges (O(n), not O(the model)). */
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);

@@ -27,8 +27,8 @@
  * positions of logsumexp_j y_t.E[j] - y_t.E[pos_t] under CE; a batch's loss is
  * the mean over its examples (weighted as fr_batch.weight says). A batch runs one
  * sequence at a time, so the workspace is O(L (C + F) blocks + heads L^2), whatever the
- * batch size (CE adds the logits, L x N). Dropout masks come from the example's key (fr_batch.key; none without
- * keys), so a gradient check of a dropped-out model is exact.
+ * batch size (CE adds the logits, L x N). Dropout masks come from the example's key
+ * (fr_batch.key; none without keys), so a gradient check of a dropped-out model is exact.
  *
  * Layout (all shared; no user table: nothing private but the history, which is data):
  *   item [n_items x C] (N(0, std)), pos [L x C] (N(0, std)), per block b: b.ln [4 x C]
