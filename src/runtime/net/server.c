@@ -76,11 +76,9 @@ struct fr_net_server {
     int n_free;
     uint64_t deadline;        /* monotonic ms */
     uint64_t round_t0;        /* monotonic ms the open round began */
-    uint64_t expect_ms;       /* the shortest of the last 3 rounds' lengths (0: none yet):
-                                 paces the WAITs of the clients a round did not sample
-                                 (fri_net_idle_retry_ms); the shortest, because an idle client
-                                 that sleeps past a round's end finds the next one late */
-    uint64_t last_ms[3];      /* the last rounds' lengths, newest first (0: none) */
+    uint64_t last_ms[3];      /* the last rounds' lengths, newest first (0: none); their
+                                 shortest paces the WAITs of the clients a round did not
+                                 sample (expected_round_ms) */
     bool tls;                 /* the transport is tls+tcp://: TASK and DONE carry a header CRC
                                  only, and a client's RESULT may (wire.h, FRI_NET_FLAG_HEADER_CRC) */
     bool task_crc_ok;         /* task_crc is the CRC-32C of the open round's TASK bytes */
@@ -229,6 +227,16 @@ static int reply_refuse(fri_net_refuse_code code, const char *text, uint8_t **ou
     return reply_msg(&m, out, n);
 }
 
+/* The length the open round is expected to take: the shortest of the last 3 rounds (0:
+ * none yet). The shortest, because an idle client that sleeps past a round's end finds
+ * the next one late. */
+static uint64_t expected_round_ms(const fr_net_server *s) {
+    uint64_t e = s->last_ms[0];
+    for (int i = 1; i < 3; i++)
+        if (s->last_ms[i] && s->last_ms[i] < e) e = s->last_ms[i];
+    return e;
+}
+
 static int reply_wait(fr_net_server *s, fri_net_wait_reason why, uint8_t **out, size_t *n) {
     fri_net_msg m = {.type = FRI_NET_WAIT};
     m.wait.retry_ms = s->c.retry_ms;
@@ -237,7 +245,7 @@ static int reply_wait(fr_net_server *s, fri_net_wait_reason why, uint8_t **out, 
      * client sampled next is not found late) */
     if (why == FRI_NET_WAIT_NOT_SAMPLED && s->open) {
         uint32_t cap = s->c.presence_ms / 2 < s->c.deadline_ms / 4 ? s->c.presence_ms / 2 : s->c.deadline_ms / 4;
-        m.wait.retry_ms = fri_net_idle_retry_ms(s->c.retry_ms, fri_net_now_ms() - s->round_t0, s->expect_ms, cap);
+        m.wait.retry_ms = fri_net_idle_retry_ms(s->c.retry_ms, fri_net_now_ms() - s->round_t0, expected_round_ms(s), cap);
     }
     m.wait.rounds_done = fr_round_completed(s->ctl);
     m.wait.reason = (uint8_t)why;
@@ -1140,9 +1148,6 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         s->last_ms[2] = s->last_ms[1];
         s->last_ms[1] = s->last_ms[0];
         s->last_ms[0] = took;
-        s->expect_ms = took;
-        for (int i = 1; i < 3; i++)
-            if (s->last_ms[i] && s->last_ms[i] < s->expect_ms) s->expect_ms = s->last_ms[i];
         info.seconds = (double)took / 1000.0;
         info.eval_users = s->eval.users;
         info.hit_sum = s->eval.hit_sum;
