@@ -353,7 +353,7 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
         char msg[400];
         snprintf(msg, sizeof msg, "%s applies to the models with side features, lightfm and fm; %s reads none%s", fopt,
                  o->model ? fr_model_kind_name(kind) : "the default model (chosen from the data)",
-                 o->cold_items && fopt[2] == 'c' ? " (a cold item, never trained, would have nothing to be ranked by)" : "");
+                 !strcmp(fopt, "--cold-items") ? " (a cold item, never trained, would have nothing to be ranked by)" : "");
         return usage_err(o, "%s", msg);
     }
     if (o->model && GIVEN(confidence_alpha) &&

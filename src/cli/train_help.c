@@ -76,7 +76,8 @@ static const char *bias_text(const fr_model_config *mc, char *buf, size_t n) {
 /* The training loss of a model's config: "warp 10 (up to 10 draws a positive)", "bpr" ... */
 const char *cli_loss_text(const fr_model_config *mc, char *buf, size_t n) {
     if (mc->warp > 0) snprintf(buf, n, "warp %u (up to %u draws a positive)", mc->warp, mc->warp);
-    else snprintf(buf, n, "%s", mc->loss == FR_LOSS_MSE ? "mse" : mc->loss == FR_LOSS_BCE ? "bce" : "bpr");
+    else snprintf(buf, n, "%s", mc->loss == FR_LOSS_MSE ? "mse" : mc->loss == FR_LOSS_BCE ? "bce"
+                                : mc->loss == FR_LOSS_CE  ? "ce" : "bpr");
     return buf;
 }
 
