@@ -287,20 +287,19 @@ fr_err fr_features_load(fr_features *f, fr_feature_side sd, const char *path, co
                              "no ':'", FRI_PATH(path), line, FRI_VAL(ts, tn));
                 break;
             }
+            const bool weighted = colon && parse_weight(ws, wn, &w);
             /* what reads as the start of a number is a weight, and must be one ("1,5",
              * "0.5x" are mistakes); other text after ':' is part of the name ("url:http") */
-            if (colon && !parse_weight(ws, wn, &w) &&
-                (isdigit((unsigned char)ws[0]) || ws[0] == '-' || ws[0] == '+' || ws[0] == '.')) {
+            if (colon && !weighted && (isdigit((unsigned char)ws[0]) || ws[0] == '-' || ws[0] == '+' || ws[0] == '.')) {
                 e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: weight \"%.*s\" of feature \"%.*s\"; expected a number",
                              FRI_PATH(path), line, FRI_VAL(ws, wn), FRI_VAL(ts, (size_t)(colon - ts)));
                 break;
             }
-            if (colon && parse_weight(ws, wn, &w)) {
+            if (weighted) {
                 nn = (size_t)(colon - ts);
                 if (!isfinite(w)) {
                     e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: weight \"%.*s\" of feature \"%.*s\"; expected a finite number",
-                                 FRI_PATH(path), line, FRI_VAL(colon + 1, (size_t)(ts + tn - colon - 1)),
-                                 FRI_VAL(ts, nn));
+                                 FRI_PATH(path), line, FRI_VAL(ws, wn), FRI_VAL(ts, nn));
                     break;
                 }
                 if (!nn) {
