@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -61,6 +62,12 @@ void *fri_aligned_alloc(size_t n) {
     /* large tables start on a 2 MiB boundary, so fri_advise_huge can cover them whole */
     size_t align = n >= ((size_t)8 << 20) ? (size_t)2 << 20 : 64;
     if (posix_memalign(&p, align, n ? (n + 63) & ~(size_t)63 : 64) != 0) return oom(n);
+    return p;
+}
+
+void *fri_aligned_calloc(size_t n) {
+    void *p = fri_aligned_alloc(n);
+    if (p) memset(p, 0, n);
     return p;
 }
 

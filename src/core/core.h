@@ -31,6 +31,8 @@ void *fri_calloc(size_t count, size_t size);
 void *fri_realloc(void *p, size_t n);
 /* 64-byte aligned; free with fri_free_aligned. */
 void *fri_aligned_alloc(size_t n);
+/* fri_aligned_alloc, zeroed. */
+void *fri_aligned_calloc(size_t n);
 void fri_free(void *p);
 void fri_free_aligned(void *p);
 /* Asks the kernel to back [p, p + n) with transparent huge pages (madvise

@@ -232,9 +232,8 @@ fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, cons
                         "have: it trains centralized only (lightgcn is its federated form)",
                         fr_model_kind_name(mcfg->kind));
     /* cache lines of its own: the scratch of another thread's client is written next to it */
-    fr_client_ws *ws = fri_aligned_alloc(sizeof *ws);
+    fr_client_ws *ws = fri_aligned_calloc(sizeof *ws);
     if (!ws) return FR_ERR_NOMEM;
-    memset(ws, 0, sizeof *ws);
     ws->mcfg = *mcfg;
     ws->cfg = *cfg;
     ws->ucap = 1;

@@ -17,8 +17,9 @@
  *     it samples more): a slot is taken by a compare-and-swap on the accepted count after
  *     the answered mark, so concurrent lanes never take more, and a result that finds
  *     no slot clears its mark and is refused as late (when the target is every sampled
- *     client, the mark alone bounds the count: each lane counts its own results). The bound of the round's values is
- *     that of `target` results, so their sum cannot overflow.
+ *     client, the mark alone bounds the count: each lane counts its own results). The
+ *     bound of the round's values is that of `target` results, so their sum cannot
+ *     overflow.
  *   - Only the shared prefix of the slab is ever touched: results carry no private rows.
  *     A row no client touched has Δ = 0 (FedAvg); with row_norm a touched row is averaged
  *     over the clients that touched it (their n_k, summed per row from the results' row
@@ -166,12 +167,12 @@ fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_
         memset(r->acc, 0, acc_n);
     }
     if (cfg->row_norm) r->roww = fri_calloc(nl * (nt ? nt : 1) * (size_t)r->n_items, sizeof *r->roww);
-    if ((r->lanes = fri_aligned_alloc(nl * sizeof *r->lanes))) memset(r->lanes, 0, nl * sizeof *r->lanes);
+    r->lanes = fri_aligned_calloc(nl * sizeof *r->lanes);
     r->ids = fri_malloc(nc * sizeof *r->ids);
     /* per position, on 64-byte boundaries: workers take chunks of 64 consecutive positions
      * (fr_pool_for's grain in the simulator), so each chunk's status bytes fill a cache
      * line of their own instead of straddling one with the neighbouring worker's chunk */
-    if ((r->status = fri_aligned_alloc(nc * sizeof *r->status))) memset((void *)r->status, 0, nc * sizeof *r->status);
+    r->status = fri_aligned_calloc(nc * sizeof *r->status);
     r->loss = fri_aligned_alloc(nc * sizeof *r->loss);
     r->examples = fri_aligned_alloc(nc * sizeof *r->examples);
     r->up = fri_aligned_alloc(nc * sizeof *r->up);
