@@ -4,6 +4,11 @@
 # gender, occupation; genres, year: bench/hybrid_features.py), warm and cold start.
 #   bench/run_hybrid.sh [BUILD_DIR] [DATA_DIR]     (defaults: build, ../shared/data)
 # Needs a venv with lightfm (FEDREC_REF_VENV, default ~/.cache/fedrec-ref-venv).
+# LightFM 1.17's setup.py fails under setuptools >= 70 ("'dict' object has no attribute
+# '__LIGHTFM_SETUP__'"); build its sdist with the line patched:
+#   curl -sO <lightfm-1.17.tar.gz from https://pypi.org/pypi/lightfm/json> && tar xzf lightfm-1.17.tar.gz
+#   sed -i 's/^__builtins__.__LIGHTFM_SETUP__ = True/import builtins; builtins.__LIGHTFM_SETUP__ = True/' lightfm-1.17/setup.py
+#   $VENV/bin/pip install --no-build-isolation ./lightfm-1.17
 # Reports, per tool: hr@10, ndcg@10, auc (sampled: the test item against its user's 99
 # negatives), precision@10 and auc over the full catalogue (training items excluded),
 # seconds per epoch (fedrec: the epochs' "seconds" in --metrics-out, training only; LightFM:
