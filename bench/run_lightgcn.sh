@@ -19,7 +19,11 @@
 # epochs) back to back TIMING_ROUNDS times (default 3) so both see the same machine load,
 # and report the median of the per-round ratios.
 # Needs a venv with recbole and torch: VENV (default ~/.cache/fedrec-ref-venv), e.g.
-#   python3 -m venv --system-site-packages ~/.cache/fedrec-ref-venv && ~/.cache/fedrec-ref-venv/bin/pip install recbole
+#   scripts/install-deps.sh --bench   # Debian's python3-torch
+#   python3 -m venv --system-site-packages ~/.cache/fedrec-ref-venv
+#   ~/.cache/fedrec-ref-venv/bin/pip install recbole "numpy<2" "pandas<2.3"
+# (RecBole 1.2.1 uses np.float_, gone in NumPy 2, which pip would otherwise bring, with a
+# pandas that needs it.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lightgcn_env.sh

@@ -16,7 +16,7 @@
 # RecBole runs at `nice -n 19` in the background while fedrec runs (a sequential RecBole
 # epoch is two orders of magnitude slower); its per-epoch CPU seconds do not depend on nice.
 # Run from the repository root after building (build/fedrec); ../shared beside the repo;
-# RecBole in the venv ~/.cache/fedrec-ref-venv.
+# RecBole in the venv ~/.cache/fedrec-ref-venv (made as bench/run_lightgcn.sh's header says).
 # Usage: bench/run_sasrec.sh [DATASETS (ml100k ml1m)]   env: RB_EPOCHS (RecBole's epoch
 # budget, default 200 with early stopping), RB_STOP (evaluations without a better validation
 # NDCG@10 before RecBole stops, default 5), RB_EVAL_STEP (RecBole validates every K epochs,
