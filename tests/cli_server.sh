@@ -33,4 +33,12 @@ refuse "needs --dp-clip" --dp-noise 1
 set +e; timeout 20 "$bin" "${srv[@]}" --private --over-select 0.2 >/dev/null 2>"$tmp/err"; rc=$?; set -e
 [ "$rc" != 0 ] && grep -q "over-selection 0.2 with secure aggregation" "$tmp/err" ||
     fail "--private did not turn secure aggregation on: rc $rc, '$(cat "$tmp/err")'"
+# the header of a server that starts (on a free port; stopped after a moment)
+header() { # ARGS...: the server's stdout in $tmp/hdr
+    set +e; timeout -s TERM 2 "$bin" server --listen tcp://127.0.0.1:0 --insecure --federation "$tmp/shards" \
+        --tokens "$tmp/tok/tokens.hash" "$@" >"$tmp/hdr" 2>"$tmp/err"; set -e
+    grep -q "^fedrec server: .*; listening on tcp://127.0.0.1:[0-9]*$" "$tmp/hdr" || fail "server $* did not start: $(cat "$tmp/hdr" "$tmp/err")"
+}
+header --rounds 1
+grep -q "^fedrec server: explicit mf, 20 clients, 30 items, 1 round; listening" "$tmp/hdr" || fail "1 round: $(cat "$tmp/hdr")"
 echo "cli_server: ok"

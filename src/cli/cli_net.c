@@ -494,14 +494,15 @@ static int cli_server(int argc, char **argv) {
     char *colon = strrchr(host, ':');
     if (colon) *colon = 0;
     if (!quiet)
-        printf("fedrec server: %s %s, %u clients, %u items, %u rounds; listening on %s:%d%s\n",
-               fed.implicit ? "implicit" : "explicit", fr_model_kind_name(kind), fed.clients, fed.items, nc.rounds,
+        printf("fedrec server: %s %s, %u client%s, %u item%s, %u round%s; listening on %s:%d%s\n",
+               fed.implicit ? "implicit" : "explicit", fr_model_kind_name(kind), fed.clients, cli_s(fed.clients),
+               fed.items, cli_s(fed.items), nc.rounds, cli_s(nc.rounds),
                host, fr_net_server_port(s), resume ? " (resumed)" : "");
     if (!quiet && fr_fl_dp_on(&c.fl)) {
         char eps[64] = "";
         if (nc.target_epsilon > 0) snprintf(eps, sizeof eps, ", stops before ε > %g", nc.target_epsilon);
-        printf("fedrec server: user-level DP: clip %g, noise σ %g, Poisson q %g over all %u clients, δ %g%s\n",
-               c.fl.dp_clip, c.fl.dp_noise, fr_fl_dp_rate(&c.fl, fed.clients), fed.clients,
+        printf("fedrec server: user-level DP: clip %g, noise σ %g, Poisson q %g over all %u client%s, δ %g%s\n",
+               c.fl.dp_clip, c.fl.dp_noise, fr_fl_dp_rate(&c.fl, fed.clients), fed.clients, cli_s(fed.clients),
                fr_fl_dp_delta(&c.fl, fed.clients), eps);
     }
     if (fr_fl_dp_on(&c.fl) && c.fl.dp_seeded_noise)
@@ -770,8 +771,8 @@ static int client_eval(int argc, char **argv) {
         printf("{\"clients\":%u,%s}\n", done, buf);
     } else {
         cli_metrics_text(&r, buf, sizeof buf);
-        printf("%u clients (global model after round %u): %s\n", done, rounds ? rounds - 1 : 0, buf);
-        if (fresh) printf("(%u clients never took part: no state)\n", fresh);
+        printf("%u client%s (global model after round %u): %s\n", done, cli_s(done), rounds ? rounds - 1 : 0, buf);
+        if (fresh) printf("(%u client%s never took part: no state)\n", fresh, cli_s(fresh));
     }
     return 0;
 }
@@ -933,8 +934,9 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
             e = fr_net_client_run(&cc, &m, log_line, who, &st);
         }
         if (!e)
-            printf("client %u: done after round %u: trained %" PRIu64 " rounds, %" PRIu64 " results accepted, %.1f s "
-                   "computing; state in %s\n", cid, st.rounds_done, st.tasks, st.results, st.compute_seconds, state);
+            printf("client %u: done after round %u: trained %" PRIu64 " round%s, %" PRIu64 " result%s accepted, %.1f s "
+                   "computing; state in %s\n", cid, st.rounds_done, st.tasks, cli_s(st.tasks), st.results,
+                   cli_s(st.results), st.compute_seconds, state);
         client_box_free(&b);
         free(pop);
         free(tok);
@@ -946,7 +948,8 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
     fr_federation fed;
     if ((e = fr_federation_load(shards, &fed))) return cli_fail(e, "client: --shards");
     if (first >= fed.clients) {
-        fprintf(stderr, "fedrec client: --first %" PRIu64 ": the federation has %u clients\n", first, fed.clients);
+        fprintf(stderr, "fedrec client: --first %" PRIu64 ": the federation has %u client%s\n", first, fed.clients,
+                cli_s(fed.clients));
         return 2;
     }
     uint32_t n = clients ? (uint32_t)clients : fed.clients - (uint32_t)first;
@@ -971,17 +974,19 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
     }
     double t0 = cli_now_s();
     if (!e && !rc) {
-        printf("fedrec client: %u clients (%u .. %u) on %d threads\n", n, ms[0].id, ms[n - 1].id, (int)threads);
+        printf("fedrec client: %u client%s (%u .. %u) on %d thread%s\n", n, cli_s(n), ms[0].id, ms[n - 1].id,
+               (int)threads, cli_s(threads));
         cli_flush_stdout();
         e = fr_net_clients_run(&cc, ms, n, (int)threads, log_line, "loadgen", &st);
         if (!e)
-            printf("fedrec client: %u clients done after round %u in %.1f s: %" PRIu64 " tasks, %" PRIu64
-                   " results, %" PRIu64 " late, %.1f s computing, %.1f MB up, %.1f MB down\n", n, st.rounds_done,
-                   cli_now_s() - t0, st.tasks, st.results, st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
+            printf("fedrec client: %u client%s done after round %u in %.1f s: %" PRIu64 " task%s, %" PRIu64
+                   " result%s, %" PRIu64 " late, %.1f s computing, %.1f MB up, %.1f MB down\n", n, cli_s(n),
+                   st.rounds_done, cli_now_s() - t0, st.tasks, cli_s(st.tasks), st.results, cli_s(st.results), st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
                    (double)st.bytes_down / 1e6);
         if (!e && (st.sa_done || st.sa_dropped))
-            printf("fedrec client: secure aggregation: %" PRIu64 " sessions finished, %" PRIu64 " dropped; compute "
+            printf("fedrec client: secure aggregation: %" PRIu64 " session%s finished, %" PRIu64 " dropped; compute "
                    "%.2f s key agreement, %.2f s masking, %.2f s unmasking (summed over the clients)\n", st.sa_done,
+                   cli_s(st.sa_done),
                    st.sa_dropped, st.sa_key_seconds, st.sa_mask_seconds, st.sa_unmask_seconds);
     }
     for (uint32_t i = 0; i < n; i++) { client_box_free(&bs[i]); free(toks[i]); }

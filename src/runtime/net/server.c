@@ -827,9 +827,9 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
         if (!e) e = fr_result_create(&s->fres);
         if (!e && s->atk.kind == FR_ATTACK_PROMOTE_POP) e = fri_attack_ref_pop(&s->atk, c->popularity, mcfg->n_items, s->ref_pop);
         if (!e)
-            fri_net_logf(&s->lg, 0, "attack %s of item %u: the server runs %u fake clients (ids %u..%u) beside the %u "
-                         "real ones", s->atk.kind == FR_ATTACK_PROMOTE ? "promote" : "promote-pop", s->atk.target, n_fake,
-                         n_clients, n_clients + n_fake - 1, n_clients);
+            fri_net_logf(&s->lg, 0, "attack %s of item %u: the server runs %u fake client%s (ids %u..%u) beside the %u "
+                         "real one%s", s->atk.kind == FR_ATTACK_PROMOTE ? "promote" : "promote-pop", s->atk.target, n_fake,
+                         fri_s(n_fake), n_clients, n_clients + n_fake - 1, n_clients, fri_s(n_clients));
     }
     for (int l = 0; l < FRI_NET_LANES; l++) s->lanes[s->n_free++] = l;
     if (!e) e = fri_tokens_load(&s->tokens, c->tokens);
@@ -1047,8 +1047,8 @@ static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors, doub
         }
         secs[st] = (double)(fri_net_now_ms() - t0) / 1000.0;
         if (answered < in)
-            fri_net_logf(&s->lg, 0, "round %u: secure aggregation stage %d closed with %u of %u parties (%u dropped out)",
-                         s->round, st, answered, in, in - answered);
+            fri_net_logf(&s->lg, 0, "round %u: secure aggregation stage %d closed with %u of %u part%s (%u dropped out)",
+                         s->round, st, answered, in, in == 1 ? "y" : "ies", in - answered);
         if (e) return e;
     }
     return fri_round_add_dense_sum(s->ctl, s->sa_sum);
@@ -1159,12 +1159,12 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         if (s->dp) {
             uint32_t on = 0;
             for (uint32_t i = 0; i < s->k; i++) on += s->was_on[i];
-            fri_net_logf(&s->lg, 0, "round %u started: %u of the federation's %u clients sampled (Poisson, q = %.4g), "
-                         "%u of them connected", s->round, s->k, s->n_clients,
+            fri_net_logf(&s->lg, 0, "round %u started: %u of the federation's %u client%s sampled (Poisson, q = %.4g), "
+                         "%u of them connected", s->round, s->k, s->n_clients, fri_s(s->n_clients),
                          fr_fl_dp_rate(fr_round_fl_config(s->ctl), s->n_clients), on);
         } else
-            fri_net_logf(&s->lg, 0, "round %u started%s: %u of %u connected clients sampled, %u results wanted", s->round,
-                  attempt > 1 ? " again" : "", s->k, n, s->target);
+            fri_net_logf(&s->lg, 0, "round %u started%s: %u of %u connected client%s sampled, %u result%s wanted",
+                         s->round, attempt > 1 ? " again" : "", s->k, n, fri_s(n), s->target, fri_s(s->target));
         fr_net_round_info info = {0};
         fr_err sa_e = FR_OK;
         if (s->sa) sa_e = sa_run(s, info.sa_seconds, &info.sa_survivors, &info.sa_recovery_seconds);
@@ -1218,8 +1218,8 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
                 snprintf(dp, sizeof dp, "; secure sum of %u: stages %.3f (train, keys) %.3f (shares) %.3f (mask) %.3f "
                          "(unmask) s", info.sa_survivors, info.sa_seconds[0], info.sa_seconds[1], info.sa_seconds[2],
                          info.sa_seconds[3]);
-            fri_net_logf(&s->lg, 0, "round %u closed: %u results of %u sampled in %.2f s, %llu bytes up, %llu down%s",
-                  s->round, info.st.clients, info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
+            fri_net_logf(&s->lg, 0, "round %u closed: %u result%s of %u sampled in %.2f s, %llu bytes up, %llu down%s",
+                  s->round, info.st.clients, fri_s(info.st.clients), info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
                   (unsigned long long)info.st.bytes_down, dp);
         }
         if (!e && on_round) {
@@ -1242,8 +1242,8 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
          * returns): a moment for them before the sockets close */
         uint64_t grace = fri_net_now_ms() + (s->c.linger_ms < 2000 ? s->c.linger_ms : 2000);
         while (fri_net_now_ms() < grace && !atomic_load(&s->stop)) wait_until(s, grace);
-        fri_net_logf(&s->lg, 0, "finished after round %u: %u of %u clients were told", fr_round_completed(s->ctl),
-              s->done_count, s->done_want);
+        fri_net_logf(&s->lg, 0, "finished after round %u: %u of %u client%s told", fr_round_completed(s->ctl),
+              s->done_count, s->done_want, s->done_want == 1 ? " was" : "s were");
     }
     pthread_mutex_unlock(&s->mu);
     return e;
