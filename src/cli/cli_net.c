@@ -367,14 +367,6 @@ static int cli_server(int argc, char **argv) {
                 "use bpr, gmf, mlp or neumf\n", fr_model_kind_name(kind));
         return 2;
     }
-    fr_run_config c;
-    if (fr_run_config_preset(&c, o.preset ? o.preset : "fedrec", kind, false, NULL)) {
-        fprintf(stderr, "fedrec server: --preset: %s\n", fr_errmsg());
-        return 2;
-    }
-    if (fr_model_kind_is_explicit(kind)) c.model.mu = fed.mean_rating;
-    if (fed.weighted && !fr_model_kind_is_explicit(kind)) /* counts: each positive by its confidence, as train */
-        c.fl.confidence_alpha = c.train.confidence_alpha = FR_RUN_CONFIDENCE_ALPHA;
     if (args_seen(specs, &o.confidence_alpha) && !fed.weighted) {
         fprintf(stderr, "fedrec server: --confidence-alpha weighs positives by their counts, but the federation's data "
                 "has no weights (shard it with --implicit-weight)\n");
@@ -391,7 +383,12 @@ static int cli_server(int argc, char **argv) {
                 "with probability q (Poisson), as the accountant assumes\n");
         return 2;
     }
-    if ((rc = cli_train_overrides(&o, specs, &c))) return rc;
+    /* train's config on the same data: the preset from what the federation file records of
+     * it (clients, mean rating, weights, graph load), the options, the rounds sized from it */
+    fr_run_config c;
+    fr_run_data_stats dst;
+    fr_run_data_stats_of_federation(&fed, &dst);
+    if ((rc = cli_train_config(&o, specs, kind, &dst, &c))) return rc;
     c.model.n_users = fed.clients;
     c.model.n_items = fed.items;
     /* lightfm/fm: the feature names and items' lists fedrec data shard wrote (no user's list) */
@@ -498,6 +495,15 @@ static int cli_server(int argc, char **argv) {
                fed.implicit ? "implicit" : "explicit", fr_model_kind_name(kind), fed.clients, cli_s(fed.clients),
                fed.items, cli_s(fed.items), nc.rounds, cli_s(nc.rounds),
                host, fr_net_server_port(s), resume ? " (resumed)" : "");
+    if (!quiet) {
+        char settings[512];
+        bool weighted = fed.weighted && !fr_model_kind_is_explicit(kind);
+        cli_fl_settings(&c, weighted ? c.fl.confidence_alpha : 0, settings, sizeof settings);
+        printf("fedrec server: federated %s: %s\n", fr_model_kind_name(kind), settings);
+        if (!strcmp(fr_model_kind_name(kind), "lightgcn") && !(fed.graph_load > 0))
+            printf("fedrec server: note: %s records no graph load (written by an older fedrec data shard): lightgcn's "
+                   "item lr is not scaled down to a busy graph as train's is; shard the data again\n", fed_path);
+    }
     if (!quiet && fr_fl_dp_on(&c.fl)) {
         char eps[64] = "";
         if (nc.target_epsilon > 0) snprintf(eps, sizeof eps, ", stops before ε > %g", nc.target_epsilon);

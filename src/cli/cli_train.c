@@ -643,6 +643,33 @@ static void item_rule(const fr_fl_config *fc, char *buf, size_t n) {
     }
 }
 
+void cli_fl_settings(const fr_run_config *c, float alpha, char *buf, size_t n) {
+    const fr_fl_config *fc = &c->fl;
+    char rule[96], loss[64], conf[96] = "";
+    item_rule(fc, rule, sizeof rule);
+    if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
+    snprintf(buf, n, "strategy %s, E=%u B=%u %s lr %g%s%s, item rows: %s of deltas, steps %s%s; %u round%s (preset %s)",
+             fr_strategy_name(fc->strategy), fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind),
+             (double)fc->local.lr, fr_model_kind_uses_features(c->model.kind) ? ", loss " : "",
+             fr_model_kind_uses_features(c->model.kind) ? cli_loss_text(&c->model, loss, sizeof loss) : "",
+             fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, cli_s(c->loop.steps),
+             c->preset);
+}
+
+int cli_train_config(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, const fr_run_data_stats *st,
+                     fr_run_config *c) {
+    if (fr_run_config_preset_stats(c, o->preset, kind, o->centralized, st)) {
+        fprintf(stderr, "fedrec %s: --preset: %s\n", o->cmd ? o->cmd : "train", fr_errmsg());
+        return 2;
+    }
+    int rc = cli_train_overrides(o, specs, c);
+    if (rc) return rc;
+    /* rounds sized from the data (the preset's epochs' worth), again for the clients a round
+     * samples and the partition the options gave */
+    c->loop.steps = fr_run_config_rounds(c, st);
+    return 0;
+}
+
 static void header(const fr_run_config *c, const fr_data *data) {
     const fr_dataset *tr = fr_data_train(data);
     const char *kind = fr_model_kind_name(c->model.kind);
@@ -680,22 +707,14 @@ static void header(const fr_run_config *c, const fr_data *data) {
         return;
     }
     const fr_fl_config *fc = &c->fl;
-    char rule[96], part[64], loss[64];
-    item_rule(fc, rule, sizeof rule);
+    char part[64], settings[512];
     uint32_t clients = fr_dataset_n_users(tr);
     if (c->partition == FR_PARTITION_USER) snprintf(part, sizeof part, "a user each");
     else if (fr_partition_format(c->partition, c->partition_k, c->partition_alpha, part, sizeof part)) part[0] = 0;
     if (c->partition != FR_PARTITION_USER) clients = c->partition_k;
-    fprintf(stderr,
-            "fedrec train: federated %s on %s: %u client%s (%s), %u item%s, strategy %s, E=%u B=%u %s lr %g%s%s, item "
-            "rows: %s of deltas, steps %s%s; %u round%s (preset %s)\n",
-            kind, fr_data_describe(data), clients, cli_s(clients), part, fr_dataset_n_items(tr),
-            cli_s(fr_dataset_n_items(tr)), fr_strategy_name(fc->strategy),
-            fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr,
-            fr_model_kind_uses_features(c->model.kind) ? ", loss " : "",
-            fr_model_kind_uses_features(c->model.kind) ? cli_loss_text(&c->model, loss, sizeof loss) : "",
-            fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, cli_s(c->loop.steps),
-            c->preset);
+    cli_fl_settings(c, alpha, settings, sizeof settings);
+    fprintf(stderr, "fedrec train: federated %s on %s: %u client%s (%s), %u item%s, %s\n", kind, fr_data_describe(data),
+            clients, cli_s(clients), part, fr_dataset_n_items(tr), cli_s(fr_dataset_n_items(tr)), settings);
     if (fc->decoys > 0)
         fprintf(stderr, "fedrec train: hiding items: each client pads its rows with %g decoy item%s per interaction "
                 "(drawn once from the items' popularity, pseudo-gradients)\n", fc->decoys, fc->decoys == 1 ? "" : "s");
@@ -876,17 +895,13 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     cold_parts cold = {0};
     fr_model *m = NULL;
     progress p = {o, NULL, {0}, NULL, "", 0, false};
-    if (fr_run_config_preset(&c, o->preset, kind, o->centralized, fr_data_train(data))) {
-        fprintf(stderr, "fedrec train: --preset: %s\n", fr_errmsg());
-        rc = 2;
+    fr_run_data_stats st;
+    fr_err se = fr_run_data_stats_of(fr_data_train(data), &st);
+    if (se) {
+        rc = cli_fail(se, "train");
         goto done;
     }
-    if ((rc = cli_train_overrides(o, specs, &c))) goto done;
-    /* rounds sized from the data (the preset's epochs' worth), again for the clients and
-     * the partition the options gave */
-    if (!c.centralized && c.fl_epochs > 0)
-        c.loop.steps = fr_run_fl_rounds(&c, c.partition == FR_PARTITION_USER ? fr_dataset_n_users(fr_data_train(data))
-                                                                              : c.partition_k);
+    if ((rc = cli_train_config(o, specs, kind, &st, &c))) goto done; /* as fedrec server's */
     if (ckpt) {
         c.loop.checkpoint = ckpt;
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
