@@ -312,8 +312,9 @@ static int data_shard(int argc, char **argv) {
     float mean = fr_run_mean_rating(train);
     e = fr_dataset_write_shards(out, train, fr_data_test(d), fr_data_negatives(d), mean);
     if (!e)
-        printf("wrote %u client shards of %s under %s (c0 .. c%u), and %s/federation.txt for the server\n",
-               fr_dataset_n_users(train), fr_data_describe(d), out, fr_dataset_n_users(train) - 1, out);
+        printf("wrote %u client shard%s of %s under %s (c0 .. c%u), and %s/federation.txt for the server\n",
+               fr_dataset_n_users(train), cli_s(fr_dataset_n_users(train)), fr_data_describe(d), out,
+               fr_dataset_n_users(train) - 1, out);
     /* side features for lightfm/fm, as train finds them (metadata beside the data, the files) */
     if (!e && (user_features || item_features || data)) {
         if ((user_features && cli_check_input("data shard", "--user-features", user_features)) ||
