@@ -125,7 +125,7 @@ grep -qE '^  \((fm|lightfm): the rounds' "$tmp/help" && fail "--help: fm's or li
 awk '$1 == "centralized" { c = 1; next } c && /^  [a-z]/ && match($0, /^  [a-z-]+ +[0-9-]+/) { print RLENGTH }' "$tmp/help" |
     sort -u | awk 'END { if (NR != 1) exit 1 }' || fail "--help: the centralized table's columns are not aligned"
 "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 >"$tmp/out" 2>/dev/null || fail "lightfm header run"
-grep -q "^training lightfm centrally .*, loss warp (up to 10 draws a positive), 1 epochs$" "$tmp/out" || fail "centralized header: $(head -2 "$tmp/out")"
+grep -q "^training lightfm centrally .*, loss warp (up to 10 draws a positive), 1 epoch$" "$tmp/out" || fail "centralized header: $(head -2 "$tmp/out")"
 "$bin" train --data "$tmp/u.data" --model fm --rounds 1 >/dev/null 2>"$tmp/err" || fail "fm header run"
 grep -q "^fedrec train: federated fm .* E=1 B=32 adam lr 0.006, loss bpr, item rows" "$tmp/err" || fail "federated header: $(grep federated "$tmp/err")"
 echo "cli_hybrid: ok"

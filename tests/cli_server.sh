@@ -33,4 +33,43 @@ refuse "needs --dp-clip" --dp-noise 1
 set +e; timeout 20 "$bin" "${srv[@]}" --private --over-select 0.2 >/dev/null 2>"$tmp/err"; rc=$?; set -e
 [ "$rc" != 0 ] && grep -q "over-selection 0.2 with secure aggregation" "$tmp/err" ||
     fail "--private did not turn secure aggregation on: rc $rc, '$(cat "$tmp/err")'"
+# the header of a server that starts (on a free port; stopped after a moment)
+header() { # ARGS...: the server's stdout in $tmp/hdr (the federation $fed, default $tmp/shards)
+    : >"$tmp/hdr"
+    "$bin" server --listen tcp://127.0.0.1:0 --insecure --federation "${fed:-$tmp/shards}" \
+        --tokens "$tmp/tok/tokens.hash" "$@" >"$tmp/hdr" 2>"$tmp/err" &
+    local pid=$! i
+    for i in $(seq 200); do # its settings line is printed (and flushed) once it listens
+        grep -q "^fedrec server: federated " "$tmp/hdr" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    grep -q "^fedrec server: .*; listening on tcp://127.0.0.1:[0-9]*$" "$tmp/hdr" || fail "server $* did not start: $(cat "$tmp/hdr" "$tmp/err")"
+}
+header --rounds 1
+grep -q "^fedrec server: explicit mf, 20 clients, 30 items, 1 round; listening" "$tmp/hdr" || fail "1 round: $(cat "$tmp/hdr")"
+# the server starts as train does on the same data (one function, cli_train_config): sasrec's
+# rounds sized from the clients (the federation file's count), lightgcn's item lr scaled
+# down to a graph busier than ml-100k's (the load the file records), the options on top
+"$bin" data generate --users 1000 --items 80 --interactions 60000 --seed 2 --out "$tmp/big.tsv" >/dev/null
+"$bin" data shard --data "$tmp/big.tsv" --out "$tmp/big" >/dev/null 2>&1 || fail "data shard big"
+fed="$tmp/big"
+same() { # ARGS...: train's federation settings on big.tsv are the server's on its shards
+    "$bin" train --data "$tmp/big.tsv" --time-limit 0.001 "$@" >/dev/null 2>"$tmp/terr" || fail "train $*: $(cat "$tmp/terr")"
+    local t s
+    t=$(sed -n 's/^fedrec train: federated [a-z]* on .* items, \(strategy .*\)$/\1/p' "$tmp/terr")
+    header "$@"
+    s=$(sed -n 's/^fedrec server: federated [a-z]*: \(strategy .*\)$/\1/p' "$tmp/hdr")
+    [ -n "$t" ] && [ "$t" = "$s" ] || fail "$*: train '$t', server '$s'"
+    echo "$s"
+}
+same --model sasrec | grep -q "; 318 rounds (preset fedrec)$" || fail "sasrec: ceil(40.7 x 1000 / 128) = 318 rounds"
+same --model sasrec --clients-per-round 500 | grep -q "; 82 rounds (preset fedrec)$" || fail "sasrec: 82 rounds of 500"
+same --model sasrec --rounds 5 | grep -q "; 5 rounds (preset fedrec)$" || fail "sasrec: --rounds 5"
+same --model lightgcn | grep -q "steps sgd lr 0.0416" || fail "lightgcn: lr 0.05 x 6400 / 7681.1 = 0.0416611"
+same --model lightgcn --item-lr 0.1 | grep -q "steps sgd lr 0.1 " || fail "lightgcn: --item-lr 0.1"
+same --model neumf --clients-per-round 7 >/dev/null
+unset fed
 echo "cli_server: ok"

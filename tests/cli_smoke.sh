@@ -11,6 +11,17 @@ set +e; "$bin" nosuchcommand 2>"$tmp/err"; rc=$?; set -e
 grep -q "unknown command" "$tmp/err" || fail "unknown command message"
 # train / eval / recommend on small generated data
 "$bin" data generate --users 60 --items 40 --interactions 1500 --seed 3 --out "$tmp/r.tsv" >/dev/null || fail "data generate"
+# a count of 1 takes the singular, in the headers and the summaries
+"$bin" data generate --users 1 --items 1 --interactions 1 --out "$tmp/one.tsv" >"$tmp/out" || fail "data generate 1"
+grep -q "^wrote $tmp/one.tsv: 1 user, 1 item, 1 interaction$" "$tmp/out" || fail "generate of 1: $(cat "$tmp/out")"
+"$bin" train --centralized --model bpr --data "$tmp/r.tsv" --epochs 1 --neg 1 >"$tmp/out" 2>"$tmp/err" || fail "train 1 epoch"
+grep -q "^training bpr centrally .*, 1 negative per positive, 1 epoch$" "$tmp/out" || fail "1 epoch header: $(head -2 "$tmp/out")"
+grep -q "^summary: centralized bpr on .*: 1 epoch in" "$tmp/out" || fail "1 epoch summary: $(cat "$tmp/out")"
+"$bin" train --model mf --data "$tmp/r.tsv" --rounds 1 --clients-per-round 1 >"$tmp/out" 2>"$tmp/err" || fail "train 1 round"
+grep -q "; 1 round (preset fedrec)$" "$tmp/err" || fail "1 round header: $(cat "$tmp/err")"
+grep -q "^summary: federated mf on .*: 1 round in" "$tmp/out" || fail "1 round summary: $(cat "$tmp/out")"
+"$bin" privacy --noise 1 --sample-rate 0.1 --rounds 1 --delta 1e-5 >"$tmp/out" || fail "privacy 1 round"
+grep -q "sample rate 0.1, 1 round, best" "$tmp/out" || fail "privacy of 1 round: $(cat "$tmp/out")"
 "$bin" train --centralized --model mf --data "$tmp/r.tsv" --split ratio:0.8 --epochs 3 --threads 2 \
     --out "$tmp/mf.fr" --metrics-out "$tmp/m.jsonl" >"$tmp/out" || fail "train mf"
 grep -q "^epoch   3/3 .*rmse" "$tmp/out" || fail "train progress line: $(cat "$tmp/out")"

@@ -22,6 +22,8 @@ for tok in $(cut -d' ' -f2 "$s"); do
 done
 grep -q "frt_" "$tmp/out" "$tmp/err" && fail "frt_ printed"
 grep -q "^wrote tokens for 5 clients (ids 0..4):$" "$tmp/out" || fail "stdout: $(cat "$tmp/out")"
+"$bin" tokens --clients 1 --out "$tmp/one" >"$tmp/out1" || fail "tokens --clients 1"
+grep -q "^wrote a token for 1 client (id 0):$" "$tmp/out1" || fail "stdout of 1: $(cat "$tmp/out1")"
 grep -qF "$s" "$tmp/out" && grep -qF "$h" "$tmp/out" || fail "stdout names both files: $(cat "$tmp/out")"
 grep -q "^fedrec tokens: warning: .*tokens.secret holds every client's secret: give each client its own line only, then delete the file; it must never be kept on the server" "$tmp/err" \
     || fail "warning: $(cat "$tmp/err")"

@@ -14,6 +14,7 @@
 #include "fedrec/runtime.h"
 #include "fedrec/train.h"
 #include "gradcheck.h"
+#include "testutil.h"
 
 static fr_model_kind kind(void) {
     fr_model_kind k = 0;
@@ -564,4 +565,83 @@ Test(lightgcn, federated_item_rate_follows_the_graph_load) {
     cr_assert_float_eq(bb.fl.item_local.lr, 0.8f, 0);
     fr_dataset_free(small);
     fr_dataset_free(big);
+}
+
+/* A server holds no interaction but the federation file fedrec data shard writes: the
+ * stats it records (clients, mean rating, weights, the graph load written with 17
+ * digits) are the training set's, bit for bit, so the preset a server takes from them
+ * (fr_run_config_preset_stats) is train's (fr_run_config_preset on the data): federated
+ * lightgcn's item rate scaled to the load, sasrec's rounds sized from the clients, and
+ * again after the options changed the clients a round samples (fr_run_config_rounds). A
+ * file without a graph load (an older fedrec's) leaves the rate unscaled. */
+Test(lightgcn, server_and_train_presets_agree_from_the_federation_file, .timeout = 120) {
+    fr_dataset *d = complete_graph(400, 300); /* load 400 * sqrt(300) = 6928.2: above the reference */
+    double load = 0;
+    cr_assert_eq(fr_dataset_graph_load(d, &load), FR_OK);
+    cr_assert(fabs(load - 400.0 * sqrt(300.0)) <= 1e-9 * load, "load %.17g", load);
+    char *dir = tu_tmpdir();
+    cr_assert_eq(fr_dataset_write_shards(dir, d, d, NULL, fr_run_mean_rating(d)), FR_OK, "%s", fr_errmsg());
+    fr_federation fed;
+    cr_assert_eq(fr_federation_load(dir, &fed), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(memcmp(&fed.graph_load, &load, sizeof load), 0, "graph load %.17g, the data's %.17g", fed.graph_load, load);
+    fr_run_data_stats a, b;
+    cr_assert_eq(fr_run_data_stats_of(d, &a), FR_OK);
+    fr_run_data_stats_of_federation(&fed, &b);
+    cr_assert_eq(a.users, 400);
+    cr_assert_eq(b.users, a.users);
+    cr_assert_eq(memcmp(&a.mean_rating, &b.mean_rating, sizeof a.mean_rating), 0);
+    cr_assert_eq(a.weighted, b.weighted);
+    cr_assert_eq(memcmp(&a.graph_load, &b.graph_load, sizeof a.graph_load), 0);
+    fr_model_kind sas;
+    cr_assert_eq(fr_model_kind_parse("sasrec", &sas), FR_OK);
+    const fr_model_kind kinds[3] = {kind(), sas, FR_MODEL_MF};
+    for (int k = 0; k < 3; k++) {
+        fr_run_config t, s;
+        cr_assert_eq(fr_run_config_preset(&t, "fedrec", kinds[k], false, d), FR_OK, "%s", fr_errmsg());
+        cr_assert_eq(fr_run_config_preset_stats(&s, "fedrec", kinds[k], false, &b), FR_OK, "%s", fr_errmsg());
+        const char *name = fr_model_kind_name(kinds[k]);
+        cr_assert_eq(s.loop.steps, t.loop.steps, "%s: rounds %u, train's %u", name, s.loop.steps, t.loop.steps);
+        cr_assert_eq(memcmp(&s.fl, &t.fl, sizeof s.fl), 0, "%s: the federation's config differs", name);
+        cr_assert_eq(memcmp(&s.model.mu, &t.model.mu, sizeof s.model.mu), 0, "%s: mu", name);
+        /* the options change the clients a round samples: the rounds follow, alike */
+        s.fl.clients_per_round = t.fl.clients_per_round = 50;
+        cr_assert_eq(fr_run_config_rounds(&s, &b), fr_run_config_rounds(&t, &a));
+        if (k == 1) {
+            cr_assert_eq(t.loop.steps, (uint32_t)ceil(t.fl_epochs * 400 / 128 - 1e-9), "sasrec: sized from 400 clients");
+            cr_assert_eq(fr_run_config_rounds(&s, &b), (uint32_t)ceil(t.fl_epochs * 400 / 50 - 1e-9));
+            cr_assert_eq(fr_run_config_rounds(&s, NULL), s.loop.steps, "no stats: the rounds as they are");
+        }
+        if (k == 0) {
+            double want = 0.05 * FR_RUN_LIGHTGCN_REF_LOAD / load;
+            cr_assert(fabs(s.fl.item_local.lr - want) <= 1e-6 * want, "item lr %.9g, expected %.9g", s.fl.item_local.lr,
+                      want);
+        }
+    }
+    /* an older fedrec's federation file: no graph_load line, the rate as tuned */
+    char *fp = NULL;
+    size_t n = 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/federation.txt", dir);
+    cr_assert((fp = tu_slurp(path, &n)) != NULL);
+    char *gl = strstr(fp, "graph_load ");
+    cr_assert(gl);
+    *gl = 0;
+    char *old = tu_write(dir, "old.txt", fp);
+    cr_assert_eq(fr_federation_load(old, &fed), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fed.graph_load, 0);
+    fr_run_data_stats_of_federation(&fed, &b);
+    fr_run_config s;
+    cr_assert_eq(fr_run_config_preset_stats(&s, "fedrec", kind(), false, &b), FR_OK);
+    cr_assert_float_eq(s.fl.item_local.lr, 0.05f, 0, "unscaled without a load");
+    /* a bad value is refused, naming it */
+    strcpy(gl, "graph_load -3\n");
+    char *bad = tu_write(dir, "bad.txt", fp);
+    cr_assert_eq(fr_federation_load(bad, &fed), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "bad value '-3' for 'graph_load' (expected a number >= 0)"), "%s", fr_errmsg());
+    free(fp);
+    free(old);
+    free(bad);
+    tu_rmtree(dir);
+    free(dir);
+    fr_dataset_free(d);
 }

@@ -156,6 +156,42 @@ Test(result, reuse_across_rounds_does_not_allocate) {
     fr_result_free(r);
 }
 
+/* A reset refused for a width of 0 (in any table, the last too) changes nothing: the
+ * layout, the counts and the row capacities are those of before, and the result encodes
+ * to the same bytes. */
+Test(result, refused_reset_leaves_the_result_unchanged) {
+    fr_result *r = sample();
+    size_t n0 = 0;
+    uint8_t *b0 = encode(r, &n0);
+    const fr_result_table t0 = r->tables[0], t1 = r->tables[1];
+    const uint32_t bad[3][3] = {{0, 4, 1}, {4, 0, 1}, {2, 8, 0}};
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(fri_result_reset(r, 5, 3, bad[k]), FR_ERR_INVALID);
+        cr_assert(strstr(fr_errmsg(), "has width 0") != NULL, "%s", fr_errmsg());
+        cr_assert_eq(r->dense_len, 3);
+        cr_assert_eq(r->n_tables, 2);
+        cr_assert_eq(r->tables[0].width, t0.width);
+        cr_assert_eq(r->tables[0].count, t0.count);
+        cr_assert_eq(r->tables[0].cap_rows, t0.cap_rows);
+        cr_assert_eq(r->tables[1].width, t1.width);
+        cr_assert_eq(r->tables[1].count, t1.count);
+        cr_assert_eq(r->tables[1].cap_rows, t1.cap_rows);
+        size_t n = 0;
+        uint8_t *b = encode(r, &n);
+        cr_assert_eq(n, n0);
+        cr_assert(!memcmp(b, b0, n0), "reset %d changed the result's bytes", k);
+        fr_msg_free(b);
+    }
+    /* too many tables: refused the same way */
+    uint32_t many[FR_UPDATE_MAX_TABLES + 1];
+    for (int i = 0; i <= FR_UPDATE_MAX_TABLES; i++) many[i] = 1;
+    cr_assert_eq(fri_result_reset(r, 5, FR_UPDATE_MAX_TABLES + 1, many), FR_ERR_INVALID);
+    cr_assert_eq(r->dense_len, 3);
+    cr_assert_eq(r->n_tables, 2);
+    fr_msg_free(b0);
+    fr_result_free(r);
+}
+
 Test(result, encoder_rejects_unsorted_ids) {
     fr_result *r = sample();
     r->tables[1].ids[2] = 7; /* 0, 7, 7 */

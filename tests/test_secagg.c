@@ -371,6 +371,90 @@ Test(secagg, exact_sum_with_extremes) {
     }
 }
 
+/* The masked inputs taken in three steps (fr_sa_server_masked_begin, _add, _end), the
+ * adds in another order than the begins: the sum is the plain one bit for bit. While an
+ * input is arriving its client's message is refused again and the stage does not close;
+ * an input ended without its add leaves the client as if it had not sent it (it may send
+ * it then, or drop out). */
+Test(secagg, masked_inputs_in_three_steps) {
+    fr_sa_params p = params(6, 5, 3, 40, 11);
+    int64_t **x = vectors(&p, 12), *sum = malloc(p.len * 8), *want = malloc(p.len * 8);
+    fr_sa_server *s = NULL;
+    fr_sa_client *c[6] = {0};
+    cr_assert_eq(fr_sa_server_create(&s, &p), FR_OK, "%s", fr_errmsg());
+    for (uint32_t u = 0; u < p.n; u++) cr_assert_eq(fr_sa_client_create(&c[u], &p, u), FR_OK);
+    uint8_t *msg[6] = {0};
+    size_t msg_n[6] = {0};
+    for (int stage = 0; stage < 4; stage++) {
+        for (uint32_t u = 0; u < p.n; u++) {
+            if (!fr_sa_server_has(s, u)) continue;
+            uint8_t *in = NULL, *out = NULL;
+            size_t in_n = 0, out_n = 0;
+            if (stage > 0) cr_assert_eq(fr_sa_server_message(s, u, &in, &in_n), FR_OK, "%s", fr_errmsg());
+            switch (stage) {
+            case 0: cr_assert_eq(fr_sa_client_advertise(c[u], &out, &out_n), FR_OK); break;
+            case 1: cr_assert_eq(fr_sa_client_share(c[u], in, in_n, &out, &out_n), FR_OK); break;
+            case 2: cr_assert_eq(fr_sa_client_mask(c[u], x[u], in, in_n, &out, &out_n), FR_OK); break;
+            default: cr_assert_eq(fr_sa_client_unmask(c[u], in, in_n, &out, &out_n), FR_OK, "%s", fr_errmsg()); break;
+            }
+            fr_sa_bytes_free(in, in_n);
+            if (stage == 2) { /* kept for the steps below */
+                msg[u] = out;
+                msg_n[u] = out_n;
+                continue;
+            }
+            if (stage == 1) { /* no masked input before its stage */
+                uint32_t id = 99;
+                const uint8_t *w = NULL;
+                cr_assert_eq(fr_sa_server_masked_begin(s, out, out_n, &id, &w), FR_ERR_STATE);
+                cr_assert_eq(id, 99);
+            }
+            cr_assert_eq(fr_sa_server_receive(s, out, out_n), FR_OK, "%s", fr_errmsg());
+            fr_sa_bytes_free(out, out_n);
+        }
+        if (stage == 2) {
+            uint32_t id[6];
+            const uint8_t *w[6];
+            for (uint32_t u = 0; u < p.n; u++) {
+                cr_assert_eq(fr_sa_server_masked_begin(s, msg[u], msg_n[u], &id[u], &w[u]), FR_OK, "%s", fr_errmsg());
+                cr_assert_eq(id[u], u);
+                cr_assert(w[u] > msg[u] && w[u] + p.len * 8 == msg[u] + msg_n[u]);
+            }
+            /* arriving: a second message of a client and the close are refused, nothing changes */
+            uint32_t id2 = 99;
+            const uint8_t *w2 = NULL;
+            cr_assert_eq(fr_sa_server_masked_begin(s, msg[0], msg_n[0], &id2, &w2), FR_ERR_STATE);
+            cr_assert(strstr(fr_errmsg(), "already sent it"), "%s", fr_errmsg());
+            cr_assert_eq(fr_sa_server_receive(s, msg[1], msg_n[1]), FR_ERR_STATE);
+            cr_assert_eq(fr_sa_server_close(s), FR_ERR_STATE);
+            cr_assert(strstr(fr_errmsg(), "6 masked inputs are being added"), "%s", fr_errmsg());
+            cr_assert_eq(fr_sa_server_stage(s), FR_SA_MASK);
+            /* the adds in reverse order; client 4's and 5's ended without theirs */
+            for (uint32_t u = p.n; u-- > 0;)
+                if (u < 4) fr_sa_server_masked_add(s, w[u]);
+            for (uint32_t u = 0; u < p.n; u++) cr_assert_eq(fr_sa_server_masked_end(s, u, u < 4), FR_OK);
+            cr_assert_eq(fr_sa_server_masked_end(s, 0, true), FR_ERR_STATE); /* none begun */
+            cr_assert_eq(fr_sa_server_masked_end(s, 77, true), FR_ERR_STATE);
+            /* 4 sends it again, plainly; 5 drops out; 0 cannot send twice */
+            cr_assert_eq(fr_sa_server_receive(s, msg[4], msg_n[4]), FR_OK, "%s", fr_errmsg());
+            cr_assert_eq(fr_sa_server_masked_begin(s, msg[0], msg_n[0], &id2, &w2), FR_ERR_STATE);
+            for (uint32_t u = 0; u < p.n; u++) fr_sa_bytes_free(msg[u], msg_n[u]);
+        }
+        if (stage < 3) cr_assert_eq(fr_sa_server_close(s), FR_OK, "%s", fr_errmsg());
+    }
+    uint32_t surv = 0;
+    cr_assert_eq(fr_sa_server_finish(s, sum, &surv), FR_OK, "%s", fr_errmsg());
+    bool in[6] = {true, true, true, true, true, false};
+    plain_sum(&p, x, in, want);
+    cr_assert_eq(surv, 5);
+    cr_assert_arr_eq(sum, want, p.len * 8);
+    for (uint32_t u = 0; u < p.n; u++) fr_sa_client_free(c[u]);
+    fr_sa_server_free(s);
+    free_vectors(&p, x);
+    free(sum);
+    free(want);
+}
+
 static void check_pattern(const fr_sa_params *p, const uint8_t *stop, int64_t *const *x, int *ok, int *abort_) {
     int64_t *sum = malloc(p->len * 8), *want = malloc(p->len * 8);
     bool m[MAXN], got_m[MAXN];

@@ -249,6 +249,12 @@ FR_API bool fr_dataset_implicit(const fr_dataset *d);
  * fr_dataset_load_pair marks both when either file had weights. false for
  * fr_dataset_from_arrays and the generator. */
 FR_API bool fr_dataset_weighted(const fr_dataset *d);
+/* The graph load of d's interactions: the largest sum, over an item's users u, of
+ * sqrt(d_u) (d_u: u's interactions in d); 0 for no interaction. What federated lightgcn's
+ * item rate is scaled by (FR_RUN_LIGHTGCN_REF_LOAD, fedrec/run.h), and what
+ * fr_dataset_write_shards records for a server (fr_federation.graph_load). Summed in item
+ * order per user, users in order: the same value everywhere. FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_dataset_graph_load(const fr_dataset *d, double *out);
 /* Whether d's timestamps order its interactions: it has them and they are not all equal
  * (an NCF file written from data without timestamps has 0 in every row). Without such an
  * order leave-one-out holds out a random interaction and the temporal splits refuse d
@@ -377,7 +383,9 @@ FR_API FR_NODISCARD fr_err fr_dataset_write_ncf(const char *dir, const fr_datase
  * user U's train.rating, test.rating and (negs given) test.negative in the NCF layout
  * with global dense ids — what `fedrec client --data dir/cU` trains on and nothing
  * more; dir/items.map the raw item ids; dir/federation.txt what a server may know
- * (fr_federation); dir/popularity.txt the items' public popularity (fr_popularity_load). Every file is written atomically. Errors as fr_dataset_write_ncf. */
+ * (fr_federation: counts, the mean rating, the graph load; no client's interactions);
+ * dir/popularity.txt the items' public popularity (fr_popularity_load). Every file is
+ * written atomically. Errors as fr_dataset_write_ncf. */
 FR_API FR_NODISCARD fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const fr_dataset *test,
                                                    const fr_negatives *negs, float mean_rating);
 /* A federation file (fr_dataset_write_shards), as a server reads it. */
@@ -390,6 +398,9 @@ typedef struct fr_federation {
     bool negatives;            /* clients hold evaluation negatives */
     bool weighted;             /* the ratings are confidence weights (counts) */
     fr_fingerprint fingerprint;/* the training set's */
+    double graph_load;         /* fr_dataset_graph_load of the training set (for federated
+                                  lightgcn's item rate); 0: the file has none (written by an
+                                  older fedrec) */
 } fr_federation;
 /* Reads path (a federation.txt, or the shard directory holding it). FR_ERR_IO,
  * FR_ERR_PARSE naming file, line and value, FR_ERR_VERSION; *f zeroed on failure. */

@@ -308,6 +308,20 @@ FR_API fr_sa_stage fr_sa_server_stage(const fr_sa_server *s);
  * another session or stage, or a second one from the same client is refused
  * (FR_ERR_FORMAT, FR_ERR_VERSION, FR_ERR_STATE) and changes nothing: the server carries on. */
 FR_API FR_NODISCARD fr_err fr_sa_server_receive(fr_sa_server *s, const uint8_t *msg, size_t n);
+/* A masked input (stage MASK) taken in three steps, for a server that adds its O(len)
+ * words outside its own lock while it answers other requests; the sum is the same
+ * whatever the order of the adds (modulo 2^64). Begin checks msg as fr_sa_server_receive
+ * would (refused: the same errors, nothing changed; FR_ERR_STATE outside stage MASK) and
+ * marks the input of its client, *id, as arriving: another message of that client is
+ * refused and fr_sa_server_close fails with FR_ERR_STATE until it ends. *words points into
+ * msg, which must live until the add. Add sums them: it touches the sum only, so it may
+ * run while other calls are made on s, but not beside another add, a close or a finish
+ * (the caller orders them). End (after the add, or instead of it with added false: the
+ * client then has not sent it) makes the client masked. FR_ERR_STATE if id has none begun. */
+FR_API FR_NODISCARD fr_err fr_sa_server_masked_begin(fr_sa_server *s, const uint8_t *msg, size_t n, uint32_t *id,
+                                                     const uint8_t **words);
+FR_API void fr_sa_server_masked_add(fr_sa_server *s, const uint8_t *words);
+FR_API FR_NODISCARD fr_err fr_sa_server_masked_end(fr_sa_server *s, uint32_t id, bool added);
 /* Closes the current stage (its deadline passed or every client answered): whoever has
  * not sent its message by now has dropped out. After AdvertiseKeys, ShareKeys and
  * MaskedInput; FR_ERR_STATE otherwise. FR_ERR_EMPTY (and FAILED) when no client is left. */

@@ -209,6 +209,30 @@ typedef struct fr_run_config {
  * FR_ERR_INVALID naming an unknown preset (and listing the known ones). */
 FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,
                                          const fr_dataset *train);
+
+/* What the presets read of the training data (fr_run_config_preset_stats): enough for a
+ * server that holds no interaction to start where train starts on the same data. */
+typedef struct fr_run_data_stats {
+    uint64_t users;     /* training users: the clients of a federation of a user each */
+    float mean_rating;  /* fr_run_mean_rating (a rating model's mu) */
+    bool weighted;      /* fr_dataset_weighted: positives weighted by their confidence */
+    double graph_load;  /* fr_dataset_graph_load (federated lightgcn's item rate); 0: unknown,
+                           the rate is not scaled */
+} fr_run_data_stats;
+/* The stats of a training set, or of the federation file a server reads (which records
+ * them: fr_dataset_write_shards): the same numbers for the same data. FR_ERR_NOMEM. */
+FR_API FR_NODISCARD fr_err fr_run_data_stats_of(const fr_dataset *train, fr_run_data_stats *out);
+FR_API void fr_run_data_stats_of_federation(const fr_federation *fed, fr_run_data_stats *out);
+/* fr_run_config_preset from the stats of the data (NULL: none, as train NULL): what
+ * fr_run_config_preset does with train is this with fr_run_data_stats_of(train). */
+FR_API FR_NODISCARD fr_err fr_run_config_preset_stats(fr_run_config *c, const char *preset, fr_model_kind kind,
+                                                      bool centralized, const fr_run_data_stats *stats);
+/* The rounds of a federated run of c over the training users of stats (fr_run_fl_rounds
+ * over the clients c's partition makes of them: the users one each, or partition_k
+ * silos) when its rounds are sized from the data (fl_epochs > 0); else c->loop.steps.
+ * After options changed c (the clients a round samples, the partition): train and the
+ * server call it on the same stats, so they run the same rounds. */
+FR_API uint32_t fr_run_config_rounds(const fr_run_config *c, const fr_run_data_stats *stats);
 /* FR_OK, or FR_ERR_INVALID naming what is wrong (model, federation, training or loop
  * config; a partition without silos). */
 FR_API FR_NODISCARD fr_err fr_run_config_check(const fr_run_config *c);

@@ -137,7 +137,11 @@ class Dataset:
         return len(self.item_ids)
 
     def __repr__(self) -> str:
-        return f"<fedrec.Dataset {self.name}: {self.n_users} users, {self.n_items} items, {len(self)} interactions>"
+        def count(n: int, noun: str) -> str:
+            return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+        return (f"<fedrec.Dataset {self.name}: {count(self.n_users, 'user')}, {count(self.n_items, 'item')}, "
+                f"{count(len(self), 'interaction')}>")
 
     def to_dataframe(self) -> Any:
         """The interactions as a pandas DataFrame (user, item, rating, time)."""

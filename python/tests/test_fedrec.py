@@ -284,3 +284,10 @@ def test_recommender_estimator_and_dataset_split():
     assert len(train_part) + len(test_part) == len(ds) and len(test_part) == ds.n_users
     latest = {a: max((tt, b) for aa, b, tt in zip(u, i, t) if aa == a)[1] for a in set(u.tolist())}
     assert dict(zip(test_part.users.tolist(), test_part.items.tolist())) == latest
+
+
+def test_dataset_repr_counts_take_the_singular_for_one():
+    one = fedrec.Dataset.from_arrays([7], [9], [4.0])
+    assert repr(one).endswith(": 1 user, 1 item, 1 interaction>"), repr(one)
+    two = fedrec.Dataset.from_arrays([7, 8], [9, 9], [4.0, 3.0])
+    assert repr(two).endswith(": 2 users, 1 item, 2 interactions>"), repr(two)

@@ -22,6 +22,10 @@ int cli_privacy(int argc, char **argv);   /* cli_privacy.c */
 int cli_parse_format(const char *cmd, const char *s, fr_format *out);
 const char *cli_format_name(fr_format f);
 
+/* The plural ending of a count's noun: "" for 1, "s" for any other ("1 round",
+ * "0 rounds", "2 rounds"). */
+static inline const char *cli_s(uint64_t n) { return n == 1 ? "" : "s"; }
+
 /* util.c */
 /* Prints "fedrec: <what>: <detailed message or strerror>" to stderr and returns 1. A
  * message the library had to cut (a very long path) keeps its reason: fr_strerror(e). */

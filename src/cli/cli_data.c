@@ -97,8 +97,12 @@ static int data_info(int argc, char **argv) {
         printf("density       %.4f%%\n", 100 * in.density);
         if (fr_idmap_is_str(fr_dataset_users(d)))
             printf("ids           strings, numbered in order of first appearance\n");
-        if (st.skipped) printf("skipped       %" PRIu64 " bad lines (first at line %" PRIu64 ")\n", st.skipped, st.first_bad_line);
-        if (in.duplicates) printf("duplicates    %" PRIu64 " repeated (user, item) pairs dropped (kept the latest)\n", in.duplicates);
+        if (st.skipped)
+            printf("skipped       %" PRIu64 " bad line%s (first at line %" PRIu64 ")\n", st.skipped, cli_s(st.skipped),
+                   st.first_bad_line);
+        if (in.duplicates)
+            printf("duplicates    %" PRIu64 " repeated (user, item) pair%s dropped (kept the latest)\n", in.duplicates,
+                   cli_s(in.duplicates));
         if (st.implicit)
             printf("feedback      implicit: each row a positive%s\n",
                    st.weights ? "; the count/weight column is kept as the rating field" : ", rating 1");
@@ -185,8 +189,9 @@ static int data_split(int argc, char **argv) {
                 fr_dataset_has_time(d) ? " (all are equal)" : "", seed);
     uint32_t fewest = 0, shortn = !e && negs ? fr_negatives_short(negs, &fewest) : 0;
     if (shortn)
-        fprintf(stderr, "fedrec data split: note: %u test users have fewer than %" PRIu64 " items they never "
-                "touched; they got all of theirs, as few as %u\n", shortn, negatives, fewest);
+        fprintf(stderr, "fedrec data split: note: %u test user%s fewer than %" PRIu64 " item%s %s never touched; %s "
+                "got all of %s, as few as %u\n", shortn, shortn == 1 ? " has" : "s have", negatives, cli_s(negatives),
+                shortn == 1 ? "it" : "they", shortn == 1 ? "it" : "they", shortn == 1 ? "its" : "theirs", fewest);
     fr_negatives_free(negs);
     fr_dataset_free(train);
     fr_dataset_free(test);
@@ -231,8 +236,9 @@ static int data_generate(int argc, char **argv) {
     fr_err e = fr_dataset_generate(&d, &g);
     if (!e) e = fr_dataset_write_tsv(d, out);
     if (!e)
-        printf("wrote %s: %u users, %u items, %" PRIu64 " interactions\n", out, fr_dataset_n_users(d),
-               fr_dataset_n_items(d), fr_dataset_n_interactions(d));
+        printf("wrote %s: %u user%s, %u item%s, %" PRIu64 " interaction%s\n", out, fr_dataset_n_users(d),
+               cli_s(fr_dataset_n_users(d)), fr_dataset_n_items(d), cli_s(fr_dataset_n_items(d)),
+               fr_dataset_n_interactions(d), cli_s(fr_dataset_n_interactions(d)));
     fr_dataset_free(d);
     return e ? cli_fail(e, "data generate") : 0;
 }
@@ -306,8 +312,9 @@ static int data_shard(int argc, char **argv) {
     float mean = fr_run_mean_rating(train);
     e = fr_dataset_write_shards(out, train, fr_data_test(d), fr_data_negatives(d), mean);
     if (!e)
-        printf("wrote %u client shards of %s under %s (c0 .. c%u), and %s/federation.txt for the server\n",
-               fr_dataset_n_users(train), fr_data_describe(d), out, fr_dataset_n_users(train) - 1, out);
+        printf("wrote %u client shard%s of %s under %s (c0 .. c%u), and %s/federation.txt for the server\n",
+               fr_dataset_n_users(train), cli_s(fr_dataset_n_users(train)), fr_data_describe(d), out,
+               fr_dataset_n_users(train) - 1, out);
     /* side features for lightfm/fm, as train finds them (metadata beside the data, the files) */
     if (!e && (user_features || item_features || data)) {
         if ((user_features && cli_check_input("data shard", "--user-features", user_features)) ||

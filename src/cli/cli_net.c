@@ -367,14 +367,6 @@ static int cli_server(int argc, char **argv) {
                 "use bpr, gmf, mlp or neumf\n", fr_model_kind_name(kind));
         return 2;
     }
-    fr_run_config c;
-    if (fr_run_config_preset(&c, o.preset ? o.preset : "fedrec", kind, false, NULL)) {
-        fprintf(stderr, "fedrec server: --preset: %s\n", fr_errmsg());
-        return 2;
-    }
-    if (fr_model_kind_is_explicit(kind)) c.model.mu = fed.mean_rating;
-    if (fed.weighted && !fr_model_kind_is_explicit(kind)) /* counts: each positive by its confidence, as train */
-        c.fl.confidence_alpha = c.train.confidence_alpha = FR_RUN_CONFIDENCE_ALPHA;
     if (args_seen(specs, &o.confidence_alpha) && !fed.weighted) {
         fprintf(stderr, "fedrec server: --confidence-alpha weighs positives by their counts, but the federation's data "
                 "has no weights (shard it with --implicit-weight)\n");
@@ -391,7 +383,12 @@ static int cli_server(int argc, char **argv) {
                 "with probability q (Poisson), as the accountant assumes\n");
         return 2;
     }
-    if ((rc = cli_train_overrides(&o, specs, &c))) return rc;
+    /* train's config on the same data: the preset from what the federation file records of
+     * it (clients, mean rating, weights, graph load), the options, the rounds sized from it */
+    fr_run_config c;
+    fr_run_data_stats dst;
+    fr_run_data_stats_of_federation(&fed, &dst);
+    if ((rc = cli_train_config(&o, specs, kind, &dst, &c))) return rc;
     c.model.n_users = fed.clients;
     c.model.n_items = fed.items;
     /* lightfm/fm: the feature names and items' lists fedrec data shard wrote (no user's list) */
@@ -494,14 +491,24 @@ static int cli_server(int argc, char **argv) {
     char *colon = strrchr(host, ':');
     if (colon) *colon = 0;
     if (!quiet)
-        printf("fedrec server: %s %s, %u clients, %u items, %u rounds; listening on %s:%d%s\n",
-               fed.implicit ? "implicit" : "explicit", fr_model_kind_name(kind), fed.clients, fed.items, nc.rounds,
+        printf("fedrec server: %s %s, %u client%s, %u item%s, %u round%s; listening on %s:%d%s\n",
+               fed.implicit ? "implicit" : "explicit", fr_model_kind_name(kind), fed.clients, cli_s(fed.clients),
+               fed.items, cli_s(fed.items), nc.rounds, cli_s(nc.rounds),
                host, fr_net_server_port(s), resume ? " (resumed)" : "");
+    if (!quiet) {
+        char settings[512];
+        bool weighted = fed.weighted && !fr_model_kind_is_explicit(kind);
+        cli_fl_settings(&c, weighted ? c.fl.confidence_alpha : 0, settings, sizeof settings);
+        printf("fedrec server: federated %s: %s\n", fr_model_kind_name(kind), settings);
+        if (!strcmp(fr_model_kind_name(kind), "lightgcn") && !(fed.graph_load > 0))
+            printf("fedrec server: note: %s records no graph load (written by an older fedrec data shard): lightgcn's "
+                   "item lr is not scaled down to a busy graph as train's is; shard the data again\n", fed_path);
+    }
     if (!quiet && fr_fl_dp_on(&c.fl)) {
         char eps[64] = "";
         if (nc.target_epsilon > 0) snprintf(eps, sizeof eps, ", stops before ε > %g", nc.target_epsilon);
-        printf("fedrec server: user-level DP: clip %g, noise σ %g, Poisson q %g over all %u clients, δ %g%s\n",
-               c.fl.dp_clip, c.fl.dp_noise, fr_fl_dp_rate(&c.fl, fed.clients), fed.clients,
+        printf("fedrec server: user-level DP: clip %g, noise σ %g, Poisson q %g over all %u client%s, δ %g%s\n",
+               c.fl.dp_clip, c.fl.dp_noise, fr_fl_dp_rate(&c.fl, fed.clients), fed.clients, cli_s(fed.clients),
                fr_fl_dp_delta(&c.fl, fed.clients), eps);
     }
     if (fr_fl_dp_on(&c.fl) && c.fl.dp_seeded_noise)
@@ -770,8 +777,8 @@ static int client_eval(int argc, char **argv) {
         printf("{\"clients\":%u,%s}\n", done, buf);
     } else {
         cli_metrics_text(&r, buf, sizeof buf);
-        printf("%u clients (global model after round %u): %s\n", done, rounds ? rounds - 1 : 0, buf);
-        if (fresh) printf("(%u clients never took part: no state)\n", fresh);
+        printf("%u client%s (global model after round %u): %s\n", done, cli_s(done), rounds ? rounds - 1 : 0, buf);
+        if (fresh) printf("(%u client%s never took part: no state)\n", fresh, cli_s(fresh));
     }
     return 0;
 }
@@ -933,8 +940,9 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
             e = fr_net_client_run(&cc, &m, log_line, who, &st);
         }
         if (!e)
-            printf("client %u: done after round %u: trained %" PRIu64 " rounds, %" PRIu64 " results accepted, %.1f s "
-                   "computing; state in %s\n", cid, st.rounds_done, st.tasks, st.results, st.compute_seconds, state);
+            printf("client %u: done after round %u: trained %" PRIu64 " round%s, %" PRIu64 " result%s accepted, %.1f s "
+                   "computing; state in %s\n", cid, st.rounds_done, st.tasks, cli_s(st.tasks), st.results,
+                   cli_s(st.results), st.compute_seconds, state);
         client_box_free(&b);
         free(pop);
         free(tok);
@@ -946,7 +954,8 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
     fr_federation fed;
     if ((e = fr_federation_load(shards, &fed))) return cli_fail(e, "client: --shards");
     if (first >= fed.clients) {
-        fprintf(stderr, "fedrec client: --first %" PRIu64 ": the federation has %u clients\n", first, fed.clients);
+        fprintf(stderr, "fedrec client: --first %" PRIu64 ": the federation has %u client%s\n", first, fed.clients,
+                cli_s(fed.clients));
         return 2;
     }
     uint32_t n = clients ? (uint32_t)clients : fed.clients - (uint32_t)first;
@@ -971,17 +980,19 @@ static int client_main(int argc, char **argv, compute_log_box *clog) {
     }
     double t0 = cli_now_s();
     if (!e && !rc) {
-        printf("fedrec client: %u clients (%u .. %u) on %d threads\n", n, ms[0].id, ms[n - 1].id, (int)threads);
+        printf("fedrec client: %u client%s (%u .. %u) on %d thread%s\n", n, cli_s(n), ms[0].id, ms[n - 1].id,
+               (int)threads, cli_s(threads));
         cli_flush_stdout();
         e = fr_net_clients_run(&cc, ms, n, (int)threads, log_line, "loadgen", &st);
         if (!e)
-            printf("fedrec client: %u clients done after round %u in %.1f s: %" PRIu64 " tasks, %" PRIu64
-                   " results, %" PRIu64 " late, %.1f s computing, %.1f MB up, %.1f MB down\n", n, st.rounds_done,
-                   cli_now_s() - t0, st.tasks, st.results, st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
+            printf("fedrec client: %u client%s done after round %u in %.1f s: %" PRIu64 " task%s, %" PRIu64
+                   " result%s, %" PRIu64 " late, %.1f s computing, %.1f MB up, %.1f MB down\n", n, cli_s(n),
+                   st.rounds_done, cli_now_s() - t0, st.tasks, cli_s(st.tasks), st.results, cli_s(st.results), st.late, st.compute_seconds, (double)st.bytes_up / 1e6,
                    (double)st.bytes_down / 1e6);
         if (!e && (st.sa_done || st.sa_dropped))
-            printf("fedrec client: secure aggregation: %" PRIu64 " sessions finished, %" PRIu64 " dropped; compute "
+            printf("fedrec client: secure aggregation: %" PRIu64 " session%s finished, %" PRIu64 " dropped; compute "
                    "%.2f s key agreement, %.2f s masking, %.2f s unmasking (summed over the clients)\n", st.sa_done,
+                   cli_s(st.sa_done),
                    st.sa_dropped, st.sa_key_seconds, st.sa_mask_seconds, st.sa_unmask_seconds);
     }
     for (uint32_t i = 0; i < n; i++) { client_box_free(&bs[i]); free(toks[i]); }

@@ -94,11 +94,11 @@ int cli_privacy(int argc, char **argv) {
         if (eps > 0) snprintf(best, sizeof best, ", best Rényi order %g", order);
         if (by_target)
             printf("noise multiplier %.7g: epsilon %.6g at delta %g (target %g; sample rate %g, %" PRIu64
-                   " rounds%s)\n",
-                   noise, eps, delta, target, q, rounds, best);
+                   " round%s%s)\n",
+                   noise, eps, delta, target, q, rounds, cli_s(rounds), best);
         else
-            printf("epsilon %.6g at delta %g (noise multiplier %g, sample rate %g, %" PRIu64 " rounds%s)\n", eps,
-                   delta, noise, q, rounds, best);
+            printf("epsilon %.6g at delta %g (noise multiplier %g, sample rate %g, %" PRIu64 " round%s%s)\n", eps,
+                   delta, noise, q, rounds, cli_s(rounds), best);
     }
     return 0;
 }

@@ -64,10 +64,12 @@ int cli_tokens(int argc, char **argv) {
         if (e) rc = cli_fail(e, "tokens");
     }
     if (!rc) {
-        printf("wrote tokens for %" PRIu64 " clients (ids 0..%" PRIu64 "):\n"
-               "  %s  the secret tokens, one line per client (mode 0600)\n"
+        char range[64] = "id 0";
+        if (clients > 1) snprintf(range, sizeof range, "ids 0..%" PRIu64, clients - 1);
+        printf("wrote %s for %" PRIu64 " client%s (%s):\n"
+               "  %s  the secret token%s, one line per client (mode 0600)\n"
                "  %s  their hashes, for the server\n",
-               clients, clients - 1, secret, hash);
+               clients == 1 ? "a token" : "tokens", clients, cli_s(clients), range, secret, cli_s(clients), hash);
         fprintf(stderr, "fedrec tokens: warning: %s holds every client's secret: give each client its own line only, "
                 "then delete the file; it must never be kept on the server, which needs only %s\n", secret, hash);
     }

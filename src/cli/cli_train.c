@@ -643,13 +643,41 @@ static void item_rule(const fr_fl_config *fc, char *buf, size_t n) {
     }
 }
 
+void cli_fl_settings(const fr_run_config *c, float alpha, char *buf, size_t n) {
+    const fr_fl_config *fc = &c->fl;
+    char rule[96], loss[64], conf[96] = "";
+    item_rule(fc, rule, sizeof rule);
+    if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
+    snprintf(buf, n, "strategy %s, E=%u B=%u %s lr %g%s%s, item rows: %s of deltas, steps %s%s; %u round%s (preset %s)",
+             fr_strategy_name(fc->strategy), fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind),
+             (double)fc->local.lr, fr_model_kind_uses_features(c->model.kind) ? ", loss " : "",
+             fr_model_kind_uses_features(c->model.kind) ? cli_loss_text(&c->model, loss, sizeof loss) : "",
+             fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, cli_s(c->loop.steps),
+             c->preset);
+}
+
+int cli_train_config(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, const fr_run_data_stats *st,
+                     fr_run_config *c) {
+    if (fr_run_config_preset_stats(c, o->preset, kind, o->centralized, st)) {
+        fprintf(stderr, "fedrec %s: --preset: %s\n", o->cmd ? o->cmd : "train", fr_errmsg());
+        return 2;
+    }
+    int rc = cli_train_overrides(o, specs, c);
+    if (rc) return rc;
+    /* rounds sized from the data (the preset's epochs' worth), again for the clients a round
+     * samples and the partition the options gave */
+    c->loop.steps = fr_run_config_rounds(c, st);
+    return 0;
+}
+
 static void header(const fr_run_config *c, const fr_data *data) {
     const fr_dataset *tr = fr_data_train(data);
     const char *kind = fr_model_kind_name(c->model.kind);
     if (fr_model_kind_is_closed_form(c->model.kind)) {
-        printf("fitting %s (a baseline, in closed form) on %s: %u users, %u items, %" PRIu64 " training interactions\n",
-               kind, fr_data_describe(data), fr_dataset_n_users(tr), fr_dataset_n_items(tr),
-               fr_dataset_n_interactions(tr));
+        printf("fitting %s (a baseline, in closed form) on %s: %u user%s, %u item%s, %" PRIu64 " training interaction%s\n",
+               kind, fr_data_describe(data), fr_dataset_n_users(tr), cli_s(fr_dataset_n_users(tr)),
+               fr_dataset_n_items(tr), cli_s(fr_dataset_n_items(tr)), fr_dataset_n_interactions(tr),
+               cli_s(fr_dataset_n_interactions(tr)));
         cli_flush_stdout();
         return;
     }
@@ -662,34 +690,31 @@ static void header(const fr_run_config *c, const fr_data *data) {
             snprintf(negs, sizeof negs, c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
                                                                      : "loss bce, one negative per position");
         else if (c->model.warp > 0) /* WARP draws its own negatives */
-            snprintf(negs, sizeof negs, "loss warp (up to %u draws a positive)", c->model.warp);
-        else
-            snprintf(negs, sizeof negs, "%s%u negatives per positive",
+            snprintf(negs, sizeof negs, "loss warp (up to %u draw%s a positive)", c->model.warp, cli_s(c->model.warp));
+        else {
+            uint32_t nn = c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives;
+            snprintf(negs, sizeof negs, "%s%u negative%s per positive",
                      fr_model_kind_uses_features(c->model.kind) ? (c->model.loss == FR_LOSS_BCE ? "loss bce, " : "loss bpr, ") : "",
-                     c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives);
-        printf("training %s centrally on %s: %u users, %u items, %" PRIu64 " training interactions; %s lr %g, "
-               "batch %u, %s%s, %u epochs\n",
-               kind, fr_data_describe(data), fr_dataset_n_users(tr), fr_dataset_n_items(tr),
-               fr_dataset_n_interactions(tr), fr_optim_kind_name(c->train.optim.kind), (double)c->train.optim.lr,
-               c->train.batch, negs, conf, c->loop.steps);
+                     nn, cli_s(nn));
+        }
+        printf("training %s centrally on %s: %u user%s, %u item%s, %" PRIu64 " training interaction%s; %s lr %g, "
+               "batch %u, %s%s, %u epoch%s\n",
+               kind, fr_data_describe(data), fr_dataset_n_users(tr), cli_s(fr_dataset_n_users(tr)),
+               fr_dataset_n_items(tr), cli_s(fr_dataset_n_items(tr)), fr_dataset_n_interactions(tr),
+               cli_s(fr_dataset_n_interactions(tr)), fr_optim_kind_name(c->train.optim.kind), (double)c->train.optim.lr,
+               c->train.batch, negs, conf, c->loop.steps, cli_s(c->loop.steps));
         cli_flush_stdout();
         return;
     }
     const fr_fl_config *fc = &c->fl;
-    char rule[96], part[64], loss[64];
-    item_rule(fc, rule, sizeof rule);
+    char part[64], settings[512];
     uint32_t clients = fr_dataset_n_users(tr);
     if (c->partition == FR_PARTITION_USER) snprintf(part, sizeof part, "a user each");
     else if (fr_partition_format(c->partition, c->partition_k, c->partition_alpha, part, sizeof part)) part[0] = 0;
     if (c->partition != FR_PARTITION_USER) clients = c->partition_k;
-    fprintf(stderr,
-            "fedrec train: federated %s on %s: %u clients (%s), %u items, strategy %s, E=%u B=%u %s lr %g%s%s, item rows: "
-            "%s of deltas, steps %s%s; %u rounds (preset %s)\n",
-            kind, fr_data_describe(data), clients, part, fr_dataset_n_items(tr), fr_strategy_name(fc->strategy),
-            fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind), (double)fc->local.lr,
-            fr_model_kind_uses_features(c->model.kind) ? ", loss " : "",
-            fr_model_kind_uses_features(c->model.kind) ? cli_loss_text(&c->model, loss, sizeof loss) : "",
-            fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, c->preset);
+    cli_fl_settings(c, alpha, settings, sizeof settings);
+    fprintf(stderr, "fedrec train: federated %s on %s: %u client%s (%s), %u item%s, %s\n", kind, fr_data_describe(data),
+            clients, cli_s(clients), part, fr_dataset_n_items(tr), cli_s(fr_dataset_n_items(tr)), settings);
     if (fc->decoys > 0)
         fprintf(stderr, "fedrec train: hiding items: each client pads its rows with %g decoy item%s per interaction "
                 "(drawn once from the items' popularity, pseudo-gradients)\n", fc->decoys, fc->decoys == 1 ? "" : "s");
@@ -794,8 +819,8 @@ static int cold_report(const cold_parts *c, fr_model *m, FILE *mf) {
     size_t k10 = 0;
     for (size_t k = 0; k < r.n_ks; k++)
         if (r.ks[k] == 10) k10 = k;
-    printf("cold start: %u items held out, ranked among themselves for %u users: auc %.4f  precision@%u %.4f  "
-           "hr@%u %.4f  ndcg@%u %.4f\n", c->n, r.users_full, r.auc_full, r.ks[k10], r.precision_full[k10], r.ks[k10],
+    printf("cold start: %u item%s held out, ranked among themselves for %u user%s: auc %.4f  precision@%u %.4f  "
+           "hr@%u %.4f  ndcg@%u %.4f\n", c->n, cli_s(c->n), r.users_full, cli_s(r.users_full), r.auc_full, r.ks[k10], r.precision_full[k10], r.ks[k10],
            r.hr_full[k10], r.ks[k10], r.ndcg_full[k10]);
     if (mf)
         fprintf(mf, "{\"cold_items\":%u,\"users\":%u,\"auc_cold\":%.6f,\"precision@%u_cold\":%.6f,\"hr@%u_cold\":%.6f,"
@@ -861,25 +886,22 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     }
     uint32_t fewest = 0, shortn = fr_negatives_short(fr_data_negatives(data), &fewest);
     if (shortn && !o->quiet)
-        fprintf(stderr, "fedrec train: note: %u test users have fewer than %u items they never touched; they are "
-                "ranked against all of theirs, as few as %u\n", shortn, src->eval_negatives, fewest);
+        fprintf(stderr, "fedrec train: note: %u test user%s fewer than %u item%s %s never touched; %s ranked "
+                "against all of theirs, as few as %u\n", shortn, shortn == 1 ? " has" : "s have", src->eval_negatives,
+                cli_s(src->eval_negatives), shortn == 1 ? "it" : "they", shortn == 1 ? "it is" : "they are", fewest);
     fr_run_config c;
     int rc = 0;
     FILE *mf = NULL;
     cold_parts cold = {0};
     fr_model *m = NULL;
     progress p = {o, NULL, {0}, NULL, "", 0, false};
-    if (fr_run_config_preset(&c, o->preset, kind, o->centralized, fr_data_train(data))) {
-        fprintf(stderr, "fedrec train: --preset: %s\n", fr_errmsg());
-        rc = 2;
+    fr_run_data_stats st;
+    fr_err se = fr_run_data_stats_of(fr_data_train(data), &st);
+    if (se) {
+        rc = cli_fail(se, "train");
         goto done;
     }
-    if ((rc = cli_train_overrides(o, specs, &c))) goto done;
-    /* rounds sized from the data (the preset's epochs' worth), again for the clients and
-     * the partition the options gave */
-    if (!c.centralized && c.fl_epochs > 0)
-        c.loop.steps = fr_run_fl_rounds(&c, c.partition == FR_PARTITION_USER ? fr_dataset_n_users(fr_data_train(data))
-                                                                              : c.partition_k);
+    if ((rc = cli_train_config(o, specs, kind, &st, &c))) goto done; /* as fedrec server's */
     if (ckpt) {
         c.loop.checkpoint = ckpt;
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
@@ -924,8 +946,10 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         tr = cold.train;
         te = cold.test ? cold.test : cold.cold;
         if (!o->quiet)
-            fprintf(stderr, "fedrec train: cold start: %u items (--cold-items %s) held out with their %llu interactions\n",
-                    cold.n, o->cold_items, (unsigned long long)fr_dataset_n_interactions(cold.cold));
+            fprintf(stderr, "fedrec train: cold start: %u item%s (--cold-items %s) held out with %s %llu interaction%s\n",
+                    cold.n, cli_s(cold.n), o->cold_items, cold.n == 1 ? "its" : "their",
+                    (unsigned long long)fr_dataset_n_interactions(cold.cold),
+                    cli_s(fr_dataset_n_interactions(cold.cold)));
     }
     if ((rc = resolve_items(o, data, tr, &c))) goto done;
     if (o->mpi && !GIVEN(cold_items)) { /* a rank > 0 keeps only its clients' interactions (fr_mpi_shard) */
@@ -942,10 +966,10 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
                : fr_run(&c, tr, te, fr_data_negatives(data), on_step, &p, &sum, &m);
     if (o->mpi && o->mpi_rank != 0) goto done; /* rank 0 reports and writes */
     if (o->mpi && !e)
-        fprintf(stderr, "fedrec train: mpi: %u ranks; %llu rounds reduced, %llu over the whole shared prefix, the "
-                "others over the item rows some rank touched; %llu words of sums per rank\n", ms.ranks,
-                (unsigned long long)ms.rounds, (unsigned long long)ms.dense_rounds,
-                (unsigned long long)ms.words_reduced);
+        fprintf(stderr, "fedrec train: mpi: %u rank%s; %llu round%s reduced, %llu over the whole shared prefix, the "
+                "others over the item rows some rank touched; %llu word%s of sums per rank\n", ms.ranks, cli_s(ms.ranks),
+                (unsigned long long)ms.rounds, cli_s(ms.rounds), (unsigned long long)ms.dense_rounds,
+                (unsigned long long)ms.words_reduced, cli_s(ms.words_reduced));
     cli_progress_finish(&p.lines); /* the last step's line, if it came too soon after the one before */
     if (p.failed) {
         fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out,
@@ -958,7 +982,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     if (o->resume && sum.ran == 0) /* nothing left to do: say so (exit 0, README: resuming a finished run) */
         fprintf(stderr, "fedrec train: the checkpoint is at round %u, %s %u %s already done; nothing was trained%s%s\n",
                 sum.completed, GIVEN(rounds) ? "--rounds" : "the preset's", c.loop.steps,
-                GIVEN(rounds) ? "is" : "rounds are", o->out ? ", the checkpoint's model is saved to " : "",
+                GIVEN(rounds) ? "is" : c.loop.steps == 1 ? "round is" : "rounds are", o->out ? ", the checkpoint's model is saved to " : "",
                 o->out ? o->out : "");
     if (o->out) {
         fr_provenance pv;

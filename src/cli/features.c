@@ -21,7 +21,7 @@ static fr_err build(const char *cmd, fr_data *data, const char *user_file, const
     uint64_t bad = fr_dataset_meta(tr) ? fr_meta_skipped(fr_dataset_meta(tr), &first_bad) : 0;
     if (bad && !quiet)
         fprintf(stderr, "fedrec %s: note: metadata: %llu malformed line%s skipped (the first: %s)\n", cmd,
-                (unsigned long long)bad, bad == 1 ? "" : "s", first_bad ? first_bad : "?");
+                (unsigned long long)bad, cli_s(bad), first_bad ? first_bad : "?");
     uint32_t nu = fr_dataset_n_users(tr), ni = fr_dataset_n_items(tr);
     if (te && fr_dataset_n_users(te) > nu) nu = fr_dataset_n_users(te);
     if (te && fr_dataset_n_items(te) > ni) ni = fr_dataset_n_items(te);
@@ -207,8 +207,8 @@ int cli_features_from_shards(const char *cmd, const char *dir, fr_model_config *
         }
         for (unsigned long k = 0; k < cnt && !rc; k++) {
             if (!fgets(line, sizeof line, fp)) {
-                fprintf(stderr, "fedrec %s: %s: ends after line %u, %lu lines of %s expected\n", cmd, path, ln, cnt,
-                        heads[part]);
+                fprintf(stderr, "fedrec %s: %s: ends after line %u, %lu line%s of %s expected\n", cmd, path, ln, cnt,
+                        cli_s(cnt), heads[part]);
                 rc = 1;
                 break;
             }

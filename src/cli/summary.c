@@ -117,7 +117,7 @@ int cli_summary_print(const cli_summary *s, FILE *metrics, int *err) {
 
     char m[160], v[96];
     printf("summary: %s %s on %s: %u %s%s in %.1f s (training %.1f s)\n", c->centralized ? "centralized" : "federated",
-           fr_model_kind_name(kind), fr_data_describe(s->data), l->completed, unit, l->completed == 1 ? "" : "s",
+           fr_model_kind_name(kind), fr_data_describe(s->data), l->completed, unit, cli_s(l->completed),
            s->seconds, s->train_seconds);
     if (s->chosen) printf("  model %s chosen from the data: %s\n", fr_model_kind_name(kind), s->chosen);
     float alpha = cli_confidence_alpha(c, s->data);
@@ -148,8 +148,8 @@ int cli_summary_print(const cli_summary *s, FILE *metrics, int *err) {
         char eps[32];
         if (isfinite(l->epsilon)) snprintf(eps, sizeof eps, "%.4g", l->epsilon);
         else snprintf(eps, sizeof eps, "%s", isinf(l->epsilon) ? "infinite (no noise)" : "unknown");
-        printf("  privacy: user-level (ε = %s, δ = %.3g) after %u rounds: noise σ %g, clip %s%g, Poisson rate %.4g\n",
-               eps, delta, l->completed, c->fl.dp_noise, c->fl.dp_quantile > 0 ? "adaptive from " : "",
+        printf("  privacy: user-level (ε = %s, δ = %.3g) after %u round%s: noise σ %g, clip %s%g, Poisson rate %.4g\n",
+               eps, delta, l->completed, cli_s(l->completed), c->fl.dp_noise, c->fl.dp_quantile > 0 ? "adaptive from " : "",
                c->fl.dp_clip, fr_fl_dp_rate(&c->fl, fr_dataset_n_users(fr_data_train(s->data))));
         if (l->stop == FR_LOOP_PRIVACY)
             printf("  stopped at the privacy budget: round %u would have spent more than ε %g\n", l->completed + 1,

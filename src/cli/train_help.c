@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "fedrec/run.h"
 
 bool cli_dim_applies(const fr_model_config *cfg) {
@@ -75,7 +76,7 @@ static const char *bias_text(const fr_model_config *mc, char *buf, size_t n) {
 
 /* The training loss of a model's config: "warp 10 (up to 10 draws a positive)", "bpr" ... */
 const char *cli_loss_text(const fr_model_config *mc, char *buf, size_t n) {
-    if (mc->warp > 0) snprintf(buf, n, "warp %u (up to %u draws a positive)", mc->warp, mc->warp);
+    if (mc->warp > 0) snprintf(buf, n, "warp %u (up to %u draw%s a positive)", mc->warp, mc->warp, cli_s(mc->warp));
     else snprintf(buf, n, "%s", mc->loss == FR_LOSS_MSE ? "mse" : mc->loss == FR_LOSS_BCE ? "bce"
                                 : mc->loss == FR_LOSS_CE  ? "ce" : "bpr");
     return buf;

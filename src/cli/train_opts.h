@@ -99,6 +99,19 @@ typedef struct cli_train_opts {
 struct arg_spec;
 struct fr_run_config;
 int cli_train_overrides(const cli_train_opts *o, const struct arg_spec *specs, struct fr_run_config *c);
+/* The run config of fedrec train and of fedrec server, one function for both so that they
+ * start alike on the same data: the preset from the stats of the data (the training set's,
+ * or those the federation file records: fr_run_data_stats), the options given over it
+ * (cli_train_overrides), then the rounds sized from the data again for the clients a
+ * round samples and the partition the options gave (fr_run_config_rounds). 0, or 2 after
+ * printing "fedrec <o->cmd>: ...". */
+struct fr_run_data_stats;
+int cli_train_config(const cli_train_opts *o, const struct arg_spec *specs, fr_model_kind kind,
+                     const struct fr_run_data_stats *st, struct fr_run_config *c);
+/* A federated run's settings for a header line: "strategy S, E=.. B=.. OPT lr .., item
+ * rows: ... of deltas, steps ...; R rounds (preset P)", with the confidence weights of
+ * alpha when > 0 (train's header and the server's). */
+void cli_fl_settings(const struct fr_run_config *c, float alpha, char *buf, size_t n);
 /* The checks of the options given that the parser cannot make (names, options of another
  * mode, strategy or kind of model, DP and item hiding rules), for fedrec o->cmd with a
  * model of kind `kind`. 0, or 2 after printing. */

@@ -42,6 +42,8 @@ void fri_free_aligned(void *p);
  * refused, nothing happens; the memory and its contents are the same either way. Call it
  * before the memory is first written, so the first touch already faults in huge pages. */
 void fri_advise_huge(void *p, size_t n);
+/* The plural ending of a count's noun in a message: "" for 1, "s" for any other. */
+static inline const char *fri_s(uint64_t n) { return n == 1 ? "" : "s"; }
 /* Safe size arithmetic: returns 0 and sets *out on success, -1 on overflow. */
 static inline int fri_mul_size(size_t a, size_t b, size_t *out) {
     if (b != 0 && a > SIZE_MAX / b) return -1;

@@ -718,6 +718,24 @@ bool fr_dataset_has_time(const fr_dataset *d) { return d->has_time; }
 bool fr_dataset_implicit(const fr_dataset *d) { return d->implicit; }
 bool fr_dataset_weighted(const fr_dataset *d) { return d->weights; }
 
+fr_err fr_dataset_graph_load(const fr_dataset *d, double *out) {
+    *out = 0;
+    uint32_t ni = fr_dataset_n_items(d);
+    double *load = fri_calloc(ni ? ni : 1, sizeof *load), top = 0;
+    if (!load) return FR_ERR_NOMEM;
+    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+        const uint32_t *it;
+        size_t k = fr_dataset_user(d, u, &it, NULL, NULL);
+        double w = sqrt((double)k);
+        for (size_t j = 0; j < k; j++) load[it[j]] += w;
+    }
+    for (uint32_t i = 0; i < ni; i++)
+        if (load[i] > top) top = load[i];
+    fri_free(load);
+    *out = top;
+    return FR_OK;
+}
+
 bool fr_dataset_has_time_order(const fr_dataset *d) {
     if (!d->has_time) return false;
     for (uint64_t k = 1; k < d->n; k++)

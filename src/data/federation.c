@@ -1,6 +1,7 @@
 /* The federation file `fedrec data shard` writes beside the clients' shards
  * (federation.txt): what a server may know of the data — how many clients and items,
- * the mean rating, whether the data is implicit, its fingerprint — and nothing of any
+ * the mean rating, whether the data is implicit, its fingerprint, its graph load (one
+ * number over all the users, for federated lightgcn's item rate) — and nothing of any
  * client's interactions. Lines "key value" after '#' comments; every key once, each
  * value checked; unknown keys refused (a newer fedrec's file). */
 #include <stdio.h>
@@ -9,9 +10,9 @@
 #include "data/dataset.h"
 #include "data/text.h"
 
-enum { K_VERSION, K_CLIENTS, K_ITEMS, K_INTER, K_MEAN, K_IMPLICIT, K_NEGS, K_FP, K_WEIGHTED, K_N };
+enum { K_VERSION, K_CLIENTS, K_ITEMS, K_INTER, K_MEAN, K_IMPLICIT, K_NEGS, K_FP, K_WEIGHTED, K_LOAD, K_N };
 static const char *const keys[K_N] = {"version", "clients", "items", "interactions", "mean_rating", "implicit",
-                                      "negatives", "fingerprint", "weighted"};
+                                      "negatives", "fingerprint", "weighted", "graph_load"};
 
 /* Unsigned decimal of at most max; the whole token. */
 static bool parse_u(const char *s, size_t n, uint64_t max, uint64_t *out) {
@@ -49,7 +50,8 @@ static fr_err parse_line(fr_federation *f, const char *path, size_t line, const 
         if (strlen(keys[i]) == k && !memcmp(s, keys[i], k)) key = i;
     if (key < 0)
         return fri_fail(FR_ERR_PARSE, "%s%s:%zu: unknown key '%.*s' (expected one of version, clients, items, "
-                        "interactions, mean_rating, implicit, negatives, fingerprint, weighted)", FRI_PATH(path), line,
+                        "interactions, mean_rating, implicit, negatives, fingerprint, weighted, graph_load)",
+                        FRI_PATH(path), line,
                         (int)(k > 40 ? 40 : k), s);
     if (seen[key]) return fri_fail(FR_ERR_PARSE, "%s%s:%zu: '%s' given twice", FRI_PATH(path), line, keys[key]);
     seen[key] = true;
@@ -71,9 +73,10 @@ static fr_err parse_line(fr_federation *f, const char *path, size_t line, const 
         return fri_fail(FR_ERR_PARSE, "%s%s:%zu: '%s' takes %zu value%s, found %zu", FRI_PATH(path), line, keys[key],
                         want, want == 1 ? "" : "s", nt > 4 ? (size_t)5 : nt);
     uint64_t v[4] = {0};
-    double mean = 0;
+    double mean = 0, load = 0;
     bool ok = true;
     if (key == K_MEAN) ok = fri_parse_real(tok[0], tn[0], &mean) == 0 && mean >= -1e6 && mean <= 1e6;
+    else if (key == K_LOAD) ok = fri_parse_real(tok[0], tn[0], &load) == 0 && load >= 0 && load <= 1e300;
     else if (key == K_FP)
         ok = parse_u(tok[0], tn[0], UINT32_MAX, &v[0]) && parse_u(tok[1], tn[1], UINT32_MAX, &v[1]) &&
              parse_u(tok[2], tn[2], UINT64_MAX, &v[2]) && parse_u(tok[3], tn[3], UINT32_MAX, &v[3]);
@@ -86,7 +89,7 @@ static fr_err parse_line(fr_federation *f, const char *path, size_t line, const 
     if (!ok)
         return fri_fail(FR_ERR_PARSE, "%s%s:%zu: bad value '%.*s' for '%s' (expected %s)", FRI_PATH(path), line,
                         (int)(tn[0] > 40 ? 40 : tn[0]), tok[0], keys[key],
-                        key == K_MEAN ? "a number" : key == K_FP ? "users items interactions crc, decimal"
+                        key == K_MEAN ? "a number" : key == K_LOAD ? "a number >= 0" : key == K_FP ? "users items interactions crc, decimal"
                         : key == K_IMPLICIT || key == K_NEGS || key == K_WEIGHTED ? "0 or 1" : key == K_CLIENTS || key == K_ITEMS
                         ? "a whole number in 1..2147483647" : "a whole number");
     switch (key) {
@@ -97,6 +100,7 @@ static fr_err parse_line(fr_federation *f, const char *path, size_t line, const 
     case K_IMPLICIT: f->implicit = v[0] != 0; break;
     case K_NEGS: f->negatives = v[0] != 0; break;
     case K_WEIGHTED: f->weighted = v[0] != 0; break;
+    case K_LOAD: f->graph_load = load; break;
     case K_FP:
         f->fingerprint.users = (uint32_t)v[0];
         f->fingerprint.items = (uint32_t)v[1];
@@ -129,7 +133,7 @@ fr_err fr_federation_load(const char *path, fr_federation *f) {
     for (size_t i = 0, len; !e && (len = next_line(d, n, &i, &s, &line)) != SIZE_MAX;)
         if (len && s[0] != '#') e = parse_line(f, path, line, s, len, seen);
     for (int k = 0; !e && k < K_N; k++)
-        if (!seen[k] && k != K_WEIGHTED) /* weighted: optional (0) */
+        if (!seen[k] && k != K_WEIGHTED && k != K_LOAD) /* weighted, graph_load: optional (0) */
             e = fri_fail(FR_ERR_PARSE, "%s%s: no '%s' line (not a federation file written by fedrec data shard?)",
                          FRI_PATH(path), keys[k]);
     if (!e && (f->fingerprint.users != f->clients || f->fingerprint.items != f->items ||

@@ -280,14 +280,17 @@ fr_err fr_dataset_write_shards(const char *dir, const fr_dataset *train, const f
      * reads the catalogue's size from it) */
     fr_fingerprint fp;
     fr_dataset_fingerprint(train, &fp);
-    char fed[1024];
+    double load;
+    fr_err le = fr_dataset_graph_load(train, &load);
+    if (le) return le;
+    char fed[1100];
     snprintf(fed, sizeof fed,
              "# fedrec federation (fedrec data shard): what a server knows of the data; client ID's own "
              "interactions are in cID/, raw item ids in items.map\n"
              "version 1\nclients %u\nitems %u\ninteractions %llu\nmean_rating %.9g\nimplicit %d\n"
-             "negatives %d\nfingerprint %u %u %llu %u\nweighted %d\n", train->n_users, train->n_items,
+             "negatives %d\nfingerprint %u %u %llu %u\nweighted %d\ngraph_load %.17g\n", train->n_users, train->n_items,
              (unsigned long long)train->n, (double)mean_rating, train->implicit ? 1 : 0, negs ? 1 : 0, fp.users,
-             fp.items, (unsigned long long)fp.interactions, fp.crc, fr_dataset_weighted(train) ? 1 : 0);
+             fp.items, (unsigned long long)fp.interactions, fp.crc, fr_dataset_weighted(train) ? 1 : 0, load);
     fr_err e = make_dirs(dir);
     char name[32];
     for (uint32_t u = 0; !e && u < train->n_users; u++) {

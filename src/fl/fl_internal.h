@@ -25,7 +25,9 @@ void fri_fl_store_fixed_le(uint8_t *out, const float *val, size_t n, double w);
 void fri_fl_add_ints(int64_t *acc, const int64_t *val, size_t n);
 void fri_fl_add_ints_le(int64_t *acc, const uint8_t *p, size_t n);
 
-/* Sets a result's layout (counts 0; arrays reused) and sizes table t for count rows. */
+/* Sets a result's layout (counts 0; arrays reused) and sizes table t for count rows.
+ * FR_ERR_INVALID (more than FR_UPDATE_MAX_TABLES tables, a width of 0) and FR_ERR_NOMEM
+ * leave the result's layout, counts and values as they were (only capacity may grow). */
 FR_NODISCARD fr_err fri_result_reset(fr_result *r, uint32_t dense_len, uint32_t n_tables, const uint32_t *widths);
 FR_NODISCARD fr_err fri_result_table_resize(fr_result *r, uint32_t t, uint32_t count);
 

@@ -26,22 +26,20 @@ float fr_run_mean_rating(const fr_dataset *d) {
     return n ? (float)(sum / (double)n) : 0.0f;
 }
 
-/* The graph's load for federated lightgcn's item rate: the largest sum over an item's
- * users u of sqrt(d_u) (see FR_RUN_LIGHTGCN_REF_LOAD). 0 when it cannot be had. */
-static double graph_load(const fr_dataset *d) {
-    uint32_t ni = fr_dataset_n_items(d);
-    double *load = fri_calloc(ni ? ni : 1, sizeof *load), top = 0;
-    if (!load) return 0;
-    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
-        const uint32_t *it;
-        size_t k = fr_dataset_user(d, u, &it, NULL, NULL);
-        double w = sqrt((double)k);
-        for (size_t j = 0; j < k; j++) load[it[j]] += w;
-    }
-    for (uint32_t i = 0; i < ni; i++)
-        if (load[i] > top) top = load[i];
-    fri_free(load);
-    return top;
+fr_err fr_run_data_stats_of(const fr_dataset *train, fr_run_data_stats *out) {
+    memset(out, 0, sizeof *out);
+    out->users = fr_dataset_n_users(train);
+    out->mean_rating = fr_run_mean_rating(train);
+    out->weighted = fr_dataset_weighted(train);
+    return fr_dataset_graph_load(train, &out->graph_load);
+}
+
+void fr_run_data_stats_of_federation(const fr_federation *fed, fr_run_data_stats *out) {
+    memset(out, 0, sizeof *out);
+    out->users = fed->clients;
+    out->mean_rating = fed->mean_rating;
+    out->weighted = fed->weighted;
+    out->graph_load = fed->graph_load;
 }
 
 static bool is(const char *kind, const char *a, const char *b, const char *c) {
@@ -260,6 +258,21 @@ static void textbook(fr_run_config *c, bool centralized) {
 
 fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,
                             const fr_dataset *train) {
+    fr_run_data_stats st;
+    if (train) {
+        fr_err e = fr_run_data_stats_of(train, &st);
+        if (e) return e;
+    }
+    return fr_run_config_preset_stats(c, preset, kind, centralized, train ? &st : NULL);
+}
+
+uint32_t fr_run_config_rounds(const fr_run_config *c, const fr_run_data_stats *stats) {
+    if (c->centralized || !(c->fl_epochs > 0) || !stats) return c->loop.steps;
+    return fr_run_fl_rounds(c, c->partition == FR_PARTITION_USER ? stats->users : c->partition_k);
+}
+
+fr_err fr_run_config_preset_stats(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,
+                                  const fr_run_data_stats *train) {
     if (!preset) preset = "fedrec";
     bool fedrec = !strcmp(preset, "fedrec"), text = !strcmp(preset, "textbook");
     if (!fedrec && !text) return fri_fail(FR_ERR_INVALID, "unknown preset '%s': expected fedrec or textbook", preset);
@@ -281,16 +294,13 @@ fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind 
     else if (fedrec) fedrec_federated(c, k);
     else textbook(c, centralized);
     if (fr_model_kind_is_closed_form(kind)) c->loop.steps = 1; /* a baseline's fit is one pass, done at once */
-    if (train && !centralized && c->fl_epochs > 0) c->loop.steps = fr_run_fl_rounds(c, fr_dataset_n_users(train));
-    if (train && fr_model_kind_is_explicit(kind)) c->model.mu = fr_run_mean_rating(train);
+    c->loop.steps = fr_run_config_rounds(c, train);
+    if (train && fr_model_kind_is_explicit(kind)) c->model.mu = train->mean_rating;
     /* federated lightgcn: the item rate where its graph is busier than ml-100k's */
-    if (train && fedrec && !centralized && !strcmp(k, "lightgcn")) {
-        double load = graph_load(train);
-        if (load > FR_RUN_LIGHTGCN_REF_LOAD)
-            c->fl.item_local.lr = (float)(c->fl.item_local.lr * (FR_RUN_LIGHTGCN_REF_LOAD / load));
-    }
+    if (train && fedrec && !centralized && !strcmp(k, "lightgcn") && train->graph_load > FR_RUN_LIGHTGCN_REF_LOAD)
+        c->fl.item_local.lr = (float)(c->fl.item_local.lr * (FR_RUN_LIGHTGCN_REF_LOAD / train->graph_load));
     /* counts or weights: each positive by its confidence (a gradient-trained ranking model) */
-    if (train && fr_dataset_weighted(train) && !fr_model_kind_is_explicit(kind) && !fr_model_kind_is_closed_form(kind))
+    if (train && train->weighted && !fr_model_kind_is_explicit(kind) && !fr_model_kind_is_closed_form(kind))
         c->train.confidence_alpha = c->fl.confidence_alpha = FR_RUN_CONFIDENCE_ALPHA;
     return FR_OK;
 }

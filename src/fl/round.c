@@ -130,8 +130,8 @@ fr_err fr_round_create(fr_round **out, const fr_model_config *mcfg, const fr_fl_
     if (e) return e;
     if (n_lanes < 1) return fri_fail(FR_ERR_INVALID, "round controller: %d lanes, expected >= 1", n_lanes);
     if (cfg->min_results > n_clients)
-        return fri_fail(FR_ERR_INVALID, "a quorum of %u results, but the federation has %u clients", cfg->min_results,
-                        n_clients);
+        return fri_fail(FR_ERR_INVALID, "a quorum of %u results, but the federation has %u client%s", cfg->min_results,
+                        n_clients, fri_s(n_clients));
     fr_round *r = fri_calloc(1, sizeof *r);
     if (!r) return FR_ERR_NOMEM;
     r->cfg = *cfg;
@@ -401,8 +401,8 @@ static fr_err admit_slot(fr_round *r, uint32_t client, int64_t pos, int lane) {
     do {
         if (n >= r->target) {
             atomic_fetch_and(&r->status[pos], (unsigned char)~DONE);
-            return fri_fail(FR_ERR_STATE, "RESULT of client %u for round %u refused: late: the round has its %u results",
-                            client, round, r->target);
+            return fri_fail(FR_ERR_STATE, "RESULT of client %u for round %u refused: late: the round has its %u result%s",
+                            client, round, r->target, fri_s(r->target));
         }
     } while (!atomic_compare_exchange_weak(&r->accepted, &n, n + 1));
     return FR_OK;
@@ -756,8 +756,8 @@ fr_err fr_round_end(fr_round *r, fr_round_stats *st) {
     r->open = false;
     if (st) *st = s;
     if (s.clients < r->cfg.min_results)
-        return fri_fail(FR_ERR_EMPTY, "round %u: %u results of %u sampled clients, the quorum is %u: nothing applied",
-                        round, s.clients, r->k, r->cfg.min_results);
+        return fri_fail(FR_ERR_EMPTY, "round %u: %u result%s of %u sampled client%s, the quorum is %u: nothing applied",
+                        round, s.clients, fri_s(s.clients), r->k, fri_s(r->k), r->cfg.min_results);
     if (r->dp.on) { /* the sum is released with noise on every coordinate, even with no client */
         for (int k = 1; k < r->n_lanes; k++) { /* lanes folded into lane 0 (integers: the same sum) */
             fri_fl_add_ints(r->acc, r->acc + (size_t)k * r->n_shared, r->n_shared);

@@ -293,6 +293,8 @@ void fr_result_free(fr_result *r) {
 fr_err fri_result_reset(fr_result *r, uint32_t dense_len, uint32_t n_tables, const uint32_t *widths) {
     if (n_tables > FR_UPDATE_MAX_TABLES)
         return fri_fail(FR_ERR_INVALID, "result: %u tables, at most %d supported", n_tables, FR_UPDATE_MAX_TABLES);
+    for (uint32_t t = 0; t < n_tables; t++) /* before anything changes: a refused reset leaves r as it was */
+        if (widths[t] == 0) return fri_fail(FR_ERR_INVALID, "result: table %u has width 0, expected >= 1", t);
     if (dense_len > r->dense_cap) {
         int64_t *d = fri_realloc(r->dense, (size_t)dense_len * sizeof *d);
         if (!d) return FR_ERR_NOMEM;
@@ -308,7 +310,6 @@ fr_err fri_result_reset(fr_result *r, uint32_t dense_len, uint32_t n_tables, con
     }
     r->dense_len = dense_len;
     for (uint32_t t = 0; t < n_tables; t++) {
-        if (widths[t] == 0) return fri_fail(FR_ERR_INVALID, "result: table %u has width 0, expected >= 1", t);
         rewidth(&r->tables[t].cap_rows, &r->tables[t].width, widths[t]);
         r->tables[t].count = 0;
     }

@@ -25,6 +25,8 @@ struct fr_sa_server {
     uint8_t *shares;    /* sodium: n × k × (x, share): share of u's secret from its j-th neighbour */
     uint8_t *has_share; /* n × k */
     uint32_t masked;    /* clients whose masked input arrived */
+    uint8_t *arriving;  /* n: a masked input begun (fr_sa_server_masked_begin), not yet ended */
+    uint32_t n_arriving;/* how many: the stage cannot close while one is being added */
 };
 #define SLOT (1u + FRI_SA_KEY)
 
@@ -39,6 +41,7 @@ void fr_sa_server_free(fr_sa_server *s) {
     fri_free(s->acc);
     if (s->shares) sodium_free(s->shares);
     fri_free(s->has_share);
+    fri_free(s->arriving);
     fri_free(s);
 }
 
@@ -65,8 +68,10 @@ fr_err fr_sa_server_create(fr_sa_server **out, const fr_sa_params *p) {
     s->has_ct = fri_calloc(nk, 1);
     s->acc = fri_calloc((size_t)p->len, 8);
     s->has_share = fri_calloc(nk, 1);
+    s->arriving = fri_calloc(p->n, 1);
     fri_sa_graph g = {0};
     if (!s->nbs || !s->level || !s->pks || !s->commit || !s->cts || !s->has_ct || !s->acc || !s->has_share ||
+        !s->arriving ||
         (e = fri_sa_graph_init(&g, p))) {
         fr_sa_server_free(s);
         return FR_ERR_NOMEM;
@@ -132,18 +137,21 @@ static fr_err recv_shares(fr_sa_server *s, fri_rd *r, uint32_t u) {
     return FR_OK;
 }
 
-static fr_err recv_masked(fr_sa_server *s, fri_rd *r, uint32_t u) {
+/* The words of client u's masked input (p.len of them, little-endian) into *y. */
+static fr_err masked_words(const fr_sa_server *s, fri_rd *r, uint32_t u, const uint8_t **y) {
     uint64_t len;
-    const uint8_t *y;
     fr_err e = fri_rd_u64(r, &len, "length");
     if (e) return e;
     if (len != s->p.len)
         return fri_fail(FR_ERR_FORMAT, "secure aggregation masked input of client %u: %llu words, expected %llu", u,
                         (unsigned long long)len, (unsigned long long)s->p.len);
-    if ((e = fri_rd_bytes(r, &y, (size_t)len * 8, "words")) || (e = fri_rd_end(r, "words"))) return e;
-    for (uint64_t i = 0; i < len; i++) s->acc[i] += fri_get_u64(y + 8 * i);
-    s->masked++;
+    if ((e = fri_rd_bytes(r, y, (size_t)len * 8, "words")) || (e = fri_rd_end(r, "words"))) return e;
     return FR_OK;
+}
+
+/* acc += y (mod 2^64): the O(len) part of a masked input, which touches nothing else. */
+static void add_words(fr_sa_server *s, const uint8_t *y) {
+    for (uint64_t i = 0; i < s->p.len; i++) s->acc[i] += fri_get_u64(y + 8 * i);
 }
 
 /* The neighbours whose shares client w holds (they sent to w and w to them): the ones an
@@ -198,33 +206,83 @@ static fr_err recv_answer(fr_sa_server *s, fri_rd *r, uint32_t w) {
     return FR_OK;
 }
 
-fr_err fr_sa_server_receive(fr_sa_server *s, const uint8_t *msg, size_t n) {
-    if (!s) return fri_fail(FR_ERR_INVALID, "fr_sa_server_receive: s is NULL");
+/* Opens msg as the current stage's message of a client still at that stage (its sender
+ * into *u, r at its body). Changes nothing. */
+static fr_err open_stage_msg(const fr_sa_server *s, const uint8_t *msg, size_t n, fri_rd *r, uint32_t *u) {
     static const uint16_t types[4] = {FRI_SA_MSG_ADVERTISE, FRI_SA_MSG_SHARES, FRI_SA_MSG_MASKED, FRI_SA_MSG_ANSWER};
     static const char *const kinds[4] = {"public keys", "shares", "masked input", "unmasking answer"};
     if (s->stage > FR_SA_UNMASK)
         return fri_fail(FR_ERR_STATE, "secure aggregation server: a message after the session ended");
+    fr_err e = fri_sa_open(r, msg, n, types[s->stage], &s->p, FRI_SA_ANY, FRI_SA_SERVER, u, kinds[s->stage]);
+    if (e) return e;
+    if (s->level[*u] != s->stage || s->arriving[*u])
+        return fri_fail(FR_ERR_STATE, "secure aggregation server: %s from client %u, which %s", kinds[s->stage], *u,
+                        s->level[*u] < s->stage ? "dropped out earlier" : "already sent it");
+    return FR_OK;
+}
+
+fr_err fr_sa_server_receive(fr_sa_server *s, const uint8_t *msg, size_t n) {
+    if (!s) return fri_fail(FR_ERR_INVALID, "fr_sa_server_receive: s is NULL");
     fri_rd r;
     uint32_t u;
-    fr_err e = fri_sa_open(&r, msg, n, types[s->stage], &s->p, FRI_SA_ANY, FRI_SA_SERVER, &u, kinds[s->stage]);
+    const uint8_t *y;
+    fr_err e = open_stage_msg(s, msg, n, &r, &u);
     if (e) return e;
-    if (s->level[u] != s->stage)
-        return fri_fail(FR_ERR_STATE, "secure aggregation server: %s from client %u, which %s", kinds[s->stage], u,
-                        s->level[u] > s->stage ? "already sent it" : "dropped out earlier");
     switch (s->stage) {
     case FR_SA_ADVERTISE: e = recv_advertise(s, &r, u); break;
     case FR_SA_SHARE: e = recv_shares(s, &r, u); break;
-    case FR_SA_MASK: e = recv_masked(s, &r, u); break;
+    case FR_SA_MASK:
+        if (!(e = masked_words(s, &r, u, &y))) {
+            add_words(s, y);
+            s->masked++;
+        }
+        break;
     default: e = recv_answer(s, &r, u); break;
     }
     if (!e) s->level[u]++;
     return e;
 }
 
+fr_err fr_sa_server_masked_begin(fr_sa_server *s, const uint8_t *msg, size_t n, uint32_t *id, const uint8_t **words) {
+    if (!s || !id || !words) return fri_fail(FR_ERR_INVALID, "fr_sa_server_masked_begin: NULL argument");
+    if (s->stage != FR_SA_MASK)
+        return fri_fail(FR_ERR_STATE, "secure aggregation server: a masked input in stage %d, expected %d", s->stage,
+                        FR_SA_MASK);
+    fri_rd r;
+    uint32_t u;
+    const uint8_t *y;
+    fr_err e = open_stage_msg(s, msg, n, &r, &u);
+    if (e || (e = masked_words(s, &r, u, &y))) return e;
+    s->arriving[u] = 1;
+    s->n_arriving++;
+    *id = u;
+    *words = y;
+    return FR_OK;
+}
+
+void fr_sa_server_masked_add(fr_sa_server *s, const uint8_t *words) {
+    if (s && words) add_words(s, words);
+}
+
+fr_err fr_sa_server_masked_end(fr_sa_server *s, uint32_t id, bool added) {
+    if (!s || id >= s->p.n || !s->arriving[id])
+        return fri_fail(FR_ERR_STATE, "fr_sa_server_masked_end: client %u has no masked input begun", id);
+    s->arriving[id] = 0;
+    s->n_arriving--;
+    if (added) {
+        s->level[id]++;
+        s->masked++;
+    }
+    return FR_OK;
+}
+
 fr_err fr_sa_server_close(fr_sa_server *s) {
     if (!s) return fri_fail(FR_ERR_INVALID, "fr_sa_server_close: s is NULL");
     if (s->stage > FR_SA_MASK)
         return fri_fail(FR_ERR_STATE, "secure aggregation server: close in stage %d (finish ends the last)", s->stage);
+    if (s->n_arriving)
+        return fri_fail(FR_ERR_STATE, "secure aggregation server: close while %u masked input%s being added (end "
+                        "%s first)", s->n_arriving, s->n_arriving == 1 ? " is" : "s are", s->n_arriving == 1 ? "it" : "them");
     uint32_t in = 0;
     for (uint32_t u = 0; u < s->p.n; u++) in += s->level[u] > s->stage;
     if (in == 0) {

@@ -843,9 +843,10 @@ fr_err fr_sim_round(fr_sim *s, fr_round_stats *st) {
         fr_round_abort(s->ctl); /* short: nothing applied, the round again */
         if (s->attempt + 1 >= s->flt.max_attempts) {
             s->attempt = 0;
-            return fri_fail(FR_ERR_EMPTY, "round %u: %u results of %u sampled clients, the quorum is %u, in each of %u "
-                            "attempts: nothing applied (%u crashed, %u late in the last)", round, got, k, quorum,
-                            s->flt.max_attempts, s->fst.crashed, s->fst.late);
+            return fri_fail(FR_ERR_EMPTY, "round %u: %u result%s of %u sampled client%s, the quorum is %u, in each of %u "
+                            "attempt%s: nothing applied (%u crashed, %u late in the last)", round, got, fri_s(got), k,
+                            fri_s(k), quorum, s->flt.max_attempts, fri_s(s->flt.max_attempts), s->fst.crashed,
+                            s->fst.late);
         }
         s->fst.crashed = s->fst.late = 0;
     }

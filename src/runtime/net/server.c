@@ -66,9 +66,9 @@ struct fr_net_server {
     uint8_t *tickets;         /* [k * 16] */
     uint8_t *got;             /* [k] a result is in */
     uint8_t *busy;            /* [k] a TASK is out (counts as present) */
-    uint8_t *pending;         /* [k] its RESULT is being added (outside the mutex) */
+    uint8_t *pending;         /* [k] its RESULT (or masked input) is being added (outside the mutex) */
     uint8_t *was_on;          /* [k] DP: connected when the round began */
-    uint32_t inflight;        /* RESULTs being added now */
+    uint32_t inflight;        /* RESULTs and masked inputs being added now */
     bool closing;             /* the round thread is ending the round: no new RESULT */
     int lanes[FRI_NET_LANES]; /* free accumulator lanes (a stack) */
     fri_buf unpacked[FRI_NET_LANES]; /* a lane's packed RESULT, unpacked (pack.h) */
@@ -97,7 +97,11 @@ struct fr_net_server {
     uint32_t done_want, done_count; /* clients that took part / had DONE */
     atomic_bool stop;
     fri_buf scratch;          /* the round thread's */
-    /* secure aggregation (c.secagg): the open round's session, all under the mutex */
+    /* secure aggregation (c.secagg): the open round's session, all under the mutex but a
+     * masked input's O(vector) work (on_sa_masked), which is under sa_mu */
+    pthread_mutex_t sa_mu;    /* one masked input at a time: its header into sa_res and
+                                 sa_scratch, its words into the session's sum */
+    bool sa_closing;          /* the mask stage is closing: no masked input begins */
     fr_sa_server *sa;         /* NULL outside a secure round */
     fr_sa_params sap;
     int sa_stage;             /* the stage whose messages are collected (fr_sa_stage 0..3) */
@@ -107,7 +111,8 @@ struct fr_net_server {
                                  transport's handle, FRI_NET_HELD), or NULL */
     uint64_t *sa_held_until;  /* [k] monotonic ms at which it is answered WAIT at the latest */
     uint32_t sa_n_held;
-    bool sa_broken;           /* a masked input was summed but its result refused: abort */
+    bool sa_broken;           /* a masked input was counted and summed but the session did
+                                 not record it (cannot happen: its checks came first): abort */
     size_t sa_len;            /* words of the round's dense vector */
     int64_t *sa_sum;          /* [sa_len] the unmasked sum */
     int64_t *sa_scratch;      /* [sa_len] what accepting a header writes (discarded) */
@@ -181,6 +186,7 @@ void fr_net_server_free(fr_net_server *s) {
     fr_result_free(s->fres);
     fri_tokens_free(s->tokens);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->sa_mu);
     pthread_cond_destroy(&s->cv);
     fri_net_log_destroy(&s->lg);
     fri_free(s->seen);
@@ -610,11 +616,71 @@ static int on_result(fr_net_server *s, const fri_net_msg *m, const fri_net_peer 
     return reply_ack(r, FRI_NET_ACK_ACCEPTED, "accepted", out, n);
 }
 
+/* Party pos's masked input (stage MASK), called with the mutex held; returns with it
+ * held. Checked by the session and reserved under the mutex (pending, inflight; the
+ * session refuses another of the party and will not close its stage meanwhile); then,
+ * under sa_mu alone, so other requests are answered meanwhile, the two O(vector) steps:
+ * its RESULT header accepted by the controller (its checks, the client counted, its loss
+ * and examples; values zero: the values are in the masked sum) and, if accepted, its
+ * words added to the session's sum (mod 2^64: in any order the same sum, so the round's
+ * model is bit for bit that of the adds under the mutex); then recorded under the mutex. */
+static int on_sa_masked(fr_net_server *s, const fri_net_msg *m, int64_t pos, uint8_t **out, size_t *n) {
+    uint32_t c = m->sa_up.client, r = m->sa_up.round, id;
+    const uint8_t *words;
+    if (s->sa_closing) return reply_ack(r, FRI_NET_ACK_LATE, "late: the masked inputs' stage is closing", out, n);
+    fr_err e = fr_sa_server_masked_begin(s->sa, m->sa_up.body, m->sa_up.body_len, &id, &words);
+    if (!e && id != (uint32_t)pos) { /* on_sa_up checked the sender: cannot happen */
+        e = fr_sa_server_masked_end(s->sa, id, false);
+        if (!e) e = fri_fail(FR_ERR_FORMAT, "the masked input is not from this client's party");
+    }
+    if (e) {
+        char why[FRI_NET_TEXT_MAX + 1];
+        snprintf(why, sizeof why, "%s", fr_errmsg());
+        fri_net_logf(&s->lg, 1, "refused the masked input of client %u, round %u: %s", c, r, why);
+        return reply_ack(r, FRI_NET_ACK_REFUSED, why, out, n);
+    }
+    s->pending[pos] = 1;
+    s->inflight++;
+    const fr_update_shape *sh = fr_round_shape(s->ctl);
+    fr_sa_server *sa = s->sa; /* kept while inflight > 0: the round thread quiesces first */
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->sa_mu);
+    fr_result *res = s->sa_res;
+    e = fri_result_reset(res, sh->dense_len, sh->n_tables, sh->widths);
+    if (!e) {
+        if (sh->dense_len) memset(res->dense, 0, (size_t)sh->dense_len * sizeof *res->dense);
+        res->client = c;
+        res->round = r;
+        res->config_crc = m->sa_up.config_crc;
+        res->flags = m->sa_up.flags;
+        res->weight = m->sa_up.weight;
+        res->examples = m->sa_up.examples;
+        res->loss_sum = m->sa_up.loss_sum;
+        e = fri_round_accept_dense(s->ctl, res, m->sa_up.body_len, 0, s->sa_scratch);
+    }
+    if (!e) fr_sa_server_masked_add(sa, words);
+    char why[FRI_NET_TEXT_MAX + 1] = "";
+    if (e) snprintf(why, sizeof why, "%s", fr_errmsg());
+    pthread_mutex_unlock(&s->sa_mu);
+    pthread_mutex_lock(&s->mu);
+    s->pending[pos] = 0;
+    s->inflight--;
+    fr_err ee = fr_sa_server_masked_end(sa, id, !e);
+    if (ee && !e) s->sa_broken = true; /* counted by the controller and summed, but not in the session */
+    pthread_cond_broadcast(&s->cv);
+    if (e) {
+        fri_net_logf(&s->lg, 1, "refused the masked input of client %u, round %u: %s", c, r, why);
+        return reply_ack(r, FRI_NET_ACK_REFUSED, why, out, n);
+    }
+    if (ee) return reply_ack(r, FRI_NET_ACK_REFUSED, "the session did not take the masked input", out, n);
+    s->sa_level[pos] = (uint8_t)(FR_SA_MASK + 1);
+    s->got[pos] = 1;
+    return reply_ack(r, FRI_NET_ACK_ACCEPTED, "accepted", out, n);
+}
+
 /* A client's secagg message (SA_UP), under the mutex: checked like a RESULT (the open
  * round, the ticket its SA_TASK carried, the stage open now, the party's own id as the
- * sender), then given to the session. A masked input's RESULT header is accepted by the
- * controller first (its checks, the client counted, its loss and examples; values zero:
- * the values are in the masked sum), then the masked vector is summed. */
+ * sender), then given to the session; a masked input by on_sa_masked. */
 static int on_sa_up(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *peer, uint8_t **out, size_t *n) {
     uint32_t c = m->sa_up.client, r = m->sa_up.round, st = m->sa_up.stage;
     if (c >= s->n_clients) return reply_refuse(FRI_NET_REFUSE_UNKNOWN_CLIENT, "unknown client id", out, n);
@@ -628,40 +694,16 @@ static int on_sa_up(fr_net_server *s, const fri_net_msg *m, const fri_net_peer *
     /* the secagg header's sender (bytes 16..20) must be the party's own id */
     if (m->sa_up.body_len < FR_SA_HEADER_BYTES || fri_get_u32(m->sa_up.body + 16) != (uint32_t)pos)
         return reply_ack(r, FRI_NET_ACK_REFUSED, "the secagg message is not from this client's party", out, n);
-    fr_err e;
-    if (st == FR_SA_MASK) {
-        const fr_update_shape *sh = fr_round_shape(s->ctl);
-        fr_result *res = s->sa_res;
-        e = fri_result_reset(res, sh->dense_len, sh->n_tables, sh->widths);
-        if (!e) {
-            if (sh->dense_len) memset(res->dense, 0, (size_t)sh->dense_len * sizeof *res->dense);
-            res->client = c;
-            res->round = r;
-            res->config_crc = m->sa_up.config_crc;
-            res->flags = m->sa_up.flags;
-            res->weight = m->sa_up.weight;
-            res->examples = m->sa_up.examples;
-            res->loss_sum = m->sa_up.loss_sum;
-            e = fri_round_accept_dense(s->ctl, res, m->sa_up.body_len, 0, s->sa_scratch);
-        }
-        if (e) {
-            char why[FRI_NET_TEXT_MAX + 1];
-            snprintf(why, sizeof why, "%s", fr_errmsg());
-            fri_net_logf(&s->lg, 1, "refused the masked input of client %u, round %u: %s", c, r, why);
-            return reply_ack(r, FRI_NET_ACK_REFUSED, why, out, n);
-        }
-    }
-    e = fr_sa_server_receive(s->sa, m->sa_up.body, m->sa_up.body_len);
+    if (st == FR_SA_MASK) return on_sa_masked(s, m, pos, out, n);
+    fr_err e = fr_sa_server_receive(s->sa, m->sa_up.body, m->sa_up.body_len);
     if (e) {
         char why[FRI_NET_TEXT_MAX + 1];
         snprintf(why, sizeof why, "%s", fr_errmsg());
-        if (st == FR_SA_MASK) s->sa_broken = true; /* counted by the controller, not in the sum */
         fri_net_logf(&s->lg, 1, "refused the secagg message (stage %u) of client %u, round %u: %s", st, c, r, why);
         return reply_ack(r, FRI_NET_ACK_REFUSED, why, out, n);
     }
     s->sa_level[pos] = (uint8_t)(st + 1);
     if (st == FR_SA_ADVERTISE) s->busy[pos] = 0;
-    if (st == FR_SA_MASK) s->got[pos] = 1;
     pthread_cond_broadcast(&s->cv);
     return reply_ack(r, FRI_NET_ACK_ACCEPTED, "accepted", out, n);
 }
@@ -755,6 +797,7 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
     s->dp = fr_fl_dp_on(fcfg);
     fri_net_log_init(&s->lg, log, log_user);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->sa_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     atomic_init(&s->stop, false);
     s->seen = fri_calloc(n_clients, sizeof *s->seen);
@@ -784,9 +827,9 @@ fr_err fr_net_server_create(fr_net_server **out, const fr_net_server_config *c, 
         if (!e) e = fr_result_create(&s->fres);
         if (!e && s->atk.kind == FR_ATTACK_PROMOTE_POP) e = fri_attack_ref_pop(&s->atk, c->popularity, mcfg->n_items, s->ref_pop);
         if (!e)
-            fri_net_logf(&s->lg, 0, "attack %s of item %u: the server runs %u fake clients (ids %u..%u) beside the %u "
-                         "real ones", s->atk.kind == FR_ATTACK_PROMOTE ? "promote" : "promote-pop", s->atk.target, n_fake,
-                         n_clients, n_clients + n_fake - 1, n_clients);
+            fri_net_logf(&s->lg, 0, "attack %s of item %u: the server runs %u fake client%s (ids %u..%u) beside the %u "
+                         "real one%s", s->atk.kind == FR_ATTACK_PROMOTE ? "promote" : "promote-pop", s->atk.target, n_fake,
+                         fri_s(n_fake), n_clients, n_clients + n_fake - 1, n_clients, fri_s(n_clients));
     }
     for (int l = 0; l < FRI_NET_LANES; l++) s->lanes[s->n_free++] = l;
     if (!e) e = fri_tokens_load(&s->tokens, c->tokens);
@@ -983,7 +1026,12 @@ static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors, doub
             wait_until(s, next < s->deadline ? next : s->deadline);
         }
         if (atomic_load(&s->stop)) return fri_fail(FR_ERR_STATE, "the server was asked to stop");
-        if (s->sa_broken) return fri_fail(FR_ERR_FORMAT, "a masked input was summed but its result refused");
+        if (st == FR_SA_MASK) { /* the masked inputs being added are in before the stage closes */
+            s->sa_closing = true;
+            while (s->inflight > 0) pthread_cond_wait(&s->cv, &s->mu);
+            s->sa_closing = false;
+        }
+        if (s->sa_broken) return fri_fail(FR_ERR_FORMAT, "a masked input was summed but the session did not record it");
         uint32_t in = 0, answered = 0;
         for (uint32_t i = 0; i < s->k; i++) {
             in += fr_sa_server_has(s->sa, i);
@@ -999,8 +1047,8 @@ static fr_err sa_run(fr_net_server *s, double secs[4], uint32_t *survivors, doub
         }
         secs[st] = (double)(fri_net_now_ms() - t0) / 1000.0;
         if (answered < in)
-            fri_net_logf(&s->lg, 0, "round %u: secure aggregation stage %d closed with %u of %u parties (%u dropped out)",
-                         s->round, st, answered, in, in - answered);
+            fri_net_logf(&s->lg, 0, "round %u: secure aggregation stage %d closed with %u of %u part%s (%u dropped out)",
+                         s->round, st, answered, in, in == 1 ? "y" : "ies", in - answered);
         if (e) return e;
     }
     return fri_round_add_dense_sum(s->ctl, s->sa_sum);
@@ -1111,12 +1159,12 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
         if (s->dp) {
             uint32_t on = 0;
             for (uint32_t i = 0; i < s->k; i++) on += s->was_on[i];
-            fri_net_logf(&s->lg, 0, "round %u started: %u of the federation's %u clients sampled (Poisson, q = %.4g), "
-                         "%u of them connected", s->round, s->k, s->n_clients,
+            fri_net_logf(&s->lg, 0, "round %u started: %u of the federation's %u client%s sampled (Poisson, q = %.4g), "
+                         "%u of them connected", s->round, s->k, s->n_clients, fri_s(s->n_clients),
                          fr_fl_dp_rate(fr_round_fl_config(s->ctl), s->n_clients), on);
         } else
-            fri_net_logf(&s->lg, 0, "round %u started%s: %u of %u connected clients sampled, %u results wanted", s->round,
-                  attempt > 1 ? " again" : "", s->k, n, s->target);
+            fri_net_logf(&s->lg, 0, "round %u started%s: %u of %u connected client%s sampled, %u result%s wanted",
+                         s->round, attempt > 1 ? " again" : "", s->k, n, fri_s(n), s->target, fri_s(s->target));
         fr_net_round_info info = {0};
         fr_err sa_e = FR_OK;
         if (s->sa) sa_e = sa_run(s, info.sa_seconds, &info.sa_survivors, &info.sa_recovery_seconds);
@@ -1170,8 +1218,8 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
                 snprintf(dp, sizeof dp, "; secure sum of %u: stages %.3f (train, keys) %.3f (shares) %.3f (mask) %.3f "
                          "(unmask) s", info.sa_survivors, info.sa_seconds[0], info.sa_seconds[1], info.sa_seconds[2],
                          info.sa_seconds[3]);
-            fri_net_logf(&s->lg, 0, "round %u closed: %u results of %u sampled in %.2f s, %llu bytes up, %llu down%s",
-                  s->round, info.st.clients, info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
+            fri_net_logf(&s->lg, 0, "round %u closed: %u result%s of %u sampled in %.2f s, %llu bytes up, %llu down%s",
+                  s->round, info.st.clients, fri_s(info.st.clients), info.st.sampled, info.seconds, (unsigned long long)info.st.bytes_up,
                   (unsigned long long)info.st.bytes_down, dp);
         }
         if (!e && on_round) {
@@ -1194,8 +1242,8 @@ fr_err fr_net_server_run(fr_net_server *s, fr_net_round_fn on_round, void *user)
          * returns): a moment for them before the sockets close */
         uint64_t grace = fri_net_now_ms() + (s->c.linger_ms < 2000 ? s->c.linger_ms : 2000);
         while (fri_net_now_ms() < grace && !atomic_load(&s->stop)) wait_until(s, grace);
-        fri_net_logf(&s->lg, 0, "finished after round %u: %u of %u clients were told", fr_round_completed(s->ctl),
-              s->done_count, s->done_want);
+        fri_net_logf(&s->lg, 0, "finished after round %u: %u of %u client%s told", fr_round_completed(s->ctl),
+              s->done_count, s->done_want, s->done_want == 1 ? " was" : "s were");
     }
     pthread_mutex_unlock(&s->mu);
     return e;
