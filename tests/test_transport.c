@@ -1,7 +1,8 @@
 /* The networked runtime's transport (src/runtime/net/transport.c): nng REQ/REP over
  * tls+tcp:// with throw-away certificates from scripts/make-certs.sh, and over tcp://
  * only when insecure. Every server listens on 127.0.0.1 port 0; every wait is bounded in
- * count and time. Raw sockets play the misbehaving peers: garbage, a slow trickle, a
+ * count and time, and every test has a Criterion timeout (a wedged nng fails that test by
+ * name, not CI at its time limit). Raw sockets play the misbehaving peers: garbage, a slow trickle, a
  * length header far over the limit (over TLS, tu_tls_* of testutil.h). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -277,7 +278,7 @@ static void raw_sp_handshake(int fd) {
 
 /* ---- tests ---- */
 
-Test(transport, echo_over_tls) {
+Test(transport, echo_over_tls, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -328,7 +329,7 @@ Test(transport, echo_over_tls) {
     fx_fini(&f);
 }
 
-Test(transport, plain_tcp_only_when_insecure) {
+Test(transport, plain_tcp_only_when_insecure, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -381,7 +382,7 @@ Test(transport, plain_tcp_only_when_insecure) {
     cr_assert(strstr(fr_errmsg(), "CA"), "%s", fr_errmsg());
 }
 
-Test(transport, certificate_files_are_checked) {
+Test(transport, certificate_files_are_checked, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -413,7 +414,7 @@ Test(transport, certificate_files_are_checked) {
     fx_fini(&f);
 }
 
-Test(transport, wrong_ca_fails_and_server_keeps_serving) {
+Test(transport, wrong_ca_fails_and_server_keeps_serving, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     char *other = make_certs(); /* another CA */
@@ -449,7 +450,7 @@ Test(transport, wrong_ca_fails_and_server_keeps_serving) {
     fx_fini(&f);
 }
 
-Test(transport, mutual_tls_requires_a_client_certificate) {
+Test(transport, mutual_tls_requires_a_client_certificate, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -480,7 +481,7 @@ Test(transport, mutual_tls_requires_a_client_certificate) {
     fx_fini(&f);
 }
 
-Test(transport, oversized_request_dropped_before_allocation) {
+Test(transport, oversized_request_dropped_before_allocation, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -586,8 +587,33 @@ static void garbage_case(bool tls, fri_net_event_kind expect) {
         close(fd);
     }
     roundtrip(good, "after hang-ups", 5000);
-    cr_assert(ev_wait(&f.ev, expect, 1, 15000), "no event %d", (int)expect);
+    /* How many of them are reported. fedrec's TLS engine counts every failed handshake
+     * itself: the three pieces of garbage at least (a hang-up after a byte may count
+     * too). nng 1.5.2's listener counts a failed negotiation only while it waits for the
+     * next connection, not in the 100 ms after the previous failure nor while a new
+     * connection is being added (docs/ARCHITECTURE.md, bug (6)): on a loaded machine all
+     * of the above can go uncounted. Then more garbage, one connection a second (the
+     * listener is idle: nothing else connects), until nng counts one. Over tcp:// only
+     * the first two pieces of garbage and the extra ones can be protocol errors. */
+    bool exact = tls && fri_tls_engine_ours();
+    uint64_t want = exact ? 3 : 1;
+    int extra = 0;
+    for (int64_t end = now_ms() + 15000; !exact && !ev_wait(&f.ev, expect, 1, 1000) && now_ms() < end; extra++) {
+        int fd = raw_connect(f.port, NULL, 0);
+        send(fd, junk[0], strlen(junk[0]), MSG_NOSIGNAL);
+        cr_assert_geq(raw_wait_closed(fd, 10000), 0, "garbage %d left open", extra);
+        close(fd);
+    }
+    cr_assert(ev_wait(&f.ev, expect, want, 15000), "event %d: %llu reported, %llu expected (%d more pieces of garbage)",
+              (int)expect, (unsigned long long)ev_count(&f.ev, expect), (unsigned long long)want, extra);
     cr_assert(strstr(f.ev.text[expect], f.url) || strstr(f.ev.text[expect], "127.0.0.1:0"), "%s", f.ev.text[expect]);
+    uint64_t most = tls ? 7 + (uint64_t)extra : 2 + (uint64_t)extra;
+    fri_net_server_stats sst;
+    fri_net_server_stats_get(f.srv, &sst);
+    uint64_t counted = tls ? sst.tls_failed : sst.protocol_errors;
+    cr_assert(counted >= want && counted <= most, "%llu counted (%llu .. %llu)", (unsigned long long)counted,
+              (unsigned long long)want, (unsigned long long)most);
+    cr_assert_leq(ev_count(&f.ev, expect), most);
     cr_assert_eq(atomic_load(&f.st.calls), 5);
     fri_net_client *late = client_open(&co);
     roundtrip(late, "after", 5000);
@@ -596,8 +622,8 @@ static void garbage_case(bool tls, fri_net_event_kind expect) {
     fx_fini(&f);
 }
 
-Test(transport, garbage_on_tls_listener) { garbage_case(true, FRI_NET_EV_TLS_FAILED); }
-Test(transport, garbage_on_tcp_listener) { garbage_case(false, FRI_NET_EV_PROTOCOL); }
+Test(transport, garbage_on_tls_listener, .timeout = 120) { garbage_case(true, FRI_NET_EV_TLS_FAILED); }
+Test(transport, garbage_on_tcp_listener, .timeout = 120) { garbage_case(false, FRI_NET_EV_PROTOCOL); }
 
 typedef struct latency_run {
     fri_net_client *c;
@@ -622,7 +648,7 @@ static void *latency_main(void *arg) {
     return NULL;
 }
 
-Test(transport, slow_peer_closed_after_the_limit) {
+Test(transport, slow_peer_closed_after_the_limit, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -668,7 +694,7 @@ Test(transport, slow_peer_closed_after_the_limit) {
     fx_fini(&f);
 }
 
-Test(transport, handler_refusal_closes_the_connection) {
+Test(transport, handler_refusal_closes_the_connection, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -715,7 +741,7 @@ static void *many_main(void *arg) {
     return NULL;
 }
 
-Test(transport, two_hundred_concurrent_clients) {
+Test(transport, two_hundred_concurrent_clients, .timeout = 120) {
     enum { N = 200 };
     fixture f;
     fx_init(&f, true);
@@ -764,7 +790,7 @@ static void *wait_main(void *arg) {
     return NULL;
 }
 
-Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port) {
+Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port, .timeout = 120) {
     enum { N = 4 };
     fixture f;
     fx_init(&f, true);
@@ -882,8 +908,8 @@ static void stuck_dialer_case(bool short_requests) {
     fx_fini(&f);
 }
 
-Test(transport, client_replaces_a_stuck_dialer) { stuck_dialer_case(false); }
-Test(transport, client_replaces_a_stuck_dialer_between_short_requests) { stuck_dialer_case(true); }
+Test(transport, client_replaces_a_stuck_dialer, .timeout = 120) { stuck_dialer_case(false); }
+Test(transport, client_replaces_a_stuck_dialer_between_short_requests, .timeout = 120) { stuck_dialer_case(true); }
 
 /* nng 1.5.2 runs every pipe's removal callback on its one reaper thread; this callback
  * holds that thread until released, as a wedged nng does (docs/ARCHITECTURE.md). */
@@ -918,7 +944,7 @@ static void on_late(void *ctx, const fri_net_event *ev) {
 /* A server whose nng close cannot finish (the reaper is held) stops after close_wait_ms
  * anyway, counts it, and delivers no event after that; the close ends on its own thread
  * once nng goes on. Before, fri_net_server_stop waited for nng for ever. */
-Test(transport, stop_gives_up_on_a_close_nng_cannot_finish) {
+Test(transport, stop_gives_up_on_a_close_nng_cannot_finish, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -965,7 +991,7 @@ Test(transport, stop_gives_up_on_a_close_nng_cannot_finish) {
     fx_fini(&f);
 }
 
-Test(transport, stop_and_close_accept_null_and_idle_objects) {
+Test(transport, stop_and_close_accept_null_and_idle_objects, .timeout = 120) {
     fri_net_server_stop(NULL);
     fri_net_client_close(NULL);
     /* a client whose server never existed: open succeeds, requests time out, close is clean */
@@ -985,7 +1011,7 @@ Test(transport, stop_and_close_accept_null_and_idle_objects) {
 /* nng 1.5.2 never closes a TLS connection whose peer sends nothing (its SP negotiation
  * times out, but the cancellation is lost behind the TLS handshake): fedrec's engine
  * closes it after handshake_ms, and the server reports it. */
-Test(transport, tls_handshake_deadline_closes_silent_peers) {
+Test(transport, tls_handshake_deadline_closes_silent_peers, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -1101,12 +1127,12 @@ static void conn_limit_case(bool tls) {
     fx_fini(&f);
 }
 
-Test(transport, connection_limit_tcp) { conn_limit_case(false); }
+Test(transport, connection_limit_tcp, .timeout = 120) { conn_limit_case(false); }
 
 /* A refused peer that is not fedrec's client (a raw nng REQ socket) and keeps its connection
  * open after the "server full" reply is closed by the server a little later; a second
  * request on it is answered the same way, never served. */
-Test(transport, refused_connection_left_open_is_closed) {
+Test(transport, refused_connection_left_open_is_closed, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -1154,7 +1180,7 @@ Test(transport, refused_connection_left_open_is_closed) {
 }
 
 /* The "server full" reply's bytes, written out by hand from transport.h's description. */
-Test(transport, full_reply_bytes) {
+Test(transport, full_reply_bytes, .timeout = 120) {
     const uint8_t want[FRI_NET_FULL_LEN] = {0xff, 'f', 'e', 'd', 'r', 'e', 'c', ' ', 's', 'e', 'r', 'v',
                                             'e',  'r', 'f', 'u', 3,   0,   0,   0,   0x10, 0x27, 0, 0};
     uint8_t b[FRI_NET_FULL_LEN + 1];
@@ -1174,7 +1200,7 @@ Test(transport, full_reply_bytes) {
     cr_assert(!fri_net_full_decode((const uint8_t *)"FRNT", 4, NULL, NULL));
     cr_assert(!fri_net_full_decode(NULL, 0, NULL, NULL));
 }
-Test(transport, connection_limit_tls) { conn_limit_case(true); }
+Test(transport, connection_limit_tls, .timeout = 120) { conn_limit_case(true); }
 
 /* ------------------------------------------------------------------ held requests */
 
@@ -1235,7 +1261,7 @@ static void *held_main(void *arg) {
     return NULL;
 }
 
-Test(transport, held_requests_answered_later_in_any_order) {
+Test(transport, held_requests_answered_later_in_any_order, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     hold_state h = {.mu = PTHREAD_MUTEX_INITIALIZER};
