@@ -428,16 +428,21 @@ Test(transport, wrong_ca_fails_and_server_keeps_serving, .timeout = 120) {
     co.ca_file = other_ca;
     refused_slowly(&co);
     fri_net_client *bad = client_open(&co);
-    uint8_t *r = (uint8_t *)1;
-    size_t rn = 1;
-    int64_t t0 = now_ms();
-    fr_err e = fri_net_request(bad, (const uint8_t *)"x", 1, &r, &rn, 800);
-    cr_assert_eq(e, FR_ERR_IO);
-    cr_assert_null(r);
-    cr_assert_lt(now_ms() - t0, 3000);
-    cr_assert(strstr(fr_errmsg(), f.url) && strstr(fr_errmsg(), "never connected") &&
-                  strstr(fr_errmsg(), "TLS handshake"),
-              "%s", fr_errmsg());
+    /* the message names the failed handshake once the dialer has counted it (a request
+     * may time out before that on a loaded machine: asked again, at most for 15 s) */
+    bool named = false;
+    for (int64_t end = now_ms() + 15000; !named && now_ms() < end;) {
+        uint8_t *r = (uint8_t *)1;
+        size_t rn = 1;
+        int64_t t0 = now_ms();
+        fr_err e = fri_net_request(bad, (const uint8_t *)"x", 1, &r, &rn, 800);
+        cr_assert_eq(e, FR_ERR_IO);
+        cr_assert_null(r);
+        cr_assert_lt(now_ms() - t0, 3000);
+        cr_assert(strstr(fr_errmsg(), f.url) && strstr(fr_errmsg(), "never connected"), "%s", fr_errmsg());
+        named = strstr(fr_errmsg(), "TLS handshake") != NULL;
+    }
+    cr_assert(named, "%s", fr_errmsg());
     cr_assert(!fri_net_client_connected(bad));
     roundtrip(good, "still served", 5000);
     cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 15000), "no TLS failure reported");
@@ -467,8 +472,13 @@ Test(transport, mutual_tls_requires_a_client_certificate, .timeout = 120) {
     fri_net_client *known = client_open(&co);
     uint8_t *r = NULL;
     size_t rn = 0;
-    cr_assert_eq(fri_net_request(anon, (const uint8_t *)"who", 3, &r, &rn, 800), FR_ERR_IO);
-    cr_assert(strstr(fr_errmsg(), "never connected") && strstr(fr_errmsg(), "TLS"), "%s", fr_errmsg());
+    bool named = false; /* as in wrong_ca_fails_and_server_keeps_serving */
+    for (int64_t end = now_ms() + 15000; !named && now_ms() < end;) {
+        cr_assert_eq(fri_net_request(anon, (const uint8_t *)"who", 3, &r, &rn, 800), FR_ERR_IO);
+        cr_assert(strstr(fr_errmsg(), "never connected"), "%s", fr_errmsg());
+        named = strstr(fr_errmsg(), "TLS") != NULL;
+    }
+    cr_assert(named, "%s", fr_errmsg());
     roundtrip(known, "with a certificate", 5000);
     cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 15000));
     fri_net_client_close(anon); /* between its attempts */
@@ -687,8 +697,20 @@ Test(transport, slow_peer_closed_after_the_limit, .timeout = 120) {
     cr_assert_eq(l.failed, 0);
     cr_assert_gt(l.done, 20);
     cr_assert_lt(l.worst_ms, 2000, "a request took %lld ms while the slow peer was connected", (long long)l.worst_ms);
-    /* a client quiet for longer than the limit is closed, reconnects, and is served */
-    sleep_ms(1500);
+    /* a client quiet for longer than the limit is closed, reconnects, and is served. It
+     * asks again only once the server has closed it and it has reconnected: a request
+     * on its way when the close comes could be cut between its pieces, which wedges nng
+     * 1.5.2 in the client's process (bug (3) in docs/ARCHITECTURE.md) */
+    fri_net_server_stats st0;
+    fri_net_server_stats_get(f.srv, &st0);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_IDLE_CLOSED, 2, 15000), "the quiet client was not closed");
+    cr_assert(strstr(f.ev.text[FRI_NET_EV_IDLE_CLOSED], "no complete request"), "%s", f.ev.text[FRI_NET_EV_IDLE_CLOSED]);
+    fri_net_server_stats st1 = st0;
+    for (int i = 0; i < 1500 && st1.connects == st0.connects; i++) {
+        sleep_ms(10);
+        fri_net_server_stats_get(f.srv, &st1);
+    }
+    cr_assert_gt(st1.connects, st0.connects, "the quiet client did not reconnect");
     roundtrip(l.c, "after a pause", 5000);
     fri_net_client_close(l.c);
     fx_fini(&f);
@@ -790,6 +812,30 @@ static void *wait_main(void *arg) {
     return NULL;
 }
 
+/* Messages sent whole by the pipes of the dialers of url in this process (nng's per-pipe
+ * "tx_msgs", bumped once the last piece of a message has left: nothing of it is pending
+ * in nng's transport any more). */
+static uint64_t dialers_tx_msgs(const char *url) {
+    uint64_t dialer[64], tx = 0;
+    int nd = 0;
+    nng_stat *all = NULL;
+    cr_assert_eq(nng_stats_get(&all), 0);
+    for (nng_stat *sc = nng_stat_child(all); sc; sc = nng_stat_next(sc)) {
+        if (nng_stat_type(sc) != NNG_STAT_SCOPE || strcmp(nng_stat_name(sc), "dialer") != 0) continue;
+        nng_stat *u = nng_stat_find(sc, "url"), *id = nng_stat_find(sc, "id");
+        if (u && id && nng_stat_type(u) == NNG_STAT_STRING && strcmp(nng_stat_string(u), url) == 0 && nd < 64)
+            dialer[nd++] = nng_stat_value(id);
+    }
+    for (nng_stat *sc = nng_stat_child(all); sc; sc = nng_stat_next(sc)) {
+        if (nng_stat_type(sc) != NNG_STAT_SCOPE || strcmp(nng_stat_name(sc), "pipe") != 0) continue;
+        nng_stat *d = nng_stat_find(sc, "dialer"), *t = nng_stat_find(sc, "tx_msgs");
+        for (int i = 0; d && t && i < nd; i++)
+            if (nng_stat_value(d) == dialer[i]) tx += nng_stat_value(t);
+    }
+    nng_stats_free(all);
+    return tx;
+}
+
 Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port, .timeout = 120) {
     enum { N = 4 };
     fixture f;
@@ -818,6 +864,14 @@ Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port, .timeout 
     }
     cr_assert_eq(sst.open, N);
     cr_assert_eq(atomic_load(&f.st.in_handler), 2);
+    /* and every request has left its client whole. nng's tls+tcp pipe sends a message in
+     * pieces, and one closed between two of them (the server stopping while a queued
+     * request is still on its way) wedges nng 1.5.2 in the client's process: its reaper
+     * waits for ever in req0_pipe_stop, and so does every later close, Criterion's own
+     * at the end of the test (nng bug (3) in docs/ARCHITECTURE.md; this test hung so) */
+    uint64_t sent = 0;
+    for (int i = 0; i < 1000 && (sent = dialers_tx_msgs(f.url)) < N; i++) sleep_ms(5);
+    cr_assert_eq(sent, N, "requests sent whole: %llu of %d", (unsigned long long)sent, N);
     int64_t t0 = now_ms();
     fri_net_server_stop(f.srv); /* waits for the two handlers */
     f.srv = NULL;
