@@ -231,7 +231,7 @@ static bool wait_auth_failures(const server *s, uint64_t want) {
     return false;
 }
 
-Test(tls_engine, registered_by_default) {
+Test(tls_engine, registered_by_default, .timeout = 120) {
     cr_assert_eq(fri_tls_engine_init(), 0);
     cr_assert(fri_tls_engine_ours());
     cr_assert_str_eq(nng_tls_engine_name(), "openssl");
@@ -241,7 +241,7 @@ Test(tls_engine, registered_by_default) {
     cr_assert_eq(st.handshakes, 0);
 }
 
-Test(tls_engine, data_both_ways_and_tls13_aes_gcm) {
+Test(tls_engine, data_both_ways_and_tls13_aes_gcm, .timeout = 120) {
     certs k;
     certs_make(&k);
     nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
@@ -274,7 +274,7 @@ Test(tls_engine, data_both_ways_and_tls13_aes_gcm) {
     certs_free(&k);
 }
 
-Test(tls_engine, eight_mib_round_trip_intact) {
+Test(tls_engine, eight_mib_round_trip_intact, .timeout = 120) {
     certs k;
     certs_make(&k);
     nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
@@ -301,7 +301,7 @@ Test(tls_engine, eight_mib_round_trip_intact) {
     certs_free(&k);
 }
 
-Test(tls_engine, wrong_ca_or_name_refused) {
+Test(tls_engine, wrong_ca_or_name_refused, .timeout = 120) {
     certs k, other;
     certs_make(&k);
     certs_make(&other);
@@ -341,7 +341,7 @@ Test(tls_engine, wrong_ca_or_name_refused) {
     certs_free(&other);
 }
 
-Test(tls_engine, mutual_tls) {
+Test(tls_engine, mutual_tls, .timeout = 120) {
     certs k, other;
     certs_make(&k);
     certs_make(&other);
@@ -382,7 +382,7 @@ Test(tls_engine, mutual_tls) {
     certs_free(&other);
 }
 
-Test(tls_engine, versions_and_bad_pem) {
+Test(tls_engine, versions_and_bad_pem, .timeout = 120) {
     certs k;
     certs_make(&k);
     cr_assert_eq(fri_tls_engine_init(), 0);
@@ -419,7 +419,7 @@ Test(tls_engine, versions_and_bad_pem) {
 
 /* From outside: OpenSSL's own client against the engine's server says what was
  * negotiated (s_client offers AES-256 first; the server's preference picks AES-128). */
-Test(tls_engine, s_client_sees_tls13_aes_gcm) {
+Test(tls_engine, s_client_sees_tls13_aes_gcm, .timeout = 120) {
     certs k;
     certs_make(&k);
     nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
@@ -476,7 +476,7 @@ static int raw_connect(int port) {
     return fd;
 }
 
-Test(tls_engine, server_stops_during_handshakes) {
+Test(tls_engine, server_stops_during_handshakes, .timeout = 120) {
     certs k;
     certs_make(&k);
     nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
@@ -502,7 +502,7 @@ Test(tls_engine, server_stops_during_handshakes) {
     certs_free(&k);
 }
 
-Test(tls_engine, client_closes_during_its_handshake) {
+Test(tls_engine, client_closes_during_its_handshake, .timeout = 120) {
     certs k;
     certs_make(&k);
     /* a listener that accepts and never answers the ClientHello */
@@ -543,7 +543,7 @@ Test(tls_engine, client_closes_during_its_handshake) {
 
 /* What the transport does with a dialer stuck in a handshake: closes that dialer (the
  * socket stays open) and dials anew. The abandoned connection must be finalised too. */
-Test(tls_engine, dialer_closed_during_its_handshake) {
+Test(tls_engine, dialer_closed_during_its_handshake, .timeout = 120) {
     certs k;
     certs_make(&k);
     int ls = socket(AF_INET, SOCK_STREAM, 0);
@@ -617,7 +617,7 @@ static void ssl_read_all(SSL *s, uint8_t *p, size_t n) {
 /* Every TLS 1.3 record fills nng's 16 KiB send buffer exactly (16362 bytes of plaintext,
  * 16384 on the wire: one TCP send each), so a large reply arrives as full records and one
  * short last one. The client speaks nng's SP protocol over OpenSSL by hand. */
-Test(tls_engine, records_fill_nngs_send_buffer) {
+Test(tls_engine, records_fill_nngs_send_buffer, .timeout = 120) {
     certs k;
     certs_make(&k);
     nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
@@ -696,7 +696,7 @@ Test(tls_engine, records_fill_nngs_send_buffer) {
 
 /* A TLS stream that is not nng's SP protocol (nng_stream over tls+tcp): the engine holds
  * small sends back only inside an SP frame, so three bytes sent alone still arrive. */
-Test(tls_engine, raw_stream_small_send_not_held) {
+Test(tls_engine, raw_stream_small_send_not_held, .timeout = 120) {
     certs k;
     certs_make(&k);
     nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);

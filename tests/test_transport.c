@@ -1,7 +1,8 @@
 /* The networked runtime's transport (src/runtime/net/transport.c): nng REQ/REP over
  * tls+tcp:// with throw-away certificates from scripts/make-certs.sh, and over tcp://
  * only when insecure. Every server listens on 127.0.0.1 port 0; every wait is bounded in
- * count and time. Raw sockets play the misbehaving peers: garbage, a slow trickle, a
+ * count and time, and every test has a Criterion timeout (a wedged nng fails that test by
+ * name, not CI at its time limit). Raw sockets play the misbehaving peers: garbage, a slow trickle, a
  * length header far over the limit (over TLS, tu_tls_* of testutil.h). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -198,15 +199,15 @@ static void client_opts(const fixture *f, fri_net_client_opts *o) {
     o->reconnect_max_ms = 200;
 }
 
-/* A client the server will refuse redials every 2 s, and the tests close it right after
- * the server reports a failed handshake (the listener is polled every 250 ms at most), so
- * it is not closed in the middle of a handshake: nng 1.5.2 can leave such a connection
- * unfreed (LeakSanitizer, about once in ten runs, while it redialled every 200 ms). More
- * than one attempt, because a single refused TLS 1.3 handshake is not always counted as
- * one by nng's listener (the failure can surface in its SP negotiation instead). */
+/* A client the server will refuse dials once (the next attempt would come after 10
+ * minutes), so the tests never close it in the middle of a handshake: nng 1.5.2 can leave
+ * such a connection unfreed (LeakSanitizer: bug (5) in docs/ARCHITECTURE.md). It used to
+ * redial every 2 s, because nng's listener does not count every refused handshake
+ * (bug (6)), and a loaded sanitizer run then closed it during its second attempt; the
+ * server's event is now fedrec's TLS engine's count, which misses none. */
 static void refused_slowly(fri_net_client_opts *o) {
-    o->reconnect_min_ms = 2000;
-    o->reconnect_max_ms = 2000;
+    o->reconnect_min_ms = 600000;
+    o->reconnect_max_ms = 600000;
 }
 
 static fri_net_client *client_open(const fri_net_client_opts *o) {
@@ -277,7 +278,7 @@ static void raw_sp_handshake(int fd) {
 
 /* ---- tests ---- */
 
-Test(transport, echo_over_tls) {
+Test(transport, echo_over_tls, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -328,7 +329,7 @@ Test(transport, echo_over_tls) {
     fx_fini(&f);
 }
 
-Test(transport, plain_tcp_only_when_insecure) {
+Test(transport, plain_tcp_only_when_insecure, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -381,7 +382,7 @@ Test(transport, plain_tcp_only_when_insecure) {
     cr_assert(strstr(fr_errmsg(), "CA"), "%s", fr_errmsg());
 }
 
-Test(transport, certificate_files_are_checked) {
+Test(transport, certificate_files_are_checked, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -413,7 +414,7 @@ Test(transport, certificate_files_are_checked) {
     fx_fini(&f);
 }
 
-Test(transport, wrong_ca_fails_and_server_keeps_serving) {
+Test(transport, wrong_ca_fails_and_server_keeps_serving, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     char *other = make_certs(); /* another CA */
@@ -427,16 +428,21 @@ Test(transport, wrong_ca_fails_and_server_keeps_serving) {
     co.ca_file = other_ca;
     refused_slowly(&co);
     fri_net_client *bad = client_open(&co);
-    uint8_t *r = (uint8_t *)1;
-    size_t rn = 1;
-    int64_t t0 = now_ms();
-    fr_err e = fri_net_request(bad, (const uint8_t *)"x", 1, &r, &rn, 800);
-    cr_assert_eq(e, FR_ERR_IO);
-    cr_assert_null(r);
-    cr_assert_lt(now_ms() - t0, 3000);
-    cr_assert(strstr(fr_errmsg(), f.url) && strstr(fr_errmsg(), "never connected") &&
-                  strstr(fr_errmsg(), "TLS handshake"),
-              "%s", fr_errmsg());
+    /* the message names the failed handshake once the dialer has counted it (a request
+     * may time out before that on a loaded machine: asked again, at most for 15 s) */
+    bool named = false;
+    for (int64_t end = now_ms() + 15000; !named && now_ms() < end;) {
+        uint8_t *r = (uint8_t *)1;
+        size_t rn = 1;
+        int64_t t0 = now_ms();
+        fr_err e = fri_net_request(bad, (const uint8_t *)"x", 1, &r, &rn, 800);
+        cr_assert_eq(e, FR_ERR_IO);
+        cr_assert_null(r);
+        cr_assert_lt(now_ms() - t0, 3000);
+        cr_assert(strstr(fr_errmsg(), f.url) && strstr(fr_errmsg(), "never connected"), "%s", fr_errmsg());
+        named = strstr(fr_errmsg(), "TLS handshake") != NULL;
+    }
+    cr_assert(named, "%s", fr_errmsg());
     cr_assert(!fri_net_client_connected(bad));
     roundtrip(good, "still served", 5000);
     cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 15000), "no TLS failure reported");
@@ -449,7 +455,7 @@ Test(transport, wrong_ca_fails_and_server_keeps_serving) {
     fx_fini(&f);
 }
 
-Test(transport, mutual_tls_requires_a_client_certificate) {
+Test(transport, mutual_tls_requires_a_client_certificate, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -466,8 +472,13 @@ Test(transport, mutual_tls_requires_a_client_certificate) {
     fri_net_client *known = client_open(&co);
     uint8_t *r = NULL;
     size_t rn = 0;
-    cr_assert_eq(fri_net_request(anon, (const uint8_t *)"who", 3, &r, &rn, 800), FR_ERR_IO);
-    cr_assert(strstr(fr_errmsg(), "never connected") && strstr(fr_errmsg(), "TLS"), "%s", fr_errmsg());
+    bool named = false; /* as in wrong_ca_fails_and_server_keeps_serving */
+    for (int64_t end = now_ms() + 15000; !named && now_ms() < end;) {
+        cr_assert_eq(fri_net_request(anon, (const uint8_t *)"who", 3, &r, &rn, 800), FR_ERR_IO);
+        cr_assert(strstr(fr_errmsg(), "never connected"), "%s", fr_errmsg());
+        named = strstr(fr_errmsg(), "TLS") != NULL;
+    }
+    cr_assert(named, "%s", fr_errmsg());
     roundtrip(known, "with a certificate", 5000);
     cr_assert(ev_wait(&f.ev, FRI_NET_EV_TLS_FAILED, 1, 15000));
     fri_net_client_close(anon); /* between its attempts */
@@ -480,7 +491,7 @@ Test(transport, mutual_tls_requires_a_client_certificate) {
     fx_fini(&f);
 }
 
-Test(transport, oversized_request_dropped_before_allocation) {
+Test(transport, oversized_request_dropped_before_allocation, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -586,8 +597,33 @@ static void garbage_case(bool tls, fri_net_event_kind expect) {
         close(fd);
     }
     roundtrip(good, "after hang-ups", 5000);
-    cr_assert(ev_wait(&f.ev, expect, 1, 15000), "no event %d", (int)expect);
+    /* How many of them are reported. fedrec's TLS engine counts every failed handshake
+     * itself: the three pieces of garbage at least (a hang-up after a byte may count
+     * too). nng 1.5.2's listener counts a failed negotiation only while it waits for the
+     * next connection, not in the 100 ms after the previous failure nor while a new
+     * connection is being added (docs/ARCHITECTURE.md, bug (6)): on a loaded machine all
+     * of the above can go uncounted. Then more garbage, one connection a second (the
+     * listener is idle: nothing else connects), until nng counts one. Over tcp:// only
+     * the first two pieces of garbage and the extra ones can be protocol errors. */
+    bool exact = tls && fri_tls_engine_ours();
+    uint64_t want = exact ? 3 : 1;
+    int extra = 0;
+    for (int64_t end = now_ms() + 15000; !exact && !ev_wait(&f.ev, expect, 1, 1000) && now_ms() < end; extra++) {
+        int fd = raw_connect(f.port, NULL, 0);
+        send(fd, junk[0], strlen(junk[0]), MSG_NOSIGNAL);
+        cr_assert_geq(raw_wait_closed(fd, 10000), 0, "garbage %d left open", extra);
+        close(fd);
+    }
+    cr_assert(ev_wait(&f.ev, expect, want, 15000), "event %d: %llu reported, %llu expected (%d more pieces of garbage)",
+              (int)expect, (unsigned long long)ev_count(&f.ev, expect), (unsigned long long)want, extra);
     cr_assert(strstr(f.ev.text[expect], f.url) || strstr(f.ev.text[expect], "127.0.0.1:0"), "%s", f.ev.text[expect]);
+    uint64_t most = tls ? 7 + (uint64_t)extra : 2 + (uint64_t)extra;
+    fri_net_server_stats sst;
+    fri_net_server_stats_get(f.srv, &sst);
+    uint64_t counted = tls ? sst.tls_failed : sst.protocol_errors;
+    cr_assert(counted >= want && counted <= most, "%llu counted (%llu .. %llu)", (unsigned long long)counted,
+              (unsigned long long)want, (unsigned long long)most);
+    cr_assert_leq(ev_count(&f.ev, expect), most);
     cr_assert_eq(atomic_load(&f.st.calls), 5);
     fri_net_client *late = client_open(&co);
     roundtrip(late, "after", 5000);
@@ -596,8 +632,8 @@ static void garbage_case(bool tls, fri_net_event_kind expect) {
     fx_fini(&f);
 }
 
-Test(transport, garbage_on_tls_listener) { garbage_case(true, FRI_NET_EV_TLS_FAILED); }
-Test(transport, garbage_on_tcp_listener) { garbage_case(false, FRI_NET_EV_PROTOCOL); }
+Test(transport, garbage_on_tls_listener, .timeout = 120) { garbage_case(true, FRI_NET_EV_TLS_FAILED); }
+Test(transport, garbage_on_tcp_listener, .timeout = 120) { garbage_case(false, FRI_NET_EV_PROTOCOL); }
 
 typedef struct latency_run {
     fri_net_client *c;
@@ -622,7 +658,7 @@ static void *latency_main(void *arg) {
     return NULL;
 }
 
-Test(transport, slow_peer_closed_after_the_limit) {
+Test(transport, slow_peer_closed_after_the_limit, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -661,14 +697,26 @@ Test(transport, slow_peer_closed_after_the_limit) {
     cr_assert_eq(l.failed, 0);
     cr_assert_gt(l.done, 20);
     cr_assert_lt(l.worst_ms, 2000, "a request took %lld ms while the slow peer was connected", (long long)l.worst_ms);
-    /* a client quiet for longer than the limit is closed, reconnects, and is served */
-    sleep_ms(1500);
+    /* a client quiet for longer than the limit is closed, reconnects, and is served. It
+     * asks again only once the server has closed it and it has reconnected: a request
+     * on its way when the close comes could be cut between its pieces, which wedges nng
+     * 1.5.2 in the client's process (bug (3) in docs/ARCHITECTURE.md) */
+    fri_net_server_stats st0;
+    fri_net_server_stats_get(f.srv, &st0);
+    cr_assert(ev_wait(&f.ev, FRI_NET_EV_IDLE_CLOSED, 2, 15000), "the quiet client was not closed");
+    cr_assert(strstr(f.ev.text[FRI_NET_EV_IDLE_CLOSED], "no complete request"), "%s", f.ev.text[FRI_NET_EV_IDLE_CLOSED]);
+    fri_net_server_stats st1 = st0;
+    for (int i = 0; i < 1500 && st1.connects == st0.connects; i++) {
+        sleep_ms(10);
+        fri_net_server_stats_get(f.srv, &st1);
+    }
+    cr_assert_gt(st1.connects, st0.connects, "the quiet client did not reconnect");
     roundtrip(l.c, "after a pause", 5000);
     fri_net_client_close(l.c);
     fx_fini(&f);
 }
 
-Test(transport, handler_refusal_closes_the_connection) {
+Test(transport, handler_refusal_closes_the_connection, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -715,7 +763,7 @@ static void *many_main(void *arg) {
     return NULL;
 }
 
-Test(transport, two_hundred_concurrent_clients) {
+Test(transport, two_hundred_concurrent_clients, .timeout = 120) {
     enum { N = 200 };
     fixture f;
     fx_init(&f, true);
@@ -764,7 +812,31 @@ static void *wait_main(void *arg) {
     return NULL;
 }
 
-Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port) {
+/* Messages sent whole by the pipes of the dialers of url in this process (nng's per-pipe
+ * "tx_msgs", bumped once the last piece of a message has left: nothing of it is pending
+ * in nng's transport any more). */
+static uint64_t dialers_tx_msgs(const char *url) {
+    uint64_t dialer[64], tx = 0;
+    int nd = 0;
+    nng_stat *all = NULL;
+    cr_assert_eq(nng_stats_get(&all), 0);
+    for (nng_stat *sc = nng_stat_child(all); sc; sc = nng_stat_next(sc)) {
+        if (nng_stat_type(sc) != NNG_STAT_SCOPE || strcmp(nng_stat_name(sc), "dialer") != 0) continue;
+        nng_stat *u = nng_stat_find(sc, "url"), *id = nng_stat_find(sc, "id");
+        if (u && id && nng_stat_type(u) == NNG_STAT_STRING && strcmp(nng_stat_string(u), url) == 0 && nd < 64)
+            dialer[nd++] = nng_stat_value(id);
+    }
+    for (nng_stat *sc = nng_stat_child(all); sc; sc = nng_stat_next(sc)) {
+        if (nng_stat_type(sc) != NNG_STAT_SCOPE || strcmp(nng_stat_name(sc), "pipe") != 0) continue;
+        nng_stat *d = nng_stat_find(sc, "dialer"), *t = nng_stat_find(sc, "tx_msgs");
+        for (int i = 0; d && t && i < nd; i++)
+            if (nng_stat_value(d) == dialer[i]) tx += nng_stat_value(t);
+    }
+    nng_stats_free(all);
+    return tx;
+}
+
+Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port, .timeout = 120) {
     enum { N = 4 };
     fixture f;
     fx_init(&f, true);
@@ -792,6 +864,14 @@ Test(transport, stop_while_clients_wait_then_a_new_server_on_the_port) {
     }
     cr_assert_eq(sst.open, N);
     cr_assert_eq(atomic_load(&f.st.in_handler), 2);
+    /* and every request has left its client whole. nng's tls+tcp pipe sends a message in
+     * pieces, and one closed between two of them (the server stopping while a queued
+     * request is still on its way) wedges nng 1.5.2 in the client's process: its reaper
+     * waits for ever in req0_pipe_stop, and so does every later close, Criterion's own
+     * at the end of the test (nng bug (3) in docs/ARCHITECTURE.md; this test hung so) */
+    uint64_t sent = 0;
+    for (int i = 0; i < 1000 && (sent = dialers_tx_msgs(f.url)) < N; i++) sleep_ms(5);
+    cr_assert_eq(sent, N, "requests sent whole: %llu of %d", (unsigned long long)sent, N);
     int64_t t0 = now_ms();
     fri_net_server_stop(f.srv); /* waits for the two handlers */
     f.srv = NULL;
@@ -882,8 +962,8 @@ static void stuck_dialer_case(bool short_requests) {
     fx_fini(&f);
 }
 
-Test(transport, client_replaces_a_stuck_dialer) { stuck_dialer_case(false); }
-Test(transport, client_replaces_a_stuck_dialer_between_short_requests) { stuck_dialer_case(true); }
+Test(transport, client_replaces_a_stuck_dialer, .timeout = 120) { stuck_dialer_case(false); }
+Test(transport, client_replaces_a_stuck_dialer_between_short_requests, .timeout = 120) { stuck_dialer_case(true); }
 
 /* nng 1.5.2 runs every pipe's removal callback on its one reaper thread; this callback
  * holds that thread until released, as a wedged nng does (docs/ARCHITECTURE.md). */
@@ -918,7 +998,7 @@ static void on_late(void *ctx, const fri_net_event *ev) {
 /* A server whose nng close cannot finish (the reaper is held) stops after close_wait_ms
  * anyway, counts it, and delivers no event after that; the close ends on its own thread
  * once nng goes on. Before, fri_net_server_stop waited for nng for ever. */
-Test(transport, stop_gives_up_on_a_close_nng_cannot_finish) {
+Test(transport, stop_gives_up_on_a_close_nng_cannot_finish, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -965,7 +1045,7 @@ Test(transport, stop_gives_up_on_a_close_nng_cannot_finish) {
     fx_fini(&f);
 }
 
-Test(transport, stop_and_close_accept_null_and_idle_objects) {
+Test(transport, stop_and_close_accept_null_and_idle_objects, .timeout = 120) {
     fri_net_server_stop(NULL);
     fri_net_client_close(NULL);
     /* a client whose server never existed: open succeeds, requests time out, close is clean */
@@ -985,7 +1065,7 @@ Test(transport, stop_and_close_accept_null_and_idle_objects) {
 /* nng 1.5.2 never closes a TLS connection whose peer sends nothing (its SP negotiation
  * times out, but the cancellation is lost behind the TLS handshake): fedrec's engine
  * closes it after handshake_ms, and the server reports it. */
-Test(transport, tls_handshake_deadline_closes_silent_peers) {
+Test(transport, tls_handshake_deadline_closes_silent_peers, .timeout = 120) {
     fixture f;
     fx_init(&f, true);
     fri_net_server_opts so;
@@ -1101,12 +1181,12 @@ static void conn_limit_case(bool tls) {
     fx_fini(&f);
 }
 
-Test(transport, connection_limit_tcp) { conn_limit_case(false); }
+Test(transport, connection_limit_tcp, .timeout = 120) { conn_limit_case(false); }
 
 /* A refused peer that is not fedrec's client (a raw nng REQ socket) and keeps its connection
  * open after the "server full" reply is closed by the server a little later; a second
  * request on it is answered the same way, never served. */
-Test(transport, refused_connection_left_open_is_closed) {
+Test(transport, refused_connection_left_open_is_closed, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     fri_net_server_opts so;
@@ -1154,7 +1234,7 @@ Test(transport, refused_connection_left_open_is_closed) {
 }
 
 /* The "server full" reply's bytes, written out by hand from transport.h's description. */
-Test(transport, full_reply_bytes) {
+Test(transport, full_reply_bytes, .timeout = 120) {
     const uint8_t want[FRI_NET_FULL_LEN] = {0xff, 'f', 'e', 'd', 'r', 'e', 'c', ' ', 's', 'e', 'r', 'v',
                                             'e',  'r', 'f', 'u', 3,   0,   0,   0,   0x10, 0x27, 0, 0};
     uint8_t b[FRI_NET_FULL_LEN + 1];
@@ -1174,7 +1254,7 @@ Test(transport, full_reply_bytes) {
     cr_assert(!fri_net_full_decode((const uint8_t *)"FRNT", 4, NULL, NULL));
     cr_assert(!fri_net_full_decode(NULL, 0, NULL, NULL));
 }
-Test(transport, connection_limit_tls) { conn_limit_case(true); }
+Test(transport, connection_limit_tls, .timeout = 120) { conn_limit_case(true); }
 
 /* ------------------------------------------------------------------ held requests */
 
@@ -1235,7 +1315,7 @@ static void *held_main(void *arg) {
     return NULL;
 }
 
-Test(transport, held_requests_answered_later_in_any_order) {
+Test(transport, held_requests_answered_later_in_any_order, .timeout = 120) {
     fixture f;
     fx_init(&f, false);
     hold_state h = {.mu = PTHREAD_MUTEX_INITIALIZER};

@@ -33,6 +33,8 @@ bool fri_tls_engine_ours(void);
 typedef struct fri_tls_stats {
     uint64_t handshakes;      /* completed */
     uint64_t failures;        /* handshakes that failed (TLS errors, not hang-ups) */
+    uint64_t server_failures; /* of those, server connections' (every one: nng 1.5.2's
+                                 listener counter misses some, docs/ARCHITECTURE.md) */
     uint64_t live;            /* connections nng has set up and not yet finalised */
     uint64_t handshake_timeouts; /* server connections closed for not finishing their
                                     handshake in time (fri_tls_engine_set_handshake_ms) */

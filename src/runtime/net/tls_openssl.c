@@ -249,6 +249,7 @@ static void note_handshake(nng_tls_engine_conn *ec, bool ok) {
         snprintf(g_stats.cipher, sizeof g_stats.cipher, "%s", c ? c : "");
     } else {
         g_stats.failures++;
+        if (SSL_is_server(ec->ssl)) g_stats.server_failures++;
     }
     pthread_mutex_unlock(&g_mu);
 }

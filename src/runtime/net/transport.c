@@ -352,8 +352,10 @@ struct fri_net_server {
     int handshake_ms;
     uint64_t n_served;        /* guarded by mu: connections in pipes that are not over */
     uint64_t n_refusing;      /* guarded by mu: connections in pipes that are over */
-    bool tls_ours;            /* tls+tcp:// with fedrec's engine: its timeouts are ours */
+    bool tls_ours;            /* tls+tcp:// with fedrec's engine: its timeouts and failed
+                                 handshakes are counted by the engine, not nng */
     uint64_t seen_tls_hto;    /* the engine's handshake timeouts already reported */
+    uint64_t seen_tls_fail;   /* the engine's failed server handshakes already reported */
     srv_ctx *ctx;             /* [n_ctx] */
     int n_ctx;
     pthread_mutex_t mu;       /* guards pipes */
@@ -672,7 +674,19 @@ void fri_net_server_reply_held(void *held, const uint8_t *b, size_t n) {
     if (back) held_send(c, r);
 }
 
-/* Reports what the listener's counters gained since the last look. */
+static void emit_tls_failed(fri_net_server *s, uint64_t d) {
+    atomic_fetch_add(&s->n_tls, d);
+    emit(s, FRI_NET_EV_TLS_FAILED, 0, "", d,
+         "%s: %llu TLS handshake(s) failed (a client without a valid certificate, a wrong CA, or not TLS)", s->url,
+         (unsigned long long)d);
+}
+
+/* Reports what the listener's counters gained since the last look. nng 1.5.2 counts a
+ * connection that fails its handshakes only if its listener is waiting for the next
+ * connection at that moment: one that fails in the 100 ms after another failure, or
+ * while a new connection is being added, is not counted (docs/ARCHITECTURE.md, bug (6)).
+ * So with fedrec's engine the failed TLS handshakes are the engine's own count, which
+ * misses none; the other counters are lower bounds. */
 static void poll_listener(fri_net_server *s) {
     nng_stat *all = NULL;
     if (nng_stats_get(&all) != 0) return;
@@ -680,12 +694,14 @@ static void poll_listener(fri_net_server *s) {
     read_counts(find_scope(all, "listener", (uint64_t)nng_listener_id(s->lst)), &now);
     nng_stats_free(all);
     ep_counts *was = &s->seen;
-    if (now.auth > was->auth) {
-        uint64_t d = now.auth - was->auth;
-        atomic_fetch_add(&s->n_tls, d);
-        emit(s, FRI_NET_EV_TLS_FAILED, 0, "", d,
-             "%s: %llu TLS handshake(s) failed (a client without a valid certificate, a wrong CA, or not TLS)",
-             s->url, (unsigned long long)d);
+    fri_tls_stats ts;
+    bool ours = s->tls_ours && fri_tls_engine_stats(&ts);
+    if (ours && ts.server_failures > s->seen_tls_fail) {
+        uint64_t d = ts.server_failures - s->seen_tls_fail;
+        s->seen_tls_fail = ts.server_failures;
+        emit_tls_failed(s, d);
+    } else if (!s->tls_ours && now.auth > was->auth) {
+        emit_tls_failed(s, now.auth - was->auth);
     }
     if (now.proto > was->proto) {
         uint64_t d = now.proto - was->proto;
@@ -700,8 +716,7 @@ static void poll_listener(fri_net_server *s) {
              "%s: %llu connection(s) closed for not finishing the protocol handshake in time", s->url,
              (unsigned long long)d);
     }
-    fri_tls_stats ts;
-    if (s->tls_ours && fri_tls_engine_stats(&ts) && ts.handshake_timeouts > s->seen_tls_hto) {
+    if (ours && ts.handshake_timeouts > s->seen_tls_hto) {
         uint64_t d = ts.handshake_timeouts - s->seen_tls_hto;
         s->seen_tls_hto = ts.handshake_timeouts;
         atomic_fetch_add(&s->n_hto, d);
@@ -897,7 +912,10 @@ fr_err fri_net_server_start(fri_net_server **out, const fri_net_server_opts *o) 
         if (s->tls_ours) {
             fri_tls_engine_set_handshake_ms(o->handshake_ms);
             fri_tls_stats ts;
-            if (fri_tls_engine_stats(&ts)) s->seen_tls_hto = ts.handshake_timeouts;
+            if (fri_tls_engine_stats(&ts)) {
+                s->seen_tls_hto = ts.handshake_timeouts;
+                s->seen_tls_fail = ts.server_failures;
+            }
         }
         if (rv) {
             fri_net_server_stop(s);

@@ -88,9 +88,13 @@ typedef enum fri_net_event_kind {
     FRI_NET_EV_CONN_LIMIT,    /* refused by the server: max_conns connections were open;
                                  count = connections open */
     /* counted by nng's listener, which names no connection: count = how many since the
-     * last report (addr "", pipe 0) */
+     * last report (addr "", pipe 0). nng 1.5.2 misses a failure that comes within 100 ms
+     * of the previous one, or while a new connection is being added, so these counts are
+     * lower bounds, except where fedrec's TLS engine counts (TLS failures, TLS timeouts) */
     FRI_NET_EV_TLS_FAILED,    /* TLS handshakes that failed (a client without a valid
-                                 certificate, a client that distrusts ours, not TLS) */
+                                 certificate, a client that distrusts ours, not TLS); with
+                                 fedrec's engine, its count of failed server handshakes in
+                                 the whole process (as for the timeouts below) */
     FRI_NET_EV_PROTOCOL,      /* connections that sent bytes that are not nng's SP
                                  protocol (garbage on a tcp:// listener) */
     FRI_NET_EV_HANDSHAKE_TIMEOUT, /* connections that did not finish their handshake in
