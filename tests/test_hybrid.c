@@ -1125,6 +1125,37 @@ Test(hybrid, rows_pass_fast_path_against_the_exact_one) {
     fast_vs_exact("lightfm", 10, 64, 0);
 }
 
+/* --warp 0 under the fedrec preset: centralized lightfm's bpr settings (lr 0.1, L2 0.001,
+ * tuned on a validation cut of training data); WARP, fm, the federated preset and the
+ * textbook one keep theirs. */
+Test(hybrid, preset_warp_zero_gives_lightfm_bpr_its_settings) {
+    fr_run_config c;
+    cr_assert_eq(fr_run_config_preset(&c, NULL, kind_of("lightfm"), true, NULL), FR_OK);
+    cr_assert_eq(c.model.warp, 10);
+    cr_assert_float_eq(c.train.optim.lr, 0.05f, 1e-9);
+    cr_assert_eq(c.model.l2, 0.0f);
+    fr_run_config_preset_warp(&c, 0);
+    cr_assert_eq(c.model.warp, 0);
+    cr_assert_float_eq(c.train.optim.lr, 0.1f, 1e-9);
+    cr_assert_float_eq(c.model.l2, 0.001f, 1e-9);
+    cr_assert_eq(fr_run_config_preset(&c, NULL, kind_of("lightfm"), true, NULL), FR_OK);
+    fr_run_config_preset_warp(&c, 5);
+    cr_assert_eq(c.model.warp, 5);
+    cr_assert_float_eq(c.train.optim.lr, 0.05f, 1e-9);
+    cr_assert_eq(c.model.l2, 0.0f);
+    const struct { const char *kind, *preset; bool central; } same[3] = {
+        {"fm", "fedrec", true}, {"lightfm", "fedrec", false}, {"lightfm", "textbook", true}};
+    for (int k = 0; k < 3; k++) {
+        fr_run_config a, b;
+        cr_assert_eq(fr_run_config_preset(&a, same[k].preset, kind_of(same[k].kind), same[k].central, NULL), FR_OK);
+        b = a;
+        fr_run_config_preset_warp(&b, 0);
+        cr_assert_eq(b.model.warp, 0);
+        b.model.warp = a.model.warp;
+        cr_assert(!memcmp(&a, &b, sizeof a), "%s %s: only warp changes", same[k].kind, same[k].preset);
+    }
+}
+
 bool fri_hybrid_compact(bool on);
 uint64_t fri_hybrid_compact_passes(void);
 
