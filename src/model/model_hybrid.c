@@ -836,6 +836,16 @@ static FRI_ALWAYS_INLINE void kscatter(hy_tab *T, int s, uint32_t r, const float
     }
 }
 
+/* sum x_k^2 in eight float lanes (v8_sum1's order). */
+static FRI_ALWAYS_INLINE float ksumsq(const float *restrict x, size_t d) {
+    v8f acc = {0};
+    for (size_t k = 0; k < d; k += 8) {
+        const v8f v = v8_load(x + k), t = v * v;
+        acc = acc + t;
+    }
+    return v8_sum1(acc);
+}
+
 /* fri_sumsq, out of line: inlined into the kernel with a constant d, GCC 12 warns of an
  * out-of-range iteration of its tail loop that cannot run. */
 __attribute__((noinline, noipa)) static double hy_sumsq(const float *x, size_t d) { return fri_sumsq(x, d); }
@@ -1065,7 +1075,11 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             dsj = lw;
         }
         L += wt * l * invB;
-        if (l2s > 0) L += l2s * (hy_sumsq(p, d) + hy_sumsq(q0, d) + (pair ? hy_sumsq(q1, d) : 0.0));
+        if (l2s > 0) {
+            if (fast) /* the fast path: the reported L2 term's squares summed in float lanes */
+                L += l2s * ((double)ksumsq(p, d) + (double)ksumsq(q0, d) + (pair ? (double)ksumsq(q1, d) : 0.0));
+            else L += l2s * (hy_sumsq(p, d) + hy_sumsq(q0, d) + (pair ? hy_sumsq(q1, d) : 0.0));
+        }
         if (!g) continue;
         const float gi = (float)(wt * dsi * invB), gj = (float)(wt * dsj * invB), l2f = (float)(2.0 * l2s);
         if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) { /* a zero gradient: the rows, no arithmetic */
