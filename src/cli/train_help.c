@@ -146,7 +146,7 @@ void cli_train_defaults_help(const char *preset) {
         fr_run_config cb = cc;
         fr_run_config_preset_warp(&cb, 0);
         if (cc.model.warp && (cb.train.optim.lr != cc.train.optim.lr || cb.model.l2 != cc.model.l2))
-            printf("  %-13s --warp 0 centralized: lr %g, l2 %g\n", name, (double)cb.train.optim.lr, (double)cb.model.l2);
+            printf("  %-13s bpr (--warp 0), centralized: lr %g, l2 %g\n", name, (double)cb.train.optim.lr, (double)cb.model.l2);
     }
     printf("  (mf's global mean comes from the training data; '-': the option does not apply to the model)\n");
     printf("  implicit counts (--implicit-weight, or a column headed weight, count, plays ...): the ranking models\n"
