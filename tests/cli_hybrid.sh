@@ -109,6 +109,8 @@ grep -q "0 item features.*no u.item, movies.dat or movies.csv beside the data" "
 "$bin" train --help >"$tmp/help" || fail "train --help"
 grep -q '^  lightfm .*loss: centralized warp 10 (up to 10 draws a positive), federated bpr' "$tmp/help" ||
     fail "--help: lightfm's loss: $(grep lightfm "$tmp/help")"
+grep -q '^  lightfm .*bpr (--warp 0), centralized: lr 0.1, l2 0.001$' "$tmp/help" ||
+    fail "--help: lightfm's bpr settings: $(grep 'warp 0' "$tmp/help")"
 for m in lightgcn-full pop bias; do
     awk -v m=$m '$1 == "federated" { f = 1 } $1 == "centralized" { f = 0 } f && $1 == m' "$tmp/help" | grep -q "centralized only" ||
         fail "--help's federated table: $m trains centrally only: $(grep -- "^  $m" "$tmp/help")"

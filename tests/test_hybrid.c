@@ -1125,6 +1125,89 @@ Test(hybrid, rows_pass_fast_path_against_the_exact_one) {
     fast_vs_exact("lightfm", 10, 64, 0);
 }
 
+/* --warp 0 under the fedrec preset: centralized lightfm's bpr settings (lr 0.1, L2 0.001,
+ * tuned on a validation cut of training data); WARP, fm, the federated preset and the
+ * textbook one keep theirs. */
+Test(hybrid, preset_warp_zero_gives_lightfm_bpr_its_settings) {
+    fr_run_config c;
+    cr_assert_eq(fr_run_config_preset(&c, NULL, kind_of("lightfm"), true, NULL), FR_OK);
+    cr_assert_eq(c.model.warp, 10);
+    cr_assert_float_eq(c.train.optim.lr, 0.05f, 1e-9);
+    cr_assert_eq(c.model.l2, 0.0f);
+    fr_run_config_preset_warp(&c, 0);
+    cr_assert_eq(c.model.warp, 0);
+    cr_assert_float_eq(c.train.optim.lr, 0.1f, 1e-9);
+    cr_assert_float_eq(c.model.l2, 0.001f, 1e-9);
+    cr_assert_eq(fr_run_config_preset(&c, NULL, kind_of("lightfm"), true, NULL), FR_OK);
+    fr_run_config_preset_warp(&c, 5);
+    cr_assert_eq(c.model.warp, 5);
+    cr_assert_float_eq(c.train.optim.lr, 0.05f, 1e-9);
+    cr_assert_eq(c.model.l2, 0.0f);
+    const struct { const char *kind, *preset; bool central; } same[3] = {
+        {"fm", "fedrec", true}, {"lightfm", "fedrec", false}, {"lightfm", "textbook", true}};
+    for (int k = 0; k < 3; k++) {
+        fr_run_config a, b;
+        cr_assert_eq(fr_run_config_preset(&a, same[k].preset, kind_of(same[k].kind), same[k].central, NULL), FR_OK);
+        b = a;
+        fr_run_config_preset_warp(&b, 0);
+        cr_assert_eq(b.model.warp, 0);
+        b.model.warp = a.model.warp;
+        cr_assert(!memcmp(&a, &b, sizeof a), "%s %s: only warp changes", same[k].kind, same[k].preset);
+    }
+}
+
+bool fri_hybrid_compact(bool on);
+uint64_t fri_hybrid_compact_passes(void);
+
+/* rows_pass's fast path with the compact gradient (the id tables' gradient rows packed in
+ * slots taken in order of first touch, stepped from there) gives the bits of the same
+ * path on the slab's gradient rows: lightfm WARP (the preset), bpr and bce, fm, over 3
+ * epochs; and the compact mode ran. */
+static void compact_vs_rows(const char *kind, fr_loss loss, uint32_t warp, uint32_t batch) {
+    data d = gen();
+    fr_model_config c = config(kind, &d, loss, warp);
+    fr_model *m[2] = {NULL, NULL};
+    double l[2][3];
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    fr_optim_config_default(&tc.optim, FR_OPTIM_ADAGRAD);
+    tc.optim.lr = 0.05f;
+    tc.optim.sparse_rows = true;
+    tc.batch = batch;
+    tc.shards = 1;
+    tc.negatives = loss == FR_LOSS_BCE ? 2 : 1;
+    tc.threads = 1;
+    const uint64_t ran = fri_hybrid_compact_passes();
+    for (int k = 0; k < 2; k++) {
+        const bool was = fri_hybrid_compact(k == 0);
+        cr_assert_eq(fr_model_create(&m[k], &c), FR_OK);
+        fr_trainer *t = NULL;
+        cr_assert_eq(fr_trainer_create(&t, m[k], d.train, &tc), FR_OK, "%s", fr_errmsg());
+        for (int e = 0; e < 3; e++) cr_assert_eq(fr_trainer_epoch(t, &l[k][e]), FR_OK);
+        fr_trainer_free(t);
+        fri_hybrid_compact(was);
+    }
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2"))
+        cr_assert_gt(fri_hybrid_compact_passes(), ran, "%s: the compact gradient did not run", kind);
+#endif
+    cr_assert(!memcmp(fr_model_params(m[0]), fr_model_params(m[1]), fr_model_n_params(m[0]) * sizeof(float)),
+              "%s loss %d warp %u batch %u: compact and slab rows differ", kind, (int)loss, warp, batch);
+    for (int e = 0; e < 3; e++) cr_assert_eq(l[0][e], l[1][e], "epoch %d loss", e);
+    fr_model_free(m[0]);
+    fr_model_free(m[1]);
+    data_free(&d);
+}
+
+Test(hybrid, rows_pass_compact_gradient_equals_the_slab_rows) {
+    compact_vs_rows("lightfm", FR_LOSS_BPR, 10, 64);
+    compact_vs_rows("lightfm", FR_LOSS_BPR, 10, 16);
+    compact_vs_rows("lightfm", FR_LOSS_BPR, 0, 64);
+    compact_vs_rows("lightfm", FR_LOSS_BCE, 0, 32);
+    compact_vs_rows("fm", FR_LOSS_BPR, 10, 64);
+    compact_vs_rows("fm", FR_LOSS_BCE, 0, 16);
+}
+
 /* The centralized preset of lightfm and fm: minibatches of 64 (under train.c's 128, so
  * one party runs them whatever the thread count), Adagrad on the rows touched (the fused
  * rows_pass); lightfm in one shard (a second only adds a combine of the gradients), fm in

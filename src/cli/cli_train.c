@@ -662,6 +662,7 @@ int cli_train_config(const cli_train_opts *o, const arg_spec *specs, fr_model_ki
         fprintf(stderr, "fedrec %s: --preset: %s\n", o->cmd ? o->cmd : "train", fr_errmsg());
         return 2;
     }
+    if (GIVEN(warp)) fr_run_config_preset_warp(c, (uint32_t)o->warp); /* before --lr, --l2 */
     int rc = cli_train_overrides(o, specs, c);
     if (rc) return rc;
     /* rounds sized from the data (the preset's epochs' worth), again for the clients a round
@@ -907,7 +908,6 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
         c.loop.resume = o->resume;
     }
-    if (GIVEN(warp)) c.model.warp = (uint32_t)o->warp;
     if ((rc = cli_features_attach("train", data, o->user_features, o->item_features, &c.model, o->quiet))) goto done;
     fr_model_config sized = c.model; /* the model's sizes come from the data: check the rest */
     sized.n_users = sized.n_items = 1;

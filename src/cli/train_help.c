@@ -144,6 +144,10 @@ void cli_train_defaults_help(const char *preset) {
         char lc[64], lf[64];
         printf("  %-13s loss: centralized %s, federated %s (--warp N sets it; 0 = bpr)\n", name,
                cli_loss_text(&cc.model, lc, sizeof lc), cli_loss_text(&cf.model, lf, sizeof lf));
+        fr_run_config cb = cc;
+        fr_run_config_preset_warp(&cb, 0);
+        if (cc.model.warp && (cb.train.optim.lr != cc.train.optim.lr || cb.model.l2 != cc.model.l2))
+            printf("  %-13s bpr (--warp 0), centralized: lr %g, l2 %g\n", name, (double)cb.train.optim.lr, (double)cb.model.l2);
     }
     printf("  (mf's global mean comes from the training data; '-': the option does not apply to the model)\n");
     printf("  implicit counts (--implicit-weight, or a column headed weight, count, plays ...): the ranking models\n"

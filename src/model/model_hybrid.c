@@ -45,9 +45,12 @@
  *
  * rows_pass's fast path (the centralized trainer's default; fri_hybrid_stale(0) is the exact
  * path, held to the generic loop bit for bit): lightfm's WARP candidates are screened by a
- * table of the items' feature parts refreshed every HY_STALE minibatches and only the one
+ * table of the items' id rows plus their feature parts (the feature parts refreshed every
+ * HY_STALE minibatches, a row's id part after each step that moves it) and only the one
  * taken is composed, its draws come from splitmix64 (hy_draws), Adagrad takes rsqrt and a
- * Newton step (fri_optim_step_rows_clear_fast), bpr's softplus and sigmoid are in float.
+ * Newton step (fri_optim_step_rows_clear_fast), bpr's softplus and sigmoid are in float;
+ * with one shard the id tables' gradient is kept in compact slots (hy_ws.cg: the same
+ * bits as the slab's rows, tested).
  * Tests hold it to the exact path within stated tolerances (tests/test_hybrid.c). */
 #include <math.h>
 #include <pthread.h>
@@ -373,16 +376,27 @@ typedef struct hy_ws {
     float *s;               /* [n] scores (score) */
     double lw[HY_LW + 1];   /* WARP's ln(max(1, floor((N - 1) / t))) for t = 1..lw_have, catalogue lw_n */
     uint32_t lw_n, lw_have;
-    const float *sq_e, *sq_b; /* lightfm WARP under rows_pass: each item row's feature part (sum_g w F_g, and
-                               * its bias sum_g w cf_g) as of the last refresh (hy_stale), to screen the
-                               * candidates; NULL: every candidate composed (the reference) */
+    const float *sq_e, *sq_b; /* lightfm WARP under rows_pass: each item row's id row plus its feature part
+                               * (E + sum_g w F_g, and B + sum_g w cf_g), the feature part as of the last
+                               * refresh (hy_stale), the id part current, to screen the candidates; NULL:
+                               * every candidate composed (the reference) */
     bool fast;              /* rows_pass's fast path: bpr's softplus and sigmoid in float (hy_softplus_sigmoid_f) */
     bool splitmix;          /* with sq_e: WARP's draws by hy_draws, not the Philox stream */
     bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
                              * unmarked (set by the fused passes, whose step keeps a row of zero
                              * gradient as it is: fri_optim_zero_keeps; the generic loop's sparse-row
                              * Adam must see them) */
+    /* rows_pass's compact gradient (NULL cg: the gradient's own rows): the id tables' rows a
+     * minibatch touches get their gradient in slots taken in order of first touch, the
+     * gradient rows of a side packed in cg[s] ([slots x dim]) and cgb[s] ([slots]), so the
+     * adds stay in a few hot lines instead of scattered rows of the slab's tables */
+    float *cg[2], *cgb[2];  /* [side 0 user, 1 item] */
+    uint32_t *slot[2];      /* [table rows] the slot of each row, HY_NOSLOT none */
+    uint32_t *crow[2];      /* [slots] the row of each slot */
+    uint32_t ccount[2];     /* slots taken */
 } hy_ws;
+
+#define HY_NOSLOT UINT32_MAX
 
 static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t B) {
     hy_ws tmp, *w = wsp ? wsp : &tmp;
@@ -396,6 +410,7 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->lw_n = w->lw_have = 0; /* no rank weights yet (rows_pass's and sgd_pass's hy_ws is on the stack) */
     w->sq_e = w->sq_b = NULL;
     w->splitmix = w->fast = false;
+    for (int s = 0; s < 2; s++) { w->cg[s] = w->cgb[s] = NULL; w->slot[s] = w->crow[s] = NULL; w->ccount[s] = 0; }
     return cv.at;
 }
 
@@ -636,17 +651,39 @@ typedef struct hy_tab {
     const float *E[2], *B[2], *F[2], *FB[2]; /* [side 0 user, 1 item]: id rows, biases, feature rows, feature biases */
     float *gE[2], *gB[2], *gF[2], *gFB[2];   /* their gradients (g non-NULL) */
     fr_rowset *rE[2], *rB[2];                /* the id rows touched */
+    /* copies of what the loop reads of the feature set and the row binding, so that the
+     * rowsets' byte stores (which may alias anything) do not make them loaded again */
+    const uint64_t *off[2];                  /* the set's CSR offsets of a side, */
+    const uint32_t *fid[2];                  /* its feature ids */
+    const float *fw[2];                      /* and weights */
+    uint32_t frows[2];                       /* its rows (0: no set) */
+    const uint32_t *map[2];                  /* row_user, row_item (NULL: rows are global ids) */
+    uint32_t nmap[2];
+    uint8_t *mk[2];                          /* rE's marks, */
+    uint32_t *rl[2];                         /* list */
+    uint32_t rc[2];                          /* and count, written back at the end (rB: the same rows) */
+    float *cg[2], *cgb[2];                   /* hy_ws's compact gradient (NULL: the slab's rows) */
+    uint32_t *slot[2], *crow[2], cc[2];
 } hy_tab;
+
+/* The features of row r of side s (feats of its global id). */
+static FRI_ALWAYS_INLINE uint32_t kfeats(const hy_tab *T, int s, uint32_t r, const uint32_t **id, const float **w) {
+    const uint32_t gr = T->map[s] && r < T->nmap[s] ? T->map[s][r] : r;
+    if (gr >= T->frows[s]) return 0;
+    const uint64_t a = T->off[s][gr];
+    *id = T->fid[s] + a;
+    *w = T->fw[s] + a;
+    return (uint32_t)(T->off[s][gr + 1] - a);
+}
 
 /* Row r of side s composed into out (sq: fm's squares) with its features; returns the
  * bias. With p non-NULL also *dot = p . out, summed as fri_dot sums. Blocks of up to 32
  * floats are held in registers while the rows are read, a broadcast of a weight a row. */
-static FRI_ALWAYS_INLINE float kcompose(const hy_tab *T, const fri_feat *f, const fr_model *m, int s, uint32_t r,
-                                        float *restrict out, float *restrict sq, const float *restrict p, float *dot,
-                                        size_t d, bool fm) {
+static FRI_ALWAYS_INLINE float kcompose(const hy_tab *T, int s, uint32_t r, float *restrict out, float *restrict sq,
+                                        const float *restrict p, float *dot, size_t d, bool fm) {
     const uint32_t *id = NULL;
     const float *w = NULL;
-    const uint32_t n = feats(f, s, s ? gitem(m, r) : guser(m, r), &id, &w);
+    const uint32_t n = kfeats(T, s, r, &id, &w);
     const float *e = T->E[s] + (size_t)r * d, *F = T->F[s], *FB = T->FB[s];
     float b = T->B[s][r]; /* the bias summed in the first block's pass over the features (one loop) */
     v8f acc = {0};
@@ -693,32 +730,37 @@ static FRI_ALWAYS_INLINE void kprefetch_g(const hy_tab *T, int s, uint32_t r, si
     __builtin_prefetch(T->gB[s] + r, 1, 3);
 }
 
-/* The feature list of global row r of side s (its ids and weights) towards L1. */
-static FRI_ALWAYS_INLINE void kprefetch_list(const fri_feat *f, int s, uint32_t r) {
-    if (!f || r >= f->rows[s]) return;
-    const uint64_t a = f->off[s][r];
-    __builtin_prefetch(f->id[s] + a, 0, 3);
-    __builtin_prefetch(f->w[s] + a, 0, 3);
+/* The feature list of row r of side s (its ids and weights) towards L1. */
+static FRI_ALWAYS_INLINE void kprefetch_list(const hy_tab *T, int s, uint32_t r) {
+    const uint32_t gr = T->map[s] && r < T->nmap[s] ? T->map[s][r] : r;
+    if (gr >= T->frows[s]) return;
+    const uint64_t a = T->off[s][gr];
+    __builtin_prefetch(T->fid[s] + a, 0, 3);
+    __builtin_prefetch(T->fw[s] + a, 0, 3);
 }
 
-static FRI_ALWAYS_INLINE void kprefetch_off(const fri_feat *f, int s, uint32_t r) {
-    if (r < f->rows[s]) __builtin_prefetch(f->off[s] + r, 0, 3);
+static FRI_ALWAYS_INLINE void kprefetch_off(const hy_tab *T, int s, uint32_t r) {
+    const uint32_t gr = T->map[s] && r < T->nmap[s] ? T->map[s][r] : r;
+    if (gr < T->frows[s]) __builtin_prefetch(T->off[s] + gr, 0, 3);
 }
 
-static FRI_ALWAYS_INLINE void kprefetch_q(const hy_ws *w, uint32_t r, size_t d) {
-    for (size_t k = 0; k < d; k += 16) __builtin_prefetch(w->sq_e + (size_t)r * d + k, 0, 3);
+static FRI_ALWAYS_INLINE void kprefetch_q(const float *sq_e, const float *sq_b, uint32_t r, size_t d) {
+    for (size_t k = 0; k < d; k += 16) __builtin_prefetch(sq_e + (size_t)r * d + k, 0, 3);
+    __builtin_prefetch(sq_b + r, 0, 3);
 }
 
-/* lightfm's screening score of item row r for user vector p: p . (E[r] + G[r]) + B[r] + gb[r],
- * G and gb the item's feature part as of the last refresh (hy_ws.sq_e, sq_b). */
-static FRI_ALWAYS_INLINE float kscreen(const hy_tab *T, const hy_ws *w, uint32_t r, const float *restrict p, size_t d) {
-    const float *e = T->E[1] + (size_t)r * d, *gq = w->sq_e + (size_t)r * d;
+/* lightfm's screening score of item row r for user vector p: p . (E[r] + G[r]) + (B[r] + gb[r]),
+ * G and gb the item's feature part as of the last refresh, the sums kept in one row
+ * (hy_ws.sq_e, sq_b: rows_pass adds them when it refreshes G and after each step of E, B). */
+static FRI_ALWAYS_INLINE float kscreen(const float *sq_e, const float *sq_b, uint32_t r, const float *restrict p,
+                                       size_t d) {
+    const float *q = sq_e + (size_t)r * d;
     v8f acc = {0};
     for (size_t k = 0; k < d; k += 8) {
-        const v8f q = v8_load(e + k) + v8_load(gq + k), t = v8_load(p + k) * q;
+        const v8f t = v8_load(p + k) * v8_load(q + k);
         acc = acc + t;
     }
-    return v8_sum1(acc) + (T->B[1][r] + w->sq_b[r]);
+    return v8_sum1(acc) + sq_b[r];
 }
 
 /* A pair's score from its parts: lightfm dot + bias; fm w0 + bias + 0.5 sum(|p+q|^2 - sp - sq). */
@@ -736,12 +778,37 @@ static FRI_ALWAYS_INLINE float kscore(float dot, const float *p, const float *sp
 
 /* Row r of side s and its features get the gradient of coef (fm: minus cs v of each row,
  * weighted by w^2 for a feature row); the biases db. Marks the id row. */
-static FRI_ALWAYS_INLINE void kscatter(const hy_tab *T, const fri_feat *f, const fr_model *m, int s, uint32_t r,
-                                       const float *restrict coef, float cs, float db, size_t d, bool fm) {
+static FRI_ALWAYS_INLINE void kmark(hy_tab *T, int s, uint32_t r) {
+    if (!T->mk[s][r]) { T->mk[s][r] = 1; T->rl[s][T->rc[s]++] = r; }
+}
+
+/* The gradient row of id row r of side s and its bias, marked: the slab's, or a compact slot
+ * (taken and zeroed at the row's first touch: the slab's row is zero then too). */
+static FRI_ALWAYS_INLINE float *kgrow(hy_tab *T, int s, uint32_t r, size_t d, float **gb) {
+    if (!T->cg[s]) {
+        kmark(T, s, r);
+        *gb = T->gB[s] + r;
+        return T->gE[s] + (size_t)r * d;
+    }
+    uint32_t k = T->slot[s][r];
+    if (k == HY_NOSLOT) {
+        k = T->cc[s]++;
+        T->slot[s][r] = k;
+        T->crow[s][k] = r;
+        memset(T->cg[s] + (size_t)k * d, 0, d * sizeof(float));
+        T->cgb[s][k] = 0.0f;
+    }
+    *gb = T->cgb[s] + k;
+    return T->cg[s] + (size_t)k * d;
+}
+
+static FRI_ALWAYS_INLINE void kscatter(hy_tab *T, int s, uint32_t r, const float *restrict coef, float cs, float db,
+                                       size_t d, bool fm) {
     const uint32_t *id = NULL;
     const float *w = NULL;
-    const uint32_t n = feats(f, s, s ? gitem(m, r) : guser(m, r), &id, &w);
-    float *ge = T->gE[s] + (size_t)r * d;
+    const uint32_t n = kfeats(T, s, r, &id, &w);
+    float *gbr;
+    float *ge = kgrow(T, s, r, d, &gbr);
     const float *e = T->E[s] + (size_t)r * d;
     const v8f vcs = v8_splat(cs);
     for (size_t k = 0; k < d; k += 8) {
@@ -752,9 +819,7 @@ static FRI_ALWAYS_INLINE void kscatter(const hy_tab *T, const fri_feat *f, const
         }
         v8_store(ge + k, v8_load(ge + k) + c);
     }
-    T->gB[s][r] += db;
-    fr_rowset_add(T->rE[s], r);
-    fr_rowset_add(T->rB[s], r);
+    *gbr += db;
     float *gF = T->gF[s], *gFB = T->gFB[s];
     const float *F = T->F[s];
     for (uint32_t j = 0; j < n; j++) {
@@ -774,9 +839,14 @@ static FRI_ALWAYS_INLINE void kscatter(const hy_tab *T, const fri_feat *f, const
     }
 }
 
-static FRI_ALWAYS_INLINE void kmark(const hy_tab *T, int s, uint32_t r) {
-    fr_rowset_add(T->rE[s], r);
-    fr_rowset_add(T->rB[s], r);
+/* sum x_k^2 in eight float lanes (v8_sum1's order). */
+static FRI_ALWAYS_INLINE float ksumsq(const float *restrict x, size_t d) {
+    v8f acc = {0};
+    for (size_t k = 0; k < d; k += 8) {
+        const v8f v = v8_load(x + k), t = v * v;
+        acc = acc + t;
+    }
+    return v8_sum1(acc);
 }
 
 /* fri_sumsq, out of line: inlined into the kernel with a constant d, GCC 12 warns of an
@@ -824,8 +894,16 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     const size_t B = b->n;
     const double invB = 1.0 / (double)B, l2s = (double)c->l2 * invB;
     const uint32_t N = m->catalogue ? m->catalogue : c->n_items;
-    const uint32_t rows = m->row_item ? m->n_row_item : c->n_items;
+    const uint32_t rows = m->row_item ? m->n_row_item : c->n_items, nrows = rows ? rows : 1;
     const float w0 = fm ? P(m, W0)[0] : 0.0f;
+    const uint32_t warp = c->warp;
+    const uint64_t seed = c->seed;
+    /* what the loop reads, in locals (the rowsets' byte stores may alias any memory) */
+    const uint32_t *const users = b->users, *const items = b->items, *const negs = b->neg;
+    const float *const label = b->label, *const weight = b->weight;
+    const float *const sq_e = fm ? NULL : w->sq_e, *const sq_b = w->sq_b;
+    const bool fast = w->fast, zero_unmarked = w->zero_unmarked, scr = sq_e != NULL, smx = scr && w->splitmix;
+    float *const gw0 = fm && g ? G(g, m, W0) : NULL;
     hy_tab T;
     const int roles[2][4] = {{US_EMB, US_B, UF_EMB, UF_B}, {IT_EMB, IT_B, IF_EMB, IF_B}};
     for (int s = 0; s < 2; s++) {
@@ -833,6 +911,12 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         T.B[s] = P(m, roles[s][1]);
         T.F[s] = P(m, roles[s][2]);
         T.FB[s] = P(m, roles[s][3]);
+        T.off[s] = f ? f->off[s] : NULL;
+        T.fid[s] = f ? f->id[s] : NULL;
+        T.fw[s] = f ? f->w[s] : NULL;
+        T.frows[s] = f ? f->rows[s] : 0;
+        T.map[s] = s ? m->row_item : m->row_user;
+        T.nmap[s] = s ? m->n_row_item : m->n_row_user;
         if (g) {
             T.gE[s] = G(g, m, roles[s][0]);
             T.gB[s] = G(g, m, roles[s][1]);
@@ -840,107 +924,153 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             T.gFB[s] = G(g, m, roles[s][3]);
             T.rE[s] = &g->rows[m->slot[roles[s][0]]];
             T.rB[s] = &g->rows[m->slot[roles[s][1]]];
+            T.mk[s] = T.rE[s]->mark;
+            T.rl[s] = T.rE[s]->rows;
+            T.rc[s] = T.rE[s]->count;
         }
+        T.cg[s] = g ? w->cg[s] : NULL;
+        T.cgb[s] = w->cgb[s];
+        T.slot[s] = w->slot[s];
+        T.crow[s] = w->crow[s];
+        T.cc[s] = w->ccount[s];
     }
-    float *p = w->p, *sp = w->sp, *q0 = w->q[0], *sq0 = w->sq[0];
+    float *const p = w->p, *const sp = w->sp, *const q0 = w->q[0], *const sq0 = w->sq[0];
+    float *const cu = w->cu, *const ci = w->ci;
     double L = 0.0, lprod = 1.0; /* lprod: the fast path's product of bpr's (1 + e) (hy_softplus_sigmoid_f) */
     for (size_t x = 0; x < B; x++) {
-        const uint32_t u = b->users[x], i = b->items[x];
-        const double wt = b->weight ? (double)b->weight[x] : 1.0;
+        const uint32_t u = users[x], i = items[x];
+        const double wt = weight ? (double)weight[x] : 1.0;
         if (x + 1 < B) { /* the next example's id rows (feature rows are few and hot) */
-            kprefetch(&T, 0, b->users[x + 1], d);
-            kprefetch(&T, 1, b->items[x + 1], d);
-            if (pair) kprefetch(&T, 1, b->neg[x + 1], d);
-            if (g) { /* and the gradient rows its scatter adds to */
-                kprefetch_g(&T, 0, b->users[x + 1], d);
-                kprefetch_g(&T, 1, b->items[x + 1], d);
+            kprefetch(&T, 0, users[x + 1], d);
+            kprefetch(&T, 1, items[x + 1], d);
+            if (pair) kprefetch(&T, 1, negs[x + 1], d);
+            if (g && !T.cg[0]) { /* and the gradient rows its scatter adds to */
+                kprefetch_g(&T, 0, users[x + 1], d);
+                kprefetch_g(&T, 1, items[x + 1], d);
             }
             /* and its feature lists (their offsets were asked for an example ago) */
-            kprefetch_list(f, 0, guser(m, b->users[x + 1]));
-            kprefetch_list(f, 1, gitem(m, b->items[x + 1]));
-            if (pair) kprefetch_list(f, 1, gitem(m, b->neg[x + 1]));
+            kprefetch_list(&T, 0, users[x + 1]);
+            kprefetch_list(&T, 1, items[x + 1]);
+            if (pair) kprefetch_list(&T, 1, negs[x + 1]);
         }
-        if (x + 2 < B && f) { /* the offsets of the lists of the example after */
-            kprefetch_off(f, 0, guser(m, b->users[x + 2]));
-            kprefetch_off(f, 1, gitem(m, b->items[x + 2]));
-            if (pair) kprefetch_off(f, 1, gitem(m, b->neg[x + 2]));
+        if (x + 2 < B) { /* the offsets of the lists of the example after */
+            kprefetch_off(&T, 0, users[x + 2]);
+            kprefetch_off(&T, 1, items[x + 2]);
+            if (pair) kprefetch_off(&T, 1, negs[x + 2]);
         }
         float dot = 0.0f;
-        const float bu = kcompose(&T, f, m, 0, u, p, sp, NULL, NULL, d, fm);
-        const float bi = kcompose(&T, f, m, 1, i, q0, sq0, fm ? NULL : p, &dot, d, fm);
+        const float bu = kcompose(&T, 0, u, p, sp, NULL, NULL, d, fm);
+        const float bi = kcompose(&T, 1, i, q0, sq0, fm ? NULL : p, &dot, d, fm);
         const float si = kscore(dot, p, sp, q0, sq0, w0, bu + bi, d, fm);
         double dsi = 0.0, dsj = 0.0, l;
         uint32_t j = 0;
         float *q1 = w->q[1], *sq1 = w->sq[1]; /* the negative's parts */
         if (!pair) {
-            double y = b->label[x];
+            double y = label[x];
             hy_softplus_sigmoid(si, &l, &dsi);
             l -= y * si;
             dsi -= y;
-        } else if (!c->warp) {
-            j = b->neg[x];
-            const float bj = kcompose(&T, f, m, 1, j, q1, sq1, fm ? NULL : p, &dot, d, fm);
+        } else if (!warp) {
+            j = negs[x];
+            const float bj = kcompose(&T, 1, j, q1, sq1, fm ? NULL : p, &dot, d, fm);
             const float sj = kscore(dot, p, sp, q1, sq1, w0, bu + bj, d, fm);
-            if (w->fast && !b->weight) { /* the log of the product of (1 + e) once a batch */
+            if (fast && !weight) { /* the log of the product of (1 + e) once a batch */
                 const float xf = sj - si, e = expf(-fabsf(xf));
                 l = xf > 0.0f ? xf : 0.0f;
                 dsj = (double)(xf >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e));
                 lprod *= 1.0 + (double)e;
                 if (lprod > 0x1p900) { L += log(lprod) * invB; lprod = 1.0; }
-            } else if (w->fast) hy_softplus_sigmoid_f(sj - si, &l, &dsj);
+            } else if (fast) hy_softplus_sigmoid_f(sj - si, &l, &dsj);
             else hy_softplus_sigmoid((double)sj - si, &l, &dsj);
             dsi = -dsj;
         } else { /* WARP (warp_find's candidates and draws) */
             /* lightfm under rows_pass screens a candidate by its item's feature part as of
              * the last refresh (kscreen) and composes only the one it takes; its draws are
              * a splitmix64 sequence from the same key (hy_draws), not the Philox stream */
-            const bool scr = !fm && w->sq_e, smx = scr && w->splitmix;
-            const uint32_t key_i = gitem(m, i), key_u = guser(m, u) ^ (gitem(m, b->neg[x]) * 2654435761u);
-            fr_rng rng;
-            hy_draws hd;
-            if (smx) hd = hy_draws_init(c->seed, key_i, key_u);
-            else fr_rng_init(&rng, c->seed, key_i, key_u, FR_PURPOSE_USER + 14);
-#define HY_DRAW() (smx ? hy_draws_below(&hd, rows ? rows : 1) : fr_rng_below(&rng, rows ? rows : 1))
-            uint32_t cand = b->neg[x], t = 0;
+            const uint32_t neg = negs[x];
+            const uint32_t key_i = T.map[1] && i < T.nmap[1] ? T.map[1][i] : i;
+            const uint32_t gu = T.map[0] && u < T.nmap[0] ? T.map[0][u] : u;
+            const uint32_t gn = T.map[1] && neg < T.nmap[1] ? T.map[1][neg] : neg;
+            const uint32_t key_u = gu ^ (gn * 2654435761u);
+            uint32_t t = 0;
             float sj = 0.0f;
-            /* the stream's draws one trial ahead, so the next candidate's id row is on its
-             * way while this one is scored (the same draws for the same trials; the one
-             * drawn ahead of a violation is not used) */
-            uint32_t ahead = 0;
-            if (c->warp > 1) {
-                ahead = HY_DRAW();
-                kprefetch(&T, 1, ahead, d);
-                if (scr) kprefetch_q(w, ahead, d);
-            }
-            bool composed_neg = false;
-            for (uint32_t tt = 1; tt <= c->warp; tt++) {
-                float *qc = tt == 1 ? w->q[1] : w->q[2], *sqc = tt == 1 ? w->sq[1] : w->sq[2];
-                if (tt > 1) {
-                    cand = ahead;
-                    if (tt < c->warp) {
-                        ahead = HY_DRAW();
-                        kprefetch(&T, 1, ahead, d);
-                        if (scr) kprefetch_q(w, ahead, d);
+            if (smx) { /* lightfm's fast path: the first candidate the screen passes is taken */
+                hy_draws hd = hy_draws_init(seed, key_i, key_u);
+                /* the draws one trial ahead, so the next candidate's rows are on their way
+                 * while this one is screened (the one drawn ahead of a violation is unused) */
+                uint32_t cand = neg, ahead = 0;
+                if (warp > 1) {
+                    ahead = hy_draws_below(&hd, nrows);
+                    kprefetch_q(sq_e, sq_b, ahead, d);
+                }
+                for (uint32_t tt = 1; tt <= warp; tt++) {
+                    if (tt > 1) {
+                        cand = ahead;
+                        if (tt < warp) {
+                            ahead = hy_draws_below(&hd, nrows);
+                            kprefetch_q(sq_e, sq_b, ahead, d);
+                        }
+                        if (cand == i) continue;
                     }
-                    if (cand == i) continue;
+                    if (kscreen(sq_e, sq_b, cand, p, d) + bu > si - 1.0f) {
+                        t = tt;
+                        j = cand;
+                        break;
+                    }
                 }
-                if (scr && !(kscreen(&T, w, cand, p, d) + bu > si - 1.0f)) continue;
-                const float bc = kcompose(&T, f, m, 1, cand, qc, sqc, fm ? NULL : p, &dot, d, fm);
-                const float sc = kscore(dot, p, sp, qc, sqc, w0, bu + bc, d, fm);
-                if (tt == 1) composed_neg = true;
-                if (scr || sc > si - 1.0f) {
-                    t = tt;
-                    j = cand;
-                    sj = sc;
-                    q1 = qc;
-                    sq1 = sqc;
-                    break;
+                if (t) {
+                    const float bc = kcompose(&T, 1, j, q1, sq1, p, &dot, d, false);
+                    sj = kscore(dot, p, sp, q1, sq1, w0, bu + bc, d, false);
+                } else {
+                    j = neg;
+                    if (l2s > 0) kcompose(&T, 1, j, q1, sq1, NULL, NULL, d, false);
                 }
-            }
+            } else {
+                fr_rng rng;
+                hy_draws hd;
+                if (smx) hd = hy_draws_init(seed, key_i, key_u);
+                else fr_rng_init(&rng, seed, key_i, key_u, FR_PURPOSE_USER + 14);
+#define HY_DRAW() (smx ? hy_draws_below(&hd, nrows) : fr_rng_below(&rng, nrows))
+                uint32_t cand = neg;
+                /* the stream's draws one trial ahead, so the next candidate's id row is on its
+                 * way while this one is scored (the same draws for the same trials; the one
+                 * drawn ahead of a violation is not used) */
+                uint32_t ahead = 0;
+                if (warp > 1) {
+                    ahead = HY_DRAW();
+                    kprefetch(&T, 1, ahead, d);
+                    if (scr) kprefetch_q(sq_e, sq_b, ahead, d);
+                }
+                bool composed_neg = false;
+                for (uint32_t tt = 1; tt <= warp; tt++) {
+                    float *qc = tt == 1 ? w->q[1] : w->q[2], *sqc = tt == 1 ? w->sq[1] : w->sq[2];
+                    if (tt > 1) {
+                        cand = ahead;
+                        if (tt < warp) {
+                            ahead = HY_DRAW();
+                            kprefetch(&T, 1, ahead, d);
+                            if (scr) kprefetch_q(sq_e, sq_b, ahead, d);
+                        }
+                        if (cand == i) continue;
+                    }
+                    if (scr && !(kscreen(sq_e, sq_b, cand, p, d) + bu > si - 1.0f)) continue;
+                    const float bc = kcompose(&T, 1, cand, qc, sqc, fm ? NULL : p, &dot, d, fm);
+                    const float sc = kscore(dot, p, sp, qc, sqc, w0, bu + bc, d, fm);
+                    if (tt == 1) composed_neg = true;
+                    if (scr || sc > si - 1.0f) {
+                        t = tt;
+                        j = cand;
+                        sj = sc;
+                        q1 = qc;
+                        sq1 = sqc;
+                        break;
+                    }
+                }
 #undef HY_DRAW
-            if (!t) { /* none: the negative's parts (q[1]) for the L2 term */
-                j = b->neg[x];
-                if (!composed_neg && l2s > 0) kcompose(&T, f, m, 1, j, w->q[1], w->sq[1], NULL, NULL, d, fm);
+                if (!t) { /* none: the negative's parts (q[1]) for the L2 term */
+                    j = neg;
+                    if (!composed_neg && l2s > 0) kcompose(&T, 1, j, w->q[1], w->sq[1], NULL, NULL, d, fm);
+                }
             }
             const double lw = t ? warp_lw(w, N, t) : 0.0;
             l = t ? lw * (1.0 - (double)si + (double)sj) : 0.0;
@@ -948,18 +1078,22 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             dsj = lw;
         }
         L += wt * l * invB;
-        if (l2s > 0) L += l2s * (hy_sumsq(p, d) + hy_sumsq(q0, d) + (pair ? hy_sumsq(q1, d) : 0.0));
+        if (l2s > 0) {
+            if (fast) /* the fast path: the reported L2 term's squares summed in float lanes */
+                L += l2s * ((double)ksumsq(p, d) + (double)ksumsq(q0, d) + (pair ? (double)ksumsq(q1, d) : 0.0));
+            else L += l2s * (hy_sumsq(p, d) + hy_sumsq(q0, d) + (pair ? hy_sumsq(q1, d) : 0.0));
+        }
         if (!g) continue;
         const float gi = (float)(wt * dsi * invB), gj = (float)(wt * dsj * invB), l2f = (float)(2.0 * l2s);
         if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) { /* a zero gradient: the rows, no arithmetic */
-            if (w->zero_unmarked) continue;
-            kmark(&T, 0, u);
-            kmark(&T, 1, i);
-            if (pair) kmark(&T, 1, j);
+            if (zero_unmarked) continue;
+            float *gbr;
+            (void)kgrow(&T, 0, u, d, &gbr);
+            (void)kgrow(&T, 1, i, d, &gbr);
+            if (pair) (void)kgrow(&T, 1, j, d, &gbr);
             continue;
         }
         const float gij = gi + (pair ? gj : 0.0f);
-        float *cu = w->cu, *ci = w->ci;
         const v8f vgi = v8_splat(gi), vgj = v8_splat(gj), vl2 = v8_splat(l2f), vgij = v8_splat(gij);
         for (size_t k = 0; k < d; k += 8) { /* user side: sum_k ds_k q_k (fm: + ds_k p) + 2 l2s p */
             const v8f pv = v8_load(p + k);
@@ -985,11 +1119,18 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                 const v8f t1 = vgs * a, t2 = vl2 * qv;
                 v8_store(ci + k, t1 + t2);
             }
-            kscatter(&T, f, m, 1, side ? j : i, ci, fm ? gs : 0.0f, gs, d, fm);
+            kscatter(&T, 1, side ? j : i, ci, fm ? gs : 0.0f, gs, d, fm);
         }
-        kscatter(&T, f, m, 0, u, cu, fm ? gij : 0.0f, gij, d, fm);
-        if (fm) G(g, m, W0)[0] += gij;
+        kscatter(&T, 0, u, cu, fm ? gij : 0.0f, gij, d, fm);
+        if (fm) gw0[0] += gij;
     }
+    if (g) /* the counts back; the bias rows were marked as the id rows, in the same order */
+        for (int s = 0; s < 2; s++) {
+            fr_rowset *re = T.rE[s], *rb = T.rB[s];
+            for (uint32_t k = re->count; k < T.rc[s]; k++) fr_rowset_add(rb, T.rl[s][k]);
+            re->count = T.rc[s];
+            w->ccount[s] = T.cc[s];
+        }
     if (lprod != 1.0) L += log(lprod) * invB;
     return L;
 }
@@ -1025,6 +1166,19 @@ static uint32_t hy_stale = HY_STALE; /* rows_pass, lightfm WARP: minibatches bet
                                       * table (hy_ws.sq_e); 0 screens nothing (every candidate composed) */
 
 static bool hy_splitmix = true; /* the fast path's WARP draws: hy_draws (false: the Philox stream, tests) */
+
+static bool hy_compact = true; /* rows_pass's fast path: the compact gradient where it applies (false: tests) */
+static atomic_ullong hy_compact_passes; /* rows_pass calls that took it (tests: that it ran) */
+
+uint64_t fri_hybrid_compact_passes(void);
+uint64_t fri_hybrid_compact_passes(void) { return atomic_load(&hy_compact_passes); }
+
+bool fri_hybrid_compact(bool on);
+bool fri_hybrid_compact(bool on) {
+    bool was = hy_compact;
+    hy_compact = on;
+    return was;
+}
 
 bool fri_hybrid_splitmix(bool on);
 bool fri_hybrid_splitmix(bool on) {
@@ -1220,10 +1374,25 @@ static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, in
     else fri_optim_step_rows_clear(o, m, g->g, t->offset, t->cols, rows, n);
 }
 
-/* The screening table (hy_ws.sq_e, sq_b): each item row's feature part, sum_g w_g F_g and
- * sum_g w_g cf_g, from the current feature rows. */
+/* The screening table's row r (hy_ws.sq_e, sq_b): the id row and bias plus the feature part
+ * kept in ge, gb (the sums kscreen took of them before it read one row). */
+static FRI_ALWAYS_INLINE void screen_row(const fr_model *m, const float *restrict ge, const float *restrict gb,
+                                         float *restrict se, float *restrict sb, uint32_t r, size_t d) {
+    const float *e = P(m, IT_EMB) + (size_t)r * d, *g = ge + (size_t)r * d;
+    float *o = se + (size_t)r * d;
+#if FRI_V8
+    for (size_t k = 0; k < d; k += 8) v8_store(o + k, v8_load(e + k) + v8_load(g + k));
+#else
+    for (size_t k = 0; k < d; k++) o[k] = e[k] + g[k];
+#endif
+    sb[r] = P(m, IT_B)[r] + gb[r];
+}
+
+/* The screening table's feature part: each item row's sum_g w_g F_g and sum_g w_g cf_g, from
+ * the current feature rows; then every row of the table (screen_row). */
 static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
-                                            float *restrict gb, uint32_t rows, size_t d) {
+                                            float *restrict gb, float *restrict se, float *restrict sb,
+                                            uint32_t rows, size_t d) {
     const float *F = P(m, IF_EMB), *FB = P(m, IF_B);
     for (uint32_t r = 0; r < rows; r++) {
         const uint32_t *id = NULL;
@@ -1233,10 +1402,19 @@ static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f
         memset(o, 0, d * sizeof *o);
         for (uint32_t j = 0; j < n; j++) {
             const float *v = F + (size_t)id[j] * d, x = w[j];
+#if FRI_V8
+            const v8f vx = v8_splat(x);
+            for (size_t k = 0; k < d; k += 8) { /* d is a multiple of 8 here (the kernel's) */
+                const v8f t = vx * v8_load(v + k);
+                v8_store(o + k, v8_load(o + k) + t);
+            }
+#else
             for (size_t k = 0; k < d; k++) o[k] += x * v[k];
+#endif
             b += x * FB[id[j]];
         }
         gb[r] = b;
+        screen_row(m, ge, gb, se, sb, r, d);
     }
 }
 
@@ -1267,7 +1445,23 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     const uint32_t n_it = m->t[m->slot[IT_EMB]].rows;
     const bool fast = hy_stale != 0; /* the approximate Adagrad (fri_optim_step_rows_clear_fast) */
     const bool stale = !fm && pair && c->warp && hy_stale && hy_mode && FRI_V8 && c->dim % 8 == 0;
-    float *ge = stale ? fri_aligned_alloc(((size_t)n_it * c->dim + n_it) * sizeof(float)) : NULL;
+    /* [n_it x dim] the feature parts, [n_it] their biases, then the table (the same shapes) */
+    float *ge = stale ? fri_aligned_alloc(2 * ((size_t)n_it * c->dim + n_it) * sizeof(float)) : NULL;
+    float *const gb = ge ? ge + (size_t)n_it * c->dim : NULL, *const se = ge ? gb + n_it : NULL,
+                 *const sb = ge ? se + (size_t)n_it * c->dim : NULL;
+    /* the compact gradient of the id tables (hy_ws.cg): the kernel's, one shard, the fast
+     * Adagrad, every feature row stepped whole (no list of touched rows to build) */
+    const bool compact = hy_compact && fast && shards == 1 && hy_mode && FRI_V8 && c->dim % 8 == 0 && all_feats[0] &&
+                         all_feats[1] && fri_optim_fast_gather(o);
+    const uint32_t nrow[2] = {m->t[m->slot[US_EMB]].rows, n_it};
+    const size_t cap[2] = {batch, pair ? 2 * batch : batch};
+    float *cgbuf = NULL;
+    uint32_t *cslot = NULL;
+    if (compact) {
+        cgbuf = fri_aligned_alloc((cap[0] + cap[1]) * (c->dim + 1) * sizeof(float));
+        cslot = fri_malloc(((size_t)nrow[0] + nrow[1] + cap[0] + cap[1]) * sizeof(uint32_t));
+        if (!cgbuf || !cslot) e = FR_ERR_NOMEM;
+    }
     if (!arena || (stale && !ge)) e = FR_ERR_NOMEM;
     if (e) goto out;
     memset(arena, 0, nf * sizeof(float));
@@ -1275,7 +1469,23 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     ws_carve(&w, arena, c, 1);
     w.zero_unmarked = fri_optim_zero_keeps(o);
     w.fast = fast;
-    if (stale) { w.sq_e = ge; w.sq_b = ge + (size_t)n_it * c->dim; w.splitmix = hy_splitmix; }
+    if (stale) { w.sq_e = se; w.sq_b = sb; w.splitmix = hy_splitmix; }
+    if (compact) {
+        atomic_fetch_add_explicit(&hy_compact_passes, 1, memory_order_relaxed);
+        float *at = cgbuf;
+        uint32_t *sl = cslot;
+        for (int s = 0; s < 2; s++) {
+            w.cg[s] = at;
+            at += cap[s] * c->dim;
+            w.cgb[s] = at;
+            at += cap[s];
+            w.slot[s] = sl;
+            memset(sl, 0xff, nrow[s] * sizeof *sl); /* HY_NOSLOT */
+            sl += nrow[s];
+            w.crow[s] = sl;
+            sl += cap[s];
+        }
+    }
     uint64_t mb = 0;
     const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
     const int dense[4] = {IF_EMB, IF_B, UF_EMB, UF_B}; /* sides 1, 1, 0, 0 */
@@ -1285,7 +1495,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         const size_t n = ex->n - at < batch ? ex->n - at : batch;
         double mean[FRI_STEP_MAX_PARTS];
         size_t ns[FRI_STEP_MAX_PARTS];
-        if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, ge + (size_t)n_it * c->dim, n_it, c->dim);
+        if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, gb, se, sb, n_it, c->dim);
         for (uint32_t s = 0; s < shards; s++) {
             size_t lo = n * s / shards, hi = n * (s + 1) / shards, k = at + lo;
             ns[s] = hi - lo;
@@ -1319,17 +1529,37 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
             }
         }
         if ((e = fri_optim_step_begin(o, m, g[0]))) goto out;
+        if (compact) /* the id tables' rows from their slots; then no slot taken */
+            for (int side = 1; side >= 0; side--) {
+                const fr_tensor *te = &m->t[m->slot[side ? IT_EMB : US_EMB]], *tb = &m->t[m->slot[side ? IT_B : US_B]];
+                const uint32_t *rl = w.crow[side], nr = w.ccount[side];
+                fri_optim_step_gather_fast(o, m, te->offset, te->cols, rl, nr, w.cg[side]);
+                fri_optim_step_gather_fast(o, m, tb->offset, 1, rl, nr, w.cgb[side]);
+                for (uint32_t x = 0; x < nr; x++) {
+                    if (side && stale) screen_row(m, ge, gb, se, sb, rl[x], c->dim);
+                    w.slot[side][rl[x]] = HY_NOSLOT;
+                }
+                w.ccount[side] = 0;
+            }
         for (int k = 0; k < 4; k++) { /* the step, and g[0] left zero */
             fr_rowset *rs = &g[0]->rows[m->slot[tables[k]]];
             step_rows(o, m, g[0], tables[k], rs->rows, rs->count, fast);
+            if (stale && k == 1) /* the item rows moved (IT_EMB's rows are IT_B's): their table rows */
+                for (uint32_t x = 0; x < rs->count; x++) screen_row(m, ge, gb, se, sb, rs->rows[x], c->dim);
             fr_rowset_clear(rs);
             const touched *t = &tf[k < 2 ? 1 : 0];
-            step_rows(o, m, g[0], dense[k], t->rows, t->n, fast);
+            const fr_tensor *dt = &m->t[m->slot[dense[k]]];
+            /* a vocabulary stepped whole: as one range (the same bits as its rows in order) */
+            if (!(fast && all_feats[k < 2 ? 1 : 0] &&
+                  fri_optim_step_range_clear_fast(o, m, g[0]->g, dt->offset, (size_t)dt->rows * dt->cols)))
+                step_rows(o, m, g[0], dense[k], t->rows, t->n, fast);
         }
         if (fm) step_rows(o, m, g[0], W0, &zero, 1, fast);
         for (uint32_t s = 0; s < shards; s++) *loss_sum += mean[s] * (double)ns[s];
     }
 out:
+    fri_free_aligned(cgbuf);
+    fri_free(cslot);
     for (int s = 0; s < 2; s++) { fri_free(tf[s].rows); fri_free(tf[s].stamp); }
     fri_free_aligned(arena);
     fri_free_aligned(ge);

@@ -112,6 +112,18 @@ void fri_optim_step_rows_clear(const fr_optim *o, fr_model *m, float *g, size_t 
  * rules and shapes as fri_optim_step_rows_clear. Returns whether the fast rule ran. */
 bool fri_optim_step_rows_clear_fast(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
                                     const uint32_t *rows, uint32_t n);
+/* fri_optim_step_rows_clear_fast's Adagrad on params [off, off + n) (whole tensors: every
+ * element a row of one; the same bits as stepping them as rows). Returns false, doing
+ * nothing, where that rule does not run (another rule, no AVX): step them as rows then. */
+bool fri_optim_step_range_clear_fast(const fr_optim *o, fr_model *m, float *g, size_t off, size_t n);
+/* Whether fri_optim_step_gather_fast runs (Adagrad, AVX). */
+bool fri_optim_fast_gather(const fr_optim *o);
+/* fri_optim_step_rows_clear_fast's Adagrad on rows rows[0..n) of the tensor at slab offset
+ * off (cols floats a row: 1 or a multiple of 8), their gradients packed in gc (row x of gc
+ * is the gradient of rows[x]; gc is left as it is): the same bits as stepping them from
+ * the slab's gradient rows. Only where fri_optim_fast_gather(o). */
+void fri_optim_step_gather_fast(const fr_optim *o, fr_model *m, size_t off, uint32_t cols, const uint32_t *rows,
+                                uint32_t n, const float *gc);
 /* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for
  * a caller that will step only such ranges (O(n), not O(the model)). */
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);

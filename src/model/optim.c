@@ -407,7 +407,106 @@ static void adagrad_rows1_rsqrt(float *restrict p, float *restrict g, float *res
         g[r] = 0.0f;
     }
 }
+
+/* The same on n contiguous floats (whole tensors): eight at a time, the rest as a row of one. */
+__attribute__((target("avx"))) static void adagrad_range_rsqrt_avx(float *restrict p, float *restrict g,
+                                                                  float *restrict sum, size_t n, const step_consts *k) {
+    const __m256 vlr = _mm256_set1_ps(k->lr), vwd = _mm256_set1_ps(k->wd), vfloor = _mm256_set1_ps(k->eps * k->eps),
+                 half = _mm256_set1_ps(0.5f), three = _mm256_set1_ps(3.0f), zero = _mm256_setzero_ps();
+    const int wd0 = k->wd == 0.0f;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vp = _mm256_loadu_ps(p + i), gi = _mm256_loadu_ps(g + i);
+        if (wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(vwd, vp));
+        __m256 v = _mm256_add_ps(_mm256_loadu_ps(sum + i), _mm256_mul_ps(gi, gi));
+        _mm256_storeu_ps(sum + i, v);
+        v = _mm256_max_ps(v, vfloor);
+        __m256 y = _mm256_rsqrt_ps(v);
+        y = _mm256_mul_ps(_mm256_mul_ps(half, y), _mm256_sub_ps(three, _mm256_mul_ps(v, _mm256_mul_ps(y, y))));
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(vp, _mm256_mul_ps(_mm256_mul_ps(vlr, gi), y)));
+        _mm256_storeu_ps(g + i, zero);
+    }
+    const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
+    for (; i < n; i++) {
+        const float gi = g[i] + wd * p[i], v = sum[i] + gi * gi, vv = v > fl ? v : fl;
+        sum[i] = v;
+        float y = _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(vv)));
+        y = 0.5f * y * (3.0f - vv * (y * y));
+        p[i] -= lr * gi * y;
+        g[i] = 0.0f;
+    }
+}
+
+/* The rsqrt rule on rows rows[x] of cols floats (1 or a multiple of 8) whose gradients are
+ * packed in gc ([n x cols], row x the gradient of rows[x]; left as it is). */
+__attribute__((target("avx"))) static void adagrad_gather_rsqrt_avx(float *restrict p, float *restrict sum,
+                                                                   size_t cols, const uint32_t *rows, uint32_t n,
+                                                                   const float *restrict gc, const step_consts *k) {
+    const __m256 vlr = _mm256_set1_ps(k->lr), vwd = _mm256_set1_ps(k->wd), vfloor = _mm256_set1_ps(k->eps * k->eps),
+                 half = _mm256_set1_ps(0.5f), three = _mm256_set1_ps(3.0f);
+    const int wd0 = k->wd == 0.0f;
+    const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
+    for (uint32_t x = 0; x < n; x++) {
+        const size_t at = (size_t)rows[x] * cols;
+        float *pr = p + at, *sr = sum + at;
+        const float *gr = gc + (size_t)x * cols;
+        if (x + 4 < n) { /* the rows are scattered: ask for a later row's lines now */
+            const size_t an = (size_t)rows[x + 4] * cols;
+            for (size_t i = 0; i < cols; i += 16) {
+                _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
+            }
+        }
+        if (cols == 1) { /* adagrad_rows1_rsqrt's */
+            const float gi = gr[0] + wd * pr[0], v = sr[0] + gi * gi, vv = v > fl ? v : fl;
+            sr[0] = v;
+            float y = _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(vv)));
+            y = 0.5f * y * (3.0f - vv * (y * y));
+            pr[0] -= lr * gi * y;
+            continue;
+        }
+        for (size_t i = 0; i < cols; i += 8) { /* adagrad_rows_rsqrt_avx's */
+            __m256 vp = _mm256_loadu_ps(pr + i), gi = _mm256_loadu_ps(gr + i);
+            if (wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(vwd, vp));
+            __m256 v = _mm256_add_ps(_mm256_loadu_ps(sr + i), _mm256_mul_ps(gi, gi));
+            _mm256_storeu_ps(sr + i, v);
+            v = _mm256_max_ps(v, vfloor);
+            __m256 y = _mm256_rsqrt_ps(v);
+            y = _mm256_mul_ps(_mm256_mul_ps(half, y), _mm256_sub_ps(three, _mm256_mul_ps(v, _mm256_mul_ps(y, y))));
+            _mm256_storeu_ps(pr + i, _mm256_sub_ps(vp, _mm256_mul_ps(_mm256_mul_ps(vlr, gi), y)));
+        }
+    }
+}
 #endif
+
+bool fri_optim_fast_gather(const fr_optim *o) {
+#if FR_HAVE_AVX_DISPATCH
+    return o->cfg.kind == FR_OPTIM_ADAGRAD && have_avx();
+#else
+    (void)o;
+    return false;
+#endif
+}
+
+void fri_optim_step_gather_fast(const fr_optim *o, fr_model *m, size_t off, uint32_t cols, const uint32_t *rows,
+                                uint32_t n, const float *gc) {
+#if FR_HAVE_AVX_DISPATCH
+    if (cols == 1 || cols % 8 == 0) adagrad_gather_rsqrt_avx(m->params + off, o->m2 + off, cols, rows, n, gc, &o->k);
+#else
+    (void)o; (void)m; (void)off; (void)cols; (void)rows; (void)n; (void)gc;
+#endif
+}
+
+bool fri_optim_step_range_clear_fast(const fr_optim *o, fr_model *m, float *g, size_t off, size_t n) {
+#if FR_HAVE_AVX_DISPATCH
+    if (o->cfg.kind == FR_OPTIM_ADAGRAD && have_avx()) {
+        adagrad_range_rsqrt_avx(m->params + off, g + off, o->m2 + off, n, &o->k);
+        return true;
+    }
+#endif
+    (void)o; (void)m; (void)g; (void)off; (void)n;
+    return false;
+}
 
 bool fri_optim_step_rows_clear_fast(const fr_optim *o, fr_model *m, float *g, size_t off, uint32_t cols,
                                     const uint32_t *rows, uint32_t n) {
