@@ -207,25 +207,15 @@ static void refused(nng_socket c, nng_dialer d, server *s) {
     (void)wait_dialer_failure(d, 5000);
 }
 
-/* The listener's count of failed TLS handshakes (nng's "auth" statistic). */
-static uint64_t listener_auth_failures(const server *s) {
-    nng_stat *all = NULL;
-    uint64_t v = 0;
-    cr_assert_eq(nng_stats_get(&all), 0);
-    for (nng_stat *sc = nng_stat_child(all); sc; sc = nng_stat_next(sc)) {
-        if (nng_stat_type(sc) != NNG_STAT_SCOPE || strcmp(nng_stat_name(sc), "listener") != 0) continue;
-        nng_stat *id = nng_stat_find(sc, "id");
-        if (!id || nng_stat_value(id) != (uint64_t)nng_listener_id(s->l)) continue;
-        nng_stat *a = nng_stat_find(sc, "auth");
-        if (a) v = nng_stat_value(a);
-    }
-    nng_stats_free(all);
-    return v;
-}
-
-static bool wait_auth_failures(const server *s, uint64_t want) {
-    for (int i = 0; i < 300; i++) {
-        if (listener_auth_failures(s) >= want) return true;
+/* Waits (up to 15 s) until the engine has counted want failed handshakes of server
+ * connections. Not nng's listener statistic "auth": nng 1.5.2 counts a failed handshake
+ * there only if the listener's accept is pending at that moment, so it may miss one
+ * (docs/ARCHITECTURE.md, nng bug (6)); the engine counts every one. */
+static bool wait_server_failures(uint64_t want) {
+    for (int i = 0; i < 1500; i++) {
+        fri_tls_stats st;
+        cr_assert(fri_tls_engine_stats(&st));
+        if (st.server_failures >= want) return true;
         sleep_ms(10);
     }
     return false;
@@ -312,7 +302,7 @@ Test(tls_engine, wrong_ca_or_name_refused, .timeout = 120) {
     nng_dialer d1, d2, d3;
     nng_socket c1 = refused_client_open(s.port, bad_ca, &d1);
     refused(c1, d1, &s);
-    cr_assert(wait_auth_failures(&s, 1), "the server counted no TLS failure");
+    cr_assert(wait_server_failures(1), "the server counted no TLS failure");
     nng_tls_config *bad_name = tls_cfg(false, NULL, NULL, k.ca, "not-the-server.example");
     nng_socket c2 = refused_client_open(s.port, bad_name, &d2);
     refused(c2, d2, &s);
@@ -353,11 +343,11 @@ Test(tls_engine, mutual_tls, .timeout = 120) {
     nng_dialer d1, d2;
     nng_socket c1 = refused_client_open(s.port, anon, &d1);
     refused(c1, d1, &s);
-    cr_assert(wait_auth_failures(&s, 1), "the server counted no TLS failure");
+    cr_assert(wait_server_failures(1), "the server counted no TLS failure");
     nng_tls_config *stranger = tls_cfg(false, other.cli_crt, other.cli_key, k.ca, "localhost");
     nng_socket c2 = refused_client_open(s.port, stranger, &d2);
     refused(c2, d2, &s);
-    cr_assert(wait_auth_failures(&s, 2));
+    cr_assert(wait_server_failures(2));
     /* with the CA's client certificate: served, and the server's end is verified */
     nng_tls_config *known = tls_cfg(false, k.cli_crt, k.cli_key, k.ca, "localhost");
     nng_socket c3 = client_open(s.port, known);
