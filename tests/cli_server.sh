@@ -49,7 +49,7 @@ header() { # ARGS...: the server's stdout in $tmp/hdr (the federation $fed, defa
     grep -q "^fedrec server: .*; listening on tcp://127.0.0.1:[0-9]*$" "$tmp/hdr" || fail "server $* did not start: $(cat "$tmp/hdr" "$tmp/err")"
 }
 header --rounds 1
-grep -q "^fedrec server: explicit mf, 20 clients, 30 items, 1 round; listening" "$tmp/hdr" || fail "1 round: $(cat "$tmp/hdr")"
+grep -q "^fedrec server: mf on ratings, 20 clients, 30 items, 1 round; listening" "$tmp/hdr" || fail "1 round: $(cat "$tmp/hdr")"
 # the server starts as train does on the same data (one function, cli_train_config): sasrec's
 # rounds sized from the clients (the federation file's count), lightgcn's item lr scaled
 # down to a graph busier than ml-100k's (the load the file records), the options on top

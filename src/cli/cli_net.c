@@ -491,8 +491,8 @@ static int cli_server(int argc, char **argv) {
     char *colon = strrchr(host, ':');
     if (colon) *colon = 0;
     if (!quiet)
-        printf("fedrec server: %s %s, %u client%s, %u item%s, %u round%s; listening on %s:%d%s\n",
-               fed.implicit ? "implicit" : "explicit", fr_model_kind_name(kind), fed.clients, cli_s(fed.clients),
+        printf("fedrec server: %s on %s, %u client%s, %u item%s, %u round%s; listening on %s:%d%s\n",
+               fr_model_kind_name(kind), fed.implicit ? "implicit feedback" : "ratings", fed.clients, cli_s(fed.clients),
                fed.items, cli_s(fed.items), nc.rounds, cli_s(nc.rounds),
                host, fr_net_server_port(s), resume ? " (resumed)" : "");
     if (!quiet) {
