@@ -33,6 +33,11 @@ refuse "needs --dp-clip" --dp-noise 1
 set +e; timeout 20 "$bin" "${srv[@]}" --private --over-select 0.2 >/dev/null 2>"$tmp/err"; rc=$?; set -e
 [ "$rc" != 0 ] && grep -q "over-selection 0.2 with secure aggregation" "$tmp/err" ||
     fail "--private did not turn secure aggregation on: rc $rc, '$(cat "$tmp/err")'"
+# --tokens given the directory fedrec tokens wrote: the message names the file in it
+set +e; timeout 20 "$bin" server --listen tcp://127.0.0.1:1 --insecure --federation "$tmp/shards" --tokens "$tmp/tok" \
+    >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[ "$rc" != 0 ] && grep -qF "$tmp/tok: is a directory, expected the hashes file fedrec tokens wrote in it: $tmp/tok/tokens.hash" "$tmp/err" ||
+    fail "--tokens DIR: rc $rc, '$(cat "$tmp/err")'"
 # the header of a server that starts (on a free port; stopped after a moment)
 header() { # ARGS...: the server's stdout in $tmp/hdr (the federation $fed, default $tmp/shards)
     : >"$tmp/hdr"

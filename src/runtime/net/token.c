@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/net/token.h"
@@ -272,7 +273,16 @@ fr_err fri_tokens_load(fri_tokens **out, const char *path) {
     if (e) return e;
     uint8_t *text = NULL;
     size_t n = 0;
-    if ((e = fri_read_file(path, &text, &n))) return e;
+    if ((e = fri_read_file(path, &text, &n))) {
+        /* the directory fedrec tokens wrote: name the file in it the server reads */
+        char hashes[4096];
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+            (size_t)snprintf(hashes, sizeof hashes, "%s/tokens.hash", path) < sizeof hashes && access(hashes, R_OK) == 0)
+            return fri_fail(FR_ERR_IO, "%s: is a directory, expected the hashes file fedrec tokens wrote in it: %s", path,
+                            hashes);
+        return e;
+    }
     uint8_t salt[FRI_TOKEN_SALT_BYTES];
     entry *en = NULL;
     size_t cnt = 0;
