@@ -93,4 +93,10 @@ for c in train eval recommend "data info" "data split"; do
     $bin $c --help >"$tmp/help" || fail "$c --help"
     grep -q -- "--implicit-weight" "$tmp/help" || fail "$c --help lists the loading options"
 done
+# the data given without --data to a command that takes it by option: the message says how
+for c in train "data shard"; do
+    set +e; $bin $c some.csv >/dev/null 2>"$tmp/err"; rc=$?; set -e
+    [ $rc = 2 ] && grep -q "^fedrec $c: unexpected argument 'some.csv' (the data is given with --data some.csv)$" "$tmp/err" ||
+        fail "$c some.csv: rc $rc, '$(cat "$tmp/err")'"
+done
 exit 0

@@ -119,7 +119,13 @@ int args_parse(const char *cmd, int argc, char **argv, arg_spec *specs, const ch
         const char *a = argv[i];
         if (only_pos || a[0] != '-' || a[1] == '\0') {
             if (*npos >= max_pos) {
-                fprintf(stderr, "fedrec %s: unexpected argument '%s'\n", cmd, a);
+                /* a command that takes its data by option: say which */
+                bool data = false;
+                for (const arg_spec *t = specs; t->name && !data; t++) data = !strcmp(t->name, "data");
+                if (data && !only_pos && max_pos == 0)
+                    fprintf(stderr, "fedrec %s: unexpected argument '%s' (the data is given with --data %s)\n", cmd, a, a);
+                else
+                    fprintf(stderr, "fedrec %s: unexpected argument '%s'\n", cmd, a);
                 return 2;
             }
             pos[(*npos)++] = a;
