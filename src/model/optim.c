@@ -356,13 +356,50 @@ void fri_optim_step_rows_clear(const fr_optim *o, fr_model *m, float *g, size_t 
  * (relative error ~1e-7 where v >> eps^2; where v is 0 so is the gradient, hence the
  * step): no square root or division. Rows of cols floats (a multiple of 8), each row's
  * gradient zeroed after its step. */
+/* One float's step: its gradient g (weight decay not added yet), its parameter and its
+ * accumulator updated in place. */
+static inline void rsqrt_step1(float *restrict p, float *restrict sum, float g, float lr, float wd, float fl) {
+    const float gi = g + wd * *p, v = *sum + gi * gi, vv = v > fl ? v : fl;
+    *sum = v;
+    float y = _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(vv)));
+    y = 0.5f * y * (3.0f - vv * (y * y)); /* y (3 - v y^2) / 2 */
+    *p -= lr * gi * y;
+}
+
+/* The same on eight floats. */
+typedef struct rsqrt8 {
+    __m256 lr, wd, floor, half, three;
+    int wd0; /* no weight decay: g + 0 p is g, the same values, skipped */
+} rsqrt8;
+
+__attribute__((target("avx"))) static inline void rsqrt8_init(rsqrt8 *c, const step_consts *k) {
+    c->lr = _mm256_set1_ps(k->lr);
+    c->wd = _mm256_set1_ps(k->wd);
+    c->floor = _mm256_set1_ps(k->eps * k->eps);
+    c->half = _mm256_set1_ps(0.5f);
+    c->three = _mm256_set1_ps(3.0f);
+    c->wd0 = k->wd == 0.0f;
+}
+
+__attribute__((target("avx"))) static inline void rsqrt_step8(float *restrict p, float *restrict sum, __m256 gi,
+                                                             const rsqrt8 *c) {
+    __m256 vp = _mm256_loadu_ps(p);
+    if (c->wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(c->wd, vp));
+    __m256 v = _mm256_add_ps(_mm256_loadu_ps(sum), _mm256_mul_ps(gi, gi));
+    _mm256_storeu_ps(sum, v);
+    v = _mm256_max_ps(v, c->floor);
+    __m256 y = _mm256_rsqrt_ps(v);
+    y = _mm256_mul_ps(_mm256_mul_ps(c->half, y), _mm256_sub_ps(c->three, _mm256_mul_ps(v, _mm256_mul_ps(y, y))));
+    _mm256_storeu_ps(p, _mm256_sub_ps(vp, _mm256_mul_ps(_mm256_mul_ps(c->lr, gi), y)));
+}
+
 __attribute__((target("avx"))) static void adagrad_rows_rsqrt_avx(float *restrict p, float *restrict g,
                                                                  float *restrict sum, size_t cols,
                                                                  const uint32_t *rows, uint32_t n,
                                                                  const step_consts *k) {
-    const __m256 vlr = _mm256_set1_ps(k->lr), vwd = _mm256_set1_ps(k->wd), vfloor = _mm256_set1_ps(k->eps * k->eps),
-                 half = _mm256_set1_ps(0.5f), three = _mm256_set1_ps(3.0f), zero = _mm256_setzero_ps();
-    const int wd0 = k->wd == 0.0f;
+    rsqrt8 c;
+    rsqrt8_init(&c, k);
+    const __m256 zero = _mm256_setzero_ps();
     for (uint32_t x = 0; x < n; x++) {
         const size_t at = (size_t)rows[x] * cols;
         float *pr = p + at, *gr = g + at, *sr = sum + at;
@@ -375,14 +412,7 @@ __attribute__((target("avx"))) static void adagrad_rows_rsqrt_avx(float *restric
             }
         }
         for (size_t i = 0; i < cols; i += 8) {
-            __m256 vp = _mm256_loadu_ps(pr + i), gi = _mm256_loadu_ps(gr + i);
-            if (wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(vwd, vp)); /* (g + 0 p is g: the same values) */
-            __m256 v = _mm256_add_ps(_mm256_loadu_ps(sr + i), _mm256_mul_ps(gi, gi));
-            _mm256_storeu_ps(sr + i, v);
-            v = _mm256_max_ps(v, vfloor);
-            __m256 y = _mm256_rsqrt_ps(v); /* y (3 - v y^2) / 2 */
-            y = _mm256_mul_ps(_mm256_mul_ps(half, y), _mm256_sub_ps(three, _mm256_mul_ps(v, _mm256_mul_ps(y, y))));
-            _mm256_storeu_ps(pr + i, _mm256_sub_ps(vp, _mm256_mul_ps(_mm256_mul_ps(vlr, gi), y)));
+            rsqrt_step8(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c);
             _mm256_storeu_ps(gr + i, zero);
         }
     }
@@ -399,11 +429,7 @@ static void adagrad_rows1_rsqrt(float *restrict p, float *restrict g, float *res
             _mm_prefetch((const char *)(g + rows[x + 4]), _MM_HINT_T0);
             _mm_prefetch((const char *)(sum + rows[x + 4]), _MM_HINT_T0);
         }
-        const float gi = g[r] + wd * p[r], v = sum[r] + gi * gi, vv = v > fl ? v : fl;
-        sum[r] = v;
-        float y = _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(vv)));
-        y = 0.5f * y * (3.0f - vv * (y * y));
-        p[r] -= lr * gi * y;
+        rsqrt_step1(p + r, sum + r, g[r], lr, wd, fl);
         g[r] = 0.0f;
     }
 }
@@ -411,28 +437,17 @@ static void adagrad_rows1_rsqrt(float *restrict p, float *restrict g, float *res
 /* The same on n contiguous floats (whole tensors): eight at a time, the rest as a row of one. */
 __attribute__((target("avx"))) static void adagrad_range_rsqrt_avx(float *restrict p, float *restrict g,
                                                                   float *restrict sum, size_t n, const step_consts *k) {
-    const __m256 vlr = _mm256_set1_ps(k->lr), vwd = _mm256_set1_ps(k->wd), vfloor = _mm256_set1_ps(k->eps * k->eps),
-                 half = _mm256_set1_ps(0.5f), three = _mm256_set1_ps(3.0f), zero = _mm256_setzero_ps();
-    const int wd0 = k->wd == 0.0f;
+    rsqrt8 c;
+    rsqrt8_init(&c, k);
+    const __m256 zero = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 vp = _mm256_loadu_ps(p + i), gi = _mm256_loadu_ps(g + i);
-        if (wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(vwd, vp));
-        __m256 v = _mm256_add_ps(_mm256_loadu_ps(sum + i), _mm256_mul_ps(gi, gi));
-        _mm256_storeu_ps(sum + i, v);
-        v = _mm256_max_ps(v, vfloor);
-        __m256 y = _mm256_rsqrt_ps(v);
-        y = _mm256_mul_ps(_mm256_mul_ps(half, y), _mm256_sub_ps(three, _mm256_mul_ps(v, _mm256_mul_ps(y, y))));
-        _mm256_storeu_ps(p + i, _mm256_sub_ps(vp, _mm256_mul_ps(_mm256_mul_ps(vlr, gi), y)));
+        rsqrt_step8(p + i, sum + i, _mm256_loadu_ps(g + i), &c);
         _mm256_storeu_ps(g + i, zero);
     }
     const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
     for (; i < n; i++) {
-        const float gi = g[i] + wd * p[i], v = sum[i] + gi * gi, vv = v > fl ? v : fl;
-        sum[i] = v;
-        float y = _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(vv)));
-        y = 0.5f * y * (3.0f - vv * (y * y));
-        p[i] -= lr * gi * y;
+        rsqrt_step1(p + i, sum + i, g[i], lr, wd, fl);
         g[i] = 0.0f;
     }
 }
@@ -442,9 +457,8 @@ __attribute__((target("avx"))) static void adagrad_range_rsqrt_avx(float *restri
 __attribute__((target("avx"))) static void adagrad_gather_rsqrt_avx(float *restrict p, float *restrict sum,
                                                                    size_t cols, const uint32_t *rows, uint32_t n,
                                                                    const float *restrict gc, const step_consts *k) {
-    const __m256 vlr = _mm256_set1_ps(k->lr), vwd = _mm256_set1_ps(k->wd), vfloor = _mm256_set1_ps(k->eps * k->eps),
-                 half = _mm256_set1_ps(0.5f), three = _mm256_set1_ps(3.0f);
-    const int wd0 = k->wd == 0.0f;
+    rsqrt8 c;
+    rsqrt8_init(&c, k);
     const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
     for (uint32_t x = 0; x < n; x++) {
         const size_t at = (size_t)rows[x] * cols;
@@ -457,24 +471,9 @@ __attribute__((target("avx"))) static void adagrad_gather_rsqrt_avx(float *restr
                 _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
             }
         }
-        if (cols == 1) { /* adagrad_rows1_rsqrt's */
-            const float gi = gr[0] + wd * pr[0], v = sr[0] + gi * gi, vv = v > fl ? v : fl;
-            sr[0] = v;
-            float y = _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(vv)));
-            y = 0.5f * y * (3.0f - vv * (y * y));
-            pr[0] -= lr * gi * y;
-            continue;
-        }
-        for (size_t i = 0; i < cols; i += 8) { /* adagrad_rows_rsqrt_avx's */
-            __m256 vp = _mm256_loadu_ps(pr + i), gi = _mm256_loadu_ps(gr + i);
-            if (wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(vwd, vp));
-            __m256 v = _mm256_add_ps(_mm256_loadu_ps(sr + i), _mm256_mul_ps(gi, gi));
-            _mm256_storeu_ps(sr + i, v);
-            v = _mm256_max_ps(v, vfloor);
-            __m256 y = _mm256_rsqrt_ps(v);
-            y = _mm256_mul_ps(_mm256_mul_ps(half, y), _mm256_sub_ps(three, _mm256_mul_ps(v, _mm256_mul_ps(y, y))));
-            _mm256_storeu_ps(pr + i, _mm256_sub_ps(vp, _mm256_mul_ps(_mm256_mul_ps(vlr, gi), y)));
-        }
+        if (cols == 1) rsqrt_step1(pr, sr, gr[0], lr, wd, fl);
+        else
+            for (size_t i = 0; i < cols; i += 8) rsqrt_step8(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c);
     }
 }
 #endif
