@@ -107,42 +107,31 @@ Test(sasrec, gradcheck_per_position_with_dropout) { run_gradcheck(true, 0.3f); }
 Test(sasrec, gradcheck_ce_with_dropout) { run_gradcheck_loss(true, 0.3f, FR_LOSS_CE); }
 Test(sasrec, gradcheck_ce_without_negatives) { run_gradcheck_loss(false, 0.0f, FR_LOSS_CE); }
 
-Test(sasrec, ce_wrong_gradient_fails) {
-    gctx c = {small_model_loss(0.0f, FR_LOSS_CE), NULL, {0}};
+/* The model's gradient with one entry of tensor name moved by delta: the check must fail. */
+static void wrong_gradient_case(fr_model *m, const char *name, size_t at, float delta) {
+    gctx c = {m, NULL, {0}};
     cr_assert_eq(fr_model_ws_create(&c.ws, c.m, 3), FR_OK);
     c.b = (fr_batch){U, IT, LAB, NULL, 3, NULL, HIST, HNEG, NULL, 5};
     fr_grad *g = NULL;
     cr_assert_eq(fr_grad_create(&g, c.m), FR_OK);
     double l;
     cr_assert_eq(fr_model_loss_grad(c.m, c.ws, &c.b, g, &l), FR_OK);
-    int t = fr_model_tensor_find(c.m, "item");
+    int t = fr_model_tensor_find(c.m, name);
     float *gd = fr_grad_data(g) + fr_model_tensor(c.m, t)->offset;
-    gd[10 * 8 + 3] += 0.02f; /* item 10 is in no history and no target: its gradient is the softmax's alone */
+    gd[at] += delta;
     fprintf(stderr, "(expected) ");
     cr_assert_gt(check_all(&c, fr_grad_data(g)), 0, "a wrong gradient passed the check");
     fr_grad_free(g);
     fr_model_ws_free(c.ws);
     fr_model_free(c.m);
 }
+
+/* item 10 is in no history and no target: its gradient is the softmax's alone */
+Test(sasrec, ce_wrong_gradient_fails) { wrong_gradient_case(small_model_loss(0.0f, FR_LOSS_CE), "item", 10 * 8 + 3, 0.02f); }
 Test(sasrec, gradcheck_pointwise_no_dropout) { run_gradcheck(false, 0.0f); }
 
-Test(sasrec, wrong_gradient_fails) {
-    gctx c = {small_model(0.0f), NULL, {0}};
-    cr_assert_eq(fr_model_ws_create(&c.ws, c.m, 3), FR_OK);
-    c.b = (fr_batch){U, IT, LAB, NULL, 3, NULL, HIST, HNEG, NULL, 5};
-    fr_grad *g = NULL;
-    cr_assert_eq(fr_grad_create(&g, c.m), FR_OK);
-    double l;
-    cr_assert_eq(fr_model_loss_grad(c.m, c.ws, &c.b, g, &l), FR_OK);
-    int t = fr_model_tensor_find(c.m, "b1.attn");
-    float *gd = fr_grad_data(g) + fr_model_tensor(c.m, t)->offset;
-    gd[70] += 0.05f; /* one W_q/W_k entry of the last block off */
-    fprintf(stderr, "(expected) ");
-    cr_assert_gt(check_all(&c, fr_grad_data(g)), 0, "a wrong gradient passed the check");
-    fr_grad_free(g);
-    fr_model_ws_free(c.ws);
-    fr_model_free(c.m);
-}
+/* one W_q/W_k entry of the last block off */
+Test(sasrec, wrong_gradient_fails) { wrong_gradient_case(small_model(0.0f), "b1.attn", 70, 0.05f); }
 
 /* The model recomputed from its formulas in double, for one history: the outputs y [T,C]
  * of its T valid positions (T returned; 0: an empty history, y[0] = LN_f's bias). */
