@@ -52,33 +52,25 @@ printf '3\n6\n# comment\n\n9\n' >"$tmp/cold.txt"
 grep -q "cold start: 3 items" "$tmp/err" || fail "cold file note: $(cat "$tmp/err")"
 
 # bad input: file:line, the value, what was expected; exit 1
+# refused OPTION FILE MESSAGE WHAT: lightfm training with OPTION FILE fails and says MESSAGE
+refused() {
+    if "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 "$1" "$2" >/dev/null 2>"$tmp/err"; then
+        fail "$4 must fail"
+    fi
+    grep -q -- "$3" "$tmp/err" || fail "$4 message: $(cat "$tmp/err")"
+}
 printf '1\tvip\nx7\tvip\n' >"$tmp/bad.tsv"
-if "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 --user-features "$tmp/bad.tsv" >"$tmp/out" 2>"$tmp/err"; then
-    fail "a bad feature file must fail"
-fi
-grep -q 'bad.tsv:2: user id "x7"; expected an integer id' "$tmp/err" || fail "bad file message: $(cat "$tmp/err")"
+refused --user-features "$tmp/bad.tsv" 'bad.tsv:2: user id "x7"; expected an integer id' "a bad feature file"
 printf '1\tvip:nan\n' >"$tmp/bad2.tsv"
-if "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 --item-features "$tmp/bad2.tsv" >/dev/null 2>"$tmp/err"; then
-    fail "a NaN weight must fail"
-fi
-grep -q 'bad2.tsv:1: weight "nan" of feature "vip"; expected a finite number' "$tmp/err" || fail "nan message: $(cat "$tmp/err")"
+refused --item-features "$tmp/bad2.tsv" 'bad2.tsv:1: weight "nan" of feature "vip"; expected a finite number' "a NaN weight"
 printf '3\nx\n' >"$tmp/badc.txt"
-if "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 --cold-items "$tmp/badc.txt" >/dev/null 2>"$tmp/err"; then
-    fail "a bad cold file must fail"
-fi
-grep -q 'badc.txt:2: item id "x"; expected one raw item id per line' "$tmp/err" || fail "cold file message: $(cat "$tmp/err")"
+refused --cold-items "$tmp/badc.txt" 'badc.txt:2: item id "x"; expected one raw item id per line' "a bad cold file"
 # a weight that starts as a number but is not one, or an empty one, is refused (a name
 # may hold ':' when what follows the last one is not number-like: "url:http" is a name)
 printf '1\tvip:1,5\n' >"$tmp/bad3.tsv"
-if "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 --item-features "$tmp/bad3.tsv" >/dev/null 2>"$tmp/err"; then
-    fail "a weight 1,5 must fail"
-fi
-grep -q 'bad3.tsv:1: weight "1,5" of feature "vip"; expected a number' "$tmp/err" || fail "1,5 message: $(cat "$tmp/err")"
+refused --item-features "$tmp/bad3.tsv" 'bad3.tsv:1: weight "1,5" of feature "vip"; expected a number' "a weight 1,5"
 printf '1\tvip\n2\tvip:\n' >"$tmp/bad4.tsv"
-if "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 --item-features "$tmp/bad4.tsv" >/dev/null 2>"$tmp/err"; then
-    fail "an empty weight must fail"
-fi
-grep -q "bad4.tsv:2: feature \"vip:\"; expected a weight after ':'" "$tmp/err" || fail "empty weight message: $(cat "$tmp/err")"
+refused --item-features "$tmp/bad4.tsv" "bad4.tsv:2: feature \"vip:\"; expected a weight after ':'" "an empty weight"
 # an unknown id is skipped, and the note names the first one's line and value
 printf '1\tvip\n777\tvip\n3\tvip\n778\tvip\n' >"$tmp/unk.tsv"
 "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 1 --item-features "$tmp/unk.tsv" >/dev/null 2>"$tmp/err" ||
