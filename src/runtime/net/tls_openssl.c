@@ -88,6 +88,7 @@ struct nng_tls_engine_conn {
     nng_tls_engine_conn *hs_prev, *hs_next;
     uint64_t hs_deadline;     /* CLOCK_MONOTONIC ms */
     bool hs_listed;
+    bool hs_taken;            /* its deadline passed: the thread closes it, counted a timeout */
     /* coalescing (see "small sends"): what the SP stream has sent so far */
     bool coal_off;            /* not tlstran's framing: every send goes out as it is */
     uint8_t nego_have;        /* bytes of the 8-byte SP header sent */
@@ -162,6 +163,7 @@ static void *hs_main(void *arg) {
         }
         if (due) {
             hs_unlink(due);
+            due->hs_taken = true;
             g_hs_busy = due;
             pthread_mutex_unlock(&g_hs_mu);
             pthread_mutex_lock(&g_mu);
@@ -217,11 +219,15 @@ static void hs_list(nng_tls_engine_conn *ec) {
     pthread_mutex_unlock(&g_hs_mu);
 }
 
-static void hs_done(nng_tls_engine_conn *ec, bool fini) {
+/* Takes the connection off the deadline list; true when the thread had already taken it
+ * (its deadline passed before its handshake ended: it is closed and counted a timeout). */
+static bool hs_done(nng_tls_engine_conn *ec, bool fini) {
     pthread_mutex_lock(&g_hs_mu);
     hs_unlink(ec);
+    bool taken = ec->hs_taken;
     while (fini && g_hs_busy == ec) pthread_cond_wait(&g_hs_cv, &g_hs_mu);
     pthread_mutex_unlock(&g_hs_mu);
+    return taken;
 }
 
 void fri_tls_engine_set_handshake_ms(int ms) {
@@ -233,7 +239,9 @@ void fri_tls_engine_set_handshake_ms(int ms) {
 static void note_handshake(nng_tls_engine_conn *ec, bool ok) {
     if (ec->counted) return;
     ec->counted = true;
-    hs_done(ec, false);
+    /* a handshake that ends just after its deadline was taken is closed all the same, and
+     * is counted once, as the timeout it was, not also as completed or failed */
+    if (hs_done(ec, false)) return;
     if (ok && SSL_version(ec->ssl) == TLS1_2_VERSION) {
         /* TLS 1.2 frames a record with an 8-byte explicit nonce and a 16-byte tag
          * (AES-GCM), or the tag alone (ChaCha20-Poly1305): records of nng's buffer too */
