@@ -49,6 +49,26 @@ static int sh(const char *fmt, ...) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + (WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
 }
 
+/* Every process a test started, so that one whose test failed half-way (a failed
+ * assertion ends the test before its own kill and wait) does not run on after it. */
+#define MAX_SPAWNED 256
+static pid_t g_spawned[MAX_SPAWNED];
+static int g_n_spawned;
+
+/* After each test, failed or not: kills the process group of every child not yet reaped
+ * (an unreaped child's pid cannot have been reused, so nothing else is signalled). */
+static void reap_spawned(void) {
+    for (int i = 0; i < g_n_spawned; i++) {
+        int st;
+        if (waitpid(g_spawned[i], &st, WNOHANG) != 0) continue; /* gone, or reaped already */
+        kill(-g_spawned[i], SIGKILL);
+        waitpid(g_spawned[i], &st, 0);
+    }
+    g_n_spawned = 0;
+}
+
+TestSuite(net_procs, .fini = reap_spawned);
+
 /* Starts `sh -c cmd` in its own process group; its pid. */
 static pid_t spawn(const char *fmt, ...) {
     char cmd[8192];
@@ -69,6 +89,7 @@ static pid_t spawn(const char *fmt, ...) {
     posix_spawnattr_destroy(&at);
     free(ex);
     cr_assert_eq(rc, 0, "posix_spawn: %s", strerror(rc));
+    if (g_n_spawned < MAX_SPAWNED) g_spawned[g_n_spawned++] = pid;
     return pid;
 }
 
