@@ -267,6 +267,29 @@ Test(shapes, quoted_fields_and_dates) {
     fr_dataset_free(d);
 }
 
+/* Headers of public review dumps whose rating and time columns carry a prefix (Amazon
+ * Customer Reviews' star_rating and review_date): a name that ends in a rating or time
+ * word is taken when no column has the exact name, and an exact name still wins. */
+Test(shapes, prefixed_rating_and_date_names) {
+    fr_dataset *d = NULL;
+    fr_load_stats st;
+    const char *text = "marketplace\tcustomer_id\treview_id\tproduct_id\tproduct_title\tstar_rating\t"
+                       "helpful_votes\treview_date\n"
+                       "US\t7\tR1\t30\tA title\t4\t0\t2015-08-31\n"
+                       "US\t8\tR2\t31\tAnother\t2\t3\t2015-09-01\n";
+    cr_assert_eq(load(&d, "amazon_reviews.tsv", text, NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_not(st.implicit, "star_rating was not read as the rating");
+    expect(d, 7, 30, 4.0f, 1440979200);
+    expect(d, 8, 31, 2.0f, 1441065600);
+    cr_assert(fr_dataset_has_time(d));
+    fr_dataset_free(d);
+    /* the exact names win over the prefixed ones, wherever they stand */
+    cr_assert_eq(load(&d, "both.csv", "user,item,book_rating,rating,update_time,date\n1,2,9,3,1,2020-01-02\n", NULL,
+                      &st), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 2, 3.0f, 1577923200);
+    fr_dataset_free(d);
+}
+
 Test(shapes, pair_with_count_headers) {
     char *a = tu_write(dir, "train.tsv", "userID\tartistID\tweight\n1\t10\t500\n2\t10\t20\n");
     char *b = tu_write(dir, "test.tsv", "userID\tartistID\tweight\n1\t11\t7\n");

@@ -95,7 +95,9 @@ typedef enum fr_format {
  * track, product, song, business, book, isbn, asin, game, recipe, ...), rating (rating,
  * score, stars, value, grade, ...), a count (weight, count, plays, playcount, listens,
  * clicks, views, quantity, frequency, ...) and timestamp (timestamp, time, date, datetime,
- * ts, ...). A header that leaves the user or the item column unplaced is FR_ERR_PARSE
+ * ts, ...); where no field has a rating or timestamp name, a name ending in one (rating,
+ * stars, score; timestamp, datetime, date, time: Amazon's star_rating and review_date)
+ * places that column. A header that leaves the user or the item column unplaced is FR_ERR_PARSE
  * naming that column, listing the header's fields and saying which option names it
  * ("--item-col artistID": col_item). The MovieLens header userId,movieId,rating,timestamp
  * stays CSV. Giving any of delimiter, col_*, has_header or no_header with AUTO reads the

@@ -158,24 +158,47 @@ static const char *const count_names[] = {
 static const char *const time_names[] = {"timestamp", "time", "date", "datetime", "ts", "unixtime", "unixtimestamp",
                                          "epoch", "created", "createdat", "utc", "when", "unixreviewtime", NULL};
 
+/* Suffixes of prefixed rating and time names ("star_rating", "review_date"), taken only
+ * where no field has one of the names above. */
+static const char *const rating_suffixes[] = {"rating", "stars", "score", NULL};
+static const char *const time_suffixes[] = {"timestamp", "datetime", "date", "time", NULL};
+
 /* The field without surrounding spaces and quotes. */
 static void field_bare(const char **s, size_t *n) {
     fri_text_trim(s, n);
     if (*n >= 2 && (*s)[0] == '"' && (*s)[*n - 1] == '"') { (*s)++; *n -= 2; }
 }
 
-static bool name_in(const char *s, size_t n, const char *const *names) {
-    char key[48];
-    size_t k = 0;
+/* A header name as the lists above spell it: lower case, without '_', '-', ' ' and '.'
+ * ("User_ID" is "userid"); its length, or -1 when longer than any name. */
+static int name_key(const char *s, size_t n, char key[48]) {
+    int k = 0;
     for (size_t j = 0; j < n; j++) {
         char ch = s[j];
         if (ch == '_' || ch == '-' || ch == ' ' || ch == '.') continue;
-        if (k + 1 >= sizeof key) return false;
+        if (k + 1 >= 48) return -1;
         key[k++] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
     }
     key[k] = 0;
+    return k;
+}
+
+static bool name_in(const char *s, size_t n, const char *const *names) {
+    char key[48];
+    if (name_key(s, n, key) < 0) return false;
     for (; *names; names++)
         if (!strcmp(key, *names)) return true;
+    return false;
+}
+
+/* Whether a header name ends in one of `suffixes` after at least one character of its own. */
+static bool name_ends_in(const char *s, size_t n, const char *const *suffixes) {
+    char key[48];
+    int k = name_key(s, n, key);
+    for (; k > 0 && *suffixes; suffixes++) {
+        size_t m = strlen(*suffixes);
+        if ((size_t)k > m && !memcmp(key + (size_t)k - m, *suffixes, m)) return true;
+    }
     return false;
 }
 
@@ -280,6 +303,15 @@ static fr_err place_by_name(const fri_rdctx *c, fri_spec *sp, const fri_fields *
         else if (!given[2] && rating_kind != 1 && name_in(s, ln, rating_names)) { sp->cr = k; rating_kind = 1; }
         else if (!given[2] && !rating_kind && name_in(s, ln, count_names)) { sp->cr = k; rating_kind = 2; }
         else if (sp->ct < 0 && name_in(s, ln, time_names)) sp->ct = k;
+    }
+    /* then prefixed names, for the columns still unplaced */
+    for (int k = 0; k < h->n && k < FRI_MAX_FIELDS && (sp->cr < 0 || sp->ct < 0); k++) {
+        if (col_taken(cols, k)) continue;
+        const char *s = h->s[k];
+        size_t ln = h->len[k];
+        field_bare(&s, &ln);
+        if (sp->cr < 0 && name_ends_in(s, ln, rating_suffixes)) { sp->cr = k; rating_kind = 1; }
+        else if (sp->ct < 0 && name_ends_in(s, ln, time_suffixes)) sp->ct = k;
     }
     *count = rating_kind == 2;
     if (sp->cu >= 0 && sp->ci >= 0) return FR_OK;
