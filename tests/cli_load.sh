@@ -70,6 +70,14 @@ printf 'Customer_ID,Product_ID,Stars\r\n' >"$tmp/stars.csv"
 awk 'BEGIN { srand(3); for (u = 1; u <= 40; u++) for (i = 1; i <= 30; i++) if (rand() < 0.3) printf "%d,%d,%.1f\r\n", u, i, 0.5 * (1 + int(rand() * 10)) }' >>"$tmp/stars.csv"
 "$bin" data info "$tmp/stars.csv" >"$tmp/info" || fail "data info of half stars"
 grep -q "^ratings       min 0.5, max 5" "$tmp/info" || fail "half stars: $(cat "$tmp/info")"
+grep -q "^columns       user Customer_ID, item Product_ID, rating Stars$" "$tmp/info" || fail "the header's placement: $(cat "$tmp/info")"
+# a header with fields fedrec does not read says which ones (an Amazon reviews dump's shape)
+printf 'marketplace\tcustomer_id\treview_id\tproduct_id\tstar_rating\treview_date\nUS\t7\tR1\t30\t4\t2015-08-31\n' >"$tmp/am.tsv"
+"$bin" data info "$tmp/am.tsv" >"$tmp/info" || fail "data info of a reviews dump"
+grep -q "^columns       user customer_id, item product_id, rating star_rating, time review_date; not read: marketplace, review_id$" \
+    "$tmp/info" || fail "the reviews dump's placement: $(cat "$tmp/info")"
+"$bin" data info "$tmp/am.tsv" --json | grep -q '"columns":"user customer_id, item product_id, rating star_rating, time review_date; not read: marketplace, review_id"' \
+    || fail "data info --json names the columns: $("$bin" data info "$tmp/am.tsv" --json)"
 "$bin" train --data "$tmp/stars.csv" --model mf --split ratio:0.8 --centralized --epochs 2 --quiet --out "$tmp/s.fr" 2>"$tmp/err" \
     || fail "train mf on half stars: $(cat "$tmp/err")"
 "$bin" eval --model "$tmp/s.fr" >"$tmp/out" || fail "eval mf on half stars"

@@ -279,6 +279,8 @@ Test(shapes, prefixed_rating_and_date_names) {
                        "US\t8\tR2\t31\tAnother\t2\t3\t2015-09-01\n";
     cr_assert_eq(load(&d, "amazon_reviews.tsv", text, NULL, &st), FR_OK, "%s", fr_errmsg());
     cr_assert_not(st.implicit, "star_rating was not read as the rating");
+    cr_assert_str_eq(st.columns, "user customer_id, item product_id, rating star_rating, time review_date; not read: "
+                                 "marketplace, review_id, product_title, helpful_votes");
     expect(d, 7, 30, 4.0f, 1440979200);
     expect(d, 8, 31, 2.0f, 1441065600);
     cr_assert(fr_dataset_has_time(d));
@@ -287,6 +289,25 @@ Test(shapes, prefixed_rating_and_date_names) {
     cr_assert_eq(load(&d, "both.csv", "user,item,book_rating,rating,update_time,date\n1,2,9,3,1,2020-01-02\n", NULL,
                       &st), FR_OK, "%s", fr_errmsg());
     expect(d, 1, 2, 3.0f, 1577923200);
+    cr_assert_str_eq(st.columns, "user user, item item, rating rating, time date; not read: book_rating, update_time");
+    fr_dataset_free(d);
+    /* a count column is named as the weight; a headerless file has nothing to name */
+    cr_assert_eq(load(&d, "ua.tsv", "userID\tartistID\tweight\n2\t51\t13883\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_str_eq(st.columns, "user userID, item artistID, weight weight");
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "plain.tsv", "2\t51\t3\n", NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_str_eq(st.columns, "");
+    fr_dataset_free(d);
+    /* a header too long for the text is cut, and says so */
+    char big[4096] = "user,item";
+    for (int k = 0; k < 40; k++) snprintf(big + strlen(big), sizeof big - strlen(big), ",unused_field_%02d", k);
+    strcat(big, "\n1,2");
+    for (int k = 0; k < 40; k++) strcat(big, ",0");
+    strcat(big, "\n");
+    cr_assert_eq(load(&d, "wide.csv", big, NULL, &st), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(strlen(st.columns), FR_LOAD_COLUMNS_MAX - 1);
+    cr_assert_str_eq(st.columns + FR_LOAD_COLUMNS_MAX - 4, "...");
+    cr_assert(!strncmp(st.columns, "user user, item item; not read: unused_field_00, ", 49), "%s", st.columns);
     fr_dataset_free(d);
 }
 

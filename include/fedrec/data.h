@@ -164,6 +164,7 @@ FR_API void fr_load_opts_default(fr_load_opts *o);
 FR_API FR_NODISCARD fr_err fr_load_opts_check(const fr_load_opts *o);
 
 /* Load statistics, filled by the loaders when non-NULL. */
+#define FR_LOAD_COLUMNS_MAX 256
 typedef struct fr_load_stats {
     fr_format format;       /* the format actually used */
     uint64_t lines;         /* data lines read */
@@ -173,6 +174,10 @@ typedef struct fr_load_stats {
     uint64_t duplicates;    /* repeated (user, item) pairs dropped (see fr_dataset_load) */
     bool implicit;          /* rows were read as implicit positives (see fr_load_opts) */
     bool weights;           /* and their rating field holds the weight column's values */
+    /* a delimited file with a header: which of its fields were read as what, e.g.
+     * "user customer_id, item product_id, rating star_rating, time review_date; not read:
+     * marketplace, review_id" (shortened with "..." past its size); "" without a header */
+    char columns[FR_LOAD_COLUMNS_MAX];
 } fr_load_stats;
 
 /* Loads one ratings file. A (user, item) pair that appears more than once keeps one

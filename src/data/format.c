@@ -355,6 +355,40 @@ static fr_err place_by_name(const fri_rdctx *c, fri_spec *sp, const fri_fields *
                     how);
 }
 
+/* Writes into sp->columns which header field each column was read from, and the fields
+ * not read (see fr_load_stats.columns). */
+static void describe_columns(fri_spec *sp, const fri_fields *h, bool weight) {
+    static const char *const what[4] = {"user", "item", "rating", "time"};
+    int cols[4] = {sp->cu, sp->ci, sp->cr, sp->ct};
+    char *b = sp->columns;
+    size_t cap = sizeof sp->columns, o = 0;
+    b[0] = 0;
+#define DESC_ADD(...) \
+    do { \
+        if (o < cap) { \
+            int w_ = snprintf(b + o, cap - o, __VA_ARGS__); \
+            o = w_ < 0 ? cap : o + (size_t)w_; \
+        } \
+    } while (0)
+    for (int j = 0; j < 4; j++) {
+        if (cols[j] < 0 || cols[j] >= h->n) continue;
+        const char *s = h->s[cols[j]];
+        size_t ln = h->len[cols[j]];
+        field_bare(&s, &ln);
+        DESC_ADD("%s%s %.*s", o ? ", " : "", j == 2 && weight ? "weight" : what[j], FRI_VAL(s, ln));
+    }
+    int unread = 0;
+    for (int k = 0; k < h->n && k < FRI_MAX_FIELDS; k++) {
+        if (k == cols[0] || k == cols[1] || k == cols[2] || k == cols[3]) continue;
+        const char *s = h->s[k];
+        size_t ln = h->len[k];
+        field_bare(&s, &ln);
+        DESC_ADD("%s%.*s", unread++ ? ", " : "; not read: ", FRI_VAL(s, ln));
+    }
+#undef DESC_ADD
+    if (o >= cap) memcpy(b + cap - 4, "...", 4); /* cut: say so */
+}
+
 /* Whether a first line is data with string ids rather than a header: at least 3 fields,
  * none a known column name, a numeric third field (the rating or count), and a user or
  * item field that is not a number ("A2SUAM1J3GNN3B,0000013714,5.0"). */
@@ -387,6 +421,7 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
     sp->nf_min = sp->nf_max = 4;
     fri_fields f;
     bool count = false; /* the rating column was placed by a count name */
+    bool by_name = false; /* the header's names placed the columns */
     bool named_cols = false;
     const char *given[4] = {o->col_user, o->col_item, o->col_rating, o->col_time};
     for (int k = 0; k < 4; k++) named_cols |= given[k] && !col_number(given[k]);
@@ -454,6 +489,7 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
                 } else {
                     e = place_by_name(c, sp, &f, first, n, &count);
                     if (e) return e;
+                    by_name = true;
                     /* The MovieLens header with ',' is the CSV format. */
                     if (!opts && !count && sp->delim == ',' && f.n == 4 && sp->cu == 0 && sp->ci == 1 &&
                         sp->cr == 2 && sp->ct == 3) {
@@ -520,5 +556,6 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
     sp->weight = sp->cr >= 0 && (imp ? o->implicit_weight : count);
     sp->rmin = sp->weight ? 0 : imp ? -INFINITY : o->rating_min;
     sp->rmax = imp || sp->weight ? INFINITY : o->rating_max;
+    if (sp->header && (fmt == FR_FORMAT_DELIMITED || by_name)) describe_columns(sp, &f, sp->weight); /* f: the header */
     return FR_OK;
 }

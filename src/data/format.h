@@ -19,6 +19,7 @@ typedef struct fri_spec {
     bool weight;        /* implicit, and the rating column is kept as the weight */
     bool fast;          /* the one-pass scanner may read lines (user, item, rating, time in order) */
     double rmin, rmax;  /* accepted values of the rating column */
+    char columns[FR_LOAD_COLUMNS_MAX]; /* a header's placement, as fr_load_stats.columns */
 } fri_spec;
 
 /* Where a line is parsed: the file, the options, its spec, the line's number (1-based;

@@ -129,6 +129,7 @@ done:
         stats->format = have_spec ? c.sp.fmt : fmt;
         stats->implicit = stats->implicit || (have_spec && c.sp.implicit);
         stats->weights = stats->weights || (have_spec && c.sp.weight);
+        if (have_spec && !stats->columns[0]) memcpy(stats->columns, c.sp.columns, sizeof stats->columns);
         stats->lines += lines;
         stats->skipped += skipped;
         if (!stats->first_bad_line) stats->first_bad_line = first_bad;
