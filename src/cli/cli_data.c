@@ -73,8 +73,6 @@ static int data_info(int argc, char **argv) {
     if (json) {
         printf("{\"file\":");
         cli_json_str(stdout, pos[0]);
-        printf(",\"columns\":");
-        cli_json_str(stdout, st.columns);
         printf(",\"format\":\"%s\",\"implicit\":%s,\"weights\":%s,\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
                ",\"density\":%.6g,\"rating_min\":%g,\"rating_max\":%g,\"rating_mean\":%.6g,\"skipped_lines\":%" PRIu64
                ",\"duplicates\":%" PRIu64 ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],\"time_min\":%" PRId64
@@ -91,7 +89,9 @@ static int data_info(int argc, char **argv) {
             first = 0;
         }
         if (in.hist_other) printf("%s\"other\":%" PRIu64, first ? "" : ",", in.hist_other);
-        printf("}}\n");
+        printf("},\"columns\":");
+        cli_json_str(stdout, st.columns);
+        printf("}\n");
     } else {
         printf("file          %s (%s)\n", pos[0], cli_format_name(st.format));
         if (st.columns[0]) printf("columns       %s\n", st.columns);
