@@ -116,6 +116,12 @@ def read_features(path):
 
 
 d = a.data
+absent = [p for p in (os.path.join(d, "train.rating"), os.path.join(d, "test.rating"), os.path.join(d, "test.negative"),
+                      os.path.join(a.features, "users.tsv"), os.path.join(a.features, "items.tsv")) if not os.path.isfile(p)]
+if absent:
+    print(f"recbole_fm: {absent[0]} is missing: nothing to compare (the split: train.rating, test.rating, "
+          f"test.negative; the features: bench/hybrid_features.py ML100K_DIR OUT_DIR)")
+    sys.exit(0)
 train = read_pairs(os.path.join(d, "train.rating"))
 test = dict(read_pairs(os.path.join(d, "test.rating")))
 negs = read_negatives(os.path.join(d, "test.negative"))

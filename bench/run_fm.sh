@@ -4,8 +4,9 @@
 # negatives) and one feature set (bench/hybrid_features.py: age bucket, gender, occupation;
 # genres, year).
 #   bench/run_fm.sh [BUILD_DIR] [DATA_DIR]     (defaults: build, ../shared/data)
-#   RB_RUNS='--dim 10;--dim 32' bench/run_fm.sh ...   RecBole runs (bench/recbole_fm.py options), ';'
-#                                                    between runs (default: its default dim 10, and 32 as fedrec's)
+#   RB_RUNS='--dim 10;--dim 32 --neg 4' bench/run_fm.sh ...   RecBole runs (bench/recbole_fm.py options),
+#       ';' between runs. The default: RecBole's defaults (dim 10), and the best of 8 settings on the
+#       validation cut (NDCG@10; dim 10/32/64, lr 0.001/0.003/0.01, 1 or 4 negatives: docs/ARCHITECTURE.md)
 # Needs a venv with recbole 1.2.1 and torch (FEDREC_REF_VENV, default ~/.cache/fedrec-ref-venv).
 # RecBole: its FM with its defaults (embedding 10, Adam 0.001, batch 2048, BCE with one uniform
 # negative a pair), early stopping on a validation cut of train.rating (each user's last
@@ -54,7 +55,7 @@ if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import recbole, torch
     echo "RecBole: not installed in $venv (pip install recbole==1.2.1 torch): no reference row"
     exit 0
 fi
-IFS=';' read -r -a runs <<<"${RB_RUNS:---dim 10;--dim 32}"
+IFS=';' read -r -a runs <<<"${RB_RUNS:---dim 10;--dim 32 --neg 4}"
 k=0
 for args in "${runs[@]}"; do
     k=$((k + 1))
@@ -67,7 +68,7 @@ r, fsec = json.load(open(sys.argv[1])), float(sys.argv[2])
 def row(name, m, ep):
     print("%-44s %7.4f %8.4f %7.4f %9.4f %9.4f %9.4f %7s" % (name, m["hr@10"], m["ndcg@10"], m["auc"],
           m["precision@10_full"], m["auc_full"], m["cpu_seconds_per_epoch"], ep))
-tag = "dim %d, lr %g" % (r["dim"], r["lr"]) + (", %d neg" % r["neg"] if r["neg"] != 1 else "")
+tag = "dim %d, lr %g, %d neg" % (r["dim"], r["lr"], r["neg"])
 row("RecBole FM best on valid (%s)" % tag, r, "%d/%d" % (r["best_epoch"], r["epochs_run"]))
 row("RecBole FM refit on all train (%s)" % tag, r["refit"], r["refit"]["epochs"])
 PY
@@ -83,8 +84,8 @@ print("validation cut (each user's last train.rating row, 99 negatives): fedrec 
       % (v["hr@10"], v["ndcg@10"]))
 for p in sys.argv[3:]:
     r = json.load(open(p))
-    print("  RecBole FM dim %d lr %g: best HR@10 %.4f NDCG@10 %.4f (epoch %d);"
+    print("  RecBole FM dim %d lr %g neg %d: best HR@10 %.4f NDCG@10 %.4f (epoch %d);"
           " speed: fedrec fm %.1fx faster per epoch (CPU, one thread; %.1fx the refit's epochs)"
-          % (r["dim"], r["lr"], r["valid"]["hr@10"], r["valid"]["ndcg@10"], r["best_epoch"],
+          % (r["dim"], r["lr"], r["neg"], r["valid"]["hr@10"], r["valid"]["ndcg@10"], r["best_epoch"],
              r["cpu_seconds_per_epoch"] / fsec, r["refit"]["cpu_seconds_per_epoch"] / fsec))
 PY
