@@ -5,8 +5,9 @@
 # genres, year).
 #   bench/run_fm.sh [BUILD_DIR] [DATA_DIR]     (defaults: build, ../shared/data)
 #   RB_RUNS='--dim 10;--dim 32 --neg 4' bench/run_fm.sh ...   RecBole runs (bench/recbole_fm.py options),
-#       ';' between runs. The default: RecBole's defaults (dim 10), and the best of 8 settings on the
-#       validation cut (NDCG@10; dim 10/32/64, lr 0.001/0.003/0.01, 1 or 4 negatives: docs/ARCHITECTURE.md)
+#       ';' between runs. The default: RecBole's defaults (dim 10), and the best of 9 settings on the
+#       validation cut (NDCG@10; its defaults and 8 others of dim 10/32/64, lr 0.001/0.003/0.01, 1 or 4
+#       negatives: docs/ARCHITECTURE.md)
 # Needs a venv with recbole 1.2.1 and torch (FEDREC_REF_VENV, default ~/.cache/fedrec-ref-venv).
 # RecBole: its FM with its defaults (embedding 10, Adam 0.001, batch 2048, BCE with one uniform
 # negative a pair), early stopping on a validation cut of train.rating (each user's last
@@ -35,8 +36,8 @@ F=(--user-features "$tmp/feat/users.tsv" --item-features "$tmp/feat/items.tsv")
 echo "data: $loo ($(wc -l <"$loo/train.rating") training rows), features: $(cut -f2 "$tmp/feat/users.tsv" | tr ' ' '\n' | sort -u | wc -l) user, $(cut -f2 "$tmp/feat/items.tsv" | tr ' ' '\n' | sort -u | wc -l) item"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 num() { grep -o "\"$2\": *[-0-9.e]*" "$1" | tail -1 | cut -d: -f2 | tr -d " "; }
-row() { printf "%-44s %7.4f %8.4f %7.4f %9.4f %9.4f %9.4f %7s\n" "$@"; }
-printf "%-44s %7s %8s %7s %9s %9s %9s %7s\n" "run" "hr@10" "ndcg@10" "auc" "prec@10f" "auc_full" "cpu s/ep" "epochs"
+row() { printf "%-56s %7.4f %8.4f %7.4f %9.4f %9.4f %9.4f %7s\n" "$@"; }
+printf "%-56s %7s %8s %7s %9s %9s %9s %7s\n" "run" "hr@10" "ndcg@10" "auc" "prec@10f" "auc_full" "cpu s/ep" "epochs"
 
 # fedrec: the preset, one thread; CPU of 25 epochs less 1 epoch
 cpu() { /usr/bin/time -f "%U %S" "$bin" train --data "$loo" "${F[@]}" --model fm --centralized --threads 1 \
@@ -66,7 +67,7 @@ for args in "${runs[@]}"; do
 import json, sys
 r, fsec = json.load(open(sys.argv[1])), float(sys.argv[2])
 def row(name, m, ep):
-    print("%-44s %7.4f %8.4f %7.4f %9.4f %9.4f %9.4f %7s" % (name, m["hr@10"], m["ndcg@10"], m["auc"],
+    print("%-56s %7.4f %8.4f %7.4f %9.4f %9.4f %9.4f %7s" % (name, m["hr@10"], m["ndcg@10"], m["auc"],
           m["precision@10_full"], m["auc_full"], m["cpu_seconds_per_epoch"], ep))
 tag = "dim %d, lr %g, %d neg" % (r["dim"], r["lr"], r["neg"])
 row("RecBole FM best on valid (%s)" % tag, r, "%d/%d" % (r["best_epoch"], r["epochs_run"]))
