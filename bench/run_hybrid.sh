@@ -16,6 +16,7 @@
 # (their ids in cold.txt, the same file for both tools), each user's cold items ranked
 # among the cold items: auc and precision@10. All metrics are computed as fedrec's
 # (src/eval/eval.c); bench/hybrid_ref.py computes LightFM's independently in numpy.
+# fm against RecBole's FM (PyTorch): bench/run_fm.sh.
 # Ends with the ratios of the seconds per epoch (wall clock, noisy on a loaded machine:
 # bench/hybrid_cpu.sh measures CPU time).
 set -euo pipefail
