@@ -763,6 +763,35 @@ static FRI_ALWAYS_INLINE float kscreen(const float *sq_e, const float *sq_b, uin
     return v8_sum1(acc) + sq_b[r];
 }
 
+/* kscreen on four candidates c[0..4) at once: bit k of the result is set when
+ * kscreen(c[k]) + bu > thr. Each candidate's dot product is kscreen's (the same products
+ * added in the same order) and its lanes are summed in v8_sum1's order (v8_hadd pairs
+ * lanes as v8_sum1 does, four candidates' accumulators at once), so every lane is
+ * kscreen's value to the bit: the same first violator as candidate by candidate, with the
+ * loads of a group issued together and one branch a group instead of one a candidate. */
+static FRI_ALWAYS_INLINE uint32_t kscreen4(const float *sq_e, const float *sq_b, const uint32_t *c,
+                                           const float *restrict p, float bu, float thr, size_t d) {
+    v8f acc[4];
+    float bias[8] = {0};
+    for (uint32_t k = 0; k < 4; k++) {
+        const float *q = sq_e + (size_t)c[k] * d;
+        v8f a = {0};
+        for (size_t x = 0; x < d; x += 8) {
+            const v8f t = v8_load(p + x) * v8_load(q + x);
+            a = a + t;
+        }
+        acc[k] = a;
+        bias[k] = sq_b[c[k]];
+    }
+    const v8f h = v8_hadd(v8_hadd(acc[0], acc[1]), v8_hadd(acc[2], acc[3])); /* [a0123 b0123 c0123 d0123 a4567 ..] */
+    const v8f hi = V8_SHUF(h, h, 4, 5, 6, 7, 4, 5, 6, 7);
+    const v8f sc = ((h + hi) + v8_load(bias)) + v8_splat(bu);
+    const v8i gt = (sc > v8_splat(thr)) & (v8i){1, 2, 4, 8, 0, 0, 0, 0};
+    const v8i g2 = gt | V8_SHUF(gt, gt, 2, 3, 0, 1, 6, 7, 4, 5);
+    const v8i g1 = g2 | V8_SHUF(g2, g2, 1, 0, 3, 2, 5, 4, 7, 6);
+    return (uint32_t)g1[0];
+}
+
 /* A pair's score from its parts: lightfm dot + bias; fm w0 + bias + 0.5 sum(|p+q|^2 - sp - sq). */
 static FRI_ALWAYS_INLINE float kscore(float dot, const float *p, const float *sp, const float *q, const float *sq,
                                       float w0, float bias, size_t d, bool fm) {
@@ -783,8 +812,12 @@ static FRI_ALWAYS_INLINE void kmark(hy_tab *T, int s, uint32_t r) {
 }
 
 /* The gradient row of id row r of side s and its bias, marked: the slab's, or a compact slot
- * (taken and zeroed at the row's first touch: the slab's row is zero then too). */
-static FRI_ALWAYS_INLINE float *kgrow(hy_tab *T, int s, uint32_t r, size_t d, float **gb) {
+ * (taken at the row's first touch: the slab's row is zero then). With fresh NULL a new slot
+ * is zeroed; else *fresh says whether the slot is new and its contents are left for the
+ * caller to store (kscatter stores its first add, c, where 0 + c would be the same value:
+ * only a -0 would become +0, which no step tells from +0). */
+static FRI_ALWAYS_INLINE float *kgrow(hy_tab *T, int s, uint32_t r, size_t d, float **gb, bool *fresh) {
+    if (fresh) *fresh = false;
     if (!T->cg[s]) {
         kmark(T, s, r);
         *gb = T->gB[s] + r;
@@ -795,8 +828,11 @@ static FRI_ALWAYS_INLINE float *kgrow(hy_tab *T, int s, uint32_t r, size_t d, fl
         k = T->cc[s]++;
         T->slot[s][r] = k;
         T->crow[s][k] = r;
-        memset(T->cg[s] + (size_t)k * d, 0, d * sizeof(float));
-        T->cgb[s][k] = 0.0f;
+        if (fresh) *fresh = true;
+        else {
+            memset(T->cg[s] + (size_t)k * d, 0, d * sizeof(float));
+            T->cgb[s][k] = 0.0f;
+        }
     }
     *gb = T->cgb[s] + k;
     return T->cg[s] + (size_t)k * d;
@@ -808,18 +844,31 @@ static FRI_ALWAYS_INLINE void kscatter(hy_tab *T, int s, uint32_t r, const float
     const float *w = NULL;
     const uint32_t n = kfeats(T, s, r, &id, &w);
     float *gbr;
-    float *ge = kgrow(T, s, r, d, &gbr);
+    bool fresh;
+    float *ge = kgrow(T, s, r, d, &gbr, &fresh);
     const float *e = T->E[s] + (size_t)r * d;
     const v8f vcs = v8_splat(cs);
-    for (size_t k = 0; k < d; k += 8) {
-        v8f c = v8_load(coef + k);
-        if (fm) {
-            const v8f t = vcs * v8_load(e + k);
-            c = c - t;
+    if (fresh) {
+        for (size_t k = 0; k < d; k += 8) {
+            v8f c = v8_load(coef + k);
+            if (fm) {
+                const v8f t = vcs * v8_load(e + k);
+                c = c - t;
+            }
+            v8_store(ge + k, c);
         }
-        v8_store(ge + k, v8_load(ge + k) + c);
+        *gbr = db;
+    } else {
+        for (size_t k = 0; k < d; k += 8) {
+            v8f c = v8_load(coef + k);
+            if (fm) {
+                const v8f t = vcs * v8_load(e + k);
+                c = c - t;
+            }
+            v8_store(ge + k, v8_load(ge + k) + c);
+        }
+        *gbr += db;
     }
-    *gbr += db;
     float *gF = T->gF[s], *gFB = T->gFB[s];
     const float *F = T->F[s];
     for (uint32_t j = 0; j < n; j++) {
@@ -996,25 +1045,24 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             float sj = 0.0f;
             if (smx) { /* lightfm's fast path: the first candidate the screen passes is taken */
                 hy_draws hd = hy_draws_init(seed, key_i, key_u);
-                /* the draws one trial ahead, so the next candidate's rows are on their way
-                 * while this one is screened (the one drawn ahead of a violation is unused) */
-                uint32_t cand = neg, ahead = 0;
-                if (warp > 1) {
-                    ahead = hy_draws_below(&hd, nrows);
-                    kprefetch_q(sq_e, sq_b, ahead, d);
-                }
-                for (uint32_t tt = 1; tt <= warp; tt++) {
-                    if (tt > 1) {
-                        cand = ahead;
-                        if (tt < warp) {
-                            ahead = hy_draws_below(&hd, nrows);
-                            kprefetch_q(sq_e, sq_b, ahead, d);
-                        }
-                        if (cand == i) continue;
+                /* the trials in groups of four, each group's candidates screened together
+                 * (kscreen4: kscreen's bits); a group past the last trial repeats its first
+                 * candidate, and the draws of a group past the violator are unused, as the
+                 * one drawn ahead was */
+                const float thr = si - 1.0f;
+                for (uint32_t t0 = 1; t0 <= warp; t0 += 4) {
+                    uint32_t cg[4], skip = 0; /* skip: the positive drawn, not a candidate */
+                    const uint32_t n = warp - t0 + 1 < 4 ? warp - t0 + 1 : 4;
+                    for (uint32_t k = 0; k < 4; k++) {
+                        cg[k] = k >= n ? cg[0] : t0 + k == 1 ? neg : hy_draws_below(&hd, nrows);
+                        skip |= (uint32_t)(cg[k] == i) << k;
                     }
-                    if (kscreen(sq_e, sq_b, cand, p, d) + bu > si - 1.0f) {
-                        t = tt;
-                        j = cand;
+                    if (t0 == 1) skip &= ~1u; /* the example's negative is taken as it is */
+                    const uint32_t hit = kscreen4(sq_e, sq_b, cg, p, bu, thr, d) & ~skip & ((1u << n) - 1u);
+                    if (hit) {
+                        const uint32_t k = (uint32_t)__builtin_ctz(hit);
+                        t = t0 + k;
+                        j = cg[k];
                         break;
                     }
                 }
@@ -1088,9 +1136,9 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) { /* a zero gradient: the rows, no arithmetic */
             if (zero_unmarked) continue;
             float *gbr;
-            (void)kgrow(&T, 0, u, d, &gbr);
-            (void)kgrow(&T, 1, i, d, &gbr);
-            if (pair) (void)kgrow(&T, 1, j, d, &gbr);
+            (void)kgrow(&T, 0, u, d, &gbr, NULL);
+            (void)kgrow(&T, 1, i, d, &gbr, NULL);
+            if (pair) (void)kgrow(&T, 1, j, d, &gbr, NULL);
             continue;
         }
         const float gij = gi + (pair ? gj : 0.0f);
