@@ -763,35 +763,6 @@ static FRI_ALWAYS_INLINE float kscreen(const float *sq_e, const float *sq_b, uin
     return v8_sum1(acc) + sq_b[r];
 }
 
-/* kscreen on four candidates c[0..4) at once: bit k of the result is set when
- * kscreen(c[k]) + bu > thr. Each candidate's dot product is kscreen's (the same products
- * added in the same order) and its lanes are summed in v8_sum1's order (v8_hadd pairs
- * lanes as v8_sum1 does, four candidates' accumulators at once), so every lane is
- * kscreen's value to the bit: the same first violator as candidate by candidate, with the
- * loads of a group issued together and one branch a group instead of one a candidate. */
-static FRI_ALWAYS_INLINE uint32_t kscreen4(const float *sq_e, const float *sq_b, const uint32_t *c,
-                                           const float *restrict p, float bu, float thr, size_t d) {
-    v8f acc[4];
-    float bias[8] = {0};
-    for (uint32_t k = 0; k < 4; k++) {
-        const float *q = sq_e + (size_t)c[k] * d;
-        v8f a = {0};
-        for (size_t x = 0; x < d; x += 8) {
-            const v8f t = v8_load(p + x) * v8_load(q + x);
-            a = a + t;
-        }
-        acc[k] = a;
-        bias[k] = sq_b[c[k]];
-    }
-    const v8f h = v8_hadd(v8_hadd(acc[0], acc[1]), v8_hadd(acc[2], acc[3])); /* [a0123 b0123 c0123 d0123 a4567 ..] */
-    const v8f hi = V8_SHUF(h, h, 4, 5, 6, 7, 4, 5, 6, 7);
-    const v8f sc = ((h + hi) + v8_load(bias)) + v8_splat(bu);
-    const v8i gt = (sc > v8_splat(thr)) & (v8i){1, 2, 4, 8, 0, 0, 0, 0};
-    const v8i g2 = gt | V8_SHUF(gt, gt, 2, 3, 0, 1, 6, 7, 4, 5);
-    const v8i g1 = g2 | V8_SHUF(g2, g2, 1, 0, 3, 2, 5, 4, 7, 6);
-    return (uint32_t)g1[0];
-}
-
 /* A pair's score from its parts: lightfm dot + bias; fm w0 + bias + 0.5 sum(|p+q|^2 - sp - sq). */
 static FRI_ALWAYS_INLINE float kscore(float dot, const float *p, const float *sp, const float *q, const float *sq,
                                       float w0, float bias, size_t d, bool fm) {
@@ -936,7 +907,7 @@ static double warp_lw(hy_ws *w, uint32_t N, uint32_t t) {
 }
 
 static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g, size_t d,
-                                               bool fm) {
+                                               bool fm, bool mapped) {
     const fr_model_config *c = &m->cfg;
     const fri_feat *f = feat_of(c->features);
     const bool pair = c->loss == FR_LOSS_BPR;
@@ -964,7 +935,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         T.fid[s] = f ? f->id[s] : NULL;
         T.fw[s] = f ? f->w[s] : NULL;
         T.frows[s] = f ? f->rows[s] : 0;
-        T.map[s] = s ? m->row_item : m->row_user;
+        T.map[s] = !mapped ? NULL : s ? m->row_item : m->row_user; /* mapped false: both NULL (a constant) */
         T.nmap[s] = s ? m->n_row_item : m->n_row_user;
         if (g) {
             T.gE[s] = G(g, m, roles[s][0]);
@@ -1045,24 +1016,25 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             float sj = 0.0f;
             if (smx) { /* lightfm's fast path: the first candidate the screen passes is taken */
                 hy_draws hd = hy_draws_init(seed, key_i, key_u);
-                /* the trials in groups of four, each group's candidates screened together
-                 * (kscreen4: kscreen's bits); a group past the last trial repeats its first
-                 * candidate, and the draws of a group past the violator are unused, as the
-                 * one drawn ahead was */
-                const float thr = si - 1.0f;
-                for (uint32_t t0 = 1; t0 <= warp; t0 += 4) {
-                    uint32_t cg[4], skip = 0; /* skip: the positive drawn, not a candidate */
-                    const uint32_t n = warp - t0 + 1 < 4 ? warp - t0 + 1 : 4;
-                    for (uint32_t k = 0; k < 4; k++) {
-                        cg[k] = k >= n ? cg[0] : t0 + k == 1 ? neg : hy_draws_below(&hd, nrows);
-                        skip |= (uint32_t)(cg[k] == i) << k;
+                /* the draws one trial ahead, so the next candidate's rows are on their way
+                 * while this one is screened (the one drawn ahead of a violation is unused) */
+                uint32_t cand = neg, ahead = 0;
+                if (warp > 1) {
+                    ahead = hy_draws_below(&hd, nrows);
+                    kprefetch_q(sq_e, sq_b, ahead, d);
+                }
+                for (uint32_t tt = 1; tt <= warp; tt++) {
+                    if (tt > 1) {
+                        cand = ahead;
+                        if (tt < warp) {
+                            ahead = hy_draws_below(&hd, nrows);
+                            kprefetch_q(sq_e, sq_b, ahead, d);
+                        }
+                        if (cand == i) continue;
                     }
-                    if (t0 == 1) skip &= ~1u; /* the example's negative is taken as it is */
-                    const uint32_t hit = kscreen4(sq_e, sq_b, cg, p, bu, thr, d) & ~skip & ((1u << n) - 1u);
-                    if (hit) {
-                        const uint32_t k = (uint32_t)__builtin_ctz(hit);
-                        t = t0 + k;
-                        j = cg[k];
+                    if (kscreen(sq_e, sq_b, cand, p, d) + bu > si - 1.0f) {
+                        t = tt;
+                        j = cand;
                         break;
                     }
                 }
@@ -1183,17 +1155,20 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     return L;
 }
 
+/* the kernel for lightfm and fm, dims 32 and 64 as constants, and rows that are global ids
+ * (the centralized model: no row binding) as a constant too */
 #define HY_KERNEL_BODY                                                                                                 \
+    const bool mapped = m->row_item || m->row_user;                                                                    \
     if (is_fm(&m->cfg)) {                                                                                              \
         switch (m->cfg.dim) {                                                                                          \
-        case 32: return hy_kernel_body(m, w, b, g, 32, true);                                                          \
-        default: return hy_kernel_body(m, w, b, g, m->cfg.dim, true);                                                  \
+        case 32: return hy_kernel_body(m, w, b, g, 32, true, true);                                                    \
+        default: return hy_kernel_body(m, w, b, g, m->cfg.dim, true, true);                                            \
         }                                                                                                              \
     }                                                                                                                  \
     switch (m->cfg.dim) {                                                                                              \
-    case 32: return hy_kernel_body(m, w, b, g, 32, false);                                                             \
-    case 64: return hy_kernel_body(m, w, b, g, 64, false);                                                             \
-    default: return hy_kernel_body(m, w, b, g, m->cfg.dim, false);                                                     \
+    case 32: return mapped ? hy_kernel_body(m, w, b, g, 32, false, true) : hy_kernel_body(m, w, b, g, 32, false, false); \
+    case 64: return hy_kernel_body(m, w, b, g, 64, false, true);                                                       \
+    default: return hy_kernel_body(m, w, b, g, m->cfg.dim, false, true);                                               \
     }
 
 static double hy_kernel_plain(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) { HY_KERNEL_BODY }
