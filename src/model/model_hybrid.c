@@ -1556,8 +1556,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
             for (int side = 1; side >= 0; side--) {
                 const fr_tensor *te = &m->t[m->slot[side ? IT_EMB : US_EMB]], *tb = &m->t[m->slot[side ? IT_B : US_B]];
                 const uint32_t *rl = w.crow[side], nr = w.ccount[side];
-                fri_optim_step_gather_fast(o, m, te->offset, te->cols, rl, nr, w.cg[side]);
-                fri_optim_step_gather_fast(o, m, tb->offset, 1, rl, nr, w.cgb[side]);
+                fri_optim_step_gather2_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side], w.cgb[side]);
                 for (uint32_t x = 0; x < nr; x++) {
                     if (side && stale) screen_row(m, ge, gb, se, sb, rl[x], c->dim);
                     w.slot[side][rl[x]] = HY_NOSLOT;

@@ -478,6 +478,45 @@ __attribute__((target("avx"))) static void adagrad_gather_rsqrt_avx(float *restr
 }
 #endif
 
+/* adagrad_gather_rsqrt_avx on rows of cols floats (a multiple of 8) and, row by row, on the
+ * rows' one-float tensor (p1, sum1, gradients gc1). */
+__attribute__((target("avx"))) static void adagrad_gather2_rsqrt_avx(float *restrict p, float *restrict sum,
+                                                                    size_t cols, float *restrict p1,
+                                                                    float *restrict sum1, const uint32_t *rows,
+                                                                    uint32_t n, const float *restrict gc,
+                                                                    const float *restrict gc1, const step_consts *k) {
+    rsqrt8 c;
+    rsqrt8_init(&c, k);
+    const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
+    for (uint32_t x = 0; x < n; x++) {
+        const uint32_t r = rows[x];
+        const size_t at = (size_t)r * cols;
+        float *pr = p + at, *sr = sum + at;
+        const float *gr = gc + (size_t)x * cols;
+        if (x + 4 < n) { /* the rows are scattered: ask for a later row's lines now */
+            const uint32_t rn = rows[x + 4];
+            const size_t an = (size_t)rn * cols;
+            for (size_t i = 0; i < cols; i += 16) {
+                _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
+            }
+            _mm_prefetch((const char *)(p1 + rn), _MM_HINT_T0);
+            _mm_prefetch((const char *)(sum1 + rn), _MM_HINT_T0);
+        }
+        for (size_t i = 0; i < cols; i += 8) rsqrt_step8(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c);
+        rsqrt_step1(p1 + r, sum1 + r, gc1[x], lr, wd, fl);
+    }
+}
+
+__attribute__((target("avx"))) static void adagrad_gather2_rsqrt_avx32(float *restrict p, float *restrict sum,
+                                                                      float *restrict p1, float *restrict sum1,
+                                                                      const uint32_t *rows, uint32_t n,
+                                                                      const float *restrict gc,
+                                                                      const float *restrict gc1,
+                                                                      const step_consts *k) {
+    adagrad_gather2_rsqrt_avx(p, sum, 32, p1, sum1, rows, n, gc, gc1, k); /* cols a constant */
+}
+
 bool fri_optim_fast_gather(const fr_optim *o) {
 #if FR_HAVE_AVX_DISPATCH
     return o->cfg.kind == FR_OPTIM_ADAGRAD && have_avx();
@@ -493,6 +532,20 @@ void fri_optim_step_gather_fast(const fr_optim *o, fr_model *m, size_t off, uint
     if (cols == 1 || cols % 8 == 0) adagrad_gather_rsqrt_avx(m->params + off, o->m2 + off, cols, rows, n, gc, &o->k);
 #else
     (void)o; (void)m; (void)off; (void)cols; (void)rows; (void)n; (void)gc;
+#endif
+}
+
+void fri_optim_step_gather2_fast(const fr_optim *o, fr_model *m, size_t off, uint32_t cols, size_t off1,
+                                 const uint32_t *rows, uint32_t n, const float *gc, const float *gc1) {
+#if FR_HAVE_AVX_DISPATCH
+    if (cols == 32)
+        adagrad_gather2_rsqrt_avx32(m->params + off, o->m2 + off, m->params + off1, o->m2 + off1, rows, n, gc, gc1,
+                                    &o->k);
+    else if (cols % 8 == 0)
+        adagrad_gather2_rsqrt_avx(m->params + off, o->m2 + off, cols, m->params + off1, o->m2 + off1, rows, n, gc,
+                                  gc1, &o->k);
+#else
+    (void)o; (void)m; (void)off; (void)cols; (void)off1; (void)rows; (void)n; (void)gc; (void)gc1;
 #endif
 }
 
