@@ -442,7 +442,12 @@ __attribute__((target("avx"))) static void adagrad_range_rsqrt_avx(float *restri
     const __m256 zero = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        rsqrt_step8(p + i, sum + i, _mm256_loadu_ps(g + i), &c);
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        /* eight gradients of +0 (every bit zero) and no weight decay: the step would keep every
+         * value (v + 0 * 0 is v, p - lr 0 y is p) and g is zero already, so it is skipped (a
+         * vocabulary stepped whole has many rows no example of the minibatch touched) */
+        if (c.wd0 && _mm256_testz_si256(_mm256_castps_si256(gv), _mm256_castps_si256(gv))) continue;
+        rsqrt_step8(p + i, sum + i, gv, &c);
         _mm256_storeu_ps(g + i, zero);
     }
     const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
