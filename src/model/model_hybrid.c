@@ -1404,7 +1404,10 @@ static FRI_ALWAYS_INLINE void screen_row(const fr_model *m, const float *restric
     const float *e = P(m, IT_EMB) + (size_t)r * d, *g = ge + (size_t)r * d;
     float *o = se + (size_t)r * d;
 #if FRI_V8
-    for (size_t k = 0; k < d; k += 8) v8_store(o + k, v8_load(e + k) + v8_load(g + k));
+    if (d == 32) /* the preset's dim, unrolled */
+        for (size_t k = 0; k < 32; k += 8) v8_store(o + k, v8_load(e + k) + v8_load(g + k));
+    else
+        for (size_t k = 0; k < d; k += 8) v8_store(o + k, v8_load(e + k) + v8_load(g + k));
 #else
     for (size_t k = 0; k < d; k++) o[k] = e[k] + g[k];
 #endif
