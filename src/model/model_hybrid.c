@@ -1092,7 +1092,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                     if (!composed_neg && l2s > 0) kcompose(&T, 1, j, w->q[1], w->sq[1], NULL, NULL, d, fm);
                 }
             }
-            const double lw = t ? warp_lw(w, N, t) : 0.0;
+            const double lw = !t ? 0.0 : t <= w->lw_have && w->lw_n == N ? w->lw[t] : warp_lw(w, N, t); /* kept */
             l = t ? lw * (1.0 - (double)si + (double)sj) : 0.0;
             dsi = -lw;
             dsj = lw;
