@@ -963,7 +963,10 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         if (x + 1 < B) { /* the next example's id rows (feature rows are few and hot) */
             kprefetch(&T, 0, users[x + 1], d);
             kprefetch(&T, 1, items[x + 1], d);
-            if (pair) kprefetch(&T, 1, negs[x + 1], d);
+            /* the negative: bpr composes it; lightfm's screened WARP reads its table row (the
+             * first candidate), composing it only when it violates */
+            if (smx) kprefetch_q(sq_e, sq_b, negs[x + 1], d);
+            else if (pair) kprefetch(&T, 1, negs[x + 1], d);
             if (g && !T.cg[0]) { /* and the gradient rows its scatter adds to */
                 kprefetch_g(&T, 0, users[x + 1], d);
                 kprefetch_g(&T, 1, items[x + 1], d);
@@ -971,12 +974,12 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             /* and its feature lists (their offsets were asked for an example ago) */
             kprefetch_list(&T, 0, users[x + 1]);
             kprefetch_list(&T, 1, items[x + 1]);
-            if (pair) kprefetch_list(&T, 1, negs[x + 1]);
+            if (pair && !smx) kprefetch_list(&T, 1, negs[x + 1]);
         }
         if (x + 2 < B) { /* the offsets of the lists of the example after */
             kprefetch_off(&T, 0, users[x + 2]);
             kprefetch_off(&T, 1, items[x + 2]);
-            if (pair) kprefetch_off(&T, 1, negs[x + 2]);
+            if (pair && !smx) kprefetch_off(&T, 1, negs[x + 2]);
         }
         float dot = 0.0f;
         const float bu = kcompose(&T, 0, u, p, sp, NULL, NULL, d, fm);
