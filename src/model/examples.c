@@ -65,7 +65,8 @@ fr_err fri_examples_reserve(fri_examples *ex, size_t n) {
  * bit test when mark holds the user's items (set by the caller), else a binary search;
  * the draws are the same either way. The words come through a batch reader (fr_rng_below's
  * values and words, fri_rng_batch_below). */
-static uint32_t draw_negative(const fr_dataset *d, uint32_t user, size_t deg, fri_rng_batch *rng, const uint64_t *mark) {
+static uint32_t draw_negative(const fr_dataset *d, uint32_t user, size_t deg, fri_rng_batch *rng,
+                              const uint64_t *mark) {
     uint32_t n_items = fr_dataset_n_items(d), n_absent = 0;
     const uint8_t *absent = fr_dataset_absent_items(d, &n_absent); /* never in a user's items */
     if (deg + n_absent >= n_items) return UINT32_MAX;

@@ -1169,7 +1169,8 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         }                                                                                                              \
     }                                                                                                                  \
     switch (m->cfg.dim) {                                                                                              \
-    case 32: return mapped ? hy_kernel_body(m, w, b, g, 32, false, true) : hy_kernel_body(m, w, b, g, 32, false, false); \
+    case 32:                                                                                                           \
+        return mapped ? hy_kernel_body(m, w, b, g, 32, false, true) : hy_kernel_body(m, w, b, g, 32, false, false);    \
     case 64: return hy_kernel_body(m, w, b, g, 64, false, true);                                                       \
     default: return hy_kernel_body(m, w, b, g, m->cfg.dim, false, true);                                               \
     }
