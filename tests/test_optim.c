@@ -313,7 +313,7 @@ Test(optim, step_range_clear_fast_skips_zero_gradients_only_without_decay) {
                 if (zero && !decay) {
                     cr_assert(memcmp(&p[off + i], &p0[i], sizeof(float)) == 0, "step %d: value %zu of a zero run moved",
                               step, i);
-                    cr_assert(memcmp(&acc[off + i], &a0[i], sizeof(float)) == 0, "step %d: its accumulator moved", step);
+                    cr_assert(memcmp(&acc[off + i], &a0[i], sizeof(float)) == 0, "step %d: accumulator moved", step);
                     continue;
                 }
                 const double gi = (double)g0[i] + (double)oc.weight_decay * p0[i], v = (double)a0[i] + gi * gi;
