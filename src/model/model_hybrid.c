@@ -1401,11 +1401,13 @@ static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, in
     else fri_optim_step_rows_clear(o, m, g->g, t->offset, t->cols, rows, n);
 }
 
-/* The screening table's row r (hy_ws.sq_e, sq_b): the id row and bias plus the feature part
- * kept in ge, gb (the sums kscreen took of them before it read one row). */
-static FRI_ALWAYS_INLINE void screen_row(const fr_model *m, const float *restrict ge, const float *restrict gb,
-                                         float *restrict se, float *restrict sb, uint32_t r, size_t d) {
-    const float *e = P(m, IT_EMB) + (size_t)r * d, *g = ge + (size_t)r * d;
+/* The screening table's row r (hy_ws.sq_e, sq_b): the id row and bias (E, EB: the item
+ * tables) plus the feature part kept in ge, gb (the sums kscreen took of them before it
+ * read one row). */
+static FRI_ALWAYS_INLINE void screen_row(const float *restrict E, const float *restrict EB, const float *restrict ge,
+                                         const float *restrict gb, float *restrict se, float *restrict sb, uint32_t r,
+                                         size_t d) {
+    const float *e = E + (size_t)r * d, *g = ge + (size_t)r * d;
     float *o = se + (size_t)r * d;
 #if FRI_V8
     if (d == 32) /* the preset's dim, unrolled */
@@ -1415,7 +1417,18 @@ static FRI_ALWAYS_INLINE void screen_row(const fr_model *m, const float *restric
 #else
     for (size_t k = 0; k < d; k++) o[k] = e[k] + g[k];
 #endif
-    sb[r] = P(m, IT_B)[r] + gb[r];
+    sb[r] = EB[r] + gb[r];
+}
+
+/* screen_row on rows rows[0..n) */
+static FRI_ALWAYS_INLINE void screen_rows(const fr_model *m, const float *restrict ge, const float *restrict gb,
+                                          float *restrict se, float *restrict sb, const uint32_t *rows, uint32_t n,
+                                          size_t d) {
+    const float *E = P(m, IT_EMB), *EB = P(m, IT_B);
+    if (d == 32)
+        for (uint32_t x = 0; x < n; x++) screen_row(E, EB, ge, gb, se, sb, rows[x], 32);
+    else
+        for (uint32_t x = 0; x < n; x++) screen_row(E, EB, ge, gb, se, sb, rows[x], d);
 }
 
 /* The screening table's feature part: each item row's sum_g w_g F_g and sum_g w_g cf_g, from
@@ -1423,7 +1436,7 @@ static FRI_ALWAYS_INLINE void screen_row(const fr_model *m, const float *restric
 static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
                                             float *restrict gb, float *restrict se, float *restrict sb,
                                             uint32_t rows, size_t d) {
-    const float *F = P(m, IF_EMB), *FB = P(m, IF_B);
+    const float *F = P(m, IF_EMB), *FB = P(m, IF_B), *E = P(m, IT_EMB), *EB = P(m, IT_B);
     for (uint32_t r = 0; r < rows; r++) {
         const uint32_t *id = NULL;
         const float *w = NULL;
@@ -1444,7 +1457,7 @@ static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f
             b += x * FB[id[j]];
         }
         gb[r] = b;
-        screen_row(m, ge, gb, se, sb, r, d);
+        screen_row(E, EB, ge, gb, se, sb, r, d);
     }
 }
 
@@ -1564,17 +1577,15 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
                 const fr_tensor *te = &m->t[m->slot[side ? IT_EMB : US_EMB]], *tb = &m->t[m->slot[side ? IT_B : US_B]];
                 const uint32_t *rl = w.crow[side], nr = w.ccount[side];
                 fri_optim_step_gather2_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side], w.cgb[side]);
-                for (uint32_t x = 0; x < nr; x++) {
-                    if (side && stale) screen_row(m, ge, gb, se, sb, rl[x], c->dim);
-                    w.slot[side][rl[x]] = HY_NOSLOT;
-                }
+                if (side && stale) screen_rows(m, ge, gb, se, sb, rl, nr, c->dim);
+                for (uint32_t x = 0; x < nr; x++) w.slot[side][rl[x]] = HY_NOSLOT;
                 w.ccount[side] = 0;
             }
         for (int k = 0; k < 4; k++) { /* the step, and g[0] left zero */
             fr_rowset *rs = &g[0]->rows[m->slot[tables[k]]];
             step_rows(o, m, g[0], tables[k], rs->rows, rs->count, fast);
             if (stale && k == 1) /* the item rows moved (IT_EMB's rows are IT_B's): their table rows */
-                for (uint32_t x = 0; x < rs->count; x++) screen_row(m, ge, gb, se, sb, rs->rows[x], c->dim);
+                screen_rows(m, ge, gb, se, sb, rs->rows, rs->count, c->dim);
             fr_rowset_clear(rs);
             const touched *t = &tf[k < 2 ? 1 : 0];
             const fr_tensor *dt = &m->t[m->slot[dense[k]]];
