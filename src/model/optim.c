@@ -493,7 +493,6 @@ __attribute__((target("avx"))) static void adagrad_gather_rsqrt_avx(float *restr
             for (size_t i = 0; i < cols; i += 8) rsqrt_step8(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c);
     }
 }
-#endif
 
 /* adagrad_gather_rsqrt_avx on rows of cols floats (a multiple of 8) and, row by row, on the
  * rows' one-float tensor (p1, sum1, gradients gc1). */
@@ -536,6 +535,7 @@ __attribute__((target("avx"))) static void adagrad_gather2_rsqrt_avx32(float *re
                                                                       const step_consts *k) {
     adagrad_gather2_rsqrt_avx(p, sum, 32, p1, sum1, rows, n, gc, gc1, k); /* cols a constant */
 }
+#endif
 
 bool fri_optim_fast_gather(const fr_optim *o) {
 #if FR_HAVE_AVX_DISPATCH
