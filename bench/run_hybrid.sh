@@ -19,6 +19,11 @@
 # fm against RecBole's FM (PyTorch): bench/run_fm.sh.
 # Ends with the ratios of the seconds per epoch (wall clock, noisy on a loaded machine:
 # bench/hybrid_cpu.sh measures CPU time).
+# SEEDS="1 2 3 4 5" (default "1") trains the centralized lightfm rows (WARP and bpr presets)
+# and LightFM's WARP and BPR rows once per seed (fedrec --seed S, LightFM random_state S),
+# prints each seed's row and then their mean and sample standard deviation; the other rows
+# are seed 1's. One test item a user: a difference of precision@10 below ~0.001 (one user in
+# 943 is 0.00011) is within one seed's spread.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -43,6 +48,13 @@ echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 num() { grep -o "\"$2\": *[-0-9.e]*" "$1" | tail -1 | cut -d: -f2 | tr -d " "; }
 sec_per_epoch() { awk -F'"seconds":' 'NF > 1 && /"epoch"/ { split($2, a, /[,}]/); s += a[1]; n++ } END { printf "%.3f", s / n }' "$1"; }
 
+rows=$tmp/rows.tsv; : >"$rows"
+SEEDS=${SEEDS:-1}
+row_out() { # name, then the 8 columns (the seconds as text): printed and kept in $rows
+    printf "%-34s %7.4f %8.4f %7.4f %9.4f %9.4f %10s %9.4f %9.4f\n" "$@"
+    local IFS=$'\t'; echo "$*" >>"$rows"
+}
+
 fedrec_row() { # name, then train options
     local name=$1; shift
     "$bin" train --data "$loo" "${F[@]}" "$@" --eval-every 0 --quiet --out "$tmp/$name.fr" --metrics-out "$tmp/$name.jsonl" >/dev/null
@@ -52,7 +64,7 @@ fedrec_row() { # name, then train options
     grep -q '"epoch"' "$tmp/$name.jsonl" && sec=$(sec_per_epoch "$tmp/$name.jsonl") && echo "$sec" >"$tmp/$name.sec"
     grep -q '"round"' "$tmp/$name.jsonl" && sec=$(awk -F'"seconds":' 'NF > 1 && /"round"/ { split($2, a, /[,}]/); s += a[1]; n++ } END { printf "%.3f/round", s / n }' "$tmp/$name.jsonl")
     "$bin" train --data "$loo" "${F[@]}" "$@" --cold-items "$tmp/cold.txt" --eval-every 0 --quiet --metrics-out "$tmp/$name.c.jsonl" >/dev/null
-    printf "%-34s %7.4f %8.4f %7.4f %9.4f %9.4f %10s %9.4f %9.4f\n" "$name" "$(num "$tmp/$name.s.json" 'hr@10')" \
+    row_out "$name" "$(num "$tmp/$name.s.json" 'hr@10')" \
         "$(num "$tmp/$name.s.json" 'ndcg@10')" "$(num "$tmp/$name.s.json" auc)" "$(num "$tmp/$name.f.json" 'precision@10_full')" \
         "$(num "$tmp/$name.f.json" auc_full)" "$sec" "$(num "$tmp/$name.c.jsonl" auc_cold)" "$(num "$tmp/$name.c.jsonl" 'precision@10_cold')"
 }
@@ -61,11 +73,26 @@ lightfm_row() { # name, then hybrid_ref.py options
     local name=$1; shift
     "$venv/bin/python" "$here/hybrid_ref.py" --data "$loo" --features "$tmp/feat" "$@" >"$tmp/$name.json"
     "$venv/bin/python" "$here/hybrid_ref.py" --data "$loo" --features "$tmp/feat" --cold "$tmp/cold.txt" "$@" >"$tmp/$name.c.json"
-    printf "%-34s %7.4f %8.4f %7.4f %9.4f %9.4f %10.3f %9.4f %9.4f\n" "$name" "$(num "$tmp/$name.json" 'hr@10')" \
+    row_out "$name" "$(num "$tmp/$name.json" 'hr@10')" \
         "$(num "$tmp/$name.json" 'ndcg@10')" "$(num "$tmp/$name.json" auc)" "$(num "$tmp/$name.json" 'precision@10_full')" \
-        "$(num "$tmp/$name.json" auc_full)" "$(num "$tmp/$name.json" seconds_per_epoch)" "$(num "$tmp/$name.c.json" auc_cold)" \
+        "$(num "$tmp/$name.json" auc_full)" "$(printf %.3f "$(num "$tmp/$name.json" seconds_per_epoch)")" "$(num "$tmp/$name.c.json" auc_cold)" \
         "$(num "$tmp/$name.c.json" 'precision@10_cold')"
     num "$tmp/$name.json" seconds_per_epoch >"$tmp/$name.sec"
+}
+
+seeded() { # fedrec|lightfm, name, then options: one row per seed of SEEDS, then mean and sd
+    local tool=$1 name=$2; shift 2
+    set -- $SEEDS "--" "$@"
+    local seeds=() s
+    while [ "$1" != "--" ]; do seeds+=("$1"); shift; done; shift
+    if [ ${#seeds[@]} -eq 1 ]; then "${tool}_row" "$name" "$@" --seed "${seeds[0]}"; return; fi
+    for s in "${seeds[@]}"; do "${tool}_row" "$name s$s" "$@" --seed "$s"; done
+    tail -n ${#seeds[@]} "$rows" | awk -F'\t' -v name="$name" -v n=${#seeds[@]} -v sec="$tmp/$name.sec" '
+        { for (c = 2; c <= 9; c++) { x = $c + 0; s[c] += x; q[c] += x * x } }
+        END { split("0 7 8 7 9 9 10 9 9", w, " ")
+              printf "%-34s", name " mean"; for (c = 2; c <= 9; c++) printf(" %*.*f", w[c], c == 7 ? 3 : 4, s[c] / n); printf "\n"
+              printf "%-34s", name " sd"; for (c = 2; c <= 9; c++) { v = (q[c] - s[c] * s[c] / n) / (n - 1); printf(" %*.*f", w[c], c == 7 ? 3 : 4, v > 0 ? sqrt(v) : 0) } printf "\n"
+              printf "%.3f\n", s[7] / n > sec }'
 }
 
 ratio() { # LightFM row, fedrec row: LightFM's seconds per epoch over fedrec's
@@ -74,17 +101,17 @@ ratio() { # LightFM row, fedrec row: LightFM's seconds per epoch over fedrec's
 }
 
 printf "%-34s %7s %8s %7s %9s %9s %10s %9s %9s\n" "run" "hr@10" "ndcg@10" "auc" "prec@10f" "auc_full" "s/epoch" "auc_cold" "p@10cold"
-fedrec_row "fedrec lightfm central (preset)" --model lightfm --centralized
+seeded fedrec "fedrec lightfm central (preset)" --model lightfm --centralized
 fedrec_row "fedrec fm central (preset)" --model fm --centralized
 fedrec_row "fedrec lightfm federated (preset)" --model lightfm
-fedrec_row "fedrec lightfm central bpr" --model lightfm --centralized --warp 0
+seeded fedrec "fedrec lightfm central bpr" --model lightfm --centralized --warp 0
 # bpr with lr 0.03: the cold-start peak on a validation split cut from train.rating before the
 # cold items were absent from training (docs/ARCHITECTURE.md, hybrid: cold start)
 fedrec_row "fedrec lightfm central bpr lr .03" --model lightfm --centralized --warp 0 --lr 0.03
 fedrec_row "fedrec lightfm central 1 thread" --model lightfm --centralized --threads 1
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import lightfm' 2>/dev/null; then
-    lightfm_row "LightFM warp (25 ep, lr .05)" --loss warp --epochs 25 --dim 32 --lr 0.05
-    lightfm_row "LightFM bpr (25 ep)" --loss bpr --epochs 25 --dim 32 --lr 0.05
+    seeded lightfm "LightFM warp (25 ep, lr .05)" --loss warp --epochs 25 --dim 32 --lr 0.05
+    seeded lightfm "LightFM bpr (25 ep)" --loss bpr --epochs 25 --dim 32 --lr 0.05
     ratio "LightFM warp (25 ep, lr .05)" "fedrec lightfm central 1 thread"
     ratio "LightFM warp (25 ep, lr .05)" "fedrec lightfm central (preset)"
     ratio "LightFM bpr (25 ep)" "fedrec lightfm central bpr"

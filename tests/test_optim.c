@@ -262,6 +262,75 @@ Test(optim, step_rows_clear_fast_is_adagrad_within_rounding) {
     }
 }
 
+/* fri_optim_step_range_clear_fast (the hybrid models' feature tables, stepped whole) skips
+ * eight gradients that are all +0 when there is no weight decay: those values and their
+ * accumulators keep their bits and the gradient stays 0; every other value takes the
+ * Adagrad step (within rounding of the rule in double, as the rows above), also a run of
+ * eight holding a -0 (not every bit zero: stepped, a step of 0); with weight decay the
+ * values of zero gradient move too (the decay is their gradient). */
+Test(optim, step_range_clear_fast_skips_zero_gradients_only_without_decay) {
+    for (int decay = 0; decay < 2; decay++) {
+        fr_model_config c;
+        fr_model_config_default(&c, FR_MODEL_MF);
+        c.n_users = 2;
+        c.n_items = 9;
+        c.dim = 16;
+        fr_model *m;
+        cr_assert_eq(fr_model_create(&m, &c), FR_OK);
+        const fr_tensor *t = fr_model_tensor(m, fr_model_tensor_find(m, "item_factor"));
+        const size_t off = t->offset, n = (size_t)t->rows * t->cols; /* 144: 18 runs of eight */
+        fr_grad *g;
+        fr_optim *o;
+        fr_optim_config oc;
+        fr_optim_config_default(&oc, FR_OPTIM_ADAGRAD);
+        oc.lr = 0.07f;
+        oc.weight_decay = decay ? 0.01f : 0.0f;
+        oc.sparse_rows = true;
+        cr_assert_eq(fr_grad_create(&g, m), FR_OK);
+        cr_assert_eq(fr_optim_create(&o, m, &oc), FR_OK);
+        float *p = fr_model_params(m), *gd = fr_grad_data(g), *m1, *acc;
+        fri_optim_moments(o, &m1, &acc);
+        cr_assert_not_null(acc);
+        srand(9);
+        for (size_t i = 0; i < n; i++) p[off + i] = (float)(rand() % 2001 - 1000) / 311.0f;
+        for (int step = 0; step < 3; step++) {
+            for (size_t i = 0; i < n; i++) gd[off + i] = (float)(rand() % 2001 - 1000) / 997.0f;
+            for (size_t i = 16; i < 24; i++) gd[off + i] = 0.0f;      /* run 2: every bit zero */
+            for (size_t i = 64 + 8 * (size_t)step; i < 72 + 8 * (size_t)step; i++) gd[off + i] = 0.0f;
+            for (size_t i = 40; i < 48; i++) gd[off + i] = i == 43 ? -0.0f : 0.0f; /* run 5: a -0 */
+            float p0[144], a0[144], g0[144];
+            memcpy(p0, p + off, sizeof p0);
+            memcpy(a0, acc + off, sizeof a0);
+            memcpy(g0, gd + off, sizeof g0);
+            cr_assert_eq(fri_optim_step_begin(o, m, g), FR_OK);
+            if (!fri_optim_step_range_clear_fast(o, m, gd, off, n)) break; /* no AVX: nothing to hold */
+            for (size_t i = 0; i < n; i++) {
+                const size_t run = i / 8;
+                bool zero = true;
+                const float pz = 0.0f;
+                for (size_t k = 8 * run; k < 8 * run + 8; k++) zero &= memcmp(&g0[k], &pz, sizeof pz) == 0;
+                cr_assert_eq(gd[off + i], 0.0f, "decay %d step %d: gradient %zu left", decay, step, i);
+                if (zero && !decay) {
+                    cr_assert(memcmp(&p[off + i], &p0[i], sizeof(float)) == 0, "step %d: value %zu of a zero run moved",
+                              step, i);
+                    cr_assert(memcmp(&acc[off + i], &a0[i], sizeof(float)) == 0, "step %d: accumulator moved", step);
+                    continue;
+                }
+                const double gi = (double)g0[i] + (double)oc.weight_decay * p0[i], v = (double)a0[i] + gi * gi;
+                const double want = p0[i] - oc.lr * gi / (sqrt(v) + oc.eps); /* the rule in double */
+                const double st = oc.lr * gi / (sqrt(v) + oc.eps);
+                cr_assert(fabs(p[off + i] - want) <= 1e-6 * fabs(st) + 0x1p-22 * fabs(want) + 1e-30,
+                          "decay %d step %d: value %zu %.9g, want %.9g", decay, step, i, p[off + i], want);
+                if (decay && g0[i] == 0.0f)
+                    cr_assert_neq(p[off + i], p0[i], "decay: value %zu of zero gradient kept", i);
+            }
+        }
+        fr_optim_free(o);
+        fr_grad_free(g);
+        fr_model_free(m);
+    }
+}
+
 /* Two steps: step 1 touches item 1, step 2 touches only item 0. Dense Adam moves item 1
  * again in step 2 (its moments are non-zero); sparse-row Adam leaves it. Untouched
  * never-used rows never move in either mode. */

@@ -205,6 +205,44 @@ Test(train, one_minibatch_loop_calls_the_rule_in_order) {
     fri_examples_free(&ex);
 }
 
+/* A user's negatives (drawn through a batch reader since it made Philox blocks side by
+ * side) are fr_rng_below's draws one by one, rejected when the user holds the item, and the
+ * stream is left where those draws leave it (bpr: 3 a positive; bce: 2 a positive). */
+Test(train, examples_negatives_are_one_by_one_draws_and_leave_the_stream_there) {
+    fr_dataset *d = gen(40, 25, 500);
+    const uint32_t n_items = fr_dataset_n_items(d);
+    for (int k = 0; k < 2; k++) {
+        const fr_loss loss = k ? FR_LOSS_BCE : FR_LOSS_BPR;
+        const uint32_t per = k ? 2 : 3;
+        for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+            fri_examples ex = {0};
+            fr_rng r, r2;
+            fr_rng_init(&r, 7, 1, u, FR_PURPOSE_NEGATIVES);
+            fr_rng_init(&r2, 7, 1, u, FR_PURPOSE_NEGATIVES);
+            (void)fr_rng_u32(&r); /* a stream already read from (mid-block) */
+            (void)fr_rng_u32(&r2);
+            cr_assert_eq(fri_examples_add_user(&ex, d, u, u, loss, per, &r), FR_OK);
+            size_t deg = fr_dataset_user(d, u, NULL, NULL, NULL), at = 0;
+            if (deg >= n_items) { fri_examples_free(&ex); continue; }
+            for (size_t x = 0; x < deg; x++) {
+                if (k) at++; /* bce: the positive first */
+                for (uint32_t q = 0; q < per; q++) {
+                    uint32_t j;
+                    do j = fr_rng_below(&r2, n_items); while (fr_dataset_has(d, u, j));
+                    const uint32_t got = k ? ex.item[at] : ex.neg[at];
+                    cr_assert_eq(got, j, "loss %d user %u positive %zu draw %u: %u, one by one %u", k, u, x, q, got, j);
+                    at++;
+                }
+            }
+            cr_assert_eq(at, ex.n);
+            cr_assert_eq(fr_rng_u32(&r), fr_rng_u32(&r2),
+                         "loss %d user %u: the stream continues where one-by-one draws leave it", k, u);
+            fri_examples_free(&ex);
+        }
+    }
+    fr_dataset_free(d);
+}
+
 Test(train, examples_counts_and_negatives_outside_the_users_items) {
     fr_dataset *d = gen(50, 30, 600);
     fr_loss losses[] = {FR_LOSS_MSE, FR_LOSS_BCE, FR_LOSS_BPR};

@@ -63,13 +63,28 @@ fr_err fri_examples_reserve(fri_examples *ex, size_t n) {
 /* A uniform item the user never touched and that is not absent (fr_dataset_absent_items:
  * a cold split's held-out items); UINT32_MAX if there is none. Membership is a
  * bit test when mark holds the user's items (set by the caller), else a binary search;
- * the draws are the same either way. */
-static uint32_t draw_negative(const fr_dataset *d, uint32_t user, size_t deg, fr_rng *rng, const uint64_t *mark) {
-    uint32_t n_items = fr_dataset_n_items(d), n_absent = 0;
-    const uint8_t *absent = fr_dataset_absent_items(d, &n_absent); /* never in a user's items */
-    if (deg + n_absent >= n_items) return UINT32_MAX;
+ * the draws are the same either way. The words come through a batch reader (fr_rng_below's
+ * values and words, fri_rng_batch_below). */
+typedef struct neg_ctx {
+    uint32_t n_items;
+    const uint8_t *absent; /* fr_dataset_absent_items (never in a user's items) */
+    bool none;             /* the user's items and the absent ones are the catalogue */
+} neg_ctx;
+
+static neg_ctx neg_ctx_of(const fr_dataset *d, size_t deg) {
+    uint32_t n_absent = 0;
+    neg_ctx c = {fr_dataset_n_items(d), fr_dataset_absent_items(d, &n_absent), false};
+    c.none = deg + n_absent >= c.n_items;
+    return c;
+}
+
+static uint32_t draw_negative(const fr_dataset *d, uint32_t user, const neg_ctx *c, fri_rng_batch *rng,
+                              const uint64_t *mark) {
+    const uint32_t n_items = c->n_items;
+    const uint8_t *absent = c->absent;
+    if (c->none) return UINT32_MAX;
     for (;;) {
-        uint32_t j = fr_rng_below(rng, n_items);
+        uint32_t j = fri_rng_batch_below(rng, n_items);
         if (absent && absent[j]) continue;
         if (mark ? !(mark[j >> 6] >> (j & 63) & 1) : !fr_dataset_has(d, user, j)) return j;
     }
@@ -100,6 +115,12 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
     if (e) return e;
     size_t k = ex->n;
     const uint64_t *mark = loss != FR_LOSS_MSE && deg >= 8 ? mark_items(ex, fr_dataset_n_items(d), items, deg) : NULL;
+    /* the negatives' words from a batch reader (blocks made side by side): rng ends where
+     * drawing them one by one leaves it, so the same examples */
+    fri_rng_batch rb;
+    const bool draws = loss == FR_LOSS_BPR || (loss == FR_LOSS_BCE && neg > 0);
+    if (draws) fri_rng_batch_begin_for(&rb, rng, (uint64_t)deg * (loss == FR_LOSS_BCE ? neg : per));
+    const neg_ctx nc = neg_ctx_of(d, deg); /* once a user */
     for (size_t x = 0; x < deg; x++) {
         const size_t k0 = k;
         switch (loss) {
@@ -111,7 +132,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             ex->user[k] = row; ex->item[k] = items[x]; ex->label[k] = 1.0f; ex->neg[k] = 0;
             k++;
             for (uint32_t q = 0; q < neg; q++) {
-                uint32_t j = draw_negative(d, user, deg, rng, mark);
+                uint32_t j = draw_negative(d, user, &nc, &rb, mark);
                 if (j == UINT32_MAX) break;
                 ex->user[k] = row; ex->item[k] = j; ex->label[k] = 0.0f; ex->neg[k] = 0;
                 k++;
@@ -123,7 +144,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             break;
         case FR_LOSS_BPR:
             for (size_t q = 0; q < per; q++) {
-                uint32_t j = draw_negative(d, user, deg, rng, mark);
+                uint32_t j = draw_negative(d, user, &nc, &rb, mark);
                 if (j == UINT32_MAX) break;
                 ex->user[k] = row; ex->item[k] = items[x]; ex->neg[k] = j; ex->label[k] = 1.0f;
                 k++;
@@ -138,6 +159,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             for (size_t y = k0 + 1; y < k; y++) ex->wt[y] = loss == FR_LOSS_BPR ? c : 1.0f;
         }
     }
+    if (draws) fri_rng_batch_end(&rb);
     if (mark)
         for (size_t x = 0; x < deg; x++) ex->mark[items[x] >> 6] = 0; /* all clear for the next user */
     ex->n = k;

@@ -783,8 +783,12 @@ static FRI_ALWAYS_INLINE void kmark(hy_tab *T, int s, uint32_t r) {
 }
 
 /* The gradient row of id row r of side s and its bias, marked: the slab's, or a compact slot
- * (taken and zeroed at the row's first touch: the slab's row is zero then too). */
-static FRI_ALWAYS_INLINE float *kgrow(hy_tab *T, int s, uint32_t r, size_t d, float **gb) {
+ * (taken at the row's first touch: the slab's row is zero then). With fresh NULL a new slot
+ * is zeroed; else *fresh says whether the slot is new and its contents are left for the
+ * caller to store (kscatter stores its first add, c, where 0 + c would be the same value:
+ * only a -0 would become +0, which no step tells from +0). */
+static FRI_ALWAYS_INLINE float *kgrow(hy_tab *T, int s, uint32_t r, size_t d, float **gb, bool *fresh) {
+    if (fresh) *fresh = false;
     if (!T->cg[s]) {
         kmark(T, s, r);
         *gb = T->gB[s] + r;
@@ -795,8 +799,11 @@ static FRI_ALWAYS_INLINE float *kgrow(hy_tab *T, int s, uint32_t r, size_t d, fl
         k = T->cc[s]++;
         T->slot[s][r] = k;
         T->crow[s][k] = r;
-        memset(T->cg[s] + (size_t)k * d, 0, d * sizeof(float));
-        T->cgb[s][k] = 0.0f;
+        if (fresh) *fresh = true;
+        else {
+            memset(T->cg[s] + (size_t)k * d, 0, d * sizeof(float));
+            T->cgb[s][k] = 0.0f;
+        }
     }
     *gb = T->cgb[s] + k;
     return T->cg[s] + (size_t)k * d;
@@ -808,18 +815,31 @@ static FRI_ALWAYS_INLINE void kscatter(hy_tab *T, int s, uint32_t r, const float
     const float *w = NULL;
     const uint32_t n = kfeats(T, s, r, &id, &w);
     float *gbr;
-    float *ge = kgrow(T, s, r, d, &gbr);
+    bool fresh;
+    float *ge = kgrow(T, s, r, d, &gbr, &fresh);
     const float *e = T->E[s] + (size_t)r * d;
     const v8f vcs = v8_splat(cs);
-    for (size_t k = 0; k < d; k += 8) {
-        v8f c = v8_load(coef + k);
-        if (fm) {
-            const v8f t = vcs * v8_load(e + k);
-            c = c - t;
+    if (fresh) {
+        for (size_t k = 0; k < d; k += 8) {
+            v8f c = v8_load(coef + k);
+            if (fm) {
+                const v8f t = vcs * v8_load(e + k);
+                c = c - t;
+            }
+            v8_store(ge + k, c);
         }
-        v8_store(ge + k, v8_load(ge + k) + c);
+        *gbr = db;
+    } else {
+        for (size_t k = 0; k < d; k += 8) {
+            v8f c = v8_load(coef + k);
+            if (fm) {
+                const v8f t = vcs * v8_load(e + k);
+                c = c - t;
+            }
+            v8_store(ge + k, v8_load(ge + k) + c);
+        }
+        *gbr += db;
     }
-    *gbr += db;
     float *gF = T->gF[s], *gFB = T->gFB[s];
     const float *F = T->F[s];
     for (uint32_t j = 0; j < n; j++) {
@@ -887,7 +907,7 @@ static double warp_lw(hy_ws *w, uint32_t N, uint32_t t) {
 }
 
 static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g, size_t d,
-                                               bool fm) {
+                                               bool fm, bool mapped) {
     const fr_model_config *c = &m->cfg;
     const fri_feat *f = feat_of(c->features);
     const bool pair = c->loss == FR_LOSS_BPR;
@@ -915,7 +935,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         T.fid[s] = f ? f->id[s] : NULL;
         T.fw[s] = f ? f->w[s] : NULL;
         T.frows[s] = f ? f->rows[s] : 0;
-        T.map[s] = s ? m->row_item : m->row_user;
+        T.map[s] = !mapped ? NULL : s ? m->row_item : m->row_user; /* mapped false: both NULL (a constant) */
         T.nmap[s] = s ? m->n_row_item : m->n_row_user;
         if (g) {
             T.gE[s] = G(g, m, roles[s][0]);
@@ -943,7 +963,10 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         if (x + 1 < B) { /* the next example's id rows (feature rows are few and hot) */
             kprefetch(&T, 0, users[x + 1], d);
             kprefetch(&T, 1, items[x + 1], d);
-            if (pair) kprefetch(&T, 1, negs[x + 1], d);
+            /* the negative: bpr composes it; lightfm's screened WARP reads its table row (the
+             * first candidate), composing it only when it violates */
+            if (smx) kprefetch_q(sq_e, sq_b, negs[x + 1], d);
+            else if (pair) kprefetch(&T, 1, negs[x + 1], d);
             if (g && !T.cg[0]) { /* and the gradient rows its scatter adds to */
                 kprefetch_g(&T, 0, users[x + 1], d);
                 kprefetch_g(&T, 1, items[x + 1], d);
@@ -951,12 +974,12 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             /* and its feature lists (their offsets were asked for an example ago) */
             kprefetch_list(&T, 0, users[x + 1]);
             kprefetch_list(&T, 1, items[x + 1]);
-            if (pair) kprefetch_list(&T, 1, negs[x + 1]);
+            if (pair && !smx) kprefetch_list(&T, 1, negs[x + 1]);
         }
         if (x + 2 < B) { /* the offsets of the lists of the example after */
             kprefetch_off(&T, 0, users[x + 2]);
             kprefetch_off(&T, 1, items[x + 2]);
-            if (pair) kprefetch_off(&T, 1, negs[x + 2]);
+            if (pair && !smx) kprefetch_off(&T, 1, negs[x + 2]);
         }
         float dot = 0.0f;
         const float bu = kcompose(&T, 0, u, p, sp, NULL, NULL, d, fm);
@@ -1072,7 +1095,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                     if (!composed_neg && l2s > 0) kcompose(&T, 1, j, w->q[1], w->sq[1], NULL, NULL, d, fm);
                 }
             }
-            const double lw = t ? warp_lw(w, N, t) : 0.0;
+            const double lw = !t ? 0.0 : t <= w->lw_have && w->lw_n == N ? w->lw[t] : warp_lw(w, N, t); /* kept */
             l = t ? lw * (1.0 - (double)si + (double)sj) : 0.0;
             dsi = -lw;
             dsj = lw;
@@ -1088,9 +1111,9 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) { /* a zero gradient: the rows, no arithmetic */
             if (zero_unmarked) continue;
             float *gbr;
-            (void)kgrow(&T, 0, u, d, &gbr);
-            (void)kgrow(&T, 1, i, d, &gbr);
-            if (pair) (void)kgrow(&T, 1, j, d, &gbr);
+            (void)kgrow(&T, 0, u, d, &gbr, NULL);
+            (void)kgrow(&T, 1, i, d, &gbr, NULL);
+            if (pair) (void)kgrow(&T, 1, j, d, &gbr, NULL);
             continue;
         }
         const float gij = gi + (pair ? gj : 0.0f);
@@ -1135,17 +1158,21 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     return L;
 }
 
+/* the kernel for lightfm and fm, dims 32 and 64 as constants, and rows that are global ids
+ * (the centralized model: no row binding) as a constant too */
 #define HY_KERNEL_BODY                                                                                                 \
+    const bool mapped = m->row_item || m->row_user;                                                                    \
     if (is_fm(&m->cfg)) {                                                                                              \
         switch (m->cfg.dim) {                                                                                          \
-        case 32: return hy_kernel_body(m, w, b, g, 32, true);                                                          \
-        default: return hy_kernel_body(m, w, b, g, m->cfg.dim, true);                                                  \
+        case 32: return hy_kernel_body(m, w, b, g, 32, true, true);                                                    \
+        default: return hy_kernel_body(m, w, b, g, m->cfg.dim, true, true);                                            \
         }                                                                                                              \
     }                                                                                                                  \
     switch (m->cfg.dim) {                                                                                              \
-    case 32: return hy_kernel_body(m, w, b, g, 32, false);                                                             \
-    case 64: return hy_kernel_body(m, w, b, g, 64, false);                                                             \
-    default: return hy_kernel_body(m, w, b, g, m->cfg.dim, false);                                                     \
+    case 32:                                                                                                           \
+        return mapped ? hy_kernel_body(m, w, b, g, 32, false, true) : hy_kernel_body(m, w, b, g, 32, false, false);    \
+    case 64: return hy_kernel_body(m, w, b, g, 64, false, true);                                                       \
+    default: return hy_kernel_body(m, w, b, g, m->cfg.dim, false, true);                                               \
     }
 
 static double hy_kernel_plain(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) { HY_KERNEL_BODY }
@@ -1374,18 +1401,34 @@ static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, in
     else fri_optim_step_rows_clear(o, m, g->g, t->offset, t->cols, rows, n);
 }
 
-/* The screening table's row r (hy_ws.sq_e, sq_b): the id row and bias plus the feature part
- * kept in ge, gb (the sums kscreen took of them before it read one row). */
-static FRI_ALWAYS_INLINE void screen_row(const fr_model *m, const float *restrict ge, const float *restrict gb,
-                                         float *restrict se, float *restrict sb, uint32_t r, size_t d) {
-    const float *e = P(m, IT_EMB) + (size_t)r * d, *g = ge + (size_t)r * d;
+/* The screening table's row r (hy_ws.sq_e, sq_b): the id row and bias (E, EB: the item
+ * tables) plus the feature part kept in ge, gb (the sums kscreen took of them before it
+ * read one row). */
+static FRI_ALWAYS_INLINE void screen_row(const float *restrict E, const float *restrict EB, const float *restrict ge,
+                                         const float *restrict gb, float *restrict se, float *restrict sb, uint32_t r,
+                                         size_t d) {
+    const float *e = E + (size_t)r * d, *g = ge + (size_t)r * d;
     float *o = se + (size_t)r * d;
 #if FRI_V8
-    for (size_t k = 0; k < d; k += 8) v8_store(o + k, v8_load(e + k) + v8_load(g + k));
+    if (d == 32) /* the preset's dim, unrolled */
+        for (size_t k = 0; k < 32; k += 8) v8_store(o + k, v8_load(e + k) + v8_load(g + k));
+    else
+        for (size_t k = 0; k < d; k += 8) v8_store(o + k, v8_load(e + k) + v8_load(g + k));
 #else
     for (size_t k = 0; k < d; k++) o[k] = e[k] + g[k];
 #endif
-    sb[r] = P(m, IT_B)[r] + gb[r];
+    sb[r] = EB[r] + gb[r];
+}
+
+/* screen_row on rows rows[0..n) */
+static FRI_ALWAYS_INLINE void screen_rows(const fr_model *m, const float *restrict ge, const float *restrict gb,
+                                          float *restrict se, float *restrict sb, const uint32_t *rows, uint32_t n,
+                                          size_t d) {
+    const float *E = P(m, IT_EMB), *EB = P(m, IT_B);
+    if (d == 32)
+        for (uint32_t x = 0; x < n; x++) screen_row(E, EB, ge, gb, se, sb, rows[x], 32);
+    else
+        for (uint32_t x = 0; x < n; x++) screen_row(E, EB, ge, gb, se, sb, rows[x], d);
 }
 
 /* The screening table's feature part: each item row's sum_g w_g F_g and sum_g w_g cf_g, from
@@ -1393,7 +1436,7 @@ static FRI_ALWAYS_INLINE void screen_row(const fr_model *m, const float *restric
 static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
                                             float *restrict gb, float *restrict se, float *restrict sb,
                                             uint32_t rows, size_t d) {
-    const float *F = P(m, IF_EMB), *FB = P(m, IF_B);
+    const float *F = P(m, IF_EMB), *FB = P(m, IF_B), *E = P(m, IT_EMB), *EB = P(m, IT_B);
     for (uint32_t r = 0; r < rows; r++) {
         const uint32_t *id = NULL;
         const float *w = NULL;
@@ -1414,7 +1457,7 @@ static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f
             b += x * FB[id[j]];
         }
         gb[r] = b;
-        screen_row(m, ge, gb, se, sb, r, d);
+        screen_row(E, EB, ge, gb, se, sb, r, d);
     }
 }
 
@@ -1533,19 +1576,16 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
             for (int side = 1; side >= 0; side--) {
                 const fr_tensor *te = &m->t[m->slot[side ? IT_EMB : US_EMB]], *tb = &m->t[m->slot[side ? IT_B : US_B]];
                 const uint32_t *rl = w.crow[side], nr = w.ccount[side];
-                fri_optim_step_gather_fast(o, m, te->offset, te->cols, rl, nr, w.cg[side]);
-                fri_optim_step_gather_fast(o, m, tb->offset, 1, rl, nr, w.cgb[side]);
-                for (uint32_t x = 0; x < nr; x++) {
-                    if (side && stale) screen_row(m, ge, gb, se, sb, rl[x], c->dim);
-                    w.slot[side][rl[x]] = HY_NOSLOT;
-                }
+                fri_optim_step_gather2_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side], w.cgb[side]);
+                if (side && stale) screen_rows(m, ge, gb, se, sb, rl, nr, c->dim);
+                for (uint32_t x = 0; x < nr; x++) w.slot[side][rl[x]] = HY_NOSLOT;
                 w.ccount[side] = 0;
             }
         for (int k = 0; k < 4; k++) { /* the step, and g[0] left zero */
             fr_rowset *rs = &g[0]->rows[m->slot[tables[k]]];
             step_rows(o, m, g[0], tables[k], rs->rows, rs->count, fast);
             if (stale && k == 1) /* the item rows moved (IT_EMB's rows are IT_B's): their table rows */
-                for (uint32_t x = 0; x < rs->count; x++) screen_row(m, ge, gb, se, sb, rs->rows[x], c->dim);
+                screen_rows(m, ge, gb, se, sb, rs->rows, rs->count, c->dim);
             fr_rowset_clear(rs);
             const touched *t = &tf[k < 2 ? 1 : 0];
             const fr_tensor *dt = &m->t[m->slot[dense[k]]];

@@ -124,6 +124,13 @@ bool fri_optim_fast_gather(const fr_optim *o);
  * the slab's gradient rows. Only where fri_optim_fast_gather(o). */
 void fri_optim_step_gather_fast(const fr_optim *o, fr_model *m, size_t off, uint32_t cols, const uint32_t *rows,
                                 uint32_t n, const float *gc);
+/* fri_optim_step_gather_fast on two tensors with the same rows in one pass: rows of cols
+ * floats (a multiple of 8) at slab offset off with gradients gc, and rows of one float (a
+ * row's bias) at off1 with gradients gc1 (row x of each the gradient of rows[x]): each
+ * element's step is the two calls' (the same bits), a row's index and its lines asked for
+ * once. Only where fri_optim_fast_gather(o). */
+void fri_optim_step_gather2_fast(const fr_optim *o, fr_model *m, size_t off, uint32_t cols, size_t off1,
+                                 const uint32_t *rows, uint32_t n, const float *gc, const float *gc1);
 /* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for
  * a caller that will step only such ranges (O(n), not O(the model)). */
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);

@@ -381,16 +381,22 @@ __attribute__((target("avx"))) static inline void rsqrt8_init(rsqrt8 *c, const s
     c->wd0 = k->wd == 0.0f;
 }
 
-__attribute__((target("avx"))) static inline void rsqrt_step8(float *restrict p, float *restrict sum, __m256 gi,
-                                                             const rsqrt8 *c) {
+__attribute__((target("avx"))) static inline __attribute__((always_inline)) void
+rsqrt_step8w(float *restrict p, float *restrict sum, __m256 gi, const rsqrt8 *c, int wd0) {
     __m256 vp = _mm256_loadu_ps(p);
-    if (c->wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(c->wd, vp));
+    if (wd0 == 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(c->wd, vp));
     __m256 v = _mm256_add_ps(_mm256_loadu_ps(sum), _mm256_mul_ps(gi, gi));
     _mm256_storeu_ps(sum, v);
     v = _mm256_max_ps(v, c->floor);
     __m256 y = _mm256_rsqrt_ps(v);
     y = _mm256_mul_ps(_mm256_mul_ps(c->half, y), _mm256_sub_ps(c->three, _mm256_mul_ps(v, _mm256_mul_ps(y, y))));
     _mm256_storeu_ps(p, _mm256_sub_ps(vp, _mm256_mul_ps(_mm256_mul_ps(c->lr, gi), y)));
+}
+
+/* (rsqrt_step8w with the flag a loop's callers test once: see the gather and range loops) */
+__attribute__((target("avx"))) static inline void rsqrt_step8(float *restrict p, float *restrict sum, __m256 gi,
+                                                             const rsqrt8 *c) {
+    rsqrt_step8w(p, sum, gi, c, c->wd0);
 }
 
 __attribute__((target("avx"))) static void adagrad_rows_rsqrt_avx(float *restrict p, float *restrict g,
@@ -435,16 +441,27 @@ static void adagrad_rows1_rsqrt(float *restrict p, float *restrict g, float *res
 }
 
 /* The same on n contiguous floats (whole tensors): eight at a time, the rest as a row of one. */
+__attribute__((target("avx"))) static inline __attribute__((always_inline)) size_t
+adagrad_range8(float *restrict p, float *restrict g, float *restrict sum, size_t n, const rsqrt8 *c, int wd0) {
+    const __m256 zero = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        /* eight gradients of +0 (every bit zero) and no weight decay: the step would keep every
+         * value (v + 0 * 0 is v, p - lr 0 y is p) and g is zero already, so it is skipped (a
+         * vocabulary stepped whole has many rows no example of the minibatch touched) */
+        if (wd0 && _mm256_testz_si256(_mm256_castps_si256(gv), _mm256_castps_si256(gv))) continue;
+        rsqrt_step8w(p + i, sum + i, gv, c, wd0);
+        _mm256_storeu_ps(g + i, zero);
+    }
+    return i;
+}
+
 __attribute__((target("avx"))) static void adagrad_range_rsqrt_avx(float *restrict p, float *restrict g,
                                                                   float *restrict sum, size_t n, const step_consts *k) {
     rsqrt8 c;
     rsqrt8_init(&c, k);
-    const __m256 zero = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        rsqrt_step8(p + i, sum + i, _mm256_loadu_ps(g + i), &c);
-        _mm256_storeu_ps(g + i, zero);
-    }
+    size_t i = c.wd0 ? adagrad_range8(p, g, sum, n, &c, 1) : adagrad_range8(p, g, sum, n, &c, 0); /* wd0 a constant */
     const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
     for (; i < n; i++) {
         rsqrt_step1(p + i, sum + i, g[i], lr, wd, fl);
@@ -476,6 +493,48 @@ __attribute__((target("avx"))) static void adagrad_gather_rsqrt_avx(float *restr
             for (size_t i = 0; i < cols; i += 8) rsqrt_step8(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c);
     }
 }
+
+/* adagrad_gather_rsqrt_avx on rows of cols floats (a multiple of 8) and, row by row, on the
+ * rows' one-float tensor (p1, sum1, gradients gc1). */
+__attribute__((target("avx"))) static void adagrad_gather2_rsqrt_avx(float *restrict p, float *restrict sum,
+                                                                    size_t cols, float *restrict p1,
+                                                                    float *restrict sum1, const uint32_t *rows,
+                                                                    uint32_t n, const float *restrict gc,
+                                                                    const float *restrict gc1, const step_consts *k) {
+    rsqrt8 c;
+    rsqrt8_init(&c, k);
+    const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
+    for (uint32_t x = 0; x < n; x++) {
+        const uint32_t r = rows[x];
+        const size_t at = (size_t)r * cols;
+        float *pr = p + at, *sr = sum + at;
+        const float *gr = gc + (size_t)x * cols;
+        if (x + 4 < n) { /* the rows are scattered: ask for a later row's lines now */
+            const uint32_t rn = rows[x + 4];
+            const size_t an = (size_t)rn * cols;
+            for (size_t i = 0; i < cols; i += 16) {
+                _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
+            }
+            _mm_prefetch((const char *)(p1 + rn), _MM_HINT_T0);
+            _mm_prefetch((const char *)(sum1 + rn), _MM_HINT_T0);
+        }
+        if (c.wd0) /* (a loop invariant) */
+            for (size_t i = 0; i < cols; i += 8) rsqrt_step8w(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c, 1);
+        else
+            for (size_t i = 0; i < cols; i += 8) rsqrt_step8w(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c, 0);
+        rsqrt_step1(p1 + r, sum1 + r, gc1[x], lr, wd, fl);
+    }
+}
+
+__attribute__((target("avx"))) static void adagrad_gather2_rsqrt_avx32(float *restrict p, float *restrict sum,
+                                                                      float *restrict p1, float *restrict sum1,
+                                                                      const uint32_t *rows, uint32_t n,
+                                                                      const float *restrict gc,
+                                                                      const float *restrict gc1,
+                                                                      const step_consts *k) {
+    adagrad_gather2_rsqrt_avx(p, sum, 32, p1, sum1, rows, n, gc, gc1, k); /* cols a constant */
+}
 #endif
 
 bool fri_optim_fast_gather(const fr_optim *o) {
@@ -493,6 +552,20 @@ void fri_optim_step_gather_fast(const fr_optim *o, fr_model *m, size_t off, uint
     if (cols == 1 || cols % 8 == 0) adagrad_gather_rsqrt_avx(m->params + off, o->m2 + off, cols, rows, n, gc, &o->k);
 #else
     (void)o; (void)m; (void)off; (void)cols; (void)rows; (void)n; (void)gc;
+#endif
+}
+
+void fri_optim_step_gather2_fast(const fr_optim *o, fr_model *m, size_t off, uint32_t cols, size_t off1,
+                                 const uint32_t *rows, uint32_t n, const float *gc, const float *gc1) {
+#if FR_HAVE_AVX_DISPATCH
+    if (cols == 32)
+        adagrad_gather2_rsqrt_avx32(m->params + off, o->m2 + off, m->params + off1, o->m2 + off1, rows, n, gc, gc1,
+                                    &o->k);
+    else if (cols % 8 == 0)
+        adagrad_gather2_rsqrt_avx(m->params + off, o->m2 + off, cols, m->params + off1, o->m2 + off1, rows, n, gc,
+                                  gc1, &o->k);
+#else
+    (void)o; (void)m; (void)off; (void)cols; (void)off1; (void)rows; (void)n; (void)gc; (void)gc1;
 #endif
 }
 
