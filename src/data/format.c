@@ -437,10 +437,8 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
             found = detect_delim(sp, first, n);
         }
         if (!found && !opts) {
-            long k = fri_text_control_byte(first, n);
-            if (k >= 0)
-                return fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
-                                FRI_PATH(c->path), (unsigned long long)c->line, (unsigned char)first[k], k + 1);
+            fr_err bin = fri_text_check(c->path, (unsigned long long)c->line, first, n);
+            if (bin) return bin;
             return fri_fail(FR_ERR_PARSE,
                             "%s%s:%llu: cannot detect the format from \"%.*s\"; expected fields separated by tab, "
                             "',', ';', '|' or '::' (or give the delimiter: --sep)", FRI_PATH(c->path),

@@ -98,11 +98,9 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
 }
 
 fr_err fri_line_explain(const fri_rdctx *c, fr_err e, const char *s, size_t n) {
-    long k = fri_text_control_byte(s, n);
     unsigned long long ln = (unsigned long long)c->line;
-    if (k >= 0)
-        return fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file", FRI_PATH(c->path),
-                        ln, (unsigned char)s[k], k + 1);
+    fr_err bin = fri_text_check(c->path, ln, s, n);
+    if (bin) return bin;
     if (c->unterminated && e == FR_ERR_PARSE)
         return fri_fail_prefix(FR_ERR_PARSE, "%s%s:%llu: truncated last line (no final newline)", FRI_PATH(c->path), ln);
     return e;

@@ -102,11 +102,7 @@ static bool mfile_line(mfile *f, const char **s, size_t *n) {
 }
 
 static fr_err check_text(const mfile *f, const char *s, size_t n) {
-    long k = fri_text_control_byte(s, n);
-    if (k >= 0)
-        return fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
-                        FRI_PATH(f->path), f->line, (unsigned char)s[k], k + 1);
-    return FR_OK;
+    return fri_text_check(f->path, f->line, s, n);
 }
 
 static fr_err bad_count(const mfile *f, int want, bool at_least, const char *delim, int got, const char *s, size_t n) {

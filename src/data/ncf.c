@@ -58,12 +58,7 @@ static fr_err read_map(const char *path, const char *what, fr_idmap **out, char 
         if (got == 0) break;
         if (fri_text_blank(s, len)) continue;
         unsigned long long ln = (unsigned long long)lr.line;
-        long cb = fri_text_control_byte(s, len);
-        if (cb >= 0) {
-            e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
-                         FRI_PATH(path), ln, (unsigned char)s[cb], cb + 1);
-            goto fail;
-        }
+        if ((e = fri_text_check(path, ln, s, len))) goto fail;
         if (s[0] == '#') {
             static const char key[] = "# source: ", skey[] = "# ids: strings";
             if (n == 0 && len >= sizeof skey - 1 && !strncmp(s, skey, sizeof skey - 1)) strings = true;
@@ -285,12 +280,7 @@ fr_err fr_negatives_load(fr_negatives **out, const char *path, const fr_dataset 
         if (got == 0) break;
         if (fri_text_blank(s, n)) continue;
         unsigned long long ln = (unsigned long long)lr.line;
-        long cb = fri_text_control_byte(s, n);
-        if (cb >= 0) {
-            e = fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file", FRI_PATH(path),
-                         ln, (unsigned char)s[cb], cb + 1);
-            goto fail;
-        }
+        if ((e = fri_text_check(path, ln, s, n))) goto fail;
         /* "(user,item)" */
         const char *p = s, *end = s + n;
         const char *close = memchr(p, ')', n);

@@ -37,6 +37,13 @@ long fri_text_control_byte(const char *s, size_t n) {
     return -1;
 }
 
+fr_err fri_text_check(const char *path, unsigned long long line, const char *s, size_t n) {
+    long k = fri_text_control_byte(s, n);
+    if (k < 0) return FR_OK;
+    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: binary data (byte 0x%02x at column %ld); expected a text file",
+                    FRI_PATH(path), line, (unsigned char)s[k], k + 1);
+}
+
 bool fri_text_valid_utf8(const unsigned char *s, size_t n) {
     size_t k = 0;
     while (k < n) {

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fedrec/core.h"
+
 #define FRI_MAX_FIELDS 64             /* fields kept per line (more are counted only) */
 #define FRI_ID_LIMIT 2147483647ull    /* raw ids are in [0, 2^31) */
 
@@ -61,6 +63,9 @@ bool fri_text_blank(const char *s, size_t n);
 /* The index of the first control byte (below 0x20 except tab, or 0x7f: binary data), or
  * -1 if there is none. */
 long fri_text_control_byte(const char *s, size_t n);
+/* FR_ERR_PARSE "PATH:LINE: binary data (byte 0x.. at column C); expected a text file" when
+ * s[0, n) holds a control byte (fri_text_control_byte), else FR_OK. */
+fr_err fri_text_check(const char *path, unsigned long long line, const char *s, size_t n);
 /* True if s[0, n) is well-formed UTF-8 (no overlong two-byte forms). */
 bool fri_text_valid_utf8(const unsigned char *s, size_t n);
 /* A NUL-terminated copy of s[0, n) through fri_malloc (NULL when out of memory): with
