@@ -1041,6 +1041,31 @@ Test(hybrid, rows_pass_equals_generic_loop) {
     fri_hybrid_stale(was);
 }
 
+/* The one-thread, one-shard Adagrad (lr 0.05, sparse rows) the path comparisons train with. */
+static fr_train_config adagrad_config(uint32_t batch, uint32_t negatives) {
+    fr_train_config tc;
+    fr_train_config_default(&tc);
+    fr_optim_config_default(&tc.optim, FR_OPTIM_ADAGRAD);
+    tc.optim.lr = 0.05f;
+    tc.optim.sparse_rows = true;
+    tc.batch = batch;
+    tc.shards = 1;
+    tc.negatives = negatives;
+    tc.threads = 1;
+    return tc;
+}
+
+/* A new model of config c trained 3 epochs on d.train; the epochs' losses in loss. */
+static fr_model *train_3_epochs(const fr_model_config *c, const data *d, const fr_train_config *tc, double loss[3]) {
+    fr_model *m = NULL;
+    cr_assert_eq(fr_model_create(&m, c), FR_OK);
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, d->train, tc), FR_OK, "%s", fr_errmsg());
+    for (int e = 0; e < 3; e++) cr_assert_eq(fr_trainer_epoch(t, &loss[e]), FR_OK);
+    fr_trainer_free(t);
+    return m;
+}
+
 /* rows_pass's fast path (the default) against its exact path: Adagrad by rsqrt, and
  * lightfm's WARP candidates screened by a table of the items' feature parts and drawn by
  * splitmix64. With the table refreshed every minibatch (it is then the current model's,
@@ -1054,24 +1079,12 @@ static void fast_vs_exact(const char *kind, uint32_t warp, uint32_t every, doubl
     fr_model_config c = config(kind, &d, FR_LOSS_BPR, warp);
     fr_model *m[2] = {NULL, NULL};
     double l[2][3];
-    fr_train_config tc;
-    fr_train_config_default(&tc);
-    fr_optim_config_default(&tc.optim, FR_OPTIM_ADAGRAD);
-    tc.optim.lr = 0.05f;
-    tc.optim.sparse_rows = true;
-    tc.batch = 16;
-    tc.shards = 1;
-    tc.negatives = 1;
-    tc.threads = 1;
+    const fr_train_config tc = adagrad_config(16, 1);
     const uint32_t was = fri_hybrid_stale(0);
     const bool smx = fri_hybrid_splitmix(ptol == 0); /* held to the exact path: its (Philox) draws */
     for (int k = 0; k < 2; k++) {
         fri_hybrid_stale(k ? every : 0);
-        cr_assert_eq(fr_model_create(&m[k], &c), FR_OK);
-        fr_trainer *t = NULL;
-        cr_assert_eq(fr_trainer_create(&t, m[k], d.train, &tc), FR_OK, "%s", fr_errmsg());
-        for (int e = 0; e < 3; e++) cr_assert_eq(fr_trainer_epoch(t, &l[k][e]), FR_OK);
-        fr_trainer_free(t);
+        m[k] = train_3_epochs(&c, &d, &tc, l[k]);
     }
     fri_hybrid_stale(was);
     fri_hybrid_splitmix(smx);
@@ -1168,23 +1181,11 @@ static void compact_vs_rows(const char *kind, fr_loss loss, uint32_t warp, uint3
     fr_model_config c = config(kind, &d, loss, warp);
     fr_model *m[2] = {NULL, NULL};
     double l[2][3];
-    fr_train_config tc;
-    fr_train_config_default(&tc);
-    fr_optim_config_default(&tc.optim, FR_OPTIM_ADAGRAD);
-    tc.optim.lr = 0.05f;
-    tc.optim.sparse_rows = true;
-    tc.batch = batch;
-    tc.shards = 1;
-    tc.negatives = loss == FR_LOSS_BCE ? 2 : 1;
-    tc.threads = 1;
+    const fr_train_config tc = adagrad_config(batch, loss == FR_LOSS_BCE ? 2 : 1);
     const uint64_t ran = fri_hybrid_compact_passes();
     for (int k = 0; k < 2; k++) {
         const bool was = fri_hybrid_compact(k == 0);
-        cr_assert_eq(fr_model_create(&m[k], &c), FR_OK);
-        fr_trainer *t = NULL;
-        cr_assert_eq(fr_trainer_create(&t, m[k], d.train, &tc), FR_OK, "%s", fr_errmsg());
-        for (int e = 0; e < 3; e++) cr_assert_eq(fr_trainer_epoch(t, &l[k][e]), FR_OK);
-        fr_trainer_free(t);
+        m[k] = train_3_epochs(&c, &d, &tc, l[k]);
         fri_hybrid_compact(was);
     }
 #if defined(__x86_64__)
