@@ -6,7 +6,7 @@
 # partial set (users 1-2999). RecBole reads the same split (bench/recbole_sasrec.py: its
 # leave-one-out by time holds out the same test item, and its model is also scored on
 # fedrec's 100 negatives). Reports HR@10/NDCG@10 and seconds per epoch, wall and CPU, of
-# the training pass (evaluation excluded). A federated "epoch" is 943/128 rounds of 128
+# the training pass (evaluation excluded). A federated "epoch" is 943/32 rounds of 32
 # clients (as many examples as a centralized epoch).
 # fedrec is also trained and scored on the validation cut of the same split (`fedrec data
 # split TRAIN --loo --negatives 100`: each user's last training item, the item RecBole
@@ -25,7 +25,7 @@
 # items, or BPR with one sampled negative), RB_BUDGET (seconds after which RecBole starts
 # no new epoch and its best model on validation so far is tested; default 0: none),
 # THREADS (1), FED_ROUNDS (also a federated run of that many rounds on test; the preset's
-# rounds are 40.7 epochs' worth of clients: 300 on ml-100k, 954 on the ml-1m partial set),
+# rounds are 40.7 epochs' worth of clients, 32 a round: 1200 on ml-100k, 3815 on the ml-1m partial set),
 # OUT (a directory to keep
 # results), REPORT_ONLY=1 (no run: print the tables
 # of the results already in OUT). A RecBole run stopped by hand can be
@@ -82,9 +82,9 @@ for s in $sets; do
             echo "+ $bin train --data $d/$w --model sasrec --centralized --threads $threads --eval-every 5"
             /usr/bin/time -f '%U %S' -o "$d/c-$w.time" "$bin" train --data "$d/$w" --model sasrec --centralized \
                 --threads "$threads" --eval-every 5 --quiet --metrics-out "$d/c-$w.jsonl" --out "$d/c-$w.fr" >"$d/c-$w.log" 2>&1
-            echo "+ $bin train --data $d/$w --model sasrec --threads $threads --eval-every 50"
+            echo "+ $bin train --data $d/$w --model sasrec --threads $threads --eval-every 200"
             /usr/bin/time -f '%U %S' -o "$d/f-$w.time" "$bin" train --data "$d/$w" --model sasrec \
-                --threads "$threads" --eval-every 50 --quiet --metrics-out "$d/f-$w.jsonl" --out "$d/f-$w.fr" >"$d/f-$w.log" 2>&1
+                --threads "$threads" --eval-every 200 --quiet --metrics-out "$d/f-$w.jsonl" --out "$d/f-$w.fr" >"$d/f-$w.log" 2>&1
         done
         if [ -n "${FED_ROUNDS:-}" ]; then
             echo "+ $bin train --data $d/split --model sasrec --rounds $FED_ROUNDS --threads $threads --eval-every 150"
@@ -105,7 +105,7 @@ def run(name, fed):
     r = rows(f"{d}/{name}.jsonl")
     last = [x for x in r if "hr@10" in x][-1]
     if fed:
-        n = max(x.get("round", 0) for x in r); ep = n * 128 / users  # 128 clients a round
+        n = max(x.get("round", 0) for x in r); ep = n * 32 / users  # 32 clients a round (the preset)
     else:
         n = ep = max(x.get("epoch", 0) for x in r)
     return last, ep, n, sum(x.get("seconds", 0) for x in r) / ep, cpu(f"{d}/{name}.time") / ep
@@ -120,13 +120,13 @@ for w, what in (("val", "validation (last training item)"), ("split", "test (lat
         print("  (not run or not finished)"); continue
     res[w] = (c, f)
     print(f"{'fedrec centralized':30s} {c['hr@10']:7.4f} {c['ndcg@10']:8.4f} {cw:13.2f} {cc:12.2f}  {ce}")
-    print(f"{'fedrec federated':30s} {f['hr@10']:7.4f} {f['ndcg@10']:8.4f} {fw:13.2f} {fc:12.2f}  {fe:.1f} ({fr_} rounds x 128 clients)")
+    print(f"{'fedrec federated':30s} {f['hr@10']:7.4f} {f['ndcg@10']:8.4f} {fw:13.2f} {fc:12.2f}  {fe:.1f} ({fr_} rounds x 32 clients)")
     print(f"federated / centralized HR@10: {f['hr@10'] / c['hr@10']:.3f}")
 for fn in sorted(glob.glob(f"{d}/f[0-9]*-split.jsonl")):
     name = os.path.basename(fn)[:-6]
     try: f, fe, fr_, fw, fc = run(name, True)
     except (OSError, IndexError, ValueError): continue
-    print(f"{'fedrec federated, test':30s} {f['hr@10']:7.4f} {f['ndcg@10']:8.4f} {fw:13.2f} {fc:12.2f}  {fe:.1f} ({fr_} rounds x 128 clients)"
+    print(f"{'fedrec federated, test':30s} {f['hr@10']:7.4f} {f['ndcg@10']:8.4f} {fw:13.2f} {fc:12.2f}  {fe:.1f} ({fr_} rounds x 32 clients)"
           + (f", {f['hr@10'] / res['split'][0]['hr@10']:.3f} of centralized" if "split" in res else ""))
 try: rb = json.load(open(f"{d}/rb.json"))
 except Exception: rb = None

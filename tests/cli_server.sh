@@ -70,7 +70,7 @@ same() { # ARGS...: train's federation settings on big.tsv are the server's on i
     [ -n "$t" ] && [ "$t" = "$s" ] || fail "$*: train '$t', server '$s'"
     echo "$s"
 }
-same --model sasrec | grep -q "; 318 rounds (preset fedrec)$" || fail "sasrec: ceil(40.7 x 1000 / 128) = 318 rounds"
+same --model sasrec | grep -q "; 1272 rounds (preset fedrec)$" || fail "sasrec: ceil(40.7 x 1000 / 32) = 1272 rounds"
 same --model sasrec --clients-per-round 500 | grep -q "; 82 rounds (preset fedrec)$" || fail "sasrec: 82 rounds of 500"
 same --model sasrec --rounds 5 | grep -q "; 5 rounds (preset fedrec)$" || fail "sasrec: --rounds 5"
 same --model lightgcn | grep -q "steps sgd lr 0.0416" || fail "lightgcn: lr 0.05 x 6400 / 7681.1 = 0.0416611"

@@ -577,9 +577,9 @@ Test(sasrec, preset_rounds_follow_the_users) {
     cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, false, NULL), FR_OK);
     cr_assert(c.fl_epochs > 0);
     const uint32_t fixed = c.loop.steps;
-    cr_assert_eq(fr_run_fl_rounds(&c, 943), (uint32_t)ceil(c.fl_epochs * 943 / 128 - 1e-9));
+    cr_assert_eq(fr_run_fl_rounds(&c, 943), (uint32_t)ceil(c.fl_epochs * 943 / 32 - 1e-9));
     cr_assert_eq(fr_run_fl_rounds(&c, 943), fixed, "the fixed count is ml-100k's (943 users)");
-    cr_assert_eq(fr_run_fl_rounds(&c, 2999), (uint32_t)ceil(c.fl_epochs * 2999 / 128 - 1e-9));
+    cr_assert_eq(fr_run_fl_rounds(&c, 2999), (uint32_t)ceil(c.fl_epochs * 2999 / 32 - 1e-9));
     cr_assert_eq(fr_run_fl_rounds(&c, 0), fixed);
     cr_assert_eq(fr_run_fl_rounds(&c, 10), (uint32_t)ceil(c.fl_epochs - 1e-9), "fewer users than a round samples");
     c.fl.clients_per_round = 0.25; /* a share: 250 of 1000 */
@@ -592,5 +592,9 @@ Test(sasrec, preset_rounds_follow_the_users) {
     cr_assert_eq(c.loop.steps, (uint32_t)ceil(c.fl_epochs * NU / NU - 1e-9), "24 users, all in each round");
     cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, true, d.train), FR_OK);
     cr_assert_eq(c.fl_epochs, 0, "centralized: epochs, not rounds");
+    /* the centralized recipe: CE, Adam 0.003 on 32 windows a batch, 40 epochs (tuned on a
+     * validation cut of ml-100k, docs/ARCHITECTURE.md) */
+    cr_assert(c.model.loss == FR_LOSS_CE && c.train.batch == 32 && c.train.optim.kind == FR_OPTIM_ADAM &&
+              c.train.optim.lr == 0.003f && c.loop.steps == 40 && c.lr_decay == 1.0);
     data_free(&d);
 }
