@@ -196,6 +196,23 @@ Test(optim, step_rows_clear_steps_the_rows_and_zeroes_their_gradient) {
             }
 }
 
+/* The fast Adagrad steps' fixture: an mf model of 2 users, 9 items, dim 16, its gradient,
+ * and sparse-row Adagrad at lr 0.07 with `weight_decay` (its config in *oc). */
+static void adagrad_fixture(float weight_decay, fr_model **m, fr_grad **g, fr_optim **o, fr_optim_config *oc) {
+    fr_model_config c;
+    fr_model_config_default(&c, FR_MODEL_MF);
+    c.n_users = 2;
+    c.n_items = 9;
+    c.dim = 16;
+    cr_assert_eq(fr_model_create(m, &c), FR_OK);
+    fr_optim_config_default(oc, FR_OPTIM_ADAGRAD);
+    oc->lr = 0.07f;
+    oc->weight_decay = weight_decay;
+    oc->sparse_rows = true;
+    cr_assert_eq(fr_grad_create(g, *m), FR_OK);
+    cr_assert_eq(fr_optim_create(o, *m, oc), FR_OK);
+}
+
 /* fri_optim_step_rows_clear_fast (the hybrid models' rows_pass: Adagrad with rsqrt and one
  * Newton step in place of the square root and the division) against the rule in double:
  * each value within 1e-6 of the largest step (lr g / (sqrt(v) + eps); rsqrt with one Newton
@@ -204,23 +221,13 @@ Test(optim, step_rows_clear_steps_the_rows_and_zeroes_their_gradient) {
  * (no 0 * inf), the rows' gradients are zeroed and rows not listed are left alone. */
 Test(optim, step_rows_clear_fast_is_adagrad_within_rounding) {
     for (int bias = 0; bias < 2; bias++) {
-        fr_model_config c;
-        fr_model_config_default(&c, FR_MODEL_MF);
-        c.n_users = 2;
-        c.n_items = 9;
-        c.dim = 16;
         fr_model *m;
-        cr_assert_eq(fr_model_create(&m, &c), FR_OK);
-        const fr_tensor *t = fr_model_tensor(m, fr_model_tensor_find(m, bias ? "item_bias" : "item_factor"));
-        const size_t n = fr_model_n_params(m), off = t->offset, cols = t->cols;
         fr_grad *g;
         fr_optim *o;
         fr_optim_config oc;
-        fr_optim_config_default(&oc, FR_OPTIM_ADAGRAD);
-        oc.lr = 0.07f;
-        oc.sparse_rows = true;
-        cr_assert_eq(fr_grad_create(&g, m), FR_OK);
-        cr_assert_eq(fr_optim_create(&o, m, &oc), FR_OK);
+        adagrad_fixture(0.0f, &m, &g, &o, &oc);
+        const fr_tensor *t = fr_model_tensor(m, fr_model_tensor_find(m, bias ? "item_bias" : "item_factor"));
+        const size_t n = fr_model_n_params(m), off = t->offset, cols = t->cols;
         float *p = fr_model_params(m), *gd = fr_grad_data(g);
         double *want = malloc(n * sizeof(double)), *sum = calloc(n, sizeof(double));
         srand(5);
@@ -270,24 +277,13 @@ Test(optim, step_rows_clear_fast_is_adagrad_within_rounding) {
  * values of zero gradient move too (the decay is their gradient). */
 Test(optim, step_range_clear_fast_skips_zero_gradients_only_without_decay) {
     for (int decay = 0; decay < 2; decay++) {
-        fr_model_config c;
-        fr_model_config_default(&c, FR_MODEL_MF);
-        c.n_users = 2;
-        c.n_items = 9;
-        c.dim = 16;
         fr_model *m;
-        cr_assert_eq(fr_model_create(&m, &c), FR_OK);
-        const fr_tensor *t = fr_model_tensor(m, fr_model_tensor_find(m, "item_factor"));
-        const size_t off = t->offset, n = (size_t)t->rows * t->cols; /* 144: 18 runs of eight */
         fr_grad *g;
         fr_optim *o;
         fr_optim_config oc;
-        fr_optim_config_default(&oc, FR_OPTIM_ADAGRAD);
-        oc.lr = 0.07f;
-        oc.weight_decay = decay ? 0.01f : 0.0f;
-        oc.sparse_rows = true;
-        cr_assert_eq(fr_grad_create(&g, m), FR_OK);
-        cr_assert_eq(fr_optim_create(&o, m, &oc), FR_OK);
+        adagrad_fixture(decay ? 0.01f : 0.0f, &m, &g, &o, &oc);
+        const fr_tensor *t = fr_model_tensor(m, fr_model_tensor_find(m, "item_factor"));
+        const size_t off = t->offset, n = (size_t)t->rows * t->cols; /* 144: 18 runs of eight */
         float *p = fr_model_params(m), *gd = fr_grad_data(g), *m1, *acc;
         fri_optim_moments(o, &m1, &acc);
         cr_assert_not_null(acc);
