@@ -82,6 +82,8 @@ struct nng_tls_engine_conn {
     int io_err;               /* the last error (not EAGAIN) nng's send/recv gave the BIO */
     int failed;               /* the first fatal error, returned by every later op */
     bool counted;             /* its handshake's outcome is in the statistics */
+    size_t wrote;             /* bytes the BIO has put in nng's send buffer */
+    bool fail_held;           /* a failed handshake's alert was sent: the failure waits one call */
     const uint8_t *rbuf;      /* a receive in progress: the caller's buffer, its size, */
     size_t rwant, rgot;       /* and the bytes already decrypted into it (rgot > 0) */
     /* a server's connection whose handshake has a deadline (see "handshake deadline") */
@@ -282,6 +284,7 @@ static int bio_write(BIO *b, const char *buf, int len) {
         ec->io_err = rv;
         return -1;
     }
+    ec->wrote += n;
     return (int)n;
 }
 
@@ -604,8 +607,23 @@ static int conn_handshake(nng_tls_engine_conn *ec) {
     if (ec->failed) return ec->failed;
     /* done once our last flight is in nng's hands (a full buffer is a retry: nng calls
      * again when its send ends) */
+    size_t before = ec->wrote;
     int r = SSL_do_handshake(ec->ssl);
-    if (r != 1) return ssl_fail(ec, r);
+    if (r != 1) {
+        int rv = ssl_fail(ec, r);
+        /* A handshake that fails tells the peer why with an alert, which OpenSSL has just
+         * put in nng's send buffer. nng 1.5.2 closes the TCP connection as soon as it gets
+         * the error, and the alert, still in its buffer, was lost about once in 20 (the
+         * peer then saw a hang-up: a server did not count the refusal, a client could not
+         * tell why). So the error waits for nng's next call, which comes when that send
+         * has ended (or failed: nng closes the connection either way). Every op after
+         * this one returns the error at once (ec->failed). */
+        if (rv != NNG_EAGAIN && ec->wrote > before && !ec->fail_held) {
+            ec->fail_held = true;
+            return NNG_EAGAIN;
+        }
+        return rv;
+    }
     note_handshake(ec, true);
     return 0;
 }
