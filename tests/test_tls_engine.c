@@ -331,6 +331,44 @@ Test(tls_engine, wrong_ca_or_name_refused, .timeout = 120) {
     certs_free(&other);
 }
 
+/* An aio whose operations time out after 20 s. */
+static nng_aio *aio_20s(void) {
+    nng_aio *a = NULL;
+    cr_assert_eq(nng_aio_alloc(&a, NULL, NULL), 0);
+    nng_aio_set_timeout(a, 20000);
+    return a;
+}
+
+/* Raw TLS streams (no SP protocol, no redialling: each dial is one connection): a listener
+ * on a free port of 127.0.0.1 with configuration sc, and a dialer to it with cc. */
+static void stream_ends(nng_tls_config *sc, nng_tls_config *cc, nng_stream_listener **l, nng_stream_dialer **d) {
+    cr_assert_eq(nng_stream_listener_alloc(l, "tls+tcp://127.0.0.1:0"), 0);
+    cr_assert_eq(nng_stream_listener_set_ptr(*l, NNG_OPT_TLS_CONFIG, sc), 0);
+    cr_assert_eq(nng_stream_listener_listen(*l), 0);
+    int port = 0;
+    cr_assert_eq(nng_stream_listener_get_int(*l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+    char url[64];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
+    cr_assert_eq(nng_stream_dialer_alloc(d, url), 0);
+    cr_assert_eq(nng_stream_dialer_set_ptr(*d, NNG_OPT_TLS_CONFIG, cc), 0);
+}
+
+/* One connection through stream_ends' pair: its client end *cs and server end *ss (the
+ * handshakes start with the first send or receive). */
+static void stream_connect(nng_stream_listener *l, nng_stream_dialer *d, nng_stream **cs, nng_stream **ss) {
+    nng_aio *la = aio_20s(), *da = aio_20s();
+    nng_stream_listener_accept(l, la);
+    nng_stream_dialer_dial(d, da);
+    nng_aio_wait(da);
+    cr_assert_eq(nng_aio_result(da), 0);
+    nng_aio_wait(la);
+    cr_assert_eq(nng_aio_result(la), 0);
+    *cs = nng_aio_get_output(da, 0);
+    *ss = nng_aio_get_output(la, 0);
+    nng_aio_free(la);
+    nng_aio_free(da);
+}
+
 /* A client that refuses the server's certificate tells it so with an alert, and the server
  * counts the handshake as failed: every time. The alert used to be lost about once in 20
  * attempts on a loaded machine (nng 1.5.2 closes the TCP connection as soon as the engine
@@ -344,34 +382,13 @@ Test(tls_engine, every_refusal_reaches_the_server, .timeout = 120) {
     nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
     nng_tls_config *bad_ca = tls_cfg(false, NULL, NULL, other.ca, "localhost");
     nng_stream_listener *l;
-    cr_assert_eq(nng_stream_listener_alloc(&l, "tls+tcp://127.0.0.1:0"), 0);
-    cr_assert_eq(nng_stream_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, sc), 0);
-    cr_assert_eq(nng_stream_listener_listen(l), 0);
-    int port = 0;
-    cr_assert_eq(nng_stream_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
-    char url[64];
-    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
     nng_stream_dialer *d;
-    cr_assert_eq(nng_stream_dialer_alloc(&d, url), 0);
-    cr_assert_eq(nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, bad_ca), 0);
-    nng_aio *la, *da, *cr, *sr;
-    cr_assert_eq(nng_aio_alloc(&la, NULL, NULL), 0);
-    cr_assert_eq(nng_aio_alloc(&da, NULL, NULL), 0);
-    cr_assert_eq(nng_aio_alloc(&cr, NULL, NULL), 0);
-    cr_assert_eq(nng_aio_alloc(&sr, NULL, NULL), 0);
-    nng_aio_set_timeout(la, 20000);
-    nng_aio_set_timeout(da, 20000);
-    nng_aio_set_timeout(cr, 20000);
-    nng_aio_set_timeout(sr, 20000);
+    stream_ends(sc, bad_ca, &l, &d);
+    nng_aio *cr = aio_20s(), *sr = aio_20s();
     enum { N = 64 };
     for (int i = 0; i < N; i++) {
-        nng_stream_listener_accept(l, la);
-        nng_stream_dialer_dial(d, da);
-        nng_aio_wait(da);
-        cr_assert_eq(nng_aio_result(da), 0);
-        nng_aio_wait(la);
-        cr_assert_eq(nng_aio_result(la), 0);
-        nng_stream *cs = nng_aio_get_output(da, 0), *ss = nng_aio_get_output(la, 0);
+        nng_stream *cs, *ss;
+        stream_connect(l, d, &cs, &ss);
         /* a receive at each end drives the handshakes */
         uint8_t cb[16], sb[16];
         nng_iov civ = {.iov_buf = cb, .iov_len = sizeof cb}, siv = {.iov_buf = sb, .iov_len = sizeof sb};
@@ -395,8 +412,6 @@ Test(tls_engine, every_refusal_reaches_the_server, .timeout = 120) {
         nng_stream_free(cs);
         nng_stream_free(ss);
     }
-    nng_aio_free(la);
-    nng_aio_free(da);
     nng_aio_free(cr);
     nng_aio_free(sr);
     nng_stream_dialer_free(d);
@@ -768,32 +783,11 @@ Test(tls_engine, raw_stream_small_send_not_held, .timeout = 120) {
     nng_tls_config *sc = tls_cfg(true, k.srv_crt, k.srv_key, NULL, NULL);
     nng_tls_config *cc = tls_cfg(false, NULL, NULL, k.ca, "localhost");
     nng_stream_listener *l;
-    cr_assert_eq(nng_stream_listener_alloc(&l, "tls+tcp://127.0.0.1:0"), 0);
-    cr_assert_eq(nng_stream_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, sc), 0);
-    cr_assert_eq(nng_stream_listener_listen(l), 0);
-    int port = 0;
-    cr_assert_eq(nng_stream_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
-    char url[64];
-    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
     nng_stream_dialer *d;
-    cr_assert_eq(nng_stream_dialer_alloc(&d, url), 0);
-    cr_assert_eq(nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cc), 0);
-    nng_aio *la, *da, *sa, *ra;
-    cr_assert_eq(nng_aio_alloc(&la, NULL, NULL), 0);
-    cr_assert_eq(nng_aio_alloc(&da, NULL, NULL), 0);
-    cr_assert_eq(nng_aio_alloc(&sa, NULL, NULL), 0);
-    cr_assert_eq(nng_aio_alloc(&ra, NULL, NULL), 0);
-    nng_aio_set_timeout(la, 20000);
-    nng_aio_set_timeout(da, 20000);
-    nng_aio_set_timeout(sa, 20000);
-    nng_aio_set_timeout(ra, 20000);
-    nng_stream_listener_accept(l, la);
-    nng_stream_dialer_dial(d, da);
-    nng_aio_wait(da);
-    cr_assert_eq(nng_aio_result(da), 0);
-    nng_aio_wait(la);
-    cr_assert_eq(nng_aio_result(la), 0);
-    nng_stream *cs = nng_aio_get_output(da, 0), *ss = nng_aio_get_output(la, 0);
+    stream_ends(sc, cc, &l, &d);
+    nng_aio *sa = aio_20s(), *ra = aio_20s();
+    nng_stream *cs, *ss;
+    stream_connect(l, d, &cs, &ss);
     /* an SP-looking length first would not matter: the stream did not start with "\0SP\0" */
     const uint8_t msg[3] = {0, 0, 7};
     nng_iov iov = {.iov_buf = (void *)msg, .iov_len = sizeof msg};
@@ -814,8 +808,6 @@ Test(tls_engine, raw_stream_small_send_not_held, .timeout = 120) {
     cr_assert_eq(nng_aio_result(sa), 0);
     nng_stream_free(cs);
     nng_stream_free(ss);
-    nng_aio_free(la);
-    nng_aio_free(da);
     nng_aio_free(sa);
     nng_aio_free(ra);
     nng_stream_dialer_free(d);
