@@ -332,6 +332,13 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
                 fr_model_kind_name(kind));
         return 2;
     }
+    fr_neg_sampler nsamp;
+    if (o->neg_sampler && fr_neg_sampler_parse(o->neg_sampler, &nsamp))
+        return usage_err(o, "--neg-sampler: expected uniform or pop, got '%s'", o->neg_sampler);
+    if (o->model && o->neg_sampler && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        (pc.model.loss == FR_LOSS_MSE || pc.model.max_len > 0 || fr_model_kind_is_closed_form(kind)))
+        return usage_err(o, "--neg-sampler applies to the models trained on sampled negatives (bpr, gmf, mlp, neumf, "
+                         "lightgcn, lightfm, fm); %s draws none", fr_model_kind_name(kind));
     if (o->loss && strcmp(o->loss, "bce") && strcmp(o->loss, "ce"))
         return usage_err(o, "--loss: expected bce or ce, got '%s'", o->loss);
     if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
@@ -491,6 +498,8 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
         if (GIVEN(lr)) tc->optim.lr = (float)o->lr;
         if (GIVEN(batch)) tc->batch = (uint32_t)o->batch;
         if (GIVEN(negatives_per_pos)) tc->negatives = (uint32_t)o->negatives_per_pos;
+        fr_neg_sampler ns;
+        if (o->neg_sampler && !fr_neg_sampler_parse(o->neg_sampler, &ns)) tc->neg_sampler = ns;
         if (GIVEN(epochs)) c->loop.steps = (uint32_t)o->epochs;
         if (GIVEN(lr_decay)) c->lr_decay = o->lr_decay;
         return 0;
@@ -516,6 +525,8 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (GIVEN(beta2)) fc->beta2 = (float)o->beta2;
     if (GIVEN(availability)) fc->availability = o->availability;
     if (GIVEN(negatives_per_pos)) fc->negatives = (uint32_t)o->negatives_per_pos;
+    fr_neg_sampler ns;
+    if (o->neg_sampler && !fr_neg_sampler_parse(o->neg_sampler, &ns)) fc->neg_sampler = ns;
     if (o->item_optimizer) {
         if (!strcmp(o->item_optimizer, "same")) fc->item_local.kind = 0;
         else if (!fr_optim_kind_parse(o->item_optimizer, &ok) && ok != fc->item_local.kind)
@@ -1107,6 +1118,10 @@ int cli_train(int argc, char **argv) {
                      "N  a round's quorum: fewer results apply nothing (default 0)"),
         ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL,
                      "K  sampled training negatives per positive (default: the table below)"),
+        ARG_SPEC_STR("neg-sampler", &o.neg_sampler,
+                     "S  how a sampled training negative is drawn: uniform (every item alike) | pop (as LightFM's "
+                     "BPR: item i with probability proportional to its training interactions + 1, the public "
+                     "popularity a federated client is given) (default: the table below)"),
         ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation (default: the table below)"),
         ARG_SPEC_REAL("confidence-alpha", &o.confidence_alpha, 0, F, 0, "0 = every positive alike",
                       "α  weighted implicit data (--implicit-weight, or a count column): a positive of weight w "
