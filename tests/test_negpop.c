@@ -43,7 +43,7 @@ Test(negpop, alias_draws_follow_the_weights) {
     double w[N], total = 0;
     for (int i = 0; i < N; i++) total += w[i] = i == 3 ? 0.05 : 1.0 + (i * 7 % 5) * 2.5; /* one rare item */
     fri_negpop p = {0};
-    cr_assert_eq(fri_negpop_build(&p, w, N), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fri_negpop_build(&p, w, N, 0), FR_OK, "%s", fr_errmsg());
     fr_rng r, r2;
     fr_rng_init(&r, 3, 0, 0, FR_PURPOSE_NEGATIVES);
     fr_rng_init(&r2, 3, 0, 0, FR_PURPOSE_NEGATIVES);
@@ -64,13 +64,27 @@ Test(negpop, alias_draws_follow_the_weights) {
         chi2 += (count[i] - e) * (count[i] - e) / e;
     }
     cr_assert_lt(chi2, chi2_bound(N - 1), "chi-square %.2f over %d degrees of freedom", chi2, N - 1);
+    /* tempered: weights^0.5 (and the plain weights fail that check) */
+    cr_assert_eq(fri_negpop_build(&p, w, N, 0.5), FR_OK, "%s", fr_errmsg());
+    memset(count, 0, sizeof count);
+    for (int k = 0; k < DRAWS; k++) count[fri_negpop_draw_rng(&p, &r)]++;
+    double tot5 = 0, chi5 = 0, chi1 = 0;
+    for (int i = 0; i < N; i++) tot5 += sqrt(w[i]);
+    for (int i = 0; i < N; i++) {
+        double e5 = DRAWS * sqrt(w[i]) / tot5, e1 = DRAWS * w[i] / total;
+        chi5 += (count[i] - e5) * (count[i] - e5) / e5;
+        chi1 += (count[i] - e1) * (count[i] - e1) / e1;
+    }
+    cr_assert_lt(chi5, chi2_bound(N - 1), "exponent 0.5: chi-square %.2f over %d degrees of freedom", chi5, N - 1);
+    cr_assert_gt(chi1, 10 * chi2_bound(N - 1), "exponent 0.5 against the plain weights: %.2f", chi1);
+    cr_assert_eq(fri_negpop_build(&p, w, N, 5), FR_ERR_INVALID);
     /* bad weights are refused, naming the item */
     w[5] = 0;
-    cr_assert_eq(fri_negpop_build(&p, w, N), FR_ERR_INVALID);
+    cr_assert_eq(fri_negpop_build(&p, w, N, 0), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "item 5"), "%s", fr_errmsg());
     cr_assert_null(p.col);
     w[5] = NAN;
-    cr_assert_eq(fri_negpop_build(&p, w, N), FR_ERR_INVALID);
+    cr_assert_eq(fri_negpop_build(&p, w, N, 0), FR_ERR_INVALID);
     fri_negpop_free(&p);
 }
 
@@ -92,7 +106,7 @@ static double user_chi2(const fr_dataset *d, bool pop, int epochs, double *dof) 
     fri_item_popularity(d, w2);
     cr_assert(!memcmp(w, w2, ni * sizeof *w), "fri_item_popularity: the counts + 1");
     fri_negpop p = {0};
-    cr_assert_eq(fri_negpop_build(&p, w, ni), FR_OK);
+    cr_assert_eq(fri_negpop_build(&p, w, ni, 0), FR_OK);
     fri_examples ex = {0};
     ex.pop = pop ? &p : NULL;
     for (int e = 0; e < epochs; e++)
@@ -234,6 +248,7 @@ static void one_step(fr_model_kind kind) {
     cfg.batch = 100000;
     cfg.negatives = 1;
     cfg.neg_sampler = FR_NEG_POPULARITY;
+    cfg.neg_pop_exp = 0.5f; /* tempered, as the reference's table */
     fr_optim_config_default(&cfg.local, FR_OPTIM_SGD);
     cfg.local.lr = 0.3f;
     fr_sim *sim = NULL;
@@ -253,7 +268,7 @@ static void one_step(fr_model_kind kind) {
     double *w = malloc(mc.n_items * sizeof *w);
     fri_item_popularity(d, w);
     fri_negpop p = {0};
-    cr_assert_eq(fri_negpop_build(&p, w, mc.n_items), FR_OK);
+    cr_assert_eq(fri_negpop_build(&p, w, mc.n_items, 0.5), FR_OK);
     fri_examples ex = {0};
     ex.pop = &p;
     for (uint32_t u = 0; u < mc.n_users; u++) {
@@ -303,6 +318,7 @@ Test(negpop, client_without_popularity_refuses_and_config_carries_it) {
     fr_fl_config fc;
     fr_fl_config_default(&fc, FR_MODEL_BPR);
     fc.neg_sampler = FR_NEG_POPULARITY;
+    fc.neg_pop_exp = 0.75f;
     fr_model *global = NULL;
     cr_assert_eq(fr_model_create(&global, &mc), FR_OK);
     fr_client_ws *ws = NULL;
@@ -336,17 +352,22 @@ Test(negpop, client_without_popularity_refuses_and_config_carries_it) {
     fr_fl_config_default(&off, FR_MODEL_BPR);
     fri_fl_config_put(&b0, &off);
     fri_fl_config_put(&b1, &fc);
-    cr_assert_eq(b1.len, b0.len);
-    cr_assert(memcmp(b0.data, b1.data, b0.len), "the flag is written");
+    cr_assert_eq(b1.len, b0.len + 4, "the flag and the exponent");
     fri_rd rd = {.p = b1.data, .n = b1.len, .name = "test", .kind = "config"};
     fr_fl_config back;
     cr_assert_eq(fri_fl_config_get(&rd, &back), FR_OK, "%s", fr_errmsg());
     cr_assert_eq(back.neg_sampler, FR_NEG_POPULARITY);
+    cr_assert_eq(back.neg_pop_exp, 0.75f);
     fri_rd rd0 = {.p = b0.data, .n = b0.len, .name = "test", .kind = "config"};
     cr_assert_eq(fri_fl_config_get(&rd0, &back), FR_OK);
     cr_assert_eq(back.neg_sampler, FR_NEG_UNIFORM);
     fri_buf_free(&b0);
     fri_buf_free(&b1);
+    fc.neg_pop_exp = 4.5f;
+    cr_assert_eq(fr_fl_config_check(&fc), FR_ERR_INVALID);
+    fc.neg_pop_exp = 0.5f;
+    fc.neg_sampler = FR_NEG_UNIFORM; /* an exponent without popularity negatives: refused, not ignored */
+    cr_assert_eq(fr_fl_config_check(&fc), FR_ERR_INVALID);
     fc.neg_sampler = 5;
     cr_assert_eq(fr_fl_config_check(&fc), FR_ERR_INVALID);
     fr_neg_sampler s;

@@ -192,6 +192,8 @@ typedef struct fr_fl_config {
                                  without it) or FR_NEG_POPULARITY, drawn from the public item
                                  popularity each client is given (fr_client_ws_set_popularity;
                                  a client without it refuses to step) */
+    float neg_pop_exp;        /* b of FR_NEG_POPULARITY: weights popularity^b, b in (0, 4]; 0
+                                 (default) reads as 1. Not written with uniform negatives */
     fr_optim_config local;    /* the client's optimizer, fresh every round (adam 1e-3) */
     fr_optim_config item_local; /* the client's optimizer for item-table rows, fresh every
                                  round; kind 0 (the default): item rows follow `local` */

@@ -64,8 +64,9 @@ typedef enum fr_loss {
  * are rejected and drawn again. */
 typedef enum fr_neg_sampler {
     FR_NEG_UNIFORM = 0,    /* every item alike (NCF's rule; the default) */
-    FR_NEG_POPULARITY = 1, /* item i with probability (c_i + 1) / sum_j (c_j + 1), c_i its
-                              training interactions: LightFM's BPR rule (the item of a random
+    FR_NEG_POPULARITY = 1, /* item i with probability (c_i + 1)^b / sum_j (c_j + 1)^b, c_i its
+                              training interactions and b the configs' neg_pop_exp (0 reads
+                              as 1): at b = 1 LightFM's BPR rule (the item of a random
                               training interaction) smoothed by one; federated, from the
                               public popularity (fr_client_ws_set_popularity) */
 } fr_neg_sampler;

@@ -1165,7 +1165,7 @@ fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint
         if (n_items != ws->mcfg.n_items)
             return fri_fail(FR_ERR_INVALID, "popularity of %u items, expected the catalogue's %u", n_items,
                             ws->mcfg.n_items);
-        fr_err e = fri_negpop_build(&ws->negpop, weights, n_items);
+        fr_err e = fri_negpop_build(&ws->negpop, weights, n_items, ws->cfg.neg_pop_exp);
         if (e) return e;
     }
     if (!ws->hide) return FR_OK; /* no decoys: nothing else draws from it */

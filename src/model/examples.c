@@ -90,9 +90,10 @@ static uint32_t draw_negative(const fr_dataset *d, uint32_t user, const neg_ctx 
     }
 }
 
-fr_err fri_negpop_build(fri_negpop *p, const double *w, uint32_t n) {
+fr_err fri_negpop_build(fri_negpop *p, const double *w, uint32_t n, double b) {
     fri_negpop_free(p);
     if (n == 0) return fri_fail(FR_ERR_INVALID, "popularity negatives over an empty catalogue");
+    if (!(b >= 0 && b <= 4)) return fri_fail(FR_ERR_INVALID, "popularity exponent %g: expected (0, 4], or 0 for 1", b);
     for (uint32_t i = 0; i < n; i++)
         if (!(w[i] > 0) || !isfinite(w[i]))
             return fri_fail(FR_ERR_INVALID, "popularity of item %u is %g; expected a finite number > 0", i, w[i]);
@@ -100,7 +101,16 @@ fr_err fri_negpop_build(fri_negpop *p, const double *w, uint32_t n) {
     double *scaled = fri_malloc((size_t)n * sizeof *scaled);
     uint32_t *small = fri_malloc((size_t)n * sizeof *small), *large = fri_malloc((size_t)n * sizeof *large);
     fr_err e = col && scaled && small && large ? FR_OK : FR_ERR_NOMEM;
-    if (!e) fri_alias_build(col, w, n, scaled, small, large);
+    const bool tempered = b != 0 && b != 1;
+    if (!e && tempered) { /* scaled holds the tempered weights until the build overwrites it */
+        double *tw = fri_malloc((size_t)n * sizeof *tw);
+        if (!tw) e = FR_ERR_NOMEM;
+        for (uint32_t i = 0; !e && i < n; i++) tw[i] = pow(w[i], b);
+        if (!e) fri_alias_build(col, tw, n, scaled, small, large);
+        fri_free(tw);
+    } else if (!e) {
+        fri_alias_build(col, w, n, scaled, small, large);
+    }
     fri_free(scaled);
     fri_free(small);
     fri_free(large);

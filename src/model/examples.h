@@ -34,10 +34,12 @@ typedef struct fri_negpop {
     uint32_t n;         /* items */
     fri_alias_col *col; /* [n], fri_malloc'd; NULL: uniform draws */
 } fri_negpop;
-/* Builds p over w[0, n) (each finite and > 0, so every item can be drawn: a user with items
- * left always gets a negative, as with uniform draws). FR_ERR_INVALID naming the first bad
- * weight, FR_ERR_NOMEM; p is left empty on error. Frees what p held. */
-FR_NODISCARD fr_err fri_negpop_build(fri_negpop *p, const double *w, uint32_t n);
+/* Builds p over w[0, n)^b (each w finite and > 0, so every item can be drawn: a user with
+ * items left always gets a negative, as with uniform draws; b in (0, 4], 0 or 1: w as it
+ * is, else pow(w, b): the same table wherever libm's pow gives the same bits).
+ * FR_ERR_INVALID naming the first bad weight or the exponent, FR_ERR_NOMEM; p is left empty
+ * on error. Frees what p held. */
+FR_NODISCARD fr_err fri_negpop_build(fri_negpop *p, const double *w, uint32_t n, double b);
 void fri_negpop_free(fri_negpop *p);
 /* w[0, fr_dataset_n_items(d)) = each item's interactions in d + 1: the public popularity
  * (the simulator's, and `fedrec data shard`'s popularity.txt). */

@@ -56,6 +56,9 @@ fr_err fr_train_config_check(const fr_train_config *c) {
     if (c->neg_sampler > FR_NEG_POPULARITY)
         return fri_fail(FR_ERR_INVALID, "train config: negative sampler %u: expected 0 (uniform) or 1 (pop)",
                         c->neg_sampler);
+    if (!(c->neg_pop_exp >= 0 && c->neg_pop_exp <= 4))
+        return fri_fail(FR_ERR_INVALID, "train config: popularity exponent %g: expected (0, 4], or 0 for 1",
+                        (double)c->neg_pop_exp);
     return fr_optim_config_check(&c->optim);
 }
 
@@ -203,7 +206,7 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
         double *w = fri_malloc((size_t)(ni ? ni : 1) * sizeof *w);
         e = w ? FR_OK : FR_ERR_NOMEM;
         if (w) fri_item_popularity(d, w);
-        if (!e) e = fri_negpop_build(&t->negpop, w, ni);
+        if (!e) e = fri_negpop_build(&t->negpop, w, ni, cfg->neg_pop_exp);
         fri_free(w);
         if (e) { fr_trainer_free(t); return e; }
         for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].pop = &t->negpop;
