@@ -223,9 +223,6 @@ int cli_aggregator_check(const cli_train_opts *o) {
     return 0;
 }
 
-/* The checks the parser cannot make (one value's range is the parser's): names, options
- * that belong to the other mode, to another strategy or to another kind of model.
- * Returns 0, or 2 after printing. */
 /* --neg-sampler S: uniform | pop | pop:B (0 < B <= 4); *b is 0 (read as 1) unless B is
  * given, and 0 for uniform. 0, or -1 for anything else. */
 static int neg_sampler_opt(const char *s, fr_neg_sampler *k, float *b) {
@@ -241,6 +238,9 @@ static int neg_sampler_opt(const char *s, fr_neg_sampler *k, float *b) {
     return 0;
 }
 
+/* The checks the parser cannot make (one value's range is the parser's): names, options
+ * that belong to the other mode, to another strategy or to another kind of model.
+ * Returns 0, or 2 after printing. */
 int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind) {
     fr_optim_kind ok;
     if (o->optimizer && fr_optim_kind_parse(o->optimizer, &ok))
@@ -675,9 +675,14 @@ static void item_rule(const fr_fl_config *fc, char *buf, size_t n) {
 
 void cli_fl_settings(const fr_run_config *c, float alpha, char *buf, size_t n) {
     const fr_fl_config *fc = &c->fl;
-    char rule[96], loss[64], conf[96] = "";
+    char rule[96], loss[64], conf[128] = "";
     item_rule(fc, rule, sizeof rule);
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
+    if (fc->neg_sampler == FR_NEG_POPULARITY) {
+        size_t k = strlen(conf);
+        snprintf(conf + k, sizeof conf - k, ", negatives by popularity^%g",
+                 fc->neg_pop_exp ? (double)fc->neg_pop_exp : 1.0);
+    }
     snprintf(buf, n, "strategy %s, E=%u B=%u %s lr %g%s%s, item rows: %s of deltas, steps %s%s; %u round%s (preset %s)",
              fr_strategy_name(fc->strategy), fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind),
              (double)fc->local.lr, fr_model_kind_uses_features(c->model.kind) ? ", loss " : "",
