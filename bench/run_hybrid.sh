@@ -106,7 +106,8 @@ fedrec_row "fedrec fm central (preset)" --model fm --centralized
 fedrec_row "fedrec lightfm federated (preset)" --model lightfm
 seeded fedrec "fedrec lightfm central bpr" --model lightfm --centralized --warp 0
 # bpr with lr 0.03: the cold-start peak on a validation split cut from train.rating before the
-# cold items were absent from training (docs/ARCHITECTURE.md, hybrid: cold start)
+# cold items were absent from training (docs/ARCHITECTURE.md, hybrid: cold start); the rest of
+# --warp 0's preset applies (L2 0.01, negatives by popularity^0.5)
 fedrec_row "fedrec lightfm central bpr lr .03" --model lightfm --centralized --warp 0 --lr 0.03
 fedrec_row "fedrec lightfm central 1 thread" --model lightfm --centralized --threads 1
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import lightfm' 2>/dev/null; then

@@ -101,7 +101,7 @@ grep -q "0 item features.*no u.item, movies.dat or movies.csv beside the data" "
 "$bin" train --help >"$tmp/help" || fail "train --help"
 grep -q '^  lightfm .*loss: centralized warp 10 (up to 10 draws a positive), federated bpr' "$tmp/help" ||
     fail "--help: lightfm's loss: $(grep lightfm "$tmp/help")"
-grep -q '^  lightfm .*bpr (--warp 0), centralized: lr 0.1, l2 0.001$' "$tmp/help" ||
+grep -q '^  lightfm .*bpr (--warp 0), centralized: lr 0.1, l2 0.01, negatives --neg-sampler pop:0.5$' "$tmp/help" ||
     fail "--help: lightfm's bpr settings: $(grep 'warp 0' "$tmp/help")"
 for m in lightgcn-full pop bias; do
     awk -v m=$m '$1 == "federated" { f = 1 } $1 == "centralized" { f = 0 } f && $1 == m' "$tmp/help" | grep -q "centralized only" ||
@@ -122,4 +122,19 @@ awk '$1 == "centralized" { c = 1; next } c && /^  [a-z]/ && match($0, /^  [a-z-]
 grep -q "^training lightfm centrally .*, loss warp (up to 10 draws a positive), 1 epoch$" "$tmp/out" || fail "centralized header: $(head -2 "$tmp/out")"
 "$bin" train --data "$tmp/u.data" --model fm --rounds 1 >/dev/null 2>"$tmp/err" || fail "fm header run"
 grep -q "^fedrec train: federated fm .* E=1 B=32 adam lr 0.006, loss bpr, item rows" "$tmp/err" || fail "federated header: $(grep federated "$tmp/err")"
+# bpr's popularity negatives: the header says them; a bad sampler or exponent, or a model
+# without sampled negatives, is refused (exit 2) with what is expected
+"$bin" train --data "$tmp/u.data" --model lightfm --centralized --warp 0 --epochs 1 >"$tmp/out" 2>/dev/null || fail "lightfm bpr run"
+grep -q "^training lightfm centrally .*, loss bpr, 1 negative per positive (by popularity^0.5), 1 epoch$" "$tmp/out" ||
+    fail "bpr header: $(head -2 "$tmp/out")"
+"$bin" train --data "$tmp/u.data" --model bpr --rounds 1 --neg-sampler pop:0.75 >/dev/null 2>"$tmp/err" || fail "federated pop run"
+grep -q "negatives by popularity^0.75" "$tmp/err" || fail "federated header: $(grep federated "$tmp/err")"
+for bad in "--model lightfm --neg-sampler zipf" "--model lightfm --neg-sampler pop:5" "--model lightfm --neg-sampler pop:" \
+           "--model mf --neg-sampler pop" "--model sasrec --neg-sampler pop"; do
+    rc=0
+    # shellcheck disable=SC2086
+    "$bin" train --data "$tmp/u.data" $bad --rounds 1 >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" = 2 ] || fail "$bad: exit $rc, expected 2: $(cat "$tmp/err")"
+    grep -q -- "--neg-sampler" "$tmp/err" || fail "$bad: the message names the option: $(cat "$tmp/err")"
+done
 echo "cli_hybrid: ok"

@@ -1138,9 +1138,9 @@ Test(hybrid, rows_pass_fast_path_against_the_exact_one) {
     fast_vs_exact("lightfm", 10, 64, 0);
 }
 
-/* --warp 0 under the fedrec preset: centralized lightfm's bpr settings (lr 0.1, L2 0.001,
- * tuned on a validation cut of training data); WARP, fm, the federated preset and the
- * textbook one keep theirs. */
+/* --warp 0 under the fedrec preset: centralized lightfm's bpr settings (lr 0.1, L2 0.01,
+ * negatives by popularity^0.5, tuned on a validation cut of training data); WARP (uniform
+ * negatives), fm, the federated preset and the textbook one keep theirs. */
 Test(hybrid, preset_warp_zero_gives_lightfm_bpr_its_settings) {
     fr_run_config c;
     cr_assert_eq(fr_run_config_preset(&c, NULL, kind_of("lightfm"), true, NULL), FR_OK);
@@ -1150,12 +1150,15 @@ Test(hybrid, preset_warp_zero_gives_lightfm_bpr_its_settings) {
     fr_run_config_preset_warp(&c, 0);
     cr_assert_eq(c.model.warp, 0);
     cr_assert_float_eq(c.train.optim.lr, 0.1f, 1e-9);
-    cr_assert_float_eq(c.model.l2, 0.001f, 1e-9);
+    cr_assert_float_eq(c.model.l2, 0.01f, 1e-9);
+    cr_assert_eq(c.train.neg_sampler, FR_NEG_POPULARITY);
+    cr_assert_float_eq(c.train.neg_pop_exp, 0.5f, 1e-9);
     cr_assert_eq(fr_run_config_preset(&c, NULL, kind_of("lightfm"), true, NULL), FR_OK);
     fr_run_config_preset_warp(&c, 5);
     cr_assert_eq(c.model.warp, 5);
     cr_assert_float_eq(c.train.optim.lr, 0.05f, 1e-9);
     cr_assert_eq(c.model.l2, 0.0f);
+    cr_assert_eq(c.train.neg_sampler, FR_NEG_UNIFORM);
     const struct { const char *kind, *preset; bool central; } same[3] = {
         {"fm", "fedrec", true}, {"lightfm", "fedrec", false}, {"lightfm", "textbook", true}};
     for (int k = 0; k < 3; k++) {

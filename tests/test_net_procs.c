@@ -669,6 +669,18 @@ Test(net_procs, equivalence_with_robust_aggregators, .timeout = 240) {
     free(f.dir);
 }
 
+/* Popularity negatives over the network: the clients draw them from popularity.txt of the
+ * shards, as the simulator draws them from its training data's counts + 1: train's model
+ * bit for bit, and not the uniform one. */
+Test(net_procs, equivalence_with_popularity_negatives, .timeout = 240) {
+    fed f;
+    fed_make(&f, 6, 50, 200);
+    assert_net_equals_train(&f, "--rounds 3 --seed 6 --model bpr --neg-sampler pop:0.5", "--rounds 3 --seed 6 --model bpr",
+                            "popularity negatives");
+    tu_rmtree(f.dir);
+    free(f.dir);
+}
+
 /* Decoy items over the network: the clients draw them from the public popularity that
  * data shard wrote (popularity.txt), as the simulator draws them from its training data,
  * so the model is train's bit for bit; a client without the file refuses to step. */

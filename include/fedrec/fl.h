@@ -187,6 +187,13 @@ typedef struct fr_fl_config {
     uint32_t local_epochs;    /* E (1), at most FR_FL_MAX_LOCAL_EPOCHS */
     uint32_t batch;           /* B (32) */
     uint32_t negatives;       /* training negatives per positive (4 bce, 1 bpr, 0 mse) */
+    uint32_t neg_sampler;     /* fr_neg_sampler of those negatives: FR_NEG_UNIFORM (default:
+                                 the TASK's config block is byte for byte that of a build
+                                 without it) or FR_NEG_POPULARITY, drawn from the public item
+                                 popularity each client is given (fr_client_ws_set_popularity;
+                                 a client without it refuses to step) */
+    float neg_pop_exp;        /* b of FR_NEG_POPULARITY: weights popularity^b, b in (0, 4]; 0
+                                 (default) reads as 1. Not written with uniform negatives */
     fr_optim_config local;    /* the client's optimizer, fresh every round (adam 1e-3) */
     fr_optim_config item_local; /* the client's optimizer for item-table rows, fresh every
                                  round; kind 0 (the default): item rows follow `local` */
@@ -409,11 +416,13 @@ typedef struct fr_client_ws fr_client_ws;
 
 FR_API FR_NODISCARD fr_err fr_client_ws_create(fr_client_ws **out, const fr_model_config *mcfg, const fr_fl_config *cfg);
 FR_API void fr_client_ws_free(fr_client_ws *ws);
-/* The public per-item popularity decoys are drawn from (fr_fl_config.decoys): weights[i]
- * >= 0 for item i of n_items (the server publishes it with the federation; the sim uses
- * each item's training interactions + 1). Copied; ignored by a workspace without decoys.
- * Without it decoys are uniform over the catalogue. FR_ERR_INVALID (n_items not the model's, a negative or non-finite weight, all
- * zero), FR_ERR_NOMEM. */
+/* The public per-item popularity decoys (fr_fl_config.decoys) and popularity negatives
+ * (fr_fl_config.neg_sampler) are drawn from: weights[i] >= 0 for item i of n_items (> 0
+ * with popularity negatives; the server publishes it with the federation; the sim uses
+ * each item's training interactions + 1). Copied; ignored by a workspace with neither.
+ * Without it decoys are uniform over the catalogue, and a client with popularity
+ * negatives refuses to step. FR_ERR_INVALID (n_items not the model's, a negative or
+ * non-finite weight, all zero, a zero one with popularity negatives), FR_ERR_NOMEM. */
 FR_API FR_NODISCARD fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint32_t n_items);
 
 /* One round of local training for client `client`:

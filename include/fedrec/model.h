@@ -59,6 +59,21 @@ typedef enum fr_loss {
     FR_LOSS_CE = 4,  /* softmax cross-entropy of the next item over every item (sasrec) */
 } fr_loss;
 
+/* How a sampled training negative is drawn (fr_train_config.neg_sampler,
+ * fr_fl_config.neg_sampler), before the user's own items (and a cold split's absent ones)
+ * are rejected and drawn again. */
+typedef enum fr_neg_sampler {
+    FR_NEG_UNIFORM = 0,    /* every item alike (NCF's rule; the default) */
+    FR_NEG_POPULARITY = 1, /* item i with probability (c_i + 1)^b / sum_j (c_j + 1)^b, c_i its
+                              training interactions and b the configs' neg_pop_exp (0 reads
+                              as 1): at b = 1 LightFM's BPR rule (the item of a random
+                              training interaction) smoothed by one; federated, from the
+                              public popularity (fr_client_ws_set_popularity) */
+} fr_neg_sampler;
+/* "uniform", "pop"; and back (FR_ERR_INVALID naming the value and the choices). */
+FR_API const char *fr_neg_sampler_name(fr_neg_sampler s);
+FR_API FR_NODISCARD fr_err fr_neg_sampler_parse(const char *name, fr_neg_sampler *out);
+
 #define FR_MODEL_MAX_LAYERS 8
 
 typedef struct fr_model_config {

@@ -235,8 +235,9 @@ FR_API FR_NODISCARD fr_err fr_run_config_preset_stats(fr_run_config *c, const ch
 FR_API uint32_t fr_run_config_rounds(const fr_run_config *c, const fr_run_data_stats *stats);
 /* Sets the WARP draws of a hybrid model (c->model.warp; 0: bpr) with the settings of c's
  * preset that go with the loss: under "fedrec", centralized lightfm with bpr trains at lr
- * 0.1 with L2 0.001 (WARP's preset: lr 0.05, no L2). Call it after fr_run_config_preset
- * and before the caller's own overrides of lr and L2. */
+ * 0.1 with L2 0.01 on negatives drawn by popularity^0.5 (WARP's preset: lr 0.05, no L2,
+ * uniform negatives). Call it after fr_run_config_preset and before the caller's own
+ * overrides of lr, L2 and the negative sampler. */
 FR_API void fr_run_config_preset_warp(fr_run_config *c, uint32_t warp);
 /* FR_OK, or FR_ERR_INVALID naming what is wrong (model, federation, training or loop
  * config; a partition without silos). */

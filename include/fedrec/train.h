@@ -36,6 +36,11 @@ typedef struct fr_train_config {
                               keep 1. 0 (default) or data without weights: every positive
                               counts alike, bit for bit as without this field. The presets
                               set 1 for weighted data (fr_run_config_preset). */
+    uint32_t neg_sampler;  /* fr_neg_sampler of the sampled negatives (bce, bpr; WARP's first
+                              candidate): FR_NEG_UNIFORM (default) or FR_NEG_POPULARITY (each
+                              item's training interactions in the trainer's data + 1) */
+    float neg_pop_exp;     /* b of FR_NEG_POPULARITY: weights (interactions + 1)^b, b in (0, 4];
+                              0 (default) reads as 1 */
 } fr_train_config;
 
 FR_API void fr_train_config_default(fr_train_config *c);

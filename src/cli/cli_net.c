@@ -250,6 +250,9 @@ static int cli_server(int argc, char **argv) {
         ARG_SPEC_REAL("bias-l2", &o.bias_l2, 0, F, 0, "0 = --l2", "λ  L2 of the bias rows"),
         ARG_SPEC_INT("min-results", &o.min_results, 0, U32, "0 = any", "N  a round's quorum"),
         ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL, "K  sampled training negatives per positive"),
+        ARG_SPEC_STR("neg-sampler", &o.neg_sampler,
+                     "S  uniform | pop | pop:B: training negatives drawn from the items' public popularity (to the "
+                     "power B; each client reads popularity.txt of the shards)"),
         ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation"),
         ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
         ARG_SPEC_REAL("confidence-alpha", &o.confidence_alpha, 0, F, 0, "0 = every positive alike",

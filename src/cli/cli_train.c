@@ -223,6 +223,21 @@ int cli_aggregator_check(const cli_train_opts *o) {
     return 0;
 }
 
+/* --neg-sampler S: uniform | pop | pop:B (0 < B <= 4); *b is 0 (read as 1) unless B is
+ * given, and 0 for uniform. 0, or -1 for anything else. */
+static int neg_sampler_opt(const char *s, fr_neg_sampler *k, float *b) {
+    *b = 0;
+    const char *colon = strchr(s, ':');
+    if (!colon) return fr_neg_sampler_parse(s, k) ? -1 : 0;
+    if ((size_t)(colon - s) != 3 || strncmp(s, "pop", 3)) return -1;
+    char *end;
+    double v = strtod(colon + 1, &end);
+    if (end == colon + 1 || *end || !(v > 0 && v <= 4)) return -1;
+    *k = FR_NEG_POPULARITY;
+    *b = (float)v;
+    return 0;
+}
+
 /* The checks the parser cannot make (one value's range is the parser's): names, options
  * that belong to the other mode, to another strategy or to another kind of model.
  * Returns 0, or 2 after printing. */
@@ -332,6 +347,15 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
                 fr_model_kind_name(kind));
         return 2;
     }
+    fr_neg_sampler nsamp;
+    float nexp;
+    if (o->neg_sampler && neg_sampler_opt(o->neg_sampler, &nsamp, &nexp))
+        return usage_err(o, "--neg-sampler: expected uniform, pop or pop:B (an exponent 0 < B <= 4), got '%s'",
+                         o->neg_sampler);
+    if (o->model && o->neg_sampler && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        (pc.model.loss == FR_LOSS_MSE || pc.model.max_len > 0 || fr_model_kind_is_closed_form(kind)))
+        return usage_err(o, "--neg-sampler applies to the models trained on sampled negatives (bpr, gmf, mlp, neumf, "
+                         "lightgcn, lightfm, fm); %s draws none", fr_model_kind_name(kind));
     if (o->loss && strcmp(o->loss, "bce") && strcmp(o->loss, "ce"))
         return usage_err(o, "--loss: expected bce or ce, got '%s'", o->loss);
     if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
@@ -491,6 +515,9 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
         if (GIVEN(lr)) tc->optim.lr = (float)o->lr;
         if (GIVEN(batch)) tc->batch = (uint32_t)o->batch;
         if (GIVEN(negatives_per_pos)) tc->negatives = (uint32_t)o->negatives_per_pos;
+        fr_neg_sampler ns;
+        float nb;
+        if (o->neg_sampler && !neg_sampler_opt(o->neg_sampler, &ns, &nb)) tc->neg_sampler = ns, tc->neg_pop_exp = nb;
         if (GIVEN(epochs)) c->loop.steps = (uint32_t)o->epochs;
         if (GIVEN(lr_decay)) c->lr_decay = o->lr_decay;
         return 0;
@@ -516,6 +543,9 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (GIVEN(beta2)) fc->beta2 = (float)o->beta2;
     if (GIVEN(availability)) fc->availability = o->availability;
     if (GIVEN(negatives_per_pos)) fc->negatives = (uint32_t)o->negatives_per_pos;
+    fr_neg_sampler ns;
+    float nb;
+    if (o->neg_sampler && !neg_sampler_opt(o->neg_sampler, &ns, &nb)) fc->neg_sampler = ns, fc->neg_pop_exp = nb;
     if (o->item_optimizer) {
         if (!strcmp(o->item_optimizer, "same")) fc->item_local.kind = 0;
         else if (!fr_optim_kind_parse(o->item_optimizer, &ok) && ok != fc->item_local.kind)
@@ -645,9 +675,14 @@ static void item_rule(const fr_fl_config *fc, char *buf, size_t n) {
 
 void cli_fl_settings(const fr_run_config *c, float alpha, char *buf, size_t n) {
     const fr_fl_config *fc = &c->fl;
-    char rule[96], loss[64], conf[96] = "";
+    char rule[96], loss[64], conf[128] = "";
     item_rule(fc, rule, sizeof rule);
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
+    if (fc->neg_sampler == FR_NEG_POPULARITY) {
+        size_t k = strlen(conf);
+        snprintf(conf + k, sizeof conf - k, ", negatives by popularity^%g",
+                 fc->neg_pop_exp ? (double)fc->neg_pop_exp : 1.0);
+    }
     snprintf(buf, n, "strategy %s, E=%u B=%u %s lr %g%s%s, item rows: %s of deltas, steps %s%s; %u round%s (preset %s)",
              fr_strategy_name(fc->strategy), fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind),
              (double)fc->local.lr, fr_model_kind_uses_features(c->model.kind) ? ", loss " : "",
@@ -686,7 +721,7 @@ static void header(const fr_run_config *c, const fr_data *data) {
     float alpha = cli_confidence_alpha(c, data);
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
     if (c->centralized) {
-        char negs[64];
+        char negs[112];
         if (c->model.max_len > 0) /* a sequence model: each position's next item against one negative, or all items */
             snprintf(negs, sizeof negs, c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
                                                                      : "loss bce, one negative per position");
@@ -694,9 +729,12 @@ static void header(const fr_run_config *c, const fr_data *data) {
             snprintf(negs, sizeof negs, "loss warp (up to %u draw%s a positive)", c->model.warp, cli_s(c->model.warp));
         else {
             uint32_t nn = c->model.loss == FR_LOSS_MSE ? 0 : c->train.negatives;
-            snprintf(negs, sizeof negs, "%s%u negative%s per positive",
+            char pop[40] = "";
+            if (c->train.neg_sampler == FR_NEG_POPULARITY && nn)
+                snprintf(pop, sizeof pop, " (by popularity^%g)", c->train.neg_pop_exp ? (double)c->train.neg_pop_exp : 1.0);
+            snprintf(negs, sizeof negs, "%s%u negative%s per positive%s",
                      fr_model_kind_uses_features(c->model.kind) ? (c->model.loss == FR_LOSS_BCE ? "loss bce, " : "loss bpr, ") : "",
-                     nn, cli_s(nn));
+                     nn, cli_s(nn), pop);
         }
         printf("training %s centrally on %s: %u user%s, %u item%s, %" PRIu64 " training interaction%s; %s lr %g, "
                "batch %u, %s%s, %u epoch%s\n",
@@ -1107,6 +1145,11 @@ int cli_train(int argc, char **argv) {
                      "N  a round's quorum: fewer results apply nothing (default 0)"),
         ARG_SPEC_INT("neg", &o.negatives_per_pos, 1, 1000, NULL,
                      "K  sampled training negatives per positive (default: the table below)"),
+        ARG_SPEC_STR("neg-sampler", &o.neg_sampler,
+                     "S  how a sampled training negative is drawn: uniform (every item alike) | pop (as LightFM's "
+                     "BPR: item i with probability proportional to its training interactions + 1, the public "
+                     "popularity a federated client is given) | pop:B (that popularity to the power B, 0 < B <= 4) "
+                     "(default: the table below)"),
         ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation (default: the table below)"),
         ARG_SPEC_REAL("confidence-alpha", &o.confidence_alpha, 0, F, 0, "0 = every positive alike",
                       "α  weighted implicit data (--implicit-weight, or a count column): a positive of weight w "

@@ -146,8 +146,15 @@ void cli_train_defaults_help(const char *preset) {
                cli_loss_text(&cc.model, lc, sizeof lc), cli_loss_text(&cf.model, lf, sizeof lf));
         fr_run_config cb = cc;
         fr_run_config_preset_warp(&cb, 0);
-        if (cc.model.warp && (cb.train.optim.lr != cc.train.optim.lr || cb.model.l2 != cc.model.l2))
-            printf("  %-13s bpr (--warp 0), centralized: lr %g, l2 %g\n", name, (double)cb.train.optim.lr, (double)cb.model.l2);
+        if (cc.model.warp && (cb.train.optim.lr != cc.train.optim.lr || cb.model.l2 != cc.model.l2 ||
+                              cb.train.neg_sampler != cc.train.neg_sampler)) {
+            char ns[48] = "";
+            if (cb.train.neg_sampler == FR_NEG_POPULARITY)
+                snprintf(ns, sizeof ns, ", negatives --neg-sampler pop:%g",
+                         cb.train.neg_pop_exp ? (double)cb.train.neg_pop_exp : 1.0);
+            printf("  %-13s bpr (--warp 0), centralized: lr %g, l2 %g%s\n", name, (double)cb.train.optim.lr,
+                   (double)cb.model.l2, ns);
+        }
     }
     printf("  (mf's global mean comes from the training data; '-': the option does not apply to the model)\n");
     printf("  implicit counts (--implicit-weight, or a column headed weight, count, plays ...): the ranking models\n"

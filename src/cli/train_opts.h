@@ -47,6 +47,7 @@ typedef struct cli_train_opts {
     /* strategy and federation knobs */
     double server_lr, server_momentum, mu, tau, beta1, beta2, availability;
     uint64_t negatives_per_pos; /* --neg K: sampled training negatives per positive */
+    const char *neg_sampler;    /* --neg-sampler uniform|pop: how those negatives are drawn */
     double l2;                  /* --l2 */
     double confidence_alpha;    /* --confidence-alpha: a weighted positive counts 1 + α log(1 + w) */
     double bias_l2;             /* --bias-l2 */

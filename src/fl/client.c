@@ -101,6 +101,8 @@ struct fr_client_ws {
     uint8_t *step_buf;      /* fr_client_step_bytes: its bytes */
     size_t step_cap;
     fri_hide *hide;         /* decoys (cfg.decoys > 0) */
+    fri_negpop negpop;      /* popularity negatives (cfg.neg_sampler), from the public
+                               popularity (fr_client_ws_set_popularity); empty until given */
     bool graph;             /* the kind reads its users' training items (fr_model_graph) */
     bool all_items;         /* its loss reads every item row (a full softmax): it loads them all */
     uint32_t *gstart;       /* [cap_gstart] graph: user j's compact item rows are */
@@ -297,6 +299,7 @@ void fr_client_ws_free(fr_client_ws *ws) {
     fr_task_free(ws->step_task);
     fri_free(ws->step_buf);
     fri_hide_free(ws->hide);
+    fri_negpop_free(&ws->negpop);
     fri_free(ws->gstart);
     fri_free(ws->gitems);
     fri_compress_ws_free(ws->cw);
@@ -345,13 +348,15 @@ static fr_err side_reserve(coast_side *s, uint32_t n_tables, size_t rows, uint64
     return FR_OK;
 }
 
-/* A uniform item the user never touched (the rule of fri_examples_add_user, on the
- * user's own items, marked in ws->own: the same draws give the same negatives).
+/* A uniform item the user never touched, or one drawn from the public popularity
+ * (cfg.neg_sampler) (the rule of fri_examples_add_user, on the user's own items, marked
+ * in ws->own: the same draws give the same negatives).
  * UINT32_MAX if there is none. */
 static uint32_t draw_negative(const fr_client_ws *ws, size_t deg, uint32_t n_items, fr_rng *rng) {
     if (deg >= n_items) return UINT32_MAX;
+    const fri_negpop *pop = ws->negpop.col ? &ws->negpop : NULL; /* popularity negatives */
     for (;;) {
-        uint32_t j = fr_rng_below(rng, n_items);
+        uint32_t j = pop ? fri_negpop_draw_rng(pop, rng) : fr_rng_below(rng, n_items);
         if (!ws->own[j]) return j;
     }
 }
@@ -363,6 +368,10 @@ static fr_err add_pass(fr_client_ws *ws, const fr_client_user *d, uint32_t row, 
     fr_loss loss = ws->mcfg.loss;
     uint32_t neg = ws->cfg.negatives;
     size_t per = loss == FR_LOSS_MSE || loss == FR_LOSS_CE ? 1 : loss == FR_LOSS_BCE ? 1 + (size_t)neg : (neg ? neg : 1);
+    if (ws->cfg.neg_sampler == FR_NEG_POPULARITY && loss != FR_LOSS_MSE && loss != FR_LOSS_CE &&
+        (!ws->negpop.col || ws->negpop.n != n_items))
+        return fri_fail(FR_ERR_INVALID, "client: popularity negatives without the items' public popularity over the "
+                        "%u items (fr_client_ws_set_popularity; fedrec client --popularity)", n_items);
     fr_err e = fri_examples_reserve(ex, ex->n + d->n * per);
     if (e) return e;
     for (size_t x = 0; x < d->n; x++) ws->own[d->items[x]] = 1;
@@ -1152,7 +1161,14 @@ void fri_client_ws_prefetch(const fr_client_ws *ws, const uint32_t *items, size_
 }
 
 fr_err fr_client_ws_set_popularity(fr_client_ws *ws, const double *weights, uint32_t n_items) {
-    if (!ws->hide) return FR_OK; /* no decoys: nothing draws from it */
+    if (ws->cfg.neg_sampler == FR_NEG_POPULARITY) { /* popularity negatives */
+        if (n_items != ws->mcfg.n_items)
+            return fri_fail(FR_ERR_INVALID, "popularity of %u items, expected the catalogue's %u", n_items,
+                            ws->mcfg.n_items);
+        fr_err e = fri_negpop_build(&ws->negpop, weights, n_items, ws->cfg.neg_pop_exp);
+        if (e) return e;
+    }
+    if (!ws->hide) return FR_OK; /* no decoys: nothing else draws from it */
     return fri_hide_set_popularity(ws->hide, weights, n_items);
 }
 

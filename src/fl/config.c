@@ -72,6 +72,13 @@ fr_err fr_fl_config_check(const fr_fl_config *c) {
     if (c->batch < 1 || c->batch > (1u << 24))
         return fri_fail(FR_ERR_INVALID, "batch %u: expected 1..16777216", c->batch);
     if (c->negatives > 1000) return fri_fail(FR_ERR_INVALID, "negatives %u: expected 0..1000", c->negatives);
+    if (c->neg_sampler > FR_NEG_POPULARITY)
+        return fri_fail(FR_ERR_INVALID, "negative sampler %u: expected 0 (uniform) or 1 (pop)", c->neg_sampler);
+    if (!(c->neg_pop_exp >= 0 && c->neg_pop_exp <= 4))
+        return fri_fail(FR_ERR_INVALID, "popularity exponent %g: expected (0, 4], or 0 for 1", (double)c->neg_pop_exp);
+    if (c->neg_sampler == FR_NEG_UNIFORM && c->neg_pop_exp != 0)
+        return fri_fail(FR_ERR_INVALID, "popularity exponent %g with uniform negatives: set it with popularity "
+                        "negatives only", (double)c->neg_pop_exp);
     if (!(c->clients_per_round >= 0) || !isfinite(c->clients_per_round))
         return fri_fail(FR_ERR_INVALID, "clients per round %g: expected 0 (all), a fraction < 1 or a count",
                         c->clients_per_round);
@@ -219,6 +226,7 @@ static fr_err get_optim(fri_rd *r, fr_optim_config *o, const char *what) {
 #define FLAG_HIDE 64u /* decoys: f64 decoys | u32 decoy flags (bit 0: zero values) */
 #define FLAG_COMPRESS 128u /* compression: u32 up | u32 top-k | u32 down (not all 0) */
 #define FLAG_ROBUST 256u /* a robust aggregator: u32 aggregator | f64 beta | f64 clip | u32 f | u32 m */
+#define FLAG_POPNEG 512u /* popularity negatives (FR_NEG_POPULARITY): f32 exponent, last */
 
 static bool compressed(const fr_fl_config *c) { return c->compress_up || c->compress_topk || c->compress_down; }
 
@@ -233,7 +241,8 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
     fri_buf_u32(b, (c->row_norm ? 1u : 0u) | (c->item_sum ? 2u : 0u) | (c->keep_private_optim ? 4u : 0u) |
                        (c->dense_steps ? 8u : 0u) | (c->confidence_alpha != 0 ? FLAG_ALPHA : 0u) |
                        (fr_fl_dp_on(c) ? FLAG_DP : 0u) | (c->decoys > 0 ? FLAG_HIDE : 0u) |
-                       (compressed(c) ? FLAG_COMPRESS : 0u) | (c->aggregator ? FLAG_ROBUST : 0u));
+                       (compressed(c) ? FLAG_COMPRESS : 0u) | (c->aggregator ? FLAG_ROBUST : 0u) |
+                       (c->neg_sampler == FR_NEG_POPULARITY ? FLAG_POPNEG : 0u));
     fri_buf_u32(b, c->local_epochs);
     fri_buf_u32(b, c->batch);
     fri_buf_u32(b, c->negatives);
@@ -276,6 +285,7 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
         fri_buf_u32(b, c->agg_f);
         fri_buf_u32(b, c->agg_m);
     }
+    if (c->neg_sampler == FR_NEG_POPULARITY) fri_buf_f32(b, c->neg_pop_exp);
 }
 
 fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
@@ -294,7 +304,7 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
         (e = fri_rd_f64(r, &c->availability, "availability")) ||
         (e = fri_rd_u32(r, &c->min_results, "min results")) || (e = fri_rd_u64(r, &c->seed, "seed")))
         return e;
-    if (flags > 511) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x1ff", r->name, flags);
+    if (flags > 1023) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x3ff", r->name, flags);
     if (flags & FLAG_ALPHA) {
         if ((e = fri_rd_f32(r, &c->confidence_alpha, "confidence alpha"))) return e;
         if (!(c->confidence_alpha > 0) || !isfinite(c->confidence_alpha))
@@ -335,6 +345,10 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
             return e;
         if (c->aggregator == FR_AGG_FEDAVG)
             return fri_fail(FR_ERR_FORMAT, "%s: robust flag with fedavg (fedavg is not written)", r->name);
+    }
+    if (flags & FLAG_POPNEG) {
+        if ((e = fri_rd_f32(r, &c->neg_pop_exp, "popularity exponent"))) return e;
+        c->neg_sampler = FR_NEG_POPULARITY;
     }
     c->strategy = (fr_strategy)strategy;
     c->row_norm = flags & 1;

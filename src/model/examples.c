@@ -79,14 +79,60 @@ static neg_ctx neg_ctx_of(const fr_dataset *d, size_t deg) {
 }
 
 static uint32_t draw_negative(const fr_dataset *d, uint32_t user, const neg_ctx *c, fri_rng_batch *rng,
-                              const uint64_t *mark) {
+                              const uint64_t *mark, const fri_negpop *pop) {
     const uint32_t n_items = c->n_items;
     const uint8_t *absent = c->absent;
     if (c->none) return UINT32_MAX;
     for (;;) {
-        uint32_t j = fri_rng_batch_below(rng, n_items);
+        uint32_t j = pop ? fri_negpop_draw(pop, rng) : fri_rng_batch_below(rng, n_items);
         if (absent && absent[j]) continue;
         if (mark ? !(mark[j >> 6] >> (j & 63) & 1) : !fr_dataset_has(d, user, j)) return j;
+    }
+}
+
+fr_err fri_negpop_build(fri_negpop *p, const double *w, uint32_t n, double b) {
+    fri_negpop_free(p);
+    if (n == 0) return fri_fail(FR_ERR_INVALID, "popularity negatives over an empty catalogue");
+    if (!(b >= 0 && b <= 4)) return fri_fail(FR_ERR_INVALID, "popularity exponent %g: expected (0, 4], or 0 for 1", b);
+    for (uint32_t i = 0; i < n; i++)
+        if (!(w[i] > 0) || !isfinite(w[i]))
+            return fri_fail(FR_ERR_INVALID, "popularity of item %u is %g; expected a finite number > 0", i, w[i]);
+    fri_alias_col *col = fri_malloc((size_t)n * sizeof *col);
+    double *scaled = fri_malloc((size_t)n * sizeof *scaled);
+    uint32_t *small = fri_malloc((size_t)n * sizeof *small), *large = fri_malloc((size_t)n * sizeof *large);
+    fr_err e = col && scaled && small && large ? FR_OK : FR_ERR_NOMEM;
+    const bool tempered = b != 0 && b != 1;
+    if (!e && tempered) { /* scaled holds the tempered weights until the build overwrites it */
+        double *tw = fri_malloc((size_t)n * sizeof *tw);
+        if (!tw) e = FR_ERR_NOMEM;
+        for (uint32_t i = 0; !e && i < n; i++) tw[i] = pow(w[i], b);
+        if (!e) fri_alias_build(col, tw, n, scaled, small, large);
+        fri_free(tw);
+    } else if (!e) {
+        fri_alias_build(col, w, n, scaled, small, large);
+    }
+    fri_free(scaled);
+    fri_free(small);
+    fri_free(large);
+    if (e) { fri_free(col); return e; }
+    p->n = n;
+    p->col = col;
+    return FR_OK;
+}
+
+void fri_negpop_free(fri_negpop *p) {
+    fri_free(p->col);
+    p->col = NULL;
+    p->n = 0;
+}
+
+void fri_item_popularity(const fr_dataset *d, double *w) {
+    const uint32_t ni = fr_dataset_n_items(d);
+    for (uint32_t i = 0; i < ni; i++) w[i] = 1;
+    for (uint32_t u = 0; u < fr_dataset_n_users(d); u++) {
+        const uint32_t *it;
+        size_t n = fr_dataset_user(d, u, &it, NULL, NULL);
+        for (size_t j = 0; j < n; j++) w[it[j]] += 1;
     }
 }
 
@@ -119,7 +165,8 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
      * drawing them one by one leaves it, so the same examples */
     fri_rng_batch rb;
     const bool draws = loss == FR_LOSS_BPR || (loss == FR_LOSS_BCE && neg > 0);
-    if (draws) fri_rng_batch_begin_for(&rb, rng, (uint64_t)deg * (loss == FR_LOSS_BCE ? neg : per));
+    const fri_negpop *pop = ex->pop && ex->pop->col ? ex->pop : NULL; /* two words a draw */
+    if (draws) fri_rng_batch_begin_for(&rb, rng, (uint64_t)deg * (loss == FR_LOSS_BCE ? neg : per) * (pop ? 2 : 1));
     const neg_ctx nc = neg_ctx_of(d, deg); /* once a user */
     for (size_t x = 0; x < deg; x++) {
         const size_t k0 = k;
@@ -132,7 +179,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             ex->user[k] = row; ex->item[k] = items[x]; ex->label[k] = 1.0f; ex->neg[k] = 0;
             k++;
             for (uint32_t q = 0; q < neg; q++) {
-                uint32_t j = draw_negative(d, user, &nc, &rb, mark);
+                uint32_t j = draw_negative(d, user, &nc, &rb, mark, pop);
                 if (j == UINT32_MAX) break;
                 ex->user[k] = row; ex->item[k] = j; ex->label[k] = 0.0f; ex->neg[k] = 0;
                 k++;
@@ -144,7 +191,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             break;
         case FR_LOSS_BPR:
             for (size_t q = 0; q < per; q++) {
-                uint32_t j = draw_negative(d, user, &nc, &rb, mark);
+                uint32_t j = draw_negative(d, user, &nc, &rb, mark, pop);
                 if (j == UINT32_MAX) break;
                 ex->user[k] = row; ex->item[k] = items[x]; ex->neg[k] = j; ex->label[k] = 1.0f;
                 k++;
@@ -400,4 +447,15 @@ fr_err fri_examples_fit(const fri_examples *ex, size_t batch, fr_model *m, fr_mo
     plain p = {m, ws, g, o};
     fri_step_rule rule = {&p, NULL, plain_gradient, NULL, plain_step};
     return fri_examples_run(ex, batch, fr_model_config_of(m)->loss, &rule, loss_sum);
+}
+
+const char *fr_neg_sampler_name(fr_neg_sampler s) {
+    return s == FR_NEG_UNIFORM ? "uniform" : s == FR_NEG_POPULARITY ? "pop" : "?";
+}
+
+fr_err fr_neg_sampler_parse(const char *name, fr_neg_sampler *out) {
+    if (name && !strcmp(name, "uniform")) *out = FR_NEG_UNIFORM;
+    else if (name && !strcmp(name, "pop")) *out = FR_NEG_POPULARITY;
+    else return fri_fail(FR_ERR_INVALID, "unknown negative sampler '%s': expected uniform or pop", name ? name : "(null)");
+    return FR_OK;
 }

@@ -20,9 +20,41 @@
 
 #include <math.h>
 
+#include "core/alias.h"
 #include "core/core.h"
 #include "fedrec/data.h"
 #include "fedrec/model.h"
+
+/* Popularity negatives (FR_NEG_POPULARITY): Walker's alias table over the items' weights.
+ * A draw is two words of the stream: a column below n (fr_rng_below's rule) and a float
+ * coin (fr_rng_float's) kept against the column's p, else its alias. So the centralized
+ * examples (a batch reader) and a federated client (fr_rng_below, fr_rng_float) read the
+ * same words and draw the same items from the same weights. */
+typedef struct fri_negpop {
+    uint32_t n;         /* items */
+    fri_alias_col *col; /* [n], fri_malloc'd; NULL: uniform draws */
+} fri_negpop;
+/* Builds p over w[0, n)^b (each w finite and > 0, so every item can be drawn: a user with
+ * items left always gets a negative, as with uniform draws; b in (0, 4], 0 or 1: w as it
+ * is, else pow(w, b): the same table wherever libm's pow gives the same bits).
+ * FR_ERR_INVALID naming the first bad weight or the exponent, FR_ERR_NOMEM; p is left empty
+ * on error. Frees what p held. */
+FR_NODISCARD fr_err fri_negpop_build(fri_negpop *p, const double *w, uint32_t n, double b);
+void fri_negpop_free(fri_negpop *p);
+/* w[0, fr_dataset_n_items(d)) = each item's interactions in d + 1: the public popularity
+ * (the simulator's, and `fedrec data shard`'s popularity.txt). */
+void fri_item_popularity(const fr_dataset *d, double *w);
+/* A draw from p (p->col set) through a batch reader. */
+static inline uint32_t fri_negpop_draw(const fri_negpop *p, fri_rng_batch *rb) {
+    const uint32_t i = fri_rng_batch_below(rb, p->n);
+    const float coin = (float)(fri_rng_batch_u32(rb) >> 8) * 0x1.0p-24f;
+    return coin < p->col[i].p ? i : p->col[i].alias;
+}
+/* The same draw from a stream (the same words: the same item). */
+static inline uint32_t fri_negpop_draw_rng(const fri_negpop *p, fr_rng *r) {
+    const uint32_t i = fr_rng_below(r, p->n);
+    return fr_rng_float(r) < p->col[i].p ? i : p->col[i].alias;
+}
 
 typedef struct fri_examples {
     size_t n, cap;     /* examples held, capacity */
@@ -39,6 +71,8 @@ typedef struct fri_examples {
     uint32_t *hist;    /* [n * L] the user's items before `item`, the latest last, FR_NO_ITEM-padded */
     uint32_t *hneg;    /* [n * L] a negative for the item after each history position */
     uint64_t *key;     /* [n] the example's dropout key */
+    const fri_negpop *pop; /* popularity negatives (borrowed; a table over the catalogue), or
+                          NULL: uniform. Set by the owner before adding examples */
     uint64_t *mark;    /* scratch: a bit per item, set for the user whose negatives are
                           being drawn (all clear between users), or NULL */
     size_t mark_bits;  /* items mark covers */
@@ -66,7 +100,8 @@ static inline float fri_confidence(float alpha, float r) { return (float)(1.0 + 
  *   FR_LOSS_BPR: `max(neg,1)` x (row, item, j) for every interaction;
  *   FR_LOSS_CE: (row, item, 1) for every interaction (a softmax over all items needs no
  *   sampled negative).
- * Negatives j are uniform over [0, n_items) minus the user's items in d; if the user has
+ * Negatives j are uniform over [0, n_items) minus the user's items in d (with ex->pop,
+ * drawn from its popularity table instead, then rejected the same way); if the user has
  * every item, no negative example is made. With ex->alpha > 0 each example gets its
  * weight in wt: the confidence of its positive (the user's rating of item) for BCE and
  * BPR, 1 for a BCE negative and for MSE (a rating is a label: the trainers leave alpha 0

@@ -53,6 +53,12 @@ fr_err fr_train_config_check(const fr_train_config *c) {
     if (!(c->confidence_alpha >= 0) || !isfinite(c->confidence_alpha))
         return fri_fail(FR_ERR_INVALID, "train config: confidence alpha %g: expected a finite number >= 0",
                         (double)c->confidence_alpha);
+    if (c->neg_sampler > FR_NEG_POPULARITY)
+        return fri_fail(FR_ERR_INVALID, "train config: negative sampler %u: expected 0 (uniform) or 1 (pop)",
+                        c->neg_sampler);
+    if (!(c->neg_pop_exp >= 0 && c->neg_pop_exp <= 4))
+        return fri_fail(FR_ERR_INVALID, "train config: popularity exponent %g: expected (0, 4], or 0 for 1",
+                        (double)c->neg_pop_exp);
     return fr_optim_config_check(&c->optim);
 }
 
@@ -131,6 +137,7 @@ struct fr_trainer {
     float fused_lr;                           /* the fused pass's learning rate */
     double fused_sum;                         /* the fused pass's loss sum */
     fr_err fused_err;                         /* the fused pass's result */
+    fri_negpop negpop;                        /* popularity negatives' table, or empty */
 };
 
 _Static_assert(FR_TRAIN_MAX_SHARDS <= FRI_STEP_MAX_PARTS, "a minibatch's shards are its loss parts");
@@ -149,6 +156,7 @@ void fr_trainer_free(fr_trainer *t) {
     fr_pool_free(t->pool);
     pthread_mutex_destroy(&t->bar.mu);
     pthread_cond_destroy(&t->bar.cv);
+    fri_negpop_free(&t->negpop);
     fri_free(t);
 }
 
@@ -192,6 +200,17 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
     }
     if (!e) e = fr_optim_create(&t->o, m, &cfg->optim);
     if (e) { fr_trainer_free(t); return e; }
+    if (cfg->neg_sampler == FR_NEG_POPULARITY && !hist_len && mc->loss != FR_LOSS_MSE) {
+        /* popularity negatives: the items' interactions in d + 1, as the public popularity */
+        uint32_t ni = fr_dataset_n_items(d);
+        double *w = fri_malloc((size_t)(ni ? ni : 1) * sizeof *w);
+        e = w ? FR_OK : FR_ERR_NOMEM;
+        if (w) fri_item_popularity(d, w);
+        if (!e) e = fri_negpop_build(&t->negpop, w, ni, cfg->neg_pop_exp);
+        fri_free(w);
+        if (e) { fr_trainer_free(t); return e; }
+        for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].pop = &t->negpop;
+    }
     t->parties = (unsigned)fr_pool_size(t->pool);
     if (t->parties > cfg->shards && !fri_optim_is_dense(t->o)) t->parties = cfg->shards;
     /* small minibatches: two barriers per step cost more than the step; one party runs

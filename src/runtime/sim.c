@@ -293,7 +293,9 @@ static fr_err sim_create(fr_sim **out, const fr_model_config *mcfg, const fr_fl_
         if (!e) e = fr_result_create(&s->w[i].res);
         if (e) goto fail;
     }
-    if (cfg->decoys > 0) { /* the public popularity decoys follow: training interactions + 1 per item */
+    if (cfg->decoys > 0 || cfg->neg_sampler == FR_NEG_POPULARITY) {
+        /* the public popularity decoys and popularity negatives follow: training
+         * interactions + 1 per item (the centralized trainer's, fri_item_popularity) */
         uint32_t ni = s->mcfg.n_items;
         double *pop = fri_malloc((size_t)(ni ? ni : 1) * sizeof *pop);
         e = FR_ERR_NOMEM;

@@ -411,15 +411,17 @@ static fr_err step_on(fr_netc *c, const fr_task *t, snap *sn, fr_client_ws **wsp
 /* The client step's workspace for TASK t (model config mc: t's with c's feature lists). */
 static fr_err make_ws(const fr_netc *c, const fr_task *t, const fr_model_config *mc, fr_client_ws **ws) {
     const fr_fl_config *fc = fr_task_fl_config(t);
-    if (fc->decoys > 0 && !c->pop)
-        return fri_fail(FR_ERR_INVALID, "client %u: the federation hides items with decoys drawn from the items' "
+    const bool popneg = fc->neg_sampler == FR_NEG_POPULARITY, needs = fc->decoys > 0 || popneg;
+    if (needs && !c->pop)
+        return fri_fail(FR_ERR_INVALID, "client %u: the federation %s drawn from the items' "
                         "public popularity, and this client has none (fedrec data shard writes it as "
-                        "popularity.txt beside the shards: fedrec client --popularity FILE)", c->client);
-    if (fc->decoys > 0 && c->pop_n != mc->n_items)
+                        "popularity.txt beside the shards: fedrec client --popularity FILE)", c->client,
+                        fc->decoys > 0 ? "hides items with decoys" : "trains on negatives");
+    if (needs && c->pop_n != mc->n_items)
         return fri_fail(FR_ERR_INVALID, "client %u: the items' popularity covers %u items, the federation's catalogue "
                         "%u (a popularity file of another federation?)", c->client, c->pop_n, mc->n_items);
     fr_err e = fr_client_ws_create(ws, mc, fc);
-    if (!e && fc->decoys > 0) e = fr_client_ws_set_popularity(*ws, c->pop, c->pop_n);
+    if (!e && needs) e = fr_client_ws_set_popularity(*ws, c->pop, c->pop_n);
     if (e) {
         fr_client_ws_free(*ws);
         *ws = NULL;
