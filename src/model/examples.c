@@ -105,7 +105,9 @@ fr_err fri_negpop_build(fri_negpop *p, const double *w, uint32_t n, double b) {
     if (!e && tempered) { /* scaled holds the tempered weights until the build overwrites it */
         double *tw = fri_malloc((size_t)n * sizeof *tw);
         if (!tw) e = FR_ERR_NOMEM;
-        for (uint32_t i = 0; !e && i < n; i++) tw[i] = pow(w[i], b);
+        /* b = 0.5 (bpr's preset) by the correctly rounded sqrt: the same table on every
+         * machine; other exponents by libm's pow */
+        for (uint32_t i = 0; !e && i < n; i++) tw[i] = b == 0.5 ? sqrt(w[i]) : pow(w[i], b);
         if (!e) fri_alias_build(col, tw, n, scaled, small, large);
         fri_free(tw);
     } else if (!e) {

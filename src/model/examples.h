@@ -36,7 +36,8 @@ typedef struct fri_negpop {
 } fri_negpop;
 /* Builds p over w[0, n)^b (each w finite and > 0, so every item can be drawn: a user with
  * items left always gets a negative, as with uniform draws; b in (0, 4], 0 or 1: w as it
- * is, else pow(w, b): the same table wherever libm's pow gives the same bits).
+ * is, 0.5: sqrt(w), the same table on every IEEE machine; else pow(w, b): the same
+ * table wherever libm's pow gives the same bits).
  * FR_ERR_INVALID naming the first bad weight or the exponent, FR_ERR_NOMEM; p is left empty
  * on error. Frees what p held. */
 FR_NODISCARD fr_err fri_negpop_build(fri_negpop *p, const double *w, uint32_t n, double b);
