@@ -629,8 +629,11 @@ static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
 /* ---------------------------------------------------------------- the vector kernel
  *
  * hy_loss_naive's loss and gradient for dims that are a multiple of 8, in eight-lane
- * vectors (v8.h), compiled twice (plain, and for AVX2 where the CPU has it; the same bits,
- * tests/test_hybrid.c). What it saves over the plain code:
+ * vectors (v8.h), compiled twice: plain, and for AVX2 with FMA where the CPU has both (a
+ * multiply and an add contracted into one fused operation, one rounding fewer: not the
+ * plain copy's bits, within the same bounds of the plain code, tests/test_hybrid.c; every
+ * run on one CPU takes the same copy, so threads, the federation's one step and model
+ * files keep their bits). What it saves over the plain code:
  *   - a side is composed in registers a lane block at a time, its id row and feature rows
  *     read once, and lightfm's dot product with the user vector taken in the same pass;
  *   - WARP's first candidate (the example's negative) is kept when no candidate violates,
@@ -1179,14 +1182,26 @@ static double hy_kernel_plain(const fr_model *m, hy_ws *w, const fr_batch *b, fr
 
 #if defined(__x86_64__) || defined(__i386__)
 #define HY_AVX 1
-__attribute__((target("avx2"))) static double hy_kernel_avx(const fr_model *m, hy_ws *w, const fr_batch *b,
-                                                             fr_grad *g) {
+/* (C11 mode turns GCC's contraction off, -ffp-contract=off: here it is on; clang contracts
+ * within an expression by default and has no optimize attribute) */
+#if defined(__clang__)
+#define HY_CONTRACT
+#else
+#define HY_CONTRACT __attribute__((optimize("fp-contract=fast")))
+#endif
+__attribute__((target("avx2,fma"))) HY_CONTRACT static double
+hy_kernel_avx(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
     HY_KERNEL_BODY
 }
 #else
 #define HY_AVX 0
 #endif
 #endif /* FRI_V8 */
+
+#if defined(__x86_64__) || defined(__i386__)
+/* the kernel's AVX2 copy fuses multiplies and adds (FMA); rows_pass's (AVX2 only) goes with it */
+static bool hy_have_avx2_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#endif
 
 static int hy_mode = 2; /* 0 the plain code, 1 the kernel's plain copy, 2 its AVX2 copy where the CPU has it */
 static uint32_t hy_stale = HY_STALE; /* rows_pass, lightfm WARP: minibatches between refreshes of the screening
@@ -1235,7 +1250,7 @@ int fri_hybrid_kernel(int mode) {
     int was = hy_mode;
     hy_mode = mode;
 #if FRI_V8 && HY_AVX
-    if (was == 2 && !__builtin_cpu_supports("avx2")) was = 1;
+    if (was == 2 && !hy_have_avx2_fma()) was = 1;
 #endif
 #if !FRI_V8
     was = 0;
@@ -1247,7 +1262,7 @@ static double hy_loss(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
 #if FRI_V8
     if (hy_mode && m->cfg.dim % 8 == 0) {
 #if HY_AVX
-        if (hy_mode == 2 && __builtin_cpu_supports("avx2")) return hy_kernel_avx(m, w, b, g);
+        if (hy_mode == 2 && hy_have_avx2_fma()) return hy_kernel_avx(m, w, b, g);
 #endif
         return hy_kernel_plain(m, w, b, g);
     }
@@ -1627,7 +1642,7 @@ __attribute__((target("avx2"))) static fr_err rows_pass_avx(fr_model *m, const f
 static fr_err rows_pass(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
                         fr_optim *o, double *loss_sum) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (hy_mode == 2 && __builtin_cpu_supports("avx2")) return rows_pass_avx(m, ex, batch, shards, g, o, loss_sum);
+    if (hy_mode == 2 && hy_have_avx2_fma()) return rows_pass_avx(m, ex, batch, shards, g, o, loss_sum);
 #endif
     return rows_pass_plain(m, ex, batch, shards, g, o, loss_sum);
 }
