@@ -1138,6 +1138,38 @@ Test(hybrid, splitmix_draws_are_uniform) {
     cr_assert(!same, "another seed, other draws");
 }
 
+/* The screening table's half floats (model_hybrid.c, hy_f2h / hy_h2f, the plain copies'
+ * conversions): values at the edges by hand (round to nearest even, a carry into the
+ * exponent, overflow at 65520, subnormals, signs), a half read back exactly, and the
+ * software's halves the hardware's (F16C, where the CPU has it) bit for bit over a sweep. */
+bool fri_hybrid_halves(const float *in, size_t n, uint16_t *sw, uint16_t *hw, float *back);
+Test(hybrid, screening_halves_round_to_nearest_even) {
+    const float in[16] = {1.0f, -2.0f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 2047.0f / 1024 + 0x1p-11f, 65504.0f,
+                          65519.0f, 65520.0f, 0x1p-24f, 0x1p-25f, 3 * 0x1p-26f, 0x1p-14f, -0.0f, 0.1f, 1e-8f, 0x1.8p-24f};
+    const uint16_t want[16] = {0x3c00, 0xc000, 0x3c00, 0x3c02, 0x4000, 0x7bff, 0x7bff, 0x7c00,
+                               0x0001, 0x0000, 0x0001, 0x0400, 0x8000, 0x2e66, 0x0000, 0x0002};
+    uint16_t sw[16], hw[16];
+    float back[16];
+    fri_hybrid_halves(in, 16, sw, hw, back);
+    for (int k = 0; k < 16; k++) cr_assert_eq(sw[k], want[k], "value %d (%a): half %#06x, want %#06x", k, in[k], sw[k], want[k]);
+    cr_assert_eq(back[0], 1.0f);
+    cr_assert_eq(back[3], 1.0f + 2 * 0x1p-10f);
+    cr_assert_eq(back[8], 0x1p-24f);
+    cr_assert_eq(back[13], 0x1.998p-4f, "0.1 as a half: %a", back[13]);
+    enum { N = 4096 };
+    static float x[N], bx[N];
+    static uint16_t s1[N], h1[N];
+    srand(3);
+    for (int k = 0; k < N; k++) /* magnitudes 2^-30 .. 2^17, both signs, every low bit pattern */
+        x[k] = ldexpf((float)(rand() % 0x1000000) / 0x1p24f + 0.5f, rand() % 48 - 30) * (k % 2 ? -1.0f : 1.0f);
+    if (!fri_hybrid_halves(x, N, s1, h1, bx)) return;
+    for (int k = 0; k < N; k++) {
+        cr_assert_eq(s1[k], h1[k], "%a: software %#06x, F16C %#06x", x[k], s1[k], h1[k]);
+        if (fabsf(x[k]) >= 0x1p-14f && fabsf(x[k]) < 65504.0f)
+            cr_assert(fabsf(bx[k] - x[k]) <= 0x1p-11f * fabsf(x[k]), "%a read back as %a", x[k], bx[k]);
+    }
+}
+
 Test(hybrid, rows_pass_fast_path_against_the_exact_one) {
     fast_vs_exact("lightfm", 10, 1, 1e-3);
     fast_vs_exact("lightfm", 0, 1, 1e-3);
