@@ -1550,9 +1550,9 @@ static FRI_ALWAYS_INLINE void screen_rows(const fr_model *m, const float *restri
 
 /* The screening table's feature part: each item row's sum_g w_g F_g and sum_g w_g cf_g, from
  * the current feature rows; then every row of the table (screen_row). */
-static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
-                                            float *restrict gb, uint16_t *restrict se, float *restrict sb,
-                                            uint32_t rows, size_t d, bool h16) {
+static FRI_ALWAYS_INLINE void stale_refresh_d(const fr_model *m, const fri_feat *f, float *restrict ge,
+                                              float *restrict gb, uint16_t *restrict se, float *restrict sb,
+                                              uint32_t rows, size_t d, bool h16) {
     const float *F = P(m, IF_EMB), *FB = P(m, IF_B), *E = P(m, IT_EMB), *EB = P(m, IT_B);
     for (uint32_t r = 0; r < rows; r++) {
         const uint32_t *id = NULL;
@@ -1576,6 +1576,14 @@ static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f
         gb[r] = b;
         screen_row(E, EB, ge, gb, se, sb, r, d, h16);
     }
+}
+
+/* (the preset's dim a constant: its row's loops unrolled; the same operations) */
+static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
+                                            float *restrict gb, uint16_t *restrict se, float *restrict sb,
+                                            uint32_t rows, size_t d, bool h16) {
+    if (d == 32) stale_refresh_d(m, f, ge, gb, se, sb, rows, 32, h16);
+    else stale_refresh_d(m, f, ge, gb, se, sb, rows, d, h16);
 }
 
 static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards,
