@@ -182,8 +182,9 @@ Test(hybrid, gradients_of_the_vector_kernel) {
 
 /* The kernel against the plain code (hy_loss_naive): the same loss and gradient up to
  * float rounding (lightfm's scores and rows: the same operations), the same rows touched;
- * and its two copies give the same bits. Batches of every loss, weighted and not, dims
- * 8, 16 and 32, items with 0 to 3 features. */
+ * both copies of the kernel (the AVX2 one fuses multiplies and adds, one rounding fewer
+ * an operation: within the same bounds, not the same bits). Batches of every loss,
+ * weighted and not, dims 8, 16 and 32, items with 0 to 3 features. */
 static void kernel_vs_plain(const char *kind, fr_loss loss, uint32_t warp, uint32_t dim, bool weighted) {
     toy_dim = dim;
     fr_model *m = toy_model(kind, loss, warp, 5, 9, weighted ? 0.1f : 0.0f);
@@ -205,19 +206,23 @@ static void kernel_vs_plain(const char *kind, fr_loss loss, uint32_t warp, uint3
     fri_hybrid_kernel(2);
     size_t np = fr_model_n_params(m);
     const float *g0 = fr_grad_data(g[0]), *g1 = fr_grad_data(g[1]), *g2 = fr_grad_data(g[2]);
-    cr_assert(fabs(l[1] - l[0]) <= 1e-6 * (1 + fabs(l[0])), "%s: loss kernel %.9g, plain %.9g", kind, l[1], l[0]);
-    cr_assert_eq(l[1], l[2], "the kernel's copies give the same loss");
-    cr_assert(!memcmp(g1, g2, np * sizeof(float)), "the kernel's copies give the same gradient");
     double gmax = 0;
     for (size_t i = 0; i < np; i++) gmax = fmax(gmax, fabs(g0[i]));
     cr_assert_gt(gmax, 1e-3, "%s: a gradient to compare", kind);
-    for (size_t i = 0; i < np; i++)
-        cr_assert(fabs(g1[i] - g0[i]) <= 1e-5 * gmax, "%s loss %d warp %u dim %u: gradient[%zu] kernel %.9g, plain %.9g",
-                  kind, (int)loss, warp, dim, i, g1[i], g0[i]);
-    for (int t = 0; t < fr_model_n_tensors(m); t++) {
-        const fr_rowset *r0 = fr_grad_touched(g[0], t), *r1 = fr_grad_touched(g[1], t);
-        if (!r0) continue;
-        for (uint32_t r = 0; r < r0->n_rows; r++) cr_assert_eq(r0->mark[r], r1->mark[r], "tensor %d row %u touched", t, r);
+    for (int k = 1; k < 3; k++) {
+        const float *gk = k == 1 ? g1 : g2;
+        cr_assert(fabs(l[k] - l[0]) <= 1e-6 * (1 + fabs(l[0])), "%s: loss kernel (mode %d) %.9g, plain %.9g", kind, k, l[k],
+                  l[0]);
+        for (size_t i = 0; i < np; i++)
+            cr_assert(fabs(gk[i] - g0[i]) <= 1e-5 * gmax,
+                      "%s loss %d warp %u dim %u: gradient[%zu] kernel (mode %d) %.9g, plain %.9g", kind, (int)loss, warp,
+                      dim, i, k, gk[i], g0[i]);
+        for (int t = 0; t < fr_model_n_tensors(m); t++) {
+            const fr_rowset *r0 = fr_grad_touched(g[0], t), *r1 = fr_grad_touched(g[k], t);
+            if (!r0) continue;
+            for (uint32_t r = 0; r < r0->n_rows; r++)
+                cr_assert_eq(r0->mark[r], r1->mark[r], "tensor %d row %u touched (mode %d)", t, r, k);
+        }
     }
     for (int k = 0; k < 3; k++) fr_grad_free(g[k]);
     fr_model_ws_free(ws);
@@ -1070,7 +1075,8 @@ static fr_model *train_3_epochs(const fr_model_config *c, const data *d, const f
  * lightfm's WARP candidates screened by a table of the items' feature parts and drawn by
  * splitmix64. With the table refreshed every minibatch (it is then the current model's,
  * up to rounding) and the Philox draws, the three epochs' parameters are the exact path's
- * within 1e-4 of the largest and the losses within 1e-5 (relative); bpr and fm (no
+ * within 1e-3 of the largest (rsqrt's estimate errs by up to 3.7e-4 of a step, no Newton
+ * step: measured 2.4-4.5e-4) and the losses within 1e-5 (relative); bpr and fm (no
  * screening) likewise. As the default runs (refreshed every 64 minibatches: the table lags
  * the feature rows; splitmix64 draws) the loss falls and hr@10 is within 0.1 of the exact
  * path's. */
@@ -1099,9 +1105,10 @@ static void fast_vs_exact(const char *kind, uint32_t warp, uint32_t every, doubl
     cr_assert_lt(l[1][2], l[1][0], "%s warp %u every %u: the loss falls (%g -> %g)", kind, warp, every, l[1][0], l[1][2]);
     if (ptol > 0) {
         cr_assert(dmax <= ptol * amax, "%s warp %u every %u: parameters differ by %g (largest %g)", kind, warp, every, dmax, amax);
-        for (int e = 0; e < 3; e++)
+        for (int e = 0; e < 3; e++) {
             cr_assert(fabs(l[1][e] - l[0][e]) <= 1e-5 * fabs(l[0][e]), "%s epoch %d loss fast %.9g exact %.9g", kind, e,
                       l[1][e], l[0][e]);
+        }
     } else {
         double h0 = hr10(m[0], &d), h1 = hr10(m[1], &d);
         cr_assert(fabs(h1 - h0) <= 0.1, "%s warp %u every %u: hr@10 fast %g exact %g", kind, warp, every, h1, h0);
@@ -1131,10 +1138,42 @@ Test(hybrid, splitmix_draws_are_uniform) {
     cr_assert(!same, "another seed, other draws");
 }
 
+/* The screening table's half floats (model_hybrid.c, hy_f2h / hy_h2f, the plain copies'
+ * conversions): values at the edges by hand (round to nearest even, a carry into the
+ * exponent, overflow at 65520, subnormals, signs), a half read back exactly, and the
+ * software's halves the hardware's (F16C, where the CPU has it) bit for bit over a sweep. */
+bool fri_hybrid_halves(const float *in, size_t n, uint16_t *sw, uint16_t *hw, float *back);
+Test(hybrid, screening_halves_round_to_nearest_even) {
+    const float in[16] = {1.0f, -2.0f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 2047.0f / 1024 + 0x1p-11f, 65504.0f,
+                          65519.0f, 65520.0f, 0x1p-24f, 0x1p-25f, 3 * 0x1p-26f, 0x1p-14f, -0.0f, 0.1f, 1e-8f, 0x1.8p-24f};
+    const uint16_t want[16] = {0x3c00, 0xc000, 0x3c00, 0x3c02, 0x4000, 0x7bff, 0x7bff, 0x7c00,
+                               0x0001, 0x0000, 0x0001, 0x0400, 0x8000, 0x2e66, 0x0000, 0x0002};
+    uint16_t sw[16], hw[16];
+    float back[16];
+    fri_hybrid_halves(in, 16, sw, hw, back);
+    for (int k = 0; k < 16; k++) cr_assert_eq(sw[k], want[k], "value %d (%a): half %#06x, want %#06x", k, in[k], sw[k], want[k]);
+    cr_assert_eq(back[0], 1.0f);
+    cr_assert_eq(back[3], 1.0f + 2 * 0x1p-10f);
+    cr_assert_eq(back[8], 0x1p-24f);
+    cr_assert_eq(back[13], 0x1.998p-4f, "0.1 as a half: %a", back[13]);
+    enum { N = 4096 };
+    static float x[N], bx[N];
+    static uint16_t s1[N], h1[N];
+    srand(3);
+    for (int k = 0; k < N; k++) /* magnitudes 2^-30 .. 2^17, both signs, every low bit pattern */
+        x[k] = ldexpf((float)(rand() % 0x1000000) / 0x1p24f + 0.5f, rand() % 48 - 30) * (k % 2 ? -1.0f : 1.0f);
+    if (!fri_hybrid_halves(x, N, s1, h1, bx)) return;
+    for (int k = 0; k < N; k++) {
+        cr_assert_eq(s1[k], h1[k], "%a: software %#06x, F16C %#06x", x[k], s1[k], h1[k]);
+        if (fabsf(x[k]) >= 0x1p-14f && fabsf(x[k]) < 65504.0f)
+            cr_assert(fabsf(bx[k] - x[k]) <= 0x1p-11f * fabsf(x[k]), "%a read back as %a", x[k], bx[k]);
+    }
+}
+
 Test(hybrid, rows_pass_fast_path_against_the_exact_one) {
-    fast_vs_exact("lightfm", 10, 1, 1e-4);
-    fast_vs_exact("lightfm", 0, 1, 1e-4);
-    fast_vs_exact("fm", 10, 1, 1e-4);
+    fast_vs_exact("lightfm", 10, 1, 1e-3);
+    fast_vs_exact("lightfm", 0, 1, 1e-3);
+    fast_vs_exact("fm", 10, 1, 1e-3);
     fast_vs_exact("lightfm", 10, 64, 0);
 }
 

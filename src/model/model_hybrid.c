@@ -376,10 +376,11 @@ typedef struct hy_ws {
     float *s;               /* [n] scores (score) */
     double lw[HY_LW + 1];   /* WARP's ln(max(1, floor((N - 1) / t))) for t = 1..lw_have, catalogue lw_n */
     uint32_t lw_n, lw_have;
-    const float *sq_e, *sq_b; /* lightfm WARP under rows_pass: each item row's id row plus its feature part
-                               * (E + sum_g w F_g, and B + sum_g w cf_g), the feature part as of the last
-                               * refresh (hy_stale), the id part current, to screen the candidates; NULL:
-                               * every candidate composed (the reference) */
+    const uint16_t *sq_e;   /* lightfm WARP under rows_pass: each item row's id row plus its feature part
+                             * (E + sum_g w F_g) in IEEE half precision (hy_half), the feature part as of
+                             * the last refresh (hy_stale), the id part current, to screen the candidates;
+                             * NULL: every candidate composed (the reference) */
+    const float *sq_b;      /* and B + sum_g w cf_g, in float */
     bool fast;              /* rows_pass's fast path: bpr's softplus and sigmoid in float (hy_softplus_sigmoid_f) */
     bool splitmix;          /* with sq_e: WARP's draws by hy_draws, not the Philox stream */
     bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
@@ -408,7 +409,8 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->s = fri_carve(&cv, B);
     w->zero_unmarked = false;
     w->lw_n = w->lw_have = 0; /* no rank weights yet (rows_pass's and sgd_pass's hy_ws is on the stack) */
-    w->sq_e = w->sq_b = NULL;
+    w->sq_e = NULL;
+    w->sq_b = NULL;
     w->splitmix = w->fast = false;
     for (int s = 0; s < 2; s++) { w->cg[s] = w->cgb[s] = NULL; w->slot[s] = w->crow[s] = NULL; w->ccount[s] = 0; }
     return cv.at;
@@ -629,8 +631,11 @@ static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
 /* ---------------------------------------------------------------- the vector kernel
  *
  * hy_loss_naive's loss and gradient for dims that are a multiple of 8, in eight-lane
- * vectors (v8.h), compiled twice (plain, and for AVX2 where the CPU has it; the same bits,
- * tests/test_hybrid.c). What it saves over the plain code:
+ * vectors (v8.h), compiled twice: plain, and for AVX2 with FMA where the CPU has both (a
+ * multiply and an add contracted into one fused operation, one rounding fewer: not the
+ * plain copy's bits, within the same bounds of the plain code, tests/test_hybrid.c; every
+ * run on one CPU takes the same copy, so threads, the federation's one step and model
+ * files keep their bits). What it saves over the plain code:
  *   - a side is composed in registers a lane block at a time, its id row and feature rows
  *     read once, and lightfm's dot product with the user vector taken in the same pass;
  *   - WARP's first candidate (the example's negative) is kept when no candidate violates,
@@ -744,20 +749,98 @@ static FRI_ALWAYS_INLINE void kprefetch_off(const hy_tab *T, int s, uint32_t r) 
     if (gr < T->frows[s]) __builtin_prefetch(T->off[s] + gr, 0, 3);
 }
 
-static FRI_ALWAYS_INLINE void kprefetch_q(const float *sq_e, const float *sq_b, uint32_t r, size_t d) {
-    for (size_t k = 0; k < d; k += 16) __builtin_prefetch(sq_e + (size_t)r * d + k, 0, 3);
+/* The screening table's rows are IEEE half floats (binary16: 11 significant bits, a value
+ * within 2^-11 of its float), one 64-byte line a row at dim 32: a screened candidate reads
+ * half the bytes, and the table half the cache. It only chooses which candidate is composed
+ * (the chosen one's score and gradient are exact), so a score off by ~1e-3 moves a
+ * candidate across the margin rarely. With F16C (the kernel's and rows_pass's AVX2 copies)
+ * vcvtph2ps / vcvtps2ph convert eight at a time; the plain copies convert in software (the
+ * same values: round to nearest even, subnormals kept). h16: a constant of each copy. */
+static FRI_ALWAYS_INLINE float hy_h2f(uint16_t h) {
+    const uint32_t sgn = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, mt = h & 0x3ffu;
+    if (e == 0) { /* zero or subnormal: mt 2^-24 */
+        const float f = (float)mt * 0x1p-24f;
+        return sgn ? -f : f;
+    }
+    const uint32_t x = sgn | (e == 31 ? 0x7f800000u | mt << 13 : (e + 112) << 23 | mt << 13);
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+static FRI_ALWAYS_INLINE uint16_t hy_f2h(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    const uint32_t sgn = (x >> 16) & 0x8000u;
+    x &= 0x7fffffffu;
+    if (x > 0x7f800000u) return (uint16_t)(sgn | 0x7e00u | (x >> 13 & 0x3ffu)); /* NaN stays NaN */
+    if (x >= 0x477ff000u) return (uint16_t)(sgn | 0x7c00u); /* 65520 and up round to infinity */
+    if (x < 0x38800000u) { /* below 2^-14: a subnormal half, round(|f| 2^24) to nearest even */
+        float a;
+        memcpy(&a, &x, sizeof a);
+        const float y = a * 0x1p24f + 0x1p23f; /* the add rounds to an integer (< 2^10) */
+        uint32_t yb;
+        memcpy(&yb, &y, sizeof yb);
+        return (uint16_t)(sgn | (yb - 0x4b000000u));
+    }
+    uint32_t h = ((x >> 23) - 112) << 10 | (x >> 13 & 0x3ffu);
+    const uint32_t rem = x & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* nearest even (a carry moves the exponent) */
+    return (uint16_t)(sgn | h);
+}
+#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && (defined(__x86_64__) || defined(__i386__))
+#define HY_F16C 1 /* the builtins below stand in a branch the plain copies drop as dead code */
+#include <immintrin.h>
+#else
+#define HY_F16C 0
+#endif
+static FRI_ALWAYS_INLINE v8f kh8_load(const uint16_t *p, bool h16) {
+#if HY_F16C
+    if (h16) {
+        __v8hi h;
+        memcpy(&h, p, sizeof h);
+        return (v8f)__builtin_ia32_vcvtph2ps256(h);
+    }
+#endif
+    (void)h16;
+    v8f v;
+    for (int k = 0; k < 8; k++) v[k] = hy_h2f(p[k]);
+    return v;
+}
+static FRI_ALWAYS_INLINE void kh8_store(uint16_t *p, v8f v, bool h16) {
+#if HY_F16C
+    if (h16) {
+        const __v8hi h = __builtin_ia32_vcvtps2ph256((__v8sf)v, 0); /* 0: round to nearest even */
+        memcpy(p, &h, sizeof h);
+        return;
+    }
+#endif
+    (void)h16;
+    for (int k = 0; k < 8; k++) p[k] = hy_f2h(v[k]);
+}
+
+#if HY_F16C
+/* (tests: eight floats to halves by F16C) */
+__attribute__((target("avx2,f16c"))) static void halves_hw(const float *in, uint16_t *out) {
+    v8f v;
+    memcpy(&v, in, sizeof v);
+    kh8_store(out, v, true);
+}
+#endif
+
+static FRI_ALWAYS_INLINE void kprefetch_q(const uint16_t *sq_e, const float *sq_b, uint32_t r, size_t d) {
+    for (size_t k = 0; k < d; k += 32) __builtin_prefetch(sq_e + (size_t)r * d + k, 0, 3);
     __builtin_prefetch(sq_b + r, 0, 3);
 }
 
 /* lightfm's screening score of item row r for user vector p: p . (E[r] + G[r]) + (B[r] + gb[r]),
  * G and gb the item's feature part as of the last refresh, the sums kept in one row
  * (hy_ws.sq_e, sq_b: rows_pass adds them when it refreshes G and after each step of E, B). */
-static FRI_ALWAYS_INLINE float kscreen(const float *sq_e, const float *sq_b, uint32_t r, const float *restrict p,
-                                       size_t d) {
-    const float *q = sq_e + (size_t)r * d;
+static FRI_ALWAYS_INLINE float kscreen(const uint16_t *sq_e, const float *sq_b, uint32_t r, const float *restrict p,
+                                       size_t d, bool h16) {
+    const uint16_t *q = sq_e + (size_t)r * d;
     v8f acc = {0};
     for (size_t k = 0; k < d; k += 8) {
-        const v8f t = v8_load(p + k) * v8_load(q + k);
+        const v8f t = v8_load(p + k) * kh8_load(q + k, h16);
         acc = acc + t;
     }
     return v8_sum1(acc) + sq_b[r];
@@ -907,7 +990,7 @@ static double warp_lw(hy_ws *w, uint32_t N, uint32_t t) {
 }
 
 static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g, size_t d,
-                                               bool fm, bool mapped) {
+                                               bool fm, bool mapped, bool h16) {
     const fr_model_config *c = &m->cfg;
     const fri_feat *f = feat_of(c->features);
     const bool pair = c->loss == FR_LOSS_BPR;
@@ -921,7 +1004,8 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     /* what the loop reads, in locals (the rowsets' byte stores may alias any memory) */
     const uint32_t *const users = b->users, *const items = b->items, *const negs = b->neg;
     const float *const label = b->label, *const weight = b->weight;
-    const float *const sq_e = fm ? NULL : w->sq_e, *const sq_b = w->sq_b;
+    const uint16_t *const sq_e = fm ? NULL : w->sq_e;
+    const float *const sq_b = w->sq_b;
     const bool fast = w->fast, zero_unmarked = w->zero_unmarked, scr = sq_e != NULL, smx = scr && w->splitmix;
     float *const gw0 = fm && g ? G(g, m, W0) : NULL;
     hy_tab T;
@@ -1035,7 +1119,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                         }
                         if (cand == i) continue;
                     }
-                    if (kscreen(sq_e, sq_b, cand, p, d) + bu > si - 1.0f) {
+                    if (kscreen(sq_e, sq_b, cand, p, d, h16) + bu > si - 1.0f) {
                         t = tt;
                         j = cand;
                         break;
@@ -1076,7 +1160,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                         }
                         if (cand == i) continue;
                     }
-                    if (scr && !(kscreen(sq_e, sq_b, cand, p, d) + bu > si - 1.0f)) continue;
+                    if (scr && !(kscreen(sq_e, sq_b, cand, p, d, h16) + bu > si - 1.0f)) continue;
                     const float bc = kcompose(&T, 1, cand, qc, sqc, fm ? NULL : p, &dot, d, fm);
                     const float sc = kscore(dot, p, sp, qc, sqc, w0, bu + bc, d, fm);
                     if (tt == 1) composed_neg = true;
@@ -1160,33 +1244,47 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
 
 /* the kernel for lightfm and fm, dims 32 and 64 as constants, and rows that are global ids
  * (the centralized model: no row binding) as a constant too */
-#define HY_KERNEL_BODY                                                                                                 \
-    const bool mapped = m->row_item || m->row_user;                                                                    \
-    if (is_fm(&m->cfg)) {                                                                                              \
-        switch (m->cfg.dim) {                                                                                          \
-        case 32: return hy_kernel_body(m, w, b, g, 32, true, true);                                                    \
-        default: return hy_kernel_body(m, w, b, g, m->cfg.dim, true, true);                                            \
-        }                                                                                                              \
-    }                                                                                                                  \
-    switch (m->cfg.dim) {                                                                                              \
-    case 32:                                                                                                           \
-        return mapped ? hy_kernel_body(m, w, b, g, 32, false, true) : hy_kernel_body(m, w, b, g, 32, false, false);    \
-    case 64: return hy_kernel_body(m, w, b, g, 64, false, true);                                                       \
-    default: return hy_kernel_body(m, w, b, g, m->cfg.dim, false, true);                                               \
+#define HY_KERNEL_BODY(h16)                                                                                             \
+    const bool mapped = m->row_item || m->row_user;                                                                     \
+    if (is_fm(&m->cfg)) {                                                                                               \
+        switch (m->cfg.dim) {                                                                                           \
+        case 32: return hy_kernel_body(m, w, b, g, 32, true, true, h16);                                                \
+        default: return hy_kernel_body(m, w, b, g, m->cfg.dim, true, true, h16);                                        \
+        }                                                                                                               \
+    }                                                                                                                   \
+    switch (m->cfg.dim) {                                                                                               \
+    case 32:                                                                                                            \
+        return mapped ? hy_kernel_body(m, w, b, g, 32, false, true, h16) : hy_kernel_body(m, w, b, g, 32, false, false, h16); \
+    case 64: return hy_kernel_body(m, w, b, g, 64, false, true, h16);                                                   \
+    default: return hy_kernel_body(m, w, b, g, m->cfg.dim, false, true, h16);                                           \
     }
 
-static double hy_kernel_plain(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) { HY_KERNEL_BODY }
+static double hy_kernel_plain(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) { HY_KERNEL_BODY(false) }
 
 #if defined(__x86_64__) || defined(__i386__)
 #define HY_AVX 1
-__attribute__((target("avx2"))) static double hy_kernel_avx(const fr_model *m, hy_ws *w, const fr_batch *b,
-                                                             fr_grad *g) {
-    HY_KERNEL_BODY
+/* (C11 mode turns GCC's contraction off, -ffp-contract=off: here it is on; clang contracts
+ * within an expression by default and has no optimize attribute) */
+#if defined(__clang__)
+#define HY_CONTRACT
+#else
+#define HY_CONTRACT __attribute__((optimize("fp-contract=fast")))
+#endif
+__attribute__((target("avx2,fma,f16c"))) HY_CONTRACT static double
+hy_kernel_avx(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
+    HY_KERNEL_BODY(true)
 }
 #else
 #define HY_AVX 0
 #endif
 #endif /* FRI_V8 */
+
+#if defined(__x86_64__) || defined(__i386__)
+/* the kernel's AVX2 copy fuses multiplies and adds (FMA); rows_pass's (AVX2 only) goes with it */
+static bool hy_have_avx2_fma(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+#endif
 
 static int hy_mode = 2; /* 0 the plain code, 1 the kernel's plain copy, 2 its AVX2 copy where the CPU has it */
 static uint32_t hy_stale = HY_STALE; /* rows_pass, lightfm WARP: minibatches between refreshes of the screening
@@ -1223,6 +1321,24 @@ void fri_hybrid_draws_count(uint64_t seed, uint32_t keys, uint32_t per, uint32_t
     }
 }
 
+/* Tests: the screening table's conversions, the software ones (the plain copies') and, where
+ * the CPU has F16C, the hardware's (n values each; hw false when it has not). */
+bool fri_hybrid_halves(const float *in, size_t n, uint16_t *sw, uint16_t *hw, float *back);
+bool fri_hybrid_halves(const float *in, size_t n, uint16_t *sw, uint16_t *hw, float *back) {
+    for (size_t k = 0; k < n; k++) {
+        sw[k] = hy_f2h(in[k]);
+        back[k] = hy_h2f(sw[k]);
+    }
+#if HY_F16C
+    if (__builtin_cpu_supports("f16c")) {
+        for (size_t k = 0; k + 8 <= n; k += 8) halves_hw(in + k, hw + k);
+        for (size_t k = n - n % 8; k < n; k++) hw[k] = sw[k];
+        return true;
+    }
+#endif
+    return false;
+}
+
 uint32_t fri_hybrid_stale(uint32_t every);
 uint32_t fri_hybrid_stale(uint32_t every) {
     uint32_t was = hy_stale;
@@ -1235,7 +1351,7 @@ int fri_hybrid_kernel(int mode) {
     int was = hy_mode;
     hy_mode = mode;
 #if FRI_V8 && HY_AVX
-    if (was == 2 && !__builtin_cpu_supports("avx2")) was = 1;
+    if (was == 2 && !hy_have_avx2_fma()) was = 1;
 #endif
 #if !FRI_V8
     was = 0;
@@ -1247,7 +1363,7 @@ static double hy_loss(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
 #if FRI_V8
     if (hy_mode && m->cfg.dim % 8 == 0) {
 #if HY_AVX
-        if (hy_mode == 2 && __builtin_cpu_supports("avx2")) return hy_kernel_avx(m, w, b, g);
+        if (hy_mode == 2 && hy_have_avx2_fma()) return hy_kernel_avx(m, w, b, g);
 #endif
         return hy_kernel_plain(m, w, b, g);
     }
@@ -1405,37 +1521,38 @@ static FRI_ALWAYS_INLINE void step_rows(fr_optim *o, fr_model *m, fr_grad *g, in
  * tables) plus the feature part kept in ge, gb (the sums kscreen took of them before it
  * read one row). */
 static FRI_ALWAYS_INLINE void screen_row(const float *restrict E, const float *restrict EB, const float *restrict ge,
-                                         const float *restrict gb, float *restrict se, float *restrict sb, uint32_t r,
-                                         size_t d) {
+                                         const float *restrict gb, uint16_t *restrict se, float *restrict sb, uint32_t r,
+                                         size_t d, bool h16) {
     const float *e = E + (size_t)r * d, *g = ge + (size_t)r * d;
-    float *o = se + (size_t)r * d;
+    uint16_t *o = se + (size_t)r * d;
 #if FRI_V8
     if (d == 32) /* the preset's dim, unrolled */
-        for (size_t k = 0; k < 32; k += 8) v8_store(o + k, v8_load(e + k) + v8_load(g + k));
+        for (size_t k = 0; k < 32; k += 8) kh8_store(o + k, v8_load(e + k) + v8_load(g + k), h16);
     else
-        for (size_t k = 0; k < d; k += 8) v8_store(o + k, v8_load(e + k) + v8_load(g + k));
+        for (size_t k = 0; k < d; k += 8) kh8_store(o + k, v8_load(e + k) + v8_load(g + k), h16);
 #else
-    for (size_t k = 0; k < d; k++) o[k] = e[k] + g[k];
+    (void)h16;
+    for (size_t k = 0; k < d; k++) o[k] = hy_f2h(e[k] + g[k]);
 #endif
     sb[r] = EB[r] + gb[r];
 }
 
 /* screen_row on rows rows[0..n) */
 static FRI_ALWAYS_INLINE void screen_rows(const fr_model *m, const float *restrict ge, const float *restrict gb,
-                                          float *restrict se, float *restrict sb, const uint32_t *rows, uint32_t n,
-                                          size_t d) {
+                                          uint16_t *restrict se, float *restrict sb, const uint32_t *rows, uint32_t n,
+                                          size_t d, bool h16) {
     const float *E = P(m, IT_EMB), *EB = P(m, IT_B);
     if (d == 32)
-        for (uint32_t x = 0; x < n; x++) screen_row(E, EB, ge, gb, se, sb, rows[x], 32);
+        for (uint32_t x = 0; x < n; x++) screen_row(E, EB, ge, gb, se, sb, rows[x], 32, h16);
     else
-        for (uint32_t x = 0; x < n; x++) screen_row(E, EB, ge, gb, se, sb, rows[x], d);
+        for (uint32_t x = 0; x < n; x++) screen_row(E, EB, ge, gb, se, sb, rows[x], d, h16);
 }
 
 /* The screening table's feature part: each item row's sum_g w_g F_g and sum_g w_g cf_g, from
  * the current feature rows; then every row of the table (screen_row). */
-static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
-                                            float *restrict gb, float *restrict se, float *restrict sb,
-                                            uint32_t rows, size_t d) {
+static FRI_ALWAYS_INLINE void stale_refresh_d(const fr_model *m, const fri_feat *f, float *restrict ge,
+                                              float *restrict gb, uint16_t *restrict se, float *restrict sb,
+                                              uint32_t rows, size_t d, bool h16) {
     const float *F = P(m, IF_EMB), *FB = P(m, IF_B), *E = P(m, IT_EMB), *EB = P(m, IT_B);
     for (uint32_t r = 0; r < rows; r++) {
         const uint32_t *id = NULL;
@@ -1457,12 +1574,20 @@ static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f
             b += x * FB[id[j]];
         }
         gb[r] = b;
-        screen_row(E, EB, ge, gb, se, sb, r, d);
+        screen_row(E, EB, ge, gb, se, sb, r, d, h16);
     }
 }
 
+/* (the preset's dim a constant: its row's loops unrolled; the same operations) */
+static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
+                                            float *restrict gb, uint16_t *restrict se, float *restrict sb,
+                                            uint32_t rows, size_t d, bool h16) {
+    if (d == 32) stale_refresh_d(m, f, ge, gb, se, sb, rows, 32, h16);
+    else stale_refresh_d(m, f, ge, gb, se, sb, rows, d, h16);
+}
+
 static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards,
-                                               fr_grad *const *g, fr_optim *o, double *loss_sum) {
+                                               fr_grad *const *g, fr_optim *o, double *loss_sum, bool h16) {
     const fr_model_config *c = &m->cfg;
     if (batch == 0 || shards == 0 || shards > FRI_STEP_MAX_PARTS) return FR_ERR_UNSUPPORTED;
     const fri_feat *f = feat_of(c->features);
@@ -1488,10 +1613,11 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     const uint32_t n_it = m->t[m->slot[IT_EMB]].rows;
     const bool fast = hy_stale != 0; /* the approximate Adagrad (fri_optim_step_rows_clear_fast) */
     const bool stale = !fm && pair && c->warp && hy_stale && hy_mode && FRI_V8 && c->dim % 8 == 0;
-    /* [n_it x dim] the feature parts, [n_it] their biases, then the table (the same shapes) */
-    float *ge = stale ? fri_aligned_alloc(2 * ((size_t)n_it * c->dim + n_it) * sizeof(float)) : NULL;
-    float *const gb = ge ? ge + (size_t)n_it * c->dim : NULL, *const se = ge ? gb + n_it : NULL,
-                 *const sb = ge ? se + (size_t)n_it * c->dim : NULL;
+    /* [n_it x dim] the feature parts, [n_it] their biases, [n_it] the table's biases; the
+     * table's rows in halves (its own block: each row on its own line at dim 32) */
+    float *ge = stale ? fri_aligned_alloc(((size_t)n_it * c->dim + 2 * (size_t)n_it) * sizeof(float)) : NULL;
+    uint16_t *se = stale ? fri_aligned_alloc((size_t)n_it * c->dim * sizeof(uint16_t)) : NULL;
+    float *const gb = ge ? ge + (size_t)n_it * c->dim : NULL, *const sb = ge ? gb + n_it : NULL;
     /* the compact gradient of the id tables (hy_ws.cg): the kernel's, one shard, the fast
      * Adagrad, every feature row stepped whole (no list of touched rows to build) */
     const bool compact = hy_compact && fast && shards == 1 && hy_mode && FRI_V8 && c->dim % 8 == 0 && all_feats[0] &&
@@ -1505,7 +1631,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         cslot = fri_malloc(((size_t)nrow[0] + nrow[1] + cap[0] + cap[1]) * sizeof(uint32_t));
         if (!cgbuf || !cslot) e = FR_ERR_NOMEM;
     }
-    if (!arena || (stale && !ge)) e = FR_ERR_NOMEM;
+    if (!arena || (stale && (!ge || !se))) e = FR_ERR_NOMEM;
     if (e) goto out;
     memset(arena, 0, nf * sizeof(float));
     hy_ws w;
@@ -1538,7 +1664,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         const size_t n = ex->n - at < batch ? ex->n - at : batch;
         double mean[FRI_STEP_MAX_PARTS];
         size_t ns[FRI_STEP_MAX_PARTS];
-        if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, gb, se, sb, n_it, c->dim);
+        if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, gb, se, sb, n_it, c->dim, h16);
         for (uint32_t s = 0; s < shards; s++) {
             size_t lo = n * s / shards, hi = n * (s + 1) / shards, k = at + lo;
             ns[s] = hi - lo;
@@ -1577,7 +1703,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
                 const fr_tensor *te = &m->t[m->slot[side ? IT_EMB : US_EMB]], *tb = &m->t[m->slot[side ? IT_B : US_B]];
                 const uint32_t *rl = w.crow[side], nr = w.ccount[side];
                 fri_optim_step_gather2_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side], w.cgb[side]);
-                if (side && stale) screen_rows(m, ge, gb, se, sb, rl, nr, c->dim);
+                if (side && stale) screen_rows(m, ge, gb, se, sb, rl, nr, c->dim, h16);
                 for (uint32_t x = 0; x < nr; x++) w.slot[side][rl[x]] = HY_NOSLOT;
                 w.ccount[side] = 0;
             }
@@ -1585,7 +1711,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
             fr_rowset *rs = &g[0]->rows[m->slot[tables[k]]];
             step_rows(o, m, g[0], tables[k], rs->rows, rs->count, fast);
             if (stale && k == 1) /* the item rows moved (IT_EMB's rows are IT_B's): their table rows */
-                screen_rows(m, ge, gb, se, sb, rs->rows, rs->count, c->dim);
+                screen_rows(m, ge, gb, se, sb, rs->rows, rs->count, c->dim, h16);
             fr_rowset_clear(rs);
             const touched *t = &tf[k < 2 ? 1 : 0];
             const fr_tensor *dt = &m->t[m->slot[dense[k]]];
@@ -1603,6 +1729,7 @@ out:
     for (int s = 0; s < 2; s++) { fri_free(tf[s].rows); fri_free(tf[s].stamp); }
     fri_free_aligned(arena);
     fri_free_aligned(ge);
+    fri_free_aligned(se);
     return e;
 }
 
@@ -1613,21 +1740,21 @@ out:
  * rows_pass_equals_generic_loop in both modes). */
 static fr_err rows_pass_plain(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
                               fr_optim *o, double *loss_sum) {
-    return rows_pass_body(m, ex, batch, shards, g, o, loss_sum);
+    return rows_pass_body(m, ex, batch, shards, g, o, loss_sum, false);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2"))) static fr_err rows_pass_avx(fr_model *m, const fri_examples *ex, size_t batch,
+__attribute__((target("avx2,f16c"))) static fr_err rows_pass_avx(fr_model *m, const fri_examples *ex, size_t batch,
                                                             uint32_t shards, fr_grad *const *g, fr_optim *o,
                                                             double *loss_sum) {
-    return rows_pass_body(m, ex, batch, shards, g, o, loss_sum);
+    return rows_pass_body(m, ex, batch, shards, g, o, loss_sum, true);
 }
 #endif
 
 static fr_err rows_pass(fr_model *m, const fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
                         fr_optim *o, double *loss_sum) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (hy_mode == 2 && __builtin_cpu_supports("avx2")) return rows_pass_avx(m, ex, batch, shards, g, o, loss_sum);
+    if (hy_mode == 2 && hy_have_avx2_fma()) return rows_pass_avx(m, ex, batch, shards, g, o, loss_sum);
 #endif
     return rows_pass_plain(m, ex, batch, shards, g, o, loss_sum);
 }

@@ -5,6 +5,8 @@
  * multiply-add), so a loop gives the same bits in either copy and as scalar code doing
  * the same operations per lane; sums of the lanes pair them as lanes8 does
  * (((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)), the order of fri_dot and of one fri_sumsq chunk).
+ * (Except where a copy turns contraction on: model_hybrid.c's kernel compiles its AVX2 copy
+ * with FMA, one rounding fewer a multiply-add, so its copies differ in the last bits.)
  * FRI_V8 is 0 where the extensions are missing: the callers keep scalar code then. */
 #ifndef FEDREC_SRC_MODEL_V8_H
 #define FEDREC_SRC_MODEL_V8_H
