@@ -131,7 +131,12 @@ int cli_summary_print(const cli_summary *s, FILE *metrics, int *err) {
         if (l->stop != FR_LOOP_DONE) printf("  final %-13s %s  (stopped early: %s)\n", at, m, fr_loop_stop_name(l->stop));
         else printf("  final %-13s %s\n", at, m);
     }
-    if (l->best_step && l->best_step != l->completed) {
+    /* "best" only when it beats the final step: a tie (the first of equal steps is the
+     * best one recorded) would name an earlier step as if the run had lost ground */
+    bool lower = false;
+    double fin = l->evaluated ? fr_loop_main_metric(&l->last, &lower, NULL) : NAN;
+    bool better = isnan(fin) || (lower ? l->best < fin : l->best > fin);
+    if (l->best_step && l->best_step != l->completed && better) {
         cli_metrics_text(&l->best_eval, m, sizeof m);
         char at[32];
         snprintf(at, sizeof at, "(%s %u)", unit, l->best_step);
