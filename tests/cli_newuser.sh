@@ -30,4 +30,14 @@ if grep -q '^  best ' "$tmp/out"; then
 fi
 # the metrics file still records the best step (the first of the ties)
 tail -1 "$tmp/m.jsonl" | grep -q '"best":{"epoch":' || fail "summary record: $(tail -1 "$tmp/m.jsonl")"
+# 2. sasrec reads each user's items in time order: on a file without timestamps (or whose
+# timestamps are all equal) there is no order, and the run says so instead of training on
+# the item ids' order as if it were one.
+printf 'user,item\n1,2\n1,3\n1,4\n2,3\n2,4\n2,5\n3,2\n3,5\n3,1\n' >"$tmp/nots.csv"
+expect 0 "note: .*nots.csv has no timestamps \(or all are equal\): sasrec reads each user's items in item-id order" \
+    "$bin" train --data "$tmp/nots.csv" --model sasrec --centralized --epochs 1 --dim 8
+printf 'user,item,timestamp\n1,2,5\n1,3,6\n1,4,7\n2,3,5\n2,4,5\n2,5,6\n3,2,1\n3,5,2\n3,1,3\n' >"$tmp/ts.csv"
+"$bin" train --data "$tmp/ts.csv" --model sasrec --centralized --epochs 1 --dim 8 >"$tmp/out" 2>"$tmp/err" ||
+    fail "sasrec with timestamps: $(cat "$tmp/err")"
+if grep -q "no timestamps" "$tmp/err"; then fail "a timestamp note on timed data: $(cat "$tmp/err")"; fi
 echo "cli_newuser: ok"

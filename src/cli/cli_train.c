@@ -941,6 +941,10 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if ((rc = cli_train_config(o, specs, kind, &st, &c))) goto done; /* as fedrec server's */
+    if (c.model.max_len > 0 && !o->quiet && !fr_dataset_has_time_order(fr_data_train(data)))
+        fprintf(stderr, "fedrec train: note: %s has no timestamps (or all are equal): %s reads each user's items "
+                "in item-id order, not in the order they happened%s\n", o->data ? o->data : "the built-in synthetic data",
+                fr_model_kind_name(kind), o->data ? " (a time column: --time-col C)" : "");
     if (ckpt) {
         c.loop.checkpoint = ckpt;
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
