@@ -40,4 +40,13 @@ printf 'user,item,timestamp\n1,2,5\n1,3,6\n1,4,7\n2,3,5\n2,4,5\n2,5,6\n3,2,1\n3,
 "$bin" train --data "$tmp/ts.csv" --model sasrec --centralized --epochs 1 --dim 8 >"$tmp/out" 2>"$tmp/err" ||
     fail "sasrec with timestamps: $(cat "$tmp/err")"
 if grep -q "no timestamps" "$tmp/err"; then fail "a timestamp note on timed data: $(cat "$tmp/err")"; fi
+# 3. Goodreads-style headers: the time in date_added (Date Added), quoted titles with commas.
+printf 'user_id,book_id,title,rating,date_added\n1,10,"The Road, A Novel",5,2020-01-02\n1,11,Emma,4,2020-01-03\n2,10,"He said ""hi""",3,2021-05-06\n' \
+    >"$tmp/gr.csv"
+"$bin" data info "$tmp/gr.csv" >"$tmp/out" 2>"$tmp/err" || fail "data info of gr.csv: $(cat "$tmp/err")"
+grep -q "^columns       user user_id, item book_id, rating rating, time date_added; not read: title" "$tmp/out" ||
+    fail "date_added is the time: $(cat "$tmp/out")"
+grep -q "^time span     2020-01-02 .. 2021-05-06" "$tmp/out" || fail "gr.csv time span: $(cat "$tmp/out")"
+printf 'Book Id,User,My Rating,Date Added\n10,1,5,2020/01/02\n' >"$tmp/gr2.csv"
+expect 1 'gr2.csv:2: timestamp "2020/01/02"' "$bin" data info "$tmp/gr2.csv"
 echo "cli_newuser: ok"

@@ -156,7 +156,8 @@ static const char *const count_names[] = {
     "clickcount", "views", "viewcount", "quantity", "qty", "frequency", "freq", "times", "purchases", "visits",
     "interactions", "confidence", "implicit", NULL};
 static const char *const time_names[] = {"timestamp", "time", "date", "datetime", "ts", "unixtime", "unixtimestamp",
-                                         "epoch", "created", "createdat", "utc", "when", "unixreviewtime", NULL};
+                                         "epoch", "created", "createdat", "utc", "when", "unixreviewtime",
+                                         "dateadded", "datecreated", "addedat", "ratedat", NULL};
 
 /* Suffixes of prefixed rating and time names ("star_rating", "review_date"), taken only
  * where no field has one of the names above. */
