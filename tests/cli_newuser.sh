@@ -48,5 +48,14 @@ grep -q "^columns       user user_id, item book_id, rating rating, time date_add
     fail "date_added is the time: $(cat "$tmp/out")"
 grep -q "^time span     2020-01-02 .. 2021-05-06" "$tmp/out" || fail "gr.csv time span: $(cat "$tmp/out")"
 printf 'Book Id,User,My Rating,Date Added\n10,1,5,2020/01/02\n' >"$tmp/gr2.csv"
-expect 1 'gr2.csv:2: timestamp "2020/01/02"' "$bin" data info "$tmp/gr2.csv"
+# Goodreads' export writes dates as 2020/01/02: year first, so read as 2020-01-02
+"$bin" data info "$tmp/gr2.csv" >"$tmp/out" 2>"$tmp/err" || fail "data info of gr2.csv: $(cat "$tmp/err")"
+grep -q "^time span     2020-01-02 .. 2020-01-02" "$tmp/out" || fail "gr2.csv time span: $(cat "$tmp/out")"
+# a date that does not exist is called a date, not "not a number"
+printf 'user,item,rating,date\n1,2,3,2020-13-02\n' >"$tmp/bad.csv"
+expect 1 'bad.csv:2: timestamp "2020-13-02" is not a valid date; expected an integer \(seconds\) or a date' \
+    "$bin" data info "$tmp/bad.csv"
+printf 'user,item,rating,date\n1,2,3,02/01/2020\n' >"$tmp/bad.csv"
+expect 1 'bad.csv:2: timestamp "02/01/2020" is not a number; expected an integer \(seconds\) or a date' \
+    "$bin" data info "$tmp/bad.csv"
 echo "cli_newuser: ok"

@@ -236,6 +236,23 @@ Test(shapes, unplaceable_column_message) {
     fr_dataset_free(d);
 }
 
+/* Goodreads' export writes its dates year first with slashes (2020/01/02): the same date
+ * as 2020-01-02 (epoch seconds computed by hand: 18263 days). Mixed separators and a day
+ * first are refused, a day that does not exist is called an invalid date. */
+Test(shapes, slash_dates) {
+    fr_dataset *d = NULL;
+    cr_assert_eq(load(&d, "gr.csv", "Book Id,User,My Rating,Date Added\n10,1,5,2020/01/02\n11,1,4,2020/02/29 10:00\n",
+                      NULL, NULL), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 10, 5.0f, 18263LL * 86400);
+    expect(d, 1, 11, 4.0f, (18263LL + 58) * 86400 + 36000);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "gr.csv", "user,item,rating,date\n1,2,3,2020/01-02\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "gr.csv:2: timestamp \"2020/01-02\" is not a number"), "%s", fr_errmsg());
+    cr_assert_eq(load(&d, "gr.csv", "user,item,rating,date\n1,2,3,02/01/2020\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert_eq(load(&d, "gr.csv", "user,item,rating,date\n1,2,3,2021/02/29\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "gr.csv:2: timestamp \"2021/02/29\" is not a valid date"), "%s", fr_errmsg());
+}
+
 Test(shapes, quoted_fields_and_dates) {
     fr_dataset *d = NULL;
     fr_load_stats st;
@@ -258,7 +275,7 @@ Test(shapes, quoted_fields_and_dates) {
     fr_dataset_free(d);
     /* A bad date names the line, the value and what was expected. */
     cr_assert_eq(load(&d, "bad.csv", "user,item,rating,date\n1,2,3,2020-02-30\n", NULL, NULL), FR_ERR_PARSE);
-    cr_assert(strstr(fr_errmsg(), "bad.csv:2: timestamp \"2020-02-30\" is not a number; expected an integer "
+    cr_assert(strstr(fr_errmsg(), "bad.csv:2: timestamp \"2020-02-30\" is not a valid date; expected an integer "
                                   "(seconds) or a date"), "%s", fr_errmsg());
     /* A reversed MovieLens-like header is read by name, not by position. */
     cr_assert_eq(load(&d, "rev.csv", "movieId,userId,timestamp,rating\n5,1,99,2.5\n", NULL, &st), FR_OK, "%s",

@@ -3,6 +3,16 @@
  * was expected. The one-pass scanners of the usual shape are inline in line.h. */
 #include "data/line.h"
 
+/* Whether a timestamp field starts as a date does (YYYY-MM- or YYYY/MM/): its error calls
+ * it an invalid date rather than "not a number". */
+static bool date_shaped(const char *s, size_t n) {
+    fri_text_trim(&s, &n);
+    if (n < 8 || (s[4] != '-' && s[4] != '/') || s[7] != s[4]) return false;
+    for (int k = 0; k < 7; k++)
+        if (k != 4 && (unsigned)(s[k] - '0') > 9) return false;
+    return true;
+}
+
 fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, uint32_t *i, double *r, int64_t *t) {
     const fri_spec *sp = &c->sp;
     unsigned long long ln = (unsigned long long)c->line;
@@ -83,8 +93,9 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         int rc = fri_parse_i64(v, vn, t);
         if (rc == FRI_NUM_BAD) rc = fri_parse_datetime(v, vn, t);
         if (rc == FRI_NUM_BAD)
-            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is not a number; expected an integer (seconds) "
-                            "or a date YYYY-MM-DD[THH:MM[:SS]]", FRI_PATH(c->path), ln, FRI_VAL(v, vn));
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is not a %s; expected an integer (seconds) "
+                            "or a date YYYY-MM-DD[THH:MM[:SS]]", FRI_PATH(c->path), ln, FRI_VAL(v, vn),
+                            date_shaped(v, vn) ? "valid date" : "number");
         if (rc == FRI_NUM_RANGE)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is out of range; expected a 64-bit integer",
                             FRI_PATH(c->path), ln, FRI_VAL(v, vn));

@@ -112,7 +112,7 @@ static int digits(const char *s, int n) {
 
 int fri_parse_datetime(const char *s, size_t n, int64_t *out) {
     fri_text_trim(&s, &n);
-    if (n < 10 || s[4] != '-' || s[7] != '-') return FRI_NUM_BAD;
+    if (n < 10 || (s[4] != '-' && s[4] != '/') || s[7] != s[4]) return FRI_NUM_BAD;
     int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
     static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) return FRI_NUM_BAD;
