@@ -58,4 +58,12 @@ expect 1 'bad.csv:2: timestamp "2020-13-02" is not a valid date; expected an int
 printf 'user,item,rating,date\n1,2,3,02/01/2020\n' >"$tmp/bad.csv"
 expect 1 'bad.csv:2: timestamp "02/01/2020" is not a number; expected an integer \(seconds\) or a date' \
     "$bin" data info "$tmp/bad.csv"
+# 4. A quote opened and never closed: the message says so, not only that fields are missing.
+printf 'user_id,book_id,title,rating\n1,10,"A, B",5\n1,11,"unterminated,4\n' >"$tmp/q.csv"
+expect 1 "q.csv:3: a quoted field is not closed" "$bin" data info "$tmp/q.csv"
+grep -qF "(a '\"' opens it and none ends it on the line; a quote inside one is written \"\"): expected at least 4 fields separated by ','" \
+    "$tmp/err" || fail "q.csv: the message: $(cat "$tmp/err")"
+# a quote closed before the end is no such error (the line has too few fields for another reason)
+printf 'user_id,book_id,title,rating\n1,10,"A, B",5\n1,"11"\n' >"$tmp/q.csv"
+expect 1 "q.csv:3: expected at least 4 fields" "$bin" data info "$tmp/q.csv"
 echo "cli_newuser: ok"

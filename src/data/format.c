@@ -102,8 +102,21 @@ const char *fri_spec_delim_name(const fri_spec *sp) {
     }
 }
 
+static bool split_quoted(const fri_spec *sp, const char *s, size_t n, fri_fields *f);
+
 void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f) {
     if (!memchr(s, '"', n)) { fri_text_split(s, n, sp->delim, sp->dcolon, f); return; }
+    (void)split_quoted(sp, s, n, f);
+}
+
+bool fri_spec_unclosed_quote(const fri_spec *sp, const char *s, size_t n) {
+    fri_fields f;
+    return memchr(s, '"', n) && split_quoted(sp, s, n, &f);
+}
+
+/* fri_spec_split of a line with a '"'; true when a quoted field has no closing quote. */
+static bool split_quoted(const fri_spec *sp, const char *s, size_t n, fri_fields *f) {
+    bool unclosed = false;
     const char *p = s, *end = s + n;
     f->n = 0;
     for (;;) {
@@ -114,7 +127,7 @@ void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f) 
             const char *c = q + 1;
             while (c < end && !(*c == '"' && !(c + 1 < end && c[1] == '"'))) c += *c == '"' ? 2 : 1;
             if (c < end) { fs = q + 1; fe = c; p = c + 1; }
-            else { fe = end; p = end; } /* unclosed: the field as it is, for the messages */
+            else { fe = end; p = end; unclosed = true; } /* unclosed: the field as it is, for the messages */
         } else {
             p = q;
             fe = NULL;
@@ -132,6 +145,7 @@ void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f) 
         if (d >= end) break;
         p = d + (sp->dcolon ? 2 : 1);
     }
+    return unclosed;
 }
 
 /* Header names, compared after dropping case, '_', '-', ' ' and '.' ("User_ID" is

@@ -44,6 +44,9 @@ FR_NODISCARD fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first
  * has a '"', quote-aware (a field "..." may hold the delimiter; its content is the field,
  * without the quotes; "" inside stays as it is). */
 void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f);
+/* True when a line has a quoted field that no '"' closes (the error of a line with too
+ * few fields says so). */
+bool fri_spec_unclosed_quote(const fri_spec *sp, const char *s, size_t n);
 /* The delimiter in messages: "tab", "','", "'::'" ... */
 const char *fri_spec_delim_name(const fri_spec *sp);
 

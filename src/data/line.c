@@ -20,6 +20,11 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
     fri_spec_split(sp, s, n, &f);
     if (f.n < sp->nf_min || (sp->nf_max && f.n > sp->nf_max)) {
         const char *dn = fri_spec_delim_name(sp);
+        if (f.n < sp->nf_min && fri_spec_unclosed_quote(sp, s, n)) /* the likely cause first */
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: a quoted field is not closed (a '\"' opens it and none ends it on "
+                            "the line; a quote inside one is written \"\"): expected %s%d fields separated by %s, "
+                            "got %d in \"%.*s\"", FRI_PATH(c->path), ln, sp->nf_max == sp->nf_min ? "" : "at least ",
+                            sp->nf_min, dn, f.n, FRI_VAL(s, n));
         if (sp->nf_max == sp->nf_min)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: expected %d fields separated by %s, got %d in \"%.*s\"", FRI_PATH(c->path), ln,
                             sp->nf_min, dn, f.n, FRI_VAL(s, n));
