@@ -66,4 +66,29 @@ grep -qF "(a '\"' opens it and none ends it on the line; a quote inside one is w
 # a quote closed before the end is no such error (the line has too few fields for another reason)
 printf 'user_id,book_id,title,rating\n1,10,"A, B",5\n1,"11"\n' >"$tmp/q.csv"
 expect 1 "q.csv:3: expected at least 4 fields" "$bin" data info "$tmp/q.csv"
+# 5. data info's histogram covers every rating: a 1-10 scale (anime, Book-Crossing) put
+# everything above 5.5 in "other"; play counts were one "other" bar. Each bar's count is
+# checked against awk's count of the file.
+awk 'BEGIN { srand(4); print "user,anime,rating"; for (u = 0; u < 30; u++) for (i = 0; i < 8; i++)
+             print u "," (u * 7 + i * 11) % 100 "," 1 + (u * 3 + i * 5) % 10 }' >"$tmp/anime.csv"
+"$bin" data info "$tmp/anime.csv" >"$tmp/out" || fail "data info anime.csv"
+grep -q other "$tmp/out" && fail "an 'other' bar on a 1-10 scale: $(cat "$tmp/out")"
+for v in 1 5 6 10; do
+    want=$(awk -F, -v v=$v 'NR > 1 && $3 == v { n++ } END { print n + 0 }' "$tmp/anime.csv")
+    grep -Eq "^  $v +$want  #" "$tmp/out" || fail "rating $v: $want expected: $(cat "$tmp/out")"
+done
+"$bin" data info --json "$tmp/anime.csv" >"$tmp/out" || fail "data info --json anime.csv"
+grep -q '"histogram":{"1":24,"2":24,"3":24,"4":24,"5":24,"6":24,"7":24,"8":24,"9":24,"10":24}' "$tmp/out" ||
+    fail "json histogram: $(cat "$tmp/out")"
+# without timestamps the JSON has no time span (it said 0 and 0: 1970-01-01)
+grep -q '"time_min":null,"time_max":null' "$tmp/out" || fail "json time without timestamps: $(cat "$tmp/out")"
+# play counts: a histogram of the weights in ranges, every row in one
+printf 'user\tartist\tplays\n' >"$tmp/plays.tsv"
+awk 'BEGIN { for (u = 1; u <= 20; u++) for (i = 1; i <= 5; i++) print "u" u "\ta" (u + i) % 17 "\t" (u * i * 37) % 3000 + 1 }' \
+    >>"$tmp/plays.tsv"
+"$bin" data info "$tmp/plays.tsv" >"$tmp/out" || fail "data info plays.tsv"
+grep -q '^weight histogram:' "$tmp/out" || fail "weights: $(cat "$tmp/out")"
+grep -q other "$tmp/out" && fail "an 'other' bar of weights: $(cat "$tmp/out")"
+sum=$(sed -n '/^weight histogram:/,$p' "$tmp/out" | awk 'NR > 1 { n += $2 } END { print n }')
+[ "$sum" = 100 ] || fail "the weight bars hold $sum of 100 rows: $(cat "$tmp/out")"
 echo "cli_newuser: ok"
