@@ -91,4 +91,16 @@ grep -q '^weight histogram:' "$tmp/out" || fail "weights: $(cat "$tmp/out")"
 grep -q other "$tmp/out" && fail "an 'other' bar of weights: $(cat "$tmp/out")"
 sum=$(sed -n '/^weight histogram:/,$p' "$tmp/out" | awk 'NR > 1 { n += $2 } END { print n }')
 [ "$sum" = 100 ] || fail "the weight bars hold $sum of 100 rows: $(cat "$tmp/out")"
+# 6. recommend's columns line up with string ids of any length and of UTF-8 letters
+# (Björk is 6 bytes and 5 letters; "Massive Attack" is longer than the 8 columns given).
+printf 'user\tartist\tplays\n' >"$tmp/art.tsv"
+for u in 1 2 3 4 5 6; do for a in "Björk" "Massive Attack" "Sigur Rós" "AC/DC" "Mötley Crüe" "a$u"; do
+    printf 'user%s\t%s\t%s\n' $u "$a" $((u * 3 + ${#a})) >>"$tmp/art.tsv"; done; done
+printf 'user7\tBjörk\t3\nuser7\tAC/DC\t4\n' >>"$tmp/art.tsv"
+"$bin" train --data "$tmp/art.tsv" --model bpr --rounds 2 --quiet --out "$tmp/art.fr" >/dev/null || fail "train art.tsv"
+"$bin" recommend --model "$tmp/art.fr" --user user7 -k 8 >"$tmp/out" || fail "recommend user7"
+grep -q "Massive Attack" "$tmp/out" && grep -q "Mötley Crüe" "$tmp/out" || fail "recommend user7: $(cat "$tmp/out")"
+# the letter column of "score" on every item line (continuation bytes not counted)
+cols=$(LC_ALL=C awk 'NR > 1 { s = $0; gsub(/[\200-\277]/, "", s); print index(s, " score ") }' "$tmp/out" | sort -u | wc -l)
+[ "$cols" = 1 ] || fail "the score column moves: $(cat "$tmp/out")"
 echo "cli_newuser: ok"

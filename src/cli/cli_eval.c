@@ -284,6 +284,13 @@ int cli_eval(int argc, char **argv) {
 
 /* ------------------------------------------------------------------ recommend */
 
+/* Columns of a UTF-8 string: its bytes but continuation bytes (10xxxxxx). */
+static int utf8_width(const char *s) {
+    int w = 0;
+    for (; *s; s++) w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
 int cli_recommend(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
     uint64_t k = 10;
@@ -354,6 +361,13 @@ int cli_recommend(int argc, char **argv) {
             else printf("%" PRId64, fr_idmap_raw(um, (uint32_t)du));
             printf(",\"items\":[");
         } else printf("top %zu for user %s (%s):\n", n, user, fr_data_describe(l.d));
+        /* string ids padded to the widest shown, in letters (UTF-8: continuation bytes
+         * take no column), so the scores line up */
+        int width = 8;
+        for (size_t i = 0; i < n && !json; i++) {
+            const char *istr = fr_idmap_raw_str(im, items[i]);
+            if (istr && utf8_width(istr) > width) width = utf8_width(istr);
+        }
         for (size_t i = 0; i < n; i++) {
             const char *title = meta ? fr_meta_item_title(meta, items[i]) : NULL;
             const char *istr = fr_idmap_raw_str(im, items[i]);
@@ -365,8 +379,8 @@ int cli_recommend(int argc, char **argv) {
                 cli_json_str(stdout, title);
                 printf("}");
             } else if (istr) {
-                printf("%3zu. item %-8s score %8.4f%s%s\n", i + 1, istr, (double)scores[i], title ? "  " : "",
-                       title ? title : "");
+                printf("%3zu. item %s%*s score %8.4f%s%s\n", i + 1, istr, width - utf8_width(istr), "",
+                       (double)scores[i], title ? "  " : "", title ? title : "");
             } else {
                 printf("%3zu. item %-8" PRId64 " score %8.4f%s%s\n", i + 1, fr_idmap_raw(im, items[i]), (double)scores[i],
                        title ? "  " : "", title ? title : "");
