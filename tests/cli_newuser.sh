@@ -103,4 +103,9 @@ grep -q "Massive Attack" "$tmp/out" && grep -q "Mötley Crüe" "$tmp/out" || fai
 # the letter column of "score" on every item line (continuation bytes not counted)
 cols=$(LC_ALL=C awk 'NR > 1 { s = $0; gsub(/[\200-\277]/, "", s); print index(s, " score ") }' "$tmp/out" | sort -u | wc -l)
 [ "$cols" = 1 ] || fail "the score column moves: $(cat "$tmp/out")"
+# 7. the usage lines name every loading option (--string-ids was missing; recommend's had no --data)
+"$bin" data info --help >"$tmp/out" 2>&1 || true
+head -1 "$tmp/out" | grep -q -- "--string-ids" || fail "data info usage: $(head -1 "$tmp/out")"
+"$bin" recommend --help >"$tmp/out" 2>&1 || true
+head -1 "$tmp/out" | grep -q -- "--data PATH \[LOADING OPTIONS\]\]" || fail "recommend usage: $(head -1 "$tmp/out")"
 echo "cli_newuser: ok"

@@ -108,7 +108,7 @@ static int data_info(int argc, char **argv) {
     int npos;
     const char *usage = "fedrec data info FILE [--format F] [--sep D] [--header|--no-header] [--user-col C] "
                         "[--item-col C] [--rating-col C] [--time-col C] [--implicit|--implicit-weight] "
-                        "[--skip-bad-lines] [--json]";
+                        "[--skip-bad-lines] [--string-ids] [--json]";
     int rc = args_parse("data info", argc, argv, specs, pos, 1, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos != 1) { fprintf(stderr, "usage: %s\n", usage); return 2; }

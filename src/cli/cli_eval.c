@@ -222,7 +222,7 @@ int cli_eval(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    const char *usage = "fedrec eval --model FILE [--data PATH --test PATH --negatives PATH] [--json]";
+    const char *usage = "fedrec eval --model FILE [--data PATH --test PATH --negatives PATH] [LOADING OPTIONS] [--json]";
     int rc = args_parse("eval", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model) { fprintf(stderr, "fedrec eval: --model FILE is required\nusage: %s\n", usage); return 2; }
@@ -308,7 +308,7 @@ int cli_recommend(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    const char *usage = "fedrec recommend --model FILE --user RAW_ID [-k 10] [--json]";
+    const char *usage = "fedrec recommend --model FILE --user RAW_ID [-k 10] [--data PATH [LOADING OPTIONS]] [--json]";
     int rc = args_parse("recommend", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model || !user) {
