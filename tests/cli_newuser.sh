@@ -108,4 +108,12 @@ cols=$(LC_ALL=C awk 'NR > 1 { s = $0; gsub(/[\200-\277]/, "", s); print index(s,
 head -1 "$tmp/out" | grep -q -- "--string-ids" || fail "data info usage: $(head -1 "$tmp/out")"
 "$bin" recommend --help >"$tmp/out" 2>&1 || true
 head -1 "$tmp/out" | grep -q -- "--data PATH \[LOADING OPTIONS\]\]" || fail "recommend usage: $(head -1 "$tmp/out")"
+# 8. a feature file that covers few items: the features line says how many have none
+# (it said "0.0 per item" for one feature on one item of thirty).
+awk 'BEGIN { for (u = 1; u <= 20; u++) for (k = 0; k < 5; k++) print u "\t" 1 + (u * 3 + k * 7) % 30 "\t1" }' >"$tmp/inter.tsv"
+printf '3\tvip\n\n999\tgenre=jazz\n' >"$tmp/if.txt"
+expect 0 "features: 0 user features .*, 1 item features \(1.0 per item on the 1 of 30 that have some; 29 have none\)" \
+    "$bin" train --data "$tmp/inter.tsv" --model lightfm --item-features "$tmp/if.txt" --rounds 1
+grep -q 'if.txt: 1 line names an item the data does not have; skipped (the first: .*if.txt:3: item id "999")' "$tmp/err" ||
+    fail "the unknown id's note: $(cat "$tmp/err")"
 echo "cli_newuser: ok"
