@@ -116,4 +116,23 @@ expect 0 "features: 0 user features .*, 1 item features \(1.0 per item on the 1 
     "$bin" train --data "$tmp/inter.tsv" --model lightfm --item-features "$tmp/if.txt" --rounds 1
 grep -q 'if.txt: 1 line names an item the data does not have; skipped (the first: .*if.txt:3: item id "999")' "$tmp/err" ||
     fail "the unknown id's note: $(cat "$tmp/err")"
+# 9. Last.fm 1K's listening log (no header; user, ISO time, artist mbid, artist, track mbid,
+# track), columns given by number: its first line is data (its time column reads as a
+# time), not a header to drop: every row is read.
+printf 'user_000001\t2009-05-04T23:08:57Z\tf1b1cf71\tDeep Dish\t\tFamous\nuser_000001\t2009-05-04T13:54:10Z\ta7f7df4a\t坂本龍一\t\tComposition\nuser_000002\t2009-05-04T13:52:04Z\t\tPortishead\t\tGlory Box\n' \
+    >"$tmp/lfm1k.tsv"
+expect 1 'lfm1k.tsv:1: rating "f1b1cf71" is not a number; expected a decimal in \[0, 10\] \(the rating column is column 3 by position; a file without ratings: --format delimited reads only the columns given\)' \
+    "$bin" data info "$tmp/lfm1k.tsv" --user-col 1 --item-col 4 --time-col 2
+"$bin" data info "$tmp/lfm1k.tsv" --format delimited --user-col 1 --item-col 4 --time-col 2 >"$tmp/out" 2>"$tmp/err" ||
+    fail "lfm1k.tsv: $(cat "$tmp/err")"
+grep -q "^interactions  3$" "$tmp/out" || fail "lfm1k.tsv: a row lost: $(cat "$tmp/out")"
+grep -q "^users         2$" "$tmp/out" || fail "lfm1k.tsv users: $(cat "$tmp/out")"
+# the same with a rating column given by number whose first value is a number
+printf 'A2SUAM1J3GNN3B\t5.0\tB0001\nA3\t4.0\tB0002\n' >"$tmp/az.tsv"
+"$bin" data info "$tmp/az.tsv" --user-col 1 --rating-col 2 --item-col 3 >"$tmp/out" 2>"$tmp/err" || fail "az.tsv: $(cat "$tmp/err")"
+grep -q "^interactions  2$" "$tmp/out" || fail "az.tsv: a row lost: $(cat "$tmp/out")"
+# a real header with columns given by number is still a header
+printf 'who\twhen\twhat\nu1\t2009-05-04\ti1\nu2\t2009-05-05\ti1\n' >"$tmp/h.tsv"
+"$bin" data info "$tmp/h.tsv" --user-col 1 --item-col 3 --time-col 2 >"$tmp/out" 2>"$tmp/err" || fail "h.tsv: $(cat "$tmp/err")"
+grep -q "^interactions  2$" "$tmp/out" || fail "h.tsv: $(cat "$tmp/out")"
 echo "cli_newuser: ok"

@@ -424,6 +424,28 @@ static bool string_id_line(const fri_fields *f) {
            (!fri_text_is_numeric(v[0], vn[0]) || !fri_text_is_numeric(v[1], vn[1]));
 }
 
+/* Whether a first line is data because a column given by number holds what it names: a
+ * number in the rating column, an integer or a date in the time column (a header has their
+ * names there). Last.fm 1K's log starts "user_000001<TAB>2009-05-04T23:08:57Z<TAB>...". */
+static bool numbered_value_line(const fr_load_opts *o, const fri_fields *f) {
+    int cr = col_number(o->col_rating), ct = col_number(o->col_time);
+    if (cr >= 1 && cr <= f->n && cr <= FRI_MAX_FIELDS) {
+        const char *s = f->s[cr - 1];
+        size_t ln = f->len[cr - 1];
+        double r;
+        field_bare(&s, &ln);
+        if (ln && fri_parse_real(s, ln, &r) == FRI_NUM_OK) return true;
+    }
+    if (ct >= 1 && ct <= f->n && ct <= FRI_MAX_FIELDS) {
+        const char *s = f->s[ct - 1];
+        size_t ln = f->len[ct - 1];
+        int64_t t;
+        field_bare(&s, &ln);
+        if (ln && (fri_parse_i64(s, ln, &t) == FRI_NUM_OK || fri_parse_datetime(s, ln, &t) == FRI_NUM_OK)) return true;
+    }
+    return false;
+}
+
 fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
     fri_spec *sp = &c->sp;
     const fr_load_opts *o = c->o;
@@ -466,6 +488,7 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
         field_bare(&f0, &f0n);
         bool strdata = !o->has_header && !named_cols && string_id_line(&f);
         bool header = !strdata && (o->has_header || named_cols || (!o->no_header && !fri_text_is_numeric(f0, f0n)));
+        if (header && !o->has_header && !named_cols && numbered_value_line(o, &f)) header = false;
         if (!opts && !header) {
             if (ends_with(c->path, ".rating")) fmt = FR_FORMAT_NCF;
             else if (sp->dcolon) fmt = FR_FORMAT_ML1M;
@@ -520,7 +543,10 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
                         for (int q = 0; q < 4; q++) taken |= *cols[q] == next;
                         if (!taken) break;
                     }
-                    if (j < 2 || next < f.n) *cols[j] = next++;
+                    if (j < 2 || next < f.n) {
+                        *cols[j] = next++;
+                        if (j == 2) sp->cr_pos = true;
+                    }
                     if (j == 2 && *cols[2] < 0) break; /* no rating column: no timestamp by position */
                 }
             }

@@ -18,6 +18,7 @@ typedef struct fri_spec {
     bool implicit;      /* rows are implicit positives (rating 1, or the weight) */
     bool weight;        /* implicit, and the rating column is kept as the weight */
     bool fast;          /* the one-pass scanner may read lines (user, item, rating, time in order) */
+    bool cr_pos;        /* the rating column was taken by position, not given nor named */
     double rmin, rmax;  /* accepted values of the rating column */
     char columns[FR_LOAD_COLUMNS_MAX]; /* a header's placement, as fr_load_stats.columns */
 } fri_spec;

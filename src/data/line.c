@@ -72,12 +72,16 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         if (rc != FRI_NUM_OK && sp->weight)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: weight \"%.*s\" is not a number; expected a count or weight >= 0",
                             FRI_PATH(c->path), ln, FRI_VAL(v, vn));
+        char pos[160] = "";
+        if (rc != FRI_NUM_OK && sp->cr_pos) /* a column the user did not choose: say which and what else to do */
+            snprintf(pos, sizeof pos, " (the rating column is column %d by position; a file without ratings: "
+                     "--format delimited reads only the columns given)", sp->cr + 1);
         if (rc != FRI_NUM_OK && sp->implicit)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: rating \"%.*s\" is not a number; expected a number (implicit: "
-                            "every row is a positive)", FRI_PATH(c->path), ln, FRI_VAL(v, vn));
+                            "every row is a positive)%s", FRI_PATH(c->path), ln, FRI_VAL(v, vn), pos);
         if (rc != FRI_NUM_OK)
-            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: rating \"%.*s\" is not a number; expected a decimal in [%g, %g]",
-                            FRI_PATH(c->path), ln, FRI_VAL(v, vn), c->o->rating_min, c->o->rating_max);
+            return fri_fail(FR_ERR_PARSE, "%s%s:%llu: rating \"%.*s\" is not a number; expected a decimal in [%g, %g]%s",
+                            FRI_PATH(c->path), ln, FRI_VAL(v, vn), c->o->rating_min, c->o->rating_max, pos);
         if (sp->weight && !(*r >= 0))
             return fri_fail(FR_ERR_RANGE, "%s%s:%llu: weight %.*s is negative; expected a count or weight >= 0",
                             FRI_PATH(c->path), ln, FRI_VAL(v, vn));
