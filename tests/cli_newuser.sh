@@ -135,4 +135,16 @@ grep -q "^interactions  2$" "$tmp/out" || fail "az.tsv: a row lost: $(cat "$tmp/
 printf 'who\twhen\twhat\nu1\t2009-05-04\ti1\nu2\t2009-05-05\ti1\n' >"$tmp/h.tsv"
 "$bin" data info "$tmp/h.tsv" --user-col 1 --item-col 3 --time-col 2 >"$tmp/out" 2>"$tmp/err" || fail "h.tsv: $(cat "$tmp/err")"
 grep -q "^interactions  2$" "$tmp/out" || fail "h.tsv: $(cat "$tmp/out")"
+# 10. --skip-bad-lines: train says how many lines it skipped and where the first was
+# (data info did; train dropped them without a word).
+awk 'BEGIN { print "user_id,book_id,rating"; for (u = 0; u < 20; u++) for (k = 0; k < 6; k++) print u "," (u + 7 * k) % 40 "," 1 + (u + k) % 5;
+             print "3,7"; print "4,x,5" }' >"$tmp/skip.csv"
+expect 0 "fedrec train: note: 2 bad lines skipped \(--skip-bad-lines\): the first is .*skip.csv:122" \
+    "$bin" train --data "$tmp/skip.csv" --skip-bad-lines --centralized --epochs 1
+grep -q "^training mf centrally on .*: 20 users, 40 items, 100 training interactions" "$tmp/out" || fail "skip.csv: $(cat "$tmp/out")"
+head -101 "$tmp/skip.csv" >"$tmp/tr.csv"; { head -1 "$tmp/skip.csv"; sed -n '102,$p' "$tmp/skip.csv"; } >"$tmp/te.csv"
+expect 0 "fedrec train: note: 2 bad lines skipped \(--skip-bad-lines\): the first is .*te.csv:22" \
+    "$bin" train --data "$tmp/tr.csv" --test "$tmp/te.csv" --skip-bad-lines --centralized --epochs 1
+"$bin" train --data "$tmp/tr.csv" --skip-bad-lines --centralized --epochs 1 >"$tmp/out" 2>"$tmp/err" || fail "tr.csv"
+grep -q "bad line" "$tmp/err" && fail "a note without bad lines: $(cat "$tmp/err")"
 echo "cli_newuser: ok"

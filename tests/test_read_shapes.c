@@ -358,3 +358,46 @@ Test(shapes, opts_check_headers) {
     cr_assert_eq(fr_load_opts_check(&o), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "has_header"), "%s", fr_errmsg());
 }
+
+/* skip_bad_lines: the dataset keeps how many lines of its file were skipped and where the
+ * first was (fr_dataset_skipped), for each file of a pair, and fr_data_load adds them up
+ * for `train` to say (its note names the first as path:line). */
+Test(shapes, skipped_lines_are_kept) {
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.skip_bad_lines = true;
+    fr_dataset *d = NULL;
+    uint64_t first = 99;
+    cr_assert_eq(load(&d, "s.csv", "user,item,rating\n1,2,3\n1,x,3\n2,2,4\n3\n", &o, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(d), 2);
+    cr_assert_eq(fr_dataset_skipped(d, &first), 2);
+    cr_assert_eq(first, 3);
+    fr_dataset_free(d);
+    o.skip_bad_lines = false;
+    cr_assert_eq(load(&d, "s.csv", "user,item,rating\n1,2,3\n2,2,4\n", &o, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_skipped(d, &first), 0);
+    cr_assert_eq(first, 0);
+    fr_dataset_free(d);
+    /* a pair: each file its own count; fr_data_load their sum and the first's place */
+    char *tr = tu_write(dir, "tr.csv", "user,item,rating\n1,2,3\n1,3,4\n2,2,4\n2,3,1\n");
+    char *te = tu_write(dir, "te.csv", "user,item,rating\n1,4,3\nbad\n2,4,4\n2,5\n");
+    fr_source src;
+    fr_source_default(&src);
+    src.data = tr;
+    src.test = te;
+    src.load.skip_bad_lines = true;
+    src.explicit_ratings = true;
+    fr_data *data = NULL;
+    cr_assert_eq(fr_data_load(&data, &src), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_skipped(fr_data_train(data), NULL), 0);
+    cr_assert_eq(fr_dataset_skipped(fr_data_test(data), &first), 2);
+    cr_assert_eq(first, 3);
+    const char *where = NULL;
+    cr_assert_eq(fr_data_skipped(data, &where), 2);
+    char want[4096];
+    snprintf(want, sizeof want, "%s:3", te);
+    cr_assert_str_eq(where, want);
+    fr_data_free(data);
+    free(tr);
+    free(te);
+}

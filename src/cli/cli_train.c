@@ -914,6 +914,11 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     int rc0 = cli_choose_model(o->model, &kind, src, &data, &why);
     if (rc0) { fr_data_free(data); return rc0; }
     if (why && !o->quiet) fprintf(stderr, "fedrec train: no --model: %s chosen: %s\n", fr_model_kind_name(kind), why);
+    const char *first_bad = NULL;
+    uint64_t nbad = fr_data_skipped(data, &first_bad);
+    if (nbad && !o->quiet)
+        fprintf(stderr, "fedrec train: note: %" PRIu64 " bad line%s skipped (--skip-bad-lines): the first is %s\n", nbad,
+                cli_s(nbad), first_bad);
     if (GIVEN(confidence_alpha) && !fr_dataset_weighted(fr_data_train(data))) {
         fprintf(stderr, "fedrec train: --confidence-alpha weighs each positive by its count or weight, but %s has "
                 "none: %s\n", fr_data_describe(data),
