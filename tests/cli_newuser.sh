@@ -147,4 +147,11 @@ expect 0 "fedrec train: note: 2 bad lines skipped \(--skip-bad-lines\): the firs
     "$bin" train --data "$tmp/tr.csv" --test "$tmp/te.csv" --skip-bad-lines --centralized --epochs 1
 "$bin" train --data "$tmp/tr.csv" --skip-bad-lines --centralized --epochs 1 >"$tmp/out" 2>"$tmp/err" || fail "tr.csv"
 grep -q "bad line" "$tmp/err" && fail "a note without bad lines: $(cat "$tmp/err")"
+# 11. two CSV files joined with cat: the second header in the middle is named as a header,
+# not offered string ids.
+printf 'user,item,rating\n1,2,3\nuser,item,rating\n1,3,4\n' >"$tmp/cat.csv"
+expect 1 'cat.csv:3: a header line in the middle of the data \(files joined\?\): "user,item,rating"; expected' "$bin" data info "$tmp/cat.csv"
+grep -q -- "--string-ids" "$tmp/err" && fail "cat.csv: string ids offered: $(cat "$tmp/err")"
+printf 'userID\tartistID\tweight\nu1\ta\t3\nuserID\tartistID\tweight\nu2\tb\t4\n' >"$tmp/cat.tsv"
+expect 1 'cat.tsv:3: a header line in the middle of the data' "$bin" data info "$tmp/cat.tsv"
 echo "cli_newuser: ok"

@@ -446,6 +446,15 @@ static bool numbered_value_line(const fr_load_opts *o, const fri_fields *f) {
     return false;
 }
 
+bool fri_spec_header_like(const fri_spec *sp, const fri_fields *f) {
+    if (sp->cu >= f->n || sp->ci >= f->n || sp->cu >= FRI_MAX_FIELDS || sp->ci >= FRI_MAX_FIELDS) return false;
+    const char *u = f->s[sp->cu], *i = f->s[sp->ci];
+    size_t un = f->len[sp->cu], in = f->len[sp->ci];
+    field_bare(&u, &un);
+    field_bare(&i, &in);
+    return name_in(u, un, user_names) && name_in(i, in, item_names);
+}
+
 fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
     fri_spec *sp = &c->sp;
     const fr_load_opts *o = c->o;

@@ -48,6 +48,9 @@ void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f);
 /* True when a line has a quoted field that no '"' closes (the error of a line with too
  * few fields says so). */
 bool fri_spec_unclosed_quote(const fri_spec *sp, const char *s, size_t n);
+/* True when a line's user and item fields are header names ("user", "movieId"): a header
+ * line in the middle of the data (files joined). Asked on the error paths only. */
+bool fri_spec_header_like(const fri_spec *sp, const fri_fields *f);
 /* The delimiter in messages: "tab", "','", "'::'" ... */
 const char *fri_spec_delim_name(const fri_spec *sp);
 

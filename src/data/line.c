@@ -13,6 +13,13 @@ static bool date_shaped(const char *s, size_t n) {
     return true;
 }
 
+/* The error of a header line met among the data. */
+static fr_err mid_header(const fri_rdctx *c, const char *s, size_t n) {
+    return fri_fail(FR_ERR_PARSE, "%s%s:%llu: a header line in the middle of the data (files joined?): \"%.*s\"; "
+                    "expected a data line (remove the line, or --skip-bad-lines to skip it)", FRI_PATH(c->path),
+                    (unsigned long long)c->line, FRI_VAL(s, n));
+}
+
 fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, uint32_t *i, double *r, int64_t *t) {
     const fri_spec *sp = &c->sp;
     unsigned long long ln = (unsigned long long)c->line;
@@ -52,6 +59,7 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
             continue;
         }
         int rc = fri_parse_id(v, vn, &ids[k]);
+        if (rc == FRI_NUM_BAD && fri_spec_header_like(sp, &f)) return mid_header(c, s, n);
         if (rc == FRI_NUM_BAD)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: %s \"%.*s\" is not a number; expected an integer in [0, 2^31) "
                             "(the file's first data line has integer ids; for string ids: --string-ids, load "
@@ -69,6 +77,7 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         size_t vn = f.len[sp->cr];
         int rc = fri_parse_real(v, vn, r);
         fri_text_trim(&v, &vn);
+        if (rc != FRI_NUM_OK && fri_spec_header_like(sp, &f)) return mid_header(c, s, n);
         if (rc != FRI_NUM_OK && sp->weight)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: weight \"%.*s\" is not a number; expected a count or weight >= 0",
                             FRI_PATH(c->path), ln, FRI_VAL(v, vn));
@@ -101,6 +110,7 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         size_t vn = f.len[sp->ct];
         int rc = fri_parse_i64(v, vn, t);
         if (rc == FRI_NUM_BAD) rc = fri_parse_datetime(v, vn, t);
+        if (rc == FRI_NUM_BAD && fri_spec_header_like(sp, &f)) return mid_header(c, s, n);
         if (rc == FRI_NUM_BAD)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: timestamp \"%.*s\" is not a %s; expected an integer (seconds) "
                             "or a date YYYY-MM-DD[THH:MM[:SS]]", FRI_PATH(c->path), ln, FRI_VAL(v, vn),
