@@ -154,4 +154,12 @@ expect 1 'cat.csv:3: a header line in the middle of the data \(files joined\?\):
 grep -q -- "--string-ids" "$tmp/err" && fail "cat.csv: string ids offered: $(cat "$tmp/err")"
 printf 'userID\tartistID\tweight\nu1\ta\t3\nuserID\tartistID\tweight\nu2\tb\t4\n' >"$tmp/cat.tsv"
 expect 1 'cat.tsv:3: a header line in the middle of the data' "$bin" data info "$tmp/cat.tsv"
+# 12. data generate writes more than --interactions when every user's floor of 5 needs
+# more, and says so (it said only "wrote ...: 25 interactions" after --interactions 10).
+expect 0 "note: 25 interactions, not the 10 asked: every user gets at least min\(5, items\) = 5" \
+    "$bin" data generate --users 5 --items 5 --interactions 10 --out "$tmp/g.tsv"
+grep -q "wrote .*g.tsv: 5 users, 5 items, 25 interactions" "$tmp/out" || fail "generate: $(cat "$tmp/out")"
+[ "$(wc -l <"$tmp/g.tsv")" = 25 ] || fail "g.tsv has $(wc -l <"$tmp/g.tsv") lines"
+"$bin" data generate --users 5 --items 50 --interactions 40 --out "$tmp/g.tsv" >"$tmp/out" 2>"$tmp/err" || fail "generate 40"
+[ -s "$tmp/err" ] && fail "a note when the count was met: $(cat "$tmp/err")"
 echo "cli_newuser: ok"

@@ -271,7 +271,7 @@ static int data_generate(int argc, char **argv) {
     arg_spec specs[] = { /* the ranges of fr_gen_opts_check */
         ARG_SPEC_INT("users", &users, 1, INT32_MAX, NULL, "N  users"),
         ARG_SPEC_INT("items", &items, 1, INT32_MAX, NULL, "M  items"),
-        ARG_SPEC_INT("interactions", &inter, 1, UINT64_MAX, NULL, "K  interactions in all (at most users x items)"),
+        ARG_SPEC_INT("interactions", &inter, 1, UINT64_MAX, NULL, "K  interactions in all (at most users x items; every user gets at least min(5, items), so at least users x that)"),
         ARG_SPEC_REAL("item-zipf", &g.item_zipf, 0, 10, 0, NULL, "S  item popularity exponent"),
         ARG_SPEC_REAL("user-zipf", &g.user_zipf, 0, 10, 0, NULL, "S  user activity exponent"),
         ARG_SPEC_INT("dim", &dim, 1, 1024, NULL, "D  latent factors behind the ratings"),
@@ -303,6 +303,10 @@ static int data_generate(int argc, char **argv) {
         printf("wrote %s: %u user%s, %u item%s, %" PRIu64 " interaction%s\n", out, fr_dataset_n_users(d),
                cli_s(fr_dataset_n_users(d)), fr_dataset_n_items(d), cli_s(fr_dataset_n_items(d)),
                fr_dataset_n_interactions(d), cli_s(fr_dataset_n_interactions(d)));
+    if (!e && fr_dataset_n_interactions(d) > inter) /* the floor per user, not the count asked */
+        fprintf(stderr, "fedrec data generate: note: %" PRIu64 " interactions, not the %" PRIu64 " asked: every user "
+                "gets at least min(5, items) = %u\n", fr_dataset_n_interactions(d), inter,
+                (unsigned)(items < 5 ? items : 5));
     fr_dataset_free(d);
     return e ? cli_fail(e, "data generate") : 0;
 }
