@@ -253,6 +253,22 @@ Test(shapes, slash_dates) {
     cr_assert(strstr(fr_errmsg(), "gr.csv:2: timestamp \"2021/02/29\" is not a valid date"), "%s", fr_errmsg());
 }
 
+/* A date-time with a UTC offset (pandas writes "+00:00" for tz-aware times) is that
+ * instant: 10:00 at +02:00 is 08:00 UTC (1577923200 + 8 h, by hand); -05:30 adds 5.5 h.
+ * An offset without a time, or out of range, is refused. */
+Test(shapes, utc_offsets) {
+    fr_dataset *d = NULL;
+    cr_assert_eq(load(&d, "tz.csv", "user,item,rating,date\n1,2,3,2020-01-02T10:00:00+02:00\n1,3,4,2020-01-02 10:00-05:30\n"
+                      "1,4,5,2020-01-02T10:00:00+0000\n", NULL, NULL), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 2, 3.0f, 1577923200 + 8 * 3600);
+    expect(d, 1, 3, 4.0f, 1577923200 + 15 * 3600 + 1800);
+    expect(d, 1, 4, 5.0f, 1577923200 + 10 * 3600);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "tz.csv", "user,item,rating,date\n1,2,3,2020-01-02+02:00\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert_eq(load(&d, "tz.csv", "user,item,rating,date\n1,2,3,2020-01-02T10:00+25:00\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert_eq(load(&d, "tz.csv", "user,item,rating,date\n1,2,3,2020-01-02T10:00+02:0\n", NULL, NULL), FR_ERR_PARSE);
+}
+
 Test(shapes, quoted_fields_and_dates) {
     fr_dataset *d = NULL;
     fr_load_stats st;
