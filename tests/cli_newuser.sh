@@ -162,4 +162,11 @@ grep -q "wrote .*g.tsv: 5 users, 5 items, 25 interactions" "$tmp/out" || fail "g
 [ "$(wc -l <"$tmp/g.tsv")" = 25 ] || fail "g.tsv has $(wc -l <"$tmp/g.tsv") lines"
 "$bin" data generate --users 5 --items 50 --interactions 40 --out "$tmp/g.tsv" >"$tmp/out" 2>"$tmp/err" || fail "generate 40"
 [ -s "$tmp/err" ] && fail "a note when the count was met: $(cat "$tmp/err")"
+# 13. millisecond timestamps: read as seconds (the order is the same), and data info says
+# they look like milliseconds rather than showing the year 51972 without a word.
+printf 'user,item,rating,timestamp\n1,2,3,1577923200000\n1,3,4,1577923300000\n' >"$tmp/ms.csv"
+"$bin" data info "$tmp/ms.csv" >"$tmp/out" || fail "ms.csv"
+grep -q "^time span     .* (read as seconds; these look like milliseconds since 1970" "$tmp/out" || fail "ms: $(cat "$tmp/out")"
+"$bin" data info "$tmp/gr.csv" >"$tmp/out" || fail "gr.csv again"
+grep -q "milliseconds" "$tmp/out" && fail "a milliseconds note on seconds: $(cat "$tmp/out")"
 echo "cli_newuser: ok"

@@ -173,7 +173,12 @@ static int data_info(int argc, char **argv) {
                in.per_user_q[2], in.per_user_q[3], in.per_user_q[4]);
         printf("per item      min %g, q25 %g, median %g, q75 %g, max %g\n", in.per_item_q[0], in.per_item_q[1],
                in.per_item_q[2], in.per_item_q[3], in.per_item_q[4]);
-        if (fr_dataset_has_time(d)) printf("time span     %s .. %s\n", t0, t1);
+        /* 1e11 s is the year 5138: such times are most likely milliseconds (the order, all
+         * that splits and sequences use, is the same either way) */
+        if (fr_dataset_has_time(d))
+            printf("time span     %s .. %s%s\n", t0, t1,
+                   in.time_min > 100000000000LL ? " (read as seconds; these look like milliseconds since 1970: the "
+                                                  "order is the same)" : "");
         printf("%s histogram:\n", st.weights ? "weight" : "rating");
         uint64_t mx = 1;
         int lw = 4;
