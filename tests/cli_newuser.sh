@@ -169,4 +169,8 @@ printf 'user,item,rating,timestamp\n1,2,3,1577923200000\n1,3,4,1577923300000\n' 
 grep -q "^time span     .* (read as seconds; these look like milliseconds since 1970" "$tmp/out" || fail "ms: $(cat "$tmp/out")"
 "$bin" data info "$tmp/gr.csv" >"$tmp/out" || fail "gr.csv again"
 grep -q "milliseconds" "$tmp/out" && fail "a milliseconds note on seconds: $(cat "$tmp/out")"
+# 14. a European file: ';' between fields and a decimal comma in the rating
+printf 'user;item;rating\n1;2;3,5\n1;3;4\n' >"$tmp/semi.csv"
+expect 1 "semi.csv:2: rating \"3,5\" is not a number; expected a decimal in \[0, 10\] \(a decimal comma: write the decimal point '.', as in 3.5\)" \
+    "$bin" data info "$tmp/semi.csv"
 echo "cli_newuser: ok"

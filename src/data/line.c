@@ -13,6 +13,17 @@ static bool date_shaped(const char *s, size_t n) {
     return true;
 }
 
+/* Whether a value is a number written with a decimal comma ("3,5"). */
+static bool decimal_comma(const char *s, size_t n) {
+    size_t commas = 0, digits = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] == ',') commas++;
+        else if ((unsigned)(s[k] - '0') <= 9) digits++;
+        else return false;
+    }
+    return commas == 1 && digits == n - 1 && s[0] != ',' && s[n - 1] != ',';
+}
+
 /* The error of a header line met among the data. */
 static fr_err mid_header(const fri_rdctx *c, const char *s, size_t n) {
     return fri_fail(FR_ERR_PARSE, "%s%s:%llu: a header line in the middle of the data (files joined?): \"%.*s\"; "
@@ -85,6 +96,8 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
         if (rc != FRI_NUM_OK && sp->cr_pos) /* a column the user did not choose: say which and what else to do */
             snprintf(pos, sizeof pos, " (the rating column is column %d by position; a file without ratings: "
                      "--format delimited reads only the columns given)", sp->cr + 1);
+        else if (rc != FRI_NUM_OK && decimal_comma(v, vn))
+            snprintf(pos, sizeof pos, " (a decimal comma: write the decimal point '.', as in 3.5)");
         if (rc != FRI_NUM_OK && sp->implicit)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: rating \"%.*s\" is not a number; expected a number (implicit: "
                             "every row is a positive)%s", FRI_PATH(c->path), ln, FRI_VAL(v, vn), pos);
