@@ -173,4 +173,14 @@ grep -q "milliseconds" "$tmp/out" && fail "a milliseconds note on seconds: $(cat
 printf 'user;item;rating\n1;2;3,5\n1;3;4\n' >"$tmp/semi.csv"
 expect 1 "semi.csv:2: rating \"3,5\" is not a number; expected a decimal in \[0, 10\] \(a decimal comma: write the decimal point '.', as in 3.5\)" \
     "$bin" data info "$tmp/semi.csv"
+# 15. --cold-items: the baseline of the summary is fitted and evaluated on the warm split
+# the model trained and was evaluated on (it took the whole data: 40 test users against
+# the model's 31, pop fitted on the cold items' interactions too).
+awk 'BEGIN { for (u = 1; u <= 40; u++) for (k = 0; k < 7; k++) print u "\t" 1 + (u * 5 + k * 11) % 30 "\t1\t" 1000 + k }' >"$tmp/warm.tsv"
+awk 'BEGIN { for (i = 1; i <= 30; i++) print i "\tg" i % 4 " decade" i % 3 }' >"$tmp/wf.txt"
+"$bin" train --data "$tmp/warm.tsv" --model lightfm --item-features "$tmp/wf.txt" --cold-items 0.2 --centralized --epochs 1 \
+    --quiet --metrics-out "$tmp/cm.jsonl" >"$tmp/out" 2>"$tmp/err" || fail "cold run: $(cat "$tmp/err")"
+fin=$(tail -1 "$tmp/cm.jsonl" | sed 's/"best".*//' | grep -o '"eval_users":[0-9]*' | tail -1)
+base=$(tail -1 "$tmp/cm.jsonl" | sed 's/.*"baseline"//' | grep -o '"eval_users":[0-9]*' | head -1)
+[ -n "$fin" ] && [ "$fin" = "$base" ] || fail "final $fin, baseline $base: $(tail -1 "$tmp/cm.jsonl")"
 echo "cli_newuser: ok"

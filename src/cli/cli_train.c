@@ -1066,7 +1066,8 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         if (embed->silent) goto done;
     }
     /* the summary, --quiet or not: final and best metrics, the baseline, time, files */
-    cli_summary cs = {&c, &sum, embed ? embed->data : data, why, cli_now_s() - t_start, t_train, o->out, ckpt};
+    cli_summary cs = {&c, &sum, embed ? embed->data : data, why, cli_now_s() - t_start, t_train, o->out, ckpt,
+                      cold.cold ? cold.train : NULL, cold.cold ? te : NULL};
     int werr = 0;
     if (cli_summary_print(&cs, mf, &werr)) {
         if (werr) fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(werr));

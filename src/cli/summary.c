@@ -108,8 +108,9 @@ int cli_summary_print(const cli_summary *s, FILE *metrics, int *err) {
     if (!fr_model_kind_is_closed_form(kind) && l->evaluated) {
         fr_pool *pool = NULL;
         fr_err e = fr_pool_create(&pool, c->threads);
-        if (!e) e = fr_run_baseline(kind, fr_data_train(s->data), fr_data_test(s->data), fr_data_negatives(s->data),
-                                    &c->loop.eval, pool, &bk, &base);
+        const fr_dataset *tr = s->train ? s->train : fr_data_train(s->data);
+        const fr_dataset *te = s->test ? s->test : fr_data_test(s->data);
+        if (!e) e = fr_run_baseline(kind, tr, te, fr_data_negatives(s->data), &c->loop.eval, pool, &bk, &base);
         fr_pool_free(pool);
         if (e) return cli_fail(e, "train: the baseline");
         has_base = true;
