@@ -183,4 +183,13 @@ awk 'BEGIN { for (i = 1; i <= 30; i++) print i "\tg" i % 4 " decade" i % 3 }' >"
 fin=$(tail -1 "$tmp/cm.jsonl" | sed 's/"best".*//' | grep -o '"eval_users":[0-9]*' | tail -1)
 base=$(tail -1 "$tmp/cm.jsonl" | sed 's/.*"baseline"//' | grep -o '"eval_users":[0-9]*' | head -1)
 [ -n "$fin" ] && [ "$fin" = "$base" ] || fail "final $fin, baseline $base: $(tail -1 "$tmp/cm.jsonl")"
+# 16. eval of a model trained with --cold-items scores every test interaction, not the warm
+# split training reported: the model file records --cold-items and eval says so.
+"$bin" train --data "$tmp/warm.tsv" --model lightfm --item-features "$tmp/wf.txt" --cold-items 0.2 --centralized --epochs 1 \
+    --quiet --out "$tmp/cold.fr" >/dev/null 2>&1 || fail "cold run with --out"
+expect 0 "fedrec eval: note: .*cold.fr was trained with --cold-items 0.2" "$bin" eval --model "$tmp/cold.fr"
+"$bin" train --data "$tmp/warm.tsv" --model lightfm --item-features "$tmp/wf.txt" --centralized --epochs 1 --quiet \
+    --out "$tmp/warm.fr" >/dev/null 2>&1 || fail "warm run with --out"
+"$bin" eval --model "$tmp/warm.fr" >"$tmp/out" 2>"$tmp/err" || fail "eval warm.fr"
+grep -q "cold-items" "$tmp/err" && fail "a cold note without --cold-items: $(cat "$tmp/err")"
 echo "cli_newuser: ok"

@@ -230,6 +230,10 @@ int cli_eval(int argc, char **argv) {
     rc = load_all("eval", model, data, test, negatives, &lo, specs, false, &l);
     if (!rc) rc = check_test_known("eval", &l, model);
     if (!rc) warn_trained_on_test(&l);
+    if (!rc && l.prov.cold_items) /* training held items out and scored the rest: not these figures */
+        fprintf(stderr, "fedrec eval: note: %s was trained with --cold-items %s: its training figures are on the warm "
+                "part; these are on every test interaction, the held-out items' too (never trained)\n", model,
+                l.prov.cold_items);
     fr_pool *pool = NULL;
     fr_model_scorer *sc = NULL;
     if (!rc) {

@@ -1036,6 +1036,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_provenance_init(&pv);
         e = fr_provenance_set_data(&pv, src, data);
         if (!e) e = fr_provenance_set_run(&pv, &c, sum.completed);
+        pv.cold_items = o->cold_items; /* eval says its figures are not the warm split's */
         if (fr_fl_dp_on(&c.fl) && !c.centralized) { /* the privacy the saved model spent */
             pv.dp_epsilon = sum.epsilon;
             pv.dp_delta = fr_fl_dp_delta(&c.fl, fr_dataset_n_users(fr_data_train(data)));
