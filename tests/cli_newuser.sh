@@ -192,4 +192,13 @@ expect 0 "fedrec eval: note: .*cold.fr was trained with --cold-items 0.2" "$bin"
     --out "$tmp/warm.fr" >/dev/null 2>&1 || fail "warm run with --out"
 "$bin" eval --model "$tmp/warm.fr" >"$tmp/out" 2>"$tmp/err" || fail "eval warm.fr"
 grep -q "cold-items" "$tmp/err" && fail "a cold note without --cold-items: $(cat "$tmp/err")"
+# 17. a test file that shares no users or items with the training file (the wrong file, or
+# ids of another numbering) gives metrics of nothing; train says how many test users and
+# interactions it has no training data for.
+printf '1\t1\t1\n1\t2\t1\n2\t2\t1\n2\t3\t1\n3\t1\t1\n3\t3\t1\n' >"$tmp/trx.tsv"
+printf '7\t8\t1\n8\t9\t1\n1\t3\t1\n' >"$tmp/tex.tsv"
+expect 0 "note: 2 of 3 test users have no training interactions, and 2 of 3 test interactions are of items no training interaction has" \
+    "$bin" train --data "$tmp/trx.tsv" --test "$tmp/tex.tsv" --model bpr --rounds 1
+"$bin" train --data "$tmp/tr.tsv" --test "$tmp/te.tsv" --model bpr --rounds 1 >"$tmp/out" 2>"$tmp/err" || fail "tr/te"
+grep -q "no training interactions" "$tmp/err" && fail "a cold note on warm users: $(cat "$tmp/err")"
 echo "cli_newuser: ok"

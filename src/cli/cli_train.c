@@ -904,6 +904,44 @@ static int resolve_items(const cli_train_opts *o, const fr_data *data, const fr_
     return 0;
 }
 
+/* A note when the test set is largely unknown to training: test users without training
+ * interactions, or most test interactions on items no training interaction has (the
+ * wrong --test file, or ids numbered otherwise). Its metrics would measure nothing. */
+static void note_unknown_test(const fr_data *data) {
+    const fr_dataset *tr = fr_data_train(data), *te = fr_data_test(data);
+    if (!tr || !te) return;
+    uint32_t ni = fr_dataset_n_items(tr) > fr_dataset_n_items(te) ? fr_dataset_n_items(tr) : fr_dataset_n_items(te);
+    uint8_t *seen = calloc(ni ? ni : 1, 1);
+    if (!seen) return;
+    for (uint32_t u = 0; u < fr_dataset_n_users(tr); u++) {
+        const uint32_t *it = NULL;
+        size_t n = fr_dataset_user(tr, u, &it, NULL, NULL);
+        for (size_t k = 0; k < n; k++) seen[it[k]] = 1;
+    }
+    uint64_t users = 0, cold_users = 0, inter = 0, cold_inter = 0;
+    for (uint32_t u = 0; u < fr_dataset_n_users(te); u++) {
+        const uint32_t *it = NULL;
+        size_t n = fr_dataset_user(te, u, &it, NULL, NULL);
+        if (!n) continue;
+        users++;
+        cold_users += u >= fr_dataset_n_users(tr) || fr_dataset_user(tr, u, NULL, NULL, NULL) == 0;
+        inter += n;
+        for (size_t k = 0; k < n; k++) cold_inter += !seen[it[k]];
+    }
+    free(seen);
+    bool items = cold_inter && 2 * cold_inter > inter;
+    if (!cold_users && !items) return;
+    char a[96] = "", b[128] = "";
+    if (cold_users)
+        snprintf(a, sizeof a, "%" PRIu64 " of %" PRIu64 " test user%s no training interactions", cold_users, users,
+                 users == 1 ? " has" : "s have");
+    if (items)
+        snprintf(b, sizeof b, "%" PRIu64 " of %" PRIu64 " test interactions are of items no training interaction has",
+                 cold_inter, inter);
+    fprintf(stderr, "fedrec train: note: %s%s%s (%s): the metrics say little of them\n", a, a[0] && b[0] ? ", and " : "",
+            b, fr_data_describe(data));
+}
+
 static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
     double t_start = cli_now_s();
@@ -928,6 +966,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_data_free(data);
         return 2;
     }
+    if (!o->quiet) note_unknown_test(data);
     uint32_t fewest = 0, shortn = fr_negatives_short(fr_data_negatives(data), &fewest);
     if (shortn && !o->quiet)
         fprintf(stderr, "fedrec train: note: %u test user%s fewer than %u item%s %s never touched; %s ranked "
