@@ -61,6 +61,7 @@ static void assert_same(const fr_provenance *a, const fr_provenance *b) {
     cr_assert_eq(memcmp(&a->train, &b->train, sizeof a->train), 0, "training config");
     cr_assert_eq(a->rounds, b->rounds);
     str_eq(a->partition, b->partition, "partition");
+    str_eq(a->cold_items, b->cold_items, "cold_items");
     cr_assert_eq(a->epochs, b->epochs);
     cr_assert_eq(a->lr_decay, b->lr_decay);
 }
@@ -170,8 +171,11 @@ Test(provenance, federated_round_trip_every_field) {
     p.fl.seed = 9;
     p.rounds = 42;
     p.partition = "dirichlet:20:0.5";
+    p.cold_items = "0.2";
     char *json = NULL;
     round_trip(&p, &json);
+    cr_assert(strstr(json, "\"cold_items\":\"0.2\""), "%s", json);
+    p.cold_items = NULL;
     cr_assert(strstr(json, "\"mode\":\"federated\""), "%s", json);
     cr_assert(strstr(json, "\"seed\":\"18446744073709551601\""), "%s", json);
     cr_assert(strstr(json, "\"kind\":\"neumf\""), "%s", json);

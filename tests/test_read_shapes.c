@@ -236,6 +236,39 @@ Test(shapes, unplaceable_column_message) {
     fr_dataset_free(d);
 }
 
+/* Goodreads' export writes its dates year first with slashes (2020/01/02): the same date
+ * as 2020-01-02 (epoch seconds computed by hand: 18263 days). Mixed separators and a day
+ * first are refused, a day that does not exist is called an invalid date. */
+Test(shapes, slash_dates) {
+    fr_dataset *d = NULL;
+    cr_assert_eq(load(&d, "gr.csv", "Book Id,User,My Rating,Date Added\n10,1,5,2020/01/02\n11,1,4,2020/02/29 10:00\n",
+                      NULL, NULL), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 10, 5.0f, 18263LL * 86400);
+    expect(d, 1, 11, 4.0f, (18263LL + 58) * 86400 + 36000);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "gr.csv", "user,item,rating,date\n1,2,3,2020/01-02\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "gr.csv:2: timestamp \"2020/01-02\" is not a number"), "%s", fr_errmsg());
+    cr_assert_eq(load(&d, "gr.csv", "user,item,rating,date\n1,2,3,02/01/2020\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert_eq(load(&d, "gr.csv", "user,item,rating,date\n1,2,3,2021/02/29\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert(strstr(fr_errmsg(), "gr.csv:2: timestamp \"2021/02/29\" is not a valid date"), "%s", fr_errmsg());
+}
+
+/* A date-time with a UTC offset (pandas writes "+00:00" for tz-aware times) is that
+ * instant: 10:00 at +02:00 is 08:00 UTC (1577923200 + 8 h, by hand); -05:30 adds 5.5 h.
+ * An offset without a time, or out of range, is refused. */
+Test(shapes, utc_offsets) {
+    fr_dataset *d = NULL;
+    cr_assert_eq(load(&d, "tz.csv", "user,item,rating,date\n1,2,3,2020-01-02T10:00:00+02:00\n1,3,4,2020-01-02 10:00-05:30\n"
+                      "1,4,5,2020-01-02T10:00:00+0000\n", NULL, NULL), FR_OK, "%s", fr_errmsg());
+    expect(d, 1, 2, 3.0f, 1577923200 + 8 * 3600);
+    expect(d, 1, 3, 4.0f, 1577923200 + 15 * 3600 + 1800);
+    expect(d, 1, 4, 5.0f, 1577923200 + 10 * 3600);
+    fr_dataset_free(d);
+    cr_assert_eq(load(&d, "tz.csv", "user,item,rating,date\n1,2,3,2020-01-02+02:00\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert_eq(load(&d, "tz.csv", "user,item,rating,date\n1,2,3,2020-01-02T10:00+25:00\n", NULL, NULL), FR_ERR_PARSE);
+    cr_assert_eq(load(&d, "tz.csv", "user,item,rating,date\n1,2,3,2020-01-02T10:00+02:0\n", NULL, NULL), FR_ERR_PARSE);
+}
+
 Test(shapes, quoted_fields_and_dates) {
     fr_dataset *d = NULL;
     fr_load_stats st;
@@ -258,7 +291,7 @@ Test(shapes, quoted_fields_and_dates) {
     fr_dataset_free(d);
     /* A bad date names the line, the value and what was expected. */
     cr_assert_eq(load(&d, "bad.csv", "user,item,rating,date\n1,2,3,2020-02-30\n", NULL, NULL), FR_ERR_PARSE);
-    cr_assert(strstr(fr_errmsg(), "bad.csv:2: timestamp \"2020-02-30\" is not a number; expected an integer "
+    cr_assert(strstr(fr_errmsg(), "bad.csv:2: timestamp \"2020-02-30\" is not a valid date; expected an integer "
                                   "(seconds) or a date"), "%s", fr_errmsg());
     /* A reversed MovieLens-like header is read by name, not by position. */
     cr_assert_eq(load(&d, "rev.csv", "movieId,userId,timestamp,rating\n5,1,99,2.5\n", NULL, &st), FR_OK, "%s",
@@ -340,4 +373,47 @@ Test(shapes, opts_check_headers) {
     o.col_user = "name";
     cr_assert_eq(fr_load_opts_check(&o), FR_ERR_INVALID);
     cr_assert(strstr(fr_errmsg(), "has_header"), "%s", fr_errmsg());
+}
+
+/* skip_bad_lines: the dataset keeps how many lines of its file were skipped and where the
+ * first was (fr_dataset_skipped), for each file of a pair, and fr_data_load adds them up
+ * for `train` to say (its note names the first as path:line). */
+Test(shapes, skipped_lines_are_kept) {
+    fr_load_opts o;
+    fr_load_opts_default(&o);
+    o.skip_bad_lines = true;
+    fr_dataset *d = NULL;
+    uint64_t first = 99;
+    cr_assert_eq(load(&d, "s.csv", "user,item,rating\n1,2,3\n1,x,3\n2,2,4\n3\n", &o, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_interactions(d), 2);
+    cr_assert_eq(fr_dataset_skipped(d, &first), 2);
+    cr_assert_eq(first, 3);
+    fr_dataset_free(d);
+    o.skip_bad_lines = false;
+    cr_assert_eq(load(&d, "s.csv", "user,item,rating\n1,2,3\n2,2,4\n", &o, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_skipped(d, &first), 0);
+    cr_assert_eq(first, 0);
+    fr_dataset_free(d);
+    /* a pair: each file its own count; fr_data_load their sum and the first's place */
+    char *tr = tu_write(dir, "tr.csv", "user,item,rating\n1,2,3\n1,3,4\n2,2,4\n2,3,1\n");
+    char *te = tu_write(dir, "te.csv", "user,item,rating\n1,4,3\nbad\n2,4,4\n2,5\n");
+    fr_source src;
+    fr_source_default(&src);
+    src.data = tr;
+    src.test = te;
+    src.load.skip_bad_lines = true;
+    src.explicit_ratings = true;
+    fr_data *data = NULL;
+    cr_assert_eq(fr_data_load(&data, &src), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_skipped(fr_data_train(data), NULL), 0);
+    cr_assert_eq(fr_dataset_skipped(fr_data_test(data), &first), 2);
+    cr_assert_eq(first, 3);
+    const char *where = NULL;
+    cr_assert_eq(fr_data_skipped(data, &where), 2);
+    char want[4096];
+    snprintf(want, sizeof want, "%s:3", te);
+    cr_assert_str_eq(where, want);
+    fr_data_free(data);
+    free(tr);
+    free(te);
 }

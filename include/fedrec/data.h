@@ -244,6 +244,10 @@ FR_API void fr_dataset_free(fr_dataset *d);
 FR_API uint32_t fr_dataset_n_users(const fr_dataset *d);
 FR_API uint32_t fr_dataset_n_items(const fr_dataset *d);
 FR_API uint64_t fr_dataset_n_interactions(const fr_dataset *d);
+/* Bad lines of d's file that fr_dataset_load or fr_dataset_load_pair skipped
+ * (fr_load_opts.skip_bad_lines), and the first one's line number in *first_line (0: none;
+ * may be NULL). 0 for a dataset that was not read from a file (a split, arrays). */
+FR_API uint64_t fr_dataset_skipped(const fr_dataset *d, uint64_t *first_line);
 FR_API bool fr_dataset_has_time(const fr_dataset *d);
 /* Whether d holds implicit feedback read as such (fr_load_opts: implicit, implicit_weight,
  * a count column, or no rating column): every row is a positive and its rating is 1 or a
@@ -568,6 +572,10 @@ FR_API const fr_negatives *fr_data_negatives(const fr_data *d);
  * timestamps)" (leave-one-out on data without timestamps holds out a random interaction
  * per user), "u.data (split temporal-user:0.8)", "synthetic data (2000 users, ...)". */
 FR_API const char *fr_data_describe(const fr_data *d);
+/* Bad lines skipped in the files fr_data_load read (fr_load_opts.skip_bad_lines: the
+ * ratings file, or the training and test files), and "path:line" of the first in *first
+ * (NULL when none; may be NULL; owned by d). */
+FR_API uint64_t fr_data_skipped(const fr_data *d, const char **first);
 /* Whether the data is the built-in synthetic set. */
 FR_API bool fr_data_is_synthetic(const fr_data *d);
 /* Attaches item titles and user attributes found beside the data (the NCF directory, or

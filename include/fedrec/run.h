@@ -333,6 +333,8 @@ typedef struct fr_provenance {
     double dp_epsilon;       /* federated with DP (fl.dp_clip > 0): the epsilon spent by its
                                 rounds ("dp_epsilon"; NaN: unknown or infinite, null in JSON) */
     double dp_delta;         /* ... at this delta ("dp_delta"; NaN: unknown) */
+    const char *cold_items;  /* --cold-items of the run (a fraction or a file of item ids): the
+                                items it held out entirely ("cold_items"); NULL: none */
     void *owned_;            /* private: the strings the struct owns */
 } fr_provenance;
 

@@ -41,6 +41,61 @@ static void fmt_time(int64_t t, char *buf, size_t n) {
     else snprintf(buf, n, "%" PRId64, t);
 }
 
+/* The histogram of data info: a bar per rating value when the data has at most 21 (a 1-5
+ * or 1-10 scale, half stars), else 10 equal ranges from the least to the largest value
+ * (counts, weights, fine-grained scores). Every row is in one bar. */
+#define HIST_VALUES 21
+typedef struct {
+    int n;                      /* bars */
+    char label[HIST_VALUES][48];
+    uint64_t count[HIST_VALUES];
+} histogram;
+
+static void histogram_of(const fr_dataset *d, double lo, double hi, histogram *h) {
+    float v[HIST_VALUES];
+    int nv = 0;
+    bool many = false;
+    memset(h, 0, sizeof *h);
+    uint32_t nu = fr_dataset_n_users(d);
+    for (uint32_t u = 0; u < nu && !many; u++) {
+        const float *r = NULL;
+        size_t n = fr_dataset_user(d, u, NULL, &r, NULL);
+        for (size_t k = 0; k < n && !many; k++) {
+            int j = 0;
+            while (j < nv && v[j] != r[k]) j++;
+            if (j == nv) {
+                if (nv == HIST_VALUES) { many = true; break; }
+                v[nv++] = r[k];
+            }
+            h->count[j]++;
+        }
+    }
+    if (!many) { /* the values in increasing order, their counts with them */
+        for (int a = 1; a < nv; a++)
+            for (int b = a; b > 0 && v[b] < v[b - 1]; b--) {
+                float t = v[b]; v[b] = v[b - 1]; v[b - 1] = t;
+                uint64_t c = h->count[b]; h->count[b] = h->count[b - 1]; h->count[b - 1] = c;
+            }
+        h->n = nv;
+        for (int j = 0; j < nv; j++) snprintf(h->label[j], sizeof h->label[j], "%g", (double)v[j]);
+        return;
+    }
+    h->n = 10;
+    memset(h->count, 0, sizeof h->count);
+    double w = (hi - lo) / 10;
+    for (int j = 0; j < 10; j++)
+        snprintf(h->label[j], sizeof h->label[j], "[%.4g,%.4g%c", lo + j * w, j == 9 ? hi : lo + (j + 1) * w,
+                 j == 9 ? ']' : ')');
+    for (uint32_t u = 0; u < nu; u++) {
+        const float *r = NULL;
+        size_t n = fr_dataset_user(d, u, NULL, &r, NULL);
+        for (size_t k = 0; k < n; k++) {
+            int j = w > 0 ? (int)(((double)r[k] - lo) / w) : 0;
+            h->count[j < 0 ? 0 : j > 9 ? 9 : j]++;
+        }
+    }
+}
+
 static int data_info(int argc, char **argv) {
     cli_load_opts lo = {0};
     bool json = false;
@@ -53,7 +108,7 @@ static int data_info(int argc, char **argv) {
     int npos;
     const char *usage = "fedrec data info FILE [--format F] [--sep D] [--header|--no-header] [--user-col C] "
                         "[--item-col C] [--rating-col C] [--time-col C] [--implicit|--implicit-weight] "
-                        "[--skip-bad-lines] [--json]";
+                        "[--skip-bad-lines] [--string-ids] [--json]";
     int rc = args_parse("data info", argc, argv, specs, pos, 1, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos != 1) { fprintf(stderr, "usage: %s\n", usage); return 2; }
@@ -70,25 +125,28 @@ static int data_info(int argc, char **argv) {
     char t0[32], t1[32];
     fmt_time(in.time_min, t0, sizeof t0);
     fmt_time(in.time_max, t1, sizeof t1);
+    histogram h;
+    histogram_of(d, in.rating_min, in.rating_max, &h);
     if (json) {
         printf("{\"file\":");
         cli_json_str(stdout, pos[0]);
         printf(",\"format\":\"%s\",\"implicit\":%s,\"weights\":%s,\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
                ",\"density\":%.6g,\"rating_min\":%g,\"rating_max\":%g,\"rating_mean\":%.6g,\"skipped_lines\":%" PRIu64
-               ",\"duplicates\":%" PRIu64 ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],\"time_min\":%" PRId64
-               ",\"time_max\":%" PRId64 ",\"histogram\":{",
+               ",\"duplicates\":%" PRIu64 ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],",
                cli_format_name(st.format), st.implicit ? "true" : "false", st.weights ? "true" : "false", in.users, in.items, in.interactions, in.density, in.rating_min,
                in.rating_max, in.rating_mean, st.skipped, in.duplicates, in.per_user_q[0], in.per_user_q[1],
                in.per_user_q[2],
                in.per_user_q[3], in.per_user_q[4], in.per_item_q[0], in.per_item_q[1], in.per_item_q[2],
-               in.per_item_q[3], in.per_item_q[4], in.time_min, in.time_max);
-        int first = 1;
-        for (int b = 0; b < 10; b++) {
-            if (!in.hist[b]) continue;
-            printf("%s\"%g\":%" PRIu64, first ? "" : ",", 0.5 * (b + 1), in.hist[b]);
-            first = 0;
-        }
-        if (in.hist_other) printf("%s\"other\":%" PRIu64, first ? "" : ",", in.hist_other);
+               in.per_item_q[3], in.per_item_q[4]);
+        if (fr_dataset_has_time(d))
+            printf("\"time_min\":%" PRId64 ",\"time_max\":%" PRId64 ",", in.time_min, in.time_max);
+        else printf("\"time_min\":null,\"time_max\":null,");
+        printf("\"histogram\":{");
+        for (int b = 0, first = 1; b < h.n; b++)
+            if (h.count[b]) {
+                printf("%s\"%s\":%" PRIu64, first ? "" : ",", h.label[b], h.count[b]);
+                first = 0;
+            }
         printf("},\"columns\":");
         cli_json_str(stdout, st.columns);
         printf("}\n");
@@ -115,17 +173,25 @@ static int data_info(int argc, char **argv) {
                in.per_user_q[2], in.per_user_q[3], in.per_user_q[4]);
         printf("per item      min %g, q25 %g, median %g, q75 %g, max %g\n", in.per_item_q[0], in.per_item_q[1],
                in.per_item_q[2], in.per_item_q[3], in.per_item_q[4]);
-        if (fr_dataset_has_time(d)) printf("time span     %s .. %s\n", t0, t1);
-        printf("rating histogram:\n");
+        /* 1e11 s is the year 5138: such times are most likely milliseconds (the order, all
+         * that splits and sequences use, is the same either way) */
+        if (fr_dataset_has_time(d))
+            printf("time span     %s .. %s%s\n", t0, t1,
+                   in.time_min > 100000000000LL ? " (read as seconds; these look like milliseconds since 1970: the "
+                                                  "order is the same)" : "");
+        printf("%s histogram:\n", st.weights ? "weight" : "rating");
         uint64_t mx = 1;
-        for (int b = 0; b < 10; b++) if (in.hist[b] > mx) mx = in.hist[b];
-        for (int b = 0; b < 10; b++) {
-            if (!in.hist[b]) continue;
-            int bar = (int)(40.0 * (double)in.hist[b] / (double)mx + 0.5);
-            printf("  %-4g %10" PRIu64 "  %.*s\n", 0.5 * (b + 1), in.hist[b], bar,
+        int lw = 4;
+        for (int b = 0; b < h.n; b++) {
+            if (h.count[b] > mx) mx = h.count[b];
+            if ((int)strlen(h.label[b]) > lw) lw = (int)strlen(h.label[b]);
+        }
+        for (int b = 0; b < h.n; b++) {
+            if (!h.count[b]) continue;
+            int bar = (int)(40.0 * (double)h.count[b] / (double)mx + 0.5);
+            printf("  %-*s %10" PRIu64 "  %.*s\n", lw, h.label[b], h.count[b], bar,
                    "########################################");
         }
-        if (in.hist_other) printf("  other %9" PRIu64 "\n", in.hist_other);
     }
     fr_dataset_free(d);
     return 0;
@@ -210,7 +276,7 @@ static int data_generate(int argc, char **argv) {
     arg_spec specs[] = { /* the ranges of fr_gen_opts_check */
         ARG_SPEC_INT("users", &users, 1, INT32_MAX, NULL, "N  users"),
         ARG_SPEC_INT("items", &items, 1, INT32_MAX, NULL, "M  items"),
-        ARG_SPEC_INT("interactions", &inter, 1, UINT64_MAX, NULL, "K  interactions in all (at most users x items)"),
+        ARG_SPEC_INT("interactions", &inter, 1, UINT64_MAX, NULL, "K  interactions in all (at most users x items; every user gets at least min(5, items), so at least users x that)"),
         ARG_SPEC_REAL("item-zipf", &g.item_zipf, 0, 10, 0, NULL, "S  item popularity exponent"),
         ARG_SPEC_REAL("user-zipf", &g.user_zipf, 0, 10, 0, NULL, "S  user activity exponent"),
         ARG_SPEC_INT("dim", &dim, 1, 1024, NULL, "D  latent factors behind the ratings"),
@@ -242,6 +308,10 @@ static int data_generate(int argc, char **argv) {
         printf("wrote %s: %u user%s, %u item%s, %" PRIu64 " interaction%s\n", out, fr_dataset_n_users(d),
                cli_s(fr_dataset_n_users(d)), fr_dataset_n_items(d), cli_s(fr_dataset_n_items(d)),
                fr_dataset_n_interactions(d), cli_s(fr_dataset_n_interactions(d)));
+    if (!e && fr_dataset_n_interactions(d) > inter) /* the floor per user, not the count asked */
+        fprintf(stderr, "fedrec data generate: note: %" PRIu64 " interactions, not the %" PRIu64 " asked: every user "
+                "gets at least min(5, items) = %u\n", fr_dataset_n_interactions(d), inter,
+                (unsigned)(items < 5 ? items : 5));
     fr_dataset_free(d);
     return e ? cli_fail(e, "data generate") : 0;
 }

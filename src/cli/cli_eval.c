@@ -222,7 +222,7 @@ int cli_eval(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    const char *usage = "fedrec eval --model FILE [--data PATH --test PATH --negatives PATH] [--json]";
+    const char *usage = "fedrec eval --model FILE [--data PATH --test PATH --negatives PATH] [LOADING OPTIONS] [--json]";
     int rc = args_parse("eval", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model) { fprintf(stderr, "fedrec eval: --model FILE is required\nusage: %s\n", usage); return 2; }
@@ -230,6 +230,10 @@ int cli_eval(int argc, char **argv) {
     rc = load_all("eval", model, data, test, negatives, &lo, specs, false, &l);
     if (!rc) rc = check_test_known("eval", &l, model);
     if (!rc) warn_trained_on_test(&l);
+    if (!rc && l.prov.cold_items) /* training held items out and scored the rest: not these figures */
+        fprintf(stderr, "fedrec eval: note: %s was trained with --cold-items %s: its training figures are on the warm "
+                "part; these are on every test interaction, the held-out items' too (never trained)\n", model,
+                l.prov.cold_items);
     fr_pool *pool = NULL;
     fr_model_scorer *sc = NULL;
     if (!rc) {
@@ -284,6 +288,13 @@ int cli_eval(int argc, char **argv) {
 
 /* ------------------------------------------------------------------ recommend */
 
+/* Columns of a UTF-8 string: its bytes but continuation bytes (10xxxxxx). */
+static int utf8_width(const char *s) {
+    int w = 0;
+    for (; *s; s++) w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
 int cli_recommend(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
     uint64_t k = 10;
@@ -301,7 +312,7 @@ int cli_recommend(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    const char *usage = "fedrec recommend --model FILE --user RAW_ID [-k 10] [--json]";
+    const char *usage = "fedrec recommend --model FILE --user RAW_ID [-k 10] [--data PATH [LOADING OPTIONS]] [--json]";
     int rc = args_parse("recommend", argc, argv, specs, pos, 0, &npos, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (!model || !user) {
@@ -354,6 +365,13 @@ int cli_recommend(int argc, char **argv) {
             else printf("%" PRId64, fr_idmap_raw(um, (uint32_t)du));
             printf(",\"items\":[");
         } else printf("top %zu for user %s (%s):\n", n, user, fr_data_describe(l.d));
+        /* string ids padded to the widest shown, in letters (UTF-8: continuation bytes
+         * take no column), so the scores line up */
+        int width = 8;
+        for (size_t i = 0; i < n && !json; i++) {
+            const char *istr = fr_idmap_raw_str(im, items[i]);
+            if (istr && utf8_width(istr) > width) width = utf8_width(istr);
+        }
         for (size_t i = 0; i < n; i++) {
             const char *title = meta ? fr_meta_item_title(meta, items[i]) : NULL;
             const char *istr = fr_idmap_raw_str(im, items[i]);
@@ -365,8 +383,8 @@ int cli_recommend(int argc, char **argv) {
                 cli_json_str(stdout, title);
                 printf("}");
             } else if (istr) {
-                printf("%3zu. item %-8s score %8.4f%s%s\n", i + 1, istr, (double)scores[i], title ? "  " : "",
-                       title ? title : "");
+                printf("%3zu. item %s%*s score %8.4f%s%s\n", i + 1, istr, width - utf8_width(istr), "",
+                       (double)scores[i], title ? "  " : "", title ? title : "");
             } else {
                 printf("%3zu. item %-8" PRId64 " score %8.4f%s%s\n", i + 1, fr_idmap_raw(im, items[i]), (double)scores[i],
                        title ? "  " : "", title ? title : "");

@@ -904,6 +904,44 @@ static int resolve_items(const cli_train_opts *o, const fr_data *data, const fr_
     return 0;
 }
 
+/* A note when the test set is largely unknown to training: test users without training
+ * interactions, or most test interactions on items no training interaction has (the
+ * wrong --test file, or ids numbered otherwise). Its metrics would measure nothing. */
+static void note_unknown_test(const fr_data *data) {
+    const fr_dataset *tr = fr_data_train(data), *te = fr_data_test(data);
+    if (!tr || !te) return;
+    uint32_t ni = fr_dataset_n_items(tr) > fr_dataset_n_items(te) ? fr_dataset_n_items(tr) : fr_dataset_n_items(te);
+    uint8_t *seen = calloc(ni ? ni : 1, 1);
+    if (!seen) return;
+    for (uint32_t u = 0; u < fr_dataset_n_users(tr); u++) {
+        const uint32_t *it = NULL;
+        size_t n = fr_dataset_user(tr, u, &it, NULL, NULL);
+        for (size_t k = 0; k < n; k++) seen[it[k]] = 1;
+    }
+    uint64_t users = 0, cold_users = 0, inter = 0, cold_inter = 0;
+    for (uint32_t u = 0; u < fr_dataset_n_users(te); u++) {
+        const uint32_t *it = NULL;
+        size_t n = fr_dataset_user(te, u, &it, NULL, NULL);
+        if (!n) continue;
+        users++;
+        cold_users += u >= fr_dataset_n_users(tr) || fr_dataset_user(tr, u, NULL, NULL, NULL) == 0;
+        inter += n;
+        for (size_t k = 0; k < n; k++) cold_inter += !seen[it[k]];
+    }
+    free(seen);
+    bool items = cold_inter && 2 * cold_inter > inter;
+    if (!cold_users && !items) return;
+    char a[96] = "", b[128] = "";
+    if (cold_users)
+        snprintf(a, sizeof a, "%" PRIu64 " of %" PRIu64 " test user%s no training interactions", cold_users, users,
+                 users == 1 ? " has" : "s have");
+    if (items)
+        snprintf(b, sizeof b, "%" PRIu64 " of %" PRIu64 " test interactions are of items no training interaction has",
+                 cold_inter, inter);
+    fprintf(stderr, "fedrec train: note: %s%s%s (%s): the metrics say little of them\n", a, a[0] && b[0] ? ", and " : "",
+            b, fr_data_describe(data));
+}
+
 static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kind, fr_source *src,
                const char *ckpt) {
     double t_start = cli_now_s();
@@ -914,6 +952,11 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
     int rc0 = cli_choose_model(o->model, &kind, src, &data, &why);
     if (rc0) { fr_data_free(data); return rc0; }
     if (why && !o->quiet) fprintf(stderr, "fedrec train: no --model: %s chosen: %s\n", fr_model_kind_name(kind), why);
+    const char *first_bad = NULL;
+    uint64_t nbad = fr_data_skipped(data, &first_bad);
+    if (nbad && !o->quiet)
+        fprintf(stderr, "fedrec train: note: %" PRIu64 " bad line%s skipped (--skip-bad-lines): the first is %s\n", nbad,
+                cli_s(nbad), first_bad);
     if (GIVEN(confidence_alpha) && !fr_dataset_weighted(fr_data_train(data))) {
         fprintf(stderr, "fedrec train: --confidence-alpha weighs each positive by its count or weight, but %s has "
                 "none: %s\n", fr_data_describe(data),
@@ -923,6 +966,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_data_free(data);
         return 2;
     }
+    if (!o->quiet) note_unknown_test(data);
     uint32_t fewest = 0, shortn = fr_negatives_short(fr_data_negatives(data), &fewest);
     if (shortn && !o->quiet)
         fprintf(stderr, "fedrec train: note: %u test user%s fewer than %u item%s %s never touched; %s ranked "
@@ -941,6 +985,10 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         goto done;
     }
     if ((rc = cli_train_config(o, specs, kind, &st, &c))) goto done; /* as fedrec server's */
+    if (c.model.max_len > 0 && !o->quiet && !fr_dataset_has_time_order(fr_data_train(data)))
+        fprintf(stderr, "fedrec train: note: %s has no timestamps (or all are equal): %s reads each user's items "
+                "in item-id order, not in the order they happened%s\n", o->data ? o->data : "the built-in synthetic data",
+                fr_model_kind_name(kind), o->data ? " (a time column: --time-col C)" : "");
     if (ckpt) {
         c.loop.checkpoint = ckpt;
         c.loop.checkpoint_every = (uint32_t)o->checkpoint_every;
@@ -1027,6 +1075,7 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         fr_provenance_init(&pv);
         e = fr_provenance_set_data(&pv, src, data);
         if (!e) e = fr_provenance_set_run(&pv, &c, sum.completed);
+        pv.cold_items = o->cold_items; /* eval says its figures are not the warm split's */
         if (fr_fl_dp_on(&c.fl) && !c.centralized) { /* the privacy the saved model spent */
             pv.dp_epsilon = sum.epsilon;
             pv.dp_delta = fr_fl_dp_delta(&c.fl, fr_dataset_n_users(fr_data_train(data)));
@@ -1057,7 +1106,8 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         if (embed->silent) goto done;
     }
     /* the summary, --quiet or not: final and best metrics, the baseline, time, files */
-    cli_summary cs = {&c, &sum, embed ? embed->data : data, why, cli_now_s() - t_start, t_train, o->out, ckpt};
+    cli_summary cs = {&c, &sum, embed ? embed->data : data, why, cli_now_s() - t_start, t_train, o->out, ckpt,
+                      cold.cold ? cold.train : NULL, cold.cold ? te : NULL};
     int werr = 0;
     if (cli_summary_print(&cs, mf, &werr)) {
         if (werr) fprintf(stderr, "fedrec train: --metrics-out: writing '%s' failed: %s\n", o->metrics_out, strerror(werr));

@@ -2,6 +2,7 @@
  * the metadata found beside the data (fr_data_load_meta: ml-100k's u.user and u.item for
  * ml-100k-loo) and the feature files the user gives, attached to the model config. */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,16 +60,24 @@ int cli_features_attach(const char *cmd, fr_data *data, const char *user_file, c
     fr_err e = build(cmd, data, user_file, item_file, quiet, &f);
     if (!e) e = fr_model_config_set_features(mc, f);
     if (!e && !quiet) {
-        uint64_t nnz[2] = {0, 0};
+        uint64_t nnz[2] = {0, 0}, covered[2] = {0, 0};
         for (int s = 0; s < 2; s++)
-            for (uint32_t r = 0; r < fr_features_rows(f, sides[s]); r++) nnz[s] += fr_features_of(f, sides[s], r, NULL, NULL);
+            for (uint32_t r = 0; r < fr_features_rows(f, sides[s]); r++) {
+                size_t k = fr_features_of(f, sides[s], r, NULL, NULL);
+                nnz[s] += k;
+                covered[s] += k > 0;
+            }
         /* a side with none says why: nothing beside the data, or nothing usable in the file given */
         char why[2][160];
         const char *meta_names[2] = {"u.user or users.dat", "u.item, movies.dat or movies.csv"};
         const char *files[2] = {user_file, item_file};
         for (int s = 0; s < 2; s++) {
-            if (nnz[s]) snprintf(why[s], sizeof why[s], "%.1f per %s", (s ? ni : nu) ? (double)nnz[s] / (s ? ni : nu) : 0.0,
-                                 s ? "item" : "user");
+            uint32_t rows = s ? ni : nu;
+            const char *side = s ? "item" : "user";
+            if (nnz[s] && covered[s] < rows) /* a file that covers a few: the mean over all would read 0.0 */
+                snprintf(why[s], sizeof why[s], "%.1f per %s on the %" PRIu64 " of %u that have some; %" PRIu64
+                         " have none", (double)nnz[s] / (double)covered[s], side, covered[s], rows, rows - covered[s]);
+            else if (nnz[s]) snprintf(why[s], sizeof why[s], "%.1f per %s", rows ? (double)nnz[s] / rows : 0.0, side);
             else if (files[s]) snprintf(why[s], sizeof why[s], "none read from %.100s", files[s]);
             else snprintf(why[s], sizeof why[s], "no %s beside the data; --%s-features FILE adds some", meta_names[s],
                           s ? "item" : "user");

@@ -108,8 +108,9 @@ int cli_summary_print(const cli_summary *s, FILE *metrics, int *err) {
     if (!fr_model_kind_is_closed_form(kind) && l->evaluated) {
         fr_pool *pool = NULL;
         fr_err e = fr_pool_create(&pool, c->threads);
-        if (!e) e = fr_run_baseline(kind, fr_data_train(s->data), fr_data_test(s->data), fr_data_negatives(s->data),
-                                    &c->loop.eval, pool, &bk, &base);
+        const fr_dataset *tr = s->train ? s->train : fr_data_train(s->data);
+        const fr_dataset *te = s->test ? s->test : fr_data_test(s->data);
+        if (!e) e = fr_run_baseline(kind, tr, te, fr_data_negatives(s->data), &c->loop.eval, pool, &bk, &base);
         fr_pool_free(pool);
         if (e) return cli_fail(e, "train: the baseline");
         has_base = true;
@@ -131,7 +132,12 @@ int cli_summary_print(const cli_summary *s, FILE *metrics, int *err) {
         if (l->stop != FR_LOOP_DONE) printf("  final %-13s %s  (stopped early: %s)\n", at, m, fr_loop_stop_name(l->stop));
         else printf("  final %-13s %s\n", at, m);
     }
-    if (l->best_step && l->best_step != l->completed) {
+    /* "best" only when it beats the final step: a tie (the first of equal steps is the
+     * best one recorded) would name an earlier step as if the run had lost ground */
+    bool lower = false;
+    double fin = l->evaluated ? fr_loop_main_metric(&l->last, &lower, NULL) : NAN;
+    bool better = isnan(fin) || (lower ? l->best < fin : l->best > fin);
+    if (l->best_step && l->best_step != l->completed && better) {
         cli_metrics_text(&l->best_eval, m, sizeof m);
         char at[32];
         snprintf(at, sizeof at, "(%s %u)", unit, l->best_step);

@@ -16,6 +16,8 @@ typedef struct cli_summary {
     double train_seconds;         /* fr_run alone */
     const char *out;              /* --out, or NULL: no model file */
     const char *checkpoint;       /* the checkpoint written, or NULL */
+    const fr_dataset *train, *test; /* what the model trained and was evaluated on, when not the data's
+                                     * (--cold-items: the warm part); the baseline is fitted on the same */
 } cli_summary;
 
 /* Computes the baseline (fr_run_baseline: bias for a rating model, pop for a ranking

@@ -714,6 +714,10 @@ const char *fr_dataset_source(const fr_dataset *d) { return d->source; }
 uint32_t fr_dataset_n_users(const fr_dataset *d) { return d->n_users; }
 uint32_t fr_dataset_n_items(const fr_dataset *d) { return d->n_items; }
 uint64_t fr_dataset_n_interactions(const fr_dataset *d) { return d->n; }
+uint64_t fr_dataset_skipped(const fr_dataset *d, uint64_t *first_line) {
+    if (first_line) *first_line = d->first_bad;
+    return d->skipped;
+}
 bool fr_dataset_has_time(const fr_dataset *d) { return d->has_time; }
 bool fr_dataset_implicit(const fr_dataset *d) { return d->implicit; }
 bool fr_dataset_weighted(const fr_dataset *d) { return d->weights; }

@@ -67,6 +67,8 @@ struct fr_dataset {
     bool implicit;       /* read as implicit feedback: ratings are 1 or weights */
     bool weights;        /* implicit, and the ratings are the weight column's values */
     uint64_t duplicates; /* repeated (user, item) pairs dropped by the build */
+    uint64_t skipped;    /* bad lines of its file skipped (skip_bad_lines) when it was loaded */
+    uint64_t first_bad;  /* the first one's line number (0: none) */
     fr_idmap *users, *items;
     uint8_t *absent;     /* [n_items] or NULL: 1 for an item that does not exist at training
                           * time (a cold split's held-out items): never a sampled negative */

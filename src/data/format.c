@@ -102,8 +102,21 @@ const char *fri_spec_delim_name(const fri_spec *sp) {
     }
 }
 
+static bool split_quoted(const fri_spec *sp, const char *s, size_t n, fri_fields *f);
+
 void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f) {
     if (!memchr(s, '"', n)) { fri_text_split(s, n, sp->delim, sp->dcolon, f); return; }
+    (void)split_quoted(sp, s, n, f);
+}
+
+bool fri_spec_unclosed_quote(const fri_spec *sp, const char *s, size_t n) {
+    fri_fields f;
+    return memchr(s, '"', n) && split_quoted(sp, s, n, &f);
+}
+
+/* fri_spec_split of a line with a '"'; true when a quoted field has no closing quote. */
+static bool split_quoted(const fri_spec *sp, const char *s, size_t n, fri_fields *f) {
+    bool unclosed = false;
     const char *p = s, *end = s + n;
     f->n = 0;
     for (;;) {
@@ -114,7 +127,7 @@ void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f) 
             const char *c = q + 1;
             while (c < end && !(*c == '"' && !(c + 1 < end && c[1] == '"'))) c += *c == '"' ? 2 : 1;
             if (c < end) { fs = q + 1; fe = c; p = c + 1; }
-            else { fe = end; p = end; } /* unclosed: the field as it is, for the messages */
+            else { fe = end; p = end; unclosed = true; } /* unclosed: the field as it is, for the messages */
         } else {
             p = q;
             fe = NULL;
@@ -132,6 +145,7 @@ void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f) 
         if (d >= end) break;
         p = d + (sp->dcolon ? 2 : 1);
     }
+    return unclosed;
 }
 
 /* Header names, compared after dropping case, '_', '-', ' ' and '.' ("User_ID" is
@@ -156,7 +170,8 @@ static const char *const count_names[] = {
     "clickcount", "views", "viewcount", "quantity", "qty", "frequency", "freq", "times", "purchases", "visits",
     "interactions", "confidence", "implicit", NULL};
 static const char *const time_names[] = {"timestamp", "time", "date", "datetime", "ts", "unixtime", "unixtimestamp",
-                                         "epoch", "created", "createdat", "utc", "when", "unixreviewtime", NULL};
+                                         "epoch", "created", "createdat", "utc", "when", "unixreviewtime",
+                                         "dateadded", "datecreated", "addedat", "ratedat", NULL};
 
 /* Suffixes of prefixed rating and time names ("star_rating", "review_date"), taken only
  * where no field has one of the names above. */
@@ -409,6 +424,37 @@ static bool string_id_line(const fri_fields *f) {
            (!fri_text_is_numeric(v[0], vn[0]) || !fri_text_is_numeric(v[1], vn[1]));
 }
 
+/* Whether a first line is data because a column given by number holds what it names: a
+ * number in the rating column, an integer or a date in the time column (a header has their
+ * names there). Last.fm 1K's log starts "user_000001<TAB>2009-05-04T23:08:57Z<TAB>...". */
+static bool numbered_value_line(const fr_load_opts *o, const fri_fields *f) {
+    int cr = col_number(o->col_rating), ct = col_number(o->col_time);
+    if (cr >= 1 && cr <= f->n && cr <= FRI_MAX_FIELDS) {
+        const char *s = f->s[cr - 1];
+        size_t ln = f->len[cr - 1];
+        double r;
+        field_bare(&s, &ln);
+        if (ln && fri_parse_real(s, ln, &r) == FRI_NUM_OK) return true;
+    }
+    if (ct >= 1 && ct <= f->n && ct <= FRI_MAX_FIELDS) {
+        const char *s = f->s[ct - 1];
+        size_t ln = f->len[ct - 1];
+        int64_t t;
+        field_bare(&s, &ln);
+        if (ln && (fri_parse_i64(s, ln, &t) == FRI_NUM_OK || fri_parse_datetime(s, ln, &t) == FRI_NUM_OK)) return true;
+    }
+    return false;
+}
+
+bool fri_spec_header_like(const fri_spec *sp, const fri_fields *f) {
+    if (sp->cu >= f->n || sp->ci >= f->n || sp->cu >= FRI_MAX_FIELDS || sp->ci >= FRI_MAX_FIELDS) return false;
+    const char *u = f->s[sp->cu], *i = f->s[sp->ci];
+    size_t un = f->len[sp->cu], in = f->len[sp->ci];
+    field_bare(&u, &un);
+    field_bare(&i, &in);
+    return name_in(u, un, user_names) && name_in(i, in, item_names);
+}
+
 fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
     fri_spec *sp = &c->sp;
     const fr_load_opts *o = c->o;
@@ -451,6 +497,7 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
         field_bare(&f0, &f0n);
         bool strdata = !o->has_header && !named_cols && string_id_line(&f);
         bool header = !strdata && (o->has_header || named_cols || (!o->no_header && !fri_text_is_numeric(f0, f0n)));
+        if (header && !o->has_header && !named_cols && numbered_value_line(o, &f)) header = false;
         if (!opts && !header) {
             if (ends_with(c->path, ".rating")) fmt = FR_FORMAT_NCF;
             else if (sp->dcolon) fmt = FR_FORMAT_ML1M;
@@ -505,7 +552,10 @@ fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first, size_t n) {
                         for (int q = 0; q < 4; q++) taken |= *cols[q] == next;
                         if (!taken) break;
                     }
-                    if (j < 2 || next < f.n) *cols[j] = next++;
+                    if (j < 2 || next < f.n) {
+                        *cols[j] = next++;
+                        if (j == 2) sp->cr_pos = true;
+                    }
                     if (j == 2 && *cols[2] < 0) break; /* no rating column: no timestamp by position */
                 }
             }

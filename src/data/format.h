@@ -18,6 +18,7 @@ typedef struct fri_spec {
     bool implicit;      /* rows are implicit positives (rating 1, or the weight) */
     bool weight;        /* implicit, and the rating column is kept as the weight */
     bool fast;          /* the one-pass scanner may read lines (user, item, rating, time in order) */
+    bool cr_pos;        /* the rating column was taken by position, not given nor named */
     double rmin, rmax;  /* accepted values of the rating column */
     char columns[FR_LOAD_COLUMNS_MAX]; /* a header's placement, as fr_load_stats.columns */
 } fri_spec;
@@ -44,6 +45,12 @@ FR_NODISCARD fr_err fri_spec_make(fri_rdctx *c, fr_format fmt, const char *first
  * has a '"', quote-aware (a field "..." may hold the delimiter; its content is the field,
  * without the quotes; "" inside stays as it is). */
 void fri_spec_split(const fri_spec *sp, const char *s, size_t n, fri_fields *f);
+/* True when a line has a quoted field that no '"' closes (the error of a line with too
+ * few fields says so). */
+bool fri_spec_unclosed_quote(const fri_spec *sp, const char *s, size_t n);
+/* True when a line's user and item fields are header names ("user", "movieId"): a header
+ * line in the middle of the data (files joined). Asked on the error paths only. */
+bool fri_spec_header_like(const fri_spec *sp, const fri_fields *f);
 /* The delimiter in messages: "tab", "','", "'::'" ... */
 const char *fri_spec_delim_name(const fri_spec *sp);
 

@@ -112,7 +112,7 @@ static int digits(const char *s, int n) {
 
 int fri_parse_datetime(const char *s, size_t n, int64_t *out) {
     fri_text_trim(&s, &n);
-    if (n < 10 || s[4] != '-' || s[7] != '-') return FRI_NUM_BAD;
+    if (n < 10 || (s[4] != '-' && s[4] != '/') || s[7] != s[4]) return FRI_NUM_BAD;
     int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
     static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) return FRI_NUM_BAD;
@@ -138,8 +138,20 @@ int fri_parse_datetime(const char *s, size_t n, int64_t *out) {
         }
         if (hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60) return FRI_NUM_BAD;
     }
+    int64_t off = 0; /* a UTC offset after a time: +HH:MM or +HHMM (pandas writes +00:00) */
     if (p < n && s[p] == 'Z') p++;
+    else if (p > 10 && p < n && (s[p] == '+' || s[p] == '-')) {
+        int sign = s[p] == '-' ? -1 : 1;
+        size_t q = p + 1;
+        int oh = n >= q + 2 ? digits(s + q, 2) : -1, om;
+        q += 2;
+        if (q < n && s[q] == ':') q++;
+        om = n >= q + 2 ? digits(s + q, 2) : -1;
+        if (oh < 0 || oh > 23 || om < 0 || om > 59) return FRI_NUM_BAD;
+        off = sign * (oh * 3600 + om * 60);
+        p = q + 2;
+    }
     if (p != n) return FRI_NUM_BAD;
-    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + hh * 3600 + mm * 60 + ss;
+    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + hh * 3600 + mm * 60 + ss - off;
     return FRI_NUM_OK;
 }

@@ -154,7 +154,9 @@ fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o
     if (!o) { fr_load_opts_default(&def); o = &def; }
     fr_err e = fr_load_opts_check(o);
     if (e) return e;
-    if (stats) memset(stats, 0, sizeof *stats);
+    fr_load_stats own;
+    if (!stats) stats = &own;
+    memset(stats, 0, sizeof *stats);
     fri_strtab us = {0}, is = {0};
     fri_rows rows = {.us = &us, .is = &is};
     fr_format used = o->format;
@@ -189,7 +191,9 @@ fr_err fr_dataset_load(fr_dataset **out, const char *path, const fr_load_opts *o
     if (!e) e = fri_dataset_set_source(*out, source ? source : path, !source);
     fri_free(source);
     if (e) { fr_dataset_free(*out); *out = NULL; return e; }
-    if (stats) stats->duplicates = (*out)->duplicates;
+    stats->duplicates = (*out)->duplicates;
+    (*out)->skipped = stats->skipped;
+    (*out)->first_bad = stats->first_bad_line;
     return e;
 }
 
@@ -205,12 +209,13 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     fr_idmap *um = NULL, *im = NULL;
     char *source = NULL; /* what NCF id maps record as the data's origin */
     fr_format used = o->format;
-    e = read_rows(train_path, o, o->format, &a, &used, NULL);
+    fr_load_stats sa = {0}, sb = {0}; /* each file's skipped lines */
+    e = read_rows(train_path, o, o->format, &a, &used, &sa);
     /* The test file is read as the training file was; an auto-detected delimited file
      * is detected again, since its columns came from its own first line. Its string ids
      * are numbered on from the training file's; integer training ids keep it integer. */
     if (a.strings) { b.us = &us; b.is = &is; b.strings = true; }
-    if (!e) e = read_rows(test_path, o, used == FR_FORMAT_DELIMITED ? o->format : used, &b, NULL, NULL);
+    if (!e) e = read_rows(test_path, o, used == FR_FORMAT_DELIMITED ? o->format : used, &b, NULL, &sb);
     if (e) goto fail;
     b.has_time = a.has_time = a.has_time || b.has_time;
     b.implicit = a.implicit = a.implicit || b.implicit;
@@ -233,6 +238,12 @@ fr_err fr_dataset_load_pair(fr_dataset **train, fr_dataset **test, const char *t
     if (!e) e = fri_dataset_build(test, &b, um, im);
     if (!e) e = fri_dataset_set_source(*train, source ? source : train_path, !source);
     if (!e) e = fri_dataset_set_source(*test, source ? source : test_path, !source);
+    if (!e) {
+        (*train)->skipped = sa.skipped;
+        (*train)->first_bad = sa.first_bad_line;
+        (*test)->skipped = sb.skipped;
+        (*test)->first_bad = sb.first_bad_line;
+    }
     if (e) {
         fr_dataset_free(*train);
         fr_dataset_free(*test);

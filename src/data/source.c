@@ -27,7 +27,10 @@ struct fr_data {
     char *describe;
     char *meta_dir;       /* where metadata may sit beside the data; NULL for the synthetic set */
     bool synthetic;
+    uint64_t skipped;     /* bad lines skipped in its files (skip_bad_lines) */
+    char *first_bad;      /* "path:line" of the first, NULL when none */
 };
+
 
 void fr_source_default(fr_source *s) {
     memset(s, 0, sizeof *s);
@@ -143,7 +146,17 @@ void fr_data_free(fr_data *d) {
     fr_negatives_free(d->negs);
     fri_free(d->describe);
     fri_free(d->meta_dir);
+    fri_free(d->first_bad);
     fri_free(d);
+}
+
+/* Counts the lines the loader skipped in x's file (path), and keeps where the first was. */
+static fr_err note_skips(fr_data *d, const fr_dataset *x, const char *path) {
+    if (!x || !x->skipped) return FR_OK;
+    d->skipped += x->skipped;
+    if (!d->first_bad && !(d->first_bad = dup_printf("%s:%llu", path, (unsigned long long)x->first_bad)))
+        return FR_ERR_NOMEM;
+    return FR_OK;
 }
 
 /* The NCF directory of s: its train and test files, and its negatives for a ranking model
@@ -153,6 +166,8 @@ static fr_err load_ncf_dir(fr_data *d, const fr_source *s) {
     char *ng = dup_printf("%s/test.negative", s->data);
     fr_err e = tr && te && ng ? FR_OK : FR_ERR_NOMEM;
     if (!e) e = fr_dataset_load_pair(&d->train, &d->test, tr, s->test ? s->test : te, &s->load);
+    if (!e) e = note_skips(d, d->train, tr);
+    if (!e) e = note_skips(d, d->test, s->test ? s->test : te);
     const char *negp = s->negatives ? s->negatives : ng;
     if (!e && !s->explicit_ratings && (s->negatives || exists(negp))) e = fr_negatives_load(&d->negs, negp, d->train);
     fri_free(tr);
@@ -213,6 +228,8 @@ fr_err fr_data_load(fr_data **out, const fr_source *s) {
         if (!d->describe || !d->meta_dir) { e = FR_ERR_NOMEM; goto done; }
         if (s->test) e = fr_dataset_load_pair(&d->train, &d->test, s->data, s->test, &s->load);
         else e = fr_dataset_load(&all, s->data, &s->load, NULL);
+        if (!e) e = note_skips(d, all ? all : d->train, s->data);
+        if (!e && s->test) e = note_skips(d, d->test, s->test);
     }
     if (!e && all && s->split == FR_SPLIT_LOO && !fr_dataset_has_time_order(all)) {
         /* say how the held-out interaction was chosen: there is no latest to take */
@@ -278,4 +295,9 @@ fr_err fr_data_load_meta(fr_data *d) {
     if (!d->meta_dir || strcmp(dir, d->meta_dir)) e = fr_dataset_load_meta(d->train, dir);
     fri_free(dir);
     return e;
+}
+
+uint64_t fr_data_skipped(const fr_data *d, const char **first) {
+    if (first) *first = d ? d->first_bad : NULL;
+    return d ? d->skipped : 0;
 }

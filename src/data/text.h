@@ -85,8 +85,9 @@ extern const double fri_p10[19];
 int fri_parse_id(const char *s, size_t n, uint32_t *out);
 /* A 64-bit integer: [+-]digits, trimmed. FRI_NUM_RANGE when it does not fit. */
 int fri_parse_i64(const char *s, size_t n, int64_t *out);
-/* An ISO-8601 date or date-time, UTC: "YYYY-MM-DD", then optionally 'T' or ' ' and
- * "HH:MM[:SS[.fraction]]", then optionally 'Z' (trimmed; a quoted value is not). Seconds
+/* An ISO-8601 date or date-time, UTC: "YYYY-MM-DD" (or "YYYY/MM/DD"), then optionally 'T' or ' ' and
+ * "HH:MM[:SS[.fraction]]", then optionally 'Z' or, after a time, a UTC offset "+HH:MM"
+ * ("+HHMM", '-' too) that is subtracted (trimmed; a quoted value is not). Seconds
  * since 1970-01-01 in *out, the fraction dropped. FRI_NUM_BAD otherwise. */
 int fri_parse_datetime(const char *s, size_t n, int64_t *out);
 /* A finite decimal: [+-]digits[.digits] parsed by hand; exponents and long digit runs go

@@ -465,6 +465,7 @@ static fr_err encode_tree(const fr_provenance *p, cJSON *root) {
         (e = put_object(root, "train_fingerprint", &p->fingerprint, fingerprint_fields, N_OF(fingerprint_fields))))
         return e;
     if (p->train_pairs && !add(root, "train_pairs", cJSON_CreateString(p->train_pairs))) return FR_ERR_NOMEM;
+    if (p->cold_items && !add(root, "cold_items", cJSON_CreateString(p->cold_items))) return FR_ERR_NOMEM;
     if ((e = put_object(root, "model", &p->model, model_fields, N_OF(model_fields)))) return e;
     if (p->mode == FR_RUN_FEDERATED) {
         if ((e = put_object(root, "fl", &p->fl, fl_fields, N_OF(fl_fields)))) return e;
@@ -753,6 +754,10 @@ static fr_err decode_tree(const cJSON *root, fr_provenance *q, strlist *own) {
     if (KEY("partition")) {
         field f = {"partition", T_STR, offsetof(fr_provenance, partition)};
         if ((e = get_value(v, q, &f, "partition", own))) return e;
+    }
+    if (KEY("cold_items")) {
+        field f = {"cold_items", T_STR, offsetof(fr_provenance, cold_items)};
+        if ((e = get_value(v, q, &f, "cold_items", own))) return e;
     }
     if (KEY("epochs") && (e = get_u64(v, "epochs", &q->epochs))) return e;
     if (KEY("dp_epsilon") && !cJSON_IsNull(v)) {
