@@ -201,4 +201,21 @@ expect 0 "note: 2 of 3 test users have no training interactions, and 2 of 3 test
     "$bin" train --data "$tmp/trx.tsv" --test "$tmp/tex.tsv" --model bpr --rounds 1
 "$bin" train --data "$tmp/tr.tsv" --test "$tmp/te.tsv" --model bpr --rounds 1 >"$tmp/out" 2>"$tmp/err" || fail "tr/te"
 grep -q "no training interactions" "$tmp/err" && fail "a cold note on warm users: $(cat "$tmp/err")"
+# 18. `data info` on a split directory (what `train --data DIR` reads): it describes the
+# training part, says so, and counts the test part; a directory without one is refused
+# with what a directory needs.
+printf '1\t1\t5\t10\n1\t2\t4\t11\n1\t3\t3\t12\n2\t1\t2\t10\n2\t3\t5\t11\n2\t4\t1\t12\n3\t2\t4\t10\n3\t4\t3\t11\n3\t1\t5\t12\n' \
+    >"$tmp/sp.tsv"
+"$bin" data split "$tmp/sp.tsv" --loo --negatives 1 --out "$tmp/spdir" >/dev/null || fail "split for data info"
+"$bin" data info "$tmp/spdir" >"$tmp/out" 2>"$tmp/err" || fail "data info DIR: $(cat "$tmp/err")"
+grep -q "^file          $tmp/spdir/train.rating (ncf; the training part of the split in $tmp/spdir)" "$tmp/out" ||
+    fail "data info DIR's file line: $(cat "$tmp/out")"
+grep -q '^interactions  6$' "$tmp/out" || fail "data info DIR counts train.rating: $(cat "$tmp/out")"
+grep -q '^test          3 interactions (test.rating), 1 negative a user (test.negative)$' "$tmp/out" ||
+    fail "data info DIR's test line: $(cat "$tmp/out")"
+"$bin" data info "$tmp/spdir" --json >"$tmp/out" || fail "data info DIR --json"
+grep -q '"test_interactions":3' "$tmp/out" || fail "data info DIR --json: $(cat "$tmp/out")"
+mkdir "$tmp/emptydir"
+expect 1 "emptydir: is a directory without train.rating; expected a ratings file or a split directory" \
+    "$bin" data info "$tmp/emptydir"
 echo "cli_newuser: ok"

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,6 +97,44 @@ static void histogram_of(const fr_dataset *d, double lo, double hi, histogram *h
     }
 }
 
+/* The test part of a split directory, as `train --data DIR` loads it. */
+typedef struct split_test {
+    bool dir;                 /* data info was given a split directory */
+    uint64_t test;            /* its test interactions */
+    const char *test_name;    /* test.rating, or test */
+    bool has_neg;             /* a negatives file */
+    uint32_t neg_min, neg_max; /* negatives per test user */
+} split_test;
+
+static fr_err split_test_of(const char *dir, const fr_load_opts *o, split_test *sp) {
+    fr_source src;
+    fr_source_default(&src);
+    src.data = dir;
+    src.load = *o;
+    fr_data *data = NULL;
+    fr_err e = fr_data_load(&data, &src);
+    if (e) return e;
+    char p[4096];
+    int w = snprintf(p, sizeof p, "%s/test.rating", dir);
+    sp->dir = true;
+    sp->test_name = w > 0 && (size_t)w < sizeof p && access(p, R_OK) == 0 ? "test.rating" : "test";
+    const fr_dataset *te = fr_data_test(data);
+    sp->test = fr_dataset_n_interactions(te);
+    const fr_negatives *ng = fr_data_negatives(data);
+    sp->has_neg = ng != NULL;
+    sp->neg_min = UINT32_MAX;
+    for (uint32_t u = 0; ng && u < fr_dataset_n_users(te); u++) {
+        if (!fr_dataset_user(te, u, NULL, NULL, NULL)) continue;
+        const uint32_t *items;
+        uint32_t k = u < fr_negatives_n_users(ng) ? (uint32_t)fr_negatives_user(ng, u, &items) : 0;
+        if (k < sp->neg_min) sp->neg_min = k;
+        if (k > sp->neg_max) sp->neg_max = k;
+    }
+    if (sp->neg_min == UINT32_MAX) sp->neg_min = 0;
+    fr_data_free(data);
+    return FR_OK;
+}
+
 static int data_info(int argc, char **argv) {
     cli_load_opts lo = {0};
     bool json = false;
@@ -106,7 +145,7 @@ static int data_info(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    const char *usage = "fedrec data info FILE [--format F] [--sep D] [--header|--no-header] [--user-col C] "
+    const char *usage = "fedrec data info FILE|DIR [--format F] [--sep D] [--header|--no-header] [--user-col C] "
                         "[--item-col C] [--rating-col C] [--time-col C] [--implicit|--implicit-weight] "
                         "[--skip-bad-lines] [--string-ids] [--json]";
     int rc = args_parse("data info", argc, argv, specs, pos, 1, &npos, usage);
@@ -116,9 +155,26 @@ static int data_info(int argc, char **argv) {
     fr_load_opts_default(&o);
     if ((rc = cli_load_opts_apply("data info", &lo, specs, &o))) return rc;
     if (cli_check_input("data info", "FILE", pos[0])) return 1;
+    /* a split directory (what train --data DIR reads): its training part, and the test's size */
+    const char *path = pos[0];
+    char trainp[4096];
+    split_test sp = {0};
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        int w = snprintf(trainp, sizeof trainp, "%s/train.rating", path);
+        if (w < 0 || (size_t)w >= sizeof trainp || access(trainp, R_OK) != 0) {
+            fprintf(stderr, "fedrec data info: %s: is a directory without train.rating; expected a ratings file or a "
+                            "split directory (train.rating, test.rating, test.negative: fedrec data split --out DIR)\n",
+                    path);
+            return 1;
+        }
+        fr_err e = split_test_of(path, &o, &sp);
+        if (e) return cli_fail(e, "data info");
+        path = trainp;
+    }
     fr_load_stats st;
     fr_dataset *d = NULL;
-    fr_err e = fr_dataset_load(&d, pos[0], &o, &st);
+    fr_err e = fr_dataset_load(&d, path, &o, &st);
     if (e) return cli_fail(e, "data info");
     fr_dataset_info in;
     fr_dataset_info_compute(d, &in);
@@ -129,7 +185,7 @@ static int data_info(int argc, char **argv) {
     histogram_of(d, in.rating_min, in.rating_max, &h);
     if (json) {
         printf("{\"file\":");
-        cli_json_str(stdout, pos[0]);
+        cli_json_str(stdout, path);
         printf(",\"format\":\"%s\",\"implicit\":%s,\"weights\":%s,\"users\":%u,\"items\":%u,\"interactions\":%" PRIu64
                ",\"density\":%.6g,\"rating_min\":%g,\"rating_max\":%g,\"rating_mean\":%.6g,\"skipped_lines\":%" PRIu64
                ",\"duplicates\":%" PRIu64 ",\"per_user\":[%g,%g,%g,%g,%g],\"per_item\":[%g,%g,%g,%g,%g],",
@@ -149,13 +205,25 @@ static int data_info(int argc, char **argv) {
             }
         printf("},\"columns\":");
         cli_json_str(stdout, st.columns);
+        if (sp.dir)
+            printf(",\"split_dir\":true,\"test_interactions\":%" PRIu64 ",\"test_negatives_min\":%u,"
+                   "\"test_negatives_max\":%u", sp.test, sp.neg_min, sp.neg_max);
         printf("}\n");
     } else {
-        printf("file          %s (%s)\n", pos[0], cli_format_name(st.format));
+        if (sp.dir) printf("file          %s (%s; the training part of the split in %s)\n", path,
+                           cli_format_name(st.format), pos[0]);
+        else printf("file          %s (%s)\n", path, cli_format_name(st.format));
         if (st.columns[0]) printf("columns       %s\n", st.columns);
         printf("users         %u\nitems         %u\ninteractions  %" PRIu64 "\n", in.users, in.items,
                in.interactions);
         printf("density       %.4f%%\n", 100 * in.density);
+        if (sp.dir) {
+            printf("test          %" PRIu64 " interaction%s (%s), ", sp.test, cli_s(sp.test), sp.test_name);
+            if (!sp.has_neg) printf("no negatives file: ranked on the whole catalogue\n");
+            else if (sp.neg_min == sp.neg_max)
+                printf("%u negative%s a user (test.negative)\n", sp.neg_min, cli_s(sp.neg_min));
+            else printf("%u-%u negatives a user (test.negative)\n", sp.neg_min, sp.neg_max);
+        }
         if (fr_idmap_is_str(fr_dataset_users(d)))
             printf("ids           strings, numbered in order of first appearance\n");
         if (st.skipped)
