@@ -218,4 +218,12 @@ grep -q '"test_interactions":3' "$tmp/out" || fail "data info DIR --json: $(cat 
 mkdir "$tmp/emptydir"
 expect 1 "emptydir: is a directory without train.rating; expected a ratings file or a split directory" \
     "$bin" data info "$tmp/emptydir"
+# 19. --implicit ignores the rating column's values but still wants numbers there (a
+# misread column shows); a column of words gets the way to leave it out, which works.
+printf 'user,item,rating\n1,2,good\n1,3,bad\n2,3,good\n' >"$tmp/words.csv"
+expect 1 'words.csv:2: rating "good" is not a number; expected a number \(implicit: every row is a positive, its value unused\) \(a column of words: --format delimited --header --user-col U --item-col I reads only the columns given\)' \
+    "$bin" data info "$tmp/words.csv" --implicit
+"$bin" data info "$tmp/words.csv" --format delimited --header --user-col 1 --item-col 2 >"$tmp/out" 2>"$tmp/err" ||
+    fail "the hint's command: $(cat "$tmp/err")"
+grep -q '^interactions  3$' "$tmp/out" || fail "the hint's command read: $(cat "$tmp/out")"
 echo "cli_newuser: ok"

@@ -100,7 +100,12 @@ fr_err fri_line_parse(const fri_rdctx *c, const char *s, size_t n, uint32_t *u, 
             snprintf(pos, sizeof pos, " (a decimal comma: write the decimal point '.', as in 3.5)");
         if (rc != FRI_NUM_OK && sp->implicit)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: rating \"%.*s\" is not a number; expected a number (implicit: "
-                            "every row is a positive)%s", FRI_PATH(c->path), ln, FRI_VAL(v, vn), pos);
+                            "every row is a positive, its value unused)%s", FRI_PATH(c->path), ln, FRI_VAL(v, vn),
+                            pos[0] ? pos
+                            : sp->header ? " (a column of words: --format delimited --header --user-col U --item-col I "
+                                           "reads only the columns given)"
+                                         : " (a column of words: --format delimited --user-col U --item-col I "
+                                           "reads only the columns given)");
         if (rc != FRI_NUM_OK)
             return fri_fail(FR_ERR_PARSE, "%s%s:%llu: rating \"%.*s\" is not a number; expected a decimal in [%g, %g]%s",
                             FRI_PATH(c->path), ln, FRI_VAL(v, vn), c->o->rating_min, c->o->rating_max, pos);
