@@ -226,4 +226,15 @@ expect 1 'words.csv:2: rating "good" is not a number; expected a number \(implic
 "$bin" data info "$tmp/words.csv" --format delimited --header --user-col 1 --item-col 2 >"$tmp/out" 2>"$tmp/err" ||
     fail "the hint's command: $(cat "$tmp/err")"
 grep -q '^interactions  3$' "$tmp/out" || fail "the hint's command read: $(cat "$tmp/out")"
+# 20. a ranking model asked for on explicit ratings (no evaluation negatives given) takes
+# every rating as a positive, and says so; not with negatives (an NCF split), not on
+# implicit data, not for a rating model.
+expect 0 'note: --model bpr: the ratings differ \(explicit feedback\), and a ranking model learns which items each user rated: every rating is a positive, a low one as much as a high one \(--model mf predicts the ratings instead\)' \
+    "$bin" train --data "$tmp/sp.tsv" --model bpr --rounds 1
+"$bin" train --data "$tmp/spdir" --model bpr --rounds 1 >"$tmp/out" 2>"$tmp/err" || fail "bpr on the split: $(cat "$tmp/err")"
+grep -q "a ranking model learns" "$tmp/err" && fail "the note with evaluation negatives: $(cat "$tmp/err")"
+"$bin" train --data "$tmp/sp.tsv" --implicit --model bpr --rounds 1 >"$tmp/out" 2>"$tmp/err" || fail "bpr --implicit"
+grep -q "a ranking model learns" "$tmp/err" && fail "the note on implicit data: $(cat "$tmp/err")"
+"$bin" train --data "$tmp/sp.tsv" --model mf --rounds 1 >"$tmp/out" 2>"$tmp/err" || fail "mf"
+grep -q "a ranking model learns" "$tmp/err" && fail "the note for mf: $(cat "$tmp/err")"
 echo "cli_newuser: ok"

@@ -26,15 +26,27 @@ static char *given_negatives(const fr_source *src) {
     return p ? strdup(p) : NULL;
 }
 
-int cli_choose_model(const char *model, fr_model_kind *kind, fr_source *src, fr_data **data, const char **why) {
+int cli_choose_model(const char *model, fr_model_kind *kind, fr_source *src, fr_data **data, const char **why,
+                     const char **note) {
     const fr_dataset *tr = fr_data_train(*data), *te = fr_data_test(*data);
-    *why = NULL;
-    if (model) {
-        if (!fr_run_check_data(*kind, tr, te)) return 0;
-        fprintf(stderr, "fedrec train: --model %s: %s\n", model, fr_errmsg());
-        return 2;
-    }
+    *why = *note = NULL;
     float v = 0;
+    if (model) {
+        if (fr_run_check_data(*kind, tr, te)) {
+            fprintf(stderr, "fedrec train: --model %s: %s\n", model, fr_errmsg());
+            return 2;
+        }
+        /* a ranking model asked for on explicit ratings, with no evaluation negatives given
+         * (an NCF split's say that ranking is meant): every rated item becomes a positive */
+        char *negs = given_negatives(src);
+        if (!fr_model_kind_is_explicit(*kind) && *kind != FR_MODEL_POP && !negs && !fr_dataset_implicit(tr) &&
+            !fr_run_data_implicit(tr, te, &v))
+            *note = "the ratings differ (explicit feedback), and a ranking model learns which items each user "
+                    "rated: every rating is a positive, a low one as much as a high one (--model mf predicts the "
+                    "ratings instead)";
+        free(negs);
+        return 0;
+    }
     char *negs = given_negatives(src);
     bool implicit = fr_run_data_implicit(tr, te, &v);
     bool read_implicit = fr_dataset_implicit(tr); /* --implicit, a count column, no rating column */

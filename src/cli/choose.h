@@ -10,6 +10,7 @@
  * again with its negatives (*data replaced, src->explicit_ratings false); *why (static
  * text) says why. With --model, a rating model on constant ratings is refused
  * (fr_run_check_data). Returns 0, 1 (a load failed; printed) or 2 (refused; printed). */
-int cli_choose_model(const char *model, fr_model_kind *kind, fr_source *src, fr_data **data, const char **why);
+int cli_choose_model(const char *model, fr_model_kind *kind, fr_source *src, fr_data **data, const char **why,
+                     const char **note);
 
 #endif

@@ -946,12 +946,13 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
                const char *ckpt) {
     double t_start = cli_now_s();
     fr_data *data = NULL;
-    const char *why = NULL;
+    const char *why = NULL, *kind_note = NULL;
     fr_err e = cli_data_load(&data, src);
     if (e) return cli_fail(e, "train");
-    int rc0 = cli_choose_model(o->model, &kind, src, &data, &why);
+    int rc0 = cli_choose_model(o->model, &kind, src, &data, &why, &kind_note);
     if (rc0) { fr_data_free(data); return rc0; }
     if (why && !o->quiet) fprintf(stderr, "fedrec train: no --model: %s chosen: %s\n", fr_model_kind_name(kind), why);
+    if (kind_note && !o->quiet) fprintf(stderr, "fedrec train: note: --model %s: %s\n", fr_model_kind_name(kind), kind_note);
     const char *first_bad = NULL;
     uint64_t nbad = fr_data_skipped(data, &first_bad);
     if (nbad && !o->quiet)
