@@ -16,6 +16,7 @@
 #include "fedrec/runtime.h"
 #include "fedrec/train.h"
 #include "gradcheck.h"
+#include "testutil.h"
 
 double fri_hybrid_fm_naive(const fr_model *m, uint32_t user, uint32_t item);
 
@@ -669,11 +670,7 @@ static void one_step(const char *kind) {
     mc.n_users = fr_dataset_n_users(d);
     mc.n_items = fr_dataset_n_items(d);
     fr_model *ref = NULL;
-    fr_grad *g = NULL;
-    fr_model_ws *ws = NULL;
     cr_assert_eq(fr_model_create(&ref, &mc), FR_OK);
-    cr_assert_eq(fr_grad_create(&g, ref), FR_OK);
-    cr_assert_eq(fr_model_ws_create(&ws, ref, 64), FR_OK);
     uint32_t users[10], items[10];
     float lab[10];
     size_t n = 0;
@@ -683,24 +680,10 @@ static void one_step(const char *kind) {
         for (size_t x = 0; x < k; x++) { users[n] = uu; items[n] = it[x]; lab[n] = 1.0f; n++; }
     }
     fr_batch b = {users, items, lab, NULL, n, NULL};
-    double loss;
-    fr_grad_zero(g);
-    cr_assert_eq(fr_model_loss_grad(ref, ws, &b, g, &loss), FR_OK);
-    float *w = fr_model_params(ref);
-    const float *gr = fr_grad_data(g);
-    size_t ns = fr_model_n_shared(ref);
-    cr_assert_eq(ns, fr_model_n_shared(fed));
-    const float *wf = fr_model_params(fed);
-    double maxdiff = 0, maxmove = 0;
-    for (size_t p = 0; p < ns; p++) {
-        double want = (double)w[p] - 0.3 * (double)gr[p];
-        maxdiff = fmax(maxdiff, fabs(want - (double)wf[p]));
-        maxmove = fmax(maxmove, fabs(0.3 * (double)gr[p]));
-    }
+    double maxdiff, maxmove;
+    cr_assert(tu_sgd_step_diff(ref, fed, &b, 0.3, &maxdiff, &maxmove), "%s", fr_errmsg());
     cr_assert(maxmove > 1e-3, "the step must move the model (%g)", maxmove);
     cr_assert(maxdiff < 1e-6, "%s: fedavg vs full batch: max diff %g", kind, maxdiff);
-    fr_model_ws_free(ws);
-    fr_grad_free(g);
     fr_model_free(ref);
     fr_sim_free(sim);
     fr_features_free(f);

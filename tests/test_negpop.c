@@ -18,6 +18,7 @@
 #include "fedrec/train.h"
 #include "fl/fl_internal.h"
 #include "model/examples.h"
+#include "testutil.h"
 
 static fr_dataset *synthetic(uint32_t users, uint32_t items, uint64_t inter) {
     fr_gen_opts go;
@@ -260,11 +261,7 @@ static void one_step(fr_model_kind kind) {
     mc.n_users = fr_dataset_n_users(d);
     mc.n_items = fr_dataset_n_items(d);
     fr_model *ref = NULL;
-    fr_grad *g = NULL;
-    fr_model_ws *ws = NULL;
     cr_assert_eq(fr_model_create(&ref, &mc), FR_OK);
-    cr_assert_eq(fr_grad_create(&g, ref), FR_OK);
-    cr_assert_eq(fr_model_ws_create(&ws, ref, 1000), FR_OK);
     double *w = malloc(mc.n_items * sizeof *w);
     fri_item_popularity(d, w);
     fri_negpop p = {0};
@@ -278,25 +275,13 @@ static void one_step(fr_model_kind kind) {
     }
     cr_assert_eq(st.examples, ex.n);
     fr_batch b = {ex.user, ex.item, NULL, ex.neg, ex.n, NULL};
-    double loss;
-    fr_grad_zero(g);
-    cr_assert_eq(fr_model_loss_grad(ref, ws, &b, g, &loss), FR_OK, "%s", fr_errmsg());
-    const float *wr = fr_model_params(ref), *gr = fr_grad_data(g), *wf = fr_model_params(fed);
-    size_t ns = fr_model_n_shared(ref);
-    cr_assert_eq(ns, fr_model_n_shared(fed));
-    double maxdiff = 0, maxmove = 0;
-    for (size_t q = 0; q < ns; q++) {
-        double want = (double)wr[q] - 0.3 * (double)gr[q];
-        maxdiff = fmax(maxdiff, fabs(want - (double)wf[q]));
-        maxmove = fmax(maxmove, fabs(0.3 * (double)gr[q]));
-    }
+    double maxdiff, maxmove;
+    cr_assert(tu_sgd_step_diff(ref, fed, &b, 0.3, &maxdiff, &maxmove), "%s", fr_errmsg());
     cr_assert(maxmove > 1e-3, "the step must move the model (%g)", maxmove);
     cr_assert(maxdiff < 1e-6, "%s: fedavg vs full batch: max diff %g", fr_model_kind_name(kind), maxdiff);
     fri_examples_free(&ex);
     fri_negpop_free(&p);
     free(w);
-    fr_model_ws_free(ws);
-    fr_grad_free(g);
     fr_model_free(ref);
     fr_sim_free(sim);
     fr_dataset_free(d);

@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,28 @@ bool tu_find_row(const fr_dataset *d, int64_t ru, int64_t ri, float *r, int64_t 
 }
 
 /* ---- a TLS peer without nng ---- */
+
+bool tu_sgd_step_diff(fr_model *ref, const fr_model *fed, const fr_batch *b, double lr, double *maxdiff,
+                      double *maxmove) {
+    fr_grad *g = NULL;
+    fr_model_ws *ws = NULL;
+    double loss;
+    bool ok = fr_grad_create(&g, ref) == FR_OK && fr_model_ws_create(&ws, ref, b->n) == FR_OK;
+    if (ok) fr_grad_zero(g);
+    ok = ok && fr_model_loss_grad(ref, ws, b, g, &loss) == FR_OK && fr_model_n_shared(ref) == fr_model_n_shared(fed);
+    *maxdiff = *maxmove = 0;
+    if (ok) {
+        const float *w = fr_model_params(ref), *gr = fr_grad_data(g), *wf = fr_model_params_const(fed);
+        for (size_t q = 0; q < fr_model_n_shared(ref); q++) {
+            double want = (double)w[q] - lr * (double)gr[q];
+            *maxdiff = fmax(*maxdiff, fabs(want - (double)wf[q]));
+            *maxmove = fmax(*maxmove, fabs(lr * (double)gr[q]));
+        }
+    }
+    fr_model_ws_free(ws);
+    fr_grad_free(g);
+    return ok;
+}
 
 #include <arpa/inet.h>
 #include <errno.h>

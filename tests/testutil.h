@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "fedrec/data.h"
+#include "fedrec/model.h"
 
 /* A fresh empty directory under $TMPDIR for one test; removed by tu_rmtree. */
 char *tu_tmpdir(void);
@@ -24,6 +25,12 @@ char *tu_slurp(const char *path, size_t *len);
 /* A generated dataset (fr_dataset_generate with these sizes and seed, the rest default);
  * aborts the test process if generation fails. */
 fr_dataset *tu_generate(uint32_t users, uint32_t items, uint64_t interactions, uint64_t seed);
+/* The one-step case of federated training: fed's shared parameters against one plain SGD
+ * step of rate lr from ref's on the mean loss of batch b (computed here, in double). Sets
+ * the largest difference and the largest move of the step (|lr g|); false when the
+ * gradient cannot be had (fr_errmsg says why). */
+bool tu_sgd_step_diff(fr_model *ref, const fr_model *fed, const fr_batch *b, double lr, double *maxdiff,
+                      double *maxmove);
 /* A TLS client made with OpenSSL on a plain socket, without nng: for a misbehaving peer
  * of a server in the test's own process. nng 1.5.2's TLS transport can wedge the whole
  * process's nng when a server drops a request its nng client is still sending (see
