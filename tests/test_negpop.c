@@ -20,18 +20,6 @@
 #include "model/examples.h"
 #include "testutil.h"
 
-static fr_dataset *synthetic(uint32_t users, uint32_t items, uint64_t inter) {
-    fr_gen_opts go;
-    fr_gen_opts_default(&go);
-    go.users = users;
-    go.items = items;
-    go.interactions = inter;
-    go.seed = 7;
-    fr_dataset *d = NULL;
-    cr_assert_eq(fr_dataset_generate(&d, &go), FR_OK, "%s", fr_errmsg());
-    return d;
-}
-
 /* Upper tail of chi-square with k degrees of freedom at p ~ 1e-4 (Wilson-Hilferty). */
 static double chi2_bound(double k) {
     const double z = 3.719; /* the standard normal's 1e-4 quantile */
@@ -146,7 +134,7 @@ static double user_chi2(const fr_dataset *d, bool pop, int epochs, double *dof) 
 }
 
 Test(negpop, user_negatives_follow_the_item_counts_plus_one) {
-    fr_dataset *d = synthetic(200, 150, 6000);
+    fr_dataset *d = tu_generate(200, 150, 6000, 7);
     double dof, chi2 = user_chi2(d, true, 6, &dof);
     cr_assert_gt(dof, 50);
     cr_assert_lt(chi2, chi2_bound(dof), "popularity negatives: chi-square %.1f over %.0f degrees of freedom", chi2, dof);
@@ -159,7 +147,7 @@ Test(negpop, user_negatives_follow_the_item_counts_plus_one) {
 /* Centralized: 1 and 2 threads give the same bits with popularity negatives, which differ
  * from the uniform ones. */
 Test(negpop, trainer_bit_identical_across_threads) {
-    fr_dataset *d = synthetic(60, 80, 1500);
+    fr_dataset *d = tu_generate(60, 80, 1500, 7);
     fr_model_config mc;
     fr_model_config_default(&mc, FR_MODEL_BPR);
     mc.n_users = fr_dataset_n_users(d);
@@ -212,7 +200,7 @@ static float *sim_bits(const fr_dataset *d, const fr_model_config *mc, const fr_
 }
 
 Test(negpop, simulator_bit_identical_across_threads) {
-    fr_dataset *d = synthetic(60, 80, 1500);
+    fr_dataset *d = tu_generate(60, 80, 1500, 7);
     fr_model_config mc;
     fr_model_config_default(&mc, FR_MODEL_BPR);
     mc.dim = 8;
@@ -236,7 +224,7 @@ Test(negpop, simulator_bit_identical_across_threads) {
  * rule draws from each user's stream (seed, round 1, user, NEGATIVES) and the popularity of
  * the training data. */
 static void one_step(fr_model_kind kind) {
-    fr_dataset *d = synthetic(30, 40, 400);
+    fr_dataset *d = tu_generate(30, 40, 400, 7);
     fr_model_config mc;
     fr_model_config_default(&mc, kind);
     mc.dim = 4;
