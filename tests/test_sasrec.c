@@ -660,10 +660,12 @@ Test(sasrec, preset_rounds_follow_the_users) {
     data d = gen();
     cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, false, d.train), FR_OK);
     cr_assert_eq(c.loop.steps, (uint32_t)ceil(c.fl_epochs * NU / NU - 1e-9), "24 users, all in each round");
+    cr_assert(c.model.post_norm == 0 && c.model.dropout == 0.2f, "federated: pre-norm blocks, dropout 0.2");
     cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, true, d.train), FR_OK);
     cr_assert_eq(c.fl_epochs, 0, "centralized: epochs, not rounds");
     /* the centralized recipe: CE, Adam 0.003 on 32 windows a batch, 40 epochs (tuned on a
      * validation cut of ml-100k, docs/ARCHITECTURE.md) */
+    cr_assert(c.model.post_norm == 1 && c.model.dropout == 0.5f, "post-norm blocks, dropout 0.5");
     cr_assert(c.model.loss == FR_LOSS_CE && c.train.batch == 32 && c.train.optim.kind == FR_OPTIM_ADAM &&
               c.train.optim.lr == 0.003f && c.loop.steps == 40 && c.lr_decay == 1.0);
     data_free(&d);
