@@ -706,8 +706,9 @@ int cli_train_config(const cli_train_opts *o, const arg_spec *specs, fr_model_ki
     return 0;
 }
 
-static void header(const fr_run_config *c, const fr_data *data) {
-    const fr_dataset *tr = fr_data_train(data);
+/* The run's header: the model, the data and what it trains on (tr: the training part, the
+ * warm part under --cold-items), the settings. */
+static void header(const fr_run_config *c, const fr_data *data, const fr_dataset *tr) {
     const char *kind = fr_model_kind_name(c->model.kind);
     if (fr_model_kind_is_closed_form(c->model.kind)) {
         printf("fitting %s (a baseline, in closed form) on %s: %u user%s, %u item%s, %" PRIu64 " training interaction%s\n",
@@ -1008,16 +1009,6 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         rc = 1;
         goto done;
     }
-    if (!o->quiet && !(embed && embed->silent)) header(&c, data);
-    p.mf = mf;
-    if (o->plot && !(p.plot = plot_run_new(c.centralized ? "centralized" : "federated"))) {
-        fprintf(stderr, "fedrec train: out of memory\n");
-        rc = 1;
-        goto done;
-    }
-    /* epochs print on standard output, rounds on standard error (beside the header) */
-    cli_progress_init(&p.lines, o->quiet || (embed && embed->silent) ? NULL : c.centralized ? stdout : stderr);
-    fr_loop_summary sum;
     /* --cold-items: items held out entirely; training and the per-round metrics see the
      * warm part, the cold items are ranked at the end (features.h) */
     const fr_dataset *tr = fr_data_train(data), *te = fr_data_test(data);
@@ -1038,6 +1029,16 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
                     (unsigned long long)fr_dataset_n_interactions(cold.cold),
                     cli_s(fr_dataset_n_interactions(cold.cold)));
     }
+    if (!o->quiet && !(embed && embed->silent)) header(&c, data, tr);
+    p.mf = mf;
+    if (o->plot && !(p.plot = plot_run_new(c.centralized ? "centralized" : "federated"))) {
+        fprintf(stderr, "fedrec train: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    /* epochs print on standard output, rounds on standard error (beside the header) */
+    cli_progress_init(&p.lines, o->quiet || (embed && embed->silent) ? NULL : c.centralized ? stdout : stderr);
+    fr_loop_summary sum;
     if ((rc = resolve_items(o, data, tr, &c))) goto done;
     if (o->mpi && !GIVEN(cold_items)) { /* a rank > 0 keeps only its clients' interactions (fr_mpi_shard) */
         fr_dataset *share = NULL;
