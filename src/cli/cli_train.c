@@ -1278,8 +1278,8 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_INT("max-len", &o.max_len, 1, 1024, NULL, "L  sasrec: the latest L items of a history it reads"),
         ARG_SPEC_INT("seq-stride", &o.seq_stride, 1, 1024, NULL,
                      "S  sasrec: a user's training windows of L + 1 items end S items apart (1..L), each "
-                     "window's loss on its last S positions, the earlier ones context (default: L, disjoint "
-                     "windows: a target after the first of a window reads fewer items)"),
+                     "window's loss on its last S positions, the earlier ones context only, so every target "
+                     "reads at least L - S + 1 items where the user has them (default L: disjoint windows)"),
         ARG_SPEC_STR("attack", &o.attack,
                      "A  simulated malicious clients, a FRACTION of all clients: promote:ITEM:FRACTION[:BOOST[:REF]] "
                      "(fake users pushing item ITEM, its id as in the data file, into others' top-10, knowing no "
