@@ -340,11 +340,19 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
         pc.model.max_len > 0)
         return usage_err(o, "--neg does not apply to %s: it learns each position's next item against all items "
                          "(--loss ce, its default) or one sampled negative (--loss bce)", fr_model_kind_name(kind));
-    if (o->model && (GIVEN(loss) || GIVEN(heads) || GIVEN(ffn) || GIVEN(dropout) || GIVEN(max_len)) &&
+    if (o->model && (GIVEN(loss) || GIVEN(heads) || GIVEN(ffn) || GIVEN(dropout) || GIVEN(max_len) || GIVEN(seq_stride)) &&
         fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK && pc.model.max_len == 0) {
         fprintf(stderr, "fedrec %s: --%s applies to the sequence model (sasrec), not %s\n", o->cmd ? o->cmd : "train",
-                GIVEN(loss) ? "loss" : GIVEN(heads) ? "heads" : GIVEN(ffn) ? "ffn" : GIVEN(dropout) ? "dropout" : "max-len",
+                GIVEN(loss) ? "loss" : GIVEN(heads) ? "heads" : GIVEN(ffn) ? "ffn" : GIVEN(dropout) ? "dropout"
+                : GIVEN(max_len) ? "max-len" : "seq-stride",
                 fr_model_kind_name(kind));
+        return 2;
+    }
+    if (o->model && GIVEN(seq_stride) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        o->seq_stride > (GIVEN(max_len) ? o->max_len : pc.model.max_len)) {
+        fprintf(stderr, "fedrec %s: --seq-stride %llu: expected 1..%llu (at most the history length, --max-len)\n",
+                o->cmd ? o->cmd : "train", (unsigned long long)o->seq_stride,
+                (unsigned long long)(GIVEN(max_len) ? o->max_len : pc.model.max_len));
         return 2;
     }
     fr_neg_sampler nsamp;
@@ -500,6 +508,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (GIVEN(ffn)) mc->ffn_dim = (uint32_t)o->ffn;
     if (GIVEN(dropout)) mc->dropout = (float)o->dropout;
     if (GIVEN(max_len)) mc->max_len = (uint32_t)o->max_len;
+    if (GIVEN(seq_stride)) c->train.seq_stride = c->fl.seq_stride = (uint32_t)o->seq_stride;
     if (GIVEN(confidence_alpha)) c->train.confidence_alpha = c->fl.confidence_alpha = (float)o->confidence_alpha;
     mc->seed = c->fl.seed = c->train.seed = o->seed;
     c->threads = (int)o->threads;
@@ -723,9 +732,15 @@ static void header(const fr_run_config *c, const fr_data *data, const fr_dataset
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
     if (c->centralized) {
         char negs[112];
-        if (c->model.max_len > 0) /* a sequence model: each position's next item against one negative, or all items */
-            snprintf(negs, sizeof negs, c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
-                                                                     : "loss bce, one negative per position");
+        if (c->model.max_len > 0) { /* a sequence model: each position's next item against one negative, or all items */
+            char stride[48] = "";
+            if (c->train.seq_stride && c->train.seq_stride < c->model.max_len)
+                snprintf(stride, sizeof stride, ", windows every %u items", c->train.seq_stride);
+            snprintf(negs, sizeof negs, "%s%s",
+                     c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
+                                                 : "loss bce, one negative per position",
+                     stride);
+        }
         else if (c->model.warp > 0) /* WARP draws its own negatives */
             snprintf(negs, sizeof negs, "loss warp (up to %u draw%s a positive)", c->model.warp, cli_s(c->model.warp));
         else {
@@ -1262,6 +1277,10 @@ int cli_train(int argc, char **argv) {
         ARG_SPEC_INT("ffn", &o.ffn, 1, 4096, NULL, "F  sasrec: hidden width of the point-wise feed-forward"),
         ARG_SPEC_REAL("dropout", &o.dropout, 0, 1, ARG_MAX_OPEN, NULL, "P  sasrec: dropout rate"),
         ARG_SPEC_INT("max-len", &o.max_len, 1, 1024, NULL, "L  sasrec: the latest L items of a history it reads"),
+        ARG_SPEC_INT("seq-stride", &o.seq_stride, 1, 1024, NULL,
+                     "S  sasrec: a user's training windows of L + 1 items end S items apart (1..L), each "
+                     "window's loss on its last S positions, the earlier ones context only, so every target "
+                     "reads at least L - S + 1 items where the user has them (default L: disjoint windows)"),
         ARG_SPEC_STR("attack", &o.attack,
                      "A  simulated malicious clients, a FRACTION of all clients: promote:ITEM:FRACTION[:BOOST[:REF]] "
                      "(fake users pushing item ITEM, its id as in the data file, into others' top-10, knowing no "
