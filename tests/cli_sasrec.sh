@@ -50,6 +50,17 @@ set +e; "$bin" train --data "$tmp/s" --model sasrec --loss bpr --quiet >/dev/nul
 grep -q "^training sasrec .*loss ce (a softmax over all items" "$tmp/h.out" || fail "ce header: $(head -1 "$tmp/h.out")"
 "$bin" train --data "$tmp/s" --model sasrec --centralized --epochs 1 --dim 16 --loss bce >"$tmp/h.out" 2>&1 || fail "bce header run"
 grep -q "^training sasrec .*loss bce, one negative per position" "$tmp/h.out" || fail "bce header: $(head -1 "$tmp/h.out")"
+# --seq-stride: overlapping windows (named in the header), at most --max-len, sasrec only
+"$bin" train --data "$tmp/s" --model sasrec --centralized --epochs 1 --dim 16 --max-len 10 --seq-stride 4 \
+    >"$tmp/h.out" 2>&1 || fail "--seq-stride run"
+grep -q "^training sasrec .*loss ce (a softmax over all items at each position), windows every 4 items" "$tmp/h.out" ||
+    fail "stride header: $(head -1 "$tmp/h.out")"
+"$bin" train --data "$tmp/s" --model sasrec --rounds 2 --clients-per-round 8 --dim 16 --seq-stride 10 --quiet ||
+    fail "federated --seq-stride"
+set +e; "$bin" train --data "$tmp/s" --model sasrec --max-len 10 --seq-stride 11 --quiet >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[ "$rc" = 2 ] && grep -q -- "--seq-stride 11: expected 1..10" "$tmp/err" || fail "--seq-stride 11: rc $rc, '$(cat "$tmp/err")'"
+set +e; "$bin" train --data "$tmp/s" --model bpr --seq-stride 2 --quiet >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[ "$rc" = 2 ] && grep -q -- "--seq-stride applies to the sequence model" "$tmp/err" || fail "bpr --seq-stride: rc $rc, '$(cat "$tmp/err")'"
 # the preset's post-norm blocks (RecBole's placement) and --norm pre (the paper's): the
 # header says which, the model file keeps it (eval scores as training did); --norm is
 # refused for other models and other values

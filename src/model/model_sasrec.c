@@ -30,7 +30,9 @@
  * Per example the loss is (1/L) sum over positions t of softplus(-y_t.E[pos_t]) +
  * softplus(y_t.E[neg_t]) (the paper's sum over positions, scaled by the fixed L so that
  * every position weighs the same in any batch), or the pointwise BCE, or (1/L) sum over
- * positions of logsumexp_j y_t.E[j] - y_t.E[pos_t] under CE; a batch's loss is
+ * positions of logsumexp_j y_t.E[j] - y_t.E[pos_t] under CE; positions whose hist_neg is
+ * FR_NO_LOSS (a prefix: context for the later ones, fri_examples' strided windows) are
+ * left out of either sum, and CE computes no logits for them; a batch's loss is
  * the mean over its examples (weighted as fr_batch.weight says). A batch runs one
  * sequence at a time, so the workspace is O(L (C + F) blocks + heads L^2), whatever the
  * batch size (CE adds the logits, L x N). Dropout masks come from the example's key
@@ -483,15 +485,20 @@ static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad
         if (ce) { /* every position's next item against all items; an empty history: items[i] after LN_f's bias */
             const double s = wt / ((double)b->n * (double)L);
             if (T == 0) {
+                if (b->hist && b->hist_neg && b->hist_neg[i * L + L - 1] == FR_NO_LOSS) continue;
                 w->target[0] = b->items[i];
                 total += ce_rows(m, w, empty_y(m), empty_gy(g, m), 1, s, g);
                 continue;
             }
-            forward(m, w, hist, T, b->key ? b->key + i : NULL);
             const size_t p0 = L - T;
-            for (size_t t = 0; t < T; t++) w->target[t] = p0 + t + 1 < L ? hist[p0 + t + 1] : b->items[i];
+            size_t q0 = 0; /* the leading context-only rows: no loss, so no logits */
+            if (b->hist_neg)
+                while (q0 < T && b->hist_neg[i * L + p0 + q0] == FR_NO_LOSS) q0++;
+            if (q0 == T) continue;
+            forward(m, w, hist, T, b->key ? b->key + i : NULL);
+            for (size_t t = q0; t < T; t++) w->target[t - q0] = p0 + t + 1 < L ? hist[p0 + t + 1] : b->items[i];
             if (g) memset(w->dy, 0, T * C * sizeof(float));
-            total += ce_rows(m, w, w->y, w->dy, T, s, g);
+            total += ce_rows(m, w, w->y + q0 * C, w->dy + q0 * C, T - q0, s, g);
             if (g) backward(m, w, hist, T, drop, g);
             continue;
         }
@@ -499,6 +506,7 @@ static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad
             const float *yb = empty_y(m);
             float *dyb = empty_gy(g, m);
             if (b->hist && b->hist_neg) {
+                if (b->hist_neg[i * L + L - 1] == FR_NO_LOSS) continue;
                 const double s = wt / ((double)b->n * (double)L);
                 li += term(m, yb, dyb, b->items[i], 1.0f, s, g);
                 if (b->hist_neg[i * L + L - 1] != FR_NO_ITEM)
@@ -509,14 +517,16 @@ static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad
             total += li;
             continue;
         }
-        forward(m, w, hist, T, b->key ? b->key + i : NULL);
         const size_t p0 = L - T;
+        if (b->hist_neg && b->hist_neg[i * L + L - 1] == FR_NO_LOSS) continue; /* context only, all of it */
+        forward(m, w, hist, T, b->key ? b->key + i : NULL);
         if (g) memset(w->dy, 0, T * C * sizeof(float));
         if (b->hist_neg) {
             const double s = wt / ((double)b->n * (double)L);
             for (size_t t = 0; t < T; t++) {
                 const size_t p = p0 + t;
                 const uint32_t pos = p + 1 < L ? hist[p + 1] : b->items[i], neg = b->hist_neg[i * L + p];
+                if (neg == FR_NO_LOSS) continue; /* context only */
                 li += term(m, w->y + t * C, w->dy + t * C, pos, 1.0f, s, g);
                 if (neg != FR_NO_ITEM) li += term(m, w->y + t * C, w->dy + t * C, neg, 0.0f, s, g);
             }
