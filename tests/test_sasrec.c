@@ -13,7 +13,7 @@
 
 #define NO FR_NO_ITEM
 
-static fr_model *small_model_loss(float dropout, fr_loss loss) {
+static fr_model *small_model_norm(float dropout, fr_loss loss, uint32_t post_norm) {
     fr_model_kind k;
     cr_assert_eq(fr_model_kind_parse("sasrec", &k), FR_OK);
     fr_model_config c;
@@ -27,6 +27,7 @@ static fr_model *small_model_loss(float dropout, fr_loss loss) {
     c.ffn_dim = 12;
     c.dropout = dropout;
     c.loss = loss;
+    c.post_norm = post_norm;
     c.seed = 3;
     fr_model *m = NULL;
     cr_assert_eq(fr_model_create(&m, &c), FR_OK, "%s", fr_errmsg());
@@ -38,6 +39,7 @@ static fr_model *small_model_loss(float dropout, fr_loss loss) {
     return m;
 }
 
+static fr_model *small_model_loss(float dropout, fr_loss loss) { return small_model_norm(dropout, loss, 0); }
 static fr_model *small_model(float dropout) { return small_model_loss(dropout, FR_LOSS_BCE); }
 
 /* three examples: a full history, a padded one, an empty one */
@@ -70,9 +72,9 @@ static int check_all(gctx *c, const float *grad) {
     return bad;
 }
 
-static void run_gradcheck_loss(bool per_position, float dropout, fr_loss loss) {
+static void run_gradcheck_norm(bool per_position, float dropout, fr_loss loss, uint32_t post_norm) {
     const bool ce = loss == FR_LOSS_CE;
-    gctx c = {small_model_loss(dropout, loss), NULL, {0}};
+    gctx c = {small_model_norm(dropout, loss, post_norm), NULL, {0}};
     cr_assert_eq(fr_model_ws_create(&c.ws, c.m, 3), FR_OK);
     c.b = (fr_batch){U, IT, per_position ? LAB : LAB_PW, NULL, 3, WT, HIST, per_position ? HNEG : NULL, KEY, 5};
     fr_grad *g = NULL;
@@ -100,6 +102,9 @@ static void run_gradcheck_loss(bool per_position, float dropout, fr_loss loss) {
     fr_model_free(c.m);
 }
 
+static void run_gradcheck_loss(bool per_position, float dropout, fr_loss loss) {
+    run_gradcheck_norm(per_position, dropout, loss, 0);
+}
 static void run_gradcheck(bool per_position, float dropout) { run_gradcheck_loss(per_position, dropout, FR_LOSS_BCE); }
 
 Test(sasrec, gradcheck_per_position_with_dropout) { run_gradcheck(true, 0.3f); }
@@ -133,8 +138,36 @@ Test(sasrec, gradcheck_pointwise_no_dropout) { run_gradcheck(false, 0.0f); }
 /* one W_q/W_k entry of the last block off */
 Test(sasrec, wrong_gradient_fails) { wrong_gradient_case(small_model(0.0f), "b1.attn", 70, 0.05f); }
 
+/* Post-norm (RecBole's placement): the same checks, every tensor, dropout on, both losses,
+ * the full, padded and empty histories (the empty one scores with the last LN2's bias). */
+Test(sasrec, post_norm_gradcheck_per_position_with_dropout) { run_gradcheck_norm(true, 0.3f, FR_LOSS_BCE, 1); }
+Test(sasrec, post_norm_gradcheck_pointwise_no_dropout) { run_gradcheck_norm(false, 0.0f, FR_LOSS_BCE, 1); }
+Test(sasrec, post_norm_gradcheck_ce_with_dropout) { run_gradcheck_norm(true, 0.3f, FR_LOSS_CE, 1); }
+Test(sasrec, post_norm_gradcheck_ce_without_negatives) { run_gradcheck_norm(false, 0.0f, FR_LOSS_CE, 1); }
+/* LN_in's gain (out.ln, read only by the input under post-norm) and the first block's W_q */
+Test(sasrec, post_norm_wrong_gradient_fails) {
+    wrong_gradient_case(small_model_norm(0.0f, FR_LOSS_BCE, 1), "out.ln", 2, 0.05f);
+}
+Test(sasrec, post_norm_wrong_attention_gradient_fails) {
+    wrong_gradient_case(small_model_norm(0.0f, FR_LOSS_CE, 1), "b0.attn", 9, 0.05f);
+}
+
+/* out = LN(x) row by row in double, gain 1 + ln[0..C), bias ln[C..2C) (out may be x) */
+static void naive_ln(double out[8][8], double x[8][8], size_t T, size_t C, const float *ln) {
+    for (size_t t = 0; t < T; t++) {
+        double mu = 0, var = 0;
+        for (size_t d = 0; d < C; d++) mu += x[t][d];
+        mu /= (double)C;
+        for (size_t d = 0; d < C; d++) var += (x[t][d] - mu) * (x[t][d] - mu);
+        var /= (double)C;
+        for (size_t d = 0; d < C; d++) out[t][d] = (x[t][d] - mu) / sqrt(var + 1e-6) * (1.0 + ln[d]) + ln[C + d];
+    }
+}
+
 /* The model recomputed from its formulas in double, for one history: the outputs y [T,C]
- * of its T valid positions (T returned; 0: an empty history, y[0] = LN_f's bias). */
+ * of its T valid positions (T returned; 0: an empty history, y[0] = LN_f's bias, or the
+ * last block's LN2 bias under post-norm). Pre-norm: a = LN(x), x += branch(a), y = LN_f(x);
+ * post-norm: x = LN_in(E + P), x = LN(x + branch(x)), y = x. */
 static size_t naive_y(const fr_model *m, const uint32_t *hist, double y[8][8]) {
     const fr_model_config *c = fr_model_config_of(m);
     const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, H = c->heads, D = C / H;
@@ -146,10 +179,14 @@ static size_t naive_y(const fr_model *m, const uint32_t *hist, double y[8][8]) {
     double x[8][8], a[8][8], q[8][8], k[8][8], v[8][8], o[8][8], h[8][16];
     for (size_t t = 0; t < T; t++)
         for (size_t d = 0; d < C; d++) x[t][d] = (double)E[hist[p0 + t] * C + d] + Pp[(p0 + t) * C + d];
+    const bool post = c->post_norm;
+    const float *lf = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, "out.ln"))->offset;
+    const float *ln = NULL;
+    if (post) naive_ln(x, x, T, C, lf);
     for (uint32_t b = 0; b < c->n_layers; b++) {
         char nm[32];
         snprintf(nm, sizeof nm, "b%u.ln", b);
-        const float *ln = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, nm))->offset;
+        ln = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, nm))->offset;
         snprintf(nm, sizeof nm, "b%u.attn", b);
         const float *W = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, nm))->offset;
         snprintf(nm, sizeof nm, "b%u.ffn1", b);
@@ -159,16 +196,11 @@ static size_t naive_y(const fr_model *m, const uint32_t *hist, double y[8][8]) {
         snprintf(nm, sizeof nm, "b%u.bias", b);
         const float *bs = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, nm))->offset;
         for (int half = 0; half < 2; half++) {
-            /* a = LN(x) with gain 1 + ln[2 half], bias ln[2 half + 1] */
-            for (size_t t = 0; t < T; t++) {
-                double mu = 0, var = 0;
-                for (size_t d = 0; d < C; d++) mu += x[t][d];
-                mu /= (double)C;
-                for (size_t d = 0; d < C; d++) var += (x[t][d] - mu) * (x[t][d] - mu);
-                var /= (double)C;
-                for (size_t d = 0; d < C; d++)
-                    a[t][d] = (x[t][d] - mu) / sqrt(var + 1e-6) * (1.0 + ln[2 * half * C + d]) + ln[(2 * half + 1) * C + d];
-            }
+            /* a = LN(x) with gain 1 + ln[2 half], bias ln[2 half + 1] (post-norm: a = x) */
+            if (post)
+                memcpy(a, x, sizeof a);
+            else
+                naive_ln(a, x, T, C, ln + 2 * half * C);
             if (half == 0) {
                 for (size_t t = 0; t < T; t++)
                     for (size_t d = 0; d < C; d++) {
@@ -219,19 +251,16 @@ static size_t naive_y(const fr_model *m, const uint32_t *hist, double y[8][8]) {
             }
             for (size_t t = 0; t < T; t++)
                 for (size_t d = 0; d < C; d++) x[t][d] += a[t][d];
+            if (post) naive_ln(x, x, T, C, ln + 2 * half * C);
         }
     }
-    const float *lf = fr_model_params_const(m) + fr_model_tensor(m, fr_model_tensor_find(m, "out.ln"))->offset;
     if (T == 0)
-        for (size_t d = 0; d < C; d++) y[0][d] = lf[C + d];
-    for (size_t t = 0; t < T; t++) {
-        double mu = 0, var = 0;
-        for (size_t d = 0; d < C; d++) mu += x[t][d];
-        mu /= (double)C;
-        for (size_t d = 0; d < C; d++) var += (x[t][d] - mu) * (x[t][d] - mu);
-        var /= (double)C;
-        for (size_t d = 0; d < C; d++) y[t][d] = (x[t][d] - mu) / sqrt(var + 1e-6) * (1.0 + lf[d]) + lf[C + d];
-    }
+        for (size_t d = 0; d < C; d++) y[0][d] = post ? ln[3 * C + d] : lf[C + d];
+    if (post)
+        for (size_t t = 0; t < T; t++)
+            for (size_t d = 0; d < C; d++) y[t][d] = x[t][d];
+    else
+        naive_ln(y, x, T, C, lf);
     return T;
 }
 
@@ -382,13 +411,13 @@ Test(sasrec, mask_after_a_loss_position_is_refused) {
     fr_model_free(m);
 }
 
-Test(sasrec, scores_equal_naive_model_and_are_causal) {
-    fr_model *m = small_model(0.3f); /* dropout never applies to scoring */
+static void scores_naive(uint32_t post_norm) {
+    fr_model *m = small_model_norm(0.3f, FR_LOSS_BCE, post_norm); /* dropout never applies to scoring */
     uint32_t items[12];
     for (uint32_t i = 0; i < 12; i++) items[i] = i;
     float s[12], s2[12];
-    const uint32_t *hs[2] = {HIST, HIST + 5};
-    for (int h = 0; h < 2; h++) {
+    const uint32_t *hs[3] = {HIST, HIST + 5, HIST + 10};
+    for (int h = 0; h < 3; h++) {
         cr_assert_eq(fr_model_score_history(m, NULL, hs[h], 5, items, 12, s), FR_OK, "%s", fr_errmsg());
         for (uint32_t i = 0; i < 12; i++) {
             double ref = naive_score(m, hs[h], i);
@@ -405,6 +434,22 @@ Test(sasrec, scores_equal_naive_model_and_are_causal) {
     cr_assert_eq(fr_model_score_history(m, NULL, HIST, 4, items, 12, s), FR_ERR_INVALID);
     uint32_t bad[5] = {1, 2, 99, 3, 4};
     cr_assert_eq(fr_model_score_history(m, NULL, bad, 5, items, 12, s), FR_ERR_RANGE);
+    fr_model_free(m);
+}
+
+Test(sasrec, scores_equal_naive_model_and_are_causal) { scores_naive(0); }
+/* RecBole's post-norm forward: LN_in on the input, a layer norm after each residual sum */
+Test(sasrec, post_norm_scores_equal_naive_model_and_are_causal) { scores_naive(1); }
+
+Test(sasrec, post_norm_ce_loss_equals_naive_definition) {
+    fr_model *m = small_model_norm(0.3f, FR_LOSS_CE, 1);
+    fr_model_ws *ws = NULL;
+    cr_assert_eq(fr_model_ws_create(&ws, m, 3), FR_OK);
+    fr_batch b = {U, IT, LAB, NULL, 3, WT, HIST, NULL, NULL, 5};
+    double l, ref = naive_ce(m, &b);
+    cr_assert_eq(fr_model_loss(m, ws, &b, &l), FR_OK, "%s", fr_errmsg());
+    cr_assert_float_eq(l, ref, 1e-5 * ref, "ce %.9g vs naive %.9g", l, ref);
+    fr_model_ws_free(ws);
     fr_model_free(m);
 }
 
@@ -564,10 +609,11 @@ static double hr10(const fr_model *m, const data *d) {
     return r.hr[0];
 }
 
-static void central_threads(fr_loss lossk, uint32_t stride) {
+static void central_threads(fr_loss lossk, uint32_t stride, uint32_t post_norm) {
     data d = gen();
     fr_model_config c = config(&d);
     c.loss = lossk;
+    c.post_norm = post_norm;
     fr_model *m[2] = {NULL, NULL};
     for (int i = 0; i < 2; i++) cr_assert_eq(fr_model_create(&m[i], &c), FR_OK, "%s", fr_errmsg());
     double before = hr10(m[0], &d);
@@ -595,16 +641,19 @@ static void central_threads(fr_loss lossk, uint32_t stride) {
     data_free(&d);
 }
 
-Test(sasrec, trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_BCE, 0); }
-Test(sasrec, ce_trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_CE, 0); }
+Test(sasrec, trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_BCE, 0, 0); }
+Test(sasrec, ce_trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_CE, 0, 0); }
 /* overlapping windows (13 training items, L = 6: stride 2 makes 4 windows a user, 3 makes 3; not 2) */
-Test(sasrec, strided_trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_BCE, 3); }
-Test(sasrec, ce_strided_trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_CE, 2); }
+Test(sasrec, strided_trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_BCE, 3, 0); }
+Test(sasrec, ce_strided_trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_CE, 2, 0); }
+Test(sasrec, post_norm_trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_BCE, 0, 1); }
+Test(sasrec, post_norm_ce_trains_centrally_bit_identical_across_threads) { central_threads(FR_LOSS_CE, 0, 1); }
 
-static void federated_threads(fr_loss loss, uint32_t stride) {
+static void federated_threads(fr_loss loss, uint32_t stride, uint32_t post_norm) {
     data d = gen();
     fr_model_config c = config(&d);
     c.loss = loss;
+    c.post_norm = post_norm;
     fr_fl_config fc;
     fr_fl_config_default(&fc, c.kind);
     fc.seq_stride = stride;
@@ -636,20 +685,23 @@ static void federated_threads(fr_loss loss, uint32_t stride) {
     data_free(&d);
 }
 
-Test(sasrec, trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_BCE, 0); }
-Test(sasrec, ce_trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_CE, 0); }
-Test(sasrec, strided_trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_BCE, 2); }
-Test(sasrec, ce_strided_trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_CE, 3); }
+Test(sasrec, trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_BCE, 0, 0); }
+Test(sasrec, ce_trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_CE, 0, 0); }
+Test(sasrec, strided_trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_BCE, 2, 0); }
+Test(sasrec, ce_strided_trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_CE, 3, 0); }
+Test(sasrec, post_norm_trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_BCE, 0, 1); }
+Test(sasrec, post_norm_ce_trains_federated_bit_identical_across_threads) { federated_threads(FR_LOSS_CE, 0, 1); }
 
 /* One federated round of full-batch plain SGD (one local step per client) is one
  * centralized full-batch gradient step on the union of the clients' examples: FedAvg
  * weighs each client by its examples, and the clients draw the negatives and dropout
  * keys that the same streams give the reference here. */
-static void one_round_full_batch(fr_loss lossk, uint32_t stride) {
+static void one_round_full_batch(fr_loss lossk, uint32_t stride, uint32_t post_norm) {
     data d = gen();
     fr_model_config c = config(&d);
     c.dropout = 0.2f;
     c.loss = lossk;
+    c.post_norm = post_norm;
     fr_fl_config fc;
     fr_fl_config_default(&fc, c.kind);
     fc.seq_stride = stride;
@@ -719,15 +771,19 @@ static void one_round_full_batch(fr_loss lossk, uint32_t stride) {
     data_free(&d);
 }
 
-Test(sasrec, one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_BCE, 0); }
-Test(sasrec, ce_one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_CE, 0); }
-Test(sasrec, strided_one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_BCE, 2); }
-Test(sasrec, ce_strided_one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_CE, 4); }
+Test(sasrec, one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_BCE, 0, 0); }
+Test(sasrec, ce_one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_CE, 0, 0); }
+Test(sasrec, strided_one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_BCE, 2, 0); }
+Test(sasrec, ce_strided_one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_CE, 4, 0); }
 
-static void file_round_trip(fr_loss loss, uint32_t stride) {
+Test(sasrec, post_norm_one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_BCE, 0, 1); }
+Test(sasrec, post_norm_ce_one_round_equals_one_full_batch_step) { one_round_full_batch(FR_LOSS_CE, 0, 1); }
+
+static void file_round_trip(fr_loss loss, uint32_t stride, uint32_t post_norm) {
     data d = gen();
     fr_model_config c = config(&d);
     c.loss = loss;
+    c.post_norm = post_norm;
     c.heads = 4;
     c.max_len = 9;
     c.ffn_dim = 24;
@@ -751,6 +807,7 @@ static void file_round_trip(fr_loss loss, uint32_t stride) {
     cr_assert_eq(a->loss, loss);
     cr_assert(a->dim == 16 && a->n_layers == 3 && a->heads == 4 && a->max_len == 9 && a->ffn_dim == 24);
     cr_assert_eq(a->dropout, 0.35f);
+    cr_assert_eq(a->post_norm, post_norm);
     cr_assert_eq(fr_model_history_len(l), 9);
     cr_assert_eq(fr_model_n_params(l), fr_model_n_params(m));
     cr_assert(!memcmp(fr_model_params(l), fr_model_params(m), fr_model_n_params(m) * sizeof(float)));
@@ -758,6 +815,18 @@ static void file_round_trip(fr_loss loss, uint32_t stride) {
     size_t n2;
     cr_assert_eq(fr_model_encode(l, NULL, &again, &n2), FR_OK);
     cr_assert(n2 == n && !memcmp(bytes, again, n), "encode(decode(x)) == x");
+    /* the field is written under post-norm only: a pre-norm file is the same bytes as one
+     * written before the option (4 bytes shorter than its post-norm twin), and reads as pre */
+    fr_model *o = NULL;
+    uint8_t *other;
+    size_t n3;
+    fr_model_config c2 = *fr_model_config_of(l);
+    c2.post_norm = !post_norm;
+    cr_assert_eq(fr_model_create(&o, &c2), FR_OK);
+    cr_assert_eq(fr_model_encode(o, NULL, &other, &n3), FR_OK);
+    cr_assert_eq(n3 + (post_norm ? 4 : 0), n + (post_norm ? 0 : 4), "post-norm adds one u32");
+    fr_model_bytes_free(other);
+    fr_model_free(o);
     fr_model_bytes_free(again);
     fr_model_bytes_free(bytes);
     fr_model_free(l);
@@ -765,9 +834,11 @@ static void file_round_trip(fr_loss loss, uint32_t stride) {
     data_free(&d);
 }
 
-Test(sasrec, model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_BCE, 0); }
-Test(sasrec, ce_model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_CE, 0); }
-Test(sasrec, strided_model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_CE, 4); }
+Test(sasrec, model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_BCE, 0, 0); }
+Test(sasrec, ce_model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_CE, 0, 0); }
+Test(sasrec, strided_model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_CE, 4, 0); }
+Test(sasrec, post_norm_model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_BCE, 0, 1); }
+Test(sasrec, post_norm_ce_model_file_round_trip_bit_for_bit) { file_round_trip(FR_LOSS_CE, 0, 1); }
 
 /* The stride in the federation's config block: 0 writes the bytes of a build without it,
  * another value one flag and a u32 that read back; the trainer refuses one longer than
@@ -840,10 +911,12 @@ Test(sasrec, preset_rounds_follow_the_users) {
     data d = gen();
     cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, false, d.train), FR_OK);
     cr_assert_eq(c.loop.steps, (uint32_t)ceil(c.fl_epochs * NU / NU - 1e-9), "24 users, all in each round");
+    cr_assert(c.model.post_norm == 0 && c.model.dropout == 0.2f, "federated: pre-norm blocks, dropout 0.2");
     cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, true, d.train), FR_OK);
     cr_assert_eq(c.fl_epochs, 0, "centralized: epochs, not rounds");
     /* the centralized recipe: CE, Adam 0.003 on 32 windows a batch, 40 epochs (tuned on a
      * validation cut of ml-100k, docs/ARCHITECTURE.md) */
+    cr_assert(c.model.post_norm == 1 && c.model.dropout == 0.5f, "post-norm blocks, dropout 0.5");
     cr_assert(c.model.loss == FR_LOSS_CE && c.train.batch == 32 && c.train.optim.kind == FR_OPTIM_ADAM &&
               c.train.optim.lr == 0.003f && c.loop.steps == 40 && c.lr_decay == 1.0);
     data_free(&d);

@@ -106,6 +106,9 @@ typedef struct fr_model_config {
     uint32_t heads;       /* attention heads; divides dim (1) */
     uint32_t ffn_dim;     /* width of the point-wise feed-forward's hidden layer (= dim) */
     float dropout;        /* dropout rate in training (0.2); scoring never drops */
+    uint32_t post_norm;   /* sasrec: 1 = post-norm blocks (RecBole's: a layer norm after each
+                             residual sum, one on the input, none at the end); 0 (default) =
+                             pre-norm blocks and a final layer norm */
 } fr_model_config;
 
 /* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them).

@@ -340,11 +340,11 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
         pc.model.max_len > 0)
         return usage_err(o, "--neg does not apply to %s: it learns each position's next item against all items "
                          "(--loss ce, its default) or one sampled negative (--loss bce)", fr_model_kind_name(kind));
-    if (o->model && (GIVEN(loss) || GIVEN(heads) || GIVEN(ffn) || GIVEN(dropout) || GIVEN(max_len) || GIVEN(seq_stride)) &&
+    if (o->model && (GIVEN(loss) || GIVEN(heads) || GIVEN(ffn) || GIVEN(dropout) || GIVEN(max_len) || GIVEN(seq_stride) || o->norm) &&
         fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK && pc.model.max_len == 0) {
         fprintf(stderr, "fedrec %s: --%s applies to the sequence model (sasrec), not %s\n", o->cmd ? o->cmd : "train",
                 GIVEN(loss) ? "loss" : GIVEN(heads) ? "heads" : GIVEN(ffn) ? "ffn" : GIVEN(dropout) ? "dropout"
-                : GIVEN(max_len) ? "max-len" : "seq-stride",
+                : GIVEN(max_len) ? "max-len" : GIVEN(seq_stride) ? "seq-stride" : "norm",
                 fr_model_kind_name(kind));
         return 2;
     }
@@ -366,6 +366,8 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
                          "lightgcn, lightfm, fm); %s draws none", fr_model_kind_name(kind));
     if (o->loss && strcmp(o->loss, "bce") && strcmp(o->loss, "ce"))
         return usage_err(o, "--loss: expected bce or ce, got '%s'", o->loss);
+    if (o->norm && strcmp(o->norm, "pre") && strcmp(o->norm, "post"))
+        return usage_err(o, "--norm: expected pre or post, got '%s'", o->norm);
     if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_dim_applies(&pc.model))
         return usage_err(o, "--dim does not size any part of %s (its embeddings are set by its MLP layout)",
@@ -509,6 +511,7 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (GIVEN(dropout)) mc->dropout = (float)o->dropout;
     if (GIVEN(max_len)) mc->max_len = (uint32_t)o->max_len;
     if (GIVEN(seq_stride)) c->train.seq_stride = c->fl.seq_stride = (uint32_t)o->seq_stride;
+    if (o->norm) mc->post_norm = !strcmp(o->norm, "post"); /* checked above */
     if (GIVEN(confidence_alpha)) c->train.confidence_alpha = c->fl.confidence_alpha = (float)o->confidence_alpha;
     mc->seed = c->fl.seed = c->train.seed = o->seed;
     c->threads = (int)o->threads;
@@ -736,10 +739,10 @@ static void header(const fr_run_config *c, const fr_data *data, const fr_dataset
             char stride[48] = "";
             if (c->train.seq_stride && c->train.seq_stride < c->model.max_len)
                 snprintf(stride, sizeof stride, ", windows every %u items", c->train.seq_stride);
-            snprintf(negs, sizeof negs, "%s%s",
+            snprintf(negs, sizeof negs, "%s%s%s",
                      c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
                                                  : "loss bce, one negative per position",
-                     stride);
+                     stride, c->model.post_norm ? ", post-norm blocks" : "");
         }
         else if (c->model.warp > 0) /* WARP draws its own negatives */
             snprintf(negs, sizeof negs, "loss warp (up to %u draw%s a positive)", c->model.warp, cli_s(c->model.warp));
@@ -1275,12 +1278,16 @@ int cli_train(int argc, char **argv) {
                      "table) (default: the table below)"),
         ARG_SPEC_INT("heads", &o.heads, 1, 1024, NULL, "H  sasrec: attention heads, a divisor of --dim"),
         ARG_SPEC_INT("ffn", &o.ffn, 1, 4096, NULL, "F  sasrec: hidden width of the point-wise feed-forward"),
-        ARG_SPEC_REAL("dropout", &o.dropout, 0, 1, ARG_MAX_OPEN, NULL, "P  sasrec: dropout rate"),
+        ARG_SPEC_REAL("dropout", &o.dropout, 0, 1, ARG_MAX_OPEN, NULL, "P  sasrec: dropout rate (default: 0.5 centralized under the fedrec preset, else 0.2)"),
         ARG_SPEC_INT("max-len", &o.max_len, 1, 1024, NULL, "L  sasrec: the latest L items of a history it reads"),
         ARG_SPEC_INT("seq-stride", &o.seq_stride, 1, 1024, NULL,
                      "S  sasrec: a user's training windows of L + 1 items end S items apart (1..L), each "
                      "window's loss on its last S positions, the earlier ones context only, so every target "
                      "reads at least L - S + 1 items where the user has them (default L: disjoint windows)"),
+        ARG_SPEC_STR("norm", &o.norm,
+                     "N  sasrec: post (RecBole's: a layer norm on the input and one after each residual sum, none at "
+                     "the end; the fedrec preset's centralized) or pre (one before each branch and one at the end; "
+                     "the fedrec preset's federated, and textbook's)"),
         ARG_SPEC_STR("attack", &o.attack,
                      "A  simulated malicious clients, a FRACTION of all clients: promote:ITEM:FRACTION[:BOOST[:REF]] "
                      "(fake users pushing item ITEM, its id as in the data file, into others' top-10, knowing no "
