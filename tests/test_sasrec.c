@@ -916,7 +916,8 @@ Test(sasrec, preset_rounds_follow_the_users) {
     cr_assert_eq(c.fl_epochs, 0, "centralized: epochs, not rounds");
     /* the centralized recipe: CE, Adam 0.003 on 32 windows a batch, 40 epochs (tuned on a
      * validation cut of ml-100k, docs/ARCHITECTURE.md) */
-    cr_assert(c.model.post_norm == 1 && c.model.dropout == 0.5f, "post-norm blocks, dropout 0.5");
+    cr_assert(c.model.post_norm == 0 && c.model.dropout == 0.2f,
+              "pre-norm blocks, dropout 0.2 (post-norm with 0.5 was worse on the ml-1m partial set)");
     cr_assert(c.model.loss == FR_LOSS_CE && c.train.batch == 32 && c.train.optim.kind == FR_OPTIM_ADAM &&
               c.train.optim.lr == 0.003f && c.loop.steps == 40 && c.lr_decay == 1.0);
     data_free(&d);
