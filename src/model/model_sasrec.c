@@ -327,16 +327,35 @@ static void forward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T
     fri_layernorm_forward(w->y, w->meanf, w->rstdf, w->xb, w->gain, lf + C, T, C);
 }
 
+/* Block b's attention branch backward, from w->tmp [T,C] (the gradient of its output
+ * W_o's, after dropout's mask): into W_o and the heads, then through q, k, v's projections
+ * of `in` (the branch's input) into din [T,C] (added) and their weights. */
+static void attn_backward(const fr_model *m, sas_ws *w, uint32_t b, size_t T, const float *in, float *din, fr_grad *g) {
+    const size_t C = m->cfg.dim, H = m->cfg.heads, TC = T * C;
+    const blk_ws *k = &w->b[b];
+    const float *W = PB(m, b, B_ATTN);
+    float *gW = GB(g, m, b, B_ATTN), *gbias = GB(g, m, b, B_BIAS);
+    memset(w->dao, 0, TC * sizeof(float));
+    fri_linear_backward(w->dao, gW + 3 * C * C, gbias + 3 * C, w->tmp, k->ao, W + 3 * C * C, T, C, C);
+    memset(w->dq, 0, TC * sizeof(float));
+    memset(w->dk, 0, TC * sizeof(float));
+    memset(w->dv, 0, TC * sizeof(float));
+    fri_attention_backward(w->dq, w->dk, w->dv, w->trow, w->dao, k->att, k->q, k->k, k->v, T, C, H);
+    fri_linear_backward(din, gW, gbias, w->dq, in, W, T, C, C);
+    fri_linear_backward(din, gW + C * C, gbias + C, w->dk, in, W + C * C, T, C, C);
+    fri_linear_backward(din, gW + 2 * C * C, gbias + 2 * C, w->dv, in, W + 2 * C * C, T, C, C);
+}
+
 /* Post-norm's blocks backward, from dy [T,C] (the gradient of y) to dx [T,C], the gradient
  * of x_0 (forward_post's state in w). */
 static void backward_post(const fr_model *m, sas_ws *w, size_t T, bool drop, fr_grad *g) {
     const fr_model_config *c = &m->cfg;
-    const size_t C = c->dim, F = c->ffn_dim, H = c->heads, TC = T * C;
+    const size_t C = c->dim, F = c->ffn_dim, TC = T * C;
     memcpy(w->dx, w->dy, TC * sizeof(float));
     for (uint32_t b = c->n_layers; b-- > 0;) {
         blk_ws *k = &w->b[b];
-        const float *ln = PB(m, b, B_LN), *W = PB(m, b, B_ATTN);
-        float *gln = GB(g, m, b, B_LN), *gW = GB(g, m, b, B_ATTN), *gbias = GB(g, m, b, B_BIAS);
+        const float *ln = PB(m, b, B_LN);
+        float *gln = GB(g, m, b, B_LN), *gbias = GB(g, m, b, B_BIAS);
         /* x'' = LN2(a): dc becomes the gradient of a = c + drop(f) */
         memset(w->dc, 0, TC * sizeof(float));
         set_gain(w->gain, ln + 2 * C, C);
@@ -351,15 +370,7 @@ static void backward_post(const fr_model *m, sas_ws *w, size_t T, bool drop, fr_
         fri_layernorm_backward(w->dx, gln, gln + C, w->dc, k->x1, w->gain, k->mean1, k->rstd1, T, C);
         /* attention branch: q, k, v read x, so dx gains their gradients and becomes x's */
         for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dx[i] * k->m1[i] : w->dx[i];
-        memset(w->dao, 0, TC * sizeof(float));
-        fri_linear_backward(w->dao, gW + 3 * C * C, gbias + 3 * C, w->tmp, k->ao, W + 3 * C * C, T, C, C);
-        memset(w->dq, 0, TC * sizeof(float));
-        memset(w->dk, 0, TC * sizeof(float));
-        memset(w->dv, 0, TC * sizeof(float));
-        fri_attention_backward(w->dq, w->dk, w->dv, w->trow, w->dao, k->att, k->q, k->k, k->v, T, C, H);
-        fri_linear_backward(w->dx, gW, gbias, w->dq, k->x, W, T, C, C);
-        fri_linear_backward(w->dx, gW + C * C, gbias + C, w->dk, k->x, W + C * C, T, C, C);
-        fri_linear_backward(w->dx, gW + 2 * C * C, gbias + 2 * C, w->dv, k->x, W + 2 * C * C, T, C, C);
+        attn_backward(m, w, b, T, k->x, w->dx, g);
     }
 }
 
@@ -368,7 +379,7 @@ static void add_input_grad(const fr_model *m, sas_ws *w, const uint32_t *hist, s
 /* Adds the gradient of the loss given dy [T,C] into g (the forward's state in w). */
 static void backward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T, bool drop, fr_grad *g) {
     const fr_model_config *c = &m->cfg;
-    const size_t C = c->dim, F = c->ffn_dim, H = c->heads, TC = T * C;
+    const size_t C = c->dim, F = c->ffn_dim, TC = T * C;
     const float *lf = P(m, OUTLN);
     float *glf = G(g, m, OUTLN);
     if (c->post_norm) {
@@ -386,8 +397,8 @@ static void backward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t 
     fri_layernorm_backward(w->dx, glf, glf + C, w->dy, w->xb, w->gain, w->meanf, w->rstdf, T, C);
     for (uint32_t b = c->n_layers; b-- > 0;) {
         blk_ws *k = &w->b[b];
-        const float *ln = PB(m, b, B_LN), *W = PB(m, b, B_ATTN);
-        float *gln = GB(g, m, b, B_LN), *gW = GB(g, m, b, B_ATTN), *gbias = GB(g, m, b, B_BIAS);
+        const float *ln = PB(m, b, B_LN);
+        float *gln = GB(g, m, b, B_LN), *gbias = GB(g, m, b, B_BIAS);
         /* feed-forward branch: dx is the gradient of x'' = x' + drop(f) */
         for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dx[i] * k->m2[i] : w->dx[i];
         memset(w->dc, 0, TC * sizeof(float));
@@ -397,16 +408,8 @@ static void backward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t 
         fri_layernorm_backward(w->dx, gln + 2 * C, gln + 3 * C, w->dc, k->x1, w->gain, k->mean2, k->rstd2, T, C);
         /* attention branch: dx is now the gradient of x' = x + drop(o) */
         for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dx[i] * k->m1[i] : w->dx[i];
-        memset(w->dao, 0, TC * sizeof(float));
-        fri_linear_backward(w->dao, gW + 3 * C * C, gbias + 3 * C, w->tmp, k->ao, W + 3 * C * C, T, C, C);
-        memset(w->dq, 0, TC * sizeof(float));
-        memset(w->dk, 0, TC * sizeof(float));
-        memset(w->dv, 0, TC * sizeof(float));
-        fri_attention_backward(w->dq, w->dk, w->dv, w->trow, w->dao, k->att, k->q, k->k, k->v, T, C, H);
         memset(w->da, 0, TC * sizeof(float));
-        fri_linear_backward(w->da, gW, gbias, w->dq, k->a, W, T, C, C);
-        fri_linear_backward(w->da, gW + C * C, gbias + C, w->dk, k->a, W + C * C, T, C, C);
-        fri_linear_backward(w->da, gW + 2 * C * C, gbias + 2 * C, w->dv, k->a, W + 2 * C * C, T, C, C);
+        attn_backward(m, w, b, T, k->a, w->da, g);
         set_gain(w->gain, ln, C);
         fri_layernorm_backward(w->dx, gln, gln + C, w->da, k->x, w->gain, k->mean1, k->rstd1, T, C);
     }
