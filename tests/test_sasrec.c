@@ -10,6 +10,7 @@
 
 #include "fedrec/fedrec.h"
 #include "gradcheck.h"
+#include "testutil.h"
 
 #define NO FR_NO_ITEM
 
@@ -739,19 +740,9 @@ static void one_round_full_batch(fr_loss lossk, uint32_t stride, uint32_t post_n
         cr_assert(ex.n > 2 * fr_dataset_n_users(d.train) && ctx > 0, "%zu windows, %zu context positions", ex.n, ctx);
     }
     fr_batch b = {ex.user, ex.item, ex.label, NULL, ex.n, NULL, ex.hist, ex.hneg, ex.key, ex.hist_len};
-    fr_grad *g = NULL;
-    fr_model_ws *ws = NULL;
-    cr_assert_eq(fr_grad_create(&g, ref), FR_OK);
-    cr_assert_eq(fr_model_ws_create(&ws, ref, ex.n), FR_OK);
-    double loss;
-    cr_assert_eq(fr_model_loss_grad(ref, ws, &b, g, &loss), FR_OK, "%s", fr_errmsg());
-    const float *w = fr_model_params(ref), *gr = fr_grad_data(g), *wf = fr_model_params_const(fed);
-    double maxdiff = 0, maxmove = 0;
-    for (size_t p = 0; p < fr_model_n_shared(ref); p++) {
-        double want = (double)w[p] - 0.5 * (double)gr[p];
-        maxdiff = fmax(maxdiff, fabs(want - (double)wf[p]));
-        maxmove = fmax(maxmove, fabs(0.5 * (double)gr[p]));
-    }
+    double maxdiff, maxmove;
+    cr_assert(tu_sgd_step_diff(ref, fed, &b, 0.5, &maxdiff, &maxmove), "%s", fr_errmsg());
+    const float *w = fr_model_params(ref), *wf = fr_model_params_const(fed);
     cr_assert(maxmove > 1e-3, "the step must move the model (%g)", maxmove);
     cr_assert(maxdiff < 2e-6, "fedavg vs full batch: max diff %g (largest move %g)", maxdiff, maxmove);
     if (lossk == FR_LOSS_CE) { /* the softmax moved every item row, the ones no user had included */
@@ -764,8 +755,6 @@ static void one_round_full_batch(fr_loss lossk, uint32_t stride, uint32_t post_n
         }
     }
     fri_examples_free(&ex);
-    fr_model_ws_free(ws);
-    fr_grad_free(g);
     fr_model_free(ref);
     fr_sim_free(sim);
     data_free(&d);
