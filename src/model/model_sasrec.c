@@ -248,21 +248,30 @@ static size_t valid_rows(const uint32_t *hist, size_t L) {
     return L - p0;
 }
 
+/* Block b's attention branch on its input in [T,C]: q, k, v (kept in the block's
+ * workspace), the heads' causal attention, then W_o's output into w->tmp (before dropout). */
+static void attn_forward(const fr_model *m, sas_ws *w, uint32_t b, size_t T, const float *in) {
+    const size_t C = m->cfg.dim, H = m->cfg.heads;
+    blk_ws *k = &w->b[b];
+    const float *W = PB(m, b, B_ATTN), *bias = PB(m, b, B_BIAS);
+    fri_linear_forward(k->q, in, W, bias, T, C, C);
+    fri_linear_forward(k->k, in, W + C * C, bias + C, T, C, C);
+    fri_linear_forward(k->v, in, W + 2 * C * C, bias + 2 * C, T, C, C);
+    fri_attention_forward(k->ao, k->att, k->q, k->k, k->v, T, C, H);
+    fri_linear_forward(w->tmp, k->ao, W + 3 * C * C, bias + 3 * C, T, C, C);
+}
+
 /* The blocks under post-norm, from x_0 in w->b[0].x to y in w->y; r non-NULL draws the
  * dropout masks. A block keeps its input x, x1 = x + drop(o) (LN1's input), c = LN1(x1)
  * (the feed-forward's input, LN1's statistics in mean1/rstd1) and a = c + drop(f) (LN2's
  * input; a is LN1's output under pre-norm). */
 static void forward_post(const fr_model *m, sas_ws *w, size_t T, fr_rng *r) {
     const fr_model_config *c = &m->cfg;
-    const size_t C = c->dim, F = c->ffn_dim, H = c->heads, TC = T * C;
+    const size_t C = c->dim, F = c->ffn_dim, TC = T * C;
     for (uint32_t b = 0; b < c->n_layers; b++) {
         blk_ws *k = &w->b[b];
-        const float *ln = PB(m, b, B_LN), *W = PB(m, b, B_ATTN), *bias = PB(m, b, B_BIAS);
-        fri_linear_forward(k->q, k->x, W, bias, T, C, C);
-        fri_linear_forward(k->k, k->x, W + C * C, bias + C, T, C, C);
-        fri_linear_forward(k->v, k->x, W + 2 * C * C, bias + 2 * C, T, C, C);
-        fri_attention_forward(k->ao, k->att, k->q, k->k, k->v, T, C, H);
-        fri_linear_forward(w->tmp, k->ao, W + 3 * C * C, bias + 3 * C, T, C, C);
+        const float *ln = PB(m, b, B_LN), *bias = PB(m, b, B_BIAS);
+        attn_forward(m, w, b, T, k->x);
         if (r) fri_dropout_mask(k->m1, TC, c->dropout, r);
         for (size_t i = 0; i < TC; i++) k->x1[i] = k->x[i] + (r ? w->tmp[i] * k->m1[i] : w->tmp[i]);
         set_gain(w->gain, ln, C);
@@ -279,7 +288,7 @@ static void forward_post(const fr_model *m, sas_ws *w, size_t T, fr_rng *r) {
 /* y [T,C] of hist's T valid rows (T >= 1); key non-NULL draws dropout masks from it. */
 static void forward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T, const uint64_t *key) {
     const fr_model_config *c = &m->cfg;
-    const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, H = c->heads, p0 = L - T, TC = T * C;
+    const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, p0 = L - T, TC = T * C;
     const bool drop = key && c->dropout > 0.0f;
     fr_rng r;
     if (drop) fr_rng_init(&r, *key, 0, 0, FR_PURPOSE_DROPOUT);
@@ -305,14 +314,10 @@ static void forward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T
     }
     for (uint32_t b = 0; b < c->n_layers; b++) {
         blk_ws *k = &w->b[b];
-        const float *ln = PB(m, b, B_LN), *W = PB(m, b, B_ATTN), *bias = PB(m, b, B_BIAS);
+        const float *ln = PB(m, b, B_LN), *bias = PB(m, b, B_BIAS);
         set_gain(w->gain, ln, C);
         fri_layernorm_forward(k->a, k->mean1, k->rstd1, k->x, w->gain, ln + C, T, C);
-        fri_linear_forward(k->q, k->a, W, bias, T, C, C);
-        fri_linear_forward(k->k, k->a, W + C * C, bias + C, T, C, C);
-        fri_linear_forward(k->v, k->a, W + 2 * C * C, bias + 2 * C, T, C, C);
-        fri_attention_forward(k->ao, k->att, k->q, k->k, k->v, T, C, H);
-        fri_linear_forward(w->tmp, k->ao, W + 3 * C * C, bias + 3 * C, T, C, C);
+        attn_forward(m, w, b, T, k->a);
         if (drop) fri_dropout_mask(k->m1, TC, c->dropout, &r);
         for (size_t i = 0; i < TC; i++) k->x1[i] = k->x[i] + (drop ? w->tmp[i] * k->m1[i] : w->tmp[i]);
         set_gain(w->gain, ln + 2 * C, C);
