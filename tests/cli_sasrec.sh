@@ -53,7 +53,7 @@ grep -q "^training sasrec .*loss bce, one negative per position" "$tmp/h.out" ||
 # --seq-stride: overlapping windows (named in the header), at most --max-len, sasrec only
 "$bin" train --data "$tmp/s" --model sasrec --centralized --epochs 1 --dim 16 --max-len 10 --seq-stride 4 \
     >"$tmp/h.out" 2>&1 || fail "--seq-stride run"
-grep -q "^training sasrec .*loss ce (a softmax over all items at each position), windows every 4 items" "$tmp/h.out" ||
+grep -q "^training sasrec .*loss ce (a softmax over all items at each position), dropout [0-9.]*, windows every 4 items" "$tmp/h.out" ||
     fail "stride header: $(head -1 "$tmp/h.out")"
 "$bin" train --data "$tmp/s" --model sasrec --rounds 2 --clients-per-round 8 --dim 16 --seq-stride 10 --quiet ||
     fail "federated --seq-stride"

@@ -28,6 +28,9 @@ refuse "--item-lr needs an item optimizer" --item-lr 0.1
 refuse "--bias-l2 applies to models with user and item biases" --model gmf --bias-l2 0.1
 refuse "--item-agg rows with --dp-clip" --dp-clip 1 --item-agg rows
 refuse "needs --dp-clip" --dp-noise 1
+refuse "--dropout applies to the sequence model (sasrec), not mf" --model mf --dropout 0.3
+refuse "--norm: expected pre or post, got 'middle'" --model sasrec --norm middle
+refuse "--seq-stride 60: expected 1..50" --model sasrec --seq-stride 60
 # --private is secure aggregation over the whole shared model, as train's: the server's
 # own secagg rules apply to it (over-selection is refused before anything listens)
 set +e; timeout 20 "$bin" "${srv[@]}" --private --over-select 0.2 >/dev/null 2>"$tmp/err"; rc=$?; set -e
@@ -73,6 +76,12 @@ same() { # ARGS...: train's federation settings on big.tsv are the server's on i
 same --model sasrec | grep -q "; 1272 rounds (preset fedrec)$" || fail "sasrec: ceil(40.7 x 1000 / 32) = 1272 rounds"
 same --model sasrec --clients-per-round 500 | grep -q "; 82 rounds (preset fedrec)$" || fail "sasrec: 82 rounds of 500"
 same --model sasrec --rounds 5 | grep -q "; 5 rounds (preset fedrec)$" || fail "sasrec: --rounds 5"
+# the sequence model's own options, as train takes them (train's header and the server's agree)
+same --model sasrec --norm post --dropout 0.35 --seq-stride 10 --loss bce --heads 2 --ffn 32 --max-len 20 |
+    grep -q "lr 1, loss bce, one negative per position, dropout 0.35, windows every 10 items, post-norm blocks, item rows" ||
+    fail "sasrec: --norm post --dropout 0.35 --seq-stride 10 --loss bce"
+same --model sasrec | grep -q "loss ce (a softmax over all items at each position), dropout 0.2, item rows" ||
+    fail "sasrec: the preset's loss and dropout"
 same --model lightgcn | grep -q "steps sgd lr 0.0416" || fail "lightgcn: lr 0.05 x 6400 / 7681.1 = 0.0416611"
 same --model lightgcn --item-lr 0.1 | grep -q "steps sgd lr 0.1 " || fail "lightgcn: --item-lr 0.1"
 same --model neumf --clients-per-round 7 >/dev/null

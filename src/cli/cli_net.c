@@ -255,6 +255,7 @@ static int cli_server(int argc, char **argv) {
                      "power B; each client reads popularity.txt of the shards)"),
         ARG_SPEC_REAL("l2", &o.l2, 0, F, 0, NULL, "λ  L2 regularisation"),
         ARG_SPEC_INT("seed", &o.seed, 0, UINT64_MAX, NULL, "S  random seed (default 1)"),
+        CLI_SASREC_SPECS(o),
         ARG_SPEC_REAL("confidence-alpha", &o.confidence_alpha, 0, F, 0, "0 = every positive alike",
                       "α  weighted data: a positive of weight w counts 1 + α log(1 + w) (default 1)"),
         /* differential privacy, as train takes it */

@@ -685,10 +685,24 @@ static void item_rule(const fr_fl_config *fc, char *buf, size_t n) {
     }
 }
 
+/* A sequence model's training in words, for both headers: its loss, its dropout, its
+ * training windows when they overlap and its blocks' norm placement when not pre-norm. */
+static void seq_text(const fr_run_config *c, uint32_t stride, char *buf, size_t n) {
+    char st[48] = "";
+    if (stride && stride < c->model.max_len) snprintf(st, sizeof st, ", windows every %u items", stride);
+    snprintf(buf, n, "%s, dropout %g%s%s",
+             c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
+                                         : "loss bce, one negative per position",
+             (double)c->model.dropout, st, c->model.post_norm ? ", post-norm blocks" : "");
+}
+
 void cli_fl_settings(const fr_run_config *c, float alpha, char *buf, size_t n) {
     const fr_fl_config *fc = &c->fl;
-    char rule[96], loss[64], conf[128] = "";
+    char rule[96], loss[160], conf[128] = "";
     item_rule(fc, rule, sizeof rule);
+    if (c->model.max_len > 0) seq_text(c, fc->seq_stride, loss, sizeof loss);
+    else if (fr_model_kind_uses_features(c->model.kind)) cli_loss_text(&c->model, loss, sizeof loss);
+    else loss[0] = 0;
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
     if (fc->neg_sampler == FR_NEG_POPULARITY) {
         size_t k = strlen(conf);
@@ -697,8 +711,7 @@ void cli_fl_settings(const fr_run_config *c, float alpha, char *buf, size_t n) {
     }
     snprintf(buf, n, "strategy %s, E=%u B=%u %s lr %g%s%s, item rows: %s of deltas, steps %s%s; %u round%s (preset %s)",
              fr_strategy_name(fc->strategy), fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind),
-             (double)fc->local.lr, fr_model_kind_uses_features(c->model.kind) ? ", loss " : "",
-             fr_model_kind_uses_features(c->model.kind) ? cli_loss_text(&c->model, loss, sizeof loss) : "",
+             (double)fc->local.lr, loss[0] && c->model.max_len == 0 ? ", loss " : loss[0] ? ", " : "", loss,
              fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, cli_s(c->loop.steps),
              c->preset);
 }
@@ -734,16 +747,9 @@ static void header(const fr_run_config *c, const fr_data *data, const fr_dataset
     float alpha = cli_confidence_alpha(c, data);
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
     if (c->centralized) {
-        char negs[112];
-        if (c->model.max_len > 0) { /* a sequence model: each position's next item against one negative, or all items */
-            char stride[48] = "";
-            if (c->train.seq_stride && c->train.seq_stride < c->model.max_len)
-                snprintf(stride, sizeof stride, ", windows every %u items", c->train.seq_stride);
-            snprintf(negs, sizeof negs, "%s%s%s",
-                     c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
-                                                 : "loss bce, one negative per position",
-                     stride, c->model.post_norm ? ", post-norm blocks" : "");
-        }
+        char negs[192];
+        if (c->model.max_len > 0) /* a sequence model: each position's next item against one negative, or all items */
+            seq_text(c, c->train.seq_stride, negs, sizeof negs);
         else if (c->model.warp > 0) /* WARP draws its own negatives */
             snprintf(negs, sizeof negs, "loss warp (up to %u draw%s a positive)", c->model.warp, cli_s(c->model.warp));
         else {
@@ -1272,21 +1278,7 @@ int cli_train(int argc, char **argv) {
                      "their features (auc, precision@10)"),
         ARG_SPEC_INT("warp", &o.warp, 0, 1000, "0 = bpr",
                      "N  lightfm, fm: the WARP loss, drawing up to N negatives a positive (default: the table below)"),
-        ARG_SPEC_STR("loss", &o.loss,
-                     "L  sasrec: bce (each position's next item against one sampled negative, the SASRec paper's) "
-                     "or ce (a softmax over all items; a federated client then loads and updates the whole item "
-                     "table) (default: the table below)"),
-        ARG_SPEC_INT("heads", &o.heads, 1, 1024, NULL, "H  sasrec: attention heads, a divisor of --dim"),
-        ARG_SPEC_INT("ffn", &o.ffn, 1, 4096, NULL, "F  sasrec: hidden width of the point-wise feed-forward"),
-        ARG_SPEC_REAL("dropout", &o.dropout, 0, 1, ARG_MAX_OPEN, NULL, "P  sasrec: dropout rate (default 0.2)"),
-        ARG_SPEC_INT("max-len", &o.max_len, 1, 1024, NULL, "L  sasrec: the latest L items of a history it reads"),
-        ARG_SPEC_INT("seq-stride", &o.seq_stride, 1, 1024, NULL,
-                     "S  sasrec: a user's training windows of L + 1 items end S items apart (1..L), each "
-                     "window's loss on its last S positions, the earlier ones context only, so every target "
-                     "reads at least L - S + 1 items where the user has them (default L: disjoint windows)"),
-        ARG_SPEC_STR("norm", &o.norm,
-                     "N  sasrec: pre (the default: a layer norm before each branch and one at the end) or post "
-                     "(RecBole's: one on the input and one after each residual sum, none at the end)"),
+        CLI_SASREC_SPECS(o),
         ARG_SPEC_STR("attack", &o.attack,
                      "A  simulated malicious clients, a FRACTION of all clients: promote:ITEM:FRACTION[:BOOST[:REF]] "
                      "(fake users pushing item ITEM, its id as in the data file, into others' top-10, knowing no "
