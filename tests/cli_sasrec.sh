@@ -61,10 +61,19 @@ set +e; "$bin" train --data "$tmp/s" --model sasrec --max-len 10 --seq-stride 11
 [ "$rc" = 2 ] && grep -q -- "--seq-stride 11: expected 1..10" "$tmp/err" || fail "--seq-stride 11: rc $rc, '$(cat "$tmp/err")'"
 set +e; "$bin" train --data "$tmp/s" --model bpr --seq-stride 2 --quiet >/dev/null 2>"$tmp/err"; rc=$?; set -e
 [ "$rc" = 2 ] && grep -q -- "--seq-stride applies to the sequence model" "$tmp/err" || fail "bpr --seq-stride: rc $rc, '$(cat "$tmp/err")'"
-# the preset's pre-norm blocks (the paper's) and --norm post (RecBole's placement): the
-# header says post-norm, the model file keeps it (eval scores as training did); --norm is
-# refused for other models and other values
-! grep -q "post-norm" "$tmp/h.out" || fail "the preset's header says post-norm: $(head -1 "$tmp/h.out")"
+# the centralized preset's post-norm blocks (RecBole's placement) with the dropout of a small
+# set (900 interactions: 0.5), the federated preset's pre-norm (the paper's) with 0.2, and
+# --norm pre: the header says which; the model file keeps it (eval scores as training did);
+# --norm is refused for other models and other values
+grep -q "^training sasrec .*, dropout 0.5, windows every 4 items, post-norm blocks, 1 epoch" "$tmp/h.out" ||
+    fail "the centralized preset's header: $(head -1 "$tmp/h.out")"
+"$bin" train --data "$tmp/s" --model sasrec --centralized --epochs 1 --dim 16 --norm pre --dropout 0.3 >"$tmp/h.out" 2>&1 ||
+    fail "--norm pre run"
+grep -q "^training sasrec .*, dropout 0.3, 1 epoch" "$tmp/h.out" || fail "--norm pre header: $(head -1 "$tmp/h.out")"
+"$bin" train --data "$tmp/s" --model sasrec --rounds 1 --clients-per-round 8 --dim 16 >"$tmp/h.out" 2>&1 ||
+    fail "federated header run"
+grep -q "^fedrec train: federated sasrec .*, dropout 0.2, item rows" "$tmp/h.out" ||
+    fail "the federated preset's header: $(grep federated "$tmp/h.out")"
 "$bin" train --data "$tmp/s" --model sasrec --centralized --epochs 15 --batch 8 --dim 16 --norm post --dropout 0.5 \
     --out "$tmp/pn.fr" --metrics-out "$tmp/pn.jsonl" >"$tmp/h.out" 2>&1 || fail "centralized --norm post"
 grep -q "^training sasrec .*, post-norm blocks" "$tmp/h.out" || fail "post-norm header: $(head -1 "$tmp/h.out")"

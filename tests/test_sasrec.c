@@ -904,9 +904,29 @@ Test(sasrec, preset_rounds_follow_the_users) {
     cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, true, d.train), FR_OK);
     cr_assert_eq(c.fl_epochs, 0, "centralized: epochs, not rounds");
     /* the centralized recipe: CE, Adam 0.003 on 32 windows a batch, 40 epochs (tuned on a
-     * validation cut of ml-100k, docs/ARCHITECTURE.md) */
-    cr_assert(c.model.post_norm == 0 && c.model.dropout == 0.2f,
-              "pre-norm blocks, dropout 0.2 (post-norm with 0.5 was worse on the ml-1m partial set)");
+     * validation cut of ml-100k, docs/ARCHITECTURE.md), post-norm blocks with the dropout
+     * from the data's size */
+    cr_assert(c.model.post_norm == 1 && c.model.dropout == 0.5f, "a small set: post-norm blocks, dropout 0.5");
+    /* the size rule: 0.5 up to 100000 training interactions, 0.2 from 400000, log-linear
+     * in between: 200000 is halfway on the log scale (0.35), 100000·2^0.5 a quarter (0.425) */
+    const struct { uint64_t n; double dropout; } sizes[] = {
+        {0, 0.5}, {99057, 0.5}, {100000, 0.5}, {141421, 0.425}, {200000, 0.35}, {282843, 0.275},
+        {400000, 0.2}, {484651, 0.2}, {100000000, 0.2},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        fr_run_data_stats st = {.users = 943, .interactions = sizes[i].n};
+        cr_assert_eq(fr_run_config_preset_stats(&c, "fedrec", k, true, &st), FR_OK);
+        cr_assert(c.model.post_norm == 1 && fabs(c.model.dropout - sizes[i].dropout) < 2e-6,
+                  "%llu interactions: dropout %.7f, expected %.7f", (unsigned long long)sizes[i].n,
+                  (double)c.model.dropout, sizes[i].dropout);
+        cr_assert_eq(fr_run_config_preset_stats(&c, "fedrec", k, false, &st), FR_OK);
+        cr_assert(c.model.post_norm == 0 && c.model.dropout == 0.2f, "federated: pre-norm, 0.2 whatever the size");
+        cr_assert_eq(fr_run_config_preset_stats(&c, "textbook", k, true, &st), FR_OK);
+        cr_assert(c.model.post_norm == 0 && c.model.dropout == 0.2f, "textbook: the model's own defaults");
+    }
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, true, NULL), FR_OK);
+    cr_assert(c.model.post_norm == 1 && c.model.dropout == 0.5f, "no data: the small set's 0.5");
+    cr_assert_eq(fr_run_config_preset(&c, "fedrec", k, true, d.train), FR_OK);
     cr_assert(c.model.loss == FR_LOSS_CE && c.train.batch == 32 && c.train.optim.kind == FR_OPTIM_ADAM &&
               c.train.optim.lr == 0.003f && c.loop.steps == 40 && c.lr_decay == 1.0);
     data_free(&d);

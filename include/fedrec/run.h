@@ -214,6 +214,7 @@ FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *pr
  * server that holds no interaction to start where train starts on the same data. */
 typedef struct fr_run_data_stats {
     uint64_t users;     /* training users: the clients of a federation of a user each */
+    uint64_t interactions; /* training interactions (centralized sasrec's dropout) */
     float mean_rating;  /* fr_run_mean_rating (a rating model's mu) */
     bool weighted;      /* fr_dataset_weighted: positives weighted by their confidence */
     double graph_load;  /* fr_dataset_graph_load (federated lightgcn's item rate); 0: unknown,

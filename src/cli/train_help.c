@@ -134,6 +134,22 @@ void cli_train_defaults_help(const char *preset) {
                c.train.batch, neg_text(&c.model, c.train.negatives, ng, sizeof ng), (double)c.model.l2, bl,
                optim_text(&c.train.optim, o, sizeof o), c.lr_decay);
     }
+    for (int k = 1; k < 256; k++) { /* a dropout sized from the data (centralized sasrec) */
+        const char *name = fr_model_kind_name((fr_model_kind)k);
+        if (!strcmp(name, "?")) break;
+        fr_run_config a, b, m, f;
+        fr_run_data_stats sa = {.interactions = 100000}, sb = {.interactions = 400000}, sm = {.interactions = 200000};
+        if (fr_run_config_preset_stats(&a, preset, (fr_model_kind)k, true, &sa) ||
+            fr_run_config_preset_stats(&b, preset, (fr_model_kind)k, true, &sb) ||
+            fr_run_config_preset_stats(&m, preset, (fr_model_kind)k, true, &sm) ||
+            fr_run_config_preset_stats(&f, preset, (fr_model_kind)k, false, &sm) || a.model.dropout == b.model.dropout)
+            continue;
+        printf("  (%s centralized: %s blocks, dropout from the data's size: %g up to 100000 training interactions, "
+               "%g at 200000,\n  %g from 400000 (log-linear between); federated: %s blocks, dropout %g; --norm and "
+               "--dropout set them)\n",
+               name, a.model.post_norm ? "post-norm" : "pre-norm", (double)a.model.dropout, (double)m.model.dropout,
+               (double)b.model.dropout, f.model.post_norm ? "post-norm" : "pre-norm", (double)f.model.dropout);
+    }
     for (int k = 1; k < 256; k++) { /* the losses that are not the kind's one (--warp) */
         const char *name = fr_model_kind_name((fr_model_kind)k);
         if (!strcmp(name, "?")) break;

@@ -160,13 +160,16 @@ int cli_compress(const char *cmd, const cli_train_opts *o, bool secagg, struct f
                  "table) (default: ce, the preset's)"),                                                             \
         ARG_SPEC_INT("heads", &(o).heads, 1, 1024, NULL, "H  sasrec: attention heads, a divisor of --dim"),         \
         ARG_SPEC_INT("ffn", &(o).ffn, 1, 4096, NULL, "F  sasrec: hidden width of the point-wise feed-forward"),     \
-        ARG_SPEC_REAL("dropout", &(o).dropout, 0, 1, ARG_MAX_OPEN, NULL, "P  sasrec: dropout rate (default 0.2)"),  \
+        ARG_SPEC_REAL("dropout", &(o).dropout, 0, 1, ARG_MAX_OPEN, NULL,                                         \
+                      "P  sasrec: dropout rate (default: the preset's, 0.2 federated, 0.5 to 0.2 centralized by "   \
+                      "the data's size)"),                                                                          \
         ARG_SPEC_INT("max-len", &(o).max_len, 1, 1024, NULL, "L  sasrec: the latest L items of a history it reads"), \
         ARG_SPEC_INT("seq-stride", &(o).seq_stride, 1, 1024, NULL,                                                  \
                      "S  sasrec: a user's training windows of L + 1 items end S items apart (1..L), each "         \
                      "window's loss on its last S positions, the earlier ones context only, so every target "      \
                      "reads at least L - S + 1 items where the user has them (default L: disjoint windows)"),      \
         ARG_SPEC_STR("norm", &(o).norm,                                                                             \
-                     "N  sasrec: pre (the default: a layer norm before each branch and one at the end) or post "   \
-                     "(RecBole's: one on the input and one after each residual sum, none at the end)")
+                     "N  sasrec: pre (a layer norm before each branch and one at the end; the federated preset's) " \
+                     "or post (RecBole's: one on the input and one after each residual sum, none at the end; the "  \
+                     "centralized preset's)")
 #endif

@@ -29,6 +29,7 @@ float fr_run_mean_rating(const fr_dataset *d) {
 fr_err fr_run_data_stats_of(const fr_dataset *train, fr_run_data_stats *out) {
     memset(out, 0, sizeof *out);
     out->users = fr_dataset_n_users(train);
+    out->interactions = fr_dataset_n_interactions(train);
     out->mean_rating = fr_run_mean_rating(train);
     out->weighted = fr_dataset_weighted(train);
     return fr_dataset_graph_load(train, &out->graph_load);
@@ -37,6 +38,7 @@ fr_err fr_run_data_stats_of(const fr_dataset *train, fr_run_data_stats *out) {
 void fr_run_data_stats_of_federation(const fr_federation *fed, fr_run_data_stats *out) {
     memset(out, 0, sizeof *out);
     out->users = fed->clients;
+    out->interactions = fed->interactions;
     out->mean_rating = fed->mean_rating;
     out->weighted = fed->weighted;
     out->graph_load = fed->graph_load;
@@ -71,6 +73,24 @@ static void summed_item_rows(fr_run_config *c, float item_lr, float decay) {
 }
 
 #define SASREC_FL_EPOCHS 40.7 /* sasrec's federated rounds: epochs' worth of clients (1200 on 943 users) */
+
+/* Centralized sasrec's dropout from the size of the training data (its post-norm blocks
+ * overfit a small set at 0.2 and underfit a larger one at 0.5 in the preset's 40 epochs):
+ * DROP_SMALL up to N_SMALL training interactions, DROP_LARGE from N_LARGE, log-linear
+ * between. Chosen on validation cuts of the training data (docs/ARCHITECTURE.md, sasrec:
+ * ml-100k's ~98000 interactions best at 0.5, the ml-1m partial set's ~482000 at 0.2). */
+#define SASREC_N_SMALL 100000.0
+#define SASREC_N_LARGE 400000.0
+#define SASREC_DROP_SMALL 0.5
+#define SASREC_DROP_LARGE 0.2
+
+static float sasrec_dropout(uint64_t n) {
+    const double x = (double)n;
+    if (x <= SASREC_N_SMALL) return (float)SASREC_DROP_SMALL;
+    if (x >= SASREC_N_LARGE) return (float)SASREC_DROP_LARGE;
+    return (float)(SASREC_DROP_SMALL + (SASREC_DROP_LARGE - SASREC_DROP_SMALL) * log(x / SASREC_N_SMALL) /
+                                           log(SASREC_N_LARGE / SASREC_N_SMALL));
+}
 
 /* fedrec's tuned federated settings (measured on ml-100k, docs/ARCHITECTURE.md). */
 static void fedrec_federated(fr_run_config *c, const char *k) {
@@ -235,11 +255,12 @@ static void fedrec_centralized(fr_run_config *c, const char *k) {
          * of 256, dim 128, dropout 0.5 or histories of 200 did no better there); 32
          * sequences a batch (4x the steps at the same CPU): over seeds 1-3 on that cut
          * HR@10 / NDCG@10 0.7625 / 0.4936 against 128's 0.7589 / 0.4838 (64: 0.7635 /
-         * 0.4895; 16, seed 1, below 32). Pre-norm blocks with dropout 0.2 (the model's
-         * defaults): RecBole's post-norm form with its dropout 0.5 (--norm post --dropout
-         * 0.5) was ahead on that cut (seeds 1-5: 0.7739 / 0.4971 against 0.7595 / 0.4916)
-         * but well behind on the ml-1m partial set's (seed 1: 0.8216 / 0.6178 against
-         * 0.8406 / 0.6435), so it is an option, not the preset */
+         * 0.4895; 16, seed 1, below 32). Post-norm blocks (RecBole's), their dropout from
+         * the data's size (fr_run_config_preset_stats, sasrec_dropout): 0.5 on that cut
+         * (seeds 1-5: 0.7739 / 0.4971 against pre-norm 0.2's 0.7595 / 0.4916), 0.2 on the
+         * ml-1m partial set's (post-norm 0.5 0.8216 / 0.6178, 0.2 0.8483 / 0.6523, pre-norm
+         * 0.2 0.8406 / 0.6435, seed 1), and on a cut of its first 600 users (89000
+         * interactions) post-norm 0.5 level with pre-norm 0.2 and 0.2 below them */
         c->model.loss = FR_LOSS_CE;
         c->train.batch = 32;
         c->train.optim.lr = 0.003f;
@@ -308,6 +329,12 @@ fr_err fr_run_config_preset_stats(fr_run_config *c, const char *preset, fr_model
     if (fr_model_kind_is_closed_form(kind)) c->loop.steps = 1; /* a baseline's fit is one pass, done at once */
     c->loop.steps = fr_run_config_rounds(c, train);
     if (train && fr_model_kind_is_explicit(kind)) c->model.mu = train->mean_rating;
+    /* centralized sasrec: post-norm blocks, the dropout from the data's size (without data,
+     * DROP_SMALL) */
+    if (fedrec && centralized && !strcmp(k, "sasrec")) {
+        c->model.post_norm = 1;
+        c->model.dropout = sasrec_dropout(train ? train->interactions : 0);
+    }
     /* federated lightgcn: the item rate where its graph is busier than ml-100k's */
     if (train && fedrec && !centralized && !strcmp(k, "lightgcn") && train->graph_load > FR_RUN_LIGHTGCN_REF_LOAD)
         c->fl.item_local.lr = (float)(c->fl.item_local.lr * (FR_RUN_LIGHTGCN_REF_LOAD / train->graph_load));
