@@ -162,11 +162,13 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
     fr_err e = fri_examples_reserve(ex, ex->n + deg * per);
     if (e) return e;
     size_t k = ex->n;
-    const uint64_t *mark = loss != FR_LOSS_MSE && deg >= 8 ? mark_items(ex, fr_dataset_n_items(d), items, deg) : NULL;
+    const bool own = loss == FR_LOSS_BPR && ex->no_negs; /* the pass draws the negatives */
+    const uint64_t *mark =
+        loss != FR_LOSS_MSE && !own && deg >= 8 ? mark_items(ex, fr_dataset_n_items(d), items, deg) : NULL;
     /* the negatives' words from a batch reader (blocks made side by side): rng ends where
      * drawing them one by one leaves it, so the same examples */
     fri_rng_batch rb;
-    const bool draws = loss == FR_LOSS_BPR || (loss == FR_LOSS_BCE && neg > 0);
+    const bool draws = (loss == FR_LOSS_BPR && !own) || (loss == FR_LOSS_BCE && neg > 0);
     const fri_negpop *pop = ex->pop && ex->pop->col ? ex->pop : NULL; /* two words a draw */
     if (draws) fri_rng_batch_begin_for(&rb, rng, (uint64_t)deg * (loss == FR_LOSS_BCE ? neg : per) * (pop ? 2 : 1));
     const neg_ctx nc = neg_ctx_of(d, deg); /* once a user */
@@ -193,7 +195,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             break;
         case FR_LOSS_BPR:
             for (size_t q = 0; q < per; q++) {
-                uint32_t j = draw_negative(d, user, &nc, &rb, mark, pop);
+                uint32_t j = own ? 0 : draw_negative(d, user, &nc, &rb, mark, pop);
                 if (j == UINT32_MAX) break;
                 ex->user[k] = row; ex->item[k] = items[x]; ex->neg[k] = j; ex->label[k] = 1.0f;
                 k++;

@@ -77,6 +77,8 @@ typedef struct fri_examples {
     uint64_t *mark;    /* scratch: a bit per item, set for the user whose negatives are
                           being drawn (all clear between users), or NULL */
     size_t mark_bits;  /* items mark covers */
+    bool no_negs;      /* BPR examples without their negative (neg 0, nothing drawn): for a fused
+                          pass that draws its own (family.h, rows_pass_draws). Set by the owner */
 } fri_examples;
 
 /* Scratch for fri_examples_concat_shuffled: the examples as rows, grown as needed. A

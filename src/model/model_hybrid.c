@@ -383,6 +383,10 @@ typedef struct hy_ws {
     const float *sq_b;      /* and B + sum_g w cf_g, in float */
     bool fast;              /* rows_pass's fast path: bpr's softplus and sigmoid in float (hy_softplus_sigmoid_f) */
     bool splitmix;          /* with sq_e: WARP's draws by hy_draws, not the Philox stream */
+    uint64_t draw_key;      /* with splitmix and no negatives in the batch (fr_batch.neg NULL): the
+                             * minibatch's key (rows_pass: the optimizer's steps so far); WARP's
+                             * first candidate is then drawn too, by example x's stream of
+                             * (seed + draw_key, item, user ^ x) */
     bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
                              * unmarked (set by the fused passes, whose step keeps a row of zero
                              * gradient as it is: fri_optim_zero_keeps; the generic loop's sparse-row
@@ -412,6 +416,7 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->sq_e = NULL;
     w->sq_b = NULL;
     w->splitmix = w->fast = false;
+    w->draw_key = 0;
     for (int s = 0; s < 2; s++) { w->cg[s] = w->cgb[s] = NULL; w->slot[s] = w->crow[s] = NULL; w->ccount[s] = 0; }
     return cv.at;
 }
@@ -1007,6 +1012,8 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     const uint16_t *const sq_e = fm ? NULL : w->sq_e;
     const float *const sq_b = w->sq_b;
     const bool fast = w->fast, zero_unmarked = w->zero_unmarked, scr = sq_e != NULL, smx = scr && w->splitmix;
+    const bool own = smx && pair && warp && !negs; /* WARP's first candidate drawn here too */
+    const uint64_t oseed = seed + w->draw_key * 0x9E3779B97F4A7C15u;
     float *const gw0 = fm && g ? G(g, m, W0) : NULL;
     hy_tab T;
     const int roles[2][4] = {{US_EMB, US_B, UF_EMB, UF_B}, {IT_EMB, IT_B, IF_EMB, IF_B}};
@@ -1041,15 +1048,34 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     float *const p = w->p, *const sp = w->sp, *const q0 = w->q[0], *const sq0 = w->sq[0];
     float *const cu = w->cu, *const ci = w->ci;
     double L = 0.0, lprod = 1.0; /* lprod: the fast path's product of bpr's (1 + e) (hy_softplus_sigmoid_f) */
+    /* own draws: example x's stream and first candidate, made an example ahead (its table
+     * row prefetched) */
+#define HY_OWN_INIT(xx)                                                                                                 \
+    hy_draws_init(oseed, T.map[1] && items[xx] < T.nmap[1] ? T.map[1][items[xx]] : items[xx],                         \
+                  (T.map[0] && users[xx] < T.nmap[0] ? T.map[0][users[xx]] : users[xx]) ^ ((uint32_t)(xx) * 2654435761u))
+    hy_draws hd_next = {0};
+    uint32_t first_next = 0;
+    if (own && B) {
+        hd_next = HY_OWN_INIT(0);
+        first_next = hy_draws_below(&hd_next, nrows);
+    }
     for (size_t x = 0; x < B; x++) {
         const uint32_t u = users[x], i = items[x];
         const double wt = weight ? (double)weight[x] : 1.0;
+        hy_draws hd_own = hd_next;
+        const uint32_t first_own = first_next;
+        if (own && x + 1 < B) {
+            hd_next = HY_OWN_INIT(x + 1);
+            first_next = hy_draws_below(&hd_next, nrows);
+            kprefetch_q(sq_e, sq_b, first_next, d);
+        }
         if (x + 1 < B) { /* the next example's id rows (feature rows are few and hot) */
             kprefetch(&T, 0, users[x + 1], d);
             kprefetch(&T, 1, items[x + 1], d);
             /* the negative: bpr composes it; lightfm's screened WARP reads its table row (the
              * first candidate), composing it only when it violates */
-            if (smx) kprefetch_q(sq_e, sq_b, negs[x + 1], d);
+            if (own) {
+            } else if (smx) kprefetch_q(sq_e, sq_b, negs[x + 1], d);
             else if (pair) kprefetch(&T, 1, negs[x + 1], d);
             if (g && !T.cg[0]) { /* and the gradient rows its scatter adds to */
                 kprefetch_g(&T, 0, users[x + 1], d);
@@ -1094,7 +1120,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             /* lightfm under rows_pass screens a candidate by its item's feature part as of
              * the last refresh (kscreen) and composes only the one it takes; its draws are
              * a splitmix64 sequence from the same key (hy_draws), not the Philox stream */
-            const uint32_t neg = negs[x];
+            const uint32_t neg = own ? first_own : negs[x];
             const uint32_t key_i = T.map[1] && i < T.nmap[1] ? T.map[1][i] : i;
             const uint32_t gu = T.map[0] && u < T.nmap[0] ? T.map[0][u] : u;
             const uint32_t gn = T.map[1] && neg < T.nmap[1] ? T.map[1][neg] : neg;
@@ -1102,7 +1128,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             uint32_t t = 0;
             float sj = 0.0f;
             if (smx) { /* lightfm's fast path: the first candidate the screen passes is taken */
-                hy_draws hd = hy_draws_init(seed, key_i, key_u);
+                hy_draws hd = own ? hd_own : hy_draws_init(seed, key_i, key_u);
                 /* the draws one trial ahead, so the next candidate's rows are on their way
                  * while this one is screened (the one drawn ahead of a violation is unused) */
                 uint32_t cand = neg, ahead = 0;
@@ -1118,7 +1144,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                             kprefetch_q(sq_e, sq_b, ahead, d);
                         }
                         if (cand == i) continue;
-                    }
+                    } else if (own && cand == i) continue; /* a drawn first candidate may be the positive */
                     if (kscreen(sq_e, sq_b, cand, p, d, h16) + bu > si - 1.0f) {
                         t = tt;
                         j = cand;
@@ -1240,6 +1266,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         }
     if (lprod != 1.0) L += log(lprod) * invB;
     return L;
+#undef HY_OWN_INIT
 }
 
 /* the kernel for lightfm and fm, dims 32 and 64 as constants, and rows that are global ids
@@ -1639,6 +1666,12 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     w.zero_unmarked = fri_optim_zero_keeps(o);
     w.fast = fast;
     if (stale) { w.sq_e = se; w.sq_b = sb; w.splitmix = hy_splitmix; }
+    const bool own = ex->no_negs && pair; /* WARP's first candidates drawn by the kernel (rows_pass_draws) */
+    if (own && !(stale && hy_splitmix)) {
+        e = fri_fail(FR_ERR_INVALID, "%s: examples without negatives, but this pass does not draw them",
+                     fr_model_kind_name(c->kind));
+        goto out;
+    }
     if (compact) {
         atomic_fetch_add_explicit(&hy_compact_passes, 1, memory_order_relaxed);
         float *at = cgbuf;
@@ -1665,13 +1698,14 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         double mean[FRI_STEP_MAX_PARTS];
         size_t ns[FRI_STEP_MAX_PARTS];
         if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, gb, se, sb, n_it, c->dim, h16);
+        w.draw_key = fr_optim_steps(o); /* a key a minibatch, over every epoch */
         for (uint32_t s = 0; s < shards; s++) {
             size_t lo = n * s / shards, hi = n * (s + 1) / shards, k = at + lo;
             ns[s] = hi - lo;
             mean[s] = 0;
             if (hi == lo) continue;
             fr_batch b = {.users = ex->user + k, .items = ex->item + k, .label = pair ? NULL : ex->label + k,
-                          .neg = pair ? ex->neg + k : NULL, .n = hi - lo,
+                          .neg = pair && !own ? ex->neg + k : NULL, .n = hi - lo,
                           .weight = ex->alpha > 0 ? ex->wt + k : NULL};
             mean[s] = hy_loss(m, &w, &b, g[s]);
         }
@@ -1759,6 +1793,14 @@ static fr_err rows_pass(fr_model *m, const fri_examples *ex, size_t batch, uint3
     return rows_pass_plain(m, ex, batch, shards, g, o, loss_sum);
 }
 
+/* rows_pass draws WARP's first candidates itself where it screens them by splitmix's draws
+ * (lightfm, WARP, the kernel's dims, the fast path, the centralized model's rows). */
+static bool rows_pass_draws(const fr_model *m) {
+    const fr_model_config *c = &m->cfg;
+    return !is_fm(c) && c->loss == FR_LOSS_BPR && c->warp && hy_stale && hy_mode && FRI_V8 && c->dim % 8 == 0 &&
+           hy_splitmix && !m->row_item && !m->row_user;
+}
+
 static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
     hy_ws *w = wsp;
     const fri_feat *f = feat_of(m->cfg.features);
@@ -1827,4 +1869,5 @@ const fri_model_family fri_model_family_hybrid = {
     .score = score,
     .sgd_pass = sgd_pass,
     .rows_pass = rows_pass,
+    .rows_pass_draws = rows_pass_draws,
 };

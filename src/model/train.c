@@ -134,6 +134,7 @@ struct fr_trainer {
     bool next_ready;                          /* ex_next holds epoch `epoch`'s examples */
     uint64_t build_epoch;                     /* the epoch build_block builds for */
     bool fused_rows;                          /* the fused pass is the family's rows_pass */
+    bool no_negs;                             /* BPR examples built without negatives: rows_pass draws them */
     float fused_lr;                           /* the fused pass's learning rate */
     double fused_sum;                         /* the fused pass's loss sum */
     fr_err fused_err;                         /* the fused pass's result */
@@ -159,6 +160,8 @@ void fr_trainer_free(fr_trainer *t) {
     fri_negpop_free(&t->negpop);
     fri_free(t);
 }
+
+static void set_no_negs(fr_trainer *t, bool on);
 
 fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, const fr_train_config *cfg) {
     *out = NULL;
@@ -220,12 +223,29 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
     t->cores = fr_cpu_count();
     if (t->parties > (unsigned)t->cores) t->parties = (unsigned)t->cores;
     t->bar.n = t->parties;
+    /* a fused rows_pass that draws its own negatives: none drawn with the examples */
+    float lr;
+    const bool sgd1 = cfg->batch == 1 && t->m->fam->sgd_pass && fri_optim_plain_sgd(t->o, &lr);
+    if (!sgd1 && mc->loss == FR_LOSS_BPR && !hist_len && t->m->fam->rows_pass && t->m->fam->rows_pass_draws &&
+        !fri_optim_is_dense(t->o) && fri_optim_zero_keeps(t->o) && t->m->fam->rows_pass_draws(t->m))
+        set_no_negs(t, true);
     *out = t;
     return FR_OK;
 }
 
 uint64_t fr_trainer_epochs(const fr_trainer *t) { return t->epoch; }
-void fri_trainer_no_fused(fr_trainer *t) { t->no_fused = true; }
+/* Examples with or without their negatives (t->no_negs), every example set of t. */
+static void set_no_negs(fr_trainer *t, bool on) {
+    t->no_negs = on;
+    t->ex.no_negs = t->ex_next.no_negs = on;
+    for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].no_negs = on;
+    t->next_ready = false;
+}
+
+void fri_trainer_no_fused(fr_trainer *t) {
+    t->no_fused = true;
+    set_no_negs(t, false); /* the generic loop reads the examples' negatives */
+}
 fr_pool *fr_trainer_pool(fr_trainer *t) { return t->pool; }
 
 /* ------------------------------------------------------------------ examples */
