@@ -307,6 +307,7 @@ void fri_examples_shuffle(fri_examples *ex, fr_rng *rng) {
 
 /* An example as one row (fri_examples_concat_shuffled); wt only when weighted. */
 typedef struct ex_row { uint32_t user, item, neg; float label; } ex_row;
+typedef struct ex_pair { uint32_t user, item; } ex_pair; /* no_negs (bpr): neg 0, label 1 */
 typedef struct ex_row_wt { uint32_t user, item, neg; float label, wt; } ex_row_wt;
 
 static FRI_ALWAYS_INLINE void swap_rows(unsigned char *rows, size_t size, size_t a, size_t b) {
@@ -379,6 +380,17 @@ fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, 
             dst->label[x] = r[x].label;
             dst->wt[x] = r[x].wt;
         }
+    } else if (dst->no_negs) { /* no negative, no label: the users and items alone, the same swaps */
+        ex_pair *r = rows->p;
+        for (size_t s = 0; s < nsrc; s++)
+            for (size_t x = 0; x < src[s].n; x++, k++) r[k] = (ex_pair){src[s].user[x], src[s].item[x]};
+        shuffle_rows(rows->p, n, sizeof(ex_pair), rng);
+        for (size_t x = 0; x < n; x++) {
+            dst->user[x] = r[x].user;
+            dst->item[x] = r[x].item;
+        }
+        memset(dst->neg, 0, n * sizeof *dst->neg);
+        for (size_t x = 0; x < n; x++) dst->label[x] = 1.0f;
     } else {
         ex_row *r = rows->p;
         for (size_t s = 0; s < nsrc; s++)

@@ -832,9 +832,10 @@ __attribute__((target("avx2,f16c"))) static void halves_hw(const float *in, uint
 }
 #endif
 
+/* (the biases, sq_b, are 4 bytes an item: a few KB, kept in cache by the screens themselves) */
 static FRI_ALWAYS_INLINE void kprefetch_q(const uint16_t *sq_e, const float *sq_b, uint32_t r, size_t d) {
+    (void)sq_b;
     for (size_t k = 0; k < d; k += 32) __builtin_prefetch(sq_e + (size_t)r * d + k, 0, 3);
-    __builtin_prefetch(sq_b + r, 0, 3);
 }
 
 /* lightfm's screening score of item row r for user vector p: p . (E[r] + G[r]) + (B[r] + gb[r]),
