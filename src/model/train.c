@@ -240,6 +240,7 @@ static void set_no_negs(fr_trainer *t, bool on) {
     t->ex.no_negs = t->ex_next.no_negs = on;
     for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].no_negs = on;
     t->next_ready = false;
+    t->blocks_fixed = false;
 }
 
 void fri_trainer_no_fused(fr_trainer *t) {
@@ -279,7 +280,7 @@ static fr_err build_examples_into(fr_trainer *t, uint64_t epoch, fri_examples *d
             for (size_t b = 0; b < t->n_blocks; b++) build_block(t, b, 0);
         for (size_t b = 0; b < t->n_blocks; b++)
             if (t->blk_err[b]) return fri_fail(FR_ERR_NOMEM, "trainer: out of memory building examples");
-        t->blocks_fixed = t->loss == FR_LOSS_MSE;
+        t->blocks_fixed = t->loss == FR_LOSS_MSE || t->no_negs; /* nothing drawn: the same every epoch */
     }
     fr_rng r;
     fr_rng_init(&r, t->cfg.seed, (uint32_t)epoch, 0, FR_PURPOSE_SHUFFLE);
