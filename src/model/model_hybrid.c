@@ -66,12 +66,24 @@
 
 /* ---------------------------------------------------------------- the feature store */
 
+/* A row's features in one 64-byte line (the vector kernel's copy of a side whose rows have
+ * at most HY_PK features: one load where the CSR takes its offsets, then its lists) */
+#define HY_PK 7
+typedef struct hy_pk {
+    uint32_t n;
+    uint32_t id[HY_PK];
+    float w[HY_PK];
+    uint32_t pad;
+} hy_pk;
+_Static_assert(sizeof(hy_pk) == 64, "a packed row is a cache line");
+
 typedef struct fri_feat {
     uint32_t rows[2];    /* user rows, item rows */
     uint32_t count[2];   /* vocabulary sizes */
     uint64_t *off[2];    /* [rows + 1] CSR offsets */
     uint32_t *id[2];     /* [nnz] feature ids */
     float *w[2];         /* [nnz] weights */
+    hy_pk *pk[2];        /* [rows] the same lists packed (the kernel's), or NULL: a row has more than HY_PK */
     uint32_t crc;        /* of the content, to find an identical set */
 } fri_feat;
 
@@ -86,7 +98,7 @@ static const fri_feat *feat_of(uint32_t h) {
 
 static void feat_free(fri_feat *f) {
     if (!f) return;
-    for (int s = 0; s < 2; s++) { fri_free(f->off[s]); fri_free(f->id[s]); fri_free(f->w[s]); }
+    for (int s = 0; s < 2; s++) { fri_free(f->off[s]); fri_free(f->id[s]); fri_free(f->w[s]); fri_free_aligned(f->pk[s]); }
     fri_free(f);
 }
 
@@ -130,6 +142,23 @@ static fri_feat *feat_alloc(const uint32_t rows[2], const uint64_t nnz[2]) {
     return f;
 }
 
+/* f's packed rows (hy_pk) of each side whose rows all fit (none: pk NULL, the CSR is read). */
+static void feat_pack(fri_feat *f) {
+    for (int s = 0; s < 2; s++) {
+        f->pk[s] = NULL;
+        bool fits = f->rows[s] > 0;
+        for (uint32_t r = 0; r < f->rows[s] && fits; r++) fits = f->off[s][r + 1] - f->off[s][r] <= HY_PK;
+        if (!fits || !(f->pk[s] = fri_aligned_alloc((size_t)f->rows[s] * sizeof(hy_pk)))) continue;
+        for (uint32_t r = 0; r < f->rows[s]; r++) {
+            hy_pk *p = &f->pk[s][r];
+            memset(p, 0, sizeof *p);
+            const uint64_t a = f->off[s][r];
+            p->n = (uint32_t)(f->off[s][r + 1] - a);
+            for (uint32_t k = 0; k < p->n; k++) { p->id[k] = f->id[s][a + k]; p->w[k] = f->w[s][a + k]; }
+        }
+    }
+}
+
 /* Takes f over (frees it when an identical set exists or on error); *h its handle. */
 static fr_err feat_intern(fri_feat *f, uint32_t *h) {
     f->crc = feat_crc(f);
@@ -147,6 +176,7 @@ static fr_err feat_intern(fri_feat *f, uint32_t *h) {
         feat_free(f);
         return fri_fail(FR_ERR_RANGE, "hybrid models: more than %d distinct feature sets in one process", MAX_SETS);
     }
+    feat_pack(f); /* (without memory: the CSR is read) */
     sets[n] = f;
     atomic_store_explicit(&n_sets, n + 1, memory_order_release);
     pthread_mutex_unlock(&sets_mu);
@@ -667,6 +697,7 @@ typedef struct hy_tab {
     const uint32_t *fid[2];                  /* its feature ids */
     const float *fw[2];                      /* and weights */
     uint32_t frows[2];                       /* its rows (0: no set) */
+    const hy_pk *pk[2];                      /* its packed rows, or NULL */
     const uint32_t *map[2];                  /* row_user, row_item (NULL: rows are global ids) */
     uint32_t nmap[2];
     uint8_t *mk[2];                          /* rE's marks, */
@@ -680,6 +711,12 @@ typedef struct hy_tab {
 static FRI_ALWAYS_INLINE uint32_t kfeats(const hy_tab *T, int s, uint32_t r, const uint32_t **id, const float **w) {
     const uint32_t gr = T->map[s] && r < T->nmap[s] ? T->map[s][r] : r;
     if (gr >= T->frows[s]) return 0;
+    if (T->pk[s]) {
+        const hy_pk *p = T->pk[s] + gr;
+        *id = p->id;
+        *w = p->w;
+        return p->n;
+    }
     const uint64_t a = T->off[s][gr];
     *id = T->fid[s] + a;
     *w = T->fw[s] + a;
@@ -744,6 +781,10 @@ static FRI_ALWAYS_INLINE void kprefetch_g(const hy_tab *T, int s, uint32_t r, si
 static FRI_ALWAYS_INLINE void kprefetch_list(const hy_tab *T, int s, uint32_t r) {
     const uint32_t gr = T->map[s] && r < T->nmap[s] ? T->map[s][r] : r;
     if (gr >= T->frows[s]) return;
+    if (T->pk[s]) {
+        __builtin_prefetch(T->pk[s] + gr, 0, 3);
+        return;
+    }
     const uint64_t a = T->off[s][gr];
     __builtin_prefetch(T->fid[s] + a, 0, 3);
     __builtin_prefetch(T->fw[s] + a, 0, 3);
@@ -751,7 +792,7 @@ static FRI_ALWAYS_INLINE void kprefetch_list(const hy_tab *T, int s, uint32_t r)
 
 static FRI_ALWAYS_INLINE void kprefetch_off(const hy_tab *T, int s, uint32_t r) {
     const uint32_t gr = T->map[s] && r < T->nmap[s] ? T->map[s][r] : r;
-    if (gr < T->frows[s]) __builtin_prefetch(T->off[s] + gr, 0, 3);
+    if (gr < T->frows[s] && !T->pk[s]) __builtin_prefetch(T->off[s] + gr, 0, 3);
 }
 
 /* The screening table's rows are IEEE half floats (binary16: 11 significant bits, a value
@@ -1027,6 +1068,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         T.fid[s] = f ? f->id[s] : NULL;
         T.fw[s] = f ? f->w[s] : NULL;
         T.frows[s] = f ? f->rows[s] : 0;
+        T.pk[s] = f ? f->pk[s] : NULL;
         T.map[s] = !mapped ? NULL : s ? m->row_item : m->row_user; /* mapped false: both NULL (a constant) */
         T.nmap[s] = s ? m->n_row_item : m->n_row_user;
         if (g) {
