@@ -1779,8 +1779,16 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
             for (int side = 1; side >= 0; side--) {
                 const fr_tensor *te = &m->t[m->slot[side ? IT_EMB : US_EMB]], *tb = &m->t[m->slot[side ? IT_B : US_B]];
                 const uint32_t *rl = w.crow[side], nr = w.ccount[side];
-                fri_optim_step_gather2_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side], w.cgb[side]);
-                if (side && stale) screen_rows(m, ge, gb, se, sb, rl, nr, c->dim, h16);
+                /* the item rows' screening rows follow their steps (their changes added in
+                 * halves: the table drifts from half(E + G) by a rounding a step until the
+                 * next refresh), else are rewritten from E and the feature parts */
+                if (!(side && stale &&
+                      fri_optim_step_gather2_mirror_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side],
+                                                         w.cgb[side], se, sb))) {
+                    fri_optim_step_gather2_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side],
+                                                w.cgb[side]);
+                    if (side && stale) screen_rows(m, ge, gb, se, sb, rl, nr, c->dim, h16);
+                }
                 for (uint32_t x = 0; x < nr; x++) w.slot[side][rl[x]] = HY_NOSLOT;
                 w.ccount[side] = 0;
             }
