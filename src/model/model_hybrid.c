@@ -1090,6 +1090,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     }
     float *const p = w->p, *const sp = w->sp, *const q0 = w->q[0], *const sq0 = w->sq[0];
     float *const cu = w->cu, *const ci = w->ci;
+    const bool offs = !T.pk[0] || !T.pk[1]; /* a side's lists in the CSR: their offsets asked for early */
     double L = 0.0, lprod = 1.0; /* lprod: the fast path's product of bpr's (1 + e) (hy_softplus_sigmoid_f) */
     /* own draws: example x's stream and first candidate, made an example ahead (its table
      * row prefetched) */
@@ -1129,7 +1130,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             kprefetch_list(&T, 1, items[x + 1]);
             if (pair && !smx) kprefetch_list(&T, 1, negs[x + 1]);
         }
-        if (x + 2 < B) { /* the offsets of the lists of the example after */
+        if (offs && x + 2 < B) { /* the offsets of the lists of the example after */
             kprefetch_off(&T, 0, users[x + 2]);
             kprefetch_off(&T, 1, items[x + 2]);
             if (pair && !smx) kprefetch_off(&T, 1, negs[x + 2]);
