@@ -644,8 +644,9 @@ static double hy_loss_naive(const fr_model *m, hy_ws *w, const fr_batch *b, fr_g
     return L;
 }
 
-/* The fast path's WARP draws: a splitmix64 sequence (Steele, Lea, Flood 2014) whose start
- * is a mix of the seed and the example's key (the Philox stream's), and a draw below n as
+/* The fast path's WARP draws: a wyrand sequence (below; splitmix64's where the compiler has
+ * no 128-bit integers) whose start is a splitmix64 mix (Steele, Lea, Flood 2014) of the seed
+ * and the example's key (the Philox stream's), and a draw below n as
  * the high word of (32 random bits) * n: no rejection, so a value is off by at most
  * n / 2^32 of its probability (4e-7 for 1682 items). Inline, a few instructions a draw
  * where a Philox block of ten rounds makes four. */
@@ -658,10 +659,22 @@ static FRI_ALWAYS_INLINE uint64_t hy_mix64(uint64_t z) {
 static FRI_ALWAYS_INLINE hy_draws hy_draws_init(uint64_t seed, uint32_t a, uint32_t b) {
     return (hy_draws){hy_mix64(seed ^ hy_mix64(((uint64_t)a << 32 | b) + 0x9E3779B97F4A7C15u))};
 }
+#if defined(__SIZEOF_INT128__)
+/* wyrand's step (Wang Yi's wyhash family: the state's Weyl sequence through one 64 x 64 ->
+ * 128 multiply, its halves xored; passes PractRand and BigCrush), half splitmix's operations */
+__extension__ typedef unsigned __int128 hy_u128;
+static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
+    h->s += 0xa0761d6478bd642fu;
+    const hy_u128 t = (hy_u128)h->s * (h->s ^ 0xe7037ed1a0b428dbu);
+    const uint64_t r = (uint64_t)(t >> 64) ^ (uint64_t)t;
+    return (uint32_t)(((r >> 32) * (uint64_t)n) >> 32);
+}
+#else
 static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
     h->s += 0x9E3779B97F4A7C15u;
     return (uint32_t)(((hy_mix64(h->s) >> 32) * (uint64_t)n) >> 32);
 }
+#endif
 
 /* ---------------------------------------------------------------- the vector kernel
  *
