@@ -45,11 +45,12 @@
  *
  * rows_pass's fast path (the centralized trainer's default; fri_hybrid_stale(0) is the exact
  * path, held to the generic loop bit for bit): lightfm's WARP candidates are screened by a
- * table of the items' id rows plus their feature parts (the feature parts refreshed every
- * HY_STALE minibatches, a row's id part after each step that moves it) and only the one
- * taken is composed, its draws come from splitmix64 (hy_draws), Adagrad takes rsqrt and a
- * Newton step (fri_optim_step_rows_clear_fast), bpr's softplus and sigmoid are in float;
- * with one shard the id tables' gradient is kept in compact slots (hy_ws.cg: the same
+ * half-float table of the items' id rows plus their feature parts (the feature parts refreshed
+ * every HY_STALE minibatches, a row's id part moved with each step of it) and only the one
+ * taken is composed; its draws, the first candidate's too (rows_pass_draws: the trainer draws
+ * no negatives), come from a splitmix-seeded wyrand stream (hy_draws); Adagrad takes rsqrt
+ * without a Newton step (fri_optim_step_rows_clear_fast); bpr's softplus and sigmoid are in
+ * float; with one shard the id tables' gradient is kept in compact slots (hy_ws.cg: the same
  * bits as the slab's rows, tested).
  * Tests hold it to the exact path within stated tolerances (tests/test_hybrid.c). */
 #include <math.h>
