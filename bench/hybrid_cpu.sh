@@ -10,17 +10,9 @@
 # The tools alternate R times.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../build}
-data=${2:-$here/../../shared/data}
-venv=${FEDREC_REF_VENV:-$HOME/.cache/fedrec-ref-venv}
 R=${R:-2}
 N=${N:-24}
-loo=$data/ml-100k-loo
-[ -d "$loo" ] && [ -d "$data/ml-100k" ] || { echo "hybrid_cpu: $loo or $data/ml-100k is missing"; exit 0; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-python3 "$here/hybrid_features.py" "$data/ml-100k" "$tmp/feat"
-F=(--user-features "$tmp/feat/users.tsv" --item-features "$tmp/feat/items.tsv")
-bin=$build/fedrec
+. "$here/hybrid_env.sh" "$@" # build, data, venv, bin, loo, tmp, F
 cpu() { /usr/bin/time -f "%U %S" "$bin" train --data "$loo" "${F[@]}" --centralized --eval-every 0 --quiet \
     --threads 1 "$@" 2>&1 >/dev/null | tail -1 | awk '{ print $1 + $2 }'; }
 per_epoch() { local a b; a=$(cpu --epochs 1 "$@"); b=$(cpu --epochs $((N + 1)) "$@"); awk -v a="$a" -v b="$b" -v n="$N" 'BEGIN { printf "%.4f", (b - a) / n }'; }

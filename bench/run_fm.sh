@@ -23,16 +23,7 @@
 # tools' HR@10 / NDCG@10 on the validation cut RecBole stops on (fedrec's preset trained on it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../build}
-data=${2:-$here/../../shared/data}
-venv=${FEDREC_REF_VENV:-$HOME/.cache/fedrec-ref-venv}
-bin=$build/fedrec
-loo=$data/ml-100k-loo
-[ -d "$loo" ] && [ -d "$data/ml-100k" ] || { echo "run_fm: $loo or $data/ml-100k is missing: nothing to compare"; exit 0; }
-[ -x "$bin" ] || { echo "run_fm: $bin is not built"; exit 1; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-python3 "$here/hybrid_features.py" "$data/ml-100k" "$tmp/feat"
-F=(--user-features "$tmp/feat/users.tsv" --item-features "$tmp/feat/items.tsv")
+. "$here/hybrid_env.sh" "$@" # build, data, venv, bin, loo, tmp, F
 echo "data: $loo ($(wc -l <"$loo/train.rating") training rows), features: $(cut -f2 "$tmp/feat/users.tsv" | tr ' ' '\n' | sort -u | wc -l) user, $(cut -f2 "$tmp/feat/items.tsv" | tr ' ' '\n' | sort -u | wc -l) item"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 num() { grep -o "\"$2\": *[-0-9.e]*" "$1" | tail -1 | cut -d: -f2 | tr -d " "; }

@@ -26,15 +26,7 @@
 # 943 is 0.00011) is within one seed's spread.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../build}
-data=${2:-$here/../../shared/data}
-venv=${FEDREC_REF_VENV:-$HOME/.cache/fedrec-ref-venv}
-bin=$build/fedrec
-loo=$data/ml-100k-loo
-[ -d "$loo" ] && [ -d "$data/ml-100k" ] || { echo "run_hybrid: $loo or $data/ml-100k is missing: nothing to compare"; exit 0; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-python3 "$here/hybrid_features.py" "$data/ml-100k" "$tmp/feat"
-F=(--user-features "$tmp/feat/users.tsv" --item-features "$tmp/feat/items.tsv")
+. "$here/hybrid_env.sh" "$@" # build, data, venv, bin, loo, tmp, F
 # cold items: 20% of the items with training interactions, seeded
 python3 - "$loo/train.rating" >"$tmp/cold.txt" <<'PY'
 import random, sys

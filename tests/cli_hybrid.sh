@@ -50,6 +50,16 @@ printf '3\n6\n# comment\n\n9\n' >"$tmp/cold.txt"
 "$bin" train --data "$tmp/u.data" --model lightfm --centralized --epochs 2 --cold-items "$tmp/cold.txt" >"$tmp/out" 2>"$tmp/err" ||
     fail "cold file: $(cat "$tmp/err")"
 grep -q "cold start: 3 items" "$tmp/err" || fail "cold file note: $(cat "$tmp/err")"
+# the run's header counts the interactions it trains on: the cold items' are held out
+mkdir "$tmp/sp"
+awk 'BEGIN { for (u = 0; u < 40; u++) for (k = 0; k < 10; k++) print u "\t" (u + 3 * k) % 30 "\t1\t" 1000 + k }' >"$tmp/sp/train.rating"
+awk 'BEGIN { for (u = 0; u < 40; u++) print u "\t" (u + 1) % 30 "\t1\t2000" }' >"$tmp/sp/test.rating"
+printf '3\n6\n' >"$tmp/cold2.txt"
+warm=$(awk '$2 != 3 && $2 != 6' "$tmp/sp/train.rating" | wc -l)
+"$bin" train --data "$tmp/sp" --model lightfm --centralized --epochs 1 --cold-items "$tmp/cold2.txt" >"$tmp/out" 2>"$tmp/err" ||
+    fail "cold items of a split directory: $(cat "$tmp/err")"
+grep -q "^training lightfm centrally on .*: 40 users, 30 items, $warm training interactions;" "$tmp/out" ||
+    fail "the header counts the warm training interactions ($warm): $(cat "$tmp/out")"
 
 # bad input: file:line, the value, what was expected; exit 1
 # refused OPTION FILE MESSAGE WHAT: lightfm training with OPTION FILE fails and says MESSAGE

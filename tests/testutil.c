@@ -95,8 +95,6 @@ bool tu_find_row(const fr_dataset *d, int64_t ru, int64_t ri, float *r, int64_t 
     return false;
 }
 
-/* ---- a TLS peer without nng ---- */
-
 bool tu_sgd_step_diff(fr_model *ref, const fr_model *fed, const fr_batch *b, double lr, double *maxdiff,
                       double *maxmove) {
     fr_grad *g = NULL;
@@ -118,6 +116,8 @@ bool tu_sgd_step_diff(fr_model *ref, const fr_model *fed, const fr_batch *b, dou
     fr_grad_free(g);
     return ok;
 }
+
+/* ---- a TLS peer without nng ---- */
 
 #include <arpa/inet.h>
 #include <errno.h>

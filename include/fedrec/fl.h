@@ -194,6 +194,11 @@ typedef struct fr_fl_config {
                                  a client without it refuses to step) */
     float neg_pop_exp;        /* b of FR_NEG_POPULARITY: weights popularity^b, b in (0, 4]; 0
                                  (default) reads as 1. Not written with uniform negatives */
+    uint32_t seq_stride;      /* a sequence model (sasrec): consecutive training windows of a
+                                 user end this many items apart, 1..L (fri_examples_add_seq,
+                                 fr_train_config.seq_stride); 0 (default): L, disjoint
+                                 windows, and the TASK's config block is byte for byte that
+                                 of a build without it. Another model refuses a nonzero one */
     fr_optim_config local;    /* the client's optimizer, fresh every round (adam 1e-3) */
     fr_optim_config item_local; /* the client's optimizer for item-table rows, fresh every
                                  round; kind 0 (the default): item rows follow `local` */

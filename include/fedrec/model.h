@@ -106,6 +106,9 @@ typedef struct fr_model_config {
     uint32_t heads;       /* attention heads; divides dim (1) */
     uint32_t ffn_dim;     /* width of the point-wise feed-forward's hidden layer (= dim) */
     float dropout;        /* dropout rate in training (0.2); scoring never drops */
+    uint32_t post_norm;   /* sasrec: 1 = post-norm blocks (RecBole's: a layer norm after each
+                             residual sum, one on the input, none at the end); 0 (default) =
+                             pre-norm blocks and a final layer norm */
 } fr_model_config;
 
 /* Fills cfg with the defaults of kind (n_users = n_items = 0: the caller sets them).
@@ -308,13 +311,19 @@ typedef struct fr_batch {
                                  the user never had, the sampled negative of the item that
                                  follows t (hist[t+1], or items[i] after the last). Given,
                                  the loss covers every position's next item (label[i] is
-                                 then 1); NULL, only items[i] with label[i] */
+                                 then 1); NULL, only items[i] with label[i]. FR_NO_LOSS at
+                                 a position makes it context only: no loss term for its
+                                 next item (under BCE or CE); such positions are a prefix
+                                 of the example's valid positions (the loss covers a
+                                 contiguous suffix of them), each position's weight
+                                 stays 1/L */
     const uint64_t *key;      /* [n] or NULL: a random key per example for stochastic layers
                                  (dropout); NULL: none drops (deterministic) */
     uint32_t hist_len;        /* L of hist (the model's fr_model_history_len) */
 } fr_batch;
 
 #define FR_NO_ITEM UINT32_MAX /* padding in fr_batch.hist */
+#define FR_NO_LOSS (UINT32_MAX - 1) /* in fr_batch.hist_neg: a context-only position */
 
 /* The history length L a sequence model reads (fr_batch.hist, fr_model_score_history),
  * 0 for the kinds that read none. */

@@ -41,6 +41,12 @@ typedef struct fr_train_config {
                               item's training interactions in the trainer's data + 1) */
     float neg_pop_exp;     /* b of FR_NEG_POPULARITY: weights (interactions + 1)^b, b in (0, 4];
                               0 (default) reads as 1 */
+    uint32_t seq_stride;   /* a sequence model (sasrec): a user's training windows of L + 1
+                              items end this many items apart, 1..L; a window but the oldest
+                              has a loss on its last seq_stride positions only, its earlier
+                              ones being context (each target still once an epoch, and read
+                              after at least L - seq_stride + 1 items). 0 (default): L,
+                              disjoint windows. Another model refuses a nonzero one */
 } fr_train_config;
 
 FR_API void fr_train_config_default(fr_train_config *c);

@@ -340,11 +340,19 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
         pc.model.max_len > 0)
         return usage_err(o, "--neg does not apply to %s: it learns each position's next item against all items "
                          "(--loss ce, its default) or one sampled negative (--loss bce)", fr_model_kind_name(kind));
-    if (o->model && (GIVEN(loss) || GIVEN(heads) || GIVEN(ffn) || GIVEN(dropout) || GIVEN(max_len)) &&
+    if (o->model && (GIVEN(loss) || GIVEN(heads) || GIVEN(ffn) || GIVEN(dropout) || GIVEN(max_len) || GIVEN(seq_stride) || o->norm) &&
         fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK && pc.model.max_len == 0) {
         fprintf(stderr, "fedrec %s: --%s applies to the sequence model (sasrec), not %s\n", o->cmd ? o->cmd : "train",
-                GIVEN(loss) ? "loss" : GIVEN(heads) ? "heads" : GIVEN(ffn) ? "ffn" : GIVEN(dropout) ? "dropout" : "max-len",
+                GIVEN(loss) ? "loss" : GIVEN(heads) ? "heads" : GIVEN(ffn) ? "ffn" : GIVEN(dropout) ? "dropout"
+                : GIVEN(max_len) ? "max-len" : GIVEN(seq_stride) ? "seq-stride" : "norm",
                 fr_model_kind_name(kind));
+        return 2;
+    }
+    if (o->model && GIVEN(seq_stride) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
+        o->seq_stride > (GIVEN(max_len) ? o->max_len : pc.model.max_len)) {
+        fprintf(stderr, "fedrec %s: --seq-stride %llu: expected 1..%llu (at most the history length, --max-len)\n",
+                o->cmd ? o->cmd : "train", (unsigned long long)o->seq_stride,
+                (unsigned long long)(GIVEN(max_len) ? o->max_len : pc.model.max_len));
         return 2;
     }
     fr_neg_sampler nsamp;
@@ -358,6 +366,8 @@ int cli_train_check(const cli_train_opts *o, const arg_spec *specs, fr_model_kin
                          "lightgcn, lightfm, fm); %s draws none", fr_model_kind_name(kind));
     if (o->loss && strcmp(o->loss, "bce") && strcmp(o->loss, "ce"))
         return usage_err(o, "--loss: expected bce or ce, got '%s'", o->loss);
+    if (o->norm && strcmp(o->norm, "pre") && strcmp(o->norm, "post"))
+        return usage_err(o, "--norm: expected pre or post, got '%s'", o->norm);
     if (o->model && GIVEN(dim) && fr_run_config_preset(&pc, o->preset, kind, o->centralized, NULL) == FR_OK &&
         !cli_dim_applies(&pc.model))
         return usage_err(o, "--dim does not size any part of %s (its embeddings are set by its MLP layout)",
@@ -500,6 +510,8 @@ int cli_train_overrides(const cli_train_opts *o, const arg_spec *specs, fr_run_c
     if (GIVEN(ffn)) mc->ffn_dim = (uint32_t)o->ffn;
     if (GIVEN(dropout)) mc->dropout = (float)o->dropout;
     if (GIVEN(max_len)) mc->max_len = (uint32_t)o->max_len;
+    if (GIVEN(seq_stride)) c->train.seq_stride = c->fl.seq_stride = (uint32_t)o->seq_stride;
+    if (o->norm) mc->post_norm = !strcmp(o->norm, "post"); /* checked above */
     if (GIVEN(confidence_alpha)) c->train.confidence_alpha = c->fl.confidence_alpha = (float)o->confidence_alpha;
     mc->seed = c->fl.seed = c->train.seed = o->seed;
     c->threads = (int)o->threads;
@@ -706,8 +718,9 @@ int cli_train_config(const cli_train_opts *o, const arg_spec *specs, fr_model_ki
     return 0;
 }
 
-static void header(const fr_run_config *c, const fr_data *data) {
-    const fr_dataset *tr = fr_data_train(data);
+/* The run's header: the model, the data and what it trains on (tr: the training part, the
+ * warm part under --cold-items), the settings. */
+static void header(const fr_run_config *c, const fr_data *data, const fr_dataset *tr) {
     const char *kind = fr_model_kind_name(c->model.kind);
     if (fr_model_kind_is_closed_form(c->model.kind)) {
         printf("fitting %s (a baseline, in closed form) on %s: %u user%s, %u item%s, %" PRIu64 " training interaction%s\n",
@@ -722,9 +735,15 @@ static void header(const fr_run_config *c, const fr_data *data) {
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
     if (c->centralized) {
         char negs[112];
-        if (c->model.max_len > 0) /* a sequence model: each position's next item against one negative, or all items */
-            snprintf(negs, sizeof negs, c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
-                                                                     : "loss bce, one negative per position");
+        if (c->model.max_len > 0) { /* a sequence model: each position's next item against one negative, or all items */
+            char stride[48] = "";
+            if (c->train.seq_stride && c->train.seq_stride < c->model.max_len)
+                snprintf(stride, sizeof stride, ", windows every %u items", c->train.seq_stride);
+            snprintf(negs, sizeof negs, "%s%s%s",
+                     c->model.loss == FR_LOSS_CE ? "loss ce (a softmax over all items at each position)"
+                                                 : "loss bce, one negative per position",
+                     stride, c->model.post_norm ? ", post-norm blocks" : "");
+        }
         else if (c->model.warp > 0) /* WARP draws its own negatives */
             snprintf(negs, sizeof negs, "loss warp (up to %u draw%s a positive)", c->model.warp, cli_s(c->model.warp));
         else {
@@ -1008,16 +1027,6 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
         rc = 1;
         goto done;
     }
-    if (!o->quiet && !(embed && embed->silent)) header(&c, data);
-    p.mf = mf;
-    if (o->plot && !(p.plot = plot_run_new(c.centralized ? "centralized" : "federated"))) {
-        fprintf(stderr, "fedrec train: out of memory\n");
-        rc = 1;
-        goto done;
-    }
-    /* epochs print on standard output, rounds on standard error (beside the header) */
-    cli_progress_init(&p.lines, o->quiet || (embed && embed->silent) ? NULL : c.centralized ? stdout : stderr);
-    fr_loop_summary sum;
     /* --cold-items: items held out entirely; training and the per-round metrics see the
      * warm part, the cold items are ranked at the end (features.h) */
     const fr_dataset *tr = fr_data_train(data), *te = fr_data_test(data);
@@ -1038,6 +1047,16 @@ static int run(const cli_train_opts *o, const arg_spec *specs, fr_model_kind kin
                     (unsigned long long)fr_dataset_n_interactions(cold.cold),
                     cli_s(fr_dataset_n_interactions(cold.cold)));
     }
+    if (!o->quiet && !(embed && embed->silent)) header(&c, data, tr);
+    p.mf = mf;
+    if (o->plot && !(p.plot = plot_run_new(c.centralized ? "centralized" : "federated"))) {
+        fprintf(stderr, "fedrec train: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    /* epochs print on standard output, rounds on standard error (beside the header) */
+    cli_progress_init(&p.lines, o->quiet || (embed && embed->silent) ? NULL : c.centralized ? stdout : stderr);
+    fr_loop_summary sum;
     if ((rc = resolve_items(o, data, tr, &c))) goto done;
     if (o->mpi && !GIVEN(cold_items)) { /* a rank > 0 keeps only its clients' interactions (fr_mpi_shard) */
         fr_dataset *share = NULL;
@@ -1259,8 +1278,15 @@ int cli_train(int argc, char **argv) {
                      "table) (default: the table below)"),
         ARG_SPEC_INT("heads", &o.heads, 1, 1024, NULL, "H  sasrec: attention heads, a divisor of --dim"),
         ARG_SPEC_INT("ffn", &o.ffn, 1, 4096, NULL, "F  sasrec: hidden width of the point-wise feed-forward"),
-        ARG_SPEC_REAL("dropout", &o.dropout, 0, 1, ARG_MAX_OPEN, NULL, "P  sasrec: dropout rate"),
+        ARG_SPEC_REAL("dropout", &o.dropout, 0, 1, ARG_MAX_OPEN, NULL, "P  sasrec: dropout rate (default 0.2)"),
         ARG_SPEC_INT("max-len", &o.max_len, 1, 1024, NULL, "L  sasrec: the latest L items of a history it reads"),
+        ARG_SPEC_INT("seq-stride", &o.seq_stride, 1, 1024, NULL,
+                     "S  sasrec: a user's training windows of L + 1 items end S items apart (1..L), each "
+                     "window's loss on its last S positions, the earlier ones context only, so every target "
+                     "reads at least L - S + 1 items where the user has them (default L: disjoint windows)"),
+        ARG_SPEC_STR("norm", &o.norm,
+                     "N  sasrec: pre (the default: a layer norm before each branch and one at the end) or post "
+                     "(RecBole's: one on the input and one after each residual sum, none at the end)"),
         ARG_SPEC_STR("attack", &o.attack,
                      "A  simulated malicious clients, a FRACTION of all clients: promote:ITEM:FRACTION[:BOOST[:REF]] "
                      "(fake users pushing item ITEM, its id as in the data file, into others' top-10, knowing no "

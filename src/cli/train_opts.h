@@ -83,6 +83,8 @@ typedef struct cli_train_opts {
     uint64_t ffn;               /* --ffn F: the feed-forward's hidden width */
     double dropout;             /* --dropout P */
     uint64_t max_len;           /* --max-len L: the history it reads */
+    uint64_t seq_stride;        /* --seq-stride S: training windows end S items apart */
+    const char *norm;           /* --norm pre|post: the blocks' layer-norm placement */
     const char *cold_items;     /* --cold-items F|FILE: hold out a fraction F of items (or those FILE lists) entirely */
     /* simulated attacks and faults (train only) */
     const char *attack;         /* --attack KIND:... (fr_sim_attack_parse) */

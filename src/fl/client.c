@@ -863,6 +863,7 @@ static fr_err plan(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_c
         fri_examples_free(&ws->ex); /* its arrays were sized for the other shape */
         ws->ex.hist_len = hist_len;
     }
+    ws->ex.stride = ws->cfg.seq_stride; /* 0: the history length */
     ws->ex.alpha = ws->mcfg.loss != FR_LOSS_MSE ? ws->cfg.confidence_alpha : 0.0f;
     for (uint32_t ep = 0; ep < E; ep++) {
         starts[ep] = ws->ex.n;
@@ -912,7 +913,8 @@ static fr_err plan(fr_client_ws *ws, uint32_t round, uint32_t client, const fr_c
         if (bpr) ws->ex.neg[i] = row_for(ws, ws->ex.neg[i]);
         for (size_t x = i * hist_len; x < (i + 1) * hist_len; x++) { /* a history's rows */
             if (ws->ex.hist[x] != FR_NO_ITEM) ws->ex.hist[x] = row_for(ws, ws->ex.hist[x]);
-            if (ws->ex.hneg[x] != FR_NO_ITEM) ws->ex.hneg[x] = row_for(ws, ws->ex.hneg[x]);
+            if (ws->ex.hneg[x] != FR_NO_ITEM && ws->ex.hneg[x] != FR_NO_LOSS) /* both pass through */
+                ws->ex.hneg[x] = row_for(ws, ws->ex.hneg[x]);
         }
     }
     size_t L = ws->n_byrow;

@@ -79,6 +79,8 @@ fr_err fr_fl_config_check(const fr_fl_config *c) {
     if (c->neg_sampler == FR_NEG_UNIFORM && c->neg_pop_exp != 0)
         return fri_fail(FR_ERR_INVALID, "popularity exponent %g with uniform negatives: set it with popularity "
                         "negatives only", (double)c->neg_pop_exp);
+    if (c->seq_stride > 1024) /* the longest history a model reads; the client checks its model's L */
+        return fri_fail(FR_ERR_INVALID, "sequence stride %u: expected 0 (the history length) or 1..1024", c->seq_stride);
     if (!(c->clients_per_round >= 0) || !isfinite(c->clients_per_round))
         return fri_fail(FR_ERR_INVALID, "clients per round %g: expected 0 (all), a fraction < 1 or a count",
                         c->clients_per_round);
@@ -226,7 +228,8 @@ static fr_err get_optim(fri_rd *r, fr_optim_config *o, const char *what) {
 #define FLAG_HIDE 64u /* decoys: f64 decoys | u32 decoy flags (bit 0: zero values) */
 #define FLAG_COMPRESS 128u /* compression: u32 up | u32 top-k | u32 down (not all 0) */
 #define FLAG_ROBUST 256u /* a robust aggregator: u32 aggregator | f64 beta | f64 clip | u32 f | u32 m */
-#define FLAG_POPNEG 512u /* popularity negatives (FR_NEG_POPULARITY): f32 exponent, last */
+#define FLAG_POPNEG 512u /* popularity negatives (FR_NEG_POPULARITY): f32 exponent */
+#define FLAG_STRIDE 1024u /* a sequence model's window stride (seq_stride > 0): u32, last */
 
 static bool compressed(const fr_fl_config *c) { return c->compress_up || c->compress_topk || c->compress_down; }
 
@@ -242,7 +245,8 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
                        (c->dense_steps ? 8u : 0u) | (c->confidence_alpha != 0 ? FLAG_ALPHA : 0u) |
                        (fr_fl_dp_on(c) ? FLAG_DP : 0u) | (c->decoys > 0 ? FLAG_HIDE : 0u) |
                        (compressed(c) ? FLAG_COMPRESS : 0u) | (c->aggregator ? FLAG_ROBUST : 0u) |
-                       (c->neg_sampler == FR_NEG_POPULARITY ? FLAG_POPNEG : 0u));
+                       (c->neg_sampler == FR_NEG_POPULARITY ? FLAG_POPNEG : 0u) |
+                       (c->seq_stride ? FLAG_STRIDE : 0u));
     fri_buf_u32(b, c->local_epochs);
     fri_buf_u32(b, c->batch);
     fri_buf_u32(b, c->negatives);
@@ -286,6 +290,7 @@ void fri_fl_config_put(fri_buf *b, const fr_fl_config *c) {
         fri_buf_u32(b, c->agg_m);
     }
     if (c->neg_sampler == FR_NEG_POPULARITY) fri_buf_f32(b, c->neg_pop_exp);
+    if (c->seq_stride) fri_buf_u32(b, c->seq_stride);
 }
 
 fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
@@ -304,7 +309,7 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
         (e = fri_rd_f64(r, &c->availability, "availability")) ||
         (e = fri_rd_u32(r, &c->min_results, "min results")) || (e = fri_rd_u64(r, &c->seed, "seed")))
         return e;
-    if (flags > 1023) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x3ff", r->name, flags);
+    if (flags > 2047) return fri_fail(FR_ERR_FORMAT, "%s: federation flags 0x%x, expected 0..0x7ff", r->name, flags);
     if (flags & FLAG_ALPHA) {
         if ((e = fri_rd_f32(r, &c->confidence_alpha, "confidence alpha"))) return e;
         if (!(c->confidence_alpha > 0) || !isfinite(c->confidence_alpha))
@@ -349,6 +354,11 @@ fr_err fri_fl_config_get(fri_rd *r, fr_fl_config *c) {
     if (flags & FLAG_POPNEG) {
         if ((e = fri_rd_f32(r, &c->neg_pop_exp, "popularity exponent"))) return e;
         c->neg_sampler = FR_NEG_POPULARITY;
+    }
+    if (flags & FLAG_STRIDE) {
+        if ((e = fri_rd_u32(r, &c->seq_stride, "sequence stride"))) return e;
+        if (c->seq_stride == 0)
+            return fri_fail(FR_ERR_FORMAT, "%s: sequence stride 0 (the default is not written)", r->name);
     }
     c->strategy = (fr_strategy)strategy;
     c->row_norm = flags & 1;

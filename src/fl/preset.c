@@ -141,7 +141,10 @@ static void fedrec_federated(fr_run_config *c, const char *k) {
          * rounds are 40 epochs' examples there; 32 clients a round against 128 (4x the
          * rounds, 1.1x the CPU) HR@10 / NDCG@10 0.7561 / 0.4760 against 0.7409 / 0.4620
          * over seeds 1-3, 0.992 of centralized HR@10 there.
-         * CE's client loads and sends the whole item table (fri_model_reads_all_items). */
+         * CE's client loads and sends the whole item table (fri_model_reads_all_items).
+         * Pre-norm blocks with dropout 0.2 (the model's defaults): post-norm with dropout
+         * 0.5 (--norm post) gave 0.5090 / 0.2817 here on that cut (seed 1) against
+         * pre-norm's 0.7593 / 0.4834. */
         c->model.loss = FR_LOSS_CE; /* as centralized */
         fr_optim_config_default(&c->fl.local, FR_OPTIM_SGD);
         c->fl.local.lr = 1.0f;
@@ -239,7 +242,11 @@ static void fedrec_centralized(fr_run_config *c, const char *k) {
          * of 256, dim 128, dropout 0.5 or histories of 200 did no better there); 32
          * sequences a batch (4x the steps at the same CPU): over seeds 1-3 on that cut
          * HR@10 / NDCG@10 0.7625 / 0.4936 against 128's 0.7589 / 0.4838 (64: 0.7635 /
-         * 0.4895; 16, seed 1, below 32) */
+         * 0.4895; 16, seed 1, below 32). Pre-norm blocks with dropout 0.2 (the model's
+         * defaults): RecBole's post-norm form with its dropout 0.5 (--norm post --dropout
+         * 0.5) was ahead on that cut (seeds 1-5: 0.7739 / 0.4971 against 0.7595 / 0.4916)
+         * but well behind on the ml-1m partial set's (seed 1: 0.8216 / 0.6178 against
+         * 0.8406 / 0.6435), so it is an option, not the preset */
         c->model.loss = FR_LOSS_CE;
         c->train.batch = 32;
         c->train.optim.lr = 0.003f;

@@ -881,6 +881,7 @@ static void differing(char *buf, size_t cap, const fr_model_config *mc, const fr
     DIFF(fc->dense_steps != c->dense_steps, "dense_steps");
     DIFF(fc->local_epochs != c->local_epochs || fc->batch != c->batch || fc->negatives != c->negatives,
          "local epochs, batch or negatives");
+    DIFF(fc->seq_stride != c->seq_stride, "seq_stride");
     DIFF(memcmp(&fc->local, &c->local, sizeof fc->local) != 0, "the local optimizer");
     DIFF(memcmp(&fc->item_local, &c->item_local, sizeof fc->item_local) != 0 || fc->item_lr_decay != c->item_lr_decay,
          "the item optimizer");

@@ -221,12 +221,16 @@ fr_err fri_examples_add_seq(fri_examples *ex, const uint32_t *items, size_t deg,
                             const void *ctx, uint32_t row, fr_rng *rng) {
     const size_t L = ex->hist_len;
     if (!L) return fri_fail(FR_ERR_INVALID, "sequence examples without a history length");
+    const size_t S = ex->stride ? ex->stride : L;
+    if (S > L) return fri_fail(FR_ERR_INVALID, "sequence stride %zu: expected 1..%zu (the history length)", S, L);
     if (deg < 2) return FR_OK;
-    const size_t windows = (deg - 1 + L - 1) / L;
+    const size_t windows = deg - 1 <= L ? 1 : 1 + (deg - 1 - L + S - 1) / S;
     fr_err e = fri_examples_reserve(ex, ex->n + windows);
     if (e) return e;
     size_t k = ex->n;
-    for (size_t end = deg - 1;; end -= L) {
+    for (size_t end = deg - 1;; end -= S) {
+        /* the oldest window (end <= L) trains every position; another its last S */
+        const size_t n_ctx = end <= L ? 0 : L - S;
         ex->user[k] = row; ex->item[k] = items[end]; ex->label[k] = 1.0f; ex->neg[k] = 0;
         if (ex->alpha > 0) ex->wt[k] = 1.0f;
         uint32_t *h = ex->hist + k * L, *hn = ex->hneg + k * L;
@@ -236,6 +240,10 @@ fr_err fri_examples_add_seq(fri_examples *ex, const uint32_t *items, size_t deg,
                 continue;
             }
             h[t] = items[end - L + t];
+            if (t < n_ctx) { /* context only: its next item is a target of an older window */
+                hn[t] = FR_NO_LOSS;
+                continue;
+            }
             uint32_t j = UINT32_MAX;
             if (deg < n_items)
                 do j = fr_rng_below(rng, n_items); while (had(ctx, j));

@@ -69,6 +69,9 @@ typedef struct fri_examples {
     uint32_t hist_len; /* L > 0: each example carries a history (a sequence model's,
                           fr_batch.hist): hist and hneg [n * L], key [n]. Set by the owner
                           before adding examples (fri_examples_add_user_seq); a view copies it */
+    uint32_t stride;   /* S in 1..L: consecutive windows of a sequence pass end S items
+                          apart (fri_examples_add_seq); 0 means L (disjoint windows). Set by
+                          the owner before adding examples; a view copies it */
     uint32_t *hist;    /* [n * L] the user's items before `item`, the latest last, FR_NO_ITEM-padded */
     uint32_t *hneg;    /* [n * L] a negative for the item after each history position */
     uint64_t *key;     /* [n] the example's dropout key */
@@ -115,13 +118,18 @@ FR_NODISCARD fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d,
 /* Appends one pass over dataset user `user` for a sequence model, as model row `row`
  * (ex->hist_len = L > 0): the user's items s_0..s_{n-1} in the data's time order
  * (fr_dataset_user's order: timestamp, then item) are cut from the latest backwards into
- * windows of L + 1 items, ending at s_{n-1}, s_{n-1-L}, ... while an end >= 1 is left.
+ * windows of L + 1 items, ending at s_{n-1}, s_{n-1-S}, s_{n-1-2S}, ... (S = ex->stride,
+ * L when 0) while an end >= 1 is left, the last (oldest) being the first end <= L.
  * A window ending at s_e is one example: item s_e with label 1, hist s_{e-L}..s_{e-1}
  * (FR_NO_ITEM before s_0), and for each history position a negative drawn uniformly from
- * the items the user never had (hneg; FR_NO_ITEM at padding), then a dropout key. So each
- * of s_1..s_{n-1} is a next-item target exactly once per pass (the SASRec paper's
- * objective, with histories longer than L cut instead of dropped). A user with one item
- * gives no example. wt is 1 when ex->alpha > 0. */
+ * the items the user never had (hneg; FR_NO_ITEM at padding), then a dropout key. A
+ * window but the oldest has a loss on its last S positions only (targets s_{e-S+1}..s_e);
+ * its earlier positions are context (hneg FR_NO_LOSS, no draw): their targets are the
+ * next window's. So each of s_1..s_{n-1} is a next-item target exactly once per pass
+ * (the SASRec paper's objective, with histories longer than L cut instead of dropped),
+ * and a target outside the oldest window reads at least L - S + 1 items before it (S = L:
+ * disjoint windows, every position a target). A user with one item gives no example. wt
+ * is 1 when ex->alpha > 0. */
 FR_NODISCARD fr_err fri_examples_add_user_seq(fri_examples *ex, const fr_dataset *d, uint32_t user, uint32_t row,
                                               fr_rng *rng);
 /* The same for a user given as its items in time order (a federated client's own data):
@@ -157,6 +165,7 @@ static inline fri_examples fri_examples_view(const fri_examples *ex, size_t lo, 
     v.wt = ex->wt + lo;
     v.alpha = ex->alpha;
     v.hist_len = ex->hist_len;
+    v.stride = ex->stride;
     if (ex->hist_len) {
         v.hist = ex->hist + lo * ex->hist_len;
         v.hneg = ex->hneg + lo * ex->hist_len;

@@ -480,13 +480,22 @@ static fr_err check_batch(const fr_model *m, const fr_model_ws *ws, const fr_bat
     if (L && b->hist) {
         if (b->hist_len != L)
             return fri_fail(FR_ERR_INVALID, "batch history of %u items: the model reads %u", b->hist_len, L);
+        bool loss_seen = false; /* a position of this example with a loss term */
         for (size_t i = 0; i < b->n * L; i++) {
+            if (i % L == 0) loss_seen = false;
             if (b->hist[i] >= m->cfg.n_items && b->hist[i] != FR_NO_ITEM)
                 return fri_fail(FR_ERR_RANGE, "batch example %zu: history item %u, the model has %u items", i / L,
                                 b->hist[i], m->cfg.n_items);
-            if (b->hist_neg && b->hist_neg[i] >= m->cfg.n_items && b->hist_neg[i] != FR_NO_ITEM)
+            if (!b->hist_neg) continue;
+            const uint32_t hn = b->hist_neg[i];
+            if (hn >= m->cfg.n_items && hn != FR_NO_ITEM && hn != FR_NO_LOSS)
                 return fri_fail(FR_ERR_RANGE, "batch example %zu: history negative %u, the model has %u items",
-                                i / L, b->hist_neg[i], m->cfg.n_items);
+                                i / L, hn, m->cfg.n_items);
+            if (hn == FR_NO_LOSS && loss_seen)
+                return fri_fail(FR_ERR_INVALID,
+                                "batch example %zu: context-only position %zu after a position with a loss "
+                                "(expected the context-only positions first)", i / L, i % L);
+            if (hn != FR_NO_LOSS && b->hist[i] != FR_NO_ITEM) loss_seen = true;
         }
     }
     for (size_t i = 0; i < b->n; i++) {

@@ -19,12 +19,20 @@
  *   a = LN1(x); q, k, v = a W_q, a W_k, a W_v (+ biases); o = causal_attention(q, k, v) W_o + b_o
  *   x' = x + drop(o);  x'' = x' + drop(FFN(LN2(x')))      y = LN_f(x_B)
  *
+ * Post-norm (cfg.post_norm = 1, `--norm post`; RecBole 1.2.1's SASRec, the original
+ * Transformer's placement): the same tensors, out.ln as LN_in on the input and no final norm:
+ *   x_0 = drop(LN_in(E[s] + P))              per block b:
+ *   h = LN1(x + drop(MHA(x)));  x'' = LN2(h + drop(FFN(h)))      y = x_B
+ *
  * Padded positions (FR_NO_ITEM, on the left) are not computed at all: a history of T
- * items runs as T rows. An empty history's output is LN_f's bias.
+ * items runs as T rows. An empty history's output is the last layer norm's bias (LN_f's;
+ * under post-norm, the last block's LN2).
  * Per example the loss is (1/L) sum over positions t of softplus(-y_t.E[pos_t]) +
  * softplus(y_t.E[neg_t]) (the paper's sum over positions, scaled by the fixed L so that
  * every position weighs the same in any batch), or the pointwise BCE, or (1/L) sum over
- * positions of logsumexp_j y_t.E[j] - y_t.E[pos_t] under CE; a batch's loss is
+ * positions of logsumexp_j y_t.E[j] - y_t.E[pos_t] under CE; positions whose hist_neg is
+ * FR_NO_LOSS (a prefix: context for the later ones, fri_examples' strided windows) are
+ * left out of either sum, and CE computes no logits for them; a batch's loss is
  * the mean over its examples (weighted as fr_batch.weight says). A batch runs one
  * sequence at a time, so the workspace is O(L (C + F) blocks + heads L^2), whatever the
  * batch size (CE adds the logits, L x N). Dropout masks come from the example's key
@@ -37,7 +45,8 @@
  *   b.ffn1 [F x C], b.ffn2 [C x F] (xavier), b.bias [1 x 5C + F] (b_q, b_k, b_v, b_o,
  *   b_1, b_2; zero); out.ln [2 x C] (LN_f gain-1, bias).
  * Parameter block in the config section: u32 dim, u32 n_layers (blocks), u32 heads,
- * u32 max_len, u32 ffn_dim, f32 dropout. */
+ * u32 max_len, u32 ffn_dim, f32 dropout, then u32 post_norm (1) under post-norm only: a
+ * pre-norm file is as before the option, and a block without the field reads as pre-norm. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,6 +88,8 @@ static fr_err config_check(const fr_model_config *c) {
     if (c->loss != FR_LOSS_BCE && c->loss != FR_LOSS_CE)
         return fri_fail(FR_ERR_INVALID, "sasrec: loss %s: expected bce or ce", fri_loss_name(c->loss));
     if (c->l2 != 0.0f) return fri_fail(FR_ERR_INVALID, "sasrec: l2 %g: sasrec takes no l2 term (0)", (double)c->l2);
+    if (c->post_norm > 1)
+        return fri_fail(FR_ERR_INVALID, "sasrec: post_norm %u: expected 0 (pre-norm) or 1 (post-norm)", c->post_norm);
     return FR_OK;
 }
 
@@ -89,6 +100,7 @@ static void params_put(fri_buf *b, const fr_model_config *c) {
     fri_buf_u32(b, c->max_len);
     fri_buf_u32(b, c->ffn_dim);
     fri_buf_f32(b, c->dropout);
+    if (c->post_norm) fri_buf_u32(b, c->post_norm);
 }
 
 static fr_err params_get(fri_rd *r, fr_model_config *c) {
@@ -97,6 +109,8 @@ static fr_err params_get(fri_rd *r, fr_model_config *c) {
         (e = fri_rd_u32(r, &c->heads, "heads")) || (e = fri_rd_u32(r, &c->max_len, "max_len")) ||
         (e = fri_rd_u32(r, &c->ffn_dim, "ffn_dim")) || (e = fri_rd_f32(r, &c->dropout, "dropout")))
         return e;
+    c->post_norm = 0; /* a block without the field: pre-norm */
+    if (fri_rd_left(r) && (e = fri_rd_u32(r, &c->post_norm, "post_norm"))) return e;
     return FR_OK;
 }
 
@@ -211,6 +225,18 @@ static const float *PB(const fr_model *m, uint32_t b, int j) { return fri_model_
 static float *G(fr_grad *g, const fr_model *m, int role) { return fri_grad_of(g, m->slot[role]); }
 static float *GB(fr_grad *g, const fr_model *m, uint32_t b, int j) { return fri_grad_of(g, m->slot[BLK0] + PER_BLOCK * (int)b + j); }
 
+/* An empty history's output, the bias of the last layer norm (LN_f; post-norm: the last
+ * block's LN2), and its gradient row. */
+static const float *empty_y(const fr_model *m) {
+    const size_t C = m->cfg.dim;
+    return m->cfg.post_norm ? PB(m, m->cfg.n_layers - 1, B_LN) + 3 * C : P(m, OUTLN) + C;
+}
+static float *empty_gy(fr_grad *g, const fr_model *m) {
+    const size_t C = m->cfg.dim;
+    if (!g) return NULL;
+    return m->cfg.post_norm ? GB(g, m, m->cfg.n_layers - 1, B_LN) + 3 * C : G(g, m, OUTLN) + C;
+}
+
 static void set_gain(float *gain, const float *w, size_t C) {
     for (size_t c = 0; c < C; c++) gain[c] = 1.0f + w[c];
 }
@@ -222,33 +248,76 @@ static size_t valid_rows(const uint32_t *hist, size_t L) {
     return L - p0;
 }
 
+/* Block b's attention branch on its input in [T,C]: q, k, v (kept in the block's
+ * workspace), the heads' causal attention, then W_o's output into w->tmp (before dropout). */
+static void attn_forward(const fr_model *m, sas_ws *w, uint32_t b, size_t T, const float *in) {
+    const size_t C = m->cfg.dim, H = m->cfg.heads;
+    blk_ws *k = &w->b[b];
+    const float *W = PB(m, b, B_ATTN), *bias = PB(m, b, B_BIAS);
+    fri_linear_forward(k->q, in, W, bias, T, C, C);
+    fri_linear_forward(k->k, in, W + C * C, bias + C, T, C, C);
+    fri_linear_forward(k->v, in, W + 2 * C * C, bias + 2 * C, T, C, C);
+    fri_attention_forward(k->ao, k->att, k->q, k->k, k->v, T, C, H);
+    fri_linear_forward(w->tmp, k->ao, W + 3 * C * C, bias + 3 * C, T, C, C);
+}
+
+/* The blocks under post-norm, from x_0 in w->b[0].x to y in w->y; r non-NULL draws the
+ * dropout masks. A block keeps its input x, x1 = x + drop(o) (LN1's input), c = LN1(x1)
+ * (the feed-forward's input, LN1's statistics in mean1/rstd1) and a = c + drop(f) (LN2's
+ * input; a is LN1's output under pre-norm). */
+static void forward_post(const fr_model *m, sas_ws *w, size_t T, fr_rng *r) {
+    const fr_model_config *c = &m->cfg;
+    const size_t C = c->dim, F = c->ffn_dim, TC = T * C;
+    for (uint32_t b = 0; b < c->n_layers; b++) {
+        blk_ws *k = &w->b[b];
+        const float *ln = PB(m, b, B_LN), *bias = PB(m, b, B_BIAS);
+        attn_forward(m, w, b, T, k->x);
+        if (r) fri_dropout_mask(k->m1, TC, c->dropout, r);
+        for (size_t i = 0; i < TC; i++) k->x1[i] = k->x[i] + (r ? w->tmp[i] * k->m1[i] : w->tmp[i]);
+        set_gain(w->gain, ln, C);
+        fri_layernorm_forward(k->c, k->mean1, k->rstd1, k->x1, w->gain, ln + C, T, C);
+        fri_ffn_forward(w->tmp, k->h, k->c, PB(m, b, B_FFN1), bias + 4 * C, PB(m, b, B_FFN2), bias + 4 * C + F, T, C, F);
+        if (r) fri_dropout_mask(k->m2, TC, c->dropout, r);
+        for (size_t i = 0; i < TC; i++) k->a[i] = k->c[i] + (r ? w->tmp[i] * k->m2[i] : w->tmp[i]);
+        float *xo = b + 1 < c->n_layers ? w->b[b + 1].x : w->y;
+        set_gain(w->gain, ln + 2 * C, C);
+        fri_layernorm_forward(xo, k->mean2, k->rstd2, k->a, w->gain, ln + 3 * C, T, C);
+    }
+}
+
 /* y [T,C] of hist's T valid rows (T >= 1); key non-NULL draws dropout masks from it. */
 static void forward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T, const uint64_t *key) {
     const fr_model_config *c = &m->cfg;
-    const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, H = c->heads, p0 = L - T, TC = T * C;
+    const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, p0 = L - T, TC = T * C;
     const bool drop = key && c->dropout > 0.0f;
     fr_rng r;
     if (drop) fr_rng_init(&r, *key, 0, 0, FR_PURPOSE_DROPOUT);
     const float *E = P(m, ITEM), *Pos = P(m, POS);
-    float *x = w->b[0].x;
+    float *x = c->post_norm ? w->xb : w->b[0].x; /* post-norm: E[s] + P is LN_in's input */
     for (size_t t = 0; t < T; t++) {
         const float *e = E + (size_t)hist[p0 + t] * C, *p = Pos + (p0 + t) * C;
         for (size_t k = 0; k < C; k++) x[t * C + k] = e[k] + p[k];
+    }
+    if (c->post_norm) {
+        const float *lf = P(m, OUTLN);
+        x = w->b[0].x;
+        set_gain(w->gain, lf, C);
+        fri_layernorm_forward(x, w->meanf, w->rstdf, w->xb, w->gain, lf + C, T, C);
     }
     if (drop) {
         fri_dropout_mask(w->m0, TC, c->dropout, &r);
         for (size_t i = 0; i < TC; i++) x[i] *= w->m0[i];
     }
+    if (c->post_norm) {
+        forward_post(m, w, T, drop ? &r : NULL);
+        return;
+    }
     for (uint32_t b = 0; b < c->n_layers; b++) {
         blk_ws *k = &w->b[b];
-        const float *ln = PB(m, b, B_LN), *W = PB(m, b, B_ATTN), *bias = PB(m, b, B_BIAS);
+        const float *ln = PB(m, b, B_LN), *bias = PB(m, b, B_BIAS);
         set_gain(w->gain, ln, C);
         fri_layernorm_forward(k->a, k->mean1, k->rstd1, k->x, w->gain, ln + C, T, C);
-        fri_linear_forward(k->q, k->a, W, bias, T, C, C);
-        fri_linear_forward(k->k, k->a, W + C * C, bias + C, T, C, C);
-        fri_linear_forward(k->v, k->a, W + 2 * C * C, bias + 2 * C, T, C, C);
-        fri_attention_forward(k->ao, k->att, k->q, k->k, k->v, T, C, H);
-        fri_linear_forward(w->tmp, k->ao, W + 3 * C * C, bias + 3 * C, T, C, C);
+        attn_forward(m, w, b, T, k->a);
         if (drop) fri_dropout_mask(k->m1, TC, c->dropout, &r);
         for (size_t i = 0; i < TC; i++) k->x1[i] = k->x[i] + (drop ? w->tmp[i] * k->m1[i] : w->tmp[i]);
         set_gain(w->gain, ln + 2 * C, C);
@@ -263,19 +332,78 @@ static void forward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T
     fri_layernorm_forward(w->y, w->meanf, w->rstdf, w->xb, w->gain, lf + C, T, C);
 }
 
+/* Block b's attention branch backward, from w->tmp [T,C] (the gradient of its output
+ * W_o's, after dropout's mask): into W_o and the heads, then through q, k, v's projections
+ * of `in` (the branch's input) into din [T,C] (added) and their weights. */
+static void attn_backward(const fr_model *m, sas_ws *w, uint32_t b, size_t T, const float *in, float *din, fr_grad *g) {
+    const size_t C = m->cfg.dim, H = m->cfg.heads, TC = T * C;
+    const blk_ws *k = &w->b[b];
+    const float *W = PB(m, b, B_ATTN);
+    float *gW = GB(g, m, b, B_ATTN), *gbias = GB(g, m, b, B_BIAS);
+    memset(w->dao, 0, TC * sizeof(float));
+    fri_linear_backward(w->dao, gW + 3 * C * C, gbias + 3 * C, w->tmp, k->ao, W + 3 * C * C, T, C, C);
+    memset(w->dq, 0, TC * sizeof(float));
+    memset(w->dk, 0, TC * sizeof(float));
+    memset(w->dv, 0, TC * sizeof(float));
+    fri_attention_backward(w->dq, w->dk, w->dv, w->trow, w->dao, k->att, k->q, k->k, k->v, T, C, H);
+    fri_linear_backward(din, gW, gbias, w->dq, in, W, T, C, C);
+    fri_linear_backward(din, gW + C * C, gbias + C, w->dk, in, W + C * C, T, C, C);
+    fri_linear_backward(din, gW + 2 * C * C, gbias + 2 * C, w->dv, in, W + 2 * C * C, T, C, C);
+}
+
+/* Post-norm's blocks backward, from dy [T,C] (the gradient of y) to dx [T,C], the gradient
+ * of x_0 (forward_post's state in w). */
+static void backward_post(const fr_model *m, sas_ws *w, size_t T, bool drop, fr_grad *g) {
+    const fr_model_config *c = &m->cfg;
+    const size_t C = c->dim, F = c->ffn_dim, TC = T * C;
+    memcpy(w->dx, w->dy, TC * sizeof(float));
+    for (uint32_t b = c->n_layers; b-- > 0;) {
+        blk_ws *k = &w->b[b];
+        const float *ln = PB(m, b, B_LN);
+        float *gln = GB(g, m, b, B_LN), *gbias = GB(g, m, b, B_BIAS);
+        /* x'' = LN2(a): dc becomes the gradient of a = c + drop(f) */
+        memset(w->dc, 0, TC * sizeof(float));
+        set_gain(w->gain, ln + 2 * C, C);
+        fri_layernorm_backward(w->dc, gln + 2 * C, gln + 3 * C, w->dx, k->a, w->gain, k->mean2, k->rstd2, T, C);
+        /* feed-forward branch: dc gains the gradient through f, so it is c's */
+        for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dc[i] * k->m2[i] : w->dc[i];
+        fri_ffn_backward(w->dc, GB(g, m, b, B_FFN1), gbias + 4 * C, GB(g, m, b, B_FFN2), gbias + 4 * C + F, w->dh,
+                         w->tmp, k->c, k->h, PB(m, b, B_FFN1), PB(m, b, B_FFN2), T, C, F);
+        /* c = LN1(x1): dx becomes the gradient of x1 = x + drop(o) */
+        memset(w->dx, 0, TC * sizeof(float));
+        set_gain(w->gain, ln, C);
+        fri_layernorm_backward(w->dx, gln, gln + C, w->dc, k->x1, w->gain, k->mean1, k->rstd1, T, C);
+        /* attention branch: q, k, v read x, so dx gains their gradients and becomes x's */
+        for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dx[i] * k->m1[i] : w->dx[i];
+        attn_backward(m, w, b, T, k->x, w->dx, g);
+    }
+}
+
+static void add_input_grad(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T, bool drop, fr_grad *g);
+
 /* Adds the gradient of the loss given dy [T,C] into g (the forward's state in w). */
 static void backward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T, bool drop, fr_grad *g) {
     const fr_model_config *c = &m->cfg;
-    const size_t L = c->max_len, C = c->dim, F = c->ffn_dim, H = c->heads, p0 = L - T, TC = T * C;
+    const size_t C = c->dim, F = c->ffn_dim, TC = T * C;
     const float *lf = P(m, OUTLN);
     float *glf = G(g, m, OUTLN);
+    if (c->post_norm) {
+        backward_post(m, w, T, drop, g);
+        /* x_0 = drop(LN_in(E[s] + P)): dx becomes the gradient of E[s] + P */
+        for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dx[i] * w->m0[i] : w->dx[i];
+        memset(w->dx, 0, TC * sizeof(float));
+        set_gain(w->gain, lf, C);
+        fri_layernorm_backward(w->dx, glf, glf + C, w->tmp, w->xb, w->gain, w->meanf, w->rstdf, T, C);
+        add_input_grad(m, w, hist, T, false, g);
+        return;
+    }
     memset(w->dx, 0, TC * sizeof(float));
     set_gain(w->gain, lf, C);
     fri_layernorm_backward(w->dx, glf, glf + C, w->dy, w->xb, w->gain, w->meanf, w->rstdf, T, C);
     for (uint32_t b = c->n_layers; b-- > 0;) {
         blk_ws *k = &w->b[b];
-        const float *ln = PB(m, b, B_LN), *W = PB(m, b, B_ATTN);
-        float *gln = GB(g, m, b, B_LN), *gW = GB(g, m, b, B_ATTN), *gbias = GB(g, m, b, B_BIAS);
+        const float *ln = PB(m, b, B_LN);
+        float *gln = GB(g, m, b, B_LN), *gbias = GB(g, m, b, B_BIAS);
         /* feed-forward branch: dx is the gradient of x'' = x' + drop(f) */
         for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dx[i] * k->m2[i] : w->dx[i];
         memset(w->dc, 0, TC * sizeof(float));
@@ -285,20 +413,18 @@ static void backward(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t 
         fri_layernorm_backward(w->dx, gln + 2 * C, gln + 3 * C, w->dc, k->x1, w->gain, k->mean2, k->rstd2, T, C);
         /* attention branch: dx is now the gradient of x' = x + drop(o) */
         for (size_t i = 0; i < TC; i++) w->tmp[i] = drop ? w->dx[i] * k->m1[i] : w->dx[i];
-        memset(w->dao, 0, TC * sizeof(float));
-        fri_linear_backward(w->dao, gW + 3 * C * C, gbias + 3 * C, w->tmp, k->ao, W + 3 * C * C, T, C, C);
-        memset(w->dq, 0, TC * sizeof(float));
-        memset(w->dk, 0, TC * sizeof(float));
-        memset(w->dv, 0, TC * sizeof(float));
-        fri_attention_backward(w->dq, w->dk, w->dv, w->trow, w->dao, k->att, k->q, k->k, k->v, T, C, H);
         memset(w->da, 0, TC * sizeof(float));
-        fri_linear_backward(w->da, gW, gbias, w->dq, k->a, W, T, C, C);
-        fri_linear_backward(w->da, gW + C * C, gbias + C, w->dk, k->a, W + C * C, T, C, C);
-        fri_linear_backward(w->da, gW + 2 * C * C, gbias + 2 * C, w->dv, k->a, W + 2 * C * C, T, C, C);
+        attn_backward(m, w, b, T, k->a, w->da, g);
         set_gain(w->gain, ln, C);
         fri_layernorm_backward(w->dx, gln, gln + C, w->da, k->x, w->gain, k->mean1, k->rstd1, T, C);
     }
-    /* the input: x_0 = drop(E[s] + P) */
+    add_input_grad(m, w, hist, T, drop, g);
+}
+
+/* The gradient dx [T,C] of E[s] + P (times x_0's dropout mask when drop) into the item
+ * and position rows the history read. */
+static void add_input_grad(const fr_model *m, sas_ws *w, const uint32_t *hist, size_t T, bool drop, fr_grad *g) {
+    const size_t L = m->cfg.max_len, C = m->cfg.dim, p0 = L - T;
     float *gE = G(g, m, ITEM), *gP = G(g, m, POS);
     fr_rowset *rows = &g->rows[m->slot[ITEM]];
     for (size_t t = 0; t < T; t++) {
@@ -367,22 +493,28 @@ static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad
         if (ce) { /* every position's next item against all items; an empty history: items[i] after LN_f's bias */
             const double s = wt / ((double)b->n * (double)L);
             if (T == 0) {
+                if (b->hist && b->hist_neg && b->hist_neg[i * L + L - 1] == FR_NO_LOSS) continue;
                 w->target[0] = b->items[i];
-                total += ce_rows(m, w, P(m, OUTLN) + C, g ? G(g, m, OUTLN) + C : NULL, 1, s, g);
+                total += ce_rows(m, w, empty_y(m), empty_gy(g, m), 1, s, g);
                 continue;
             }
-            forward(m, w, hist, T, b->key ? b->key + i : NULL);
             const size_t p0 = L - T;
-            for (size_t t = 0; t < T; t++) w->target[t] = p0 + t + 1 < L ? hist[p0 + t + 1] : b->items[i];
+            size_t q0 = 0; /* the leading context-only rows: no loss, so no logits */
+            if (b->hist_neg)
+                while (q0 < T && b->hist_neg[i * L + p0 + q0] == FR_NO_LOSS) q0++;
+            if (q0 == T) continue;
+            forward(m, w, hist, T, b->key ? b->key + i : NULL);
+            for (size_t t = q0; t < T; t++) w->target[t - q0] = p0 + t + 1 < L ? hist[p0 + t + 1] : b->items[i];
             if (g) memset(w->dy, 0, T * C * sizeof(float));
-            total += ce_rows(m, w, w->y, w->dy, T, s, g);
+            total += ce_rows(m, w, w->y + q0 * C, w->dy + q0 * C, T - q0, s, g);
             if (g) backward(m, w, hist, T, drop, g);
             continue;
         }
-        if (T == 0) { /* no history: y = LN_f's bias, the final item only */
-            const float *yb = P(m, OUTLN) + C;
-            float *dyb = g ? G(g, m, OUTLN) + C : NULL;
+        if (T == 0) { /* no history: y = the last layer norm's bias, the final item only */
+            const float *yb = empty_y(m);
+            float *dyb = empty_gy(g, m);
             if (b->hist && b->hist_neg) {
+                if (b->hist_neg[i * L + L - 1] == FR_NO_LOSS) continue;
                 const double s = wt / ((double)b->n * (double)L);
                 li += term(m, yb, dyb, b->items[i], 1.0f, s, g);
                 if (b->hist_neg[i * L + L - 1] != FR_NO_ITEM)
@@ -393,14 +525,16 @@ static fr_err loss_grad(const fr_model *m, void *wsp, const fr_batch *b, fr_grad
             total += li;
             continue;
         }
-        forward(m, w, hist, T, b->key ? b->key + i : NULL);
         const size_t p0 = L - T;
+        if (b->hist_neg && b->hist_neg[i * L + L - 1] == FR_NO_LOSS) continue; /* context only, all of it */
+        forward(m, w, hist, T, b->key ? b->key + i : NULL);
         if (g) memset(w->dy, 0, T * C * sizeof(float));
         if (b->hist_neg) {
             const double s = wt / ((double)b->n * (double)L);
             for (size_t t = 0; t < T; t++) {
                 const size_t p = p0 + t;
                 const uint32_t pos = p + 1 < L ? hist[p + 1] : b->items[i], neg = b->hist_neg[i * L + p];
+                if (neg == FR_NO_LOSS) continue; /* context only */
                 li += term(m, w->y + t * C, w->dy + t * C, pos, 1.0f, s, g);
                 if (neg != FR_NO_ITEM) li += term(m, w->y + t * C, w->dy + t * C, neg, 0.0f, s, g);
             }
@@ -418,7 +552,7 @@ static void score_history(const fr_model *m, void *wsp, const uint32_t *hist, co
                           float *out) {
     sas_ws *w = wsp;
     const size_t L = m->cfg.max_len, C = m->cfg.dim, T = valid_rows(hist, L);
-    const float *y = P(m, OUTLN) + C; /* an empty history */
+    const float *y = empty_y(m);
     if (T) {
         forward(m, w, hist, T, NULL);
         y = w->y + (T - 1) * C;
@@ -432,7 +566,7 @@ static void score(const fr_model *m, void *wsp, const uint32_t *users, const uin
     (void)users;
     (void)wsp;
     const size_t C = m->cfg.dim;
-    const float *y = P(m, OUTLN) + C, *E = P(m, ITEM);
+    const float *y = empty_y(m), *E = P(m, ITEM);
     for (size_t i = 0; i < n; i++) out[i] = fri_dot(y, E + (size_t)items[i] * C, C);
 }
 

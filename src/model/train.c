@@ -172,6 +172,12 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
         return fri_fail(FR_ERR_INVALID, "trainer: the data has %u users and %u items, the model rows for %u and %u",
                         fr_dataset_n_users(d), fr_dataset_n_items(d), mc->n_users, mc->n_items);
     if (fr_dataset_n_interactions(d) == 0) return fri_fail(FR_ERR_EMPTY, "trainer: no training interaction");
+    if (cfg->seq_stride && !fr_model_history_len(m))
+        return fri_fail(FR_ERR_INVALID, "trainer: sequence stride %u for a model that reads no history (sasrec only)",
+                        cfg->seq_stride);
+    if (cfg->seq_stride > fr_model_history_len(m))
+        return fri_fail(FR_ERR_INVALID, "trainer: sequence stride %u: expected 1..%u (the history length)",
+                        cfg->seq_stride, fr_model_history_len(m));
     fr_trainer *t = fri_calloc(1, sizeof *t);
     if (!t) return FR_ERR_NOMEM;
     t->m = m;
@@ -190,7 +196,8 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
     /* a sequence model: examples carry histories (fri_examples_add_user_seq) */
     const uint32_t hist_len = fr_model_history_len(m);
     t->ex.hist_len = t->ex_next.hist_len = hist_len;
-    for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].hist_len = hist_len;
+    t->ex.stride = t->ex_next.stride = cfg->seq_stride; /* 0: the history length */
+    for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].hist_len = hist_len, t->blk[b].stride = cfg->seq_stride;
     pthread_mutex_init(&t->bar.mu, NULL);
     pthread_cond_init(&t->bar.cv, NULL);
     uint32_t nu = fr_dataset_n_users(d);
