@@ -1261,6 +1261,118 @@ Test(hybrid, centralized_preset_minibatches) {
  * 1 and 2 threads (the next epoch's examples built on the second), the loss falls and hr@10
  * is the exact path's within 0.1 (whose examples carry negatives: fri_trainer_no_fused gives
  * the generic loop its negatives back). */
+uint32_t *fri_hybrid_first_trace(uint32_t *buf, size_t cap);
+
+/* Trains lightfm WARP (the fast path: the kernel draws each example's first candidate) for
+ * `epochs` epochs on train, tracing the first candidates; checks each against an
+ * enumeration of the user's items in train and its absent items: never one of them, every
+ * other item drawn for every user with examples, and no example for a user who has no
+ * other item. Returns the triples traced. */
+static size_t check_first_candidates(const fr_dataset *train, int epochs) {
+    const uint32_t nu = fr_dataset_n_users(train), ni = fr_dataset_n_items(train);
+    fr_features *f = toy_features(nu, ni, 9);
+    fr_model_config c;
+    fr_model_config_default(&c, kind_of("lightfm"));
+    c.n_users = nu;
+    c.n_items = ni;
+    c.dim = 8;
+    c.seed = 4;
+    c.loss = FR_LOSS_BPR;
+    c.warp = 10;
+    cr_assert_eq(fr_model_config_set_features(&c, f), FR_OK);
+    fr_features_free(f);
+    fr_model *m = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK, "%s", fr_errmsg());
+    const size_t cap = 3 * 20000 + 1;
+    uint32_t *tr = calloc(cap, sizeof *tr);
+    cr_assert(tr);
+    fr_train_config tc = adagrad_config(4, 1);
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, train, &tc), FR_OK, "%s", fr_errmsg());
+    uint32_t *was = fri_hybrid_first_trace(tr, cap);
+    for (int e = 0; e < epochs; e++) {
+        double l;
+        cr_assert_eq(fr_trainer_epoch(t, &l), FR_OK, "%s", fr_errmsg());
+    }
+    fri_hybrid_first_trace(was, 0);
+    fr_trainer_free(t);
+    const size_t n = tr[0];
+    cr_assert_lt(3 * n + 4, cap, "the trace is full");
+    /* the enumeration: item j is the user's when it is in the user's list in train */
+    uint32_t n_absent = 0;
+    const uint8_t *absent = fr_dataset_absent_items(train, &n_absent);
+    uint8_t *seen = calloc((size_t)nu * ni, 1);
+    size_t want = 0; /* examples an epoch: the positives of users with another item */
+    for (uint32_t u = 0; u < nu; u++) {
+        const uint32_t *items;
+        const float *r;
+        size_t deg = fr_dataset_user(train, u, &items, &r, NULL);
+        if (deg + n_absent < ni) want += deg;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const uint32_t u = tr[1 + 3 * k], i = tr[2 + 3 * k], j = tr[3 + 3 * k];
+        cr_assert_lt(u, nu);
+        cr_assert_lt(j, ni);
+        const uint32_t *items;
+        const float *r;
+        size_t deg = fr_dataset_user(train, u, &items, &r, NULL);
+        bool has_i = false;
+        for (size_t x = 0; x < deg; x++) {
+            cr_assert_neq(items[x], j, "user %u: first candidate %u is one of the user's items (positive %u)", u, j, i);
+            has_i |= items[x] == i;
+        }
+        cr_assert(has_i, "user %u: positive %u is not the user's", u, i);
+        cr_assert(!absent || !absent[j], "user %u: first candidate %u is an absent item", u, j);
+        seen[(size_t)u * ni + j] = 1;
+    }
+    cr_assert_eq(n, want * (size_t)epochs, "%zu first candidates traced, expected %zu examples x %d epochs", n, want,
+                 epochs);
+    for (uint32_t u = 0; u < nu; u++) { /* every other item was drawn for the user */
+        const uint32_t *items;
+        const float *r;
+        size_t deg = fr_dataset_user(train, u, &items, &r, NULL);
+        if (deg + n_absent >= ni) continue;
+        for (uint32_t j = 0; j < ni; j++) {
+            bool mine = absent && absent[j];
+            for (size_t x = 0; x < deg; x++) mine |= items[x] == j;
+            cr_assert(mine || seen[(size_t)u * ni + j], "user %u: item %u never drawn first", u, j);
+        }
+    }
+    free(seen);
+    free(tr);
+    fr_model_free(m);
+    return n;
+}
+
+/* The kernel's first WARP candidate (rows_pass_draws) is never one of the user's items nor an
+ * absent (cold) item, as the trainer's drawn negatives are not: users whose items are most
+ * of a 24-item catalogue (20, 22 of 24), and one who has all of it (no example) */
+Test(hybrid, fast_warp_first_candidate_is_never_the_users_item) {
+    int64_t u[128], it[128];
+    size_t n = 0;
+    for (int j = 0; j < 20; j++) u[n] = 0, it[n++] = j;
+    for (int j = 0; j < 12; j++) u[n] = 1, it[n++] = j;
+    for (int j = 5; j < 20; j += 4) u[n] = 2, it[n++] = j;
+    for (int j = 2; j < 24; j++) u[n] = 3, it[n++] = j;
+    for (int j = 0; j < 24; j++) u[n] = 4, it[n++] = j;
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, n, u, it, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_items(d), 24);
+    size_t traced = check_first_candidates(d, 60);
+    cr_log_info("%zu first candidates checked", traced);
+    /* a cold split: its held-out items are absent from the warm train, never drawn either */
+    fr_dataset *wt = NULL, *we = NULL, *co = NULL, *ex = NULL;
+    uint32_t nc = 0;
+    cr_assert_eq(fr_dataset_cold_split(d, NULL, 0.25, 3, &wt, &we, &co, &ex, &nc), FR_OK, "%s", fr_errmsg());
+    cr_assert_gt(nc, 0);
+    check_first_candidates(wt, 60);
+    fr_dataset_free(wt);
+    fr_dataset_free(we);
+    fr_dataset_free(co);
+    fr_dataset_free(ex);
+    fr_dataset_free(d);
+}
+
 Test(hybrid, fast_warp_draws_its_own_first_candidates) {
     data d = gen();
     fr_model_config c = config("lightfm", &d, FR_LOSS_BPR, 10);

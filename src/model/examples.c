@@ -195,7 +195,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             break;
         case FR_LOSS_BPR:
             for (size_t q = 0; q < per; q++) {
-                uint32_t j = own ? 0 : draw_negative(d, user, &nc, &rb, mark, pop);
+                uint32_t j = own ? (nc.none ? UINT32_MAX : 0) : draw_negative(d, user, &nc, &rb, mark, pop);
                 if (j == UINT32_MAX) break;
                 ex->user[k] = row; ex->item[k] = items[x]; ex->neg[k] = j; ex->label[k] = 1.0f;
                 k++;

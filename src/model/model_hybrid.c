@@ -417,7 +417,11 @@ typedef struct hy_ws {
     uint64_t draw_key;      /* with splitmix and no negatives in the batch (fr_batch.neg NULL): the
                              * minibatch's key (rows_pass: the optimizer's steps so far); WARP's
                              * first candidate is then drawn too, by example x's stream of
-                             * (seed + draw_key, item, user ^ x) */
+                             * (seed + draw_key, item, user ^ x), drawn again while it is one of
+                             * the user's items or an absent one (pos) */
+    const uint64_t *pos;    /* with draw_key: the users' items and the absent ones as bits, the row of
+                             * user row u at pos + u * pos_words (fri_examples.pos) */
+    size_t pos_words;
     bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
                              * unmarked (set by the fused passes, whose step keeps a row of zero
                              * gradient as it is: fri_optim_zero_keeps; the generic loop's sparse-row
@@ -448,6 +452,8 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->sq_b = NULL;
     w->splitmix = w->fast = false;
     w->draw_key = 0;
+    w->pos = NULL;
+    w->pos_words = 0;
     for (int s = 0; s < 2; s++) { w->cg[s] = w->cgb[s] = NULL; w->slot[s] = w->crow[s] = NULL; w->ccount[s] = 0; }
     return cv.at;
 }
@@ -699,6 +705,28 @@ static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
  * vector and bias, lightfm's score: the lanes of fri_dot), so lightfm's scores are the
  * plain code's; fm's sum over the lanes and the skipped self terms (x - 0 v) may differ
  * in the last bit. Tests hold it to the plain code and to central differences. */
+
+/* Tests: the fast path's drawn first WARP candidates, a (global user, positive, candidate)
+ * triple an example into hy_first_trace[1..] while hy_first_trace[0] triples fit in
+ * hy_first_cap (fri_hybrid_first_trace; one thread) */
+static uint32_t *hy_first_trace;
+static size_t hy_first_cap;
+static void hy_trace_first(uint32_t *tr, uint32_t u, uint32_t i, uint32_t j) {
+    if (3 * (size_t)tr[0] + 4 > hy_first_cap) return;
+    uint32_t *at = tr + 1 + 3 * (size_t)tr[0]++;
+    at[0] = u;
+    at[1] = i;
+    at[2] = j;
+}
+
+uint32_t *fri_hybrid_first_trace(uint32_t *buf, size_t cap);
+uint32_t *fri_hybrid_first_trace(uint32_t *buf, size_t cap) {
+    uint32_t *was = hy_first_trace;
+    if (buf && cap) buf[0] = 0;
+    hy_first_trace = buf && cap ? buf : NULL;
+    hy_first_cap = cap;
+    return was;
+}
 
 #if FRI_V8
 typedef struct hy_tab {
@@ -1111,11 +1139,20 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
 #define HY_OWN_INIT(xx)                                                                                                 \
     hy_draws_init(oseed, T.map[1] && items[xx] < T.nmap[1] ? T.map[1][items[xx]] : items[xx],                         \
                   (T.map[0] && users[xx] < T.nmap[0] ? T.map[0][users[xx]] : users[xx]) ^ ((uint32_t)(xx) * 2654435761u))
+    /* the first candidate: drawn again while it is one of the user's items or an absent one
+     * (as the trainer's negatives are: draw_negative); the trainer gives no example to a
+     * user for whom that leaves nothing */
+    const uint64_t *const pos = own ? w->pos : NULL;
+    const size_t pw = w->pos_words;
+#define HY_OWN_FIRST(xx)                                                                                                \
+    do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
+    while (pos[(size_t)users[xx] * pw + (first_next >> 6)] >> (first_next & 63) & 1)
+    uint32_t *const trace = own ? hy_first_trace : NULL; /* tests (fri_hybrid_first_trace) */
     hy_draws hd_next = {0};
     uint32_t first_next = 0;
     if (own && B) {
         hd_next = HY_OWN_INIT(0);
-        first_next = hy_draws_below(&hd_next, nrows);
+        HY_OWN_FIRST(0);
     }
     for (size_t x = 0; x < B; x++) {
         const uint32_t u = users[x], i = items[x];
@@ -1124,7 +1161,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         const uint32_t first_own = first_next;
         if (own && x + 1 < B) {
             hd_next = HY_OWN_INIT(x + 1);
-            first_next = hy_draws_below(&hd_next, nrows);
+            HY_OWN_FIRST(x + 1);
             kprefetch_q(sq_e, sq_b, first_next, d);
         }
         if (x + 1 < B) { /* the next example's id rows (feature rows are few and hot) */
@@ -1185,6 +1222,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             const uint32_t key_u = gu ^ (gn * 2654435761u);
             uint32_t t = 0;
             float sj = 0.0f;
+            if (trace) hy_trace_first(trace, gu, key_i, neg);
             if (smx) { /* lightfm's fast path: the first candidate the screen passes is taken */
                 hy_draws hd = own ? hd_own : hy_draws_init(seed, key_i, key_u);
                 /* the draws one trial ahead, so the next candidate's rows are on their way
@@ -1202,7 +1240,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                             kprefetch_q(sq_e, sq_b, ahead, d);
                         }
                         if (cand == i) continue;
-                    } else if (own && cand == i) continue; /* a drawn first candidate may be the positive */
+                    }
                     if (kscreen(sq_e, sq_b, cand, p, d, h16) + bu > si - 1.0f) {
                         t = tt;
                         j = cand;
@@ -1325,6 +1363,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     if (lprod != 1.0) L += log(lprod) * invB;
     return L;
 #undef HY_OWN_INIT
+#undef HY_OWN_FIRST
 }
 
 /* the kernel for lightfm and fm, dims 32 and 64 as constants, and rows that are global ids
@@ -1730,6 +1769,13 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
                      fr_model_kind_name(c->kind));
         goto out;
     }
+    if (own && (!ex->pos || ex->pos_words < ((size_t)m->cfg.n_items + 63) / 64)) {
+        e = fri_fail(FR_ERR_INVALID, "%s: examples without negatives and without the users' items to draw them from",
+                     fr_model_kind_name(c->kind));
+        goto out;
+    }
+    w.pos = own ? ex->pos : NULL;
+    w.pos_words = ex->pos_words;
     if (compact) {
         atomic_fetch_add_explicit(&hy_compact_passes, 1, memory_order_relaxed);
         float *at = cgbuf;
