@@ -223,13 +223,10 @@ static void fedrec_centralized(fr_run_config *c, const char *k) {
          * 0.6755), NDCG@10 0.3880 (0.3870); bpr the same to the 4th decimal. fm keeps two:
          * over seeds 1-6 one shard gave HR@10 0.6702 against 0.6716 (NDCG 0.3857, 0.3852) */
         if (!strcmp(k, "lightfm")) c->train.shards = 1;
-        /* centralized lightfm WARP: minibatches of 128 (half the feature vocabularies'
-         * steps an epoch, ~6% less CPU); on the validation cut, seeds 1-10, alone: HR@10
-         * 0.6733 against 0.6737 at 64, AUC 0.8979 against 0.8986, precision@10 (full
-         * catalogue) 0.01298 against 0.01250; with the rest of the eighth pass 0.6745,
-         * 0.8982, 0.01258 (docs/ARCHITECTURE.md, hybrid). bpr (fr_run_config_preset_warp)
-         * keeps 64, where its settings were tuned */
-        if (!strcmp(k, "lightfm")) c->train.batch = 128;
+        /* minibatches of 64 for lightfm WARP too: 128 (half the feature vocabularies' steps
+         * an epoch, ~6% less CPU) cost AUC and NDCG@10 on the validation cut, seeds 1-20:
+         * 0.8977 and 0.3866 against 0.8987 and 0.3882 (the ninth pass, docs/ARCHITECTURE.md,
+         * hybrid) */
         c->train.negatives = 1;
         c->model.warp = 10;
         c->loop.steps = 25;

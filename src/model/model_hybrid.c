@@ -706,25 +706,26 @@ static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
  * plain code's; fm's sum over the lanes and the skipped self terms (x - 0 v) may differ
  * in the last bit. Tests hold it to the plain code and to central differences. */
 
-/* Tests: the fast path's drawn first WARP candidates, a (global user, positive, candidate)
- * triple an example into hy_first_trace[1..] while hy_first_trace[0] triples fit in
- * hy_first_cap (fri_hybrid_first_trace; one thread) */
-static uint32_t *hy_first_trace;
-static size_t hy_first_cap;
-static void hy_trace_first(uint32_t *tr, uint32_t u, uint32_t i, uint32_t j) {
-    if (3 * (size_t)tr[0] + 4 > hy_first_cap) return;
-    uint32_t *at = tr + 1 + 3 * (size_t)tr[0]++;
+/* Tests: the candidates the fast path screens where it draws the first ones (rows_pass_draws),
+ * a (global user, positive, candidate, trial) quadruple each into hy_cand_trace[1..] while
+ * hy_cand_trace[0] quadruples fit in hy_cand_cap (fri_hybrid_cand_trace; one thread) */
+static uint32_t *hy_cand_trace;
+static size_t hy_cand_cap;
+static void hy_trace_cand(uint32_t *tr, uint32_t u, uint32_t i, uint32_t j, uint32_t t) {
+    if (4 * (size_t)tr[0] + 5 > hy_cand_cap) return;
+    uint32_t *at = tr + 1 + 4 * (size_t)tr[0]++;
     at[0] = u;
     at[1] = i;
     at[2] = j;
+    at[3] = t;
 }
 
-uint32_t *fri_hybrid_first_trace(uint32_t *buf, size_t cap);
-uint32_t *fri_hybrid_first_trace(uint32_t *buf, size_t cap) {
-    uint32_t *was = hy_first_trace;
+uint32_t *fri_hybrid_cand_trace(uint32_t *buf, size_t cap);
+uint32_t *fri_hybrid_cand_trace(uint32_t *buf, size_t cap) {
+    uint32_t *was = hy_cand_trace;
     if (buf && cap) buf[0] = 0;
-    hy_first_trace = buf && cap ? buf : NULL;
-    hy_first_cap = cap;
+    hy_cand_trace = buf && cap ? buf : NULL;
+    hy_cand_cap = cap;
     return was;
 }
 
@@ -1147,7 +1148,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
 #define HY_OWN_FIRST(xx)                                                                                                \
     do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
     while (pos[(size_t)users[xx] * pw + (first_next >> 6)] >> (first_next & 63) & 1)
-    uint32_t *const trace = own ? hy_first_trace : NULL; /* tests (fri_hybrid_first_trace) */
+    uint32_t *const trace = own ? hy_cand_trace : NULL; /* tests (fri_hybrid_cand_trace) */
     hy_draws hd_next = {0};
     uint32_t first_next = 0;
     if (own && B) {
@@ -1222,9 +1223,9 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             const uint32_t key_u = gu ^ (gn * 2654435761u);
             uint32_t t = 0;
             float sj = 0.0f;
-            if (trace) hy_trace_first(trace, gu, key_i, neg);
             if (smx) { /* lightfm's fast path: the first candidate the screen passes is taken */
                 hy_draws hd = own ? hd_own : hy_draws_init(seed, key_i, key_u);
+                const uint64_t *const urow = pos ? pos + (size_t)u * pw : NULL; /* the user's bits */
                 /* the draws one trial ahead, so the next candidate's rows are on their way
                  * while this one is screened (the one drawn ahead of a violation is unused) */
                 uint32_t cand = neg, ahead = 0;
@@ -1239,8 +1240,11 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                             ahead = hy_draws_below(&hd, nrows);
                             kprefetch_q(sq_e, sq_b, ahead, d);
                         }
-                        if (cand == i) continue;
+                        /* as LightFM: a trial that draws one of the user's items (or an
+                         * absent one) is spent; without the bits, the positive itself */
+                        if (pos ? urow[cand >> 6] >> (cand & 63) & 1 : cand == i) continue;
                     }
+                    if (trace) hy_trace_cand(trace, gu, key_i, cand, tt);
                     if (kscreen(sq_e, sq_b, cand, p, d, h16) + bu > si - 1.0f) {
                         t = tt;
                         j = cand;
