@@ -144,7 +144,9 @@ typedef struct fri_model_family {
                         fr_optim *o, double *loss_sum);
     /* Whether rows_pass draws the negatives of m's BPR examples itself (optional; NULL: it
      * does not). The centralized trainer then builds them without any (fri_examples.no_negs:
-     * nothing drawn, neg unread), and rows_pass refuses such examples where it would not. */
+     * nothing drawn, neg unread) and gives the users' items as bits (fri_examples.pos), which
+     * the draws avoid as the trainer's do; rows_pass refuses such examples where it would not
+     * draw them or has no bits. */
     bool (*rows_pass_draws)(const fr_model *m);
 
     /* --- sequence models (optional; NULL for families that read no history) */

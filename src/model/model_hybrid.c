@@ -39,16 +39,20 @@
  * example's negative, then items drawn uniformly (a stream of (seed, i, u ^ neg)), until
  * one violates the margin, s_j > s_i - 1, or `warp` candidates were tried. A violation
  * at trial t costs L * (1 - s_i + s_j) with L = ln(max(1, floor((N - 1) / t))), N the
- * catalogue; none costs 0. Candidates are not checked against the user's positives (the
- * model does not hold them; LightFM does). A federated client draws among the item rows
- * it loaded (its positives and sampled negatives), not the catalogue.
+ * catalogue; none costs 0. Here candidates are not checked against the user's positives
+ * (the model does not hold them; LightFM does), only the positive itself is skipped; the
+ * fast path below, given the users' items as bits, checks them as LightFM does. A federated
+ * client draws among the item rows it loaded (its positives and sampled negatives), not the
+ * catalogue.
  *
  * rows_pass's fast path (the centralized trainer's default; fri_hybrid_stale(0) is the exact
  * path, held to the generic loop bit for bit): lightfm's WARP candidates are screened by a
  * half-float table of the items' id rows plus their feature parts (the feature parts refreshed
  * every HY_STALE minibatches, a row's id part moved with each step of it) and only the one
  * taken is composed; its draws, the first candidate's too (rows_pass_draws: the trainer draws
- * no negatives), come from a splitmix-seeded wyrand stream (hy_draws); Adagrad takes rsqrt
+ * no negatives), come from a splitmix-seeded wyrand stream (hy_draws), the first drawn again
+ * while it is one of the user's items or an absent one and a later trial that draws one
+ * spent (the trainer's bits, fri_examples.pos: LightFM's rule); Adagrad takes rsqrt
  * without a Newton step (fri_optim_step_rows_clear_fast); bpr's softplus and sigmoid are in
  * float; with one shard the id tables' gradient is kept in compact slots (hy_ws.cg: the same
  * bits as the slab's rows, tested).
