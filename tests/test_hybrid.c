@@ -1234,19 +1234,189 @@ Test(hybrid, rows_pass_compact_gradient_equals_the_slab_rows) {
     compact_vs_rows("fm", FR_LOSS_BCE, 0, 16);
 }
 
-/* The centralized preset of lightfm and fm: minibatches of 64 (under train.c's 128, so
- * one party runs them whatever the thread count), Adagrad on the rows touched (the fused
- * rows_pass); lightfm in one shard (a second only adds a combine of the gradients), fm in
- * two (its validation HR@10 was 0.001 lower with one). */
-Test(hybrid, centralized_preset_minibatches_of_64) {
+/* The centralized preset of lightfm and fm: minibatches of 64 for lightfm WARP (one shard,
+ * so one party runs them whatever the thread count; a second shard only adds a combine of
+ * the gradients; 128 cost AUC on the validation cut), for its bpr (--warp 0, where bpr's
+ * settings were tuned) and for fm (in two shards: its validation HR@10 was 0.001 lower with
+ * one), Adagrad on the rows touched (the fused rows_pass). */
+Test(hybrid, centralized_preset_minibatches) {
     const char *kinds[2] = {"lightfm", "fm"};
     for (int k = 0; k < 2; k++) {
         fr_run_config c;
         cr_assert_eq(fr_run_config_preset(&c, NULL, kind_of(kinds[k]), true, NULL), FR_OK);
         cr_assert_eq(c.train.shards, k ? 2u : 1u, "%s", kinds[k]);
-        cr_assert_eq(c.train.batch, 64, "%s", kinds[k]);
+        cr_assert_eq(c.train.batch, 64u, "%s", kinds[k]);
+        fr_run_config b = c;
+        fr_run_config_preset_warp(&b, 0);
+        cr_assert_eq(b.train.batch, 64, "%s --warp 0", kinds[k]);
         cr_assert_eq(c.train.optim.kind, FR_OPTIM_ADAGRAD, "%s", kinds[k]);
         cr_assert(c.train.optim.sparse_rows, "%s", kinds[k]);
         cr_assert_eq(c.model.warp, 10, "%s", kinds[k]);
     }
+}
+
+uint32_t *fri_hybrid_cand_trace(uint32_t *buf, size_t cap);
+
+/* Trains lightfm WARP (the fast path: the kernel draws each example's first candidate) for
+ * `epochs` epochs on train, tracing the candidates it screens; checks each against an
+ * enumeration of the user's items in train and its absent items: never one of them (the
+ * first candidate drawn again, a later trial spent, as LightFM's), every other item drawn
+ * first for every user with examples, one first candidate an example, and no example for a
+ * user who has no other item. Returns the candidates traced. */
+static size_t check_candidates(const fr_dataset *train, int epochs) {
+    const uint32_t nu = fr_dataset_n_users(train), ni = fr_dataset_n_items(train);
+    fr_features *f = toy_features(nu, ni, 9);
+    fr_model_config c;
+    fr_model_config_default(&c, kind_of("lightfm"));
+    c.n_users = nu;
+    c.n_items = ni;
+    c.dim = 8;
+    c.seed = 4;
+    c.loss = FR_LOSS_BPR;
+    c.warp = 10;
+    cr_assert_eq(fr_model_config_set_features(&c, f), FR_OK);
+    fr_features_free(f);
+    fr_model *m = NULL;
+    cr_assert_eq(fr_model_create(&m, &c), FR_OK, "%s", fr_errmsg());
+    const size_t cap = 4 * 100000 + 1;
+    uint32_t *tr = calloc(cap, sizeof *tr);
+    cr_assert(tr);
+    fr_train_config tc = adagrad_config(4, 1);
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, train, &tc), FR_OK, "%s", fr_errmsg());
+    uint32_t *was = fri_hybrid_cand_trace(tr, cap);
+    for (int e = 0; e < epochs; e++) {
+        double l;
+        cr_assert_eq(fr_trainer_epoch(t, &l), FR_OK, "%s", fr_errmsg());
+    }
+    fri_hybrid_cand_trace(was, 0);
+    fr_trainer_free(t);
+    const size_t n = tr[0];
+    cr_assert_lt(4 * n + 5, cap, "the trace is full");
+    /* the enumeration: item j is the user's when it is in the user's list in train */
+    uint32_t n_absent = 0;
+    const uint8_t *absent = fr_dataset_absent_items(train, &n_absent);
+    uint8_t *seen = calloc((size_t)nu * ni, 1);
+    size_t want = 0, firsts = 0, spent = 0; /* examples an epoch: the positives of users with another item */
+    for (uint32_t u = 0; u < nu; u++) {
+        const uint32_t *items;
+        const float *r;
+        size_t deg = fr_dataset_user(train, u, &items, &r, NULL);
+        if (deg + n_absent < ni) want += deg;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const uint32_t *q = tr + 1 + 4 * k, u = q[0], i = q[1], j = q[2], tt = q[3];
+        cr_assert_lt(u, nu);
+        cr_assert_lt(j, ni);
+        cr_assert(tt >= 1 && tt <= c.warp, "trial %u", tt);
+        const uint32_t *items;
+        const float *r;
+        size_t deg = fr_dataset_user(train, u, &items, &r, NULL);
+        bool has_i = false;
+        for (size_t x = 0; x < deg; x++) {
+            cr_assert_neq(items[x], j, "user %u: candidate %u (trial %u) is one of the user's items (positive %u)", u, j,
+                          tt, i);
+            has_i |= items[x] == i;
+        }
+        cr_assert(has_i, "user %u: positive %u is not the user's", u, i);
+        cr_assert(!absent || !absent[j], "user %u: candidate %u (trial %u) is an absent item", u, j, tt);
+        if (tt == 1) {
+            firsts++;
+            seen[(size_t)u * ni + j] = 1;
+        } else if (k && tr[1 + 4 * (k - 1) + 3] + 1 < tt) spent++; /* a trial between them was rejected */
+    }
+    cr_assert_eq(firsts, want * (size_t)epochs, "%zu first candidates traced, expected %zu examples x %d epochs",
+                 firsts, want, epochs);
+    cr_assert_gt(spent, 0, "no trial was spent on one of the user's items");
+    for (uint32_t u = 0; u < nu; u++) { /* every other item was drawn first for the user */
+        const uint32_t *items;
+        const float *r;
+        size_t deg = fr_dataset_user(train, u, &items, &r, NULL);
+        if (deg + n_absent >= ni) continue;
+        for (uint32_t j = 0; j < ni; j++) {
+            bool mine = absent && absent[j];
+            for (size_t x = 0; x < deg; x++) mine |= items[x] == j;
+            cr_assert(mine || seen[(size_t)u * ni + j], "user %u: item %u never drawn first", u, j);
+        }
+    }
+    free(seen);
+    free(tr);
+    fr_model_free(m);
+    return n;
+}
+
+/* The kernel's WARP candidates (rows_pass_draws) are never one of the user's items nor an
+ * absent (cold) item, as the trainer's drawn negatives are not: users whose items are most
+ * of a 24-item catalogue (20, 22 of 24), and one who has all of it (no example) */
+Test(hybrid, fast_warp_candidates_are_never_the_users_items) {
+    int64_t u[128], it[128];
+    size_t n = 0;
+    for (int j = 0; j < 20; j++) u[n] = 0, it[n++] = j;
+    for (int j = 0; j < 12; j++) u[n] = 1, it[n++] = j;
+    for (int j = 5; j < 20; j += 4) u[n] = 2, it[n++] = j;
+    for (int j = 2; j < 24; j++) u[n] = 3, it[n++] = j;
+    for (int j = 0; j < 24; j++) u[n] = 4, it[n++] = j;
+    fr_dataset *d = NULL;
+    cr_assert_eq(fr_dataset_from_arrays(&d, n, u, it, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    cr_assert_eq(fr_dataset_n_items(d), 24);
+    size_t traced = check_candidates(d, 60);
+    cr_log_info("%zu candidates checked", traced);
+    /* a cold split: its held-out items are absent from the warm train, never drawn either */
+    fr_dataset *wt = NULL, *we = NULL, *co = NULL, *ex = NULL;
+    uint32_t nc = 0;
+    cr_assert_eq(fr_dataset_cold_split(d, NULL, 0.25, 3, &wt, &we, &co, &ex, &nc), FR_OK, "%s", fr_errmsg());
+    cr_assert_gt(nc, 0);
+    check_candidates(wt, 60);
+    fr_dataset_free(wt);
+    fr_dataset_free(we);
+    fr_dataset_free(co);
+    fr_dataset_free(ex);
+    fr_dataset_free(d);
+}
+
+/* lightfm WARP on rows_pass's fast path draws each example's first candidate itself
+ * (rows_pass_draws): the trainer builds its examples without negatives, once (nothing is
+ * drawn, so every epoch's are the same but for the shuffle). The model is the same bits on
+ * 1 and 2 threads (the next epoch's examples built on the second), the loss falls and hr@10
+ * is the exact path's within 0.1 (whose examples carry negatives: fri_trainer_no_fused gives
+ * the generic loop its negatives back). */
+Test(hybrid, fast_warp_draws_its_own_first_candidates) {
+    data d = gen();
+    fr_model_config c = config("lightfm", &d, FR_LOSS_BPR, 10);
+    fr_model *m[3] = {NULL, NULL, NULL};
+    double l[3][3];
+    for (int k = 0; k < 3; k++) {
+        fr_train_config tc = adagrad_config(16, 1);
+        tc.threads = k == 1 ? 2 : 1;
+        const uint32_t was = fri_hybrid_stale(k == 2 ? 0 : 64);
+        m[k] = train_3_epochs(&c, &d, &tc, l[k]);
+        fri_hybrid_stale(was);
+    }
+    const size_t np = fr_model_n_params(m[0]);
+    cr_assert(!memcmp(fr_model_params(m[0]), fr_model_params(m[1]), np * sizeof(float)), "1 and 2 threads differ");
+    cr_assert_eq(l[0][2], l[1][2]);
+    cr_assert_lt(l[0][2], l[0][0], "the loss falls (%g -> %g)", l[0][0], l[0][2]);
+    const double h0 = hr10(m[0], &d), h2 = hr10(m[2], &d);
+    cr_assert(fabs(h0 - h2) <= 0.1, "hr@10 own draws %g, exact path %g", h0, h2);
+    /* the generic loop (no fused pass) trains on examples with negatives: the same model
+     * whether or not rows_pass would have drawn them (fri_trainer_no_fused gives them back) */
+    fr_model *g[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(fr_model_create(&g[k], &c), FR_OK);
+        fr_train_config tc = adagrad_config(16, 1);
+        fr_trainer *t = NULL;
+        const uint32_t was = fri_hybrid_stale(k ? 0 : 64);
+        cr_assert_eq(fr_trainer_create(&t, g[k], d.train, &tc), FR_OK, "%s", fr_errmsg());
+        fri_hybrid_stale(was);
+        fri_trainer_no_fused(t);
+        double lg;
+        cr_assert_eq(fr_trainer_epoch(t, &lg), FR_OK, "%s", fr_errmsg());
+        fr_trainer_free(t);
+    }
+    cr_assert(!memcmp(fr_model_params(g[0]), fr_model_params(g[1]), np * sizeof(float)),
+              "the generic loop's examples lack their negatives");
+    fr_model_free(g[0]);
+    fr_model_free(g[1]);
+    for (int k = 0; k < 3; k++) fr_model_free(m[k]);
+    data_free(&d);
 }

@@ -162,11 +162,13 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
     fr_err e = fri_examples_reserve(ex, ex->n + deg * per);
     if (e) return e;
     size_t k = ex->n;
-    const uint64_t *mark = loss != FR_LOSS_MSE && deg >= 8 ? mark_items(ex, fr_dataset_n_items(d), items, deg) : NULL;
+    const bool own = loss == FR_LOSS_BPR && ex->no_negs; /* the pass draws the negatives */
+    const uint64_t *mark =
+        loss != FR_LOSS_MSE && !own && deg >= 8 ? mark_items(ex, fr_dataset_n_items(d), items, deg) : NULL;
     /* the negatives' words from a batch reader (blocks made side by side): rng ends where
      * drawing them one by one leaves it, so the same examples */
     fri_rng_batch rb;
-    const bool draws = loss == FR_LOSS_BPR || (loss == FR_LOSS_BCE && neg > 0);
+    const bool draws = (loss == FR_LOSS_BPR && !own) || (loss == FR_LOSS_BCE && neg > 0);
     const fri_negpop *pop = ex->pop && ex->pop->col ? ex->pop : NULL; /* two words a draw */
     if (draws) fri_rng_batch_begin_for(&rb, rng, (uint64_t)deg * (loss == FR_LOSS_BCE ? neg : per) * (pop ? 2 : 1));
     const neg_ctx nc = neg_ctx_of(d, deg); /* once a user */
@@ -193,7 +195,7 @@ fr_err fri_examples_add_user(fri_examples *ex, const fr_dataset *d, uint32_t use
             break;
         case FR_LOSS_BPR:
             for (size_t q = 0; q < per; q++) {
-                uint32_t j = draw_negative(d, user, &nc, &rb, mark, pop);
+                uint32_t j = own ? (nc.none ? UINT32_MAX : 0) : draw_negative(d, user, &nc, &rb, mark, pop);
                 if (j == UINT32_MAX) break;
                 ex->user[k] = row; ex->item[k] = items[x]; ex->neg[k] = j; ex->label[k] = 1.0f;
                 k++;
@@ -313,6 +315,7 @@ void fri_examples_shuffle(fri_examples *ex, fr_rng *rng) {
 
 /* An example as one row (fri_examples_concat_shuffled); wt only when weighted. */
 typedef struct ex_row { uint32_t user, item, neg; float label; } ex_row;
+typedef struct ex_pair { uint32_t user, item; } ex_pair; /* no_negs (bpr): neg 0, label 1 */
 typedef struct ex_row_wt { uint32_t user, item, neg; float label, wt; } ex_row_wt;
 
 static FRI_ALWAYS_INLINE void swap_rows(unsigned char *rows, size_t size, size_t a, size_t b) {
@@ -385,6 +388,17 @@ fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, 
             dst->label[x] = r[x].label;
             dst->wt[x] = r[x].wt;
         }
+    } else if (dst->no_negs) { /* no negative, no label: the users and items alone, the same swaps */
+        ex_pair *r = rows->p;
+        for (size_t s = 0; s < nsrc; s++)
+            for (size_t x = 0; x < src[s].n; x++, k++) r[k] = (ex_pair){src[s].user[x], src[s].item[x]};
+        shuffle_rows(rows->p, n, sizeof(ex_pair), rng);
+        for (size_t x = 0; x < n; x++) {
+            dst->user[x] = r[x].user;
+            dst->item[x] = r[x].item;
+        }
+        memset(dst->neg, 0, n * sizeof *dst->neg);
+        for (size_t x = 0; x < n; x++) dst->label[x] = 1.0f;
     } else {
         ex_row *r = rows->p;
         for (size_t s = 0; s < nsrc; s++)

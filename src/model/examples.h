@@ -80,6 +80,14 @@ typedef struct fri_examples {
     uint64_t *mark;    /* scratch: a bit per item, set for the user whose negatives are
                           being drawn (all clear between users), or NULL */
     size_t mark_bits;  /* items mark covers */
+    bool no_negs;      /* BPR examples without their negative (neg 0, nothing drawn): for a fused
+                          pass that draws its own (family.h, rows_pass_draws). Set by the owner;
+                          a user whose items and the absent ones are the whole catalogue gets
+                          no example (as where the negatives are drawn: none to draw) */
+    const uint64_t *pos; /* with no_negs: a bit per (user row, item), row u at pos + u * pos_words,
+                          set for the user's items and the absent ones (what a drawn negative
+                          may not be: draw_negative's rule). Borrowed; set by the owner */
+    size_t pos_words;  /* 64-bit words a user row of pos */
 } fri_examples;
 
 /* Scratch for fri_examples_concat_shuffled: the examples as rows, grown as needed. A

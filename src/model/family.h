@@ -142,6 +142,12 @@ typedef struct fri_model_family {
      * generic loop. */
     fr_err (*rows_pass)(fr_model *m, const struct fri_examples *ex, size_t batch, uint32_t shards, fr_grad *const *g,
                         fr_optim *o, double *loss_sum);
+    /* Whether rows_pass draws the negatives of m's BPR examples itself (optional; NULL: it
+     * does not). The centralized trainer then builds them without any (fri_examples.no_negs:
+     * nothing drawn, neg unread) and gives the users' items as bits (fri_examples.pos), which
+     * the draws avoid as the trainer's do; rows_pass refuses such examples where it would not
+     * draw them or has no bits. */
+    bool (*rows_pass_draws)(const fr_model *m);
 
     /* --- sequence models (optional; NULL for families that read no history) */
     /* The history length L the kind reads (fr_batch.hist); 0: none. The trainers then

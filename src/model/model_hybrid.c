@@ -39,17 +39,22 @@
  * example's negative, then items drawn uniformly (a stream of (seed, i, u ^ neg)), until
  * one violates the margin, s_j > s_i - 1, or `warp` candidates were tried. A violation
  * at trial t costs L * (1 - s_i + s_j) with L = ln(max(1, floor((N - 1) / t))), N the
- * catalogue; none costs 0. Candidates are not checked against the user's positives (the
- * model does not hold them; LightFM does). A federated client draws among the item rows
- * it loaded (its positives and sampled negatives), not the catalogue.
+ * catalogue; none costs 0. Here candidates are not checked against the user's positives
+ * (the model does not hold them; LightFM does), only the positive itself is skipped; the
+ * fast path below, given the users' items as bits, checks them as LightFM does. A federated
+ * client draws among the item rows it loaded (its positives and sampled negatives), not the
+ * catalogue.
  *
  * rows_pass's fast path (the centralized trainer's default; fri_hybrid_stale(0) is the exact
  * path, held to the generic loop bit for bit): lightfm's WARP candidates are screened by a
- * table of the items' id rows plus their feature parts (the feature parts refreshed every
- * HY_STALE minibatches, a row's id part after each step that moves it) and only the one
- * taken is composed, its draws come from splitmix64 (hy_draws), Adagrad takes rsqrt and a
- * Newton step (fri_optim_step_rows_clear_fast), bpr's softplus and sigmoid are in float;
- * with one shard the id tables' gradient is kept in compact slots (hy_ws.cg: the same
+ * half-float table of the items' id rows plus their feature parts (the feature parts refreshed
+ * every HY_STALE minibatches, a row's id part moved with each step of it) and only the one
+ * taken is composed; its draws, the first candidate's too (rows_pass_draws: the trainer draws
+ * no negatives), come from a splitmix-seeded wyrand stream (hy_draws), the first drawn again
+ * while it is one of the user's items or an absent one and a later trial that draws one
+ * spent (the trainer's bits, fri_examples.pos: LightFM's rule); Adagrad takes rsqrt
+ * without a Newton step (fri_optim_step_rows_clear_fast); bpr's softplus and sigmoid are in
+ * float; with one shard the id tables' gradient is kept in compact slots (hy_ws.cg: the same
  * bits as the slab's rows, tested).
  * Tests hold it to the exact path within stated tolerances (tests/test_hybrid.c). */
 #include <math.h>
@@ -66,12 +71,24 @@
 
 /* ---------------------------------------------------------------- the feature store */
 
+/* A row's features in one 64-byte line (the vector kernel's copy of a side whose rows have
+ * at most HY_PK features: one load where the CSR takes its offsets, then its lists) */
+#define HY_PK 7
+typedef struct hy_pk {
+    uint32_t n;
+    uint32_t id[HY_PK];
+    float w[HY_PK];
+    uint32_t pad;
+} hy_pk;
+_Static_assert(sizeof(hy_pk) == 64, "a packed row is a cache line");
+
 typedef struct fri_feat {
     uint32_t rows[2];    /* user rows, item rows */
     uint32_t count[2];   /* vocabulary sizes */
     uint64_t *off[2];    /* [rows + 1] CSR offsets */
     uint32_t *id[2];     /* [nnz] feature ids */
     float *w[2];         /* [nnz] weights */
+    hy_pk *pk[2];        /* [rows] the same lists packed (the kernel's), or NULL: a row has more than HY_PK */
     uint32_t crc;        /* of the content, to find an identical set */
 } fri_feat;
 
@@ -86,7 +103,7 @@ static const fri_feat *feat_of(uint32_t h) {
 
 static void feat_free(fri_feat *f) {
     if (!f) return;
-    for (int s = 0; s < 2; s++) { fri_free(f->off[s]); fri_free(f->id[s]); fri_free(f->w[s]); }
+    for (int s = 0; s < 2; s++) { fri_free(f->off[s]); fri_free(f->id[s]); fri_free(f->w[s]); fri_free_aligned(f->pk[s]); }
     fri_free(f);
 }
 
@@ -130,6 +147,23 @@ static fri_feat *feat_alloc(const uint32_t rows[2], const uint64_t nnz[2]) {
     return f;
 }
 
+/* f's packed rows (hy_pk) of each side whose rows all fit (none: pk NULL, the CSR is read). */
+static void feat_pack(fri_feat *f) {
+    for (int s = 0; s < 2; s++) {
+        f->pk[s] = NULL;
+        bool fits = f->rows[s] > 0;
+        for (uint32_t r = 0; r < f->rows[s] && fits; r++) fits = f->off[s][r + 1] - f->off[s][r] <= HY_PK;
+        if (!fits || !(f->pk[s] = fri_aligned_alloc((size_t)f->rows[s] * sizeof(hy_pk)))) continue;
+        for (uint32_t r = 0; r < f->rows[s]; r++) {
+            hy_pk *p = &f->pk[s][r];
+            memset(p, 0, sizeof *p);
+            const uint64_t a = f->off[s][r];
+            p->n = (uint32_t)(f->off[s][r + 1] - a);
+            for (uint32_t k = 0; k < p->n; k++) { p->id[k] = f->id[s][a + k]; p->w[k] = f->w[s][a + k]; }
+        }
+    }
+}
+
 /* Takes f over (frees it when an identical set exists or on error); *h its handle. */
 static fr_err feat_intern(fri_feat *f, uint32_t *h) {
     f->crc = feat_crc(f);
@@ -147,6 +181,7 @@ static fr_err feat_intern(fri_feat *f, uint32_t *h) {
         feat_free(f);
         return fri_fail(FR_ERR_RANGE, "hybrid models: more than %d distinct feature sets in one process", MAX_SETS);
     }
+    feat_pack(f); /* (without memory: the CSR is read) */
     sets[n] = f;
     atomic_store_explicit(&n_sets, n + 1, memory_order_release);
     pthread_mutex_unlock(&sets_mu);
@@ -383,6 +418,14 @@ typedef struct hy_ws {
     const float *sq_b;      /* and B + sum_g w cf_g, in float */
     bool fast;              /* rows_pass's fast path: bpr's softplus and sigmoid in float (hy_softplus_sigmoid_f) */
     bool splitmix;          /* with sq_e: WARP's draws by hy_draws, not the Philox stream */
+    uint64_t draw_key;      /* with splitmix and no negatives in the batch (fr_batch.neg NULL): the
+                             * minibatch's key (rows_pass: the optimizer's steps so far); WARP's
+                             * first candidate is then drawn too, by example x's stream of
+                             * (seed + draw_key, item, user ^ x), drawn again while it is one of
+                             * the user's items or an absent one (pos) */
+    const uint64_t *pos;    /* with draw_key: the users' items and the absent ones as bits, the row of
+                             * user row u at pos + u * pos_words (fri_examples.pos) */
+    size_t pos_words;
     bool zero_unmarked;     /* the kernel leaves the rows of an example whose gradient is exactly zero
                              * unmarked (set by the fused passes, whose step keeps a row of zero
                              * gradient as it is: fri_optim_zero_keeps; the generic loop's sparse-row
@@ -412,6 +455,9 @@ static size_t ws_carve(void *wsp, float *arena, const fr_model_config *c, size_t
     w->sq_e = NULL;
     w->sq_b = NULL;
     w->splitmix = w->fast = false;
+    w->draw_key = 0;
+    w->pos = NULL;
+    w->pos_words = 0;
     for (int s = 0; s < 2; s++) { w->cg[s] = w->cgb[s] = NULL; w->slot[s] = w->crow[s] = NULL; w->ccount[s] = 0; }
     return cv.at;
 }
@@ -609,8 +655,9 @@ static double hy_loss_naive(const fr_model *m, hy_ws *w, const fr_batch *b, fr_g
     return L;
 }
 
-/* The fast path's WARP draws: a splitmix64 sequence (Steele, Lea, Flood 2014) whose start
- * is a mix of the seed and the example's key (the Philox stream's), and a draw below n as
+/* The fast path's WARP draws: a wyrand sequence (below; splitmix64's where the compiler has
+ * no 128-bit integers) whose start is a splitmix64 mix (Steele, Lea, Flood 2014) of the seed
+ * and the example's key (the Philox stream's), and a draw below n as
  * the high word of (32 random bits) * n: no rejection, so a value is off by at most
  * n / 2^32 of its probability (4e-7 for 1682 items). Inline, a few instructions a draw
  * where a Philox block of ten rounds makes four. */
@@ -623,10 +670,22 @@ static FRI_ALWAYS_INLINE uint64_t hy_mix64(uint64_t z) {
 static FRI_ALWAYS_INLINE hy_draws hy_draws_init(uint64_t seed, uint32_t a, uint32_t b) {
     return (hy_draws){hy_mix64(seed ^ hy_mix64(((uint64_t)a << 32 | b) + 0x9E3779B97F4A7C15u))};
 }
+#if defined(__SIZEOF_INT128__)
+/* wyrand's step (Wang Yi's wyhash family: the state's Weyl sequence through one 64 x 64 ->
+ * 128 multiply, its halves xored; passes PractRand and BigCrush), half splitmix's operations */
+__extension__ typedef unsigned __int128 hy_u128;
+static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
+    h->s += 0xa0761d6478bd642fu;
+    const hy_u128 t = (hy_u128)h->s * (h->s ^ 0xe7037ed1a0b428dbu);
+    const uint64_t r = (uint64_t)(t >> 64) ^ (uint64_t)t;
+    return (uint32_t)(((r >> 32) * (uint64_t)n) >> 32);
+}
+#else
 static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
     h->s += 0x9E3779B97F4A7C15u;
     return (uint32_t)(((hy_mix64(h->s) >> 32) * (uint64_t)n) >> 32);
 }
+#endif
 
 /* ---------------------------------------------------------------- the vector kernel
  *
@@ -651,6 +710,29 @@ static FRI_ALWAYS_INLINE uint32_t hy_draws_below(hy_draws *h, uint32_t n) {
  * plain code's; fm's sum over the lanes and the skipped self terms (x - 0 v) may differ
  * in the last bit. Tests hold it to the plain code and to central differences. */
 
+/* Tests: the candidates the fast path screens where it draws the first ones (rows_pass_draws),
+ * a (global user, positive, candidate, trial) quadruple each into hy_cand_trace[1..] while
+ * hy_cand_trace[0] quadruples fit in hy_cand_cap (fri_hybrid_cand_trace; one thread) */
+static uint32_t *hy_cand_trace;
+static size_t hy_cand_cap;
+static void hy_trace_cand(uint32_t *tr, uint32_t u, uint32_t i, uint32_t j, uint32_t t) {
+    if (4 * (size_t)tr[0] + 5 > hy_cand_cap) return;
+    uint32_t *at = tr + 1 + 4 * (size_t)tr[0]++;
+    at[0] = u;
+    at[1] = i;
+    at[2] = j;
+    at[3] = t;
+}
+
+uint32_t *fri_hybrid_cand_trace(uint32_t *buf, size_t cap);
+uint32_t *fri_hybrid_cand_trace(uint32_t *buf, size_t cap) {
+    uint32_t *was = hy_cand_trace;
+    if (buf && cap) buf[0] = 0;
+    hy_cand_trace = buf && cap ? buf : NULL;
+    hy_cand_cap = cap;
+    return was;
+}
+
 #if FRI_V8
 typedef struct hy_tab {
     const float *E[2], *B[2], *F[2], *FB[2]; /* [side 0 user, 1 item]: id rows, biases, feature rows, feature biases */
@@ -662,6 +744,7 @@ typedef struct hy_tab {
     const uint32_t *fid[2];                  /* its feature ids */
     const float *fw[2];                      /* and weights */
     uint32_t frows[2];                       /* its rows (0: no set) */
+    const hy_pk *pk[2];                      /* its packed rows, or NULL */
     const uint32_t *map[2];                  /* row_user, row_item (NULL: rows are global ids) */
     uint32_t nmap[2];
     uint8_t *mk[2];                          /* rE's marks, */
@@ -675,6 +758,12 @@ typedef struct hy_tab {
 static FRI_ALWAYS_INLINE uint32_t kfeats(const hy_tab *T, int s, uint32_t r, const uint32_t **id, const float **w) {
     const uint32_t gr = T->map[s] && r < T->nmap[s] ? T->map[s][r] : r;
     if (gr >= T->frows[s]) return 0;
+    if (T->pk[s]) {
+        const hy_pk *p = T->pk[s] + gr;
+        *id = p->id;
+        *w = p->w;
+        return p->n;
+    }
     const uint64_t a = T->off[s][gr];
     *id = T->fid[s] + a;
     *w = T->fw[s] + a;
@@ -739,6 +828,10 @@ static FRI_ALWAYS_INLINE void kprefetch_g(const hy_tab *T, int s, uint32_t r, si
 static FRI_ALWAYS_INLINE void kprefetch_list(const hy_tab *T, int s, uint32_t r) {
     const uint32_t gr = T->map[s] && r < T->nmap[s] ? T->map[s][r] : r;
     if (gr >= T->frows[s]) return;
+    if (T->pk[s]) {
+        __builtin_prefetch(T->pk[s] + gr, 0, 3);
+        return;
+    }
     const uint64_t a = T->off[s][gr];
     __builtin_prefetch(T->fid[s] + a, 0, 3);
     __builtin_prefetch(T->fw[s] + a, 0, 3);
@@ -746,7 +839,7 @@ static FRI_ALWAYS_INLINE void kprefetch_list(const hy_tab *T, int s, uint32_t r)
 
 static FRI_ALWAYS_INLINE void kprefetch_off(const hy_tab *T, int s, uint32_t r) {
     const uint32_t gr = T->map[s] && r < T->nmap[s] ? T->map[s][r] : r;
-    if (gr < T->frows[s]) __builtin_prefetch(T->off[s] + gr, 0, 3);
+    if (gr < T->frows[s] && !T->pk[s]) __builtin_prefetch(T->off[s] + gr, 0, 3);
 }
 
 /* The screening table's rows are IEEE half floats (binary16: 11 significant bits, a value
@@ -827,9 +920,10 @@ __attribute__((target("avx2,f16c"))) static void halves_hw(const float *in, uint
 }
 #endif
 
+/* (the biases, sq_b, are 4 bytes an item: a few KB, kept in cache by the screens themselves) */
 static FRI_ALWAYS_INLINE void kprefetch_q(const uint16_t *sq_e, const float *sq_b, uint32_t r, size_t d) {
+    (void)sq_b;
     for (size_t k = 0; k < d; k += 32) __builtin_prefetch(sq_e + (size_t)r * d + k, 0, 3);
-    __builtin_prefetch(sq_b + r, 0, 3);
 }
 
 /* lightfm's screening score of item row r for user vector p: p . (E[r] + G[r]) + (B[r] + gb[r]),
@@ -1007,6 +1101,8 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     const uint16_t *const sq_e = fm ? NULL : w->sq_e;
     const float *const sq_b = w->sq_b;
     const bool fast = w->fast, zero_unmarked = w->zero_unmarked, scr = sq_e != NULL, smx = scr && w->splitmix;
+    const bool own = smx && pair && warp && !negs; /* WARP's first candidate drawn here too */
+    const uint64_t oseed = seed + w->draw_key * 0x9E3779B97F4A7C15u;
     float *const gw0 = fm && g ? G(g, m, W0) : NULL;
     hy_tab T;
     const int roles[2][4] = {{US_EMB, US_B, UF_EMB, UF_B}, {IT_EMB, IT_B, IF_EMB, IF_B}};
@@ -1019,6 +1115,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         T.fid[s] = f ? f->id[s] : NULL;
         T.fw[s] = f ? f->w[s] : NULL;
         T.frows[s] = f ? f->rows[s] : 0;
+        T.pk[s] = f ? f->pk[s] : NULL;
         T.map[s] = !mapped ? NULL : s ? m->row_item : m->row_user; /* mapped false: both NULL (a constant) */
         T.nmap[s] = s ? m->n_row_item : m->n_row_user;
         if (g) {
@@ -1040,16 +1137,45 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     }
     float *const p = w->p, *const sp = w->sp, *const q0 = w->q[0], *const sq0 = w->sq[0];
     float *const cu = w->cu, *const ci = w->ci;
+    const bool offs = !T.pk[0] || !T.pk[1]; /* a side's lists in the CSR: their offsets asked for early */
     double L = 0.0, lprod = 1.0; /* lprod: the fast path's product of bpr's (1 + e) (hy_softplus_sigmoid_f) */
+    /* own draws: example x's stream and first candidate, made an example ahead (its table
+     * row prefetched) */
+#define HY_OWN_INIT(xx)                                                                                                 \
+    hy_draws_init(oseed, T.map[1] && items[xx] < T.nmap[1] ? T.map[1][items[xx]] : items[xx],                         \
+                  (T.map[0] && users[xx] < T.nmap[0] ? T.map[0][users[xx]] : users[xx]) ^ ((uint32_t)(xx) * 2654435761u))
+    /* the first candidate: drawn again while it is one of the user's items or an absent one
+     * (as the trainer's negatives are: draw_negative); the trainer gives no example to a
+     * user for whom that leaves nothing */
+    const uint64_t *const pos = own ? w->pos : NULL;
+    const size_t pw = w->pos_words;
+#define HY_OWN_FIRST(xx)                                                                                                \
+    do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
+    while (pos[(size_t)users[xx] * pw + (first_next >> 6)] >> (first_next & 63) & 1)
+    uint32_t *const trace = own ? hy_cand_trace : NULL; /* tests (fri_hybrid_cand_trace) */
+    hy_draws hd_next = {0};
+    uint32_t first_next = 0;
+    if (own && B) {
+        hd_next = HY_OWN_INIT(0);
+        HY_OWN_FIRST(0);
+    }
     for (size_t x = 0; x < B; x++) {
         const uint32_t u = users[x], i = items[x];
         const double wt = weight ? (double)weight[x] : 1.0;
+        hy_draws hd_own = hd_next;
+        const uint32_t first_own = first_next;
+        if (own && x + 1 < B) {
+            hd_next = HY_OWN_INIT(x + 1);
+            HY_OWN_FIRST(x + 1);
+            kprefetch_q(sq_e, sq_b, first_next, d);
+        }
         if (x + 1 < B) { /* the next example's id rows (feature rows are few and hot) */
             kprefetch(&T, 0, users[x + 1], d);
             kprefetch(&T, 1, items[x + 1], d);
             /* the negative: bpr composes it; lightfm's screened WARP reads its table row (the
              * first candidate), composing it only when it violates */
-            if (smx) kprefetch_q(sq_e, sq_b, negs[x + 1], d);
+            if (own) {
+            } else if (smx) kprefetch_q(sq_e, sq_b, negs[x + 1], d);
             else if (pair) kprefetch(&T, 1, negs[x + 1], d);
             if (g && !T.cg[0]) { /* and the gradient rows its scatter adds to */
                 kprefetch_g(&T, 0, users[x + 1], d);
@@ -1060,7 +1186,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             kprefetch_list(&T, 1, items[x + 1]);
             if (pair && !smx) kprefetch_list(&T, 1, negs[x + 1]);
         }
-        if (x + 2 < B) { /* the offsets of the lists of the example after */
+        if (offs && x + 2 < B) { /* the offsets of the lists of the example after */
             kprefetch_off(&T, 0, users[x + 2]);
             kprefetch_off(&T, 1, items[x + 2]);
             if (pair && !smx) kprefetch_off(&T, 1, negs[x + 2]);
@@ -1094,7 +1220,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             /* lightfm under rows_pass screens a candidate by its item's feature part as of
              * the last refresh (kscreen) and composes only the one it takes; its draws are
              * a splitmix64 sequence from the same key (hy_draws), not the Philox stream */
-            const uint32_t neg = negs[x];
+            const uint32_t neg = own ? first_own : negs[x];
             const uint32_t key_i = T.map[1] && i < T.nmap[1] ? T.map[1][i] : i;
             const uint32_t gu = T.map[0] && u < T.nmap[0] ? T.map[0][u] : u;
             const uint32_t gn = T.map[1] && neg < T.nmap[1] ? T.map[1][neg] : neg;
@@ -1102,7 +1228,8 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
             uint32_t t = 0;
             float sj = 0.0f;
             if (smx) { /* lightfm's fast path: the first candidate the screen passes is taken */
-                hy_draws hd = hy_draws_init(seed, key_i, key_u);
+                hy_draws hd = own ? hd_own : hy_draws_init(seed, key_i, key_u);
+                const uint64_t *const urow = pos ? pos + (size_t)u * pw : NULL; /* the user's bits */
                 /* the draws one trial ahead, so the next candidate's rows are on their way
                  * while this one is screened (the one drawn ahead of a violation is unused) */
                 uint32_t cand = neg, ahead = 0;
@@ -1117,8 +1244,11 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
                             ahead = hy_draws_below(&hd, nrows);
                             kprefetch_q(sq_e, sq_b, ahead, d);
                         }
-                        if (cand == i) continue;
+                        /* as LightFM: a trial that draws one of the user's items (or an
+                         * absent one) is spent; without the bits, the positive itself */
+                        if (pos ? urow[cand >> 6] >> (cand & 63) & 1 : cand == i) continue;
                     }
+                    if (trace) hy_trace_cand(trace, gu, key_i, cand, tt);
                     if (kscreen(sq_e, sq_b, cand, p, d, h16) + bu > si - 1.0f) {
                         t = tt;
                         j = cand;
@@ -1240,6 +1370,8 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         }
     if (lprod != 1.0) L += log(lprod) * invB;
     return L;
+#undef HY_OWN_INIT
+#undef HY_OWN_FIRST
 }
 
 /* the kernel for lightfm and fm, dims 32 and 64 as constants, and rows that are global ids
@@ -1639,6 +1771,19 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
     w.zero_unmarked = fri_optim_zero_keeps(o);
     w.fast = fast;
     if (stale) { w.sq_e = se; w.sq_b = sb; w.splitmix = hy_splitmix; }
+    const bool own = ex->no_negs && pair; /* WARP's first candidates drawn by the kernel (rows_pass_draws) */
+    if (own && !(stale && hy_splitmix)) {
+        e = fri_fail(FR_ERR_INVALID, "%s: examples without negatives, but this pass does not draw them",
+                     fr_model_kind_name(c->kind));
+        goto out;
+    }
+    if (own && (!ex->pos || ex->pos_words < ((size_t)m->cfg.n_items + 63) / 64)) {
+        e = fri_fail(FR_ERR_INVALID, "%s: examples without negatives and without the users' items to draw them from",
+                     fr_model_kind_name(c->kind));
+        goto out;
+    }
+    w.pos = own ? ex->pos : NULL;
+    w.pos_words = ex->pos_words;
     if (compact) {
         atomic_fetch_add_explicit(&hy_compact_passes, 1, memory_order_relaxed);
         float *at = cgbuf;
@@ -1665,13 +1810,14 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         double mean[FRI_STEP_MAX_PARTS];
         size_t ns[FRI_STEP_MAX_PARTS];
         if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, gb, se, sb, n_it, c->dim, h16);
+        w.draw_key = fr_optim_steps(o); /* a key a minibatch, over every epoch */
         for (uint32_t s = 0; s < shards; s++) {
             size_t lo = n * s / shards, hi = n * (s + 1) / shards, k = at + lo;
             ns[s] = hi - lo;
             mean[s] = 0;
             if (hi == lo) continue;
             fr_batch b = {.users = ex->user + k, .items = ex->item + k, .label = pair ? NULL : ex->label + k,
-                          .neg = pair ? ex->neg + k : NULL, .n = hi - lo,
+                          .neg = pair && !own ? ex->neg + k : NULL, .n = hi - lo,
                           .weight = ex->alpha > 0 ? ex->wt + k : NULL};
             mean[s] = hy_loss(m, &w, &b, g[s]);
         }
@@ -1702,8 +1848,16 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
             for (int side = 1; side >= 0; side--) {
                 const fr_tensor *te = &m->t[m->slot[side ? IT_EMB : US_EMB]], *tb = &m->t[m->slot[side ? IT_B : US_B]];
                 const uint32_t *rl = w.crow[side], nr = w.ccount[side];
-                fri_optim_step_gather2_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side], w.cgb[side]);
-                if (side && stale) screen_rows(m, ge, gb, se, sb, rl, nr, c->dim, h16);
+                /* the item rows' screening rows follow their steps (their changes added in
+                 * halves: the table drifts from half(E + G) by a rounding a step until the
+                 * next refresh), else are rewritten from E and the feature parts */
+                if (!(side && stale &&
+                      fri_optim_step_gather2_mirror_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side],
+                                                         w.cgb[side], se, sb))) {
+                    fri_optim_step_gather2_fast(o, m, te->offset, te->cols, tb->offset, rl, nr, w.cg[side],
+                                                w.cgb[side]);
+                    if (side && stale) screen_rows(m, ge, gb, se, sb, rl, nr, c->dim, h16);
+                }
                 for (uint32_t x = 0; x < nr; x++) w.slot[side][rl[x]] = HY_NOSLOT;
                 w.ccount[side] = 0;
             }
@@ -1757,6 +1911,14 @@ static fr_err rows_pass(fr_model *m, const fri_examples *ex, size_t batch, uint3
     if (hy_mode == 2 && hy_have_avx2_fma()) return rows_pass_avx(m, ex, batch, shards, g, o, loss_sum);
 #endif
     return rows_pass_plain(m, ex, batch, shards, g, o, loss_sum);
+}
+
+/* rows_pass draws WARP's first candidates itself where it screens them by splitmix's draws
+ * (lightfm, WARP, the kernel's dims, the fast path, the centralized model's rows). */
+static bool rows_pass_draws(const fr_model *m) {
+    const fr_model_config *c = &m->cfg;
+    return !is_fm(c) && c->loss == FR_LOSS_BPR && c->warp && hy_stale && hy_mode && FRI_V8 && c->dim % 8 == 0 &&
+           hy_splitmix && !m->row_item && !m->row_user;
 }
 
 static void score(const fr_model *m, void *wsp, const uint32_t *users, const uint32_t *items, size_t n, float *out) {
@@ -1827,4 +1989,5 @@ const fri_model_family fri_model_family_hybrid = {
     .score = score,
     .sgd_pass = sgd_pass,
     .rows_pass = rows_pass,
+    .rows_pass_draws = rows_pass_draws,
 };

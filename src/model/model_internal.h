@@ -131,6 +131,14 @@ void fri_optim_step_gather_fast(const fr_optim *o, fr_model *m, size_t off, uint
  * once. Only where fri_optim_fast_gather(o). */
 void fri_optim_step_gather2_fast(const fr_optim *o, fr_model *m, size_t off, uint32_t cols, size_t off1,
                                  const uint32_t *rows, uint32_t n, const float *gc, const float *gc1);
+/* fri_optim_step_gather2_fast's steps (the same bits), each row's change also added to a
+ * mirror of the rows: hm (rows of cols IEEE half floats, slab row r at hm + r * cols; each
+ * h = half(float(h) + (new - old)), round to nearest even) and bm (a float a row: b += new -
+ * old): the hybrid's screening table kept up with its item rows. Only where
+ * fri_optim_fast_gather(o), at cols 32 with F16C; false (nothing done) elsewhere. */
+bool fri_optim_step_gather2_mirror_fast(const fr_optim *o, fr_model *m, size_t off, uint32_t cols, size_t off1,
+                                        const uint32_t *rows, uint32_t n, const float *gc, const float *gc1,
+                                        uint16_t *hm, float *bm);
 /* Zeroes the moments of params [off, off + n) and the step count: a fresh optimizer for
  * a caller that will step only such ranges (O(n), not O(the model)). */
 void fri_optim_reset_range(fr_optim *o, size_t off, size_t n);

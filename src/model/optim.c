@@ -526,6 +526,48 @@ __attribute__((target("avx,fma"))) static void adagrad_gather2_rsqrt_avx(float *
     }
 }
 
+/* adagrad_gather2_rsqrt_avx's steps (the same bits) at cols 32, each row's change also
+ * added to its mirror: hm's row (IEEE halves: h = half(float(h) + (new - old)), rounded to
+ * nearest even) and bm's float (b += new - old). */
+__attribute__((target("avx,fma,f16c"))) static void adagrad_gather2_mirror_avx32(
+    float *restrict p, float *restrict sum, float *restrict p1, float *restrict sum1, const uint32_t *rows, uint32_t n,
+    const float *restrict gc, const float *restrict gc1, const step_consts *k, uint16_t *restrict hm,
+    float *restrict bm) {
+    enum { cols = 32 };
+    rsqrt8 c;
+    rsqrt8_init(&c, k);
+    const float lr = k->lr, wd = k->wd, fl = k->eps * k->eps;
+    for (uint32_t x = 0; x < n; x++) {
+        const uint32_t r = rows[x];
+        const size_t at = (size_t)r * cols;
+        float *pr = p + at, *sr = sum + at;
+        uint16_t *hr = hm + at;
+        const float *gr = gc + (size_t)x * cols;
+        if (x + 4 < n) {
+            const uint32_t rn = rows[x + 4];
+            const size_t an = (size_t)rn * cols;
+            for (size_t i = 0; i < cols; i += 16) {
+                _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
+            }
+            _mm_prefetch((const char *)(hm + an), _MM_HINT_T0);
+            _mm_prefetch((const char *)(p1 + rn), _MM_HINT_T0);
+            _mm_prefetch((const char *)(sum1 + rn), _MM_HINT_T0);
+        }
+        for (size_t i = 0; i < cols; i += 8) {
+            const __m256 old = _mm256_loadu_ps(pr + i);
+            if (c.wd0) rsqrt_step8w(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c, 1);
+            else rsqrt_step8w(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c, 0);
+            const __m256 h = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(hr + i)));
+            const __m256 nh = _mm256_add_ps(h, _mm256_sub_ps(_mm256_loadu_ps(pr + i), old));
+            _mm_storeu_si128((__m128i *)(hr + i), _mm256_cvtps_ph(nh, _MM_FROUND_TO_NEAREST_INT));
+        }
+        const float b0 = p1[r];
+        rsqrt_step1(p1 + r, sum1 + r, gc1[x], lr, wd, fl);
+        bm[r] += p1[r] - b0;
+    }
+}
+
 __attribute__((target("avx,fma"))) static void adagrad_gather2_rsqrt_avx32(float *restrict p, float *restrict sum,
                                                                       float *restrict p1, float *restrict sum1,
                                                                       const uint32_t *rows, uint32_t n,
@@ -566,6 +608,20 @@ void fri_optim_step_gather2_fast(const fr_optim *o, fr_model *m, size_t off, uin
 #else
     (void)o; (void)m; (void)off; (void)cols; (void)off1; (void)rows; (void)n; (void)gc; (void)gc1;
 #endif
+}
+
+bool fri_optim_step_gather2_mirror_fast(const fr_optim *o, fr_model *m, size_t off, uint32_t cols, size_t off1,
+                                        const uint32_t *rows, uint32_t n, const float *gc, const float *gc1,
+                                        uint16_t *hm, float *bm) {
+#if FR_HAVE_AVX_DISPATCH
+    if (cols == 32 && __builtin_cpu_supports("f16c")) {
+        adagrad_gather2_mirror_avx32(m->params + off, o->m2 + off, m->params + off1, o->m2 + off1, rows, n, gc, gc1,
+                                     &o->k, hm, bm);
+        return true;
+    }
+#endif
+    (void)o; (void)m; (void)off; (void)cols; (void)off1; (void)rows; (void)n; (void)gc; (void)gc1; (void)hm; (void)bm;
+    return false;
 }
 
 bool fri_optim_step_range_clear_fast(const fr_optim *o, fr_model *m, float *g, size_t off, size_t n) {

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "fedrec/features.h"
 #include "fedrec/train.h"
 #include "model/examples.h"
 #include "model/family.h"
@@ -134,6 +135,9 @@ struct fr_trainer {
     bool next_ready;                          /* ex_next holds epoch `epoch`'s examples */
     uint64_t build_epoch;                     /* the epoch build_block builds for */
     bool fused_rows;                          /* the fused pass is the family's rows_pass */
+    bool no_negs;                             /* BPR examples built without negatives: rows_pass draws them */
+    uint64_t *pos;                            /* with no_negs: the users' items and the absent ones as bits
+                                               * (fri_examples.pos), which rows_pass's draws reject */
     float fused_lr;                           /* the fused pass's learning rate */
     double fused_sum;                         /* the fused pass's loss sum */
     fr_err fused_err;                         /* the fused pass's result */
@@ -157,7 +161,45 @@ void fr_trainer_free(fr_trainer *t) {
     pthread_mutex_destroy(&t->bar.mu);
     pthread_cond_destroy(&t->bar.cv);
     fri_negpop_free(&t->negpop);
+    fri_free(t->pos);
     fri_free(t);
+}
+
+static void set_no_negs(fr_trainer *t, bool on);
+
+/* The most bytes the users' item bits (t->pos) may take; above it the trainer draws the
+ * negatives itself (the examples keep them), as for a model whose pass does not */
+#define POS_BYTES_MAX ((size_t)256 << 20)
+
+/* t->pos: a row of bits over the model's items for each of the data's users, set for the
+ * user's items and the absent ones (draw_negative's exclusions). Left NULL (FR_OK) when it
+ * would take more than POS_BYTES_MAX. */
+static fr_err build_pos(fr_trainer *t) {
+    const uint32_t nu = fr_dataset_n_users(t->d), ni = fr_model_config_of(t->m)->n_items;
+    const size_t words = ((size_t)ni + 63) / 64;
+    size_t n;
+    if (fri_mul_size((size_t)nu, words, &n) || n > POS_BYTES_MAX / sizeof(uint64_t)) return FR_OK;
+    uint64_t *pos = fri_calloc(n ? n : 1, sizeof *pos);
+    if (!pos) return FR_ERR_NOMEM;
+    uint32_t n_absent = 0;
+    const uint8_t *absent = fr_dataset_absent_items(t->d, &n_absent);
+    const uint32_t nd = fr_dataset_n_items(t->d);
+    if (absent && n_absent && nu) { /* the absent bits in the first row, copied to the others */
+        for (uint32_t j = 0; j < nd && j < ni; j++)
+            if (absent[j]) pos[j >> 6] |= (uint64_t)1 << (j & 63);
+        for (uint32_t u = 1; u < nu; u++) memcpy(pos + (size_t)u * words, pos, words * sizeof *pos);
+    }
+    for (uint32_t u = 0; u < nu; u++) {
+        uint64_t *row = pos + (size_t)u * words;
+        const uint32_t *items;
+        const float *r;
+        size_t deg = fr_dataset_user(t->d, u, &items, &r, NULL);
+        for (size_t x = 0; x < deg; x++) row[items[x] >> 6] |= (uint64_t)1 << (items[x] & 63);
+    }
+    t->pos = pos;
+    t->ex.pos = t->ex_next.pos = pos;
+    t->ex.pos_words = t->ex_next.pos_words = words;
+    return FR_OK;
 }
 
 fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, const fr_train_config *cfg) {
@@ -227,12 +269,32 @@ fr_err fr_trainer_create(fr_trainer **out, fr_model *m, const fr_dataset *d, con
     t->cores = fr_cpu_count();
     if (t->parties > (unsigned)t->cores) t->parties = (unsigned)t->cores;
     t->bar.n = t->parties;
+    /* a fused rows_pass that draws its own negatives: none drawn with the examples */
+    float lr;
+    const bool sgd1 = cfg->batch == 1 && t->m->fam->sgd_pass && fri_optim_plain_sgd(t->o, &lr);
+    if (!sgd1 && mc->loss == FR_LOSS_BPR && !hist_len && t->m->fam->rows_pass && t->m->fam->rows_pass_draws &&
+        !fri_optim_is_dense(t->o) && fri_optim_zero_keeps(t->o) && t->m->fam->rows_pass_draws(t->m) &&
+        t->negpop.col == NULL && (e = build_pos(t)) == FR_OK && t->pos)
+        set_no_negs(t, true);
+    if (e) { fr_trainer_free(t); return e; }
     *out = t;
     return FR_OK;
 }
 
 uint64_t fr_trainer_epochs(const fr_trainer *t) { return t->epoch; }
-void fri_trainer_no_fused(fr_trainer *t) { t->no_fused = true; }
+/* Examples with or without their negatives (t->no_negs), every example set of t. */
+static void set_no_negs(fr_trainer *t, bool on) {
+    t->no_negs = on;
+    t->ex.no_negs = t->ex_next.no_negs = on;
+    for (size_t b = 0; b < N_BLOCKS; b++) t->blk[b].no_negs = on;
+    t->next_ready = false;
+    t->blocks_fixed = false;
+}
+
+void fri_trainer_no_fused(fr_trainer *t) {
+    t->no_fused = true;
+    set_no_negs(t, false); /* the generic loop reads the examples' negatives */
+}
 fr_pool *fr_trainer_pool(fr_trainer *t) { return t->pool; }
 
 /* ------------------------------------------------------------------ examples */
@@ -266,7 +328,7 @@ static fr_err build_examples_into(fr_trainer *t, uint64_t epoch, fri_examples *d
             for (size_t b = 0; b < t->n_blocks; b++) build_block(t, b, 0);
         for (size_t b = 0; b < t->n_blocks; b++)
             if (t->blk_err[b]) return fri_fail(FR_ERR_NOMEM, "trainer: out of memory building examples");
-        t->blocks_fixed = t->loss == FR_LOSS_MSE;
+        t->blocks_fixed = t->loss == FR_LOSS_MSE || t->no_negs; /* nothing drawn: the same every epoch */
     }
     fr_rng r;
     fr_rng_init(&r, t->cfg.seed, (uint32_t)epoch, 0, FR_PURPOSE_SHUFFLE);
