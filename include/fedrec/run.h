@@ -183,6 +183,17 @@ typedef struct fr_run_config {
  * load the rate is scaled by FR_RUN_LIGHTGCN_REF_LOAD / load (fr_run_config_preset). */
 #define FR_RUN_LIGHTGCN_REF_LOAD 6400.0
 
+/* The "fedrec" preset's centralized sasrec (post-norm blocks) takes its dropout from the
+ * training interactions n: FR_RUN_SASREC_DROP_SMALL up to FR_RUN_SASREC_N_SMALL,
+ * FR_RUN_SASREC_DROP_LARGE from FR_RUN_SASREC_N_LARGE, log-linear in n between; without
+ * data, the small set's. Chosen on validation cuts of the training data (ml-100k's ~98000
+ * interactions best at 0.5, the ml-1m partial set's ~482000 at 0.2; docs/ARCHITECTURE.md,
+ * SASRec). */
+#define FR_RUN_SASREC_N_SMALL 100000.0
+#define FR_RUN_SASREC_N_LARGE 400000.0
+#define FR_RUN_SASREC_DROP_SMALL 0.5
+#define FR_RUN_SASREC_DROP_LARGE 0.2
+
 /* Presets: named starting points, filled per model kind.
  *   "fedrec"    fedrec's tuned settings (the default; docs/ARCHITECTURE.md says how they
  *               were found): NCF models sum item-row deltas, step item rows with SGD 0.8
@@ -203,8 +214,9 @@ typedef struct fr_run_config {
  * rating model (model.mu), and for a ranking model trained by gradients on data whose
  * ratings are weights (fr_dataset_weighted), confidence weights with alpha
  * FR_RUN_CONFIDENCE_ALPHA (train.confidence_alpha and fl.confidence_alpha; 0 otherwise),
- * and federated lightgcn's item rate scaled down on a graph whose load exceeds
- * FR_RUN_LIGHTGCN_REF_LOAD.
+ * federated lightgcn's item rate scaled down on a graph whose load exceeds
+ * FR_RUN_LIGHTGCN_REF_LOAD, and centralized sasrec's dropout from the training
+ * interactions (FR_RUN_SASREC_N_SMALL).
  * Kinds without tuned settings get the library's defaults.
  * FR_ERR_INVALID naming an unknown preset (and listing the known ones). */
 FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *preset, fr_model_kind kind, bool centralized,
@@ -213,11 +225,11 @@ FR_API FR_NODISCARD fr_err fr_run_config_preset(fr_run_config *c, const char *pr
 /* What the presets read of the training data (fr_run_config_preset_stats): enough for a
  * server that holds no interaction to start where train starts on the same data. */
 typedef struct fr_run_data_stats {
-    uint64_t users;     /* training users: the clients of a federation of a user each */
+    uint64_t users;        /* training users: the clients of a federation of a user each */
     uint64_t interactions; /* training interactions (centralized sasrec's dropout) */
-    float mean_rating;  /* fr_run_mean_rating (a rating model's mu) */
-    bool weighted;      /* fr_dataset_weighted: positives weighted by their confidence */
-    double graph_load;  /* fr_dataset_graph_load (federated lightgcn's item rate); 0: unknown,
+    float mean_rating;     /* fr_run_mean_rating (a rating model's mu) */
+    bool weighted;         /* fr_dataset_weighted: positives weighted by their confidence */
+    double graph_load;     /* fr_dataset_graph_load (federated lightgcn's item rate); 0: unknown,
                            the rate is not scaled */
 } fr_run_data_stats;
 /* The stats of a training set, or of the federation file a server reads (which records

@@ -700,8 +700,10 @@ void cli_fl_settings(const fr_run_config *c, float alpha, char *buf, size_t n) {
     const fr_fl_config *fc = &c->fl;
     char rule[96], loss[160], conf[128] = "";
     item_rule(fc, rule, sizeof rule);
+    char lt[64];
     if (c->model.max_len > 0) seq_text(c, fc->seq_stride, loss, sizeof loss);
-    else if (fr_model_kind_uses_features(c->model.kind)) cli_loss_text(&c->model, loss, sizeof loss);
+    else if (fr_model_kind_uses_features(c->model.kind))
+        snprintf(loss, sizeof loss, "loss %s", cli_loss_text(&c->model, lt, sizeof lt));
     else loss[0] = 0;
     if (alpha > 0) snprintf(conf, sizeof conf, ", positives weighted 1 + %g·log(1 + weight)", (double)alpha);
     if (fc->neg_sampler == FR_NEG_POPULARITY) {
@@ -711,7 +713,7 @@ void cli_fl_settings(const fr_run_config *c, float alpha, char *buf, size_t n) {
     }
     snprintf(buf, n, "strategy %s, E=%u B=%u %s lr %g%s%s, item rows: %s of deltas, steps %s%s; %u round%s (preset %s)",
              fr_strategy_name(fc->strategy), fc->local_epochs, fc->batch, fr_optim_kind_name(fc->local.kind),
-             (double)fc->local.lr, loss[0] && c->model.max_len == 0 ? ", loss " : loss[0] ? ", " : "", loss,
+             (double)fc->local.lr, loss[0] ? ", " : "", loss,
              fc->item_sum ? "sum" : fc->row_norm ? "rows" : "mean", rule, conf, c->loop.steps, cli_s(c->loop.steps),
              c->preset);
 }

@@ -3,6 +3,7 @@
  * later gets its row without a change here. */
 #include "cli/train_help.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -137,18 +138,21 @@ void cli_train_defaults_help(const char *preset) {
     for (int k = 1; k < 256; k++) { /* a dropout sized from the data (centralized sasrec) */
         const char *name = fr_model_kind_name((fr_model_kind)k);
         if (!strcmp(name, "?")) break;
+        const double nm = sqrt(FR_RUN_SASREC_N_SMALL * FR_RUN_SASREC_N_LARGE); /* halfway on the log scale */
         fr_run_config a, b, m, f;
-        fr_run_data_stats sa = {.interactions = 100000}, sb = {.interactions = 400000}, sm = {.interactions = 200000};
+        fr_run_data_stats sa = {.interactions = (uint64_t)FR_RUN_SASREC_N_SMALL},
+                          sb = {.interactions = (uint64_t)FR_RUN_SASREC_N_LARGE}, sm = {.interactions = (uint64_t)nm};
         if (fr_run_config_preset_stats(&a, preset, (fr_model_kind)k, true, &sa) ||
             fr_run_config_preset_stats(&b, preset, (fr_model_kind)k, true, &sb) ||
             fr_run_config_preset_stats(&m, preset, (fr_model_kind)k, true, &sm) ||
             fr_run_config_preset_stats(&f, preset, (fr_model_kind)k, false, &sm) || a.model.dropout == b.model.dropout)
             continue;
-        printf("  (%s centralized: %s blocks, dropout from the data's size: %g up to 100000 training interactions, "
-               "%g at 200000,\n  %g from 400000 (log-linear between); federated: %s blocks, dropout %g; --norm and "
+        printf("  (%s centralized: %s blocks, dropout from the data's size: %g up to %g training interactions, "
+               "%g at %.0f,\n  %g from %g (log-linear between); federated: %s blocks, dropout %g; --norm and "
                "--dropout set them)\n",
-               name, a.model.post_norm ? "post-norm" : "pre-norm", (double)a.model.dropout, (double)m.model.dropout,
-               (double)b.model.dropout, f.model.post_norm ? "post-norm" : "pre-norm", (double)f.model.dropout);
+               name, a.model.post_norm ? "post-norm" : "pre-norm", (double)a.model.dropout, FR_RUN_SASREC_N_SMALL,
+               (double)m.model.dropout, nm, (double)b.model.dropout, FR_RUN_SASREC_N_LARGE,
+               f.model.post_norm ? "post-norm" : "pre-norm", (double)f.model.dropout);
     }
     for (int k = 1; k < 256; k++) { /* the losses that are not the kind's one (--warp) */
         const char *name = fr_model_kind_name((fr_model_kind)k);

@@ -74,22 +74,16 @@ static void summed_item_rows(fr_run_config *c, float item_lr, float decay) {
 
 #define SASREC_FL_EPOCHS 40.7 /* sasrec's federated rounds: epochs' worth of clients (1200 on 943 users) */
 
-/* Centralized sasrec's dropout from the size of the training data (its post-norm blocks
- * overfit a small set at 0.2 and underfit a larger one at 0.5 in the preset's 40 epochs):
- * DROP_SMALL up to N_SMALL training interactions, DROP_LARGE from N_LARGE, log-linear
- * between. Chosen on validation cuts of the training data (docs/ARCHITECTURE.md, sasrec:
- * ml-100k's ~98000 interactions best at 0.5, the ml-1m partial set's ~482000 at 0.2). */
-#define SASREC_N_SMALL 100000.0
-#define SASREC_N_LARGE 400000.0
-#define SASREC_DROP_SMALL 0.5
-#define SASREC_DROP_LARGE 0.2
-
+/* Centralized sasrec's dropout from the training interactions n (fedrec/run.h): its
+ * post-norm blocks overfit a small set at 0.2 and underfit a larger one at 0.5 in the
+ * preset's 40 epochs. */
 static float sasrec_dropout(uint64_t n) {
     const double x = (double)n;
-    if (x <= SASREC_N_SMALL) return (float)SASREC_DROP_SMALL;
-    if (x >= SASREC_N_LARGE) return (float)SASREC_DROP_LARGE;
-    return (float)(SASREC_DROP_SMALL + (SASREC_DROP_LARGE - SASREC_DROP_SMALL) * log(x / SASREC_N_SMALL) /
-                                           log(SASREC_N_LARGE / SASREC_N_SMALL));
+    if (x <= FR_RUN_SASREC_N_SMALL) return (float)FR_RUN_SASREC_DROP_SMALL;
+    if (x >= FR_RUN_SASREC_N_LARGE) return (float)FR_RUN_SASREC_DROP_LARGE;
+    return (float)(FR_RUN_SASREC_DROP_SMALL + (FR_RUN_SASREC_DROP_LARGE - FR_RUN_SASREC_DROP_SMALL) *
+                                                  log(x / FR_RUN_SASREC_N_SMALL) /
+                                                  log(FR_RUN_SASREC_N_LARGE / FR_RUN_SASREC_N_SMALL));
 }
 
 /* fedrec's tuned federated settings (measured on ml-100k, docs/ARCHITECTURE.md). */
@@ -266,6 +260,7 @@ static void fedrec_centralized(fr_run_config *c, const char *k) {
          * 0.2 0.8406 / 0.6435, seed 1), and on a cut of its first 600 users (89000
          * interactions) post-norm 0.5 level with pre-norm 0.2 and 0.2 below them */
         c->model.loss = FR_LOSS_CE;
+        c->model.post_norm = 1;
         c->train.batch = 32;
         c->train.optim.lr = 0.003f;
         c->loop.steps = 40;
@@ -333,12 +328,8 @@ fr_err fr_run_config_preset_stats(fr_run_config *c, const char *preset, fr_model
     if (fr_model_kind_is_closed_form(kind)) c->loop.steps = 1; /* a baseline's fit is one pass, done at once */
     c->loop.steps = fr_run_config_rounds(c, train);
     if (train && fr_model_kind_is_explicit(kind)) c->model.mu = train->mean_rating;
-    /* centralized sasrec: post-norm blocks, the dropout from the data's size (without data,
-     * DROP_SMALL) */
-    if (fedrec && centralized && !strcmp(k, "sasrec")) {
-        c->model.post_norm = 1;
-        c->model.dropout = sasrec_dropout(train ? train->interactions : 0);
-    }
+    /* centralized sasrec: the dropout from the data's size (without data, the small set's) */
+    if (fedrec && centralized && !strcmp(k, "sasrec")) c->model.dropout = sasrec_dropout(train ? train->interactions : 0);
     /* federated lightgcn: the item rate where its graph is busier than ml-100k's */
     if (train && fedrec && !centralized && !strcmp(k, "lightgcn") && train->graph_load > FR_RUN_LIGHTGCN_REF_LOAD)
         c->fl.item_local.lr = (float)(c->fl.item_local.lr * (FR_RUN_LIGHTGCN_REF_LOAD / train->graph_load));
@@ -363,7 +354,6 @@ void fr_run_config_preset_warp(fr_run_config *c, uint32_t warp) {
         !strcmp(fr_model_kind_name(c->model.kind), "lightfm")) {
         c->train.optim.lr = 0.1f;
         c->model.l2 = 0.01f;
-        c->train.batch = 64;
         c->train.neg_sampler = FR_NEG_POPULARITY;
         c->train.neg_pop_exp = 0.5f;
     }
