@@ -497,7 +497,8 @@ static void data_free(data *d) {
     fr_dataset_free(d->all);
 }
 
-static fr_model_config config(const data *d) {
+/* the tests' small sasrec on d, with the loss and the blocks' norm given */
+static fr_model_config config(const data *d, fr_loss loss, uint32_t post_norm) {
     fr_model_kind k;
     cr_assert_eq(fr_model_kind_parse("sasrec", &k), FR_OK);
     fr_model_config c;
@@ -511,7 +512,18 @@ static fr_model_config config(const data *d) {
     c.ffn_dim = 16;
     c.dropout = 0.1f;
     c.seed = 5;
+    c.loss = loss;
+    c.post_norm = post_norm;
     return c;
+}
+
+/* epochs of centralized training of m on d's training set with tc, the epochs' losses in
+ * loss (NULL: not kept) */
+static void train_epochs(fr_model *m, const data *d, const fr_train_config *tc, int epochs, double *loss) {
+    fr_trainer *t = NULL;
+    cr_assert_eq(fr_trainer_create(&t, m, d->train, tc), FR_OK, "%s", fr_errmsg());
+    for (int e = 0; e < epochs; e++) cr_assert_eq(fr_trainer_epoch(t, loss ? &loss[e] : NULL), FR_OK, "%s", fr_errmsg());
+    fr_trainer_free(t);
 }
 
 static bool had_own(const void *ctx, uint32_t j) { return ((const uint8_t *)ctx)[j] != 0; }
@@ -612,9 +624,7 @@ static double hr10(const fr_model *m, const data *d) {
 
 static void central_threads(fr_loss lossk, uint32_t stride, uint32_t post_norm) {
     data d = gen();
-    fr_model_config c = config(&d);
-    c.loss = lossk;
-    c.post_norm = post_norm;
+    fr_model_config c = config(&d, lossk, post_norm);
     fr_model *m[2] = {NULL, NULL};
     for (int i = 0; i < 2; i++) cr_assert_eq(fr_model_create(&m[i], &c), FR_OK, "%s", fr_errmsg());
     double before = hr10(m[0], &d);
@@ -625,11 +635,8 @@ static void central_threads(fr_loss lossk, uint32_t stride, uint32_t post_norm) 
     tc.seq_stride = stride;
     double loss[30];
     for (int threads = 1; threads <= 2; threads++) {
-        fr_trainer *t = NULL;
         tc.threads = threads;
-        cr_assert_eq(fr_trainer_create(&t, m[threads - 1], d.train, &tc), FR_OK, "%s", fr_errmsg());
-        for (int e = 0; e < 30; e++) cr_assert_eq(fr_trainer_epoch(t, &loss[e]), FR_OK, "%s", fr_errmsg());
-        fr_trainer_free(t);
+        train_epochs(m[threads - 1], &d, &tc, 30, loss);
     }
     cr_assert_lt(loss[29], 0.7 * loss[0], "loss %g -> %g", loss[0], loss[29]);
     cr_assert(!memcmp(fr_model_params(m[0]), fr_model_params(m[1]), fr_model_n_params(m[0]) * sizeof(float)),
@@ -652,9 +659,7 @@ Test(sasrec, post_norm_ce_trains_centrally_bit_identical_across_threads) { centr
 
 static void federated_threads(fr_loss loss, uint32_t stride, uint32_t post_norm) {
     data d = gen();
-    fr_model_config c = config(&d);
-    c.loss = loss;
-    c.post_norm = post_norm;
+    fr_model_config c = config(&d, loss, post_norm);
     fr_fl_config fc;
     fr_fl_config_default(&fc, c.kind);
     fc.seq_stride = stride;
@@ -699,10 +704,8 @@ Test(sasrec, post_norm_ce_trains_federated_bit_identical_across_threads) { feder
  * keys that the same streams give the reference here. */
 static void one_round_full_batch(fr_loss lossk, uint32_t stride, uint32_t post_norm) {
     data d = gen();
-    fr_model_config c = config(&d);
+    fr_model_config c = config(&d, lossk, post_norm);
     c.dropout = 0.2f;
-    c.loss = lossk;
-    c.post_norm = post_norm;
     fr_fl_config fc;
     fr_fl_config_default(&fc, c.kind);
     fc.seq_stride = stride;
@@ -770,9 +773,7 @@ Test(sasrec, post_norm_ce_one_round_equals_one_full_batch_step) { one_round_full
 
 static void file_round_trip(fr_loss loss, uint32_t stride, uint32_t post_norm) {
     data d = gen();
-    fr_model_config c = config(&d);
-    c.loss = loss;
-    c.post_norm = post_norm;
+    fr_model_config c = config(&d, loss, post_norm);
     c.heads = 4;
     c.max_len = 9;
     c.ffn_dim = 24;
@@ -783,10 +784,7 @@ static void file_round_trip(fr_loss loss, uint32_t stride, uint32_t post_norm) {
     fr_train_config tc;
     fr_train_config_default(&tc);
     tc.seq_stride = stride; /* a training setting: not in the model file */
-    fr_trainer *t = NULL;
-    cr_assert_eq(fr_trainer_create(&t, m, d.train, &tc), FR_OK, "%s", fr_errmsg());
-    cr_assert_eq(fr_trainer_epoch(t, NULL), FR_OK);
-    fr_trainer_free(t);
+    train_epochs(m, &d, &tc, 1, NULL);
     uint8_t *bytes;
     size_t n;
     cr_assert_eq(fr_model_encode(m, NULL, &bytes, &n), FR_OK, "%s", fr_errmsg());
@@ -856,7 +854,7 @@ Test(sasrec, stride_travels_in_the_config_and_is_checked) {
     cr_assert_eq(fr_fl_config_check(&on), FR_ERR_INVALID);
 
     data d = gen();
-    fr_model_config c = config(&d); /* max_len 6 */
+    fr_model_config c = config(&d, FR_LOSS_BCE, 0); /* max_len 6 */
     fr_model *m = NULL;
     cr_assert_eq(fr_model_create(&m, &c), FR_OK);
     fr_train_config tc;
