@@ -905,11 +905,12 @@ Test(sasrec, preset_rounds_follow_the_users) {
      * validation cut of ml-100k, docs/ARCHITECTURE.md), post-norm blocks with the dropout
      * from the data's size */
     cr_assert(c.model.post_norm == 1 && c.model.dropout == 0.5f, "a small set: post-norm blocks, dropout 0.5");
-    /* the size rule: 0.5 up to 100000 training interactions, 0.2 from 400000, log-linear
-     * in between: 200000 is halfway on the log scale (0.35), 100000·2^0.5 a quarter (0.425) */
+    /* the size rule: 0.5 up to 100000 training interactions, 0.2 from 200000, log-linear
+     * in between: 100000·2^0.5 is halfway on the log scale (0.35), 100000·2^0.25 a quarter
+     * (0.425), 100000·2^0.75 three quarters (0.275) */
     const struct { uint64_t n; double dropout; } sizes[] = {
-        {0, 0.5}, {99057, 0.5}, {100000, 0.5}, {141421, 0.425}, {200000, 0.35}, {282843, 0.275},
-        {400000, 0.2}, {484651, 0.2}, {100000000, 0.2},
+        {0, 0.5}, {99057, 0.5}, {100000, 0.5}, {118921, 0.425}, {141421, 0.35}, {168179, 0.275},
+        {200000, 0.2}, {245579, 0.2}, {100000000, 0.2},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         fr_run_data_stats st = {.users = 943, .interactions = sizes[i].n};

@@ -147,8 +147,8 @@ void cli_train_defaults_help(const char *preset) {
             fr_run_config_preset_stats(&m, preset, (fr_model_kind)k, true, &sm) ||
             fr_run_config_preset_stats(&f, preset, (fr_model_kind)k, false, &sm) || a.model.dropout == b.model.dropout)
             continue;
-        printf("  (%s centralized: %s blocks, dropout from the data's size: %g up to %g training interactions, "
-               "%g at %.0f,\n  %g from %g (log-linear between); federated: %s blocks, dropout %g; --norm and "
+        printf("  (%s centralized: %s blocks, dropout from the data's size: %.3g up to %g training interactions, "
+               "%.3g at %.0f,\n  %.3g from %g (log-linear between); federated: %s blocks, dropout %.3g; --norm and "
                "--dropout set them)\n",
                name, a.model.post_norm ? "post-norm" : "pre-norm", (double)a.model.dropout, FR_RUN_SASREC_N_SMALL,
                (double)m.model.dropout, nm, (double)b.model.dropout, FR_RUN_SASREC_N_LARGE,
