@@ -1691,6 +1691,23 @@ HY_T512 static FRI_ALWAYS_INLINE float h5_screen(const uint16_t *sq_e, const flo
     return h5_sum(_mm512_fmadd_ps(p->b, qb, _mm512_mul_ps(p->a, qa))) + sq_b[r];
 }
 
+/* h5_screen of two rows r0, r1 at once (their lanes' sums in one tree of shuffles) */
+HY_T512 static FRI_ALWAYS_INLINE void h5_screen2(const uint16_t *sq_e, const float *sq_b, uint32_t r0, uint32_t r1,
+                                                const hy_r32 *p, float *s0, float *s1) {
+    const uint16_t *q = sq_e + (size_t)r0 * 32, *v = sq_e + (size_t)r1 * 32;
+    const __m512 x = _mm512_fmadd_ps(p->b, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q + 16))),
+                                     _mm512_mul_ps(p->a, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)q))));
+    const __m512 y = _mm512_fmadd_ps(p->b, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16))),
+                                     _mm512_mul_ps(p->a, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)v))));
+    /* [x lo, y lo] + [x hi, y hi]: x's eight sums in lanes 0-7, y's in 8-15; then halved three times */
+    __m512 t = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE));
+    t = _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, 0xB1));
+    t = _mm512_add_ps(t, _mm512_permute_ps(t, 0x4E));
+    t = _mm512_add_ps(t, _mm512_permute_ps(t, 0xB1));
+    *s0 = _mm512_cvtss_f32(t) + sq_b[r0];
+    *s1 = _mm512_cvtss_f32(_mm512_shuffle_f32x4(t, t, 0x02)) + sq_b[r1];
+}
+
 /* kscatter (lightfm: no self term) of coef to row r of side s and its features; db the biases' */
 HY_T512 static FRI_ALWAYS_INLINE void h5_scatter(hy_tab *T, int s, uint32_t r, const hy_r32 *coef, float db) {
     const uint32_t *id = NULL;
@@ -1827,12 +1844,23 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
                     break;
                 }
             }
-        else
-            for (uint32_t tt = 2; tt <= warp; tt++) {
-                HY_W_NEXT();
-                if (h5_screen(sq_e, sq_b, cand, &p) + bu > thr && !HY_W_SPENT(cand)) {
+        else /* two trials a turn: their screens summed together, then taken in trial order */
+            for (uint32_t tt = 2; tt <= warp; tt += 2) {
+                const uint32_t c0 = ring[0], c1 = ring[1];
+                ring[0] = hy_draws_below(&hd, nrows); /* trials tt + 2, tt + 3 (past the last: unused) */
+                kprefetch_q(sq_e, sq_b, ring[0], d);
+                ring[1] = hy_draws_below(&hd, nrows);
+                kprefetch_q(sq_e, sq_b, ring[1], d);
+                float s0, s1;
+                h5_screen2(sq_e, sq_b, c0, c1, &p, &s0, &s1);
+                if (s0 + bu > thr && !HY_W_SPENT(c0)) {
                     t = tt;
-                    j = cand;
+                    j = c0;
+                    break;
+                }
+                if (tt < warp && s1 + bu > thr && !HY_W_SPENT(c1)) {
+                    t = tt + 1;
+                    j = c1;
                     break;
                 }
             }
