@@ -389,27 +389,13 @@ fr_err fri_examples_concat_shuffled(fri_examples *dst, const fri_examples *src, 
             dst->wt[x] = r[x].wt;
         }
     } else if (dst->no_negs) { /* no negative, no label: the users and items alone, the same swaps */
-        bool narrow = true; /* every id below 2^16: a pair in 4 bytes (half the bytes the swaps scatter over) */
-        for (size_t s = 0; s < nsrc && narrow; s++)
-            for (size_t x = 0; x < src[s].n; x++) narrow &= (src[s].user[x] | src[s].item[x]) < 65536u;
-        if (narrow) {
-            uint32_t *r = rows->p;
-            for (size_t s = 0; s < nsrc; s++)
-                for (size_t x = 0; x < src[s].n; x++, k++) r[k] = src[s].user[x] << 16 | src[s].item[x];
-            shuffle_rows(rows->p, n, sizeof(uint32_t), rng);
-            for (size_t x = 0; x < n; x++) {
-                dst->user[x] = r[x] >> 16;
-                dst->item[x] = r[x] & 0xffffu;
-            }
-        } else {
-            ex_pair *r = rows->p;
-            for (size_t s = 0; s < nsrc; s++)
-                for (size_t x = 0; x < src[s].n; x++, k++) r[k] = (ex_pair){src[s].user[x], src[s].item[x]};
-            shuffle_rows(rows->p, n, sizeof(ex_pair), rng);
-            for (size_t x = 0; x < n; x++) {
-                dst->user[x] = r[x].user;
-                dst->item[x] = r[x].item;
-            }
+        ex_pair *r = rows->p;
+        for (size_t s = 0; s < nsrc; s++)
+            for (size_t x = 0; x < src[s].n; x++, k++) r[k] = (ex_pair){src[s].user[x], src[s].item[x]};
+        shuffle_rows(rows->p, n, sizeof(ex_pair), rng);
+        for (size_t x = 0; x < n; x++) {
+            dst->user[x] = r[x].user;
+            dst->item[x] = r[x].item;
         }
         memset(dst->neg, 0, n * sizeof *dst->neg);
         for (size_t x = 0; x < n; x++) dst->label[x] = 1.0f;
