@@ -1656,6 +1656,7 @@ hy_kernel_avx_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
 #define HY_T512 __attribute__((target("avx512f,avx512vl,avx2,fma,f16c")))
 typedef struct hy_r32 { __m512 a, b; } hy_r32; /* a dim-32 row */
 #define HY_W_ROWS 2 /* the id rows and feature lists asked for HY_W_ROWS examples ahead */
+#define HY_W_UNROLL 3 /* a packed row's features added without a test (at most HY_PK) */
 
 HY_T512 static FRI_ALWAYS_INLINE float h5_sum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
@@ -1667,7 +1668,18 @@ HY_T512 static FRI_ALWAYS_INLINE float h5_compose(const hy_tab *T, int s, uint32
     const float *e = T->E[s] + (size_t)r * 32, *F = T->F[s], *FB = T->FB[s];
     float b = T->B[s][r];
     __m512 a = _mm512_loadu_ps(e), c = _mm512_loadu_ps(e + 16);
-    for (uint32_t j = 0; j < n; j++) {
+    /* a packed row's first HY_W_UNROLL features without a test (past n its slots are feature 0
+     * of weight 0: adds of zeros), so that the loop's exit, at a count that varies from row to
+     * row, is mispredicted less often */
+    const uint32_t j0 = T->pk[s] && n ? HY_W_UNROLL : 0;
+    for (uint32_t j = 0; j < j0; j++) {
+        const float *v = F + (size_t)id[j] * 32;
+        b += w[j] * FB[id[j]];
+        const __m512 x = _mm512_set1_ps(w[j]);
+        a = _mm512_fmadd_ps(x, _mm512_loadu_ps(v), a);
+        c = _mm512_fmadd_ps(x, _mm512_loadu_ps(v + 16), c);
+    }
+    for (uint32_t j = j0; j < n; j++) {
         const float *v = F + (size_t)id[j] * 32;
         b += w[j] * FB[id[j]];
         const __m512 x = _mm512_set1_ps(w[j]);
@@ -1726,7 +1738,18 @@ HY_T512 static FRI_ALWAYS_INLINE void h5_scatter(hy_tab *T, int s, uint32_t r, c
         *gbr += db;
     }
     float *gF = T->gF[s], *gFB = T->gFB[s];
-    for (uint32_t j = 0; j < n; j++) {
+    /* as h5_compose, the first HY_W_UNROLL without a test: a slot past n adds to a sink */
+    const uint32_t j0 = T->pk[s] && n ? HY_W_UNROLL : 0;
+    float sink[33];
+    for (uint32_t j = 0; j < j0; j++) {
+        const float x = w[j];
+        const __m512 vx = _mm512_set1_ps(x);
+        float *gr = j < n ? gF + (size_t)id[j] * 32 : sink, *gb = j < n ? gFB + id[j] : sink + 32;
+        _mm512_storeu_ps(gr, _mm512_fmadd_ps(vx, coef->a, _mm512_loadu_ps(gr)));
+        _mm512_storeu_ps(gr + 16, _mm512_fmadd_ps(vx, coef->b, _mm512_loadu_ps(gr + 16)));
+        *gb += x * db;
+    }
+    for (uint32_t j = j0; j < n; j++) {
         const float x = w[j];
         const __m512 vx = _mm512_set1_ps(x);
         float *gr = gF + (size_t)id[j] * 32;
