@@ -1485,8 +1485,10 @@ Test(hybrid, warp_kernels_hold_to_the_general_kernel) {
         if (fabs(a[i]) > amax) amax = fabs(a[i]);
     for (int k = 1; k < 3; k++) {
         cr_assert_gt(tr[0][0], 1000, "%u candidates traced", tr[0][0]);
-        cr_assert_eq(tr[k][0], tr[0][0], "kernel %d: %u candidates screened, the general kernel %u", k, tr[k][0], tr[0][0]);
-        cr_assert(!memcmp(tr[k], tr[0], (4 * (size_t)tr[0][0] + 1) * sizeof(uint32_t)), "kernel %d: other candidates", k);
+        cr_assert_eq(tr[k][0], tr[0][0], "kernel %d: %u candidates screened, the general kernel %u", k, tr[k][0],
+                     tr[0][0]);
+        cr_assert(!memcmp(tr[k], tr[0], (4 * (size_t)tr[0][0] + 1) * sizeof(uint32_t)), "kernel %d: other candidates",
+                  k);
         const float *b = fr_model_params(m[k]);
         double dmax = 0.0;
         for (size_t i = 0; i < np; i++) {

@@ -1497,7 +1497,11 @@ static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const 
     do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
     while (pos[(size_t)users[xx] * pw + (first_next >> 6)] >> (first_next & 63) & 1)
     /* and its next HY_W_AHEAD draws (trials 2, 3, ...), their table rows asked for too */
-#define HY_W_DRAWS()                                                                                                        for (uint32_t k = 0; k < HY_W_AHEAD; k++) {                                                                                 ring_next[k] = hy_draws_below(&hd_next, nrows);                                                                         kprefetch_q(sq_e, sq_b, ring_next[k], d);                                                                           }
+#define HY_W_DRAWS()                                                                                                    \
+    for (uint32_t k = 0; k < HY_W_AHEAD; k++) {                                                                         \
+        ring_next[k] = hy_draws_below(&hd_next, nrows);                                                                 \
+        kprefetch_q(sq_e, sq_b, ring_next[k], d);                                                                       \
+    }
     hy_draws hd_next = {0};
     uint32_t first_next = 0, ring_next[HY_W_AHEAD] = {0};
     if (B) {
@@ -1552,7 +1556,10 @@ static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const 
         uint32_t t = 0, j = neg;
         /* trial tt's candidate in ring[(tt - 2) % HY_W_AHEAD], replaced by trial tt + HY_W_AHEAD's
          * (drawn past the last trial: unused) */
-#define HY_W_NEXT()                                                                                                         const uint32_t cand = ring[(tt - 2) % HY_W_AHEAD];                                                                      ring[(tt - 2) % HY_W_AHEAD] = hy_draws_below(&hd, nrows);                                                               kprefetch_q(sq_e, sq_b, ring[(tt - 2) % HY_W_AHEAD], d)
+#define HY_W_NEXT()                                                                                                     \
+    const uint32_t cand = ring[(tt - 2) % HY_W_AHEAD];                                                                  \
+    ring[(tt - 2) % HY_W_AHEAD] = hy_draws_below(&hd, nrows);                                                           \
+    kprefetch_q(sq_e, sq_b, ring[(tt - 2) % HY_W_AHEAD], d)
         if (trace) hy_trace_cand(trace, u, i, neg, 1);
         if (kscreen(sq_e, sq_b, neg, p, d, h16) + bu > thr) t = 1;
         else if (trace) /* (tests) every candidate screened and not spent traced */
@@ -1721,7 +1728,8 @@ HY_T512 static FRI_ALWAYS_INLINE void h5_screen2(const uint16_t *sq_e, const flo
 }
 
 /* kscatter (lightfm: no self term) of coef to row r of side s and its features; db the biases' */
-HY_T512 static FRI_ALWAYS_INLINE void h5_scatter(hy_tab *T, int s, uint32_t r, const hy_r32 *coef, float db) {
+HY_T512 static FRI_ALWAYS_INLINE void h5_scatter(hy_tab *T, int s, uint32_t r, const hy_r32 *coef, float db,
+                                                float *sink) {
     const uint32_t *id = NULL;
     const float *w = NULL;
     const uint32_t n = kfeats(T, s, r, &id, &w);
@@ -1738,9 +1746,9 @@ HY_T512 static FRI_ALWAYS_INLINE void h5_scatter(hy_tab *T, int s, uint32_t r, c
         *gbr += db;
     }
     float *gF = T->gF[s], *gFB = T->gFB[s];
-    /* as h5_compose, the first HY_W_UNROLL without a test: a slot past n adds to a sink */
+    /* as h5_compose, the first HY_W_UNROLL without a test: a slot past n adds its zeros to
+     * sink (33 floats, zero: they stay zero) */
     const uint32_t j0 = T->pk[s] && n ? HY_W_UNROLL : 0;
-    float sink[33];
     for (uint32_t j = 0; j < j0; j++) {
         const float x = w[j];
         const __m512 vx = _mm512_set1_ps(x);
@@ -1786,6 +1794,7 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
     hy_warp_tab(&T, m, f, g, w);
     const bool offs = !T.pk[0] || !T.pk[1];
     double L = 0.0;
+    float sink[33] = {0}; /* (h5_scatter) */
 #define HY_W_INIT(xx) hy_draws_init(oseed, items[xx], users[xx] ^ ((uint32_t)(xx) * 2654435761u))
 #define HY_W_FIRST(xx)                                                                                                  \
     do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
@@ -1912,7 +1921,7 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
         hy_r32 cf; /* the positive's side: gi p + 2 l2s q0 */
         cf.a = _mm512_fmadd_ps(vl2, q0.a, _mm512_mul_ps(vgi, p.a));
         cf.b = _mm512_fmadd_ps(vl2, q0.b, _mm512_mul_ps(vgi, p.b));
-        h5_scatter(&T, 1, i, &cf, gi);
+        h5_scatter(&T, 1, i, &cf, gi, sink);
         if (t) {
             const float bc = h5_compose(&T, 1, j, &q1);
             const float sj = h5_dot(&p, &q1) + (bu + bc);
@@ -1921,10 +1930,10 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
         }
         cf.a = _mm512_fmadd_ps(vl2, q1.a, _mm512_mul_ps(vgj, p.a)); /* the violator's: gj p + 2 l2s q1 */
         cf.b = _mm512_fmadd_ps(vl2, q1.b, _mm512_mul_ps(vgj, p.b));
-        h5_scatter(&T, 1, j, &cf, gj);
+        h5_scatter(&T, 1, j, &cf, gj, sink);
         cf.a = _mm512_fmadd_ps(vl2, p.a, _mm512_fmadd_ps(vgj, q1.a, _mm512_mul_ps(vgi, q0.a))); /* the user's */
         cf.b = _mm512_fmadd_ps(vl2, p.b, _mm512_fmadd_ps(vgj, q1.b, _mm512_mul_ps(vgi, q0.b)));
-        h5_scatter(&T, 0, u, &cf, gij);
+        h5_scatter(&T, 0, u, &cf, gij, sink);
     }
     for (int s = 0; s < 2; s++) {
         fr_rowset *re = T.rE[s], *rb = T.rB[s];
