@@ -2062,11 +2062,13 @@ bool fri_hybrid_warp_kernel(bool on) {
 /* hy_kernel_avx_warp's case: lightfm WARP at dim 32 on rows_pass's fast path drawing its own first
  * candidates (hy_kernel_body's `own`: screened, splitmix draws, no negatives given, the users'
  * bits), the centralized model's rows, a gradient to add to */
+#if FRI_V8 && HY_AVX
 static bool hy_warp_applies(const fr_model *m, const hy_ws *w, const fr_batch *b, const fr_grad *g) {
     const fr_model_config *c = &m->cfg;
     return hy_warp_kernel && g && c->dim == 32 && c->loss == FR_LOSS_BPR && c->warp && w->sq_e && w->splitmix &&
            !b->neg && w->pos && !m->row_item && !m->row_user && !is_fm(c);
 }
+#endif
 
 static double hy_loss(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
 #if FRI_V8
