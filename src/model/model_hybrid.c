@@ -842,6 +842,14 @@ static FRI_ALWAYS_INLINE void kprefetch_off(const hy_tab *T, int s, uint32_t r) 
     if (gr < T->frows[s] && !T->pk[s]) __builtin_prefetch(T->off[s] + gr, 0, 3);
 }
 
+/* A user's row of bits (hy_ws.pos: its items and the absent ones) towards L1, its first 8 lines. */
+static FRI_ALWAYS_INLINE void kprefetch_bits(const uint64_t *row, size_t words) {
+    const char *r = (const char *)row;
+    const size_t bytes = words * sizeof *row, n = bytes < 512 ? bytes : 512;
+    for (size_t o = 0; o < n; o += 64) __builtin_prefetch(r + o, 0, 3);
+    __builtin_prefetch(r + n - 1, 0, 3);
+}
+
 /* The screening table's rows are IEEE half floats (binary16: 11 significant bits, a value
  * within 2^-11 of its float), one 64-byte line a row at dim 32: a screened candidate reads
  * half the bytes, and the table half the cache. It only chooses which candidate is composed
@@ -1406,6 +1414,543 @@ __attribute__((target("avx2,fma,f16c"))) HY_CONTRACT static double
 hy_kernel_avx(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
     HY_KERNEL_BODY(true)
 }
+
+/* lightfm WARP on rows_pass's fast path where it draws the first candidates itself
+ * (rows_pass_draws: the centralized model's rows, splitmix/wyrand draws, the screening
+ * table), at the preset's dim 32 in the AVX2 copy: hy_kernel_body's loop for that one case
+ * alone, in a function of its own (hy_loss takes it where it applies: hy_warp_applies), so that
+ * the other kinds' copies keep their code and bits (the AVX2 copy's contraction chooses which
+ * product it fuses by the order the compiler leaves its operations in). The same candidates,
+ * trials, loss and gradient; what it does differently, for the time a trial and an example wait
+ * on memory (tenth pass, docs/ARCHITECTURE.md):
+ *   - a trial's candidate is checked against the user's items only when the screen passes it
+ *     (a trial that fails the screen is spent either way: the same trials), so most trials read
+ *     no bit;
+ *   - the bits of the user after next are asked for an example ahead of the draw that reads them;
+ *   - the violator is composed after the positive's scatter (its rows asked for when it is
+ *     found): its gradient, loss and the user's coefficient need it, the positive's does not.
+ * Held to hy_kernel_body (the same model within the contraction's last bits, the same
+ * candidates: tests/test_hybrid.c). */
+/* The warp kernels' tables (hy_tab) of the centralized model m (rows are global ids), its
+ * feature set f, gradient g and workspace w. */
+static FRI_ALWAYS_INLINE void hy_warp_tab(hy_tab *T, const fr_model *m, const fri_feat *f, fr_grad *g, const hy_ws *w) {
+    const int roles[2][4] = {{US_EMB, US_B, UF_EMB, UF_B}, {IT_EMB, IT_B, IF_EMB, IF_B}};
+    for (int s = 0; s < 2; s++) {
+        T->E[s] = P(m, roles[s][0]);
+        T->B[s] = P(m, roles[s][1]);
+        T->F[s] = P(m, roles[s][2]);
+        T->FB[s] = P(m, roles[s][3]);
+        T->off[s] = f ? f->off[s] : NULL;
+        T->fid[s] = f ? f->id[s] : NULL;
+        T->fw[s] = f ? f->w[s] : NULL;
+        T->frows[s] = f ? f->rows[s] : 0;
+        T->pk[s] = f ? f->pk[s] : NULL;
+        T->map[s] = NULL;
+        T->nmap[s] = 0;
+        T->gE[s] = G(g, m, roles[s][0]);
+        T->gB[s] = G(g, m, roles[s][1]);
+        T->gF[s] = G(g, m, roles[s][2]);
+        T->gFB[s] = G(g, m, roles[s][3]);
+        T->rE[s] = &g->rows[m->slot[roles[s][0]]];
+        T->rB[s] = &g->rows[m->slot[roles[s][1]]];
+        T->mk[s] = T->rE[s]->mark;
+        T->rl[s] = T->rE[s]->rows;
+        T->rc[s] = T->rE[s]->count;
+        T->cg[s] = w->cg[s];
+        T->cgb[s] = w->cgb[s];
+        T->slot[s] = w->slot[s];
+        T->crow[s] = w->crow[s];
+        T->cc[s] = w->ccount[s];
+    }
+}
+
+#define HY_W_AHEAD 2 /* hy_warp_body: an example's trials 2 .. 1 + HY_W_AHEAD drawn an example ahead, then
+                      * each trial HY_W_AHEAD ahead of the one that reads it (a power of 2) */
+static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g, bool h16) {
+    const size_t d = 32;
+    const fr_model_config *c = &m->cfg;
+    const fri_feat *f = feat_of(c->features);
+    const size_t B = b->n;
+    const double invB = 1.0 / (double)B, l2s = (double)c->l2 * invB;
+    const uint32_t N = m->catalogue ? m->catalogue : c->n_items;
+    const uint32_t nrows = c->n_items ? c->n_items : 1;
+    const uint32_t warp = c->warp;
+    const uint32_t *const users = b->users, *const items = b->items;
+    const float *const weight = b->weight;
+    const uint16_t *const sq_e = w->sq_e;
+    const float *const sq_b = w->sq_b;
+    const bool fast = w->fast, zero_unmarked = w->zero_unmarked;
+    const uint64_t oseed = c->seed + w->draw_key * 0x9E3779B97F4A7C15u;
+    const uint64_t *const pos = w->pos;
+    const size_t pw = w->pos_words;
+    uint32_t *const trace = hy_cand_trace; /* tests (fri_hybrid_cand_trace) */
+    hy_tab T;
+    hy_warp_tab(&T, m, f, g, w);
+    float *const p = w->p, *const q0 = w->q[0], *const q1 = w->q[1];
+    float *const cu = w->cu, *const ci = w->ci;
+    const bool offs = !T.pk[0] || !T.pk[1];
+    double L = 0.0;
+    /* example x's stream and first candidate (drawn again while it is one of the user's items or
+     * an absent one), made an example ahead, its table row asked for */
+#define HY_W_INIT(xx) hy_draws_init(oseed, items[xx], users[xx] ^ ((uint32_t)(xx) * 2654435761u))
+#define HY_W_FIRST(xx)                                                                                                  \
+    do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
+    while (pos[(size_t)users[xx] * pw + (first_next >> 6)] >> (first_next & 63) & 1)
+    /* and its next HY_W_AHEAD draws (trials 2, 3, ...), their table rows asked for too */
+#define HY_W_DRAWS()                                                                                                    \
+    for (uint32_t k = 0; k < HY_W_AHEAD; k++) {                                                                         \
+        ring_next[k] = hy_draws_below(&hd_next, nrows);                                                                 \
+        kprefetch_q(sq_e, sq_b, ring_next[k], d);                                                                       \
+    }
+    hy_draws hd_next = {0};
+    uint32_t first_next = 0, ring_next[HY_W_AHEAD] = {0};
+    if (B) {
+        if (B > 1) kprefetch_bits(pos + (size_t)users[1] * pw, pw);
+        hd_next = HY_W_INIT(0);
+        HY_W_FIRST(0);
+        kprefetch_q(sq_e, sq_b, first_next, d);
+        HY_W_DRAWS();
+    }
+    for (size_t x = 0; x < B; x++) {
+        const uint32_t u = users[x], i = items[x];
+        const double wt = weight ? (double)weight[x] : 1.0;
+        hy_draws hd = hd_next;
+        const uint32_t neg = first_next;
+        uint32_t ring[HY_W_AHEAD]; /* the candidates of the next HY_W_AHEAD trials */
+        memcpy(ring, ring_next, sizeof ring);
+        if ((x & 15) == 0) { /* the examples' ids two lines ahead (past the batch: the next one's, or nothing
+                              * read; a prefetch does not fault) */
+            __builtin_prefetch((const void *)((uintptr_t)users + (x + 32) * sizeof *users), 0, 3);
+            __builtin_prefetch((const void *)((uintptr_t)items + (x + 32) * sizeof *items), 0, 3);
+        }
+        if (x + 1 < B) {
+            if (x + 2 < B) /* the bits of the user after next (the next example's first draw reads them) */
+                kprefetch_bits(pos + (size_t)users[x + 2] * pw, pw);
+            hd_next = HY_W_INIT(x + 1);
+            HY_W_FIRST(x + 1);
+            kprefetch_q(sq_e, sq_b, first_next, d);
+            HY_W_DRAWS();
+            kprefetch(&T, 0, users[x + 1], d); /* the next example's id rows and lists */
+            kprefetch(&T, 1, items[x + 1], d);
+            if (!T.cg[0]) {
+                kprefetch_g(&T, 0, users[x + 1], d);
+                kprefetch_g(&T, 1, items[x + 1], d);
+            }
+            kprefetch_list(&T, 0, users[x + 1]);
+            kprefetch_list(&T, 1, items[x + 1]);
+        }
+        if (offs && x + 2 < B) {
+            kprefetch_off(&T, 0, users[x + 2]);
+            kprefetch_off(&T, 1, items[x + 2]);
+        }
+        float dot = 0.0f;
+        const float bu = kcompose(&T, 0, u, p, NULL, NULL, NULL, d, false);
+        const float bi = kcompose(&T, 1, i, q0, NULL, p, &dot, d, false);
+        const float si = dot + (bu + bi);
+        /* the trials: the first candidate, then the stream's draws (one ahead, its table row on
+         * its way while this one is screened); the first the screen passes that is none of the
+         * user's items is taken (as LightFM: a trial that draws one of them is spent) */
+        const uint64_t *const urow = pos + (size_t)u * pw;
+#define HY_W_SPENT(cc) (urow[(cc) >> 6] >> ((cc) & 63) & 1)
+        const float thr = si - 1.0f;
+        uint32_t t = 0, j = neg;
+        /* trial tt's candidate in ring[(tt - 2) % HY_W_AHEAD], replaced by trial tt + HY_W_AHEAD's
+         * (drawn past the last trial: unused) */
+#define HY_W_NEXT()                                                                                                     \
+    const uint32_t cand = ring[(tt - 2) % HY_W_AHEAD];                                                                  \
+    ring[(tt - 2) % HY_W_AHEAD] = hy_draws_below(&hd, nrows);                                                           \
+    kprefetch_q(sq_e, sq_b, ring[(tt - 2) % HY_W_AHEAD], d)
+        if (trace) hy_trace_cand(trace, u, i, neg, 1);
+        if (kscreen(sq_e, sq_b, neg, p, d, h16) + bu > thr) t = 1;
+        else if (trace) /* (tests) every candidate screened and not spent traced */
+            for (uint32_t tt = 2; tt <= warp; tt++) {
+                HY_W_NEXT();
+                const bool spent = HY_W_SPENT(cand);
+                if (!spent) hy_trace_cand(trace, u, i, cand, tt);
+                if (kscreen(sq_e, sq_b, cand, p, d, h16) + bu > thr && !spent) {
+                    t = tt;
+                    j = cand;
+                    break;
+                }
+            }
+        else
+            for (uint32_t tt = 2; tt <= warp; tt++) {
+                HY_W_NEXT();
+                if (kscreen(sq_e, sq_b, cand, p, d, h16) + bu > thr && !HY_W_SPENT(cand)) {
+                    t = tt;
+                    j = cand;
+                    break;
+                }
+            }
+#undef HY_W_SPENT
+#undef HY_W_NEXT
+        if (t) { /* the violator's rows on their way while the positive's gradient is added */
+            kprefetch(&T, 1, j, d);
+            kprefetch_list(&T, 1, j);
+        } else if (l2s > 0) kcompose(&T, 1, j, q1, NULL, NULL, NULL, d, false); /* none: the negative's, for L2 */
+        const double lw = !t ? 0.0 : t <= w->lw_have && w->lw_n == N ? w->lw[t] : warp_lw(w, N, t); /* kept */
+        const float gi = (float)(wt * -lw * invB), gj = (float)(wt * lw * invB), l2f = (float)(2.0 * l2s);
+        if (!t) { /* l 0 */
+            L += wt * 0.0 * invB;
+            if (l2s > 0)
+                L += l2s * (fast ? (double)ksumsq(p, d) + (double)ksumsq(q0, d) + (double)ksumsq(q1, d)
+                                 : hy_sumsq(p, d) + hy_sumsq(q0, d) + hy_sumsq(q1, d));
+            if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) { /* a zero gradient: the rows, no arithmetic */
+                if (zero_unmarked) continue;
+                float *gbr;
+                (void)kgrow(&T, 0, u, d, &gbr, NULL);
+                (void)kgrow(&T, 1, i, d, &gbr, NULL);
+                (void)kgrow(&T, 1, j, d, &gbr, NULL);
+                continue;
+            }
+        }
+        const float gij = gi + gj;
+        const v8f vgi = v8_splat(gi), vgj = v8_splat(gj), vl2 = v8_splat(l2f);
+        for (size_t k = 0; k < d; k += 8) { /* the positive's side: gi p + 2 l2s q0 */
+            const v8f qv = v8_load(q0 + k);
+            const v8f t1 = vgi * v8_load(p + k), t2 = vl2 * qv;
+            v8_store(ci + k, t1 + t2);
+        }
+        kscatter(&T, 1, i, ci, 0.0f, gi, d, false);
+        if (t) {
+            const float bc = kcompose(&T, 1, j, q1, NULL, p, &dot, d, false);
+            const float sj = dot + (bu + bc);
+            const double l = lw * (1.0 - (double)si + (double)sj);
+            L += wt * l * invB;
+            if (l2s > 0)
+                L += l2s * (fast ? (double)ksumsq(p, d) + (double)ksumsq(q0, d) + (double)ksumsq(q1, d)
+                                 : hy_sumsq(p, d) + hy_sumsq(q0, d) + hy_sumsq(q1, d));
+        }
+        for (size_t k = 0; k < d; k += 8) { /* the violator's: gj p + 2 l2s q1 */
+            const v8f qv = v8_load(q1 + k);
+            const v8f t1 = vgj * v8_load(p + k), t2 = vl2 * qv;
+            v8_store(ci + k, t1 + t2);
+        }
+        kscatter(&T, 1, j, ci, 0.0f, gj, d, false);
+        for (size_t k = 0; k < d; k += 8) { /* the user's: gi q0 + gj q1 + 2 l2s p */
+            const v8f pv = v8_load(p + k);
+            v8f cuv = vgi * v8_load(q0 + k);
+            const v8f t1 = vgj * v8_load(q1 + k);
+            cuv = cuv + t1;
+            const v8f t2 = vl2 * pv;
+            v8_store(cu + k, cuv + t2);
+        }
+        kscatter(&T, 0, u, cu, 0.0f, gij, d, false);
+    }
+    for (int s = 0; s < 2; s++) { /* the counts back; the bias rows were marked as the id rows, in the same order */
+        fr_rowset *re = T.rE[s], *rb = T.rB[s];
+        for (uint32_t k = re->count; k < T.rc[s]; k++) fr_rowset_add(rb, T.rl[s][k]);
+        re->count = T.rc[s];
+        w->ccount[s] = T.cc[s];
+    }
+    return L;
+#undef HY_W_INIT
+#undef HY_W_FIRST
+#undef HY_W_DRAWS
+}
+
+__attribute__((target("avx2,fma,f16c"))) HY_CONTRACT __attribute__((noinline)) static double
+hy_kernel_avx_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
+    return hy_warp_body(m, w, b, g, true);
+}
+
+#if HY_F16C
+/* hy_warp_body in sixteen-float AVX-512 registers (a dim-32 row in two), where the CPU has
+ * AVX-512F: half the vector instructions a row (a composed vector, a screen, a scatter); the
+ * same candidates, trials and rules, only the lanes' sums in another order (a dot product over
+ * sixteen lanes, then the register's sum), so its bits are its own. hy_loss takes it where
+ * hy_warp_applies and the CPU has AVX-512F (tests hold it to hy_kernel_body). */
+#define HY_T512 __attribute__((target("avx512f,avx512vl,avx2,fma,f16c")))
+typedef struct hy_r32 { __m512 a, b; } hy_r32; /* a dim-32 row */
+#define HY_W_ROWS 2 /* the id rows and feature lists asked for HY_W_ROWS examples ahead */
+#define HY_W_UNROLL 3 /* a packed row's features added without a test (at most HY_PK) */
+
+HY_T512 static FRI_ALWAYS_INLINE float h5_sum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+/* row r of side s composed (its id row plus w-weighted feature rows); returns the bias */
+HY_T512 static FRI_ALWAYS_INLINE float h5_compose(const hy_tab *T, int s, uint32_t r, hy_r32 *o) {
+    const uint32_t *id = NULL;
+    const float *w = NULL;
+    const uint32_t n = kfeats(T, s, r, &id, &w);
+    const float *e = T->E[s] + (size_t)r * 32, *F = T->F[s], *FB = T->FB[s];
+    float b = T->B[s][r];
+    __m512 a = _mm512_loadu_ps(e), c = _mm512_loadu_ps(e + 16);
+    /* a packed row's first HY_W_UNROLL features without a test (past n its slots are feature 0
+     * of weight 0: adds of zeros), so that the loop's exit, at a count that varies from row to
+     * row, is mispredicted less often */
+    const uint32_t j0 = T->pk[s] && n ? HY_W_UNROLL : 0;
+    for (uint32_t j = 0; j < j0; j++) {
+        const float *v = F + (size_t)id[j] * 32;
+        b += w[j] * FB[id[j]];
+        const __m512 x = _mm512_set1_ps(w[j]);
+        a = _mm512_fmadd_ps(x, _mm512_loadu_ps(v), a);
+        c = _mm512_fmadd_ps(x, _mm512_loadu_ps(v + 16), c);
+    }
+    for (uint32_t j = j0; j < n; j++) {
+        const float *v = F + (size_t)id[j] * 32;
+        b += w[j] * FB[id[j]];
+        const __m512 x = _mm512_set1_ps(w[j]);
+        a = _mm512_fmadd_ps(x, _mm512_loadu_ps(v), a);
+        c = _mm512_fmadd_ps(x, _mm512_loadu_ps(v + 16), c);
+    }
+    o->a = a;
+    o->b = c;
+    return b;
+}
+
+HY_T512 static FRI_ALWAYS_INLINE float h5_dot(const hy_r32 *p, const hy_r32 *q) {
+    return h5_sum(_mm512_fmadd_ps(p->b, q->b, _mm512_mul_ps(p->a, q->a)));
+}
+
+/* the screening score of item row r for user vector p (kscreen's) */
+HY_T512 static FRI_ALWAYS_INLINE float h5_screen(const uint16_t *sq_e, const float *sq_b, uint32_t r, const hy_r32 *p) {
+    const uint16_t *q = sq_e + (size_t)r * 32;
+    const __m512 qa = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)q));
+    const __m512 qb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q + 16)));
+    return h5_sum(_mm512_fmadd_ps(p->b, qb, _mm512_mul_ps(p->a, qa))) + sq_b[r];
+}
+
+/* h5_screen of two rows r0, r1 at once (their lanes' sums in one tree of shuffles) */
+HY_T512 static FRI_ALWAYS_INLINE void h5_screen2(const uint16_t *sq_e, const float *sq_b, uint32_t r0, uint32_t r1,
+                                                const hy_r32 *p, float *s0, float *s1) {
+    const uint16_t *q = sq_e + (size_t)r0 * 32, *v = sq_e + (size_t)r1 * 32;
+    const __m512 x = _mm512_fmadd_ps(p->b, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q + 16))),
+                                     _mm512_mul_ps(p->a, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)q))));
+    const __m512 y = _mm512_fmadd_ps(p->b, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16))),
+                                     _mm512_mul_ps(p->a, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)v))));
+    /* [x lo, y lo] + [x hi, y hi]: x's eight sums in lanes 0-7, y's in 8-15; then halved three times */
+    __m512 t = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE));
+    t = _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, 0xB1));
+    t = _mm512_add_ps(t, _mm512_permute_ps(t, 0x4E));
+    t = _mm512_add_ps(t, _mm512_permute_ps(t, 0xB1));
+    *s0 = _mm512_cvtss_f32(t) + sq_b[r0];
+    *s1 = _mm512_cvtss_f32(_mm512_shuffle_f32x4(t, t, 0x02)) + sq_b[r1];
+}
+
+/* kscatter (lightfm: no self term) of coef to row r of side s and its features; db the biases' */
+HY_T512 static FRI_ALWAYS_INLINE void h5_scatter(hy_tab *T, int s, uint32_t r, const hy_r32 *coef, float db,
+                                                float *sink) {
+    const uint32_t *id = NULL;
+    const float *w = NULL;
+    const uint32_t n = kfeats(T, s, r, &id, &w);
+    float *gbr;
+    bool fresh;
+    float *ge = kgrow(T, s, r, 32, &gbr, &fresh);
+    if (fresh) {
+        _mm512_storeu_ps(ge, coef->a);
+        _mm512_storeu_ps(ge + 16, coef->b);
+        *gbr = db;
+    } else {
+        _mm512_storeu_ps(ge, _mm512_add_ps(_mm512_loadu_ps(ge), coef->a));
+        _mm512_storeu_ps(ge + 16, _mm512_add_ps(_mm512_loadu_ps(ge + 16), coef->b));
+        *gbr += db;
+    }
+    float *gF = T->gF[s], *gFB = T->gFB[s];
+    /* as h5_compose, the first HY_W_UNROLL without a test: a slot past n adds its zeros to
+     * sink (33 floats, zero: they stay zero) */
+    const uint32_t j0 = T->pk[s] && n ? HY_W_UNROLL : 0;
+    for (uint32_t j = 0; j < j0; j++) {
+        const float x = w[j];
+        const __m512 vx = _mm512_set1_ps(x);
+        float *gr = j < n ? gF + (size_t)id[j] * 32 : sink, *gb = j < n ? gFB + id[j] : sink + 32;
+        _mm512_storeu_ps(gr, _mm512_fmadd_ps(vx, coef->a, _mm512_loadu_ps(gr)));
+        _mm512_storeu_ps(gr + 16, _mm512_fmadd_ps(vx, coef->b, _mm512_loadu_ps(gr + 16)));
+        *gb += x * db;
+    }
+    for (uint32_t j = j0; j < n; j++) {
+        const float x = w[j];
+        const __m512 vx = _mm512_set1_ps(x);
+        float *gr = gF + (size_t)id[j] * 32;
+        _mm512_storeu_ps(gr, _mm512_fmadd_ps(vx, coef->a, _mm512_loadu_ps(gr)));
+        _mm512_storeu_ps(gr + 16, _mm512_fmadd_ps(vx, coef->b, _mm512_loadu_ps(gr + 16)));
+        gFB[id[j]] += x * db;
+    }
+}
+
+HY_T512 static FRI_ALWAYS_INLINE float h5_sumsq(const hy_r32 *v) {
+    return h5_sum(_mm512_fmadd_ps(v->b, v->b, _mm512_mul_ps(v->a, v->a)));
+}
+
+HY_T512 HY_CONTRACT __attribute__((noinline)) static double
+hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
+    const size_t d = 32;
+    const fr_model_config *c = &m->cfg;
+    const fri_feat *f = feat_of(c->features);
+    const size_t B = b->n;
+    const double invB = 1.0 / (double)B, l2s = (double)c->l2 * invB;
+    const uint32_t N = m->catalogue ? m->catalogue : c->n_items;
+    const uint32_t nrows = c->n_items ? c->n_items : 1;
+    const uint32_t warp = c->warp;
+    const uint32_t *const users = b->users, *const items = b->items;
+    const float *const weight = b->weight;
+    const uint16_t *const sq_e = w->sq_e;
+    const float *const sq_b = w->sq_b;
+    const bool zero_unmarked = w->zero_unmarked;
+    const uint64_t oseed = c->seed + w->draw_key * 0x9E3779B97F4A7C15u;
+    const uint64_t *const pos = w->pos;
+    const size_t pw = w->pos_words;
+    uint32_t *const trace = hy_cand_trace; /* tests (fri_hybrid_cand_trace) */
+    hy_tab T;
+    hy_warp_tab(&T, m, f, g, w);
+    const bool offs = !T.pk[0] || !T.pk[1];
+    double L = 0.0;
+    float sink[33] = {0}; /* (h5_scatter) */
+#define HY_W_INIT(xx) hy_draws_init(oseed, items[xx], users[xx] ^ ((uint32_t)(xx) * 2654435761u))
+#define HY_W_FIRST(xx)                                                                                                  \
+    do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
+    while (pos[(size_t)users[xx] * pw + (first_next >> 6)] >> (first_next & 63) & 1)
+#define HY_W_DRAWS()                                                                                                    \
+    for (uint32_t k = 0; k < HY_W_AHEAD; k++) {                                                                         \
+        ring_next[k] = hy_draws_below(&hd_next, nrows);                                                                 \
+        kprefetch_q(sq_e, sq_b, ring_next[k], d);                                                                       \
+    }
+    hy_draws hd_next = {0};
+    uint32_t first_next = 0, ring_next[HY_W_AHEAD] = {0};
+    for (size_t x = 1; x < HY_W_ROWS && x < B; x++) {
+        kprefetch(&T, 0, users[x], d);
+        kprefetch(&T, 1, items[x], d);
+        kprefetch_list(&T, 0, users[x]);
+        kprefetch_list(&T, 1, items[x]);
+    }
+    if (B) {
+        if (B > 1) kprefetch_bits(pos + (size_t)users[1] * pw, pw);
+        hd_next = HY_W_INIT(0);
+        HY_W_FIRST(0);
+        kprefetch_q(sq_e, sq_b, first_next, d);
+        HY_W_DRAWS();
+    }
+    for (size_t x = 0; x < B; x++) {
+        const uint32_t u = users[x], i = items[x];
+        const double wt = weight ? (double)weight[x] : 1.0;
+        hy_draws hd = hd_next;
+        const uint32_t neg = first_next;
+        uint32_t ring[HY_W_AHEAD];
+        memcpy(ring, ring_next, sizeof ring);
+        if ((x & 15) == 0) {
+            __builtin_prefetch((const void *)((uintptr_t)users + (x + 32) * sizeof *users), 0, 3);
+            __builtin_prefetch((const void *)((uintptr_t)items + (x + 32) * sizeof *items), 0, 3);
+        }
+        if (x + 1 < B) {
+            if (x + 2 < B) kprefetch_bits(pos + (size_t)users[x + 2] * pw, pw);
+            hd_next = HY_W_INIT(x + 1);
+            HY_W_FIRST(x + 1);
+            kprefetch_q(sq_e, sq_b, first_next, d);
+            HY_W_DRAWS();
+            if (!T.cg[0]) {
+                kprefetch_g(&T, 0, users[x + 1], d);
+                kprefetch_g(&T, 1, items[x + 1], d);
+            }
+        }
+        if (x + HY_W_ROWS < B) { /* the id rows and lists of the example HY_W_ROWS ahead */
+            kprefetch(&T, 0, users[x + HY_W_ROWS], d);
+            kprefetch(&T, 1, items[x + HY_W_ROWS], d);
+            kprefetch_list(&T, 0, users[x + HY_W_ROWS]);
+            kprefetch_list(&T, 1, items[x + HY_W_ROWS]);
+        }
+        if (offs && x + 2 < B) {
+            kprefetch_off(&T, 0, users[x + 2]);
+            kprefetch_off(&T, 1, items[x + 2]);
+        }
+        hy_r32 p, q0, q1 = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        const float bu = h5_compose(&T, 0, u, &p);
+        const float bi = h5_compose(&T, 1, i, &q0);
+        const float si = h5_dot(&p, &q0) + (bu + bi);
+        const uint64_t *const urow = pos + (size_t)u * pw;
+#define HY_W_SPENT(cc) (urow[(cc) >> 6] >> ((cc) & 63) & 1)
+        const float thr = si - 1.0f;
+        uint32_t t = 0, j = neg;
+#define HY_W_NEXT()                                                                                                     \
+    const uint32_t cand = ring[(tt - 2) % HY_W_AHEAD];                                                                  \
+    ring[(tt - 2) % HY_W_AHEAD] = hy_draws_below(&hd, nrows);                                                           \
+    kprefetch_q(sq_e, sq_b, ring[(tt - 2) % HY_W_AHEAD], d)
+        if (trace) hy_trace_cand(trace, u, i, neg, 1);
+        if (h5_screen(sq_e, sq_b, neg, &p) + bu > thr) t = 1;
+        else if (trace)
+            for (uint32_t tt = 2; tt <= warp; tt++) {
+                HY_W_NEXT();
+                const bool spent = HY_W_SPENT(cand);
+                if (!spent) hy_trace_cand(trace, u, i, cand, tt);
+                if (h5_screen(sq_e, sq_b, cand, &p) + bu > thr && !spent) {
+                    t = tt;
+                    j = cand;
+                    break;
+                }
+            }
+        else /* two trials a turn: their screens summed together, then taken in trial order */
+            for (uint32_t tt = 2; tt <= warp; tt += 2) {
+                const uint32_t c0 = ring[0], c1 = ring[1];
+                ring[0] = hy_draws_below(&hd, nrows); /* trials tt + 2, tt + 3 (past the last: unused) */
+                kprefetch_q(sq_e, sq_b, ring[0], d);
+                ring[1] = hy_draws_below(&hd, nrows);
+                kprefetch_q(sq_e, sq_b, ring[1], d);
+                float s0, s1;
+                h5_screen2(sq_e, sq_b, c0, c1, &p, &s0, &s1);
+                if (s0 + bu > thr && !HY_W_SPENT(c0)) {
+                    t = tt;
+                    j = c0;
+                    break;
+                }
+                if (tt < warp && s1 + bu > thr && !HY_W_SPENT(c1)) {
+                    t = tt + 1;
+                    j = c1;
+                    break;
+                }
+            }
+#undef HY_W_SPENT
+#undef HY_W_NEXT
+        if (t) {
+            kprefetch(&T, 1, j, d);
+            kprefetch_list(&T, 1, j);
+        } else if (l2s > 0) (void)h5_compose(&T, 1, j, &q1); /* none: the negative's, for L2 */
+        const double lw = !t ? 0.0 : t <= w->lw_have && w->lw_n == N ? w->lw[t] : warp_lw(w, N, t);
+        const float gi = (float)(wt * -lw * invB), gj = (float)(wt * lw * invB), l2f = (float)(2.0 * l2s);
+        if (!t) {
+            L += wt * 0.0 * invB;
+            if (l2s > 0) L += l2s * ((double)h5_sumsq(&p) + (double)h5_sumsq(&q0) + (double)h5_sumsq(&q1));
+            if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) {
+                if (zero_unmarked) continue;
+                float *gbr;
+                (void)kgrow(&T, 0, u, d, &gbr, NULL);
+                (void)kgrow(&T, 1, i, d, &gbr, NULL);
+                (void)kgrow(&T, 1, j, d, &gbr, NULL);
+                continue;
+            }
+        }
+        const float gij = gi + gj;
+        const __m512 vgi = _mm512_set1_ps(gi), vgj = _mm512_set1_ps(gj), vl2 = _mm512_set1_ps(l2f);
+        hy_r32 cf; /* the positive's side: gi p + 2 l2s q0 */
+        cf.a = _mm512_fmadd_ps(vl2, q0.a, _mm512_mul_ps(vgi, p.a));
+        cf.b = _mm512_fmadd_ps(vl2, q0.b, _mm512_mul_ps(vgi, p.b));
+        h5_scatter(&T, 1, i, &cf, gi, sink);
+        if (t) {
+            const float bc = h5_compose(&T, 1, j, &q1);
+            const float sj = h5_dot(&p, &q1) + (bu + bc);
+            L += wt * (lw * (1.0 - (double)si + (double)sj)) * invB;
+            if (l2s > 0) L += l2s * ((double)h5_sumsq(&p) + (double)h5_sumsq(&q0) + (double)h5_sumsq(&q1));
+        }
+        cf.a = _mm512_fmadd_ps(vl2, q1.a, _mm512_mul_ps(vgj, p.a)); /* the violator's: gj p + 2 l2s q1 */
+        cf.b = _mm512_fmadd_ps(vl2, q1.b, _mm512_mul_ps(vgj, p.b));
+        h5_scatter(&T, 1, j, &cf, gj, sink);
+        cf.a = _mm512_fmadd_ps(vl2, p.a, _mm512_fmadd_ps(vgj, q1.a, _mm512_mul_ps(vgi, q0.a))); /* the user's */
+        cf.b = _mm512_fmadd_ps(vl2, p.b, _mm512_fmadd_ps(vgj, q1.b, _mm512_mul_ps(vgi, q0.b)));
+        h5_scatter(&T, 0, u, &cf, gij, sink);
+    }
+    for (int s = 0; s < 2; s++) {
+        fr_rowset *re = T.rE[s], *rb = T.rB[s];
+        for (uint32_t k = re->count; k < T.rc[s]; k++) fr_rowset_add(rb, T.rl[s][k]);
+        re->count = T.rc[s];
+        w->ccount[s] = T.cc[s];
+    }
+    return L;
+#undef HY_W_INIT
+#undef HY_W_FIRST
+#undef HY_W_DRAWS
+}
+
+static bool hy_have_avx512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+}
+#endif /* HY_F16C */
 #else
 #define HY_AVX 0
 #endif
@@ -1491,11 +2036,55 @@ int fri_hybrid_kernel(int mode) {
     return was;
 }
 
+static atomic_ullong hy_warp_calls[2]; /* hy_kernel_avx_warp's, hy_kernel_avx512_warp's calls (tests: that they ran) */
+
+uint64_t fri_hybrid_warp_calls(int avx512);
+uint64_t fri_hybrid_warp_calls(int avx512) { return atomic_load(&hy_warp_calls[avx512 ? 1 : 0]); }
+
+static bool hy_warp512 = true; /* hy_kernel_avx512_warp where the CPU has AVX-512F (false: tests, the AVX2 copy) */
+
+bool fri_hybrid_warp512(bool on);
+bool fri_hybrid_warp512(bool on) {
+    bool was = hy_warp512;
+    hy_warp512 = on;
+    return was;
+}
+
+static bool hy_warp_kernel = true; /* hy_kernel_avx_warp where it applies (false: tests, hy_kernel_body) */
+
+bool fri_hybrid_warp_kernel(bool on);
+bool fri_hybrid_warp_kernel(bool on) {
+    bool was = hy_warp_kernel;
+    hy_warp_kernel = on;
+    return was;
+}
+
+/* hy_kernel_avx_warp's case: lightfm WARP at dim 32 on rows_pass's fast path drawing its own first
+ * candidates (hy_kernel_body's `own`: screened, splitmix draws, no negatives given, the users'
+ * bits), the centralized model's rows, a gradient to add to */
+#if FRI_V8 && HY_AVX
+static bool hy_warp_applies(const fr_model *m, const hy_ws *w, const fr_batch *b, const fr_grad *g) {
+    const fr_model_config *c = &m->cfg;
+    return hy_warp_kernel && g && c->dim == 32 && c->loss == FR_LOSS_BPR && c->warp && w->sq_e && w->splitmix &&
+           !b->neg && w->pos && !m->row_item && !m->row_user && !is_fm(c);
+}
+#endif
+
 static double hy_loss(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
 #if FRI_V8
     if (hy_mode && m->cfg.dim % 8 == 0) {
 #if HY_AVX
-        if (hy_mode == 2 && hy_have_avx2_fma()) return hy_kernel_avx(m, w, b, g);
+        if (hy_mode == 2 && hy_have_avx2_fma()) {
+            if (!hy_warp_applies(m, w, b, g)) return hy_kernel_avx(m, w, b, g);
+#if HY_F16C
+            if (hy_warp512 && hy_have_avx512()) {
+                atomic_fetch_add_explicit(&hy_warp_calls[1], 1, memory_order_relaxed);
+                return hy_kernel_avx512_warp(m, w, b, g);
+            }
+#endif
+            atomic_fetch_add_explicit(&hy_warp_calls[0], 1, memory_order_relaxed);
+            return hy_kernel_avx_warp(m, w, b, g);
+        }
 #endif
         return hy_kernel_plain(m, w, b, g);
     }
@@ -1710,10 +2299,45 @@ static FRI_ALWAYS_INLINE void stale_refresh_d(const fr_model *m, const fri_feat 
     }
 }
 
-/* (the preset's dim a constant: its row's loops unrolled; the same operations) */
+#if FRI_V8
+/* stale_refresh_d at dim 32 where nothing reads the feature parts (ge) after it (the item rows'
+ * steps keep the table by the mirror): each row's part summed in registers, not stored; the
+ * same operations in the same order, so the same table (and gb, sb). */
+static FRI_ALWAYS_INLINE void stale_refresh_32(const fr_model *m, const fri_feat *f, float *restrict gb,
+                                               uint16_t *restrict se, float *restrict sb, uint32_t rows, bool h16) {
+    const float *F = P(m, IF_EMB), *FB = P(m, IF_B), *E = P(m, IT_EMB), *EB = P(m, IT_B);
+    for (uint32_t r = 0; r < rows; r++) {
+        const uint32_t *id = NULL;
+        const float *w = NULL;
+        const uint32_t n = feats(f, 1, gitem(m, r), &id, &w);
+        v8f o[4] = {{0}, {0}, {0}, {0}};
+        float b = 0.0f;
+        for (uint32_t j = 0; j < n; j++) {
+            const float *v = F + (size_t)id[j] * 32;
+            const v8f vx = v8_splat(w[j]);
+            for (int k = 0; k < 4; k++) {
+                const v8f t = vx * v8_load(v + 8 * k);
+                o[k] = o[k] + t;
+            }
+            b += w[j] * FB[id[j]];
+        }
+        gb[r] = b;
+        const float *e = E + (size_t)r * 32;
+        for (int k = 0; k < 4; k++) kh8_store(se + (size_t)r * 32 + 8 * k, v8_load(e + 8 * k) + o[k], h16);
+        sb[r] = EB[r] + b;
+    }
+}
+#endif
+
+/* (the preset's dim a constant: its row's loops unrolled; the same operations). keep_ge: the
+ * feature parts stored in ge (something reads them after) */
 static FRI_ALWAYS_INLINE void stale_refresh(const fr_model *m, const fri_feat *f, float *restrict ge,
                                             float *restrict gb, uint16_t *restrict se, float *restrict sb,
-                                            uint32_t rows, size_t d, bool h16) {
+                                            uint32_t rows, size_t d, bool h16, bool keep_ge) {
+#if FRI_V8
+    if (d == 32 && !keep_ge) { stale_refresh_32(m, f, gb, se, sb, rows, h16); return; }
+#endif
+    (void)keep_ge;
     if (d == 32) stale_refresh_d(m, f, ge, gb, se, sb, rows, 32, h16);
     else stale_refresh_d(m, f, ge, gb, se, sb, rows, d, h16);
 }
@@ -1800,6 +2424,9 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
             sl += cap[s];
         }
     }
+    /* the feature parts (ge) are read after a refresh only where the item rows' steps do not keep
+     * the table (fri_optim_step_gather2_mirror_fast: the compact gradient at dim 32 with F16C) */
+    const bool keep_ge = !(compact && c->dim == 32 && h16);
     uint64_t mb = 0;
     const int tables[4] = {IT_EMB, IT_B, US_EMB, US_B};
     const int dense[4] = {IF_EMB, IF_B, UF_EMB, UF_B}; /* sides 1, 1, 0, 0 */
@@ -1809,7 +2436,7 @@ static FRI_ALWAYS_INLINE fr_err rows_pass_body(fr_model *m, const fri_examples *
         const size_t n = ex->n - at < batch ? ex->n - at : batch;
         double mean[FRI_STEP_MAX_PARTS];
         size_t ns[FRI_STEP_MAX_PARTS];
-        if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, gb, se, sb, n_it, c->dim, h16);
+        if (stale && mb++ % hy_stale == 0) stale_refresh(m, f, ge, gb, se, sb, n_it, c->dim, h16, keep_ge);
         w.draw_key = fr_optim_steps(o); /* a key a minibatch, over every epoch */
         for (uint32_t s = 0; s < shards; s++) {
             size_t lo = n * s / shards, hi = n * (s + 1) / shards, k = at + lo;
