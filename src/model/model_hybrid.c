@@ -1466,6 +1466,14 @@ static FRI_ALWAYS_INLINE void hy_warp_tab(hy_tab *T, const fr_model *m, const fr
 
 #define HY_W_AHEAD 2 /* hy_warp_body: an example's trials 2 .. 1 + HY_W_AHEAD drawn an example ahead, then
                       * each trial HY_W_AHEAD ahead of the one that reads it (a power of 2) */
+/* the warp kernels' (hy_warp_body, hy_kernel_avx512_warp) example x's stream and first candidate
+ * (drawn again while it is one of the user's items or an absent one), made an example ahead, its
+ * table row asked for; whether candidate cc is one of the user's items (urow: its row of bits) */
+#define HY_W_INIT(xx) hy_draws_init(oseed, items[xx], users[xx] ^ ((uint32_t)(xx) * 2654435761u))
+#define HY_W_FIRST(xx)                                                                                                  \
+    do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
+    while (pos[(size_t)users[xx] * pw + (first_next >> 6)] >> (first_next & 63) & 1)
+#define HY_W_SPENT(cc) (urow[(cc) >> 6] >> ((cc) & 63) & 1)
 static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g, bool h16) {
     const size_t d = 32;
     const fr_model_config *c = &m->cfg;
@@ -1490,12 +1498,6 @@ static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const 
     float *const cu = w->cu, *const ci = w->ci;
     const bool offs = !T.pk[0] || !T.pk[1];
     double L = 0.0;
-    /* example x's stream and first candidate (drawn again while it is one of the user's items or
-     * an absent one), made an example ahead, its table row asked for */
-#define HY_W_INIT(xx) hy_draws_init(oseed, items[xx], users[xx] ^ ((uint32_t)(xx) * 2654435761u))
-#define HY_W_FIRST(xx)                                                                                                  \
-    do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
-    while (pos[(size_t)users[xx] * pw + (first_next >> 6)] >> (first_next & 63) & 1)
     /* and its next HY_W_AHEAD draws (trials 2, 3, ...), their table rows asked for too */
 #define HY_W_DRAWS()                                                                                                    \
     for (uint32_t k = 0; k < HY_W_AHEAD; k++) {                                                                         \
@@ -1551,7 +1553,6 @@ static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const 
          * its way while this one is screened); the first the screen passes that is none of the
          * user's items is taken (as LightFM: a trial that draws one of them is spent) */
         const uint64_t *const urow = pos + (size_t)u * pw;
-#define HY_W_SPENT(cc) (urow[(cc) >> 6] >> ((cc) & 63) & 1)
         const float thr = si - 1.0f;
         uint32_t t = 0, j = neg;
         /* trial tt's candidate in ring[(tt - 2) % HY_W_AHEAD], replaced by trial tt + HY_W_AHEAD's
@@ -1582,7 +1583,6 @@ static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const 
                     break;
                 }
             }
-#undef HY_W_SPENT
 #undef HY_W_NEXT
         if (t) { /* the violator's rows on their way while the positive's gradient is added */
             kprefetch(&T, 1, j, d);
@@ -1644,8 +1644,6 @@ static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const 
         w->ccount[s] = T.cc[s];
     }
     return L;
-#undef HY_W_INIT
-#undef HY_W_FIRST
 #undef HY_W_DRAWS
 }
 
@@ -1795,10 +1793,6 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
     const bool offs = !T.pk[0] || !T.pk[1];
     double L = 0.0;
     float sink[33] = {0}; /* (h5_scatter) */
-#define HY_W_INIT(xx) hy_draws_init(oseed, items[xx], users[xx] ^ ((uint32_t)(xx) * 2654435761u))
-#define HY_W_FIRST(xx)                                                                                                  \
-    do first_next = hy_draws_below(&hd_next, nrows);                                                                    \
-    while (pos[(size_t)users[xx] * pw + (first_next >> 6)] >> (first_next & 63) & 1)
 #define HY_W_DRAWS()                                                                                                    \
     for (uint32_t k = 0; k < HY_W_AHEAD; k++) {                                                                         \
         ring_next[k] = hy_draws_below(&hd_next, nrows);                                                                 \
@@ -1856,7 +1850,6 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
         const float bi = h5_compose(&T, 1, i, &q0);
         const float si = h5_dot(&p, &q0) + (bu + bi);
         const uint64_t *const urow = pos + (size_t)u * pw;
-#define HY_W_SPENT(cc) (urow[(cc) >> 6] >> ((cc) & 63) & 1)
         const float thr = si - 1.0f;
         uint32_t t = 0, j = neg;
 #define HY_W_NEXT()                                                                                                     \
@@ -1896,7 +1889,6 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
                     break;
                 }
             }
-#undef HY_W_SPENT
 #undef HY_W_NEXT
         if (t) {
             kprefetch(&T, 1, j, d);
@@ -1942,8 +1934,6 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
         w->ccount[s] = T.cc[s];
     }
     return L;
-#undef HY_W_INIT
-#undef HY_W_FIRST
 #undef HY_W_DRAWS
 }
 
