@@ -994,6 +994,63 @@ static FRI_ALWAYS_INLINE float *kgrow(hy_tab *T, int s, uint32_t r, size_t d, fl
     return T->cg[s] + (size_t)k * d;
 }
 
+/* The kernels' tables (hy_tab) of model m, its feature set f, gradient g (NULL: the loss
+ * alone, no gradient tables) and workspace w; mapped: rows are a compact model's (its row
+ * maps, by which the global ids are found), else global ids. */
+static FRI_ALWAYS_INLINE void ktab_init(hy_tab *T, const fr_model *m, const fri_feat *f, fr_grad *g, const hy_ws *w,
+                                        bool mapped) {
+    const int roles[2][4] = {{US_EMB, US_B, UF_EMB, UF_B}, {IT_EMB, IT_B, IF_EMB, IF_B}};
+    for (int s = 0; s < 2; s++) {
+        T->E[s] = P(m, roles[s][0]);
+        T->B[s] = P(m, roles[s][1]);
+        T->F[s] = P(m, roles[s][2]);
+        T->FB[s] = P(m, roles[s][3]);
+        T->off[s] = f ? f->off[s] : NULL;
+        T->fid[s] = f ? f->id[s] : NULL;
+        T->fw[s] = f ? f->w[s] : NULL;
+        T->frows[s] = f ? f->rows[s] : 0;
+        T->pk[s] = f ? f->pk[s] : NULL;
+        T->map[s] = !mapped ? NULL : s ? m->row_item : m->row_user; /* mapped false: both NULL (a constant) */
+        T->nmap[s] = !mapped ? 0 : s ? m->n_row_item : m->n_row_user;
+        if (g) {
+            T->gE[s] = G(g, m, roles[s][0]);
+            T->gB[s] = G(g, m, roles[s][1]);
+            T->gF[s] = G(g, m, roles[s][2]);
+            T->gFB[s] = G(g, m, roles[s][3]);
+            T->rE[s] = &g->rows[m->slot[roles[s][0]]];
+            T->rB[s] = &g->rows[m->slot[roles[s][1]]];
+            T->mk[s] = T->rE[s]->mark;
+            T->rl[s] = T->rE[s]->rows;
+            T->rc[s] = T->rE[s]->count;
+        }
+        T->cg[s] = g ? w->cg[s] : NULL;
+        T->cgb[s] = w->cgb[s];
+        T->slot[s] = w->slot[s];
+        T->crow[s] = w->crow[s];
+        T->cc[s] = w->ccount[s];
+    }
+}
+
+/* The counts back after a minibatch: the id rows' marked count, the bias rows marked as the
+ * id rows (in the same order), the compact slots taken. */
+static FRI_ALWAYS_INLINE void ktab_done(hy_tab *T, hy_ws *w) {
+    for (int s = 0; s < 2; s++) {
+        fr_rowset *re = T->rE[s], *rb = T->rB[s];
+        for (uint32_t k = re->count; k < T->rc[s]; k++) fr_rowset_add(rb, T->rl[s][k]);
+        re->count = T->rc[s];
+        w->ccount[s] = T->cc[s];
+    }
+}
+
+/* An example whose gradient is zero: its rows (user u, item i, and the negative j where it has
+ * one) marked all the same, with no arithmetic. */
+static FRI_ALWAYS_INLINE void kgrow_zero(hy_tab *T, uint32_t u, uint32_t i, uint32_t j, bool has_j, size_t d) {
+    float *gbr;
+    (void)kgrow(T, 0, u, d, &gbr, NULL);
+    (void)kgrow(T, 1, i, d, &gbr, NULL);
+    if (has_j) (void)kgrow(T, 1, j, d, &gbr, NULL);
+}
+
 static FRI_ALWAYS_INLINE void kscatter(hy_tab *T, int s, uint32_t r, const float *restrict coef, float cs, float db,
                                        size_t d, bool fm) {
     const uint32_t *id = NULL;
@@ -1113,36 +1170,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
     const uint64_t oseed = seed + w->draw_key * 0x9E3779B97F4A7C15u;
     float *const gw0 = fm && g ? G(g, m, W0) : NULL;
     hy_tab T;
-    const int roles[2][4] = {{US_EMB, US_B, UF_EMB, UF_B}, {IT_EMB, IT_B, IF_EMB, IF_B}};
-    for (int s = 0; s < 2; s++) {
-        T.E[s] = P(m, roles[s][0]);
-        T.B[s] = P(m, roles[s][1]);
-        T.F[s] = P(m, roles[s][2]);
-        T.FB[s] = P(m, roles[s][3]);
-        T.off[s] = f ? f->off[s] : NULL;
-        T.fid[s] = f ? f->id[s] : NULL;
-        T.fw[s] = f ? f->w[s] : NULL;
-        T.frows[s] = f ? f->rows[s] : 0;
-        T.pk[s] = f ? f->pk[s] : NULL;
-        T.map[s] = !mapped ? NULL : s ? m->row_item : m->row_user; /* mapped false: both NULL (a constant) */
-        T.nmap[s] = s ? m->n_row_item : m->n_row_user;
-        if (g) {
-            T.gE[s] = G(g, m, roles[s][0]);
-            T.gB[s] = G(g, m, roles[s][1]);
-            T.gF[s] = G(g, m, roles[s][2]);
-            T.gFB[s] = G(g, m, roles[s][3]);
-            T.rE[s] = &g->rows[m->slot[roles[s][0]]];
-            T.rB[s] = &g->rows[m->slot[roles[s][1]]];
-            T.mk[s] = T.rE[s]->mark;
-            T.rl[s] = T.rE[s]->rows;
-            T.rc[s] = T.rE[s]->count;
-        }
-        T.cg[s] = g ? w->cg[s] : NULL;
-        T.cgb[s] = w->cgb[s];
-        T.slot[s] = w->slot[s];
-        T.crow[s] = w->crow[s];
-        T.cc[s] = w->ccount[s];
-    }
+    ktab_init(&T, m, f, g, w, mapped);
     float *const p = w->p, *const sp = w->sp, *const q0 = w->q[0], *const sq0 = w->sq[0];
     float *const cu = w->cu, *const ci = w->ci;
     const bool offs = !T.pk[0] || !T.pk[1]; /* a side's lists in the CSR: their offsets asked for early */
@@ -1331,11 +1359,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         if (!g) continue;
         const float gi = (float)(wt * dsi * invB), gj = (float)(wt * dsj * invB), l2f = (float)(2.0 * l2s);
         if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) { /* a zero gradient: the rows, no arithmetic */
-            if (zero_unmarked) continue;
-            float *gbr;
-            (void)kgrow(&T, 0, u, d, &gbr, NULL);
-            (void)kgrow(&T, 1, i, d, &gbr, NULL);
-            if (pair) (void)kgrow(&T, 1, j, d, &gbr, NULL);
+            if (!zero_unmarked) kgrow_zero(&T, u, i, j, pair, d);
             continue;
         }
         const float gij = gi + (pair ? gj : 0.0f);
@@ -1369,13 +1393,7 @@ static FRI_ALWAYS_INLINE double hy_kernel_body(const fr_model *m, hy_ws *w, cons
         kscatter(&T, 0, u, cu, fm ? gij : 0.0f, gij, d, fm);
         if (fm) gw0[0] += gij;
     }
-    if (g) /* the counts back; the bias rows were marked as the id rows, in the same order */
-        for (int s = 0; s < 2; s++) {
-            fr_rowset *re = T.rE[s], *rb = T.rB[s];
-            for (uint32_t k = re->count; k < T.rc[s]; k++) fr_rowset_add(rb, T.rl[s][k]);
-            re->count = T.rc[s];
-            w->ccount[s] = T.cc[s];
-        }
+    if (g) ktab_done(&T, w);
     if (lprod != 1.0) L += log(lprod) * invB;
     return L;
 #undef HY_OWN_INIT
@@ -1431,39 +1449,6 @@ hy_kernel_avx(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g) {
  *     found): its gradient, loss and the user's coefficient need it, the positive's does not.
  * Held to hy_kernel_body (the same model within the contraction's last bits, the same
  * candidates: tests/test_hybrid.c). */
-/* The warp kernels' tables (hy_tab) of the centralized model m (rows are global ids), its
- * feature set f, gradient g and workspace w. */
-static FRI_ALWAYS_INLINE void hy_warp_tab(hy_tab *T, const fr_model *m, const fri_feat *f, fr_grad *g, const hy_ws *w) {
-    const int roles[2][4] = {{US_EMB, US_B, UF_EMB, UF_B}, {IT_EMB, IT_B, IF_EMB, IF_B}};
-    for (int s = 0; s < 2; s++) {
-        T->E[s] = P(m, roles[s][0]);
-        T->B[s] = P(m, roles[s][1]);
-        T->F[s] = P(m, roles[s][2]);
-        T->FB[s] = P(m, roles[s][3]);
-        T->off[s] = f ? f->off[s] : NULL;
-        T->fid[s] = f ? f->id[s] : NULL;
-        T->fw[s] = f ? f->w[s] : NULL;
-        T->frows[s] = f ? f->rows[s] : 0;
-        T->pk[s] = f ? f->pk[s] : NULL;
-        T->map[s] = NULL;
-        T->nmap[s] = 0;
-        T->gE[s] = G(g, m, roles[s][0]);
-        T->gB[s] = G(g, m, roles[s][1]);
-        T->gF[s] = G(g, m, roles[s][2]);
-        T->gFB[s] = G(g, m, roles[s][3]);
-        T->rE[s] = &g->rows[m->slot[roles[s][0]]];
-        T->rB[s] = &g->rows[m->slot[roles[s][1]]];
-        T->mk[s] = T->rE[s]->mark;
-        T->rl[s] = T->rE[s]->rows;
-        T->rc[s] = T->rE[s]->count;
-        T->cg[s] = w->cg[s];
-        T->cgb[s] = w->cgb[s];
-        T->slot[s] = w->slot[s];
-        T->crow[s] = w->crow[s];
-        T->cc[s] = w->ccount[s];
-    }
-}
-
 #define HY_W_AHEAD 2 /* hy_warp_body: an example's trials 2 .. 1 + HY_W_AHEAD drawn an example ahead, then
                       * each trial HY_W_AHEAD ahead of the one that reads it (a power of 2) */
 /* the warp kernels' (hy_warp_body, hy_kernel_avx512_warp) example x's stream and first candidate
@@ -1493,7 +1478,7 @@ static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const 
     const size_t pw = w->pos_words;
     uint32_t *const trace = hy_cand_trace; /* tests (fri_hybrid_cand_trace) */
     hy_tab T;
-    hy_warp_tab(&T, m, f, g, w);
+    ktab_init(&T, m, f, g, w, false); /* the centralized model: global ids */
     float *const p = w->p, *const q0 = w->q[0], *const q1 = w->q[1];
     float *const cu = w->cu, *const ci = w->ci;
     const bool offs = !T.pk[0] || !T.pk[1];
@@ -1596,11 +1581,7 @@ static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const 
                 L += l2s * (fast ? (double)ksumsq(p, d) + (double)ksumsq(q0, d) + (double)ksumsq(q1, d)
                                  : hy_sumsq(p, d) + hy_sumsq(q0, d) + hy_sumsq(q1, d));
             if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) { /* a zero gradient: the rows, no arithmetic */
-                if (zero_unmarked) continue;
-                float *gbr;
-                (void)kgrow(&T, 0, u, d, &gbr, NULL);
-                (void)kgrow(&T, 1, i, d, &gbr, NULL);
-                (void)kgrow(&T, 1, j, d, &gbr, NULL);
+                if (!zero_unmarked) kgrow_zero(&T, u, i, j, true, d);
                 continue;
             }
         }
@@ -1637,12 +1618,7 @@ static FRI_ALWAYS_INLINE double hy_warp_body(const fr_model *m, hy_ws *w, const 
         }
         kscatter(&T, 0, u, cu, 0.0f, gij, d, false);
     }
-    for (int s = 0; s < 2; s++) { /* the counts back; the bias rows were marked as the id rows, in the same order */
-        fr_rowset *re = T.rE[s], *rb = T.rB[s];
-        for (uint32_t k = re->count; k < T.rc[s]; k++) fr_rowset_add(rb, T.rl[s][k]);
-        re->count = T.rc[s];
-        w->ccount[s] = T.cc[s];
-    }
+    ktab_done(&T, w);
     return L;
 #undef HY_W_DRAWS
 }
@@ -1789,7 +1765,7 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
     const size_t pw = w->pos_words;
     uint32_t *const trace = hy_cand_trace; /* tests (fri_hybrid_cand_trace) */
     hy_tab T;
-    hy_warp_tab(&T, m, f, g, w);
+    ktab_init(&T, m, f, g, w, false); /* the centralized model: global ids */
     const bool offs = !T.pk[0] || !T.pk[1];
     double L = 0.0;
     float sink[33] = {0}; /* (h5_scatter) */
@@ -1900,11 +1876,7 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
             L += wt * 0.0 * invB;
             if (l2s > 0) L += l2s * ((double)h5_sumsq(&p) + (double)h5_sumsq(&q0) + (double)h5_sumsq(&q1));
             if (gi == 0.0f && gj == 0.0f && l2f == 0.0f) {
-                if (zero_unmarked) continue;
-                float *gbr;
-                (void)kgrow(&T, 0, u, d, &gbr, NULL);
-                (void)kgrow(&T, 1, i, d, &gbr, NULL);
-                (void)kgrow(&T, 1, j, d, &gbr, NULL);
+                if (!zero_unmarked) kgrow_zero(&T, u, i, j, true, d);
                 continue;
             }
         }
@@ -1927,12 +1899,7 @@ hy_kernel_avx512_warp(const fr_model *m, hy_ws *w, const fr_batch *b, fr_grad *g
         cf.b = _mm512_fmadd_ps(vl2, p.b, _mm512_fmadd_ps(vgj, q1.b, _mm512_mul_ps(vgi, q0.b)));
         h5_scatter(&T, 0, u, &cf, gij, sink);
     }
-    for (int s = 0; s < 2; s++) {
-        fr_rowset *re = T.rE[s], *rb = T.rB[s];
-        for (uint32_t k = re->count; k < T.rc[s]; k++) fr_rowset_add(rb, T.rl[s][k]);
-        re->count = T.rc[s];
-        w->ccount[s] = T.cc[s];
-    }
+    ktab_done(&T, w);
     return L;
 #undef HY_W_DRAWS
 }
