@@ -493,6 +493,19 @@ __attribute__((target("avx,fma"))) static void adagrad_gather_rsqrt_avx(float *r
     }
 }
 
+/* The adagrad_gather2 steps' later row rn asked for now (the rows are scattered): its cols
+ * floats of p and sum, and its one float of p1 and sum1. */
+static inline void prefetch_gather2_row(const float *p, const float *sum, const float *p1, const float *sum1,
+                                        uint32_t rn, size_t cols) {
+    const size_t an = (size_t)rn * cols;
+    for (size_t i = 0; i < cols; i += 16) {
+        _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
+        _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
+    }
+    _mm_prefetch((const char *)(p1 + rn), _MM_HINT_T0);
+    _mm_prefetch((const char *)(sum1 + rn), _MM_HINT_T0);
+}
+
 /* adagrad_gather_rsqrt_avx on rows of cols floats (a multiple of 8) and, row by row, on the
  * rows' one-float tensor (p1, sum1, gradients gc1). */
 __attribute__((target("avx,fma"))) static void adagrad_gather2_rsqrt_avx(float *restrict p, float *restrict sum,
@@ -508,16 +521,7 @@ __attribute__((target("avx,fma"))) static void adagrad_gather2_rsqrt_avx(float *
         const size_t at = (size_t)r * cols;
         float *pr = p + at, *sr = sum + at;
         const float *gr = gc + (size_t)x * cols;
-        if (x + 4 < n) { /* the rows are scattered: ask for a later row's lines now */
-            const uint32_t rn = rows[x + 4];
-            const size_t an = (size_t)rn * cols;
-            for (size_t i = 0; i < cols; i += 16) {
-                _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
-                _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
-            }
-            _mm_prefetch((const char *)(p1 + rn), _MM_HINT_T0);
-            _mm_prefetch((const char *)(sum1 + rn), _MM_HINT_T0);
-        }
+        if (x + 4 < n) prefetch_gather2_row(p, sum, p1, sum1, rows[x + 4], cols); /* the rows are scattered */
         if (c.wd0) /* (a loop invariant) */
             for (size_t i = 0; i < cols; i += 8) rsqrt_step8w(pr + i, sr + i, _mm256_loadu_ps(gr + i), &c, 1);
         else
@@ -544,15 +548,8 @@ __attribute__((target("avx,fma,f16c"))) static void adagrad_gather2_mirror_avx32
         uint16_t *hr = hm + at;
         const float *gr = gc + (size_t)x * cols;
         if (x + 4 < n) {
-            const uint32_t rn = rows[x + 4];
-            const size_t an = (size_t)rn * cols;
-            for (size_t i = 0; i < cols; i += 16) {
-                _mm_prefetch((const char *)(p + an + i), _MM_HINT_T0);
-                _mm_prefetch((const char *)(sum + an + i), _MM_HINT_T0);
-            }
-            _mm_prefetch((const char *)(hm + an), _MM_HINT_T0);
-            _mm_prefetch((const char *)(p1 + rn), _MM_HINT_T0);
-            _mm_prefetch((const char *)(sum1 + rn), _MM_HINT_T0);
+            prefetch_gather2_row(p, sum, p1, sum1, rows[x + 4], cols);
+            _mm_prefetch((const char *)(hm + (size_t)rows[x + 4] * cols), _MM_HINT_T0);
         }
         for (size_t i = 0; i < cols; i += 8) {
             const __m256 old = _mm256_loadu_ps(pr + i);
