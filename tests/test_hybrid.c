@@ -1347,10 +1347,8 @@ static size_t check_candidates_dim(const fr_dataset *train, int epochs, uint32_t
 
 static size_t check_candidates(const fr_dataset *train, int epochs) { return check_candidates_dim(train, epochs, 8); }
 
-/* The kernel's WARP candidates (rows_pass_draws) are never one of the user's items nor an
- * absent (cold) item, as the trainer's drawn negatives are not: users whose items are most
- * of a 24-item catalogue (20, 22 of 24), and one who has all of it (no example) */
-Test(hybrid, fast_warp_candidates_are_never_the_users_items) {
+/* A 24-item catalogue whose users hold most of it (20, 12, 4, 22 items) and one all of it. */
+static fr_dataset *crowded_catalogue(void) {
     int64_t u[128], it[128];
     size_t n = 0;
     for (int j = 0; j < 20; j++) u[n] = 0, it[n++] = j;
@@ -1360,6 +1358,14 @@ Test(hybrid, fast_warp_candidates_are_never_the_users_items) {
     for (int j = 0; j < 24; j++) u[n] = 4, it[n++] = j;
     fr_dataset *d = NULL;
     cr_assert_eq(fr_dataset_from_arrays(&d, n, u, it, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    return d;
+}
+
+/* The kernel's WARP candidates (rows_pass_draws) are never one of the user's items nor an
+ * absent (cold) item, as the trainer's drawn negatives are not: users whose items are most
+ * of a 24-item catalogue (20, 22 of 24), and one who has all of it (no example) */
+Test(hybrid, fast_warp_candidates_are_never_the_users_items) {
+    fr_dataset *d = crowded_catalogue();
     cr_assert_eq(fr_dataset_n_items(d), 24);
     size_t traced = check_candidates(d, 60);
     cr_log_info("%zu candidates checked", traced);
@@ -1507,15 +1513,7 @@ Test(hybrid, warp_kernels_hold_to_the_general_kernel) {
     for (int k = 0; k < 4; k++) fr_model_free(m[k]);
     data_free(&d);
     /* the candidates of the 24-item catalogue (fast_warp_candidates_are_never_the_users_items) at dim 32 */
-    int64_t u[128], it[128];
-    size_t n = 0;
-    for (int j = 0; j < 20; j++) u[n] = 0, it[n++] = j;
-    for (int j = 0; j < 12; j++) u[n] = 1, it[n++] = j;
-    for (int j = 5; j < 20; j += 4) u[n] = 2, it[n++] = j;
-    for (int j = 2; j < 24; j++) u[n] = 3, it[n++] = j;
-    for (int j = 0; j < 24; j++) u[n] = 4, it[n++] = j;
-    fr_dataset *dd = NULL;
-    cr_assert_eq(fr_dataset_from_arrays(&dd, n, u, it, NULL, NULL), FR_OK, "%s", fr_errmsg());
+    fr_dataset *dd = crowded_catalogue();
     const uint64_t calls = fri_hybrid_warp_calls(0) + fri_hybrid_warp_calls(1);
     check_candidates_dim(dd, 60, 32);
     if (avx2) cr_assert_gt(fri_hybrid_warp_calls(0) + fri_hybrid_warp_calls(1), calls, "no warp kernel ran");
